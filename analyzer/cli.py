@@ -1,0 +1,193 @@
+"""The `llm-cost` command: a thin adapter from options to one library call each.
+
+Errors the user can fix are AnalyzerError: printed as one line, exit 2. Heavy modules (Polars, Rich)
+are imported inside commands so that `llm-cost --help` starts instantly.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .errors import AnalyzerError, ExitCode
+
+BY_HELP = ("comma-separated keys: hour, day, week, month, year, model, model_raw, family, provider, platform, "
+           "service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
+           "component, source_file, or any dimension column (workspace, api_key, project, ...)")
+
+
+def _fail(message: str, code: int = ExitCode.USAGE) -> None:
+    click.echo(f"llm-cost: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(f):
+    """One clear line and exit 2 for anything wrong with the input; never a traceback for it."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except AnalyzerError as e:
+            _fail(str(e), e.exit_code)
+        except OSError as e:
+            _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+        except Exception as e:  # noqa: BLE001 - Polars reports malformed files as its own errors
+            import polars as pl
+
+            if isinstance(e, pl.exceptions.PolarsError):
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                _fail(f"cannot read input: {first}")
+            raise
+
+    return wrapper
+
+
+def input_options(f):
+    """Options shared by every command that reads logs."""
+    decorators = [
+        click.argument("paths", nargs=-1, required=True),
+        click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file"),
+        click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
+                     help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
+        click.option("--since", help="first day (in --tz) or ISO date-time to include"),
+        click.option("--until", help="last day to include (whole day, in --tz), or an exclusive ISO date-time"),
+        click.option("--tz", default="UTC", show_default=True, help="IANA time zone for days/weeks/months"),
+        click.option("--quarantine", type=click.Path(dir_okay=False),
+                     help="where to write rows that cannot be read [default: ./llm-cost-quarantine.jsonl]"),
+        click.option("--no-dedupe", is_flag=True, help="count repeated request ids every time"),
+        click.option("--strict", is_flag=True, help="exit 1 if any row is unpriced or quarantined"),
+        click.option("--quiet", "-q", is_flag=True, help="no summary on stderr"),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _options(kw: dict):
+    from .pipeline import Options
+
+    return Options(dialect=kw["dialect"], prices=tuple(kw["prices"]), since=kw["since"], until=kw["until"],
+                   tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"])
+
+
+def _finish(acc, strict: bool, quiet: bool) -> None:
+    if not quiet and (acc.unpriced or acc.quarantined):
+        for raw, n in acc.unpriced_models.items():
+            click.echo(f"llm-cost: warning: {n:,} rows unpriced: {acc.unpriced_reasons.get(raw, raw)}", err=True)
+        if acc.quarantined:
+            click.echo(f"llm-cost: warning: {acc.quarantined:,} rows quarantined -> {acc.quarantine_file}", err=True)
+    if strict and (acc.unpriced or acc.quarantined):
+        click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {acc.quarantined:,} quarantined rows", err=True)
+        sys.exit(ExitCode.CHECK_FAILED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="llm-cost", prog_name="llm-cost")
+def main():
+    """Exact cost reports from LLM API usage logs."""
+
+
+@main.command()
+@input_options
+@click.option("--by", default="model", show_default=True, help=BY_HELP)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
+@handle_errors
+def report(paths, by, fmt, output, **kw):
+    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin)."""
+    from . import pipeline, writers
+
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
+    fmt = writers.format_for(fmt, output, "table")
+    rep = pipeline.analyze(paths, keys, _options(kw))
+    if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
+        writers.print_table(rep)
+    else:
+        writers.write_report(rep, fmt, output)
+    if output not in (None, "-") and not kw["quiet"]:
+        a = rep.accounting
+        click.echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
+                   f"rows read {a.rows_read:,} = priced {a.priced:,} + unpriced {a.unpriced:,} + duplicates "
+                   f"{a.duplicates:,} + quarantined {a.quarantined:,}"
+                   + (f" + outside the dates {a.filtered_out:,}" if a.filtered_out else ""), err=True)
+    _finish(rep.accounting, kw["strict"], kw["quiet"])
+
+
+@main.command()
+@input_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="per-request rows: .parquet, .csv or .jsonl")
+@handle_errors
+def price(paths, output, **kw):
+    """Per-request rows with tags and exact cost columns."""
+    from . import pipeline, writers
+
+    rows, acc = pipeline.price_requests(paths, _options(kw))
+    fmt = writers.format_for(None, output, "parquet")
+    if fmt not in ("parquet", "csv", "jsonl"):
+        raise click.BadParameter("use a .parquet, .csv or .jsonl file", param_hint="-o")
+    writers.sink_rows(rows, fmt, output)
+    if not kw["quiet"]:
+        click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests (priced {acc.priced:,}, unpriced "
+                   f"{acc.unpriced:,}); duplicates {acc.duplicates:,}, quarantined {acc.quarantined:,}"
+                   + (f", outside the dates {acc.filtered_out:,}" if acc.filtered_out else ""), err=True)
+    _finish(acc, kw["strict"], kw["quiet"])
+
+
+@main.group()
+def prices():
+    """Inspect and check price books."""
+
+
+@prices.command("list")
+@click.option("--prices", "overlays", multiple=True, type=click.Path(dir_okay=False), help="price overlay TOML")
+@handle_errors
+def prices_list(overlays):
+    """Every model in the book with its current rates (USD per million tokens)."""
+    from . import pricebook, writers
+
+    book = pricebook.load(overlays)
+    click.echo(writers.price_list_text(book), nl=False)
+
+
+@prices.command("show")
+@click.argument("model")
+@click.option("--prices", "overlays", multiple=True, type=click.Path(dir_okay=False), help="price overlay TOML")
+@handle_errors
+def prices_show(model, overlays):
+    """Every price period of MODEL (any id, alias or platform id), with sources."""
+    from . import pricebook, writers
+    from .errors import OptionError
+    from .models import Resolver
+
+    book = pricebook.load(overlays)
+    resolver = Resolver(book)
+    found, _, problem = resolver.resolve(model)
+    if found is None:
+        hint = resolver.suggest(model)
+        raise OptionError(f"{model}: {problem}" + (f"; did you mean {hint}?" if hint else ""))
+    click.echo(writers.price_show_text(book, book.models[found]), nl=False)
+
+
+@prices.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+@handle_errors
+def prices_check(file):
+    """Validate a price overlay on top of the shipped book."""
+    from . import pricebook
+
+    book = pricebook.check(file)
+    click.echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
+
+
+@main.command()
+def formats():
+    """The log formats (dialects) llm-cost reads, and how each is recognised."""
+    from .dialects import DIALECTS
+
+    for d in DIALECTS.values():
+        click.echo(f"{d.name}\n  {d.description}\n  recognised by: {', '.join(d.required)}")

@@ -1,0 +1,68 @@
+"""Log formats ("dialects"): how each real usage log maps onto the canonical request schema.
+
+A dialect is data plus one function: its name, what it looks like (the keys its first records carry),
+and `normalize(source) -> LazyFrame` producing canonical columns, dimension columns, and two
+bookkeeping columns: `_reason` (null, or why the row is quarantined) and `_raw` (the record's text,
+written to the quarantine file). Detection picks the dialect whose signature the first records carry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import polars as pl
+
+from ..errors import DialectError
+from ..sources import SourceFile
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    description: str
+    required: tuple[str, ...]  # keys every record of this format carries (the detection signature)
+    optional: tuple[str, ...]
+    normalize: Callable[[SourceFile], pl.LazyFrame]
+    # Extra test beyond the signature, for formats whose keys overlap (e.g. nested JSON shapes).
+    matches: Callable[[SourceFile], bool] | None = None
+    priority: int = 0  # higher wins when two dialects both match
+
+    def missing(self, src: SourceFile) -> list[str]:
+        cols = {c.lower().lstrip("\ufeff") for c in src.columns}
+        return [k for k in self.required if k.split("|")[0] not in cols and not any(a in cols for a in k.split("|"))]
+
+    def detects(self, src: SourceFile) -> bool:
+        return not self.missing(src) and (self.matches is None or self.matches(src))
+
+
+def _registry() -> dict[str, Dialect]:
+    from . import canonical
+
+    dialects = [canonical.DIALECT]
+    return {d.name: d for d in dialects}
+
+
+DIALECTS: dict[str, Dialect] = _registry()
+
+
+def get(name: str) -> Dialect:
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise DialectError(f"unknown dialect {name!r}; known: {', '.join(DIALECTS)} (see `llm-cost formats`)") from None
+
+
+def detect(src: SourceFile) -> Dialect:
+    """The dialect whose signature the file's first records carry; a clear error otherwise."""
+    if not src.columns:
+        raise DialectError(f"{src.display}: no records found (empty file, or no readable records in its first lines)")
+    found = sorted((d for d in DIALECTS.values() if d.detects(src)), key=lambda d: -d.priority)
+    if found:
+        return found[0]
+    closest = min(DIALECTS.values(), key=lambda d: len(d.missing(src)))
+    raise DialectError(
+        f"{src.display}: unknown log format; closest is {closest.name!r}, missing "
+        f"{', '.join(closest.missing(src))} (columns seen: {', '.join(src.columns[:12])}"
+        f"{', ...' if len(src.columns) > 12 else ''}). Use --dialect to force one; `llm-cost formats` lists them"
+    )

@@ -1,0 +1,83 @@
+"""Model-id resolution: any logged model string -> the price book's canonical model id.
+
+Normalisation is mechanical and documented (case, whitespace, Claude Code's `[1m]` marker, Bedrock
+ARNs, inference-profile prefixes, the `anthropic.` provider prefix, `-vN:M` version suffixes, Vertex
+`publishers/.../models/` paths and `@YYYYMMDD` snapshots); after it, the lookup is an exact match on
+ids, aliases and platform ids. There is no fuzzy matching: an id that does not resolve is unpriced,
+and the report suggests the nearest known id for a human to confirm.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+import polars as pl
+
+from .pricebook import PriceBook
+
+_ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(?P<kind>[\w-]+)/(?P<rest>.+)$")
+# Bedrock cross-region inference profiles: geography prefixes are regional endpoints, global. is not.
+_PROFILE = re.compile(r"^(?P<geo>us-gov|us|eu|apac|jp|au|ca|global)\.(?=[a-z])")
+_VERSION = re.compile(r"-v\d+(:\d+)?$")
+_VERTEX_PATH = re.compile(r"^.*?/models/")
+_SNAPSHOT = re.compile(r"@(\d{8})$")
+
+
+def normalize(raw: str) -> tuple[str, str | None, str | None]:
+    """(lookup key, endpoint scope implied by the id or None, reason it cannot resolve or None)."""
+    s = raw.strip().lower()
+    s = s.removesuffix("[1m]")
+    scope = None
+    m = _ARN.match(s)
+    if m:
+        if m.group("kind") in ("application-inference-profile", "provisioned-model", "custom-model"):
+            return s, None, f"{m.group('kind')} ARN does not name a model (look it up in AWS)"
+        s = m.group("rest")
+    s = _VERTEX_PATH.sub("", s).split(":rawpredict")[0].split(":streamrawpredict")[0]
+    m = _PROFILE.match(s)
+    if m:
+        scope = "global" if m.group("geo") == "global" else "regional"
+        s = s[m.end():]
+    s = s.removeprefix("anthropic.")
+    s = _VERSION.sub("", s)
+    return s, scope, None
+
+
+class Resolver:
+    """Lookup table of every id, alias and platform id in a price book."""
+
+    def __init__(self, book: PriceBook):
+        self.book = book
+        self.table: dict[str, str] = {}
+        for m in book.models.values():
+            for key in (m.id, *m.aliases, *m.platform_ids):
+                self.table[key.strip().lower()] = m.id
+
+    def resolve(self, raw: str) -> tuple[str | None, str | None, str | None]:
+        """(canonical id or None, endpoint scope implied by the id, why it did not resolve)."""
+        key, scope, problem = normalize(raw)
+        if problem:
+            return None, scope, problem
+        found = self.table.get(key)
+        if found is None and _SNAPSHOT.search(key):
+            found = self.table.get(_SNAPSHOT.sub(r"-\1", key))  # claude-x@20250101 -> claude-x-20250101
+        if found is None:
+            return None, scope, "unknown model"
+        return found, scope, None
+
+    def suggest(self, raw: str) -> str | None:
+        key = normalize(raw)[0]
+        close = difflib.get_close_matches(key, list(self.table), n=1, cutoff=0.6)
+        return self.table[close[0]] if close else None
+
+    def frame(self, raw_ids: list[str]) -> pl.DataFrame:
+        """One row per distinct logged id (a handful, not one per request): its resolution."""
+        rows = {"model_raw": [], "model": [], "id_scope": [], "model_problem": []}
+        for raw in raw_ids:
+            model, scope, problem = self.resolve(raw)
+            rows["model_raw"].append(raw)
+            rows["model"].append(model)
+            rows["id_scope"].append(scope)
+            rows["model_problem"].append(problem)
+        return pl.DataFrame(rows, schema={k: pl.String for k in rows})

@@ -1,0 +1,361 @@
+"""The only module that knows the order of the steps:
+sources -> normalize -> dedupe/validate -> tag -> (aggregate) -> price -> summarize.
+
+Reports price aggregates, not rows: one streaming pass groups every request by the keys that decide
+its rates plus the report's own keys, summing counts; the few resulting rows are priced exactly.
+`price_requests` is the one place that prices individual rows (for `llm-cost price`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import polars as pl
+
+from . import aggregate, dialects, pricebook, tagging
+from .errors import OptionError, SourceError
+from .models import Resolver
+from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
+from .schema import CANONICAL, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
+from .sources import SourceFile, expand_paths, open_source
+
+STATUS = "_status"
+OK, DUPLICATE, QUARANTINED, FILTERED = "ok", "duplicate", "quarantined", "filtered"
+ROWS = "_rows"
+# Keys that exist only after pricing (derived from the rate keys), usable in --by.
+DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")
+RAW_KEYS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope", "source",
+            "source_file")
+DEFAULT_QUARANTINE = "llm-cost-quarantine.jsonl"
+
+
+@dataclass
+class Options:
+    """What the user asked for, shared by every command."""
+
+    dialect: str | None = None
+    prices: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+    tz: str = "UTC"
+    quarantine: str | None = None
+    dedupe: bool = True
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class Accounting:
+    """Where every input row went. rows_read = priced + unpriced + duplicates + quarantined + filtered_out."""
+
+    rows_read: int = 0
+    priced: int = 0
+    unpriced: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    filtered_out: int = 0
+    unpriced_models: dict[str, int] = field(default_factory=dict)
+    unpriced_reasons: dict[str, str] = field(default_factory=dict)
+    quarantine_file: str | None = None
+    files: int = 0
+
+    @property
+    def balanced(self) -> bool:
+        return self.rows_read == self.priced + self.unpriced + self.duplicates + self.quarantined + self.filtered_out
+
+    def as_dict(self) -> dict:
+        return {
+            "rows_read": self.rows_read, "priced": self.priced, "unpriced": self.unpriced,
+            "duplicates": self.duplicates, "quarantined": self.quarantined, "filtered_out": self.filtered_out,
+            "balanced": self.balanced, "unpriced_models": self.unpriced_models,
+            "unpriced_reasons": self.unpriced_reasons, "quarantine_file": self.quarantine_file, "files": self.files,
+        }
+
+
+@dataclass
+class Loaded:
+    """The normalized requests of a run, still lazy, and what is known about them."""
+
+    frame: pl.LazyFrame
+    files: list[SourceFile]
+    dialects: dict[str, str]  # file -> dialect name
+    dimensions: list[str]
+    has_ids: bool
+
+
+def load(paths, opts: Options) -> Loaded:
+    frames, files, names, dims, has_ids = [], [], {}, {}, False
+    forced = dialects.get(opts.dialect) if opts.dialect else None
+    for i, path in enumerate(expand_paths(paths)):
+        src = open_source(path, index=i)
+        d = forced or dialects.detect(src)
+        lf = d.normalize(src)
+        frames.append(lf)
+        files.append(src)
+        names[src.display] = d.name
+        for c in lf.collect_schema().names():
+            if c not in CANONICAL and not c.startswith("_"):
+                dims[c] = None
+        has_ids = has_ids or "request_id" in {c.lower() for c in src.columns}
+    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+    ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
+    return Loaded(frame, files, names, ordered, has_ids)
+
+
+def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
+    """--since/--until: a date (in --tz; --until DATE includes that whole day) or an ISO date-time."""
+    if value is None:
+        return None
+    zone = ZoneInfo(tz)
+    try:
+        if len(value) == 10:
+            d = dt.date.fromisoformat(value)
+            t = dt.datetime(d.year, d.month, d.day, tzinfo=zone)
+            return (t + dt.timedelta(days=1) if end else t).astimezone(dt.timezone.utc)
+        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise OptionError(f"{'--until' if end else '--since'} {value!r}: expected a date (2026-10-01) or an ISO date-time") from None
+    return (t if t.tzinfo else t.replace(tzinfo=zone)).astimezone(dt.timezone.utc)
+
+
+def check_tz(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise OptionError(f"--tz {tz!r}: not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
+    return tz
+
+
+def _row_key() -> pl.Expr:
+    return pl.col("_file").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
+
+
+def _hashes() -> list[pl.Expr]:
+    # Two 64-bit hashes with different seeds stand for the id: fixed width, so the dedupe table stays
+    # small, and a false match needs both to collide (about 2^-128 for a pair of ids).
+    return [pl.col("request_id").hash(0x5EED_0001).alias("_h1"), pl.col("request_id").hash(0x5EED_0002).alias("_h2")]
+
+
+def _duplicates(lf: pl.LazyFrame) -> pl.DataFrame:
+    """(h1, h2, winner) for every request id seen more than once. The winner is the row with the most
+    tokens (a streamed response logged early and again complete), ties to the first file/line."""
+    tokens = pl.sum_horizontal(*[pl.col(c) for c in COUNT_COLUMNS]).alias("_tok")
+    ids = lf.filter(pl.col("_reason").is_null() & pl.col("request_id").is_not_null()).select(
+        *_hashes(), tokens, _row_key().alias("_key")
+    )
+    counts = ids.group_by("_h1", "_h2").agg(pl.len().alias("_n"), pl.col("_tok").max().alias("_max"))
+    dup = counts.filter(pl.col("_n") > 1).collect(engine="streaming")
+    if dup.height == 0:
+        return dup.select("_h1", "_h2", pl.lit(None, pl.Int64).alias("_winner"))
+    # Second, small step: among the duplicated ids only, the first row holding the maximum.
+    winners = (
+        ids.join(dup.lazy(), on=["_h1", "_h2"], how="semi")
+        .join(dup.lazy().select("_h1", "_h2", "_max"), on=["_h1", "_h2"])
+        .filter(pl.col("_tok") == pl.col("_max"))
+        .group_by("_h1", "_h2")
+        .agg(pl.col("_key").min().alias("_winner"))
+        .collect(engine="streaming")
+    )
+    return winners
+
+
+def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
+    """Each row's fate before pricing: quarantined, duplicate, filtered (outside --since/--until) or ok."""
+    lf = loaded.frame
+    dup_loser = pl.lit(False)
+    if opts.dedupe and loaded.has_ids:
+        dups = _duplicates(lf)
+        if dups.height:
+            lf = lf.with_columns(*_hashes()).join(dups.lazy(), on=["_h1", "_h2"], how="left")
+            dup_loser = pl.col("_winner").is_not_null() & (_row_key() != pl.col("_winner"))
+    since = parse_time(opts.since, opts.tz, end=False)
+    until = parse_time(opts.until, opts.tz, end=True)
+    outside = pl.lit(False)
+    if since is not None:
+        outside = outside | (pl.col("timestamp") < since)
+    if until is not None:
+        outside = outside | (pl.col("timestamp") >= until)
+    status = (
+        pl.when(pl.col("_reason").is_not_null()).then(pl.lit(QUARANTINED))
+        .when(dup_loser).then(pl.lit(DUPLICATE))
+        .when(outside).then(pl.lit(FILTERED))
+        .otherwise(pl.lit(OK))
+    )
+    return lf.with_columns(status.alias(STATUS))
+
+
+def _split_by(by: list[str], loaded: Loaded) -> tuple[list[str], list[str]]:
+    """--by keys computed per row before aggregating, and keys derived after pricing."""
+    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(loaded.dimensions)
+    for k in by:
+        if k not in allowed:
+            raise OptionError(
+                f"--by {k!r}: unknown key; use any of {', '.join(TIME_BUCKETS)}, "
+                f"{', '.join(sorted(set(RAW_KEYS) | set(DERIVED_KEYS)))}"
+                + (f", or a dimension of these logs: {', '.join(loaded.dimensions)}" if loaded.dimensions else "")
+            )
+    if len(set(by)) != len(by):
+        raise OptionError("--by lists a key twice")
+    return [k for k in by if k not in DERIVED_KEYS], [k for k in by if k in DERIVED_KEYS]
+
+
+def _grouped(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, opts: Options, extra: list[pl.Expr]) -> pl.LazyFrame:
+    """The streaming aggregation: counts summed per status, rate keys and report keys."""
+    lf = lf.with_columns(tagging.time_band(book), tagging.prompt_band(book), *extra)
+    group = [STATUS, *tagging.RATE_KEYS, *keys]
+    return lf.group_by(group).agg(
+        pl.len().alias(ROWS),
+        pl.col("requests").sum(),
+        *[pl.col(c).sum() for c in COUNT_COLUMNS],
+        pl.col("reported_cost").sum().alias("reported_cost"),
+        pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
+    )
+
+
+def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
+    return [tagging.time_bucket(k, tz) for k in keys if k in TIME_BUCKETS]
+
+
+def _account(agg: pl.DataFrame, acc: Accounting) -> None:
+    per_status = agg.group_by(STATUS).agg(pl.col(ROWS).sum())
+    counts = dict(zip(per_status[STATUS].to_list(), per_status[ROWS].to_list()))
+    acc.duplicates = int(counts.get(DUPLICATE, 0))
+    acc.quarantined = int(counts.get(QUARANTINED, 0))
+    acc.filtered_out = int(counts.get(FILTERED, 0))
+    acc.rows_read = int(sum(counts.values()))
+
+
+def _price_groups(ok: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
+    """Join rates onto the aggregated rows and split priced from unpriced."""
+    rates = rate_frame(ok, book)
+    joined = ok.join(rates, on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
+    joined = joined.with_columns(missing_rate_reason())
+    unpriced = joined.filter(pl.col("unpriced_reason").is_not_null())
+    priced = joined.filter(pl.col("unpriced_reason").is_null())
+    acc.unpriced = int(unpriced[ROWS].sum() or 0)
+    acc.priced = int(priced[ROWS].sum() or 0)
+    if unpriced.height:
+        resolver = Resolver(book)
+        by_model = unpriced.group_by("model_raw").agg(pl.col(ROWS).sum(), pl.col("unpriced_reason").first())
+        by_model = by_model.sort(ROWS, descending=True)
+        for raw, n, reason in zip(*(by_model[c].to_list() for c in ("model_raw", ROWS, "unpriced_reason"))):
+            acc.unpriced_models[raw] = int(n)
+            hint = resolver.suggest(raw) if reason.startswith("unknown model") else None
+            acc.unpriced_reasons[raw] = reason + (f" (did you mean {hint}?)" if hint else "")
+    priced = priced.with_columns(cost_columns()).with_columns(totals_columns())
+    return priced.with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"))
+
+
+@dataclass
+class Report:
+    group_by: list[str]
+    rows: pl.DataFrame
+    totals: dict
+    accounting: Accounting
+    book: pricebook.PriceBook
+    tz: str
+    dialects: dict[str, str]
+    notes: list[str]
+
+
+def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options | None = None,
+            book: pricebook.PriceBook | None = None) -> Report:
+    """Read, normalize, dedupe, price and aggregate usage logs into a report (the main job)."""
+    opts = opts or Options()
+    check_tz(opts.tz)
+    book = book or pricebook.load(opts.prices)
+    loaded = load(paths, opts)
+    by = list(by)
+    row_keys, _ = _split_by(by, loaded)
+    extra = _bucket_exprs(row_keys, opts.tz)
+    if "discount_type" in by:
+        extra.append(tagging.cache_use())
+        row_keys = [*row_keys, "_cache_use"]
+    lf = with_status(loaded, opts)
+    keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
+    agg = _grouped(lf, keys, book, opts, extra).collect(engine="streaming")
+    acc = Accounting(files=len(loaded.files))
+    _account(agg, acc)
+    priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
+    if "discount_type" in by:
+        priced = priced.with_columns(aggregate.with_cache_use())
+    if acc.quarantined:
+        acc.quarantine_file = write_quarantine(lf, opts)
+    rows, totals = aggregate.summarize(priced, by, opts.tz)
+    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, _notes(priced, acc))
+
+
+def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
+    notes = []
+    if priced.height and (priced["service_tier"] == "priority").any():
+        notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
+    if priced.height and (priced["confidence"] == "estimate").any():
+        notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
+    if not acc.balanced:  # cannot happen unless a step drops rows; say so loudly rather than hide it
+        notes.append("ACCOUNTING DOES NOT BALANCE: rows were lost; please report this")
+    return notes
+
+
+def write_quarantine(lf: pl.LazyFrame, opts: Options) -> str:
+    """Quarantined rows as JSON Lines (file, line, reason, raw record), written atomically."""
+    path = opts.quarantine or DEFAULT_QUARANTINE
+    bad = lf.filter(pl.col(STATUS) == QUARANTINED).select(
+        pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
+        pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
+    )
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".llm-cost-", suffix=".tmp")
+    os.close(fd)
+    try:
+        bad.sink_ndjson(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None
+                   ) -> tuple[pl.LazyFrame, Accounting]:
+    """Per-request rows with tags and exact cost columns (lazy), and the run's accounting.
+
+    Two passes: a streaming aggregate learns the run's distinct rate keys and the accounting; the
+    returned plan joins the small rate frame onto every row, to be sunk by a writer."""
+    opts = opts or Options()
+    check_tz(opts.tz)
+    book = book or pricebook.load(opts.prices)
+    loaded = load(paths, opts)
+    lf = with_status(loaded, opts)
+    agg = _grouped(lf, [], book, opts, []).collect(engine="streaming")
+    acc = Accounting(files=len(loaded.files))
+    _account(agg, acc)
+    _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
+    if acc.quarantined:
+        acc.quarantine_file = write_quarantine(lf, opts)
+    rates = rate_frame(agg.filter(pl.col(STATUS) == OK), book)
+    rows = (
+        lf.filter(pl.col(STATUS) == OK)
+        .with_columns(tagging.time_band(book), tagging.prompt_band(book))
+        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
+        .with_columns(missing_rate_reason())
+        .with_columns(cost_columns())
+        .with_columns(totals_columns())
+    )
+    money = ["cost_" + c for c in ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output", "web_search",
+                                   "web_fetch")] + ["cost", "list_cost", "savings"]
+    unpriced = pl.col("unpriced_reason").is_not_null()
+    rows = rows.with_columns(
+        [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in money]
+        + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+           pl.lit(book.version).alias("price_book")]
+    )
+    cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
+        "model", "family", "provider", "price_period", "context_tier", "discount_type", *money, "price_book",
+        "unpriced_reason", "source"]
+    return rows.select(cols), acc

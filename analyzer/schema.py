@@ -1,0 +1,69 @@
+"""The canonical request schema: the only place its columns and dtypes are spelled.
+
+Every dialect normalizes to these columns; every later stage relies on them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+# Money: exact decimals. 12 fractional digits hold a per-token rate exactly ($3.75/MTok is
+# 0.00000375 $/token; the smallest published rate, $0.01/MTok with batch and geo multipliers, is
+# 0.0000000055 $/token), and a product token_count x rate keeps scale 12 with no rounding.
+MONEY = pl.Decimal(38, 12)
+# Presentation: money is rounded half-even to this many places only when written for people.
+DISPLAY_PLACES = 2
+ROUNDING = "half-even"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A billable quantity in a request: a token class or a server-tool use."""
+
+    column: str  # count column in the canonical schema
+    rate: str  # rate key in the price book
+    per: int  # the price book's rate is USD per this many units
+
+
+TOKEN_COMPONENTS: tuple[Component, ...] = (
+    Component("input_tokens", "input", 1_000_000),
+    Component("cache_write_5m_tokens", "cache_write_5m", 1_000_000),
+    Component("cache_write_1h_tokens", "cache_write_1h", 1_000_000),
+    Component("cache_read_tokens", "cache_read", 1_000_000),
+    Component("output_tokens", "output", 1_000_000),
+)
+TOOL_COMPONENTS: tuple[Component, ...] = (
+    Component("web_search_requests", "web_search", 1_000),
+    Component("web_fetch_requests", "web_fetch", 1_000),
+)
+COMPONENTS = TOKEN_COMPONENTS + TOOL_COMPONENTS
+COUNT_COLUMNS = tuple(c.column for c in COMPONENTS)
+# Tokens that make up a request's prompt; they decide the long-context tier (output never does).
+PROMPT_COLUMNS = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens")
+
+# Columns of a normalized request frame, in order. Dimensions (workspace, api_key, ...) follow.
+CANONICAL: dict[str, pl.DataType] = {
+    "request_id": pl.String(),
+    "timestamp": pl.Datetime("us", "UTC"),
+    "source": pl.String(),
+    "source_file": pl.String(),
+    "source_row": pl.Int64(),
+    "platform": pl.String(),
+    "endpoint_scope": pl.String(),
+    "model_raw": pl.String(),
+    "service_tier": pl.String(),
+    "speed": pl.String(),
+    "inference_geo": pl.String(),
+    "context_window": pl.String(),
+    "requests": pl.Int64(),
+    **{c: pl.Int64() for c in COUNT_COLUMNS},
+    "reported_cost": MONEY,
+}
+
+# Well-known dimension columns: kept when present, always as strings.
+KNOWN_DIMENSIONS = ("workspace", "api_key", "project", "user", "session")
+
+TIME_BUCKETS = ("hour", "day", "week", "month", "year")
+SERVICE_TIERS = ("standard", "batch", "priority", "flex")

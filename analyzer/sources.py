@@ -1,0 +1,274 @@
+"""Find the files behind the user's paths and open each as a lazy scan.
+
+Paths may be files, directories (walked recursively), globs or `-` (stdin). The container (CSV,
+JSONL/NDJSON, JSON array, Parquet) comes from the extension, or from the first bytes when the
+extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
+
+Text containers are scanned with every field as a string: counts and timestamps are validated by the
+dialect, so that one bad value quarantines one row instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from .errors import SourceError
+
+CONTAINERS = ("csv", "jsonl", "json", "parquet")
+_EXT = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+_COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+# Column holding one raw JSON line when a JSON container is scanned as text.
+LINE = "_line"
+SAMPLE_RECORDS = 50
+
+
+@dataclass
+class SourceFile:
+    """One input file: where it is, what container it is, and a peek at its first records."""
+
+    path: str
+    container: str
+    compression: str | None = None
+    index: int = 0  # position among the run's files; part of a row's stable identity
+    columns: list[str] = field(default_factory=list)  # CSV header / Parquet schema / JSON keys seen
+    sample: list[dict] = field(default_factory=list)  # first records, decoded (for detection)
+    display: str = ""  # the name shown to the user (the path, or <stdin>)
+
+    def __post_init__(self) -> None:
+        self.display = self.display or self.path
+
+    def scan_csv(self) -> pl.LazyFrame:
+        """CSV as a lazy frame of strings, with the line number of each record."""
+        return _scan_csv_strings(self.path)
+
+    def scan_lines(self) -> pl.LazyFrame:
+        """JSON Lines as one string column per line; blank lines keep their place so that
+        `source_row` is the line number a user sees in an editor."""
+        return pl.scan_csv(
+            self.path,
+            has_header=False,
+            new_columns=[LINE],
+            separator="\x1f",  # a byte that never occurs in JSON text outside strings' escapes
+            quote_char=None,
+            schema_overrides={LINE: pl.String},
+            encoding="utf8-lossy",
+        ).with_row_index("source_row", offset=1)
+
+    def scan_parquet(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
+
+
+def _scan_csv_strings(path: str) -> pl.LazyFrame:
+    sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
+    return pl.scan_csv(
+        path, infer_schema=False, separator=sep, encoding="utf8-lossy", truncate_ragged_lines=True
+    ).with_row_index("source_row", offset=2)  # line 1 is the header
+
+
+def _strip_compression(path: str) -> tuple[str, str | None]:
+    p = path.lower()
+    for ext, comp in _COMPRESSION.items():
+        if p.endswith(ext):
+            return p[: -len(ext)], comp
+    return p, None
+
+
+def _container_from_name(path: str) -> tuple[str | None, str | None]:
+    base, comp = _strip_compression(path)
+    return _EXT.get(os.path.splitext(base)[1]), comp
+
+
+def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes:
+    if compression == "gzip":
+        with gzip.open(path, "rb") as f:
+            return f.read(size)
+    if compression == "zstd":
+        # Polars reads zstd natively; for the peek, let it decompress the first lines.
+        lines = pl.scan_csv(
+            path, has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
+            schema_overrides={"l": pl.String}, encoding="utf8-lossy", n_rows=SAMPLE_RECORDS + 1,
+        ).collect()
+        return "\n".join(x or "" for x in lines["l"].to_list()).encode()
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _sniff(head: bytes) -> str:
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"["):
+        return "json"
+    if text.startswith(b"{"):
+        first = text.split(b"\n", 1)[0].strip()
+        try:
+            json.loads(first)
+            return "jsonl"
+        except ValueError:
+            return "json"  # one pretty-printed object spanning lines
+    return "csv"
+
+
+def expand_paths(paths: list[str] | tuple[str, ...]) -> list[str]:
+    """Files behind the user's arguments, each once, in a stable order."""
+    if not paths:
+        raise SourceError("no input: give one or more files, directories or globs (or - for stdin)")
+    out: list[str] = []
+    for p in paths:
+        if p == "-":
+            out.append(p)
+        elif os.path.isdir(p):
+            found = sorted(
+                str(f) for f in Path(p).rglob("*") if f.is_file() and not f.name.startswith(".")
+                and _container_from_name(str(f))[0] is not None
+            )
+            if not found:
+                raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
+            out.extend(found)
+        elif any(ch in p for ch in "*?["):
+            found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
+            if not found:
+                raise SourceError(f"{p}: no file matches this pattern")
+            out.extend(found)
+        elif os.path.isfile(p):
+            out.append(p)
+        elif os.path.exists(p):
+            raise SourceError(f"{p}: not a regular file or directory")
+        else:
+            raise SourceError(f"{p}: no such file or directory")
+    seen: set[str] = set()
+    unique = []
+    for f in out:
+        key = f if f == "-" else os.path.realpath(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+_STDIN_SPOOL: str | None = None
+
+
+def _spool_stdin() -> str:
+    """Copy stdin to a temporary file once, so it can be scanned (and sniffed) like any file."""
+    global _STDIN_SPOOL
+    if _STDIN_SPOOL is None:
+        fd, path = tempfile.mkstemp(prefix="llm-cost-stdin-")
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(sys.stdin.buffer, out)
+        _STDIN_SPOOL = path
+    return _STDIN_SPOOL
+
+
+def open_source(path: str, index: int = 0) -> SourceFile:
+    """Identify a file's container and peek at its first records (never reads the whole file)."""
+    display = "<stdin>" if path == "-" else path
+    real = _spool_stdin() if path == "-" else path
+    try:
+        container, comp = _container_from_name(real) if path != "-" else (None, None)
+        head = _read_head(real, comp)
+        if container is None:
+            if head[:2] == b"\x1f\x8b":
+                comp = "gzip"
+                head = _read_head(real, comp)
+            elif head[:4] == b"\x28\xb5\x2f\xfd":
+                comp = "zstd"
+                head = _read_head(real, comp)
+            container = _sniff(head)
+        src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
+        _peek(src, head)
+    except (OSError, EOFError, pl.exceptions.PolarsError, UnicodeDecodeError) as e:
+        raise SourceError(f"{display}: cannot read ({_one_line(e)})") from None
+    return src
+
+
+def _one_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _peek(src: SourceFile, head: bytes) -> None:
+    if src.container == "parquet":
+        src.columns = list(pl.scan_parquet(src.path).collect_schema().names())
+        src.sample = pl.scan_parquet(src.path).head(SAMPLE_RECORDS).collect().to_dicts()
+    elif src.container == "csv":
+        lf = _scan_csv_strings(src.path)
+        src.columns = [c for c in lf.collect_schema().names() if c != "source_row"]
+        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("source_row").to_dicts()
+    elif src.container == "jsonl":
+        text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+        lines = text.splitlines()
+        if len(head) >= (1 << 16) and lines:
+            lines = lines[:-1]  # the last line may be cut by the peek
+        keys: dict[str, None] = {}
+        for line in lines[: SAMPLE_RECORDS * 4]:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                src.sample.append(rec)
+                keys.update(dict.fromkeys(rec))
+            if len(src.sample) >= SAMPLE_RECORDS:
+                break
+        src.columns = list(keys)
+    elif src.container == "json":
+        src.sample = load_json_records(src)[:SAMPLE_RECORDS]
+        keys = {}
+        for rec in src.sample:
+            keys.update(dict.fromkeys(rec))
+        src.columns = list(keys)
+
+
+def load_json_records(src: SourceFile) -> list[dict]:
+    """A whole-file JSON document as a list of records: an array of objects, or one object
+    (API exports wrap records as {"data": [...]}; dialects that know such shapes unwrap them)."""
+    opener = gzip.open if src.compression == "gzip" else open
+    if src.compression == "zstd":
+        raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
+                          new_columns=["l"], schema_overrides={"l": pl.String})["l"].to_list()
+        doc = json.loads("\n".join(x or "" for x in raw))
+    else:
+        with opener(src.path, "rt", encoding="utf-8-sig") as f:
+            doc = json.load(f)
+    if isinstance(doc, list):
+        return [r if isinstance(r, dict) else {"_value": r} for r in doc]
+    if isinstance(doc, dict):
+        return [doc]
+    raise SourceError(f"{src.path}: JSON document is neither an array nor an object")
+
+
+def json_to_lines(src: SourceFile) -> SourceFile:
+    """A JSON array rewritten as JSON Lines in a temporary file, one record per line, so that it
+    goes through the same lazy, line-numbered path as JSONL (record i is line i)."""
+    try:
+        records = load_json_records(src)
+    except ValueError as e:
+        raise SourceError(f"{src.path}: invalid JSON ({_one_line(e)})") from None
+    fd, tmp = tempfile.mkstemp(prefix="llm-cost-json-", suffix=".jsonl")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        for rec in records:
+            out.write(json.dumps(rec, separators=(",", ":")))
+            out.write("\n")
+    return SourceFile(path=tmp, container="jsonl", index=src.index, columns=src.columns,
+                      sample=src.sample, display=src.display)
