@@ -70,7 +70,7 @@ class SourceFile:
             quote_char=None,
             schema_overrides={LINE: pl.String},
             encoding="utf8-lossy",
-        ).with_row_index("source_row", offset=1)
+        ).with_row_index("_row", offset=1)
 
     def scan_parquet(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path)
@@ -80,7 +80,7 @@ def _scan_csv_strings(path: str) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     return pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8-lossy", truncate_ragged_lines=True
-    ).with_row_index("source_row", offset=2)  # line 1 is the header
+    ).with_row_index("_row", offset=2)  # line 1 is the header
 
 
 def _strip_compression(path: str) -> tuple[str, str | None]:
@@ -210,8 +210,8 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.sample = pl.scan_parquet(src.path).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
         lf = _scan_csv_strings(src.path)
-        src.columns = [c for c in lf.collect_schema().names() if c != "source_row"]
-        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("source_row").to_dicts()
+        src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
+        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row").to_dicts()
     elif src.container == "jsonl":
         text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
         lines = text.splitlines()

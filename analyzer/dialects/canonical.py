@@ -20,7 +20,7 @@ OPTIONAL = tuple(
 )
 # Columns `llm-cost price` adds: derived again on every run, so never read back as dimensions.
 DERIVED_PREFIXES = ("cost", "list_cost", "savings", "rate_")
-DERIVED = {"model", "family", "context_tier", "discount_type", "price_period", "price_book", "cache_write_tokens",
+DERIVED = {"model", "family", "provider", "endpoint_scope_resolved", "context_tier", "discount_type", "price_period", "price_book", "cache_write_tokens",
            "source", "source_file", "source_row", "pricing_status", "unpriced_reason"}
 DEFAULTS = {"service_tier": "standard", "speed": "standard", "platform": None}
 
@@ -35,10 +35,10 @@ def normalize(src: SourceFile) -> pl.LazyFrame:
         src = json_to_lines(src)
     cols = [c.lstrip("\ufeff") for c in src.columns]
     if src.container == "parquet":
-        lf = src.scan_parquet().with_row_index("source_row", offset=1)
+        lf = src.scan_parquet().with_row_index("_row", offset=1)
         dtypes = dict(lf.collect_schema())
         get = pl.col
-        raw = pl.struct(pl.all().exclude("source_row")).struct.json_encode()
+        raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
     elif src.container == "csv":
         lf = src.scan_csv()
         if src.columns and src.columns[0].startswith("\ufeff"):
@@ -115,7 +115,7 @@ def canonical_frame(lf: pl.LazyFrame, cols: list[str], dtypes: dict, get, raw: p
     reasons.append(pl.when(~speed.is_in(["standard", "fast"])).then(pl.format("unknown speed ({})", speed)))
     out["source"] = pl.lit(dialect)
     out["source_file"] = pl.lit(src.display)
-    out["source_row"] = pl.col("source_row").cast(pl.Int64)
+    out["source_row"] = pl.col("_row").cast(pl.Int64)
     dims = {c: _parse.text(get(c), dt(c)) for c in cols if _is_dimension(c)}
     reason = pl.concat_str(reasons[1:] if bad_record is not None else reasons, separator="; ", ignore_nulls=True)
     reason = pl.when(reason == "").then(None).otherwise(reason)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "fixtures" / "sample"
+COLUMNS = ["request_id", "timestamp", "model", "workspace", "service_tier", "speed", "inference_geo", "input_tokens",
+           "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens",
+           "web_search_requests"]
+
+
+def canonical_frame(rows: list[dict]) -> pl.DataFrame:
+    """Canonical requests with defaults filled, as a typed frame (timestamps as ISO text)."""
+    base = {"request_id": None, "workspace": "default", "service_tier": "standard", "speed": "standard",
+            "inference_geo": None, "cache_write_5m_tokens": 0, "cache_write_1h_tokens": 0, "cache_read_tokens": 0,
+            "web_search_requests": 0}
+    full = [{**base, **r} for r in rows]
+    return pl.DataFrame(full, schema={c: (pl.Int64 if c.endswith(("_tokens", "_requests")) else pl.String)
+                                      for c in COLUMNS})
+
+
+def write_frame(df: pl.DataFrame, path: Path) -> Path:
+    """The same rows as CSV, JSONL or Parquet (by extension)."""
+    if path.suffix == ".csv":
+        df.write_csv(path)
+    elif path.suffix == ".jsonl":
+        df.write_ndjson(path)
+    elif path.suffix == ".parquet":
+        df.with_columns(pl.col("timestamp").str.to_datetime(time_zone="UTC")).write_parquet(path)
+    else:
+        raise ValueError(path)
+    return path
+
+
+@pytest.fixture
+def quarantine(tmp_path) -> str:
+    return str(tmp_path / "quarantine.jsonl")

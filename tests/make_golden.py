@@ -1,0 +1,52 @@
+"""Regenerate the golden reports of the bundled sample logs: `make golden`. Review the diff before
+committing: a changed golden file is a changed answer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analyzer import Options, analyze
+from analyzer.writers import render
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "fixtures" / "sample"
+GOLDEN = Path(__file__).resolve().parent / "golden"
+# (name, --by, formats)
+CASES = [
+    ("by_month_model", ["month", "model"], ["table", "csv", "json", "jsonl", "markdown", "parquet"]),
+    ("by_model_discount_type", ["model", "discount_type"], ["csv", "json"]),
+    ("by_day_workspace_berlin", ["day", "workspace"], ["csv"]),
+    ("by_component", ["model", "component"], ["csv", "table"]),
+]
+EXT = {"table": "txt", "csv": "csv", "json": "json", "jsonl": "jsonl", "markdown": "md", "parquet": "parquet"}
+
+
+def build(name: str, by: list[str], quarantine: Path) -> object:
+    tz = "Europe/Berlin" if "berlin" in name else "UTC"
+    return analyze([str(SAMPLE)], by, Options(tz=tz, quarantine=str(quarantine)))
+
+
+def stable(text: str) -> str:
+    """Golden text without the run-specific quarantine path."""
+    return "\n".join(line for line in text.splitlines() if "quarantine" not in line) + "\n"
+
+
+def main() -> None:
+    import tempfile
+
+    GOLDEN.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, by, formats in CASES:
+            report = build(name, by, Path(tmp) / "q.jsonl")
+            for fmt in formats:
+                data = render(report, fmt)
+                path = GOLDEN / f"{name}.{EXT[fmt]}"
+                if isinstance(data, bytes):
+                    report.rows.write_parquet(path)
+                else:
+                    path.write_text(stable(data))
+                print("wrote", path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The CLI as a user meets it: each command, its exit codes and its one-line errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+
+from .conftest import SAMPLE, canonical_frame, write_frame
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+    return result
+
+
+@pytest.fixture
+def clean_log(tmp_path):
+    df = canonical_frame([
+        {"request_id": "a", "timestamp": "2026-10-10T10:00:00Z", "model": "claude-sonnet-4-5", "input_tokens": 1000,
+         "output_tokens": 100},
+        {"request_id": "b", "timestamp": "2026-10-11T10:00:00Z", "model": "claude-haiku-4-5", "input_tokens": 2000,
+         "output_tokens": 200},
+    ])
+    return write_frame(df, tmp_path / "clean.csv")
+
+
+def test_report_json_shape(clean_log, quarantine):
+    r = run("report", clean_log, "--by", "model", "--format", "json", "--quarantine", quarantine)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["currency"] == "USD" and doc["group_by"] == ["model"]
+    assert set(doc) >= {"price_book", "rows", "totals", "accounting"}
+    # sonnet 4.5: 1000*3/1e6 + 100*15/1e6 = 0.0045; haiku 4.5: 2000*1/1e6 + 200*5/1e6 = 0.003
+    costs = {row["model"]: Decimal(row["cost"]) for row in doc["rows"]}
+    assert costs == {"claude-haiku-4-5-20251001": Decimal("0.003"), "claude-sonnet-4-5-20250929": Decimal("0.0045")}
+    assert Decimal(doc["totals"]["cost"]) == Decimal("0.0075")
+    assert isinstance(doc["totals"]["cost"], str)
+    assert doc["accounting"]["rows_read"] == 2 and doc["accounting"]["balanced"]
+
+
+def test_report_table_is_default(clean_log, quarantine):
+    r = run("report", clean_log, "--quarantine", quarantine)
+    assert r.exit_code == 0
+    assert "claude-sonnet-4-5-20250929" in r.stdout and "rows read 2 = priced 2" in r.stdout
+    assert "half-even" in r.stdout
+
+
+@pytest.mark.parametrize("ext,fmt", [("csv", "csv"), ("json", "json"), ("jsonl", "jsonl"), ("parquet", "parquet"),
+                                     ("md", "markdown")])
+def test_report_output_file_format_from_extension(clean_log, tmp_path, ext, fmt, quarantine):
+    out = tmp_path / f"report.{ext}"
+    r = run("report", clean_log, "--by", "day,model", "-o", out, "--quarantine", quarantine)
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.stderr and "rows read 2" in r.stderr
+    if fmt == "parquet":
+        assert pl.read_parquet(out).height == 2
+    elif fmt == "csv":
+        df = pl.read_csv(out, infer_schema=False)
+        assert df["day"].to_list() == ["2026-10-10", "2026-10-11"]
+        assert df["cost"].to_list() == ["0.004500000000", "0.003000000000"]
+    else:
+        assert "claude-haiku-4-5-20251001" in out.read_text()
+    assert not list(tmp_path.glob(".llm-cost-*")), "temporary files left behind"
+
+
+def test_price_writes_rows_that_read_back(clean_log, tmp_path, quarantine):
+    out = tmp_path / "priced.parquet"
+    r = run("price", clean_log, "-o", out, "--quarantine", quarantine)
+    assert r.exit_code == 0, r.output
+    rows = pl.read_parquet(out)
+    assert rows.height == 2
+    assert rows["cost"].to_list() == [Decimal("0.0045"), Decimal("0.003")]
+    assert {"model", "discount_type", "context_tier", "price_book", "cost_input"} <= set(rows.columns)
+    # What `price` writes is canonical input again: re-pricing it gives the same total.
+    again = run("report", out, "--by", "model", "--format", "json", "--quarantine", quarantine)
+    assert Decimal(json.loads(again.stdout)["totals"]["cost"]) == Decimal("0.0075")
+
+
+def test_price_csv_keeps_exact_money(clean_log, tmp_path, quarantine):
+    out = tmp_path / "priced.csv"
+    assert run("price", clean_log, "-o", out, "--quarantine", quarantine).exit_code == 0
+    assert pl.read_csv(out, infer_schema=False)["cost"].to_list() == ["0.004500000000", "0.003000000000"]
+
+
+def test_stdin(clean_log, quarantine):
+    r = run("report", "-", "--format", "json", "--quarantine", quarantine, input=clean_log.read_text())
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["accounting"]["rows_read"] == 2
+
+
+def test_strict_exits_1_on_unpriced_or_quarantined(tmp_path, quarantine):
+    r = run("report", SAMPLE, "--strict", "--quarantine", quarantine)
+    assert r.exit_code == 1
+    assert "--strict" in r.stderr and "1 unpriced and 4 quarantined" in r.stderr
+
+
+def test_strict_passes_clean_input(clean_log, quarantine):
+    assert run("report", clean_log, "--strict", "--quarantine", quarantine).exit_code == 0
+
+
+def test_quarantine_file_names_file_line_and_reason(tmp_path, quarantine):
+    r = run("report", SAMPLE, "--quarantine", quarantine)
+    assert r.exit_code == 0
+    lines = [json.loads(x) for x in open(quarantine)]
+    by_line = {(x["file"].split("/")[-1], x["line"]): x["reason"] for x in lines}
+    assert by_line[("october.csv", 14)] == "negative input_tokens (-40)"
+    assert by_line[("october.csv", 16)] == "unparsable timestamp (not-a-time)"
+    assert by_line[("november.jsonl", 7)] == "input_tokens is not a number (abc)"
+    assert by_line[("november.jsonl", 8)].startswith("not a JSON object")
+    assert all(x["raw"] for x in lines)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["report", "does/not/exist.csv"], "does/not/exist.csv: no such file or directory"),
+    (["report", "{clean}", "--by", "colour"], "--by 'colour': unknown key"),
+    (["report", "{clean}", "--tz", "Mars/Olympus"], "--tz 'Mars/Olympus': not an IANA time zone"),
+    (["report", "{clean}", "--since", "yesterday"], "--since 'yesterday'"),
+    (["report", "{clean}", "--dialect", "nope"], "unknown dialect 'nope'"),
+    (["report", "{clean}", "-o", "{tmp}/x.xlsx"], "cannot tell the format"),
+    (["report", "{weird}"], "unknown log format; closest is 'canonical', missing timestamp"),
+    (["report", "{clean}", "--prices", "{badbook}"], "model claude-x: unknown key 'inptu'"),
+    (["prices", "show", "claude-sonet-4-5"], "did you mean claude-sonnet-4-5-20250929?"),
+])
+def test_errors_are_one_line_exit_2(args, message, clean_log, tmp_path):
+    weird = tmp_path / "weird.csv"
+    weird.write_text("colour,size\nred,3\n")
+    badbook = tmp_path / "bad.toml"
+    badbook.write_text('[[model]]\nid = "claude-x"\n[[model.period]]\nfrom = 2026-01-01\ninptu = 3\noutput = 1\n')
+    args = [a.format(clean=clean_log, tmp=tmp_path, weird=weird, badbook=badbook) for a in args]
+    r = run(*args)
+    assert r.exit_code == 2, r.output
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("llm-cost: error:")
+    assert message in err
+    assert "Traceback" not in r.output
+
+
+def test_since_until_filter_and_count(clean_log, quarantine):
+    r = run("report", clean_log, "--since", "2026-10-11", "--until", "2026-10-11", "--format", "json",
+            "--quarantine", quarantine)
+    doc = json.loads(r.stdout)
+    assert [row["model"] for row in doc["rows"]] == ["claude-haiku-4-5-20251001"]
+    assert doc["accounting"]["filtered_out"] == 1 and doc["accounting"]["balanced"]
+
+
+def test_prices_list_show_check(tmp_path):
+    r = run("prices", "list")
+    assert r.exit_code == 0 and "claude-haiku-5-5" in r.stdout and "gpt-6-astra" in r.stdout
+    r = run("prices", "show", "us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    assert r.exit_code == 0
+    assert "long context when prompt > 200,000 tokens (2025-09-29..2026-04-30)" in r.stdout
+    overlay = tmp_path / "negotiated.toml"
+    overlay.write_text('[book]\ndiscount = 15\n')
+    r = run("prices", "check", overlay)
+    assert r.exit_code == 0 and "ok" in r.stdout
+
+
+def test_formats_lists_canonical():
+    r = run("formats")
+    assert r.exit_code == 0 and "canonical" in r.stdout and "recognised by" in r.stdout
+
+
+def test_help_is_fast_and_lists_commands():
+    r = run("--help")
+    assert r.exit_code == 0
+    for cmd in ("report", "price", "prices", "formats"):
+        assert cmd in r.stdout

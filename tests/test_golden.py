@@ -1,0 +1,30 @@
+"""Golden reports of the bundled sample logs, in every output format (`make golden` regenerates)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from analyzer.writers import render
+
+from .make_golden import CASES, EXT, GOLDEN, build, stable
+
+
+@pytest.mark.parametrize("name,by,fmt", [(n, b, f) for n, b, fs in CASES for f in fs])
+def test_golden(name, by, fmt, tmp_path):
+    report = build(name, by, tmp_path / "q.jsonl")
+    path = GOLDEN / f"{name}.{EXT[fmt]}"
+    if fmt == "parquet":
+        assert_frame_equal(report.rows, pl.read_parquet(path))
+    else:
+        assert stable(render(report, fmt)) == path.read_text(), f"{path.name} differs; run `make golden` and review"
+
+
+def test_sample_accounting_balances(tmp_path):
+    report = build("by_month_model", ["month", "model"], tmp_path / "q.jsonl")
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.unpriced, a.duplicates, a.quarantined) == (25, 19, 1, 1, 4)
+    assert a.balanced
+    assert a.unpriced_models == {"claude-sonnett-5-5": 1}
+    assert "did you mean claude-sonnet-5-5" in a.unpriced_reasons["claude-sonnett-5-5"]
