@@ -241,11 +241,11 @@ def _provider(ctx: _Ctx, book: dict, base: Provider | None) -> Provider:
 
 
 def _period(ctx: _Ctx, where: str, table: dict, origin: str) -> Period:
-    _check_keys(ctx, where, table, _PERIOD_KEYS)
     if "from" not in table:
         ctx.fail(where, "a period needs `from` (the UTC date its prices start)")
     start = _instant(ctx, where, "from", table["from"])
     where = f"{where} (from {start.date()})"
+    _check_keys(ctx, where, table, _PERIOD_KEYS)
     rates = _rates(ctx, where, table)
     if rates.input is None or rates.output is None:
         ctx.fail(where, "a period needs at least `input` and `output` rates")

@@ -1,0 +1,595 @@
+"""Benchmark `llm-cost report` on synthetic usage logs, against hand-written Polars baselines.
+
+    python bench/bench.py --rows 10000000              # or: make bench ROWS=10000000
+    python bench/bench.py --rows 1000000 --formats parquet --keep-data
+
+1. Generates a synthetic canonical log of N requests as Parquet, CSV and JSONL (the same rows in
+   each), in part files of --chunk-rows rows, under bench/data/ (git-ignored). A data set is kept
+   between runs only with --keep-data; one that is already there is reused.
+2. Runs each measured command in its own process, so that peak RSS belongs to that command alone:
+   the product (`llm-cost report --by day,model`, with and without dedupe), a row-wise Float64
+   baseline, an aggregate-first Float64 baseline and a bare scan-and-sum floor, per format; plus
+   `llm-cost --help` and a 1,000-row report, which show the fixed cost of a run.
+3. Prints a table and writes bench/results-<rows>.json.
+
+The baselines are what a competent Polars user would write for a rough estimate: typed scans,
+Float64 money, one rate per model, no validation, no dedupe, no price periods or long-context
+tiers. They bound what the product's exactness, validation and dedupe cost; the floor bounds what
+reading the format costs at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+BENCH_DIR = Path(__file__).resolve().parent
+FORMATS = ("parquet", "csv", "jsonl")
+EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
+# Bump when the generator changes, so that cached data sets made by an older generator are not reused.
+GENERATOR_VERSION = 1
+TINY_ROWS = 1_000
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic data
+#
+# Every value is a pure function of (seed, row index), computed with Polars expressions from
+# seeded 64-bit hashes of the index: no per-row Python and no NumPy, and a chunk's rows do not
+# depend on the chunk size, so the data set is the same however it is cut into parts.
+# ---------------------------------------------------------------------------------------------
+
+START = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
+END = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)  # exclusive: the last day is 2026-11-24
+TS_TEXT = "%Y-%m-%dT%H:%M:%S%.3fZ"  # how CSV/JSONL carry timestamps (millisecond precision, UTC)
+TOKEN_COLUMNS = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
+                 "output_tokens")
+DUPLICATE_SHARE = 0.01
+DUPLICATE_LOOKBACK = 50_000  # a duplicate repeats a request logged at most this many rows earlier
+WORKSPACES = (
+    "production", "staging", "research", "support-bot", "search", "data-eng", "evals", "growth", "mobile",
+    "docs-assistant", "sales", "legal-review", "finance", "internal-tools", "code-review", "onboarding",
+    "marketing", "security", "labs", "sandbox",
+)
+KEYS_PER_WORKSPACE = 10  # 20 workspaces x 10 = 200 API keys
+
+# (first day the model is offered, share of its family's traffic once it is) per family:
+# new models take most of their family's traffic from their launch day; older ones linger.
+SONNET_5_5 = dt.datetime(2026, 9, 28, tzinfo=dt.timezone.utc)
+HAIKU_5_5 = dt.datetime(2026, 10, 7, tzinfo=dt.timezone.utc)
+OPUS_5_5 = dt.datetime(2026, 9, 22, tzinfo=dt.timezone.utc)
+FABLE_5_1 = dt.datetime(2026, 9, 1, tzinfo=dt.timezone.utc)
+# A few percent of traffic goes through Bedrock and carries its model-id forms.
+BEDROCK_IDS = {
+    "claude-sonnet-4-5": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    "claude-sonnet-5-5": "us.anthropic.claude-sonnet-5-5-v1:0",
+    "claude-haiku-4-5": "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    "claude-haiku-5-5": "eu.anthropic.claude-haiku-5-5-v1:0",
+    "claude-opus-4-8": "us.anthropic.claude-opus-4-8-v1:0",
+    "claude-opus-5-5": "global.anthropic.claude-opus-5-5-v1:0",
+}
+DATED_IDS = {"claude-sonnet-4-5": "claude-sonnet-4-5-20250929", "claude-haiku-4-5": "claude-haiku-4-5-20251001"}
+
+# The baselines' price table: USD per million tokens of each model's current period
+# (input, cache write 5m, cache write 1h, cache read, output). Deliberately naive: no price
+# periods, no long-context tier; Bedrock regional ids (us., eu.) carry the +10% regional premium.
+FLOAT_PRICES = {
+    "claude-sonnet-4-5": (3, 3.75, 6, 0.3, 15),
+    "claude-sonnet-5-5": (2, 2.5, 4, 0.1, 10),
+    "claude-haiku-4-5": (1, 1.25, 2, 0.1, 5),
+    "claude-haiku-5-5": (0.1, 0.125, 0.2, 0.01, 0.5),
+    "claude-opus-4-8": (5, 6.25, 10, 0.5, 25),
+    "claude-opus-5-5": (4, 5, 8, 0.2, 20),
+    "claude-fable-5-1": (10, 12.5, 20, 0.25, 50),
+}
+BATCH_DISCOUNT = 0.5
+
+
+def float_price_table() -> pl.DataFrame:
+    rows = []
+    for model, rates in FLOAT_PRICES.items():
+        ids = [(model, 1.0)]
+        if model in DATED_IDS:
+            ids.append((DATED_IDS[model], 1.0))
+        if model in BEDROCK_IDS:
+            raw = BEDROCK_IDS[model]
+            ids.append((raw, 1.1 if raw.startswith(("us.", "eu.")) else 1.0))
+        rows += [(raw, *(r * mult for r in rates)) for raw, mult in ids]
+    return pl.DataFrame(rows, schema=["model", *(f"usd_mtok_{c}" for c in TOKEN_COLUMNS)], orient="row")
+
+
+def _uniform(index: pl.Expr, seed: int, salt: int) -> pl.Expr:
+    """A uniform in (0, 1), one independent stream per salt."""
+    bits = index.hash(seed * 1_000 + salt) % (1 << 53)
+    return (bits.cast(pl.Float64) + 0.5) / float(1 << 53)
+
+
+def _lognormal(index: pl.Expr, seed: int, salt: int, median: float, sigma: float, cap: int) -> pl.Expr:
+    """Heavy-tailed token counts: Box-Muller normal -> lognormal, rounded, in [1, cap]."""
+    r = (-2.0 * _uniform(index, seed, salt).log()).sqrt()
+    z = r * (2 * math.pi * _uniform(index, seed, salt + 1)).cos()
+    return (math.log(median) + sigma * z).exp().round(0).clip(1, cap).cast(pl.Int64)
+
+
+def _is_duplicate(index: pl.Expr, seed: int) -> pl.Expr:
+    return (_uniform(index, seed, 1) < DUPLICATE_SHARE) & (index >= 3)
+
+
+def _source_index(i: pl.Expr, seed: int) -> pl.Expr:
+    """The row whose request this row logs: itself, or for ~1% of rows an earlier row that is not a
+    duplicate itself (so that every id stands for one real request)."""
+    window = pl.min_horizontal(i - 2, pl.lit(DUPLICATE_LOOKBACK, pl.Int64))
+    j = i - 1 - (_uniform(i, seed, 2) * window).floor().cast(pl.Int64)  # in [2, i-1]: j-2 is still a row
+    return (
+        pl.when(~_is_duplicate(i, seed)).then(i)
+        .when(~_is_duplicate(j, seed)).then(j)
+        .when(~_is_duplicate(j - 1, seed)).then(j - 1)
+        .when(~_is_duplicate(j - 2, seed)).then(j - 2)
+        .otherwise(i)  # three duplicates in a row (~1 in a million): keep the row as its own request
+    )
+
+
+def _model(s: pl.Expr, ts: pl.Expr, seed: int) -> pl.Expr:
+    family, newer, form = _uniform(s, seed, 10), _uniform(s, seed, 11), _uniform(s, seed, 12)
+
+    def migrated(new: str, old: str, launch: dt.datetime, share: float) -> pl.Expr:
+        return pl.when((ts >= launch) & (newer < share)).then(pl.lit(new)).otherwise(pl.lit(old))
+
+    base = (
+        pl.when(family < 0.45).then(migrated("claude-sonnet-5-5", "claude-sonnet-4-5", SONNET_5_5, 0.75))
+        .when(family < 0.77).then(migrated("claude-haiku-5-5", "claude-haiku-4-5", HAIKU_5_5, 0.70))
+        .when(family < 0.93).then(migrated("claude-opus-5-5", "claude-opus-4-8", OPUS_5_5, 0.70))
+        .otherwise(migrated("claude-fable-5-1", "claude-opus-4-8", FABLE_5_1, 1.0))
+    )
+    return (
+        pl.when(form < 0.05).then(base.replace(BEDROCK_IDS))
+        .when(form < 0.10).then(base.replace(DATED_IDS))
+        .otherwise(base)
+    )
+
+
+def synthetic_chunk(first: int, stop: int, rows: int, seed: int) -> pl.DataFrame:
+    """Rows [first, stop) of an N-row data set; timestamp as Datetime(us, UTC)."""
+    i = pl.col("_i")
+    s = pl.col("_src")
+    start_ms = int(START.timestamp() * 1000)
+    span_ms = int((END - START).total_seconds() * 1000)
+    # Requests arrive in time order (a duplicate carries its original's timestamp, so it is late).
+    ts = (pl.lit(start_ms) + ((s.cast(pl.Float64) + _uniform(s, seed, 3)) * (span_ms / rows)).floor()
+          .cast(pl.Int64)).cast(pl.Datetime("ms", "UTC"))
+    cache = _uniform(s, seed, 20)
+    reads = (cache >= 0.70) & (cache < 0.96)  # 26% read a cached prefix
+    writes_5m = (cache >= 0.90) & (cache < 0.985)  # some extend it, some start one
+    writes_1h = cache >= 0.985
+    cached = cache >= 0.70
+    workspace = (_uniform(s, seed, 30) ** 2 * len(WORKSPACES)).floor().cast(pl.Int64)  # a few dominate
+    key = workspace * KEYS_PER_WORKSPACE + (_uniform(s, seed, 31) ** 1.5 * KEYS_PER_WORKSPACE).floor().cast(pl.Int64)
+    output = _lognormal(s, seed, 50, 350, 1.1, 64_000)
+    # A duplicate is the same request logged again: half exactly, half as an earlier partial record
+    # of a streamed response (fewer output tokens). Dedupe must keep the complete one.
+    partial = (i != s) & (_uniform(i, seed, 4) < 0.5)
+    output = pl.when(partial).then((output.cast(pl.Float64) * _uniform(i, seed, 5)).floor().cast(pl.Int64)).otherwise(output)
+    return (
+        pl.select(pl.int_range(first, stop, dtype=pl.Int64).alias("_i"))
+        .with_columns(_source_index(i, seed).alias("_src"))
+        .with_columns(ts.alias("timestamp"))
+        .select(
+            pl.concat_str(pl.lit("req_"), s.cast(pl.String).str.zfill(12)).alias("request_id"),
+            pl.col("timestamp").dt.cast_time_unit("us"),
+            _model(s, pl.col("timestamp"), seed).alias("model"),
+            workspace.replace_strict(list(range(len(WORKSPACES))), list(WORKSPACES), return_dtype=pl.String)
+            .alias("workspace"),
+            pl.format("key-{}", key.cast(pl.String).str.zfill(3)).alias("api_key"),
+            pl.when(_uniform(s, seed, 40) < 0.05).then(pl.lit("batch")).otherwise(pl.lit("standard"))
+            .alias("service_tier"),
+            # Uncached prompts are long-tailed on their own; cached requests send a short new turn.
+            pl.when(cached).then(_lognormal(s, seed, 60, 250, 1.5, 900_000))
+            .otherwise(_lognormal(s, seed, 62, 1_200, 1.7, 900_000)).alias("input_tokens"),
+            pl.when(writes_5m).then(_lognormal(s, seed, 64, 4_000, 1.0, 400_000)).otherwise(0)
+            .alias("cache_write_5m_tokens"),
+            pl.when(writes_1h).then(_lognormal(s, seed, 66, 8_000, 1.0, 400_000)).otherwise(0)
+            .alias("cache_write_1h_tokens"),
+            pl.when(reads).then(_lognormal(s, seed, 68, 15_000, 1.2, 800_000)).otherwise(0)
+            .alias("cache_read_tokens"),
+            output.alias("output_tokens"),
+        )
+    )
+
+
+def dataset_dir(data_dir: Path, rows: int, seed: int) -> Path:
+    return data_dir / f"n{rows}-seed{seed}-g{GENERATOR_VERSION}"
+
+
+def generate(root: Path, rows: int, seed: int, formats: list[str], chunk_rows: int) -> list[str]:
+    """Write whichever formats are missing; returns those it wrote. A format's directory counts only
+    once its `.complete` marker exists, so an interrupted run is redone rather than reused."""
+    missing = [f for f in formats if not (root / f / ".complete").exists()]
+    for f in missing:
+        shutil.rmtree(root / f, ignore_errors=True)
+        (root / f).mkdir(parents=True)
+    if not missing:
+        return []
+    t0 = time.perf_counter()
+    parts = math.ceil(rows / chunk_rows)
+    for k in range(parts):
+        chunk = synthetic_chunk(k * chunk_rows, min(rows, (k + 1) * chunk_rows), rows, seed)
+        text = chunk.with_columns(pl.col("timestamp").dt.strftime(TS_TEXT))
+        for f in missing:
+            path = root / f / f"part-{k:05d}.{EXT[f]}"
+            if f == "parquet":
+                chunk.write_parquet(path)
+            elif f == "csv":
+                text.write_csv(path)
+            else:
+                text.write_ndjson(path)
+        log(f"generated part {k + 1}/{parts} ({', '.join(missing)}) in {time.perf_counter() - t0:.0f}s")
+    for f in missing:
+        (root / f / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": parts}))
+    return missing
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# ---------------------------------------------------------------------------------------------
+# Baselines (run in a child process: `bench.py --job KIND --format F --dir D`)
+# ---------------------------------------------------------------------------------------------
+
+TEXT_SCHEMA = {"request_id": pl.String, "timestamp": pl.String, "model": pl.String, "workspace": pl.String,
+               "api_key": pl.String, "service_tier": pl.String, **{c: pl.Int64 for c in TOKEN_COLUMNS}}
+
+
+def scan(fmt: str, directory: str) -> pl.LazyFrame:
+    """A typed scan, as a user who knows the schema would write it (the product must instead read
+    text formats as strings and validate every field)."""
+    pattern = str(Path(directory) / f"*.{EXT[fmt]}")
+    if fmt == "parquet":
+        return pl.scan_parquet(pattern)
+    lf = pl.scan_csv(pattern, schema=TEXT_SCHEMA) if fmt == "csv" else pl.scan_ndjson(pattern, schema=TEXT_SCHEMA)
+    return lf.with_columns(pl.col("timestamp").str.to_datetime(TS_TEXT, time_zone="UTC", time_unit="us"))
+
+
+def _cost(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Join the Float64 price table and price each row (or pre-summed group) of token counts."""
+    tier = pl.when(pl.col("service_tier") == "batch").then(BATCH_DISCOUNT).otherwise(1.0)
+    usd = pl.sum_horizontal(pl.col(c) * pl.col(f"usd_mtok_{c}") for c in TOKEN_COLUMNS) * tier / 1e6
+    return lf.join(float_price_table().lazy(), on="model", how="left").with_columns(usd.alias("cost"))
+
+
+def job_float(fmt: str, directory: str) -> pl.DataFrame:
+    lf = scan(fmt, directory).with_columns(pl.col("timestamp").dt.date().alias("day"))
+    return (_cost(lf).group_by("day", "model")
+            .agg(pl.len().alias("requests"), pl.col("cost").sum(), *[pl.col(c).sum() for c in TOKEN_COLUMNS])
+            .collect(engine="streaming"))
+
+
+def job_aggregate_first(fmt: str, directory: str) -> pl.DataFrame:
+    # Sum the counts per (day, model, tier) first: the join and the arithmetic then touch a few
+    # thousand rows instead of millions (the same idea the product uses, with exact Decimals).
+    sums = (scan(fmt, directory).group_by(pl.col("timestamp").dt.date().alias("day"), "model", "service_tier")
+            .agg(pl.len().alias("requests"), *[pl.col(c).sum() for c in TOKEN_COLUMNS]))
+    return (_cost(sums).group_by("day", "model")
+            .agg(pl.col("requests").sum(), pl.col("cost").sum(), *[pl.col(c).sum() for c in TOKEN_COLUMNS])
+            .collect(engine="streaming"))
+
+
+def job_floor(fmt: str, directory: str) -> pl.DataFrame:
+    return (scan(fmt, directory).select(pl.len().alias("requests"), pl.col("input_tokens").sum(),
+                                        pl.col("output_tokens").sum())
+            .collect(engine="streaming"))
+
+
+JOBS = {"float": job_float, "aggregate-first": job_aggregate_first, "floor": job_floor}
+
+
+def run_job(kind: str, fmt: str, directory: str) -> None:
+    out = JOBS[kind](fmt, directory)
+    summary = {"groups": out.height, "requests": int(out["requests"].sum())}
+    if "cost" in out.columns:
+        summary["cost"] = float(out["cost"].sum())
+    print(json.dumps(summary))
+
+
+# ---------------------------------------------------------------------------------------------
+# Measuring a command in a child process
+# ---------------------------------------------------------------------------------------------
+
+try:
+    import psutil
+except ImportError:  # only the fallback RSS measurement and the memory guard need it
+    psutil = None
+
+
+def _gnu_time() -> str | None:
+    """/usr/bin/time if it is GNU time (BSD time has no -v)."""
+    if not os.path.exists("/usr/bin/time"):
+        return None
+    probe = subprocess.run(["/usr/bin/time", "-v", "true"], capture_output=True, text=True)
+    return "/usr/bin/time" if "Maximum resident set size" in probe.stderr else None
+
+
+GNU_TIME = _gnu_time()
+
+
+@dataclass
+class Measurement:
+    fmt: str
+    what: str
+    command: list[str]
+    wall_s: list[float] = field(default_factory=list)
+    peak_rss_mib: list[float] = field(default_factory=list)
+    returncode: int | None = None
+    failure: str | None = None  # timeout, memory cap, or the command's last stderr line
+    stderr_tail: str = ""
+    result: dict = field(default_factory=dict)  # what the command reported (rows, cost)
+    rows: int | None = None  # input rows, for rows/s
+    report: str | None = None  # where an `llm-cost report` command writes its JSON
+
+    @property
+    def wall(self) -> float | None:
+        return statistics.median(self.wall_s) if self.wall_s and not self.failure else None
+
+    @property
+    def rss(self) -> float | None:
+        return max(self.peak_rss_mib) if self.peak_rss_mib else None
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, env: dict) -> None:
+    """Run m.command once: wall time from here (interpreter start-up included, as a user sees it),
+    peak RSS from GNU time, else from polling the process tree with psutil. The psutil poller also
+    stops a command that exceeds the timeout or the memory cap, so one runaway cannot take the
+    machine down with it."""
+    rss_file = os.path.join(cwd, "time-v.txt")
+    cmd = [GNU_TIME, "-v", "-o", rss_file, *m.command] if GNU_TIME else list(m.command)
+    sampled = [0]
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own process group, so it can be stopped as one
+
+    def guard() -> None:
+        ps = psutil.Process(proc.pid) if psutil else None
+        while not stop.wait(0.05):
+            if ps is not None:
+                try:
+                    sampled[0] = max(sampled[0], _tree_rss(ps))
+                except psutil.Error:
+                    pass
+            if time.perf_counter() - t0 > timeout:
+                m.failure = f"timeout after {timeout:.0f}s"
+            elif sampled[0] > max_rss_mib * 2**20:
+                m.failure = f"stopped: RSS over {max_rss_mib:.0f} MiB"
+            else:
+                continue
+            os.killpg(proc.pid, 9)
+            return
+
+    watcher = threading.Thread(target=guard, daemon=True)
+    watcher.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    watcher.join()
+    m.returncode = proc.returncode
+    m.stderr_tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-5:])
+    if proc.returncode != 0 and not m.failure:
+        m.failure = f"exit {proc.returncode}: " + (m.stderr_tail.splitlines()[-1] if m.stderr_tail else "")
+    m.wall_s.append(wall)
+    rss = None
+    if GNU_TIME and os.path.exists(rss_file):
+        for line in open(rss_file):
+            if "Maximum resident set size" in line:
+                rss = int(line.rsplit(":", 1)[1]) / 1024  # KiB -> MiB
+    if rss is None and sampled[0]:
+        rss = sampled[0] / 2**20
+    if rss is not None:
+        m.peak_rss_mib.append(rss)
+    if not m.failure and out.strip():
+        m.result = json.loads(out.decode().strip().splitlines()[-1])
+
+
+def llm_cost() -> list[str]:
+    exe = Path(sys.executable).parent / "llm-cost"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "analyzer"]
+
+
+def report_measurement(fmt: str, what: str, source: Path, workdir: Path, extra: list[str], rows: int) -> Measurement:
+    out = workdir / f"report-{fmt}-{len(extra)}.json"
+    cmd = [*llm_cost(), "report", str(source), "--by", "day,model", "--format", "json", "-o", str(out),
+           "--quarantine", str(workdir / "quarantine.jsonl"), *extra]
+    return Measurement(fmt, what, cmd, rows=rows, report=str(out))
+
+
+def read_report(m: Measurement) -> None:
+    """Keep what the product's JSON report says (total cost, accounting) to compare with the baselines."""
+    if m.failure or not m.report or not os.path.exists(m.report):
+        return
+    rep = json.loads(Path(m.report).read_text())
+    acc = rep["accounting"]
+    m.result = {"groups": len(rep["rows"]), "cost": float(rep["totals"]["cost"]), "cost_exact": rep["totals"]["cost"],
+                **{k: acc[k] for k in ("rows_read", "priced", "unpriced", "duplicates", "quarantined")},
+                "unpriced_models": acc["unpriced_models"]}
+    os.unlink(m.report)
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.1f}x" if a and b else "-"
+
+
+def table(measurements: list[Measurement]) -> str:
+    floors = {m.fmt: m.wall for m in measurements if m.what == "floor: scan+sum"}
+    floats = {m.fmt: m.wall for m in measurements if m.what == "float baseline (row-wise)"}
+    head = f"{'format':<8} {'what':<34} {'wall s':>8} {'rows/s':>11} {'peak RSS MiB':>13} {'/floor':>7} {'/float':>7}"
+    lines = [head, "-" * len(head)]
+    for m in measurements:
+        wall = f"{m.wall:.2f}" if m.wall is not None else "FAILED"
+        rate = f"{m.rows / m.wall:,.0f}" if m.wall and m.rows else "-"
+        rss = f"{m.rss:,.0f}" if m.rss is not None else "-"
+        lines.append(f"{m.fmt:<8} {m.what:<34} {wall:>8} {rate:>11} {rss:>13} "
+                     f"{_ratio(m.wall, floors.get(m.fmt)):>7} {_ratio(m.wall, floats.get(m.fmt)):>7}")
+        if m.failure:
+            lines.append(f"{'':<8}   ! {m.failure}")
+    return "\n".join(lines)
+
+
+def cost_checks(measurements: list[Measurement]) -> list[str]:
+    """Sanity: the two float baselines agree; the product's no-dedupe total is near them (it differs
+    by what the baselines ignore: long-context tiers, price periods)."""
+    notes = []
+    by = {(m.fmt, m.what): m.result for m in measurements if not m.failure}
+    for fmt in FORMATS:
+        exact = by.get((fmt, "llm-cost report --no-dedupe"), {}).get("cost")
+        row_wise = by.get((fmt, "float baseline (row-wise)"), {}).get("cost")
+        agg = by.get((fmt, "float baseline (aggregate-first)"), {}).get("cost")
+        dedup = by.get((fmt, "llm-cost report"), {})
+        if row_wise and agg:
+            notes.append(f"{fmt}: float baselines ${row_wise:,.2f} vs ${agg:,.2f} (rel. diff {abs(row_wise - agg) / row_wise:.1e})")
+        if exact and row_wise:
+            notes.append(f"{fmt}: exact --no-dedupe ${exact:,.2f}, {100 * (exact - row_wise) / row_wise:+.2f}% vs float baseline")
+        if dedup.get("cost"):
+            notes.append(f"{fmt}: exact with dedupe ${dedup['cost']:,.2f}: rows_read {dedup['rows_read']:,}, "
+                         f"duplicates {dedup['duplicates']:,}, unpriced {dedup['unpriced']:,}, quarantined {dedup['quarantined']:,}")
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rows", type=int, default=10_000_000, help="requests in the synthetic log (default 10,000,000)")
+    p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of parquet,csv,jsonl")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each command; the table shows the median wall time")
+    p.add_argument("--keep-data", action="store_true",
+                   help="keep the generated data in bench/data for later runs (default: delete what this run generated)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows per generated part file")
+    p.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds before a command is stopped")
+    p.add_argument("--max-rss-mib", type=float, default=None,
+                   help="stop a command whose RSS exceeds this (default: 75%% of RAM; needs psutil)")
+    # Internal: run one baseline in this process (the parent measures it).
+    p.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
+    p.add_argument("--format", help=argparse.SUPPRESS)
+    p.add_argument("--dir", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    if bad := [f for f in args.formats if f not in FORMATS]:
+        p.error(f"--formats: unknown {', '.join(bad)} (use {', '.join(FORMATS)})")
+    return args
+
+
+def plan(args: argparse.Namespace, data: Path, tiny: Path, workdir: Path) -> list[Measurement]:
+    me = [sys.executable, str(Path(__file__).resolve())]
+    todo = [Measurement("-", "llm-cost --help", [*llm_cost(), "--help"])]
+    for fmt in args.formats:
+        src = data / fmt
+        todo += [
+            report_measurement(fmt, "llm-cost report", src, workdir, [], args.rows),
+            report_measurement(fmt, "llm-cost report --no-dedupe", src, workdir, ["--no-dedupe"], args.rows),
+            *[Measurement(fmt, what, [*me, "--job", job, "--format", fmt, "--dir", str(src)], rows=args.rows)
+              for job, what in (("float", "float baseline (row-wise)"),
+                                ("aggregate-first", "float baseline (aggregate-first)"),
+                                ("floor", "floor: scan+sum"))],
+            report_measurement(fmt, f"llm-cost report, {TINY_ROWS:,} rows", tiny / fmt, workdir, [], TINY_ROWS),
+        ]
+    return todo
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.job:
+        run_job(args.job, args.format, args.dir)
+        return 0
+
+    data = dataset_dir(args.data_dir, args.rows, args.seed)
+    tiny = dataset_dir(args.data_dir, TINY_ROWS, args.seed)
+    t0 = time.perf_counter()
+    generated = generate(data, args.rows, args.seed, args.formats, args.chunk_rows)
+    generate(tiny, TINY_ROWS, args.seed, args.formats, args.chunk_rows)
+    gen_s = time.perf_counter() - t0
+    sizes = {f: dir_bytes(data / f) for f in args.formats}
+    log(f"data: {data} ({', '.join(f'{f} {b / 2**30:.2f} GiB' for f, b in sizes.items())}); "
+        f"{'generated ' + ', '.join(generated) + f' in {gen_s:.0f}s' if generated else 'cached'}")
+
+    total_ram = psutil.virtual_memory().total if psutil else None
+    max_rss = args.max_rss_mib or (0.75 * total_ram / 2**20 if total_ram else float("inf"))
+    env = dict(os.environ)
+    measurements: list[Measurement] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="llm-cost-bench-") as workdir:
+            todo = plan(args, data, tiny, Path(workdir))
+            for m in todo:
+                for _ in range(args.repeat):
+                    log(f"{m.fmt}: {m.what} ...")
+                    run_measured(m, workdir, args.timeout, max_rss, env)
+                    read_report(m)
+                    if m.failure:
+                        break
+                log(f"{m.fmt}: {m.what}: {m.wall_s[-1]:.2f}s, {m.rss or 0:,.0f} MiB" + (f" ({m.failure})" if m.failure else ""))
+                measurements.append(m)
+    finally:
+        if generated and not args.keep_data:
+            for f in generated:
+                shutil.rmtree(data / f, ignore_errors=True)
+
+    print(f"\nllm-cost benchmark: {args.rows:,} requests; {os.cpu_count()} CPUs, "
+          f"{(total_ram or 0) / 2**30:.0f} GiB RAM; Polars {pl.__version__}; warm page cache; "
+          f"median of {args.repeat} run(s); wall time includes interpreter start-up\n")
+    print(table(measurements))
+    notes = cost_checks(measurements)
+    if notes:
+        print("\n" + "\n".join(notes))
+
+    results = {
+        "rows": args.rows, "seed": args.seed, "formats": args.formats, "repeat": args.repeat,
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "ram_gib": round((total_ram or 0) / 2**30, 1),
+                    "platform": platform.platform(), "python": platform.python_version(), "polars": pl.__version__},
+        "rss_method": "GNU time -v" if GNU_TIME else ("psutil polling" if psutil else None),
+        "data_bytes": sizes,
+        "measurements": [{**asdict(m), "median_wall_s": m.wall, "max_peak_rss_mib": m.rss,
+                          "rows_per_s": (m.rows / m.wall) if m.wall and m.rows else None} for m in measurements],
+    }
+    out = BENCH_DIR / f"results-{args.rows}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    log(f"wrote {out}")
+    return 1 if any(m.failure for m in measurements) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Price book loading, validation (messages name file, model, field) and overlays."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from analyzer import Options, analyze
+from analyzer.errors import PriceBookError
+from analyzer.models import Resolver, normalize
+from analyzer.pricebook import load
+
+from .conftest import canonical_frame, write_frame
+
+
+def test_shipped_book_loads_with_exact_rates():
+    book = load()
+    assert len(book.models) >= 39
+    haiku3 = book.models["claude-3-haiku-20240307"].periods[0].rates
+    assert (haiku3.cache_write_5m, haiku3.cache_read) == (Decimal("0.3"), Decimal("0.03"))  # published, rounded
+    s55 = book.models["claude-sonnet-5-5"].periods
+    assert [p.rates.cache_read for p in s55] == [Decimal("0.2"), Decimal("0.1")]
+    assert "CONFLICT" in s55[1].note
+    sonnet5 = book.models["claude-sonnet-5"].periods
+    assert len(sonnet5) == 1 and sonnet5[0].rates.input == Decimal(2)  # the $3/$15 rise was cancelled
+    for m in book.models.values():
+        for p in m.periods:
+            assert p.source and p.confidence in ("verified", "secondary", "estimate"), m.id
+    assert len(book.version) == 12
+
+
+def _overlay(tmp_path, text: str) -> str:
+    p = tmp_path / "overlay.toml"
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = 1\noutput = 2\ncolour = 3\n',
+     "overlay.toml: model m (from 2026-01-01): unknown key 'colour'"),
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = -1\noutput = 2\n',
+     "model m (from 2026-01-01): input must be a non-negative decimal number"),
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = "cheap"\noutput = 2\n',
+     "input must be a decimal number"),
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = 1\noutput = 2\n'
+     '[[model.period]]\nfrom = 2026-01-01\ninput = 2\noutput = 3\n', "two periods start on 2026-01-01"),
+    ('[[model]]\nid = "m"\naliases = ["claude-sonnet-4-5"]\n[[model.period]]\nfrom = 2026-01-01\ninput = 1\noutput = 2\n',
+     "alias 'claude-sonnet-4-5' is claimed by both"),
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = 1\n', "needs at least `input` and `output`"),
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = 1\noutput = 1\n'
+     '[model.period.long_context]\nthreshold = 0\ninput = 2\noutput = 2\n', "threshold must be a positive"),
+    ('[[model]]\nid = "m"\n[[model.period]]\nfrom = 2026-01-01\ninput = 1\noutput = 1\nconfidence = "sure"\n',
+     "confidence must be one of"),
+    ('[book]\ndiscount = 100\n', "discount is a percentage below 100"),
+    ('[[model]]\nid = "m"\n', "a new model needs at least one"),
+    ('not toml at all [', "overlay.toml: TOML"),
+])
+def test_invalid_overlays_name_file_model_and_field(tmp_path, text, message):
+    with pytest.raises(PriceBookError) as e:
+        load([_overlay(tmp_path, text)])
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def _cost(tmp_path, rows, prices=()) -> Decimal:
+    p = write_frame(canonical_frame(rows), tmp_path / "log.csv")
+    return analyze([str(p)], [], Options(prices=tuple(prices), quarantine=str(tmp_path / "q.jsonl"))).totals["cost"]
+
+
+REQ = {"request_id": "x", "timestamp": "2026-10-10T10:00:00Z", "model": "claude-sonnet-4-5", "input_tokens": 1_000_000,
+       "output_tokens": 1_000_000}
+
+
+def test_overlay_negotiated_rate_from_a_date(tmp_path):
+    overlay = _overlay(tmp_path, '[[model]]\nid = "claude-sonnet-4-5-20250929"\n[[model.period]]\nfrom = 2026-10-01\n'
+                                 'input = 2.4\ncache_write_5m = 3\ncache_write_1h = 4.8\ncache_read = 0.24\noutput = 12\n'
+                                 'source = "contract 2026-09"\n')
+    assert _cost(tmp_path, [REQ]) == Decimal("18")  # 3 + 15
+    assert _cost(tmp_path, [REQ], [overlay]) == Decimal("14.4")  # 2.4 + 12
+    before = dict(REQ, timestamp="2026-09-30T23:59:59Z")
+    assert _cost(tmp_path, [before], [overlay]) == Decimal("18")  # shipped price before the contract
+
+
+def test_overlay_book_wide_discount(tmp_path):
+    overlay = _overlay(tmp_path, '[book]\ndiscount = 15\ndiscount_from = 2026-10-10\n')
+    assert _cost(tmp_path, [REQ], [overlay]) == Decimal("15.3")  # 18 x 0.85
+    assert _cost(tmp_path, [dict(REQ, timestamp="2026-10-09T10:00:00Z")], [overlay]) == Decimal("18")
+
+
+def test_overlay_adds_a_model(tmp_path):
+    overlay = _overlay(tmp_path, '[[model]]\nid = "acme-llm-1"\nprovider = "acme"\naliases = ["acme-1"]\n'
+                                 '[[model.period]]\nfrom = 2026-01-01\ninput = 0.5\noutput = 1.5\n')
+    assert _cost(tmp_path, [dict(REQ, model="acme-1")], [overlay]) == Decimal("2")
+
+
+@pytest.mark.parametrize("raw,expected,scope", [
+    ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", None),
+    ("CLAUDE-SONNET-4-5 ", "claude-sonnet-4-5-20250929", None),
+    ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-20241022", None),
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929", "regional"),
+    ("global.anthropic.claude-opus-4-8", "claude-opus-4-8", "global"),
+    ("global.anthropic.claude-fable-5-1-v1:0", "claude-fable-5-1", "global"),
+    ("eu.anthropic.claude-haiku-5-5", "claude-haiku-5-5", "regional"),
+    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-7", "claude-opus-4-7", None),
+    ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-8", "claude-opus-4-8",
+     "regional"),
+    ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022", None),
+    ("claude-sonnet-4@20250514", "claude-sonnet-4-20250514", None),
+    ("claude-opus-4-6[1m]", "claude-opus-4-6", None),
+    ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", None),
+])
+def test_model_resolution(raw, expected, scope):
+    model, found_scope, problem = Resolver(load()).resolve(raw)
+    assert (model, found_scope, problem) == (expected, scope, None)
+
+
+@pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o", "claude-sonnet-4-5-2025",
+                                 "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc"])
+def test_no_fuzzy_matching(raw):
+    model, _, problem = Resolver(load()).resolve(raw)
+    assert model is None and problem
+
+
+def test_normalize_is_mechanical():
+    assert normalize("apac.anthropic.claude-x-v3:1") == ("claude-x", "regional", None)

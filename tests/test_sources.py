@@ -1,0 +1,148 @@
+"""Reading: every container, compression, directories, globs, and awkward files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from decimal import Decimal
+
+import polars as pl
+import pytest
+
+from analyzer import Options, analyze
+from analyzer.errors import DialectError, SourceError
+from analyzer.sources import expand_paths, open_source
+
+from .conftest import canonical_frame, write_frame
+
+ROWS = [
+    {"request_id": "a", "timestamp": "2026-10-10T10:00:00Z", "model": "claude-sonnet-4-5", "input_tokens": 1000,
+     "output_tokens": 100},
+    {"request_id": "b", "timestamp": "2026-10-11T10:00:00Z", "model": "claude-haiku-4-5", "input_tokens": 2000,
+     "output_tokens": 200},
+]
+TOTAL = Decimal("0.0075")  # 1000*3 + 100*15 + 2000*1 + 200*5, per million
+
+
+def _total(paths, tmp_path, **kw) -> Decimal:
+    rep = analyze([str(p) for p in paths], ["model"], Options(quarantine=str(tmp_path / "q.jsonl"), **kw))
+    return rep.totals["cost"]
+
+
+@pytest.fixture
+def frame():
+    return canonical_frame(ROWS)
+
+
+@pytest.mark.parametrize("name", ["log.csv", "log.jsonl", "log.parquet"])
+def test_plain_containers(frame, tmp_path, name):
+    assert _total([write_frame(frame, tmp_path / name)], tmp_path) == TOTAL
+
+
+@pytest.mark.parametrize("name", ["log.csv", "log.jsonl"])
+def test_gzip_and_zstd(frame, tmp_path, name):
+    plain = write_frame(frame, tmp_path / name)
+    gz = tmp_path / (name + ".gz")
+    gz.write_bytes(gzip.compress(plain.read_bytes()))
+    import zstandard  # test-only: to make the file; Polars reads zstd itself
+    zst = tmp_path / (name + ".zst")
+    zst.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    os.unlink(plain)
+    assert _total([gz], tmp_path) == TOTAL
+    assert _total([zst], tmp_path) == TOTAL
+
+
+def test_json_array_and_ndjson_extension(frame, tmp_path):
+    arr = tmp_path / "log.json"
+    arr.write_text(json.dumps(frame.to_dicts()))
+    nd = write_frame(frame, tmp_path / "x.jsonl")
+    os.rename(nd, tmp_path / "log.ndjson")
+    assert _total([arr], tmp_path) == TOTAL
+    assert _total([tmp_path / "log.ndjson"], tmp_path) == TOTAL
+
+
+def test_directory_is_walked_and_glob_expanded(frame, tmp_path):
+    sub = tmp_path / "logs" / "2026" / "10"
+    sub.mkdir(parents=True)
+    write_frame(frame.head(1), sub / "a.csv")
+    write_frame(frame.tail(1), tmp_path / "logs" / "b.jsonl")
+    (tmp_path / "logs" / "README.txt").write_text("not a log")
+    assert _total([tmp_path / "logs"], tmp_path) == TOTAL
+    assert _total([str(tmp_path / "logs" / "**" / "*.csv")], tmp_path) == Decimal("0.0045")  # a.csv only
+    assert len(expand_paths([str(tmp_path / "logs"), str(sub / "a.csv")])) == 2  # each file once
+
+
+def test_extensionless_file_is_sniffed(frame, tmp_path):
+    p = write_frame(frame, tmp_path / "log.jsonl")
+    os.rename(p, tmp_path / "export")
+    assert open_source(str(tmp_path / "export")).container == "jsonl"
+    assert _total([tmp_path / "export"], tmp_path) == TOTAL
+
+
+def test_csv_with_bom_and_crlf(frame, tmp_path):
+    text = frame.write_csv().replace("\n", "\r\n")
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert _total([p], tmp_path) == TOTAL
+
+
+def test_mixed_containers_in_one_run(frame, tmp_path):
+    a = write_frame(frame.head(1), tmp_path / "a.parquet")
+    b = write_frame(frame.tail(1), tmp_path / "b.csv")
+    assert _total([a, b], tmp_path) == TOTAL
+
+
+def test_dimension_columns_pass_through(frame, tmp_path):
+    p = write_frame(frame.with_columns(pl.Series("team", ["red", "blue"])), tmp_path / "log.csv")
+    rep = analyze([str(p)], ["team"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert dict(zip(rep.rows["team"], rep.rows["cost"])) == {"blue": Decimal("0.003"), "red": Decimal("0.0045")}
+
+
+def test_missing_path_and_empty_dir(tmp_path):
+    with pytest.raises(SourceError, match="no such file"):
+        expand_paths([str(tmp_path / "nope.csv")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="holds no"):
+        expand_paths([str(tmp_path / "empty")])
+    with pytest.raises(SourceError, match="no file matches"):
+        expand_paths([str(tmp_path / "*.csv")])
+
+
+def test_empty_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "empty.jsonl"
+    p.write_text("")
+    with pytest.raises(DialectError, match="no records"):
+        analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+
+
+def test_header_only_csv_reports_zero(tmp_path, frame):
+    p = write_frame(frame.head(0), tmp_path / "h.csv")
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.rows_read == 0 and rep.totals["cost"] in (0, Decimal(0))
+
+
+def test_duplicate_request_ids_keep_the_row_with_most_tokens(tmp_path):
+    rows = [dict(ROWS[0], output_tokens=10), dict(ROWS[0]), dict(ROWS[0], output_tokens=50), ROWS[1]]
+    p = write_frame(canonical_frame(rows), tmp_path / "d.csv")
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.duplicates == 2 and rep.totals["cost"] == TOTAL
+    off = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl"), dedupe=False))
+    assert off.accounting.duplicates == 0 and off.totals["requests"] == 4
+
+
+def test_duplicates_across_files_and_containers(tmp_path, frame):
+    a = write_frame(frame, tmp_path / "a.csv")
+    b = write_frame(frame, tmp_path / "b.parquet")
+    rep = analyze([str(a), str(b)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.duplicates == 2 and rep.totals["cost"] == TOTAL
+
+
+def test_timestamp_forms(tmp_path):
+    forms = ["2026-10-10T10:00:00Z", "2026-10-10T12:00:00+02:00", "2026-10-10 10:00:00", "2026-10-10T10:00:00",
+             "1791626400", "1791626400000", "2026-10-10T10:00:00.123456Z"]
+    rows = [dict(ROWS[0], request_id=str(i), timestamp=t) for i, t in enumerate(forms)]
+    p = write_frame(canonical_frame(rows), tmp_path / "t.csv")
+    rep = analyze([str(p)], ["hour"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.quarantined == 0
+    assert rep.rows["hour"].to_list() == ["2026-10-10 10:00"]
