@@ -339,6 +339,7 @@ class Measurement:
     result: dict = field(default_factory=dict)  # what the command reported (rows, cost)
     rows: int | None = None  # input rows, for rows/s
     report: str | None = None  # where an `llm-cost report` command writes its JSON
+    json_stdout: bool = False  # the command prints its result as one JSON line (the baselines do)
 
     @property
     def wall(self) -> float | None:
@@ -409,7 +410,7 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
         rss = sampled[0] / 2**20
     if rss is not None:
         m.peak_rss_mib.append(rss)
-    if not m.failure and out.strip():
+    if m.json_stdout and not m.failure:
         m.result = json.loads(out.decode().strip().splitlines()[-1])
 
 
@@ -521,7 +522,8 @@ def plan(args: argparse.Namespace, data: Path, tiny: Path, workdir: Path) -> lis
         todo += [
             report_measurement(fmt, "llm-cost report", src, workdir, [], args.rows),
             report_measurement(fmt, "llm-cost report --no-dedupe", src, workdir, ["--no-dedupe"], args.rows),
-            *[Measurement(fmt, what, [*me, "--job", job, "--format", fmt, "--dir", str(src)], rows=args.rows)
+            *[Measurement(fmt, what, [*me, "--job", job, "--format", fmt, "--dir", str(src)], rows=args.rows,
+                          json_stdout=True)
               for job, what in (("float", "float baseline (row-wise)"),
                                 ("aggregate-first", "float baseline (aggregate-first)"),
                                 ("floor", "floor: scan+sum"))],

@@ -124,7 +124,7 @@ def test_quarantine_file_names_file_line_and_reason(tmp_path, quarantine):
     (["report", "{clean}", "--dialect", "nope"], "unknown dialect 'nope'"),
     (["report", "{clean}", "-o", "{tmp}/x.xlsx"], "cannot tell the format"),
     (["report", "{weird}"], "unknown log format; closest is 'canonical', missing timestamp"),
-    (["report", "{clean}", "--prices", "{badbook}"], "model claude-x: unknown key 'inptu'"),
+    (["report", "{clean}", "--prices", "{badbook}"], "model claude-x (from 2026-01-01): unknown key 'inptu'"),
     (["prices", "show", "claude-sonet-4-5"], "did you mean claude-sonnet-4-5-20250929?"),
 ])
 def test_errors_are_one_line_exit_2(args, message, clean_log, tmp_path):

@@ -99,21 +99,25 @@ def hand(req: Req, rates: tuple[str | None, ...], web_search_usd_per_1000: str =
     return out
 
 
-def write_csv(path: Path, reqs: list[Req]) -> Path:
+def write_csv(path: Path, reqs: list[Req], labels: list[str] | None = None) -> Path:
+    labels = labels or [f"r{i}" for i in range(len(reqs))]
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
-        for i, r in enumerate(reqs):
+        for i, (r, label) in enumerate(zip(reqs, labels, strict=True)):
             w.writerow([f"req_{i:04d}", r.timestamp, r.model, r.service_tier, r.speed, r.inference_geo,
                         r.endpoint_scope, r.platform, r.input_tokens, r.cache_write_5m_tokens,
                         r.cache_write_1h_tokens, r.cache_read_tokens, r.output_tokens, r.web_search_requests,
-                        f"r{i}"])
+                        label])
     return path
+
+
+BY = ["label", "context_tier", "price_period", "discount_type"]
 
 
 def run_one(tmp_path: Path, req: Req):
     path = write_csv(tmp_path / "usage.csv", [req])
-    return analyze([str(path)], by=["label", "context_tier", "price_period", "discount_type"])
+    return analyze([str(path)], by=BY)
 
 
 def price_one(tmp_path: Path, req: Req) -> dict:
@@ -337,9 +341,23 @@ CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def priced_rows(tmp_path_factory) -> dict[str, dict]:
+    """All CASES as one log (one request each, labelled by case id), analyzed once: label -> report row.
+    One run keeps the suite fast and also shows that requests with different rate keys never mix."""
+    path = write_csv(tmp_path_factory.mktemp("rules") / "usage.csv", [p.values[0] for p in CASES],
+                     [p.id for p in CASES])
+    report = analyze([str(path)], by=BY)
+    acc = report.accounting
+    assert (acc.priced, acc.unpriced, acc.quarantined, acc.duplicates) == (len(CASES), 0, 0, 0), acc.as_dict()
+    rows = {r["label"]: r for r in report.rows.to_dicts()}
+    assert len(rows) == report.rows.height == len(CASES)
+    return rows
+
+
 @pytest.mark.parametrize(("req", "rates", "tier", "period", "tags", "extra"), CASES)
-def test_priced_request(tmp_path, req, rates, tier, period, tags, extra):
-    row = price_one(tmp_path, req)
+def test_priced_request(priced_rows, request, req, rates, tier, period, tags, extra):
+    row = priced_rows[request.node.callspec.id]
     want = hand(req, rates)
     for k in (*COMPONENT_KEYS, "cost_web_search", "cost"):
         assert row[k] == want[k], f"{k}: got {row[k]}, hand-computed {want[k]}"
