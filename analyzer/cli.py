@@ -73,6 +73,17 @@ def _options(kw: dict):
                    tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"])
 
 
+def _progress(quiet: bool, what: str):
+    """A spinner on stderr while the streaming engine works, only when a person is watching."""
+    import contextlib
+
+    if quiet or not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(what)
+
+
 def _finish(acc, strict: bool, quiet: bool) -> None:
     if not quiet and (acc.unpriced or acc.quarantined):
         for raw, n in acc.unpriced_models.items():
@@ -103,7 +114,8 @@ def report(paths, by, fmt, output, **kw):
 
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
-    rep = pipeline.analyze(paths, keys, _options(kw))
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        rep = pipeline.analyze(paths, keys, _options(kw))
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep)
     else:
@@ -125,12 +137,14 @@ def report(paths, by, fmt, output, **kw):
 def price(paths, output, **kw):
     """Per-request rows with tags and exact cost columns."""
     from . import pipeline, writers
+    from .errors import OptionError
 
-    rows, acc = pipeline.price_requests(paths, _options(kw))
     fmt = writers.format_for(None, output, "parquet")
     if fmt not in ("parquet", "csv", "jsonl"):
-        raise click.BadParameter("use a .parquet, .csv or .jsonl file", param_hint="-o")
-    writers.sink_rows(rows, fmt, output)
+        raise OptionError(f"-o {output}: per-request rows are written as .parquet, .csv or .jsonl")
+    with _progress(kw["quiet"], "pricing requests..."):
+        rows, acc = pipeline.price_requests(paths, _options(kw))
+        writers.sink_rows(rows, fmt, output)
     if not kw["quiet"]:
         click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests (priced {acc.priced:,}, unpriced "
                    f"{acc.unpriced:,}); duplicates {acc.duplicates:,}, quarantined {acc.quarantined:,}"

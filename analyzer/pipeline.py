@@ -11,17 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from . import aggregate, dialects, pricebook, tagging
-from .errors import OptionError, SourceError
+from .errors import OptionError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
-from .schema import CANONICAL, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
+from .schema import CANONICAL, COUNT_COLUMNS, KNOWN_DIMENSIONS, TIME_BUCKETS
 from .sources import SourceFile, expand_paths, open_source
 
 STATUS = "_status"
@@ -45,7 +44,6 @@ class Options:
     tz: str = "UTC"
     quarantine: str | None = None
     dedupe: bool = True
-    progress: Callable[[str], None] | None = None
 
 
 @dataclass
@@ -115,11 +113,11 @@ def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
         if len(value) == 10:
             d = dt.date.fromisoformat(value)
             t = dt.datetime(d.year, d.month, d.day, tzinfo=zone)
-            return (t + dt.timedelta(days=1) if end else t).astimezone(dt.timezone.utc)
+            return (t + dt.timedelta(days=1) if end else t).astimezone(dt.UTC)
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise OptionError(f"{'--until' if end else '--since'} {value!r}: expected a date (2026-10-01) or an ISO date-time") from None
-    return (t if t.tzinfo else t.replace(tzinfo=zone)).astimezone(dt.timezone.utc)
+    return (t if t.tzinfo else t.replace(tzinfo=zone)).astimezone(dt.UTC)
 
 
 def check_tz(tz: str) -> str:

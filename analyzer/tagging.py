@@ -24,8 +24,11 @@ RATE_KEY_COLUMNS = ("model_raw", "platform", "service_tier", "speed", "inference
 RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _epoch_us(t: dt.datetime) -> int:
-    return int((t - dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)).total_seconds()) * 1_000_000 + t.microsecond
+    return (t - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def band_instants(book: PriceBook) -> list[dt.datetime]:

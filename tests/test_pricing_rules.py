@@ -1,8 +1,9 @@
 """Every pricing rule, on both sides of its boundary, against HAND-COMPUTED Decimal costs.
 
-Each case writes a one-request canonical CSV, runs `analyze()` and compares the exact Decimal cost
-(and its components) with an expectation computed here from the published $/MTok numbers, written
-as literals with the derivation in a comment. Nothing here calls the library's rate code: the
+Each case is one request in a canonical CSV (the table-driven CASES share one log, analyzed once;
+the spelled-out tests and the unpriced cases get a log of their own). `analyze()` prices it and the
+exact Decimal cost (and its components) is compared with an expectation computed here from the
+published $/MTok numbers, written as literals with the derivation in a comment. Nothing here calls the library's rate code: the
 facts come from /work/shared/reference/claude-prices.md, claude-prices.csv and
 claude-price-modifiers.csv (sections cited per group).
 

@@ -8,8 +8,8 @@ written to the quarantine file). Detection picks the dialect whose signature the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import polars as pl
 

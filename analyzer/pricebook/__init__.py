@@ -160,10 +160,10 @@ class _Ctx:
 def _instant(ctx: _Ctx, where: str, key: str, v) -> dt.datetime:
     if isinstance(v, dt.datetime):
         if v.tzinfo is None:
-            v = v.replace(tzinfo=dt.timezone.utc)
-        return v.astimezone(dt.timezone.utc)
+            v = v.replace(tzinfo=dt.UTC)
+        return v.astimezone(dt.UTC)
     if isinstance(v, dt.date):
-        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.timezone.utc)
+        return dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC)
     if isinstance(v, str):
         try:
             return _instant(ctx, where, key, dt.datetime.fromisoformat(v.replace("Z", "+00:00")))
