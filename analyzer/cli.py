@@ -87,7 +87,7 @@ def _progress(quiet: bool, what: str):
 def _finish(acc, strict: bool, quiet: bool) -> None:
     if not quiet and (acc.unpriced or acc.quarantined):
         for raw, n in acc.unpriced_models.items():
-            click.echo(f"llm-cost: warning: {n:,} rows unpriced: {acc.unpriced_reasons.get(raw, raw)}", err=True)
+            click.echo(f"llm-cost: warning: {n:,} row{'s' if n != 1 else ''} unpriced: {acc.unpriced_reasons.get(raw, raw)}", err=True)
         if acc.quarantined:
             click.echo(f"llm-cost: warning: {acc.quarantined:,} rows quarantined -> {acc.quarantine_file}", err=True)
     if strict and (acc.unpriced or acc.quarantined):

@@ -71,6 +71,9 @@ def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.da
         else:
             long = key[PROMPT_BAND] > thresholds.index(lc.threshold)
     fast = key["speed"] == "fast" and period.fast is not None and period.fast.contains(t)
+    # Fast-mode prices hold across the whole context window, so a fast request is never charged the
+    # long-context tier; its context_tier says which rates were applied, not how long the prompt was.
+    long = long and not fast
     chosen: Rates = period.fast.rates if fast else lc.rates if long else period.rates
     tier = key["service_tier"]
     tags = []

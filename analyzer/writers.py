@@ -160,6 +160,10 @@ def _cell(v) -> str:
     return "" if v is None else str(v)
 
 
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
 def _accounting_lines(report) -> list[str]:
     a = report.accounting
     lines = [
@@ -168,7 +172,7 @@ def _accounting_lines(report) -> list[str]:
         + ("" if a.balanced else "  (DOES NOT BALANCE)")
     ]
     for raw, n in a.unpriced_models.items():
-        lines.append(f"unpriced: {raw} ({n:,} rows): {a.unpriced_reasons.get(raw, '')}")
+        lines.append(f"unpriced: {raw} ({_rows(n)}): {a.unpriced_reasons.get(raw, '')}")
     if a.quarantine_file:
         lines.append(f"quarantined rows written to {a.quarantine_file}")
     lines.append(f"price book {report.book.version}" + (f" + overlays {', '.join(report.book.overlays)}" if report.book.overlays else "")

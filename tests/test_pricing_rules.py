@@ -274,10 +274,10 @@ CASES = [
     case("opus46-fast-2026-06-29-standard", Req("2026-06-29T00:00:00Z", O46, speed="fast"), OPUS_5_25, "base",
          "2026-03-13"),
     # Fast over 200K during the beta: the pricing page's flat fast price across the full context (the
-    # reference's CONFLICT note; the book follows the pricing page). Cost only: the request is still
-    # tagged context_tier=long / long_context although no long-context rate applies.
+    # reference's CONFLICT note; the book follows the pricing page). Its context tier says which rates
+    # applied: base, no long_context tag.
     case("opus46-fast-200001-flat", Req("2026-03-01T12:00:00Z", O46, speed="fast", **OVER_200K),
-         ("30", "37.5", "60", "3", "150"), None, "2026-02-05", None),
+         ("30", "37.5", "60", "3", "150"), "base", "2026-02-05", {"fast"}),
     # Opus 4.7 fast $30/$150 2026-05-12..2026-07-23 (removed 2026-07-24)
     case("opus47-fast-2026-05-11-not-yet", Req("2026-05-11T23:59:59Z", O47, speed="fast"), OPUS_5_25, "base",
          "2026-04-16"),
