@@ -53,8 +53,8 @@ TINY_ROWS = 1_000
 # depend on the chunk size, so the data set is the same however it is cut into parts.
 # ---------------------------------------------------------------------------------------------
 
-START = dt.datetime(2026, 8, 1, tzinfo=dt.timezone.utc)
-END = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)  # exclusive: the last day is 2026-11-24
+START = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
+END = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)  # exclusive: the last day is 2026-11-24
 TS_TEXT = "%Y-%m-%dT%H:%M:%S%.3fZ"  # how CSV/JSONL carry timestamps (millisecond precision, UTC)
 TOKEN_COLUMNS = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
                  "output_tokens")
@@ -69,10 +69,10 @@ KEYS_PER_WORKSPACE = 10  # 20 workspaces x 10 = 200 API keys
 
 # (first day the model is offered, share of its family's traffic once it is) per family:
 # new models take most of their family's traffic from their launch day; older ones linger.
-SONNET_5_5 = dt.datetime(2026, 9, 28, tzinfo=dt.timezone.utc)
-HAIKU_5_5 = dt.datetime(2026, 10, 7, tzinfo=dt.timezone.utc)
-OPUS_5_5 = dt.datetime(2026, 9, 22, tzinfo=dt.timezone.utc)
-FABLE_5_1 = dt.datetime(2026, 9, 1, tzinfo=dt.timezone.utc)
+SONNET_5_5 = dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
+HAIKU_5_5 = dt.datetime(2026, 10, 7, tzinfo=dt.UTC)
+OPUS_5_5 = dt.datetime(2026, 9, 22, tzinfo=dt.UTC)
+FABLE_5_1 = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
 # A few percent of traffic goes through Bedrock and carries its model-id forms.
 BEDROCK_IDS = {
     "claude-sonnet-4-5": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -451,8 +451,13 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def table(measurements: list[Measurement]) -> str:
-    floors = {m.fmt: m.wall for m in measurements if m.what == "floor: scan+sum"}
-    floats = {m.fmt: m.wall for m in measurements if m.what == "float baseline (row-wise)"}
+    floors = {m.fmt: m for m in measurements if m.what == "floor: scan+sum"}
+    floats = {m.fmt: m for m in measurements if m.what == "float baseline (row-wise)"}
+
+    def ratio(m: Measurement, base: Measurement | None) -> str:
+        # Only like for like: the same rows in the same format.
+        return _ratio(m.wall, base.wall) if base is not None and base.rows == m.rows else "-"
+
     head = f"{'format':<8} {'what':<34} {'wall s':>8} {'rows/s':>11} {'peak RSS MiB':>13} {'/floor':>7} {'/float':>7}"
     lines = [head, "-" * len(head)]
     for m in measurements:
@@ -460,7 +465,7 @@ def table(measurements: list[Measurement]) -> str:
         rate = f"{m.rows / m.wall:,.0f}" if m.wall and m.rows else "-"
         rss = f"{m.rss:,.0f}" if m.rss is not None else "-"
         lines.append(f"{m.fmt:<8} {m.what:<34} {wall:>8} {rate:>11} {rss:>13} "
-                     f"{_ratio(m.wall, floors.get(m.fmt)):>7} {_ratio(m.wall, floats.get(m.fmt)):>7}")
+                     f"{ratio(m, floors.get(m.fmt)):>7} {ratio(m, floats.get(m.fmt)):>7}")
         if m.failure:
             lines.append(f"{'':<8}   ! {m.failure}")
     return "\n".join(lines)
@@ -579,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {
         "rows": args.rows, "seed": args.seed, "formats": args.formats, "repeat": args.repeat,
-        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "ram_gib": round((total_ram or 0) / 2**30, 1),
                     "platform": platform.platform(), "python": platform.python_version(), "polars": pl.__version__},
         "rss_method": "GNU time -v" if GNU_TIME else ("psutil polling" if psutil else None),
