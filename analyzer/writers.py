@@ -56,7 +56,8 @@ def money_text(d: Decimal | None, places: int | None = None) -> str:
     if d is None:
         return ""
     if places is not None:
-        return f"{d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):,}"
+        q = d.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+        return f"{q.copy_abs() if q.is_zero() else q:,}"  # no "-0.00"
     return format(d, "f")
 
 
@@ -256,15 +257,15 @@ def price_list_text(book) -> str:
     from rich.table import Table
 
     t = Table(header_style="bold", title=f"price book {book.version} (USD per million tokens)")
-    for c in ("model", "provider", "since", "input", "5m write", "1h write", "cache read", "output", "tiers"):
-        t.add_column(c, justify="left" if c in ("model", "provider", "since", "tiers") else "right")
+    for c in ("model", "provider", "since", "input", "5m write", "1h write", "cache read", "output", "modifiers"):
+        t.add_column(c, justify="left" if c in ("model", "provider", "since", "modifiers") else "right")
     for m in sorted(book.models.values(), key=lambda m: (m.provider, m.periods[-1].start), reverse=False):
         p = m.periods[-1]
         extra = []
-        if p.long_context:
-            extra.append(f">{p.long_context.threshold // 1000}K long")
-        if p.fast:
-            extra.append("fast")
+        for name, w in ((f">{p.long_context.threshold // 1000}K long" if p.long_context else "", p.long_context),
+                        ("fast", p.fast)):
+            if w is not None:
+                extra.append(name + (f" until {w.end.date()}" if w.end else ""))
         if m.us_geo:
             extra.append("us_geo")
         if m.regional_premium:
