@@ -9,8 +9,6 @@ its rates plus the report's own keys, summing counts; the few resulting rows are
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,11 +18,12 @@ from . import aggregate, dialects, pricebook, tagging
 from .errors import OptionError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
-from .schema import CANONICAL, COUNT_COLUMNS, KNOWN_DIMENSIONS, TIME_BUCKETS
+from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, TIME_BUCKETS
 from .sources import SourceFile, expand_paths, open_source
 
 STATUS = "_status"
-OK, DUPLICATE, QUARANTINED, FILTERED = "ok", "duplicate", "quarantined", "filtered"
+# Small integers, not strings: the status is a group-by key of the one pass over every row.
+OK, DUPLICATE, QUARANTINED, FILTERED = 0, 1, 2, 3
 ROWS = "_rows"
 # Keys that exist only after pricing (derived from the rate keys), usable in --by.
 DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")
@@ -83,25 +82,34 @@ class Loaded:
     dialects: dict[str, str]  # file -> dialect name
     dimensions: list[str]
     has_ids: bool
+    constant: dict[str, object]  # rate-key columns no source carries, with the value they all take
+    robust: bool  # read line by line (exact line numbers; malformed JSON lines quarantined)
 
 
-def load(paths, opts: Options) -> Loaded:
+# What a rate-key column is when no source has it (the canonical defaults).
+_KEY_DEFAULTS = {"service_tier": "standard", "speed": "standard"}
+
+
+def load(paths, opts: Options, robust: bool = False) -> Loaded:
     frames, files, names, dims, has_ids = [], [], {}, {}, False
+    seen: set[str] = set()
     forced = dialects.get(opts.dialect) if opts.dialect else None
     for i, path in enumerate(expand_paths(paths)):
         src = open_source(path, index=i)
         d = forced or dialects.detect(src)
-        lf = d.normalize(src)
+        lf = d.normalize(src, robust=robust)
         frames.append(lf)
         files.append(src)
         names[src.display] = d.name
         for c in lf.collect_schema().names():
             if c not in CANONICAL and not c.startswith("_"):
                 dims[c] = None
-        has_ids = has_ids or "request_id" in {c.lower() for c in src.columns}
+        seen.update(d.carries(src))
+        has_ids = has_ids or "request_id" in seen
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
-    return Loaded(frame, files, names, ordered, has_ids)
+    constant = {k: _KEY_DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in seen and k != "model_raw"}
+    return Loaded(frame, files, names, ordered, has_ids, constant, robust)
 
 
 def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
@@ -142,7 +150,7 @@ def _duplicates(lf: pl.LazyFrame) -> pl.DataFrame:
     """(h1, h2, winner) for every request id seen more than once. The winner is the row with the most
     tokens (a streamed response logged early and again complete), ties to the first file/line."""
     tokens = pl.sum_horizontal(*[pl.col(c) for c in COUNT_COLUMNS]).alias("_tok")
-    ids = lf.filter(pl.col("_reason").is_null() & pl.col("request_id").is_not_null()).select(
+    ids = lf.filter(pl.col("_ok") & pl.col("request_id").is_not_null()).select(
         *_hashes(), tokens, _row_key().alias("_key")
     )
     counts = ids.group_by("_h1", "_h2").agg(pl.len().alias("_n"), pl.col("_tok").max().alias("_max"))
@@ -178,10 +186,10 @@ def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
     if until is not None:
         outside = outside | (pl.col("timestamp") >= until)
     status = (
-        pl.when(pl.col("_reason").is_not_null()).then(pl.lit(QUARANTINED))
-        .when(dup_loser).then(pl.lit(DUPLICATE))
-        .when(outside).then(pl.lit(FILTERED))
-        .otherwise(pl.lit(OK))
+        pl.when(~pl.col("_ok")).then(pl.lit(QUARANTINED, pl.UInt8))
+        .when(dup_loser).then(pl.lit(DUPLICATE, pl.UInt8))
+        .when(outside).then(pl.lit(FILTERED, pl.UInt8))
+        .otherwise(pl.lit(OK, pl.UInt8))
     )
     return lf.with_columns(status.alias(STATUS))
 
@@ -201,17 +209,19 @@ def _split_by(by: list[str], loaded: Loaded) -> tuple[list[str], list[str]]:
     return [k for k in by if k not in DERIVED_KEYS], [k for k in by if k in DERIVED_KEYS]
 
 
-def _grouped(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, opts: Options, extra: list[pl.Expr]) -> pl.LazyFrame:
-    """The streaming aggregation: counts summed per status, rate keys and report keys."""
+def _grouped(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
+             extra: list[pl.Expr]) -> pl.LazyFrame:
+    """The streaming aggregation: counts summed per status, rate keys and report keys. Rate keys that
+    no source carries are constants: left out of the grouping and added back to its few rows."""
     lf = lf.with_columns(tagging.time_band(book), tagging.prompt_band(book), *extra)
-    group = [STATUS, *tagging.RATE_KEYS, *keys]
+    group = [STATUS, *[k for k in tagging.RATE_KEYS if k not in loaded.constant], *keys]
     return lf.group_by(group).agg(
         pl.len().alias(ROWS),
         pl.col("requests").sum(),
         *[pl.col(c).sum() for c in COUNT_COLUMNS],
         pl.col("reported_cost").sum().alias("reported_cost"),
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
-    )
+    ).with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
 
 
 def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
@@ -266,8 +276,22 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    loaded = load(paths, opts)
-    by = list(by)
+    return _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+
+
+def _with_retry(run):
+    """Run fast; if Polars' NDJSON reader met a malformed line, run again reading line by line,
+    where such a line is quarantined with its line number instead of failing the file."""
+    try:
+        return run(False)
+    except pl.exceptions.ComputeError as e:
+        if "json" not in str(e).lower() and "parsing line" not in str(e).lower():
+            raise
+        return run(True)
+
+
+def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
+    loaded = load(paths, opts, robust)
     row_keys, _ = _split_by(by, loaded)
     extra = _bucket_exprs(row_keys, opts.tz)
     if "discount_type" in by:
@@ -275,14 +299,14 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
         row_keys = [*row_keys, "_cache_use"]
     lf = with_status(loaded, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg = _grouped(lf, keys, book, opts, extra).collect(engine="streaming")
+    agg = _grouped(lf, keys, book, loaded, extra).collect(engine="streaming")
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
     if acc.quarantined:
-        acc.quarantine_file = write_quarantine(lf, opts)
+        acc.quarantine_file = write_quarantine(paths, loaded, opts)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, _notes(priced, acc))
 
@@ -298,24 +322,21 @@ def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
     return notes
 
 
-def write_quarantine(lf: pl.LazyFrame, opts: Options) -> str:
-    """Quarantined rows as JSON Lines (file, line, reason, raw record), written atomically."""
+def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
+    """Quarantined rows as JSON Lines (file, line, reason, raw record), written atomically.
+
+    Only here are the reasons spelled out, and JSON Lines are re-read line by line so that `line` is
+    the line number a user sees in an editor (the fast reader counts records, skipping blank lines)."""
     path = opts.quarantine or DEFAULT_QUARANTINE
-    bad = lf.filter(pl.col(STATUS) == QUARANTINED).select(
+    exact = loaded if loaded.robust or not any(f.container in ("jsonl", "json") for f in loaded.files) else load(
+        paths, opts, robust=True)
+    bad = exact.frame.filter(~pl.col("_ok")).select(
         pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
         pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
     )
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".llm-cost-", suffix=".tmp")
-    os.close(fd)
-    try:
-        bad.sink_ndjson(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .writers import atomic_write
+
+    atomic_write(path, lambda tmp: bad.sink_ndjson(tmp))
     return path
 
 
@@ -328,25 +349,29 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    loaded = load(paths, opts)
+    return _with_retry(lambda robust: _price_requests(paths, opts, book, robust))
+
+
+def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
+    loaded = load(paths, opts, robust)
     lf = with_status(loaded, opts)
-    agg = _grouped(lf, [], book, opts, []).collect(engine="streaming")
+    agg = _grouped(lf, [], book, loaded, []).collect(engine="streaming")
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
-    _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
+    ok = agg.filter(pl.col(STATUS) == OK)
+    _price_groups(ok, book, acc)
     if acc.quarantined:
-        acc.quarantine_file = write_quarantine(lf, opts)
-    rates = rate_frame(agg.filter(pl.col(STATUS) == OK), book)
+        acc.quarantine_file = write_quarantine(paths, loaded, opts)
+    rates = rate_frame(ok, book)
     rows = (
         lf.filter(pl.col(STATUS) == OK)
         .with_columns(tagging.time_band(book), tagging.prompt_band(book))
-        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
+        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
         .with_columns(missing_rate_reason())
         .with_columns(cost_columns())
         .with_columns(totals_columns())
     )
-    money = ["cost_" + c for c in ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output", "web_search",
-                                   "web_fetch")] + ["cost", "list_cost", "savings"]
+    money = ["cost_" + c.rate for c in COMPONENTS] + ["cost", "list_cost", "savings"]
     unpriced = pl.col("unpriced_reason").is_not_null()
     rows = rows.with_columns(
         [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in money]

@@ -23,7 +23,7 @@ class Dialect:
     description: str
     required: tuple[str, ...]  # keys every record of this format carries (the detection signature)
     optional: tuple[str, ...]
-    normalize: Callable[[SourceFile], pl.LazyFrame]
+    normalize: Callable[..., pl.LazyFrame]  # (source, robust=False) -> normalized LazyFrame
     # Extra test beyond the signature, for formats whose keys overlap (e.g. nested JSON shapes).
     matches: Callable[[SourceFile], bool] | None = None
     priority: int = 0  # higher wins when two dialects both match
@@ -31,6 +31,11 @@ class Dialect:
     def missing(self, src: SourceFile) -> list[str]:
         cols = {c.lower().lstrip("\ufeff") for c in src.columns}
         return [k for k in self.required if k.split("|")[0] not in cols and not any(a in cols for a in k.split("|"))]
+
+    def carries(self, src: SourceFile) -> set[str]:
+        """Canonical columns this file actually has (the rest are constants: defaults or null)."""
+        cols = {c.lower().lstrip("\ufeff") for c in src.columns}
+        return cols | ({"model_raw"} if "model" in cols else set())
 
     def detects(self, src: SourceFile) -> bool:
         return not self.missing(src) and (self.matches is None or self.matches(src))
