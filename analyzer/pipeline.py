@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dialects, pricebook, tagging
+from . import aggregate, dedupe, dialects, pricebook, tagging
 from .errors import OptionError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
@@ -136,48 +136,14 @@ def check_tz(tz: str) -> str:
     return tz
 
 
-def _row_key() -> pl.Expr:
-    return pl.col("_file").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
-
-
-def _hashes() -> list[pl.Expr]:
-    # Two 64-bit hashes with different seeds stand for the id: fixed width, so the dedupe table stays
-    # small, and a false match needs both to collide (about 2^-128 for a pair of ids).
-    return [pl.col("request_id").hash(0x5EED_0001).alias("_h1"), pl.col("request_id").hash(0x5EED_0002).alias("_h2")]
-
-
-def _duplicates(lf: pl.LazyFrame) -> pl.DataFrame:
-    """(h1, h2, winner) for every request id seen more than once. The winner is the row with the most
-    tokens (a streamed response logged early and again complete), ties to the first file/line."""
-    tokens = pl.sum_horizontal(*[pl.col(c) for c in COUNT_COLUMNS]).alias("_tok")
-    ids = lf.filter(pl.col("_ok") & pl.col("request_id").is_not_null()).select(
-        *_hashes(), tokens, _row_key().alias("_key")
-    )
-    counts = ids.group_by("_h1", "_h2").agg(pl.len().alias("_n"), pl.col("_tok").max().alias("_max"))
-    dup = counts.filter(pl.col("_n") > 1).collect(engine="streaming")
-    if dup.height == 0:
-        return dup.select("_h1", "_h2", pl.lit(None, pl.Int64).alias("_winner"))
-    # Second, small step: among the duplicated ids only, the first row holding the maximum.
-    winners = (
-        ids.join(dup.lazy(), on=["_h1", "_h2"], how="semi")
-        .join(dup.lazy().select("_h1", "_h2", "_max"), on=["_h1", "_h2"])
-        .filter(pl.col("_tok") == pl.col("_max"))
-        .group_by("_h1", "_h2")
-        .agg(pl.col("_key").min().alias("_winner"))
-        .collect(engine="streaming")
-    )
-    return winners
-
-
 def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
-    """Each row's fate before pricing: quarantined, duplicate, filtered (outside --since/--until) or ok."""
+    """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok; rows of
+    duplicated request ids are marked for `dedupe.resolve`, which picks their winner after the pass."""
     lf = loaded.frame
-    dup_loser = pl.lit(False)
     if opts.dedupe and loaded.has_ids:
-        dups = _duplicates(lf)
-        if dups.height:
-            lf = lf.with_columns(*_hashes()).join(dups.lazy(), on=["_h1", "_h2"], how="left")
-            dup_loser = pl.col("_winner").is_not_null() & (_row_key() != pl.col("_winner"))
+        cands = dedupe.candidates(lf)
+        if cands.len():
+            lf = dedupe.mark(lf, cands)
     since = parse_time(opts.since, opts.tz, end=False)
     until = parse_time(opts.until, opts.tz, end=True)
     outside = pl.lit(False)
@@ -187,7 +153,6 @@ def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
         outside = outside | (pl.col("timestamp") >= until)
     status = (
         pl.when(~pl.col("_ok")).then(pl.lit(QUARANTINED, pl.UInt8))
-        .when(dup_loser).then(pl.lit(DUPLICATE, pl.UInt8))
         .when(outside).then(pl.lit(FILTERED, pl.UInt8))
         .otherwise(pl.lit(OK, pl.UInt8))
     )
@@ -209,19 +174,28 @@ def _split_by(by: list[str], loaded: Loaded) -> tuple[list[str], list[str]]:
     return [k for k in by if k not in DERIVED_KEYS], [k for k in by if k in DERIVED_KEYS]
 
 
-def _grouped(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
-             extra: list[pl.Expr]) -> pl.LazyFrame:
-    """The streaming aggregation: counts summed per status, rate keys and report keys. Rate keys that
-    no source carries are constants: left out of the grouping and added back to its few rows."""
+_MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"]
+
+
+def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
+               extra: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The one streaming pass over every row: counts summed per status, rate keys and report keys.
+
+    Rate keys that no source carries are constants: left out of the grouping and added back to its
+    few rows. Returns the groups (duplicates resolved) and the row keys of duplicate losers."""
     lf = lf.with_columns(tagging.time_band(book), tagging.prompt_band(book), *extra)
-    group = [STATUS, *[k for k in tagging.RATE_KEYS if k not in loaded.constant], *keys]
-    return lf.group_by(group).agg(
+    marks = [k for k in (dedupe.KEY, dedupe.H1, dedupe.H2) if k in lf.collect_schema()]
+    group = [STATUS, *[k for k in tagging.RATE_KEYS if k not in loaded.constant], *keys, *marks]
+    agg = lf.group_by(group).agg(
         pl.len().alias(ROWS),
         pl.col("requests").sum(),
         *[pl.col(c).sum() for c in COUNT_COLUMNS],
         pl.col("reported_cost").sum().alias("reported_cost"),
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
-    ).with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
+    ).collect(engine="streaming")
+    agg, losers = dedupe.resolve(agg, STATUS, QUARANTINED, DUPLICATE)
+    agg = dedupe.regroup(agg, _MEASURES)
+    return agg.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()]), losers
 
 
 def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
@@ -299,7 +273,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         row_keys = [*row_keys, "_cache_use"]
     lf = with_status(loaded, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg = _grouped(lf, keys, book, loaded, extra).collect(engine="streaming")
+    agg, _ = _aggregate(lf, keys, book, loaded, extra)
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
@@ -355,7 +329,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
     loaded = load(paths, opts, robust)
     lf = with_status(loaded, opts)
-    agg = _grouped(lf, [], book, loaded, []).collect(engine="streaming")
+    agg, losers = _aggregate(lf, [], book, loaded, [])
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -363,6 +337,8 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     rates = rate_frame(ok, book)
+    if losers.height:
+        lf = lf.join(losers.lazy(), on=dedupe.KEY, how="anti")
     rows = (
         lf.filter(pl.col(STATUS) == OK)
         .with_columns(tagging.time_band(book), tagging.prompt_band(book))

@@ -1,14 +1,19 @@
-"""Validating parsers shared by the dialects: text (or loosely typed) fields to canonical values.
+"""Validating parsers shared by the dialects: raw fields to canonical values.
 
-Each parser returns three expressions: the parsed value, `ok` (a cheap boolean: is the field fine?)
-and `reason` (a human sentence when it is not). The main pass only evaluates `ok`; the reasons are
-computed in the quarantine pass, for the few rows that need them. Why: building a reason string per
-field per row costs more than all the arithmetic of pricing.
+A parser describes a field in stages that the dialect applies as successive `with_columns`, so that
+each stage refers to the previous one by column name (an expression that repeats a sub-expression is
+evaluated once per repetition: a fallback chain written as nested expressions grows exponentially):
+
+- `first`: the fast parse, from the raw column (most rows end here);
+- `then`: an optional second try, on the rows `first` could not parse (null elsewhere, so cheap);
+- `ok`: a cheap boolean, is the field valid? (the main pass evaluates only this);
+- `reason`: why not, as a sentence (evaluated only in the quarantine pass, for the rows that need it);
+- `final`: the value after defaults (null counts become 0).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -19,65 +24,69 @@ _NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
 _DIGITS = r"^\s*\+?\d+\s*$"
 
 
-class Parsed(NamedTuple):
-    value: pl.Expr
+@dataclass(frozen=True)
+class Field:
+    name: str  # canonical column
+    first: pl.Expr
     ok: pl.Expr
     reason: pl.Expr
+    then: pl.Expr | None = None
+    final: pl.Expr | None = None
 
 
 def _missing(name: str, required: bool) -> pl.Expr:
     return pl.lit(f"missing {name}") if required else pl.lit(None, pl.String)
 
 
-def count(expr: pl.Expr, name: str, dtype: pl.DataType, *, required: bool) -> Parsed:
+def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     """A token/request count: a non-negative integer. Null is 0 unless the field is required."""
+    src, val = pl.col(raw), pl.col(name)
+    absent_ok = src.is_null() & (not required)
+    final = val.fill_null(0)
     if dtype == pl.String:
-        value = expr.cast(pl.Int64, strict=False)
-        # Fast path first: a plain integer casts. Only text that does not (" 7 ", "+7") pays for a strip.
-        stripped = pl.when(value.is_null() & expr.is_not_null()).then(expr.str.strip_chars().str.strip_prefix("+"))
-        value = pl.coalesce(value, stripped.cast(pl.Int64, strict=False))
-        ok = (value >= 0) | (expr.is_null() & (not required))
-        text = expr.str.strip_chars()
+        text = src.str.strip_chars()
+        # " 7 " or "+7" do not cast; only those rows (null elsewhere) pay for stripping.
+        retry = pl.when(val.is_null() & src.is_not_null()).then(text.str.strip_prefix("+"))
         reason = (
-            pl.when(expr.is_null() | (text == "")).then(_missing(name, required))
-            .when(value >= 0).then(None)
+            pl.when(src.is_null() | (text == "")).then(_missing(name, required))
+            .when(val >= 0).then(None)
             .when(text.str.contains(_NEG)).then(pl.format(f"negative {name} ({{}})", text))
             .when(text.str.contains(_DIGITS)).then(pl.format(f"{name} is too large ({{}})", text))
             .when(text.str.contains(_NUMBER)).then(pl.format(f"{name} is not a whole number ({{}})", text))
             .otherwise(pl.format(f"{name} is not a number ({{}})", text.str.slice(0, 40)))
         )
-    elif dtype.is_integer():
-        value = expr.cast(pl.Int64, strict=False)
-        ok = (value >= 0) | (expr.is_null() & (not required))
+        return Field(name, src.cast(pl.Int64, strict=False), ((val >= 0) | absent_ok).fill_null(False), reason,
+                     then=pl.coalesce(val, retry.cast(pl.Int64, strict=False)), final=final)
+    if dtype.is_integer():
         reason = (
-            pl.when(expr.is_null()).then(_missing(name, required))
-            .when(value.is_null()).then(pl.lit(f"{name} is too large"))
-            .when(value < 0).then(pl.format(f"negative {name} ({{}})", value))
+            pl.when(src.is_null()).then(_missing(name, required))
+            .when(val.is_null()).then(pl.lit(f"{name} is too large"))
+            .when(val < 0).then(pl.format(f"negative {name} ({{}})", val))
         )
-    elif dtype.is_float() or isinstance(dtype, pl.Decimal):
-        as_float = expr.cast(pl.Float64)  # only to test integrality; the count itself is an integer
-        value = expr.cast(pl.Int64, strict=False)
-        whole = (as_float == as_float.floor()) & as_float.is_finite() & value.is_not_null()
-        ok = (whole & (value >= 0)) | (expr.is_null() & (not required))
+        return Field(name, src.cast(pl.Int64, strict=False), ((val >= 0) | absent_ok).fill_null(False), reason,
+                     final=final)
+    if dtype.is_float() or isinstance(dtype, pl.Decimal):
+        as_float = src.cast(pl.Float64)  # only to test integrality; the count itself is an integer
+        whole = (as_float == as_float.floor()) & as_float.is_finite() & val.is_not_null()
         reason = (
-            pl.when(expr.is_null()).then(_missing(name, required))
-            .when(as_float < 0).then(pl.format(f"negative {name} ({{}})", expr))
-            .when(~whole).then(pl.format(f"{name} is not a whole number ({{}})", expr))
+            pl.when(src.is_null()).then(_missing(name, required))
+            .when(as_float < 0).then(pl.format(f"negative {name} ({{}})", src))
+            .when(~whole).then(pl.format(f"{name} is not a whole number ({{}})", src))
         )
-    elif dtype == pl.Null:
-        value, ok, reason = pl.lit(None, pl.Int64), pl.lit(not required), _missing(name, required)
-    else:
-        value, ok, reason = pl.lit(None, pl.Int64), pl.lit(False), pl.lit(f"{name} has unsupported type {dtype}")
-    return Parsed(value.fill_null(0).cast(pl.Int64), ok.fill_null(False), reason.cast(pl.String))
+        return Field(name, src.cast(pl.Int64, strict=False), ((whole & (val >= 0)) | absent_ok).fill_null(False),
+                     reason, final=final)
+    if dtype == pl.Null:
+        return Field(name, pl.lit(None, pl.Int64), pl.lit(not required), _missing(name, required), final=final)
+    return Field(name, pl.lit(None, pl.Int64), pl.lit(False), pl.lit(f"{name} has unsupported type {dtype}"),
+                 final=final)
 
 
 def _iso(text: pl.Expr, fmt: str) -> pl.Expr:
     return text.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
 
 
-# Tried in order; each later format only sees the rows every earlier one failed on (see timestamp()).
-_FORMATS = (
-    "%Y-%m-%dT%H:%M:%S%.fZ",  # the common case: RFC 3339 in UTC
+PRIMARY = "%Y-%m-%dT%H:%M:%S%.fZ"  # RFC 3339 in UTC: what nearly every log writes
+FALLBACKS = (
     "%Y-%m-%dT%H:%M:%S%.f%z",  # with an offset
     "%Y-%m-%d %H:%M:%S%.f%z",
     "%Y-%m-%dT%H:%M:%S%.f",  # naive: UTC
@@ -88,57 +97,73 @@ _FORMATS = (
 )
 
 
-def timestamp(expr: pl.Expr, name: str, dtype: pl.DataType) -> Parsed:
+def timestamp(raw: str, name: str, dtype: pl.DataType) -> Field:
     """ISO-8601 with Z or an offset (naive means UTC), a date, or epoch seconds/milliseconds."""
+    src, val = pl.col(raw), pl.col(name)
+    missing = pl.lit(f"missing {name}")
     if isinstance(dtype, pl.Datetime):
-        value = expr.dt.replace_time_zone("UTC") if dtype.time_zone is None else expr.dt.convert_time_zone("UTC")
-        value = value.dt.cast_time_unit("us")
-    elif isinstance(dtype, pl.Date):
-        value = expr.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
-    else:
-        text = expr.cast(pl.String)
-        # Parse with the common format; hand each next format only the rows still unparsed (null
-        # elsewhere), so a file in one format pays for one parse, not for every format we accept.
-        value = _iso(text, _FORMATS[0])
-        for fmt in _FORMATS[1:]:
-            rest = pl.when(value.is_null()).then(text)
-            value = pl.coalesce(value, _iso(rest, fmt))
-        rest = pl.when(value.is_null()).then(text.str.strip_chars())
-        epoch = (
-            pl.when(rest.str.contains(r"^\d{9,11}(\.\d+)?$"))
-            .then((rest.cast(pl.Decimal(20, 6), strict=False) * 1_000_000).cast(pl.Int64, strict=False))
-            .when(rest.str.contains(r"^\d{12,14}$"))
-            .then(rest.cast(pl.Int64, strict=False) * 1_000)
-            .cast(pl.Datetime("us"))
-            .dt.replace_time_zone("UTC")
-        )
-        value = pl.coalesce(value, epoch, _iso(rest, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        ok = value.is_not_null()
-        reason = (
-            pl.when(expr.is_null() | (text.str.strip_chars() == "")).then(pl.lit(f"missing {name}"))
-            .when(value.is_null()).then(pl.format(f"unparsable {name} ({{}})", text.str.slice(0, 40)))
-        )
-        return Parsed(value, ok, reason.cast(pl.String))
-    return Parsed(value, value.is_not_null(), pl.when(value.is_null()).then(pl.lit(f"missing {name}")))
+        first = src.dt.replace_time_zone("UTC") if dtype.time_zone is None else src.dt.convert_time_zone("UTC")
+        return Field(name, first.dt.cast_time_unit("us"), val.is_not_null(), pl.when(val.is_null()).then(missing))
+    if isinstance(dtype, pl.Date):
+        first = src.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        return Field(name, first, val.is_not_null(), pl.when(val.is_null()).then(missing))
+    text = src.cast(pl.String)
+    # Every other accepted form, tried only on the rows the primary format left unparsed.
+    rest = pl.when(val.is_null()).then(text.str.strip_chars())
+    epoch = (
+        pl.when(rest.str.contains(r"^\d{9,11}(\.\d+)?$"))
+        .then((rest.cast(pl.Decimal(20, 6), strict=False) * 1_000_000).cast(pl.Int64, strict=False))
+        .when(rest.str.contains(r"^\d{12,14}$"))
+        .then(rest.cast(pl.Int64, strict=False) * 1_000)
+        .cast(pl.Datetime("us"))
+        .dt.replace_time_zone("UTC")
+    )
+    then = pl.coalesce(val, *[_iso(rest, f) for f in FALLBACKS], epoch)
+    reason = (
+        pl.when(src.is_null() | (text.str.strip_chars() == "")).then(missing)
+        .when(val.is_null()).then(pl.format(f"unparsable {name} ({{}})", text.str.slice(0, 40)))
+    )
+    return Field(name, _iso(text, PRIMARY), val.is_not_null(), reason, then=then)
 
 
-def money(expr: pl.Expr, name: str, dtype: pl.DataType) -> Parsed:
+def money(raw: str, name: str, dtype: pl.DataType) -> Field:
     """A cost the source reported (kept to compare, never used to price): exact decimal."""
+    src, val = pl.col(raw), pl.col(name)
     if dtype == pl.String:
-        text = expr.str.strip_chars()
-        value = text.cast(MONEY, strict=False)
-        bad = text.is_not_null() & (text != "") & value.is_null()
+        text = src.str.strip_chars()
+        bad = text.is_not_null() & (text != "") & val.is_null()
         reason = pl.when(bad).then(pl.format(f"{name} is not a decimal number ({{}})", text.str.slice(0, 40)))
-        return Parsed(value, ~bad, reason.cast(pl.String))
+        return Field(name, text.cast(MONEY, strict=False), ~bad, reason)
     if dtype.is_float():
         # A float in the source is rendered to its shortest decimal text first, so 0.1 stays 0.1.
-        value = expr.cast(pl.String).cast(MONEY, strict=False)
-    else:
-        value = expr.cast(MONEY, strict=False)
-    return Parsed(value, pl.lit(True), pl.lit(None, pl.String))
+        return Field(name, src.cast(pl.String).cast(MONEY, strict=False), pl.lit(True), pl.lit(None, pl.String))
+    return Field(name, src.cast(MONEY, strict=False), pl.lit(True), pl.lit(None, pl.String))
 
 
-def text(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def label(raw: str, name: str, dtype: pl.DataType) -> pl.Expr:
     """A label: trimmed string, empty as null."""
-    s = expr.cast(pl.String).str.strip_chars()
+    s = pl.col(raw).cast(pl.String)
+    if dtype != pl.String:
+        return s
+    s = s.str.strip_chars()
     return pl.when(s == "").then(None).otherwise(s)
+
+
+def frame(lf: pl.LazyFrame, fields: list[Field], labels: dict[str, pl.Expr], constants: dict[str, pl.Expr],
+          extra_checks: list[tuple[pl.Expr, pl.Expr]] = ()) -> pl.LazyFrame:
+    """Apply parsers stage by stage; add `_ok` and `_reason`. `labels` are computed alongside the first
+    stage; `extra_checks` are (ok, reason) pairs over parsed columns (e.g. an allowed-values test)."""
+    lf = lf.with_columns([f.first.alias(f.name) for f in fields] + [e.alias(c) for c, e in labels.items()]
+                         + [e.alias(c) for c, e in constants.items()])
+    thens = [f.then.alias(f.name) for f in fields if f.then is not None]
+    if thens:
+        lf = lf.with_columns(thens)
+    oks = [f.ok for f in fields] + [ok for ok, _ in extra_checks]
+    reasons = [f.reason for f in fields] + [r for _, r in extra_checks]
+    reason = pl.concat_str(reasons, separator="; ", ignore_nulls=True)
+    lf = lf.with_columns(
+        pl.all_horizontal(oks).alias("_ok") if oks else pl.lit(True).alias("_ok"),
+        pl.when(reason == "").then(None).otherwise(reason).alias("_reason"),
+    )
+    finals = [f.final.alias(f.name) for f in fields if f.final is not None]
+    return lf.with_columns(finals) if finals else lf

@@ -62,76 +62,72 @@ def normalize(src: SourceFile, robust: bool = False) -> pl.LazyFrame:
                            bad_record=_bad_json_line())
 
 
-def _bad_json_line() -> _parse.Parsed:
+def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
     ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
-    return _parse.Parsed(pl.lit(None), ok, pl.when(~ok).then(pl.lit("not a JSON object (unparsable line)")))
+    return ok, pl.when(~ok).then(pl.lit("not a JSON object (unparsable line)"))
+
+
+def _raw(c: str) -> str:
+    return f"_f_{c}"
 
 
 def canonical_frame(lf: pl.LazyFrame, cols: list[str], dtypes: dict, get, raw: pl.Expr, src: SourceFile,
-                    dialect: str, bad_record: _parse.Parsed | None = None) -> pl.LazyFrame:
+                    dialect: str, bad_record: tuple[pl.Expr, pl.Expr] | None = None) -> pl.LazyFrame:
     """Build the normalized frame from a record source whose field names are canonical.
 
-    Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for) and `_raw`."""
+    Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for), `_raw` (the
+    record, for the quarantine file) and `_file`."""
     present = set(cols)
-    checks: list[_parse.Parsed] = []
-    out: dict[str, pl.Expr] = {}
+    model_col = "model_raw" if "model_raw" in present else "model"
+    wanted = {"timestamp", model_col, *(c for c in schema.COUNT_COLUMNS if c in present)}
+    wanted |= {c for c in ("requests", "reported_cost", "request_id", "platform", "endpoint_scope", "service_tier",
+                           "speed", "inference_geo", "context_window") if c in present}
+    dims = [c for c in cols if _is_dimension(c)]
+    lf = lf.select(
+        pl.col("_row"), *(get(c).alias(_raw(c)) for c in sorted(wanted | set(dims))), raw.alias("_raw"),
+        *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
+    )
 
     def dt(c: str) -> pl.DataType:
         return dtypes.get(c, pl.String())
 
-    ts = _parse.timestamp(get("timestamp"), "timestamp", dt("timestamp"))
-    out["timestamp"] = ts.value
-    checks.append(ts)
-    model_col = "model_raw" if "model_raw" in present else "model"
-    model = _parse.text(get(model_col), dt(model_col))
-    out["model_raw"] = model
-    checks.append(_parse.Parsed(model, model.is_not_null(), pl.when(model.is_null()).then(pl.lit("missing model"))))
+    fields = [_parse.timestamp(_raw("timestamp"), "timestamp", dt("timestamp"))]
     for c in schema.COUNT_COLUMNS:
         if c in present:
-            p = _parse.count(get(c), c, dt(c), required=c in ("input_tokens", "output_tokens"))
-            out[c] = p.value
-            checks.append(p)
-        else:
-            out[c] = pl.lit(0, pl.Int64)
+            fields.append(_parse.count(_raw(c), c, dt(c), required=c in ("input_tokens", "output_tokens")))
     if "requests" in present:
-        p = _parse.count(get("requests"), "requests", dt("requests"), required=False)
-        out["requests"] = pl.when(get("requests").is_null()).then(pl.lit(1, pl.Int64)).otherwise(p.value)
-        checks.append(p)
-    else:
-        out["requests"] = pl.lit(1, pl.Int64)
+        f = _parse.count(_raw("requests"), "requests", dt("requests"), required=False)
+        fields.append(_parse.Field(f.name, f.first, f.ok, f.reason, f.then, pl.col("requests").fill_null(1)))
     if "reported_cost" in present:
-        p = _parse.money(get("reported_cost"), "reported_cost", dt("reported_cost"))
-        out["reported_cost"] = p.value
-        checks.append(p)
-    else:
-        out["reported_cost"] = pl.lit(None, schema.MONEY)
+        fields.append(_parse.money(_raw("reported_cost"), "reported_cost", dt("reported_cost")))
+    labels = {"model_raw": _parse.label(_raw(model_col), "model_raw", dt(model_col))}
     for c in ("request_id", "platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window"):
-        if c not in present:
-            out[c] = pl.lit(DEFAULTS.get(c), pl.String)
-            continue
-        v = _parse.text(get(c), dt(c))
-        if c != "request_id":
-            v = v.str.to_lowercase()
-        out[c] = v.fill_null(DEFAULTS[c]) if DEFAULTS.get(c) else v
+        if c in present:
+            v = _parse.label(_raw(c), c, dt(c))
+            v = v if c == "request_id" else v.str.to_lowercase()
+            labels[c] = v.fill_null(DEFAULTS[c]) if DEFAULTS.get(c) else v
+    labels.update({c: _parse.label(_raw(c), c, dt(c)) for c in dims})
+    constants = {c: pl.lit(0, pl.Int64) for c in schema.COUNT_COLUMNS if c not in present}
+    constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in ("request_id", "platform", "endpoint_scope",
+                      "service_tier", "speed", "inference_geo", "context_window") if c not in present})
+    if "requests" not in present:
+        constants["requests"] = pl.lit(1, pl.Int64)
+    if "reported_cost" not in present:
+        constants["reported_cost"] = pl.lit(None, schema.MONEY)
+    constants.update(source=pl.lit(dialect), source_file=pl.lit(src.display), source_row=pl.col("_row").cast(pl.Int64),
+                     _file=pl.lit(src.index, pl.Int64))
+    checks = [(pl.col("model_raw").is_not_null(), pl.when(pl.col("model_raw").is_null()).then(pl.lit("missing model")))]
     for c, allowed in (("service_tier", schema.SERVICE_TIERS), ("speed", ("standard", "fast"))):
         if c in present:
-            ok = out[c].is_in(allowed)
-            checks.append(_parse.Parsed(out[c], ok, pl.when(~ok).then(pl.format(f"unknown {c} ({{}})", out[c]))))
-    out["source"] = pl.lit(dialect)
-    out["source_file"] = pl.lit(src.display)
-    out["source_row"] = pl.col("_row").cast(pl.Int64)
-    dims = {c: _parse.text(get(c), dt(c)) for c in cols if _is_dimension(c)}
-    ok = pl.all_horizontal([p.ok for p in checks])
-    reason = pl.concat_str([p.reason for p in checks], separator="; ", ignore_nulls=True)
-    reason = pl.when(reason == "").then(None).otherwise(reason)
+            ok = pl.col(c).is_in(allowed)
+            checks.append((ok, pl.when(~ok).then(pl.format(f"unknown {c} ({{}})", pl.col(c)))))
+    out = _parse.frame(lf, fields, labels, constants, checks)
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
-        ok = bad_record.ok & ok
-        reason = pl.coalesce(bad_record.reason, reason)
-    exprs = [out[c].cast(t).alias(c) for c, t in schema.CANONICAL.items()]
-    exprs += [e.alias(c) for c, e in dims.items()]
-    exprs += [ok.alias("_ok"), reason.alias("_reason"), raw.alias("_raw"), pl.lit(src.index, pl.Int64).alias("_file")]
-    return lf.select(exprs)
+        out = out.with_columns((pl.col("_line_ok") & pl.col("_ok")).alias("_ok"),
+                               pl.coalesce("_line_reason", "_reason").alias("_reason"))
+    names = [*schema.CANONICAL, *dims, "_ok", "_reason", "_raw", "_file"]
+    return out.select([pl.col(c).cast(schema.CANONICAL[c]) if c in schema.CANONICAL else pl.col(c) for c in names])
 
 
 DIALECT = Dialect(
