@@ -146,3 +146,29 @@ def test_timestamp_forms(tmp_path):
     rep = analyze([str(p)], ["hour"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert rep.accounting.quarantined == 0
     assert rep.rows["hour"].to_list() == ["2026-10-10 10:00"]
+
+
+def test_jsonl_quarantine_has_editor_line_numbers_on_the_fast_path(tmp_path):
+    """Blank lines and a bad value, but no malformed line: the fast NDJSON reader prices the file, and
+    the quarantine file still names the line a user sees in an editor."""
+    good = json.dumps(dict(ROWS[0]))
+    bad = json.dumps(dict(ROWS[1], input_tokens="lots"))
+    p = tmp_path / "log.jsonl"
+    p.write_text(f"{good}\n\n\n{bad}\n")
+    q = tmp_path / "q.jsonl"
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(q)))
+    assert (rep.accounting.rows_read, rep.accounting.priced, rep.accounting.quarantined) == (2, 1, 1)
+    [entry] = [json.loads(x) for x in q.read_text().splitlines()]
+    assert entry["line"] == 4 and entry["reason"] == "input_tokens is not a number (lots)"
+
+
+def test_malformed_json_line_is_quarantined_not_fatal(tmp_path):
+    good = json.dumps(dict(ROWS[0]))
+    p = tmp_path / "log.jsonl"
+    p.write_text(f'{good}\n{{"request_id": "b", "timestamp": \n{json.dumps(dict(ROWS[1]))}\n')
+    q = tmp_path / "q.jsonl"
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(q)))
+    assert (rep.accounting.priced, rep.accounting.quarantined) == (2, 1)
+    assert rep.totals["cost"] == TOTAL
+    [entry] = [json.loads(x) for x in q.read_text().splitlines()]
+    assert entry["line"] == 2 and entry["reason"].startswith("not a JSON object")
