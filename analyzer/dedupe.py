@@ -76,9 +76,8 @@ def resolve(agg: pl.DataFrame, status: str, invalid: int, duplicate: int) -> tup
 
 
 def regroup(agg: pl.DataFrame, measures: list[str]) -> pl.DataFrame:
-    """Sum the groups again without the per-row keys of duplicated ids."""
-    if KEY not in agg.columns:
-        return agg
-    agg = agg.drop(KEY, H1, H2)
+    """Sum the groups again: without the per-row keys of duplicated ids, and merging groups whose
+    labels became equal when normalised."""
+    agg = agg.drop([c for c in (KEY, H1, H2) if c in agg.columns])
     keys = [c for c in agg.columns if c not in measures]
     return agg.group_by(keys, maintain_order=True).agg([pl.col(m).sum() for m in measures])

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dedupe, dialects, pricebook, tagging
+from . import aggregate, dedupe, dialects, labels, pricebook, tagging
 from .errors import OptionError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
@@ -178,14 +178,16 @@ _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"
 
 
 def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
-               extra: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame]:
+               extra: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The one streaming pass over every row: counts summed per status, rate keys and report keys.
 
     Rate keys that no source carries are constants: left out of the grouping and added back to its
-    few rows. Returns the groups (duplicates resolved) and the row keys of duplicate losers."""
-    lf = lf.with_columns(tagging.time_band(book), tagging.prompt_band(book), *extra)
+    few rows. Returns the groups (duplicates resolved), the row keys of duplicate losers, and the
+    time-unit -> price-band lookup of the run."""
+    lf = lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book), *extra)
     marks = [k for k in (dedupe.KEY, dedupe.H1, dedupe.H2) if k in lf.collect_schema()]
-    group = [STATUS, *[k for k in tagging.RATE_KEYS if k not in loaded.constant], *keys, *marks]
+    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
+    group = [STATUS, *[k for k in rate_keys if k not in loaded.constant], *keys, *marks]
     agg = lf.group_by(group).agg(
         pl.len().alias(ROWS),
         pl.col("requests").sum(),
@@ -193,9 +195,15 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
         pl.col("reported_cost").sum().alias("reported_cost"),
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
     ).collect(engine="streaming")
+    agg = tagging.with_time_band(agg, book)
+    units = agg.select(tagging.TIME_UNIT, tagging.TIME_BAND).unique()  # for per-request joins
+    agg = agg.drop(tagging.TIME_UNIT)
+    agg = agg.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
+    agg = agg.with_columns(labels.normalize(agg.columns, loaded.dimensions))
+    agg = agg.with_columns(
+        pl.when(labels.ok(agg.columns)).then(pl.col(STATUS)).otherwise(pl.lit(QUARANTINED, pl.UInt8)).alias(STATUS))
     agg, losers = dedupe.resolve(agg, STATUS, QUARANTINED, DUPLICATE)
-    agg = dedupe.regroup(agg, _MEASURES)
-    return agg.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()]), losers
+    return dedupe.regroup(agg, _MEASURES), losers, units
 
 
 def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
@@ -273,7 +281,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         row_keys = [*row_keys, "_cache_use"]
     lf = with_status(loaded, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg, _ = _aggregate(lf, keys, book, loaded, extra)
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra)
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
@@ -304,7 +312,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     path = opts.quarantine or DEFAULT_QUARANTINE
     exact = loaded if loaded.robust or not any(f.container in ("jsonl", "json") for f in loaded.files) else load(
         paths, opts, robust=True)
-    bad = exact.frame.filter(~pl.col("_ok")).select(
+    bad = labels.apply_to_rows(exact.frame, exact.dimensions).filter(~pl.col("_ok")).select(
         pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
         pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
     )
@@ -329,7 +337,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
     loaded = load(paths, opts, robust)
     lf = with_status(loaded, opts)
-    agg, losers = _aggregate(lf, [], book, loaded, [])
+    agg, losers, units = _aggregate(lf, [], book, loaded, [])
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -340,8 +348,10 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     if losers.height:
         lf = lf.join(losers.lazy(), on=dedupe.KEY, how="anti")
     rows = (
-        lf.filter(pl.col(STATUS) == OK)
-        .with_columns(tagging.time_band(book), tagging.prompt_band(book))
+        labels.apply_to_rows(lf, loaded.dimensions)
+        .filter((pl.col(STATUS) == OK) & pl.col("_ok"))
+        .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
+        .join(units.lazy(), on=tagging.TIME_UNIT, how="left", maintain_order="left")
         .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
         .with_columns(missing_rate_reason())
         .with_columns(cost_columns())

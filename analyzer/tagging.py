@@ -17,29 +17,42 @@ from .pricebook import PriceBook
 from .schema import PROMPT_COLUMNS
 
 TIME_BAND = "_tband"
+TIME_UNIT = "_tunit"
 PROMPT_BAND = "_pband"
 # The columns that, with the two bands, decide a request's rates.
 RATE_KEY_COLUMNS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope",
                     "context_window")
 RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND)
-
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_DAY_US = 86_400_000_000
 
 
 def _epoch_us(t: dt.datetime) -> int:
     return (t - _EPOCH) // dt.timedelta(microseconds=1)
 
 
-def band_instants(book: PriceBook) -> list[dt.datetime]:
-    return book.boundaries()
+def time_unit_us(book: PriceBook) -> int:
+    """The coarsest unit (day, hour, minute, second, microsecond) that divides every rate-change
+    instant: the shipped book changes prices at midnight UTC, so a request's UTC day decides its band."""
+    edges = [_epoch_us(t) for t in book.boundaries()]
+    for unit in (_DAY_US, 3_600_000_000, 60_000_000, 1_000_000):
+        if all(e % unit == 0 for e in edges):
+            return unit
+    return 1
 
 
-def time_band(book: PriceBook) -> pl.Expr:
-    """Index of the last rate-change instant at or before the request (-1: before any price)."""
+def time_unit(book: PriceBook) -> pl.Expr:
+    """The request's time in whole units (see time_unit_us): a cheap, streamable group key that
+    determines the price band. (Searching the band per row would hold the column in memory.)"""
+    return (pl.col("timestamp").dt.epoch("us") // time_unit_us(book)).alias(TIME_UNIT)
+
+
+def with_time_band(frame, book: PriceBook):
+    """Add the price band (index of the last rate-change instant at or before the request; -1 before
+    any price) to a frame that carries TIME_UNIT. Meant for small frames: aggregates, lookups."""
     edges = pl.Series("edges", [_epoch_us(t) for t in book.boundaries()], dtype=pl.Int64)
-    ts = pl.col("timestamp").dt.epoch("us")
-    return (pl.lit(edges).search_sorted(ts, side="right").cast(pl.Int32) - 1).alias(TIME_BAND)
+    instant = pl.col(TIME_UNIT) * time_unit_us(book)
+    return frame.with_columns((pl.lit(edges).search_sorted(instant, side="right").cast(pl.Int32) - 1).alias(TIME_BAND))
 
 
 def prompt_tokens() -> pl.Expr:
@@ -49,9 +62,10 @@ def prompt_tokens() -> pl.Expr:
 
 def prompt_band(book: PriceBook) -> pl.Expr:
     """How many of the book's long-context thresholds the prompt exceeds (strictly: exactly
-    200,000 tokens is not over a 200,000 threshold)."""
-    th = pl.Series("th", book.thresholds(), dtype=pl.Int64)
-    return pl.lit(th).search_sorted(prompt_tokens(), side="left").cast(pl.Int32).alias(PROMPT_BAND)
+    200,000 tokens is not over a 200,000 threshold). Comparisons, not a search: they stream."""
+    prompt = prompt_tokens()
+    return pl.sum_horizontal([(prompt > t).cast(pl.Int32) for t in book.thresholds()] or [pl.lit(0, pl.Int32)]) \
+        .cast(pl.Int32).alias(PROMPT_BAND)
 
 
 def cache_use() -> pl.Expr:

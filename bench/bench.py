@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -333,6 +334,9 @@ class Measurement:
     command: list[str]
     wall_s: list[float] = field(default_factory=list)
     peak_rss_mib: list[float] = field(default_factory=list)
+    cpu_s: list[float] = field(default_factory=list)  # user + system CPU time of the command
+    load_before: list[float] = field(default_factory=list)  # 1-minute load average just before each run
+    code: list[str | None] = field(default_factory=list)  # the analyzer's version each run measured
     returncode: int | None = None
     failure: str | None = None  # timeout, memory cap, or the command's last stderr line
     stderr_tail: str = ""
@@ -369,6 +373,10 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
     cmd = [GNU_TIME, "-v", "-o", rss_file, *m.command] if GNU_TIME else list(m.command)
     sampled = [0]
     stop = threading.Event()
+    # Other work on the machine inflates wall time but hardly CPU time: record both, and the load.
+    m.load_before.append(os.getloadavg()[0])
+    m.code.append(code_version())
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # its own process group, so it can be stopped as one
@@ -400,7 +408,9 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
     m.stderr_tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-5:])
     if proc.returncode != 0 and not m.failure:
         m.failure = f"exit {proc.returncode}: " + (m.stderr_tail.splitlines()[-1] if m.stderr_tail else "")
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     m.wall_s.append(wall)
+    m.cpu_s.append(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
     rss = None
     if GNU_TIME and os.path.exists(rss_file):
         for line in open(rss_file):
@@ -412,6 +422,20 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
         m.peak_rss_mib.append(rss)
     if m.json_stdout and not m.failure:
         m.result = json.loads(out.decode().strip().splitlines()[-1])
+
+
+def code_version() -> str | None:
+    """The commit of the code under test, `+dirty` if analyzer/ has uncommitted changes: each run
+    loads the code afresh, so a table is only comparable within one version."""
+    repo = BENCH_DIR.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "analyzer", "pyproject.toml"], cwd=repo,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+dirty" if dirty else "")
 
 
 def llm_cost() -> list[str]:
@@ -458,13 +482,15 @@ def table(measurements: list[Measurement]) -> str:
         # Only like for like: the same rows in the same format.
         return _ratio(m.wall, base.wall) if base is not None and base.rows == m.rows else "-"
 
-    head = f"{'format':<8} {'what':<34} {'wall s':>8} {'rows/s':>11} {'peak RSS MiB':>13} {'/floor':>7} {'/float':>7}"
+    head = (f"{'format':<8} {'what':<34} {'wall s':>8} {'CPU s':>8} {'rows/s':>11} {'peak RSS MiB':>13} "
+            f"{'/floor':>7} {'/float':>7}")
     lines = [head, "-" * len(head)]
     for m in measurements:
         wall = f"{m.wall:.2f}" if m.wall is not None else "FAILED"
         rate = f"{m.rows / m.wall:,.0f}" if m.wall and m.rows else "-"
         rss = f"{m.rss:,.0f}" if m.rss is not None else "-"
-        lines.append(f"{m.fmt:<8} {m.what:<34} {wall:>8} {rate:>11} {rss:>13} "
+        cpu = f"{statistics.median(m.cpu_s):.2f}" if m.cpu_s else "-"
+        lines.append(f"{m.fmt:<8} {m.what:<34} {wall:>8} {cpu:>8} {rate:>11} {rss:>13} "
                      f"{ratio(m, floors.get(m.fmt)):>7} {ratio(m, floats.get(m.fmt)):>7}")
         if m.failure:
             lines.append(f"{'':<8}   ! {m.failure}")
@@ -574,10 +600,17 @@ def main(argv: list[str] | None = None) -> int:
             for f in generated:
                 shutil.rmtree(data / f, ignore_errors=True)
 
-    print(f"\nllm-cost benchmark: {args.rows:,} requests; {os.cpu_count()} CPUs, "
+    versions = sorted({v or "unknown" for m in measurements for v in m.code})
+    print(f"\nllm-cost benchmark: {args.rows:,} requests; code {', '.join(versions)}; {os.cpu_count()} CPUs, "
           f"{(total_ram or 0) / 2**30:.0f} GiB RAM; Polars {pl.__version__}; warm page cache; "
           f"median of {args.repeat} run(s); wall time includes interpreter start-up\n")
     print(table(measurements))
+    if len(versions) > 1:
+        print("\nnote: the code changed during the run; see `code` per measurement in the JSON results")
+    load = max((x for m in measurements for x in m.load_before), default=0.0)
+    if load > 0.5:
+        print(f"\nnote: the 1-minute load average reached {load:.1f} before a run: other work on this "
+              f"{os.cpu_count()}-CPU machine inflates wall times (CPU times are less affected)")
     notes = cost_checks(measurements)
     if notes:
         print("\n" + "\n".join(notes))
@@ -587,6 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "ram_gib": round((total_ram or 0) / 2**30, 1),
                     "platform": platform.platform(), "python": platform.python_version(), "polars": pl.__version__},
+        "code": versions,
         "rss_method": "GNU time -v" if GNU_TIME else ("psutil polling" if psutil else None),
         "data_bytes": sizes,
         "measurements": [{**asdict(m), "median_wall_s": m.wall, "max_peak_rss_mib": m.rss,

@@ -140,13 +140,9 @@ def money(raw: str, name: str, dtype: pl.DataType) -> Field:
     return Field(name, src.cast(MONEY, strict=False), pl.lit(True), pl.lit(None, pl.String))
 
 
-def label(raw: str, name: str, dtype: pl.DataType) -> pl.Expr:
-    """A label: trimmed string, empty as null."""
-    s = pl.col(raw).cast(pl.String)
-    if dtype != pl.String:
-        return s
-    s = s.str.strip_chars()
-    return pl.when(s == "").then(None).otherwise(s)
+def label(raw: str, dtype: pl.DataType) -> pl.Expr:
+    """A label as logged, as a string (trimmed and checked later, see labels.py)."""
+    return pl.col(raw) if dtype == pl.String else pl.col(raw).cast(pl.String)
 
 
 def frame(lf: pl.LazyFrame, fields: list[Field], labels: dict[str, pl.Expr], constants: dict[str, pl.Expr],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .. import schema
+from ..labels import DEFAULTS
 from ..sources import LINE, SourceFile, json_to_lines
 from . import Dialect, _parse
 
@@ -22,7 +23,6 @@ OPTIONAL = tuple(
 DERIVED_PREFIXES = ("cost", "list_cost", "savings", "rate_")
 DERIVED = {"model", "family", "provider", "endpoint_scope_resolved", "context_tier", "discount_type", "price_period", "price_book", "cache_write_tokens",
            "source", "source_file", "source_row", "pricing_status", "unpriced_reason"}
-DEFAULTS = {"service_tier": "standard", "speed": "standard", "platform": None}
 
 
 def _is_dimension(col: str) -> bool:
@@ -101,13 +101,11 @@ def canonical_frame(lf: pl.LazyFrame, cols: list[str], dtypes: dict, get, raw: p
         fields.append(_parse.Field(f.name, f.first, f.ok, f.reason, f.then, pl.col("requests").fill_null(1)))
     if "reported_cost" in present:
         fields.append(_parse.money(_raw("reported_cost"), "reported_cost", dt("reported_cost")))
-    labels = {"model_raw": _parse.label(_raw(model_col), "model_raw", dt(model_col))}
-    for c in ("request_id", "platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window"):
-        if c in present:
-            v = _parse.label(_raw(c), c, dt(c))
-            v = v if c == "request_id" else v.str.to_lowercase()
-            labels[c] = v.fill_null(DEFAULTS[c]) if DEFAULTS.get(c) else v
-    labels.update({c: _parse.label(_raw(c), c, dt(c)) for c in dims})
+    # Labels are kept as logged here; `labels.py` trims, lower-cases and checks them after aggregation.
+    labels = {"model_raw": _parse.label(_raw(model_col), dt(model_col))}
+    labels.update({c: _parse.label(_raw(c), dt(c)) for c in ("request_id", "platform", "endpoint_scope",
+                  "service_tier", "speed", "inference_geo", "context_window") if c in present})
+    labels.update({c: _parse.label(_raw(c), dt(c)) for c in dims})
     constants = {c: pl.lit(0, pl.Int64) for c in schema.COUNT_COLUMNS if c not in present}
     constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in ("request_id", "platform", "endpoint_scope",
                       "service_tier", "speed", "inference_geo", "context_window") if c not in present})
@@ -117,12 +115,7 @@ def canonical_frame(lf: pl.LazyFrame, cols: list[str], dtypes: dict, get, raw: p
         constants["reported_cost"] = pl.lit(None, schema.MONEY)
     constants.update(source=pl.lit(dialect), source_file=pl.lit(src.display), source_row=pl.col("_row").cast(pl.Int64),
                      _file=pl.lit(src.index, pl.Int64))
-    checks = [(pl.col("model_raw").is_not_null(), pl.when(pl.col("model_raw").is_null()).then(pl.lit("missing model")))]
-    for c, allowed in (("service_tier", schema.SERVICE_TIERS), ("speed", ("standard", "fast"))):
-        if c in present:
-            ok = pl.col(c).is_in(allowed)
-            checks.append((ok, pl.when(~ok).then(pl.format(f"unknown {c} ({{}})", pl.col(c)))))
-    out = _parse.frame(lf, fields, labels, constants, checks)
+    out = _parse.frame(lf, fields, labels, constants)
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
         out = out.with_columns((pl.col("_line_ok") & pl.col("_ok")).alias("_ok"),
                                pl.coalesce("_line_reason", "_reason").alias("_reason"))

@@ -1,0 +1,71 @@
+"""Label columns (model ids as logged, tiers, platforms, dimensions): normalised and checked.
+
+Trimming and lower-casing strings is the most expensive thing a pass over every request could do
+(it allocates a new string per row and column), and labels take few distinct values. So the main
+pass groups by labels exactly as logged, and these expressions run on the aggregated rows, which
+are then summed again. Per-request outputs (`llm-cost price`, the quarantine file) apply the very
+same expressions to each row, so both paths agree on every row's fate.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from .schema import CANONICAL, KNOWN_DIMENSIONS, SERVICE_TIERS
+
+LOWERCASE = ("platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window")
+DEFAULTS = {"service_tier": "standard", "speed": "standard"}
+SPEEDS = ("standard", "fast")
+
+
+def _clean(col: str) -> pl.Expr:
+    s = pl.col(col).str.strip_chars()
+    s = pl.when(s == "").then(None).otherwise(s)
+    if col in LOWERCASE:
+        s = s.str.to_lowercase()
+    if col in DEFAULTS:
+        s = s.fill_null(DEFAULTS[col])
+    return s.alias(col)
+
+
+def label_columns(columns: list[str]) -> list[str]:
+    """The label columns of a frame: canonical string columns (not request_id) and dimensions."""
+    canonical = [c for c, t in CANONICAL.items() if t == pl.String and c not in ("request_id", "source",
+                                                                                   "source_file")]
+    return [c for c in columns if c in canonical or (c not in CANONICAL and not c.startswith("_")
+                                                      and c in KNOWN_DIMENSIONS)]
+
+
+def normalize(columns: list[str], dimensions: list[str] = ()) -> list[pl.Expr]:
+    return [_clean(c) for c in dict.fromkeys([*label_columns(columns), *[d for d in dimensions if d in columns]])]
+
+
+def checks(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(ok, reason) for label values a request cannot be priced with: these rows are quarantined."""
+    out = []
+    if "model_raw" in columns:
+        missing = pl.col("model_raw").is_null()
+        out.append((~missing, pl.when(missing).then(pl.lit("missing model"))))
+    for col, allowed in (("service_tier", SERVICE_TIERS), ("speed", SPEEDS)):
+        if col in columns:
+            bad = ~pl.col(col).is_in(allowed)
+            out.append((~bad, pl.when(bad).then(pl.format(f"unknown {col} ({{}})", pl.col(col)))))
+    return out
+
+
+def ok(columns: list[str]) -> pl.Expr:
+    return pl.all_horizontal([c for c, _ in checks(columns)] or [pl.lit(True)])
+
+
+def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:
+    """Per-request: normalise labels and fold their checks into `_ok` and `_reason`."""
+    cols = lf.collect_schema().names()
+    lf = lf.with_columns(normalize(cols, dimensions))
+    found = checks(cols)
+    if not found:
+        return lf
+    reason = pl.concat_str([pl.col("_reason"), *[r for _, r in found]], separator="; ", ignore_nulls=True)
+    return lf.with_columns(
+        (pl.col("_ok") & pl.all_horizontal([c for c, _ in found])).alias("_ok"),
+        pl.when(reason == "").then(None).otherwise(reason).alias("_reason"),
+    )
