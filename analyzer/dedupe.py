@@ -5,12 +5,13 @@ and a false match needs both hashes to collide (about 2^-128 for a pair of ids).
 
 The work is split so that no step holds every row:
 1. `candidates`: one light pass hashes every id (no parsing or validation of other fields) and keeps
-   the ids seen more than once: a small table.
-2. `mark`: the main pass tags the rows of those ids with their own row key, so that the streaming
-   aggregation keeps each of them as a group of one (a few percent of rows at most).
-3. `resolve`: in memory, among the valid rows of each duplicated id, the one with the most tokens wins
-   (a streamed response logged early and again complete), ties to the first file and line; the others
-   become duplicates. Then the groups are summed again without the row keys.
+   the ids seen more than once: a small table. Very large inputs take several passes, by hash range.
+2. The main pass aggregates every row as if there were no duplicates.
+3. `rows_of`: a second pass reads only the rows of candidate ids (the filter needs only the id, so the
+   rest of each row is parsed for a few percent of rows). Among the valid rows of each duplicated id,
+   the one with the most tokens wins (a streamed response logged early and again complete), ties to
+   the first file and line; `corrections` then moves each loser's counts from its group to the
+   duplicates: exact, because the aggregate is a sum.
 """
 
 from __future__ import annotations
@@ -32,52 +33,51 @@ def row_key() -> pl.Expr:
     return pl.col("_file").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
 
 
-def candidates(lf: pl.LazyFrame) -> pl.Series:
+# Hashes sorted per pass: 8 bytes a row, so a pass over 32 million ids holds 256 MiB.
+IDS_PER_PASS = 32_000_000
+
+
+def candidates(lf: pl.LazyFrame, expected_rows: int = 0) -> pl.Series:
     """First hashes of the request ids that occur more than once. One 64-bit hash suffices here: a
-    collision only makes a few more rows candidates; `resolve` compares both hashes."""
-    return (
-        lf.filter(pl.col("request_id").is_not_null())
-        .group_by(_hash(SEED1).alias(H1))
-        .agg(pl.len().alias("_n"))
-        .filter(pl.col("_n") > 1)
-        .collect(engine="streaming")[H1]
-    )
+    collision only makes a few more rows candidates; `resolve` compares both hashes.
+
+    Sorting the fixed-width hashes and comparing neighbours is twice as fast as a hash group-by and
+    needs only the hashes; inputs larger than IDS_PER_PASS rows are split by hash into several passes."""
+    passes = max(1, -(-expected_rows // IDS_PER_PASS))
+    found = []
+    for part in range(passes):
+        ids = lf.filter(pl.col("request_id").is_not_null()).select(_hash(SEED1).alias(H1))
+        if passes > 1:
+            ids = ids.filter(pl.col(H1) % passes == part)
+        h = ids.collect(engine="streaming")[H1].sort()
+        found.append(h.filter(h == h.shift(1)).unique())
+    return pl.concat(found) if found else pl.Series(H1, [], dtype=pl.UInt64)
 
 
-def mark(lf: pl.LazyFrame, cands: pl.Series) -> pl.LazyFrame:
-    """Rows of duplicated ids get their row key and both hashes as extra group keys; others nulls."""
-    is_cand = _hash(SEED1).is_in(cands.implode()) & pl.col("request_id").is_not_null()
-    return lf.with_columns(is_cand.alias("_cand")).with_columns(
-        pl.when(pl.col("_cand")).then(row_key()).alias(KEY),
-        pl.when(pl.col("_cand")).then(_hash(SEED1)).alias(H1),
-        pl.when(pl.col("_cand")).then(_hash(SEED2)).alias(H2),
-    ).drop("_cand")
+def rows_of(lf: pl.LazyFrame, cands: pl.Series) -> pl.LazyFrame:
+    """The rows of duplicated ids (a few percent), with their row key and both hashes. The filter
+    reads only the id, so Polars applies it before parsing the rest of the row."""
+    h1 = _hash(SEED1)
+    return lf.filter(pl.col("request_id").is_not_null() & h1.is_in(cands.implode())).with_columns(
+        row_key().alias(KEY), h1.alias(H1), _hash(SEED2).alias(H2))
 
 
-def resolve(agg: pl.DataFrame, status: str, invalid: int, duplicate: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(aggregate with losers marked `duplicate`, the losers' row keys). Rows with status `invalid`
-    (quarantined) take no part: a broken copy never displaces a good one."""
-    if KEY not in agg.columns:
-        return agg, pl.DataFrame({KEY: []}, schema={KEY: pl.Int64})
-    cand = agg.filter(pl.col(KEY).is_not_null() & (pl.col(status) != invalid))
+def corrections(rows: pl.DataFrame, status: str, invalid: int, duplicate: int, measures: list[str]
+                ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows that, added to the aggregate, turn each losing copy into a duplicate: the loser's counts
+    subtracted under its status and added under `duplicate`. Exact, since the aggregate is a sum.
+    Returns (corrections, the losers' row keys). Rows with status `invalid` (quarantined) take no part:
+    a broken copy never displaces a good one."""
+    valid = rows.filter(pl.col(status) != invalid)
     tokens = pl.sum_horizontal(*[pl.col(c) for c in COUNT_COLUMNS])
     winners = (
-        cand.with_columns(tokens.alias("_tok"))
+        valid.with_columns(tokens.alias("_tok"))
         .sort(["_tok", KEY], descending=[True, False])
         .group_by(H1, H2, maintain_order=True)
         .first()
         .select(KEY)
     )
-    losers = cand.select(KEY).join(winners, on=KEY, how="anti")
-    is_loser = pl.col(KEY).is_in(losers[KEY].implode())
-    marked = agg.with_columns(pl.when(is_loser).then(pl.lit(duplicate, agg.schema[status])).otherwise(pl.col(status))
-                              .alias(status))
-    return marked, losers
-
-
-def regroup(agg: pl.DataFrame, measures: list[str]) -> pl.DataFrame:
-    """Sum the groups again: without the per-row keys of duplicated ids, and merging groups whose
-    labels became equal when normalised."""
-    agg = agg.drop([c for c in (KEY, H1, H2) if c in agg.columns])
-    keys = [c for c in agg.columns if c not in measures]
-    return agg.group_by(keys, maintain_order=True).agg([pl.col(m).sum() for m in measures])
+    losers = valid.join(winners, on=KEY, how="anti")
+    minus = losers.with_columns([(-pl.col(m)).alias(m) for m in measures])  # measures are signed here
+    plus = losers.with_columns(pl.lit(duplicate, rows.schema[status]).alias(status))
+    return pl.concat([minus, plus]).drop(KEY, H1, H2), losers.select(KEY)

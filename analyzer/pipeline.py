@@ -137,13 +137,9 @@ def check_tz(tz: str) -> str:
 
 
 def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
-    """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok; rows of
-    duplicated request ids are marked for `dedupe.resolve`, which picks their winner after the pass."""
+    """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok.
+    (Duplicates are found after the pass: see dedupe.py.)"""
     lf = loaded.frame
-    if opts.dedupe and loaded.has_ids:
-        cands = dedupe.candidates(lf)
-        if cands.len():
-            lf = dedupe.mark(lf, cands)
     since = parse_time(opts.since, opts.tz, end=False)
     until = parse_time(opts.until, opts.tz, end=True)
     outside = pl.lit(False)
@@ -157,6 +153,12 @@ def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
         .otherwise(pl.lit(OK, pl.UInt8))
     )
     return lf.with_columns(status.alias(STATUS))
+
+
+def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
+    if not (opts.dedupe and loaded.has_ids):
+        return None
+    return dedupe.candidates(loaded.frame, expected_rows=sum(f.expected_rows() for f in loaded.files))
 
 
 def _split_by(by: list[str], loaded: Loaded) -> tuple[list[str], list[str]]:
@@ -178,16 +180,15 @@ _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"
 
 
 def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
-               extra: list[pl.Expr]) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+               extra: list[pl.Expr], cands: pl.Series | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The one streaming pass over every row: counts summed per status, rate keys and report keys.
 
     Rate keys that no source carries are constants: left out of the grouping and added back to its
-    few rows. Returns the groups (duplicates resolved), the row keys of duplicate losers, and the
-    time-unit -> price-band lookup of the run."""
+    few rows. Duplicates are then corrected from the rows of duplicated ids alone (see dedupe.py).
+    Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
     lf = lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book), *extra)
-    marks = [k for k in (dedupe.KEY, dedupe.H1, dedupe.H2) if k in lf.collect_schema()]
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    group = [STATUS, *[k for k in rate_keys if k not in loaded.constant], *keys, *marks]
+    group = [STATUS, *[k for k in rate_keys if k not in loaded.constant], *keys]
     agg = lf.group_by(group).agg(
         pl.len().alias(ROWS),
         pl.col("requests").sum(),
@@ -195,15 +196,38 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
         pl.col("reported_cost").sum().alias("reported_cost"),
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
     ).collect(engine="streaming")
-    agg = tagging.with_time_band(agg, book)
-    units = agg.select(tagging.TIME_UNIT, tagging.TIME_BAND).unique()  # for per-request joins
-    agg = agg.drop(tagging.TIME_UNIT)
-    agg = agg.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
-    agg = agg.with_columns(labels.normalize(agg.columns, loaded.dimensions))
-    agg = agg.with_columns(
-        pl.when(labels.ok(agg.columns)).then(pl.col(STATUS)).otherwise(pl.lit(QUARANTINED, pl.UInt8)).alias(STATUS))
-    agg, losers = dedupe.resolve(agg, STATUS, QUARANTINED, DUPLICATE)
-    return dedupe.regroup(agg, _MEASURES), losers, units
+    units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
+    agg = _finish_groups(agg, book, loaded)
+    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
+    if cands is not None and cands.len():
+        rows = dedupe.rows_of(lf, cands).select(
+            *group, dedupe.KEY, dedupe.H1, dedupe.H2,
+            pl.lit(1).alias(ROWS), "requests", *COUNT_COLUMNS, "reported_cost",
+            pl.col("reported_cost").is_not_null().alias("_reported_rows"),
+        ).collect(engine="streaming")
+        corrections, losers = dedupe.corrections(_finish_groups(rows, book, loaded), STATUS, QUARANTINED, DUPLICATE,
+                                                 _MEASURES)
+        agg = pl.concat([agg, corrections.select(agg.columns)])
+    return _regroup(agg), losers, units
+
+
+def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded) -> pl.DataFrame:
+    """Aggregated (or per-row) groups made ready to price: price band from the time unit, constant
+    keys added back, labels normalised and checked (an unusable label quarantines its group), and
+    measures as signed integers (duplicate corrections subtract)."""
+    frame = tagging.with_time_band(frame, book).drop(tagging.TIME_UNIT)
+    frame = frame.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
+    frame = frame.with_columns(labels.normalize(frame.columns, loaded.dimensions))
+    return frame.with_columns(
+        pl.when(labels.ok(frame.columns)).then(pl.col(STATUS)).otherwise(pl.lit(QUARANTINED, pl.UInt8)).alias(STATUS),
+        *[pl.col(m).cast(pl.Int64) for m in _MEASURES if m != "reported_cost"],
+    )
+
+
+def _regroup(agg: pl.DataFrame) -> pl.DataFrame:
+    """Sum again: groups whose labels became equal when normalised, and duplicate corrections."""
+    keys = [c for c in agg.columns if c not in _MEASURES]
+    return agg.group_by(keys, maintain_order=True).agg([pl.col(m).sum() for m in _MEASURES])
 
 
 def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
@@ -281,7 +305,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         row_keys = [*row_keys, "_cache_use"]
     lf = with_status(loaded, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra)
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts))
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
@@ -337,7 +361,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
     loaded = load(paths, opts, robust)
     lf = with_status(loaded, opts)
-    agg, losers, units = _aggregate(lf, [], book, loaded, [])
+    agg, losers, units = _aggregate(lf, [], book, loaded, [], _candidates(loaded, opts))
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -346,7 +370,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     rates = rate_frame(ok, book)
     if losers.height:
-        lf = lf.join(losers.lazy(), on=dedupe.KEY, how="anti")
+        lf = lf.with_columns(dedupe.row_key().alias(dedupe.KEY)).join(losers.lazy(), on=dedupe.KEY, how="anti")
     rows = (
         labels.apply_to_rows(lf, loaded.dimensions)
         .filter((pl.col(STATUS) == OK) & pl.col("_ok"))

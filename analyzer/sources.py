@@ -55,6 +55,14 @@ class SourceFile:
     def __post_init__(self) -> None:
         self.display = self.display or self.path
 
+    def expected_rows(self) -> int:
+        """A cheap estimate of the number of records (exact for Parquet, from its metadata); used to
+        size work that must fit in memory."""
+        if self.container == "parquet":
+            return pl.scan_parquet(self.path).select(pl.len()).collect().item()
+        size = os.path.getsize(self.path) * (8 if self.compression else 1)
+        return size // 60  # even terse canonical CSV rows take more than 60 bytes
+
     def scan_csv(self) -> pl.LazyFrame:
         """CSV as a lazy frame of strings, with the line number of each record."""
         return _scan_csv_strings(self.path)

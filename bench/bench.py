@@ -369,8 +369,9 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
     peak RSS from GNU time, else from polling the process tree with psutil. The psutil poller also
     stops a command that exceeds the timeout or the memory cap, so one runaway cannot take the
     machine down with it."""
-    rss_file = os.path.join(cwd, "time-v.txt")
-    cmd = [GNU_TIME, "-v", "-o", rss_file, *m.command] if GNU_TIME else list(m.command)
+    rss_file = Path(cwd) / "time-v.txt"
+    rss_file.unlink(missing_ok=True)  # never read a previous command's numbers
+    cmd = [GNU_TIME, "-v", "-o", str(rss_file), *m.command] if GNU_TIME else list(m.command)
     sampled = [0]
     stop = threading.Event()
     # Other work on the machine inflates wall time but hardly CPU time: record both, and the load.
@@ -395,7 +396,10 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
                 m.failure = f"stopped: RSS over {max_rss_mib:.0f} MiB"
             else:
                 continue
-            os.killpg(proc.pid, 9)
+            try:
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
             return
 
     watcher = threading.Thread(target=guard, daemon=True)
@@ -412,8 +416,8 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
     m.wall_s.append(wall)
     m.cpu_s.append(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
     rss = None
-    if GNU_TIME and os.path.exists(rss_file):
-        for line in open(rss_file):
+    if GNU_TIME and rss_file.exists():
+        for line in rss_file.read_text().splitlines():
             if "Maximum resident set size" in line:
                 rss = int(line.rsplit(":", 1)[1]) / 1024  # KiB -> MiB
     if rss is None and sampled[0]:
