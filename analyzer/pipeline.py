@@ -180,7 +180,8 @@ _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"
 
 
 def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
-               extra: list[pl.Expr], cands: pl.Series | None) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+               extra: list[pl.Expr], cands: pl.Series | None, post_buckets: list[str] = ()
+               ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The one streaming pass over every row: counts summed per status, rate keys and report keys.
 
     Rate keys that no source carries are constants: left out of the grouping and added back to its
@@ -197,7 +198,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
     ).collect(engine="streaming")
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
-    agg = _finish_groups(agg, book, loaded)
+    agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
     if cands is not None and cands.len():
         rows = dedupe.rows_of(lf, cands).select(
@@ -205,17 +206,19 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
             pl.lit(1).alias(ROWS), "requests", *COUNT_COLUMNS, "reported_cost",
             pl.col("reported_cost").is_not_null().alias("_reported_rows"),
         ).collect(engine="streaming")
-        corrections, losers = dedupe.corrections(_finish_groups(rows, book, loaded), STATUS, QUARANTINED, DUPLICATE,
+        corrections, losers = dedupe.corrections(_finish_groups(rows, book, loaded, post_buckets), STATUS,
+                                                 QUARANTINED, DUPLICATE,
                                                  _MEASURES)
         agg = pl.concat([agg, corrections.select(agg.columns)])
     return _regroup(agg), losers, units
 
 
-def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded) -> pl.DataFrame:
+def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded, post_buckets=()) -> pl.DataFrame:
     """Aggregated (or per-row) groups made ready to price: price band from the time unit, constant
     keys added back, labels normalised and checked (an unusable label quarantines its group), and
     measures as signed integers (duplicate corrections subtract)."""
-    frame = tagging.with_time_band(frame, book).drop(tagging.TIME_UNIT)
+    frame = tagging.with_time_band(frame, book).with_columns(
+        [tagging.time_bucket(b, "UTC", tagging.unit_start(book)) for b in post_buckets]).drop(tagging.TIME_UNIT)
     frame = frame.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
     frame = frame.with_columns(labels.normalize(frame.columns, loaded.dimensions))
     return frame.with_columns(
@@ -299,13 +302,17 @@ def _with_retry(run):
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
     loaded = load(paths, opts, robust)
     row_keys, _ = _split_by(by, loaded)
+    buckets = [k for k in row_keys if k in TIME_BUCKETS]
+    # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
+    post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
+    row_keys = [k for k in row_keys if k not in post]
     extra = _bucket_exprs(row_keys, opts.tz)
     if "discount_type" in by:
         extra.append(tagging.cache_use())
         row_keys = [*row_keys, "_cache_use"]
     lf = with_status(loaded, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts))
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post)
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)

@@ -55,6 +55,18 @@ def with_time_band(frame, book: PriceBook):
     return frame.with_columns((pl.lit(edges).search_sorted(instant, side="right").cast(pl.Int32) - 1).alias(TIME_BAND))
 
 
+def buckets_from_unit(buckets: list[str], tz: str, book: PriceBook) -> bool:
+    """Whether these time buckets can be derived from the time unit after aggregation, instead of
+    being computed for every request: UTC buckets of a day or longer, when prices change at midnight."""
+    return tz == "UTC" and time_unit_us(book) == _DAY_US and all(b in ("day", "week", "month", "year")
+                                                                 for b in buckets)
+
+
+def unit_start(book: PriceBook) -> pl.Expr:
+    """The first instant of a row's time unit (for buckets derived after aggregation)."""
+    return (pl.col(TIME_UNIT) * time_unit_us(book)).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
 def prompt_tokens() -> pl.Expr:
     """Tokens in the request's prompt: uncached input plus cache writes and reads (not output)."""
     return pl.sum_horizontal(*[pl.col(c) for c in PROMPT_COLUMNS])
@@ -78,10 +90,11 @@ def cache_use() -> pl.Expr:
     return pl.concat_str(parts, separator="+", ignore_nulls=True).alias("_cache_use")
 
 
-def time_bucket(unit: str, tz: str) -> pl.Expr:
+def time_bucket(unit: str, tz: str, ts: pl.Expr | None = None) -> pl.Expr:
     """The request's hour/day/week/month/year in the report's time zone, as a sortable label.
     Weeks start on Monday and are labelled by that Monday's date."""
-    local = pl.col("timestamp").dt.convert_time_zone(tz)
+    ts = pl.col("timestamp") if ts is None else ts
+    local = ts if tz == "UTC" else ts.dt.convert_time_zone(tz)
     every = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo", "year": "1y"}[unit]
     return local.dt.truncate(every).dt.replace_time_zone(None).alias(unit)
 
