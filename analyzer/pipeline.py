@@ -18,7 +18,7 @@ from . import aggregate, dedupe, dialects, labels, pricebook, tagging
 from .errors import OptionError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
-from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, TIME_BUCKETS
+from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
 from .sources import SourceFile, expand_paths, open_source
 
 STATUS = "_status"
@@ -84,6 +84,7 @@ class Loaded:
     has_ids: bool
     constant: dict[str, object]  # rate-key columns no source carries, with the value they all take
     robust: bool  # read line by line (exact line numbers; malformed JSON lines quarantined)
+    carried: set[str] = field(default_factory=set)  # canonical columns at least one source carries
 
 
 # What a rate-key column is when no source has it (the canonical defaults).
@@ -109,7 +110,7 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
     constant = {k: _KEY_DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in seen and k != "model_raw"}
-    return Loaded(frame, files, names, ordered, has_ids, constant, robust)
+    return Loaded(frame, files, names, ordered, has_ids, constant, robust, seen)
 
 
 def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
@@ -137,9 +138,9 @@ def check_tz(tz: str) -> str:
 
 
 def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
-    """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok.
-    (Duplicates are found after the pass: see dedupe.py.)"""
-    lf = loaded.frame
+    """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok, as the
+    booleans `_ok` and `_out` (cheap group keys); `status()` turns them into one code, after the pass.
+    (Duplicates are found after the pass too: see dedupe.py.)"""
     since = parse_time(opts.since, opts.tz, end=False)
     until = parse_time(opts.until, opts.tz, end=True)
     outside = pl.lit(False)
@@ -147,12 +148,16 @@ def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
         outside = outside | (pl.col("timestamp") < since)
     if until is not None:
         outside = outside | (pl.col("timestamp") >= until)
-    status = (
+    return loaded.frame.with_columns(outside.fill_null(False).alias("_out"))
+
+
+def status() -> pl.Expr:
+    return (
         pl.when(~pl.col("_ok")).then(pl.lit(QUARANTINED, pl.UInt8))
-        .when(outside).then(pl.lit(FILTERED, pl.UInt8))
+        .when(pl.col("_out")).then(pl.lit(FILTERED, pl.UInt8))
         .otherwise(pl.lit(OK, pl.UInt8))
+        .alias(STATUS)
     )
-    return lf.with_columns(status.alias(STATUS))
 
 
 def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
@@ -189,14 +194,21 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
     lf = lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book), *extra)
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    group = [STATUS, *[k for k in rate_keys if k not in loaded.constant], *keys]
+    group = ["_ok", "_out", *[k for k in rate_keys if k not in loaded.constant], *keys]
+    # Columns no source carries are constants too: summing a literal per row would cost real time.
+    summed = [c for c in ("requests", *COUNT_COLUMNS) if c in loaded.carried]
+    reported = "reported_cost" in loaded.carried
     agg = lf.group_by(group).agg(
         pl.len().alias(ROWS),
-        pl.col("requests").sum(),
-        *[pl.col(c).sum() for c in COUNT_COLUMNS],
-        pl.col("reported_cost").sum().alias("reported_cost"),
-        pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
+        *[pl.col(c).sum() for c in summed],
+        *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
+          if reported else []),
     ).collect(engine="streaming")
+    agg = agg.with_columns(
+        *([] if "requests" in summed else [pl.col(ROWS).alias("requests")]),
+        *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in summed],
+        *([] if reported else [pl.lit(None, MONEY).alias("reported_cost"), pl.lit(0, pl.Int64).alias("_reported_rows")]),
+    )
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
@@ -217,6 +229,7 @@ def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loade
     """Aggregated (or per-row) groups made ready to price: price band from the time unit, constant
     keys added back, labels normalised and checked (an unusable label quarantines its group), and
     measures as signed integers (duplicate corrections subtract)."""
+    frame = frame.with_columns(status()).drop("_ok", "_out")
     frame = tagging.with_time_band(frame, book).with_columns(
         [tagging.time_bucket(b, "UTC", tagging.unit_start(book)) for b in post_buckets]).drop(tagging.TIME_UNIT)
     frame = frame.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
@@ -380,7 +393,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
         lf = lf.with_columns(dedupe.row_key().alias(dedupe.KEY)).join(losers.lazy(), on=dedupe.KEY, how="anti")
     rows = (
         labels.apply_to_rows(lf, loaded.dimensions)
-        .filter((pl.col(STATUS) == OK) & pl.col("_ok"))
+        .filter(pl.col("_ok") & ~pl.col("_out"))
         .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
         .join(units.lazy(), on=tagging.TIME_UNIT, how="left", maintain_order="left")
         .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")

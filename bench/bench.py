@@ -335,7 +335,7 @@ class Measurement:
     wall_s: list[float] = field(default_factory=list)
     peak_rss_mib: list[float] = field(default_factory=list)
     cpu_s: list[float] = field(default_factory=list)  # user + system CPU time of the command
-    load_before: list[float] = field(default_factory=list)  # 1-minute load average just before each run
+    other_cpu_s: list[float] = field(default_factory=list)  # CPU time other processes used meanwhile
     code: list[str | None] = field(default_factory=list)  # the analyzer's version each run measured
     returncode: int | None = None
     failure: str | None = None  # timeout, memory cap, or the command's last stderr line
@@ -364,6 +364,14 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def _busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine has spent busy (all processes), if psutil can tell."""
+    if psutil is None:
+        return None
+    t = psutil.cpu_times()
+    return t.user + t.system + getattr(t, "nice", 0) + getattr(t, "irq", 0) + getattr(t, "softirq", 0)
+
+
 def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, env: dict) -> None:
     """Run m.command once: wall time from here (interpreter start-up included, as a user sees it),
     peak RSS from GNU time, else from polling the process tree with psutil. The psutil poller also
@@ -374,17 +382,17 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
     cmd = [GNU_TIME, "-v", "-o", str(rss_file), *m.command] if GNU_TIME else list(m.command)
     sampled = [0]
     stop = threading.Event()
-    # Other work on the machine inflates wall time but hardly CPU time: record both, and the load.
-    m.load_before.append(os.getloadavg()[0])
     m.code.append(code_version())
-    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Other work on the machine inflates wall time but hardly CPU time: record both, and how much
+    # CPU everything else (other than the command and this process) used meanwhile.
+    cpu0, mine0, busy0 = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time(), _busy_cpu_s()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)  # its own process group, so it can be stopped as one
 
     def guard() -> None:
         ps = psutil.Process(proc.pid) if psutil else None
-        while not stop.wait(0.05):
+        while not stop.wait(0.1):
             if ps is not None:
                 try:
                     sampled[0] = max(sampled[0], _tree_rss(ps))
@@ -412,9 +420,11 @@ def run_measured(m: Measurement, cwd: str, timeout: float, max_rss_mib: float, e
     m.stderr_tail = "\n".join(err.decode(errors="replace").strip().splitlines()[-5:])
     if proc.returncode != 0 and not m.failure:
         m.failure = f"exit {proc.returncode}: " + (m.stderr_tail.splitlines()[-1] if m.stderr_tail else "")
-    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu1, mine1, busy1 = resource.getrusage(resource.RUSAGE_CHILDREN), time.process_time(), _busy_cpu_s()
     m.wall_s.append(wall)
     m.cpu_s.append(cpu1.ru_utime + cpu1.ru_stime - cpu0.ru_utime - cpu0.ru_stime)
+    if busy0 is not None and busy1 is not None:
+        m.other_cpu_s.append(max(0.0, busy1 - busy0 - m.cpu_s[-1] - (mine1 - mine0)))
     rss = None
     if GNU_TIME and rss_file.exists():
         for line in rss_file.read_text().splitlines():
@@ -611,10 +621,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(measurements))
     if len(versions) > 1:
         print("\nnote: the code changed during the run; see `code` per measurement in the JSON results")
-    load = max((x for m in measurements for x in m.load_before), default=0.0)
-    if load > 0.5:
-        print(f"\nnote: the 1-minute load average reached {load:.1f} before a run: other work on this "
-              f"{os.cpu_count()}-CPU machine inflates wall times (CPU times are less affected)")
+    busy = [(m, x / w) for m in measurements for x, w in zip(m.other_cpu_s, m.wall_s, strict=False) if w > 1]
+    if busy and max(share for _, share in busy) > 0.2:
+        worst, share = max(busy, key=lambda b: b[1])
+        print(f"\nnote: other processes kept {share:.1f} of {os.cpu_count()} CPUs busy during {worst.fmt} "
+              f"'{worst.what}' (see other_cpu_s in the JSON): their wall times are inflated; CPU times much less")
     notes = cost_checks(measurements)
     if notes:
         print("\n" + "\n".join(notes))
