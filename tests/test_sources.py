@@ -172,3 +172,18 @@ def test_malformed_json_line_is_quarantined_not_fatal(tmp_path):
     assert rep.totals["cost"] == TOTAL
     [entry] = [json.loads(x) for x in q.read_text().splitlines()]
     assert entry["line"] == 2 and entry["reason"].startswith("not a JSON object")
+
+
+def test_csv_non_integer_count_falls_back_to_the_robust_path(tmp_path):
+    """The fast CSV path parses counts natively; a value like 3.5 fails it, and the robust retry
+    quarantines just that row, with its line number."""
+    df = canonical_frame(ROWS + [dict(ROWS[1], request_id="c")]).with_columns(pl.col("input_tokens").cast(pl.String))
+    df = df.with_columns(pl.when(pl.col("request_id") == "c").then(pl.lit("3.5")).otherwise(pl.col("input_tokens"))
+                         .alias("input_tokens"))
+    p = tmp_path / "log.csv"
+    df.write_csv(p)
+    q = tmp_path / "q.jsonl"
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(q)))
+    assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["cost"]) == (2, 1, TOTAL)
+    [entry] = [json.loads(x) for x in q.read_text().splitlines()]
+    assert entry["line"] == 4 and entry["reason"] == "input_tokens is not a whole number (3.5)"

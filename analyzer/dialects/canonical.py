@@ -31,9 +31,10 @@ def _is_dimension(col: str) -> bool:
 
 
 def normalize(src: SourceFile, robust: bool = False) -> pl.LazyFrame:
-    """`robust` reads JSON Lines line by line (exact line numbers, malformed lines quarantined);
-    the default uses Polars' NDJSON reader, about 20x faster, which fails on a malformed line: the
-    pipeline then retries the run robustly (see pipeline.analyze)."""
+    """Two ways to read text: the default (fast) lets Polars' readers parse JSON Lines and CSV counts
+    natively and fails on a malformed line or a non-integer count; the pipeline then retries the run
+    with `robust`, which reads every field as text (and JSON line by line), so that such a record is
+    quarantined with its line number instead (see pipeline._with_retry)."""
     if src.container == "json":
         src = json_to_lines(src)
     cols = [c.lstrip("\ufeff") for c in src.columns]
@@ -43,11 +44,15 @@ def normalize(src: SourceFile, robust: bool = False) -> pl.LazyFrame:
         return canonical_frame(lf, cols, dtypes, pl.col, pl.struct(pl.all().exclude("_row")).struct.json_encode(),
                                src, dialect="canonical")
     if src.container == "csv":
-        lf = src.scan_csv()
+        # Fast path: counts parsed by the CSV reader. A file with a non-integer count fails it, and
+        # the run is retried robustly, where such a value quarantines its row (see pipeline).
+        integers = () if robust else tuple(c for c in src.columns if c in (*schema.COUNT_COLUMNS, "requests"))
+        lf = src.scan_csv(integers)
         if src.columns and src.columns[0].startswith("\ufeff"):
             lf = lf.rename({src.columns[0]: cols[0]})
         raw = pl.struct([pl.col(c) for c in cols]).struct.json_encode()
-        return canonical_frame(lf, cols, {c: pl.String() for c in cols}, pl.col, raw, src, dialect="canonical")
+        dtypes = {c: pl.Int64() if c in integers else pl.String() for c in cols}
+        return canonical_frame(lf, cols, dtypes, pl.col, raw, src, dialect="canonical")
     if not robust:
         lf = src.scan_ndjson({c: pl.String() for c in cols})
         raw = pl.struct([pl.col(c) for c in cols]).struct.json_encode()
