@@ -81,18 +81,21 @@ class Loaded:
     files: list[SourceFile]
     dialects: dict[str, str]  # file -> dialect name
     dimensions: list[str]
-    has_ids: bool
-    constant: dict[str, object]  # rate-key columns no source carries, with the value they all take
-    robust: bool  # read line by line (exact line numbers; malformed JSON lines quarantined)
-    carried: set[str] = field(default_factory=set)  # canonical columns at least one source carries
+    carried: set[str]  # canonical columns at least one source carries
+    robust: bool  # every field read as text, JSON line by line (exact line numbers; see _with_retry)
 
+    @property
+    def has_ids(self) -> bool:
+        return "request_id" in self.carried
 
-# What a rate-key column is when no source has it (the canonical defaults).
-_KEY_DEFAULTS = {"service_tier": "standard", "speed": "standard"}
+    @property
+    def constant(self) -> dict[str, str | None]:
+        """Rate-key columns no source carries, with the value they all take (the canonical default)."""
+        return {k: labels.DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in self.carried}
 
 
 def load(paths, opts: Options, robust: bool = False) -> Loaded:
-    frames, files, names, dims, has_ids = [], [], {}, {}, False
+    frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
     forced = dialects.get(opts.dialect) if opts.dialect else None
     for i, path in enumerate(expand_paths(paths)):
@@ -106,11 +109,9 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
             if c not in CANONICAL and not c.startswith("_"):
                 dims[c] = None
         seen.update(d.carries(src))
-        has_ids = has_ids or "request_id" in seen
     frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
-    constant = {k: _KEY_DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in seen and k != "model_raw"}
-    return Loaded(frame, files, names, ordered, has_ids, constant, robust, seen)
+    return Loaded(frame, files, names, ordered, seen, robust)
 
 
 def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:

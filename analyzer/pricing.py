@@ -15,7 +15,7 @@ import polars as pl
 
 from .models import Resolver
 from .pricebook import PriceBook, Rates, per_unit
-from .schema import COMPONENTS, MONEY, PROMPT_COLUMNS, TOKEN_COMPONENTS, TOOL_COMPONENTS
+from .schema import COMPONENTS, MONEY, TOKEN_COMPONENTS, TOOL_COMPONENTS
 from .tagging import PROMPT_BAND, RATE_KEYS, TIME_BAND
 
 PARTNER_PLATFORMS = ("bedrock", "vertex")  # their own regional pricing; inference_geo does not apply
@@ -163,7 +163,3 @@ def missing_rate_reason() -> pl.Expr:
         for c in COMPONENTS
     ]
     return pl.coalesce(pl.col("unpriced_reason"), *parts).alias("unpriced_reason")
-
-
-def prompt_columns() -> tuple[str, ...]:
-    return PROMPT_COLUMNS
