@@ -54,9 +54,11 @@ def normalize(src: SourceFile, robust: bool = False) -> pl.LazyFrame:
         dtypes = {c: pl.Int64() if c in integers else pl.String() for c in cols}
         return canonical_frame(lf, cols, dtypes, pl.col, raw, src, dialect="canonical")
     if not robust:
-        lf = src.scan_ndjson({c: pl.String() for c in cols})
+        integers = {c for c in cols if c in (*schema.COUNT_COLUMNS, "requests")}
+        dtypes = {c: pl.Int64() if c in integers else pl.String() for c in cols}
+        lf = src.scan_ndjson(dtypes)
         raw = pl.struct([pl.col(c) for c in cols]).struct.json_encode()
-        return canonical_frame(lf, cols, {c: pl.String() for c in cols}, pl.col, raw, src, dialect="canonical")
+        return canonical_frame(lf, cols, dtypes, pl.col, raw, src, dialect="canonical")
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
 
     def get(c: str) -> pl.Expr:
