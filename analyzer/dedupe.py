@@ -54,12 +54,14 @@ def candidates(lf: pl.LazyFrame, expected_rows: int = 0) -> pl.Series:
     return pl.concat(found) if found else pl.Series(H1, [], dtype=pl.UInt64)
 
 
-def rows_of(lf: pl.LazyFrame, cands: pl.Series) -> pl.LazyFrame:
+def rows_of(lf: pl.LazyFrame, cands: pl.Series, compact: list[pl.Expr]) -> pl.LazyFrame:
     """The rows of duplicated ids (a few percent), with their row key and both hashes. The filter
-    reads only the id, so Polars applies it before parsing the rest of the row."""
+    reads only the id, so Polars applies it before parsing the rest of a Parquet row. `compact` are
+    expressions that rewrite the kept string columns: a filtered string still points into the
+    buffer of the whole chunk it was read with, and would hold every chunk in memory."""
     h1 = _hash(SEED1)
     return lf.filter(pl.col("request_id").is_not_null() & h1.is_in(cands.implode())).with_columns(
-        row_key().alias(KEY), h1.alias(H1), _hash(SEED2).alias(H2))
+        row_key().alias(KEY), h1.alias(H1), _hash(SEED2).alias(H2), *compact)
 
 
 def corrections(rows: pl.DataFrame, status: str, invalid: int, duplicate: int, measures: list[str]

@@ -214,7 +214,8 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
     if cands is not None and cands.len():
-        rows = dedupe.rows_of(lf, cands).select(
+        compact = labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
+        rows = dedupe.rows_of(lf, cands, compact).select(
             *group, dedupe.KEY, dedupe.H1, dedupe.H2,
             pl.lit(1).alias(ROWS), "requests", *COUNT_COLUMNS, "reported_cost",
             pl.col("reported_cost").is_not_null().alias("_reported_rows"),

@@ -51,6 +51,7 @@ class SourceFile:
     columns: list[str] = field(default_factory=list)  # CSV header / Parquet schema / JSON keys seen
     sample: list[dict] = field(default_factory=list)  # first records, decoded (for detection)
     display: str = ""  # the name shown to the user (the path, or <stdin>)
+    record_bytes: int = 60  # average bytes per record in the first 64 KiB (for size estimates)
 
     def __post_init__(self) -> None:
         self.display = self.display or self.path
@@ -60,8 +61,10 @@ class SourceFile:
         size work that must fit in memory."""
         if self.container == "parquet":
             return pl.scan_parquet(self.path).select(pl.len()).collect().item()
+        # Text: file size over the average record length of the first 64 KiB (decompressed), times
+        # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
         size = os.path.getsize(self.path) * (8 if self.compression else 1)
-        return size // 60  # even terse canonical CSV rows take more than 60 bytes
+        return size // max(self.record_bytes, 1)
 
     def scan_csv(self, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
         """CSV as a lazy frame of strings, with the line number of each record. `integers` are read
@@ -221,6 +224,8 @@ def _one_line(e: BaseException) -> str:
 
 
 def _peek(src: SourceFile, head: bytes) -> None:
+    if src.container != "parquet" and head.count(b"\n"):
+        src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
         src.columns = list(pl.scan_parquet(src.path).collect_schema().names())
         src.sample = pl.scan_parquet(src.path).head(SAMPLE_RECORDS).collect().to_dicts()

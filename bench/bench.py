@@ -68,8 +68,8 @@ WORKSPACES = (
 )
 KEYS_PER_WORKSPACE = 10  # 20 workspaces x 10 = 200 API keys
 
-# (first day the model is offered, share of its family's traffic once it is) per family:
-# new models take most of their family's traffic from their launch day; older ones linger.
+# Launch days: a newer model takes most of its family's traffic from its launch day on (an older
+# one lingers), so that every request names a model that existed then and nearly all of them price.
 SONNET_5_5 = dt.datetime(2026, 9, 28, tzinfo=dt.UTC)
 HAIKU_5_5 = dt.datetime(2026, 10, 7, tzinfo=dt.UTC)
 OPUS_5_5 = dt.datetime(2026, 9, 22, tzinfo=dt.UTC)
