@@ -3,6 +3,7 @@ committing: a changed golden file is a changed answer."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from analyzer import Options, analyze
@@ -22,8 +23,15 @@ EXT = {"table": "txt", "csv": "csv", "json": "json", "jsonl": "jsonl", "markdown
 
 
 def build(name: str, by: list[str], quarantine: Path) -> object:
+    """The report, read from the repository root by relative path, so that the file names in it are
+    the same on every machine and checkout."""
     tz = "Europe/Berlin" if "berlin" in name else "UTC"
-    return analyze([str(SAMPLE)], by, Options(tz=tz, quarantine=str(quarantine)))
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return analyze([str(SAMPLE.relative_to(ROOT))], by, Options(tz=tz, quarantine=str(quarantine)))
+    finally:
+        os.chdir(cwd)
 
 
 def stable(text: str) -> str:
