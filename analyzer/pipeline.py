@@ -77,12 +77,16 @@ class Accounting:
 class Loaded:
     """The normalized requests of a run, still lazy, and what is known about them."""
 
-    frame: pl.LazyFrame
+    parts: list[pl.LazyFrame]  # one normalized frame per file
     files: list[SourceFile]
     dialects: dict[str, str]  # file -> dialect name
     dimensions: list[str]
     carried: set[str]  # canonical columns at least one source carries
     robust: bool  # every field read as text, JSON line by line (exact line numbers; see _with_retry)
+
+    @property
+    def frame(self) -> pl.LazyFrame:
+        return pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
 
     @property
     def has_ids(self) -> bool:
@@ -109,9 +113,8 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
             if c not in CANONICAL and not c.startswith("_"):
                 dims[c] = None
         seen.update(d.carries(src))
-    frame = pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
-    return Loaded(frame, files, names, ordered, seen, robust)
+    return Loaded(frames, files, names, ordered, seen, robust)
 
 
 def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
@@ -138,7 +141,7 @@ def check_tz(tz: str) -> str:
     return tz
 
 
-def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
+def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
     """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok, as the
     booleans `_ok` and `_out` (cheap group keys); `status()` turns them into one code, after the pass.
     (Duplicates are found after the pass too: see dedupe.py.)"""
@@ -149,7 +152,7 @@ def with_status(loaded: Loaded, opts: Options) -> pl.LazyFrame:
         outside = outside | (pl.col("timestamp") < since)
     if until is not None:
         outside = outside | (pl.col("timestamp") >= until)
-    return loaded.frame.with_columns(outside.fill_null(False).alias("_out"))
+    return frame.with_columns(outside.fill_null(False).alias("_out"))
 
 
 def status() -> pl.Expr:
@@ -324,7 +327,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if "discount_type" in by:
         extra.append(tagging.cache_use())
         row_keys = [*row_keys, "_cache_use"]
-    lf = with_status(loaded, opts)
+    lf = with_status(loaded.frame, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post)
     acc = Accounting(files=len(loaded.files))
@@ -367,12 +370,31 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     return path
 
 
-def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None
-                   ) -> tuple[pl.LazyFrame, Accounting]:
-    """Per-request rows with tags and exact cost columns (lazy), and the run's accounting.
+@dataclass
+class PricedRows:
+    """Per-request rows with tags and exact cost columns: one lazy plan per input file.
 
-    Two passes: a streaming aggregate learns the run's distinct rate keys and the accounting; the
-    returned plan joins the small rate frame onto every row, to be sunk by a writer."""
+    Priced file by file because joining rates onto rows buffers what passes through the join: per
+    file, memory stays bounded by the largest file, not by the whole input."""
+
+    parts: list[pl.LazyFrame]
+
+    def lazy(self) -> pl.LazyFrame:
+        """All rows as one plan (convenient for small inputs; `sink` bounds memory for large ones)."""
+        return pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
+
+    def sink(self, path: str, fmt: str = "parquet") -> None:
+        from .writers import sink_rows
+
+        sink_rows(self, fmt, path)
+
+
+def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None
+                   ) -> tuple[PricedRows, Accounting]:
+    """Per-request rows with tags and exact cost columns, and the run's accounting.
+
+    A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
+    are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
@@ -381,8 +403,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
     loaded = load(paths, opts, robust)
-    lf = with_status(loaded, opts)
-    agg, losers, units = _aggregate(lf, [], book, loaded, [], _candidates(loaded, opts))
+    agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -390,26 +411,34 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     rates = rate_frame(ok, book)
-    if losers.height:
-        lf = lf.with_columns(dedupe.row_key().alias(dedupe.KEY)).join(losers.lazy(), on=dedupe.KEY, how="anti")
-    rows = (
-        labels.apply_to_rows(lf, loaded.dimensions)
-        .filter(pl.col("_ok") & ~pl.col("_out"))
-        .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
-        .join(units.lazy(), on=tagging.TIME_UNIT, how="left", maintain_order="left")
-        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(missing_rate_reason())
-        .with_columns(cost_columns())
-        .with_columns(totals_columns())
-    )
+    band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
     money = ["cost_" + c.rate for c in COMPONENTS] + ["cost", "list_cost", "savings"]
-    unpriced = pl.col("unpriced_reason").is_not_null()
-    rows = rows.with_columns(
-        [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in money]
-        + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
-           pl.lit(book.version).alias("price_book")]
-    )
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
         "model", "family", "provider", "price_period", "context_tier", "discount_type", *money, "price_book",
         "unpriced_reason", "source"]
-    return rows.select(cols), acc
+
+    def priced(part: pl.LazyFrame) -> pl.LazyFrame:
+        lf = with_status(part, opts)
+        if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
+            lf = lf.filter(~dedupe.row_key().is_in(losers[dedupe.KEY].implode()))
+        lf = (
+            labels.apply_to_rows(lf, loaded.dimensions)
+            .filter(pl.col("_ok") & ~pl.col("_out"))
+            .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
+            .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
+                          .alias(tagging.TIME_BAND))
+            .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
+            .with_columns(missing_rate_reason())
+            .with_columns(cost_columns())
+            .with_columns(totals_columns())
+        )
+        unpriced = pl.col("unpriced_reason").is_not_null()
+        lf = lf.with_columns(
+            [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in money]
+            + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+               pl.lit(book.version).alias("price_book")]
+            + [pl.lit(None, pl.String).alias(d) for d in loaded.dimensions if d not in lf.collect_schema()]
+        )
+        return lf.select(cols)
+
+    return PricedRows([priced(p) for p in loaded.parts]), acc

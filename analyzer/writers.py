@@ -231,15 +231,44 @@ def markdown(report) -> str:
 # Per-request rows (llm-cost price): streamed from the lazy plan straight to the file.
 
 
-def sink_rows(rows: pl.LazyFrame, fmt: str, output: str) -> None:
+def sink_rows(rows, fmt: str, output: str) -> None:
+    """Stream per-request rows (a PricedRows: one plan per input file) into one file, atomically.
+
+    Each file's rows are sunk by the streaming engine to a temporary part, then the parts are joined
+    without holding them: Parquet row group by row group (PyArrow), CSV and JSON Lines by appending
+    bytes (one CSV header)."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    def text(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return lf.with_columns([pl.col(c).cast(pl.String) for c, t in lf.collect_schema().items()
+                                if isinstance(t, pl.Decimal)])
+
     def write(tmp: str) -> None:
-        if fmt == "parquet":
-            rows.sink_parquet(tmp)
-        else:
-            text = rows.with_columns(
-                [pl.col(c).cast(pl.String) for c, t in rows.collect_schema().items() if isinstance(t, pl.Decimal)]
-            )
-            (text.sink_csv if fmt == "csv" else text.sink_ndjson)(tmp)
+        with tempfile.TemporaryDirectory(dir=os.path.dirname(tmp), prefix=".llm-cost-parts-") as parts_dir:
+            parts = []
+            for i, part in enumerate(rows.parts):
+                path = os.path.join(parts_dir, f"part-{i:05d}")
+                if fmt == "parquet":
+                    part.sink_parquet(path)
+                elif fmt == "csv":
+                    text(part).sink_csv(path, include_header=i == 0)
+                else:
+                    text(part).sink_ndjson(path)
+                parts.append(path)
+            if fmt == "parquet":
+                schema = pq.read_schema(parts[0])
+                with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+                    for path in parts:
+                        source = pq.ParquetFile(path)
+                        for group in range(source.num_row_groups):
+                            writer.write_table(source.read_row_group(group))
+                return
+            with open(tmp, "wb") as out:
+                for path in parts:
+                    with open(path, "rb") as f:
+                        shutil.copyfileobj(f, out)
 
     atomic_write(output, write)
 
