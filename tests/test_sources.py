@@ -187,3 +187,29 @@ def test_csv_non_integer_count_falls_back_to_the_robust_path(tmp_path):
     assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["cost"]) == (2, 1, TOTAL)
     [entry] = [json.loads(x) for x in q.read_text().splitlines()]
     assert entry["line"] == 4 and entry["reason"] == "input_tokens is not a whole number (3.5)"
+
+
+def test_jsonl_key_first_seen_late_still_counts(tmp_path):
+    """Detection peeks at the first records; pricing must not: a count that first appears on line 61
+    is read (a missed key would silently price it at $0)."""
+    lines = [json.dumps({"timestamp": "2026-10-08T00:00:00Z", "model": "claude-sonnet-4-5", "input_tokens": 0,
+                         "output_tokens": 0})] * 60
+    lines.append(json.dumps({"timestamp": "2026-10-08T00:00:00Z", "model": "claude-sonnet-4-5", "input_tokens": 0,
+                             "output_tokens": 0, "cache_read_tokens": 1_000_000, "service_tier": "batch"}))
+    p = tmp_path / "late.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    rep = analyze([str(p)], ["service_tier"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert dict(zip(rep.rows["service_tier"], rep.rows["cost"])) == {"batch": Decimal("0.15"), "standard": 0}
+
+
+def test_unsplit_cache_writes_are_5m_and_residuals_too(tmp_path):
+    p = tmp_path / "cw.csv"
+    p.write_text("timestamp,Model,input_tokens,output_tokens,cache_write_tokens,cache_write_1h_tokens,cost_center\n"
+                 "2026-10-08T00:00:00Z,claude-sonnet-4-5,0,0,1000000,,a\n"      # all 5m: $3.75
+                 "2026-10-08T00:00:00Z,claude-sonnet-4-5,0,0,1000000,400000,b\n"  # 600K 5m + 400K 1h: 2.25 + 2.40
+                 "2026-10-08T00:00:00Z,claude-sonnet-4-5,0,0,1000,4000,c\n")      # split exceeds total: quarantined
+    q = tmp_path / "q.jsonl"
+    rep = analyze([str(p)], ["cost_center"], Options(quarantine=str(q)))
+    assert dict(zip(rep.rows["cost_center"], rep.rows["cost"])) == {"a": Decimal("3.75"), "b": Decimal("4.65")}
+    assert rep.accounting.quarantined == 1
+    assert "exceeds cache_write_tokens" in q.read_text()

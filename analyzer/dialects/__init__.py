@@ -29,13 +29,17 @@ class Dialect:
     priority: int = 0  # higher wins when two dialects both match
 
     def missing(self, src: SourceFile) -> list[str]:
-        cols = {c.lower().lstrip("\ufeff") for c in src.columns}
-        return [k for k in self.required if k.split("|")[0] not in cols and not any(a in cols for a in k.split("|"))]
+        cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
+        return [k for k in self.required if not any(a in cols for a in k.split("|"))]
 
     def carries(self, src: SourceFile) -> set[str]:
-        """Canonical columns this file actually has (the rest are constants: defaults or null)."""
-        cols = {c.lower().lstrip("\ufeff") for c in src.columns}
-        return cols | ({"model_raw"} if "model" in cols else set())
+        """Canonical columns this file may have (the rest are constants: defaults or null). JSON
+        records may carry any field the dialect knows, even one absent from the first records."""
+        cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
+        if src.container in ("json", "jsonl"):
+            cols |= {k for key in (*self.required, *self.optional) for k in key.split("|")}
+        aliases = {"model": "model_raw", "cache_write_tokens": "cache_write_5m_tokens"}
+        return cols | {canonical for name, canonical in aliases.items() if name in cols}
 
     def detects(self, src: SourceFile) -> bool:
         return not self.missing(src) and (self.matches is None or self.matches(src))

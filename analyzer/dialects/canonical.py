@@ -15,57 +15,65 @@ from ..sources import LINE, SourceFile, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
-OPTIONAL = tuple(
-    c for c in schema.CANONICAL if c not in ("timestamp", "model_raw", "input_tokens", "output_tokens", "source",
-                                             "source_file", "source_row")
-)
-# Columns `llm-cost price` adds: derived again on every run, so never read back as dimensions.
-DERIVED_PREFIXES = ("cost", "list_cost", "savings", "rate_")
-DERIVED = {"model", "family", "provider", "endpoint_scope_resolved", "context_tier", "discount_type", "price_period", "price_book", "cache_write_tokens",
-           "source", "source_file", "source_row", "pricing_status", "unpriced_reason"}
+# Every column this dialect reads by name (besides dimensions). `cache_write_tokens` is a cache write
+# without a 5m/1h split: priced as 5m (with a split beside it, the residual total - split is 5m).
+FIELDS = ("timestamp", "model", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
+          "request_id", "platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window")
+OPTIONAL = tuple(c for c in FIELDS if c not in ("timestamp", "model", "model_raw", "input_tokens", "output_tokens"))
+# Exactly the columns `llm-cost price` adds: derived again on every run, never read back as dimensions.
+DERIVED = {"family", "provider", "context_tier", "discount_type", "price_period", "price_book", "source",
+           "source_file", "source_row", "unpriced_reason", "list_cost", "savings", "cost",
+           *("cost_" + c.rate for c in schema.COMPONENTS)}
+_BOM = "\ufeff"
 
 
 def _is_dimension(col: str) -> bool:
-    return (col not in schema.CANONICAL and col not in DERIVED and col != "model"
-            and not col.startswith(DERIVED_PREFIXES) and not col.startswith("_") and col != "")
+    return col.lower() not in FIELDS and col not in DERIVED and not col.startswith("_") and col != ""
 
 
 def normalize(src: SourceFile, robust: bool = False) -> pl.LazyFrame:
     """Two ways to read text: the default (fast) lets Polars' readers parse JSON Lines and CSV counts
     natively and fails on a malformed line or a non-integer count; the pipeline then retries the run
     with `robust`, which reads every field as text (and JSON line by line), so that such a record is
-    quarantined with its line number instead (see pipeline._with_retry)."""
+    quarantined with its line number instead (see pipeline._with_retry).
+
+    Field names match case-insensitively. JSON records are read for every canonical field, not only
+    those seen in the first records: a key that first appears on line 1,000 still counts."""
     if src.container == "json":
         src = json_to_lines(src)
-    cols = [c.lstrip("\ufeff") for c in src.columns]
+    original = {c: c.lstrip(_BOM).strip() for c in src.columns}  # as in the file -> cleaned
+    if src.container in ("json", "jsonl"):
+        fields = {f: f for f in FIELDS}
+        fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
+    else:
+        fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
+    dims = [c for c in original.values() if _is_dimension(c)]
+    integers = {f for f in fields if f in (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")}
     if src.container == "parquet":
-        lf = src.scan_parquet().with_row_index("_row", offset=1)
+        lf = src.scan_parquet().rename({k: v for k, v in original.items() if k != v}).with_row_index("_row", offset=1)
         dtypes = dict(lf.collect_schema())
-        return canonical_frame(lf, cols, dtypes, pl.col, pl.struct(pl.all().exclude("_row")).struct.json_encode(),
-                               src, dialect="canonical")
+        raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src)
     if src.container == "csv":
         # Fast path: counts parsed by the CSV reader. A file with a non-integer count fails it, and
         # the run is retried robustly, where such a value quarantines its row (see pipeline).
-        integers = () if robust else tuple(c for c in src.columns if c in (*schema.COUNT_COLUMNS, "requests"))
-        lf = src.scan_csv(integers)
-        if src.columns and src.columns[0].startswith("\ufeff"):
-            lf = lf.rename({src.columns[0]: cols[0]})
-        raw = pl.struct([pl.col(c) for c in cols]).struct.json_encode()
-        dtypes = {c: pl.Int64() if c in integers else pl.String() for c in cols}
-        return canonical_frame(lf, cols, dtypes, pl.col, raw, src, dialect="canonical")
+        typed = () if robust else tuple(k for k, v in original.items() if v.lower() in integers)
+        lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
+        raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
+        dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
+        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src)
     if not robust:
-        integers = {c for c in cols if c in (*schema.COUNT_COLUMNS, "requests")}
-        dtypes = {c: pl.Int64() if c in integers else pl.String() for c in cols}
-        lf = src.scan_ndjson(dtypes)
-        raw = pl.struct([pl.col(c) for c in cols]).struct.json_encode()
-        return canonical_frame(lf, cols, dtypes, pl.col, raw, src, dialect="canonical")
+        dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
+        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}})
+        raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
 
     def get(c: str) -> pl.Expr:
         path = f"$.{c}" if c.isidentifier() else f"$['{c}']"
         return pl.col(LINE).str.json_path_match(path)
 
-    return canonical_frame(lf, cols, {c: pl.String() for c in cols}, get, pl.col(LINE), src, dialect="canonical",
+    return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
                            bad_record=_bad_json_line())
 
 
@@ -79,55 +87,68 @@ def _raw(c: str) -> str:
     return f"_f_{c}"
 
 
-def canonical_frame(lf: pl.LazyFrame, cols: list[str], dtypes: dict, get, raw: pl.Expr, src: SourceFile,
-                    dialect: str, bad_record: tuple[pl.Expr, pl.Expr] | None = None) -> pl.LazyFrame:
-    """Build the normalized frame from a record source whose field names are canonical.
+def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
+                    src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None) -> pl.LazyFrame:
+    """Build the normalized frame from records with canonical field names.
 
-    Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for), `_raw` (the
-    record, for the quarantine file) and `_file`."""
-    present = set(cols)
-    model_col = "model_raw" if "model_raw" in present else "model"
-    wanted = {"timestamp", model_col, *(c for c in schema.COUNT_COLUMNS if c in present)}
-    wanted |= {c for c in ("requests", "reported_cost", "request_id", "platform", "endpoint_scope", "service_tier",
-                           "speed", "inference_geo", "context_window") if c in present}
-    dims = [c for c in cols if _is_dimension(c)]
+    `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
+    it. Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for), `_raw`
+    (the record, for the quarantine file) and `_file`."""
+    present = set(fields)
     lf = lf.select(
-        pl.col("_row"), *(get(c).alias(_raw(c)) for c in sorted(wanted | set(dims))), raw.alias("_raw"),
+        pl.col("_row"), *(get(fields[f]).alias(_raw(f)) for f in sorted(present)),
+        *(get(d).alias(_raw(d)) for d in dims), raw.alias("_raw"),
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
     )
-
-    def dt(c: str) -> pl.DataType:
-        return dtypes.get(c, pl.String())
-
-    fields = [_parse.timestamp(_raw("timestamp"), "timestamp", dt("timestamp"))]
-    for c in schema.COUNT_COLUMNS:
+    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"])]
+    for c in (*schema.COUNT_COLUMNS, "cache_write_tokens"):
         if c in present:
-            fields.append(_parse.count(_raw(c), c, dt(c), required=c in ("input_tokens", "output_tokens")))
+            parsed.append(_parse.count(_raw(c), c, dtypes[c], required=c in ("input_tokens", "output_tokens")))
     if "requests" in present:
-        f = _parse.count(_raw("requests"), "requests", dt("requests"), required=False)
-        fields.append(_parse.Field(f.name, f.first, f.ok, f.reason, f.then, pl.col("requests").fill_null(1)))
+        f = _parse.count(_raw("requests"), "requests", dtypes["requests"], required=False)
+        parsed.append(_parse.Field(f.name, f.first, f.ok, f.reason, f.then, pl.col("requests").fill_null(1)))
     if "reported_cost" in present:
-        fields.append(_parse.money(_raw("reported_cost"), "reported_cost", dt("reported_cost")))
+        parsed.append(_parse.money(_raw("reported_cost"), "reported_cost", dtypes["reported_cost"]))
     # Labels are kept as logged here; `labels.py` trims, lower-cases and checks them after aggregation.
-    labels = {"model_raw": _parse.label(_raw(model_col), dt(model_col))}
-    labels.update({c: _parse.label(_raw(c), dt(c)) for c in ("request_id", "platform", "endpoint_scope",
-                  "service_tier", "speed", "inference_geo", "context_window") if c in present})
-    labels.update({c: _parse.label(_raw(c), dt(c)) for c in dims})
+    models = [_parse.label(_raw(c), dtypes[c]) for c in ("model_raw", "model") if c in present]
+    labels = {"model_raw": pl.coalesce(models) if len(models) > 1 else models[0]}
+    labels.update({c: _parse.label(_raw(c), dtypes[c]) for c in LABELS if c in present})
+    labels.update({d: _parse.label(_raw(d), pl.String()) for d in dims})
     constants = {c: pl.lit(0, pl.Int64) for c in schema.COUNT_COLUMNS if c not in present}
-    constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in ("request_id", "platform", "endpoint_scope",
-                      "service_tier", "speed", "inference_geo", "context_window") if c not in present})
+    constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in LABELS if c not in present})
     if "requests" not in present:
         constants["requests"] = pl.lit(1, pl.Int64)
     if "reported_cost" not in present:
         constants["reported_cost"] = pl.lit(None, schema.MONEY)
-    constants.update(source=pl.lit(dialect), source_file=pl.lit(src.display), source_row=pl.col("_row").cast(pl.Int64),
-                     _file=pl.lit(src.index, pl.Int64))
-    out = _parse.frame(lf, fields, labels, constants)
+    constants.update(source=pl.lit("canonical"), source_file=pl.lit(src.display),
+                     source_row=pl.col("_row").cast(pl.Int64), _file=pl.lit(src.index, pl.Int64))
+    out = _parse.frame(lf, parsed, labels, constants)
+    if "cache_write_tokens" in present:
+        out = _unsplit_cache_writes(out)
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
         out = out.with_columns((pl.col("_line_ok") & pl.col("_ok")).alias("_ok"),
                                pl.coalesce("_line_reason", "_reason").alias("_reason"))
     names = [*schema.CANONICAL, *dims, "_ok", "_reason", "_raw", "_file"]
     return out.select([pl.col(c).cast(schema.CANONICAL[c]) if c in schema.CANONICAL else pl.col(c) for c in names])
+
+
+LABELS = ("request_id", "platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window")
+
+
+def _unsplit_cache_writes(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """A cache-write total with no 5m/1h split is 5m; beside a split, the residual is 5m. A split
+    larger than its total is contradictory: the row is quarantined."""
+    total, w5, w1 = pl.col("cache_write_tokens"), pl.col("cache_write_5m_tokens"), pl.col("cache_write_1h_tokens")
+    residual = total - w5 - w1
+    stated = pl.col(_raw("cache_write_tokens")).is_not_null()
+    bad = stated & (residual < 0)
+    reason = pl.concat_str([pl.col("_reason"), pl.when(bad).then(pl.lit(
+        "cache write split (5m + 1h) exceeds cache_write_tokens"))], separator="; ", ignore_nulls=True)
+    return lf.with_columns(
+        pl.when(stated & ~bad).then(w5 + residual).otherwise(w5).alias("cache_write_5m_tokens"),
+        (pl.col("_ok") & ~bad).alias("_ok"),
+        pl.when(reason == "").then(None).otherwise(reason).alias("_reason"),
+    )
 
 
 DIALECT = Dialect(
