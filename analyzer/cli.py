@@ -66,11 +66,12 @@ def input_options(f):
     return f
 
 
-def _options(kw: dict):
+def _options(kw: dict, output: str | None = None):
     from .pipeline import Options
 
     return Options(dialect=kw["dialect"], prices=tuple(kw["prices"]), since=kw["since"], until=kw["until"],
-                   tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"])
+                   tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
+                   outputs=(output,) if output and output != "-" else ())
 
 
 def _progress(quiet: bool, what: str):
@@ -115,7 +116,7 @@ def report(paths, by, fmt, output, **kw):
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        rep = pipeline.analyze(paths, keys, _options(kw))
+        rep = pipeline.analyze(paths, keys, _options(kw, output))
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep)
     else:
@@ -143,7 +144,7 @@ def price(paths, output, **kw):
     if fmt not in ("parquet", "csv", "jsonl"):
         raise OptionError(f"-o {output}: per-request rows are written as .parquet, .csv or .jsonl")
     with _progress(kw["quiet"], "pricing requests..."):
-        rows, acc = pipeline.price_requests(paths, _options(kw))
+        rows, acc = pipeline.price_requests(paths, _options(kw, output))
         writers.sink_rows(rows, fmt, output)
     if not kw["quiet"]:
         click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests (priced {acc.priced:,}, unpriced "

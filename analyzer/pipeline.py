@@ -43,6 +43,7 @@ class Options:
     tz: str = "UTC"
     quarantine: str | None = None
     dedupe: bool = True
+    outputs: tuple[str, ...] = ()  # files this run writes: never read as input
 
 
 @dataclass
@@ -102,7 +103,7 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
     forced = dialects.get(opts.dialect) if opts.dialect else None
-    for i, path in enumerate(expand_paths(paths)):
+    for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
         d = forced or dialects.detect(src)
         lf = d.normalize(src, robust=robust)
@@ -123,7 +124,7 @@ def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
         return None
     zone = ZoneInfo(tz)
     try:
-        if len(value) == 10:
+        if len(value) in (8, 10) and "T" not in value:  # 2026-10-31 or 20261031: a whole day
             d = dt.date.fromisoformat(value)
             t = dt.datetime(d.year, d.month, d.day, tzinfo=zone)
             return (t + dt.timedelta(days=1) if end else t).astimezone(dt.UTC)
@@ -142,11 +143,14 @@ def check_tz(tz: str) -> str:
 
 
 def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
-    """Each row's fate before pricing: quarantined, filtered (outside --since/--until) or ok, as the
-    booleans `_ok` and `_out` (cheap group keys); `status()` turns them into one code, after the pass.
+    """Each row's fate before pricing: with the dialect's `_ok` (valid or quarantined), `_out` says
+    whether it lies outside --since/--until; `status()` turns the two booleans (cheap group keys)
+    into one code, after the pass.
     (Duplicates are found after the pass too: see dedupe.py.)"""
     since = parse_time(opts.since, opts.tz, end=False)
     until = parse_time(opts.until, opts.tz, end=True)
+    if since is not None and until is not None and until <= since:
+        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
     outside = pl.lit(False)
     if since is not None:
         outside = outside | (pl.col("timestamp") < since)
@@ -248,7 +252,8 @@ def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loade
 def _regroup(agg: pl.DataFrame) -> pl.DataFrame:
     """Sum again: groups whose labels became equal when normalised, and duplicate corrections."""
     keys = [c for c in agg.columns if c not in _MEASURES]
-    return agg.group_by(keys, maintain_order=True).agg([pl.col(m).sum() for m in _MEASURES])
+    agg = agg.group_by(keys, maintain_order=True).agg([pl.col(m).sum() for m in _MEASURES])
+    return agg.filter(pl.col(ROWS) != 0)  # a group whose every row moved to duplicates is gone
 
 
 def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
@@ -275,11 +280,12 @@ def _price_groups(ok: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) 
     acc.priced = int(priced[ROWS].sum() or 0)
     if unpriced.height:
         resolver = Resolver(book)
-        by_model = unpriced.group_by("model_raw").agg(pl.col(ROWS).sum(), pl.col("unpriced_reason").first())
+        by_model = unpriced.group_by("model_raw").agg(
+            pl.col(ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "))
         by_model = by_model.sort(ROWS, descending=True)
         for raw, n, reason in zip(*(by_model[c].to_list() for c in ("model_raw", ROWS, "unpriced_reason"))):
             acc.unpriced_models[raw] = int(n)
-            hint = resolver.suggest(raw) if reason.startswith("unknown model") else None
+            hint = resolver.suggest(raw) if "unknown model" in reason else None
             acc.unpriced_reasons[raw] = reason + (f" (did you mean {hint}?)" if hint else "")
     priced = priced.with_columns(cost_columns()).with_columns(totals_columns())
     return priced.with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"))

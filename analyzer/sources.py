@@ -10,6 +10,8 @@ dialect, so that one bad value quarantines one row instead of failing the whole 
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import glob
 import gzip
 import json
@@ -18,7 +20,6 @@ import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import polars as pl
 
@@ -146,8 +147,24 @@ def _sniff(head: bytes) -> str:
     return "csv"
 
 
-def expand_paths(paths: list[str] | tuple[str, ...]) -> list[str]:
-    """Files behind the user's arguments, each once, in a stable order."""
+def _walk(directory: str) -> list[str]:
+    """Every log file under a directory; an unreadable subdirectory is an error, not a silent gap."""
+    def fail(err: OSError) -> None:
+        raise SourceError(f"{err.filename}: cannot read directory ({err.strerror})")
+
+    found = []
+    for root, dirs, files in os.walk(directory, onerror=fail):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(root, f) for f in files
+                  if not f.startswith(".") and not f.startswith("llm-cost-quarantine")
+                  and _container_from_name(f)[0] is not None]
+    return sorted(found)
+
+
+def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+    """Files behind the user's arguments, each once, in a stable order. Directory walks skip hidden
+    files, llm-cost's own quarantine files and `exclude` (the run's outputs, which may live there)."""
+    skip = {os.path.realpath(p) for p in exclude if p}
     if not paths:
         raise SourceError("no input: give one or more files, directories or globs (or - for stdin)")
     out: list[str] = []
@@ -155,10 +172,7 @@ def expand_paths(paths: list[str] | tuple[str, ...]) -> list[str]:
         if p == "-":
             out.append(p)
         elif os.path.isdir(p):
-            found = sorted(
-                str(f) for f in Path(p).rglob("*") if f.is_file() and not f.name.startswith(".")
-                and _container_from_name(str(f))[0] is not None
-            )
+            found = [f for f in _walk(p) if os.path.realpath(f) not in skip]
             if not found:
                 raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
             out.extend(found)
@@ -184,6 +198,14 @@ def expand_paths(paths: list[str] | tuple[str, ...]) -> list[str]:
 
 
 _STDIN_SPOOL: str | None = None
+_TEMPORARY: list[str] = []
+
+
+@atexit.register
+def _remove_temporary() -> None:
+    for path in _TEMPORARY:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def _spool_stdin() -> str:
@@ -191,6 +213,7 @@ def _spool_stdin() -> str:
     global _STDIN_SPOOL
     if _STDIN_SPOOL is None:
         fd, path = tempfile.mkstemp(prefix="llm-cost-stdin-")
+        _TEMPORARY.append(path)
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(sys.stdin.buffer, out)
         _STDIN_SPOOL = path
@@ -214,7 +237,7 @@ def open_source(path: str, index: int = 0) -> SourceFile:
             container = _sniff(head)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)
-    except (OSError, EOFError, pl.exceptions.PolarsError, UnicodeDecodeError) as e:
+    except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
         raise SourceError(f"{display}: cannot read ({_one_line(e)})") from None
     return src
 
@@ -287,6 +310,7 @@ def json_to_lines(src: SourceFile) -> SourceFile:
     except ValueError as e:
         raise SourceError(f"{src.path}: invalid JSON ({_one_line(e)})") from None
     fd, tmp = tempfile.mkstemp(prefix="llm-cost-json-", suffix=".jsonl")
+    _TEMPORARY.append(tmp)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         for rec in records:
             out.write(json.dumps(rec, separators=(",", ":")))

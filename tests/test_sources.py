@@ -213,3 +213,34 @@ def test_unsplit_cache_writes_are_5m_and_residuals_too(tmp_path):
     assert dict(zip(rep.rows["cost_center"], rep.rows["cost"])) == {"a": Decimal("3.75"), "b": Decimal("4.65")}
     assert rep.accounting.quarantined == 1
     assert "exceeds cache_write_tokens" in q.read_text()
+
+
+def test_no_phantom_groups_after_dedupe(tmp_path):
+    """A group whose only row is a losing duplicate disappears; it is not shown with 0 requests."""
+    p = tmp_path / "d.csv"
+    p.write_text("timestamp,model,input_tokens,output_tokens,request_id,service_tier\n"
+                 "2026-10-08T00:00:00Z,claude-nope,10,10,X,\n"
+                 "2026-10-08T00:00:00Z,claude-sonnet-4-5,1000,1000,X,\n"
+                 "2026-10-08T00:00:00Z,claude-sonnet-4-5,1,1,Y,batch\n"
+                 "2026-10-08T00:00:00Z,claude-sonnet-4-5,5,5,Y,\n")
+    rep = analyze([str(p)], ["model", "service_tier"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.rows["requests"].to_list() == [2] and rep.rows["service_tier"].to_list() == ["standard"]
+    assert rep.accounting.duplicates == 2 and rep.accounting.unpriced_models == {}
+
+
+def test_outputs_and_quarantine_in_the_log_directory_are_not_read_back(tmp_path, frame):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    write_frame(frame, logs / "a.csv")
+    q = logs / "llm-cost-quarantine.jsonl"
+    q.write_text('{"file": "x", "line": 1, "reason": "r", "raw": "{}"}\n')
+    (logs / "report.csv").write_text("model,cost\nx,1\n")
+    rep = analyze([str(logs)], ["model"], Options(quarantine=str(q), outputs=(str(logs / "report.csv"),)))
+    assert rep.accounting.files == 1 and rep.totals["cost"] == TOTAL
+
+
+def test_implausible_counts_are_quarantined(tmp_path):
+    rows = [dict(ROWS[0], input_tokens=6 * 10**18), ROWS[1]]
+    p = write_frame(canonical_frame(rows), tmp_path / "big.csv")
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.quarantined == 1 and rep.totals["cost"] == Decimal("0.003")

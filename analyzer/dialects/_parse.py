@@ -38,32 +38,42 @@ def _missing(name: str, required: bool) -> pl.Expr:
     return pl.lit(f"missing {name}") if required else pl.lit(None, pl.String)
 
 
+# No request has a trillion tokens; a count above this is corrupt, and summing such values could
+# overflow 64-bit integers. Such rows are quarantined.
+MAX_COUNT = 10**12
+
+
 def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     """A token/request count: a non-negative integer. Null is 0 unless the field is required."""
     src, val = pl.col(raw), pl.col(name)
     absent_ok = src.is_null() & (not required)
+    in_range = (val >= 0) & (val <= MAX_COUNT)
     final = val.fill_null(0)
     if dtype == pl.String:
         text = src.str.strip_chars()
         # " 7 " or "+7" do not cast; only those rows (null elsewhere) pay for stripping.
-        retry = pl.when(val.is_null() & src.is_not_null()).then(text.str.strip_prefix("+"))
+        # "7.0" is a whole number too; "7.5" is not (it stays null and is quarantined).
+        retry = pl.when(val.is_null() & src.is_not_null()).then(
+            text.str.strip_prefix("+").str.replace(r"^(\d+)\.0*$", "${1}"))
         reason = (
             pl.when(src.is_null() | (text == "")).then(_missing(name, required))
+            .when(val > MAX_COUNT).then(pl.format(f"{name} is implausibly large ({{}})", text))
             .when(val >= 0).then(None)
             .when(text.str.contains(_NEG)).then(pl.format(f"negative {name} ({{}})", text))
             .when(text.str.contains(_DIGITS)).then(pl.format(f"{name} is too large ({{}})", text))
             .when(text.str.contains(_NUMBER)).then(pl.format(f"{name} is not a whole number ({{}})", text))
             .otherwise(pl.format(f"{name} is not a number ({{}})", text.str.slice(0, 40)))
         )
-        return Field(name, src.cast(pl.Int64, strict=False), ((val >= 0) | absent_ok).fill_null(False), reason,
+        return Field(name, src.cast(pl.Int64, strict=False), (in_range | absent_ok).fill_null(False), reason,
                      then=pl.coalesce(val, retry.cast(pl.Int64, strict=False)), final=final)
     if dtype.is_integer():
         reason = (
             pl.when(src.is_null()).then(_missing(name, required))
             .when(val.is_null()).then(pl.lit(f"{name} is too large"))
             .when(val < 0).then(pl.format(f"negative {name} ({{}})", val))
+            .when(val > MAX_COUNT).then(pl.format(f"{name} is implausibly large ({{}})", val))
         )
-        return Field(name, src.cast(pl.Int64, strict=False), ((val >= 0) | absent_ok).fill_null(False), reason,
+        return Field(name, src.cast(pl.Int64, strict=False), (in_range | absent_ok).fill_null(False), reason,
                      final=final)
     if dtype.is_float() or isinstance(dtype, pl.Decimal):
         as_float = src.cast(pl.Float64)  # only to test integrality; the count itself is an integer
@@ -73,7 +83,7 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
             .when(as_float < 0).then(pl.format(f"negative {name} ({{}})", src))
             .when(~whole).then(pl.format(f"{name} is not a whole number ({{}})", src))
         )
-        return Field(name, src.cast(pl.Int64, strict=False), ((whole & (val >= 0)) | absent_ok).fill_null(False),
+        return Field(name, src.cast(pl.Int64, strict=False), ((whole & in_range) | absent_ok).fill_null(False),
                      reason, final=final)
     if dtype == pl.Null:
         return Field(name, pl.lit(None, pl.Int64), pl.lit(not required), _missing(name, required), final=final)

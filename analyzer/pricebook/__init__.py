@@ -20,6 +20,7 @@ RATE_KEYS = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output"
 CONFIDENCE = ("verified", "secondary", "estimate")
 TIERS = ("standard", "batch", "priority", "flex")
 SHIPPED = ("anthropic.toml", "openai.toml")
+MAX_RATE = Decimal(1_000_000)  # USD per million tokens (or per 1,000 tool uses)
 _BOOK_KEYS = {"provider", "currency", "service_tier", "multipliers", "server_tools", "discount", "discount_from", "name"}
 _MODEL_KEYS = {"id", "name", "family", "aliases", "platform_ids", "us_geo", "regional_premium", "batch", "released",
                "deprecated", "retired", "period", "provider"}
@@ -182,7 +183,27 @@ def _decimal(ctx: _Ctx, where: str, key: str, v) -> Decimal:
         ctx.fail(where, f"{key} must be a decimal number, got {v!r}")
     if not d.is_finite() or d < 0:
         ctx.fail(where, f"{key} must be a non-negative decimal number, got {v!r}")
+    if d > MAX_RATE:
+        ctx.fail(where, f"{key} = {v} is beyond any plausible price (more than {MAX_RATE:,} USD per million)")
     return d
+
+
+def _bool(ctx: _Ctx, where: str, key: str, v) -> bool:
+    if not isinstance(v, bool):
+        ctx.fail(where, f"{key} must be true or false, got {v!r}")
+    return v
+
+
+def _strings(ctx: _Ctx, where: str, key: str, v) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(x, str) and x.strip() for x in v):
+        ctx.fail(where, f"{key} must be a list of model ids, e.g. [\"claude-x\"], got {v!r}")
+    return tuple(v)
+
+
+def _table(ctx: _Ctx, where: str, v) -> dict:
+    if not isinstance(v, dict):
+        ctx.fail(where, f"must be a table, got {v!r}")
+    return v
 
 
 def _check_keys(ctx: _Ctx, where: str, table: dict, allowed: set[str]) -> None:
@@ -282,9 +303,11 @@ def _load_file(path: str, text: bytes, models: dict[str, Model], providers: dict
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         ctx.fail("TOML", str(e))
     _check_keys(ctx, "top level", doc, {"book", "model"})
-    book = doc.get("book", {})
+    book = _table(ctx, "[book]", doc.get("book", {}))
     _check_keys(ctx, "[book]", book, _BOOK_KEYS)
     name = book.get("provider")
+    if overlay and name is None and any(k in book for k in ("service_tier", "multipliers", "server_tools")):
+        ctx.fail("[book]", "service_tier, multipliers and server_tools apply to a provider: add provider = \"...\"")
     if name is not None or not overlay:
         name = name or "custom"
         providers[name] = _provider(ctx, book, providers.get(name))
@@ -296,13 +319,26 @@ def _load_file(path: str, text: bytes, models: dict[str, Model], providers: dict
             ctx.fail("[book]", "discount is a percentage below 100")
         start = _instant(ctx, "[book]", "discount_from", book["discount_from"]) if "discount_from" in book else None
         discounts.append(Discount(pct, start, path))
-    for i, m in enumerate(doc.get("model", [])):
+    models_list = doc.get("model", [])
+    if not isinstance(models_list, list):
+        ctx.fail("[[model]]", "model entries are written [[model]] (an array of tables)")
+    for i, m in enumerate(models_list):
+        m = _table(ctx, f"model #{i + 1}", m)
         mid = m.get("id")
         if not isinstance(mid, str) or not mid.strip():
             ctx.fail(f"model #{i + 1}", "every [[model]] needs an `id`")
         where = f"model {mid}"
         _check_keys(ctx, where, m, _MODEL_KEYS)
-        periods = [_period(ctx, where, p, path) for p in m.get("period", [])]
+        for key in ("us_geo", "regional_premium", "batch"):
+            if key in m:
+                _bool(ctx, where, key, m[key])
+        for key in ("aliases", "platform_ids"):
+            if key in m:
+                _strings(ctx, where, key, m[key])
+        raw_periods = m.get("period", [])
+        if not isinstance(raw_periods, list):
+            ctx.fail(where, "periods are written [[model.period]] (an array of tables)")
+        periods = [_period(ctx, where, _table(ctx, where, p), path) for p in raw_periods]
         existing = models.get(mid)
         if existing is None:
             if not periods:
