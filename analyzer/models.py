@@ -12,8 +12,6 @@ from __future__ import annotations
 import difflib
 import re
 
-import polars as pl
-
 from .pricebook import PriceBook
 
 _ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(?P<kind>[\w-]+)/(?P<rest>.+)$")
@@ -70,14 +68,3 @@ class Resolver:
         key = normalize(raw)[0]
         close = difflib.get_close_matches(key, list(self.table), n=1, cutoff=0.6)
         return self.table[close[0]] if close else None
-
-    def frame(self, raw_ids: list[str]) -> pl.DataFrame:
-        """One row per distinct logged id (a handful, not one per request): its resolution."""
-        rows = {"model_raw": [], "model": [], "id_scope": [], "model_problem": []}
-        for raw in raw_ids:
-            model, scope, problem = self.resolve(raw)
-            rows["model_raw"].append(raw)
-            rows["model"].append(model)
-            rows["id_scope"].append(scope)
-            rows["model_problem"].append(problem)
-        return pl.DataFrame(rows, schema={k: pl.String for k in rows})

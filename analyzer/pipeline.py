@@ -9,13 +9,14 @@ its rates plus the report's own keys, summing counts; the few resulting rows are
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
-from .errors import OptionError
+from .errors import OptionError, SourceError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
@@ -84,6 +85,7 @@ class Loaded:
     dimensions: list[str]
     carried: set[str]  # canonical columns at least one source carries
     robust: bool  # every field read as text, JSON line by line (exact line numbers; see _with_retry)
+    empty: list[str] = field(default_factory=list)  # empty files, skipped
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -103,8 +105,12 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
     forced = dialects.get(opts.dialect) if opts.dialect else None
+    empty: list[str] = []
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
+        if not src.columns and os.path.getsize(src.path) == 0:
+            empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
+            continue
         d = forced or dialects.detect(src)
         lf = d.normalize(src, robust=robust)
         frames.append(lf)
@@ -115,7 +121,9 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
                 dims[c] = None
         seen.update(d.carries(src))
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
-    return Loaded(frames, files, names, ordered, seen, robust)
+    if not frames:
+        raise SourceError(f"no records: every input file is empty ({', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''})")
+    return Loaded(frames, files, names, ordered, seen, robust, empty)
 
 
 def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
@@ -344,7 +352,8 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
-    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, _notes(priced, acc))
+    notes = _notes(priced, acc) + ([f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
+    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
 
 
 def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:

@@ -37,7 +37,7 @@ def _window_lower(context_window: str | None) -> int | None:
 
 def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.datetime], thresholds: list[int]) -> dict:
     out: dict = {"model": None, "family": None, "provider": None, "price_period": None, "confidence": None,
-                 "context_tier": None, "applied_speed": None, "discount_type": None, "unpriced_reason": None}
+                 "context_tier": None, "discount_type": None, "unpriced_reason": None}
     rates: dict[str, Decimal | None] = {c.column: None for c in COMPONENTS}
     list_rates: dict[str, Decimal | None] = {c.column: None for c in COMPONENTS}
     model_id, id_scope, problem = resolver.resolve(key["model_raw"])
@@ -50,11 +50,8 @@ def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.da
     provider = book.providers[model.provider]
     out.update(model=model.id, family=model.family, provider=model.provider)
     band = key[TIME_BAND]
-    if band < 0:
-        out["unpriced_reason"] = f"no price for {model.id} before {model.periods[0].start.date()}"
-        return out | _rate_cols(rates, list_rates)
-    t = edges[band]  # every instant of the band resolves alike: all rate changes are band edges
-    period = model.period_at(t)
+    t = edges[band] if band >= 0 else None  # every instant of a band resolves alike: rate changes are its edges
+    period = model.period_at(t) if t is not None else None
     if period is None:
         out["unpriced_reason"] = f"no price for {model.id} before {model.periods[0].start.date()}"
         return out | _rate_cols(rates, list_rates)
@@ -85,7 +82,7 @@ def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.da
         return out | _rate_cols(rates, list_rates)
     # Fast mode cannot be combined with the Batch API; if a log says both, fast pricing wins.
     tier_mult = Decimal(1) if fast else provider.service_tier[tier]
-    if tier != "standard":
+    if tier != "standard" and not (fast and tier == "batch"):  # the tag says what was applied
         tags.append(tier)
     mult = Decimal(1)
     if long:
@@ -111,7 +108,6 @@ def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.da
         rates[c.column] = None if r is None else per_unit(r, book.discount_at(t), c.per)
         list_rates[c.column] = rates[c.column]
     out["context_tier"] = "long" if long else "base"
-    out["applied_speed"] = "fast" if fast else "standard"
     out["discount_type"] = "+".join(tags) or "standard"
     return out | _rate_cols(rates, list_rates)
 
@@ -129,7 +125,7 @@ def rate_frame(keys: pl.DataFrame, book: PriceBook) -> pl.DataFrame:
     rows = [dict(k, **_row_rates(k, book, resolver, edges, thresholds)) for k in distinct.to_dicts()]
     schema = {**{k: distinct.schema[k] for k in RATE_KEYS},
               **{k: pl.String for k in ("model", "family", "provider", "price_period", "confidence", "context_tier",
-                                        "applied_speed", "discount_type", "unpriced_reason", "endpoint_scope_resolved")},
+                                        "discount_type", "unpriced_reason", "endpoint_scope_resolved")},
               **{RATE + c.column: MONEY for c in COMPONENTS}, **{LIST_RATE + c.column: MONEY for c in COMPONENTS}}
     return pl.DataFrame(rows, schema=schema, orient="row" if not rows else None)
 

@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 import polars as pl
 
 from .errors import OptionError
-from .schema import DISPLAY_PLACES, ROUNDING
+from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
@@ -80,7 +80,7 @@ def report_dict(report) -> dict:
         "price_book": {"version": report.book.version, "files": report.book.files, "overlays": report.book.overlays},
         "group_by": report.group_by,
         "time_zone": report.tz,
-        "rounding": f"exact; money has {12} decimal places (display formats round {ROUNDING} to cents)",
+        "rounding": f"exact; money has {MONEY.scale} decimal places (display formats round {ROUNDING} to cents)",
         "rows": [{k: _jsonable(v) for k, v in r.items()} for r in report.rows.to_dicts()],
         "totals": {k: _jsonable(v) for k, v in report.totals.items()},
         "accounting": report.accounting.as_dict(),

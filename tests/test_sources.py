@@ -109,9 +109,20 @@ def test_missing_path_and_empty_dir(tmp_path):
         expand_paths([str(tmp_path / "*.csv")])
 
 
-def test_empty_file_is_a_clear_error(tmp_path):
-    p = tmp_path / "empty.jsonl"
-    p.write_text("")
+def test_empty_files_are_skipped_and_named(tmp_path, frame):
+    """A night without traffic exports an empty file: the run goes on and the report says so."""
+    (tmp_path / "empty.jsonl").write_text("")
+    write_frame(frame, tmp_path / "a.csv")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.totals["cost"] == TOTAL
+    assert any("empty files skipped" in n and "empty.jsonl" in n for n in rep.notes)
+    with pytest.raises(SourceError, match="every input file is empty"):
+        analyze([str(tmp_path / "empty.jsonl")], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+
+
+def test_unrecognisable_file_is_a_clear_error(tmp_path):
+    p = tmp_path / "blank.jsonl"
+    p.write_text("\n\n")
     with pytest.raises(DialectError, match="no records"):
         analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
 
