@@ -47,7 +47,7 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     """A token/request count: a non-negative integer. Null is 0 unless the field is required."""
     src, val = pl.col(raw), pl.col(name)
     absent_ok = src.is_null() & (not required)
-    in_range = (val >= 0) & (val <= MAX_COUNT)
+    in_range = val.is_between(0, MAX_COUNT)
     final = val.fill_null(0)
     if dtype == pl.String:
         text = src.str.strip_chars()
