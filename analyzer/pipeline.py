@@ -182,8 +182,8 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
     return dedupe.candidates(loaded.frame, expected_rows=sum(f.expected_rows() for f in loaded.files))
 
 
-def _split_by(by: list[str], loaded: Loaded) -> tuple[list[str], list[str]]:
-    """--by keys computed per row before aggregating, and keys derived after pricing."""
+def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
+    """Check --by; return its keys computed per row (the rest derive from the rate keys after pricing)."""
     allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(loaded.dimensions)
     for k in by:
         if k not in allowed:
@@ -194,7 +194,7 @@ def _split_by(by: list[str], loaded: Loaded) -> tuple[list[str], list[str]]:
             )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
-    return [k for k in by if k not in DERIVED_KEYS], [k for k in by if k in DERIVED_KEYS]
+    return [k for k in by if k not in DERIVED_KEYS]
 
 
 _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"]
@@ -332,7 +332,7 @@ def _with_retry(run):
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
     loaded = load(paths, opts, robust)
-    row_keys, _ = _split_by(by, loaded)
+    row_keys = _row_keys(by, loaded)
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
     post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
