@@ -122,3 +122,22 @@ def test_same_report_from_csv_jsonl_and_parquet(rows, by):
 def test_repricing_is_deterministic(rows):
     a, b = _report(rows, ["model", "day"]), _report(rows, ["model", "day"])
     assert a.rows.equals(b.rows) and a.totals == b.totals
+
+
+@SETTINGS
+@given(requests, st.lists(st.integers(0, 11), max_size=4))
+def test_per_request_prices_add_up_to_the_report(rows, repeats):
+    """`llm-cost price` (rows priced one by one) and `llm-cost report` (groups priced) agree to the
+    last decimal, duplicates included."""
+    from analyzer import price_requests
+
+    rows = [dict(r, request_id=f"r{i}") for i, r in enumerate(rows)]
+    rows += [dict(rows[i % len(rows)], output_tokens=0) for i in repeats]  # weaker copies: duplicates
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_frame(canonical_frame(rows), Path(tmp) / "log.csv")
+        opts = Options(quarantine=str(Path(tmp) / "q.jsonl"))
+        report = analyze([str(path)], ["model"], opts)
+        priced, acc = price_requests([str(path)], opts)
+        per_row = priced.lazy().collect()
+        assert per_row.height == report.accounting.priced == acc.priced
+        assert sum(per_row["cost"].to_list(), Decimal(0)) == report.totals["cost"]
