@@ -1,10 +1,11 @@
 """Per-request tags, computed as vectorized expressions before any aggregation.
 
 Two small integers carry everything about a request that can change its rate but is not already a
-column: which price *band* its timestamp falls in (between two consecutive instants at which any rate
-in the book changes) and which prompt-size band it is in (between two consecutive long-context
-thresholds). Grouping by them loses nothing: every request in the same (model, band, prompt band,
-tier, speed, geo, endpoint) group pays the same rates, so pricing the group's summed counts is exact.
+column: its *time unit* (its UTC day when, as in the shipped book, every price changes at midnight;
+after aggregation it gives the price band: which interval between two consecutive rate changes holds
+the request) and its *prompt band* (how many long-context thresholds the prompt exceeds). Grouping by
+them loses nothing: every request in the same (model, time unit, prompt band, tier, speed, geo,
+endpoint) group pays the same rates, so pricing the group's summed counts is exact.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .schema import PROMPT_COLUMNS
 TIME_BAND = "_tband"
 TIME_UNIT = "_tunit"
 PROMPT_BAND = "_pband"
-# The columns that, with the two bands, decide a request's rates.
+# The columns that, with the price band and prompt band, decide a request's rates.
 RATE_KEY_COLUMNS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope",
                     "context_window")
 RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND)
