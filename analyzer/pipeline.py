@@ -277,9 +277,8 @@ def _account(agg: pl.DataFrame, acc: Accounting) -> None:
     acc.rows_read = int(sum(counts.values()))
 
 
-def _price_groups(ok: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
+def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
     """Join rates onto the aggregated rows and split priced from unpriced."""
-    rates = rate_frame(ok, book)
     joined = ok.join(rates, on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
     joined = joined.with_columns(missing_rate_reason())
     unpriced = joined.filter(pl.col("unpriced_reason").is_not_null())
@@ -346,7 +345,8 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post)
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
-    priced = _price_groups(agg.filter(pl.col(STATUS) == OK), book, acc)
+    ok = agg.filter(pl.col(STATUS) == OK)
+    priced = _price_groups(ok, rate_frame(ok, book), book, acc)
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
     if acc.quarantined:
@@ -422,10 +422,10 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     acc = Accounting(files=len(loaded.files))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
-    _price_groups(ok, book, acc)
+    rates = rate_frame(ok, book)
+    _price_groups(ok, rates, book, acc)  # for the accounting: which groups are unpriced, and why
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
-    rates = rate_frame(ok, book)
     band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
     money = ["cost_" + c.rate for c in COMPONENTS] + ["cost", "list_cost", "savings"]
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
