@@ -1,0 +1,39 @@
+"""`anthropic-usage-report`: Admin API usage pages, legacy (`usage_report/messages`, bucket.results[])
+and analytics (`analytics/usage`, bucket.group + bucket.usage). The mapping (anthropic_usage_report.toml)
+reads one usage row; this module makes the pages into rows (see _pages.py) and says what a
+pre-aggregated row cannot: the legacy report's request count is unknown, and a row not grouped by
+context window is priced at the base tier (noted in the report)."""
+
+import dataclasses
+from pathlib import Path
+
+import polars as pl
+
+from . import _pages, mapped
+
+MAPPING_FILE = Path(__file__).with_suffix(".toml")
+MAPPING = _pages.read_mapping(MAPPING_FILE)
+BASE_WINDOW = "0-200k"
+
+
+def _is_usage_page(src) -> bool:
+    """The cost report shares the envelope (data[].results[]) but carries amounts, not tokens."""
+    return any("uncached_input_tokens" in row for row in _pages.sample_rows(src.sample))
+
+
+def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
+    lf = _pages.flatten(lf, get, MAPPING)
+    return lf.with_columns(get(("requests",)).is_not_null().alias("_x_requests_known"))
+
+
+def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
+    if any(row.get("context_window") is None for row in _pages.sample_rows(src.sample)):
+        ctx.note(f"{src.display}: rows not grouped by context_window are priced at the base (0-200K) tier, a lower "
+                 "bound; pull the report with group_by[]=context_window for exact long-context prices")
+    return _pages.aggregated(lf, BASE_WINDOW, pl.col("_x_requests_known"))
+
+
+DIALECT = dataclasses.replace(
+    mapped.load(MAPPING_FILE, prepare=_prepare, finish=_finish,
+                reads={("data",): _pages.page_type(_pages.row_type(MAPPING))}),
+    matches=_is_usage_page)
