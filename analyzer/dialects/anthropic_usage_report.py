@@ -27,10 +27,11 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 
 
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
-    if any(row.get("context_window") is None for row in _pages.sample_rows(src.sample)):
-        ctx.note(f"{src.display}: rows not grouped by context_window are priced at the base (0-200K) tier, a lower "
-                 "bound; pull the report with group_by[]=context_window for exact long-context prices")
-    return _pages.aggregated(lf, BASE_WINDOW, pl.col("_x_requests_known"))
+    rows = list(_pages.sample_rows(src.sample))
+    windowless = any(row.get("context_window") is None for row in rows)
+    if not all(row.get("requests") is not None for row in rows):
+        ctx.note(f"{MAPPING.name}: the legacy usage report gives no request count; its requests are not counted")
+    return _pages.aggregated(lf, MAPPING.name, ctx, BASE_WINDOW, pl.col("_x_requests_known"), windowless)
 
 
 DIALECT = dataclasses.replace(

@@ -107,9 +107,12 @@ def test_context_window_decides_the_long_context_tier():
     assert "no flex tier price" in report.accounting.unpriced_reasons["claude-sonnet-4-6"]
 
 
-def test_ungrouped_context_window_is_noted():
+def test_what_rows_cannot_say_is_noted():
     _, report = cost([WINDOWS])
-    assert any("context_window" in n for n in report.notes)
+    assert any("not grouped by context window are priced at the base tier" in n for n in report.notes)
+    assert any("no request count" in n for n in report.notes)
+    _, report = cost([LEGACY])  # every row grouped by context window
+    assert not any("context window" in n for n in report.notes)
 
 
 @pytest.mark.parametrize("raw,tier", [("priority_on_demand", "priority"), ("flex", "flex"),
