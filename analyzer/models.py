@@ -2,7 +2,8 @@
 
 Normalisation is mechanical and documented (case, whitespace, Claude Code's `[1m]` marker, Bedrock
 ARNs, inference-profile prefixes, the `anthropic.` provider prefix, `-vN:M` version suffixes, Vertex
-`publishers/.../models/` paths and `@YYYYMMDD` snapshots); after it, the lookup is an exact match on
+`publishers/.../models/` paths and `@YYYYMMDD` snapshots, OpenAI `-YYYY-MM-DD` snapshots of a
+model the book lists undated); after it, the lookup is an exact match on
 ids, aliases and platform ids. There is no fuzzy matching: an id that does not resolve is unpriced,
 and the report suggests the nearest known id for a human to confirm.
 """
@@ -20,6 +21,9 @@ _PROFILE = re.compile(r"^(?P<geo>us-gov|us|eu|apac|jp|au|ca|global)\.(?=[a-z])")
 _VERSION = re.compile(r"-v\d+(:\d+)?$")
 _VERTEX_PATH = re.compile(r"^.*?/models/")
 _SNAPSHOT = re.compile(r"@(\d{8})$")
+# OpenAI responses name the dated snapshot that served them (gpt-5.4-2026-03-05); its price is the
+# model's, which the book lists under the undated id. (Claude ids date without dashes: -20250929.)
+_OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
 def normalize(raw: str) -> tuple[str, str | None, str | None]:
@@ -60,6 +64,8 @@ class Resolver:
         found = self.table.get(key)
         if found is None and _SNAPSHOT.search(key):
             found = self.table.get(_SNAPSHOT.sub(r"-\1", key))  # claude-x@20250101 -> claude-x-20250101
+        if found is None and _OPENAI_SNAPSHOT.search(key):
+            found = self.table.get(_OPENAI_SNAPSHOT.sub("", key))  # gpt-5.4-2026-03-05 -> gpt-5.4
         if found is None:
             return None, scope, "unknown model"
         return found, scope, None

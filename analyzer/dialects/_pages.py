@@ -82,26 +82,24 @@ def flatten(lf: pl.LazyFrame, get, m: mapped.Mapping, extra: dict | None = None)
     return lf.with_columns(replaced).drop("_x_bucket", "_x_row")
 
 
-def aggregated(lf: pl.LazyFrame, name: str, ctx, base_window: str, requests_known: pl.Expr | None = None,
-               windowless: bool = False) -> pl.LazyFrame:
-    """What a pre-aggregated row cannot say, made explicit (and noted under the report):
+def aggregated(lf: pl.LazyFrame, base_window: str, requests_known: pl.Expr | None = None) -> pl.LazyFrame:
+    """What a pre-aggregated row cannot say, made explicit (the dialect notes it under the report):
 
-    - its request count, when the source gives none: null (unknown), not 1 per row; the report's
-      request totals then count only the rows that state one;
-    - its context window, when the source was not grouped by it (`windowless`: seen in the first
-      records): `base_window` (the base tier). A row's summed tokens say nothing about any one
-      request's prompt, so the per-request rule (prompt over the threshold) must never see them; the
-      base tier is a lower bound."""
-    if requests_known is None:
-        ctx.note(f"{name}: rows are totals and give no request count; their requests are not counted")
-    if windowless:
-        ctx.note(f"{name}: rows not grouped by context window are priced at the base tier ({base_window}), a lower "
-                 "bound; export them grouped by context window for exact long-context prices")
+    - its request count, when the source gives none (`requests_known` false or absent): null
+      (unknown), not 1 per row; the report's request totals then count only rows that state one;
+    - its context window, when the source does not give it: `base_window` (the base tier). A row's
+      summed tokens say nothing about any one request's prompt, so the per-request rule (prompt over
+      the threshold) must never see them; the base tier is a lower bound."""
     known = requests_known if requests_known is not None else pl.lit(False)
     return lf.with_columns(
         pl.when(known).then(pl.col("requests")).otherwise(None).alias("requests"),
         pl.col("context_window").fill_null(base_window),
     )
+
+
+NO_REQUESTS = "{}: rows are totals and give no request count; their requests are not counted"
+NO_WINDOW = ("{}: rows not grouped by context window are priced at the base tier ({}), a lower bound; "
+             "export them grouped by context window for exact long-context prices")
 
 
 def sample_rows(sample: list[dict]):

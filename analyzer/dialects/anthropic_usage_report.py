@@ -28,10 +28,11 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
     rows = list(_pages.sample_rows(src.sample))
-    windowless = any(row.get("context_window") is None for row in rows)
+    if any(row.get("context_window") is None for row in rows):
+        ctx.note(_pages.NO_WINDOW.format(MAPPING.name, BASE_WINDOW))
     if not all(row.get("requests") is not None for row in rows):
-        ctx.note(f"{MAPPING.name}: the legacy usage report gives no request count; its requests are not counted")
-    return _pages.aggregated(lf, MAPPING.name, ctx, BASE_WINDOW, pl.col("_x_requests_known"), windowless)
+        ctx.note(_pages.NO_REQUESTS.format(MAPPING.name + " (legacy report)"))
+    return _pages.aggregated(lf, BASE_WINDOW, pl.col("_x_requests_known"))
 
 
 DIALECT = dataclasses.replace(
