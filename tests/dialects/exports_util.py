@@ -25,12 +25,12 @@ def detect(path: Path | str) -> str:
 
 def normalized(path: Path | str, dialect: str | None = None) -> pl.DataFrame:
     """The file's normalized rows, labels cleaned as the pipeline cleans them (defaults filled,
-    lower-cased), usable rows only, in file order."""
+    lower-cased), billable usable rows only, in file order."""
     src = open_source(str(path))
     d = dialects.get(dialect) if dialect else dialects.detect(src)
     lf = d.normalize(src)
     frame = labels.apply_to_rows(lf, _dimensions(lf)).collect()
-    return frame.filter(pl.col("_ok"))
+    return frame.filter(pl.col("_ok") & pl.col("_nb").is_null())
 
 
 def _dimensions(lf: pl.LazyFrame) -> list[str]:
