@@ -76,7 +76,8 @@ def flatten(lf: pl.LazyFrame, get, m: mapped.Mapping, extra: dict | None = None)
     r = pl.col("_x_row").struct.with_fields(
         [pl.coalesce(pl.field(k), bucket.struct.field(k)).alias(k) for k in keys])
     lf = lf.with_columns(r.alias("_x_row"))
-    replaced = [pl.col("_x_row").struct.json_encode().alias(LINE), pl.int_range(1, pl.len() + 1).alias("_row")]
+    row_text = pl.when(pl.col("_x_row").is_not_null()).then(pl.col("_x_row").struct.json_encode())
+    replaced = [row_text.otherwise(pl.col(LINE)).alias(LINE), pl.int_range(1, pl.len() + 1).alias("_row")]
     if not robust:
         replaced.append(pl.col("_x_row").alias(mapped.DECODED))
     return lf.with_columns(replaced).drop("_x_bucket", "_x_row")

@@ -167,3 +167,14 @@ def test_empty_page(tmp_path):
     path.write_text(json.dumps(page))
     total, report = cost([path])
     assert total == D("27.66625") - D("0.0925") and report.accounting.rows_read == 3
+
+
+def test_unreadable_page_line_is_quarantined_as_one_row(tmp_path, quarantine):
+    page = json.dumps(json.loads(LEGACY.read_text()))
+    path = tmp_path / "pages.jsonl"
+    path.write_text(f"{page}\n{{broken\n{page}\n")
+    total, report = cost([path], quarantine=quarantine, dedupe=False)
+    assert total == 2 * D("27.66625")
+    assert (report.accounting.rows_read, report.accounting.quarantined) == (9, 1)
+    [bad] = quarantined(quarantine)
+    assert bad["line"] == 5 and bad["raw"] == "{broken" and "unparsable line" in bad["reason"]
