@@ -17,8 +17,11 @@ BASE_WINDOW = "0-200k"
 
 
 def _is_usage_page(src) -> bool:
-    """The cost report shares the envelope (data[].results[]) but carries amounts, not tokens."""
-    return any("uncached_input_tokens" in row for row in _pages.sample_rows(src.sample))
+    """Pages ({data: [...]}, no `object` key: OpenAI's pages say "page") whose rows count tokens. The
+    cost report shares the envelope but its rows carry amounts. A page with no rows (a day without
+    traffic) is read as no rows, not refused."""
+    pages_ok = all(isinstance(p.get("data"), list) and "object" not in p for p in src.sample)
+    return pages_ok and all("uncached_input_tokens" in row for row in _pages.sample_rows(src.sample))
 
 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:

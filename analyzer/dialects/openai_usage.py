@@ -18,7 +18,10 @@ BASE_WINDOW = "0-272k"  # below the OpenAI book's long-context threshold (272K p
 
 
 def _is_usage_page(src) -> bool:
-    return any("num_model_requests" in row for row in _pages.sample_rows(src.sample))
+    """OpenAI pages ({object: "page", data: [...]}) whose rows count requests. The Costs API shares the
+    envelope but its rows carry amounts. A page with no rows is read as no rows, not refused."""
+    pages_ok = all(p.get("object") == "page" and isinstance(p.get("data"), list) for p in src.sample)
+    return pages_ok and all("num_model_requests" in row for row in _pages.sample_rows(src.sample))
 
 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:

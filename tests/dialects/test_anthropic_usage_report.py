@@ -178,3 +178,13 @@ def test_unreadable_page_line_is_quarantined_as_one_row(tmp_path, quarantine):
     assert (report.accounting.rows_read, report.accounting.quarantined) == (9, 1)
     [bad] = quarantined(quarantine)
     assert bad["line"] == 5 and bad["raw"] == "{broken" and "unparsable line" in bad["reason"]
+
+
+@pytest.mark.parametrize("data", [[], [{"starting_at": "2026-11-24T00:00:00Z", "ending_at": "2026-11-25T00:00:00Z",
+                                        "results": []}]])
+def test_a_day_without_traffic_is_no_rows(tmp_path, data):
+    path = tmp_path / "empty_day.json"
+    path.write_text(json.dumps({"data": data, "has_more": False, "next_page": None}))
+    assert detect(path) == "anthropic-usage-report"
+    total, report = cost([path, LEGACY])
+    assert total == D("27.66625") and report.accounting.rows_read == 4

@@ -79,3 +79,11 @@ def test_pages_one_per_line(tmp_path):
     path.write_text(page + "\n" + page + "\n")
     total, report = cost([path], dedupe=False)
     assert total == 2 * D("31.43") and report.accounting.rows_read == 4
+
+
+def test_a_day_without_traffic_is_no_rows(tmp_path):
+    path = tmp_path / "empty_day.json"
+    path.write_text(json.dumps({"object": "page", "data": [], "has_more": False, "next_page": None}))
+    assert detect(path) == "openai-usage"
+    total, report = cost([path, PRICED])
+    assert total == D("31.43") and report.accounting.rows_read == 2
