@@ -86,8 +86,12 @@ def computed_from_report(report) -> Computed:
 
 def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False) -> Computed:
     """The computed side from log files. (With a store, its report takes this call's place.)"""
+    import dataclasses
+
     from . import pipeline
 
+    # Invoices bill UTC days: the logs' days are UTC too, whatever --tz says.
+    opts = dataclasses.replace(opts, tz="UTC")
     return computed_from_report(pipeline.analyze(paths, computed_by(workspace), opts, book))
 
 
@@ -138,10 +142,15 @@ def _period(col: str, unit: str, span: str) -> pl.Expr:
     return pl.lit(span).alias("period")
 
 
-def _text(expr: pl.Expr, places: int) -> pl.Expr:
-    """A Decimal as short text for a sentence: rounded half-even, trailing zeros dropped."""
-    s = expr.round(places).cast(pl.String)
-    return s.str.replace(r"(\.\d*?)0+$", "$1").str.strip_suffix(".")
+def _rate_text(expr: pl.Expr) -> pl.Expr:
+    """A $/MTok rate for a sentence: rounded half-even to 4 places, at least 2 shown (0.60, 0.0125)."""
+    return expr.round(4).cast(pl.String).str.replace(r"(\.\d\d\d*?)0+$", "$1")
+
+
+def _count_text(expr: pl.Expr) -> pl.Expr:
+    """A whole count with thousands separators (8,000,000): grouped from the right on the reversed digits."""
+    digits = expr.round(0).cast(pl.String).str.replace(r"\.0*$", "").str.reverse()
+    return digits.str.replace_all(r"(\d\d\d)", "$1,").str.strip_suffix(",").str.reverse()
 
 
 def _money(expr: pl.Expr) -> pl.Expr:
@@ -287,8 +296,6 @@ def _causes(table: pl.DataFrame, invoice: Invoice, computed: Computed, log_days:
     is_component = pl.col("token_type").is_in(list(_PER)) if "token_type" in table.columns else pl.lit(False)
     unpriced_tt = pl.when(bad & pl.col("token_type").is_not_null() & ~is_component).then(
         pl.format("llm-cost has no price for {}", pl.col("token_type"))) if "token_type" in table.columns else None
-    no_logs = pl.when((pl.col("status") == "missing_in_logs") & (n_missing.fill_null(0) == 0)
-                      & pl.col("_unpriced").is_null()).then(pl.lit("no logged usage for this line in a period the logs cover"))
     not_invoiced = pl.when(pl.col("status") == "missing_in_invoice").then(
         pl.when(pl.col("_uninvoiced").list.len() > 0)
         .then(pl.format("the invoice has no lines for {}", pl.col("_uninvoiced").list.head(5).list.join(", ")))
@@ -297,15 +304,17 @@ def _causes(table: pl.DataFrame, invoice: Invoice, computed: Computed, log_days:
                             & ~pl.col("model").is_in(list(computed.book.models))).then(
         pl.format("{} is not in the price book (add it with --prices)", pl.col("model"))) \
         if "model" in table.columns else None
-    parts = [missing_days, pl.when(bad).then(pl.col("_unpriced")), unknown_model, unpriced_tt, no_logs, not_invoiced]
+    parts = [missing_days, pl.when(bad).then(pl.col("_unpriced")), unknown_model, unpriced_tt, not_invoiced]
     if "token_type" in table.columns:
         parts.append(pl.when(bad & is_component & n_missing.fill_null(0).eq(0)).then(_rate_cause(
             table.columns)))
     cause = pl.concat_str([p for p in parts if p is not None], separator="; ", ignore_nulls=True)
-    cause = pl.when(cause == "").then(
-        pl.when(pl.col("status") == "ok").then(
-            pl.when(pl.col("difference") != 0).then(pl.lit("within tolerance"))).otherwise(
-            pl.lit("no cause found in the logs' accounting or the price book"))).otherwise(cause)
+    fallback = (pl.when(pl.col("status") == "ok").then(
+        pl.when(pl.col("difference") != 0).then(pl.lit("within tolerance")))
+        .when(pl.col("status") == "missing_in_logs").then(
+            pl.lit("no logged usage for this line on days the logs cover"))
+        .otherwise(pl.lit("no cause found in the logs' accounting or the price book")))
+    cause = pl.when(cause == "").then(fallback).otherwise(cause)
     return table.with_columns(cause.alias("cause"))
 
 
@@ -317,9 +326,9 @@ def _rate_cause(columns: list[str]) -> pl.Expr:
     q_log, q_bill = pl.col("quantity_logged").cast(MONEY), pl.col("quantity_billed")
     has_log = pl.col("quantity_logged").fill_null(0) > 0
     quantity = pl.when(q_bill.is_not_null() & pl.col("quantity_logged").is_not_null() & (q_bill != q_log)).then(
-        pl.format("billed {} {}, logs have {}", _text(q_bill, 0),
+        pl.format("billed {} {}, logs have {}", _count_text(q_bill),
                   pl.when(pl.col("token_type").str.starts_with("web_")).then(pl.lit("requests")).otherwise(
-                      pl.lit("tokens")), _text(q_log, 0)))
+                      pl.lit("tokens")), _count_text(q_log)))
     q = pl.coalesce(q_bill, q_log)
     billed_rate = (pl.col("billed") * per / q).cast(MONEY)
     book_rate = (pl.col("computed") * per / q_log).cast(MONEY)
@@ -327,8 +336,8 @@ def _rate_cause(columns: list[str]) -> pl.Expr:
         pl.format(" (since {})", pl.col("price_period"))
     rate = pl.when(has_log & pl.col("billed").is_not_null() & (q > 0)
                    & (billed_rate.round(4) != book_rate.round(4))).then(
-        pl.format("billed ${}/{} for {}, book says ${}{}", _text(billed_rate, 4), unit, pl.col("token_type"),
-                  _text(book_rate, 4), since))
+        pl.format("billed ${}/{} for {}, book says ${}{}", _rate_text(billed_rate), unit, pl.col("token_type"),
+                  _rate_text(book_rate), since))
     return pl.coalesce(quantity, rate)
 
 

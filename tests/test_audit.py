@@ -150,6 +150,19 @@ def test_a_token_type_missing_from_the_invoice_joins_its_coarser_line(tmp_path, 
     assert {ln["status"] for ln in out["lines"] if ln["model"] != SONNET} == {"ok"}
 
 
+def test_a_cost_type_llm_cost_does_not_price(tmp_path, q):
+    report = cost_report(tmp_path)
+    doc = json.loads(report.read_text())
+    doc["data"][0]["results"].append({"currency": "USD", "amount": "250", "cost_type": "code_execution",
+                                      "model": None, "token_type": None, "service_tier": None, "context_window": None})
+    report.write_text(json.dumps(doc))
+    r, out = audit(logs(tmp_path), "--invoice", report, *q)
+    assert r.exit_code == 1
+    bad = [ln for ln in out["lines"] if ln["status"] != "ok"]
+    assert [(ln["period"], ln["token_type"], ln["billed"], ln["status"], ln["cause"]) for ln in bad] == [
+        ("2026-10-01", "code_execution", "2.500000000000", "missing_in_logs", "llm-cost has no price for code_execution")]
+
+
 def test_a_price_that_differs_names_the_rate(tmp_path, q):
     r, doc = audit(logs(tmp_path), "--invoice", cost_report(tmp_path, cache_read_rate=Decimal("0.6")), *q)
     assert r.exit_code == 1
@@ -157,7 +170,7 @@ def test_a_price_that_differs_names_the_rate(tmp_path, q):
     assert len(bad) == 31 and {(ln["model"], ln["token_type"], ln["status"]) for ln in bad} == {
         (SONNET, "cache_read", "over")}
     assert {ln["cause"] for ln in bad} == {
-        f"billed $0.6/MTok for cache_read, book says $0.3 ({SONNET} since 2025-09-29)"}
+        f"billed $0.60/MTok for cache_read, book says $0.30 ({SONNET} since 2025-09-29)"}
     assert {Decimal(ln["difference"]) for ln in bad} == {Decimal("0.15")}
     assert {Decimal(ln["relative"]) for ln in bad} == {Decimal("0.5")}
 
@@ -170,7 +183,7 @@ def test_an_overlay_price_is_the_book_rate(tmp_path, q):
     r, doc = audit(logs(tmp_path), "--invoice", cost_report(tmp_path), "--prices", overlay, *q)
     assert r.exit_code == 1, r.output
     bad = {ln["cause"] for ln in doc["lines"] if ln["status"] != "ok"}
-    assert bad == {f"billed $0.3/MTok for cache_read, book says $0.15 ({SONNET} since 2026-10-01)"}
+    assert bad == {f"billed $0.30/MTok for cache_read, book says $0.15 ({SONNET} since 2026-10-01)"}
 
 
 def test_an_unknown_model_is_named(tmp_path, q):
@@ -290,7 +303,7 @@ def test_table_markdown_and_csv(tmp_path, q):
                                catch_exceptions=False)
         assert r.exit_code == 1 and "31 out of tolerance" in r.stderr
         text = out.read_text()
-        assert "billed $0.6/MTok for cache_read" in text
+        assert "billed $0.60/MTok for cache_read" in text
     rows = pl.read_csv(tmp_path / "audit.csv", infer_schema=False)
     assert rows.filter(pl.col("status") == "over")["difference"].unique().to_list() == ["0.150000000000"]
 
@@ -320,3 +333,23 @@ def test_bad_options_exit_2(tmp_path, q, args, message):
     r = CliRunner().invoke(main, ["audit", str(logs(tmp_path)), "--invoice", str(plain_invoice(tmp_path, Decimal(1))),
                                   *args, *q])
     assert r.exit_code == 2 and message in r.stderr, r.output
+
+
+def test_a_report_audits_clean_against_itself(tmp_path, q):
+    """llm-cost's own fine-grained report, written as a plain CSV invoice (with service tier and
+    context window columns), reconciles exactly with the logs it came from."""
+    from .conftest import SAMPLE
+
+    fine = tmp_path / "fine.csv"
+    r = CliRunner().invoke(main, ["report", str(SAMPLE), "--by", "day,model,service_tier,context_tier,component",
+                                  "-o", str(fine), "-q", *q])
+    assert r.exit_code == 0, r.output
+    invoice = tmp_path / "invoice.csv"
+    pl.read_csv(fine, infer_schema=False).select(
+        pl.col("day").alias("period"), "model", pl.col("component").alias("token_type"), "service_tier",
+        pl.col("context_tier").alias("context_window"), pl.col("cost").alias("amount_usd")).write_csv(invoice)
+    r, doc = audit(SAMPLE, "--invoice", invoice, "--tolerance", "0", *q)
+    assert r.exit_code == 0, r.output
+    assert {ln["status"] for ln in doc["lines"]} == {"ok"}
+    assert all(Decimal(ln["difference"]) == 0 for ln in doc["lines"])
+    assert doc["grain"] == ["day", "model", "token_type", "service_tier", "context_tier"]

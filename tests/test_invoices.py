@@ -169,4 +169,4 @@ def test_focus_sample_audits_clean_and_compares_quantities(tmp_path):
     assert r.exit_code == 1
     bad = [ln for ln in json.loads(r.stdout)["lines"] if ln["status"] != "ok"]
     assert [(ln["token_type"], ln["status"], ln["cause"]) for ln in bad] == [
-        ("cache_read", "over", "billed 8000000 tokens, logs have 7000000")]
+        ("cache_read", "over", "billed 8,000,000 tokens, logs have 7,000,000")]

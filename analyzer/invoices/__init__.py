@@ -170,8 +170,7 @@ def _admin_cost_report(path: str):
                          "cost_type", "service_tier", "context_window", pl.col("workspace_id").alias("workspace"),
                          "currency", _cents_to_dollars("amount").alias("billed"), pl.col("amount").alias("_amount"),
                          pl.lit(None, MONEY).alias("quantity"))
-    notes = ["the Admin API cost report excludes Priority Tier costs", *_incomplete(pages)]
-    return frame, notes, True
+    return frame, _incomplete(pages), True  # the endpoint leaves Priority Tier costs out
 
 
 def _analytics_cost(path: str):
@@ -335,10 +334,13 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     tokens, cost_types = _mapping(data.get("token_type", {})), _mapping(data.get("cost_type", {}))
     focus = {**_mapping(data.get("focus_token", {})), **_mapping(data.get("focus_sku_meter", {}))}
     label = pl.col("token_type").str.to_lowercase()
+    cost_type = pl.col("cost_type").str.to_lowercase()
     frame = frame.with_columns(pl.coalesce(
         label.replace_strict(tokens, default=None), label.replace_strict(focus, default=None),
-        pl.col("cost_type").str.to_lowercase().replace_strict(cost_types, default=None),
-        label,  # an unknown label stays as written: the audit says llm-cost does not price it
+        cost_type.replace_strict(cost_types, default=None),
+        # An unknown label stays as written (the audit says llm-cost has no price for it); so does a
+        # cost type that is not tokens (code_execution): such a line must not claim token usage.
+        label, pl.when(~cost_type.is_in(["tokens", "token"])).then(cost_type),
     ).alias("token_type"))
     frame = frame.with_columns(
         pl.col("context_window").str.to_lowercase().replace_strict(_mapping(data.get("context_window", {})),
