@@ -14,6 +14,7 @@ billed less. Differences under one cent per line are rounding, never a discrepan
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -26,7 +27,6 @@ from .models import normalize as model_key
 from .pricebook import PriceBook
 from .schema import COMPONENTS, MONEY
 
-STATUSES = ("ok", "over", "under", "missing_in_logs", "missing_in_invoice")
 ROUNDING_LINE = Decimal("0.01")  # a difference under one cent on a line is rounding
 # What the computed side is grouped by: the finest grain any invoice can ask for.
 COMPUTED_BY = ["day", "model", "service_tier", "context_tier", "component", "price_period"]
@@ -86,8 +86,6 @@ def computed_from_report(report) -> Computed:
 
 def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False) -> Computed:
     """The computed side from log files. (With a store, its report takes this call's place.)"""
-    import dataclasses
-
     from . import pipeline
 
     # Invoices bill UTC days: the logs' days are UTC too, whatever --tz says.
@@ -160,7 +158,28 @@ def _money(expr: pl.Expr) -> pl.Expr:
         .otherwise(pl.format("${}", cents))
 
 
-def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: list[str] | None = None) -> Audit:
+def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by: list[str] | None = None,
+        invoice_format: str | None = None) -> Audit:
+    """Audit an invoice file against usage logs: the whole job behind `llm-cost audit`."""
+    from . import invoices, pricebook
+
+    tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
+    book = pricebook.load(opts.prices)
+    invoice = invoices.read(invoice_path, book, invoice_format)
+    opts = dataclasses.replace(opts, outputs=(*opts.outputs, invoice_path))  # the invoice is never read as a log
+    computed = compute(paths, opts, book, workspace="workspace" in (by or []))
+    result = reconcile(invoice, computed, tolerance, by)
+    if computed.accounting.duplicates and not result.within_tolerance:
+        # Only when it may explain something: price the logs again counting every copy.
+        every_copy = compute(paths, dataclasses.replace(opts, dedupe=False), book, workspace="workspace" in (by or []))
+        result = reconcile(invoice, computed, tolerance, by, every_copy)
+    return result
+
+
+def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: list[str] | None = None,
+              every_copy: Computed | None = None) -> Audit:
+    """Compare on the invoice's grain (or `by`). `every_copy`: the logs priced without dedupe, to say
+    what duplicate rows would add on lines out of tolerance."""
     unit, keys = _grain(invoice, computed, by)
     start, end = invoice.lines["period_start"].min(), invoice.lines["period_end"].max()
     span = f"{start}..{end - dt.timedelta(days=1)}"
@@ -215,8 +234,25 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
     totals = table.select(pl.col("billed").sum(), pl.col("computed").sum(),
                           (pl.col("billed").fill_null(_ZERO).sum() - pl.col("computed").fill_null(_ZERO).sum())
                           .alias("difference")).to_dicts()[0]
+    if every_copy is not None:
+        table = _duplicates(table, reconcile(invoice, every_copy, tolerance, by).lines, tolerance, order)
     notes.extend(_log_notes(computed))
     return Audit(invoice, tolerance, [unit, *keys], table, totals, computed, notes)
+
+
+def _duplicates(table: pl.DataFrame, every_copy: pl.DataFrame, tol: Tolerance, on: list[str]) -> pl.DataFrame:
+    """On lines out of tolerance: what counting every copy of duplicated log rows would add."""
+    other = every_copy.select(*on, pl.col("computed").alias("_all"))
+    table = table.join(other, on=on, how="left", nulls_equal=True, maintain_order="left")
+    added = (pl.col("_all").fill_null(_ZERO) - pl.col("computed").fill_null(_ZERO)).cast(MONEY)
+    would = (pl.col("billed").fill_null(_ZERO) - pl.col("_all").fill_null(_ZERO)).cast(MONEY)
+    fits = tol.within(would, pl.coalesce("billed", "_all"))
+    note = pl.format("counting every copy of duplicate log rows adds {} here{}", _money(added),
+                     pl.when(fits).then(pl.lit(", which brings the line within tolerance")).otherwise(
+                         pl.format(" (the difference would be {})", _money(would))))
+    cause = pl.when((pl.col("status") != "ok") & (added != 0)).then(
+        pl.concat_str([pl.col("cause"), note], separator="; ")).otherwise(pl.col("cause"))
+    return table.with_columns(cause.alias("cause")).drop("_all")
 
 
 def _invoice_lines(invoice: Invoice, keys: list[str]) -> pl.DataFrame:

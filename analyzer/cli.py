@@ -171,23 +171,18 @@ def price(paths, output, **kw):
 def audit(paths, invoice, invoice_format, tolerance, by, fmt, output, **kw):
     """Reconcile computed costs with an invoice, line by line; exit 1 when a line is out of tolerance."""
     from . import audit as audit_
-    from . import audit_writers, invoices, pricebook, writers
+    from . import audit_writers, writers
 
     tol = audit_.Tolerance.parse(tolerance)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     fmt = writers.format_for(fmt, output, "table")
-    opts = _options(kw, output)
-    book = pricebook.load(opts.prices)
-    inv = invoices.read(invoice, book, invoice_format)
-    opts.outputs = (*opts.outputs, invoice)  # the invoice is never read as a log
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        computed = audit_.compute(paths, opts, book, workspace="workspace" in (keys or []))
-    result = audit_.reconcile(inv, computed, tol, keys)
+        result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format)
     audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty())
     if output not in (None, "-") and not kw["quiet"]:
         bad = int((result.lines["status"] != "ok").sum())
         click.echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
-    _finish(computed.accounting, kw["strict"], kw["quiet"])
+    _finish(result.computed.accounting, kw["strict"], kw["quiet"])
     if not result.within_tolerance:
         sys.exit(ExitCode.CHECK_FAILED)
 

@@ -40,15 +40,17 @@ MONTH_TOTAL = 31 * (Decimal("0.3") + Decimal("0.075") + Decimal("0.15") + Decima
                     + Decimal("0.03"))  # 3 web searches at $10 per 1,000
 
 
-def logs(tmp_path, drop_day: dt.date | None = None, unknown: bool = False):
-    """Each day's usage split over two requests (so sums, not single rows, are compared)."""
+def logs(tmp_path, drop_day: dt.date | None = None, unknown: bool = False, shared_id_day: dt.date | None = None):
+    """Each day's usage split over two requests (so sums, not single rows, are compared).
+    `shared_id_day`: that day's two Sonnet requests carry the same id (a proxy reusing ids)."""
     rows = []
     for day in DAYS:
         if day == drop_day:
             continue
         for model, tier, tokens, searches in USAGE:
             for half in (0, 1):
-                row = {"request_id": f"{day}-{model}-{half}", "timestamp": f"{day}T{9 + half:02d}:30:00Z",
+                rid = f"{day}-{model}" + ("" if day == shared_id_day and model == SONNET else f"-{half}")
+                row = {"request_id": rid, "timestamp": f"{day}T{9 + half:02d}:30:00Z",
                        "model": model, "service_tier": tier, "web_search_requests": searches if half else 0,
                        **{COLUMN[k]: v // 2 for k, v in tokens.items()}}
                 rows.append({"input_tokens": 0, "output_tokens": 0, **row})
@@ -161,6 +163,20 @@ def test_a_cost_type_llm_cost_does_not_price(tmp_path, q):
     bad = [ln for ln in out["lines"] if ln["status"] != "ok"]
     assert [(ln["period"], ln["token_type"], ln["billed"], ln["status"], ln["cause"]) for ln in bad] == [
         ("2026-10-01", "code_execution", "2.500000000000", "missing_in_logs", "llm-cost has no price for code_execution")]
+
+
+def test_duplicates_that_were_billed_are_named(tmp_path, q):
+    r, doc = audit(logs(tmp_path, shared_id_day=dt.date(2026, 10, 10)), "--invoice", cost_report(tmp_path),
+                   "--by", "day,model", *q)
+    assert r.exit_code == 1
+    bad = [ln for ln in doc["lines"] if ln["status"] != "ok"]
+    # One of the day's two Sonnet requests (half its tokens) was dropped as a duplicate of the other;
+    # the copy kept is the one with the web searches (more usage), so the web-search line still matches.
+    assert [(ln["period"], ln["model"], ln["status"]) for ln in bad] == [("2026-10-10", SONNET, "over")]
+    assert Decimal(bad[0]["difference"]) == Decimal("1.275") / 2
+    assert bad[0]["cause"].endswith("counting every copy of duplicate log rows adds $0.64 here, which brings the "
+                                    "line within tolerance"), bad[0]["cause"]
+    assert doc["accounting"]["duplicates"] == 1
 
 
 def test_a_price_that_differs_names_the_rate(tmp_path, q):
