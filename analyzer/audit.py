@@ -230,7 +230,8 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
     table = table.sort([pl.col(k).replace_strict(rank, default=len(rank)) if k == "token_type" else pl.col(k)
                         for k in order], nulls_last=True).select(
         *order, "billed", "computed", "difference", "relative", "status", "cause",
-        "quantity_billed", "quantity_logged", "invoice_lines")
+        # Quantities mean something per token type only (tokens and web searches do not add up).
+        *(["quantity_billed", "quantity_logged"] if "token_type" in keys else []), "invoice_lines")
     totals = table.select(pl.col("billed").sum(), pl.col("computed").sum(),
                           (pl.col("billed").fill_null(_ZERO).sum() - pl.col("computed").fill_null(_ZERO).sum())
                           .alias("difference")).to_dicts()[0]
