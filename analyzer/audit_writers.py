@@ -34,6 +34,13 @@ def _shown(a: Audit) -> list[str]:
     return [c for c in a.lines.columns if c not in ("quantity_billed", "quantity_logged", "invoice_lines")]
 
 
+def _grain_text(grain: list[str]) -> str:
+    unit, keys = grain[0], grain[1:]
+    if unit == "all":
+        return f"{', '.join(keys)} over the invoice's whole period" if keys else "the invoice's whole period"
+    return f"UTC {', '.join([unit, *keys])}"
+
+
 def summary_lines(a: Audit) -> list[str]:
     t = a.totals
     bad = a.lines.filter(pl.col("status") != "ok")
@@ -45,7 +52,7 @@ def summary_lines(a: Audit) -> list[str]:
         f"${money_text(t['difference'], 2)}",
         (f"{a.lines.height - bad.height} of {a.lines.height} lines within tolerance {a.tolerance}"
          + (f"; out of tolerance: {counts}" if counts else "")),
-        f"invoice {a.invoice.path} ({a.invoice.format}), compared per {', '.join(a.grain)} in UTC",
+        f"invoice {a.invoice.path} ({a.invoice.format}), compared per {_grain_text(a.grain)}",
         f"logs: rows read {acc.rows_read:,} = priced {acc.priced:,} + unpriced {acc.unpriced:,} + duplicates "
         f"{acc.duplicates:,} + quarantined {acc.quarantined:,}"
         + (f" + outside --since/--until {acc.filtered_out:,}" if acc.filtered_out else ""),
