@@ -111,7 +111,7 @@ class Audit:
 # ----------------------------------------------------------------------------------------------
 
 
-def _grain(invoice: Invoice, computed: Computed, by: list[str] | None) -> tuple[str, list[str]]:
+def _grain(invoice: Invoice, by: list[str] | None, logs_have_workspace: bool = True) -> tuple[str, list[str]]:
     """(period unit: day, month or all; keys) to compare on."""
     if not by:
         return invoice.period_unit, [k for k in invoice.keys if k != "workspace"]
@@ -122,7 +122,7 @@ def _grain(invoice: Invoice, computed: Computed, by: list[str] | None) -> tuple[
                           f"{', '.join(KEYS)} (the keys an invoice can carry)")
     if "day" in keys and invoice.period_unit == "month":
         raise OptionError("--by day: this invoice is monthly; use --by month")
-    if "workspace" in keys and "workspace" not in computed.rows.columns:
+    if "workspace" in keys and not logs_have_workspace:
         raise OptionError("--by workspace: the logs carry no workspace")
     missing = [k for k in keys if k in KEYS and k not in invoice.keys]
     if missing:
@@ -166,6 +166,7 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
     book = pricebook.load(opts.prices)
     invoice = invoices.read(invoice_path, book, invoice_format)
+    _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read
     opts = dataclasses.replace(opts, outputs=(*opts.outputs, invoice_path))  # the invoice is never read as a log
     computed = compute(paths, opts, book, workspace="workspace" in (by or []))
     result = reconcile(invoice, computed, tolerance, by)
@@ -180,7 +181,7 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
               every_copy: Computed | None = None) -> Audit:
     """Compare on the invoice's grain (or `by`). `every_copy`: the logs priced without dedupe, to say
     what duplicate rows would add on lines out of tolerance."""
-    unit, keys = _grain(invoice, computed, by)
+    unit, keys = _grain(invoice, by, "workspace" in computed.rows.columns)
     start, end = invoice.lines["period_start"].min(), invoice.lines["period_end"].max()
     span = f"{start}..{end - dt.timedelta(days=1)}"
     notes = list(invoice.notes)

@@ -369,3 +369,18 @@ def test_a_report_audits_clean_against_itself(tmp_path, q):
     assert {ln["status"] for ln in doc["lines"]} == {"ok"}
     assert all(Decimal(ln["difference"]) == 0 for ln in doc["lines"])
     assert doc["grain"] == ["day", "model", "token_type", "service_tier", "context_tier"]
+
+
+def test_workspaces_are_compared_only_when_asked(tmp_path, q):
+    sonnet, haiku = 31 * (Decimal("1.275") + Decimal("0.03")), 31 * Decimal("0.75")
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,workspace,amount_usd\n2026-10,{SONNET},default,{sonnet}\n"
+                       f"2026-10,{HAIKU},research,{haiku}\n")
+    r, doc = audit(logs(tmp_path), "--invoice", invoice, *q)
+    assert r.exit_code == 0, r.output
+    assert doc["grain"] == ["month", "model"]
+    r, doc = audit(logs(tmp_path), "--invoice", invoice, "--by", "month,model,workspace", *q)
+    assert r.exit_code == 1
+    got = {(ln["model"], ln["workspace"], ln["status"]) for ln in doc["lines"]}
+    assert got == {(SONNET, "default", "ok"), (HAIKU, "research", "missing_in_logs"),
+                   (HAIKU, "default", "missing_in_invoice")}
