@@ -164,6 +164,8 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     from . import invoices, pricebook
 
     tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
+    if opts.tz != "UTC":
+        raise OptionError(f"--tz {opts.tz}: an audit compares UTC days, as invoices bill them; leave --tz out")
     book = pricebook.load(opts.prices)
     invoice = invoices.read(invoice_path, book, invoice_format)
     _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read

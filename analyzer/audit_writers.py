@@ -94,7 +94,16 @@ def markdown(a: Audit) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(a)) + "\n"
 
 
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise OptionError(f"--format {fmt!r}: an audit is written as {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
+
+
 def render(a: Audit, fmt: str) -> str:
+    check_format(fmt)
     if fmt == "json":
         return json.dumps(audit_dict(a), indent=2) + "\n"
     if fmt == "csv":
@@ -102,9 +111,7 @@ def render(a: Audit, fmt: str) -> str:
                                      if isinstance(t, pl.Decimal)]).write_csv()
     if fmt == "markdown":
         return markdown(a)
-    if fmt == "table":
-        return table_text(a)
-    raise OptionError(f"--format {fmt!r}: an audit is written as table, csv, json or markdown")
+    return table_text(a)
 
 
 def write(a: Audit, fmt: str, output: str | None, terminal: bool = False) -> None:

@@ -176,6 +176,7 @@ def audit(paths, invoice, invoice_format, tolerance, by, fmt, output, **kw):
     tol = audit_.Tolerance.parse(tolerance)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     fmt = writers.format_for(fmt, output, "table")
+    audit_writers.check_format(fmt)
     with _progress(kw["quiet"], "reading and pricing logs..."):
         result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format)
     audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty())
