@@ -170,3 +170,10 @@ def test_focus_sample_audits_clean_and_compares_quantities(tmp_path):
     bad = [ln for ln in json.loads(r.stdout)["lines"] if ln["status"] != "ok"]
     assert [(ln["token_type"], ln["status"], ln["cause"]) for ln in bad] == [
         ("cache_read", "over", "billed 8,000,000 tokens, logs have 7,000,000")]
+
+
+def test_byte_order_mark_and_quoted_header(tmp_path, book):
+    path = tmp_path / "invoice.csv"
+    path.write_bytes(b'\xef\xbb\xbf"period","model","amount_usd"\n2026-10,claude-haiku-4-5,1.5\n')
+    inv = invoices.read(str(path), book)
+    assert inv.format == "plain-csv" and inv.lines["billed"].to_list() == [Decimal("1.5")]

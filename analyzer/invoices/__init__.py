@@ -93,7 +93,7 @@ def detect(path: str) -> str:
             return "analytics-cost"
         raise InvoiceError(f"{path}: JSON is neither an Admin API cost report (data[].results[]) nor an analytics "
                            "cost report (data[].cost); pass --invoice-format")
-    header = {c.strip() for c in head.splitlines()[0].split(",")} if head else set()
+    header = {c.strip().strip('"') for c in head.splitlines()[0].split(",")} if head else set()
     if "BilledCost" in header:
         return "focus"
     if {"usage_date_utc", "cost_usd"} <= header:
