@@ -135,14 +135,18 @@ class Loaded:
         return {k: labels.DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in self.carried}
 
 
-def load(paths, opts: Options, robust: bool = False) -> Loaded:
+def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None) -> Loaded:
+    """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
+    in one scan know their line in their own file (costs a pass that counts lines); by default only
+    when reading robustly, where the quarantine file is written from."""
     frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
     forced = dialects.get(opts.dialect) if opts.dialect else None
     empty: list[str] = []
     repeat_files: list[int] = []
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
-    ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None)
+    ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
+                           exact_lines=robust if exact_lines is None else exact_lines)
     # Detect each file's format; files of a format that reads many files in one scan are grouped.
     sources: list[tuple[SourceFile, dialects.Dialect]] = []
     groups: dict[tuple, int] = {}
@@ -518,7 +522,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
-    loaded = spool(load(paths, opts, robust), opts)
+    loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)

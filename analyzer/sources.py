@@ -81,7 +81,7 @@ class SourceFile:
         is not an integer: callers then read the file again as strings (the robust path)."""
         return _scan_csv_strings(self.path, integers)
 
-    def scan_lines(self) -> pl.LazyFrame:
+    def scan_lines(self, exact_lines: bool = True) -> pl.LazyFrame:
         """JSON Lines as one string column per line; blank lines keep their place so that
         `source_row` is the line number a user sees in an editor."""
         lf = pl.scan_csv(
@@ -94,10 +94,12 @@ class SourceFile:
             encoding="utf8-lossy",
             include_file_paths="_path" if self.members else None,
         ).with_row_index("_row", offset=1)
-        if not self.members:
+        if not self.members or not exact_lines:
             return lf
         # One scan numbers rows across its files, in order: a row's line in its own file is its
         # number minus the rows of the files before it (counted by a pass that decodes nothing).
+        # Only per-request outputs and the quarantine file need it: a report needs a row's
+        # identity (its file and number in the scan), not its line.
         counts = pl.scan_csv(self.paths, has_header=False, new_columns=[LINE], separator="\x1f", quote_char=None,
                              schema_overrides={LINE: pl.String}, encoding="utf8-lossy",
                              include_file_paths="_path").group_by("_path").agg(pl.len()).collect(engine="streaming")

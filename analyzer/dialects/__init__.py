@@ -24,6 +24,7 @@ class Context:
     """What a run tells every dialect, and what dialects tell the run back."""
 
     batch_time: str | None = None  # --batch-time: when records that carry no time happened
+    exact_lines: bool = True  # rows of a file set need their line in their own file (see SourceFile.scan_lines)
     notes: list[str] = field(default_factory=list)  # printed under the report
 
     def note(self, text: str) -> None:

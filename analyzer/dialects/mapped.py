@@ -15,6 +15,7 @@ Reading JSON records, two ways (as for the canonical dialect, see pipeline._with
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import tomllib
@@ -42,6 +43,7 @@ DECODED = "_rec_json"
 
 # --- paths ------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def split_path(path: str) -> tuple[str, ...]:
     """`a.b."c.d"` -> ("a", "b", "c.d"): dots separate keys; a quoted key may contain dots."""
     parts, cur, quoted = [], "", False
@@ -319,7 +321,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     is_text = src.container in ("json", "jsonl")
 
     if is_text:
-        lf = src.scan_lines()
+        lf = src.scan_lines(exact_lines=ctx.exact_lines)
         if m.prefilter:  # records without this text cannot be usage: not decoded at all (fast, and silent)
             lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True))
         # Blank lines are not records. (A line of spaces fails the fast decoder: the robust path skips it.)
@@ -380,7 +382,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
     # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
-    lf = lf.select(pl.col("_row"), *([pl.col("_path"), pl.col("_line_no")] if src.members else []),
+    lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
+    lf = lf.select(pl.col("_row"), *lines,
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
 
     present = {f for f in fields} | set(m.constants)
