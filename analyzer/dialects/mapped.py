@@ -395,9 +395,10 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit("not a JSON object (unparsable line)")))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
-        lf = lf.with_columns(pl.col("_f_rank").cast(pl.String).str.to_lowercase()
-                             .replace({"false": "0", "true": "1"}).cast(pl.Int8, strict=False).fill_null(0)
-                             .alias("_rank"))
+        # a flag (isSidechain): true ranks after false; a number is its own rank
+        rank = pl.col("_f_rank").cast(pl.String)
+        lf = lf.with_columns(pl.when(rank.is_in(["true", "True", "TRUE"])).then(pl.lit(1, pl.Int8))
+                             .otherwise(rank.cast(pl.Int8, strict=False).fill_null(0)).alias("_rank"))
     out = canonical_frame(
         lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
         bad_record=bad, source=m.name, extra=extra,
