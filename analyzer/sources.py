@@ -113,6 +113,8 @@ def _strip_compression(path: str) -> tuple[str, str | None]:
 
 def _container_from_name(path: str) -> tuple[str | None, str | None]:
     base, comp = _strip_compression(path)
+    # Bedrock batch output: records in `*.jsonl.out`; its `manifest.json.out` summary is not a log.
+    base = base.removesuffix(".out") if base.endswith(".jsonl.out") else base
     return _EXT.get(os.path.splitext(base)[1]), comp
 
 
@@ -145,6 +147,18 @@ def _sniff(head: bytes) -> str:
         except ValueError:
             return "json"  # one pretty-printed object spanning lines
     return "csv"
+
+
+def _is_json_lines(head: bytes) -> bool:
+    """Several JSON objects, one per line (a JSON document is one value, however it is laid out)."""
+    lines = [x for x in head.lstrip(b"\xef\xbb\xbf").splitlines() if x.strip()][:2]
+    if len(lines) < 2 or not lines[0].lstrip().startswith(b"{"):
+        return False
+    try:
+        json.loads(lines[0])
+    except ValueError:
+        return False
+    return lines[1].lstrip().startswith(b"{")
 
 
 def _walk(directory: str) -> list[str]:
@@ -235,6 +249,8 @@ def open_source(path: str, index: int = 0) -> SourceFile:
                 comp = "zstd"
                 head = _read_head(real, comp)
             container = _sniff(head)
+        elif container == "json" and _is_json_lines(head):
+            container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
