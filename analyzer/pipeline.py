@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
-from .errors import OptionError, SourceError
+from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
@@ -38,6 +38,7 @@ class Options:
     """What the user asked for, shared by every command."""
 
     dialect: str | None = None
+    mapping: str | None = None  # a custom mapping TOML (--map): every input is read with it
     prices: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
@@ -104,7 +105,7 @@ class Loaded:
 def load(paths, opts: Options, robust: bool = False) -> Loaded:
     frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
-    forced = dialects.get(opts.dialect) if opts.dialect else None
+    forced = _forced_dialect(opts)
     empty: list[str] = []
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
@@ -112,6 +113,9 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
             continue
         d = forced or dialects.detect(src)
+        if opts.mapping and d.missing(src):
+            raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
+                               f"{', '.join(d.missing(src))}")
         lf = d.normalize(src, robust=robust)
         frames.append(lf)
         files.append(src)
@@ -124,6 +128,16 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     if not frames:
         raise SourceError(f"no records: every input file is empty ({', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''})")
     return Loaded(frames, files, names, ordered, seen, robust, empty)
+
+
+def _forced_dialect(opts: Options) -> dialects.Dialect | None:
+    if opts.mapping and opts.dialect:
+        raise OptionError("--map and --dialect both say how to read the input: give one")
+    if opts.mapping:
+        from .dialects import _standin as mapped  # STANDIN: main's analyzer.dialects.mapped
+
+        return mapped.load(opts.mapping)
+    return dialects.get(opts.dialect) if opts.dialect else None
 
 
 def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:

@@ -46,9 +46,15 @@ class Dialect:
 
 
 def _registry() -> dict[str, Dialect]:
-    from . import canonical
+    from . import (  # STANDIN: replaced by main's module discovery
+        bedrock_batch,
+        bedrock_invocations,
+        canonical,
+        otel_genai,
+        vertex_logging,
+    )
 
-    dialects = [canonical.DIALECT]
+    dialects = [canonical.DIALECT, bedrock_invocations.DIALECT, bedrock_batch.DIALECT, vertex_logging.DIALECT, otel_genai.DIALECT]
     return {d.name: d for d in dialects}
 
 
