@@ -46,15 +46,9 @@ class Dialect:
 
 
 def _registry() -> dict[str, Dialect]:
-    from . import (  # STANDIN: replaced by main's module discovery
-        bedrock_batch,
-        bedrock_invocations,
-        canonical,
-        otel_genai,
-        vertex_logging,
-    )
+    from . import canonical
 
-    dialects = [canonical.DIALECT, bedrock_invocations.DIALECT, bedrock_batch.DIALECT, vertex_logging.DIALECT, otel_genai.DIALECT]
+    dialects = [canonical.DIALECT]
     return {d.name: d for d in dialects}
 
 
