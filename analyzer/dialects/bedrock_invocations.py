@@ -23,14 +23,14 @@ import polars as pl
 
 from .. import schema
 from ..sources import LINE, SourceFile
-from . import _standin as mapped
+from . import mapped
 
 _BODY = "$.output.outputBodyJson"
-_METRICS = {  # @column -> key of amazon-bedrock-invocationMetrics
-    "@metrics_input": "inputTokenCount",
-    "@metrics_output": "outputTokenCount",
-    "@metrics_cache_read": "cacheReadInputTokenCount",
-    "@metrics_cache_write": "cacheWriteInputTokenCount",
+_METRICS = {  # column (`@column` in the mapping) -> key of amazon-bedrock-invocationMetrics
+    "metrics_input": "inputTokenCount",
+    "metrics_output": "outputTokenCount",
+    "metrics_cache_read": "cacheReadInputTokenCount",
+    "metrics_cache_write": "cacheWriteInputTokenCount",
 }
 _ONE_HOUR = (  # where a response body states the 1h part of its cache writes
     "$.usage.cacheDetails[?(@.ttl=='1h')].inputTokens",  # Converse
@@ -42,19 +42,25 @@ _REGIONAL = r"(?i)(^|/)([a-z]{2,4}(-[a-z]+)?\.)?anthropic\."
 _OWN_DIMENSIONS = ("identity", "account", "region")
 
 
-def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
-    body = pl.col("@body")
-    metrics = pl.col("@metrics")
-    model = pl.col(LINE).str.json_path_match("$.modelId")
+def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    # The output body is an object or an array of chunks: read from the line's text, not decoded.
+    body, metrics = pl.col("_x_body"), pl.col("_x_metrics")
+    model = get(("modelId",))
+    # Counts are integers on the fast path (text on the robust one, where every path is text).
+    count = pl.Int64 if mapped.DECODED in lf.collect_schema().names() else pl.String
+
+    def read(text: pl.Expr, path: str) -> pl.Expr:
+        return text.str.json_path_match(path).cast(count, strict=False)
+
     return (
-        lf.with_columns(pl.col(LINE).str.json_path_match(_BODY).alias("@body"))
-        .with_columns(body.str.json_path_match("$[*]['amazon-bedrock-invocationMetrics']").alias("@metrics"))
+        lf.with_columns(pl.col(LINE).str.json_path_match(_BODY).alias("_x_body"))
+        .with_columns(body.str.json_path_match("$[*]['amazon-bedrock-invocationMetrics']").alias("_x_metrics"))
         .with_columns(
-            *(metrics.str.json_path_match(f"$.{key}").alias(name) for name, key in _METRICS.items()),
-            pl.coalesce([body.str.json_path_match(p) for p in _ONE_HOUR]).alias("@cache_write_1h"),
+            *(read(metrics, f"$.{key}").alias(name) for name, key in _METRICS.items()),
+            pl.coalesce([read(body, p) for p in _ONE_HOUR]).alias("cache_write_1h"),
             pl.when(model.str.contains(_GLOBAL)).then(pl.lit("global"))
             .when(model.str.contains(_REGIONAL)).then(pl.lit("regional"))
-            .alias("@endpoint_scope"),
+            .alias("endpoint_scope_from_id"),
         )
     )
 

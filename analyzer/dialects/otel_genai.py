@@ -6,7 +6,8 @@ export documents into one row per span, which a path cannot say:
 - attributes are key/value lists (`[{key, value: {intValue | stringValue | ...}}]`): the ones the
   mapping names (`@<key>`, `@resource.<key>`) become columns; intValue is a string in OTLP/JSON (a
   number from some exporters reads the same);
-- only spans with gen_ai token counts are usage; HTTP, database and other spans are skipped;
+- only spans with gen_ai token counts are usage; HTTP, database and other spans are skipped. A span
+  is a record (the accounting counts spans; a line that cannot be read counts as one);
 - startTimeUnixNano (nanoseconds) becomes the request time.
 """
 
@@ -17,25 +18,26 @@ from pathlib import Path
 
 import polars as pl
 
-from ..sources import LINE, SourceFile
-from . import _standin as mapped
+from ..sources import SourceFile
+from . import mapped
 
 SPEC = Path(__file__).with_suffix(".toml")
 _VALUE = pl.Struct({"stringValue": pl.String, "intValue": pl.String})
 _ATTRIBUTES = pl.List(pl.Struct({"key": pl.String, "value": _VALUE}))
 _SPAN = pl.Struct({"traceId": pl.String, "spanId": pl.String, "startTimeUnixNano": pl.String,
                    "attributes": _ATTRIBUTES})
-_DOCUMENT = pl.Struct({"resourceSpans": pl.List(pl.Struct({
+_RESOURCE_SPANS = pl.List(pl.Struct({
     "resource": pl.Struct({"attributes": _ATTRIBUTES}),
     "scopeSpans": pl.List(pl.Struct({"spans": pl.List(_SPAN)})),
-}))})
+}))
 
 
 def _named(spec: dict) -> tuple[list[str], list[str]]:
-    """(span attribute keys, resource attribute keys) the mapping refers to as `@...` columns."""
+    """(span attribute keys, resource attribute keys) the mapping refers to as `@"..."` columns."""
     paths = [p for table in ("fields", "dimensions") for v in spec.get(table, {}).values()
              for p in (v if isinstance(v, list) else [v])]
-    names = [p[1:] for p in paths if p.startswith("@") and not p.startswith("@span.")]
+    names = [p[1:].strip('"') for p in paths if p.startswith("@")]
+    names = [n for n in names if not n.startswith("span.")]
     return ([n for n in names if not n.startswith("resource.")],
             [n.removeprefix("resource.") for n in names if n.startswith("resource.")])
 
@@ -51,13 +53,13 @@ def _lookup(attributes: pl.Expr, key: str) -> pl.Expr:
     return pl.coalesce(value.struct.field("intValue"), value.struct.field("stringValue"))
 
 
-def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
-    line = pl.col(LINE)
-    readable = line.str.json_path_match("$.resourceSpans").is_not_null()
+def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    lf = lf.with_columns(get(("resourceSpans",)).alias("_rs"))
+    if lf.collect_schema()["_rs"] == pl.String:  # robust path: the list arrives as JSON text
+        lf = lf.with_columns(pl.col("_rs").str.json_decode(_RESOURCE_SPANS))
+    readable = pl.col("_line_ok")
     spans = (
-        lf.with_columns(pl.when(readable).then(line).str.json_decode(_DOCUMENT)
-                        .struct.field("resourceSpans").alias("_rs"))
-        .explode("_rs", empty_as_null=True)
+        lf.explode("_rs", empty_as_null=True)
         .with_columns(pl.col("_rs").struct.field("resource").struct.field("attributes").alias("_res"),
                       pl.col("_rs").struct.field("scopeSpans").alias("_ss"))
         .explode("_ss", empty_as_null=True)
@@ -65,25 +67,23 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
         .explode("_sp", empty_as_null=True)
         .with_columns(pl.col("_sp").struct.field("attributes").alias("_at"))
         .with_columns(
-            *(_lookup(pl.col("_at"), k).alias("@" + k) for k in _SPAN_KEYS),
-            *(_lookup(pl.col("_res"), k).alias("@resource." + k) for k in _RESOURCE_KEYS),
+            *(_lookup(pl.col("_at"), k).alias(k) for k in _SPAN_KEYS),
+            *(_lookup(pl.col("_res"), k).alias("resource." + k) for k in _RESOURCE_KEYS),
         )
     )
     # A usage span has token counts; an unreadable line stays (as one row) to be quarantined.
-    usage = pl.any_horizontal([pl.col("@" + k).is_not_null() for k in _USAGE_KEYS])
+    usage = pl.any_horizontal([pl.col(k).is_not_null() for k in _USAGE_KEYS])
     span = pl.col("_sp")
     nanos = span.struct.field("startTimeUnixNano").cast(pl.Int64, strict=False)
     return (
         spans.filter(usage | ~readable)
         .with_columns(
             pl.from_epoch(nanos // 1000, time_unit="us").dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-            .alias("@span.startTimeUnixNano"),
-            pl.format("{}:{}", span.struct.field("traceId"), span.struct.field("spanId")).alias("@span.id"),
-            # the accounting counts records (lines): the first span of each line stands for it
-            (pl.int_range(pl.len()).over("_row") == 0).cast(pl.Int8).alias("_rec"),
+            .alias("span.startTimeUnixNano"),
+            pl.format("{}:{}", span.struct.field("traceId"), span.struct.field("spanId")).alias("span.id"),
         )
         .drop("_rs", "_res", "_ss", "_sp", "_at")
     )
 
 
-DIALECT = mapped.load(SPEC, prepare=_prepare)
+DIALECT = mapped.load(SPEC, prepare=_prepare, reads={("resourceSpans",): _RESOURCE_SPANS})

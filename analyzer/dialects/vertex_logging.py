@@ -8,26 +8,25 @@ from pathlib import Path
 
 import polars as pl
 
-from ..sources import LINE, SourceFile
-from . import _standin as mapped
+from ..sources import SourceFile
+from . import mapped
 
 _ENDPOINT = r"projects/([^/]+)/locations/([^/]+)/"
+_READS = ("endpoint", "model", "model_version", "logging_time")
 
 
-def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
-    def get(key: str) -> pl.Expr:
-        return pl.col(LINE).str.json_path_match(f"$.{key}")
-
-    endpoint, model, version = get("endpoint"), get("model"), get("model_version")
+def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    endpoint, model, version, logged = (get((k,)).cast(pl.String) for k in _READS)
     region = endpoint.str.extract(_ENDPOINT, 2)
     return lf.with_columns(
-        get("logging_time").str.replace(r"\s*UTC$", "Z").alias("@logging_time"),
-        pl.when(version.str.contains(r"^\d{8}$")).then(pl.format("{}@{}", model, version)).alias("@model_at_version"),
-        endpoint.str.extract(_ENDPOINT, 1).alias("@project"),
-        region.alias("@region"),
+        logged.str.replace(r"\s*UTC$", "Z").alias("logging_time_utc"),
+        pl.when(version.str.contains(r"^\d{8}$")).then(pl.format("{}@{}", model, version)).alias("model_at_version"),
+        endpoint.str.extract(_ENDPOINT, 1).alias("endpoint_project"),
+        region.alias("endpoint_region"),
         pl.when(region == "global").then(pl.lit("global")).when(region.is_not_null()).then(pl.lit("regional"))
-        .alias("@endpoint_scope"),
+        .alias("endpoint_scope_from_location"),
     )
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare)
+DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, adds=("endpoint_scope",),
+                      reads={(k,): pl.String() for k in _READS})

@@ -44,7 +44,7 @@ def test_per_request_conversion_of_cache_inclusive_input(tmp_path):
 
 def test_cache_larger_than_input_is_quarantined_with_line(tmp_path):
     report([LOG], tmp_path, mapping=str(MAPPING))
-    assert quarantine_lines(tmp_path) == {("homegrown.csv", 5): "cache tokens exceed input"}
+    assert quarantine_lines(tmp_path) == {("homegrown.csv", 5): "cache tokens exceed input tokens (input is cache-inclusive in this format)"}
 
 
 def test_cli_report_with_map(tmp_path):

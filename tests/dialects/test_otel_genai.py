@@ -59,7 +59,8 @@ def test_total_is_hand_computed(tmp_path):
     rep = report([LOG], tmp_path)
     assert rep.totals["cost"] == sum(COSTS)
     acc = rep.accounting
-    assert (acc.priced, acc.quarantined) == (5, 2)
+    assert (acc.rows_read, acc.priced, acc.quarantined) == (7, 5, 2)  # usage spans; the HTTP span is not one
+    assert rep.totals["requests"] == 5
     assert acc.balanced
 
 
@@ -70,7 +71,7 @@ def test_per_span_costs(tmp_path):
 def test_quarantine_names_file_and_line(tmp_path):
     report([LOG], tmp_path)
     assert quarantine_lines(tmp_path) == {
-        ("spans.jsonl", 5): "cache tokens exceed input",
+        ("spans.jsonl", 5): "cache tokens exceed input tokens (input is cache-inclusive in this format)",
         ("spans.jsonl", 6): "input_tokens is not a number (abc)",
     }
 
