@@ -25,39 +25,46 @@ from .. import schema
 from ..sources import LINE, SourceFile
 from . import mapped
 
-_BODY = "$.output.outputBodyJson"
+
+# The output body is an object, or an array of chunks for a stream: it cannot be decoded to one type,
+# and parsing each record's JSON again costs as much as the decode itself. The few facts needed here
+# sit in flat objects under keys that occur nowhere else in a record (a key in a prompt's text would
+# have escaped quotes), so they are cut out of the line's text and only those small pieces are parsed.
+def _flat(key: str, brackets: str = "{}") -> pl.Expr:
+    o, c = brackets
+    return pl.col(LINE).str.extract(rf'"{key}"\s*:\s*(\{o}[^\{o}\{c}]*\{c})')
+
+
 _METRICS = {  # column (`@column` in the mapping) -> key of amazon-bedrock-invocationMetrics
     "metrics_input": "inputTokenCount",
     "metrics_output": "outputTokenCount",
     "metrics_cache_read": "cacheReadInputTokenCount",
     "metrics_cache_write": "cacheWriteInputTokenCount",
 }
-_ONE_HOUR = (  # where a response body states the 1h part of its cache writes
-    "$.usage.cacheDetails[?(@.ttl=='1h')].inputTokens",  # Converse
-    "$.usage.cache_creation.ephemeral_1h_input_tokens",  # InvokeModel (Messages API body)
-    "$[0].message.usage.cache_creation.ephemeral_1h_input_tokens",  # InvokeModelWithResponseStream
-)
 _GLOBAL = r"(?i)(^|/)global\."
 _REGIONAL = r"(?i)(^|/)([a-z]{2,4}(-[a-z]+)?\.)?anthropic\."
 _OWN_DIMENSIONS = ("identity", "account", "region")
 
 
 def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
-    # The output body is an object or an array of chunks: read from the line's text, not decoded.
-    body, metrics = pl.col("_x_body"), pl.col("_x_metrics")
     model = get(("modelId",))
     # Counts are integers on the fast path (text on the robust one, where every path is text).
     count = pl.Int64 if mapped.DECODED in lf.collect_schema().names() else pl.String
 
-    def read(text: pl.Expr, path: str) -> pl.Expr:
-        return text.str.json_path_match(path).cast(count, strict=False)
+    def read(text: str, path: str) -> pl.Expr:
+        return pl.col(text).str.json_path_match(path).cast(count, strict=False)
 
     return (
-        lf.with_columns(pl.col(LINE).str.json_path_match(_BODY).alias("_x_body"))
-        .with_columns(body.str.json_path_match("$[*]['amazon-bedrock-invocationMetrics']").alias("_x_metrics"))
+        lf.with_columns(
+            _flat("amazon-bedrock-invocationMetrics").alias("_x_metrics"),
+            _flat("cacheDetails", "[]").alias("_x_ttl"),  # Converse: [{ttl: 1h|5m, inputTokens}]
+            _flat("cache_creation").alias("_x_split"),  # Messages body: {ephemeral_5m_.., ephemeral_1h_..}
+            _flat("requestMetadata").alias("_x_meta"),  # string -> string (AWS allows no braces in them)
+        )
         .with_columns(
-            *(read(metrics, f"$.{key}").alias(name) for name, key in _METRICS.items()),
-            pl.coalesce([read(body, p) for p in _ONE_HOUR]).alias("cache_write_1h"),
+            *(read("_x_metrics", f"$.{key}").alias(name) for name, key in _METRICS.items()),
+            pl.coalesce(read("_x_ttl", "$[?(@.ttl=='1h')].inputTokens"),
+                        read("_x_split", "$.ephemeral_1h_input_tokens")).alias("cache_write_1h"),
             pl.when(model.str.contains(_GLOBAL)).then(pl.lit("global"))
             .when(model.str.contains(_REGIONAL)).then(pl.lit("regional"))
             .alias("endpoint_scope_from_id"),
@@ -80,12 +87,10 @@ def _dimension_name(key: str) -> str:
 
 
 def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
-    """requestMetadata keys as dimensions, read from the record."""
-    keys = _metadata_keys(src)
-    if not keys:
-        return lf
-    return lf.with_columns(pl.col("_raw").str.json_path_match("$.requestMetadata['" + k.replace("'", "\\'") + "']")
-                           .alias(_dimension_name(k)) for k in keys)
+    """requestMetadata keys as dimensions, read from the (small) metadata text, not the whole record."""
+    meta = pl.col("_x_meta")
+    return lf.with_columns(meta.str.json_path_match("$['" + k.replace("'", "\\'") + "']").alias(_dimension_name(k))
+                           for k in _metadata_keys(src))
 
 
 DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish)
