@@ -139,3 +139,14 @@ def test_duplicate_delivery_counted_once(tmp_path):
 
 def test_does_not_claim_other_formats():
     assert [p.name for p in other_fixtures("bedrock-invocations") if detected(p) == "bedrock-invocations"] == []
+
+
+def test_truncated_last_line_is_quarantined_and_the_rest_priced(tmp_path):
+    """A log cut mid-write (a crashed shipper) loses only its broken line."""
+    lines = LOG.read_text().splitlines()
+    log = tmp_path / "cut.jsonl"
+    log.write_text("\n".join(lines[:6]) + "\n" + lines[0][: len(lines[0]) // 2] + "\n")
+    rep = report([log], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS)
+    lines = quarantine_lines(tmp_path)
+    assert list(lines) == [("cut.jsonl", 7)] and lines["cut.jsonl", 7].startswith("not a JSON object (unparsable line)")

@@ -110,3 +110,13 @@ def test_claude_code_otel_log_records_are_not_spans(tmp_path):
     log = tmp_path / "cc.jsonl"
     log.write_text(json.dumps({"resourceLogs": [{"resource": {"attributes": []}, "scopeLogs": []}]}) + "\n")
     assert detected(log) != "otel-genai"
+
+
+def test_truncated_document_is_quarantined_and_the_rest_priced(tmp_path):
+    lines = LOG.read_text().splitlines()
+    log = tmp_path / "cut.jsonl"
+    log.write_text("\n".join(lines[:4]) + "\n" + lines[3][:200] + "\n")
+    rep = report([log], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS)
+    lines = quarantine_lines(tmp_path)
+    assert list(lines) == [("cut.jsonl", 5)] and lines["cut.jsonl", 5].startswith("not a JSON object (unparsable line)")

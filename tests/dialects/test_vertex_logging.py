@@ -93,3 +93,17 @@ def test_bigquery_csv_export_with_json_columns(tmp_path):
 
 def test_does_not_claim_other_formats():
     assert [p.name for p in other_fixtures("vertex-logging") if detected(p) == "vertex-logging"] == []
+
+
+def test_bigquery_parquet_export(tmp_path):
+    """A Parquet export types logging_time as a timestamp and holds the JSON columns as text."""
+    rows = [json.loads(x) for x in LOG.read_text().splitlines()[:3]]
+    df = pl.DataFrame([{k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in r.items()
+                        if k not in ("request_payload", "response_payload")} for r in rows])
+    df = df.with_columns(pl.col("logging_time").str.replace(" UTC", "").str.to_datetime(time_zone="UTC"))
+    path = tmp_path / "bq_export.parquet"
+    df.write_parquet(path)
+    assert detected(path) == "vertex-logging"
+    got = normalized(path).select(list(COLUMNS))
+    assert_frame_equal(got, expected(EXPECTED, COLUMNS))
+    assert report([path], tmp_path).totals["cost"] == sum(COSTS)
