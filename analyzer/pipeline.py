@@ -8,8 +8,11 @@ its rates plus the report's own keys, summing counts; the few resulting rows are
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import os
+import tempfile
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,7 +23,7 @@ from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
-from .sources import SourceFile, expand_paths, open_source
+from .sources import _TEMPORARY, SourceFile, expand_paths, open_source
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -117,6 +120,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # what dialects said about the files (time sources)
     repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
+    spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -140,6 +144,9 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     repeat_files: list[int] = []
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None)
+    # Detect each file's format; files of a format that reads many files in one scan are grouped.
+    sources: list[tuple[SourceFile, dialects.Dialect]] = []
+    groups: dict[tuple, int] = {}
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
         if not src.columns and os.path.getsize(src.path) == 0:
@@ -149,12 +156,21 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
         if opts.mapping and d.missing(src):
             raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
                                f"{', '.join(d.missing(src))}")
+        names[src.display] = d.name
+        key = (d.name, src.container, src.compression)
+        if d.batch_files and src.container == "jsonl" and path != "-" and key in groups:
+            head, _ = sources[groups[key]]
+            head.members += (src.path,)
+            head.member_indexes += (src.index,)
+            continue
+        groups.setdefault(key, len(sources))
+        sources.append((src, d))
+    for src, d in sources:
         lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
         if d.repeats_in(src):
-            repeat_files.append(src.index)
+            repeat_files.extend((src.index, *src.member_indexes))
         files.append(src)
-        names[src.display] = d.name
         for c in lf.collect_schema().names():
             if c not in CANONICAL and not c.startswith("_"):
                 dims[c] = None
@@ -240,6 +256,28 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
         lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
         files = [f for f in files if f.index in loaded.repeat_files]
     return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
+
+
+def spool(loaded: Loaded, opts: Options) -> Loaded:
+    """JSON text decoded once: when the run will read its rows more than once (the dedupe passes),
+    each JSON part is normalized in one streaming pass into slim rows in a temporary Parquet file, and
+    every later pass reads those. Decoding JSON is most of a pass's cost; the rows are a few dozen bytes.
+    (The quarantine pass still re-reads the original text, for the record and its exact line.)"""
+    if loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files)):
+        return loaded
+    parts, before = [], set(_TEMPORARY)
+    for src, lf in zip(loaded.files, loaded.parts):
+        if src.container not in ("json", "jsonl"):
+            parts.append(lf)
+            continue
+        fd, tmp = tempfile.mkstemp(prefix="llm-cost-rows-", suffix=".parquet")
+        os.close(fd)
+        _TEMPORARY.append(tmp)
+        lf.drop("_raw", "_reason").sink_parquet(tmp, engine="streaming")
+        # Reasons are spelled out only by the quarantine pass (from the original text); label checks
+        # on these rows still append to the column.
+        parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
+    return dataclasses.replace(loaded, parts=parts, spooled=[t for t in _TEMPORARY if t not in before])
 
 
 def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
@@ -404,7 +442,7 @@ def _with_retry(run):
 
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
-    loaded = load(paths, opts, robust)
+    loaded = spool(load(paths, opts, robust), opts)
     row_keys = _row_keys(by, loaded)
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
@@ -417,7 +455,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     lf = with_status(loaded.frame, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post)
-    acc = Accounting(files=len(loaded.files))
+    acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     priced = _price_groups(ok, rate_frame(ok, book), book, acc)
@@ -425,6 +463,9 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         priced = priced.with_columns(aggregate.with_cache_use())
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
+    for tmp in loaded.spooled:  # the report holds no lazy frame: the decoded rows can go now
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
@@ -493,9 +534,9 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
-    loaded = load(paths, opts, robust)
+    loaded = spool(load(paths, opts, robust), opts)
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
-    acc = Accounting(files=len(loaded.files))
+    acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)

@@ -53,6 +53,10 @@ class SourceFile:
     sample: list[dict] = field(default_factory=list)  # first records, decoded (for detection)
     display: str = ""  # the name shown to the user (the path, or <stdin>)
     record_bytes: int = 60  # average bytes per record in the first 64 KiB (for size estimates)
+    # Files of the same format read in one scan with this one (a tree of thousands of small
+    # transcripts: one plan, not thousands). Rows then carry their file in `_path`.
+    members: tuple[str, ...] = ()
+    member_indexes: tuple[int, ...] = ()  # their positions among the run's files
 
     def __post_init__(self) -> None:
         self.display = self.display or self.path
@@ -64,8 +68,12 @@ class SourceFile:
             return pl.scan_parquet(self.path).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
-        size = os.path.getsize(self.path) * (8 if self.compression else 1)
+        size = sum(os.path.getsize(p) for p in self.paths) * (8 if self.compression else 1)
         return size // max(self.record_bytes, 1)
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path, *self.members]
 
     def scan_csv(self, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
         """CSV as a lazy frame of strings, with the line number of each record. `integers` are read
@@ -76,15 +84,30 @@ class SourceFile:
     def scan_lines(self) -> pl.LazyFrame:
         """JSON Lines as one string column per line; blank lines keep their place so that
         `source_row` is the line number a user sees in an editor."""
-        return pl.scan_csv(
-            self.path,
+        lf = pl.scan_csv(
+            self.paths if self.members else self.path,
             has_header=False,
             new_columns=[LINE],
             separator="\x1f",  # a byte that never occurs in JSON text outside strings' escapes
             quote_char=None,
             schema_overrides={LINE: pl.String},
             encoding="utf8-lossy",
+            include_file_paths="_path" if self.members else None,
         ).with_row_index("_row", offset=1)
+        if not self.members:
+            return lf
+        # One scan numbers rows across its files, in order: a row's line in its own file is its
+        # number minus the rows of the files before it (counted by a pass that decodes nothing).
+        counts = pl.scan_csv(self.paths, has_header=False, new_columns=[LINE], separator="\x1f", quote_char=None,
+                             schema_overrides={LINE: pl.String}, encoding="utf8-lossy",
+                             include_file_paths="_path").group_by("_path").agg(pl.len()).collect(engine="streaming")
+        per_file = dict(zip(counts["_path"].to_list(), counts["len"].to_list()))
+        before, offsets = 0, {}
+        for p in self.paths:
+            offsets[p] = before
+            before += per_file.get(p, 0)
+        offset = pl.col("_path").replace_strict(offsets, default=0, return_dtype=pl.Int64)
+        return lf.with_columns((pl.col("_row").cast(pl.Int64) - offset).alias("_line_no"))
 
     def scan_ndjson(self, schema: dict) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). Blank lines

@@ -44,6 +44,9 @@ class Dialect:
     # One request may be written on several records (Claude Code writes a line per content block):
     # such repeats are always merged on request_id, and counted apart from duplicates.
     repeats: bool | Callable[[SourceFile], bool] = False  # or decided per file
+    # Files of this format can be read together in one scan (their normalize depends on no file's
+    # first records): set for formats that come as trees of many small files.
+    batch_files: bool = False
 
     def repeats_in(self, src: SourceFile) -> bool:
         return self.repeats(src) if callable(self.repeats) else self.repeats

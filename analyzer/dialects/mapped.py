@@ -36,7 +36,7 @@ FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens",
           "rank")
 COUNTS = (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")
 KEYS = {"name", "description", "signature", "priority", "input_includes_cache", "repeats", "file_time",
-        "prefilter", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
+        "prefilter", "batch_files", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
 DECODED = "_rec_json"
 
 
@@ -95,6 +95,7 @@ class Mapping:
     repeats: bool = False
     file_time: bool = False
     prefilter: str | None = None
+    batch_files: bool = False  # many files of this format are read in one scan (see SourceFile.members)
     extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
 
 
@@ -183,6 +184,7 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         dimensions=dims, constants=constants, values=values, keep=keep, not_billable=not_billable,
         priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
         repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=prefilter,
+        batch_files=_bool(doc, "batch_files", fail),
         extra_dimensions=None if extra is None else tuple(extra.get("exclude", [])),
     )
 
@@ -243,6 +245,7 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
         normalize=lambda src, robust=False, ctx=None: normalize(dialect, src, robust, ctx or Context(),
                                                                  prepare, finish, reads or {}),
         priority=m.priority, mapping=m, adds=adds, repeats=m.repeats if repeats is None else repeats,
+        batch_files=m.batch_files,
     )
     return dialect
 
@@ -319,7 +322,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         lf = src.scan_lines()
         if m.prefilter:  # records without this text cannot be usage: not decoded at all (fast, and silent)
             lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True))
-        lf = lf.filter(pl.col(LINE).str.strip_chars() != "")
+        # Blank lines are not records. (A line of spaces fails the fast decoder: the robust path skips it.)
+        blank = pl.col(LINE).str.strip_chars() == "" if robust else pl.col(LINE).str.len_bytes() == 0
+        lf = lf.filter(~blank)
         line = pl.col(LINE).str.strip_chars()
         line_ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
         if robust:
@@ -375,8 +380,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
     # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
-    lf = lf.select(pl.col("_row"), *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"),
-                   pl.col("_line_ok"), *rec)
+    lf = lf.select(pl.col("_row"), *([pl.col("_path"), pl.col("_line_no")] if src.members else []),
+                   *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
 
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
