@@ -17,6 +17,8 @@ what a path cannot say.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import polars as pl
@@ -72,9 +74,26 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     )
 
 
+def _sample_records(src: SourceFile) -> list[dict]:
+    """The invocation records among a file's first records (inside CloudWatch events too)."""
+    out = []
+    for rec in src.sample:
+        events = rec.get("events") if isinstance(rec.get("events"), list) else [rec]
+        for e in events:
+            msg = e.get("message") if isinstance(e, dict) and "schemaType" not in e else e
+            if isinstance(msg, str) and msg.lstrip().startswith("{"):
+                try:
+                    msg = json.loads(msg)
+                except ValueError:
+                    continue
+            if isinstance(msg, dict) and msg.get("schemaType") == "ModelInvocationLog":
+                out.append(msg)
+    return out
+
+
 def _metadata_keys(src: SourceFile) -> list[str]:
     keys: dict[str, None] = {}
-    for rec in src.sample:
+    for rec in _sample_records(src):
         meta = rec.get("requestMetadata")
         if isinstance(meta, dict):
             keys.update(dict.fromkeys(k for k in meta if isinstance(k, str) and k.strip()))
@@ -94,3 +113,44 @@ def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
 
 
 DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish)
+
+
+# --- The same records read out of CloudWatch Logs -------------------------------------------------
+# Invocation logs delivered to CloudWatch Logs are exported as log events whose `message` is the
+# record's JSON text: `aws logs filter-log-events` / `get-log-events` output ({"events": [...]}), or
+# one event per line ({"timestamp", "message", ...}). Each event becomes the record it carries, and
+# is then read exactly as above.
+
+_EVENT = pl.Struct({"message": pl.String})
+_EVENTS = pl.Struct({"events": pl.List(_EVENT), "message": pl.String})
+
+
+def _unwrap_events(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    doc = pl.when(pl.col("_line_ok")).then(pl.col(LINE)).str.json_decode(_EVENTS)
+    events = pl.coalesce(doc.struct.field("events"), pl.concat_list(pl.struct(doc.struct.field("message"))))
+    lf = (lf.with_columns(events.alias("_x_events"))
+          .explode("_x_events", empty_as_null=True)
+          # an empty page of events, or a line that is no event, holds no record (a broken line stays)
+          .filter(pl.col("_x_events").struct.field("message").is_not_null() | ~pl.col("_line_ok"))
+          .with_columns(pl.coalesce(pl.col("_x_events").struct.field("message"), pl.col(LINE)).alias(LINE)))
+    # The mapping's paths are read from the record: decoded again from the message (the fast path)...
+    decoded = lf.collect_schema().get(mapped.DECODED)
+    if decoded is not None:
+        lf = lf.with_columns(pl.col(LINE).str.json_decode(decoded).alias(mapped.DECODED))
+    else:  # ...or read as text from it (the robust path), where a message that is not JSON is unreadable
+        lf = lf.with_columns((pl.col("_line_ok") & pl.col(LINE).str.json_path_match("$").is_not_null())
+                             .alias("_line_ok"))
+    return _prepare(lf.drop("_x_events"), src, ctx, get)
+
+
+def _carries_invocations(src: SourceFile) -> bool:
+    return bool(_sample_records(src))
+
+
+_CLOUDWATCH = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_unwrap_events, finish=_finish)
+CLOUDWATCH = dataclasses.replace(
+    _CLOUDWATCH, name="bedrock-cloudwatch", required=("events|message",), matches=_carries_invocations,
+    description="Bedrock invocation logs exported from CloudWatch Logs (log events whose message is a record)",
+    mapping=dataclasses.replace(_CLOUDWATCH.mapping, name="bedrock-cloudwatch", signature=("events|message",)),
+)
+DIALECTS = [DIALECT, CLOUDWATCH]

@@ -150,3 +150,46 @@ def test_truncated_last_line_is_quarantined_and_the_rest_priced(tmp_path):
     assert rep.totals["cost"] == sum(COSTS)
     lines = quarantine_lines(tmp_path)
     assert list(lines) == [("cut.jsonl", 7)] and lines["cut.jsonl", 7].startswith("not a JSON object (unparsable line)")
+
+
+# --- exported from CloudWatch Logs (bedrock-cloudwatch) ---------------------------------------------
+CW = FIXTURES / "bedrock-cloudwatch"
+
+
+def test_cloudwatch_exports_detected():
+    assert detected(CW / "filter-log-events.json") == "bedrock-cloudwatch"  # aws logs filter-log-events
+    assert detected(CW / "events.jsonl") == "bedrock-cloudwatch"  # one log event per line
+
+
+def test_cloudwatch_filter_log_events_document_reads_like_the_records(tmp_path):
+    got = normalized(CW / "filter-log-events.json").select(list(COLUMNS))
+    assert_frame_equal(got, expected(EXPECTED[:6], COLUMNS))
+    assert report([CW / "filter-log-events.json"], tmp_path).totals["cost"] == sum(COSTS)
+
+
+def test_cloudwatch_event_lines_same_total_accounting_and_quarantine(tmp_path):
+    rep = report([CW / "events.jsonl"], tmp_path, by=("team",))
+    assert rep.totals["cost"] == sum(COSTS)
+    acc = rep.accounting
+    assert (acc.rows_read, acc.priced, acc.unpriced, acc.quarantined) == (8, 6, 1, 1)
+    assert quarantine_lines(tmp_path) == {("events.jsonl", 7): "input_tokens is not a number (twelve)"}
+    assert set(rep.rows["team"].to_list()) == {"data", "support", None}
+
+
+def test_cloudwatch_empty_page_and_non_record_message(tmp_path):
+    """An empty page of events is not usage; an event whose message is not a record is unreadable."""
+    log = tmp_path / "pages.jsonl"
+    page = json.loads((CW / "filter-log-events.json").read_text())
+    log.write_text(json.dumps({"events": [], "searchedLogStreams": []}) + "\n" + json.dumps(page) + "\n"
+                   + json.dumps({"events": [{"timestamp": 1, "message": "START RequestId: 42"}]}) + "\n")
+    rep = report([log], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS)
+    assert rep.accounting.quarantined == 1
+    assert list(quarantine_lines(tmp_path)) == [("pages.jsonl", 3)]
+
+
+def test_record_and_event_files_mix_and_dedupe(tmp_path):
+    """The same requests delivered to S3 and exported from CloudWatch are billed once."""
+    rep = report([LOG, CW / "events.jsonl"], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS)
+    assert rep.accounting.duplicates == 7  # every record with a request id, the quarantined one aside
