@@ -1,4 +1,4 @@
-"""The same canonical requests written as cloud logs: Bedrock invocation logs, Bedrock batch output,
+"""The same canonical requests written as cloud logs: Bedrock invocation logs (S3 and CloudWatch), Bedrock batch output,
 Vertex request-response logging rows, OpenTelemetry GenAI spans, and a home-grown CSV read with
 `--map` (for the cross-dialect test: same requests, same total, wherever the format can say them).
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from analyzer import pricebook
 from analyzer.models import Resolver
 
-FORMATS = ("bedrock-invocations", "bedrock-batch", "vertex-logging", "otel-genai", "custom-map")
+FORMATS = ("bedrock-invocations", "bedrock-cloudwatch", "bedrock-batch", "vertex-logging", "otel-genai", "custom-map")
 MAPPING = Path(__file__).resolve().parents[2] / "fixtures" / "dialects" / "custom-mapping" / "mapping.toml"
 
 
@@ -49,7 +49,7 @@ def _regional_premium(model: str) -> bool:
 
 def can_express(fmt: str, r: dict) -> bool:
     """Whether `fmt` can say everything this request says."""
-    if fmt == "bedrock-invocations":  # no web search or tiers in invocation logs
+    if fmt in ("bedrock-invocations", "bedrock-cloudwatch"):  # no web search or tiers in invocation logs
         return _tier(r) == "standard" and not _n(r, "web_search_requests")
     if fmt == "bedrock-batch":  # every record is batch; a batch record has no web search counter
         return _tier(r) == "batch" and not _n(r, "web_search_requests") and not _regional_premium(r["model"])
@@ -62,6 +62,17 @@ def can_express(fmt: str, r: dict) -> bool:
     raise ValueError(fmt)
 
 
+def options(fmt: str) -> dict:
+    """Options (keyword arguments of analyzer.Options) the format's files are read with."""
+    return {"mapping": str(MAPPING)} if fmt == "custom-map" else {}
+
+
+def write_all(requests: list[dict], directory: Path) -> dict[str, tuple[list[Path], dict]]:
+    """Every format that can express all the requests: format -> (files, Options keyword arguments)."""
+    return {fmt: (write(fmt, requests, directory / fmt), options(fmt)) for fmt in FORMATS
+            if all(can_express(fmt, r) for r in requests)}
+
+
 def write(fmt: str, requests: list[dict], directory: Path) -> list[Path]:
     """Write the requests in `fmt` under `directory` (created); returns the files to read. Every
     request must be expressible (see `can_express`)."""
@@ -72,7 +83,7 @@ def write(fmt: str, requests: list[dict], directory: Path) -> list[Path]:
     return _WRITERS[fmt](requests, directory)
 
 
-def _bedrock_invocations(requests: list[dict], d: Path) -> list[Path]:
+def _invocation_records(requests: list[dict]) -> list[dict]:
     lines = []
     for r in requests:
         w5, w1 = _n(r, "cache_write_5m_tokens"), _n(r, "cache_write_1h_tokens")
@@ -90,11 +101,25 @@ def _bedrock_invocations(requests: list[dict], d: Path) -> list[Path]:
             "output": {"outputContentType": "application/json", "outputTokenCount": _n(r, "output_tokens"),
                        "outputBodyJson": {"stopReason": "end_turn", "usage": usage}},
         })
+    return lines
+
+
+def _bedrock_invocations(requests: list[dict], d: Path) -> list[Path]:
+    lines = _invocation_records(requests)
     # S3 delivery: gzipped JSON Lines named .json.gz
     path = d / "AWSLogs" / "123456789012" / "BedrockModelInvocationLogs" / "us-east-1" / "requests.json.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.writelines(json.dumps(x) + "\n" for x in lines)
+    return [path]
+
+
+def _bedrock_cloudwatch(requests: list[dict], d: Path) -> list[Path]:
+    """`aws logs filter-log-events` output: the records as the messages of log events."""
+    events = [{"timestamp": int(_time(r).timestamp() * 1000), "message": json.dumps(rec)}
+              for r, rec in zip(requests, _invocation_records(requests))]
+    path = d / "filter-log-events.json"
+    path.write_text(json.dumps({"events": events, "searchedLogStreams": []}, indent=2), encoding="utf-8")
     return [path]
 
 
@@ -180,5 +205,6 @@ def _custom_map(requests: list[dict], d: Path) -> list[Path]:
     return [path]
 
 
-_WRITERS = {"bedrock-invocations": _bedrock_invocations, "bedrock-batch": _bedrock_batch,
-            "vertex-logging": _vertex_logging, "otel-genai": _otel_genai, "custom-map": _custom_map}
+_WRITERS = {"bedrock-invocations": _bedrock_invocations, "bedrock-cloudwatch": _bedrock_cloudwatch,
+            "bedrock-batch": _bedrock_batch, "vertex-logging": _vertex_logging, "otel-genai": _otel_genai,
+            "custom-map": _custom_map}

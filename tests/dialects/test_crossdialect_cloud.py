@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from .cloud_helpers import report
-from .crossdialect_cloud import FORMATS, MAPPING, can_express, write
+from .crossdialect_cloud import FORMATS, can_express, options, write, write_all
 
 REQUESTS = [
     dict(timestamp="2026-11-02T09:00:00Z", model="claude-sonnet-4-5-20250929", input_tokens=1200, output_tokens=300,
@@ -41,7 +41,7 @@ def test_each_format_prices_what_it_can_express_like_the_canonical_log(fmt, tmp_
     assert subset, fmt
     files = write(fmt, subset, tmp_path / fmt)
     want = report([canonical_requests_csv(subset, tmp_path / "canonical.csv")], tmp_path).totals["cost"]
-    got = report(files, tmp_path, **({"mapping": str(MAPPING)} if fmt == "custom-map" else {}))
+    got = report(files, tmp_path, **options(fmt))
     assert got.totals["cost"] == want
     assert (got.accounting.priced, got.accounting.quarantined) == (len(subset), 0)
 
@@ -52,3 +52,13 @@ def test_formats_say_what_they_cannot_express():
     assert [r["request_id"] for r in REQUESTS if can_express("bedrock-batch", r)] == ["x-04"]
     with pytest.raises(ValueError, match="x-02"):
         write("otel-genai", REQUESTS[:2], Path("/nonexistent"))
+
+
+def test_write_all_writes_the_formats_that_express_every_request(tmp_path):
+    standard = [r for r in REQUESTS if r["service_tier"] == "standard" and not r["web_search_requests"]
+                and not r["cache_write_1h_tokens"]]
+    written = write_all(standard, tmp_path)
+    assert set(written) == set(FORMATS) - {"bedrock-batch"}
+    want = report([canonical_requests_csv(standard, tmp_path / "c.csv")], tmp_path).totals["cost"]
+    assert {fmt: report(files, tmp_path, **opts).totals["cost"] for fmt, (files, opts) in written.items()} == {
+        fmt: want for fmt in written}
