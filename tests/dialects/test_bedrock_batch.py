@@ -80,3 +80,10 @@ def test_broken_record_quarantined_with_file_and_line(tmp_path):
 
 def test_does_not_claim_other_formats():
     assert [p.name for p in other_fixtures("bedrock-batch") if detected(p) == "bedrock-batch"] == []
+
+
+def test_batch_time_dates_the_records(tmp_path):
+    rep = report([_copy(tmp_path)], tmp_path, by=("day",), batch_time="2026-11-20T08:00:00Z")
+    assert rep.rows["day"].to_list() == ["2026-11-20"]
+    assert any("--batch-time" in n for n in rep.notes)
+    assert rep.totals["cost"] == sum(COSTS)

@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from .cloud_helpers import FIXTURES, M, detected, expected, normalized, other_fixtures, priced, quarantine_lines, report
@@ -193,3 +194,31 @@ def test_record_and_event_files_mix_and_dedupe(tmp_path):
     rep = report([LOG, CW / "events.jsonl"], tmp_path)
     assert rep.totals["cost"] == sum(COSTS)
     assert rep.accounting.duplicates == 7  # every record with a request id, the quarantined one aside
+
+
+@pytest.mark.parametrize("model_id,scope,tag", [
+    ("anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),  # in-region
+    ("us.anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),
+    ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),
+    ("apac.anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),
+    ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),
+    ("au.anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),
+    ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "global", "standard"),
+    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-haiku-4-5-20251001-v1:0", "regional", "regional"),
+    ("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+     "regional", "regional"),
+    ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-haiku-4-5-20251001-v1:0",
+     "global", "standard"),
+    ("us.anthropic.claude-3-5-haiku-20241022-v1:0", "regional", "standard"),  # no premium before 4.5
+])
+def test_every_model_id_form_prices_with_its_endpoint(tmp_path, model_id, scope, tag):
+    rec = json.loads(LOG.read_text().splitlines()[5])  # 1000 input, 200 output, no cache
+    rec["modelId"] = model_id
+    log = tmp_path / "one.jsonl"
+    log.write_text(json.dumps(rec) + "\n")
+    row = priced([log], tmp_path)
+    assert row.select("endpoint_scope", "discount_type").row(0) == (scope, tag)
+    haiku_45 = "4-5" in model_id
+    rates = (1, 5) if haiku_45 else (Decimal("0.8"), 4)
+    want = (1000 * rates[0] + 200 * rates[1]) / M * (Decimal("1.1") if tag == "regional" else 1)
+    assert row["cost"].to_list() == [want]
