@@ -30,8 +30,9 @@ from . import mapped
 
 # The output body is an object, or an array of chunks for a stream: it cannot be decoded to one type,
 # and parsing each record's JSON again costs as much as the decode itself. The few facts needed here
-# sit in flat objects under keys that occur nowhere else in a record (a key in a prompt's text would
-# have escaped quotes), so they are cut out of the line's text and only those small pieces are parsed.
+# sit in flat objects under keys found nowhere else in a record (a key inside a prompt's text has its
+# quotes escaped; a Converse request body may repeat requestMetadata, the same map), so they are cut
+# out of the line's text and only those small pieces are parsed.
 def _flat(key: str, brackets: str = "{}") -> pl.Expr:
     o, c = brackets
     return pl.col(LINE).str.extract(rf'"{key}"\s*:\s*(\{o}[^\{o}\{c}]*\{c})')

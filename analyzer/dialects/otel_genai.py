@@ -4,8 +4,8 @@ export documents into one row per span, which a path cannot say:
 - a document (one collector file-exporter line) nests resourceSpans[].scopeSpans[].spans[]: spans
   are lifted out, each keeping its resource's attributes;
 - attributes are key/value lists (`[{key, value: {intValue | stringValue | ...}}]`): the ones the
-  mapping names (`@<key>`, `@resource.<key>`) become columns; intValue is a string in OTLP/JSON (a
-  number from some exporters reads the same);
+  mapping names (`@"<key>"`, `@"resource.<key>"`) become columns; intValue is a string in OTLP/JSON
+  (a number from some exporters reads the same);
 - only spans with gen_ai token counts are usage; HTTP, database and other spans are skipped. A span
   is a record (the accounting counts spans; a line that cannot be read counts as one);
 - startTimeUnixNano (nanoseconds) becomes the request time.

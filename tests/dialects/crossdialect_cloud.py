@@ -1,6 +1,8 @@
-"""The same canonical requests written as cloud logs: Bedrock invocation logs (S3 and CloudWatch), Bedrock batch output,
-Vertex request-response logging rows, OpenTelemetry GenAI spans, and a home-grown CSV read with
-`--map` (for the cross-dialect test: same requests, same total, wherever the format can say them).
+"""The same canonical requests written as cloud logs: Bedrock invocation logs (S3 delivery and a
+CloudWatch export), Bedrock batch output, Vertex request-response logging rows, OpenTelemetry GenAI
+spans, and a home-grown CSV read with `--map` (for the cross-dialect test: same requests, same
+total, wherever the format can say them). `write_all(requests, dir)` writes every format that can
+express all of them and says how to read each.
 
 A request is a dict: timestamp (ISO text or datetime), model (a Claude API id), input_tokens,
 output_tokens, cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests,
