@@ -155,6 +155,41 @@ def price(paths, output, **kw):
     _finish(acc, kw["strict"], kw["quiet"])
 
 
+@main.command()
+@input_options
+@click.option("--invoice", required=True, type=click.Path(dir_okay=False),
+              help="what was billed: Admin API cost report JSON, analytics cost JSON, Console cost CSV, FOCUS "
+                   "CSV/Parquet, or a CSV period,model[,token_type],amount_usd")
+@click.option("--invoice-format", type=click.Choice(["admin-cost-report", "analytics-cost", "console-cost-csv", "focus",
+                                                     "plain-csv"]), help="force the invoice format [default: detect]")
+@click.option("--tolerance", default="0.01", show_default=True,
+              help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
+@click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
+                           "context_tier, workspace [default: the invoice's own grain]")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
+@handle_errors
+def audit(paths, invoice, invoice_format, tolerance, by, fmt, output, **kw):
+    """Reconcile computed costs with an invoice, line by line; exit 1 when a line is out of tolerance."""
+    from . import audit as audit_
+    from . import audit_writers, writers
+
+    tol = audit_.Tolerance.parse(tolerance)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
+    fmt = writers.format_for(fmt, output, "table")
+    audit_writers.check_format(fmt)
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format)
+    audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty())
+    if output not in (None, "-") and not kw["quiet"]:
+        bad = int((result.lines["status"] != "ok").sum())
+        click.echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
+    _finish(result.computed.accounting, kw["strict"], kw["quiet"])
+    if not result.within_tolerance:
+        sys.exit(ExitCode.CHECK_FAILED)
+
+
 @main.group()
 def prices():
     """Inspect and check price books."""

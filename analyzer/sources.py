@@ -202,6 +202,7 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
     """Files behind the user's arguments, each once, in a stable order. Directory walks skip hidden
     files, llm-cost's own quarantine files and `exclude` (the run's outputs, which may live there)."""
     skip = {os.path.realpath(p) for p in exclude if p}
+    skip_names = {os.path.basename(p) for p in skip}
     if not paths:
         raise SourceError("no input: give one or more files, directories or globs (or - for stdin)")
     out: list[str] = []
@@ -209,7 +210,8 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
         if p == "-":
             out.append(p)
         elif os.path.isdir(p):
-            found = [f for f in _walk(p) if os.path.realpath(f) not in skip]
+            # realpath only for names that could be an excluded file: trees hold thousands of files
+            found = [f for f in _walk(p) if os.path.basename(f) not in skip_names or os.path.realpath(f) not in skip]
             if not found:
                 raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
             out.extend(found)
@@ -224,6 +226,8 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
             raise SourceError(f"{p}: not a regular file or directory")
         else:
             raise SourceError(f"{p}: no such file or directory")
+    if len(paths) == 1:  # one argument cannot name a file twice
+        return out
     seen: set[str] = set()
     unique = []
     for f in out:
@@ -296,24 +300,10 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
         src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row").to_dicts()
     elif src.container == "jsonl":
-        text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-        lines = text.splitlines()
-        if len(head) >= (1 << 16) and lines:
-            lines = lines[:-1]  # the last line may be cut by the peek
         keys: dict[str, None] = {}
-        for line in lines[: SAMPLE_RECORDS * 4]:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                src.sample.append(rec)
-                keys.update(dict.fromkeys(rec))
-            if len(src.sample) >= SAMPLE_RECORDS:
-                break
+        for rec in _first_records(src, head):
+            src.sample.append(rec)
+            keys.update(dict.fromkeys(rec))
         src.columns = list(keys)
     elif src.container == "json":
         src.sample = load_json_records(src)[:SAMPLE_RECORDS]
@@ -321,6 +311,39 @@ def _peek(src: SourceFile, head: bytes) -> None:
         for rec in src.sample:
             keys.update(dict.fromkeys(rec))
         src.columns = list(keys)
+
+
+# The peek decodes the records of the first PEEK_BYTES (at least MIN_RECORDS of them, reading on
+# through long lines if it must, up to MAX_PEEK): enough to detect a format and see its keys, and
+# cheap for a tree of thousands of transcripts whose lines are kilobytes long.
+PEEK_BYTES, MIN_RECORDS, MAX_PEEK = 16 << 10, 5, 8 << 20
+
+
+def _first_records(src: SourceFile, head: bytes):
+    if src.compression == "zstd":  # the head holds the first lines already
+        lines = iter(head.splitlines(keepends=True))
+    else:
+        opener = gzip.open if src.compression == "gzip" else open
+        f = opener(src.path, "rb")
+        lines = iter(f)
+    found = used = 0
+    try:
+        for raw in lines:
+            used += len(raw)
+            line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+            if line:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = None  # a broken line: the records around it still tell the format
+                if isinstance(rec, dict):
+                    found += 1
+                    yield rec
+            if found >= SAMPLE_RECORDS or (used >= PEEK_BYTES and found >= MIN_RECORDS) or used >= MAX_PEEK:
+                break
+    finally:
+        if src.compression != "zstd":
+            f.close()
 
 
 def load_json_records(src: SourceFile) -> list[dict]:

@@ -71,3 +71,14 @@ def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine
     bad = [json.loads(x) for x in open(quarantine)]
     assert [(b["file"].rsplit("/", 1)[1], b["line"]) for b in bad] == [("s.jsonl", 4), ("s.jsonl", 5)]
     assert all("not a JSON object" in b["reason"] for b in bad)
+
+
+def test_per_request_rows_match_the_report(tmp_path):
+    from analyzer import price_requests
+
+    rows, acc = price_requests([str(TREE)])
+    df = rows.lazy().collect()
+    assert df["request_id"].to_list() == [
+        "msg_015oRrxAaM8CuSF2MFET9J3i", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE", "msg_01LegacyCostUsdLine00001"]
+    assert df["source_row"].to_list() == [4, 6, 9]  # the winning line of each message, in its file
+    assert df["cost"].sum() == OPUS + HAIKU + SONNET4 and acc.repeats == 2 and acc.balanced
