@@ -22,35 +22,37 @@ from ..sources import SourceFile
 from . import mapped
 
 SPEC = Path(__file__).with_suffix(".toml")
-_VALUE = pl.Struct({"stringValue": pl.String, "intValue": pl.String})
-_ATTRIBUTES = pl.List(pl.Struct({"key": pl.String, "value": _VALUE}))
+# Every value as text: intValue is a string in OTLP/JSON, and a doubleValue (a cost) stays exact.
+_VALUE = pl.Struct({"stringValue": pl.String, "intValue": pl.String, "doubleValue": pl.String})
+ATTRIBUTES = pl.List(pl.Struct({"key": pl.String, "value": _VALUE}))
 _SPAN = pl.Struct({"traceId": pl.String, "spanId": pl.String, "startTimeUnixNano": pl.String,
-                   "attributes": _ATTRIBUTES})
+                   "attributes": ATTRIBUTES})
 _RESOURCE_SPANS = pl.List(pl.Struct({
-    "resource": pl.Struct({"attributes": _ATTRIBUTES}),
+    "resource": pl.Struct({"attributes": ATTRIBUTES}),
     "scopeSpans": pl.List(pl.Struct({"spans": pl.List(_SPAN)})),
 }))
 
 
-def _named(spec: dict) -> tuple[list[str], list[str]]:
-    """(span attribute keys, resource attribute keys) the mapping refers to as `@"..."` columns."""
+def named(spec: dict, own: str) -> tuple[list[str], list[str]]:
+    """(attribute keys, resource attribute keys) the mapping refers to as `@"..."` columns; names
+    starting with `own` (`span.`) are the module's own columns, not attributes."""
     paths = [p for table in ("fields", "dimensions") for v in spec.get(table, {}).values()
              for p in (v if isinstance(v, list) else [v])]
     names = [p[1:].strip('"') for p in paths if p.startswith("@")]
-    names = [n for n in names if not n.startswith("span.")]
+    names = [n for n in names if not n.startswith(own)]
     return ([n for n in names if not n.startswith("resource.")],
             [n.removeprefix("resource.") for n in names if n.startswith("resource.")])
 
 
-_SPAN_KEYS, _RESOURCE_KEYS = _named(tomllib.loads(SPEC.read_text(encoding="utf-8")))
+_SPAN_KEYS, _RESOURCE_KEYS = named(tomllib.loads(SPEC.read_text(encoding="utf-8")), own="span.")
 _USAGE_KEYS = [k for k in _SPAN_KEYS if k.startswith("gen_ai.usage.") and k.endswith("_tokens")]
 
 
-def _lookup(attributes: pl.Expr, key: str) -> pl.Expr:
-    """The value of `key` in a key/value attribute list, as text (intValue or stringValue), or null."""
+def lookup(attributes: pl.Expr, key: str) -> pl.Expr:
+    """The value of `key` in a key/value attribute list, as text, or null."""
     hit = attributes.list.eval(pl.element().filter(pl.element().struct.field("key") == key)).list.first()
     value = hit.struct.field("value")
-    return pl.coalesce(value.struct.field("intValue"), value.struct.field("stringValue"))
+    return pl.coalesce(*(value.struct.field(f) for f in ("intValue", "doubleValue", "stringValue")))
 
 
 def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
@@ -67,8 +69,8 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
         .explode("_sp", empty_as_null=True)
         .with_columns(pl.col("_sp").struct.field("attributes").alias("_at"))
         .with_columns(
-            *(_lookup(pl.col("_at"), k).alias(k) for k in _SPAN_KEYS),
-            *(_lookup(pl.col("_res"), k).alias("resource." + k) for k in _RESOURCE_KEYS),
+            *(lookup(pl.col("_at"), k).alias(k) for k in _SPAN_KEYS),
+            *(lookup(pl.col("_res"), k).alias("resource." + k) for k in _RESOURCE_KEYS),
         )
     )
     # A usage span has token counts; an unreadable line stays (as one row) to be quarantined.

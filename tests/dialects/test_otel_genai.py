@@ -109,7 +109,7 @@ def test_claude_code_otel_log_records_are_not_spans(tmp_path):
     """Claude Code exports OTLP *logs* (resourceLogs), with cache-exclusive counts: not this dialect."""
     log = tmp_path / "cc.jsonl"
     log.write_text(json.dumps({"resourceLogs": [{"resource": {"attributes": []}, "scopeLogs": []}]}) + "\n")
-    assert detected(log) != "otel-genai"
+    assert detected(log) != "otel-genai"  # (it is claude-code-otel when its scope says Claude Code)
 
 
 def test_truncated_document_is_quarantined_and_the_rest_priced(tmp_path):
