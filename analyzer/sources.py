@@ -172,13 +172,26 @@ def _sniff(head: bytes) -> str:
     return "csv"
 
 
-def _is_json_lines(head: bytes) -> bool:
-    """Several JSON objects, one per line (a JSON document is one value, however it is laid out)."""
-    lines = [x for x in head.lstrip(b"\xef\xbb\xbf").splitlines() if x.strip()][:2]
-    if len(lines) < 2 or not lines[0].lstrip().startswith(b"{"):
+def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
+    """Several JSON objects, one per line (a JSON document is one value, however it is laid out).
+    The first line is read whole even when it is longer than the head (a record with a long prompt)."""
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return False
+    if compression == "zstd":
+        lines = [x for x in head.splitlines() if x.strip()][:2]
+    else:
+        lines, used = [], 0
+        with (gzip.open if compression == "gzip" else open)(path, "rb") as f:
+            for raw in f:
+                used += len(raw)
+                if raw.strip():
+                    lines.append(raw)
+                if len(lines) == 2 or used > MAX_PEEK:
+                    break
+    if len(lines) < 2:
         return False
     try:
-        json.loads(lines[0])
+        json.loads(lines[0].lstrip(b"\xef\xbb\xbf"))
     except ValueError:
         return False
     return lines[1].lstrip().startswith(b"{")
@@ -276,7 +289,7 @@ def open_source(path: str, index: int = 0) -> SourceFile:
                 comp = "zstd"
                 head = _read_head(real, comp)
             container = _sniff(head)
-        elif container == "json" and _is_json_lines(head):
+        elif container == "json" and _is_json_lines(real, comp, head):
             container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)

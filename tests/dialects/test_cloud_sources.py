@@ -33,3 +33,11 @@ def test_bedrock_batch_output_is_walked_and_its_manifest_is_not(tmp_path):
     (tmp_path / "job" / "manifest.json.out").write_text('{"totalRecordCount": 1}\n')
     assert [p.split("/")[-1] for p in expand_paths([str(tmp_path)])] == ["input.jsonl.out"]
     assert open_source(str(tmp_path / "job" / "input.jsonl.out")).container == "jsonl"
+
+
+def test_json_lines_named_json_with_a_first_line_longer_than_the_peek(tmp_path):
+    """A Bedrock record carrying a long prompt can be larger than the first bytes looked at."""
+    big = dict(RECORDS[0], prompt="x" * 200_000)
+    path = tmp_path / "long.json.gz"
+    path.write_bytes(gzip.compress((json.dumps(big) + "\n" + json.dumps(RECORDS[1]) + "\n").encode()))
+    assert open_source(str(path)).container == "jsonl"
