@@ -50,6 +50,9 @@ def input_options(f):
     decorators = [
         click.argument("paths", nargs=-1, required=True),
         click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file"),
+        click.option("--map", "mapping", type=click.Path(dir_okay=False),
+                     help="read every input with this mapping TOML (your log's paths -> canonical columns) "
+                          "instead of detecting its format"),
         click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
                      help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
         click.option("--since", help="first day (in --tz) or ISO date-time to include"),
@@ -72,8 +75,8 @@ def input_options(f):
 def _options(kw: dict, output: str | None = None):
     from .pipeline import Options
 
-    return Options(dialect=kw["dialect"], prices=tuple(kw["prices"]), since=kw["since"], until=kw["until"],
-                   tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
+    return Options(dialect=kw["dialect"], mapping=kw["mapping"], prices=tuple(kw["prices"]), since=kw["since"],
+                   until=kw["until"], tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
                    outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"])
 
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
-from .errors import OptionError, SourceError
+from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
@@ -43,6 +43,7 @@ class Options:
     """What the user asked for, shared by every command."""
 
     dialect: str | None = None
+    mapping: str | None = None  # a custom mapping TOML (--map): every input is read with it
     prices: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
@@ -141,7 +142,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     when reading robustly, where the quarantine file is written from."""
     frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
-    forced = dialects.get(opts.dialect) if opts.dialect else None
+    forced = _forced_dialect(opts)
     empty: list[str] = []
     repeat_files: list[int] = []
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
@@ -156,6 +157,9 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
             continue
         d = forced or dialects.detect(src)
+        if opts.mapping and d.missing(src):
+            raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
+                               f"{', '.join(d.missing(src))}")
         names[src.display] = d.name
         key = (d.name, src.container, src.compression)
         if d.batch_files and src.container == "jsonl" and path != "-" and key in groups:
@@ -183,6 +187,16 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     frames = [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
                                if c in books and c not in lf.collect_schema().names()]) for lf in frames]
     return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books)
+
+
+def _forced_dialect(opts: Options) -> dialects.Dialect | None:
+    if opts.mapping and opts.dialect:
+        raise OptionError("--map and --dialect both say how to read the input: give one")
+    if opts.mapping:
+        from .dialects import mapped
+
+        return mapped.load(opts.mapping)
+    return dialects.get(opts.dialect) if opts.dialect else None
 
 
 def parse_time(value: str | None, tz: str, end: bool, option: str | None = None) -> dt.datetime | None:
@@ -264,7 +278,9 @@ def spool(loaded: Loaded, opts: Options) -> Loaded:
         os.close(fd)
         _TEMPORARY.append(tmp)
         lf.drop("_raw", "_reason").sink_parquet(tmp, engine="streaming")
-        parts.append(pl.scan_parquet(tmp))
+        # Reasons are spelled out only by the quarantine pass (from the original text); label checks
+        # on these rows still append to the column.
+        parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
     return dataclasses.replace(loaded, parts=parts, spooled=[t for t in _TEMPORARY if t not in before])
 
 

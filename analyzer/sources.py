@@ -138,6 +138,8 @@ def _strip_compression(path: str) -> tuple[str, str | None]:
 
 def _container_from_name(path: str) -> tuple[str | None, str | None]:
     base, comp = _strip_compression(path)
+    # Bedrock batch output: records in `*.jsonl.out`; its `manifest.json.out` summary is not a log.
+    base = base.removesuffix(".out") if base.endswith(".jsonl.out") else base
     return _EXT.get(os.path.splitext(base)[1]), comp
 
 
@@ -170,6 +172,31 @@ def _sniff(head: bytes) -> str:
         except ValueError:
             return "json"  # one pretty-printed object spanning lines
     return "csv"
+
+
+def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
+    """Several JSON objects, one per line (a JSON document is one value, however it is laid out).
+    The first line is read whole even when it is longer than the head (a record with a long prompt)."""
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return False
+    if compression == "zstd":
+        lines = [x for x in head.splitlines() if x.strip()][:2]
+    else:
+        lines, used = [], 0
+        with (gzip.open if compression == "gzip" else open)(path, "rb") as f:
+            for raw in f:
+                used += len(raw)
+                if raw.strip():
+                    lines.append(raw)
+                if len(lines) == 2 or used > MAX_PEEK:
+                    break
+    if len(lines) < 2:
+        return False
+    try:
+        json.loads(lines[0].lstrip(b"\xef\xbb\xbf"))
+    except ValueError:
+        return False
+    return lines[1].lstrip().startswith(b"{")
 
 
 def _walk(directory: str) -> list[str]:
@@ -264,6 +291,8 @@ def open_source(path: str, index: int = 0) -> SourceFile:
                 comp = "zstd"
                 head = _read_head(real, comp)
             container = _sniff(head)
+        elif container == "json" and _is_json_lines(real, comp, head):
+            container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
