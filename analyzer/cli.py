@@ -96,7 +96,7 @@ def _finish(acc, strict: bool, quiet: bool) -> None:
         for raw, n in acc.unpriced_models.items():
             click.echo(f"llm-cost: warning: {n:,} row{'s' if n != 1 else ''} unpriced: {acc.unpriced_reasons.get(raw, raw)}", err=True)
         if acc.quarantined:
-            click.echo(f"llm-cost: warning: {acc.quarantined:,} rows quarantined -> {acc.quarantine_file}", err=True)
+            click.echo(f"llm-cost: warning: {acc.quarantined:,} row{'s' if acc.quarantined != 1 else ''} quarantined -> {acc.quarantine_file}", err=True)
     if strict and (acc.unpriced or acc.quarantined):
         click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {acc.quarantined:,} quarantined rows", err=True)
         sys.exit(ExitCode.CHECK_FAILED)

@@ -220,7 +220,8 @@ class MappedDialect(Dialect):
             carried.add("cache_write_5m_tokens")
         if src.container == "csv":  # a CSV column that is not there is not carried
             cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
-            carried = {f for f, alts in m.fields.items() if any(a[0].lower() in cols for a in alts)}
+            # a field filled by a hook (`@column`) is carried whatever the header says
+            carried = {f for f, alts in m.fields.items() if any(a[0].lower() in cols or a[0][:1] == "@" for a in alts)}
             carried |= set(m.constants) | set(self.adds)
         return carried
 
