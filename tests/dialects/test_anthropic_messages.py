@@ -105,3 +105,21 @@ def test_robust_path_gives_the_same_rows():
     robust = load([str(HERE / "responses.jsonl")], Options(batch_time="2026-04-01"), robust=True).frame.collect()
     cols = ["request_id", "model_raw", "timestamp", *COUNTS, "requests", "_ok"]
     assert_frame_equal(fast.select(cols), robust.select(cols))
+
+
+def test_cache_write_split_and_total(tmp_path, quarantine):
+    """The split is what bills; a total larger than its split leaves a residual priced as 5m (older
+    loggers summed TTLs they did not split); a split larger than its total contradicts itself."""
+    def msg(i, total, w5, w1):
+        usage = {"input_tokens": 10, "output_tokens": 1, "cache_creation_input_tokens": total,
+                 "cache_creation": {"ephemeral_5m_input_tokens": w5, "ephemeral_1h_input_tokens": w1}}
+        return json.dumps({"timestamp": "2026-10-01T00:00:00Z", "response": {
+            "id": f"m{i}", "model": "claude-sonnet-4-5", "usage": usage}})
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join([msg(1, 80, 30, 50), msg(2, 100, 30, 50), msg(3, 60, 30, 50)]) + "\n")
+    frame = load([str(path)], Options()).frame.collect()
+    assert frame.select("cache_write_5m_tokens", "cache_write_1h_tokens", "_ok").rows() == [
+        (30, 50, True), (50, 50, True), (30, 50, False)]
+    rep = analyze([str(path)], ["model"], Options(quarantine=quarantine))
+    assert rep.accounting.quarantined == 1
+    assert "exceeds cache_write_tokens" in open(quarantine).read()

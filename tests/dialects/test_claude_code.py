@@ -61,11 +61,24 @@ def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine
     proj = tmp_path / "projects" / "p"
     proj.mkdir(parents=True)
     lines = SESSION.read_text().splitlines()
-    lines.insert(3, lines[2][:150])  # a cut assistant line (it contains "usage" only if long enough)
+    lines.insert(3, lines[1][:150])  # a cut user line: it cannot be told from usage, so it is quarantined too
     lines.insert(3, '{"type":"assistant","message":{"id":"m","model":"claude-opus-4-6","usage":{"input_tokens":')
     (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copy(SESSION, proj / "t.jsonl")  # read in the same scan: line numbers stay per file
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
     assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
-    assert rep.accounting.quarantined == 1
-    (bad,) = [json.loads(x) for x in open(quarantine)]
-    assert bad["line"] == 4 and "not a JSON object" in bad["reason"]
+    assert rep.accounting.quarantined == 2
+    bad = [json.loads(x) for x in open(quarantine)]
+    assert [(b["file"].rsplit("/", 1)[1], b["line"]) for b in bad] == [("s.jsonl", 4), ("s.jsonl", 5)]
+    assert all("not a JSON object" in b["reason"] for b in bad)
+
+
+def test_per_request_rows_match_the_report(tmp_path):
+    from analyzer import price_requests
+
+    rows, acc = price_requests([str(TREE)])
+    df = rows.lazy().collect()
+    assert df["request_id"].to_list() == [
+        "msg_015oRrxAaM8CuSF2MFET9J3i", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE", "msg_01LegacyCostUsdLine00001"]
+    assert df["source_row"].to_list() == [4, 6, 9]  # the winning line of each message, in its file
+    assert df["cost"].sum() == OPUS + HAIKU + SONNET4 and acc.repeats == 2 and acc.balanced
