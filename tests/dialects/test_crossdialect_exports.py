@@ -17,18 +17,20 @@ CANONICAL = ["request_id", "timestamp", "model", "service_tier", "input_tokens",
 def _requests(kind: str) -> list[dict]:
     """20 requests. `anthropic`: Claude models over two price periods and both context tiers (Sonnet
     4.6's >200K tier before 2026-03-13), cache writes of both TTLs, batch, web search. `simple`: what
-    every format can say (standard tier, 5m writes, no web search, no long context)."""
+    every format can say (standard tier, 5m writes, no web search, no long context). `cache`: the
+    anthropic requests at the standard tier without web search (1h writes, long context)."""
     out = []
     for i in range(20):
         r = dict(request_id=f"req-{i:02d}", timestamp=f"2026-03-{(i % 5) + 9:02d}T{i:02d}:15:00Z",
                  model=("claude-sonnet-4-6", "claude-haiku-4-5-20251001", "claude-opus-4-6")[i % 3],
                  input_tokens=1000 + 37 * i, output_tokens=200 + 11 * i, cache_read_tokens=500 * i,
                  cache_write_5m_tokens=100 * (i % 4))
-        if kind == "anthropic":
-            r.update(cache_write_1h_tokens=50 * (i % 3), web_search_requests=i % 2,
-                     service_tier="batch" if i % 4 == 1 else "standard")
+        if kind in ("anthropic", "cache"):
+            r.update(cache_write_1h_tokens=50 * (i % 3))
             if i in (0, 6):  # Sonnet 4.6, > 200K prompt, before the 1M GA: long-context rates
                 r["cache_read_tokens"] = 250_000
+        if kind == "anthropic":
+            r.update(web_search_requests=i % 2, service_tier="batch" if i % 4 == 1 else "standard")
         out.append(r)
     return out
 
@@ -42,15 +44,15 @@ def _canonical(requests: list[dict], tmp_path) -> object:
     return cost([path])[0]
 
 
-@pytest.mark.parametrize("kind", ["anthropic", "simple"])
+@pytest.mark.parametrize("kind", ["anthropic", "cache", "simple"])
 def test_same_requests_same_total_in_every_format(kind, tmp_path):
     requests = _requests(kind)
     want = _canonical(requests, tmp_path)
     written = write_all(requests, tmp_path / "formats")
-    if kind == "simple":
-        assert set(written) == set(FORMATS)
-    else:
-        assert set(written) == {"anthropic-usage-report", "anthropic-usage-report/analytics", "anthropic-console-csv"}
+    reports = {"anthropic-usage-report", "anthropic-usage-report/analytics", "anthropic-console-csv"}
+    expressed = {"simple": set(FORMATS), "anthropic": reports,
+                 "cache": reports | {"litellm-spendlogs", "litellm-spendlogs/parquet"}}[kind]
+    assert set(written) == expressed
     for fmt, paths in written.items():
         assert {detect(p) for p in paths} == {fmt.split("/")[0]}, fmt
         assert cost(paths)[0] == want, fmt
