@@ -11,6 +11,7 @@ import json
 from decimal import Decimal as D
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from .exports_util import FIXTURES, cost, detect, expected, normalized, quarantined
@@ -33,12 +34,16 @@ WANT = [
 ]
 
 
-def _parquet(tmp_path, timestamps_typed: bool = True):
-    """The same rows as a Parquet dump: typed columns, metadata as JSON text, startTime a timestamp."""
+def _parquet(tmp_path, timestamps_typed: bool = True, nested: bool = False):
+    """The same rows as a Parquet dump: typed columns, startTime a timestamp, metadata as JSON text (or,
+    `nested`, the JSON columns as a struct and a list, as some exporters write them)."""
     frame = pl.read_csv(CSV, infer_schema_length=0).with_columns(
         pl.col("spend").cast(pl.Float64), pl.col("prompt_tokens", "completion_tokens", "total_tokens").cast(pl.Int64))
     if timestamps_typed:
         frame = frame.with_columns(pl.col("startTime").str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", time_zone="UTC"))
+    if nested:
+        meta = pl.Series([json.loads(m) for m in frame["metadata"]])  # the struct type inferred from every row
+        frame = frame.with_columns(meta.alias("metadata"), pl.col("request_tags").str.json_decode(pl.List(pl.String)))
     path = tmp_path / "spendlogs.parquet"
     frame.write_parquet(path)
     return path
@@ -53,10 +58,10 @@ def test_normalizes_csv():
     assert_frame_equal(got.select(COLS), expected(WANT, dims=("api_key", "user", "team", "tags", "session")))
 
 
-def test_parquet_equals_csv(tmp_path):
-    for typed in (True, False):
-        got = normalized(_parquet(tmp_path, typed)).select(COLS)
-        assert_frame_equal(got, normalized(CSV).select(COLS))
+@pytest.mark.parametrize("typed,nested", [(True, False), (False, False), (True, True)])
+def test_parquet_equals_csv(tmp_path, typed, nested):
+    got = normalized(_parquet(tmp_path, typed, nested)).select(COLS)
+    assert_frame_equal(got, normalized(CSV).select(COLS))
 
 
 def test_spend_confirms_cache_inclusive_prompts():
@@ -117,3 +122,12 @@ def test_by_team_and_tags():
     report = analyze([str(CSV)], by=["team", "tags"])
     rows = {(r["team"], r["tags"]): r["cost"] for r in report.rows.to_dicts()}
     assert rows == {("billing", "nightly-etl"): D("0.1946175"), ("billing", None): D("0.0046926")}
+
+
+def test_boolean_cache_hit_column(tmp_path):
+    """`cache_hit` is text in the table ("True"/"False"/""); a Parquet export may make it a boolean."""
+    frame = pl.read_csv(CSV, infer_schema_length=0).with_columns((pl.col("cache_hit") == "True").alias("cache_hit"))
+    path = tmp_path / "spendlogs.parquet"
+    frame.write_parquet(path)
+    total, report = cost([path])
+    assert total == D("0.1993101") and report.accounting.not_billable == 2
