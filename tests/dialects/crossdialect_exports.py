@@ -1,8 +1,9 @@
 """Write canonical requests in the formats of the export/report dialects, for the cross-dialect test
 ("the same requests in every dialect give the same total").
 
-`write_all(requests, directory)` writes every format that can express all the given requests and
-returns {format: [files]}; `not_expressible(fmt, requests)` says why a format was skipped. A request
+The interface is crossdialect_cloud's: `can_express(fmt, request)`, `write(fmt, requests, directory)`
+-> files, `options(fmt)` (none needed), and `write_all(requests, directory)` -> {format: [files]} for
+every format that can express all of them; `not_expressible(fmt, requests)` says why not. A request
 is a dict: timestamp (ISO-8601 text or datetime), model, input_tokens, output_tokens,
 cache_read_tokens, cache_write_5m_tokens, cache_write_1h_tokens, web_search_requests, request_id,
 service_tier (missing counts are 0, a missing tier is standard).
@@ -60,43 +61,60 @@ def _threshold(r: dict, book: pricebook.PriceBook) -> int | None:
     return lc.threshold if lc is not None and lc.contains(r["timestamp"]) else None
 
 
+def can_express(fmt: str, r: dict) -> bool:
+    """Whether `fmt` can say everything this request says."""
+    return _why_not(fmt, _full(r), pricebook.load()) is None
+
+
 def not_expressible(fmt: str, requests: list[dict]) -> str | None:
     """Why `fmt` cannot carry these requests exactly (None: it can)."""
-    rs = [_full(r) for r in requests]
     book = pricebook.load()
-    tiers = {r["service_tier"] for r in rs}
+    return next((why for r in requests if (why := _why_not(fmt, _full(r), book)) is not None), None)
+
+
+def _why_not(fmt: str, r: dict, book: pricebook.PriceBook) -> str | None:
+    tier = r["service_tier"]
     if fmt.startswith("anthropic-usage-report"):
-        for r in rs:
-            t = _threshold(r, book)
-            if t is not None and t != 200_000 and min(t, 200_000) < _prompt(r) <= max(t, 200_000):
-                return f"{r['model']}: long-context threshold {t}, but the report's windows split at 200K"
-    if fmt == "anthropic-console-csv" and tiers - {"standard", "batch"}:
-        return "the Console export has no label for tiers " + ", ".join(sorted(tiers - {"standard", "batch"}))
+        t = _threshold(r, book)
+        if t is not None and t != 200_000 and min(t, 200_000) < _prompt(r) <= max(t, 200_000):
+            return f"{r['model']}: long-context threshold {t}, but the report's windows split at 200K"
+    if fmt == "anthropic-console-csv" and tier not in ("standard", "batch"):
+        return f"the Console export has no label for the {tier} tier"
     if fmt in ("openai", "openai-usage"):
-        if any(r["cache_write_1h_tokens"] for r in rs):
+        if r["cache_write_1h_tokens"]:
             return "OpenAI usage has one cache-write class"
-        if any(r["web_search_requests"] for r in rs):
+        if r["web_search_requests"]:
             return "OpenAI usage has no web-search count"
-    if fmt == "openai-usage" and any((t := _threshold(r, book)) is not None and _prompt(r) > t for r in rs):
+    if fmt == "openai-usage" and (t := _threshold(r, book)) is not None and _prompt(r) > t:
         return "the OpenAI usage API has no context window: long-context requests are not expressible"
     if fmt.startswith("litellm-spendlogs"):
-        if tiers != {"standard"}:
+        if tier != "standard":
             return "SpendLogs rows carry no service tier"
-        if any(r["web_search_requests"] for r in rs):
+        if r["web_search_requests"]:
             return "SpendLogs rows carry no web-search count"
     return None
 
 
-def write_all(requests: list[dict], directory: Path) -> dict[str, list[Path]]:
-    """Every format that can express all `requests`, written under `directory`: {format: files}."""
+def options(fmt: str) -> dict:
+    """Options (keyword arguments of analyzer.Options) the format's files are read with: none."""
+    return {}
+
+
+def write(fmt: str, requests: list[dict], directory: Path) -> list[Path]:
+    """Write the requests in `fmt` under `directory` (created); returns the files to read. Every
+    request must be expressible (see `can_express`)."""
+    why = not_expressible(fmt, requests)
+    if why:
+        raise ValueError(f"{fmt} cannot express these requests: {why}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    rs = [_full(r) for r in requests]
-    out: dict[str, list[Path]] = {}
-    for fmt in FORMATS:
-        if not_expressible(fmt, requests) is None:
-            out[fmt] = WRITERS[fmt](rs, directory)
-    return out
+    return WRITERS[fmt]([_full(r) for r in requests], directory)
+
+
+def write_all(requests: list[dict], directory: Path) -> dict[str, list[Path]]:
+    """Every format that can express all `requests`, each in its own directory: {format: files}."""
+    return {fmt: write(fmt, requests, Path(directory) / fmt.replace("/", "-")) for fmt in FORMATS
+            if not_expressible(fmt, requests) is None}
 
 
 def _usage_row(r: dict) -> dict:

@@ -7,7 +7,8 @@ import csv
 
 import pytest
 
-from .crossdialect_exports import FORMATS, not_expressible, write_all
+from .crossdialect import REQUESTS as SHARED
+from .crossdialect_exports import FORMATS, can_express, not_expressible, write, write_all
 from .exports_util import cost, detect
 
 CANONICAL = ["request_id", "timestamp", "model", "service_tier", "input_tokens", "output_tokens", "cache_read_tokens",
@@ -65,3 +66,13 @@ def test_formats_say_what_they_cannot_express():
     haiku55 = [dict(timestamp="2026-11-02T00:00:00Z", model="claude-haiku-5-5", input_tokens=150_000,
                     output_tokens=1)]
     assert "threshold 100000" in not_expressible("anthropic-usage-report", haiku55)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_shared_requests_each_format_can_express(fmt, tmp_path):
+    """tests/dialects/crossdialect.py's 20 requests, filtered per request as in test_crossdialect."""
+    subset = [r for r in SHARED if can_express(fmt, r)]
+    assert len(subset) >= 10
+    total, report = cost(write(fmt, subset, tmp_path / "fmt"))
+    assert total == _canonical(subset, tmp_path)
+    assert (report.accounting.priced, report.accounting.quarantined) == (len(subset), 0)
