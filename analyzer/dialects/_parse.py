@@ -99,6 +99,7 @@ PRIMARY = "%Y-%m-%dT%H:%M:%S%.fZ"  # RFC 3339 in UTC: what nearly every log writ
 FALLBACKS = (
     "%Y-%m-%dT%H:%M:%S%.f%z",  # with an offset
     "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",  # Postgres text: +00
     "%Y-%m-%dT%H:%M:%S%.f",  # naive: UTC
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.fZ",

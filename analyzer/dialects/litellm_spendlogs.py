@@ -5,10 +5,8 @@ mapping (litellm_spendlogs.toml) reads the columns and the JSON inside `metadata
   offset is made ISO (`+00:00`); a Parquet timestamp column is used as it is;
 - `request_tags`, a JSON list of strings, as one dimension value (`a,b`; none: null). The strings are
   picked out with a pattern, not decoded, so that a malformed list cannot fail the file;
-- the columns that decide "not billable" (`cache_hit`, `status`) compared as text, whatever type a
-  Parquet dump gave them (`cache_hit` is text in the table, a boolean in some exports);
-- Parquet dumps that kept the table's JSON columns as nested types: `metadata` as a struct is read
-  as its JSON text, `request_tags` as a list is joined directly.
+- Parquet dumps that kept `request_tags` as a list: joined directly. (The engine compares the
+  not-billable columns as text, decodes `metadata` text once, and reads a struct `metadata` as is.)
 """
 
 from pathlib import Path
@@ -19,11 +17,6 @@ from . import mapped
 
 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
-    schema = lf.collect_schema()
-    tested = {path[0].lower() for path in DIALECT.mapping.not_billable}
-    lf = lf.with_columns(
-        [pl.col(c).cast(pl.String) for c, t in schema.items() if c.lower() in tested and t != pl.String]
-        + [pl.col(c).struct.json_encode() for c, t in schema.items() if isinstance(t, pl.Struct)])
     start = get(("startTime",))
     if lf.select(start).collect_schema().dtypes()[0] == pl.String:
         start = start.str.replace(r"([+-]\d\d)$", "${1}:00")

@@ -207,22 +207,28 @@ class MappedDialect(Dialect):
     mapping: Mapping | None = None
 
     def missing(self, src: SourceFile) -> list[str]:
-        if src.container in ("json", "jsonl") or src.sample:
-            records = src.sample
-            return [s for s in self.mapping.signature
-                    if not any(_lookup(r, split_path(alt)) is not None for alt in s.split("|") for r in records)]
-        return super().missing(src)
+        """Signature entries the file lacks. A table (CSV, Parquet) is judged by its header (an empty
+        cell is still a column); a path into a column's JSON text, and JSON records, by the first records."""
+        cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
+
+        def present(alt: str) -> bool:
+            parts = split_path(alt)
+            if src.container in ("csv", "parquet") and len(parts) == 1:
+                return parts[0].lower() in cols
+            return any(_lookup(r, parts) is not None for r in src.sample)
+
+        return [s for s in self.mapping.signature if not any(present(alt) for alt in s.split("|"))]
 
     def carries(self, src: SourceFile) -> set[str]:
         m = self.mapping
         carried = set(m.fields) | set(m.constants) | set(self.adds)
-        if "cache_write_tokens" in carried:
-            carried.add("cache_write_5m_tokens")
         if src.container == "csv":  # a CSV column that is not there is not carried
             cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
             # a field filled by a hook (`@column`) is carried whatever the header says
             carried = {f for f, alts in m.fields.items() if any(a[0].lower() in cols or a[0][:1] == "@" for a in alts)}
             carried |= set(m.constants) | set(self.adds)
+        if "cache_write_tokens" in carried:  # an unsplit cache-write total is priced as 5m
+            carried.add("cache_write_5m_tokens")
         return carried
 
     adds: tuple[str, ...] = ()  # canonical columns a hook may fill
@@ -346,15 +352,32 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         raw = pl.col(LINE)
     else:  # CSV / Parquet: the first segment is a column; the rest is a path inside its JSON text
         lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
-        names = {c.lower().lstrip("\ufeff").strip(): c for c in lf.collect_schema().names()}
+        table = lf.collect_schema()
+        names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c != "_row"}
+        raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
+        # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read
+        # from it; the robust path reads each path as text instead. A struct column is read as is.
+        nested: dict[str, dict] = {}
+        for alt, dtype in typed.items():
+            col = names.get(alt[0].lower())
+            if len(alt) > 1 and col is not None and table[col] == pl.String:
+                nested.setdefault(col, {})[alt[1:]] = dtype
+        if not robust:
+            lf = lf.with_columns([pl.col(c).str.json_decode(_dtype_tree(sub)).alias(f"_json_{c}")
+                                  for c, sub in nested.items()])
 
         def get(parts: tuple[str, ...]) -> pl.Expr:
             col = names.get(parts[0].lower())
             if col is None:
                 return pl.lit(None, pl.String)
-            e = pl.col(col)
-            return e.cast(pl.String).str.json_path_match(_json_path(parts[1:])) if len(parts) > 1 else e
-        raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
+            if len(parts) == 1:
+                return pl.col(col)
+            if col in nested and robust:
+                return pl.col(col).str.json_path_match(_json_path(parts[1:]))
+            e = pl.col(f"_json_{col}" if col in nested else col)
+            for p in parts[1:]:
+                e = e.struct.field(p)
+            return e
         lf = lf.with_columns(pl.lit(True).alias("_line_ok"))
 
     def value(alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
@@ -364,14 +387,14 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     if prepare is not None:
         lf = prepare(lf, src, ctx, get)
     kept = pl.lit(True)
-    for path, allowed in m.keep.items():
-        kept = kept & get(path).is_in(list(allowed)).fill_null(False)
+    for path, allowed in m.keep.items():  # compared as text: a flag may be a boolean column in Parquet
+        kept = kept & get(path).cast(pl.String).is_in(list(allowed)).fill_null(False)
     if m.keep:  # a broken line is kept: it is quarantined, not silently skipped
         lf = lf.filter(kept | ~pl.col("_line_ok"))
     nb = pl.lit(None, pl.String)
     for path, reasons in reversed(m.not_billable.items()):
-        nb = pl.when(get(path).is_in(list(reasons))).then(get(path).replace_strict(reasons, default=None)
-                                                          ).otherwise(nb)
+        said = get(path).cast(pl.String)
+        nb = pl.when(said.is_in(list(reasons))).then(said.replace_strict(reasons, default=None)).otherwise(nb)
     cols = {f"_f_{f}": value(alts) for f, alts in fields.items() if alts}
     # A format whose records may carry no time (batch results, bare Message objects): when the first
     # records carry none, every record is dated from --batch-time or the file (and the report says so).
