@@ -24,8 +24,19 @@ H1, H2, KEY = "_h1", "_h2", "_dupkey"
 SEED1, SEED2 = 0x5EED_0001, 0x5EED_0002
 
 
-def _hash(seed: int) -> pl.Expr:
-    return pl.col("request_id").hash(seed)
+def hashes() -> list[pl.Expr]:
+    """A request id as two 64-bit hashes (null without an id): a run that keeps these needs no id strings."""
+    rid = pl.col("request_id")
+    # a null hashes to a value like any other: rows without an id must keep a null, not share a hash
+    return [pl.when(rid.is_not_null()).then(rid.hash(seed)).alias(h) for seed, h in ((SEED1, H1), (SEED2, H2))]
+
+
+def _ids(lf: pl.LazyFrame) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(has an id, first hash, second hash), from the hashes when the rows keep them."""
+    if H1 in lf.collect_schema().names():
+        return pl.col(H1).is_not_null(), pl.col(H1), pl.col(H2)
+    rid = pl.col("request_id")
+    return rid.is_not_null(), rid.hash(SEED1), rid.hash(SEED2)
 
 
 def row_key() -> pl.Expr:
@@ -45,8 +56,9 @@ def candidates(lf: pl.LazyFrame, expected_rows: int = 0) -> pl.Series:
     needs only the hashes; inputs larger than IDS_PER_PASS rows are split by hash into several passes."""
     passes = max(1, -(-expected_rows // IDS_PER_PASS))
     found = []
+    has_id, h1, _ = _ids(lf)
     for part in range(passes):
-        ids = lf.filter(pl.col("request_id").is_not_null()).select(_hash(SEED1).alias(H1))
+        ids = lf.filter(has_id).select(h1.alias(H1))
         if passes > 1:
             ids = ids.filter(pl.col(H1) % passes == part)
         h = ids.collect(engine="streaming")[H1].sort()
@@ -59,9 +71,9 @@ def rows_of(lf: pl.LazyFrame, cands: pl.Series, compact: list[pl.Expr]) -> pl.La
     reads only the id, so Polars applies it before parsing the rest of a Parquet row. `compact` are
     expressions that rewrite the kept string columns: a filtered string still points into the
     buffer of the whole chunk it was read with, and would hold every chunk in memory."""
-    h1 = _hash(SEED1)
-    return lf.filter(pl.col("request_id").is_not_null() & h1.is_in(cands.implode())).with_columns(
-        row_key().alias(KEY), h1.alias(H1), _hash(SEED2).alias(H2), *compact)
+    has_id, h1, h2 = _ids(lf)
+    return lf.filter(has_id & h1.is_in(cands.implode())).with_columns(
+        row_key().alias(KEY), h1.alias(H1), h2.alias(H2), *compact)
 
 
 def corrections(rows: pl.DataFrame, status: str, invalid: tuple[int, ...], duplicate: pl.Expr, measures: list[str]

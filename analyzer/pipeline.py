@@ -262,22 +262,32 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
     return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
 
 
-def spool(loaded: Loaded, opts: Options) -> Loaded:
+def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loaded:
     """JSON text decoded once: when the run will read its rows more than once (the dedupe passes),
     each JSON part is normalized in one streaming pass into slim rows in a temporary Parquet file, and
     every later pass reads those. Decoding JSON is most of a pass's cost; the rows are a few dozen bytes.
-    (The quarantine pass still re-reads the original text, for the record and its exact line.)"""
+    (The quarantine pass still re-reads the original text, for the record and its exact line.)
+
+    `columns`: the only columns the run will use (a report: its keys, counts and rate keys). Then
+    request ids are kept as their two 64-bit hashes (all dedupe needs), not as strings, and every
+    other string a log carries per row (session ids, paths, directories) is neither written nor read."""
     if loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files)):
         return loaded
+    if columns is not None:
+        columns = {*columns, "_ok", "_file", "source_row", "timestamp", "requests", "reported_cost", *COUNT_COLUMNS,
+                   *tagging.RATE_KEY_COLUMNS, *loaded.bookkeeping}
     parts, before = [], set(_TEMPORARY)
     for src, lf in zip(loaded.files, loaded.parts):
+        if columns is not None:
+            lf = lf.with_columns(dedupe.hashes()).select([c for c in lf.collect_schema().names() if c in columns]
+                                                        + [dedupe.H1, dedupe.H2])
         if src.container not in ("json", "jsonl"):
             parts.append(lf)
             continue
         fd, tmp = tempfile.mkstemp(prefix="llm-cost-rows-", suffix=".parquet")
         os.close(fd)
         _TEMPORARY.append(tmp)
-        lf.drop("_raw", "_reason").sink_parquet(tmp, engine="streaming")
+        lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, engine="streaming")
         # Reasons are spelled out only by the quarantine pass (from the original text); label checks
         # on these rows still append to the column.
         parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
@@ -446,8 +456,9 @@ def _with_retry(run):
 
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
-    loaded = spool(load(paths, opts, robust), opts)
+    loaded = load(paths, opts, robust)
     row_keys = _row_keys(by, loaded)
+    loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
     post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
@@ -493,8 +504,10 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     Only here are the reasons spelled out, and JSON Lines are re-read line by line so that `line` is
     the line number a user sees in an editor (the fast reader counts records, skipping blank lines)."""
     path = opts.quarantine or DEFAULT_QUARANTINE
-    exact = loaded if loaded.robust or not any(f.container in ("jsonl", "json") for f in loaded.files) else load(
-        paths, opts, robust=True)
+    # The run's own rows may be spooled without the record's text: plans are read again (lazily), JSON
+    # line by line.
+    exact = loaded if loaded.robust else load(paths, opts, robust=any(f.container in ("jsonl", "json")
+                                                                       for f in loaded.files))
     quarantined = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
     bad = labels.apply_to_rows(exact.frame, exact.dimensions).filter(quarantined).select(
         pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
