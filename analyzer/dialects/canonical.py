@@ -89,7 +89,7 @@ def _raw(c: str) -> str:
 
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
                     src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
-                    extra: list[str] = ()) -> pl.LazyFrame:
+                    extra: list[str] = (), exact_lines: bool = True) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
@@ -128,8 +128,10 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     many = bool(src.members)
     constants.update(source=pl.lit(source), source_file=pl.col("_path") if many else pl.lit(src.display),
                      source_row=pl.col("_line_no" if many else "_row").cast(pl.Int64),
+                     # Rows numbered across a file set are told apart by that number alone: their file's
+                     # index is needed only beside a line in the file (per-request outputs, quarantine).
                      _file=pl.col("_path").replace_strict(dict(zip(src.paths, (src.index, *src.member_indexes))),
-                                                           return_dtype=pl.Int64) if many
+                                                           return_dtype=pl.Int64) if many and exact_lines
                      else pl.lit(src.index, pl.Int64))
     out = _parse.frame(lf, parsed, labels, constants)
     if "cache_write_tokens" in present:

@@ -425,7 +425,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
                              .otherwise(rank.cast(pl.Int8, strict=False).fill_null(0)).alias("_rank"))
     out = canonical_frame(
         lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
-        bad_record=bad, source=m.name, extra=extra,
+        bad_record=bad, source=m.name, extra=extra, exact_lines=ctx.exact_lines,
     )
     out = _apply_values(out, m.values)
     if m.input_includes_cache:
