@@ -183,14 +183,18 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
 
 
 def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
+    return check_by(by, loaded.dimensions)
+
+
+def check_by(by: list[str], dimensions: list[str]) -> list[str]:
     """Check --by; return its keys computed per row (the rest derive from the rate keys after pricing)."""
-    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(loaded.dimensions)
+    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(dimensions)
     for k in by:
         if k not in allowed:
             raise OptionError(
                 f"--by {k!r}: unknown key; use any of {', '.join(TIME_BUCKETS)}, "
                 f"{', '.join(sorted(set(RAW_KEYS) | set(DERIVED_KEYS)))}"
-                + (f", or a dimension of these logs: {', '.join(loaded.dimensions)}" if loaded.dimensions else "")
+                + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
             )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
@@ -404,6 +408,34 @@ class PricedRows:
         sink_rows(self, fmt, path)
 
 
+# What per-request pricing adds to a canonical row (and `llm-cost reprice` replaces).
+PRICE_TAGS = ("model", "family", "provider", "price_period", "context_tier", "discount_type")
+MONEY_COLUMNS = (*("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost", "savings")
+PRICED_COLUMNS = (*PRICE_TAGS, *MONEY_COLUMNS, "price_book", "unpriced_reason")
+
+
+def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book: pricebook.PriceBook
+               ) -> pl.LazyFrame:
+    """Price valid canonical rows one by one: `rates` is the rate frame of their distinct rate keys,
+    `band` maps each time unit to its price band (both small). Adds PRICED_COLUMNS; money is null
+    on unpriced rows, which say why in `unpriced_reason`."""
+    lf = (
+        lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book))
+        .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
+                      .alias(tagging.TIME_BAND))
+        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(missing_rate_reason())
+        .with_columns(cost_columns())
+        .with_columns(totals_columns())
+    )
+    unpriced = pl.col("unpriced_reason").is_not_null()
+    return lf.with_columns(
+        [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS]
+        + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+           pl.lit(book.version).alias("price_book")]
+    )
+
+
 def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None
                    ) -> tuple[PricedRows, Accounting]:
     """Per-request rows with tags and exact cost columns, and the run's accounting.
@@ -427,33 +459,16 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
-    money = ["cost_" + c.rate for c in COMPONENTS] + ["cost", "list_cost", "savings"]
-    cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
-        "model", "family", "provider", "price_period", "context_tier", "discount_type", *money, "price_book",
-        "unpriced_reason", "source"]
+    cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [*PRICED_COLUMNS, "source"]
 
     def priced(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
             lf = lf.filter(~dedupe.row_key().is_in(losers[dedupe.KEY].implode()))
-        lf = (
-            labels.apply_to_rows(lf, loaded.dimensions)
-            .filter(pl.col("_ok") & ~pl.col("_out"))
-            .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
-            .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
-                          .alias(tagging.TIME_BAND))
-            .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-            .with_columns(missing_rate_reason())
-            .with_columns(cost_columns())
-            .with_columns(totals_columns())
-        )
-        unpriced = pl.col("unpriced_reason").is_not_null()
-        lf = lf.with_columns(
-            [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in money]
-            + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
-               pl.lit(book.version).alias("price_book")]
-            + [pl.lit(None, pl.String).alias(d) for d in loaded.dimensions if d not in lf.collect_schema()]
-        )
+        lf = price_rows(labels.apply_to_rows(lf, loaded.dimensions).filter(pl.col("_ok") & ~pl.col("_out")),
+                        rates, band, book)
+        lf = lf.with_columns([pl.lit(None, pl.String).alias(d) for d in loaded.dimensions
+                              if d not in lf.collect_schema()])
         return lf.select(cols)
 
     return PricedRows([priced(p) for p in loaded.parts]), acc
