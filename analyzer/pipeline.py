@@ -18,7 +18,7 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
 from .errors import OptionError, SourceError
 from .models import Resolver
-from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
 from .sources import SourceFile, expand_paths, open_source
 
@@ -412,6 +412,7 @@ class PricedRows:
 PRICE_TAGS = ("model", "family", "provider", "price_period", "context_tier", "discount_type")
 MONEY_COLUMNS = (*("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost", "savings")
 PRICED_COLUMNS = (*PRICE_TAGS, *MONEY_COLUMNS, "price_book", "unpriced_reason")
+RATE_COLUMNS = (*(RATE + c.column for c in COMPONENTS), *(LIST_RATE + c.column for c in COMPONENTS))
 
 
 def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book: pricebook.PriceBook
@@ -425,30 +426,33 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
                       .alias(tagging.TIME_BAND))
         .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
         .with_columns(missing_rate_reason())
-        .with_columns(cost_columns())
-        .with_columns(totals_columns())
     )
+    return with_costs(lf).with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+                                       pl.lit(book.version).alias("price_book"))
+
+
+def with_costs(frame):
+    """MONEY_COLUMNS from counts and the joined per-unit rates (RATE_COLUMNS), null on unpriced rows.
+    Also prices aggregates exactly: rows that share their rates may sum their counts first."""
     unpriced = pl.col("unpriced_reason").is_not_null()
-    return lf.with_columns(
-        [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS]
-        + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
-           pl.lit(book.version).alias("price_book")]
-    )
+    return frame.with_columns(cost_columns()).with_columns(totals_columns()).with_columns(
+        [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS])
 
 
-def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None
-                   ) -> tuple[PricedRows, Accounting]:
-    """Per-request rows with tags and exact cost columns, and the run's accounting.
+def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None,
+                   keep_rates: bool = False) -> tuple[PricedRows, Accounting]:
+    """Per-request rows with tags and exact cost columns (and with `keep_rates`, the per-unit rates
+    they were computed from: RATE_COLUMNS), and the run's accounting.
 
     A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    return _with_retry(lambda robust: _price_requests(paths, opts, book, robust))
+    return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates))
 
 
-def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
+def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
     loaded = load(paths, opts, robust)
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
     acc = Accounting(files=len(loaded.files))
@@ -459,7 +463,8 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
-    cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [*PRICED_COLUMNS, "source"]
+    cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
+        *PRICED_COLUMNS, *(RATE_COLUMNS if keep_rates else ()), "source"]
 
     def priced(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)

@@ -229,8 +229,16 @@ def _stored_ids(root: str, parts: list[dict]) -> pl.DataFrame:
 
 
 def _write_parquet(df: pl.DataFrame, path: str) -> None:
+    """A part, atomically and durably. Written by PyArrow to choose encodings per column: dictionaries
+    for labels and rates (few distinct values), deltas for the time and line number (they grow
+    within a file); counts are left to zstd. A third of the size of Polars' defaults."""
+    import pyarrow.parquet as pq
+
+    dictionary = [c for c, t in df.schema.items() if t in (pl.String, pl.Categorical) or isinstance(t, pl.Decimal)]
+    deltas = {c: "DELTA_BINARY_PACKED" for c in ("timestamp", "source_row")}
+
     def write(tmp: str) -> None:
-        df.write_parquet(tmp, compression="zstd", statistics=True)
+        pq.write_table(df.to_arrow(), tmp, compression="zstd", use_dictionary=dictionary, column_encoding=deltas)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
 
@@ -314,9 +322,9 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
         return FileResult(path, "empty", acc), entry, pl.DataFrame(schema={H1: pl.UInt64, H2: pl.UInt64})
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
-    priced, acc = pipeline.price_requests([path], run, book)
+    priced, acc = pipeline.price_requests([path], run, book, keep_rates=True)
     # One file at a time (a night's file is small next to memory): collected once, split by month.
-    rows = priced.lazy().collect(engine="streaming")
+    rows = priced.lazy().drop(pipeline.MONEY_COLUMNS).collect(engine="streaming")
     repeated = _in_store(rows, ids)
     unpriced = rows["unpriced_reason"].is_not_null()
     acc.duplicates += int(repeated.sum())
@@ -351,11 +359,15 @@ def _dialect(path: str, opts: pipeline.Options) -> str:
 # ----------------------------------------------------------------------------------------------
 # Reading: scans, reports, status
 
-# The columns of stored rows (dimensions follow, as strings): what `pipeline.price_requests` writes.
+# What pricing adds to a canonical row, in the store: the per-unit rates, not the costs. A request's
+# cost is its counts times its rates (`pipeline.with_costs`), exactly; rates repeat from row to row,
+# so Parquet's dictionary encoding stores them almost for free, where ten per-row Decimal costs were
+# 60% of the bytes. Costs stay those of ingest: the rates are those of the book used then.
+PRICING = (*pipeline.PRICE_TAGS, "price_book", "unpriced_reason", *pipeline.RATE_COLUMNS)
+# The columns of stored rows (dimensions follow, as strings).
 SCHEMA: dict[str, pl.DataType] = {
-    **pipeline.CANONICAL, **{c: pl.String() for c in pipeline.PRICE_TAGS},
-    **{c: MONEY for c in pipeline.MONEY_COLUMNS}, "price_book": pl.String(), "unpriced_reason": pl.String(),
-    SHA: pl.String(),
+    **pipeline.CANONICAL, **{c: pl.String() for c in (*pipeline.PRICE_TAGS, "price_book", "unpriced_reason")},
+    **{c: MONEY for c in pipeline.RATE_COLUMNS}, SHA: pl.String(),
 }
 
 
@@ -389,16 +401,17 @@ def _outside(since: dt.datetime | None, until: dt.datetime | None) -> pl.Expr:
     return out
 
 
-def scan(root: str, months: set[str] | None = None, manifest: Manifest | None = None) -> pl.LazyFrame:
-    """The stored priced rows of these months (all when None), lazily. Only the parts the manifest
-    names for those months are opened: the month filter is decided before the scan, and a part left
-    by a killed run is never read. Any Parquet reader can do the same with the hive layout."""
+def scan(root: str, months: set[str] | None = None, manifest: Manifest | None = None, costs: bool = True
+         ) -> pl.LazyFrame:
+    """The stored priced rows of these months (all when None), lazily, with their cost columns
+    (`costs`) as `llm-cost price` writes them. Only the parts the manifest names for those months
+    are opened: the month filter is decided before the scan, and a part left by a killed run is
+    never read. Any Parquet reader can do the same with the hive layout."""
     manifest = manifest or open_manifest(root)
     schema = {**SCHEMA, **{d: pl.String() for d in manifest.dimensions}}
     files = [os.path.join(root, p["file"]) for p in manifest.parts(months)]
-    if not files:
-        return pl.DataFrame(schema=schema).lazy()
-    return pl.scan_parquet(files, schema=schema, missing_columns="insert")
+    lf = pl.scan_parquet(files, schema=schema, missing_columns="insert") if files else pl.LazyFrame(schema=schema)
+    return pipeline.with_costs(lf) if costs else lf
 
 
 def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeline.Options | None = None
@@ -424,14 +437,16 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         extra.append(tagging.cache_use())
         keys.append("_cache_use")
     unpriced = pl.col("unpriced_reason").is_not_null()
-    group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book"]
-    agg = scan(root, months, manifest).with_columns(
+    # Counts are summed per set of rates, then priced: exact, and no per-row Decimal arithmetic.
+    group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book", *pipeline.RATE_COLUMNS]
+    agg = scan(root, months, manifest, costs=False).with_columns(
         *extra, _outside(since, until).alias("_out"), pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
     ).group_by(group).agg(
         pl.len().alias(pipeline.ROWS),
-        *[pl.col(c).sum() for c in ("requests", *COUNT_COLUMNS, *aggregate.COST_COLUMNS, "reported_cost")],
+        *[pl.col(c).sum() for c in ("requests", *COUNT_COLUMNS, "reported_cost")],
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
     ).collect(engine="streaming")
+    agg = pipeline.with_costs(agg)
     inside = agg.filter(~pl.col("_out"))
     priced = inside.filter(pl.col("unpriced_reason").is_null())
     acc = _stored_accounting(manifest)
@@ -536,7 +551,7 @@ class RepriceResult:
 
 def _costs(df: pl.DataFrame) -> pl.DataFrame:
     return df.group_by(pl.col("timestamp").dt.strftime("%Y-%m").alias("month"), "model").agg(
-        pl.len().alias("requests"), pl.col("cost").sum().cast(MONEY))
+        pl.col("requests").sum(), pl.col("cost").sum().cast(MONEY))
 
 
 def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAULT_WAIT,
@@ -566,14 +581,14 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
             df = pl.read_parquet(os.path.join(root, part["file"])).with_row_index("_i")
             cols = df.columns
             window = df.filter(inside)
-            repriced = pipeline.price_rows(window.lazy().drop(pipeline.PRICED_COLUMNS), rates, band, book)
+            repriced = pipeline.price_rows(window.lazy().drop(PRICING), rates, band, book)
             new = pl.concat([df.filter(~inside), repriced.select(cols).collect()]).sort("_i").drop("_i")
             tag = hashlib.sha256(f"{part['file']}|{book.version}|{since}|{until}".encode()).hexdigest()[:8]
             name = os.path.join(os.path.dirname(part["file"]), f"part-{new[SHA][0][:16]}-{tag}.parquet")
             _write_parquet(new, os.path.join(root, name))
             replaced[part["file"]] = {**part, "file": name, "price_book": book.version}
-            before.append(_costs(window))
-            after.append(_costs(new.filter(inside)))
+            before.append(_costs(pipeline.with_costs(window)))
+            after.append(_costs(pipeline.with_costs(new.filter(inside))))
         changes = _changes(before, after)
         for e in manifest.files.values():
             e["parts"] = [replaced.get(p["file"], p) for p in e["parts"]]
@@ -593,7 +608,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
 
 def _changes(before: list[pl.DataFrame], after: list[pl.DataFrame]) -> pl.DataFrame:
     """Old and new cost per month and model (null model: unpriced), and the exact difference."""
-    schema = {"month": pl.String, "model": pl.String, "requests": pl.UInt32, "cost": MONEY}
+    schema = {"month": pl.String, "model": pl.String, "requests": pl.Int64, "cost": MONEY}
     zero = pl.lit(0, MONEY)
 
     def total(frames: list[pl.DataFrame], name: str) -> pl.DataFrame:
