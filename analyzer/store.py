@@ -48,6 +48,7 @@ LOCK = ".lock"
 TEMP_PREFIX = ".llm-cost-"  # writers.atomic_write's temporary files
 SHA = "source_sha256"  # column: the sha256 of the file a row came from (joins with the manifest)
 H1, H2 = "_h1", "_h2"
+RATE_ID = "rate_id"  # column: which set of per-unit rates priced the row (the manifest lists them)
 SEED1, SEED2 = 0x5702_0001, 0x5702_0002
 DEFAULT_WAIT = 30.0
 
@@ -65,6 +66,7 @@ class Manifest:
     root: str
     files: dict[str, dict] = field(default_factory=dict)  # absolute path -> what its ingest produced
     repricings: list[dict] = field(default_factory=list)
+    rates: dict[str, dict] = field(default_factory=dict)  # rate id -> per-unit rates (exact decimal text)
 
     @classmethod
     def read(cls, root: str) -> Manifest:
@@ -78,10 +80,11 @@ class Manifest:
             raise StoreError(f"{path}: cannot read the store's manifest ({e})") from None
         if doc.get("format") != FORMAT:
             raise StoreError(f"{path}: store format {doc.get('format')!r}, this llm-cost reads format {FORMAT}")
-        return cls(root, doc["files"], doc.get("repricings", []))
+        return cls(root, doc["files"], doc.get("repricings", []), doc.get("rates", {}))
 
     def write(self) -> None:
-        doc = {"format": FORMAT, "files": dict(sorted(self.files.items())), "repricings": self.repricings}
+        doc = {"format": FORMAT, "files": dict(sorted(self.files.items())), "repricings": self.repricings,
+               "rates": dict(sorted(self.rates.items()))}
         text = json.dumps(doc, indent=1) + "\n"
 
         def write(tmp: str) -> None:
@@ -101,6 +104,22 @@ class Manifest:
 
     def by_sha(self, sha: str) -> str | None:
         return next((path for path, e in self.files.items() if e["sha256"] == sha), None)
+
+    def add_rates(self, table: pl.DataFrame) -> None:
+        """Record the rates of new rate ids (see `_with_rate_ids`)."""
+        for r in table.to_dicts():  # a few rows: one per distinct set of rates
+            rates = {c: r[c] for c in pipeline.RATE_COLUMNS}
+            known = self.rates.setdefault(str(r[RATE_ID]), rates)
+            if known != rates:  # two sets of rates with one id: a 60-bit hash collision
+                raise StoreError(f"{self.root}: rate id {r[RATE_ID]} names two sets of rates")
+
+    def rate_frame(self) -> pl.DataFrame:
+        """Rate id -> per-unit rates as exact Decimals."""
+        ids = list(self.rates)
+        frame = pl.DataFrame({RATE_ID: [int(i) for i in ids],
+                              **{c: [self.rates[i][c] for i in ids] for c in pipeline.RATE_COLUMNS}},
+                             schema={RATE_ID: pl.Int64, **{c: pl.String for c in pipeline.RATE_COLUMNS}})
+        return frame.with_columns([pl.col(c).cast(MONEY) for c in pipeline.RATE_COLUMNS])
 
     @property
     def dimensions(self) -> list[str]:
@@ -250,10 +269,26 @@ def _in_store(rows: pl.DataFrame, ids: pl.DataFrame) -> pl.Series:
     candidates are confirmed on both."""
     rid = pl.col("request_id")
     keyed = rows.select(pl.int_range(pl.len()).alias("_i"), rid.hash(SEED1).alias(H1), rid.hash(SEED2).alias(H2),
-                        rid.is_not_null().alias("_has_id"))
-    candidates = keyed.filter(pl.col("_has_id") & pl.col(H1).is_in(ids[H1].implode()))
-    hits = candidates.join(ids, on=[H1, H2], how="semi")["_i"]
+                        rid.is_not_null().alias("_has_id")).filter(pl.col("_has_id"))
+    # The store's ids are probed with this file's (a small set), not the reverse: no table of every
+    # stored id is built.
+    seen = ids.filter(pl.col(H1).is_in(keyed[H1].implode()))
+    hits = keyed.join(seen, on=[H1, H2], how="semi")["_i"]
     return pl.int_range(rows.height, eager=True).is_in(hits.implode())
+
+
+def _with_rate_ids(rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows with a RATE_ID naming their set of per-unit rates, and the table of those sets.
+
+    The id is a hash of the rates' exact text: the same rates get the same id in every run. Reports
+    group by this one integer and price the sums from the table, instead of grouping fourteen
+    Decimal columns of every row."""
+    text = pl.concat_str([pl.col(c).cast(pl.String).fill_null("-") for c in pipeline.RATE_COLUMNS], separator="|")
+    table = rows.select(pipeline.RATE_COLUMNS).unique().with_columns(text.alias("_text"))
+    ids = [int(hashlib.sha256(t.encode()).hexdigest()[:15], 16) for t in table["_text"].to_list()]  # a few
+    table = table.with_columns(pl.Series(RATE_ID, ids, dtype=pl.Int64)).drop("_text")
+    rows = rows.join(table, on=list(pipeline.RATE_COLUMNS), how="left", nulls_equal=True, maintain_order="left")
+    return rows, table.with_columns([pl.col(c).cast(pl.String) for c in pipeline.RATE_COLUMNS])
 
 
 def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float = DEFAULT_WAIT,
@@ -292,9 +327,11 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 continue
             if before is not None or ids is None:  # a replaced file's own ids are not duplicates
                 ids = _stored_ids(root, [p for e in manifest.files.values() if e is not before for p in e["parts"]])
-            result, entry, new_ids = _ingest_file(path, digest, root, opts, book, ids)
+            result, entry, new_ids, rates = _ingest_file(path, digest, root, opts, book, ids)
             entry["path"] = key
             manifest.files[key] = entry
+            if rates is not None:
+                manifest.add_rates(rates)
             manifest.write()
             if before is not None:
                 result.status = "replaced"
@@ -310,7 +347,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
 
 
 def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book: pricebook.PriceBook,
-                 ids: pl.DataFrame) -> tuple[FileResult, dict, pl.DataFrame]:
+                 ids: pl.DataFrame) -> tuple[FileResult, dict, pl.DataFrame, pl.DataFrame | None]:
     st = os.stat(path)
     now = dt.datetime.now(dt.UTC)
     entry = {"size": st.st_size, "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
@@ -319,7 +356,7 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
     if st.st_size == 0:  # a night without traffic: remembered, so that it is not read again
         acc = pipeline.Accounting(files=1)
         entry.update(dialect=None, rows=0, accounting=acc.as_dict(), dimensions=[])
-        return FileResult(path, "empty", acc), entry, pl.DataFrame(schema={H1: pl.UInt64, H2: pl.UInt64})
+        return FileResult(path, "empty", acc), entry, pl.DataFrame(schema={H1: pl.UInt64, H2: pl.UInt64}), None
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
     priced, acc = pipeline.price_requests([path], run, book, keep_rates=True)
@@ -334,7 +371,7 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
     left = rows.filter(pl.col("unpriced_reason").is_not_null()).group_by("model_raw").len().sort("len", descending=True)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
     acc.unpriced_reasons = {k: v for k, v in acc.unpriced_reasons.items() if k in acc.unpriced_models}
-    rows = rows.with_columns(pl.lit(digest).alias(SHA))
+    rows, rates = _with_rate_ids(rows.with_columns(pl.lit(digest).alias(SHA)))
     rows = rows.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias("_month"))
     for (m,), part in sorted(rows.group_by("_month"), key=lambda g: g[0]):
         name = os.path.join(ROWS, f"month={m}", f"part-{digest[:16]}.parquet")
@@ -342,11 +379,11 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
         _write_parquet(part, os.path.join(root, name))
         entry["parts"].append({"file": name, "month": m, "rows": part.height, "price_book": book.version,
                                "first": part["timestamp"].min().isoformat(), "last": part["timestamp"].max().isoformat()})
-    dims = [c for c in rows.columns if c not in SCHEMA and c != "_month"]
+    dims = [c for c in rows.columns if c not in SCHEMA and c not in ("_month", RATE_ID)]
     entry.update(dialect=_dialect(path, opts), rows=acc.rows_read,
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
-    return FileResult(path, "ingested", acc, rows.height), entry, _id_keys(rows.lazy()).collect()
+    return FileResult(path, "ingested", acc, rows.height), entry, _id_keys(rows.lazy()).collect(), rates
 
 
 def _dialect(path: str, opts: pipeline.Options) -> str:
@@ -363,11 +400,11 @@ def _dialect(path: str, opts: pipeline.Options) -> str:
 # cost is its counts times its rates (`pipeline.with_costs`), exactly; rates repeat from row to row,
 # so Parquet's dictionary encoding stores them almost for free, where ten per-row Decimal costs were
 # 60% of the bytes. Costs stay those of ingest: the rates are those of the book used then.
-PRICING = (*pipeline.PRICE_TAGS, "price_book", "unpriced_reason", *pipeline.RATE_COLUMNS)
+PRICING = (*pipeline.PRICE_TAGS, "price_book", "unpriced_reason", *pipeline.RATE_COLUMNS, "rate_id")
 # The columns of stored rows (dimensions follow, as strings).
 SCHEMA: dict[str, pl.DataType] = {
     **pipeline.CANONICAL, **{c: pl.String() for c in (*pipeline.PRICE_TAGS, "price_book", "unpriced_reason")},
-    **{c: MONEY for c in pipeline.RATE_COLUMNS}, SHA: pl.String(),
+    **{c: MONEY for c in pipeline.RATE_COLUMNS}, RATE_ID: pl.Int64(), SHA: pl.String(),
 }
 
 
@@ -437,8 +474,8 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         extra.append(tagging.cache_use())
         keys.append("_cache_use")
     unpriced = pl.col("unpriced_reason").is_not_null()
-    # Counts are summed per set of rates, then priced: exact, and no per-row Decimal arithmetic.
-    group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book", *pipeline.RATE_COLUMNS]
+    # Counts are summed per set of rates, then priced: exact, and no Decimal is read or computed per row.
+    group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book", RATE_ID]
     agg = scan(root, months, manifest, costs=False).with_columns(
         *extra, _outside(since, until).alias("_out"), pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
     ).group_by(group).agg(
@@ -446,7 +483,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         *[pl.col(c).sum() for c in ("requests", *COUNT_COLUMNS, "reported_cost")],
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
     ).collect(engine="streaming")
-    agg = pipeline.with_costs(agg)
+    agg = pipeline.with_costs(agg.join(manifest.rate_frame(), on=RATE_ID, how="left"))
     inside = agg.filter(~pl.col("_out"))
     priced = inside.filter(pl.col("unpriced_reason").is_null())
     acc = _stored_accounting(manifest)
@@ -582,7 +619,9 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
             cols = df.columns
             window = df.filter(inside)
             repriced = pipeline.price_rows(window.lazy().drop(PRICING), rates, band, book)
-            new = pl.concat([df.filter(~inside), repriced.select(cols).collect()]).sort("_i").drop("_i")
+            repriced, table = _with_rate_ids(repriced.collect())
+            manifest.add_rates(table)
+            new = pl.concat([df.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
             tag = hashlib.sha256(f"{part['file']}|{book.version}|{since}|{until}".encode()).hexdigest()[:8]
             name = os.path.join(os.path.dirname(part["file"]), f"part-{new[SHA][0][:16]}-{tag}.parquet")
             _write_parquet(new, os.path.join(root, name))

@@ -209,6 +209,22 @@ def test_reprice_cli_prints_old_new_and_difference(tmp_path):
     assert "claude-sonnet-4-5-20250929" in r.stdout and "exact difference -0.000900000000 USD" in r.stdout
 
 
+def test_empty_files_are_remembered_and_bad_input_is_one_line(tmp_path):
+    st = tmp_path / "store"
+    night = tmp_path / "in"
+    log(night / "a.csv", [req("a")])
+    (night / "b.csv").write_text("")
+    result = store.ingest([str(night)], str(st))
+    assert [f.status for f in result.files] == ["ingested", "empty"]
+    assert [f.status for f in store.ingest([str(night)], str(st)).files] == ["unchanged", "unchanged"]
+    r = run("report", "--store", st, "--by", "colour")
+    assert r.exit_code == 2 and "--by 'colour'" in r.stderr and "workspace" in r.stderr
+    r = run("ingest", night, "--store", st, "--since", "2026-10-01")
+    assert r.exit_code == 2  # ingest has no --since: a store keeps whole files
+    r = run("reprice", "--store", st, "--since", "2027-01-01")
+    assert r.exit_code == 0 and "nothing to re-price" in r.stdout
+
+
 def test_cli_ingest_report_status(tmp_path):
     st = tmp_path / "store"
     r = run("ingest", SAMPLE, "--store", st)
