@@ -302,6 +302,10 @@ def store_group():
     """Inspect a store of nightly runs."""
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
+
+
 @store_group.command("status")
 @click.argument("store_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
@@ -318,7 +322,7 @@ def store_status(store_dir, as_json):
         return
     click.echo(f"store {s['store']}: {s['files']:,} files ingested, last ingest {s['last_ingest'] or 'never'}")
     click.echo(f"rows read {s['rows_read']:,} = stored {s['rows_stored']:,} + duplicates {s['duplicates']:,} "
-               f"+ quarantined {s['quarantined']:,} ({s['bytes'] / 2**20:,.1f} MiB of Parquet)")
+               f"+ quarantined {s['quarantined']:,} ({_size(s['bytes'])} of Parquet)")
     click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
     click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))
     click.echo("price books: " + (", ".join(f"{v} ({n:,} rows)" for v, n in s["price_books"].items()) or "none")
