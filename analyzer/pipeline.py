@@ -182,10 +182,6 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
     return dedupe.candidates(loaded.frame, expected_rows=sum(f.expected_rows() for f in loaded.files))
 
 
-def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
-    return check_by(by, loaded.dimensions)
-
-
 def check_by(by: list[str], dimensions: list[str]) -> list[str]:
     """Check --by; return its keys computed per row (the rest derive from the rate keys after pricing)."""
     allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(dimensions)
@@ -335,7 +331,7 @@ def _with_retry(run):
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
     loaded = load(paths, opts, robust)
-    row_keys = _row_keys(by, loaded)
+    row_keys = check_by(by, loaded.dimensions)
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
     post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
@@ -431,7 +427,7 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
                                        pl.lit(book.version).alias("price_book"))
 
 
-def with_costs(frame):
+def with_costs(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
     """MONEY_COLUMNS from counts and the joined per-unit rates (RATE_COLUMNS), null on unpriced rows.
     Also prices aggregates exactly: rows that share their rates may sum their counts first."""
     unpriced = pl.col("unpriced_reason").is_not_null()

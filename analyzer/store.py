@@ -305,8 +305,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     pipeline.check_tz(opts.tz)
     book = pricebook.load(opts.prices)
     root = os.path.abspath(root)
-    inside = root + os.sep
-    files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]
+    inside = os.path.realpath(root) + os.sep
+    files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]  # never the store itself
     results = []
     with locked(root, "ingest", wait, warn):
         manifest = Manifest.read(root)
@@ -377,7 +377,7 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
         name = os.path.join(ROWS, f"month={m}", f"part-{digest[:16]}.parquet")
         part = part.drop("_month")
         _write_parquet(part, os.path.join(root, name))
-        entry["parts"].append({"file": name, "month": m, "rows": part.height, "price_book": book.version,
+        entry["parts"].append({"file": name, "month": m, "rows": part.height, "price_books": {book.version: part.height},
                                "first": part["timestamp"].min().isoformat(), "last": part["timestamp"].max().isoformat()})
     dims = [c for c in rows.columns if c not in SCHEMA and c not in ("_month", RATE_ID)]
     entry.update(dialect=_dialect(path, opts), rows=acc.rows_read,
@@ -532,7 +532,8 @@ def status(root: str) -> dict:
     books: dict[str, int] = {}
     for p in parts:
         months[p["month"]] = months.get(p["month"], 0) + p["rows"]
-        books[p["price_book"]] = books.get(p["price_book"], 0) + p["rows"]
+        for version, n in p["price_books"].items():
+            books[version] = books.get(version, 0) + n
     referenced = manifest.referenced()
     missing = sorted(p["file"] for p in parts if not os.path.isfile(os.path.join(root, p["file"])))
     leftovers = []
@@ -625,7 +626,9 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
             tag = hashlib.sha256(f"{part['file']}|{book.version}|{since}|{until}".encode()).hexdigest()[:8]
             name = os.path.join(os.path.dirname(part["file"]), f"part-{new[SHA][0][:16]}-{tag}.parquet")
             _write_parquet(new, os.path.join(root, name))
-            replaced[part["file"]] = {**part, "file": name, "price_book": book.version}
+            versions = new.group_by("price_book").len().sort("price_book")  # a window may cover part of a part
+            replaced[part["file"]] = {**part, "file": name,
+                                      "price_books": dict(zip(versions["price_book"].to_list(), versions["len"].to_list()))}
             before.append(_costs(pipeline.with_costs(window)))
             after.append(_costs(pipeline.with_costs(new.filter(inside))))
         changes = _changes(before, after)
