@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ROWS    ?= 10000000
 
-.PHONY: help install demo test lint golden bench clean
+.PHONY: help install demo test lint golden bench bench-store clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ golden: $(STAMP)  ## regenerate the golden reports in tests/golden (review the d
 
 bench: $(STAMP)  ## benchmark: ROWS synthetic requests (default 10 million) in Parquet, CSV and JSONL
 	$(BIN)/python bench/bench.py --rows $(ROWS)
+
+bench-store: $(STAMP)  ## benchmark the store: ingest 30 nightly files of 300,000 requests, then reports from it
+	$(BIN)/python bench/bench_store.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

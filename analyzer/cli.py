@@ -45,10 +45,12 @@ def handle_errors(f):
     return wrapper
 
 
-def input_options(f):
+def input_options(f=None, *, paths_required: bool = True):
     """Options shared by every command that reads logs."""
+    if f is None:
+        return functools.partial(input_options, paths_required=paths_required)
     decorators = [
-        click.argument("paths", nargs=-1, required=True),
+        click.argument("paths", nargs=-1, required=paths_required),
         click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file"),
         click.option("--map", "mapping", type=click.Path(dir_okay=False),
                      help="read every input with this mapping TOML (your log's paths -> canonical columns) "
@@ -109,20 +111,30 @@ def main():
 
 
 @main.command()
-@input_options
+@input_options(paths_required=False)
+@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+              help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
 @handle_errors
-def report(paths, by, fmt, output, **kw):
-    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin)."""
+def report(paths, store_dir, by, fmt, output, **kw):
+    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
     from . import pipeline, writers
 
+    if bool(paths) == bool(store_dir):
+        raise click.UsageError("give log files to read, or --store DIR, not both" if paths else
+                               "give log files to read (files, directories, globs, -), or --store DIR")
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        rep = pipeline.analyze(paths, keys, _options(kw, output))
+        if store_dir:
+            from . import store
+
+            rep = store.report(store_dir, keys, _options(kw, output))
+        else:
+            rep = pipeline.analyze(paths, keys, _options(kw, output))
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep)
     else:
@@ -243,3 +255,134 @@ def formats():
 
     for d in DIALECTS.values():
         click.echo(f"{d.name}\n  {d.description}\n  recognised by: {', '.join(d.required)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# The store of nightly runs (analyzer/store.py)
+
+WAIT_HELP = "if another run holds the store, wait this long for it, then exit 2"
+
+
+def _store_options(f):
+    decorators = [
+        click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False),
+                     help="the store directory (created by the first ingest)"),
+        click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
+                     help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
+        click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP),
+        click.option("--quiet", "-q", is_flag=True, help="no summary on stderr"),
+    ]
+    for d in reversed(decorators):
+        f = d(f)
+    return f
+
+
+def _warn(message: str) -> None:
+    click.echo(f"llm-cost: warning: {message}", err=True)
+
+
+def _file_progress(quiet: bool, total: int):
+    """A progress bar over files on stderr, only when a person is watching a multi-file ingest."""
+    import contextlib
+
+    if quiet or total < 2 or not sys.stderr.isatty():
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("ingesting", total=total)
+
+            def update(path: str, done: int, _total: int) -> None:
+                progress.update(task, completed=done, description=f"ingesting {path}" if path else "done")
+
+            yield update
+
+    return bar()
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@_store_options
+@click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file")
+@click.option("--strict", is_flag=True, help="exit 1 if any row is unpriced or quarantined")
+@handle_errors
+def ingest(paths, store_dir, prices, wait, quiet, dialect, strict):
+    """Price log files into a store; safe to re-run (files already ingested are skipped)."""
+    from . import pipeline, store
+    from .sources import expand_paths
+
+    total = len(expand_paths(paths))
+    with _file_progress(quiet, total) as progress:
+        result = store.ingest(paths, store_dir, pipeline.Options(dialect=dialect, prices=tuple(prices)), wait=wait,
+                              progress=progress, warn=_warn)
+    acc = result.accounting
+    if acc.quarantined:
+        acc.quarantine_file = f"{store_dir}/{store.QUARANTINE}/"
+    if not quiet:
+        if result.recovered:
+            click.echo(f"llm-cost: removed {len(result.recovered)} leftover file(s) of an interrupted run", err=True)
+        for f in result.files:
+            click.echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
+        done = [f for f in result.files if f.accounting is not None]
+        click.echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: rows read {acc.rows_read:,} = "
+                   f"priced {acc.priced:,} + unpriced {acc.unpriced:,} + duplicates {acc.duplicates:,} + quarantined "
+                   f"{acc.quarantined:,}", err=True)
+    _finish(acc, strict, quiet)
+
+
+@main.group("store")
+def store_group():
+    """Inspect a store of nightly runs."""
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 2**10:,.1f} KiB"
+
+
+@store_group.command("status")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+@handle_errors
+def store_status(store_dir, as_json):
+    """Files, rows, date range, months, price books, last ingest, quarantined rows."""
+    import json
+
+    from . import store
+
+    s = store.status(store_dir)
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+        return
+    click.echo(f"store {s['store']}: {s['files']:,} files ingested, last ingest {s['last_ingest'] or 'never'}")
+    click.echo(f"rows read {s['rows_read']:,} = stored {s['rows_stored']:,} + duplicates {s['duplicates']:,} "
+               f"+ quarantined {s['quarantined']:,} ({_size(s['bytes'])} of Parquet)")
+    click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
+    click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))
+    click.echo("price books: " + (", ".join(f"{v} ({n:,} rows)" for v, n in s["price_books"].items()) or "none")
+               + (f"; {s['repricings']} reprice run(s)" if s["repricings"] else ""))
+    for name in s["missing_parts"]:
+        click.echo(f"MISSING: {name} (named by the manifest)")
+    if s["leftovers"]:
+        click.echo(f"{len(s['leftovers'])} leftover file(s) of an interrupted run (the next ingest removes them)")
+    click.echo("consistent" if s["consistent"] else "NOT CONSISTENT")
+    if not s["consistent"]:
+        sys.exit(ExitCode.CHECK_FAILED)
+
+
+@main.command()
+@_store_options
+@click.option("--since", help="first day (in --tz) or ISO date-time to re-price")
+@click.option("--until", help="last day to re-price (whole day, in --tz), or an exclusive ISO date-time")
+@click.option("--tz", default="UTC", show_default=True, help="IANA time zone of --since/--until dates")
+@handle_errors
+def reprice(store_dir, prices, wait, quiet, since, until, tz):
+    """Re-price stored rows with the current price book and overlays; prints old vs new per month/model."""
+    from . import pipeline, store, writers
+
+    result = store.reprice(store_dir, pipeline.Options(prices=tuple(prices), since=since, until=until, tz=tz),
+                           wait=wait, warn=_warn)
+    click.echo(writers.reprice_text(result), nl=False)

@@ -21,7 +21,7 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
 from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
-from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
 from .sources import _TEMPORARY, SourceFile, expand_paths, open_source
 
@@ -294,15 +294,15 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     return dataclasses.replace(loaded, parts=parts, spooled=[t for t in _TEMPORARY if t not in before])
 
 
-def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
+def check_by(by: list[str], dimensions: list[str]) -> list[str]:
     """Check --by; return its keys computed per row (the rest derive from the rate keys after pricing)."""
-    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(loaded.dimensions)
+    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(dimensions)
     for k in by:
         if k not in allowed:
             raise OptionError(
                 f"--by {k!r}: unknown key; use any of {', '.join(TIME_BUCKETS)}, "
                 f"{', '.join(sorted(set(RAW_KEYS) | set(DERIVED_KEYS)))}"
-                + (f", or a dimension of these logs: {', '.join(loaded.dimensions)}" if loaded.dimensions else "")
+                + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
             )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
@@ -457,7 +457,7 @@ def _with_retry(run):
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
     loaded = load(paths, opts, robust)
-    row_keys = _row_keys(by, loaded)
+    row_keys = check_by(by, loaded.dimensions)
     loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
@@ -538,19 +538,51 @@ class PricedRows:
         sink_rows(self, fmt, path)
 
 
-def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None
-                   ) -> tuple[PricedRows, Accounting]:
-    """Per-request rows with tags and exact cost columns, and the run's accounting.
+# What per-request pricing adds to a canonical row (and `llm-cost reprice` replaces).
+PRICE_TAGS = ("model", "family", "provider", "price_period", "context_tier", "discount_type")
+MONEY_COLUMNS = (*("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost", "savings")
+PRICED_COLUMNS = (*PRICE_TAGS, *MONEY_COLUMNS, "price_book", "unpriced_reason")
+RATE_COLUMNS = (*(RATE + c.column for c in COMPONENTS), *(LIST_RATE + c.column for c in COMPONENTS))
+
+
+def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book: pricebook.PriceBook
+               ) -> pl.LazyFrame:
+    """Price valid canonical rows one by one: `rates` is the rate frame of their distinct rate keys,
+    `band` maps each time unit to its price band (both small). Adds PRICED_COLUMNS; money is null
+    on unpriced rows, which say why in `unpriced_reason`."""
+    lf = (
+        lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book))
+        .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
+                      .alias(tagging.TIME_BAND))
+        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
+        .with_columns(missing_rate_reason())
+    )
+    return with_costs(lf).with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+                                       pl.lit(book.version).alias("price_book"))
+
+
+def with_costs(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
+    """MONEY_COLUMNS from counts and the joined per-unit rates (RATE_COLUMNS), null on unpriced rows.
+    Also prices aggregates exactly: rows that share their rates may sum their counts first."""
+    unpriced = pl.col("unpriced_reason").is_not_null()
+    return frame.with_columns(cost_columns()).with_columns(totals_columns()).with_columns(
+        [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS])
+
+
+def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None,
+                   keep_rates: bool = False) -> tuple[PricedRows, Accounting]:
+    """Per-request rows with tags and exact cost columns (and with `keep_rates`, the per-unit rates
+    they were computed from: RATE_COLUMNS), and the run's accounting.
 
     A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    return _with_retry(lambda robust: _price_requests(paths, opts, book, robust))
+    return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates))
 
 
-def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
+def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
     loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
     acc = Accounting(files=len(loaded.dialects))
@@ -561,34 +593,18 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
-    money = ["cost_" + c.rate for c in COMPONENTS] + ["cost", "list_cost", "savings"]
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
-        "model", "family", "provider", "price_period", "context_tier", "discount_type", *money, "price_book",
-        "unpriced_reason", "source"]
+        *PRICED_COLUMNS, *(RATE_COLUMNS if keep_rates else ()), "source"]
 
     def priced(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
             lf = lf.filter(~dedupe.row_key().is_in(losers[dedupe.KEY].implode()))
-        lf = (
-            labels.apply_to_rows(lf, loaded.dimensions)
-            .filter(pl.col("_ok") & ~pl.col("_out") & (pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping
-                                                        else pl.lit(True)))
-            .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
-            .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
-                          .alias(tagging.TIME_BAND))
-            .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-            .with_columns(missing_rate_reason())
-            .with_columns(cost_columns())
-            .with_columns(totals_columns())
-        )
-        unpriced = pl.col("unpriced_reason").is_not_null()
-        lf = lf.with_columns(
-            [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in money]
-            + [pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
-               pl.lit(book.version).alias("price_book")]
-            + [pl.lit(None, pl.String).alias(d) for d in loaded.dimensions if d not in lf.collect_schema()]
-        )
+        billable = pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping else pl.lit(True)
+        lf = price_rows(labels.apply_to_rows(lf, loaded.dimensions).filter(pl.col("_ok") & ~pl.col("_out") & billable),
+                        rates, band, book)
+        lf = lf.with_columns([pl.lit(None, pl.String).alias(d) for d in loaded.dimensions
+                              if d not in lf.collect_schema()])
         return lf.select(cols)
 
     return PricedRows([priced(p) for p in loaded.parts]), acc

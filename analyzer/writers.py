@@ -330,3 +330,29 @@ def price_show_text(book, m) -> str:
         if p.note:
             out.append(f"    note: {p.note}")
     return "\n".join(out) + "\n"
+
+
+def reprice_text(result) -> str:
+    """What `llm-cost reprice` changed: old and new cost per month and model, and the difference."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if not result.parts:
+        return "nothing to re-price: the store holds no rows in that window\n"
+    t = Table(show_footer=True, header_style="bold", footer_style="bold")
+    for name, foot in (("month", "total"), ("model", ""), ("requests", f"{result.changes['requests'].sum():,}"),
+                       ("old $", money_text(result.old_total, DISPLAY_PLACES)),
+                       ("new $", money_text(result.new_total, DISPLAY_PLACES)),
+                       ("difference $", money_text(result.difference, DISPLAY_PLACES))):
+        t.add_column(name, footer=foot, justify="left" if name in ("month", "model") else "right")
+    for r in result.changes.to_dicts():
+        t.add_row(r["month"], r["model"] or "(unpriced)", f"{r['requests']:,}", money_text(r["old_cost"], DISPLAY_PLACES),
+                  money_text(r["new_cost"], DISPLAY_PLACES), money_text(r["difference"], DISPLAY_PLACES))
+    console = Console(file=io.StringIO(), width=160, color_system=None)
+    console.print(t)
+    book = result.book
+    console.print(f"re-priced {result.parts} part(s) in {', '.join(result.months)} with price book {book.version}"
+                  + (f" + overlays {', '.join(book.overlays)}" if book.overlays else "")
+                  + f"; exact difference {money_text(result.difference)} USD; money rounded {ROUNDING} to cents "
+                    "for display", highlight=False, soft_wrap=True)
+    return console.file.getvalue()
