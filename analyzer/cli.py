@@ -168,7 +168,9 @@ def price(paths, output, **kw):
 
 
 @main.command()
-@input_options
+@input_options(paths_required=False)
+@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+              help="audit a store's costs (see `llm-cost ingest`) instead of log files")
 @click.option("--invoice", required=True, type=click.Path(dir_okay=False),
               help="what was billed: Admin API cost report JSON, analytics cost JSON, Console cost CSV, FOCUS "
                    "CSV/Parquet, or a CSV period,model[,token_type],amount_usd")
@@ -182,17 +184,20 @@ def price(paths, output, **kw):
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
 @handle_errors
-def audit(paths, invoice, invoice_format, tolerance, by, fmt, output, **kw):
+def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output, **kw):
     """Reconcile computed costs with an invoice, line by line; exit 1 when a line is out of tolerance."""
     from . import audit as audit_
     from . import audit_writers, writers
 
+    if bool(paths) == bool(store_dir):
+        raise click.UsageError("give log files to read, or --store DIR, not both" if paths else
+                               "give log files to read (files, directories, globs, -), or --store DIR")
     tol = audit_.Tolerance.parse(tolerance)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     fmt = writers.format_for(fmt, output, "table")
     audit_writers.check_format(fmt)
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format)
+        result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format, store_dir)
     audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty())
     if output not in (None, "-") and not kw["quiet"]:
         bad = int((result.lines["status"] != "ok").sum())

@@ -386,3 +386,16 @@ def test_workspaces_are_compared_only_when_asked(tmp_path, q):
     got = {(ln["model"], ln["workspace"], ln["status"]) for ln in doc["lines"]}
     assert got == {(SONNET, "default", "ok"), (HAIKU, "research", "missing_in_logs"),
                    (HAIKU, "default", "missing_in_invoice")}
+
+
+def test_audit_from_a_store_equals_audit_from_the_logs(tmp_path, q):
+    log, invoice = logs(tmp_path, drop_day=dt.date(2026, 10, 14)), cost_report(tmp_path)
+    store = tmp_path / "store"
+    r = CliRunner().invoke(main, ["ingest", str(log), "--store", str(store), "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r_logs, from_logs = audit(log, "--invoice", invoice, *q)
+    r_store, from_store = audit("--store", store, "--invoice", invoice, *q)
+    assert r_logs.exit_code == r_store.exit_code == 1
+    assert from_store["lines"] == from_logs["lines"] and from_store["totals"] == from_logs["totals"]
+    r, _ = audit(log, "--store", store, "--invoice", invoice, *q)
+    assert r.exit_code == 2 and "not both" in r.output
