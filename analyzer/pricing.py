@@ -27,7 +27,10 @@ def _window_lower(context_window: str | None) -> int | None:
     """Lower bound of a pre-aggregated report's context window label ('200k-1m' -> 200000)."""
     if not context_window:
         return None
-    head = context_window.strip().lower().lstrip("<>=≤ ").split("-")[0].strip()
+    text = context_window.strip().lower()
+    if text.startswith(("≤", "<")):  # the Console's "≤ 200k": up to 200k, the base window
+        return 0
+    head = text.lstrip(">=≥ ").split("-")[0].strip()
     mult = 1_000_000 if head.endswith("m") else 1_000 if head.endswith("k") else 1
     try:
         return int(Decimal(head.rstrip("km")) * mult)

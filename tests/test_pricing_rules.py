@@ -506,3 +506,16 @@ def test_every_shipped_rate_exact_at_12_places():
                         assert per_token == per_token.quantize(quantum), (model.id, period.start.date(), key, m)
                         checked += 1
     assert checked > 1000
+
+
+@pytest.mark.parametrize("label, long", [("0-200k", False), ("200k-1M", True), ("≤ 200k", False), ("<=200k", False),
+                                         ("> 200k", True), (None, True)])
+def test_stated_context_window_decides_the_tier(tmp_path, label, long):
+    """Pre-aggregated rows say their window; the label, not the summed tokens, decides the tier.
+    (Without a label the row is one request: its 1M-token prompt is long.)"""
+    path = tmp_path / "agg.csv"
+    path.write_text("timestamp,model,input_tokens,output_tokens,context_window\n"
+                    f"2025-10-15T00:00:00Z,{S45},1000000,0,{label or ''}\n", encoding="utf-8")
+    rep = analyze([str(path)], ["context_tier"])
+    assert rep.rows["context_tier"].to_list() == ["long" if long else "base"]
+    assert rep.totals["cost"] == (D("6") if long else D("3"))  # 1M input at $6 (long) or $3 per MTok
