@@ -489,7 +489,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
 
 def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
     notes = []
-    if priced.height and (priced["service_tier"] == "priority").any():
+    if priced.height and ((priced["service_tier"] == "priority") & (priced["provider"] == "anthropic")).any():
         notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
     if priced.height and (priced["confidence"] == "estimate").any():
         notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
