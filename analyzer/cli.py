@@ -82,6 +82,24 @@ def _options(kw: dict, output: str | None = None):
                    outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"])
 
 
+# Options about reading log files: meaningless for a store, whose rows were read at ingest.
+_LOG_ONLY = {"dialect": "--dialect", "mapping": "--map", "quarantine": "--quarantine", "no_dedupe": "--no-dedupe",
+             "batch_time": "--batch-time"}
+
+
+def _store_source(paths, store_dir, kw: dict) -> None:
+    """Logs or a store, not both; and no log-reading option with a store (one clear line, not ignored)."""
+    from .errors import OptionError
+
+    if bool(paths) == bool(store_dir):
+        raise OptionError("give log files to read, or --store DIR, not both" if paths else
+                               "give log files to read (files, directories, globs, -), or --store DIR")
+    used = [flag for key, flag in _LOG_ONLY.items() if store_dir and kw.get(key)]
+    if used:
+        raise OptionError(f"{', '.join(used)}: applies to reading log files, not to --store "
+                               "(the store's rows were read when they were ingested)")
+
+
 def _progress(quiet: bool, what: str):
     """A spinner on stderr while the streaming engine works, only when a person is watching."""
     import contextlib
@@ -123,9 +141,7 @@ def report(paths, store_dir, by, fmt, output, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
     from . import pipeline, writers
 
-    if bool(paths) == bool(store_dir):
-        raise click.UsageError("give log files to read, or --store DIR, not both" if paths else
-                               "give log files to read (files, directories, globs, -), or --store DIR")
+    _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     with _progress(kw["quiet"], "reading and pricing logs..."):
@@ -189,9 +205,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     from . import audit as audit_
     from . import audit_writers, writers
 
-    if bool(paths) == bool(store_dir):
-        raise click.UsageError("give log files to read, or --store DIR, not both" if paths else
-                               "give log files to read (files, directories, globs, -), or --store DIR")
+    _store_source(paths, store_dir, kw)
     tol = audit_.Tolerance.parse(tolerance)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     fmt = writers.format_for(fmt, output, "table")

@@ -311,3 +311,13 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
     assert s["consistent"] and not s["leftovers"] and s == {**store.status(str(clean)), "store": s["store"],
                                                             "last_ingest": s["last_ingest"], "bytes": s["bytes"]}
     assert not [p for p in st.rglob("*") if p.name.startswith(".llm-cost-")]
+
+
+def test_log_reading_options_are_refused_with_a_store(tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    for args in (["--dialect", "canonical"], ["--no-dedupe"], ["--quarantine", "q.jsonl"], ["--batch-time", "2026-01-01"]):
+        r = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "s"), *args])
+        assert r.exit_code == 2 and "applies to reading log files, not to --store" in r.stderr, args
