@@ -4,6 +4,10 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ROWS    ?= 10000000
+# One example log of each real format, read in one run (each file's format is detected).
+DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messages/responses.jsonl \
+	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
+	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs
 
 .PHONY: help install demo test lint golden bench bench-store clean
 
@@ -18,8 +22,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install llm-cost with its test tools
 
-demo: $(STAMP)  ## cost report of the bundled sample logs (fixtures/sample)
+demo: $(STAMP)  ## cost reports of the bundled sample logs (fixtures/sample, then one log of each real format)
 	$(BIN)/llm-cost report fixtures/sample --by month,model --quarantine /tmp/llm-cost-demo-quarantine.jsonl
+	$(BIN)/llm-cost report $(DEMO_FORMATS) --by source --batch-time 2026-11-20T10:00:00Z \
+		--quarantine /tmp/llm-cost-demo-formats-quarantine.jsonl
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest
