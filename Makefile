@@ -4,8 +4,9 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ROWS    ?= 10000000
+RECORDS ?= 1000000
 
-.PHONY: help install demo test lint golden bench clean
+.PHONY: help install demo test lint golden bench bench-cc bench-large clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,5 +34,11 @@ golden: $(STAMP)  ## regenerate the golden reports in tests/golden (review the d
 bench: $(STAMP)  ## benchmark: ROWS synthetic requests (default 10 million) in Parquet, CSV and JSONL
 	$(BIN)/python bench/bench.py --rows $(ROWS)
 
+bench-cc: $(STAMP)  ## Claude Code tree of RECORDS assistant lines (default 1M, 3.5 GB) vs ccusage (npm, bench only)
+	$(BIN)/python bench/bench_claude_code.py --records $(RECORDS)
+
+bench-large: $(STAMP)  ## the Claude Code benchmark at 10M assistant lines (35 GB of disk, more than RAM)
+	$(BIN)/python bench/bench_claude_code.py --records 10000000
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info bench/.ccusage
