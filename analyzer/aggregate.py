@@ -25,7 +25,9 @@ def with_cache_use() -> pl.Expr:
 
 
 def _sums(cols: list[str]) -> list[pl.Expr]:
-    return [pl.col(c).sum() for c in cols]
+    # A reported cost is a sum only where some row reported one: no report is not $0.
+    return [pl.col(c).sum() if c != "reported_cost" else
+            pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in cols]
 
 
 def summarize(priced: pl.DataFrame, by: list[str], tz: str) -> tuple[pl.DataFrame, dict]:

@@ -57,7 +57,10 @@ def input_options(f):
         click.option("--tz", default="UTC", show_default=True, help="IANA time zone for days/weeks/months"),
         click.option("--quarantine", type=click.Path(dir_okay=False),
                      help="where to write rows that cannot be read [default: ./llm-cost-quarantine.jsonl]"),
-        click.option("--no-dedupe", is_flag=True, help="count repeated request ids every time"),
+        click.option("--no-dedupe", is_flag=True, help="count repeated request ids every time (records a format "
+                     "writes several times per request, e.g. Claude Code's, are still merged)"),
+        click.option("--batch-time", help="ISO date-time of records that carry no time (Message Batches "
+                     "results); default: each file's modification time"),
         click.option("--strict", is_flag=True, help="exit 1 if any row is unpriced or quarantined"),
         click.option("--quiet", "-q", is_flag=True, help="no summary on stderr"),
     ]
@@ -71,7 +74,7 @@ def _options(kw: dict, output: str | None = None):
 
     return Options(dialect=kw["dialect"], prices=tuple(kw["prices"]), since=kw["since"], until=kw["until"],
                    tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
-                   outputs=(output,) if output and output != "-" else ())
+                   outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"])
 
 
 def _progress(quiet: bool, what: str):
@@ -124,9 +127,7 @@ def report(paths, by, fmt, output, **kw):
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
         click.echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
-                   f"rows read {a.rows_read:,} = priced {a.priced:,} + unpriced {a.unpriced:,} + duplicates "
-                   f"{a.duplicates:,} + quarantined {a.quarantined:,}"
-                   + (f" + outside the dates {a.filtered_out:,}" if a.filtered_out else ""), err=True)
+                   f"{a.summary()}", err=True)
     _finish(rep.accounting, kw["strict"], kw["quiet"])
 
 
@@ -147,9 +148,7 @@ def price(paths, output, **kw):
         rows, acc = pipeline.price_requests(paths, _options(kw, output))
         writers.sink_rows(rows, fmt, output)
     if not kw["quiet"]:
-        click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests (priced {acc.priced:,}, unpriced "
-                   f"{acc.unpriced:,}); duplicates {acc.duplicates:,}, quarantined {acc.quarantined:,}"
-                   + (f", outside the dates {acc.filtered_out:,}" if acc.filtered_out else ""), err=True)
+        click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests; {acc.summary()}", err=True)
     _finish(acc, kw["strict"], kw["quiet"])
 
 

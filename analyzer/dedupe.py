@@ -64,22 +64,25 @@ def rows_of(lf: pl.LazyFrame, cands: pl.Series, compact: list[pl.Expr]) -> pl.La
         row_key().alias(KEY), h1.alias(H1), _hash(SEED2).alias(H2), *compact)
 
 
-def corrections(rows: pl.DataFrame, status: str, invalid: int, duplicate: int, measures: list[str]
+def corrections(rows: pl.DataFrame, status: str, invalid: tuple[int, ...], duplicate: pl.Expr, measures: list[str]
                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Rows that, added to the aggregate, turn each losing copy into a duplicate: the loser's counts
-    subtracted under its status and added under `duplicate`. Exact, since the aggregate is a sum.
-    Returns (corrections, the losers' row keys). Rows with status `invalid` (quarantined) take no part:
-    a broken copy never displaces a good one."""
-    valid = rows.filter(pl.col(status) != invalid)
+    subtracted under its status and added under the `duplicate` status (an expression: a repeat or a
+    duplicate, by the loser's file). Exact, since the aggregate is a sum.
+    Returns (corrections, the losers' row keys). Rows with an `invalid` status (quarantined, not
+    billable) take no part: a broken copy never displaces a good one. A `_rank` column, when a format
+    gives one, decides before tokens (Claude Code: a sidechain replay never beats its parent)."""
+    valid = rows.filter(~pl.col(status).is_in(list(invalid)))
     tokens = pl.sum_horizontal(*[pl.col(c) for c in COUNT_COLUMNS])
+    rank = ["_rank"] if "_rank" in rows.columns else []
     winners = (
         valid.with_columns(tokens.alias("_tok"))
-        .sort(["_tok", KEY], descending=[True, False])
+        .sort([*rank, "_tok", KEY], descending=[*[False] * len(rank), True, False])
         .group_by(H1, H2, maintain_order=True)
         .first()
         .select(KEY)
     )
     losers = valid.join(winners, on=KEY, how="anti")
     minus = losers.with_columns([(-pl.col(m)).alias(m) for m in measures])  # measures are signed here
-    plus = losers.with_columns(pl.lit(duplicate, rows.schema[status]).alias(status))
-    return pl.concat([minus, plus]).drop(KEY, H1, H2), losers.select(KEY)
+    plus = losers.with_columns(duplicate.cast(rows.schema[status]).alias(status))
+    return pl.concat([minus, plus]).drop(KEY, H1, H2, *rank), losers.select(KEY)

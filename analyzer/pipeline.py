@@ -24,7 +24,9 @@ from .sources import SourceFile, expand_paths, open_source
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
-OK, DUPLICATE, QUARANTINED, FILTERED = 0, 1, 2, 3
+OK, DUPLICATE, QUARANTINED, FILTERED, NOT_BILLABLE, REPEAT = 0, 1, 2, 3, 4, 5
+# Bookkeeping columns a dialect may add, with the value rows of other dialects take.
+BOOKKEEPING = {"_nb": pl.lit(None, pl.String), "_rec": pl.lit(1, pl.Int64), "_rank": pl.lit(0, pl.Int8)}
 ROWS = "_rows"
 # Keys that exist only after pricing (derived from the rate keys), usable in --by.
 DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")
@@ -45,11 +47,18 @@ class Options:
     quarantine: str | None = None
     dedupe: bool = True
     outputs: tuple[str, ...] = ()  # files this run writes: never read as input
+    batch_time: str | None = None  # when records that carry no time (batch results) happened
 
 
 @dataclass
 class Accounting:
-    """Where every input row went. rows_read = priced + unpriced + duplicates + quarantined + filtered_out."""
+    """Where every input record went.
+    rows_read = priced + unpriced + duplicates + repeats + not_billable + quarantined + filtered_out.
+
+    `duplicates` are records whose request id was already counted (the same log exported twice, a
+    retried export); `repeats` are records a format writes several times for one request (Claude Code
+    writes a line per content block; streaming logs an event per update), merged into one request;
+    `not_billable` are records the format says were not billed (errored or expired batch requests)."""
 
     rows_read: int = 0
     priced: int = 0
@@ -57,6 +66,9 @@ class Accounting:
     duplicates: int = 0
     quarantined: int = 0
     filtered_out: int = 0
+    repeats: int = 0
+    not_billable: int = 0
+    not_billable_reasons: dict[str, int] = field(default_factory=dict)
     unpriced_models: dict[str, int] = field(default_factory=dict)
     unpriced_reasons: dict[str, str] = field(default_factory=dict)
     quarantine_file: str | None = None
@@ -64,12 +76,27 @@ class Accounting:
 
     @property
     def balanced(self) -> bool:
-        return self.rows_read == self.priced + self.unpriced + self.duplicates + self.quarantined + self.filtered_out
+        return self.rows_read == (self.priced + self.unpriced + self.duplicates + self.repeats + self.not_billable
+                                  + self.quarantined + self.filtered_out)
+
+    def summary(self) -> str:
+        """The balance as one sentence; categories a run never uses are left out."""
+        parts = [("priced", self.priced, True), ("unpriced", self.unpriced, True),
+                 ("duplicates", self.duplicates, True), ("repeats", self.repeats, False),
+                 ("not billable", self.not_billable, False), ("quarantined", self.quarantined, True),
+                 ("outside the dates", self.filtered_out, False)]
+        text = f"rows read {self.rows_read:,} = " + " + ".join(f"{name} {n:,}" for name, n, always in parts
+                                                               if always or n)
+        if self.not_billable_reasons:
+            text += " (not billable: " + ", ".join(f"{r} {n:,}" for r, n in self.not_billable_reasons.items()) + ")"
+        return text + ("" if self.balanced else "  (DOES NOT BALANCE)")
 
     def as_dict(self) -> dict:
         return {
             "rows_read": self.rows_read, "priced": self.priced, "unpriced": self.unpriced,
-            "duplicates": self.duplicates, "quarantined": self.quarantined, "filtered_out": self.filtered_out,
+            "duplicates": self.duplicates, "repeats": self.repeats, "not_billable": self.not_billable,
+            "quarantined": self.quarantined, "filtered_out": self.filtered_out,
+            "not_billable_reasons": self.not_billable_reasons,
             "balanced": self.balanced, "unpriced_models": self.unpriced_models,
             "unpriced_reasons": self.unpriced_reasons, "quarantine_file": self.quarantine_file, "files": self.files,
         }
@@ -86,6 +113,9 @@ class Loaded:
     carried: set[str]  # canonical columns at least one source carries
     robust: bool  # every field read as text, JSON line by line (exact line numbers; see _with_retry)
     empty: list[str] = field(default_factory=list)  # empty files, skipped
+    notes: list[str] = field(default_factory=list)  # what dialects said about the files (time sources)
+    repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
+    bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -106,14 +136,19 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     seen: set[str] = set()
     forced = dialects.get(opts.dialect) if opts.dialect else None
     empty: list[str] = []
+    repeat_files: list[int] = []
+    batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
+    ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None)
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
         if not src.columns and os.path.getsize(src.path) == 0:
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
             continue
         d = forced or dialects.detect(src)
-        lf = d.normalize(src, robust=robust)
+        lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
+        if d.repeats_in(src):
+            repeat_files.append(src.index)
         files.append(src)
         names[src.display] = d.name
         for c in lf.collect_schema().names():
@@ -123,10 +158,14 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
     if not frames:
         raise SourceError(f"no records: every input file is empty ({', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''})")
-    return Loaded(frames, files, names, ordered, seen, robust, empty)
+    # A bookkeeping column one dialect adds is given its neutral value in the others' rows.
+    books = {c for lf in frames for c in lf.collect_schema().names() if c in BOOKKEEPING}
+    frames = [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
+                               if c in books and c not in lf.collect_schema().names()]) for lf in frames]
+    return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books)
 
 
-def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
+def parse_time(value: str | None, tz: str, end: bool, option: str | None = None) -> dt.datetime | None:
     """--since/--until: a date (in --tz; --until DATE includes that whole day) or an ISO date-time."""
     if value is None:
         return None
@@ -138,7 +177,7 @@ def parse_time(value: str | None, tz: str, end: bool) -> dt.datetime | None:
             return (t + dt.timedelta(days=1) if end else t).astimezone(dt.UTC)
         t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise OptionError(f"{'--until' if end else '--since'} {value!r}: expected a date (2026-10-01) or an ISO date-time") from None
+        raise OptionError(f"{option or ('--until' if end else '--since')} {value!r}: expected a date (2026-10-01) or an ISO date-time") from None
     return (t if t.tzinfo else t.replace(tzinfo=zone)).astimezone(dt.UTC)
 
 
@@ -167,9 +206,10 @@ def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
     return frame.with_columns(outside.fill_null(False).alias("_out"))
 
 
-def status() -> pl.Expr:
+def status(not_billable: bool = False) -> pl.Expr:
+    first = pl.when(pl.col("_nb").is_not_null()).then(pl.lit(NOT_BILLABLE, pl.UInt8)) if not_billable else pl
     return (
-        pl.when(~pl.col("_ok")).then(pl.lit(QUARANTINED, pl.UInt8))
+        first.when(~pl.col("_ok")).then(pl.lit(QUARANTINED, pl.UInt8))
         .when(pl.col("_out")).then(pl.lit(FILTERED, pl.UInt8))
         .otherwise(pl.lit(OK, pl.UInt8))
         .alias(STATUS)
@@ -177,9 +217,15 @@ def status() -> pl.Expr:
 
 
 def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
-    if not (opts.dedupe and loaded.has_ids):
+    """Ids seen more than once. Formats that repeat records are always merged (their repeats are one
+    request written several times, not a choice); --no-dedupe turns off only the rest."""
+    if not loaded.has_ids or not (opts.dedupe or loaded.repeat_files):
         return None
-    return dedupe.candidates(loaded.frame, expected_rows=sum(f.expected_rows() for f in loaded.files))
+    lf, files = loaded.frame, loaded.files
+    if not opts.dedupe:
+        lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
+        files = [f for f in files if f.index in loaded.repeat_files]
+    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
 
 
 def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
@@ -210,12 +256,14 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
     lf = lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book), *extra)
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    group = ["_ok", "_out", *[k for k in rate_keys if k not in loaded.constant], *keys]
+    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
+    group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
     # Columns no source carries are constants too: summing a literal per row would cost real time.
     summed = [c for c in ("requests", *COUNT_COLUMNS) if c in loaded.carried]
     reported = "reported_cost" in loaded.carried
+    records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
     agg = lf.group_by(group).agg(
-        pl.len().alias(ROWS),
+        records.alias(ROWS),
         *[pl.col(c).sum() for c in summed],
         *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
           if reported else []),
@@ -230,14 +278,18 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
     if cands is not None and cands.len():
         compact = labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
+        rank = [pl.col("_rank")] if "_rank" in loaded.bookkeeping else []
         rows = dedupe.rows_of(lf, cands, compact).select(
-            *group, dedupe.KEY, dedupe.H1, dedupe.H2,
-            pl.lit(1).alias(ROWS), "requests", *COUNT_COLUMNS, "reported_cost",
+            *group, dedupe.KEY, dedupe.H1, dedupe.H2, *rank,
+            (pl.col("_rec") if "_rec" in loaded.bookkeeping else pl.lit(1)).alias(ROWS),
+            "requests", *COUNT_COLUMNS, "reported_cost",
             pl.col("reported_cost").is_not_null().alias("_reported_rows"),
         ).collect(engine="streaming")
+        # A losing copy from a format that repeats records is a repeat; otherwise a duplicate.
+        file_of = (pl.col(dedupe.KEY) // (1 << 40)).is_in(loaded.repeat_files)
+        loser_status = pl.when(file_of).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
         corrections, losers = dedupe.corrections(_finish_groups(rows, book, loaded, post_buckets), STATUS,
-                                                 QUARANTINED, DUPLICATE,
-                                                 _MEASURES)
+                                                 (QUARANTINED, NOT_BILLABLE), loser_status, _MEASURES)
         agg = pl.concat([agg, corrections.select(agg.columns)])
     return _regroup(agg), losers, units
 
@@ -246,13 +298,14 @@ def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loade
     """Aggregated (or per-row) groups made ready to price: price band from the time unit, constant
     keys added back, labels normalised and checked (an unusable label quarantines its group), and
     measures as signed integers (duplicate corrections subtract)."""
-    frame = frame.with_columns(status()).drop("_ok", "_out")
+    frame = frame.with_columns(status("_nb" in frame.columns)).drop("_ok", "_out")
     frame = tagging.with_time_band(frame, book).with_columns(
         [tagging.time_bucket(b, "UTC", tagging.unit_start(book)) for b in post_buckets]).drop(tagging.TIME_UNIT)
     frame = frame.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
     frame = frame.with_columns(labels.normalize(frame.columns, loaded.dimensions))
     return frame.with_columns(
-        pl.when(labels.ok(frame.columns)).then(pl.col(STATUS)).otherwise(pl.lit(QUARANTINED, pl.UInt8)).alias(STATUS),
+        pl.when(labels.ok(frame.columns) | (pl.col(STATUS) == NOT_BILLABLE)).then(pl.col(STATUS))
+        .otherwise(pl.lit(QUARANTINED, pl.UInt8)).alias(STATUS),
         *[pl.col(m).cast(pl.Int64) for m in _MEASURES if m != "reported_cost"],
     )
 
@@ -261,7 +314,9 @@ def _regroup(agg: pl.DataFrame) -> pl.DataFrame:
     """Sum again: groups whose labels became equal when normalised, and duplicate corrections."""
     keys = [c for c in agg.columns if c not in _MEASURES]
     agg = agg.group_by(keys, maintain_order=True).agg([pl.col(m).sum() for m in _MEASURES])
-    return agg.filter(pl.col(ROWS) != 0)  # a group whose every row moved to duplicates is gone
+    # A group whose every row moved to duplicates is gone. (A group can count no record and still bill:
+    # the later iterations of a request, see dialects/anthropic_messages.py.)
+    return agg.filter(pl.any_horizontal([pl.col(m) != 0 for m in _MEASURES if m != "reported_cost"]))
 
 
 def _bucket_exprs(keys: list[str], tz: str) -> list[pl.Expr]:
@@ -272,9 +327,14 @@ def _account(agg: pl.DataFrame, acc: Accounting) -> None:
     per_status = agg.group_by(STATUS).agg(pl.col(ROWS).sum())
     counts = dict(zip(per_status[STATUS].to_list(), per_status[ROWS].to_list()))
     acc.duplicates = int(counts.get(DUPLICATE, 0))
+    acc.repeats = int(counts.get(REPEAT, 0))
+    acc.not_billable = int(counts.get(NOT_BILLABLE, 0))
     acc.quarantined = int(counts.get(QUARANTINED, 0))
     acc.filtered_out = int(counts.get(FILTERED, 0))
     acc.rows_read = int(sum(counts.values()))
+    if acc.not_billable:
+        why = agg.filter(pl.col(STATUS) == NOT_BILLABLE).group_by("_nb").agg(pl.col(ROWS).sum()).sort("_nb")
+        acc.not_billable_reasons = dict(zip(why["_nb"].to_list(), (int(n) for n in why[ROWS].to_list())))
 
 
 def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
@@ -352,7 +412,8 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
-    notes = _notes(priced, acc) + ([f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
+    notes = _notes(priced, acc) + loaded.notes + (
+        [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
 
 
@@ -375,7 +436,8 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     path = opts.quarantine or DEFAULT_QUARANTINE
     exact = loaded if loaded.robust or not any(f.container in ("jsonl", "json") for f in loaded.files) else load(
         paths, opts, robust=True)
-    bad = labels.apply_to_rows(exact.frame, exact.dimensions).filter(~pl.col("_ok")).select(
+    quarantined = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
+    bad = labels.apply_to_rows(exact.frame, exact.dimensions).filter(quarantined).select(
         pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
         pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
     )
@@ -438,7 +500,8 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
             lf = lf.filter(~dedupe.row_key().is_in(losers[dedupe.KEY].implode()))
         lf = (
             labels.apply_to_rows(lf, loaded.dimensions)
-            .filter(pl.col("_ok") & ~pl.col("_out"))
+            .filter(pl.col("_ok") & ~pl.col("_out") & (pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping
+                                                        else pl.lit(True)))
             .with_columns(tagging.time_unit(book), tagging.prompt_band(book))
             .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
                           .alias(tagging.TIME_BAND))

@@ -167,11 +167,7 @@ def _rows(n: int) -> str:
 
 def _accounting_lines(report) -> list[str]:
     a = report.accounting
-    lines = [
-        f"rows read {a.rows_read:,} = priced {a.priced:,} + unpriced {a.unpriced:,} + duplicates {a.duplicates:,}"
-        f" + quarantined {a.quarantined:,}" + (f" + outside --since/--until {a.filtered_out:,}" if a.filtered_out else "")
-        + ("" if a.balanced else "  (DOES NOT BALANCE)")
-    ]
+    lines = [a.summary()]
     for raw, n in a.unpriced_models.items():
         lines.append(f"unpriced: {raw} ({_rows(n)}): {a.unpriced_reasons.get(raw, '')}")
     if a.quarantine_file:

@@ -8,13 +8,27 @@ written to the quarantine file). Detection picks the dialect whose signature the
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from ..errors import DialectError
 from ..sources import SourceFile
+
+
+@dataclass
+class Context:
+    """What a run tells every dialect, and what dialects tell the run back."""
+
+    batch_time: str | None = None  # --batch-time: when records that carry no time happened
+    notes: list[str] = field(default_factory=list)  # printed under the report
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
 
 @dataclass(frozen=True)
@@ -23,10 +37,16 @@ class Dialect:
     description: str
     required: tuple[str, ...]  # keys every record of this format carries (the detection signature)
     optional: tuple[str, ...]
-    normalize: Callable[..., pl.LazyFrame]  # (source, robust=False) -> normalized LazyFrame
+    normalize: Callable[..., pl.LazyFrame]  # (source, robust=False, ctx=None) -> normalized LazyFrame
     # Extra test beyond the signature, for formats whose keys overlap (e.g. nested JSON shapes).
     matches: Callable[[SourceFile], bool] | None = None
     priority: int = 0  # higher wins when two dialects both match
+    # One request may be written on several records (Claude Code writes a line per content block):
+    # such repeats are always merged on request_id, and counted apart from duplicates.
+    repeats: bool | Callable[[SourceFile], bool] = False  # or decided per file
+
+    def repeats_in(self, src: SourceFile) -> bool:
+        return self.repeats(src) if callable(self.repeats) else self.repeats
 
     def missing(self, src: SourceFile) -> list[str]:
         cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
@@ -46,10 +66,15 @@ class Dialect:
 
 
 def _registry() -> dict[str, Dialect]:
-    from . import canonical
-
-    dialects = [canonical.DIALECT]
-    return {d.name: d for d in dialects}
+    """Every module of this package that defines DIALECT (or DIALECTS): adding a format is adding a
+    module (and its mapping file), nothing else."""
+    found: list[Dialect] = []
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: (i.name != "canonical", i.name)):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found.extend(getattr(module, "DIALECTS", [getattr(module, "DIALECT", None)]))
+    return {d.name: d for d in found if d is not None}
 
 
 DIALECTS: dict[str, Dialect] = _registry()
@@ -69,7 +94,8 @@ def detect(src: SourceFile) -> Dialect:
     found = sorted((d for d in DIALECTS.values() if d.detects(src)), key=lambda d: -d.priority)
     if found:
         return found[0]
-    closest = min(DIALECTS.values(), key=lambda d: len(d.missing(src)))
+    # Closest: the largest share of its signature present (ties: the registry's order, canonical first).
+    closest = max(DIALECTS.values(), key=lambda d: 1 - len(d.missing(src)) / max(len(d.required), 1))
     raise DialectError(
         f"{src.display}: unknown log format; closest is {closest.name!r}, missing "
         f"{', '.join(closest.missing(src))} (columns seen: {', '.join(src.columns[:12])}"

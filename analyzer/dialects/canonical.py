@@ -31,7 +31,7 @@ def _is_dimension(col: str) -> bool:
     return col.lower() not in FIELDS and col not in DERIVED and not col.startswith("_") and col != ""
 
 
-def normalize(src: SourceFile, robust: bool = False) -> pl.LazyFrame:
+def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
     """Two ways to read text: the default (fast) lets Polars' readers parse JSON Lines and CSV counts
     natively and fails on a malformed line or a non-integer count; the pipeline then retries the run
     with `robust`, which reads every field as text (and JSON line by line), so that such a record is
@@ -88,17 +88,20 @@ def _raw(c: str) -> str:
 
 
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
-                    src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None) -> pl.LazyFrame:
+                    src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
+                    extra: list[str] = ()) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
     it. Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for), `_raw`
-    (the record, for the quarantine file) and `_file`."""
+    (the record, for the quarantine file) and `_file`. `extra` are bookkeeping columns of `lf` kept
+    as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`)."""
     present = set(fields)
     lf = lf.select(
         pl.col("_row"), *(get(fields[f]).alias(_raw(f)) for f in sorted(present)),
         *(get(d).alias(_raw(d)) for d in dims), raw.alias("_raw"),
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
+        *extra,
     )
     parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"])]
     for c in (*schema.COUNT_COLUMNS, "cache_write_tokens"):
@@ -120,7 +123,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         constants["requests"] = pl.lit(1, pl.Int64)
     if "reported_cost" not in present:
         constants["reported_cost"] = pl.lit(None, schema.MONEY)
-    constants.update(source=pl.lit("canonical"), source_file=pl.lit(src.display),
+    constants.update(source=pl.lit(source), source_file=pl.lit(src.display),
                      source_row=pl.col("_row").cast(pl.Int64), _file=pl.lit(src.index, pl.Int64))
     out = _parse.frame(lf, parsed, labels, constants)
     if "cache_write_tokens" in present:
@@ -128,7 +131,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
         out = out.with_columns((pl.col("_line_ok") & pl.col("_ok")).alias("_ok"),
                                pl.coalesce("_line_reason", "_reason").alias("_reason"))
-    names = [*schema.CANONICAL, *dims, "_ok", "_reason", "_raw", "_file"]
+    names = [*schema.CANONICAL, *dims, "_ok", "_reason", "_raw", "_file", *extra]
     return out.select([pl.col(c).cast(schema.CANONICAL[c]) if c in schema.CANONICAL else pl.col(c) for c in names])
 
 

@@ -1,0 +1,7 @@
+"""`anthropic-batch`: Message Batches results. Pure mapping (anthropic_batch.toml)."""
+
+from pathlib import Path
+
+from . import mapped
+
+DIALECT = mapped.load(Path(__file__).with_suffix(".toml"))

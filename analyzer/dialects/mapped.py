@@ -1,0 +1,421 @@
+"""Dialects declared as data: a TOML mapping from paths in a log's records to canonical columns.
+
+Every JSON-shaped log (Anthropic responses, batch results, Claude Code transcripts, ...) differs from
+the others only in where it keeps the same facts. A mapping says where (see
+`analyzer/dialects/MAPPING.md`); this module turns it into a lazy normalize step. The same mapping
+format is what users give `--map` for home-grown logs.
+
+Reading JSON records, two ways (as for the canonical dialect, see pipeline._with_retry):
+- fast: each line is decoded once into a struct holding only the mapped paths, with counts typed
+  as integers; a malformed line or a count of the wrong type fails the run, which is then retried:
+- robust: every path is read as text from each line with a JSON path, so that a broken record is
+  quarantined with its line number instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .. import schema
+from ..errors import DialectError
+from ..sources import LINE, SourceFile, json_to_lines
+from . import Context, Dialect
+from .canonical import canonical_frame
+
+# Canonical columns a mapping may fill (besides dimensions).
+FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
+          "request_id", "platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window",
+          "rank")
+COUNTS = (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")
+KEYS = {"name", "description", "signature", "priority", "input_includes_cache", "repeats", "file_time",
+        "prefilter", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
+DECODED = "_rec_json"
+
+
+# --- paths ------------------------------------------------------------------------------------------
+
+def split_path(path: str) -> tuple[str, ...]:
+    """`a.b."c.d"` -> ("a", "b", "c.d"): dots separate keys; a quoted key may contain dots."""
+    parts, cur, quoted = [], "", False
+    for ch in path:
+        if ch == '"':
+            quoted = not quoted
+        elif ch == "." and not quoted:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    if quoted or any(p == "" for p in parts):
+        raise ValueError(f"malformed path {path!r}")
+    return tuple(parts)
+
+
+def _json_path(parts: tuple[str, ...]) -> str:
+    return "$" + "".join(f".{p}" if p.isidentifier() else "['" + p.replace("'", "\\'") + "']" for p in parts)
+
+
+def _lookup(record, parts: tuple[str, ...]):
+    """A path's value in one decoded sample record (detection only), or None."""
+    for p in parts:
+        if isinstance(record, str) and record[:1] in "{[":  # a column holding JSON text
+            try:
+                record = json.loads(record)
+            except ValueError:
+                return None
+        if not isinstance(record, dict) or p not in record:
+            return None
+        record = record[p]
+    return record
+
+
+# --- the mapping ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Mapping:
+    name: str
+    description: str
+    signature: tuple[str, ...]
+    fields: dict[str, tuple[tuple[str, ...], ...]]  # canonical column -> alternative paths
+    dimensions: dict[str, tuple[tuple[str, ...], ...]]
+    constants: dict[str, str]
+    values: dict[str, dict[str, str]]
+    keep: dict[tuple[str, ...], tuple[str, ...]]
+    not_billable: dict[tuple[str, ...], dict[str, str]]
+    priority: int = 0
+    input_includes_cache: bool = False
+    repeats: bool = False
+    file_time: bool = False
+    prefilter: str | None = None
+    extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
+
+
+def parse_mapping(doc: dict, where: str) -> Mapping:
+    """Validate a mapping document; every problem is one line naming the file and the key."""
+
+    def fail(msg: str) -> DialectError:
+        return DialectError(f"{where}: {msg}")
+
+    unknown = set(doc) - KEYS
+    if unknown:
+        raise fail(f"unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(KEYS))})")
+    for key in ("name", "fields"):
+        if key not in doc:
+            raise fail(f"missing {key!r}")
+
+    def paths(value, key: str) -> tuple[tuple[str, ...], ...]:
+        alts = [value] if isinstance(value, str) else value
+        if not isinstance(alts, list) or not alts or not all(isinstance(a, str) for a in alts):
+            raise fail(f"{key}: expected a path or a list of paths, got {value!r}")
+        try:
+            return tuple(split_path(a) for a in alts)
+        except ValueError as e:
+            raise fail(f"{key}: {e}") from None
+
+    def table(key: str) -> dict:
+        value = doc.get(key, {})
+        if not isinstance(value, dict):
+            raise fail(f"{key!r} must be a table")
+        return value
+
+    fields = {}
+    for col, value in table("fields").items():
+        if col not in FIELDS:
+            raise fail(f"fields.{col}: not a canonical column (one of: {', '.join(FIELDS)})")
+        fields[col] = paths(value, f"fields.{col}")
+    file_time = _bool(doc, "file_time", fail)
+    for col in ("model_raw", "input_tokens", "output_tokens", *(() if file_time else ("timestamp",))):
+        if col not in fields and col not in table("constants"):
+            raise fail(f"fields.{col} is required (where in a record is it?)")
+    constants = {}
+    for col, value in table("constants").items():
+        if col not in FIELDS or col in COUNTS or col in ("timestamp", "rank"):
+            raise fail(f"constants.{col}: only labels can be constant (model_raw, platform, service_tier, ...)")
+        if not isinstance(value, str):
+            raise fail(f"constants.{col}: expected a string, got {value!r}")
+        constants[col] = value
+    values = {}
+    for col, table_ in table("values").items():
+        if not isinstance(table_, dict) or not all(isinstance(v, str) for v in table_.values()):
+            raise fail(f"values.{col}: expected a table of raw value = canonical value")
+        values[col] = dict(table_)
+    dims = {}
+    for col, value in table("dimensions").items():
+        if col in schema.CANONICAL or col.startswith("_"):
+            raise fail(f"dimensions.{col}: a dimension cannot take a canonical column's name")
+        dims[col] = paths(value, f"dimensions.{col}")
+    keep = {}
+    for path, value in table("keep").items():
+        allowed = [value] if isinstance(value, str) else value
+        if not isinstance(allowed, list) or not all(isinstance(v, str) for v in allowed):
+            raise fail(f"keep.{path}: expected a value or a list of values")
+        keep[paths(path, f"keep.{path}")[0]] = tuple(allowed)
+    not_billable = {}
+    for path, reasons in table("not_billable").items():
+        if not isinstance(reasons, dict) or not all(isinstance(v, str) for v in reasons.values()):
+            raise fail(f"not_billable.{path}: expected a table of value = reason")
+        not_billable[paths(path, f"not_billable.{path}")[0]] = dict(reasons)
+    signature = doc.get("signature", [])
+    if not isinstance(signature, list) or not all(isinstance(s, str) for s in signature):
+        raise fail("signature: expected a list of paths")
+    extra = doc.get("extra_dimensions")
+    if extra is not None and (not isinstance(extra, dict) or not isinstance(extra.get("exclude", []), list)):
+        raise fail("extra_dimensions: expected a table with `exclude = [top-level keys]`")
+    priority = doc.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise fail(f"priority: expected an integer, got {priority!r}")
+    prefilter = doc.get("prefilter")
+    if prefilter is not None and not isinstance(prefilter, str):
+        raise fail(f"prefilter: expected a string, got {prefilter!r}")
+    description = doc.get("description", f"custom mapping {where}")
+    if not isinstance(doc["name"], str) or not isinstance(description, str):
+        raise fail("name and description must be strings")
+    return Mapping(
+        name=doc["name"], description=description, signature=tuple(signature), fields=fields,
+        dimensions=dims, constants=constants, values=values, keep=keep, not_billable=not_billable,
+        priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
+        repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=prefilter,
+        extra_dimensions=None if extra is None else tuple(extra.get("exclude", [])),
+    )
+
+
+def _bool(doc: dict, key: str, fail) -> bool:
+    value = doc.get(key, False)
+    if not isinstance(value, bool):
+        raise fail(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+# prepare(lf, src, ctx, get) -> lf, where get(path_parts) reads a path; finish(lf, src, ctx) -> lf.
+Hook = Callable[..., pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class MappedDialect(Dialect):
+    mapping: Mapping | None = None
+
+    def missing(self, src: SourceFile) -> list[str]:
+        if src.container in ("json", "jsonl") or src.sample:
+            records = src.sample
+            return [s for s in self.mapping.signature
+                    if not any(_lookup(r, split_path(alt)) is not None for alt in s.split("|") for r in records)]
+        return super().missing(src)
+
+    def carries(self, src: SourceFile) -> set[str]:
+        m = self.mapping
+        carried = set(m.fields) | set(m.constants) | set(self.adds)
+        if "cache_write_tokens" in carried:
+            carried.add("cache_write_5m_tokens")
+        if src.container == "csv":  # a CSV column that is not there is not carried
+            cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
+            carried = {f for f, alts in m.fields.items() if any(a[0].lower() in cols for a in alts)}
+            carried |= set(m.constants) | set(self.adds)
+        return carried
+
+    adds: tuple[str, ...] = ()  # canonical columns a hook may fill
+
+
+def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = None,
+         adds: tuple[str, ...] = (), repeats=None, reads: dict | None = None) -> MappedDialect:
+    """A dialect from a mapping file (shipped, or a user's `--map`); `prepare` and `finish` are the
+    code a format needs beyond paths (see MAPPING.md), `reads` extra paths `prepare` reads with
+    their types (a list of objects, say; read as JSON text on the robust path)."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise DialectError(f"{path}: cannot read mapping ({e.strerror})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise DialectError(f"{path}: invalid TOML ({e})") from None
+    m = parse_mapping(doc, str(path))
+    required = tuple(m.signature) or tuple("|".join(".".join(p) for p in m.fields[f])
+                                           for f in ("input_tokens", "output_tokens") if f in m.fields)
+    dialect = MappedDialect(
+        name=m.name, description=m.description, required=required, optional=tuple(m.fields),
+        normalize=lambda src, robust=False, ctx=None: normalize(dialect, src, robust, ctx or Context(),
+                                                                 prepare, finish, reads or {}),
+        priority=m.priority, mapping=m, adds=adds, repeats=m.repeats if repeats is None else repeats,
+    )
+    return dialect
+
+
+# --- normalize ---------------------------------------------------------------------------------------
+
+def _dtype_tree(paths: dict[tuple[str, ...], pl.DataType]) -> pl.Struct:
+    """The struct type holding exactly the given paths (what the fast decoder reads)."""
+    tree: dict = {}
+    for parts, dtype in paths.items():
+        node = tree
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise DialectError(f"path {'.'.join(parts)} goes inside a value read as a leaf")
+        if not isinstance(node.get(parts[-1], dtype), pl.DataType):
+            continue  # a leaf that is also a parent: read the children; the leaf is a presence test
+        node[parts[-1]] = dtype
+
+    def build(node: dict) -> pl.Struct:
+        return pl.Struct({k: build(v) if isinstance(v, dict) else v for k, v in node.items()})
+
+    return build(tree)
+
+
+def _file_time(src: SourceFile, ctx: Context) -> str:
+    if ctx.batch_time:
+        ctx.note(f"{src.display}: records carry no time; dated {ctx.batch_time} (--batch-time)")
+        return ctx.batch_time
+    when = dt.datetime.fromtimestamp(os.path.getmtime(src.path), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ctx.note(f"{src.display}: records carry no time; dated {when} from the file's modification time "
+             "(set it with --batch-time)")
+    return when
+
+
+def _extra_dimensions(m: Mapping, src: SourceFile) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """Top-level keys of the first records that the mapping does not use: dimensions (envelope keys
+    such as workspace or user). An object is taken one level deep (metadata.user_id)."""
+    used = {alts[0] for paths in m.fields.values() for alts in paths} | set(m.extra_dimensions or ())
+    dims: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for rec in src.sample:
+        for k, v in rec.items():
+            if k in used or k.startswith("_"):
+                continue
+            if isinstance(v, dict):
+                for sub, sv in v.items():
+                    if not isinstance(sv, dict | list):
+                        dims.setdefault(f"{k}.{sub}", ((k, sub),))
+            elif not isinstance(v, list):
+                dims.setdefault(k, ((k,),))
+    return dims
+
+
+def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, prepare: Hook | None,
+              finish: Hook | None, reads: dict) -> pl.LazyFrame:
+    m = d.mapping
+    if src.container == "json":
+        src = json_to_lines(src)
+    dims = dict(m.dimensions)
+    if m.extra_dimensions is not None:
+        dims.update({k: v for k, v in _extra_dimensions(m, src).items() if k not in dims})
+    fields = dict(m.fields)
+    if m.file_time and "timestamp" not in fields:
+        fields["timestamp"] = ()  # constant below
+    wanted = {**fields, **{f"_dim_{d_}": alts for d_, alts in dims.items()}}
+    typed = {alt: (pl.Int64() if f in COUNTS and not robust else pl.String()) for f, alts in wanted.items()
+             for alt in alts if alt[0][:1] != "@"}
+    for path in (*m.keep, *m.not_billable):
+        typed.setdefault(path, pl.String())
+    typed.update({path: pl.String() if robust else dtype for path, dtype in reads.items()})
+    is_text = src.container in ("json", "jsonl")
+
+    if is_text:
+        lf = src.scan_lines()
+        if m.prefilter:  # records without this text cannot be usage: not decoded at all (fast, and silent)
+            lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True))
+        lf = lf.filter(pl.col(LINE).str.strip_chars() != "")
+        line = pl.col(LINE).str.strip_chars()
+        line_ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
+        if robust:
+            def get(parts: tuple[str, ...]) -> pl.Expr:
+                return pl.col(LINE).str.json_path_match(_json_path(parts))
+            lf = lf.with_columns(line_ok.alias("_line_ok"))
+        else:
+            lf = lf.with_columns(pl.col(LINE).str.json_decode(_dtype_tree(typed)).alias(DECODED),
+                                 pl.lit(True).alias("_line_ok"))
+
+            def get(parts: tuple[str, ...]) -> pl.Expr:
+                e = pl.col(DECODED)
+                for p in parts:
+                    e = e.struct.field(p)
+                return e
+        raw = pl.col(LINE)
+    else:  # CSV / Parquet: the first segment is a column; the rest is a path inside its JSON text
+        lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
+        names = {c.lower().lstrip("\ufeff").strip(): c for c in lf.collect_schema().names()}
+
+        def get(parts: tuple[str, ...]) -> pl.Expr:
+            col = names.get(parts[0].lower())
+            if col is None:
+                return pl.lit(None, pl.String)
+            e = pl.col(col)
+            return e.cast(pl.String).str.json_path_match(_json_path(parts[1:])) if len(parts) > 1 else e
+        raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
+        lf = lf.with_columns(pl.lit(True).alias("_line_ok"))
+
+    def value(alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
+        exprs = [pl.col(a[0][1:]) if a[0][:1] == "@" else get(a) for a in alts]
+        return exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
+
+    if prepare is not None:
+        lf = prepare(lf, src, ctx, get)
+    kept = pl.lit(True)
+    for path, allowed in m.keep.items():
+        kept = kept & get(path).is_in(list(allowed)).fill_null(False)
+    if m.keep:  # a broken line is kept: it is quarantined, not silently skipped
+        lf = lf.filter(kept | ~pl.col("_line_ok"))
+    nb = pl.lit(None, pl.String)
+    for path, reasons in reversed(m.not_billable.items()):
+        nb = pl.when(get(path).is_in(list(reasons))).then(get(path).replace_strict(reasons, default=None)
+                                                          ).otherwise(nb)
+    cols = {f"_f_{f}": value(alts) for f, alts in fields.items() if alts}
+    # A format whose records may carry no time (batch results, bare Message objects): when the first
+    # records carry none, every record is dated from --batch-time or the file (and the report says so).
+    timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
+                                            for a in m.fields["timestamp"])
+    if m.file_time and not timed:
+        cols["_f_timestamp"] = pl.lit(_file_time(src, ctx))
+    cols.update({f"_f_{c}": pl.lit(v) for c, v in m.constants.items()})
+    cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
+    # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
+    rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
+    lf = lf.select(pl.col("_row"), *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"),
+                   pl.col("_line_ok"), *rec)
+
+    present = {f for f in fields} | set(m.constants)
+    canon = {f: f"_f_{f}" for f in present if f != "rank"}
+    dtypes = {f: (pl.Int64() if f in COUNTS and not robust and is_text else pl.String()) for f in present}
+    if not is_text:  # CSV strings / Parquet native types
+        schema_ = lf.collect_schema()
+        dtypes = {f: schema_[f"_f_{f}"] for f in present}
+    bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit("not a JSON object (unparsable line)")))
+    extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
+    if "rank" in present:
+        lf = lf.with_columns(pl.col("_f_rank").cast(pl.String).str.to_lowercase()
+                             .replace({"false": "0", "true": "1"}).cast(pl.Int8, strict=False).fill_null(0)
+                             .alias("_rank"))
+    out = canonical_frame(
+        lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
+        bad_record=bad, source=m.name, extra=extra,
+    )
+    out = _apply_values(out, m.values)
+    if m.input_includes_cache:
+        out = _exclude_cache(out)
+    if finish is not None:
+        out = finish(out, src, ctx)
+    return out.drop([c for c in out.collect_schema().names() if c.startswith("_x_")])
+
+
+def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:
+    names = lf.collect_schema().names()
+    return lf.with_columns([pl.col(c).replace(v) for c, v in values.items() if c in names])
+
+
+def _exclude_cache(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """Sources whose input count includes cached tokens (OpenAI, OpenTelemetry): the uncached input is
+    what remains; a row whose cache counts exceed its input contradicts itself and is quarantined."""
+    cached = pl.col("cache_read_tokens") + pl.col("cache_write_5m_tokens") + pl.col("cache_write_1h_tokens")
+    rest = pl.col("input_tokens") - cached
+    bad = pl.col("_ok") & (rest < 0)
+    return lf.with_columns(
+        pl.when(bad).then(pl.col("input_tokens")).otherwise(rest).alias("input_tokens"),
+        (pl.col("_ok") & ~bad).alias("_ok"),
+        pl.when(bad).then(pl.lit("cache tokens exceed input tokens (input is cache-inclusive in this format)"))
+        .otherwise(pl.col("_reason")).alias("_reason"),
+    )
