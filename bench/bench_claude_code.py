@@ -2,6 +2,7 @@
 
     python bench/bench_claude_code.py --records 1000000        # or: make bench-cc
     python bench/bench_claude_code.py --records 10000000       # or: make bench-large (35 GB on disk)
+    python bench/bench_claude_code.py --by-project             # the same lines, one file per project
 
 1. Generates (bench/claude_code_data.py; reused between runs) a Claude Code config dir of --records
    assistant lines, ~17,000 transcript files and ~3.5 GB per million, and a Messages-API JSONL of
@@ -12,8 +13,9 @@
    TZ=UTC, so that its days are UTC days like llm-cost's).
 3. Measures each command in its own process (bench.py's harness: wall time, peak RSS via GNU time):
    ccusage; `llm-cost report <tree> --by day --format json`; a hand-written Polars plan (decode every
-   line with a typed schema, keep assistant lines, dedupe, price in Float64); a decode floor (every
-   line's `type` only); `llm-cost report` of the Messages-API file.
+   line with a typed schema, keep assistant lines, dedupe, price in Float64); the same plan decoding
+   only the lines that contain `"usage"`; a decode floor (every line's `type` only); `llm-cost
+   report` of the Messages-API file. Wall time, CPU time and how busy the rest of the machine was.
 4. Compares the daily totals of llm-cost and ccusage, and explains the difference with the Polars
    plan, which prices every request both ways: Anthropic's rule (a request whose prompt is over 200K
    tokens is billed entirely at the long-context rates, where the model had them then) and ccusage's
@@ -39,7 +41,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
-from claude_code_data import GENERATOR_VERSION, generate_messages, generate_tree
+from claude_code_data import GENERATOR_VERSION, RECORDS_PER_FILE, generate_messages, generate_tree
 
 import bench as harness
 from bench import Measurement, llm_cost, log, run_measured
@@ -109,12 +111,24 @@ def transcript_files(tree: str) -> list[str]:
     return sorted(str(p) for p in Path(tree).rglob("*.jsonl"))
 
 
-def job_polars(tree: str) -> dict:
-    """Decode every line, keep assistant lines, dedupe like Claude Code's repeats need, price, sum per day."""
+def _decoded_lines(tree: str, prefilter: bool) -> pl.LazyFrame:
+    """Every line decoded with a typed schema (Polars' NDJSON reader), or (prefilter) only the lines
+    that contain `"usage"`, read as text in one scan of all files and decoded to the same struct."""
+    files = transcript_files(tree)
+    if not prefilter:
+        return pl.scan_ndjson(files, schema=LINE)
+    text = pl.scan_csv(files, has_header=False, new_columns=["line"], separator="\x1f", quote_char=None,
+                       schema_overrides={"line": pl.String})
+    return (text.filter(pl.col("line").str.contains('"usage"', literal=True))
+            .select(pl.col("line").str.json_decode(pl.Struct(LINE)).alias("r")).unnest("r"))
+
+
+def job_polars(tree: str, prefilter: bool = False) -> dict:
+    """Decode lines, keep assistant lines, dedupe like Claude Code's repeats need, price, sum per day."""
     usage = pl.col("message").struct.field("usage")
     cache = usage.struct.field("cache_creation")
     lines = (
-        pl.scan_ndjson(transcript_files(tree), schema=LINE)
+        _decoded_lines(tree, prefilter)
         .filter(pl.col("type") == "assistant")
         .select(
             pl.col("message").struct.field("id").alias("id"), pl.col("requestId").alias("req"),
@@ -173,7 +187,7 @@ def job_floor(tree: str) -> dict:
     return {"lines": n}
 
 
-JOBS = {"polars": job_polars, "floor": job_floor}
+JOBS = {"polars": job_polars, "polars-prefilter": lambda tree: job_polars(tree, prefilter=True), "floor": job_floor}
 
 # ---------------------------------------------------------------------------------------------
 # ccusage, installed for the benchmark only
@@ -266,9 +280,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of Messages-API lines logged as the bare Message, without the {timestamp, request_id, "
                         "response} envelope (default 0: a bare Message carries no time)")
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--records-per-file", type=int, default=RECORDS_PER_FILE,
+                   help=f"assistant lines per transcript file on average (default {RECORDS_PER_FILE}: ~17,000 files per million)")
+    p.add_argument("--tree", type=Path, default=None,
+                   help="measure this Claude config dir (holding projects/) instead of a generated one")
+    p.add_argument("--by-project", action="store_true",
+                   help="measure the same lines with each project's files concatenated into one (isolates per-file costs)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each command; the table shows the median wall time")
-    p.add_argument("--only", default="ccusage,llm-cost,polars,floor,messages",
-                   help="comma-separated subset of ccusage,llm-cost,polars,floor,messages")
+    p.add_argument("--only", default="ccusage,llm-cost,polars,polars-prefilter,floor,messages",
+                   help="comma-separated subset of ccusage,llm-cost,polars,polars-prefilter,floor,messages")
     p.add_argument("--ccusage-version", default=CCUSAGE_VERSION)
     p.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes generating the tree")
@@ -281,6 +301,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.messages is None:
         args.messages = min(args.records, 1_000_000)
     return args
+
+
+def concatenated_per_project(tree: Path, out: Path) -> Path:
+    """The tree's lines with each project's files (sessions and subagents) concatenated into one file."""
+    marker = out.with_name(out.name + ".json")
+    if not marker.exists():
+        log(f"concatenating each project's files into {out} ...")
+        for project in sorted((tree / "projects").iterdir()):
+            target = out / "projects" / project.name / "all.jsonl"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as f:
+                for path in sorted(project.rglob("*.jsonl")):
+                    with open(path, "rb") as part:
+                        shutil.copyfileobj(part, f)
+        marker.write_text(json.dumps({"from": str(tree)}) + "\n")
+    return out
 
 
 def _row(m: Measurement) -> str:
@@ -298,16 +334,27 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(JOBS[args.job](args.dir)))
         return 0
 
-    data = args.data_dir / f"cc-n{args.records}-seed{args.seed}-g{GENERATOR_VERSION}"
+    layout = "" if args.records_per_file == RECORDS_PER_FILE else f"-per{args.records_per_file}"
+    data = args.data_dir / f"cc-n{args.records}{layout}-seed{args.seed}-g{GENERATOR_VERSION}"
     tree = data / "claude"  # a Claude config dir: tree/projects/<escaped-cwd>/<session>.jsonl
     messages = data / f"messages-n{args.messages}.jsonl"
     data.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(data).free
     if not tree.with_name("claude.json").exists() and free < args.records * 4_000:
         raise SystemExit(f"not enough disk for the tree: {free / 2**30:.0f} GiB free, ~{args.records * 3.6e3 / 2**30:.0f} GiB needed")
-    log(f"tree: {tree} ...")
-    manifest = generate_tree(tree, args.records, args.seed, args.workers)
-    log(f"tree: {manifest['files']:,} files, {manifest['bytes'] / 2**30:.2f} GiB, {manifest['lines']:,} lines "
+    if args.by_project and args.tree is None:
+        generate_tree(tree, args.records, args.seed, args.workers, args.records_per_file)
+        args.tree = concatenated_per_project(tree, data.with_name(data.name + "-by-project") / "claude")
+    if args.tree is not None:  # e.g. the same tree with its files concatenated, to isolate per-file costs
+        tree = args.tree.resolve()
+        files = transcript_files(str(tree))
+        manifest = {"tree": str(tree), "files": len(files), "bytes": sum(os.path.getsize(f) for f in files),
+                    "lines": None, "assistant_lines": args.records, "seconds": 0}
+        layout += "-" + (tree.parent.name.removeprefix(data.name).strip("-") or tree.parent.name)
+    else:
+        log(f"tree: {tree} ...")
+        manifest = generate_tree(tree, args.records, args.seed, args.workers, args.records_per_file)
+    log(f"tree: {tree}: {manifest['files']:,} files, {manifest['bytes'] / 2**30:.2f} GiB, {manifest['lines'] or 0:,} lines "
         f"({manifest['assistant_lines']:,} assistant); generated in {manifest['seconds']}s (once)")
     messages_manifest = None
     if "messages" in args.only:
@@ -339,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
             todo.append(("polars", Measurement("tree", "Polars plan: decode all, dedupe, price (Float64)",
                                                [*me, "--job", "polars", "--dir", str(tree)], rows=args.records,
                                                json_stdout=True), env))
+        if "polars-prefilter" in args.only:
+            todo.append(("polars-prefilter", Measurement("tree", "Polars plan, prefiltered: decode usage lines only",
+                                                         [*me, "--job", "polars-prefilter", "--dir", str(tree)],
+                                                         rows=args.records, json_stdout=True), env))
         if "floor" in args.only:
             todo.append(("floor", Measurement("tree", "floor: decode every line's type", [*me, "--job", "floor", "--dir",
                                               str(tree)], rows=args.records, json_stdout=True), env))
@@ -378,10 +429,12 @@ def main(argv: list[str] | None = None) -> int:
         ratio = {"speedup_vs_ccusage": cc.wall / llm.wall, "rss_vs_ccusage": llm.rss / cc.rss if cc.rss and llm.rss else None}
         print(f"\nllm-cost vs ccusage: {ratio['speedup_vs_ccusage']:.2f}x the speed"
               + (f", {ratio['rss_vs_ccusage']:.2f}x the peak memory" if ratio["rss_vs_ccusage"] else ""))
-    if "llm_cost_total" in cmp or "ccusage_total" in cmp:
-        print(f"\ntotals: llm-cost ${float(cmp.get('llm_cost_total', 'nan')):,.2f}; ccusage ${cmp.get('ccusage_total', float('nan')):,.2f}; "
-              f"Polars baseline ${cmp.get('baseline_total', float('nan')):,.2f} (Anthropic's rule), "
-              f"${cmp.get('baseline_ccusage_rules_total', float('nan')):,.2f} (ccusage's rule)")
+    totals = [f"{name} ${float(cmp[k]):,.2f}" for k, name in (
+        ("llm_cost_total", "llm-cost"), ("ccusage_total", "ccusage"),
+        ("baseline_total", "Polars plan (Anthropic's rule)"),
+        ("baseline_ccusage_rules_total", "Polars plan (ccusage's rule)")) if k in cmp]
+    if totals:
+        print("\ntotals: " + "; ".join(totals))
     if "difference_total" in cmp:
         print(f"llm-cost - ccusage: ${cmp['difference_total']:,.2f} over {cmp['days']} days "
               f"({cmp['days_differing_over_1_cent']} differ by a cent or more)")
@@ -402,11 +455,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "ram_gib": round((total_ram or 0) / 2**30, 1),
                     "platform": platform.platform(), "python": platform.python_version(), "polars": pl.__version__},
         "rss_method": "GNU time -v" if harness.GNU_TIME else "psutil polling",
-        "measurements": {k: {**asdict(m), "result": None if k == "polars" else m.result, "median_wall_s": m.wall,
+        "measurements": {k: {**asdict(m), "result": None if k.startswith("polars") else m.result, "median_wall_s": m.wall,
                              "max_peak_rss_mib": m.rss} for k, m in measurements.items()},
         **ratio, "accounting": accounting, "comparison": cmp,
     }
-    out = BENCH_DIR / f"results-claude-code-{args.records}.json"
+    out = BENCH_DIR / f"results-claude-code-{args.records}{layout}.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     log(f"wrote {out}")
     return 1 if any(m.failure for m in measurements.values()) else 0

@@ -385,16 +385,16 @@ class Session:
 # Plan (how many files, how many records each) and the worker that writes a project
 # ---------------------------------------------------------------------------------------------
 
-def plan(records: int, seed: int) -> list[list[tuple[int, list[int]]]]:
+def plan(records: int, seed: int, per_file: int = RECORDS_PER_FILE) -> list[list[tuple[int, list[int]]]]:
     """Projects -> sessions -> (main-file records, [subagent-file records]); sums to `records`."""
     rng = random.Random(seed)
-    files = max(1, round(records / RECORDS_PER_FILE))
+    files = max(1, round(records / per_file))
     sessions = max(1, round(files * (1 - SUBAGENT_FILE_SHARE)))
     subagents = files - sessions
-    weights = [[lognormal(rng, 38, 1.0, 1, 5_000)] for _ in range(sessions)]
+    weights = [[lognormal(rng, 38, 1.0, 1, 10**9)] for _ in range(sessions)]
     for _ in range(subagents):
         weights[rng.randrange(sessions) if rng.random() < 0.5 else rng.randrange(max(1, sessions // 5))].append(
-            lognormal(rng, 25, 0.9, 1, 2_000))
+            lognormal(rng, 25, 0.9, 1, 10**9))
     flat = [w for s in weights for w in s]
     scale = records / sum(flat)
     counts = [max(1, round(w * scale)) for w in flat]
@@ -489,14 +489,14 @@ def _init_worker(seed: int) -> None:
     _TEXT.append(Text(seed))
 
 
-def generate_tree(root: Path, records: int, seed: int, workers: int = 2) -> dict:
+def generate_tree(root: Path, records: int, seed: int, workers: int = 2, per_file: int = RECORDS_PER_FILE) -> dict:
     """Write the tree under root/projects, root being a Claude config dir (~/.claude); skipped if the
     manifest beside it (root + ".json") exists, which is written last. Returns the manifest."""
     marker = root.with_name(root.name + ".json")
     if marker.exists():
         return json.loads(marker.read_text())
     t0 = time.perf_counter()
-    projects = plan(records, seed)
+    projects = plan(records, seed, per_file)
     jobs = [(root, seed, p, sessions) for p, sessions in enumerate(projects)]
     # Largest projects first, so that the two workers finish together.
     jobs.sort(key=lambda j: -sum(m + sum(s) for m, s in j[3]))
@@ -508,7 +508,8 @@ def generate_tree(root: Path, records: int, seed: int, workers: int = 2) -> dict
             if k % max(1, len(jobs) // 10) == 0:
                 print(f"[gen] {k}/{len(jobs)} projects, {totals['bytes'] / 2**30:.2f} GiB, "
                       f"{time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
-    manifest = {"records": records, "seed": seed, "generator": GENERATOR_VERSION, "projects": len(projects),
+    manifest = {"records": records, "seed": seed, "generator": GENERATOR_VERSION, "records_per_file": per_file,
+                "projects": len(projects),
                 **totals, "seconds": round(time.perf_counter() - t0, 1)}
     marker.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
@@ -592,8 +593,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--records-per-file", type=int, default=RECORDS_PER_FILE)
     args = p.parse_args(argv)
-    print(json.dumps(generate_tree(args.out, args.records, args.seed, args.workers), indent=2))
+    print(json.dumps(generate_tree(args.out, args.records, args.seed, args.workers, args.records_per_file), indent=2))
     return 0
 
 
