@@ -50,6 +50,9 @@ def input_options(f):
     decorators = [
         click.argument("paths", nargs=-1, required=True),
         click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file"),
+        click.option("--map", "mapping", type=click.Path(dir_okay=False),
+                     help="read every input with this mapping TOML (your log's paths -> canonical columns) "
+                          "instead of detecting its format"),
         click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
                      help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
         click.option("--since", help="first day (in --tz) or ISO date-time to include"),
@@ -72,8 +75,8 @@ def input_options(f):
 def _options(kw: dict, output: str | None = None):
     from .pipeline import Options
 
-    return Options(dialect=kw["dialect"], prices=tuple(kw["prices"]), since=kw["since"], until=kw["until"],
-                   tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
+    return Options(dialect=kw["dialect"], mapping=kw["mapping"], prices=tuple(kw["prices"]), since=kw["since"],
+                   until=kw["until"], tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
                    outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"])
 
 
@@ -150,6 +153,41 @@ def price(paths, output, **kw):
     if not kw["quiet"]:
         click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests; {acc.summary()}", err=True)
     _finish(acc, kw["strict"], kw["quiet"])
+
+
+@main.command()
+@input_options
+@click.option("--invoice", required=True, type=click.Path(dir_okay=False),
+              help="what was billed: Admin API cost report JSON, analytics cost JSON, Console cost CSV, FOCUS "
+                   "CSV/Parquet, or a CSV period,model[,token_type],amount_usd")
+@click.option("--invoice-format", type=click.Choice(["admin-cost-report", "analytics-cost", "console-cost-csv", "focus",
+                                                     "plain-csv"]), help="force the invoice format [default: detect]")
+@click.option("--tolerance", default="0.01", show_default=True,
+              help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
+@click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
+                           "context_tier, workspace [default: the invoice's own grain]")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
+@handle_errors
+def audit(paths, invoice, invoice_format, tolerance, by, fmt, output, **kw):
+    """Reconcile computed costs with an invoice, line by line; exit 1 when a line is out of tolerance."""
+    from . import audit as audit_
+    from . import audit_writers, writers
+
+    tol = audit_.Tolerance.parse(tolerance)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
+    fmt = writers.format_for(fmt, output, "table")
+    audit_writers.check_format(fmt)
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format)
+    audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty())
+    if output not in (None, "-") and not kw["quiet"]:
+        bad = int((result.lines["status"] != "ok").sum())
+        click.echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
+    _finish(result.computed.accounting, kw["strict"], kw["quiet"])
+    if not result.within_tolerance:
+        sys.exit(ExitCode.CHECK_FAILED)
 
 
 @main.group()

@@ -60,6 +60,8 @@ def ok(columns: list[str]) -> pl.Expr:
 def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:
     """Per-request: normalise labels and fold their checks into `_ok` and `_reason`."""
     cols = lf.collect_schema().names()
+    if "_reason" not in cols:  # rows decoded once into Parquet keep no reasons (see pipeline.spool)
+        lf = lf.with_columns(pl.lit(None, pl.String).alias("_reason"))
     lf = lf.with_columns(normalize(cols, dimensions))
     found = checks(cols)
     if not found:

@@ -8,19 +8,22 @@ its rates plus the report's own keys, summing counts; the few resulting rows are
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import os
+import tempfile
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
-from .errors import OptionError, SourceError
+from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
-from .sources import SourceFile, expand_paths, open_source
+from .sources import _TEMPORARY, SourceFile, expand_paths, open_source
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -40,6 +43,7 @@ class Options:
     """What the user asked for, shared by every command."""
 
     dialect: str | None = None
+    mapping: str | None = None  # a custom mapping TOML (--map): every input is read with it
     prices: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
@@ -116,6 +120,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # what dialects said about the files (time sources)
     repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
+    spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -131,26 +136,45 @@ class Loaded:
         return {k: labels.DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in self.carried}
 
 
-def load(paths, opts: Options, robust: bool = False) -> Loaded:
+def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None) -> Loaded:
+    """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
+    in one scan know their line in their own file (costs a pass that counts lines); by default only
+    when reading robustly, where the quarantine file is written from."""
     frames, files, names, dims = [], [], {}, {}
     seen: set[str] = set()
-    forced = dialects.get(opts.dialect) if opts.dialect else None
+    forced = _forced_dialect(opts)
     empty: list[str] = []
     repeat_files: list[int] = []
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
-    ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None)
+    ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
+                           exact_lines=robust if exact_lines is None else exact_lines)
+    # Detect each file's format; files of a format that reads many files in one scan are grouped.
+    sources: list[tuple[SourceFile, dialects.Dialect]] = []
+    groups: dict[tuple, int] = {}
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
         if not src.columns and os.path.getsize(src.path) == 0:
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
             continue
         d = forced or dialects.detect(src)
+        if opts.mapping and d.missing(src):
+            raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
+                               f"{', '.join(d.missing(src))}")
+        names[src.display] = d.name
+        key = (d.name, src.container, src.compression)
+        if d.batch_files and src.container == "jsonl" and path != "-" and key in groups:
+            head, _ = sources[groups[key]]
+            head.members += (src.path,)
+            head.member_indexes += (src.index,)
+            continue
+        groups.setdefault(key, len(sources))
+        sources.append((src, d))
+    for src, d in sources:
         lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
         if d.repeats_in(src):
-            repeat_files.append(src.index)
+            repeat_files.extend((src.index, *src.member_indexes))
         files.append(src)
-        names[src.display] = d.name
         for c in lf.collect_schema().names():
             if c not in CANONICAL and not c.startswith("_"):
                 dims[c] = None
@@ -163,6 +187,16 @@ def load(paths, opts: Options, robust: bool = False) -> Loaded:
     frames = [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
                                if c in books and c not in lf.collect_schema().names()]) for lf in frames]
     return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books)
+
+
+def _forced_dialect(opts: Options) -> dialects.Dialect | None:
+    if opts.mapping and opts.dialect:
+        raise OptionError("--map and --dialect both say how to read the input: give one")
+    if opts.mapping:
+        from .dialects import mapped
+
+        return mapped.load(opts.mapping)
+    return dialects.get(opts.dialect) if opts.dialect else None
 
 
 def parse_time(value: str | None, tz: str, end: bool, option: str | None = None) -> dt.datetime | None:
@@ -226,6 +260,28 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
         lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
         files = [f for f in files if f.index in loaded.repeat_files]
     return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
+
+
+def spool(loaded: Loaded, opts: Options) -> Loaded:
+    """JSON text decoded once: when the run will read its rows more than once (the dedupe passes),
+    each JSON part is normalized in one streaming pass into slim rows in a temporary Parquet file, and
+    every later pass reads those. Decoding JSON is most of a pass's cost; the rows are a few dozen bytes.
+    (The quarantine pass still re-reads the original text, for the record and its exact line.)"""
+    if loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files)):
+        return loaded
+    parts, before = [], set(_TEMPORARY)
+    for src, lf in zip(loaded.files, loaded.parts):
+        if src.container not in ("json", "jsonl"):
+            parts.append(lf)
+            continue
+        fd, tmp = tempfile.mkstemp(prefix="llm-cost-rows-", suffix=".parquet")
+        os.close(fd)
+        _TEMPORARY.append(tmp)
+        lf.drop("_raw", "_reason").sink_parquet(tmp, engine="streaming")
+        # Reasons are spelled out only by the quarantine pass (from the original text); label checks
+        # on these rows still append to the column.
+        parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
+    return dataclasses.replace(loaded, parts=parts, spooled=[t for t in _TEMPORARY if t not in before])
 
 
 def _row_keys(by: list[str], loaded: Loaded) -> list[str]:
@@ -390,7 +446,7 @@ def _with_retry(run):
 
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
-    loaded = load(paths, opts, robust)
+    loaded = spool(load(paths, opts, robust), opts)
     row_keys = _row_keys(by, loaded)
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
@@ -403,7 +459,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     lf = with_status(loaded.frame, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post)
-    acc = Accounting(files=len(loaded.files))
+    acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     priced = _price_groups(ok, rate_frame(ok, book), book, acc)
@@ -411,6 +467,9 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         priced = priced.with_columns(aggregate.with_cache_use())
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
+    for tmp in loaded.spooled:  # the report holds no lazy frame: the decoded rows can go now
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
@@ -479,9 +538,9 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool):
-    loaded = load(paths, opts, robust)
+    loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
-    acc = Accounting(files=len(loaded.files))
+    acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)

@@ -53,6 +53,10 @@ class SourceFile:
     sample: list[dict] = field(default_factory=list)  # first records, decoded (for detection)
     display: str = ""  # the name shown to the user (the path, or <stdin>)
     record_bytes: int = 60  # average bytes per record in the first 64 KiB (for size estimates)
+    # Files of the same format read in one scan with this one (a tree of thousands of small
+    # transcripts: one plan, not thousands). Rows then carry their file in `_path`.
+    members: tuple[str, ...] = ()
+    member_indexes: tuple[int, ...] = ()  # their positions among the run's files
 
     def __post_init__(self) -> None:
         self.display = self.display or self.path
@@ -64,8 +68,12 @@ class SourceFile:
             return pl.scan_parquet(self.path).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
-        size = os.path.getsize(self.path) * (8 if self.compression else 1)
+        size = sum(os.path.getsize(p) for p in self.paths) * (8 if self.compression else 1)
         return size // max(self.record_bytes, 1)
+
+    @property
+    def paths(self) -> list[str]:
+        return [self.path, *self.members]
 
     def scan_csv(self, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
         """CSV as a lazy frame of strings, with the line number of each record. `integers` are read
@@ -73,18 +81,35 @@ class SourceFile:
         is not an integer: callers then read the file again as strings (the robust path)."""
         return _scan_csv_strings(self.path, integers)
 
-    def scan_lines(self) -> pl.LazyFrame:
+    def scan_lines(self, exact_lines: bool = True) -> pl.LazyFrame:
         """JSON Lines as one string column per line; blank lines keep their place so that
         `source_row` is the line number a user sees in an editor."""
-        return pl.scan_csv(
-            self.path,
+        lf = pl.scan_csv(
+            self.paths if self.members else self.path,
             has_header=False,
             new_columns=[LINE],
             separator="\x1f",  # a byte that never occurs in JSON text outside strings' escapes
             quote_char=None,
             schema_overrides={LINE: pl.String},
             encoding="utf8-lossy",
+            include_file_paths="_path" if self.members else None,
         ).with_row_index("_row", offset=1)
+        if not self.members or not exact_lines:
+            return lf
+        # One scan numbers rows across its files, in order: a row's line in its own file is its
+        # number minus the rows of the files before it (counted by a pass that decodes nothing).
+        # Only per-request outputs and the quarantine file need it: a report needs a row's
+        # identity (its file and number in the scan), not its line.
+        counts = pl.scan_csv(self.paths, has_header=False, new_columns=[LINE], separator="\x1f", quote_char=None,
+                             schema_overrides={LINE: pl.String}, encoding="utf8-lossy",
+                             include_file_paths="_path").group_by("_path").agg(pl.len()).collect(engine="streaming")
+        per_file = dict(zip(counts["_path"].to_list(), counts["len"].to_list()))
+        before, offsets = 0, {}
+        for p in self.paths:
+            offsets[p] = before
+            before += per_file.get(p, 0)
+        offset = pl.col("_path").replace_strict(offsets, default=0, return_dtype=pl.Int64)
+        return lf.with_columns((pl.col("_row").cast(pl.Int64) - offset).alias("_line_no"))
 
     def scan_ndjson(self, schema: dict) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). Blank lines
@@ -113,6 +138,8 @@ def _strip_compression(path: str) -> tuple[str, str | None]:
 
 def _container_from_name(path: str) -> tuple[str | None, str | None]:
     base, comp = _strip_compression(path)
+    # Bedrock batch output: records in `*.jsonl.out`; its `manifest.json.out` summary is not a log.
+    base = base.removesuffix(".out") if base.endswith(".jsonl.out") else base
     return _EXT.get(os.path.splitext(base)[1]), comp
 
 
@@ -147,6 +174,31 @@ def _sniff(head: bytes) -> str:
     return "csv"
 
 
+def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
+    """Several JSON objects, one per line (a JSON document is one value, however it is laid out).
+    The first line is read whole even when it is longer than the head (a record with a long prompt)."""
+    if not head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        return False
+    if compression == "zstd":
+        lines = [x for x in head.splitlines() if x.strip()][:2]
+    else:
+        lines, used = [], 0
+        with (gzip.open if compression == "gzip" else open)(path, "rb") as f:
+            for raw in f:
+                used += len(raw)
+                if raw.strip():
+                    lines.append(raw)
+                if len(lines) == 2 or used > MAX_PEEK:
+                    break
+    if len(lines) < 2:
+        return False
+    try:
+        json.loads(lines[0].lstrip(b"\xef\xbb\xbf"))
+    except ValueError:
+        return False
+    return lines[1].lstrip().startswith(b"{")
+
+
 def _walk(directory: str) -> list[str]:
     """Every log file under a directory; an unreadable subdirectory is an error, not a silent gap."""
     def fail(err: OSError) -> None:
@@ -165,6 +217,7 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
     """Files behind the user's arguments, each once, in a stable order. Directory walks skip hidden
     files, llm-cost's own quarantine files and `exclude` (the run's outputs, which may live there)."""
     skip = {os.path.realpath(p) for p in exclude if p}
+    skip_names = {os.path.basename(p) for p in skip}
     if not paths:
         raise SourceError("no input: give one or more files, directories or globs (or - for stdin)")
     out: list[str] = []
@@ -172,7 +225,8 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
         if p == "-":
             out.append(p)
         elif os.path.isdir(p):
-            found = [f for f in _walk(p) if os.path.realpath(f) not in skip]
+            # realpath only for names that could be an excluded file: trees hold thousands of files
+            found = [f for f in _walk(p) if os.path.basename(f) not in skip_names or os.path.realpath(f) not in skip]
             if not found:
                 raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
             out.extend(found)
@@ -187,6 +241,8 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
             raise SourceError(f"{p}: not a regular file or directory")
         else:
             raise SourceError(f"{p}: no such file or directory")
+    if len(paths) == 1:  # one argument cannot name a file twice
+        return out
     seen: set[str] = set()
     unique = []
     for f in out:
@@ -235,6 +291,8 @@ def open_source(path: str, index: int = 0) -> SourceFile:
                 comp = "zstd"
                 head = _read_head(real, comp)
             container = _sniff(head)
+        elif container == "json" and _is_json_lines(real, comp, head):
+            container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
@@ -257,24 +315,10 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
         src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row").to_dicts()
     elif src.container == "jsonl":
-        text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-        lines = text.splitlines()
-        if len(head) >= (1 << 16) and lines:
-            lines = lines[:-1]  # the last line may be cut by the peek
         keys: dict[str, None] = {}
-        for line in lines[: SAMPLE_RECORDS * 4]:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                src.sample.append(rec)
-                keys.update(dict.fromkeys(rec))
-            if len(src.sample) >= SAMPLE_RECORDS:
-                break
+        for rec in _first_records(src, head):
+            src.sample.append(rec)
+            keys.update(dict.fromkeys(rec))
         src.columns = list(keys)
     elif src.container == "json":
         src.sample = load_json_records(src)[:SAMPLE_RECORDS]
@@ -282,6 +326,39 @@ def _peek(src: SourceFile, head: bytes) -> None:
         for rec in src.sample:
             keys.update(dict.fromkeys(rec))
         src.columns = list(keys)
+
+
+# The peek decodes the records of the first PEEK_BYTES (at least MIN_RECORDS of them, reading on
+# through long lines if it must, up to MAX_PEEK): enough to detect a format and see its keys, and
+# cheap for a tree of thousands of transcripts whose lines are kilobytes long.
+PEEK_BYTES, MIN_RECORDS, MAX_PEEK = 16 << 10, 5, 8 << 20
+
+
+def _first_records(src: SourceFile, head: bytes):
+    if src.compression == "zstd":  # the head holds the first lines already
+        lines = iter(head.splitlines(keepends=True))
+    else:
+        opener = gzip.open if src.compression == "gzip" else open
+        f = opener(src.path, "rb")
+        lines = iter(f)
+    found = used = 0
+    try:
+        for raw in lines:
+            used += len(raw)
+            line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+            if line:
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    rec = None  # a broken line: the records around it still tell the format
+                if isinstance(rec, dict):
+                    found += 1
+                    yield rec
+            if found >= SAMPLE_RECORDS or (used >= PEEK_BYTES and found >= MIN_RECORDS) or used >= MAX_PEEK:
+                break
+    finally:
+        if src.compression != "zstd":
+            f.close()
 
 
 def load_json_records(src: SourceFile) -> list[dict]:

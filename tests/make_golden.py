@@ -19,6 +19,11 @@ CASES = [
     ("by_day_workspace_berlin", ["day", "workspace"], ["csv"]),
     ("by_component", ["model", "component"], ["csv", "table"]),
 ]
+# Audits of fixtures/audit (logs with a day missing, an invoice with one price doubled): (name, --by, formats)
+AUDIT_CASES = [
+    ("audit", None, ["table", "json", "csv"]),
+    ("audit_by_day_model", ["day", "model"], ["table", "markdown"]),
+]
 EXT = {"table": "txt", "csv": "csv", "json": "json", "jsonl": "jsonl", "markdown": "md", "parquet": "parquet"}
 
 
@@ -30,6 +35,18 @@ def build(name: str, by: list[str], quarantine: Path) -> object:
     os.chdir(ROOT)
     try:
         return analyze([str(SAMPLE.relative_to(ROOT))], by, Options(tz=tz, quarantine=str(quarantine)))
+    finally:
+        os.chdir(cwd)
+
+
+def build_audit(by: list[str] | None, quarantine: Path) -> object:
+    from analyzer.audit import run
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        return run(["fixtures/audit/logs.csv"], "fixtures/audit/cost_report.json", Options(quarantine=str(quarantine)),
+                   "0.01", by)
     finally:
         os.chdir(cwd)
 
@@ -53,6 +70,14 @@ def main() -> None:
                     report.rows.write_parquet(path)
                 else:
                     path.write_text(stable(data))
+                print("wrote", path.relative_to(ROOT))
+        from analyzer.audit_writers import render as render_audit
+
+        for name, by, formats in AUDIT_CASES:
+            result = build_audit(by, Path(tmp) / "q.jsonl")
+            for fmt in formats:
+                path = GOLDEN / f"{name}.{EXT[fmt]}"
+                path.write_text(stable(render_audit(result, fmt)))
                 print("wrote", path.relative_to(ROOT))
 
 

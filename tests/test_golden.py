@@ -8,7 +8,7 @@ from polars.testing import assert_frame_equal
 
 from analyzer.writers import render
 
-from .make_golden import CASES, EXT, GOLDEN, build, stable
+from .make_golden import AUDIT_CASES, CASES, EXT, GOLDEN, build, build_audit, stable
 
 
 @pytest.mark.parametrize("name,by,fmt", [(n, b, f) for n, b, fs in CASES for f in fs])
@@ -19,6 +19,15 @@ def test_golden(name, by, fmt, tmp_path):
         assert_frame_equal(report.rows, pl.read_parquet(path))
     else:
         assert stable(render(report, fmt)) == path.read_text(), f"{path.name} differs; run `make golden` and review"
+
+
+@pytest.mark.parametrize("name,by,fmt", [(n, b, f) for n, b, fs in AUDIT_CASES for f in fs])
+def test_golden_audit(name, by, fmt, tmp_path):
+    from analyzer.audit_writers import render as render_audit
+
+    path = GOLDEN / f"{name}.{EXT[fmt]}"
+    text = stable(render_audit(build_audit(by, tmp_path / "q.jsonl"), fmt))
+    assert text == path.read_text(), f"{path.name} differs; run `make golden` and review"
 
 
 def test_sample_accounting_balances(tmp_path):

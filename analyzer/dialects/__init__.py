@@ -24,6 +24,7 @@ class Context:
     """What a run tells every dialect, and what dialects tell the run back."""
 
     batch_time: str | None = None  # --batch-time: when records that carry no time happened
+    exact_lines: bool = True  # rows of a file set need their line in their own file (see SourceFile.scan_lines)
     notes: list[str] = field(default_factory=list)  # printed under the report
 
     def note(self, text: str) -> None:
@@ -44,6 +45,9 @@ class Dialect:
     # One request may be written on several records (Claude Code writes a line per content block):
     # such repeats are always merged on request_id, and counted apart from duplicates.
     repeats: bool | Callable[[SourceFile], bool] = False  # or decided per file
+    # Files of this format can be read together in one scan (their normalize depends on no file's
+    # first records): set for formats that come as trees of many small files.
+    batch_files: bool = False
 
     def repeats_in(self, src: SourceFile) -> bool:
         return self.repeats(src) if callable(self.repeats) else self.repeats

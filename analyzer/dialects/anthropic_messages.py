@@ -42,10 +42,13 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         lf = lf.with_columns(
             pl.when(start).then(get(("message", "id"))).forward_fill().alias("_x_stream_id"),
             pl.when(start).then(get(("message", "model"))).forward_fill().alias("_x_stream_model"),
+            # A delta need not restate the input count: its message_start's stands for it.
+            pl.when(start).then(get(("message", "usage", "input_tokens"))).forward_fill().alias("_x_stream_input"),
         )
     else:
         lf = lf.with_columns(pl.lit(None, pl.String).alias("_x_stream_id"),
-                             pl.lit(None, pl.String).alias("_x_stream_model"))
+                             pl.lit(None, pl.String).alias("_x_stream_model"),
+                             pl.lit(None, pl.Int64).alias("_x_stream_input"))
     its = pl.coalesce([get((*r, "usage", "iterations")) for r in ROOTS])
     lf = lf.with_columns(its.alias("_x_it"))
     if lf.collect_schema()["_x_it"] == pl.String:  # robust path: the list arrives as JSON text

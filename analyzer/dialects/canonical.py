@@ -98,7 +98,8 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`)."""
     present = set(fields)
     lf = lf.select(
-        pl.col("_row"), *(get(fields[f]).alias(_raw(f)) for f in sorted(present)),
+        pl.col("_row"), *([pl.col("_path"), pl.col("_line_no")] if src.members else []),
+        *(get(fields[f]).alias(_raw(f)) for f in sorted(present)),
         *(get(d).alias(_raw(d)) for d in dims), raw.alias("_raw"),
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
         *extra,
@@ -123,8 +124,13 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         constants["requests"] = pl.lit(1, pl.Int64)
     if "reported_cost" not in present:
         constants["reported_cost"] = pl.lit(None, schema.MONEY)
-    constants.update(source=pl.lit(source), source_file=pl.lit(src.display),
-                     source_row=pl.col("_row").cast(pl.Int64), _file=pl.lit(src.index, pl.Int64))
+    # A file set (src.members) scans many files at once: rows name their own file and line.
+    many = bool(src.members)
+    constants.update(source=pl.lit(source), source_file=pl.col("_path") if many else pl.lit(src.display),
+                     source_row=pl.col("_line_no" if many else "_row").cast(pl.Int64),
+                     _file=pl.col("_path").replace_strict(dict(zip(src.paths, (src.index, *src.member_indexes))),
+                                                           return_dtype=pl.Int64) if many
+                     else pl.lit(src.index, pl.Int64))
     out = _parse.frame(lf, parsed, labels, constants)
     if "cache_write_tokens" in present:
         out = _unsplit_cache_writes(out)

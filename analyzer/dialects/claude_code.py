@@ -23,10 +23,19 @@ def project_of(path: str) -> str | None:
     return PurePath(path).parent.name or None
 
 
+def _project(src) -> pl.Expr:
+    if not src.members:
+        return pl.lit(project_of(src.display), pl.String)
+    # Several files in one scan: the same rule as project_of, on each row's file.
+    path = pl.col("source_file")
+    return pl.coalesce(path.str.extract(r"^(?:.*/)?projects/([^/]+)/.+$", 1),
+                       path.str.extract(r"([^/]+)/[^/]+$", 1))
+
+
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
     synthetic = pl.col("model_raw") == "<synthetic>"
     return lf.with_columns(
-        pl.lit(project_of(src.display), pl.String).alias("project"),
+        _project(src).alias("project"),
         pl.when(synthetic).then(pl.lit("Claude Code error message (no usage)")).otherwise(pl.col("_nb")).alias("_nb"),
     )
 

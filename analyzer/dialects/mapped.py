@@ -15,6 +15,7 @@ Reading JSON records, two ways (as for the canonical dialect, see pipeline._with
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import tomllib
@@ -36,12 +37,13 @@ FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens",
           "rank")
 COUNTS = (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")
 KEYS = {"name", "description", "signature", "priority", "input_includes_cache", "repeats", "file_time",
-        "prefilter", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
+        "prefilter", "batch_files", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
 DECODED = "_rec_json"
 
 
 # --- paths ------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def split_path(path: str) -> tuple[str, ...]:
     """`a.b."c.d"` -> ("a", "b", "c.d"): dots separate keys; a quoted key may contain dots."""
     parts, cur, quoted = [], "", False
@@ -95,6 +97,7 @@ class Mapping:
     repeats: bool = False
     file_time: bool = False
     prefilter: str | None = None
+    batch_files: bool = False  # many files of this format are read in one scan (see SourceFile.members)
     extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
 
 
@@ -183,6 +186,7 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         dimensions=dims, constants=constants, values=values, keep=keep, not_billable=not_billable,
         priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
         repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=prefilter,
+        batch_files=_bool(doc, "batch_files", fail),
         extra_dimensions=None if extra is None else tuple(extra.get("exclude", [])),
     )
 
@@ -243,6 +247,7 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
         normalize=lambda src, robust=False, ctx=None: normalize(dialect, src, robust, ctx or Context(),
                                                                  prepare, finish, reads or {}),
         priority=m.priority, mapping=m, adds=adds, repeats=m.repeats if repeats is None else repeats,
+        batch_files=m.batch_files,
     )
     return dialect
 
@@ -316,10 +321,12 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     is_text = src.container in ("json", "jsonl")
 
     if is_text:
-        lf = src.scan_lines()
+        lf = src.scan_lines(exact_lines=ctx.exact_lines)
         if m.prefilter:  # records without this text cannot be usage: not decoded at all (fast, and silent)
             lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True))
-        lf = lf.filter(pl.col(LINE).str.strip_chars() != "")
+        # Blank lines are not records. (A line of spaces fails the fast decoder: the robust path skips it.)
+        blank = pl.col(LINE).str.strip_chars() == "" if robust else pl.col(LINE).str.len_bytes() == 0
+        lf = lf.filter(~blank)
         line = pl.col(LINE).str.strip_chars()
         line_ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
         if robust:
@@ -375,8 +382,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
     # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
-    lf = lf.select(pl.col("_row"), *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"),
-                   pl.col("_line_ok"), *rec)
+    lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
+    lf = lf.select(pl.col("_row"), *lines,
+                   *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
 
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
@@ -387,9 +395,10 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit("not a JSON object (unparsable line)")))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
-        lf = lf.with_columns(pl.col("_f_rank").cast(pl.String).str.to_lowercase()
-                             .replace({"false": "0", "true": "1"}).cast(pl.Int8, strict=False).fill_null(0)
-                             .alias("_rank"))
+        # a flag (isSidechain): true ranks after false; a number is its own rank
+        rank = pl.col("_f_rank").cast(pl.String)
+        lf = lf.with_columns(pl.when(rank.is_in(["true", "True", "TRUE"])).then(pl.lit(1, pl.Int8))
+                             .otherwise(rank.cast(pl.Int8, strict=False).fill_null(0)).alias("_rank"))
     out = canonical_frame(
         lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
         bad_record=bad, source=m.name, extra=extra,

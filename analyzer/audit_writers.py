@@ -1,0 +1,133 @@
+"""Audit output: table (Rich), csv, json, markdown. Machine formats carry money exactly; table and
+markdown round half-even to cents and say so. Files are written atomically."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from decimal import Decimal
+
+import polars as pl
+
+from .audit import Audit, audit_dict
+from .errors import OptionError
+from .schema import DISPLAY_PLACES
+from .writers import atomic_write, money_text
+
+_MONEY = ("billed", "computed", "difference")
+
+
+def _cell(col: str, v) -> str:
+    if v is None:
+        return ""
+    if col == "relative":
+        return f"{(v * 100).quantize(Decimal('0.01'))}%"
+    if isinstance(v, Decimal) and col in _MONEY:
+        return money_text(v, DISPLAY_PLACES)
+    if isinstance(v, Decimal):
+        return f"{v.normalize():,f}"
+    return str(v)
+
+
+def _shown(a: Audit) -> list[str]:
+    return [c for c in a.lines.columns if c not in ("quantity_billed", "quantity_logged", "invoice_lines")]
+
+
+def _grain_text(grain: list[str]) -> str:
+    unit, keys = grain[0], grain[1:]
+    if unit == "all":
+        return f"{', '.join(keys)} over the invoice's whole period" if keys else "the invoice's whole period"
+    return f"UTC {', '.join([unit, *keys])}"
+
+
+def summary_lines(a: Audit) -> list[str]:
+    t = a.totals
+    bad = a.lines.filter(pl.col("status") != "ok")
+    per = bad.group_by("status").len().sort("status")
+    counts = ", ".join(f"{n} {s}" for s, n in zip(per["status"].to_list(), per["len"].to_list()))
+    acc = a.computed.accounting
+    lines = [
+        f"billed ${money_text(t['billed'], 2)}, computed ${money_text(t['computed'], 2)}, difference "
+        f"${money_text(t['difference'], 2)}",
+        (f"{a.lines.height - bad.height} of {a.lines.height} lines within tolerance {a.tolerance}"
+         + (f"; out of tolerance: {counts}" if counts else "")),
+        f"invoice {a.invoice.path} ({a.invoice.format}), compared per {_grain_text(a.grain)}",
+        f"logs: rows read {acc.rows_read:,} = priced {acc.priced:,} + unpriced {acc.unpriced:,} + duplicates "
+        f"{acc.duplicates:,} + quarantined {acc.quarantined:,}"
+        + (f" + outside --since/--until {acc.filtered_out:,}" if acc.filtered_out else ""),
+        f"price book {a.computed.book.version}" + (f" + overlays {', '.join(a.computed.book.overlays)}"
+                                                    if a.computed.book.overlays else "")
+        + "; money rounded half-even to cents for display; differences under $0.01 per line are rounding",
+    ]
+    return lines + [f"note: {n}" for n in a.notes]
+
+
+def table_text(a: Audit, width: int | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    cols = _shown(a)
+    t = Table(header_style="bold", show_footer=True, footer_style="bold")
+    for c in cols:
+        title = f"{c} $" if c in _MONEY else c
+        foot = "total" if c == cols[0] else money_text(a.totals[c], 2) if c in _MONEY else ""
+        t.add_column(title, justify="right" if c in (*_MONEY, "relative") else "left", footer=foot,
+                     overflow="fold")
+    for r in a.lines.to_dicts():
+        t.add_row(*[_cell(c, r[c]) for c in cols])
+    console = Console(file=io.StringIO(), width=width or 200, force_terminal=False, color_system=None)
+    console.print(t)
+    for line in summary_lines(a):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    return console.file.getvalue()
+
+
+def markdown(a: Audit) -> str:
+    cols = _shown(a)
+    out = ["| " + " | ".join(f"{c} $" if c in _MONEY else c for c in cols) + " |",
+           "|" + "|".join("---:" if c in (*_MONEY, "relative") else "---" for c in cols) + "|"]
+    for r in a.lines.to_dicts():
+        out.append("| " + " | ".join(_cell(c, r[c]).replace("|", "\\|") for c in cols) + " |")
+    out.append("| " + " | ".join("**total**" if c == cols[0] else f"**{money_text(a.totals[c], 2)}**"
+                                 if c in _MONEY else "" for c in cols) + " |")
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(a)) + "\n"
+
+
+FORMATS = ("table", "csv", "json", "markdown")
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise OptionError(f"--format {fmt!r}: an audit is written as {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
+
+
+def render(a: Audit, fmt: str) -> str:
+    check_format(fmt)
+    if fmt == "json":
+        return json.dumps(audit_dict(a), indent=2) + "\n"
+    if fmt == "csv":
+        return a.lines.with_columns([pl.col(c).cast(pl.String) for c, t in a.lines.schema.items()
+                                     if isinstance(t, pl.Decimal)]).write_csv()
+    if fmt == "markdown":
+        return markdown(a)
+    return table_text(a)
+
+
+def write(a: Audit, fmt: str, output: str | None, terminal: bool = False) -> None:
+    if output in (None, "-"):
+        if fmt == "table" and terminal:
+            from rich.console import Console
+
+            console = Console()
+            console.print(table_text(a, width=console.width), end="", highlight=False, markup=False)
+        else:
+            sys.stdout.write(render(a, fmt))
+        return
+    data = render(a, fmt)
+
+    def put(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(data)
+
+    atomic_write(output, put)

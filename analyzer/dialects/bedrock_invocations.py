@@ -1,0 +1,157 @@
+"""AWS Bedrock model invocation logs: the mapping is data (bedrock_invocations.toml); this module reads
+what a path cannot say.
+
+- A stream's output body is an array of chunks; the last carries `amazon-bedrock-invocationMetrics`
+  with the counts. They stand in when the record has no top-level counts.
+- The cache-write count has no TTL; the response body may split it (Converse `usage.cacheDetails`
+  with `ttl` 1h/5m, or the Messages `usage.cache_creation`): the 1h part is taken from there, the
+  rest is 5m.
+- Endpoint scope: a base model id (`anthropic.…`, or its foundation-model ARN) is invoked in-region and
+  a geography profile (`us.`, `eu.`, `apac.`, `jp.`, `au.`, ...) stays in its geography: both are
+  regional endpoints (x1.1 on 4.5+ models); a `global.` profile is not. An application inference
+  profile ARN names neither (nor a model: it stays unpriced, with that reason).
+- `requestMetadata` keys (caller-supplied tags) become dimensions, named as the keys (prefixed
+  `meta_` if a key collides with a column llm-cost already has). Like other JSON dimensions, the keys
+  are those of the file's first records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import polars as pl
+
+from .. import schema
+from ..sources import LINE, SourceFile
+from . import mapped
+
+
+# The output body is an object, or an array of chunks for a stream: it cannot be decoded to one type,
+# and parsing each record's JSON again costs as much as the decode itself. The few facts needed here
+# sit in flat objects under keys found nowhere else in a record (a key inside a prompt's text has its
+# quotes escaped; a Converse request body may repeat requestMetadata, the same map), so they are cut
+# out of the line's text and only those small pieces are parsed.
+def _flat(key: str, brackets: str = "{}") -> pl.Expr:
+    o, c = brackets
+    return pl.col(LINE).str.extract(rf'"{key}"\s*:\s*(\{o}[^\{o}\{c}]*\{c})')
+
+
+_METRICS = {  # column (`@column` in the mapping) -> key of amazon-bedrock-invocationMetrics
+    "metrics_input": "inputTokenCount",
+    "metrics_output": "outputTokenCount",
+    "metrics_cache_read": "cacheReadInputTokenCount",
+    "metrics_cache_write": "cacheWriteInputTokenCount",
+}
+_GLOBAL = r"(?i)(^|/)global\."
+_REGIONAL = r"(?i)(^|/)([a-z]{2,4}(-[a-z]+)?\.)?anthropic\."
+_OWN_DIMENSIONS = ("identity", "account", "region")
+
+
+def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    model = get(("modelId",))
+    # Counts are integers on the fast path (text on the robust one, where every path is text).
+    count = pl.Int64 if mapped.DECODED in lf.collect_schema().names() else pl.String
+
+    def read(text: str, path: str) -> pl.Expr:
+        return pl.col(text).str.json_path_match(path).cast(count, strict=False)
+
+    return (
+        lf.with_columns(
+            _flat("amazon-bedrock-invocationMetrics").alias("_x_metrics"),
+            _flat("cacheDetails", "[]").alias("_x_ttl"),  # Converse: [{ttl: 1h|5m, inputTokens}]
+            _flat("cache_creation").alias("_x_split"),  # Messages body: {ephemeral_5m_.., ephemeral_1h_..}
+            _flat("requestMetadata").alias("_x_meta"),  # string -> string (AWS allows no braces in them)
+        )
+        .with_columns(
+            *(read("_x_metrics", f"$.{key}").alias(name) for name, key in _METRICS.items()),
+            pl.coalesce(read("_x_ttl", "$[?(@.ttl=='1h')].inputTokens"),
+                        read("_x_split", "$.ephemeral_1h_input_tokens")).alias("cache_write_1h"),
+            pl.when(model.str.contains(_GLOBAL)).then(pl.lit("global"))
+            .when(model.str.contains(_REGIONAL)).then(pl.lit("regional"))
+            .alias("endpoint_scope_from_id"),
+        )
+    )
+
+
+def _sample_records(src: SourceFile) -> list[dict]:
+    """The invocation records among a file's first records (inside CloudWatch events too)."""
+    out = []
+    for rec in src.sample:
+        events = rec.get("events") if isinstance(rec.get("events"), list) else [rec]
+        for e in events:
+            msg = e.get("message") if isinstance(e, dict) and "schemaType" not in e else e
+            if isinstance(msg, str) and msg.lstrip().startswith("{"):
+                try:
+                    msg = json.loads(msg)
+                except ValueError:
+                    continue
+            if isinstance(msg, dict) and msg.get("schemaType") == "ModelInvocationLog":
+                out.append(msg)
+    return out
+
+
+def _metadata_keys(src: SourceFile) -> list[str]:
+    keys: dict[str, None] = {}
+    for rec in _sample_records(src):
+        meta = rec.get("requestMetadata")
+        if isinstance(meta, dict):
+            keys.update(dict.fromkeys(k for k in meta if isinstance(k, str) and k.strip()))
+    return list(keys)
+
+
+def _dimension_name(key: str) -> str:
+    taken = key in schema.CANONICAL or key in _OWN_DIMENSIONS or key.startswith("_")
+    return f"meta_{key}" if taken else key
+
+
+def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
+    """requestMetadata keys as dimensions, read from the (small) metadata text, not the whole record."""
+    meta = pl.col("_x_meta")
+    return lf.with_columns(meta.str.json_path_match("$['" + k.replace("'", "\\'") + "']").alias(_dimension_name(k))
+                           for k in _metadata_keys(src))
+
+
+DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish)
+
+
+# --- The same records read out of CloudWatch Logs -------------------------------------------------
+# Invocation logs delivered to CloudWatch Logs are exported as log events whose `message` is the
+# record's JSON text: `aws logs filter-log-events` / `get-log-events` output ({"events": [...]}), or
+# one event per line ({"timestamp", "message", ...}). Each event becomes the record it carries, and
+# is then read exactly as above.
+
+_EVENT = pl.Struct({"message": pl.String})
+_EVENTS = pl.Struct({"events": pl.List(_EVENT), "message": pl.String})
+
+
+def _unwrap_events(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    doc = pl.when(pl.col("_line_ok")).then(pl.col(LINE)).str.json_decode(_EVENTS)
+    events = pl.coalesce(doc.struct.field("events"), pl.concat_list(pl.struct(doc.struct.field("message"))))
+    lf = (lf.with_columns(events.alias("_x_events"))
+          .explode("_x_events", empty_as_null=True)
+          # an empty page of events, or a line that is no event, holds no record (a broken line stays)
+          .filter(pl.col("_x_events").struct.field("message").is_not_null() | ~pl.col("_line_ok"))
+          .with_columns(pl.coalesce(pl.col("_x_events").struct.field("message"), pl.col(LINE)).alias(LINE)))
+    # The mapping's paths are read from the record: decoded again from the message (the fast path)...
+    decoded = lf.collect_schema().get(mapped.DECODED)
+    if decoded is not None:
+        lf = lf.with_columns(pl.col(LINE).str.json_decode(decoded).alias(mapped.DECODED))
+    else:  # ...or read as text from it (the robust path), where a message that is not JSON is unreadable
+        lf = lf.with_columns((pl.col("_line_ok") & pl.col(LINE).str.json_path_match("$").is_not_null())
+                             .alias("_line_ok"))
+    return _prepare(lf.drop("_x_events"), src, ctx, get)
+
+
+def _carries_invocations(src: SourceFile) -> bool:
+    return bool(_sample_records(src))
+
+
+_CLOUDWATCH = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_unwrap_events, finish=_finish)
+CLOUDWATCH = dataclasses.replace(
+    _CLOUDWATCH, name="bedrock-cloudwatch", required=("events|message",), matches=_carries_invocations,
+    description="Bedrock invocation logs exported from CloudWatch Logs (log events whose message is a record)",
+    mapping=dataclasses.replace(_CLOUDWATCH.mapping, name="bedrock-cloudwatch", signature=("events|message",)),
+)
+DIALECTS = [DIALECT, CLOUDWATCH]

@@ -1,0 +1,382 @@
+"""Invoice readers: what a provider billed, as lines on the invoice's own grain.
+
+Every format becomes the same frame (`LINE_SCHEMA`): one row per invoice line with its period
+(UTC dates, end exclusive), the keys it is grouped by (null = the invoice does not group by it on
+that line), the billed amount in dollars (exact Decimal) and, where the invoice says it, the billed
+quantity. Labels (model display names, token types, context windows) are mapped through
+`labels.toml` and the price book's model names: data, not code.
+
+Formats (detected from the file's keys/columns; `read(..., fmt=...)` forces one):
+  admin-cost-report   Admin API GET /v1/organizations/cost_report JSON; amounts are cents as strings
+  analytics-cost      Usage & Cost Analytics API GET /v1/organizations/analytics/cost JSON (cents)
+  console-cost-csv    Console > Cost > Export CSV (dollars, display model names)
+  focus               FinOps FOCUS cost and usage CSV or Parquet (BilledCost, ConsumedQuantity)
+  plain-csv           period,model[,token_type],amount_usd[,quantity,service_tier,context_window,workspace]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from importlib import resources
+
+import polars as pl
+
+from ..errors import AnalyzerError
+from ..models import Resolver
+from ..pricebook import PriceBook
+from ..schema import MONEY
+
+FORMATS = ("admin-cost-report", "analytics-cost", "console-cost-csv", "focus", "plain-csv")
+# Keys an invoice line may be grouped by, besides its period (in output order).
+KEYS = ("model", "token_type", "service_tier", "context_tier", "workspace")
+LINE_SCHEMA = {
+    "line": pl.String,  # where the line is in the file, for messages ("row 12", "data[3].results[5]")
+    "period_start": pl.Date,
+    "period_end": pl.Date,  # exclusive
+    "model_label": pl.String,  # the model as the invoice spells it
+    **{k: pl.String for k in KEYS},
+    "billed": MONEY,
+    "quantity": MONEY,  # tokens (or tool requests) billed, when the invoice says
+}
+_CENTS = Decimal("0.01")
+
+
+class InvoiceError(AnalyzerError):
+    """An invoice file cannot be read; the message names the file and the line."""
+
+
+@dataclass
+class Invoice:
+    path: str
+    format: str
+    lines: pl.DataFrame  # LINE_SCHEMA
+    period_unit: str  # "day" or "month": the invoice's own time grain
+    excludes_priority: bool = False  # the Admin cost report leaves Priority Tier costs out
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys at least one line is grouped by."""
+        return [k for k in KEYS if self.lines[k].null_count() < self.lines.height]
+
+
+def labels() -> dict:
+    with resources.files(__package__).joinpath("labels.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+# ----------------------------------------------------------------------------------------------
+# Detection
+
+
+def detect(path: str) -> str:
+    """The invoice format, from the file's top-level keys or header."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".parquet":
+        cols = set(pl.read_parquet_schema(path))
+        if "BilledCost" in cols:
+            return "focus"
+        raise InvoiceError(f"{path}: a Parquet invoice must be a FOCUS file (no BilledCost column)")
+    with open(path, encoding="utf-8-sig") as f:
+        head = f.read(65536)
+    if head.lstrip().startswith(("{", "[")):
+        doc = _load_json(path)
+        first = next((b for page in _pages(doc, path) for b in page.get("data") or []), None)
+        if isinstance(first, dict) and "results" in first:
+            return "admin-cost-report"
+        if isinstance(first, dict) and "cost" in first:
+            return "analytics-cost"
+        raise InvoiceError(f"{path}: JSON is neither an Admin API cost report (data[].results[]) nor an analytics "
+                           "cost report (data[].cost); pass --invoice-format")
+    header = {c.strip().strip('"') for c in head.splitlines()[0].split(",")} if head else set()
+    if "BilledCost" in header:
+        return "focus"
+    if {"usage_date_utc", "cost_usd"} <= header:
+        return "console-cost-csv"
+    if {"period", "model", "amount_usd"} <= header:
+        return "plain-csv"
+    raise InvoiceError(f"{path}: not a known invoice format (expected a cost report JSON, a Console cost CSV, a FOCUS "
+                       "file, or a CSV with period,model,amount_usd); pass --invoice-format")
+
+
+def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
+    if not os.path.isfile(path):
+        raise InvoiceError(f"--invoice {path}: no such file")
+    fmt = fmt or detect(path)
+    if fmt not in _READERS:
+        raise InvoiceError(f"--invoice-format {fmt!r}: use one of {', '.join(FORMATS)}")
+    frame, notes, excludes_priority = _READERS[fmt](path)
+    lines = _finish(frame, path, book)
+    if not lines.height:
+        raise InvoiceError(f"{path}: no invoice lines")
+    return Invoice(path, fmt, lines, _period_unit(lines, path), excludes_priority, notes)
+
+
+# ----------------------------------------------------------------------------------------------
+# Readers: each returns a frame of strings (line, starting_at, ending_at, model_label, token_type,
+# cost_type, service_tier, context_window, workspace, amount, quantity) with amount in dollars or
+# cents as the format says, and notes.
+
+
+def _load_json(path: str):
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise InvoiceError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+
+
+def _pages(doc, path: str) -> list[dict]:
+    """A cost report is one page ({data, has_more, next_page}) or a list of pages saved together."""
+    pages = doc if isinstance(doc, list) else [doc]
+    if not all(isinstance(p, dict) and isinstance(p.get("data"), list) for p in pages):
+        raise InvoiceError(f"{path}: expected a report page {{\"data\": [...]}} or a list of pages")
+    return pages
+
+
+def _incomplete(pages: list[dict]) -> list[str]:
+    if pages and pages[-1].get("has_more"):
+        return ["the report says has_more: true, so later pages are missing from this file; fetch them "
+                f"(next_page {pages[-1].get('next_page')!r}) and save the pages together as a JSON list"]
+    return []
+
+
+def _cents_to_dollars(col: str) -> pl.Expr:
+    return (_decimal(col) * pl.lit(_CENTS, MONEY)).cast(MONEY)
+
+
+def _decimal(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars().cast(MONEY, strict=False)
+
+
+_S = pl.String
+
+
+def _admin_cost_report(path: str):
+    pages = _pages(_load_json(path), path)
+    result = pl.Struct({k: _S for k in ("amount", "currency", "workspace_id", "cost_type", "context_window", "model",
+                                        "service_tier", "token_type", "description")})
+    buckets = pl.from_dicts([b for p in pages for b in p["data"]],
+                            schema={"starting_at": _S, "ending_at": _S, "results": pl.List(result)})
+    frame = (buckets.with_row_index("_bucket").explode("results").drop_nulls("results").unnest("results")
+             .with_columns(pl.format("data[{}].results[{}]", "_bucket", pl.int_range(pl.len()).over("_bucket"))
+                           .alias("line")))
+    frame = frame.select("line", "starting_at", "ending_at", pl.col("model").alias("model_label"), "token_type",
+                         "cost_type", "service_tier", "context_window", pl.col("workspace_id").alias("workspace"),
+                         "currency", _cents_to_dollars("amount").alias("billed"), pl.col("amount").alias("_amount"),
+                         pl.lit(None, MONEY).alias("quantity"))
+    return frame, _incomplete(pages), True  # the endpoint leaves Priority Tier costs out
+
+
+def _analytics_cost(path: str):
+    pages = _pages(_load_json(path), path)
+    group = pl.Struct({k: _S for k in ("model", "token_type", "cost_type", "service_tier", "context_window",
+                                       "workspace_id")})
+    rows = pl.from_dicts([r for p in pages for r in p["data"]],
+                         schema={"starting_at": _S, "ending_at": _S, "group": group,
+                                 "cost": pl.Struct({"amount": _S, "currency": _S})})
+    frame = rows.with_row_index("_i").unnest("group").unnest("cost").select(
+        pl.format("data[{}]", "_i").alias("line"), "starting_at", "ending_at", pl.col("model").alias("model_label"),
+        "token_type", "cost_type", "service_tier", "context_window", pl.col("workspace_id").alias("workspace"),
+        "currency", _cents_to_dollars("amount").alias("billed"), pl.col("amount").alias("_amount"),
+        pl.lit(None, MONEY).alias("quantity"))
+    return frame, _incomplete(pages), False
+
+
+def _csv(path: str) -> pl.DataFrame:
+    try:
+        df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+    except pl.exceptions.PolarsError as e:
+        raise InvoiceError(f"{path}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
+    # Row numbers as an editor shows them: the header is line 1.
+    return df.rename(lambda c: c.strip()).with_columns(pl.format("line {}", pl.int_range(2, pl.len() + 2)).alias("line"))
+
+
+def _need(df: pl.DataFrame, path: str, cols: tuple[str, ...]) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InvoiceError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+
+
+def _opt(df: pl.DataFrame, col: str) -> pl.Expr:
+    return pl.col(col) if col in df.columns else pl.lit(None, _S)
+
+
+def _console_cost_csv(path: str):
+    df = _csv(path)
+    _need(df, path, ("usage_date_utc", "model", "token_type", "cost_usd"))
+    day = pl.col("usage_date_utc").str.strip_chars()
+    frame = df.select(
+        "line", day.alias("starting_at"), pl.lit(None, _S).alias("ending_at"), pl.col("model").alias("model_label"),
+        "token_type", _opt(df, "cost_type").alias("cost_type"), _opt(df, "usage_type").alias("service_tier"),
+        _opt(df, "context_window").alias("context_window"), _opt(df, "workspace").alias("workspace"),
+        pl.lit("USD").alias("currency"), _decimal("cost_usd").alias("billed"), pl.col("cost_usd").alias("_amount"),
+        pl.lit(None, MONEY).alias("quantity"))
+    return frame, [], False
+
+
+def _focus(path: str):
+    if path.lower().endswith(".parquet"):  # every column as text, like the CSV: one code path below
+        df = pl.read_parquet(path).with_columns(pl.all().cast(_S)).with_columns(
+            pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
+    else:
+        df = _csv(path)
+    _need(df, path, ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory"))
+    details = pl.Struct({k: _S for k in ("x_ModelId", "ModelId", "x_TokenDirection", "TokenDirection",
+                                         "x_TokenCacheAction", "TokenCacheAction", "x_CacheTtl", "x_ServiceTier")})
+    parsed = _opt(df, "SkuPriceDetails").replace("", None).str.json_decode(details)
+    df = df.with_columns(parsed.alias("_d"))
+
+    def field_(*names: str) -> pl.Expr:
+        return pl.coalesce([pl.col("_d").struct.field(n) for n in names])
+
+    direction = field_("x_TokenDirection", "TokenDirection")
+    token = pl.concat_str([direction, field_("x_TokenCacheAction", "TokenCacheAction"), field_("x_CacheTtl")],
+                          separator="/", ignore_nulls=True)
+    token = pl.when(direction.str.to_lowercase() == "output").then(pl.lit("output")).otherwise(token)
+    usage = pl.col("ChargeCategory").str.strip_chars().str.to_lowercase() == "usage"
+    other = df.filter(~usage)
+    notes = []
+    if other.height:
+        total = other.select(_decimal("BilledCost").sum())[0, 0]
+        kinds = ", ".join(sorted(set(other["ChargeCategory"].to_list())))
+        notes.append(f"{other.height} FOCUS line(s) that are not usage ({kinds}, ${total:,.2f} in total) are not compared")
+    df = df.filter(usage)
+    frame = df.select(
+        "line", pl.col("ChargePeriodStart").alias("starting_at"), pl.col("ChargePeriodEnd").alias("ending_at"),
+        field_("x_ModelId", "ModelId").alias("model_label"),
+        pl.coalesce(pl.when(token != "").then(token), _opt(df, "SkuMeter")).alias("token_type"),
+        pl.lit(None, _S).alias("cost_type"),
+        pl.coalesce(_opt(df, "x_ServiceTier"), field_("x_ServiceTier")).alias("service_tier"),
+        _opt(df, "x_ContextWindow").alias("context_window"), _opt(df, "SubAccountName").alias("workspace"),
+        _opt(df, "BillingCurrency").alias("currency"), _decimal("BilledCost").alias("billed"),
+        pl.col("BilledCost").alias("_amount"), _decimal("ConsumedQuantity").alias("quantity") if
+        "ConsumedQuantity" in df.columns else pl.lit(None, MONEY).alias("quantity"))
+    return frame, notes, False
+
+
+def _plain_csv(path: str):
+    df = _csv(path)
+    _need(df, path, ("period", "model", "amount_usd"))
+    frame = df.select(
+        "line", pl.col("period").str.strip_chars().alias("starting_at"), pl.lit(None, _S).alias("ending_at"),
+        pl.col("model").alias("model_label"), _opt(df, "token_type").alias("token_type"),
+        pl.lit(None, _S).alias("cost_type"), _opt(df, "service_tier").alias("service_tier"),
+        _opt(df, "context_window").alias("context_window"), _opt(df, "workspace").alias("workspace"),
+        pl.lit("USD").alias("currency"), _decimal("amount_usd").alias("billed"), pl.col("amount_usd").alias("_amount"),
+        _decimal("quantity").alias("quantity") if "quantity" in df.columns else pl.lit(None, MONEY).alias("quantity"))
+    return frame, [], False
+
+
+_READERS = {"admin-cost-report": _admin_cost_report, "analytics-cost": _analytics_cost,
+            "console-cost-csv": _console_cost_csv, "focus": _focus, "plain-csv": _plain_csv}
+
+
+# ----------------------------------------------------------------------------------------------
+# Common normalisation
+
+
+def _blank_to_null(col: str) -> pl.Expr:
+    s = pl.col(col).str.strip_chars()
+    return pl.when(s == "").then(None).otherwise(s).alias(col)
+
+
+def _first_bad(frame: pl.DataFrame, bad: pl.Expr) -> dict | None:
+    rows = frame.filter(bad).head(1).to_dicts()
+    return rows[0] if rows else None
+
+
+def _start(col: str) -> pl.Expr:
+    """An ISO instant or date (UTC), or a month `2026-10` (plain CSV), as a UTC date-time."""
+    s = pl.col(col).str.strip_chars()
+    month = pl.when(s.str.contains(r"^\d{4}-\d{2}$")).then(s + "-01")
+    return pl.coalesce(
+        s.str.to_datetime("%Y-%m-%dT%H:%M:%S%#z", time_zone="UTC", strict=False),
+        s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.fZ", time_zone="UTC", strict=False),
+        s.str.to_datetime("%Y-%m-%dT%H:%M:%SZ", time_zone="UTC", strict=False),
+        pl.coalesce(month, s).str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+    )
+
+
+def _mapping(table: dict) -> dict[str, str]:
+    return {k.strip().lower(): v for k, v in table.items()}
+
+
+def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
+    data = labels()
+    frame = frame.with_columns(*[_blank_to_null(c) for c in ("model_label", "token_type", "cost_type", "service_tier",
+                                                             "context_window", "workspace", "currency")])
+    bad = _first_bad(frame, pl.col("billed").is_null())
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r} is not a decimal number")
+    bad = _first_bad(frame, pl.col("currency").is_not_null() & (pl.col("currency").str.to_uppercase() != "USD"))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: currency {bad['currency']!r}; only USD invoices can be audited")
+    start = _start("starting_at")
+    frame = frame.with_columns(start.alias("_start"), _start("ending_at").alias("_end"))
+    bad = _first_bad(frame, pl.col("_start").is_null() | (pl.col("ending_at").is_not_null() & pl.col("_end").is_null()))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: period {bad['starting_at']!r}..{bad['ending_at']!r} is not an ISO "
+                           "date or date-time")
+    bad = _first_bad(frame, (pl.col("_start").dt.time() != dt.time(0)) | (pl.col("_end").dt.time() != dt.time(0)))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: period starts or ends inside a UTC day; llm-cost audits whole days")
+    month = pl.col("starting_at").str.strip_chars().str.contains(r"^\d{4}-\d{2}$")
+    default_end = pl.when(month).then(pl.col("_start").dt.offset_by("1mo")).otherwise(pl.col("_start").dt.offset_by("1d"))
+    frame = frame.with_columns(pl.col("_start").dt.date().alias("period_start"),
+                               pl.coalesce("_end", default_end).dt.date().alias("period_end"))
+    # Token type: the label, else the cost type (web search lines carry no token type).
+    tokens, cost_types = _mapping(data.get("token_type", {})), _mapping(data.get("cost_type", {}))
+    focus = {**_mapping(data.get("focus_token", {})), **_mapping(data.get("focus_sku_meter", {}))}
+    label = pl.col("token_type").str.to_lowercase()
+    cost_type = pl.col("cost_type").str.to_lowercase()
+    frame = frame.with_columns(pl.coalesce(
+        label.replace_strict(tokens, default=None), label.replace_strict(focus, default=None),
+        cost_type.replace_strict(cost_types, default=None),
+        # An unknown label stays as written (the audit says llm-cost has no price for it); so does a
+        # cost type that is not tokens (code_execution): such a line must not claim token usage.
+        label, pl.when(~cost_type.is_in(["tokens", "token"])).then(cost_type),
+    ).alias("token_type"))
+    frame = frame.with_columns(
+        pl.col("context_window").str.to_lowercase().replace_strict(_mapping(data.get("context_window", {})),
+                                                                   default=pl.col("context_window").str.to_lowercase())
+        .alias("context_tier"),
+        pl.col("service_tier").str.to_lowercase().replace_strict(_mapping(data.get("service_tier", {})),
+                                                                 default=pl.col("service_tier").str.to_lowercase())
+        .alias("service_tier"),
+    )
+    models = model_ids(frame["model_label"].drop_nulls().unique().to_list(), book, data.get("model", {}))
+    frame = frame.with_columns(pl.col("model_label").replace_strict(models, default=pl.col("model_label"))
+                               .alias("model"))
+    return frame.select([pl.col(c).cast(t) for c, t in LINE_SCHEMA.items()])
+
+
+def model_ids(names: list[str], book: PriceBook, extra: dict[str, str]) -> dict[str, str]:
+    """Canonical ids for the distinct model labels of an invoice (a handful): display names (the book's
+    `name`, or labels.toml), else ids/aliases through the Resolver. Unknown labels are left out."""
+    resolver = Resolver(book)
+    display = {m.name.strip().lower(): m.id for m in book.models.values()}
+    display.update({k.strip().lower(): resolver.resolve(v)[0] or v for k, v in extra.items()})
+    out = {}
+    for name in names:
+        found = display.get(name.strip().lower()) or resolver.resolve(name)[0]
+        if found:
+            out[name] = found
+    return out
+
+
+def _period_unit(lines: pl.DataFrame, path: str) -> str:
+    days = (lines["period_end"] - lines["period_start"]).dt.total_days()
+    if (days == 1).all():
+        return "day"
+    first = lines["period_start"].dt.day() == 1
+    next_month = lines["period_start"].dt.offset_by("1mo") == lines["period_end"]
+    if (first & next_month).all():
+        return "month"
+    raise InvoiceError(f"{path}: every line must cover one UTC day or one calendar month (found periods of "
+                       f"{', '.join(str(d) for d in sorted(set(days.to_list()))[:5])} days)")

@@ -1,0 +1,84 @@
+"""claude-code: transcripts, one line per content block, merged per message."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from decimal import Decimal
+
+from analyzer import analyze, dialects
+from analyzer.dialects.claude_code import project_of
+from analyzer.pipeline import Options
+from analyzer.sources import open_source
+from tests.conftest import ROOT
+
+TREE = ROOT / "fixtures" / "dialects" / "claude-code" / "projects"
+SESSION = TREE / "-home-dev-acme-billing" / "2ff46cd5-f4e7-4724-bb20-579dae7956ea.jsonl"
+OPUS = (6 * 5 + 8837 * 10 + 16410 * Decimal("0.5") + 136 * 25) / 10**6  # Opus 4.6: 1h write $10, read $0.50
+HAIKU = (1 * 1 + 166 * 2 + 10444 * Decimal("0.1") + 25 * 5) / 10**6  # subagent (sidechain), own message
+SONNET4 = (4 * 3 + 2230 * Decimal("3.75") + 13910 * Decimal("0.3") + 87 * 15) / 10**6  # legacy line, no split: 5m
+
+
+def test_detected_and_project_from_path():
+    assert dialects.detect(open_source(str(SESSION))).name == "claude-code"
+    assert project_of(str(SESSION)) == "-home-dev-acme-billing"
+    assert project_of("/x/projects/p/sess/subagents/agent-1.jsonl") == "p"
+
+
+def test_reference_transcript_by_hand():
+    rep = analyze([str(TREE)], ["model", "project"])
+    costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
+    assert costs == {"claude-opus-4-6": OPUS, "claude-haiku-4-5-20251001": HAIKU, "claude-sonnet-4-20250514": SONNET4}
+    assert set(rep.rows["project"].to_list()) == {"-home-dev-acme-billing"}
+    # the two streamed lines of one message and the sidechain replay are repeats; the <synthetic>
+    # limit message is not billable; user and snapshot lines are not usage and not records.
+    acc = rep.accounting
+    assert (acc.rows_read, acc.priced, acc.repeats, acc.not_billable, acc.duplicates, acc.quarantined) == (
+        6, 3, 2, 1, 0, 0)
+    # the legacy line's costUSD is kept beside the computed cost, and agrees with it
+    assert rep.rows.filter(rep.rows["model"] == "claude-sonnet-4-20250514")["reported_cost"].item() == SONNET4
+
+
+def test_line_with_most_tokens_wins_and_parent_beats_sidechain_replay():
+    rep = analyze([str(TREE)], ["model"])
+    opus = rep.rows.filter(rep.rows["model"] == "claude-opus-4-6").to_dicts()[0]
+    # final output 136 (not the partial 8); the parent's cache split (8,837 written), not the replay's reads
+    assert (opus["requests"], opus["output_tokens"], opus["cache_write_1h_tokens"]) == (1, 136, 8837)
+
+
+def test_resumed_session_repeats_across_files_and_no_dedupe_still_merges(tmp_path):
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    shutil.copy(SESSION, proj / "a.jsonl")
+    shutil.copy(SESSION, proj / "b.jsonl")  # a resumed session replays the earlier messages
+    for opts in (Options(), Options(dedupe=False)):
+        rep = analyze([str(tmp_path)], ["model"], opts)
+        assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+        assert rep.accounting.repeats == 2 + 5 and rep.accounting.balanced  # all 5 usage lines of b repeat
+
+
+def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine):
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    lines = SESSION.read_text().splitlines()
+    lines.insert(3, lines[1][:150])  # a cut user line: it cannot be told from usage, so it is quarantined too
+    lines.insert(3, '{"type":"assistant","message":{"id":"m","model":"claude-opus-4-6","usage":{"input_tokens":')
+    (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copy(SESSION, proj / "t.jsonl")  # read in the same scan: line numbers stay per file
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert rep.accounting.quarantined == 2
+    bad = [json.loads(x) for x in open(quarantine)]
+    assert [(b["file"].rsplit("/", 1)[1], b["line"]) for b in bad] == [("s.jsonl", 4), ("s.jsonl", 5)]
+    assert all("not a JSON object" in b["reason"] for b in bad)
+
+
+def test_per_request_rows_match_the_report(tmp_path):
+    from analyzer import price_requests
+
+    rows, acc = price_requests([str(TREE)])
+    df = rows.lazy().collect()
+    assert df["request_id"].to_list() == [
+        "msg_015oRrxAaM8CuSF2MFET9J3i", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE", "msg_01LegacyCostUsdLine00001"]
+    assert df["source_row"].to_list() == [4, 6, 9]  # the winning line of each message, in its file
+    assert df["cost"].sum() == OPUS + HAIKU + SONNET4 and acc.repeats == 2 and acc.balanced
