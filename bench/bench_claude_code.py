@@ -294,6 +294,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="processes generating the tree")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--max-rss-mib", type=float, default=None, help="stop a command over this RSS (default 75%% of RAM)")
+    p.add_argument("--llm-cost-max-rss-mib", type=float, default=None,
+                   help="a lower cap for llm-cost and the Polars plans (ccusage may need more at 10M)")
     p.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -401,7 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, m, cmd_env in todo:
             for _ in range(args.repeat):
                 log(f"{m.what} ...")
-                run_measured(m, workdir, args.timeout, max_rss, cmd_env)
+                cap = max_rss if key == "ccusage" or not args.llm_cost_max_rss_mib else args.llm_cost_max_rss_mib
+                run_measured(m, workdir, args.timeout, cap, cmd_env)
                 if m.failure:
                     break
             log(f"{m.what}: {m.wall_s[-1]:.2f}s, {m.rss or 0:,.0f} MiB" + (f" ({m.failure})" if m.failure else ""))
