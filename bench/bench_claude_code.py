@@ -420,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nClaude Code tree: {args.records:,} assistant lines, {manifest['files']:,} files, "
           f"{manifest['bytes'] / 2**30:.2f} GiB; code {', '.join(sorted({v or '?' for m in measurements.values() for v in m.code}))}; "
-          f"{os.cpu_count()} CPUs; Polars {pl.__version__}; warm page cache; median of {args.repeat} run(s); "
+          f"{os.cpu_count()} CPUs; Polars {pl.__version__}; "
+          f"{'warm page cache' if manifest['bytes'] < 0.5 * (total_ram or 0) else 'data larger than the page cache'}; "
+          f"median of {args.repeat} run(s); "
           "'busy else': CPUs other processes kept busy meanwhile (wall times are inflated when it is high)\n")
     head = f"{'run':<52} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'busy else':>10}"
     print(head + "\n" + "-" * len(head))
