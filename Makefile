@@ -4,15 +4,16 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 ROWS    ?= 10000000
+RECORDS ?= 1000000
 # One example log of each real format, read in one run (each file's format is detected).
 DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messages/responses.jsonl \
 	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
 	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs
 
-.PHONY: help install demo test lint golden bench bench-store clean
+.PHONY: help install demo test lint golden bench bench-store bench-cc bench-large clean
 
 help:  ## show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -42,5 +43,11 @@ bench: $(STAMP)  ## benchmark: ROWS synthetic requests (default 10 million) in P
 bench-store: $(STAMP)  ## benchmark the store: ingest 30 nightly files of 300,000 requests, then reports from it
 	$(BIN)/python bench/bench_store.py
 
+bench-cc: $(STAMP)  ## Claude Code tree of RECORDS assistant lines (default 1M, 3.5 GB) vs ccusage (npm, bench only)
+	$(BIN)/python bench/bench_claude_code.py --records $(RECORDS)
+
+bench-large: $(STAMP)  ## the Claude Code benchmark at 10M assistant lines (35 GB of disk, more than RAM)
+	$(BIN)/python bench/bench_claude_code.py --records 10000000
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info bench/.ccusage
