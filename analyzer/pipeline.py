@@ -150,6 +150,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
                            exact_lines=robust if exact_lines is None else exact_lines)
     # Detect each file's format; files of a format that reads many files in one scan are grouped.
     sources: list[tuple[SourceFile, dialects.Dialect]] = []
+    members: list[list[tuple[str, int]]] = []  # per source: the files read in its scan
     groups: dict[tuple, int] = {}
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
         src = open_source(path, index=i)
@@ -163,12 +164,15 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
         names[src.display] = d.name
         key = (d.name, src.container, src.compression)
         if d.batch_files and src.container == "jsonl" and path != "-" and key in groups:
-            head, _ = sources[groups[key]]
-            head.members += (src.path,)
-            head.member_indexes += (src.index,)
+            members[groups[key]].append((src.path, src.index))  # lists: appending to a tuple is quadratic
             continue
         groups.setdefault(key, len(sources))
         sources.append((src, d))
+        members.append([])
+    for (head, _), more in zip(sources, members):
+        if more:
+            head.members = tuple(p for p, _ in more)
+            head.member_indexes = tuple(i for _, i in more)
     for src, d in sources:
         lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
@@ -313,8 +317,8 @@ _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"
 
 
 def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
-               extra: list[pl.Expr], cands: pl.Series | None, post_buckets: list[str] = ()
-               ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+               extra: list[pl.Expr], cands: pl.Series | None, post_buckets: list[str] = (),
+               repeats_only: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The one streaming pass over every row: counts summed per status, rate keys and report keys.
 
     Rate keys that no source carries are constants: left out of the grouping and added back to its
@@ -345,7 +349,8 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     if cands is not None and cands.len():
         compact = labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
         rank = [pl.col("_rank")] if "_rank" in loaded.bookkeeping else []
-        rows = dedupe.rows_of(lf, cands, compact).select(
+        scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
+        rows = dedupe.rows_of(scope, cands, compact).select(
             *group, dedupe.KEY, dedupe.H1, dedupe.H2, *rank,
             (pl.col("_rec") if "_rec" in loaded.bookkeeping else pl.lit(1)).alias(ROWS),
             "requests", *COUNT_COLUMNS, "reported_cost",
@@ -469,7 +474,8 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         row_keys = [*row_keys, "_cache_use"]
     lf = with_status(loaded.frame, opts)
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post)
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
+                           repeats_only=not opts.dedupe)
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -584,7 +590,8 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
     loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
-    agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts))
+    agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
+                                    repeats_only=not opts.dedupe)
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)

@@ -82,3 +82,34 @@ def test_per_request_rows_match_the_report(tmp_path):
         "msg_015oRrxAaM8CuSF2MFET9J3i", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE", "msg_01LegacyCostUsdLine00001"]
     assert df["source_row"].to_list() == [4, 6, 9]  # the winning line of each message, in its file
     assert df["cost"].sum() == OPUS + HAIKU + SONNET4 and acc.repeats == 2 and acc.balanced
+
+
+def test_summary_only_file_in_a_tree_is_a_transcript_and_envelopes_are_not(tmp_path):
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    shutil.copy(SESSION, proj / "a.jsonl")
+    (proj / "b.jsonl").write_text('{"type":"summary","summary":"x","leafUuid":"u1"}\n')
+    (proj / "c.jsonl").write_text(SESSION.read_text().splitlines()[0] + "\n")  # a file-history snapshot only
+    rep = analyze([str(tmp_path)], ["model"])
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 and set(rep.dialects.values()) == {"claude-code"}
+    env = tmp_path / "env.jsonl"  # a Messages envelope that happens to carry a sessionId
+    env.write_text(json.dumps({"timestamp": "2026-10-01T00:00:00Z", "sessionId": "s", "message": {
+        "id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100}}}) + "\n")
+    assert dialects.detect(open_source(str(env))).name == "anthropic-messages"
+
+
+def test_no_dedupe_merges_only_a_transcripts_own_repeats(tmp_path):
+    """--no-dedupe: a transcript's repeated lines still merge, but a CSV row with the same id is
+    another request, not a copy to merge with."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    shutil.copy(SESSION, proj / "a.jsonl")
+    csv = tmp_path / "other.csv"
+    csv.write_text("timestamp,model,input_tokens,output_tokens,request_id\n"
+                   "2026-11-24T10:00:00Z,claude-opus-4-6,1000,0,msg_015oRrxAaM8CuSF2MFET9J3i\n")
+    rep = analyze([str(tmp_path)], ["model"], Options(dedupe=False))
+    acc = rep.accounting
+    assert (acc.priced, acc.repeats, acc.duplicates) == (4, 2, 0)
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 + Decimal(1000 * 5) / 10**6
+    rep = analyze([str(tmp_path)], ["model"])  # with dedupe, the CSV copy (fewer tokens) is the duplicate
+    assert (rep.accounting.priced, rep.accounting.duplicates) == (3, 1)
