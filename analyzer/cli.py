@@ -327,16 +327,19 @@ def _file_progress(quiet: bool, total: int):
 @click.argument("paths", nargs=-1, required=True)
 @_store_options
 @click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file")
+@click.option("--batch-time", help="ISO date-time of records that carry no time (Message Batches results); "
+                                   "default: each file's modification time")
 @click.option("--strict", is_flag=True, help="exit 1 if any row is unpriced or quarantined")
 @handle_errors
-def ingest(paths, store_dir, prices, wait, quiet, dialect, strict):
+def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
     """Price log files into a store; safe to re-run (files already ingested are skipped)."""
     from . import pipeline, store
     from .sources import expand_paths
 
     total = len(expand_paths(paths))
     with _file_progress(quiet, total) as progress:
-        result = store.ingest(paths, store_dir, pipeline.Options(dialect=dialect, prices=tuple(prices)), wait=wait,
+        result = store.ingest(paths, store_dir, pipeline.Options(dialect=dialect, prices=tuple(prices), batch_time=batch_time),
+                              wait=wait,
                               progress=progress, warn=_warn)
     acc = result.accounting
     if acc.quarantined:
@@ -347,9 +350,7 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, strict):
         for f in result.files:
             click.echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
-        click.echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: rows read {acc.rows_read:,} = "
-                   f"priced {acc.priced:,} + unpriced {acc.unpriced:,} + duplicates {acc.duplicates:,} + quarantined "
-                   f"{acc.quarantined:,}", err=True)
+        click.echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)
 
 
@@ -377,7 +378,9 @@ def store_status(store_dir, as_json):
         click.echo(json.dumps(s, indent=2))
         return
     click.echo(f"store {s['store']}: {s['files']:,} files ingested, last ingest {s['last_ingest'] or 'never'}")
-    click.echo(f"rows read {s['rows_read']:,} = stored {s['rows_stored']:,} + duplicates {s['duplicates']:,} "
+    extra = "".join(f" + {name} {s[key]:,}" for key, name in (("repeats", "repeats"), ("not_billable", "not billable"))
+                    if s[key])
+    click.echo(f"rows read {s['rows_read']:,} = stored {s['rows_stored']:,} + duplicates {s['duplicates']:,}{extra} "
                f"+ quarantined {s['quarantined']:,} ({_size(s['bytes'])} of Parquet)")
     click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
     click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))

@@ -219,8 +219,11 @@ class IngestResult:
         total = pipeline.Accounting()
         for f in self.files:
             if f.accounting is not None:
-                for k in ("rows_read", "priced", "unpriced", "duplicates", "quarantined", "files"):
+                for k in ("rows_read", "priced", "unpriced", "duplicates", "repeats", "not_billable", "quarantined",
+                          "filtered_out", "files"):
                     setattr(total, k, getattr(total, k) + getattr(f.accounting, k))
+                for why, n in f.accounting.not_billable_reasons.items():
+                    total.not_billable_reasons[why] = total.not_billable_reasons.get(why, 0) + n
                 for raw, n in f.accounting.unpriced_models.items():
                     total.unpriced_models[raw] = total.unpriced_models.get(raw, 0) + n
                 total.unpriced_reasons.update(f.accounting.unpriced_reasons)
@@ -244,7 +247,10 @@ def _id_keys(lf: pl.LazyFrame) -> pl.LazyFrame:
 def _stored_ids(root: str, parts: list[dict]) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema={H1: pl.UInt64, H2: pl.UInt64})
-    return _id_keys(pl.scan_parquet([os.path.join(root, p["file"]) for p in parts])).collect(engine="streaming")
+    # Parts differ in their dimension columns (one file has a workspace, another not): only the id is read.
+    paths = [os.path.join(root, p["file"]) for p in parts]
+    ids = pl.scan_parquet(paths, schema={"request_id": pl.String}, extra_columns="ignore", missing_columns="insert")
+    return _id_keys(ids).collect(engine="streaming")
 
 
 def _write_parquet(df: pl.DataFrame, path: str) -> None:
@@ -364,9 +370,10 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
     rows = priced.lazy().drop(pipeline.MONEY_COLUMNS).collect(engine="streaming")
     repeated = _in_store(rows, ids)
     unpriced = rows["unpriced_reason"].is_not_null()
-    acc.duplicates += int(repeated.sum())
-    acc.priced -= int((repeated & ~unpriced).sum())
-    acc.unpriced -= int((repeated & unpriced).sum())
+    record = _is_record(rows)  # the accounting counts records; a request's later iterations are rows too
+    acc.duplicates += int((repeated & record).sum())
+    acc.priced -= int((repeated & ~unpriced & record).sum())
+    acc.unpriced -= int((repeated & unpriced & record).sum())
     rows = rows.filter(~repeated)
     left = rows.filter(pl.col("unpriced_reason").is_not_null()).group_by("model_raw").len().sort("len", descending=True)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
@@ -377,13 +384,25 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
         name = os.path.join(ROWS, f"month={m}", f"part-{digest[:16]}.parquet")
         part = part.drop("_month")
         _write_parquet(part, os.path.join(root, name))
-        entry["parts"].append({"file": name, "month": m, "rows": part.height, "price_books": {book.version: part.height},
+        entry["parts"].append({"file": name, "month": m, "rows": part.height, "records": int(_is_record(part).sum()),
+                               "price_books": {book.version: part.height},
                                "first": part["timestamp"].min().isoformat(), "last": part["timestamp"].max().isoformat()})
     dims = [c for c in rows.columns if c not in SCHEMA and c not in ("_month", RATE_ID)]
     entry.update(dialect=_dialect(path, opts), rows=acc.rows_read,
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
     return FileResult(path, "ingested", acc, rows.height), entry, _id_keys(rows.lazy()).collect(), rates
+
+
+def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
+    """Rows that are records (a request, or a pre-aggregated row of unknown size), not the later
+    iterations of a request (requests = 0; see dialects/anthropic_messages.py)."""
+    expr = pl.col("requests").is_null() | (pl.col("requests") != 0)
+    return rows.select(expr).to_series() if isinstance(rows, pl.DataFrame) else expr
+
+
+def _records(part: dict) -> int:
+    return part.get("records", part["rows"])  # stores written before records were counted: rows
 
 
 def _dialect(path: str, opts: pipeline.Options) -> str:
@@ -479,7 +498,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     agg = scan(root, months, manifest, costs=False).with_columns(
         *extra, _outside(since, until).alias("_out"), pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
     ).group_by(group).agg(
-        pl.len().alias(pipeline.ROWS),
+        _is_record(None).sum().alias(pipeline.ROWS),
         *[pl.col(c).sum() for c in ("requests", *COUNT_COLUMNS, "reported_cost")],
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
     ).collect(engine="streaming")
@@ -496,7 +515,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     said = {raw: why for e in manifest.files.values() for raw, why in e["accounting"]["unpriced_reasons"].items()}
     acc.unpriced_reasons = {raw: said.get(raw, why)  # as said at ingest, with its "did you mean"
                             for raw, why in zip(missing["_unpriced_raw"].to_list(), missing["unpriced_reason"].to_list())}
-    stored = sum(p["rows"] for p in manifest.parts())
+    stored = sum(_records(p) for p in manifest.parts())
     acc.filtered_out = stored - acc.priced - acc.unpriced
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
@@ -517,6 +536,10 @@ def _stored_accounting(manifest: Manifest) -> pipeline.Accounting:
         acc.rows_read += a["rows_read"]
         acc.duplicates += a["duplicates"]
         acc.quarantined += a["quarantined"]
+        acc.repeats += a.get("repeats", 0)
+        acc.not_billable += a.get("not_billable", 0)
+        for why, n in a.get("not_billable_reasons", {}).items():
+            acc.not_billable_reasons[why] = acc.not_billable_reasons.get(why, 0) + n
     if acc.quarantined:
         acc.quarantine_file = os.path.join(manifest.root, QUARANTINE)
     return acc
@@ -542,13 +565,15 @@ def status(root: str) -> dict:
             rel = os.path.relpath(os.path.join(dirpath, name), root)
             if name.startswith(TEMP_PREFIX) or (rel.startswith((ROWS + os.sep, QUARANTINE + os.sep)) and rel not in referenced):
                 leftovers.append(rel)
-    stored = sum(months.values())
+    stored = sum(_records(p) for p in parts)
     return {
         "store": os.path.abspath(root),
         "files": len(manifest.files),
         "rows_stored": stored,
         "rows_read": acc.rows_read,
         "duplicates": acc.duplicates,
+        "repeats": acc.repeats,
+        "not_billable": acc.not_billable,
         "quarantined": acc.quarantined,
         "first": min((p["first"] for p in parts), default=None),
         "last": max((p["last"] for p in parts), default=None),
@@ -559,7 +584,8 @@ def status(root: str) -> dict:
         "bytes": sum(os.path.getsize(os.path.join(root, p["file"])) for p in parts if p["file"] not in missing),
         "missing_parts": missing,
         "leftovers": sorted(leftovers),
-        "consistent": not missing and acc.rows_read == stored + acc.duplicates + acc.quarantined,
+        "consistent": not missing and acc.rows_read == (stored + acc.duplicates + acc.repeats + acc.not_billable
+                                                        + acc.quarantined),
     }
 
 

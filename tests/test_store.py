@@ -321,3 +321,24 @@ def test_log_reading_options_are_refused_with_a_store(tmp_path):
     for args in (["--dialect", "canonical"], ["--no-dedupe"], ["--quarantine", "q.jsonl"], ["--batch-time", "2026-01-01"]):
         r = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "s"), *args])
         assert r.exit_code == 2 and "applies to reading log files, not to --store" in r.stderr, args
+
+
+def test_every_format_ingests_into_one_store_and_the_accounting_balances(tmp_path):
+    """Files with different columns (dimensions) share a store; repeats, not-billable records and a
+    request's extra iteration rows are accounted as in a report from the logs."""
+    from .conftest import ROOT
+
+    formats = ROOT / "fixtures" / "dialects"
+    inputs = [str(formats / "claude-code"), str(formats / "anthropic-batch"),
+              str(formats / "anthropic-messages" / "responses.jsonl"), str(SAMPLE), str(formats / "litellm-spendlogs")]
+    st = str(tmp_path / "st")
+    opts = pipeline.Options(batch_time="2026-11-20T10:00:00Z", quarantine=str(tmp_path / "q.jsonl"))
+    for path in inputs:  # one night each: every later ingest reads the ids of parts with other columns
+        store.ingest([path], st, opts)
+    s = store.status(st)
+    assert s["consistent"] and s["repeats"] == 2 and s["not_billable"] == 6  # 4 + a LiteLLM cache hit and failure
+    stored = store.report(st, ["model"])
+    logs = pipeline.analyze(inputs, ["model"], opts)
+    assert stored.accounting.balanced and stored.totals["cost"] == logs.totals["cost"]
+    for k in ("rows_read", "priced", "unpriced", "duplicates", "repeats", "not_billable", "quarantined"):
+        assert getattr(stored.accounting, k) == getattr(logs.accounting, k), k
