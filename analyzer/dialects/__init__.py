@@ -100,6 +100,11 @@ def detect(src: SourceFile) -> Dialect:
         return found[0]
     # Closest: the largest share of its signature present (ties: the registry's order, canonical first).
     closest = max(DIALECTS.values(), key=lambda d: 1 - len(d.missing(src)) / max(len(d.required), 1))
+    if not closest.missing(src):  # the keys are there, but the records are not that format's
+        raise DialectError(
+            f"{src.display}: not a usage log llm-cost reads: it is shaped like {closest.name!r} but its records "
+            "do not count tokens (a cost report or invoice? `llm-cost audit --invoice` reads those). "
+            "Use --dialect to force one; `llm-cost formats` lists them")
     raise DialectError(
         f"{src.display}: unknown log format; closest is {closest.name!r}, missing "
         f"{', '.join(closest.missing(src))} (columns seen: {', '.join(src.columns[:12])}"

@@ -21,7 +21,11 @@ def _is_usage_page(src) -> bool:
     cost report shares the envelope but its rows carry amounts. A page with no rows (a day without
     traffic) is read as no rows, not refused."""
     pages_ok = all(isinstance(p.get("data"), list) and "object" not in p for p in src.sample)
-    return pages_ok and all("uncached_input_tokens" in row for row in _pages.sample_rows(src.sample))
+    # Every bucket holds usage: results[] (legacy) or usage{} (analytics). An analytics *cost* page
+    # has cost{} instead, and must not read as a usage report with no rows.
+    buckets = [b for p in src.sample for b in (p.get("data") or []) if isinstance(b, dict)]
+    usage_buckets = all(isinstance(b.get("results"), list) or isinstance(b.get("usage"), dict) for b in buckets)
+    return pages_ok and usage_buckets and all("uncached_input_tokens" in row for row in _pages.sample_rows(src.sample))
 
 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:

@@ -24,3 +24,15 @@ def test_each_fixture_is_its_own_dialect(path):
         assert found == owner
     else:
         assert found not in MINE
+
+
+def test_cost_reports_are_not_read_as_usage():
+    """A cost report has the usage report's envelope; read as usage it would be $0, silently."""
+    from analyzer import dialects
+    from analyzer.errors import DialectError
+    from analyzer.sources import open_source
+    from tests.conftest import ROOT
+
+    for name in ("admin_analytics_cost.json", "admin_cost_report.json"):
+        with pytest.raises(DialectError, match="not a usage log llm-cost reads.*audit --invoice"):
+            dialects.detect(open_source(str(ROOT / "fixtures" / "invoices" / name)))
