@@ -499,6 +499,9 @@ def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
         notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
     if priced.height and (priced["confidence"] == "estimate").any():
         notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
+    if acc.rows_read == 0:  # every record was skipped as not usage (say, a --dialect that does not fit)
+        notes.append("no usage records found: the input's records are none of the kinds its format bills "
+                     "(check the files, or --dialect)")
     if not acc.balanced:  # cannot happen unless a step drops rows; say so loudly rather than hide it
         notes.append("ACCOUNTING DOES NOT BALANCE: rows were lost; please report this")
     return notes
