@@ -23,7 +23,7 @@ from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
-from .sources import _TEMPORARY, SourceFile, expand_paths, open_source
+from .sources import _TEMPORARY, SourceFile, expand_paths, looks_like, open_source
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -152,7 +152,18 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     sources: list[tuple[SourceFile, dialects.Dialect]] = []
     members: list[list[tuple[str, int]]] = []  # per source: the files read in its scan
     groups: dict[tuple, int] = {}
+    told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
     for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
+        # A tree of thousands of transcripts: once one file was detected as a format that reads files
+        # together, the next ones need only look like it (its signature's keys in their first bytes).
+        known = next(((d, k) for k, (d, keys) in told.items() if path != "-" and not opts.mapping
+                      and looks_like(path, k[0], k[1], keys)), None)
+        if known is not None:
+            d, (container, compression) = known
+            key = (d.name, container, compression)
+            names[path] = d.name
+            members[groups[key]].append((path, i))
+            continue
         src = open_source(path, index=i)
         if not src.columns and os.path.getsize(src.path) == 0:
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
@@ -163,6 +174,8 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
                                f"{', '.join(d.missing(src))}")
         names[src.display] = d.name
         key = (d.name, src.container, src.compression)
+        if d.batch_files and src.container == "jsonl" and path != "-":
+            told.setdefault((src.container, src.compression), (d, d.quick_keys()))
         if d.batch_files and src.container == "jsonl" and path != "-" and key in groups:
             members[groups[key]].append((src.path, src.index))  # lists: appending to a tuple is quadratic
             continue

@@ -276,6 +276,20 @@ def _spool_stdin() -> str:
     return _STDIN_SPOOL
 
 
+def looks_like(path: str, container: str, compression: str | None, keys: tuple[tuple[bytes, ...], ...]) -> bool:
+    """A cheap look at a file's first 8 KiB, for the many files of a tree whose format a sibling's full
+    peek already told: its name says `container`, and the text has one of each group of `keys` (JSON
+    keys, quoted). A file that does not look like it gets the full peek and detection."""
+    name_container, name_compression = _container_from_name(path)
+    if (name_container, name_compression) != (container, compression) or compression == "zstd":
+        return False
+    try:
+        head = _read_head(path, compression, 8 << 10)
+    except (OSError, EOFError):
+        return False
+    return bool(head.strip()) and all(any(k in head for k in group) for group in keys)
+
+
 def open_source(path: str, index: int = 0) -> SourceFile:
     """Identify a file's container and peek at its first records (never reads the whole file)."""
     display = "<stdin>" if path == "-" else path

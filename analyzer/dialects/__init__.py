@@ -52,6 +52,10 @@ class Dialect:
     def repeats_in(self, src: SourceFile) -> bool:
         return self.repeats(src) if callable(self.repeats) else self.repeats
 
+    def quick_keys(self) -> tuple[tuple[bytes, ...], ...]:
+        """The signature as quoted JSON keys (the last key of each path), for `sources.looks_like`."""
+        return tuple(tuple(f'"{alt.split(".")[-1]}"'.encode() for alt in entry.split("|")) for entry in self.required)
+
     def missing(self, src: SourceFile) -> list[str]:
         cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
         return [k for k in self.required if not any(a in cols for a in k.split("|"))]

@@ -113,3 +113,18 @@ def test_no_dedupe_merges_only_a_transcripts_own_repeats(tmp_path):
     assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 + Decimal(1000 * 5) / 10**6
     rep = analyze([str(tmp_path)], ["model"])  # with dedupe, the CSV copy (fewer tokens) is the duplicate
     assert (rep.accounting.priced, rep.accounting.duplicates) == (3, 1)
+
+
+def test_a_tree_is_detected_cheaply_but_other_formats_in_it_still_are(tmp_path):
+    """After one transcript is detected, siblings that look like transcripts join its scan without a
+    full peek; a file of another format in the same tree is still detected as that format."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    for name in ("a.jsonl", "b.jsonl", "c.jsonl"):
+        shutil.copy(SESSION, proj / name)
+    shutil.copy(ROOT / "fixtures" / "dialects" / "anthropic-messages" / "envelope.jsonl", proj / "d.jsonl")
+    rep = analyze([str(tmp_path)], ["source"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert {k.rsplit("/", 1)[1]: v for k, v in rep.dialects.items()} == {
+        "a.jsonl": "claude-code", "b.jsonl": "claude-code", "c.jsonl": "claude-code", "d.jsonl": "anthropic-messages"}
+    by = {r["source"]: r["cost"] for r in rep.rows.to_dicts()}
+    assert by["claude-code"] == OPUS + HAIKU + SONNET4 and by["anthropic-messages"] == Decimal("0.17275")
