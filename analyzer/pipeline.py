@@ -136,7 +136,8 @@ class Loaded:
         return {k: labels.DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in self.carried}
 
 
-def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None) -> Loaded:
+def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
+         dimensions: set[str] | None = None) -> Loaded:
     """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
     in one scan know their line in their own file (costs a pass that counts lines); by default only
     when reading robustly, where the quarantine file is written from."""
@@ -147,7 +148,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     repeat_files: list[int] = []
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
-                           exact_lines=robust if exact_lines is None else exact_lines)
+                           exact_lines=robust if exact_lines is None else exact_lines, dimensions=dimensions)
     # Detect each file's format; files of a format that reads many files in one scan are grouped.
     sources: list[tuple[SourceFile, dialects.Dialect]] = []
     members: list[list[tuple[str, int]]] = []  # per source: the files read in its scan
@@ -474,7 +475,7 @@ def _with_retry(run):
 
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
-    loaded = load(paths, opts, robust)
+    loaded = load(paths, opts, robust, dimensions=set(by))
     row_keys = check_by(by, loaded.dimensions)
     loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]

@@ -25,6 +25,9 @@ class Context:
 
     batch_time: str | None = None  # --batch-time: when records that carry no time happened
     exact_lines: bool = True  # rows of a file set need their line in their own file (see SourceFile.scan_lines)
+    # The dimensions the run uses (a report's --by), or None for all: a dimension nobody asked for is
+    # not decoded from JSON (a session id or directory per line is real work, and memory).
+    dimensions: set[str] | None = None
     notes: list[str] = field(default_factory=list)  # printed under the report
 
     def note(self, text: str) -> None:

@@ -316,6 +316,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     dims = dict(m.dimensions)
     if m.extra_dimensions is not None:
         dims.update({k: v for k, v in _extra_dimensions(m, src).items() if k not in dims})
+    # (A `prepare` hook may read a dimension's path itself: with one, every path is decoded.)
+    unused = {k for k in dims if ctx.dimensions is not None and k not in ctx.dimensions and prepare is None}
+    dims = {k: v for k, v in dims.items() if k not in unused}
     fields = dict(m.fields)
     if m.file_time and "timestamp" not in fields:
         fields["timestamp"] = ()  # constant below
@@ -404,6 +407,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         cols["_f_timestamp"] = pl.lit(_file_time(src, ctx))
     cols.update({f"_f_{c}": pl.lit(v) for c, v in m.constants.items()})
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
+    cols.update({f"_dim_{k}": pl.lit(None, pl.String) for k in unused})  # still a column: --by can name it
+    dims = {**dims, **{k: () for k in unused}}
     # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
