@@ -7,20 +7,18 @@ The work is split so that no step holds every row:
 1. `candidates`: one light pass hashes every id (no parsing or validation of other fields) and keeps
    the ids seen more than once: a small table. Very large inputs take several passes, by hash range.
 2. The main pass aggregates every row as if there were no duplicates.
-3. `rows_of`: a second pass reads only the rows of candidate ids (the filter needs only the id, so the
-   rest of each row is parsed for a few percent of rows). Among the valid rows of each duplicated id,
-   the one with the most tokens wins (a streamed response logged early and again complete), ties to
-   the first file and line; `corrections` then moves each loser's counts from its group to the
-   duplicates: exact, because the aggregate is a sum.
+3. `rows_of` + `losers`: a second pass reads only the rows of candidate ids, slim (row key, hashes,
+   rank, tokens), and picks each id's winner; the losers' row keys are a small table.
+4. A third pass sums only the losing rows on the report's keys; those sums move from their status to
+   duplicates (or repeats): exact, because the aggregate is a sum. No step holds whole rows, even
+   when most rows repeat (a Claude Code transcript writes most responses two or three times).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from .schema import COUNT_COLUMNS
-
-H1, H2, KEY = "_h1", "_h2", "_dupkey"
+H1, H2, KEY, TOKENS = "_h1", "_h2", "_dupkey", "_tok"
 SEED1, SEED2 = 0x5EED_0001, 0x5EED_0002
 
 
@@ -66,35 +64,23 @@ def candidates(lf: pl.LazyFrame, expected_rows: int = 0) -> pl.Series:
     return pl.concat(found) if found else pl.Series(H1, [], dtype=pl.UInt64)
 
 
-def rows_of(lf: pl.LazyFrame, cands: pl.Series, compact: list[pl.Expr]) -> pl.LazyFrame:
-    """The rows of duplicated ids (a few percent), with their row key and both hashes. The filter
-    reads only the id, so Polars applies it before parsing the rest of a Parquet row. `compact` are
-    expressions that rewrite the kept string columns: a filtered string still points into the
-    buffer of the whole chunk it was read with, and would hold every chunk in memory."""
+def rows_of(lf: pl.LazyFrame, cands: pl.Series) -> pl.LazyFrame:
+    """The rows of duplicated ids (for a log of transcripts, most rows), with their row key and both
+    hashes. The filter reads only the id, so Polars applies it before parsing the rest of a Parquet row."""
     has_id, h1, h2 = _ids(lf)
-    return lf.filter(has_id & h1.is_in(cands.implode())).with_columns(
-        row_key().alias(KEY), h1.alias(H1), h2.alias(H2), *compact)
+    return lf.filter(has_id & h1.is_in(cands.implode())).with_columns(row_key().alias(KEY), h1.alias(H1), h2.alias(H2))
 
 
-def corrections(rows: pl.DataFrame, status: str, invalid: tuple[int, ...], duplicate: pl.Expr, measures: list[str]
-                ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Rows that, added to the aggregate, turn each losing copy into a duplicate: the loser's counts
-    subtracted under its status and added under the `duplicate` status (an expression: a repeat or a
-    duplicate, by the loser's file). Exact, since the aggregate is a sum.
-    Returns (corrections, the losers' row keys). Rows with an `invalid` status (quarantined, not
-    billable) take no part: a broken copy never displaces a good one. A `_rank` column, when a format
-    gives one, decides before tokens (Claude Code: a sidechain replay never beats its parent)."""
-    valid = rows.filter(~pl.col(status).is_in(list(invalid)))
-    tokens = pl.sum_horizontal(*[pl.col(c) for c in COUNT_COLUMNS])
+def losers(rows: pl.DataFrame) -> pl.DataFrame:
+    """The row keys of the copies that lose: per id (both hashes), the copy with the lowest `_rank`
+    (when the format gives one; Claude Code: a sidechain replay never beats its parent), then the most
+    tokens (a streamed response logged early and again complete), then the first file and line wins.
+    `rows` are slim (key, hashes, rank, tokens): a few dozen bytes each, however wide the logs."""
     rank = ["_rank"] if "_rank" in rows.columns else []
     winners = (
-        valid.with_columns(tokens.alias("_tok"))
-        .sort([*rank, "_tok", KEY], descending=[*[False] * len(rank), True, False])
+        rows.sort([*rank, TOKENS, KEY], descending=[*[False] * len(rank), True, False])
         .group_by(H1, H2, maintain_order=True)
         .first()
         .select(KEY)
     )
-    losers = valid.join(winners, on=KEY, how="anti")
-    minus = losers.with_columns([(-pl.col(m)).alias(m) for m in measures])  # measures are signed here
-    plus = losers.with_columns(duplicate.cast(rows.schema[status]).alias(status))
-    return pl.concat([minus, plus]).drop(KEY, H1, H2, *rank), losers.select(KEY)
+    return rows.join(winners, on=KEY, how="anti").select(KEY)

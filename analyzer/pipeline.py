@@ -346,36 +346,55 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     summed = [c for c in ("requests", *COUNT_COLUMNS) if c in loaded.carried]
     reported = "reported_cost" in loaded.carried
     records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
-    agg = lf.group_by(group).agg(
-        records.alias(ROWS),
-        *[pl.col(c).sum() for c in summed],
-        *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
-          if reported else []),
-    ).collect(engine="streaming")
-    agg = agg.with_columns(
-        *([] if "requests" in summed else [pl.col(ROWS).alias("requests")]),
-        *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in summed],
-        *([] if reported else [pl.lit(None, MONEY).alias("reported_cost"), pl.lit(0, pl.Int64).alias("_reported_rows")]),
-    )
+
+    def sums(frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
+        out = frame.group_by(by).agg(
+            records.alias(ROWS),
+            *[pl.col(c).sum() for c in summed],
+            *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
+              if reported else []),
+        ).collect(engine="streaming")
+        return out.with_columns(
+            *([] if "requests" in summed else [pl.col(ROWS).alias("requests")]),
+            *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in summed],
+            *([] if reported else [pl.lit(None, MONEY).alias("reported_cost"),
+                                   pl.lit(0, pl.Int64).alias("_reported_rows")]),
+        )
+
+    agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
     if cands is not None and cands.len():
-        compact = labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
-        rank = [pl.col("_rank")] if "_rank" in loaded.bookkeeping else []
         scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
-        rows = dedupe.rows_of(scope, cands, compact).select(
-            *group, dedupe.KEY, dedupe.H1, dedupe.H2, *rank,
-            (pl.col("_rec") if "_rec" in loaded.bookkeeping else pl.lit(1)).alias(ROWS),
-            "requests", *COUNT_COLUMNS, "reported_cost",
-            pl.col("reported_cost").is_not_null().alias("_reported_rows"),
-        ).collect(engine="streaming")
-        # A losing copy from a format that repeats records is a repeat; otherwise a duplicate.
-        file_of = (pl.col(dedupe.KEY) // (1 << 40)).is_in(loaded.repeat_files)
-        loser_status = pl.when(file_of).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
-        corrections, losers = dedupe.corrections(_finish_groups(rows, book, loaded, post_buckets), STATUS,
-                                                 (QUARANTINED, NOT_BILLABLE), loser_status, _MEASURES)
-        agg = pl.concat([agg, corrections.select(agg.columns)])
+        # A broken or not-billable copy never displaces a good one: only valid rows compete.
+        valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
+        rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
+        slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS]
+        # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
+        # as read (a filtered string still points into the buffer of the whole chunk it was read with).
+        # Many (a transcript writes most responses several times): only slim rows, and a third pass
+        # sums the losing rows.
+        expected = sum(f.expected_rows() for f in loaded.files)
+        wide = cands.len() * 10 < expected
+        held = [*group, "_file", *[c for c in ("_rec", *summed, "reported_cost") if c in lf.collect_schema()]]
+        competing = dedupe.rows_of(scope, cands).filter(valid).with_columns(
+            pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
+            *(labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
+              if wide else []),
+        ).select(*slim, *(dict.fromkeys(held) if wide else [])).collect(engine="streaming")
+        losers = dedupe.losers(competing.select(slim))
+        if losers.height:
+            # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
+            # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.
+            lost = (competing.lazy().join(losers.lazy(), on=dedupe.KEY, how="semi") if wide
+                    else lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode())))
+            lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
+            lost = _finish_groups(sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
+            moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
+            minus = lost.with_columns([(-pl.col(m)).alias(m) for m in _MEASURES])
+            plus = lost.with_columns(moved.alias(STATUS))
+            agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
     return _regroup(agg), losers, units
 
 
