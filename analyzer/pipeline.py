@@ -204,7 +204,8 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     books = {c for lf in frames for c in lf.collect_schema().names() if c in BOOKKEEPING}
     frames = [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
                                if c in books and c not in lf.collect_schema().names()]) for lf in frames]
-    return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books)
+    return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books,
+                  spooled=list(ctx.temporary))
 
 
 def _forced_dialect(opts: Options) -> dialects.Dialect | None:
@@ -309,7 +310,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         # Reasons are spelled out only by the quarantine pass (from the original text); label checks
         # on these rows still append to the column.
         parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
-    return dataclasses.replace(loaded, parts=parts, spooled=[t for t in _TEMPORARY if t not in before])
+    return dataclasses.replace(loaded, parts=parts,
+                               spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
 
 
 def check_by(by: list[str], dimensions: list[str]) -> list[str]:

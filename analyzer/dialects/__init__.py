@@ -29,6 +29,7 @@ class Context:
     # not decoded from JSON (a session id or directory per line is real work, and memory).
     dimensions: set[str] | None = None
     notes: list[str] = field(default_factory=list)  # printed under the report
+    temporary: list[str] = field(default_factory=list)  # files a dialect wrote for this run (removed after it)
 
     def note(self, text: str) -> None:
         if text not in self.notes:

@@ -18,6 +18,7 @@ import datetime as dt
 import functools
 import json
 import os
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import polars as pl
 
 from .. import schema
 from ..errors import DialectError
-from ..sources import LINE, SourceFile, json_to_lines
+from ..sources import _TEMPORARY, LINE, SourceFile, json_to_lines
 from . import Context, Dialect
 from .canonical import canonical_frame
 
@@ -414,6 +415,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
     lf = lf.select(pl.col("_row"), *lines,
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
+    if src.members and not robust:
+        lf = _staged(lf, ctx)
 
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
@@ -438,6 +441,21 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     if finish is not None:
         out = finish(out, src, ctx)
     return out.drop([c for c in out.collect_schema().names() if c.startswith("_x_")])
+
+
+def _staged(lf: pl.LazyFrame, ctx: Context) -> pl.LazyFrame:
+    """A file set's decoded fields, written once to a temporary Parquet file and read back.
+
+    A scan of thousands of small files feeds the plan one small batch per file, and every expression
+    of the parsing and validation that follows costs a little per batch, whatever its size: decoding
+    is cheap next to that. Stored and read back, the same fields come in large batches. (The record's
+    text is not kept: the quarantine pass re-reads the files line by line.)"""
+    fd, tmp = tempfile.mkstemp(prefix="llm-cost-fields-", suffix=".parquet")
+    os.close(fd)
+    _TEMPORARY.append(tmp)
+    ctx.temporary.append(tmp)
+    lf.drop("_raw").sink_parquet(tmp, engine="streaming", compression="lz4", statistics=False)
+    return pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_raw"))
 
 
 def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:
