@@ -177,9 +177,9 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
         key = (d.name, src.container, src.compression)
         if d.batch_files and src.container == "jsonl" and path != "-":
             told.setdefault((src.container, src.compression), (d, d.quick_keys()))
-        if d.batch_files and src.container == "jsonl" and path != "-" and key in groups:
-            members[groups[key]].append((src.path, src.index))  # lists: appending to a tuple is quadratic
-            continue
+            if key in groups:
+                members[groups[key]].append((src.path, src.index))  # lists: appending to a tuple is quadratic
+                continue
         groups.setdefault(key, len(sources))
         sources.append((src, d))
         members.append([])
