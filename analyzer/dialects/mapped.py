@@ -272,7 +272,7 @@ def _dtype_tree(paths: dict[tuple[str, ...], pl.DataType]) -> pl.Struct:
             if not isinstance(node, dict):
                 raise DialectError(f"path {'.'.join(parts)} goes inside a value read as a leaf")
         if not isinstance(node.get(parts[-1], dtype), pl.DataType):
-            continue  # a leaf that is also a parent: read the children; the leaf is a presence test
+            raise DialectError(f"path {'.'.join(parts)} is read as a value, and other paths go inside it")
         node[parts[-1]] = dtype
 
     def build(node: dict) -> pl.Struct:
@@ -345,7 +345,11 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
                 return pl.col(LINE).str.json_path_match(_json_path(parts))
             lf = lf.with_columns(line_ok.alias("_line_ok"))
         else:
-            lf = lf.with_columns(pl.col(LINE).str.json_decode(_dtype_tree(typed)).alias(DECODED),
+            try:
+                struct = _dtype_tree(typed)
+            except DialectError as e:
+                raise DialectError(f"mapping {m.name!r}: {e}") from None
+            lf = lf.with_columns(pl.col(LINE).str.json_decode(struct).alias(DECODED),
                                  pl.lit(True).alias("_line_ok"))
 
             def get(parts: tuple[str, ...]) -> pl.Expr:

@@ -106,3 +106,18 @@ def test_missing_mapping_file(tmp_path):
     r = run("report", "--map", tmp_path / "nope.toml", LOG)
     assert r.exit_code == 2
     assert "nope.toml" in r.stderr
+
+
+def test_a_path_read_both_as_value_and_as_parent_is_a_mapping_error(tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('name = "mine"\nsignature = ["t"]\n[fields]\ntimestamp = "t"\nmodel_raw = "m"\n'
+                       'input_tokens = "u.in"\noutput_tokens = "u"\n')
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"t": "2026-10-01T00:00:00Z", "m": "claude-sonnet-4-5", "u": {"in": 1}}\n')
+    r = CliRunner().invoke(main, ["report", str(log), "--map", str(mapping), "--quarantine", str(tmp_path / "q")])
+    assert r.exit_code == 2
+    assert "mapping 'mine'" in r.stderr and "read as a value" in r.stderr and len(r.stderr.strip().splitlines()) == 1
