@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from . import aggregate, pipeline, pricebook, tagging
+from . import aggregate, dedupe, pipeline, pricebook, tagging
+from .dedupe import H1, H2
 from .errors import AnalyzerError, OptionError
 from .pricing import rate_frame
 from .schema import COUNT_COLUMNS, MONEY
@@ -47,9 +48,7 @@ QUARANTINE = "quarantine"
 LOCK = ".lock"
 TEMP_PREFIX = ".llm-cost-"  # writers.atomic_write's temporary files
 SHA = "source_sha256"  # column: the sha256 of the file a row came from (joins with the manifest)
-H1, H2 = "_h1", "_h2"
 RATE_ID = "rate_id"  # column: which set of per-unit rates priced the row (the manifest lists them)
-SEED1, SEED2 = 0x5702_0001, 0x5702_0002
 DEFAULT_WAIT = 30.0
 
 
@@ -239,9 +238,9 @@ def sha256(path: str) -> str:
 
 
 def _id_keys(lf: pl.LazyFrame) -> pl.LazyFrame:
-    """Request ids as two 64-bit hashes: fixed width, and a false match needs both to collide."""
-    rid = pl.col("request_id")
-    return lf.filter(rid.is_not_null()).select(rid.hash(SEED1).alias(H1), rid.hash(SEED2).alias(H2))
+    """Request ids as two 64-bit hashes (as dedupe compares them): fixed width, and a false match
+    needs both to collide. Hashed when read, never stored."""
+    return lf.filter(pl.col("request_id").is_not_null()).select(dedupe.hashes())
 
 
 def _stored_ids(root: str, parts: list[dict]) -> pl.DataFrame:
@@ -274,7 +273,7 @@ def _in_store(rows: pl.DataFrame, ids: pl.DataFrame) -> pl.Series:
     """Which rows carry a request id the store already holds. Cheap first test on one hash; the few
     candidates are confirmed on both."""
     rid = pl.col("request_id")
-    keyed = rows.select(pl.int_range(pl.len()).alias("_i"), rid.hash(SEED1).alias(H1), rid.hash(SEED2).alias(H2),
+    keyed = rows.select(pl.int_range(pl.len()).alias("_i"), *dedupe.hashes(),
                         rid.is_not_null().alias("_has_id")).filter(pl.col("_has_id"))
     # The store's ids are probed with this file's (a small set), not the reverse: no table of every
     # stored id is built.

@@ -206,6 +206,7 @@ Hook = Callable[..., pl.LazyFrame]
 @dataclass(frozen=True)
 class MappedDialect(Dialect):
     mapping: Mapping | None = None
+    adds: tuple[str, ...] = ()  # canonical columns a hook may fill
 
     def missing(self, src: SourceFile) -> list[str]:
         """Signature entries the file lacks. A table (CSV, Parquet) is judged by its header (an empty
@@ -231,8 +232,6 @@ class MappedDialect(Dialect):
         if "cache_write_tokens" in carried:  # an unsplit cache-write total is priced as 5m
             carried.add("cache_write_5m_tokens")
         return carried
-
-    adds: tuple[str, ...] = ()  # canonical columns a hook may fill
 
 
 def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = None,
