@@ -306,7 +306,9 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         fd, tmp = tempfile.mkstemp(prefix="llm-cost-rows-", suffix=".parquet")
         os.close(fd)
         _TEMPORARY.append(tmp)
-        lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, engine="streaming")
+        # (lz4: the file lives for one run; cheaper to write than the default zstd)
+        lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, engine="streaming", compression="lz4",
+                                                              statistics=False)
         # Reasons are spelled out only by the quarantine pass (from the original text); label checks
         # on these rows still append to the column.
         parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))

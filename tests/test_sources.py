@@ -9,10 +9,12 @@ from decimal import Decimal
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analyzer import Options, analyze
 from analyzer.errors import DialectError, SourceError
-from analyzer.sources import expand_paths, open_source
+from analyzer.sources import LINE, expand_paths, file_set_lines, open_source
 
 from .conftest import canonical_frame, write_frame
 
@@ -266,3 +268,55 @@ def test_day_buckets_follow_the_time_zone(tmp_path):
     assert rep.rows["day"].to_list() == ["2026-10-10", "2026-10-11"]
     utc = analyze([str(p)], ["day"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert utc.rows["day"].to_list() == ["2026-10-10"]
+
+
+# -- file sets: many small files read as one stream of large batches ---------------------------------
+
+_line_text = st.text(alphabet=st.sampled_from('ab{}":→é '), max_size=12)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(files=st.lists(st.tuples(st.lists(_line_text, max_size=6), st.booleans(), st.booleans()), min_size=1, max_size=7),
+       batch=st.integers(min_value=1, max_value=64))
+def test_file_set_lines_match_a_line_by_line_reading(tmp_path_factory, files, batch):
+    """Whatever the files (empty, no final newline, CRLF, blank lines, multi-byte text) and however
+    they fall into batches, every line comes out once, in order, with its file, its line in that file
+    and its number across the set."""
+    d = tmp_path_factory.mktemp("set")
+    paths, expected = [], []
+    for i, (lines, final_newline, crlf) in enumerate(files):
+        p = d / f"f{i}.jsonl"
+        eol = "\r\n" if crlf else "\n"
+        content = eol.join(lines) + (eol if final_newline and lines else "")
+        p.write_bytes(content.encode())
+        paths.append(str(p))
+        seen = content.split("\n")  # what an editor shows: no line after a final newline
+        if seen[-1] == "":
+            seen.pop()
+        expected += [(text.removesuffix("\r"), str(p), n) for n, text in enumerate(seen, start=1)]
+    got = file_set_lines(paths, batch_bytes=batch).collect(engine="streaming")
+    assert got.columns == [LINE, "_path", "_row", "_line_no"]
+    assert list(zip(got[LINE], got["_path"], got["_line_no"])) == expected
+    assert got["_row"].to_list() == list(range(1, len(expected) + 1))
+
+
+def test_file_set_lines_filter_and_projection_reach_the_reader(tmp_path):
+    paths = []
+    for i in range(3):
+        (tmp_path / f"{i}.jsonl").write_text(f'{{"n":{i},"type":"user"}}\n{{"n":{i},"type":"assistant"}}\n')
+        paths.append(str(tmp_path / f"{i}.jsonl"))
+    lf = file_set_lines(paths, batch_bytes=40).filter(pl.col(LINE).str.contains("assistant")).select("_path", "_line_no")
+    got = lf.collect(engine="streaming")
+    assert got.rows() == [(p, 2) for p in paths]
+    assert file_set_lines(paths).head(4).collect().height == 4
+
+
+def test_file_set_lines_name_an_unreadable_file_and_fail_on_bytes_that_are_not_utf8(tmp_path):
+    good = tmp_path / "a.jsonl"
+    good.write_text('{"a":1}\n')
+    with pytest.raises(SourceError, match="gone.jsonl: cannot read"):
+        file_set_lines([str(good), str(tmp_path / "gone.jsonl")]).collect()
+    bad = tmp_path / "b.jsonl"
+    bad.write_bytes(b'{"a":"\xff"}\n')
+    with pytest.raises(pl.exceptions.ComputeError):  # the caller's robust pass reads it with replacement
+        file_set_lines([str(good), str(bad)]).collect()

@@ -18,7 +18,6 @@ import datetime as dt
 import functools
 import json
 import os
-import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import polars as pl
 
 from .. import schema
 from ..errors import DialectError
-from ..sources import _TEMPORARY, LINE, SourceFile, json_to_lines
+from ..sources import LINE, SourceFile, json_to_lines
 from . import Context, Dialect
 from .canonical import canonical_frame
 
@@ -331,9 +330,12 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     is_text = src.container in ("json", "jsonl")
 
     if is_text:
-        lf = src.scan_lines(exact_lines=ctx.exact_lines)
-        if m.prefilter:  # records without this text cannot be usage: not decoded at all (fast, and silent)
-            lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True))
+        lf = src.scan_lines(exact_lines=ctx.exact_lines, lossy=robust)
+        if m.prefilter:
+            # Records without this text cannot be usage: they are never decoded (fast, and silent). A
+            # line that does not end as a JSON object does is still read: it is quarantined, not lost.
+            # (A line ending in spaces is read too: harmless, and cheaper than stripping every line.)
+            lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True) | ~pl.col(LINE).str.ends_with("}"))
         # Blank lines are not records. (A line of spaces fails the fast decoder: the robust path skips it.)
         blank = pl.col(LINE).str.strip_chars() == "" if robust else pl.col(LINE).str.len_bytes() == 0
         lf = lf.filter(~blank)
@@ -418,8 +420,6 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
     lf = lf.select(pl.col("_row"), *lines,
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
-    if src.members and not robust:
-        lf = _staged(lf, ctx)
 
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
@@ -444,21 +444,6 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     if finish is not None:
         out = finish(out, src, ctx)
     return out.drop([c for c in out.collect_schema().names() if c.startswith("_x_")])
-
-
-def _staged(lf: pl.LazyFrame, ctx: Context) -> pl.LazyFrame:
-    """A file set's decoded fields, written once to a temporary Parquet file and read back.
-
-    A scan of thousands of small files feeds the plan one small batch per file, and every expression
-    of the parsing and validation that follows costs a little per batch, whatever its size: decoding
-    is cheap next to that. Stored and read back, the same fields come in large batches. (The record's
-    text is not kept: the quarantine pass re-reads the files line by line.)"""
-    fd, tmp = tempfile.mkstemp(prefix="llm-cost-fields-", suffix=".parquet")
-    os.close(fd)
-    _TEMPORARY.append(tmp)
-    ctx.temporary.append(tmp)
-    lf.drop("_raw").sink_parquet(tmp, engine="streaming", compression="lz4", statistics=False)
-    return pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_raw"))
 
 
 def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:

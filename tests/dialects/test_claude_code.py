@@ -128,3 +128,22 @@ def test_a_tree_is_detected_cheaply_but_other_formats_in_it_still_are(tmp_path):
         "a.jsonl": "claude-code", "b.jsonl": "claude-code", "c.jsonl": "claude-code", "d.jsonl": "anthropic-messages"}
     by = {r["source"]: r["cost"] for r in rep.rows.to_dicts()}
     assert by["claude-code"] == OPUS + HAIKU + SONNET4 and by["anthropic-messages"] == Decimal("0.17275")
+
+
+def test_lines_not_decoded_are_only_those_that_cannot_be_usage(tmp_path, quarantine):
+    """Only lines that mention "assistant" (or do not end as a JSON object) are decoded. Spaces
+    around the colon do not hide a usage line; bytes that are not UTF-8 inside a message's text do
+    not fail the run (the file set is read again with replacement) and lose no tokens."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    spaced = [json.dumps(json.loads(x)) if x.strip() else x for x in SESSION.read_text().splitlines()]
+    (proj / "spaced.jsonl").write_text("\n".join(spaced) + "\n")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 and rep.accounting.repeats == 2
+    raw = SESSION.read_bytes().replace(b"Let me look at the exporter first.", b"Let me look at the \xff exporter.")
+    assert raw != SESSION.read_bytes()
+    (proj / "spaced.jsonl").write_bytes(raw)
+    shutil.copy(SESSION, proj / "other.jsonl")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (2 + 5, 0) and rep.accounting.balanced
