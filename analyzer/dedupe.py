@@ -75,12 +75,13 @@ def losers(rows: pl.DataFrame) -> pl.DataFrame:
     """The row keys of the copies that lose: per id (both hashes), the copy with the lowest `_rank`
     (when the format gives one; Claude Code: a sidechain replay never beats its parent), then the most
     tokens (a streamed response logged early and again complete), then the first file and line wins.
-    `rows` are slim (key, hashes, rank, tokens): a few dozen bytes each, however wide the logs."""
+    `rows` are slim (key, hashes, rank, tokens): a few dozen bytes each, however wide the logs.
+
+    One sort puts each id's copies together, best first; every copy after the first is a loser. (A
+    group-by for the winners and an anti-join back took 11.6 s and 1.5 GiB for 10M rows.)"""
     rank = ["_rank"] if "_rank" in rows.columns else []
-    winners = (
-        rows.sort([*rank, TOKENS, KEY], descending=[*[False] * len(rank), True, False])
-        .group_by(H1, H2, maintain_order=True)
-        .first()
-        .select(KEY)
-    )
-    return rows.join(winners, on=KEY, how="anti").select(KEY)
+    ordered = rows.select(KEY, H1, H2).sort(
+        by=[rows[H1], rows[H2], *[rows[r] for r in rank], rows[TOKENS], rows[KEY]],
+        descending=[False, False, *[False] * len(rank), True, False])
+    again = (pl.col(H1) == pl.col(H1).shift(1)) & (pl.col(H2) == pl.col(H2).shift(1))
+    return ordered.filter(again.fill_null(False)).select(KEY)

@@ -388,6 +388,8 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
               if wide else []),
         ).select(*slim, *(dict.fromkeys(held) if wide else [])).collect(engine="streaming")
         losers = dedupe.losers(competing.select(slim))
+        if not wide:
+            del competing  # (slim rows of most of the run: not held through the third pass)
         if losers.height:
             # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
             # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.

@@ -401,15 +401,17 @@ def main(argv: list[str] | None = None) -> int:
                    "-o", str(work / "messages.json"), "--quarantine", str(work / "quarantine-messages.jsonl")]
             todo.append(("messages", Measurement("messages", f"llm-cost report <{args.messages:,} Messages> --by day", cmd,
                                                  rows=args.messages), env))
-        for key, m, cmd_env in todo:
-            for _ in range(args.repeat):
+        # Rounds: each command once per round, so that a slow spell of a shared machine falls on all
+        # of them rather than on whichever ran then.
+        for _ in range(args.repeat):
+            for key, m, cmd_env in todo:
+                if m.failure:
+                    continue
                 log(f"{m.what} ...")
                 cap = max_rss if key == "ccusage" or not args.llm_cost_max_rss_mib else args.llm_cost_max_rss_mib
                 run_measured(m, workdir, args.timeout, cap, cmd_env)
-                if m.failure:
-                    break
-            log(f"{m.what}: {m.wall_s[-1]:.2f}s, {m.rss or 0:,.0f} MiB" + (f" ({m.failure})" if m.failure else ""))
-            measurements[key] = m
+                log(f"{m.what}: {m.wall_s[-1]:.2f}s, {m.rss or 0:,.0f} MiB" + (f" ({m.failure})" if m.failure else ""))
+                measurements[key] = m
         outputs = {"ccusage": work / "ccusage.json", "llm-cost": work / "llm-cost.json", "messages": work / "messages.json"}
         reports = {k: json.loads(p.read_text()) for k, p in outputs.items()
                    if k in measurements and not measurements[k].failure and p.exists()}
