@@ -549,8 +549,9 @@ def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
 def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     """Quarantined rows as JSON Lines (file, line, reason, raw record), written atomically.
 
-    Only here are the reasons spelled out, and JSON Lines are re-read line by line so that `line` is
-    the line number a user sees in an editor (the fast reader counts records, skipping blank lines)."""
+    Only here are the reasons spelled out, and JSON is re-read line by line so that `line` is the
+    line number a user sees in an editor (Polars' NDJSON reader, which reads canonical JSON Lines,
+    counts records, skipping blank lines) and `reason` names the value as written."""
     from .writers import atomic_write
 
     path = opts.quarantine or DEFAULT_QUARANTINE
@@ -562,8 +563,8 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
             pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
         )
 
-    json = any(f.container in ("jsonl", "json") for f in loaded.files)
-    if json and not loaded.robust and "-" not in paths:
+    has_json = any(f.container in ("jsonl", "json") for f in loaded.files)
+    if has_json and not loaded.robust and "-" not in paths:
         # Reading every file again field by field costs ~50x a fast pass (430 s for a tree of
         # 17,000 transcripts with one cut line): a fast pass finds the files that hold quarantined
         # rows, and only those are read again line by line.
@@ -572,7 +573,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
             paths = sorted(files) or paths
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
-    exact = loaded if loaded.robust else load(paths, opts, robust=json)
+    exact = loaded if loaded.robust else load(paths, opts, robust=has_json)
     atomic_write(path, lambda tmp: bad(exact).sink_ndjson(tmp))
     return path
 

@@ -129,8 +129,9 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
     batch: on a tree of 17,000 transcripts the per-file costs were most of the run. Here files are
     read in turn into one reused buffer (cheap: 3.3 GiB in 0.7 s) and each `batch_bytes` of them is
     split into lines by Polars in one go; a line's file follows from its byte offset. (8 MiB: larger
-    batches were no faster and held more memory in flight: 860 MiB at 16 MiB for 1M transcripts.) Bytes that are not
-    UTF-8 fail the batch (a ComputeError): the robust pass then reads the files with replacement."""
+    batches were no faster and held more in flight: 860 MiB at 16 MiB for 1M transcripts.) Bytes
+    that are not UTF-8 fail the batch (a ComputeError): the robust pass then reads the files with
+    replacement."""
     names = pl.Series("_path", paths, dtype=pl.String)
     schema = {LINE: pl.String, "_path": pl.String, "_row": pl.get_index_type(), "_line_no": pl.Int64}
 
@@ -253,8 +254,11 @@ def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes
             schema_overrides={"l": pl.String}, encoding="utf8-lossy", n_rows=SAMPLE_RECORDS + 1,
         ).collect()
         return "\n".join(x or "" for x in lines["l"].to_list()).encode()
-    with open(path, "rb") as f:
-        return f.read(size)
+    fd = os.open(path, os.O_RDONLY)  # (no file object: a tree's thousands of files are peeked at)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
 
 
 def _sniff(head: bytes) -> str:
@@ -383,14 +387,7 @@ def looks_like(path: str, container: str, compression: str | None, keys: tuple[t
     if (name_container, name_compression) != (container, compression) or compression == "zstd":
         return False
     try:
-        if compression is None:  # (the common case, thousands of times: no file object)
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                head = os.read(fd, 8 << 10)
-            finally:
-                os.close(fd)
-        else:
-            head = _read_head(path, compression, 8 << 10)
+        head = _read_head(path, compression, 8 << 10)
     except (OSError, EOFError):
         return False
     return bool(head.strip()) and all(any(k in head for k in group) for group in keys)

@@ -333,8 +333,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         lf = src.scan_lines(exact_lines=ctx.exact_lines, lossy=robust)
         if m.prefilter:
             # Records without this text cannot be usage: they are never decoded (fast, and silent). A
-            # line that does not end as a JSON object does is still read: it is quarantined, not lost.
-            # (A line ending in spaces is read too: harmless, and cheaper than stripping every line.)
+            # line that does not end in `}` is still read: if it is a cut record, it is quarantined,
+            # not lost. (So is a whole line ending in spaces: harmless, cheaper than stripping lines.)
             lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True) | ~pl.col(LINE).str.ends_with("}"))
         # Blank lines (or only spaces) are not records.
         blank = pl.col(LINE).str.strip_chars() == "" if robust else pl.col(LINE).str.contains(r"^\s*$")
