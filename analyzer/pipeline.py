@@ -23,7 +23,7 @@ from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
-from .sources import _TEMPORARY, SourceFile, expand_paths, looks_like, open_source
+from .sources import _TEMPORARY, SourceFile, expand_paths, heads, looks_like, open_source
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -154,11 +154,12 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     members: list[list[tuple[str, int]]] = []  # per source: the files read in its scan
     groups: dict[tuple, int] = {}
     told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
-    for i, path in enumerate(expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))):
+    found = expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
+    for i, (path, head) in enumerate(zip(found, heads(found))):
         # A tree of thousands of transcripts: once one file was detected as a format that reads files
         # together, the next ones need only look like it (its signature's keys in their first bytes).
         known = next(((d, k) for k, (d, keys) in told.items() if path != "-" and not opts.mapping
-                      and looks_like(path, k[0], k[1], keys)), None)
+                      and looks_like(path, k[0], k[1], keys, head)), None)
         if known is not None:
             d, (container, compression) = known
             key = (d.name, container, compression)

@@ -11,6 +11,7 @@ dialect, so that one bad value quarantines one row instead of failing the whole 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import glob
 import gzip
@@ -19,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -179,11 +181,7 @@ def _file_batches(paths: list[str], batch_bytes: int):
     buf = bytearray(batch_bytes + (1 << 20))
     view = memoryview(buf)
     pos, first, ends = 0, 0, []
-    for i, path in enumerate(paths):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as e:
-            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+    for i, fd in enumerate(_opened(paths, 0, missing_ok=False)):
         try:
             while True:
                 if len(buf) - pos < (1 << 16):  # a file larger than the batch: grow the buffer
@@ -203,6 +201,39 @@ def _file_batches(paths: list[str], batch_bytes: int):
         if pos >= batch_bytes or i == len(paths) - 1:
             yield first, bytes(view[:pos]), ends
             pos, first, ends = 0, i + 1, []
+
+
+# Files opened, and their reading requested, ahead of the one being read (see _opened).
+READ_AHEAD = 32
+
+
+def _opened(paths: list[str], advise_bytes: int, missing_ok: bool) -> Iterator[int | None]:
+    """An open descriptor for each path, in order (the caller closes it; None for a file that cannot
+    be opened, if `missing_ok`). Each file is opened READ_AHEAD files before it is needed, and its
+    first `advise_bytes` (0: all of it) asked of the disk then (readahead, which does not wait): a
+    tree larger than RAM is read from disk, and reading one file at a time leaves the disk idle
+    between requests (10M transcripts, 33 GiB, from a cold cache: 159 s -> 138 s)."""
+    ahead: collections.deque[int | None] = collections.deque()
+
+    def open_ahead(path: str) -> int | None:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            if missing_ok:
+                return None
+            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        os.posix_fadvise(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
+        return fd
+
+    try:
+        for i in range(len(paths)):
+            while len(ahead) < READ_AHEAD and i + len(ahead) < len(paths):
+                ahead.append(open_ahead(paths[i + len(ahead)]))
+            yield ahead.popleft()
+    finally:
+        for fd in ahead:
+            if fd is not None:
+                os.close(fd)
 
 
 def _lines(paths: str | list[str], with_paths: bool) -> pl.LazyFrame:
@@ -379,17 +410,39 @@ def _spool_stdin() -> str:
     return _STDIN_SPOOL
 
 
-def looks_like(path: str, container: str, compression: str | None, keys: tuple[tuple[bytes, ...], ...]) -> bool:
-    """A cheap look at a file's first 8 KiB, for the many files of a tree whose format a sibling's full
-    peek already told: its name says `container`, and the text has one of each group of `keys` (JSON
-    keys, quoted). A file that does not look like it gets the full peek and detection."""
+HEAD_BYTES = 8 << 10
+
+
+def heads(paths: list[str]) -> Iterator[bytes | None]:
+    """The first HEAD_BYTES of each file, in order (None for a file that cannot be read), requested
+    from the disk READ_AHEAD files ahead (see _opened): on a tree of 169,492 transcripts not in the
+    page cache, reading them one at a time took 17 s."""
+    for fd in _opened(paths, HEAD_BYTES, missing_ok=True):
+        if fd is None:
+            yield None
+            continue
+        try:
+            yield os.read(fd, HEAD_BYTES)
+        except OSError:
+            yield None
+        finally:
+            os.close(fd)
+
+
+def looks_like(path: str, container: str, compression: str | None, keys: tuple[tuple[bytes, ...], ...],
+               head: bytes | None = None) -> bool:
+    """A cheap look at a file's first 8 KiB (`head`, when already read), for the many files of a tree
+    whose format a sibling's full peek already told: its name says `container`, and the text has one
+    of each group of `keys` (JSON keys, quoted). A file that does not look like it gets the full peek
+    and detection."""
     name_container, name_compression = _container_from_name(path)
     if (name_container, name_compression) != (container, compression) or compression == "zstd":
         return False
-    try:
-        head = _read_head(path, compression, 8 << 10)
-    except (OSError, EOFError):
-        return False
+    if head is None:
+        try:
+            head = _read_head(path, compression, HEAD_BYTES)
+        except (OSError, EOFError):
+            return False
     return bool(head.strip()) and all(any(k in head for k in group) for group in keys)
 
 

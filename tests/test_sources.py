@@ -320,3 +320,17 @@ def test_file_set_lines_name_an_unreadable_file_and_fail_on_bytes_that_are_not_u
     bad.write_bytes(b'{"a":"\xff"}\n')
     with pytest.raises(pl.exceptions.ComputeError):  # the caller's robust pass reads it with replacement
         file_set_lines([str(good), str(bad)]).collect()
+
+
+def test_heads_are_each_files_first_bytes_in_order_and_none_for_what_cannot_be_read(tmp_path):
+    from analyzer.sources import HEAD_BYTES, heads
+
+    paths = []
+    for i in range(70):  # more than the files opened ahead
+        p = tmp_path / f"{i}.jsonl"
+        p.write_bytes(b"x" * (i * 200))
+        paths.append(str(p))
+    paths.insert(5, str(tmp_path / "gone.jsonl"))
+    got = list(heads(paths))
+    assert got[5] is None and len(got) == len(paths)
+    assert [len(h) for h in got[:5] + got[6:]] == [min(i * 200, HEAD_BYTES) for i in range(70)]
