@@ -331,6 +331,8 @@ def test_heads_are_each_files_first_bytes_in_order_and_none_for_what_cannot_be_r
         p.write_bytes(b"x" * (i * 200))
         paths.append(str(p))
     paths.insert(5, str(tmp_path / "gone.jsonl"))
+    (tmp_path / "other.csv").write_text("a,b\n")
+    paths.insert(9, str(tmp_path / "other.csv"))  # only what looks_like looks at is read
     got = list(heads(paths))
-    assert got[5] is None and len(got) == len(paths)
-    assert [len(h) for h in got[:5] + got[6:]] == [min(i * 200, HEAD_BYTES) for i in range(70)]
+    assert got[5] is None and got[9] is None and len(got) == len(paths)
+    assert [len(h) for h in got[:5] + got[6:9] + got[10:]] == [min(i * 200, HEAD_BYTES) for i in range(70)]
