@@ -123,3 +123,27 @@ def test_cache_write_split_and_total(tmp_path, quarantine):
     rep = analyze([str(path)], ["model"], Options(quarantine=quarantine))
     assert rep.accounting.quarantined == 1
     assert "exceeds cache_write_tokens" in open(quarantine).read()
+
+
+def test_a_fractional_count_is_quarantined_and_a_quoted_one_read_on_the_fast_path(tmp_path, quarantine,
+                                                                                   monkeypatch):
+    """Counts are decoded as text: `100.5` is not read as 100 (Polars' integer decoder truncates), and
+    `"100"` does not send the run to the field-by-field path."""
+    from analyzer import pipeline
+
+    def line(rid: str, output) -> str:
+        return json.dumps({"timestamp": "2026-10-01T00:00:00Z", "request_id": rid, "response": {
+            "id": rid, "type": "message", "model": "claude-sonnet-4-5",
+            "usage": {"input_tokens": 1000, "output_tokens": output}}})
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join([line("r1", 100.5), line("r2", "100"), line("r3", 100), line("r4", 7.0)]) + "\n")
+    runs = []
+    real = pipeline._analyze
+    monkeypatch.setattr(pipeline, "_analyze", lambda *a: runs.append(a[-1]) or real(*a))
+    rep = analyze([str(log)], ["model"], Options(quarantine=quarantine))
+    assert rep.accounting.quarantined == 1 and rep.accounting.priced == 3
+    assert rep.totals["output_tokens"] == 207 and rep.totals["cost"] == (3000 * 3 + 207 * 15) / Decimal(10**6)
+    bad = [json.loads(x) for x in open(quarantine)]
+    assert [(b["line"], b["reason"]) for b in bad] == [(1, "output_tokens is not a whole number (100.5)")]
+    assert runs == [False]  # one run, on the fast path
