@@ -208,11 +208,11 @@ READ_AHEAD = 32
 
 
 def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Iterator[int | None]:
-    """An open descriptor for each path, in order (the caller closes it; None for a None path, and for
-    a file that cannot be opened, if `missing_ok`). Each file is opened READ_AHEAD files before it is needed, and its
-    first `advise_bytes` (0: all of it) asked of the disk then (readahead, which does not wait): a
-    tree larger than RAM is read from disk, and reading one file at a time leaves the disk idle
-    between requests (10M transcripts, 33 GiB, from a cold cache: 159 s -> 138 s)."""
+    """An open descriptor for each path, in order (the caller closes it; None for a None path, and
+    for a file that cannot be opened, if `missing_ok`). Each file is opened READ_AHEAD files before
+    it is needed, and its first `advise_bytes` (0: all of it) asked of the disk then (readahead,
+    which does not wait): a tree larger than RAM is read from disk, and reading one file at a time
+    leaves the disk idle between requests (10M transcripts, 33 GiB, cold cache: 159 s -> 138 s)."""
     ahead: collections.deque[int | None] = collections.deque()
 
     def open_ahead(path: str | None) -> int | None:

@@ -341,12 +341,12 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         # Blank lines (or only spaces) are not records.
         blank = pl.col(LINE).str.strip_chars() == "" if robust else pl.col(LINE).str.contains(r"^\s*$")
         lf = lf.filter(~blank)
-        line = pl.col(LINE).str.strip_chars()
-        line_ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
         if robust:
             def get(parts: tuple[str, ...]) -> pl.Expr:
                 return pl.col(LINE).str.json_path_match(_json_path(parts))
-            lf = lf.with_columns(line_ok.alias("_line_ok"))
+            line = pl.col(LINE).str.strip_chars()
+            lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null())
+                                 .alias("_line_ok"))
         else:
             try:
                 struct = _dtype_tree(typed)
