@@ -129,38 +129,38 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
 
     Polars' scanners give each file its own batch, and every step of a plan then costs a little per
     batch: on a tree of 17,000 transcripts the per-file costs were most of the run. Here files are
-    read in turn into one reused buffer (cheap: 3.3 GiB in 0.7 s) and each `batch_bytes` of them is
-    split into lines by Polars in one go; a line's file follows from its byte offset. (8 MiB: larger
-    batches were no faster and held more in flight: 860 MiB at 16 MiB for 1M transcripts.) Bytes
-    that are not UTF-8 fail the batch (a ComputeError): the robust pass then reads the files with
-    replacement."""
+    read in turn and each `batch_bytes` of them is split into lines by Polars in one call. (8 MiB:
+    larger batches were no faster and held more in flight: 860 MiB at 16 MiB for 1M transcripts.)
+    A line's file and its line in it are worked out only when the plan asks for them (a report
+    needs neither; the quarantine file does), from each file's count of lines. Bytes that are not
+    UTF-8 fail the batch (a ComputeError): the robust pass then reads the files with replacement."""
     names = pl.Series("_path", paths, dtype=pl.String)
     schema = {LINE: pl.String, "_path": pl.String, "_row": pl.get_index_type(), "_line_no": pl.Int64}
 
     def batches(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
                 _batch_size: int | None):
+        asked = set(schema if with_columns is None else with_columns)
+        if predicate is not None:
+            asked |= set(predicate.meta.root_names())
+        where = "_path" in asked or "_line_no" in asked
         row = 1
-        for first, data, ends in _file_batches(paths, batch_bytes):
-            lines = pl.read_lines(data, name=LINE) if data else pl.DataFrame(schema={LINE: pl.String})
-            n = lines.height
-            if b"\r" in data:  # CRLF: line lengths no longer give offsets; count each file's lines
-                starts = [0, *ends[:-1]]
-                per_file = pl.Series([data.count(b"\n", a, b) for a, b in zip(starts, ends)], dtype=pl.Int64)
-                file = pl.int_range(len(ends), eager=True).repeat_by(per_file).explode().cast(pl.Int64)
-            else:
-                size = pl.col(LINE).str.len_bytes().cast(pl.Int64) + 1  # (+ its newline)
-                file = pl.Series(ends, dtype=pl.Int64).search_sorted(lines.select(size.cum_sum() - size)[LINE],
-                                                                     side="right").cast(pl.Int64)
-            first_line = file.search_sorted(pl.int_range(len(ends), eager=True, dtype=pl.Int64), side="left")
-            frame = lines.with_columns(
-                (file + first).alias("_path"),
-                pl.int_range(row, row + n, dtype=pl.get_index_type()).alias("_row"),
-                (pl.int_range(n, eager=True, dtype=pl.Int64) - first_line.gather(file) + 1).alias("_line_no"),
-            )
+        for first, texts in _file_batches(paths, batch_bytes):
+            frame = pl.read_lines(texts, name=LINE)
+            n = frame.height
+            frame = frame.with_columns(pl.int_range(row, row + n, dtype=pl.get_index_type()).alias("_row"))
             row += n
+            if where:
+                # (Polars ends a file's last line at its end, newline or not, and drops a `\r` before one.)
+                per_file = pl.Series([t.count(b"\n") + (not t.endswith(b"\n") and len(t) > 0) for t in texts],
+                                     dtype=pl.Int64)
+                file = pl.int_range(len(texts), eager=True, dtype=pl.Int64).repeat_by(per_file).explode(empty_as_null=False)
+                starts = per_file.cum_sum() - per_file
+                frame = frame.with_columns(
+                    (file + first).alias("_path"),
+                    (pl.int_range(n, eager=True, dtype=pl.Int64) - starts.gather(file) + 1).alias("_line_no"))
             if predicate is not None:
                 frame = frame.filter(predicate)
-            if with_columns is None or "_path" in with_columns:
+            if "_path" in asked:
                 frame = frame.with_columns(names.gather(frame["_path"]))
             if with_columns is not None:
                 frame = frame.select(with_columns)
@@ -175,32 +175,27 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
                               explain_detail=f"{len(paths):,} files")
 
 
-def _file_batches(paths: list[str], batch_bytes: int):
-    """(index of the first file, bytes, end offset of each file in them) for runs of consecutive
-    files of about `batch_bytes`; every file's bytes end with a newline."""
-    buf = bytearray(batch_bytes + (1 << 20))
-    view = memoryview(buf)
-    pos, first, ends = 0, 0, []
+def _file_batches(paths: list[str], batch_bytes: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(index of the first file, each file's bytes) for runs of consecutive files of about
+    `batch_bytes`. Each file is read into its own `bytes` (copying them into one buffer, then into
+    Polars, cost 15% more)."""
+    texts: list[bytes] = []
+    first, size = 0, 0
     for i, fd in enumerate(_opened(paths, 0, missing_ok=False)):
         try:
-            while True:
-                if len(buf) - pos < (1 << 16):  # a file larger than the batch: grow the buffer
-                    view.release()
-                    buf.extend(bytes(len(buf)))
-                    view = memoryview(buf)
-                n = os.readv(fd, [view[pos:]])
-                if n == 0:
-                    break
-                pos += n
+            # (one read for the whole file; asking one byte more sees a file that grew meanwhile)
+            parts = [os.read(fd, os.fstat(fd).st_size + 1)]
+            while parts[-1]:
+                parts.append(os.read(fd, 1 << 20))
+        except OSError as e:
+            raise SourceError(f"{paths[i]}: cannot read ({e.strerror})") from None
         finally:
             os.close(fd)
-        if pos > (ends[-1] if ends else 0) and buf[pos - 1] != 0x0A:  # a last line without its newline
-            buf[pos] = 0x0A
-            pos += 1
-        ends.append(pos)
-        if pos >= batch_bytes or i == len(paths) - 1:
-            yield first, bytes(view[:pos]), ends
-            pos, first, ends = 0, i + 1, []
+        texts.append(parts[0] if len(parts) == 2 else b"".join(parts))
+        size += len(texts[-1])
+        if size >= batch_bytes or i == len(paths) - 1:
+            yield first, texts
+            texts, first, size = [], i + 1, 0
 
 
 # Files opened, and their reading requested, ahead of the one being read (see _opened).
@@ -270,6 +265,9 @@ def _strip_compression(path: str) -> tuple[str, str | None]:
 
 
 def _container_from_name(path: str) -> tuple[str | None, str | None]:
+    plain = _EXT.get(path[path.rfind("."):].lower())
+    if plain is not None:  # the usual name, checked first: a tree's 17,000 names are looked at three times
+        return plain, None
     base, comp = _strip_compression(path)
     # Bedrock batch output: records in `*.jsonl.out`; its `manifest.json.out` summary is not a log.
     base = base.removesuffix(".out") if base.endswith(".jsonl.out") else base

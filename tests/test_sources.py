@@ -272,7 +272,7 @@ def test_day_buckets_follow_the_time_zone(tmp_path):
 
 # -- file sets: many small files read as one stream of large batches ---------------------------------
 
-_line_text = st.text(alphabet=st.sampled_from('ab{}":→é '), max_size=12)
+_line_text = st.text(alphabet=st.sampled_from('ab{}":→é \r'), max_size=12)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
