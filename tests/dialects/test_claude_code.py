@@ -6,7 +6,12 @@ import json
 import shutil
 from decimal import Decimal
 
+import polars as pl
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+
 from analyzer import analyze, dialects
+from analyzer.dialects import mapped
 from analyzer.dialects.claude_code import project_of
 from analyzer.pipeline import Options
 from analyzer.sources import open_source
@@ -177,3 +182,95 @@ def test_a_cut_line_costs_no_reading_of_the_whole_tree_field_by_field(tmp_path, 
     bad = [json.loads(x) for x in open(quarantine)]
     assert [(b["file"], b["line"]) for b in bad] == [(str(live), 4)]
     assert bad[0]["raw"] == lines[3][:200] and "not a JSON object" in bad[0]["reason"]
+
+
+# -- the content blocks cut out before decoding (mapped._cut) ----------------------------------------
+
+_PIECES = ['"content":[', '],"stop_reason":', '"usage":', '"usage":{"input_tokens":9}', "é", "→", "a", "[", "]",
+           "{", "}", '"', "\\", ","]
+_text = st.lists(st.sampled_from(_PIECES), max_size=6).map("".join)
+_json = st.recursive(st.none() | st.integers(0, 99) | _text,
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(["content", "stop_reason", "usage", "x"]), inner, max_size=3),
+                     max_leaves=8)
+_block = st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": _text}),
+                   st.fixed_dictionaries({"type": st.just("tool_use"), "id": st.just("toolu_1"), "input": _json}))
+_API_ORDER = ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"]
+
+
+def _read(record) -> tuple:
+    """What the claude-code mapping reads from a record."""
+    m = record.get("message") if isinstance(record.get("message"), dict) else {}
+    return (record.get("timestamp"), record.get("requestId"), record.get("isSidechain"), m.get("id"),
+            m.get("model"), m.get("usage"))
+
+
+@settings(max_examples=300, deadline=None)
+@example(blocks=[], order=_API_ORDER, extra={}, before={"content": [1]}, after=None, compact=True)  # earlier content
+@example(blocks=[], order=[*_API_ORDER[:5], "usage", *_API_ORDER[5:7]], extra={"citations": [1]}, before=None,
+         after=None, compact=True)  # usage between content and an array before stop_reason
+@example(blocks=[], order=[*_API_ORDER[:5], "usage", *_API_ORDER[5:7]], extra={}, before=None,
+         after={"x": [1], "stop_reason": 1}, compact=True)  # a later object ending like the content
+@given(blocks=st.lists(_block, max_size=3), order=st.one_of(st.just(_API_ORDER), st.permutations(_API_ORDER)),
+       extra=st.dictionaries(st.sampled_from(["citations", "container"]), _json, max_size=2),
+       before=st.one_of(st.none(), _json), after=st.one_of(st.none(), _json), compact=st.booleans())
+def test_cutting_the_content_out_never_changes_what_is_read(blocks, order, extra, before, after, compact):
+    """Whatever the content blocks hold (the markers themselves, in text and as tool-input keys,
+    multi-byte text) and however the message's members are ordered, the line with its content cut
+    out reads the same as the whole line, or is left whole, or fails to decode (then the run reads
+    every field as text: slow, never wrong). Never a different reading.
+    (The layout the cut relies on: no member the mapping reads sits between content and stop_reason.)"""
+    i, j = order.index("content"), order.index("stop_reason")
+    assume(not (i < j and {"id", "model"} & set(order[i + 1:j])))
+    values = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-6", "content": blocks,
+              "stop_reason": "end_turn", "stop_sequence": None,
+              "usage": {"input_tokens": 3, "output_tokens": 5, "cache_read_input_tokens": 7}, **extra}
+    members = [*order[:j], *extra, *order[j:]] if extra else order
+    record = {"parentUuid": "p", **({"x": before} if before is not None else {}), "isSidechain": False,
+              "message": {k: values[k] for k in members}, **({"y": after} if after is not None else {}),
+              "requestId": "req_1", "type": "assistant", "timestamp": "2026-11-24T09:12:01.098Z"}
+    line = json.dumps(record, ensure_ascii=False, separators=(",", ":") if compact else None)
+    cut = pl.select(mapped._cut(pl.lit(line), "content", "stop_reason", "usage")).item()
+    if cut == line:
+        return
+    assert len(cut.encode()) < len(line.encode())
+    try:
+        got = json.loads(cut)
+    except ValueError:
+        return
+    assert _read(got) == _read(record)
+    assert "content" not in got["message"]  # (what the cut is for)
+
+
+def test_a_tool_input_ending_like_the_content_leaves_the_line_whole():
+    """Cut at the tool input's `],"stop_reason":`, the line would not decode, and the whole run would
+    be read field by field: such a line is decoded whole instead."""
+    message = {"id": "m", "content": [{"type": "tool_use", "input": {"k": [1], "stop_reason": 1}}],
+               "stop_reason": "tool_use", "usage": {"input_tokens": 1}}
+    line = json.dumps({"message": message}, separators=(",", ":"))
+    assert pl.select(mapped._cut(pl.lit(line), "content", "stop_reason", "usage")).item() == line
+    plain = json.dumps({"message": {**message, "content": [{"type": "text", "text": "hi"}]}}, separators=(",", ":"))
+    assert json.loads(pl.select(mapped._cut(pl.lit(plain), "content", "stop_reason", "usage")).item()) == {
+        "message": {"id": "m", "stop_reason": "tool_use", "usage": {"input_tokens": 1}}}
+
+
+def test_a_transcript_whose_content_mentions_the_markers_costs_the_same(tmp_path, quarantine):
+    """Content blocks holding the cut's markers (in text, as a tool input's keys, a usage object of a
+    tool's own) and multi-byte text before them: the usage read is the message's, line by line."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    tricky = [
+        {"type": "text", "text": 'é→ "content":[1],"stop_reason":"x","usage":{"input_tokens":999999}'},
+        {"type": "tool_use", "id": "toolu_9", "name": "Edit",
+         "input": {"content": [1, {"usage": {"input_tokens": 999999}}], "stop_reason": "z"}},
+    ]
+    out = []
+    for n, text in enumerate(SESSION.read_text().splitlines()):
+        record = json.loads(text)
+        if record.get("type") == "assistant" and "content" in record["message"]:
+            record["message"]["content"] = record["message"]["content"] + tricky[: n % 3]
+        out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    (proj / "s.jsonl").write_text("\n".join(out) + "\n")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (2, 0) and rep.accounting.balanced
