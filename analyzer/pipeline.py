@@ -23,7 +23,7 @@ from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
-from .sources import _TEMPORARY, SourceFile, expand_paths, heads, looks_like, open_source
+from .sources import _TEMPORARY, SourceFile, concurrent_scans, expand_paths, heads, looks_like, open_source, shards
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -188,7 +188,8 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
         if more:
             head.members = tuple(p for p, _ in more)
             head.member_indexes = tuple(i for _, i in more)
-    for src, d in sources:
+    # A large file set is read as several scans, decoded concurrently by spool (see shards).
+    for src, d in [(shard, d) for head, d in sources for shard in shards(head)]:
         lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
         if d.repeats_in(src):
@@ -296,7 +297,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     if columns is not None:
         columns = {*columns, "_ok", "_file", "source_row", "timestamp", "requests", "reported_cost", *COUNT_COLUMNS,
                    *tagging.RATE_KEY_COLUMNS, *loaded.bookkeeping}
-    parts, before = [], set(_TEMPORARY)
+    parts, sinks, before = [], [], set(_TEMPORARY)
     for src, lf in zip(loaded.files, loaded.parts):
         if columns is not None:
             lf = lf.with_columns(dedupe.hashes()).select([c for c in lf.collect_schema().names() if c in columns]
@@ -308,11 +309,15 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         os.close(fd)
         _TEMPORARY.append(tmp)
         # (lz4: the file lives for one run; cheaper to write than the default zstd)
-        lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, engine="streaming", compression="lz4",
-                                                              statistics=False)
+        sinks.append(lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, compression="lz4", statistics=False,
+                                                                           lazy=True))
         # Reasons are spelled out only by the quarantine pass (from the original text); label checks
         # on these rows still append to the column.
         parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
+    # Parts are decoded a few at a time, concurrently (a large file set is several parts: see shards).
+    step = concurrent_scans()
+    for i in range(0, len(sinks), step):
+        pl.collect_all(sinks[i:i + step], engine="streaming")
     return dataclasses.replace(loaded, parts=parts,
                                spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
 

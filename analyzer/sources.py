@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import dataclasses
 import glob
 import gzip
 import json
@@ -60,6 +61,7 @@ class SourceFile:
     # transcripts: one plan, not thousands). Rows then carry their file in `_path`.
     members: tuple[str, ...] = ()
     member_indexes: tuple[int, ...] = ()  # their positions among the run's files
+    sizes: tuple[int, ...] = ()  # bytes of each of `paths`, once asked (see file_sizes)
 
     def __post_init__(self) -> None:
         self.display = self.display or self.path
@@ -71,8 +73,14 @@ class SourceFile:
             return pl.scan_parquet(self.path).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
-        size = sum(os.path.getsize(p) for p in self.paths) * (8 if self.compression else 1)
+        size = sum(self.file_sizes()) * (8 if self.compression else 1)
         return size // max(self.record_bytes, 1)
+
+    def file_sizes(self) -> tuple[int, ...]:
+        """Bytes of each of `paths` (looked up once: a tree has thousands of files)."""
+        if len(self.sizes) != 1 + len(self.members):
+            self.sizes = tuple(os.path.getsize(p) for p in self.paths)
+        return self.sizes
 
     @property
     def paths(self) -> list[str]:
@@ -196,6 +204,41 @@ def _file_batches(paths: list[str], batch_bytes: int) -> Iterator[tuple[int, lis
         if size >= batch_bytes or i == len(paths) - 1:
             yield first, texts
             texts, first, size = [], i + 1, 0
+
+
+# A file set is read as several scans at once when each would get at least this many bytes.
+SHARD_BYTES = 256 << 20
+# At most this many scans run at once: each holds its batches in flight (~180 MiB while decoding
+# transcripts), so more would trade memory for little time on a few cores.
+MAX_CONCURRENT_SCANS = 4
+
+
+def concurrent_scans() -> int:
+    """How many scans of a run may run at once (spool runs its passes in groups of this size)."""
+    return max(1, min(pl.thread_pool_size(), MAX_CONCURRENT_SCANS))
+
+
+def shards(src: SourceFile) -> list[SourceFile]:
+    """A large file set as several file sets of consecutive files of about equal size, to be
+    decoded by concurrent scans: one scan of a tree of 17,000 transcripts kept ~1.6 of 2 cores
+    busy, two keep ~1.85 (decoding 5.2 -> 4.7 s, for ~180 MiB more). Each shard is named by its first file (`index`), so a row's identity (its scan's index,
+    then its line number in that scan) orders rows as one scan would: by file, then by line."""
+    if not src.members:
+        return [src]
+    paths, indexes, sizes = src.paths, (src.index, *src.member_indexes), src.file_sizes()
+    k = min(concurrent_scans(), len(paths), sum(sizes) // SHARD_BYTES)
+    if k < 2:
+        return [src]
+    out, start, done, total = [], 0, 0, sum(sizes)
+    for i, size in enumerate(sizes):
+        done += size
+        if done * k >= total * (len(out) + 1) or i == len(paths) - 1:
+            out.append(dataclasses.replace(src, path=paths[start], display=paths[start], index=indexes[start],
+                                           members=tuple(paths[start + 1:i + 1]),
+                                           member_indexes=tuple(indexes[start + 1:i + 1]),
+                                           sizes=sizes[start:i + 1]))
+            start = i + 1
+    return out
 
 
 # Files opened, and their reading requested, ahead of the one being read (see _opened).

@@ -274,3 +274,76 @@ def test_a_transcript_whose_content_mentions_the_markers_costs_the_same(tmp_path
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
     assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
     assert (rep.accounting.repeats, rep.accounting.quarantined) == (2, 0) and rep.accounting.balanced
+
+
+def _tree_of_sessions(root, n: int = 6) -> str:
+    """Sessions in several projects: each its own messages (ids renamed), the third resumed by the
+    last one (repeats in another file, far away in the walk), one with a broken assistant line."""
+    text = SESSION.read_text()
+    for i in range(n):
+        body = text.replace('"msg_01', f'"msg_{i % (n - 1)}1')  # the last session replays session 0's ids
+        if i == 2:
+            lines = body.splitlines()
+            lines.insert(3, '{"type":"assistant","message":{"id":"m","model":"claude-opus-4-6","usage":{"input_tokens":')
+            body = "\n".join(lines) + "\n"
+        proj = root / "projects" / f"p{i}"
+        proj.mkdir(parents=True)
+        (proj / f"s{i}.jsonl").write_text(body)
+    return str(root)
+
+
+def test_a_tree_read_as_concurrent_shards_reads_the_same_requests(tmp_path, monkeypatch):
+    """A large tree is decoded by several scans at once (shards of consecutive files). That is only
+    how the work is split: the report, the accounting, which copy of a repeated message wins, each
+    request's file and line, and the quarantine file are those of one scan."""
+    from polars.testing import assert_frame_equal
+
+    from analyzer import pipeline, price_requests, sources
+
+    tree = _tree_of_sessions(tmp_path / "t")
+
+    def run(name: str):
+        q = str(tmp_path / f"{name}.jsonl")
+        rep = analyze([tree], ["day", "model", "project"], Options(quarantine=q))
+        rows, acc = price_requests([tree], Options(quarantine=q))
+        return rep, rows.lazy().collect(), acc.as_dict(), open(q).read()
+
+    one = run("one")
+    assert len(pipeline.load([tree], Options()).parts) == 1
+    monkeypatch.setattr(sources, "SHARD_BYTES", 1)
+    for scans in (2, 3, 6):
+        monkeypatch.setattr(sources, "concurrent_scans", lambda scans=scans: scans)
+        monkeypatch.setattr(pipeline, "concurrent_scans", lambda scans=scans: scans)
+        assert 1 < len(pipeline.load([tree], Options()).parts) <= scans  # (shards of about equal bytes)
+        rep, rows, acc, quarantined = run(f"shards{scans}")
+        assert_frame_equal(rep.rows, one[0].rows)
+        assert rep.accounting.as_dict() | {"quarantine_file": None} == one[0].accounting.as_dict() | {"quarantine_file": None}
+        assert_frame_equal(rows, one[1])
+        assert acc | {"quarantine_file": None} == one[2] | {"quarantine_file": None}
+        assert quarantined == one[3]
+    # (what the runs agree on is right: 5 sessions of their own, one replayed, one broken line)
+    assert one[0].totals["cost"] == 5 * (OPUS + HAIKU + SONNET4)
+    acc = one[0].accounting
+    assert (acc.priced, acc.repeats, acc.quarantined, acc.not_billable) == (15, 5 * 2 + 5, 1, 6)
+    assert set(one[1].filter(pl.col("request_id").str.starts_with("msg_01"))["source_file"].str.extract(r"(s\d)\.jsonl")) == {"s0"}
+
+
+def test_shards_are_consecutive_runs_of_files_of_about_equal_size(tmp_path, monkeypatch):
+    from analyzer import sources
+
+    sizes = [5, 1, 1, 1, 9, 1, 1, 1, 1, 3]
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(str(tmp_path / f"{i}.jsonl"))
+        (tmp_path / f"{i}.jsonl").write_bytes(b"x" * size)
+    src = sources.SourceFile(paths[0], "jsonl", index=10, members=tuple(paths[1:]),
+                             member_indexes=tuple(range(11, 20)))
+    monkeypatch.setattr(sources, "concurrent_scans", lambda: 3)
+    monkeypatch.setattr(sources, "SHARD_BYTES", 100)
+    assert sources.shards(src) == [src]  # 24 bytes: not worth a second scan
+    monkeypatch.setattr(sources, "SHARD_BYTES", 8)
+    got = sources.shards(src)
+    assert [s.paths for s in got] == [paths[:4], paths[4:5], paths[5:]]  # 8, 9, 7 bytes
+    assert [(s.index, s.member_indexes) for s in got] == [(10, (11, 12, 13)), (14, ()), (15, (16, 17, 18, 19))]
+    assert [s.display for s in got] == [paths[0], paths[4], paths[5]]
+    assert [sum(s.file_sizes()) for s in got] == [8, 9, 7]
