@@ -298,6 +298,9 @@ def test_file_set_lines_match_a_line_by_line_reading(tmp_path_factory, files, ba
     assert got.columns == [LINE, "_path", "_row", "_line_no"]
     assert list(zip(got[LINE], got["_path"], got["_line_no"])) == expected
     assert got["_row"].to_list() == list(range(1, len(expected) + 1))
+    # a plan that asks for neither file nor line (a report) reads the same lines
+    lines = file_set_lines(paths, batch_bytes=batch).select(LINE, "_row").collect(engine="streaming")
+    assert lines.rows() == [(text, row) for row, (text, _, _) in enumerate(expected, start=1)]
 
 
 def test_file_set_lines_filter_and_projection_reach_the_reader(tmp_path):
