@@ -325,6 +325,20 @@ def test_file_set_lines_name_an_unreadable_file_and_fail_on_bytes_that_are_not_u
         file_set_lines([str(good), str(bad)]).collect()
 
 
+def test_a_batch_buffer_is_filled_again_only_when_nothing_still_reads_it():
+    from analyzer.sources import _batch_buffer
+
+    buf = _batch_buffer(None, 8)
+    buf.getbuffer()[:8] = b"first\n.."
+    kept = buf.getvalue()  # a reader that kept the bytes: they are copied before the buffer is refilled
+    assert _batch_buffer(buf, 4) is buf
+    buf.getbuffer()[:4] = b"two\n"
+    assert kept == b"first\n.." and buf.getvalue()[:4] == b"two\n"
+    with buf.getbuffer() as view:  # a reader that holds a view of the memory: a new buffer
+        again = _batch_buffer(buf, 4)
+        assert again is not buf and len(again.getvalue()) == 4 and bytes(view[:4]) == b"two\n"
+
+
 def test_heads_are_each_files_first_bytes_in_order_and_none_for_what_cannot_be_read(tmp_path):
     from analyzer.sources import HEAD_BYTES, heads
 
