@@ -296,6 +296,9 @@ def shards(src: SourceFile) -> list[SourceFile]:
 
 # Files opened, and their reading requested, ahead of the one being read (see _opened).
 READ_AHEAD = 32
+# The request to read ahead, where the system has one (macOS has no posix_fadvise: files are then
+# only opened ahead).
+_ADVISE = getattr(os, "posix_fadvise", None)
 
 
 def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Iterator[int | None]:
@@ -315,7 +318,8 @@ def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Ite
             if missing_ok:
                 return None
             raise SourceError(f"{path}: cannot read ({e.strerror})") from None
-        os.posix_fadvise(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
+        if _ADVISE is not None:
+            _ADVISE(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
         return fd
 
     try:

@@ -325,6 +325,19 @@ def test_file_set_lines_name_an_unreadable_file_and_fail_on_bytes_that_are_not_u
         file_set_lines([str(good), str(bad)]).collect()
 
 
+def test_files_are_read_where_the_system_cannot_be_asked_to_read_ahead(tmp_path, monkeypatch):
+    from analyzer import sources
+
+    monkeypatch.delattr(os, "posix_fadvise")  # macOS
+    monkeypatch.setattr(sources, "_ADVISE", None)
+    paths = []
+    for i in range(3):
+        (tmp_path / f"{i}.jsonl").write_text(f'{{"n":{i}}}\n')
+        paths.append(str(tmp_path / f"{i}.jsonl"))
+    assert file_set_lines(paths).collect()[LINE].to_list() == ['{"n":0}', '{"n":1}', '{"n":2}']
+    assert list(sources.heads(paths)) == [b'{"n":0}\n', b'{"n":1}\n', b'{"n":2}\n']
+
+
 def test_a_batch_buffer_is_filled_again_only_when_nothing_still_reads_it():
     from analyzer.sources import _batch_buffer
 
