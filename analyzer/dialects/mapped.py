@@ -97,7 +97,7 @@ class Mapping:
     repeats: bool = False
     file_time: bool = False
     prefilter: str | None = None
-    cut: tuple[str, str, str] | None = None  # (member cut out before decoding, the member after it, a later one)
+    cut: tuple[str, str] | None = None  # (member cut out before decoding, the member after it: see _cut)
     batch_files: bool = False  # many files of this format are read in one scan (see SourceFile.members)
     extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
 
@@ -181,10 +181,13 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         raise fail(f"prefilter: expected a string, got {prefilter!r}")
     cut = doc.get("cut")
     if cut is not None:
-        if not isinstance(cut, dict) or set(cut) != {"member", "next", "then"} or not all(
+        if not isinstance(cut, dict) or set(cut) != {"member", "next"} or not all(
                 isinstance(v, str) and v.isidentifier() for v in cut.values()):
-            raise fail(f"cut: expected {{ member = key, next = key, then = key }}, got {cut!r}")
-        cut = (cut["member"], cut["next"], cut["then"])
+            raise fail(f"cut: expected {{ member = key, next = key }}, got {cut!r}")
+        cut = (cut["member"], cut["next"])
+        read = [*(a for alts in (*fields.values(), *dims.values()) for a in alts), *keep, *not_billable]
+        if any(cut[0] in path for path in read):
+            raise fail(f"cut: {cut[0]!r} is read by a path of this mapping; only a member no path reads can be cut")
     description = doc.get("description", f"custom mapping {where}")
     if not isinstance(doc["name"], str) or not isinstance(description, str):
         raise fail("name and description must be strings")
@@ -194,7 +197,8 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
         repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=prefilter, cut=cut,
         batch_files=_bool(doc, "batch_files", fail),
-        extra_dimensions=None if extra is None else tuple(extra.get("exclude", [])),
+        # (a cut member is never a dimension: it is not there to read)
+        extra_dimensions=None if extra is None else (*extra.get("exclude", []), *cut[:1]) if cut else tuple(extra.get("exclude", [])),
     )
 
 
@@ -349,10 +353,17 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         blank = pl.col(LINE).str.strip_chars() == "" if robust else _unless(pl.col(LINE).str.starts_with("{"), False,
                                                                           pl.col(LINE).str.contains(r"^\s*$"))
         lf = lf.filter(~blank)
+        # The line as decoded: without the member the mapping cuts, on both paths alike (a record
+        # reads the same whichever path a run takes). The line itself stays whole: it is the record.
+        text = _cut(pl.col(LINE), *m.cut) if m.cut else pl.col(LINE)
         if robust:
-            def get(parts: tuple[str, ...]) -> pl.Expr:
-                return pl.col(LINE).str.json_path_match(_json_path(parts))
-            line = pl.col(LINE).str.strip_chars()
+            if m.cut:
+                lf = lf.with_columns(text.alias("_x_cut"))
+                text = pl.col("_x_cut")
+
+            def get(parts: tuple[str, ...], text: pl.Expr = text) -> pl.Expr:
+                return text.str.json_path_match(_json_path(parts))
+            line = text.str.strip_chars()
             lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null())
                                  .alias("_line_ok"))
         else:
@@ -367,8 +378,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
             # JSON (rare) still sends the run to the robust path.
             whole = (_unless(pl.col(LINE).str.starts_with("{"), True, pl.col(LINE).str.contains(r"^\s*\{"))
                      & _unless(pl.col(LINE).str.ends_with("}"), True, pl.col(LINE).str.contains(r"\}\s*$")))
-            line = _cut(pl.col(LINE), *m.cut) if m.cut else pl.col(LINE)
-            lf = lf.with_columns(pl.when(whole).then(line).str.json_decode(struct).alias(DECODED),
+            lf = lf.with_columns(pl.when(whole).then(text).str.json_decode(struct).alias(DECODED),
                                  whole.alias("_line_ok"))
 
             def get(parts: tuple[str, ...]) -> pl.Expr:
@@ -468,21 +478,23 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
     return pl.when(usual).then(pl.lit(value)).otherwise(check)
 
 
-def _cut(line: pl.Expr, member: str, next_: str, then: str) -> pl.Expr:
+def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     """The line without its `member` (an array: a response's content blocks, most of its bytes and
-    most of the decoder's work, with no usage in them), where the line shows the layout that makes
-    the cut exact: `"member":[` once, `],"next":` once after it (the array's end: a `"` opening a key
-    cannot be inside a string), and the first `"then":` after both. Any other line is decoded whole.
+    most of the decoder's work, with no usage in them), where the text shows exactly where that
+    array ends: `"member":[`, then `],"next":` as the first `],"` after it and the only one from there
+    on, and no `]}` anywhere. Any other line is decoded whole.
 
-    Why those checks suffice: a cut that did not end where the member's array ends leaves brackets
-    that do not balance (the decoder fails, and the run is read field by field), or removes text
-    from `"member":[` through the end of an object at the same depth; that object's `then` (usage)
-    would lie inside the cut, which the last check refuses. Offsets are bytes: sliced as binary."""
-    start, end, later = f'"{member}":[', f'],"{next_}":', f'"{then}":'
+    Why that is exact (compact JSON, as the markers are): the array's own `]` is followed by the
+    next member's `,"` or by its object's `}`. A `"` inside a string is escaped, so `],"` only
+    occurs as structure; `]}` can occur in a string, which only leaves such a line whole. So the
+    array cannot end before the `],"next":` (a `],"` or `]}` would come first), nor after it (its own
+    `],"` or `]}` would come after): the cut removes that one member, nothing the mapping reads
+    (parse_mapping refuses a `cut` of a member it reads). Offsets are bytes: sliced as binary."""
+    start, end = f'"{member}":[', f'],"{next_}":'
     a, b = line.str.find(start, literal=True), line.str.find(end, literal=True)
     raw = line.cast(pl.Binary)
-    fits = ((a < b) & (b < line.str.find(later, literal=True))
-            & ~raw.bin.slice(a + 1).bin.contains(start.encode()) & ~raw.bin.slice(b + 1).bin.contains(end.encode()))
+    fits = ((a < b) & (line.str.find('],"', literal=True) == b)
+            & ~raw.bin.slice(b + 1).bin.contains(b'],"') & ~line.str.contains("]}", literal=True))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
 
 

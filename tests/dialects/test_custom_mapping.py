@@ -80,6 +80,7 @@ GOOD = MAPPING.read_text()
     (GOOD.replace('timestamp = "when"', "timestamp = 3"), "timestamp"),               # a path that is not text
     (GOOD.replace("[fields]", "[fields"), "bad.toml"),                                 # not TOML
     (GOOD.replace("[fields]", 'cut = { member = "content" }\n[fields]'), "cut"),     # a cut missing its keys
+    (GOOD.replace("[fields]", 'cut = { member = "team", next = "x" }\n[fields]'), "cut"),  # a cut of a read member
 ])
 def test_invalid_mapping_is_one_line_naming_file_and_key(tmp_path, text, key):
     r = run("report", "--map", _mapping(tmp_path, text), LOG, "--quarantine", tmp_path / "q.jsonl")
