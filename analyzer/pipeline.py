@@ -495,13 +495,19 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
     return _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
 
 
+# How a fast pass fails on a malformed record: a reader's error, or (ShapeError) a batch of JSON
+# lines decoding to more values than lines (Polars decodes a column as one stream: a line holding
+# two objects, `{..},{..}`, gives two).
+FAST_PATH_FAILURES = (pl.exceptions.ComputeError, pl.exceptions.ShapeError)
+
+
 def _with_retry(run):
     """Run fast; if a native reader failed on a malformed record (a broken JSON line, a count that is
     not an integer), run again reading every field as text, where such a record is quarantined with
     its line number instead of failing the file. Clean files, the nightly norm, pay for one pass."""
     try:
         return run(False)
-    except pl.exceptions.ComputeError:
+    except FAST_PATH_FAILURES:
         return run(True)
 
 
@@ -574,7 +580,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
         # Reading every file again field by field costs ~50x a fast pass (430 s for a tree of
         # 17,000 transcripts with one cut line): a fast pass finds the files that hold quarantined
         # rows, and only those are read again line by line.
-        with contextlib.suppress(pl.exceptions.ComputeError):
+        with contextlib.suppress(*FAST_PATH_FAILURES):
             files = bad(load(paths, opts)).select("file").unique().collect(engine="streaming")["file"].to_list()
             paths = sorted(files) or paths
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),

@@ -78,6 +78,21 @@ def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine
     assert all("not a JSON object" in b["reason"] for b in bad)
 
 
+def test_a_line_holding_two_records_is_quarantined_not_a_crash(tmp_path, quarantine):
+    """`{..},{..}` starts and ends like one record; Polars' decoder reads it as two values (a batch
+    of one line too many): the run is read again field by field, and the line is quarantined."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    lines = SESSION.read_text().splitlines()
+    usage = [line for line in lines if '"assistant"' in line]
+    lines.insert(3, usage[0] + "," + usage[1])
+    (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert rep.accounting.quarantined == 1 and rep.accounting.balanced
+    assert [json.loads(x)["line"] for x in open(quarantine)] == [4]
+
+
 def test_per_request_rows_match_the_report(tmp_path):
     from analyzer import price_requests
 
