@@ -290,14 +290,23 @@ def _dtype_tree(paths: dict[tuple[str, ...], pl.DataType]) -> pl.Struct:
     return build(tree)
 
 
-def _file_time(src: SourceFile, ctx: Context) -> str:
+def _file_time(src: SourceFile, ctx: Context) -> pl.Expr:
+    """The time of records that carry none: --batch-time, else their own file's modification time
+    (each file's, in a set read in one scan)."""
+    n = len(src.members)
+    what = f"{src.display} and {n} more file{'s' if n > 1 else ''}" if n else src.display
     if ctx.batch_time:
-        ctx.note(f"{src.display}: records carry no time; dated {ctx.batch_time} (--batch-time)")
-        return ctx.batch_time
-    when = dt.datetime.fromtimestamp(os.path.getmtime(src.path), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    ctx.note(f"{src.display}: records carry no time; dated {when} from the file's modification time "
-             "(set it with --batch-time)")
-    return when
+        ctx.note(f"{what}: records carry no time; dated {ctx.batch_time} (--batch-time)")
+        return pl.lit(ctx.batch_time)
+    times = {p: dt.datetime.fromtimestamp(os.path.getmtime(p), dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+             for p in src.paths}
+    if not src.members:
+        ctx.note(f"{what}: records carry no time; dated {times[src.path]} from the file's modification time "
+                 "(set it with --batch-time)")
+        return pl.lit(times[src.path])
+    ctx.note(f"{what}: records carry no time; each dated from its file's modification time "
+             f"({min(times.values())} to {max(times.values())}; set it with --batch-time)")
+    return pl.col("_path").replace_strict(times, return_dtype=pl.String)
 
 
 def _extra_dimensions(m: Mapping, src: SourceFile) -> dict[str, tuple[tuple[str, ...], ...]]:
@@ -438,7 +447,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
                                             for a in m.fields["timestamp"])
     if m.file_time and not timed:
-        cols["_f_timestamp"] = pl.lit(_file_time(src, ctx))
+        cols["_f_timestamp"] = _file_time(src, ctx)
     cols.update({f"_f_{c}": pl.lit(v) for c, v in m.constants.items()})
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
     cols.update({f"_dim_{k}": pl.lit(None, pl.String) for k in unused})  # still a column: --by can name it

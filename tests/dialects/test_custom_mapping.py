@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
 
+from analyzer import Options, analyze
 from analyzer.cli import main
 
 from .cloud_helpers import FIXTURES, M, priced, quarantine_lines, report
@@ -123,3 +125,35 @@ def test_a_path_read_both_as_value_and_as_parent_is_a_mapping_error(tmp_path):
     r = CliRunner().invoke(main, ["report", str(log), "--map", str(mapping), "--quarantine", str(tmp_path / "q")])
     assert r.exit_code == 2
     assert "mapping 'mine'" in r.stderr and "read as a value" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_records_without_time_in_a_set_of_files_are_each_dated_by_their_own_file(tmp_path, monkeypatch):
+    """A mapping reading many files in one scan (batch_files) whose records carry no time (file_time):
+    each record gets its own file's modification time, however the set is split into scans."""
+    import os
+
+    from analyzer import pipeline, sources
+
+    (tmp_path / "m.toml").write_text(
+        'name = "untimed"\nsignature = ["model", "usage.input_tokens"]\nfile_time = true\nbatch_files = true\n'
+        '[fields]\nmodel_raw = "model"\nrequest_id = "id"\ninput_tokens = "usage.input_tokens"\n'
+        'output_tokens = "usage.output_tokens"\n')
+    paths = []
+    for i, month in enumerate(["2025-07-15", "2025-07-20", "2025-09-15", "2025-09-20"]):
+        p = tmp_path / f"f{i}.jsonl"
+        p.write_text("".join(f'{{"id":"r{i}{k}","model":"claude-sonnet-4-20250514","usage":{{"input_tokens":1000,'
+                             f'"output_tokens":10}}}}\n' for k in range(2)))
+        when = dt.datetime.fromisoformat(month).replace(tzinfo=dt.UTC).timestamp()
+        os.utime(p, (when, when))
+        paths.append(str(p))
+
+    def months():
+        rep = analyze(paths, ["month"], Options(mapping=str(tmp_path / "m.toml"), quarantine=str(tmp_path / "q.jsonl")))
+        assert any("each dated from its file's modification time" in n for n in rep.notes)
+        return rep.rows.select("month", "requests").rows()
+
+    assert months() == [("2025-07", 4), ("2025-09", 4)]
+    monkeypatch.setattr(sources, "SHARD_BYTES", 1)
+    monkeypatch.setattr(sources, "concurrent_scans", lambda: 3)
+    monkeypatch.setattr(pipeline, "concurrent_scans", lambda: 3)
+    assert months() == [("2025-07", 4), ("2025-09", 4)]
