@@ -20,6 +20,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -169,10 +170,10 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
                 frame = frame.with_columns(
                     (file + first).alias("_path"),
                     (pl.int_range(n, eager=True, dtype=pl.Int64) - starts.gather(file) + 1).alias("_line_no"))
+            if "_path" in asked:  # (before the predicate, which may compare file names)
+                frame = frame.with_columns(names.gather(frame["_path"]))
             if predicate is not None:
                 frame = frame.filter(predicate)
-            if "_path" in asked:
-                frame = frame.with_columns(names.gather(frame["_path"]))
             if with_columns is not None:
                 frame = frame.select(with_columns)
             if n_rows is not None:
@@ -203,7 +204,8 @@ def _file_batches(paths: list[str], batch_bytes: int) -> Iterator[tuple[int, io.
             files, total = [], 0  # (descriptor, size) of this batch's files, each opened ahead
             try:
                 for fd in opened:
-                    files.append((fd, os.fstat(fd).st_size))
+                    files.append((fd, 0))
+                    files[-1] = (fd, _size(fd, paths[first + len(files) - 1]))
                     total += files[-1][1] + 1
                     if total >= batch_bytes:
                         break
@@ -243,6 +245,18 @@ def _batch_buffer(last: io.BytesIO | None, size: int) -> io.BytesIO:
     buf.seek(size - 1)
     buf.write(b"\0")  # sized once, then filled in place
     return buf
+
+
+def _size(fd: int, path: str) -> int:
+    """A file's size, which is all of it that is read: a file that does not know its size (a pipe,
+    a device) would be read as empty, so it is refused."""
+    try:
+        st = os.fstat(fd)
+    except OSError as e:
+        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError(f"{path}: not a regular file")
+    return st.st_size
 
 
 def _read_into(fd: int, view: memoryview, path: str) -> int:
@@ -319,7 +333,8 @@ def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Ite
                 return None
             raise SourceError(f"{path}: cannot read ({e.strerror})") from None
         if _ADVISE is not None:
-            _ADVISE(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
+            with contextlib.suppress(OSError):  # (advice: a pipe cannot take it, and need not)
+                _ADVISE(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
         return fd
 
     try:

@@ -314,6 +314,19 @@ def test_file_set_lines_filter_and_projection_reach_the_reader(tmp_path):
     assert file_set_lines(paths).head(4).collect().height == 4
 
 
+def test_file_set_lines_filter_on_a_file_name_and_refuse_what_is_not_a_regular_file(tmp_path):
+    paths = []
+    for i in range(3):
+        (tmp_path / f"{i}.jsonl").write_text(f'{{"n":{i}}}\n{{"m":{i}}}\n')
+        paths.append(str(tmp_path / f"{i}.jsonl"))
+    got = file_set_lines(paths, batch_bytes=10).filter(pl.col("_path") == paths[1]).collect(engine="streaming")
+    assert got.select(LINE, "_line_no").rows() == [('{"n":1}', 1), ('{"m":1}', 2)]
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    with open(os.open(tmp_path / "pipe.jsonl", os.O_RDWR), "wb"):  # (a writer, so that opening it does not wait)
+        with pytest.raises(SourceError, match="pipe.jsonl: not a regular file"):
+            file_set_lines([paths[0], str(tmp_path / "pipe.jsonl")]).collect()
+
+
 def test_file_set_lines_name_an_unreadable_file_and_fail_on_bytes_that_are_not_utf8(tmp_path):
     good = tmp_path / "a.jsonl"
     good.write_text('{"a":1}\n')
