@@ -449,16 +449,29 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
 
 
 def _walk(directory: str) -> list[str]:
-    """Every log file under a directory; an unreadable subdirectory is an error, not a silent gap."""
-    def fail(err: OSError) -> None:
-        raise SourceError(f"{err.filename}: cannot read directory ({err.strerror})")
-
-    found = []
-    for root, dirs, files in os.walk(directory, onerror=fail):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(root, f) for f in files
-                  if not f.startswith(".") and not f.startswith("llm-cost-quarantine")
-                  and _container_from_name(f)[0] is not None]
+    """Every log file under a directory; an unreadable subdirectory is an error, not a silent gap.
+    Only regular files are logs (a pipe would block the reader); links to directories are not
+    followed, as os.walk does not."""
+    found: list[str] = []
+    todo = [directory]
+    while todo:
+        where = todo.pop()
+        try:
+            with os.scandir(where) as it:
+                entries = list(it)
+        except OSError as e:
+            raise SourceError(f"{e.filename or where}: cannot read directory ({e.strerror})") from None
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                subdirs.append(entry.path)
+            elif (entry.is_file() and not name.startswith("llm-cost-quarantine")
+                  and _container_from_name(name)[0] is not None):
+                found.append(entry.path)
+        todo.extend(sorted(subdirs, reverse=True))
     return sorted(found)
 
 

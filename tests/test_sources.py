@@ -75,6 +75,20 @@ def test_directory_is_walked_and_glob_expanded(frame, tmp_path):
     assert len(expand_paths([str(tmp_path / "logs"), str(sub / "a.csv")])) == 2  # each file once
 
 
+def test_a_walk_reads_regular_files_in_order_and_follows_no_link_to_a_directory(tmp_path):
+    logs = tmp_path / "logs"
+    for d in ("b", "a/z", "a", ".hidden"):
+        (logs / d).mkdir(parents=True, exist_ok=True)
+    for f in ("b/2.jsonl", "a/z/1.csv", "a/3.jsonl", "0.jsonl", ".hidden/x.jsonl", "a/.x.jsonl", "a/notes.txt",
+              "llm-cost-quarantine.jsonl"):
+        (logs / f).write_text("{}\n")
+    os.mkfifo(logs / "a" / "pipe.jsonl")  # reading it would wait for a writer
+    (logs / "elsewhere").symlink_to(tmp_path / "logs" / "a", target_is_directory=True)
+    (logs / "b" / "link.jsonl").symlink_to(logs / "0.jsonl")
+    got = [os.path.relpath(p, logs) for p in expand_paths([str(logs)])]
+    assert got == ["0.jsonl", "a/3.jsonl", "a/z/1.csv", "b/2.jsonl", "b/link.jsonl"]
+
+
 def test_extensionless_file_is_sniffed(frame, tmp_path):
     p = write_frame(frame, tmp_path / "log.jsonl")
     os.rename(p, tmp_path / "export")
