@@ -198,7 +198,7 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=prefilter, cut=cut,
         batch_files=_bool(doc, "batch_files", fail),
         # (a cut member is never a dimension: it is not there to read)
-        extra_dimensions=None if extra is None else (*extra.get("exclude", []), *cut[:1]) if cut else tuple(extra.get("exclude", [])),
+        extra_dimensions=None if extra is None else (*extra.get("exclude", []), *(cut or ())[:1]),
     )
 
 
@@ -490,7 +490,7 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
 def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     """The line without its `member` (an array: a response's content blocks, most of its bytes and
     most of the decoder's work, with no usage in them), where the text shows exactly where that
-    array ends: `"member":[`, then `],"next":` as the first `],"` after it and the only one from there
+    array ends: `"member":[`, then `],"next":` as the line's first `],"` and its only one from there
     on, and no `]}` anywhere. Any other line is decoded whole.
 
     Why that is exact (compact JSON, as the markers are): the array's own `]` is followed by the
