@@ -494,10 +494,10 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     on, and no `]}` anywhere. Any other line is decoded whole.
 
     Why that is exact (compact JSON, as the markers are): the array's own `]` is followed by the
-    next member's `,"` or by its object's `}`. A `"` inside a string is escaped, so `],"` only
-    occurs as structure; `]}` can occur in a string, which only leaves such a line whole. So the
-    array cannot end before the `],"next":` (a `],"` or `]}` would come first), nor after it (its own
-    `],"` or `]}` would come after): the cut removes that one member, nothing the mapping reads
+    next member's `,"` or by its object's `}`, so it is at an occurrence of `],"` (there is no `]}`).
+    It cannot be before the `],"next":`, which is the first occurrence, nor after it, where there is
+    none: it is that one. (Text can hold these too, `"x],"` or `"a]}"`: such a line is left whole,
+    never cut wrongly.) So the cut removes that one member and nothing the mapping reads
     (parse_mapping refuses a `cut` of a member it reads). Offsets are bytes: sliced as binary."""
     start, end = f'"{member}":[', f'],"{next_}":'
     a, b = line.str.find(start, literal=True), line.str.find(end, literal=True)
