@@ -487,23 +487,30 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
     return pl.when(usual).then(pl.lit(value)).otherwise(check)
 
 
+# An array's end, then the next member of its object, or the object's end (JSON allows spaces).
+_CLOSE_THEN_MEMBER = r'\][ \t\r\n]*,[ \t\r\n]*"'
+_CLOSE_THEN_END = r"\][ \t\r\n]*\}"
+
+
 def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     """The line without its `member` (an array: a response's content blocks, most of its bytes and
     most of the decoder's work, with no usage in them), where the text shows exactly where that
-    array ends: `"member":[`, then `],"next":` as the line's first `],"` and its only one from there
-    on, and no `]}` anywhere. Any other line is decoded whole.
+    array ends: `"member":[`, then `],"next":` as the line's first `]` followed by a member (`],"`,
+    or with spaces: `] , "`) and its only one from there on, and no `]` followed by an object's end
+    (`]}`, `] }`) anywhere. Any other line is decoded whole.
 
-    Why that is exact (compact JSON, as the markers are): the array's own `]` is followed by the
-    next member's `,"` or by its object's `}`, so it is at an occurrence of `],"` (there is no `]}`).
-    It cannot be before the `],"next":`, which is the first occurrence, nor after it, where there is
-    none: it is that one. (Text can hold these too, `"x],"` or `"a]}"`: such a line is left whole,
-    never cut wrongly.) So the cut removes that one member and nothing the mapping reads
-    (parse_mapping refuses a `cut` of a member it reads). Offsets are bytes: sliced as binary."""
+    Why that is exact: the array's own `]` is followed by the next member or by its object's end,
+    and there is no such end, so its `]` is an occurrence of the first kind. It cannot be before the
+    `],"next":`, which is the first occurrence, nor after it, where there is none: it is that one.
+    (Text can hold these too, `"x],"` or `"a]}"`: such a line is left whole, never cut wrongly.) So
+    the cut removes that one member and nothing the mapping reads (parse_mapping refuses a `cut` of
+    a member it reads). Offsets are bytes: sliced as binary."""
     start, end = f'"{member}":[', f'],"{next_}":'
     a, b = line.str.find(start, literal=True), line.str.find(end, literal=True)
     raw = line.cast(pl.Binary)
-    fits = ((a < b) & (line.str.find('],"', literal=True) == b)
-            & ~raw.bin.slice(b + 1).bin.contains(b'],"') & ~line.str.contains("]}", literal=True))
+    fits = ((a < b) & (line.str.find(_CLOSE_THEN_MEMBER) == b)
+            & ~raw.bin.slice(b + 1).cast(pl.String).str.contains(_CLOSE_THEN_MEMBER)
+            & ~line.str.contains(_CLOSE_THEN_END))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
 
 

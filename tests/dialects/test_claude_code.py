@@ -211,6 +211,8 @@ _json = st.recursive(st.none() | st.integers(0, 99) | _text,
 _block = st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": _text}),
                    st.fixed_dictionaries({"type": st.just("tool_use"), "id": st.just("toolu_1"), "input": _json}))
 _API_ORDER = ["id", "type", "role", "model", "content", "stop_reason", "stop_sequence", "usage"]
+_COMPACT = ((",", ":"),) * 3
+_SEPARATORS = st.sampled_from([(",", ":"), (", ", ": "), (", ", ":"), (" ,", ":"), (",\t", ":"), (",", " : ")])
 
 
 def _read(record) -> tuple:
@@ -221,34 +223,44 @@ def _read(record) -> tuple:
 
 
 @settings(max_examples=300, deadline=None)
-@example(blocks=[], order=_API_ORDER, extra={}, before={"content": [1]}, after=None, compact=True)  # earlier content
+@example(blocks=[], order=_API_ORDER, extra={}, before={"content": [1]}, after=None, spacing=_COMPACT)  # earlier content
 @example(blocks=[], order=[*_API_ORDER[:5], "usage", *_API_ORDER[5:7]], extra={"citations": [1]}, before=None,
-         after=None, compact=True)  # usage between content and an array before stop_reason
+         after=None, spacing=_COMPACT)  # usage between content and an array before stop_reason
 @example(blocks=[], order=[*_API_ORDER[:5], "usage", *_API_ORDER[5:7]], extra={}, before=None,
-         after={"x": [1], "stop_reason": 1}, compact=True)  # a later object ending like the content
+         after={"x": [1], "stop_reason": 1}, spacing=_COMPACT)  # a later object ending like the content
 @example(blocks=[], order=["type", "role", "model", "content", "id", "stop_reason", "stop_sequence", "usage"],
-         extra={"container": []}, before=None, after=None, compact=True)  # the id between content and an array
+         extra={"container": []}, before=None, after=None, spacing=_COMPACT)  # the id between content and an array
 @example(blocks=[], order=_API_ORDER, extra={}, before={"content": [1]}, after={"notes": [], "stop_reason": 1},
-         compact=True)  # an earlier object's content, a later object's array before a stop_reason
+         spacing=_COMPACT)  # an earlier object's content, a later object's array before a stop_reason
 @example(blocks=[], order=["id", "type", "role", "model", "stop_reason", "stop_sequence", "usage", "content"],
-         extra={}, before=None, after={"notes": [], "stop_reason": 1}, compact=True)  # content last in its object
+         extra={}, before=None, after={"notes": [], "stop_reason": 1}, spacing=_COMPACT)  # content last in its object
+@example(blocks=[], order=_API_ORDER, extra={}, before={"content": [], "stop_reason": None}, after=None,
+         spacing=((", ", ":"), _COMPACT[1], _COMPACT[2]))  # an earlier content array closed by `], "`
 @given(blocks=st.lists(_block, max_size=3), order=st.one_of(st.just(_API_ORDER), st.permutations(_API_ORDER)),
        extra=st.dictionaries(st.sampled_from(["citations", "container"]), _json, max_size=2),
-       before=st.one_of(st.none(), _json), after=st.one_of(st.none(), _json), compact=st.booleans())
-def test_cutting_the_content_out_never_changes_what_is_read(blocks, order, extra, before, after, compact):
+       before=st.one_of(st.none(), _json), after=st.one_of(st.none(), _json),
+       spacing=st.tuples(_SEPARATORS, _SEPARATORS, _SEPARATORS))
+def test_cutting_the_content_out_never_changes_what_is_read(blocks, order, extra, before, after, spacing):
     """Whatever the content blocks hold (the markers themselves, in text and as tool-input keys,
     multi-byte text), however the message's members are ordered and whatever arrays and objects
     surround it, the line with its content cut out is valid JSON that reads the same as the whole
-    line, or the line is left whole. Never a different reading, and never a line the cut broke."""
+    line, or the line is left whole. Never a different reading, and never a line the cut broke.
+    (`spacing`: the separators the object before the message, the message and the object after it
+    are written with.)"""
     j = order.index("stop_reason")
     values = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-4-6", "content": blocks,
               "stop_reason": "end_turn", "stop_sequence": None,
               "usage": {"input_tokens": 3, "output_tokens": 5, "cache_read_input_tokens": 7}, **extra}
     members = [*order[:j], *extra, *order[j:]] if extra else order
-    record = {"parentUuid": "p", **({"x": before} if before is not None else {}), "isSidechain": False,
-              "message": {k: values[k] for k in members}, **({"y": after} if after is not None else {}),
-              "requestId": "req_1", "type": "assistant", "timestamp": "2026-11-24T09:12:01.098Z"}
-    line = json.dumps(record, ensure_ascii=False, separators=(",", ":") if compact else None)
+    def text(value, separators) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=separators)
+
+    members_ = ['"parentUuid":"p"', *([f'"x":{text(before, spacing[0])}'] if before is not None else []),
+                '"isSidechain":false', f'"message":{text({k: values[k] for k in members}, spacing[1])}',
+                *([f'"y":{text(after, spacing[2])}'] if after is not None else []),
+                '"requestId":"req_1"', '"type":"assistant"', '"timestamp":"2026-11-24T09:12:01.098Z"']
+    line = "{" + ",".join(members_) + "}"
+    record = json.loads(line)
     cut = pl.select(mapped._cut(pl.lit(line), "content", "stop_reason")).item()
     if cut == line:
         return
