@@ -495,20 +495,27 @@ _CLOSE_THEN_END = r"\][ \t\r\n]*\}"
 def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     """The line without its `member` (an array: a response's content blocks, most of its bytes and
     most of the decoder's work, with no usage in them), where the text shows exactly where that
-    array ends: `"member":[`, then `],"next":` as the line's first `]` followed by a member (`],"`,
-    or with spaces: `] , "`) and its only one from there on, and no `]` followed by an object's end
-    (`]}`, `] }`) anywhere. Any other line is decoded whole.
+    array ends. Any other line is decoded whole. The cut is made when:
+
+    - `"member":[` occurs once, right after a `{` or `,` (so its `"` opens a key: after a `\\` it
+      would be text inside another key);
+    - `],"next":` is the line's first `]` followed by a member (`],"`, or with spaces `] , "`) and
+      its only one from there on;
+    - no `]` is followed by an object's end (`]}`, `] }`).
 
     Why that is exact: the array's own `]` is followed by the next member or by its object's end,
     and there is no such end, so its `]` is an occurrence of the first kind. It cannot be before the
     `],"next":`, which is the first occurrence, nor after it, where there is none: it is that one.
     (Text can hold these too, `"x],"` or `"a]}"`: such a line is left whole, never cut wrongly.) So
     the cut removes that one member and nothing the mapping reads (parse_mapping refuses a `cut` of
-    a member it reads). Offsets are bytes: sliced as binary."""
+    a member it reads). The member once: a line holding two records' text (two writes torn into one
+    line) would otherwise be cut into one valid record made of both. Offsets are bytes: binary."""
     start, end = f'"{member}":[', f'],"{next_}":'
-    a, b = line.str.find(start, literal=True), line.str.find(end, literal=True)
+    a = line.str.find(f'[{{,]"{member}":\\[') + 1
+    b = line.str.find(end, literal=True)
     raw = line.cast(pl.Binary)
     fits = ((a < b) & (line.str.find(_CLOSE_THEN_MEMBER) == b)
+            & ~raw.bin.slice(a + 1).bin.contains(start.encode())
             & ~raw.bin.slice(b + 1).cast(pl.String).str.contains(_CLOSE_THEN_MEMBER)
             & ~line.str.contains(_CLOSE_THEN_END))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)

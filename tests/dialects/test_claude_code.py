@@ -7,6 +7,7 @@ import shutil
 from decimal import Decimal
 
 import polars as pl
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -280,6 +281,37 @@ def test_a_tool_input_ending_like_the_content_leaves_the_line_whole():
     plain = json.dumps({"message": {**message, "content": [{"type": "text", "text": "hi"}]}}, separators=(",", ":"))
     assert json.loads(pl.select(mapped._cut(pl.lit(plain), "content", "stop_reason")).item()) == {
         "message": {"id": "m", "stop_reason": "tool_use", "usage": {"input_tokens": 1}}}
+
+
+@pytest.mark.parametrize("line", [
+    '{"x\\"content":[1],"stop_reason":"end"}',  # the marker's quote escaped, inside another key
+    '{"meta":{"k\\"content":["a"],"stop_reason":"in"},"usage":{"input_tokens":9}}',
+    '{"content":[1] ,"usage":{"input_tokens":10},"m":[0],"stop_reason":"end_turn"}',  # spaces after the array
+    '{"content":[1], "a":[2],"stop_reason":"x"}',
+    '{"o":{"content":[1] },"p":{"q":[3],"stop_reason":1}}',
+    '{"o":{"content":[1] },"p":[3],"stop_reason":1}',
+    '{"a":{"content":[], "stop_reason":null},"content":[],"stop_reason":0}',
+])
+def test_lines_whose_text_does_not_show_where_the_content_ends_are_left_whole(line):
+    """Found by fuzzing earlier versions of the rule: each was cut into a different reading or
+    into invalid JSON."""
+    assert pl.select(mapped._cut(pl.lit(line), "content", "stop_reason")).item() == line
+
+
+def test_two_records_torn_into_one_line_are_quarantined_not_cut_into_one(tmp_path, quarantine):
+    """Two writes interleaved: the first half of one record, then another whole record. Cutting from
+    the first record's content to the second's end would make one valid record of both (the first's
+    id and model, the second's usage); the line is decoded whole instead, fails, and is quarantined."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    lines = SESSION.read_text().splitlines()
+    usage = [i for i, line in enumerate(lines) if '"assistant"' in line and '"content":[' in line]
+    first, second = lines[usage[0]], lines[usage[-1]]
+    torn = first[:first.index('"content":[') + 30] + second
+    (proj / "s.jsonl").write_text("\n".join([*lines, torn]) + "\n")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert rep.accounting.quarantined == 1 and rep.accounting.balanced
 
 
 def test_a_transcript_whose_content_mentions_the_markers_costs_the_same(tmp_path, quarantine):
