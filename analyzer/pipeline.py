@@ -21,7 +21,7 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, tagging
 from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
 from .sources import _TEMPORARY, SourceFile, concurrent_scans, expand_paths, heads, looks_like, open_source, shards
 
@@ -348,7 +348,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     Rate keys that no source carries are constants: left out of the grouping and added back to its
     few rows. Duplicates are then corrected from the rows of duplicated ids alone (see dedupe.py).
     Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
-    lf = lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book), *extra)
+    lf = lf.with_columns(*tagging.row_tags(book), *extra)
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
     nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
     group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
@@ -374,7 +374,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
-    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
+    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
     if cands is not None and cands.len():
         scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
         # A broken or not-billable copy never displaces a good one: only valid rows compete.
@@ -399,8 +399,9 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
         if losers.height:
             # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
             # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.
-            lost = (competing.lazy().join(losers.lazy(), on=dedupe.KEY, how="semi") if wide
-                    else lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode())))
+            lost = (competing.lazy().join(losers.lazy(), on=list(dedupe.LOSER), how="semi") if wide
+                    else lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode()))  # (cheap first test)
+                    .filter(dedupe.lost(lf, losers)))
             lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
             lost = _finish_groups(sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
             moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
@@ -456,7 +457,6 @@ def _account(agg: pl.DataFrame, acc: Accounting) -> None:
 def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
     """Join rates onto the aggregated rows and split priced from unpriced."""
     joined = ok.join(rates, on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
-    joined = joined.with_columns(missing_rate_reason())
     unpriced = joined.filter(pl.col("unpriced_reason").is_not_null())
     priced = joined.filter(pl.col("unpriced_reason").is_null())
     acc.unpriced = int(unpriced[ROWS].sum() or 0)
@@ -622,11 +622,10 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
     `band` maps each time unit to its price band (both small). Adds PRICED_COLUMNS; money is null
     on unpriced rows, which say why in `unpriced_reason`."""
     lf = (
-        lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book))
+        lf.with_columns(*tagging.row_tags(book))
         .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
                       .alias(tagging.TIME_BAND))
         .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(missing_rate_reason())
     )
     return with_costs(lf).with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
                                        pl.lit(book.version).alias("price_book"))
@@ -671,7 +670,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     def priced(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
-            lf = lf.filter(~dedupe.row_key().is_in(losers[dedupe.KEY].implode()))
+            lf = lf.filter(~dedupe.lost(lf, losers))
         billable = pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping else pl.lit(True)
         lf = price_rows(labels.apply_to_rows(lf, loaded.dimensions).filter(pl.col("_ok") & ~pl.col("_out") & billable),
                         rates, band, book)

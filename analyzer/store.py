@@ -635,7 +635,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         months = _months(manifest, since, until)
         targets = manifest.parts(months)
         old = scan(root, months, manifest).filter(inside)
-        keys = old.select(*tagging.RATE_KEY_COLUMNS, tagging.time_unit(book), tagging.prompt_band(book)).unique()
+        keys = old.select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
         keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
         rates = rate_frame(keys, book)
         band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))
