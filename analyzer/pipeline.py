@@ -358,12 +358,10 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
 
     def sums(frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
-        out = frame.group_by(by).agg(
+        out = exact_sums(frame, by, summed, [
             records.alias(ROWS),
-            *[pl.col(c).sum() for c in summed],
             *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
-              if reported else []),
-        ).collect(engine="streaming")
+              if reported else [])], valid=pl.col("_ok"))
         return out.with_columns(
             *([] if "requests" in summed else [pl.col(ROWS).alias("requests")]),
             *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in summed],
@@ -409,6 +407,53 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
             plus = lost.with_columns(moved.alias(STATUS))
             agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
     return _regroup(agg), losers, units
+
+
+INT64_MAX = 2**63 - 1
+
+
+def exact_sums(lf: pl.LazyFrame, by: list[str], columns: list[str], aggs: list[pl.Expr],
+               valid: pl.Expr | None = None, wide: bool = False) -> pl.DataFrame:
+    """`lf.group_by(by).agg(*aggs, <sum of each count column>)`, collected, with every sum exact.
+
+    A 64-bit sum wraps around silently (9.3M rows of 999,999,999,999 tokens summed to a negative
+    number). Counts are summed as 64-bit integers when each group's largest count times its rows
+    proves they cannot overflow (always, for real logs: one cheap max per group); otherwise the pass
+    runs again with 128-bit sums. Sums that do not fit 64 bits refuse the run (see _exact_counts).
+    `valid` (an expression on the `by` keys) says which groups are priced; the others' counts are
+    never used (quarantined rows may hold any number) and are zeroed."""
+    valid = pl.lit(True) if valid is None else valid
+    bound = [] if wide or not columns else [pl.max_horizontal(columns).max().alias("_max"), pl.len().alias("_len")]
+    out = lf.group_by(by).agg(
+        *aggs, *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum().alias(c) for c in columns], *bound,
+    ).collect(engine="streaming")
+    if bound:
+        if out.select((valid & (pl.col("_max").cast(pl.Int128) * pl.col("_len") > INT64_MAX)).any()).item():
+            return exact_sums(lf, by, columns, aggs, valid, wide=True)
+        out = out.drop("_max", "_len")
+    return _exact_counts(out, columns, valid)
+
+
+def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.DataFrame:
+    """Summed counts as 64-bit integers, or one line refusing the run: a sum of valid counts beyond
+    2^63 - 1 (9.2 quintillion tokens: no real log) cannot be totalled exactly. (The per-row cap,
+    _parse.MAX_COUNT, makes this need ~9.2M rows of a trillion tokens.)"""
+    for c in columns:
+        over = agg.filter(valid & (pl.col(c) > INT64_MAX)).height if agg.schema[c] == pl.Int128 else 0
+        if over:
+            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {over} group(s): "
+                              "too large to total exactly; the input's counts are corrupt")
+    return agg.with_columns([pl.when(valid).then(pl.col(c)).otherwise(0).cast(pl.Int64).alias(c) for c in columns])
+
+
+def check_totals(agg: pl.DataFrame) -> None:
+    """Refuse a run whose valid counts, each group's exact, would overflow when totalled."""
+    ok = agg.filter(pl.col(STATUS) == OK)
+    totals = ok.select([pl.col(c).cast(pl.Int128).sum() for c in ("requests", *COUNT_COLUMNS)]).row(0)
+    for c, total in zip(("requests", *COUNT_COLUMNS), totals):
+        if total is not None and total > INT64_MAX:
+            raise SourceError(f"{c} of valid requests total more than {INT64_MAX:,} (2^63 - 1): too large to "
+                              "total exactly; the input's counts are corrupt")
 
 
 def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded, post_buckets=()) -> pl.DataFrame:
@@ -527,6 +572,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
                            repeats_only=not opts.dedupe)
+    check_totals(agg)
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -656,6 +702,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
+    check_totals(agg)
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)

@@ -494,13 +494,15 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     unpriced = pl.col("unpriced_reason").is_not_null()
     # Counts are summed per set of rates, then priced: exact, and no Decimal is read or computed per row.
     group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book", RATE_ID]
-    agg = scan(root, months, manifest, costs=False).with_columns(
+    # (Stored rows are valid requests: every group's counts are summed exactly, or the report refuses.)
+    agg = pipeline.exact_sums(scan(root, months, manifest, costs=False).with_columns(
         *extra, _outside(since, until).alias("_out"), pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
-    ).group_by(group).agg(
-        _is_record(None).sum().alias(pipeline.ROWS),
-        *[pl.col(c).sum() for c in ("requests", *COUNT_COLUMNS, "reported_cost")],
+    ), group, ["requests", *COUNT_COLUMNS], [
+        _is_record(None).sum().alias(pipeline.ROWS), pl.col("reported_cost").sum(),
         pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
-    ).collect(engine="streaming")
+    ])
+    pipeline.check_totals(agg.filter(~pl.col("_out") & pl.col("unpriced_reason").is_null())
+                          .with_columns(pl.lit(pipeline.OK, pl.UInt8).alias(pipeline.STATUS)))
     agg = pipeline.with_costs(agg.join(manifest.rate_frame(), on=RATE_ID, how="left"))
     inside = agg.filter(~pl.col("_out"))
     priced = inside.filter(pl.col("unpriced_reason").is_null())

@@ -149,7 +149,9 @@ def _lines(i: int, r: dict) -> list[dict]:
         return [{"id": mid, "type": "message", "role": "assistant", "model": r["model"], "content": [],
                  "stop_reason": "end_turn", "usage": final}]
     start = {"type": "message_start", "message": {"id": mid, "type": "message", "role": "assistant",
-             "model": r["model"], "content": [], "usage": {**_usage(r["top"]), "output_tokens": 1}}}
+             "model": r["model"], "content": [],
+             # (a placeholder output count: 1, or 0 when the final count is 0, since counts only grow)
+             "usage": {**_usage(r["top"]), "output_tokens": min(1, r["top"]["output_tokens"])}}}
     early = [{"type": "message_delta", "delta": {"stop_reason": None},
               "usage": {"output_tokens": min(k, r["top"]["output_tokens"])}} for k in range(1, r["deltas"])]
     return [start, {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import polars as pl
+import pytest
 from click.testing import CliRunner
 
-from analyzer import Options, analyze, price_requests
+from analyzer import Options, analyze, pipeline, price_requests
 from analyzer.cli import main
+from analyzer.dialects import _parse
+from analyzer.errors import SourceError
 
 MTOK = Decimal(1_000_000)
 
@@ -139,3 +143,92 @@ def test_stream_logged_twice_counts_its_steps_once(tmp_path):
     assert rep.totals["cost"] == sum(rows["cost"].to_list(), Decimal(0)) == Decimal("0.00825")
     assert rows["request_id"].to_list() == ["msg_s1", "msg_s1#1"]
     assert (acc.rows_read, acc.priced, acc.repeats + acc.duplicates) == (4, 1, 3)
+
+
+# --- 4. Token sums are exact, or the run refuses --------------------------------------------------------
+
+BIG = 4_000_000_000_000_000_000  # three of these overflow a 64-bit sum (2^63 - 1 = 9.22e18)
+
+
+def test_exact_sums_fall_back_to_128_bits_when_64_could_overflow():
+    # max x rows exceeds 2^63 - 1, so 64-bit sums are not proven safe; the true sum fits and is exact.
+    lf = pl.LazyFrame({"k": [1, 1, 1, 2], "_ok": [True] * 4, "n": [9_000_000_000_000_000_000, 1, 2, 5]})
+    out = pipeline.exact_sums(lf, ["k", "_ok"], ["n"], [pl.len().alias("rows")], valid=pl.col("_ok")).sort("k")
+    assert out["n"].to_list() == [9_000_000_000_000_000_003, 5] and out.schema["n"] == pl.Int64
+
+
+def test_exact_sums_refuse_a_valid_sum_beyond_64_bits():
+    lf = pl.LazyFrame({"k": [1, 1, 1], "_ok": [True] * 3, "input_tokens": [BIG] * 3})
+    with pytest.raises(SourceError, match=r"input_tokens of valid requests sum to more than 9,223,372,036,854,775,807"):
+        pipeline.exact_sums(lf, ["k", "_ok"], ["input_tokens"], [], valid=pl.col("_ok"))
+
+
+def test_exact_sums_ignore_what_quarantined_rows_hold():
+    # Invalid rows may hold any number (they are quarantined): their group's counts are zeroed, not summed.
+    lf = pl.LazyFrame({"_ok": [False, False, False, True], "n": [BIG, BIG, -BIG, 7]})
+    out = pipeline.exact_sums(lf, ["_ok"], ["n"], [], valid=pl.col("_ok")).sort("_ok")
+    assert out["n"].to_list() == [0, 7]
+
+
+@pytest.fixture
+def no_cap(monkeypatch):
+    """The per-row cap (10^12) raised, so that a handful of rows can reach 64-bit overflow; without it
+    the same needs 9.3M rows (measured: 9.3M rows of 999,999,999,999 tokens, exit 2 in 8 s)."""
+    monkeypatch.setattr(_parse, "MAX_COUNT", 2**62)
+
+
+def _run(args):
+    return CliRunner().invoke(main, args)
+
+
+def test_report_refuses_counts_that_sum_past_64_bits(tmp_path, no_cap):
+    rows = "".join(f"2026-10-01T0{i}:00:00Z,claude-sonnet-4-5,{BIG},0,r{i}\n" for i in range(3))
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,request_id\n" + rows)
+    q = str(tmp_path / "q.jsonl")
+    for cmd in (["report", path, "--by", "model"], ["price", path, "-o", str(tmp_path / "rows.csv")]):
+        result = _run([*cmd, "--quarantine", q])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "more than 9,223,372,036,854,775,807 (2^63 - 1)" in lines[0], lines
+        assert "Traceback" not in result.output
+
+
+def test_report_refuses_groups_whose_total_passes_64_bits(tmp_path, no_cap):
+    # Each model's sum fits; their total does not (it would wrap to a negative grand total).
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,request_id\n"
+                          f"2026-10-01T00:00:00Z,claude-sonnet-4-5,{BIG},0,a\n"
+                          f"2026-10-01T00:00:00Z,claude-haiku-4-5,{BIG},0,b\n"
+                          f"2026-10-01T00:00:00Z,claude-opus-4-5,{BIG},0,c\n")
+    with pytest.raises(SourceError, match="total more than"):
+        analyze([path], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+
+
+def test_two_large_sums_that_fit_are_exact(tmp_path, no_cap):
+    # 2 x 4e18 fits in 64 bits: exact tokens and cost ($3 per MTok), not refused.
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,request_id\n"
+                          f"2026-10-01T00:00:00Z,claude-sonnet-4-5,{BIG},0,a\n"
+                          f"2026-10-02T00:00:00Z,claude-sonnet-4-5,{BIG},0,b\n")
+    rep = analyze([path], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.totals["input_tokens"] == 2 * BIG
+    assert rep.totals["cost"] == 2 * BIG * 3 / MTOK == Decimal("24000000000000")
+
+
+def test_counts_over_the_row_cap_are_quarantined_not_summed(tmp_path, quarantine):
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,request_id\n"
+                          "2026-10-01T00:00:00Z,claude-sonnet-4-5,1000000000001,0,a\n"
+                          "2026-10-01T00:00:00Z,claude-sonnet-4-5,999999999999,0,b\n")
+    rep = analyze([path], ["model"], Options(quarantine=quarantine))
+    assert (rep.accounting.priced, rep.accounting.quarantined) == (1, 1)
+    assert rep.totals["input_tokens"] == 999_999_999_999
+
+
+def test_store_report_refuses_sums_past_64_bits(tmp_path, no_cap):
+    from analyzer import store
+
+    root = str(tmp_path / "store")
+    for i in range(3):  # each file alone sums exactly; the store's month does not
+        path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,request_id\n"
+                              f"2026-10-0{i + 1}T00:00:00Z,claude-sonnet-4-5,{BIG},0,r{i}\n", f"day{i}.csv")
+        store.ingest([path], root, Options(quarantine=str(tmp_path / "q.jsonl")))
+    with pytest.raises(SourceError, match="2\\^63 - 1"):
+        store.report(root, ["model"])
