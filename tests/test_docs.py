@@ -226,6 +226,17 @@ def test_relative_links_exist(path: Path) -> None:
         assert (path.parent / target).exists(), f"{path.relative_to(REPO)}: link to a missing file: {target}"
 
 
+def test_no_pointers_outside_the_repository() -> None:
+    # Facts are cited by their public source (a URL, a date), never by a path that exists only on the
+    # machine where they were researched.
+    outside = re.compile("|".join(re.escape(s) for s in ("/work/" + "shared", "../" + "shared/")))
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        path = REPO / name
+        if path.suffix in {".py", ".toml", ".md", ".txt", ".cfg", ""} and path.is_file():
+            assert not outside.search(path.read_text(encoding="utf-8", errors="replace")), name
+
+
 def update() -> int:
     """Rewrite every run block's expected outputs with what the commands print now."""
     changed = 0
