@@ -8,10 +8,16 @@ $10 per 1,000.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal as D
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+
+from analyzer.dialects import _parse
 
 from .exports_util import FIXTURES, cost, detect, expected, normalized, quarantined
 
@@ -155,3 +161,14 @@ def test_malformed_hour_is_still_quarantined(tmp_path, quarantine, stamp):
     total, report = cost([path], quarantine=quarantine)
     assert report.accounting.quarantined == 1 and total == D("0.40")
     assert "unparsable timestamp" in quarantined(quarantine)[0]["reason"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2199, 12, 31)),
+       st.sampled_from(["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]))
+def test_any_minute_time_without_zone_is_that_utc_minute(when, fmt):
+    """The rule behind the hourly grain: a naive minute time is that minute in UTC, never shifted."""
+    field = _parse.timestamp("raw", "timestamp", pl.String)
+    got = _parse.frame(pl.LazyFrame({"raw": [when.strftime(fmt)]}), [field], {}, {}).collect()
+    assert got["_ok"][0]
+    assert got["timestamp"][0] == when.replace(second=0, microsecond=0, tzinfo=dt.UTC)

@@ -9,16 +9,20 @@ stream.sse holds the events of stream.jsonl in the framing of Anthropic's "Strea
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analyzer import sources
 from analyzer.cli import main
-from analyzer.sources import expand_paths, open_source
+from analyzer.sources import expand_paths, open_source, sse_to_lines
 
 from .exports_util import FIXTURES, cost, detect, quarantined
 
@@ -97,3 +101,30 @@ def test_capture_without_events_is_one_clear_error(tmp_path):
     path.write_text(": keep-alive\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\n")
     res = CliRunner().invoke(main, ["report", str(path)])
     assert res.exit_code == 2 and "Traceback" not in res.output
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                     max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.dictionaries(st.text(max_size=6), _JSON, max_size=4), min_size=1, max_size=6),
+       st.sampled_from(["\n", "\r\n"]), st.booleans())
+def test_every_data_payload_keeps_its_text_and_line(tmp_path, events, newline, comments):
+    """The rule: each `data:` line's payload is the record at that line number, exactly; every other
+    line is blank."""
+    lines = []
+    for i, e in enumerate(events):
+        if comments:
+            lines.append(": keep-alive")
+        lines += [f"event: e{i}", "data: " + json.dumps(e), f"id: {i}", ""]
+    path = tmp_path / "capture.sse"
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+    out = Path(sse_to_lines(str(path))).read_text(encoding="utf-8").split("\n")
+    assert out[-1] == "" and len(out) - 1 == len(lines)
+    for i, line in enumerate(lines):
+        want = line[len("data: "):] if line.startswith("data: ") else ""
+        assert out[i] == want
+        if want:
+            assert json.loads(out[i]) == json.loads(want)
