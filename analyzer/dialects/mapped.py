@@ -309,12 +309,13 @@ def _file_time(src: SourceFile, ctx: Context) -> pl.Expr:
     return pl.col("_path").replace_strict(times, return_dtype=pl.String)
 
 
-def _batch_time(lf: pl.LazyFrame, src: SourceFile, ctx: Context, untimed: bool) -> pl.LazyFrame:
+def _batch_time(lf: pl.LazyFrame, ctx: Context) -> pl.LazyFrame:
     """--batch-time also dates the records of a timed format that carry no time (a usage-report bucket
     without `starting_at`, an OTel span without `startTimeUnixNano`): it says when records without a
     time happened, whatever the format. Records with a time keep it; a time that is there but
-    unreadable is still quarantined. Noted when the first records show one without a time (or the
-    format's times are not plain paths: a bucket's, a span's)."""
+    unreadable is still quarantined. (Not noted: whether any record lacks a time is known only once
+    the records are read, and the first records cannot tell it: a transcript's summary lines carry no
+    time, a page's buckets hold theirs inside.)"""
     ts = pl.col("_f_timestamp")
     dtype = lf.collect_schema()["_f_timestamp"]
     if isinstance(dtype, pl.Datetime | pl.Date):
@@ -323,8 +324,6 @@ def _batch_time(lf: pl.LazyFrame, src: SourceFile, ctx: Context, untimed: bool) 
     else:  # text (JSON, CSV), or Parquet epoch numbers: read as text by the timestamp parser
         text = ts.cast(pl.String)
         filled = pl.when(text.str.strip_chars().fill_null("") == "").then(pl.lit(ctx.batch_time)).otherwise(text)
-    if untimed:
-        ctx.note(f"{src.display}: records that carry no time are dated {ctx.batch_time} (--batch-time)")
     return lf.with_columns(filled.alias("_f_timestamp"))
 
 
@@ -478,9 +477,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
 
     if ctx.batch_time and not (m.file_time and not timed):
-        plain = [a for a in fields.get("timestamp", ()) if a[0][:1] != "@"]
-        untimed = not plain or not all(any(_lookup(r, a) is not None for a in plain) for r in src.sample)
-        lf = _batch_time(lf, src, ctx, untimed)
+        lf = _batch_time(lf, ctx)
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
