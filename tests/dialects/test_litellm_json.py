@@ -117,3 +117,45 @@ def test_single_object_and_broken_line(tmp_path, quarantine):
     total, report = cost([cut], quarantine=quarantine)
     assert total == D("0.1946175") and report.accounting.quarantined == 1
     assert quarantined(quarantine)[0]["line"] == 2
+
+
+def _ui_pages(rows: list[dict], size: int) -> list[dict]:
+    """As /spend/logs/ui returns them (BerriAI/litellm ui_view_spend_logs): {data, total, page, ...}."""
+    pages = [rows[i:i + size] for i in range(0, len(rows), size)]
+    return [{"data": p, "total": len(rows), "page": n + 1, "page_size": size, "total_pages": len(pages)}
+            for n, p in enumerate(pages)]
+
+
+@pytest.mark.parametrize("as_lines", [True, False])
+def test_ui_pages_are_read_row_by_row(tmp_path, as_lines):
+    rows = [json.loads(line) for line in UI.read_text().splitlines()]
+    pages = _ui_pages(rows, 3)
+    if as_lines:
+        path = tmp_path / "ui.jsonl"
+        empty = {"data": [], "total": 5, "page": 3, "page_size": 3, "total_pages": 2}  # past the last page
+        path.write_text("".join(json.dumps(p) + "\n" for p in [*pages, empty]))
+    else:
+        path = tmp_path / "ui.json"
+        path.write_text(json.dumps(pages[0]))
+    assert detect(path) == "litellm-spendlogs"
+    total, report = cost([path])
+    acc = report.accounting
+    if as_lines:  # every row once; the empty page holds none
+        assert total == TOTAL and (acc.priced, acc.unpriced, acc.not_billable, acc.rows_read) == (2, 1, 2, 5)
+    else:  # the first page: the two priced rows and a cache hit
+        assert total == TOTAL and (acc.priced, acc.not_billable, acc.rows_read) == (2, 1, 3)
+
+
+def test_broken_ui_page_is_quarantined(tmp_path, quarantine):
+    rows = [json.loads(line) for line in UI.read_text().splitlines()]
+    path = tmp_path / "ui.jsonl"
+    path.write_text(json.dumps(_ui_pages(rows, 5)[0]) + "\n" + '{"data": [{"request_id": "x", "prompt_tok\n')
+    total, report = cost([path], quarantine=quarantine)
+    assert total == TOTAL and report.accounting.quarantined == 1 and report.accounting.balanced
+    assert quarantined(quarantine)[0]["raw"].startswith('{"data": [{"request_id": "x"')
+
+
+def test_other_pages_are_not_spend_logs():
+    """A usage report's page has `data` too: its rows are not spend logs."""
+    assert detect(FIXTURES / "anthropic-usage-report" / "admin_usage_report.json") == "anthropic-usage-report"
+    assert detect(FIXTURES / "claude-code-analytics" / "claude_code_usage.json") == "claude-code-analytics"
