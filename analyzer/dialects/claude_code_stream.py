@@ -122,12 +122,17 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
              f"at the base context tier ({BASE_WINDOW}), a lower bound for runs with prompts over 200K")
     result = pl.col("_x_result")
     return lf.with_columns(
-        pl.when(result).then(None).otherwise(pl.col("requests")).alias("requests"),
+        # A result's first row: unknown (null); its other models' rows are part of the same record (0,
+        # as a request's later iterations are: what the store counts records by).
+        pl.when(result & (pl.col("_rec") == 1)).then(None).when(result).then(0).otherwise(pl.col("requests"))
+        .alias("requests"),
         pl.when(result).then(pl.col("context_window").fill_null(BASE_WINDOW)).otherwise(pl.col("context_window"))
         .alias("context_window"),
     )
 
 
 DIALECT = dataclasses.replace(
-    mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS),
+    # `adds`: the finish hook states a result row's context window (the base tier), which no path reads
+    mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS,
+                adds=("context_window",)),
     matches=_is_stream)
