@@ -48,13 +48,23 @@ LOSER = (KEY, H1, H2)
 
 
 def lost(lf: pl.LazyFrame, losers: pl.DataFrame) -> pl.Expr:
-    """Whether a row is a losing copy: its record and its id are a loser's. Element-wise (it streams
-    and keeps the row order). The record alone is not enough: a streamed response's final event holds
-    the request's first iteration, a copy of its message_start, and its later iterations, which are
-    no copies of anything; dropping the record would drop them with it."""
-    _, h1, h2 = _ids(lf)
-    named = losers.select(pl.struct(*LOSER)).to_series().implode()
-    return pl.struct(row_key().alias(KEY), h1.alias(H1), h2.alias(H2)).is_in(named)
+    """Whether a row is a losing copy. Element-wise (it streams and keeps the row order).
+
+    A record's first row (`_rec` 1; every row, in formats that write one row per record) is named by
+    its record alone. A record's later rows (`_rec` 0: the later iterations of a Messages response,
+    each with an id of its own) are named by record *and* id: a streamed response's final event is a
+    copy of its message_start (a loser) and also holds its later iterations, which are no copies of
+    anything. That costs hashing ids, so only when some later row lost."""
+    first = row_key().is_in(losers[KEY].implode())
+    if "_rec" not in losers.columns:
+        return first
+    extra = losers.filter(pl.col("_rec") == 0)
+    out = (pl.col("_rec") != 0) & row_key().is_in(losers.filter(pl.col("_rec") != 0)[KEY].implode())
+    if extra.height:
+        _, h1, h2 = _ids(lf)
+        named = extra.select(pl.struct(*LOSER)).to_series().implode()
+        out = out | ((pl.col("_rec") == 0) & pl.struct(row_key().alias(KEY), h1.alias(H1), h2.alias(H2)).is_in(named))
+    return out
 
 
 # Hashes sorted per pass: 8 bytes a row, so a pass over 32 million ids holds 256 MiB.
@@ -95,8 +105,9 @@ def losers(rows: pl.DataFrame) -> pl.DataFrame:
     One sort puts each id's copies together, best first; every copy after the first is a loser. (A
     group-by for the winners and an anti-join back took 11.6 s and 1.5 GiB for 10M rows.)"""
     rank = ["_rank"] if "_rank" in rows.columns else []
-    ordered = rows.select(KEY, H1, H2).sort(
+    rec = ["_rec"] if "_rec" in rows.columns else []  # which row of its record (see `lost`)
+    ordered = rows.select(KEY, H1, H2, *rec).sort(
         by=[rows[H1], rows[H2], *[rows[r] for r in rank], rows[TOKENS], rows[KEY]],
         descending=[False, False, *[False] * len(rank), True, False])
     again = (pl.col(H1) == pl.col(H1).shift(1)) & (pl.col(H2) == pl.col(H2).shift(1))
-    return ordered.filter(again.fill_null(False)).select(LOSER)
+    return ordered.filter(again.fill_null(False)).select(*LOSER, *rec)

@@ -380,13 +380,13 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
-    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})  # (see dedupe.lost)
     if cands is not None and cands.len():
         scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
         # A broken or not-billable copy never displaces a good one: only valid rows compete.
         valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
         rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-        slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS]
+        slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
         # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
         # as read (a filtered string still points into the buffer of the whole chunk it was read with).
         # Many (a transcript writes most responses several times): only slim rows, and a third pass
@@ -398,7 +398,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
             pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
             *(labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
               if wide else []),
-        ).select(*slim, *(dict.fromkeys(held) if wide else [])).collect(engine="streaming")
+        ).select(*dict.fromkeys([*slim, *(held if wide else [])])).collect(engine="streaming")
         losers = dedupe.losers(competing.select(slim))
         if not wide:
             del competing  # (slim rows of most of the run: not held through the third pass)
