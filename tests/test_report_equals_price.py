@@ -90,14 +90,19 @@ def _with_buckets(rows: pl.DataFrame) -> pl.DataFrame:
                              pl.col("timestamp").dt.strftime("%Y-%m").alias("month"))
 
 
+# Options that change which rows are priced: a date window, and keeping duplicates.
+options = st.fixed_dictionaries({"since": st.sampled_from([None, "2025-01-01"]),
+                                 "until": st.sampled_from([None, "2026-03-01"]), "dedupe": st.booleans()})
+
+
 @SETTINGS
-@given(inputs, st.lists(st.sampled_from(BY), min_size=0, max_size=3, unique=True))
-def test_report_equals_the_sum_of_price_rows(drawn, by):
+@given(inputs, st.lists(st.sampled_from(BY), min_size=0, max_size=3, unique=True), options)
+def test_report_equals_the_sum_of_price_rows(drawn, by, chosen):
     rows = _rows(drawn)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "log.csv"
         _frame(rows).write_csv(path)
-        opts = Options(quarantine=str(Path(tmp) / "q.jsonl"))
+        opts = Options(quarantine=str(Path(tmp) / "q.jsonl"), **chosen)
         report = analyze([str(path)], by, opts)
         priced, acc = price_requests([str(path)], opts)
         per_row = _with_buckets(priced.lazy().collect())

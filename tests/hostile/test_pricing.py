@@ -249,3 +249,16 @@ def test_copies_whose_steps_win_in_different_copies(tmp_path):
     assert rep.totals["input_tokens"] == 3800
     assert rep.totals["cost"] == sum(rows["cost"].to_list(), Decimal(0)) == 3800 * 3 / MTOK
     assert (acc.rows_read, acc.priced, acc.duplicates) == (2, 1, 1) and acc.as_dict() == rep.accounting.as_dict()
+
+
+def test_reported_costs_too_large_to_sum_are_quarantined(tmp_path, quarantine):
+    # 30 reported costs of ~10^26 dollars overflowed the money column's sum ("cannot read input");
+    # each is corrupt (over a quadrillion dollars), quarantined with its line, never summed.
+    rows = "".join("2026-10-01T00:00:00Z,claude-sonnet-4-5,10,1,99999999999999999999999999\n" for _ in range(30))
+    ok = "2026-10-01T00:00:00Z,claude-sonnet-4-5,10,1,1000000000000000\n" * 2  # the cap itself is allowed
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,reported_cost\n" + rows + ok)
+    rep = analyze([path], ["model"], Options(quarantine=quarantine))
+    assert (rep.accounting.priced, rep.accounting.quarantined) == (2, 30)
+    assert rep.totals["reported_cost"] == Decimal(2 * 10**15)
+    bad = [json.loads(line) for line in open(quarantine)]
+    assert len(bad) == 30 and bad[0]["reason"] == "reported_cost is implausibly large (99999999999999999999999999)"
