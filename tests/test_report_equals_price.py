@@ -20,7 +20,8 @@ from analyzer import Options, analyze, price_requests
 from analyzer.aggregate import COST_COLUMNS
 from analyzer.schema import COUNT_COLUMNS
 
-SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+STEP_SETTINGS = settings(SETTINGS, max_examples=20)  # (each example decodes JSON twice: slower)
 MODELS = [
     "claude-3-sonnet-20240229",  # no cache rates
     "claude-2.1",  # no cache rates, no batch
@@ -170,7 +171,7 @@ def _billed(r: dict) -> dict[str, int]:
     return {k: sum(s[k] for s in parts) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens")}
 
 
-@SETTINGS
+@STEP_SETTINGS
 @given(st.lists(response, min_size=1, max_size=6), st.integers(0, 40))
 def test_multi_step_responses_bill_every_step_once_in_report_and_price(responses, filler):
     import json
