@@ -136,8 +136,11 @@ def main():
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
+@click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
+              "(see `llm-cost store history`)")
+@click.option("--as-of", help="with --store: the store as it was at this ISO date-time")
 @handle_errors
-def report(paths, store_dir, by, fmt, output, **kw):
+def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
     from . import pipeline, writers
 
@@ -148,8 +151,12 @@ def report(paths, store_dir, by, fmt, output, **kw):
         if store_dir:
             from . import store
 
-            rep = store.report(store_dir, keys, _options(kw, output))
+            rep = store.report(store_dir, keys, _options(kw, output), version=version, as_of=as_of)
         else:
+            if version is not None or as_of:
+                from .errors import OptionError
+
+                raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
             rep = pipeline.analyze(paths, keys, _options(kw, output))
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep)
@@ -346,7 +353,7 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
         acc.quarantine_file = f"{store_dir}/{store.QUARANTINE}/"
     if not quiet:
         if result.recovered:
-            click.echo(f"llm-cost: removed {len(result.recovered)} leftover file(s) of an interrupted run", err=True)
+            click.echo(f"llm-cost: recorded {len(result.recovered)} file(s) an interrupted run had committed", err=True)
         for f in result.files:
             click.echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
@@ -377,22 +384,73 @@ def store_status(store_dir, as_json):
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
-    click.echo(f"store {s['store']}: {s['files']:,} files ingested, last ingest {s['last_ingest'] or 'never'}")
+    click.echo(f"store {s['store']}: Delta table version {s['version']}, {s['files']:,} files ingested, "
+               f"last ingest {s['last_ingest'] or 'never'}")
     extra = "".join(f" + {name} {s[key]:,}" for key, name in (("repeats", "repeats"), ("not_billable", "not billable"))
                     if s[key])
     click.echo(f"rows read {s['rows_read']:,} = stored {s['rows_stored']:,} + duplicates {s['duplicates']:,}{extra} "
-               f"+ quarantined {s['quarantined']:,} ({_size(s['bytes'])} of Parquet)")
+               f"+ quarantined {s['quarantined']:,} ({s['data_files']:,} data files, {_size(s['bytes'])})")
     click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
     click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))
     click.echo("price books: " + (", ".join(f"{v} ({n:,} rows)" for v, n in s["price_books"].items()) or "none")
                + (f"; {s['repricings']} reprice run(s)" if s["repricings"] else ""))
-    for name in s["missing_parts"]:
-        click.echo(f"MISSING: {name} (named by the manifest)")
-    if s["leftovers"]:
-        click.echo(f"{len(s['leftovers'])} leftover file(s) of an interrupted run (the next ingest removes them)")
-    click.echo("consistent" if s["consistent"] else "NOT CONSISTENT")
+    for name, why in s["damaged_parts"].items():
+        click.echo(f"DAMAGED: {name}: {why}")
+    if s["uncommitted"]:
+        click.echo(f"{len(s['uncommitted'])} data file(s) of an interrupted run, never committed (readers ignore "
+                   "them; `llm-cost store compact` removes them)")
+    click.echo("consistent" if s["consistent"] else "damaged" if s["damaged_parts"] else "NOT CONSISTENT")
     if not s["consistent"]:
         sys.exit(ExitCode.CHECK_FAILED)
+
+
+@store_group.command("history")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the versions as JSON")
+@handle_errors
+def store_history(store_dir, as_json):
+    """Every version of the store: when, which command, price book, rows added and removed."""
+    import json
+
+    from . import store
+
+    versions = store.history(store_dir)
+    if as_json:
+        click.echo(json.dumps(versions, indent=2))
+        return
+    for v in versions:
+        rows = f"+{v['rows_added'] or 0:,}" + (f" -{v['rows_removed']:,}" if v["rows_removed"] else "")
+        click.echo(f"{v['version']:>5}  {v['time']}  {v['command']:<8} {rows:>12} rows  book {v['price_book'] or '-'}"
+                   + (f"  {v['file']}" if v["file"] else ""))
+
+
+@store_group.command("compact")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--retention-days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="keep the files that versions of the last N days need (time travel that far back)")
+@click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP)
+@handle_errors
+def store_compact(store_dir, retention_days, wait):
+    """Merge each month's small data files (Delta optimize), then vacuum files no kept version needs."""
+    from . import store
+
+    r = store.compact(store_dir, retention_days, wait, _warn)
+    click.echo(f"{store_dir}: {r.files_before:,} data files -> {r.files_after:,} (version {r.version_before} -> "
+               f"{r.version_after}); removed {len(r.vacuumed):,} files older than {retention_days} days that no kept "
+               f"version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
+
+
+@store_group.command("upgrade")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@handle_errors
+def store_upgrade(store_dir):
+    """Convert a store of the old layout (manifest.json) into a Delta table, checked by equal reports."""
+    from . import store
+
+    r = store.upgrade(store_dir)
+    click.echo(f"{r['store']}: converted {r['files']:,} files, {r['rows']:,} rows into a Delta table; the report "
+               "by month and model is equal before and after. The old rows/, quarantine/ and manifest.json are "
+               "left in place: delete them when you no longer need them.")
 
 
 @main.command()
