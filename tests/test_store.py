@@ -604,3 +604,25 @@ def test_kill_minus_9_during_compact_leaves_a_store_that_reports_the_same(tmp_pa
     print(f"{killed} of 8 compactions killed; one takes {full:.2f} s")
     assert subprocess.run(cmd).returncode == 0 and json_report(st, ("day", "model")) == expected
     assert store.status(str(st))["consistent"]
+
+
+def test_a_run_killed_between_its_rows_commit_and_the_files_table_is_replayed_from_the_log(tmp_path, monkeypatch):
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "n1" / "a.csv", [req("a")]))], str(st))
+    night2 = log(tmp_path / "n2" / "b.csv", [req("a"), req("b")])
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed right after the rows commit
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_write_files", die)
+        with pytest.raises(KeyboardInterrupt):
+            store.ingest([str(night2)], str(st))
+    # Readers already see the file's record, replayed from the commit's metadata ...
+    rep = store.report(str(st), ["model"])
+    assert rep.totals["cost"] == Decimal("0.009") and rep.accounting.rows_read == 3 and rep.accounting.balanced
+    assert store.status(str(st))["consistent"]
+    # ... and the next run records it in the files table and knows the file.
+    result = store.ingest([str(night2)], str(st))
+    assert result.recovered == [str(night2)] and result.files[0].status == "unchanged"
+    assert store._recorded(str(st)) == 1 and json_report(st) == json_report(st)
