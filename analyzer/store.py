@@ -141,6 +141,11 @@ def _table(root: str, version: int | dt.datetime | None = None):
             raise StoreError(f"{root}: no version {version} (see `llm-cost store history {root}`): "
                              f"{(str(e).strip().splitlines() or [''])[0]}") from None
         raise _damaged(root, e) from None
+    if isinstance(version, dt.datetime):  # delta-rs gives version 0 for a time before it: the store did not exist
+        first = min((c for c in _history(table, 1)), key=lambda c: c["version"], default=None)
+        if first is not None and first["timestamp"] > version.timestamp() * 1000:
+            raise StoreError(f"{root}: no version at or before {version.isoformat()} (the first is from "
+                             f"{dt.datetime.fromtimestamp(first['timestamp'] / 1000, dt.UTC).isoformat()})")
     if MONTH not in table.metadata().partition_columns:
         raise StoreError(f"{root}: not an llm-cost store (a Delta table without {MONTH} partitions)")
     return table

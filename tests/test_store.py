@@ -393,6 +393,8 @@ def test_report_as_of_a_version_or_a_time_and_history(tmp_path):
     r = run("report", "--store", st, "--version", "0", "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["totals"]["cost"] == "0.004500000000"
     assert run("report", "--store", st, "--version", "9").exit_code == 2
+    r = run("report", "--store", st, "--as-of", "2020-01-01")  # before the store existed: not its first version
+    assert r.exit_code == 2 and "no version at or before 2020-01-01" in r.stderr
     assert run("report", SAMPLE, "--version", "0").exit_code == 2  # versions are the store's
     h = run("store", "history", st, "--json")
     versions = json.loads(h.stdout)
