@@ -628,3 +628,46 @@ def test_a_run_killed_between_its_rows_commit_and_the_files_table_is_replayed_fr
     result = store.ingest([str(night2)], str(st))
     assert result.recovered == [str(night2)] and result.files[0].status == "unchanged"
     assert store._recorded(str(st)) == 1 and json_report(st) == json_report(st)
+
+
+def _nightly_requests():
+    from hypothesis import strategies as hs
+
+    # A request: (id, day in Oct/Nov, input tokens); the same id always has the same content, as an
+    # exporter repeating a request writes it. Each night is a list of them (ids repeat across nights).
+    request = hs.tuples(hs.integers(0, 25), hs.sampled_from(["2026-10-30", "2026-10-31", "2026-11-01"]))
+    return hs.lists(hs.lists(request, min_size=0, max_size=8), min_size=1, max_size=3)
+
+
+def test_property_nights_in_any_split_report_as_the_logs_together(tmp_path_factory):
+    """However requests are spread over nights and files (repeated within and across them), the store
+    reports what a report of all the logs together says: same rows, same exact total, same duplicates."""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_nightly_requests())
+    def check(nights):
+        root = tmp_path_factory.mktemp("prop")
+        content = {}
+        files = []
+        for n, night in enumerate(nights):
+            rows = []
+            for rid, day in night:
+                day = content.setdefault(rid, day)  # one content per id
+                rows.append(req(f"r{rid}", day, inp=1000 + rid))
+            if rows:
+                files.append(log(root / "logs" / f"night{n}.csv", rows))
+        for f in files:
+            store.ingest([str(f)], str(root / "st"))
+        if not files:
+            return
+        by = ["month", "model"]
+        logs = pipeline.analyze([str(f) for f in files], by, pipeline.Options(quarantine=str(root / "q.jsonl")))
+        stored = store.report(str(root / "st"), by)
+        assert_frame_equal(stored.rows, logs.rows)
+        assert stored.totals == logs.totals
+        # hand count: every distinct id is one request of 1000 + id input and 100 output tokens at $3/$15
+        assert stored.totals["cost"] == sum((Decimal(1000 + r) * 3 + 100 * 15) / 10**6 for r in content)
+        assert stored.accounting.duplicates == logs.accounting.duplicates and stored.accounting.balanced
+
+    check()
