@@ -270,7 +270,9 @@ def _files(root: str, table) -> dict[str, dict]:
                     break
             else:
                 files = None
-            frame = pl.from_arrow(files.to_pyarrow_table()) if files is not None else None
+            uris = files.file_uris() if files is not None else []
+            # Read by Polars: pyarrow.dataset's first use costs a third of a second per run.
+            frame = pl.read_parquet(uris) if uris else None
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
