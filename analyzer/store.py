@@ -120,9 +120,16 @@ def _refuse(root: str, kind: str) -> StoreError:
 
 
 def _check_meta(root: str) -> None:
-    meta = os.path.join(root, META)
-    if os.path.islink(meta) or (os.path.lexists(meta) and not os.path.isdir(meta)):
-        raise StoreError(f"damaged store: {meta} is not a directory of this store (a symlink or a file)")
+    """Our directories are real directories inside the store: a symlink there would make a write
+    (the files table, a quarantine file) land outside it."""
+    for sub in (META, FILES, QUARANTINE):
+        path = os.path.join(root, sub)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise StoreError(f"damaged store: {path} is not a directory of this store (a symlink or a file)")
+    if os.path.isdir(root):  # a month directory that leads elsewhere would receive new data files
+        for name in os.listdir(root):
+            if name.startswith(MONTH + "=") and os.path.islink(os.path.join(root, name)):
+                raise StoreError(f"damaged store: {os.path.join(root, name)} is a symlink, not a directory of this store")
 
 
 def _table(root: str, version: int | dt.datetime | None = None):

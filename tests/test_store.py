@@ -512,6 +512,20 @@ def test_a_symlinked_lock_or_meta_directory_is_refused_and_its_target_untouched(
     (st2 / "_llm_cost").symlink_to(tmp_path / "elsewhere")
     r = run("report", "--store", st2)
     assert r.exit_code == 2 and "damaged store" in r.stderr
+    st3 = tmp_path / "store3"  # a quarantine directory that leads elsewhere: no quarantine file written there
+    store.ingest([str(log(tmp_path / "in3" / "a.csv", [req("a")]))], str(st3))
+    (tmp_path / "elsewhere3").mkdir()
+    (st3 / "_llm_cost" / "quarantine").symlink_to(tmp_path / "elsewhere3")
+    r = run("ingest", SAMPLE, "--store", st3)  # SAMPLE has unreadable rows: a quarantine file
+    assert r.exit_code == 2 and "damaged store" in r.stderr and not list((tmp_path / "elsewhere3").iterdir())
+    st4 = tmp_path / "store4"  # a month directory that leads elsewhere: no data file written there
+    store.ingest([str(log(tmp_path / "in4" / "a.csv", [req("a")]))], str(st4))
+    shutil.move(st4 / "_llm_month=2026-10", tmp_path / "elsewhere4")
+    (st4 / "_llm_month=2026-10").symlink_to(tmp_path / "elsewhere4")
+    before = sorted(p.name for p in (tmp_path / "elsewhere4").iterdir())
+    r = run("ingest", log(tmp_path / "in4" / "b.csv", [req("b")]), "--store", st4)
+    assert r.exit_code == 2 and "damaged store" in r.stderr and "symlink" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "elsewhere4").iterdir()) == before
 
 
 def test_a_damaged_log_or_part_is_one_line_never_a_traceback(tmp_path):
