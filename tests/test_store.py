@@ -670,8 +670,11 @@ def test_property_nights_in_any_split_report_as_the_logs_together(tmp_path_facto
             for rid, day in night:
                 day = content.setdefault(rid, day)  # one content per id
                 rows.append(req(f"r{rid}", day, inp=1000 + rid))
-            if rows:
-                files.append(log(root / "logs" / f"night{n}.csv", rows))
+            path = log(root / "logs" / f"night{n}.csv", rows) if rows else None
+            # A file with the same bytes as an earlier one is, for the store, that file again (a no-op
+            # by design, see test_same_content_under_another_name_is_a_no_op): left out of both sides.
+            if path is not None and all(path.read_bytes() != f.read_bytes() for f in files):
+                files.append(path)
         for f in files:
             store.ingest([str(f)], str(root / "st"))
         if not files:
