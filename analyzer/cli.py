@@ -279,7 +279,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
 
     _store_source(paths, store_dir, kw)
     tol = audit_.Tolerance.parse(tolerance)
-    keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
+    keys = [k.strip().lower() for k in by.split(",") if k.strip()] if by else None  # audit keys are standard names
     fmt = writers.format_for(fmt, output, "table")
     audit_writers.check_format(fmt)
     opts = _options(kw, output, {"the invoice": [invoice], **_store_files(store_dir)})

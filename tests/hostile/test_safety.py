@@ -552,3 +552,12 @@ def test_warnings_on_stderr_show_data_escaped_and_keys_masked(tmp_path):
     _visible(r.stderr)
     _visible(r.stdout)
     assert "\\x1b]0;owned\\x07sk-ant-api03-\u2026a1B2" in r.stderr and KEY_A not in r.output
+
+
+def test_audit_by_names_every_bad_key_and_ignores_case(tmp_path, v):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,amount_usd\n2026-10,{SONNET},0.018\n")
+    line = one_error_line(run("audit", v, "--invoice", invoice, "--by", "mnoth,modle,colour"))
+    assert "'mnoth', 'modle', 'colour'" in line and "did you mean month?" in line and "did you mean model?" in line
+    r = run("audit", v, "--invoice", invoice, "--by", "Month,MODEL", "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
