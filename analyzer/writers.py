@@ -132,7 +132,8 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
     file, and a crash leaves the previous version intact. A FIFO, terminal or character device is
     written in place instead (renaming over it would replace the device); a block device is refused.
 
-    The file gets the user's umask (or `mode`: the quarantine file holds raw records, 0600)."""
+    A new file gets the user's umask (or `mode`: the quarantine file holds raw records, 0600); a
+    replaced one keeps its permissions."""
     import polars as pl
 
     tmp = None
@@ -146,6 +147,9 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
         os.makedirs(directory, exist_ok=True)
         tmp = _create_temp(directory, mode)
         wanted = stat.S_IMODE(os.stat(tmp).st_mode)
+        if mode is None and os.path.isfile(path) and not os.path.islink(path):
+            # A file the user chmod-ed (a private 0600 report) keeps its permissions when replaced.
+            wanted = stat.S_IMODE(os.stat(path).st_mode)
         try:
             write(tmp)
             if stat.S_IMODE(os.stat(tmp).st_mode) != wanted:  # a writer that re-created the file

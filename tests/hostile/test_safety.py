@@ -561,3 +561,12 @@ def test_audit_by_names_every_bad_key_and_ignores_case(tmp_path, v):
     assert "'mnoth', 'modle', 'colour'" in line and "did you mean month?" in line and "did you mean model?" in line
     r = run("audit", v, "--invoice", invoice, "--by", "Month,MODEL", "--quarantine", tmp_path / "q.jsonl", "-q")
     assert r.exit_code == 0, r.output
+
+
+def test_a_replaced_output_keeps_the_permissions_the_user_gave_it(tmp_path, v):
+    out = tmp_path / "private.csv"
+    out.write_text("old\n")
+    os.chmod(out, 0o600)
+    r = run("report", v, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    assert out.read_text().startswith("model,") and stat.S_IMODE(os.stat(out).st_mode) == 0o600
