@@ -23,7 +23,8 @@ def _fail(message: str, code: int = ExitCode.USAGE) -> None:
     data (a file name, a model id): control and bidi characters are shown escaped, never acted on."""
     from .safe_text import terminal_text
 
-    click.echo(f"llm-cost: error: {terminal_text(' '.join(message.split(chr(10))))}", err=True)
+    one_line = " ".join(message.splitlines())
+    click.echo(f"llm-cost: error: {terminal_text(one_line)}", err=True)
     sys.exit(code)
 
 
@@ -57,7 +58,11 @@ class Group(click.Group):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as e:
-            where = e.ctx.command_path.partition(" ")[2] if e.ctx is not None else ""
+            names, ctx = [], e.ctx
+            while ctx is not None and ctx.parent is not None:  # the subcommand, not the program's name
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            where = " ".join(reversed(names))
             text = e.format_message().replace(". Did you mean", "; did you mean").replace("(Did you mean", "(did you mean")
             _fail(f"{where}: {text}" if where else text, ExitCode.USAGE)
         except click.ClickException as e:
@@ -138,7 +143,7 @@ def _options(kw: dict, output: str | None = None, reads: dict | None = None):
     writers.check_outputs([("-o", output), ("--quarantine", kw["quarantine"] or DEFAULT_QUARANTINE)],
                           {"the price overlay": kw["prices"], "the mapping": [kw["mapping"]], **(reads or {})})
     return Options(dialect=kw["dialect"], mapping=kw["mapping"], prices=tuple(kw["prices"]), since=kw["since"],
-                   until=kw["until"], tz=kw.get("tz", "UTC"), quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
+                   until=kw["until"], tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
                    outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"],
                    reveal_keys=kw["reveal_keys"])
 

@@ -134,8 +134,6 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
 
     A new file gets the user's umask (or `mode`: the quarantine file holds raw records, 0600); a
     replaced one keeps its permissions."""
-    import polars as pl
-
     tmp = None
     try:
         if _in_place(path):
