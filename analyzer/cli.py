@@ -389,12 +389,15 @@ def _file_progress(quiet: bool, total: int):
 
     @contextlib.contextmanager
     def bar():
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True) as progress:
+        from .safe_text import terminal_text
+
+        # The description names a file: text, not markup (a file named `[/bold].csv` is data).
+        with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("ingesting", total=total)
 
             def update(path: str, done: int, _total: int) -> None:
-                progress.update(task, completed=done, description=f"ingesting {path}" if path else "done")
+                progress.update(task, completed=done, description=f"ingesting {terminal_text(path)}" if path else "done")
 
             yield update
 

@@ -570,3 +570,23 @@ def test_a_replaced_output_keeps_the_permissions_the_user_gave_it(tmp_path, v):
     r = run("report", v, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q")
     assert r.exit_code == 0, r.output
     assert out.read_text().startswith("model,") and stat.S_IMODE(os.stat(out).st_mode) == 0o600
+
+
+def test_files_named_like_patterns_are_read_as_themselves(tmp_path):
+    """`[x].csv`, `a*b?.csv` are file names, not globs: read once each, directly or in a walk."""
+    d = tmp_path / "logs"
+    d.mkdir()
+    log(d / "[x].csv", [(SONNET, "w", "k")])
+    (d / "a*b?.jsonl").write_text('{"timestamp":"2026-10-08T00:00:00Z","model":"claude-sonnet-4-5",'
+                                  '"input_tokens":1000,"output_tokens":1000,"request_id":"j"}\n')
+    pl.DataFrame({"timestamp": ["2026-10-08T00:00:00Z"], "model": [SONNET], "input_tokens": [1000],
+                  "output_tokens": [1000], "request_id": ["p"]}).write_parquet(d / "[p].parquet")
+    q = tmp_path / "q.jsonl"
+    for args in ([d], [d / "[x].csv", d / "a*b?.jsonl", d / "[p].parquet"]):
+        r = run("report", *args, "--by", "source_file", "--format", "json", "--quarantine", q, "-q")
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert len(doc["rows"]) == 3 and Decimal(doc["totals"]["cost"]) == 3 * Decimal("0.018")
+    assert run("price", d, "-o", tmp_path / "rows.parquet", "--quarantine", q, "-q").exit_code == 0
+    assert pl.read_parquet(tmp_path / "rows.parquet").height == 3
+    assert run("ingest", d, "--store", tmp_path / "store", "-q").exit_code == 0
