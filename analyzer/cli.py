@@ -175,6 +175,18 @@ def _store_files(store_dir: str | None) -> dict:
     return {"a file of the store": [os.path.join(d, f) for d, _, fs in os.walk(store_dir) for f in fs]}
 
 
+def _outside_store(output: str | None, store_dir: str | None) -> None:
+    """A report is not written into the store it reads: the store owns every file under it."""
+    import os
+
+    from .errors import OutputError
+
+    if output and output != "-" and store_dir:
+        inside = os.path.realpath(output).startswith(os.path.join(os.path.realpath(store_dir), ""))
+        if inside:
+            raise OutputError(f"-o {output}: inside the store {store_dir}; write the report elsewhere")
+
+
 def _progress(quiet: bool, what: str):
     """A spinner on stderr while the streaming engine works, only when a person is watching."""
     import contextlib
@@ -219,6 +231,7 @@ def report(paths, store_dir, by, fmt, output, **kw):
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
+    _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
     with _progress(kw["quiet"], "reading and pricing logs..."):
         if store_dir:
@@ -287,6 +300,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     keys = [k.strip().lower() for k in by.split(",") if k.strip()] if by else None  # audit keys are standard names
     fmt = writers.format_for(fmt, output, "table")
     audit_writers.check_format(fmt)
+    _outside_store(output, store_dir)
     opts = _options(kw, output, {"the invoice": [invoice], **_store_files(store_dir)})
     with _progress(kw["quiet"], "reading and pricing logs..."):
         result = audit_.run(paths, invoice, opts, tol, keys, invoice_format, store_dir)

@@ -590,3 +590,13 @@ def test_files_named_like_patterns_are_read_as_themselves(tmp_path):
     assert run("price", d, "-o", tmp_path / "rows.parquet", "--quarantine", q, "-q").exit_code == 0
     assert pl.read_parquet(tmp_path / "rows.parquet").height == 3
     assert run("ingest", d, "--store", tmp_path / "store", "-q").exit_code == 0
+
+
+def test_a_report_is_never_written_into_its_store(tmp_path, v):
+    store = tmp_path / "store"
+    assert run("ingest", v, "--store", store, "-q").exit_code == 0
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
+    manifest = next(p for p in before if p.suffix == ".json")
+    for out in (manifest, store / "new-report.csv"):
+        one_error_line(run("report", "--store", store, "-o", out, "--format", "csv"), "store")
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
