@@ -600,3 +600,24 @@ def test_a_report_is_never_written_into_its_store(tmp_path, v):
     for out in (manifest, store / "new-report.csv"):
         one_error_line(run("report", "--store", store, "-o", out, "--format", "csv"), "store")
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file()} == before
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_machine_formats_on_a_terminal_show_escapes_and_in_a_pipe_keep_bytes(monkeypatch, two_row_report):
+    import dataclasses
+
+    rep = dataclasses.replace(two_row_report, rows=two_row_report.rows.with_columns(
+        pl.Series("workspace", ["\x1b[2Jx", "abc\u202edcba"])))
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    writers.write_report(rep, "csv", None)
+    assert "\\x1b[2Jx" in screen.getvalue() and "\\u202e" in screen.getvalue()
+    _visible(screen.getvalue())
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    writers.write_report(rep, "csv", None)
+    assert "\x1b[2Jx" in pipe.getvalue() and "\u202e" in pipe.getvalue()
