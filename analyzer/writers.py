@@ -208,9 +208,10 @@ def report_dict(report, reveal: bool = False) -> dict:
     """The JSON shape of DESIGN §7: money as decimal strings, full precision."""
     acc = report.accounting.as_dict()
     if not reveal:  # model ids as logged key these maps: a key pasted as a model id is masked too
-        for k in ("unpriced_models", "unpriced_reasons"):
-            acc[k] = {safe_text.mask_secrets(m): (safe_text.mask_secrets(v) if isinstance(v, str) else v)
-                      for m, v in acc[k].items()}
+        for k in ("unpriced_models", "unpriced_reasons", "unpriced_reported_cost"):
+            if k in acc:
+                acc[k] = {safe_text.mask_secrets(m): (safe_text.mask_secrets(v) if isinstance(v, str) else v)
+                          for m, v in acc[k].items()}
     return {
         "currency": "USD",
         "price_book": {"version": report.book.version, "files": report.book.files, "overlays": report.book.overlays},
@@ -318,7 +319,9 @@ def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False)
 
     lines = [a.summary()]
     for raw, n in a.unpriced_models.items():
-        lines.append(f"unpriced: {q(raw)} ({_rows(n)}): {q(a.unpriced_reasons.get(raw, ''))}")
+        said = a.unpriced_reported.get(raw)
+        reported = f"; reported ${money_text(said, DISPLAY_PLACES)}" if said is not None else ""
+        lines.append(f"unpriced: {q(raw)} ({_rows(n)}{reported}): {q(a.unpriced_reasons.get(raw, ''))}")
     if a.quarantine_file:
         lines.append(f"quarantined rows written to {q(a.quarantine_file)}")
     lines.append(f"price book {report.book.version}" + (f" + overlays {q(', '.join(report.book.overlays))}" if report.book.overlays else "")
