@@ -691,7 +691,7 @@ def load_json_records(src: SourceFile) -> list[dict]:
     opener = gzip.open if src.compression == "gzip" else open
     if src.compression == "zstd":
         raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
-                          new_columns=["l"], schema_overrides={"l": pl.String})["l"].to_list()
+                          new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
         doc = json.loads("\n".join(x or "" for x in raw))
     else:
         with opener(src.path, "rt", encoding="utf-8-sig") as f:

@@ -190,7 +190,7 @@ def _analytics_cost(path: str):
 
 def _csv(path: str) -> pl.DataFrame:
     try:
-        df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        df = pl.read_csv(path, infer_schema=False, encoding="utf8", glob=False)
     except pl.exceptions.PolarsError as e:
         raise InvoiceError(f"{path}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
     # Row numbers as an editor shows them: the header is line 1.

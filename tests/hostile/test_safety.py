@@ -621,3 +621,11 @@ def test_machine_formats_on_a_terminal_show_escapes_and_in_a_pipe_keep_bytes(mon
     monkeypatch.setattr(sys, "stdout", pipe)
     writers.write_report(rep, "csv", None)
     assert "\x1b[2Jx" in pipe.getvalue() and "\u202e" in pipe.getvalue()
+
+
+def test_an_invoice_named_like_a_pattern_is_read(tmp_path, v):
+    invoice = tmp_path / "[october].csv"
+    invoice.write_text(f"period,model,amount_usd\n2026-10,{SONNET},0.018\n")
+    r = run("audit", v, "--invoice", invoice, "--quarantine", tmp_path / "q.jsonl", "-q", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["within_tolerance"] is True
