@@ -57,6 +57,9 @@ class Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # `llm-cost` alone: the help, not an error line
+            e.show()
+            sys.exit(e.exit_code)
         except click.UsageError as e:
             names, ctx = [], e.ctx
             while ctx is not None and ctx.parent is not None:  # the subcommand, not the program's name

@@ -629,3 +629,9 @@ def test_an_invoice_named_like_a_pattern_is_read(tmp_path, v):
     r = run("audit", v, "--invoice", invoice, "--quarantine", tmp_path / "q.jsonl", "-q", "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["within_tolerance"] is True
+
+
+@pytest.mark.parametrize("args", [[], ["prices"], ["store"]])
+def test_a_group_alone_shows_its_help_not_an_error_line(args):
+    r = run(*args)
+    assert r.output.startswith("Usage: ") and "Commands:" in r.output and "llm-cost: error" not in r.output
