@@ -96,7 +96,8 @@ def test_goccc_fixture_by_hand():
 
 
 # -- OpenAI API responses recorded by the official .NET SDK's tests ----------------------------------
-# gpt-4o-mini $0.15 in / $0.60 out (openai-prices.toml); gpt-5.5 $5 / $30 (the shipped book).
+# gpt-4o-mini $0.15 in / $0.60 out, gpt-4o $2.50 / $10 (openai-prices.toml); gpt-5.5 $5 / $30 (the
+# shipped book).
 
 def test_openai_responses_stream_is_openai_dated_by_created_at():
     """A recorded Responses API stream: once detected as Anthropic Messages (it has
@@ -114,12 +115,15 @@ def test_openai_recorded_responses_by_hand():
     rep = _report(REAL / "openai-dotnet", ["model"], prices=(OPENAI_PRICES,))
     costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
     assert costs == {
-        # chat completion 11 in / 9 out; Responses 35 / 857; the stream 11 / 10
+        # chat completion 11 in / 9 out; Responses 35 / 857; the Responses stream 11 / 10
         "gpt-4o-mini": ((11 + 35 + 11) * D("0.15") + (9 + 857 + 10) * D("0.6")) / M,
         "gpt-5.5": (10 * 5 + 13 * 30) / M,  # gpt-5.5-2026-04-23, 2026-06-25
+        "gpt-4o": (26 * D("2.5") + 10 * 10) / M,  # the chat stream's last chunk (include_usage): 26 / 10
     }
-    assert rep.totals["cost"] == D("0.00097415")
-    assert (rep.accounting.priced, rep.accounting.quarantined) == (4, 0) and rep.accounting.balanced
+    assert rep.totals["cost"] == D("0.00113915")
+    # 13 chunks of the chat stream, 12 without usage; 17 events of the Responses stream, 16 without
+    assert (rep.accounting.rows_read, rep.accounting.priced, rep.accounting.quarantined) == (5, 5, 0)
+    assert rep.accounting.balanced
 
 
 @pytest.mark.parametrize("path", sorted(p for p in REAL.rglob("*.jsonl")), ids=lambda p: str(p.relative_to(REAL)))
