@@ -174,7 +174,6 @@ def test_responses_stream_events_are_openai_dated_by_created_at(tmp_path):
     assert total == D("0.003676")  # (300 x $5 + 512 x $0.50 + 64 x $30) / 1M
     acc = report.accounting
     assert (acc.rows_read, acc.priced, acc.quarantined) == (1, 1, 0) and acc.balanced
-    assert not report.notes or not any("batch-time" in n for n in report.notes)
 
 
 def test_records_without_created_honour_batch_time(tmp_path):
@@ -189,3 +188,27 @@ def test_records_without_created_honour_batch_time(tmp_path):
     assert any("--batch-time" in n for n in report.notes)
     total, report = cost([path])  # no --batch-time: the file's time (gpt-5.5 is priced from 2026-04-23)
     assert report.accounting.priced + report.accounting.unpriced == 1 and report.accounting.quarantined == 0
+
+
+@pytest.mark.parametrize("untimed_first", [1, 40])
+def test_untimed_records_among_timed_ones_honour_batch_time(tmp_path, untimed_first):
+    """Some bodies logged without `created` among others with it (first, or so many first that the
+    detection sample holds none timed): each timed record keeps its own time, the others take
+    --batch-time; without it they are quarantined, never dated by a guess."""
+    untimed = {"id": "chatcmpl-U1", "object": "chat.completion", "model": "gpt-5.5",
+               "usage": {"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876}}
+    timed = {**untimed, "id": "chatcmpl-T", "created": 1795514400}  # 2026-11-24T10:00:00Z
+    path = tmp_path / "mixed.jsonl"
+    lines = [{**untimed, "id": f"chatcmpl-U{k}"} for k in range(untimed_first)] + [timed]
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    from analyzer import price_requests
+    from analyzer.pipeline import Options
+
+    rows, acc = price_requests([str(path)], Options(batch_time="2026-11-20T08:00:00Z"))
+    got = {r["request_id"]: r["timestamp"].isoformat() for r in rows.lazy().collect().to_dicts()}
+    assert got == {**{f"chatcmpl-U{k}": "2026-11-20T08:00:00+00:00" for k in range(untimed_first)},
+                   "chatcmpl-T": "2026-11-24T10:00:00+00:00"}
+    assert acc.priced == untimed_first + 1 and acc.balanced
+    if untimed_first == 1:
+        _, acc = price_requests([str(path)], Options(quarantine=str(tmp_path / "q.jsonl")))
+        assert (acc.priced, acc.quarantined) == (1, 1)
