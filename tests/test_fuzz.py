@@ -164,6 +164,34 @@ def test_random_bytes(tmp_path_factory, case, edits, insert):
     _run(case, _write(case, tmp, bytes(data)), tmp)
 
 
+@settings(max_examples=25, **_SETTINGS)
+@given(case=st.sampled_from([c for c in CASES if c.name.endswith(".csv") and not c.mapping]
+                            + [c for c in LINE_CASES if c.name.endswith(".jsonl")][:6]),
+       container=st.sampled_from(["parquet", "zst"]), where=st.floats(0, 1),
+       junk=st.one_of(st.none(), st.binary(min_size=1, max_size=8)))
+def test_parquet_and_zstd_cut_or_overwritten(tmp_path_factory, case, container, where, junk):
+    """The other readers: a table written as Parquet, a log compressed with zstd; cut anywhere, or a
+    few bytes overwritten (a footer, a frame header, the data)."""
+    import zstandard
+
+    tmp = _fresh(tmp_path_factory)
+    if container == "parquet":
+        if not case.name.endswith(".csv"):
+            return
+        frame = pl.read_csv(case.path, infer_schema=False)  # every column as text, as exported
+        buf = tmp / "whole.parquet"
+        frame.write_parquet(buf)
+        data, suffix = buf.read_bytes(), ".parquet"
+        buf.unlink()
+    else:
+        data, suffix = zstandard.ZstdCompressor().compress(case.path.read_bytes()), ".zst"
+    i = int(len(data) * where)
+    data = data[:i] if junk is None else data[:i] + junk + data[i + len(junk):]
+    name = case.name.rsplit(".", 1)[0] + suffix if container == "parquet" else case.name + suffix
+    _run(Case(case.path, name, claude_code=case.claude_code), _write(Case(case.path, name, claude_code=case.claude_code),
+                                                                     tmp, data), tmp)
+
+
 def _nested(depth: int, kind: str) -> str:
     if kind == "array":
         return "[" * depth + "]" * depth
