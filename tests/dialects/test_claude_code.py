@@ -125,6 +125,11 @@ def test_summary_only_file_in_a_tree_is_a_transcript_and_envelopes_are_not(tmp_p
     env.write_text(json.dumps({"timestamp": "2026-10-01T00:00:00Z", "sessionId": "s", "message": {
         "id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100}}}) + "\n")
     assert dialects.detect(open_source(str(env))).name == "anthropic-messages"
+    # ... or a camelCase requestId, with its response under `response` (it would be read as a
+    # transcript without usage: every line silently skipped)
+    env.write_text(json.dumps({"timestamp": "2026-10-01T00:00:00Z", "requestId": "req_1", "response": {
+        "id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100}}}) + "\n")
+    assert dialects.detect(open_source(str(env))).name == "anthropic-messages"
 
 
 def test_no_dedupe_merges_only_a_transcripts_own_repeats(tmp_path):
