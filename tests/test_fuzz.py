@@ -269,9 +269,9 @@ def test_every_line_written_again_never_raises_the_total(tmp_path_factory, case,
        b=st.sampled_from([c for c in LINE_CASES if not c.name.endswith(".csv")]), seed=st.integers(0, 2**16))
 def test_interleaved_logs(tmp_path_factory, a, b, seed):
     """Lines of two logs interleaved in one file (two writers): the file's format is the first
-    records' and the other's lines are read by it; no traceback, the accounting balances, and no
-    request of the first log is counted twice or lost to the other's lines. (A Claude Code
-    transcript's name decides where it is written.)"""
+    records' and the other's lines are read by it; no traceback, and the accounting balances. A log
+    interleaved with a copy of itself costs what it costs alone. (A Claude Code transcript's name
+    decides where it is written.)"""
     if a.claude_code != b.claude_code and b.claude_code:
         a, b = b, a
     la, lb = a.path.read_text(encoding="utf-8").splitlines(), b.path.read_text(encoding="utf-8").splitlines()
