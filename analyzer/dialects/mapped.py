@@ -37,7 +37,7 @@ FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens",
           "rank")
 COUNTS = (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")
 KEYS = {"name", "description", "signature", "priority", "input_includes_cache", "repeats", "file_time",
-        "prefilter", "cut", "batch_files", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
+        "prefilter", "cut", "batch_files", "quick_signature", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
 DECODED = "_rec_json"
 
 
@@ -99,6 +99,7 @@ class Mapping:
     prefilter: tuple[str, ...] = ()  # a line is decoded if it holds any of these (`!text`: lacks it)
     cut: tuple[str, str] | None = None  # (member cut out before decoding, the member after it: see _cut)
     batch_files: bool = False  # many files of this format are read in one scan (see SourceFile.members)
+    quick_signature: tuple[str, ...] = ()  # how a tree's further files are recognised (Dialect.quick)
     extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
 
 
@@ -189,6 +190,9 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         read = [*(a for alts in (*fields.values(), *dims.values()) for a in alts), *keep, *not_billable]
         if any(cut[0] in path for path in read):
             raise fail(f"cut: {cut[0]!r} is read by a path of this mapping; only a member no path reads can be cut")
+    quick = doc.get("quick_signature", [])
+    if not isinstance(quick, list) or not all(isinstance(q, str) for q in quick):
+        raise fail("quick_signature: expected a list of paths")
     description = doc.get("description", f"custom mapping {where}")
     if not isinstance(doc["name"], str) or not isinstance(description, str):
         raise fail("name and description must be strings")
@@ -197,7 +201,7 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         dimensions=dims, constants=constants, values=values, keep=keep, not_billable=not_billable,
         priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
         repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=tuple(prefilter), cut=cut,
-        batch_files=_bool(doc, "batch_files", fail),
+        batch_files=_bool(doc, "batch_files", fail), quick_signature=tuple(quick),
         # (a cut member is never a dimension: it is not there to read)
         extra_dimensions=None if extra is None else (*extra.get("exclude", []), *(cut or ())[:1]),
     )
@@ -265,7 +269,7 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
         normalize=lambda src, robust=False, ctx=None: normalize(dialect, src, robust, ctx or Context(),
                                                                  prepare, finish, reads or {}),
         priority=m.priority, mapping=m, adds=adds, repeats=m.repeats if repeats is None else repeats,
-        batch_files=m.batch_files,
+        batch_files=m.batch_files, quick=m.quick_signature,
     )
     return dialect
 

@@ -496,3 +496,23 @@ def test_the_request_key_is_one_to_one(a, b):
     keys = pl.DataFrame({"m": [a[0], b[0]], "r": [a[1], b[1]]}, schema={"m": pl.String, "r": pl.String}).select(
         request_key(pl.col("m"), pl.col("r")).alias("k"))["k"].to_list()
     assert keys[0] != keys[1] or keys[0] is None
+
+
+def test_a_log_holding_request_id_and_usage_does_not_join_a_transcript_tree(tmp_path):
+    """Typeless transcripts widened the signature (requestId, costUSD): a tree's further files are
+    still recognised cheaply only as current transcripts. A Bedrock invocation log (its text holds
+    "requestId" and "usage") read after a transcript once joined its scan, every line then skipped
+    as not usage: 6 requests silently gone. A typeless transcript is detected in full, and joins."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    shutil.copy(SESSION, proj / "a.jsonl")
+    (proj / "b.jsonl").write_text(_line(sessionId="s", requestId="r1", costUSD=0.00105) + "\n")  # typeless
+    bedrock = ROOT / "fixtures" / "dialects" / "bedrock-invocations" / "invocations.jsonl"
+    shutil.copy(bedrock, proj / "c.jsonl")
+    rep = analyze([str(tmp_path)], ["source"], Options(quarantine=str(tmp_path / "q.out")))
+    alone = analyze([str(bedrock)], ["source"], Options(quarantine=str(tmp_path / "q2.out")))
+    assert {k.rsplit("/", 1)[1]: v for k, v in rep.dialects.items()} == {
+        "a.jsonl": "claude-code", "b.jsonl": "claude-code", "c.jsonl": "bedrock-invocations"}
+    by = {r["source"]: r["cost"] for r in rep.rows.to_dicts()}
+    assert by == {"claude-code": TOTAL + SONNET4_LINE, "bedrock-invocations": alone.totals["cost"]}
+    assert rep.accounting.balanced
