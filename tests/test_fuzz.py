@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from analyzer import analyze, price_requests
@@ -329,3 +329,34 @@ def test_a_json_document_nested_too_deep_is_one_clear_line(tmp_path):
     path.write_text(_nested(5_000, "object"))
     with pytest.raises(AnalyzerError, match="deep.json: JSON nested too deep"):
         analyze([str(path)], [], Options())
+
+
+# -- logs read together cost what each costs alone -----------------------------------------------------
+
+@settings(max_examples=12, **_SETTINGS)
+@example(picked=[next(c for c in CASES if c.claude_code), next(c for c in CASES if c.name == "invocations.jsonl")])
+@given(picked=st.lists(st.sampled_from([c for c in CASES if not c.mapping]), min_size=2, max_size=4, unique=True))
+def test_logs_read_together_cost_what_each_costs_alone(tmp_path_factory, picked):
+    """Files of several formats in one directory (a transcript tree among them): each is read as
+    its own format, whatever was detected before it. (A Bedrock log once joined a transcript tree's
+    scan on a glance at its first bytes, its requests silently skipped.)"""
+    if sum(c.claude_code for c in picked) > 1 or sum(c.path.parent.name == "sample" for c in picked) > 1:
+        return  # (two transcripts, or the two sample logs, share request ids on purpose: duplicates)
+    tmp = _fresh(tmp_path_factory)
+    alone, priced, read, ids = Decimal(0), 0, 0, []
+    # all in one directory of a transcript tree, a transcript first (when there is one)
+    for k, case in enumerate(sorted(picked, key=lambda c: not c.claude_code)):
+        one = _fresh(tmp_path_factory)
+        path = _write(case, one, case.path.read_bytes())
+        rep = _run(case, path, one)
+        alone, priced, read = alone + rep.totals["cost"], priced + rep.accounting.priced, read + rep.accounting.rows_read
+        rows, _ = price_requests([str(path)], _options(case, one))
+        ids.append(set(rows.lazy().select("request_id").collect()["request_id"].drop_nulls()))
+        _write(Case(case.path, f"{k}-{case.name}", claude_code=True), tmp, case.path.read_bytes())
+    rep = analyze([str(tmp)], [], Options(batch_time=BATCH_TIME, quarantine=str(_fresh(tmp_path_factory) / "q.out")))
+    assert rep.accounting.balanced and rep.accounting.rows_read == read, [str(c) for c in picked]
+    if any(a & b for i, a in enumerate(ids) for b in ids[i + 1:]):
+        # the same request logged by two sources (a Messages log and its OpenTelemetry span): once
+        assert rep.totals["cost"] <= alone and rep.accounting.priced < priced
+    else:
+        assert (rep.totals["cost"], rep.accounting.priced) == (alone, priced), [str(c) for c in picked]
