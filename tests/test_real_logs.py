@@ -128,6 +128,41 @@ def test_openai_recorded_responses_by_hand():
 
 @pytest.mark.parametrize("path", sorted(p for p in REAL.rglob("*.jsonl")), ids=lambda p: str(p.relative_to(REAL)))
 def test_every_real_log_is_read_without_quarantine(path):
-    rep = _report(path, [], prices=(OPENAI_PRICES,))
+    rep = _report(path, [], prices=(OPENAI_PRICES,), batch_time="2026-08-10T00:00:00Z")
     acc = rep.accounting
     assert acc.balanced and acc.quarantined == 0 and acc.unpriced == 0 and acc.priced > 0
+
+
+# -- Messages API responses recorded by pydantic-ai's tests (VCR cassettes) ----------------------------
+# Bare Message objects carry no time: dated by --batch-time, here the day each cassette was committed.
+# Shipped-book rates: Sonnet 4.5 and 4.6 $3 in / $3.75 5m write / $0.30 read / $15 out; Sonnet 5 $2 / $10;
+# Opus 4.8 $5 / $25.
+PYDANTIC = REAL / "pydantic-ai"
+
+
+def test_pydantic_ai_cache_responses_with_inference_geo_not_available():
+    """`inference_geo: "not_available"` (the API's own value) is not the US-only multiplier."""
+    rep = _report(PYDANTIC / "cache_real_api.jsonl", ["inference_geo", "discount_type"],
+                  batch_time="2026-04-15T00:00:00Z")
+    first = 3 * 3 + 1111 * D("0.3") + 406 * 15  # 6,432.3
+    second = 3 * 3 + 418 * D("3.75") + 1111 * D("0.3") + 33 * 15  # 2,404.8
+    assert rep.totals["cost"] == (first + second) / M == D("0.0088371")
+    assert set(rep.rows["inference_geo"].to_list()) == {"not_available"}
+    assert "us_geo" not in "".join(rep.rows["discount_type"].to_list())
+
+
+def test_pydantic_ai_compaction_bills_the_iteration_the_top_level_usage_leaves_out():
+    """The top-level usage says 0 cache writes; the compaction iteration wrote 55,096 tokens: billed."""
+    rep = _report(PYDANTIC / "compaction_usage_with_cache.jsonl", ["model"], batch_time="2026-08-10T00:00:00Z")
+    compaction = 100 * 3 + 55096 * D("3.75") + 131 * 15  # 208,875
+    message = 229 * 3 + 5 * 15  # 762
+    assert rep.totals["cost"] == (compaction + message) / M == D("0.209637")
+    assert rep.totals["requests"] == 1 and rep.totals["cache_write_5m_tokens"] == 55096
+
+
+def test_pydantic_ai_advisor_iteration_priced_by_its_own_model():
+    rep = _report(PYDANTIC / "advisor_tool.jsonl", ["model"], batch_time="2026-07-24T00:00:00Z")
+    costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
+    assert costs == {"claude-sonnet-5": ((1128 + 1262) * 2 + (110 + 11) * 10) / M,  # executor, two turns
+                     "claude-opus-4-8": (2518 * 5 + 22 * 25) / M}  # the advisor
+    assert rep.totals["requests"] == 1 and rep.totals["cost"] == D("0.01913")
