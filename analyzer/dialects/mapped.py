@@ -477,11 +477,6 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         # A record that does carry a time keeps it (the first records may be ones without: errored
         # batch lines, say); only the others take the file's.
         cols["_f_timestamp"] = pl.coalesce(*own, _file_time(src, ctx))
-    elif m.file_time and ctx.batch_time and own:
-        # Timed records with some untimed among them: --batch-time says when those happened (without
-        # it they are quarantined, "missing timestamp": a file's time would be a guess).
-        ctx.note(f"{src.display}: records without a time, if any, dated {ctx.batch_time} (--batch-time)")
-        cols["_f_timestamp"] = pl.coalesce(*own, pl.lit(ctx.batch_time))
     cols.update({f"_f_{c}": pl.lit(v) for c, v in m.constants.items()})
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
     cols.update({f"_dim_{k}": pl.lit(None, pl.String) for k in unused})  # still a column: --by can name it
