@@ -10,8 +10,8 @@ makes, because what a run cost is not where a path can reach:
 - `assistant` messages carry a mid-stream partial of one response's usage (the output count is not
   final). They are never priced on top of the result: each is a repeat of its run's result row for
   its model (id `<run>#<model>`, ranked after it), so the accounting counts them as repeats. The run
-  is the next result in the file (its `uuid`, else the session id), so several runs saved in one file,
-  or a resumed session's runs, each keep their own total. Messages after the last result (a run cut
+  is the next result in the file (its `uuid`, else the session id with the run's durations, turns
+  and cost), so several runs saved in one file, or a resumed session's runs, each keep their own total. Messages after the last result (a run cut
   short) have no total: each response is priced from its own message (merged on its id), a lower
   bound on output.
 - `total_cost_usd` is the reported cost of the whole run: on its first row, beside the computed one.
@@ -35,6 +35,7 @@ _STR = pl.String()
 _MESSAGE = ("message", "usage")
 READS = {path: _STR for path in [
     ("type",), ("subtype",), ("session_id",), ("uuid",), ("model",), ("total_cost_usd",),
+    ("duration_ms",), ("duration_api_ms",), ("num_turns",),
     ("message", "id"), ("message", "model"),
     *[(*root, key) for root in (("usage",), _MESSAGE) for key in (
         "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "service_tier")],
@@ -63,7 +64,13 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 
     kind = text("type")
     result = kind == "result"
-    run = pl.coalesce(text("uuid"), text("session_id"))
+    # A result without a uuid (older versions) is told apart from the session's other runs (a resumed
+    # session keeps its id) by what it measured: the session id alone made a second run a repeat of
+    # the first, and its total was lost. The same run saved twice (stream-json and json) still matches.
+    measured = pl.format("{}@{}/{}/{}/{}", *[text(k).fill_null("") for k in
+                                             ("session_id", "duration_ms", "duration_api_ms", "num_turns",
+                                              "total_cost_usd")])
+    run = pl.coalesce(text("uuid"), pl.when(text("session_id").is_not_null()).then(measured))
     lf = lf.with_columns(
         # The run an assistant message belongs to: the next result in the file (null after the last).
         pl.when(result).then(run).backward_fill().alias("_x_run"),
