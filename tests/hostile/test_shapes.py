@@ -51,3 +51,60 @@ def test_same_run_without_uuid_saved_twice_counts_once(tmp_path):
     b.write_text(json.dumps(res, indent=2))
     total, report = cost([a, b], batch_time=BT)
     assert total == RUN and report.accounting.priced == 1 and report.accounting.balanced
+
+
+# --- raw server-sent events -----------------------------------------------------------------------
+
+SSE = FIXTURES / "anthropic-messages" / "stream.sse"
+SSE_BT = "2026-10-01T00:00:00Z"
+# The fixture's two responses, by hand: Sonnet 4.5 1,200 x 3 + 5,000 x 0.30 + 310 x 15 = 0.00975;
+# Haiku 4.5 800 x 1 + 55 x 5 = 0.001075.
+SSE_TOTAL = D("0.00975") + D("0.001075")
+
+
+def _pretty_events(tmp_path, newline="\n"):
+    """A response whose server sends each event as pretty-printed JSON: one `data:` line per JSON line."""
+    events = [
+        {"type": "message_start", "message": {"id": "msg_p1", "type": "message", "role": "assistant",
+                                              "model": "claude-sonnet-4-5-20250929", "content": [],
+                                              "usage": {"input_tokens": 1000, "output_tokens": 1}}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 100}},
+        {"type": "message_stop"},
+    ]
+    lines = []
+    for e in events:
+        lines += [f"event: {e['type']}", *("data: " + x for x in json.dumps(e, indent=2).split("\n")), ""]
+    path = tmp_path / "pretty.sse"
+    path.write_bytes(newline.join(lines).encode() + newline.encode())
+    return path
+
+
+def test_sse_payload_split_over_data_lines_is_one_event(tmp_path):
+    """SSE joins an event's consecutive `data:` lines: read line by line, the capture was 'unknown log
+    format' (exit 2), or, recognised, every piece a broken record."""
+    for newline in ("\n", "\r\n"):
+        total, report = cost([_pretty_events(tmp_path, newline)], batch_time=SSE_BT)
+        # Sonnet 4.5: 1,000 x 3 + 100 x 15 = 0.0045 (the message_delta's final output count)
+        assert total == D("0.0045")
+        acc = report.accounting
+        assert (acc.priced, acc.repeats, acc.quarantined, acc.balanced) == (1, 1, 0, True)
+
+
+def test_sse_without_blank_lines_still_reads_one_record_per_data_line(tmp_path):
+    """Captures that dropped the blank lines (or the `event:` lines too): each data line is a whole JSON
+    value, so none is joined to the next."""
+    lines = [x for x in SSE.read_text().splitlines() if x.strip()]
+    for name, kept in (("noblank.sse", lines), ("onlydata.sse", [x for x in lines if x.startswith("data:")])):
+        total, report = cost([_write(tmp_path, kept, name)], batch_time=SSE_BT)
+        assert total == SSE_TOTAL
+        assert (report.accounting.priced, report.accounting.repeats, report.accounting.quarantined) == (2, 3, 0)
+
+
+def test_sse_event_cut_mid_data_is_quarantined_not_joined(tmp_path):
+    """A capture cut inside the last event's data: that event is quarantined, the rest priced."""
+    text = SSE.read_text()
+    cut = text[: text.rindex('"output_tokens":55') + 10]
+    total, report = cost([_write(tmp_path, [cut], "cut.sse")], batch_time=SSE_BT)
+    # Haiku is priced from its message_start (output 1): 800 x 1 + 1 x 5 = 0.000805
+    assert total == D("0.00975") + D("0.000805")
+    assert report.accounting.quarantined == 1 and report.accounting.balanced
