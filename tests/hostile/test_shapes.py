@@ -108,3 +108,37 @@ def test_sse_event_cut_mid_data_is_quarantined_not_joined(tmp_path):
     # Haiku is priced from its message_start (output 1): 800 x 1 + 1 x 5 = 0.000805
     assert total == D("0.00975") + D("0.000805")
     assert report.accounting.quarantined == 1 and report.accounting.balanced
+
+
+# --- bedrock-cloudwatch: Logs Insights get-query-results ------------------------------------------
+
+INSIGHTS = FIXTURES / "bedrock-cloudwatch" / "get-query-results.json"
+
+
+def _insights(tmp_path, **change):
+    doc = json.loads(INSIGHTS.read_text())
+    doc.update(change)
+    path = tmp_path / "query.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path, doc
+
+
+def test_insights_results_cut_at_the_query_limit_are_said(tmp_path):
+    """Logs Insights returns at most the query's limit (1,000 by default): recordsMatched says how many
+    events matched. A file of the first rows priced them as if they were all, silently."""
+    full, _ = cost([INSIGHTS])
+    doc = json.loads(INSIGHTS.read_text())
+    path, _ = _insights(tmp_path, results=doc["results"][:3],
+                        statistics={**doc["statistics"], "recordsMatched": 1500.0})
+    total, report = cost([path])
+    assert report.accounting.priced == 3 and total < full
+    assert any("matched 1,500 log events but the results hold 3 rows" in n for n in report.notes)
+    # a complete result says nothing
+    _, whole = cost([INSIGHTS])
+    assert not any("Logs Insights" in n for n in whole.notes)
+
+
+def test_insights_results_of_a_running_query_are_said(tmp_path):
+    path, _ = _insights(tmp_path, status="Running")
+    _, report = cost([path])
+    assert any("status is Running, not Complete" in n for n in report.notes)
