@@ -52,9 +52,14 @@ _COUNTS = {"input": "inputTokens", "output": "outputTokens", "cache_read": "cach
 
 
 def _is_stream(src) -> bool:
-    """Claude Code's messages: a run's init or its result (the keys alone are shared with other tools)."""
+    """Claude Code's messages: a run's init or its result (the keys alone are shared with other tools),
+    or its messages, which carry `session_id` and `parent_tool_use_id` beside the API message (neither
+    a Messages API log nor a Claude Code transcript has them): a stream saved without its init, whose
+    result lies past the first records, was read as Messages API records, its partials priced."""
     return any((r.get("type") == "system" and r.get("subtype") == "init")
                or (r.get("type") == "result" and ("total_cost_usd" in r or "modelUsage" in r))
+               or (r.get("type") in ("assistant", "user") and isinstance(r.get("message"), dict)
+                   and "session_id" in r and "parent_tool_use_id" in r)
                for r in src.sample)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
-from ..dialects.exports_util import FIXTURES, cost
+from ..dialects.exports_util import FIXTURES, cost, detect
 
 STREAM = FIXTURES / "claude-code-stream" / "stream.jsonl"
 BT = "2026-11-20T10:00:00Z"
@@ -142,3 +142,20 @@ def test_insights_results_of_a_running_query_are_said(tmp_path):
     path, _ = _insights(tmp_path, status="Running")
     _, report = cost([path])
     assert any("status is Running, not Complete" in n for n in report.notes)
+
+
+def test_stream_saved_without_its_init_is_still_claude_code_stream(tmp_path):
+    """An SDK stream saved without its `system` init, whose result lies past the records detection
+    reads, was taken for Messages API records: each partial priced as a request, the result
+    quarantined. Its messages' `session_id` and `parent_tool_use_id` say what it is."""
+    lines = STREAM.read_text().splitlines()
+    assistant, user = json.loads(lines[1]), lines[2]
+    body = []
+    for i in range(40):
+        body += [json.dumps({**assistant, "message": {**assistant["message"], "id": f"msg_{i}"}}), user]
+    path = _write(tmp_path, [*body, lines[-1]])
+    assert detect(path) == "claude-code-stream"
+    total, report = cost([path], batch_time=BT)
+    assert total == RUN
+    acc = report.accounting
+    assert (acc.priced, acc.repeats, acc.quarantined) == (1, 40, 0)
