@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal as D
 
+from analyzer.pipeline import Options, analyze
+
 from ..dialects.exports_util import FIXTURES, cost, detect
 
 STREAM = FIXTURES / "claude-code-stream" / "stream.jsonl"
@@ -159,3 +161,25 @@ def test_stream_saved_without_its_init_is_still_claude_code_stream(tmp_path):
     assert total == RUN
     acc = report.accounting
     assert (acc.priced, acc.repeats, acc.quarantined) == (1, 40, 0)
+
+
+# --- litellm-spendlogs as JSON --------------------------------------------------------------------
+
+SPEND = FIXTURES / "litellm-spendlogs" / "spend_logs.json"
+
+
+def test_litellm_json_row_with_metadata_as_text_keeps_its_cache_counts(tmp_path):
+    """A table dumped by a tool that writes a JSON column as a string: `metadata` is JSON text. Its
+    cache write was priced as plain input (0.15846 instead of 0.1946175), exit 0, and the key, team
+    and user attribution was lost."""
+    row = json.loads(SPEND.read_text())[0]
+    row["metadata"] = json.dumps(row["metadata"])
+    for name, text in (("rows.jsonl", json.dumps(row) + "\n"), ("rows.json", json.dumps([row], indent=2))):
+        path = tmp_path / name
+        path.write_text(text)
+        report = analyze([str(path)], by=["api_key", "team", "user"], opts=Options())
+        total = report.totals["cost"]
+        # prompt 50,305 includes the 48,210 5m write: Sonnet 3.5 2,095 x 3 + 48,210 x 3.75 + 503 x 15
+        assert total == D("0.1946175")
+        row_out = report.rows.row(0, named=True)
+        assert (row_out["api_key"], row_out["team"], row_out["user"]) == ("prod-backend", "billing", "svc-billing")
