@@ -8,8 +8,9 @@ makes, because what a run cost is not where a path can reach:
   inside the answer's text has its quotes escaped and never matches). A result without modelUsage
   (older versions) is one row from its `usage`, with the model of the messages before it.
 - `assistant` messages carry a mid-stream partial of one response's usage (the output count is not
-  final). They are never priced on top of the result: each is a repeat of its run's result row for
-  its model (id `<run>#<model>`, ranked after it), so the accounting counts them as repeats. The run
+  final). They are never priced on top of the result: each is a repeat of its run's result (its first
+  row's id `<run>#<model>`, ranked after it, whatever model the message names: modelUsage names them
+  its own way, `claude-opus-4-7[1m]`), so the accounting counts them as repeats. The run
   is the next result in the file (its `uuid`, else the session id with the run's durations, turns
   and cost), so several runs saved in one file, or a resumed session's runs, each keep their own total. Messages after the last result (a run cut
   short) have no total: each response is priced from its own message (merged on its id), a lower
@@ -46,6 +47,7 @@ READS = {path: _STR for path in [
 ]}
 # modelUsage: `"<model>": {flat object}` members of one object (values hold no braces).
 _MEMBER = r'"(?:[^"\\]|\\.)*"\s*:\s*\{[^{}]*\}'
+_KEY = r'^"((?:[^"\\]|\\.)*)"'  # a member's key: its model
 _MODEL_USAGE = r'"modelUsage"\s*:\s*(\{\s*(?:' + _MEMBER + r'\s*,?\s*)*\})'
 _COUNTS = {"input": "inputTokens", "output": "outputTokens", "cache_read": "cacheReadInputTokens",
            "cache_write": "cacheCreationInputTokens", "web_search": "webSearchRequests"}
@@ -77,8 +79,6 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
                                               "total_cost_usd")])
     run = pl.coalesce(text("uuid"), pl.when(text("session_id").is_not_null()).then(measured))
     lf = lf.with_columns(
-        # The run an assistant message belongs to: the next result in the file (null after the last).
-        pl.when(result).then(run).backward_fill().alias("_x_run"),
         # The model of the messages so far: a result without modelUsage is theirs.
         pl.when(kind == "assistant").then(text("message", "model"))
         .when((kind == "system") & (text("subtype") == "init")).then(text("model"))
@@ -86,6 +86,12 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         pl.when(result).then(pl.col(LINE).str.extract(_MODEL_USAGE, 1))
         .str.extract_all(_MEMBER).alias("_x_members"),
     )
+    # The record an assistant message repeats: its run's (the next result in the file; null after the
+    # last) first row. Not the row of the message's own model: modelUsage names a model as Claude Code
+    # does (`claude-opus-4-7[1m]` for a 1M-context run, where the messages say `claude-opus-4-7`), and a
+    # message matching no row was priced on top of the run's total.
+    first_model = pl.coalesce(pl.col("_x_members").list.first().str.extract(_KEY, 1), pl.col("_x_seen_model"))
+    lf = lf.with_columns(pl.when(result).then(pl.format("{}#{}", run, first_model)).backward_fill().alias("_x_run"))
     n = pl.col("_x_members").list.len().fill_null(0)
     lf = (lf.with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
           .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
@@ -103,14 +109,13 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
             if name in _COUNTS else whole
         return pl.when(result).then(from_result).otherwise(text(*_MESSAGE, *usage_key))
 
-    model = pl.when(result).then(pl.coalesce(member.str.extract(r'^"((?:[^"\\]|\\.)*)"', 1),
+    model = pl.when(result).then(pl.coalesce(member.str.extract(_KEY, 1),
                                               pl.col("_x_seen_model"))).otherwise(text("message", "model"))
-    own = pl.when(result).then(run).when(pl.col("_x_run").is_not_null()).then(pl.col("_x_run"))
     return lf.with_columns(
         (pl.col("_x_idx") == 0).cast(pl.Int64).alias("_rec"),
         model.alias("_x_model"),
-        pl.when(own.is_not_null()).then(pl.format("{}#{}", own, model))
-        .otherwise(text("message", "id")).alias("_x_id"),
+        pl.when(result).then(pl.format("{}#{}", run, model))
+        .otherwise(pl.coalesce(pl.col("_x_run"), text("message", "id"))).alias("_x_id"),
         pl.when(result).then(pl.lit("0")).otherwise(pl.lit("1")).alias("_x_rank"),
         count("input", "input_tokens").alias("_x_input"),
         count("output", "output_tokens").alias("_x_output"),

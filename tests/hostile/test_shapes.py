@@ -183,3 +183,29 @@ def test_litellm_json_row_with_metadata_as_text_keeps_its_cache_counts(tmp_path)
         assert total == D("0.1946175")
         row_out = report.rows.row(0, named=True)
         assert (row_out["api_key"], row_out["team"], row_out["user"]) == ("prod-backend", "billing", "svc-billing")
+
+
+def test_one_m_context_run_does_not_add_its_messages_on_top(tmp_path):
+    """Claude Code names a 1M-context model `claude-opus-4-7[1m]` in modelUsage (as in public
+    stream-json samples, e.g. a result with "claude-opus-4-7[1m]" and "claude-haiku-4-5-20251001")
+    while its messages say `claude-opus-4-7`: the messages matched no result row and each partial was
+    priced on top of the run's total (0.16104175 for 0.10459775, exit 0)."""
+    lines = STREAM.read_text().splitlines()
+    res = json.loads(lines[-1])
+    usage = res["modelUsage"]
+    res["modelUsage"] = {"claude-opus-4-5-20251101[1m]": usage["claude-opus-4-5-20251101"],
+                         "claude-haiku-4-5-20251001": usage["claude-haiku-4-5-20251001"]}
+    total, report = cost([_write(tmp_path, [*lines[:-1], json.dumps(res)])], batch_time=BT)
+    assert total == RUN
+    acc = report.accounting
+    assert (acc.priced, acc.repeats, acc.balanced) == (1, 2, True)
+
+
+def test_messages_of_a_model_the_result_does_not_name_are_repeats_of_the_run(tmp_path):
+    """The result's total is the run's: a message whose model has no row of its own (a Haiku call the
+    modelUsage folds elsewhere, a renamed model) is still a repeat, never priced on top."""
+    lines = STREAM.read_text().splitlines()
+    extra = json.loads(lines[1])
+    extra["message"] = {**extra["message"], "id": "msg_01H", "model": "claude-haiku-4-5"}
+    total, report = cost([_write(tmp_path, [*lines[:-1], json.dumps(extra), lines[-1]])], batch_time=BT)
+    assert total == RUN and report.accounting.repeats == 3
