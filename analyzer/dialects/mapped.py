@@ -354,7 +354,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     if m.extra_dimensions is not None:
         dims.update({k: v for k, v in _extra_dimensions(m, src).items() if k not in dims})
     # (A `prepare` hook may read a dimension's path itself: with one, every path is decoded.)
-    unused = {k for k in dims if ctx.dimensions is not None and k not in ctx.dimensions and prepare is None}
+    # --by matches a dimension whatever its case (`--by team` for a `Team` column)
+    wanted_dims = None if ctx.dimensions is None else {d.lower() for d in ctx.dimensions}
+    unused = {k for k in dims if wanted_dims is not None and k.lower() not in wanted_dims and prepare is None}
     dims = {k: v for k, v in dims.items() if k not in unused}
     fields = dict(m.fields)
     if m.file_time and "timestamp" not in fields:
