@@ -10,11 +10,11 @@ makes, because what a run cost is not where a path can reach:
 - `assistant` messages carry a mid-stream partial of one response's usage (the output count is not
   final). They are never priced on top of the result: each is a repeat of its run's result (its first
   row's id `<run>#<model>`, ranked after it, whatever model the message names: modelUsage names them
-  its own way, `claude-opus-4-7[1m]`), so the accounting counts them as repeats. The run
-  is the next result in the file (its `uuid`, else the session id with the run's durations, turns
-  and cost), so several runs saved in one file, or a resumed session's runs, each keep their own total. Messages after the last result (a run cut
-  short) have no total: each response is priced from its own message (merged on its id), a lower
-  bound on output.
+  its own way, `claude-opus-4-7[1m]`), so the accounting counts them as repeats. The run is the
+  next result in the file (its `uuid`, else the session id with the run's durations, turns and
+  cost), so several runs saved in one file, or a resumed session's runs, each keep their own total.
+  Messages after the last result (a run cut short) have no total: each response is priced from its
+  own message (merged on its id), a lower bound on output.
 - `total_cost_usd` is the reported cost of the whole run: on its first row, beside the computed one.
 - A result row sums many requests: its request count is unknown (null), and it is priced at the base
   context tier (the per-request long-context rule must never see summed prompts): both noted.

@@ -107,7 +107,8 @@ def _metadata_text(src) -> list[pl.Expr]:
     file whose first rows hold the text pays for the second parse (one tool dumps a table one way)."""
     if src.container not in ("json", "jsonl") or not any(isinstance(r.get("metadata"), str) for r in _rows(src)):
         return [pl.lit(None, pl.String).alias(c) for c in _META_TEXT]
-    text = pl.when(pl.col(LINE).str.contains(r'"metadata"\s*:\s*"')).then(pl.col(LINE).str.json_path_match("$.metadata"))
+    as_text = pl.col(LINE).str.contains(r'"metadata"\s*:\s*"')
+    text = pl.when(as_text).then(pl.col(LINE).str.json_path_match("$.metadata"))
     return [text.str.json_path_match(f"$.{path}").alias(c) for c, path in _META_TEXT.items()]
 
 
