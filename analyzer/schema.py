@@ -65,7 +65,7 @@ CANONICAL: dict[str, pl.DataType] = {
 # Well-known dimension columns: kept when present, always as strings.
 KNOWN_DIMENSIONS = ("workspace", "api_key", "project", "user", "session")
 
-TIME_BUCKETS = ("hour", "day", "week", "month", "year")
+TIME_BUCKETS = ("hour", "day", "week", "month", "quarter", "year")
 # `--by` keys that exist only after pricing (derived from the rate keys), and canonical columns `--by`
 # takes as they are.
 DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")

@@ -62,10 +62,11 @@ def test_no_reported_cost_is_not_zero():
 def test_week_month_year_and_hour_buckets_become_labels():
     t = dt.datetime(2026, 10, 1, 10, 0)  # buckets arrive truncated in the report's zone (tagging.time_bucket)
     frame = priced([{"hour": t, "day": t.replace(hour=0), "week": dt.datetime(2026, 9, 28),
-                     "month": dt.datetime(2026, 10, 1), "year": dt.datetime(2026, 1, 1), "cost": D("1")}])
-    rows, _ = aggregate.summarize(frame, ["year", "month", "week", "day", "hour"], "UTC")
-    assert rows.select("year", "month", "week", "day", "hour").rows() == [
-        ("2026", "2026-10", "2026-09-28", "2026-10-01", "2026-10-01 10:00")]
+                     "month": dt.datetime(2026, 10, 1), "quarter": dt.datetime(2026, 10, 1),
+                     "year": dt.datetime(2026, 1, 1), "cost": D("1")}])
+    rows, _ = aggregate.summarize(frame, ["year", "quarter", "month", "week", "day", "hour"], "UTC")
+    assert rows.select("year", "quarter", "month", "week", "day", "hour").rows() == [
+        ("2026", "2026-Q4", "2026-10", "2026-09-28", "2026-10-01", "2026-10-01 10:00")]
 
 
 def test_buckets_sort_in_time_order_not_as_text():

@@ -2,8 +2,8 @@
 
 Collected from README.md, CONTRIBUTING.md, docs/*.md, analyzer/dialects/MAPPING.md and
 analyzer/pricebook/FORMAT.md. In a block, a line starting with `$ ` is a command (a trailing `\\`
-continues it on the next line); the lines up to the next command are its expected output, stdout and
-stderr together, as a user sees them.
+continues it on the next line; a here-document `<<'EOF'` takes the lines up to `EOF`); the lines up to the
+next command are its expected output, stdout and stderr together, as a user sees them.
 
 How a block runs (so that it means the same on a reader's machine and in the suite):
 - with the repository as the working directory, the test environment's `llm-cost` first on PATH,
@@ -43,6 +43,8 @@ FENCE = re.compile(r"^```console(?P<info>.*)$")
 # A price book's version where a report, a store or an audit prints it (12 hex digits of a hash).
 VERSION = re.compile(r"(price books?:? |\"version\": \"|version )[0-9a-f]{12}\b")
 TIMEOUT = 120
+# `cat > /tmp/x.toml <<'EOF'`: the lines up to EOF belong to the command (a file written in the example).
+HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
 
 
 def doc_files() -> list[Path]:
@@ -99,6 +101,12 @@ def parse(path: Path) -> list[Block]:
                 while text.endswith("\\") and i + 1 < len(lines):
                     i += 1
                     text = text + "\n" + lines[i]  # bash joins the lines
+                heredoc = HEREDOC.search(text)
+                while heredoc and i + 1 < len(lines):  # the document's lines are the command's, to its end
+                    i += 1
+                    text = text + "\n" + lines[i]
+                    if lines[i] == heredoc.group(1):
+                        break
                 current = Command(text, start + 1, [], i + 1, i + 1)
                 block.commands.append(current)
             elif current is not None:
@@ -203,6 +211,16 @@ def test_the_collector_finds_the_examples() -> None:
             by_file[str(b.path.relative_to(REPO))] = by_file.get(str(b.path.relative_to(REPO)), 0) + 1
     assert by_file.get("README.md", 0) >= 6
     assert sum(by_file.values()) >= 14
+
+
+def test_a_here_document_belongs_to_its_command(tmp_path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text("```console\n$ cat > /tmp/a.txt <<'EOF'\n$ not a command\nEOF\n$ cat /tmp/a.txt\n$ not a command\n```\n")
+    (block,) = parse(doc)
+    assert [c.text for c in block.commands] == ["cat > /tmp/a.txt <<'EOF'\n$ not a command\nEOF", "cat /tmp/a.txt",
+                                                "not a command"]
+    (_, written, rc), (_, shown, _), _ = run_block(block)
+    assert (written, rc, shown) == ("", 0, "$ not a command\n")
 
 
 def test_matching_rules() -> None:

@@ -65,7 +65,7 @@ def test_ingest_twice_gives_the_same_store_and_report(tmp_path):
 
 
 @pytest.mark.parametrize("by", [["month", "model"], ["day", "workspace", "model"], ["discount_type"], ["component"],
-                                ["model", "service_tier", "context_tier"], []])
+                                ["model", "service_tier", "context_tier"], ["week"], ["quarter", "model"], ["year"], []])
 def test_report_from_store_equals_report_from_logs(tmp_path, by, quarantine):
     st = tmp_path / "store"
     store.ingest([str(SAMPLE)], str(st))

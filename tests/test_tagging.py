@@ -19,16 +19,29 @@ BOOK = load_price_book([])
 
 def _bucket(unit: str, tz: str, *instants: str) -> list[str]:
     ts = pl.Series("timestamp", list(instants)).str.to_datetime(time_zone="UTC", time_unit="us")
-    return (pl.DataFrame({"timestamp": ts}).select(tagging.time_bucket(unit, tz).dt.strftime(tagging.BUCKET_FORMAT[unit]))
-            .to_series().to_list())
+    frame = pl.DataFrame({"timestamp": ts}).select(tagging.time_bucket(unit, tz))
+    return frame.select(tagging.bucket_label(unit)).to_series().to_list()
 
 
 # -- time buckets -------------------------------------------------------------------------------------
 
 def test_hour_day_month_year_buckets_in_utc():
     t = "2026-10-01T10:15:59Z"
-    assert [_bucket(u, "UTC", t)[0] for u in ("hour", "day", "month", "year")] == \
-        ["2026-10-01 10:00", "2026-10-01", "2026-10", "2026"]
+    assert [_bucket(u, "UTC", t)[0] for u in ("hour", "day", "month", "quarter", "year")] == \
+        ["2026-10-01 10:00", "2026-10-01", "2026-10", "2026-Q4", "2026"]
+
+
+@pytest.mark.parametrize("instant,quarter", [
+    ("2026-01-01T00:00:00Z", "2026-Q1"), ("2026-03-31T23:59:59Z", "2026-Q1"), ("2026-04-01T00:00:00Z", "2026-Q2"),
+    ("2026-09-30T23:59:59Z", "2026-Q3"), ("2026-10-01T00:00:00Z", "2026-Q4"), ("2026-12-31T23:59:59Z", "2026-Q4")])
+def test_quarters_start_in_january_april_july_october(instant, quarter):
+    assert _bucket("quarter", "UTC", instant) == [quarter]
+
+
+def test_quarters_follow_the_time_zone():
+    # Los Angeles is UTC-7 on 2026-10-01: 06:59 UTC is still September 30th there, Q3.
+    assert _bucket("quarter", "America/Los_Angeles", "2026-10-01T06:59:59Z", "2026-10-01T07:00:00Z") == \
+        ["2026-Q3", "2026-Q4"]
 
 
 def test_weeks_start_on_monday_and_are_labelled_by_it():
@@ -78,7 +91,7 @@ _instants = st.datetimes(min_value=dt.datetime(2025, 1, 1), max_value=dt.datetim
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(times=st.lists(_instants, min_size=1, max_size=12), unit=st.sampled_from(["day", "week", "month", "year"]))
+@given(times=st.lists(_instants, min_size=1, max_size=12), unit=st.sampled_from(["day", "week", "month", "quarter", "year"]))
 def test_buckets_derived_after_aggregation_equal_buckets_per_request(tmp_path, times, unit):
     """In UTC, day/week/month/year buckets are derived from each group's UTC day after aggregation
     (tagging.buckets_from_unit); "Etc/UTC" is the same zone but takes the per-request path. Both must
