@@ -246,6 +246,17 @@ def test_relative_links_exist(path: Path) -> None:
         assert (path.parent / target).exists(), f"{path.relative_to(REPO)}: link to a missing file: {target}"
 
 
+def test_every_format_and_by_key_is_documented() -> None:
+    from analyzer import schema
+    from analyzer.dialects import DIALECTS
+
+    formats = (REPO / "docs" / "formats.md").read_text(encoding="utf-8")
+    assert [n for n in DIALECTS if f"`{n}`" not in formats] == []
+    reports = (REPO / "docs" / "reports.md").read_text(encoding="utf-8")
+    spelled = {w for span in re.findall(r"`([^`]*)`", reports) for w in re.findall(r"\w+", span)}
+    assert [k for k in schema.BUILTIN_KEYS if k not in spelled] == []
+
+
 def test_no_pointers_outside_the_repository() -> None:
     # Facts are cited by their public source (a URL, a date), never by a path that exists only on the
     # machine where they were researched.
