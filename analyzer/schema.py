@@ -84,8 +84,23 @@ def dimension_name(name: str) -> str:
     return f"log_{name}" if name in RESERVED else name
 
 
-def renamed_note(where: str, names) -> str:
-    """The note that says which dimensions of a file were renamed (see dimension_name)."""
-    pairs = ", ".join(f"{n} -> {dimension_name(n)}" for n in names)
+def dimension_names(names) -> dict[str, str]:
+    """Each of a file's dimensions -> the name it is reported under (dimension_name), prefixed again
+    while another of the file's columns already has that name (`provider` beside `log_provider`)."""
+    names = list(names)
+    taken = set(names)
+    out = {}
+    for n in names:
+        new = dimension_name(n)
+        while new != n and new in taken:
+            new = f"log_{new}"
+        taken.add(new)
+        out[n] = new
+    return out
+
+
+def renamed_note(where: str, renamed: dict[str, str]) -> str:
+    """The note that says which dimensions of a file were renamed (see dimension_names)."""
+    pairs = ", ".join(f"{old} -> {new}" for old, new in renamed.items() if old != new)
     return f"{where}: dimensions renamed so as not to shadow a built-in --by key or report column: {pairs}"
 SERVICE_TIERS = ("standard", "batch", "priority", "flex")

@@ -120,3 +120,25 @@ def test_renamed_in_every_container(suffix, tmp_path):
     log = write_frame(df, tmp_path / f"log{suffix}")
     report = analyze([str(log)], ["month", "log_month"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert report.rows.select("month", "log_month").rows() == [("2026-10", "mine")]
+
+
+def test_a_renamed_column_does_not_collide_with_one_already_named_so(tmp_path):
+    # `provider` beside a real `log_provider` column: Polars refused the duplicate name ("duplicate
+    # output name"), and in a JSON envelope one value silently replaced the other.
+    csv = tmp_path / "both.csv"
+    csv.write_text("timestamp,model,input_tokens,output_tokens,provider,log_provider\n"
+                   "2026-10-01T00:00:00Z,claude-sonnet-4-5,1000,100,a,b\n")
+    line = json.loads((ROOT / "fixtures/dialects/anthropic-messages/envelope.jsonl").read_text().splitlines()[0])
+    env = tmp_path / "both.jsonl"
+    env.write_text(json.dumps({**line, "provider": "a", "log_provider": "b"}) + "\n")
+    for log in (csv, env):
+        report = analyze([str(log)], ["provider", "log_provider", "log_log_provider"],
+                         Options(quarantine=str(tmp_path / "q.jsonl")))
+        assert report.rows.select("provider", "log_provider", "log_log_provider").rows() == [("anthropic", "b", "a")]
+        assert f"{log}: dimensions renamed so as not to shadow a built-in --by key or report column: " \
+               "provider -> log_log_provider" in report.notes
+
+
+def test_dimension_names_are_unique_and_keep_free_names():
+    assert schema.dimension_names(["team", "month", "log_month", "cost"]) == {
+        "team": "team", "month": "log_log_month", "log_month": "log_month", "cost": "log_cost"}

@@ -51,8 +51,9 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
     from_price = "price_book" in original.values()
     dims = [c for c in original.values() if _is_dimension(c, from_price)]
-    if ctx is not None and (clash := [d for d in dims if schema.dimension_name(d) != d]):
-        ctx.note(schema.renamed_note(src.display, clash))
+    renamed = schema.dimension_names(dims)
+    if ctx is not None and renamed != {d: d for d in dims}:
+        ctx.note(schema.renamed_note(src.display, renamed))
     integers = {f for f in fields if f in (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")}
     if src.container == "parquet":
         lf = src.scan_parquet().rename({k: v for k, v in original.items() if k != v}).with_row_index("_row", offset=1)
@@ -102,7 +103,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     (the record, for the quarantine file) and `_file`. `extra` are bookkeeping columns of `lf` kept
     as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`)."""
     present = set(fields)
-    out_names = {d: schema.dimension_name(d) for d in dims}  # a dimension never shadows a built-in key
+    out_names = schema.dimension_names(dims)  # a dimension never shadows a built-in key
     lf = lf.select(
         pl.col("_row"), *([pl.col("_path"), pl.col("_line_no")] if src.members else []),
         *(get(fields[f]).alias(_raw(f)) for f in sorted(present)),

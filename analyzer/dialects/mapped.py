@@ -336,12 +336,13 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         src = json_to_lines(src)
     dims = dict(m.dimensions)
     if m.extra_dimensions is not None:
-        extra = _extra_dimensions(m, src)
+        extra = {k: v for k, v in _extra_dimensions(m, src).items() if k not in dims}  # the mapping's win
         # A record's own key named like a built-in --by key (an envelope's `provider`) is renamed, not
         # allowed to shadow it.
-        if clash := [k for k in extra if schema.dimension_name(k) != k]:
-            ctx.note(schema.renamed_note(src.display, clash))
-        dims.update({schema.dimension_name(k): v for k, v in extra.items() if schema.dimension_name(k) not in dims})
+        renamed = schema.dimension_names([*dims, *extra])
+        if any(renamed[k] != k for k in extra):
+            ctx.note(schema.renamed_note(src.display, {k: renamed[k] for k in extra}))
+        dims.update({renamed[k]: v for k, v in extra.items()})
     # (A `prepare` hook may read a dimension's path itself: with one, every path is decoded.)
     unused = {k for k in dims if ctx.dimensions is not None and k not in ctx.dimensions and prepare is None}
     dims = {k: v for k, v in dims.items() if k not in unused}
