@@ -185,6 +185,7 @@ BLOCKS = all_blocks()
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.not_run is None], ids=lambda b: b.id)
 def test_console_block(block: Block) -> None:
     assert block.commands, f"{block.id}: a console block without a `$ ` command"
+    assert (BIN / "llm-cost").exists(), f"no llm-cost beside {sys.executable}: run the suite with .venv/bin/python"
     results = run_block(block)
     for n, (cmd, out, rc) in enumerate(results):
         where = f"{block.path.relative_to(REPO)}:{cmd.line}: $ {cmd.text}"
