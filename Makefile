@@ -8,7 +8,7 @@ RECORDS ?= 1000000
 # One example log of each real format, read in one run (each file's format is detected).
 DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messages/responses.jsonl \
 	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
-	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs
+	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs/litellm_spendlogs.csv
 
 .PHONY: help install demo test lint docs golden bench bench-store bench-cc bench-large clean
 

@@ -273,9 +273,11 @@ def prices_check(file):
 def formats():
     """The log formats (dialects) llm-cost reads, and how each is recognised."""
     from .dialects import DIALECTS
+    from .sources import CONTAINER_NOTE
 
     for d in DIALECTS.values():
         click.echo(f"{d.name}\n  {d.description}\n  recognised by: {', '.join(d.required)}")
+    click.echo(f"\n{CONTAINER_NOTE}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
@@ -71,6 +72,10 @@ class Accounting:
     not_billable_reasons: dict[str, int] = field(default_factory=dict)
     unpriced_models: dict[str, int] = field(default_factory=dict)
     unpriced_reasons: dict[str, str] = field(default_factory=dict)
+    # What the source itself said unpriced rows cost (LiteLLM's spend, Claude Code's costUSD): no
+    # computed cost to set beside it, so it is kept out of the report's reported column (which compares
+    # like with like) and shown on the model's unpriced line instead.
+    unpriced_reported: dict[str, Decimal] = field(default_factory=dict)
     quarantine_file: str | None = None
     files: int = 0
 
@@ -99,6 +104,9 @@ class Accounting:
             "not_billable_reasons": self.not_billable_reasons,
             "balanced": self.balanced, "unpriced_models": self.unpriced_models,
             "unpriced_reasons": self.unpriced_reasons, "quarantine_file": self.quarantine_file, "files": self.files,
+            # (only when a source reported a cost for an unpriced row: the key is new, reports without stay as they were)
+            **({"unpriced_reported_cost": {k: str(v) for k, v in self.unpriced_reported.items()}}
+               if self.unpriced_reported else {}),
         }
 
 
@@ -460,10 +468,14 @@ def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBo
     if unpriced.height:
         resolver = Resolver(book)
         by_model = unpriced.group_by("model_raw").agg(
-            pl.col(ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "))
+            pl.col(ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "),
+            pl.when(pl.col("_reported_rows").sum() > 0).then(pl.col("reported_cost").sum()).alias("reported_cost"))
         by_model = by_model.sort(ROWS, descending=True)
-        for raw, n, reason in zip(*(by_model[c].to_list() for c in ("model_raw", ROWS, "unpriced_reason"))):
+        for raw, n, reason, said in zip(*(by_model[c].to_list()
+                                          for c in ("model_raw", ROWS, "unpriced_reason", "reported_cost"))):
             acc.unpriced_models[raw] = int(n)
+            if said is not None:
+                acc.unpriced_reported[raw] = said
             hint = resolver.suggest(raw) if "unknown model" in reason else None
             acc.unpriced_reasons[raw] = reason + (f" (did you mean {hint}?)" if hint else "")
     priced = priced.with_columns(cost_columns()).with_columns(totals_columns())

@@ -1,8 +1,8 @@
 """Find the files behind the user's paths and open each as a lazy scan.
 
 Paths may be files, directories (walked recursively), globs or `-` (stdin). The container (CSV,
-JSONL/NDJSON, JSON array, Parquet) comes from the extension, or from the first bytes when the
-extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
+JSONL/NDJSON, JSON array, Parquet, or raw server-sent events) comes from the extension, or from the
+first bytes when the extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
 
 Text containers are scanned with every field as a string: counts and timestamps are validated by the
 dialect, so that one bad value quarantines one row instead of failing the whole file.
@@ -31,7 +31,9 @@ from polars.io.plugins import register_io_source
 
 from .errors import SourceError
 
-CONTAINERS = ("csv", "jsonl", "json", "parquet")
+CONTAINERS = ("csv", "jsonl", "json", "parquet", "sse")
+CONTAINER_NOTE = ("files: CSV/TSV, JSON Lines, JSON (an array or one object), Parquet, and raw server-sent events "
+                  "(`event:`/`data:` lines saved by curl or a proxy, read as their JSON lines); .gz/.zst")
 _EXT = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -40,6 +42,7 @@ _EXT = {
     ".json": "json",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".sse": "sse",
 }
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 # Column holding one raw JSON line when a JSON container is scanned as text.
@@ -408,10 +411,25 @@ def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes
         os.close(fd)
 
 
+# Raw server-sent events (a streaming API's response saved by curl or a proxy): the first line is a
+# field (`event:`, `data:`, `id:`, `retry:`) or a comment (`:`); `curl -i` puts the HTTP status line and
+# headers first, with an event-stream content type.
+_SSE_FIELDS = (b"event:", b"data:", b"id:", b"retry:", b":")
+
+
+def _is_sse(text: bytes) -> bool:
+    if text.startswith(_SSE_FIELDS):
+        return True
+    headers = text.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()
+    return headers.startswith(b"http/") and b"content-type: text/event-stream" in headers
+
+
 def _sniff(head: bytes) -> str:
     if head.startswith(b"PAR1"):
         return "parquet"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _is_sse(text):
+        return "sse"
     if text.startswith(b"["):
         return "json"
     if text.startswith(b"{"):
@@ -594,6 +612,9 @@ def open_source(path: str, index: int = 0) -> SourceFile:
             container = _sniff(head)
         elif container == "json" and _is_json_lines(real, comp, head):
             container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
+        if container == "sse":
+            real, comp, container = sse_to_lines(real), None, "jsonl"
+            head = _read_head(real, None)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
@@ -678,6 +699,25 @@ def load_json_records(src: SourceFile) -> list[dict]:
     if isinstance(doc, dict):
         return [doc]
     raise SourceError(f"{src.path}: JSON document is neither an array nor an object")
+
+
+def sse_to_lines(path: str) -> str:
+    """Raw server-sent events as JSON Lines in a temporary file: each `data:` line's payload (the event
+    as JSON, exactly what a log of the same events as JSON lines holds) on the same line number, and
+    every other line (`event:`, ids, comments, headers, the blank line ending each event, `data: [DONE]`)
+    blank, so that a record's line is its line in the original file. Lazy, one pass; an event whose
+    data spans several `data:` lines is not reassembled (the streaming APIs read here write one)."""
+    line = pl.col(LINE).str.strip_chars_end("\r")
+    payload = line.str.strip_prefix("data:").str.strip_chars_start(" ")
+    keep = line.str.starts_with("data:") & (payload.str.strip_chars() != "[DONE]")
+    fd, tmp = tempfile.mkstemp(prefix="llm-cost-sse-", suffix=".jsonl")
+    os.close(fd)
+    _TEMPORARY.append(tmp)
+    _lines(path, False).select(pl.when(keep).then(payload).otherwise(pl.lit("")).alias(LINE)).sink_csv(
+        tmp, include_header=False, quote_style="never")
+    st = os.stat(path)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # records without a time are dated by the file's
+    return tmp
 
 
 def json_to_lines(src: SourceFile) -> SourceFile:

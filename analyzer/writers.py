@@ -169,7 +169,9 @@ def _accounting_lines(report) -> list[str]:
     a = report.accounting
     lines = [a.summary()]
     for raw, n in a.unpriced_models.items():
-        lines.append(f"unpriced: {raw} ({_rows(n)}): {a.unpriced_reasons.get(raw, '')}")
+        said = a.unpriced_reported.get(raw)
+        reported = f"; reported ${money_text(said, DISPLAY_PLACES)}" if said is not None else ""
+        lines.append(f"unpriced: {raw} ({_rows(n)}{reported}): {a.unpriced_reasons.get(raw, '')}")
     if a.quarantine_file:
         lines.append(f"quarantined rows written to {a.quarantine_file}")
     lines.append(f"price book {report.book.version}" + (f" + overlays {', '.join(report.book.overlays)}" if report.book.overlays else "")

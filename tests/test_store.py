@@ -330,7 +330,8 @@ def test_every_format_ingests_into_one_store_and_the_accounting_balances(tmp_pat
 
     formats = ROOT / "fixtures" / "dialects"
     inputs = [str(formats / "claude-code"), str(formats / "anthropic-batch"),
-              str(formats / "anthropic-messages" / "responses.jsonl"), str(SAMPLE), str(formats / "litellm-spendlogs")]
+              str(formats / "anthropic-messages" / "responses.jsonl"), str(SAMPLE),
+              str(formats / "litellm-spendlogs" / "litellm_spendlogs.csv")]
     st = str(tmp_path / "st")
     opts = pipeline.Options(batch_time="2026-11-20T10:00:00Z", quarantine=str(tmp_path / "q.jsonl"))
     for path in inputs:  # one night each: every later ingest reads the ids of parts with other columns
