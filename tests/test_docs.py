@@ -8,6 +8,7 @@ next command are its expected output, stdout and stderr together, as a user sees
 How a block runs (so that it means the same on a reader's machine and in the suite):
 - with the repository as the working directory, the test environment's `llm-cost` first on PATH,
   `TZ=UTC`, no colour, and COLUMNS=200 (a block's info string may say `columns=N`);
+- a report's default quarantine file (./llm-cost-quarantine.jsonl) is removed after the block;
 - every block gets a fresh scratch directory that stands in for `/tmp/`: the commands say `/tmp/x`,
   run on `<scratch>/x`, and the output says `/tmp/x` again. Runs of the suite in parallel (or a
   reader's own files in /tmp) cannot collide;
@@ -143,6 +144,10 @@ def run_block(block: Block) -> list[tuple[Command, str, int]]:
     env = _env(block.columns)
     results = []
     rc = 0
+    # A report's default quarantine file lands in the working directory (the repository; git ignores
+    # it): removed after the block unless it was there before.
+    default_quarantine = REPO / "llm-cost-quarantine.jsonl"
+    existed = default_quarantine.exists()
     try:
         for cmd in block.commands:
             # `(exit N)` first: `$ echo $?` shows the previous command's code, as in a shell.
@@ -161,6 +166,8 @@ def run_block(block: Block) -> list[tuple[Command, str, int]]:
             results.append((cmd, out, rc))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if not existed:
+            default_quarantine.unlink(missing_ok=True)
     return results
 
 
