@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dedupe, dialects, labels, pricebook, tagging
+from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
@@ -49,6 +49,7 @@ class Options:
     dedupe: bool = True
     outputs: tuple[str, ...] = ()  # files this run writes: never read as input
     batch_time: str | None = None  # when records that carry no time (batch results) happened
+    reveal_keys: bool = False  # credentials in the quarantine file's records are masked unless True
 
 
 @dataclass
@@ -159,6 +160,9 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     groups: dict[tuple, int] = {}
     told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
     found = expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
+    # An output a directory walk would meet is skipped above; one named as an input is refused.
+    writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
+                          {"the log": found})
     for i, (path, head) in enumerate(zip(found, heads(found))):
         # A tree of thousands of transcripts: once one file was detected as a format that reads files
         # together, the next ones need only look like it (its signature's keys in their first bytes).
@@ -326,16 +330,35 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
                                spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
 
 
+def resolve_by(by: list[str], dimensions: list[str]) -> list[str]:
+    """--by keys spelled as the data spells them: standard keys in lower case, dimensions in their
+    column's case (`--by team` for a `Team` column, as log columns are matched), exact case first."""
+    standard = {k.lower(): k for k in (*TIME_BUCKETS, *RAW_KEYS, *DERIVED_KEYS)}
+    dims = {}
+    for d in reversed(dimensions):  # two columns differing only in case: the first one listed wins
+        dims[d.lower()] = d
+    return [k if k in dimensions or k in standard.values() else standard.get(k.lower()) or dims.get(k.lower(), k)
+            for k in by]
+
+
 def check_by(by: list[str], dimensions: list[str]) -> list[str]:
-    """Check --by; return its keys computed per row (the rest derive from the rate keys after pricing)."""
-    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(dimensions)
-    for k in by:
-        if k not in allowed:
-            raise OptionError(
-                f"--by {k!r}: unknown key; use any of {', '.join(TIME_BUCKETS)}, "
-                f"{', '.join(sorted(set(RAW_KEYS) | set(DERIVED_KEYS)))}"
-                + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
-            )
+    """Check --by (every unknown key named at once, with the near known one); return its keys
+    computed per row (the rest derive from the rate keys after pricing)."""
+    import difflib
+
+    standard = [*TIME_BUCKETS, *sorted(set(RAW_KEYS) | set(DERIVED_KEYS))]
+    allowed = set(standard) | set(dimensions)
+    unknown = [k for k in by if k not in allowed]
+    if unknown:
+        known = {c.lower(): c for c in reversed([*standard, *dimensions])}
+        near = {k: difflib.get_close_matches(k.lower(), list(known), n=1, cutoff=0.6) for k in unknown}
+        hints = "; ".join(f"{k!r}: did you mean {known[m[0]]}?" for k, m in near.items() if m)
+        raise OptionError(
+            f"--by {', '.join(repr(k) for k in unknown)}: unknown key{'s' if len(unknown) > 1 else ''}"
+            + (f" ({hints})" if hints else "")
+            + f"; use any of {', '.join(standard)}"
+            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
+        )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
     return [k for k in by if k not in DERIVED_KEYS]
@@ -521,6 +544,7 @@ def _with_retry(run):
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
     loaded = load(paths, opts, robust, dimensions=set(by))
+    by = resolve_by(by, loaded.dimensions)
     row_keys = check_by(by, loaded.dimensions)
     loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
@@ -594,7 +618,10 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
     exact = loaded if loaded.robust else load(paths, opts, robust=has_json)
-    atomic_write(path, lambda tmp: bad(exact).sink_ndjson(tmp))
+    # The file holds raw records: readable by the user alone (0600), and credentials in them masked
+    # like in every other output unless --reveal-keys (file, line and reason find the record).
+    rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["reason", "raw"])
+    atomic_write(path, lambda tmp: rows.sink_ndjson(tmp), mode=0o600)
     return path
 
 

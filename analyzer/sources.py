@@ -75,7 +75,7 @@ class SourceFile:
         """A cheap estimate of the number of records (exact for Parquet, from its metadata); used to
         size work that must fit in memory."""
         if self.container == "parquet":
-            return pl.scan_parquet(self.path).select(pl.len()).collect().item()
+            return pl.scan_parquet(self.path, glob=False).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
         size = sum(self.file_sizes()) * (8 if self.compression else 1)
@@ -126,10 +126,11 @@ class SourceFile:
     def scan_ndjson(self, schema: dict) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). Blank lines
         are skipped, so `_row` counts records: exact line numbers come from the robust path."""
-        return pl.scan_ndjson(self.path, schema=schema, row_index_name="_row", row_index_offset=1)
+        # (this reader always expands patterns: a file named `[x].jsonl` is escaped to be itself)
+        return pl.scan_ndjson(glob.escape(self.path), schema=schema, row_index_name="_row", row_index_offset=1)
 
     def scan_parquet(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path)
+        return pl.scan_parquet(self.path, glob=False)
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -364,6 +365,7 @@ def _lines(paths: str | list[str], with_paths: bool) -> pl.LazyFrame:
         schema_overrides={LINE: pl.String},
         encoding="utf8-lossy",
         include_file_paths="_path" if with_paths else None,
+        glob=False,  # a file named `[x].jsonl` is that file, not a pattern
     )
 
 
@@ -371,7 +373,7 @@ def _scan_csv_strings(path: str, integers: tuple[str, ...] = ()) -> pl.LazyFrame
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     return pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8-lossy", truncate_ragged_lines=True,
-        schema_overrides={c: pl.Int64 for c in integers} or None,
+        schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
     ).with_row_index("_row", offset=2)  # line 1 is the header
 
 
@@ -401,7 +403,7 @@ def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes
         # Polars reads zstd natively; for the peek, let it decompress the first lines.
         lines = pl.scan_csv(
             path, has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
-            schema_overrides={"l": pl.String}, encoding="utf8-lossy", n_rows=SAMPLE_RECORDS + 1,
+            schema_overrides={"l": pl.String}, encoding="utf8-lossy", n_rows=SAMPLE_RECORDS + 1, glob=False,
         ).collect()
         return "\n".join(x or "" for x in lines["l"].to_list()).encode()
     fd = os.open(path, os.O_RDONLY)  # (no file object: a tree's thousands of files are peeked at)
@@ -511,7 +513,7 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
             if not found:
                 raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
             out.extend(found)
-        elif any(ch in p for ch in "*?["):
+        elif any(ch in p for ch in "*?[") and not os.path.isfile(p):  # a file named `[x].csv` is that file
             found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
             if not found:
                 raise SourceError(f"{p}: no file matches this pattern")
@@ -630,8 +632,8 @@ def _peek(src: SourceFile, head: bytes) -> None:
     if src.container != "parquet" and head.count(b"\n"):
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
-        src.columns = list(pl.scan_parquet(src.path).collect_schema().names())
-        src.sample = pl.scan_parquet(src.path).head(SAMPLE_RECORDS).collect().to_dicts()
+        src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
+        src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
         lf = _scan_csv_strings(src.path)
         src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
@@ -689,7 +691,7 @@ def load_json_records(src: SourceFile) -> list[dict]:
     opener = gzip.open if src.compression == "gzip" else open
     if src.compression == "zstd":
         raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
-                          new_columns=["l"], schema_overrides={"l": pl.String})["l"].to_list()
+                          new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
         doc = json.loads("\n".join(x or "" for x in raw))
     else:
         with opener(src.path, "rt", encoding="utf-8-sig") as f:

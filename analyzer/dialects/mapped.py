@@ -362,7 +362,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
             ctx.note(schema.renamed_note(src.display, {k: renamed[k] for k in extra}))
         dims.update({renamed[k]: v for k, v in extra.items()})
     # (A `prepare` hook may read a dimension's path itself: with one, every path is decoded.)
-    unused = {k for k in dims if ctx.dimensions is not None and k not in ctx.dimensions and prepare is None}
+    # --by matches a dimension whatever its case (`--by team` for a `Team` column)
+    wanted_dims = None if ctx.dimensions is None else {d.lower() for d in ctx.dimensions}
+    unused = {k for k in dims if wanted_dims is not None and k.lower() not in wanted_dims and prepare is None}
     dims = {k: v for k, v in dims.items() if k not in unused}
     fields = dict(m.fields)
     if m.file_time and "timestamp" not in fields:
