@@ -76,7 +76,7 @@ BUILTIN_KEYS = (*TIME_BUCKETS, *RAW_KEYS, *DERIVED_KEYS)
 # store add. A log's `provider` column kept under that name would shadow the report's provider (or
 # break the report), silently; it is read as `log_provider` instead, with a note.
 RESERVED = frozenset((*BUILTIN_KEYS, *CANONICAL, *("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost",
-                      "savings", "quantity", "price_book", "unpriced_reason", "rate_id", "source_sha256"))
+                      "savings", "quantity", "price_book", "unpriced_reason"))
 
 
 def dimension_name(name: str) -> str:
