@@ -23,7 +23,7 @@ from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging
 from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
-from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
+from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import _TEMPORARY, SourceFile, concurrent_scans, expand_paths, heads, looks_like, open_source, shards
 
 STATUS = "_status"
@@ -32,10 +32,6 @@ OK, DUPLICATE, QUARANTINED, FILTERED, NOT_BILLABLE, REPEAT = 0, 1, 2, 3, 4, 5
 # Bookkeeping columns a dialect may add, with the value rows of other dialects take.
 BOOKKEEPING = {"_nb": pl.lit(None, pl.String), "_rec": pl.lit(1, pl.Int64), "_rank": pl.lit(0, pl.Int8)}
 ROWS = "_rows"
-# Keys that exist only after pricing (derived from the rate keys), usable in --by.
-DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")
-RAW_KEYS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope", "source",
-            "source_file")
 DEFAULT_QUARANTINE = "llm-cost-quarantine.jsonl"
 
 

@@ -64,7 +64,7 @@ def with_time_band(frame, book: PriceBook):
 def buckets_from_unit(buckets: list[str], tz: str, book: PriceBook) -> bool:
     """Whether these time buckets can be derived from the time unit after aggregation, instead of
     being computed for every request: UTC buckets of a day or longer, when prices change at midnight."""
-    return tz == "UTC" and time_unit_us(book) == _DAY_US and all(b in ("day", "week", "month", "year")
+    return tz == "UTC" and time_unit_us(book) == _DAY_US and all(b in ("day", "week", "month", "quarter", "year")
                                                                  for b in buckets)
 
 
@@ -116,12 +116,21 @@ def cache_use() -> pl.Expr:
 
 
 def time_bucket(unit: str, tz: str, ts: pl.Expr | None = None) -> pl.Expr:
-    """The request's hour/day/week/month/year in the report's time zone, as a sortable label.
-    Weeks start on Monday and are labelled by that Monday's date."""
+    """The start of the request's hour/day/week/month/quarter/year in the report's time zone (a
+    naive local datetime; bucket_label makes it text after aggregation). Weeks start on Monday."""
     ts = pl.col("timestamp") if ts is None else ts
     local = ts if tz == "UTC" else ts.dt.convert_time_zone(tz)
-    every = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo", "year": "1y"}[unit]
+    every = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}[unit]
     return local.dt.truncate(every).dt.replace_time_zone(None).alias(unit)
 
 
-BUCKET_FORMAT = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+_FORMAT = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def bucket_label(unit: str) -> pl.Expr:
+    """A bucket's label, sortable as text: `2026-10-01 10:00`, `2026-10-01` (a week: its Monday),
+    `2026-10`, `2026-Q4`, `2026`."""
+    start = pl.col(unit)
+    if unit == "quarter":  # (strftime has no quarter)
+        return pl.format("{}-Q{}", start.dt.year(), start.dt.quarter()).alias(unit)
+    return start.dt.strftime(_FORMAT[unit]).alias(unit)

@@ -105,7 +105,7 @@ def _metadata_keys(src: SourceFile) -> list[str]:
 
 
 def _dimension_name(key: str) -> str:
-    taken = key in schema.CANONICAL or key in _OWN_DIMENSIONS or key.startswith("_")
+    taken = key in schema.RESERVED or key in _OWN_DIMENSIONS or key.startswith("_")
     return f"meta_{key}" if taken else key
 
 
