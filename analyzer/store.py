@@ -127,6 +127,9 @@ def _refuse(root: str, kind: str) -> StoreError:
                           f"`llm-cost store upgrade {root}`")
     if kind == "missing":
         return StoreError(f"{root}: not an llm-cost store (it does not exist; create one with `llm-cost ingest`)")
+    if kind == "empty":
+        return StoreError(f"{root}: an llm-cost store with no rows yet (its files gave none: empty, or every row "
+                          f"quarantined; see {os.path.join(root, QUARANTINE)})")
     return StoreError(f"{root}: not an llm-cost store (it holds files but no llm-cost Delta table); "
                       "give an empty or new directory")
 
@@ -585,6 +588,12 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     lf.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH), pl.lit(digest).alias(SHA),
                     *[pl.col(d).cast(pl.String) for d in dims]).sink_parquet(spool)
     rows = pl.scan_parquet(spool)
+    # A month partition is YYYY-MM: a year past 9999 would name a directory delta-rs percent-encodes
+    # ("%2B12000-01"), which no later command accepts as ours. Refused before anything is committed.
+    late = rows.filter(pl.col("timestamp").dt.year() > 9999).select(pl.col("timestamp").cast(pl.String)).head(1).collect()
+    if late.height:
+        raise StoreError(f"{path}: column timestamp: {late.item()} is past the year 9999, which a store's month "
+                         "partitions cannot hold; correct or remove the row")
     keyed = rows.select(*dedupe.hashes(), MONTH).filter(pl.col(dedupe.H1).is_not_null())
     months = set(rows.select(pl.col(MONTH).unique()).collect()[MONTH].to_list())
     keys = keyed.select(dedupe.H1, dedupe.H2).unique().collect(engine="streaming")

@@ -231,3 +231,28 @@ def test_a_run_killed_after_forgetting_a_changed_file_is_replayed(tmp_path, monk
     rep = store.report(str(st), ["model"])
     assert rep.totals["requests"] == 1 and rep.accounting.rows_read == 1 and rep.accounting.balanced
     assert store.status(str(st))["consistent"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Timestamps a month partition cannot hold; a store without rows yet
+
+
+def test_a_year_past_9999_is_one_line_at_ingest_not_a_store_every_command_calls_damaged(tmp_path):
+    st = _store(tmp_path, [req("a")])
+    late = tmp_path / "late.csv"
+    late.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                    "z,+12000-01-01T00:00:00Z,claude-sonnet-4-5,1000,100\n")
+    r = run("ingest", late, "--store", st)
+    assert r.exit_code == 2 and "late.csv" in r.stderr and "9999" in r.stderr, r.output
+    assert store.report(str(st), ["month"]).totals["requests"] == 1 and store.status(str(st))["consistent"]
+    assert not [p for p in st.iterdir() if "%" in p.name]
+
+
+def test_a_store_whose_files_gave_no_rows_is_called_that_not_a_foreign_directory(tmp_path):
+    st = tmp_path / "store"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert run("ingest", empty, "--store", st).exit_code == 0
+    for args in (["report", "--store", st], ["store", "status", st]):
+        r = run(*args)
+        assert r.exit_code == 2 and "no rows yet" in r.stderr and "not an llm-cost store" not in r.stderr, r.output
