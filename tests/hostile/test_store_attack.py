@@ -256,3 +256,18 @@ def test_a_store_whose_files_gave_no_rows_is_called_that_not_a_foreign_directory
     for args in (["report", "--store", st], ["store", "status", st]):
         r = run(*args)
         assert r.exit_code == 2 and "no rows yet" in r.stderr and "not an llm-cost store" not in r.stderr, r.output
+
+
+@pytest.mark.parametrize("named", ["{outside}", "../{name}", "quarantine/../../{name}", "rows"])
+def test_an_upgrade_copies_no_quarantine_file_from_outside_the_old_store(tmp_path, named):
+    st = tmp_path / "old"
+    shutil.copytree(ROOT / "fixtures" / "store-v1", st)
+    secret = tmp_path / "secret.jsonl"
+    secret.write_text("not the store's\n")
+    manifest = json.loads((st / "manifest.json").read_text())
+    entry = next(e for e in manifest["files"].values() if e.get("quarantine"))
+    entry["quarantine"] = named.format(outside=secret, name=secret.name)
+    (st / "manifest.json").write_text(json.dumps(manifest))
+    r = run("store", "upgrade", st)
+    assert r.exit_code == 2 and "damaged store" in r.stderr and "quarantine" in r.stderr, r.output
+    assert not (st / "_delta_log").exists() and not list(st.rglob(secret.name))
