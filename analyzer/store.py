@@ -105,8 +105,20 @@ def _kind(root: str) -> str:
         return "delta" if META in names else "foreign"
     if OLD_MANIFEST in names:
         return "old"
-    # A first ingest killed before its first commit leaves only our own directory.
-    return "empty" if names <= {META} else "foreign"
+    # A first ingest killed before its first commit leaves our own directory, and maybe the data
+    # files it wrote before it could commit them (month directories holding only such files).
+    if names <= {META} or META in names and all(_only_parts(root, n) for n in names - {META}):
+        return "empty"
+    return "foreign"
+
+
+def _only_parts(root: str, name: str) -> bool:
+    """`name` is a month directory of this layout holding nothing but data files named as delta-rs
+    names them: what a run killed before its first commit wrote."""
+    path = os.path.join(root, name)
+    return (re.fullmatch(re.escape(MONTH) + r"=\d{4}-\d{2}", name) is not None and not os.path.islink(path)
+            and os.path.isdir(path) and all(PART_NAME.fullmatch(f) and os.path.isfile(os.path.join(path, f))
+                                             and not os.path.islink(os.path.join(path, f)) for f in os.listdir(path)))
 
 
 def _refuse(root: str, kind: str) -> StoreError:
@@ -115,14 +127,17 @@ def _refuse(root: str, kind: str) -> StoreError:
                           f"`llm-cost store upgrade {root}`")
     if kind == "missing":
         return StoreError(f"{root}: not an llm-cost store (it does not exist; create one with `llm-cost ingest`)")
+    if kind == "empty":
+        return StoreError(f"{root}: an llm-cost store with no rows yet (its files gave none: empty, or every row "
+                          f"quarantined; see {os.path.join(root, QUARANTINE)})")
     return StoreError(f"{root}: not an llm-cost store (it holds files but no llm-cost Delta table); "
                       "give an empty or new directory")
 
 
 def _check_meta(root: str) -> None:
     """Our directories are real directories inside the store: a symlink there would make a write
-    (the files table, a quarantine file) land outside it."""
-    for sub in (META, FILES, QUARANTINE):
+    (a commit to either table's log, the files table, a quarantine file) land outside it."""
+    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE):
         path = os.path.join(root, sub)
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             raise StoreError(f"damaged store: {path} is not a directory of this store (a symlink or a file)")
@@ -144,7 +159,9 @@ def _table(root: str, version: int | dt.datetime | None = None):
         if version is not None:
             table.load_as_version(version)
     except Exception as e:  # noqa: BLE001 - delta-rs raises its own and Python errors for a bad log
-        if version is not None and ("version" in str(e).lower() or "timestamp" in str(e).lower()):
+        # A number too big for the log's 64-bit versions (OverflowError) is no version either.
+        if version is not None and (isinstance(e, OverflowError) or "version" in str(e).lower()
+                                    or "timestamp" in str(e).lower()):
             raise StoreError(f"{root}: no version {version} (see `llm-cost store history {root}`): "
                              f"{(str(e).strip().splitlines() or [''])[0]}") from None
         raise _damaged(root, e) from None
@@ -155,6 +172,14 @@ def _table(root: str, version: int | dt.datetime | None = None):
                              f"{dt.datetime.fromtimestamp(first['timestamp'] / 1000, dt.UTC).isoformat()})")
     if MONTH not in table.metadata().partition_columns:
         raise StoreError(f"{root}: not an llm-cost store (a Delta table without {MONTH} partitions)")
+    if version is None:
+        # The files table is written after each rows commit, tagged with its version: a files table
+        # ahead of the log means commits were lost from the log. Their data files are then not
+        # "never committed" (compact would delete them) and the report would drop their rows.
+        recorded = _recorded(root)
+        if recorded > table.version():
+            raise StoreError(f"damaged store: {root}: the files table records version {recorded} of the table, "
+                             f"but {LOG} ends at version {table.version()} (commit files are missing)")
     return table
 
 
@@ -250,6 +275,9 @@ def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str,
                 entry = json.loads(commit[K_FILE])
             except ValueError as e:
                 raise _damaged(root, e) from None
+            if entry.get("forget"):  # a file changed to another's bytes (see ingest)
+                records.pop(entry["path"], None)
+                continue
             entry["rows_version"] = commit["version"]
             records[entry["path"]] = entry
     return records
@@ -269,7 +297,8 @@ def _files(root: str, table) -> dict[str, dict]:
             # The files table's last version that belongs to this rows version or an earlier one:
             # its last version, unless time travelling (only then is its whole history read).
             latest = _history(files, 1)
-            commits = latest if latest and int(latest[0].get(K_VERSION, -1)) <= version else _history(files)
+            travel = not (latest and int(latest[0].get(K_VERSION, -1)) <= version)
+            commits = _history(files) if travel else latest
             for commit in commits:
                 if int(commit.get(K_VERSION, -1)) <= version:
                     files.load_as_version(commit["version"])
@@ -278,6 +307,8 @@ def _files(root: str, table) -> dict[str, dict]:
             else:
                 files = None
             uris = files.file_uris() if files is not None else []
+            if travel and any(not os.path.isfile(u.removeprefix("file://")) for u in uris):
+                raise _not_kept(root, version)
             # Read by Polars: pyarrow.dataset's first use costs a third of a second per run.
             frame = pl.read_parquet(uris) if uris else None
         except StoreError:
@@ -291,6 +322,12 @@ def _files(root: str, table) -> dict[str, dict]:
             for r in frame.to_dicts():  # one row per ingested file, not per request
                 records[r["path"]] = _decode(path, r)
     return _replay(root, table, records, after) if table is not None else records
+
+
+def _not_kept(root: str, version: int) -> StoreError:
+    """A past version whose data files `store compact` removed: not damage, the retention's doing."""
+    return StoreError(f"{root}: version {version} is no longer kept: `llm-cost store compact` removed the files it "
+                      "needs (time travel is kept for --retention-days; see `llm-cost store history`)")
 
 
 def _decode(where: str, r: dict) -> dict:
@@ -382,11 +419,21 @@ def _parts(table, months: set[str] | None) -> list[str]:
     return uris
 
 
+MONTH_VALUE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")  # what our strftime("%Y-%m") writes
+
+
 def _months_of(table) -> set[str]:
     try:
-        return {p[MONTH] for p in table.partitions()}
+        months = {p[MONTH] for p in table.partitions()}
     except Exception as e:  # noqa: BLE001
         raise _damaged(table.table_uri, e) from None
+    # Partition values are ours (YYYY-MM); a log giving anything else was written by someone else,
+    # and the value would reach the predicates that select partitions.
+    bad = sorted(m for m in months if not isinstance(m, str) or not MONTH_VALUE.fullmatch(m))
+    if bad:
+        raise StoreError(f"damaged store: {table.table_uri.removeprefix('file://')}: the log gives data files the "
+                         f"partition {MONTH}={bad[0]!r}, not a month (YYYY-MM)")
+    return months
 
 
 def _repeated(table, months: set[str], skip: set[str], keys: pl.DataFrame) -> pl.DataFrame:
@@ -437,7 +484,6 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     root = os.path.abspath(root)
     inside = os.path.realpath(root) + os.sep
     files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]  # never the store itself
-    results = []
     with locked(root, "ingest", wait, warn, create=True):
         table = _table(root) if _kind(root) == "delta" else None
         recorded = _recorded(root)
@@ -450,16 +496,40 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
         for name in os.listdir(meta):  # spool files of a killed ingest: ours by name, never committed
             if name.startswith(SPOOL_PREFIX) and name.endswith(".parquet") and not os.path.islink(os.path.join(meta, name)):
                 os.unlink(os.path.join(meta, name))
-        for n, path in enumerate(files):
+        # A copy of a file this run has still to read waits for it: were that file changed, its old
+        # rows (which the copy's are) would go, and the copy, skipped before, would be lost.
+        pending = {os.path.abspath(f) for f in files}
+        order, deferred, done = list(range(len(files))), set(), {}
+        for n in order:  # grows while iterated: a deferred file comes again at the end
+            path = files[n]
             if progress:
-                progress(path, n, len(files))
+                progress(path, len(done), len(files))
             key = os.path.abspath(path)
             digest = sha256(path)
             before = records.get(key)
+            results = []
+            done[n] = results
             if before is not None and before["sha256"] == digest:
                 results.append(FileResult(path, "unchanged"))
+                pending.discard(key)
                 continue
             twin = next((p for p, r in records.items() if r["sha256"] == digest), None)
+            if twin is not None and twin != key and twin in pending and n not in deferred:
+                deferred.add(n)
+                order.append(n)
+                del done[n]
+                continue
+            pending.discard(key)
+            if twin is not None and before is not None:
+                # Changed to another file's bytes: its old rows go, and it is forgotten, as a copy is
+                # never recorded (were it recorded with the twin's hash, a later change of the twin
+                # would take the rows away from both).
+                table = _write_rows(root, table, None, {before["sha256"]}, {"path": key, "forget": True},
+                                    book.version, 0)
+                del records[key]
+                _write_files(root, records, table.version() if table is not None else -1)
+                results.append(FileResult(path, f"replaced (same content as {twin})", pipeline.Accounting(files=1)))
+                continue
             if twin is not None:
                 results.append(FileResult(path, f"same content as {twin}"))
                 continue
@@ -479,7 +549,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             results.append(result)
         if progress:
             progress("", len(files), len(files))
-    return IngestResult(results, recovered)
+    return IngestResult([r for n in sorted(done) for r in done[n]], recovered)
 
 
 def _recorded(root: str) -> int:
@@ -512,11 +582,18 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     priced, acc = pipeline.price_requests([path], run, book)
     lf = priced.lazy()
     dims = [c for c in lf.collect_schema() if c not in SCHEMA and c not in INTERNAL]
+    _check_names(path, [*SCHEMA, *INTERNAL, *(table.schema().to_arrow().names if table is not None else [])], dims)
     # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes below
     # read that, not the log. Dimensions are text: a column of nulls has no type Delta can store.
     lf.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH), pl.lit(digest).alias(SHA),
                     *[pl.col(d).cast(pl.String) for d in dims]).sink_parquet(spool)
     rows = pl.scan_parquet(spool)
+    # A month partition is YYYY-MM: a year past 9999 would name a directory delta-rs percent-encodes
+    # ("%2B12000-01"), which no later command accepts as ours. Refused before anything is committed.
+    late = rows.filter(pl.col("timestamp").dt.year() > 9999).select(pl.col("timestamp").cast(pl.String)).head(1).collect()
+    if late.height:
+        raise StoreError(f"{path}: column timestamp: {late.item()} is past the year 9999, which a store's month "
+                         "partitions cannot hold; correct or remove the row")
     keyed = rows.select(*dedupe.hashes(), MONTH).filter(pl.col(dedupe.H1).is_not_null())
     months = set(rows.select(pl.col(MONTH).unique()).collect()[MONTH].to_list())
     keys = keyed.select(dedupe.H1, dedupe.H2).unique().collect(engine="streaming")
@@ -539,6 +616,19 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
     return FileResult(path, "ingested", acc, stored), entry, kept if stored else None
+
+
+def _check_names(path: str, stored: list[str], dims: list[str]) -> None:
+    """Delta Lake compares column names ignoring case: a log column `Cost` (or a night's `team`
+    after another's `Team`) cannot be a column of the table next to `cost`. Said in one line before
+    anything is written, rather than as delta-rs' schema error at the commit."""
+    seen = {n.lower(): n for n in stored}
+    for d in dims:
+        other = seen.get(d.lower())
+        if other is not None and other != d:
+            raise StoreError(f"{path}: column {d!r}: the store has a column {other!r}, and Delta Lake column names "
+                             "ignore case, so one table cannot hold both; rename the column in the log")
+        seen.setdefault(d.lower(), d)
 
 
 def _batches(lf: pl.LazyFrame):
@@ -655,6 +745,9 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     pipeline.check_tz(opts.tz)
     root = os.path.abspath(root)
     table = _table(root, _version(version, as_of))
+    if (version is not None or as_of is not None) and any(not os.path.isfile(u.removeprefix("file://"))
+                                                           for u in _parts(table, None)):
+        raise _not_kept(root, table.version())
     records = _files(root, table)
     by = list(by)
     pipeline.check_by(by, _dimensions(records))
@@ -760,11 +853,14 @@ def status(root: str) -> dict:
         raise _damaged(root, e) from None
     part = f"partition.{MONTH}"
     problems = {}
-    for r in adds.select("path", "size_bytes", "num_records").to_dicts():  # one row per data file
+    for r in adds.select("path", "size_bytes", "num_records", part).to_dicts():  # one row per data file
         why = _check_part(os.path.join(root, r["path"]), r["size_bytes"], r["num_records"])
+        if not isinstance(r[part], str) or not MONTH_VALUE.fullmatch(r[part]):
+            why = f"partition {MONTH}={r[part]!r} in the log, not a month (YYYY-MM)"
         if why:
             problems[r["path"]] = why
-    months = dict(sorted(adds.group_by(part).agg(pl.col("num_records").sum()).iter_rows())) if adds.height else {}
+    months = dict(sorted(adds.group_by(part).agg(pl.col("num_records").sum()).iter_rows(),  # a null month: damage
+                         key=lambda m: str(m[0]))) if adds.height else {}
     stored = books = None
     if not problems and adds.height:
         counts = scan(root, None, table, records).group_by("price_book").agg(
@@ -865,6 +961,7 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
         raise OptionError("--retention-days: a number of days, 0 or more")
     with locked(root, "compact", wait, warn):
         table = _table(root)
+        _months_of(table)  # a log with partitions not of our making: damage, nothing is rewritten
         before = table.version()
         files_before = len(_parts(table, None))
         try:
@@ -1042,9 +1139,23 @@ def upgrade(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] =
     manifest = legacy.Manifest.read(root)
     for e in manifest.files.values():
         for p in e["parts"]:
-            if not os.path.isfile(os.path.join(root, p["file"])):
-                raise StoreError(f"damaged store: {root}: part {p['file']} named by the manifest is missing")
+            path = os.path.join(root, p["file"])
+            why = _check_part(path, os.path.getsize(path), None) if os.path.isfile(path) else "missing"
+            if why:
+                raise StoreError(f"damaged store: {root}: part {p['file']} named by the manifest: {why}")
     stage = os.path.join(root, META + ".upgrade")
+    # An upgrade killed during its switch moved some of the staged table into the store, but not
+    # `_delta_log` (moved last): names of the new layout, which the old one never had. They go back
+    # to the staging directory, which is then built again from the old store.
+    moved = sorted(n for n in os.listdir(root) if n == META or n.startswith(MONTH + "="))
+    if moved:
+        if any(os.path.islink(os.path.join(root, n)) or not os.path.isdir(os.path.join(root, n)) for n in moved) or (
+                os.path.lexists(stage) and (os.path.islink(stage) or set(moved) & set(os.listdir(stage)))):
+            raise StoreError(f"{root}: holds {', '.join(moved)} next to manifest.json, not left by `store upgrade`; "
+                             "nothing changed")
+        os.makedirs(stage, exist_ok=True)
+        for name in moved:
+            os.rename(os.path.join(root, name), os.path.join(stage, name))
     if os.path.lexists(stage):
         if os.path.islink(stage) or not os.path.isdir(stage) or not set(os.listdir(stage)) <= {LOG, META} | {
                 n for n in os.listdir(stage) if n.startswith(MONTH + "=")}:

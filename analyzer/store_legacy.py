@@ -64,6 +64,12 @@ class Manifest:
                         or not name.startswith(ROWS + os.sep)
                         or os.path.islink(os.path.join(root, name))):
                     raise StoreError(f"damaged store: {path}: part {name!r} is not inside {ROWS}/")
+            # The quarantine file is ours too (quarantine/*.jsonl): `store upgrade` copies it into the
+            # new table, so a name leading elsewhere would copy someone else's file into the store.
+            q = e.get("quarantine")
+            if q is not None and (not isinstance(q, str) or os.path.isabs(q) or ".." in q.split(os.sep)
+                                  or os.path.dirname(q) != QUARANTINE or os.path.islink(os.path.join(root, q))):
+                raise StoreError(f"damaged store: {path}: quarantine file {q!r} is not inside {QUARANTINE}/")
         return cls(root, doc["files"], doc.get("repricings", []), doc.get("rates", {}))
 
     def parts(self, months: set[str] | None = None) -> list[dict]:
