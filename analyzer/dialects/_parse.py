@@ -13,6 +13,7 @@ evaluated once per repetition: a fallback chain written as nested expressions gr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -96,20 +97,96 @@ def _iso(text: pl.Expr, fmt: str) -> pl.Expr:
 
 
 PRIMARY = "%Y-%m-%dT%H:%M:%S%.fZ"  # RFC 3339 in UTC: what nearly every log writes
-FALLBACKS = (
-    "%Y-%m-%dT%H:%M:%S%.f%z",  # with an offset
-    "%Y-%m-%d %H:%M:%S%.f%z",
-    "%Y-%m-%d %H:%M:%S%.f%#z",  # Postgres text: +00
-    "%Y-%m-%dT%H:%M:%S%.f",  # naive: UTC
-    "%Y-%m-%d %H:%M:%S%.f",
+# The strict formats a file's timestamps may be read with in one pass (its fast path), picked from
+# the file's first records by `fast_format`: a log writes one form, and one parse of the right
+# format costs what the `Z` form costs. Rows in another form go through `_any_form` (see timestamp).
+# `%.f` takes 0-9 fraction digits; `%z` takes +00:00, +0000 and any offset; `%#z` also +00.
+FAST_FORMATS = (
+    PRIMARY,
+    "%Y-%m-%dT%H:%M:%S%.fz",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
     "%Y-%m-%d %H:%M:%S%.fZ",
-    "%Y-%m-%dT%H:%M%z",
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",  # no zone: UTC
+    "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d",
 )
+EPOCH_S, EPOCH_MS = "epoch-seconds", "epoch-milliseconds"
+# ISO 8601 in every form exporters write: `T`, `t` or a space; seconds and fraction optional (any
+# number of digits, read to the microsecond); zone `Z`, `z`, `UTC`, `±HH`, `±HHMM`, `±HH:MM`, or none
+# (UTC); or a date alone (midnight UTC).
+_ISO = (r"^(?<d>\d{4}-\d\d-\d\d)(?:[Tt ](?<hm>\d\d:\d\d)(?<s>:\d\d)?(?<f>[.,]\d+)?\s*"
+        r"(?<z>[Zz]|UTC|[+-]\d\d(?::?\d\d)?)?)?$")
+_NAIVE = r"^\d{4}-\d\d-\d\d(?:[Tt ]\d\d:\d\d(?::\d\d)?(?:[.,]\d+)?)?$"
+# Epoch numbers by their digits: seconds (9-11, optionally with a fraction) cover 1973-5138;
+# milliseconds, microseconds and nanoseconds follow in steps of three digits.
+_EPOCH = {r"^\d{9,11}(?:\.\d+)?$": None, r"^\d{12,14}$": 1_000, r"^\d{15,17}$": 1, r"^\d{18,19}$": -1_000}
 
 
-def timestamp(raw: str, name: str, dtype: pl.DataType) -> Field:
-    """ISO-8601 with Z or an offset (naive means UTC), a date, or epoch seconds/milliseconds."""
+def fast_format(values) -> str:
+    """The format of `FAST_FORMATS` (or an epoch unit) that reads every one of `values` (a file's
+    first timestamps); PRIMARY when none does (the other rows still parse, more slowly)."""
+    text = [str(v).strip() for v in values if v is not None and str(v).strip() != ""]
+    if not text:
+        return PRIMARY
+    col = pl.Series(text, dtype=pl.String)
+    if col.str.contains(r"^\d{9,11}(?:\.\d+)?$").all():
+        return EPOCH_S
+    if col.str.contains(r"^\d{12,14}$").all():
+        return EPOCH_MS
+    for fmt in FAST_FORMATS:
+        if col.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC").null_count() == 0:
+            return fmt
+    return PRIMARY
+
+
+def is_naive(values) -> bool:
+    """Whether any of `values` (a file's first timestamps) is an ISO date-time without a zone."""
+    return any(isinstance(v, str) and re.match(_NAIVE, v.strip()) for v in values)
+
+
+def _epoch_seconds(text: pl.Expr) -> pl.Expr:
+    """Epoch seconds, to the microsecond: further digits are cut (as `%.f` cuts them), not rounded."""
+    exact = text.str.replace(r"^(\d+\.\d{6})\d+$", "${1}").cast(pl.Decimal(20, 6), strict=False)
+    return (exact * 1_000_000).cast(pl.Int64, strict=False)
+
+
+def _fast(text: pl.Expr, fmt: str) -> pl.Expr:
+    # An epoch column is read only within its digit count: a number of the wrong magnitude is
+    # another unit or junk (tried in every form later), not a date thousands of years away.
+    if fmt == EPOCH_S:
+        us = _epoch_seconds(text)
+        us = pl.when(us.is_between(10**14, 10**17, closed="left")).then(us)
+    elif fmt == EPOCH_MS:
+        ms = text.cast(pl.Int64, strict=False)
+        us = pl.when(ms.is_between(10**11, 10**14, closed="left")).then(ms * 1_000)
+    else:
+        return _iso(text, fmt)
+    return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def _any_form(rest: pl.Expr) -> pl.Expr:
+    """Every accepted form, rewritten to one (`2026-11-03T14:05:09.123+05:30`) and parsed once."""
+    g = rest.str.extract_groups(_ISO)
+    zone = g.struct.field("z")
+    offset = (pl.when(zone.is_null() | zone.is_in(["Z", "z", "UTC"])).then(pl.lit("+00:00"))
+              .when(zone.str.len_bytes() == 3).then(zone + ":00").otherwise(zone))
+    iso = pl.concat_str(g.struct.field("d"), pl.lit("T"), g.struct.field("hm").fill_null("00:00"),
+                        g.struct.field("s").fill_null(":00"),
+                        g.struct.field("f").str.replace(",", ".", literal=True).str.slice(0, 10).fill_null(""), offset)
+    epochs = [pl.when(rest.str.contains(pattern)).then(
+        _epoch_seconds(rest) if unit is None
+        else rest.cast(pl.Int64, strict=False) * unit if unit > 0 else rest.cast(pl.Int64, strict=False) // -unit)
+        for pattern, unit in _EPOCH.items()]
+    epoch = pl.coalesce(epochs).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return pl.coalesce(_iso(iso, "%Y-%m-%dT%H:%M:%S%.f%z"), epoch)
+
+
+def timestamp(raw: str, name: str, dtype: pl.DataType, fmt: str = PRIMARY) -> Field:
+    """ISO-8601 with Z or an offset (naive means UTC), a date, or epoch seconds/milliseconds (and
+    micro/nanoseconds). `fmt` (see `fast_format`) reads most rows; the rest are tried in every form."""
     src, val = pl.col(raw), pl.col(name)
     missing = pl.lit(f"missing {name}")
     if isinstance(dtype, pl.Datetime):
@@ -119,22 +196,21 @@ def timestamp(raw: str, name: str, dtype: pl.DataType) -> Field:
         first = src.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return Field(name, first, val.is_not_null(), pl.when(val.is_null()).then(missing))
     text = src.cast(pl.String)
-    # Every other accepted form, tried only on the rows the primary format left unparsed.
+    # A parser reads second 60 (a leap second, or a typo) as the next minute: such a row is
+    # quarantined, never shifted. A colon is in no epoch number, and `:60` in no other valid time.
+    shifted = text.str.contains(":60", literal=True)
     rest = pl.when(val.is_null()).then(text.str.strip_chars())
-    epoch = (
-        pl.when(rest.str.contains(r"^\d{9,11}(\.\d+)?$"))
-        .then((rest.cast(pl.Decimal(20, 6), strict=False) * 1_000_000).cast(pl.Int64, strict=False))
-        .when(rest.str.contains(r"^\d{12,14}$"))
-        .then(rest.cast(pl.Int64, strict=False) * 1_000)
-        .cast(pl.Datetime("us"))
-        .dt.replace_time_zone("UTC")
-    )
-    then = pl.coalesce(val, *[_iso(rest, f) for f in FALLBACKS], epoch)
+    then = pl.when(shifted).then(None).otherwise(pl.coalesce(val, _any_form(rest)))
+    stripped = text.str.strip_chars()
     reason = (
-        pl.when(src.is_null() | (text.str.strip_chars() == "")).then(missing)
-        .when(val.is_null()).then(pl.format(f"unparsable {name} ({{}})", text.str.slice(0, 40)))
+        pl.when(src.is_null() | (stripped == "")).then(missing)
+        .when(val.is_not_null()).then(None)
+        .when(shifted).then(pl.format(f"{name} has second or minute 60 ({{}})", stripped.str.slice(0, 40)))
+        .when(stripped.str.contains(_ISO)).then(
+            pl.format(f"{name} is not a real date or time ({{}})", stripped.str.slice(0, 40)))
+        .otherwise(pl.format(f"unparsable {name} ({{}})", stripped.str.slice(0, 40)))
     )
-    return Field(name, _iso(text, PRIMARY), val.is_not_null(), reason, then=then)
+    return Field(name, _fast(text, fmt), val.is_not_null(), reason, then=then)
 
 
 def money(raw: str, name: str, dtype: pl.DataType) -> Field:

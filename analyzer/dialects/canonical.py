@@ -48,12 +48,14 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
     else:
         fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
     dims = [c for c in original.values() if _is_dimension(c)]
+    times = [v for rec in src.sample for k, v in rec.items() if original.get(k, k).lower() == "timestamp"]
+    sniff = {"time_sample": times, "ctx": ctx}
     integers = {f for f in fields if f in (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")}
     if src.container == "parquet":
         lf = src.scan_parquet().rename({k: v for k, v in original.items() if k != v}).with_row_index("_row", offset=1)
         dtypes = dict(lf.collect_schema())
         raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
-        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
     if src.container == "csv":
         # Fast path: counts parsed by the CSV reader. A file with a non-integer count fails it, and
         # the run is retried robustly, where such a value quarantines its row (see pipeline).
@@ -61,12 +63,12 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
-        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src, **sniff)
     if not robust:
         dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
         lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
-        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
 
     def get(c: str) -> pl.Expr:
@@ -74,7 +76,7 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         return pl.col(LINE).str.json_path_match(path)
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
-                           bad_record=_bad_json_line())
+                           bad_record=_bad_json_line(), **sniff)
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
@@ -89,13 +91,15 @@ def _raw(c: str) -> str:
 
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
                     src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
-                    extra: list[str] = (), exact_lines: bool = True) -> pl.LazyFrame:
+                    extra: list[str] = (), exact_lines: bool = True, time_sample=(), ctx=None) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
     it. Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for), `_raw`
     (the record, for the quarantine file) and `_file`. `extra` are bookkeeping columns of `lf` kept
-    as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`)."""
+    as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`).
+    `time_sample`: the file's first timestamps as written, which choose the format most rows are
+    read with (see _parse.fast_format); with `ctx`, naive ones are noted as read in UTC."""
     present = set(fields)
     lf = lf.select(
         pl.col("_row"), *([pl.col("_path"), pl.col("_line_no")] if src.members else []),
@@ -104,7 +108,11 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
         *extra,
     )
-    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"])]
+    time_sample = list(time_sample)
+    naive = isinstance(dtypes["timestamp"], pl.Datetime) and dtypes["timestamp"].time_zone is None
+    if ctx is not None and (naive or _parse.is_naive(time_sample)):
+        ctx.note(f"{src.display}: timestamps without a time zone are read as UTC")
+    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"], _parse.fast_format(time_sample))]
     for c in (*schema.COUNT_COLUMNS, "cache_write_tokens"):
         if c in present:
             parsed.append(_parse.count(_raw(c), c, dtypes[c], required=c in ("input_tokens", "output_tokens")))

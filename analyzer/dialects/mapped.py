@@ -469,9 +469,14 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         rank = pl.col("_f_rank").cast(pl.String)
         lf = lf.with_columns(pl.when(rank.is_in(["true", "True", "TRUE"])).then(pl.lit(1, pl.Int8))
                              .otherwise(rank.cast(pl.Int8, strict=False).fill_null(0)).alias("_rank"))
+    # The first records' times choose the format most rows are parsed with; not when a hook or a
+    # column prepared them (`@`: the sample holds the value before it was rewritten).
+    plain = timed and all(a[0][:1] != "@" for a in m.fields["timestamp"]) and prepare is None
+    times = [v for r in src.sample for a in m.fields["timestamp"] if (v := _lookup(r, a)) is not None] if plain else []
     out = canonical_frame(
         lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
-        bad_record=bad, source=m.name, extra=extra, exact_lines=ctx.exact_lines,
+        bad_record=bad, source=m.name, extra=extra, exact_lines=ctx.exact_lines, time_sample=times,
+        ctx=ctx if plain else None,
     )
     out = _apply_values(out, m.values)
     if m.input_includes_cache:
