@@ -419,7 +419,7 @@ def _sniff(head: bytes) -> str:
         try:
             json.loads(first)
             return "jsonl"
-        except ValueError:
+        except (ValueError, RecursionError):
             return "json"  # one pretty-printed object spanning lines
     return "csv"
 
@@ -444,7 +444,7 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
         return False
     try:
         json.loads(lines[0].lstrip(b"\xef\xbb\xbf"))
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return lines[1].lstrip().startswith(b"{")
 
@@ -650,7 +650,7 @@ def _first_records(src: SourceFile, head: bytes):
             if line:
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # RecursionError: nested thousands deep
                     rec = None  # a broken line: the records around it still tell the format
                 if isinstance(rec, dict):
                     found += 1
@@ -666,13 +666,17 @@ def load_json_records(src: SourceFile) -> list[dict]:
     """A whole-file JSON document as a list of records: an array of objects, or one object
     (API exports wrap records as {"data": [...]}; dialects that know such shapes unwrap them)."""
     opener = gzip.open if src.compression == "gzip" else open
-    if src.compression == "zstd":
-        raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
-                          new_columns=["l"], schema_overrides={"l": pl.String})["l"].to_list()
-        doc = json.loads("\n".join(x or "" for x in raw))
-    else:
-        with opener(src.path, "rt", encoding="utf-8-sig") as f:
-            doc = json.load(f)
+    try:
+        if src.compression == "zstd":
+            raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
+                              new_columns=["l"], schema_overrides={"l": pl.String})["l"].to_list()
+            doc = json.loads("\n".join(x or "" for x in raw))
+        else:
+            with opener(src.path, "rt", encoding="utf-8-sig") as f:
+                doc = json.load(f)
+    except RecursionError:  # Python's decoder recurses per level: no log nests a thousand deep
+        raise SourceError(f"{src.display}: JSON nested too deeply to be a log (over {sys.getrecursionlimit()} "
+                          "levels)") from None
     if isinstance(doc, list):
         return [r if isinstance(r, dict) else {"_value": r} for r in doc]
     if isinstance(doc, dict):

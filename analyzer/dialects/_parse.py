@@ -20,9 +20,15 @@ import polars as pl
 
 from ..schema import MONEY
 
-_NEG = r"^\s*-\d+(\.0*)?\s*$"
-_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-_DIGITS = r"^\s*\+?\d+\s*$"
+# Digits are ASCII: Rust's \d also matches other scripts' digits (٣), which no cast reads.
+_NEG = r"^\s*-[0-9]+(\.0*)?\s*$"
+_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_DIGITS = r"^\s*\+?[0-9]+\s*$"
+# A number that may be whole, read exactly as a decimal: `7.0`, `-0`, `1e3`, `1.5E+3` (a count
+# written by a float formatter). At most 18 fraction digits and no negative exponent, so that the
+# decimal holds it exactly and `1.0000000000000000001` is not taken for 1.
+_WHOLE_CANDIDATE = r"^[-+]?[0-9]+(\.[0-9]{0,18})?([eE]\+?[0-9]{1,3})?$"
+_EXACT = pl.Decimal(38, 18)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,16 @@ class Field:
     reason: pl.Expr
     then: pl.Expr | None = None
     final: pl.Expr | None = None
+
+
+def nested(dtype: pl.DataType) -> bool:
+    """A struct, list or array column (Parquet, or a JSON object where a value was expected)."""
+    return isinstance(dtype, (pl.Struct, pl.List, pl.Array))
+
+
+def as_json(expr: pl.Expr) -> pl.Expr:
+    """A nested value as its JSON text (`{"a":1}`, `["x","y"]`), so that it can be a label."""
+    return pl.struct(expr.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
 
 
 def _missing(name: str, required: bool) -> pl.Expr:
@@ -53,20 +69,23 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     if dtype == pl.String:
         text = src.str.strip_chars()
         # " 7 " or "+7" do not cast; only those rows (null elsewhere) pay for stripping.
-        # "7.0" is a whole number too; "7.5" is not (it stays null and is quarantined).
-        retry = pl.when(val.is_null() & src.is_not_null()).then(
-            text.str.strip_prefix("+").str.replace(r"^(\d+)\.0*$", "${1}"))
+        # "7.0", "-0" and "1e3" are whole numbers too; "7.5" is not (it stays null and is quarantined).
+        retry = pl.when(val.is_null() & text.str.contains(_WHOLE_CANDIDATE)).then(
+            text.str.strip_prefix("+").cast(_EXACT, strict=False))
+        whole = pl.when(retry == retry.cast(pl.Int64, strict=False).cast(_EXACT)).then(retry.cast(pl.Int64, strict=False))
+        # The JSON reader renders a number beyond 64 bits as a float's text (1.1805916207174113e+21).
+        huge = text.str.contains(_NUMBER) & (text.cast(pl.Float64, strict=False).abs() > MAX_COUNT)
         reason = (
             pl.when(src.is_null() | (text == "")).then(_missing(name, required))
             .when(val > MAX_COUNT).then(pl.format(f"{name} is implausibly large ({{}})", text))
             .when(val >= 0).then(None)
             .when(text.str.contains(_NEG)).then(pl.format(f"negative {name} ({{}})", text))
-            .when(text.str.contains(_DIGITS)).then(pl.format(f"{name} is too large ({{}})", text))
+            .when(text.str.contains(_DIGITS) | huge).then(pl.format(f"{name} is too large ({{}})", text))
             .when(text.str.contains(_NUMBER)).then(pl.format(f"{name} is not a whole number ({{}})", text))
             .otherwise(pl.format(f"{name} is not a number ({{}})", text.str.slice(0, 40)))
         )
         return Field(name, src.cast(pl.Int64, strict=False), (in_range | absent_ok).fill_null(False), reason,
-                     then=pl.coalesce(val, retry.cast(pl.Int64, strict=False)), final=final)
+                     then=pl.coalesce(val, whole), final=final)
     if dtype.is_integer():
         reason = (
             pl.when(src.is_null()).then(_missing(name, required))
@@ -82,6 +101,7 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
         reason = (
             pl.when(src.is_null()).then(_missing(name, required))
             .when(as_float < 0).then(pl.format(f"negative {name} ({{}})", src))
+            .when(as_float.abs() > MAX_COUNT).then(pl.format(f"{name} is too large ({{}})", src))
             .when(~whole).then(pl.format(f"{name} is not a whole number ({{}})", src))
         )
         return Field(name, src.cast(pl.Int64, strict=False), ((whole & in_range) | absent_ok).fill_null(False),
@@ -117,12 +137,12 @@ EPOCH_S, EPOCH_MS = "epoch-seconds", "epoch-milliseconds"
 # ISO 8601 in every form exporters write: `T`, `t` or a space; seconds and fraction optional (any
 # number of digits, read to the microsecond); zone `Z`, `z`, `UTC`, `±HH`, `±HHMM`, `±HH:MM`, or none
 # (UTC); or a date alone (midnight UTC).
-_ISO = (r"^(?<d>\d{4}-\d\d-\d\d)(?:[Tt ](?<hm>\d\d:\d\d)(?<s>:\d\d)?(?<f>[.,]\d+)?\s*"
-        r"(?<z>[Zz]|UTC|[+-]\d\d(?::?\d\d)?)?)?$")
-_NAIVE = r"^\d{4}-\d\d-\d\d(?:[Tt ]\d\d:\d\d(?::\d\d)?(?:[.,]\d+)?)?$"
+_ISO = (r"^(?<d>[0-9]{4}-[0-9][0-9]-[0-9][0-9])(?:[Tt ](?<hm>[0-9][0-9]:[0-9][0-9])(?<s>:[0-9][0-9])?(?<f>[.,][0-9]+)?\s*"
+        r"(?<z>[Zz]|UTC|[+-][0-9][0-9](?::?[0-9][0-9])?)?)?$")
+_NAIVE = r"^[0-9]{4}-[0-9][0-9]-[0-9][0-9](?:[Tt ][0-9][0-9]:[0-9][0-9](?::[0-9][0-9])?(?:[.,][0-9]+)?)?$"
 # Epoch numbers by their digits: seconds (9-11, optionally with a fraction) cover 1973-5138;
 # milliseconds, microseconds and nanoseconds follow in steps of three digits.
-_EPOCH = {r"^\d{9,11}(?:\.\d+)?$": None, r"^\d{12,14}$": 1_000, r"^\d{15,17}$": 1, r"^\d{18,19}$": -1_000}
+_EPOCH = {r"^[0-9]{9,11}(?:\.[0-9]+)?$": None, r"^[0-9]{12,14}$": 1_000, r"^[0-9]{15,17}$": 1, r"^[0-9]{18,19}$": -1_000}
 
 
 def fast_format(values) -> str:
@@ -132,9 +152,9 @@ def fast_format(values) -> str:
     if not text:
         return PRIMARY
     col = pl.Series(text, dtype=pl.String)
-    if col.str.contains(r"^\d{9,11}(?:\.\d+)?$").all():
+    if col.str.contains(r"^[0-9]{9,11}(?:\.[0-9]+)?$").all():
         return EPOCH_S
-    if col.str.contains(r"^\d{12,14}$").all():
+    if col.str.contains(r"^[0-9]{12,14}$").all():
         return EPOCH_MS
     for fmt in FAST_FORMATS:
         if col.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC").null_count() == 0:
@@ -149,7 +169,7 @@ def is_naive(values) -> bool:
 
 def _epoch_seconds(text: pl.Expr) -> pl.Expr:
     """Epoch seconds, to the microsecond: further digits are cut (as `%.f` cuts them), not rounded."""
-    exact = text.str.replace(r"^(\d+\.\d{6})\d+$", "${1}").cast(pl.Decimal(20, 6), strict=False)
+    exact = text.str.replace(r"^([0-9]+\.[0-9]{6})[0-9]+$", "${1}").cast(pl.Decimal(20, 6), strict=False)
     return (exact * 1_000_000).cast(pl.Int64, strict=False)
 
 
@@ -195,6 +215,9 @@ def timestamp(raw: str, name: str, dtype: pl.DataType, fmt: str = PRIMARY) -> Fi
     if isinstance(dtype, pl.Date):
         first = src.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return Field(name, first, val.is_not_null(), pl.when(val.is_null()).then(missing))
+    if nested(dtype) or dtype == pl.Null:
+        reason = missing if dtype == pl.Null else pl.lit(f"{name} has unsupported type {dtype}")
+        return Field(name, pl.lit(None, pl.Datetime("us", "UTC")), pl.lit(False), reason)
     text = src.cast(pl.String)
     # A parser reads second 60 (a leap second, or a typo) as the next minute: such a row is
     # quarantined, never shifted. A colon is in no epoch number, and `:60` in no other valid time.
@@ -221,6 +244,8 @@ def money(raw: str, name: str, dtype: pl.DataType) -> Field:
         bad = text.is_not_null() & (text != "") & val.is_null()
         reason = pl.when(bad).then(pl.format(f"{name} is not a decimal number ({{}})", text.str.slice(0, 40)))
         return Field(name, text.cast(MONEY, strict=False), ~bad, reason)
+    if nested(dtype):
+        return Field(name, pl.lit(None, MONEY), pl.lit(False), pl.lit(f"{name} has unsupported type {dtype}"))
     if dtype.is_float():
         # A float in the source is rendered to its shortest decimal text first, so 0.1 stays 0.1.
         return Field(name, src.cast(pl.String).cast(MONEY, strict=False), pl.lit(True), pl.lit(None, pl.String))
@@ -228,7 +253,10 @@ def money(raw: str, name: str, dtype: pl.DataType) -> Field:
 
 
 def label(raw: str, dtype: pl.DataType) -> pl.Expr:
-    """A label as logged, as a string (trimmed and checked later, see labels.py)."""
+    """A label as logged, as a string (trimmed and checked later, see labels.py); a nested value
+    (a Parquet struct or list column) as its JSON text."""
+    if nested(dtype):
+        return as_json(pl.col(raw))
     return pl.col(raw) if dtype == pl.String else pl.col(raw).cast(pl.String)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .. import schema
+from ..errors import DialectError
 from ..labels import DEFAULTS
 from ..sources import LINE, SourceFile, json_to_lines
 from . import Dialect, _parse
@@ -47,6 +48,14 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
     else:
         fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
+    # A table's columns are all known: one without a required column is not this format (forced
+    # with --dialect); JSON records may carry a key the first ones lack (each record is checked).
+    if not original:
+        raise DialectError(f"{src.display}: no records found (empty file, or no readable records in its first lines)")
+    lacking = [k for k in REQUIRED if not any(a in fields for a in k.split("|"))]
+    if lacking:
+        raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
+                           f"column (columns: {', '.join(list(original.values())[:12])}); see `llm-cost formats`")
     dims = [c for c in original.values() if _is_dimension(c)]
     times = [v for rec in src.sample for k, v in rec.items() if original.get(k, k).lower() == "timestamp"]
     sniff = {"time_sample": times, "ctx": ctx}
@@ -125,7 +134,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     models = [_parse.label(_raw(c), dtypes[c]) for c in ("model_raw", "model") if c in present]
     labels = {"model_raw": pl.coalesce(models) if len(models) > 1 else models[0]}
     labels.update({c: _parse.label(_raw(c), dtypes[c]) for c in LABELS if c in present})
-    labels.update({d: _parse.label(_raw(d), pl.String()) for d in dims})
+    # Dimensions are text, or numbers (cast); nested ones (Parquet) are read as their JSON text.
+    kinds = lf.collect_schema()
+    labels.update({d: _parse.label(_raw(d), kinds[_raw(d)]) for d in dims})
     constants = {c: pl.lit(0, pl.Int64) for c in schema.COUNT_COLUMNS if c not in present}
     constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in LABELS if c not in present})
     if "requests" not in present:

@@ -71,7 +71,7 @@ def _lookup(record, parts: tuple[str, ...]):
         if isinstance(record, str) and record[:1] in "{[":  # a column holding JSON text
             try:
                 record = json.loads(record)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
         if not isinstance(record, dict) or p not in record:
             return None
@@ -256,6 +256,10 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
         raise DialectError(f"{path}: cannot read mapping ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise DialectError(f"{path}: invalid TOML ({e})") from None
+    except RecursionError:  # the TOML reader recurses per level of nesting
+        raise DialectError(f"{path}: invalid TOML (nested too deeply to be a mapping)") from None
+    except UnicodeDecodeError as e:
+        raise DialectError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     m = parse_mapping(doc, str(path))
     required = tuple(m.signature) or tuple("|".join(".".join(p) for p in m.fields[f])
                                            for f in ("input_tokens", "output_tokens") if f in m.fields)
