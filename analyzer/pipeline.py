@@ -230,7 +230,7 @@ def parse_time(value: str | None, tz: str, end: bool, option: str | None = None)
             d = dt.date.fromisoformat(value)
             t = dt.datetime(d.year, d.month, d.day, tzinfo=zone)
             return (t + dt.timedelta(days=1) if end else t).astimezone(dt.UTC)
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
     except ValueError:
         raise OptionError(f"{option or ('--until' if end else '--since')} {value!r}: expected a date (2026-10-01) or an ISO date-time") from None
     except OverflowError:  # the day after 9999-12-31
