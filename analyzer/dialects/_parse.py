@@ -5,6 +5,7 @@ each stage refers to the previous one by column name (an expression that repeats
 evaluated once per repetition: a fallback chain written as nested expressions grows exponentially):
 
 - `first`: the fast parse, from the raw column (most rows end here);
+- `mid`: optional helper columns between the two (a sub-result `then` reads several times);
 - `then`: an optional second try, on the rows `first` could not parse (null elsewhere, so cheap);
 - `ok`: a cheap boolean, is the field valid? (the main pass evaluates only this);
 - `reason`: why not, as a sentence (evaluated only in the quarantine pass, for the rows that need it);
@@ -39,6 +40,7 @@ class Field:
     reason: pl.Expr
     then: pl.Expr | None = None
     final: pl.Expr | None = None
+    mid: tuple[pl.Expr, ...] = ()
 
 
 def nested(dtype: pl.DataType) -> bool:
@@ -70,8 +72,9 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
         text = src.str.strip_chars()
         # " 7 " or "+7" do not cast; only those rows (null elsewhere) pay for stripping.
         # "7.0", "-0" and "1e3" are whole numbers too; "7.5" is not (it stays null and is quarantined).
-        retry = pl.when(val.is_null() & text.str.contains(_WHOLE_CANDIDATE)).then(
-            text.str.strip_prefix("+").cast(_EXACT, strict=False))
+        # (Masked before any string work: a `then` branch is computed for every row.)
+        rest = pl.when(val.is_null()).then(src).str.strip_chars()
+        retry = pl.when(rest.str.contains(_WHOLE_CANDIDATE)).then(rest.str.strip_prefix("+").cast(_EXACT, strict=False))
         whole = pl.when(retry == retry.cast(pl.Int64, strict=False).cast(_EXACT)).then(retry.cast(pl.Int64, strict=False))
         # The JSON reader renders a number beyond 64 bits as a float's text (1.1805916207174113e+21).
         huge = text.str.contains(_NUMBER) & (text.cast(pl.Float64, strict=False).abs() > MAX_COUNT)
@@ -187,9 +190,10 @@ def _fast(text: pl.Expr, fmt: str) -> pl.Expr:
     return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
 
 
-def _any_form(rest: pl.Expr) -> pl.Expr:
-    """Every accepted form, rewritten to one (`2026-11-03T14:05:09.123+05:30`) and parsed once."""
-    g = rest.str.extract_groups(_ISO)
+def _any_form(rest: pl.Expr, g: pl.Expr) -> pl.Expr:
+    """Every accepted form, rewritten to one (`2026-11-03T14:05:09.123+05:30`) and parsed once.
+    `rest`: the text of rows the fast format left unparsed (null elsewhere); `g`: its `_ISO` groups
+    (both columns: each is read several times here)."""
     zone = g.struct.field("z")
     offset = (pl.when(zone.is_null() | zone.is_in(["Z", "z", "UTC"])).then(pl.lit("+00:00"))
               .when(zone.str.len_bytes() == 3).then(zone + ":00").otherwise(zone))
@@ -222,8 +226,10 @@ def timestamp(raw: str, name: str, dtype: pl.DataType, fmt: str = PRIMARY) -> Fi
     # A parser reads second 60 (a leap second, or a typo) as the next minute: such a row is
     # quarantined, never shifted. A colon is in no epoch number, and `:60` in no other valid time.
     shifted = text.str.contains(":60", literal=True)
-    rest = pl.when(val.is_null()).then(text.str.strip_chars())
-    then = pl.when(shifted).then(None).otherwise(pl.coalesce(val, _any_form(rest)))
+    rest = pl.when(val.is_null()).then(text).str.strip_chars()  # masked first: cheap on parsed rows
+    names = (f"_{name}_rest", f"_{name}_iso")
+    mid = (rest.alias(names[0]), rest.str.extract_groups(_ISO).alias(names[1]))
+    then = pl.when(shifted).then(None).otherwise(pl.coalesce(val, _any_form(*map(pl.col, names))))
     stripped = text.str.strip_chars()
     reason = (
         pl.when(src.is_null() | (stripped == "")).then(missing)
@@ -233,7 +239,7 @@ def timestamp(raw: str, name: str, dtype: pl.DataType, fmt: str = PRIMARY) -> Fi
             pl.format(f"{name} is not a real date or time ({{}})", stripped.str.slice(0, 40)))
         .otherwise(pl.format(f"unparsable {name} ({{}})", stripped.str.slice(0, 40)))
     )
-    return Field(name, _fast(text, fmt), val.is_not_null(), reason, then=then)
+    return Field(name, _fast(text, fmt), val.is_not_null(), reason, then=then, mid=mid)
 
 
 def money(raw: str, name: str, dtype: pl.DataType) -> Field:
@@ -266,6 +272,9 @@ def frame(lf: pl.LazyFrame, fields: list[Field], labels: dict[str, pl.Expr], con
     stage; `extra_checks` are (ok, reason) pairs over parsed columns (e.g. an allowed-values test)."""
     lf = lf.with_columns([f.first.alias(f.name) for f in fields] + [e.alias(c) for c, e in labels.items()]
                          + [e.alias(c) for c, e in constants.items()])
+    mids = [e for f in fields for e in f.mid]
+    if mids:
+        lf = lf.with_columns(mids)
     thens = [f.then.alias(f.name) for f in fields if f.then is not None]
     if thens:
         lf = lf.with_columns(thens)
