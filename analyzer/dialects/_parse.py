@@ -149,20 +149,21 @@ _EPOCH = {r"^[0-9]{9,11}(?:\.[0-9]+)?$": None, r"^[0-9]{12,14}$": 1_000, r"^[0-9
 
 
 def fast_format(values) -> str:
-    """The format of `FAST_FORMATS` (or an epoch unit) that reads every one of `values` (a file's
-    first timestamps); PRIMARY when none does (the other rows still parse, more slowly)."""
+    """The format of `FAST_FORMATS` (or an epoch unit) that reads the most of `values` (a file's
+    first timestamps; a broken one among them must not send every row to the slow path); PRIMARY
+    when none reads any (the other rows still parse, more slowly)."""
     text = [str(v).strip() for v in values if v is not None and str(v).strip() != ""]
     if not text:
         return PRIMARY
     col = pl.Series(text, dtype=pl.String)
-    if col.str.contains(r"^[0-9]{9,11}(?:\.[0-9]+)?$").all():
-        return EPOCH_S
-    if col.str.contains(r"^[0-9]{12,14}$").all():
-        return EPOCH_MS
+    read = {EPOCH_S: col.str.contains(r"^[0-9]{9,11}(?:\.[0-9]+)?$").sum(),
+            EPOCH_MS: col.str.contains(r"^[0-9]{12,14}$").sum()}
     for fmt in FAST_FORMATS:
-        if col.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC").null_count() == 0:
-            return fmt
-    return PRIMARY
+        read[fmt] = len(text) - col.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC").null_count()
+        if read[fmt] == len(text):
+            break
+    best = max(read, key=lambda f: read[f])  # the first of equals, in the order above
+    return best if read[best] else PRIMARY
 
 
 def is_naive(values) -> bool:

@@ -231,3 +231,24 @@ def test_any_epoch_reads_the_instant(us, unit, fast):
     expected = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=truncated)
     fmt = _parse.fast_format([text]) if fast else _parse.PRIMARY
     assert _parse_one(text, fmt) == expected, (text, fmt)
+
+
+def test_fast_format_is_the_one_most_first_records_use():
+    """One broken value among a file's first records does not send its every row to the slow path."""
+    offset = "%Y-%m-%dT%H:%M:%S%.f%z"
+    assert _parse.fast_format(["not-a-time", *["2026-11-01T00:00:00+00:00"] * 3]) == offset
+    assert _parse.fast_format(["x", "1793491200000"]) == _parse.EPOCH_MS
+    assert _parse.fast_format(["1793491200", "1793491200.5"]) == _parse.EPOCH_S
+    assert _parse.fast_format(["2026-11-01 00:00:00.5+00"]) == "%Y-%m-%d %H:%M:%S%.f%#z"
+    assert _parse.fast_format(["2026-11-01T00:00:00"]) == "%Y-%m-%dT%H:%M:%S%.f"
+    assert _parse.fast_format(["x"]) == _parse.fast_format([]) == _parse.PRIMARY
+
+
+def test_a_broken_first_record(golden, tmp_path):
+    path = tmp_path / "broken_first.csv"
+    _write(path, "+05:30")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], "r9,not-a-time,claude-haiku-4-5,1,1", *lines[1:]]) + "\n")
+    doc = _report(path, tmp_path)
+    assert doc["rows"] == golden["rows"] and doc["totals"] == golden["totals"]
+    assert (doc["accounting"]["rows_read"], doc["accounting"]["quarantined"]) == (5, 1)
