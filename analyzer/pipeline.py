@@ -155,6 +155,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     groups: dict[tuple, int] = {}
     told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
     found = expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
+    _refuse_writing_over_inputs(paths, opts)
     for i, (path, head) in enumerate(zip(found, heads(found))):
         # A tree of thousands of transcripts: once one file was detected as a format that reads files
         # together, the next ones need only look like it (its signature's keys in their first bytes).
@@ -208,6 +209,17 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
                                if c in books and c not in lf.collect_schema().names()]) for lf in frames]
     return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books,
                   spooled=list(ctx.temporary))
+
+
+def _refuse_writing_over_inputs(paths, opts: Options) -> None:
+    """A walk or a glob skips the run's own outputs; a file named on the command line that is also
+    the output (-o) or the quarantine file is an error, before anything is written over it."""
+    outputs = {os.path.realpath(p): flag for flag, p in [("--quarantine", opts.quarantine),
+                                                         *[("-o", o) for o in opts.outputs]] if p}
+    for p in paths:
+        if p != "-" and os.path.isfile(p) and os.path.realpath(p) in outputs:
+            raise OptionError(f"{p}: is an input and the {outputs[os.path.realpath(p)]} file; llm-cost never writes "
+                              "over an input (choose another output path)")
 
 
 def _forced_dialect(opts: Options) -> dialects.Dialect | None:

@@ -75,7 +75,10 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src, **sniff)
     if not robust:
         dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
-        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}})
+        # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
+        # is not an object, quarantined as missing every field).
+        others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
+        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
