@@ -11,7 +11,7 @@ import polars as pl
 
 from .. import schema
 from ..errors import DialectError
-from ..labels import DEFAULTS
+from ..labels import DEFAULTS, UNREADABLE
 from ..sources import LINE, SourceFile, json_to_lines
 from . import Dialect, _parse
 
@@ -94,7 +94,7 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
     ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
-    return ok, pl.when(~ok).then(pl.lit("not a JSON object (unparsable line)"))
+    return ok, pl.when(~ok).then(pl.lit(UNREADABLE))
 
 
 def _raw(c: str) -> str:

@@ -27,6 +27,7 @@ import polars as pl
 
 from .. import schema
 from ..errors import DialectError
+from ..labels import UNREADABLE
 from ..sources import LINE, SourceFile, json_to_lines
 from . import Context, Dialect
 from .canonical import canonical_frame
@@ -466,7 +467,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
     dtypes = {f: schema_[f"_f_{f}"] for f in present}
-    bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit("not a JSON object (unparsable line)")))
+    bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
         # a flag (isSidechain): true ranks after false; a number is its own rank

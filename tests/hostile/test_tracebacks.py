@@ -222,3 +222,11 @@ def test_json_array_of_non_objects(hostile):
     assert (doc["accounting"]["priced"], doc["accounting"]["quarantined"]) == (1, 3)
     assert Decimal(doc["totals"]["cost"]) == Decimal("1")
     assert set(quarantined()) == {1, 2, 3}
+
+
+def test_an_unreadable_line_has_one_reason(hostile):
+    """Not also "missing model": the fields a broken line seems to lack are not what is wrong with it."""
+    (hostile / "cut.jsonl").write_text(ROW % 1000000 + ROW.replace("}\n", "\n") % 5 + ROW % "NaN")
+    doc = report("cut.jsonl")
+    assert (doc["accounting"]["priced"], doc["accounting"]["quarantined"]) == (1, 2)
+    assert quarantined() == {2: "not a JSON object (unparsable line)", 3: "not a JSON object (unparsable line)"}
