@@ -1,8 +1,8 @@
 """Find the files behind the user's paths and open each as a lazy scan.
 
 Paths may be files, directories (walked recursively), globs or `-` (stdin). The container (CSV,
-JSONL/NDJSON, JSON array, Parquet) comes from the extension, or from the first bytes when the
-extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
+JSONL/NDJSON, JSON array, Parquet, or raw server-sent events) comes from the extension, or from the
+first bytes when the extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
 
 Text containers are scanned with every field as a string: counts and timestamps are validated by the
 dialect, so that one bad value quarantines one row instead of failing the whole file.
@@ -31,7 +31,9 @@ from polars.io.plugins import register_io_source
 
 from .errors import SourceError
 
-CONTAINERS = ("csv", "jsonl", "json", "parquet")
+CONTAINERS = ("csv", "jsonl", "json", "parquet", "sse")
+CONTAINER_NOTE = ("files: CSV/TSV, JSON Lines, JSON (an array or one object), Parquet, and raw server-sent events "
+                  "(`event:`/`data:` lines saved by curl or a proxy, read as their JSON lines); .gz/.zst")
 _EXT = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -40,6 +42,7 @@ _EXT = {
     ".json": "json",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".sse": "sse",
 }
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 # Column holding one raw JSON line when a JSON container is scanned as text.
@@ -72,7 +75,7 @@ class SourceFile:
         """A cheap estimate of the number of records (exact for Parquet, from its metadata); used to
         size work that must fit in memory."""
         if self.container == "parquet":
-            return pl.scan_parquet(self.path).select(pl.len()).collect().item()
+            return pl.scan_parquet(self.path, glob=False).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
         size = sum(self.file_sizes()) * (8 if self.compression else 1)
@@ -123,10 +126,11 @@ class SourceFile:
     def scan_ndjson(self, schema: dict) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). Blank lines
         are skipped, so `_row` counts records: exact line numbers come from the robust path."""
-        return pl.scan_ndjson(self.path, schema=schema, row_index_name="_row", row_index_offset=1)
+        # (this reader always expands patterns: a file named `[x].jsonl` is escaped to be itself)
+        return pl.scan_ndjson(glob.escape(self.path), schema=schema, row_index_name="_row", row_index_offset=1)
 
     def scan_parquet(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path)
+        return pl.scan_parquet(self.path, glob=False)
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -361,6 +365,7 @@ def _lines(paths: str | list[str], with_paths: bool) -> pl.LazyFrame:
         schema_overrides={LINE: pl.String},
         encoding="utf8-lossy",
         include_file_paths="_path" if with_paths else None,
+        glob=False,  # a file named `[x].jsonl` is that file, not a pattern
     )
 
 
@@ -368,7 +373,7 @@ def _scan_csv_strings(path: str, integers: tuple[str, ...] = ()) -> pl.LazyFrame
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     return pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8-lossy", truncate_ragged_lines=True,
-        schema_overrides={c: pl.Int64 for c in integers} or None,
+        schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
     ).with_row_index("_row", offset=2)  # line 1 is the header
 
 
@@ -398,7 +403,7 @@ def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes
         # Polars reads zstd natively; for the peek, let it decompress the first lines.
         lines = pl.scan_csv(
             path, has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
-            schema_overrides={"l": pl.String}, encoding="utf8-lossy", n_rows=SAMPLE_RECORDS + 1,
+            schema_overrides={"l": pl.String}, encoding="utf8-lossy", n_rows=SAMPLE_RECORDS + 1, glob=False,
         ).collect()
         return "\n".join(x or "" for x in lines["l"].to_list()).encode()
     fd = os.open(path, os.O_RDONLY)  # (no file object: a tree's thousands of files are peeked at)
@@ -408,10 +413,25 @@ def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes
         os.close(fd)
 
 
+# Raw server-sent events (a streaming API's response saved by curl or a proxy): the first line is a
+# field (`event:`, `data:`, `id:`, `retry:`) or a comment (`:`); `curl -i` puts the HTTP status line and
+# headers first, with an event-stream content type.
+_SSE_FIELDS = (b"event:", b"data:", b"id:", b"retry:", b":")
+
+
+def _is_sse(text: bytes) -> bool:
+    if text.startswith(_SSE_FIELDS):
+        return True
+    headers = text.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()
+    return headers.startswith(b"http/") and b"content-type: text/event-stream" in headers
+
+
 def _sniff(head: bytes) -> str:
     if head.startswith(b"PAR1"):
         return "parquet"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _is_sse(text):
+        return "sse"
     if text.startswith(b"["):
         return "json"
     if text.startswith(b"{"):
@@ -493,7 +513,7 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
             if not found:
                 raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
             out.extend(found)
-        elif any(ch in p for ch in "*?["):
+        elif any(ch in p for ch in "*?[") and not os.path.isfile(p):  # a file named `[x].csv` is that file
             found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
             if not found:
                 raise SourceError(f"{p}: no file matches this pattern")
@@ -594,6 +614,9 @@ def open_source(path: str, index: int = 0) -> SourceFile:
             container = _sniff(head)
         elif container == "json" and _is_json_lines(real, comp, head):
             container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
+        if container == "sse":
+            real, comp, container = sse_to_lines(real), None, "jsonl"
+            head = _read_head(real, None)
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
         _peek(src, head)
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
@@ -609,8 +632,8 @@ def _peek(src: SourceFile, head: bytes) -> None:
     if src.container != "parquet" and head.count(b"\n"):
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
-        src.columns = list(pl.scan_parquet(src.path).collect_schema().names())
-        src.sample = pl.scan_parquet(src.path).head(SAMPLE_RECORDS).collect().to_dicts()
+        src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
+        src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
         lf = _scan_csv_strings(src.path)
         src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
@@ -669,7 +692,7 @@ def load_json_records(src: SourceFile) -> list[dict]:
     try:
         if src.compression == "zstd":
             raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
-                              new_columns=["l"], schema_overrides={"l": pl.String})["l"].to_list()
+                              new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
             doc = json.loads("\n".join(x or "" for x in raw))
         else:
             with opener(src.path, "rt", encoding="utf-8-sig") as f:
@@ -682,6 +705,25 @@ def load_json_records(src: SourceFile) -> list[dict]:
     if isinstance(doc, dict):
         return [doc]
     raise SourceError(f"{src.path}: JSON document is neither an array nor an object")
+
+
+def sse_to_lines(path: str) -> str:
+    """Raw server-sent events as JSON Lines in a temporary file: each `data:` line's payload (the event
+    as JSON, exactly what a log of the same events as JSON lines holds) on the same line number, and
+    every other line (`event:`, ids, comments, headers, the blank line ending each event, `data: [DONE]`)
+    blank, so that a record's line is its line in the original file. Lazy, one pass; an event whose
+    data spans several `data:` lines is not reassembled (the streaming APIs read here write one)."""
+    line = pl.col(LINE).str.strip_chars_end("\r")
+    payload = line.str.strip_prefix("data:").str.strip_chars_start(" ")
+    keep = line.str.starts_with("data:") & (payload.str.strip_chars() != "[DONE]")
+    fd, tmp = tempfile.mkstemp(prefix="llm-cost-sse-", suffix=".jsonl")
+    os.close(fd)
+    _TEMPORARY.append(tmp)
+    _lines(path, False).select(pl.when(keep).then(payload).otherwise(pl.lit("")).alias(LINE)).sink_csv(
+        tmp, include_header=False, quote_style="never")
+    st = os.stat(path)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # records without a time are dated by the file's
+    return tmp
 
 
 def json_to_lines(src: SourceFile) -> SourceFile:

@@ -134,6 +134,11 @@ FAST_FORMATS = (
     "%Y-%m-%d %H:%M:%S%.f%#z",
     "%Y-%m-%dT%H:%M:%S%.f",  # no zone: UTC
     "%Y-%m-%d %H:%M:%S%.f",
+    # Minutes, no seconds (no zone: UTC): the Claude Console's hourly and per-minute usage exports
+    # write `2026-03-31 02:00`.
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M%z",
     "%Y-%m-%d",
 )
 EPOCH_S, EPOCH_MS = "epoch-seconds", "epoch-milliseconds"

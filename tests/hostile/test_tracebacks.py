@@ -205,16 +205,6 @@ def test_number_reasons(hostile):
     assert quarantined() == {1: "input_tokens is too large (1.1805916207174113e+21)"}
 
 
-def test_never_writes_over_an_input(hostile):
-    before = (hostile / "ok.csv").read_bytes()
-    for args in (["report", "ok.csv", "-o", "ok.csv"], ["price", "ok.csv", "-o", "./ok.csv"],
-                 ["report", "ok.csv", "--quarantine", "ok.csv"]):
-        flag = "--quarantine" if "--quarantine" in args else "-o"
-        assert error(*args) == (f"{args[1]}: is an input and the {flag} file; llm-cost never writes over an input "
-                                "(choose another output path)")
-    assert (hostile / "ok.csv").read_bytes() == before
-
-
 def test_json_array_of_non_objects(hostile):
     (hostile / "members.json").write_text('[1, "x", null, {"timestamp": "2026-11-01T00:00:00Z", '
                                           '"model": "claude-haiku-4-5", "input_tokens": 1000000, "output_tokens": 0}]')
