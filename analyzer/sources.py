@@ -439,7 +439,9 @@ def _sniff(head: bytes) -> str:
         try:
             json.loads(first)
             return "jsonl"
-        except (ValueError, RecursionError):
+        except RecursionError:  # a line nested deeper than Python's decoder goes: a line all the same
+            return "jsonl"
+        except ValueError:
             return "json"  # one pretty-printed object spanning lines
     return "csv"
 
@@ -464,7 +466,9 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
         return False
     try:
         json.loads(lines[0].lstrip(b"\xef\xbb\xbf"))
-    except (ValueError, RecursionError):
+    except RecursionError:  # nested deeper than Python's decoder goes, but one line: the next decides
+        pass
+    except ValueError:
         return False
     return lines[1].lstrip().startswith(b"{")
 
@@ -673,7 +677,7 @@ def _first_records(src: SourceFile, head: bytes):
             if line:
                 try:
                     rec = json.loads(line)
-                except (ValueError, RecursionError):  # RecursionError: nested thousands deep
+                except (ValueError, RecursionError):  # (nested deeper than Python's decoder goes)
                     rec = None  # a broken line: the records around it still tell the format
                 if isinstance(rec, dict):
                     found += 1
@@ -697,9 +701,8 @@ def load_json_records(src: SourceFile) -> list[dict]:
         else:
             with opener(src.path, "rt", encoding="utf-8-sig") as f:
                 doc = json.load(f)
-    except RecursionError:  # Python's decoder recurses per level: no log nests a thousand deep
-        raise SourceError(f"{src.display}: JSON nested too deeply to be a log (over {sys.getrecursionlimit()} "
-                          "levels)") from None
+    except RecursionError:
+        raise SourceError(f"{src.path}: JSON nested too deep to be a log or report") from None
     if isinstance(doc, list):
         return [r if isinstance(r, dict) else {"_value": r} for r in doc]
     if isinstance(doc, dict):
