@@ -33,6 +33,7 @@ COMPUTED_BY = ["day", "model", "service_tier", "context_tier", "component", "pri
 _PER = {c.rate: c.per for c in COMPONENTS}
 _UNIT = {c.rate: ("MTok" if c.per == 1_000_000 else f"{c.per:,} requests") for c in COMPONENTS}
 _ZERO = pl.lit(Decimal(0), MONEY)
+_MAX_TOLERANCE = Decimal(10) ** 12
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class Tolerance:
             value = None
         if value is None or not value.is_finite() or value < 0:
             raise OptionError(f"--tolerance {text!r}: expected dollars (0.50) or a percentage (0.5%)")
+        if value >= _MAX_TOLERANCE:  # beyond what a money column holds; no invoice needs it
+            raise OptionError(f"--tolerance {text!r}: too large (at most {_MAX_TOLERANCE - 1:,})")
+        if value.as_tuple().exponent < -12:  # finer than money's own precision (1e-400 is 0)
+            value = value.quantize(Decimal("1e-12")).normalize() or Decimal(0)
         return cls(None, value) if s.endswith("%") else cls(value, None)
 
     def __str__(self) -> str:

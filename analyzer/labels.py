@@ -13,6 +13,10 @@ import polars as pl
 
 from .schema import CANONICAL, KNOWN_DIMENSIONS, SERVICE_TIERS
 
+# The reason of a record that could not be decoded at all: it is the whole reason (the fields a
+# broken line seems to lack, "missing model", are not what is wrong with it).
+UNREADABLE = "not a JSON object (unparsable line)"
+
 LOWERCASE = ("platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window")
 DEFAULTS = {"service_tier": "standard", "speed": "standard"}
 SPEEDS = ("standard", "fast")
@@ -67,6 +71,7 @@ def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:
     if not found:
         return lf
     reason = pl.concat_str([pl.col("_reason"), *[r for _, r in found]], separator="; ", ignore_nulls=True)
+    reason = pl.when(pl.col("_reason") == UNREADABLE).then(pl.col("_reason")).otherwise(reason)
     return lf.with_columns(
         (pl.col("_ok") & pl.all_horizontal([c for c, _ in found])).alias("_ok"),
         pl.when(reason == "").then(None).otherwise(reason).alias("_reason"),

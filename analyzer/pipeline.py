@@ -238,10 +238,28 @@ def parse_time(value: str | None, tz: str, end: bool, option: str | None = None)
             d = dt.date.fromisoformat(value)
             t = dt.datetime(d.year, d.month, d.day, tzinfo=zone)
             return (t + dt.timedelta(days=1) if end else t).astimezone(dt.UTC)
-        t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = dt.datetime.fromisoformat(value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value)
     except ValueError:
         raise OptionError(f"{option or ('--until' if end else '--since')} {value!r}: expected a date (2026-10-01) or an ISO date-time") from None
-    return (t if t.tzinfo else t.replace(tzinfo=zone)).astimezone(dt.UTC)
+    except OverflowError:  # the day after 9999-12-31
+        t = None
+    try:
+        return (t if t.tzinfo else t.replace(tzinfo=zone)).astimezone(dt.UTC) if t is not None else _beyond(value, end, option)
+    except OverflowError:  # 0001-01-01 in a zone east of UTC: before the first representable instant
+        return _beyond(value, end, option)
+
+
+def _beyond(value: str, end: bool, option: str | None) -> dt.datetime | None:
+    """A bound past either end of the calendar Python represents (years 1-9999; 0001-01-01 in a
+    zone east of UTC, the day after 9999-12-31): every timestamp lies after an early one and before
+    a late one. So an early --since or a late --until bounds nothing (None); a late --since or an
+    early --until leaves nothing inside."""
+    if option:  # --batch-time names an instant: it must be one
+        raise OptionError(f"{option} {value!r}: outside the years 1-9999")
+    early = value.strip()[:4] < "5000"
+    if early != end:
+        return None
+    return dt.datetime.min.replace(tzinfo=dt.UTC) if early else dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 def check_tz(tz: str) -> str:

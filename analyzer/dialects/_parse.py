@@ -5,6 +5,7 @@ each stage refers to the previous one by column name (an expression that repeats
 evaluated once per repetition: a fallback chain written as nested expressions grows exponentially):
 
 - `first`: the fast parse, from the raw column (most rows end here);
+- `mid`: optional helper columns between the two (a sub-result `then` reads several times);
 - `then`: an optional second try, on the rows `first` could not parse (null elsewhere, so cheap);
 - `ok`: a cheap boolean, is the field valid? (the main pass evaluates only this);
 - `reason`: why not, as a sentence (evaluated only in the quarantine pass, for the rows that need it);
@@ -13,15 +14,22 @@ evaluated once per repetition: a fallback chain written as nested expressions gr
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import polars as pl
 
 from ..schema import MONEY
 
-_NEG = r"^\s*-\d+(\.0*)?\s*$"
-_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
-_DIGITS = r"^\s*\+?\d+\s*$"
+# Digits are ASCII: Rust's \d also matches other scripts' digits (٣), which no cast reads.
+_NEG = r"^\s*-[0-9]+(\.0*)?\s*$"
+_NUMBER = r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$"
+_DIGITS = r"^\s*\+?[0-9]+\s*$"
+# A number that may be whole, read exactly as a decimal: `7.0`, `-0`, `1e3`, `1.5E+3` (a count
+# written by a float formatter). At most 18 fraction digits and no negative exponent, so that the
+# decimal holds it exactly and `1.0000000000000000001` is not taken for 1.
+_WHOLE_CANDIDATE = r"^[-+]?[0-9]+(\.[0-9]{0,18})?([eE]\+?[0-9]{1,3})?$"
+_EXACT = pl.Decimal(38, 18)
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,17 @@ class Field:
     reason: pl.Expr
     then: pl.Expr | None = None
     final: pl.Expr | None = None
+    mid: tuple[pl.Expr, ...] = ()
+
+
+def nested(dtype: pl.DataType) -> bool:
+    """A struct, list or array column (Parquet, or a JSON object where a value was expected)."""
+    return isinstance(dtype, (pl.Struct, pl.List, pl.Array))
+
+
+def as_json(expr: pl.Expr) -> pl.Expr:
+    """A nested value as its JSON text (`{"a":1}`, `["x","y"]`), so that it can be a label."""
+    return pl.struct(expr.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
 
 
 def _missing(name: str, required: bool) -> pl.Expr:
@@ -52,20 +71,24 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     if dtype == pl.String:
         text = src.str.strip_chars()
         # " 7 " or "+7" do not cast; only those rows (null elsewhere) pay for stripping.
-        # "7.0" is a whole number too; "7.5" is not (it stays null and is quarantined).
-        retry = pl.when(val.is_null() & src.is_not_null()).then(
-            text.str.strip_prefix("+").str.replace(r"^(\d+)\.0*$", "${1}"))
+        # "7.0", "-0" and "1e3" are whole numbers too; "7.5" is not (it stays null and is quarantined).
+        # (Masked before any string work: a `then` branch is computed for every row.)
+        rest = pl.when(val.is_null()).then(src).str.strip_chars()
+        retry = pl.when(rest.str.contains(_WHOLE_CANDIDATE)).then(rest.str.strip_prefix("+").cast(_EXACT, strict=False))
+        whole = pl.when(retry == retry.cast(pl.Int64, strict=False).cast(_EXACT)).then(retry.cast(pl.Int64, strict=False))
+        # The JSON reader renders a number beyond 64 bits as a float's text (1.1805916207174113e+21).
+        huge = text.str.contains(_NUMBER) & (text.cast(pl.Float64, strict=False).abs() > MAX_COUNT)
         reason = (
             pl.when(src.is_null() | (text == "")).then(_missing(name, required))
             .when(val > MAX_COUNT).then(pl.format(f"{name} is implausibly large ({{}})", text))
             .when(val >= 0).then(None)
             .when(text.str.contains(_NEG)).then(pl.format(f"negative {name} ({{}})", text))
-            .when(text.str.contains(_DIGITS)).then(pl.format(f"{name} is too large ({{}})", text))
+            .when(text.str.contains(_DIGITS) | huge).then(pl.format(f"{name} is too large ({{}})", text))
             .when(text.str.contains(_NUMBER)).then(pl.format(f"{name} is not a whole number ({{}})", text))
             .otherwise(pl.format(f"{name} is not a number ({{}})", text.str.slice(0, 40)))
         )
         return Field(name, src.cast(pl.Int64, strict=False), (in_range | absent_ok).fill_null(False), reason,
-                     then=pl.coalesce(val, retry.cast(pl.Int64, strict=False)), final=final)
+                     then=pl.coalesce(val, whole), final=final)
     if dtype.is_integer():
         reason = (
             pl.when(src.is_null()).then(_missing(name, required))
@@ -81,6 +104,7 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
         reason = (
             pl.when(src.is_null()).then(_missing(name, required))
             .when(as_float < 0).then(pl.format(f"negative {name} ({{}})", src))
+            .when(as_float.abs() > MAX_COUNT).then(pl.format(f"{name} is too large ({{}})", src))
             .when(~whole).then(pl.format(f"{name} is not a whole number ({{}})", src))
         )
         return Field(name, src.cast(pl.Int64, strict=False), ((whole & in_range) | absent_ok).fill_null(False),
@@ -96,24 +120,103 @@ def _iso(text: pl.Expr, fmt: str) -> pl.Expr:
 
 
 PRIMARY = "%Y-%m-%dT%H:%M:%S%.fZ"  # RFC 3339 in UTC: what nearly every log writes
-FALLBACKS = (
-    "%Y-%m-%dT%H:%M:%S%.f%z",  # with an offset
-    "%Y-%m-%d %H:%M:%S%.f%z",
-    "%Y-%m-%d %H:%M:%S%.f%#z",  # Postgres text: +00
-    "%Y-%m-%dT%H:%M:%S%.f",  # naive: UTC
-    "%Y-%m-%d %H:%M:%S%.f",
+# The strict formats a file's timestamps may be read with in one pass (its fast path), picked from
+# the file's first records by `fast_format`: a log writes one form, and one parse of the right
+# format costs what the `Z` form costs. Rows in another form go through `_any_form` (see timestamp).
+# `%.f` takes 0-9 fraction digits; `%z` takes +00:00, +0000 and any offset; `%#z` also +00.
+FAST_FORMATS = (
+    PRIMARY,
+    "%Y-%m-%dT%H:%M:%S%.fz",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+    "%Y-%m-%dT%H:%M:%S%.f%#z",
     "%Y-%m-%d %H:%M:%S%.fZ",
-    "%Y-%m-%dT%H:%M%z",
-    # Minutes, no seconds, no zone (naive: UTC): the Claude Console's hourly and per-minute usage
-    # exports write `2026-03-31 02:00`.
+    "%Y-%m-%d %H:%M:%S%.f%z",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
+    "%Y-%m-%dT%H:%M:%S%.f",  # no zone: UTC
+    "%Y-%m-%d %H:%M:%S%.f",
+    # Minutes, no seconds (no zone: UTC): the Claude Console's hourly and per-minute usage exports
+    # write `2026-03-31 02:00`.
     "%Y-%m-%d %H:%M",
     "%Y-%m-%dT%H:%M",
+    "%Y-%m-%dT%H:%M%z",
     "%Y-%m-%d",
 )
+EPOCH_S, EPOCH_MS = "epoch-seconds", "epoch-milliseconds"
+# ISO 8601 in every form exporters write: `T`, `t` or a space; seconds and fraction optional (any
+# number of digits, read to the microsecond); zone `Z`, `z`, `UTC`, `±HH`, `±HHMM`, `±HH:MM`, or none
+# (UTC); or a date alone (midnight UTC).
+_ISO = (r"^(?<d>[0-9]{4}-[0-9][0-9]-[0-9][0-9])(?:[Tt ](?<hm>[0-9][0-9]:[0-9][0-9])(?<s>:[0-9][0-9])?(?<f>[.,][0-9]+)?\s*"
+        r"(?<z>[Zz]|UTC|[+-][0-9][0-9](?::?[0-9][0-9])?)?)?$")
+_NAIVE = r"^[0-9]{4}-[0-9][0-9]-[0-9][0-9](?:[Tt ][0-9][0-9]:[0-9][0-9](?::[0-9][0-9])?(?:[.,][0-9]+)?)?$"
+# Epoch numbers by their digits: seconds (9-11, optionally with a fraction) cover 1973-5138;
+# milliseconds, microseconds and nanoseconds follow in steps of three digits.
+_EPOCH = {r"^[0-9]{9,11}(?:\.[0-9]+)?$": None, r"^[0-9]{12,14}$": 1_000, r"^[0-9]{15,17}$": 1, r"^[0-9]{18,19}$": -1_000}
 
 
-def timestamp(raw: str, name: str, dtype: pl.DataType) -> Field:
-    """ISO-8601 with Z or an offset (naive means UTC), a date, or epoch seconds/milliseconds."""
+def fast_format(values) -> str:
+    """The format of `FAST_FORMATS` (or an epoch unit) that reads the most of `values` (a file's
+    first timestamps; a broken one among them must not send every row to the slow path); PRIMARY
+    when none reads any (the other rows still parse, more slowly)."""
+    text = [str(v).strip() for v in values if v is not None and str(v).strip() != ""]
+    if not text:
+        return PRIMARY
+    col = pl.Series(text, dtype=pl.String)
+    read = {EPOCH_S: col.str.contains(r"^[0-9]{9,11}(?:\.[0-9]+)?$").sum(),
+            EPOCH_MS: col.str.contains(r"^[0-9]{12,14}$").sum()}
+    for fmt in FAST_FORMATS:
+        read[fmt] = len(text) - col.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC").null_count()
+        if read[fmt] == len(text):
+            break
+    best = max(read, key=lambda f: read[f])  # the first of equals, in the order above
+    return best if read[best] else PRIMARY
+
+
+def is_naive(values) -> bool:
+    """Whether any of `values` (a file's first timestamps) is an ISO date-time without a zone."""
+    return any(isinstance(v, str) and re.match(_NAIVE, v.strip()) for v in values)
+
+
+def _epoch_seconds(text: pl.Expr) -> pl.Expr:
+    """Epoch seconds, to the microsecond: further digits are cut (as `%.f` cuts them), not rounded."""
+    exact = text.str.replace(r"^([0-9]+\.[0-9]{6})[0-9]+$", "${1}").cast(pl.Decimal(20, 6), strict=False)
+    return (exact * 1_000_000).cast(pl.Int64, strict=False)
+
+
+def _fast(text: pl.Expr, fmt: str) -> pl.Expr:
+    # An epoch column is read only within its digit count: a number of the wrong magnitude is
+    # another unit or junk (tried in every form later), not a date thousands of years away.
+    if fmt == EPOCH_S:
+        us = _epoch_seconds(text)
+        us = pl.when(us.is_between(10**14, 10**17, closed="left")).then(us)
+    elif fmt == EPOCH_MS:
+        ms = text.cast(pl.Int64, strict=False)
+        us = pl.when(ms.is_between(10**11, 10**14, closed="left")).then(ms * 1_000)
+    else:
+        return _iso(text, fmt)
+    return us.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
+def _any_form(rest: pl.Expr, g: pl.Expr) -> pl.Expr:
+    """Every accepted form, rewritten to one (`2026-11-03T14:05:09.123+05:30`) and parsed once.
+    `rest`: the text of rows the fast format left unparsed (null elsewhere); `g`: its `_ISO` groups
+    (both columns: each is read several times here)."""
+    zone = g.struct.field("z")
+    offset = (pl.when(zone.is_null() | zone.is_in(["Z", "z", "UTC"])).then(pl.lit("+00:00"))
+              .when(zone.str.len_bytes() == 3).then(zone + ":00").otherwise(zone))
+    iso = pl.concat_str(g.struct.field("d"), pl.lit("T"), g.struct.field("hm").fill_null("00:00"),
+                        g.struct.field("s").fill_null(":00"),
+                        g.struct.field("f").str.replace(",", ".", literal=True).str.slice(0, 10).fill_null(""), offset)
+    epochs = [pl.when(rest.str.contains(pattern)).then(
+        _epoch_seconds(rest) if unit is None
+        else rest.cast(pl.Int64, strict=False) * unit if unit > 0 else rest.cast(pl.Int64, strict=False) // -unit)
+        for pattern, unit in _EPOCH.items()]
+    epoch = pl.coalesce(epochs).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    return pl.coalesce(_iso(iso, "%Y-%m-%dT%H:%M:%S%.f%z"), epoch)
+
+
+def timestamp(raw: str, name: str, dtype: pl.DataType, fmt: str = PRIMARY) -> Field:
+    """ISO-8601 with Z or an offset (naive means UTC), a date, or epoch seconds/milliseconds (and
+    micro/nanoseconds). `fmt` (see `fast_format`) reads most rows; the rest are tried in every form."""
     src, val = pl.col(raw), pl.col(name)
     missing = pl.lit(f"missing {name}")
     if isinstance(dtype, pl.Datetime):
@@ -122,23 +225,27 @@ def timestamp(raw: str, name: str, dtype: pl.DataType) -> Field:
     if isinstance(dtype, pl.Date):
         first = src.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return Field(name, first, val.is_not_null(), pl.when(val.is_null()).then(missing))
+    if nested(dtype) or dtype == pl.Null:
+        reason = missing if dtype == pl.Null else pl.lit(f"{name} has unsupported type {dtype}")
+        return Field(name, pl.lit(None, pl.Datetime("us", "UTC")), pl.lit(False), reason)
     text = src.cast(pl.String)
-    # Every other accepted form, tried only on the rows the primary format left unparsed.
-    rest = pl.when(val.is_null()).then(text.str.strip_chars())
-    epoch = (
-        pl.when(rest.str.contains(r"^\d{9,11}(\.\d+)?$"))
-        .then((rest.cast(pl.Decimal(20, 6), strict=False) * 1_000_000).cast(pl.Int64, strict=False))
-        .when(rest.str.contains(r"^\d{12,14}$"))
-        .then(rest.cast(pl.Int64, strict=False) * 1_000)
-        .cast(pl.Datetime("us"))
-        .dt.replace_time_zone("UTC")
-    )
-    then = pl.coalesce(val, *[_iso(rest, f) for f in FALLBACKS], epoch)
+    # A parser reads second 60 (a leap second, or a typo) as the next minute: such a row is
+    # quarantined, never shifted. A colon is in no epoch number, and `:60` in no other valid time.
+    shifted = text.str.contains(":60", literal=True)
+    rest = pl.when(val.is_null()).then(text).str.strip_chars()  # masked first: cheap on parsed rows
+    names = (f"_{name}_rest", f"_{name}_iso")
+    mid = (rest.alias(names[0]), rest.str.extract_groups(_ISO).alias(names[1]))
+    then = pl.when(shifted).then(None).otherwise(pl.coalesce(val, _any_form(*map(pl.col, names))))
+    stripped = text.str.strip_chars()
     reason = (
-        pl.when(src.is_null() | (text.str.strip_chars() == "")).then(missing)
-        .when(val.is_null()).then(pl.format(f"unparsable {name} ({{}})", text.str.slice(0, 40)))
+        pl.when(src.is_null() | (stripped == "")).then(missing)
+        .when(val.is_not_null()).then(None)
+        .when(shifted).then(pl.format(f"{name} has second or minute 60 ({{}})", stripped.str.slice(0, 40)))
+        .when(stripped.str.contains(_ISO)).then(
+            pl.format(f"{name} is not a real date or time ({{}})", stripped.str.slice(0, 40)))
+        .otherwise(pl.format(f"unparsable {name} ({{}})", stripped.str.slice(0, 40)))
     )
-    return Field(name, _iso(text, PRIMARY), val.is_not_null(), reason, then=then)
+    return Field(name, _fast(text, fmt), val.is_not_null(), reason, then=then, mid=mid)
 
 
 # A reported cost above a quadrillion dollars is corrupt; capping each row keeps the sum of 10^11
@@ -159,6 +266,8 @@ def money(raw: str, name: str, dtype: pl.DataType) -> Field:
         reason = (pl.when(bad).then(pl.format(f"{name} is not a decimal number ({{}})", text.str.slice(0, 40)))
                   .when(big).then(pl.format(f"{name} is implausibly large ({{}})", text.str.slice(0, 40))))
         return Field(name, text.cast(MONEY, strict=False), (~bad & ~big).fill_null(True), reason, final=final)
+    if nested(dtype):
+        return Field(name, pl.lit(None, MONEY), pl.lit(False), pl.lit(f"{name} has unsupported type {dtype}"))
     reason = pl.when(big).then(pl.format(f"{name} is implausibly large ({{}})", val))
     if dtype.is_float():
         # A float in the source is rendered to its shortest decimal text first, so 0.1 stays 0.1.
@@ -168,7 +277,10 @@ def money(raw: str, name: str, dtype: pl.DataType) -> Field:
 
 
 def label(raw: str, dtype: pl.DataType) -> pl.Expr:
-    """A label as logged, as a string (trimmed and checked later, see labels.py)."""
+    """A label as logged, as a string (trimmed and checked later, see labels.py); a nested value
+    (a Parquet struct or list column) as its JSON text."""
+    if nested(dtype):
+        return as_json(pl.col(raw))
     return pl.col(raw) if dtype == pl.String else pl.col(raw).cast(pl.String)
 
 
@@ -178,6 +290,9 @@ def frame(lf: pl.LazyFrame, fields: list[Field], labels: dict[str, pl.Expr], con
     stage; `extra_checks` are (ok, reason) pairs over parsed columns (e.g. an allowed-values test)."""
     lf = lf.with_columns([f.first.alias(f.name) for f in fields] + [e.alias(c) for c, e in labels.items()]
                          + [e.alias(c) for c, e in constants.items()])
+    mids = [e for f in fields for e in f.mid]
+    if mids:
+        lf = lf.with_columns(mids)
     thens = [f.then.alias(f.name) for f in fields if f.then is not None]
     if thens:
         lf = lf.with_columns(thens)

@@ -88,7 +88,7 @@ def _sample_records(src: SourceFile) -> list[dict]:
             if isinstance(msg, str) and msg.lstrip().startswith("{"):
                 try:
                     msg = json.loads(msg)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
             if isinstance(msg, dict) and msg.get("schemaType") == "ModelInvocationLog":
                 out.append(msg)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import polars as pl
 
 from .. import schema
-from ..labels import DEFAULTS
+from ..errors import DialectError
+from ..labels import DEFAULTS, UNREADABLE
 from ..sources import LINE, SourceFile, json_to_lines
 from . import Dialect, _parse
 
@@ -49,17 +50,27 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
     else:
         fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
+    # A table's columns are all known: one without a required column is not this format (forced
+    # with --dialect); JSON records may carry a key the first ones lack (each record is checked).
+    if not original:
+        raise DialectError(f"{src.display}: no records found (empty file, or no readable records in its first lines)")
+    lacking = [k for k in REQUIRED if not any(a in fields for a in k.split("|"))]
+    if lacking:
+        raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
+                           f"column (columns: {', '.join(list(original.values())[:12])}); see `llm-cost formats`")
     from_price = "price_book" in original.values()
     dims = [c for c in original.values() if _is_dimension(c, from_price)]
     renamed = schema.dimension_names(dims)
     if ctx is not None and renamed != {d: d for d in dims}:
         ctx.note(schema.renamed_note(src.display, renamed))
+    times = [v for rec in src.sample for k, v in rec.items() if original.get(k, k).lower() == "timestamp"]
+    sniff = {"time_sample": times, "ctx": ctx}
     integers = {f for f in fields if f in (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")}
     if src.container == "parquet":
         lf = src.scan_parquet().rename({k: v for k, v in original.items() if k != v}).with_row_index("_row", offset=1)
         dtypes = dict(lf.collect_schema())
         raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
-        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
     if src.container == "csv":
         # Fast path: counts parsed by the CSV reader. A file with a non-integer count fails it, and
         # the run is retried robustly, where such a value quarantines its row (see pipeline).
@@ -67,12 +78,15 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
-        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src, **sniff)
     if not robust:
         dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
-        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}})
+        # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
+        # is not an object, quarantined as missing every field).
+        others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
+        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
-        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
 
     def get(c: str) -> pl.Expr:
@@ -80,13 +94,13 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         return pl.col(LINE).str.json_path_match(path)
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
-                           bad_record=_bad_json_line())
+                           bad_record=_bad_json_line(), **sniff)
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
     ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
-    return ok, pl.when(~ok).then(pl.lit("not a JSON object (unparsable line)"))
+    return ok, pl.when(~ok).then(pl.lit(UNREADABLE))
 
 
 def _raw(c: str) -> str:
@@ -95,13 +109,15 @@ def _raw(c: str) -> str:
 
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
                     src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
-                    extra: list[str] = (), exact_lines: bool = True) -> pl.LazyFrame:
+                    extra: list[str] = (), exact_lines: bool = True, time_sample=(), ctx=None) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
     it. Adds `_ok` (every field valid), `_reason` (why not; evaluated only when asked for), `_raw`
     (the record, for the quarantine file) and `_file`. `extra` are bookkeeping columns of `lf` kept
-    as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`)."""
+    as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`).
+    `time_sample`: the file's first timestamps as written, which choose the format most rows are
+    read with (see _parse.fast_format); with `ctx`, naive ones are noted as read in UTC."""
     present = set(fields)
     out_names = schema.dimension_names(dims)  # a dimension never shadows a built-in key
     lf = lf.select(
@@ -111,7 +127,11 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
         *extra,
     )
-    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"])]
+    time_sample = list(time_sample)
+    naive = isinstance(dtypes["timestamp"], pl.Datetime) and dtypes["timestamp"].time_zone is None
+    if ctx is not None and (naive or _parse.is_naive(time_sample)):
+        ctx.note(f"{src.display}: timestamps without a time zone are read as UTC")
+    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"], _parse.fast_format(time_sample))]
     for c in (*schema.COUNT_COLUMNS, "cache_write_tokens"):
         if c in present:
             parsed.append(_parse.count(_raw(c), c, dtypes[c], required=c in ("input_tokens", "output_tokens")))
@@ -124,7 +144,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     models = [_parse.label(_raw(c), dtypes[c]) for c in ("model_raw", "model") if c in present]
     labels = {"model_raw": pl.coalesce(models) if len(models) > 1 else models[0]}
     labels.update({c: _parse.label(_raw(c), dtypes[c]) for c in LABELS if c in present})
-    labels.update({out_names[d]: _parse.label(_raw(d), pl.String()) for d in dims})
+    # Dimensions are text, or numbers (cast); nested ones (Parquet) are read as their JSON text.
+    kinds = lf.collect_schema()
+    labels.update({out_names[d]: _parse.label(_raw(d), kinds[_raw(d)]) for d in dims})
     constants = {c: pl.lit(0, pl.Int64) for c in schema.COUNT_COLUMNS if c not in present}
     constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in LABELS if c not in present})
     if "requests" not in present:

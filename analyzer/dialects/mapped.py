@@ -27,6 +27,7 @@ import polars as pl
 
 from .. import schema
 from ..errors import DialectError
+from ..labels import UNREADABLE
 from ..sources import LINE, SourceFile, json_to_lines
 from . import Context, Dialect
 from .canonical import canonical_frame
@@ -71,7 +72,7 @@ def _lookup(record, parts: tuple[str, ...]):
         if isinstance(record, str) and record[:1] in "{[":  # a column holding JSON text
             try:
                 record = json.loads(record)
-            except ValueError:
+            except (ValueError, RecursionError):
                 return None
         if not isinstance(record, dict) or p not in record:
             return None
@@ -263,6 +264,10 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
         raise DialectError(f"{path}: cannot read mapping ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise DialectError(f"{path}: invalid TOML ({e})") from None
+    except RecursionError:  # the TOML reader recurses per level of nesting
+        raise DialectError(f"{path}: invalid TOML (nested too deeply to be a mapping)") from None
+    except UnicodeDecodeError as e:
+        raise DialectError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     m = parse_mapping(doc, str(path))
     required = tuple(m.signature) or tuple("|".join(".".join(p) for p in m.fields[f])
                                            for f in ("input_tokens", "output_tokens") if f in m.fields)
@@ -503,16 +508,21 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
     dtypes = {f: schema_[f"_f_{f}"] for f in present}
-    bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit("not a JSON object (unparsable line)")))
+    bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
         # a flag (isSidechain): true ranks after false; a number is its own rank
         rank = pl.col("_f_rank").cast(pl.String)
         lf = lf.with_columns(pl.when(rank.is_in(["true", "True", "TRUE"])).then(pl.lit(1, pl.Int8))
                              .otherwise(rank.cast(pl.Int8, strict=False).fill_null(0)).alias("_rank"))
+    # The first records' times choose the format most rows are parsed with; not when a hook or a
+    # column prepared them (`@`: the sample holds the value before it was rewritten).
+    plain = timed and all(a[0][:1] != "@" for a in m.fields["timestamp"]) and prepare is None
+    times = [v for r in src.sample for a in m.fields["timestamp"] if (v := _lookup(r, a)) is not None] if plain else []
     out = canonical_frame(
         lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
-        bad_record=bad, source=m.name, extra=extra, exact_lines=ctx.exact_lines,
+        bad_record=bad, source=m.name, extra=extra, exact_lines=ctx.exact_lines, time_sample=times,
+        ctx=ctx if plain else None,
     )
     out = _apply_values(out, m.values)
     if m.input_includes_cache:

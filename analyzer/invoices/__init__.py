@@ -25,6 +25,7 @@ from decimal import Decimal
 from importlib import resources
 
 import polars as pl
+import polars.selectors as cs
 
 from ..errors import AnalyzerError
 from ..models import Resolver
@@ -126,9 +127,13 @@ def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
 def _load_json(path: str):
     try:
         with open(path, encoding="utf-8-sig") as f:
-            return json.load(f)
+            # Numbers are kept as the text they are written as: an amount is read exactly as a
+            # decimal from that text, never through a binary float (123456789.123456789 stays so).
+            return json.load(f, parse_float=str, parse_int=str)
     except json.JSONDecodeError as e:
         raise InvoiceError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except RecursionError:  # Python's decoder recurses per level: no invoice nests a thousand deep
+        raise InvoiceError(f"{path}: JSON nested too deeply to be an invoice") from None
 
 
 def _pages(doc, path: str) -> list[dict]:
@@ -287,7 +292,8 @@ def _blank_to_null(col: str) -> pl.Expr:
 
 
 def _first_bad(frame: pl.DataFrame, bad: pl.Expr) -> dict | None:
-    rows = frame.filter(bad).head(1).to_dicts()
+    # Only the text the invoice holds is shown: a parsed date beyond year 9999 has no Python value.
+    rows = frame.filter(bad).head(1).select(~cs.temporal()).to_dicts()
     return rows[0] if rows else None
 
 
@@ -330,6 +336,11 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     default_end = pl.when(month).then(pl.col("_start").dt.offset_by("1mo")).otherwise(pl.col("_start").dt.offset_by("1d"))
     frame = frame.with_columns(pl.col("_start").dt.date().alias("period_start"),
                                pl.coalesce("_end", default_end).dt.date().alias("period_end"))
+    # Dates are compared with the logs' as Python dates later: a period ending after 9999-12-31 (a
+    # month 9999-12) cannot be one, and no invoice is for then.
+    bad = _first_bad(frame, pl.col("period_end").dt.year() > 9999)
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: period {bad['starting_at']!r} ends after the year 9999")
     # Token type: the label, else the cost type (web search lines carry no token type).
     tokens, cost_types = _mapping(data.get("token_type", {})), _mapping(data.get("cost_type", {}))
     focus = {**_mapping(data.get("focus_token", {})), **_mapping(data.get("focus_sku_meter", {}))}

@@ -302,6 +302,8 @@ def _load_file(path: str, text: bytes, models: dict[str, Model], providers: dict
         doc = tomllib.loads(text.decode("utf-8"), parse_float=Decimal)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         ctx.fail("TOML", str(e))
+    except RecursionError:  # the TOML reader recurses per level of nested arrays or tables
+        ctx.fail("TOML", "nested too deeply to be a price book")
     _check_keys(ctx, "top level", doc, {"book", "model"})
     book = _table(ctx, "[book]", doc.get("book", {}))
     _check_keys(ctx, "[book]", book, _BOOK_KEYS)
