@@ -165,6 +165,10 @@ def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
 
+# Skipped files named under a table (a tree may skip thousands: the JSON report lists them all).
+SKIPPED_SHOWN = 5
+
+
 def _accounting_lines(report) -> list[str]:
     a = report.accounting
     lines = [a.summary()]
@@ -172,6 +176,12 @@ def _accounting_lines(report) -> list[str]:
         lines.append(f"unpriced: {raw} ({_rows(n)}): {a.unpriced_reasons.get(raw, '')}")
     if a.quarantine_file:
         lines.append(f"quarantined rows written to {a.quarantine_file}")
+    if a.files_skipped:
+        shown = list(a.files_skipped.items())[:SKIPPED_SHOWN]
+        more = len(a.files_skipped) - len(shown)
+        lines.append(f"files skipped ({len(a.files_skipped):,}, not read): "
+                     + "; ".join(f"{name}: {why}" for name, why in shown)
+                     + (f"; and {more:,} more (all in the JSON report's accounting)" if more else ""))
     lines.append(f"price book {report.book.version}" + (f" + overlays {', '.join(report.book.overlays)}" if report.book.overlays else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {report.tz}")
     lines.extend(f"note: {n}" for n in report.notes)

@@ -11,7 +11,7 @@ import polars as pl
 
 from .. import schema
 from ..labels import DEFAULTS
-from ..sources import LINE, SourceFile, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -61,7 +61,8 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
-        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src)
+        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src,
+                               bad_record=(~pl.col(BAD), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))))
     if not robust:
         dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
         lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}})
@@ -79,8 +80,9 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
-    ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
-    return ok, pl.when(~ok).then(pl.lit("not a JSON object (unparsable line)"))
+    ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null() & ~pl.col(BAD)
+    return ok, (pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))
+                .when(~ok).then(pl.lit("not a JSON object (unparsable line)")))
 
 
 def _raw(c: str) -> str:

@@ -190,7 +190,7 @@ def _analytics_cost(path: str):
 
 def _csv(path: str) -> pl.DataFrame:
     try:
-        df = pl.read_csv(path, infer_schema=False, encoding="utf8")
+        df = pl.read_csv(path, infer_schema=False, encoding="utf8", glob=False)
     except pl.exceptions.PolarsError as e:
         raise InvoiceError(f"{path}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
     # Row numbers as an editor shows them: the header is line 1.
@@ -222,7 +222,7 @@ def _console_cost_csv(path: str):
 
 def _focus(path: str):
     if path.lower().endswith(".parquet"):  # every column as text, like the CSV: one code path below
-        df = pl.read_parquet(path).with_columns(pl.all().cast(_S)).with_columns(
+        df = pl.read_parquet(path, glob=False).with_columns(pl.all().cast(_S)).with_columns(
             pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
     else:
         df = _csv(path)
