@@ -33,6 +33,7 @@ from .sources import (
     one_reading,
     open_source,
     shards,
+    shown,
 )
 
 STATUS = "_status"
@@ -185,7 +186,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
         src = open_source(path, index=i)
         if src.empty:
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
-            skipped[src.display] = "empty"
+            skipped[shown(src.display)] = "empty"
             continue
         try:
             d = forced or dialects.detect(src)
@@ -193,7 +194,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
             if path in found.explicit:  # named by the user: they meant it to be read
                 raise
             # Found by a walk or a glob beside the logs (an invoice, a manifest, notes): not read, and named.
-            skipped[src.display] = str(e).removeprefix(f"{src.display}: ").split(". Use --dialect")[0]
+            skipped[shown(src.display)] = str(e).removeprefix(f"{src.display}: ").split(". Use --dialect")[0]
             continue
         if opts.mapping and d.missing(src):
             raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
@@ -561,7 +562,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
                            repeats_only=not opts.dedupe)
-    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(loaded.skipped))
+    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     priced = _price_groups(ok, rate_frame(ok, book), book, acc)
@@ -694,7 +695,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
-    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(loaded.skipped))
+    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)

@@ -250,9 +250,9 @@ def _size(fd: int, path: str) -> int:
     try:
         st = os.fstat(fd)
     except OSError as e:
-        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise SourceError(f"{path}: not a regular file")
+        raise SourceError(f"{shown(path)}: not a regular file")
     return st.st_size
 
 
@@ -266,7 +266,7 @@ def _read_into(fd: int, view: memoryview, path: str) -> int:
                 break
             got += n
     except OSError as e:
-        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
     return got
 
 
@@ -333,7 +333,7 @@ def _blocks(path: str, compression: str | None, run: dict | None, block: int = P
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
-        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
     try:
         left = run_size(path, _size(fd, path), run)
         chunks = []
@@ -343,7 +343,7 @@ def _blocks(path: str, compression: str | None, run: dict | None, block: int = P
             try:
                 data = os.read(fd, min(block, left))
             except OSError as e:
-                raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+                raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
             if not data:
                 break
             left -= len(data)
@@ -355,7 +355,7 @@ def _blocks(path: str, compression: str | None, run: dict | None, block: int = P
                 try:
                     yield from decompress(data)
                 except Exception as e:  # (zlib.error, zstandard.ZstdError: the file is not what its name says)
-                    raise SourceError(f"{path}: cannot read ({compression}: {_one_line(e)})") from None
+                    raise SourceError(f"{shown(path)}: cannot read ({compression}: {_one_line(e)})") from None
         if chunks:
             yield _zstd_by_polars(b"".join(chunks), path)
     finally:
@@ -375,7 +375,7 @@ def _zstd_by_polars(data: bytes, path: str) -> bytes:
     except pl.exceptions.ComputeError:
         pass
     except (OSError, pl.exceptions.PolarsError) as e:
-        raise SourceError(f"{path}: cannot read ({_one_line(e)})") from None
+        raise SourceError(f"{shown(path)}: cannot read ({_one_line(e)})") from None
     lines = pl.read_csv(io.BytesIO(data), encoding="utf8-lossy", **opts)["l"]
     text = "\n".join(x or "" for x in lines.to_list()) + "\n"
     return text.encode("utf-8", errors="surrogateescape").replace("\ufffd".encode(), b"\xff")
@@ -501,7 +501,10 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     with contextlib.closing(_pieces(_blocks(path, compression, run, 1 << 16), _first_record)) as pieces:
         first = next(pieces, b"")
     header = first[:_first_record(first) + 1]
-    names = pl.read_csv(header, infer_schema=False, separator=sep, n_rows=0, encoding="utf8-lossy").columns
+    # (The header as text: bytes that are not UTF-8 in a column name become U+FFFD; its rows are read
+    # below it, each piece after the same header.)
+    text_header = header.decode("utf-8", "replace").encode()
+    names = pl.read_csv(text_header, infer_schema=False, separator=sep, n_rows=0).columns
     overrides = {c: pl.Int64 for c in integers if c in names}
     schema = {**{c: overrides.get(c, pl.String) for c in names}, BAD: pl.Boolean, "_row": pl.get_index_type()}
     opts = dict(schema=dict(zip(names, [overrides.get(c, pl.String) for c in names])), separator=sep,
@@ -511,15 +514,15 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     def frames():
         row, head = 2, True
         for piece in _pieces(_blocks(path, compression, run), _record_cut):
-            text = piece if head else header + piece
+            body = piece[len(header):] if head else piece
             head = False
             try:
-                frame = pl.read_csv(text, encoding="utf8", **opts).with_columns(pl.lit(False).alias(BAD))
+                frame = pl.read_csv(text_header + body, encoding="utf8", **opts).with_columns(pl.lit(False).alias(BAD))
             except pl.exceptions.ComputeError:
-                if not _has_bad_bytes(text):
+                if not _has_bad_bytes(body):
                     raise  # a count that is not an integer: the robust pass reads it as text
-                fixed, mark = _marked(text)
-                frame = _unmark(pl.read_csv(fixed, encoding="utf8", **opts), mark, strings)
+                fixed, mark = _marked(body)
+                frame = _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
             yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
 
@@ -597,7 +600,7 @@ def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Ite
         except OSError as e:
             if missing_ok:
                 return None
-            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+            raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
         if _ADVISE is not None:
             with contextlib.suppress(OSError):  # (advice: a pipe cannot take it, and need not)
                 _ADVISE(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
@@ -708,6 +711,22 @@ MAX_DEPTH = 64
 _MAGIC = frozenset("*?[")
 
 
+def shown(path: str) -> str:
+    """A file name as printed in a message: bytes that are not UTF-8 and control characters escaped
+    (a name is data: it must neither break the one-line message nor drive the terminal)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _utf8_name(path: str) -> bool:
+    """Polars (and the output's `source_file`) take only names that are UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass
 class Found:
     """The files behind the user's arguments, each real file once (by device and inode), in a stable
@@ -722,9 +741,16 @@ class Found:
     explicit: set[str] = field(default_factory=set)
     _seen: dict[tuple[int, int], tuple[int, bool]] = field(default_factory=dict)  # -> (its place, a link?)
 
-    def add(self, path: str, key: tuple[int, int], link: bool = False) -> None:
+    def add(self, path: str, key: tuple[int, int], link: bool = False, explicit: bool = False) -> None:
         """A file, unless the same real file (a link to it, a hard link, a second path) is already in:
         then the file is read under its own name rather than a link's (`latest.csv -> night.csv`)."""
+        if not _utf8_name(path):
+            if explicit:
+                raise SourceError(f"{shown(path)}: the file's name is not UTF-8 text: rename it to read it")
+            self.skipped[path] = "name is not UTF-8 text (rename the file to read it)"
+            return
+        if explicit:
+            self.explicit.add(path)
         seen = self._seen.get(key)
         if seen is None:
             self._seen[key] = (len(self.files), link)
@@ -737,7 +763,7 @@ class Found:
         if was_link and not link:
             self.files[at], self._seen[key] = path, (at, False)
             path, first = first, path
-        self.skipped[path] = f"same file as {first} (read once)"
+        self.skipped[path] = f"same file as {shown(first)} (read once)"
 
 
 def _key(st: os.stat_result) -> tuple[int, int]:
@@ -772,7 +798,7 @@ def _walk(directory: str, found: Found, skip: set[str], skip_names: set[str], na
     try:
         top = os.stat(directory)
     except OSError as e:
-        raise SourceError(f"{directory}: cannot read directory ({e.strerror})") from None
+        raise SourceError(f"{shown(directory)}: cannot read directory ({e.strerror})") from None
     visited = {_key(top)}  # (bind mounts can loop too: each real directory is walked once)
     todo = [(directory, top.st_dev, 0)]
     while todo:
@@ -782,7 +808,7 @@ def _walk(directory: str, found: Found, skip: set[str], skip_names: set[str], na
             with os.scandir(where) as it:
                 entries = list(it)
         except OSError as e:
-            raise SourceError(f"{e.filename or where}: cannot read directory ({e.strerror})") from None
+            raise SourceError(f"{shown(e.filename or where)}: cannot read directory ({e.strerror})") from None
         subdirs = []
         for entry in entries:
             name = entry.name
@@ -902,20 +928,19 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
         if st is not None and stat.S_ISDIR(st.st_mode):
             files, _ = _walk(p, found, skip, skip_names)
             if not files:
-                raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
+                raise SourceError(f"{shown(p)}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
             for f, key, link in files:
                 found.add(f, key, link)
         elif st is not None and stat.S_ISREG(st.st_mode):
-            found.add(p, _key(st), os.path.islink(p))
-            found.explicit.add(p)
+            found.add(p, _key(st), os.path.islink(p), explicit=True)
         elif st is not None:
-            raise SourceError(f"{p}: not a regular file or directory")
+            raise SourceError(f"{shown(p)}: not a regular file or directory")
         elif os.path.lexists(p):
-            raise SourceError(f"{p}: broken link (its target does not exist)")
+            raise SourceError(f"{shown(p)}: broken link (its target does not exist)")
         elif _MAGIC & set(p):
             matched = _glob(p, found, skip, skip_names)
             if not matched:
-                raise SourceError(f"{p}: no file matches this pattern")
+                raise SourceError(f"{shown(p)}: no file matches this pattern")
             for f in sorted(matched):
                 why = _why_not(f, skip, skip_names, names_only=False)  # (a pattern names its files)
                 if why is not None:
@@ -923,8 +948,8 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
                 else:
                     found.add(f, _key(os.stat(f)), os.path.islink(f))
         else:
-            raise SourceError(f"{p}: no such file or directory")
-    found.skipped = dict(sorted(found.skipped.items()))
+            raise SourceError(f"{shown(p)}: no such file or directory")
+    found.skipped = {shown(k): v for k, v in sorted(found.skipped.items())}
     if not found.files:
         raise SourceError(f"no input files: {', '.join(f'{k} ({v})' for k, v in list(found.skipped.items())[:3])}")
     if run is not None:
@@ -1059,7 +1084,7 @@ def open_source(path: str, index: int = 0) -> SourceFile:
         if not src.empty:
             _peek(src, head)
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
-        raise SourceError(f"{display}: cannot read ({_one_line(e)})") from None
+        raise SourceError(f"{shown(display)}: cannot read ({_one_line(e)})") from None
     return src
 
 
@@ -1088,7 +1113,7 @@ def _transcoded(path: str, display: str, codec: str) -> str:
                 done += len(chunk)
             out.write(decoder.decode(b"", final=True).encode())
         except UnicodeDecodeError as e:
-            raise SourceError(f"{display}: not valid {codec.upper()} text (its byte order mark says it is) at "
+            raise SourceError(f"{shown(display)}: not valid {codec.upper()} text (its byte order mark says it is) at "
                               f"byte {done + e.start:,}") from None
     if run is not None:
         run["transcoded", path] = tmp
@@ -1171,21 +1196,26 @@ def load_json_records(src: SourceFile) -> list[dict]:
         return [r if isinstance(r, dict) else {"_value": r} for r in doc]
     if isinstance(doc, dict):
         return [doc]
-    raise SourceError(f"{src.path}: JSON document is neither an array nor an object")
+    raise SourceError(f"{shown(src.path)}: JSON document is neither an array nor an object")
 
 
 def json_to_lines(src: SourceFile) -> SourceFile:
     """A JSON array rewritten as JSON Lines in a temporary file, one record per line, so that it
     goes through the same lazy, line-numbered path as JSONL (record i is line i)."""
-    try:
-        records = load_json_records(src)
-    except ValueError as e:
-        raise SourceError(f"{src.path}: invalid JSON ({_one_line(e)})") from None
-    fd, tmp = tempfile.mkstemp(prefix="llm-cost-json-", suffix=".jsonl")
-    _TEMPORARY.append(tmp)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        for rec in records:
-            out.write(json.dumps(rec, separators=(",", ":")))
-            out.write("\n")
+    run = _RUN.get()
+    tmp = run.get(("json", src.path)) if run is not None else None
+    if tmp is None:  # (once per run: every pass reads the same records, even if the file changes)
+        try:
+            records = load_json_records(src)
+        except ValueError as e:
+            raise SourceError(f"{shown(src.display)}: invalid JSON ({_one_line(e)})") from None
+        fd, tmp = tempfile.mkstemp(prefix="llm-cost-json-", suffix=".jsonl")
+        _TEMPORARY.append(tmp)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for rec in records:
+                out.write(json.dumps(rec, separators=(",", ":")))
+                out.write("\n")
+        if run is not None:
+            run["json", src.path] = tmp
     return SourceFile(path=tmp, container="jsonl", index=src.index, columns=src.columns,
                       sample=src.sample, display=src.display)

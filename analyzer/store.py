@@ -38,7 +38,7 @@ from .dedupe import H1, H2
 from .errors import AnalyzerError, OptionError
 from .pricing import rate_frame
 from .schema import COUNT_COLUMNS, MONEY
-from .sources import expand_paths
+from .sources import expand_paths, open_source
 from .writers import atomic_write
 
 FORMAT = 1
@@ -358,7 +358,7 @@ def _ingest_file(path: str, digest: str, root: str, opts: pipeline.Options, book
     entry = {"size": st.st_size, "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
              "sha256": digest, "ingested_at": now.isoformat(timespec="seconds"), "price_book": book.version,
              "overlays": list(book.overlays), "parts": [], "quarantine": None}
-    if st.st_size == 0:  # a night without traffic: remembered, so that it is not read again
+    if st.st_size == 0 or open_source(path).empty:  # a night without traffic (or blank lines): remembered, so that it is not read again
         acc = pipeline.Accounting(files=1)
         entry.update(dialect=None, rows=0, accounting=acc.as_dict(), dimensions=[])
         return FileResult(path, "empty", acc), entry, pl.DataFrame(schema={H1: pl.UInt64, H2: pl.UInt64}), None
@@ -406,7 +406,6 @@ def _records(part: dict) -> int:
 
 def _dialect(path: str, opts: pipeline.Options) -> str:
     from . import dialects
-    from .sources import open_source
 
     return opts.dialect or dialects.detect(open_source(path)).name
 

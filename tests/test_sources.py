@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from analyzer import Options, analyze
 from analyzer.errors import DialectError, SourceError
-from analyzer.sources import LINE, bounded_lines, expand_paths, file_set_lines, find_files, open_source
+from analyzer.sources import LINE, bounded_csv, bounded_lines, expand_paths, file_set_lines, find_files, open_source
 
 from .conftest import canonical_frame, write_frame
 
@@ -427,3 +427,42 @@ def test_heads_are_each_files_first_bytes_in_order_and_none_for_what_cannot_be_r
     got = list(heads(paths))
     assert got[5] is None and got[9] is None and len(got) == len(paths)
     assert [len(h) for h in got[:5] + got[6:9] + got[10:]] == [min(i * 200, HEAD_BYTES) for i in range(70)]
+
+
+_cell = st.lists(st.sampled_from(["a", "7", " ", ",", "\n", "\r\n", '"', "é", b"\xe9"]), max_size=5).map(
+    lambda parts: b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(_cell, _cell), max_size=8), piece=st.integers(min_value=1, max_value=40),
+       final_newline=st.booleans())
+def test_bounded_csv_reads_in_pieces_what_polars_reads_whole(rows, piece, final_newline):
+    """CSV read in pieces cut at record boundaries (quoted newlines and doubled quotes included) gives
+    the records the whole file gives, numbered alike; a record is `_bad` exactly when its bytes are
+    not UTF-8, and any other record is as read whole."""
+    import tempfile
+
+    import analyzer.sources as sources
+
+    def quoted(b: bytes) -> bytes:
+        return b'"' + b.replace(b'"', b'""') + b'"'
+
+    body = b"".join(quoted(a) + b"," + quoted(b) + b"\n" for a, b in rows)
+    data = b"x,y\n" + (body if final_newline else body.removesuffix(b"\n"))
+    with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as f:
+        f.write(data)
+    try:
+        whole = pl.read_csv(data, infer_schema=False, encoding="utf8-lossy")
+        old, sources.PIECE_BYTES = sources.PIECE_BYTES, piece
+        try:
+            got = bounded_csv(f.name, None).collect()
+        finally:
+            sources.PIECE_BYTES = old
+    finally:
+        os.unlink(f.name)
+    assert got.height == whole.height == len(rows)
+    assert got["_row"].to_list() == list(range(2, 2 + len(rows)))
+    bad = [not (_is_utf8(a) and _is_utf8(b)) for a, b in rows]
+    assert got["_bad"].to_list() == bad
+    good = [i for i, b in enumerate(bad) if not b]
+    assert got.select("x", "y")[good].rows() == whole.select("x", "y")[good].rows()

@@ -408,3 +408,40 @@ def test_the_quarantine_file_and_the_count_agree_while_a_log_is_appended_to(tmp_
     finally:
         stop.set()
         writer.join()
+
+
+# ----------------------------------------------------------------------------------------- names as data
+
+
+def test_a_name_that_is_not_utf8_is_skipped_or_refused_in_one_line(tmp_path):
+    """Polars takes only UTF-8 names: such a file was a traceback. Found by a walk it is skipped and
+    named (escaped); named on the command line it is one line, exit 2."""
+    logs = tmp_path / "logs"
+    write(logs / "night.csv", HEADER + csv_row("r1"))
+    odd = os.path.join(os.fsencode(logs), b"caf\xe9.csv")
+    with open(odd, "wb") as f:
+        f.write((HEADER + csv_row("r2")).encode())
+    code, doc, err = report(logs, "--quarantine", tmp_path / "q")
+    assert code == 0, err
+    assert counts(doc) == {"rows_read": 1, "priced": 1}
+    assert doc["accounting"]["files_skipped"] == {f"{logs}/caf\\xe9.csv": "name is not UTF-8 text (rename the file to read it)"}
+    code, doc, err = report(os.fsdecode(odd), "--quarantine", tmp_path / "q")
+    assert code == 2 and err == f"llm-cost: error: {logs}/caf\\xe9.csv: the file's name is not UTF-8 text: rename it to read it\n"
+
+
+def test_control_characters_in_a_name_do_not_reach_the_terminal(tmp_path):
+    name = tmp_path / "nope\n\x1b[31m.csv"
+    code, doc, err = report(name, "--quarantine", tmp_path / "q")
+    assert code == 2 and err == f"llm-cost: error: {tmp_path}/nope\\n\\x1b[31m.csv: no file matches this pattern\n"
+
+
+def test_a_column_name_with_bytes_that_are_not_utf8_does_not_lose_the_file(tmp_path):
+    """The header is not a row: its bad byte becomes U+FFFD in the name; rows are judged by their own bytes."""
+    path = write(tmp_path / "log.csv", b"request_id,timestamp,model,input_tokens,output_tokens,t\xe9am\n"
+                 + csv_row("r1").encode().replace(b"\n", b",a\n") + csv_row("r2").encode().replace(b"\n", b",b\xe9\n"))
+    q = tmp_path / "q.jsonl"
+    code, doc, err = report(path, "--quarantine", q)
+    assert code == 0, err
+    assert counts(doc) == {"rows_read": 2, "priced": 1, "quarantined": 1} and cost(doc) == SONNET
+    [line] = quarantine_lines(q)
+    assert (line["line"], line["reason"]) == (3, NOT_UTF8) and '"t\ufffdam":"b\ufffd"' in line["raw"]
