@@ -10,7 +10,7 @@ DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messag
 	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
 	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs
 
-.PHONY: help install demo test lint golden bench bench-store bench-cc bench-large clean
+.PHONY: help install demo test lint docs golden bench bench-store bench-cc bench-large clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: $(STAMP)  ## run the whole test suite
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check analyzer tests bench
+
+docs: $(STAMP)  ## rerun every ```console example in README and docs/ and rewrite its output (review the diff!)
+	$(BIN)/python -m tests.test_docs --update
 
 golden: $(STAMP)  ## regenerate the golden reports in tests/golden (review the diff!)
 	$(BIN)/python -m tests.make_golden

@@ -7,7 +7,7 @@ A tree looks like ~/.claude: `projects/<escaped-cwd>/<sessionId>.jsonl`, plus su
 lines (the records that carry usage); about 1 in 59 of them starts a file, so 1M records make ~17,000
 files and ~3.5 GB, as the issue asks.
 
-What a session holds, after real transcripts (../shared/reference/formats.md §4a):
+What a session holds, after real transcripts (and ccusage's loader, https://github.com/ryoppippi/ccusage):
 - per user turn: a `file-history-snapshot` line, the user's prompt, then a chain of API responses;
 - each response is written as one assistant line per content block (thinking / text / tool_use), all
   sharing `message.id` and `requestId`; the earlier lines carry a partial `output_tokens`, the last

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from analyzer import load_price_book
 from analyzer.writers import render
 
 from .make_golden import AUDIT_CASES, CASES, EXT, GOLDEN, build, build_audit, stable
@@ -37,3 +40,32 @@ def test_sample_accounting_balances(tmp_path):
     assert a.balanced
     assert a.unpriced_models == {"claude-sonnett-5-5": 1}
     assert "did you mean claude-sonnet-5-5" in a.unpriced_reasons["claude-sonnett-5-5"]
+
+
+def test_golden_files_hold_no_price_book_version():
+    # A hash in a golden file would churn on every price change; the version is checked below instead.
+    version = load_price_book([]).version
+    for path in GOLDEN.iterdir():
+        if path.suffix != ".parquet":
+            text = path.read_text()
+            assert version not in text and not re.search(r'(price book |"version": ")[0-9a-f]{12}', text), path.name
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_reports_print_the_price_book_version(fmt, tmp_path):
+    # The golden files hold "<version>": here the real one, of the book the report was priced with.
+    version = load_price_book([]).version
+    report = build("by_month_model", ["month", "model"], tmp_path / "q.jsonl")
+    assert report.book.version == version
+    text = render(report, fmt)
+    assert (f'"version": "{version}"' if fmt == "json" else f"price book {version};") in text
+    assert "<version>" not in text
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "json"])
+def test_audits_print_the_price_book_version(fmt, tmp_path):
+    from analyzer.audit_writers import render as render_audit
+
+    version = load_price_book([]).version
+    text = render_audit(build_audit(None, tmp_path / "q.jsonl"), fmt)
+    assert (f'"version": "{version}"' if fmt == "json" else f"price book {version};") in text

@@ -17,7 +17,7 @@ from analyzer.cli import main
 
 from .conftest import canonical_frame, write_frame
 
-# Copies of ../shared/reference/formats/ examples (internally consistent, illustrative prices).
+# Example invoices (fixtures/invoices/README.md says where their shapes come from; illustrative prices).
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "invoices"
 SONNET = "claude-sonnet-4-5-20250929"
 DAY = dt.date(2026, 11, 23)

@@ -4,8 +4,9 @@ Each case is one request in a canonical CSV (the table-driven CASES share one lo
 the spelled-out tests and the unpriced cases get a log of their own). `analyze()` prices it and the
 exact Decimal cost (and its components) is compared with an expectation computed here from the
 published $/MTok numbers, written as literals with the derivation in a comment. Nothing here calls the library's rate code: the
-facts come from /work/shared/reference/claude-prices.md, claude-prices.csv and
-claude-price-modifiers.csv (sections cited per group).
+facts are Anthropic's published prices (https://platform.claude.com/docs/en/about-claude/pricing, checked
+2026-11-25, the `source` of the price book's periods; fast mode: .../build-with-claude/fast-mode), the
+section of that page cited per group.
 
 `request_id` is not accepted by --by (it is a canonical column, not a dimension), so every CSV
 carries a `label` dimension and the report is grouped by it.
@@ -94,7 +95,7 @@ def hand(req: Req, rates: tuple[str | None, ...], web_search_usd_per_1000: str =
     for k, n, rate in zip(COMPONENT_KEYS, counts, rates, strict=True):
         assert rate is not None or n == 0, "a class without a rate leaves the request unpriced: see test_unpriced"
         out[k] = D(0) if rate is None else mtok(n, rate)
-    # web search: $10 per 1,000 searches, per use (reference section 5)
+    # web search: $10 per 1,000 searches, per use (pricing page, web search tool)
     out["cost_web_search"] = D(req.web_search_requests) * D(web_search_usd_per_1000) / D(1000)
     out["cost"] = sum(out.values(), D(0))
     return out
@@ -138,7 +139,7 @@ def modifier_tags(discount_type: str) -> set[str]:
 # The cases: (id, request, hand-written $/MTok rates, context tier, price period, modifier tags)
 
 BASE_3_15 = ("3", "3.75", "6", "0.3", "15")  # Sonnet 4/4.5/4.6 base: 3, 1.25x=3.75, 2x=6, 0.1x=0.30, 15
-LONG_6_22 = ("6", "7.5", "12", "0.6", "22.5")  # Sonnet >200K: 6, 7.50, 12, 0.60, 22.50 (reference 4.3)
+LONG_6_22 = ("6", "7.5", "12", "0.6", "22.5")  # Sonnet >200K: 6, 7.50, 12, 0.60, 22.50 (pricing page, long context pricing)
 OPUS_5_25 = ("5", "6.25", "10", "0.5", "25")  # Opus 4.5+ base: 5, 6.25, 10, 0.50, 25
 OPUS46_LONG = ("10", "12.5", "20", "1", "37.5")  # Opus 4.6 >200K until 2026-03-13: 10, 12.50, 20, 1, 37.50
 
@@ -212,7 +213,7 @@ CASES = [
     case("haiku55-us-100001-high", Req("2026-10-15T12:00:00Z", H55, inference_geo="us", **OVER_100K),
          ("0.55", "0.6875", "1.1", "0.055", "2.75"),  # 0.50, 0.625, 1, 0.05, 2.50 x 1.1
          "long", "2026-10-07", {"long_context", "us_geo"}),
-    # --- Batch x cache: 0.5 on every token class, cache writes and reads included (reference 4.2)
+    # --- Batch x cache: 0.5 on every token class, cache writes and reads included (pricing page, batch processing)
     case("haiku45-batch-cache", Req("2025-11-01T12:00:00Z", H45, service_tier="batch"),
          ("0.5", "0.625", "1", "0.05", "2.5"),  # 1, 1.25, 2, 0.10, 5 x 0.5
          "base", "2025-10-15", {"batch"},
@@ -274,7 +275,7 @@ CASES = [
     case("opus46-fast-2026-06-29-standard", Req("2026-06-29T00:00:00Z", O46, speed="fast"), OPUS_5_25, "base",
          "2026-03-13"),
     # Fast over 200K during the beta: the pricing page's flat fast price across the full context (the
-    # reference's CONFLICT note; the book follows the pricing page). Its context tier says which rates
+    # fast-mode page once said otherwise; the book follows the pricing page). Its context tier says which rates
     # applied: base, no long_context tag.
     case("opus46-fast-200001-flat", Req("2026-03-01T12:00:00Z", O46, speed="fast", **OVER_200K),
          ("30", "37.5", "60", "3", "150"), "base", "2026-02-05", {"fast"}),
