@@ -21,7 +21,9 @@ from click.testing import CliRunner
 from analyzer.cli import main
 from analyzer.sources import NOT_UTF8
 
-REFERENCE = Path("/work/shared/reference/formats")
+ROOT = Path(__file__).resolve().parents[2]
+INVOICE = ROOT / "fixtures/invoices/admin_analytics_cost.json"
+TRANSCRIPT = ROOT / "fixtures/dialects/claude-code/projects/-home-dev-acme-billing/2ff46cd5-f4e7-4724-bb20-579dae7956ea.jsonl"
 HEADER = "request_id,timestamp,model,input_tokens,output_tokens\n"
 SONNET, HAIKU = Decimal("0.0045"), Decimal("0.003")
 
@@ -203,7 +205,7 @@ def test_empty_stdin_is_an_empty_report(tmp_path, data):
 def test_files_that_are_not_logs_in_a_walked_directory_are_skipped_and_named(tmp_path):
     logs = tmp_path / "logs"
     write(logs / "night.jsonl", jsonl_row("r1"))
-    shutil.copy(REFERENCE / "admin_analytics_cost.json", logs / "admin_analytics_cost.json")
+    shutil.copy(INVOICE, logs / "admin_analytics_cost.json")
     write(logs / "manifest.json", json.dumps({"files": ["night.jsonl"], "created": "2026-10-11"}))
     write(logs / "README.md", "# exports\n")
     write(logs / "notes.csv", "day,comment\n2026-10-10,quiet\n")
@@ -229,7 +231,7 @@ def test_files_that_are_not_logs_in_a_walked_directory_are_skipped_and_named(tmp
 
 
 def test_a_file_named_on_the_command_line_that_is_not_a_log_is_an_error(tmp_path):
-    invoice = shutil.copy(REFERENCE / "admin_analytics_cost.json", tmp_path / "admin_analytics_cost.json")
+    invoice = shutil.copy(INVOICE, tmp_path / "admin_analytics_cost.json")
     write(tmp_path / "night.jsonl", jsonl_row("r1"))
     code, doc, err = report(invoice, tmp_path / "night.jsonl", "--quarantine", tmp_path / "q")
     assert code == 2
@@ -285,7 +287,7 @@ def test_a_real_replacement_character_is_text_not_bad_bytes(tmp_path):
 
 def test_bad_bytes_in_a_tree_of_transcripts_quarantine_their_line_only(tmp_path):
     """Claude Code trees are read many files per batch: a batch with a bad byte is not lost."""
-    src = (REFERENCE / "claude_code_transcript.jsonl").read_bytes()
+    src = TRANSCRIPT.read_bytes()
     tree = tmp_path / "projects" / "p"
     write(tree / "a.jsonl", src)
     lines = src.split(b"\n")
