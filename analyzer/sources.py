@@ -16,6 +16,7 @@ import collections
 import contextlib
 import contextvars
 import dataclasses
+import errno
 import fnmatch
 import gzip
 import io
@@ -870,6 +871,8 @@ def _glob(pattern: str, found: Found, skip: set[str], skip_names: set[str]) -> l
             below: list[str] = []
             files: list[str] = []
             for d in dirs:
+                if not os.path.isdir(d or "."):
+                    continue  # (a fixed start that does not exist: the pattern matches nothing)
                 f, w = _walk(d or ".", found, skip, skip_names, names_only=False)
                 below.extend(w if d else [os.path.relpath(x) if x != "." else "" for x in w])
                 files.extend(p if d else os.path.relpath(p) for p, _, _ in f)
@@ -885,7 +888,10 @@ def _glob(pattern: str, found: Found, skip: set[str], skip_names: set[str]) -> l
             else:
                 try:
                     names = sorted(os.listdir(d or "."))
-                except OSError:
+                except FileNotFoundError:
+                    continue
+                except OSError as e:  # (not a silent gap: named)
+                    found.skipped[d or "."] = f"cannot read directory ({e.strerror})"
                     continue
                 names = [n for n in names if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or not n.startswith("."))]
             for n in names:
@@ -922,9 +928,9 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
                 found.explicit.add(p)
             continue
         try:
-            st = os.stat(p)
-        except OSError:
-            st = None
+            st, why = os.stat(p), None
+        except OSError as e:
+            st, why = None, e
         if st is not None and stat.S_ISDIR(st.st_mode):
             files, _ = _walk(p, found, skip, skip_names)
             if not files:
@@ -935,8 +941,9 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
             found.add(p, _key(st), os.path.islink(p), explicit=True)
         elif st is not None:
             raise SourceError(f"{shown(p)}: not a regular file or directory")
-        elif os.path.lexists(p):
-            raise SourceError(f"{shown(p)}: broken link (its target does not exist)")
+        elif os.path.lexists(p) or (why is not None and why.errno not in (errno.ENOENT, errno.ENOTDIR)):
+            raise SourceError(f"{shown(p)}: " + ("broken link (its target does not exist)" if why.errno == errno.ENOENT
+                                                 else f"cannot read ({why.strerror})"))
         elif _MAGIC & set(p):
             matched = _glob(p, found, skip, skip_names)
             if not matched:
@@ -1083,6 +1090,8 @@ def open_source(path: str, index: int = 0) -> SourceFile:
         src.empty = len(head) < HEAD_PEEK and not head.strip() and container != "parquet"
         if not src.empty:
             _peek(src, head)
+            # An export with no records (`[]`) is empty too; `{"data": []}` is a page its dialect reads.
+            src.empty = src.container == "json" and not src.columns
     except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
         raise SourceError(f"{shown(display)}: cannot read ({_one_line(e)})") from None
     return src

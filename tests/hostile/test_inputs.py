@@ -447,3 +447,22 @@ def test_a_column_name_with_bytes_that_are_not_utf8_does_not_lose_the_file(tmp_p
     assert counts(doc) == {"rows_read": 2, "priced": 1, "quarantined": 1} and cost(doc) == SONNET
     [line] = quarantine_lines(q)
     assert (line["line"], line["reason"]) == (3, NOT_UTF8) and '"t\ufffdam":"b\ufffd"' in line["raw"]
+
+
+def test_odd_arguments_are_one_line_each(tmp_path):
+    (tmp_path / "self").symlink_to("self")  # a link to itself
+    (tmp_path / "gone.csv").symlink_to("nowhere.csv")
+    cases = {tmp_path / "self": "cannot read (Too many levels of symbolic links)",
+             tmp_path / "gone.csv": "broken link (its target does not exist)",
+             tmp_path / "nope/**/*.csv": "no file matches this pattern",
+             tmp_path / "nope.csv": "no such file or directory"}
+    for arg, why in cases.items():
+        code, doc, err = report(arg, "--quarantine", tmp_path / "q")
+        assert (code, err) == (2, f"llm-cost: error: {arg}: {why}\n")
+
+
+def test_an_export_with_no_records_is_empty(tmp_path):
+    path = write(tmp_path / "export.json", "[]\n")
+    code, doc, err = report(path, "--quarantine", tmp_path / "q")
+    assert code == 0, err
+    assert doc["accounting"]["rows_read"] == 0 and doc["accounting"]["files_skipped"] == {str(path): "empty"}
