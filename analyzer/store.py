@@ -248,7 +248,8 @@ def _stored_ids(root: str, parts: list[dict]) -> pl.DataFrame:
         return pl.DataFrame(schema={H1: pl.UInt64, H2: pl.UInt64})
     # Parts differ in their dimension columns (one file has a workspace, another not): only the id is read.
     paths = [os.path.join(root, p["file"]) for p in parts]
-    ids = pl.scan_parquet(paths, schema={"request_id": pl.String}, extra_columns="ignore", missing_columns="insert")
+    ids = pl.scan_parquet(paths, schema={"request_id": pl.String}, extra_columns="ignore", missing_columns="insert",
+                          glob=False)  # (a store may live in a directory named with `[`)
     return _id_keys(ids).collect(engine="streaming")
 
 
@@ -464,7 +465,8 @@ def scan(root: str, months: set[str] | None = None, manifest: Manifest | None = 
     manifest = manifest or open_manifest(root)
     schema = {**SCHEMA, **{d: pl.String() for d in manifest.dimensions}}
     files = [os.path.join(root, p["file"]) for p in manifest.parts(months)]
-    lf = pl.scan_parquet(files, schema=schema, missing_columns="insert") if files else pl.LazyFrame(schema=schema)
+    lf = (pl.scan_parquet(files, schema=schema, missing_columns="insert", glob=False) if files
+          else pl.LazyFrame(schema=schema))
     return pipeline.with_costs(lf) if costs else lf
 
 
@@ -640,7 +642,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))
         before, after, replaced = [], [], {}
         for part in targets:
-            df = pl.read_parquet(os.path.join(root, part["file"])).with_row_index("_i")
+            df = pl.read_parquet(os.path.join(root, part["file"]), glob=False).with_row_index("_i")
             cols = df.columns
             window = df.filter(inside)
             repriced = pipeline.price_rows(window.lazy().drop(PRICING), rates, band, book)

@@ -466,3 +466,25 @@ def test_an_export_with_no_records_is_empty(tmp_path):
     code, doc, err = report(path, "--quarantine", tmp_path / "q")
     assert code == 0, err
     assert doc["accounting"]["rows_read"] == 0 and doc["accounting"]["files_skipped"] == {str(path): "empty"}
+
+
+def test_a_store_in_a_directory_named_with_a_bracket(tmp_path):
+    """The store's own Parquet files were read through a pattern: `st[1]/...` matched nothing."""
+    write(tmp_path / "logs/night.csv", HEADER + csv_row("r1") + csv_row("r2", "claude-haiku-4-5"))
+    store = tmp_path / "st[1]"
+    r = CliRunner().invoke(main, ["ingest", str(tmp_path / "logs"), "--store", str(store)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    code, doc, err = report("--store", store)
+    assert code == 0, err
+    assert cost(doc) == SONNET + HAIKU
+
+
+def test_a_parquet_invoice_named_with_a_bracket_is_that_file(tmp_path):
+    """Its format was told from a neighbour's columns (`inv[1].parquet` read `inv1.parquet`'s)."""
+    import polars as pl
+
+    from analyzer.invoices import detect
+
+    pl.DataFrame({"unrelated": [1]}).write_parquet(tmp_path / "inv1.parquet")
+    pl.read_csv(ROOT / "fixtures/invoices/focus_sample.csv").write_parquet(tmp_path / "inv[1].parquet")
+    assert detect(str(tmp_path / "inv[1].parquet")) == detect(str(ROOT / "fixtures/invoices/focus_sample.csv"))
