@@ -382,6 +382,38 @@ def _zstd_by_polars(data: bytes, path: str) -> bytes:
     return text.encode("utf-8", errors="surrogateescape").replace("\ufffd".encode(), b"\xff")
 
 
+class _Stream(io.RawIOBase):
+    """A file-like view of `_blocks` (decompressed, up to the run's size): gzip read this way
+    gives what a member cut short holds (a file still being written) instead of failing."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self.blocks, self.rest = blocks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self.rest:
+            self.rest = next(self.blocks, None)
+            if self.rest is None:
+                self.rest = b""
+                return 0
+        n = min(len(b), len(self.rest))
+        b[:n] = self.rest[:n]
+        self.rest = self.rest[n:]
+        return n
+
+    def close(self) -> None:
+        close = getattr(self.blocks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def _gunzipped(path: str) -> io.BufferedReader:
+    return io.BufferedReader(_Stream(_blocks(path, "gzip", _RUN.get(), 1 << 16)))
+
+
 def _line_cut(buf: bytes) -> int:
     return buf.rfind(b"\n")
 
@@ -618,14 +650,6 @@ def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Ite
                 os.close(fd)
 
 
-def _scan_csv_strings(path: str, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
-    sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
-    return pl.scan_csv(
-        path, infer_schema=False, separator=sep, encoding="utf8-lossy", truncate_ragged_lines=True,
-        schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
-    ).with_row_index("_row", offset=2)  # line 1 is the header
-
-
 def _strip_compression(path: str) -> tuple[str, str | None]:
     p = path.lower()
     for ext, comp in _COMPRESSION.items():
@@ -649,7 +673,7 @@ HEAD_PEEK = 1 << 16  # the bytes open_source looks at first
 
 def _read_head(path: str, compression: str | None, size: int = HEAD_PEEK) -> bytes:
     if compression == "gzip":
-        with gzip.open(path, "rb") as f:
+        with _gunzipped(path) as f:
             return f.read(size)
     if compression == "zstd":
         # Polars reads zstd natively; for the peek, let it decompress the first lines.
@@ -690,7 +714,7 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
         lines = [x for x in head.splitlines() if x.strip()][:2]
     else:
         lines, used = [], 0
-        with (gzip.open if compression == "gzip" else open)(path, "rb") as f:
+        with _gunzipped(path) if compression == "gzip" else open(path, "rb") as f:
             for raw in f:
                 used += len(raw)
                 if raw.strip():
@@ -1092,7 +1116,7 @@ def open_source(path: str, index: int = 0) -> SourceFile:
             _peek(src, head)
             # An export with no records (`[]`) is empty too; `{"data": []}` is a page its dialect reads.
             src.empty = src.container == "json" and not src.columns
-    except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
+    except (OSError, EOFError, ValueError, zlib.error, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
         raise SourceError(f"{shown(display)}: cannot read ({_one_line(e)})") from None
     return src
 
@@ -1140,9 +1164,9 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
         src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
-        lf = _scan_csv_strings(src.path)
-        src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
-        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row").to_dicts()
+        lf = bounded_csv(src.path, src.compression)  # (the reader every pass uses: the same columns)
+        src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD)]
+        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD).to_dicts()
     elif src.container == "jsonl":
         keys: dict[str, None] = {}
         for rec in _first_records(src, head):
@@ -1167,8 +1191,7 @@ def _first_records(src: SourceFile, head: bytes):
     if src.compression == "zstd":  # the head holds the first lines already
         lines = iter(head.splitlines(keepends=True))
     else:
-        opener = gzip.open if src.compression == "gzip" else open
-        f = opener(src.path, "rb")
+        f = _gunzipped(src.path) if src.compression == "gzip" else open(src.path, "rb")
         lines = iter(f)
     found = used = 0
     try:

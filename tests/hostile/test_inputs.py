@@ -488,3 +488,32 @@ def test_a_parquet_invoice_named_with_a_bracket_is_that_file(tmp_path):
     pl.DataFrame({"unrelated": [1]}).write_parquet(tmp_path / "inv1.parquet")
     pl.read_csv(ROOT / "fixtures/invoices/focus_sample.csv").write_parquet(tmp_path / "inv[1].parquet")
     assert detect(str(tmp_path / "inv[1].parquet")) == detect(str(ROOT / "fixtures/invoices/focus_sample.csv"))
+
+
+@pytest.mark.parametrize("ext", ["jsonl.gz", "csv.gz"])
+def test_a_gzip_file_cut_short_is_read_to_its_cut(tmp_path, ext):
+    """A .gz still being written ends mid-member: what it holds is read, its cut line quarantined
+    (it was `cannot read (Compressed file ended ...)`, the whole run lost)."""
+    import gzip
+    import zlib
+
+    n = 300
+    rows = "".join(jsonl_row(f"r{i}") for i in range(n)) if ext == "jsonl.gz" else HEADER + "".join(
+        csv_row(f"r{i}") for i in range(n))
+    data = gzip.compress(rows.encode())
+    path = write(tmp_path / f"live.{ext}", data[: len(data) * 2 // 3])
+    text = zlib.decompressobj(31).decompress(path.read_bytes())  # what the cut file holds
+    whole = text.count(b"\n") - (ext == "csv.gz")  # complete records
+    q = tmp_path / "q.jsonl"
+    code, doc, err = report(path, "--quarantine", q)
+    assert code == 0, err
+    cut = 0 if text.endswith(b"\n") else 1
+    assert counts(doc) == {"rows_read": whole + cut, "priced": whole, **({"quarantined": 1} if cut else {})}
+    assert len(quarantine_lines(q)) == cut
+
+
+@pytest.mark.parametrize("data", [b"hello\n", b"\x1f\x8b\x08\x00" + b"\x00" * 60])
+def test_a_file_that_is_not_the_gzip_its_name_says_is_one_line(tmp_path, data):
+    path = write(tmp_path / "log.jsonl.gz", data)
+    code, doc, err = report(path, "--quarantine", tmp_path / "q")
+    assert code == 2 and err.count("\n") == 1 and err.startswith(f"llm-cost: error: {path}: cannot read (gzip: ")
