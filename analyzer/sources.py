@@ -470,11 +470,13 @@ def _unmark(frame: pl.DataFrame, mark: str, columns: list[str]) -> pl.DataFrame:
 
 
 def _serve(schema: dict, frames, name: str, detail: str) -> pl.LazyFrame:
-    """A lazy frame read by `frames()` (a generator of DataFrames), honouring projection, predicate
-    and row limit as Polars asks."""
+    """A lazy frame read by `frames(columns)` (a generator of DataFrames holding at least `columns`,
+    or every column for None), honouring projection, predicate and row limit as Polars asks."""
 
     def batches(with_columns, predicate, n_rows, _batch_size):
-        for frame in frames():
+        asked = None if with_columns is None else set(with_columns) | (
+            set(predicate.meta.root_names()) if predicate is not None else set())
+        for frame in frames(asked):
             if predicate is not None:
                 frame = frame.filter(predicate)
             frame = frame.select(list(schema) if with_columns is None else with_columns)
@@ -493,7 +495,7 @@ def bounded_lines(path: str, compression: str | None) -> pl.LazyFrame:
     sees), `_row` (from 1) and `_bad`."""
     run = _RUN.get()
 
-    def frames():
+    def frames(_columns):
         row = 1
         for piece in _pieces(_blocks(path, compression, run), _line_cut):
             try:
@@ -513,7 +515,7 @@ def bounded_ndjson(path: str, compression: str | None, schema: dict) -> pl.LazyF
     bytes that are not UTF-8: the robust pass reads such a file line by line). `_row` counts records."""
     run = _RUN.get()
 
-    def frames():
+    def frames(_columns):
         row = 1
         for piece in _pieces(_blocks(path, compression, run), _line_cut):
             if not piece.strip():
@@ -525,7 +527,8 @@ def bounded_ndjson(path: str, compression: str | None, schema: dict) -> pl.LazyF
     return _serve({**schema, "_row": pl.get_index_type()}, frames, "llm-cost ndjson", path)
 
 
-def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
+def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = (), piece_bytes: int | None = None
+                ) -> pl.LazyFrame:
     """A CSV file, every field a string but `integers` (Int64: the reader fails on a value that is not
     one, and the run is read again as strings), `_row` the record's number from 2 (line 1 is the
     header) and `_bad`. Each piece is read with the header line before it."""
@@ -544,13 +547,18 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                 truncate_ragged_lines=True, has_header=True)
     strings = [c for c in names if c not in overrides]
 
-    def frames():
+    def frames(columns: set[str] | None):
+        # Each piece is read after the header: a piece's first record may be short (a cut line), and
+        # Polars tells the columns of a headerless piece from its first record. Only the columns the
+        # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same).
+        wanted = None if columns is None else [c for c in names if c in columns] or names[:1]
         row, head = 2, True
-        for piece in _pieces(_blocks(path, compression, run), _record_cut):
+        for piece in _pieces(_blocks(path, compression, run, piece_bytes or PIECE_BYTES), _record_cut):
             body = piece[len(header):] if head else piece
             head = False
             try:
-                frame = pl.read_csv(text_header + body, encoding="utf8", **opts).with_columns(pl.lit(False).alias(BAD))
+                frame = pl.read_csv(text_header + body, encoding="utf8", columns=wanted, **opts).with_columns(
+                    pl.lit(False).alias(BAD))
             except pl.exceptions.ComputeError:
                 if not _has_bad_bytes(body):
                     raise  # a count that is not an integer: the robust pass reads it as text
@@ -1164,7 +1172,8 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
         src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
-        lf = bounded_csv(src.path, src.compression)  # (the reader every pass uses: the same columns)
+        # (the reader every pass uses: the same columns; small pieces, as only the first records are read)
+        lf = bounded_csv(src.path, src.compression, piece_bytes=PEEK_BYTES)
         src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD)]
         src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD).to_dicts()
     elif src.container == "jsonl":
