@@ -26,12 +26,14 @@ from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONE
 from .sources import (
     _TEMPORARY,
     SourceFile,
+    changed_during_run,
     concurrent_scans,
     find_files,
     heads,
     looks_like,
     one_reading,
     open_source,
+    read_natively,
     shards,
     shown,
 )
@@ -526,8 +528,16 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    with one_reading():
-        return _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+    with one_reading(native=True):
+        report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+        if changed_during_run():  # a CSV scanned by Polars grew during the run: read to the sizes recorded
+            read_natively(False)
+            first = report.accounting.quarantine_file
+            report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+            if first and not report.accounting.quarantine_file:  # (written by the first reading: not true now)
+                with contextlib.suppress(OSError):
+                    os.unlink(first)
+        return report
 
 
 # How a fast pass fails on a malformed record: a reader's error, or (ShapeError) a batch of JSON
@@ -543,6 +553,7 @@ def _with_retry(run):
     try:
         return run(False)
     except FAST_PATH_FAILURES:
+        read_natively(False)  # (the robust pass reads every file with the bounded readers)
         return run(True)
 
 
