@@ -18,6 +18,7 @@ import contextvars
 import dataclasses
 import errno
 import fnmatch
+import glob  # (escape: Polars' NDJSON scanner expands patterns in a path)
 import gzip
 import io
 import json
@@ -99,9 +100,8 @@ class SourceFile:
         """CSV as a lazy frame of strings, with the line number of each record. `integers` are read
         as Int64 by the CSV reader itself (much faster than casting text), which fails on a value that
         is not an integer: callers then read the file again as strings (the robust path)."""
-        run = _RUN.get()
-        if run is not None and run.get("native") and self.compression is None and _utf8_name(self.path):
-            return _native_csv(self.path, integers, run)
+        if self.compression is None and _native(self.path):
+            return _native_csv(self.path, integers)
         return bounded_csv(self.path, self.compression, integers)
 
     def scan_lines(self, exact_lines: bool = True, lossy: bool = True) -> pl.LazyFrame:
@@ -112,11 +112,16 @@ class SourceFile:
         for callers: both paths read the same now.)"""
         if self.members:
             return file_set_lines(self.paths)
+        if not lossy and self.compression is None and _native(self.path):
+            return _native_lines(self.path)
         return bounded_lines(self.path, self.compression)
 
     def scan_ndjson(self, schema: dict) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). Blank lines
         are skipped, so `_row` counts records: exact line numbers come from the robust path."""
+        if self.compression is None and _native(self.path):
+            # (it has no glob=False: a name holding `*`, `?` or `[` is escaped)
+            return pl.scan_ndjson(glob.escape(self.path), schema=schema, row_index_name="_row", row_index_offset=1)
         return bounded_ndjson(self.path, self.compression, schema)
 
     def scan_parquet(self) -> pl.LazyFrame:
@@ -1045,13 +1050,29 @@ def changed_during_run() -> list[str]:
     return changed
 
 
-def _native_csv(path: str, integers: tuple[str, ...], run: dict) -> pl.LazyFrame:
-    """A plain CSV scanned by Polars (a third of the bounded reader's CPU: mapped, its columns pruned).
-    It cannot stop at the size the run recorded, so the run checks afterwards that the file did not
-    change (changed_during_run) and reads again with the bounded reader if it did. Strict UTF-8: a
-    byte that is not fails the scan, and the robust pass (bounded, marking it) quarantines its row."""
+def _native(path: str) -> bool:
+    """May this plain file be scanned by Polars itself in this run? Polars' scanners cost a half to a
+    third of the bounded readers' CPU (they map the file, and prune columns), but cannot stop at the
+    size the run recorded: the run then checks afterwards that the file did not change
+    (changed_during_run), and reads again with the bounded readers if it did. They read UTF-8
+    strictly: a byte that is not fails the scan, and the robust pass (bounded, marking the byte)
+    quarantines its row."""
+    run = _RUN.get()
+    if run is None or not run.get("native") or not _utf8_name(path):
+        return False
     run_size(path, os.stat(path).st_size, run)
     run.setdefault("native_paths", set()).add(path)
+    return True
+
+
+def _native_lines(path: str) -> pl.LazyFrame:
+    return pl.scan_csv(
+        path, has_header=False, new_columns=[LINE], separator="\x1f", quote_char=None,
+        schema_overrides={LINE: pl.String}, encoding="utf8", glob=False,
+    ).with_row_index("_row", offset=1).with_columns(pl.lit(False).alias(BAD))
+
+
+def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     return pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8", truncate_ragged_lines=True,
