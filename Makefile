@@ -8,7 +8,7 @@ RECORDS ?= 1000000
 # One example log of each real format, read in one run (each file's format is detected).
 DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messages/responses.jsonl \
 	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
-	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs
+	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs/litellm_spendlogs.csv
 
 .PHONY: help install demo test lint docs golden bench bench-store bench-cc bench-large clean
 
@@ -23,10 +23,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install llm-cost with its test tools
 
+# The quarantine files go to a fresh temporary directory, removed afterwards: the demo leaves no
+# file in the work tree, and none at a fixed /tmp path another user could have planted.
 demo: $(STAMP)  ## cost reports of the bundled sample logs (fixtures/sample, then one log of each real format)
-	$(BIN)/llm-cost report fixtures/sample --by month,model --quarantine /tmp/llm-cost-demo-quarantine.jsonl
+	@d=$$(mktemp -d) && trap 'rm -rf "$$d"' EXIT && set -x && \
+	$(BIN)/llm-cost report fixtures/sample --by month,model --quarantine "$$d/quarantine.jsonl" && \
 	$(BIN)/llm-cost report $(DEMO_FORMATS) --by source --batch-time 2026-11-20T10:00:00Z \
-		--quarantine /tmp/llm-cost-demo-formats-quarantine.jsonl
+		--quarantine "$$d/formats-quarantine.jsonl"
 
 test: $(STAMP)  ## run the whole test suite
 	$(BIN)/python -m pytest

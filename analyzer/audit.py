@@ -121,11 +121,15 @@ def _grain(invoice: Invoice, by: list[str] | None, logs_have_workspace: bool = T
     """(period unit: day, month or all; keys) to compare on."""
     if not by:
         return invoice.period_unit, [k for k in invoice.keys if k != "workspace"]
-    keys = ["token_type" if k == "component" else k for k in by]
-    unknown = [k for k in keys if k not in (*KEYS, "day", "month")]
+    keys = ["token_type" if k.lower() == "component" else k.lower() for k in by]
+    unknown = [k for k, low in zip(by, keys) if low not in (*KEYS, "day", "month")]
     if unknown:
-        raise OptionError(f"--by {unknown[0]!r}: an audit compares on day or month and "
-                          f"{', '.join(KEYS)} (the keys an invoice can carry)")
+        import difflib
+
+        near = {k: difflib.get_close_matches(k.lower(), [*KEYS, "day", "month"], n=1, cutoff=0.6) for k in unknown}
+        hints = "; ".join(f"{k!r}: did you mean {m[0]}?" for k, m in near.items() if m)
+        raise OptionError(f"--by {', '.join(repr(k) for k in unknown)}: an audit compares on day or month and "
+                          f"{', '.join(KEYS)} (the keys an invoice can carry)" + (f" ({hints})" if hints else ""))
     if "day" in keys and invoice.period_unit == "month":
         raise OptionError("--by day: this invoice is monthly; use --by month")
     if "workspace" in keys and not logs_have_workspace:

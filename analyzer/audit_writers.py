@@ -3,17 +3,18 @@ markdown round half-even to cents and say so. Files are written atomically."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-import sys
 from decimal import Decimal
 
 import polars as pl
 
+from . import safe_text
 from .audit import Audit, audit_dict
 from .errors import OptionError
 from .schema import DISPLAY_PLACES
-from .writers import atomic_write, money_text
+from .writers import atomic_write, money_text, to_stdout
 
 _MONEY = ("billed", "computed", "difference")
 
@@ -41,6 +42,13 @@ def _grain_text(grain: list[str]) -> str:
     return f"UTC {', '.join([unit, *keys])}"
 
 
+def shown(a: Audit, reveal: bool = False) -> Audit:
+    """The audit as every format shows it: credentials in its lines (a workspace named by its key)
+    masked unless `reveal`."""
+    return a if reveal else dataclasses.replace(a, lines=safe_text.mask_frame(a.lines),
+                                                notes=[safe_text.mask_secrets(n) for n in a.notes])
+
+
 def summary_lines(a: Audit) -> list[str]:
     t = a.totals
     bad = a.lines.filter(pl.col("status") != "ok")
@@ -66,6 +74,7 @@ def summary_lines(a: Audit) -> list[str]:
 def table_text(a: Audit, width: int | None = None) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     cols = _shown(a)
     t = Table(header_style="bold", show_footer=True, footer_style="bold")
@@ -74,12 +83,15 @@ def table_text(a: Audit, width: int | None = None) -> str:
         foot = "total" if c == cols[0] else money_text(a.totals[c], 2) if c in _MONEY else ""
         t.add_column(title, justify="right" if c in (*_MONEY, "relative") else "left", footer=foot,
                      overflow="fold")
-    for r in a.lines.to_dicts():
-        t.add_row(*[_cell(c, r[c]) for c in cols])
+    # Cells are Text, never markup, with control and bidi characters escaped (DESIGN §13).
+    lines = a.lines.with_columns([safe_text.terminal_expr(pl.col(c)).alias(c) for c, t in a.lines.schema.items()
+                                  if t == pl.String])
+    for r in lines.to_dicts():
+        t.add_row(*[Text(_cell(c, r[c])) for c in cols])
     console = Console(file=io.StringIO(), width=width or 200, force_terminal=False, color_system=None)
     console.print(t)
     for line in summary_lines(a):
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+        console.print(safe_text.terminal_text(line), highlight=False, soft_wrap=True, markup=False, emoji=False)
     return console.file.getvalue()
 
 
@@ -87,11 +99,13 @@ def markdown(a: Audit) -> str:
     cols = _shown(a)
     out = ["| " + " | ".join(f"{c} $" if c in _MONEY else c for c in cols) + " |",
            "|" + "|".join("---:" if c in (*_MONEY, "relative") else "---" for c in cols) + "|"]
-    for r in a.lines.to_dicts():
-        out.append("| " + " | ".join(_cell(c, r[c]).replace("|", "\\|") for c in cols) + " |")
+    lines = a.lines.with_columns([safe_text.markdown_expr(pl.col(c)).alias(c) for c, t in a.lines.schema.items()
+                                  if t == pl.String])
+    for r in lines.to_dicts():
+        out.append("| " + " | ".join(_cell(c, r[c]) for c in cols) + " |")
     out.append("| " + " | ".join("**total**" if c == cols[0] else f"**{money_text(a.totals[c], 2)}**"
                                  if c in _MONEY else "" for c in cols) + " |")
-    return "\n".join(out) + "\n\n" + "\n".join(f"- {line}" for line in summary_lines(a)) + "\n"
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {safe_text.terminal_text(line)}" for line in summary_lines(a)) + "\n"
 
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -102,29 +116,33 @@ def check_format(fmt: str) -> None:
         raise OptionError(f"--format {fmt!r}: an audit is written as {', '.join(FORMATS[:-1])} or {FORMATS[-1]}")
 
 
-def render(a: Audit, fmt: str) -> str:
+def render(a: Audit, fmt: str, reveal: bool = False) -> str:
     check_format(fmt)
+    a = shown(a, reveal)
     if fmt == "json":
         return json.dumps(audit_dict(a), indent=2) + "\n"
     if fmt == "csv":
-        return a.lines.with_columns([pl.col(c).cast(pl.String) for c, t in a.lines.schema.items()
-                                     if isinstance(t, pl.Decimal)]).write_csv()
+        # Formulas neutralised in text cells before money becomes text (a negative difference is a number).
+        lines = safe_text.csv_frame(a.lines)
+        return lines.with_columns([pl.col(c).cast(pl.String) for c, t in lines.schema.items()
+                                   if isinstance(t, pl.Decimal)]).write_csv()
     if fmt == "markdown":
         return markdown(a)
     return table_text(a)
 
 
-def write(a: Audit, fmt: str, output: str | None, terminal: bool = False) -> None:
+def write(a: Audit, fmt: str, output: str | None, terminal: bool = False, reveal: bool = False) -> None:
     if output in (None, "-"):
         if fmt == "table" and terminal:
             from rich.console import Console
 
             console = Console()
-            console.print(table_text(a, width=console.width), end="", highlight=False, markup=False)
+            console.print(table_text(shown(a, reveal), width=console.width), end="", highlight=False, markup=False,
+                          emoji=False)
         else:
-            sys.stdout.write(render(a, fmt))
+            to_stdout(render(a, fmt, reveal))
         return
-    data = render(a, fmt)
+    data = render(a, fmt, reveal)
 
     def put(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:

@@ -19,8 +19,63 @@ BY_HELP = ("comma-separated keys: hour, day, week, month, year, model, model_raw
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
-    click.echo(f"llm-cost: error: {message}", err=True)
+    """The one shape of every error: one line on stderr, `llm-cost: error: ...`. A message may quote
+    data (a file name, a model id): control and bidi characters are shown escaped, never acted on."""
+    from .safe_text import terminal_text
+
+    one_line = " ".join(message.splitlines())
+    click.echo(f"llm-cost: error: {terminal_text(one_line)}", err=True)
     sys.exit(code)
+
+
+def _echo(text: str, err: bool = False, nl: bool = True, reveal: bool = False) -> None:
+    """Print a line that may quote data (file names, model ids as logged, store paths): control and
+    bidi characters shown escaped, credentials masked unless --reveal-keys."""
+    from .safe_text import mask_secrets, terminal_text
+
+    click.echo(terminal_text(text if reveal else mask_secrets(text), keep_newlines=True), err=err, nl=nl)
+
+
+class Choice(click.Choice):
+    """A choice that suggests the near one (`--format cvs`: did you mean csv?), as model ids do."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            import difflib
+
+            near = difflib.get_close_matches(str(value).lower(), list(self.choices), n=1, cutoff=0.5)
+            self.fail(f"{value!r} is not one of {', '.join(self.choices)}"
+                      + (f"; did you mean {near[0]}?" if near else ""), param, ctx)
+
+
+class Group(click.Group):
+    """Click's own usage errors (unknown option or command, bad choice, missing option) in the same
+    one-line shape as ours, exit 2, instead of Click's three-line usage block."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:  # `llm-cost` alone: the help, not an error line
+            e.show()
+            sys.exit(e.exit_code)
+        except click.UsageError as e:
+            names, ctx = [], e.ctx
+            while ctx is not None and ctx.parent is not None:  # the subcommand, not the program's name
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            where = " ".join(reversed(names))
+            text = e.format_message().replace(". Did you mean", "; did you mean").replace("(Did you mean", "(did you mean")
+            _fail(f"{where}: {text}" if where else text, ExitCode.USAGE)
+        except click.ClickException as e:
+            _fail(e.format_message(), e.exit_code)
+        except click.Abort:
+            click.echo("llm-cost: interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
 
 def handle_errors(f):
@@ -45,10 +100,16 @@ def handle_errors(f):
     return wrapper
 
 
-def input_options(f=None, *, paths_required: bool = True):
-    """Options shared by every command that reads logs."""
+REVEAL_HELP = ("show credentials in full (API keys, AWS access keys, bearer tokens are masked by default: "
+               "sk-ant-api03-…a1B2)")
+
+
+def input_options(f=None, *, paths_required: bool = True, tz: bool = True):
+    """Options shared by every command that reads logs (`tz=False`: a command that only works in UTC
+    does not list --tz in its help, rather than offering then refusing it)."""
     if f is None:
-        return functools.partial(input_options, paths_required=paths_required)
+        return functools.partial(input_options, paths_required=paths_required, tz=tz)
+    zone = "--tz" if tz else "UTC"
     decorators = [
         click.argument("paths", nargs=-1, required=paths_required),
         click.option("--dialect", help="force a log format (see `llm-cost formats`); default: detect per file"),
@@ -57,9 +118,10 @@ def input_options(f=None, *, paths_required: bool = True):
                           "instead of detecting its format"),
         click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
                      help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
-        click.option("--since", help="first day (in --tz) or ISO date-time to include"),
-        click.option("--until", help="last day to include (whole day, in --tz), or an exclusive ISO date-time"),
-        click.option("--tz", default="UTC", show_default=True, help="IANA time zone for days/weeks/months"),
+        click.option("--since", help=f"first day (in {zone}) or ISO date-time to include"),
+        click.option("--until", help=f"last day to include (whole day, in {zone}), or an exclusive ISO date-time"),
+        # Without tz, --tz is still parsed, hidden, so that the command can say why it refuses it.
+        click.option("--tz", default="UTC", show_default=True, hidden=not tz, help="IANA time zone for days/weeks/months"),
         click.option("--quarantine", type=click.Path(dir_okay=False),
                      help="where to write rows that cannot be read [default: ./llm-cost-quarantine.jsonl]"),
         click.option("--no-dedupe", is_flag=True, help="count repeated request ids every time (records a format "
@@ -68,18 +130,25 @@ def input_options(f=None, *, paths_required: bool = True):
                      "results); default: each file's modification time"),
         click.option("--strict", is_flag=True, help="exit 1 if any row is unpriced or quarantined"),
         click.option("--quiet", "-q", is_flag=True, help="no summary on stderr"),
+        click.option("--reveal-keys", is_flag=True, help=REVEAL_HELP),
     ]
     for d in reversed(decorators):
         f = d(f)
     return f
 
 
-def _options(kw: dict, output: str | None = None):
-    from .pipeline import Options
+def _options(kw: dict, output: str | None = None, reads: dict | None = None):
+    """The run's options; first, no output may be a file the run reads (overlay, mapping, invoice;
+    the logs are checked as they are found) or another output."""
+    from . import writers
+    from .pipeline import DEFAULT_QUARANTINE, Options
 
+    writers.check_outputs([("-o", output), ("--quarantine", kw["quarantine"] or DEFAULT_QUARANTINE)],
+                          {"the price overlay": kw["prices"], "the mapping": [kw["mapping"]], **(reads or {})})
     return Options(dialect=kw["dialect"], mapping=kw["mapping"], prices=tuple(kw["prices"]), since=kw["since"],
                    until=kw["until"], tz=kw["tz"], quarantine=kw["quarantine"], dedupe=not kw["no_dedupe"],
-                   outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"])
+                   outputs=(output,) if output and output != "-" else (), batch_time=kw["batch_time"],
+                   reveal_keys=kw["reveal_keys"])
 
 
 # Options about reading log files: meaningless for a store, whose rows were read at ingest.
@@ -100,6 +169,27 @@ def _store_source(paths, store_dir, kw: dict) -> None:
                                "(the store's rows were read when they were ingested)")
 
 
+def _store_files(store_dir: str | None) -> dict:
+    """A store's files, which an output must not replace (`-o STORE/manifest.json`)."""
+    import os
+
+    if not store_dir or not os.path.isdir(store_dir):
+        return {}
+    return {"a file of the store": [os.path.join(d, f) for d, _, fs in os.walk(store_dir) for f in fs]}
+
+
+def _outside_store(output: str | None, store_dir: str | None) -> None:
+    """A report is not written into the store it reads: the store owns every file under it."""
+    import os
+
+    from .errors import OutputError
+
+    if output and output != "-" and store_dir:
+        inside = os.path.realpath(output).startswith(os.path.join(os.path.realpath(store_dir), ""))
+        if inside:
+            raise OutputError(f"-o {output}: inside the store {store_dir}; write the report elsewhere")
+
+
 def _progress(quiet: bool, what: str):
     """A spinner on stderr while the streaming engine works, only when a person is watching."""
     import contextlib
@@ -111,18 +201,18 @@ def _progress(quiet: bool, what: str):
     return Console(stderr=True).status(what)
 
 
-def _finish(acc, strict: bool, quiet: bool) -> None:
+def _finish(acc, strict: bool, quiet: bool, reveal: bool = False) -> None:
     if not quiet and (acc.unpriced or acc.quarantined):
         for raw, n in acc.unpriced_models.items():
-            click.echo(f"llm-cost: warning: {n:,} row{'s' if n != 1 else ''} unpriced: {acc.unpriced_reasons.get(raw, raw)}", err=True)
+            _echo(f"llm-cost: warning: {n:,} row{'s' if n != 1 else ''} unpriced: {acc.unpriced_reasons.get(raw, raw)}", err=True, reveal=reveal)
         if acc.quarantined:
-            click.echo(f"llm-cost: warning: {acc.quarantined:,} row{'s' if acc.quarantined != 1 else ''} quarantined -> {acc.quarantine_file}", err=True)
+            _echo(f"llm-cost: warning: {acc.quarantined:,} row{'s' if acc.quarantined != 1 else ''} quarantined -> {acc.quarantine_file}", err=True)
     if strict and (acc.unpriced or acc.quarantined):
         click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {acc.quarantined:,} quarantined rows", err=True)
         sys.exit(ExitCode.CHECK_FAILED)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="llm-cost", prog_name="llm-cost")
 def main():
     """Exact cost reports from LLM API usage logs."""
@@ -133,33 +223,42 @@ def main():
 @click.option("--store", "store_dir", type=click.Path(file_okay=False),
               help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
+@click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
+              "(see `llm-cost store history`)")
+@click.option("--as-of", help="with --store: the store as it was at this ISO date-time")
 @handle_errors
-def report(paths, store_dir, by, fmt, output, **kw):
+def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
     from . import pipeline, writers
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, _store_files(store_dir))
     with _progress(kw["quiet"], "reading and pricing logs..."):
         if store_dir:
             from . import store
 
-            rep = store.report(store_dir, keys, _options(kw, output))
+            rep = store.report(store_dir, keys, opts, version=version, as_of=as_of)
         else:
-            rep = pipeline.analyze(paths, keys, _options(kw, output))
+            if version is not None or as_of:
+                from .errors import OptionError
+
+                raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
+            rep = pipeline.analyze(paths, keys, opts)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
-        writers.print_table(rep)
+        writers.print_table(rep, reveal=kw["reveal_keys"])
     else:
-        writers.write_report(rep, fmt, output)
+        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
-        click.echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
+        _echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
                    f"{a.summary()}", err=True)
-    _finish(rep.accounting, kw["strict"], kw["quiet"])
+    _finish(rep.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
 @main.command()
@@ -175,28 +274,29 @@ def price(paths, output, **kw):
     fmt = writers.format_for(None, output, "parquet")
     if fmt not in ("parquet", "csv", "jsonl"):
         raise OptionError(f"-o {output}: per-request rows are written as .parquet, .csv or .jsonl")
+    opts = _options(kw, output)
     with _progress(kw["quiet"], "pricing requests..."):
-        rows, acc = pipeline.price_requests(paths, _options(kw, output))
-        writers.sink_rows(rows, fmt, output)
+        rows, acc = pipeline.price_requests(paths, opts)
+        writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
     if not kw["quiet"]:
-        click.echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests; {acc.summary()}", err=True)
-    _finish(acc, kw["strict"], kw["quiet"])
+        _echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests; {acc.summary()}", err=True)
+    _finish(acc, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
 @main.command()
-@input_options(paths_required=False)
+@input_options(paths_required=False, tz=False)
 @click.option("--store", "store_dir", type=click.Path(file_okay=False),
               help="audit a store's costs (see `llm-cost ingest`) instead of log files")
 @click.option("--invoice", required=True, type=click.Path(dir_okay=False),
               help="what was billed: Admin API cost report JSON, analytics cost JSON, Console cost CSV, FOCUS "
                    "CSV/Parquet, or a CSV period,model[,token_type],amount_usd")
-@click.option("--invoice-format", type=click.Choice(["admin-cost-report", "analytics-cost", "console-cost-csv", "focus",
+@click.option("--invoice-format", type=Choice(["admin-cost-report", "analytics-cost", "console-cost-csv", "focus",
                                                      "plain-csv"]), help="force the invoice format [default: detect]")
 @click.option("--tolerance", default="0.01", show_default=True,
               help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
 @click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
                            "context_tier, workspace [default: the invoice's own grain]")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
 @handle_errors
@@ -207,16 +307,18 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
 
     _store_source(paths, store_dir, kw)
     tol = audit_.Tolerance.parse(tolerance)
-    keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
+    keys = [k.strip().lower() for k in by.split(",") if k.strip()] if by else None  # audit keys are standard names
     fmt = writers.format_for(fmt, output, "table")
     audit_writers.check_format(fmt)
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, {"the invoice": [invoice], **_store_files(store_dir)})
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = audit_.run(paths, invoice, _options(kw, output), tol, keys, invoice_format, store_dir)
-    audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty())
+        result = audit_.run(paths, invoice, opts, tol, keys, invoice_format, store_dir)
+    audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty(), reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         bad = int((result.lines["status"] != "ok").sum())
-        click.echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
-    _finish(result.computed.accounting, kw["strict"], kw["quiet"])
+        _echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
+    _finish(result.computed.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
     if not result.within_tolerance:
         sys.exit(ExitCode.CHECK_FAILED)
 
@@ -234,7 +336,7 @@ def prices_list(overlays):
     from . import pricebook, writers
 
     book = pricebook.load(overlays)
-    click.echo(writers.price_list_text(book), nl=False)
+    _echo(writers.price_list_text(book), nl=False)
 
 
 @prices.command("show")
@@ -253,7 +355,7 @@ def prices_show(model, overlays):
     if found is None:
         hint = resolver.suggest(model)
         raise OptionError(f"{model}: {problem}" + (f"; did you mean {hint}?" if hint else ""))
-    click.echo(writers.price_show_text(book, book.models[found]), nl=False)
+    _echo(writers.price_show_text(book, book.models[found]), nl=False)
 
 
 @prices.command("check")
@@ -264,16 +366,18 @@ def prices_check(file):
     from . import pricebook
 
     book = pricebook.check(file)
-    click.echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
+    _echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
 
 
 @main.command()
 def formats():
     """The log formats (dialects) llm-cost reads, and how each is recognised."""
     from .dialects import DIALECTS
+    from .sources import CONTAINER_NOTE
 
     for d in DIALECTS.values():
         click.echo(f"{d.name}\n  {d.description}\n  recognised by: {', '.join(d.required)}")
+    click.echo(f"\n{CONTAINER_NOTE}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -297,7 +401,7 @@ def _store_options(f):
 
 
 def _warn(message: str) -> None:
-    click.echo(f"llm-cost: warning: {message}", err=True)
+    _echo(f"llm-cost: warning: {message}", err=True)
 
 
 def _file_progress(quiet: bool, total: int):
@@ -311,12 +415,15 @@ def _file_progress(quiet: bool, total: int):
 
     @contextlib.contextmanager
     def bar():
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=Console(stderr=True), transient=True) as progress:
+        from .safe_text import terminal_text
+
+        # The description names a file: text, not markup (a file named `[/bold].csv` is data).
+        with Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("ingesting", total=total)
 
             def update(path: str, done: int, _total: int) -> None:
-                progress.update(task, completed=done, description=f"ingesting {path}" if path else "done")
+                progress.update(task, completed=done, description=f"ingesting {terminal_text(path)}" if path else "done")
 
             yield update
 
@@ -346,11 +453,11 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
         acc.quarantine_file = f"{store_dir}/{store.QUARANTINE}/"
     if not quiet:
         if result.recovered:
-            click.echo(f"llm-cost: removed {len(result.recovered)} leftover file(s) of an interrupted run", err=True)
+            click.echo(f"llm-cost: recorded {len(result.recovered)} file(s) an interrupted run had committed", err=True)
         for f in result.files:
-            click.echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
+            _echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
-        click.echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
+        _echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)
 
 
@@ -377,22 +484,73 @@ def store_status(store_dir, as_json):
     if as_json:
         click.echo(json.dumps(s, indent=2))
         return
-    click.echo(f"store {s['store']}: {s['files']:,} files ingested, last ingest {s['last_ingest'] or 'never'}")
+    _echo(f"store {s['store']}: Delta table version {s['version']}, {s['files']:,} files ingested, "
+          f"last ingest {s['last_ingest'] or 'never'}")
     extra = "".join(f" + {name} {s[key]:,}" for key, name in (("repeats", "repeats"), ("not_billable", "not billable"))
                     if s[key])
     click.echo(f"rows read {s['rows_read']:,} = stored {s['rows_stored']:,} + duplicates {s['duplicates']:,}{extra} "
-               f"+ quarantined {s['quarantined']:,} ({_size(s['bytes'])} of Parquet)")
+               f"+ quarantined {s['quarantined']:,} ({s['data_files']:,} data files, {_size(s['bytes'])})")
     click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
     click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))
     click.echo("price books: " + (", ".join(f"{v} ({n:,} rows)" for v, n in s["price_books"].items()) or "none")
                + (f"; {s['repricings']} reprice run(s)" if s["repricings"] else ""))
-    for name in s["missing_parts"]:
-        click.echo(f"MISSING: {name} (named by the manifest)")
-    if s["leftovers"]:
-        click.echo(f"{len(s['leftovers'])} leftover file(s) of an interrupted run (the next ingest removes them)")
-    click.echo("consistent" if s["consistent"] else "NOT CONSISTENT")
+    for name, why in s["damaged_parts"].items():
+        _echo(f"DAMAGED: {name}: {why}")
+    if s["uncommitted"]:
+        click.echo(f"{len(s['uncommitted'])} data file(s) of an interrupted run, never committed (readers ignore "
+                   "them; `llm-cost store compact` removes them)")
+    click.echo("consistent" if s["consistent"] else "damaged" if s["damaged_parts"] else "NOT CONSISTENT")
     if not s["consistent"]:
         sys.exit(ExitCode.CHECK_FAILED)
+
+
+@store_group.command("history")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print the versions as JSON")
+@handle_errors
+def store_history(store_dir, as_json):
+    """Every version of the store: when, which command, price book, rows added and removed."""
+    import json
+
+    from . import store
+
+    versions = store.history(store_dir)
+    if as_json:
+        click.echo(json.dumps(versions, indent=2))
+        return
+    for v in versions:
+        rows = f"+{v['rows_added'] or 0:,}" + (f" -{v['rows_removed']:,}" if v["rows_removed"] else "")
+        click.echo(f"{v['version']:>5}  {v['time']}  {v['command']:<8} {rows:>12} rows  book {v['price_book'] or '-'}"
+                   + (f"  {v['file']}" if v["file"] else ""))
+
+
+@store_group.command("compact")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--retention-days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="keep the files that versions of the last N days need (time travel that far back)")
+@click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP)
+@handle_errors
+def store_compact(store_dir, retention_days, wait):
+    """Merge each month's small data files (Delta optimize), then vacuum files no kept version needs."""
+    from . import store
+
+    r = store.compact(store_dir, retention_days, wait, _warn)
+    click.echo(f"{store_dir}: {r.files_before:,} data files -> {r.files_after:,} (version {r.version_before} -> "
+               f"{r.version_after}); removed {len(r.vacuumed):,} files older than {retention_days} days that no kept "
+               f"version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
+
+
+@store_group.command("upgrade")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@handle_errors
+def store_upgrade(store_dir):
+    """Convert a store of the old layout (manifest.json) into a Delta table, checked by equal reports."""
+    from . import store
+
+    r = store.upgrade(store_dir)
+    click.echo(f"{r['store']}: converted {r['files']:,} files, {r['rows']:,} rows into a Delta table; the report "
+               "by month and model is equal before and after. The old rows/, quarantine/ and manifest.json are "
+               "left in place: delete them when you no longer need them.")
 
 
 @main.command()
@@ -407,4 +565,4 @@ def reprice(store_dir, prices, wait, quiet, since, until, tz):
 
     result = store.reprice(store_dir, pipeline.Options(prices=tuple(prices), since=since, until=until, tz=tz),
                            wait=wait, warn=_warn)
-    click.echo(writers.reprice_text(result), nl=False)
+    _echo(writers.reprice_text(result), nl=False)

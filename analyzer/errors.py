@@ -36,3 +36,7 @@ class PriceBookError(AnalyzerError):
 
 class OptionError(AnalyzerError):
     """An option value is invalid (a --by key, a time zone, a date)."""
+
+
+class OutputError(AnalyzerError):
+    """An output cannot be written (disk full, permission), or would destroy an input."""

@@ -1,7 +1,7 @@
 """Model-id resolution: any logged model string -> the price book's canonical model id.
 
 Normalisation is mechanical and documented (case, whitespace, Claude Code's `[1m]` marker, Bedrock
-ARNs, inference-profile prefixes, the `anthropic.` provider prefix, `-vN:M` version suffixes, Vertex
+ARNs, LiteLLM `provider/` routes, inference-profile prefixes, the `anthropic.` provider prefix, `-vN:M` version suffixes, Vertex
 `publishers/.../models/` paths and `@YYYYMMDD` snapshots, OpenAI `-YYYY-MM-DD` snapshots of a
 model the book lists undated); after it, the lookup is an exact match on
 ids, aliases and platform ids. There is no fuzzy matching: an id that does not resolve is unpriced,
@@ -21,6 +21,11 @@ _PROFILE = re.compile(r"^(?P<geo>us-gov|us|eu|apac|jp|au|ca|global)\.(?=[a-z])")
 _VERSION = re.compile(r"-v\d+(:\d+)?$")
 _VERTEX_PATH = re.compile(r"^.*?/models/")
 _SNAPSHOT = re.compile(r"@(\d{8})$")
+# LiteLLM names a model `<provider>/<model id>` (anthropic/claude-3-5-sonnet-20241022,
+# bedrock/converse/us.anthropic.claude-...): the provider route, then the provider's own id. Only the
+# providers that serve models the book prices, so an unrelated `x/y` id stays unknown.
+_LITELLM_ROUTE = re.compile(r"^(?:anthropic|bedrock|bedrock_converse|vertex_ai|vertex_ai_beta|openai|azure|azure_ai|"
+                            r"text-completion-openai)/(?:(?:converse|invoke)/)?(?=[a-z0-9])")
 # OpenAI responses name the dated snapshot that served them (gpt-5.4-2026-03-05); its price is the
 # model's, which the book lists under the undated id. (Claude ids date without dashes: -20250929.)
 _OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
@@ -30,6 +35,7 @@ def normalize(raw: str) -> tuple[str, str | None, str | None]:
     """(lookup key, endpoint scope implied by the id or None, reason it cannot resolve or None)."""
     s = raw.strip().lower()
     s = s.removesuffix("[1m]")
+    s = _LITELLM_ROUTE.sub("", s)
     scope = None
     m = _ARN.match(s)
     if m:

@@ -14,11 +14,12 @@ import datetime as dt
 import os
 import tempfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dedupe, dialects, labels, pricebook, tagging
+from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
@@ -65,6 +66,7 @@ class Options:
     dedupe: bool = True
     outputs: tuple[str, ...] = ()  # files this run writes: never read as input
     batch_time: str | None = None  # when records that carry no time (batch results) happened
+    reveal_keys: bool = False  # credentials in the quarantine file's records are masked unless True
 
 
 @dataclass
@@ -88,6 +90,10 @@ class Accounting:
     not_billable_reasons: dict[str, int] = field(default_factory=dict)
     unpriced_models: dict[str, int] = field(default_factory=dict)
     unpriced_reasons: dict[str, str] = field(default_factory=dict)
+    # What the source itself said unpriced rows cost (LiteLLM's spend, Claude Code's costUSD): no
+    # computed cost to set beside it, so it is kept out of the report's reported column (which compares
+    # like with like) and shown on the model's unpriced line instead.
+    unpriced_reported: dict[str, Decimal] = field(default_factory=dict)
     quarantine_file: str | None = None
     files: int = 0
     # Files found by a walk or a glob and not read (a second path to a file already read, a README,
@@ -120,6 +126,9 @@ class Accounting:
             "balanced": self.balanced, "unpriced_models": self.unpriced_models,
             "unpriced_reasons": self.unpriced_reasons, "quarantine_file": self.quarantine_file, "files": self.files,
             "files_skipped": self.files_skipped,
+            # (only when a source reported a cost for an unpriced row: the key is new, reports without stay as they were)
+            **({"unpriced_reported_cost": {k: str(v) for k, v in self.unpriced_reported.items()}}
+               if self.unpriced_reported else {}),
         }
 
 
@@ -174,6 +183,9 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
     skipped = found.skipped
+    # An output a directory walk would meet is skipped above; one named as an input is refused.
+    writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
+                          {"the log": found.files})
     for i, (path, head) in enumerate(zip(found.files, heads(found.files))):
         # A tree of thousands of transcripts: once one file was detected as a format that reads files
         # together, the next ones need only look like it (its signature's keys in their first bytes).
@@ -358,16 +370,35 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
                                spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
 
 
+def resolve_by(by: list[str], dimensions: list[str]) -> list[str]:
+    """--by keys spelled as the data spells them: standard keys in lower case, dimensions in their
+    column's case (`--by team` for a `Team` column, as log columns are matched), exact case first."""
+    standard = {k.lower(): k for k in (*TIME_BUCKETS, *RAW_KEYS, *DERIVED_KEYS)}
+    dims = {}
+    for d in reversed(dimensions):  # two columns differing only in case: the first one listed wins
+        dims[d.lower()] = d
+    return [k if k in dimensions or k in standard.values() else standard.get(k.lower()) or dims.get(k.lower(), k)
+            for k in by]
+
+
 def check_by(by: list[str], dimensions: list[str]) -> list[str]:
-    """Check --by; return its keys computed per row (the rest derive from the rate keys after pricing)."""
-    allowed = set(TIME_BUCKETS) | set(RAW_KEYS) | set(DERIVED_KEYS) | set(dimensions)
-    for k in by:
-        if k not in allowed:
-            raise OptionError(
-                f"--by {k!r}: unknown key; use any of {', '.join(TIME_BUCKETS)}, "
-                f"{', '.join(sorted(set(RAW_KEYS) | set(DERIVED_KEYS)))}"
-                + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
-            )
+    """Check --by (every unknown key named at once, with the near known one); return its keys
+    computed per row (the rest derive from the rate keys after pricing)."""
+    import difflib
+
+    standard = [*TIME_BUCKETS, *sorted(set(RAW_KEYS) | set(DERIVED_KEYS))]
+    allowed = set(standard) | set(dimensions)
+    unknown = [k for k in by if k not in allowed]
+    if unknown:
+        known = {c.lower(): c for c in reversed([*standard, *dimensions])}
+        near = {k: difflib.get_close_matches(k.lower(), list(known), n=1, cutoff=0.6) for k in unknown}
+        hints = "; ".join(f"{k!r}: did you mean {known[m[0]]}?" for k, m in near.items() if m)
+        raise OptionError(
+            f"--by {', '.join(repr(k) for k in unknown)}: unknown key{'s' if len(unknown) > 1 else ''}"
+            + (f" ({hints})" if hints else "")
+            + f"; use any of {', '.join(standard)}"
+            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
+        )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
     return [k for k in by if k not in DERIVED_KEYS]
@@ -500,10 +531,14 @@ def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBo
     if unpriced.height:
         resolver = Resolver(book)
         by_model = unpriced.group_by("model_raw").agg(
-            pl.col(ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "))
+            pl.col(ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "),
+            pl.when(pl.col("_reported_rows").sum() > 0).then(pl.col("reported_cost").sum()).alias("reported_cost"))
         by_model = by_model.sort(ROWS, descending=True)
-        for raw, n, reason in zip(*(by_model[c].to_list() for c in ("model_raw", ROWS, "unpriced_reason"))):
+        for raw, n, reason, said in zip(*(by_model[c].to_list()
+                                          for c in ("model_raw", ROWS, "unpriced_reason", "reported_cost"))):
             acc.unpriced_models[raw] = int(n)
+            if said is not None:
+                acc.unpriced_reported[raw] = said
             hint = resolver.suggest(raw) if "unknown model" in reason else None
             acc.unpriced_reasons[raw] = reason + (f" (did you mean {hint}?)" if hint else "")
     priced = priced.with_columns(cost_columns()).with_columns(totals_columns())
@@ -559,6 +594,7 @@ def _with_retry(run):
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
     loaded = load(paths, opts, robust, dimensions=set(by))
+    by = resolve_by(by, loaded.dimensions)
     row_keys = check_by(by, loaded.dimensions)
     loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
@@ -632,7 +668,10 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
     exact = loaded if loaded.robust else load(paths, opts, robust=has_json)
-    atomic_write(path, lambda tmp: bad(exact).sink_ndjson(tmp))
+    # The file holds raw records: readable by the user alone (0600), and credentials in them masked
+    # like in every other output unless --reveal-keys (file, line and reason find the record).
+    rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["reason", "raw"])
+    atomic_write(path, lambda tmp: rows.sink_ndjson(tmp), mode=0o600)
     return path
 
 

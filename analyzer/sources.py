@@ -1,8 +1,8 @@
 """Find the files behind the user's paths and open each as a lazy scan.
 
 Paths may be files, directories (walked recursively), globs or `-` (stdin). The container (CSV,
-JSONL/NDJSON, JSON array, Parquet) comes from the extension, or from the first bytes when the
-extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
+JSONL/NDJSON, JSON array, Parquet, or raw server-sent events) comes from the extension, or from the
+first bytes when the extension says nothing; `.gz` and `.zst` are read by Polars' scanners directly.
 
 Text containers are scanned with every field as a string: counts and timestamps are validated by the
 dialect, so that one bad value quarantines one row instead of failing the whole file.
@@ -38,7 +38,9 @@ from polars.io.plugins import register_io_source
 
 from .errors import SourceError
 
-CONTAINERS = ("csv", "jsonl", "json", "parquet")
+CONTAINERS = ("csv", "jsonl", "json", "parquet", "sse")
+CONTAINER_NOTE = ("files: CSV/TSV, JSON Lines, JSON (an array or one object), Parquet, and raw server-sent events "
+                  "(`event:`/`data:` lines saved by curl or a proxy, read as their JSON lines); .gz/.zst")
 _EXT = {
     ".csv": "csv",
     ".tsv": "csv",
@@ -47,6 +49,7 @@ _EXT = {
     ".json": "json",
     ".parquet": "parquet",
     ".pq": "parquet",
+    ".sse": "sse",
 }
 _COMPRESSION = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 # Column holding one raw JSON line when a JSON container is scanned as text.
@@ -293,14 +296,16 @@ _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 
 class _Gunzip:
-    """gzip, member after member (`cat a.gz b.gz` is one valid gzip file); a member cut short (a
-    file still being written) gives what it holds so far."""
+    """gzip, member after member (`cat a.gz b.gz` is one valid gzip file). A file that ends inside a
+    member is truncated (`cut`): what is missing cannot be counted, so the caller refuses it."""
 
     def __init__(self) -> None:
         self.d = zlib.decompressobj(31)
+        self.fed = False  # bytes of the current member seen
 
     def __call__(self, data: bytes) -> Iterator[bytes]:
         while data:
+            self.fed = True
             out = self.d.decompress(data)
             if out:
                 yield out
@@ -308,6 +313,10 @@ class _Gunzip:
                 return
             data = self.d.unused_data
             self.d = zlib.decompressobj(31)
+            self.fed = False
+
+    def cut(self) -> bool:
+        return self.fed and not self.d.eof
 
 
 class _Unzstd(_Gunzip):
@@ -315,11 +324,13 @@ class _Unzstd(_Gunzip):
         import zstandard
 
         self.d = zstandard.ZstdDecompressor().decompressobj()
+        self.fed = False
 
     def __call__(self, data: bytes) -> Iterator[bytes]:
         import zstandard
 
         while data:
+            self.fed = True
             out = self.d.decompress(data)
             if out:
                 yield out
@@ -327,6 +338,7 @@ class _Unzstd(_Gunzip):
                 return
             data = self.d.unused_data
             self.d = zstandard.ZstdDecompressor().decompressobj()
+            self.fed = False
 
 
 def _has_zstandard() -> bool:
@@ -365,6 +377,9 @@ def _blocks(path: str, compression: str | None, run: dict | None, block: int = P
                     yield from decompress(data)
                 except Exception as e:  # (zlib.error, zstandard.ZstdError: the file is not what its name says)
                     raise SourceError(f"{shown(path)}: cannot read ({compression}: {_one_line(e)})") from None
+        if decompress is not None and decompress.cut():
+            raise SourceError(f"{shown(path)}: cannot read ({compression}: the file ends inside a compressed "
+                              "block: truncated, or still being written?)")
         if chunks:
             yield _zstd_by_polars(b"".join(chunks), path)
     finally:
@@ -666,6 +681,22 @@ def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Ite
                 os.close(fd)
 
 
+def _lines(paths: str | list[str], with_paths: bool) -> pl.LazyFrame:
+    """Each line of the files as a string (blank lines too; bytes that are not UTF-8 replaced),
+    optionally with its file in `_path`."""
+    return pl.scan_csv(
+        paths,
+        has_header=False,
+        new_columns=[LINE],
+        separator="\x1f",  # a byte that never occurs in JSON text outside strings' escapes
+        quote_char=None,
+        schema_overrides={LINE: pl.String},
+        encoding="utf8-lossy",
+        include_file_paths="_path" if with_paths else None,
+        glob=False,  # a file named `[x].jsonl` is that file, not a pattern
+    )
+
+
 def _strip_compression(path: str) -> tuple[str, str | None]:
     p = path.lower()
     for ext, comp in _COMPRESSION.items():
@@ -705,10 +736,25 @@ def _read_head(path: str, compression: str | None, size: int = HEAD_PEEK) -> byt
         os.close(fd)
 
 
+# Raw server-sent events (a streaming API's response saved by curl or a proxy): the first line is a
+# field (`event:`, `data:`, `id:`, `retry:`) or a comment (`:`); `curl -i` puts the HTTP status line and
+# headers first, with an event-stream content type.
+_SSE_FIELDS = (b"event:", b"data:", b"id:", b"retry:", b":")
+
+
+def _is_sse(text: bytes) -> bool:
+    if text.startswith(_SSE_FIELDS):
+        return True
+    headers = text.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].lower()
+    return headers.startswith(b"http/") and b"content-type: text/event-stream" in headers
+
+
 def _sniff(head: bytes) -> str:
     if head.startswith(b"PAR1"):
         return "parquet"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if _is_sse(text):
+        return "sse"
     if text.startswith(b"["):
         return "json"
     if text.startswith(b"{"):
@@ -989,7 +1035,8 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
             if not matched:
                 raise SourceError(f"{shown(p)}: no file matches this pattern")
             for f in sorted(matched):
-                why = _why_not(f, skip, skip_names, names_only=False)  # (a pattern names its files)
+                # (A pattern names its files: an output it matches is refused by the caller, not skipped.)
+                why = _why_not(f, set(), set(), names_only=False)
                 if why is not None:
                     found.skipped[f] = why
                 else:
@@ -1168,6 +1215,9 @@ def open_source(path: str, index: int = 0) -> SourceFile:
             container = _sniff(head)
         elif container == "json" and _is_json_lines(real, comp, head):
             container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
+        if container == "sse":
+            real, comp, container = sse_to_lines(real), None, "jsonl"
+            head = _read_head(real, None)
         wide = comp is None and next((codec for bom, codec in _WIDE_BOMS if head.startswith(bom)), None)
         if wide:  # UTF-16 (Windows tools write it: PowerShell's Out-File): read as UTF-8, transcoded
             real = _transcoded(real, display, wide)
@@ -1298,6 +1348,25 @@ def load_json_records(src: SourceFile) -> list[dict]:
     if isinstance(doc, dict):
         return [doc]
     raise SourceError(f"{shown(src.path)}: JSON document is neither an array nor an object")
+
+
+def sse_to_lines(path: str) -> str:
+    """Raw server-sent events as JSON Lines in a temporary file: each `data:` line's payload (the event
+    as JSON, exactly what a log of the same events as JSON lines holds) on the same line number, and
+    every other line (`event:`, ids, comments, headers, the blank line ending each event, `data: [DONE]`)
+    blank, so that a record's line is its line in the original file. Lazy, one pass; an event whose
+    data spans several `data:` lines is not reassembled (the streaming APIs read here write one)."""
+    line = pl.col(LINE).str.strip_chars_end("\r")
+    payload = line.str.strip_prefix("data:").str.strip_chars_start(" ")
+    keep = line.str.starts_with("data:") & (payload.str.strip_chars() != "[DONE]")
+    fd, tmp = tempfile.mkstemp(prefix="llm-cost-sse-", suffix=".jsonl")
+    os.close(fd)
+    _TEMPORARY.append(tmp)
+    _lines(path, False).select(pl.when(keep).then(payload).otherwise(pl.lit("")).alias(LINE)).sink_csv(
+        tmp, include_header=False, quote_style="never")
+    st = os.stat(path)
+    os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # records without a time are dated by the file's
+    return tmp
 
 
 def json_to_lines(src: SourceFile) -> SourceFile:

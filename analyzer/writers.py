@@ -6,22 +6,29 @@ strings). Human formats (table, markdown) round half-even to cents, and say so.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
-from .errors import OptionError
+from . import safe_text
+from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
            ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
+# String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
+_PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
+               "unpriced_reason", "endpoint_scope_resolved"}
 
 
 def format_for(fmt: str | None, output: str | None, default: str) -> str:
@@ -36,20 +43,134 @@ def format_for(fmt: str | None, output: str | None, default: str) -> str:
     return default
 
 
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Write to a temporary file beside `path`, then rename it into place: readers never see half a
-    file, and a crash leaves the previous version intact."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".llm-cost-", suffix=".tmp")
-    os.close(fd)
+def _identity(path: str) -> tuple[int, int] | None:
     try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[str] | tuple[str, ...]]) -> None:
+    """Exit 2 before anything is read when an output is also an input (`report v.csv -o v.csv`
+    replaced the log with its report) or two outputs are one file: same device and inode (hard
+    links, symlinks) or same resolved path. `writes`: (option, file); `reads`: what -> files."""
+    outs = [(flag, p) for flag, p in writes if p and p != "-"]
+    for i, (flag, p) in enumerate(outs):
+        for other_flag, q in outs[i + 1:]:
+            if _same(p, q):
+                raise OutputError(f"{flag} {p} and {other_flag} {q} are the same file: give each its own")
+    # An output that does not exist yet cannot be an input: only existing ones are compared, by
+    # identity (one stat per input; a tree of 17,000 logs costs milliseconds).
+    existing = {ident: (flag, p) for flag, p in outs if (ident := _identity(p)) is not None}
+    if not existing:
+        return
+    for what, paths in reads.items():
+        for f in paths:
+            hit = existing.get(_identity(f)) if f and f != "-" else None
+            if hit:
+                raise OutputError(f"{hit[0]} {hit[1]}: that is {what} {f}, which this run reads; "
+                                  "write to another file")
+
+
+def _same(a: str, b: str) -> bool:
+    ia, ib = _identity(a), _identity(b)
+    return (ia is not None and ia == ib) or os.path.realpath(a) == os.path.realpath(b)
+
+
+def _through_proc(path: str) -> bool:
+    """/dev/stdout, /dev/fd/1, /proc/self/fd/1: names of an open file, whatever it is (a terminal,
+    a pipe, or the file a shell redirected to, which must be written, not replaced)."""
+    absolute = os.path.abspath(path)
+    if absolute.startswith("/proc/") or os.path.realpath(os.path.dirname(absolute)).startswith("/proc/"):
+        return True
+    return os.path.islink(absolute) and os.readlink(absolute).startswith("/proc/")
+
+
+def _in_place(path: str) -> bool:
+    """Whether `path` is written where it is instead of replaced by rename: a FIFO, a terminal, a
+    character device (/dev/null, /dev/full) or an open file's /proc name. A symlink is replaced, not
+    followed (a link planted in a shared directory must not redirect the write)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if _through_proc(path):
+        return True
+    return not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode))
+
+
+def _create_temp(directory: str, mode: int | None) -> str:
+    """A new file beside the target, created with the permissions the target will have: the
+    user's umask applied to 0666 (0644 under umask 022), or `mode`."""
+    for _ in range(100):
+        tmp = os.path.join(directory, f".llm-cost-{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                         0o666 if mode is None else mode)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+
+
+def _write_error(path: str, tmp: str | None, e: BaseException) -> BaseException:
+    """One line naming the file for a failure to write it (disk full, permission, a device). An
+    error about another file (an input read while sinking) is that file's and passes unchanged."""
+    if isinstance(e, OSError) and e.filename not in (None, path, tmp):
+        return e
+    text = (e.strerror if isinstance(e, OSError) and e.strerror else str(e)).strip()
+    if not isinstance(e, OSError) and "(os error" not in text:
+        return e  # a Polars error about the data being read, not about the write
+    why = (text.splitlines()[0] if text else type(e).__name__).replace(tmp or path, path)
+    return OutputError(f"cannot write {path}: {why.removesuffix(': ' + path)}")
+
+
+def atomic_write(path: str, write: Callable[[str], None], mode: int | None = None) -> None:
+    """Write to a temporary file beside `path`, then rename it into place: readers never see half a
+    file, and a crash leaves the previous version intact. A FIFO, terminal or character device is
+    written in place instead (renaming over it would replace the device); a block device is refused.
+
+    A new file gets the user's umask (or `mode`: the quarantine file holds raw records, 0600); a
+    replaced one keeps its permissions."""
+    tmp = None
+    try:
+        if _in_place(path):
+            if stat.S_ISBLK(os.stat(path).st_mode):
+                raise OutputError(f"cannot write {path}: a block device, not a file")
+            _write_through(path, write)
+            return
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        tmp = _create_temp(directory, mode)
+        wanted = stat.S_IMODE(os.stat(tmp).st_mode)
+        if mode is None and os.path.isfile(path) and not os.path.islink(path):
+            # A file the user chmod-ed (a private 0600 report) keeps its permissions when replaced.
+            wanted = stat.S_IMODE(os.stat(path).st_mode)
+        try:
+            write(tmp)
+            if stat.S_IMODE(os.stat(tmp).st_mode) != wanted:  # a writer that re-created the file
+                os.chmod(tmp, wanted)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            raise
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise _write_error(path, tmp, e) from e
+
+
+def _write_through(path: str, write: Callable[[str], None]) -> None:
+    """Write into a temporary directory, then copy into `path` opened for appending (a FIFO or a
+    terminal takes the bytes; /dev/stdout redirected with `>>` keeps what it held)."""
+    import shutil
+
+    with tempfile.TemporaryDirectory(prefix="llm-cost-") as d:
+        tmp = os.path.join(d, "out")
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        with open(tmp, "rb") as src, open(path, "ab") as out:
+            shutil.copyfileobj(src, out)
 
 
 def money_text(d: Decimal | None, places: int | None = None) -> str:
@@ -73,17 +194,33 @@ def _jsonable(v):
     return v
 
 
-def report_dict(report) -> dict:
+def shown_rows(report, reveal: bool = False) -> pl.DataFrame:
+    """The report's rows as every format shows them: credentials masked unless `reveal` (after
+    grouping, so keys that mask alike stay separate rows)."""
+    return report.rows if reveal else safe_text.mask_frame(report.rows)
+
+
+def _secret(text: str, reveal: bool) -> str:
+    return text if reveal else safe_text.mask_secrets(text)
+
+
+def report_dict(report, reveal: bool = False) -> dict:
     """The JSON shape of DESIGN §7: money as decimal strings, full precision."""
+    acc = report.accounting.as_dict()
+    if not reveal:  # model ids as logged key these maps: a key pasted as a model id is masked too
+        for k in ("unpriced_models", "unpriced_reasons", "unpriced_reported_cost"):
+            if k in acc:
+                acc[k] = {safe_text.mask_secrets(m): (safe_text.mask_secrets(v) if isinstance(v, str) else v)
+                          for m, v in acc[k].items()}
     return {
         "currency": "USD",
         "price_book": {"version": report.book.version, "files": report.book.files, "overlays": report.book.overlays},
         "group_by": report.group_by,
         "time_zone": report.tz,
         "rounding": f"exact; money has {MONEY.scale} decimal places (display formats round {ROUNDING} to cents)",
-        "rows": [{k: _jsonable(v) for k, v in r.items()} for r in report.rows.to_dicts()],
+        "rows": [{k: _jsonable(v) for k, v in r.items()} for r in shown_rows(report, reveal).to_dicts()],
         "totals": {k: _jsonable(v) for k, v in report.totals.items()},
-        "accounting": report.accounting.as_dict(),
+        "accounting": acc,
         "dialects": report.dialects,
         "notes": report.notes,
     }
@@ -94,32 +231,39 @@ def _text_frame(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns([pl.col(c).cast(pl.String) for c in df.columns if _is_money(df, c)])
 
 
-def render(report, fmt: str) -> str | bytes:
+def render(report, fmt: str, reveal: bool = False) -> str | bytes:
     if fmt == "json":
-        return json.dumps(report_dict(report), indent=2) + "\n"
+        return json.dumps(report_dict(report, reveal), indent=2) + "\n"
     if fmt == "csv":
-        return _text_frame(report.rows).write_csv()
+        # Neutralised before money becomes text: a negative amount is a number, not a formula.
+        return _text_frame(safe_text.csv_frame(shown_rows(report, reveal))).write_csv()
     if fmt == "jsonl":
-        return _text_frame(report.rows).write_ndjson()
+        return _text_frame(shown_rows(report, reveal)).write_ndjson()
     if fmt == "parquet":
         buf = io.BytesIO()
-        report.rows.write_parquet(buf)
+        shown_rows(report, reveal).write_parquet(buf)
         return buf.getvalue()
     if fmt == "markdown":
-        return markdown(report)
+        return markdown(report, reveal)
     if fmt == "table":
-        return table_text(report)
+        return table_text(report, reveal=reveal)
     raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def write_report(report, fmt: str, output: str | None) -> None:
-    data = render(report, fmt)
+def to_stdout(data: str) -> None:
+    """On a terminal, data's control and bidi characters are shown escaped (a CSV cell holding
+    ESC[2J must not clear the screen); into a pipe or file, the bytes are exact."""
+    import sys
+
+    sys.stdout.write(safe_text.terminal_text(data, keep_newlines=True) if sys.stdout.isatty() else data)
+
+
+def write_report(report, fmt: str, output: str | None, reveal: bool = False) -> None:
+    data = render(report, fmt, reveal)
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
-        import sys
-
-        sys.stdout.write(data)
+        to_stdout(data)
         return
 
     def write(tmp: str) -> None:
@@ -169,34 +313,49 @@ def _rows(n: int) -> str:
 SKIPPED_SHOWN = 5
 
 
-def _accounting_lines(report) -> list[str]:
+def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False) -> list[str]:
+    """The summary under a table. Text from the data (model ids as logged, file names, notes naming
+    files) goes through `quote`: escaped for the format, credentials masked unless `reveal`."""
     a = report.accounting
+
+    def q(text: str) -> str:
+        return quote(_secret(text, reveal))
+
     lines = [a.summary()]
     for raw, n in a.unpriced_models.items():
-        lines.append(f"unpriced: {raw} ({_rows(n)}): {a.unpriced_reasons.get(raw, '')}")
+        said = a.unpriced_reported.get(raw)
+        reported = f"; reported ${money_text(said, DISPLAY_PLACES)}" if said is not None else ""
+        lines.append(f"unpriced: {q(raw)} ({_rows(n)}{reported}): {q(a.unpriced_reasons.get(raw, ''))}")
     if a.quarantine_file:
-        lines.append(f"quarantined rows written to {a.quarantine_file}")
+        lines.append(f"quarantined rows written to {q(a.quarantine_file)}")
     if a.files_skipped:
         shown = list(a.files_skipped.items())[:SKIPPED_SHOWN]
         more = len(a.files_skipped) - len(shown)
         lines.append(f"files skipped ({len(a.files_skipped):,}, not read): "
-                     + "; ".join(f"{name}: {why}" for name, why in shown)
+                     + "; ".join(f"{q(name)}: {q(why)}" for name, why in shown)
                      + (f"; and {more:,} more (all in the JSON report's accounting)" if more else ""))
-    lines.append(f"price book {report.book.version}" + (f" + overlays {', '.join(report.book.overlays)}" if report.book.overlays else "")
+    lines.append(f"price book {report.book.version}" + (f" + overlays {q(', '.join(report.book.overlays))}" if report.book.overlays else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {report.tz}")
-    lines.extend(f"note: {n}" for n in report.notes)
+    lines.extend(f"note: {safe_text.terminal_text(_secret(n, reveal))}" for n in report.notes)
     return lines
 
 
-def table_text(report, width: int | None = None) -> str:
+def _escaped(df: pl.DataFrame, escape: Callable[[pl.Expr], pl.Expr]) -> pl.DataFrame:
+    return df.with_columns([escape(pl.col(c)).alias(c) for c, t in df.schema.items() if t == pl.String])
+
+
+def table_text(report, width: int | None = None, reveal: bool = False) -> str:
+    """The report as a Rich table. Data is shown, never interpreted: cells are Text (no markup: a
+    workspace `[/bold]` is text, not a closing tag) with control and bidi characters escaped."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     cols = _columns(report)
     t = Table(show_footer=True, header_style="bold", footer_style="bold")
     totals = report.totals
     for i, k in enumerate(report.group_by):
-        t.add_column(k, footer="total" if i == 0 else "")
+        t.add_column(Text(safe_text.terminal_text(k)), footer="total" if i == 0 else "")
     for c in cols:
         foot = _cell(totals.get(c)) if c != "quantity" else ""
         if "component" in report.group_by and c == "cost":
@@ -204,50 +363,67 @@ def table_text(report, width: int | None = None) -> str:
         t.add_column(_TITLES.get(c, c), justify="right", footer=foot)
     if not report.group_by:
         t.add_column("", footer="total")
-    for r in report.rows.to_dicts():
-        t.add_row(*[_cell(r.get(k)) for k in report.group_by], *[_cell(r.get(c)) for c in cols])
+    for r in _escaped(shown_rows(report, reveal), safe_text.terminal_expr).to_dicts():
+        t.add_row(*[Text(_cell(r.get(k))) for k in report.group_by], *[Text(_cell(r.get(c))) for c in cols])
     console = Console(file=io.StringIO(), width=width or 200, force_terminal=False, color_system=None)
     console.print(t)
-    for line in _accounting_lines(report):
-        console.print(line, highlight=False, soft_wrap=True)
+    for line in _accounting_lines(report, safe_text.terminal_text, reveal):
+        console.print(line, highlight=False, soft_wrap=True, markup=False, emoji=False)
     return console.file.getvalue()
 
 
-def print_table(report) -> None:
+def print_table(report, reveal: bool = False) -> None:
     """On a terminal: the same table, coloured and fitted to its width, on stdout."""
     from rich.console import Console
 
     console = Console()
-    console.print(table_text(report, width=console.width), end="", highlight=False, markup=False)
+    console.print(table_text(report, width=console.width, reveal=reveal), end="", highlight=False, markup=False,
+                  emoji=False)
 
 
-def markdown(report) -> str:
+def markdown(report, reveal: bool = False) -> str:
+    """A Markdown table: each value one cell (pipes, newlines, link and emphasis syntax escaped)."""
     cols = _columns(report)
-    head = [*report.group_by, *[_TITLES.get(c, c) for c in cols]]
+    head = [*map(safe_text.markdown_cell, report.group_by), *[_TITLES.get(c, c) for c in cols]]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(report.group_by) else "---:"
                                                                for i in range(len(head))) + "|"]
-    for r in report.rows.to_dicts():
+    for r in _escaped(shown_rows(report, reveal), safe_text.markdown_expr).to_dicts():
         lines.append("| " + " | ".join([_cell(r.get(k)) for k in report.group_by] + [_cell(r.get(c)) for c in cols]) + " |")
     total = ["**total**"] + [""] * (len(report.group_by) - 1) if report.group_by else []
     lines.append("| " + " | ".join(total + [f"**{_cell(report.totals.get(c))}**" if c != "quantity" else "" for c in cols]) + " |")
-    return "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in _accounting_lines(report)) + "\n"
+    return "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in _accounting_lines(
+        report, safe_text.markdown_cell, reveal)) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------
 # Per-request rows (llm-cost price): streamed from the lazy plan straight to the file.
 
 
-def sink_rows(rows, fmt: str, output: str) -> None:
+def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
     """Stream per-request rows (a PricedRows: one plan per input file) into one file, atomically.
 
     Each file's rows are sunk by the streaming engine to a temporary part, then the parts are joined
     without holding them: Parquet row group by row group (PyArrow), CSV and JSON Lines by appending
-    bytes (one CSV header)."""
+    bytes (one CSV header). Credentials in dimension columns are masked unless `reveal`; CSV text
+    cells that a spreadsheet would run as formulas are neutralised."""
     import shutil
 
     import pyarrow.parquet as pq
 
+    from .schema import CANONICAL
+
+    def safe(lf: pl.LazyFrame) -> pl.LazyFrame:
+        if reveal:
+            return lf
+        # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
+        # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
+        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c not in CANONICAL
+                                         and c not in _PRICE_TAGS])
+
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
+        lf = safe(lf)
+        if fmt == "csv":
+            lf = safe_text.csv_frame(lf)
         return lf.with_columns([pl.col(c).cast(pl.String) for c, t in lf.collect_schema().items()
                                 if isinstance(t, pl.Decimal)])
 
@@ -257,7 +433,7 @@ def sink_rows(rows, fmt: str, output: str) -> None:
             for i, part in enumerate(rows.parts):
                 path = os.path.join(parts_dir, f"part-{i:05d}")
                 if fmt == "parquet":
-                    part.sink_parquet(path)
+                    safe(part).sink_parquet(path)
                 elif fmt == "csv":
                     text(part).sink_csv(path, include_header=i == 0)
                 else:
@@ -294,6 +470,8 @@ def price_list_text(book) -> str:
     t = Table(header_style="bold", title=f"price book {book.version} (USD per million tokens)")
     for c in ("model", "provider", "since", "input", "5m write", "1h write", "cache read", "output", "modifiers"):
         t.add_column(c, justify="left" if c in ("model", "provider", "since", "modifiers") else "right")
+    from rich.text import Text
+
     for m in sorted(book.models.values(), key=lambda m: (m.provider, m.periods[-1].start), reverse=False):
         p = m.periods[-1]
         extra = []
@@ -305,8 +483,10 @@ def price_list_text(book) -> str:
             extra.append("us_geo")
         if m.regional_premium:
             extra.append("regional")
-        t.add_row(m.id, m.provider, p.start.date().isoformat(), _rate(p.rates.input), _rate(p.rates.cache_write_5m),
-                  _rate(p.rates.cache_write_1h), _rate(p.rates.cache_read), _rate(p.rates.output), ", ".join(extra))
+        # Text, not markup: an overlay's model id is data (`[/bold]` would end a tag that never began)
+        t.add_row(*map(Text, (m.id, m.provider, p.start.date().isoformat(), _rate(p.rates.input),
+                              _rate(p.rates.cache_write_5m), _rate(p.rates.cache_write_1h), _rate(p.rates.cache_read),
+                              _rate(p.rates.output), ", ".join(extra))))
     console = Console(file=io.StringIO(), width=140, color_system=None)
     console.print(t)
     return console.file.getvalue()
@@ -355,14 +535,17 @@ def reprice_text(result) -> str:
                        ("new $", money_text(result.new_total, DISPLAY_PLACES)),
                        ("difference $", money_text(result.difference, DISPLAY_PLACES))):
         t.add_column(name, footer=foot, justify="left" if name in ("month", "model") else "right")
+    from rich.text import Text
+
     for r in result.changes.to_dicts():
-        t.add_row(r["month"], r["model"] or "(unpriced)", f"{r['requests']:,}", money_text(r["old_cost"], DISPLAY_PLACES),
-                  money_text(r["new_cost"], DISPLAY_PLACES), money_text(r["difference"], DISPLAY_PLACES))
+        t.add_row(*map(Text, (r["month"], r["model"] or "(unpriced)", f"{r['requests']:,}",
+                              money_text(r["old_cost"], DISPLAY_PLACES), money_text(r["new_cost"], DISPLAY_PLACES),
+                              money_text(r["difference"], DISPLAY_PLACES))))
     console = Console(file=io.StringIO(), width=160, color_system=None)
     console.print(t)
     book = result.book
     console.print(f"re-priced {result.parts} part(s) in {', '.join(result.months)} with price book {book.version}"
                   + (f" + overlays {', '.join(book.overlays)}" if book.overlays else "")
                   + f"; exact difference {money_text(result.difference)} USD; money rounded {ROUNDING} to cents "
-                    "for display", highlight=False, soft_wrap=True)
+                    "for display", highlight=False, soft_wrap=True, markup=False)
     return console.file.getvalue()

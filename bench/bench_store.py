@@ -9,8 +9,9 @@
 2. Measures, each command in its own process (wall time and peak RSS, as bench.py does):
    `llm-cost price` over all files (the reference for ingest throughput); `llm-cost ingest` of all
    files in one run; the same files ingested night by night, one run per file (as cron does); a
-   re-run (a no-op); a one-month report from the store; a report of the whole store; and
-   `llm-cost report` of the log files themselves.
+   re-run (a no-op); a one-month report from the store; a report of the whole store;
+   `llm-cost report` of the log files themselves; `store compact` of the night-by-night store and
+   a report after it.
 3. Sizes: the store's Parquet against the same priced rows as `llm-cost price` writes them (with
    their cost columns) as gzip-compressed CSV (level 6), and against the input logs gzip-compressed.
 4. Prints a table and writes bench/results-store-<rows>.json.
@@ -97,16 +98,19 @@ def main(argv=None) -> int:
     month_rep, all_rep, logs_rep = (json.loads(p.read_text()) for p in (month_out, all_out, logs_out))
     month_rows = all_rep["accounting"]["rows_read"] - all_rep["accounting"]["duplicates"] \
         - all_rep["accounting"]["quarantined"] - month_rep["accounting"]["filtered_out"]
-    ms[-3].rows = month_rows
+    ms[3].rows = month_rows
 
-    from analyzer import pipeline
+    import deltalake
+
     from analyzer import store as st
 
+    ms += [measure("store compact (optimize + vacuum)", ["store", "compact", str(nightly)], None),
+           measure(f"report --store --by {BY} (every month, after compact)",
+                   ["report", "--store", str(nightly), "--by", BY, "-o", str(work / "compacted.json")])]
     status = st.status(str(store))
-    parts = st.Manifest.read(str(store)).parts()
     B.log("sizing the same rows as gzip CSV ...")
-    # The same priced rows as `llm-cost price` writes them (with their cost columns), as gzip CSV.
-    stored_gz = gzip_csv_bytes(pipeline.with_costs(pl.read_parquet(store / p["file"])) for p in parts)
+    # The same priced rows as `llm-cost price` writes them (the table holds their cost columns), as gzip CSV.
+    stored_gz = gzip_csv_bytes(pl.read_parquet(f).drop(st.SHA) for f in deltalake.DeltaTable(str(store)).file_uris())
     input_gz = gzip_csv_bytes(pl.read_csv(p, infer_schema=False) if args.format == "csv" else pl.read_parquet(p)
                               for p in nights) if args.format != "jsonl" else None
     nightly_status = st.status(str(nightly))
@@ -122,13 +126,14 @@ def main(argv=None) -> int:
                  f"{rows / sum(walls):>11,.0f} {max(m.rss or 0 for m in per_night):>13.0f}")
     lines.append(f"{'  first night / last night':<70} {walls[0]:>8.2f} / {walls[-1]:.2f} s wall")
     price, ingest = ms[0], ms[1]
+    month_m = ms[3]
     lines.append(f"ingest / price: wall {ingest.wall / price.wall:.2f}x, CPU {ingest.cpu_s[-1] / price.cpu_s[-1]:.2f}x "
                  f"in one run; night by night wall {sum(walls) / price.wall:.2f}x, CPU {sum(cpus) / price.cpu_s[-1]:.2f}x "
                  "(target <= 1.5x)")
     other = sum(sum(m.other_cpu_s) for m in [*ms, *per_night])
     lines.append(f"other processes used {other:,.0f} CPU s meanwhile (this machine has {os.cpu_count()} cores)")
-    lines.append(f"one-month report: {ms[-3].wall:.2f} s for {month_rows:,} rows (target < 2 s)")
-    lines.append(f"store: {status['bytes'] / 2**20:,.1f} MiB of Parquet for {status['rows_stored']:,} rows; the same "
+    lines.append(f"one-month report: {month_m.wall:.2f} s for {month_rows:,} rows (target < 2 s)")
+    lines.append(f"store: {status['bytes'] / 2**20:,.1f} MiB of Parquet (Delta data files) for {status['rows_stored']:,} rows; the same "
                  f"rows as gzip CSV {stored_gz / 2**20:,.1f} MiB -> {status['bytes'] / stored_gz:.0%} (target <= 40%)")
     if input_gz:
         lines.append(f"       the input logs themselves as gzip CSV: {input_gz / 2**20:,.1f} MiB "

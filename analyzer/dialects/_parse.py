@@ -104,6 +104,10 @@ FALLBACKS = (
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d %H:%M:%S%.fZ",
     "%Y-%m-%dT%H:%M%z",
+    # Minutes, no seconds, no zone (naive: UTC): the Claude Console's hourly and per-minute usage
+    # exports write `2026-03-31 02:00`.
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M",
     "%Y-%m-%d",
 )
 

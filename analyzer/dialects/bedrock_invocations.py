@@ -80,6 +80,9 @@ def _sample_records(src: SourceFile) -> list[dict]:
     out = []
     for rec in src.sample:
         events = rec.get("events") if isinstance(rec.get("events"), list) else [rec]
+        if isinstance(rec.get("results"), list):  # Logs Insights: rows of {field, value} pairs
+            events = [{"message": f.get("value")} for row in rec["results"] if isinstance(row, list)
+                      for f in row if isinstance(f, dict) and f.get("field") == "@message"]
         for e in events:
             msg = e.get("message") if isinstance(e, dict) and "schemaType" not in e else e
             if isinstance(msg, str) and msg.lstrip().startswith("{"):
@@ -118,17 +121,30 @@ DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, fin
 
 # --- The same records read out of CloudWatch Logs -------------------------------------------------
 # Invocation logs delivered to CloudWatch Logs are exported as log events whose `message` is the
-# record's JSON text: `aws logs filter-log-events` / `get-log-events` output ({"events": [...]}), or
-# one event per line ({"timestamp", "message", ...}). Each event becomes the record it carries, and
-# is then read exactly as above.
+# record's JSON text: `aws logs filter-log-events` / `get-log-events` output ({"events": [...]}), one
+# event per line ({"timestamp", "message", ...}), or a Logs Insights query's `aws logs
+# get-query-results` output ({"results": [[{"field": "@message", "value": ...}, ...], ...], "status"}),
+# one row of field/value pairs per log event, the record in its `@message` field. Each event becomes
+# the record it carries, and is then read exactly as above.
 
 _EVENT = pl.Struct({"message": pl.String})
-_EVENTS = pl.Struct({"events": pl.List(_EVENT), "message": pl.String})
+_FIELD = pl.Struct({"field": pl.String, "value": pl.String})
+_EVENTS = pl.Struct({"events": pl.List(_EVENT), "message": pl.String, "results": pl.List(pl.List(_FIELD))})
+
+
+def _insights_messages(results: pl.Expr) -> pl.Expr:
+    """Each Logs Insights row's `@message` value, as an event ({message}); a row without one (a query
+    that did not select it) holds no record."""
+    message = pl.element().list.eval(
+        pl.when(pl.element().struct.field("field") == "@message").then(pl.element().struct.field("value"))
+    ).list.drop_nulls().list.first()
+    return results.list.eval(pl.struct(message.alias("message")))
 
 
 def _unwrap_events(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     doc = pl.when(pl.col("_line_ok")).then(pl.col(LINE)).str.json_decode(_EVENTS)
-    events = pl.coalesce(doc.struct.field("events"), pl.concat_list(pl.struct(doc.struct.field("message"))))
+    events = pl.coalesce(doc.struct.field("events"), _insights_messages(doc.struct.field("results")),
+                         pl.concat_list(pl.struct(doc.struct.field("message"))))
     lf = (lf.with_columns(events.alias("_x_events"))
           .explode("_x_events", empty_as_null=True)
           # an empty page of events, or a line that is no event, holds no record (a broken line stays)
@@ -150,8 +166,9 @@ def _carries_invocations(src: SourceFile) -> bool:
 
 _CLOUDWATCH = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_unwrap_events, finish=_finish)
 CLOUDWATCH = dataclasses.replace(
-    _CLOUDWATCH, name="bedrock-cloudwatch", required=("events|message",), matches=_carries_invocations,
-    description="Bedrock invocation logs exported from CloudWatch Logs (log events whose message is a record)",
-    mapping=dataclasses.replace(_CLOUDWATCH.mapping, name="bedrock-cloudwatch", signature=("events|message",)),
+    _CLOUDWATCH, name="bedrock-cloudwatch", required=("events|message|results",), matches=_carries_invocations,
+    description="Bedrock invocation logs exported from CloudWatch Logs (filter-log-events / get-log-events events, "
+                "or Logs Insights get-query-results rows, whose message is a record)",
+    mapping=dataclasses.replace(_CLOUDWATCH.mapping, name="bedrock-cloudwatch", signature=("events|message|results",)),
 )
 DIALECTS = [DIALECT, CLOUDWATCH]

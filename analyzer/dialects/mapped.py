@@ -309,6 +309,24 @@ def _file_time(src: SourceFile, ctx: Context) -> pl.Expr:
     return pl.col("_path").replace_strict(times, return_dtype=pl.String)
 
 
+def _batch_time(lf: pl.LazyFrame, ctx: Context) -> pl.LazyFrame:
+    """--batch-time also dates the records of a timed format that carry no time (a usage-report bucket
+    without `starting_at`, an OTel span without `startTimeUnixNano`): it says when records without a
+    time happened, whatever the format. Records with a time keep it; a time that is there but
+    unreadable is still quarantined. (Not noted: whether any record lacks a time is known only once
+    the records are read, and the first records cannot tell it: a transcript's summary lines carry no
+    time, a page's buckets hold theirs inside.)"""
+    ts = pl.col("_f_timestamp")
+    dtype = lf.collect_schema()["_f_timestamp"]
+    if isinstance(dtype, pl.Datetime | pl.Date):
+        when = dt.datetime.fromisoformat(ctx.batch_time.replace("Z", "+00:00"))
+        filled = ts.fill_null(pl.lit(when).cast(dtype))
+    else:  # text (JSON, CSV), or Parquet epoch numbers: read as text by the timestamp parser
+        text = ts.cast(pl.String)
+        filled = pl.when(text.str.strip_chars().fill_null("") == "").then(pl.lit(ctx.batch_time)).otherwise(text)
+    return lf.with_columns(filled.alias("_f_timestamp"))
+
+
 def _extra_dimensions(m: Mapping, src: SourceFile) -> dict[str, tuple[tuple[str, ...], ...]]:
     """Top-level keys of the first records that the mapping does not use: dimensions (envelope keys
     such as workspace or user). An object is taken one level deep (metadata.user_id)."""
@@ -336,7 +354,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     if m.extra_dimensions is not None:
         dims.update({k: v for k, v in _extra_dimensions(m, src).items() if k not in dims})
     # (A `prepare` hook may read a dimension's path itself: with one, every path is decoded.)
-    unused = {k for k in dims if ctx.dimensions is not None and k not in ctx.dimensions and prepare is None}
+    # --by matches a dimension whatever its case (`--by team` for a `Team` column)
+    wanted_dims = None if ctx.dimensions is None else {d.lower() for d in ctx.dimensions}
+    unused = {k for k in dims if wanted_dims is not None and k.lower() not in wanted_dims and prepare is None}
     dims = {k: v for k, v in dims.items() if k not in unused}
     fields = dict(m.fields)
     if m.file_time and "timestamp" not in fields:
@@ -463,6 +483,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"),
                    pl.col(BAD), *rec)
 
+    if ctx.batch_time and not (m.file_time and not timed):
+        lf = _batch_time(lf, ctx)
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's

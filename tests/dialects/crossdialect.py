@@ -7,7 +7,9 @@ has no field for) is given only the requests it can express, via its `accepts` p
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -93,6 +95,30 @@ def claude_code(requests, d: Path) -> Path:
     return _lines(path, records)
 
 
+def sse_streams(requests, d: Path) -> Path:
+    """Raw server-sent events, one capture per streamed request (as `curl -N` saves it), each file
+    dated the request's time (events carry none): message_start with the input and cache counts and a
+    placeholder output, content events, message_delta with the final usage, message_stop."""
+    out = d / "captures"
+    out.mkdir()
+    for r in requests:
+        usage = _usage(r)
+        start = {"type": "message_start", "message": _message(r) | {"content": [], "stop_reason": None,
+                                                                   "usage": usage | {"output_tokens": 1}}}
+        events = [start, {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                  {"type": "ping"},
+                  {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "..."}},
+                  {"type": "content_block_stop", "index": 0},
+                  {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                   "usage": {k: v for k, v in usage.items() if k != "service_tier"}},
+                  {"type": "message_stop"}]
+        path = out / f"{r['request_id']}.sse"
+        path.write_text("".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events))
+        t = dt.datetime.fromisoformat(r["timestamp"].replace("Z", "+00:00")).timestamp()
+        os.utime(path, (t, t))
+    return out
+
+
 # name -> (writer(requests, dir) -> path, accepts(request) -> bool)
 WRITERS = {
     "canonical-csv": (lambda q, d: canonical(q, d, "csv"), lambda r: True),
@@ -100,4 +126,5 @@ WRITERS = {
     "canonical-parquet": (lambda q, d: canonical(q, d, "parquet"), lambda r: True),
     "anthropic-messages": (anthropic_envelope, lambda r: True),
     "claude-code": (claude_code, lambda r: r["service_tier"] == "standard"),  # interactive: never batch
+    "anthropic-messages/sse": (sse_streams, lambda r: r["service_tier"] == "standard"),  # batches do not stream
 }

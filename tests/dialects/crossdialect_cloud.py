@@ -1,5 +1,5 @@
 """The same canonical requests written as cloud logs: Bedrock invocation logs (S3 delivery and a
-CloudWatch export), Bedrock batch output, Vertex request-response logging rows, OpenTelemetry GenAI
+CloudWatch export: filter-log-events, or Logs Insights get-query-results), Bedrock batch output, Vertex request-response logging rows, OpenTelemetry GenAI
 spans, and a home-grown CSV read with `--map` (for the cross-dialect test: same requests, same
 total, wherever the format can say them). `write_all(requests, dir)` writes every format that can
 express all of them and says how to read each.
@@ -24,7 +24,8 @@ from pathlib import Path
 from analyzer import pricebook
 from analyzer.models import Resolver
 
-FORMATS = ("bedrock-invocations", "bedrock-cloudwatch", "bedrock-batch", "vertex-logging", "otel-genai", "custom-map")
+FORMATS = ("bedrock-invocations", "bedrock-cloudwatch", "bedrock-logs-insights", "bedrock-batch", "vertex-logging",
+           "otel-genai", "custom-map")
 MAPPING = Path(__file__).resolve().parents[2] / "fixtures" / "dialects" / "custom-mapping" / "mapping.toml"
 
 
@@ -51,7 +52,7 @@ def _regional_premium(model: str) -> bool:
 
 def can_express(fmt: str, r: dict) -> bool:
     """Whether `fmt` can say everything this request says."""
-    if fmt in ("bedrock-invocations", "bedrock-cloudwatch"):  # no web search or tiers in invocation logs
+    if fmt in ("bedrock-invocations", "bedrock-cloudwatch", "bedrock-logs-insights"):  # no web search or tiers in invocation logs
         return _tier(r) == "standard" and not _n(r, "web_search_requests")
     if fmt == "bedrock-batch":  # every record is batch; a batch record has no web search counter
         return _tier(r) == "batch" and not _n(r, "web_search_requests") and not _regional_premium(r["model"])
@@ -122,6 +123,17 @@ def _bedrock_cloudwatch(requests: list[dict], d: Path) -> list[Path]:
               for r, rec in zip(requests, _invocation_records(requests))]
     path = d / "filter-log-events.json"
     path.write_text(json.dumps({"events": events, "searchedLogStreams": []}, indent=2), encoding="utf-8")
+    return [path]
+
+
+def _bedrock_logs_insights(requests: list[dict], d: Path) -> list[Path]:
+    """`aws logs get-query-results` of `fields @timestamp, @message`: rows of field/value pairs."""
+    rows = [[{"field": "@timestamp", "value": _time(r).strftime("%Y-%m-%d %H:%M:%S.000")},
+             {"field": "@message", "value": json.dumps(rec)}, {"field": "@ptr", "value": f"ptr-{i}"}]
+            for i, (r, rec) in enumerate(zip(requests, _invocation_records(requests)))]
+    path = d / "get-query-results.json"
+    path.write_text(json.dumps({"results": rows, "statistics": {"recordsMatched": float(len(rows))},
+                                "status": "Complete"}, indent=2), encoding="utf-8")
     return [path]
 
 
@@ -208,5 +220,6 @@ def _custom_map(requests: list[dict], d: Path) -> list[Path]:
 
 
 _WRITERS = {"bedrock-invocations": _bedrock_invocations, "bedrock-cloudwatch": _bedrock_cloudwatch,
+            "bedrock-logs-insights": _bedrock_logs_insights,
             "bedrock-batch": _bedrock_batch, "vertex-logging": _vertex_logging, "otel-genai": _otel_genai,
             "custom-map": _custom_map}

@@ -16,7 +16,12 @@ What each format cannot say:
 - OpenAI (chat completions; batch requests go to a Batch API output file): one cache-write class
   (the 5m one), no web search.
 - OpenAI usage API: as the report, but no context window at all (rows are priced at the base tier).
-- LiteLLM SpendLogs (CSV and Parquet): no service tier, no web search.
+- LiteLLM SpendLogs (CSV, Parquet, and the /spend/logs API's JSON): no service tier, no web search.
+- Console usage CSV at hourly grain (`2026-03-31 02:00`): as the daily export, to the hour.
+- Claude Code usage report (claude-code-analytics): a day per actor and model; one cache-write count
+  (5m), no web search, standard tier, and no long context (rows are priced at the base tier).
+- Claude Code print-mode output (claude-code-stream): one run per file (the file's time is the run's),
+  priced from the result's modelUsage: one cache-write count (5m), standard tier, no long context.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -33,8 +39,9 @@ from analyzer.models import Resolver
 
 COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens",
           "web_search_requests")
-FORMATS = ("anthropic-usage-report", "anthropic-usage-report/analytics", "anthropic-console-csv", "openai",
-           "openai-usage", "litellm-spendlogs", "litellm-spendlogs/parquet")
+FORMATS = ("anthropic-usage-report", "anthropic-usage-report/analytics", "anthropic-console-csv",
+           "anthropic-console-csv/hourly", "openai", "openai-usage", "litellm-spendlogs", "litellm-spendlogs/parquet",
+           "litellm-spendlogs/json", "claude-code-analytics", "claude-code-stream")
 
 
 def _full(r: dict) -> dict:
@@ -87,6 +94,15 @@ def _why_not(fmt: str, r: dict, book: pricebook.PriceBook) -> str | None:
             return "OpenAI usage has no web-search count"
     if fmt == "openai-usage" and (t := _threshold(r, book)) is not None and _prompt(r) > t:
         return "the OpenAI usage API has no context window: long-context requests are not expressible"
+    if fmt in ("claude-code-analytics", "claude-code-stream"):
+        if r["cache_write_1h_tokens"]:
+            return "one cache-write count (no TTL): 5m"
+        if tier != "standard":
+            return f"no {tier} tier: Claude Code's requests are interactive"
+        if fmt == "claude-code-analytics" and r["web_search_requests"]:
+            return "the Claude Code usage report has no web-search count"
+        if (t := _threshold(r, book)) is not None and _prompt(r) > t:
+            return "rows total many requests: priced at the base context tier"
     if fmt.startswith("litellm-spendlogs"):
         if tier != "standard":
             return "SpendLogs rows carry no service tier"
@@ -173,6 +189,17 @@ def _console(rs: list[dict], directory: Path) -> list[Path]:
     return [path]
 
 
+def _console_hourly(rs: list[dict], directory: Path) -> list[Path]:
+    """The hourly grain: each request in its hour, written as the export writes it (no seconds, no zone)."""
+    [path] = _console([{**r, "timestamp": r["timestamp"].replace(minute=0, second=0, microsecond=0)} for r in rs],
+                      directory)
+    rows = path.read_text(encoding="utf-8-sig").splitlines()
+    hours = [r["timestamp"].strftime("%Y-%m-%d %H:00") for r in rs]
+    rows = rows[:1] + [h + line[len("YYYY-MM-DD"):] for h, line in zip(hours, rows[1:])]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8-sig")
+    return [path]
+
+
 def _chat(r: dict, i: int) -> dict:
     return {"id": r["request_id"] or f"chatcmpl-x{i}", "object": "chat.completion",
             "created": int(r["timestamp"].timestamp()), "model": r["model"],
@@ -243,6 +270,59 @@ def _litellm_csv(rs: list[dict], directory: Path) -> list[Path]:
     return [path]
 
 
+def _litellm_json(rs: list[dict], directory: Path) -> list[Path]:
+    """As the proxy's /spend/logs returns them: metadata an object, tags a list, times ISO-8601."""
+    rows = _spendlogs_frame(rs).to_dicts()
+    for row, r in zip(rows, rs):
+        row.update(metadata=json.loads(row["metadata"]), request_tags=[], cache_hit=False,
+                   startTime=r["timestamp"].isoformat().replace("+00:00", "Z"), model="anthropic/" + r["model"])
+    path = directory / "spend_logs.json"
+    path.write_text(json.dumps(rows, indent=2))
+    return [path]
+
+
+def _claude_code_analytics(rs: list[dict], directory: Path) -> list[Path]:
+    """A record per request (an API key's day, dated the request's day) with one model_breakdown entry."""
+    data = [{"actor": {"api_key_name": f"key-{i}", "type": "api_actor"}, "customer_type": "api",
+             "date": r["timestamp"].strftime("%Y-%m-%d"), "organization_id": "org", "terminal_type": "vscode",
+             "core_metrics": {"num_sessions": 1},
+             "model_breakdown": [{"model": r["model"], "estimated_cost": {"amount": 1, "currency": "USD"},
+                                  "tokens": {"input": r["input_tokens"], "output": r["output_tokens"],
+                                             "cache_read": r["cache_read_tokens"],
+                                             "cache_creation": r["cache_write_5m_tokens"]}}]}
+            for i, r in enumerate(rs)]
+    path = directory / "claude_code_usage.json"
+    path.write_text(json.dumps({"data": data, "has_more": False, "next_page": None}, indent=2))
+    return [path]
+
+
+def _claude_code_stream(rs: list[dict], directory: Path) -> list[Path]:
+    """One `claude -p --output-format stream-json` run per request, the file's time the request's: an
+    init, the response's mid-stream partial (a repeat), the result with the run's modelUsage."""
+    paths = []
+    for i, r in enumerate(rs):
+        session = f"0000000{i:d}-aaaa-4bbb-8ccc-dddddddddddd"
+        usage = {"input_tokens": r["input_tokens"], "output_tokens": 1, "cache_read_input_tokens": r["cache_read_tokens"],
+                 "cache_creation_input_tokens": r["cache_write_5m_tokens"]}
+        lines = [
+            {"type": "system", "subtype": "init", "session_id": session, "model": r["model"], "tools": []},
+            {"type": "assistant", "session_id": session, "parent_tool_use_id": None,
+             "message": {"id": f"msg_{i}", "type": "message", "model": r["model"], "content": [], "usage": usage}},
+            {"type": "result", "subtype": "success", "is_error": False, "num_turns": 1, "result": "ok",
+             "session_id": session, "uuid": f"run-{i}", "total_cost_usd": 0.01, "usage": {**usage, "output_tokens": 7},
+             "modelUsage": {r["model"]: {"inputTokens": r["input_tokens"], "outputTokens": r["output_tokens"],
+                                         "cacheReadInputTokens": r["cache_read_tokens"],
+                                         "cacheCreationInputTokens": r["cache_write_5m_tokens"],
+                                         "webSearchRequests": r["web_search_requests"], "costUSD": 0.01}}},
+        ]
+        path = directory / f"run-{i:02d}.jsonl"
+        path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+        t = r["timestamp"].timestamp()
+        os.utime(path, (t, t))
+        paths.append(path)
+    return paths
+
+
 def _litellm_parquet(rs: list[dict], directory: Path) -> list[Path]:
     path = directory / "spendlogs.parquet"
     _spendlogs_frame(rs).write_parquet(path)
@@ -257,4 +337,8 @@ WRITERS = {
     "openai-usage": _openai_usage,
     "litellm-spendlogs": _litellm_csv,
     "litellm-spendlogs/parquet": _litellm_parquet,
+    "anthropic-console-csv/hourly": _console_hourly,
+    "litellm-spendlogs/json": _litellm_json,
+    "claude-code-analytics": _claude_code_analytics,
+    "claude-code-stream": _claude_code_stream,
 }

@@ -23,12 +23,12 @@ def detect(path: Path | str) -> str:
     return dialects.detect(open_source(str(path))).name
 
 
-def normalized(path: Path | str, dialect: str | None = None) -> pl.DataFrame:
+def normalized(path: Path | str, dialect: str | None = None, batch_time: str | None = None) -> pl.DataFrame:
     """The file's normalized rows, labels cleaned as the pipeline cleans them (defaults filled,
     lower-cased), billable usable rows only, in file order."""
     src = open_source(str(path))
     d = dialects.get(dialect) if dialect else dialects.detect(src)
-    lf = d.normalize(src)
+    lf = d.normalize(src, ctx=dialects.Context(batch_time=batch_time)) if batch_time else d.normalize(src)
     frame = labels.apply_to_rows(lf, _dimensions(lf)).collect()
     return frame.filter(pl.col("_ok") & pl.col("_nb").is_null())
 

@@ -8,10 +8,16 @@ $10 per 1,000.
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal as D
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
+
+from analyzer.dialects import _parse
 
 from .exports_util import FIXTURES, cost, detect, expected, normalized, quarantined
 
@@ -119,3 +125,50 @@ def test_unknown_usage_type_is_quarantined(tmp_path, quarantine):
     _, report = cost([path], quarantine=quarantine)
     assert report.accounting.quarantined == 1
     assert "unknown service_tier (mystery)" in quarantined(quarantine)[0]["reason"]
+
+
+HOURLY = HERE / "console_usage_export_hourly.csv"
+
+
+def test_hourly_export_is_read_at_its_hour():
+    """Issue 21.1: the hourly (and per-minute) grain writes `2026-03-31 02:00`: minutes, no seconds, no
+    zone. Naive means UTC; every row was quarantined as an unparsable timestamp before."""
+    assert detect(HOURLY) == "anthropic-console-csv"
+    got = normalized(HOURLY)
+    assert got["timestamp"].dt.to_string("%Y-%m-%dT%H:%M:%S%z").to_list() == [
+        "2026-03-31T02:00:00+0000", "2026-03-31T03:00:00+0000"]
+    # Sonnet 4.5: 0.1M x $3 + 20,000 x $3.75 + 0.5M x $0.30 + 10,000 x $15 (per 1M) = 0.675
+    # Haiku 4.5:  0.2M x $1 + 40,000 x $5 (per 1M)                                   = 0.40
+    total, report = cost([HOURLY])
+    assert total == D("1.075")
+    assert report.accounting.priced == 2 and report.accounting.quarantined == 0
+
+
+@pytest.mark.parametrize("stamp", ["2026-03-31 02:00", "2026-03-31T02:00", "2026-03-31 02:00:00",
+                                   "2026-03-31T02:00:00Z", "2026-03-31 02:00:00+00:00"])
+def test_every_console_grain_and_time_form_reads_the_same_instant(tmp_path, stamp):
+    text = HOURLY.read_text(encoding="utf-8-sig").replace("2026-03-31 02:00", stamp)
+    path = tmp_path / "export.csv"
+    path.write_text(text)
+    assert normalized(path)["timestamp"][0].isoformat() == "2026-03-31T02:00:00+00:00"
+
+
+@pytest.mark.parametrize("stamp", ["2026-03-31 2:00pm", "2026-03-31 25:00", "2026-03-31 02"])
+def test_malformed_hour_is_still_quarantined(tmp_path, quarantine, stamp):
+    text = HOURLY.read_text(encoding="utf-8-sig").replace("2026-03-31 02:00", stamp)
+    path = tmp_path / "export.csv"
+    path.write_text(text)
+    total, report = cost([path], quarantine=quarantine)
+    assert report.accounting.quarantined == 1 and total == D("0.40")
+    assert "unparsable timestamp" in quarantined(quarantine)[0]["reason"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2199, 12, 31)),
+       st.sampled_from(["%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]))
+def test_any_minute_time_without_zone_is_that_utc_minute(when, fmt):
+    """The rule behind the hourly grain: a naive minute time is that minute in UTC, never shifted."""
+    field = _parse.timestamp("raw", "timestamp", pl.String)
+    got = _parse.frame(pl.LazyFrame({"raw": [when.strftime(fmt)]}), [field], {}, {}).collect()
+    assert got["_ok"][0]
+    assert got["timestamp"][0] == when.replace(second=0, microsecond=0, tzinfo=dt.UTC)

@@ -222,3 +222,47 @@ def test_every_model_id_form_prices_with_its_endpoint(tmp_path, model_id, scope,
     rates = (1, 5) if haiku_45 else (Decimal("0.8"), 4)
     want = (1000 * rates[0] + 200 * rates[1]) / M * (Decimal("1.1") if tag == "regional" else 1)
     assert row["cost"].to_list() == [want]
+
+
+# --- Logs Insights: `aws logs get-query-results` (issue 21.5) --------------------------------------
+# The output shape is the CLI's documented one (docs.aws.amazon.com/cli/latest/reference/logs/
+# get-query-results.html: results = rows of {field, value}, the log event in @message, plus @ptr);
+# the rows carry the events of filter-log-events.json, as `fields @timestamp, @message` returns them.
+INSIGHTS = CW / "get-query-results.json"
+
+
+def _insights(rows) -> dict:
+    return {"results": rows, "statistics": {"recordsMatched": float(len(rows))}, "status": "Complete"}
+
+
+def _insights_row(message: str, *extra: tuple[str, str]) -> list[dict]:
+    return [{"field": "@timestamp", "value": "2026-11-24 10:15:02.000"}, *({"field": f, "value": v} for f, v in extra),
+            {"field": "@message", "value": message}, {"field": "@ptr", "value": "CmAKJwoj"}]
+
+
+def test_logs_insights_results_detected_and_read_like_the_records(tmp_path):
+    assert detected(INSIGHTS) == "bedrock-cloudwatch"
+    got = normalized(INSIGHTS).select(list(COLUMNS))
+    assert_frame_equal(got, expected(EXPECTED[:6], COLUMNS))
+    rep = report([INSIGHTS], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS) and rep.accounting.rows_read == 6
+    assert report([INSIGHTS], tmp_path, dialect="bedrock-cloudwatch").totals["cost"] == sum(COSTS)
+
+
+def test_logs_insights_pages_as_lines_rows_without_message_and_broken_message(tmp_path):
+    """Pages saved one per line; a row that does not select @message holds no record; a message cut
+    by CloudWatch's event size limit is quarantined (the rest priced)."""
+    events = json.loads((CW / "filter-log-events.json").read_text())["events"]
+    first = _insights([_insights_row(events[0]["message"]), [{"field": "modelId", "value": "x"}]])
+    second = _insights([_insights_row(e["message"]) for e in events[1:6]] + [_insights_row(events[0]["message"][:90])])
+    log = tmp_path / "insights.jsonl"
+    log.write_text(json.dumps(first) + "\n" + json.dumps(second) + "\n")
+    rep = report([log], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS)
+    assert (rep.accounting.rows_read, rep.accounting.quarantined) == (7, 1)
+    assert list(quarantine_lines(tmp_path)) == [("insights.jsonl", 2)]
+
+
+def test_logs_insights_duplicate_of_s3_delivery_counted_once(tmp_path):
+    rep = report([LOG, INSIGHTS], tmp_path)
+    assert rep.totals["cost"] == sum(COSTS) and rep.accounting.duplicates == 6

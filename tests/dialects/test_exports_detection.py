@@ -9,7 +9,8 @@ from analyzer.errors import AnalyzerError
 
 from .exports_util import FIXTURES, detect
 
-MINE = ("anthropic-usage-report", "anthropic-console-csv", "openai", "openai-usage", "litellm-spendlogs")
+MINE = ("anthropic-usage-report", "anthropic-console-csv", "openai", "openai-usage", "litellm-spendlogs",
+        "claude-code-stream", "claude-code-analytics")  # (and the two Claude Code outputs of issue 21)
 FILES = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 

