@@ -521,11 +521,15 @@ def bounded_lines(path: str, compression: str | None) -> pl.LazyFrame:
     def frames(_columns):
         row = 1
         for piece in _pieces(_blocks(path, compression, run), _line_cut):
+            # (Polars decompresses bytes that start like gzip or zstd: such a piece is read after a
+            # newline, whose empty line is then dropped.)
+            magic = piece[:2] == b"\x1f\x8b" or piece[:4] == b"\x28\xb5\x2f\xfd"
             try:
-                frame = pl.read_lines(piece, name=LINE).with_columns(pl.lit(False).alias(BAD))
+                frame = pl.read_lines(b"\n" + piece if magic else piece, name=LINE).with_columns(pl.lit(False).alias(BAD))
             except pl.exceptions.ComputeError:  # bytes that are not UTF-8
-                fixed, mark = _marked(piece)
+                fixed, mark = _marked(b"\n" + piece if magic else piece)
                 frame = _unmark(pl.read_lines(fixed, name=LINE), mark, [LINE])
+            frame = frame.slice(1) if magic else frame
             yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
 
@@ -1110,6 +1114,10 @@ def _native(path: str) -> bool:
     quarantines its row."""
     run = _RUN.get()
     if run is None or not run.get("native") or not _utf8_name(path):
+        return False
+    with open(path, "rb") as f:  # (Polars decompresses a file that starts like gzip or zstd, whatever its name)
+        head = f.read(4)
+    if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":
         return False
     run_size(path, os.stat(path).st_size, run)
     run.setdefault("native_paths", set()).add(path)
