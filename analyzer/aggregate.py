@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .schema import COMPONENTS, COUNT_COLUMNS, MONEY, TIME_BUCKETS
-from .tagging import BUCKET_FORMAT
+from .tagging import bucket_label
 
 COST_COLUMNS = [*("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost", "savings"]
 MEASURES = ["requests", *COUNT_COLUMNS, *COST_COLUMNS, "reported_cost"]
@@ -43,7 +43,7 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str) -> tuple[pl.DataFram
     rows = _fix_money(rows)
     for k in by:
         if k in TIME_BUCKETS:
-            rows = rows.with_columns(pl.col(k).dt.strftime(BUCKET_FORMAT[k]))
+            rows = rows.with_columns(bucket_label(k))
     totals_frame = _fix_money(priced.select(_sums(MEASURES)))
     totals = totals_frame.to_dicts()[0] if totals_frame.height else {m: 0 for m in MEASURES}
     if not priced.height or priced["_reported_rows"].sum() == 0:

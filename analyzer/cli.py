@@ -13,9 +13,11 @@ import click
 
 from .errors import AnalyzerError, ExitCode
 
-BY_HELP = ("comma-separated keys: hour, day, week, month, year, model, model_raw, family, provider, platform, "
-           "service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
-           "component, source_file, or any dimension column (workspace, api_key, project, ...)")
+# Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
+# tests/test_cli.py checks the list).
+BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, model, model_raw, family, provider, "
+           "platform, service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
+           "component, source, source_file, or any dimension column (workspace, api_key, project, ...)")
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:

@@ -65,5 +65,42 @@ CANONICAL: dict[str, pl.DataType] = {
 # Well-known dimension columns: kept when present, always as strings.
 KNOWN_DIMENSIONS = ("workspace", "api_key", "project", "user", "session")
 
-TIME_BUCKETS = ("hour", "day", "week", "month", "year")
+TIME_BUCKETS = ("hour", "day", "week", "month", "quarter", "year")
+# `--by` keys that exist only after pricing (derived from the rate keys), and canonical columns `--by`
+# takes as they are.
+DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")
+RAW_KEYS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope", "source",
+            "source_file")
+BUILTIN_KEYS = (*TIME_BUCKETS, *RAW_KEYS, *DERIVED_KEYS)
+# Names a dimension of a log may not take: the built-in `--by` keys and the columns reports and the
+# store add. A log's `provider` column kept under that name would shadow the report's provider (or
+# break the report), silently; it is read as `log_provider` instead, with a note.
+RESERVED = frozenset((*BUILTIN_KEYS, *CANONICAL, *("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost",
+                      "savings", "quantity", "price_book", "unpriced_reason"))
+
+
+def dimension_name(name: str) -> str:
+    """The name a log's dimension is reported under: its own, unless that is a RESERVED name."""
+    return f"log_{name}" if name in RESERVED else name
+
+
+def dimension_names(names) -> dict[str, str]:
+    """Each of a file's dimensions -> the name it is reported under (dimension_name), prefixed again
+    while another of the file's columns already has that name (`provider` beside `log_provider`)."""
+    names = list(names)
+    taken = set(names)
+    out = {}
+    for n in names:
+        new = dimension_name(n)
+        while new != n and new in taken:
+            new = f"log_{new}"
+        taken.add(new)
+        out[n] = new
+    return out
+
+
+def renamed_note(where: str, renamed: dict[str, str]) -> str:
+    """The note that says which dimensions of a file were renamed (see dimension_names)."""
+    pairs = ", ".join(f"{old} -> {new}" for old, new in renamed.items() if old != new)
+    return f"{where}: dimensions renamed so as not to shadow a built-in --by key or report column: {pairs}"
 SERVICE_TIERS = ("standard", "batch", "priority", "flex")

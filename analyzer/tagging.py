@@ -3,9 +3,12 @@
 Two small integers carry everything about a request that can change its rate but is not already a
 column: its *time unit* (its UTC day when, as in the shipped book, every price changes at midnight;
 after aggregation it gives the price band: which interval between two consecutive rate changes holds
-the request) and its *prompt band* (how many long-context thresholds the prompt exceeds). Grouping by
-them loses nothing: every request in the same (model, time unit, prompt band, tier, speed, geo,
-endpoint) group pays the same rates, so pricing the group's summed counts is exact.
+the request) and its *prompt band* (how many long-context thresholds the prompt exceeds). A third,
+its *uses* (which components it has: a bitmask of nonzero counts), decides whether it can be priced at
+all: a model may lack a rate (no cache-read price for Claude 3 Sonnet), and only a request that uses
+that component is unpriced. Grouping by them loses nothing: every request in the same (model, time
+unit, prompt band, uses, tier, speed, geo, endpoint) group is priced alike, so pricing the group's
+summed counts is exact, and a priceable request never shares a group with an unpriceable one.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import datetime as dt
 import polars as pl
 
 from .pricebook import PriceBook
-from .schema import PROMPT_COLUMNS
+from .schema import COMPONENTS, PROMPT_COLUMNS
 
 TIME_BAND = "_tband"
 TIME_UNIT = "_tunit"
 PROMPT_BAND = "_pband"
-# The columns that, with the price band and prompt band, decide a request's rates.
+USES = "_uses"
+# The columns that, with the price band, prompt band and uses, decide a request's rates and whether
+# it can be priced.
 RATE_KEY_COLUMNS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope",
                     "context_window")
-RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND)
+RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND, USES)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAY_US = 86_400_000_000
 
@@ -59,7 +64,7 @@ def with_time_band(frame, book: PriceBook):
 def buckets_from_unit(buckets: list[str], tz: str, book: PriceBook) -> bool:
     """Whether these time buckets can be derived from the time unit after aggregation, instead of
     being computed for every request: UTC buckets of a day or longer, when prices change at midnight."""
-    return tz == "UTC" and time_unit_us(book) == _DAY_US and all(b in ("day", "week", "month", "year")
+    return tz == "UTC" and time_unit_us(book) == _DAY_US and all(b in ("day", "week", "month", "quarter", "year")
                                                                  for b in buckets)
 
 
@@ -81,6 +86,25 @@ def prompt_band(book: PriceBook) -> pl.Expr:
         .cast(pl.Int32).alias(PROMPT_BAND)
 
 
+def uses() -> pl.Expr:
+    """Which components the request has (bit i set: COMPONENTS[i] has a nonzero count). A rate key:
+    whether a request can be priced depends on it, so requests that differ in it never share a group."""
+    # (16 bits: room for components yet to come; a null count is no use, like 0)
+    bits = [pl.when(pl.col(c.column) > 0).then(pl.lit(1 << i, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
+            for i, c in enumerate(COMPONENTS)]
+    return pl.sum_horizontal(bits).cast(pl.UInt16).alias(USES)
+
+
+def used(mask: int) -> list[str]:
+    """The count columns a `uses` mask names."""
+    return [c.column for i, c in enumerate(COMPONENTS) if mask & (1 << i)]
+
+
+def row_tags(book: PriceBook) -> list[pl.Expr]:
+    """The per-request rate keys that are not columns of the canonical row (before aggregation)."""
+    return [time_unit(book), prompt_band(book), uses()]
+
+
 def cache_use() -> pl.Expr:
     """Which cache operations the request performed; part of its discount_type."""
     parts = [
@@ -92,12 +116,21 @@ def cache_use() -> pl.Expr:
 
 
 def time_bucket(unit: str, tz: str, ts: pl.Expr | None = None) -> pl.Expr:
-    """The request's hour/day/week/month/year in the report's time zone, as a sortable label.
-    Weeks start on Monday and are labelled by that Monday's date."""
+    """The start of the request's hour/day/week/month/quarter/year in the report's time zone (a
+    naive local datetime; bucket_label makes it text after aggregation). Weeks start on Monday."""
     ts = pl.col("timestamp") if ts is None else ts
     local = ts if tz == "UTC" else ts.dt.convert_time_zone(tz)
-    every = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo", "year": "1y"}[unit]
+    every = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}[unit]
     return local.dt.truncate(every).dt.replace_time_zone(None).alias(unit)
 
 
-BUCKET_FORMAT = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+_FORMAT = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+
+
+def bucket_label(unit: str) -> pl.Expr:
+    """A bucket's label, sortable as text: `2026-10-01 10:00`, `2026-10-01` (a week: its Monday),
+    `2026-10`, `2026-Q4`, `2026`."""
+    start = pl.col(unit)
+    if unit == "quarter":  # (strftime has no quarter)
+        return pl.format("{}-Q{}", start.dt.year(), start.dt.quarter()).alias(unit)
+    return start.dt.strftime(_FORMAT[unit]).alias(unit)

@@ -171,3 +171,12 @@ def test_help_is_fast_and_lists_commands():
     assert r.exit_code == 0
     for cmd in ("report", "price", "prices", "formats"):
         assert cmd in r.stdout
+
+
+def test_by_help_names_every_builtin_key():
+    # BY_HELP is spelled out (--help must not import Polars): a new built-in key must be added there too.
+    from analyzer.cli import BY_HELP
+    from analyzer.schema import BUILTIN_KEYS
+
+    listed = {k.strip() for k in BY_HELP.split(":", 1)[1].split(", or any")[0].split(",")}
+    assert listed == set(BUILTIN_KEYS)

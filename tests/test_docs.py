@@ -2,12 +2,13 @@
 
 Collected from README.md, CONTRIBUTING.md, docs/*.md, analyzer/dialects/MAPPING.md and
 analyzer/pricebook/FORMAT.md. In a block, a line starting with `$ ` is a command (a trailing `\\`
-continues it on the next line); the lines up to the next command are its expected output, stdout and
-stderr together, as a user sees them.
+continues it on the next line; a here-document `<<'EOF'` takes the lines up to `EOF`); the lines up to the
+next command are its expected output, stdout and stderr together, as a user sees them.
 
 How a block runs (so that it means the same on a reader's machine and in the suite):
 - with the repository as the working directory, the test environment's `llm-cost` first on PATH,
   `TZ=UTC`, no colour, and COLUMNS=200 (a block's info string may say `columns=N`);
+- a report's default quarantine file (./llm-cost-quarantine.jsonl) is removed after the block;
 - every block gets a fresh scratch directory that stands in for `/tmp/`: the commands say `/tmp/x`,
   run on `<scratch>/x`, and the output says `/tmp/x` again. Runs of the suite in parallel (or a
   reader's own files in /tmp) cannot collide;
@@ -43,6 +44,8 @@ FENCE = re.compile(r"^```console(?P<info>.*)$")
 # A price book's version where a report, a store or an audit prints it (12 hex digits of a hash).
 VERSION = re.compile(r"(price books?:? |\"version\": \"|version )[0-9a-f]{12}\b")
 TIMEOUT = 120
+# `cat > /tmp/x.toml <<'EOF'`: the lines up to EOF belong to the command (a file written in the example).
+HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
 
 
 def doc_files() -> list[Path]:
@@ -99,6 +102,12 @@ def parse(path: Path) -> list[Block]:
                 while text.endswith("\\") and i + 1 < len(lines):
                     i += 1
                     text = text + "\n" + lines[i]  # bash joins the lines
+                heredoc = HEREDOC.search(text)
+                while heredoc and i + 1 < len(lines):  # the document's lines are the command's, to its end
+                    i += 1
+                    text = text + "\n" + lines[i]
+                    if lines[i] == heredoc.group(1):
+                        break
                 current = Command(text, start + 1, [], i + 1, i + 1)
                 block.commands.append(current)
             elif current is not None:
@@ -135,6 +144,10 @@ def run_block(block: Block) -> list[tuple[Command, str, int]]:
     env = _env(block.columns)
     results = []
     rc = 0
+    # A report's default quarantine file lands in the working directory (the repository; git ignores
+    # it): removed after the block unless it was there before.
+    default_quarantine = REPO / "llm-cost-quarantine.jsonl"
+    existed = default_quarantine.exists()
     try:
         for cmd in block.commands:
             # `(exit N)` first: `$ echo $?` shows the previous command's code, as in a shell.
@@ -153,6 +166,8 @@ def run_block(block: Block) -> list[tuple[Command, str, int]]:
             results.append((cmd, out, rc))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if not existed:
+            default_quarantine.unlink(missing_ok=True)
     return results
 
 
@@ -177,6 +192,7 @@ BLOCKS = all_blocks()
 @pytest.mark.parametrize("block", [b for b in BLOCKS if b.not_run is None], ids=lambda b: b.id)
 def test_console_block(block: Block) -> None:
     assert block.commands, f"{block.id}: a console block without a `$ ` command"
+    assert (BIN / "llm-cost").exists(), f"no llm-cost beside {sys.executable}: run the suite with .venv/bin/python"
     results = run_block(block)
     for n, (cmd, out, rc) in enumerate(results):
         where = f"{block.path.relative_to(REPO)}:{cmd.line}: $ {cmd.text}"
@@ -202,7 +218,19 @@ def test_the_collector_finds_the_examples() -> None:
         if b.not_run is None:
             by_file[str(b.path.relative_to(REPO))] = by_file.get(str(b.path.relative_to(REPO)), 0) + 1
     assert by_file.get("README.md", 0) >= 6
-    assert sum(by_file.values()) >= 14
+    assert by_file.get("CONTRIBUTING.md", 0) >= 3
+    assert by_file.get("analyzer/dialects/MAPPING.md", 0) >= 1 and by_file.get("analyzer/pricebook/FORMAT.md", 0) >= 1
+    assert sum(by_file.values()) >= 21
+
+
+def test_a_here_document_belongs_to_its_command(tmp_path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text("```console\n$ cat > /tmp/a.txt <<'EOF'\n$ not a command\nEOF\n$ cat /tmp/a.txt\n$ not a command\n```\n")
+    (block,) = parse(doc)
+    assert [c.text for c in block.commands] == ["cat > /tmp/a.txt <<'EOF'\n$ not a command\nEOF", "cat /tmp/a.txt",
+                                                "not a command"]
+    (_, written, rc), (_, shown, _), _ = run_block(block)
+    assert (written, rc, shown) == ("", 0, "$ not a command\n")
 
 
 def test_matching_rules() -> None:
@@ -226,10 +254,22 @@ def test_relative_links_exist(path: Path) -> None:
         assert (path.parent / target).exists(), f"{path.relative_to(REPO)}: link to a missing file: {target}"
 
 
+def test_every_format_and_by_key_is_documented() -> None:
+    from analyzer import schema
+    from analyzer.dialects import DIALECTS
+
+    formats = "".join(p.read_text(encoding="utf-8") for p in (REPO / "docs").glob("formats*.md"))
+    assert [n for n in DIALECTS if f"`{n}`" not in formats] == []
+    reports = (REPO / "docs" / "reports.md").read_text(encoding="utf-8")
+    spelled = {w for span in re.findall(r"`([^`]*)`", reports) for w in re.findall(r"\w+", span)}
+    assert [k for k in schema.BUILTIN_KEYS if k not in spelled] == []
+
+
 def test_no_pointers_outside_the_repository() -> None:
     # Facts are cited by their public source (a URL, a date), never by a path that exists only on the
     # machine where they were researched.
-    outside = re.compile("|".join(re.escape(s) for s in ("/work/" + "shared", "../" + "shared/")))
+    outside = re.compile("|".join(re.escape(s) for s in ("/work/" + "shared", "../" + "shared/", "claude-" + "prices.",
+                                                          "claude-" + "price-modifiers", "claude-" + "model-ids")))
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     for name in tracked:
         path = REPO / name

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 from polars.testing import assert_frame_equal
 
-from analyzer import pipeline, store, writers
+from analyzer import pipeline, schema, store, writers
 from analyzer.cli import main
 
 from .conftest import SAMPLE, canonical_frame, write_frame
@@ -66,7 +66,7 @@ def test_ingest_twice_gives_the_same_store_and_report(tmp_path):
 
 
 @pytest.mark.parametrize("by", [["month", "model"], ["day", "workspace", "model"], ["discount_type"], ["component"],
-                                ["model", "service_tier", "context_tier"], []])
+                                ["model", "service_tier", "context_tier"], ["week"], ["quarter", "model"], ["year"], []])
 def test_report_from_store_equals_report_from_logs(tmp_path, by, quarantine):
     st = tmp_path / "store"
     store.ingest([str(SAMPLE)], str(st))
@@ -573,9 +573,11 @@ def test_a_log_column_named_like_an_internal_column_cannot_collide(tmp_path, nam
     stored = pl.scan_delta(str(st)).collect()
     assert stored["_llm_month"].sort().to_list() == ["2026-10", "2026-11"]  # ours, whatever the log said
     if not name.startswith("_"):  # the log's own column: kept as a dimension, with its values
-        assert stored[name].to_list() == ["mine", "mine"]
-        if name not in pipeline.TIME_BUCKETS:  # --by month is the time bucket, from logs as from a store
-            assert store.report(str(st), [name]).rows[name].to_list() == ["mine"]
+        # (under log_<name> when it is named like a built-in --by key: `month` is the time bucket)
+        col = schema.dimension_names([name])[name]
+        assert col == (f"log_{name}" if name in pipeline.TIME_BUCKETS else name)
+        assert stored[col].to_list() == ["mine", "mine"]
+        assert store.report(str(st), [col]).rows[col].to_list() == ["mine"]
 
 
 def test_a_log_naming_a_file_outside_the_table_is_damage_and_the_file_untouched(tmp_path):

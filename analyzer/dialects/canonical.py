@@ -27,8 +27,10 @@ DERIVED = {"family", "provider", "context_tier", "discount_type", "price_period"
 _BOM = "\ufeff"
 
 
-def _is_dimension(col: str) -> bool:
-    return col.lower() not in FIELDS and col not in DERIVED and not col.startswith("_") and col != ""
+def _is_dimension(col: str, from_price: bool) -> bool:
+    # `llm-cost price` output's derived columns are derived again; in any other log a column of that
+    # name is the log's own (read as a dimension, renamed: see schema.dimension_name).
+    return col.lower() not in FIELDS and not (from_price and col in DERIVED) and not col.startswith("_") and col != ""
 
 
 def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
@@ -47,7 +49,11 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
     else:
         fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
-    dims = [c for c in original.values() if _is_dimension(c)]
+    from_price = "price_book" in original.values()
+    dims = [c for c in original.values() if _is_dimension(c, from_price)]
+    renamed = schema.dimension_names(dims)
+    if ctx is not None and renamed != {d: d for d in dims}:
+        ctx.note(schema.renamed_note(src.display, renamed))
     integers = {f for f in fields if f in (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")}
     if src.container == "parquet":
         lf = src.scan_parquet().rename({k: v for k, v in original.items() if k != v}).with_row_index("_row", offset=1)
@@ -99,6 +105,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     (the record, for the quarantine file) and `_file`. `extra` are bookkeeping columns of `lf` kept
     as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`)."""
     present = set(fields)
+    out_names = schema.dimension_names(dims)  # a dimension never shadows a built-in key
     lf = lf.select(
         pl.col("_row"), *([pl.col("_path"), pl.col("_line_no")] if src.members else []),
         *(get(fields[f]).alias(_raw(f)) for f in sorted(present)),
@@ -119,7 +126,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     models = [_parse.label(_raw(c), dtypes[c]) for c in ("model_raw", "model") if c in present]
     labels = {"model_raw": pl.coalesce(models) if len(models) > 1 else models[0]}
     labels.update({c: _parse.label(_raw(c), dtypes[c]) for c in LABELS if c in present})
-    labels.update({d: _parse.label(_raw(d), pl.String()) for d in dims})
+    labels.update({out_names[d]: _parse.label(_raw(d), pl.String()) for d in dims})
     constants = {c: pl.lit(0, pl.Int64) for c in schema.COUNT_COLUMNS if c not in present}
     constants.update({c: pl.lit(DEFAULTS.get(c), pl.String) for c in LABELS if c not in present})
     if "requests" not in present:
@@ -141,7 +148,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
         out = out.with_columns((pl.col("_line_ok") & pl.col("_ok")).alias("_ok"),
                                pl.coalesce("_line_reason", "_reason").alias("_reason"))
-    names = [*schema.CANONICAL, *dims, "_ok", "_reason", "_raw", "_file", *extra]
+    names = [*schema.CANONICAL, *out_names.values(), "_ok", "_reason", "_raw", "_file", *extra]
     return out.select([pl.col(c).cast(schema.CANONICAL[c]) if c in schema.CANONICAL else pl.col(c) for c in names])
 
 

@@ -154,8 +154,10 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         values[col] = dict(table_)
     dims = {}
     for col, value in table("dimensions").items():
-        if col in schema.CANONICAL or col.startswith("_"):
-            raise fail(f"dimensions.{col}: a dimension cannot take a canonical column's name")
+        if col in schema.RESERVED or col.startswith("_"):
+            # (a dimension named `provider` would shadow the report's provider, silently)
+            raise fail(f"dimensions.{col}: named like a canonical column, a built-in --by key or a report "
+                       f"column, which it would shadow; name it otherwise (e.g. 'log_{col.lstrip('_')}')")
         dims[col] = paths(value, f"dimensions.{col}")
     keep = {}
     for path, value in table("keep").items():
@@ -357,7 +359,13 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
         src = json_to_lines(src)
     dims = dict(m.dimensions)
     if m.extra_dimensions is not None:
-        dims.update({k: v for k, v in _extra_dimensions(m, src).items() if k not in dims})
+        extra = {k: v for k, v in _extra_dimensions(m, src).items() if k not in dims}  # the mapping's win
+        # A record's own key named like a built-in --by key (an envelope's `provider`) is renamed, not
+        # allowed to shadow it.
+        renamed = schema.dimension_names([*dims, *extra])
+        if any(renamed[k] != k for k in extra):
+            ctx.note(schema.renamed_note(src.display, {k: renamed[k] for k in extra}))
+        dims.update({renamed[k]: v for k, v in extra.items()})
     # (A `prepare` hook may read a dimension's path itself: with one, every path is decoded.)
     # --by matches a dimension whatever its case (`--by team` for a `Team` column)
     wanted_dims = None if ctx.dimensions is None else {d.lower() for d in ctx.dimensions}

@@ -1,6 +1,6 @@
 """anthropic-console-csv: the Console usage export (CSV with a BOM, `≤ 200k` labels, pre-aggregated).
 
-Hand-computed costs from claude-prices.csv: Sonnet 4.5 $3 in, $3.75 5m write, $6 1h write, $0.30 read,
+Hand-computed costs from the published prices (platform.claude.com pricing page): Sonnet 4.5 $3 in, $3.75 5m write, $6 1h write, $0.30 read,
 $15 out (until 2026-04-29 also the >200K tier: $6, $7.50, $12, $0.60, $22.50); Haiku 4.5 $1, $1.25,
 $2, $0.10, $5; Opus 4.6 $5, $6.25, $10, $0.50, $25 (fast mode ended 2026-06-28); batch 0.5x; web search
 $10 per 1,000.

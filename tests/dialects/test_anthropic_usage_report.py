@@ -1,6 +1,6 @@
 """anthropic-usage-report: Admin API usage report pages (legacy and analytics), pre-aggregated rows.
 
-Costs are hand-computed from the published $/MTok (claude-prices.csv): Sonnet 4.5 $3 in, $3.75 5m
+Costs are hand-computed from the published $/MTok (platform.claude.com pricing page): Sonnet 4.5 $3 in, $3.75 5m
 write, $6 1h write, $0.30 read, $15 out; Haiku 4.5 $1/$1.25/$2/$0.10/$5; Sonnet 4.6 before 2026-03-13
 $3/.../$15 with the >200K tier $6 in, $12 1h write, $0.60 read, $22.50 out; batch 0.5x; web search
 $10 per 1,000; inference_geo us 1.1x on 4.6+.

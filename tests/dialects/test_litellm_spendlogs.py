@@ -1,7 +1,7 @@
 """litellm-spendlogs: LiteLLM_SpendLogs rows dumped to CSV or Parquet.
 
 prompt_tokens INCLUDES cache reads and writes (the reference rows' `spend` proves it: see
-test_spend_confirms_cache_inclusive_prompts). Hand-computed from claude-prices.csv: Sonnet 4.5 $3 in,
+test_spend_confirms_cache_inclusive_prompts). Hand-computed from the published prices (pricing page): Sonnet 4.5 $3 in,
 $3.75 5m write, $0.30 read, $15 out; Bedrock geo profiles (us.) are regional endpoints: 1.1x on 4.5+.
 """
 

@@ -1,7 +1,7 @@
 """openai: chat completion / Responses API responses and Batch API output lines (JSONL).
 
 prompt_tokens (input_tokens) INCLUDES cached and cache-write tokens. Hand-computed costs from the
-OpenAI price book's rates (claude-prices.csv, provider openai): gpt-5.4 $2.50 in, $0.25 cached, $15 out;
+OpenAI price book's rates (developers.openai.com/api/docs/pricing): gpt-5.4 $2.50 in, $0.25 cached, $15 out;
 gpt-5.5 $5 / $0.50 / $30 (>272K prompt: $10 / $1 / $45); gpt-6.1-sol $2 / $2.50 cache write / $0.10 /
 $10; batch and flex 0.5x, priority 2x.
 """
