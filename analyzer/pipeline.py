@@ -24,7 +24,20 @@ from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
-from .sources import _TEMPORARY, SourceFile, concurrent_scans, expand_paths, heads, looks_like, open_source, shards
+from .sources import (
+    _TEMPORARY,
+    SourceFile,
+    changed_during_run,
+    concurrent_scans,
+    find_files,
+    heads,
+    looks_like,
+    one_reading,
+    open_source,
+    read_natively,
+    shards,
+    shown,
+)
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -79,6 +92,9 @@ class Accounting:
     unpriced_reported: dict[str, Decimal] = field(default_factory=dict)
     quarantine_file: str | None = None
     files: int = 0
+    # Files found by a walk or a glob and not read (a second path to a file already read, a README,
+    # an invoice, an empty export), each with why: no row of theirs is in the counts above.
+    files_skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def balanced(self) -> bool:
@@ -105,6 +121,7 @@ class Accounting:
             "not_billable_reasons": self.not_billable_reasons,
             "balanced": self.balanced, "unpriced_models": self.unpriced_models,
             "unpriced_reasons": self.unpriced_reasons, "quarantine_file": self.quarantine_file, "files": self.files,
+            "files_skipped": self.files_skipped,
             # (only when a source reported a cost for an unpriced row: the key is new, reports without stay as they were)
             **({"unpriced_reported_cost": {k: str(v) for k, v in self.unpriced_reported.items()}}
                if self.unpriced_reported else {}),
@@ -122,6 +139,7 @@ class Loaded:
     carried: set[str]  # canonical columns at least one source carries
     robust: bool  # every field read as text, JSON line by line (exact line numbers; see _with_retry)
     empty: list[str] = field(default_factory=list)  # empty files, skipped
+    skipped: dict[str, str] = field(default_factory=dict)  # files not read, with why (empty ones too)
     notes: list[str] = field(default_factory=list)  # what dialects said about the files (time sources)
     repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
@@ -159,11 +177,12 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
     members: list[list[tuple[str, int]]] = []  # per source: the files read in its scan
     groups: dict[tuple, int] = {}
     told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
-    found = expand_paths(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
+    found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
+    skipped = found.skipped
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
-                          {"the log": found})
-    for i, (path, head) in enumerate(zip(found, heads(found))):
+                          {"the log": found.files})
+    for i, (path, head) in enumerate(zip(found.files, heads(found.files))):
         # A tree of thousands of transcripts: once one file was detected as a format that reads files
         # together, the next ones need only look like it (its signature's keys in their first bytes).
         known = next(((d, k) for k, (d, keys) in told.items() if path != "-" and not opts.mapping
@@ -175,10 +194,18 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
             members[groups[key]].append((path, i))
             continue
         src = open_source(path, index=i)
-        if not src.columns and os.path.getsize(src.path) == 0:
+        if src.empty:
             empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
+            skipped[shown(src.display)] = "empty"
             continue
-        d = forced or dialects.detect(src)
+        try:
+            d = forced or dialects.detect(src)
+        except DialectError as e:
+            if path in found.explicit:  # named by the user: they meant it to be read
+                raise
+            # Found by a walk or a glob beside the logs (an invoice, a manifest, notes): not read, and named.
+            skipped[shown(src.display)] = str(e).removeprefix(f"{src.display}: ").split(". Use --dialect")[0]
+            continue
         if opts.mapping and d.missing(src):
             raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
                                f"{', '.join(d.missing(src))}")
@@ -209,13 +236,22 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
         seen.update(d.carries(src))
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
     if not frames:
-        raise SourceError(f"no records: every input file is empty ({', '.join(empty[:3])}{', ...' if len(empty) > 3 else ''})")
+        if not empty:  # (empty files alone are a quiet night: an empty report, and a note)
+            raise SourceError("no usage log among the input files: " + "; ".join(
+                f"{k}: {v}" for k, v in list(skipped.items())[:3]) + ("; ..." if len(skipped) > 3 else ""))
+        frames = [_no_rows()]
     # A bookkeeping column one dialect adds is given its neutral value in the others' rows.
     books = {c for lf in frames for c in lf.collect_schema().names() if c in BOOKKEEPING}
     frames = [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
                                if c in books and c not in lf.collect_schema().names()]) for lf in frames]
-    return Loaded(frames, files, names, ordered, seen, robust, empty, ctx.notes, repeat_files, books,
+    return Loaded(frames, files, names, ordered, seen, robust, empty, skipped, ctx.notes, repeat_files, books,
                   spooled=list(ctx.temporary))
+
+
+def _no_rows() -> pl.LazyFrame:
+    """A normalized frame without rows: the input of a run whose every file is empty."""
+    return pl.LazyFrame(schema={**CANONICAL, "_ok": pl.Boolean, "_reason": pl.String, "_raw": pl.String,
+                                "_file": pl.Int64})
 
 
 def _forced_dialect(opts: Options) -> dialects.Dialect | None:
@@ -339,7 +375,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
                                                                            lazy=True))
         # Reasons are spelled out only by the quarantine pass (from the original text); label checks
         # on these rows still append to the column.
-        parts.append(pl.scan_parquet(tmp).with_columns(pl.lit(None, pl.String).alias("_reason")))
+        parts.append(pl.scan_parquet(tmp, glob=False).with_columns(pl.lit(None, pl.String).alias("_reason")))
     # Parts are decoded a few at a time, concurrently (a large file set is several parts: see shards).
     step = concurrent_scans()
     for i in range(0, len(sinks), step):
@@ -586,7 +622,16 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    return _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+    with one_reading(native=True):
+        report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+        if changed_during_run():  # a CSV scanned by Polars grew during the run: read to the sizes recorded
+            read_natively(False)
+            first = report.accounting.quarantine_file
+            report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
+            if first and not report.accounting.quarantine_file:  # (written by the first reading: not true now)
+                with contextlib.suppress(OSError):
+                    os.unlink(first)
+        return report
 
 
 # How a fast pass fails on a malformed record: a reader's error, or (ShapeError) a batch of JSON
@@ -602,6 +647,7 @@ def _with_retry(run):
     try:
         return run(False)
     except FAST_PATH_FAILURES:
+        read_natively(False)  # (the robust pass reads every file with the bounded readers)
         return run(True)
 
 
@@ -623,7 +669,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
                            repeats_only=not opts.dedupe)
     check_totals(agg)
-    acc = Accounting(files=len(loaded.dialects))
+    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     priced = _price_groups(ok, rate_frame(ok, book), book, acc)
@@ -646,7 +692,7 @@ def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
         notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
     if priced.height and (priced["confidence"] == "estimate").any():
         notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
-    if acc.rows_read == 0:  # every record was skipped as not usage (say, a --dialect that does not fit)
+    if acc.rows_read == 0 and acc.files:  # every record was skipped as not usage (say, a --dialect that does not fit)
         notes.append("no usage records found: the input's records are none of the kinds its format bills "
                      "(check the files, or --dialect)")
     if not acc.balanced:  # cannot happen unless a step drops rows; say so loudly rather than hide it
@@ -748,7 +794,10 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     opts = opts or Options()
     check_tz(opts.tz)
     book = book or pricebook.load(opts.prices)
-    return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates))
+    # (The rows are written after this returns, from the lazy plans: their readers captured the run,
+    # and read the sizes recorded in it.)
+    with one_reading():
+        return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates))
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
@@ -756,7 +805,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
     check_totals(agg)
-    acc = Accounting(files=len(loaded.dialects))
+    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)

@@ -11,18 +11,25 @@ dialect, so that one bad value quarantines one row instead of failing the whole 
 from __future__ import annotations
 
 import atexit
+import codecs
 import collections
 import contextlib
+import contextvars
 import dataclasses
-import glob
+import errno
+import fnmatch
+import glob  # (escape: Polars' NDJSON scanner expands patterns in a path)
 import gzip
 import io
 import json
 import os
+import re
+import secrets
 import shutil
 import stat
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -67,6 +74,7 @@ class SourceFile:
     members: tuple[str, ...] = ()
     member_indexes: tuple[int, ...] = ()  # their positions among the run's files
     sizes: tuple[int, ...] = ()  # bytes of each of `paths`, once asked (see file_sizes)
+    empty: bool = False  # no bytes but spaces and newlines: nothing to read (not peeked at)
 
     def __post_init__(self) -> None:
         self.display = self.display or self.path
@@ -95,39 +103,29 @@ class SourceFile:
         """CSV as a lazy frame of strings, with the line number of each record. `integers` are read
         as Int64 by the CSV reader itself (much faster than casting text), which fails on a value that
         is not an integer: callers then read the file again as strings (the robust path)."""
-        return _scan_csv_strings(self.path, integers)
+        if self.compression is None and _native(self.path):
+            return _native_csv(self.path, integers)
+        return bounded_csv(self.path, self.compression, integers)
 
     def scan_lines(self, exact_lines: bool = True, lossy: bool = True) -> pl.LazyFrame:
         """JSON Lines as one string column per line; blank lines keep their place so that
-        `source_row` is the line number a user sees in an editor.
-
-        A file set (`members`) is read by `file_set_lines` unless `lossy`: it fails on bytes that are
-        not UTF-8, and the robust pass (`lossy=True`) reads them replaced, so that such a line is
-        quarantined rather than failing the run."""
-        if self.members and not lossy and self.compression is None:
+        `source_row` is the line number a user sees in an editor. `_bad`: the line holds bytes that
+        are not UTF-8 (shown as U+FFFD; the dialects quarantine it). A file set (`members`) also has
+        each line's file and line in it (`_path`, `_line_no`). (`exact_lines` and `lossy` are kept
+        for callers: both paths read the same now.)"""
+        if self.members:
             return file_set_lines(self.paths)
-        lf = _lines(self.paths if self.members else self.path, bool(self.members))
-        lf = lf.with_row_index("_row", offset=1)
-        if not self.members or not exact_lines:
-            return lf
-        # One scan numbers rows across its files, in order: a row's line in its own file is its
-        # number minus the rows of the files before it (counted by a pass that decodes nothing).
-        # Only per-request outputs and the quarantine file need it: a report needs a row's
-        # identity (its file and number in the scan), not its line.
-        counts = _lines(self.paths, True).group_by("_path").agg(pl.len()).collect(engine="streaming")
-        per_file = dict(zip(counts["_path"].to_list(), counts["len"].to_list()))
-        before, offsets = 0, {}
-        for p in self.paths:
-            offsets[p] = before
-            before += per_file.get(p, 0)
-        offset = pl.col("_path").replace_strict(offsets, default=0, return_dtype=pl.Int64)
-        return lf.with_columns((pl.col("_row").cast(pl.Int64) - offset).alias("_line_no"))
+        if not lossy and self.compression is None and _native(self.path):
+            return _native_lines(self.path)
+        return bounded_lines(self.path, self.compression)
 
     def scan_ndjson(self, schema: dict) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). Blank lines
         are skipped, so `_row` counts records: exact line numbers come from the robust path."""
-        # (this reader always expands patterns: a file named `[x].jsonl` is escaped to be itself)
-        return pl.scan_ndjson(glob.escape(self.path), schema=schema, row_index_name="_row", row_index_offset=1)
+        if self.compression is None and _native(self.path):
+            # (it has no glob=False: a name holding `*`, `?` or `[` is escaped)
+            return pl.scan_ndjson(glob.escape(self.path), schema=schema, row_index_name="_row", row_index_offset=1)
+        return bounded_ndjson(self.path, self.compression, schema)
 
     def scan_parquet(self) -> pl.LazyFrame:
         return pl.scan_parquet(self.path, glob=False)
@@ -146,10 +144,12 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
     read in turn into one buffer per `batch_bytes`, split into lines by Polars in one call. (8 MiB:
     larger batches were no faster and held more in flight: 860 MiB at 16 MiB for 1M transcripts.)
     A line's file and its line in it are worked out only when the plan asks for them (a report
-    needs neither; the quarantine file does), from each file's count of lines. Bytes that are not
-    UTF-8 fail the batch (a ComputeError): the robust pass then reads the files with replacement."""
+    needs neither; the quarantine file does), from each file's count of lines. A batch with bytes
+    that are not UTF-8 is read again with them marked: `_bad` on their lines (see _marked)."""
     names = pl.Series("_path", paths, dtype=pl.String)
-    schema = {LINE: pl.String, "_path": pl.String, "_row": pl.get_index_type(), "_line_no": pl.Int64}
+    schema = {LINE: pl.String, "_path": pl.String, "_row": pl.get_index_type(), "_line_no": pl.Int64,
+              BAD: pl.Boolean}
+    run = _RUN.get()
 
     def batches(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
                 _batch_size: int | None):
@@ -158,8 +158,13 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
             asked |= set(predicate.meta.root_names())
         where = "_path" in asked or "_line_no" in asked
         row = 1
-        for first, text, ends in _file_batches(paths, batch_bytes):
-            frame = pl.read_lines(text, name=LINE)  # (it drops a `\r` before a newline)
+        for first, text, ends in _file_batches(paths, batch_bytes, run):
+            try:
+                frame = pl.read_lines(text, name=LINE).with_columns(pl.lit(False).alias(BAD))  # (drops a `\r` before a newline)
+            except pl.exceptions.ComputeError:  # bytes that are not UTF-8: their lines are marked
+                fixed, mark = _marked(text.getvalue())
+                frame = _unmark(pl.read_lines(fixed, name=LINE), mark, [LINE])
+                del fixed
             n = frame.height
             frame = frame.with_columns(pl.int_range(row, row + n, dtype=pl.get_index_type()).alias("_row"))
             row += n
@@ -178,8 +183,7 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
                 frame = frame.with_columns(names.gather(frame["_path"]))
             if predicate is not None:
                 frame = frame.filter(predicate)
-            if with_columns is not None:
-                frame = frame.select(with_columns)
+            frame = frame.select(list(schema) if with_columns is None else with_columns)
             if n_rows is not None:
                 frame = frame.head(n_rows)
                 n_rows -= frame.height
@@ -191,7 +195,8 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
                               explain_detail=f"{len(paths):,} files")
 
 
-def _file_batches(paths: list[str], batch_bytes: int) -> Iterator[tuple[int, io.BytesIO, list[int]]]:
+def _file_batches(paths: list[str], batch_bytes: int, run: dict | None = None
+                  ) -> Iterator[tuple[int, io.BytesIO, list[int]]]:
     """(index of the first file, the bytes of a run of consecutive files of about `batch_bytes`, the
     end of each file in them), the files read straight into one buffer, each ended by a newline if
     it lacks one so that lines never join across files.
@@ -209,7 +214,7 @@ def _file_batches(paths: list[str], batch_bytes: int) -> Iterator[tuple[int, io.
             try:
                 for fd in opened:
                     fds.append(fd)
-                    sizes.append(_size(fd, paths[first + len(sizes)]))
+                    sizes.append(run_size(paths[first + len(sizes)], _size(fd, paths[first + len(sizes)]), run))
                     total += sizes[-1] + 1  # (and a newline, at most)
                     if total >= batch_bytes:
                         break
@@ -257,9 +262,9 @@ def _size(fd: int, path: str) -> int:
     try:
         st = os.fstat(fd)
     except OSError as e:
-        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
     if not stat.S_ISREG(st.st_mode):
-        raise SourceError(f"{path}: not a regular file")
+        raise SourceError(f"{shown(path)}: not a regular file")
     return st.st_size
 
 
@@ -273,8 +278,335 @@ def _read_into(fd: int, view: memoryview, path: str) -> int:
                 break
             got += n
     except OSError as e:
-        raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+        raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
     return got
+
+
+# ------------------------------------------------------------------------------------------------
+# Bounded readers: every text file is read by these, in pieces of about PIECE_BYTES cut at a line
+# (CSV: a record) boundary, up to the size the run first saw (see one_reading), and its bytes that
+# are not UTF-8 are marked, row by row, in `_bad` (Polars' own readers either fail the whole file on
+# one such byte or silently turn it into U+FFFD).
+
+PIECE_BYTES = 8 << 20
+# Why a row with bytes that are not UTF-8 is quarantined (the dialects write it).
+NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
+BAD = "_bad"
+_SURROGATES = re.compile("[\udc80-\udcff]+")
+
+
+class _Gunzip:
+    """gzip, member after member (`cat a.gz b.gz` is one valid gzip file). A file that ends inside a
+    member is truncated (`cut`): what is missing cannot be counted, so the caller refuses it."""
+
+    def __init__(self) -> None:
+        self.d = zlib.decompressobj(31)
+        self.fed = False  # bytes of the current member seen
+
+    def __call__(self, data: bytes) -> Iterator[bytes]:
+        while data:
+            self.fed = True
+            out = self.d.decompress(data)
+            if out:
+                yield out
+            if not self.d.eof:
+                return
+            data = self.d.unused_data
+            self.d = zlib.decompressobj(31)
+            self.fed = False
+
+    def cut(self) -> bool:
+        return self.fed and not self.d.eof
+
+
+class _Unzstd(_Gunzip):
+    def __init__(self) -> None:
+        import zstandard
+
+        self.d = zstandard.ZstdDecompressor().decompressobj()
+        self.fed = False
+
+    def __call__(self, data: bytes) -> Iterator[bytes]:
+        import zstandard
+
+        while data:
+            self.fed = True
+            out = self.d.decompress(data)
+            if out:
+                yield out
+            if not self.d.eof:
+                return
+            data = self.d.unused_data
+            self.d = zstandard.ZstdDecompressor().decompressobj()
+            self.fed = False
+
+
+def _has_zstandard() -> bool:
+    try:
+        import zstandard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _blocks(path: str, compression: str | None, run: dict | None, block: int = PIECE_BYTES) -> Iterator[bytes]:
+    """The file's bytes, decompressed, up to the size the run first saw (of the compressed file)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
+    try:
+        left = run_size(path, _size(fd, path), run)
+        chunks = []
+        decompress = _Gunzip() if compression == "gzip" else (
+            _Unzstd() if compression == "zstd" and _has_zstandard() else None)
+        while left > 0:
+            try:
+                data = os.read(fd, min(block, left))
+            except OSError as e:
+                raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
+            if not data:
+                break
+            left -= len(data)
+            if compression == "zstd" and decompress is None:
+                chunks.append(data)  # (decompressed by Polars below: zstandard is not installed)
+            elif decompress is None:
+                yield data
+            else:
+                try:
+                    yield from decompress(data)
+                except Exception as e:  # (zlib.error, zstandard.ZstdError: the file is not what its name says)
+                    raise SourceError(f"{shown(path)}: cannot read ({compression}: {_one_line(e)})") from None
+        if decompress is not None and decompress.cut():
+            raise SourceError(f"{shown(path)}: cannot read ({compression}: the file ends inside a compressed "
+                              "block: truncated, or still being written?)")
+        if chunks:
+            yield _zstd_by_polars(b"".join(chunks), path)
+    finally:
+        os.close(fd)
+
+
+def _zstd_by_polars(data: bytes, path: str) -> bytes:
+    """A zstd file's text, by Polars (without the zstandard module). Bytes that are not UTF-8 can
+    then only be told by the U+FFFD Polars puts in their place: such lines are marked (a line of
+    that file holding a real U+FFFD too, the one inexact case; install zstandard to avoid it)."""
+    opts = dict(has_header=False, separator="\x1f", quote_char=None, new_columns=["l"],
+                schema_overrides={"l": pl.String})
+    try:
+        lines = pl.read_csv(io.BytesIO(data), encoding="utf8", **opts)["l"]
+        text = "\n".join(x or "" for x in lines.to_list()) + "\n"
+        return text.encode()
+    except pl.exceptions.ComputeError:
+        pass
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise SourceError(f"{shown(path)}: cannot read ({_one_line(e)})") from None
+    lines = pl.read_csv(io.BytesIO(data), encoding="utf8-lossy", **opts)["l"]
+    text = "\n".join(x or "" for x in lines.to_list()) + "\n"
+    return text.encode("utf-8", errors="surrogateescape").replace("\ufffd".encode(), b"\xff")
+
+
+class _Stream(io.RawIOBase):
+    """A file-like view of `_blocks` (decompressed, up to the run's size): gzip read this way
+    gives what a member cut short holds (a file still being written) instead of failing."""
+
+    def __init__(self, blocks: Iterator[bytes]) -> None:
+        self.blocks, self.rest = blocks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self.rest:
+            self.rest = next(self.blocks, None)
+            if self.rest is None:
+                self.rest = b""
+                return 0
+        n = min(len(b), len(self.rest))
+        b[:n] = self.rest[:n]
+        self.rest = self.rest[n:]
+        return n
+
+    def close(self) -> None:
+        close = getattr(self.blocks, "close", None)
+        if close is not None:
+            close()
+        super().close()
+
+
+def _gunzipped(path: str) -> io.BufferedReader:
+    return io.BufferedReader(_Stream(_blocks(path, "gzip", _RUN.get(), 1 << 16)))
+
+
+def _line_cut(buf: bytes) -> int:
+    return buf.rfind(b"\n")
+
+
+def _record_cut(buf: bytes) -> int:
+    """The last newline of `buf` that ends a CSV record: one with an even number of quotes before it
+    (RFC 4180 doubles a quote inside a quoted field, so parity tells whether a newline is quoted)."""
+    at = buf.rfind(b"\n")
+    quotes = buf.count(b'"', 0, at) if at >= 0 else 0
+    while at >= 0 and quotes % 2:
+        prev = buf.rfind(b"\n", 0, at)
+        quotes -= buf.count(b'"', prev + 1, at)
+        at = prev
+    return at
+
+
+def _pieces(blocks: Iterator[bytes], cut) -> Iterator[bytes]:
+    """Blocks regrouped into pieces that end at a boundary `cut` finds (the last piece gets a newline)."""
+    carry = b""
+    for block in blocks:
+        buf = carry + block if carry else block
+        at = cut(buf)
+        if at < 0:  # a record longer than a block: read on
+            carry = buf
+            continue
+        carry = buf[at + 1:]
+        yield buf[:at + 1]
+    if carry:
+        yield carry if carry.endswith(b"\n") else carry + b"\n"
+
+
+def _marked(piece: bytes) -> tuple[bytes, str]:
+    """The piece with each run of bytes that are not UTF-8 replaced by a mark its text does not hold."""
+    mark = "\ufffd" + secrets.token_hex(8)
+    while mark.encode() in piece:  # (never, but then exactly)
+        mark = "\ufffd" + secrets.token_hex(8)
+    text = piece.decode("utf-8", errors="surrogateescape")
+    return _SURROGATES.sub(mark, text).encode(), mark
+
+
+def _has_bad_bytes(piece: bytes) -> bool:
+    try:
+        piece.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _unmark(frame: pl.DataFrame, mark: str, columns: list[str]) -> pl.DataFrame:
+    """`_bad` where any of `columns` holds the mark, which becomes U+FFFD (what the user sees)."""
+    bad = pl.any_horizontal([pl.col(c).str.contains(mark, literal=True).fill_null(False) for c in columns])
+    return frame.with_columns(bad.alias(BAD)).with_columns(
+        [pl.col(c).str.replace_all(mark, "\ufffd", literal=True) for c in columns])
+
+
+def _serve(schema: dict, frames, name: str, detail: str) -> pl.LazyFrame:
+    """A lazy frame read by `frames(columns)` (a generator of DataFrames holding at least `columns`,
+    or every column for None), honouring projection, predicate and row limit as Polars asks."""
+
+    def batches(with_columns, predicate, n_rows, _batch_size):
+        asked = None if with_columns is None else set(with_columns) | (
+            set(predicate.meta.root_names()) if predicate is not None else set())
+        for frame in frames(asked):
+            if predicate is not None:
+                frame = frame.filter(predicate)
+            frame = frame.select(list(schema) if with_columns is None else with_columns)
+            if n_rows is not None:
+                frame = frame.head(n_rows)
+                n_rows -= frame.height
+            yield frame
+            if n_rows == 0:
+                return
+
+    return register_io_source(batches, schema=schema, explain_name=name, explain_detail=detail)
+
+
+def bounded_lines(path: str, compression: str | None) -> pl.LazyFrame:
+    """A JSON Lines file as `_line` (every line, blank ones too, so that `_row` is the line a user
+    sees), `_row` (from 1) and `_bad`."""
+    run = _RUN.get()
+
+    def frames(_columns):
+        row = 1
+        for piece in _pieces(_blocks(path, compression, run), _line_cut):
+            # (Polars decompresses bytes that start like gzip or zstd: such a piece is read after a
+            # newline, whose empty line is then dropped.)
+            magic = piece[:2] == b"\x1f\x8b" or piece[:4] == b"\x28\xb5\x2f\xfd"
+            try:
+                frame = pl.read_lines(b"\n" + piece if magic else piece, name=LINE).with_columns(pl.lit(False).alias(BAD))
+            except pl.exceptions.ComputeError:  # bytes that are not UTF-8
+                fixed, mark = _marked(b"\n" + piece if magic else piece)
+                frame = _unmark(pl.read_lines(fixed, name=LINE), mark, [LINE])
+            frame = frame.slice(1) if magic else frame
+            yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
+            row += frame.height
+
+    schema = {LINE: pl.String, BAD: pl.Boolean, "_row": pl.get_index_type()}
+    return _serve(schema, frames, "llm-cost lines", path)
+
+
+def bounded_ndjson(path: str, compression: str | None, schema: dict) -> pl.LazyFrame:
+    """JSON Lines decoded by Polars' NDJSON reader, piece by piece (fails on a malformed line, or on
+    bytes that are not UTF-8: the robust pass reads such a file line by line). `_row` counts records."""
+    run = _RUN.get()
+
+    def frames(_columns):
+        row = 1
+        for piece in _pieces(_blocks(path, compression, run), _line_cut):
+            if not piece.strip():
+                continue
+            frame = pl.read_ndjson(piece, schema=schema)
+            yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
+            row += frame.height
+
+    return _serve({**schema, "_row": pl.get_index_type()}, frames, "llm-cost ndjson", path)
+
+
+def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = (), piece_bytes: int | None = None
+                ) -> pl.LazyFrame:
+    """A CSV file, every field a string but `integers` (Int64: the reader fails on a value that is not
+    one, and the run is read again as strings), `_row` the record's number from 2 (line 1 is the
+    header) and `_bad`. Each piece is read with the header line before it."""
+    run = _RUN.get()
+    sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
+    with contextlib.closing(_pieces(_blocks(path, compression, run, 1 << 16), _first_record)) as pieces:
+        first = next(pieces, b"")
+    header = first[:_first_record(first) + 1]
+    # (The header as text: bytes that are not UTF-8 in a column name become U+FFFD; its rows are read
+    # below it, each piece after the same header.)
+    text_header = header.decode("utf-8", "replace").encode()
+    names = pl.read_csv(text_header, infer_schema=False, separator=sep, n_rows=0).columns
+    overrides = {c: pl.Int64 for c in integers if c in names}
+    schema = {**{c: overrides.get(c, pl.String) for c in names}, BAD: pl.Boolean, "_row": pl.get_index_type()}
+    opts = dict(schema=dict(zip(names, [overrides.get(c, pl.String) for c in names])), separator=sep,
+                truncate_ragged_lines=True, has_header=True)
+    strings = [c for c in names if c not in overrides]
+
+    def frames(columns: set[str] | None):
+        # Each piece is read after the header: a piece's first record may be short (a cut line), and
+        # Polars tells the columns of a headerless piece from its first record. Only the columns the
+        # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same).
+        wanted = None if columns is None else [c for c in names if c in columns] or names[:1]
+        row, head = 2, True
+        for piece in _pieces(_blocks(path, compression, run, piece_bytes or PIECE_BYTES), _record_cut):
+            body = piece[len(header):] if head else piece
+            head = False
+            try:
+                frame = pl.read_csv(text_header + body, encoding="utf8", columns=wanted, **opts).with_columns(
+                    pl.lit(False).alias(BAD))
+            except pl.exceptions.ComputeError:
+                if not _has_bad_bytes(body):
+                    raise  # a count that is not an integer: the robust pass reads it as text
+                fixed, mark = _marked(body)
+                frame = _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
+            row += frame.height
+
+    return _serve(schema, frames, "llm-cost csv", path)
+
+
+def _first_record(buf: bytes) -> int:
+    """The newline that ends the first CSV record of `buf` (its header), or -1."""
+    at, quotes = buf.find(b"\n"), 0
+    start = 0
+    while at >= 0:
+        quotes += buf.count(b'"', start, at)
+        if quotes % 2 == 0:
+            return at
+        start, at = at, buf.find(b"\n", at + 1)
+    return -1
 
 
 # A file set is read as several scans at once when each would get at least this many bytes.
@@ -336,7 +668,7 @@ def _opened(paths: list[str | None], advise_bytes: int, missing_ok: bool) -> Ite
         except OSError as e:
             if missing_ok:
                 return None
-            raise SourceError(f"{path}: cannot read ({e.strerror})") from None
+            raise SourceError(f"{shown(path)}: cannot read ({e.strerror})") from None
         if _ADVISE is not None:
             with contextlib.suppress(OSError):  # (advice: a pipe cannot take it, and need not)
                 _ADVISE(fd, 0, advise_bytes, os.POSIX_FADV_WILLNEED)
@@ -369,14 +701,6 @@ def _lines(paths: str | list[str], with_paths: bool) -> pl.LazyFrame:
     )
 
 
-def _scan_csv_strings(path: str, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
-    sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
-    return pl.scan_csv(
-        path, infer_schema=False, separator=sep, encoding="utf8-lossy", truncate_ragged_lines=True,
-        schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
-    ).with_row_index("_row", offset=2)  # line 1 is the header
-
-
 def _strip_compression(path: str) -> tuple[str, str | None]:
     p = path.lower()
     for ext, comp in _COMPRESSION.items():
@@ -395,9 +719,12 @@ def _container_from_name(path: str) -> tuple[str | None, str | None]:
     return _EXT.get(os.path.splitext(base)[1]), comp
 
 
-def _read_head(path: str, compression: str | None, size: int = 1 << 16) -> bytes:
+HEAD_PEEK = 1 << 16  # the bytes open_source looks at first
+
+
+def _read_head(path: str, compression: str | None, size: int = HEAD_PEEK) -> bytes:
     if compression == "gzip":
-        with gzip.open(path, "rb") as f:
+        with _gunzipped(path) as f:
             return f.read(size)
     if compression == "zstd":
         # Polars reads zstd natively; for the peek, let it decompress the first lines.
@@ -455,7 +782,7 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
         lines = [x for x in head.splitlines() if x.strip()][:2]
     else:
         lines, used = [], 0
-        with (gzip.open if compression == "gzip" else open)(path, "rb") as f:
+        with _gunzipped(path) if compression == "gzip" else open(path, "rb") as f:
             for raw in f:
                 used += len(raw)
                 if raw.strip():
@@ -473,75 +800,352 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
     return lines[1].lstrip().startswith(b"{")
 
 
-def _walk(directory: str) -> list[str]:
-    """Every log file under a directory; an unreadable subdirectory is an error, not a silent gap.
-    Only regular files are logs (a pipe would block the reader); links to directories are not
-    followed, as os.walk does not."""
-    found: list[str] = []
-    todo = [directory]
+# Directories deeper than this below the walked one (or a glob's fixed start) are not walked: a tree
+# of logs is a few levels deep, and a deeper one is a mistake or a trap (a loop through bind mounts).
+MAX_DEPTH = 64
+_MAGIC = frozenset("*?[")
+
+
+def shown(path: str) -> str:
+    """A file name as printed in a message: bytes that are not UTF-8 and control characters escaped
+    (a name is data: it must neither break the one-line message nor drive the terminal)."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def _utf8_name(path: str) -> bool:
+    """Polars (and the output's `source_file`) take only names that are UTF-8."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass
+class Found:
+    """The files behind the user's arguments, each real file once (by device and inode), in a stable
+    order, and what was passed over on the way, with why (shown in the accounting).
+
+    `explicit`: files the user named one by one. Such a file that is not a log is an error; a file a
+    walk or a glob found that is not a log (a README, a manifest, an invoice beside the logs) is
+    skipped and named instead."""
+
+    files: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    explicit: set[str] = field(default_factory=set)
+    _seen: dict[tuple[int, int], tuple[int, bool]] = field(default_factory=dict)  # -> (its place, a link?)
+
+    def add(self, path: str, key: tuple[int, int], link: bool = False, explicit: bool = False) -> None:
+        """A file, unless the same real file (a link to it, a hard link, a second path) is already in:
+        then the file is read under its own name rather than a link's (`latest.csv -> night.csv`)."""
+        if not _utf8_name(path):
+            if explicit:
+                raise SourceError(f"{shown(path)}: the file's name is not UTF-8 text: rename it to read it")
+            self.skipped[path] = "name is not UTF-8 text (rename the file to read it)"
+            return
+        if explicit:
+            self.explicit.add(path)
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = (len(self.files), link)
+            self.files.append(path)
+            return
+        at, was_link = seen
+        first = self.files[at]
+        if first == path:
+            return  # (the same name twice, from a walk and by name, needs no note)
+        if was_link and not link:
+            self.files[at], self._seen[key] = path, (at, False)
+            path, first = first, path
+        self.skipped[path] = f"same file as {shown(first)} (read once)"
+
+
+def _key(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _is_log_name(name: str) -> bool:
+    return _container_from_name(name)[0] is not None
+
+
+def _why_not(path: str, skip: set[str], skip_names: set[str], names_only: bool = True) -> str | None:
+    """Why a file a walk or a glob found is not read, or None."""
+    name = os.path.basename(path)
+    if name.startswith("llm-cost-quarantine"):
+        return "llm-cost's own quarantine file"
+    if name in skip_names and os.path.realpath(path) in skip:
+        return "written by this run"
+    if names_only and not _is_log_name(name):
+        return "not a log file name (.csv .tsv .jsonl .ndjson .json .parquet, or .gz/.zst)"
+    return None
+
+
+def _walk(directory: str, found: Found, skip: set[str], skip_names: set[str], names_only: bool = True,
+          depth: int = MAX_DEPTH) -> tuple[list[tuple[str, tuple[int, int], bool]], list[str]]:
+    """Every file under a directory (with its device and inode when known without another system
+    call), and every directory walked, both sorted; an unreadable subdirectory is an error, not a
+    silent gap. Only regular files are logs (a pipe would block the reader). Links to directories
+    are not followed (each is named in `found.skipped`): a link back up the tree (`loop -> ..`) would
+    walk it again and again. `names_only`: only files whose name says a log container."""
+    files: list[tuple[str, tuple[int, int], bool]] = []
+    dirs: list[str] = []
+    try:
+        top = os.stat(directory)
+    except OSError as e:
+        raise SourceError(f"{shown(directory)}: cannot read directory ({e.strerror})") from None
+    visited = {_key(top)}  # (bind mounts can loop too: each real directory is walked once)
+    todo = [(directory, top.st_dev, 0)]
     while todo:
-        where = todo.pop()
+        where, dev, level = todo.pop()
+        dirs.append(where)
         try:
             with os.scandir(where) as it:
                 entries = list(it)
         except OSError as e:
-            raise SourceError(f"{e.filename or where}: cannot read directory ({e.strerror})") from None
+            raise SourceError(f"{shown(e.filename or where)}: cannot read directory ({e.strerror})") from None
         subdirs = []
         for entry in entries:
             name = entry.name
             if name.startswith("."):
+                continue  # hidden on purpose (editors' swap files, .git): not named
+            try:
+                link = entry.is_symlink()
+                if entry.is_dir(follow_symlinks=False):
+                    st = entry.stat(follow_symlinks=False)
+                    if level + 1 > depth:
+                        found.skipped[entry.path] = f"directory deeper than {depth} levels (not walked)"
+                    elif _key(st) in visited:
+                        found.skipped[entry.path] = "directory already walked (not walked again)"
+                    else:
+                        visited.add(_key(st))
+                        subdirs.append((entry.path, st.st_dev, level + 1))
+                    continue
+                if link and entry.is_dir():
+                    found.skipped[entry.path] = "link to a directory (not followed; name its target to read it)"
+                    continue
+                if link and not os.path.exists(entry.path):
+                    found.skipped[entry.path] = "broken link"
+                    continue
+                if not entry.is_file():
+                    found.skipped[entry.path] = "not a regular file (a pipe, socket or device)"
+                    continue
+            except OSError as e:
+                found.skipped[entry.path] = f"cannot read ({e.strerror})"
                 continue
-            if entry.is_dir(follow_symlinks=False):
-                subdirs.append(entry.path)
-            elif (entry.is_file() and not name.startswith("llm-cost-quarantine")
-                  and _container_from_name(name)[0] is not None):
-                found.append(entry.path)
+            # (A glob's walk lists every file: its caller matches the names, and says why it skips one.)
+            why = _why_not(entry.path, skip, skip_names) if names_only else None
+            if why is not None:
+                found.skipped[entry.path] = why
+            else:
+                # d_ino needs no system call; a link's target (or a file that is a mount point) is stat'ed
+                files.append((entry.path, _key(os.stat(entry.path)) if link else (dev, entry.inode()), link))
         todo.extend(sorted(subdirs, reverse=True))
-    return sorted(found)
+    files.sort()
+    return files, sorted(dirs)
 
 
-def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
-    """Files behind the user's arguments, each once, in a stable order. Directory walks skip hidden
-    files, llm-cost's own quarantine files and `exclude` (the run's outputs, which may live there)."""
+def _glob(pattern: str, found: Found, skip: set[str], skip_names: set[str]) -> list[str]:
+    """The files a pattern matches (`*`, `?`, `[...]` in a name; `**` any depth of directories), as
+    Python's glob would, except that `**` follows no link to a directory (a loop under it made one
+    file match 41 times) and walks at most MAX_DEPTH levels. Names starting with a dot match only a
+    part that starts with one."""
+    parts = pattern.split(os.sep)
+    fixed = 0
+    while fixed < len(parts) - 1 and not (_MAGIC & set(parts[fixed])):
+        fixed += 1
+    start = os.sep.join(parts[:fixed]) or ("" if fixed == 0 else os.sep)
+    if fixed == 0 and not pattern.startswith(os.sep):
+        start = ""
+    dirs = [start]
+    rest = [p for i, p in enumerate(parts[fixed:]) if not (p == "**" and i and parts[fixed + i - 1] == "**")]
+    for i, part in enumerate(rest):
+        last = i == len(rest) - 1
+        if part == "**":
+            below: list[str] = []
+            files: list[str] = []
+            for d in dirs:
+                if not os.path.isdir(d or "."):
+                    continue  # (a fixed start that does not exist: the pattern matches nothing)
+                f, w = _walk(d or ".", found, skip, skip_names, names_only=False)
+                below.extend(w if d else [os.path.relpath(x) if x != "." else "" for x in w])
+                files.extend(p if d else os.path.relpath(p) for p, _, _ in f)
+            if last:
+                return files
+            dirs = list(dict.fromkeys(below))
+            continue
+        nxt: list[str] = []
+        files = []
+        for d in dirs:
+            if not (_MAGIC & set(part)):
+                names = [part] if os.path.lexists(os.path.join(d, part)) else []
+            else:
+                try:
+                    names = sorted(os.listdir(d or "."))
+                except FileNotFoundError:
+                    continue
+                except OSError as e:  # (not a silent gap: named)
+                    found.skipped[d or "."] = f"cannot read directory ({e.strerror})"
+                    continue
+                names = [n for n in names if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or not n.startswith("."))]
+            for n in names:
+                p = os.path.join(d, n) if d else n
+                if not last:
+                    if os.path.isdir(p):  # (a link to a directory is followed here: no loop without `**`)
+                        nxt.append(p)
+                elif os.path.isfile(p):
+                    files.append(p)
+        if last:
+            return files
+        dirs = nxt
+    return []
+
+
+def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()) -> Found:
+    """Files behind the user's arguments: each real file once, in a stable order. A path that exists
+    is that file or directory, even when its name holds `*`, `?` or `[` (an export named
+    `night*.csv`); only a path that does not exist is a pattern. Directory walks skip hidden files,
+    llm-cost's own quarantine files and `exclude` (the run's outputs, which may live there)."""
+    run = _RUN.get()
+    memo = ("found", tuple(paths), tuple(exclude))
+    if run is not None and memo in run:  # a later pass of the run: the same files, even if new ones appeared
+        return dataclasses.replace(run[memo], files=list(run[memo].files), skipped=dict(run[memo].skipped))
     skip = {os.path.realpath(p) for p in exclude if p}
     skip_names = {os.path.basename(p) for p in skip}
     if not paths:
         raise SourceError("no input: give one or more files, directories or globs (or - for stdin)")
-    out: list[str] = []
+    found = Found()
     for p in paths:
         if p == "-":
-            out.append(p)
-        elif os.path.isdir(p):
-            # realpath only for names that could be an excluded file: trees hold thousands of files
-            found = [f for f in _walk(p) if os.path.basename(f) not in skip_names or os.path.realpath(f) not in skip]
-            if not found:
-                raise SourceError(f"{p}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
-            out.extend(found)
-        elif any(ch in p for ch in "*?[") and not os.path.isfile(p):  # a file named `[x].csv` is that file
-            found = sorted(f for f in glob.glob(p, recursive=True) if os.path.isfile(f))
-            if not found:
-                raise SourceError(f"{p}: no file matches this pattern")
-            out.extend(found)
-        elif os.path.isfile(p):
-            out.append(p)
-        elif os.path.exists(p):
-            raise SourceError(f"{p}: not a regular file or directory")
+            if "-" not in found.files:
+                found.files.append(p)
+                found.explicit.add(p)
+            continue
+        try:
+            st, why = os.stat(p), None
+        except OSError as e:
+            st, why = None, e
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            files, _ = _walk(p, found, skip, skip_names)
+            if not files:
+                raise SourceError(f"{shown(p)}: directory holds no .csv/.jsonl/.ndjson/.json/.parquet files (optionally .gz/.zst)")
+            for f, key, link in files:
+                found.add(f, key, link)
+        elif st is not None and stat.S_ISREG(st.st_mode):
+            found.add(p, _key(st), os.path.islink(p), explicit=True)
+        elif st is not None:
+            raise SourceError(f"{shown(p)}: not a regular file or directory")
+        elif os.path.lexists(p) or (why is not None and why.errno not in (errno.ENOENT, errno.ENOTDIR)):
+            raise SourceError(f"{shown(p)}: " + ("broken link (its target does not exist)" if why.errno == errno.ENOENT
+                                                 else f"cannot read ({why.strerror})"))
+        elif _MAGIC & set(p):
+            matched = _glob(p, found, skip, skip_names)
+            if not matched:
+                raise SourceError(f"{shown(p)}: no file matches this pattern")
+            for f in sorted(matched):
+                # (A pattern names its files: an output it matches is refused by the caller, not skipped.)
+                why = _why_not(f, set(), set(), names_only=False)
+                if why is not None:
+                    found.skipped[f] = why
+                else:
+                    found.add(f, _key(os.stat(f)), os.path.islink(f))
         else:
-            raise SourceError(f"{p}: no such file or directory")
-    if len(paths) == 1:  # one argument cannot name a file twice
-        return out
-    seen: set[str] = set()
-    unique = []
-    for f in out:
-        key = f if f == "-" else os.path.realpath(f)
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
+            raise SourceError(f"{shown(p)}: no such file or directory")
+    found.skipped = {shown(k): v for k, v in sorted(found.skipped.items())}
+    if not found.files:
+        raise SourceError(f"no input files: {', '.join(f'{k} ({v})' for k, v in list(found.skipped.items())[:3])}")
+    if run is not None:
+        run[memo] = dataclasses.replace(found, files=list(found.files), skipped=dict(found.skipped))
+    return found
+
+
+def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
+    """The files of `find_files`."""
+    return find_files(paths, exclude).files
 
 
 _STDIN_SPOOL: str | None = None
 _TEMPORARY: list[str] = []
+# What one run has seen of its input (see one_reading); None outside a run.
+_RUN: contextvars.ContextVar[dict | None] = contextvars.ContextVar("llm_cost_run", default=None)
+
+
+@contextlib.contextmanager
+def one_reading(native: bool = False):
+    """Every pass of one run (the fast pass, a robust retry, the quarantine pass) reads the same
+    input: the same files, each up to the size it had when the run first opened it, and stdin
+    copied once. A log appended to during a run (a live session) otherwise gave a count from one
+    pass and a quarantine file from another: `quarantined: 1` and an empty file, 3 runs in 9."""
+    token = _RUN.set({"native": native})
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
+
+
+def read_natively(flag: bool) -> None:
+    """Whether this run's plain CSV files may be scanned by Polars itself (see _native_csv)."""
+    run = _RUN.get()
+    if run is not None:
+        run["native"] = flag
+
+
+def changed_during_run() -> list[str]:
+    """Files scanned by Polars itself (which reads a file as it is when the scan runs) whose size is
+    no longer the one the run recorded: the run read them past that size, and must read again."""
+    run = _RUN.get() or {}
+    changed = []
+    for path in sorted(run.get("native_paths", ())):
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = -1
+        if size != run["size", path]:
+            changed.append(path)
+    return changed
+
+
+def _native(path: str) -> bool:
+    """May this plain file be scanned by Polars itself in this run? Polars' scanners cost a half to a
+    third of the bounded readers' CPU (they map the file, and prune columns), but cannot stop at the
+    size the run recorded: the run then checks afterwards that the file did not change
+    (changed_during_run), and reads again with the bounded readers if it did. They read UTF-8
+    strictly: a byte that is not fails the scan, and the robust pass (bounded, marking the byte)
+    quarantines its row."""
+    run = _RUN.get()
+    if run is None or not run.get("native") or not _utf8_name(path):
+        return False
+    with open(path, "rb") as f:  # (Polars decompresses a file that starts like gzip or zstd, whatever its name)
+        head = f.read(4)
+    if head[:2] == b"\x1f\x8b" or head == b"\x28\xb5\x2f\xfd":
+        return False
+    run_size(path, os.stat(path).st_size, run)
+    run.setdefault("native_paths", set()).add(path)
+    return True
+
+
+def _native_lines(path: str) -> pl.LazyFrame:
+    return pl.scan_csv(
+        path, has_header=False, new_columns=[LINE], separator="\x1f", quote_char=None,
+        schema_overrides={LINE: pl.String}, encoding="utf8", glob=False,
+    ).with_row_index("_row", offset=1).with_columns(pl.lit(False).alias(BAD))
+
+
+def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
+    sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
+    return pl.scan_csv(
+        path, infer_schema=False, separator=sep, encoding="utf8", truncate_ragged_lines=True,
+        schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
+    ).with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
+
+
+def run_size(path: str, size: int, run: dict | None) -> int:
+    """The bytes of `path` that `run` (a reader's captured `_RUN`) reads: its size when the run first
+    opened it (`size` is its size now), or less if it has shrunk since. Readers capture the run when
+    their plan is built, so that a plan collected after the run (rows `price` writes) reads the same."""
+    if run is None:
+        return size
+    return min(run.setdefault(("size", path), size), size)
 
 
 @atexit.register
@@ -552,14 +1156,19 @@ def _remove_temporary() -> None:
 
 
 def _spool_stdin() -> str:
-    """Copy stdin to a temporary file once, so it can be scanned (and sniffed) like any file."""
+    """Copy stdin to a temporary file once (per run), so it can be scanned (and sniffed) like any file."""
     global _STDIN_SPOOL
+    run = _RUN.get()
+    if run is not None and "stdin" not in run:
+        _STDIN_SPOOL = None  # (a new run: a new stdin, in tests that run several in one process)
     if _STDIN_SPOOL is None:
         fd, path = tempfile.mkstemp(prefix="llm-cost-stdin-")
         _TEMPORARY.append(path)
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(sys.stdin.buffer, out)
         _STDIN_SPOOL = path
+    if run is not None:
+        run["stdin"] = _STDIN_SPOOL
     return _STDIN_SPOOL
 
 
@@ -621,11 +1230,57 @@ def open_source(path: str, index: int = 0) -> SourceFile:
         if container == "sse":
             real, comp, container = sse_to_lines(real), None, "jsonl"
             head = _read_head(real, None)
+        wide = comp is None and next((codec for bom, codec in _WIDE_BOMS if head.startswith(bom)), None)
+        if wide:  # UTF-16 (Windows tools write it: PowerShell's Out-File): read as UTF-8, transcoded
+            real = _transcoded(real, display, wide)
+            head = _read_head(real, None)
+            if container is None:
+                container = _sniff(head)
+            elif container == "json" and _is_json_lines(real, None, head):
+                container = "jsonl"
         src = SourceFile(path=real, container=container, compression=comp, index=index, display=display)
-        _peek(src, head)
-    except (OSError, EOFError, ValueError, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
-        raise SourceError(f"{display}: cannot read ({_one_line(e)})") from None
+        # A night without traffic exports an empty file (or pipes nothing): skipped with a note, in
+        # any container (Polars' CSV reader refuses a file without a header).
+        src.empty = len(head) < HEAD_PEEK and not head.strip() and container != "parquet"
+        if not src.empty:
+            _peek(src, head)
+            # An export with no records (`[]`) is empty too; `{"data": []}` is a page its dialect reads.
+            src.empty = src.container == "json" and not src.columns
+    except (OSError, EOFError, ValueError, zlib.error, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
+        raise SourceError(f"{shown(display)}: cannot read ({_one_line(e)})") from None
     return src
+
+
+# Byte order marks of text that is not UTF-8 (UTF-32's first: UTF-16 LE's is a prefix of it).
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+              (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _transcoded(path: str, display: str, codec: str) -> str:
+    """A copy of a UTF-16/32 file as UTF-8 (a temporary file, once per run, of the bytes the run
+    first saw), read in its place: Polars reads only UTF-8. Lines and records stay where they are. Text
+    that is not valid in its encoding is refused, naming the file (the byte order mark said what it is)."""
+    run = _RUN.get()
+    if run is not None and ("transcoded", path) in run:
+        return run["transcoded", path]
+    fd, tmp = tempfile.mkstemp(prefix="llm-cost-utf8-", suffix="-" + os.path.basename(path))
+    _TEMPORARY.append(tmp)
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    done = 0
+    with open(path, "rb") as f, os.fdopen(fd, "wb") as out:
+        left = run_size(path, os.fstat(f.fileno()).st_size, run)
+        try:
+            while left > 0 and (chunk := f.read(min(1 << 20, left))):
+                left -= len(chunk)
+                out.write(decoder.decode(chunk).encode())
+                done += len(chunk)
+            out.write(decoder.decode(b"", final=True).encode())
+        except UnicodeDecodeError as e:
+            raise SourceError(f"{shown(display)}: not valid {codec.upper()} text (its byte order mark says it is) at "
+                              f"byte {done + e.start:,}") from None
+    if run is not None:
+        run["transcoded", path] = tmp
+    return tmp
 
 
 def _one_line(e: BaseException) -> str:
@@ -639,9 +1294,10 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
         src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
-        lf = _scan_csv_strings(src.path)
-        src.columns = [c for c in lf.collect_schema().names() if c != "_row"]
-        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row").to_dicts()
+        # (the reader every pass uses: the same columns; small pieces, as only the first records are read)
+        lf = bounded_csv(src.path, src.compression, piece_bytes=PEEK_BYTES)
+        src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD)]
+        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD).to_dicts()
     elif src.container == "jsonl":
         keys: dict[str, None] = {}
         for rec in _first_records(src, head):
@@ -666,8 +1322,7 @@ def _first_records(src: SourceFile, head: bytes):
     if src.compression == "zstd":  # the head holds the first lines already
         lines = iter(head.splitlines(keepends=True))
     else:
-        opener = gzip.open if src.compression == "gzip" else open
-        f = opener(src.path, "rb")
+        f = _gunzipped(src.path) if src.compression == "gzip" else open(src.path, "rb")
         lines = iter(f)
     found = used = 0
     try:
@@ -707,7 +1362,7 @@ def load_json_records(src: SourceFile) -> list[dict]:
         return [r if isinstance(r, dict) else {"_value": r} for r in doc]
     if isinstance(doc, dict):
         return [doc]
-    raise SourceError(f"{src.path}: JSON document is neither an array nor an object")
+    raise SourceError(f"{shown(src.path)}: JSON document is neither an array nor an object")
 
 
 def sse_to_lines(path: str) -> str:
@@ -741,15 +1396,20 @@ def sse_to_lines(path: str) -> str:
 def json_to_lines(src: SourceFile) -> SourceFile:
     """A JSON array rewritten as JSON Lines in a temporary file, one record per line, so that it
     goes through the same lazy, line-numbered path as JSONL (record i is line i)."""
-    try:
-        records = load_json_records(src)
-    except ValueError as e:
-        raise SourceError(f"{src.path}: invalid JSON ({_one_line(e)})") from None
-    fd, tmp = tempfile.mkstemp(prefix="llm-cost-json-", suffix=".jsonl")
-    _TEMPORARY.append(tmp)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        for rec in records:
-            out.write(json.dumps(rec, separators=(",", ":")))
-            out.write("\n")
+    run = _RUN.get()
+    tmp = run.get(("json", src.path)) if run is not None else None
+    if tmp is None:  # (once per run: every pass reads the same records, even if the file changes)
+        try:
+            records = load_json_records(src)
+        except ValueError as e:
+            raise SourceError(f"{shown(src.display)}: invalid JSON ({_one_line(e)})") from None
+        fd, tmp = tempfile.mkstemp(prefix="llm-cost-json-", suffix=".jsonl")
+        _TEMPORARY.append(tmp)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            for rec in records:
+                out.write(json.dumps(rec, separators=(",", ":")))
+                out.write("\n")
+        if run is not None:
+            run["json", src.path] = tmp
     return SourceFile(path=tmp, container="jsonl", index=src.index, columns=src.columns,
                       sample=src.sample, display=src.display)

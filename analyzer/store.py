@@ -43,7 +43,7 @@ import polars as pl
 from . import aggregate, dedupe, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
-from .sources import expand_paths
+from .sources import expand_paths, open_source
 
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
 MONTH = "_llm_month"  # partition column: the request's UTC month, YYYY-MM
@@ -310,7 +310,7 @@ def _files(root: str, table) -> dict[str, dict]:
             if travel and any(not os.path.isfile(u.removeprefix("file://")) for u in uris):
                 raise _not_kept(root, version)
             # Read by Polars: pyarrow.dataset's first use costs a third of a second per run.
-            frame = pl.read_parquet(uris) if uris else None
+            frame = pl.read_parquet(uris, glob=False) if uris else None
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -444,7 +444,7 @@ def _repeated(table, months: set[str], skip: set[str], keys: pl.DataFrame) -> pl
     files = _parts(table, months & _months_of(table)) if table is not None and keys.height else []
     if not files:
         return keys.clear()
-    stored = pl.scan_parquet(files, schema={"request_id": pl.String, SHA: pl.String}, extra_columns="ignore",
+    stored = pl.scan_parquet(files, schema={"request_id": pl.String, SHA: pl.String}, extra_columns="ignore", glob=False,
                              missing_columns="insert", hive_partitioning=False)
     stored = stored.filter(pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))).select(dedupe.hashes())
     try:
@@ -573,7 +573,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     entry = {"path": key, "size": st.st_size, "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
              "sha256": digest, "ingested_at": now.isoformat(timespec="seconds"), "price_book": book.version,
              "overlays": list(book.overlays), "quarantine": None, "dialect": None, "rows": 0, "dimensions": []}
-    if st.st_size == 0:  # a night without traffic: remembered, so that it is not read again
+    if st.st_size == 0 or open_source(path).empty:  # a night without traffic (or blank lines): remembered, so that it is not read again
         acc = pipeline.Accounting(files=1)
         entry["accounting"] = acc.as_dict()
         return FileResult(path, "empty", acc), entry, None
@@ -587,7 +587,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     # read that, not the log. Dimensions are text: a column of nulls has no type Delta can store.
     lf.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH), pl.lit(digest).alias(SHA),
                     *[pl.col(d).cast(pl.String) for d in dims]).sink_parquet(spool)
-    rows = pl.scan_parquet(spool)
+    rows = pl.scan_parquet(spool, glob=False)  # (a store may live in a directory named with `[`)
     # A month partition is YYYY-MM: a year past 9999 would name a directory delta-rs percent-encodes
     # ("%2B12000-01"), which no later command accepts as ours. Refused before anything is committed.
     late = rows.filter(pl.col("timestamp").dt.year() > 9999).select(pl.col("timestamp").cast(pl.String)).head(1).collect()
@@ -727,7 +727,7 @@ def scan(root: str, months: set[str] | None = None, table=None, records: dict | 
                          f"(see `llm-cost store status {root}`)")
     if not files:
         return pl.LazyFrame(schema=schema)
-    return pl.scan_parquet(files, schema=schema, missing_columns="insert", extra_columns="ignore",
+    return pl.scan_parquet(files, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False,
                            hive_partitioning=False)
 
 

@@ -160,7 +160,8 @@ def scan(root: str, months: set[str] | None = None, manifest: Manifest | None = 
     manifest = manifest or open_manifest(root)
     schema = {**SCHEMA, **{d: pl.String() for d in manifest.dimensions}}
     files = [os.path.join(root, p["file"]) for p in manifest.parts(months)]
-    lf = pl.scan_parquet(files, schema=schema, missing_columns="insert") if files else pl.LazyFrame(schema=schema)
+    lf = (pl.scan_parquet(files, schema=schema, missing_columns="insert", glob=False) if files
+          else pl.LazyFrame(schema=schema))
     return pipeline.with_costs(lf) if costs else lf
 
 

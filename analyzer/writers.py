@@ -309,6 +309,10 @@ def _rows(n: int) -> str:
     return f"{n:,} row" if n == 1 else f"{n:,} rows"
 
 
+# Skipped files named under a table (a tree may skip thousands: the JSON report lists them all).
+SKIPPED_SHOWN = 5
+
+
 def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False) -> list[str]:
     """The summary under a table. Text from the data (model ids as logged, file names, notes naming
     files) goes through `quote`: escaped for the format, credentials masked unless `reveal`."""
@@ -324,6 +328,12 @@ def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False)
         lines.append(f"unpriced: {q(raw)} ({_rows(n)}{reported}): {q(a.unpriced_reasons.get(raw, ''))}")
     if a.quarantine_file:
         lines.append(f"quarantined rows written to {q(a.quarantine_file)}")
+    if a.files_skipped:
+        shown = list(a.files_skipped.items())[:SKIPPED_SHOWN]
+        more = len(a.files_skipped) - len(shown)
+        lines.append(f"files skipped ({len(a.files_skipped):,}, not read): "
+                     + "; ".join(f"{q(name)}: {q(why)}" for name, why in shown)
+                     + (f"; and {more:,} more (all in the JSON report's accounting)" if more else ""))
     lines.append(f"price book {report.book.version}" + (f" + overlays {q(', '.join(report.book.overlays))}" if report.book.overlays else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {report.tz}")
     lines.extend(f"note: {safe_text.terminal_text(_secret(n, reveal))}" for n in report.notes)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from analyzer import Options, analyze
 from analyzer.errors import DialectError, SourceError
-from analyzer.sources import LINE, expand_paths, file_set_lines, open_source
+from analyzer.sources import LINE, bounded_csv, bounded_lines, expand_paths, file_set_lines, find_files, open_source
 
 from .conftest import canonical_frame, write_frame
 
@@ -85,8 +85,13 @@ def test_a_walk_reads_regular_files_in_order_and_follows_no_link_to_a_directory(
     os.mkfifo(logs / "a" / "pipe.jsonl")  # reading it would wait for a writer
     (logs / "elsewhere").symlink_to(tmp_path / "logs" / "a", target_is_directory=True)
     (logs / "b" / "link.jsonl").symlink_to(logs / "0.jsonl")
-    got = [os.path.relpath(p, logs) for p in expand_paths([str(logs)])]
-    assert got == ["0.jsonl", "a/3.jsonl", "a/z/1.csv", "b/2.jsonl", "b/link.jsonl"]
+    found = find_files([str(logs)])
+    assert [os.path.relpath(p, logs) for p in found.files] == ["0.jsonl", "a/3.jsonl", "a/z/1.csv", "b/2.jsonl"]
+    # A link to a file already read is that file (read once); every file passed over is named, with why.
+    assert {os.path.relpath(p, logs): why.split(" (")[0] for p, why in found.skipped.items()} == {
+        "a/notes.txt": "not a log file name", "a/pipe.jsonl": "not a regular file",
+        "b/link.jsonl": f"same file as {logs / '0.jsonl'}", "elsewhere": "link to a directory",
+        "llm-cost-quarantine.jsonl": "llm-cost's own quarantine file"}
 
 
 def test_extensionless_file_is_sniffed(frame, tmp_path):
@@ -132,15 +137,20 @@ def test_empty_files_are_skipped_and_named(tmp_path, frame):
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert rep.totals["cost"] == TOTAL
     assert any("empty files skipped" in n and "empty.jsonl" in n for n in rep.notes)
-    with pytest.raises(SourceError, match="every input file is empty"):
-        analyze([str(tmp_path / "empty.jsonl")], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    # Only empty files: an empty report, not a lost run (see tests/hostile/test_inputs.py).
+    rep = analyze([str(tmp_path / "empty.jsonl")], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.rows_read == 0 and rep.accounting.files_skipped == {str(tmp_path / "empty.jsonl"): "empty"}
 
 
 def test_unrecognisable_file_is_a_clear_error(tmp_path):
-    p = tmp_path / "blank.jsonl"
-    p.write_text("\n\n")
+    p = tmp_path / "broken.jsonl"
+    p.write_text("\n{not json\n")
     with pytest.raises(DialectError, match="no records"):
         analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    # Only blank lines: an empty file, skipped (tests/hostile/test_inputs.py)
+    p.write_text("\n\n")
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.accounting.files_skipped == {str(p): "empty"}
 
 
 def test_header_only_csv_reports_zero(tmp_path, frame):
@@ -275,35 +285,59 @@ def test_implausible_counts_are_quarantined(tmp_path):
 
 # -- file sets: many small files read as one stream of large batches ---------------------------------
 
-_line_text = st.text(alphabet=st.sampled_from('ab{}":→é \r'), max_size=12)
+_line_text = st.lists(st.sampled_from(['a', 'b', '{', '}', '"', ':', '→', 'é', ' ', '\r', b'\xe9', b'\xff', b'\xc3']),
+                      max_size=12).map(lambda parts: b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
+
+
+def _is_utf8(b: bytes) -> bool:
+    try:
+        b.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(files=st.lists(st.tuples(st.lists(_line_text, max_size=6), st.booleans(), st.booleans()), min_size=1, max_size=7),
        batch=st.integers(min_value=1, max_value=64))
 def test_file_set_lines_match_a_line_by_line_reading(tmp_path_factory, files, batch):
-    """Whatever the files (empty, no final newline, CRLF, blank lines, multi-byte text) and however
-    they fall into batches, every line comes out once, in order, with its file, its line in that file
-    and its number across the set."""
+    """Whatever the files (empty, no final newline, CRLF, blank lines, multi-byte text, bytes that are
+    not UTF-8) and however they fall into batches, every line comes out once, in order, with its
+    file, its line in that file and its number across the set; a line is `_bad` exactly when it
+    holds bytes that are not UTF-8, and any other line is its text. A single file read by
+    `bounded_lines` (in pieces of any size) gives the same lines."""
     d = tmp_path_factory.mktemp("set")
     paths, expected = [], []
     for i, (lines, final_newline, crlf) in enumerate(files):
         p = d / f"f{i}.jsonl"
-        eol = "\r\n" if crlf else "\n"
-        content = eol.join(lines) + (eol if final_newline and lines else "")
-        p.write_bytes(content.encode())
+        eol = b"\r\n" if crlf else b"\n"
+        content = eol.join(lines) + (eol if final_newline and lines else b"")
+        p.write_bytes(content)
         paths.append(str(p))
-        seen = content.split("\n")  # what an editor shows: no line after a final newline
-        if seen[-1] == "":
+        seen = content.split(b"\n")  # what an editor shows: no line after a final newline
+        if seen[-1] == b"":
             seen.pop()
-        expected += [(text.removesuffix("\r"), str(p), n) for n, text in enumerate(seen, start=1)]
+        expected += [(text.removesuffix(b"\r"), str(p), n) for n, text in enumerate(seen, start=1)]
     got = file_set_lines(paths, batch_bytes=batch).collect(engine="streaming")
-    assert got.columns == [LINE, "_path", "_row", "_line_no"]
-    assert list(zip(got[LINE], got["_path"], got["_line_no"])) == expected
+    assert got.columns == [LINE, "_path", "_row", "_line_no", "_bad"]
+    assert list(zip(got["_path"], got["_line_no"])) == [(p, n) for _, p, n in expected]
+    assert got["_bad"].to_list() == [not _is_utf8(text) for text, _, _ in expected]
+    assert [t for t, bad in zip(got[LINE], got["_bad"]) if not bad] == [
+        text.decode() for text, _, _ in expected if _is_utf8(text)]
+    assert all("\ufffd" in t for t, bad in zip(got[LINE], got["_bad"]) if bad)
     assert got["_row"].to_list() == list(range(1, len(expected) + 1))
     # a plan that asks for neither file nor line (a report) reads the same lines
     lines = file_set_lines(paths, batch_bytes=batch).select(LINE, "_row").collect(engine="streaming")
-    assert lines.rows() == [(text, row) for row, (text, _, _) in enumerate(expected, start=1)]
+    assert lines.rows() == list(zip(got[LINE], got["_row"]))
+    # one file at a time, in pieces of `batch` bytes
+    import analyzer.sources as sources
+    old, sources.PIECE_BYTES = sources.PIECE_BYTES, batch
+    try:
+        single = pl.concat([bounded_lines(p, None).collect() for p in paths])
+    finally:
+        sources.PIECE_BYTES = old
+    assert single.select(LINE, "_bad").rows() == got.select(LINE, "_bad").rows()
+    assert single["_row"].to_list() == got["_line_no"].to_list()
 
 
 def test_file_set_lines_filter_and_projection_reach_the_reader(tmp_path):
@@ -330,15 +364,15 @@ def test_file_set_lines_filter_on_a_file_name_and_refuse_what_is_not_a_regular_f
             file_set_lines([paths[0], str(tmp_path / "pipe.jsonl")]).collect()
 
 
-def test_file_set_lines_name_an_unreadable_file_and_fail_on_bytes_that_are_not_utf8(tmp_path):
+def test_file_set_lines_name_an_unreadable_file_and_mark_bytes_that_are_not_utf8(tmp_path):
     good = tmp_path / "a.jsonl"
     good.write_text('{"a":1}\n')
     with pytest.raises(SourceError, match="gone.jsonl: cannot read"):
         file_set_lines([str(good), str(tmp_path / "gone.jsonl")]).collect()
     bad = tmp_path / "b.jsonl"
-    bad.write_bytes(b'{"a":"\xff"}\n')
-    with pytest.raises(pl.exceptions.ComputeError):  # the caller's robust pass reads it with replacement
-        file_set_lines([str(good), str(bad)]).collect()
+    bad.write_bytes(b'{"a":"\xff"}\n{"a":"\xef\xbf\xbd"}\n')  # (the second: a real U+FFFD, valid UTF-8)
+    got = file_set_lines([str(good), str(bad)]).collect()
+    assert got.select(LINE, "_bad").rows() == [('{"a":1}', False), ('{"a":"\ufffd"}', True), ('{"a":"\ufffd"}', False)]
 
 
 def test_files_are_read_where_the_system_cannot_be_asked_to_read_ahead(tmp_path, monkeypatch):
@@ -382,3 +416,42 @@ def test_heads_are_each_files_first_bytes_in_order_and_none_for_what_cannot_be_r
     got = list(heads(paths))
     assert got[5] is None and got[9] is None and len(got) == len(paths)
     assert [len(h) for h in got[:5] + got[6:9] + got[10:]] == [min(i * 200, HEAD_BYTES) for i in range(70)]
+
+
+_cell = st.lists(st.sampled_from(["a", "7", " ", ",", "\n", "\r\n", '"', "é", b"\xe9"]), max_size=5).map(
+    lambda parts: b"".join(p if isinstance(p, bytes) else p.encode() for p in parts))
+
+
+@settings(max_examples=80, deadline=None)
+@given(rows=st.lists(st.tuples(_cell, _cell), max_size=8), piece=st.integers(min_value=1, max_value=40),
+       final_newline=st.booleans())
+def test_bounded_csv_reads_in_pieces_what_polars_reads_whole(rows, piece, final_newline):
+    """CSV read in pieces cut at record boundaries (quoted newlines and doubled quotes included) gives
+    the records the whole file gives, numbered alike; a record is `_bad` exactly when its bytes are
+    not UTF-8, and any other record is as read whole."""
+    import tempfile
+
+    import analyzer.sources as sources
+
+    def quoted(b: bytes) -> bytes:
+        return b'"' + b.replace(b'"', b'""') + b'"'
+
+    body = b"".join(quoted(a) + b"," + quoted(b) + b"\n" for a, b in rows)
+    data = b"x,y\n" + (body if final_newline else body.removesuffix(b"\n"))
+    with tempfile.NamedTemporaryFile(suffix=".csv", delete=False) as f:
+        f.write(data)
+    try:
+        whole = pl.read_csv(data, infer_schema=False, encoding="utf8-lossy")
+        old, sources.PIECE_BYTES = sources.PIECE_BYTES, piece
+        try:
+            got = bounded_csv(f.name, None).collect()
+        finally:
+            sources.PIECE_BYTES = old
+    finally:
+        os.unlink(f.name)
+    assert got.height == whole.height == len(rows)
+    assert got["_row"].to_list() == list(range(2, 2 + len(rows)))
+    bad = [not (_is_utf8(a) and _is_utf8(b)) for a, b in rows]
+    assert got["_bad"].to_list() == bad
+    good = [i for i, b in enumerate(bad) if not b]
+    assert got.select("x", "y")[good].rows() == whole.select("x", "y")[good].rows()

@@ -12,7 +12,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import LINE, SourceFile, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -78,7 +78,8 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
         lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
-        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src, **sniff)
+        return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src,
+                               bad_record=(~pl.col(BAD), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))), **sniff)
     if not robust:
         dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
         # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
@@ -99,8 +100,8 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
-    ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
-    return ok, pl.when(~ok).then(pl.lit(UNREADABLE))
+    ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null() & ~pl.col(BAD)
+    return ok, pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8)).when(~ok).then(pl.lit(UNREADABLE))
 
 
 def _raw(c: str) -> str:

@@ -28,7 +28,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
-from ..sources import LINE, SourceFile, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
 from .canonical import canonical_frame
 
@@ -414,8 +414,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
             def get(parts: tuple[str, ...], text: pl.Expr = text) -> pl.Expr:
                 return text.str.json_path_match(_json_path(parts))
             line = text.str.strip_chars()
-            lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null())
-                                 .alias("_line_ok"))
+            lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
+                                  & ~pl.col(BAD)).alias("_line_ok"))
         else:
             try:
                 struct = _dtype_tree(typed)
@@ -428,6 +428,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
             # JSON (rare) still sends the run to the robust path.
             whole = (_unless(pl.col(LINE).str.starts_with("{"), True, pl.col(LINE).str.contains(r"^\s*\{"))
                      & _unless(pl.col(LINE).str.ends_with("}"), True, pl.col(LINE).str.contains(r"\}\s*$")))
+            # (A line with bytes that are not UTF-8 is quarantined whole, never read as U+FFFD text.)
+            whole = whole & ~pl.col(BAD)
             lf = lf.with_columns(pl.when(whole).then(text).str.json_decode(struct).alias(DECODED),
                                  whole.alias("_line_ok"))
 
@@ -440,7 +442,7 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     else:  # CSV / Parquet: the first segment is a column; the rest is a path inside its JSON text
         lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
         table = lf.collect_schema()
-        names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c != "_row"}
+        names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD)}
         raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
         # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read
         # from it; the robust path reads each path as text instead. A struct column is read as is.
@@ -465,7 +467,9 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
             for p in parts[1:]:
                 e = e.struct.field(p)
             return e
-        lf = lf.with_columns(pl.lit(True).alias("_line_ok"))
+        if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
+            lf = lf.with_columns(pl.lit(False).alias(BAD))
+        lf = lf.with_columns((~pl.col(BAD)).alias("_line_ok"))
 
     def value(alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
         exprs = [pl.col(a[0][1:]) if a[0][:1] == "@" else get(a) for a in alts]
@@ -500,7 +504,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
     lf = lf.select(pl.col("_row"), *lines,
-                   *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"), *rec)
+                   *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"),
+                   pl.col(BAD), *rec)
 
     if ctx.batch_time and not (m.file_time and not timed):
         lf = _batch_time(lf, ctx)
@@ -508,7 +513,8 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
     dtypes = {f: schema_[f"_f_{f}"] for f in present}
-    bad = (pl.col("_line_ok"), pl.when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
+    bad = (pl.col("_line_ok"), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))
+           .when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
         # a flag (isSidechain): true ranks after false; a number is its own rank

@@ -79,7 +79,7 @@ def detect(path: str) -> str:
     """The invoice format, from the file's top-level keys or header."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".parquet":
-        cols = set(pl.read_parquet_schema(path))
+        cols = set(pl.scan_parquet(path, glob=False).collect_schema())  # (read_parquet_schema expands `[` in a name)
         if "BilledCost" in cols:
             return "focus"
         raise InvoiceError(f"{path}: a Parquet invoice must be a FOCUS file (no BilledCost column)")

@@ -15,7 +15,7 @@ from analyzer import analyze, dialects
 from analyzer.dialects import mapped
 from analyzer.dialects.claude_code import project_of
 from analyzer.pipeline import Options
-from analyzer.sources import open_source
+from analyzer.sources import NOT_UTF8, open_source
 from tests.conftest import ROOT
 
 TREE = ROOT / "fixtures" / "dialects" / "claude-code" / "projects"
@@ -167,7 +167,8 @@ def test_a_tree_is_detected_cheaply_but_other_formats_in_it_still_are(tmp_path):
 def test_lines_not_decoded_are_only_those_that_cannot_be_usage(tmp_path, quarantine):
     """Only lines that mention "assistant" (or do not end as a JSON object) are decoded. Spaces
     around the colon do not hide a usage line; bytes that are not UTF-8 inside a message's text do
-    not fail the run (the file set is read again with replacement) and lose no tokens."""
+    not fail the run: that line is quarantined (issue 12 §7), and its request is still counted from
+    its other copies."""
     proj = tmp_path / "projects" / "p"
     proj.mkdir(parents=True)
     spaced = [json.dumps(json.loads(x)) if x.strip() else x for x in SESSION.read_text().splitlines()]
@@ -180,7 +181,11 @@ def test_lines_not_decoded_are_only_those_that_cannot_be_usage(tmp_path, quarant
     shutil.copy(SESSION, proj / "other.jsonl")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
     assert rep.totals["cost"] == TOTAL
-    assert (rep.accounting.repeats, rep.accounting.quarantined) == (1 + 5, 0) and rep.accounting.balanced
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (1 + 4, 1) and rep.accounting.balanced
+    [q] = [json.loads(x) for x in open(quarantine)]
+    line = raw.split(b"\n").index(next(x for x in raw.split(b"\n") if b"\xff" in x)) + 1
+    assert (q["file"], q["line"], q["reason"]) == (str(proj / "spaced.jsonl"), line, NOT_UTF8)
+    assert "Let me look at the \ufffd exporter." in q["raw"]
 
 
 def test_a_cut_line_costs_no_reading_of_the_whole_tree_field_by_field(tmp_path, quarantine, monkeypatch):
