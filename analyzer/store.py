@@ -53,6 +53,7 @@ LOG = "_delta_log"
 META = "_llm_cost"
 FILES = os.path.join(META, "files")
 QUARANTINE = os.path.join(META, "quarantine")
+INTERRUPTED_WRITE = re.compile(r"\.llm-cost-[0-9a-f]{16}\.tmp")  # writers.atomic_write's temporary name
 LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
 SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
@@ -910,6 +911,12 @@ def _uncommitted(root: str, named: set[str]) -> list[str]:
                 rel = f"{month}/{name}"
                 if PART_NAME.fullmatch(name) and rel not in named:
                     found.append(rel)
+    # A quarantine file is written to a temporary name and renamed (writers.atomic_write): a run
+    # killed mid-write leaves that name, which is ours by its pattern and place.
+    q = os.path.join(root, QUARANTINE)
+    if os.path.isdir(q) and not os.path.islink(q):
+        found += [os.path.join(QUARANTINE, e.name) for e in sorted(os.scandir(q), key=lambda e: e.name)
+                  if INTERRUPTED_WRITE.fullmatch(e.name) and e.is_file(follow_symlinks=False)]
     return found
 
 

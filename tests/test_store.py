@@ -697,3 +697,19 @@ def test_property_nights_in_any_split_report_as_the_logs_together(tmp_path_facto
         assert stored.accounting.duplicates == logs.accounting.duplicates and stored.accounting.balanced
 
     check()
+
+
+def test_compact_removes_a_quarantine_write_a_killed_run_left_and_nothing_else(tmp_path):
+    # kill -9 during the quarantine file's atomic write leaves its temporary name behind (the random
+    # kill test hit it now and then): status names it, compact removes it, a look-alike stays.
+    st = tmp_path / "store"
+    store.ingest([str(SAMPLE)], str(st))
+    q = st / store.QUARANTINE
+    left = q / ".llm-cost-0123456789abcdef.tmp"
+    left.write_text('{"raw": "half a quarantine file')
+    mine = q / ".llm-cost-notes.tmp"  # not the writer's pattern: never ours to delete
+    mine.write_text("a user's note")
+    assert os.path.join(store.QUARANTINE, left.name) in store.status(str(st))["uncommitted"]
+    store.compact(str(st))
+    assert not left.exists() and mine.read_text() == "a user's note"
+    assert not store.status(str(st))["uncommitted"]
