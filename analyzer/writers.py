@@ -51,6 +51,16 @@ def _identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+def _stdin_identity() -> tuple[int, int] | None:
+    """The file or pipe behind `-`: `report - -o v.csv < v.csv` (or `-o /dev/stdin`) would replace
+    or append to the log being read. A terminal is no file: writing to it destroys nothing."""
+    try:
+        st = os.fstat(0)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode) else None
+
+
 def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[str] | tuple[str, ...]]) -> None:
     """Exit 2 before anything is read when an output is also an input (`report v.csv -o v.csv`
     replaced the log with its report) or two outputs are one file: same device and inode (hard
@@ -67,9 +77,12 @@ def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[st
         return
     for what, paths in reads.items():
         for f in paths:
-            hit = existing.get(_identity(f)) if f and f != "-" else None
+            if not f:
+                continue
+            hit = existing.get(_stdin_identity() if f == "-" else _identity(f))
             if hit:
-                raise OutputError(f"{hit[0]} {hit[1]}: that is {what} {f}, which this run reads; "
+                name = "standard input" if f == "-" else f
+                raise OutputError(f"{hit[0]} {hit[1]}: that is {what} {name}, which this run reads; "
                                   "write to another file")
 
 
