@@ -21,9 +21,10 @@ BY_HELP = ("comma-separated keys: hour, day, week, month, year, model, model_raw
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
     """The one shape of every error: one line on stderr, `llm-cost: error: ...`. A message may quote
     data (a file name, a model id): control and bidi characters are shown escaped, never acted on."""
-    from .safe_text import terminal_text
+    from .safe_text import mask_secrets, terminal_text
 
-    one_line = " ".join(message.splitlines())
+    # A message may quote a key (a model id, a --by value, a file name): masked, as in every output.
+    one_line = " ".join(mask_secrets(message).splitlines())
     click.echo(f"llm-cost: error: {terminal_text(one_line)}", err=True)
     sys.exit(code)
 

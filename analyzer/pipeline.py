@@ -624,7 +624,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     exact = loaded if loaded.robust else load(paths, opts, robust=has_json)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).
-    rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["reason", "raw"])
+    rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["file", "reason", "raw"])
     atomic_write(path, lambda tmp: rows.sink_ndjson(tmp), mode=0o600)
     return path
 

@@ -28,7 +28,10 @@ _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
 # String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
 _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
-               "unpriced_reason", "endpoint_scope_resolved"}
+               "endpoint_scope_resolved"}
+# Canonical columns that copy text as logged: a key pasted as a model id or used as a request id,
+# the unpriced reason quoting that model id, a file named after a key.
+_AS_LOGGED = {"model_raw", "request_id", "unpriced_reason", "source_file"}
 
 
 def format_for(fmt: str | None, output: str | None, default: str) -> str:
@@ -234,8 +237,8 @@ def report_dict(report, reveal: bool = False) -> dict:
         "rows": [{k: _jsonable(v) for k, v in r.items()} for r in shown_rows(report, reveal).to_dicts()],
         "totals": {k: _jsonable(v) for k, v in report.totals.items()},
         "accounting": acc,
-        "dialects": report.dialects,
-        "notes": report.notes,
+        "dialects": {_secret(f, reveal): d for f, d in report.dialects.items()},  # keyed by file name
+        "notes": [_secret(n, reveal) for n in report.notes],  # notes name files
     }
 
 
@@ -339,7 +342,7 @@ def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False)
         lines.append(f"quarantined rows written to {q(a.quarantine_file)}")
     lines.append(f"price book {report.book.version}" + (f" + overlays {q(', '.join(report.book.overlays))}" if report.book.overlays else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {report.tz}")
-    lines.extend(f"note: {safe_text.terminal_text(_secret(n, reveal))}" for n in report.notes)
+    lines.extend(f"note: {q(n)}" for n in report.notes)  # a note names files: data, like the rest
     return lines
 
 
@@ -420,8 +423,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             return lf
         # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
         # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
-        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c not in CANONICAL
-                                         and c not in _PRICE_TAGS])
+        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c in _AS_LOGGED
+                                         or (c not in CANONICAL and c not in _PRICE_TAGS)])
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = safe(lf)

@@ -71,3 +71,82 @@ def test_stdin_from_a_terminal_or_pipe_does_not_block_stdout(tmp_path):
         r = cli("report", "-", "-o", "/dev/stdout", "--format", "csv", "-q", stdin=stdin, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("model,requests,")
+
+
+# ---------------------------------------------------------------------------------------------------
+# §6 Keys where the first rules did not look
+
+GOOGLE = "AIza" + "SyA1234567890abcdefghijklmnopqr" + "tuvw"  # AIza + 35 characters
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize("value,masked", [
+    ("user_" + KEY, "user_sk-ant-api03-\u2026a1B2"),  # `_` is a word character: `\b` let it pass
+    ("keysk-ant-api03-" + "x" * 20 + "WXYZ", "keysk-ant-api03-\u2026WXYZ"),
+    ("team_sk-" + "a" * 20 + "bcde", "team_sk-\u2026bcde"),
+    ("prod_AKIAIOSFODNN7EXAMPLE", "prod_AKIA\u2026MPLE"),
+    (GOOGLE, "AIza\u2026tuvw"),
+    (f"aws_secret_access_key={AWS_SECRET}", "aws_secret_access_key=\u2026EKEY"),
+    (f'{{"Credentials": {{"SecretAccessKey": "{AWS_SECRET}"}}}}', '{"Credentials": {"SecretAccessKey": "\u2026EKEY"}}'),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZHNlY3JldA==", "Authorization: Basic \u2026JldA"),
+    ('{"headers": {"authorization": "Token abcdefghijklmnop"}}', '{"headers": {"authorization": "Token \u2026mnop"}}'),
+    ("BEARER abcdefghijklmnop", "BEARER \u2026mnop"),
+    (f'{{"a": {{"b": ["{KEY}"]}}}}', '{"a": {"b": ["sk-ant-api03-\u2026a1B2"]}}'),
+    (f"{KEY},{KEY}", "sk-ant-api03-\u2026a1B2,sk-ant-api03-\u2026a1B2"),
+    # Words stay words.
+    ("task-" + "a" * 30, "task-" + "a" * 30), ("risk-management-plan-2024", "risk-management-plan-2024"),
+    ("basic subscription plan", "basic subscription plan"), ("AIzaShort", "AIzaShort"),
+])
+def test_more_key_shapes_are_masked_alike_in_python_and_polars(value, masked):
+    import polars as pl
+
+    assert safe_text.mask_secrets(value) == masked
+    assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == masked
+
+
+@pytest.fixture
+def keyed(tmp_path):
+    """A key pasted as a model id, one used as a request id, one in a workspace after `user_`."""
+    return log(tmp_path / "k.csv", [(KEY, "r1", "w"), (SONNET, KEY, "w"), (SONNET, "r3", "user_" + KEY)])
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
+def test_price_rows_mask_keys_in_model_ids_request_ids_and_reasons(tmp_path, keyed, ext):
+    out = tmp_path / f"rows.{ext}"
+    r = run("price", keyed, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    assert b"A" * 20 not in out.read_bytes()
+    r = run("price", keyed, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q", "--reveal-keys")
+    assert r.exit_code == 0 and ext == "parquet" or out.read_bytes().count(KEY.encode()) >= 3
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "jsonl", "markdown"])
+def test_report_masks_a_key_after_an_underscore(tmp_path, keyed, fmt):
+    r = run("report", keyed, "--by", "workspace,model_raw", "--format", fmt, "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 0, r.output
+    shown = "user_sk-ant-api03-\\u2026a1B2" if fmt == "json" else "user_sk-ant-api03-\u2026a1B2"
+    assert "A" * 20 not in r.output and shown in r.output
+
+
+def test_a_key_in_a_file_name_is_masked_in_notes_and_quarantine(tmp_path):
+    name = tmp_path / f"batch_{KEY}.jsonl"
+    # A Message Batches result carries no time: the note names the file (DESIGN §6).
+    name.write_text(json.dumps({"custom_id": "c1", "result": {"type": "succeeded", "message": {
+        "id": "msg_1", "type": "message", "model": SONNET, "usage": {"input_tokens": 10, "output_tokens": 5}}}})
+        + "\n{not json\n")
+    q = tmp_path / "q.jsonl"
+    r = run("report", name, "--format", "json", "--quarantine", q, "-q")
+    assert r.exit_code == 0, r.output
+    notes = json.loads(r.stdout)["notes"]
+    assert any("batch_sk-ant-api03-\u2026a1B2" in n for n in notes), notes
+    assert "A" * 20 not in r.stdout
+    assert "A" * 20 not in q.read_text()
+
+
+@pytest.mark.parametrize("args", [["report", "{v}", "--by", KEY], ["report", "{v}", "--since", KEY],
+                                  ["prices", "show", KEY], ["report", KEY]])
+def test_a_key_in_an_error_message_is_masked(tmp_path, args):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run(*[a.format(v=v) for a in args])
+    assert r.exit_code == 2, r.output
+    assert "A" * 20 not in r.stderr and "sk-ant-api03-\u2026a1B2" in r.stderr, r.stderr
