@@ -150,3 +150,30 @@ def test_a_key_in_an_error_message_is_masked(tmp_path, args):
     r = run(*[a.format(v=v) for a in args])
     assert r.exit_code == 2, r.output
     assert "A" * 20 not in r.stderr and "sk-ant-api03-\u2026a1B2" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 Invisible characters the first list missed
+
+HIDDEN = {"word joiner": "a\u2060b", "mongolian vowel separator": "a\u180eb", "soft hyphen": "a\u00adb",
+          "tag characters": "ok\U000e0069\U000e0067\U000e006e", "interlinear": "a\ufff9b", "arabic": "a\u0600b"}
+
+
+def test_every_format_character_is_escaped():
+    import unicodedata
+
+    cf = {c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
+    # A newer Unicode may add some: each must be in the list (the list may hold older ones).
+    assert cf <= set(safe_text.FORMAT_CHARACTERS), sorted(cf - set(safe_text.FORMAT_CHARACTERS))
+    assert all(chr(c) in safe_text.TERMINAL_ESCAPES for c in cf)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_hidden_characters_are_shown_escaped(tmp_path, fmt):
+    v = log(tmp_path / "h.csv", [(SONNET, f"r{i}", w) for i, w in enumerate(HIDDEN.values())])
+    r = run("report", v, "--by", "workspace", "--format", fmt, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    hidden = [c for c in r.stdout if c in safe_text.TERMINAL_ESCAPES and c != "\n"]
+    assert not hidden, hidden
+    for shown in ("a\\u2060b", "a\\u180eb", "a\\xadb", "ok\\U000e0069\\U000e0067\\U000e006e"):
+        assert shown in r.stdout, shown
