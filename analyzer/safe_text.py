@@ -114,10 +114,14 @@ def terminal_expr(expr: pl.Expr) -> pl.Expr:
 
 # -- CSV --------------------------------------------------------------------------------------------
 # OWASP CSV injection: a spreadsheet runs a cell starting with = + - @ (or tab/CR before one) as a
-# formula. Such text cells get a leading `'`, which spreadsheets show as text. Numbers stay numbers:
-# only text columns are touched, and a text cell that is a plain number ("-5") is no formula.
-_FORMULA = r"^[=+\-@\t\r]"
-_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+# formula. Such text cells get a leading `'`, which spreadsheets show as text. Also caught: the
+# prefix after leading white space (a spreadsheet that trims cells on import, or a line feed that
+# starts the cell) and the full-width forms ＝ ＋ － ＠ (Excel in East Asian locales reads ＝SUM(...)
+# as a formula). Numbers stay numbers: only text columns are touched, and a text cell that is a
+# plain number ("-5") is no formula.
+_FORMULA = r"^(?:\s*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|[\t\r\n])"
+_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
+_PLAIN_NUMBER = rf"^{_NUMBER}$"  # Rust's `$` is the end of the text (Python's also matches before a final \n)
 
 
 def csv_cell_expr(expr: pl.Expr) -> pl.Expr:
@@ -126,7 +130,7 @@ def csv_cell_expr(expr: pl.Expr) -> pl.Expr:
 
 
 def csv_cell(text: str) -> str:
-    return "'" + text if re.match(_FORMULA, text) and not re.match(_PLAIN_NUMBER, text) else text
+    return "'" + text if re.match(_FORMULA, text) and not re.fullmatch(_NUMBER, text) else text
 
 
 def csv_frame(df: pl.DataFrame | pl.LazyFrame):

@@ -177,3 +177,34 @@ def test_hidden_characters_are_shown_escaped(tmp_path, fmt):
     assert not hidden, hidden
     for shown in ("a\\u2060b", "a\\u180eb", "a\\xadb", "ok\\U000e0069\\U000e0067\\U000e006e"):
         assert shown in r.stdout, shown
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 Formulas the first rule let through
+
+
+@pytest.mark.parametrize("value,cell", [
+    (" =1+1", "' =1+1"), ("\u00a0=cmd", "'\u00a0=cmd"), ("\u3000@SUM(A1)", "'\u3000@SUM(A1)"),
+    ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"), ("\uff0bcmd", "'\uff0bcmd"), ("\uff0d1+1", "'\uff0d1+1"), ("\uff20x", "'\uff20x"),
+    ("\n=1+1", "'\n=1+1"), ("-5\n", "'-5\n"),  # Python's `$` matched before the final \n: the two rules differed
+    ("-5", "-5"), ("+3.5", "+3.5"), ("a=b", "a=b"), ("", ""),
+])
+def test_csv_rule_catches_prefixes_after_space_and_full_width(value, cell):
+    import polars as pl
+
+    assert safe_text.csv_cell(value) == cell
+    assert pl.select(safe_text.csv_cell_expr(pl.lit(value))).item() == cell
+
+
+@pytest.mark.parametrize("command", ["report", "price"])
+def test_full_width_formulas_are_neutralised_in_csv(tmp_path, command):
+    v = log(tmp_path / "f.csv", [(SONNET, "r1", "\uff1dHYPERLINK(\"http://evil.example\")"), (SONNET, "r2", "\uff0bcmd")])
+    out = tmp_path / "out.csv"
+    r = run(command, v, "--by" if command == "report" else "--strict", *(["workspace,model_raw"] if command == "report" else []),
+            "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code in (0, 1), r.output
+    import csv
+
+    cells = [c for row in csv.reader(out.read_text(encoding="utf-8").splitlines()) for c in row]
+    assert "'\uff1dHYPERLINK(\"http://evil.example\")" in cells and "'\uff0bcmd" in cells, cells
+    assert not [c for c in cells if c and c[0] in "\uff1d\uff0b"], cells
