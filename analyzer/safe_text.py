@@ -143,21 +143,32 @@ def csv_frame(df: pl.DataFrame | pl.LazyFrame):
 
 # -- Markdown ---------------------------------------------------------------------------------------
 # A table cell is one line between pipes: `|` would add a column and a newline a row; `\` escapes;
-# `[`, `]` would make links, `*` and backticks emphasis and code; `<` and `&` raw HTML or entities.
-# Each is escaped (CommonMark backslash escape or HTML entity); a newline becomes `<br>` and other
-# controls their visible escape, as on a terminal (`\r\n` is `\r<br>`: nothing is lost). `_` is
-# left alone: GFM does not emphasise inside words, and ids like `cache_read` stay readable.
+# `[`, `]` would make links, `*`, `_` and backticks emphasis and code, `~` strikethrough; `<` and `&`
+# raw HTML or entities. Each is escaped (CommonMark backslash escape or HTML entity); a newline
+# becomes `<br>` and other controls their visible escape, as on a terminal (`\r\n` is `\r<br>`:
+# nothing is lost). A `_` between two letters or digits is left alone: GFM does not emphasise
+# inside words, and ids like `cache_read` stay readable; `__init__` or `_x_` would be emphasis.
 _MD_FIRST = [("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("[", "\\["),
-             ("]", "\\]"), ("*", "\\*"), ("`", "\\`"), ("\n", "<br>")]
+             ("]", "\\]"), ("*", "\\*"), ("_", "\\_"), ("~", "\\~"), ("`", "\\`"), ("\n", "<br>")]
 _MD_TABLE = str.maketrans({**{k: v for k, v in TERMINAL_ESCAPES.items() if k != "\n"}, **dict(_MD_FIRST)})
+# An escaped `_` with a letter or digit on each side goes back to `_`. Matches cannot overlap, so
+# `a_b_c` needs two passes (the first frees a_b, the second b_c).
+_INTRAWORD = r"([A-Za-z0-9])\\_([A-Za-z0-9])"
+_PY_INTRAWORD = re.compile(_INTRAWORD)
 
 
 def markdown_cell(text: str) -> str:
-    return text.translate(_MD_TABLE)
+    text = text.translate(_MD_TABLE)
+    for _ in range(2):
+        text = _PY_INTRAWORD.sub(r"\1_\2", text)
+    return text
 
 
 def markdown_expr(expr: pl.Expr) -> pl.Expr:
     # One pass: no replacement is escaped again (the `\` of `\|` is not doubled). Every pattern is
     # one character, so the order of matching cannot matter.
     pairs = [*_MD_FIRST, *((k, v) for k, v in TERMINAL_ESCAPES.items() if k != "\n")]
-    return expr.str.replace_many([a for a, _ in pairs], [b for _, b in pairs])
+    escaped = expr.str.replace_many([a for a, _ in pairs], [b for _, b in pairs])
+    for _ in range(2):
+        escaped = escaped.str.replace_all(_INTRAWORD, "${1}_${2}")
+    return escaped

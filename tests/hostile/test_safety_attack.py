@@ -208,3 +208,59 @@ def test_full_width_formulas_are_neutralised_in_csv(tmp_path, command):
     cells = [c for row in csv.reader(out.read_text(encoding="utf-8").splitlines()) for c in row]
     assert "'\uff1dHYPERLINK(\"http://evil.example\")" in cells and "'\uff0bcmd" in cells, cells
     assert not [c for c in cells if c and c[0] in "\uff1d\uff0b"], cells
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 Markdown: emphasis and strikethrough from data; notes and audit lines quoting file names
+
+
+@pytest.mark.parametrize("value,cell", [
+    ("__init__", "\\_\\_init\\_\\_"), ("_x_", "\\_x\\_"), ("~~gone~~", "\\~\\~gone\\~\\~"),
+    ("cache_read", "cache_read"), ("a_b_c_d", "a_b_c_d"), ("x_", "x\\_"), ("a\\_b", "a\\\\\\_b"),
+])
+def test_markdown_escapes_emphasis_but_not_underscores_inside_words(value, cell):
+    import polars as pl
+
+    assert safe_text.markdown_cell(value) == cell
+    assert pl.select(safe_text.markdown_expr(pl.lit(value))).item() == cell
+
+
+def _hypothesis_markdown_round_trip():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from tests.hostile.test_safety import _md_unescape
+
+    @given(st.text(alphabet=st.sampled_from(list("_~*ab1 \\|`\u2060\U000e0041\n")), max_size=25))
+    def prop(text):
+        import polars as pl
+
+        cell = safe_text.markdown_cell(text)
+        assert pl.select(safe_text.markdown_expr(pl.lit(text))).item() == cell
+        assert _md_unescape(cell) == text
+        assert "\n" not in cell and "~" not in cell.replace("\\~", "")
+
+    return prop
+
+
+test_markdown_cells_round_trip_and_agree = _hypothesis_markdown_round_trip()
+
+
+def test_a_note_naming_a_file_is_markdown_escaped(tmp_path):
+    name = tmp_path / "b|[x](http:evil).jsonl"
+    name.write_text(json.dumps({"custom_id": "c1", "result": {"type": "succeeded", "message": {
+        "id": "msg_1", "type": "message", "model": SONNET, "usage": {"input_tokens": 10, "output_tokens": 5}}}}) + "\n")
+    r = run("report", name, "--format", "markdown", "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    note = next(line for line in r.stdout.splitlines() if line.startswith("- note:"))
+    assert "b\\|\\[x\\](http:evil).jsonl" in note, note
+
+
+def test_audit_markdown_summary_escapes_the_invoice_name(tmp_path):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    invoice = tmp_path / "inv|[x](http:evil)_.csv"
+    invoice.write_text("period,model,amount_usd\n2026-10-08,claude-sonnet-4-5,0.018\n")
+    r = run("audit", v, "--invoice", invoice, "--format", "markdown", "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code in (0, 1), r.output
+    line = next(line for line in r.stdout.splitlines() if line.startswith("- invoice "))
+    assert "inv\\|\\[x\\](http:evil)\\_.csv" in line, line
