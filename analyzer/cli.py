@@ -272,9 +272,11 @@ def price(paths, output, **kw):
     from . import pipeline, writers
     from .errors import OptionError
 
-    fmt = writers.format_for(None, output, "parquet")
+    # The extension is the format (price has no --format): `-o -` made a file named `-`, and
+    # `-o /dev/stdout` was told to pass a --format this command does not have.
+    fmt = writers.format_for(None, output, "parquet") if output != "-" and writers.has_format_extension(output) else None
     if fmt not in ("parquet", "csv", "jsonl"):
-        raise OptionError(f"-o {output}: per-request rows are written as .parquet, .csv or .jsonl")
+        raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl")
     opts = _options(kw, output)
     with _progress(kw["quiet"], "pricing requests..."):
         rows, acc = pipeline.price_requests(paths, opts)

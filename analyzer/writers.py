@@ -46,6 +46,10 @@ def format_for(fmt: str | None, output: str | None, default: str) -> str:
     return default
 
 
+def has_format_extension(output: str) -> bool:
+    return os.path.splitext(output.removesuffix(".gz"))[1].lower() in _BY_EXT
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -186,6 +190,15 @@ def _write_through(path: str, write: Callable[[str], None]) -> None:
         tmp = os.path.join(d, "out")
         write(tmp)
         with open(tmp, "rb") as src, open(path, "ab") as out:
+            if out.isatty():
+                # `-o /dev/tty` or `-o /dev/stdout` on a terminal is the screen, as `-o -` is: data's
+                # escape sequences are shown escaped, and binary Parquet is refused like with `-o -`.
+                try:
+                    text = src.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    raise OutputError(f"cannot write {path}: a terminal; binary output needs a file") from None
+                out.write(safe_text.terminal_text(text, keep_newlines=True).encode("utf-8"))
+                return
             shutil.copyfileobj(src, out)
 
 

@@ -264,3 +264,57 @@ def test_audit_markdown_summary_escapes_the_invoice_name(tmp_path):
     assert r.exit_code in (0, 1), r.output
     line = next(line for line in r.stdout.splitlines() if line.startswith("- invoice "))
     assert "inv\\|\\[x\\](http:evil)\\_.csv" in line, line
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 A terminal named as a file (`-o /dev/tty`, `-o /dev/stdout` on a terminal) is the screen
+
+
+@pytest.fixture
+def terminal():
+    """A pseudo-terminal: its name as an output path, and what reached it."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    name = os.ttyname(slave)
+
+    def screen() -> bytes:
+        import select
+
+        got = b""
+        while select.select([master], [], [], 0.2)[0]:
+            got += os.read(master, 65536)
+        return got
+
+    yield name, screen
+    os.close(master)
+    os.close(slave)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
+def test_an_output_that_is_a_terminal_gets_escapes_not_sequences(tmp_path, terminal, fmt):
+    name, screen = terminal
+    v = log(tmp_path / "e.csv", [(SONNET, "r1", "\x1b[2J\x1b]8;;http://evil\x07x\x1b]8;;\x07")])
+    r = run("report", v, "--by", "workspace", "--format", fmt, "-o", name, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    shown = screen()
+    assert b"\x1b" not in shown and b"\x07" not in shown, shown
+    assert {"csv": b"\\x1b[2J", "table": b"\\x1b[2J", "json": b"\\u001b[2J", "markdown": b"\\x1b\\[2J"}[fmt] in shown
+
+
+def test_parquet_onto_a_terminal_is_refused(tmp_path, terminal):
+    name, screen = terminal
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run("report", v, "--format", "parquet", "-o", name, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 2 and "binary output needs a file" in r.stderr, r.output
+    assert screen() == b""
+
+
+@pytest.mark.parametrize("target", ["-", "/dev/stdout", "rows"])
+def test_price_without_a_file_extension_says_which_extensions(tmp_path, target, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run("price", v, "-o", target, "-q")
+    assert r.exit_code == 2 and ".parquet, .csv or .jsonl" in r.stderr and "--format" not in r.stderr, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.csv"]  # no file named `-`
