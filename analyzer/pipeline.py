@@ -249,9 +249,13 @@ def parse_time(value: str | None, tz: str, end: bool, option: str | None = None)
 
 
 def check_tz(tz: str) -> str:
+    """A zone both Python and Polars know. ZoneInfo reads files: `--tz Europe` (a directory) or a
+    very long name raised an OSError quoting tzdata's path; `right/UTC` from the system's zoneinfo
+    passed here, then failed inside Polars (whose database lacks it) as "cannot read input"."""
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+        pl.select(pl.lit(dt.datetime(2000, 1, 1)).dt.replace_time_zone(tz))
+    except (ZoneInfoNotFoundError, ValueError, OSError, pl.exceptions.PolarsError):
         raise OptionError(f"--tz {tz!r}: not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
     return tz
 

@@ -318,3 +318,16 @@ def test_price_without_a_file_extension_says_which_extensions(tmp_path, target, 
     r = run("price", v, "-o", target, "-q")
     assert r.exit_code == 2 and ".parquet, .csv or .jsonl" in r.stderr and "--format" not in r.stderr, r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.csv"]  # no file named `-`
+
+
+# ---------------------------------------------------------------------------------------------------
+# §7 Hostile option values: one line, naming the option
+
+
+@pytest.mark.parametrize("tz", ["Europe", "A" * 300, "right/UTC", "posix/Europe/Berlin", "../../etc/passwd"])
+def test_a_bad_time_zone_is_one_line_naming_tz(tmp_path, tz):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run("report", v, "--tz", tz, "--by", "day", "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("llm-cost: error: --tz ") and "not an IANA time zone" in r.stderr, r.stderr
+    assert "tzdata" not in r.stderr and "\n" not in r.stderr.rstrip("\n")
