@@ -439,6 +439,8 @@ def _sniff(head: bytes) -> str:
         try:
             json.loads(first)
             return "jsonl"
+        except RecursionError:  # a line nested deeper than Python's decoder goes: a line all the same
+            return "jsonl"
         except ValueError:
             return "json"  # one pretty-printed object spanning lines
     return "csv"
@@ -464,6 +466,8 @@ def _is_json_lines(path: str, compression: str | None, head: bytes) -> bool:
         return False
     try:
         json.loads(lines[0].lstrip(b"\xef\xbb\xbf"))
+    except RecursionError:  # nested deeper than Python's decoder goes, but one line: the next decides
+        pass
     except ValueError:
         return False
     return lines[1].lstrip().startswith(b"{")
@@ -673,7 +677,7 @@ def _first_records(src: SourceFile, head: bytes):
             if line:
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # (nested deeper than Python's decoder goes)
                     rec = None  # a broken line: the records around it still tell the format
                 if isinstance(rec, dict):
                     found += 1
@@ -689,13 +693,16 @@ def load_json_records(src: SourceFile) -> list[dict]:
     """A whole-file JSON document as a list of records: an array of objects, or one object
     (API exports wrap records as {"data": [...]}; dialects that know such shapes unwrap them)."""
     opener = gzip.open if src.compression == "gzip" else open
-    if src.compression == "zstd":
-        raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
-                          new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
-        doc = json.loads("\n".join(x or "" for x in raw))
-    else:
-        with opener(src.path, "rt", encoding="utf-8-sig") as f:
-            doc = json.load(f)
+    try:
+        if src.compression == "zstd":
+            raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
+                              new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
+            doc = json.loads("\n".join(x or "" for x in raw))
+        else:
+            with opener(src.path, "rt", encoding="utf-8-sig") as f:
+                doc = json.load(f)
+    except RecursionError:
+        raise SourceError(f"{src.path}: JSON nested too deep to be a log or report") from None
     if isinstance(doc, list):
         return [r if isinstance(r, dict) else {"_value": r} for r in doc]
     if isinstance(doc, dict):

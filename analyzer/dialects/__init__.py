@@ -52,13 +52,18 @@ class Dialect:
     # Files of this format can be read together in one scan (their normalize depends on no file's
     # first records): set for formats that come as trees of many small files.
     batch_files: bool = False
+    # The signature a tree's further files are recognised by from their first bytes alone (see
+    # quick_keys); the detection signature when empty. Stricter where the signature has alternatives
+    # other formats' text also holds (a Bedrock log has "requestId" and "usage" too).
+    quick: tuple[str, ...] = ()
 
     def repeats_in(self, src: SourceFile) -> bool:
         return self.repeats(src) if callable(self.repeats) else self.repeats
 
     def quick_keys(self) -> tuple[tuple[bytes, ...], ...]:
         """The signature as quoted JSON keys (the last key of each path), for `sources.looks_like`."""
-        return tuple(tuple(f'"{alt.split(".")[-1]}"'.encode() for alt in entry.split("|")) for entry in self.required)
+        return tuple(tuple(f'"{alt.split(".")[-1]}"'.encode() for alt in entry.split("|"))
+                     for entry in self.quick or self.required)
 
     def missing(self, src: SourceFile) -> list[str]:
         cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}

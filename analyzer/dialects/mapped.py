@@ -37,7 +37,7 @@ FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens",
           "rank")
 COUNTS = (*schema.COUNT_COLUMNS, "cache_write_tokens", "requests")
 KEYS = {"name", "description", "signature", "priority", "input_includes_cache", "repeats", "file_time",
-        "prefilter", "cut", "batch_files", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
+        "prefilter", "cut", "batch_files", "quick_signature", "extra_dimensions", "keep", "not_billable", "fields", "dimensions", "constants", "values"}
 DECODED = "_rec_json"
 
 
@@ -96,9 +96,10 @@ class Mapping:
     input_includes_cache: bool = False
     repeats: bool = False
     file_time: bool = False
-    prefilter: str | None = None
+    prefilter: tuple[str, ...] = ()  # a line is decoded if it holds any of these (`!text`: lacks it)
     cut: tuple[str, str] | None = None  # (member cut out before decoding, the member after it: see _cut)
     batch_files: bool = False  # many files of this format are read in one scan (see SourceFile.members)
+    quick_signature: tuple[str, ...] = ()  # how a tree's further files are recognised (Dialect.quick)
     extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
 
 
@@ -176,9 +177,10 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
     priority = doc.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
         raise fail(f"priority: expected an integer, got {priority!r}")
-    prefilter = doc.get("prefilter")
-    if prefilter is not None and not isinstance(prefilter, str):
-        raise fail(f"prefilter: expected a string, got {prefilter!r}")
+    prefilter = doc.get("prefilter", [])
+    prefilter = [prefilter] if isinstance(prefilter, str) else prefilter
+    if not isinstance(prefilter, list) or not all(isinstance(p, str) and p.lstrip("!") for p in prefilter):
+        raise fail(f"prefilter: expected a text or a list of texts, got {doc.get('prefilter')!r}")
     cut = doc.get("cut")
     if cut is not None:
         if not isinstance(cut, dict) or set(cut) != {"member", "next"} or not all(
@@ -188,6 +190,9 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         read = [*(a for alts in (*fields.values(), *dims.values()) for a in alts), *keep, *not_billable]
         if any(cut[0] in path for path in read):
             raise fail(f"cut: {cut[0]!r} is read by a path of this mapping; only a member no path reads can be cut")
+    quick = doc.get("quick_signature", [])
+    if not isinstance(quick, list) or not all(isinstance(q, str) for q in quick):
+        raise fail("quick_signature: expected a list of paths")
     description = doc.get("description", f"custom mapping {where}")
     if not isinstance(doc["name"], str) or not isinstance(description, str):
         raise fail("name and description must be strings")
@@ -195,8 +200,8 @@ def parse_mapping(doc: dict, where: str) -> Mapping:
         name=doc["name"], description=description, signature=tuple(signature), fields=fields,
         dimensions=dims, constants=constants, values=values, keep=keep, not_billable=not_billable,
         priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
-        repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=prefilter, cut=cut,
-        batch_files=_bool(doc, "batch_files", fail),
+        repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=tuple(prefilter), cut=cut,
+        batch_files=_bool(doc, "batch_files", fail), quick_signature=tuple(quick),
         # (a cut member is never a dimension: it is not there to read)
         extra_dimensions=None if extra is None else (*extra.get("exclude", []), *(cut or ())[:1]),
     )
@@ -264,7 +269,7 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
         normalize=lambda src, robust=False, ctx=None: normalize(dialect, src, robust, ctx or Context(),
                                                                  prepare, finish, reads or {}),
         priority=m.priority, mapping=m, adds=adds, repeats=m.repeats if repeats is None else repeats,
-        batch_files=m.batch_files,
+        batch_files=m.batch_files, quick=m.quick_signature,
     )
     return dialect
 
@@ -377,7 +382,10 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
             # Records without this text cannot be usage: they are never decoded (fast, and silent). A
             # line that does not end in `}` is still read: if it is a cut record, it is quarantined,
             # not lost. (So is a whole line ending in spaces: harmless, cheaper than stripping lines.)
-            lf = lf.filter(pl.col(LINE).str.contains(m.prefilter, literal=True) | ~pl.col(LINE).str.ends_with("}"))
+            line = pl.col(LINE)
+            holds = [~line.str.contains(p[1:], literal=True) if p.startswith("!") else line.str.contains(p, literal=True)
+                     for p in m.prefilter]
+            lf = lf.filter(pl.any_horizontal(holds) | ~line.str.ends_with("}"))
         # Blank lines (or only spaces) are not records.
         blank = pl.col(LINE).str.strip_chars() == "" if robust else _unless(pl.col(LINE).str.starts_with("{"), False,
                                                                           pl.col(LINE).str.contains(r"^\s*$"))
@@ -466,8 +474,11 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     # records carry none, every record is dated from --batch-time or the file (and the report says so).
     timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
                                             for a in m.fields["timestamp"])
+    own = [value(m.fields["timestamp"]).cast(pl.String)] if m.fields.get("timestamp") else []
     if m.file_time and not timed:
-        cols["_f_timestamp"] = _file_time(src, ctx)
+        # A record that does carry a time keeps it (the first records may be ones without: errored
+        # batch lines, say); only the others take the file's.
+        cols["_f_timestamp"] = pl.coalesce(*own, _file_time(src, ctx))
     cols.update({f"_f_{c}": pl.lit(v) for c, v in m.constants.items()})
     cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
     cols.update({f"_dim_{k}": pl.lit(None, pl.String) for k in unused})  # still a column: --by can name it

@@ -5,7 +5,9 @@ mapping (openai.toml) reads the counts and converts the cache-inclusive prompt; 
   ("default"); other lines state their tier (default, flex, priority; Scale Tier is quarantined:
   prepaid capacity with no per-token price);
 - errored batch lines (error set, or a non-200 status): counted as not billable;
-- streaming chunks without usage: not usage (only the stream's last chunk carries it), skipped.
+- streaming chunks without usage: not usage (only the stream's last chunk carries it), skipped;
+  likewise Responses streaming events without `response.usage` (created, in_progress, deltas): only
+  the terminal event (response.completed, .incomplete, .failed) carries the usage.
 """
 
 from pathlib import Path
@@ -14,7 +16,9 @@ import polars as pl
 
 from . import mapped
 
-READS = {("object",): pl.String(), ("service_tier",): pl.String(), ("response", "body", "service_tier"): pl.String(),
+READS = {("object",): pl.String(), ("type",): pl.String(), ("service_tier",): pl.String(),
+         ("response", "body", "service_tier"): pl.String(), ("response", "service_tier"): pl.String(),
+         ("response", "usage", "total_tokens"): pl.String(),
          ("response", "status_code"): pl.String(), ("error", "code"): pl.String(),
          ("error", "message"): pl.String(), ("usage", "total_tokens"): pl.String()}
 
@@ -22,11 +26,18 @@ READS = {("object",): pl.String(), ("service_tier",): pl.String(), ("response", 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
     batch = get(("custom_id",)).is_not_null()
     chunk_without_usage = (get(("object",)) == "chat.completion.chunk") & get(("usage", "total_tokens")).is_null()
+    # (a Responses stream event: its type starts with `response.`; only the last one has usage)
+    event_without_usage = (get(("type",)).str.starts_with("response.")
+                           & get(("response", "usage", "total_tokens")).is_null()
+                           & get(("response", "usage", "input_tokens")).is_null()
+                           & get(("response", "usage", "output_tokens")).is_null())
     errored = batch & (get(("error", "code")).is_not_null() | get(("error", "message")).is_not_null()
                        | (get(("response", "status_code")).cast(pl.String) != "200").fill_null(True))
-    return lf.filter(~chunk_without_usage.fill_null(False) | ~pl.col("_line_ok")).with_columns(
+    not_usage = chunk_without_usage.fill_null(False) | event_without_usage.fill_null(False)
+    return lf.filter(~not_usage | ~pl.col("_line_ok")).with_columns(
         pl.when(batch).then(pl.lit("batch"))
-        .otherwise(pl.coalesce(get(("service_tier",)), get(("response", "body", "service_tier")))).alias("_x_tier"),
+        .otherwise(pl.coalesce(get(("service_tier",)), get(("response", "body", "service_tier")),
+                               get(("response", "service_tier")))).alias("_x_tier"),
         errored.alias("_x_errored"),
     )
 

@@ -9,6 +9,12 @@ export documents into one row per span, which a path cannot say:
 - only spans with gen_ai token counts are usage; HTTP, database and other spans are skipped. A span
   is a record (the accounting counts spans; a line that cannot be read counts as one);
 - startTimeUnixNano (nanoseconds) becomes the request time.
+- only model calls are requests: an agent, workflow or tool span (`invoke_agent`, `create_agent`,
+  `execute_tool`, `invoke_workflow`) may carry usage too, but that usage aggregates its model calls'
+  (its child spans): counted, it doubles the tokens. Such spans are not billable, with the operation
+  named. The conventions' inference operations (chat, text_completion, generate_content,
+  embeddings), a span naming no operation (older instrumentations) and an operation the conventions
+  do not name are model calls: frameworks name their own (mozilla-ai/any-agent writes `call_llm`).
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ def named(spec: dict, own: str) -> tuple[list[str], list[str]]:
 
 _SPAN_KEYS, _RESOURCE_KEYS = named(tomllib.loads(SPEC.read_text(encoding="utf-8")), own="span.")
 _USAGE_KEYS = [k for k in _SPAN_KEYS if k.startswith("gen_ai.usage.") and k.endswith("_tokens")]
+OPERATION = "gen_ai.operation.name"
+# The semantic conventions' operations that are not one model call: their usage sums their children's.
+AGGREGATES = ("invoke_agent", "create_agent", "execute_tool", "invoke_workflow")
 
 
 def lookup(attributes: pl.Expr, key: str) -> pl.Expr:
@@ -84,8 +93,18 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
             .alias("span.startTimeUnixNano"),
             pl.format("{}:{}", span.struct.field("traceId"), span.struct.field("spanId")).alias("span.id"),
         )
+        .with_columns(lookup(pl.col("_at"), OPERATION).alias("_x_op"))
         .drop("_rs", "_res", "_ss", "_sp", "_at")
     )
 
 
-DIALECT = mapped.load(SPEC, prepare=_prepare, reads={("resourceSpans",): _RESOURCE_SPANS})
+def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
+    op = pl.col("_x_op")
+    aggregate = op.is_in(AGGREGATES).fill_null(False)
+    return lf.with_columns(
+        pl.when(aggregate & pl.col("_nb").is_null())
+        .then(pl.format("{} span: its usage aggregates its model calls (counted on their own spans)", op))
+        .otherwise(pl.col("_nb")).alias("_nb"))
+
+
+DIALECT = mapped.load(SPEC, prepare=_prepare, finish=_finish, reads={("resourceSpans",): _RESOURCE_SPANS})

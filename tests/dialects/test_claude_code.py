@@ -23,6 +23,10 @@ SESSION = TREE / "-home-dev-acme-billing" / "2ff46cd5-f4e7-4724-bb20-579dae7956e
 OPUS = (6 * 5 + 8837 * 10 + 16410 * Decimal("0.5") + 136 * 25) / 10**6  # Opus 4.6: 1h write $10, read $0.50
 HAIKU = (1 * 1 + 166 * 2 + 10444 * Decimal("0.1") + 25 * 5) / 10**6  # subagent (sidechain), own message
 SONNET4 = (4 * 3 + 2230 * Decimal("3.75") + 13910 * Decimal("0.3") + 87 * 15) / 10**6  # legacy line, no split: 5m
+# The sidechain line that repeats the parent's message id under a new requestId is another request
+# (requests are keyed on message id and request id, as ccusage keys them): 25,247 read, 136 out.
+OPUS_SIDECHAIN = (6 * 5 + 25247 * Decimal("0.5") + 136 * 25) / 10**6
+TOTAL = OPUS + OPUS_SIDECHAIN + HAIKU + SONNET4
 
 
 def test_detected_and_project_from_path():
@@ -34,22 +38,25 @@ def test_detected_and_project_from_path():
 def test_reference_transcript_by_hand():
     rep = analyze([str(TREE)], ["model", "project"])
     costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
-    assert costs == {"claude-opus-4-6": OPUS, "claude-haiku-4-5-20251001": HAIKU, "claude-sonnet-4-20250514": SONNET4}
+    assert costs == {"claude-opus-4-6": OPUS + OPUS_SIDECHAIN, "claude-haiku-4-5-20251001": HAIKU,
+                     "claude-sonnet-4-20250514": SONNET4}
     assert set(rep.rows["project"].to_list()) == {"-home-dev-acme-billing"}
-    # the two streamed lines of one message and the sidechain replay are repeats; the <synthetic>
-    # limit message is not billable; user and snapshot lines are not usage and not records.
+    # the two streamed lines of one message are a repeat; the sidechain line with the same message id
+    # and its own requestId is a request; the <synthetic> limit message is not billable; user and
+    # snapshot lines are not usage and not records.
     acc = rep.accounting
     assert (acc.rows_read, acc.priced, acc.repeats, acc.not_billable, acc.duplicates, acc.quarantined) == (
-        6, 3, 2, 1, 0, 0)
+        6, 4, 1, 1, 0, 0)
     # the legacy line's costUSD is kept beside the computed cost, and agrees with it
     assert rep.rows.filter(rep.rows["model"] == "claude-sonnet-4-20250514")["reported_cost"].item() == SONNET4
 
 
-def test_line_with_most_tokens_wins_and_parent_beats_sidechain_replay():
+def test_line_with_most_tokens_wins_and_a_shared_message_id_with_another_request_id_is_another_request():
     rep = analyze([str(TREE)], ["model"])
     opus = rep.rows.filter(rep.rows["model"] == "claude-opus-4-6").to_dicts()[0]
-    # final output 136 (not the partial 8); the parent's cache split (8,837 written), not the replay's reads
-    assert (opus["requests"], opus["output_tokens"], opus["cache_write_1h_tokens"]) == (1, 136, 8837)
+    # final output 136 (not the partial 8) of the parent, plus the sidechain request's own 136 and reads
+    assert (opus["requests"], opus["output_tokens"], opus["cache_write_1h_tokens"], opus["cache_read_tokens"]) == (
+        2, 272, 8837, 16410 + 25247)
 
 
 def test_resumed_session_repeats_across_files_and_no_dedupe_still_merges(tmp_path):
@@ -59,8 +66,8 @@ def test_resumed_session_repeats_across_files_and_no_dedupe_still_merges(tmp_pat
     shutil.copy(SESSION, proj / "b.jsonl")  # a resumed session replays the earlier messages
     for opts in (Options(), Options(dedupe=False)):
         rep = analyze([str(tmp_path)], ["model"], opts)
-        assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
-        assert rep.accounting.repeats == 2 + 5 and rep.accounting.balanced  # all 5 usage lines of b repeat
+        assert rep.totals["cost"] == TOTAL
+        assert rep.accounting.repeats == 1 + 5 and rep.accounting.balanced  # all 5 usage lines of b repeat
 
 
 def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine):
@@ -72,7 +79,7 @@ def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine
     (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
     shutil.copy(SESSION, proj / "t.jsonl")  # read in the same scan: line numbers stay per file
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert rep.totals["cost"] == TOTAL
     assert rep.accounting.quarantined == 2
     bad = [json.loads(x) for x in open(quarantine)]
     assert [(b["file"].rsplit("/", 1)[1], b["line"]) for b in bad] == [("s.jsonl", 4), ("s.jsonl", 5)]
@@ -89,7 +96,7 @@ def test_a_line_holding_two_records_is_quarantined_not_a_crash(tmp_path, quarant
     lines.insert(3, usage[0] + "," + usage[1])
     (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert rep.totals["cost"] == TOTAL
     assert rep.accounting.quarantined == 1 and rep.accounting.balanced
     assert [json.loads(x)["line"] for x in open(quarantine)] == [4]
 
@@ -99,10 +106,11 @@ def test_per_request_rows_match_the_report(tmp_path):
 
     rows, acc = price_requests([str(TREE)])
     df = rows.lazy().collect()
-    assert df["request_id"].to_list() == [
-        "msg_015oRrxAaM8CuSF2MFET9J3i", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE", "msg_01LegacyCostUsdLine00001"]
-    assert df["source_row"].to_list() == [4, 6, 9]  # the winning line of each message, in its file
-    assert df["cost"].sum() == OPUS + HAIKU + SONNET4 and acc.repeats == 2 and acc.balanced
+    assert df["request_id"].to_list() == [  # message id : request id
+        "msg_015oRrxAaM8CuSF2MFET9J3i:req_011CaFyKq9mZ7pXb3RwTnL4e", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE:req_011CXjydTj8wRHB1btWYDBCY",
+        "msg_015oRrxAaM8CuSF2MFET9J3i:req_011CaFzB8pQx3Ws5Ty7Uv9Rz", "msg_01LegacyCostUsdLine00001:req_011CPzLegacy00000000001"]
+    assert df["source_row"].to_list() == [4, 6, 7, 9]  # the winning line of each request, in its file
+    assert df["cost"].sum() == TOTAL and acc.repeats == 1 and acc.balanced
 
 
 def test_summary_only_file_in_a_tree_is_a_transcript_and_envelopes_are_not(tmp_path):
@@ -112,9 +120,14 @@ def test_summary_only_file_in_a_tree_is_a_transcript_and_envelopes_are_not(tmp_p
     (proj / "b.jsonl").write_text('{"type":"summary","summary":"x","leafUuid":"u1"}\n')
     (proj / "c.jsonl").write_text(SESSION.read_text().splitlines()[0] + "\n")  # a file-history snapshot only
     rep = analyze([str(tmp_path)], ["model"])
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 and set(rep.dialects.values()) == {"claude-code"}
+    assert rep.totals["cost"] == TOTAL and set(rep.dialects.values()) == {"claude-code"}
     env = tmp_path / "env.jsonl"  # a Messages envelope that happens to carry a sessionId
     env.write_text(json.dumps({"timestamp": "2026-10-01T00:00:00Z", "sessionId": "s", "message": {
+        "id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100}}}) + "\n")
+    assert dialects.detect(open_source(str(env))).name == "anthropic-messages"
+    # ... or a camelCase requestId, with its response under `response` (it would be read as a
+    # transcript without usage: every line silently skipped)
+    env.write_text(json.dumps({"timestamp": "2026-10-01T00:00:00Z", "requestId": "req_1", "response": {
         "id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 1000, "output_tokens": 100}}}) + "\n")
     assert dialects.detect(open_source(str(env))).name == "anthropic-messages"
 
@@ -127,13 +140,13 @@ def test_no_dedupe_merges_only_a_transcripts_own_repeats(tmp_path):
     shutil.copy(SESSION, proj / "a.jsonl")
     csv = tmp_path / "other.csv"
     csv.write_text("timestamp,model,input_tokens,output_tokens,request_id\n"
-                   "2026-11-24T10:00:00Z,claude-opus-4-6,1000,0,msg_015oRrxAaM8CuSF2MFET9J3i\n")
+                   "2026-11-24T10:00:00Z,claude-opus-4-6,1000,0,msg_015oRrxAaM8CuSF2MFET9J3i:req_011CaFyKq9mZ7pXb3RwTnL4e\n")
     rep = analyze([str(tmp_path)], ["model"], Options(dedupe=False))
     acc = rep.accounting
-    assert (acc.priced, acc.repeats, acc.duplicates) == (4, 2, 0)
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 + Decimal(1000 * 5) / 10**6
+    assert (acc.priced, acc.repeats, acc.duplicates) == (5, 1, 0)
+    assert rep.totals["cost"] == TOTAL + Decimal(1000 * 5) / 10**6
     rep = analyze([str(tmp_path)], ["model"])  # with dedupe, the CSV copy (fewer tokens) is the duplicate
-    assert (rep.accounting.priced, rep.accounting.duplicates) == (3, 1)
+    assert (rep.accounting.priced, rep.accounting.duplicates) == (4, 1)
 
 
 def test_a_tree_is_detected_cheaply_but_other_formats_in_it_still_are(tmp_path):
@@ -148,7 +161,7 @@ def test_a_tree_is_detected_cheaply_but_other_formats_in_it_still_are(tmp_path):
     assert {k.rsplit("/", 1)[1]: v for k, v in rep.dialects.items()} == {
         "a.jsonl": "claude-code", "b.jsonl": "claude-code", "c.jsonl": "claude-code", "d.jsonl": "anthropic-messages"}
     by = {r["source"]: r["cost"] for r in rep.rows.to_dicts()}
-    assert by["claude-code"] == OPUS + HAIKU + SONNET4 and by["anthropic-messages"] == Decimal("0.17275")
+    assert by["claude-code"] == TOTAL and by["anthropic-messages"] == Decimal("0.17275")
 
 
 def test_lines_not_decoded_are_only_those_that_cannot_be_usage(tmp_path, quarantine):
@@ -160,14 +173,14 @@ def test_lines_not_decoded_are_only_those_that_cannot_be_usage(tmp_path, quarant
     spaced = [json.dumps(json.loads(x)) if x.strip() else x for x in SESSION.read_text().splitlines()]
     (proj / "spaced.jsonl").write_text("\n".join(spaced) + "\n")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 and rep.accounting.repeats == 2
+    assert rep.totals["cost"] == TOTAL and rep.accounting.repeats == 1
     raw = SESSION.read_bytes().replace(b"Let me look at the exporter first.", b"Let me look at the \xff exporter.")
     assert raw != SESSION.read_bytes()
     (proj / "spaced.jsonl").write_bytes(raw)
     shutil.copy(SESSION, proj / "other.jsonl")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
-    assert (rep.accounting.repeats, rep.accounting.quarantined) == (2 + 5, 0) and rep.accounting.balanced
+    assert rep.totals["cost"] == TOTAL
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (1 + 5, 0) and rep.accounting.balanced
 
 
 def test_a_cut_line_costs_no_reading_of_the_whole_tree_field_by_field(tmp_path, quarantine, monkeypatch):
@@ -192,7 +205,7 @@ def test_a_cut_line_costs_no_reading_of_the_whole_tree_field_by_field(tmp_path, 
 
     monkeypatch.setattr(pipeline, "load", load)
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4 and rep.accounting.quarantined == 1
+    assert rep.totals["cost"] == TOTAL and rep.accounting.quarantined == 1
     assert rep.accounting.balanced
     assert [paths for paths, robust in reads if robust] == [[str(live)]]
     bad = [json.loads(x) for x in open(quarantine)]
@@ -310,7 +323,7 @@ def test_two_records_torn_into_one_line_are_quarantined_not_cut_into_one(tmp_pat
     torn = first[:first.index('"content":[') + 30] + second
     (proj / "s.jsonl").write_text("\n".join([*lines, torn]) + "\n")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
+    assert rep.totals["cost"] == TOTAL
     assert rep.accounting.quarantined == 1 and rep.accounting.balanced
 
 
@@ -332,8 +345,8 @@ def test_a_transcript_whose_content_mentions_the_markers_costs_the_same(tmp_path
         out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
     (proj / "s.jsonl").write_text("\n".join(out) + "\n")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == OPUS + HAIKU + SONNET4
-    assert (rep.accounting.repeats, rep.accounting.quarantined) == (2, 0) and rep.accounting.balanced
+    assert rep.totals["cost"] == TOTAL
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (1, 0) and rep.accounting.balanced
 
 
 def _tree_of_sessions(root, n: int = 6) -> str:
@@ -382,9 +395,9 @@ def test_a_tree_read_as_concurrent_shards_reads_the_same_requests(tmp_path, monk
         assert acc | {"quarantine_file": None} == one[2] | {"quarantine_file": None}
         assert quarantined == one[3]
     # (what the runs agree on is right: 5 sessions of their own, one replayed, one broken line)
-    assert one[0].totals["cost"] == 5 * (OPUS + HAIKU + SONNET4)
+    assert one[0].totals["cost"] == 5 * (TOTAL)
     acc = one[0].accounting
-    assert (acc.priced, acc.repeats, acc.quarantined, acc.not_billable) == (15, 5 * 2 + 5, 1, 6)
+    assert (acc.priced, acc.repeats, acc.quarantined, acc.not_billable) == (20, 5 * 1 + 5, 1, 6)
     assert set(one[1].filter(pl.col("request_id").str.starts_with("msg_01"))["source_file"].str.extract(r"(s\d)\.jsonl")) == {"s0"}
 
 
@@ -407,3 +420,99 @@ def test_shards_are_consecutive_runs_of_files_of_about_equal_size(tmp_path, monk
     assert [(s.index, s.member_indexes) for s in got] == [(10, (11, 12, 13)), (14, ()), (15, (16, 17, 18, 19))]
     assert [s.display for s in got] == [paths[0], paths[4], paths[5]]
     assert [sum(s.file_sizes()) for s in got] == [8, 9, 7]
+
+
+# -- §9 of issue 12: dialect details learnt from other projects' real logs ----------------------------
+
+def _line(**kw) -> str:
+    usage = {"input_tokens": 100, "output_tokens": 50, **kw.pop("usage", {})}
+    rec = {"timestamp": "2025-06-01T10:00:00Z", "message": {"id": kw.pop("mid", "msg_1"),
+           "model": "claude-sonnet-4-20250514", "usage": usage}, **kw}
+    return json.dumps(rec)
+
+
+SONNET4_LINE = (100 * 3 + 50 * 15) / Decimal(10**6)  # $3 in, $15 out
+
+
+def test_service_tier_default_is_the_standard_tier(tmp_path, quarantine):
+    """Older Claude Code and SDK versions wrote `"service_tier": "default"`: whole sessions were
+    quarantined as an unknown tier."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    (proj / "s.jsonl").write_text(_line(type="assistant", sessionId="s", requestId="r1",
+                                        usage={"service_tier": "default"}) + "\n")
+    rep = analyze([str(tmp_path)], ["service_tier"], Options(quarantine=quarantine))
+    assert rep.rows["service_tier"].to_list() == ["standard"] and rep.totals["cost"] == SONNET4_LINE
+    assert (rep.accounting.priced, rep.accounting.quarantined) == (1, 0)
+
+
+def test_lines_without_a_type_are_transcripts_with_project_session_and_cost(tmp_path):
+    """Older versions (and ccusage's fixtures) wrote usage lines without `type`: once read as Messages
+    API records (no project, sessionId and costUSD as raw dimensions)."""
+    proj = tmp_path / "projects" / "-home-me-app"
+    proj.mkdir(parents=True)
+    lines = [_line(sessionId="s1", requestId="r1", costUSD=0.00105),
+             _line(sessionId="s1", requestId="r1", costUSD=0.00105),  # the same request again: a repeat
+             _line(mid="msg_2", costUSD=0.00105),  # no session, no requestId: costUSD alone says Claude Code
+             json.dumps({"type": "user", "sessionId": "s1", "message": {"role": "user", "content": "usage?"}}),
+             json.dumps({"sessionId": "s1", "cwd": "/home/me/app"})]  # no usage: not a record
+    (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
+    assert dialects.detect(open_source(str(proj / "s.jsonl"))).name == "claude-code"
+    rep = analyze([str(tmp_path)], ["project", "session"])
+    rows = {r["session"]: r for r in rep.rows.to_dicts()}
+    assert set(rows) == {"s1", None} and {r["project"] for r in rows.values()} == {"-home-me-app"}
+    assert rows["s1"]["cost"] == SONNET4_LINE and rows["s1"]["reported_cost"] == Decimal("0.00105")
+    acc = rep.accounting
+    assert (acc.rows_read, acc.priced, acc.repeats, acc.quarantined) == (3, 2, 1, 0) and acc.balanced
+
+
+def test_two_requests_sharing_a_message_id_are_two_requests(tmp_path):
+    """Copies merge on message id and request id together (as ccusage does): the same message id
+    under two request ids was billed twice; the same pair twice is one request."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    lines = [_line(type="assistant", sessionId="s", requestId="req_a"),
+             _line(type="assistant", sessionId="s", requestId="req_a", usage={"output_tokens": 10}),  # partial
+             _line(type="assistant", sessionId="s", requestId="req_b")]
+    (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
+    rep = analyze([str(tmp_path)], [])
+    assert rep.totals["cost"] == 2 * SONNET4_LINE and rep.totals["requests"] == 2
+    assert (rep.accounting.priced, rep.accounting.repeats) == (2, 1)
+
+
+_ids = st.one_of(st.none(), st.text(alphabet=":\\ab", max_size=4))
+
+
+@given(a=st.tuples(_ids, _ids), b=st.tuples(_ids, _ids))
+@settings(max_examples=300, deadline=None)
+def test_the_request_key_is_one_to_one(a, b):
+    """No two different (message id, request id) pairs share a key, whatever `:` and `\\` they hold
+    (an empty message id counts as none: the key is the request id's)."""
+    from analyzer.dialects.claude_code import request_key
+
+    norm = [(m or None, r) for m, r in (a, b)]
+    if norm[0] == norm[1] or (None, None) in norm:
+        return
+    keys = pl.DataFrame({"m": [a[0], b[0]], "r": [a[1], b[1]]}, schema={"m": pl.String, "r": pl.String}).select(
+        request_key(pl.col("m"), pl.col("r")).alias("k"))["k"].to_list()
+    assert keys[0] != keys[1] or keys[0] is None
+
+
+def test_a_log_holding_request_id_and_usage_does_not_join_a_transcript_tree(tmp_path):
+    """Typeless transcripts widened the signature (requestId, costUSD): a tree's further files are
+    still recognised cheaply only as current transcripts. A Bedrock invocation log (its text holds
+    "requestId" and "usage") read after a transcript once joined its scan, every line then skipped
+    as not usage: 6 requests silently gone. A typeless transcript is detected in full, and joins."""
+    proj = tmp_path / "projects" / "p"
+    proj.mkdir(parents=True)
+    shutil.copy(SESSION, proj / "a.jsonl")
+    (proj / "b.jsonl").write_text(_line(sessionId="s", requestId="r1", costUSD=0.00105) + "\n")  # typeless
+    bedrock = ROOT / "fixtures" / "dialects" / "bedrock-invocations" / "invocations.jsonl"
+    shutil.copy(bedrock, proj / "c.jsonl")
+    rep = analyze([str(tmp_path)], ["source"], Options(quarantine=str(tmp_path / "q.out")))
+    alone = analyze([str(bedrock)], ["source"], Options(quarantine=str(tmp_path / "q2.out")))
+    assert {k.rsplit("/", 1)[1]: v for k, v in rep.dialects.items()} == {
+        "a.jsonl": "claude-code", "b.jsonl": "claude-code", "c.jsonl": "bedrock-invocations"}
+    by = {r["source"]: r["cost"] for r in rep.rows.to_dicts()}
+    assert by == {"claude-code": TOTAL + SONNET4_LINE, "bedrock-invocations": alone.totals["cost"]}
+    assert rep.accounting.balanced

@@ -141,3 +141,74 @@ def test_stream_chunks_without_usage_are_not_records(tmp_path):
     total, report = cost([path])
     assert total == D("0.00598")  # (812 x $5 + 64 x $30) / 1M
     assert report.accounting.rows_read == 1 and report.accounting.priced == 1
+
+
+def _responses_stream(model: str = "gpt-5.5") -> list[dict]:
+    """A logged Responses API stream (`stream: true`), events as the API sends them: only the terminal
+    event carries `response.usage`."""
+    base = {"id": "resp_S2", "object": "response", "created_at": 1795514400, "model": model, "output": [],
+            "usage": None}
+    return [
+        {"type": "response.created", "sequence_number": 0, "response": {**base, "status": "in_progress"}},
+        {"type": "response.in_progress", "sequence_number": 1, "response": {**base, "status": "in_progress"}},
+        {"type": "response.output_text.delta", "sequence_number": 4, "item_id": "msg_1", "output_index": 0,
+         "content_index": 0, "delta": "Hi"},
+        {"type": "response.completed", "sequence_number": 9, "response": {
+            **base, "status": "completed", "service_tier": "default",
+            "usage": {"input_tokens": 812, "input_tokens_details": {"cached_tokens": 512}, "output_tokens": 64,
+                      "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 876}}},
+    ]
+
+
+def test_responses_stream_events_are_openai_dated_by_created_at(tmp_path):
+    """Once detected as Anthropic Messages (`response.usage.input_tokens`) and dated by --batch-time;
+    the events are the openai dialect and the terminal event's response is the request."""
+    path = tmp_path / "stream.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in _responses_stream()) + "\n")
+    assert detect(path) == "openai"
+    [row] = normalized(path).to_dicts()
+    assert (row["request_id"], row["model_raw"], row["service_tier"]) == ("resp_S2", "gpt-5.5", "standard")
+    assert row["timestamp"].isoformat() == "2026-11-24T10:00:00+00:00"  # 1795514400, not the batch time
+    assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (300, 512, 64)
+    total, report = cost([path], batch_time="2020-01-01T00:00:00Z")
+    assert total == D("0.003676")  # (300 x $5 + 512 x $0.50 + 64 x $30) / 1M
+    acc = report.accounting
+    assert (acc.rows_read, acc.priced, acc.quarantined) == (1, 1, 0) and acc.balanced
+
+
+def test_records_without_created_honour_batch_time(tmp_path):
+    """A body logged without `created` (as some proxies store it) is dated like other untimed records:
+    --batch-time, else the file's time, and the report says so; never quarantined for it."""
+    rec = {"id": "chatcmpl-T1", "object": "chat.completion", "model": "gpt-5.5", "service_tier": "default",
+           "usage": {"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876}}
+    path = tmp_path / "untimed.jsonl"
+    path.write_text(json.dumps(rec) + "\n")
+    total, report = cost([path], batch_time="2026-11-24T10:00:00Z")
+    assert total == D("0.00598") and report.accounting.priced == 1
+    assert any("--batch-time" in n for n in report.notes)
+    total, report = cost([path])  # no --batch-time: the file's time (gpt-5.5 is priced from 2026-04-23)
+    assert report.accounting.priced + report.accounting.unpriced == 1 and report.accounting.quarantined == 0
+
+
+@pytest.mark.parametrize("untimed_first", [1, 40])
+def test_untimed_records_among_timed_ones_honour_batch_time(tmp_path, untimed_first):
+    """Some bodies logged without `created` among others with it (first, or so many first that the
+    detection sample holds none timed): each timed record keeps its own time, the others take
+    --batch-time; without it they are quarantined, never dated by a guess."""
+    untimed = {"id": "chatcmpl-U1", "object": "chat.completion", "model": "gpt-5.5",
+               "usage": {"prompt_tokens": 812, "completion_tokens": 64, "total_tokens": 876}}
+    timed = {**untimed, "id": "chatcmpl-T", "created": 1795514400}  # 2026-11-24T10:00:00Z
+    path = tmp_path / "mixed.jsonl"
+    lines = [{**untimed, "id": f"chatcmpl-U{k}"} for k in range(untimed_first)] + [timed]
+    path.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    from analyzer import price_requests
+    from analyzer.pipeline import Options
+
+    rows, acc = price_requests([str(path)], Options(batch_time="2026-11-20T08:00:00Z"))
+    got = {r["request_id"]: r["timestamp"].isoformat() for r in rows.lazy().collect().to_dicts()}
+    assert got == {**{f"chatcmpl-U{k}": "2026-11-20T08:00:00+00:00" for k in range(untimed_first)},
+                   "chatcmpl-T": "2026-11-24T10:00:00+00:00"}
+    assert acc.priced == untimed_first + 1 and acc.balanced
+    if untimed_first == 1:
+        _, acc = price_requests([str(path)], Options(quarantine=str(tmp_path / "q.jsonl")))
+        assert (acc.priced, acc.quarantined) == (1, 1)

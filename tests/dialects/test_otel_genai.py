@@ -120,3 +120,38 @@ def test_truncated_document_is_quarantined_and_the_rest_priced(tmp_path):
     assert rep.totals["cost"] == sum(COSTS)
     lines = quarantine_lines(tmp_path)
     assert list(lines) == [("cut.jsonl", 5)] and lines["cut.jsonl", 5].startswith("not a JSON object (unparsable line)")
+
+
+def _span(span_id, parent, op, model, i, o, t="1764066601000000000"):
+    attrs = [{"key": "gen_ai.operation.name", "value": {"stringValue": op}},
+             {"key": "gen_ai.provider.name", "value": {"stringValue": "anthropic"}},
+             {"key": "gen_ai.request.model", "value": {"stringValue": model}},
+             {"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(i)}},
+             {"key": "gen_ai.usage.output_tokens", "value": {"intValue": str(o)}}]
+    return {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": span_id, "parentSpanId": parent,
+            "name": f"{op} {model}", "kind": 1, "startTimeUnixNano": t, "attributes": attrs}
+
+
+def test_agent_spans_aggregate_their_model_calls_and_are_not_counted_again(tmp_path):
+    """An agent span (invoke_agent, with a model) carries the sum of its model calls' usage, and a
+    tool span may carry its own sub-agent's: counting them doubled the tokens. Only inference
+    operations are requests; the others are not billable, named."""
+    spans = [_span("a0", "", "invoke_agent", "claude-sonnet-4-5", 1500, 300),
+             _span("c1", "a0", "chat", "claude-sonnet-4-5", 1000, 200),
+             _span("t1", "a0", "execute_tool", "claude-sonnet-4-5", 500, 100),
+             _span("c2", "t1", "chat", "claude-sonnet-4-5", 500, 100),
+             _span("x0", "", "create_agent", "claude-sonnet-4-5", 1, 1),
+             _span("e1", "", "embeddings", "claude-sonnet-4-5", 40, 0),  # (embeddings: a model call, priced)
+             _span("l1", "", "call_llm", "claude-sonnet-4-5", 10, 0)]  # any-agent's own name for a model call
+    doc = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"spans": spans}]}]}
+    log = tmp_path / "agent.jsonl"
+    log.write_text(json.dumps(doc) + "\n")
+    rep = report([log], tmp_path, by=("operation",))
+    # chat 1,000 + 500 in, 200 + 100 out; embeddings 40 in; call_llm 10 in: Sonnet 4.5 $3 / $15
+    assert rep.totals["cost"] == ((1000 + 500 + 40 + 10) * 3 + (200 + 100) * 15) / M
+    assert {r["operation"]: r["requests"] for r in rep.rows.to_dicts()} == {"chat": 2, "embeddings": 1, "call_llm": 1}
+    acc = rep.accounting
+    assert (acc.rows_read, acc.priced, acc.not_billable, acc.quarantined) == (7, 4, 3, 0) and acc.balanced
+    assert set(acc.not_billable_reasons) == {
+        f"{op} span: its usage aggregates its model calls (counted on their own spans)"
+        for op in ("invoke_agent", "execute_tool", "create_agent")}
