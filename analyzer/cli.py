@@ -6,6 +6,7 @@ are imported inside commands so that `llm-cost --help` starts instantly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 
@@ -37,6 +38,28 @@ def _echo(text: str, err: bool = False, nl: bool = True, reveal: bool = False) -
     click.echo(terminal_text(text if reveal else mask_secrets(text), keep_newlines=True), err=err, nl=nl)
 
 
+@contextlib.contextmanager
+def _exit_on_term():
+    """SIGTERM (cron's `timeout`, a killed job) ends the run through Python's exit, as Ctrl-C does,
+    so that its temporary files (stdin spooled, decoded JSON, rows) are removed: Python's default
+    for SIGTERM ends the process without cleanup, and left them in the temporary directory."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        sys.exit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 class Choice(click.Choice):
     """A choice that suggests the near one (`--format cvs`: did you mean csv?), as model ids do."""
 
@@ -56,6 +79,10 @@ class Group(click.Group):
     one-line shape as ours, exit 2, instead of Click's three-line usage block."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        with _exit_on_term():
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+
+    def _main(self, args, prog_name, complete_var, standalone_mode, **extra):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:  # `llm-cost` alone: the help, not an error line

@@ -331,3 +331,30 @@ def test_a_bad_time_zone_is_one_line_naming_tz(tmp_path, tz):
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("llm-cost: error: --tz ") and "not an IANA time zone" in r.stderr, r.stderr
     assert "tzdata" not in r.stderr and "\n" not in r.stderr.rstrip("\n")
+
+
+# ---------------------------------------------------------------------------------------------------
+# §4 A run ended by SIGTERM (cron's timeout) leaves no temporary file behind
+
+
+def test_sigterm_removes_the_runs_temporary_files(tmp_path):
+    import os
+    import signal
+    import time
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "report", "-", "-q"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "TMPDIR": str(temp)})
+    proc.stdin.write(HEADER.encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(temp.iterdir()) and time.monotonic() < deadline:  # stdin is being spooled
+        time.sleep(0.05)
+    assert list(temp.iterdir()), "the run never spooled stdin"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    proc.stdin.close()
+    assert proc.returncode != 0
+    assert list(temp.iterdir()) == []
