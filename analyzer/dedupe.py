@@ -8,7 +8,7 @@ The work is split so that no step holds every row:
    the ids seen more than once: a small table. Very large inputs take several passes, by hash range.
 2. The main pass aggregates every row as if there were no duplicates.
 3. `rows_of` + `losers`: a second pass reads only the rows of candidate ids, slim (row key, hashes,
-   rank, tokens), and picks each id's winner; the losers' row keys are a small table.
+   rank, tokens), and picks each id's winner; the losers (row key and id hashes) are a small table.
 4. A third pass sums only the losing rows on the report's keys; those sums move from their status to
    duplicates (or repeats): exact, because the aggregate is a sum. No step holds whole rows, even
    when most rows repeat (a Claude Code transcript writes most responses two or three times).
@@ -38,8 +38,33 @@ def _ids(lf: pl.LazyFrame) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
 
 
 def row_key() -> pl.Expr:
-    """A row's identity within a run: its file's position and its line/record number."""
+    """A record's identity within a run: its file's position and its line/record number. Not a row's:
+    a record may stand for several rows (the iterations of a Messages response, each with an id of its
+    own), so a losing copy is named by its record *and* its id (see `lost`)."""
     return pl.col("_file").cast(pl.Int64) * (1 << 40) + pl.col("source_row")
+
+
+LOSER = (KEY, H1, H2)
+
+
+def lost(lf: pl.LazyFrame, losers: pl.DataFrame) -> pl.Expr:
+    """Whether a row is a losing copy. Element-wise (it streams and keeps the row order).
+
+    A record's first row (`_rec` 1; every row, in formats that write one row per record) is named by
+    its record alone. A record's later rows (`_rec` 0: the later iterations of a Messages response,
+    each with an id of its own) are named by record *and* id: a streamed response's final event is a
+    copy of its message_start (a loser) and also holds its later iterations, which are no copies of
+    anything. That costs hashing ids, so only when some later row lost."""
+    first = row_key().is_in(losers[KEY].implode())
+    if "_rec" not in losers.columns:
+        return first
+    extra = losers.filter(pl.col("_rec") == 0)
+    out = (pl.col("_rec") != 0) & row_key().is_in(losers.filter(pl.col("_rec") != 0)[KEY].implode())
+    if extra.height:
+        _, h1, h2 = _ids(lf)
+        named = extra.select(pl.struct(*LOSER)).to_series().implode()
+        out = out | ((pl.col("_rec") == 0) & pl.struct(row_key().alias(KEY), h1.alias(H1), h2.alias(H2)).is_in(named))
+    return out
 
 
 # Hashes sorted per pass: 8 bytes a row, so a pass over 32 million ids holds 256 MiB.
@@ -80,8 +105,9 @@ def losers(rows: pl.DataFrame) -> pl.DataFrame:
     One sort puts each id's copies together, best first; every copy after the first is a loser. (A
     group-by for the winners and an anti-join back took 11.6 s and 1.5 GiB for 10M rows.)"""
     rank = ["_rank"] if "_rank" in rows.columns else []
-    ordered = rows.select(KEY, H1, H2).sort(
+    rec = ["_rec"] if "_rec" in rows.columns else []  # which row of its record (see `lost`)
+    ordered = rows.select(KEY, H1, H2, *rec).sort(
         by=[rows[H1], rows[H2], *[rows[r] for r in rank], rows[TOKENS], rows[KEY]],
         descending=[False, False, *[False] * len(rank), True, False])
     again = (pl.col(H1) == pl.col(H1).shift(1)) & (pl.col(H2) == pl.col(H2).shift(1))
-    return ordered.filter(again.fill_null(False)).select(KEY)
+    return ordered.filter(again.fill_null(False)).select(*LOSER, *rec)

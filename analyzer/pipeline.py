@@ -22,7 +22,7 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .errors import DialectError, OptionError, SourceError
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, cost_columns, missing_rate_reason, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, KNOWN_DIMENSIONS, MONEY, TIME_BUCKETS
 from .sources import _TEMPORARY, SourceFile, concurrent_scans, expand_paths, heads, looks_like, open_source, shards
 
@@ -383,7 +383,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     Rate keys that no source carries are constants: left out of the grouping and added back to its
     few rows. Duplicates are then corrected from the rows of duplicated ids alone (see dedupe.py).
     Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
-    lf = lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book), *extra)
+    lf = lf.with_columns(*tagging.row_tags(book), *extra)
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
     nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
     group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
@@ -393,12 +393,10 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
 
     def sums(frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
-        out = frame.group_by(by).agg(
+        out = exact_sums(frame, by, summed, [
             records.alias(ROWS),
-            *[pl.col(c).sum() for c in summed],
             *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
-              if reported else []),
-        ).collect(engine="streaming")
+              if reported else [])], valid=pl.col("_ok"))
         return out.with_columns(
             *([] if "requests" in summed else [pl.col(ROWS).alias("requests")]),
             *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in summed],
@@ -409,13 +407,13 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
-    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64})
+    losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})  # (see dedupe.lost)
     if cands is not None and cands.len():
         scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
         # A broken or not-billable copy never displaces a good one: only valid rows compete.
         valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
         rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-        slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS]
+        slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
         # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
         # as read (a filtered string still points into the buffer of the whole chunk it was read with).
         # Many (a transcript writes most responses several times): only slim rows, and a third pass
@@ -427,15 +425,16 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
             pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
             *(labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
               if wide else []),
-        ).select(*slim, *(dict.fromkeys(held) if wide else [])).collect(engine="streaming")
+        ).select(*dict.fromkeys([*slim, *(held if wide else [])])).collect(engine="streaming")
         losers = dedupe.losers(competing.select(slim))
         if not wide:
             del competing  # (slim rows of most of the run: not held through the third pass)
         if losers.height:
             # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
             # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.
-            lost = (competing.lazy().join(losers.lazy(), on=dedupe.KEY, how="semi") if wide
-                    else lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode())))
+            lost = (competing.lazy().join(losers.lazy(), on=list(dedupe.LOSER), how="semi") if wide
+                    else lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode()))  # (cheap first test)
+                    .filter(dedupe.lost(lf, losers)))
             lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
             lost = _finish_groups(sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
             moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
@@ -443,6 +442,53 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
             plus = lost.with_columns(moved.alias(STATUS))
             agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
     return _regroup(agg), losers, units
+
+
+INT64_MAX = 2**63 - 1
+
+
+def exact_sums(lf: pl.LazyFrame, by: list[str], columns: list[str], aggs: list[pl.Expr],
+               valid: pl.Expr | None = None, wide: bool = False) -> pl.DataFrame:
+    """`lf.group_by(by).agg(*aggs, <sum of each count column>)`, collected, with every sum exact.
+
+    A 64-bit sum wraps around silently (9.3M rows of 999,999,999,999 tokens summed to a negative
+    number). Counts are summed as 64-bit integers when each group's largest count times its rows
+    proves they cannot overflow (always, for real logs: one cheap max per group); otherwise the pass
+    runs again with 128-bit sums. Sums that do not fit 64 bits refuse the run (see _exact_counts).
+    `valid` (an expression on the `by` keys) says which groups are priced; the others' counts are
+    never used (quarantined rows may hold any number) and are zeroed."""
+    valid = pl.lit(True) if valid is None else valid
+    bound = [] if wide or not columns else [pl.max_horizontal(columns).max().alias("_max"), pl.len().alias("_len")]
+    out = lf.group_by(by).agg(
+        *aggs, *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum().alias(c) for c in columns], *bound,
+    ).collect(engine="streaming")
+    if bound:
+        if out.select((valid & (pl.col("_max").cast(pl.Int128) * pl.col("_len") > INT64_MAX)).any()).item():
+            return exact_sums(lf, by, columns, aggs, valid, wide=True)
+        out = out.drop("_max", "_len")
+    return _exact_counts(out, columns, valid)
+
+
+def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.DataFrame:
+    """Summed counts as 64-bit integers, or one line refusing the run: a sum of valid counts beyond
+    2^63 - 1 (9.2 quintillion tokens: no real log) cannot be totalled exactly. (The per-row cap,
+    _parse.MAX_COUNT, makes this need ~9.2M rows of a trillion tokens.)"""
+    for c in columns:
+        over = agg.filter(valid & (pl.col(c) > INT64_MAX)).height if agg.schema[c] == pl.Int128 else 0
+        if over:
+            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {over} group(s): "
+                              "too large to total exactly; the input's counts are corrupt")
+    return agg.with_columns([pl.when(valid).then(pl.col(c)).otherwise(0).cast(pl.Int64).alias(c) for c in columns])
+
+
+def check_totals(agg: pl.DataFrame) -> None:
+    """Refuse a run whose valid counts, each group's exact, would overflow when totalled."""
+    ok = agg.filter(pl.col(STATUS) == OK)
+    totals = ok.select([pl.col(c).cast(pl.Int128).sum() for c in ("requests", *COUNT_COLUMNS)]).row(0)
+    for c, total in zip(("requests", *COUNT_COLUMNS), totals):
+        if total is not None and total > INT64_MAX:
+            raise SourceError(f"{c} of valid requests total more than {INT64_MAX:,} (2^63 - 1): too large to "
+                              "total exactly; the input's counts are corrupt")
 
 
 def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded, post_buckets=()) -> pl.DataFrame:
@@ -491,7 +537,6 @@ def _account(agg: pl.DataFrame, acc: Accounting) -> None:
 def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
     """Join rates onto the aggregated rows and split priced from unpriced."""
     joined = ok.join(rates, on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
-    joined = joined.with_columns(missing_rate_reason())
     unpriced = joined.filter(pl.col("unpriced_reason").is_not_null())
     priced = joined.filter(pl.col("unpriced_reason").is_null())
     acc.unpriced = int(unpriced[ROWS].sum() or 0)
@@ -567,6 +612,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
     agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
                            repeats_only=not opts.dedupe)
+    check_totals(agg)
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -665,11 +711,10 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
     `band` maps each time unit to its price band (both small). Adds PRICED_COLUMNS; money is null
     on unpriced rows, which say why in `unpriced_reason`."""
     lf = (
-        lf.with_columns(tagging.time_unit(book), tagging.prompt_band(book))
+        lf.with_columns(*tagging.row_tags(book))
         .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
                       .alias(tagging.TIME_BAND))
         .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-        .with_columns(missing_rate_reason())
     )
     return with_costs(lf).with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
                                        pl.lit(book.version).alias("price_book"))
@@ -700,6 +745,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
+    check_totals(agg)
     acc = Accounting(files=len(loaded.dialects))
     _account(agg, acc)
     ok = agg.filter(pl.col(STATUS) == OK)
@@ -714,7 +760,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     def priced(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
-            lf = lf.filter(~dedupe.row_key().is_in(losers[dedupe.KEY].implode()))
+            lf = lf.filter(~dedupe.lost(lf, losers))
         billable = pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping else pl.lit(True)
         lf = price_rows(labels.apply_to_rows(lf, loaded.dimensions).filter(pl.col("_ok") & ~pl.col("_out") & billable),
                         rates, band, book)

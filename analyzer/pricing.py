@@ -16,7 +16,7 @@ import polars as pl
 from .models import Resolver
 from .pricebook import PriceBook, Rates, per_unit
 from .schema import COMPONENTS, MONEY, TOKEN_COMPONENTS, TOOL_COMPONENTS
-from .tagging import PROMPT_BAND, RATE_KEYS, TIME_BAND
+from .tagging import PROMPT_BAND, RATE_KEYS, TIME_BAND, USES
 
 PARTNER_PLATFORMS = ("bedrock", "vertex")  # their own regional pricing; inference_geo does not apply
 RATE = "rate_"  # prefix of per-unit rate columns
@@ -112,6 +112,12 @@ def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.da
         list_rates[c.column] = rates[c.column]
     out["context_tier"] = "long" if long else "base"
     out["discount_type"] = "+".join(tags) or "standard"
+    # Whether the request can be priced is decided here, from the components it uses (a rate key),
+    # never from the summed counts of a group: a request without cache reads is priceable on a model
+    # that has no cache-read rate, whatever other requests of its month did.
+    missing = [c for i, c in enumerate(COMPONENTS) if key[USES] & (1 << i) and rates[c.column] is None]
+    if missing:
+        out["unpriced_reason"] = "; ".join(f"no {c.rate} rate for {model.id}" for c in missing)
     return out | _rate_cols(rates, list_rates)
 
 
@@ -139,10 +145,11 @@ def _as_money_count(col: str) -> pl.Expr:
 
 def cost_columns() -> list[pl.Expr]:
     """cost_<component>, cost, list_cost and savings from counts and joined per-unit rates."""
-    exprs = []
-    for c in COMPONENTS:
-        exprs.append((_as_money_count(c.column) * pl.col(RATE + c.column)).cast(MONEY).alias("cost_" + c.rate))
-    return exprs
+    # A component the request does not use costs 0 even where the model has no rate for it (a
+    # component it uses without a rate makes the request unpriced: see _row_rates).
+    return [pl.when(pl.col(c.column) == 0).then(pl.lit(0, MONEY))
+            .otherwise((_as_money_count(c.column) * pl.col(RATE + c.column)).cast(MONEY)).alias("cost_" + c.rate)
+            for c in COMPONENTS]
 
 
 def totals_columns() -> list[pl.Expr]:
@@ -153,12 +160,3 @@ def totals_columns() -> list[pl.Expr]:
     return [cost.cast(MONEY).alias("cost"), list_cost.cast(MONEY).alias("list_cost"),
             (list_cost - cost).cast(MONEY).alias("savings")]
 
-
-def missing_rate_reason() -> pl.Expr:
-    """Why a joined row cannot be priced although its model resolved: counts with no published rate."""
-    parts = [
-        pl.when((pl.col(c.column) > 0) & pl.col(RATE + c.column).is_null())
-        .then(pl.format("no {} rate for {}", pl.lit(c.rate), pl.col("model")))
-        for c in COMPONENTS
-    ]
-    return pl.coalesce(pl.col("unpriced_reason"), *parts).alias("unpriced_reason")

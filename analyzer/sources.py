@@ -714,15 +714,24 @@ def sse_to_lines(path: str) -> str:
     """Raw server-sent events as JSON Lines in a temporary file: each `data:` line's payload (the event
     as JSON, exactly what a log of the same events as JSON lines holds) on the same line number, and
     every other line (`event:`, ids, comments, headers, the blank line ending each event, `data: [DONE]`)
-    blank, so that a record's line is its line in the original file. Lazy, one pass; an event whose
-    data spans several `data:` lines is not reassembled (the streaming APIs read here write one)."""
-    line = pl.col(LINE).str.strip_chars_end("\r")
+    blank, so that a record's line is its line in the original file. A payload split over several
+    `data:` lines in a row (a server sending pretty-printed JSON) is joined, as the SSE standard joins an
+    event's data, on its first line: read piece by piece, each was a broken record, or the capture went
+    unrecognised. A line continues the one before only if that one is no JSON value alone, so captures
+    whose events are not separated by blank lines still read one record per line. (Joined with a
+    space, not the standard's newline: the same JSON value, on one line.)"""
+    line = pl.col(LINE).fill_null("").str.strip_chars_end("\r")  # (a blank line is read as null)
+    data = line.str.starts_with("data:")
     payload = line.str.strip_prefix("data:").str.strip_chars_start(" ")
-    keep = line.str.starts_with("data:") & (payload.str.strip_chars() != "[DONE]")
+    complete = payload.str.json_path_match("$").is_not_null() | (payload.str.strip_chars() == "[DONE]")
+    follows = (data & data.shift(1) & ~complete.shift(1)).fill_null(False)
+    starts = data & ~follows
+    whole = pl.when(data).then(payload).drop_nulls().str.join(" ").over(starts.cum_sum())
+    keep = starts & (whole.str.strip_chars() != "[DONE]")
     fd, tmp = tempfile.mkstemp(prefix="llm-cost-sse-", suffix=".jsonl")
     os.close(fd)
     _TEMPORARY.append(tmp)
-    _lines(path, False).select(pl.when(keep).then(payload).otherwise(pl.lit("")).alias(LINE)).sink_csv(
+    _lines(path, False).select(pl.when(keep).then(whole).otherwise(pl.lit("")).alias(LINE)).sink_csv(
         tmp, include_header=False, quote_style="never")
     st = os.stat(path)
     os.utime(tmp, ns=(st.st_atime_ns, st.st_mtime_ns))  # records without a time are dated by the file's

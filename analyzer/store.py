@@ -667,18 +667,21 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         keys.append("_cache_use")
     unpriced = pl.col("unpriced_reason").is_not_null()
     # Sums of exact Decimal costs: the stored rows carry their costs, so no rate is looked up here.
+    # Counts are summed exactly, or the report refuses (see pipeline.exact_sums).
     group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book"]
     try:
-        agg = scan(root, months, table, records).with_columns(
+        agg = pipeline.exact_sums(scan(root, months, table, records).with_columns(
             *extra, _outside(since, until).alias("_out"),
             pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
-        ).group_by(group).agg(
+        ), group, ["requests", *COUNT_COLUMNS], [
             _is_record(None).sum().alias(pipeline.ROWS),
-            *[pl.col(c).sum() for c in ("requests", *COUNT_COLUMNS, "reported_cost", *pipeline.MONEY_COLUMNS)],
+            *[pl.col(c).sum() for c in ("reported_cost", *pipeline.MONEY_COLUMNS)],
             pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
-        ).collect(engine="streaming")
+        ])
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
+    pipeline.check_totals(agg.filter(~pl.col("_out") & pl.col("unpriced_reason").is_null())
+                          .with_columns(pl.lit(pipeline.OK, pl.UInt8).alias(pipeline.STATUS)))
     # A group of unpriced rows sums to 0 (sum of nulls): unpriced costs stay null, as from logs.
     agg = agg.with_columns([pl.when(pl.col("unpriced_reason").is_null()).then(pl.col(c)).cast(MONEY).alias(c)
                             for c in pipeline.MONEY_COLUMNS])
@@ -974,7 +977,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _damaged(root, e) from None
         window = old.filter(inside)
-        keys = window.lazy().select(*tagging.RATE_KEY_COLUMNS, tagging.time_unit(book), tagging.prompt_band(book)).unique()
+        keys = window.lazy().select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
         keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
         rates = rate_frame(keys, book)
         band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))

@@ -3,9 +3,12 @@
 Two small integers carry everything about a request that can change its rate but is not already a
 column: its *time unit* (its UTC day when, as in the shipped book, every price changes at midnight;
 after aggregation it gives the price band: which interval between two consecutive rate changes holds
-the request) and its *prompt band* (how many long-context thresholds the prompt exceeds). Grouping by
-them loses nothing: every request in the same (model, time unit, prompt band, tier, speed, geo,
-endpoint) group pays the same rates, so pricing the group's summed counts is exact.
+the request) and its *prompt band* (how many long-context thresholds the prompt exceeds). A third,
+its *uses* (which components it has: a bitmask of nonzero counts), decides whether it can be priced at
+all: a model may lack a rate (no cache-read price for Claude 3 Sonnet), and only a request that uses
+that component is unpriced. Grouping by them loses nothing: every request in the same (model, time
+unit, prompt band, uses, tier, speed, geo, endpoint) group is priced alike, so pricing the group's
+summed counts is exact, and a priceable request never shares a group with an unpriceable one.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import datetime as dt
 import polars as pl
 
 from .pricebook import PriceBook
-from .schema import PROMPT_COLUMNS
+from .schema import COMPONENTS, PROMPT_COLUMNS
 
 TIME_BAND = "_tband"
 TIME_UNIT = "_tunit"
 PROMPT_BAND = "_pband"
-# The columns that, with the price band and prompt band, decide a request's rates.
+USES = "_uses"
+# The columns that, with the price band, prompt band and uses, decide a request's rates and whether
+# it can be priced.
 RATE_KEY_COLUMNS = ("model_raw", "platform", "service_tier", "speed", "inference_geo", "endpoint_scope",
                     "context_window")
-RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND)
+RATE_KEYS = (*RATE_KEY_COLUMNS, TIME_BAND, PROMPT_BAND, USES)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _DAY_US = 86_400_000_000
 
@@ -79,6 +84,25 @@ def prompt_band(book: PriceBook) -> pl.Expr:
     prompt = prompt_tokens()
     return pl.sum_horizontal([(prompt > t).cast(pl.Int32) for t in book.thresholds()] or [pl.lit(0, pl.Int32)]) \
         .cast(pl.Int32).alias(PROMPT_BAND)
+
+
+def uses() -> pl.Expr:
+    """Which components the request has (bit i set: COMPONENTS[i] has a nonzero count). A rate key:
+    whether a request can be priced depends on it, so requests that differ in it never share a group."""
+    # (16 bits: room for components yet to come; a null count is no use, like 0)
+    bits = [pl.when(pl.col(c.column) > 0).then(pl.lit(1 << i, pl.UInt16)).otherwise(pl.lit(0, pl.UInt16))
+            for i, c in enumerate(COMPONENTS)]
+    return pl.sum_horizontal(bits).cast(pl.UInt16).alias(USES)
+
+
+def used(mask: int) -> list[str]:
+    """The count columns a `uses` mask names."""
+    return [c.column for i, c in enumerate(COMPONENTS) if mask & (1 << i)]
+
+
+def row_tags(book: PriceBook) -> list[pl.Expr]:
+    """The per-request rate keys that are not columns of the canonical row (before aggregation)."""
+    return [time_unit(book), prompt_band(book), uses()]
 
 
 def cache_use() -> pl.Expr:

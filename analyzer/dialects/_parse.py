@@ -141,18 +141,30 @@ def timestamp(raw: str, name: str, dtype: pl.DataType) -> Field:
     return Field(name, _iso(text, PRIMARY), val.is_not_null(), reason, then=then)
 
 
+# A reported cost above a quadrillion dollars is corrupt; capping each row keeps the sum of 10^11
+# rows within the 26 integer digits of a money column (beyond, the sum cannot be exact). Such rows
+# are quarantined, like counts above MAX_COUNT.
+MAX_MONEY = 10**15
+
+
 def money(raw: str, name: str, dtype: pl.DataType) -> Field:
     """A cost the source reported (kept to compare, never used to price): exact decimal."""
     src, val = pl.col(raw), pl.col(name)
+    big = val.abs() > MAX_MONEY
+    # The quarantined row keeps its text (_raw); its value is dropped, so no sum ever adds it.
+    final = pl.when(big).then(None).otherwise(val)
     if dtype == pl.String:
         text = src.str.strip_chars()
         bad = text.is_not_null() & (text != "") & val.is_null()
-        reason = pl.when(bad).then(pl.format(f"{name} is not a decimal number ({{}})", text.str.slice(0, 40)))
-        return Field(name, text.cast(MONEY, strict=False), ~bad, reason)
+        reason = (pl.when(bad).then(pl.format(f"{name} is not a decimal number ({{}})", text.str.slice(0, 40)))
+                  .when(big).then(pl.format(f"{name} is implausibly large ({{}})", text.str.slice(0, 40))))
+        return Field(name, text.cast(MONEY, strict=False), (~bad & ~big).fill_null(True), reason, final=final)
+    reason = pl.when(big).then(pl.format(f"{name} is implausibly large ({{}})", val))
     if dtype.is_float():
         # A float in the source is rendered to its shortest decimal text first, so 0.1 stays 0.1.
-        return Field(name, src.cast(pl.String).cast(MONEY, strict=False), pl.lit(True), pl.lit(None, pl.String))
-    return Field(name, src.cast(MONEY, strict=False), pl.lit(True), pl.lit(None, pl.String))
+        return Field(name, src.cast(pl.String).cast(MONEY, strict=False), (~big).fill_null(True), reason,
+                     final=final)
+    return Field(name, src.cast(MONEY, strict=False), (~big).fill_null(True), reason, final=final)
 
 
 def label(raw: str, dtype: pl.DataType) -> pl.Expr:

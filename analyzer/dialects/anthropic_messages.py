@@ -8,7 +8,8 @@ the three shapes; this module handles what a path cannot say:
 - Streaming events: `message_start` carries the input and cache counts with a placeholder output;
   each `message_delta` carries cumulative counts but no id or model. The id and model of the last
   `message_start` are carried forward, every event of a message takes the message's largest value
-  of each count (counts only grow), and the events are then merged as repeats of one request.
+  of each count (counts only grow), and the events are then merged as repeats of one request. When
+  the final usage lists iterations, those are the request's steps, each billed once (as in a Message).
   Other events (content blocks, ping, message_stop) carry no usage and are not records.
 """
 
@@ -88,7 +89,15 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
         .otherwise(pl.col("request_id")).alias("request_id"),
     )
     if _is_stream(src):
-        lf = lf.with_columns([pl.col(c).max().over("request_id") for c in COUNT_COLUMNS])
+        # A message whose final usage lists its iterations bills those: its message_start's counts are
+        # top-level ones (which leave the compaction out), not a step. Then only events with iterations
+        # give its counts, and they outrank (`_rank`) the events without when the copies are merged.
+        has = pl.col("_x_it").is_not_null()
+        stepped = has.any().over("request_id")
+        lf = lf.with_columns(
+            *[pl.when(has | ~stepped).then(pl.col(c)).max().over("request_id").alias(c) for c in COUNT_COLUMNS],
+            pl.when(stepped & ~has).then(pl.lit(1, pl.Int8)).otherwise(pl.lit(0, pl.Int8)).alias("_rank"),
+        )
     return lf
 
 

@@ -141,7 +141,27 @@ def _insights_messages(results: pl.Expr) -> pl.Expr:
     return results.list.eval(pl.struct(message.alias("message")))
 
 
+def _note_partial_query(src: SourceFile, ctx) -> None:
+    """A Logs Insights result is cut at the query's row limit (1,000 unless the query says `limit`; at
+    most 10,000) and is partial while the query runs: the file holds fewer events than the query
+    matched, and a total of it would be short without a word. Said, with the counts."""
+    for doc in src.sample:
+        rows = doc.get("results")
+        if not isinstance(rows, list):
+            continue
+        status, stats = doc.get("status"), doc.get("statistics")
+        matched = stats.get("recordsMatched") if isinstance(stats, dict) else None
+        if isinstance(status, str) and status != "Complete":
+            ctx.note(f"{src.display}: the Logs Insights query's status is {status}, not Complete: "
+                     f"its results may be partial, and so is this total")
+        if isinstance(matched, int | float) and matched > len(rows):
+            ctx.note(f"{src.display}: the Logs Insights query matched {int(matched):,} log events but the "
+                     f"results hold {len(rows):,} rows (the query's limit: 1,000 by default, at most 10,000): "
+                     f"this total covers those rows only")
+
+
 def _unwrap_events(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
+    _note_partial_query(src, ctx)
     doc = pl.when(pl.col("_line_ok")).then(pl.col(LINE)).str.json_decode(_EVENTS)
     events = pl.coalesce(doc.struct.field("events"), _insights_messages(doc.struct.field("results")),
                          pl.concat_list(pl.struct(doc.struct.field("message"))))

@@ -8,12 +8,13 @@ makes, because what a run cost is not where a path can reach:
   inside the answer's text has its quotes escaped and never matches). A result without modelUsage
   (older versions) is one row from its `usage`, with the model of the messages before it.
 - `assistant` messages carry a mid-stream partial of one response's usage (the output count is not
-  final). They are never priced on top of the result: each is a repeat of its run's result row for
-  its model (id `<run>#<model>`, ranked after it), so the accounting counts them as repeats. The run
-  is the next result in the file (its `uuid`, else the session id), so several runs saved in one file,
-  or a resumed session's runs, each keep their own total. Messages after the last result (a run cut
-  short) have no total: each response is priced from its own message (merged on its id), a lower
-  bound on output.
+  final). They are never priced on top of the result: each is a repeat of its run's result (its first
+  row's id `<run>#<model>`, ranked after it, whatever model the message names: modelUsage names them
+  its own way, `claude-opus-4-7[1m]`), so the accounting counts them as repeats. The run is the
+  next result in the file (its `uuid`, else the session id with the run's durations, turns and
+  cost), so several runs saved in one file, or a resumed session's runs, each keep their own total.
+  Messages after the last result (a run cut short) have no total: each response is priced from its
+  own message (merged on its id), a lower bound on output.
 - `total_cost_usd` is the reported cost of the whole run: on its first row, beside the computed one.
 - A result row sums many requests: its request count is unknown (null), and it is priced at the base
   context tier (the per-request long-context rule must never see summed prompts): both noted.
@@ -35,6 +36,7 @@ _STR = pl.String()
 _MESSAGE = ("message", "usage")
 READS = {path: _STR for path in [
     ("type",), ("subtype",), ("session_id",), ("uuid",), ("model",), ("total_cost_usd",),
+    ("duration_ms",), ("duration_api_ms",), ("num_turns",),
     ("message", "id"), ("message", "model"),
     *[(*root, key) for root in (("usage",), _MESSAGE) for key in (
         "input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "service_tier")],
@@ -45,15 +47,21 @@ READS = {path: _STR for path in [
 ]}
 # modelUsage: `"<model>": {flat object}` members of one object (values hold no braces).
 _MEMBER = r'"(?:[^"\\]|\\.)*"\s*:\s*\{[^{}]*\}'
+_KEY = r'^"((?:[^"\\]|\\.)*)"'  # a member's key: its model
 _MODEL_USAGE = r'"modelUsage"\s*:\s*(\{\s*(?:' + _MEMBER + r'\s*,?\s*)*\})'
 _COUNTS = {"input": "inputTokens", "output": "outputTokens", "cache_read": "cacheReadInputTokens",
            "cache_write": "cacheCreationInputTokens", "web_search": "webSearchRequests"}
 
 
 def _is_stream(src) -> bool:
-    """Claude Code's messages: a run's init or its result (the keys alone are shared with other tools)."""
+    """Claude Code's messages: a run's init or its result (the keys alone are shared with other tools),
+    or its messages, which carry `session_id` and `parent_tool_use_id` beside the API message (neither
+    a Messages API log nor a Claude Code transcript has them): a stream saved without its init, whose
+    result lies past the first records, was read as Messages API records, its partials priced."""
     return any((r.get("type") == "system" and r.get("subtype") == "init")
                or (r.get("type") == "result" and ("total_cost_usd" in r or "modelUsage" in r))
+               or (r.get("type") in ("assistant", "user") and isinstance(r.get("message"), dict)
+                   and "session_id" in r and "parent_tool_use_id" in r)
                for r in src.sample)
 
 
@@ -63,10 +71,14 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 
     kind = text("type")
     result = kind == "result"
-    run = pl.coalesce(text("uuid"), text("session_id"))
+    # A result without a uuid (older versions) is told apart from the session's other runs (a resumed
+    # session keeps its id) by what it measured: the session id alone made a second run a repeat of
+    # the first, and its total was lost. The same run saved twice (stream-json and json) still matches.
+    measured = pl.format("{}@{}/{}/{}/{}", *[text(k).fill_null("") for k in
+                                             ("session_id", "duration_ms", "duration_api_ms", "num_turns",
+                                              "total_cost_usd")])
+    run = pl.coalesce(text("uuid"), pl.when(text("session_id").is_not_null()).then(measured))
     lf = lf.with_columns(
-        # The run an assistant message belongs to: the next result in the file (null after the last).
-        pl.when(result).then(run).backward_fill().alias("_x_run"),
         # The model of the messages so far: a result without modelUsage is theirs.
         pl.when(kind == "assistant").then(text("message", "model"))
         .when((kind == "system") & (text("subtype") == "init")).then(text("model"))
@@ -74,6 +86,12 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         pl.when(result).then(pl.col(LINE).str.extract(_MODEL_USAGE, 1))
         .str.extract_all(_MEMBER).alias("_x_members"),
     )
+    # The record an assistant message repeats: its run's (the next result in the file; null after the
+    # last) first row. Not the row of the message's own model: modelUsage names a model as Claude Code
+    # does (`claude-opus-4-7[1m]` for a 1M-context run, where the messages say `claude-opus-4-7`), and a
+    # message matching no row was priced on top of the run's total.
+    first_model = pl.coalesce(pl.col("_x_members").list.first().str.extract(_KEY, 1), pl.col("_x_seen_model"))
+    lf = lf.with_columns(pl.when(result).then(pl.format("{}#{}", run, first_model)).backward_fill().alias("_x_run"))
     n = pl.col("_x_members").list.len().fill_null(0)
     lf = (lf.with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
           .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
@@ -91,14 +109,13 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
             if name in _COUNTS else whole
         return pl.when(result).then(from_result).otherwise(text(*_MESSAGE, *usage_key))
 
-    model = pl.when(result).then(pl.coalesce(member.str.extract(r'^"((?:[^"\\]|\\.)*)"', 1),
+    model = pl.when(result).then(pl.coalesce(member.str.extract(_KEY, 1),
                                               pl.col("_x_seen_model"))).otherwise(text("message", "model"))
-    own = pl.when(result).then(run).when(pl.col("_x_run").is_not_null()).then(pl.col("_x_run"))
     return lf.with_columns(
         (pl.col("_x_idx") == 0).cast(pl.Int64).alias("_rec"),
         model.alias("_x_model"),
-        pl.when(own.is_not_null()).then(pl.format("{}#{}", own, model))
-        .otherwise(text("message", "id")).alias("_x_id"),
+        pl.when(result).then(pl.format("{}#{}", run, model))
+        .otherwise(pl.coalesce(pl.col("_x_run"), text("message", "id"))).alias("_x_id"),
         pl.when(result).then(pl.lit("0")).otherwise(pl.lit("1")).alias("_x_rank"),
         count("input", "input_tokens").alias("_x_input"),
         count("output", "output_tokens").alias("_x_output"),
