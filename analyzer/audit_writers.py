@@ -105,7 +105,7 @@ def markdown(a: Audit) -> str:
         out.append("| " + " | ".join(_cell(c, r[c]) for c in cols) + " |")
     out.append("| " + " | ".join("**total**" if c == cols[0] else f"**{money_text(a.totals[c], 2)}**"
                                  if c in _MONEY else "" for c in cols) + " |")
-    return "\n".join(out) + "\n\n" + "\n".join(f"- {safe_text.terminal_text(line)}" for line in summary_lines(a)) + "\n"
+    return "\n".join(out) + "\n\n" + "\n".join(f"- {safe_text.markdown_cell(line)}" for line in summary_lines(a)) + "\n"
 
 
 FORMATS = ("table", "csv", "json", "markdown")

@@ -6,6 +6,7 @@ are imported inside commands so that `llm-cost --help` starts instantly.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 
@@ -23,9 +24,10 @@ BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, model, 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
     """The one shape of every error: one line on stderr, `llm-cost: error: ...`. A message may quote
     data (a file name, a model id): control and bidi characters are shown escaped, never acted on."""
-    from .safe_text import terminal_text
+    from .safe_text import mask_secrets, terminal_text
 
-    one_line = " ".join(message.splitlines())
+    # A message may quote a key (a model id, a --by value, a file name): masked, as in every output.
+    one_line = " ".join(mask_secrets(message).splitlines())
     click.echo(f"llm-cost: error: {terminal_text(one_line)}", err=True)
     sys.exit(code)
 
@@ -36,6 +38,28 @@ def _echo(text: str, err: bool = False, nl: bool = True, reveal: bool = False) -
     from .safe_text import mask_secrets, terminal_text
 
     click.echo(terminal_text(text if reveal else mask_secrets(text), keep_newlines=True), err=err, nl=nl)
+
+
+@contextlib.contextmanager
+def _exit_on_term():
+    """SIGTERM (cron's `timeout`, a killed job) ends the run through Python's exit, as Ctrl-C does,
+    so that its temporary files (stdin spooled, decoded JSON, rows) are removed: Python's default
+    for SIGTERM ends the process without cleanup, and left them in the temporary directory."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        sys.exit(128 + signum)
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 class Choice(click.Choice):
@@ -57,6 +81,10 @@ class Group(click.Group):
     one-line shape as ours, exit 2, instead of Click's three-line usage block."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        with _exit_on_term():
+            return self._main(args, prog_name, complete_var, standalone_mode, **extra)
+
+    def _main(self, args, prog_name, complete_var, standalone_mode, **extra):
         try:
             rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as e:  # `llm-cost` alone: the help, not an error line
@@ -273,9 +301,11 @@ def price(paths, output, **kw):
     from . import pipeline, writers
     from .errors import OptionError
 
-    fmt = writers.format_for(None, output, "parquet")
+    # The extension is the format (price has no --format): `-o -` made a file named `-`, and
+    # `-o /dev/stdout` was told to pass a --format this command does not have.
+    fmt = writers.format_for(None, output, "parquet") if output != "-" and writers.has_format_extension(output) else None
     if fmt not in ("parquet", "csv", "jsonl"):
-        raise OptionError(f"-o {output}: per-request rows are written as .parquet, .csv or .jsonl")
+        raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl")
     opts = _options(kw, output)
     with _progress(kw["quiet"], "pricing requests..."):
         rows, acc = pipeline.price_requests(paths, opts)

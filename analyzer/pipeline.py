@@ -299,9 +299,13 @@ def _beyond(value: str, end: bool, option: str | None) -> dt.datetime | None:
 
 
 def check_tz(tz: str) -> str:
+    """A zone both Python and Polars know. ZoneInfo reads files: `--tz Europe` (a directory) or a
+    very long name raised an OSError quoting tzdata's path; `right/UTC` from the system's zoneinfo
+    passed here, then failed inside Polars (whose database lacks it) as "cannot read input"."""
     try:
         ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
+        pl.select(pl.lit(dt.datetime(2000, 1, 1)).dt.replace_time_zone(tz))
+    except (ZoneInfoNotFoundError, ValueError, OSError, pl.exceptions.PolarsError):
         raise OptionError(f"--tz {tz!r}: not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
     return tz
 
@@ -730,7 +734,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     exact = loaded if loaded.robust else load(paths, opts, robust=has_json)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).
-    rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["reason", "raw"])
+    rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["file", "reason", "raw"])
     atomic_write(path, lambda tmp: rows.sink_ndjson(tmp), mode=0o600)
     return path
 

@@ -18,36 +18,55 @@ import polars as pl
 # stay two rows. Bodies are at least 16 characters: `sk-test` or a short id is not a key.
 _KEY_CHARS = r"[A-Za-z0-9_\-]"
 _TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]"
-SECRET_PATTERNS = (
-    # Anthropic (sk-ant-api03-, sk-ant-admin01-, sk-ant-oat01-), then OpenAI (sk-proj-, sk-svcacct-,
-    # sk-admin-, legacy sk-). Leftmost-first alternation: the longest known prefix wins.
-    rf"\b(sk-(?:ant-[a-z]+[0-9]*-|proj-|svcacct-|admin-|None-)?){_KEY_CHARS}{{12,}}({_KEY_CHARS}{{4}})",
+# What may stand before a key whose prefix is short (`sk-`, `AKIA`): anything but a letter or digit.
+# Not `\b`: `_` is a word character, and `user_sk-…` or `prod_AKIA…` held keys that `\b` let pass,
+# while `task-…` must stay a word. Group 1 keeps that character.
+_EDGE = r"(^|[^A-Za-z0-9])"
+_ASSIGN = r"""["']?\s*[:=]\s*["']?"""  # `name=`, `"name": "`, `name: `
+# (pattern, replacement): the replacement keeps the groups around the masked body.
+SECRETS = (
+    # Anthropic (sk-ant-api03-, sk-ant-admin01-, sk-ant-oat01-) and OpenAI's named keys (sk-proj-,
+    # sk-svcacct-, sk-admin-): prefixes no word contains, so masked wherever they stand.
+    (rf"(sk-(?:ant-[a-z]+[0-9]*-|proj-|svcacct-|admin-)){_KEY_CHARS}{{12,}}({_KEY_CHARS}{{4}})", "${1}\u2026${2}"),
+    # OpenAI legacy `sk-` and `sk-None-`: at the start of a token only (`task-…` is a word).
+    (rf"{_EDGE}(sk-(?:None-)?){_KEY_CHARS}{{12,}}({_KEY_CHARS}{{4}})", "${1}${2}\u2026${3}"),
     # AWS access key ids (long-term AKIA, temporary ASIA).
-    r"\b(AKIA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b",
-    # HTTP bearer tokens (an Authorization header logged as metadata).
-    rf"\b((?i:bearer)\s+){_TOKEN_CHARS}{{8,}}({_TOKEN_CHARS}{{4}})=*",
+    (rf"{_EDGE}(AKIA|ASIA)[A-Z0-9]{{12}}([A-Z0-9]{{4}})", "${1}${2}\u2026${3}"),
+    # AWS secret access keys: 40 characters of base64 with no prefix of their own, so only where a
+    # name says what they are (`aws_secret_access_key=`, `"SecretAccessKey": "`).
+    (rf"((?i:aws_?secret_?access_?key|secret_?access_?key){_ASSIGN})[A-Za-z0-9/+]{{36}}([A-Za-z0-9/+]{{4}})",
+     "${1}\u2026${2}"),
+    # Google API keys.
+    (r"(AIza)[A-Za-z0-9_\-]{31}([A-Za-z0-9_\-]{4})", "${1}\u2026${2}"),
+    # HTTP bearer tokens (an Authorization header logged as metadata), whatever the case of `Bearer`.
+    (rf"{_EDGE}((?i:bearer)\s+){_TOKEN_CHARS}{{8,}}({_TOKEN_CHARS}{{4}})=*", "${1}${2}\u2026${3}"),
+    # Any other scheme of an Authorization header (Basic user:password in base64, Token, ...).
+    (rf"((?i:authorization){_ASSIGN}(?:[A-Za-z]+\s+)?){_TOKEN_CHARS}{{8,}}({_TOKEN_CHARS}{{4}})=*",
+     "${1}\u2026${2}"),
 )
+SECRET_PATTERNS = tuple(p for p, _ in SECRETS)
 MASK = "\u2026"  # "…": masked characters
-_PY_SECRETS = [re.compile(p) for p in SECRET_PATTERNS]
+# The same replacements in Python's syntax (`${1}` -> `\g<1>`).
+_PY_SECRETS = [(re.compile(p), re.sub(r"\$\{(\d)\}", r"\\g<\1>", r)) for p, r in SECRETS]
 
 
-# Every pattern above starts with one of these: a value without any holds no credential.
-_CANDIDATE = r"sk-|AKIA|ASIA|(?i:bearer)"
+# Every pattern above contains one of these: a value without any holds no credential.
+_CANDIDATE = r"sk-|AKIA|ASIA|AIza|(?i:bearer|secret|authorization)"
 
 
 def mask_secrets_expr(expr: pl.Expr) -> pl.Expr:
     masked = expr
-    for pattern in SECRET_PATTERNS:
-        masked = masked.str.replace_all(pattern, "${1}" + MASK + "${2}")
+    for pattern, replacement in SECRETS:
+        masked = masked.str.replace_all(pattern, replacement)
     # Polars skips a branch no row takes: a batch of a column without candidates (most dimension
-    # columns) costs one cheap scan instead of three capture-group replacements (1.3 s -> 0.01 s per
-    # million values).
+    # columns) costs one cheap scan instead of a capture-group replacement per pattern (1.3 s ->
+    # 0.01 s per million values).
     return pl.when(expr.str.contains(_CANDIDATE)).then(masked).otherwise(expr)
 
 
 def mask_secrets(text: str) -> str:
-    for rx in _PY_SECRETS:
-        text = rx.sub(lambda m: m.group(1) + MASK + m.group(2), text)
+    for rx, replacement in _PY_SECRETS:
+        text = rx.sub(replacement, text)
     return text
 
 
@@ -61,14 +80,22 @@ def mask_frame(df: pl.DataFrame | pl.LazyFrame, columns: list[str] | None = None
 # -- Terminal ---------------------------------------------------------------------------------------
 # Characters that act on a terminal instead of showing: C0/C1 controls (ESC starts the sequences
 # that clear the screen or retitle the window), DEL, and the invisible characters that reorder or
-# hide text (bidi overrides and isolates, zero-width characters, line/paragraph separators). Each
-# is shown as its escape, `\x1b` or `\u202e`.
-_INVISIBLE = [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F,
-              0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0xFEFF]
+# hide text: every format character (Unicode category Cf: bidi overrides and isolates, zero-width
+# characters, the word joiner U+2060, U+180E, the tag characters U+E0000-E007F that smuggle ASCII
+# past a reader) and the line/paragraph separators. A hand-made list missed U+2060, U+180E and the
+# tags; the categories do not (the list is spelled out because computing it costs 0.4 s at start;
+# a test checks it against unicodedata). Each is shown as its escape, `\x1b` or `\u202e`.
+FORMAT_CHARACTERS = (  # Unicode 15 category Cf
+    0x00AD, *range(0x0600, 0x0606), 0x061C, 0x06DD, 0x070F, *range(0x0890, 0x0892), 0x08E2, 0x180E,
+    *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065), *range(0x2066, 0x2070), 0xFEFF,
+    *range(0xFFF9, 0xFFFC), 0x110BD, 0x110CD, *range(0x13430, 0x13440), *range(0x1BCA0, 0x1BCA4),
+    *range(0x1D173, 0x1D17B), 0xE0001, *range(0xE0020, 0xE0080))
+_INVISIBLE = sorted({*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029, *FORMAT_CHARACTERS})
 
 
 def _escape(code: int) -> str:
-    return {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}.get(
+        code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
 
 
 TERMINAL_ESCAPES = {chr(c): _escape(c) for c in _INVISIBLE}
@@ -87,10 +114,14 @@ def terminal_expr(expr: pl.Expr) -> pl.Expr:
 
 # -- CSV --------------------------------------------------------------------------------------------
 # OWASP CSV injection: a spreadsheet runs a cell starting with = + - @ (or tab/CR before one) as a
-# formula. Such text cells get a leading `'`, which spreadsheets show as text. Numbers stay numbers:
-# only text columns are touched, and a text cell that is a plain number ("-5") is no formula.
-_FORMULA = r"^[=+\-@\t\r]"
-_PLAIN_NUMBER = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+# formula. Such text cells get a leading `'`, which spreadsheets show as text. Also caught: the
+# prefix after leading white space (a spreadsheet that trims cells on import, or a line feed that
+# starts the cell) and the full-width forms ＝ ＋ － ＠ (Excel in East Asian locales reads ＝SUM(...)
+# as a formula). Numbers stay numbers: only text columns are touched, and a text cell that is a
+# plain number ("-5") is no formula.
+_FORMULA = r"^(?:\s*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|[\t\r\n])"
+_NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
+_PLAIN_NUMBER = rf"^{_NUMBER}$"  # Rust's `$` is the end of the text (Python's also matches before a final \n)
 
 
 def csv_cell_expr(expr: pl.Expr) -> pl.Expr:
@@ -99,7 +130,7 @@ def csv_cell_expr(expr: pl.Expr) -> pl.Expr:
 
 
 def csv_cell(text: str) -> str:
-    return "'" + text if re.match(_FORMULA, text) and not re.match(_PLAIN_NUMBER, text) else text
+    return "'" + text if re.match(_FORMULA, text) and not re.fullmatch(_NUMBER, text) else text
 
 
 def csv_frame(df: pl.DataFrame | pl.LazyFrame):
@@ -112,21 +143,32 @@ def csv_frame(df: pl.DataFrame | pl.LazyFrame):
 
 # -- Markdown ---------------------------------------------------------------------------------------
 # A table cell is one line between pipes: `|` would add a column and a newline a row; `\` escapes;
-# `[`, `]` would make links, `*` and backticks emphasis and code; `<` and `&` raw HTML or entities.
-# Each is escaped (CommonMark backslash escape or HTML entity); a newline becomes `<br>` and other
-# controls their visible escape, as on a terminal (`\r\n` is `\r<br>`: nothing is lost). `_` is
-# left alone: GFM does not emphasise inside words, and ids like `cache_read` stay readable.
+# `[`, `]` would make links, `*`, `_` and backticks emphasis and code, `~` strikethrough; `<` and `&`
+# raw HTML or entities. Each is escaped (CommonMark backslash escape or HTML entity); a newline
+# becomes `<br>` and other controls their visible escape, as on a terminal (`\r\n` is `\r<br>`:
+# nothing is lost). A `_` between two letters or digits is left alone: GFM does not emphasise
+# inside words, and ids like `cache_read` stay readable; `__init__` or `_x_` would be emphasis.
 _MD_FIRST = [("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("[", "\\["),
-             ("]", "\\]"), ("*", "\\*"), ("`", "\\`"), ("\n", "<br>")]
+             ("]", "\\]"), ("*", "\\*"), ("_", "\\_"), ("~", "\\~"), ("`", "\\`"), ("\n", "<br>")]
 _MD_TABLE = str.maketrans({**{k: v for k, v in TERMINAL_ESCAPES.items() if k != "\n"}, **dict(_MD_FIRST)})
+# An escaped `_` with a letter or digit on each side goes back to `_`. Matches cannot overlap, so
+# `a_b_c` needs two passes (the first frees a_b, the second b_c).
+_INTRAWORD = r"([A-Za-z0-9])\\_([A-Za-z0-9])"
+_PY_INTRAWORD = re.compile(_INTRAWORD)
 
 
 def markdown_cell(text: str) -> str:
-    return text.translate(_MD_TABLE)
+    text = text.translate(_MD_TABLE)
+    for _ in range(2):
+        text = _PY_INTRAWORD.sub(r"\1_\2", text)
+    return text
 
 
 def markdown_expr(expr: pl.Expr) -> pl.Expr:
     # One pass: no replacement is escaped again (the `\` of `\|` is not doubled). Every pattern is
     # one character, so the order of matching cannot matter.
     pairs = [*_MD_FIRST, *((k, v) for k, v in TERMINAL_ESCAPES.items() if k != "\n")]
-    return expr.str.replace_many([a for a, _ in pairs], [b for _, b in pairs])
+    escaped = expr.str.replace_many([a for a, _ in pairs], [b for _, b in pairs])
+    for _ in range(2):
+        escaped = escaped.str.replace_all(_INTRAWORD, "${1}_${2}")
+    return escaped

@@ -28,7 +28,10 @@ _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
 # String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
 _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
-               "unpriced_reason", "endpoint_scope_resolved"}
+               "endpoint_scope_resolved"}
+# Canonical columns that copy text as logged: a key pasted as a model id or used as a request id,
+# the unpriced reason quoting that model id, a file named after a key.
+_AS_LOGGED = {"model_raw", "request_id", "unpriced_reason", "source_file"}
 
 
 def format_for(fmt: str | None, output: str | None, default: str) -> str:
@@ -43,12 +46,26 @@ def format_for(fmt: str | None, output: str | None, default: str) -> str:
     return default
 
 
+def has_format_extension(output: str) -> bool:
+    return os.path.splitext(output.removesuffix(".gz"))[1].lower() in _BY_EXT
+
+
 def _identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def _stdin_identity() -> tuple[int, int] | None:
+    """The file or pipe behind `-`: `report - -o v.csv < v.csv` (or `-o /dev/stdin`) would replace
+    or append to the log being read. A terminal is no file: writing to it destroys nothing."""
+    try:
+        st = os.fstat(0)
+    except (OSError, ValueError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) or stat.S_ISFIFO(st.st_mode) else None
 
 
 def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[str] | tuple[str, ...]]) -> None:
@@ -67,9 +84,12 @@ def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[st
         return
     for what, paths in reads.items():
         for f in paths:
-            hit = existing.get(_identity(f)) if f and f != "-" else None
+            if not f:
+                continue
+            hit = existing.get(_stdin_identity() if f == "-" else _identity(f))
             if hit:
-                raise OutputError(f"{hit[0]} {hit[1]}: that is {what} {f}, which this run reads; "
+                name = "standard input" if f == "-" else f
+                raise OutputError(f"{hit[0]} {hit[1]}: that is {what} {name}, which this run reads; "
                                   "write to another file")
 
 
@@ -170,6 +190,15 @@ def _write_through(path: str, write: Callable[[str], None]) -> None:
         tmp = os.path.join(d, "out")
         write(tmp)
         with open(tmp, "rb") as src, open(path, "ab") as out:
+            if out.isatty():
+                # `-o /dev/tty` or `-o /dev/stdout` on a terminal is the screen, as `-o -` is: data's
+                # escape sequences are shown escaped, and binary Parquet is refused like with `-o -`.
+                try:
+                    text = src.read().decode("utf-8")
+                except UnicodeDecodeError:
+                    raise OutputError(f"cannot write {path}: a terminal; binary output needs a file") from None
+                out.write(safe_text.terminal_text(text, keep_newlines=True).encode("utf-8"))
+                return
             shutil.copyfileobj(src, out)
 
 
@@ -221,8 +250,8 @@ def report_dict(report, reveal: bool = False) -> dict:
         "rows": [{k: _jsonable(v) for k, v in r.items()} for r in shown_rows(report, reveal).to_dicts()],
         "totals": {k: _jsonable(v) for k, v in report.totals.items()},
         "accounting": acc,
-        "dialects": report.dialects,
-        "notes": report.notes,
+        "dialects": {_secret(f, reveal): d for f, d in report.dialects.items()},  # keyed by file name
+        "notes": [_secret(n, reveal) for n in report.notes],  # notes name files
     }
 
 
@@ -336,7 +365,7 @@ def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False)
                      + (f"; and {more:,} more (all in the JSON report's accounting)" if more else ""))
     lines.append(f"price book {report.book.version}" + (f" + overlays {q(', '.join(report.book.overlays))}" if report.book.overlays else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {report.tz}")
-    lines.extend(f"note: {safe_text.terminal_text(_secret(n, reveal))}" for n in report.notes)
+    lines.extend(f"note: {q(n)}" for n in report.notes)  # a note names files: data, like the rest
     return lines
 
 
@@ -417,8 +446,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             return lf
         # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
         # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
-        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c not in CANONICAL
-                                         and c not in _PRICE_TAGS])
+        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c in _AS_LOGGED
+                                         or (c not in CANONICAL and c not in _PRICE_TAGS)])
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = safe(lf)

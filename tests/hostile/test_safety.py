@@ -479,7 +479,7 @@ def _md_cells(line: str) -> list[str]:
     return [_md_unescape(c.strip(" ")) if c.strip(" ") else "" for c in cells]
 
 
-_UNESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|[tnr]|.)|&amp;|&lt;|&gt;|<br>", re.S)
+_UNESCAPE = re.compile(r"\\(x[0-9a-f]{2}|u[0-9a-f]{4}|U[0-9a-f]{8}|[tnr]|.)|&amp;|&lt;|&gt;|<br>", re.S)
 
 
 def _md_unescape(cell: str) -> str:
@@ -488,7 +488,7 @@ def _md_unescape(cell: str) -> str:
         if t.startswith("&") or t == "<br>":
             return {"&amp;": "&", "&lt;": "<", "&gt;": ">", "<br>": "\n"}[t]
         e = m.group(1)
-        if e[0] in "xu" and len(e) > 1:
+        if e[0] in "xuU" and len(e) > 1:
             return chr(int(e[1:], 16))
         return {"t": "\t", "n": "\n", "r": "\r"}.get(e, e)
 

@@ -1,0 +1,360 @@
+"""A reviewer's attack on issue 13 §4-§7 after it landed: each test is a way through that worked
+(an input overwritten, a key printed, a formula or invisible character passed) before its fix."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer import safe_text
+from analyzer.cli import main
+
+SONNET = "claude-sonnet-4-5"
+KEY = "sk-ant-api03-" + "A" * 40 + "a1B2"
+HEADER = "timestamp,model,input_tokens,output_tokens,request_id,workspace\n"
+
+
+def run(*args, input=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def _csv(v: str) -> str:
+    return '"' + v.replace('"', '""') + '"'
+
+
+def log(path: Path, rows: list[tuple[str, str, str]]) -> Path:
+    """(model, request id, workspace) per request, 1000 input + 1000 output tokens each."""
+    lines = [f"2026-10-08T00:00:{i:02d}Z,{_csv(m)},1000,1000,{_csv(r)},{_csv(w)}" for i, (m, r, w) in enumerate(rows)]
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8", newline="")
+    return path
+
+
+def cli(*args, stdin=None, cwd=None):
+    """The installed command in a real process: `-` must be a real file descriptor 0."""
+    return subprocess.run([sys.executable, "-m", "analyzer", *map(str, args)], stdin=stdin, cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+# ---------------------------------------------------------------------------------------------------
+# §4 An output onto the log read from standard input
+
+
+@pytest.mark.parametrize("target", ["v.csv", "/dev/stdin", "/dev/fd/0"])
+def test_an_output_onto_the_file_behind_stdin_is_refused(tmp_path, target):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    before = v.read_bytes()
+    with open(v, "rb") as stdin:
+        r = cli("report", "-", "-o", target, "--format", "csv", "-q", stdin=stdin, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("llm-cost: error: -o ") and "standard input" in r.stderr, r.stderr
+    assert v.read_bytes() == before
+
+
+def test_a_quarantine_file_onto_stdin_is_refused(tmp_path):
+    v = tmp_path / "v.csv"
+    v.write_text(HEADER + "not a time,x,1,1,r1,w\n")
+    before = v.read_bytes()
+    with open(v, "rb") as stdin:
+        r = cli("report", "-", "--quarantine", "v.csv", "-q", stdin=stdin, cwd=tmp_path)
+    assert r.returncode == 2 and "--quarantine v.csv" in r.stderr, r.stderr
+    assert v.read_bytes() == before
+
+
+def test_stdin_from_a_terminal_or_pipe_does_not_block_stdout(tmp_path):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    with open(v, "rb") as stdin:
+        r = cli("report", "-", "-o", "/dev/stdout", "--format", "csv", "-q", stdin=stdin, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("model,requests,")
+
+
+# ---------------------------------------------------------------------------------------------------
+# §6 Keys where the first rules did not look
+
+GOOGLE = "AIza" + "SyA1234567890abcdefghijklmnopqr" + "tuvw"  # AIza + 35 characters
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize("value,masked", [
+    ("user_" + KEY, "user_sk-ant-api03-\u2026a1B2"),  # `_` is a word character: `\b` let it pass
+    ("keysk-ant-api03-" + "x" * 20 + "WXYZ", "keysk-ant-api03-\u2026WXYZ"),
+    ("team_sk-" + "a" * 20 + "bcde", "team_sk-\u2026bcde"),
+    ("prod_AKIAIOSFODNN7EXAMPLE", "prod_AKIA\u2026MPLE"),
+    (GOOGLE, "AIza\u2026tuvw"),
+    (f"aws_secret_access_key={AWS_SECRET}", "aws_secret_access_key=\u2026EKEY"),
+    (f'{{"Credentials": {{"SecretAccessKey": "{AWS_SECRET}"}}}}', '{"Credentials": {"SecretAccessKey": "\u2026EKEY"}}'),
+    ("Authorization: Basic dXNlcjpwYXNzd29yZHNlY3JldA==", "Authorization: Basic \u2026JldA"),
+    ('{"headers": {"authorization": "Token abcdefghijklmnop"}}', '{"headers": {"authorization": "Token \u2026mnop"}}'),
+    ("BEARER abcdefghijklmnop", "BEARER \u2026mnop"),
+    (f'{{"a": {{"b": ["{KEY}"]}}}}', '{"a": {"b": ["sk-ant-api03-\u2026a1B2"]}}'),
+    (f"{KEY},{KEY}", "sk-ant-api03-\u2026a1B2,sk-ant-api03-\u2026a1B2"),
+    # Words stay words.
+    ("task-" + "a" * 30, "task-" + "a" * 30), ("risk-management-plan-2024", "risk-management-plan-2024"),
+    ("basic subscription plan", "basic subscription plan"), ("AIzaShort", "AIzaShort"),
+])
+def test_more_key_shapes_are_masked_alike_in_python_and_polars(value, masked):
+    import polars as pl
+
+    assert safe_text.mask_secrets(value) == masked
+    assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == masked
+
+
+@pytest.fixture
+def keyed(tmp_path):
+    """A key pasted as a model id, one used as a request id, one in a workspace after `user_`."""
+    return log(tmp_path / "k.csv", [(KEY, "r1", "w"), (SONNET, KEY, "w"), (SONNET, "r3", "user_" + KEY)])
+
+
+@pytest.mark.parametrize("ext", ["csv", "jsonl", "parquet"])
+def test_price_rows_mask_keys_in_model_ids_request_ids_and_reasons(tmp_path, keyed, ext):
+    out = tmp_path / f"rows.{ext}"
+    r = run("price", keyed, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    assert b"A" * 20 not in out.read_bytes()
+    r = run("price", keyed, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q", "--reveal-keys")
+    assert r.exit_code == 0 and ext == "parquet" or out.read_bytes().count(KEY.encode()) >= 3
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "jsonl", "markdown"])
+def test_report_masks_a_key_after_an_underscore(tmp_path, keyed, fmt):
+    r = run("report", keyed, "--by", "workspace,model_raw", "--format", fmt, "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 0, r.output
+    shown = "user_sk-ant-api03-\\u2026a1B2" if fmt == "json" else "user_sk-ant-api03-\u2026a1B2"
+    assert "A" * 20 not in r.output and shown in r.output
+
+
+def test_a_key_in_a_file_name_is_masked_in_notes_and_quarantine(tmp_path):
+    name = tmp_path / f"batch_{KEY}.jsonl"
+    # A Message Batches result carries no time: the note names the file (DESIGN §6).
+    name.write_text(json.dumps({"custom_id": "c1", "result": {"type": "succeeded", "message": {
+        "id": "msg_1", "type": "message", "model": SONNET, "usage": {"input_tokens": 10, "output_tokens": 5}}}})
+        + "\n{not json\n")
+    q = tmp_path / "q.jsonl"
+    r = run("report", name, "--format", "json", "--quarantine", q, "-q")
+    assert r.exit_code == 0, r.output
+    notes = json.loads(r.stdout)["notes"]
+    assert any("batch_sk-ant-api03-\u2026a1B2" in n for n in notes), notes
+    assert "A" * 20 not in r.stdout
+    assert "A" * 20 not in q.read_text()
+
+
+@pytest.mark.parametrize("args", [["report", "{v}", "--by", KEY], ["report", "{v}", "--since", KEY],
+                                  ["prices", "show", KEY], ["report", KEY]])
+def test_a_key_in_an_error_message_is_masked(tmp_path, args):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run(*[a.format(v=v) for a in args])
+    assert r.exit_code == 2, r.output
+    assert "A" * 20 not in r.stderr and "sk-ant-api03-\u2026a1B2" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 Invisible characters the first list missed
+
+HIDDEN = {"word joiner": "a\u2060b", "mongolian vowel separator": "a\u180eb", "soft hyphen": "a\u00adb",
+          "tag characters": "ok\U000e0069\U000e0067\U000e006e", "interlinear": "a\ufff9b", "arabic": "a\u0600b"}
+
+
+def test_every_format_character_is_escaped():
+    import unicodedata
+
+    cf = {c for c in range(0x110000) if unicodedata.category(chr(c)) == "Cf"}
+    # A newer Unicode may add some: each must be in the list (the list may hold older ones).
+    assert cf <= set(safe_text.FORMAT_CHARACTERS), sorted(cf - set(safe_text.FORMAT_CHARACTERS))
+    assert all(chr(c) in safe_text.TERMINAL_ESCAPES for c in cf)
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown"])
+def test_hidden_characters_are_shown_escaped(tmp_path, fmt):
+    v = log(tmp_path / "h.csv", [(SONNET, f"r{i}", w) for i, w in enumerate(HIDDEN.values())])
+    r = run("report", v, "--by", "workspace", "--format", fmt, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    hidden = [c for c in r.stdout if c in safe_text.TERMINAL_ESCAPES and c != "\n"]
+    assert not hidden, hidden
+    for shown in ("a\\u2060b", "a\\u180eb", "a\\xadb", "ok\\U000e0069\\U000e0067\\U000e006e"):
+        assert shown in r.stdout, shown
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 Formulas the first rule let through
+
+
+@pytest.mark.parametrize("value,cell", [
+    (" =1+1", "' =1+1"), ("\u00a0=cmd", "'\u00a0=cmd"), ("\u3000@SUM(A1)", "'\u3000@SUM(A1)"),
+    ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"), ("\uff0bcmd", "'\uff0bcmd"), ("\uff0d1+1", "'\uff0d1+1"), ("\uff20x", "'\uff20x"),
+    ("\n=1+1", "'\n=1+1"), ("-5\n", "'-5\n"),  # Python's `$` matched before the final \n: the two rules differed
+    ("-5", "-5"), ("+3.5", "+3.5"), ("a=b", "a=b"), ("", ""),
+])
+def test_csv_rule_catches_prefixes_after_space_and_full_width(value, cell):
+    import polars as pl
+
+    assert safe_text.csv_cell(value) == cell
+    assert pl.select(safe_text.csv_cell_expr(pl.lit(value))).item() == cell
+
+
+@pytest.mark.parametrize("command", ["report", "price"])
+def test_full_width_formulas_are_neutralised_in_csv(tmp_path, command):
+    v = log(tmp_path / "f.csv", [(SONNET, "r1", "\uff1dHYPERLINK(\"http://evil.example\")"), (SONNET, "r2", "\uff0bcmd")])
+    out = tmp_path / "out.csv"
+    r = run(command, v, "--by" if command == "report" else "--strict", *(["workspace,model_raw"] if command == "report" else []),
+            "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code in (0, 1), r.output
+    import csv
+
+    cells = [c for row in csv.reader(out.read_text(encoding="utf-8").splitlines()) for c in row]
+    assert "'\uff1dHYPERLINK(\"http://evil.example\")" in cells and "'\uff0bcmd" in cells, cells
+    assert not [c for c in cells if c and c[0] in "\uff1d\uff0b"], cells
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 Markdown: emphasis and strikethrough from data; notes and audit lines quoting file names
+
+
+@pytest.mark.parametrize("value,cell", [
+    ("__init__", "\\_\\_init\\_\\_"), ("_x_", "\\_x\\_"), ("~~gone~~", "\\~\\~gone\\~\\~"),
+    ("cache_read", "cache_read"), ("a_b_c_d", "a_b_c_d"), ("x_", "x\\_"), ("a\\_b", "a\\\\\\_b"),
+])
+def test_markdown_escapes_emphasis_but_not_underscores_inside_words(value, cell):
+    import polars as pl
+
+    assert safe_text.markdown_cell(value) == cell
+    assert pl.select(safe_text.markdown_expr(pl.lit(value))).item() == cell
+
+
+def _hypothesis_markdown_round_trip():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from tests.hostile.test_safety import _md_unescape
+
+    @given(st.text(alphabet=st.sampled_from(list("_~*ab1 \\|`\u2060\U000e0041\n")), max_size=25))
+    def prop(text):
+        import polars as pl
+
+        cell = safe_text.markdown_cell(text)
+        assert pl.select(safe_text.markdown_expr(pl.lit(text))).item() == cell
+        assert _md_unescape(cell) == text
+        assert "\n" not in cell and "~" not in cell.replace("\\~", "")
+
+    return prop
+
+
+test_markdown_cells_round_trip_and_agree = _hypothesis_markdown_round_trip()
+
+
+def test_a_note_naming_a_file_is_markdown_escaped(tmp_path):
+    name = tmp_path / "b|[x](http:evil).jsonl"
+    name.write_text(json.dumps({"custom_id": "c1", "result": {"type": "succeeded", "message": {
+        "id": "msg_1", "type": "message", "model": SONNET, "usage": {"input_tokens": 10, "output_tokens": 5}}}}) + "\n")
+    r = run("report", name, "--format", "markdown", "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    note = next(line for line in r.stdout.splitlines() if line.startswith("- note:"))
+    assert "b\\|\\[x\\](http:evil).jsonl" in note, note
+
+
+def test_audit_markdown_summary_escapes_the_invoice_name(tmp_path):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    invoice = tmp_path / "inv|[x](http:evil)_.csv"
+    invoice.write_text("period,model,amount_usd\n2026-10-08,claude-sonnet-4-5,0.018\n")
+    r = run("audit", v, "--invoice", invoice, "--format", "markdown", "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code in (0, 1), r.output
+    line = next(line for line in r.stdout.splitlines() if line.startswith("- invoice "))
+    assert "inv\\|\\[x\\](http:evil)\\_.csv" in line, line
+
+
+# ---------------------------------------------------------------------------------------------------
+# §5 A terminal named as a file (`-o /dev/tty`, `-o /dev/stdout` on a terminal) is the screen
+
+
+@pytest.fixture
+def terminal():
+    """A pseudo-terminal: its name as an output path, and what reached it."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    name = os.ttyname(slave)
+
+    def screen() -> bytes:
+        import select
+
+        got = b""
+        while select.select([master], [], [], 0.2)[0]:
+            got += os.read(master, 65536)
+        return got
+
+    yield name, screen
+    os.close(master)
+    os.close(slave)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "markdown", "table"])
+def test_an_output_that_is_a_terminal_gets_escapes_not_sequences(tmp_path, terminal, fmt):
+    name, screen = terminal
+    v = log(tmp_path / "e.csv", [(SONNET, "r1", "\x1b[2J\x1b]8;;http://evil\x07x\x1b]8;;\x07")])
+    r = run("report", v, "--by", "workspace", "--format", fmt, "-o", name, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 0, r.output
+    shown = screen()
+    assert b"\x1b" not in shown and b"\x07" not in shown, shown
+    assert {"csv": b"\\x1b[2J", "table": b"\\x1b[2J", "json": b"\\u001b[2J", "markdown": b"\\x1b\\[2J"}[fmt] in shown
+
+
+def test_parquet_onto_a_terminal_is_refused(tmp_path, terminal):
+    name, screen = terminal
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run("report", v, "--format", "parquet", "-o", name, "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert r.exit_code == 2 and "binary output needs a file" in r.stderr, r.output
+    assert screen() == b""
+
+
+@pytest.mark.parametrize("target", ["-", "/dev/stdout", "rows"])
+def test_price_without_a_file_extension_says_which_extensions(tmp_path, target, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run("price", v, "-o", target, "-q")
+    assert r.exit_code == 2 and ".parquet, .csv or .jsonl" in r.stderr and "--format" not in r.stderr, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.csv"]  # no file named `-`
+
+
+# ---------------------------------------------------------------------------------------------------
+# §7 Hostile option values: one line, naming the option
+
+
+@pytest.mark.parametrize("tz", ["Europe", "A" * 300, "right/UTC", "posix/Europe/Berlin", "../../etc/passwd"])
+def test_a_bad_time_zone_is_one_line_naming_tz(tmp_path, tz):
+    v = log(tmp_path / "v.csv", [(SONNET, "r1", "w")])
+    r = run("report", v, "--tz", tz, "--by", "day", "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 2, r.output
+    assert r.stderr.startswith("llm-cost: error: --tz ") and "not an IANA time zone" in r.stderr, r.stderr
+    assert "tzdata" not in r.stderr and "\n" not in r.stderr.rstrip("\n")
+
+
+# ---------------------------------------------------------------------------------------------------
+# §4 A run ended by SIGTERM (cron's timeout) leaves no temporary file behind
+
+
+def test_sigterm_removes_the_runs_temporary_files(tmp_path):
+    import os
+    import signal
+    import time
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "report", "-", "-q"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
+                            env={**os.environ, "TMPDIR": str(temp)})
+    proc.stdin.write(HEADER.encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list(temp.iterdir()) and time.monotonic() < deadline:  # stdin is being spooled
+        time.sleep(0.05)
+    assert list(temp.iterdir()), "the run never spooled stdin"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    proc.stdin.close()
+    assert proc.returncode != 0
+    assert list(temp.iterdir()) == []
