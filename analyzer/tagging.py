@@ -82,7 +82,11 @@ def prompt_band(book: PriceBook) -> pl.Expr:
     """How many of the book's long-context thresholds the prompt exceeds (strictly: exactly
     200,000 tokens is not over a 200,000 threshold). Comparisons, not a search: they stream."""
     prompt = prompt_tokens()
-    return pl.sum_horizontal([(prompt > t).cast(pl.Int32) for t in book.thresholds()] or [pl.lit(0, pl.Int32)]) \
+    band = pl.sum_horizontal([(prompt > t).cast(pl.Int32) for t in book.thresholds()] or [pl.lit(0, pl.Int32)])
+    # A row that stands for several requests (pre-aggregated, `requests` > 1) sums their prompts: the
+    # sum says nothing about any one request (ten 30K prompts are not one 300K prompt). Such a row's
+    # tier comes from its own context_window; without one it is the base tier, a lower bound.
+    return pl.when(pl.col("requests").fill_null(1) > 1).then(pl.lit(0, pl.Int32)).otherwise(band) \
         .cast(pl.Int32).alias(PROMPT_BAND)
 
 

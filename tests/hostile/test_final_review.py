@@ -1,0 +1,42 @@
+"""The issue-12 review of pricing and accounting: each test a minimal input that once gave a wrong
+total with exit 0, its cost computed by hand from analyzer/pricebook/anthropic.toml."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from analyzer import Options, analyze, price_requests
+
+MTOK = Decimal(1_000_000)
+
+
+def _csv(tmp_path, text: str, name: str = "log.csv") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def _both(path: str, quarantine) -> tuple[Decimal, Decimal]:
+    rep = analyze([path], [], Options(quarantine=quarantine))
+    rows, _ = price_requests([path], Options(quarantine=quarantine))
+    return rep.totals["cost"], sum((c for c in rows.lazy().collect()["cost"].to_list() if c is not None), Decimal(0))
+
+
+def test_a_pre_aggregated_row_is_not_long_context_by_its_summed_prompt(tmp_path, quarantine):
+    # Ten requests of 30K input each (300K summed) on Claude Sonnet 4 during its 1M beta: no request
+    # was over 200K, yet the summed prompt put the row on the long tier ($6/$22.50 instead of $3/$15).
+    # Without a context window a row of N > 1 requests is priced at the base tier (a lower bound).
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,requests,request_id\n"
+                          "2025-09-01T00:00:00Z,claude-sonnet-4-20250514,300000,1000,10,a\n")
+    expected = (300_000 * 3 + 1000 * 15) / MTOK
+    assert expected == Decimal("0.915")
+    assert _both(path, quarantine) == (expected, expected)
+
+
+def test_a_single_request_over_the_threshold_is_still_long(tmp_path, quarantine):
+    # The same prompt in one request (requests 1, or no requests column) is long: $6 / $22.50.
+    path = _csv(tmp_path, "timestamp,model,input_tokens,output_tokens,requests,request_id\n"
+                          "2025-09-01T00:00:00Z,claude-sonnet-4-20250514,300000,1000,1,a\n"
+                          "2025-09-01T00:00:00Z,claude-sonnet-4-20250514,200000,1000,1,b\n")
+    expected = (300_000 * 6 + 1000 * Decimal("22.5")) / MTOK + (200_000 * 3 + 1000 * 15) / MTOK
+    assert _both(path, quarantine) == (expected, expected)
