@@ -437,6 +437,22 @@ def _months_of(table) -> set[str]:
     return months
 
 
+def _with_neighbours(months: set[str]) -> set[str]:
+    """These months and the month either side of each: two sources stamp one request at its start
+    and at its end (or in another zone's export), which near midnight on the last day of a month
+    fall in different partitions. A report counts such a request once; so must the store. (Still
+    bounded: at most three times the night's months are read, never the history.)"""
+    out = set(months)
+    for m in months:
+        if not MONTH_VALUE.fullmatch(m):  # (a year before 1000 or past 9999: no neighbour to name)
+            continue
+        year, month = int(m[:4]), int(m[5:7])
+        for y, mo in ((year, month - 1) if month > 1 else (year - 1, 12), (year, month + 1) if month < 12 else (year + 1, 1)):
+            if 1 <= y <= 9999:
+                out.add(f"{y:04d}-{mo:02d}")
+    return out
+
+
 def _repeated(table, months: set[str], skip: set[str], keys: pl.DataFrame) -> pl.DataFrame:
     """Which of a file's request ids (`keys`: dedupe's two hashes) the store already holds, except
     in the rows of the files `skip` (a replaced file's own rows are not duplicates of it). Only the
@@ -598,7 +614,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     keyed = rows.select(*dedupe.hashes(), MONTH).filter(pl.col(dedupe.H1).is_not_null())
     months = set(rows.select(pl.col(MONTH).unique()).collect()[MONTH].to_list())
     keys = keyed.select(dedupe.H1, dedupe.H2).unique().collect(engine="streaming")
-    repeated = _repeated(table, months, skip, keys)
+    repeated = _repeated(table, _with_neighbours(months), skip, keys)
     unpriced = pl.col("unpriced_reason").is_not_null()
     rows = rows.with_columns(dedupe.hashes())
     dup = rows.join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(

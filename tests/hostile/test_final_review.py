@@ -40,3 +40,31 @@ def test_a_single_request_over_the_threshold_is_still_long(tmp_path, quarantine)
                           "2025-09-01T00:00:00Z,claude-sonnet-4-20250514,200000,1000,1,b\n")
     expected = (300_000 * 6 + 1000 * Decimal("22.5")) / MTOK + (200_000 * 3 + 1000 * 15) / MTOK
     assert _both(path, quarantine) == (expected, expected)
+
+
+def test_a_request_seen_either_side_of_a_month_edge_is_stored_once(tmp_path, quarantine):
+    # The same request in two exports, one stamped at its start (31 January), one at its end
+    # (1 February): `report` counts it once; the store checked only the night's own month for ids
+    # already stored, so `ingest` twice then `report --store` billed it twice, exit 0, "balanced".
+    import json
+
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    head = "timestamp,model,input_tokens,output_tokens,request_id\n"
+    jan = _csv(tmp_path, head + "2026-01-31T23:59:59Z,claude-haiku-4-5-20251001,1000000,0,msg_x\n", "jan.csv")
+    feb = _csv(tmp_path, head + "2026-02-01T00:00:01Z,claude-haiku-4-5-20251001,1000000,0,msg_x\n", "feb.csv")
+    expected = 1_000_000 * Decimal(1) / MTOK  # Haiku 4.5: $1/MTok input
+    rep = analyze([jan, feb], [], Options(quarantine=quarantine))
+    assert rep.totals["cost"] == expected and rep.accounting.duplicates == 1
+    for order in ((feb, jan), (jan, feb)):
+        st = str(tmp_path / f"store_{order[0][-7:-4]}")
+        for path in order:
+            result = CliRunner().invoke(main, ["ingest", path, "--store", st])
+            assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(main, ["report", "--store", st, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert Decimal(str(out["totals"]["cost"])) == expected, order
+        assert out["accounting"]["duplicates"] == 1, order
