@@ -18,8 +18,8 @@ next run (or a reader) replays it from there. Nothing is ever repaired by deleti
 a rename of one log file, so a run killed at any point leaves the last committed version.
 
 A request id already stored is a duplicate: the stored copy stays. The check reads only the ids
-of the months the file's rows fall in (partition pruning), so a night's cost does not grow with the
-history.
+of the months the file's rows fall in and their neighbours (partition pruning), so a night's cost
+does not grow with the history.
 """
 
 from __future__ import annotations
