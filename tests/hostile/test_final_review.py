@@ -68,3 +68,24 @@ def test_a_request_seen_either_side_of_a_month_edge_is_stored_once(tmp_path, qua
         out = json.loads(result.stdout)
         assert Decimal(str(out["totals"]["cost"])) == expected, order
         assert out["accounting"]["duplicates"] == 1, order
+
+
+def test_property_a_row_of_several_requests_prices_at_the_base_tier(tmp_path_factory):
+    # The general rule: whatever its summed counts, a row of N > 1 requests without a context window
+    # costs its counts at the base rates of Sonnet 4 (3 / 3.75 / 6 / 0.3 / 15 per MTok), in both commands.
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    count = st.integers(0, 10**12)
+
+    @settings(max_examples=25, deadline=None)
+    @given(st.integers(2, 10**6), count, count, count, count, count)
+    def check(n, inp, w5, w1, read, out):
+        d = tmp_path_factory.mktemp("agg")
+        path = _csv(d, "timestamp,model,input_tokens,cache_write_5m_tokens,cache_write_1h_tokens,cache_read_tokens,"
+                       f"output_tokens,requests,request_id\n2025-09-01T12:00:00Z,claude-sonnet-4-20250514,{inp},{w5},{w1},"
+                       f"{read},{out},{n},r\n")
+        expected = (inp * 3 + w5 * Decimal("3.75") + w1 * 6 + read * Decimal("0.3") + out * 15) / MTOK
+        assert _both(path, str(d / "q.jsonl")) == (expected, expected)
+
+    check()
