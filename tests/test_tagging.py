@@ -144,8 +144,10 @@ def test_prompt_band_counts_thresholds_strictly_exceeded(prompt, band):
     # The prompt is input + cache writes + cache reads (never output), split across the four here.
     q = prompt // 4
     frame = pl.DataFrame({"input_tokens": [prompt - 3 * q], "cache_write_5m_tokens": [q], "cache_write_1h_tokens": [q],
-                          "cache_read_tokens": [q], "output_tokens": [10**9]})
+                          "cache_read_tokens": [q], "output_tokens": [10**9], "requests": [1]})
     assert frame.select(tagging.prompt_band(BOOK)).item() == band
+    # A row of several requests sums their prompts: no band (see tests/hostile/test_final_review.py).
+    assert frame.with_columns(requests=2).select(tagging.prompt_band(BOOK)).item() == 0
 
 
 @pytest.mark.parametrize("read,w5,w1,expected", [
