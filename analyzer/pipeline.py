@@ -206,6 +206,7 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
             # Found by a walk or a glob beside the logs (an invoice, a manifest, notes): not read, and named.
             skipped[shown(src.display)] = str(e).removeprefix(f"{src.display}: ").split(". Use --dialect")[0]
             continue
+        dialects.ambiguous_columns(src, d)  # a log with a repeated column: refused wherever it was found
         if opts.mapping and d.missing(src):
             raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
                                f"{', '.join(d.missing(src))}")

@@ -876,7 +876,8 @@ def status(root: str) -> dict:
             why = f"partition {MONTH}={r[part]!r} in the log, not a month (YYYY-MM)"
         if why:
             problems[r["path"]] = why
-    months = dict(sorted(adds.group_by(part).agg(pl.col("num_records").sum()).iter_rows(),  # a null month: damage
+    per_month = adds.group_by(part).agg(pl.col("num_records").sum())  # one row a month (a null month: damage)
+    months = dict(sorted(zip(per_month[part].to_list(), per_month["num_records"].to_list(), strict=True),
                          key=lambda m: str(m[0]))) if adds.height else {}
     stored = books = None
     if not problems and adds.height:

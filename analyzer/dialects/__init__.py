@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -102,6 +103,28 @@ def get(name: str) -> Dialect:
         return DIALECTS[name]
     except KeyError:
         raise DialectError(f"unknown dialect {name!r}; known: {', '.join(DIALECTS)} (see `llm-cost formats`)") from None
+
+
+_DUPLICATED = re.compile(r"_duplicated_\d+$")  # how Polars renames a repeated CSV header name
+
+
+def ambiguous_columns(src: SourceFile, dialect: Dialect) -> None:
+    """A CSV header that names a column the format reads twice (`input_tokens,...,input_tokens`, or
+    `Model` and `model`, which read as one name) is refused: the reader would silently count one
+    of the two, and nothing says which one the exporter meant."""
+    if src.container != "csv":
+        return
+    known = {k for key in (*dialect.required, *dialect.optional) for k in key.split("|")}
+    first: dict[str, str] = {}  # name as matched -> its first spelling in the header
+    for c in src.columns:
+        spelled = _DUPLICATED.sub("", c) if _DUPLICATED.sub("", c) in src.columns else c
+        name = spelled.lower().lstrip("\ufeff").strip()
+        if name in first and name in known:
+            raise DialectError(
+                f"{src.display}: the header names column {spelled!r} again (after {first[name]!r}; names match "
+                "without case or spaces): which one to count is ambiguous, and neither is ignored silently; "
+                "remove or rename the extra column")
+        first.setdefault(name, spelled)
 
 
 def detect(src: SourceFile) -> Dialect:

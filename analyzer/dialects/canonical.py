@@ -26,6 +26,11 @@ DERIVED = {"family", "provider", "context_tier", "discount_type", "price_period"
            "source_file", "source_row", "unpriced_reason", "list_cost", "savings", "cost",
            *("cost_" + c.rate for c in schema.COMPONENTS)}
 _BOM = "\ufeff"
+# Token counts under the names other logs give them (Anthropic's API usage, OpenAI's): in a canonical
+# log they are not canonical columns, so they would be read as dimensions and their tokens dropped
+# from the total without a word. A file carrying one is refused, naming the canonical column.
+FOREIGN_COUNTS = {"cache_read_input_tokens": "cache_read_tokens", "cache_creation_input_tokens": "cache_write_tokens",
+                  "prompt_tokens": "input_tokens", "completion_tokens": "output_tokens"}
 
 
 def _is_dimension(col: str, from_price: bool) -> bool:
@@ -48,12 +53,22 @@ def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
     if src.container in ("json", "jsonl"):
         fields = {f: f for f in FIELDS}
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
+        # `input_tokens` and `Input_Tokens` both name one field: reading one of them (the last seen)
+        # would silently drop or replace the other's counts.
+        spelled = [c for c in original.values() if c.lower() in FIELDS and c != fields[c.lower()]]
+        if spelled:
+            raise DialectError(f"{src.display}: keys {spelled[0]!r} and {fields[spelled[0].lower()]!r} both name "
+                               f"{spelled[0].lower()!r} (names match without case): which one counts is ambiguous")
     else:
         fields = {c.lower(): c for c in original.values() if c.lower() in FIELDS}
     # A table's columns are all known: one without a required column is not this format (forced
     # with --dialect); JSON records may carry a key the first ones lack (each record is checked).
     if not original:
         raise DialectError(f"{src.display}: no records found (empty file, or no readable records in its first lines)")
+    foreign = [c for c in original.values() if c.lower() in FOREIGN_COUNTS]
+    if foreign:
+        raise DialectError(f"{src.display}: column {foreign[0]!r} is not a canonical column (its tokens would not be "
+                           f"counted): rename it {FOREIGN_COUNTS[foreign[0].lower()]!r}, or read the file with --map")
     lacking = [k for k in REQUIRED if not any(a in fields for a in k.split("|"))]
     if lacking:
         raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
