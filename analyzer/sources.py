@@ -300,8 +300,12 @@ class _Gunzip:
     member is truncated (`cut`): what is missing cannot be counted, so the caller refuses it."""
 
     def __init__(self) -> None:
-        self.d = zlib.decompressobj(31)
+        self.d = self._member()
         self.fed = False  # bytes of the current member seen
+
+    @staticmethod
+    def _member():
+        return zlib.decompressobj(31)
 
     def __call__(self, data: bytes) -> Iterator[bytes]:
         while data:
@@ -312,7 +316,7 @@ class _Gunzip:
             if not self.d.eof:
                 return
             data = self.d.unused_data
-            self.d = zlib.decompressobj(31)
+            self.d = self._member()
             self.fed = False
 
     def cut(self) -> bool:
@@ -320,25 +324,13 @@ class _Gunzip:
 
 
 class _Unzstd(_Gunzip):
-    def __init__(self) -> None:
+    """zstd, frame after frame, like gzip's members."""
+
+    @staticmethod
+    def _member():
         import zstandard
 
-        self.d = zstandard.ZstdDecompressor().decompressobj()
-        self.fed = False
-
-    def __call__(self, data: bytes) -> Iterator[bytes]:
-        import zstandard
-
-        while data:
-            self.fed = True
-            out = self.d.decompress(data)
-            if out:
-                yield out
-            if not self.d.eof:
-                return
-            data = self.d.unused_data
-            self.d = zstandard.ZstdDecompressor().decompressobj()
-            self.fed = False
+        return zstandard.ZstdDecompressor().decompressobj()
 
 
 def _has_zstandard() -> bool:
