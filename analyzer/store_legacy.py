@@ -7,7 +7,6 @@ only to convert it: `llm-cost store upgrade` (see store.upgrade). Nothing here w
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import polars as pl
 from . import aggregate, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
+from .store import _months, _outside, _window  # the date window reads the same in both layouts
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -127,30 +127,6 @@ def open_manifest(root: str) -> Manifest:
     return Manifest.read(root)
 
 
-def _window(opts: pipeline.Options) -> tuple[dt.datetime | None, dt.datetime | None]:
-    since = pipeline.parse_time(opts.since, opts.tz, end=False)
-    until = pipeline.parse_time(opts.until, opts.tz, end=True)
-    if since is not None and until is not None and until <= since:
-        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
-    return since, until
-
-
-def _months(manifest: Manifest, since: dt.datetime | None, until: dt.datetime | None) -> set[str]:
-    """The month partitions that can hold rows of [since, until) (partitions are UTC months)."""
-    lo = since.strftime("%Y-%m") if since else None
-    hi = (until - dt.timedelta(microseconds=1)).strftime("%Y-%m") if until else None
-    return {p["month"] for p in manifest.parts() if (lo is None or p["month"] >= lo) and (hi is None or p["month"] <= hi)}
-
-
-def _outside(since: dt.datetime | None, until: dt.datetime | None) -> pl.Expr:
-    out = pl.lit(False)
-    if since is not None:
-        out = out | (pl.col("timestamp") < since)
-    if until is not None:
-        out = out | (pl.col("timestamp") >= until)
-    return out
-
-
 def scan(root: str, months: set[str] | None = None, manifest: Manifest | None = None, costs: bool = True
          ) -> pl.LazyFrame:
     """The stored priced rows of these months (all when None), lazily, with their cost columns
@@ -182,7 +158,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     pipeline.check_by(by, manifest.dimensions)
     keys = [k for k in by if k != "component"]
     since, until = _window(opts)
-    months = _months(manifest, since, until)
+    months = _months({p["month"] for p in manifest.parts()}, since, until)
     extra = [tagging.time_bucket(k, opts.tz) for k in keys if k in pipeline.TIME_BUCKETS]
     if "discount_type" in by:
         extra.append(tagging.cache_use())
