@@ -97,6 +97,10 @@ def _damaged(root: str, e: BaseException) -> StoreError:
 
 def _kind(root: str) -> str:
     """'missing', 'empty', 'delta' (ours), 'old' (a manifest store), or 'foreign'."""
+    if any(c in os.path.abspath(root) for c in "[]"):
+        # delta-rs parses a table's path as a URL and panics on brackets: refused before it is asked.
+        raise StoreError(f"{root}: a store's path cannot hold '[' or ']' (the Delta Lake library reads them as "
+                         "URL syntax); choose another directory")
     if not os.path.lexists(root):
         return "missing"
     if not os.path.isdir(root):
