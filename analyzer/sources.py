@@ -151,11 +151,8 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
               BAD: pl.Boolean}
     run = _RUN.get()
 
-    def batches(with_columns: list[str] | None, predicate: pl.Expr | None, n_rows: int | None,
-                _batch_size: int | None):
-        asked = set(schema if with_columns is None else with_columns)
-        if predicate is not None:
-            asked |= set(predicate.meta.root_names())
+    def frames(asked: set[str] | None):
+        asked = set(schema) if asked is None else asked
         where = "_path" in asked or "_line_no" in asked
         row = 1
         for first, text, ends in _file_batches(paths, batch_bytes, run):
@@ -181,18 +178,9 @@ def file_set_lines(paths: list[str], batch_bytes: int = FILE_SET_BATCH) -> pl.La
                     (pl.int_range(n, eager=True, dtype=pl.Int64) - starts.gather(file) + 1).alias("_line_no"))
             if "_path" in asked:  # (before the predicate, which may compare file names)
                 frame = frame.with_columns(names.gather(frame["_path"]))
-            if predicate is not None:
-                frame = frame.filter(predicate)
-            frame = frame.select(list(schema) if with_columns is None else with_columns)
-            if n_rows is not None:
-                frame = frame.head(n_rows)
-                n_rows -= frame.height
             yield frame
-            if n_rows == 0:
-                return
 
-    return register_io_source(batches, schema=schema, explain_name="llm-cost file set",
-                              explain_detail=f"{len(paths):,} files")
+    return _serve(schema, frames, "llm-cost file set", f"{len(paths):,} files")
 
 
 def _file_batches(paths: list[str], batch_bytes: int, run: dict | None = None
