@@ -355,6 +355,60 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
         sys.exit(ExitCode.CHECK_FAILED)
 
 
+@main.command()
+@input_options(paths_required=False)
+@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+              help="check a store (see `llm-cost ingest`) instead of log files")
+@click.option("--budgets", type=click.Path(dir_okay=False),
+              help="budgets TOML: [[budget]] name, period (day|week|month), limit, where (see docs/check.md)")
+@click.option("--by", default="", help="groups whose daily costs are checked for anomalies: comma-separated "
+              "keys such as workspace, model, api_key [default: all requests as one group]")
+@click.option("--as-of", help="the last day checked (in --tz), like 2026-11-20; later rows are not read "
+              "[default: the last day in the data]")
+@click.option("--anomaly-factor", default="3", show_default=True,
+              help="a day is anomalous above this multiple of its group's trailing median")
+@click.option("--anomaly-window", default=14, show_default=True, type=int,
+              help="days before a day whose median is its baseline")
+@click.option("--anomaly-min", default="1.00", show_default=True, help="USD a day must cost to be anomalous")
+@click.option("--anomaly-period", type=Choice(["day", "week", "month"]), default="day", show_default=True,
+              help="the days judged: the as-of day, or its ISO week or month up to it")
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the result to this file (atomically)")
+@handle_errors
+def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, anomaly_min, anomaly_period, fmt,
+          output, **kw):
+    """Budgets, month-end forecasts and anomalous days; exit 1 when any alert fires (for cron)."""
+    from . import checks, writers
+
+    _store_source(paths, store_dir, kw)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
+    fmt = writers.format_for(fmt, output, "table")
+    if fmt not in checks.FORMATS:
+        from .errors import OptionError
+
+        raise OptionError(f"-o {output}: a check is written as .json or .md (or --format table)")
+    settings = checks.Settings(factor=checks.decimal_option(anomaly_factor, "--anomaly-factor"), window=anomaly_window,
+                               minimum=checks.decimal_option(anomaly_min, "--anomaly-min"), period=anomaly_period)
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, {"the budgets file": [budgets], **_store_files(store_dir)})
+    with _progress(kw["quiet"], "reading and checking logs..."):
+        result = checks.run(paths, budgets, keys, as_of, opts, settings, store_dir)
+    if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        console.print(checks.table_text(result, width=console.width, reveal=kw["reveal_keys"]), end="",
+                      highlight=False, markup=False, emoji=False)
+    else:
+        checks.write(result, fmt, output, reveal=kw["reveal_keys"])
+    if output not in (None, "-") and not kw["quiet"]:
+        _echo(f"wrote {output}: {len(result.alerts)} alert(s); {result.report.accounting.summary()}", err=True)
+    _finish(result.report.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    if result.failed:
+        sys.exit(ExitCode.CHECK_FAILED)
+
+
 @main.group()
 def prices():
     """Inspect and check price books."""

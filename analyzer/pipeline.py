@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
-from .errors import DialectError, OptionError, SourceError
+from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
 from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
@@ -412,11 +412,12 @@ def check_by(by: list[str], dimensions: list[str]) -> list[str]:
         known = {c.lower(): c for c in reversed([*standard, *dimensions])}
         near = {k: difflib.get_close_matches(k.lower(), list(known), n=1, cutoff=0.6) for k in unknown}
         hints = "; ".join(f"{k!r}: did you mean {known[m[0]]}?" for k, m in near.items() if m)
-        raise OptionError(
+        raise UnknownKeys(
             f"--by {', '.join(repr(k) for k in unknown)}: unknown key{'s' if len(unknown) > 1 else ''}"
             + (f" ({hints})" if hints else "")
             + f"; use any of {', '.join(standard)}"
-            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
+            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else ""),
+            unknown, standard, list(dimensions),
         )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
