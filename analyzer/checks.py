@@ -223,13 +223,13 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
     try:
         report = _report(paths, keys, opts, store_dir)
     except UnknownKeys as e:
-        culprit = next(((b, k) for b in budgets for k in b.where if k in e.unknown), None)
-        if culprit is None:
-            raise
-        # An empty night has no columns at all: no row can match, so the budget spent $0. With rows,
-        # a dimension the logs lack is a typo in the budgets file (or the wrong logs): refused.
+        # An empty night has no columns at all: no row can match, so a budget spent $0 and no group
+        # had a day. With rows, a key the logs lack is a typo (or the wrong logs): refused.
         keys = [k for k in keys if k not in e.unknown]
         report = _report(paths, keys, opts, store_dir)
+        culprit = next(((b, k) for b in budgets for k in b.where if k in e.unknown), None)
+        if report.accounting.rows_read and culprit is None:
+            raise e
         if report.accounting.rows_read:
             b, k = culprit
             known = [*e.standard, *e.dimensions]
@@ -237,7 +237,7 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
                               + (f"these logs have {', '.join(e.dimensions)}" if e.dimensions else
                                  "these logs have no dimension columns") + " and the keys model, platform, ...") from None
     names = dict(zip(keys, report.group_by))  # keys as the data spells them (a `Team` column for `team`)
-    by = [names[k] for k in by]
+    by = [names[k] for k in by if k in names]
     daily = report.rows.select(
         pl.col(DAY).str.to_date("%Y-%m-%d"), *[pl.col(names[k]) for k in keys if k != DAY], pl.col(COST).cast(MONEY)
     ) if report.rows.height else pl.DataFrame(schema={DAY: pl.Date, **{names[k]: pl.String for k in keys if k != DAY},
@@ -252,8 +252,9 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
         result.notes.append("no priced requests: nothing to check")
         return result
     first = daily[DAY].min() if daily.height else None
+    resolve = _model_resolver(budgets, opts, store_dir)
     for b in budgets:
-        state, alert = _budget(b, daily.filter(_where(b, names)), day, first)
+        state, alert = _budget(b, daily.filter(_where(b, names, resolve)), day, first)
         result.budgets.append(state)
         if alert:
             result.alerts.append(alert)
@@ -282,9 +283,21 @@ def _report(paths, keys: list[str], opts: pipeline.Options, store_dir: str | Non
     return pipeline.analyze(paths, keys, opts)
 
 
-def _where(b: Budget, names: dict[str, str]) -> pl.Expr:
-    conds = [pl.col(names[k]).cast(pl.String).is_in(list(v)) if k in names else pl.lit(False)
-             for k, v in b.where.items()]
+def _model_resolver(budgets: list[Budget], opts: pipeline.Options, store_dir: str | None):
+    """`where = { model = "claude-sonnet-4-5" }` names a model as people do (an alias, a platform id):
+    matched against the canonical id the report groups by. Other keys match as written."""
+    if not any("model" in b.where for b in budgets):
+        return lambda v: v
+    from . import pricebook
+    from .models import Resolver
+
+    resolver = Resolver(pricebook.load(() if store_dir else opts.prices))
+    return lambda v: resolver.resolve(v)[0] or v
+
+
+def _where(b: Budget, names: dict[str, str], resolve=lambda v: v) -> pl.Expr:
+    conds = [pl.col(names[k]).cast(pl.String).is_in([resolve(x) if k == "model" else x for x in v])
+             if k in names else pl.lit(False) for k, v in b.where.items()]
     return pl.all_horizontal(conds) if conds else pl.lit(True)
 
 
