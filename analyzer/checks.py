@@ -492,11 +492,12 @@ def table_text(r: CheckResult, width: int | None = None, reveal: bool = False) -
         for c in _COLUMNS:
             t.add_column(f"{c} $" if c in ("actual", "limit", "expected") else c,
                          justify="right" if c in ("actual", "limit", "expected") else "left", overflow="fold")
-        t.add_column("message", overflow="fold")
         for a in alerts:  # cells are Text, never markup; control characters escaped (DESIGN §13)
-            t.add_row(*[Text(safe_text.terminal_text(_cell(c, a.get(c)))) for c in _COLUMNS],
-                      Text(safe_text.terminal_text(a["message"])))
+            t.add_row(*[Text(safe_text.terminal_text(_cell(c, a.get(c)))) for c in _COLUMNS])
         console.print(t)
+        for a in alerts:  # what each alert means, one line each (what a cron mail is read for)
+            console.print(safe_text.terminal_text(f"{a['kind']}: {a['message']}"), highlight=False, soft_wrap=True,
+                          markup=False, emoji=False)
     for line in summary_lines(r):
         text = line if reveal else safe_text.mask_secrets(line)
         console.print(safe_text.terminal_text(text), highlight=False, soft_wrap=True, markup=False, emoji=False)
