@@ -93,7 +93,19 @@ def _decimal(value, what: str, where: str) -> Decimal:
         raise BudgetError(f"{where}: {what} {value!r}: not a decimal amount (write it like \"30.00\")") from None
     if not d.is_finite() or d < 0:
         raise BudgetError(f"{where}: {what} {value!r}: expected a finite amount of 0 or more")
+    if not _fits(d):
+        raise BudgetError(f"{where}: {what} {value!r}: {MONEY_RANGE}")
     return d
+
+
+# Amounts are compared with exact costs of 12 decimal places (schema.MONEY); a quadrillion dollars is
+# more than any budget, and keeps every product of the checks inside 38 digits.
+MAX_AMOUNT = Decimal(10) ** 15
+MONEY_RANGE = f"expected at most 12 decimal places and less than {MAX_AMOUNT:,f}"
+
+
+def _fits(d: Decimal) -> bool:
+    return d < MAX_AMOUNT and d == d.quantize(Decimal(1).scaleb(-MONEY.scale))
 
 
 def _near(word: str, choices) -> str:
@@ -176,12 +188,13 @@ def period_bounds(day: dt.date, period: str) -> tuple[dt.date, dt.date]:
     """First and last day of the period containing `day`: ISO weeks run Monday to Sunday."""
     if period == "day":
         return day, day
-    if period == "week":
-        start = day - dt.timedelta(days=day.weekday())
-        return start, start + dt.timedelta(days=6)
-    start = day.replace(day=1)
-    nxt = (start + dt.timedelta(days=32)).replace(day=1)
-    return start, nxt - dt.timedelta(days=1)
+    start = day - dt.timedelta(days=day.weekday()) if period == "week" else day.replace(day=1)
+    try:
+        end = start + dt.timedelta(days=6) if period == "week" else (
+            (start + dt.timedelta(days=32)).replace(day=1) - dt.timedelta(days=1))
+    except OverflowError:  # the week or month of 9999-12-31 ends with the calendar
+        end = dt.date.max
+    return start, end
 
 
 def period_label(day: dt.date, period: str) -> str:
@@ -190,8 +203,8 @@ def period_label(day: dt.date, period: str) -> str:
         return day.isoformat()
     if period == "week":
         year, week, _ = day.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{day.year}-{day.month:02d}"
+        return f"{year:04d}-W{week:02d}"
+    return f"{day.year:04d}-{day.month:02d}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -207,7 +220,7 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
     if isinstance(budgets, str):
         budgets = load_budgets(budgets)
     budgets = budgets or []
-    by = list(by)
+    by = list(dict.fromkeys(by))
     bad = [k for k in by if k in TIME_BUCKETS or k == "component"]
     if bad:
         raise OptionError(f"--by {bad[0]}: check already works per day; --by names the groups whose days are "
@@ -271,6 +284,8 @@ def _check_settings(s: Settings) -> None:
         raise OptionError(f"--anomaly-window {s.window}: expected a number of days from 1 to 3660")
     if not (isinstance(s.minimum, Decimal) and s.minimum.is_finite() and s.minimum >= 0):
         raise OptionError(f"--anomaly-min {s.minimum}: expected an amount of 0 or more, like 1.00")
+    if not _fits(s.minimum):
+        raise OptionError(f"--anomaly-min {s.minimum}: {MONEY_RANGE}")
     if s.period not in PERIODS:
         raise OptionError(f"--anomaly-period {s.period!r}: expected day, week or month")
 

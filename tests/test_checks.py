@@ -370,6 +370,8 @@ def test_library_api_matches_cli(tmp_path):
     ('[[budget]]\nname = "a"\nperiod = "day"\nlimit = "1"\nwhere = { workspace = 3 }\n',
      "budget 'a': where.workspace: expected a string or a list of strings"),
     ('[[budget]]\nname = "a"\nperiod = "day"\nlimit = "1"\nwhere = { day = "2026-03-01" }\n', "budget 'a': where.day:"),
+    ('[[budget]]\nname = "a"\nperiod = "day"\nlimit = "1e400"\n', "budget 'a': limit '1e400': expected at most 12 "),
+    ('[[budget]]\nname = "a"\nperiod = "day"\nlimit = "0.0000000000001"\n', "at most 12 decimal places"),
     ('[[budgets]]\nname = "a"\n', "unknown key 'budgets' (did you mean budget?)"),
     ('[[budget]\n', "not valid TOML"),
 ])
@@ -400,6 +402,8 @@ def test_unknown_where_dimension_names_budget_with_a_hint(tmp_path):
     (("--anomaly-factor", "x"), "--anomaly-factor 'x': expected a decimal number"),
     (("--anomaly-min", "-1"), "--anomaly-min -1: expected an amount of 0 or more"),
     (("--anomaly-window", "0"), "--anomaly-window 0: expected a number of days"),
+    (("--anomaly-min", "1e30"), "--anomaly-min 1E+30: expected at most 12 decimal places and less than"),
+    (("--anomaly-factor", "3.0000001"), "at most 6 decimal places"),
     (("--budgets", "nope.toml"), "--budgets nope.toml: no such file"),
     (("-o", "x.csv"), "a check is written as .json or .md"),
 ])
@@ -449,3 +453,13 @@ def test_output_file_and_exit_code(tmp_path):
     assert json.loads((tmp_path / "out.json").read_text())["alerts"][0]["kind"] == "budget"
     r = run(log, "--budgets", b, "-o", tmp_path / "out.md")
     assert r.exit_code == 1 and (tmp_path / "out.md").read_text().startswith("| kind |")
+
+
+@pytest.mark.parametrize("as_of, period", [("9999-12-31", "9999-12"), ("0001-01-01", "0001-01")])
+def test_as_of_at_the_ends_of_the_calendar(tmp_path, as_of, period):
+    log = write_log(tmp_path / "l.csv", {(MARCH[0], "x"): 100_000})
+    b = budgets_file(tmp_path / "b.toml", '[[budget]]\nname = "m"\nperiod = "month"\nlimit = "1"\n'
+                                          '[[budget]]\nname = "w"\nperiod = "week"\nlimit = "1"\n')
+    code, out = check_json(log, "--budgets", b, "--as-of", as_of)
+    assert out["budgets"][0]["period"] == period and out["accounting"]["balanced"]
+    assert code == 0 and Decimal(out["budgets"][1]["actual"]) == 0  # (March's $1.50 is in neither)
