@@ -229,6 +229,9 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
     if day is not None:
         if opts.until is not None:
             raise OptionError("--until with check: --as-of is the last day read (later rows are counted as filtered)")
+        since = pipeline.parse_time(opts.since, opts.tz, end=False)
+        if since is not None and since >= pipeline.parse_time(day.isoformat(), opts.tz, end=True):
+            raise OptionError(f"--as-of {day.isoformat()} is before --since {opts.since}: nothing would be read")
         # Rows after the as-of day are not read into the checks: the accounting counts them as filtered.
         opts = dataclasses.replace(opts, until=day.isoformat())
     where_keys = [k for b in budgets for k in b.where]
@@ -278,7 +281,7 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
 def _check_settings(s: Settings) -> None:
     if not (isinstance(s.factor, Decimal) and s.factor.is_finite() and s.factor > 0):
         raise OptionError(f"--anomaly-factor {s.factor}: expected a number above 0, like 3")
-    if s.factor.as_tuple().exponent < -6 or s.factor > 10**6:  # (kept exact in 38 digits: see _anomalies)
+    if s.factor.normalize().as_tuple().exponent < -6 or s.factor > 10**6:  # (kept exact in 38 digits: see _anomalies)
         raise OptionError(f"--anomaly-factor {s.factor}: at most 6 decimal places and at most 1000000")
     if not (isinstance(s.window, int) and 1 <= s.window <= 3660):
         raise OptionError(f"--anomaly-window {s.window}: expected a number of days from 1 to 3660")

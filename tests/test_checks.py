@@ -235,6 +235,7 @@ def test_anomaly_options_minimum_factor_window_history(tmp_path):
     assert check_json(log, "--anomaly-min", "0.50")[0] == 1
     assert check_json(log, "--anomaly-min", "0.50", "--anomaly-factor", "6")[0] == 0  # 6x is not above 6x
     assert check_json(log, "--anomaly-min", "0.50", "--anomaly-factor", "5.99")[0] == 1
+    assert check_json(log, "--anomaly-min", "0.50", "--anomaly-factor", "5.990000000")[0] == 1  # trailing zeros
     # Fewer than 3 days with requests in the window: no baseline, no judgement.
     assert check_json(log, "--anomaly-min", "0", "--anomaly-window", "2")[0] == 0
     assert check_json(log, "--anomaly-min", "0", "--anomaly-window", "3")[0] == 1
@@ -397,6 +398,7 @@ def test_unknown_where_dimension_names_budget_with_a_hint(tmp_path):
     (("--as-of", "2026-3-1"), "--as-of '2026-3-1': expected a date like 2026-11-20"),
     (("--as-of", "2026-03-01", "--until", "2026-03-01"), "--until with check"),
     (("--by", "day"), "--by day: check already works per day"),
+    (("--as-of", "2026-03-01", "--since", "2026-03-02"), "--as-of 2026-03-01 is before --since 2026-03-02"),
     (("--by", "workspac"), "did you mean workspace?"),
     (("--anomaly-factor", "0"), "--anomaly-factor 0: expected a number above 0"),
     (("--anomaly-factor", "x"), "--anomaly-factor 'x': expected a decimal number"),
