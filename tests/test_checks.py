@@ -350,7 +350,10 @@ def test_store_input_equals_log_input(tmp_path):
 def test_library_api_matches_cli(tmp_path):
     log = write_log(tmp_path / "l.csv", {(d, "x"): 100_000 for d in MARCH[:3]})
     budgets = [checks.Budget("m", "month", Decimal("4"))]
-    r = checks.run([str(log)], budgets, opts=pipeline.Options(quarantine=str(tmp_path / "q.jsonl")))
+    import analyzer
+
+    assert analyzer.check is checks.run and "check" in analyzer.__all__
+    r = analyzer.check([str(log)], budgets, opts=pipeline.Options(quarantine=str(tmp_path / "q.jsonl")))
     assert r.failed and r.as_of == dt.date(2026, 3, 3) and r.alerts[0]["actual"] == Decimal("4.5")
 
 
