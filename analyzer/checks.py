@@ -309,7 +309,7 @@ def _model_resolver(budgets: list[Budget], opts: pipeline.Options, store_dir: st
     from . import pricebook
     from .models import Resolver
 
-    resolver = Resolver(pricebook.load(() if store_dir else opts.prices))
+    resolver = Resolver(pricebook.load_price_book(() if store_dir else opts.prices))
     return lambda v: resolver.resolve(v)[0] or v
 
 
