@@ -259,14 +259,24 @@ def main():
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
               "(see `llm-cost store history`)")
 @click.option("--as-of", help="with --store: the store as it was at this ISO date-time")
+@click.option("--sort", "sort_key", metavar="KEY", help="order rows by a --by key or a measure; -KEY for largest "
+              "first (--sort -cost) [default: by the --by keys]")
+@click.option("--top", type=int, metavar="N", help="the first N rows (by --sort, default -cost), the rest summed "
+              "into one '(other ...)' row; in every format")
+@click.option("--columns", metavar="LIST", help="table/markdown: the measures to show, comma-separated: requests, "
+              "input, cache_write_5m, cache_write_1h, cache_read, output, web_searches, cost, list_cost, savings, "
+              "reported_cost [default: as many as fit the terminal]")
+@click.option("--precision", type=int, metavar="N", help="table/markdown: money digits after the point [default: 2]; "
+              "CSV/JSON/Parquet are always exact")
 @handle_errors
-def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
+def report(paths, store_dir, by, fmt, output, version, as_of, sort_key, top, columns, precision, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
-    from . import pipeline, writers
+    from . import pipeline, view, writers
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
+    shown = view.View.parse(columns, precision)
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
     with _progress(kw["quiet"], "reading and pricing logs..."):
@@ -280,15 +290,19 @@ def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
             rep = pipeline.analyze(paths, keys, opts)
+    rep = view.arrange(rep, sort_key, top)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
-        writers.print_table(rep, reveal=kw["reveal_keys"])
+        writers.print_table(rep, reveal=kw["reveal_keys"], view=shown)
     else:
-        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"])
+        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"], view=shown)
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
         _echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
                    f"{a.summary()}", err=True)
-    _finish(rep.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    # A table or Markdown on stdout ends with the accounting (unpriced models, quarantine file): the
+    # same lines are not said again as warnings on stderr.
+    said = fmt in ("table", "markdown") and output in (None, "-")
+    _finish(rep.accounting, kw["strict"], kw["quiet"] or said, kw["reveal_keys"])
 
 
 @main.command()
