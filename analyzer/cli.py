@@ -416,8 +416,40 @@ def prices_check(file):
 
 
 @main.command()
-def formats():
+@click.option("--suggest", "suggest_file", metavar="FILE", help="write a starter mapping (the --map TOML) for a log "
+              "no format reads, guessed from its columns; check it, edit it, then pass it with --map")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="with --suggest: write the mapping to this "
+              "file (atomically) instead of stdout")
+@handle_errors
+def formats(suggest_file, output):
     """The log formats (dialects) llm-cost reads, and how each is recognised."""
+    if suggest_file is not None:
+        from . import writers
+        from .dialects._suggest import suggest
+        from .errors import DialectError
+        from .sources import open_source
+
+        writers.check_outputs([("-o", output)], {"the log": [suggest_file]})
+        src = open_source(suggest_file)
+        if not src.columns:
+            raise DialectError(f"{src.display}: no records found to suggest a mapping from")
+        s = suggest(src)
+        if output and output != "-":
+            def write(tmp: str) -> None:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(s.text)
+
+            writers.atomic_write(output, write)
+        else:
+            _echo(s.text, nl=False, reveal=True)
+        target = output if output and output != "-" else "MAPPING.toml"
+        _echo(("llm-cost: not guessed (required; edit the mapping): " + ", ".join(s.missing) + "\n" if s.missing else "")
+              + f"llm-cost: check it, then: llm-cost report {suggest_file} --map {target}", err=True)
+        return
+    if output:
+        from .errors import OptionError
+
+        raise OptionError("-o: applies to --suggest FILE")
     from .dialects import DIALECTS
     from .sources import CONTAINER_NOTE
 
