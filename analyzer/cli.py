@@ -16,9 +16,10 @@ from .errors import AnalyzerError, ExitCode
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
-BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, model, model_raw, family, provider, "
+BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, block, model, model_raw, family, provider, "
            "platform, service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
-           "component, source, source_file, or any dimension column (workspace, api_key, project, ...)")
+           "component, source, source_file, or any dimension column (workspace, api_key, project, ...); block: "
+           "Claude's 5-hour usage windows")
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
@@ -186,6 +187,18 @@ _LOG_ONLY = {"dialect": "--dialect", "mapping": "--map", "quarantine": "--quaran
              "batch_time": "--batch-time"}
 
 
+def _default_paths(paths, store_dir, quiet: bool):
+    """No paths and no store: the Claude Code transcripts of this machine (said on stderr)."""
+    if paths or store_dir:
+        return paths
+    from .dialects.claude_code import data_dirs
+
+    found = data_dirs()
+    if not quiet:
+        _echo(f"llm-cost: no paths given: reading Claude Code transcripts in {', '.join(found)}", err=True)
+    return tuple(found)
+
+
 def _store_source(paths, store_dir, kw: dict) -> None:
     """Logs or a store, not both; and no log-reading option with a store (one clear line, not ignored)."""
     from .errors import OptionError
@@ -270,9 +283,12 @@ def main():
               "CSV/JSON/Parquet are always exact")
 @handle_errors
 def report(paths, store_dir, by, fmt, output, version, as_of, sort_key, top, columns, precision, **kw):
-    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
+    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store.
+    With neither: this machine's Claude Code transcripts (CLAUDE_CONFIG_DIR, ~/.claude/projects,
+    ~/.config/claude/projects)."""
     from . import pipeline, view, writers
 
+    paths = _default_paths(paths, store_dir, kw["quiet"])
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
@@ -306,12 +322,12 @@ def report(paths, store_dir, by, fmt, output, version, as_of, sort_key, top, col
 
 
 @main.command()
-@input_options
+@input_options(paths_required=False)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="per-request rows: .parquet, .csv or .jsonl")
 @handle_errors
 def price(paths, output, **kw):
-    """Per-request rows with tags and exact cost columns."""
+    """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
     from . import pipeline, writers
     from .errors import OptionError
 
@@ -321,6 +337,7 @@ def price(paths, output, **kw):
     if fmt not in ("parquet", "csv", "jsonl"):
         raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl")
     opts = _options(kw, output)
+    paths = _default_paths(paths, None, kw["quiet"])
     with _progress(kw["quiet"], "pricing requests..."):
         rows, acc = pipeline.price_requests(paths, opts)
         writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
