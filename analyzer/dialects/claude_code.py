@@ -92,7 +92,7 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
     )
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)
 
 
 def data_dirs(environ: dict | None = None, home: str | None = None) -> list[str]:
