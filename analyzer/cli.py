@@ -16,9 +16,10 @@ from .errors import AnalyzerError, ExitCode
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
-BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, model, model_raw, family, provider, "
+BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, block, model, model_raw, family, provider, "
            "platform, service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
-           "component, source, source_file, or any dimension column (workspace, api_key, project, ...)")
+           "component, source, source_file, or any dimension column (workspace, api_key, project, ...); block: "
+           "Claude's 5-hour usage windows")
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
@@ -203,6 +204,18 @@ _LOG_ONLY = {"dialect": "--dialect", "mapping": "--map", "quarantine": "--quaran
              "batch_time": "--batch-time"}
 
 
+def _default_paths(paths, store_dir, quiet: bool):
+    """No paths and no store: the Claude Code transcripts of this machine (said on stderr)."""
+    if paths or store_dir:
+        return paths
+    from .dialects.claude_code import data_dirs
+
+    found = data_dirs()
+    if not quiet:
+        _echo(f"llm-cost: no paths given: reading Claude Code transcripts in {', '.join(found)}", err=True)
+    return tuple(found)
+
+
 def _store_source(paths, store_dir, kw: dict) -> None:
     """Logs or a store, not both; and no log-reading option with a store (one clear line, not ignored)."""
     from .errors import OptionError
@@ -276,14 +289,27 @@ def main():
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
               "(see `llm-cost store history`)")
 @click.option("--as-of", help="with --store: the store as it was at this ISO date-time")
+@click.option("--sort", "sort_key", metavar="KEY", help="order rows by a --by key or a measure; -KEY for largest "
+              "first (--sort -cost) [default: by the --by keys]")
+@click.option("--top", type=int, metavar="N", help="the first N rows (by --sort, default -cost), the rest summed "
+              "into one '(other ...)' row; in every format")
+@click.option("--columns", metavar="LIST", help="table/markdown: the measures to show, comma-separated: requests, "
+              "input, cache_write_5m, cache_write_1h, cache_read, output, web_searches, cost, list_cost, savings, "
+              "reported_cost [default: as many as fit the terminal]")
+@click.option("--precision", type=int, metavar="N", help="table/markdown: money digits after the point [default: 2]; "
+              "CSV/JSON/Parquet are always exact")
 @handle_errors
-def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
-    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
-    from . import pipeline, writers
+def report(paths, store_dir, by, fmt, output, version, as_of, sort_key, top, columns, precision, **kw):
+    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store.
+    With neither: this machine's Claude Code transcripts (CLAUDE_CONFIG_DIR, ~/.claude/projects,
+    ~/.config/claude/projects)."""
+    from . import pipeline, view, writers
 
+    paths = _default_paths(paths, store_dir, kw["quiet"])
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
+    shown = view.View.parse(columns, precision)
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
     with _progress(kw["quiet"], "reading and pricing logs..."):
@@ -297,24 +323,28 @@ def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
             rep = pipeline.analyze(paths, keys, opts)
+    rep = view.arrange(rep, sort_key, top)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
-        writers.print_table(rep, reveal=kw["reveal_keys"])
+        writers.print_table(rep, reveal=kw["reveal_keys"], view=shown)
     else:
-        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"])
+        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"], view=shown)
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
         _echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
                    f"{a.summary()}", err=True)
-    _finish(rep.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    # A table or Markdown on stdout ends with the accounting (unpriced models, quarantine file): the
+    # same lines are not said again as warnings on stderr.
+    said = fmt in ("table", "markdown") and output in (None, "-")
+    _finish(rep.accounting, kw["strict"], kw["quiet"] or said, kw["reveal_keys"])
 
 
 @main.command()
-@input_options
+@input_options(paths_required=False)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="per-request rows: .parquet, .csv or .jsonl")
 @handle_errors
 def price(paths, output, **kw):
-    """Per-request rows with tags and exact cost columns."""
+    """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
     from . import pipeline, writers
     from .errors import OptionError
 
@@ -324,6 +354,7 @@ def price(paths, output, **kw):
     if fmt not in ("parquet", "csv", "jsonl"):
         raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl")
     opts = _options(kw, output)
+    paths = _default_paths(paths, None, kw["quiet"])
     with _progress(kw["quiet"], "pricing requests..."):
         rows, acc = pipeline.price_requests(paths, opts)
         writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
@@ -473,8 +504,40 @@ def prices_check(file):
 
 
 @main.command()
-def formats():
+@click.option("--suggest", "suggest_file", metavar="FILE", help="write a starter mapping (the --map TOML) for a log "
+              "no format reads, guessed from its columns; check it, edit it, then pass it with --map")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="with --suggest: write the mapping to this "
+              "file (atomically) instead of stdout")
+@handle_errors
+def formats(suggest_file, output):
     """The log formats (dialects) llm-cost reads, and how each is recognised."""
+    if suggest_file is not None:
+        from . import writers
+        from .dialects._suggest import suggest
+        from .errors import DialectError
+        from .sources import open_source
+
+        writers.check_outputs([("-o", output)], {"the log": [suggest_file]})
+        src = open_source(suggest_file)
+        if not src.columns:
+            raise DialectError(f"{src.display}: no records found to suggest a mapping from")
+        s = suggest(src)
+        if output and output != "-":
+            def write(tmp: str) -> None:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(s.text)
+
+            writers.atomic_write(output, write)
+        else:
+            _echo(s.text, nl=False, reveal=True)
+        target = output if output and output != "-" else "MAPPING.toml"
+        _echo(("llm-cost: not guessed (required; edit the mapping): " + ", ".join(s.missing) + "\n" if s.missing else "")
+              + f"llm-cost: check it, then: llm-cost report {suggest_file} --map {target}", err=True)
+        return
+    if output:
+        from .errors import OptionError
+
+        raise OptionError("-o: applies to --suggest FILE")
     from .dialects import DIALECTS
     from .sources import CONTAINER_NOTE
 
