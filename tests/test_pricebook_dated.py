@@ -211,3 +211,61 @@ def test_invalid_dated_facts_name_the_place(tmp_path, text, message):
     with pytest.raises(PriceBookError) as e:
         load([_overlay(tmp_path, text)])
     assert message in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a pre-aggregated source cannot say
+
+H55, S45 = "claude-haiku-5-5", "claude-sonnet-4-5-20250929"
+
+
+def _bucket_row(model, when, window, n=10):
+    return dict(timestamp=when, model=model, context_window=window, requests=n, input_tokens=500_000)
+
+
+def test_bucket_spanning_a_threshold_is_priced_at_base_and_noted(tmp_path):
+    """Haiku 5.5 bills a request over 100K prompt tokens at 5x; a `0-200k` row of 10 requests cannot
+    say whether any crossed 100K: 500,000 x $0.10 / 1M = $0.05 each (base), and a note counts them."""
+    rep = _priced(tmp_path, [_bucket_row(H55, "2026-10-10T00:00:00Z", "0-200k"),
+                             _bucket_row(H55, "2026-10-11T00:00:00Z", "0-200k"),
+                             _bucket_row(H55, "2026-10-12T00:00:00Z", "≤ 200k"),
+                             _bucket_row(H55, "2026-10-13T00:00:00Z", "200k-1m"),   # all over: 500,000 x $0.50
+                             _bucket_row(S45, "2025-10-15T00:00:00Z", "0-200k")])   # 200K threshold: all base
+    assert rep.accounting.priced == 5
+    assert rep.totals["cost"] == D("0.05") * 3 + D("0.25") + D("1.5")  # Sonnet 4.5: 500,000 x $3 / 1M
+    assert [n for n in rep.notes if "cannot show" in n] == [
+        "2 pre-aggregated rows of claude-haiku-5-5 in context window 0-200k cannot show whether a request crossed "
+        "the model's long-context threshold: priced at base rates (a lower bound)",
+        "1 pre-aggregated row of claude-haiku-5-5 in context window ≤ 200k cannot show whether a request crossed "
+        "the model's long-context threshold: priced at base rates (a lower bound)"]
+
+
+def test_bucket_inside_one_tier_needs_no_note(tmp_path):
+    rep = _priced(tmp_path, [_bucket_row(S45, "2025-10-15T00:00:00Z", "0-200k"),
+                             _bucket_row(H55, "2026-10-13T00:00:00Z", ">100k")])
+    assert rep.totals["cost"] == D("1.5") + D("0.25")
+    assert not [n for n in rep.notes if "cannot show" in n]
+
+
+# ---------------------------------------------------------------------------------------------
+# Bedrock and Vertex endpoints: only global is global
+
+@pytest.mark.parametrize("model, platform, scope, cost", [
+    # Opus 4.5 $5/MTok input; a regional endpoint x1.1 (4.5 and later)
+    ("anthropic.claude-opus-4-5-20251101-v1:0", "", "", D("5.5")),              # in-region, bare model id
+    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-5-20251101-v1:0", "", "", D("5.5")),
+    ("bedrock/anthropic.claude-opus-4-5-20251101-v1:0", "", "", D("5.5")),      # LiteLLM's route
+    ("eu.anthropic.claude-opus-4-5-20251101-v1:0", "", "", D("5.5")),
+    ("global.anthropic.claude-opus-4-5-20251101-v1:0", "", "", D("5")),         # the one global profile
+    ("claude-opus-4-5@20251101", "vertex", "regional", D("5.5")),               # a regional Vertex location
+    ("claude-opus-4-5@20251101", "vertex", "global", D("5")),
+    ("projects/p/locations/europe-west1/publishers/anthropic/models/claude-opus-4-5@20251101:rawPredict",
+     "", "", D("5.5")),
+    ("projects/p/locations/global/publishers/anthropic/models/claude-opus-4-5@20251101:rawPredict", "", "", D("5")),
+    ("claude-opus-4-5-20251101", "", "", D("5")),                               # the Claude API: global
+    # Claude 3.5 Sonnet $3: no regional premium before the 4.5 generation
+    ("anthropic.claude-3-5-sonnet-20241022-v2:0", "", "", D("3")),
+])
+def test_regional_endpoints(tmp_path, model, platform, scope, cost):
+    assert _cost(tmp_path, timestamp="2026-01-15T00:00:00Z", model=model, platform=platform, endpoint_scope=scope,
+                 input_tokens=1_000_000) == cost
