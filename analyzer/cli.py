@@ -501,6 +501,8 @@ def prices_check(file):
 
     book = pricebook.check(file)
     _echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
+    for w in book.warnings:  # valid, but it changes what a reader may not expect: say so
+        _echo(f"warning: {w}")
 
 
 @main.command()

@@ -22,7 +22,7 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, TIER_UNKNOWN, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import (
     _TEMPORARY,
@@ -727,12 +727,25 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
 
 
+def _tier_unknown_notes(priced: pl.DataFrame) -> list[str]:
+    """Pre-aggregated rows whose context window spans a long-context threshold (Haiku 5.5's 100K
+    inside a `0-200k` bucket): whether any request crossed it is not in the source. Priced at base."""
+    if not priced.height or TIER_UNKNOWN not in priced.columns:
+        return []
+    unsure = priced.filter(pl.col(TIER_UNKNOWN)).group_by("model", "context_window").agg(pl.col(ROWS).sum()) \
+        .sort("model", "context_window")
+    return [f"{n:,} pre-aggregated row{'s' if n != 1 else ''} of {model} in context window {window} cannot show "
+            "whether a request crossed the model's long-context threshold: priced at base rates (a lower bound)"
+            for model, window, n in zip(*(unsure[c].to_list() for c in ("model", "context_window", ROWS)))]
+
+
 def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
     notes = []
     if priced.height and ((priced["service_tier"] == "priority") & (priced["provider"] == "anthropic")).any():
         notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
     if priced.height and (priced["confidence"] == "estimate").any():
         notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
+    notes.extend(_tier_unknown_notes(priced))
     if acc.rows_read == 0 and acc.files:  # every record was skipped as not usage (say, a --dialect that does not fit)
         notes.append("no usage records found: the input's records are none of the kinds its format bills "
                      "(check the files, or --dialect)")
