@@ -134,11 +134,14 @@ REVEAL_HELP = ("show credentials in full (API keys, AWS access keys, bearer toke
                "sk-ant-api03-…a1B2)")
 
 
-def input_options(f=None, *, paths_required: bool = True, tz: bool = True):
+PRICES_HELP = "price overlay TOML (negotiated rates, discounts); repeatable, later wins"
+
+
+def input_options(f=None, *, paths_required: bool = True, tz: bool = True, prices_help: str = PRICES_HELP):
     """Options shared by every command that reads logs (`tz=False`: a command that only works in UTC
     does not list --tz in its help, rather than offering then refusing it)."""
     if f is None:
-        return functools.partial(input_options, paths_required=paths_required, tz=tz)
+        return functools.partial(input_options, paths_required=paths_required, tz=tz, prices_help=prices_help)
     zone = "--tz" if tz else "UTC"
     decorators = [
         click.argument("paths", nargs=-1, required=paths_required),
@@ -146,8 +149,7 @@ def input_options(f=None, *, paths_required: bool = True, tz: bool = True):
         click.option("--map", "mapping", type=click.Path(dir_okay=False),
                      help="read every input with this mapping TOML (your log's paths -> canonical columns) "
                           "instead of detecting its format"),
-        click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
-                     help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
+        click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False), help=prices_help),
         click.option("--since", help=f"first day (in {zone}) or ISO date-time to include"),
         click.option("--until", help=f"last day to include (whole day, in {zone}), or an exclusive ISO date-time"),
         # Without tz, --tz is still parsed, hidden, so that the command can say why it refuses it.
@@ -353,6 +355,67 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     _finish(result.computed.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
     if not result.within_tolerance:
         sys.exit(ExitCode.CHECK_FAILED)
+
+
+@main.command()
+@input_options(paths_required=False, prices_help="price overlay TOML for the scenario only (negotiated rates); "
+               "repeatable, later wins")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+              help="the requests of this store (see `llm-cost ingest`) instead of log files")
+@click.option("--by", default="model", show_default=True, help=BY_HELP.replace("component, ", ""))
+@click.option("--swap", multiple=True, metavar="FROM=TO",
+              help="price FROM's requests at TO's rates (same token counts, same dates); any id, alias or "
+                   "platform id; repeatable")
+@click.option("--batch", is_flag=True, help="move requests to the batch tier where the model offers it "
+                                            "(fast-mode requests stay)")
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="apply the scenario only to requests whose --by key (or any key) has this value; repeatable (all must match)")
+@click.option("--baseline-prices", multiple=True, type=click.Path(dir_okay=False),
+              help="price overlay TOML for both the baseline and the scenario")
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the comparison to this file (atomically)")
+@handle_errors
+def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, output, **kw):
+    """The same requests priced as they were and under a scenario (--swap, --batch, --prices), and the difference."""
+    import dataclasses
+
+    from . import whatif as whatif_
+    from . import writers
+    from .errors import OptionError
+
+    _store_source(paths, store_dir, kw)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
+    fmt = writers.format_for(fmt, output, "table")
+    if fmt not in ("table", "json", "markdown", "csv"):
+        raise OptionError(f"-o {output}: a what-if is written as table, json, markdown or csv")
+    scenario = whatif_.Scenario(swaps=whatif_.Scenario.pairs(swap, "--swap"), batch=batch,
+                                where=whatif_.Scenario.pairs(where, "--where"), prices=tuple(kw["prices"]))
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, {"the baseline price overlay": baseline_prices, **_store_files(store_dir)})
+    opts = dataclasses.replace(opts, prices=tuple(baseline_prices))
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        result = whatif_.run(paths, scenario, keys, opts, store_dir=store_dir)
+    data = whatif_.render(result, fmt, reveal=kw["reveal_keys"])
+    if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        console.print(whatif_.table_text(result, kw["reveal_keys"], console.width), end="", highlight=False,
+                      markup=False, emoji=False)
+    elif output in (None, "-"):
+        writers.to_stdout(data)
+    else:
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                f.write(data)
+
+        writers.atomic_write(output, write)
+        if not kw["quiet"]:
+            t = result.totals
+            _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
+                  f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
+    _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
 @main.group()
