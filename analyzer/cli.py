@@ -255,18 +255,23 @@ def main():
 @click.option("--store", "store_dir", type=click.Path(file_okay=False),
               help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
-              help="output format [default: from -o's extension, else table]")
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "focus"]),
+              help="output format [default: from -o's extension, else table]; focus: FinOps FOCUS 1.2 rows "
+                   "(CSV, or Parquet with -o x.parquet; its own grain: day x SKU x dimensions, --by is not used)")
+@click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform, e.g. anthropic]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
               "(see `llm-cost store history`)")
 @click.option("--as-of", help="with --store: the store as it was at this ISO date-time")
 @handle_errors
-def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
+def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
     from . import pipeline, writers
 
     _store_source(paths, store_dir, kw)
+    if fmt == "focus":
+        _focus(paths, store_dir, output, billing_account, kw)
+        return
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     _outside_store(output, store_dir)
@@ -293,15 +298,44 @@ def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
     _finish(rep.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
+def _focus(paths, store_dir, output, billing_account, kw) -> None:
+    """`--format focus`: the FOCUS export of `report` and `price` (analyzer/focus.py)."""
+    from . import focus, writers
+    from .errors import OptionError
+
+    if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
+        raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
+    if store_dir:
+        raise OptionError("--format focus with --store: the export needs the requests' rate keys to give list "
+                          "prices; export from the log files")
+    opts = _options(kw, output)
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        result = focus.export(paths, opts, billing_account)
+    focus.write(result, output, reveal=kw["reveal_keys"])
+    if output not in (None, "-") and not kw["quiet"]:
+        total = result.rows["BilledCost"].sum() if result.rows.height else 0
+        _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
+              f"{result.accounting.summary()}", err=True)
+    _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+
+
 @main.command()
 @input_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="per-request rows: .parquet, .csv or .jsonl")
+@click.option("--format", "fmt", type=Choice(["focus"]),
+              help="focus: FinOps FOCUS 1.2 charge rows instead (the same as `report --format focus`: a FOCUS "
+                   "row is a day's charge, not a request); CSV, or Parquet for -o x.parquet")
+@click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform]")
 @handle_errors
-def price(paths, output, **kw):
+def price(paths, output, fmt, billing_account, **kw):
     """Per-request rows with tags and exact cost columns."""
     from . import pipeline, writers
     from .errors import OptionError
+
+    if fmt == "focus":
+        _focus(paths, None, output, billing_account, kw)
+        return
 
     # The extension is the format (price has no --format): `-o -` made a file named `-`, and
     # `-o /dev/stdout` was told to pass a --format this command does not have.
