@@ -103,7 +103,12 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
 
         groups = store.groups(store_dir, [*by, *dict.fromkeys(where_keys)], opts, base)
     else:
-        groups = pipeline.analyze_groups(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
+        try:
+            groups = pipeline.analyze_groups(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
+        except OptionError as e:  # a --where key the logs lack: say which option named it
+            if str(e).startswith("--by ") and any(repr(k) in str(e).split(":")[0] for k in where_keys):
+                raise OptionError("--where" + str(e).removeprefix("--by")) from None
+            raise
     spelled = dict(zip([*by, *dict.fromkeys(where_keys)], groups.group_by))  # as the data spells them (resolve_by)
     by = [spelled[k] for k in by]
     keys = groups.group_by
@@ -258,7 +263,7 @@ def _footer(w: WhatIf) -> list[str]:
 
 
 def _scenario_text(s: Scenario) -> list[str]:
-    return ([f"swap {a} -> {b}" for a, b in s.swaps] + (["batch"] if s.batch else [])
+    return ([f"{a} priced as {b}" for a, b in s.swaps] + (["batch"] if s.batch else [])
             + [f"prices {p}" for p in s.prices] + ([f"where {' and '.join(f'{k}={v}' for k, v in s.where)}"]
                                                    if s.where else []))
 
