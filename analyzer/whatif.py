@@ -116,6 +116,8 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     match = pl.lit(True)
     for k, v in scenario.where:
         key = spelled[k]
+        if key == "model":  # any id, alias or platform id, as --swap takes
+            v = Resolver(base_book).resolve(v)[0] or v
         col = bucket_label(key) if key in TIME_BUCKETS else pl.col(key).cast(pl.String)
         match = match & (col == v).fill_null(False)
     priced = priced.with_columns(match.alias("_match"))

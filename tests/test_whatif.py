@@ -156,3 +156,10 @@ def test_store_gives_the_same_comparison(log, tmp_path):
                    store_dir=str(tmp_path / "st"))
     w = run(log, tmp_path, by=("workspace",), batch=True, where=(("workspace", "a"),))
     assert s.rows.equals(w.rows) and s.totals == w.totals
+
+
+def test_where_model_takes_an_alias(log, tmp_path):
+    w = run(log, tmp_path, by=("model",), batch=True, where=(("model", "claude-haiku-4-5"),))
+    rows = {r["model"]: r for r in w.rows.to_dicts()}
+    assert rows["claude-haiku-4-5-20251001"]["scenario_cost"] == D("0.1")
+    assert rows["claude-sonnet-4-5-20250929"]["difference"] == 0
