@@ -287,6 +287,10 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, *
 
     _store_source(paths, store_dir, kw)
     if fmt == "focus":
+        if version is not None or as_of:
+            from .errors import OptionError
+
+            raise OptionError("--version/--as-of: apply to --store, which --format focus does not read")
         _focus(paths, store_dir, output, billing_account, kw)
         return
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
