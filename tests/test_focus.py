@@ -184,3 +184,16 @@ def test_bad_requests_are_one_line(log, tmp_path):
     assert r.exit_code == 2 and ".csv or .parquet" in r.output
     r = CliRunner().invoke(main, ["report", log, "--format", "focus", "--quarantine", q])  # stdout: CSV
     assert r.exit_code == 0 and r.stdout.startswith("BilledCost,")
+
+
+def test_platform_names_the_provider_and_residency_the_region(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("timestamp,model,platform,inference_geo,input_tokens,output_tokens\n"
+                 "2026-10-01T10:00:00Z,claude-haiku-4-5,bedrock,,1000,0\n"
+                 "2026-10-01T10:00:00Z,claude-haiku-4-5,anthropic,us,1000,0\n")
+    rows = {r["BillingAccountId"]: r for r in export([str(p)], tmp_path).rows.to_dicts()}
+    assert (rows["bedrock"]["ProviderName"], rows["bedrock"]["ServiceName"], rows["bedrock"]["PublisherName"],
+            rows["bedrock"]["RegionId"]) == ("AWS", "Amazon Bedrock", "Anthropic", None)
+    assert (rows["anthropic"]["RegionId"], rows["anthropic"]["RegionName"]) == ("us", "United States")
+    out = focus.export([str(p)], pipeline.Options(quarantine=str(tmp_path / "q.jsonl")), billing_account="acme").rows
+    assert set(out["BillingAccountId"]) == {"acme"}
