@@ -56,8 +56,8 @@ def export(paths, opts: pipeline.Options | None = None, billing_account: str | N
     opts = opts or pipeline.Options()
     if opts.tz != "UTC":
         raise OptionError(f"--tz {opts.tz}: FOCUS dates are UTC (its Date/Time Format); leave --tz out")
-    book = pricebook.load(opts.prices)
-    shipped = pricebook.load(()) if opts.prices else book
+    book = pricebook.load_price_book(opts.prices)
+    shipped = pricebook.load_price_book(()) if opts.prices else book
     run_book, list_book = banded(book, shipped)
     groups = pipeline.analyze_groups(paths, ["day"], opts, run_book, all_dimensions=True)
     return Export(frame(groups, list_book, billing_account), groups.accounting, book, groups.notes)

@@ -93,8 +93,8 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     by = list(by)
     if "component" in by:
         raise OptionError("--by component: a what-if compares requests; use model, a time bucket or a dimension")
-    base_book = pricebook.load(opts.prices)
-    scen_book = pricebook.load((*opts.prices, *scenario.prices)) if scenario.prices else base_book
+    base_book = pricebook.load_price_book(opts.prices)
+    scen_book = pricebook.load_price_book((*opts.prices, *scenario.prices)) if scenario.prices else base_book
     swaps = {_resolve(a, base_book, "--swap"): _resolve(b, scen_book, "--swap") for a, b in scenario.swaps}
     base, scen = banded(base_book, scen_book)
     where_keys = [k for k, _ in scenario.where if k not in by]
