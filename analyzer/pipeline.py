@@ -760,15 +760,11 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     for tmp in loaded.spooled:  # the report holds no lazy frame: the decoded rows can go now
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-<<<<<<< HEAD
-    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
-=======
->>>>>>> focus
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
     if groups:
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
-    rows, totals = aggregate.summarize(priced, by, opts.tz)
+    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
 
 
