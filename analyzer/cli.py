@@ -253,7 +253,7 @@ def main():
 @click.option("--store", "store_dir", type=click.Path(file_okay=False),
               help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
@@ -262,24 +262,27 @@ def main():
 @handle_errors
 def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
-    from . import pipeline, writers
+    from . import html_report, pipeline, writers
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
+    # An HTML report draws over time: it also groups by day when --by has no time bucket.
+    analysed = html_report.analysis_keys(keys) if fmt == "html" else keys
     with _progress(kw["quiet"], "reading and pricing logs..."):
         if store_dir:
             from . import store
 
-            rep = store.report(store_dir, keys, opts, version=version, as_of=as_of)
+            rep = store.report(store_dir, analysed, opts, version=version, as_of=as_of)
         else:
             if version is not None or as_of:
                 from .errors import OptionError
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
-            rep = pipeline.analyze(paths, keys, opts)
+            rep = pipeline.analyze(paths, analysed, opts)
+    rep = html_report.regroup(rep, keys)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep, reveal=kw["reveal_keys"])
     else:
@@ -328,7 +331,7 @@ def price(paths, output, **kw):
               help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
 @click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
                            "context_tier, workspace [default: the invoice's own grain]")
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
 @handle_errors

@@ -619,6 +619,9 @@ class Report:
     tz: str
     dialects: dict[str, str]
     notes: list[str]
+    # The priced groups the rows were summed from (rate keys + --by keys): what a report that draws
+    # (html_report) regroups by time, tier or component without reading the logs again.
+    detail: pl.DataFrame | None = None
 
 
 def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options | None = None,
@@ -688,7 +691,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
-    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
+    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
 
 
 def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:

@@ -1,4 +1,4 @@
-"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown. Files are written atomically.
+"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown, html (html_report.py). Files are written atomically.
 
 Machine formats (csv, json, jsonl, parquet) carry money exactly (12 decimal places, JSON money as
 strings). Human formats (table, markdown) round half-even to cents, and say so.
@@ -22,9 +22,10 @@ from . import safe_text
 from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 
-FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
+FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown", "html")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-           ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+           ".md": "markdown", ".markdown": "markdown", ".txt": "table",
+           ".html": "html", ".htm": "html"}
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
 # String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
 _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
@@ -276,6 +277,10 @@ def render(report, fmt: str, reveal: bool = False) -> str | bytes:
         return markdown(report, reveal)
     if fmt == "table":
         return table_text(report, reveal=reveal)
+    if fmt == "html":
+        from . import html_report
+
+        return html_report.report_html(report, reveal)
     raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
