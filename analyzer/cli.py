@@ -271,6 +271,8 @@ def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
     opts = _options(kw, output, _store_files(store_dir))
     # An HTML report draws over time: it also groups by day when --by has no time bucket.
     analysed = html_report.analysis_keys(keys) if fmt == "html" else keys
+    if fmt == "html":
+        html_report.warm_up()  # the chart engine starts while the logs are read
     with _progress(kw["quiet"], "reading and pricing logs..."):
         if store_dir:
             from . import store
@@ -282,7 +284,8 @@ def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
             rep = pipeline.analyze(paths, analysed, opts)
-    rep = html_report.regroup(rep, keys)
+    if fmt == "html":
+        rep = html_report.regroup(rep, keys)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep, reveal=kw["reveal_keys"])
     else:

@@ -15,8 +15,10 @@ first too, so an override cannot reorder a legend.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -97,6 +99,26 @@ class Lines:
 class Section:
     title: str
     blocks: list = field(default_factory=list)  # Tile lists, Charts, Tables, Lines
+
+
+_warming: threading.Thread | None = None
+
+
+def warm_up() -> None:
+    """Start vl-convert's JavaScript engine in the background (most of the first chart's time, 0.7 s
+    on a quiet machine), so that it overlaps reading the logs: `report -o x.html` calls this first.
+    A failure here is ignored; the real chart raises it."""
+    global _warming
+
+    def tiny() -> None:
+        with contextlib.suppress(Exception):
+            import vl_convert
+
+            vl_convert.vegalite_to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
+
+    if _warming is None:
+        _warming = threading.Thread(target=tiny, name="llm-cost-chart-engine", daemon=True)
+        _warming.start()
 
 
 def svg(spec: dict) -> str:
@@ -210,14 +232,18 @@ def analysis_keys(by: list[str]) -> list[str]:
 
 
 def regroup(report, by: list[str]):
-    """The report with its rows and totals grouped by `by` again (after `analysis_keys`), keeping
-    the detail the charts draw from. Exact: the same priced groups, summed by fewer keys."""
+    """The report of `analysis_keys(by)` with its rows and totals grouped by the report's own keys
+    again, keeping the detail the charts draw from. Exact: the same priced groups, summed by fewer
+    keys. (The keys come from the report, as resolved: `--by team` may be the logs' `Team`.)"""
     from . import aggregate
 
-    if report.detail is None or list(by) == list(report.group_by):
+    added = analysis_keys(by)[len(by):]
+    keys = list(report.group_by)
+    if report.detail is None or not added or keys[len(keys) - len(added):] != added:
         return report
-    rows, totals = aggregate.summarize(report.detail, list(by), report.tz)
-    return dataclasses.replace(report, group_by=list(by), rows=rows, totals=totals)
+    keys = keys[:len(keys) - len(added)]
+    rows, totals = aggregate.summarize(report.detail, keys, report.tz)
+    return dataclasses.replace(report, group_by=keys, rows=rows, totals=totals)
 
 
 def _masked(df: pl.DataFrame, reveal: bool) -> pl.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import html
 import os
 import re
 import time
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer import html_report, pipeline, writers
 from analyzer.cli import main
@@ -282,3 +285,72 @@ def test_screenshot_script_writes_a_png(tmp_path, monkeypatch, browser):
     chromium.screenshot()
     data = (tmp_path / "r.png").read_bytes()
     assert data.startswith(b"\x89PNG") and len(data) > 20_000
+
+
+# ----------------------------------------------------------------------------------------------
+# Any label
+
+
+_OUR_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "section", "div",
+             "table", "thead", "tbody", "tfoot", "tr", "th", "td", "ul", "li", "figure", "figcaption"}
+_SVG_TAGS = {"svg", "g", "path", "text", "rect", "line", "title", "defs", "clippath"}
+
+
+def _cells(page: str) -> list[str]:
+    """The text of every table cell, as a browser's parser decodes it."""
+    from html.parser import HTMLParser
+
+    cells: list[str] = []
+
+    class P(HTMLParser):
+        inside = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "td":
+                self.inside = True
+                cells.append("")
+
+        def handle_endtag(self, tag):
+            if tag == "td":
+                self.inside = False
+
+        def handle_data(self, data):
+            if self.inside:
+                cells[-1] += data
+
+    P(convert_charrefs=True).feed(page)
+    return cells
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_any_label_is_one_cell_of_text(label):
+    from analyzer import safe_text
+
+    page = html_report.page(label, [label], [html_report.Section(label, [
+        html_report.Table(label, [label], [[label]]), html_report.Lines(label, [label]),
+        [html_report.Tile(label, label, label)]])])
+    assert {t for t, _ in _tags(page)} <= _OUR_TAGS
+    assert not [n for _, a in _tags(page) for n, _ in a if n.startswith("on")]
+    assert _cells(page) == [safe_text.terminal_text(label)]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.text(min_size=1, max_size=30))
+def test_any_label_in_a_chart_is_text(label):
+    from analyzer import safe_text
+
+    spec = html_report._spec([{"k": html_report._label(label), "v": 1}], mark={"type": "bar"},
+                             encoding={"x": {"field": "k", "type": "nominal"}, "y": {"field": "v", "type": "quantitative"}})
+    out = html_report.svg(spec)
+    assert {t for t, _ in _tags(out)} <= _SVG_TAGS
+    assert not [n for _, a in _tags(out) for n, _ in a if n.startswith("on")]
+    assert html.escape(safe_text.terminal_text(label), quote=False).replace("&#x27;", "'") in out.replace("&#39;", "'") \
+        or safe_text.terminal_text(label).strip() == ""
+
+
+def test_by_a_dimension_in_another_case(tmp_path):
+    log = tmp_path / "team.csv"
+    log.write_text("timestamp,model,input_tokens,output_tokens,Team\n2026-10-01T00:00:00Z,claude-sonnet-4-5,10,10,a\n")
+    page = _html(tmp_path, ["report", str(log), "--by", "team"]).read_text()
+    assert "<th>Team</th>" in page and page.count("<svg") == 3
