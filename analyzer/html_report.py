@@ -135,9 +135,11 @@ def _spec(data: list[dict], width: int = CHART_WIDTH, height: int = 240, **rest)
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",  # an identifier, never fetched
         "width": width, "height": height,
         "data": {"values": data},
-        "config": {"font": "system-ui, sans-serif", "view": {"stroke": None},
+        # The browser draws the text vl-convert measured: a font both have, and room for a wider one.
+        "padding": {"left": 16, "right": 16, "top": 5, "bottom": 5},
+        "config": {"font": "sans-serif", "view": {"stroke": None},
                    "axis": {"labelLimit": 180, "titleFontWeight": "normal"},
-                   "legend": {"labelLimit": 220, "titleLimit": 220}},
+                   "legend": {"labelLimit": 260, "titleLimit": 260}},
         **rest,
     }
 
@@ -187,7 +189,8 @@ figcaption{font-weight:600;margin-bottom:4px}
 .tw{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:13px}
 th,td{padding:3px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top;unicode-bidi:isolate}
-td:not(.n),th:not(.n){min-width:9ch;max-width:32ch;overflow-wrap:anywhere}
+td:not(.n),th:not(.n){min-width:16ch;max-width:40ch;overflow-wrap:anywhere}
+th.n{white-space:normal;min-width:7ch}
 th{position:sticky;top:0;background:var(--card)}
 .n{text-align:right;white-space:nowrap}
 tfoot td{font-weight:600;border-top:2px solid var(--line)}
@@ -198,6 +201,7 @@ ul{padding-left:20px}li{overflow-wrap:anywhere;unicode-bidi:isolate}
 @media print{body{padding:0;max-width:none;font-size:10pt;background:#fff;color:#000}
 :root{--fg:#000;--muted:#444;--bg:#fff;--card:#f3f3f3;--line:#bbb}
 .tw{overflow:visible}table{font-size:7.5pt;width:100%}th,td{padding:1px 4px;max-width:none}
+td:not(.n),th:not(.n){min-width:10ch}
 th{position:static}thead{display:table-header-group}tr,.tile{break-inside:avoid}
 h2{break-after:avoid}figure.chart{border:none;padding:0}}
 """
@@ -340,7 +344,7 @@ def _cache_share(report, tkey: str) -> Chart:
 
 def _by_component(report) -> Chart:
     df = _series(report, ["component"], ["cost"]).filter(pl.col("cost") != 0)
-    data = [{"c": c, "cost": v} for c, v in zip(df["component"].to_list(), df["cost"].to_list())]
+    data = [{"c": c.replace("_", " "), "cost": v} for c, v in zip(df["component"].to_list(), df["cost"].to_list())]
     spec = _spec(data, height=max(40, 26 * len(data)), mark={"type": "bar", "aria": False}, encoding={
         "y": {"field": "c", "type": "nominal", "title": None, "sort": "-x"},
         "x": {"field": "cost", "type": "quantitative", "title": "cost (USD)"},

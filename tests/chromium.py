@@ -165,9 +165,17 @@ def screenshot() -> None:
     """docs/report.png: the sample logs' HTML report, as Chromium shows it."""
     with tempfile.TemporaryDirectory() as d:
         page = Path(d) / "report.html"
-        subprocess.run([str(Path(sys.executable).parent / "llm-cost"), "report", "fixtures/sample", "--by", "month,model",
-                        "-o", str(page), "--quarantine", os.path.join(d, "q.jsonl"), "--quiet"], cwd=REPO, check=True,
-                       env={**os.environ, "TZ": "UTC"})
+        # The report's default quarantine file, as in the docs' examples (and removed the same way):
+        # the page names it, and a temporary path would change the picture on every run.
+        quarantine = REPO / "llm-cost-quarantine.jsonl"
+        existed = quarantine.exists()
+        try:
+            subprocess.run([str(Path(sys.executable).parent / "llm-cost"), "report", "fixtures/sample", "--by",
+                            "month,model", "-o", str(page), "--quiet"], cwd=REPO, check=True,
+                           env={**os.environ, "TZ": "UTC"})
+        finally:
+            if not existed:
+                quarantine.unlink(missing_ok=True)
         with browser() as b:
             b.open(page, width=1100)
             b.screenshot(SCREENSHOT)
