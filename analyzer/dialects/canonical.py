@@ -12,7 +12,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, display_expr, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -171,7 +171,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         constants["reported_cost"] = pl.lit(None, schema.MONEY)
     # A file set (src.members) scans many files at once: rows name their own file and line.
     many = bool(src.members)
-    constants.update(source=pl.lit(source), source_file=pl.col("_path") if many else pl.lit(src.display),
+    constants.update(source=pl.lit(source), source_file=display_expr(pl.col("_path")) if many else pl.lit(src.display),
                      source_row=pl.col("_line_no" if many else "_row").cast(pl.Int64),
                      # Rows numbered across a file set are told apart by that number alone: their file's
                      # index is needed only beside a line in the file (per-request outputs, quarantine).
