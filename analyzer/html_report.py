@@ -185,6 +185,7 @@ h3{font-size:14px;margin:16px 0 6px}
 figure.chart{margin:12px 0;padding:8px;background:#fff;color:#1b1f24;border:1px solid var(--line);border-radius:6px;
 break-inside:avoid;max-width:100%;overflow:hidden}
 figure.chart svg{max-width:100%;height:auto;display:block}
+figure.chart .note{color:#57606a}
 figcaption{font-weight:600;margin-bottom:4px}
 .tw{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;font-size:13px}
@@ -280,11 +281,15 @@ def _series(report, keys: list[str], columns: list[str]) -> pl.DataFrame:
 
 
 def _drawn_time(df: pl.DataFrame, tkey: str, columns: list[str], keys: tuple[str, ...] = ()) -> tuple[pl.DataFrame, str]:
-    """Day labels summed by month when the axis would hold too many bars to read."""
-    if tkey in ("day", "week") and df[tkey].n_unique() > MAX_DAYS_DRAWN:
-        df = df.with_columns(pl.col(tkey).str.slice(0, 7)).group_by(tkey, *keys).agg(pl.col(columns).sum())
-        return df.sort(tkey, *keys), "month"
-    return df, tkey
+    """Buckets summed into longer ones (hours into days, days or weeks into months) while the axis
+    would hold more than MAX_DAYS_DRAWN of them: a bar per hour of a quarter is neither readable
+    nor quick to draw. Labels are sortable text, so a longer bucket is a prefix of the label."""
+    unit = tkey
+    for bucket, longer, prefix in (("hour", "day", 10), ("day", "month", 7), ("week", "month", 7)):
+        if unit == bucket and df[tkey].n_unique() > MAX_DAYS_DRAWN:
+            df = df.with_columns(pl.col(tkey).str.slice(0, prefix)).group_by(tkey, *keys).agg(pl.col(columns).sum())
+            unit = longer
+    return df.sort(tkey, *keys), unit
 
 
 def _time_axis(labels: list[str], unit: str) -> dict:

@@ -354,3 +354,22 @@ def test_by_a_dimension_in_another_case(tmp_path):
     log.write_text("timestamp,model,input_tokens,output_tokens,Team\n2026-10-01T00:00:00Z,claude-sonnet-4-5,10,10,a\n")
     page = _html(tmp_path, ["report", str(log), "--by", "team"]).read_text()
     assert "<th>Team</th>" in page and page.count("<svg") == 3
+
+
+def test_long_axes_are_drawn_in_longer_buckets(tmp_path):
+    log = tmp_path / "hours.csv"
+    start = dt.datetime(2026, 9, 1)
+    log.write_text("timestamp,model,input_tokens,output_tokens\n" + "".join(
+        f"{(start + dt.timedelta(hours=h)).isoformat()}Z,claude-sonnet-4-5,100,10\n" for h in range(24 * 60)))
+    page = _html(tmp_path, ["report", str(log), "--by", "hour"]).read_text()
+    assert "Cost over time (by day)" in page  # 1,440 hours drawn as 60 days
+    assert page.count("<tr>") == 1 + 1000 + 1  # the table keeps its hours (its first 1,000)
+    page = _html(tmp_path, ["report", str(log), "--by", "model"], "m.html").read_text()
+    assert "Cost over time (by day)" in page  # the hidden day key: 60 days
+
+
+def test_nothing_priced_draws_nothing(tmp_path):
+    log = tmp_path / "none.csv"
+    log.write_text("timestamp,model,input_tokens,output_tokens\n2026-10-01T00:00:00Z,no-such-model,1,1\n")
+    page = _html(tmp_path, ["report", str(log), "--by", "model"]).read_text()
+    assert "<svg" not in page and ">$0.00<" in page and "no-such-model" in page
