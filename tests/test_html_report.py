@@ -373,3 +373,12 @@ def test_nothing_priced_draws_nothing(tmp_path):
     log.write_text("timestamp,model,input_tokens,output_tokens\n2026-10-01T00:00:00Z,no-such-model,1,1\n")
     page = _html(tmp_path, ["report", str(log), "--by", "model"]).read_text()
     assert "<svg" not in page and ">$0.00<" in page and "no-such-model" in page
+
+
+def test_a_report_without_detail_still_renders(tmp_path):
+    """A Report built elsewhere (Python API) may carry no detail: tiles and table, no charts."""
+    import dataclasses
+
+    rep = dataclasses.replace(pipeline.analyze([SAMPLE], ["model"], _opts(tmp_path)), detail=None)
+    page = html_report.report_html(rep)
+    assert "<svg" not in page and ">$1.88<" in page and ">n/a<" in page
