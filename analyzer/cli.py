@@ -390,7 +390,7 @@ def prices_list(overlays):
     """Every model in the book with its current rates (USD per million tokens)."""
     from . import pricebook, writers
 
-    book = pricebook.load(overlays)
+    book = pricebook.load_price_book(overlays)
     _echo(writers.price_list_text(book), nl=False)
 
 
@@ -404,7 +404,7 @@ def prices_show(model, overlays):
     from .errors import OptionError
     from .models import Resolver
 
-    book = pricebook.load(overlays)
+    book = pricebook.load_price_book(overlays)
     resolver = Resolver(book)
     found, _, problem = resolver.resolve(model)
     if found is None:

@@ -31,7 +31,7 @@ _LITELLM_ROUTE = re.compile(r"^(?:anthropic|bedrock|bedrock_converse|vertex_ai|v
 _OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
-def normalize(raw: str) -> tuple[str, str | None, str | None]:
+def parse_model_id(raw: str) -> tuple[str, str | None, str | None]:
     """(lookup key, endpoint scope implied by the id or None, reason it cannot resolve or None)."""
     s = raw.strip().lower()
     s = s.removesuffix("[1m]")
@@ -64,7 +64,7 @@ class Resolver:
 
     def resolve(self, raw: str) -> tuple[str | None, str | None, str | None]:
         """(canonical id or None, endpoint scope implied by the id, why it did not resolve)."""
-        key, scope, problem = normalize(raw)
+        key, scope, problem = parse_model_id(raw)
         if problem:
             return None, scope, problem
         found = self.table.get(key)
@@ -77,6 +77,6 @@ class Resolver:
         return found, scope, None
 
     def suggest(self, raw: str) -> str | None:
-        key = normalize(raw)[0]
+        key = parse_model_id(raw)[0]
         close = difflib.get_close_matches(key, list(self.table), n=1, cutoff=0.6)
         return self.table[close[0]] if close else None

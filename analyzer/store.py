@@ -501,7 +501,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     if "-" in paths:
         raise OptionError("ingest reads files (their content hash makes re-runs safe), not stdin")
     pipeline.check_tz(opts.tz)
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     root = os.path.abspath(root)
     inside = os.path.realpath(root) + os.sep
     files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]  # never the store itself
@@ -1085,7 +1085,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
 
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     since, until = _window(opts)
     inside = ~_outside(since, until)
     root = os.path.abspath(root)

@@ -39,7 +39,7 @@ def _is_dimension(col: str, from_price: bool) -> bool:
     return col.lower() not in FIELDS and not (from_price and col in DERIVED) and not col.startswith("_") and col != ""
 
 
-def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
+def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
     """Two ways to read text: the default (fast) lets Polars' readers parse JSON Lines and CSV counts
     natively and fails on a malformed line or a non-integer count; the pipeline then retries the run
     with `robust`, which reads every field as text (and JSON line by line), so that such a record is
@@ -212,5 +212,5 @@ DIALECT = Dialect(
     description="llm-cost's own request schema (timestamp, model, token counts; what `llm-cost price` writes)",
     required=REQUIRED,
     optional=OPTIONAL,
-    normalize=normalize,
+    normalize=to_canonical,
 )
