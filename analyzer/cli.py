@@ -187,6 +187,30 @@ def input_options(f=None, *, paths_required: bool = True, tz: bool = True, price
     return f
 
 
+def engine_options(f):
+    """--engine and --master: which engine aggregates the rows (the report is the same either way)."""
+    f = click.option("--master", metavar="URL", help="with --engine spark: the Spark master (spark://host:7077, yarn, "
+                     "local[4]) [default: SPARK_REMOTE (Spark Connect) if set, else local[*]]")(f)
+    return click.option("--engine", type=Choice(["polars", "spark"]), default="polars", show_default=True,
+                        help="spark: read, tag and sum the logs on Apache Spark (pip install 'llm-cost[spark]'; "
+                             "see docs/spark.md)")(f)
+
+
+def _engine_analyze(kw: dict):
+    """The engine's analyze: pipeline.analyze, or the same report from Spark."""
+    from . import pipeline
+
+    if kw.get("engine") != "spark":
+        if kw.get("master"):
+            from .errors import OptionError
+
+            raise OptionError("--master: applies to --engine spark")
+        return pipeline.analyze
+    from . import engine_spark
+
+    return functools.partial(engine_spark.analyze, master=kw.get("master"))
+
+
 def _options(kw: dict, output: str | None = None, reads: dict | None = None):
     """The run's options; first, no output may be a file the run reads (overlay, mapping, invoice;
     the logs are checked as they are found) or another output."""
@@ -303,15 +327,21 @@ def main():
               "reported_cost [default: as many as fit the terminal]")
 @click.option("--precision", type=int, metavar="N", help="table/markdown: money digits after the point [default: 2]; "
               "CSV/JSON/Parquet are always exact")
+@engine_options
 @handle_errors
 def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, sort_key, top, columns, precision, **kw):
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store.
     With neither: this machine's Claude Code transcripts (CLAUDE_CONFIG_DIR, ~/.claude/projects,
     ~/.config/claude/projects)."""
-    from . import html_report, pipeline, view, writers
+    from . import html_report, view, writers
 
     paths = _default_paths(paths, store_dir, kw["quiet"])
     _store_source(paths, store_dir, kw)
+    run = _engine_analyze(kw)
+    if kw["engine"] == "spark" and (store_dir or fmt == "focus"):
+        from .errors import OptionError
+
+        raise OptionError("--engine spark: reads log files into report's formats; not --store or --format focus")
     if fmt == "focus":
         if version is not None or as_of:
             from .errors import OptionError
@@ -338,7 +368,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
                 from .errors import OptionError
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
-            rep = pipeline.analyze(paths, analysed, opts)
+            rep = run(paths, analysed, opts)
     if fmt == "html":
         rep = html_report.regroup(rep, keys)
     rep = view.arrange(rep, sort_key, top)
