@@ -307,7 +307,8 @@ def _duplicates(rows, target, loaded: pipeline.Loaded, opts: Options):
     cands = competing.select(dedupe.H1).unique()[dedupe.H1]
     if not opts.dedupe:
         cands = competing.filter(pl.col("_file").is_in(loaded.repeat_files)).select(dedupe.H1).unique()[dedupe.H1]
-    return competing.lazy(), cands
+    absent = [pl.lit(None, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in competing.columns]
+    return competing.with_columns(absent).lazy(), cands
 
 
 def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, groups: bool = False,
@@ -329,8 +330,8 @@ def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, gro
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
     nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
     group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
-    measures = [c for c in ("_rec", "requests", *COUNT_COLUMNS, "reported_cost") if c in loaded.carried
-                or c in loaded.bookkeeping]
+    # (every count column a scan has, carried or not: the keep rule sums them all per copy)
+    measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
     dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2] \
         if loaded.has_ids else []
     columns = list(dict.fromkeys([*group, *measures, *dupe]))
