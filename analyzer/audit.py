@@ -91,8 +91,8 @@ def computed_from_report(report) -> Computed:
     return Computed(rows, report.accounting, report.book, list(report.notes))
 
 
-def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False, store_dir: str | None = None
-            ) -> Computed:
+def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False, store_dir: str | None = None,
+            analyze=None) -> Computed:
     """The computed side: from log files, or from a store (at the costs its rows were ingested with)."""
     from . import pipeline, pricebook, store
 
@@ -103,7 +103,8 @@ def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False,
         stored = store.report(store_dir, computed_by(workspace), dataclasses.replace(opts, prices=()))
         computed = computed_from_report(stored)
         return dataclasses.replace(computed, book=book or pricebook.load_price_book(opts.prices))
-    return computed_from_report(pipeline.analyze(paths, computed_by(workspace), opts, book))
+    # (`analyze`: the engine's, pipeline.analyze or engine_spark.analyze: the same report)
+    return computed_from_report((analyze or pipeline.analyze)(paths, computed_by(workspace), opts, book))
 
 
 @dataclass
@@ -176,7 +177,7 @@ def _money(expr: pl.Expr) -> pl.Expr:
 
 
 def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by: list[str] | None = None,
-        invoice_format: str | None = None, store_dir: str | None = None) -> Audit:
+        invoice_format: str | None = None, store_dir: str | None = None, analyze=None) -> Audit:
     """Audit an invoice file against usage logs (or a store): the whole job behind `llm-cost audit`."""
     from . import invoices, pricebook
 
@@ -187,11 +188,12 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     invoice = invoices.read(invoice_path, book, invoice_format)
     _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read
     opts = dataclasses.replace(opts, outputs=(*opts.outputs, invoice_path))  # the invoice is never read as a log
-    computed = compute(paths, opts, book, workspace="workspace" in (by or []), store_dir=store_dir)
+    computed = compute(paths, opts, book, workspace="workspace" in (by or []), store_dir=store_dir, analyze=analyze)
     result = reconcile(invoice, computed, tolerance, by)
     if computed.accounting.duplicates and not result.within_tolerance and not store_dir:
         # Only when it may explain something: price the logs again counting every copy.
-        every_copy = compute(paths, dataclasses.replace(opts, dedupe=False), book, workspace="workspace" in (by or []))
+        every_copy = compute(paths, dataclasses.replace(opts, dedupe=False), book, workspace="workspace" in (by or []),
+                             analyze=analyze)
         result = reconcile(invoice, computed, tolerance, by, every_copy)
     return result
 

@@ -456,6 +456,7 @@ def price(paths, output, fmt, billing_account, **kw):
 @click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
+@engine_options
 @handle_errors
 def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output, **kw):
     """Reconcile computed costs with an invoice, line by line; exit 1 when a line is out of tolerance."""
@@ -470,7 +471,11 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     _outside_store(output, store_dir)
     opts = _options(kw, output, {"the invoice": [invoice], **_store_files(store_dir)})
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = audit_.run(paths, invoice, opts, tol, keys, invoice_format, store_dir)
+        if kw["engine"] == "spark" and store_dir:
+            from .errors import OptionError
+
+            raise OptionError("--engine spark: reads log files; not --store")
+        result = audit_.run(paths, invoice, opts, tol, keys, invoice_format, store_dir, analyze=_engine_analyze(kw))
     audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty(), reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         bad = int((result.lines["status"] != "ok").sum())

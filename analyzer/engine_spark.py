@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import warnings
 
 import polars as pl
 import pyarrow as pa
@@ -48,6 +49,8 @@ SHUFFLE_PARTITIONS = "8"
 def session(master: str | None = None):
     """The SparkSession: an existing one (spark-submit, Databricks), Spark Connect when SPARK_REMOTE
     is set, else a local one on `master` (default local[*])."""
+    # (pyspark 4.x warns on every mapInArrow that pandas 3 is newer than it knows; it uses none of pandas there)
+    warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
     try:
         from pyspark.sql import SparkSession
     except ImportError:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-ENGINE_COMMANDS = ("report",)  # the commands with --engine
+ENGINE_COMMANDS = ("report", "audit")  # the commands with --engine
 
 
 def main(argv: list[str] | None = None) -> None:
