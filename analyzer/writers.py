@@ -294,7 +294,9 @@ def to_stdout(data: str) -> None:
 
 
 def write_report(report, fmt: str, output: str | None, reveal: bool = False, view: View | None = None) -> None:
-    data = render(report, fmt, reveal, view)
+    to_file = output not in (None, "-")
+    # A table written to a file is read later, anywhere: whole, not fitted to this shell's COLUMNS.
+    data = table_text(report, PLAIN_WIDTH, reveal, view) if fmt == "table" and to_file else render(report, fmt, reveal, view)
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
@@ -476,8 +478,8 @@ def table_text(report, width: int | None = None, reveal: bool = False, view: Vie
 
 
 def plain_width() -> int:
-    """The width of a table written to a pipe or file: COLUMNS when the environment sets it (as
-    Rich reads it on a terminal), else PLAIN_WIDTH."""
+    """The width of a table written to a pipe: COLUMNS when the environment sets it (as Rich reads
+    it on a terminal), else PLAIN_WIDTH."""
     cols = os.environ.get("COLUMNS", "")
     return int(cols) if cols.isdigit() and int(cols) > 0 else PLAIN_WIDTH
 
