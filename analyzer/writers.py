@@ -591,10 +591,9 @@ def price_list_text(book) -> str:
     for m in sorted(book.models.values(), key=lambda m: (m.provider, m.periods[-1].start), reverse=False):
         p = m.periods[-1]
         extra = []
-        for name, w in ((f">{p.long_context.threshold // 1000}K long" if p.long_context else "", p.long_context),
-                        ("fast", p.fast)):
-            if w is not None:
-                extra.append(name + (f" until {w.end.date()}" if w.end else ""))
+        for w in (m.long_context[-1:] + m.fast[-1:]):  # the latest window of each kind
+            name = f">{w.threshold // 1000}K long" if w.kind == "long_context" else "fast"
+            extra.append(name + (f" until {w.end.date()}" if w.end else ""))
         if m.us_geo:
             extra.append("us_geo")
         if m.regional_premium:
@@ -612,8 +611,9 @@ def price_show_text(book, m) -> str:
     out = [f"{m.id} ({m.name}), provider {m.provider}, family {m.family}"]
     if m.aliases or m.platform_ids:
         out.append(f"  also known as: {', '.join((*m.aliases, *m.platform_ids))}")
-    flags = [f for f, on in (("us_geo x" + str(book.providers[m.provider].us_geo), m.us_geo),
-                             ("regional x" + str(book.providers[m.provider].regional), m.regional_premium),
+    provider = book.providers[m.provider]
+    flags = [f for f, on in ((_factor_text("us_geo", provider.multipliers.get("us_geo", ())), m.us_geo),
+                             (_factor_text("regional", provider.multipliers.get("regional", ())), m.regional_premium),
                              ("no batch price", not m.batch)) if on]
     if flags:
         out.append(f"  multipliers: {', '.join(flags)}")
@@ -625,17 +625,29 @@ def price_show_text(book, m) -> str:
         out.append(f"  from {p.start.date()}: input {_rate(r.input)}, cache write 5m {_rate(r.cache_write_5m)}, "
                    f"1h {_rate(r.cache_write_1h)}, cache read {_rate(r.cache_read)}, output {_rate(r.output)}  "
                    f"[{p.confidence}]")
-        for name, w in (("long context", p.long_context), ("fast", p.fast)):
-            if w is not None:
-                span = f"{w.start.date()}..{w.end.date() if w.end else 'open'}"
-                cond = f" when prompt > {w.threshold:,} tokens" if w.threshold else ""
-                out.append(f"    {name}{cond} ({span}): input {_rate(w.rates.input)}, 5m {_rate(w.rates.cache_write_5m)}, "
-                           f"1h {_rate(w.rates.cache_write_1h)}, read {_rate(w.rates.cache_read)}, output {_rate(w.rates.output)}")
         if p.source:
             out.append(f"    source: {p.source} (checked {p.checked}; {p.origin})")
         if p.note:
             out.append(f"    note: {p.note}")
+    for w in m.windows():  # dated on their own: a new period keeps them
+        name = "long context" if w.kind == "long_context" else "fast"
+        cond = f" when prompt > {w.threshold:,} tokens" if w.threshold else ""
+        out.append(f"  {name}{cond} ({w.span()}): input {_rate(w.rates.input)}, 5m {_rate(w.rates.cache_write_5m)}, "
+                   f"1h {_rate(w.rates.cache_write_1h)}, read {_rate(w.rates.cache_read)}, output {_rate(w.rates.output)}"
+                   f"  [{w.about.confidence}]")
+        if w.about.source:
+            out.append(f"    source: {w.about.source} (checked {w.about.checked}; {w.about.origin})")
+        if w.about.note:
+            out.append(f"    note: {w.about.note}")
     return "\n".join(out) + "\n"
+
+
+def _factor_text(name: str, factors) -> str:
+    """'regional x1.1 from 2025-09-29': a multiplier with the dates it holds."""
+    if not factors:
+        return f"{name} (no multiplier in the book)"
+    return name + " " + ", ".join(f"x{f.value}" + (f" from {f.start.date()}" if f.start else "")
+                                  + (f" until {f.end.date()}" if f.end else "") for f in factors)
 
 
 def reprice_text(result) -> str:
