@@ -765,9 +765,11 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
             os.unlink(tmp)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
+    if "block" in ok.columns:  # (every request that can be priced decides the windows, priced or not)
+        priced = aggregate.with_blocks(priced, opts.tz, ok["block"])
     if groups:
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
-    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
+    rows, totals = aggregate.summarize(priced, by, opts.tz)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
 
 
