@@ -136,10 +136,12 @@ def _spec(data: list[dict], width: int = CHART_WIDTH, height: int = 240, **rest)
         "width": width, "height": height,
         "data": {"values": data},
         # The browser draws the text vl-convert measured: a font both have, and room for a wider one.
+        # Labels are cut by _label, never by Vega: its cut (labelLimit) can split a character
+        # beyond U+FFFF into half a surrogate pair, which vl-convert then fails to measure.
         "padding": {"left": 16, "right": 16, "top": 5, "bottom": 5},
         "config": {"font": "sans-serif", "view": {"stroke": None},
-                   "axis": {"labelLimit": 180, "titleFontWeight": "normal"},
-                   "legend": {"labelLimit": 260, "titleLimit": 260}},
+                   "axis": {"labelLimit": 0, "titleFontWeight": "normal"},
+                   "legend": {"labelLimit": 0, "titleLimit": 0}},
         **rest,
     }
 

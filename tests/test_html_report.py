@@ -335,6 +335,15 @@ def test_any_label_is_one_cell_of_text(label):
     assert _cells(page) == [safe_text.terminal_text(label)]
 
 
+def test_a_long_label_of_astral_characters_renders():
+    """Vega's own label cut split a character beyond U+FFFF into half a surrogate pair, and vl-convert
+    failed on it (found by the property below): labels are cut by llm-cost only."""
+    label = "000@0\x1e\x0800\x1f\x1f\x90000000\u0526\U00010000\U000da901\U000e3501" * 3
+    spec = html_report._spec([{"k": html_report._label(label), "v": 1}], mark={"type": "bar"},
+                             encoding={"x": {"field": "k", "type": "nominal"}, "y": {"field": "v", "type": "quantitative"}})
+    assert "<svg" in html_report.svg(spec)
+
+
 @settings(max_examples=15, deadline=None)
 @given(st.text(min_size=1, max_size=30))
 def test_any_label_in_a_chart_is_text(label):
