@@ -219,3 +219,29 @@ def totals_columns() -> list[pl.Expr]:
     return [cost.cast(MONEY).alias("cost"), list_cost.cast(MONEY).alias("list_cost"),
             (list_cost - cost).cast(MONEY).alias("savings")]
 
+
+
+class _Banded:
+    """A price book whose rate-change instants and long-context thresholds are those of several
+    books together. Aggregating a run with it makes every group fine enough for each of those
+    books: a group's price band and prompt band lie inside one band of any of them, so the groups
+    can be priced again with another book (a what-if overlay, the shipped list prices) exactly."""
+
+    def __init__(self, book: PriceBook, edges: list[dt.datetime], thresholds: list[int]):
+        self._book, self._edges, self._thresholds = book, edges, thresholds
+
+    def __getattr__(self, name):
+        return getattr(self._book, name)
+
+    def boundaries(self) -> list[dt.datetime]:
+        return self._edges
+
+    def thresholds(self) -> list[int]:
+        return self._thresholds
+
+
+def banded(*books: PriceBook) -> list[PriceBook]:
+    """Each book, seeing the rate-change instants and thresholds of all of them (see _Banded)."""
+    edges = sorted({t for b in books for t in b.boundaries()})
+    thresholds = sorted({t for b in books for t in b.thresholds()})
+    return [_Banded(b, edges, thresholds) for b in books]  # type: ignore[misc]
