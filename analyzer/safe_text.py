@@ -95,6 +95,24 @@ def mask_frame(df: pl.DataFrame | pl.LazyFrame, columns: list[str] | None = None
                             for c in cols]) if cols else df
 
 
+def mask_column_names(df: pl.DataFrame | pl.LazyFrame):
+    """Column names with credentials masked (a log's own header may hold a key: `price` writes
+    every dimension column); a masked name that meets another gets a number (`…a1B2_2`)."""
+    names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+    taken, renames = set(names), {}
+    for c in names:
+        masked = mask_secrets(c)
+        if masked == c:
+            continue
+        new, n = masked, 1
+        while new in taken:
+            n += 1
+            new = f"{masked}_{n}"
+        taken.add(new)
+        renames[c] = new
+    return df.rename(renames) if renames else df
+
+
 # -- Terminal ---------------------------------------------------------------------------------------
 # Characters that act on a terminal instead of showing: C0/C1 controls (ESC starts the sequences
 # that clear the screen or retitle the window), DEL, and the invisible characters that reorder or

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from analyzer import Options, analyze
 from analyzer.cli import main
 from analyzer.errors import PriceBookError
-from analyzer.pricebook import load
+from analyzer.pricebook import load_price_book
 
 D = Decimal
 COLUMNS = ["request_id", "timestamp", "model", "service_tier", "speed", "inference_geo", "endpoint_scope",
@@ -86,7 +86,7 @@ def test_new_period_keeps_the_long_context_band(tmp_path, when, cost):
 
 
 def test_opus46_fast_window_is_written_once_and_spans_both_periods(tmp_path):
-    m = load().models[O46]
+    m = load_price_book().models[O46]
     assert [p.start.date().isoformat() for p in m.periods] == ["2026-02-05", "2026-03-13"]
     assert [w.span() for w in m.fast] == ["2026-02-07..2026-06-29"]
     cases = [("2026-02-06T23:59:59Z", D("0.5")),   # 100,000 x $5 / 1M: no fast mode yet
@@ -181,7 +181,7 @@ def test_undated_multiplier_in_an_overlay_replaces_the_dated_one(tmp_path):
 
 
 def test_shipped_book_is_quiet_and_writes_windows_outside_periods():
-    book = load()
+    book = load_price_book()
     assert book.warnings == []
     for name in ("anthropic.toml", "openai.toml"):
         text = (pytest.importorskip("importlib.resources").files("analyzer.pricebook") / name).read_text()
@@ -209,7 +209,7 @@ def test_shipped_book_is_quiet_and_writes_windows_outside_periods():
 ])
 def test_invalid_dated_facts_name_the_place(tmp_path, text, message):
     with pytest.raises(PriceBookError) as e:
-        load([_overlay(tmp_path, text)])
+        load_price_book([_overlay(tmp_path, text)])
     assert message in str(e.value)
 
 

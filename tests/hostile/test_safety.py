@@ -753,27 +753,30 @@ def test_an_invoice_is_read_from_a_fifo(tmp_path, audit_files):
     _as_from_the_file(r.exit_code, r.stdout, str(fifo), audit_files)
 
 
-def test_an_invoice_is_read_from_standard_input(audit_files):
+def test_an_invoice_is_read_from_standard_input(tmp_path, audit_files):
     logs, invoice = audit_files
     for name in ("-", "/dev/stdin"):
         # (a real pipe: CliRunner's stdin is no file the OS can reopen)
-        r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", name, "-q"],
+        r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", name, "-q",
+                            "--quarantine", str(tmp_path / "q.jsonl")],
                            input=invoice.read_bytes(), capture_output=True, cwd=ROOT, timeout=120)
         assert r.stderr == b""
         _as_from_the_file(r.returncode, r.stdout.decode(), name, audit_files)
 
 
-def test_an_invoice_from_a_pipe_that_is_no_invoice_is_named_as_given(audit_files):
+def test_an_invoice_from_a_pipe_that_is_no_invoice_is_named_as_given(tmp_path, audit_files):
     logs, _ = audit_files
-    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", "-", "-q"],
+    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", "-", "-q",
+                        "--quarantine", str(tmp_path / "q.jsonl")],
                        input=b"{}", capture_output=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and r.stderr.decode().splitlines() == [
         'llm-cost: error: -: expected a report page {"data": [...]} or a list of pages']
 
 
-def test_an_invoice_and_logs_both_on_standard_input_are_refused(audit_files):
+def test_an_invoice_and_logs_both_on_standard_input_are_refused(tmp_path, audit_files):
     logs, _ = audit_files
-    one_error_line(run("audit", "-", "--invoice", "-", input=logs.read_text()), "both read standard input")
+    one_error_line(run("audit", "-", "--invoice", "-", "--quarantine", tmp_path / "q.jsonl", input=logs.read_text()),
+                   "both read standard input")
 
 
 def test_a_directory_as_invoice_is_named_as_one(tmp_path, v):
@@ -803,3 +806,19 @@ def test_a_key_in_the_invoices_or_a_logs_file_name_is_masked_in_every_audit_form
     if fmt != "csv":  # (CSV holds the lines alone; the others name the invoice)
         assert "sk-ant-api03-\u2026a1B2" in (json.dumps(json.loads(r.stdout), ensure_ascii=False) if fmt == "json"
                                             else r.stdout)
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
+def test_a_key_in_a_log_column_name_is_masked_in_price_rows(tmp_path, ext):
+    p = tmp_path / "k.csv"
+    p.write_text(f"timestamp,model,input_tokens,output_tokens,{KEY_A},{KEY_B}\n"
+                 f"2026-10-08T00:00:00Z,{SONNET},1000,1000,x,y\n")
+    out = tmp_path / f"rows.{ext}"
+    assert run("price", p, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q").exit_code == 0
+    assert KEY_A.encode() not in out.read_bytes() and KEY_B.encode() not in out.read_bytes()
+    if ext != "parquet":  # (Parquet's base64 schema may hold any 8 letters: its names are checked below)
+        assert KEY_A[-12:-4].encode() not in out.read_bytes() and KEY_B[-12:-4].encode() not in out.read_bytes()
+    else:  # the two keys mask alike: both columns kept, apart
+        assert not any("AAAA" in c or "BBBB" in c for c in pl.read_parquet(out).columns)
+        row = pl.read_parquet(out).row(0, named=True)
+        assert (row["sk-ant-api03-\u2026a1B2"], row["sk-ant-api03-\u2026a1B2_2"]) == ("x", "y")
