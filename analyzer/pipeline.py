@@ -668,6 +668,9 @@ class Report:
     tz: str
     dialects: dict[str, str]
     notes: list[str]
+    # The priced groups the rows were summed from (rate keys + --by keys): what a report that draws
+    # (html_report) regroups by time, tier or component without reading the logs again.
+    detail: pl.DataFrame | None = None
 
 
 def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options | None = None,
@@ -778,7 +781,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if groups:
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
     rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
-    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
+    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
 
 
 def _tier_unknown_notes(priced: pl.DataFrame) -> list[str]:

@@ -827,7 +827,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     at = f" at version {table.version()}" if version is not None or as_of is not None else ""
     notes = [f"costs as stored in {root}{at} (priced at ingest or by `llm-cost reprice`; not re-priced by this report)"]
     files = {e["path"]: e["dialect"] for e in records.values() if e.get("dialect")}
-    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes)
+    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes, priced)
 
 
 def _repricings(table) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown. Files are written atomically.
+"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown, html (html_report.py). Files are written atomically.
 
 Machine formats (csv, json, jsonl, parquet) carry money exactly (12 decimal places, JSON money as
 strings). Human formats (table, markdown) round half-even to cents, and say so.
@@ -24,9 +24,10 @@ from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 from .view import View
 
-FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
+FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown", "html")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-           ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+           ".md": "markdown", ".markdown": "markdown", ".txt": "table",
+           ".html": "html", ".htm": "html"}
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
 # String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
 _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
@@ -282,6 +283,10 @@ def render(report, fmt: str, reveal: bool = False, view: View | None = None) -> 
         return markdown(report, reveal, view)
     if fmt == "table":
         return table_text(report, width=plain_width(), reveal=reveal, view=view)
+    if fmt == "html":
+        from . import html_report
+
+        return html_report.report_html(report, reveal)
     raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 

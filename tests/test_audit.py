@@ -369,7 +369,7 @@ def test_bad_invoice_is_one_line_exit_2(tmp_path, q, content, message):
     (["--by", "day,colour"], "--by 'colour'"),
     (["--by", "workspace"], "does not carry"),
     (["--tz", "Europe/Berlin"], "an audit compares UTC days"),
-    (["-o", "audit.jsonl"], "an audit is written as table, csv, json or markdown"),
+    (["-o", "audit.jsonl"], "an audit is written as table, csv, json, markdown or html"),
 ])
 def test_bad_options_exit_2(tmp_path, q, args, message):
     r = CliRunner().invoke(main, ["audit", str(logs(tmp_path)), "--invoice", str(plain_invoice(tmp_path, Decimal(1))),
