@@ -183,6 +183,8 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
     if opts.tz != "UTC":
         raise OptionError(f"--tz {opts.tz}: an audit compares UTC days, as invoices bill them; leave --tz out")
+    if invoice_path in ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0") and "-" in [str(p) for p in paths]:
+        raise OptionError(f"--invoice {invoice_path} and the log - both read standard input; give one of them as a file")
     book = pricebook.load_price_book(opts.prices)
     invoice = invoices.read(invoice_path, book, invoice_format)
     _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read

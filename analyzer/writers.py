@@ -538,8 +538,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             return lf
         # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
         # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
-        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c in _AS_LOGGED
-                                         or (c not in CANONICAL and c not in _PRICE_TAGS)])
+        return safe_text.mask_column_names(safe_text.mask_frame(
+            lf, [c for c in lf.collect_schema() if c in _AS_LOGGED or (c not in CANONICAL and c not in _PRICE_TAGS)]))
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = safe(lf)
