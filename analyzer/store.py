@@ -599,6 +599,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         entry["accounting"] = acc.as_dict()
         return FileResult(path, "empty", acc), entry, None
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
+    os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)  # (the store's own; writers create no directory)
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
     priced, acc = pipeline.price_requests([path], run, book)
     lf = priced.lazy()

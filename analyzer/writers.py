@@ -169,7 +169,10 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             _write_through(path, write)
             return
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        if not os.path.isdir(directory):
+            # (not created: `-o /nonexistent/x.csv` made /nonexistent as root; a typo'd directory
+            # is the user's to fix, as with cp or a shell redirect)
+            raise OutputError(f"cannot write {path}: no such directory {directory}")
         tmp = _create_temp(directory, mode)
         wanted = stat.S_IMODE(os.stat(tmp).st_mode)
         if mode is None and os.path.isfile(path) and not os.path.islink(path):
