@@ -123,7 +123,7 @@ def test_model_resolution(raw, expected, scope):
     assert (model, found_scope, problem) == (expected, scope, None)
 
 
-@pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o", "claude-sonnet-4-5-2025",
+@pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o-2024", "claude-sonnet-4-5-2025",
                                  "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc"])
 def test_no_fuzzy_matching(raw):
     model, _, problem = Resolver(load()).resolve(raw)
