@@ -21,7 +21,7 @@ _LAZY = {
     "Options": ("pipeline", "Options"),
     "Report": ("pipeline", "Report"),
     "Accounting": ("pipeline", "Accounting"),
-    "load_price_book": ("pricebook", "load"),
+    "load_price_book": ("pricebook", "load_price_book"),
     "AnalyzerError": ("errors", "AnalyzerError"),
 }
 

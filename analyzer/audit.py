@@ -23,7 +23,7 @@ import polars as pl
 
 from .errors import OptionError
 from .invoices import KEYS, Invoice
-from .models import normalize as model_key
+from .models import parse_model_id as model_key
 from .pricebook import PriceBook
 from .schema import COMPONENTS, MONEY
 
@@ -100,7 +100,7 @@ def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False,
         # Costs as stored; the book for explanations (models, rates) is the current one with overlays.
         stored = store.report(store_dir, computed_by(workspace), dataclasses.replace(opts, prices=()))
         computed = computed_from_report(stored)
-        return dataclasses.replace(computed, book=book or pricebook.load(opts.prices))
+        return dataclasses.replace(computed, book=book or pricebook.load_price_book(opts.prices))
     return computed_from_report(pipeline.analyze(paths, computed_by(workspace), opts, book))
 
 
@@ -181,7 +181,7 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
     if opts.tz != "UTC":
         raise OptionError(f"--tz {opts.tz}: an audit compares UTC days, as invoices bill them; leave --tz out")
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     invoice = invoices.read(invoice_path, book, invoice_format)
     _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read
     opts = dataclasses.replace(opts, outputs=(*opts.outputs, invoice_path))  # the invoice is never read as a log

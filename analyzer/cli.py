@@ -76,6 +76,23 @@ class Choice(click.Choice):
                       + (f"; did you mean {near[0]}?" if near else ""), param, ctx)
 
 
+class StoreDir(click.Path):
+    """The store's directory: local. Object storage is refused with why: the store's commits are
+    made safe by a lock file and renames on one file system (see docs/store.md)."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value, param, ctx):
+        from .remote import is_url, shown_url
+
+        if is_url(str(value)):
+            self.fail(f"{shown_url(str(value))}: the store is a local directory (its commits rely on a lock and "
+                      "renames on one file system); keep it on local disk or a mounted volume and copy the Delta "
+                      "table to object storage for other engines", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Group(click.Group):
     """Click's own usage errors (unknown option or command, bad choice, missing option) in the same
     one-line shape as ours, exit 2, instead of Click's three-line usage block."""
@@ -250,7 +267,7 @@ def main():
 
 @main.command()
 @input_options(paths_required=False)
-@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+@click.option("--store", "store_dir", type=StoreDir(),
               help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
 @click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
@@ -317,7 +334,7 @@ def price(paths, output, **kw):
 
 @main.command()
 @input_options(paths_required=False, tz=False)
-@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+@click.option("--store", "store_dir", type=StoreDir(),
               help="audit a store's costs (see `llm-cost ingest`) instead of log files")
 @click.option("--invoice", required=True, type=click.Path(dir_okay=False),
               help="what was billed: Admin API cost report JSON, analytics cost JSON, Console cost CSV, FOCUS "
@@ -367,7 +384,7 @@ def prices_list(overlays):
     """Every model in the book with its current rates (USD per million tokens)."""
     from . import pricebook, writers
 
-    book = pricebook.load(overlays)
+    book = pricebook.load_price_book(overlays)
     _echo(writers.price_list_text(book), nl=False)
 
 
@@ -381,7 +398,7 @@ def prices_show(model, overlays):
     from .errors import OptionError
     from .models import Resolver
 
-    book = pricebook.load(overlays)
+    book = pricebook.load_price_book(overlays)
     resolver = Resolver(book)
     found, _, problem = resolver.resolve(model)
     if found is None:
@@ -420,7 +437,7 @@ WAIT_HELP = "if another run holds the store, wait this long for it, then exit 2"
 
 def _store_options(f):
     decorators = [
-        click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False),
+        click.option("--store", "store_dir", required=True, type=StoreDir(),
                      help="the store directory (created by the first ingest)"),
         click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
                      help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
@@ -473,7 +490,7 @@ def _file_progress(quiet: bool, total: int):
 def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
     """Price log files into a store; safe to re-run (files already ingested are skipped)."""
     from . import pipeline, store
-    from .sources import expand_paths
+    from .sources import expand_paths, shown
 
     total = len(expand_paths(paths))
     with _file_progress(quiet, total) as progress:
@@ -487,7 +504,7 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
         if result.recovered:
             click.echo(f"llm-cost: recorded {len(result.recovered)} file(s) an interrupted run had committed", err=True)
         for f in result.files:
-            _echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
+            _echo(f"{shown(f.path)}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
         _echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)
@@ -503,7 +520,7 @@ def _size(n: int) -> str:
 
 
 @store_group.command("status")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 @handle_errors
 def store_status(store_dir, as_json):
@@ -537,7 +554,7 @@ def store_status(store_dir, as_json):
 
 
 @store_group.command("history")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @click.option("--json", "as_json", is_flag=True, help="print the versions as JSON")
 @handle_errors
 def store_history(store_dir, as_json):
@@ -557,7 +574,7 @@ def store_history(store_dir, as_json):
 
 
 @store_group.command("compact")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @click.option("--retention-days", type=click.IntRange(min=0), default=7, show_default=True,
               help="keep the files that versions of the last N days need (time travel that far back)")
 @click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP)
@@ -573,7 +590,7 @@ def store_compact(store_dir, retention_days, wait):
 
 
 @store_group.command("upgrade")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @handle_errors
 def store_upgrade(store_dir):
     """Convert a store of the old layout (manifest.json) into a Delta table, checked by equal reports."""

@@ -40,7 +40,7 @@ _DOTTED_VERSION = re.compile(r"(?<=\d)\.(?=\d)")
 _OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
-def normalize(raw: str) -> tuple[str, str | None, str | None]:
+def parse_model_id(raw: str) -> tuple[str, str | None, str | None]:
     """(lookup key, endpoint scope implied by the id or None, reason it cannot resolve or None)."""
     s = raw.strip().lower()
     s = s.removesuffix("[1m]")
@@ -75,11 +75,11 @@ class Resolver:
     def resolve(self, raw: str) -> tuple[str | None, str | None, str | None]:
         """(canonical id or None, endpoint scope implied by the id, why it did not resolve)."""
         # A router slug the book lists whole (platform_ids: "anthropic/claude-3.5-sonnet"), before
-        # normalize() strips its vendor.
+        # parse_model_id() strips its vendor.
         routed = _OPENROUTER_VARIANT.sub("", _OPENROUTER_ROUTE.sub("", raw.strip().lower()))
         if routed in self.table:
             return self.table[routed], None, None
-        key, scope, problem = normalize(raw)
+        key, scope, problem = parse_model_id(raw)
         if problem:
             return None, scope, problem
         found = self.table.get(key)
@@ -102,7 +102,7 @@ class Resolver:
         id names a line (opus, mini, nova...), have a word close to it (a typo like sonett still counts).
         No candidate: no suggestion.
         """
-        key = normalize(raw)[0]
+        key = parse_model_id(raw)[0]
         words, nums = _name_parts(key)
         provider = _provider_of(key)
         pool = []
@@ -110,7 +110,7 @@ class Resolver:
             model = self.book.models[mid]
             if provider is not None and model.provider != provider:
                 continue
-            cwords, cnums = _name_parts(normalize(cand)[0])
+            cwords, cnums = _name_parts(parse_model_id(cand)[0])
             if cnums[:len(nums)] != nums:
                 continue
             if words and not all(difflib.get_close_matches(w, cwords, n=1, cutoff=0.75) for w in words):

@@ -43,7 +43,7 @@ import polars as pl
 from . import aggregate, dedupe, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
-from .sources import expand_paths, open_source
+from .sources import expand_paths, file_key, open_source
 
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
 MONTH = "_llm_month"  # partition column: the request's UTC month, YYYY-MM
@@ -501,7 +501,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     if "-" in paths:
         raise OptionError("ingest reads files (their content hash makes re-runs safe), not stdin")
     pipeline.check_tz(opts.tz)
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     root = os.path.abspath(root)
     inside = os.path.realpath(root) + os.sep
     files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]  # never the store itself
@@ -519,13 +519,13 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 os.unlink(os.path.join(meta, name))
         # A copy of a file this run has still to read waits for it: were that file changed, its old
         # rows (which the copy's are) would go, and the copy, skipped before, would be lost.
-        pending = {os.path.abspath(f) for f in files}
+        pending = {file_key(f) for f in files}
         order, deferred, done = list(range(len(files))), set(), {}
         for n in order:  # grows while iterated: a deferred file comes again at the end
             path = files[n]
             if progress:
                 progress(path, len(done), len(files))
-            key = os.path.abspath(path)
+            key = file_key(path)
             digest = sha256(path)
             before = records.get(key)
             results = []
@@ -1085,7 +1085,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
 
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     since, until = _window(opts)
     inside = ~_outside(since, until)
     root = os.path.abspath(root)

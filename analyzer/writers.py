@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
-from . import safe_text
+from . import remote, safe_text
 from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 
@@ -73,6 +73,10 @@ def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[st
     replaced the log with its report) or two outputs are one file: same device and inode (hard
     links, symlinks) or same resolved path. `writes`: (option, file); `reads`: what -> files."""
     outs = [(flag, p) for flag, p in writes if p and p != "-"]
+    for flag, p in outs:
+        if remote.is_url(p):
+            raise OutputError(f"{flag} {remote.shown_url(p)}: llm-cost writes local files only: write one here, then "
+                              "copy it (aws s3 cp, gcloud storage cp, azcopy)")
     for i, (flag, p) in enumerate(outs):
         for other_flag, q in outs[i + 1:]:
             if _same(p, q):

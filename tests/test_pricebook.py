@@ -8,14 +8,14 @@ import pytest
 
 from analyzer import Options, analyze
 from analyzer.errors import PriceBookError
-from analyzer.models import Resolver, normalize
-from analyzer.pricebook import load
+from analyzer.models import Resolver, parse_model_id
+from analyzer.pricebook import load_price_book
 
 from .conftest import canonical_frame, write_frame
 
 
 def test_shipped_book_loads_with_exact_rates():
-    book = load()
+    book = load_price_book()
     assert len(book.models) >= 39
     haiku3 = book.models["claude-3-haiku-20240307"].periods[0].rates
     assert (haiku3.cache_write_5m, haiku3.cache_read) == (Decimal("0.3"), Decimal("0.03"))  # published, rounded
@@ -66,7 +66,7 @@ def _overlay(tmp_path, text: str) -> str:
 ])
 def test_invalid_overlays_name_file_model_and_field(tmp_path, text, message):
     with pytest.raises(PriceBookError) as e:
-        load([_overlay(tmp_path, text)])
+        load_price_book([_overlay(tmp_path, text)])
     assert message in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -119,19 +119,19 @@ def test_overlay_adds_a_model(tmp_path):
     ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", None),
 ])
 def test_model_resolution(raw, expected, scope):
-    model, found_scope, problem = Resolver(load()).resolve(raw)
+    model, found_scope, problem = Resolver(load_price_book()).resolve(raw)
     assert (model, found_scope, problem) == (expected, scope, None)
 
 
 @pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o-2024", "claude-sonnet-4-5-2025",
                                  "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc"])
 def test_no_fuzzy_matching(raw):
-    model, _, problem = Resolver(load()).resolve(raw)
+    model, _, problem = Resolver(load_price_book()).resolve(raw)
     assert model is None and problem
 
 
 def test_normalize_is_mechanical():
-    assert normalize("apac.anthropic.claude-x-v3:1") == ("claude-x", "regional", None)
+    assert parse_model_id("apac.anthropic.claude-x-v3:1") == ("claude-x", "regional", None)
 
 
 # -- ids as other tools log them (issue 14 §3): each form resolves exactly ---------------------------
@@ -167,7 +167,7 @@ def test_normalize_is_mechanical():
     ("anthropic/claude-instant-1.2", "claude-instant-1.2"),
 ])
 def test_tool_id_forms_resolve(raw, expected):
-    model, _, problem = Resolver(load()).resolve(raw)
+    model, _, problem = Resolver(load_price_book()).resolve(raw)
     assert (model, problem) == (expected, None)
 
 
@@ -178,12 +178,12 @@ def test_tool_id_forms_resolve(raw, expected):
     "openrouter/meta-llama/llama-3-70b-instruct",
 ])
 def test_tool_id_forms_that_must_not_resolve(raw):
-    model, _, problem = Resolver(load()).resolve(raw)
+    model, _, problem = Resolver(load_price_book()).resolve(raw)
     assert model is None and problem == "unknown model"
 
 
 def _book_without(*ids):
-    book = load()
+    book = load_price_book()
     for mid in ids:
         del book.models[mid]
     return book

@@ -514,7 +514,7 @@ def test_unpriced(tmp_path, req, reason):
 
 
 def test_every_shipped_rate_exact_at_12_places():
-    book = pricebook.load()
+    book = pricebook.load_price_book()
     literal = {"batch": D("0.5"), "us_geo": D("1.1"), "regional": D("1.1")}
     anthropic = book.providers["anthropic"]
     assert (anthropic.service_tier["batch"], anthropic.us_geo, anthropic.regional) == tuple(literal.values())

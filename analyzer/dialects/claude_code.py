@@ -65,4 +65,4 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
     )
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)

@@ -374,7 +374,7 @@ def _check_aliases(models: dict[str, Model]) -> None:
             claimed[key] = m.id
 
 
-def load(overlays: list[str] | tuple[str, ...] = (), shipped: bool = True) -> PriceBook:
+def load_price_book(overlays: list[str] | tuple[str, ...] = (), shipped: bool = True) -> PriceBook:
     """The shipped book plus overlays (later files win). Raises PriceBookError naming file/model/field."""
     models: dict[str, Model] = {}
     providers: dict[str, Provider] = {}
@@ -400,7 +400,7 @@ def load(overlays: list[str] | tuple[str, ...] = (), shipped: bool = True) -> Pr
 
 def check(path: str) -> PriceBook:
     """Validate an overlay file on top of the shipped book (what `llm-cost prices check` does)."""
-    return load([path])
+    return load_price_book([path])
 
 
 def per_unit(rate: Decimal, multiplier: Decimal, per: int) -> Decimal:

@@ -70,12 +70,12 @@ def _threshold(r: dict, book: pricebook.PriceBook) -> int | None:
 
 def can_express(fmt: str, r: dict) -> bool:
     """Whether `fmt` can say everything this request says."""
-    return _why_not(fmt, _full(r), pricebook.load()) is None
+    return _why_not(fmt, _full(r), pricebook.load_price_book()) is None
 
 
 def not_expressible(fmt: str, requests: list[dict]) -> str | None:
     """Why `fmt` cannot carry these requests exactly (None: it can)."""
-    book = pricebook.load()
+    book = pricebook.load_price_book()
     return next((why for r in requests if (why := _why_not(fmt, _full(r), book)) is not None), None)
 
 
