@@ -549,7 +549,8 @@ def price_show_text(book, m) -> str:
                 out.append(f"    {name}{cond} ({span}): input {_rate(w.rates.input)}, 5m {_rate(w.rates.cache_write_5m)}, "
                            f"1h {_rate(w.rates.cache_write_1h)}, read {_rate(w.rates.cache_read)}, output {_rate(w.rates.output)}")
         if p.source:
-            out.append(f"    source: {p.source} (checked {p.checked}; {p.origin})")
+            checked = f"checked {p.checked}; " if p.checked else ""  # an imported price was not checked
+            out.append(f"    source: {p.source} ({checked}{p.origin})")
         if p.note:
             out.append(f"    note: {p.note}")
     return "\n".join(out) + "\n"
