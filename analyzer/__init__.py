@@ -24,6 +24,9 @@ _LAZY = {
     "load_price_book": ("pricebook", "load_price_book"),
     "AnalyzerError": ("errors", "AnalyzerError"),
 }
+# Nightly checks (docs/check.md): check(paths, "budgets.toml", by=["workspace"]) -> alerts.
+_LAZY |= {"check": ("checks", "run"), "load_budgets": ("checks", "load_budgets")}
+__all__ += ["check", "load_budgets"]
 
 
 def __getattr__(name: str):

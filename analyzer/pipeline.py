@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
-from .errors import DialectError, OptionError, SourceError
+from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, TIER_UNKNOWN, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import (
     _TEMPORARY,
@@ -431,11 +431,12 @@ def check_by(by: list[str], dimensions: list[str]) -> list[str]:
         known = {c.lower(): c for c in reversed([*standard, *dimensions])}
         near = {k: difflib.get_close_matches(k.lower(), list(known), n=1, cutoff=0.6) for k in unknown}
         hints = "; ".join(f"{k!r}: did you mean {known[m[0]]}?" for k, m in near.items() if m)
-        raise OptionError(
+        raise UnknownKeys(
             f"--by {', '.join(repr(k) for k in unknown)}: unknown key{'s' if len(unknown) > 1 else ''}"
             + (f" ({hints})" if hints else "")
             + f"; use any of {', '.join(standard)}"
-            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
+            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else ""),
+            unknown, standard, list(dimensions),
         )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
@@ -691,9 +692,48 @@ def _with_retry(run):
         return run(True)
 
 
-def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
-    loaded = read_logs(paths, opts, robust, dimensions=set(by))
+@dataclass
+class Groups:
+    """A run's priced groups before they are summed to the report's rows: one row per rate-key group
+    and report key, with its counts, per-unit rates (RATE_COLUMNS), costs and tags. What the FOCUS
+    export and what-if scenarios start from: rates are columns here, so costs can be split per
+    component or priced again under other rates, exactly, without reading the logs again."""
+
+    group_by: list[str]
+    priced: pl.DataFrame
+    accounting: Accounting
+    book: pricebook.PriceBook
+    tz: str
+    dialects: dict[str, str]
+    notes: list[str]
+    dimensions: list[str]
+
+
+def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | None = None,
+                   book: pricebook.PriceBook | None = None, all_dimensions: bool = False) -> Groups:
+    """Like `analyze`, stopping before the groups are summed (see Groups). `all_dimensions`: every
+    dimension column of the logs is a key too (after `by`)."""
+    opts = opts or Options()
+    check_tz(opts.tz)
+    book = book or pricebook.load_price_book(opts.prices)
+    with one_reading(native=True):
+        groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
+        if changed_during_run():
+            read_natively(False)
+            first = groups.accounting.quarantine_file
+            groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
+            if first and not groups.accounting.quarantine_file:
+                with contextlib.suppress(OSError):
+                    os.unlink(first)
+        return groups
+
+
+def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
+             all_dimensions: bool = False) -> Report | Groups:
+    loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
     by = resolve_by(by, loaded.dimensions)
+    if all_dimensions:
+        by = [*by, *(d for d in loaded.dimensions if d not in by)]
     row_keys = check_by(by, loaded.dimensions)
     loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
@@ -720,10 +760,24 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     for tmp in loaded.spooled:  # the report holds no lazy frame: the decoded rows can go now
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    rows, totals = aggregate.summarize(priced, by, opts.tz)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
+    if groups:
+        return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
+    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
+
+
+def _tier_unknown_notes(priced: pl.DataFrame) -> list[str]:
+    """Pre-aggregated rows whose context window spans a long-context threshold (Haiku 5.5's 100K
+    inside a `0-200k` bucket): whether any request crossed it is not in the source. Priced at base."""
+    if not priced.height or TIER_UNKNOWN not in priced.columns:
+        return []
+    unsure = priced.filter(pl.col(TIER_UNKNOWN)).group_by("model", "context_window").agg(pl.col(ROWS).sum()) \
+        .sort("model", "context_window")
+    return [f"{n:,} pre-aggregated row{'s' if n != 1 else ''} of {model} in context window {window} cannot show "
+            "whether a request crossed the model's long-context threshold: priced at base rates (a lower bound)"
+            for model, window, n in zip(*(unsure[c].to_list() for c in ("model", "context_window", ROWS)))]
 
 
 def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
@@ -732,6 +786,7 @@ def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
         notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
     if priced.height and (priced["confidence"] == "estimate").any():
         notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
+    notes.extend(_tier_unknown_notes(priced))
     if acc.rows_read == 0 and acc.files:  # every record was skipped as not usage (say, a --dialect that does not fit)
         notes.append("no usage records found: the input's records are none of the kinds its format bills "
                      "(check the files, or --dialect)")

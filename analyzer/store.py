@@ -1249,3 +1249,29 @@ def _comparable(doc: str) -> dict:
         d.pop(k, None)
     d.get("accounting", {}).pop("quarantine_file", None)  # moved under _llm_cost/
     return d
+
+
+def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.PriceBook) -> pipeline.Groups:
+    """The store's priced requests as rate-key groups (pipeline.Groups), for a what-if: counts summed
+    by the keys that decide a rate (with `book`'s price bands) and `by`, with their stored cost as the
+    baseline. Rows unpriced at ingest stay in the accounting, not in the groups."""
+    rep = report(root, [], opts)  # the accounting and notes, as a report from the store gives them
+    table = _table(root)
+    records = _files(root, table)
+    pipeline.check_by(by, _dimensions(records))
+    since, until = _window(opts)
+    months = _months(_months_of(table), since, until)
+    buckets = [tagging.time_bucket(k, opts.tz) for k in by if k in pipeline.TIME_BUCKETS]
+    plain = [k for k in by if k not in pipeline.TIME_BUCKETS]
+    keys = [*tagging.RATE_KEY_COLUMNS, tagging.TIME_UNIT, tagging.PROMPT_BAND, tagging.USES,
+            *dict.fromkeys([k for k in ("model", *plain, *(b for b in by if b in pipeline.TIME_BUCKETS))
+                            if k not in tagging.RATE_KEY_COLUMNS])]
+    rows = scan(root, months, table, records).filter(
+        ~_outside(since, until) & pl.col("unpriced_reason").is_null()).with_columns(*tagging.row_tags(book), *buckets)
+    try:
+        agg = pipeline.exact_sums(rows, keys, ["requests", *COUNT_COLUMNS],
+                                  [_is_record(None).sum().alias(pipeline.ROWS), pl.col("cost").sum()])
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT).with_columns(pl.col("cost").cast(MONEY))
+    return pipeline.Groups(by, agg, rep.accounting, rep.book, opts.tz, rep.dialects, rep.notes, _dimensions(records))

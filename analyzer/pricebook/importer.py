@@ -323,17 +323,24 @@ def _render(path: str, digest: str, kind: str, models: list[Imported]) -> str:
     for m in models:
         lines += ["", "[[model]]", f"id = {_q(m.id)}", f"provider = {_q(m.provider)}", f"name = {_q(m.name)}",
                   "aliases = [" + ", ".join(_q(a) for a in m.aliases) + "]", "batch = false"]
-        for i, (start, rates, long) in enumerate(m.periods):
+        for i, (start, rates, _) in enumerate(m.periods):
             lines += ["", "  [[model.period]]", f"  from = {start.isoformat()}"]
             lines += [f"  {k} = {_plain(rates[k])}" for k in RATE_ORDER if k in rates]
             lines += [f"  source = {_q(f'{kind}: {src}')}", "  confidence = \"estimate\""]
             note = " ".join(n for n in (m.first_note if i == 0 else "", m.note) if n)
             if note:
                 lines.append(f"  note = {_q(note)}")
-            if long is not None:
-                threshold, lr = long
-                lines += ["", "    [model.period.long_context]", f"    threshold = {threshold}"]
-                lines += [f"    {k} = {_plain(lr[k])}" for k in RATE_ORDER if k in lr]
+        # A tier is a long-context window dated like the price it came with: from that price's start
+        # until the next price's (windows are facts of their own in the book: FORMAT.md).
+        for i, (start, _, long) in enumerate(m.periods):
+            if long is None:
+                continue
+            threshold, lr = long
+            lines += ["", "  [[model.long_context]]", f"  threshold = {threshold}", f"  from = {start.isoformat()}"]
+            if i + 1 < len(m.periods):
+                lines.append(f"  until = {m.periods[i + 1][0].isoformat()}")
+            lines += [f"  {k} = {_plain(lr[k])}" for k in RATE_ORDER if k in lr]
+            lines += [f"  source = {_q(f'{kind}: {src}')}", "  confidence = \"estimate\""]
     return "\n".join(lines) + "\n"
 
 

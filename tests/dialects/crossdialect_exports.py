@@ -63,9 +63,8 @@ def _prompt(r: dict) -> int:
 def _threshold(r: dict, book: pricebook.PriceBook) -> int | None:
     """The long-context threshold in effect for this request's model and time (None: no tier)."""
     model_id = Resolver(book).resolve(r["model"])[0]
-    period = book.models[model_id].period_at(r["timestamp"]) if model_id else None
-    lc = period.long_context if period else None
-    return lc.threshold if lc is not None and lc.contains(r["timestamp"]) else None
+    lc = book.models[model_id].long_context_at(r["timestamp"]) if model_id else None
+    return lc.threshold if lc is not None else None
 
 
 def can_express(fmt: str, r: dict) -> bool:

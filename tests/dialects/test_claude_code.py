@@ -40,7 +40,7 @@ def test_reference_transcript_by_hand():
     costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
     assert costs == {"claude-opus-4-6": OPUS + OPUS_SIDECHAIN, "claude-haiku-4-5-20251001": HAIKU,
                      "claude-sonnet-4-20250514": SONNET4}
-    assert set(rep.rows["project"].to_list()) == {"-home-dev-acme-billing"}
+    assert set(rep.rows["project"].to_list()) == {"/home/dev/acme-billing"}  # (from the lines' cwd)
     # the two streamed lines of one message are a repeat; the sidechain line with the same message id
     # and its own requestId is a request; the <synthetic> limit message is not billable; user and
     # snapshot lines are not usage and not records.
