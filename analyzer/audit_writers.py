@@ -1,4 +1,4 @@
-"""Audit output: table (Rich), csv, json, markdown. Machine formats carry money exactly; table and
+"""Audit output: table (Rich), csv, json, markdown, html (html_report.py). Machine formats carry money exactly; table and
 markdown round half-even to cents and say so. Files are written atomically."""
 
 from __future__ import annotations
@@ -45,8 +45,12 @@ def _grain_text(grain: list[str]) -> str:
 def shown(a: Audit, reveal: bool = False) -> Audit:
     """The audit as every format shows it: credentials in its lines (a workspace named by its key)
     masked unless `reveal`."""
-    return a if reveal else dataclasses.replace(a, lines=safe_text.mask_frame(a.lines),
-                                                notes=[safe_text.mask_secrets(n) for n in a.notes])
+    if reveal:
+        return a
+    # (the invoice's file name is shown in the summary and the JSON: a key in it is masked too)
+    invoice = dataclasses.replace(a.invoice, path=safe_text.mask_secrets(a.invoice.path))
+    return dataclasses.replace(a, lines=safe_text.mask_frame(a.lines), notes=[safe_text.mask_secrets(n) for n in a.notes],
+                               invoice=invoice)
 
 
 def summary_lines(a: Audit) -> list[str]:
@@ -108,7 +112,7 @@ def markdown(a: Audit) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(f"- {safe_text.markdown_cell(line)}" for line in summary_lines(a)) + "\n"
 
 
-FORMATS = ("table", "csv", "json", "markdown")
+FORMATS = ("table", "csv", "json", "markdown", "html")
 
 
 def check_format(fmt: str) -> None:
@@ -118,6 +122,10 @@ def check_format(fmt: str) -> None:
 
 def render(a: Audit, fmt: str, reveal: bool = False) -> str:
     check_format(fmt)
+    if fmt == "html":
+        from . import html_report
+
+        return html_report.audit_html(a, reveal)
     a = shown(a, reveal)
     if fmt == "json":
         return json.dumps(audit_dict(a), indent=2) + "\n"

@@ -285,9 +285,10 @@ def main():
 @click.option("--store", "store_dir", type=StoreDir(),
               help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "focus"]),
-              help="output format [default: from -o's extension, else table]; focus: FinOps FOCUS 1.2 rows "
-                   "(CSV, or Parquet with -o x.parquet; its own grain: day x SKU x dimensions, --by is not used)")
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "html", "focus"]),
+              help="output format [default: from -o's extension, else table]; html: one self-contained page with "
+                   "charts; focus: FinOps FOCUS 1.2 rows (CSV, or Parquet with -o x.parquet; its own grain: day x "
+                   "SKU x dimensions, --by is not used)")
 @click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform, e.g. anthropic]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
@@ -307,7 +308,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
     """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store.
     With neither: this machine's Claude Code transcripts (CLAUDE_CONFIG_DIR, ~/.claude/projects,
     ~/.config/claude/projects)."""
-    from . import pipeline, view, writers
+    from . import html_report, pipeline, view, writers
 
     paths = _default_paths(paths, store_dir, kw["quiet"])
     _store_source(paths, store_dir, kw)
@@ -323,17 +324,23 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
     shown = view.View.parse(columns, precision)
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
+    # An HTML report draws over time: it also groups by day when --by has no time bucket.
+    analysed = html_report.analysis_keys(keys) if fmt == "html" else keys
+    if fmt == "html":
+        html_report.warm_up()  # the chart engine starts while the logs are read
     with _progress(kw["quiet"], "reading and pricing logs..."):
         if store_dir:
             from . import store
 
-            rep = store.report(store_dir, keys, opts, version=version, as_of=as_of)
+            rep = store.report(store_dir, analysed, opts, version=version, as_of=as_of)
         else:
             if version is not None or as_of:
                 from .errors import OptionError
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
-            rep = pipeline.analyze(paths, keys, opts)
+            rep = pipeline.analyze(paths, analysed, opts)
+    if fmt == "html":
+        rep = html_report.regroup(rep, keys)
     rep = view.arrange(rep, sort_key, top)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         writers.print_table(rep, reveal=kw["reveal_keys"], view=shown)
@@ -416,7 +423,7 @@ def price(paths, output, fmt, billing_account, **kw):
               help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
 @click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
                            "context_tier, workspace [default: the invoice's own grain]")
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
 @handle_errors

@@ -817,6 +817,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     acc.filtered_out = stored - acc.priced - acc.unpriced
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
+    priced = aggregate.with_blocks(priced, opts.tz)  # (--by block: the windows' starts, for the detail too)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     versions = sorted(set(inside["price_book"].drop_nulls().to_list()))
     overlays = {o for e in records.values() for o in e.get("overlays", [])}
@@ -827,7 +828,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     at = f" at version {table.version()}" if version is not None or as_of is not None else ""
     notes = [f"costs as stored in {root}{at} (priced at ingest or by `llm-cost reprice`; not re-priced by this report)"]
     files = {e["path"]: e["dialect"] for e in records.values() if e.get("dialect")}
-    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes)
+    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes, priced)
 
 
 def _repricings(table) -> list[dict]:

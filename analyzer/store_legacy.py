@@ -190,6 +190,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     acc.filtered_out = stored - acc.priced - acc.unpriced
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
+    priced = aggregate.with_blocks(priced, opts.tz)  # (--by block: the windows' starts, for the detail too)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     versions = sorted(set(inside["price_book"].drop_nulls().to_list()))
     overlays = sorted({o for e in manifest.files.values() for o in e.get("overlays", [])}
@@ -197,7 +198,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     book = pricebook.PriceBook({}, {}, [f"store {root}"], overlays, ", ".join(versions) or "none")
     notes = [f"costs as stored in {root} (priced at ingest or by `llm-cost reprice`; not re-priced by this report)"]
     files = {e["path"]: e["dialect"] for e in manifest.files.values() if any(p["month"] in months for p in e["parts"])}
-    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes)
+    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes, priced)
 
 
 def _stored_accounting(manifest: Manifest) -> pipeline.Accounting:

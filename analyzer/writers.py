@@ -1,4 +1,4 @@
-"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown. Files are written atomically.
+"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown, html (html_report.py). Files are written atomically.
 
 Machine formats (csv, json, jsonl, parquet) carry money exactly (12 decimal places, JSON money as
 strings). Human formats (table, markdown) round half-even to cents, and say so.
@@ -24,9 +24,10 @@ from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 from .view import View
 
-FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
+FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown", "html")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-           ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+           ".md": "markdown", ".markdown": "markdown", ".txt": "table",
+           ".html": "html", ".htm": "html"}
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
 # String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
 _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
@@ -282,6 +283,10 @@ def render(report, fmt: str, reveal: bool = False, view: View | None = None) -> 
         return markdown(report, reveal, view)
     if fmt == "table":
         return table_text(report, width=plain_width(), reveal=reveal, view=view)
+    if fmt == "html":
+        from . import html_report
+
+        return html_report.report_html(report, reveal)
     raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
@@ -294,7 +299,9 @@ def to_stdout(data: str) -> None:
 
 
 def write_report(report, fmt: str, output: str | None, reveal: bool = False, view: View | None = None) -> None:
-    data = render(report, fmt, reveal, view)
+    to_file = output not in (None, "-")
+    # A table written to a file is read later, anywhere: whole, not fitted to this shell's COLUMNS.
+    data = table_text(report, PLAIN_WIDTH, reveal, view) if fmt == "table" and to_file else render(report, fmt, reveal, view)
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
@@ -476,8 +483,8 @@ def table_text(report, width: int | None = None, reveal: bool = False, view: Vie
 
 
 def plain_width() -> int:
-    """The width of a table written to a pipe or file: COLUMNS when the environment sets it (as
-    Rich reads it on a terminal), else PLAIN_WIDTH."""
+    """The width of a table written to a pipe: COLUMNS when the environment sets it (as Rich reads
+    it on a terminal), else PLAIN_WIDTH."""
     cols = os.environ.get("COLUMNS", "")
     return int(cols) if cols.isdigit() and int(cols) > 0 else PLAIN_WIDTH
 
@@ -531,8 +538,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             return lf
         # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
         # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
-        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c in _AS_LOGGED
-                                         or (c not in CANONICAL and c not in _PRICE_TAGS)])
+        return safe_text.mask_column_names(safe_text.mask_frame(
+            lf, [c for c in lf.collect_schema() if c in _AS_LOGGED or (c not in CANONICAL and c not in _PRICE_TAGS)]))
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = safe(lf)
