@@ -634,7 +634,8 @@ def price_show_text(book, m) -> str:
                    f"1h {_rate(r.cache_write_1h)}, cache read {_rate(r.cache_read)}, output {_rate(r.output)}  "
                    f"[{p.confidence}]")
         if p.source:
-            out.append(f"    source: {p.source} (checked {p.checked}; {p.origin})")
+            checked = f"checked {p.checked}; " if p.checked else ""  # an imported price was not checked
+            out.append(f"    source: {p.source} ({checked}{p.origin})")
         if p.note:
             out.append(f"    note: {p.note}")
     for w in m.windows():  # dated on their own: a new period keeps them
