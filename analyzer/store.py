@@ -364,8 +364,14 @@ def _write_files(root: str, records: dict[str, dict], rows_version: int) -> None
              "accounting": json.dumps(r["accounting"]), "dimensions": json.dumps(r.get("dimensions", [])),
              "rows_version": r.get("rows_version", rows_version)} for r in records.values()]
     frame = pl.DataFrame(rows, schema=FILE_COLUMNS) if rows else pl.DataFrame(schema=FILE_COLUMNS)
-    _delta().write_deltalake(os.path.join(root, FILES), frame.sort("path").to_arrow(), mode="overwrite",
-                             schema_mode="overwrite", commit_properties=_commit("files", **{K_VERSION: rows_version}))
+    try:
+        _delta().write_deltalake(os.path.join(root, FILES), frame.sort("path").to_arrow(), mode="overwrite",
+                                 schema_mode="overwrite", commit_properties=_commit("files", **{K_VERSION: rows_version}))
+    except Exception as e:  # noqa: BLE001
+        # Another writer wrote the files table first: nothing is lost, every record is in the rows
+        # table's log too and is replayed from there (see `_files`); the next run writes it again.
+        if not _is_conflict(e):
+            raise StoreError(f"{root}: cannot write {FILES}: {(str(e).strip().splitlines() or [''])[0]}") from None
 
 
 def _sync_files(root: str, table, records: dict[str, dict]) -> None:
@@ -531,7 +537,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             _sync_files(root, table, records)
         meta = os.path.join(root, META)
         for name in os.listdir(meta):  # spool files of a killed ingest: ours by name, never committed
-            if name.startswith(SPOOL_PREFIX) and name.endswith(".parquet") and not os.path.islink(os.path.join(meta, name)):
+            if _dead_spool(name) and not os.path.islink(os.path.join(meta, name)):
                 os.unlink(os.path.join(meta, name))
         # A copy of a file this run has still to read waits for it: were that file changed, its old
         # rows (which the copy's are) would go, and the copy, skipped before, would be lost.
@@ -606,6 +612,21 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
         if progress:
             progress("", len(files), len(files))
     return IngestResult([r for n in sorted(done) for r in done[n]], recovered)
+
+
+def _dead_spool(name: str) -> bool:
+    """A spool file (`.spool-<pid>-<sha>.parquet`) whose ingest is no longer running on this machine:
+    a live one (another process writing to the store at once) keeps its file."""
+    m = re.fullmatch(re.escape(SPOOL_PREFIX) + r"(\d+)-[0-9a-f]{16}\.parquet", name)
+    if m is None:
+        return False
+    try:
+        os.kill(int(m.group(1)), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False  # alive (another user's), or no pid at all
+    return int(m.group(1)) == os.getpid()  # (our own pid: left by an earlier run in this process)
 
 
 def _recorded(root: str) -> int:
@@ -825,9 +846,11 @@ def _sink_months(root: str, columns: pl.Schema, batches: Iterator[pl.DataFrame],
     # 30% less CPU than a dictionary tried on every column), not for request ids, which never do;
     # delta encoding for the time and row numbers, which mostly rise. (1M bench requests: 32 MiB.)
     text = [f.name for f in schema if pa.types.is_large_string(f.type) or pa.types.is_string(f.type)]
+    rising = [f.name for f in schema if f.name in ("timestamp", "source_row")
+              and (pa.types.is_timestamp(f.type) or pa.types.is_int64(f.type))]
     options = {"compression": "zstd", "compression_level": 3,
-               "use_dictionary": [c for c in text if c != "request_id"],
-               "column_encoding": {c: "DELTA_BINARY_PACKED" for c in ("timestamp", "source_row") if c in schema.names}}
+               "use_dictionary": [c for c in text if c != "request_id"] or False,
+               "column_encoding": dict.fromkeys(rising, "DELTA_BINARY_PACKED") or None}
     writers: dict[str, pq.ParquetWriter] = {}
     buffers: dict[str, list[pl.DataFrame]] = {}
 
@@ -861,7 +884,7 @@ def _stats(meta) -> dict:
     if "timestamp" in names and meta.num_row_groups:
         i = names.index("timestamp")
         cols = [meta.row_group(g).column(i).statistics for g in range(meta.num_row_groups)]
-        if all(c is not None and c.has_min_max for c in cols):
+        if all(c is not None and c.has_min_max and isinstance(c.min, dt.datetime) for c in cols):
             def iso(t: dt.datetime) -> str:  # (strftime's %Y does not pad a year before 1000)
                 return f"{t.year:04d}" + t.strftime("-%m-%dT%H:%M:%S.%fZ")
 

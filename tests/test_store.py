@@ -438,6 +438,68 @@ def test_two_ingests_at_once_count_shared_ids_once(tmp_path):
     assert rep.totals["cost"] == 60 * Decimal("0.0045")
 
 
+# Two writers without the lock (two machines sharing a store): each reads the table, then waits
+# until the other has read it too, so both commits are built on the same version and one must lose.
+RACER = """
+import contextlib, os, sys, time
+from analyzer import store
+store.locked = lambda *a, **k: contextlib.nullcontext()
+read, gate = store._read_file, sys.argv[3]
+def wait_for_the_other(*a, **k):
+    out = read(*a, **k)
+    if not os.path.exists(f"{gate}.{os.getpid()}"):
+        open(f"{gate}.{os.getpid()}", "w").close()
+        deadline = time.monotonic() + 60
+        while len([f for f in os.listdir(os.path.dirname(gate)) if f.startswith("gate.")]) < 2:
+            assert time.monotonic() < deadline, "the other writer never read the table"
+            time.sleep(0.02)
+    return out
+store._read_file = wait_for_the_other
+r = store.ingest([sys.argv[1]], sys.argv[2], warn=lambda m: print(m, file=sys.stderr))
+print(r.files[0].status, r.files[0].stored)
+"""
+
+
+def test_two_writers_without_the_lock_conflict_and_the_loser_rechecks_its_repeats(tmp_path):
+    """Delta's optimistic concurrency, not the lock, keeps two writers from double counting: both
+    read version 0 and check their ids against it; the second commit fails (a commit is never
+    rebased onto a version its repeat check did not read), re-checks against the winner's rows and
+    commits without the shared ids."""
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "n0" / "z.csv", [req("z")]))], str(st))
+    a = log(tmp_path / "a" / "a.csv", [req(f"r{i}") for i in range(40)])
+    b = log(tmp_path / "b" / "b.csv", [req(f"r{i}") for i in range(20, 60)])  # 20 ids in both
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    (tmp_path / "g").mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), str(p), str(st), str(tmp_path / "g" / "gate")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in (a, b)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    stored = sorted(int(out.split()[-1]) for out, _ in outs)
+    assert stored == [20, 40]  # the loser stored only the ids the winner had not
+    assert sum("another writer committed" in err for _, err in outs) == 1, outs
+    rep = store.report(str(st), ["model"])
+    assert rep.totals["requests"] == 61 and rep.accounting.duplicates == 20 and rep.accounting.balanced
+    assert rep.totals["cost"] == 61 * Decimal("0.0045")
+    assert store.status(str(st))["consistent"] and store.history(str(st))[0]["version"] == 2
+    assert not list((st / "_llm_cost").glob(".spool-*"))  # and the loser's first data files are gone
+    assert not store.status(str(st))["uncommitted"]
+
+
+def test_a_commit_built_on_a_stale_version_is_a_conflict_not_a_rebase(tmp_path):
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "n0" / "z.csv", [req("z")]))], str(st))
+    stale = store._table(str(st))
+    store.ingest([str(log(tmp_path / "n1" / "a.csv", [req("a")]))], str(st))  # version 1, unseen by `stale`
+    spool = str(tmp_path / "spool.parquet")
+    canonical_frame([req("a")]).with_columns(pl.lit("2026-10").alias(store.MONTH)).write_parquet(spool)
+    rows = store._Rows(spool, pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64}))
+    with pytest.raises(store._Conflict):
+        store._write_rows(str(st), stale, rows, {"0" * 64}, {"path": "x"}, "book", 1, new=True)
+    assert store._table(str(st)).version() == 1 and not store.status(str(st))["uncommitted"]
+
+
 # ----------------------------------------------------------------------------------------------
 # Safety (issue 13 §1-3): foreign directories, paths, damaged logs, internal columns
 
