@@ -90,7 +90,8 @@ def _writer():
 
 def _damaged(root: str, e: BaseException) -> StoreError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-    return StoreError(f"damaged store: {root}: {first}")
+    hint = f" (if its last commit was cut short: `llm-cost store repair {root}`)" if "json" in first.lower() else ""
+    return StoreError(f"damaged store: {root}: {first}{hint}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,7 +187,8 @@ def _table(root: str, version: int | dt.datetime | None = None):
         recorded = _recorded(root)
         if recorded > table.version():
             raise StoreError(f"damaged store: {root}: the files table records version {recorded} of the table, "
-                             f"but {LOG} ends at version {table.version()} (commit files are missing)")
+                             f"but {LOG} ends at version {table.version()} (commit files are missing; "
+                             f"`llm-cost store repair {root}` goes back to version {table.version()})")
     return table
 
 
@@ -207,6 +209,12 @@ def _describe(holder: bytes) -> str:
         return "an unknown process"
 
 
+def _check_wait(wait: float) -> None:
+    """`--wait`: seconds, finite (nan compares false with everything; inf would wait forever)."""
+    if not isinstance(wait, int | float) or wait != wait or wait < 0 or wait == float("inf"):
+        raise OptionError(f"--wait {wait}: a number of seconds, 0 or more (not nan or inf)")
+
+
 @contextlib.contextmanager
 def locked(root: str, command: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] = lambda m: None,
            create: bool = False) -> Iterator[None]:
@@ -215,6 +223,7 @@ def locked(root: str, command: str, wait: float = DEFAULT_WAIT, warn: Callable[[
     the duplicate check reads the table before writing: two ingests must not interleave. The lock
     file is opened without following a symlink and must be a regular file, so it cannot be turned
     into a way to truncate another file."""
+    _check_wait(wait)
     kind = _kind(root)
     if kind not in ("delta", "empty") and not (create and kind == "missing"):
         raise _refuse(root, kind)
@@ -517,6 +526,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     """Add usage log files to the store, each file in its own commit (see the module doc).
 
     `progress(path, done, total)` is called before each file; `warn` receives messages for people."""
+    _check_wait(wait)
     opts = opts or pipeline.Options()
     if opts.since or opts.until:
         raise OptionError("ingest stores whole files: --since/--until apply to reports from the store")
@@ -701,6 +711,9 @@ def _check_names(path: str, stored: list[str], dims: list[str]) -> None:
     seen = {n.lower(): n for n in stored}
     for d in dims:
         other = seen.get(d.lower())
+        if other is not None and other != d and other in dims:
+            raise StoreError(f"{path}: columns {other!r} and {d!r}: Delta Lake column names ignore case, so one "
+                             "table cannot hold both (a report of the log keeps them apart); rename one in the log")
         if other is not None and other != d:
             raise StoreError(f"{path}: column {d!r}: the store has a column {other!r}, and Delta Lake column names "
                              "ignore case, so one table cannot hold both; rename the column in the log")
@@ -976,7 +989,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
                                                            for u in _parts(table, None)):
         raise _not_kept(root, table.version())
     records = _files(root, table)
-    by = list(by)
+    by = pipeline.resolve_by(list(by), _dimensions(records))  # `--by team` for a `Team` column, as from logs
     pipeline.check_by(by, _dimensions(records))
     keys = [k for k in by if k != "component"]
     since, until = _window(opts)
@@ -1192,6 +1205,7 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
     `retention_days` days needs (time travel stays possible that far back), and data files of runs
     killed before their commit. Only files named like the ones delta-rs writes, inside a month
     directory of this table, are ever deleted."""
+    _check_wait(wait)
     root = os.path.abspath(root)
     if retention_days < 0:
         raise OptionError("--retention-days: a number of days, 0 or more")
@@ -1251,6 +1265,84 @@ def _ever_named(table) -> set[str]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Repair
+
+REPAIRED = os.path.join(META, "repaired")  # where `store repair` moves a damaged commit file (never deleted)
+
+
+def _log_versions(root: str) -> list[int]:
+    return sorted(int(n[:20]) for n in os.listdir(os.path.join(root, LOG)) if re.fullmatch(r"\d{20}\.json", n))
+
+
+def repair(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] = lambda m: None) -> dict:
+    """Bring a store whose last commit is damaged or lost back to its last good version, on the
+    user's word (no other command repairs anything). A damaged last commit file (one that does not
+    parse: a write cut short) is moved to `_llm_cost/repaired/`, not deleted; a files table that
+    records versions the log no longer has is written again as of the log's last version. Files
+    whose rows were in the lost commit are forgotten, so that the next ingest reads them again;
+    their data files, named by no version, are left for `store compact`. Nothing is deleted."""
+    _check_wait(wait)
+    root = os.path.abspath(root)
+    if _kind(root) != "delta":
+        raise _refuse(root, _kind(root))
+    moved = []
+    with locked(root, "repair", wait, warn):
+        try:
+            table = _delta().DeltaTable(root)
+            _history(table, 1)
+        except Exception as e:  # noqa: BLE001 - the log does not load: is it its last commit?
+            versions = _log_versions(root)
+            if len(versions) < 2:
+                raise StoreError(f"damaged store: {root}: {_first(e)}; the log has no earlier version to go "
+                                 "back to") from None
+            name = f"{versions[-1]:020d}.json"
+            os.makedirs(os.path.join(root, REPAIRED), exist_ok=True)
+            aside = os.path.join(root, REPAIRED, f"{name}.{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
+            os.rename(os.path.join(root, LOG, name), aside)
+            try:
+                table = _delta().DeltaTable(root)
+                _history(table, 1)
+            except Exception:  # noqa: BLE001 - the damage is not (only) in the last commit: put it back
+                os.rename(aside, os.path.join(root, LOG, name))
+                raise StoreError(f"damaged store: {root}: {_first(e)}; not only its last commit is damaged, "
+                                 "so `store repair` changed nothing") from None
+            moved.append(os.path.relpath(aside, root))
+        gone = [u for u in _parts(table, None) if not os.path.isfile(u.removeprefix("file://"))]
+        if gone:  # e.g. the lost commit was a compaction whose vacuum removed the files merged
+            for m in moved:
+                os.rename(os.path.join(root, m), os.path.join(root, LOG, os.path.basename(m)[:25]))
+            raise StoreError(f"damaged store: {root}: cannot go back to version {table.version()}: {len(gone)} of its "
+                             f"data files are gone ({os.path.relpath(gone[0].removeprefix('file://'), root)}; "
+                             "removed by `store compact` after it); `store repair` changed nothing. Ingest the logs "
+                             "again into a new store")
+        recorded = _recorded(root)
+        forgotten: list[str] = []
+        if recorded > table.version():
+            path = os.path.join(root, FILES)
+            try:
+                frame = pl.read_parquet(_delta().DeltaTable(path).file_uris(), glob=False)
+                latest = {r["path"]: _decode(path, r) for r in frame.to_dicts()}  # one row per file
+            except Exception as e:  # noqa: BLE001
+                raise _damaged(path, e) from None
+            try:
+                records = _files(root, table)  # the files table as it was for this version
+            except StoreError:
+                # That version of the files table was vacuumed: its records of this version or
+                # before, brought up to date from the commits of the rows table's log.
+                kept = {k: r for k, r in latest.items() if (r.get("rows_version") or 0) <= table.version()}
+                records = _replay(root, table, kept, -1)
+            forgotten = sorted(set(latest) - set(records))
+            _write_files(root, records, table.version())
+        table = _table(root)  # healthy again, or this says why not
+    return {"store": root, "version": table.version(), "moved": moved, "forgotten": forgotten,
+            "repaired": bool(moved) or recorded > table.version() or bool(forgotten)}
+
+
+def _first(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+
+# ----------------------------------------------------------------------------------------------
 # Reprice
 
 
@@ -1291,6 +1383,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
     `report --version`)."""
     from .pricing import rate_frame
 
+    _check_wait(wait)
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
     book = pricebook.load(opts.prices)

@@ -775,3 +775,90 @@ def test_compact_removes_a_quarantine_write_a_killed_run_left_and_nothing_else(t
     store.compact(str(st))
     assert not left.exists() and mine.read_text() == "a user's note"
     assert not store.status(str(st))["uncommitted"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 13 leftovers: repair, masking, case of dimension names, --wait
+
+
+def test_a_cut_short_last_commit_is_one_line_and_store_repair_goes_back_without_deleting(tmp_path):
+    st = tmp_path / "store"
+    c = log(tmp_path / "c.csv", [req("a")])
+    d = log(tmp_path / "d.csv", [req("b", "2026-11-10")])
+    store.ingest([str(c)], str(st))
+    store.ingest([str(d)], str(st))
+    last = st / "_delta_log" / "00000000000000000001.json"
+    last.write_bytes(last.read_bytes()[:100])  # a commit cut short
+    before = {p for p in tree(st) if "_llm_month=" in p}
+    r = run("report", "--store", st)
+    assert r.exit_code == 2 and "damaged store" in r.stderr and "store repair" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run("store", "repair", st)
+    assert r.exit_code == 0 and "back at version 0" in r.stdout and str(d) in r.stdout, r.output
+    assert {p for p in tree(st) if "_llm_month=" in p} == before  # no data file deleted
+    assert len(list((st / "_llm_cost" / "repaired").iterdir())) == 1  # the damaged commit, kept
+    assert store.report(str(st), ["model"]).totals["cost"] == Decimal("0.0045")
+    assert store.ingest([str(d)], str(st)).files[0].status == "ingested"  # forgotten: read again
+    assert store.report(str(st), ["model"]).totals["cost"] == Decimal("0.009")
+    assert run("store", "repair", st).stdout.strip().endswith("nothing to repair (version 1)")
+
+
+def test_a_lost_last_commit_is_repaired_from_the_files_table_of_the_version_before(tmp_path):
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "c.csv", [req("a")]))], str(st))
+    store.ingest([str(log(tmp_path / "d.csv", [req("b")]))], str(st))
+    (st / "_delta_log" / "00000000000000000001.json").unlink()
+    r = run("store", "status", st)
+    assert r.exit_code == 2 and "store repair" in r.stderr
+    assert run("store", "repair", st).exit_code == 0
+    assert store.status(str(st))["files"] == 1 and store.report(str(st), ["model"]).accounting.balanced
+
+
+def test_repair_refuses_when_more_than_the_last_commit_is_damaged_and_changes_nothing(tmp_path):
+    st = tmp_path / "store"
+    for n in range(3):
+        store.ingest([str(log(tmp_path / f"{n}.csv", [req(f"r{n}")]))], str(st))
+    first = st / "_delta_log" / "00000000000000000001.json"
+    first.write_text("{")
+    snapshot = tree(st)
+    r = run("store", "repair", st)
+    assert r.exit_code == 2 and "changed nothing" in r.stderr
+    assert {k: v for k, v in tree(st).items() if k != "_llm_cost/lock"} == \
+        {k: v for k, v in snapshot.items() if k != "_llm_cost/lock"}
+
+
+def test_quarantine_files_the_store_writes_mask_keys(tmp_path):
+    key = "sk-ant-api03-" + "A" * 40 + "a1B2"
+    bad = tmp_path / "a.csv"
+    bad.write_text("request_id,timestamp,model,input_tokens,output_tokens,api_key\n"
+                   f"a,2026-10-10T10:00:00Z,{SONNET},1000,100,{key}\nb,2026-10-10T10:00:00Z,{SONNET},lots,100,{key}\n")
+    store.ingest([str(bad)], str(tmp_path / "st"))
+    text = "".join(p.read_text() for p in (tmp_path / "st" / "_llm_cost" / "quarantine").iterdir())
+    assert "lots" in text and key not in text and "a1B2" in text
+
+
+def test_by_a_dimension_matches_its_column_case_insensitively_as_from_logs(tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text(f"request_id,timestamp,model,input_tokens,output_tokens,Team\na,2026-10-10T10:00:00Z,{SONNET},1000,100,x\n"
+                 f"b,2026-10-10T10:00:00Z,{SONNET},1000,100,y\n")
+    store.ingest([str(a)], str(tmp_path / "st"))
+    from_store = run("report", "--store", tmp_path / "st", "--by", "team", "--format", "csv", "-q")
+    from_log = run("report", a, "--by", "team", "--format", "csv", "-q")
+    assert from_store.exit_code == 0, from_store.output
+    assert from_store.stdout == from_log.stdout and from_log.stdout.startswith("Team,")
+
+
+def test_a_log_with_team_and_Team_is_refused_in_one_line_naming_both(tmp_path):  # noqa: N802
+    both = tmp_path / "a.csv"
+    both.write_text(f"request_id,timestamp,model,input_tokens,output_tokens,Team,team\na,2026-10-10T10:00:00Z,{SONNET},1,1,x,y\n")
+    r = run("ingest", both, "--store", tmp_path / "st")
+    assert r.exit_code == 2 and "'Team' and 'team'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1"])
+def test_wait_must_be_a_finite_number_of_seconds(tmp_path, wait):
+    a = log(tmp_path / "a.csv", [req("a")])
+    for args in (["ingest", a, "--store", tmp_path / "st"], ["store", "compact", tmp_path / "st"],
+                 ["reprice", "--store", tmp_path / "st"], ["store", "repair", tmp_path / "st"]):
+        r = run(*args, "--wait", wait)
+        assert r.exit_code == 2 and "--wait" in r.stderr and "Traceback" not in r.output, (args, r.output)
