@@ -10,7 +10,7 @@ DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messag
 	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
 	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs/litellm_spendlogs.csv
 
-.PHONY: help install demo test lint docs golden bench bench-store bench-cc bench-large clean
+.PHONY: help install demo test lint docs golden screenshot bench bench-store bench-cc bench-large clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ docs: $(STAMP)  ## rerun every ```console example in README and docs/ and rewrit
 
 golden: $(STAMP)  ## regenerate the golden reports in tests/golden (review the diff!)
 	$(BIN)/python -m tests.make_golden
+
+screenshot: $(STAMP)  ## docs/report.png: the sample logs' HTML report in headless Chromium (apt-get install chromium)
+	$(BIN)/python -m tests.chromium screenshot
 
 bench: $(STAMP)  ## benchmark: ROWS synthetic requests (default 10 million) in Parquet, CSV and JSONL
 	$(BIN)/python bench/bench.py --rows $(ROWS)

@@ -21,9 +21,12 @@ _LAZY = {
     "Options": ("pipeline", "Options"),
     "Report": ("pipeline", "Report"),
     "Accounting": ("pipeline", "Accounting"),
-    "load_price_book": ("pricebook", "load"),
+    "load_price_book": ("pricebook", "load_price_book"),
     "AnalyzerError": ("errors", "AnalyzerError"),
 }
+# Nightly checks (docs/check.md): check(paths, "budgets.toml", by=["workspace"]) -> alerts.
+_LAZY |= {"check": ("checks", "run"), "load_budgets": ("checks", "load_budgets")}
+__all__ += ["check", "load_budgets"]
 
 
 def __getattr__(name: str):

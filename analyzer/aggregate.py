@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 
 from .schema import COMPONENTS, COUNT_COLUMNS, MONEY, TIME_BUCKETS
-from .tagging import bucket_label
+from .tagging import block_starts, bucket_label
 
 COST_COLUMNS = [*("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost", "savings"]
 MEASURES = ["requests", *COUNT_COLUMNS, *COST_COLUMNS, "reported_cost"]
@@ -30,10 +30,18 @@ def _sums(cols: list[str]) -> list[pl.Expr]:
             pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in cols]
 
 
-def summarize(priced: pl.DataFrame, by: list[str], tz: str) -> tuple[pl.DataFrame, dict]:
-    """(rows grouped by `by`, grand totals). Time buckets become labels in the report's zone."""
+def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Series | None = None
+              ) -> tuple[pl.DataFrame, dict]:
+    """(rows grouped by `by`, grand totals). Time buckets become labels in the report's zone.
+    `block_keys`: the block keys of every request that decides the 5-hour windows (priced or not);
+    default, the priced rows' own."""
     reported = pl.when(pl.col("_reported_rows") > 0).then(pl.col("reported_cost"))
     priced = priced.with_columns(reported.alias("reported_cost"))
+    if "project" in by and priced.height:
+        priced = _project_paths(priced)
+    if "block" in by:
+        starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
+        priced = priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block"))
     if "component" in by:
         rows = _by_component(priced, [k for k in by if k != "component"], by)
     elif by:
@@ -50,6 +58,23 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str) -> tuple[pl.DataFram
         totals["reported_cost"] = None
         rows = rows.drop("reported_cost") if "reported_cost" in rows.columns else rows
     return rows, totals
+
+
+def _project_paths(priced: pl.DataFrame) -> pl.DataFrame:
+    """Claude Code names a project's directory by its escaped path (`-home-dev-app`); rows whose cwd
+    showed the path are labelled with it (dialects/claude_code.py), rows without are left with the
+    escaped name. Where the report holds exactly one path escaping to such a name, both are one
+    project, shown as the path. (On the report's few rows, after aggregation.)"""
+    names = priced.select(pl.col("project").unique().drop_nulls())
+    escaped = pl.col("project").str.replace_all(r"[^A-Za-z0-9]", "-")
+    # (only absolute paths: a project `my app` of another log is not the same as one named `my-app`)
+    paths = (names.filter(pl.col("project").str.contains(r"^(/|[A-Za-z]:[\\/])"))
+             .with_columns(escaped.alias("_name"))
+             .filter(pl.len().over("_name") == 1))
+    if not paths.height:
+        return priced
+    lookup = dict(zip(paths["_name"].to_list(), paths["project"].to_list()))
+    return priced.with_columns(pl.col("project").replace(lookup))
 
 
 def _fix_money(df: pl.DataFrame) -> pl.DataFrame:

@@ -23,13 +23,15 @@ import polars as pl
 
 from .errors import OptionError
 from .invoices import KEYS, Invoice
-from .models import normalize as model_key
+from .models import parse_model_id as model_key
 from .pricebook import PriceBook
 from .schema import COMPONENTS, MONEY
 
 ROUNDING_LINE = Decimal("0.01")  # a difference under one cent on a line is rounding
 # What the computed side is grouped by: the finest grain any invoice can ask for.
-COMPUTED_BY = ["day", "model", "service_tier", "context_tier", "component", "price_period"]
+# (discount_type: the multipliers applied, so that each computed row has one book rate per token.)
+COMPUTED_BY = ["day", "model", "service_tier", "context_tier", "component", "price_period", "discount_type"]
+_CACHE_TAGS = ["cache_read", "cache_write_5m", "cache_write_1h"]  # in discount_type, not rate multipliers
 _PER = {c.rate: c.per for c in COMPONENTS}
 _UNIT = {c.rate: ("MTok" if c.per == 1_000_000 else f"{c.per:,} requests") for c in COMPONENTS}
 _ZERO = pl.lit(Decimal(0), MONEY)
@@ -100,7 +102,7 @@ def compute(paths, opts, book: PriceBook | None = None, workspace: bool = False,
         # Costs as stored; the book for explanations (models, rates) is the current one with overlays.
         stored = store.report(store_dir, computed_by(workspace), dataclasses.replace(opts, prices=()))
         computed = computed_from_report(stored)
-        return dataclasses.replace(computed, book=book or pricebook.load(opts.prices))
+        return dataclasses.replace(computed, book=book or pricebook.load_price_book(opts.prices))
     return computed_from_report(pipeline.analyze(paths, computed_by(workspace), opts, book))
 
 
@@ -181,7 +183,7 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
     if opts.tz != "UTC":
         raise OptionError(f"--tz {opts.tz}: an audit compares UTC days, as invoices bill them; leave --tz out")
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     invoice = invoices.read(invoice_path, book, invoice_format)
     _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read
     opts = dataclasses.replace(opts, outputs=(*opts.outputs, invoice_path))  # the invoice is never read as a log
@@ -307,7 +309,25 @@ def _sums(rows: pl.DataFrame, by: list[str]) -> pl.DataFrame:
         pl.col("cost").sum().alias("computed"), pl.col("quantity").sum().alias("quantity_logged"),
         pl.col("price_period").unique().sort().str.join(", ").alias("price_period"),
         pl.col("day").min().alias("period_start"), (pl.col("day").max() + dt.timedelta(days=1)).alias("period_end"),
+        *_book_rates(rows.columns),
     )
+
+
+def _book_rates(columns: list[str]) -> list[pl.Expr]:
+    """The book's distinct unit rates among a line's rows ('$50.00 (standard), $55.00 (us_geo)') and
+    how many there are: a line that mixes them (US-only and global requests) has a blended cost per
+    token that is no rate of the book's."""
+    if "discount_type" not in columns or "token_type" not in columns:
+        return [pl.lit(None, pl.String).alias("_book_rates"), pl.lit(0, pl.UInt32).alias("_n_rates")]
+    per = pl.col("token_type").replace_strict(_PER, default=None, return_dtype=pl.Int64).cast(MONEY)
+    rate = pl.when(pl.col("quantity") > 0).then((pl.col("cost") * per / pl.col("quantity").cast(MONEY)).cast(MONEY))
+    applied = pl.col("discount_type").str.split("+").list.eval(
+        pl.element().filter(~pl.element().is_in(_CACHE_TAGS))).list.join("+")
+    label = pl.when(applied == "").then(pl.lit("standard")).otherwise(applied)
+    text = pl.format("${} ({})", _rate_text(rate), label)
+    return [text.filter(rate.is_not_null()).sort_by(rate).unique(maintain_order=True).str.join(", ")
+            .alias("_book_rates"),
+            _rate_text(rate).drop_nulls().n_unique().cast(pl.UInt32).alias("_n_rates")]
 
 
 def _status(table: pl.DataFrame, tol: Tolerance) -> pl.DataFrame:
@@ -389,10 +409,16 @@ def _rate_cause(columns: list[str]) -> pl.Expr:
     book_rate = (pl.col("computed") * per / q_log).cast(MONEY)
     since = pl.format(" ({} since {})", pl.col("model"), pl.col("price_period")) if "model" in columns else \
         pl.format(" (since {})", pl.col("price_period"))
-    rate = pl.when(has_log & pl.col("billed").is_not_null() & (q > 0)
-                   & (billed_rate.round(4) != book_rate.round(4))).then(
-        pl.format("billed ${}/{} for {}, book says ${}{}", _rate_text(billed_rate), unit, pl.col("token_type"),
-                  _rate_text(book_rate), since))
+    differs = has_log & pl.col("billed").is_not_null() & (q > 0) & (billed_rate.round(4) != book_rate.round(4))
+    # One book rate: it is what the logs imply. Several (a mix of standard and US-only requests): the
+    # book's rates for the line, then the blend the logs imply, never the blend called the book's.
+    one = pl.format("billed ${}/{} for {}, book says ${}{}", _rate_text(billed_rate), unit, pl.col("token_type"),
+                    _rate_text(book_rate), since)
+    mixed = pl.format("billed ${}/{} for {}; book rates {}{}; the logs' mix of them implies ${}",
+                      _rate_text(billed_rate), unit, pl.col("token_type"), pl.col("_book_rates"), since,
+                      _rate_text(book_rate))
+    several = pl.col("_n_rates").fill_null(0) > 1 if "_n_rates" in columns else pl.lit(False)
+    rate = pl.when(differs).then(pl.when(several).then(mixed).otherwise(one))
     return pl.coalesce(quantity, rate)
 
 

@@ -1,4 +1,4 @@
-"""Audit output: table (Rich), csv, json, markdown. Machine formats carry money exactly; table and
+"""Audit output: table (Rich), csv, json, markdown, html (html_report.py). Machine formats carry money exactly; table and
 markdown round half-even to cents and say so. Files are written atomically."""
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def markdown(a: Audit) -> str:
     return "\n".join(out) + "\n\n" + "\n".join(f"- {safe_text.markdown_cell(line)}" for line in summary_lines(a)) + "\n"
 
 
-FORMATS = ("table", "csv", "json", "markdown")
+FORMATS = ("table", "csv", "json", "markdown", "html")
 
 
 def check_format(fmt: str) -> None:
@@ -118,6 +118,10 @@ def check_format(fmt: str) -> None:
 
 def render(a: Audit, fmt: str, reveal: bool = False) -> str:
     check_format(fmt)
+    if fmt == "html":
+        from . import html_report
+
+        return html_report.audit_html(a, reveal)
     a = shown(a, reveal)
     if fmt == "json":
         return json.dumps(audit_dict(a), indent=2) + "\n"

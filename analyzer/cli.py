@@ -16,9 +16,10 @@ from .errors import AnalyzerError, ExitCode
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
-BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, model, model_raw, family, provider, "
+BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, block, model, model_raw, family, provider, "
            "platform, service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
-           "component, source, source_file, or any dimension column (workspace, api_key, project, ...)")
+           "component, source, source_file, or any dimension column (workspace, api_key, project, ...); block: "
+           "Claude's 5-hour usage windows")
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
@@ -74,6 +75,23 @@ class Choice(click.Choice):
             near = difflib.get_close_matches(str(value).lower(), list(self.choices), n=1, cutoff=0.5)
             self.fail(f"{value!r} is not one of {', '.join(self.choices)}"
                       + (f"; did you mean {near[0]}?" if near else ""), param, ctx)
+
+
+class StoreDir(click.Path):
+    """The store's directory: local. Object storage is refused with why: the store's commits are
+    made safe by a lock file and renames on one file system (see docs/store.md)."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value, param, ctx):
+        from .remote import is_url, shown_url
+
+        if is_url(str(value)):
+            self.fail(f"{shown_url(str(value))}: the store is a local directory (its commits rely on a lock and "
+                      "renames on one file system); keep it on local disk or a mounted volume and copy the Delta "
+                      "table to object storage for other engines", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 class Group(click.Group):
@@ -134,11 +152,14 @@ REVEAL_HELP = ("show credentials in full (API keys, AWS access keys, bearer toke
                "sk-ant-api03-…a1B2)")
 
 
-def input_options(f=None, *, paths_required: bool = True, tz: bool = True):
+PRICES_HELP = "price overlay TOML (negotiated rates, discounts); repeatable, later wins"
+
+
+def input_options(f=None, *, paths_required: bool = True, tz: bool = True, prices_help: str = PRICES_HELP):
     """Options shared by every command that reads logs (`tz=False`: a command that only works in UTC
     does not list --tz in its help, rather than offering then refusing it)."""
     if f is None:
-        return functools.partial(input_options, paths_required=paths_required, tz=tz)
+        return functools.partial(input_options, paths_required=paths_required, tz=tz, prices_help=prices_help)
     zone = "--tz" if tz else "UTC"
     decorators = [
         click.argument("paths", nargs=-1, required=paths_required),
@@ -146,8 +167,7 @@ def input_options(f=None, *, paths_required: bool = True, tz: bool = True):
         click.option("--map", "mapping", type=click.Path(dir_okay=False),
                      help="read every input with this mapping TOML (your log's paths -> canonical columns) "
                           "instead of detecting its format"),
-        click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
-                     help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
+        click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False), help=prices_help),
         click.option("--since", help=f"first day (in {zone}) or ISO date-time to include"),
         click.option("--until", help=f"last day to include (whole day, in {zone}), or an exclusive ISO date-time"),
         # Without tz, --tz is still parsed, hidden, so that the command can say why it refuses it.
@@ -184,6 +204,18 @@ def _options(kw: dict, output: str | None = None, reads: dict | None = None):
 # Options about reading log files: meaningless for a store, whose rows were read at ingest.
 _LOG_ONLY = {"dialect": "--dialect", "mapping": "--map", "quarantine": "--quarantine", "no_dedupe": "--no-dedupe",
              "batch_time": "--batch-time"}
+
+
+def _default_paths(paths, store_dir, quiet: bool):
+    """No paths and no store: the Claude Code transcripts of this machine (said on stderr)."""
+    if paths or store_dir:
+        return paths
+    from .dialects.claude_code import data_dirs
+
+    found = data_dirs()
+    if not quiet:
+        _echo(f"llm-cost: no paths given: reading Claude Code transcripts in {', '.join(found)}", err=True)
+    return tuple(found)
 
 
 def _store_source(paths, store_dir, kw: dict) -> None:
@@ -250,56 +282,119 @@ def main():
 
 @main.command()
 @input_options(paths_required=False)
-@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+@click.option("--store", "store_dir", type=StoreDir(),
               help="report from this store (see `llm-cost ingest`) instead of log files")
 @click.option("--by", default="model", show_default=True, help=BY_HELP)
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown"]),
-              help="output format [default: from -o's extension, else table]")
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "html", "focus"]),
+              help="output format [default: from -o's extension, else table]; html: one self-contained page with "
+                   "charts; focus: FinOps FOCUS 1.2 rows (CSV, or Parquet with -o x.parquet; its own grain: day x "
+                   "SKU x dimensions, --by is not used)")
+@click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform, e.g. anthropic]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
               "(see `llm-cost store history`)")
 @click.option("--as-of", help="with --store: the store as it was at this ISO date-time")
+@click.option("--sort", "sort_key", metavar="KEY", help="order rows by a --by key or a measure; -KEY for largest "
+              "first (--sort -cost) [default: by the --by keys]")
+@click.option("--top", type=int, metavar="N", help="the first N rows (by --sort, default -cost), the rest summed "
+              "into one '(other ...)' row; in every format")
+@click.option("--columns", metavar="LIST", help="table/markdown: the measures to show, comma-separated: requests, "
+              "input, cache_write_5m, cache_write_1h, cache_read, output, web_searches, cost, list_cost, savings, "
+              "reported_cost [default: as many as fit the terminal]")
+@click.option("--precision", type=int, metavar="N", help="table/markdown: money digits after the point [default: 2]; "
+              "CSV/JSON/Parquet are always exact")
 @handle_errors
-def report(paths, store_dir, by, fmt, output, version, as_of, **kw):
-    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store."""
-    from . import pipeline, writers
+def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, sort_key, top, columns, precision, **kw):
+    """Aggregated cost report of usage logs (files, directories, globs, or - for stdin), or of a store.
+    With neither: this machine's Claude Code transcripts (CLAUDE_CONFIG_DIR, ~/.claude/projects,
+    ~/.config/claude/projects)."""
+    from . import html_report, pipeline, view, writers
 
+    paths = _default_paths(paths, store_dir, kw["quiet"])
     _store_source(paths, store_dir, kw)
+    if fmt == "focus":
+        if version is not None or as_of:
+            from .errors import OptionError
+
+            raise OptionError("--version/--as-of: apply to --store, which --format focus does not read")
+        _focus(paths, store_dir, output, billing_account, kw)
+        return
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
+    shown = view.View.parse(columns, precision)
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
+    # An HTML report draws over time: it also groups by day when --by has no time bucket.
+    analysed = html_report.analysis_keys(keys) if fmt == "html" else keys
+    if fmt == "html":
+        html_report.warm_up()  # the chart engine starts while the logs are read
     with _progress(kw["quiet"], "reading and pricing logs..."):
         if store_dir:
             from . import store
 
-            rep = store.report(store_dir, keys, opts, version=version, as_of=as_of)
+            rep = store.report(store_dir, analysed, opts, version=version, as_of=as_of)
         else:
             if version is not None or as_of:
                 from .errors import OptionError
 
                 raise OptionError("--version/--as-of: apply to --store (a store keeps its past versions)")
-            rep = pipeline.analyze(paths, keys, opts)
+            rep = pipeline.analyze(paths, analysed, opts)
+    if fmt == "html":
+        rep = html_report.regroup(rep, keys)
+    rep = view.arrange(rep, sort_key, top)
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
-        writers.print_table(rep, reveal=kw["reveal_keys"])
+        writers.print_table(rep, reveal=kw["reveal_keys"], view=shown)
     else:
-        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"])
+        writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"], view=shown)
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
         _echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
                    f"{a.summary()}", err=True)
-    _finish(rep.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    # A table or Markdown on stdout ends with the accounting (unpriced models, quarantine file): the
+    # same lines are not said again as warnings on stderr.
+    said = fmt in ("table", "markdown") and output in (None, "-")
+    _finish(rep.accounting, kw["strict"], kw["quiet"] or said, kw["reveal_keys"])
+
+
+def _focus(paths, store_dir, output, billing_account, kw) -> None:
+    """`--format focus`: the FOCUS export of `report` and `price` (analyzer/focus.py)."""
+    from . import focus, writers
+    from .errors import OptionError
+
+    if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
+        raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
+    if store_dir:
+        raise OptionError("--format focus with --store: the export needs the requests' rate keys to give list "
+                          "prices; export from the log files")
+    opts = _options(kw, output)
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        result = focus.export(paths, opts, billing_account)
+    focus.write(result, output, reveal=kw["reveal_keys"])
+    if output not in (None, "-") and not kw["quiet"]:
+        total = result.rows["BilledCost"].sum() if result.rows.height else 0
+        _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
+              f"{result.accounting.summary()}", err=True)
+    _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
 @main.command()
-@input_options
+@input_options(paths_required=False)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="per-request rows: .parquet, .csv or .jsonl")
+@click.option("--format", "fmt", type=Choice(["focus"]),
+              help="focus: FinOps FOCUS 1.2 charge rows instead (the same as `report --format focus`: a FOCUS "
+                   "row is a day's charge, not a request); CSV, or Parquet for -o x.parquet")
+@click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform]")
 @handle_errors
-def price(paths, output, **kw):
-    """Per-request rows with tags and exact cost columns."""
+def price(paths, output, fmt, billing_account, **kw):
+    """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
     from . import pipeline, writers
     from .errors import OptionError
+
+    paths = _default_paths(paths, None, kw["quiet"])
+    if fmt == "focus":
+        _focus(paths, None, output, billing_account, kw)
+        return
 
     # The extension is the format (price has no --format): `-o -` made a file named `-`, and
     # `-o /dev/stdout` was told to pass a --format this command does not have.
@@ -317,7 +412,7 @@ def price(paths, output, **kw):
 
 @main.command()
 @input_options(paths_required=False, tz=False)
-@click.option("--store", "store_dir", type=click.Path(file_okay=False),
+@click.option("--store", "store_dir", type=StoreDir(),
               help="audit a store's costs (see `llm-cost ingest`) instead of log files")
 @click.option("--invoice", required=True, type=click.Path(dir_okay=False),
               help="what was billed: Admin API cost report JSON, analytics cost JSON, Console cost CSV, FOCUS "
@@ -328,7 +423,7 @@ def price(paths, output, **kw):
               help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
 @click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
                            "context_tier, workspace [default: the invoice's own grain]")
-@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the audit to this file (atomically)")
 @handle_errors
@@ -355,6 +450,121 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
         sys.exit(ExitCode.CHECK_FAILED)
 
 
+@main.command()
+@input_options(paths_required=False)
+@click.option("--store", "store_dir", type=StoreDir(),
+              help="check a store (see `llm-cost ingest`) instead of log files")
+@click.option("--budgets", type=click.Path(dir_okay=False),
+              help="budgets TOML: [[budget]] name, period (day|week|month), limit, where (see docs/check.md)")
+@click.option("--by", default="", help="groups whose daily costs are checked for anomalies: comma-separated "
+              "keys such as workspace, model, api_key [default: all requests as one group]")
+@click.option("--as-of", help="the last day checked (in --tz), like 2026-11-20; later rows are not read "
+              "[default: the last day in the data]")
+@click.option("--anomaly-factor", default="3", show_default=True,
+              help="a day is anomalous above this multiple of its group's trailing median")
+@click.option("--anomaly-window", default=14, show_default=True, type=int,
+              help="days before a day whose median is its baseline")
+@click.option("--anomaly-min", default="1.00", show_default=True, help="USD a day must cost to be anomalous")
+@click.option("--anomaly-period", type=Choice(["day", "week", "month"]), default="day", show_default=True,
+              help="the days judged: the as-of day, or its ISO week or month up to it")
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the result to this file (atomically)")
+@handle_errors
+def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, anomaly_min, anomaly_period, fmt,
+          output, **kw):
+    """Budgets, month-end forecasts and anomalous days; exit 1 when any alert fires (for cron)."""
+    from . import checks, writers
+
+    _store_source(paths, store_dir, kw)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
+    fmt = writers.format_for(fmt, output, "table")
+    if fmt not in checks.FORMATS:
+        from .errors import OptionError
+
+        raise OptionError(f"-o {output}: a check is written as .json or .md (or --format table)")
+    settings = checks.Settings(factor=checks.decimal_option(anomaly_factor, "--anomaly-factor"), window=anomaly_window,
+                               minimum=checks.decimal_option(anomaly_min, "--anomaly-min"), period=anomaly_period)
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, {"the budgets file": [budgets], **_store_files(store_dir)})
+    with _progress(kw["quiet"], "reading and checking logs..."):
+        result = checks.run(paths, budgets, keys, as_of, opts, settings, store_dir)
+    if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        console.print(checks.table_text(result, width=console.width, reveal=kw["reveal_keys"]), end="",
+                      highlight=False, markup=False, emoji=False)
+    else:
+        checks.write(result, fmt, output, reveal=kw["reveal_keys"])
+    if output not in (None, "-") and not kw["quiet"]:
+        _echo(f"wrote {output}: {len(result.alerts)} alert(s); {result.report.accounting.summary()}", err=True)
+    _finish(result.report.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    if result.failed:
+        sys.exit(ExitCode.CHECK_FAILED)
+
+
+@main.command()
+@input_options(paths_required=False, prices_help="price overlay TOML for the scenario only (negotiated rates); "
+               "repeatable, later wins")
+@click.option("--store", "store_dir", type=StoreDir(),
+              help="the requests of this store (see `llm-cost ingest`) instead of log files")
+@click.option("--by", default="model", show_default=True, help=BY_HELP.replace("component, ", ""))
+@click.option("--swap", multiple=True, metavar="FROM=TO",
+              help="price FROM's requests at TO's rates (same token counts, same dates); any id, alias or "
+                   "platform id; repeatable")
+@click.option("--batch", is_flag=True, help="move requests to the batch tier where the model offers it "
+                                            "(fast-mode requests stay)")
+@click.option("--where", multiple=True, metavar="KEY=VALUE",
+              help="apply the scenario only to requests whose --by key (or any key) has this value; repeatable (all must match)")
+@click.option("--baseline-prices", multiple=True, type=click.Path(dir_okay=False),
+              help="price overlay TOML for both the baseline and the scenario")
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv"]),
+              help="output format [default: from -o's extension, else table]")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the comparison to this file (atomically)")
+@handle_errors
+def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, output, **kw):
+    """The same requests priced as they were and under a scenario (--swap, --batch, --prices), and the difference."""
+    import dataclasses
+
+    from . import whatif as whatif_
+    from . import writers
+    from .errors import OptionError
+
+    _store_source(paths, store_dir, kw)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
+    fmt = writers.format_for(fmt, output, "table")
+    if fmt not in ("table", "json", "markdown", "csv"):
+        raise OptionError(f"-o {output}: a what-if is written as table, json, markdown or csv")
+    scenario = whatif_.Scenario(swaps=whatif_.Scenario.pairs(swap, "--swap"), batch=batch,
+                                where=whatif_.Scenario.pairs(where, "--where"), prices=tuple(kw["prices"]))
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, {"the baseline price overlay": baseline_prices, **_store_files(store_dir)})
+    opts = dataclasses.replace(opts, prices=tuple(baseline_prices))
+    with _progress(kw["quiet"], "reading and pricing logs..."):
+        result = whatif_.run(paths, scenario, keys, opts, store_dir=store_dir)
+    data = whatif_.render(result, fmt, reveal=kw["reveal_keys"])
+    if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
+        from rich.console import Console
+
+        console = Console()
+        console.print(whatif_.table_text(result, kw["reveal_keys"], console.width), end="", highlight=False,
+                      markup=False, emoji=False)
+    elif output in (None, "-"):
+        writers.to_stdout(data)
+    else:
+        def write(tmp: str) -> None:
+            with open(tmp, "w", encoding="utf-8", newline="") as f:
+                f.write(data)
+
+        writers.atomic_write(output, write)
+        if not kw["quiet"]:
+            t = result.totals
+            _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
+                  f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
+    _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+
+
 @main.group()
 def prices():
     """Inspect and check price books."""
@@ -367,7 +577,7 @@ def prices_list(overlays):
     """Every model in the book with its current rates (USD per million tokens)."""
     from . import pricebook, writers
 
-    book = pricebook.load(overlays)
+    book = pricebook.load_price_book(overlays)
     _echo(writers.price_list_text(book), nl=False)
 
 
@@ -381,7 +591,7 @@ def prices_show(model, overlays):
     from .errors import OptionError
     from .models import Resolver
 
-    book = pricebook.load(overlays)
+    book = pricebook.load_price_book(overlays)
     resolver = Resolver(book)
     found, _, problem = resolver.resolve(model)
     if found is None:
@@ -399,11 +609,45 @@ def prices_check(file):
 
     book = pricebook.check(file)
     _echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
+    for w in book.warnings:  # valid, but it changes what a reader may not expect: say so
+        _echo(f"warning: {w}")
 
 
 @main.command()
-def formats():
+@click.option("--suggest", "suggest_file", metavar="FILE", help="write a starter mapping (the --map TOML) for a log "
+              "no format reads, guessed from its columns; check it, edit it, then pass it with --map")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="with --suggest: write the mapping to this "
+              "file (atomically) instead of stdout")
+@handle_errors
+def formats(suggest_file, output):
     """The log formats (dialects) llm-cost reads, and how each is recognised."""
+    if suggest_file is not None:
+        from . import writers
+        from .dialects._suggest import suggest
+        from .errors import DialectError
+        from .sources import open_source
+
+        writers.check_outputs([("-o", output)], {"the log": [suggest_file]})
+        src = open_source(suggest_file)
+        if not src.columns:
+            raise DialectError(f"{src.display}: no records found to suggest a mapping from")
+        s = suggest(src)
+        if output and output != "-":
+            def write(tmp: str) -> None:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(s.text)
+
+            writers.atomic_write(output, write)
+        else:
+            _echo(s.text, nl=False, reveal=True)
+        target = output if output and output != "-" else "MAPPING.toml"
+        _echo(("llm-cost: not guessed (required; edit the mapping): " + ", ".join(s.missing) + "\n" if s.missing else "")
+              + f"llm-cost: check it, then: llm-cost report {suggest_file} --map {target}", err=True)
+        return
+    if output:
+        from .errors import OptionError
+
+        raise OptionError("-o: applies to --suggest FILE")
     from .dialects import DIALECTS
     from .sources import CONTAINER_NOTE
 
@@ -420,7 +664,7 @@ WAIT_HELP = "if another run holds the store, wait this long for it, then exit 2"
 
 def _store_options(f):
     decorators = [
-        click.option("--store", "store_dir", required=True, type=click.Path(file_okay=False),
+        click.option("--store", "store_dir", required=True, type=StoreDir(),
                      help="the store directory (created by the first ingest)"),
         click.option("--prices", "prices", multiple=True, type=click.Path(dir_okay=False),
                      help="price overlay TOML (negotiated rates, discounts); repeatable, later wins"),
@@ -473,7 +717,7 @@ def _file_progress(quiet: bool, total: int):
 def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
     """Price log files into a store; safe to re-run (files already ingested are skipped)."""
     from . import pipeline, store
-    from .sources import expand_paths
+    from .sources import expand_paths, shown
 
     total = len(expand_paths(paths))
     with _file_progress(quiet, total) as progress:
@@ -487,7 +731,7 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
         if result.recovered:
             click.echo(f"llm-cost: recorded {len(result.recovered)} file(s) an interrupted run had committed", err=True)
         for f in result.files:
-            _echo(f"{f.path}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
+            _echo(f"{shown(f.path)}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
         _echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)
@@ -503,7 +747,7 @@ def _size(n: int) -> str:
 
 
 @store_group.command("status")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 @handle_errors
 def store_status(store_dir, as_json):
@@ -537,7 +781,7 @@ def store_status(store_dir, as_json):
 
 
 @store_group.command("history")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @click.option("--json", "as_json", is_flag=True, help="print the versions as JSON")
 @handle_errors
 def store_history(store_dir, as_json):
@@ -557,7 +801,7 @@ def store_history(store_dir, as_json):
 
 
 @store_group.command("compact")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @click.option("--retention-days", type=click.IntRange(min=0), default=7, show_default=True,
               help="keep the files that versions of the last N days need (time travel that far back)")
 @click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP)
@@ -590,7 +834,7 @@ def store_repair(store_dir, wait):
 
 
 @store_group.command("upgrade")
-@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.argument("store_dir", type=StoreDir())
 @handle_errors
 def store_upgrade(store_dir):
     """Convert a store of the old layout (manifest.json) into a Delta table, checked by equal reports."""

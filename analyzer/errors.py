@@ -40,3 +40,12 @@ class OptionError(AnalyzerError):
 
 class OutputError(AnalyzerError):
     """An output cannot be written (disk full, permission), or would destroy an input."""
+
+
+class UnknownKeys(OptionError):
+    """--by (or a check's budget) names keys the data does not have; carries them, so that a caller
+    that added keys of its own (a budget's `where`) can say where they came from."""
+
+    def __init__(self, message: str, unknown: list[str], standard: list[str], dimensions: list[str]):
+        super().__init__(message)
+        self.unknown, self.standard, self.dimensions = unknown, standard, dimensions

@@ -22,7 +22,7 @@ DEFAULTS = {"service_tier": "standard", "speed": "standard"}
 SPEEDS = ("standard", "fast")
 
 
-def _clean(col: str) -> pl.Expr:
+def _clean_label(col: str) -> pl.Expr:
     s = pl.col(col).str.strip_chars()
     s = pl.when(s == "").then(None).otherwise(s)
     if col in LOWERCASE:
@@ -40,8 +40,8 @@ def label_columns(columns: list[str]) -> list[str]:
                                                       and c in KNOWN_DIMENSIONS)]
 
 
-def normalize(columns: list[str], dimensions: list[str] = ()) -> list[pl.Expr]:
-    return [_clean(c) for c in dict.fromkeys([*label_columns(columns), *[d for d in dimensions if d in columns]])]
+def clean_labels(columns: list[str], dimensions: list[str] = ()) -> list[pl.Expr]:
+    return [_clean_label(c) for c in dict.fromkeys([*label_columns(columns), *[d for d in dimensions if d in columns]])]
 
 
 def checks(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
@@ -66,7 +66,7 @@ def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:
     cols = lf.collect_schema().names()
     if "_reason" not in cols:  # rows decoded once into Parquet keep no reasons (see pipeline.spool)
         lf = lf.with_columns(pl.lit(None, pl.String).alias("_reason"))
-    lf = lf.with_columns(normalize(cols, dimensions))
+    lf = lf.with_columns(clean_labels(cols, dimensions))
     found = checks(cols)
     if not found:
         return lf

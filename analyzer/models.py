@@ -4,7 +4,9 @@ Normalisation is mechanical and documented (case, whitespace, Claude Code's `[1m
 ARNs, LiteLLM `provider/` routes, inference-profile prefixes, the `anthropic.` provider prefix, `-vN:M` version suffixes, Vertex
 `publishers/.../models/` paths and `@YYYYMMDD` snapshots, OpenAI `-YYYY-MM-DD` snapshots of a
 model the book lists undated); after it, the lookup is an exact match on
-ids, aliases and platform ids. There is no fuzzy matching: an id that does not resolve is unpriced,
+ids, aliases and platform ids. The id may also say the endpoint: a Bedrock geography profile
+(`us.`, `eu.`, ...), a bare Bedrock id or foundation-model ARN (an in-region call) and a Vertex path
+in a region are regional; a `global.` profile and Vertex's `locations/global` are global. There is no fuzzy matching: an id that does not resolve is unpriced,
 and the report suggests the nearest known id for a human to confirm.
 """
 
@@ -20,6 +22,11 @@ _ARN = re.compile(r"^arn:aws[\w-]*:bedrock:[^:]*:[^:]*:(?P<kind>[\w-]+)/(?P<rest
 _PROFILE = re.compile(r"^(?P<geo>us-gov|us|eu|apac|jp|au|ca|global)\.(?=[a-z])")
 _VERSION = re.compile(r"-v\d+(:\d+)?$")
 _VERTEX_PATH = re.compile(r"^.*?/models/")
+# A Vertex endpoint path names its location: `global` is the global endpoint, any region is regional.
+_VERTEX_LOCATION = re.compile(r"(?:^|/)locations/(?P<loc>[^/]+)/")
+# A Bedrock model id with no profile prefix (anthropic.claude-...-v1:0) is an in-region call: a
+# regional endpoint, like a geography profile (only `global.` profiles are global).
+_BEDROCK_ID = re.compile(r"^anthropic\.(?=[a-z])")
 _SNAPSHOT = re.compile(r"@(\d{8})$")
 # LiteLLM names a model `<provider>/<model id>` (anthropic/claude-3-5-sonnet-20241022,
 # bedrock/converse/us.anthropic.claude-...): the provider route, then the provider's own id. Only the
@@ -31,7 +38,7 @@ _LITELLM_ROUTE = re.compile(r"^(?:anthropic|bedrock|bedrock_converse|vertex_ai|v
 _OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
-def normalize(raw: str) -> tuple[str, str | None, str | None]:
+def parse_model_id(raw: str) -> tuple[str, str | None, str | None]:
     """(lookup key, endpoint scope implied by the id or None, reason it cannot resolve or None)."""
     s = raw.strip().lower()
     s = s.removesuffix("[1m]")
@@ -42,11 +49,16 @@ def normalize(raw: str) -> tuple[str, str | None, str | None]:
         if m.group("kind") in ("application-inference-profile", "provisioned-model", "custom-model"):
             return s, None, f"{m.group('kind')} ARN does not name a model (look it up in AWS)"
         s = m.group("rest")
+    loc = _VERTEX_LOCATION.search(s)
+    if loc:
+        scope = "global" if loc.group("loc") == "global" else "regional"
     s = _VERTEX_PATH.sub("", s).split(":rawpredict")[0].split(":streamrawpredict")[0]
     m = _PROFILE.match(s)
     if m:
         scope = "global" if m.group("geo") == "global" else "regional"
         s = s[m.end():]
+    elif _BEDROCK_ID.match(s):
+        scope = "regional"
     s = s.removeprefix("anthropic.")
     s = _VERSION.sub("", s)
     return s, scope, None
@@ -64,7 +76,7 @@ class Resolver:
 
     def resolve(self, raw: str) -> tuple[str | None, str | None, str | None]:
         """(canonical id or None, endpoint scope implied by the id, why it did not resolve)."""
-        key, scope, problem = normalize(raw)
+        key, scope, problem = parse_model_id(raw)
         if problem:
             return None, scope, problem
         found = self.table.get(key)
@@ -77,6 +89,6 @@ class Resolver:
         return found, scope, None
 
     def suggest(self, raw: str) -> str | None:
-        key = normalize(raw)[0]
+        key = parse_model_id(raw)[0]
         close = difflib.get_close_matches(key, list(self.table), n=1, cutoff=0.6)
         return self.table[close[0]] if close else None

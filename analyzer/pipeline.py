@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
-from .errors import DialectError, OptionError, SourceError
+from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, cost_columns, rate_frame, totals_columns
+from .pricing import LIST_RATE, RATE, TIER_UNKNOWN, cost_columns, rate_frame, totals_columns
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import (
     _TEMPORARY,
@@ -159,73 +159,23 @@ class Loaded:
         return {k: labels.DEFAULTS.get(k) for k in tagging.RATE_KEY_COLUMNS if k not in self.carried}
 
 
-def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
-         dimensions: set[str] | None = None) -> Loaded:
+def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
+              dimensions: set[str] | None = None) -> Loaded:
     """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
     in one scan know their line in their own file (costs a pass that counts lines); by default only
     when reading robustly, where the quarantine file is written from."""
-    frames, files, names, dims = [], [], {}, {}
-    seen: set[str] = set()
     forced = _forced_dialect(opts)
-    empty: list[str] = []
-    repeat_files: list[int] = []
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
                            exact_lines=robust if exact_lines is None else exact_lines, dimensions=dimensions)
-    # Detect each file's format; files of a format that reads many files in one scan are grouped.
-    sources: list[tuple[SourceFile, dialects.Dialect]] = []
-    members: list[list[tuple[str, int]]] = []  # per source: the files read in its scan
-    groups: dict[tuple, int] = {}
-    told: dict[tuple, tuple[dialects.Dialect, tuple]] = {}  # (container, compression) -> a tree format seen
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
-    skipped = found.skipped
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
                           {"the log": found.files})
-    for i, (path, head) in enumerate(zip(found.files, heads(found.files))):
-        # A tree of thousands of transcripts: once one file was detected as a format that reads files
-        # together, the next ones need only look like it (its signature's keys in their first bytes).
-        known = next(((d, k) for k, (d, keys) in told.items() if path != "-" and not opts.mapping
-                      and looks_like(path, k[0], k[1], keys, head)), None)
-        if known is not None:
-            d, (container, compression) = known
-            key = (d.name, container, compression)
-            names[path] = d.name
-            members[groups[key]].append((path, i))
-            continue
-        src = open_source(path, index=i)
-        if src.empty:
-            empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
-            skipped[shown(src.display)] = "empty"
-            continue
-        try:
-            d = forced or dialects.detect(src)
-        except DialectError as e:
-            if path in found.explicit:  # named by the user: they meant it to be read
-                raise
-            # Found by a walk or a glob beside the logs (an invoice, a manifest, notes): not read, and named.
-            skipped[shown(src.display)] = str(e).removeprefix(f"{src.display}: ").split(". Use --dialect")[0]
-            continue
-        dialects.ambiguous_columns(src, d)  # a log with a repeated column: refused wherever it was found
-        if opts.mapping and d.missing(src):
-            raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
-                               f"{', '.join(d.missing(src))}")
-        names[src.display] = d.name
-        key = (d.name, src.container, src.compression)
-        if d.batch_files and src.container == "jsonl" and path != "-":
-            told.setdefault((src.container, src.compression), (d, d.quick_keys()))
-            if key in groups:
-                members[groups[key]].append((src.path, src.index))  # lists: appending to a tuple is quadratic
-                continue
-        groups.setdefault(key, len(sources))
-        sources.append((src, d))
-        members.append([])
-    for (head, _), more in zip(sources, members):
-        if more:
-            head.members = tuple(p for p, _ in more)
-            head.member_indexes = tuple(i for _, i in more)
+    det = _detect_formats(found, forced, opts)
+    frames, files, dims, seen, repeat_files = [], [], {}, set(), []
     # A large file set is read as several scans, decoded concurrently by spool (see shards).
-    for src, d in [(shard, d) for head, d in sources for shard in shards(head)]:
+    for src, d in [(shard, d) for head, d in det.sources for shard in shards(head)]:
         lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
         if d.repeats_in(src):
@@ -237,16 +187,85 @@ def load(paths, opts: Options, robust: bool = False, exact_lines: bool | None = 
         seen.update(d.carries(src))
     ordered = [d for d in KNOWN_DIMENSIONS if d in dims] + sorted(d for d in dims if d not in KNOWN_DIMENSIONS)
     if not frames:
-        if not empty:  # (empty files alone are a quiet night: an empty report, and a note)
+        if not det.empty:  # (empty files alone are a quiet night: an empty report, and a note)
             raise SourceError("no usage log among the input files: " + "; ".join(
-                f"{k}: {v}" for k, v in list(skipped.items())[:3]) + ("; ..." if len(skipped) > 3 else ""))
+                f"{k}: {v}" for k, v in list(det.skipped.items())[:3]) + ("; ..." if len(det.skipped) > 3 else ""))
         frames = [_no_rows()]
-    # A bookkeeping column one dialect adds is given its neutral value in the others' rows.
+    frames, books = _with_bookkeeping(frames)
+    return Loaded(frames, files, det.names, ordered, seen, robust, det.empty, det.skipped, ctx.notes, repeat_files,
+                  books, spooled=list(ctx.temporary))
+
+
+@dataclass
+class _Detected:
+    """The input files by format: one source per scan (a tree format's files grouped under one)."""
+
+    skipped: dict[str, str]
+    sources: list[tuple[SourceFile, dialects.Dialect]] = field(default_factory=list)
+    members: list[list[tuple[str, int]]] = field(default_factory=list)  # per source: the files read in its scan
+    groups: dict[tuple, int] = field(default_factory=dict)  # (format, container, compression) -> source
+    told: dict[tuple, tuple] = field(default_factory=dict)  # (container, compression) -> a tree format seen
+    names: dict[str, str] = field(default_factory=dict)  # file -> format name
+    empty: list[str] = field(default_factory=list)
+
+
+def _detect_formats(found, forced: dialects.Dialect | None, opts: Options) -> _Detected:
+    """Detect each file's format; files of a format that reads many files in one scan are grouped."""
+    det = _Detected(skipped=found.skipped)
+    for i, (path, head) in enumerate(zip(found.files, heads(found.files))):
+        # A tree of thousands of transcripts: once one file was detected as a format that reads files
+        # together, the next ones need only look like it (its signature's keys in their first bytes).
+        known = next(((d, k) for k, (d, keys) in det.told.items() if path != "-" and not opts.mapping
+                      and looks_like(path, k[0], k[1], keys, head)), None)
+        if known is not None:
+            d, (container, compression) = known
+            det.names[path] = d.name
+            det.members[det.groups[(d.name, container, compression)]].append((path, i))
+            continue
+        _detect_one(det, open_source(path, index=i), path, found, forced, opts)
+    for (head, _), more in zip(det.sources, det.members):
+        if more:
+            head.members = tuple(p for p, _ in more)
+            head.member_indexes = tuple(i for _, i in more)
+    return det
+
+
+def _detect_one(det: _Detected, src: SourceFile, path: str, found, forced: dialects.Dialect | None,
+                opts: Options) -> None:
+    """One file opened and detected: a new source, a member of a tree format's scan, or skipped."""
+    if src.empty:
+        det.empty.append(src.display)  # a night with no traffic exports an empty file: nothing to read
+        det.skipped[shown(src.display)] = "empty"
+        return
+    try:
+        d = forced or dialects.detect(src)
+    except DialectError as e:
+        if path in found.explicit:  # named by the user: they meant it to be read
+            raise
+        # Found by a walk or a glob beside the logs (an invoice, a manifest, notes): not read, and named.
+        det.skipped[shown(src.display)] = str(e).removeprefix(f"{src.display}: ").split(". Use --dialect")[0]
+        return
+    dialects.ambiguous_columns(src, d)  # a log with a repeated column: refused wherever it was found
+    if opts.mapping and d.missing(src):
+        raise DialectError(f"{src.display}: not the log {opts.mapping} maps ({d.name}): missing "
+                           f"{', '.join(d.missing(src))}")
+    det.names[src.display] = d.name
+    key = (d.name, src.container, src.compression)
+    if d.batch_files and src.container == "jsonl" and path != "-":
+        det.told.setdefault((src.container, src.compression), (d, d.quick_keys()))
+        if key in det.groups:
+            det.members[det.groups[key]].append((src.path, src.index))  # lists: appending to a tuple is quadratic
+            return
+    det.groups.setdefault(key, len(det.sources))
+    det.sources.append((src, d))
+    det.members.append([])
+
+
+def _with_bookkeeping(frames: list[pl.LazyFrame]) -> tuple[list[pl.LazyFrame], set[str]]:
+    """A bookkeeping column one dialect adds is given its neutral value in the others' rows."""
     books = {c for lf in frames for c in lf.collect_schema().names() if c in BOOKKEEPING}
-    frames = [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
-                               if c in books and c not in lf.collect_schema().names()]) for lf in frames]
-    return Loaded(frames, files, names, ordered, seen, robust, empty, skipped, ctx.notes, repeat_files, books,
-                  spooled=list(ctx.temporary))
+    return [lf.with_columns([v.alias(c) for c, v in BOOKKEEPING.items()
+                             if c in books and c not in lf.collect_schema().names()]) for lf in frames], books
 
 
 def _no_rows() -> pl.LazyFrame:
@@ -261,7 +280,7 @@ def _forced_dialect(opts: Options) -> dialects.Dialect | None:
     if opts.mapping:
         from .dialects import mapped
 
-        return mapped.load(opts.mapping)
+        return mapped.dialect_from_mapping(opts.mapping)
     return dialects.get(opts.dialect) if opts.dialect else None
 
 
@@ -412,11 +431,12 @@ def check_by(by: list[str], dimensions: list[str]) -> list[str]:
         known = {c.lower(): c for c in reversed([*standard, *dimensions])}
         near = {k: difflib.get_close_matches(k.lower(), list(known), n=1, cutoff=0.6) for k in unknown}
         hints = "; ".join(f"{k!r}: did you mean {known[m[0]]}?" for k, m in near.items() if m)
-        raise OptionError(
+        raise UnknownKeys(
             f"--by {', '.join(repr(k) for k in unknown)}: unknown key{'s' if len(unknown) > 1 else ''}"
             + (f" ({hints})" if hints else "")
             + f"; use any of {', '.join(standard)}"
-            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else "")
+            + (f", or a dimension of these logs: {', '.join(dimensions)}" if dimensions else ""),
+            unknown, standard, list(dimensions),
         )
     if len(set(by)) != len(by):
         raise OptionError("--by lists a key twice")
@@ -438,54 +458,17 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
     nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
     group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
-    # Columns no source carries are constants too: summing a literal per row would cost real time.
-    summed = [c for c in ("requests", *COUNT_COLUMNS) if c in loaded.carried]
-    reported = "reported_cost" in loaded.carried
-    records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
-
-    def sums(frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
-        out = exact_sums(frame, by, summed, [
-            records.alias(ROWS),
-            *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
-              if reported else [])], valid=pl.col("_ok"))
-        return out.with_columns(
-            *([] if "requests" in summed else [pl.col(ROWS).alias("requests")]),
-            *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in summed],
-            *([] if reported else [pl.lit(None, MONEY).alias("reported_cost"),
-                                   pl.lit(0, pl.Int64).alias("_reported_rows")]),
-        )
-
+    sums = _GroupSums(loaded)
     agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})  # (see dedupe.lost)
     if cands is not None and cands.len():
         scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
-        # A broken or not-billable copy never displaces a good one: only valid rows compete.
-        valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
-        rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-        slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
-        # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
-        # as read (a filtered string still points into the buffer of the whole chunk it was read with).
-        # Many (a transcript writes most responses several times): only slim rows, and a third pass
-        # sums the losing rows.
-        expected = sum(f.expected_rows() for f in loaded.files)
-        wide = cands.len() * 10 < expected
-        held = [*group, "_file", *[c for c in ("_rec", *summed, "reported_cost") if c in lf.collect_schema()]]
-        competing = dedupe.rows_of(scope, cands).filter(valid).with_columns(
-            pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
-            *(labels.normalize([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
-              if wide else []),
-        ).select(*dict.fromkeys([*slim, *(held if wide else [])])).collect(engine="streaming")
-        losers = dedupe.losers(competing.select(slim))
-        if not wide:
-            del competing  # (slim rows of most of the run: not held through the third pass)
+        losers, lost = _duplicate_losers(lf, scope, group, cands, loaded, sums)
         if losers.height:
             # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
             # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.
-            lost = (competing.lazy().join(losers.lazy(), on=list(dedupe.LOSER), how="semi") if wide
-                    else lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode()))  # (cheap first test)
-                    .filter(dedupe.lost(lf, losers)))
             lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
             lost = _finish_groups(sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
             moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
@@ -493,6 +476,59 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
             plus = lost.with_columns(moved.alias(STATUS))
             agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
     return _regroup(agg), losers, units
+
+
+class _GroupSums:
+    """Rows summed per group, exactly (see exact_sums), with the measures no source carries as
+    constants: summing a literal per row would cost real time."""
+
+    def __init__(self, loaded: Loaded):
+        self.summed = [c for c in ("requests", *COUNT_COLUMNS) if c in loaded.carried]
+        self.reported = "reported_cost" in loaded.carried
+        self.records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
+
+    def __call__(self, frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
+        out = exact_sums(frame, by, self.summed, [
+            self.records.alias(ROWS),
+            *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
+              if self.reported else [])], valid=pl.col("_ok"))
+        return out.with_columns(
+            *([] if "requests" in self.summed else [pl.col(ROWS).alias("requests")]),
+            *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in self.summed],
+            *([] if self.reported else [pl.lit(None, MONEY).alias("reported_cost"),
+                                        pl.lit(0, pl.Int64).alias("_reported_rows")]),
+        )
+
+
+def _duplicate_losers(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
+                      sums: _GroupSums) -> tuple[pl.DataFrame, pl.LazyFrame | None]:
+    """The row keys of the copies that lose to another copy of their request (see dedupe.py), and
+    those rows (lazy, None when there are none), to be summed and moved out of their groups."""
+    nb = "_nb" in loaded.bookkeeping
+    # A broken or not-billable copy never displaces a good one: only valid rows compete.
+    valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
+    rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
+    slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
+    # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
+    # as read (a filtered string still points into the buffer of the whole chunk it was read with).
+    # Many (a transcript writes most responses several times): only slim rows, and a third pass
+    # sums the losing rows.
+    expected = sum(f.expected_rows() for f in loaded.files)
+    wide = cands.len() * 10 < expected
+    held = [*group, "_file", *[c for c in ("_rec", *sums.summed, "reported_cost") if c in lf.collect_schema()]]
+    competing = dedupe.rows_of(scope, cands).filter(valid).with_columns(
+        pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
+        *(labels.clean_labels([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
+          if wide else []),
+    ).select(*dict.fromkeys([*slim, *(held if wide else [])])).collect(engine="streaming")
+    losers = dedupe.losers(competing.select(slim))
+    if not losers.height:
+        return losers, None
+    if wide:
+        return losers, competing.lazy().join(losers.lazy(), on=list(dedupe.LOSER), how="semi")
+    del competing  # (slim rows of most of the run: not held through the third pass)
+    return losers, (lf.filter(dedupe.row_key().is_in(losers[dedupe.KEY].implode()))  # (cheap first test)
+                    .filter(dedupe.lost(lf, losers)))
 
 
 INT64_MAX = 2**63 - 1
@@ -550,7 +586,7 @@ def _finish_groups(frame: pl.DataFrame, book: pricebook.PriceBook, loaded: Loade
     frame = tagging.with_time_band(frame, book).with_columns(
         [tagging.time_bucket(b, "UTC", tagging.unit_start(book)) for b in post_buckets]).drop(tagging.TIME_UNIT)
     frame = frame.with_columns([pl.lit(v, pl.String).alias(k) for k, v in loaded.constant.items()])
-    frame = frame.with_columns(labels.normalize(frame.columns, loaded.dimensions))
+    frame = frame.with_columns(labels.clean_labels(frame.columns, loaded.dimensions))
     return frame.with_columns(
         pl.when(labels.ok(frame.columns) | (pl.col(STATUS) == NOT_BILLABLE)).then(pl.col(STATUS))
         .otherwise(pl.lit(QUARANTINED, pl.UInt8)).alias(STATUS),
@@ -619,6 +655,9 @@ class Report:
     tz: str
     dialects: dict[str, str]
     notes: list[str]
+    # The priced groups the rows were summed from (rate keys + --by keys): what a report that draws
+    # (html_report) regroups by time, tier or component without reading the logs again.
+    detail: pl.DataFrame | None = None
 
 
 def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options | None = None,
@@ -626,7 +665,7 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
     """Read, normalize, dedupe, price and aggregate usage logs into a report (the main job)."""
     opts = opts or Options()
     check_tz(opts.tz)
-    book = book or pricebook.load(opts.prices)
+    book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
         if changed_during_run():  # a CSV scanned by Polars grew during the run: read to the sizes recorded
@@ -656,9 +695,48 @@ def _with_retry(run):
         return run(True)
 
 
-def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool) -> Report:
-    loaded = load(paths, opts, robust, dimensions=set(by))
+@dataclass
+class Groups:
+    """A run's priced groups before they are summed to the report's rows: one row per rate-key group
+    and report key, with its counts, per-unit rates (RATE_COLUMNS), costs and tags. What the FOCUS
+    export and what-if scenarios start from: rates are columns here, so costs can be split per
+    component or priced again under other rates, exactly, without reading the logs again."""
+
+    group_by: list[str]
+    priced: pl.DataFrame
+    accounting: Accounting
+    book: pricebook.PriceBook
+    tz: str
+    dialects: dict[str, str]
+    notes: list[str]
+    dimensions: list[str]
+
+
+def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | None = None,
+                   book: pricebook.PriceBook | None = None, all_dimensions: bool = False) -> Groups:
+    """Like `analyze`, stopping before the groups are summed (see Groups). `all_dimensions`: every
+    dimension column of the logs is a key too (after `by`)."""
+    opts = opts or Options()
+    check_tz(opts.tz)
+    book = book or pricebook.load_price_book(opts.prices)
+    with one_reading(native=True):
+        groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
+        if changed_during_run():
+            read_natively(False)
+            first = groups.accounting.quarantine_file
+            groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
+            if first and not groups.accounting.quarantine_file:
+                with contextlib.suppress(OSError):
+                    os.unlink(first)
+        return groups
+
+
+def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
+             all_dimensions: bool = False) -> Report | Groups:
+    loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
     by = resolve_by(by, loaded.dimensions)
+    if all_dimensions:
+        by = [*by, *(d for d in loaded.dimensions if d not in by)]
     row_keys = check_by(by, loaded.dimensions)
     loaded = spool(loaded, opts, columns=set(row_keys))
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
@@ -685,10 +763,24 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     for tmp in loaded.spooled:  # the report holds no lazy frame: the decoded rows can go now
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    rows, totals = aggregate.summarize(priced, by, opts.tz)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
-    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes)
+    if groups:
+        return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
+    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
+    return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
+
+
+def _tier_unknown_notes(priced: pl.DataFrame) -> list[str]:
+    """Pre-aggregated rows whose context window spans a long-context threshold (Haiku 5.5's 100K
+    inside a `0-200k` bucket): whether any request crossed it is not in the source. Priced at base."""
+    if not priced.height or TIER_UNKNOWN not in priced.columns:
+        return []
+    unsure = priced.filter(pl.col(TIER_UNKNOWN)).group_by("model", "context_window").agg(pl.col(ROWS).sum()) \
+        .sort("model", "context_window")
+    return [f"{n:,} pre-aggregated row{'s' if n != 1 else ''} of {model} in context window {window} cannot show "
+            "whether a request crossed the model's long-context threshold: priced at base rates (a lower bound)"
+            for model, window, n in zip(*(unsure[c].to_list() for c in ("model", "context_window", ROWS)))]
 
 
 def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
@@ -697,6 +789,7 @@ def _notes(priced: pl.DataFrame, acc: Accounting) -> list[str]:
         notes.append("priority-tier requests are priced at list rates (Priority Tier prices are contractual)")
     if priced.height and (priced["confidence"] == "estimate").any():
         notes.append("some rates are estimates (see `llm-cost prices show MODEL`)")
+    notes.extend(_tier_unknown_notes(priced))
     if acc.rows_read == 0 and acc.files:  # every record was skipped as not usage (say, a --dialect that does not fit)
         notes.append("no usage records found: the input's records are none of the kinds its format bills "
                      "(check the files, or --dialect)")
@@ -728,11 +821,11 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
         # 17,000 transcripts with one cut line): a fast pass finds the files that hold quarantined
         # rows, and only those are read again line by line.
         with contextlib.suppress(*FAST_PATH_FAILURES):
-            files = bad(load(paths, opts)).select("file").unique().collect(engine="streaming")["file"].to_list()
+            files = bad(read_logs(paths, opts)).select("file").unique().collect(engine="streaming")["file"].to_list()
             paths = sorted(files) or paths
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
-    exact = loaded if loaded.robust else load(paths, opts, robust=has_json)
+    exact = loaded if loaded.robust else read_logs(paths, opts, robust=has_json)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).
     rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["file", "reason", "raw"])
@@ -798,7 +891,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
     check_tz(opts.tz)
-    book = book or pricebook.load(opts.prices)
+    book = book or pricebook.load_price_book(opts.prices)
     # (The rows are written after this returns, from the lazy plans: their readers captured the run,
     # and read the sizes recorded in it.)
     with one_reading():
@@ -806,7 +899,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
-    loaded = spool(load(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
+    loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
     check_totals(agg)

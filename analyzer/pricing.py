@@ -21,104 +21,162 @@ from .tagging import PROMPT_BAND, RATE_KEYS, TIME_BAND, USES
 PARTNER_PLATFORMS = ("bedrock", "vertex")  # their own regional pricing; inference_geo does not apply
 RATE = "rate_"  # prefix of per-unit rate columns
 LIST_RATE = "list_rate_"
+# A pre-aggregated row whose context window spans a long-context threshold: priced at base, noted.
+TIER_UNKNOWN = "tier_unknown"
 
 
-def _window_lower(context_window: str | None) -> int | None:
-    """Lower bound of a pre-aggregated report's context window label ('200k-1m' -> 200000)."""
+def _window_bounds(context_window: str | None) -> tuple[int, int | None] | None:
+    """Prompt sizes a pre-aggregated report's context-window label covers: '0-200k' -> (0, 200000),
+    '200k-1m' -> (200000, 1000000), '>200k' -> (200000, None), '≤ 200k' -> (0, 200000)."""
     if not context_window:
         return None
     text = context_window.strip().lower()
     if text.startswith(("≤", "<")):  # the Console's "≤ 200k": up to 200k, the base window
-        return 0
-    head = text.lstrip(">=≥ ").split("-")[0].strip()
-    mult = 1_000_000 if head.endswith("m") else 1_000 if head.endswith("k") else 1
+        upper = _tokens(text.lstrip("≤<= "))
+        return (0, upper) if upper is not None else None
+    head, _, tail = text.lstrip(">=≥ ").partition("-")
+    lower = _tokens(head)
+    if lower is None:
+        return None
+    return lower, _tokens(tail) if tail else None
+
+
+def _tokens(label: str) -> int | None:
+    """'200k' -> 200000, '1m' -> 1000000, '5000' -> 5000; None when it is no size."""
+    label = label.strip()
+    mult = 1_000_000 if label.endswith("m") else 1_000 if label.endswith("k") else 1
     try:
-        return int(Decimal(head.rstrip("km")) * mult)
+        return int(Decimal(label.rstrip("km")) * mult)
     except ArithmeticError:
         return None
 
 
+_EMPTY = {"model": None, "family": None, "provider": None, "price_period": None, "confidence": None,
+          "context_tier": None, "discount_type": None, "unpriced_reason": None, TIER_UNKNOWN: False}
+
+
+class _Unpriced(Exception):  # noqa: N818 (control flow inside _row_rates, never raised out of it)
+    """This rate key has no price; the message says why."""
+
+
 def _row_rates(key: dict, book: PriceBook, resolver: Resolver, edges: list[dt.datetime], thresholds: list[int]) -> dict:
-    out: dict = {"model": None, "family": None, "provider": None, "price_period": None, "confidence": None,
-                 "context_tier": None, "discount_type": None, "unpriced_reason": None}
+    """Model, period, context tier, speed, multipliers and per-unit rates of one distinct rate key."""
+    out = dict(_EMPTY)
     rates: dict[str, Decimal | None] = {c.column: None for c in COMPONENTS}
-    list_rates: dict[str, Decimal | None] = {c.column: None for c in COMPONENTS}
+    list_rates: dict[str, Decimal | None] = dict(rates)
     model_id, id_scope, problem = resolver.resolve(key["model_raw"])
     scope = key["endpoint_scope"] or id_scope
     out["endpoint_scope_resolved"] = scope
-    if model_id is None:
-        out["unpriced_reason"] = f"{problem}: {key['model_raw']}"
-        return out | _rate_cols(rates, list_rates)
-    model = book.models[model_id]
-    provider = book.providers[model.provider]
-    out.update(model=model.id, family=model.family, provider=model.provider)
-    band = key[TIME_BAND]
-    t = edges[band] if band >= 0 else None  # every instant of a band resolves alike: rate changes are its edges
+    try:
+        if model_id is None:
+            raise _Unpriced(f"{problem}: {key['model_raw']}")
+        model = book.models[model_id]
+        out.update(model=model.id, family=model.family, provider=model.provider)
+        band = key[TIME_BAND]
+        t = edges[band] if band >= 0 else None  # every instant of a band resolves alike: rate changes are its edges
+        period = _period(model, t)
+        out.update(price_period=period.start.date().isoformat(), confidence=period.confidence)
+        chosen, long, fast, unsure = _applied_rates(model, period, key, t, thresholds)
+        tier_mult, tags = _tier(book.providers[model.provider], model, key["service_tier"], t, fast)
+        mult, more = _multipliers(book, model, key, scope, t)
+        tags = [*tags, *(["long_context"] if long else []), *(["fast"] if fast else []), *more]
+        _fill_rates(rates, list_rates, chosen, book.providers[model.provider], mult, tier_mult, book.discount_at(t))
+        out.update(context_tier="long" if long else "base", discount_type="+".join(tags) or "standard")
+        out[TIER_UNKNOWN] = unsure
+        _check_components(key, rates, model)
+    except _Unpriced as e:
+        out["unpriced_reason"] = str(e)
+    return out | _rate_cols(rates, list_rates)
+
+
+def _period(model, t: dt.datetime | None):
     period = model.period_at(t) if t is not None else None
     if period is None:
-        out["unpriced_reason"] = f"no price for {model.id} before {model.periods[0].start.date()}"
-        return out | _rate_cols(rates, list_rates)
-    out["price_period"] = period.start.date().isoformat()
-    out["confidence"] = period.confidence
-    # Context tier: the request's prompt band says which thresholds it exceeds; a pre-aggregated
-    # report says its context window instead.
-    lc = period.long_context if period.long_context and period.long_context.contains(t) else None
-    long = False
+        raise _Unpriced(f"no price for {model.id} before {model.periods[0].start.date()}")
+    return period
+
+
+def _applied_rates(model, period, key: dict, t: dt.datetime, thresholds: list[int]) -> tuple[Rates, bool, bool, bool]:
+    """(rates, long context?, fast?, tier unknown?) for the request at t.
+
+    The request's prompt band says which thresholds it exceeds; a pre-aggregated report says its
+    context window instead, and a window that spans the threshold cannot say: base rates, flagged."""
+    lc = model.long_context_at(t)
+    long = unsure = False
     if lc is not None:
-        lower = _window_lower(key["context_window"])
-        if lower is not None:
+        bounds = _window_bounds(key["context_window"])
+        if bounds is not None:
+            lower, upper = bounds
             long = lower >= lc.threshold
+            unsure = not long and (upper is None or upper > lc.threshold)
         else:
             long = key[PROMPT_BAND] > thresholds.index(lc.threshold)
-    fast = key["speed"] == "fast" and period.fast is not None and period.fast.contains(t)
+    fw = model.fast_at(t) if key["speed"] == "fast" else None
     # Fast-mode prices hold across the whole context window, so a fast request is never charged the
     # long-context tier; its context_tier says which rates were applied, not how long the prompt was.
-    long = long and not fast
-    chosen: Rates = period.fast.rates if fast else lc.rates if long else period.rates
-    tier = key["service_tier"]
-    tags = []
-    if tier not in provider.service_tier:
-        out["unpriced_reason"] = f"no {tier} tier price for {model.id} ({model.provider})"
-        return out | _rate_cols(rates, list_rates)
+    if fw is not None:
+        return fw.rates, False, True, False
+    return (lc.rates if long else period.rates), long, False, unsure
+
+
+def _tier(provider, model, tier: str, t: dt.datetime, fast: bool) -> tuple[Decimal, list[str]]:
+    """The service tier's factor at t and its tag (none for standard)."""
+    if tier not in provider.tiers:
+        raise _Unpriced(f"no {tier} tier price for {model.id} ({model.provider})")
     if tier == "batch" and not model.batch:
-        out["unpriced_reason"] = f"no batch price for {model.id}"
-        return out | _rate_cols(rates, list_rates)
+        raise _Unpriced(f"no batch price for {model.id}")
+    factor = provider.tier_at(tier, t)
+    if factor is None:
+        raise _Unpriced(f"no {tier} tier price for {model.id} {_outside(provider.tiers[tier], t)}")
     # Fast mode cannot be combined with the Batch API; if a log says both, fast pricing wins.
-    tier_mult = Decimal(1) if fast else provider.service_tier[tier]
-    if tier != "standard" and not (fast and tier == "batch"):  # the tag says what was applied
-        tags.append(tier)
-    mult = Decimal(1)
-    if long:
-        tags.append("long_context")
     if fast:
-        tags.append("fast")
-    if key["inference_geo"] == "us" and model.us_geo and (key["platform"] or "") not in PARTNER_PLATFORMS:
-        mult *= provider.us_geo
-        tags.append("us_geo")
-    if scope == "regional" and model.regional_premium:
-        mult *= provider.regional
-        tags.append("regional")
-    mult *= book.discount_at(t)
+        return Decimal(1), [] if tier in ("standard", "batch") else [tier]
+    return factor, [] if tier == "standard" else [tier]
+
+
+def _outside(factors, t: dt.datetime) -> str:
+    """'before 2024-10-08' or 'after 2027-01-01': why no factor of a tier holds at t."""
+    starts = [f.start for f in factors if f.start is not None and f.start > t]
+    return f"before {min(starts).date()}" if starts else f"after {max(f.end for f in factors if f.end).date()}"
+
+
+def _multipliers(book: PriceBook, model, key: dict, scope: str | None, t: dt.datetime) -> tuple[Decimal, list[str]]:
+    """US-only inference and regional-endpoint multipliers in force at t, with their tags."""
+    provider = book.providers[model.provider]
+    applies = {"us_geo": key["inference_geo"] == "us" and model.us_geo
+               and (key["platform"] or "") not in PARTNER_PLATFORMS,
+               "regional": scope == "regional" and model.regional_premium}
+    mult, tags = Decimal(1), []
+    for name, on in applies.items():
+        factor = provider.multiplier_at(name, t) if on else None
+        if factor is not None:
+            mult *= factor
+            tags.append(name)
+    return mult, tags
+
+
+def _fill_rates(rates: dict, list_rates: dict, chosen: Rates, provider, mult: Decimal, tier_mult: Decimal,
+                discount: Decimal) -> None:
+    """Per-unit rates with every multiplier, and list rates: the same request at the standard tier,
+    every prompt token at the plain input rate."""
+    mult *= discount
     for c in TOKEN_COMPONENTS:
         r = chosen.get(c.rate)
         rates[c.column] = None if r is None else per_unit(r, mult * tier_mult, c.per)
-    # List price: the same request at the standard tier, every prompt token at the plain input rate.
-    for c in TOKEN_COMPONENTS:
-        r = chosen.output if c.column == "output_tokens" else chosen.input
-        list_rates[c.column] = per_unit(r, mult, c.per)
+        list_rates[c.column] = per_unit(chosen.output if c.column == "output_tokens" else chosen.input, mult, c.per)
     for c in TOOL_COMPONENTS:
         r = provider.server_tools.get(c.rate)
-        rates[c.column] = None if r is None else per_unit(r, book.discount_at(t), c.per)
+        rates[c.column] = None if r is None else per_unit(r, discount, c.per)
         list_rates[c.column] = rates[c.column]
-    out["context_tier"] = "long" if long else "base"
-    out["discount_type"] = "+".join(tags) or "standard"
+
+
+def _check_components(key: dict, rates: dict, model) -> None:
     # Whether the request can be priced is decided here, from the components it uses (a rate key),
     # never from the summed counts of a group: a request without cache reads is priceable on a model
     # that has no cache-read rate, whatever other requests of its month did.
     missing = [c for i, c in enumerate(COMPONENTS) if key[USES] & (1 << i) and rates[c.column] is None]
     if missing:
-        out["unpriced_reason"] = "; ".join(f"no {c.rate} rate for {model.id}" for c in missing)
-    return out | _rate_cols(rates, list_rates)
+        raise _Unpriced("; ".join(f"no {c.rate} rate for {model.id}" for c in missing))
 
 
 def _rate_cols(rates: dict, list_rates: dict) -> dict:
@@ -135,6 +193,7 @@ def rate_frame(keys: pl.DataFrame, book: PriceBook) -> pl.DataFrame:
     schema = {**{k: distinct.schema[k] for k in RATE_KEYS},
               **{k: pl.String for k in ("model", "family", "provider", "price_period", "confidence", "context_tier",
                                         "discount_type", "unpriced_reason", "endpoint_scope_resolved")},
+              TIER_UNKNOWN: pl.Boolean,
               **{RATE + c.column: MONEY for c in COMPONENTS}, **{LIST_RATE + c.column: MONEY for c in COMPONENTS}}
     return pl.DataFrame(rows, schema=schema, orient="row" if not rows else None)
 
@@ -160,3 +219,29 @@ def totals_columns() -> list[pl.Expr]:
     return [cost.cast(MONEY).alias("cost"), list_cost.cast(MONEY).alias("list_cost"),
             (list_cost - cost).cast(MONEY).alias("savings")]
 
+
+
+class _Banded:
+    """A price book whose rate-change instants and long-context thresholds are those of several
+    books together. Aggregating a run with it makes every group fine enough for each of those
+    books: a group's price band and prompt band lie inside one band of any of them, so the groups
+    can be priced again with another book (a what-if overlay, the shipped list prices) exactly."""
+
+    def __init__(self, book: PriceBook, edges: list[dt.datetime], thresholds: list[int]):
+        self._book, self._edges, self._thresholds = book, edges, thresholds
+
+    def __getattr__(self, name):
+        return getattr(self._book, name)
+
+    def boundaries(self) -> list[dt.datetime]:
+        return self._edges
+
+    def thresholds(self) -> list[int]:
+        return self._thresholds
+
+
+def banded(*books: PriceBook) -> list[PriceBook]:
+    """Each book, seeing the rate-change instants and thresholds of all of them (see _Banded)."""
+    edges = sorted({t for b in books for t in b.boundaries()})
+    thresholds = sorted({t for b in books for t in b.thresholds()})
+    return [_Banded(b, edges, thresholds) for b in books]  # type: ignore[misc]

@@ -65,7 +65,9 @@ CANONICAL: dict[str, pl.DataType] = {
 # Well-known dimension columns: kept when present, always as strings.
 KNOWN_DIMENSIONS = ("workspace", "api_key", "project", "user", "session")
 
-TIME_BUCKETS = ("hour", "day", "week", "month", "quarter", "year")
+# `block`: Claude's 5-hour usage windows (tagging.block_starts), a time bucket that depends on the
+# requests before it.
+TIME_BUCKETS = ("hour", "day", "week", "month", "quarter", "year", "block")
 # `--by` keys that exist only after pricing (derived from the rate keys), and canonical columns `--by`
 # takes as they are.
 DERIVED_KEYS = ("model", "family", "provider", "discount_type", "context_tier", "price_period", "component")

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from polars.io.plugins import register_io_source
 
+from . import remote
 from .errors import SourceError
 
 CONTAINERS = ("csv", "jsonl", "json", "parquet", "sse")
@@ -77,7 +78,7 @@ class SourceFile:
     empty: bool = False  # no bytes but spaces and newlines: nothing to read (not peeked at)
 
     def __post_init__(self) -> None:
-        self.display = self.display or self.path
+        self.display = self.display or remote.display(self.path)
 
     def expected_rows(self) -> int:
         """A cheap estimate of the number of records (exact for Parquet, from its metadata); used to
@@ -617,7 +618,7 @@ def shards(src: SourceFile) -> list[SourceFile]:
     for i, size in enumerate(sizes):
         done += size
         if done * k >= total * (len(out) + 1) or i == len(paths) - 1:
-            out.append(dataclasses.replace(src, path=paths[start], display=paths[start], index=indexes[start],
+            out.append(dataclasses.replace(src, path=paths[start], display=remote.display(paths[start]), index=indexes[start],
                                            members=tuple(paths[start + 1:i + 1]),
                                            member_indexes=tuple(indexes[start + 1:i + 1]),
                                            sizes=sizes[start:i + 1]))
@@ -789,7 +790,7 @@ _MAGIC = frozenset("*?[")
 def shown(path: str) -> str:
     """A file name as printed in a message: bytes that are not UTF-8 and control characters escaped
     (a name is data: it must neither break the one-line message nor drive the terminal)."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    text = os.fsencode(remote.display(path)).decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
@@ -1001,6 +1002,9 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
                 found.files.append(p)
                 found.explicit.add(p)
             continue
+        if remote.is_url(p):
+            _add_remote(p, found)
+            continue
         try:
             st, why = os.stat(p), None
         except OSError as e:
@@ -1037,6 +1041,38 @@ def find_files(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()
     if run is not None:
         run[memo] = dataclasses.replace(found, files=list(found.files), skipped=dict(found.skipped))
     return found
+
+
+def _add_remote(url: str, found: Found) -> None:
+    """The objects a URL names, copied to local files (see analyzer/remote.py), added like local ones.
+    Within a run each object is copied once: a later pass (the quarantine's, which names files by
+    their URL) reads the bytes the first pass read."""
+    run = _RUN.get()
+    memo = run.setdefault("remote", {}) if run is not None else {}
+    if url in memo:
+        paths, explicit, skipped = memo[url]
+    else:
+        listing = remote.resolve(url, _is_log_name)
+        paths, explicit, skipped = remote.fetch(listing), listing.explicit, listing.skipped
+        memo[url] = paths, explicit, skipped
+        for path in paths:
+            memo.setdefault(remote.display(path), ([path], True, {}))
+    found.skipped.update(skipped)
+    for path in paths:
+        found.add(path, _key(os.stat(path)), explicit=explicit)
+
+
+def file_key(path: str) -> str:
+    """A file's lasting name (the store records files by it): the URL of an object, else the absolute path."""
+    shown_as = remote.display(path)
+    return shown_as if shown_as != path else os.path.abspath(path)
+
+
+def display_expr(expr: pl.Expr) -> pl.Expr:
+    """File names in a column as people see them: a copied object's URL, not its temporary path."""
+    for local, url in remote.spool_prefixes().items():
+        expr = expr.str.replace(local, url, literal=True)
+    return expr
 
 
 def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = ()) -> list[str]:
@@ -1192,7 +1228,7 @@ def looks_like(path: str, container: str, compression: str | None, keys: tuple[t
 
 def open_source(path: str, index: int = 0) -> SourceFile:
     """Identify a file's container and peek at its first records (never reads the whole file)."""
-    display = "<stdin>" if path == "-" else path
+    display = "<stdin>" if path == "-" else remote.display(path)
     real = _spool_stdin() if path == "-" else path
     try:
         container, comp = _container_from_name(real) if path != "-" else (None, None)

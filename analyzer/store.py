@@ -44,7 +44,7 @@ import polars as pl
 from . import aggregate, dedupe, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
-from .sources import expand_paths, open_source
+from .sources import expand_paths, file_key, open_source
 
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
 MONTH = "_llm_month"  # partition column: the request's UTC month, YYYY-MM
@@ -533,7 +533,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     if "-" in paths:
         raise OptionError("ingest reads files (their content hash makes re-runs safe), not stdin")
     pipeline.check_tz(opts.tz)
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     root = os.path.abspath(root)
     inside = os.path.realpath(root) + os.sep
     files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]  # never the store itself
@@ -551,13 +551,13 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 os.unlink(os.path.join(meta, name))
         # A copy of a file this run has still to read waits for it: were that file changed, its old
         # rows (which the copy's are) would go, and the copy, skipped before, would be lost.
-        pending = {os.path.abspath(f) for f in files}
+        pending = {file_key(f) for f in files}
         order, deferred, done, tries = list(range(len(files))), set(), {}, {}
         for n in order:  # grows while iterated: a deferred file comes again at the end
             path = files[n]
             if progress:
                 progress(path, len(done), len(files))
-            key = os.path.abspath(path)
+            key = file_key(path)
             digest = sha256(path)
             before = records.get(key)
             results = []
@@ -1046,7 +1046,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     at = f" at version {table.version()}" if version is not None or as_of is not None else ""
     notes = [f"costs as stored in {root}{at} (priced at ingest or by `llm-cost reprice`; not re-priced by this report)"]
     files = {e["path"]: e["dialect"] for e in records.values() if e.get("dialect")}
-    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes)
+    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes, priced)
 
 
 def _repricings(table) -> list[dict]:
@@ -1386,7 +1386,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
     _check_wait(wait)
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
-    book = pricebook.load(opts.prices)
+    book = pricebook.load_price_book(opts.prices)
     since, until = _window(opts)
     inside = ~_outside(since, until)
     root = os.path.abspath(root)
@@ -1550,3 +1550,29 @@ def _comparable(doc: str) -> dict:
         d.pop(k, None)
     d.get("accounting", {}).pop("quarantine_file", None)  # moved under _llm_cost/
     return d
+
+
+def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.PriceBook) -> pipeline.Groups:
+    """The store's priced requests as rate-key groups (pipeline.Groups), for a what-if: counts summed
+    by the keys that decide a rate (with `book`'s price bands) and `by`, with their stored cost as the
+    baseline. Rows unpriced at ingest stay in the accounting, not in the groups."""
+    rep = report(root, [], opts)  # the accounting and notes, as a report from the store gives them
+    table = _table(root)
+    records = _files(root, table)
+    pipeline.check_by(by, _dimensions(records))
+    since, until = _window(opts)
+    months = _months(_months_of(table), since, until)
+    buckets = [tagging.time_bucket(k, opts.tz) for k in by if k in pipeline.TIME_BUCKETS]
+    plain = [k for k in by if k not in pipeline.TIME_BUCKETS]
+    keys = [*tagging.RATE_KEY_COLUMNS, tagging.TIME_UNIT, tagging.PROMPT_BAND, tagging.USES,
+            *dict.fromkeys([k for k in ("model", *plain, *(b for b in by if b in pipeline.TIME_BUCKETS))
+                            if k not in tagging.RATE_KEY_COLUMNS])]
+    rows = scan(root, months, table, records).filter(
+        ~_outside(since, until) & pl.col("unpriced_reason").is_null()).with_columns(*tagging.row_tags(book), *buckets)
+    try:
+        agg = pipeline.exact_sums(rows, keys, ["requests", *COUNT_COLUMNS],
+                                  [_is_record(None).sum().alias(pipeline.ROWS), pl.col("cost").sum()])
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT).with_columns(pl.col("cost").cast(MONEY))
+    return pipeline.Groups(by, agg, rep.accounting, rep.book, opts.tz, rep.dialects, rep.notes, _dimensions(records))

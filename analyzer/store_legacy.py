@@ -197,7 +197,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     book = pricebook.PriceBook({}, {}, [f"store {root}"], overlays, ", ".join(versions) or "none")
     notes = [f"costs as stored in {root} (priced at ingest or by `llm-cost reprice`; not re-priced by this report)"]
     files = {e["path"]: e["dialect"] for e in manifest.files.values() if any(p["month"] in months for p in e["parts"])}
-    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes)
+    return pipeline.Report(by, rows, totals, acc, book, opts.tz, dict(sorted(files.items())), notes, priced)
 
 
 def _stored_accounting(manifest: Manifest) -> pipeline.Accounting:

@@ -119,16 +119,57 @@ def cache_use() -> pl.Expr:
     return pl.concat_str(parts, separator="+", ignore_nulls=True).alias("_cache_use")
 
 
+_HOUR_US = 3_600_000_000
+BLOCK_HOURS = 5
+
+
+def block_key(ts: pl.Expr) -> pl.Expr:
+    """A request's UTC hour, times two, plus one unless it ran exactly on the hour: all a 5-hour window
+    needs to know of a request (see block_starts), as one integer to group by."""
+    us = ts.dt.epoch("us")
+    hour = us // _HOUR_US
+    return (hour * 2 + (us != hour * _HOUR_US).cast(pl.Int64)).alias("block")
+
+
+def block_starts(keys: pl.Series, tz: str = "UTC") -> pl.DataFrame:
+    """Claude's 5-hour usage windows over the report's requests (as ccusage finds them): a window
+    starts at the UTC hour of the first request not in an earlier window and takes every request up
+    to and including 5 hours after that hour (ccusage: a new window when `time - start > 5h`); a
+    request 5 hours and a microsecond after, or any later, starts the next. Windows are found over
+    the distinct block keys (at most two per hour of usage), one loop step per window, never per
+    request. Returns each key with its window's start, a naive datetime in `tz`."""
+    k = keys.drop_nulls().cast(pl.Int64).unique().sort()
+    hours = k // 2
+    # A request's latest possible instant within its hour, in microseconds: on the hour exactly, or
+    # after it (one microsecond stands for "after": windows start on the hour, so it decides alike).
+    instant = hours * _HOUR_US + (k % 2)
+    first, starts, sizes = 0, [], []
+    while first < len(k):  # one step per window
+        start = hours[first] * _HOUR_US
+        end = int(instant.search_sorted(start + BLOCK_HOURS * _HOUR_US, side="right"))
+        starts.append(start)
+        sizes.append(end - first)
+        first = end
+    windows = pl.DataFrame({"s": starts, "n": sizes}, schema={"s": pl.Int64, "n": pl.UInt32})
+    start = windows.select(pl.col("s").repeat_by("n").explode())["s"].cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+    local = start if tz == "UTC" else start.dt.convert_time_zone(tz)
+    return pl.DataFrame({"block": k, "_start": local.dt.replace_time_zone(None)})
+
+
 def time_bucket(unit: str, tz: str, ts: pl.Expr | None = None) -> pl.Expr:
     """The start of the request's hour/day/week/month/quarter/year in the report's time zone (a
-    naive local datetime; bucket_label makes it text after aggregation). Weeks start on Monday."""
+    naive local datetime; bucket_label makes it text after aggregation). Weeks start on Monday.
+    A `block` is known only with every request (block_starts): per request, its block_key."""
     ts = pl.col("timestamp") if ts is None else ts
+    if unit == "block":
+        return block_key(ts)
     local = ts if tz == "UTC" else ts.dt.convert_time_zone(tz)
     every = {"hour": "1h", "day": "1d", "week": "1w", "month": "1mo", "quarter": "1q", "year": "1y"}[unit]
     return local.dt.truncate(every).dt.replace_time_zone(None).alias(unit)
 
 
-_FORMAT = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+_FORMAT = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y",
+           "block": "%Y-%m-%d %H:%M"}
 
 
 def bucket_label(unit: str) -> pl.Expr:

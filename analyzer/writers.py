@@ -1,4 +1,4 @@
-"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown. Files are written atomically.
+"""Report writers: table (Rich), csv, json, jsonl, parquet, markdown, html (html_report.py). Files are written atomically.
 
 Machine formats (csv, json, jsonl, parquet) carry money exactly (12 decimal places, JSON money as
 strings). Human formats (table, markdown) round half-even to cents, and say so.
@@ -18,13 +18,16 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
-from . import safe_text
+from . import remote, safe_text
+from . import view as view_mod
 from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
+from .view import View
 
-FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown")
+FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown", "html")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
-           ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
+           ".md": "markdown", ".markdown": "markdown", ".txt": "table",
+           ".html": "html", ".htm": "html"}
 _CENT = Decimal(1).scaleb(-DISPLAY_PLACES)
 # String columns pricing adds to per-request rows (pipeline.PRICED_COLUMNS): labels, never secrets.
 _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "discount_type", "price_book",
@@ -73,6 +76,10 @@ def check_outputs(writes: list[tuple[str, str | None]], reads: dict[str, list[st
     replaced the log with its report) or two outputs are one file: same device and inode (hard
     links, symlinks) or same resolved path. `writes`: (option, file); `reads`: what -> files."""
     outs = [(flag, p) for flag, p in writes if p and p != "-"]
+    for flag, p in outs:
+        if remote.is_url(p):
+            raise OutputError(f"{flag} {remote.shown_url(p)}: llm-cost writes local files only: write one here, then "
+                              "copy it (aws s3 cp, gcloud storage cp, azcopy)")
     for i, (flag, p) in enumerate(outs):
         for other_flag, q in outs[i + 1:]:
             if _same(p, q):
@@ -260,7 +267,7 @@ def _text_frame(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns([pl.col(c).cast(pl.String) for c in df.columns if _is_money(df, c)])
 
 
-def render(report, fmt: str, reveal: bool = False) -> str | bytes:
+def render(report, fmt: str, reveal: bool = False, view: View | None = None) -> str | bytes:
     if fmt == "json":
         return json.dumps(report_dict(report, reveal), indent=2) + "\n"
     if fmt == "csv":
@@ -273,9 +280,13 @@ def render(report, fmt: str, reveal: bool = False) -> str | bytes:
         shown_rows(report, reveal).write_parquet(buf)
         return buf.getvalue()
     if fmt == "markdown":
-        return markdown(report, reveal)
+        return markdown(report, reveal, view)
     if fmt == "table":
-        return table_text(report, reveal=reveal)
+        return table_text(report, width=plain_width(), reveal=reveal, view=view)
+    if fmt == "html":
+        from . import html_report
+
+        return html_report.report_html(report, reveal)
     raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
@@ -287,8 +298,8 @@ def to_stdout(data: str) -> None:
     sys.stdout.write(safe_text.terminal_text(data, keep_newlines=True) if sys.stdout.isatty() else data)
 
 
-def write_report(report, fmt: str, output: str | None, reveal: bool = False) -> None:
-    data = render(report, fmt, reveal)
+def write_report(report, fmt: str, output: str | None, reveal: bool = False, view: View | None = None) -> None:
+    data = render(report, fmt, reveal, view)
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
@@ -314,24 +325,34 @@ _TITLES = {"requests": "requests", "input_tokens": "input", "cache_write_5m_toke
            "quantity": "quantity", "web_search_requests": "web searches"}
 
 
-def _columns(report) -> list[str]:
+def _columns(report, view: View | None = None) -> list[str]:
+    """The measure columns shown: those asked for with --columns (in that order), else every one
+    the report has, less token classes nobody used."""
     rows = report.rows
-    cols = [c for c in _SHOWN if c in rows.columns]
-    if "web_search_requests" in rows.columns and rows["web_search_requests"].sum():
-        cols.insert(cols.index("cost"), "web_search_requests")
-    # Hide token classes nobody used, to keep the table readable.
-    cols = [c for c in cols if not (c.endswith("_tokens") and c in rows.columns and not rows[c].sum())]
     if "component" in report.group_by:
         cols = ["quantity", "cost"]
+    else:
+        cols = [c for c in _SHOWN if c in rows.columns]
+        if "web_search_requests" in rows.columns and rows["web_search_requests"].sum():
+            cols.insert(cols.index("cost"), "web_search_requests")
+        # Hide token classes nobody used, to keep the table readable.
+        cols = [c for c in cols if not (c.endswith("_tokens") and c in rows.columns and not rows[c].sum())]
+    if view is not None and view.columns is not None:
+        # Asked for by name: shown even if all zero; a column this report does not have is skipped.
+        cols = [c for c in view.columns if c in rows.columns]
     return cols
 
 
-def _cell(v) -> str:
+def _cell(v, places: int = DISPLAY_PLACES) -> str:
     if isinstance(v, Decimal):
-        return money_text(v, DISPLAY_PLACES)
+        return money_text(v, places)
     if isinstance(v, int):
         return f"{v:,}"
     return "" if v is None else str(v)
+
+
+def _rounding(places: int) -> str:
+    return "to cents" if places == 2 else f"to {places} decimal place{'s' if places != 1 else ''}"
 
 
 def _rows(n: int) -> str:
@@ -342,7 +363,8 @@ def _rows(n: int) -> str:
 SKIPPED_SHOWN = 5
 
 
-def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False) -> list[str]:
+def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False,
+                      places: int = DISPLAY_PLACES) -> list[str]:
     """The summary under a table. Text from the data (model ids as logged, file names, notes naming
     files) goes through `quote`: escaped for the format, credentials masked unless `reveal`."""
     a = report.accounting
@@ -353,7 +375,7 @@ def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False)
     lines = [a.summary()]
     for raw, n in a.unpriced_models.items():
         said = a.unpriced_reported.get(raw)
-        reported = f"; reported ${money_text(said, DISPLAY_PLACES)}" if said is not None else ""
+        reported = f"; reported ${money_text(said, places)}" if said is not None else ""
         lines.append(f"unpriced: {q(raw)} ({_rows(n)}{reported}): {q(a.unpriced_reasons.get(raw, ''))}")
     if a.quarantine_file:
         lines.append(f"quarantined rows written to {q(a.quarantine_file)}")
@@ -364,7 +386,7 @@ def _accounting_lines(report, quote: Callable[[str], str], reveal: bool = False)
                      + "; ".join(f"{q(name)}: {q(why)}" for name, why in shown)
                      + (f"; and {more:,} more (all in the JSON report's accounting)" if more else ""))
     lines.append(f"price book {report.book.version}" + (f" + overlays {q(', '.join(report.book.overlays))}" if report.book.overlays else "")
-                 + f"; money rounded {ROUNDING} to cents for display; times in {report.tz}")
+                 + f"; money rounded {ROUNDING} {_rounding(places)} for display; times in {report.tz}")
     lines.extend(f"note: {q(n)}" for n in report.notes)  # a note names files: data, like the rest
     return lines
 
@@ -373,55 +395,123 @@ def _escaped(df: pl.DataFrame, escape: Callable[[pl.Expr], pl.Expr]) -> pl.DataF
     return df.with_columns([escape(pl.col(c)).alias(c) for c, t in df.schema.items() if t == pl.String])
 
 
-def table_text(report, width: int | None = None, reveal: bool = False) -> str:
-    """The report as a Rich table. Data is shown, never interpreted: cells are Text (no markup: a
-    workspace `[/bold]` is text, not a closing tag) with control and bidi characters escaped."""
+# A table wider than this is not made for a terminal (pipes and files without COLUMNS get it whole).
+PLAIN_WIDTH = 200
+
+
+def _table_width(widths: list[int]) -> int:
+    """Rich's width of a table with these column widths: one space of padding each side of a cell,
+    and a rule between columns and at both edges."""
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def fit_columns(titles: dict[str, str], cells: dict[str, list[str]], keys: list[str], measures: list[str],
+                width: int, choose: bool) -> tuple[list[str], dict[str, int], list[str]]:
+    """Which measure columns fit `width`, each column's width, and the measures dropped.
+
+    The --by keys, requests and cost are never dropped nor cut (a number cut to "0.…" is a wrong
+    number): a table that cannot fit even these is drawn wider than the terminal, which wraps it. First
+    every header on one line; when that is too wide, headers wrap at spaces ("cache / write / 5m");
+    then (unless the columns were chosen with --columns) measures are dropped in view.KEEP_ORDER's
+    reverse order until the table fits."""
+    from rich.cells import cell_len
+
+    def natural(c: str, header: str) -> int:
+        return max([cell_len(header), *map(cell_len, cells[c])])
+
+    one_line = {c: natural(c, titles[c]) for c in [*keys, *measures]}
+    if _table_width(list(one_line.values())) <= width:
+        return measures, one_line, []
+    # (a unit stays with its word: "cost $", not "cost" over "$")
+    wrapped = {c: natural(c, max(titles[c].replace(" $", "\u00a0$").split(" ") or [""], key=cell_len))
+               for c in one_line}
+    shown = list(measures)
+    if choose:
+        order = [c for c in view_mod.KEEP_ORDER if c in shown]
+        while _table_width([wrapped[c] for c in [*keys, *shown]]) > width:
+            droppable = [c for c in reversed(order) if c in shown and c not in view_mod.ALWAYS]
+            if not droppable:
+                break
+            shown.remove(droppable[0])
+    return shown, wrapped, [c for c in measures if c not in shown]
+
+
+def table_text(report, width: int | None = None, reveal: bool = False, view: View | None = None) -> str:
+    """The report as a Rich table, fitted to `width` (see fit_columns). Data is shown, never
+    interpreted: cells are Text (no markup: a workspace `[/bold]` is text, not a closing tag) with
+    control and bidi characters escaped."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    cols = _columns(report)
-    t = Table(show_footer=True, header_style="bold", footer_style="bold")
+    view = view or View()
+    places = view.precision
+    width = width or PLAIN_WIDTH
+    cols = _columns(report, view)
     totals = report.totals
-    for i, k in enumerate(report.group_by):
-        t.add_column(Text(safe_text.terminal_text(k)), footer="total" if i == 0 else "")
+    keys = list(report.group_by) or [""]
+    rows = _escaped(shown_rows(report, reveal), safe_text.terminal_expr).to_dicts()
+    titles = {**{k: safe_text.terminal_text(k) for k in report.group_by}, "": "",
+              **{c: _TITLES.get(c, c) for c in cols}}
+    feet = {k: "total" if i == 0 else "" for i, k in enumerate(keys)}
     for c in cols:
-        foot = _cell(totals.get(c)) if c != "quantity" else ""
-        if "component" in report.group_by and c == "cost":
-            foot = _cell(totals.get("cost"))
-        t.add_column(_TITLES.get(c, c), justify="right", footer=foot)
+        feet[c] = "" if c == "quantity" else _cell(totals.get(c), places)
+    cells = {c: [*(_cell(r.get(c), places) for r in rows), feet[c]] for c in [*keys, *cols]}
+    shown, widths, dropped = fit_columns(titles, cells, keys, cols, width, view.columns is None)
+    t = Table(show_footer=True, header_style="bold", footer_style="bold")
+    for k in report.group_by:
+        t.add_column(Text(titles[k]), footer=feet[k], width=widths[k], no_wrap=True)
+    for c in shown:
+        t.add_column(titles[c], justify="right", footer=feet[c], width=widths[c])
     if not report.group_by:
-        t.add_column("", footer="total")
-    for r in _escaped(shown_rows(report, reveal), safe_text.terminal_expr).to_dicts():
-        t.add_row(*[Text(_cell(r.get(k))) for k in report.group_by], *[Text(_cell(r.get(c))) for c in cols])
-    console = Console(file=io.StringIO(), width=width or 200, force_terminal=False, color_system=None)
+        t.add_column("", footer="total", width=widths[""])
+    for r in rows:
+        t.add_row(*[Text(_cell(r.get(k), places)) for k in report.group_by],
+                  *[Text(_cell(r.get(c), places)) for c in shown])
+    needed = _table_width([widths[c] for c in [*keys, *shown]])
+    console = Console(file=io.StringIO(), width=max(width, needed), force_terminal=False, color_system=None)
     console.print(t)
-    for line in _accounting_lines(report, safe_text.terminal_text, reveal):
+    lines = _accounting_lines(report, safe_text.terminal_text, reveal, places)
+    if dropped:
+        lines.insert(0, f"columns not shown, to fit {width} columns: {', '.join(_TITLES.get(c, c) for c in dropped)}"
+                        " (--columns chooses; CSV and JSON have them all)")
+    for line in lines:
         console.print(line, highlight=False, soft_wrap=True, markup=False, emoji=False)
     return console.file.getvalue()
 
 
-def print_table(report, reveal: bool = False) -> None:
-    """On a terminal: the same table, coloured and fitted to its width, on stdout."""
+def plain_width() -> int:
+    """The width of a table written to a pipe or file: COLUMNS when the environment sets it (as
+    Rich reads it on a terminal), else PLAIN_WIDTH."""
+    cols = os.environ.get("COLUMNS", "")
+    return int(cols) if cols.isdigit() and int(cols) > 0 else PLAIN_WIDTH
+
+
+def print_table(report, reveal: bool = False, view: View | None = None) -> None:
+    """On a terminal: the same table, fitted to its width, on stdout."""
     from rich.console import Console
 
     console = Console()
-    console.print(table_text(report, width=console.width, reveal=reveal), end="", highlight=False, markup=False,
-                  emoji=False)
+    console.print(table_text(report, width=console.width, reveal=reveal, view=view), end="", highlight=False,
+                  markup=False, emoji=False, soft_wrap=True)
 
 
-def markdown(report, reveal: bool = False) -> str:
+def markdown(report, reveal: bool = False, view: View | None = None) -> str:
     """A Markdown table: each value one cell (pipes, newlines, link and emphasis syntax escaped)."""
-    cols = _columns(report)
+    view = view or View()
+    places = view.precision
+    cols = _columns(report, view)
     head = [*map(safe_text.markdown_cell, report.group_by), *[_TITLES.get(c, c) for c in cols]]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(report.group_by) else "---:"
                                                                for i in range(len(head))) + "|"]
     for r in _escaped(shown_rows(report, reveal), safe_text.markdown_expr).to_dicts():
-        lines.append("| " + " | ".join([_cell(r.get(k)) for k in report.group_by] + [_cell(r.get(c)) for c in cols]) + " |")
+        lines.append("| " + " | ".join([_cell(r.get(k), places) for k in report.group_by]
+                                       + [_cell(r.get(c), places) for c in cols]) + " |")
     total = ["**total**"] + [""] * (len(report.group_by) - 1) if report.group_by else []
-    lines.append("| " + " | ".join(total + [f"**{_cell(report.totals.get(c))}**" if c != "quantity" else "" for c in cols]) + " |")
+    lines.append("| " + " | ".join(total + [f"**{_cell(report.totals.get(c), places)}**" if c != "quantity" else ""
+                                            for c in cols]) + " |")
     return "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in _accounting_lines(
-        report, safe_text.markdown_cell, reveal)) + "\n"
+        report, safe_text.markdown_cell, reveal, places)) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -504,10 +594,9 @@ def price_list_text(book) -> str:
     for m in sorted(book.models.values(), key=lambda m: (m.provider, m.periods[-1].start), reverse=False):
         p = m.periods[-1]
         extra = []
-        for name, w in ((f">{p.long_context.threshold // 1000}K long" if p.long_context else "", p.long_context),
-                        ("fast", p.fast)):
-            if w is not None:
-                extra.append(name + (f" until {w.end.date()}" if w.end else ""))
+        for w in (m.long_context[-1:] + m.fast[-1:]):  # the latest window of each kind
+            name = f">{w.threshold // 1000}K long" if w.kind == "long_context" else "fast"
+            extra.append(name + (f" until {w.end.date()}" if w.end else ""))
         if m.us_geo:
             extra.append("us_geo")
         if m.regional_premium:
@@ -525,8 +614,9 @@ def price_show_text(book, m) -> str:
     out = [f"{m.id} ({m.name}), provider {m.provider}, family {m.family}"]
     if m.aliases or m.platform_ids:
         out.append(f"  also known as: {', '.join((*m.aliases, *m.platform_ids))}")
-    flags = [f for f, on in (("us_geo x" + str(book.providers[m.provider].us_geo), m.us_geo),
-                             ("regional x" + str(book.providers[m.provider].regional), m.regional_premium),
+    provider = book.providers[m.provider]
+    flags = [f for f, on in ((_factor_text("us_geo", provider.multipliers.get("us_geo", ())), m.us_geo),
+                             (_factor_text("regional", provider.multipliers.get("regional", ())), m.regional_premium),
                              ("no batch price", not m.batch)) if on]
     if flags:
         out.append(f"  multipliers: {', '.join(flags)}")
@@ -538,17 +628,29 @@ def price_show_text(book, m) -> str:
         out.append(f"  from {p.start.date()}: input {_rate(r.input)}, cache write 5m {_rate(r.cache_write_5m)}, "
                    f"1h {_rate(r.cache_write_1h)}, cache read {_rate(r.cache_read)}, output {_rate(r.output)}  "
                    f"[{p.confidence}]")
-        for name, w in (("long context", p.long_context), ("fast", p.fast)):
-            if w is not None:
-                span = f"{w.start.date()}..{w.end.date() if w.end else 'open'}"
-                cond = f" when prompt > {w.threshold:,} tokens" if w.threshold else ""
-                out.append(f"    {name}{cond} ({span}): input {_rate(w.rates.input)}, 5m {_rate(w.rates.cache_write_5m)}, "
-                           f"1h {_rate(w.rates.cache_write_1h)}, read {_rate(w.rates.cache_read)}, output {_rate(w.rates.output)}")
         if p.source:
             out.append(f"    source: {p.source} (checked {p.checked}; {p.origin})")
         if p.note:
             out.append(f"    note: {p.note}")
+    for w in m.windows():  # dated on their own: a new period keeps them
+        name = "long context" if w.kind == "long_context" else "fast"
+        cond = f" when prompt > {w.threshold:,} tokens" if w.threshold else ""
+        out.append(f"  {name}{cond} ({w.span()}): input {_rate(w.rates.input)}, 5m {_rate(w.rates.cache_write_5m)}, "
+                   f"1h {_rate(w.rates.cache_write_1h)}, read {_rate(w.rates.cache_read)}, output {_rate(w.rates.output)}"
+                   f"  [{w.about.confidence}]")
+        if w.about.source:
+            out.append(f"    source: {w.about.source} (checked {w.about.checked}; {w.about.origin})")
+        if w.about.note:
+            out.append(f"    note: {w.about.note}")
     return "\n".join(out) + "\n"
+
+
+def _factor_text(name: str, factors) -> str:
+    """'regional x1.1 from 2025-09-29': a multiplier with the dates it holds."""
+    if not factors:
+        return f"{name} (no multiplier in the book)"
+    return name + " " + ", ".join(f"x{f.value}" + (f" from {f.start.date()}" if f.start else "")
+                                  + (f" until {f.end.date()}" if f.end else "") for f in factors)
 
 
 def reprice_text(result) -> str:

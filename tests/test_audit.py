@@ -202,6 +202,29 @@ def test_an_overlay_price_is_the_book_rate(tmp_path, q):
     assert bad == {f"billed $0.30/MTok for cache_read, book says $0.15 ({SONNET} since 2026-10-01)"}
 
 
+def test_a_blend_of_book_rates_is_named_as_a_blend(tmp_path, q):
+    """Opus 4.6 output $25/MTok, $27.50 with US-only inference (x1.1): 900,000 global + 100,000 US
+    tokens cost 22.50 + 2.75 = $25.25. An invoice billing all 1M at $27.50 is $2.25 over; the cause
+    gives the book's two rates and the $25.25 blend the logs imply, separately."""
+    rows = [{"request_id": "g", "timestamp": "2026-10-01T09:00:00Z", "model": "claude-opus-4-6", "input_tokens": 0,
+             "output_tokens": 900_000},
+            {"request_id": "u", "timestamp": "2026-10-01T10:00:00Z", "model": "claude-opus-4-6", "input_tokens": 0,
+             "output_tokens": 100_000, "inference_geo": "us"}]
+    log = write_frame(canonical_frame(rows), tmp_path / "logs.csv")
+    result = {"currency": "USD", "amount": "2750", "workspace_id": None, "description": None, "cost_type": "tokens",
+              "context_window": "0-200k", "model": "claude-opus-4-6", "service_tier": "standard",
+              "token_type": "output_tokens", "inference_geo": None}
+    report = tmp_path / "cost_report.json"
+    report.write_text(json.dumps({"data": [{"starting_at": "2026-10-01T00:00:00Z", "ending_at": "2026-10-02T00:00:00Z",
+                                            "results": [result]}], "has_more": False, "next_page": None}))
+    r, doc = audit(log, "--invoice", report, *q)
+    assert r.exit_code == 1, r.output
+    [line] = doc["lines"]
+    assert (Decimal(line["billed"]), Decimal(line["computed"])) == (Decimal("27.5"), Decimal("25.25"))
+    assert line["cause"] == ("billed $27.50/MTok for output; book rates $25.00 (standard), $27.50 (us_geo) "
+                             "(claude-opus-4-6 since 2026-03-13); the logs' mix of them implies $25.25")
+
+
 def test_an_unknown_model_is_named(tmp_path, q):
     r, doc = audit(logs(tmp_path, unknown=True), "--invoice", cost_report(tmp_path, unknown=True), *q)
     assert r.exit_code == 1
@@ -345,7 +368,7 @@ def test_bad_invoice_is_one_line_exit_2(tmp_path, q, content, message):
     (["--by", "day,colour"], "--by 'colour'"),
     (["--by", "workspace"], "does not carry"),
     (["--tz", "Europe/Berlin"], "an audit compares UTC days"),
-    (["-o", "audit.jsonl"], "an audit is written as table, csv, json or markdown"),
+    (["-o", "audit.jsonl"], "an audit is written as table, csv, json, markdown or html"),
 ])
 def test_bad_options_exit_2(tmp_path, q, args, message):
     r = CliRunner().invoke(main, ["audit", str(logs(tmp_path)), "--invoice", str(plain_invoice(tmp_path, Decimal(1))),

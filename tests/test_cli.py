@@ -123,7 +123,7 @@ def test_quarantine_file_names_file_line_and_reason(tmp_path, quarantine):
     (["report", "{clean}", "--since", "yesterday"], "--since 'yesterday'"),
     (["report", "{clean}", "--dialect", "nope"], "unknown dialect 'nope'"),
     (["report", "{clean}", "-o", "{tmp}/x.xlsx"], "cannot tell the format"),
-    (["report", "{weird}"], "unknown log format; closest is 'canonical', missing timestamp"),
+    (["report", "{weird}"], "unknown log format (columns seen: colour, size). A log of your own: describe it with a mapping"),
     (["report", "{clean}", "--prices", "{badbook}"], "model claude-x (from 2026-01-01): unknown key 'inptu'"),
     (["prices", "show", "claude-sonet-4-5"], "did you mean claude-sonnet-4-5-20250929?"),
 ])

@@ -24,7 +24,7 @@ FIELD_KEYS = [k for k in schema.BUILTIN_KEYS if k in canonical.FIELDS]
 OTHER_KEYS = [k for k in schema.BUILTIN_KEYS if k not in canonical.FIELDS]
 # What each built-in key says of the request below (Sonnet 4.5, 2026-10-01 10:15 UTC, a Wednesday).
 BUILTIN = {"hour": "2026-10-01 10:00", "day": "2026-10-01", "week": "2026-09-28", "month": "2026-10", "quarter": "2026-Q4",
-           "year": "2026",
+           "year": "2026", "block": "2026-10-01 10:00",
            "source": "canonical", "family": "claude-sonnet-4-5", "provider": "anthropic",
            "discount_type": "standard", "context_tier": "base", "price_period": "2025-09-29"}
 

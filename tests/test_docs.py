@@ -42,7 +42,7 @@ BIN = Path(sys.executable).parent
 DOC_GLOBS = ("README.md", "CONTRIBUTING.md", "docs/*.md", "analyzer/dialects/MAPPING.md", "analyzer/pricebook/FORMAT.md")
 FENCE = re.compile(r"^```console(?P<info>.*)$")
 # A price book's version where a report, a store or an audit prints it (12 hex digits of a hash).
-VERSION = re.compile(r"(price books?:? |\"version\": \"|version )[0-9a-f]{12}\b")
+VERSION = re.compile(r"(price books?:? |\"version\": \"|version |PriceBookVersion: )[0-9a-f]{12}\b")
 TIMEOUT = 120
 # `cat > /tmp/x.toml <<'EOF'`: the lines up to EOF belong to the command (a file written in the example).
 HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")

@@ -25,7 +25,7 @@ DAY = dt.date(2026, 11, 23)
 
 @pytest.fixture(scope="module")
 def book():
-    return pricebook.load(())
+    return pricebook.load_price_book(())
 
 
 def reference(name: str) -> str:

@@ -8,14 +8,14 @@ import pytest
 
 from analyzer import Options, analyze
 from analyzer.errors import PriceBookError
-from analyzer.models import Resolver, normalize
-from analyzer.pricebook import load
+from analyzer.models import Resolver, parse_model_id
+from analyzer.pricebook import load_price_book
 
 from .conftest import canonical_frame, write_frame
 
 
 def test_shipped_book_loads_with_exact_rates():
-    book = load()
+    book = load_price_book()
     assert len(book.models) >= 39
     haiku3 = book.models["claude-3-haiku-20240307"].periods[0].rates
     assert (haiku3.cache_write_5m, haiku3.cache_read) == (Decimal("0.3"), Decimal("0.03"))  # published, rounded
@@ -66,7 +66,7 @@ def _overlay(tmp_path, text: str) -> str:
 ])
 def test_invalid_overlays_name_file_model_and_field(tmp_path, text, message):
     with pytest.raises(PriceBookError) as e:
-        load([_overlay(tmp_path, text)])
+        load_price_book([_overlay(tmp_path, text)])
     assert message in str(e.value)
     assert "\n" not in str(e.value)
 
@@ -105,12 +105,17 @@ def test_overlay_adds_a_model(tmp_path):
 @pytest.mark.parametrize("raw,expected,scope", [
     ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", None),
     ("CLAUDE-SONNET-4-5 ", "claude-sonnet-4-5-20250929", None),
-    ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-20241022", None),
+    ("anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-20241022", "regional"),  # in-region call
     ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929", "regional"),
     ("global.anthropic.claude-opus-4-8", "claude-opus-4-8", "global"),
     ("global.anthropic.claude-fable-5-1-v1:0", "claude-fable-5-1", "global"),
     ("eu.anthropic.claude-haiku-5-5", "claude-haiku-5-5", "regional"),
-    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-7", "claude-opus-4-7", None),
+    ("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-opus-4-7", "claude-opus-4-7", "regional"),
+    ("bedrock/anthropic.claude-opus-4-5-20251101-v1:0", "claude-opus-4-5-20251101", "regional"),
+    ("projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict",
+     "claude-sonnet-4-5-20250929", "regional"),
+    ("projects/p/locations/global/publishers/anthropic/models/claude-sonnet-4-5@20250929:streamRawPredict",
+     "claude-sonnet-4-5-20250929", "global"),
     ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-opus-4-8", "claude-opus-4-8",
      "regional"),
     ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022", None),
@@ -119,16 +124,16 @@ def test_overlay_adds_a_model(tmp_path):
     ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", None),
 ])
 def test_model_resolution(raw, expected, scope):
-    model, found_scope, problem = Resolver(load()).resolve(raw)
+    model, found_scope, problem = Resolver(load_price_book()).resolve(raw)
     assert (model, found_scope, problem) == (expected, scope, None)
 
 
 @pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o", "claude-sonnet-4-5-2025",
                                  "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc"])
 def test_no_fuzzy_matching(raw):
-    model, _, problem = Resolver(load()).resolve(raw)
+    model, _, problem = Resolver(load_price_book()).resolve(raw)
     assert model is None and problem
 
 
 def test_normalize_is_mechanical():
-    assert normalize("apac.anthropic.claude-x-v3:1") == ("claude-x", "regional", None)
+    assert parse_model_id("apac.anthropic.claude-x-v3:1") == ("claude-x", "regional", None)

@@ -478,7 +478,7 @@ def test_unpriced(tmp_path, req, reason):
 
 
 def test_every_shipped_rate_exact_at_12_places():
-    book = pricebook.load()
+    book = pricebook.load_price_book()
     literal = {"batch": D("0.5"), "us_geo": D("1.1"), "regional": D("1.1")}
     anthropic = book.providers["anthropic"]
     assert (anthropic.service_tier["batch"], anthropic.us_geo, anthropic.regional) == tuple(literal.values())
@@ -496,16 +496,15 @@ def test_every_shipped_rate_exact_at_12_places():
         own = {*provider.service_tier.values(), provider.us_geo, provider.regional}
         mults = set(combos) | {a * b * c for a in provider.service_tier.values()
                                 for b in (D(1), provider.us_geo) for c in (D(1), provider.regional)} | own
-        for period in model.periods:
-            for rates in [period.rates] + [w.rates for w in (period.long_context, period.fast) if w is not None]:
-                for key in pricebook.RATE_KEYS:
-                    rate = rates.get(key)
-                    if rate is None:
-                        continue
-                    for m in mults:
-                        per_token = rate * m / D(10**6)
-                        assert per_token == per_token.quantize(quantum), (model.id, period.start.date(), key, m)
-                        checked += 1
+        for fact in (*model.periods, *model.windows()):
+            for key in pricebook.RATE_KEYS:
+                rate = fact.rates.get(key)
+                if rate is None:
+                    continue
+                for m in mults:
+                    per_token = rate * m / D(10**6)
+                    assert per_token == per_token.quantize(quantum), (model.id, fact.start.date(), key, m)
+                    checked += 1
     assert checked > 1000
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -141,8 +142,13 @@ def detect(src: SourceFile) -> Dialect:
             f"{src.display}: not a usage log llm-cost reads: it is shaped like {closest.name!r} but its records "
             "do not count tokens (a cost report or invoice? `llm-cost audit --invoice` reads those). "
             "Use --dialect to force one; `llm-cost formats` lists them")
+    missing = closest.missing(src)
+    # A near miss (one signature entry short) names that format; otherwise the log is likely home-grown:
+    # a mapping reads it, and `formats --suggest` writes one to start from.
+    near = f"Closest format: {closest.name!r}, missing {', '.join(missing)}. " if len(missing) <= 1 else ""
     raise DialectError(
-        f"{src.display}: unknown log format; closest is {closest.name!r}, missing "
-        f"{', '.join(closest.missing(src))} (columns seen: {', '.join(src.columns[:12])}"
-        f"{', ...' if len(src.columns) > 12 else ''}). Use --dialect to force one; `llm-cost formats` lists them"
+        f"{src.display}: unknown log format (columns seen: {', '.join(src.columns[:12])}"
+        f"{', ...' if len(src.columns) > 12 else ''}). {near}A log of your own: describe it with a mapping "
+        f"(`llm-cost formats --suggest {'-' if src.display == '<stdin>' else shlex.quote(src.display)} -o mapping.toml` writes one to start from), then pass "
+        "--map mapping.toml; `llm-cost formats` lists the formats read without one"
     )

@@ -4,4 +4,4 @@ from pathlib import Path
 
 from . import mapped
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"))
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"))

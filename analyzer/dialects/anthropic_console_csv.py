@@ -22,5 +22,5 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 # `adds`: requests are stated (as unknown: null), not 1 per row; a context window is stated even by an export
 # without the column (the base tier); and the older exports' unsplit cache-write column is folded into
 # the 5m count even when no 5m column exists (mapped.carries forgets it for CSV).
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), finish=_finish,
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), finish=_finish,
                       adds=("cache_write_5m_tokens", "requests", "context_window"))

@@ -101,5 +101,5 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
     return lf
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
                       repeats=_is_stream, reads={("type",): pl.String(), **{(*r, "usage", "iterations"): ITERATIONS for r in ROOTS}})

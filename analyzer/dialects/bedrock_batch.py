@@ -26,5 +26,5 @@ def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
     return lf.with_columns(pl.when(pl.col("_x_failed")).then(pl.lit(NOT_BILLABLE)).otherwise(pl.col("_nb")).alias("_nb"))
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
                       reads={p: pl.String() for p in _ERROR})

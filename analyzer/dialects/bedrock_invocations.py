@@ -116,7 +116,7 @@ def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
                            for k in _metadata_keys(src))
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish)
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish)
 
 
 # --- The same records read out of CloudWatch Logs -------------------------------------------------
@@ -184,7 +184,7 @@ def _carries_invocations(src: SourceFile) -> bool:
     return bool(_sample_records(src))
 
 
-_CLOUDWATCH = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_unwrap_events, finish=_finish)
+_CLOUDWATCH = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_unwrap_events, finish=_finish)
 CLOUDWATCH = dataclasses.replace(
     _CLOUDWATCH, name="bedrock-cloudwatch", required=("events|message|results",), matches=_carries_invocations,
     description="Bedrock invocation logs exported from CloudWatch Logs (filter-log-events / get-log-events events, "

@@ -12,7 +12,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, display_expr, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -39,7 +39,7 @@ def _is_dimension(col: str, from_price: bool) -> bool:
     return col.lower() not in FIELDS and not (from_price and col in DERIVED) and not col.startswith("_") and col != ""
 
 
-def normalize(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
+def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFrame:
     """Two ways to read text: the default (fast) lets Polars' readers parse JSON Lines and CSV counts
     natively and fails on a malformed line or a non-integer count; the pipeline then retries the run
     with `robust`, which reads every field as text (and JSON line by line), so that such a record is
@@ -171,7 +171,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         constants["reported_cost"] = pl.lit(None, schema.MONEY)
     # A file set (src.members) scans many files at once: rows name their own file and line.
     many = bool(src.members)
-    constants.update(source=pl.lit(source), source_file=pl.col("_path") if many else pl.lit(src.display),
+    constants.update(source=pl.lit(source), source_file=display_expr(pl.col("_path")) if many else pl.lit(src.display),
                      source_row=pl.col("_line_no" if many else "_row").cast(pl.Int64),
                      # Rows numbered across a file set are told apart by that number alone: their file's
                      # index is needed only beside a line in the file (per-request outputs, quarantine).
@@ -212,5 +212,5 @@ DIALECT = Dialect(
     description="llm-cost's own request schema (timestamp, model, token counts; what `llm-cost price` writes)",
     required=REQUIRED,
     optional=OPTIONAL,
-    normalize=normalize,
+    normalize=to_canonical,
 )

@@ -2,7 +2,11 @@
 module adds what a path cannot: the project, from where the file lies, and error lines.
 
 - project: transcripts live in `projects/<project>/<session>.jsonl` (subagents deeper); the
-  directory under `projects` names the project (the escaped working directory).
+  directory under `projects` names the project: its path with every character but letters and digits
+  made `-` (`/home/dev/acme-billing` -> `-home-dev-acme-billing`). The project is shown as that path,
+  taken from the lines' `cwd` where it escapes to the directory's name (a line run in a subdirectory
+  counts for its project); the directory's name where no cwd says it (no cwd, or one outside the
+  project: a path cannot be recovered from its escaped form).
 - `<synthetic>` lines are messages Claude Code wrote itself (usage limits, API errors) with zero
   usage: counted as not billable rather than as an unknown model.
 - `[1m]` model suffixes (the 1M-context beta marker) are stripped by the model resolver.
@@ -27,13 +31,36 @@ def project_of(path: str) -> str | None:
     return PurePath(path).parent.name or None
 
 
-def _project(src) -> pl.Expr:
+def _folder(src) -> pl.Expr:
     if not src.members:
         return pl.lit(project_of(src.display), pl.String)
     # Several files in one scan: the same rule as project_of, on each row's file.
     path = pl.col("source_file")
     return pl.coalesce(path.str.extract(r"^(?:.*/)?projects/([^/]+)/.+$", 1),
                        path.str.extract(r"([^/]+)/[^/]+$", 1))
+
+
+def _escaped(path: pl.Expr) -> pl.Expr:
+    """A path as Claude Code names its project directory (older versions kept `.` and `_`: both
+    sides are compared escaped alike)."""
+    return path.str.replace_all(r"[^A-Za-z0-9]", "-")
+
+
+def project_path(cwd: pl.Expr, folder: pl.Expr) -> pl.Expr:
+    """The project's path: `cwd` when it escapes to the folder's name, its leading part when `cwd` is
+    a subdirectory of the project; else the folder's name (see the module's docstring)."""
+    name = _escaped(folder)
+    esc = _escaped(cwd)
+    n = folder.str.len_chars()
+    inside = esc.str.starts_with(name + "-") & (cwd.str.slice(n, 1) == "/")
+    return (pl.when(esc == name).then(cwd)
+            .when(inside).then(cwd.str.slice(0, n))
+            .otherwise(folder))
+
+
+def _project(src, columns) -> pl.Expr:
+    folder = _folder(src)
+    return project_path(pl.col("cwd"), folder) if "cwd" in columns else folder
 
 
 READS = {("type",): pl.String(), ("message", "id"): pl.String(), ("requestId",): pl.String()}
@@ -60,9 +87,36 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
     synthetic = pl.col("model_raw") == "<synthetic>"
     return lf.with_columns(
-        _project(src).alias("project"),
+        _project(src, lf.collect_schema().names()).alias("project"),
         pl.when(synthetic).then(pl.lit("Claude Code error message (no usage)")).otherwise(pl.col("_nb")).alias("_nb"),
     )
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)
+
+
+def data_dirs(environ: dict | None = None, home: str | None = None) -> list[str]:
+    """Where Claude Code keeps its transcripts, as ccusage looks: each directory of CLAUDE_CONFIG_DIR
+    (comma-separated) with a `projects` directory inside; without it, `~/.config/claude/projects` and
+    `~/.claude/projects` (both when both exist). A CLAUDE_CONFIG_DIR naming no such directory is an
+    error (it was set to be used), and so is finding none."""
+    import os
+
+    from ..errors import OptionError
+
+    environ = os.environ if environ is None else environ
+    home = home or os.path.expanduser("~")
+    setting = environ.get("CLAUDE_CONFIG_DIR", "").strip()
+    if setting:
+        tried = [os.path.join(os.path.expanduser(d.strip()), "projects") for d in setting.split(",") if d.strip()]
+        found = [d for d in dict.fromkeys(tried) if os.path.isdir(d)]
+        if not found:
+            raise OptionError(f"no log paths given, and CLAUDE_CONFIG_DIR={setting} holds no projects directory "
+                              f"(looked for {', '.join(tried)}); give log files to read, or fix CLAUDE_CONFIG_DIR")
+        return found
+    tried = [os.path.join(home, ".config", "claude", "projects"), os.path.join(home, ".claude", "projects")]
+    found = [d for d in tried if os.path.isdir(d)]
+    if not found:
+        raise OptionError(f"no log paths given, and no Claude Code transcripts found (looked in {', '.join(tried)}); "
+                          "give log files to read (files, directories, globs, -), or --store DIR")
+    return found

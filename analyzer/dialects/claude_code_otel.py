@@ -63,5 +63,5 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     )
 
 
-DIALECT = dataclasses.replace(mapped.load(SPEC, prepare=_prepare, reads={("resourceLogs",): _RESOURCE_LOGS}),
+DIALECT = dataclasses.replace(mapped.dialect_from_mapping(SPEC, prepare=_prepare, reads={("resourceLogs",): _RESOURCE_LOGS}),
                               matches=_is_claude_code)

@@ -150,6 +150,6 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 
 DIALECT = dataclasses.replace(
     # `adds`: the finish hook states a result row's context window (the base tier), which no path reads
-    mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS,
+    mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS,
                 adds=("context_window",)),
     matches=_is_stream)

@@ -114,5 +114,5 @@ def _metadata_text(src) -> list[pl.Expr]:
 
 # Read by the hook, for JSON rows: the start as text; the tags as the list the API writes.
 DIALECT = dataclasses.replace(
-    mapped.load(MAPPING_FILE, prepare=_prepare, reads={("startTime",): pl.String(), _TAGS: pl.List(pl.String())}),
+    mapped.dialect_from_mapping(MAPPING_FILE, prepare=_prepare, reads={("startTime",): pl.String(), _TAGS: pl.List(pl.String())}),
     matches=_is_spendlogs)

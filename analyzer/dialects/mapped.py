@@ -104,110 +104,165 @@ class Mapping:
     extra_dimensions: tuple[str, ...] | None = None  # top-level keys never taken as dimensions
 
 
-def parse_mapping(doc: dict, where: str) -> Mapping:
-    """Validate a mapping document; every problem is one line naming the file and the key."""
+class _Doc:
+    """A mapping document being validated: its tables, read with one-line errors naming the key."""
 
-    def fail(msg: str) -> DialectError:
-        return DialectError(f"{where}: {msg}")
+    def __init__(self, doc: dict, where: str):
+        self.doc, self.where = doc, where
 
-    unknown = set(doc) - KEYS
-    if unknown:
-        raise fail(f"unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(KEYS))})")
-    for key in ("name", "fields"):
-        if key not in doc:
-            raise fail(f"missing {key!r}")
+    def fail(self, msg: str) -> DialectError:
+        return DialectError(f"{self.where}: {msg}")
 
-    def paths(value, key: str) -> tuple[tuple[str, ...], ...]:
+    def paths(self, value, key: str) -> tuple[tuple[str, ...], ...]:
         alts = [value] if isinstance(value, str) else value
         if not isinstance(alts, list) or not alts or not all(isinstance(a, str) for a in alts):
-            raise fail(f"{key}: expected a path or a list of paths, got {value!r}")
+            raise self.fail(f"{key}: expected a path or a list of paths, got {value!r}")
         try:
             return tuple(split_path(a) for a in alts)
         except ValueError as e:
-            raise fail(f"{key}: {e}") from None
+            raise self.fail(f"{key}: {e}") from None
 
-    def table(key: str) -> dict:
-        value = doc.get(key, {})
+    def table(self, key: str) -> dict:
+        value = self.doc.get(key, {})
         if not isinstance(value, dict):
-            raise fail(f"{key!r} must be a table")
+            raise self.fail(f"{key!r} must be a table")
         return value
 
-    fields = {}
-    for col, value in table("fields").items():
-        if col not in FIELDS:
-            raise fail(f"fields.{col}: not a canonical column (one of: {', '.join(FIELDS)})")
-        fields[col] = paths(value, f"fields.{col}")
-    file_time = _bool(doc, "file_time", fail)
-    for col in ("model_raw", "input_tokens", "output_tokens", *(() if file_time else ("timestamp",))):
-        if col not in fields and col not in table("constants"):
-            raise fail(f"fields.{col} is required (where in a record is it?)")
-    constants = {}
-    for col, value in table("constants").items():
-        if col not in FIELDS or col in COUNTS or col in ("timestamp", "rank"):
-            raise fail(f"constants.{col}: only labels can be constant (model_raw, platform, service_tier, ...)")
-        if not isinstance(value, str):
-            raise fail(f"constants.{col}: expected a string, got {value!r}")
-        constants[col] = value
-    values = {}
-    for col, table_ in table("values").items():
-        if not isinstance(table_, dict) or not all(isinstance(v, str) for v in table_.values()):
-            raise fail(f"values.{col}: expected a table of raw value = canonical value")
-        values[col] = dict(table_)
-    dims = {}
-    for col, value in table("dimensions").items():
-        if col in schema.RESERVED or col.startswith("_"):
-            # (a dimension named `provider` would shadow the report's provider, silently)
-            raise fail(f"dimensions.{col}: named like a canonical column, a built-in --by key or a report "
-                       f"column, which it would shadow; name it otherwise (e.g. 'log_{col.lstrip('_')}')")
-        dims[col] = paths(value, f"dimensions.{col}")
-    keep = {}
-    for path, value in table("keep").items():
-        allowed = [value] if isinstance(value, str) else value
-        if not isinstance(allowed, list) or not all(isinstance(v, str) for v in allowed):
-            raise fail(f"keep.{path}: expected a value or a list of values")
-        keep[paths(path, f"keep.{path}")[0]] = tuple(allowed)
-    not_billable = {}
-    for path, reasons in table("not_billable").items():
-        if not isinstance(reasons, dict) or not all(isinstance(v, str) for v in reasons.values()):
-            raise fail(f"not_billable.{path}: expected a table of value = reason")
-        not_billable[paths(path, f"not_billable.{path}")[0]] = dict(reasons)
-    signature = doc.get("signature", [])
-    if not isinstance(signature, list) or not all(isinstance(s, str) for s in signature):
-        raise fail("signature: expected a list of paths")
+    def strings(self, key: str, what: str) -> tuple[str, ...]:
+        value = self.doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+            raise self.fail(f"{key}: expected {what}")
+        return tuple(value)
+
+
+def parse_mapping(doc: dict, where: str) -> Mapping:
+    """Validate a mapping document; every problem is one line naming the file and the key."""
+    d = _Doc(doc, where)
+    unknown = set(doc) - KEYS
+    if unknown:
+        raise d.fail(f"unknown key {sorted(unknown)[0]!r} (allowed: {', '.join(sorted(KEYS))})")
+    for key in ("name", "fields"):
+        if key not in doc:
+            raise d.fail(f"missing {key!r}")
+    file_time = _bool(doc, "file_time", d.fail)
+    fields = _fields(d, file_time)
+    constants, values = _constants(d), _values(d)
+    dims = _dimensions_of(d)
+    keep = _keep(d)
+    not_billable = _not_billable(d)
+    signature = d.strings("signature", "a list of paths")
     extra = doc.get("extra_dimensions")
     if extra is not None and (not isinstance(extra, dict) or not isinstance(extra.get("exclude", []), list)):
-        raise fail("extra_dimensions: expected a table with `exclude = [top-level keys]`")
+        raise d.fail("extra_dimensions: expected a table with `exclude = [top-level keys]`")
     priority = doc.get("priority", 0)
     if not isinstance(priority, int) or isinstance(priority, bool):
-        raise fail(f"priority: expected an integer, got {priority!r}")
-    prefilter = doc.get("prefilter", [])
-    prefilter = [prefilter] if isinstance(prefilter, str) else prefilter
-    if not isinstance(prefilter, list) or not all(isinstance(p, str) and p.lstrip("!") for p in prefilter):
-        raise fail(f"prefilter: expected a text or a list of texts, got {doc.get('prefilter')!r}")
-    cut = doc.get("cut")
-    if cut is not None:
-        if not isinstance(cut, dict) or set(cut) != {"member", "next"} or not all(
-                isinstance(v, str) and v.isidentifier() for v in cut.values()):
-            raise fail(f"cut: expected {{ member = key, next = key }}, got {cut!r}")
-        cut = (cut["member"], cut["next"])
-        read = [*(a for alts in (*fields.values(), *dims.values()) for a in alts), *keep, *not_billable]
-        if any(cut[0] in path for path in read):
-            raise fail(f"cut: {cut[0]!r} is read by a path of this mapping; only a member no path reads can be cut")
-    quick = doc.get("quick_signature", [])
-    if not isinstance(quick, list) or not all(isinstance(q, str) for q in quick):
-        raise fail("quick_signature: expected a list of paths")
+        raise d.fail(f"priority: expected an integer, got {priority!r}")
+    prefilter = _prefilter(d)
+    cut = _cut_member(d, [*(a for alts in (*fields.values(), *dims.values()) for a in alts), *keep, *not_billable])
+    quick = d.strings("quick_signature", "a list of paths")
     description = doc.get("description", f"custom mapping {where}")
     if not isinstance(doc["name"], str) or not isinstance(description, str):
-        raise fail("name and description must be strings")
+        raise d.fail("name and description must be strings")
     return Mapping(
-        name=doc["name"], description=description, signature=tuple(signature), fields=fields,
+        name=doc["name"], description=description, signature=signature, fields=fields,
         dimensions=dims, constants=constants, values=values, keep=keep, not_billable=not_billable,
-        priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", fail),
-        repeats=_bool(doc, "repeats", fail), file_time=file_time, prefilter=tuple(prefilter), cut=cut,
-        batch_files=_bool(doc, "batch_files", fail), quick_signature=tuple(quick),
+        priority=priority, input_includes_cache=_bool(doc, "input_includes_cache", d.fail),
+        repeats=_bool(doc, "repeats", d.fail), file_time=file_time, prefilter=prefilter, cut=cut,
+        batch_files=_bool(doc, "batch_files", d.fail), quick_signature=quick,
         # (a cut member is never a dimension: it is not there to read)
         extra_dimensions=None if extra is None else (*extra.get("exclude", []), *(cut or ())[:1]),
     )
+
+
+def _fields(d: _Doc, file_time: bool) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """`[fields]`: canonical column = path(s); the columns every format needs must be there."""
+    fields = {}
+    for col, value in d.table("fields").items():
+        if col not in FIELDS:
+            raise d.fail(f"fields.{col}: not a canonical column (one of: {', '.join(FIELDS)})")
+        fields[col] = d.paths(value, f"fields.{col}")
+    for col in ("model_raw", "input_tokens", "output_tokens", *(() if file_time else ("timestamp",))):
+        if col not in fields and col not in d.table("constants"):
+            raise d.fail(f"fields.{col} is required (where in a record is it?)")
+    return fields
+
+
+def _constants(d: _Doc) -> dict[str, str]:
+    """`[constants]`: a label every record of the format has (platform = "bedrock")."""
+    constants = {}
+    for col, value in d.table("constants").items():
+        if col not in FIELDS or col in COUNTS or col in ("timestamp", "rank"):
+            raise d.fail(f"constants.{col}: only labels can be constant (model_raw, platform, service_tier, ...)")
+        if not isinstance(value, str):
+            raise d.fail(f"constants.{col}: expected a string, got {value!r}")
+        constants[col] = value
+    return constants
+
+
+def _values(d: _Doc) -> dict[str, dict[str, str]]:
+    """`[values.<column>]`: raw value = canonical value (a format's own words for a tier, say)."""
+    values = {}
+    for col, table_ in d.table("values").items():
+        if not isinstance(table_, dict) or not all(isinstance(v, str) for v in table_.values()):
+            raise d.fail(f"values.{col}: expected a table of raw value = canonical value")
+        values[col] = dict(table_)
+    return values
+
+
+def _dimensions_of(d: _Doc) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """`[dimensions]`: name = path(s); never a name that would shadow a built-in column or key."""
+    dims = {}
+    for col, value in d.table("dimensions").items():
+        if col in schema.RESERVED or col.startswith("_"):
+            # (a dimension named `provider` would shadow the report's provider, silently)
+            raise d.fail(f"dimensions.{col}: named like a canonical column, a built-in --by key or a report "
+                         f"column, which it would shadow; name it otherwise (e.g. 'log_{col.lstrip('_')}')")
+        dims[col] = d.paths(value, f"dimensions.{col}")
+    return dims
+
+
+def _keep(d: _Doc) -> dict[tuple[str, ...], tuple[str, ...]]:
+    """`[keep]`: path = the value(s) a usage record holds there; other records are skipped."""
+    keep = {}
+    for path, value in d.table("keep").items():
+        allowed = [value] if isinstance(value, str) else value
+        if not isinstance(allowed, list) or not all(isinstance(v, str) for v in allowed):
+            raise d.fail(f"keep.{path}: expected a value or a list of values")
+        keep[d.paths(path, f"keep.{path}")[0]] = tuple(allowed)
+    return keep
+
+
+def _not_billable(d: _Doc) -> dict[tuple[str, ...], dict[str, str]]:
+    """`[not_billable.<path>]`: value = why a record holding it is not billed."""
+    not_billable = {}
+    for path, reasons in d.table("not_billable").items():
+        if not isinstance(reasons, dict) or not all(isinstance(v, str) for v in reasons.values()):
+            raise d.fail(f"not_billable.{path}: expected a table of value = reason")
+        not_billable[d.paths(path, f"not_billable.{path}")[0]] = dict(reasons)
+    return not_billable
+
+
+def _prefilter(d: _Doc) -> tuple[str, ...]:
+    """`prefilter`: a text (or texts) a line must hold to be decoded (`!text`: must lack)."""
+    prefilter = d.doc.get("prefilter", [])
+    prefilter = [prefilter] if isinstance(prefilter, str) else prefilter
+    if not isinstance(prefilter, list) or not all(isinstance(p, str) and p.lstrip("!") for p in prefilter):
+        raise d.fail(f"prefilter: expected a text or a list of texts, got {d.doc.get('prefilter')!r}")
+    return tuple(prefilter)
+
+
+def _cut_member(d: _Doc, read: list[tuple[str, ...]]) -> tuple[str, str] | None:
+    """`cut = { member, next }`: a member no path reads, cut from a line before it is decoded."""
+    cut = d.doc.get("cut")
+    if cut is None:
+        return None
+    if not isinstance(cut, dict) or set(cut) != {"member", "next"} or not all(
+            isinstance(v, str) and v.isidentifier() for v in cut.values()):
+        raise d.fail(f"cut: expected {{ member = key, next = key }}, got {cut!r}")
+    if any(cut["member"] in path for path in read):
+        raise d.fail(f"cut: {cut['member']!r} is read by a path of this mapping; only a member no path reads "
+                     "can be cut")
+    return cut["member"], cut["next"]
 
 
 def _bool(doc: dict, key: str, fail) -> bool:
@@ -252,8 +307,8 @@ class MappedDialect(Dialect):
         return carried
 
 
-def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = None,
-         adds: tuple[str, ...] = (), repeats=None, reads: dict | None = None) -> MappedDialect:
+def dialect_from_mapping(path: str | Path, prepare: Hook | None = None, finish: Hook | None = None,
+                         adds: tuple[str, ...] = (), repeats=None, reads: dict | None = None) -> MappedDialect:
     """A dialect from a mapping file (shipped, or a user's `--map`); `prepare` and `finish` are the
     code a format needs beyond paths (see MAPPING.md), `reads` extra paths `prepare` reads with
     their types (a list of objects, say; read as JSON text on the robust path)."""
@@ -273,7 +328,7 @@ def load(path: str | Path, prepare: Hook | None = None, finish: Hook | None = No
                                            for f in ("input_tokens", "output_tokens") if f in m.fields)
     dialect = MappedDialect(
         name=m.name, description=m.description, required=required, optional=tuple(m.fields),
-        normalize=lambda src, robust=False, ctx=None: normalize(dialect, src, robust, ctx or Context(),
+        normalize=lambda src, robust=False, ctx=None: to_canonical(dialect, src, robust, ctx or Context(),
                                                                  prepare, finish, reads or {}),
         priority=m.priority, mapping=m, adds=adds, repeats=m.repeats if repeats is None else repeats,
         batch_files=m.batch_files, quick=m.quick_signature,
@@ -357,11 +412,45 @@ def _extra_dimensions(m: Mapping, src: SourceFile) -> dict[str, tuple[tuple[str,
     return dims
 
 
-def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, prepare: Hook | None,
-              finish: Hook | None, reads: dict) -> pl.LazyFrame:
+Getter = Callable[[tuple[str, ...]], pl.Expr]
+
+
+def to_canonical(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, prepare: Hook | None,
+                 finish: Hook | None, reads: dict) -> pl.LazyFrame:
+    """A file of a mapped format as canonical rows: scan it, read the mapped paths, then the shared
+    canonical step (parsing, checks, quarantine reasons) and the mapping's value map and hooks."""
     m = d.mapping
     if src.container == "json":
         src = json_to_lines(src)
+    dims, unused = _dimensions(m, src, ctx, prepare)
+    fields = dict(m.fields)
+    if m.file_time and "timestamp" not in fields:
+        fields["timestamp"] = ()  # constant below
+    typed = _typed_paths(m, {**fields, **{f"_dim_{d_}": alts for d_, alts in dims.items()}}, reads, robust)
+    if src.container in ("json", "jsonl"):
+        lf, get = _scan_lines(m, src, robust, ctx, typed)
+        raw = pl.col(LINE)
+    else:
+        lf, get, raw = _scan_table(src, robust, typed)
+    if prepare is not None:
+        lf = prepare(lf, src, ctx, get)
+    lf = _keep_records(lf, m, get)
+    timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
+                                            for a in m.fields["timestamp"])
+    lf, rec = _read_mapped(lf, m, get, raw, fields, dims, unused, src, ctx, timed)
+    dims = {**dims, **{k: () for k in unused}}
+    out = _canonical(lf, m, fields, dims, rec, src, ctx, timed, plain=prepare is None)
+    out = _apply_values(out, m.values)
+    if m.input_includes_cache:
+        out = _exclude_cache(out)
+    if finish is not None:
+        out = finish(out, src, ctx)
+    return out.drop([c for c in out.collect_schema().names() if c.startswith("_x_")])
+
+
+def _dimensions(m: Mapping, src: SourceFile, ctx: Context, prepare: Hook | None
+                ) -> tuple[dict[str, tuple[tuple[str, ...], ...]], set[str]]:
+    """(dimensions to read, dimensions the run does not use: columns of nulls, never decoded)."""
     dims = dict(m.dimensions)
     if m.extra_dimensions is not None:
         extra = {k: v for k, v in _extra_dimensions(m, src).items() if k not in dims}  # the mapping's win
@@ -375,11 +464,11 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     # --by matches a dimension whatever its case (`--by team` for a `Team` column)
     wanted_dims = None if ctx.dimensions is None else {d.lower() for d in ctx.dimensions}
     unused = {k for k in dims if wanted_dims is not None and k.lower() not in wanted_dims and prepare is None}
-    dims = {k: v for k, v in dims.items() if k not in unused}
-    fields = dict(m.fields)
-    if m.file_time and "timestamp" not in fields:
-        fields["timestamp"] = ()  # constant below
-    wanted = {**fields, **{f"_dim_{d_}": alts for d_, alts in dims.items()}}
+    return {k: v for k, v in dims.items() if k not in unused}, unused
+
+
+def _typed_paths(m: Mapping, wanted: dict, reads: dict, robust: bool) -> dict[tuple[str, ...], pl.DataType]:
+    """Every path the run reads, with the type it is decoded as."""
     # Every path is decoded as text, counts too: Polars' decoder reads `100.5` into an Int64 as 100
     # (silently), and fails the whole batch on `"100"`; as text, the parser quarantines the first
     # ("not a whole number") and reads the second, at no measurable cost (1M transcript lines).
@@ -387,128 +476,157 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
     for path in (*m.keep, *m.not_billable):
         typed.setdefault(path, pl.String())
     typed.update({path: pl.String() if robust else dtype for path, dtype in reads.items()})
-    is_text = src.container in ("json", "jsonl")
+    return typed
 
-    if is_text:
-        lf = src.scan_lines(exact_lines=ctx.exact_lines, lossy=robust)
-        if m.prefilter:
-            # Records without this text cannot be usage: they are never decoded (fast, and silent). A
-            # line that does not end in `}` is still read: if it is a cut record, it is quarantined,
-            # not lost. (So is a whole line ending in spaces: harmless, cheaper than stripping lines.)
-            line = pl.col(LINE)
-            holds = [~line.str.contains(p[1:], literal=True) if p.startswith("!") else line.str.contains(p, literal=True)
-                     for p in m.prefilter]
-            lf = lf.filter(pl.any_horizontal(holds) | ~line.str.ends_with("}"))
-        # Blank lines (or only spaces) are not records.
-        blank = pl.col(LINE).str.strip_chars() == "" if robust else _unless(pl.col(LINE).str.starts_with("{"), False,
-                                                                          pl.col(LINE).str.contains(r"^\s*$"))
-        lf = lf.filter(~blank)
-        # The line as decoded: without the member the mapping cuts, on both paths alike (a record
-        # reads the same whichever path a run takes). The line itself stays whole: it is the record.
-        text = _cut(pl.col(LINE), *m.cut) if m.cut else pl.col(LINE)
-        if robust:
-            if m.cut:
-                lf = lf.with_columns(text.alias("_x_cut"))
-                text = pl.col("_x_cut")
 
-            def get(parts: tuple[str, ...], text: pl.Expr = text) -> pl.Expr:
-                return text.str.json_path_match(_json_path(parts))
-            line = text.str.strip_chars()
-            lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
-                                  & ~pl.col(BAD)).alias("_line_ok"))
-        else:
-            try:
-                struct = _dtype_tree(typed)
-            except DialectError as e:
-                raise DialectError(f"mapping {m.name!r}: {e}") from None
-            # A line that is not whole (cut by a crash, or being written while the logs were read: a
-            # live Claude Code session) is not decoded, and is quarantined, on this fast path: the
-            # decoder fails a whole batch on one such line, and reading everything again field by
-            # field cost a 1M-line tree 430 s instead of 9. Only a line that looks whole but is not
-            # JSON (rare) still sends the run to the robust path.
-            whole = (_unless(pl.col(LINE).str.starts_with("{"), True, pl.col(LINE).str.contains(r"^\s*\{"))
-                     & _unless(pl.col(LINE).str.ends_with("}"), True, pl.col(LINE).str.contains(r"\}\s*$")))
-            # (A line with bytes that are not UTF-8 is quarantined whole, never read as U+FFFD text.)
-            whole = whole & ~pl.col(BAD)
-            lf = lf.with_columns(pl.when(whole).then(text).str.json_decode(struct).alias(DECODED),
-                                 whole.alias("_line_ok"))
+def _scan_lines(m: Mapping, src: SourceFile, robust: bool, ctx: Context, typed: dict
+                ) -> tuple[pl.LazyFrame, Getter]:
+    """JSON Lines: the records worth decoding, and how to read a path from each."""
+    lf = src.scan_lines(exact_lines=ctx.exact_lines, lossy=robust)
+    if m.prefilter:
+        # Records without this text cannot be usage: they are never decoded (fast, and silent). A
+        # line that does not end in `}` is still read: if it is a cut record, it is quarantined,
+        # not lost. (So is a whole line ending in spaces: harmless, cheaper than stripping lines.)
+        line = pl.col(LINE)
+        holds = [~line.str.contains(p[1:], literal=True) if p.startswith("!") else line.str.contains(p, literal=True)
+                 for p in m.prefilter]
+        lf = lf.filter(pl.any_horizontal(holds) | ~line.str.ends_with("}"))
+    # Blank lines (or only spaces) are not records.
+    blank = pl.col(LINE).str.strip_chars() == "" if robust else _unless(pl.col(LINE).str.starts_with("{"), False,
+                                                                      pl.col(LINE).str.contains(r"^\s*$"))
+    lf = lf.filter(~blank)
+    # The line as decoded: without the member the mapping cuts, on both paths alike (a record
+    # reads the same whichever path a run takes). The line itself stays whole: it is the record.
+    text = _cut(pl.col(LINE), *m.cut) if m.cut else pl.col(LINE)
+    if robust:
+        return _robust_lines(lf, m, text)
+    return _decoded_lines(lf, m, text, typed)
 
-            def get(parts: tuple[str, ...]) -> pl.Expr:
-                e = pl.col(DECODED)
-                for p in parts:
-                    e = e.struct.field(p)
-                return e
-        raw = pl.col(LINE)
-    else:  # CSV / Parquet: the first segment is a column; the rest is a path inside its JSON text
-        lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
-        table = lf.collect_schema()
-        names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD)}
-        raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
-        # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read
-        # from it; the robust path reads each path as text instead. A struct column is read as is.
-        nested: dict[str, dict] = {}
-        for alt, dtype in typed.items():
-            col = names.get(alt[0].lower())
-            if len(alt) > 1 and col is not None and table[col] == pl.String:
-                nested.setdefault(col, {})[alt[1:]] = dtype
-        if not robust:
-            lf = lf.with_columns([pl.col(c).str.json_decode(_dtype_tree(sub)).alias(f"_json_{c}")
-                                  for c, sub in nested.items()])
 
-        def get(parts: tuple[str, ...]) -> pl.Expr:
-            col = names.get(parts[0].lower())
-            if col is None:
-                return pl.lit(None, pl.String)
-            if len(parts) == 1:
-                return pl.col(col)
-            if col in nested and robust:
-                return pl.col(col).str.json_path_match(_json_path(parts[1:]))
-            e = pl.col(f"_json_{col}" if col in nested else col)
-            for p in parts[1:]:
-                e = e.struct.field(p)
-            return e
-        if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
-            lf = lf.with_columns(pl.lit(False).alias(BAD))
-        lf = lf.with_columns((~pl.col(BAD)).alias("_line_ok"))
+def _robust_lines(lf: pl.LazyFrame, m: Mapping, text: pl.Expr) -> tuple[pl.LazyFrame, Getter]:
+    """Each path read as text with a JSON path: a broken record is quarantined with its line."""
+    if m.cut:
+        lf = lf.with_columns(text.alias("_x_cut"))
+        text = pl.col("_x_cut")
 
-    def value(alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
-        exprs = [pl.col(a[0][1:]) if a[0][:1] == "@" else get(a) for a in alts]
-        return exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
+    def get(parts: tuple[str, ...], text: pl.Expr = text) -> pl.Expr:
+        return text.str.json_path_match(_json_path(parts))
+    line = text.str.strip_chars()
+    lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
+                          & ~pl.col(BAD)).alias("_line_ok"))
+    return lf, get
 
-    if prepare is not None:
-        lf = prepare(lf, src, ctx, get)
+
+def _decoded_lines(lf: pl.LazyFrame, m: Mapping, text: pl.Expr, typed: dict) -> tuple[pl.LazyFrame, Getter]:
+    """Each line decoded once into a struct holding only the paths read (the fast path)."""
+    try:
+        struct = _dtype_tree(typed)
+    except DialectError as e:
+        raise DialectError(f"mapping {m.name!r}: {e}") from None
+    # A line that is not whole (cut by a crash, or being written while the logs were read: a
+    # live Claude Code session) is not decoded, and is quarantined, on this fast path: the
+    # decoder fails a whole batch on one such line, and reading everything again field by
+    # field cost a 1M-line tree 430 s instead of 9. Only a line that looks whole but is not
+    # JSON (rare) still sends the run to the robust path.
+    whole = (_unless(pl.col(LINE).str.starts_with("{"), True, pl.col(LINE).str.contains(r"^\s*\{"))
+             & _unless(pl.col(LINE).str.ends_with("}"), True, pl.col(LINE).str.contains(r"\}\s*$")))
+    # (A line with bytes that are not UTF-8 is quarantined whole, never read as U+FFFD text.)
+    whole = whole & ~pl.col(BAD)
+    lf = lf.with_columns(pl.when(whole).then(text).str.json_decode(struct).alias(DECODED),
+                         whole.alias("_line_ok"))
+
+    def get(parts: tuple[str, ...]) -> pl.Expr:
+        e = pl.col(DECODED)
+        for p in parts:
+            e = e.struct.field(p)
+        return e
+    return lf, get
+
+
+def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFrame, Getter, pl.Expr]:
+    """CSV / Parquet: the first segment of a path is a column; the rest is a path inside its JSON
+    text. Returns the rows, how to read a path, and the record as text (for the quarantine file)."""
+    lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
+    table = lf.collect_schema()
+    names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD)}
+    raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
+    # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read
+    # from it; the robust path reads each path as text instead. A struct column is read as is.
+    nested: dict[str, dict] = {}
+    for alt, dtype in typed.items():
+        col = names.get(alt[0].lower())
+        if len(alt) > 1 and col is not None and table[col] == pl.String:
+            nested.setdefault(col, {})[alt[1:]] = dtype
+    if not robust:
+        lf = lf.with_columns([pl.col(c).str.json_decode(_dtype_tree(sub)).alias(f"_json_{c}")
+                              for c, sub in nested.items()])
+
+    def get(parts: tuple[str, ...]) -> pl.Expr:
+        col = names.get(parts[0].lower())
+        if col is None:
+            return pl.lit(None, pl.String)
+        if len(parts) == 1:
+            return pl.col(col)
+        if col in nested and robust:
+            return pl.col(col).str.json_path_match(_json_path(parts[1:]))
+        e = pl.col(f"_json_{col}" if col in nested else col)
+        for p in parts[1:]:
+            e = e.struct.field(p)
+        return e
+    if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
+        lf = lf.with_columns(pl.lit(False).alias(BAD))
+    return lf.with_columns((~pl.col(BAD)).alias("_line_ok")), get, raw
+
+
+def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
+    """The first of a field's alternative paths that holds a value (`@column`: a hook's column)."""
+    exprs = [pl.col(a[0][1:]) if a[0][:1] == "@" else get(a) for a in alts]
+    return exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
+
+
+def _keep_records(lf: pl.LazyFrame, m: Mapping, get: Getter) -> pl.LazyFrame:
+    """Only the records the mapping's `keep` admits."""
     kept = pl.lit(True)
     for path, allowed in m.keep.items():  # compared as text: a flag may be a boolean column in Parquet
         kept = kept & get(path).cast(pl.String).is_in(list(allowed)).fill_null(False)
     if m.keep:  # a broken line is kept: it is quarantined, not silently skipped
         lf = lf.filter(kept | ~pl.col("_line_ok"))
+    return lf
+
+
+def _read_mapped(lf: pl.LazyFrame, m: Mapping, get: Getter, raw: pl.Expr, fields: dict, dims: dict,
+                 unused: set[str], src: SourceFile, ctx: Context, timed: bool) -> tuple[pl.LazyFrame, list[pl.Expr]]:
+    """One column per mapped field (`_f_*`) and dimension (`_dim_*`), the record (`_raw`) and why it
+    does not bill (`_nb`); also the hook's `_rec`/`_x_*` columns, returned to pass to `finish`."""
     nb = pl.lit(None, pl.String)
     for path, reasons in reversed(m.not_billable.items()):
         said = get(path).cast(pl.String)
         nb = pl.when(said.is_in(list(reasons))).then(said.replace_strict(reasons, default=None)).otherwise(nb)
-    cols = {f"_f_{f}": value(alts) for f, alts in fields.items() if alts}
+    cols = {f"_f_{f}": _value(get, alts) for f, alts in fields.items() if alts}
     # A format whose records may carry no time (batch results, bare Message objects): when the first
     # records carry none, every record is dated from --batch-time or the file (and the report says so).
-    timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
-                                            for a in m.fields["timestamp"])
-    own = [value(m.fields["timestamp"]).cast(pl.String)] if m.fields.get("timestamp") else []
+    own = [_value(get, m.fields["timestamp"]).cast(pl.String)] if m.fields.get("timestamp") else []
     if m.file_time and not timed:
         # A record that does carry a time keeps it (the first records may be ones without: errored
         # batch lines, say); only the others take the file's.
         cols["_f_timestamp"] = pl.coalesce(*own, _file_time(src, ctx))
     cols.update({f"_f_{c}": pl.lit(v) for c, v in m.constants.items()})
-    cols.update({f"_dim_{k}": value(alts) for k, alts in dims.items()})
+    cols.update({f"_dim_{k}": _value(get, alts) for k, alts in dims.items()})
     cols.update({f"_dim_{k}": pl.lit(None, pl.String) for k in unused})  # still a column: --by can name it
-    dims = {**dims, **{k: () for k in unused}}
     # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
     lf = lf.select(pl.col("_row"), *lines,
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"),
                    pl.col(BAD), *rec)
-
     if ctx.batch_time and not (m.file_time and not timed):
         lf = _batch_time(lf, ctx)
+    return lf, rec
+
+
+def _canonical(lf: pl.LazyFrame, m: Mapping, fields: dict, dims: dict, rec: list[pl.Expr], src: SourceFile,
+               ctx: Context, timed: bool, plain: bool) -> pl.LazyFrame:
+    """The mapped columns through the shared canonical step (types, checks, quarantine reasons)."""
     present = {f for f in fields} | set(m.constants)
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
@@ -523,19 +641,13 @@ def normalize(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, pre
                              .otherwise(rank.cast(pl.Int8, strict=False).fill_null(0)).alias("_rank"))
     # The first records' times choose the format most rows are parsed with; not when a hook or a
     # column prepared them (`@`: the sample holds the value before it was rewritten).
-    plain = timed and all(a[0][:1] != "@" for a in m.fields["timestamp"]) and prepare is None
+    plain = plain and timed and all(a[0][:1] != "@" for a in m.fields["timestamp"])
     times = [v for r in src.sample for a in m.fields["timestamp"] if (v := _lookup(r, a)) is not None] if plain else []
-    out = canonical_frame(
+    return canonical_frame(
         lf.rename({f"_dim_{k}": k for k in dims}), canon, list(dims), dtypes, pl.col, pl.col("_raw"), src,
         bad_record=bad, source=m.name, extra=extra, exact_lines=ctx.exact_lines, time_sample=times,
         ctx=ctx if plain else None,
     )
-    out = _apply_values(out, m.values)
-    if m.input_includes_cache:
-        out = _exclude_cache(out)
-    if finish is not None:
-        out = finish(out, src, ctx)
-    return out.drop([c for c in out.collect_schema().names() if c.startswith("_x_")])
 
 
 def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:

@@ -40,6 +40,6 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 
 
 DIALECT = dataclasses.replace(
-    mapped.load(MAPPING_FILE, prepare=_prepare, finish=_finish, adds=("context_window",),
+    mapped.dialect_from_mapping(MAPPING_FILE, prepare=_prepare, finish=_finish, adds=("context_window",),
                 reads={("data",): _pages.page_type(_pages.row_type(MAPPING, EXTRA))}),
     matches=_is_usage_page)

@@ -107,4 +107,4 @@ def _finish(lf: pl.LazyFrame, src: SourceFile, ctx) -> pl.LazyFrame:
         .otherwise(pl.col("_nb")).alias("_nb"))
 
 
-DIALECT = mapped.load(SPEC, prepare=_prepare, finish=_finish, reads={("resourceSpans",): _RESOURCE_SPANS})
+DIALECT = mapped.dialect_from_mapping(SPEC, prepare=_prepare, finish=_finish, reads={("resourceSpans",): _RESOURCE_SPANS})

@@ -28,5 +28,5 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     )
 
 
-DIALECT = mapped.load(Path(__file__).with_suffix(".toml"), prepare=_prepare, adds=("endpoint_scope",),
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, adds=("endpoint_scope",),
                       reads={(k,): pl.String() for k in _READS})

@@ -227,7 +227,11 @@ def _console_cost_csv(path: str):
 
 def _focus(path: str):
     if path.lower().endswith(".parquet"):  # every column as text, like the CSV: one code path below
-        df = pl.read_parquet(path, glob=False).with_columns(pl.all().cast(_S)).with_columns(
+        df = pl.read_parquet(path, glob=False)
+        # Timestamps as the ISO instants a FOCUS CSV holds (a UTC Datetime column's text is not ISO).
+        df = df.with_columns([(pl.col(c).dt.convert_time_zone("UTC") if t.time_zone else pl.col(c))
+                              .dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c, t in df.schema.items() if isinstance(t, pl.Datetime)])
+        df = df.with_columns(pl.all().cast(_S)).with_columns(
             pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
     else:
         df = _csv(path)

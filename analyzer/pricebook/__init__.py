@@ -2,6 +2,10 @@
 
 Rates are read with `parse_float=Decimal`, so `3.75` is exactly 3.75. See FORMAT.md beside this file
 for the format. Validation errors name the file, the model and the field.
+
+A price is a base-rate period plus dated facts of their own: fast-mode and long-context windows (per
+model) and the multipliers and service tiers (per provider). A new period changes base rates only; it
+never ends a window or a multiplier, which is why they are not written inside periods.
 """
 
 from __future__ import annotations
@@ -19,13 +23,17 @@ from ..errors import PriceBookError
 RATE_KEYS = ("input", "cache_write_5m", "cache_write_1h", "cache_read", "output")
 CONFIDENCE = ("verified", "secondary", "estimate")
 TIERS = ("standard", "batch", "priority", "flex")
+MULTIPLIERS = ("us_geo", "regional")
+WINDOWS = ("long_context", "fast")
 SHIPPED = ("anthropic.toml", "openai.toml")
 MAX_RATE = Decimal(1_000_000)  # USD per million tokens (or per 1,000 tool uses)
 _BOOK_KEYS = {"provider", "currency", "service_tier", "multipliers", "server_tools", "discount", "discount_from", "name"}
 _MODEL_KEYS = {"id", "name", "family", "aliases", "platform_ids", "us_geo", "regional_premium", "batch", "released",
-               "deprecated", "retired", "period", "provider"}
-_PERIOD_KEYS = {*RATE_KEYS, "from", "source", "checked", "confidence", "note", "long_context", "fast"}
-_WINDOW_KEYS = {*RATE_KEYS, "from", "until", "threshold"}
+               "deprecated", "retired", "period", "provider", *WINDOWS}
+_FACT_KEYS = {"source", "checked", "confidence", "note"}
+_PERIOD_KEYS = {*RATE_KEYS, "from", *_FACT_KEYS, *WINDOWS}
+_WINDOW_KEYS = {*RATE_KEYS, "from", "until", "threshold", *_FACT_KEYS}
+_FACTOR_KEYS = {"factor", "from", "until", *_FACT_KEYS}
 
 
 @dataclass(frozen=True)
@@ -43,24 +51,71 @@ class Rates:
 
 
 @dataclass(frozen=True)
-class Window:
-    """Rates that apply inside [start, end) of a period: long-context or fast mode."""
+class Provenance:
+    """Where a fact comes from: its public source, when it was last compared, how sure that is."""
 
+    source: str = ""
+    checked: str = ""
+    confidence: str = "verified"
+    note: str = ""
+    origin: str = ""  # the file this fact came from (shipped book or an overlay)
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rates that replace a model's base rates inside [start, end): long context or fast mode.
+
+    A window is dated on its own, independent of the base-price periods: a new period keeps it."""
+
+    kind: str  # "long_context" | "fast"
     start: dt.datetime
     end: dt.datetime | None
     rates: Rates
-    threshold: int | None = None
+    threshold: int | None = None  # long context: prompt tokens above which the window's rates apply
+    about: Provenance = field(default_factory=Provenance)
 
     def contains(self, t: dt.datetime) -> bool:
         return self.start <= t and (self.end is None or t < self.end)
 
+    def span(self) -> str:
+        return f"{self.start.date()}..{self.end.date() if self.end else 'open'}"
+
+
+@dataclass(frozen=True)
+class Factor:
+    """A multiplier (us_geo, regional) or service-tier factor (batch x0.5) with the dates it holds.
+
+    No start: since always; no end: still in force. Outside every factor of its name, a multiplier is
+    x1 and a service tier has no price."""
+
+    value: Decimal
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    about: Provenance = field(default_factory=Provenance)
+
+    def contains(self, t: dt.datetime) -> bool:
+        return (self.start is None or self.start <= t) and (self.end is None or t < self.end)
+
+
+def _latest_containing(facts, t: dt.datetime):
+    """The fact in force at t: of those containing it, the one that starts last (overlays layer
+    on top of the book this way: a later-starting window wins where it overlaps an earlier one)."""
+    found = None
+    for f in facts:
+        if f.contains(t) and (found is None or (f.start or _MIN) >= (found.start or _MIN)):
+            found = f
+    return found
+
+
+_MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
+
 
 @dataclass(frozen=True)
 class Period:
+    """Base rates from `start` until the next period's start."""
+
     start: dt.datetime
     rates: Rates
-    long_context: Window | None = None
-    fast: Window | None = None
     source: str = ""
     checked: str = ""
     confidence: str = "verified"
@@ -81,6 +136,8 @@ class Model:
     batch: bool = True
     lifecycle: dict = field(default_factory=dict)
     periods: tuple[Period, ...] = ()
+    long_context: tuple[Window, ...] = ()
+    fast: tuple[Window, ...] = ()
 
     def period_at(self, t: dt.datetime) -> Period | None:
         found = None
@@ -89,14 +146,49 @@ class Model:
                 found = p
         return found
 
+    def long_context_at(self, t: dt.datetime) -> Window | None:
+        return _latest_containing(self.long_context, t)
+
+    def fast_at(self, t: dt.datetime) -> Window | None:
+        return _latest_containing(self.fast, t)
+
+    def windows(self) -> tuple[Window, ...]:
+        return (*self.long_context, *self.fast)
+
 
 @dataclass(frozen=True)
 class Provider:
     name: str
-    service_tier: dict[str, Decimal]
-    us_geo: Decimal
-    regional: Decimal
+    tiers: dict[str, tuple[Factor, ...]]
+    multipliers: dict[str, tuple[Factor, ...]]
     server_tools: dict[str, Decimal]
+
+    def tier_at(self, tier: str, t: dt.datetime) -> Decimal | None:
+        """The tier's factor at t; None when the tier has no price then (batch before its launch)."""
+        f = _latest_containing(self.tiers.get(tier, ()), t)
+        return None if f is None else f.value
+
+    def multiplier_at(self, name: str, t: dt.datetime) -> Decimal | None:
+        """The multiplier's factor at t; None when none is in force (nothing to apply or tag)."""
+        f = _latest_containing(self.multipliers.get(name, ()), t)
+        return None if f is None else f.value
+
+    @property
+    def service_tier(self) -> dict[str, Decimal]:
+        """Each tier's latest factor (for display; pricing asks tier_at)."""
+        return {k: v[-1].value for k, v in self.tiers.items() if v}
+
+    @property
+    def us_geo(self) -> Decimal:
+        return self.multipliers["us_geo"][-1].value if self.multipliers.get("us_geo") else Decimal(1)
+
+    @property
+    def regional(self) -> Decimal:
+        return self.multipliers["regional"][-1].value if self.multipliers.get("regional") else Decimal(1)
+
+    def factors(self):
+        for facts in (*self.tiers.values(), *self.multipliers.values()):
+            yield from facts
 
 
 @dataclass(frozen=True)
@@ -116,27 +208,24 @@ class PriceBook:
     overlays: list[str]
     version: str
     discounts: list[Discount] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what an overlay changed that it may not mean to
 
     def boundaries(self) -> list[dt.datetime]:
-        """Every instant at which some rate changes: the edges of all periods and windows."""
+        """Every instant at which some rate changes: the edges of periods, windows, factors, discounts."""
         out: set[dt.datetime] = set()
         for m in self.models.values():
-            for p in m.periods:
-                out.add(p.start)
-                for w in (p.long_context, p.fast):
-                    if w is not None:
-                        out.add(w.start)
-                        if w.end is not None:
-                            out.add(w.end)
-        for d in self.discounts:
-            if d.start is not None:
-                out.add(d.start)
+            out.update(p.start for p in m.periods)
+            for w in m.windows():
+                out.update(e for e in (w.start, w.end) if e is not None)
+        for prov in self.providers.values():
+            for f in prov.factors():
+                out.update(e for e in (f.start, f.end) if e is not None)
+        out.update(d.start for d in self.discounts if d.start is not None)
         return sorted(out)
 
     def thresholds(self) -> list[int]:
         """Every long-context threshold in the book (prompt sizes at which a tier can change)."""
-        return sorted({p.long_context.threshold for m in self.models.values() for p in m.periods
-                       if p.long_context is not None and p.long_context.threshold is not None})
+        return sorted({w.threshold for m in self.models.values() for w in m.long_context if w.threshold is not None})
 
     def discount_at(self, t: dt.datetime) -> Decimal:
         factor = Decimal(1)
@@ -151,11 +240,28 @@ class PriceBook:
 
 
 class _Ctx:
-    def __init__(self, file: str):
+    """The file being read: where errors and warnings point."""
+
+    def __init__(self, file: str, overlay: bool, warnings: list[str]):
         self.file = file
+        self.overlay = overlay
+        self.warnings = warnings
 
     def fail(self, where: str, msg: str) -> None:
         raise PriceBookError(f"{self.file}: {where}: {msg}")
+
+    def warn(self, where: str, msg: str) -> None:
+        self.warnings.append(f"{self.file}: {where}: {msg}")
+
+
+@dataclass
+class _Book:
+    """What the files read so far define (each file adds to it, overlays last)."""
+
+    models: dict[str, Model] = field(default_factory=dict)
+    providers: dict[str, Provider] = field(default_factory=dict)
+    discounts: list[Discount] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _instant(ctx: _Ctx, where: str, key: str, v) -> dt.datetime:
@@ -206,6 +312,15 @@ def _table(ctx: _Ctx, where: str, v) -> dict:
     return v
 
 
+def _tables(ctx: _Ctx, where: str, v, spelling: str) -> list[dict]:
+    """An array of tables; a single table is accepted as an array of one."""
+    if isinstance(v, dict):
+        return [v]
+    if not isinstance(v, list):
+        ctx.fail(where, f"write it as {spelling} (an array of tables)")
+    return [_table(ctx, where, x) for x in v]
+
+
 def _check_keys(ctx: _Ctx, where: str, table: dict, allowed: set[str]) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
@@ -216,52 +331,145 @@ def _rates(ctx: _Ctx, where: str, table: dict) -> Rates:
     return Rates(**{k: _decimal(ctx, where, k, table[k]) for k in RATE_KEYS if k in table})
 
 
-def _window(ctx: _Ctx, where: str, table, period_start: dt.datetime, kind: str) -> Window:
-    if not isinstance(table, dict):
-        ctx.fail(where, f"{kind} must be a table")
-    _check_keys(ctx, where, table, _WINDOW_KEYS)
-    start = _instant(ctx, where, "from", table["from"]) if "from" in table else period_start
+def _provenance(ctx: _Ctx, where: str, table: dict) -> Provenance:
+    conf = table.get("confidence", "verified")
+    if conf not in CONFIDENCE:
+        ctx.fail(where, f"confidence must be one of {', '.join(CONFIDENCE)}, got {conf!r}")
+    return Provenance(str(table.get("source", "")), str(table.get("checked", "")), conf, str(table.get("note", "")),
+                      ctx.file)
+
+
+def _span(ctx: _Ctx, where: str, table: dict, default_start: dt.datetime | None, what: str):
+    """A fact's [from, until): `from` is required unless a default is given; until after from."""
+    if "from" not in table and default_start is None:
+        ctx.fail(where, f"{what} needs `from` (the UTC date it starts)")
+    start = _instant(ctx, where, "from", table["from"]) if "from" in table else default_start
     end = _instant(ctx, where, "until", table["until"]) if "until" in table else None
-    if start < period_start:
-        ctx.fail(where, f"{kind}.from {start.date()} is before the period's from {period_start.date()}")
-    if end is not None and end <= start:
-        ctx.fail(where, f"{kind}.until must be after its from")
+    if end is not None and start is not None and end <= start:
+        ctx.fail(where, f"{what}: until must be after its from")
+    return start, end
+
+
+# --- [book]: provider factors, server tools, discount
+
+
+def _factor(ctx: _Ctx, where: str, table: dict) -> Factor:
+    _check_keys(ctx, where, table, _FACTOR_KEYS)
+    if "factor" not in table:
+        ctx.fail(where, "a dated multiplier needs `factor`")
+    start = _instant(ctx, where, "from", table["from"]) if "from" in table else None
+    end = _instant(ctx, where, "until", table["until"]) if "until" in table else None
+    if start is not None and end is not None and end <= start:
+        ctx.fail(where, "until must be after its from")
+    return Factor(_decimal(ctx, where, "factor", table["factor"]), start, end, _provenance(ctx, where, table))
+
+
+def _factors(ctx: _Ctx, where: str, v) -> tuple[tuple[Factor, ...], bool]:
+    """A multiplier or tier written as a number (all dates) or as dated table(s); (factors, dated)."""
+    if isinstance(v, (dict, list)):
+        facts = tuple(_factor(ctx, where, t) for t in _tables(ctx, where, v, "[[...]] tables"))
+        starts = [f.start for f in facts]
+        if len(set(starts)) != len(starts):
+            ctx.fail(where, "two entries start on the same date")
+        return facts, True
+    return (Factor(_decimal(ctx, where, "factor", v), about=Provenance(origin=ctx.file)),), False
+
+
+def _merge_factors(ctx: _Ctx, where: str, old: tuple[Factor, ...], v) -> tuple[Factor, ...]:
+    new, dated = _factors(ctx, where, v)
+    if not dated:
+        if ctx.overlay and any(f.start or f.end for f in old):
+            ctx.warn(where, f"x{new[0].value} without dates replaces the dated {_describe_factors(old)}: "
+                            "it now applies at every date")
+        return new
+    by_start = {f.start: f for f in old}
+    for f in new:
+        before = by_start.get(f.start)
+        if ctx.overlay and before is not None and _ends_earlier(f.end, before.end):
+            ctx.warn(where, f"cuts x{before.value} from {_day(f.start)}: it now ends {_day(f.end)}, "
+                            f"not {_day(before.end)}")
+        by_start[f.start] = f
+    return tuple(sorted(by_start.values(), key=lambda f: f.start or _MIN))
+
+
+def _describe_factors(facts) -> str:
+    return ", ".join(f"x{f.value} {_day(f.start, 'always')}..{_day(f.end)}" for f in facts)
+
+
+def _day(t: dt.datetime | None, none: str = "open") -> str:
+    return none if t is None else t.date().isoformat()
+
+
+def _ends_earlier(new_end: dt.datetime | None, old_end: dt.datetime | None) -> bool:
+    return new_end is not None and (old_end is None or new_end < old_end)
+
+
+def _provider(ctx: _Ctx, book: dict, base: Provider | None) -> Provider:
+    name = book.get("provider", base.name if base else "custom")
+    tiers = dict(base.tiers) if base else {"standard": (Factor(Decimal(1)),)}
+    for k, v in _table(ctx, "[book.service_tier]", book.get("service_tier", {})).items():
+        if k not in TIERS:
+            ctx.fail("[book.service_tier]", f"unknown service tier {k!r} (allowed: {', '.join(TIERS)})")
+        tiers[k] = _merge_factors(ctx, f"[book.service_tier] {k}", tiers.get(k, ()), v)
+    mult = _table(ctx, "[book.multipliers]", book.get("multipliers", {}))
+    _check_keys(ctx, "[book.multipliers]", mult, set(MULTIPLIERS))
+    multipliers = dict(base.multipliers) if base else {}
+    for k, v in mult.items():
+        multipliers[k] = _merge_factors(ctx, f"[book.multipliers] {k}", multipliers.get(k, ()), v)
+    tools = dict(base.server_tools) if base else {}
+    for k, v in book.get("server_tools", {}).items():
+        if k not in ("web_search", "web_fetch"):
+            ctx.fail("[book.server_tools]", f"unknown server tool {k!r} (allowed: web_search, web_fetch)")
+        tools[k] = _decimal(ctx, "[book.server_tools]", k, v)
+    return Provider(name=name, tiers=tiers, multipliers=multipliers, server_tools=tools)
+
+
+def _read_book(ctx: _Ctx, book: dict, st: _Book) -> str | None:
+    """The [book] table: provider factors and an overlay's discount. Returns the provider it names."""
+    _check_keys(ctx, "[book]", book, _BOOK_KEYS)
+    name = book.get("provider")
+    if ctx.overlay and name is None and any(k in book for k in ("service_tier", "multipliers", "server_tools")):
+        ctx.fail("[book]", "service_tier, multipliers and server_tools apply to a provider: add provider = \"...\"")
+    if name is not None or not ctx.overlay:
+        name = name or "custom"
+        st.providers[name] = _provider(ctx, book, st.providers.get(name))
+    if "discount" in book:
+        st.discounts.append(_discount(ctx, book))
+    return name
+
+
+def _discount(ctx: _Ctx, book: dict) -> Discount:
+    if not ctx.overlay:
+        ctx.fail("[book]", "discount belongs in an overlay (--prices), not in the shipped book")
+    pct = _decimal(ctx, "[book]", "discount", book["discount"])
+    if pct >= 100:
+        ctx.fail("[book]", "discount is a percentage below 100")
+    start = _instant(ctx, "[book]", "discount_from", book["discount_from"]) if "discount_from" in book else None
+    return Discount(pct, start, ctx.file)
+
+
+# --- [[model]]: periods and windows
+
+
+def _window(ctx: _Ctx, where: str, table: dict, kind: str, default_start: dt.datetime | None) -> Window:
+    _check_keys(ctx, where, table, _WINDOW_KEYS)
+    start, end = _span(ctx, where, table, default_start, kind)
     threshold = None
     if kind == "long_context":
         t = table.get("threshold")
         if not isinstance(t, int) or isinstance(t, bool) or t <= 0:
             ctx.fail(where, "long_context.threshold must be a positive whole number of prompt tokens")
         threshold = t
-    rates = _rates(ctx, f"{where} {kind}", table)
+    elif "threshold" in table:
+        ctx.fail(where, "threshold belongs to long_context, not fast")
+    rates = _rates(ctx, where, table)
     if rates.input is None or rates.output is None:
         ctx.fail(where, f"{kind} needs at least input and output rates")
-    return Window(start, end, rates, threshold)
+    return Window(kind, start, end, rates, threshold, _provenance(ctx, where, table))
 
 
-def _provider(ctx: _Ctx, book: dict, base: Provider | None) -> Provider:
-    name = book.get("provider", base.name if base else "custom")
-    tiers = dict(base.service_tier) if base else {"standard": Decimal(1)}
-    for k, v in book.get("service_tier", {}).items():
-        if k not in TIERS:
-            ctx.fail("[book.service_tier]", f"unknown service tier {k!r} (allowed: {', '.join(TIERS)})")
-        tiers[k] = _decimal(ctx, "[book.service_tier]", k, v)
-    mult = book.get("multipliers", {})
-    _check_keys(ctx, "[book.multipliers]", mult, {"us_geo", "regional"})
-    tools = dict(base.server_tools) if base else {}
-    for k, v in book.get("server_tools", {}).items():
-        if k not in ("web_search", "web_fetch"):
-            ctx.fail("[book.server_tools]", f"unknown server tool {k!r} (allowed: web_search, web_fetch)")
-        tools[k] = _decimal(ctx, "[book.server_tools]", k, v)
-    return Provider(
-        name=name,
-        service_tier=tiers,
-        us_geo=_decimal(ctx, "[book.multipliers]", "us_geo", mult["us_geo"]) if "us_geo" in mult else (base.us_geo if base else Decimal(1)),
-        regional=_decimal(ctx, "[book.multipliers]", "regional", mult["regional"]) if "regional" in mult else (base.regional if base else Decimal(1)),
-        server_tools=tools,
-    )
-
-
-def _period(ctx: _Ctx, where: str, table: dict, origin: str) -> Period:
+def _period(ctx: _Ctx, where: str, table: dict) -> tuple[Period, list[Window]]:
+    """A base-rate period, and any window written inside it (the old spelling: see _nested_window)."""
     if "from" not in table:
         ctx.fail(where, "a period needs `from` (the UTC date its prices start)")
     start = _instant(ctx, where, "from", table["from"])
@@ -270,13 +478,56 @@ def _period(ctx: _Ctx, where: str, table: dict, origin: str) -> Period:
     rates = _rates(ctx, where, table)
     if rates.input is None or rates.output is None:
         ctx.fail(where, "a period needs at least `input` and `output` rates")
-    conf = table.get("confidence", "verified")
-    if conf not in CONFIDENCE:
-        ctx.fail(where, f"confidence must be one of {', '.join(CONFIDENCE)}, got {conf!r}")
-    lc = _window(ctx, where, table["long_context"], start, "long_context") if "long_context" in table else None
-    fast = _window(ctx, where, table["fast"], start, "fast") if "fast" in table else None
-    return Period(start, rates, lc, fast, str(table.get("source", "")), str(table.get("checked", "")), conf,
-                  str(table.get("note", "")), origin)
+    about = _provenance(ctx, where, table)
+    period = Period(start, rates, about.source, about.checked, about.confidence, about.note, ctx.file)
+    nested = [_nested_window(ctx, where, table[kind], kind, period) for kind in WINDOWS if kind in table]
+    return period, nested
+
+
+def _nested_window(ctx: _Ctx, where: str, table, kind: str, period: Period) -> Window:
+    """A window written inside a period, as books did before windows were facts of their own. It
+    reads as a window from the period's start (unless it says) that a later period no longer ends."""
+    w = _window(ctx, f"{where} {kind}", _table(ctx, f"{where} {kind}", table), kind, period.start)
+    if w.start < period.start:
+        ctx.fail(where, f"{kind}.from {w.start.date()} is before the period's from {period.start.date()}")
+    ctx.warn(where, f"{kind} written inside a period is a window of its own ({w.span()}) that later periods "
+                    f"keep; write it as [[model.{kind}]]")
+    about = w.about if w.about.source else Provenance(period.source, period.checked, period.confidence, "", ctx.file)
+    return replace(w, about=about)
+
+
+def _model_windows(ctx: _Ctx, where: str, m: dict, nested: list[Window]) -> dict[str, list[Window]]:
+    out: dict[str, list[Window]] = {kind: [w for w in nested if w.kind == kind] for kind in WINDOWS}
+    for kind in WINDOWS:
+        for i, t in enumerate(_tables(ctx, where, m.get(kind, []), f"[[model.{kind}]]")):
+            out[kind].append(_window(ctx, f"{where} {kind} #{i + 1}", t, kind, None))
+    for kind, ws in out.items():
+        _no_overlap(ctx, where, kind, ws)
+    return out
+
+
+def _no_overlap(ctx: _Ctx, where: str, kind: str, windows: list[Window]) -> None:
+    """Within one file, two windows of a kind may not overlap: which one holds would be a guess."""
+    ws = sorted(windows, key=lambda w: w.start)
+    for a, b in zip(ws, ws[1:]):
+        if a.end is None or b.start < a.end:
+            ctx.fail(where, f"two {kind} windows overlap ({a.span()} and {b.span()})")
+
+
+def _merge_windows(ctx: _Ctx, where: str, kind: str, old: tuple[Window, ...], new: list[Window]) -> tuple[Window, ...]:
+    """Add a file's windows to a model's: the same `from` replaces, an overlapping one layers on top."""
+    by_start = {w.start: w for w in old}
+    for w in new:
+        before = by_start.get(w.start)
+        if ctx.overlay and before is not None and _ends_earlier(w.end, before.end):
+            ctx.warn(where, f"cuts the {kind} window {before.span()} to {w.span()}")
+        elif ctx.overlay and before is None:
+            for o in old:
+                if w.start < (o.end or dt.datetime.max.replace(tzinfo=dt.UTC)) and o.start < (
+                        w.end or dt.datetime.max.replace(tzinfo=dt.UTC)):
+                    ctx.warn(where, f"the {kind} window {w.span()} replaces the rates of {o.span()} where they overlap")
+        by_start[w.start] = w
+    return tuple(sorted(by_start.values(), key=lambda w: w.start))
 
 
 def _merge_periods(ctx: _Ctx, where: str, old: tuple[Period, ...], new: list[Period]) -> tuple[Period, ...]:
@@ -287,81 +538,107 @@ def _merge_periods(ctx: _Ctx, where: str, old: tuple[Period, ...], new: list[Per
             ctx.fail(where, f"two periods start on {p.start.date()} (overlapping periods)")
         seen.add(p.start)
         by_start[p.start] = p  # an overlay period with the same start replaces the shipped one
-    periods = tuple(sorted(by_start.values(), key=lambda p: p.start))
-    for a, b in zip(periods, periods[1:]):
-        for w in (a.long_context, a.fast):
-            if w is not None and w.start >= b.start:
-                ctx.fail(where, f"a window starting {w.start.date()} lies outside its period (next period starts {b.start.date()})")
-    return periods
+    return tuple(sorted(by_start.values(), key=lambda p: p.start))
 
 
-def _load_file(path: str, text: bytes, models: dict[str, Model], providers: dict[str, Provider],
-               discounts: list[Discount], overlay: bool) -> None:
-    ctx = _Ctx(path)
+def _warn_periods_in_windows(ctx: _Ctx, where: str, model: Model, new: list[Period]) -> None:
+    """An overlay period that starts inside a window changes base rates only: say the window stays."""
+    for p in new:
+        for w in (model.long_context_at(p.start), model.fast_at(p.start)):
+            if w is not None and w.start < p.start:
+                ctx.warn(where, f"the period from {p.start.date()} keeps the {w.kind} window {w.span()} "
+                                f"(input {w.rates.input}, output {w.rates.output}); to change it, add a "
+                                f"[[model.{w.kind}]]")
+
+
+_MODEL_FLAGS = ("us_geo", "regional_premium", "batch")
+
+
+def _model_id(ctx: _Ctx, i: int, m: dict) -> str:
+    mid = m.get("id")
+    if not isinstance(mid, str) or not mid.strip():
+        ctx.fail(f"model #{i + 1}", "every [[model]] needs an `id`")
+    return mid
+
+
+def _check_model_fields(ctx: _Ctx, where: str, m: dict) -> None:
+    _check_keys(ctx, where, m, _MODEL_KEYS)
+    for key in _MODEL_FLAGS:
+        if key in m:
+            _bool(ctx, where, key, m[key])
+    for key in ("aliases", "platform_ids"):
+        if key in m:
+            _strings(ctx, where, key, m[key])
+
+
+def _new_model(ctx: _Ctx, where: str, mid: str, m: dict, provider: str, periods: list[Period],
+               windows: dict[str, list[Window]]) -> Model:
+    if not periods:
+        ctx.fail(where, "a new model needs at least one [[model.period]]")
+    return Model(
+        id=mid, provider=provider, name=str(m.get("name", mid)), family=str(m.get("family", mid)),
+        aliases=tuple(m.get("aliases", ())), platform_ids=tuple(m.get("platform_ids", ())),
+        us_geo=bool(m.get("us_geo", False)), regional_premium=bool(m.get("regional_premium", False)),
+        batch=bool(m.get("batch", True)),
+        lifecycle={k: str(m[k]) for k in ("released", "deprecated", "retired") if k in m},
+        periods=_merge_periods(ctx, where, (), periods),
+        long_context=tuple(sorted(windows["long_context"], key=lambda w: w.start)),
+        fast=tuple(sorted(windows["fast"], key=lambda w: w.start)),
+    )
+
+
+def _update_model(ctx: _Ctx, where: str, existing: Model, m: dict, periods: list[Period],
+                  windows: dict[str, list[Window]]) -> Model:
+    """A later file's entry for a model already in the book: its fields, periods and windows win."""
+    changes = {k: tuple(m[k]) if k in ("aliases", "platform_ids") else m[k]
+               for k in ("name", "family", "aliases", "platform_ids", *_MODEL_FLAGS) if k in m}
+    model = replace(existing, periods=_merge_periods(ctx, where, existing.periods, periods),
+                    long_context=_merge_windows(ctx, where, "long_context", existing.long_context,
+                                                windows["long_context"]),
+                    fast=_merge_windows(ctx, where, "fast", existing.fast, windows["fast"]), **changes)
+    if ctx.overlay:
+        _warn_periods_in_windows(ctx, where, model, periods)
+    return model
+
+
+def _read_model(ctx: _Ctx, i: int, m: dict, book_provider: str | None, st: _Book) -> None:
+    mid = _model_id(ctx, i, m)
+    where = f"model {mid}"
+    _check_model_fields(ctx, where, m)
+    read = [_period(ctx, where, p) for p in _tables(ctx, where, m.get("period", []), "[[model.period]]")]
+    periods = [p for p, _ in read]
+    windows = _model_windows(ctx, where, m, [w for _, ws in read for w in ws])
+    existing = st.models.get(mid)
+    if existing is not None:
+        st.models[mid] = _update_model(ctx, where, existing, m, periods, windows)
+        return
+    provider = m.get("provider", book_provider or "custom")
+    if provider not in st.providers:
+        st.providers[provider] = _provider(ctx, {"provider": provider}, None)
+    st.models[mid] = _new_model(ctx, where, mid, m, provider, periods, windows)
+
+
+def _parse_toml(ctx: _Ctx, text: bytes) -> dict:
     try:
-        doc = tomllib.loads(text.decode("utf-8"), parse_float=Decimal)
+        return tomllib.loads(text.decode("utf-8"), parse_float=Decimal)
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         ctx.fail("TOML", str(e))
     except RecursionError:  # the TOML reader recurses per level of nested arrays or tables
         ctx.fail("TOML", "nested too deeply to be a price book")
+    raise AssertionError
+
+
+def _load_file(path: str, text: bytes, st: _Book, overlay: bool) -> None:
+    """Read one book file into `st`: its [book] table, then each [[model]] in order."""
+    ctx = _Ctx(path, overlay, st.warnings)
+    doc = _parse_toml(ctx, text)
     _check_keys(ctx, "top level", doc, {"book", "model"})
-    book = _table(ctx, "[book]", doc.get("book", {}))
-    _check_keys(ctx, "[book]", book, _BOOK_KEYS)
-    name = book.get("provider")
-    if overlay and name is None and any(k in book for k in ("service_tier", "multipliers", "server_tools")):
-        ctx.fail("[book]", "service_tier, multipliers and server_tools apply to a provider: add provider = \"...\"")
-    if name is not None or not overlay:
-        name = name or "custom"
-        providers[name] = _provider(ctx, book, providers.get(name))
-    if "discount" in book:
-        if not overlay:
-            ctx.fail("[book]", "discount belongs in an overlay (--prices), not in the shipped book")
-        pct = _decimal(ctx, "[book]", "discount", book["discount"])
-        if pct >= 100:
-            ctx.fail("[book]", "discount is a percentage below 100")
-        start = _instant(ctx, "[book]", "discount_from", book["discount_from"]) if "discount_from" in book else None
-        discounts.append(Discount(pct, start, path))
-    models_list = doc.get("model", [])
-    if not isinstance(models_list, list):
+    book_provider = _read_book(ctx, _table(ctx, "[book]", doc.get("book", {})), st)
+    models = doc.get("model", [])
+    if not isinstance(models, list):
         ctx.fail("[[model]]", "model entries are written [[model]] (an array of tables)")
-    for i, m in enumerate(models_list):
-        m = _table(ctx, f"model #{i + 1}", m)
-        mid = m.get("id")
-        if not isinstance(mid, str) or not mid.strip():
-            ctx.fail(f"model #{i + 1}", "every [[model]] needs an `id`")
-        where = f"model {mid}"
-        _check_keys(ctx, where, m, _MODEL_KEYS)
-        for key in ("us_geo", "regional_premium", "batch"):
-            if key in m:
-                _bool(ctx, where, key, m[key])
-        for key in ("aliases", "platform_ids"):
-            if key in m:
-                _strings(ctx, where, key, m[key])
-        raw_periods = m.get("period", [])
-        if not isinstance(raw_periods, list):
-            ctx.fail(where, "periods are written [[model.period]] (an array of tables)")
-        periods = [_period(ctx, where, _table(ctx, where, p), path) for p in raw_periods]
-        existing = models.get(mid)
-        if existing is None:
-            if not periods:
-                ctx.fail(where, "a new model needs at least one [[model.period]]")
-            prov = m.get("provider", name or "custom")
-            if prov not in providers:
-                providers[prov] = _provider(ctx, {"provider": prov}, None)
-            model = Model(
-                id=mid, provider=prov, name=str(m.get("name", mid)), family=str(m.get("family", mid)),
-                aliases=tuple(m.get("aliases", ())), platform_ids=tuple(m.get("platform_ids", ())),
-                us_geo=bool(m.get("us_geo", False)), regional_premium=bool(m.get("regional_premium", False)),
-                batch=bool(m.get("batch", True)),
-                lifecycle={k: str(m[k]) for k in ("released", "deprecated", "retired") if k in m},
-                periods=_merge_periods(ctx, where, (), periods),
-            )
-        else:
-            changes = {k: tuple(m[k]) if k in ("aliases", "platform_ids") else m[k]
-                       for k in ("name", "family", "aliases", "platform_ids", "us_geo", "regional_premium", "batch")
-                       if k in m}
-            model = replace(existing, periods=_merge_periods(ctx, where, existing.periods, periods), **changes)
-        models[mid] = model
+    for i, m in enumerate(models):
+        _read_model(ctx, i, _table(ctx, f"model #{i + 1}", m), book_provider, st)
 
 
 def _check_aliases(models: dict[str, Model]) -> None:
@@ -374,17 +651,15 @@ def _check_aliases(models: dict[str, Model]) -> None:
             claimed[key] = m.id
 
 
-def load(overlays: list[str] | tuple[str, ...] = (), shipped: bool = True) -> PriceBook:
+def load_price_book(overlays: list[str] | tuple[str, ...] = (), shipped: bool = True) -> PriceBook:
     """The shipped book plus overlays (later files win). Raises PriceBookError naming file/model/field."""
-    models: dict[str, Model] = {}
-    providers: dict[str, Provider] = {}
-    discounts: list[Discount] = []
+    st = _Book()
     digest = hashlib.sha256()
     files: list[str] = []
     if shipped:
         for name in SHIPPED:
             text = resources.files(__package__).joinpath(name).read_bytes()
-            _load_file(f"pricebook/{name}", text, models, providers, discounts, overlay=False)
+            _load_file(f"pricebook/{name}", text, st, overlay=False)
             digest.update(text)
             files.append(f"pricebook/{name}")
     for path in overlays:
@@ -392,15 +667,15 @@ def load(overlays: list[str] | tuple[str, ...] = (), shipped: bool = True) -> Pr
             text = Path(path).read_bytes()
         except OSError as e:
             raise PriceBookError(f"{path}: cannot read price overlay ({e.strerror})") from None
-        _load_file(path, text, models, providers, discounts, overlay=True)
+        _load_file(path, text, st, overlay=True)
         digest.update(text)
-    _check_aliases(models)
-    return PriceBook(models, providers, files, list(overlays), digest.hexdigest()[:12], discounts)
+    _check_aliases(st.models)
+    return PriceBook(st.models, st.providers, files, list(overlays), digest.hexdigest()[:12], st.discounts, st.warnings)
 
 
 def check(path: str) -> PriceBook:
     """Validate an overlay file on top of the shipped book (what `llm-cost prices check` does)."""
-    return load([path])
+    return load_price_book([path])
 
 
 def per_unit(rate: Decimal, multiplier: Decimal, per: int) -> Decimal:

@@ -45,7 +45,7 @@ def _tier(r: dict) -> str:
 
 
 def _regional_premium(model: str) -> bool:
-    book = pricebook.load()
+    book = pricebook.load_price_book()
     found = Resolver(book).resolve(model)[0]
     return found is not None and book.models[found].regional_premium
 

@@ -63,19 +63,18 @@ def _prompt(r: dict) -> int:
 def _threshold(r: dict, book: pricebook.PriceBook) -> int | None:
     """The long-context threshold in effect for this request's model and time (None: no tier)."""
     model_id = Resolver(book).resolve(r["model"])[0]
-    period = book.models[model_id].period_at(r["timestamp"]) if model_id else None
-    lc = period.long_context if period else None
-    return lc.threshold if lc is not None and lc.contains(r["timestamp"]) else None
+    lc = book.models[model_id].long_context_at(r["timestamp"]) if model_id else None
+    return lc.threshold if lc is not None else None
 
 
 def can_express(fmt: str, r: dict) -> bool:
     """Whether `fmt` can say everything this request says."""
-    return _why_not(fmt, _full(r), pricebook.load()) is None
+    return _why_not(fmt, _full(r), pricebook.load_price_book()) is None
 
 
 def not_expressible(fmt: str, requests: list[dict]) -> str | None:
     """Why `fmt` cannot carry these requests exactly (None: it can)."""
-    book = pricebook.load()
+    book = pricebook.load_price_book()
     return next((why for r in requests if (why := _why_not(fmt, _full(r), book)) is not None), None)
 
 

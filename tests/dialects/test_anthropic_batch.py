@@ -6,7 +6,7 @@ import os
 from decimal import Decimal
 
 from analyzer import analyze, dialects
-from analyzer.pipeline import Options, load
+from analyzer.pipeline import Options, read_logs
 from analyzer.sources import open_source
 from tests.conftest import ROOT
 
@@ -46,7 +46,7 @@ def test_time_from_batch_time_or_file_mtime_is_stated(tmp_path):
 def test_tier_is_batch_even_when_usage_does_not_say_so(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text(open(RESULTS).read().replace('"service_tier":"batch"', '"service_tier":null'))
-    rows = load([str(path)], Options(batch_time="2026-11-20")).frame.collect()
+    rows = read_logs([str(path)], Options(batch_time="2026-11-20")).frame.collect()
     assert set(rows["service_tier"].to_list()) == {"batch"}
 
 

@@ -9,7 +9,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from analyzer import analyze, dialects
-from analyzer.pipeline import Options, load
+from analyzer.pipeline import Options, read_logs
 from analyzer.sources import open_source
 from tests.conftest import ROOT
 
@@ -24,7 +24,7 @@ def test_detected_from_each_shape():
 
 
 def test_reference_responses_normalize_to_canonical_rows():
-    frame = load([str(HERE / "responses.jsonl")], Options()).frame.collect()
+    frame = read_logs([str(HERE / "responses.jsonl")], Options()).frame.collect()
     got = frame.select("request_id", "model_raw", "service_tier", "speed", "inference_geo", *COUNTS, "requests")
     expected = pl.DataFrame({
         "request_id": ["msg_01XFDUDYJgAACzvnptvVoYEL", "msg_01Hq3kAvX9t7mPz2LrC8uWnB", "msg_01Ppr7YtQ4fK2sWm6ZcVbN1d",
@@ -101,8 +101,8 @@ def test_stream_events_count_final_cumulative_usage_once():
 
 
 def test_robust_path_gives_the_same_rows():
-    fast = load([str(HERE / "responses.jsonl")], Options(batch_time="2026-04-01")).frame.collect()
-    robust = load([str(HERE / "responses.jsonl")], Options(batch_time="2026-04-01"), robust=True).frame.collect()
+    fast = read_logs([str(HERE / "responses.jsonl")], Options(batch_time="2026-04-01")).frame.collect()
+    robust = read_logs([str(HERE / "responses.jsonl")], Options(batch_time="2026-04-01"), robust=True).frame.collect()
     cols = ["request_id", "model_raw", "timestamp", *COUNTS, "requests", "_ok"]
     assert_frame_equal(fast.select(cols), robust.select(cols))
 
@@ -117,7 +117,7 @@ def test_cache_write_split_and_total(tmp_path, quarantine):
             "id": f"m{i}", "model": "claude-sonnet-4-5", "usage": usage}})
     path = tmp_path / "m.jsonl"
     path.write_text("\n".join([msg(1, 80, 30, 50), msg(2, 100, 30, 50), msg(3, 60, 30, 50)]) + "\n")
-    frame = load([str(path)], Options()).frame.collect()
+    frame = read_logs([str(path)], Options()).frame.collect()
     assert frame.select("cache_write_5m_tokens", "cache_write_1h_tokens", "_ok").rows() == [
         (30, 50, True), (50, 50, True), (30, 50, False)]
     rep = analyze([str(path)], ["model"], Options(quarantine=quarantine))

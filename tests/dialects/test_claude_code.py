@@ -40,7 +40,7 @@ def test_reference_transcript_by_hand():
     costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
     assert costs == {"claude-opus-4-6": OPUS + OPUS_SIDECHAIN, "claude-haiku-4-5-20251001": HAIKU,
                      "claude-sonnet-4-20250514": SONNET4}
-    assert set(rep.rows["project"].to_list()) == {"-home-dev-acme-billing"}
+    assert set(rep.rows["project"].to_list()) == {"/home/dev/acme-billing"}  # (from the lines' cwd)
     # the two streamed lines of one message are a repeat; the sidechain line with the same message id
     # and its own requestId is a request; the <synthetic> limit message is not billable; user and
     # snapshot lines are not usage and not records.
@@ -202,13 +202,13 @@ def test_a_cut_line_costs_no_reading_of_the_whole_tree_field_by_field(tmp_path, 
     live = proj / "live.jsonl"
     live.write_text("\n".join(lines[:3]) + "\n" + lines[3][:200])  # no newline: still being written
     reads = []
-    real = pipeline.load
+    real = pipeline.read_logs
 
     def load(paths, opts, robust=False, **kw):
         reads.append((sorted(paths), robust))
         return real(paths, opts, robust, **kw)
 
-    monkeypatch.setattr(pipeline, "load", load)
+    monkeypatch.setattr(pipeline, "read_logs", load)
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
     assert rep.totals["cost"] == TOTAL and rep.accounting.quarantined == 1
     assert rep.accounting.balanced
@@ -387,12 +387,12 @@ def test_a_tree_read_as_concurrent_shards_reads_the_same_requests(tmp_path, monk
         return rep, rows.lazy().collect(), acc.as_dict(), open(q).read()
 
     one = run("one")
-    assert len(pipeline.load([tree], Options()).parts) == 1
+    assert len(pipeline.read_logs([tree], Options()).parts) == 1
     monkeypatch.setattr(sources, "SHARD_BYTES", 1)
     for scans in (2, 3, 6):
         monkeypatch.setattr(sources, "concurrent_scans", lambda scans=scans: scans)
         monkeypatch.setattr(pipeline, "concurrent_scans", lambda scans=scans: scans)
-        assert 1 < len(pipeline.load([tree], Options()).parts) <= scans  # (shards of about equal bytes)
+        assert 1 < len(pipeline.read_logs([tree], Options()).parts) <= scans  # (shards of about equal bytes)
         rep, rows, acc, quarantined = run(f"shards{scans}")
         assert_frame_equal(rep.rows, one[0].rows)
         assert rep.accounting.as_dict() | {"quarantine_file": None} == one[0].accounting.as_dict() | {"quarantine_file": None}

@@ -18,7 +18,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from analyzer.models import normalize
+from analyzer.models import parse_model_id
 from analyzer.writers import table_text
 
 from .exports_util import FIXTURES, cost, detect, normalized, quarantined
@@ -72,7 +72,7 @@ def test_provider_prefixed_id_resolves_exactly():
     ("anthropic/", "anthropic/"),
 ])
 def test_litellm_routes(raw, key):
-    assert normalize(raw)[0] == key
+    assert parse_model_id(raw)[0] == key
 
 
 def test_unpriced_row_shows_its_reported_spend():

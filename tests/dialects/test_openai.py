@@ -16,7 +16,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from analyzer.models import Resolver
-from analyzer.pricebook import load
+from analyzer.pricebook import load_price_book
 
 from .exports_util import FIXTURES, cost, detect, expected, normalized, quarantined
 
@@ -91,7 +91,7 @@ def test_reference_examples_parse_and_name_unknown_snapshots():
 @pytest.mark.parametrize("raw,model", [("gpt-5.4-2026-03-05", "gpt-5.4"), ("gpt-5.5", "gpt-5.5"),
                                        ("gpt-6.1-sol-2026-09-29", "gpt-6.1-sol")])
 def test_dated_snapshots_resolve_to_their_model(raw, model):
-    assert Resolver(load()).resolve(raw)[0] == model
+    assert Resolver(load_price_book()).resolve(raw)[0] == model
 
 
 def test_cached_more_than_prompt_is_quarantined_with_file_and_line(tmp_path, quarantine):

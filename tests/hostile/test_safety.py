@@ -547,7 +547,8 @@ def test_prices_list_and_show_print_an_overlays_markup_id_as_text(tmp_path):
 def test_warnings_on_stderr_show_data_escaped_and_keys_masked(tmp_path):
     model = f"\x1b]0;owned\x07{KEY_A}"
     p = log(tmp_path / "w.csv", [(model, "w", "k")])
-    r = run("report", p, "--quarantine", tmp_path / "q.jsonl")
+    # (JSON on stdout: the warnings go to stderr; under a table they are the table's last lines)
+    r = run("report", p, "--quarantine", tmp_path / "q.jsonl", "--format", "json")
     assert r.exit_code == 0, r.output
     _visible(r.stderr)
     _visible(r.stdout)

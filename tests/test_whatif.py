@@ -1,0 +1,165 @@
+"""What-if: every option hand-computed in Decimal on a small canonical log (USD per MTok from the
+shipped book: claude-sonnet-4-5 input 3 / output 15, claude-haiku-4-5 input 1 / output 5, from
+2025-10-15; batch x0.5)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer import pipeline, whatif
+from analyzer.cli import main
+from analyzer.errors import OptionError
+from analyzer.whatif import Scenario
+
+LOG = """request_id,timestamp,model,workspace,speed,input_tokens,output_tokens
+r1,2026-01-10T10:00:00Z,claude-sonnet-4-5,a,standard,100000,10000
+r2,2026-01-10T11:00:00Z,claude-haiku-4-5,b,standard,200000,0
+r3,2025-10-01T10:00:00Z,claude-sonnet-4-5,a,standard,100000,0
+r4,2026-01-11T13:00:00Z,claude-sonnet-4-5,a,fast,100000,0
+r5,2026-01-11T09:00:00Z,claude-sonnet-4-5,b,standard,100000,0
+"""
+# Baseline: r1 0.3 + 0.15 = 0.45; r2 0.2; r3 0.3; r4 0.3 (no fast price for Sonnet 4.5: standard rates); r5 0.3.
+BASE = {"r1": D("0.45"), "r2": D("0.2"), "r3": D("0.3"), "r4": D("0.3"), "r5": D("0.3")}
+
+
+@pytest.fixture
+def log(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text(LOG)
+    return str(p)
+
+
+def run(log, tmp_path, by=("model",), **kw):
+    opts = pipeline.Options(quarantine=str(tmp_path / "q.jsonl"))
+    return whatif.run([log], Scenario(**kw), list(by), opts)
+
+
+def money(x) -> D:
+    return D(x)
+
+
+def test_no_change_is_the_baseline(log, tmp_path):
+    w = run(log, tmp_path, by=())
+    assert w.totals["baseline_cost"] == sum(BASE.values()) == w.totals["scenario_cost"]
+    assert w.totals["difference"] == 0
+    assert w.accounting.priced == 5 and w.scenario_accounting == {
+        "rows": 5, "compared": 5, "unpriced": 0, "unpriced_models": {}, "unpriced_reasons": {}}
+
+
+def test_swap_prices_the_same_tokens_at_the_other_models_rates(log, tmp_path):
+    w = run(log, tmp_path, by=("model",), swaps=(("claude-sonnet-4-5-20250929", "claude-haiku-4-5"),))
+    rows = {r["model"]: r for r in w.rows.to_dicts()}
+    sonnet = rows["claude-sonnet-4-5-20250929"]
+    # r3 (2025-10-01) predates Haiku 4.5's first price (2025-10-15): counted and named, not compared.
+    assert sonnet["unpriced_requests"] == 1 and sonnet["unpriced_baseline_cost"] == D("0.3")
+    assert sonnet["baseline_cost"] == BASE["r1"] + BASE["r4"] + BASE["r5"]
+    assert sonnet["scenario_cost"] == D("0.1") + D("0.05") + D("0.1") + D("0.1")
+    assert sonnet["difference"] == D("0.35") - D("1.05")
+    assert rows["claude-haiku-4-5-20251001"]["difference"] == 0
+    assert w.scenario_accounting["unpriced"] == 1
+    assert w.scenario_accounting["unpriced_models"] == {"claude-haiku-4-5-20251001": 1}
+    assert "no price for claude-haiku-4-5-20251001 before 2025-10-15" in \
+        w.scenario_accounting["unpriced_reasons"]["claude-haiku-4-5-20251001"]
+    assert any("tokenizers differ" in n for n in w.notes)
+
+
+def test_batch_moves_requests_but_fast_ones_stay(log, tmp_path):
+    w = run(log, tmp_path, by=(), batch=True)
+    # r4 is fast: stays at 0.3; every other request halves.
+    assert w.totals["scenario_cost"] == (D("0.45") + D("0.2") + D("0.3") + D("0.3")) / 2 + D("0.3")
+    assert w.totals["difference"] == w.totals["scenario_cost"] - sum(BASE.values())
+
+
+def test_where_limits_the_scenario(log, tmp_path):
+    w = run(log, tmp_path, by=("workspace",), batch=True, where=(("workspace", "a"),))
+    rows = {r["workspace"]: r for r in w.rows.to_dicts()}
+    assert rows["a"]["scenario_cost"] == (D("0.45") + D("0.3")) / 2 + D("0.3") and rows["a"]["scenario_requests"] == 3
+    assert rows["b"]["scenario_cost"] == rows["b"]["baseline_cost"] == D("0.5") and rows["b"]["scenario_requests"] == 0
+
+
+def test_where_on_a_time_bucket(log, tmp_path):
+    w = run(log, tmp_path, by=("day",), batch=True, where=(("day", "2026-01-10"),))
+    rows = {r["day"]: r for r in w.rows.to_dicts()}
+    assert rows["2026-01-10"]["scenario_cost"] == D("0.325")
+    assert rows["2026-01-11"]["difference"] == 0
+
+
+def test_scenario_prices_change_mid_day(log, tmp_path):
+    """The overlay's period starts at noon: r5 (09:00) keeps its rate, r4 (13:00) gets the new one,
+    though the shipped book's days group them together."""
+    overlay = tmp_path / "new.toml"
+    overlay.write_text('[[model]]\nid = "claude-sonnet-4-5-20250929"\n  [[model.period]]\n'
+                       '  from = 2026-01-11T12:00:00Z\n  input = 2.4\n  output = 12\n'
+                       '  cache_write_5m = 3\n  cache_write_1h = 4.8\n  cache_read = 0.24\n')
+    w = run(log, tmp_path, by=("day",), prices=(str(overlay),))
+    rows = {r["day"]: r for r in w.rows.to_dicts()}
+    assert rows["2026-01-11"]["baseline_cost"] == D("0.6")
+    assert rows["2026-01-11"]["scenario_cost"] == D("0.24") + D("0.3")
+    assert rows["2026-01-10"]["difference"] == 0
+
+
+def test_every_option_together(log, tmp_path):
+    w = run(log, tmp_path, by=(), swaps=(("claude-sonnet-4-5", "claude-haiku-4-5"),), batch=True,
+            where=(("workspace", "a"),))
+    # r1 -> haiku batch 0.075; r2 (b) 0.2; r3 unpriced (haiku not yet priced); r4 fast haiku 0.1; r5 (b) 0.3.
+    assert w.totals["scenario_cost"] == D("0.075") + D("0.2") + D("0.1") + D("0.3")
+    assert w.totals["baseline_cost"] == D("0.45") + D("0.2") + D("0.3") + D("0.3")
+    assert w.totals["unpriced_requests"] == 1 and w.totals["unpriced_baseline_cost"] == D("0.3")
+    assert w.totals["difference"] == D("0.675") - D("1.25")
+
+
+def test_bad_options_are_one_line(log, tmp_path):
+    with pytest.raises(OptionError, match="did you mean"):
+        run(log, tmp_path, swaps=(("claude-sonet-4-5", "claude-haiku-4-5"),))
+    with pytest.raises(OptionError, match="FROM=TO"):
+        Scenario.pairs(["claude-sonnet-4-5"], "--swap")
+    r = CliRunner().invoke(main, ["whatif", log, "--swap", "nope=claude-haiku-4-5", "--quarantine",
+                                  str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2 and "--swap nope: unknown model" in r.output
+
+
+def test_cli_json_carries_decimal_strings_and_accounting(log, tmp_path):
+    r = CliRunner().invoke(main, ["whatif", log, "--batch", "--by", "workspace", "--format", "json", "--quarantine",
+                                  str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["totals"]["baseline_cost"] == "1.550000000000"
+    assert d["totals"]["scenario_cost"] == "0.925000000000"
+    assert d["totals"]["difference"] == "-0.625000000000"
+    assert d["accounting"]["rows_read"] == 5 and d["accounting"]["balanced"]
+    assert d["scenario_accounting"]["compared"] == 5
+    assert [r["workspace"] for r in d["rows"]] == ["a", "b"]
+
+
+def test_cli_csv_and_markdown_keep_data_as_data(tmp_path):
+    p = tmp_path / "log.csv"
+    p.write_text("timestamp,model,workspace,input_tokens,output_tokens\n"
+                 "2026-01-10T10:00:00Z,claude-haiku-4-5,=HYPERLINK(\"x\")|*b*,100000,0\n")
+    q = str(tmp_path / "q.jsonl")
+    r = CliRunner().invoke(main, ["whatif", str(p), "--batch", "--by", "workspace", "--format", "csv", "--quarantine", q])
+    assert r.exit_code == 0 and "'=HYPERLINK" in r.stdout and ",0.100000000000,0.050000000000,-0.050000000000," in r.stdout
+    r = CliRunner().invoke(main, ["whatif", str(p), "--batch", "--by", "workspace", "--format", "markdown",
+                                  "--quarantine", q])
+    assert r.exit_code == 0 and "\\|" in r.stdout and "\\*b\\*" in r.stdout
+
+
+def test_store_gives_the_same_comparison(log, tmp_path):
+    from analyzer import store
+
+    store.ingest([log], str(tmp_path / "st"))
+    opts = pipeline.Options()
+    s = whatif.run([], Scenario(batch=True, where=(("workspace", "a"),)), ["workspace"], opts,
+                   store_dir=str(tmp_path / "st"))
+    w = run(log, tmp_path, by=("workspace",), batch=True, where=(("workspace", "a"),))
+    assert s.rows.equals(w.rows) and s.totals == w.totals
+
+
+def test_where_model_takes_an_alias(log, tmp_path):
+    w = run(log, tmp_path, by=("model",), batch=True, where=(("model", "claude-haiku-4-5"),))
+    rows = {r["model"]: r for r in w.rows.to_dicts()}
+    assert rows["claude-haiku-4-5-20251001"]["scenario_cost"] == D("0.1")
+    assert rows["claude-sonnet-4-5-20250929"]["difference"] == 0
