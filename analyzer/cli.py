@@ -842,6 +842,23 @@ def store_compact(store_dir, retention_days, wait):
                f"version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
 
 
+@store_group.command("repair")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP)
+@handle_errors
+def store_repair(store_dir, wait):
+    """Go back to the last good version when the last commit is damaged or lost (nothing is deleted)."""
+    from . import store
+
+    r = store.repair(store_dir, wait, _warn)
+    if not r["repaired"]:
+        click.echo(f"{store_dir}: nothing to repair (version {r['version']})")
+        return
+    click.echo(f"{store_dir}: back at version {r['version']}"
+               + "".join(f"; damaged commit moved to {m}" for m in r["moved"])
+               + (f"; forgotten, to be ingested again: {', '.join(r['forgotten'])}" if r["forgotten"] else ""))
+
+
 @store_group.command("upgrade")
 @click.argument("store_dir", type=StoreDir())
 @handle_errors
