@@ -710,6 +710,9 @@ class Groups:
     dialects: dict[str, str]
     notes: list[str]
     dimensions: list[str]
+    # With `block` among the keys: the block key of every request that decides the 5-hour windows,
+    # priced or not (tagging.block_starts), as a report finds them; None: the priced rows' own.
+    block_keys: pl.Series | None = None
 
 
 def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | None = None,
@@ -766,7 +769,8 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
     if groups:
-        return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
+        return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions),
+                      ok["block"] if "block" in ok.columns else None)
     rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
 

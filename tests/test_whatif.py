@@ -163,3 +163,27 @@ def test_where_model_takes_an_alias(log, tmp_path):
     rows = {r["model"]: r for r in w.rows.to_dicts()}
     assert rows["claude-haiku-4-5-20251001"]["scenario_cost"] == D("0.1")
     assert rows["claude-sonnet-4-5-20250929"]["difference"] == 0
+
+
+def test_by_block_labels_claudes_5_hour_windows_like_the_report(tmp_path):
+    """`--by block` is offered by whatif's help: it failed with "`to_string` operation not supported
+    for dtype i64". The windows are the report's, and an unpriced request opens one too (08:30 here
+    starts the 08:00 window that takes r5 and r4, as in `report --by block`)."""
+    log = tmp_path / "log.csv"
+    log.write_text(LOG + "r6,2026-01-11T08:30:00Z,gpt-nope,a,standard,5,5\n")
+    w = run(str(log), tmp_path, by=("block",), batch=True, where=(("block", "2026-01-11 08:00"),))
+    rows = {r["block"]: r for r in w.rows.to_dicts()}
+    assert rows == {
+        "2025-10-01 10:00": rows["2025-10-01 10:00"] | {"requests": 1, "baseline_cost": D("0.3"), "difference": 0},
+        "2026-01-10 10:00": rows["2026-01-10 10:00"] | {"requests": 2, "baseline_cost": D("0.65"), "difference": 0},
+        # r5 to batch: 0.3 -> 0.15; r4 is fast and stays.
+        "2026-01-11 08:00": rows["2026-01-11 08:00"] | {"requests": 2, "baseline_cost": D("0.6"),
+                                                        "scenario_cost": D("0.45")},
+    }
+    report = pipeline.analyze([str(log)], ["block"], pipeline.Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert dict(zip(report.rows["block"], report.rows["cost"])) == {
+        k: r["baseline_cost"] for k, r in rows.items()}
+    r = CliRunner().invoke(main, ["whatif", str(log), "--by", "block", "--batch", "-q", "--format", "json",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert [x["block"] for x in json.loads(r.output)["rows"]] == sorted(rows)
