@@ -187,3 +187,14 @@ def test_by_block_labels_claudes_5_hour_windows_like_the_report(tmp_path):
                                   "--quarantine", str(tmp_path / "q.jsonl")])
     assert r.exit_code == 0, r.output
     assert [x["block"] for x in json.loads(r.output)["rows"]] == sorted(rows)
+
+
+def test_where_component_is_refused_like_by_component(log, tmp_path):
+    """A request is not split by component, so `--where component=input` cannot select requests: it
+    said "cannot read input: unable to find column component"."""
+    with pytest.raises(OptionError, match=r"^--where component: .*compares requests"):
+        run(log, tmp_path, batch=True, where=(("component", "input"),))
+    r = CliRunner().invoke(main, ["whatif", log, "--batch", "--where", "component=input", "--quarantine",
+                                  str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2 and "cannot read input" not in r.output and "--where component" in r.output
+
