@@ -97,7 +97,11 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
                               "dimension")
     base_book = pricebook.load_price_book(opts.prices)
     scen_book = pricebook.load_price_book((*opts.prices, *scenario.prices)) if scenario.prices else base_book
-    swaps = {_resolve(a, base_book, "--swap"): _resolve(b, scen_book, "--swap") for a, b in scenario.swaps}
+    swaps: dict[str, str] = {}
+    for a, b in scenario.swaps:
+        a, b = _resolve(a, base_book, "--swap"), _resolve(b, scen_book, "--swap")
+        if swaps.setdefault(a, b) != b:  # else one of them would silently win
+            raise OptionError(f"--swap names {a} twice, as {swaps[a]} and as {b}: give one target per model")
     base, scen = banded(base_book, scen_book)
     where_keys = [k for k, _ in scenario.where if k not in by]
     if store_dir:

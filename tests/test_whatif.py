@@ -198,3 +198,12 @@ def test_where_component_is_refused_like_by_component(log, tmp_path):
                                   str(tmp_path / "q.jsonl")])
     assert r.exit_code == 2 and "cannot read input" not in r.output and "--where component" in r.output
 
+
+def test_one_model_swapped_to_two_targets_is_refused(log, tmp_path):
+    """`--swap A=B --swap A=C` silently priced A as C only (the last won)."""
+    with pytest.raises(OptionError, match="claude-sonnet-4-5-20250929 twice"):
+        run(log, tmp_path, swaps=(("claude-sonnet-4-5", "claude-haiku-4-5"),
+                                  ("claude-sonnet-4-5-20250929", "claude-opus-4-5")))
+    # The same pair twice says the same thing twice: harmless.
+    w = run(log, tmp_path, by=(), swaps=(("claude-sonnet-4-5", "claude-haiku-4-5"),) * 2)
+    assert w.totals["scenario_requests"] == 5
