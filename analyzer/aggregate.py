@@ -30,6 +30,16 @@ def _sums(cols: list[str]) -> list[pl.Expr]:
             pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in cols]
 
 
+def with_block_starts(priced: pl.DataFrame, tz: str, block_keys: pl.Series | None = None) -> pl.DataFrame:
+    """`block` as its 5-hour window's start (a naive datetime in `tz`), found over `block_keys` (every
+    request that decides the windows; default, the frame's own). A frame whose blocks are already
+    starts is returned as it is: a report's detail is regrouped (html_report) after this."""
+    if not priced["block"].dtype.is_integer():
+        return priced
+    starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
+    return priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block")).drop("_start")
+
+
 def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Series | None = None
               ) -> tuple[pl.DataFrame, dict]:
     """(rows grouped by `by`, grand totals). Time buckets become labels in the report's zone.
@@ -40,8 +50,7 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
     if "project" in by and priced.height:
         priced = _project_paths(priced)
     if "block" in by:
-        starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
-        priced = priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block"))
+        priced = with_block_starts(priced, tz, block_keys)
     if "component" in by:
         rows = _by_component(priced, [k for k in by if k != "component"], by)
     elif by:

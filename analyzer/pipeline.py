@@ -771,7 +771,9 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if groups:
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions),
                       ok["block"] if "block" in ok.columns else None)
-    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
+    if "block" in priced.columns:  # block keys become window starts, found over every request priced or not
+        priced = aggregate.with_block_starts(priced, opts.tz, ok["block"])
+    rows, totals = aggregate.summarize(priced, by, opts.tz)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
 
 
