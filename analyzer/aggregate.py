@@ -30,16 +30,6 @@ def _sums(cols: list[str]) -> list[pl.Expr]:
             pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c) for c in cols]
 
 
-def with_block_starts(priced: pl.DataFrame, tz: str, block_keys: pl.Series | None = None) -> pl.DataFrame:
-    """`block` as its 5-hour window's start (a naive datetime in `tz`), found over `block_keys` (every
-    request that decides the windows; default, the frame's own). A frame whose blocks are already
-    starts is returned as it is: a report's detail is regrouped (html_report) after this."""
-    if not priced["block"].dtype.is_integer():
-        return priced
-    starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
-    return priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block")).drop("_start")
-
-
 def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Series | None = None
               ) -> tuple[pl.DataFrame, dict]:
     """(rows grouped by `by`, grand totals). Time buckets become labels in the report's zone.
@@ -49,8 +39,7 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
     priced = priced.with_columns(reported.alias("reported_cost"))
     if "project" in by and priced.height:
         priced = _project_paths(priced)
-    if "block" in by:
-        priced = with_block_starts(priced, tz, block_keys)
+    priced = with_blocks(priced, tz, block_keys)
     if "component" in by:
         rows = _by_component(priced, [k for k in by if k != "component"], by)
     elif by:
@@ -59,7 +48,7 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
         rows = priced.select(_sums(MEASURES))
     rows = _fix_money(rows)
     for k in by:
-        if k in TIME_BUCKETS:
+        if k in TIME_BUCKETS and rows.schema[k] != pl.String:
             rows = rows.with_columns(bucket_label(k))
     totals_frame = _fix_money(priced.select(_sums(MEASURES)))
     totals = totals_frame.to_dicts()[0] if totals_frame.height else {m: 0 for m in MEASURES}
@@ -67,6 +56,16 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
         totals["reported_cost"] = None
         rows = rows.drop("reported_cost") if "reported_cost" in rows.columns else rows
     return rows, totals
+
+
+def with_blocks(priced: pl.DataFrame, tz: str, block_keys: pl.Series | None = None) -> pl.DataFrame:
+    """The priced groups with their block key (tagging.block_key) replaced by the start of its 5-hour
+    window, like any time bucket's start (a naive datetime in `tz`). `block_keys`: the keys of every
+    request that decides the windows (priced or not); default, the groups' own."""
+    if "block" not in priced.columns or not priced.schema["block"].is_integer():
+        return priced
+    starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
+    return priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block")).drop("_start")
 
 
 def _project_paths(priced: pl.DataFrame) -> pl.DataFrame:

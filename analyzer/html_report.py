@@ -244,8 +244,6 @@ def regroup(report, by: list[str]):
     keys. (The keys come from the report, as resolved: `--by team` may be the logs' `Team`.)"""
     from . import aggregate
 
-    if report.detail is not None and "block" in report.detail.columns:  # a store's detail holds block keys
-        report = dataclasses.replace(report, detail=aggregate.with_block_starts(report.detail, report.tz))
     added = analysis_keys(by)[len(by):]
     keys = list(report.group_by)
     if report.detail is None or not added or keys[len(keys) - len(added):] != added:

@@ -29,7 +29,7 @@ from .errors import OptionError
 from .models import Resolver
 from .pricing import banded, rate_frame
 from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
-from .tagging import RATE_KEYS, block_starts, bucket_label
+from .tagging import RATE_KEYS, bucket_label
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
 ROW_FIELDS = ("requests", "scenario_requests", "baseline_cost", "scenario_cost", "difference", "unpriced_requests",
@@ -119,9 +119,6 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     by = [spelled[k] for k in by]
     keys = groups.group_by
     priced = groups.priced
-    if "block" in keys:  # a block key is a number until the windows are found over all the requests
-        starts = block_starts(priced["block"] if groups.block_keys is None else groups.block_keys, opts.tz)
-        priced = priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block")).drop("_start")
     match = pl.lit(True)
     for k, v in scenario.where:
         key = spelled[k]

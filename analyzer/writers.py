@@ -299,7 +299,9 @@ def to_stdout(data: str) -> None:
 
 
 def write_report(report, fmt: str, output: str | None, reveal: bool = False, view: View | None = None) -> None:
-    data = render(report, fmt, reveal, view)
+    to_file = output not in (None, "-")
+    # A table written to a file is read later, anywhere: whole, not fitted to this shell's COLUMNS.
+    data = table_text(report, PLAIN_WIDTH, reveal, view) if fmt == "table" and to_file else render(report, fmt, reveal, view)
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
@@ -481,8 +483,8 @@ def table_text(report, width: int | None = None, reveal: bool = False, view: Vie
 
 
 def plain_width() -> int:
-    """The width of a table written to a pipe or file: COLUMNS when the environment sets it (as
-    Rich reads it on a terminal), else PLAIN_WIDTH."""
+    """The width of a table written to a pipe: COLUMNS when the environment sets it (as Rich reads
+    it on a terminal), else PLAIN_WIDTH."""
     cols = os.environ.get("COLUMNS", "")
     return int(cols) if cols.isdigit() and int(cols) > 0 else PLAIN_WIDTH
 
@@ -536,8 +538,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             return lf
         # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
         # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
-        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c in _AS_LOGGED
-                                         or (c not in CANONICAL and c not in _PRICE_TAGS)])
+        return safe_text.mask_column_names(safe_text.mask_frame(
+            lf, [c for c in lf.collect_schema() if c in _AS_LOGGED or (c not in CANONICAL and c not in _PRICE_TAGS)]))
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = safe(lf)

@@ -342,7 +342,8 @@ def test_table_markdown_and_csv(tmp_path, q):
                                catch_exceptions=False)
         assert r.exit_code == 1 and "31 out of tolerance" in r.stderr
         text = out.read_text()
-        assert "billed $0.60/MTok for cache_read" in text
+        # (Markdown escapes `$`: GitHub would read `$...$` as math)
+        assert ("billed \\$0.60/MTok for cache_read" if ext == "md" else "billed $0.60/MTok for cache_read") in text
     rows = pl.read_csv(tmp_path / "audit.csv", infer_schema=False)
     assert rows.filter(pl.col("status") == "over")["difference"].unique().to_list() == ["0.150000000000"]
 

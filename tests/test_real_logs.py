@@ -83,8 +83,9 @@ def test_goccc_fixture_by_hand():
     rep = _report(REAL / "goccc", ["model", "project"])
     rows = {r["model"]: r for r in rep.rows.to_dicts()}
     assert rows["claude-opus-4-6"]["cost"] == opus and rows["claude-opus-4-6"]["requests"] == 7
-    # the project is the escaped working directory under projects/, for the subagent file too
-    assert set(rep.rows["project"].to_list()) == {"C--Users-alice-git-webapp"}
+    # the project is the working directory (from cwd) that projects/C--Users-alice-git-webapp escapes,
+    # for the subagent file too
+    assert set(rep.rows["project"].to_list()) == {"C:\\Users\\alice\\git\\webapp"}
     haiku = rows["claude-haiku-4-5-20251001"]
     assert (haiku["requests"], haiku["input_tokens"], haiku["output_tokens"]) == (4, 27000, 5400)
     assert (haiku["cache_write_5m_tokens"], haiku["cache_write_1h_tokens"], haiku["cache_read_tokens"]) == (
