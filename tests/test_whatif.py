@@ -207,3 +207,11 @@ def test_one_model_swapped_to_two_targets_is_refused(log, tmp_path):
     # The same pair twice says the same thing twice: harmless.
     w = run(log, tmp_path, by=(), swaps=(("claude-sonnet-4-5", "claude-haiku-4-5"),) * 2)
     assert w.totals["scenario_requests"] == 5
+
+
+def test_output_without_extension_names_whatifs_own_formats(log, tmp_path):
+    """`whatif -o out` suggested `--format` html, parquet and jsonl, which whatif then refuses."""
+    r = CliRunner().invoke(main, ["whatif", log, "-o", str(tmp_path / "out"), "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2
+    assert "pass --format (table, json, markdown, csv)" in r.output and "html" not in r.output
+    assert not (tmp_path / "out").exists()
