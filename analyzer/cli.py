@@ -563,6 +563,11 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
             _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
                   f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    left_out = result.scenario_accounting["unpriced"]
+    if kw["strict"] and left_out:  # rows out of both costs: the comparison is partial
+        click.echo(f"llm-cost: --strict: {left_out:,} row{'s' if left_out != 1 else ''} not priced under the scenario",
+                   err=True)
+        sys.exit(ExitCode.CHECK_FAILED)
 
 
 @main.group()

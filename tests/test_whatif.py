@@ -215,3 +215,14 @@ def test_output_without_extension_names_whatifs_own_formats(log, tmp_path):
     assert r.exit_code == 2
     assert "pass --format (table, json, markdown, csv)" in r.output and "html" not in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_strict_fails_when_the_scenario_cannot_price_a_row(log, tmp_path):
+    """--strict ("exit 1 if any row is unpriced") exited 0 while r3 was left out of both costs
+    because its swap target had no price yet: a cron job would never see the comparison is partial."""
+    args = ["whatif", log, "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "-q", "--quarantine", str(tmp_path / "q.jsonl")]
+    assert CliRunner().invoke(main, args).exit_code == 0  # without --strict: counted, named, exit 0
+    r = CliRunner().invoke(main, [*args, "--strict"])
+    assert r.exit_code == 1 and "--strict: 1 row not priced under the scenario" in r.output
+    ok = CliRunner().invoke(main, ["whatif", log, "--batch", "--strict", "-q", "--quarantine", str(tmp_path / "q.jsonl")])
+    assert ok.exit_code == 0, ok.output
