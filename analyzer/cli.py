@@ -435,7 +435,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     _store_source(paths, store_dir, kw)
     tol = audit_.Tolerance.parse(tolerance)
     keys = [k.strip().lower() for k in by.split(",") if k.strip()] if by else None  # audit keys are standard names
-    fmt = writers.format_for(fmt, output, "table")
+    fmt = writers.format_for(fmt, output, "table", audit_writers.FORMATS)
     audit_writers.check_format(fmt)
     _outside_store(output, store_dir)
     opts = _options(kw, output, {"the invoice": [invoice], **_store_files(store_dir)})
@@ -478,7 +478,7 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
-    fmt = writers.format_for(fmt, output, "table")
+    fmt = writers.format_for(fmt, output, "table", checks.FORMATS)
     if fmt not in checks.FORMATS:
         from .errors import OptionError
 
@@ -533,7 +533,7 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
-    fmt = writers.format_for(fmt, output, "table")
+    fmt = writers.format_for(fmt, output, "table", ("table", "json", "markdown", "csv"))
     if fmt not in ("table", "json", "markdown", "csv"):
         raise OptionError(f"-o {output}: a what-if is written as table, json, markdown or csv")
     scenario = whatif_.Scenario(swaps=whatif_.Scenario.pairs(swap, "--swap"), batch=batch,
@@ -563,6 +563,11 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
             _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
                   f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    left_out = result.scenario_accounting["unpriced"]
+    if kw["strict"] and left_out:  # rows out of both costs: the comparison is partial
+        click.echo(f"llm-cost: --strict: {left_out:,} row{'s' if left_out != 1 else ''} not priced under the scenario",
+                   err=True)
+        sys.exit(ExitCode.CHECK_FAILED)
 
 
 @main.group()

@@ -37,14 +37,15 @@ _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "d
 _AS_LOGGED = {"model_raw", "request_id", "unpriced_reason", "source_file"}
 
 
-def format_for(fmt: str | None, output: str | None, default: str) -> str:
+def format_for(fmt: str | None, output: str | None, default: str, formats: tuple[str, ...] = FORMATS) -> str:
+    """The --format, else -o's extension, else `default`; `formats`: the command's own, named in the hint."""
     if fmt:
         return fmt
     if output and output != "-":
         ext = os.path.splitext(output.removesuffix(".gz"))[1].lower()
         if ext not in _BY_EXT:
             raise OptionError(f"-o {output}: cannot tell the format from {ext or 'no extension'!r}; pass --format "
-                              f"({', '.join(FORMATS)})")
+                              f"({', '.join(formats)})")
         return _BY_EXT[ext]
     return default
 
