@@ -267,6 +267,12 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
     if day is None:
         result.notes.append("no priced requests: nothing to check")
         return result
+    since = pipeline.parse_time(opts.since, opts.tz, end=False) if opts.since else None
+    for b in budgets:  # a period read in part would show part of its spending, and miss its alert
+        start, end = period_bounds(day, b.period)
+        if since is not None and since > pipeline.parse_time(start.isoformat(), opts.tz, end=False):
+            raise OptionError(f"--since {opts.since} starts inside budget {b.name!r}'s period {start}..{end}: its "
+                              f"spending before would be left out; use --since {start} or earlier, or leave it out")
     first = daily[DAY].min() if daily.height else None
     resolve = _model_resolver(budgets, opts, store_dir)
     for b in budgets:

@@ -91,11 +91,17 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference."""
     opts = opts or pipeline.Options()
     by = list(by)
-    if "component" in by:
-        raise OptionError("--by component: a what-if compares requests; use model, a time bucket or a dimension")
+    for option, keys in (("--by", by), ("--where", [k for k, _ in scenario.where])):
+        if "component" in keys:
+            raise OptionError(f"{option} component: a what-if compares requests; use model, a time bucket or a "
+                              "dimension")
     base_book = pricebook.load_price_book(opts.prices)
     scen_book = pricebook.load_price_book((*opts.prices, *scenario.prices)) if scenario.prices else base_book
-    swaps = {_resolve(a, base_book, "--swap"): _resolve(b, scen_book, "--swap") for a, b in scenario.swaps}
+    swaps: dict[str, str] = {}
+    for a, b in scenario.swaps:
+        a, b = _resolve(a, base_book, "--swap"), _resolve(b, scen_book, "--swap")
+        if swaps.setdefault(a, b) != b:  # else one of them would silently win
+            raise OptionError(f"--swap names {a} twice, as {swaps[a]} and as {b}: give one target per model")
     base, scen = banded(base_book, scen_book)
     where_keys = [k for k, _ in scenario.where if k not in by]
     if store_dir:

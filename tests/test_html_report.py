@@ -391,3 +391,39 @@ def test_a_report_without_detail_still_renders(tmp_path):
     rep = dataclasses.replace(pipeline.analyze([SAMPLE], ["model"], _opts(tmp_path)), detail=None)
     page = html_report.report_html(rep)
     assert "<svg" not in page and ">$1.88<" in page and ">n/a<" in page
+
+
+def test_by_block_draws_claudes_5_hour_windows(tmp_path):
+    """`report --by block --format html` failed ("`to_string` operation not supported for dtype
+    i64"): the detail the charts draw from held block keys, numbers, not window starts. The table
+    is the report's, windows opened by unpriced requests included (08:30 opens the 08:00 window)."""
+    log = tmp_path / "b.csv"
+    # Sonnet 4.5 input $3/MTok: r1 0.3, r2 0.6 (13:00 is within 5 hours of 08:00), r3 0.9.
+    log.write_text("timestamp,model,workspace,input_tokens,output_tokens\n"
+                   "2026-10-01T08:30:00Z,gpt-nope,a,5,5\n"
+                   "2026-10-01T09:00:00Z,claude-sonnet-4-5,a,100000,0\n"
+                   "2026-10-01T13:00:00Z,claude-sonnet-4-5,b,200000,0\n"
+                   "2026-10-01T14:00:00Z,claude-sonnet-4-5,b,300000,0\n")
+    for by in (["block"], ["block", "workspace"], ["workspace", "block"]):
+        plain = pipeline.analyze([str(log)], by, _opts(tmp_path))
+        assert dict(zip(plain.rows["block"], plain.rows["cost"])) == {
+            "2026-10-01 08:00": Decimal("0.9"), "2026-10-01 14:00": Decimal("0.9")} or len(by) > 1
+        drawn = html_report.regroup(pipeline.analyze([str(log)], html_report.analysis_keys(by), _opts(tmp_path)), by)
+        assert drawn.rows.equals(plain.rows), by
+        out = tmp_path / "b.html"
+        r = _run(["report", str(log), "--by", ",".join(by), "-o", str(out), "-q", "--quarantine",
+                  str(tmp_path / "q.jsonl")])
+        assert r.exit_code == 0, r.output
+        page = out.read_text()
+        assert ">2026-10-01 08:00<" in page and ">$1.80<" in page and page.count("<svg") == 3, by
+
+
+def test_store_report_html_by_block(tmp_path):
+    """The store's detail holds block keys (numbers): the page draws their windows, as its table."""
+    store = tmp_path / "store"
+    assert _run(["ingest", SAMPLE, "--store", str(store), "--quiet"]).exit_code == 0
+    out = tmp_path / "s.html"
+    r = _run(["report", "--store", str(store), "--by", "block", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    assert ">$1.88<" in page and ">2026-10-01 09:00<" in page and page.count("<svg") == 3
