@@ -1,4 +1,4 @@
-"""The spark-submit entry point: `spark-submit --master yarn -m`-less clusters run a file, so
+"""The spark-submit entry point (spark-submit runs a file, not a module):
 `spark-submit $(python -c 'import analyzer.spark_job as j; print(j.__file__)') report s3://logs/ -o r.json`,
 or `python -m analyzer.spark_job report ...` where pyspark finds its cluster itself (SPARK_REMOTE).
 
