@@ -68,6 +68,16 @@ def test_every_dialect_equal(spark, dialect, tmp_path):
     assert spark_ == polars
 
 
+@pytest.mark.parametrize("path,window", [("fixtures/accounting", {"since": "2026-10-01"}),
+                                         ("fixtures/hostile", {"until": "2026-11-01"})])
+def test_hostile_inputs_and_dates_equal(spark, path, window, tmp_path):
+    # Counts past the per-row cap, poisoned cache fields, hostile shapes; rows outside the dates.
+    polars, spark_ = both(spark, [path], ["day", "model"], tmp_path, **window)
+    a = polars["accounting"]
+    assert a["rows_read"] > 0 and (a["filtered_out"] > 0 if "since" in window else True)
+    assert spark_ == polars
+
+
 def test_duplicates_across_files_and_no_dedupe(spark, tmp_path):
     # The same export twice (a retried download) in two scans, which Spark runs as separate tasks: the
     # duplicates are found across them. With --no-dedupe, Claude Code's own repeats are still merged.
