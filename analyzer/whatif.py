@@ -32,6 +32,7 @@ from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
 from .tagging import RATE_KEYS, bucket_label
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
+FORMATS = ("table", "json", "markdown", "csv", "html")
 ROW_FIELDS = ("requests", "scenario_requests", "baseline_cost", "scenario_cost", "difference", "unpriced_requests",
               "unpriced_baseline_cost")
 TOKENIZER_NOTE = ("token counts are the logged ones; tokenizers differ between model families, so the same text "
@@ -330,7 +331,11 @@ def render(w: WhatIf, fmt: str, reveal: bool = False) -> str:
         return markdown(w, reveal)
     if fmt == "table":
         return table_text(w, reveal)
-    raise OptionError(f"--format {fmt!r}: use one of table, json, markdown, csv")
+    if fmt == "html":
+        from .html_report import whatif_html
+
+        return whatif_html(w, reveal)
+    raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
 def with_options(opts: pipeline.Options, **changes) -> pipeline.Options:
