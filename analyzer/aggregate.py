@@ -39,9 +39,7 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
     priced = priced.with_columns(reported.alias("reported_cost"))
     if "project" in by and priced.height:
         priced = _project_paths(priced)
-    if "block" in by:
-        starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
-        priced = priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block"))
+    priced = with_blocks(priced, tz, block_keys)
     if "component" in by:
         rows = _by_component(priced, [k for k in by if k != "component"], by)
     elif by:
@@ -50,7 +48,7 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
         rows = priced.select(_sums(MEASURES))
     rows = _fix_money(rows)
     for k in by:
-        if k in TIME_BUCKETS:
+        if k in TIME_BUCKETS and rows.schema[k] != pl.String:
             rows = rows.with_columns(bucket_label(k))
     totals_frame = _fix_money(priced.select(_sums(MEASURES)))
     totals = totals_frame.to_dicts()[0] if totals_frame.height else {m: 0 for m in MEASURES}
@@ -58,6 +56,16 @@ def summarize(priced: pl.DataFrame, by: list[str], tz: str, block_keys: pl.Serie
         totals["reported_cost"] = None
         rows = rows.drop("reported_cost") if "reported_cost" in rows.columns else rows
     return rows, totals
+
+
+def with_blocks(priced: pl.DataFrame, tz: str, block_keys: pl.Series | None = None) -> pl.DataFrame:
+    """The priced groups with their block key (tagging.block_key) replaced by the start of its 5-hour
+    window, like any time bucket's start (a naive datetime in `tz`). `block_keys`: the keys of every
+    request that decides the windows (priced or not); default, the groups' own."""
+    if "block" not in priced.columns or not priced.schema["block"].is_integer():
+        return priced
+    starts = block_starts(priced["block"] if block_keys is None else block_keys, tz)
+    return priced.join(starts, on="block", how="left").with_columns(pl.col("_start").alias("block")).drop("_start")
 
 
 def _project_paths(priced: pl.DataFrame) -> pl.DataFrame:

@@ -183,6 +183,8 @@ def run(paths, invoice_path: str, opts, tolerance: Tolerance | str = "0.01", by:
     tolerance = Tolerance.parse(tolerance) if isinstance(tolerance, str) else tolerance
     if opts.tz != "UTC":
         raise OptionError(f"--tz {opts.tz}: an audit compares UTC days, as invoices bill them; leave --tz out")
+    if invoice_path in ("-", "/dev/stdin", "/dev/fd/0", "/proc/self/fd/0") and "-" in [str(p) for p in paths]:
+        raise OptionError(f"--invoice {invoice_path} and the log - both read standard input; give one of them as a file")
     book = pricebook.load_price_book(opts.prices)
     invoice = invoices.read(invoice_path, book, invoice_format)
     _grain(invoice, by)  # a --by the invoice cannot answer fails before the logs are read
@@ -204,8 +206,26 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
     start, end = invoice.lines["period_start"].min(), invoice.lines["period_end"].max()
     span = f"{start}..{end - dt.timedelta(days=1)}"
     notes = list(invoice.notes)
-    rows = computed.rows
-    log_days = rows.select(pl.col("day").unique())
+    log_days = computed.rows.select(pl.col("day").unique())
+    inside = _logs_in_period(invoice, computed.rows, start, end, span, notes)
+    table = _status(_line_table(invoice, inside, unit, keys, span), tolerance)
+    table = _causes(table, invoice, computed, log_days)
+    if by and "token_type" not in keys and "token_type" in invoice.keys:
+        table = _name_token_types(table, invoice, computed, tolerance, unit, keys, span)
+    order = ["period", *keys]
+    table = _in_order(table, order, with_quantities="token_type" in keys)
+    totals = table.select(pl.col("billed").sum(), pl.col("computed").sum(),
+                          (pl.col("billed").fill_null(_ZERO).sum() - pl.col("computed").fill_null(_ZERO).sum())
+                          .alias("difference")).to_dicts()[0]
+    if every_copy is not None:
+        table = _duplicates(table, reconcile(invoice, every_copy, tolerance, by).lines, tolerance, order)
+    notes.extend(_log_notes(computed))
+    return Audit(invoice, tolerance, [unit, *keys], table, totals, computed, notes)
+
+
+def _logs_in_period(invoice: Invoice, rows: pl.DataFrame, start, end, span: str, notes: list[str]) -> pl.DataFrame:
+    """The computed rows the invoice's period covers (and not Priority Tier when the invoice leaves
+    it out); a note for each part left out."""
     inside = rows.filter(pl.col("day").is_between(start, end, closed="left"))
     if inside.height < rows.height:
         outside = rows.filter(~pl.col("day").is_between(start, end, closed="left"))
@@ -217,6 +237,11 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
             notes.append(f"the logs contain Priority Tier usage (${priority['cost'].sum():,.2f} computed); the Admin "
                          "API cost report excludes Priority Tier costs, so it is left out of the comparison")
             inside = inside.filter(pl.col("service_tier") != "priority")
+    return inside
+
+
+def _line_table(invoice: Invoice, inside: pl.DataFrame, unit: str, keys: list[str], span: str) -> pl.DataFrame:
+    """One row per line of the asked grain: billed and computed sums (and usage no line claims)."""
     # Match at the invoice's own grain (a web-search line without a model claims the web searches of
     # every model), then sum both sides to the asked grain.
     fine_keys = [k for k in invoice.keys if k != "workspace" or "workspace" in keys]
@@ -240,25 +265,17 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
     sums = _sums(pl.concat([matched.join(group_of, on="_line"), unclaimed.filter(pl.col("_group").is_not_null())],
                            how="diagonal_relaxed"), ["_group"])
     extra = _sums(unclaimed.filter(pl.col("_group").is_null()), on).with_columns(pl.lit(None, MONEY).alias("billed"))
-    table = pl.concat([lines.join(sums, on="_group", how="left"), extra], how="diagonal_relaxed")
-    table = _status(table, tolerance)
-    table = _causes(table, invoice, computed, log_days)
-    if by and "token_type" not in keys and "token_type" in invoice.keys:
-        table = _name_token_types(table, invoice, computed, tolerance, unit, keys, span)
-    order = ["period", *keys]
-    rank = {c.rate: i for i, c in enumerate(COMPONENTS)}  # token types in the price book's order
-    table = table.sort([pl.col(k).replace_strict(rank, default=len(rank)) if k == "token_type" else pl.col(k)
-                        for k in order], nulls_last=True).select(
+    return pl.concat([lines.join(sums, on="_group", how="left"), extra], how="diagonal_relaxed")
+
+
+def _in_order(table: pl.DataFrame, order: list[str], with_quantities: bool) -> pl.DataFrame:
+    """Lines sorted by their keys (token types in the price book's order) with the output columns."""
+    rank = {c.rate: i for i, c in enumerate(COMPONENTS)}
+    return table.sort([pl.col(k).replace_strict(rank, default=len(rank)) if k == "token_type" else pl.col(k)
+                       for k in order], nulls_last=True).select(
         *order, "billed", "computed", "difference", "relative", "status", "cause",
         # Quantities mean something per token type only (tokens and web searches do not add up).
-        *(["quantity_billed", "quantity_logged"] if "token_type" in keys else []), "invoice_lines")
-    totals = table.select(pl.col("billed").sum(), pl.col("computed").sum(),
-                          (pl.col("billed").fill_null(_ZERO).sum() - pl.col("computed").fill_null(_ZERO).sum())
-                          .alias("difference")).to_dicts()[0]
-    if every_copy is not None:
-        table = _duplicates(table, reconcile(invoice, every_copy, tolerance, by).lines, tolerance, order)
-    notes.extend(_log_notes(computed))
-    return Audit(invoice, tolerance, [unit, *keys], table, totals, computed, notes)
+        *(["quantity_billed", "quantity_logged"] if with_quantities else []), "invoice_lines")
 
 
 def _duplicates(table: pl.DataFrame, every_copy: pl.DataFrame, tol: Tolerance, on: list[str]) -> pl.DataFrame:

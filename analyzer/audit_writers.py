@@ -45,8 +45,12 @@ def _grain_text(grain: list[str]) -> str:
 def shown(a: Audit, reveal: bool = False) -> Audit:
     """The audit as every format shows it: credentials in its lines (a workspace named by its key)
     masked unless `reveal`."""
-    return a if reveal else dataclasses.replace(a, lines=safe_text.mask_frame(a.lines),
-                                                notes=[safe_text.mask_secrets(n) for n in a.notes])
+    if reveal:
+        return a
+    # (the invoice's file name is shown in the summary and the JSON: a key in it is masked too)
+    invoice = dataclasses.replace(a.invoice, path=safe_text.mask_secrets(a.invoice.path))
+    return dataclasses.replace(a, lines=safe_text.mask_frame(a.lines), notes=[safe_text.mask_secrets(n) for n in a.notes],
+                               invoice=invoice)
 
 
 def summary_lines(a: Audit) -> list[str]:

@@ -613,6 +613,32 @@ def prices_check(file):
         _echo(f"warning: {w}")
 
 
+@prices.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the overlay here (default: stdout)")
+@click.option("--prices", "overlays", multiple=True, type=click.Path(dir_okay=False),
+              help="price overlay TOML already in use (its models are not imported again)")
+@handle_errors
+def prices_import(file, output, overlays):
+    """Turn a LiteLLM model_prices_and_context_window.json or a genai-prices data file (data.json or a
+    providers/*.yml) into a --prices overlay for the models the book lacks (confidence estimate)."""
+    from pathlib import Path
+
+    from . import pricebook
+    from .errors import OutputError
+    from .pricebook.importer import import_prices
+
+    result = import_prices(file, pricebook.load_price_book(overlays))
+    if output:
+        try:
+            Path(output).write_text(result.toml, encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"-o {output}: cannot write ({e.strerror})") from None
+    else:
+        _echo(result.toml, nl=False)
+    _echo(result.summary() + (f"; written to {output}" if output else ""), err=True)
+
+
 @main.command()
 @click.option("--suggest", "suggest_file", metavar="FILE", help="write a starter mapping (the --map TOML) for a log "
               "no format reads, guessed from its columns; check it, edit it, then pass it with --map")

@@ -326,8 +326,21 @@ def check_tz(tz: str) -> str:
         ZoneInfo(tz)
         pl.select(pl.lit(dt.datetime(2000, 1, 1)).dt.replace_time_zone(tz))
     except (ZoneInfoNotFoundError, ValueError, OSError, pl.exceptions.PolarsError):
-        raise OptionError(f"--tz {tz!r}: not an IANA time zone (e.g. UTC, Europe/Berlin, America/New_York)") from None
+        hint = _near_zone(tz)
+        raise OptionError(f"--tz {tz!r}: not an IANA time zone " + (f"(did you mean {hint}?)" if hint else
+                          "(e.g. UTC, Europe/Berlin, America/New_York)")) from None
     return tz
+
+
+def _near_zone(tz: str) -> str | None:
+    """The zone a mistyped `--tz` most likely meant (`Europe/Berln`, `europe/berlin`)."""
+    import difflib
+    from zoneinfo import available_timezones
+
+    # (`right/` and `posix/` copies of the system's database are zones Polars does not know)
+    zones = {z.lower(): z for z in available_timezones() if not z.startswith(("right/", "posix/"))}
+    close = difflib.get_close_matches(tz.lower()[:64], list(zones), n=1, cutoff=0.8)
+    return zones[close[0]] if close else None
 
 
 def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
@@ -765,9 +778,11 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
             os.unlink(tmp)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
+    if "block" in ok.columns:  # (every request that can be priced decides the windows, priced or not)
+        priced = aggregate.with_blocks(priced, opts.tz, ok["block"])
     if groups:
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
-    rows, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
+    rows, totals = aggregate.summarize(priced, by, opts.tz)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
 
 

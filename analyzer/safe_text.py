@@ -23,6 +23,7 @@ _TOKEN_CHARS = r"[A-Za-z0-9\-._~+/]"
 # while `task-…` must stay a word. Group 1 keeps that character.
 _EDGE = r"(^|[^A-Za-z0-9])"
 _ASSIGN = r"""["']?\s*[:=]\s*["']?"""  # `name=`, `"name": "`, `name: `
+_PAIR_SEP = r"""["']?[\s:;,|/=]+["']?"""  # between an AWS key id and its secret
 # (pattern, replacement): the replacement keeps the groups around the masked body.
 SECRETS = (
     # Anthropic (sk-ant-api03-, sk-ant-admin01-, sk-ant-oat01-) and OpenAI's named keys (sk-proj-,
@@ -30,6 +31,11 @@ SECRETS = (
     (rf"(sk-(?:ant-[a-z]+[0-9]*-|proj-|svcacct-|admin-)){_KEY_CHARS}{{12,}}({_KEY_CHARS}{{4}})", "${1}\u2026${2}"),
     # OpenAI legacy `sk-` and `sk-None-`: at the start of a token only (`task-…` is a word).
     (rf"{_EDGE}(sk-(?:None-)?){_KEY_CHARS}{{12,}}({_KEY_CHARS}{{4}})", "${1}${2}\u2026${3}"),
+    # An AWS key pair written together (`AKIA…:secret`, `AKIA… secret`, a CSV's `id,secret`): the
+    # 40-character secret after the id is masked with it. (Alone, a secret is any base64: it is
+    # recognised only by a name before it, below, or by its column's name, see SECRET_COLUMN.)
+    (rf"{_EDGE}(AKIA|ASIA)[A-Z0-9]{{12}}([A-Z0-9]{{4}})({_PAIR_SEP})[A-Za-z0-9/+]{{36}}([A-Za-z0-9/+]{{4}})",
+     "${1}${2}\u2026${3}${4}\u2026${5}"),
     # AWS access key ids (long-term AKIA, temporary ASIA).
     (rf"{_EDGE}(AKIA|ASIA)[A-Z0-9]{{12}}([A-Z0-9]{{4}})", "${1}${2}\u2026${3}"),
     # AWS secret access keys: 40 characters of base64 with no prefix of their own, so only where a
@@ -48,6 +54,10 @@ SECRET_PATTERNS = tuple(p for p, _ in SECRETS)
 MASK = "\u2026"  # "…": masked characters
 # The same replacements in Python's syntax (`${1}` -> `\g<1>`).
 _PY_SECRETS = [(re.compile(p), re.sub(r"\$\{(\d)\}", r"\\g<\1>", r)) for p, r in SECRETS]
+# A column (a log's own, or a nested key, `creds.aws_secret_access_key`) whose name says it holds a
+# secret: its every value is masked, whatever it looks like (an AWS secret access key has no prefix
+# of its own). Names that merely mention keys (`api_key`: often a key's name, not the key) are not.
+SECRET_COLUMN = re.compile(r"(?i)(?:^|[._\-\s])(?:(?:aws_?)?secret(?:_?access)?(?:_?key)?|client_?secret|password|passwd)$")
 
 
 # Every pattern above contains one of these: a value without any holds no credential.
@@ -70,11 +80,37 @@ def mask_secrets(text: str) -> str:
     return text
 
 
+def mask_whole_expr(expr: pl.Expr) -> pl.Expr:
+    """A value that is a secret as a whole: its last 4 characters (of 12 or more), else nothing."""
+    return pl.when(expr.str.len_chars() >= 12).then(pl.lit(MASK) + expr.str.slice(-4)).otherwise(
+        pl.when(expr.is_not_null()).then(pl.lit(MASK)))
+
+
 def mask_frame(df: pl.DataFrame | pl.LazyFrame, columns: list[str] | None = None):
-    """Every String column (or `columns`) with credentials masked."""
+    """Every String column (or `columns`) with credentials masked; a column named as holding a
+    secret (SECRET_COLUMN) masked whole."""
     schema = df.collect_schema() if isinstance(df, pl.LazyFrame) else df.schema
     cols = [c for c, t in schema.items() if t == pl.String and (columns is None or c in columns)]
-    return df.with_columns([mask_secrets_expr(pl.col(c)).alias(c) for c in cols]) if cols else df
+    return df.with_columns([(mask_whole_expr if SECRET_COLUMN.search(c) else mask_secrets_expr)(pl.col(c)).alias(c)
+                            for c in cols]) if cols else df
+
+
+def mask_column_names(df: pl.DataFrame | pl.LazyFrame):
+    """Column names with credentials masked (a log's own header may hold a key: `price` writes
+    every dimension column); a masked name that meets another gets a number (`…a1B2_2`)."""
+    names = df.collect_schema().names() if isinstance(df, pl.LazyFrame) else df.columns
+    taken, renames = set(names), {}
+    for c in names:
+        masked = mask_secrets(c)
+        if masked == c:
+            continue
+        new, n = masked, 1
+        while new in taken:
+            n += 1
+            new = f"{masked}_{n}"
+        taken.add(new)
+        renames[c] = new
+    return df.rename(renames) if renames else df
 
 
 # -- Terminal ---------------------------------------------------------------------------------------
@@ -149,7 +185,13 @@ def csv_frame(df: pl.DataFrame | pl.LazyFrame):
 # nothing is lost). A `_` between two letters or digits is left alone: GFM does not emphasise
 # inside words, and ids like `cache_read` stay readable; `__init__` or `_x_` would be emphasis.
 _MD_FIRST = [("\\", "\\\\"), ("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("|", "\\|"), ("[", "\\["),
-             ("]", "\\]"), ("*", "\\*"), ("_", "\\_"), ("~", "\\~"), ("`", "\\`"), ("\n", "<br>")]
+             ("]", "\\]"), ("*", "\\*"), ("_", "\\_"), ("~", "\\~"), ("`", "\\`"), ("$", "\\$"), ("@", "\\@"),
+             ("\n", "<br>")]
+# GitHub also makes links of bare URLs and `www.` names (its autolink extension), and math of `$x$`.
+# `$` and `@` are escaped above (`\@`: an e-mail address is linked only when whole in one piece of
+# text, and an escape splits it); a URL by escaping the `:` of `://` and the `.` of `www.`, which the
+# autolink needs to see as written (`http\://x` and `www\.x` render as `http://x` and `www.x`, as text).
+_AUTOLINK = r"(?i)(://|www\.)"
 _MD_TABLE = str.maketrans({**{k: v for k, v in TERMINAL_ESCAPES.items() if k != "\n"}, **dict(_MD_FIRST)})
 # An escaped `_` with a letter or digit on each side goes back to `_`. Matches cannot overlap, so
 # `a_b_c` needs two passes (the first frees a_b, the second b_c).
@@ -158,7 +200,7 @@ _PY_INTRAWORD = re.compile(_INTRAWORD)
 
 
 def markdown_cell(text: str) -> str:
-    text = text.translate(_MD_TABLE)
+    text = re.sub(_AUTOLINK, lambda m: "\\" + m[0] if m[0] == "://" else m[0][:3] + "\\.", text.translate(_MD_TABLE))
     for _ in range(2):
         text = _PY_INTRAWORD.sub(r"\1_\2", text)
     return text
@@ -169,6 +211,7 @@ def markdown_expr(expr: pl.Expr) -> pl.Expr:
     # one character, so the order of matching cannot matter.
     pairs = [*_MD_FIRST, *((k, v) for k, v in TERMINAL_ESCAPES.items() if k != "\n")]
     escaped = expr.str.replace_many([a for a, _ in pairs], [b for _, b in pairs])
+    escaped = escaped.str.replace_all("://", "\\://", literal=True).str.replace_all(r"(?i)(www)\.", "${1}\\.")
     for _ in range(2):
         escaped = escaped.str.replace_all(_INTRAWORD, "${1}_${2}")
     return escaped

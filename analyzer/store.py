@@ -599,6 +599,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         entry["accounting"] = acc.as_dict()
         return FileResult(path, "empty", acc), entry, None
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
+    os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)  # (the store's own; writers create no directory)
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
     priced, acc = pipeline.price_requests([path], run, book)
     lf = priced.lazy()
@@ -817,6 +818,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     acc.filtered_out = stored - acc.priced - acc.unpriced
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
+    priced = aggregate.with_blocks(priced, opts.tz)  # (--by block: the windows' starts, for the detail too)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     versions = sorted(set(inside["price_book"].drop_nulls().to_list()))
     overlays = {o for e in records.values() for o in e.get("overlays", [])}

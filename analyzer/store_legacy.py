@@ -190,6 +190,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     acc.filtered_out = stored - acc.priced - acc.unpriced
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
+    priced = aggregate.with_blocks(priced, opts.tz)  # (--by block: the windows' starts, for the detail too)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     versions = sorted(set(inside["price_book"].drop_nulls().to_list()))
     overlays = sorted({o for e in manifest.files.values() for o in e.get("overlays", [])}

@@ -169,7 +169,10 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             _write_through(path, write)
             return
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        if not os.path.isdir(directory):
+            # (not created: `-o /nonexistent/x.csv` made /nonexistent as root; a typo'd directory
+            # is the user's to fix, as with cp or a shell redirect)
+            raise OutputError(f"cannot write {path}: no such directory {directory}")
         tmp = _create_temp(directory, mode)
         wanted = stat.S_IMODE(os.stat(tmp).st_mode)
         if mode is None and os.path.isfile(path) and not os.path.islink(path):
@@ -299,7 +302,9 @@ def to_stdout(data: str) -> None:
 
 
 def write_report(report, fmt: str, output: str | None, reveal: bool = False, view: View | None = None) -> None:
-    data = render(report, fmt, reveal, view)
+    to_file = output not in (None, "-")
+    # A table written to a file is read later, anywhere: whole, not fitted to this shell's COLUMNS.
+    data = table_text(report, PLAIN_WIDTH, reveal, view) if fmt == "table" and to_file else render(report, fmt, reveal, view)
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
@@ -481,8 +486,8 @@ def table_text(report, width: int | None = None, reveal: bool = False, view: Vie
 
 
 def plain_width() -> int:
-    """The width of a table written to a pipe or file: COLUMNS when the environment sets it (as
-    Rich reads it on a terminal), else PLAIN_WIDTH."""
+    """The width of a table written to a pipe: COLUMNS when the environment sets it (as Rich reads
+    it on a terminal), else PLAIN_WIDTH."""
     cols = os.environ.get("COLUMNS", "")
     return int(cols) if cols.isdigit() and int(cols) > 0 else PLAIN_WIDTH
 
@@ -536,8 +541,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             return lf
         # Dimensions are the logs' own metadata (api_key, user, headers): canonical columns are ids
         # and labels this tool parsed, so the per-row regex runs on the few columns that need it.
-        return safe_text.mask_frame(lf, [c for c in lf.collect_schema() if c in _AS_LOGGED
-                                         or (c not in CANONICAL and c not in _PRICE_TAGS)])
+        return safe_text.mask_column_names(safe_text.mask_frame(
+            lf, [c for c in lf.collect_schema() if c in _AS_LOGGED or (c not in CANONICAL and c not in _PRICE_TAGS)]))
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
         lf = safe(lf)
@@ -640,7 +645,8 @@ def price_show_text(book, m) -> str:
                    f"1h {_rate(r.cache_write_1h)}, cache read {_rate(r.cache_read)}, output {_rate(r.output)}  "
                    f"[{p.confidence}]")
         if p.source:
-            out.append(f"    source: {p.source} (checked {p.checked}; {p.origin})")
+            checked = f"checked {p.checked}; " if p.checked else ""  # an imported price was not checked
+            out.append(f"    source: {p.source} ({checked}{p.origin})")
         if p.note:
             out.append(f"    note: {p.note}")
     for w in m.windows():  # dated on their own: a new period keeps them

@@ -157,3 +157,11 @@ def test_report_by_block_costs_and_time_zone(tmp_path):
     rep = pipeline.analyze([str(log)], ["block"], pipeline.Options(quarantine=str(tmp_path / "q.jsonl"),
                                                                    tz="Asia/Kolkata"))
     assert rep.rows["block"].to_list() == ["2026-10-01 14:30", "2026-10-01 20:30", "2026-10-02 04:30"]
+
+
+@pytest.mark.parametrize("fmt", ["html", "markdown", "csv", "json"])
+def test_block_in_every_format(tmp_path, fmt):
+    out = tmp_path / f"r.{ {'markdown': 'md'}.get(fmt, fmt) }"
+    r = run("report", TRANSCRIPTS, "--by", "block,model", "--format", fmt, "-o", out, "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 0, r.output
+    assert "2026-11-24 09:00" in out.read_text()

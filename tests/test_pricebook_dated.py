@@ -9,10 +9,13 @@ from 2024-10-08; US-only inference x1.1 from 2026-02-05; regional endpoints x1.1
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analyzer import Options, analyze
 from analyzer.cli import main
@@ -206,6 +209,16 @@ def test_shipped_book_is_quiet_and_writes_windows_outside_periods():
     ('[book]\nprovider = "anthropic"\n[book.multipliers.regional]\nfactor = 1.2\nfrom = 2026-01-01\nfrm = 1\n',
      "unknown key 'frm'"),
     ('[book]\nprovider = "anthropic"\n[book.service_tier.batch]\nfactor = "half"\n', "factor must be a decimal"),
+    # hostile shapes: an error naming the place, never a traceback or a silently missing price
+    ('[book]\nprovider = "anthropic"\n[book.service_tier]\nbatch = []\n', "batch: needs a factor"),
+    ('[book]\nprovider = "anthropic"\n[book.multipliers]\nus_geo = [1, 2]\n', "must be a table, got 1"),
+    ('[book]\nprovider = "anthropic"\n[book.multipliers]\nus_geo = [{factor = 1}, {factor = 2}]\n',
+     "two entries start on the same date"),
+    ('[[model]]\nid = "claude-opus-4-8"\nfast = "yes"\n', "write it as [[model.fast]]"),
+    ('[[model]]\nid = "claude-opus-4-8"\nlong_context = [5]\n', "must be a table, got 5"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\nfrom = "soon"\ninput = 1\noutput = 1\n',
+     "from must be a date"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\nfrom = 2026-01-01\ninput = 1\n', "needs at least input and output"),
 ])
 def test_invalid_dated_facts_name_the_place(tmp_path, text, message):
     with pytest.raises(PriceBookError) as e:
@@ -269,3 +282,25 @@ def test_bucket_inside_one_tier_needs_no_note(tmp_path):
 def test_regional_endpoints(tmp_path, model, platform, scope, cost):
     assert _cost(tmp_path, timestamp="2026-01-15T00:00:00Z", model=model, platform=platform, endpoint_scope=scope,
                  input_tokens=1_000_000) == cost
+
+
+# ---------------------------------------------------------------------------------------------
+# The rule in general: a period with the same rates, from any date, ends or changes no window
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.dates(dt.date(2025, 6, 1), dt.date(2027, 6, 1)),
+       model=st.sampled_from([O46, O48, S4, "claude-sonnet-4-5-20250929", "claude-haiku-5-5", "claude-opus-5-5"]),
+       days=st.lists(st.integers(0, 900), min_size=1, max_size=8))
+def test_a_same_rate_period_changes_nothing(tmp_path, start, model, days):
+    shipped = load_price_book()
+    m = shipped.models[model]
+    last = m.period_at(dt.datetime.combine(start, dt.time(), dt.UTC)) or m.periods[0]
+    rates = "".join(f"{k} = {v}\n" for k, v in vars(last.rates).items() if v is not None)
+    over = load_price_book([_overlay(tmp_path, f'[[model]]\nid = "{model}"\n[[model.period]]\nfrom = {start}\n{rates}')])
+    for d in days:
+        t = dt.datetime(2025, 6, 1, tzinfo=dt.UTC) + dt.timedelta(days=d, hours=d % 24)
+        a, b = shipped.models[model], over.models[model]
+        assert a.fast_at(t) == b.fast_at(t) and a.long_context_at(t) == b.long_context_at(t), t
+        if a.period_at(t) is not None:  # (before the model's first period, the overlay adds a price)
+            assert a.period_at(t).rates == b.period_at(t).rates, t

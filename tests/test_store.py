@@ -522,6 +522,8 @@ def test_a_symlinked_lock_or_meta_directory_is_refused_and_its_target_untouched(
     st3 = tmp_path / "store3"  # a quarantine directory that leads elsewhere: no quarantine file written there
     store.ingest([str(log(tmp_path / "in3" / "a.csv", [req("a")]))], str(st3))
     (tmp_path / "elsewhere3").mkdir()
+    if (st3 / "_llm_cost" / "quarantine").is_dir():  # (made, empty, by the first ingest)
+        (st3 / "_llm_cost" / "quarantine").rmdir()
     (st3 / "_llm_cost" / "quarantine").symlink_to(tmp_path / "elsewhere3")
     r = run("ingest", SAMPLE, "--store", st3)  # SAMPLE has unreadable rows: a quarantine file
     assert r.exit_code == 2 and "damaged store" in r.stderr and not list((tmp_path / "elsewhere3").iterdir())

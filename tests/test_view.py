@@ -161,3 +161,23 @@ def test_unpriced_and_quarantine_lines_said_once(tmp_path):
 def test_columns_env_fits_a_piped_table(tmp_path):
     r = run("report", SAMPLE, "--by", "month,model", "--quarantine", tmp_path / "q.jsonl", env={"COLUMNS": "80"})
     assert all(len(line) <= 80 for line in table_lines(r.stdout)) and "…" not in r.stdout
+
+
+def test_markdown_follows_columns_precision_and_top(tmp_path):
+    r = run("report", SAMPLE, "--by", "model", "--format", "markdown", "--precision", "3", "--columns", "cost,requests",
+            "--top", "2", "--quarantine", tmp_path / "q.jsonl")
+    lines = r.stdout.splitlines()
+    assert lines[0] == "| model | cost $ | requests |"
+    # opus 5.5 0.792, fable 5.2 0.464, the other six 1.87938 - 1.256 = 0.62338 -> 0.623; total 1.879
+    assert lines[2:6] == ["| claude-opus-5-5 | 0.792 | 3 |", "| claude-fable-5-2 | 0.464 | 1 |",
+                          "| (other 6 rows) | 0.623 | 15 |", "| **total** | **1.879** | **19** |"]
+    assert "rounded half-even to 3 decimal places" in r.stdout
+
+
+def test_a_table_file_is_whole_whatever_columns_says(tmp_path):
+    out = tmp_path / "report.txt"
+    r = run("report", SAMPLE, "--by", "month,model", "-o", out, "--quarantine", tmp_path / "q.jsonl",
+            env={"COLUMNS": "60"})
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert "cache write 5m" in text and "columns not shown" not in text

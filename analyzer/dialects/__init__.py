@@ -8,6 +8,7 @@ written to the quarantine file). Detection picks the dialect whose signature the
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import pkgutil
 import re
@@ -103,7 +104,10 @@ def get(name: str) -> Dialect:
     try:
         return DIALECTS[name]
     except KeyError:
-        raise DialectError(f"unknown dialect {name!r}; known: {', '.join(DIALECTS)} (see `llm-cost formats`)") from None
+        close = difflib.get_close_matches(name, list(DIALECTS), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise DialectError(f"unknown dialect {name!r}; {hint}known: {', '.join(DIALECTS)} (see `llm-cost formats`)"
+                           ) from None
 
 
 _DUPLICATED = re.compile(r"_duplicated_\d+$")  # how Polars renames a repeated CSV header name

@@ -19,6 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import stat
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -106,16 +109,51 @@ def detect(path: str) -> str:
 
 
 def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
-    if not os.path.isfile(path):
-        raise InvoiceError(f"--invoice {path}: no such file")
-    fmt = fmt or detect(path)
-    if fmt not in _READERS:
+    if fmt is not None and fmt not in _READERS:
         raise InvoiceError(f"--invoice-format {fmt!r}: use one of {', '.join(FORMATS)}")
-    frame, notes, excludes_priority = _READERS[fmt](path)
-    lines = _finish(frame, path, book)
-    if not lines.height:
-        raise InvoiceError(f"{path}: no invoice lines")
-    return Invoice(path, fmt, lines, _period_unit(lines, path), excludes_priority, notes)
+    readable = _readable(path)
+    try:
+        fmt = fmt or detect(readable)
+        frame, notes, excludes_priority = _READERS[fmt](readable)
+        lines = _finish(frame, readable, book)
+        if not lines.height:
+            raise InvoiceError(f"{readable}: no invoice lines")
+        unit = _period_unit(lines, readable)
+    except InvoiceError as e:
+        raise InvoiceError(str(e).replace(readable, path)) from None  # (the spooled copy is the user's file)
+    return Invoice(path, fmt, lines, unit, excludes_priority, notes)
+
+
+def _readable(path: str) -> str:
+    """A path the readers can open more than once: the invoice itself when it is a regular file; the
+    bytes of a pipe, FIFO or /dev/stdin (`-` too), read once, in a temporary copy (removed when the
+    run ends) that keeps the name's extension (`.parquet` says the format)."""
+    from ..sources import _TEMPORARY
+
+    if path == "-":
+        source = "/dev/stdin"
+    else:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise InvoiceError(f"--invoice {path}: no such file") from None
+        except OSError as e:
+            raise InvoiceError(f"--invoice {path}: cannot read it ({e.strerror})") from None
+        if stat.S_ISDIR(st.st_mode):
+            raise InvoiceError(f"--invoice {path}: a directory; give the invoice file")
+        if stat.S_ISREG(st.st_mode):
+            return path
+        if not (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
+            raise InvoiceError(f"--invoice {path}: not a file, a pipe or standard input")
+        source = path
+    fd, copy = tempfile.mkstemp(prefix="llm-cost-invoice-", suffix=os.path.splitext(path)[1])
+    _TEMPORARY.append(copy)
+    try:
+        with open(source, "rb") as f, os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(f, out)
+    except OSError as e:
+        raise InvoiceError(f"--invoice {path}: cannot read it ({e.strerror})") from None
+    return copy
 
 
 # ----------------------------------------------------------------------------------------------

@@ -368,6 +368,8 @@ def _factors(ctx: _Ctx, where: str, v) -> tuple[tuple[Factor, ...], bool]:
     """A multiplier or tier written as a number (all dates) or as dated table(s); (factors, dated)."""
     if isinstance(v, (dict, list)):
         facts = tuple(_factor(ctx, where, t) for t in _tables(ctx, where, v, "[[...]] tables"))
+        if not facts:  # (an empty list would leave the tier with no price at any date, silently)
+            ctx.fail(where, "needs a factor: a number, or tables with `factor`")
         starts = [f.start for f in facts]
         if len(set(starts)) != len(starts):
             ctx.fail(where, "two entries start on the same date")

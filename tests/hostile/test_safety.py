@@ -504,8 +504,10 @@ def two_row_report(tmp_path_factory):
 
 HOSTILE_TEXT = st.one_of(
     st.text(max_size=30),
-    st.text(alphabet=st.sampled_from(list("=+-@\t\r\n|\\[]/*`<>&'\" ax\x1b\u202e\x00\x85")), max_size=20),
-    st.sampled_from([*HOSTILE.values(), KEY_A, OPENAI, AWS, BEARER, "-5", "", " ", "\r\n", "<br>", "\\x1b", "&lt;"]),
+    st.text(alphabet=st.sampled_from(list("=+-@\t\r\n|\\[]/*`<>&'\" ax\x1b\u202e\x00\x85$:.wW")), max_size=20),
+    st.sampled_from([*HOSTILE.values(), KEY_A, OPENAI, AWS, BEARER, "-5", "", " ", "\r\n", "<br>", "\\x1b", "&lt;",
+                     "http://evil.example", "www.evil.example", "$x$", "a@evil.example", "\\$", "http\\://x",
+                     "AKIAIOSFODNN7EXAMPLE:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]),
 )
 
 
@@ -526,6 +528,8 @@ def test_any_string_survives_csv_markdown_json_as_text(two_row_report, a, b):
     md = [line for line in writers.render(rep, "markdown").split("\n") if line.startswith("|")]
     assert len(md) == 5 and len({len(_md_cells(line)) for line in md}) == 1
     assert [_md_cells(line)[0] for line in md[2:4]] == [s.strip(" ") for s in shown]
+    # ... and no link or math made of it (GitHub's autolinks need `://`, `www.`, `@` as written)
+    assert not any(re.search(r"(?<!\\)(?:\\\\)*(?:://|(?i:www)\.|[$@])", line) for line in md[2:4])
     # JSON: the value exactly
     doc = json.loads(writers.render(rep, "json"))
     assert [r["workspace"] for r in doc["rows"]] == shown
@@ -636,3 +640,195 @@ def test_an_invoice_named_like_a_pattern_is_read(tmp_path, v):
 def test_a_group_alone_shows_its_help_not_an_error_line(args):
     r = run(*args)
     assert r.output.startswith("Usage: ") and "Commands:" in r.output and "llm-cost: error" not in r.output
+
+
+# ---------------------------------------------------------------------------------------------------
+# Issue 13 leftovers: AWS secrets, keys in file and column names, Markdown links and math, an
+# invoice from a pipe
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"  # (AWS's documented example secret)
+
+
+@pytest.mark.parametrize("value,masked", [
+    (f"{AWS}:{AWS_SECRET}", "AKIA\u2026MPLE:\u2026EKEY"),
+    (f"{AWS} {AWS_SECRET}", "AKIA\u2026MPLE \u2026EKEY"),
+    (f'"{AWS}","{AWS_SECRET}"', '"AKIA\u2026MPLE","\u2026EKEY"'),
+    (f"id={AWS};{AWS_SECRET}", "id=AKIA\u2026MPLE;\u2026EKEY"),
+    (f"aws_secret_access_key = {AWS_SECRET}", "aws_secret_access_key = \u2026EKEY"),
+    (f'{{"SecretAccessKey": "{AWS_SECRET}"}}', '{"SecretAccessKey": "\u2026EKEY"}'),
+    (f"{AWS} and then some words", "AKIA\u2026MPLE and then some words"),  # no secret after it: the id alone
+])
+def test_an_aws_secret_beside_its_key_id_or_named_is_masked(value, masked):
+    assert safe_text.mask_secrets(value) == masked
+    assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == masked
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("aws_secret_access_key", True), ("AWS_SECRET_ACCESS_KEY", True), ("SecretAccessKey", True),
+    ("creds.aws_secret_access_key", True), ("client_secret", True), ("db-password", True), ("secret", True),
+    ("api_key", False), ("workspace", False), ("secretary", False), ("key_secretly", False),
+])
+def test_a_column_named_as_a_secret_is_masked_whole(name, secret):
+    assert bool(safe_text.SECRET_COLUMN.search(name)) is secret
+    df = pl.DataFrame({name: [AWS_SECRET, "short", None]})
+    out = safe_text.mask_frame(df)[name].to_list()
+    assert out == (["\u2026EKEY", "\u2026", None] if secret else [AWS_SECRET, "short", None])
+
+
+def test_an_aws_secret_column_is_masked_in_reports_price_rows_and_quarantine(tmp_path):
+    p = tmp_path / "aws.csv"
+    p.write_text("timestamp,model,input_tokens,output_tokens,aws_secret_access_key,creds\n"
+                 f"2026-10-08T00:00:00Z,{SONNET},1000,1000,{AWS_SECRET},{AWS}:{AWS_SECRET}\n"
+                 f"2026-10-08T00:00:01Z,{SONNET},many,1000,{AWS_SECRET},{AWS}:{AWS_SECRET}\n")
+    q = tmp_path / "q.jsonl"
+    for fmt in ("csv", "json", "markdown", "table"):
+        r = run("report", p, "--by", "aws_secret_access_key,creds", "--format", fmt, "--quarantine", q, "-q")
+        assert r.exit_code == 0 and AWS_SECRET not in r.stdout and AWS not in r.stdout, r.output
+        assert "\u2026EKEY" in (json.dumps(json.loads(r.stdout), ensure_ascii=False) if fmt == "json" else r.stdout)
+    out = tmp_path / "rows.csv"
+    assert run("price", p, "-o", out, "--quarantine", q, "-q").exit_code == 0
+    assert AWS_SECRET not in out.read_text() and AWS_SECRET not in q.read_text() and "\u2026EKEY" in q.read_text()
+    r = run("report", p, "--by", "aws_secret_access_key", "--format", "csv", "--reveal-keys", "--quarantine", q, "-q")
+    assert AWS_SECRET in r.stdout
+
+
+def test_keys_in_file_and_column_names_are_masked_in_messages(tmp_path, v):
+    masked = "sk-ant-api03-\u2026a1B2"
+    one_error_line(run("audit", v, "--invoice", tmp_path / f"{KEY_A}.json"), masked)
+    overlay = tmp_path / f"{KEY_A}.toml"
+    one_error_line(run("report", v, "--prices", overlay), masked)
+    overlay.write_text("not toml\n")
+    one_error_line(run("report", v, "--prices", overlay), masked)
+    cols = tmp_path / "cols.csv"
+    cols.write_text(f"when,{KEY_A},b\n1,2,3\n")
+    line = one_error_line(run("report", cols), masked)
+    for r in (run("audit", v, "--invoice", tmp_path / f"{KEY_A}.json"), run("report", cols)):
+        assert KEY_A not in r.output
+    assert KEY_A not in line
+    named = tmp_path / f"{KEY_A}.csv"
+    named.write_bytes(v.read_bytes())
+    r = run("report", named, "--by", "source_file", "--format", "csv", "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 0 and KEY_A not in r.output and masked in r.stdout
+
+
+@pytest.mark.parametrize("value", [
+    "http://evil.example/x", "see HTTPS://evil.example", "ftp://x.y", "www.evil.example", "WWW.Evil.com",
+    "mail me: a@evil.example", "$x^2$", "$$\\sum$$", "cost $5 and $6",
+])
+def test_markdown_shows_urls_addresses_and_math_as_text(value):
+    for cell in (safe_text.markdown_cell(value), pl.select(safe_text.markdown_expr(pl.lit(value))).item()):
+        # GitHub's autolinks need `://` or `www.` as written, and `@` within one run of text; its math a `$`
+        assert not re.search(r"(?<!\\)://|(?i:www)(?<!\\)\.|(?<!\\)[$@]", cell), cell
+        assert _md_unescape(cell) == value
+
+
+def test_a_markdown_report_renders_no_link_or_math_from_data(tmp_path):
+    p = log(tmp_path / "m.csv", [(SONNET, "http://evil.example", "k"), (SONNET, "$x$ www.evil.example a@b.co", "k")])
+    r = run("report", p, "--by", "workspace", "--format", "markdown", "--quarantine", tmp_path / "q.jsonl", "-q")
+    assert "| http\\://evil.example |" in r.stdout and "| \\$x\\$ www\\.evil.example a\\@b.co |" in r.stdout
+
+
+@pytest.fixture
+def audit_files():
+    return ROOT / "fixtures/audit/logs.csv", ROOT / "fixtures/audit/cost_report.json"
+
+
+def _as_from_the_file(code: int, stdout: str, name: str, audit_files) -> None:
+    """The audit of the invoice read from `name` is the audit of the invoice file, line for line."""
+    logs, invoice = audit_files
+    usual = run("audit", logs, "--invoice", invoice, "-q")
+    assert usual.exit_code in (0, 1) and code == usual.exit_code, stdout
+    assert stdout == usual.stdout.replace(f"invoice {invoice} (", f"invoice {name} (")
+
+
+def test_an_invoice_is_read_from_a_fifo(tmp_path, audit_files):
+    logs, invoice = audit_files
+    fifo = tmp_path / "invoice.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(invoice.read_bytes()))
+    writer.start()
+    r = run("audit", logs, "--invoice", fifo, "-q")
+    writer.join(timeout=10)
+    _as_from_the_file(r.exit_code, r.stdout, str(fifo), audit_files)
+
+
+def test_an_invoice_is_read_from_standard_input(tmp_path, audit_files):
+    logs, invoice = audit_files
+    for name in ("-", "/dev/stdin"):
+        # (a real pipe: CliRunner's stdin is no file the OS can reopen)
+        r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", name, "-q",
+                            "--quarantine", str(tmp_path / "q.jsonl")],
+                           input=invoice.read_bytes(), capture_output=True, cwd=ROOT, timeout=120)
+        assert r.stderr == b""
+        _as_from_the_file(r.returncode, r.stdout.decode(), name, audit_files)
+
+
+def test_an_invoice_from_a_pipe_that_is_no_invoice_is_named_as_given(tmp_path, audit_files):
+    logs, _ = audit_files
+    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", "-", "-q",
+                        "--quarantine", str(tmp_path / "q.jsonl")],
+                       input=b"{}", capture_output=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr.decode().splitlines() == [
+        'llm-cost: error: -: expected a report page {"data": [...]} or a list of pages']
+
+
+def test_an_invoice_and_logs_both_on_standard_input_are_refused(tmp_path, audit_files):
+    logs, _ = audit_files
+    one_error_line(run("audit", "-", "--invoice", "-", "--quarantine", tmp_path / "q.jsonl", input=logs.read_text()),
+                   "both read standard input")
+
+
+def test_a_directory_as_invoice_is_named_as_one(tmp_path, v):
+    one_error_line(run("audit", v, "--invoice", tmp_path), "is a directory")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--tz", "Europe/Berln"], ["--tz 'Europe/Berln'", "did you mean Europe/Berlin?"]),
+    (["--tz", "europe/berlin"], ["did you mean Europe/Berlin?"]),
+    (["--tz", "Mars/Olympus"], ["not an IANA time zone (e.g. UTC"]),
+    (["--dialect", "claude-cod"], ["unknown dialect 'claude-cod'; did you mean claude-code?"]),
+])
+def test_our_own_option_errors_suggest_the_near_value(tmp_path, v, args, fragments):
+    line = one_error_line(run("report", v, *args, "--quarantine", tmp_path / "q.jsonl"), *fragments)
+    assert "did you mean" not in line or line.count("did you mean") == 1
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "markdown"])
+def test_a_key_in_the_invoices_or_a_logs_file_name_is_masked_in_every_audit_format(tmp_path, audit_files, fmt):
+    logs, invoice = audit_files
+    named_logs, named_invoice = tmp_path / f"{KEY_A}.csv", tmp_path / f"{KEY_B}.json"
+    named_logs.write_bytes(logs.read_bytes())
+    named_invoice.write_bytes(invoice.read_bytes())
+    r = run("audit", named_logs, "--invoice", named_invoice, "--format", fmt, "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code in (0, 1), r.output
+    assert KEY_A not in r.output and KEY_B not in r.output
+    if fmt != "csv":  # (CSV holds the lines alone; the others name the invoice)
+        assert "sk-ant-api03-\u2026a1B2" in (json.dumps(json.loads(r.stdout), ensure_ascii=False) if fmt == "json"
+                                            else r.stdout)
+
+
+@pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
+def test_a_key_in_a_log_column_name_is_masked_in_price_rows(tmp_path, ext):
+    p = tmp_path / "k.csv"
+    p.write_text(f"timestamp,model,input_tokens,output_tokens,{KEY_A},{KEY_B}\n"
+                 f"2026-10-08T00:00:00Z,{SONNET},1000,1000,x,y\n")
+    out = tmp_path / f"rows.{ext}"
+    assert run("price", p, "-o", out, "--quarantine", tmp_path / "q.jsonl", "-q").exit_code == 0
+    assert KEY_A.encode() not in out.read_bytes() and KEY_B.encode() not in out.read_bytes()
+    if ext != "parquet":  # (Parquet's base64 schema may hold any 8 letters: its names are checked below)
+        assert KEY_A[-12:-4].encode() not in out.read_bytes() and KEY_B[-12:-4].encode() not in out.read_bytes()
+    else:  # the two keys mask alike: both columns kept, apart
+        assert not any("AAAA" in c or "BBBB" in c for c in pl.read_parquet(out).columns)
+        row = pl.read_parquet(out).row(0, named=True)
+        assert (row["sk-ant-api03-\u2026a1B2"], row["sk-ant-api03-\u2026a1B2_2"]) == ("x", "y")
+
+
+def test_an_output_in_a_missing_directory_is_refused_not_created(tmp_path):
+    """`-o /nonexistent/dir/x.csv` created /nonexistent (as root): a directory nobody named."""
+    target = tmp_path / "no" / "such" / "report.csv"
+    result = CliRunner().invoke(main, ["report", str(ROOT / "fixtures" / "sample"), "-o", str(target), "-q",
+                                       "--quarantine", str(tmp_path / "q.jsonl")])
+    assert result.exit_code == 2
+    assert result.output.startswith("llm-cost: error: cannot write ") and "no such directory" in result.output
+    assert not (tmp_path / "no").exists()
