@@ -49,7 +49,7 @@ screenshot: $(STAMP)  ## docs/report.png: the sample logs' HTML report in headle
 bench: $(STAMP)  ## benchmark: ROWS synthetic requests (default 10 million) in Parquet, CSV and JSONL
 	$(BIN)/python bench/bench.py --rows $(ROWS)
 
-bench-store: $(STAMP)  ## benchmark the store: ingest 30 nightly files of 300,000 requests, then reports from it
+bench-store: $(STAMP)  ## benchmark the store at scale: nights of 1M, 2M, 4M requests; 100 nights; compact; size (~30 min)
 	$(BIN)/python bench/bench_store.py
 
 bench-cc: $(STAMP)  ## Claude Code tree of RECORDS assistant lines (default 1M, 3.5 GB) vs ccusage (npm, bench only)

@@ -267,6 +267,12 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
     if day is None:
         result.notes.append("no priced requests: nothing to check")
         return result
+    since = pipeline.parse_time(opts.since, opts.tz, end=False) if opts.since else None
+    for b in budgets:  # a period read in part would show part of its spending, and miss its alert
+        start, end = period_bounds(day, b.period)
+        if since is not None and since > pipeline.parse_time(start.isoformat(), opts.tz, end=False):
+            raise OptionError(f"--since {opts.since} starts inside budget {b.name!r}'s period {start}..{end}: its "
+                              f"spending before would be left out; use --since {start} or earlier, or leave it out")
     first = daily[DAY].min() if daily.height else None
     resolve = _model_resolver(budgets, opts, store_dir)
     for b in budgets:
@@ -535,7 +541,7 @@ def markdown(r: CheckResult, reveal: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-FORMATS = ("table", "json", "markdown")
+FORMATS = ("table", "json", "markdown", "html")
 
 
 def render(r: CheckResult, fmt: str, reveal: bool = False) -> str:
@@ -547,7 +553,11 @@ def render(r: CheckResult, fmt: str, reveal: bool = False) -> str:
         return markdown(r, reveal)
     if fmt == "table":
         return table_text(r, reveal=reveal)
-    raise OptionError(f"--format {fmt!r}: a check is written as table, json or markdown")
+    if fmt == "html":
+        from .html_report import check_html
+
+        return check_html(r, reveal)
+    raise OptionError(f"--format {fmt!r}: a check is written as table, json, markdown or html")
 
 
 def write(r: CheckResult, fmt: str, output: str | None, reveal: bool = False) -> None:

@@ -437,7 +437,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     _store_source(paths, store_dir, kw)
     tol = audit_.Tolerance.parse(tolerance)
     keys = [k.strip().lower() for k in by.split(",") if k.strip()] if by else None  # audit keys are standard names
-    fmt = writers.format_for(fmt, output, "table")
+    fmt = writers.format_for(fmt, output, "table", audit_writers.FORMATS)
     audit_writers.check_format(fmt)
     _outside_store(output, store_dir)
     opts = _options(kw, output, {"the invoice": [invoice], **_store_files(store_dir)})
@@ -469,7 +469,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
 @click.option("--anomaly-min", default="1.00", show_default=True, help="USD a day must cost to be anomalous")
 @click.option("--anomaly-period", type=Choice(["day", "week", "month"]), default="day", show_default=True,
               help="the days judged: the as-of day, or its ISO week or month up to it")
-@click.option("--format", "fmt", type=Choice(["table", "json", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the result to this file (atomically)")
 @handle_errors
@@ -480,11 +480,11 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
-    fmt = writers.format_for(fmt, output, "table")
+    fmt = writers.format_for(fmt, output, "table", checks.FORMATS)
     if fmt not in checks.FORMATS:
         from .errors import OptionError
 
-        raise OptionError(f"-o {output}: a check is written as .json or .md (or --format table)")
+        raise OptionError(f"-o {output}: a check is written as .json, .md or .html (or --format table)")
     settings = checks.Settings(factor=checks.decimal_option(anomaly_factor, "--anomaly-factor"), window=anomaly_window,
                                minimum=checks.decimal_option(anomaly_min, "--anomaly-min"), period=anomaly_period)
     _outside_store(output, store_dir)
@@ -521,7 +521,7 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
               help="apply the scenario only to requests whose --by key (or any key) has this value; repeatable (all must match)")
 @click.option("--baseline-prices", multiple=True, type=click.Path(dir_okay=False),
               help="price overlay TOML for both the baseline and the scenario")
-@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv"]),
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the comparison to this file (atomically)")
 @handle_errors
@@ -535,9 +535,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
-    fmt = writers.format_for(fmt, output, "table")
-    if fmt not in ("table", "json", "markdown", "csv"):
-        raise OptionError(f"-o {output}: a what-if is written as table, json, markdown or csv")
+    fmt = writers.format_for(fmt, output, "table", whatif_.FORMATS)
+    if fmt not in whatif_.FORMATS:
+        raise OptionError(f"-o {output}: a what-if is written as table, json, markdown, csv or html")
     scenario = whatif_.Scenario(swaps=whatif_.Scenario.pairs(swap, "--swap"), batch=batch,
                                 where=whatif_.Scenario.pairs(where, "--where"), prices=tuple(kw["prices"]))
     _outside_store(output, store_dir)
@@ -565,6 +565,11 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
             _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
                   f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
+    left_out = result.scenario_accounting["unpriced"]
+    if kw["strict"] and left_out:  # rows out of both costs: the comparison is partial
+        click.echo(f"llm-cost: --strict: {left_out:,} row{'s' if left_out != 1 else ''} not priced under the scenario",
+                   err=True)
+        sys.exit(ExitCode.CHECK_FAILED)
 
 
 @main.group()
@@ -613,6 +618,32 @@ def prices_check(file):
     _echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
     for w in book.warnings:  # valid, but it changes what a reader may not expect: say so
         _echo(f"warning: {w}")
+
+
+@prices.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the overlay here (default: stdout)")
+@click.option("--prices", "overlays", multiple=True, type=click.Path(dir_okay=False),
+              help="price overlay TOML already in use (its models are not imported again)")
+@handle_errors
+def prices_import(file, output, overlays):
+    """Turn a LiteLLM model_prices_and_context_window.json or a genai-prices data file (data.json or a
+    providers/*.yml) into a --prices overlay for the models the book lacks (confidence estimate)."""
+    from pathlib import Path
+
+    from . import pricebook
+    from .errors import OutputError
+    from .pricebook.importer import import_prices
+
+    result = import_prices(file, pricebook.load_price_book(overlays))
+    if output:
+        try:
+            Path(output).write_text(result.toml, encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"-o {output}: cannot write ({e.strerror})") from None
+    else:
+        _echo(result.toml, nl=False)
+    _echo(result.summary() + (f"; written to {output}" if output else ""), err=True)
 
 
 @main.command()
@@ -816,6 +847,23 @@ def store_compact(store_dir, retention_days, wait):
     click.echo(f"{store_dir}: {r.files_before:,} data files -> {r.files_after:,} (version {r.version_before} -> "
                f"{r.version_after}); removed {len(r.vacuumed):,} files older than {retention_days} days that no kept "
                f"version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
+
+
+@store_group.command("repair")
+@click.argument("store_dir", type=click.Path(file_okay=False))
+@click.option("--wait", type=click.FloatRange(min=0), default=30, show_default=True, help=WAIT_HELP)
+@handle_errors
+def store_repair(store_dir, wait):
+    """Go back to the last good version when the last commit is damaged or lost (nothing is deleted)."""
+    from . import store
+
+    r = store.repair(store_dir, wait, _warn)
+    if not r["repaired"]:
+        click.echo(f"{store_dir}: nothing to repair (version {r['version']})")
+        return
+    click.echo(f"{store_dir}: back at version {r['version']}"
+               + "".join(f"; damaged commit moved to {m}" for m in r["moved"])
+               + (f"; forgotten, to be ingested again: {', '.join(r['forgotten'])}" if r["forgotten"] else ""))
 
 
 @store_group.command("upgrade")

@@ -33,6 +33,15 @@ _SNAPSHOT = re.compile(r"@(\d{8})$")
 # providers that serve models the book prices, so an unrelated `x/y` id stays unknown.
 _LITELLM_ROUTE = re.compile(r"^(?:anthropic|bedrock|bedrock_converse|vertex_ai|vertex_ai_beta|openai|azure|azure_ai|"
                             r"text-completion-openai)/(?:(?:converse|invoke)/)?(?=[a-z0-9])")
+# OpenRouter names a model `<vendor>/<slug>`; LiteLLM routes to it as `openrouter/<vendor>/<slug>`. The
+# route is stripped here, the vendor by _LITELLM_ROUTE. `:beta` (self-moderated) and `:thinking` are
+# OpenRouter variants billed at the model's own price; other variants (`:free`, `:extended`) are priced
+# differently and stay unknown.
+_OPENROUTER_ROUTE = re.compile(r"^openrouter/(?=[a-z0-9])")
+_OPENROUTER_VARIANT = re.compile(r":(?:beta|thinking)$")
+# OpenRouter writes Claude versions with a dot (claude-sonnet-4.5, claude-3.5-sonnet); Anthropic's ids
+# use a dash. Tried only after the dotted id failed, so claude-2.1 and claude-instant-1.2 stay themselves.
+_DOTTED_VERSION = re.compile(r"(?<=\d)\.(?=\d)")
 # OpenAI responses name the dated snapshot that served them (gpt-5.4-2026-03-05); its price is the
 # model's, which the book lists under the undated id. (Claude ids date without dashes: -20250929.)
 _OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
@@ -49,6 +58,7 @@ def _versioned_key(raw: str) -> tuple[str, str | None, str | None]:
     Claude 2 by that suffix alone (anthropic.claude-v2:1), which the book lists as platform ids."""
     s = raw.strip().lower()
     s = s.removesuffix("[1m]")
+    s = _OPENROUTER_VARIANT.sub("", _OPENROUTER_ROUTE.sub("", s))
     s = _LITELLM_ROUTE.sub("", s)
     scope = None
     m = _ARN.match(s)
@@ -82,6 +92,11 @@ class Resolver:
 
     def resolve(self, raw: str) -> tuple[str | None, str | None, str | None]:
         """(canonical id or None, endpoint scope implied by the id, why it did not resolve)."""
+        # A router slug the book lists whole (platform_ids: "anthropic/claude-3.5-sonnet"), before
+        # parse_model_id() strips its vendor.
+        routed = _OPENROUTER_VARIANT.sub("", _OPENROUTER_ROUTE.sub("", raw.strip().lower()))
+        if routed in self.table:
+            return self.table[routed], None, None
         key, scope, problem = parse_model_id(raw)
         if problem:
             return None, scope, problem
@@ -90,6 +105,8 @@ class Resolver:
             found = self.table.get(_SNAPSHOT.sub(r"-\1", key))  # claude-x@20250101 -> claude-x-20250101
         if found is None and _OPENAI_SNAPSHOT.search(key):
             found = self.table.get(_OPENAI_SNAPSHOT.sub("", key))  # gpt-5.4-2026-03-05 -> gpt-5.4
+        if found is None and key.startswith("claude-") and _DOTTED_VERSION.search(key):
+            found = self.table.get(_DOTTED_VERSION.sub("-", key))  # claude-sonnet-4.5 -> claude-sonnet-4-5
         if found is None:
             found = self.table.get(_versioned_key(raw)[0])  # claude-v2:1 (Bedrock's Claude 2.1)
         if found is None:
@@ -97,6 +114,48 @@ class Resolver:
         return found, scope, None
 
     def suggest(self, raw: str) -> str | None:
+        """The nearest known id for a human to confirm, from the same provider and family only.
+
+        A suggestion across families misleads (gpt-4.1-mini is not gpt-6.1-sol, claude-4-opus is not
+        claude-3-opus), so a candidate must (1) belong to the provider the id's prefix names, (2) carry
+        the id's version numbers as its leading ones (claude-4-opus: 4 -> claude-opus-4...), and (3) if the
+        id names a line (opus, mini, nova...), have a word close to it (a typo like sonett still counts).
+        No candidate: no suggestion.
+        """
         key = parse_model_id(raw)[0]
-        close = difflib.get_close_matches(key, list(self.table), n=1, cutoff=0.6)
+        words, nums = _name_parts(key)
+        provider = _provider_of(key)
+        pool = []
+        for cand, mid in self.table.items():
+            model = self.book.models[mid]
+            if provider is not None and model.provider != provider:
+                continue
+            cwords, cnums = _name_parts(parse_model_id(cand)[0])
+            if cnums[:len(nums)] != nums:
+                continue
+            if words and not all(difflib.get_close_matches(w, cwords, n=1, cutoff=0.75) for w in words):
+                continue
+            pool.append(cand)
+        close = difflib.get_close_matches(key, pool, n=1, cutoff=0.6)
         return self.table[close[0]] if close else None
+
+
+# Words that name a provider or a form, not a model line.
+_GENERIC_WORDS = {"claude", "gpt", "anthropic", "openai", "latest", "preview", "v", "chat", "model"}
+
+
+def _name_parts(key: str) -> tuple[list[str], list[str]]:
+    """(line words, version numbers) of an id; dates and snapshot numbers (4+ digits) are not versions."""
+    parts = re.findall(r"[a-z]+|\d+", key.split("@")[0])
+    words = [p for p in parts if p.isalpha() and p not in _GENERIC_WORDS]
+    nums = [p for p in parts if p.isdigit() and len(p) < 4]
+    return words, nums
+
+
+def _provider_of(key: str) -> str | None:
+    """The provider an id's own prefix names (claude -> anthropic, gpt/o-series -> openai), else None."""
+    if key.startswith("claude"):
+        return "anthropic"
+    if key.startswith(("gpt-", "chatgpt")) or re.match(r"^o\d", key):
+        return "openai"
+    return None

@@ -95,6 +95,14 @@ def _split(url: str) -> tuple[str, str, str]:
     return scheme, base, key
 
 
+def _named(base: str) -> str:
+    """A store's base URL as it names objects in outputs: without a web server's user:password@."""
+    parts = urllib.parse.urlsplit(base)
+    if "@" not in parts.netloc or parts.scheme not in ("http", "https"):
+        return base
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
 def shown_url(url: str) -> str:
     """A URL in a message: no credentials (user:password@, signed query strings), no control characters."""
     parts = urllib.parse.urlsplit(url)
@@ -310,10 +318,11 @@ def fetch(listing: Listing) -> list[str]:
     """Copy the listed objects into the spool (DOWNLOADS at a time, each streamed in CHUNK pieces);
     their local paths, in the listing's order."""
     spool = _spool()
-    top = next((k for k, v in spool.bases.items() if v == listing.base), None)
+    named = _named(listing.base)  # (the same host's objects under the same name, whoever logged in)
+    top = next((k for k, v in spool.bases.items() if v == named), None)
     if top is None:
         top = str(len(spool.bases))
-        spool.bases[top] = listing.base
+        spool.bases[top] = named
     where = os.path.join(spool.root, top)
     paths = [os.path.join(where, *k.split("/")) for k, _, _ in listing.objects]
     with concurrent.futures.ThreadPoolExecutor(DOWNLOADS) as pool:

@@ -32,6 +32,7 @@ from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
 from .tagging import RATE_KEYS, bucket_label
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
+FORMATS = ("table", "json", "markdown", "csv", "html")
 ROW_FIELDS = ("requests", "scenario_requests", "baseline_cost", "scenario_cost", "difference", "unpriced_requests",
               "unpriced_baseline_cost")
 TOKENIZER_NOTE = ("token counts are the logged ones; tokenizers differ between model families, so the same text "
@@ -91,11 +92,17 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference."""
     opts = opts or pipeline.Options()
     by = list(by)
-    if "component" in by:
-        raise OptionError("--by component: a what-if compares requests; use model, a time bucket or a dimension")
+    for option, keys in (("--by", by), ("--where", [k for k, _ in scenario.where])):
+        if "component" in keys:
+            raise OptionError(f"{option} component: a what-if compares requests; use model, a time bucket or a "
+                              "dimension")
     base_book = pricebook.load_price_book(opts.prices)
     scen_book = pricebook.load_price_book((*opts.prices, *scenario.prices)) if scenario.prices else base_book
-    swaps = {_resolve(a, base_book, "--swap"): _resolve(b, scen_book, "--swap") for a, b in scenario.swaps}
+    swaps: dict[str, str] = {}
+    for a, b in scenario.swaps:
+        a, b = _resolve(a, base_book, "--swap"), _resolve(b, scen_book, "--swap")
+        if swaps.setdefault(a, b) != b:  # else one of them would silently win
+            raise OptionError(f"--swap names {a} twice, as {swaps[a]} and as {b}: give one target per model")
     base, scen = banded(base_book, scen_book)
     where_keys = [k for k, _ in scenario.where if k not in by]
     if store_dir:
@@ -324,7 +331,11 @@ def render(w: WhatIf, fmt: str, reveal: bool = False) -> str:
         return markdown(w, reveal)
     if fmt == "table":
         return table_text(w, reveal)
-    raise OptionError(f"--format {fmt!r}: use one of table, json, markdown, csv")
+    if fmt == "html":
+        from .html_report import whatif_html
+
+        return whatif_html(w, reveal)
+    raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
 def with_options(opts: pipeline.Options, **changes) -> pipeline.Options:

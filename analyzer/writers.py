@@ -37,14 +37,15 @@ _PRICE_TAGS = {"model", "family", "provider", "price_period", "context_tier", "d
 _AS_LOGGED = {"model_raw", "request_id", "unpriced_reason", "source_file"}
 
 
-def format_for(fmt: str | None, output: str | None, default: str) -> str:
+def format_for(fmt: str | None, output: str | None, default: str, formats: tuple[str, ...] = FORMATS) -> str:
+    """The --format, else -o's extension, else `default`; `formats`: the command's own, named in the hint."""
     if fmt:
         return fmt
     if output and output != "-":
         ext = os.path.splitext(output.removesuffix(".gz"))[1].lower()
         if ext not in _BY_EXT:
             raise OptionError(f"-o {output}: cannot tell the format from {ext or 'no extension'!r}; pass --format "
-                              f"({', '.join(FORMATS)})")
+                              f"({', '.join(formats)})")
         return _BY_EXT[ext]
     return default
 
@@ -169,7 +170,10 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             _write_through(path, write)
             return
         directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, exist_ok=True)
+        if not os.path.isdir(directory):
+            # (not created: `-o /nonexistent/x.csv` made /nonexistent as root; a typo'd directory
+            # is the user's to fix, as with cp or a shell redirect)
+            raise OutputError(f"cannot write {path}: no such directory {directory}")
         tmp = _create_temp(directory, mode)
         wanted = stat.S_IMODE(os.stat(tmp).st_mode)
         if mode is None and os.path.isfile(path) and not os.path.islink(path):
@@ -629,7 +633,8 @@ def price_show_text(book, m) -> str:
                    f"1h {_rate(r.cache_write_1h)}, cache read {_rate(r.cache_read)}, output {_rate(r.output)}  "
                    f"[{p.confidence}]")
         if p.source:
-            out.append(f"    source: {p.source} (checked {p.checked}; {p.origin})")
+            checked = f"checked {p.checked}; " if p.checked else ""  # an imported price was not checked
+            out.append(f"    source: {p.source} ({checked}{p.origin})")
         if p.note:
             out.append(f"    note: {p.note}")
     for w in m.windows():  # dated on their own: a new period keeps them

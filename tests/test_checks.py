@@ -468,3 +468,18 @@ def test_as_of_at_the_ends_of_the_calendar(tmp_path, as_of, period):
     code, out = check_json(log, "--budgets", b, "--as-of", as_of)
     assert out["budgets"][0]["period"] == period and out["accounting"]["balanced"]
     assert code == 0 and Decimal(out["budgets"][1]["actual"]) == 0  # (March's $1.50 is in neither)
+
+
+def test_since_inside_a_budget_period_is_refused(tmp_path):
+    """`--since` cut the month's first days out of a month budget: $30 spent showed as $16.50 and the
+    alert did not fire (exit 0). A budget is checked on its whole period or not at all."""
+    log = write_log(tmp_path / "l.csv", {(d, "etl"): 100_000 for d in MARCH[:20]})  # $1.50 a day
+    b = budgets_file(tmp_path / "b.toml", '[[budget]]\nname = "etl"\nperiod = "month"\nlimit = "29.99"\n')
+    r = run(log, "--budgets", b, "--since", "2026-03-10", "-q")
+    assert r.exit_code == 2
+    assert "--since 2026-03-10 starts inside budget 'etl''s period 2026-03-01..2026-03-31" in r.output
+    # From the period's first day (or earlier) the budget sees all its spending.
+    code, out = check_json(log, "--budgets", b, "--since", "2026-03-01")
+    assert code == 1 and Decimal(out["budgets"][0]["actual"]) == 20 * usd(100_000)
+    # Without budgets, --since only limits the days the anomalies look at.
+    assert run(log, "--since", "2026-03-10", "-q").exit_code == 0

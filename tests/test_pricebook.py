@@ -128,7 +128,7 @@ def test_model_resolution(raw, expected, scope):
     assert (model, found_scope, problem) == (expected, scope, None)
 
 
-@pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o", "claude-sonnet-4-5-2025",
+@pytest.mark.parametrize("raw", ["claude-sonnet", "gpt-4o-2024", "claude-sonnet-4-5-2025",
                                  "arn:aws:bedrock:us-east-1:1:application-inference-profile/abc"])
 def test_no_fuzzy_matching(raw):
     model, _, problem = Resolver(load_price_book()).resolve(raw)
@@ -137,3 +137,93 @@ def test_no_fuzzy_matching(raw):
 
 def test_normalize_is_mechanical():
     assert parse_model_id("apac.anthropic.claude-x-v3:1") == ("claude-x", "regional", None)
+
+
+# -- ids as other tools log them (issue 14 §3): each form resolves exactly ---------------------------
+@pytest.mark.parametrize("raw, expected", [
+    # OpenRouter slugs: dotted versions by rule, undated slugs listed whole in platform_ids
+    ("anthropic/claude-sonnet-4.5", "claude-sonnet-4-5-20250929"),
+    ("anthropic/claude-opus-4.1", "claude-opus-4-1-20250805"),
+    ("anthropic/claude-haiku-4.5", "claude-haiku-4-5-20251001"),
+    ("anthropic/claude-opus-4.6", "claude-opus-4-6"),
+    ("anthropic/claude-3.5-sonnet", "claude-3-5-sonnet-20241022"),
+    ("anthropic/claude-3.5-sonnet-20240620", "claude-3-5-sonnet-20240620"),
+    ("anthropic/claude-3.7-sonnet:thinking", "claude-3-7-sonnet-20250219"),
+    ("anthropic/claude-sonnet-4", "claude-sonnet-4-20250514"),
+    ("anthropic/claude-3-haiku", "claude-3-haiku-20240307"),
+    ("Anthropic/Claude-3.5-Haiku:beta", "claude-3-5-haiku-20241022"),
+    ("openai/gpt-4o", "gpt-4o"),
+    ("openai/gpt-4.1-mini-2025-04-14", "gpt-4.1-mini"),
+    ("openai/o3", "o3"),
+    # LiteLLM routes, including its route to OpenRouter
+    ("openrouter/anthropic/claude-sonnet-4.5", "claude-sonnet-4-5-20250929"),
+    ("openrouter/openai/gpt-5-mini", "gpt-5-mini"),
+    ("anthropic/claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022"),
+    ("bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0", "claude-3-5-sonnet-20241022"),
+    ("bedrock/converse/us.anthropic.claude-3-7-sonnet-20250219-v1:0", "claude-3-7-sonnet-20250219"),
+    ("vertex_ai/claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022"),
+    ("vertex_ai/claude-opus-4-1@20250805", "claude-opus-4-1-20250805"),
+    # Vertex @ versions
+    ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022"),
+    ("claude-3-7-sonnet@20250219", "claude-3-7-sonnet-20250219"),
+    ("claude-haiku-4-5@20251001", "claude-haiku-4-5-20251001"),
+    # the dot rule never touches an id Anthropic writes with a dot
+    ("claude-2.1", "claude-2.1"),
+    ("anthropic/claude-instant-1.2", "claude-instant-1.2"),
+])
+def test_tool_id_forms_resolve(raw, expected):
+    model, _, problem = Resolver(load_price_book()).resolve(raw)
+    assert (model, problem) == (expected, None)
+
+
+@pytest.mark.parametrize("raw", [
+    "openai/gpt-4o:extended",  # OpenRouter's long-output variant is priced differently ($6/$18)
+    "anthropic/claude-3.5-sonnet:free",  # a free variant is not the paid model
+    "claude-3.5-sonnet",  # the undated dotted slug without OpenRouter's vendor is nobody's id
+    "openrouter/meta-llama/llama-3-70b-instruct",
+])
+def test_tool_id_forms_that_must_not_resolve(raw):
+    model, _, problem = Resolver(load_price_book()).resolve(raw)
+    assert model is None and problem == "unknown model"
+
+
+def _book_without(*ids):
+    book = load_price_book()
+    for mid in ids:
+        del book.models[mid]
+    return book
+
+
+@pytest.mark.parametrize("raw, book, expected", [
+    # the issue's cases: a missing GPT-4.1 family never suggests another generation's model
+    ("gpt-4.1-mini", ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"), None),
+    ("gpt-4.1-mni", (), {"gpt-4.1-mini"}),
+    ("gpt-4.1-mini", ("gpt-4.1-mini",), None),  # nano is another size: not offered for mini
+    ("claude-4-opus", (), {"claude-opus-4-20250514", "claude-opus-4-1-20250805", "claude-opus-4-5-20251101",
+                           "claude-opus-4-6", "claude-opus-4-7", "claude-opus-4-8"}),
+    # typos stay within the family
+    ("claude-sonet-4-5", (), {"claude-sonnet-4-5-20250929"}),
+    ("claude-sonnett-5-5", (), {"claude-sonnet-5-5"}),
+    # a line the book does not have: nothing rather than another line
+    ("claude-nova-1", (), None),
+    ("gpt-7", (), None),
+    # a Claude id never suggests an OpenAI model, nor the reverse
+    ("claude-5.4", (), None),
+    ("gpt-opus-4-6", (), None),
+])
+def test_suggestions_stay_in_provider_and_family(raw, book, expected):
+    got = Resolver(_book_without(*book)).suggest(raw)
+    assert got == expected if expected is None else got in expected
+
+
+def test_openai_priority_is_unpriced_where_the_books_factor_is_not_the_models(tmp_path):
+    """OpenAI billed priority at 1.7-1.8x on GPT-4o: the book's 2x would over-price it by up to 18%.
+    Such a model says `priority = false`: its priority rows are unpriced and named, never priced wrong."""
+    rows = [{"timestamp": "2026-11-01T00:00:00Z", "model": "gpt-4o", "input_tokens": 1_000_000, "output_tokens": 0,
+             "service_tier": "priority"},
+            {"timestamp": "2026-11-01T00:00:00Z", "model": "gpt-4o", "input_tokens": 1_000_000, "output_tokens": 0}]
+    rep = analyze([str(write_frame(canonical_frame(rows), tmp_path / "p.csv"))], by=["model"],
+                  opts=Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.totals["cost"] == Decimal("2.5")  # the standard request: $2.50 / MTok input
+    assert rep.accounting.unpriced == 1 and "no priority price for gpt-4o" in rep.accounting.unpriced_reasons["gpt-4o"]
+    assert not load_price_book().models["gpt-4o"].priority and load_price_book().models["gpt-5.4"].priority

@@ -51,6 +51,9 @@ F5 = "claude-fable-5"
 F51 = "claude-fable-5-1"
 C20 = "claude-2.0"
 C21 = "claude-2.1"
+I12 = "claude-instant-1.2"
+NO_CACHE = dict(cache_write_5m_tokens=0, cache_write_1h_tokens=0, cache_read_tokens=0)
+OAI = dict(cache_write_5m_tokens=0, cache_write_1h_tokens=0)  # OpenAI: cached input only, no write class
 
 
 @dataclass(frozen=True)
@@ -202,10 +205,43 @@ CASES = [
          "2026-06-30"),
     case("sonnet5-2026-09-01-no-rise", Req("2026-09-01T00:00:00Z", S5), ("2", "2.5", "4", "0.2", "10"), "base",
          "2026-06-30"),
-    # Claude 2.0: the earliest price in the book (the instant before is unpriced: see test_unpriced)
-    case("claude20-first-instant-2023-07-11",
-         Req("2023-07-11T00:00:00Z", C20, cache_write_5m_tokens=0, cache_write_1h_tokens=0, cache_read_tokens=0),
-         ("8", None, None, None, "24"), "base", "2023-07-11"),
+    # Claude 2.0: the earliest price in the book (the instant before is unpriced: see test_unpriced), the
+    # May 2023 sheet's $11.02/$32.68 until the price update announced with Claude 2.1 (2023-11-21): $8/$24
+    case("claude20-first-instant-2023-07-11", Req("2023-07-11T00:00:00Z", C20, **NO_CACHE),
+         ("11.02", None, None, None, "32.68"), "base", "2023-07-11"),
+    case("claude20-2023-11-20-launch-price", Req("2023-11-20T23:59:59Z", C20, **NO_CACHE),
+         ("11.02", None, None, None, "32.68"), "base", "2023-07-11"),
+    case("claude20-2023-11-21-cut-price", Req("2023-11-21T00:00:00Z", C20, **NO_CACHE),
+         ("8", None, None, None, "24"), "base", "2023-11-21"),
+    # Claude Instant 1.2: $1.63/$5.51 until the same update, then $0.80/$2.40
+    case("instant12-2023-11-20-launch-price", Req("2023-11-20T23:59:59Z", I12, **NO_CACHE),
+         ("1.63", None, None, None, "5.51"), "base", "2023-08-09"),
+    case("instant12-2023-11-21-cut-price", Req("2023-11-21T00:00:00Z", "claude-instant-1", **NO_CACHE),
+         ("0.8", None, None, None, "2.4"), "base", "2023-11-21"),
+    # --- OpenAI (pricebook/openai.toml; https://developers.openai.com/api/docs/pricing, Standard column:
+    # input, cached input = cache_read, output; OpenAI has no 1h write and bills no write before GPT-5.6)
+    # gpt-4o: the undated alias served 2024-05-13 ($5/$15, no cached price) until 2024-10-02, then
+    # gpt-4o-2024-08-06 ($2.50 / $1.25 cached / $10)
+    case("gpt4o-alias-2024-10-01-first-snapshot", Req("2024-10-01T23:59:59Z", "gpt-4o", **NO_CACHE),
+         ("5", None, None, None, "15"), "base", "2024-05-13"),
+    case("gpt4o-alias-2024-10-02-second-snapshot", Req("2024-10-02T00:00:00Z", "gpt-4o", **OAI),
+         ("2.5", None, None, "1.25", "10"), "base", "2024-10-02"),
+    # the dated snapshots keep their own price on the same day
+    case("gpt4o-2024-05-13-snapshot", Req("2024-12-01T12:00:00Z", "gpt-4o-2024-05-13", **NO_CACHE),
+         ("5", None, None, None, "15"), "base", "2024-05-13"),
+    case("gpt4o-2024-08-06-snapshot", Req("2024-12-01T12:00:00Z", "gpt-4o-2024-08-06", **OAI),
+         ("2.5", None, None, "1.25", "10"), "base", "2024-08-06"),
+    # o3: $10 / $2.50 / $40 at launch, 80% cut on 2025-06-10 to $2 / $0.50 / $8
+    case("o3-2025-06-09-launch-price", Req("2025-06-09T23:59:59Z", "o3-2025-04-16", **OAI),
+         ("10", None, None, "2.5", "40"), "base", "2025-04-16"),
+    case("o3-2025-06-10-cut-price", Req("2025-06-10T00:00:00Z", "o3-2025-04-16", **OAI),
+         ("2", None, None, "0.5", "8"), "base", "2025-06-10"),
+    # gpt-4.1-mini batch: 0.5x of $0.40 / $0.10 / $1.60
+    case("gpt41mini-batch-half", Req("2025-11-25T12:00:00Z", "gpt-4.1-mini-2025-04-14", service_tier="batch", **OAI),
+         ("0.2", None, None, "0.05", "0.8"), "base", "2025-04-14", {"batch"}),
+    # gpt-5-nano: $0.05 / $0.005 / $0.40
+    case("gpt5nano-standard", Req("2025-09-01T12:00:00Z", "gpt-5-nano-2025-08-07", **OAI),
+         ("0.05", None, None, "0.005", "0.4"), "base", "2025-08-07"),
     # Haiku 5.5 first instant (the instant before is unpriced: see test_unpriced)
     case("haiku55-first-instant-2026-10-07", Req("2026-10-07T00:00:00Z", H55), ("0.1", "0.125", "0.2", "0.01", "0.5"),
          "base", "2026-10-07"),

@@ -15,7 +15,6 @@ from analyzer.sources import open_source
 from tests.conftest import ROOT
 
 REAL = ROOT / "fixtures" / "real"
-OPENAI_PRICES = str(REAL / "openai-prices.toml")
 M = D(10**6)
 
 
@@ -97,15 +96,15 @@ def test_goccc_fixture_by_hand():
 
 
 # -- OpenAI API responses recorded by the official .NET SDK's tests ----------------------------------
-# gpt-4o-mini $0.15 in / $0.60 out, gpt-4o $2.50 / $10 (openai-prices.toml); gpt-5.5 $5 / $30 (the
-# shipped book).
+# Shipped-book rates (pricebook/openai.toml): gpt-4o-mini $0.15 in / $0.60 out, gpt-4o-2024-08-06
+# $2.50 / $10, gpt-5.5 $5 / $30.
 
 def test_openai_responses_stream_is_openai_dated_by_created_at():
     """A recorded Responses API stream: once detected as Anthropic Messages (it has
     `response.usage.input_tokens`) and dated by --batch-time; 17 events, one of them usage."""
     path = REAL / "openai-dotnet" / "hello_world_streaming_gpt-4o-mini.jsonl"
     assert dialects.detect(open_source(str(path))).name == "openai"
-    rep = _report(path, ["day", "model"], prices=(OPENAI_PRICES,), batch_time="2020-01-01T00:00:00Z")
+    rep = _report(path, ["day", "model"], batch_time="2020-01-01T00:00:00Z")
     [row] = rep.rows.to_dicts()
     assert (row["day"], row["model"], row["requests"]) == ("2025-09-16", "gpt-4o-mini", 1)  # created_at 1758064436
     assert row["cost"] == (11 * D("0.15") + 10 * D("0.6")) / M == D("0.00000765")
@@ -113,13 +112,13 @@ def test_openai_responses_stream_is_openai_dated_by_created_at():
 
 
 def test_openai_recorded_responses_by_hand():
-    rep = _report(REAL / "openai-dotnet", ["model"], prices=(OPENAI_PRICES,))
+    rep = _report(REAL / "openai-dotnet", ["model"])
     costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
     assert costs == {
         # chat completion 11 in / 9 out; Responses 35 / 857; the Responses stream 11 / 10
         "gpt-4o-mini": ((11 + 35 + 11) * D("0.15") + (9 + 857 + 10) * D("0.6")) / M,
         "gpt-5.5": (10 * 5 + 13 * 30) / M,  # gpt-5.5-2026-04-23, 2026-06-25
-        "gpt-4o": (26 * D("2.5") + 10 * 10) / M,  # the chat stream's last chunk (include_usage): 26 / 10
+        "gpt-4o-2024-08-06": (26 * D("2.5") + 10 * 10) / M,  # the chat stream's last chunk (include_usage): 26 / 10
     }
     assert rep.totals["cost"] == D("0.00113915")
     # 13 chunks of the chat stream, 12 without usage; 17 events of the Responses stream, 16 without
@@ -129,7 +128,7 @@ def test_openai_recorded_responses_by_hand():
 
 @pytest.mark.parametrize("path", sorted(p for p in REAL.rglob("*.jsonl")), ids=lambda p: str(p.relative_to(REAL)))
 def test_every_real_log_is_read_without_quarantine(path):
-    rep = _report(path, [], prices=(OPENAI_PRICES,), batch_time="2026-08-10T00:00:00Z")
+    rep = _report(path, [], batch_time="2026-08-10T00:00:00Z")
     acc = rep.accounting
     assert acc.balanced and acc.quarantined == 0 and acc.unpriced == 0 and acc.priced > 0
 

@@ -245,3 +245,16 @@ def test_wrong_credentials_are_one_line(s3, monkeypatch):
     assert result.exit_code == 2 and result.output.count("\n") == 1
     assert "s3://logs/n/october.csv" in result.output and "not-the-secret" not in result.output
     assert "access denied (check the credentials" in result.output
+
+
+def test_a_password_in_a_url_is_not_in_the_report(web, tmp_path):
+    """The error lines hid `user:password@`, but a report read through such a URL named its source
+    with the password in full (source_file, dialects, notes)."""
+    secret = "hunter2-" + "p" * 20
+    url = web.replace("http://", f"http://user:{secret}@") + "/october.csv"
+    result = run("report", url, "--by", "source_file", "--format", "json", "--quarantine", tmp_path / "q.jsonl")
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    got = json.loads(result.stdout)
+    assert [r["source_file"] for r in got["rows"]] == [f"{web}/october.csv"]
+    assert list(got["dialects"]) == [f"{web}/october.csv"]

@@ -438,6 +438,68 @@ def test_two_ingests_at_once_count_shared_ids_once(tmp_path):
     assert rep.totals["cost"] == 60 * Decimal("0.0045")
 
 
+# Two writers without the lock (two machines sharing a store): each reads the table, then waits
+# until the other has read it too, so both commits are built on the same version and one must lose.
+RACER = """
+import contextlib, os, sys, time
+from analyzer import store
+store.locked = lambda *a, **k: contextlib.nullcontext()
+read, gate = store._read_file, sys.argv[3]
+def wait_for_the_other(*a, **k):
+    out = read(*a, **k)
+    if not os.path.exists(f"{gate}.{os.getpid()}"):
+        open(f"{gate}.{os.getpid()}", "w").close()
+        deadline = time.monotonic() + 60
+        while len([f for f in os.listdir(os.path.dirname(gate)) if f.startswith("gate.")]) < 2:
+            assert time.monotonic() < deadline, "the other writer never read the table"
+            time.sleep(0.02)
+    return out
+store._read_file = wait_for_the_other
+r = store.ingest([sys.argv[1]], sys.argv[2], warn=lambda m: print(m, file=sys.stderr))
+print(r.files[0].status, r.files[0].stored)
+"""
+
+
+def test_two_writers_without_the_lock_conflict_and_the_loser_rechecks_its_repeats(tmp_path):
+    """Delta's optimistic concurrency, not the lock, keeps two writers from double counting: both
+    read version 0 and check their ids against it; the second commit fails (a commit is never
+    rebased onto a version its repeat check did not read), re-checks against the winner's rows and
+    commits without the shared ids."""
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "n0" / "z.csv", [req("z")]))], str(st))
+    a = log(tmp_path / "a" / "a.csv", [req(f"r{i}") for i in range(40)])
+    b = log(tmp_path / "b" / "b.csv", [req(f"r{i}") for i in range(20, 60)])  # 20 ids in both
+    script = tmp_path / "racer.py"
+    script.write_text(RACER)
+    (tmp_path / "g").mkdir()
+    procs = [subprocess.Popen([sys.executable, str(script), str(p), str(st), str(tmp_path / "g" / "gate")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in (a, b)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    stored = sorted(int(out.split()[-1]) for out, _ in outs)
+    assert stored == [20, 40]  # the loser stored only the ids the winner had not
+    assert sum("another writer committed" in err for _, err in outs) == 1, outs
+    rep = store.report(str(st), ["model"])
+    assert rep.totals["requests"] == 61 and rep.accounting.duplicates == 20 and rep.accounting.balanced
+    assert rep.totals["cost"] == 61 * Decimal("0.0045")
+    assert store.status(str(st))["consistent"] and store.history(str(st))[0]["version"] == 2
+    assert not list((st / "_llm_cost").glob(".spool-*"))  # and the loser's first data files are gone
+    assert not store.status(str(st))["uncommitted"]
+
+
+def test_a_commit_built_on_a_stale_version_is_a_conflict_not_a_rebase(tmp_path):
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "n0" / "z.csv", [req("z")]))], str(st))
+    stale = store._table(str(st))
+    store.ingest([str(log(tmp_path / "n1" / "a.csv", [req("a")]))], str(st))  # version 1, unseen by `stale`
+    spool = str(tmp_path / "spool.parquet")
+    canonical_frame([req("a")]).with_columns(pl.lit("2026-10").alias(store.MONTH)).write_parquet(spool)
+    rows = store._Rows(spool, pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64}))
+    with pytest.raises(store._Conflict):
+        store._write_rows(str(st), stale, rows, {"0" * 64}, {"path": "x"}, "book", 1, new=True)
+    assert store._table(str(st)).version() == 1 and not store.status(str(st))["uncommitted"]
+
+
 # ----------------------------------------------------------------------------------------------
 # Safety (issue 13 §1-3): foreign directories, paths, damaged logs, internal columns
 
@@ -522,6 +584,8 @@ def test_a_symlinked_lock_or_meta_directory_is_refused_and_its_target_untouched(
     st3 = tmp_path / "store3"  # a quarantine directory that leads elsewhere: no quarantine file written there
     store.ingest([str(log(tmp_path / "in3" / "a.csv", [req("a")]))], str(st3))
     (tmp_path / "elsewhere3").mkdir()
+    if (st3 / "_llm_cost" / "quarantine").is_dir():  # (made, empty, by the first ingest)
+        (st3 / "_llm_cost" / "quarantine").rmdir()
     (st3 / "_llm_cost" / "quarantine").symlink_to(tmp_path / "elsewhere3")
     r = run("ingest", SAMPLE, "--store", st3)  # SAMPLE has unreadable rows: a quarantine file
     assert r.exit_code == 2 and "damaged store" in r.stderr and not list((tmp_path / "elsewhere3").iterdir())
@@ -713,3 +777,90 @@ def test_compact_removes_a_quarantine_write_a_killed_run_left_and_nothing_else(t
     store.compact(str(st))
     assert not left.exists() and mine.read_text() == "a user's note"
     assert not store.status(str(st))["uncommitted"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 13 leftovers: repair, masking, case of dimension names, --wait
+
+
+def test_a_cut_short_last_commit_is_one_line_and_store_repair_goes_back_without_deleting(tmp_path):
+    st = tmp_path / "store"
+    c = log(tmp_path / "c.csv", [req("a")])
+    d = log(tmp_path / "d.csv", [req("b", "2026-11-10")])
+    store.ingest([str(c)], str(st))
+    store.ingest([str(d)], str(st))
+    last = st / "_delta_log" / "00000000000000000001.json"
+    last.write_bytes(last.read_bytes()[:100])  # a commit cut short
+    before = {p for p in tree(st) if "_llm_month=" in p}
+    r = run("report", "--store", st)
+    assert r.exit_code == 2 and "damaged store" in r.stderr and "store repair" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = run("store", "repair", st)
+    assert r.exit_code == 0 and "back at version 0" in r.stdout and str(d) in r.stdout, r.output
+    assert {p for p in tree(st) if "_llm_month=" in p} == before  # no data file deleted
+    assert len(list((st / "_llm_cost" / "repaired").iterdir())) == 1  # the damaged commit, kept
+    assert store.report(str(st), ["model"]).totals["cost"] == Decimal("0.0045")
+    assert store.ingest([str(d)], str(st)).files[0].status == "ingested"  # forgotten: read again
+    assert store.report(str(st), ["model"]).totals["cost"] == Decimal("0.009")
+    assert run("store", "repair", st).stdout.strip().endswith("nothing to repair (version 1)")
+
+
+def test_a_lost_last_commit_is_repaired_from_the_files_table_of_the_version_before(tmp_path):
+    st = tmp_path / "store"
+    store.ingest([str(log(tmp_path / "c.csv", [req("a")]))], str(st))
+    store.ingest([str(log(tmp_path / "d.csv", [req("b")]))], str(st))
+    (st / "_delta_log" / "00000000000000000001.json").unlink()
+    r = run("store", "status", st)
+    assert r.exit_code == 2 and "store repair" in r.stderr
+    assert run("store", "repair", st).exit_code == 0
+    assert store.status(str(st))["files"] == 1 and store.report(str(st), ["model"]).accounting.balanced
+
+
+def test_repair_refuses_when_more_than_the_last_commit_is_damaged_and_changes_nothing(tmp_path):
+    st = tmp_path / "store"
+    for n in range(3):
+        store.ingest([str(log(tmp_path / f"{n}.csv", [req(f"r{n}")]))], str(st))
+    first = st / "_delta_log" / "00000000000000000001.json"
+    first.write_text("{")
+    snapshot = tree(st)
+    r = run("store", "repair", st)
+    assert r.exit_code == 2 and "changed nothing" in r.stderr
+    assert {k: v for k, v in tree(st).items() if k != "_llm_cost/lock"} == \
+        {k: v for k, v in snapshot.items() if k != "_llm_cost/lock"}
+
+
+def test_quarantine_files_the_store_writes_mask_keys(tmp_path):
+    key = "sk-ant-api03-" + "A" * 40 + "a1B2"
+    bad = tmp_path / "a.csv"
+    bad.write_text("request_id,timestamp,model,input_tokens,output_tokens,api_key\n"
+                   f"a,2026-10-10T10:00:00Z,{SONNET},1000,100,{key}\nb,2026-10-10T10:00:00Z,{SONNET},lots,100,{key}\n")
+    store.ingest([str(bad)], str(tmp_path / "st"))
+    text = "".join(p.read_text() for p in (tmp_path / "st" / "_llm_cost" / "quarantine").iterdir())
+    assert "lots" in text and key not in text and "a1B2" in text
+
+
+def test_by_a_dimension_matches_its_column_case_insensitively_as_from_logs(tmp_path):
+    a = tmp_path / "a.csv"
+    a.write_text(f"request_id,timestamp,model,input_tokens,output_tokens,Team\na,2026-10-10T10:00:00Z,{SONNET},1000,100,x\n"
+                 f"b,2026-10-10T10:00:00Z,{SONNET},1000,100,y\n")
+    store.ingest([str(a)], str(tmp_path / "st"))
+    from_store = run("report", "--store", tmp_path / "st", "--by", "team", "--format", "csv", "-q")
+    from_log = run("report", a, "--by", "team", "--format", "csv", "-q")
+    assert from_store.exit_code == 0, from_store.output
+    assert from_store.stdout == from_log.stdout and from_log.stdout.startswith("Team,")
+
+
+def test_a_log_with_team_and_Team_is_refused_in_one_line_naming_both(tmp_path):  # noqa: N802
+    both = tmp_path / "a.csv"
+    both.write_text(f"request_id,timestamp,model,input_tokens,output_tokens,Team,team\na,2026-10-10T10:00:00Z,{SONNET},1,1,x,y\n")
+    r = run("ingest", both, "--store", tmp_path / "st")
+    assert r.exit_code == 2 and "'Team' and 'team'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1"])
+def test_wait_must_be_a_finite_number_of_seconds(tmp_path, wait):
+    a = log(tmp_path / "a.csv", [req("a")])
+    for args in (["ingest", a, "--store", tmp_path / "st"], ["store", "compact", tmp_path / "st"],
+                 ["reprice", "--store", tmp_path / "st"], ["store", "repair", tmp_path / "st"]):
+        r = run(*args, "--wait", wait)
+        assert r.exit_code == 2 and "--wait" in r.stderr and "Traceback" not in r.output, (args, r.output)

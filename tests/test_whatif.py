@@ -163,3 +163,66 @@ def test_where_model_takes_an_alias(log, tmp_path):
     rows = {r["model"]: r for r in w.rows.to_dicts()}
     assert rows["claude-haiku-4-5-20251001"]["scenario_cost"] == D("0.1")
     assert rows["claude-sonnet-4-5-20250929"]["difference"] == 0
+
+
+def test_by_block_labels_claudes_5_hour_windows_like_the_report(tmp_path):
+    """`--by block` is offered by whatif's help: it failed with "`to_string` operation not supported
+    for dtype i64". The windows are the report's, and an unpriced request opens one too (08:30 here
+    starts the 08:00 window that takes r5 and r4, as in `report --by block`)."""
+    log = tmp_path / "log.csv"
+    log.write_text(LOG + "r6,2026-01-11T08:30:00Z,gpt-nope,a,standard,5,5\n")
+    w = run(str(log), tmp_path, by=("block",), batch=True, where=(("block", "2026-01-11 08:00"),))
+    rows = {r["block"]: r for r in w.rows.to_dicts()}
+    assert rows == {
+        "2025-10-01 10:00": rows["2025-10-01 10:00"] | {"requests": 1, "baseline_cost": D("0.3"), "difference": 0},
+        "2026-01-10 10:00": rows["2026-01-10 10:00"] | {"requests": 2, "baseline_cost": D("0.65"), "difference": 0},
+        # r5 to batch: 0.3 -> 0.15; r4 is fast and stays.
+        "2026-01-11 08:00": rows["2026-01-11 08:00"] | {"requests": 2, "baseline_cost": D("0.6"),
+                                                        "scenario_cost": D("0.45")},
+    }
+    report = pipeline.analyze([str(log)], ["block"], pipeline.Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert dict(zip(report.rows["block"], report.rows["cost"])) == {
+        k: r["baseline_cost"] for k, r in rows.items()}
+    r = CliRunner().invoke(main, ["whatif", str(log), "--by", "block", "--batch", "-q", "--format", "json",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert [x["block"] for x in json.loads(r.output)["rows"]] == sorted(rows)
+
+
+def test_where_component_is_refused_like_by_component(log, tmp_path):
+    """A request is not split by component, so `--where component=input` cannot select requests: it
+    said "cannot read input: unable to find column component"."""
+    with pytest.raises(OptionError, match=r"^--where component: .*compares requests"):
+        run(log, tmp_path, batch=True, where=(("component", "input"),))
+    r = CliRunner().invoke(main, ["whatif", log, "--batch", "--where", "component=input", "--quarantine",
+                                  str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2 and "cannot read input" not in r.output and "--where component" in r.output
+
+
+def test_one_model_swapped_to_two_targets_is_refused(log, tmp_path):
+    """`--swap A=B --swap A=C` silently priced A as C only (the last won)."""
+    with pytest.raises(OptionError, match="claude-sonnet-4-5-20250929 twice"):
+        run(log, tmp_path, swaps=(("claude-sonnet-4-5", "claude-haiku-4-5"),
+                                  ("claude-sonnet-4-5-20250929", "claude-opus-4-5")))
+    # The same pair twice says the same thing twice: harmless.
+    w = run(log, tmp_path, by=(), swaps=(("claude-sonnet-4-5", "claude-haiku-4-5"),) * 2)
+    assert w.totals["scenario_requests"] == 5
+
+
+def test_output_without_extension_names_whatifs_own_formats(log, tmp_path):
+    """`whatif -o out` suggested `--format` html, parquet and jsonl, which whatif then refuses."""
+    r = CliRunner().invoke(main, ["whatif", log, "-o", str(tmp_path / "out"), "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2
+    assert "pass --format (table, json, markdown, csv)" in r.output and "html" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_strict_fails_when_the_scenario_cannot_price_a_row(log, tmp_path):
+    """--strict ("exit 1 if any row is unpriced") exited 0 while r3 was left out of both costs
+    because its swap target had no price yet: a cron job would never see the comparison is partial."""
+    args = ["whatif", log, "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "-q", "--quarantine", str(tmp_path / "q.jsonl")]
+    assert CliRunner().invoke(main, args).exit_code == 0  # without --strict: counted, named, exit 0
+    r = CliRunner().invoke(main, [*args, "--strict"])
+    assert r.exit_code == 1 and "--strict: 1 row not priced under the scenario" in r.output
+    ok = CliRunner().invoke(main, ["whatif", log, "--batch", "--strict", "-q", "--quarantine", str(tmp_path / "q.jsonl")])
+    assert ok.exit_code == 0, ok.output

@@ -67,8 +67,11 @@ def test_provider_prefixed_id_resolves_exactly():
     ("bedrock/converse/anthropic.claude-3-5-haiku-20241022-v1:0", "claude-3-5-haiku-20241022"),
     ("vertex_ai/claude-sonnet-4-5@20250929", "claude-sonnet-4-5@20250929"),
     ("openai/gpt-4o", "gpt-4o"),
-    # not a route LiteLLM prices through a provider the book knows: left whole, so it stays unknown
-    ("openrouter/anthropic/claude-3.5-sonnet", "openrouter/anthropic/claude-3.5-sonnet"),
+    # LiteLLM's route to OpenRouter, then OpenRouter's vendor: the slug remains (resolved in the book)
+    ("openrouter/anthropic/claude-3.5-sonnet", "claude-3.5-sonnet"),
+    ("openrouter/anthropic/claude-3.7-sonnet:thinking", "claude-3.7-sonnet"),
+    # a route LiteLLM takes to a provider the book does not know is left whole, so it stays unknown
+    ("groq/llama-3.1-8b-instant", "groq/llama-3.1-8b-instant"),
     ("anthropic/", "anthropic/"),
 ])
 def test_litellm_routes(raw, key):

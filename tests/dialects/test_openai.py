@@ -79,13 +79,17 @@ def test_errored_batch_line_is_not_billable():
     assert "batch request errored" in json.dumps(acc)
 
 
-def test_reference_examples_parse_and_name_unknown_snapshots():
-    """The reference logs name gpt-5.1 and gpt-4.1-mini snapshots, which the price book does not list:
-    unpriced, reported by name, never $0."""
+def test_reference_examples_price_by_hand():
+    """The reference logs name gpt-5.1 and gpt-4.1-mini snapshots (once unpriced: issue 14 §3). gpt-5.1
+    $1.25 in / $0.125 cached / $10 out; gpt-4.1-mini $0.40 / $1.60; prompt tokens include cached ones."""
     total, report = cost([REFERENCE, REFERENCE_BATCH])
     acc = report.accounting
-    assert total == 0 and acc.priced == 0 and acc.unpriced == 4 and acc.balanced
-    assert set(acc.unpriced_models) == {"gpt-5.1-2025-11-13", "gpt-4.1-mini-2025-04-14"}
+    assert acc.priced == 4 and acc.unpriced == 0 and acc.balanced
+    default = 86 * D("1.25") + 1920 * D("0.125") + 300 * 10  # 2,006 prompt of which 1,920 cached: 3,347.5
+    flex = (812 * D("0.4") + 64 * D("1.6")) * D("0.5")  # service_tier flex: 213.6
+    priority = (3032 * D("1.25") + 12288 * D("0.125") + 1410 * 10) * 2  # Responses, priority: 38,852
+    batch = (118 * D("0.4") + 2 * D("1.6")) * D("0.5")  # the batch line that succeeded: 25.2
+    assert total == (default + flex + priority + batch) / 10**6 == D("0.0424383")
 
 
 @pytest.mark.parametrize("raw,model", [("gpt-5.4-2026-03-05", "gpt-5.4"), ("gpt-5.5", "gpt-5.5"),

@@ -822,3 +822,13 @@ def test_a_key_in_a_log_column_name_is_masked_in_price_rows(tmp_path, ext):
         assert not any("AAAA" in c or "BBBB" in c for c in pl.read_parquet(out).columns)
         row = pl.read_parquet(out).row(0, named=True)
         assert (row["sk-ant-api03-\u2026a1B2"], row["sk-ant-api03-\u2026a1B2_2"]) == ("x", "y")
+
+
+def test_an_output_in_a_missing_directory_is_refused_not_created(tmp_path):
+    """`-o /nonexistent/dir/x.csv` created /nonexistent (as root): a directory nobody named."""
+    target = tmp_path / "no" / "such" / "report.csv"
+    result = CliRunner().invoke(main, ["report", str(ROOT / "fixtures" / "sample"), "-o", str(target), "-q",
+                                       "--quarantine", str(tmp_path / "q.jsonl")])
+    assert result.exit_code == 2
+    assert result.output.startswith("llm-cost: error: cannot write ") and "no such directory" in result.output
+    assert not (tmp_path / "no").exists()
