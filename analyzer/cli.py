@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+from decimal import Decimal
 
 import click
 
@@ -371,7 +372,8 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
         result = focus.export(paths, opts, billing_account)
     focus.write(result, output, reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
-        total = result.rows["BilledCost"].sum() if result.rows.height else 0
+        # An export with no priced row has no BilledCost to sum: its total is exactly zero dollars.
+        total = result.rows["BilledCost"].sum() if result.rows.height else Decimal(0)
         _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
               f"{result.accounting.summary()}", err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])

@@ -247,14 +247,12 @@ def _secret(text: str, reveal: bool) -> str:
 def report_dict(report, reveal: bool = False) -> dict:
     """The JSON shape of DESIGN §7: money as decimal strings, full precision."""
     acc = report.accounting.as_dict()
-    if not reveal:  # model ids as logged key these maps: a key pasted as a model id is masked too
-        for k in ("unpriced_models", "unpriced_reasons", "unpriced_reported_cost"):
-            if k in acc:
-                acc[k] = {safe_text.mask_secrets(m): (safe_text.mask_secrets(v) if isinstance(v, str) else v)
-                          for m, v in acc[k].items()}
+    book = {"version": report.book.version, "files": report.book.files, "overlays": report.book.overlays}
+    if not reveal:  # model ids as logged key maps, file names are typed: a key pasted in either is masked
+        acc, book = safe_text.mask_tree(acc), safe_text.mask_tree(book)
     return {
         "currency": "USD",
-        "price_book": {"version": report.book.version, "files": report.book.files, "overlays": report.book.overlays},
+        "price_book": book,
         "group_by": report.group_by,
         "time_zone": report.tz,
         "rounding": f"exact; money has {MONEY.scale} decimal places (display formats round {ROUNDING} to cents)",
