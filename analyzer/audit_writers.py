@@ -49,8 +49,14 @@ def shown(a: Audit, reveal: bool = False) -> Audit:
         return a
     # (the invoice's file name is shown in the summary and the JSON: a key in it is masked too)
     invoice = dataclasses.replace(a.invoice, path=safe_text.mask_secrets(a.invoice.path))
+    # So are the overlay paths and the accounting's file names and model ids as logged (summary, JSON).
+    c, acc = a.computed, a.computed.accounting
+    acc = dataclasses.replace(acc, **{f: safe_text.mask_tree(getattr(acc, f)) for f in (
+        "quarantine_file", "files_skipped", "unpriced_models", "unpriced_reasons", "unpriced_reported")})
+    computed = dataclasses.replace(c, accounting=acc, book=dataclasses.replace(
+        c.book, overlays=safe_text.mask_tree(c.book.overlays)))
     return dataclasses.replace(a, lines=safe_text.mask_frame(a.lines), notes=[safe_text.mask_secrets(n) for n in a.notes],
-                               invoice=invoice)
+                               invoice=invoice, computed=computed)
 
 
 def summary_lines(a: Audit) -> list[str]:

@@ -541,7 +541,7 @@ def markdown(r: CheckResult, reveal: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-FORMATS = ("table", "json", "markdown")
+FORMATS = ("table", "json", "markdown", "html")
 
 
 def render(r: CheckResult, fmt: str, reveal: bool = False) -> str:
@@ -553,7 +553,11 @@ def render(r: CheckResult, fmt: str, reveal: bool = False) -> str:
         return markdown(r, reveal)
     if fmt == "table":
         return table_text(r, reveal=reveal)
-    raise OptionError(f"--format {fmt!r}: a check is written as table, json or markdown")
+    if fmt == "html":
+        from .html_report import check_html
+
+        return check_html(r, reveal)
+    raise OptionError(f"--format {fmt!r}: a check is written as table, json, markdown or html")
 
 
 def write(r: CheckResult, fmt: str, output: str | None, reveal: bool = False) -> None:

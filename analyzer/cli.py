@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+from decimal import Decimal
 
 import click
 
@@ -401,7 +402,8 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
         result = focus.export(paths, opts, billing_account)
     focus.write(result, output, reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
-        total = result.rows["BilledCost"].sum() if result.rows.height else 0
+        # An export with no priced row has no BilledCost to sum: its total is exactly zero dollars.
+        total = result.rows["BilledCost"].sum() if result.rows.height else Decimal(0)
         _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
               f"{result.accounting.summary()}", err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
@@ -502,7 +504,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
 @click.option("--anomaly-min", default="1.00", show_default=True, help="USD a day must cost to be anomalous")
 @click.option("--anomaly-period", type=Choice(["day", "week", "month"]), default="day", show_default=True,
               help="the days judged: the as-of day, or its ISO week or month up to it")
-@click.option("--format", "fmt", type=Choice(["table", "json", "markdown"]),
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the result to this file (atomically)")
 @handle_errors
@@ -517,7 +519,7 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
     if fmt not in checks.FORMATS:
         from .errors import OptionError
 
-        raise OptionError(f"-o {output}: a check is written as .json or .md (or --format table)")
+        raise OptionError(f"-o {output}: a check is written as .json, .md or .html (or --format table)")
     settings = checks.Settings(factor=checks.decimal_option(anomaly_factor, "--anomaly-factor"), window=anomaly_window,
                                minimum=checks.decimal_option(anomaly_min, "--anomaly-min"), period=anomaly_period)
     _outside_store(output, store_dir)
@@ -554,7 +556,7 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
               help="apply the scenario only to requests whose --by key (or any key) has this value; repeatable (all must match)")
 @click.option("--baseline-prices", multiple=True, type=click.Path(dir_okay=False),
               help="price overlay TOML for both the baseline and the scenario")
-@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv"]),
+@click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the comparison to this file (atomically)")
 @handle_errors
@@ -568,9 +570,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
 
     _store_source(paths, store_dir, kw)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
-    fmt = writers.format_for(fmt, output, "table", ("table", "json", "markdown", "csv"))
-    if fmt not in ("table", "json", "markdown", "csv"):
-        raise OptionError(f"-o {output}: a what-if is written as table, json, markdown or csv")
+    fmt = writers.format_for(fmt, output, "table", whatif_.FORMATS)
+    if fmt not in whatif_.FORMATS:
+        raise OptionError(f"-o {output}: a what-if is written as table, json, markdown, csv or html")
     scenario = whatif_.Scenario(swaps=whatif_.Scenario.pairs(swap, "--swap"), batch=batch,
                                 where=whatif_.Scenario.pairs(where, "--where"), prices=tuple(kw["prices"]))
     _outside_store(output, store_dir)

@@ -490,3 +490,82 @@ def audit_html(a, reveal: bool = False) -> str:
                 Section("Accounting", [Lines("", summary_lines(a))])]
     meta = [f"invoice {a.invoice.path} ({a.invoice.format})", f"price book {a.computed.book.version}"]
     return page("LLM API invoice audit", meta, sections)
+
+
+# ----------------------------------------------------------------------------------------------
+# What-if and nightly checks: the same page, their own sections
+
+
+def whatif_html(w, reveal: bool = False) -> str:
+    """A what-if: tiles for both costs and the difference, baseline beside scenario for the largest
+    groups, the comparison table and the run's accounting."""
+    from .whatif import _TITLES, _cell, _footer, _scenario_text, _shown
+
+    t = w.totals
+    cols = _shown(w)
+    rows = w.rows if reveal else safe_text.mask_frame(w.rows)
+    tiles = [Tile("baseline", money(t["baseline_cost"])), Tile("scenario", money(t["scenario_cost"])),
+             Tile("difference", money(t["difference"])),
+             Tile("requests in the scenario", f"{t['scenario_requests']:,} of {t['requests']:,}")]
+    blocks: list = [tiles]
+    if w.group_by and rows.height:
+        first = w.group_by[0]
+        top = rows.sort("baseline_cost", descending=True, nulls_last=True).head(TOP_SERIES * 2)
+        data = [{"k": _label(", ".join("" if r[k] is None else str(r[k]) for k in w.group_by)), "s": side,
+                 "cost": float(r[f"{side}_cost"] or 0)}
+                for r in top.select(*w.group_by, "baseline_cost", "scenario_cost").to_dicts()
+                for side in ("baseline", "scenario")]
+        spec = _spec(data, height=max(60, 34 * top.height), mark={"type": "bar", "aria": False}, encoding={
+            "y": {"field": "k", "type": "nominal", "title": _label(", ".join(w.group_by)), "sort": None},
+            "yOffset": {"field": "s", "type": "nominal", "sort": ["baseline", "scenario"]},
+            "x": {"field": "cost", "type": "quantitative", "title": "cost (USD)"},
+            "color": {"field": "s", "type": "nominal", "title": None, "sort": ["baseline", "scenario"],
+                      "scale": {"range": ["#4c78a8", "#f58518"]}},
+        })
+        blocks.append(Chart(f"Baseline and scenario by {first if len(w.group_by) == 1 else ', '.join(w.group_by)}",
+                            spec, f"the {top.height} groups that cost most as they were"))
+    header = [*w.group_by, *[_TITLES[c] for c in cols]]
+    shown_rows = [[_cell(r.get(k)) for k in w.group_by] + [_cell(r.get(c)) for c in cols]
+                  for r in rows.head(MAX_TABLE_ROWS).to_dicts()]
+    foot = ["total" if i == 0 else "" for i in range(len(w.group_by))] + [_cell(t.get(c)) for c in cols]
+    numeric = set(range(len(w.group_by), len(header)))
+    note = (f"the first {MAX_TABLE_ROWS:,} of {rows.height:,} rows; the CSV or JSON output has all"
+            if rows.height > MAX_TABLE_ROWS else "")
+    lines = [line if reveal else safe_text.mask_secrets(line) for line in _footer(w)]
+    sections = [Section("Summary", blocks), Section("Comparison", [Table("", header, shown_rows, numeric, foot, note)]),
+                Section("Accounting", [Lines("", lines)])]
+    meta = ["scenario: " + ("; ".join(_scenario_text(w.scenario)) or "no change"),
+            f"grouped by {', '.join(w.group_by) or 'nothing'}; price book {w.book.version}"]
+    return page("LLM API cost: what if", [m if reveal else safe_text.mask_secrets(m) for m in meta], sections)
+
+
+def check_html(r, reveal: bool = False) -> str:
+    """A nightly check: its alerts first (what a cron mail is read for), the daily cost of the checked
+    groups, every budget's state, and the accounting."""
+    from .checks import _COLUMNS, _cell, _masked, summary_lines
+
+    alerts = _masked(r.alerts, reveal)
+    money_cols = ("actual", "limit", "expected")
+    tiles = [Tile("alerts", f"{len(alerts):,}", "exit 1" if alerts else "exit 0"),
+             Tile("as of", r.as_of.isoformat() if r.as_of else "n/a", r.report.tz),
+             Tile("budgets checked", f"{len(r.budgets):,}")]
+    blocks: list = [tiles]
+    if alerts:
+        header = [f"{c} $" if c in money_cols else c for c in _COLUMNS] + ["message"]
+        body = [[_cell(c, a.get(c)) for c in _COLUMNS] + [str(a.get("message", ""))] for a in alerts]
+        blocks.append(Table("Alerts", header, body, {i for i, c in enumerate(_COLUMNS) if c in money_cols}, None, "",
+                            "bad"))
+    sections = [Section("Summary", blocks)]
+    report = r.report
+    if getattr(report, "detail", None) is not None and report.detail.height and "day" in report.group_by:
+        sections.append(Section("Daily cost", [_cost_over_time(report, "day", reveal)]))
+    if r.budgets:
+        budgets = _masked(r.budgets, reveal)
+        header = ["name", "period", "actual $", "limit $"]
+        body = [[str(b.get("name", "")), str(b.get("period", "")), _cell("actual", b.get("actual")),
+                 _cell("limit", b.get("limit"))] for b in budgets]
+        sections.append(Section("Budgets", [Table("", header, body, {2, 3})]))
+    lines = [line if reveal else safe_text.mask_secrets(line) for line in summary_lines(r)]
+    sections.append(Section("Accounting", [Lines("", lines)]))
+    meta = [f"groups: {', '.join(r.by) or 'all requests as one'}; price book {report.book.version}"]
+    return page("LLM API cost check", meta, sections)

@@ -49,6 +49,13 @@ _OPENAI_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 def parse_model_id(raw: str) -> tuple[str, str | None, str | None]:
     """(lookup key, endpoint scope implied by the id or None, reason it cannot resolve or None)."""
+    s, scope, problem = _versioned_key(raw)
+    return (s if problem else _VERSION.sub("", s)), scope, problem
+
+
+def _versioned_key(raw: str) -> tuple[str, str | None, str | None]:
+    """parse_model_id's key before the `-vN:M` suffix is stripped: Bedrock names Claude Instant and
+    Claude 2 by that suffix alone (anthropic.claude-v2:1), which the book lists as platform ids."""
     s = raw.strip().lower()
     s = s.removesuffix("[1m]")
     s = _OPENROUTER_VARIANT.sub("", _OPENROUTER_ROUTE.sub("", s))
@@ -70,7 +77,6 @@ def parse_model_id(raw: str) -> tuple[str, str | None, str | None]:
     elif _BEDROCK_ID.match(s):
         scope = "regional"
     s = s.removeprefix("anthropic.")
-    s = _VERSION.sub("", s)
     return s, scope, None
 
 
@@ -101,6 +107,8 @@ class Resolver:
             found = self.table.get(_OPENAI_SNAPSHOT.sub("", key))  # gpt-5.4-2026-03-05 -> gpt-5.4
         if found is None and key.startswith("claude-") and _DOTTED_VERSION.search(key):
             found = self.table.get(_DOTTED_VERSION.sub("-", key))  # claude-sonnet-4.5 -> claude-sonnet-4-5
+        if found is None:
+            found = self.table.get(_versioned_key(raw)[0])  # claude-v2:1 (Bedrock's Claude 2.1)
         if found is None:
             return None, scope, "unknown model"
         return found, scope, None

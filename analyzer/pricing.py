@@ -125,6 +125,9 @@ def _tier(provider, model, tier: str, t: dt.datetime, fast: bool) -> tuple[Decim
         raise _Unpriced(f"no {tier} tier price for {model.id} ({model.provider})")
     if tier == "batch" and not model.batch:
         raise _Unpriced(f"no batch price for {model.id}")
+    if tier == "priority" and not model.priority:
+        raise _Unpriced(f"no priority price for {model.id} in the book (its priority rates are not the "
+                        f"{model.provider} book's x{provider.tier_at(tier, t)})")
     factor = provider.tier_at(tier, t)
     if factor is None:
         raise _Unpriced(f"no {tier} tier price for {model.id} {_outside(provider.tiers[tier], t)}")

@@ -80,6 +80,19 @@ def mask_secrets(text: str) -> str:
     return text
 
 
+def mask_tree(value):
+    """Every string in a JSON-like value (dict keys too) with credentials masked: the accounting's
+    file names (quarantine file, skipped files) and the book's overlay paths are paths the user
+    typed, and a key pasted into a file name is a key."""
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {mask_tree(k): mask_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_tree(v) for v in value]
+    return value
+
+
 def mask_whole_expr(expr: pl.Expr) -> pl.Expr:
     """A value that is a secret as a whole: its last 4 characters (of 12 or more), else nothing."""
     return pl.when(expr.str.len_chars() >= 12).then(pl.lit(MASK) + expr.str.slice(-4)).otherwise(

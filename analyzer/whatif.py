@@ -32,6 +32,7 @@ from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
 from .tagging import RATE_KEYS, bucket_label
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
+FORMATS = ("table", "json", "markdown", "csv", "html")
 ROW_FIELDS = ("requests", "scenario_requests", "baseline_cost", "scenario_cost", "difference", "unpriced_requests",
               "unpriced_baseline_cost")
 TOKENIZER_NOTE = ("token counts are the logged ones; tokenizers differ between model families, so the same text "
@@ -213,12 +214,7 @@ def as_dict(w: WhatIf, reveal: bool = False) -> dict:
     rows = w.rows if reveal else safe_text.mask_frame(w.rows)
     acc = w.accounting.as_dict()
     scen = dict(w.scenario_accounting)
-    if not reveal:
-        for d in (acc, scen):
-            for k in ("unpriced_models", "unpriced_reasons"):
-                d[k] = {safe_text.mask_secrets(m): (safe_text.mask_secrets(v) if isinstance(v, str) else v)
-                        for m, v in d[k].items()}
-    return {
+    out = {
         "currency": "USD",
         "scenario": w.scenario.describe(),
         "price_book": {"version": w.book.version, "overlays": w.book.overlays},
@@ -232,6 +228,11 @@ def as_dict(w: WhatIf, reveal: bool = False) -> dict:
         "scenario_accounting": scen,
         "notes": [n if reveal else safe_text.mask_secrets(n) for n in w.notes],
     }
+    if reveal:
+        return out
+    # Model ids as logged, the scenario's models and overlay paths, file names in the accounting: a
+    # key pasted in any of them is masked (rows are masked above, a secret-named column whole).
+    return {k: v if k == "rows" else safe_text.mask_tree(v) for k, v in out.items()}
 
 
 _TITLES = {"requests": "requests", "scenario_requests": "in scenario", "baseline_cost": "baseline $",
@@ -330,7 +331,11 @@ def render(w: WhatIf, fmt: str, reveal: bool = False) -> str:
         return markdown(w, reveal)
     if fmt == "table":
         return table_text(w, reveal)
-    raise OptionError(f"--format {fmt!r}: use one of table, json, markdown, csv")
+    if fmt == "html":
+        from .html_report import whatif_html
+
+        return whatif_html(w, reveal)
+    raise OptionError(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
 def with_options(opts: pipeline.Options, **changes) -> pipeline.Options:

@@ -410,7 +410,7 @@ def test_unknown_where_dimension_names_budget_with_a_hint(tmp_path):
     (("--anomaly-min", "1e30"), "--anomaly-min 1E+30: expected at most 12 decimal places and less than"),
     (("--anomaly-factor", "3.0000001"), "at most 6 decimal places"),
     (("--budgets", "nope.toml"), "--budgets nope.toml: no such file"),
-    (("-o", "x.csv"), "a check is written as .json or .md"),
+    (("-o", "x.csv"), "a check is written as .json, .md or .html"),
 ])
 def test_option_errors(tmp_path, args, message):
     log = write_log(tmp_path / "l.csv", {(MARCH[0], "x"): 100})

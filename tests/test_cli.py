@@ -180,3 +180,31 @@ def test_by_help_names_every_builtin_key():
 
     listed = {k.strip() for k in BY_HELP.split(":", 1)[1].split(", or any")[0].split(",")}
     assert listed == set(BUILTIN_KEYS)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_price_one_file_and_two_files_write_the_same_rows(tmp_path, quarantine, fmt):
+    """One input file is sunk straight into the output; several are joined part by part: the same
+    rows, money and masking either way (a key in a dimension column is masked on both paths)."""
+    rows = [{"request_id": f"r{i}", "timestamp": f"2026-10-1{i}T10:00:00Z", "model": "claude-sonnet-4-5",
+             "input_tokens": 1000 * (i + 1), "output_tokens": 100, "workspace": "sk-ant-api03-" + "x" * 20 + f"{i:04d}"}
+            for i in range(4)]
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir(), two.mkdir()
+    write_frame(canonical_frame(rows), one / "all.csv")
+    write_frame(canonical_frame(rows[:2]), two / "a.csv")
+    write_frame(canonical_frame(rows[2:]), two / "b.csv")
+    outs = {}
+    for name, src in (("one", one), ("two", two)):
+        out = tmp_path / f"{name}.{fmt}"
+        r = run("price", src, "-o", out, "-q", "--quarantine", quarantine)
+        assert r.exit_code == 0, r.output
+        df = (pl.read_parquet(out) if fmt == "parquet" else pl.read_csv(out, infer_schema=False) if fmt == "csv"
+              else pl.read_ndjson(out))
+        outs[name] = df.drop("source_file", "source_row").sort("request_id")
+    assert outs["one"].equals(outs["two"])
+    # sonnet 4.5: 1000(i+1) * 3/1e6 + 100 * 15/1e6
+    assert [Decimal(str(c)) for c in outs["one"]["cost"]] == [Decimal("0.0045"), Decimal("0.0075"),
+                                                              Decimal("0.0105"), Decimal("0.0135")]
+    assert not any("x" * 20 in str(v) for v in outs["one"]["workspace"]), "credential written unmasked"
+    assert not list(tmp_path.glob(".llm-cost-*")), "temporary files left behind"

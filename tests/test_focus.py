@@ -197,3 +197,15 @@ def test_platform_names_the_provider_and_residency_the_region(tmp_path):
     assert (rows["anthropic"]["RegionId"], rows["anthropic"]["RegionName"]) == ("us", "United States")
     out = focus.export([str(p)], pipeline.Options(quarantine=str(tmp_path / "q.jsonl")), billing_account="acme").rows
     assert set(out["BillingAccountId"]) == {"acme"}
+
+
+def test_export_with_no_priced_row_says_zero_not_a_traceback(tmp_path):
+    # Every row unpriced: no FOCUS row, and the summary line must still print $0.00.
+    p = tmp_path / "log.csv"
+    p.write_text("request_id,timestamp,model,input_tokens,output_tokens\nr1,2026-10-01T10:00:00Z,claude-nope,10,1\n")
+    out = tmp_path / "f.csv"
+    r = CliRunner().invoke(main, ["report", str(p), "--format", "focus", "-o", str(out), "--quarantine",
+                                  str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert "0 FOCUS rows, BilledCost $0.00" in r.output
+    assert out.read_text().startswith("BilledCost,") and len(out.read_text().splitlines()) == 1

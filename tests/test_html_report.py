@@ -427,3 +427,57 @@ def test_store_report_html_by_block(tmp_path):
     assert r.exit_code == 0, r.output
     page = out.read_text()
     assert ">$1.88<" in page and ">2026-10-01 09:00<" in page and page.count("<svg") == 3
+
+
+# ----------------------------------------------------------------------------------------------
+# What-if and checks
+
+
+CHECK = Path(__file__).resolve().parents[1] / "fixtures" / "check"
+
+
+def test_whatif_html_holds_both_costs_exactly(tmp_path):
+    out = tmp_path / "w.html"
+    r = _run(["whatif", SAMPLE, "--swap", "claude-opus-5-5=claude-sonnet-5-5", "--by", "model", "-o", str(out),
+              "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    # docs/whatif.md: baseline 1.879380025, scenario 1.34..., difference -0.54 on the sample
+    assert ">$1.88<" in page and ">$1.34<" in page and ">-$0.54<" in page and ">19 of 19<" in page
+    assert page.count("<svg") == 1 and "claude-opus-5-5 priced as claude-sonnet-5-5" in page
+
+
+def test_whatif_html_hostile_labels_are_text(tmp_path):
+    out = tmp_path / "w.html"
+    r = _run(["whatif", str(_hostile_log(tmp_path)), "--batch", "--by", "workspace", "-o", str(out),
+              "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    page = out.read_text()
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page and "\u202e" not in page
+    assert not {t for t, _ in _tags(page)} & {"script", "img", "iframe", "a"}
+
+
+def test_check_html_lists_its_alerts_and_keeps_exit_1(tmp_path):
+    out = tmp_path / "c.html"
+    r = _run(["check", str(CHECK / "usage.csv"), "--budgets", str(CHECK / "budgets.toml"), "--by", "workspace",
+              "-o", str(out), "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 1, r.output
+    page = out.read_text()
+    # docs/check.md: a forecast for etl, the everything budget over, an anomaly in web on 2026-11-20
+    assert "table class=\"bad\"" in page  # the alerts, first, marked
+    for text in ("forecast", "53.88", "2026-W47", "20.76", "workspace=web", "9.01"):
+        assert text in page
+    assert page.count("<svg") == 1  # the daily cost, stacked by workspace
+
+
+def test_browser_whatif_and_check(browser, tmp_path):
+    w, c = tmp_path / "w.html", tmp_path / "c.html"
+    _run(["whatif", SAMPLE, "--swap", "claude-opus-5-5=claude-sonnet-5-5", "--by", "model", "-o", str(w),
+          "--quarantine", str(tmp_path / "q.jsonl")])
+    _run(["check", str(CHECK / "usage.csv"), "--budgets", str(CHECK / "budgets.toml"), "--by", "workspace",
+          "-o", str(c), "--quarantine", str(tmp_path / "q.jsonl")])
+    for page, marks in ((w, [16]), (c, [40])):  # 8 models x baseline/scenario; 20 days x 2 workspaces
+        visit = browser.open(page)
+        _check_clean(visit, page)
+        assert browser.js(MARKS) == marks
+        assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")

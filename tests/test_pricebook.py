@@ -214,3 +214,16 @@ def _book_without(*ids):
 def test_suggestions_stay_in_provider_and_family(raw, book, expected):
     got = Resolver(_book_without(*book)).suggest(raw)
     assert got == expected if expected is None else got in expected
+
+
+def test_openai_priority_is_unpriced_where_the_books_factor_is_not_the_models(tmp_path):
+    """OpenAI billed priority at 1.7-1.8x on GPT-4o: the book's 2x would over-price it by up to 18%.
+    Such a model says `priority = false`: its priority rows are unpriced and named, never priced wrong."""
+    rows = [{"timestamp": "2026-11-01T00:00:00Z", "model": "gpt-4o", "input_tokens": 1_000_000, "output_tokens": 0,
+             "service_tier": "priority"},
+            {"timestamp": "2026-11-01T00:00:00Z", "model": "gpt-4o", "input_tokens": 1_000_000, "output_tokens": 0}]
+    rep = analyze([str(write_frame(canonical_frame(rows), tmp_path / "p.csv"))], by=["model"],
+                  opts=Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert rep.totals["cost"] == Decimal("2.5")  # the standard request: $2.50 / MTok input
+    assert rep.accounting.unpriced == 1 and "no priority price for gpt-4o" in rep.accounting.unpriced_reasons["gpt-4o"]
+    assert not load_price_book().models["gpt-4o"].priority and load_price_book().models["gpt-5.4"].priority

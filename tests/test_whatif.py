@@ -210,10 +210,11 @@ def test_one_model_swapped_to_two_targets_is_refused(log, tmp_path):
 
 
 def test_output_without_extension_names_whatifs_own_formats(log, tmp_path):
-    """`whatif -o out` suggested `--format` html, parquet and jsonl, which whatif then refuses."""
+    """`whatif -o out` suggested `--format` parquet and jsonl, which whatif then refuses (html it writes)."""
     r = CliRunner().invoke(main, ["whatif", log, "-o", str(tmp_path / "out"), "--quarantine", str(tmp_path / "q.jsonl")])
     assert r.exit_code == 2
-    assert "pass --format (table, json, markdown, csv)" in r.output and "html" not in r.output
+    assert "pass --format (table, json, markdown, csv, html)" in r.output
+    assert "parquet" not in r.output and "jsonl" not in r.output
     assert not (tmp_path / "out").exists()
 
 

@@ -28,7 +28,7 @@ WINDOWS = ("long_context", "fast")
 SHIPPED = ("anthropic.toml", "openai.toml")
 MAX_RATE = Decimal(1_000_000)  # USD per million tokens (or per 1,000 tool uses)
 _BOOK_KEYS = {"provider", "currency", "service_tier", "multipliers", "server_tools", "discount", "discount_from", "name"}
-_MODEL_KEYS = {"id", "name", "family", "aliases", "platform_ids", "us_geo", "regional_premium", "batch", "released",
+_MODEL_KEYS = {"id", "name", "family", "aliases", "platform_ids", "us_geo", "regional_premium", "batch", "priority", "released",
                "deprecated", "retired", "period", "provider", *WINDOWS}
 _FACT_KEYS = {"source", "checked", "confidence", "note"}
 _PERIOD_KEYS = {*RATE_KEYS, "from", *_FACT_KEYS, *WINDOWS}
@@ -134,6 +134,7 @@ class Model:
     us_geo: bool = False
     regional_premium: bool = False
     batch: bool = True
+    priority: bool = True  # false: the provider's priority factor is not this model's (its rows stay unpriced)
     lifecycle: dict = field(default_factory=dict)
     periods: tuple[Period, ...] = ()
     long_context: tuple[Window, ...] = ()
@@ -553,7 +554,7 @@ def _warn_periods_in_windows(ctx: _Ctx, where: str, model: Model, new: list[Peri
                                 f"[[model.{w.kind}]]")
 
 
-_MODEL_FLAGS = ("us_geo", "regional_premium", "batch")
+_MODEL_FLAGS = ("us_geo", "regional_premium", "batch", "priority")
 
 
 def _model_id(ctx: _Ctx, i: int, m: dict) -> str:
@@ -581,7 +582,7 @@ def _new_model(ctx: _Ctx, where: str, mid: str, m: dict, provider: str, periods:
         id=mid, provider=provider, name=str(m.get("name", mid)), family=str(m.get("family", mid)),
         aliases=tuple(m.get("aliases", ())), platform_ids=tuple(m.get("platform_ids", ())),
         us_geo=bool(m.get("us_geo", False)), regional_premium=bool(m.get("regional_premium", False)),
-        batch=bool(m.get("batch", True)),
+        batch=bool(m.get("batch", True)), priority=bool(m.get("priority", True)),
         lifecycle={k: str(m[k]) for k in ("released", "deprecated", "retired") if k in m},
         periods=_merge_periods(ctx, where, (), periods),
         long_context=tuple(sorted(windows["long_context"], key=lambda w: w.start)),
