@@ -259,6 +259,22 @@ class Listing:
     explicit: bool
 
 
+def _readable(objects: list, base: str, skipped: dict[str, str], is_log_name) -> list:
+    """The objects a walk or a pattern reads; each other one named in `skipped`, with why."""
+    out = []
+    for k, size, tag in objects:
+        name = k.rsplit("/", 1)[-1]
+        if not _safe_key(k):
+            skipped[f"{base}/{k}"] = "object key is not a safe file path (empty, . or .. parts)"
+        elif name.startswith("llm-cost-quarantine"):
+            skipped[f"{base}/{k}"] = "llm-cost's own quarantine file"
+        elif not is_log_name(name):
+            skipped[f"{base}/{k}"] = "not a log file name (.csv .tsv .jsonl .ndjson .json .parquet, or .gz/.zst)"
+        else:
+            out.append((k, size, tag))
+    return out
+
+
 def resolve(url: str, is_log_name) -> Listing:
     """What a URL names: one object, every log under a prefix (walked like a directory), or the objects
     a pattern (`*`, `?`, `[...]`, `**`) matches. `is_log_name(name)` says whether a walk reads a name."""
@@ -274,15 +290,8 @@ def resolve(url: str, is_log_name) -> Listing:
     if magic is not None:
         fixed = key[:key.rfind("/", 0, magic) + 1]
         rx = _pattern(key)
-        objects = []
-        for k, size, tag in _listed(store, fixed, url):
-            if rx.match(k):
-                if not _safe_key(k):
-                    skipped[f"{base}/{k}"] = "object key is not a safe file path (empty, . or .. parts)"
-                elif k.rsplit("/", 1)[-1].startswith("llm-cost-quarantine"):
-                    skipped[f"{base}/{k}"] = "llm-cost's own quarantine file"
-                else:
-                    objects.append((k, size, tag))
+        matched = [o for o in _listed(store, fixed, url) if rx.match(o[0])]
+        objects = _readable(matched, base, skipped, lambda name: True)
         if not objects:
             raise SourceError(f"{shown_url(url)}: no object matches this pattern")
         return Listing(store, base, objects, skipped, False)
@@ -296,19 +305,8 @@ def resolve(url: str, is_log_name) -> Listing:
     listed = _listed(store, below, url)
     if not listed:
         raise SourceError(f"{shown_url(url)}: no such object or prefix")
-    objects = []
-    for k, size, tag in listed:
-        name = k.rsplit("/", 1)[-1]
-        if _is_hidden(k, below):
-            continue  # (as a local walk: hidden on purpose, not named)
-        if not _safe_key(k):
-            skipped[f"{base}/{k}"] = "object key is not a safe file path (empty, . or .. parts)"
-        elif name.startswith("llm-cost-quarantine"):
-            skipped[f"{base}/{k}"] = "llm-cost's own quarantine file"
-        elif not is_log_name(name):
-            skipped[f"{base}/{k}"] = "not a log file name (.csv .tsv .jsonl .ndjson .json .parquet, or .gz/.zst)"
-        else:
-            objects.append((k, size, tag))
+    # (hidden on purpose, as in a local walk: not read and not named)
+    objects = _readable([o for o in listed if not _is_hidden(o[0], below)], base, skipped, is_log_name)
     if not objects:
         raise SourceError(f"{shown_url(url)}: prefix holds no .csv/.jsonl/.ndjson/.json/.parquet objects (optionally .gz/.zst)")
     return Listing(store, base, objects, skipped, False)
