@@ -38,3 +38,14 @@ def write_frame(df: pl.DataFrame, path: Path) -> Path:
 @pytest.fixture
 def quarantine(tmp_path) -> str:
     return str(tmp_path / "quarantine.jsonl")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_quarantine_file_left_in_the_repository():
+    """Examples run in the repository (docs, the screenshot) and may write a report's default
+    quarantine file there: the suite leaves none behind that was not there before it."""
+    left = ROOT / "llm-cost-quarantine.jsonl"
+    existed = left.exists()
+    yield
+    if not existed:
+        left.unlink(missing_ok=True)
