@@ -167,8 +167,10 @@ def terminal_expr(expr: pl.Expr) -> pl.Expr:
 # prefix after leading white space (a spreadsheet that trims cells on import, or a line feed that
 # starts the cell) and the full-width forms ＝ ＋ － ＠ (Excel in East Asian locales reads ＝SUM(...)
 # as a formula). Numbers stay numbers: only text columns are touched, and a text cell that is a
-# plain number ("-5") is no formula.
-_FORMULA = r"^(?:\s*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|[\t\r\n])"
+# plain number ("-5") is no formula. The leading run is spelled out, white space and control
+# characters alike: `\s` is not the same class in Python's re (which counts \x1c-\x1f) and in
+# Polars' Rust regex, and "\x1f=" went out unneutralised from one and not the other.
+_FORMULA = r"^(?:[\s\x00-\x1f\x7f]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|[\t\r\n])"
 _NUMBER = r"[+-]?[0-9]+(\.[0-9]+)?"
 _PLAIN_NUMBER = rf"^{_NUMBER}$"  # Rust's `$` is the end of the text (Python's also matches before a final \n)
 

@@ -832,3 +832,13 @@ def test_an_output_in_a_missing_directory_is_refused_not_created(tmp_path):
     assert result.exit_code == 2
     assert result.output.startswith("llm-cost: error: cannot write ") and "no such directory" in result.output
     assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize("text", ["\x1f=1", "\x1c+cmd", "\x00@SUM(A1)", " \x1e-1+2"])
+def test_a_formula_after_control_characters_is_neutralised_by_both_paths(text):
+    """Hypothesis found "\\x1f=": Python's `\\s` counts \\x1c-\\x1f, Polars' regex does not, so the
+    frame path let it out as a formula. Both paths now spell the leading run out."""
+    import polars as pl
+
+    assert safe_text.csv_cell(text) == "'" + text
+    assert pl.select(safe_text.csv_cell_expr(pl.lit(text))).item() == "'" + text
