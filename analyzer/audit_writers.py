@@ -14,7 +14,7 @@ from . import safe_text
 from .audit import Audit, audit_dict
 from .errors import OptionError
 from .schema import DISPLAY_PLACES
-from .writers import atomic_write, money_text, to_stdout
+from .writers import money_text, to_stdout, write_output
 
 _MONEY = ("billed", "computed", "difference")
 
@@ -156,10 +156,4 @@ def write(a: Audit, fmt: str, output: str | None, terminal: bool = False, reveal
         else:
             to_stdout(render(a, fmt, reveal))
         return
-    data = render(a, fmt, reveal)
-
-    def put(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(data)
-
-    atomic_write(output, put)
+    write_output(render(a, fmt, reveal), output)

@@ -561,18 +561,9 @@ def render(r: CheckResult, fmt: str, reveal: bool = False) -> str:
 
 
 def write(r: CheckResult, fmt: str, output: str | None, reveal: bool = False) -> None:
-    from .writers import atomic_write, to_stdout
+    from .writers import write_output
 
-    data = render(r, fmt, reveal)
-    if output in (None, "-"):
-        to_stdout(data)
-        return
-
-    def put(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(data)
-
-    atomic_write(output, put)
+    write_output(render(r, fmt, reveal), output)
 
 
 def decimal_option(value: str, option: str) -> Decimal:

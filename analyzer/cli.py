@@ -587,15 +587,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
         console = Console()
         console.print(whatif_.table_text(result, kw["reveal_keys"], console.width), end="", highlight=False,
                       markup=False, emoji=False)
-    elif output in (None, "-"):
-        writers.to_stdout(data)
     else:
-        def write(tmp: str) -> None:
-            with open(tmp, "w", encoding="utf-8", newline="") as f:
-                f.write(data)
-
-        writers.atomic_write(output, write)
-        if not kw["quiet"]:
+        writers.write_output(data, output)
+        if output not in (None, "-") and not kw["quiet"]:
             t = result.totals
             _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
                   f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
@@ -701,11 +695,7 @@ def formats(suggest_file, output):
             raise DialectError(f"{src.display}: no records found to suggest a mapping from")
         s = suggest(src)
         if output and output != "-":
-            def write(tmp: str) -> None:
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(s.text)
-
-            writers.atomic_write(output, write)
+            writers.write_output(s.text, output)
         else:
             _echo(s.text, nl=False, reveal=True)
         target = output if output and output != "-" else "MAPPING.toml"

@@ -175,19 +175,7 @@ def render(result: Export, fmt: str, reveal: bool = False) -> str | bytes:
 
 
 def write(result: Export, output: str | None, reveal: bool = False) -> None:
-    from .writers import atomic_write, to_stdout
+    from .writers import write_output
 
     fmt = "parquet" if output and output.lower().endswith(".parquet") else "csv"
-    data = render(result, fmt, reveal)
-    if output in (None, "-"):
-        if isinstance(data, bytes):
-            raise OptionError("parquet output needs -o FILE")
-        to_stdout(data)
-        return
-
-    def put(tmp: str) -> None:
-        with open(tmp, "wb" if isinstance(data, bytes) else "w", **({} if isinstance(data, bytes)
-                                                                      else {"encoding": "utf-8", "newline": ""})) as f:
-            f.write(data)
-
-    atomic_write(output, put)
+    write_output(render(result, fmt, reveal), output)

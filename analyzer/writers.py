@@ -304,6 +304,11 @@ def write_report(report, fmt: str, output: str | None, reveal: bool = False, vie
     to_file = output not in (None, "-")
     # A table written to a file is read later, anywhere: whole, not fitted to this shell's COLUMNS.
     data = table_text(report, PLAIN_WIDTH, reveal, view) if fmt == "table" and to_file else render(report, fmt, reveal, view)
+    write_output(data, output)
+
+
+def write_output(data: str | bytes, output: str | None) -> None:
+    """A rendered result to stdout (`-` or no -o), or atomically to the file the user named."""
     if output in (None, "-"):
         if isinstance(data, bytes):
             raise OptionError("parquet output needs -o FILE")
