@@ -322,7 +322,8 @@ def main():
 @click.option("--sort", "sort_key", metavar="KEY", help="order rows by a --by key or a measure; -KEY for largest "
               "first (--sort -cost) [default: by the --by keys]")
 @click.option("--top", type=int, metavar="N", help="the first N rows (by --sort, default -cost), the rest summed "
-              "into one '(other ...)' row; in every format")
+              "into one row: '(other K rows)' in table/markdown/html; null keys and other_rows=K in "
+              "CSV/JSON/Parquet")
 @click.option("--columns", metavar="LIST", help="table/markdown: the measures to show, comma-separated: requests, "
               "input, cache_write_5m, cache_write_1h, cache_read, output, web_searches, cost, list_cost, savings, "
               "reported_cost [default: as many as fit the terminal]")
