@@ -594,6 +594,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
             t = result.totals
             _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
                   f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
+    if not kw["quiet"] and not (fmt in ("table", "markdown") and output in (None, "-")):  # (else said as a note)
+        for w in result.warnings:
+            _echo(f"llm-cost: warning: {w}", err=True, reveal=kw["reveal_keys"])
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
     left_out = result.scenario_accounting["unpriced"]
     if kw["strict"] and left_out:  # rows out of both costs: the comparison is partial
