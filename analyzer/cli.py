@@ -407,6 +407,11 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
         total = result.rows["BilledCost"].sum() if result.rows.height else Decimal(0)
         _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
               f"{result.accounting.summary()}", err=True)
+    if not result.rows.height and not kw["quiet"]:
+        # FOCUS rows are charges: no priced request, no charge. The columns are still written (a valid
+        # empty dataset, which `audit` reads as billing nothing); the person is told why it is empty.
+        _echo("llm-cost: warning: no request was priced, so the FOCUS export has its columns and no charge rows",
+              err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 

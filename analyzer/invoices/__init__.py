@@ -108,6 +108,10 @@ def detect(path: str) -> str:
                        "file, or a CSV with period,model,amount_usd); pass --invoice-format")
 
 
+EMPTY_NOTE = ("the invoice has no charge lines: it bills nothing and names no period, so every priced day of the "
+              "logs is compared with $0")
+
+
 def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
     if fmt is not None and fmt not in _READERS:
         raise InvoiceError(f"--invoice-format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -117,7 +121,9 @@ def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
         frame, notes, excludes_priority = _READERS[fmt](readable)
         lines = _finish(frame, readable, book)
         if not lines.height:
-            raise InvoiceError(f"{readable}: no invoice lines")
+            # A header with no charge lines (a FOCUS export of logs nothing in which was priced, a
+            # month without usage) bills nothing: it is compared as $0 against all of the logs.
+            notes = [*notes, EMPTY_NOTE]
         unit = _period_unit(lines, readable)
     except InvoiceError as e:
         raise InvoiceError(str(e).replace(readable, path)) from None  # (the spooled copy is the user's file)
