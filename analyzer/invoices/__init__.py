@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -134,7 +133,7 @@ def _readable(path: str) -> str:
     """A path the readers can open more than once: the invoice itself when it is a regular file; the
     bytes of a pipe, FIFO or /dev/stdin (`-` too), read once, in a temporary copy (removed when the
     run ends) that keeps the name's extension (`.parquet` says the format)."""
-    from ..sources import _TEMPORARY
+    from ..sources import temporary_file
 
     if path == "-":
         source = "/dev/stdin"
@@ -152,8 +151,7 @@ def _readable(path: str) -> str:
         if not (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
             raise InvoiceError(f"--invoice {path}: not a file, a pipe or standard input")
         source = path
-    fd, copy = tempfile.mkstemp(prefix="llm-cost-invoice-", suffix=os.path.splitext(path)[1])
-    _TEMPORARY.append(copy)
+    fd, copy = temporary_file("llm-cost-invoice-", os.path.splitext(path)[1])
     try:
         with open(source, "rb") as f, os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(f, out)
