@@ -348,7 +348,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
         if version is not None or as_of:
             from .errors import OptionError
 
-            raise OptionError("--version/--as-of: apply to --store, which --format focus does not read")
+            raise OptionError("--version/--as-of with --format focus: the export reads the store as it is now")
         _focus(paths, store_dir, output, billing_account, kw)
         return
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
@@ -395,12 +395,11 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
     if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
         raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
-    if store_dir:
-        raise OptionError("--format focus with --store: the export needs the requests' rate keys to give list "
-                          "prices; export from the log files")
-    opts = _options(kw, output)
-    with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = focus.export(paths, opts, billing_account)
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, _store_files(store_dir))
+    with _progress(kw["quiet"], "reading the store..." if store_dir else "reading and pricing logs..."):
+        result = (focus.export_store(store_dir, opts, billing_account) if store_dir
+                  else focus.export(paths, opts, billing_account))
     focus.write(result, output, reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         # An export with no priced row has no BilledCost to sum: its total is exactly zero dollars.

@@ -1578,3 +1578,46 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
         raise _damaged(root, e) from None
     agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT).with_columns(pl.col("cost").cast(MONEY))
     return pipeline.Groups(by, agg, rep.accounting, rep.book, opts.tz, rep.dialects, rep.notes, _dimensions(records))
+
+
+def focus_groups(root: str, opts: pipeline.Options, book: pricebook.PriceBook) -> pipeline.Groups:
+    """The store's priced requests as the groups a FOCUS export is laid out from (focus.frame): keyed
+    by UTC day, every dimension and the rate keys (price bands of `book`, the published book, whose
+    rates become ListUnitPrice), with each token class's per-unit rate *as stored*: a stored cost is
+    the request's count times a 12-place rate, so cost / count gives that rate back exactly, and
+    requests priced at different rates (another book version, an overlay) are never one group. The
+    costs are the stored ones, so the export adds up to `report --store`."""
+    from .pricing import RATE
+    from .schema import COMPONENTS
+
+    rep = report(root, [], opts)  # the accounting and notes, as a report from the store gives them
+    table = _table(root)
+    records = _files(root, table)
+    # (in the order the files named them, as from the logs: the Tags JSON lists them in that order)
+    dims = list(dict.fromkeys(d for e in records.values() for d in e.get("dimensions", [])))
+    since, until = _window(opts)
+    months = _months(_months_of(table), since, until)
+    whole = pl.Decimal(38, 0)
+    units = [pl.when(pl.col(c.column) > 0).then(pl.col("cost_" + c.rate) / pl.col(c.column).cast(whole))
+             .cast(MONEY).alias(RATE + c.column) for c in COMPONENTS]
+    named = ["model", "provider", "price_period", "context_tier", "discount_type"]
+    keys = [*tagging.RATE_KEY_COLUMNS, tagging.TIME_UNIT, tagging.PROMPT_BAND, tagging.USES, "day", *named,
+            "price_book", *dims, *(RATE + c.column for c in COMPONENTS)]
+    rows = scan(root, months, table, records).filter(
+        ~_outside(since, until) & pl.col("unpriced_reason").is_null()
+    ).with_columns(*tagging.row_tags(book), tagging.time_bucket("day", "UTC").alias("day"), *units)
+    try:
+        agg = pipeline.exact_sums(rows, keys, ["requests", *COUNT_COLUMNS], [
+            _is_record(None).sum().alias(pipeline.ROWS), *[pl.col("cost_" + c.rate).sum() for c in COMPONENTS]])
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    # Each group's cost must be its rate times its count, exactly: else a stored cost was not a whole
+    # rate per unit (written by hand, or by another tool) and the export would not add up.
+    inexact = agg.select(pl.any_horizontal(
+        [(pl.col(RATE + c.column) * pl.col(c.column).cast(whole)).cast(MONEY) != pl.col("cost_" + c.rate)
+         for c in COMPONENTS]).fill_null(False).sum()).item()
+    if inexact:
+        raise StoreError(f"{root}: {inexact:,} group(s) of stored rows have costs that are not a per-token rate "
+                         "times their tokens; `llm-cost reprice --store` prices them again")
+    agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT)
+    return pipeline.Groups(["day"], agg, rep.accounting, rep.book, "UTC", rep.dialects, rep.notes, dims)
