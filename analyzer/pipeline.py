@@ -38,6 +38,7 @@ from .sources import (
     shown,
     temporary_file,
 )
+from .words import counted
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -575,7 +576,7 @@ def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.D
     for c in columns:
         over = agg.filter(valid & (pl.col(c) > INT64_MAX)).height if agg.schema[c] == pl.Int128 else 0
         if over:
-            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {over} group(s): "
+            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {counted(over, 'group')}: "
                               "too large to total exactly; the input's counts are corrupt")
     return agg.with_columns([pl.when(valid).then(pl.col(c)).otherwise(0).cast(pl.Int64).alias(c) for c in columns])
 

@@ -45,6 +45,7 @@ from . import aggregate, dedupe, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
 from .sources import expand_paths, file_key, open_source
+from .words import counted
 
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
 MONTH = "_llm_month"  # partition column: the request's UTC month, YYYY-MM
@@ -1080,7 +1081,7 @@ def _check_part(path: str, size: int, rows: int | None) -> str | None:
         n = pq.ParquetFile(path).metadata.num_rows
     except Exception as e:  # noqa: BLE001 - pyarrow: any unreadable footer
         return f"unreadable ({(str(e).splitlines() or [''])[0]})"
-    return None if rows is None or n == rows else f"{n:,} rows, the log says {rows:,}"
+    return None if rows is None or n == rows else f"{counted(n, 'row')}, the log says {rows:,}"
 
 
 def status(root: str) -> dict:
@@ -1617,7 +1618,7 @@ def focus_groups(root: str, opts: pipeline.Options, book: pricebook.PriceBook) -
         [(pl.col(RATE + c.column) * pl.col(c.column).cast(whole)).cast(MONEY) != pl.col("cost_" + c.rate)
          for c in COMPONENTS]).fill_null(False).sum()).item()
     if inexact:
-        raise StoreError(f"{root}: {inexact:,} group(s) of stored rows have costs that are not a per-token rate "
+        raise StoreError(f"{root}: {counted(inexact, 'group')} of stored rows {'has' if inexact == 1 else 'have'} costs that are not a per-token rate "
                          "times their tokens; `llm-cost reprice --store` prices them again")
     agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT)
     return pipeline.Groups(["day"], agg, rep.accounting, rep.book, "UTC", rep.dialects, rep.notes, dims)

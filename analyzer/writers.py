@@ -23,6 +23,7 @@ from . import view as view_mod
 from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 from .view import View
+from .words import counted
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown", "html")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
@@ -365,7 +366,7 @@ def _rounding(places: int) -> str:
 
 
 def _rows(n: int) -> str:
-    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+    return counted(n, "row")
 
 
 # Skipped files named under a table (a tree may skip thousands: the JSON report lists them all).

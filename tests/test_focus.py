@@ -310,3 +310,15 @@ def test_focus_from_a_store_follows_the_date_window_and_is_empty_with_a_reason(l
     assert "--tz" in _focus_cli("--store", st, "--tz", "Europe/Paris").output
     r = _focus_cli("--store", st, "-o", st / "x.csv")
     assert r.exit_code == 2 and "inside the store" in r.output
+
+
+def test_audit_notes_say_one_row_in_the_singular(tmp_path):
+    """audit said "1 log rows are unpriced" and "1 duplicate log rows ... were counted once"."""
+    q = str(tmp_path / "q.jsonl")
+    out = tmp_path / "f.csv"
+    CliRunner().invoke(main, ["report", "fixtures/sample", "--format", "focus", "-o", str(out), "-q", "--quarantine", q])
+    notes = json.loads(CliRunner().invoke(main, ["audit", "fixtures/sample", "--invoice", str(out), "--format", "json",
+                                                 "-q", "--quarantine", q]).stdout)["notes"]
+    assert "1 log row is unpriced, so its cost is missing from `computed`: claude-sonnett-5-5 (1)" in notes
+    assert "1 duplicate log row (repeated request ids) was counted once" in notes
+    assert any(n.startswith("4 log rows were quarantined") for n in notes)
