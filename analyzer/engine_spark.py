@@ -362,6 +362,10 @@ def price(paths, output: str, fmt: str, opts: Options | None = None, book: price
     directory = output.endswith("/")
     if directory:
         _empty_directory(output)
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(output))):  # (checked before the cluster's work)
+        from .errors import OutputError
+
+        raise OutputError(f"cannot write {output}: no such directory {os.path.dirname(os.path.abspath(output))}")
     with one_reading():
         plans, acc = _with_retry(lambda robust: _price_plans(spark, paths, opts, book, robust))
         from . import writers
