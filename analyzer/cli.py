@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
+
+# Polars' allocator (jemalloc), set before Polars loads, unless the user set it: one arena for every
+# two cores, where jemalloc's default is four per core. Polars runs one thread per core, and a
+# streaming pass frees and allocates batch after batch: spread over 8 arenas (2 cores), freed pages
+# went back to the system and were mapped afresh, a fifth of the CPU time in the kernel. 1M-line
+# Claude Code tree: 6.1 -> 3.7 s system time, 21.8 -> 18.9 CPU s (a loaded machine), peak memory
+# unchanged (437 -> 429 MiB).
+os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 1) // 2)}")
 from decimal import Decimal
 
 import click
@@ -198,8 +207,8 @@ def engine_options(f):
                              "see docs/spark.md)")(f)
 
 
-def _engine_analyze(kw: dict):
-    """The engine's analyze: pipeline.analyze, or the same report from Spark."""
+def _engine_analyze(kw: dict, name: str = "analyze"):
+    """The engine's `analyze` (or `analyze_groups`, `price`): pipeline's, or the same result from Spark."""
     from . import pipeline
 
     if kw.get("engine") != "spark":
@@ -207,10 +216,10 @@ def _engine_analyze(kw: dict):
             from .errors import OptionError
 
             raise OptionError("--master: applies to --engine spark")
-        return pipeline.analyze
+        return getattr(pipeline, name, None)
     from . import engine_spark
 
-    return functools.partial(engine_spark.analyze, master=kw.get("master"))
+    return functools.partial(getattr(engine_spark, name), master=kw.get("master"))
 
 
 def _options(kw: dict, output: str | None = None, reads: dict | None = None):
@@ -418,32 +427,50 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
 @main.command()
 @input_options(paths_required=False)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="per-request rows: .parquet, .csv or .jsonl")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="per-request rows: .parquet, .csv or .jsonl; with --engine spark, DIR.parquet/ (a trailing /) "
+                   "is a directory of parts, one per file scan, written on the cluster")
 @click.option("--format", "fmt", type=Choice(["focus"]),
               help="focus: FinOps FOCUS 1.2 charge rows instead (the same as `report --format focus`: a FOCUS "
                    "row is a day's charge, not a request); CSV, or Parquet for -o x.parquet")
 @click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform]")
+@engine_options
 @handle_errors
 def price(paths, output, fmt, billing_account, **kw):
     """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
+    import os
+
     from . import pipeline, writers
     from .errors import OptionError
 
     paths = _default_paths(paths, None, kw["quiet"])
+    spark = _engine_analyze(kw, "price")  # (also refuses --master without --engine spark)
     if fmt == "focus":
+        if kw["engine"] == "spark":
+            raise OptionError("--engine spark: prices requests into .parquet, .csv or .jsonl; not --format focus")
         _focus(paths, None, output, billing_account, kw)
         return
 
     # The extension is the format (price has no --format): `-o -` made a file named `-`, and
-    # `-o /dev/stdout` was told to pass a --format this command does not have.
-    fmt = writers.format_for(None, output, "parquet") if output != "-" and writers.has_format_extension(output) else None
+    # `-o /dev/stdout` was told to pass a --format this command does not have. With Spark, `-o rows.parquet/`
+    # is a directory of parts.
+    parts = kw["engine"] == "spark" and output.endswith("/") and output.strip("/") != ""
+    named = output.rstrip("/") if parts else output
+    fmt = writers.format_for(None, named, "parquet") if named != "-" and writers.has_format_extension(named) else None
     if fmt not in ("parquet", "csv", "jsonl"):
-        raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl")
-    opts = _options(kw, output)
+        raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl"
+                          + (" (or, with --engine spark, a directory rows.parquet/)" if kw["engine"] == "spark" else ""))
+    if os.path.isdir(output) and not parts:
+        raise OptionError(f"-o {output}: a directory; per-request rows are written to a file"
+                          + (" (or, with --engine spark, a new directory named with a trailing /)"
+                             if kw["engine"] == "spark" else ""))
+    opts = _options(kw, named)
     with _progress(kw["quiet"], "pricing requests..."):
-        rows, acc = pipeline.price_requests(paths, opts)
-        writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
+        if kw["engine"] == "spark":
+            acc = spark(paths, output, fmt, opts, reveal=kw["reveal_keys"])
+        else:
+            rows, acc = pipeline.price_requests(paths, opts)
+            writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
     if not kw["quiet"]:
         _echo(f"wrote {output}: {counted(acc.priced + acc.unpriced, 'request')}; {acc.summary()}", err=True)
     _finish(acc, kw["strict"], kw["quiet"], kw["reveal_keys"])
@@ -566,6 +593,7 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
 @click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the comparison to this file (atomically)")
+@engine_options
 @handle_errors
 def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, output, **kw):
     """The same requests priced as they were and under a scenario (--swap, --batch, --prices), and the difference."""
@@ -576,6 +604,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
     from .errors import OptionError
 
     _store_source(paths, store_dir, kw)
+    groups = _engine_analyze(kw, "analyze_groups")
+    if kw["engine"] == "spark" and store_dir:
+        raise OptionError("--engine spark: reads log files; not --store")
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table", whatif_.FORMATS)
     if fmt not in whatif_.FORMATS:
@@ -586,7 +617,7 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
     opts = _options(kw, output, {"the baseline price overlay": baseline_prices, **_store_files(store_dir)})
     opts = dataclasses.replace(opts, prices=tuple(baseline_prices))
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = whatif_.run(paths, scenario, keys, opts, store_dir=store_dir)
+        result = whatif_.run(paths, scenario, keys, opts, store_dir=store_dir, analyze_groups=groups)
     data = whatif_.render(result, fmt, reveal=kw["reveal_keys"])
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         from rich.console import Console

@@ -90,8 +90,9 @@ def _resolve(name: str, book: pricebook.PriceBook, option: str) -> str:
 
 
 def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",), opts: pipeline.Options | None = None,
-        store_dir: str | None = None) -> WhatIf:
-    """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference."""
+        store_dir: str | None = None, analyze_groups=None) -> WhatIf:
+    """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference.
+    `analyze_groups`: the engine's (default pipeline.analyze_groups; engine_spark's gives the same groups)."""
     opts = opts or pipeline.Options()
     by = list(by)
     for option, keys in (("--by", by), ("--where", [k for k, _ in scenario.where])):
@@ -116,7 +117,7 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
         groups = store.groups(store_dir, [*by, *dict.fromkeys(where_keys)], opts, base)
     else:
         try:
-            groups = pipeline.analyze_groups(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
+            groups = (analyze_groups or pipeline.analyze_groups)(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
         except OptionError as e:  # a --where key the logs lack: say which option named it
             if str(e).startswith("--by ") and any(repr(k) in str(e).split(":")[0] for k in where_keys):
                 raise OptionError("--where" + str(e).removeprefix("--by")) from None
