@@ -9,7 +9,7 @@ carries those rates, as Polars Decimal expressions: count x per-unit rate, exact
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import polars as pl
 
@@ -248,3 +248,106 @@ def banded(*books: PriceBook) -> list[PriceBook]:
     edges = sorted({t for b in books for t in b.boundaries()})
     thresholds = sorted({t for b in books for t in b.thresholds()})
     return [_Banded(b, edges, thresholds) for b in books]  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-request pricing without a join: each row finds its rate key's row of the small rate frame by
+# integer arithmetic, and takes its rates and tags from it by position. A join onto every row
+# buffers what passes through it in the streaming engine (and hashes ten columns per row); this is a
+# few integer operations per row and streams.
+
+RATE_ROW = "_rate_row"  # a row's position in the rate frame (null: its key is not in the frame)
+_SCALE = 10 ** MONEY.scale  # money in units of 10^-12 USD: MONEY's raw integer
+# Integer costs need |count x rate| summed over every component to fit MONEY (38 digits) and Int128:
+# counts are Int64 (< 9.3e18), so per-unit rates under 10^14 units ($100 a token) always fit. A book
+# with a larger rate is priced with Decimal expressions instead.
+_MAX_RATE_UNITS = 10 ** 14
+
+
+def _key_code(col: str, values: pl.Series) -> tuple[pl.Expr, int] | None:
+    """An injective small-integer code of a rate key column over the values the rate frame holds
+    (0 for null; null for a value the frame does not hold), and the number of codes."""
+    present = values.drop_nulls()
+    if values.dtype == pl.String:
+        cats = present.unique(maintain_order=True)
+        # (a non-strict Enum cast maps a value outside the categories to null: no rate row has it)
+        code = pl.col(col).cast(pl.Enum(cats.to_list()), strict=False).to_physical().cast(pl.Int64) + 1
+        size = cats.len() + 1
+    elif values.dtype.is_integer():
+        if not present.len():
+            code, size = pl.lit(None, pl.Int64), 1
+        else:
+            lo, hi = int(present.min()), int(present.max())
+            c = pl.col(col).cast(pl.Int64)
+            code = pl.when(c.is_between(lo, hi)).then(c - lo + 1)
+            size = hi - lo + 2
+    else:
+        return None
+    return pl.when(pl.col(col).is_null()).then(pl.lit(0, pl.Int64)).otherwise(code), size
+
+
+def rate_row(rates: pl.DataFrame, keys=RATE_KEYS) -> pl.Expr | None:
+    """RATE_ROW of each row: its rate keys (compared as a join with nulls equal would) coded into one
+    Int64, looked up among the rate frame's own codes. None when the codes cannot fit an Int64 or a
+    key has a type without a code (then join)."""
+    if not rates.height or rates.select(keys).is_duplicated().any():
+        return None
+    key, mult = pl.lit(0, pl.Int64), 1
+    for col in keys:
+        coded = _key_code(col, rates[col])
+        if coded is None:
+            return None
+        code, size = coded
+        key = key + code * mult  # (null, a value no rate row holds, stays null: `+`, not sum_horizontal)
+        mult *= size
+        if mult >= 2 ** 62:
+            return None
+    own = rates.select(key.alias("k"))["k"]
+    if own.null_count() or own.n_unique() != own.len():  # cannot happen for injective codes; never guess
+        return None
+    return key.replace_strict(own, pl.int_range(own.len(), eager=True, dtype=pl.UInt32), default=None,
+                              return_dtype=pl.UInt32).alias(RATE_ROW)
+
+
+def rate_units(rates: pl.DataFrame, col: str) -> pl.Series | None:
+    """A MONEY rate column as Int128 units of 10^-12 USD (exact: MONEY has scale 12); None when a
+    rate is too large for integer costs (see _MAX_RATE_UNITS)."""
+    out = []
+    for v in rates[col].to_list():  # (one value per distinct rate key: a few hundred at most)
+        if v is None:
+            out.append(None)
+            continue
+        n = v.scaleb(MONEY.scale, context=_EXACT)
+        if n != n.to_integral_value() or abs(n) >= _MAX_RATE_UNITS:
+            return None
+        out.append(int(n))
+    return pl.Series(col, out, dtype=pl.Int128)
+
+
+_EXACT = Context(prec=80)
+
+
+def _money(units: pl.Expr) -> pl.Expr:
+    """Int128 units of 10^-12 USD as MONEY, exactly (the product's scale is 0 + 12)."""
+    return (units.cast(pl.Decimal(38, 0)) * pl.lit(Decimal(1).scaleb(-MONEY.scale), MONEY)).cast(MONEY)
+
+
+def integer_costs(rates: pl.DataFrame, row: pl.Expr) -> list[pl.Expr] | None:
+    """cost_<component>, cost, list_cost and savings of rows whose position in `rates` is `row`, in
+    integer arithmetic: count x rate in Int128 units of 10^-12 USD, summed, and made MONEY once per
+    column. The values are those of cost_columns and totals_columns (counts times MONEY rates are
+    exact there too); None when a rate is too large for them (then those)."""
+    units, lists = {}, {}
+    for c in COMPONENTS:
+        u, lu = rate_units(rates, RATE + c.column), rate_units(rates, LIST_RATE + c.column)
+        if u is None or lu is None:
+            return None
+        count = pl.col(c.column).cast(pl.Int128)
+        # As cost_columns: a component the request does not use costs 0, even without a rate.
+        units[c.rate] = pl.when(pl.col(c.column) == 0).then(pl.lit(0, pl.Int128)).otherwise(
+            count * pl.lit(u).gather(row))
+        lists[c.rate] = (count * pl.lit(lu).gather(row)).fill_null(0)
+    cost = pl.sum_horizontal([u.fill_null(0) for u in units.values()])
+    listed = pl.sum_horizontal(list(lists.values()))
+    return [*(_money(u).alias("cost_" + k) for k, u in units.items()), _money(cost).alias("cost"),
+            _money(listed).alias("list_cost"), _money(listed - cost).alias("savings")]
