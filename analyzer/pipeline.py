@@ -29,8 +29,10 @@ from .pricing import (
     TIER_UNKNOWN,
     cost_columns,
     integer_costs,
+    lookup,
     rate_frame,
     rate_row,
+    take,
     totals_columns,
 )
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
@@ -893,18 +895,18 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
     Each row finds its rate row by position (pricing.rate_row: integer codes, no join) and is priced
     in integer units (pricing.integer_costs); a rate frame those cannot handle is joined and priced
     with Decimal expressions, to the same values."""
-    lf = (
-        lf.with_columns(*tagging.row_tags(book))
-        .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
-                      .alias(tagging.TIME_BAND))
-    )
+    # (a gather, not replace_strict: that holds the whole column in the streaming engine; see pricing.lookup)
+    tband = lookup(band, pl.col(tagging.TIME_UNIT))
+    if tband is None:
+        tband = pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
+    lf = lf.with_columns(*tagging.row_tags(book)).with_columns(tband.alias(tagging.TIME_BAND))
     row = rate_row(rates)
     costs = None if row is None else integer_costs(rates, pl.col(RATE_ROW))
     if row is None:
         lf = lf.join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
     else:
         lf = lf.with_columns(row).with_columns(
-            [pl.lit(rates[c]).gather(pl.col(RATE_ROW)).alias(c) for c in rates.columns if c not in tagging.RATE_KEYS])
+            [take(rates[c], pl.col(RATE_ROW)).alias(c) for c in rates.columns if c not in tagging.RATE_KEYS])
     if costs is None:
         lf = with_costs(lf)
     else:

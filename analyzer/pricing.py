@@ -264,49 +264,74 @@ _SCALE = 10 ** MONEY.scale  # money in units of 10^-12 USD: MONEY's raw integer
 _MAX_RATE_UNITS = 10 ** 14
 
 
+# Lookup tables are gathered from, never searched: `replace_strict` (and any expression taking a
+# Series of values) runs in the streaming engine as a whole-column function, which holds the whole
+# input; a gather from a literal is element-wise and streams. Tables stay small: at most this many
+# entries, else the rows are joined.
+_MAX_TABLE = 1 << 22
+
+
+def lookup(table: dict[int, int], value: pl.Expr, dtype: pl.DataType = pl.Int32) -> pl.Expr | None:
+    """table[value] per row, null for a value the table lacks (as replace_strict with default None),
+    as a gather over the range of the keys. None when the range is too wide for a table."""
+    if not table:
+        return pl.lit(None, dtype)
+    lo, hi = min(table), max(table)
+    if hi - lo >= _MAX_TABLE:
+        return None
+    dense = pl.Series([None] * (hi - lo + 1), dtype=dtype).scatter(
+        pl.Series(list(table), dtype=pl.Int64) - lo, pl.Series(list(table.values()), dtype=dtype))
+    v = value.cast(pl.Int64)
+    # (when/then evaluates both branches on every row: the index is clipped into the table first)
+    return pl.when(v.is_between(lo, hi)).then(pl.lit(dense).gather((v - lo).clip(0, hi - lo)))
+
+
 def _key_code(col: str, values: pl.Series) -> tuple[pl.Expr, int] | None:
-    """An injective small-integer code of a rate key column over the values the rate frame holds
-    (0 for null; null for a value the frame does not hold), and the number of codes."""
-    present = values.drop_nulls()
+    """An injective code of a rate key column over the values the rate frame holds: 0 for null,
+    1..n for its values, null for a value the frame does not hold; and n + 1."""
+    present = values.drop_nulls().unique(maintain_order=True)
     if values.dtype == pl.String:
-        cats = present.unique(maintain_order=True)
         # (a non-strict Enum cast maps a value outside the categories to null: no rate row has it)
-        code = pl.col(col).cast(pl.Enum(cats.to_list()), strict=False).to_physical().cast(pl.Int64) + 1
-        size = cats.len() + 1
+        code = pl.col(col).cast(pl.Enum(present.to_list()), strict=False).to_physical().cast(pl.Int64) + 1
     elif values.dtype.is_integer():
-        if not present.len():
-            code, size = pl.lit(None, pl.Int64), 1
-        else:
-            lo, hi = int(present.min()), int(present.max())
-            c = pl.col(col).cast(pl.Int64)
-            code = pl.when(c.is_between(lo, hi)).then(c - lo + 1)
-            size = hi - lo + 2
+        code = lookup(dict(zip(present.cast(pl.Int64).to_list(), range(1, present.len() + 1))), pl.col(col), pl.Int64)
+        if code is None:
+            return None
     else:
         return None
-    return pl.when(pl.col(col).is_null()).then(pl.lit(0, pl.Int64)).otherwise(code), size
+    return pl.when(pl.col(col).is_null()).then(pl.lit(0, pl.Int64)).otherwise(code), present.len() + 1
 
 
 def rate_row(rates: pl.DataFrame, keys=RATE_KEYS) -> pl.Expr | None:
-    """RATE_ROW of each row: its rate keys (compared as a join with nulls equal would) coded into one
-    Int64, looked up among the rate frame's own codes. None when the codes cannot fit an Int64 or a
-    key has a type without a code (then join)."""
+    """RATE_ROW of each row: its rate keys, compared as a join with nulls equal would, to the rate
+    frame's. Key by key, the code of the keys so far and the next key's are combined into one dense
+    code of the combinations the frame holds (a gather from a table of codes x codes entries), so
+    that the last code names the rate row. None when a table would be too large or a key has a type
+    without a code (then join)."""
     if not rates.height or rates.select(keys).is_duplicated().any():
         return None
-    key, mult = pl.lit(0, pl.Int64), 1
+    prefix, own, size = pl.lit(0, pl.Int64), pl.Series([0] * rates.height, dtype=pl.Int64), 1
     for col in keys:
         coded = _key_code(col, rates[col])
-        if coded is None:
+        if coded is None or size * coded[1] > _MAX_TABLE:
             return None
-        code, size = coded
-        key = key + code * mult  # (null, a value no rate row holds, stays null: `+`, not sum_horizontal)
-        mult *= size
-        if mult >= 2 ** 62:
+        code, n = coded
+        both = own * n + rates.select(code.alias("c"))["c"]
+        if both.null_count():  # a rate row whose own value has no code: cannot happen; never guess
             return None
-    own = rates.select(key.alias("k"))["k"]
-    if own.null_count() or own.n_unique() != own.len():  # cannot happen for injective codes; never guess
-        return None
-    return key.replace_strict(own, pl.int_range(own.len(), eager=True, dtype=pl.UInt32), default=None,
-                              return_dtype=pl.UInt32).alias(RATE_ROW)
+        combos = both.unique().sort()
+        table = pl.Series([None] * (size * n), dtype=pl.Int64).scatter(combos, pl.int_range(combos.len(), eager=True))
+        prefix = pl.lit(table).gather(prefix * n + code)
+        own, size = both.rank("dense").cast(pl.Int64) - 1, combos.len()
+    # (rows are unique on their keys: the last codes number them, in some order)
+    position = pl.Series([0] * size, dtype=pl.UInt32).scatter(own, pl.int_range(rates.height, eager=True,
+                                                                                 dtype=pl.UInt32))
+    return pl.lit(position).gather(prefix).alias(RATE_ROW)
+
+
+def take(values: pl.Series, row: pl.Expr) -> pl.Expr:
+    """values[row] per row (null where row is null): a gather, which streams (see _MAX_TABLE)."""
+    return pl.lit(values).gather(row)
 
 
 def rate_units(rates: pl.DataFrame, col: str) -> pl.Series | None:
@@ -345,8 +370,8 @@ def integer_costs(rates: pl.DataFrame, row: pl.Expr) -> list[pl.Expr] | None:
         count = pl.col(c.column).cast(pl.Int128)
         # As cost_columns: a component the request does not use costs 0, even without a rate.
         units[c.rate] = pl.when(pl.col(c.column) == 0).then(pl.lit(0, pl.Int128)).otherwise(
-            count * pl.lit(u).gather(row))
-        lists[c.rate] = (count * pl.lit(lu).gather(row)).fill_null(0)
+            count * take(u, row))
+        lists[c.rate] = (count * take(lu, row)).fill_null(0)
     cost = pl.sum_horizontal([u.fill_null(0) for u in units.values()])
     listed = pl.sum_horizontal(list(lists.values()))
     return [*(_money(u).alias("cost_" + k) for k, u in units.items()), _money(cost).alias("cost"),
