@@ -17,9 +17,11 @@ belongs to. A run killed between the two commits leaves a record only in the row
 next run (or a reader) replays it from there. Nothing is ever repaired by deleting: Delta's commit is
 a rename of one log file, so a run killed at any point leaves the last committed version.
 
-A request id already stored is a duplicate: the stored copy stays. The check reads only the ids
-of the months the file's rows fall in and their neighbours (partition pruning), so a night's cost
-does not grow with the history.
+A request id already stored, stamped within a day of the file's own days, is a duplicate: the
+stored copy stays. The check reads only the data files (and in them the row groups) whose time
+range overlaps those days, by Delta's file statistics, so a night's cost does not grow with the
+history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
+replays at most that many commit files, however long the history.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
 SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
 DEFAULT_WAIT = 30.0
+# A Delta checkpoint (the table's state in one Parquet file) every this many versions, of both
+# tables: opening a table then replays the checkpoint and at most this many commit files, not the
+# whole history (delta-rs' default, 100, left a nightly store replaying up to 100 commits a run).
+CHECKPOINT_EVERY = 10
 CONFLICT_RETRIES = 8  # an ingest whose commit lost the race re-checks and tries again, this many times
 RETENTION_DAYS = 7  # `store compact` keeps time travel to any version of the last week
 # Commit metadata keys (Delta keeps them in the commit's commitInfo).
@@ -82,10 +88,13 @@ def _delta():
     return deltalake
 
 
-def _writer():
+def _writer(row_group: int | None = None):
     """zstd: 40% smaller than delta-rs' default snappy on priced rows (83% vs 136% of the same rows
-    as gzip CSV, measured on a bench night); the ten Decimal(38, 12) cost columns are most of it."""
-    return _delta().WriterProperties(compression="ZSTD", compression_level=3)
+    as gzip CSV, measured on a bench night); the ten Decimal(38, 12) cost columns are most of it.
+    `row_group`: rows per row group (delta-rs' default is a million: a compacted file then came
+    back to a report as million-row groups, which took more memory and more time than the small
+    files it replaced; and a time filter can skip only whole row groups)."""
+    return _delta().WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=row_group)
 
 
 def _damaged(root: str, e: BaseException) -> StoreError:
@@ -376,6 +385,7 @@ def _write_files(root: str, records: dict[str, dict], rows_version: int) -> None
     try:
         _delta().write_deltalake(os.path.join(root, FILES), frame.sort("path").to_arrow(), mode="overwrite",
                                  schema_mode="overwrite", commit_properties=_commit("files", **{K_VERSION: rows_version}))
+        _checkpoint(_delta().DeltaTable(os.path.join(root, FILES)))
     except Exception as e:  # noqa: BLE001
         # Another writer wrote the files table first: nothing is lost, every record is in the rows
         # table's log too and is replayed from there (see `_files`); the next run writes it again.
@@ -472,33 +482,90 @@ def _months_of(table) -> set[str]:
     return months
 
 
-def _with_neighbours(months: set[str]) -> set[str]:
-    """These months and the month either side of each: two sources stamp one request at its start
-    and at its end (or in another zone's export), which near midnight on the last day of a month
-    fall in different partitions. A report counts such a request once; so must the store. (Still
-    bounded: at most three times the night's months are read, never the history.)"""
-    out = set(months)
-    for m in months:
-        if not MONTH_VALUE.fullmatch(m):  # (a year before 1000 or past 9999: no neighbour to name)
-            continue
-        year, month = int(m[:4]), int(m[5:7])
-        for y, mo in ((year, month - 1) if month > 1 else (year - 1, 12), (year, month + 1) if month < 12 else (year + 1, 1)):
-            if 1 <= y <= 9999:
-                out.add(f"{y:04d}-{mo:02d}")
+REPEAT_DAYS = 1  # a stored copy counts as a repeat when stamped within this many UTC days of the night's rows
+
+
+def _repeat_windows(days: list[dt.date]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The time spans a night's rows can repeat into: each UTC day of the night and the day either
+    side, merged into runs. Two sources stamp one request at its start and at its end, or in
+    another zone's clock (at most 14 hours off): one day either side holds every such copy, also
+    across a month's end. A night's own late arrivals (yesterday's requests in tonight's file) bring
+    their own days. So a night reads the ids of its own days, never the history, whatever its size."""
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+    pad = dt.timedelta(days=REPEAT_DAYS)
+    for day in sorted(set(days)):
+        start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        try:
+            lo = start - pad
+        except OverflowError:  # (the first days of year 1: nothing is before them)
+            lo = dt.datetime.min.replace(tzinfo=dt.UTC)
+        try:
+            hi = start + dt.timedelta(days=1) + pad
+        except OverflowError:  # (the last days of 9999)
+            hi = dt.datetime.max.replace(tzinfo=dt.UTC)
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(hi, spans[-1][1]))
+        else:
+            spans.append((lo, hi))
+    return spans
+
+
+def _span_months(spans: list[tuple[dt.datetime, dt.datetime]]) -> set[str]:
+    """The month partitions these spans touch."""
+    months = set()
+    for lo, hi in spans:
+        y, m = lo.year, lo.month
+        while (y, m) <= (hi.year, hi.month):
+            months.add(f"{y:04d}-{m:02d}")
+            y, m = (y, m + 1) if m < 12 else (y + 1, 1)
+    return months
+
+
+def _in_spans(spans: list[tuple[dt.datetime, dt.datetime]], lo: str = "timestamp", hi: str = "timestamp") -> pl.Expr:
+    """Rows (or data files, by their min `lo` and max `hi` stats) that overlap one of the spans."""
+    out = pl.lit(False)
+    for a, b in spans:
+        out = out | ((pl.col(hi) >= a) & (pl.col(lo) < b))
     return out
 
 
-def _repeated(table, months: set[str], skip: set[str], keys: pl.DataFrame) -> pl.DataFrame:
-    """Which of a file's request ids (`keys`: dedupe's two hashes) the store already holds, except
-    in the rows of the files `skip` (a replaced file's own rows are not duplicates of it). Only the
-    months the file's rows fall in are read, streamed and probed with the file's ids (first on one
-    hash, confirmed on both): neither the history nor all of a month's ids are ever held."""
-    files = _parts(table, months & _months_of(table)) if table is not None and keys.height else []
+def _repeat_files(table, spans: list[tuple[dt.datetime, dt.datetime]]) -> list[str]:
+    """The data files that can hold rows of these spans: those of the spans' months whose logged
+    time range overlaps one (a file the log gives no range for is read)."""
+    uris = _parts(table, _span_months(spans) & _months_of(table))
+    if not uris:
+        return []
+    try:
+        adds = pl.DataFrame(table.get_add_actions(flatten=True))
+    except Exception as e:  # noqa: BLE001
+        raise _damaged(table.table_uri, e) from None
+    if {"min.timestamp", "max.timestamp"} <= set(adds.columns):
+        stamp = pl.Datetime("us", "UTC")
+        adds = adds.with_columns(pl.col("min.timestamp", "max.timestamp").cast(stamp))
+        unknown = pl.col("min.timestamp").is_null() | pl.col("max.timestamp").is_null()
+        skip = set(adds.filter(~unknown & ~_in_spans(spans, "min.timestamp", "max.timestamp"))["path"].to_list())
+    else:
+        skip = set()
+    root = table.table_uri.removeprefix("file://").rstrip("/")
+    return [u for u in uris if os.path.relpath(u.removeprefix("file://"), root) not in skip]
+
+
+def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.DataFrame) -> pl.DataFrame:
+    """Which of a file's request ids (`keys`: dedupe's two hashes) the store already holds, stamped
+    within REPEAT_DAYS of the file's days (see `_repeat_windows`), except in the rows of the files
+    `skip` (a replaced file's own rows are not duplicates of it). Only the data files whose logged
+    time range overlaps those days are opened (Delta's file statistics), and in them only the row
+    groups that do: a night's cost does not grow with the history. The stored ids are streamed and
+    probed with the file's (first on one hash, confirmed on both): never held."""
+    spans = _repeat_windows(days)
+    files = _repeat_files(table, spans) if table is not None and keys.height and spans else []
     if not files:
         return keys.clear()
-    stored = pl.scan_parquet(files, schema={"request_id": pl.String, SHA: pl.String}, extra_columns="ignore", glob=False,
+    stored = pl.scan_parquet(files, schema={"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"),
+                                            SHA: pl.String}, extra_columns="ignore", glob=False,
                              missing_columns="insert", hive_partitioning=False)
-    stored = stored.filter(pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))).select(dedupe.hashes())
+    stored = stored.filter(_in_spans(spans) & pl.col("request_id").is_not_null()
+                           & ~pl.col(SHA).is_in(sorted(skip))).select(dedupe.hashes())
     try:
         return stored.filter(pl.col(dedupe.H1).is_in(keys[dedupe.H1].implode())).join(
             keys.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").unique().collect(engine="streaming")
@@ -682,10 +749,10 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     if late.height:
         raise StoreError(f"{path}: column timestamp: {late.item()} is past the year 9999, which a store's month "
                          "partitions cannot hold; correct or remove the row")
-    keyed = rows.select(*dedupe.hashes(), MONTH).filter(pl.col(dedupe.H1).is_not_null())
-    months = set(rows.select(pl.col(MONTH).unique()).collect()[MONTH].to_list())
+    keyed = rows.select(*dedupe.hashes(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
+    days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
     keys = keyed.select(dedupe.H1, dedupe.H2).unique().collect(engine="streaming")
-    repeated = _repeated(table, _with_neighbours(months), skip, keys)
+    repeated = _repeated(table, days["timestamp"].to_list(), skip, keys)
     unpriced = pl.col("unpriced_reason").is_not_null()
     rows = rows.with_columns(dedupe.hashes())
     dup = rows.join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
@@ -791,7 +858,18 @@ def _write_rows(root: str, table, frame: _Rows | None, replace: set[str], entry:
         if _is_conflict(e) or table is None and _kind(root) == "delta":
             raise _Conflict from None
         raise StoreError(f"{root}: cannot commit {entry['path']}: {(str(e).strip().splitlines() or [''])[0]}") from None
-    return _table(root)
+    return _checkpoint(_table(root))
+
+
+def _checkpoint(table, force: bool = False):
+    """Write a checkpoint when `table` (just committed to) is at a multiple of CHECKPOINT_EVERY.
+    After the commit: the commit stands whether or not this happens, and a run killed while writing
+    it leaves no checkpoint (delta-rs writes it to a temporary name and renames it), so a failure
+    only means the next runs replay more commits; it is not worth failing the ingest over."""
+    if table is not None and table.version() > 0 and (force or table.version() % CHECKPOINT_EVERY == 0):
+        with contextlib.suppress(Exception):  # noqa: BLE001 - see above
+            table.create_checkpoint()
+    return table
 
 
 ROW_GROUP = 64 * 1024  # rows per Parquet row group: what the writer holds per month while it writes
@@ -805,7 +883,6 @@ def _append(root: str, table, frame: _Rows, props) -> bool:
     table lacks: Delta's writer then merges the schema. The files are written where the table
     keeps its data, under delta-rs' names: a run killed before the commit leaves files no version
     names, which readers never see and `store compact` removes."""
-    import pyarrow.parquet as pq
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
     dl = _delta()
@@ -824,14 +901,12 @@ def _append(root: str, table, frame: _Rows, props) -> bool:
         schema = dl.Schema.from_arrow(pl.DataFrame(schema=columns).to_arrow().schema)
     written: list[str] = []
     try:
-        _sink_months(root, columns, batches, written)
+        stats = _sink_months(root, columns, batches, written)
         adds = []
         for rel in written:
-            full = os.path.join(root, rel)
-            meta = pq.ParquetFile(full).metadata
-            st = os.stat(full)
+            st = os.stat(os.path.join(root, rel))
             adds.append(AddAction(rel, st.st_size, {MONTH: rel.split("/", 1)[0].split("=", 1)[1]},
-                                  int(st.st_mtime * 1000), True, json.dumps(_stats(meta))))
+                                  int(st.st_mtime * 1000), True, json.dumps(stats[rel])))
         if table is None:
             create_table_with_add_actions(root, schema, adds, mode="error", partition_by=[MONTH],
                                           commit_properties=props)
@@ -845,11 +920,12 @@ def _append(root: str, table, frame: _Rows, props) -> bool:
     return True
 
 
-def _sink_months(root: str, columns: pl.Schema, batches: Iterator[pl.DataFrame], written: list[str]) -> None:
+def _sink_months(root: str, columns: pl.Schema, batches: Iterator[pl.DataFrame], written: list[str]) -> dict[str, dict]:
     """Stream `batches` into one Parquet file per month (its path, relative to `root`, appended to
     `written` as it is opened). One pass over the rows, batch by batch; each month's rows wait in a
     buffer of at most ROW_GROUP rows, then go out as a row group: memory is bounded by the months a
-    night touches, not by its rows. (Polars' partitioned sink holds each partition whole.)"""
+    night touches, not by its rows. (Polars' partitioned sink holds each partition whole.)
+    Returns each file's Delta statistics (see `_stats`), counted as its rows go out."""
     import uuid
 
     import pyarrow as pa
@@ -867,6 +943,7 @@ def _sink_months(root: str, columns: pl.Schema, batches: Iterator[pl.DataFrame],
                "column_encoding": dict.fromkeys(rising, "DELTA_BINARY_PACKED") or None}
     writers: dict[str, pq.ParquetWriter] = {}
     buffers: dict[str, list[pl.DataFrame]] = {}
+    spans: dict[str, list[pl.DataFrame]] = {}  # month -> (rows, min, max, nulls of timestamp) of each row group
 
     def flush(month: str) -> None:
         if month not in writers:
@@ -874,8 +951,12 @@ def _sink_months(root: str, columns: pl.Schema, batches: Iterator[pl.DataFrame],
             os.makedirs(os.path.join(root, f"{MONTH}={month}"), exist_ok=True)
             written.append(rel)
             writers[month] = pq.ParquetWriter(os.path.join(root, rel), schema, **options)
+        group = buffers.pop(month)
+        spans.setdefault(month, []).append(pl.concat([df.select(
+            pl.len().alias("rows"), pl.col("timestamp").min().alias("min"), pl.col("timestamp").max().alias("max"),
+            pl.col("timestamp").null_count().alias("nulls")) for df in group]))
         writers[month].write_table(pa.Table.from_batches(
-            [b for df in buffers.pop(month) for b in df.to_arrow().cast(schema).to_batches()], schema))
+            [b for df in group for b in df.to_arrow().cast(schema).to_batches()], schema))
 
     try:
         for batch in batches:  # batches of rows, not rows
@@ -888,24 +969,24 @@ def _sink_months(root: str, columns: pl.Schema, batches: Iterator[pl.DataFrame],
     finally:
         for w in writers.values():
             w.close()
+    return {rel: _stats(pl.concat(spans[rel.split("/", 1)[0].split("=", 1)[1]])) for rel in written}
 
 
-def _stats(meta) -> dict:
-    """Delta's file statistics from a Parquet footer: the row count, and the time span (which
-    `store status` shows and engines use to skip files for a time filter)."""
-    stats: dict = {"numRecords": meta.num_rows}
-    names = meta.schema.names
-    if "timestamp" in names and meta.num_row_groups:
-        i = names.index("timestamp")
-        cols = [meta.row_group(g).column(i).statistics for g in range(meta.num_row_groups)]
-        if all(c is not None and c.has_min_max and isinstance(c.min, dt.datetime) for c in cols):
+def _stats(groups: pl.DataFrame) -> dict:
+    """Delta's file statistics from its row groups' counts: the row count, and the time span (which
+    `store status` shows, the repeat check prunes files by, and engines use to skip files for a
+    time filter). Counted from the rows as they are written: pyarrow's footer statistics for a
+    timestamp import pandas (0.45 s of every ingest)."""
+    stats: dict = {"numRecords": int(groups["rows"].sum())}
+    if "min" in groups.columns and isinstance(groups.schema["min"], pl.Datetime):
+        lo, hi = groups["min"].min(), groups["max"].max()
+        if lo is not None and hi is not None:
             def iso(t: dt.datetime) -> str:  # (strftime's %Y does not pad a year before 1000)
                 return f"{t.year:04d}" + t.strftime("-%m-%dT%H:%M:%S.%fZ")
 
-            stats["minValues"] = {"timestamp": iso(min(c.min for c in cols))}
-            stats["maxValues"] = {"timestamp": iso(max(c.max for c in cols))}
-        if all(c is not None and c.has_null_count for c in cols):
-            stats["nullCount"] = {"timestamp": sum(c.null_count for c in cols)}
+            stats["minValues"] = {"timestamp": iso(lo)}
+            stats["maxValues"] = {"timestamp": iso(hi)}
+        stats["nullCount"] = {"timestamp": int(groups["nulls"].sum())}
     return stats
 
 
@@ -1217,8 +1298,8 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
         before = table.version()
         files_before = len(_parts(table, None))
         try:
-            table.optimize.compact(commit_properties=_commit("compact"), writer_properties=_writer())
-            table = _table(root)
+            table.optimize.compact(commit_properties=_commit("compact"), writer_properties=_writer(ROW_GROUP))
+            table = _checkpoint(_table(root), force=True)  # (the table's state just shrank: start the replay here)
             candidates = table.vacuum(retention_hours=retention_days * 24, dry_run=True,
                                       enforce_retention_duration=False, full=False)
         except Exception as e:  # noqa: BLE001
@@ -1425,7 +1506,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                                      predicate=predicate, schema_mode="merge", commit_properties=props, writer_properties=_writer())
         except Exception as e:  # noqa: BLE001
             raise StoreError(f"{root}: cannot commit the re-priced rows: {(str(e).strip().splitlines() or [''])[0]}") from None
-        table = _table(root)
+        table = _checkpoint(_table(root))
         _sync_files(root, table, records)
     return RepriceResult(changes, book, sorted(months), len(targets), table.version())
 
