@@ -97,6 +97,14 @@ def _writer(row_group: int | None = None):
     return _delta().WriterProperties(compression="ZSTD", compression_level=3, max_row_group_size=row_group)
 
 
+def _local(uri: str) -> str:
+    """A path delta-rs gives (a table's uri, a data file's) as the local path it names: delta-rs
+    percent-encodes it ('a b' -> 'a%20b', '%' -> '%25'), which no file of the store is called."""
+    from urllib.parse import unquote
+
+    return unquote(uri.removeprefix("file://"))
+
+
 def _damaged(root: str, e: BaseException) -> StoreError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
     hint = f" (if its last commit was cut short: `llm-cost store repair {root}`)" if "json" in first.lower() else ""
@@ -113,6 +121,11 @@ def _kind(root: str) -> str:
         # delta-rs parses a table's path as a URL and panics on brackets: refused before it is asked.
         raise StoreError(f"{root}: a store's path cannot hold '[' or ']' (the Delta Lake library reads them as "
                          "URL syntax); choose another directory")
+    if re.search(r"%[0-9A-Fa-f]{2}", os.path.abspath(root)):
+        # delta-rs decodes '%41' in a table's path to 'A' when it reads some log files (the first
+        # commit, a checkpoint): the store would be written in one place and looked for in another.
+        raise StoreError(f"{root}: a store's path cannot hold '%' followed by two hex digits (the Delta Lake "
+                         "library decodes it as a URL escape); choose another directory")
     if not os.path.lexists(root):
         return "missing"
     if not os.path.isdir(root):
@@ -298,7 +311,7 @@ def _history(table, limit: int | None = None) -> list[dict]:
     try:
         return table.history(limit)
     except Exception as e:  # noqa: BLE001
-        raise _damaged(table.table_uri, e) from None
+        raise _damaged(_local(table.table_uri), e) from None
 
 
 def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str, dict]:
@@ -346,10 +359,10 @@ def _files(root: str, table) -> dict[str, dict]:
             else:
                 files = None
             uris = files.file_uris() if files is not None else []
-            if travel and any(not os.path.isfile(u.removeprefix("file://")) for u in uris):
+            if travel and any(not os.path.isfile(_local(u)) for u in uris):
                 raise _not_kept(root, version)
             # Read by Polars: pyarrow.dataset's first use costs a third of a second per run.
-            frame = pl.read_parquet(uris, glob=False) if uris else None
+            frame = pl.read_parquet([_local(u) for u in uris], glob=False) if uris else None
         except StoreError:
             raise
         except Exception as e:  # noqa: BLE001
@@ -447,7 +460,7 @@ def sha256(path: str) -> str:
 
 
 def _parts(table, months: set[str] | None) -> list[str]:
-    """Absolute paths of the table's data files in these months (all when None)."""
+    """Absolute local paths of the table's data files in these months (all when None)."""
     if months is not None and not months:
         return []
     # Month values are YYYY-MM from our own strftime: nothing to quote.
@@ -455,10 +468,11 @@ def _parts(table, months: set[str] | None) -> list[str]:
     try:
         uris = table.file_uris(file_pruning_predicate=predicate) if predicate else table.file_uris()
     except Exception as e:  # noqa: BLE001
-        raise _damaged(table.table_uri, e) from None
-    root = os.path.realpath(table.table_uri.removeprefix("file://"))
+        raise _damaged(_local(table.table_uri), e) from None
+    uris = [_local(u) for u in uris]
+    root = os.path.realpath(_local(table.table_uri))
     for uri in uris:  # a log naming a file outside the table is not ours: never read (or rewritten)
-        rel = os.path.relpath(os.path.realpath(uri.removeprefix("file://")), root)
+        rel = os.path.relpath(os.path.realpath(uri), root)
         month, _, name = rel.partition(os.sep)
         if not re.fullmatch(re.escape(MONTH) + r"=\d{4}-\d{2}", month) or os.sep in name or not name.endswith(".parquet"):
             raise StoreError(f"damaged store: {root}: the log names {uri}, not a data file inside the table")
@@ -472,12 +486,12 @@ def _months_of(table) -> set[str]:
     try:
         months = {p[MONTH] for p in table.partitions()}
     except Exception as e:  # noqa: BLE001
-        raise _damaged(table.table_uri, e) from None
+        raise _damaged(_local(table.table_uri), e) from None
     # Partition values are ours (YYYY-MM); a log giving anything else was written by someone else,
     # and the value would reach the predicates that select partitions.
     bad = sorted(m for m in months if not isinstance(m, str) or not MONTH_VALUE.fullmatch(m))
     if bad:
-        raise StoreError(f"damaged store: {table.table_uri.removeprefix('file://')}: the log gives data files the "
+        raise StoreError(f"damaged store: {_local(table.table_uri)}: the log gives data files the "
                          f"partition {MONTH}={bad[0]!r}, not a month (YYYY-MM)")
     return months
 
@@ -538,7 +552,7 @@ def _repeat_files(table, spans: list[tuple[dt.datetime, dt.datetime]]) -> list[s
     try:
         adds = pl.DataFrame(table.get_add_actions(flatten=True))
     except Exception as e:  # noqa: BLE001
-        raise _damaged(table.table_uri, e) from None
+        raise _damaged(_local(table.table_uri), e) from None
     if {"min.timestamp", "max.timestamp"} <= set(adds.columns):
         stamp = pl.Datetime("us", "UTC")
         adds = adds.with_columns(pl.col("min.timestamp", "max.timestamp").cast(stamp))
@@ -546,8 +560,8 @@ def _repeat_files(table, spans: list[tuple[dt.datetime, dt.datetime]]) -> list[s
         skip = set(adds.filter(~unknown & ~_in_spans(spans, "min.timestamp", "max.timestamp"))["path"].to_list())
     else:
         skip = set()
-    root = table.table_uri.removeprefix("file://").rstrip("/")
-    return [u for u in uris if os.path.relpath(u.removeprefix("file://"), root) not in skip]
+    root = _local(table.table_uri).rstrip("/")
+    return [u for u in uris if os.path.relpath(u, root) not in skip]
 
 
 def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.DataFrame) -> pl.DataFrame:
@@ -570,7 +584,7 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.DataFrame) ->
         return stored.filter(pl.col(dedupe.H1).is_in(keys[dedupe.H1].implode())).join(
             keys.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").unique().collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as e:
-        raise _damaged(table.table_uri, e) from None
+        raise _damaged(_local(table.table_uri), e) from None
 
 
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
@@ -1067,7 +1081,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     pipeline.check_tz(opts.tz)
     root = os.path.abspath(root)
     table = _table(root, _version(version, as_of))
-    if (version is not None or as_of is not None) and any(not os.path.isfile(u.removeprefix("file://"))
+    if (version is not None or as_of is not None) and any(not os.path.isfile(u)
                                                            for u in _parts(table, None)):
         raise _not_kept(root, table.version())
     records = _files(root, table)
@@ -1334,7 +1348,7 @@ def _is_our_part(root: str, rel: str) -> bool:
 def _ever_named(table) -> set[str]:
     """Data files any commit still in the log added or removed (time travel may need them)."""
     named = set()
-    log = os.path.join(table.table_uri.removeprefix("file://"), LOG)
+    log = os.path.join(_local(table.table_uri), LOG)
     for name in os.listdir(log):
         if name.endswith(".json") and name[:20].isdigit():
             with open(os.path.join(log, name), encoding="utf-8") as f:
@@ -1390,12 +1404,12 @@ def repair(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] = 
                 raise StoreError(f"damaged store: {root}: {_first(e)}; not only its last commit is damaged, "
                                  "so `store repair` changed nothing") from None
             moved.append(os.path.relpath(aside, root))
-        gone = [u for u in _parts(table, None) if not os.path.isfile(u.removeprefix("file://"))]
+        gone = [u for u in _parts(table, None) if not os.path.isfile(u)]
         if gone:  # e.g. the lost commit was a compaction whose vacuum removed the files merged
             for m in moved:
                 os.rename(os.path.join(root, m), os.path.join(root, LOG, os.path.basename(m)[:25]))
             raise StoreError(f"damaged store: {root}: cannot go back to version {table.version()}: {len(gone)} of its "
-                             f"data files are gone ({os.path.relpath(gone[0].removeprefix('file://'), root)}; "
+                             f"data files are gone ({os.path.relpath(gone[0], root)}; "
                              "removed by `store compact` after it); `store repair` changed nothing. Ingest the logs "
                              "again into a new store")
         recorded = _recorded(root)
@@ -1403,7 +1417,7 @@ def repair(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] = 
         if recorded > table.version():
             path = os.path.join(root, FILES)
             try:
-                frame = pl.read_parquet(_delta().DeltaTable(path).file_uris(), glob=False)
+                frame = pl.read_parquet([_local(u) for u in _delta().DeltaTable(path).file_uris()], glob=False)
                 latest = {r["path"]: _decode(path, r) for r in frame.to_dicts()}  # one row per file
             except Exception as e:  # noqa: BLE001
                 raise _damaged(path, e) from None

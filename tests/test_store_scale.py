@@ -151,3 +151,23 @@ def test_a_night_at_the_ends_of_the_calendar_checks_its_repeats(tmp_path, day):
     _ingest(tmp_path, "a", [req("a", day)], st)
     night = _ingest(tmp_path, "b", [req("a", day), req("b", day)], st)
     assert (night.accounting.duplicates, night.stored) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["a%41b", "x%2Fy", "%20"])
+def test_a_store_path_holding_a_url_escape_is_refused_in_one_line_before_anything_is_written(tmp_path, name):
+    # delta-rs read such a store's first commit (and its checkpoints) at the decoded path: "damaged".
+    st = tmp_path / name
+    src = log(tmp_path / "in" / "a.csv", [req("a")])
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    r = CliRunner().invoke(main, ["ingest", str(src), "--store", str(st)])
+    assert r.exit_code == 2 and "cannot hold '%' followed by two hex digits" in r.output
+    assert "Traceback" not in r.output and not st.exists()
+
+
+def test_a_store_path_with_a_plain_percent_or_space_works(tmp_path):
+    st = tmp_path / "50% off store"
+    night = _ingest(tmp_path, "a", [req("a"), req("b")], st)
+    assert night.stored == 2 and store.report(str(st), ["model"]).totals["cost"] == 2 * EACH
