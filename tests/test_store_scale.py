@@ -171,3 +171,23 @@ def test_a_store_path_with_a_plain_percent_or_space_works(tmp_path):
     st = tmp_path / "50% off store"
     night = _ingest(tmp_path, "a", [req("a"), req("b")], st)
     assert night.stored == 2 and store.report(str(st), ["model"]).totals["cost"] == 2 * EACH
+
+
+def test_a_night_out_of_time_order_lands_each_row_in_its_month_file_with_its_time_range(tmp_path):
+    st = tmp_path / "store"
+    days = ["2026-11-03", "2026-09-30", "2026-11-01", "2026-10-15", "2026-09-01", "2026-10-31"]
+    _ingest(tmp_path, "mixed", [req(f"r{i}", d) for i, d in enumerate(days)], st)
+    adds = store.status(str(st))
+    assert adds["months"] == {"2026-09": 2, "2026-10": 2, "2026-11": 2} and adds["consistent"]
+    t = store._table(str(st))
+    import polars as pl
+
+    a = pl.DataFrame(t.get_add_actions(flatten=True)).sort("partition._llm_month")
+    assert a["num_records"].to_list() == [2, 2, 2]
+    assert [x.date().isoformat() for x in a["min.timestamp"]] == ["2026-09-01", "2026-10-15", "2026-11-01"]
+    assert [x.date().isoformat() for x in a["max.timestamp"]] == ["2026-09-30", "2026-10-31", "2026-11-03"]
+    for uri in t.file_uris():  # each file holds only its month's rows
+        month = uri.split("_llm_month=")[1][:7]
+        stamps = pq.read_table(uri, columns=["timestamp"]).column("timestamp").to_pylist()
+        assert {s.strftime("%Y-%m") for s in stamps} == {month}
+    assert store.report(str(st), ["model"]).totals["cost"] == 6 * EACH
