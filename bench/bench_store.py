@@ -183,7 +183,7 @@ def small_parts(args, work: Path, measure, st) -> None:
                     ["store", "compact", str(root)])
         label = key.replace("-parts", " nights" if key[0].isdigit() else "")
         measure(f"month-{key}", f"report --store --by {BY}, one month, {args.small_rows:,} requests as {label}",
-                ["report", "--store", str(root), "--by", BY, "--since", f"{month}-01", "--until", "2026-11-01",
+                ["report", "--store", str(root), "--by", BY, "--since", f"{month}-01", "--until", "2026-10-31",
                  "-o", str(work / "m.json")])
         measure(f"all-{key}", f"report --store --by {BY}, all history, {args.small_rows:,} requests as {label}",
                 ["report", "--store", str(root), "--by", BY, "-o", str(work / "a.json")])
@@ -192,7 +192,9 @@ def small_parts(args, work: Path, measure, st) -> None:
 def history(args, work: Path, measure, st):
     """2. and 3.: nights ingested one run each, reports after 30 and after all, compact."""
     total = args.nights * args.night_rows
-    month = "2026-10"
+    # The first month of the data: full after 27 of 100 nights, so the one-month report after 30
+    # nights and after all of them reads the same rows (does a month's report grow with history?).
+    month, last_day = "2026-08", "2026-08-31"  # (--until: that whole day)
     data = B.dataset_dir(B.BENCH_DIR / "data", total, args.seed) / f"nights-{args.night_rows}"
     B.generate(data, total, args.seed, ["csv"], args.night_rows)
     nights = sorted((data / "csv").glob("*.csv"))
@@ -207,14 +209,14 @@ def history(args, work: Path, measure, st):
         rss.append(m.rss or 0)
         if k + 1 in (30, len(nights)):
             measure(f"month-{k + 1}", f"report --store --by {BY}, one month, after {k + 1} nights",
-                    ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", "2026-11-01",
+                    ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", last_day,
                      "-o", str(work / "m.json")])
             measure(f"all-{k + 1}", f"report --store --by {BY}, all history, after {k + 1} nights",
                     ["report", "--store", str(hist), "--by", BY, "-o", str(work / "a.json")])
     status = st.status(str(hist))
     measure("compact", f"store compact ({status['data_files']} data files)", ["store", "compact", str(hist)])
     measure("month-compacted", f"report --store --by {BY}, one month, after compact",
-            ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", "2026-11-01",
+            ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", last_day,
              "-o", str(work / "m.json")])
     measure("all-compacted", f"report --store --by {BY}, all history, after compact",
             ["report", "--store", str(hist), "--by", BY, "-o", str(work / "a.json")])
