@@ -206,10 +206,13 @@ def reconcile(invoice: Invoice, computed: Computed, tolerance: Tolerance, by: li
     what duplicate rows would add on lines out of tolerance."""
     unit, keys = _grain(invoice, by, "workspace" in computed.rows.columns)
     start, end = invoice.lines["period_start"].min(), invoice.lines["period_end"].max()
-    span = f"{start}..{end - dt.timedelta(days=1)}"
     notes = list(invoice.notes)
     log_days = computed.rows.select(pl.col("day").unique())
-    inside = _logs_in_period(invoice, computed.rows, start, end, span, notes)
+    if invoice.lines.height:
+        span = f"{start}..{end - dt.timedelta(days=1)}"
+        inside = _logs_in_period(invoice, computed.rows, start, end, span, notes)
+    else:  # an invoice of no lines names no period: all of the logs are compared with it
+        span, inside = "all", computed.rows
     table = _status(_line_table(invoice, inside, unit, keys, span), tolerance)
     table = _causes(table, invoice, computed, log_days)
     if by and "token_type" not in keys and "token_type" in invoice.keys:

@@ -322,7 +322,8 @@ def main():
 @click.option("--sort", "sort_key", metavar="KEY", help="order rows by a --by key or a measure; -KEY for largest "
               "first (--sort -cost) [default: by the --by keys]")
 @click.option("--top", type=int, metavar="N", help="the first N rows (by --sort, default -cost), the rest summed "
-              "into one '(other ...)' row; in every format")
+              "into one row: '(other K rows)' in table/markdown/html; null keys and other_rows=K in "
+              "CSV/JSON/Parquet")
 @click.option("--columns", metavar="LIST", help="table/markdown: the measures to show, comma-separated: requests, "
               "input, cache_write_5m, cache_write_1h, cache_read, output, web_searches, cost, list_cost, savings, "
               "reported_cost [default: as many as fit the terminal]")
@@ -406,6 +407,11 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
         total = result.rows["BilledCost"].sum() if result.rows.height else Decimal(0)
         _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
               f"{result.accounting.summary()}", err=True)
+    if not result.rows.height and not kw["quiet"]:
+        # FOCUS rows are charges: no priced request, no charge. The columns are still written (a valid
+        # empty dataset, which `audit` reads as billing nothing); the person is told why it is empty.
+        _echo("llm-cost: warning: no request was priced, so the FOCUS export has its columns and no charge rows",
+              err=True)
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
@@ -593,6 +599,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
             t = result.totals
             _echo(f"wrote {output}: baseline ${writers.money_text(t['baseline_cost'], 2)}, scenario "
                   f"${writers.money_text(t['scenario_cost'], 2)}; {result.accounting.summary()}", err=True)
+    if not kw["quiet"] and not (fmt in ("table", "markdown") and output in (None, "-")):  # (else said as a note)
+        for w in result.warnings:
+            _echo(f"llm-cost: warning: {w}", err=True, reveal=kw["reveal_keys"])
     _finish(result.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
     left_out = result.scenario_accounting["unpriced"]
     if kw["strict"] and left_out:  # rows out of both costs: the comparison is partial

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -37,6 +36,7 @@ from .sources import (
     read_natively,
     shards,
     shown,
+    temporary_file,
 )
 
 STATUS = "_status"
@@ -404,9 +404,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         if src.container not in ("json", "jsonl"):
             parts.append(lf)
             continue
-        fd, tmp = tempfile.mkstemp(prefix="llm-cost-rows-", suffix=".parquet")
+        fd, tmp = temporary_file("llm-cost-rows-", ".parquet")
         os.close(fd)
-        _TEMPORARY.append(tmp)
         # (lz4: the file lives for one run; cheaper to write than the default zstd)
         sinks.append(lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, compression="lz4", statistics=False,
                                                                            lazy=True))

@@ -459,7 +459,7 @@ def table_text(report, width: int | None = None, reveal: bool = False, view: Vie
     cols = _columns(report, view)
     totals = report.totals
     keys = list(report.group_by) or [""]
-    rows = _escaped(shown_rows(report, reveal), safe_text.terminal_expr).to_dicts()
+    rows = view_mod.labelled(_escaped(shown_rows(report, reveal), safe_text.terminal_expr), report.group_by).to_dicts()
     titles = {**{k: safe_text.terminal_text(k) for k in report.group_by}, "": "",
               **{c: _TITLES.get(c, c) for c in cols}}
     feet = {k: "total" if i == 0 else "" for i, k in enumerate(keys)}
@@ -513,7 +513,7 @@ def markdown(report, reveal: bool = False, view: View | None = None) -> str:
     head = [*map(safe_text.markdown_cell, report.group_by), *[_TITLES.get(c, c) for c in cols]]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" if i < len(report.group_by) else "---:"
                                                                for i in range(len(head))) + "|"]
-    for r in _escaped(shown_rows(report, reveal), safe_text.markdown_expr).to_dicts():
+    for r in view_mod.labelled(_escaped(shown_rows(report, reveal), safe_text.markdown_expr), report.group_by).to_dicts():
         lines.append("| " + " | ".join([_cell(r.get(k), places) for k in report.group_by]
                                        + [_cell(r.get(c), places) for c in cols]) + " |")
     total = ["**total**"] + [""] * (len(report.group_by) - 1) if report.group_by else []

@@ -209,3 +209,37 @@ def test_export_with_no_priced_row_says_zero_not_a_traceback(tmp_path):
     assert r.exit_code == 0, r.output
     assert "0 FOCUS rows, BilledCost $0.00" in r.output
     assert out.read_text().startswith("BilledCost,") and len(out.read_text().splitlines()) == 1
+    assert "llm-cost: warning: no request was priced, so the FOCUS export has its columns and no charge rows" \
+        in r.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_an_empty_focus_export_audits_as_billing_nothing(tmp_path, suffix):
+    """A FOCUS export of logs nothing in which was priced is its columns alone; `audit` said "no invoice
+    lines" (exit 2) about it. An invoice with no charge lines bills $0 and names no period: against
+    the logs it came from, nothing differs (exit 0); against logs with priced usage, each priced day
+    is missing from the invoice (exit 1)."""
+    unpriced = tmp_path / "unpriced.csv"
+    unpriced.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                        "r1,2026-10-01T10:00:00Z,claude-nope,10,1\n")
+    out = tmp_path / f"f{suffix}"
+    q = str(tmp_path / "q.jsonl")
+    assert CliRunner().invoke(main, ["report", str(unpriced), "--format", "focus", "-o", str(out), "-q",
+                                     "--quarantine", q]).exit_code == 0
+    r = CliRunner().invoke(main, ["audit", str(unpriced), "--invoice", str(out), "--format", "json", "--quarantine", q])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["lines"] == [] and doc["totals"] == {"billed": "0.000000000000", "computed": "0.000000000000",
+                                                    "difference": "0.000000000000"}
+    assert any(n.startswith("the invoice has no charge lines: it bills nothing") for n in doc["notes"])
+    # Priced usage on two days (sonnet 4.5: 1M input x $3/M = $3; 100K output x $15/M = $1.50).
+    priced = tmp_path / "priced.csv"
+    priced.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                      "p1,2026-10-01T10:00:00Z,claude-sonnet-4-5,1000000,0\n"
+                      "p2,2026-10-03T10:00:00Z,claude-sonnet-4-5,0,100000\n")
+    r = CliRunner().invoke(main, ["audit", str(priced), "--invoice", str(out), "--format", "json", "--quarantine", q])
+    assert r.exit_code == 1, r.output
+    lines = json.loads(r.stdout)["lines"]
+    assert [(x["period"], x["billed"], x["computed"], x["status"]) for x in lines] == [
+        ("2026-10-01", None, "3.000000000000", "missing_in_invoice"),
+        ("2026-10-03", None, "1.500000000000", "missing_in_invoice")]
