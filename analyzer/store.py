@@ -877,12 +877,12 @@ def _write_rows(root: str, table, frame: _Rows | None, replace: set[str], entry:
     return _checkpoint(_table(root))
 
 
-def _checkpoint(table, force: bool = False):
+def _checkpoint(table):
     """Write a checkpoint when `table` (just committed to) is at a multiple of CHECKPOINT_EVERY.
     After the commit: the commit stands whether or not this happens, and a run killed while writing
     it leaves no checkpoint (delta-rs writes it to a temporary name and renames it), so a failure
     only means the next runs replay more commits; it is not worth failing the ingest over."""
-    if table is not None and table.version() > 0 and (force or table.version() % CHECKPOINT_EVERY == 0):
+    if table is not None and table.version() > 0 and table.version() % CHECKPOINT_EVERY == 0:
         with contextlib.suppress(Exception):  # noqa: BLE001 - see above
             table.create_checkpoint()
     return table
@@ -1290,7 +1290,7 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
         files_before = len(_parts(table, None))
         try:
             table.optimize.compact(commit_properties=_commit("compact"), writer_properties=_writer(ROW_GROUP))
-            table = _checkpoint(_table(root), force=True)  # (the table's state just shrank: start the replay here)
+            table = _checkpoint(_table(root))
             candidates = table.vacuum(retention_hours=retention_days * 24, dry_run=True,
                                       enforce_retention_duration=False, full=False)
         except Exception as e:  # noqa: BLE001
