@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from analyzer import Options, price_requests
 from analyzer.pipeline import MONEY_COLUMNS
 from analyzer.pricing import (
+    lookup,
     LIST_RATE,
     RATE,
     RATE_ROW,
@@ -172,3 +173,14 @@ def test_price_of_parts_with_duplicates_across_files(tmp_path, quarantine, fmt):
             if fmt == "csv" else pl.read_ndjson(out_file))
     assert back["request_id"].to_list() == ["r1", "r2", "r3"]
     assert [Decimal(str(c)) for c in back["cost"]] == [Decimal("0.0045"), Decimal("0.0105"), Decimal("0.000375")]
+
+
+def test_lookup_maps_a_null_key_as_replace_strict_does():
+    """A table with a None key (the time unit of a row without a timestamp, in a store night) once
+    crashed `min(table)`; null rows take the None key's value, other keys as before."""
+    values = pl.DataFrame({"v": [3, None, 5, 9]}, schema={"v": pl.Int64})
+    table = {3: 1, 5: 2, None: 7}
+    got = values.select(lookup(table, pl.col("v")).alias("out"))["out"].to_list()
+    want = values.select(pl.col("v").replace_strict(table, default=None, return_dtype=pl.Int32))["v"].to_list()
+    assert got == want == [1, 7, 2, None]
+    assert values.select(lookup({None: 4}, pl.col("v")).alias("o"))["o"].to_list() == [None, 4, None, None]
