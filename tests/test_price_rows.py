@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 from analyzer import Options, price_requests
 from analyzer.pipeline import MONEY_COLUMNS
 from analyzer.pricing import (
-    lookup,
     LIST_RATE,
     RATE,
     RATE_ROW,
     cost_columns,
     integer_costs,
+    lookup,
     rate_row,
     rate_units,
     totals_columns,
