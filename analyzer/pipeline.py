@@ -379,7 +379,10 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
     if not opts.dedupe:
         lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
         files = [f for f in files if f.index in loaded.repeat_files]
-    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
+    # (decoded rows re-read cheaply: hashed in small passes, in bounded memory)
+    spooled = bool(loaded.spooled) and all(f.container in ("json", "jsonl") for f in files)
+    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files),
+                             ids_per_pass=dedupe.SPOOLED_IDS_PER_PASS if spooled else dedupe.IDS_PER_PASS)
 
 
 def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loaded:
