@@ -144,6 +144,7 @@ class Loaded:
     repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
     spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
+    decoded: bool = False  # every part is read from spooled rows (cheap to read again: see spool)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -380,9 +381,8 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
         lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
         files = [f for f in files if f.index in loaded.repeat_files]
     # (decoded rows re-read cheaply: hashed in small passes, in bounded memory)
-    spooled = bool(loaded.spooled) and all(f.container in ("json", "jsonl") for f in files)
     return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files),
-                             ids_per_pass=dedupe.SPOOLED_IDS_PER_PASS if spooled else dedupe.IDS_PER_PASS)
+                             ids_per_pass=dedupe.SPOOLED_IDS_PER_PASS if loaded.decoded else dedupe.IDS_PER_PASS)
 
 
 def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loaded:
@@ -420,8 +420,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     step = concurrent_scans()
     for i in range(0, len(sinks), step):
         pl.collect_all(sinks[i:i + step], engine="streaming")
-    return dataclasses.replace(loaded, parts=parts,
-                               spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
+    return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
+                               decoded=all(src.container in ("json", "jsonl") for src in loaded.files))
 
 
 def resolve_by(by: list[str], dimensions: list[str]) -> list[str]:
