@@ -299,14 +299,25 @@ class _Gunzip:
     def __call__(self, data: bytes) -> Iterator[bytes]:
         while data:
             self.fed = True
-            out = self.d.decompress(data)
-            if out:
-                yield out
+            yield from self._inflate(data)
             if not self.d.eof:
                 return
             data = self.d.unused_data
             self.d = self._member()
             self.fed = False
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        # At most a piece at a time: a block of logs inflates ~10x, and a whole decompressed block
+        # handed on as one piece made a gzip JSONL run take twice the memory of the plain file.
+        while True:
+            out = self.d.decompress(data, PIECE_BYTES)
+            if out:
+                yield out
+            data = self.d.unconsumed_tail
+            # (At a member's end the rest is in unused_data, for the next member. A full piece may
+            # leave output inside zlib: asked for again.)
+            if self.d.eof or (not data and len(out) < PIECE_BYTES):
+                return
 
     def cut(self) -> bool:
         return self.fed and not self.d.eof
@@ -320,6 +331,11 @@ class _Unzstd(_Gunzip):
         import zstandard
 
         return zstandard.ZstdDecompressor().decompressobj()
+
+    def _inflate(self, data: bytes) -> Iterator[bytes]:
+        out = self.d.decompress(data)  # (no output limit in zstandard's decompressobj)
+        if out:
+            yield out
 
 
 def _has_zstandard() -> bool:
