@@ -377,6 +377,7 @@ def _savings(report) -> tuple[Decimal | None, Decimal | None, bool]:
 
 def report_sections(report, reveal: bool = False) -> list[Section]:
     """Tiles, charts, the table and the accounting of a report (reusable by other commands)."""
+    from .view import labelled
     from .writers import _TITLES, SKIPPED_SHOWN, _cell, _columns, _rows, shown_rows
 
     t = report.totals
@@ -398,7 +399,8 @@ def report_sections(report, reveal: bool = False) -> list[Section]:
         sections.append(Section("Charts", charts))
     cols = _columns(report)
     rows = shown_rows(report, reveal)
-    shown = rows.head(MAX_TABLE_ROWS).to_dicts()
+    # (the label is text like any cell: _cell escapes it when the page is built)
+    shown = labelled(rows.head(MAX_TABLE_ROWS), report.group_by).to_dicts()
     header = [*report.group_by, *[_TITLES.get(c, c) for c in cols]]
     numeric = set(range(len(report.group_by), len(header)))
     body = [[_cell(r.get(k)) for k in report.group_by] + [_cell(r.get(c)) for c in cols] for r in shown]

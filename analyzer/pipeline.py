@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
-import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,7 +48,9 @@ from .sources import (
     read_natively,
     shards,
     shown,
+    temporary_file,
 )
+from .words import counted
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -416,9 +417,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         if src.container not in ("json", "jsonl"):
             parts.append(lf)
             continue
-        fd, tmp = tempfile.mkstemp(prefix="llm-cost-rows-", suffix=".parquet")
+        fd, tmp = temporary_file("llm-cost-rows-", ".parquet")
         os.close(fd)
-        _TEMPORARY.append(tmp)
         # (lz4: the file lives for one run; cheaper to write than the default zstd)
         sinks.append(lf.drop("_raw", "_reason", strict=False).sink_parquet(tmp, compression="lz4", statistics=False,
                                                                            lazy=True))
@@ -480,9 +480,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     few rows. Duplicates are then corrected from the rows of duplicated ids alone (see dedupe.py).
     Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
     lf = lf.with_columns(*tagging.row_tags(book), *extra)
-    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
-    group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
+    group = group_keys(loaded, keys)
     sums = _GroupSums(loaded)
     agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
@@ -491,15 +489,9 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     if cands is not None and cands.len():
         scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
         losers, lost = _duplicate_losers(lf, scope, group, cands, loaded, sums)
-        if losers.height:
-            # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
-            # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.
+        if losers.height:  # the losing copies, summed on the same keys, moved out of their groups
             lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
-            lost = _finish_groups(sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
-            moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
-            minus = lost.with_columns([(-pl.col(m)).alias(m) for m in _MEASURES])
-            plus = lost.with_columns(moved.alias(STATUS))
-            agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
+            agg = moved(agg, sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
     return _regroup(agg), losers, units
 
 
@@ -588,7 +580,7 @@ def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.D
     for c in columns:
         over = agg.filter(valid & (pl.col(c) > INT64_MAX)).height if agg.schema[c] == pl.Int128 else 0
         if over:
-            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {over} group(s): "
+            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {counted(over, 'group')}: "
                               "too large to total exactly; the input's counts are corrupt")
     return agg.with_columns([pl.when(valid).then(pl.col(c)).otherwise(0).cast(pl.Int64).alias(c) for c in columns])
 
@@ -759,11 +751,29 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
+    by, row_keys = report_keys(by, loaded, all_dimensions)
+    loaded = spool(loaded, opts, columns=set(row_keys))
+    keys, post, extra = row_exprs(by, row_keys, opts, book)
+    lf = with_status(loaded.frame, opts)
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
+                           repeats_only=not opts.dedupe)
+    return conclude(agg, paths, by, loaded, opts, book, groups)
+
+
+# --- steps both engines run (engine_spark runs the pass over every row on Spark, these on the driver) ---
+
+def report_keys(by: list[str], loaded: Loaded, all_dimensions: bool = False) -> tuple[list[str], list[str]]:
+    """--by as the data spells it (then every other dimension, with `all_dimensions`), and those of
+    its keys computed per row."""
     by = resolve_by(by, loaded.dimensions)
     if all_dimensions:
         by = [*by, *(d for d in loaded.dimensions if d not in by)]
-    row_keys = check_by(by, loaded.dimensions)
-    loaded = spool(loaded, opts, columns=set(row_keys))
+    return by, check_by(by, loaded.dimensions)
+
+
+def row_exprs(by: list[str], row_keys: list[str], opts: Options, book: pricebook.PriceBook
+              ) -> tuple[list[str], list[str], list[pl.Expr]]:
+    """(the report keys the pass groups by, time buckets derived after it, per-row expressions)."""
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
     post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
@@ -772,13 +782,29 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if "discount_type" in by:
         extra.append(tagging.cache_use())
         row_keys = [*row_keys, "_cache_use"]
-    lf = with_status(loaded.frame, opts)
-    keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
-                           repeats_only=not opts.dedupe)
+    return [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS], post, extra
+
+
+def group_keys(loaded: Loaded, keys: list[str]) -> list[str]:
+    """What the pass over every row groups by: row fate, the rate keys some source carries, `keys`."""
+    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
+    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
+    return ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
+
+
+def accounted(agg: pl.DataFrame, loaded: Loaded) -> Accounting:
+    """The run's accounting from its aggregate (refusing totals that would overflow)."""
     check_totals(agg)
     acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
     _account(agg, acc)
+    return acc
+
+
+def conclude(agg: pl.DataFrame, paths, by: list[str], loaded: Loaded, opts: Options, book: pricebook.PriceBook,
+             groups: bool = False) -> Report | Groups:
+    """From the aggregate to the report (or the priced groups): accounting, exact pricing, the
+    quarantine file, notes."""
+    acc = accounted(agg, loaded)
     ok = agg.filter(pl.col(STATUS) == OK)
     priced = _price_groups(ok, rate_frame(ok, book), book, acc)
     if "discount_type" in by:
@@ -796,6 +822,18 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
+
+
+def moved(agg: pl.DataFrame, lost: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded,
+          post_buckets=()) -> pl.DataFrame:
+    """The aggregate with the losing copies' sums (`lost`: grouped like it, and by `_repeat`) moved
+    from their status to repeats or duplicates. (Exact: the aggregate is a sum.) A loser from a format
+    that repeats records is a repeat."""
+    lost = _finish_groups(lost, book, loaded, post_buckets)
+    status_ = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
+    minus = lost.with_columns([(-pl.col(m)).alias(m) for m in _MEASURES])
+    plus = lost.with_columns(status_.alias(STATUS))
+    return pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
 
 
 def _tier_unknown_notes(priced: pl.DataFrame) -> list[str]:
@@ -943,9 +981,15 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
-    check_totals(agg)
-    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
-    _account(agg, acc)
+    acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
+    return PricedRows([priced(p, losers) for p in loaded.parts]), acc
+
+
+def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, opts: Options,
+               book: pricebook.PriceBook, keep_rates: bool = False):
+    """From a run's aggregate: its accounting, and the function that prices one normalized part's
+    rows (dropping duplicate losers, a frame of dedupe.LOSER keys)."""
+    acc = accounted(agg, loaded)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)
     _price_groups(ok, rates, book, acc)  # for the accounting: which groups are unpriced, and why
@@ -955,7 +999,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
         *PRICED_COLUMNS, *(RATE_COLUMNS if keep_rates else ()), "source"]
 
-    def priced(part: pl.LazyFrame) -> pl.LazyFrame:
+    def priced(part: pl.LazyFrame, losers: pl.DataFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
             lf = lf.filter(~dedupe.lost(lf, losers))
@@ -966,4 +1010,4 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
                               if d not in lf.collect_schema()])
         return lf.select(cols)
 
-    return PricedRows([priced(p) for p in loaded.parts]), acc
+    return acc, priced

@@ -78,7 +78,8 @@ BUILTIN_KEYS = (*TIME_BUCKETS, *RAW_KEYS, *DERIVED_KEYS)
 # store add. A log's `provider` column kept under that name would shadow the report's provider (or
 # break the report), silently; it is read as `log_provider` instead, with a note.
 RESERVED = frozenset((*BUILTIN_KEYS, *CANONICAL, *("cost_" + c.rate for c in COMPONENTS), "cost", "list_cost",
-                      "savings", "quantity", "price_book", "unpriced_reason"))
+                      "savings", "quantity", "price_book", "unpriced_reason",
+                      "other_rows"))  # (view.OTHER_ROWS: the --top rest row's marker)
 
 
 def dimension_name(name: str) -> str:

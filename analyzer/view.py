@@ -92,15 +92,35 @@ def _sort_column(report, key: str) -> str:
                       "(prefix - for largest first: -cost)")
 
 
+# The column that marks the row summing the rest (`--top`): null on every other row, the number of
+# rows summed on that one, whose keys are all null. A key's value can be any text, even
+# "(other 3 rows)", so machine formats never tell the rest row apart by a label.
+OTHER_ROWS = "other_rows"
+
+
 def other_label(n: int) -> str:
     return f"(other {n:,} row{'s' if n != 1 else ''})"
 
 
+def labelled(rows: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """The rows as people read them (table, Markdown, HTML): the rest row's first key reads
+    `(other N rows)`, and the marker column is gone. Apply after escaping: the label is ours, not data."""
+    if OTHER_ROWS not in rows.columns:
+        return rows
+    first = next((k for k in keys if k in rows.columns), None)
+    counts = rows[OTHER_ROWS].drop_nulls()
+    if first is not None and counts.len():  # (arrange makes at most one rest row)
+        rows = rows.with_columns(pl.when(pl.col(OTHER_ROWS).is_not_null()).then(pl.lit(other_label(counts[0])))
+                                 .otherwise(pl.col(first).cast(pl.String)).alias(first))
+    return rows.drop(OTHER_ROWS)
+
+
 def arrange(report, sort: str | None = None, top: int | None = None):
     """The report with its rows sorted by `sort` (`-cost`: largest first; ties keep the keys' order) and,
-    with `top`, cut to the first N rows plus one row summing the rest: its first key says
-    `(other N rows)`, its other keys are empty, and every measure is the exact sum of the rows it
-    stands for, so the rows still add up to the totals. `--top` alone sorts by `-cost`."""
+    with `top`, cut to the first N rows plus one row summing the rest: its keys are null, its
+    OTHER_ROWS column says how many rows it sums (null on every other row; the column is there
+    whenever `top` is given, so a script sees one schema), and every measure is the exact sum of the
+    rows it stands for, so the rows still add up to the totals. `--top` alone sorts by `-cost`."""
     if top is not None and top < 1:
         raise OptionError(f"--top {top}: give a number of rows, 1 or more")
     if sort is None and top is None:
@@ -111,19 +131,20 @@ def arrange(report, sort: str | None = None, top: int | None = None):
     column = _sort_column(report, spec.lstrip("-+").strip() if spec.strip() not in ("-", "+") else spec)
     # (stable: rows that tie keep the report's order, which is by the --by keys)
     rows = rows.sort(column, descending=descending, nulls_last=True, maintain_order=True)
-    if top is not None and rows.height > top + 1 and report.group_by:  # (one row left over is shown, not summed into "other")
-        head, rest = rows.head(top), rows.slice(top)
-        rows = pl.concat([head, _other(rest, report.group_by)], how="vertical_relaxed")
+    if top is not None and report.group_by:
+        rows = rows.with_columns(pl.lit(None, pl.Int64).alias(OTHER_ROWS))
+        if rows.height > top + 1:  # (one row left over is shown, not summed into "other")
+            head, rest = rows.head(top), rows.slice(top)
+            rows = pl.concat([head, _other(rest, report.group_by)], how="vertical_relaxed")
     return dataclasses.replace(report, rows=rows)
 
 
 def _other(rest: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     sums = []
     for c, t in rest.schema.items():
-        if c in keys:
-            first = c == next((k for k in keys if k in rest.columns), None)
-            sums.append((pl.lit(other_label(rest.height)) if first else pl.lit(None)).cast(t).alias(c))
-        elif t == pl.String:
+        if c == OTHER_ROWS:
+            sums.append(pl.lit(rest.height, pl.Int64).alias(c))
+        elif c in keys or t == pl.String:
             sums.append(pl.lit(None, pl.String).alias(c))
         elif c == "reported_cost":  # no report is not $0: a sum only where some row reported one
             sums.append(pl.when(pl.col(c).is_not_null().any()).then(pl.col(c).sum()).alias(c))

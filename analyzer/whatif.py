@@ -30,6 +30,7 @@ from .models import Resolver
 from .pricing import banded, rate_frame
 from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
 from .tagging import RATE_KEYS, bucket_label
+from .words import counted
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
 FORMATS = ("table", "json", "markdown", "csv", "html")
@@ -76,6 +77,7 @@ class WhatIf:
     scenario_book: pricebook.PriceBook
     tz: str
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # also in notes; said on stderr unless the output says it
 
 
 def _resolve(name: str, book: pricebook.PriceBook, option: str) -> str:
@@ -88,14 +90,18 @@ def _resolve(name: str, book: pricebook.PriceBook, option: str) -> str:
 
 
 def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",), opts: pipeline.Options | None = None,
-        store_dir: str | None = None) -> WhatIf:
-    """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference."""
+        store_dir: str | None = None, analyze_groups=None) -> WhatIf:
+    """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference.
+    `analyze_groups`: the engine's (default pipeline.analyze_groups; engine_spark's gives the same groups)."""
     opts = opts or pipeline.Options()
     by = list(by)
     for option, keys in (("--by", by), ("--where", [k for k, _ in scenario.where])):
         if "component" in keys:
             raise OptionError(f"{option} component: a what-if compares requests; use model, a time bucket or a "
                               "dimension")
+    for k, v in scenario.where:
+        if k in TIME_BUCKETS:
+            check_bucket_label(k, v)
     base_book = pricebook.load_price_book(opts.prices)
     scen_book = pricebook.load_price_book((*opts.prices, *scenario.prices)) if scenario.prices else base_book
     swaps: dict[str, str] = {}
@@ -111,7 +117,7 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
         groups = store.groups(store_dir, [*by, *dict.fromkeys(where_keys)], opts, base)
     else:
         try:
-            groups = pipeline.analyze_groups(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
+            groups = (analyze_groups or pipeline.analyze_groups)(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
         except OptionError as e:  # a --where key the logs lack: say which option named it
             if str(e).startswith("--by ") and any(repr(k) in str(e).split(":")[0] for k in where_keys):
                 raise OptionError("--where" + str(e).removeprefix("--by")) from None
@@ -121,13 +127,22 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     keys = groups.group_by
     priced = groups.priced
     match = pl.lit(True)
+    matched_on = []  # (KEY as given, column, value as the column spells it)
     for k, v in scenario.where:
         key = spelled[k]
-        if key == "model":  # any id, alias or platform id, as --swap takes
-            v = Resolver(base_book).resolve(v)[0] or v
+        if key == "model":  # any id, alias or platform id, as --swap takes; a model the book lacks
+            # can never match a request the baseline priced, so it is a mistake, said as --swap says it
+            found, _, problem = Resolver(base_book).resolve(v)
+            if found is None:
+                hint = Resolver(base_book).suggest(v)
+                raise OptionError(f"--where model={v}: {problem}, so it matches no priced request"
+                                  + (f"; did you mean {hint}?" if hint else ""))
+            v = found
         col = bucket_label(key) if key in TIME_BUCKETS else pl.col(key).cast(pl.String)
         match = match & (col == v).fill_null(False)
+        matched_on.append((k, key, v))
     priced = priced.with_columns(match.alias("_match"))
+    unmatched = _unmatched_where(priced, scenario, matched_on)
     # The scenario's rate keys: the same requests, another model or tier.
     target = pl.col("model")
     if swaps:
@@ -177,11 +192,67 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     if crossing:
         notes.append(TOKENIZER_NOTE.format(", ".join(crossing)))
     if scen_acc["unpriced"]:
-        notes.append(f"{scen_acc['unpriced']:,} row(s) the scenario cannot price are left out of both costs "
+        notes.append(f"{counted(scen_acc['unpriced'], 'row')} the scenario cannot price "
+                     f"{'is' if scen_acc['unpriced'] == 1 else 'are'} left out of both costs "
                      "(see scenario accounting)")
+    if unmatched:
+        notes.append(unmatched)
     if scenario.batch:
         notes.append("--batch: requests in fast mode, and of models without a batch price, stay on their tier")
-    return WhatIf(by, rows, totals, groups.accounting, scen_acc, scenario, base_book, scen_book, opts.tz, notes)
+    return WhatIf(by, rows, totals, groups.accounting, scen_acc, scenario, base_book, scen_book, opts.tz, notes,
+                  [unmatched] if unmatched else [])
+
+
+# How each time bucket is labelled (tagging.bucket_label), as people read the form.
+_LABEL_FORMS = {"hour": ("%Y-%m-%d %H:00", "YYYY-MM-DD HH:00"), "day": ("%Y-%m-%d", "YYYY-MM-DD"),
+                "week": ("%Y-%m-%d", "YYYY-MM-DD, the week's Monday"), "month": ("%Y-%m", "YYYY-MM"),
+                "quarter": (None, "YYYY-Qn"), "year": ("%Y", "YYYY"), "block": ("%Y-%m-%d %H:%M", "YYYY-MM-DD HH:MM")}
+
+
+def check_bucket_label(key: str, value: str) -> None:
+    """A `--where` value for a time bucket must be a label that bucket can have: `day=garbage`,
+    `day=2026-02-30` or `day=2026-10-1` can match no request of any log, so they are usage errors
+    (exit 2), not an empty scenario."""
+    import datetime as dt
+    import re
+
+    fmt, form = _LABEL_FORMS[key]
+    bad = f"--where {key}={value}: not {'an' if key == 'hour' else 'a'} {key} label; write it as {form}"
+    if fmt is None:
+        if not re.fullmatch(r"\d{4}-Q[1-4]", value):
+            raise OptionError(bad + " (2026-Q4)")
+        return
+    try:
+        parsed = dt.datetime.strptime(value, fmt)
+    except ValueError as e:
+        raise OptionError(bad + (" (no such date)" if "out of range" in str(e) else "")) from None
+    if parsed.strftime(fmt) != value:  # strptime takes 2026-10-1; the label is always 2026-10-01
+        raise OptionError(f"{bad} ({parsed.strftime(fmt)}?)")
+    if key == "week" and parsed.weekday():
+        monday = (parsed - dt.timedelta(days=parsed.weekday())).strftime(fmt)
+        raise OptionError(f"--where week={value}: a week is labelled by its Monday; {value} is a "
+                          f"{parsed.strftime('%A')}, in the week {monday}")
+
+
+def _unmatched_where(priced: pl.DataFrame, scenario: Scenario, matched_on: list[tuple[str, str, str]]) -> str | None:
+    """The warning for a --where that matches none of the requests the baseline priced (the scenario
+    is then the baseline): which KEY=VALUE matched nothing, and the nearest value the logs have."""
+    if not scenario.where or not priced.height or bool(priced["_match"].any()):
+        return None
+    import difflib
+
+    said = " and ".join(f"{k}={v}" for k, v in scenario.where)
+    # The first pair that alone matches nothing is the one to name (each may match, not together).
+    for (k, given), (_, key, v) in zip(scenario.where, matched_on):
+        col = bucket_label(key) if key in TIME_BUCKETS else pl.col(key).cast(pl.String)
+        values = priced.select(col.alias("_v")).get_column("_v").drop_nulls().unique().sort().to_list()
+        if v not in values:
+            # (a near spelling helps with a name; a nearby date with no requests would mislead)
+            near = [] if key in TIME_BUCKETS else difflib.get_close_matches(v, values, n=1, cutoff=0.6)
+            hint = f" (did you mean {near[0]}?)" if near else ""
+            return (f"--where {said}: no request the baseline priced has {k}={given}{hint}; the scenario "
+                    "changes nothing")
+    return f"--where {said}: no request the baseline priced matches all of these; the scenario changes nothing"
 
 
 def _scenario_accounting(frame: pl.DataFrame, book: pricebook.PriceBook) -> dict:
@@ -261,9 +332,9 @@ def _footer(w: WhatIf) -> list[str]:
              f"scenario: {', '.join(_scenario_text(w.scenario)) or 'no change'}; rows compared {s['compared']:,}"
              + (f", not priced under the scenario {s['unpriced']:,}" if s["unpriced"] else "")]
     for raw, n in s["unpriced_models"].items():
-        lines.append(f"not priced under the scenario: {raw} ({n:,} rows): {s['unpriced_reasons'].get(raw, '')}")
+        lines.append(f"not priced under the scenario: {raw} ({counted(n, 'row')}): {s['unpriced_reasons'].get(raw, '')}")
     for raw, n in w.accounting.unpriced_models.items():
-        lines.append(f"unpriced: {raw} ({n:,} rows): {w.accounting.unpriced_reasons.get(raw, '')}")
+        lines.append(f"unpriced: {raw} ({counted(n, 'row')}): {w.accounting.unpriced_reasons.get(raw, '')}")
     lines.append(f"price book {w.book.version}" + (f"; scenario book {w.scenario_book.version} (+ {', '.join(w.scenario.prices)})"
                                                    if w.scenario.prices else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {w.tz}")

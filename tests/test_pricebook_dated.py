@@ -198,7 +198,7 @@ def test_shipped_book_is_quiet_and_writes_windows_outside_periods():
     ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\nfrom = 2026-01-01\nuntil = 2026-03-01\ninput = 1\noutput = 1\n'
      '[[model.fast]]\nfrom = 2026-02-01\ninput = 1\noutput = 1\n',
      "model claude-opus-4-8: two fast windows overlap (2026-01-01..2026-03-01 and 2026-02-01..open)"),
-    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\ninput = 1\noutput = 1\n', "fast needs `from`"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\ninput = 1\noutput = 1\n', "fast #1: needs `from`"),
     ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\nfrom = 2026-01-01\nthreshold = 5\ninput = 1\noutput = 1\n',
      "threshold belongs to long_context"),
     ('[[model]]\nid = "claude-opus-4-8"\n[[model.long_context]]\nfrom = 2026-01-01\ninput = 1\noutput = 1\n',
@@ -224,6 +224,28 @@ def test_invalid_dated_facts_name_the_place(tmp_path, text, message):
     with pytest.raises(PriceBookError) as e:
         load_price_book([_overlay(tmp_path, text)])
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\nfrom = 2026-05-28\nuntil = 2026-05-01\ninput = 10\n'
+     'output = 50\n', "model claude-opus-4-8 fast #1: until must be after its from"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\ninput = 10\noutput = 50\n',
+     "model claude-opus-4-8 fast #1: needs `from` (the UTC date it starts)"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.fast]]\nfrom = 2026-05-28\ninput = 10\n',
+     "model claude-opus-4-8 fast #1: needs at least input and output rates"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.long_context]]\nfrom = 2026-01-01\ninput = 1\noutput = 1\n',
+     "model claude-opus-4-8 long_context #1: threshold must be a positive whole number of prompt tokens"),
+    ('[[model]]\nid = "claude-opus-4-8"\n[[model.period]]\nfrom = 2026-05-28\ninput = 10\noutput = 1\n'
+     '[model.period.fast]\nuntil = 2026-05-01\ninput = 10\noutput = 1\n',
+     "model claude-opus-4-8 (from 2026-05-28) fast: until must be after its from"),
+])
+def test_prices_check_names_the_place_once(tmp_path, text, message):
+    """`prices check` said "model claude-opus-4-8 fast #1: fast: until must be after its from": the
+    place already names the window, the message does not repeat it."""
+    path = _overlay(tmp_path, text)
+    r = _check(path)
+    assert r.exit_code == 2 and r.output == f"llm-cost: error: {path}: {message}\n"
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,7 +122,9 @@ def test_top_other_row_adds_up(sample, n):
     rows = rep.rows
     assert rows.height == n + 1
     other = rows.row(n, named=True)
-    assert other["month"] == view.other_label(sample.rows.height - n) and other["model"] is None
+    assert other["month"] is None and other["model"] is None
+    assert other[view.OTHER_ROWS] == sample.rows.height - n
+    assert rows[view.OTHER_ROWS].to_list()[:n] == [None] * n
     head_cost = sum(rows["cost"].to_list()[:n], Decimal(0))
     assert other["cost"] == sample.totals["cost"] - head_cost
     for c in ("requests", "input_tokens", "cost", "list_cost", "savings"):
@@ -141,10 +143,71 @@ def test_top_in_json_and_csv(tmp_path):
     q = tmp_path / "q.jsonl"
     r = run("report", SAMPLE, "--by", "model", "--top", "2", "--format", "json", "--quarantine", q)
     doc = json.loads(r.stdout)
-    assert len(doc["rows"]) == 3 and doc["rows"][2]["model"] == "(other 6 rows)"
+    assert len(doc["rows"]) == 3 and doc["rows"][2]["model"] is None and doc["rows"][2]["other_rows"] == 6
+    assert [row["other_rows"] for row in doc["rows"][:2]] == [None, None]
     assert sum(Decimal(row["cost"]) for row in doc["rows"]) == Decimal(doc["totals"]["cost"]) == Decimal("1.879380025")
-    csv = run("report", SAMPLE, "--by", "model", "--top", "2", "--format", "csv", "--quarantine", q).stdout
-    assert csv.splitlines()[3].startswith("(other 6 rows),15,")
+    csv = run("report", SAMPLE, "--by", "model", "--top", "2", "--format", "csv", "--quarantine", q).stdout.splitlines()
+    assert csv[0].startswith("model,") and csv[0].endswith(",other_rows")
+    assert csv[1].endswith(",") and csv[3].startswith(",15,") and csv[3].endswith(",6")
+
+
+HOSTILE_NAME = "(other 3 rows)"
+
+
+@pytest.fixture()
+def other_named(tmp_path):
+    """Five workspaces, one literally named as a --top rest row would be."""
+    log = tmp_path / "log.csv"
+    names = ["a", "b", HOSTILE_NAME, "c", "d"]
+    log.write_text("request_id,timestamp,model,workspace,input_tokens,output_tokens\n" + "".join(
+        f"r{i},2026-10-01T09:00:00Z,claude-sonnet-4-5,{w},{1000 * (10 - i)},0\n" for i, w in enumerate(names)))
+    return log
+
+
+def test_top_rest_row_is_not_a_workspace_named_like_it(other_named, tmp_path):
+    """A workspace named "(other 3 rows)" is one of the head rows; the rest row is told apart by its
+    marker column, not its label, in every machine format."""
+    q = tmp_path / "q.jsonl"
+    args = ("report", other_named, "--by", "workspace", "--top", "3", "--quarantine", q)
+    doc = json.loads(run(*args, "--format", "json").stdout)
+    assert [(r["workspace"], r["other_rows"]) for r in doc["rows"]] == [
+        ("a", None), ("b", None), (HOSTILE_NAME, None), (None, 2)]
+    # input 1000 x (10 - i) at $3/M: the rest is c (7,000) and d (6,000) -> 13,000 x 3 / 1e6 = 0.039
+    assert doc["rows"][3]["cost"] == "0.039000000000" and doc["rows"][3]["requests"] == 2
+    out = tmp_path / "top.parquet"
+    run(*args, "-o", out)
+    import polars as pl
+
+    df = pl.read_parquet(out)
+    assert df["workspace"].to_list() == ["a", "b", HOSTILE_NAME, None]
+    assert df["other_rows"].to_list() == [None, None, None, 2]
+    # For people the rest row has its label; the real workspace keeps its name.
+    md = run(*args, "--format", "markdown").stdout.splitlines()
+    assert md[4].startswith(f"| {HOSTILE_NAME} | 1 |") and md[5].startswith("| (other 2 rows) | 2 |")
+    table = table_lines(run(*args).stdout)
+    assert any(line.startswith(f"│ {HOSTILE_NAME} ") for line in table)
+    assert any(line.startswith("│ (other 2 rows) ") for line in table)
+    page = tmp_path / "top.html"
+    run(*args, "-o", page)
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page.read_text())
+    assert HOSTILE_NAME in cells and "(other 2 rows)" in cells
+
+
+def test_top_with_nothing_left_over_keeps_the_marker_column(sample):
+    rows = view.arrange(sample, None, sample.rows.height).rows
+    assert rows.height == sample.rows.height and rows[view.OTHER_ROWS].null_count() == rows.height
+
+
+def test_a_log_column_named_other_rows_does_not_shadow_the_marker(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("request_id,timestamp,model,other_rows,input_tokens,output_tokens\n"
+                   "r1,2026-10-01T09:00:00Z,claude-sonnet-4-5,x,1000,0\n"
+                   "r2,2026-10-01T09:00:00Z,claude-sonnet-4-5,y,2000,0\n"
+                   "r3,2026-10-01T09:00:00Z,claude-sonnet-4-5,z,3000,0\n")
+    r = run("report", log, "--by", "log_other_rows", "--top", "1", "--format", "json", "--quarantine",
+            tmp_path / "q.jsonl")
+    rows = json.loads(r.stdout)["rows"]
+    assert [(x["log_other_rows"], x["other_rows"]) for x in rows] == [("z", None), (None, 2)]
 
 
 def test_unpriced_and_quarantine_lines_said_once(tmp_path):

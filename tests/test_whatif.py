@@ -5,6 +5,7 @@ shipped book: claude-sonnet-4-5 input 3 / output 15, claude-haiku-4-5 input 1 / 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal as D
 
 import pytest
@@ -227,3 +228,91 @@ def test_strict_fails_when_the_scenario_cannot_price_a_row(log, tmp_path):
     assert r.exit_code == 1 and "--strict: 1 row not priced under the scenario" in r.output
     ok = CliRunner().invoke(main, ["whatif", log, "--batch", "--strict", "-q", "--quarantine", str(tmp_path / "q.jsonl")])
     assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("where, said", [
+    ("day=garbage", "--where day=garbage: not a day label; write it as YYYY-MM-DD"),
+    ("day=2026-02-30", "--where day=2026-02-30: not a day label; write it as YYYY-MM-DD (no such date)"),
+    ("day=2026-1-10", "--where day=2026-1-10: not a day label; write it as YYYY-MM-DD (2026-01-10?)"),
+    ("month=2026-13", "--where month=2026-13: not a month label; write it as YYYY-MM"),
+    ("month=2026-01-10", "--where month=2026-01-10: not a month label; write it as YYYY-MM"),
+    ("hour=2026-01-10T10", "--where hour=2026-01-10T10: not an hour label; write it as YYYY-MM-DD HH:00"),
+    ("hour=2026-01-10 10:30", "--where hour=2026-01-10 10:30: not an hour label; write it as YYYY-MM-DD HH:00"),
+    ("quarter=2026-Q5", "--where quarter=2026-Q5: not a quarter label; write it as YYYY-Qn (2026-Q4)"),
+    ("year=26", "--where year=26: not a year label; write it as YYYY"),
+    ("week=2026-01-07", "--where week=2026-01-07: a week is labelled by its Monday; 2026-01-07 is a Wednesday, "
+                        "in the week 2026-01-05"),
+    ("model=claude-sonet-4-5", "--where model=claude-sonet-4-5: unknown model, so it matches no priced request; "
+                               "did you mean claude-sonnet-4-5"),
+])
+def test_where_that_can_match_no_request_is_a_usage_error(log, tmp_path, where, said):
+    """`--where day=garbage` compared nothing and said so nowhere: a value no request of any log can
+    have (a malformed or impossible label, a model the book lacks) is one line, exit 2."""
+    r = CliRunner().invoke(main, ["whatif", log, "--batch", "--where", where, "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 2 and r.output.startswith(f"llm-cost: error: {said}") and len(r.output.splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["day=2026-01-10", "week=2026-01-05", "month=2026-01", "quarter=2026-Q1",
+                                   "year=2026", "hour=2026-01-10 10:00"])
+def test_every_bucket_label_form_is_taken(log, tmp_path, where):
+    key, value = where.split("=")
+    w = run(log, tmp_path, by=(), batch=True, where=((key, value),))
+    assert w.totals["scenario_requests"] >= 1 and not w.warnings
+
+
+@pytest.mark.parametrize("where, warning", [
+    (["workspace=nobody"], "--where workspace=nobody: no request the baseline priced has workspace=nobody; "
+                           "the scenario changes nothing"),
+    (["workspace=aa"], "--where workspace=aa: no request the baseline priced has workspace=aa (did you mean a?); "
+                       "the scenario changes nothing"),
+    (["day=2026-01-12"], "--where day=2026-01-12: no request the baseline priced has day=2026-01-12; "
+                         "the scenario changes nothing"),
+    (["model=claude-opus-4-1"], "--where model=claude-opus-4-1: no request the baseline priced has "
+                                "model=claude-opus-4-1"),
+    (["workspace=b", "model=claude-sonnet-4-5", "day=2026-01-10"],
+     "--where workspace=b and model=claude-sonnet-4-5 and day=2026-01-10: no request the baseline priced matches "
+     "all of these; the scenario changes nothing"),
+])
+def test_where_matching_nothing_warns_once_and_exits_0(log, tmp_path, where, warning):
+    args = ["whatif", log, "--batch", "--quarantine", str(tmp_path / "q.jsonl")]
+    for w in where:
+        args += ["--where", w]
+    r = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert r.exit_code == 0
+    assert [line for line in r.stderr.splitlines() if "warning" in line][0].startswith(f"llm-cost: warning: {warning}")
+    doc = json.loads(r.stdout)
+    assert doc["totals"]["difference"] == "0.000000000000" and doc["totals"]["scenario_requests"] == 0
+    assert any(n.startswith(warning) for n in doc["notes"])
+    # Under a table it is a note, said once (not again on stderr); -q keeps it in the output.
+    r = CliRunner().invoke(main, args)
+    assert (r.stdout + r.stderr).count(warning) == 1 and f"note: {warning}" in r.stdout
+    r = CliRunner().invoke(main, [*args, "-q", "--format", "json"])
+    assert r.stderr == "" and any(n.startswith(warning) for n in json.loads(r.stdout)["notes"])
+
+
+def test_counts_are_said_with_their_grammar(tmp_path):
+    """whatif said "unpriced: gpt-nope (1 rows)" and "1 row(s) the scenario cannot price are left out"."""
+    log = tmp_path / "log.csv"
+    log.write_text(LOG + "r6,2026-01-11T08:30:00Z,gpt-nope,a,standard,5,5\n"
+                   "r7,2025-10-01T11:00:00Z,claude-sonnet-4-5,a,standard,100000,0\n")
+    r = CliRunner().invoke(main, ["whatif", str(log), "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "--format",
+                                  "markdown", "-q", "--quarantine", str(tmp_path / "q.jsonl")])
+    out = r.stdout
+    assert "- unpriced: gpt-nope (1 row): unknown model" in out
+    # r3 and r7 (2025-10-01) are before Haiku 4.5's first price: two rows, plural
+    assert "- not priced under the scenario: claude-haiku-4-5-20251001 (2 rows):" in out
+    assert "- note: 2 rows the scenario cannot price are left out of both costs" in out
+    log.write_text(LOG)
+    out = CliRunner().invoke(main, ["whatif", str(log), "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "--format",
+                                    "markdown", "-q", "--quarantine", str(tmp_path / "q.jsonl")]).stdout
+    assert "(1 row):" in out and "- note: 1 row the scenario cannot price is left out of both costs" in out
+    assert not re.search(r"\b1 (rows|files|lines|groups|days|requests)\b|\(s\)", out)
+
+
+@pytest.mark.parametrize("n, noun, said", [(0, "row", "0 rows"), (1, "row", "1 row"), (2, "row", "2 rows"),
+                                           (1234, "file", "1,234 files"), (1, "log row", "1 log row"),
+                                           (3, "entry", "3 entries")])
+def test_counted(n, noun, said):
+    from analyzer.words import counted
+
+    assert counted(n, noun, "entries" if noun == "entry" else None) == said

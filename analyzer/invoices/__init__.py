@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +33,7 @@ from ..errors import AnalyzerError
 from ..models import Resolver
 from ..pricebook import PriceBook
 from ..schema import MONEY
+from ..words import counted
 
 FORMATS = ("admin-cost-report", "analytics-cost", "console-cost-csv", "focus", "plain-csv")
 # Keys an invoice line may be grouped by, besides its period (in output order).
@@ -108,6 +108,10 @@ def detect(path: str) -> str:
                        "file, or a CSV with period,model,amount_usd); pass --invoice-format")
 
 
+EMPTY_NOTE = ("the invoice has no charge lines: it bills nothing and names no period, so every priced day of the "
+              "logs is compared with $0")
+
+
 def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
     if fmt is not None and fmt not in _READERS:
         raise InvoiceError(f"--invoice-format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -117,7 +121,9 @@ def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
         frame, notes, excludes_priority = _READERS[fmt](readable)
         lines = _finish(frame, readable, book)
         if not lines.height:
-            raise InvoiceError(f"{readable}: no invoice lines")
+            # A header with no charge lines (a FOCUS export of logs nothing in which was priced, a
+            # month without usage) bills nothing: it is compared as $0 against all of the logs.
+            notes = [*notes, EMPTY_NOTE]
         unit = _period_unit(lines, readable)
     except InvoiceError as e:
         raise InvoiceError(str(e).replace(readable, path)) from None  # (the spooled copy is the user's file)
@@ -128,7 +134,7 @@ def _readable(path: str) -> str:
     """A path the readers can open more than once: the invoice itself when it is a regular file; the
     bytes of a pipe, FIFO or /dev/stdin (`-` too), read once, in a temporary copy (removed when the
     run ends) that keeps the name's extension (`.parquet` says the format)."""
-    from ..sources import _TEMPORARY
+    from ..sources import temporary_file
 
     if path == "-":
         source = "/dev/stdin"
@@ -146,8 +152,7 @@ def _readable(path: str) -> str:
         if not (stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
             raise InvoiceError(f"--invoice {path}: not a file, a pipe or standard input")
         source = path
-    fd, copy = tempfile.mkstemp(prefix="llm-cost-invoice-", suffix=os.path.splitext(path)[1])
-    _TEMPORARY.append(copy)
+    fd, copy = temporary_file("llm-cost-invoice-", os.path.splitext(path)[1])
     try:
         with open(source, "rb") as f, os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(f, out)
@@ -292,7 +297,8 @@ def _focus(path: str):
     if other.height:
         total = other.select(_decimal("BilledCost").sum())[0, 0]
         kinds = ", ".join(sorted(set(other["ChargeCategory"].to_list())))
-        notes.append(f"{other.height} FOCUS line(s) that are not usage ({kinds}, ${total:,.2f} in total) are not compared")
+        notes.append(f"{counted(other.height, 'FOCUS line')} that {'is' if other.height == 1 else 'are'} not usage "
+                     f"({kinds}, ${total:,.2f} in total) {'is' if other.height == 1 else 'are'} not compared")
     df = df.filter(usage)
     frame = df.select(
         "line", pl.col("ChargePeriodStart").alias("starting_at"), pl.col("ChargePeriodEnd").alias("ending_at"),

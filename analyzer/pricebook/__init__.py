@@ -340,14 +340,15 @@ def _provenance(ctx: _Ctx, where: str, table: dict) -> Provenance:
                       ctx.file)
 
 
-def _span(ctx: _Ctx, where: str, table: dict, default_start: dt.datetime | None, what: str):
-    """A fact's [from, until): `from` is required unless a default is given; until after from."""
+def _span(ctx: _Ctx, where: str, table: dict, default_start: dt.datetime | None):
+    """A fact's [from, until): `from` is required unless a default is given; until after from. (`where`
+    names the fact, "model x fast #1": the message does not name it again.)"""
     if "from" not in table and default_start is None:
-        ctx.fail(where, f"{what} needs `from` (the UTC date it starts)")
+        ctx.fail(where, "needs `from` (the UTC date it starts)")
     start = _instant(ctx, where, "from", table["from"]) if "from" in table else default_start
     end = _instant(ctx, where, "until", table["until"]) if "until" in table else None
     if end is not None and start is not None and end <= start:
-        ctx.fail(where, f"{what}: until must be after its from")
+        ctx.fail(where, "until must be after its from")
     return start, end
 
 
@@ -456,18 +457,18 @@ def _discount(ctx: _Ctx, book: dict) -> Discount:
 
 def _window(ctx: _Ctx, where: str, table: dict, kind: str, default_start: dt.datetime | None) -> Window:
     _check_keys(ctx, where, table, _WINDOW_KEYS)
-    start, end = _span(ctx, where, table, default_start, kind)
+    start, end = _span(ctx, where, table, default_start)
     threshold = None
     if kind == "long_context":
         t = table.get("threshold")
         if not isinstance(t, int) or isinstance(t, bool) or t <= 0:
-            ctx.fail(where, "long_context.threshold must be a positive whole number of prompt tokens")
+            ctx.fail(where, "threshold must be a positive whole number of prompt tokens")
         threshold = t
     elif "threshold" in table:
         ctx.fail(where, "threshold belongs to long_context, not fast")
     rates = _rates(ctx, where, table)
     if rates.input is None or rates.output is None:
-        ctx.fail(where, f"{kind} needs at least input and output rates")
+        ctx.fail(where, "needs at least input and output rates")
     return Window(kind, start, end, rates, threshold, _provenance(ctx, where, table))
 
 
