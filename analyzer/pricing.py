@@ -274,8 +274,8 @@ _MAX_TABLE = 1 << 22
 def lookup(table: dict[int, int], value: pl.Expr, dtype: pl.DataType = pl.Int32) -> pl.Expr | None:
     """table[value] per row, null for a value the table lacks (as replace_strict with default None),
     as a gather over the range of the keys. None when the range is too wide for a table."""
-    if not table:
-        return pl.lit(None, dtype)
+    if not table:  # (null for every row, with the rows' length)
+        return pl.when(pl.lit(False)).then(value.cast(dtype))
     lo, hi = min(table), max(table)
     if hi - lo >= _MAX_TABLE:
         return None
