@@ -274,6 +274,11 @@ _MAX_TABLE = 1 << 22
 def lookup(table: dict[int, int], value: pl.Expr, dtype: pl.DataType = pl.Int32) -> pl.Expr | None:
     """table[value] per row, null for a value the table lacks (as replace_strict with default None),
     as a gather over the range of the keys. None when the range is too wide for a table."""
+    if None in table:  # (a null key, as replace_strict matches it: the value for null rows)
+        table = dict(table)
+        when_null = table.pop(None)
+        rest = lookup(table, value, dtype)
+        return None if rest is None else pl.when(value.is_null()).then(pl.lit(when_null, dtype)).otherwise(rest)
     if not table:  # (null for every row, with the rows' length)
         return pl.when(pl.lit(False)).then(value.cast(dtype))
     lo, hi = min(table), max(table)
