@@ -944,15 +944,13 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 
 @dataclass
 class PricedRows:
-    """Per-request rows with tags and exact cost columns: one lazy plan per input file.
-
-    Priced file by file because joining rates onto rows buffers what passes through the join: per
-    file, memory stays bounded by the largest file, not by the whole input."""
+    """Per-request rows with tags and exact cost columns: one lazy plan per input file (each file's
+    rows are filtered by its own duplicate losers and carry its own source columns)."""
 
     parts: list[pl.LazyFrame]
 
     def lazy(self) -> pl.LazyFrame:
-        """All rows as one plan (convenient for small inputs; `sink` bounds memory for large ones)."""
+        """All rows as one plan, in file order (it streams: see price_rows)."""
         return pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
 
     def sink(self, path: str, fmt: str = "parquet") -> None:

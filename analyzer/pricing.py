@@ -274,11 +274,13 @@ _MAX_TABLE = 1 << 22
 def lookup(table: dict[int, int], value: pl.Expr, dtype: pl.DataType = pl.Int32) -> pl.Expr | None:
     """table[value] per row, null for a value the table lacks (as replace_strict with default None),
     as a gather over the range of the keys. None when the range is too wide for a table."""
-    # A null key (e.g. the time unit of a row without a timestamp) maps as replace_strict maps it.
-    table = dict(table)
-    on_null = table.pop(None, None)
-    if not table:
-        return pl.when(value.is_null()).then(pl.lit(on_null, dtype))
+    if None in table:  # (a null key, as replace_strict matches it: the value for null rows)
+        table = dict(table)
+        when_null = table.pop(None)
+        rest = lookup(table, value, dtype)
+        return None if rest is None else pl.when(value.is_null()).then(pl.lit(when_null, dtype)).otherwise(rest)
+    if not table:  # (null for every row, with the rows' length)
+        return pl.when(pl.lit(False)).then(value.cast(dtype))
     lo, hi = min(table), max(table)
     if hi - lo >= _MAX_TABLE:
         return None
@@ -286,8 +288,7 @@ def lookup(table: dict[int, int], value: pl.Expr, dtype: pl.DataType = pl.Int32)
         pl.Series(list(table), dtype=pl.Int64) - lo, pl.Series(list(table.values()), dtype=dtype))
     v = value.cast(pl.Int64)
     # (when/then evaluates both branches on every row: the index is clipped into the table first)
-    found = pl.when(v.is_between(lo, hi)).then(pl.lit(dense).gather((v - lo).clip(0, hi - lo)))
-    return found if on_null is None else pl.when(v.is_null()).then(pl.lit(on_null, dtype)).otherwise(found)
+    return pl.when(v.is_between(lo, hi)).then(pl.lit(dense).gather((v - lo).clip(0, hi - lo)))
 
 
 def _key_code(col: str, values: pl.Series) -> tuple[pl.Expr, int] | None:

@@ -175,12 +175,30 @@ def test_price_of_parts_with_duplicates_across_files(tmp_path, quarantine, fmt):
     assert [Decimal(str(c)) for c in back["cost"]] == [Decimal("0.0045"), Decimal("0.0105"), Decimal("0.000375")]
 
 
-def test_lookup_maps_a_null_key_as_replace_strict_does():
-    """A table with a None key (the time unit of a row without a timestamp, in a store night) once
-    crashed `min(table)`; null rows take the None key's value, other keys as before."""
-    values = pl.DataFrame({"v": [3, None, 5, 9]}, schema={"v": pl.Int64})
-    table = {3: 1, 5: 2, None: 7}
-    got = values.select(lookup(table, pl.col("v")).alias("out"))["out"].to_list()
-    want = values.select(pl.col("v").replace_strict(table, default=None, return_dtype=pl.Int32))["v"].to_list()
-    assert got == want == [1, 7, 2, None]
-    assert values.select(lookup({None: 4}, pl.col("v")).alias("o"))["o"].to_list() == [None, 4, None, None]
+@settings(max_examples=100, deadline=None)
+@given(table=st.dictionaries(st.one_of(st.none(), st.integers(-50, 50)), st.integers(-3, 300), max_size=12),
+       values=st.lists(st.one_of(st.none(), st.integers(-60, 60)), min_size=1, max_size=30))
+def test_lookup_is_replace_strict_with_null_default(table, values):
+    """The price band of a time unit (and key codes) by gather: what replace_strict with default
+    None gives, for units inside, between and outside the table's keys, and null units."""
+    frame = pl.DataFrame({"v": values}, schema={"v": pl.Int64})
+    got = frame.select(lookup(table, pl.col("v")).alias("b"))["b"].to_list()
+    want = [table.get(v) for v in values]  # (a null value finds a null key, as in replace_strict)
+    assert got == want
+
+
+def test_lookup_declines_a_range_too_wide():
+    assert lookup({0: 1, 1 << 40: 2}, pl.col("v")) is None
+
+
+def test_price_rows_streams_without_whole_column_functions(tmp_path, quarantine):
+    """No node of the priced plan holds the whole input: no join, and no replace_strict (a
+    whole-column function in the streaming engine). Either would hold every row of the file."""
+    rows = [{"request_id": f"r{i}", "timestamp": f"2026-10-{10 + i % 3}T10:00:00Z",
+             "model": ["claude-sonnet-4-5", "claude-haiku-4-5"][i % 2], "input_tokens": 10 * i, "output_tokens": 5}
+            for i in range(6)]
+    src = write_frame(canonical_frame(rows), tmp_path / "log.parquet")
+    priced, acc = price_requests([str(src)], Options(quarantine=quarantine))
+    text = priced.lazy().explain()
+    assert acc.priced == 6
+    assert "JOIN" not in text and "replace_strict" not in text, text
