@@ -430,14 +430,17 @@ def _write_parts(spark, plans: list[bytes], directory: str, fmt: str | None, rev
         from analyzer import pipeline, writers
 
         for batch in batches:
-            for i in batch.column(0).to_pylist():
-                lf = pl.LazyFrame.deserialize(io.BytesIO(plans[i]))
+            for i, plan in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                lf = pl.LazyFrame.deserialize(io.BytesIO(plan))
                 if fmt is None:
                     lf.sink_parquet(paths[i], compression="lz4", statistics=False)
                 else:
                     writers.sink_rows(pipeline.PricedRows([lf]), fmt, paths[i], reveal=reveal)
                 yield pa.RecordBatch.from_pydict({"scan": [i]}, schema=pa.schema([pa.field("scan", pa.int32())]))
 
-    scans = spark.createDataFrame([(i,) for i in range(len(plans))], "scan int").repartition(max(1, len(plans)), "scan")
+    # Each plan travels as its scan's row, to that task alone (it holds its files' losers and the rate
+    # table): captured by `run`, every task would receive every plan.
+    scans = spark.createDataFrame([(i, bytearray(p)) for i, p in enumerate(plans)], "scan int, plan binary") \
+        .repartition(max(1, len(plans)), "scan")
     scans.mapInArrow(run, "scan int").collect()
     return paths
