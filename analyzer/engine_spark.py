@@ -391,13 +391,17 @@ def _empty_directory(output: str) -> None:
     """`-o DIR/`: a new or empty directory (parts of two runs are never mixed), created here."""
     from .errors import OutputError
 
-    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
+    path = output.rstrip("/")  # (`file/` does not exist to os.path.exists: a file is not a directory)
+    if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise OutputError(f"-o {output}: exists and is not an empty directory (per-request parts are written into "
                           "a new one)")
-    parent = os.path.dirname(os.path.abspath(output.rstrip("/")))
+    parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise OutputError(f"cannot write {output}: no such directory {parent}")
-    os.makedirs(output, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write {output}: {e.strerror}") from None
 
 
 def _price_plans(spark, paths, opts: Options, book, robust: bool) -> tuple[list[bytes], pipeline.Accounting]:
