@@ -8,12 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
+
+# Polars' allocator (jemalloc), set before Polars loads, unless the user set it: one arena for every
+# two cores, where jemalloc's default is four per core. Polars runs one thread per core, and a
+# streaming pass frees and allocates batch after batch: spread over 8 arenas (2 cores), freed pages
+# went back to the system and were mapped afresh, a fifth of the CPU time in the kernel. 1M-line
+# Claude Code tree: 6.1 -> 3.7 s system time, 21.8 -> 18.9 CPU s (a loaded machine), peak memory
+# unchanged (437 -> 429 MiB).
+os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 1) // 2)}")
 from decimal import Decimal
 
 import click
 
 from .errors import AnalyzerError, ExitCode
+from .words import counted
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
@@ -295,7 +305,8 @@ def _finish(acc, strict: bool, quiet: bool, reveal: bool = False) -> None:
         if acc.quarantined:
             _echo(f"llm-cost: warning: {acc.quarantined:,} row{'s' if acc.quarantined != 1 else ''} quarantined -> {acc.quarantine_file}", err=True)
     if strict and (acc.unpriced or acc.quarantined):
-        click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {acc.quarantined:,} quarantined rows", err=True)
+        click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {counted(acc.quarantined, 'quarantined row')}",
+                   err=True)
         sys.exit(ExitCode.CHECK_FAILED)
 
 
@@ -348,7 +359,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
         if version is not None or as_of:
             from .errors import OptionError
 
-            raise OptionError("--version/--as-of: apply to --store, which --format focus does not read")
+            raise OptionError("--version/--as-of with --format focus: the export reads the store as it is now")
         _focus(paths, store_dir, output, billing_account, kw)
         return
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
@@ -380,7 +391,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
         writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"], view=shown)
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
-        _echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
+        _echo(f"wrote {output}: {counted(rep.rows.height, 'row')}, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
                    f"{a.summary()}", err=True)
     # A table or Markdown on stdout ends with the accounting (unpriced models, quarantine file): the
     # same lines are not said again as warnings on stderr.
@@ -395,17 +406,16 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
     if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
         raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
-    if store_dir:
-        raise OptionError("--format focus with --store: the export needs the requests' rate keys to give list "
-                          "prices; export from the log files")
-    opts = _options(kw, output)
-    with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = focus.export(paths, opts, billing_account)
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, _store_files(store_dir))
+    with _progress(kw["quiet"], "reading the store..." if store_dir else "reading and pricing logs..."):
+        result = (focus.export_store(store_dir, opts, billing_account) if store_dir
+                  else focus.export(paths, opts, billing_account))
     focus.write(result, output, reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         # An export with no priced row has no BilledCost to sum: its total is exactly zero dollars.
         total = result.rows["BilledCost"].sum() if result.rows.height else Decimal(0)
-        _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
+        _echo(f"wrote {output}: {counted(result.rows.height, 'FOCUS row')}, BilledCost ${writers.money_text(total, 2)}; "
               f"{result.accounting.summary()}", err=True)
     if not result.rows.height and not kw["quiet"]:
         # FOCUS rows are charges: no priced request, no charge. The columns are still written (a valid
@@ -462,7 +472,7 @@ def price(paths, output, fmt, billing_account, **kw):
             rows, acc = pipeline.price_requests(paths, opts)
             writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
     if not kw["quiet"]:
-        _echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests; {acc.summary()}", err=True)
+        _echo(f"wrote {output}: {counted(acc.priced + acc.unpriced, 'request')}; {acc.summary()}", err=True)
     _finish(acc, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
@@ -505,7 +515,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty(), reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         bad = int((result.lines["status"] != "ok").sum())
-        _echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
+        _echo(f"wrote {output}: {counted(result.lines.height, 'line')}, {bad:,} out of tolerance", err=True)
     _finish(result.computed.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
     if not result.within_tolerance:
         sys.exit(ExitCode.CHECK_FAILED)
@@ -675,7 +685,7 @@ def prices_check(file):
     from . import pricebook
 
     book = pricebook.check(file)
-    _echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
+    _echo(f"{file}: ok ({counted(len(book.models), 'model')} in the combined book, version {book.version})")
     for w in book.warnings:  # valid, but it changes what a reader may not expect: say so
         _echo(f"warning: {w}")
 
@@ -818,11 +828,12 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
         acc.quarantine_file = f"{store_dir}/{store.QUARANTINE}/"
     if not quiet:
         if result.recovered:
-            click.echo(f"llm-cost: recorded {len(result.recovered)} file(s) an interrupted run had committed", err=True)
+            click.echo(f"llm-cost: recorded {counted(len(result.recovered), 'file')} an interrupted run had committed",
+                       err=True)
         for f in result.files:
-            _echo(f"{shown(f.path)}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
+            _echo(f"{shown(f.path)}: {f.status}" + (f", {counted(f.stored, 'row')} stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
-        _echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
+        _echo(f"ingested {len(done)} of {counted(len(result.files), 'file')} into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)
 
 
@@ -857,12 +868,12 @@ def store_status(store_dir, as_json):
                f"+ quarantined {s['quarantined']:,} ({s['data_files']:,} data files, {_size(s['bytes'])})")
     click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
     click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))
-    click.echo("price books: " + (", ".join(f"{v} ({n:,} rows)" for v, n in s["price_books"].items()) or "none")
+    click.echo("price books: " + (", ".join(f"{v} ({counted(n, 'row')})" for v, n in s["price_books"].items()) or "none")
                + (f"; {s['repricings']} reprice run(s)" if s["repricings"] else ""))
     for name, why in s["damaged_parts"].items():
         _echo(f"DAMAGED: {name}: {why}")
     if s["uncommitted"]:
-        click.echo(f"{len(s['uncommitted'])} data file(s) of an interrupted run, never committed (readers ignore "
+        click.echo(f"{counted(len(s['uncommitted']), 'data file')} of an interrupted run, never committed (readers ignore "
                    "them; `llm-cost store compact` removes them)")
     click.echo("consistent" if s["consistent"] else "damaged" if s["damaged_parts"] else "NOT CONSISTENT")
     if not s["consistent"]:
@@ -900,9 +911,9 @@ def store_compact(store_dir, retention_days, wait):
     from . import store
 
     r = store.compact(store_dir, retention_days, wait, _warn)
-    click.echo(f"{store_dir}: {r.files_before:,} data files -> {r.files_after:,} (version {r.version_before} -> "
-               f"{r.version_after}); removed {len(r.vacuumed):,} files older than {retention_days} days that no kept "
-               f"version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
+    click.echo(f"{store_dir}: {counted(r.files_before, 'data file')} -> {r.files_after:,} (version {r.version_before} -> "
+               f"{r.version_after}); removed {counted(len(r.vacuumed), 'file')} older than "
+               f"{counted(retention_days, 'day')} that no kept version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
 
 
 @store_group.command("repair")
@@ -930,7 +941,7 @@ def store_upgrade(store_dir):
     from . import store
 
     r = store.upgrade(store_dir)
-    click.echo(f"{r['store']}: converted {r['files']:,} files, {r['rows']:,} rows into a Delta table; the report "
+    click.echo(f"{r['store']}: converted {counted(r['files'], 'file')}, {counted(r['rows'], 'row')} into a Delta table; the report "
                "by month and model is equal before and after. The old rows/, quarantine/ and manifest.json are "
                "left in place: delete them when you no longer need them.")
 

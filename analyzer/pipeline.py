@@ -21,7 +21,19 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, TIER_UNKNOWN, cost_columns, rate_frame, totals_columns
+from .pricing import (
+    LIST_RATE,
+    RATE,
+    RATE_ROW,
+    TIER_UNKNOWN,
+    cost_columns,
+    integer_costs,
+    lookup,
+    rate_frame,
+    rate_row,
+    take,
+    totals_columns,
+)
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import (
     _TEMPORARY,
@@ -38,6 +50,7 @@ from .sources import (
     shown,
     temporary_file,
 )
+from .words import counted
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -567,7 +580,7 @@ def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.D
     for c in columns:
         over = agg.filter(valid & (pl.col(c) > INT64_MAX)).height if agg.schema[c] == pl.Int128 else 0
         if over:
-            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {over} group(s): "
+            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {counted(over, 'group')}: "
                               "too large to total exactly; the input's counts are corrupt")
     return agg.with_columns([pl.when(valid).then(pl.col(c)).otherwise(0).cast(pl.Int64).alias(c) for c in columns])
 
@@ -915,15 +928,31 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
                ) -> pl.LazyFrame:
     """Price valid canonical rows one by one: `rates` is the rate frame of their distinct rate keys,
     `band` maps each time unit to its price band (both small). Adds PRICED_COLUMNS; money is null
-    on unpriced rows, which say why in `unpriced_reason`."""
-    lf = (
-        lf.with_columns(*tagging.row_tags(book))
-        .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
-                      .alias(tagging.TIME_BAND))
-        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-    )
-    return with_costs(lf).with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
-                                       pl.lit(book.version).alias("price_book"))
+    on unpriced rows, which say why in `unpriced_reason`.
+
+    Each row finds its rate row by position (pricing.rate_row: integer codes, no join) and is priced
+    in integer units (pricing.integer_costs); a rate frame those cannot handle is joined and priced
+    with Decimal expressions, to the same values."""
+    # (a gather, not replace_strict: that holds the whole column in the streaming engine; see pricing.lookup)
+    tband = lookup(band, pl.col(tagging.TIME_UNIT))
+    if tband is None:
+        tband = pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
+    lf = lf.with_columns(*tagging.row_tags(book)).with_columns(tband.alias(tagging.TIME_BAND))
+    row = rate_row(rates)
+    costs = None if row is None else integer_costs(rates, pl.col(RATE_ROW))
+    if row is None:
+        lf = lf.join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
+    else:
+        lf = lf.with_columns(row).with_columns(
+            [take(rates[c], pl.col(RATE_ROW)).alias(c) for c in rates.columns if c not in tagging.RATE_KEYS])
+    if costs is None:
+        lf = with_costs(lf)
+    else:
+        unpriced = pl.col("unpriced_reason").is_not_null()
+        lf = lf.with_columns(costs).with_columns(
+            [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS]).drop(RATE_ROW)
+    return lf.with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+                           pl.lit(book.version).alias("price_book"))
 
 
 def with_costs(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:

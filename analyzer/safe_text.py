@@ -74,7 +74,14 @@ def mask_secrets_expr(expr: pl.Expr) -> pl.Expr:
     return pl.when(expr.str.contains(_CANDIDATE)).then(masked).otherwise(expr)
 
 
+_PY_CANDIDATE = re.compile(_CANDIDATE)
+
+
 def mask_secrets(text: str) -> str:
+    # The same first test as mask_secrets_expr: a report names every file it read, and eight
+    # substitutions per name cost a 17,000-transcript tree 0.5 s (a 170,000-file tree 5 s).
+    if not _PY_CANDIDATE.search(text):
+        return text
     for rx, replacement in _PY_SECRETS:
         text = rx.sub(replacement, text)
     return text

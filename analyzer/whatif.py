@@ -30,6 +30,7 @@ from .models import Resolver
 from .pricing import banded, rate_frame
 from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
 from .tagging import RATE_KEYS, bucket_label
+from .words import counted
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
 FORMATS = ("table", "json", "markdown", "csv", "html")
@@ -191,7 +192,8 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     if crossing:
         notes.append(TOKENIZER_NOTE.format(", ".join(crossing)))
     if scen_acc["unpriced"]:
-        notes.append(f"{scen_acc['unpriced']:,} row(s) the scenario cannot price are left out of both costs "
+        notes.append(f"{counted(scen_acc['unpriced'], 'row')} the scenario cannot price "
+                     f"{'is' if scen_acc['unpriced'] == 1 else 'are'} left out of both costs "
                      "(see scenario accounting)")
     if unmatched:
         notes.append(unmatched)
@@ -330,9 +332,9 @@ def _footer(w: WhatIf) -> list[str]:
              f"scenario: {', '.join(_scenario_text(w.scenario)) or 'no change'}; rows compared {s['compared']:,}"
              + (f", not priced under the scenario {s['unpriced']:,}" if s["unpriced"] else "")]
     for raw, n in s["unpriced_models"].items():
-        lines.append(f"not priced under the scenario: {raw} ({n:,} rows): {s['unpriced_reasons'].get(raw, '')}")
+        lines.append(f"not priced under the scenario: {raw} ({counted(n, 'row')}): {s['unpriced_reasons'].get(raw, '')}")
     for raw, n in w.accounting.unpriced_models.items():
-        lines.append(f"unpriced: {raw} ({n:,} rows): {w.accounting.unpriced_reasons.get(raw, '')}")
+        lines.append(f"unpriced: {raw} ({counted(n, 'row')}): {w.accounting.unpriced_reasons.get(raw, '')}")
     lines.append(f"price book {w.book.version}" + (f"; scenario book {w.scenario_book.version} (+ {', '.join(w.scenario.prices)})"
                                                    if w.scenario.prices else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {w.tz}")

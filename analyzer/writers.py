@@ -23,6 +23,7 @@ from . import view as view_mod
 from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
 from .view import View
+from .words import counted
 
 FORMATS = ("table", "csv", "json", "jsonl", "parquet", "markdown", "html")
 _BY_EXT = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet",
@@ -143,6 +144,80 @@ def _create_temp(directory: str, mode: int | None) -> str:
     raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
 
 
+def _unnamed_file(directory: str, mode: int) -> int | None:
+    """An open file in `directory` with no name (Linux O_TMPFILE), or None where the system or the
+    file system has none. Written through its /proc/self/fd name and linked into place only when
+    whole, it leaves nothing behind when the run is killed (SIGKILL, the OOM killer, a power cut):
+    a named temporary file would stay beside the output, half written."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return None
+    try:
+        fd = os.open(directory, flag | os.O_RDWR, mode)
+    except OSError:  # (EOPNOTSUPP, EISDIR: a file system or kernel without unnamed files)
+        return None
+    if not os.path.exists(_fd_path(fd)):  # (no /proc mounted: it cannot be written by name)
+        os.close(fd)
+        return None
+    return fd
+
+
+def _fd_path(fd: int) -> str:
+    return f"/proc/self/fd/{fd}"
+
+
+def temporary_parts(directory: str) -> Callable[[], str]:
+    """Names for temporary parts of an output being built in `directory` (on its file system, which
+    has the room): unnamed files where the system has them, all closed by `.close()`; else one
+    named directory, removed after (a SIGKILL leaves it: no other way without unnamed files)."""
+    return _Parts(directory)
+
+
+class _Parts:
+    def __init__(self, directory: str):
+        self.directory, self.fds, self.named = directory, [], None
+
+    def __call__(self) -> str:
+        fd = _unnamed_file(self.directory, 0o600)
+        if fd is not None:
+            self.fds.append(fd)
+            return _fd_path(fd)
+        if self.named is None:
+            self.named = tempfile.mkdtemp(dir=self.directory, prefix=".llm-cost-parts-")
+        return os.path.join(self.named, f"part-{len(os.listdir(self.named)):05d}")
+
+    def close(self) -> None:
+        import shutil
+
+        for fd in self.fds:
+            os.close(fd)
+        if self.named is not None:
+            shutil.rmtree(self.named, ignore_errors=True)
+
+
+def _link_into_place(fd: int, directory: str, path: str) -> None:
+    """Give the unnamed file open as `fd` the name `path`, replacing what was there in one rename (a
+    name of its own first: link cannot replace a file). os.link follows a /proc name only through
+    linkat with a directory descriptor: plain link() tries to link the /proc entry itself (EXDEV)."""
+    proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(100):
+            named = os.path.join(directory, f".llm-cost-{secrets.token_hex(8)}.tmp")
+            try:
+                os.link(str(fd), named, src_dir_fd=proc, follow_symlinks=True)
+            except FileExistsError:
+                continue
+            try:
+                os.replace(named, path)
+            except BaseException:
+                os.unlink(named)
+                raise
+            return
+    finally:
+        os.close(proc)
+    raise FileExistsError(errno.EEXIST, "no free temporary name", directory)
+
+
 def _write_error(path: str, tmp: str | None, e: BaseException) -> BaseException:
     """One line naming the file for a failure to write it (disk full, permission, a device). An
     error about another file (an input read while sinking) is that file's and passes unchanged."""
@@ -174,7 +249,8 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             # (not created: `-o /nonexistent/x.csv` made /nonexistent as root; a typo'd directory
             # is the user's to fix, as with cp or a shell redirect)
             raise OutputError(f"cannot write {path}: no such directory {directory}")
-        tmp = _create_temp(directory, mode)
+        fd = _unnamed_file(directory, 0o666 if mode is None else mode)
+        tmp = _create_temp(directory, mode) if fd is None else _fd_path(fd)
         wanted = stat.S_IMODE(os.stat(tmp).st_mode)
         if mode is None and os.path.isfile(path) and not os.path.islink(path):
             # A file the user chmod-ed (a private 0600 report) keeps its permissions when replaced.
@@ -183,11 +259,17 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             write(tmp)
             if stat.S_IMODE(os.stat(tmp).st_mode) != wanted:  # a writer that re-created the file
                 os.chmod(tmp, wanted)
-            os.replace(tmp, path)
+            if fd is None:
+                os.replace(tmp, path)
+            else:
+                _link_into_place(fd, directory, path)
         except BaseException:
-            if os.path.lexists(tmp):
+            if fd is None and os.path.lexists(tmp):
                 os.unlink(tmp)
             raise
+        finally:
+            if fd is not None:
+                os.close(fd)
     except (OSError, pl.exceptions.PolarsError) as e:
         raise _write_error(path, tmp, e) from e
 
@@ -365,7 +447,7 @@ def _rounding(places: int) -> str:
 
 
 def _rows(n: int) -> str:
-    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+    return counted(n, "row")
 
 
 # Skipped files named under a table (a tree may skip thousands: the JSON report lists them all).
@@ -566,10 +648,11 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             else:
                 text(rows.parts[0]).sink_ndjson(tmp)
             return
-        with tempfile.TemporaryDirectory(dir=os.path.dirname(tmp), prefix=".llm-cost-parts-") as parts_dir:
+        new_part = temporary_parts(os.path.dirname(os.path.abspath(output)))
+        try:
             parts = []
             for i, part in enumerate(rows.parts):
-                path = os.path.join(parts_dir, f"part-{i:05d}")
+                path = new_part()
                 if fmt == "parquet":
                     # (lz4: a part is read once more, below; cheaper to write and read than zstd)
                     safe(part).sink_parquet(path, compression="lz4", statistics=False)
@@ -590,6 +673,8 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
                 for path in parts:
                     with open(path, "rb") as f:
                         shutil.copyfileobj(f, out)
+        finally:
+            new_part.close()
 
     atomic_write(output, write)
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import polars as pl
@@ -208,3 +211,18 @@ def test_price_one_file_and_two_files_write_the_same_rows(tmp_path, quarantine, 
                                                               Decimal("0.0105"), Decimal("0.0135")]
     assert not any("x" * 20 in str(v) for v in outs["one"]["workspace"]), "credential written unmasked"
     assert not list(tmp_path.glob(".llm-cost-*")), "temporary files left behind"
+
+
+@pytest.mark.parametrize("given,expected", [(None, f"narenas:{max(1, (os.cpu_count() or 1) // 2)}"),
+                                            ("narenas:4", "narenas:4")])
+def test_the_command_sets_polars_allocator_arenas_unless_the_user_did(given, expected):
+    """One jemalloc arena per two cores (see cli.py), set before Polars loads; a user's own setting wins.
+    Polars reads it once it is loaded: its allocator then reports the arenas it was given."""
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given:
+        env["_RJEM_MALLOC_CONF"] = given
+    code = ("import os, analyzer.cli; conf = os.environ['_RJEM_MALLOC_CONF']; print(conf); "
+            "os.environ['_RJEM_MALLOC_CONF'] = conf + ',stats_print:true'; import polars")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[0] == expected
+    assert f"opt.narenas: {expected.split(':')[1]}" in out.stderr

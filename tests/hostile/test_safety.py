@@ -385,6 +385,24 @@ def test_mask_rules(value, masked):
     assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == masked
 
 
+_PIECES = st.sampled_from(["sk-", "sk-ant-api03-", "sk-proj-", "sk-None-", "AKIA", "ASIA", "AIza", "Bearer ", "bEaReR\t",
+                           "aws_secret_access_key=", "SecretAccessKey\": \"", "Authorization: Basic ", "AUTHORIZATION=",
+                           "_", "-", " ", ":", "/", "+", "=", "\"", "\u00e9"])
+_RUNS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", min_size=1, max_size=45)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(parts=st.lists(st.one_of(_PIECES, _RUNS), max_size=8))
+def test_mask_secrets_first_test_skips_only_text_no_rule_changes(parts):
+    """mask_secrets skips the substitutions for text without a candidate (sk-, AKIA, bearer, ...):
+    whatever the text, the result is what every substitution gives."""
+    text = "".join(parts)
+    full = text
+    for rx, replacement in safe_text._PY_SECRETS:
+        full = rx.sub(replacement, full)
+    assert safe_text.mask_secrets(text) == full
+
+
 # ---------------------------------------------------------------------------------------------------
 # §7 One kind of error
 
