@@ -246,6 +246,7 @@ def test_a_year_past_9999_is_one_line_at_ingest_not_a_store_every_command_calls_
     # (It was refused as a whole, exit 2; the row is now quarantined with its reason, like any
     # timestamp a report cannot hold: see tests/hostile/test_timestamps.py.)
     assert r.exit_code == 0 and "1 row quarantined" in r.stderr, r.output
+    assert "quarantined 1" in r.output and "0 rows stored" in r.output, r.output
     said = [json.loads(line) for q in (st / "_llm_cost" / "quarantine").iterdir() for line in q.read_text().splitlines()]
     assert [x["reason"] for x in said] == ["timestamp is outside 0001-01-02..9999-12-30 UTC, the dates a report can "
                                            "hold in any zone (+12000-01-01T00:00:00Z)"]
