@@ -391,13 +391,17 @@ def _empty_directory(output: str) -> None:
     """`-o DIR/`: a new or empty directory (parts of two runs are never mixed), created here."""
     from .errors import OutputError
 
-    if os.path.exists(output) and (not os.path.isdir(output) or os.listdir(output)):
+    path = output.rstrip("/")  # (`file/` does not exist to os.path.exists: a file is not a directory)
+    if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise OutputError(f"-o {output}: exists and is not an empty directory (per-request parts are written into "
                           "a new one)")
-    parent = os.path.dirname(os.path.abspath(output.rstrip("/")))
+    parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise OutputError(f"cannot write {output}: no such directory {parent}")
-    os.makedirs(output, exist_ok=True)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write {output}: {e.strerror}") from None
 
 
 def _price_plans(spark, paths, opts: Options, book, robust: bool) -> tuple[list[bytes], pipeline.Accounting]:
@@ -430,14 +434,17 @@ def _write_parts(spark, plans: list[bytes], directory: str, fmt: str | None, rev
         from analyzer import pipeline, writers
 
         for batch in batches:
-            for i in batch.column(0).to_pylist():
-                lf = pl.LazyFrame.deserialize(io.BytesIO(plans[i]))
+            for i, plan in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                lf = pl.LazyFrame.deserialize(io.BytesIO(plan))
                 if fmt is None:
                     lf.sink_parquet(paths[i], compression="lz4", statistics=False)
                 else:
                     writers.sink_rows(pipeline.PricedRows([lf]), fmt, paths[i], reveal=reveal)
                 yield pa.RecordBatch.from_pydict({"scan": [i]}, schema=pa.schema([pa.field("scan", pa.int32())]))
 
-    scans = spark.createDataFrame([(i,) for i in range(len(plans))], "scan int").repartition(max(1, len(plans)), "scan")
+    # Each plan travels as its scan's row, to that task alone (it holds its files' losers and the rate
+    # table): captured by `run`, every task would receive every plan.
+    scans = spark.createDataFrame([(i, bytearray(p)) for i, p in enumerate(plans)], "scan int, plan binary") \
+        .repartition(max(1, len(plans)), "scan")
     scans.mapInArrow(run, "scan int").collect()
     return paths

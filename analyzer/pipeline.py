@@ -157,6 +157,7 @@ class Loaded:
     repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
     spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
+    decoded: bool = False  # every part is read from spooled rows (cheap to read again: see spool)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -392,7 +393,16 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
     if not opts.dedupe:
         lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
         files = [f for f in files if f.index in loaded.repeat_files]
-    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
+    # (decoded rows re-read cheaply: hashed in small passes, in bounded memory)
+    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files),
+                             ids_per_pass=dedupe.SPOOLED_IDS_PER_PASS if loaded.decoded else dedupe.IDS_PER_PASS)
+
+
+def _spooled(src: SourceFile) -> bool:
+    """Whether spool decodes this file once for the passes: JSON (decoding is most of a pass), and
+    any compressed file (each pass would decompress it again, in this process: a gzip CSV with
+    dedupe took 2.2x the CPU of one pass)."""
+    return src.container in ("json", "jsonl") or (src.compression is not None and src.container != "parquet")
 
 
 def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loaded:
@@ -414,7 +424,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         if columns is not None:
             lf = lf.with_columns(dedupe.hashes()).select([c for c in lf.collect_schema().names() if c in columns]
                                                         + [dedupe.H1, dedupe.H2])
-        if src.container not in ("json", "jsonl"):
+        if not _spooled(src):
             parts.append(lf)
             continue
         fd, tmp = temporary_file("llm-cost-rows-", ".parquet")
@@ -429,8 +439,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     step = concurrent_scans()
     for i in range(0, len(sinks), step):
         pl.collect_all(sinks[i:i + step], engine="streaming")
-    return dataclasses.replace(loaded, parts=parts,
-                               spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
+    return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
+                               decoded=all(_spooled(src) for src in loaded.files))
 
 
 def resolve_by(by: list[str], dimensions: list[str]) -> list[str]:
@@ -482,13 +492,21 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     lf = lf.with_columns(*tagging.row_tags(book), *extra)
     group = group_keys(loaded, keys)
     sums = _GroupSums(loaded)
-    agg = sums(lf, group)
+    dups = cands is not None and cands.len()
+    scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
+    # The rows of duplicated ids are picked out in the same read as the sums (Polars runs both plans
+    # over one scan): a second read of a CSV file cost more than the sums themselves.
+    if dups:
+        agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)])
+    else:
+        agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})  # (see dedupe.lost)
-    if cands is not None and cands.len():
-        scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
-        losers, lost = _duplicate_losers(lf, scope, group, cands, loaded, sums)
+    if dups:
+        # (`competing` is not held through the third pass: slim rows of most of a transcript)
+        losers, lost = _duplicate_losers(lf, scope, group, cands, loaded, sums, competing)
+        del competing
         if losers.height:  # the losing copies, summed on the same keys, moved out of their groups
             lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
             agg = moved(agg, sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
@@ -504,41 +522,62 @@ class _GroupSums:
         self.reported = "reported_cost" in loaded.carried
         self.records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
 
-    def __call__(self, frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
+    def __call__(self, frame: pl.LazyFrame, by: list[str], also: list[pl.LazyFrame] = ()
+                 ) -> pl.DataFrame | list[pl.DataFrame]:
+        """The sums; with `also`, [the sums, *those plans collected in the same pass]."""
         out = exact_sums(frame, by, self.summed, [
             self.records.alias(ROWS),
             *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
-              if self.reported else [])], valid=pl.col("_ok"))
-        return out.with_columns(
+              if self.reported else [])], valid=pl.col("_ok"), also=also)
+        out, extra = (out[0], out[1:]) if also else (out, None)
+        out = out.with_columns(
             *([] if "requests" in self.summed else [pl.col(ROWS).alias("requests")]),
             *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in self.summed],
             *([] if self.reported else [pl.lit(None, MONEY).alias("reported_cost"),
                                         pl.lit(0, pl.Int64).alias("_reported_rows")]),
         )
+        return out if extra is None else [out, *extra]
 
 
-def _duplicate_losers(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
-                      sums: _GroupSums) -> tuple[pl.DataFrame, pl.LazyFrame | None]:
-    """The row keys of the copies that lose to another copy of their request (see dedupe.py), and
-    those rows (lazy, None when there are none), to be summed and moved out of their groups."""
+def _wide(cands: pl.Series, loaded: Loaded) -> bool:
+    """Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
+    as read (a filtered string still points into the buffer of the whole chunk it was read with).
+    Many (a transcript writes most responses several times): only slim rows, and a third pass
+    sums the losing rows."""
+    return cands.len() * 10 < sum(f.expected_rows() for f in loaded.files)
+
+
+def _slim(loaded: Loaded) -> list[str]:
+    rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
+    return [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
+
+
+def _competing(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
+               sums: _GroupSums) -> pl.LazyFrame:
+    """The valid rows of candidate ids, slim (see _slim) or, when few (_wide), with their report keys
+    and measures too."""
     nb = "_nb" in loaded.bookkeeping
     # A broken or not-billable copy never displaces a good one: only valid rows compete.
     valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
-    rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-    slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
-    # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
-    # as read (a filtered string still points into the buffer of the whole chunk it was read with).
-    # Many (a transcript writes most responses several times): only slim rows, and a third pass
-    # sums the losing rows.
-    expected = sum(f.expected_rows() for f in loaded.files)
-    wide = cands.len() * 10 < expected
+    wide = _wide(cands, loaded)
     held = [*group, "_file", *[c for c in ("_rec", *sums.summed, "reported_cost") if c in lf.collect_schema()]]
-    competing = dedupe.rows_of(scope, cands).filter(valid).with_columns(
+    return dedupe.rows_of(scope, cands).filter(valid).with_columns(
         pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
         *(labels.clean_labels([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
           if wide else []),
-    ).select(*dict.fromkeys([*slim, *(held if wide else [])])).collect(engine="streaming")
-    losers = dedupe.losers(competing.select(slim))
+    ).select(*dict.fromkeys([*_slim(loaded), *(held if wide else [])]))
+
+
+def _duplicate_losers(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
+                      sums: _GroupSums, competing: pl.DataFrame | None = None
+                      ) -> tuple[pl.DataFrame, pl.LazyFrame | None]:
+    """The row keys of the copies that lose to another copy of their request (see dedupe.py), and
+    those rows (lazy, None when there are none), to be summed and moved out of their groups.
+    `competing`: the rows of `_competing`, when already collected (with the sums, in one read)."""
+    if competing is None:
+        competing = _competing(lf, scope, group, cands, loaded, sums).collect(engine="streaming")
+    wide = _wide(cands, loaded)
+    losers = dedupe.losers(competing.select(_slim(loaded)))
     if not losers.height:
         return losers, None
     if wide:
@@ -552,7 +591,8 @@ INT64_MAX = 2**63 - 1
 
 
 def exact_sums(lf: pl.LazyFrame, by: list[str], columns: list[str], aggs: list[pl.Expr],
-               valid: pl.Expr | None = None, wide: bool = False) -> pl.DataFrame:
+               valid: pl.Expr | None = None, wide: bool = False, also: list[pl.LazyFrame] = ()
+               ) -> pl.DataFrame | list[pl.DataFrame]:
     """`lf.group_by(by).agg(*aggs, <sum of each count column>)`, collected, with every sum exact.
 
     A 64-bit sum wraps around silently (9.3M rows of 999,999,999,999 tokens summed to a negative
@@ -560,17 +600,21 @@ def exact_sums(lf: pl.LazyFrame, by: list[str], columns: list[str], aggs: list[p
     proves they cannot overflow (always, for real logs: one cheap max per group); otherwise the pass
     runs again with 128-bit sums. Sums that do not fit 64 bits refuse the run (see _exact_counts).
     `valid` (an expression on the `by` keys) says which groups are priced; the others' counts are
-    never used (quarantined rows may hold any number) and are zeroed."""
+    never used (quarantined rows may hold any number) and are zeroed.
+    `also`: other plans over `lf`, collected in the same pass (one read of the input); then the
+    result is [the sums, *theirs]."""
     valid = pl.lit(True) if valid is None else valid
     bound = [] if wide or not columns else [pl.max_horizontal(columns).max().alias("_max"), pl.len().alias("_len")]
-    out = lf.group_by(by).agg(
+    out, *extra = pl.collect_all([lf.group_by(by).agg(
         *aggs, *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum().alias(c) for c in columns], *bound,
-    ).collect(engine="streaming")
+    ), *also], engine="streaming")
     if bound:
         if out.select((valid & (pl.col("_max").cast(pl.Int128) * pl.col("_len") > INT64_MAX)).any()).item():
-            return exact_sums(lf, by, columns, aggs, valid, wide=True)
+            out = exact_sums(lf, by, columns, aggs, valid, wide=True)
+            return [out, *extra] if also else out
         out = out.drop("_max", "_len")
-    return _exact_counts(out, columns, valid)
+    out = _exact_counts(out, columns, valid)
+    return [out, *extra] if also else out
 
 
 def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.DataFrame:

@@ -267,3 +267,21 @@ def test_cli_price_and_whatif_engine_spark(spark, tmp_path):
                                 ("spark", "/", "not an empty directory")):
         res = CliRunner().invoke(main, ["price", sample, "-o", str(tmp_path / "d.parquet") + slash, "--engine", engine])
         assert res.exit_code == 2 and said in res.output, res.output
+
+
+def test_price_hostile_outputs_and_empty_input(spark, tmp_path):
+    # A log with a header and no rows: the same empty file from both engines. An output whose
+    # directory does not exist is one line before any Spark work; so is a file where a new
+    # directory of parts is asked for.
+    from analyzer import engine_spark
+    from analyzer.errors import OutputError
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("request_id,timestamp,model,input_tokens,output_tokens\n")
+    polars, spark_, acc, spark_acc = _price_both([str(empty)], tmp_path, "csv")
+    assert spark_acc == acc and acc["rows_read"] == 0 and spark_ == polars
+    with pytest.raises(OutputError, match="no such directory"):
+        engine_spark.price([str(empty)], str(tmp_path / "nowhere" / "rows.csv"), "csv")
+    (tmp_path / "file.csv").write_text("x")
+    with pytest.raises(OutputError, match="not an empty directory"):
+        engine_spark.price([str(empty)], str(tmp_path / "file.csv") + "/", "csv")

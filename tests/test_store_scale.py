@@ -142,7 +142,8 @@ def test_compact_writes_row_groups_a_time_filter_can_skip(tmp_path, monkeypatch)
     assert rep.totals["cost"] == 5 * EACH
 
 
-@pytest.mark.parametrize("day", ["0999-12-31", "9999-12-31", "0001-01-01"])
+# (the first and last days every --tz can show: outside them a timestamp is quarantined)
+@pytest.mark.parametrize("day", ["0999-12-31", "9999-12-30", "0001-01-02"])
 def test_a_night_at_the_ends_of_the_calendar_checks_its_repeats(tmp_path, day):
     st = tmp_path / "store"
     _ingest(tmp_path, "a", [req("a", day)], st)

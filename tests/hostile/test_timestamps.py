@@ -203,18 +203,18 @@ def _parse_one(text: str, fmt: str):
 @settings(max_examples=300, deadline=None)
 @given(t=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2200, 1, 1)),
        offset=st.integers(-14 * 4, 14 * 4).map(lambda q: q * 15), sep=st.sampled_from("Tt "),
-       digits=st.integers(0, 9), zone=st.sampled_from(["Z", "z", "+HH:MM", "+HHMM", "+HH", "none"]),
+       digits=st.integers(0, 9), zone=st.sampled_from(["Z", "z", "+HH:MM", "+HHMM", "+HH", "-00:00", "none"]),
        fast=st.booleans())
 def test_any_iso_form_reads_the_instant(t, offset, sep, digits, zone, fast):
     instant = t.replace(tzinfo=UTC)
-    if zone in ("Z", "z", "none") or (zone == "+HH" and offset % 60):
+    if zone in ("Z", "z", "none", "-00:00") or (zone == "+HH" and offset % 60):
         offset = 0
     local = _local(instant, offset)
     frac = f"{local.microsecond:06d}{'000'}"[:digits]
     sign = "-" if offset < 0 else "+"
     hh, mm = divmod(abs(offset), 60)
     suffix = {"Z": "Z", "z": "z", "none": "", "+HH:MM": f"{sign}{hh:02d}:{mm:02d}", "+HHMM": f"{sign}{hh:02d}{mm:02d}",
-              "+HH": f"{sign}{hh:02d}"}[zone]
+              "+HH": f"{sign}{hh:02d}", "-00:00": "-00:00"}[zone]
     text = local.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{frac}" if digits else "") + suffix
     expected = instant.replace(microsecond=int(frac.ljust(6, "0")[:6]) if digits else 0)
     fmt = _parse.fast_format([text]) if fast else _parse.PRIMARY
@@ -231,6 +231,37 @@ def test_any_epoch_reads_the_instant(us, unit, fast):
     expected = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=truncated)
     fmt = _parse.fast_format([text]) if fast else _parse.PRIMARY
     assert _parse_one(text, fmt) == expected, (text, fmt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+       offset=st.sampled_from([0, 330, -480, 300, 840, -720]), sep=st.sampled_from("T "),
+       digits=st.integers(0, 9), zone=st.sampled_from(["Z", "+HH:MM", "+HHMM", "+HH", "-00:00", "none"]))
+def test_a_file_in_one_form_stays_on_the_fast_path(t, offset, sep, digits, zone):
+    """Every row of a file written in one form is read by the one strict parse its first records
+    chose (`first`, as cheap as the `Z` form), none by the every-form fallback; and to its instant."""
+    instant = t.replace(tzinfo=UTC)
+    if zone in ("Z", "none", "-00:00") or (zone == "+HH" and offset % 60):
+        offset = 0
+    local = _local(instant, offset)
+    sign, (hh, mm) = "-" if offset < 0 else "+", divmod(abs(offset), 60)
+    suffix = {"Z": "Z", "none": "", "-00:00": "-00:00", "+HH:MM": f"{sign}{hh:02d}:{mm:02d}",
+              "+HHMM": f"{sign}{hh:02d}{mm:02d}", "+HH": f"{sign}{hh:02d}"}[zone]
+    frac = f"{local.microsecond:06d}000"[:digits]
+    texts = [(local + dt.timedelta(seconds=k)).strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{frac}" if digits else "")
+             + suffix for k in range(3)]
+    fast = _parse.timestamp("raw", "ts", pl.String(), _parse.fast_format(texts[:1])).first
+    got = pl.DataFrame({"raw": texts}).select(fast.alias("ts"))["ts"].to_list()
+    base = instant.replace(microsecond=int(frac.ljust(6, "0")[:6]) if digits else 0)
+    assert got == [base + dt.timedelta(seconds=k) for k in range(3)], texts
+
+
+@given(ms=st.integers(10**11, 10**14 - 1))
+def test_epoch_milliseconds_stay_on_the_fast_path(ms):
+    """A number (JSON) or its text (CSV): both read by the fast parse, to the millisecond."""
+    fast = _parse.timestamp("raw", "ts", pl.String(), _parse.fast_format([str(ms)])).first
+    got = pl.DataFrame({"raw": [str(ms)]}).select(fast.alias("ts"))["ts"][0]
+    assert got == dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(milliseconds=ms)
 
 
 def test_fast_format_is_the_one_most_first_records_use():
