@@ -26,6 +26,7 @@ from .invoices import KEYS, Invoice
 from .models import parse_model_id as model_key
 from .pricebook import PriceBook
 from .schema import COMPONENTS, MONEY
+from .words import counted
 
 ROUNDING_LINE = Decimal("0.01")  # a difference under one cent on a line is rounding
 # What the computed side is grouped by: the finest grain any invoice can ask for.
@@ -235,7 +236,7 @@ def _logs_in_period(invoice: Invoice, rows: pl.DataFrame, start, end, span: str,
     if inside.height < rows.height:
         outside = rows.filter(~pl.col("day").is_between(start, end, closed="left"))
         notes.append(f"logs outside the invoice's period ({span}) are left out: "
-                     f"${outside['cost'].sum():,.2f} on {outside['day'].n_unique()} day(s)")
+                     f"${outside['cost'].sum():,.2f} on {counted(outside['day'].n_unique(), 'day')}")
     if invoice.excludes_priority:
         priority = inside.filter(pl.col("service_tier") == "priority")
         if priority.height:
@@ -389,7 +390,8 @@ def _causes(table: pl.DataFrame, invoice: Invoice, computed: Computed, log_days:
     listed = pl.col("_missing").list.head(5).list.join(", ")
     missing_days = pl.when(shortfall & (n_missing > 0)).then(
         pl.format("logs missing for {}", listed) + pl.when(n_missing > 5).then(
-            pl.format(" and {} more days", n_missing - 5)).otherwise(pl.lit("")))
+            pl.format(" and {} more day{}", n_missing - 5, pl.when(n_missing == 6).then(pl.lit("")).otherwise(pl.lit("s"))))
+        .otherwise(pl.lit("")))
     is_component = pl.col("token_type").is_in(list(_PER)) if "token_type" in table.columns else pl.lit(False)
     unpriced_tt = pl.when(bad & pl.col("token_type").is_not_null() & ~is_component).then(
         pl.format("llm-cost has no price for {}", pl.col("token_type"))) if "token_type" in table.columns else None
@@ -452,7 +454,8 @@ def _unpriced(table: pl.DataFrame, computed: Computed) -> pl.DataFrame:
     raws = list(acc.unpriced_models)
     found = pl.DataFrame({
         "_key": [model_key(r)[0] for r in raws],
-        "_unpriced": [f"{acc.unpriced_models[r]:,} log rows of {r} are unpriced ({acc.unpriced_reasons.get(r, '')})"
+        "_unpriced": [f"{counted(acc.unpriced_models[r], 'log row')} of {r} "
+                      f"{'is' if acc.unpriced_models[r] == 1 else 'are'} unpriced ({acc.unpriced_reasons.get(r, '')})"
                       for r in raws],
     }).group_by("_key").agg(pl.col("_unpriced").str.join("; "))
     labels = table.select(pl.col("model").drop_nulls().unique())["model"].to_list()
@@ -480,13 +483,15 @@ def _log_notes(computed: Computed) -> list[str]:
     acc = computed.accounting
     notes = []
     if acc.unpriced:
-        notes.append(f"{acc.unpriced:,} log rows are unpriced, so their cost is missing from `computed`: "
+        notes.append(f"{counted(acc.unpriced, 'log row')} {'is' if acc.unpriced == 1 else 'are'} unpriced, so "
+                     f"{'its' if acc.unpriced == 1 else 'their'} cost is missing from `computed`: "
                      + "; ".join(f"{raw} ({n:,})" for raw, n in acc.unpriced_models.items()))
     if acc.quarantined:
-        notes.append(f"{acc.quarantined:,} log rows were quarantined (unreadable; see {acc.quarantine_file}): their "
-                     "cost is unknown and missing from `computed`")
+        notes.append(f"{counted(acc.quarantined, 'log row')} {'was' if acc.quarantined == 1 else 'were'} quarantined (unreadable; see {acc.quarantine_file}): "
+                     f"{'its' if acc.quarantined == 1 else 'their'} cost is unknown and missing from `computed`")
     if acc.duplicates:
-        notes.append(f"{acc.duplicates:,} duplicate log rows (repeated request ids) were counted once")
+        notes.append(f"{counted(acc.duplicates, 'duplicate log row')} (repeated request ids) "
+                     f"{'was' if acc.duplicates == 1 else 'were'} counted once")
     return notes + computed.notes
 
 

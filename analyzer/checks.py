@@ -31,6 +31,7 @@ import polars as pl
 from . import pipeline, safe_text
 from .errors import OptionError, UnknownKeys
 from .schema import MONEY, TIME_BUCKETS
+from .words import counted
 
 PERIODS = ("day", "week", "month")
 RUN_RATE_DAYS = 7
@@ -262,7 +263,8 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
         day = daily[DAY].max()
     result = CheckResult(day, [], [], by, settings, report, notes=list(report.notes))
     if report.accounting.unpriced:
-        result.notes.append(f"{report.accounting.unpriced:,} unpriced rows are not in these costs "
+        result.notes.append(f"{counted(report.accounting.unpriced, 'unpriced row')} "
+                            f"{'is' if report.accounting.unpriced == 1 else 'are'} not in these costs "
                             "(see the accounting): budgets may be spent more than shown")
     if day is None:
         result.notes.append("no priced requests: nothing to check")
@@ -409,7 +411,8 @@ def _anomalies(daily: pl.DataFrame, by: list[str], day: dt.date, s: Settings) ->
         alerts.append(_alert("anomaly", name, key, r[DAY].isoformat(), r[COST], expected=median, message=(
             f"{name}: {_money(r[COST])} on {r[DAY].isoformat()}, "
             + (f"{ratio}x" if ratio is not None else "far above")
-            + f" the median of {_money(median)} over its {r['_days']} days with requests in the {s.window} days before"
+            + f" the median of {_money(median)} over its {counted(r['_days'], 'day')} with requests in the "
+              f"{counted(s.window, 'day')} before"
         )))
     return alerts
 
@@ -481,7 +484,7 @@ def summary_lines(r: CheckResult) -> list[str]:
              f"budgets: {len(r.budgets)} checked" + (
         "; " + "; ".join(f"{b['name']} {_money(b['actual'])} of {_money(b['limit'])} ({b['period']})" for b in r.budgets)
         if r.budgets else ""),
-             f"anomalies: days over {s.factor}x the median of the {s.window} days before (days with requests, "
+             f"anomalies: days over {s.factor}x the median of the {counted(s.window, 'day')} before (days with requests, "
              f"at least {MIN_HISTORY}) and at least {_money(s.minimum)}, "
              + (f"per {', '.join(r.by)}" if r.by else "all requests as one group"),
              a.summary()]

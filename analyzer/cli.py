@@ -23,6 +23,7 @@ from decimal import Decimal
 import click
 
 from .errors import AnalyzerError, ExitCode
+from .words import counted
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
@@ -206,8 +207,8 @@ def engine_options(f):
                              "see docs/spark.md)")(f)
 
 
-def _engine_analyze(kw: dict):
-    """The engine's analyze: pipeline.analyze, or the same report from Spark."""
+def _engine_analyze(kw: dict, name: str = "analyze"):
+    """The engine's `analyze` (or `analyze_groups`, `price`): pipeline's, or the same result from Spark."""
     from . import pipeline
 
     if kw.get("engine") != "spark":
@@ -215,10 +216,10 @@ def _engine_analyze(kw: dict):
             from .errors import OptionError
 
             raise OptionError("--master: applies to --engine spark")
-        return pipeline.analyze
+        return getattr(pipeline, name, None)
     from . import engine_spark
 
-    return functools.partial(engine_spark.analyze, master=kw.get("master"))
+    return functools.partial(getattr(engine_spark, name), master=kw.get("master"))
 
 
 def _options(kw: dict, output: str | None = None, reads: dict | None = None):
@@ -304,7 +305,8 @@ def _finish(acc, strict: bool, quiet: bool, reveal: bool = False) -> None:
         if acc.quarantined:
             _echo(f"llm-cost: warning: {acc.quarantined:,} row{'s' if acc.quarantined != 1 else ''} quarantined -> {acc.quarantine_file}", err=True)
     if strict and (acc.unpriced or acc.quarantined):
-        click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {acc.quarantined:,} quarantined rows", err=True)
+        click.echo(f"llm-cost: --strict: {acc.unpriced:,} unpriced and {counted(acc.quarantined, 'quarantined row')}",
+                   err=True)
         sys.exit(ExitCode.CHECK_FAILED)
 
 
@@ -357,7 +359,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
         if version is not None or as_of:
             from .errors import OptionError
 
-            raise OptionError("--version/--as-of: apply to --store, which --format focus does not read")
+            raise OptionError("--version/--as-of with --format focus: the export reads the store as it is now")
         _focus(paths, store_dir, output, billing_account, kw)
         return
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
@@ -389,7 +391,7 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
         writers.write_report(rep, fmt, output, reveal=kw["reveal_keys"], view=shown)
     if output not in (None, "-") and not kw["quiet"]:
         a = rep.accounting
-        _echo(f"wrote {output}: {rep.rows.height:,} rows, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
+        _echo(f"wrote {output}: {counted(rep.rows.height, 'row')}, cost ${writers.money_text(rep.totals.get('cost'), 2)}; "
                    f"{a.summary()}", err=True)
     # A table or Markdown on stdout ends with the accounting (unpriced models, quarantine file): the
     # same lines are not said again as warnings on stderr.
@@ -404,17 +406,16 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
     if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
         raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
-    if store_dir:
-        raise OptionError("--format focus with --store: the export needs the requests' rate keys to give list "
-                          "prices; export from the log files")
-    opts = _options(kw, output)
-    with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = focus.export(paths, opts, billing_account)
+    _outside_store(output, store_dir)
+    opts = _options(kw, output, _store_files(store_dir))
+    with _progress(kw["quiet"], "reading the store..." if store_dir else "reading and pricing logs..."):
+        result = (focus.export_store(store_dir, opts, billing_account) if store_dir
+                  else focus.export(paths, opts, billing_account))
     focus.write(result, output, reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         # An export with no priced row has no BilledCost to sum: its total is exactly zero dollars.
         total = result.rows["BilledCost"].sum() if result.rows.height else Decimal(0)
-        _echo(f"wrote {output}: {result.rows.height:,} FOCUS rows, BilledCost ${writers.money_text(total, 2)}; "
+        _echo(f"wrote {output}: {counted(result.rows.height, 'FOCUS row')}, BilledCost ${writers.money_text(total, 2)}; "
               f"{result.accounting.summary()}", err=True)
     if not result.rows.height and not kw["quiet"]:
         # FOCUS rows are charges: no priced request, no charge. The columns are still written (a valid
@@ -426,34 +427,52 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
 @main.command()
 @input_options(paths_required=False)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="per-request rows: .parquet, .csv or .jsonl")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="per-request rows: .parquet, .csv or .jsonl; with --engine spark, DIR.parquet/ (a trailing /) "
+                   "is a directory of parts, one per file scan, written on the cluster")
 @click.option("--format", "fmt", type=Choice(["focus"]),
               help="focus: FinOps FOCUS 1.2 charge rows instead (the same as `report --format focus`: a FOCUS "
                    "row is a day's charge, not a request); CSV, or Parquet for -o x.parquet")
 @click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform]")
+@engine_options
 @handle_errors
 def price(paths, output, fmt, billing_account, **kw):
     """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
+    import os
+
     from . import pipeline, writers
     from .errors import OptionError
 
     paths = _default_paths(paths, None, kw["quiet"])
+    spark = _engine_analyze(kw, "price")  # (also refuses --master without --engine spark)
     if fmt == "focus":
+        if kw["engine"] == "spark":
+            raise OptionError("--engine spark: prices requests into .parquet, .csv or .jsonl; not --format focus")
         _focus(paths, None, output, billing_account, kw)
         return
 
     # The extension is the format (price has no --format): `-o -` made a file named `-`, and
-    # `-o /dev/stdout` was told to pass a --format this command does not have.
-    fmt = writers.format_for(None, output, "parquet") if output != "-" and writers.has_format_extension(output) else None
+    # `-o /dev/stdout` was told to pass a --format this command does not have. With Spark, `-o rows.parquet/`
+    # is a directory of parts.
+    parts = kw["engine"] == "spark" and output.endswith("/") and output.strip("/") != ""
+    named = output.rstrip("/") if parts else output
+    fmt = writers.format_for(None, named, "parquet") if named != "-" and writers.has_format_extension(named) else None
     if fmt not in ("parquet", "csv", "jsonl"):
-        raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl")
-    opts = _options(kw, output)
+        raise OptionError(f"-o {output}: per-request rows are written to a file named .parquet, .csv or .jsonl"
+                          + (" (or, with --engine spark, a directory rows.parquet/)" if kw["engine"] == "spark" else ""))
+    if os.path.isdir(output) and not parts:
+        raise OptionError(f"-o {output}: a directory; per-request rows are written to a file"
+                          + (" (or, with --engine spark, a new directory named with a trailing /)"
+                             if kw["engine"] == "spark" else ""))
+    opts = _options(kw, named)
     with _progress(kw["quiet"], "pricing requests..."):
-        rows, acc = pipeline.price_requests(paths, opts)
-        writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
+        if kw["engine"] == "spark":
+            acc = spark(paths, output, fmt, opts, reveal=kw["reveal_keys"])
+        else:
+            rows, acc = pipeline.price_requests(paths, opts)
+            writers.sink_rows(rows, fmt, output, reveal=kw["reveal_keys"])
     if not kw["quiet"]:
-        _echo(f"wrote {output}: {acc.priced + acc.unpriced:,} requests; {acc.summary()}", err=True)
+        _echo(f"wrote {output}: {counted(acc.priced + acc.unpriced, 'request')}; {acc.summary()}", err=True)
     _finish(acc, kw["strict"], kw["quiet"], kw["reveal_keys"])
 
 
@@ -496,7 +515,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
     audit_writers.write(result, fmt, output, terminal=sys.stdout.isatty(), reveal=kw["reveal_keys"])
     if output not in (None, "-") and not kw["quiet"]:
         bad = int((result.lines["status"] != "ok").sum())
-        _echo(f"wrote {output}: {result.lines.height:,} lines, {bad:,} out of tolerance", err=True)
+        _echo(f"wrote {output}: {counted(result.lines.height, 'line')}, {bad:,} out of tolerance", err=True)
     _finish(result.computed.accounting, kw["strict"], kw["quiet"], kw["reveal_keys"])
     if not result.within_tolerance:
         sys.exit(ExitCode.CHECK_FAILED)
@@ -574,6 +593,7 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
 @click.option("--format", "fmt", type=Choice(["table", "json", "markdown", "csv", "html"]),
               help="output format [default: from -o's extension, else table]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the comparison to this file (atomically)")
+@engine_options
 @handle_errors
 def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, output, **kw):
     """The same requests priced as they were and under a scenario (--swap, --batch, --prices), and the difference."""
@@ -584,6 +604,9 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
     from .errors import OptionError
 
     _store_source(paths, store_dir, kw)
+    groups = _engine_analyze(kw, "analyze_groups")
+    if kw["engine"] == "spark" and store_dir:
+        raise OptionError("--engine spark: reads log files; not --store")
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table", whatif_.FORMATS)
     if fmt not in whatif_.FORMATS:
@@ -594,7 +617,7 @@ def whatif(paths, store_dir, by, swap, batch, where, baseline_prices, fmt, outpu
     opts = _options(kw, output, {"the baseline price overlay": baseline_prices, **_store_files(store_dir)})
     opts = dataclasses.replace(opts, prices=tuple(baseline_prices))
     with _progress(kw["quiet"], "reading and pricing logs..."):
-        result = whatif_.run(paths, scenario, keys, opts, store_dir=store_dir)
+        result = whatif_.run(paths, scenario, keys, opts, store_dir=store_dir, analyze_groups=groups)
     data = whatif_.render(result, fmt, reveal=kw["reveal_keys"])
     if fmt == "table" and output in (None, "-") and sys.stdout.isatty():
         from rich.console import Console
@@ -662,7 +685,7 @@ def prices_check(file):
     from . import pricebook
 
     book = pricebook.check(file)
-    _echo(f"{file}: ok ({len(book.models)} models in the combined book, version {book.version})")
+    _echo(f"{file}: ok ({counted(len(book.models), 'model')} in the combined book, version {book.version})")
     for w in book.warnings:  # valid, but it changes what a reader may not expect: say so
         _echo(f"warning: {w}")
 
@@ -805,11 +828,12 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
         acc.quarantine_file = f"{store_dir}/{store.QUARANTINE}/"
     if not quiet:
         if result.recovered:
-            click.echo(f"llm-cost: recorded {len(result.recovered)} file(s) an interrupted run had committed", err=True)
+            click.echo(f"llm-cost: recorded {counted(len(result.recovered), 'file')} an interrupted run had committed",
+                       err=True)
         for f in result.files:
-            _echo(f"{shown(f.path)}: {f.status}" + (f", {f.stored:,} rows stored" if f.accounting else ""), err=True)
+            _echo(f"{shown(f.path)}: {f.status}" + (f", {counted(f.stored, 'row')} stored" if f.accounting else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
-        _echo(f"ingested {len(done)} of {len(result.files)} files into {store_dir}: {acc.summary()}", err=True)
+        _echo(f"ingested {len(done)} of {counted(len(result.files), 'file')} into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)
 
 
@@ -844,12 +868,12 @@ def store_status(store_dir, as_json):
                f"+ quarantined {s['quarantined']:,} ({s['data_files']:,} data files, {_size(s['bytes'])})")
     click.echo(f"requests from {s['first'] or '-'} to {s['last'] or '-'}")
     click.echo("months: " + (", ".join(f"{m} ({n:,})" for m, n in s["months"].items()) or "none"))
-    click.echo("price books: " + (", ".join(f"{v} ({n:,} rows)" for v, n in s["price_books"].items()) or "none")
+    click.echo("price books: " + (", ".join(f"{v} ({counted(n, 'row')})" for v, n in s["price_books"].items()) or "none")
                + (f"; {s['repricings']} reprice run(s)" if s["repricings"] else ""))
     for name, why in s["damaged_parts"].items():
         _echo(f"DAMAGED: {name}: {why}")
     if s["uncommitted"]:
-        click.echo(f"{len(s['uncommitted'])} data file(s) of an interrupted run, never committed (readers ignore "
+        click.echo(f"{counted(len(s['uncommitted']), 'data file')} of an interrupted run, never committed (readers ignore "
                    "them; `llm-cost store compact` removes them)")
     click.echo("consistent" if s["consistent"] else "damaged" if s["damaged_parts"] else "NOT CONSISTENT")
     if not s["consistent"]:
@@ -887,9 +911,9 @@ def store_compact(store_dir, retention_days, wait):
     from . import store
 
     r = store.compact(store_dir, retention_days, wait, _warn)
-    click.echo(f"{store_dir}: {r.files_before:,} data files -> {r.files_after:,} (version {r.version_before} -> "
-               f"{r.version_after}); removed {len(r.vacuumed):,} files older than {retention_days} days that no kept "
-               f"version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
+    click.echo(f"{store_dir}: {counted(r.files_before, 'data file')} -> {r.files_after:,} (version {r.version_before} -> "
+               f"{r.version_after}); removed {counted(len(r.vacuumed), 'file')} older than "
+               f"{counted(retention_days, 'day')} that no kept version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
 
 
 @store_group.command("repair")
@@ -917,7 +941,7 @@ def store_upgrade(store_dir):
     from . import store
 
     r = store.upgrade(store_dir)
-    click.echo(f"{r['store']}: converted {r['files']:,} files, {r['rows']:,} rows into a Delta table; the report "
+    click.echo(f"{r['store']}: converted {counted(r['files'], 'file')}, {counted(r['rows'], 'row')} into a Delta table; the report "
                "by month and model is equal before and after. The old rows/, quarantine/ and manifest.json are "
                "left in place: delete them when you no longer need them.")
 

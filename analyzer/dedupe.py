@@ -69,15 +69,20 @@ def lost(lf: pl.LazyFrame, losers: pl.DataFrame) -> pl.Expr:
 
 # Hashes sorted per pass: 8 bytes a row, so a pass over 32 million ids holds 256 MiB.
 IDS_PER_PASS = 32_000_000
+# Rows already decoded into a temporary Parquet file (spooled JSON, see pipeline.spool): a pass
+# reads only the hash column, so more, smaller passes cost little, and the memory this step takes
+# (the hashes, sorted, compared with their neighbours: ~25 bytes an id) stays flat however large
+# the input (JSONL with dedupe grew by 280 MiB from 10 to 20 million rows).
+SPOOLED_IDS_PER_PASS = 4_000_000
 
 
-def candidates(lf: pl.LazyFrame, expected_rows: int = 0) -> pl.Series:
+def candidates(lf: pl.LazyFrame, expected_rows: int = 0, ids_per_pass: int = IDS_PER_PASS) -> pl.Series:
     """First hashes of the request ids that occur more than once. One 64-bit hash suffices here: a
     collision only makes a few more rows candidates; `resolve` compares both hashes.
 
     Sorting the fixed-width hashes and comparing neighbours is twice as fast as a hash group-by and
-    needs only the hashes; inputs larger than IDS_PER_PASS rows are split by hash into several passes."""
-    passes = max(1, -(-expected_rows // IDS_PER_PASS))
+    needs only the hashes; inputs larger than `ids_per_pass` rows are split by hash into several passes."""
+    passes = max(1, -(-expected_rows // ids_per_pass))
     found = []
     has_id, h1, _ = _ids(lf)
     for part in range(passes):

@@ -18,7 +18,6 @@ Connect) picks a cluster, else local[*]. `python -m analyzer.spark_job` is the s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import warnings
@@ -26,19 +25,16 @@ import warnings
 import polars as pl
 import pyarrow as pa
 
-from . import aggregate, dedupe, pipeline, pricebook, tagging
+from . import dedupe, pipeline, pricebook, tagging
 from .errors import OptionError, SourceError
 from .pipeline import (
-    OK,
     REPEAT,
     ROWS,
     STATUS,
-    Accounting,
     Options,
     Report,
 )
-from .pricing import rate_frame
-from .schema import COUNT_COLUMNS, TIME_BUCKETS
+from .schema import COUNT_COLUMNS
 from .sources import one_reading
 
 # Partitions of Spark's own shuffle: the aggregate is small (thousands of groups), so few suffice
@@ -270,93 +266,185 @@ def _sums(rows, group: list[str], loaded: pipeline.Loaded, target) -> pl.DataFra
     )
 
 
-def _aggregate(spark, rows, target, keys: list[str], book, loaded: pipeline.Loaded, post_buckets,
-               opts: Options) -> pl.DataFrame:
-    """pipeline._aggregate with the pass over every row on Spark."""
-    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
-    group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
-    agg = pipeline._finish_groups(_sums(rows, group, loaded, target), book, loaded, post_buckets)
-    dup = _duplicates(rows, target, loaded, opts)
-    if dup is not None:
-        lf, cands = dup
-        scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if not opts.dedupe else lf
-        losers, lost = pipeline._duplicate_losers(lf, scope, group, cands, loaded, pipeline._GroupSums(loaded))
-        if losers.height:
-            lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
-            lost = pipeline._finish_groups(pipeline._GroupSums(loaded)(lost, [*group, "_repeat"]), book, loaded,
-                                           post_buckets)
-            moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(
-                pl.lit(pipeline.DUPLICATE, pl.UInt8))
-            minus = lost.with_columns([(-pl.col(m)).alias(m) for m in pipeline._MEASURES])
-            plus = lost.with_columns(moved.alias(STATUS))
-            agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
-    return pipeline._regroup(agg)
-
-
-def _duplicates(rows, target, loaded: pipeline.Loaded, opts: Options):
-    """The ids seen more than once, found across the cluster, and their rows on the driver (lazy),
-    or None. (`pipeline._candidates`: formats that repeat records always; the rest unless --no-dedupe.)"""
+def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
+    """The rows with `_repeat`: null, or for a copy that loses to another copy of its request, whether
+    it is a repeat (its format writes records several times) or a duplicate. Found on the cluster by
+    one window over the request ids, with dedupe.losers' rule: only valid rows compete (a broken or
+    not-billable copy never displaces a good one), the lowest `_rank` wins, then the most tokens,
+    then the first file and line. (`pipeline._candidates`: formats that repeat records always; the
+    rest unless --no-dedupe.) None when the run removes no duplicates."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     if not loaded.has_ids or not (opts.dedupe or loaded.repeat_files) or dedupe.H1 not in target:
         return None
-    scope = rows if opts.dedupe else rows.filter(F.col("_file").isin(list(loaded.repeat_files)))
-    ids = scope.filter(F.col(dedupe.H1).isNotNull()).groupBy(dedupe.H1).count().filter(F.col("count") > 1) \
-        .select(dedupe.H1)
-    competing = _collect(rows.join(F.broadcast(ids), on=dedupe.H1, how="left_semi"), target)
-    if not competing.height:
-        return None
-    cands = competing.select(dedupe.H1).unique()[dedupe.H1]
-    if not opts.dedupe:
-        cands = competing.filter(pl.col("_file").is_in(loaded.repeat_files)).select(dedupe.H1).unique()[dedupe.H1]
-    absent = [pl.lit(None, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in competing.columns]
-    return competing.with_columns(absent).lazy(), cands
+    valid = F.col("_ok") & (F.col("_nb").isNull() if "_nb" in loaded.bookkeeping else F.lit(True))
+    scope = F.lit(True) if opts.dedupe else F.col("_file").isin(list(loaded.repeat_files))
+    competes = (valid & scope & F.col(dedupe.H1).isNotNull()).alias("_competes")
+    # (dedupe.row_key; a wide integer: the sum of a row's counts as Polars' sum_horizontal gives it)
+    key = (F.col("_file").cast("long") * F.lit(1 << 40) + F.col("source_row").cast("long")).alias(dedupe.KEY)
+    counts = [F.coalesce(F.col(c).cast("long"), F.lit(0)) for c in COUNT_COLUMNS if c in target]
+    tokens = (sum(counts[1:], counts[0]) if counts else F.lit(0)).alias(dedupe.TOKENS)
+    # Rows that do not compete each get a window of their own (a spread key), not one huge null-id window.
+    spread = F.when(F.col("_competes"), F.lit(0)).otherwise(F.monotonically_increasing_id()).alias("_spread")
+    rows = rows.select("*", competes, key, tokens).select("*", spread)
+    rank = [F.col("_rank").asc_nulls_first()] if "_rank" in loaded.bookkeeping else []
+    window = Window.partitionBy("_competes", "_spread", dedupe.H1, dedupe.H2).orderBy(
+        *rank, F.col(dedupe.TOKENS).desc_nulls_first(), F.col(dedupe.KEY).asc_nulls_first())
+    lost = F.col("_competes") & (F.row_number().over(window) > 1)
+    repeat = F.col("_file").isin(list(loaded.repeat_files)) if loaded.repeat_files else F.lit(False)
+    return rows.withColumn("_repeat", F.when(lost, repeat))
 
 
-def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, groups: bool = False,
-             all_dimensions: bool = False):
-    """pipeline._analyze, step for step, with the pass over every row on Spark."""
-    loaded = pipeline.read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
-    by = pipeline.resolve_by(by, loaded.dimensions)
-    if all_dimensions:
-        by = [*by, *(d for d in loaded.dimensions if d not in by)]
-    row_keys = pipeline.check_by(by, loaded.dimensions)
-    buckets = [k for k in row_keys if k in TIME_BUCKETS]
-    post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
-    row_keys = [k for k in row_keys if k not in post]
-    extra = pipeline._bucket_exprs(row_keys, opts.tz)
-    if "discount_type" in by:
-        extra.append(tagging.cache_use())
-        row_keys = [*row_keys, "_cache_use"]
-    keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
-    group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
+def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
+               post_buckets, losers: bool = False):
+    """pipeline._aggregate with the pass over every row, and duplicate removal, on Spark: the driver
+    receives the groups (and with `losers`, the row keys of the losing copies, for `price`).
+    Returns (groups, losers or None, time unit -> price band)."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    group = pipeline.group_keys(loaded, keys)
     # (every count column a scan has, carried or not: the keep rule sums them all per copy)
     measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
     dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2] \
         if loaded.has_ids else []
-    columns = list(dict.fromkeys([*group, *measures, *dupe]))
-    plans, target = _plans(loaded, opts, book, extra, columns)
+    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])))
     rows = _rows(spark, plans, target)
-    agg = _aggregate(spark, rows, target, keys, book, loaded, post, opts)
-    pipeline.check_totals(agg)
-    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
-    pipeline._account(agg, acc)
-    ok = agg.filter(pl.col(STATUS) == OK)
-    priced = pipeline._price_groups(ok, rate_frame(ok, book), book, acc)
-    if "discount_type" in by:
-        priced = priced.with_columns(aggregate.with_cache_use())
-    if acc.quarantined:
-        acc.quarantine_file = pipeline.write_quarantine(paths, loaded, opts)
-    for tmp in loaded.spooled:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    notes = pipeline._notes(priced, acc) + loaded.notes + (
-        [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
-    if groups:
-        return pipeline.Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
-    rows_, totals = aggregate.summarize(priced, by, opts.tz, ok["block"] if "block" in ok.columns else None)
-    return Report(by, rows_, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
+    ranked = _ranked(rows, loaded, opts, target)
+    lost = None
+    if ranked is None:
+        sums = _sums(rows, group, loaded, target)
+    else:
+        if losers:  # two results from one reading of the logs
+            ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+        sums = _sums(ranked, [*group, "_repeat"], loaded, {**target, "_repeat": pl.Boolean})
+        if losers:
+            slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
+            lost = _collect(ranked.filter(F.col("_repeat").isNotNull()).select(*slim),
+                            {dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64, "_rec": pl.Int64})
+            ranked.unpersist()
+    units = tagging.with_time_band(sums.select(tagging.TIME_UNIT).unique(), book)  # (for per-request pricing)
+    agg = pipeline._finish_groups(sums, book, loaded, post_buckets)
+    if ranked is not None:  # a losing copy moves from its group's status to repeats or duplicates
+        agg = agg.with_columns(
+            pl.when(pl.col("_repeat").is_null()).then(pl.col(STATUS)).when(pl.col("_repeat"))
+            .then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(pipeline.DUPLICATE, pl.UInt8)).alias(STATUS)
+        ).drop("_repeat")
+    return pipeline._regroup(agg), lost, units
 
+
+def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, groups: bool = False,
+             all_dimensions: bool = False):
+    """pipeline._analyze with the pass over every row on Spark: the steps before and after it are
+    the Polars engine's own functions."""
+    loaded = pipeline.read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
+    by, row_keys = pipeline.report_keys(by, loaded, all_dimensions)
+    keys, post, extra = pipeline.row_exprs(by, row_keys, opts, book)
+    agg, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post)
+    return pipeline.conclude(agg, paths, by, loaded, opts, book, groups)
+
+
+# --- per-request rows (`price`) ------------------------------------------------------------------
+
+def price(paths, output: str, fmt: str, opts: Options | None = None, book: pricebook.PriceBook | None = None,
+          reveal: bool = False, master: str | None = None) -> pipeline.Accounting:
+    """`llm-cost price` on Spark: every request priced by the Polars engine's own per-row plan
+    (pipeline.row_pricer), run by one Spark task per file scan, which writes its rows.
+
+    `output` a file: the tasks write Parquet parts beside it, joined into the one file by the writer
+    the Polars engine uses (for a local, or shared, file system). `output` ending in `/`: a directory
+    of parts, `part-NNNNN.<fmt>`, each written by its task, then `_SUCCESS` (the Spark convention)."""
+    opts = opts or Options()
+    pipeline.check_tz(opts.tz)
+    book = book or pricebook.load_price_book(opts.prices)
+    spark = session(master)
+    directory = output.endswith("/")
+    if directory:
+        _empty_directory(output)
+    elif not os.path.isdir(os.path.dirname(os.path.abspath(output))):  # (checked before the cluster's work)
+        from .errors import OutputError
+
+        raise OutputError(f"cannot write {output}: no such directory {os.path.dirname(os.path.abspath(output))}")
+    with one_reading():
+        plans, acc = _with_retry(lambda robust: _price_plans(spark, paths, opts, book, robust))
+        from . import writers
+
+        if directory:
+            _write_parts(spark, plans, output, fmt, reveal)
+            writers.atomic_write(os.path.join(output, "_SUCCESS"), lambda tmp: None)
+            return acc
+        import shutil
+        import tempfile
+
+        parts_dir = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(output)), prefix=".llm-cost-parts-")
+        try:
+            parts = _write_parts(spark, plans, parts_dir, None, reveal)
+            writers.sink_rows(pipeline.PricedRows([pl.scan_parquet(p, glob=False) for p in parts]), fmt, output,
+                              reveal=reveal)
+        finally:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+    return acc
+
+
+def _empty_directory(output: str) -> None:
+    """`-o DIR/`: a new or empty directory (parts of two runs are never mixed), created here."""
+    from .errors import OutputError
+
+    path = output.rstrip("/")  # (`file/` does not exist to os.path.exists: a file is not a directory)
+    if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
+        raise OutputError(f"-o {output}: exists and is not an empty directory (per-request parts are written into "
+                          "a new one)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise OutputError(f"cannot write {output}: no such directory {parent}")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write {output}: {e.strerror}") from None
+
+
+def _price_plans(spark, paths, opts: Options, book, robust: bool) -> tuple[list[bytes], pipeline.Accounting]:
+    """Each scan's per-request plan (serialized), after the aggregate and duplicates found on Spark."""
+    loaded = pipeline.read_logs(paths, opts, robust, exact_lines=True)  # source_row is in the output
+    agg, losers, units = _aggregate(spark, loaded, opts, book, [], [], [], losers=True)
+    acc, priced = pipeline.row_pricer(agg, units, paths, loaded, opts, book)
+    if losers is None:
+        losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    plans = []
+    for src, part in zip(loaded.files, loaded.parts):
+        # (each scan's plan carries only the losers of its own files: a loser's key names its file)
+        mine = losers.filter((pl.col(dedupe.KEY) // (1 << 40)).is_in([src.index, *src.member_indexes]))
+        plans.append(priced(part, mine).serialize())
+    return plans, acc
+
+
+def _write_parts(spark, plans: list[bytes], directory: str, fmt: str | None, reveal: bool) -> list[str]:
+    """One Spark task per scan runs its plan and writes its rows: with `fmt`, as the output's part
+    (masked, CSV-guarded: writers.sink_rows); without, as a raw Parquet part for the driver to join."""
+    ext = fmt or "parquet"
+    paths = [os.path.join(directory, f"part-{i:05d}.{ext}") for i in range(len(plans))]
+
+    def run(batches):
+        import io
+
+        import polars as pl
+        import pyarrow as pa
+
+        from analyzer import pipeline, writers
+
+        for batch in batches:
+            for i, plan in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist()):
+                lf = pl.LazyFrame.deserialize(io.BytesIO(plan))
+                if fmt is None:
+                    lf.sink_parquet(paths[i], compression="lz4", statistics=False)
+                else:
+                    writers.sink_rows(pipeline.PricedRows([lf]), fmt, paths[i], reveal=reveal)
+                yield pa.RecordBatch.from_pydict({"scan": [i]}, schema=pa.schema([pa.field("scan", pa.int32())]))
+
+    # Each plan travels as its scan's row, to that task alone (it holds its files' losers and the rate
+    # table): captured by `run`, every task would receive every plan.
+    scans = spark.createDataFrame([(i, bytearray(p)) for i, p in enumerate(plans)], "scan int, plan binary") \
+        .repartition(max(1, len(plans)), "scan")
+    scans.mapInArrow(run, "scan int").collect()
+    return paths

@@ -63,6 +63,19 @@ def export(paths, opts: pipeline.Options | None = None, billing_account: str | N
     return Export(frame(groups, list_book, billing_account), groups.accounting, book, groups.notes)
 
 
+def export_store(root: str, opts: pipeline.Options | None = None, billing_account: str | None = None) -> Export:
+    """The FOCUS rows of a store's priced requests: the same columns and grain as from the logs, with
+    the costs as stored (priced at ingest or by `reprice`); list prices from the shipped book."""
+    from . import store
+
+    opts = opts or pipeline.Options()
+    if opts.tz != "UTC":
+        raise OptionError(f"--tz {opts.tz}: FOCUS dates are UTC (its Date/Time Format); leave --tz out")
+    shipped = pricebook.load_price_book(())
+    groups = store.focus_groups(root, opts, shipped)
+    return Export(frame(groups, shipped, billing_account), groups.accounting, groups.book, groups.notes)
+
+
 def frame(groups: pipeline.Groups, list_book, billing_account: str | None = None) -> pl.DataFrame:
     """FOCUS rows from priced groups (keys: day and every dimension). `list_book`: the published
     book, banded like the run's, for ListUnitPrice."""
@@ -72,8 +85,10 @@ def frame(groups: pipeline.Groups, list_book, billing_account: str | None = None
     published = rate_frame(priced, list_book).select(
         *RATE_KEYS, *[pl.col(RATE + c.column).alias(_PUBLISHED + c.column) for c in COMPONENTS])
     priced = priced.join(published, on=list(RATE_KEYS), how="left", nulls_equal=True)
+    # (rows from a store carry the book version each request was priced with: it stays per row)
+    versions = ["price_book"] if "price_book" in priced.columns else []
     keys = ["day", "platform", "provider", "model", "service_tier", "context_tier", "discount_type", "inference_geo",
-            "price_period", *dims]
+            "price_period", *dims, *versions]
     parts = []
     for c in COMPONENTS:
         parts.append(priced.filter(pl.col(c.column) > 0).select(
@@ -148,7 +163,7 @@ def frame(groups: pipeline.Groups, list_book, billing_account: str | None = None
         workspace.alias("SubAccountId"), workspace.alias("SubAccountName"), tags.alias("Tags"),
         pl.col("_component").alias("x_TokenClass"), pl.col("discount_type").alias("x_DiscountType"),
         pl.col("service_tier").alias("x_ServiceTier"), pl.col("context_tier").alias("x_ContextWindow"),
-        pl.col("price_period").alias("x_PricePeriod"), pl.lit(groups.book.version).alias("x_PriceBookVersion"),
+        pl.col("price_period").alias("x_PricePeriod"), (pl.col("price_book") if versions else pl.lit(groups.book.version)).alias("x_PriceBookVersion"),
     )
     return out.select([pl.col(c).cast(t) for c, t in columns().items()])
 

@@ -21,7 +21,19 @@ import polars as pl
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
-from .pricing import LIST_RATE, RATE, TIER_UNKNOWN, cost_columns, rate_frame, totals_columns
+from .pricing import (
+    LIST_RATE,
+    RATE,
+    RATE_ROW,
+    TIER_UNKNOWN,
+    cost_columns,
+    integer_costs,
+    lookup,
+    rate_frame,
+    rate_row,
+    take,
+    totals_columns,
+)
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import (
     _TEMPORARY,
@@ -38,6 +50,7 @@ from .sources import (
     shown,
     temporary_file,
 )
+from .words import counted
 
 STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
@@ -144,6 +157,7 @@ class Loaded:
     repeat_files: list[int] = field(default_factory=list)  # files whose format repeats records
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
     spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
+    decoded: bool = False  # every part is read from spooled rows (cheap to read again: see spool)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -379,7 +393,16 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
     if not opts.dedupe:
         lf = lf.filter(pl.col("_file").is_in(loaded.repeat_files))
         files = [f for f in files if f.index in loaded.repeat_files]
-    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files))
+    # (decoded rows re-read cheaply: hashed in small passes, in bounded memory)
+    return dedupe.candidates(lf, expected_rows=sum(f.expected_rows() for f in files),
+                             ids_per_pass=dedupe.SPOOLED_IDS_PER_PASS if loaded.decoded else dedupe.IDS_PER_PASS)
+
+
+def _spooled(src: SourceFile) -> bool:
+    """Whether spool decodes this file once for the passes: JSON (decoding is most of a pass), and
+    any compressed file (each pass would decompress it again, in this process: a gzip CSV with
+    dedupe took 2.2x the CPU of one pass)."""
+    return src.container in ("json", "jsonl") or (src.compression is not None and src.container != "parquet")
 
 
 def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loaded:
@@ -401,7 +424,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         if columns is not None:
             lf = lf.with_columns(dedupe.hashes()).select([c for c in lf.collect_schema().names() if c in columns]
                                                         + [dedupe.H1, dedupe.H2])
-        if src.container not in ("json", "jsonl"):
+        if not _spooled(src):
             parts.append(lf)
             continue
         fd, tmp = temporary_file("llm-cost-rows-", ".parquet")
@@ -416,8 +439,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     step = concurrent_scans()
     for i in range(0, len(sinks), step):
         pl.collect_all(sinks[i:i + step], engine="streaming")
-    return dataclasses.replace(loaded, parts=parts,
-                               spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)])
+    return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
+                               decoded=all(_spooled(src) for src in loaded.files))
 
 
 def resolve_by(by: list[str], dimensions: list[str]) -> list[str]:
@@ -467,26 +490,26 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     few rows. Duplicates are then corrected from the rows of duplicated ids alone (see dedupe.py).
     Returns the groups, the row keys of duplicate losers, and the time-unit -> price-band lookup."""
     lf = lf.with_columns(*tagging.row_tags(book), *extra)
-    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
-    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
-    group = ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
+    group = group_keys(loaded, keys)
     sums = _GroupSums(loaded)
-    agg = sums(lf, group)
+    dups = cands is not None and cands.len()
+    scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
+    # The rows of duplicated ids are picked out in the same read as the sums (Polars runs both plans
+    # over one scan): a second read of a CSV file cost more than the sums themselves.
+    if dups:
+        agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)])
+    else:
+        agg = sums(lf, group)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})  # (see dedupe.lost)
-    if cands is not None and cands.len():
-        scope = lf.filter(pl.col("_file").is_in(loaded.repeat_files)) if repeats_only else lf  # --no-dedupe
-        losers, lost = _duplicate_losers(lf, scope, group, cands, loaded, sums)
-        if losers.height:
-            # The losing copies, summed on the same keys: moved from their status to repeats or duplicates.
-            # (Exact: the aggregate is a sum.) A loser from a format that repeats records is a repeat.
+    if dups:
+        # (`competing` is not held through the third pass: slim rows of most of a transcript)
+        losers, lost = _duplicate_losers(lf, scope, group, cands, loaded, sums, competing)
+        del competing
+        if losers.height:  # the losing copies, summed on the same keys, moved out of their groups
             lost = lost.with_columns(pl.col("_file").is_in(loaded.repeat_files).alias("_repeat"))
-            lost = _finish_groups(sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
-            moved = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
-            minus = lost.with_columns([(-pl.col(m)).alias(m) for m in _MEASURES])
-            plus = lost.with_columns(moved.alias(STATUS))
-            agg = pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
+            agg = moved(agg, sums(lost, [*group, "_repeat"]), book, loaded, post_buckets)
     return _regroup(agg), losers, units
 
 
@@ -499,41 +522,62 @@ class _GroupSums:
         self.reported = "reported_cost" in loaded.carried
         self.records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
 
-    def __call__(self, frame: pl.LazyFrame, by: list[str]) -> pl.DataFrame:
+    def __call__(self, frame: pl.LazyFrame, by: list[str], also: list[pl.LazyFrame] = ()
+                 ) -> pl.DataFrame | list[pl.DataFrame]:
+        """The sums; with `also`, [the sums, *those plans collected in the same pass]."""
         out = exact_sums(frame, by, self.summed, [
             self.records.alias(ROWS),
             *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
-              if self.reported else [])], valid=pl.col("_ok"))
-        return out.with_columns(
+              if self.reported else [])], valid=pl.col("_ok"), also=also)
+        out, extra = (out[0], out[1:]) if also else (out, None)
+        out = out.with_columns(
             *([] if "requests" in self.summed else [pl.col(ROWS).alias("requests")]),
             *[pl.lit(0, pl.Int64).alias(c) for c in COUNT_COLUMNS if c not in self.summed],
             *([] if self.reported else [pl.lit(None, MONEY).alias("reported_cost"),
                                         pl.lit(0, pl.Int64).alias("_reported_rows")]),
         )
+        return out if extra is None else [out, *extra]
 
 
-def _duplicate_losers(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
-                      sums: _GroupSums) -> tuple[pl.DataFrame, pl.LazyFrame | None]:
-    """The row keys of the copies that lose to another copy of their request (see dedupe.py), and
-    those rows (lazy, None when there are none), to be summed and moved out of their groups."""
+def _wide(cands: pl.Series, loaded: Loaded) -> bool:
+    """Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
+    as read (a filtered string still points into the buffer of the whole chunk it was read with).
+    Many (a transcript writes most responses several times): only slim rows, and a third pass
+    sums the losing rows."""
+    return cands.len() * 10 < sum(f.expected_rows() for f in loaded.files)
+
+
+def _slim(loaded: Loaded) -> list[str]:
+    rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
+    return [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
+
+
+def _competing(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
+               sums: _GroupSums) -> pl.LazyFrame:
+    """The valid rows of candidate ids, slim (see _slim) or, when few (_wide), with their report keys
+    and measures too."""
     nb = "_nb" in loaded.bookkeeping
     # A broken or not-billable copy never displaces a good one: only valid rows compete.
     valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
-    rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-    slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
-    # Few repeated ids (exports overlapping by a day): their rows are held whole, labels rewritten
-    # as read (a filtered string still points into the buffer of the whole chunk it was read with).
-    # Many (a transcript writes most responses several times): only slim rows, and a third pass
-    # sums the losing rows.
-    expected = sum(f.expected_rows() for f in loaded.files)
-    wide = cands.len() * 10 < expected
+    wide = _wide(cands, loaded)
     held = [*group, "_file", *[c for c in ("_rec", *sums.summed, "reported_cost") if c in lf.collect_schema()]]
-    competing = dedupe.rows_of(scope, cands).filter(valid).with_columns(
+    return dedupe.rows_of(scope, cands).filter(valid).with_columns(
         pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS),
         *(labels.clean_labels([c for c in group if lf.collect_schema()[c] == pl.String], loaded.dimensions)
           if wide else []),
-    ).select(*dict.fromkeys([*slim, *(held if wide else [])])).collect(engine="streaming")
-    losers = dedupe.losers(competing.select(slim))
+    ).select(*dict.fromkeys([*_slim(loaded), *(held if wide else [])]))
+
+
+def _duplicate_losers(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
+                      sums: _GroupSums, competing: pl.DataFrame | None = None
+                      ) -> tuple[pl.DataFrame, pl.LazyFrame | None]:
+    """The row keys of the copies that lose to another copy of their request (see dedupe.py), and
+    those rows (lazy, None when there are none), to be summed and moved out of their groups.
+    `competing`: the rows of `_competing`, when already collected (with the sums, in one read)."""
+    if competing is None:
+        competing = _competing(lf, scope, group, cands, loaded, sums).collect(engine="streaming")
+    wide = _wide(cands, loaded)
+    losers = dedupe.losers(competing.select(_slim(loaded)))
     if not losers.height:
         return losers, None
     if wide:
@@ -547,7 +591,8 @@ INT64_MAX = 2**63 - 1
 
 
 def exact_sums(lf: pl.LazyFrame, by: list[str], columns: list[str], aggs: list[pl.Expr],
-               valid: pl.Expr | None = None, wide: bool = False) -> pl.DataFrame:
+               valid: pl.Expr | None = None, wide: bool = False, also: list[pl.LazyFrame] = ()
+               ) -> pl.DataFrame | list[pl.DataFrame]:
     """`lf.group_by(by).agg(*aggs, <sum of each count column>)`, collected, with every sum exact.
 
     A 64-bit sum wraps around silently (9.3M rows of 999,999,999,999 tokens summed to a negative
@@ -555,17 +600,21 @@ def exact_sums(lf: pl.LazyFrame, by: list[str], columns: list[str], aggs: list[p
     proves they cannot overflow (always, for real logs: one cheap max per group); otherwise the pass
     runs again with 128-bit sums. Sums that do not fit 64 bits refuse the run (see _exact_counts).
     `valid` (an expression on the `by` keys) says which groups are priced; the others' counts are
-    never used (quarantined rows may hold any number) and are zeroed."""
+    never used (quarantined rows may hold any number) and are zeroed.
+    `also`: other plans over `lf`, collected in the same pass (one read of the input); then the
+    result is [the sums, *theirs]."""
     valid = pl.lit(True) if valid is None else valid
     bound = [] if wide or not columns else [pl.max_horizontal(columns).max().alias("_max"), pl.len().alias("_len")]
-    out = lf.group_by(by).agg(
+    out, *extra = pl.collect_all([lf.group_by(by).agg(
         *aggs, *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum().alias(c) for c in columns], *bound,
-    ).collect(engine="streaming")
+    ), *also], engine="streaming")
     if bound:
         if out.select((valid & (pl.col("_max").cast(pl.Int128) * pl.col("_len") > INT64_MAX)).any()).item():
-            return exact_sums(lf, by, columns, aggs, valid, wide=True)
+            out = exact_sums(lf, by, columns, aggs, valid, wide=True)
+            return [out, *extra] if also else out
         out = out.drop("_max", "_len")
-    return _exact_counts(out, columns, valid)
+    out = _exact_counts(out, columns, valid)
+    return [out, *extra] if also else out
 
 
 def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.DataFrame:
@@ -575,7 +624,7 @@ def _exact_counts(agg: pl.DataFrame, columns: list[str], valid: pl.Expr) -> pl.D
     for c in columns:
         over = agg.filter(valid & (pl.col(c) > INT64_MAX)).height if agg.schema[c] == pl.Int128 else 0
         if over:
-            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {over} group(s): "
+            raise SourceError(f"{c} of valid requests sum to more than {INT64_MAX:,} (2^63 - 1) in {counted(over, 'group')}: "
                               "too large to total exactly; the input's counts are corrupt")
     return agg.with_columns([pl.when(valid).then(pl.col(c)).otherwise(0).cast(pl.Int64).alias(c) for c in columns])
 
@@ -746,11 +795,29 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
+    by, row_keys = report_keys(by, loaded, all_dimensions)
+    loaded = spool(loaded, opts, columns=set(row_keys))
+    keys, post, extra = row_exprs(by, row_keys, opts, book)
+    lf = with_status(loaded.frame, opts)
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
+                           repeats_only=not opts.dedupe)
+    return conclude(agg, paths, by, loaded, opts, book, groups)
+
+
+# --- steps both engines run (engine_spark runs the pass over every row on Spark, these on the driver) ---
+
+def report_keys(by: list[str], loaded: Loaded, all_dimensions: bool = False) -> tuple[list[str], list[str]]:
+    """--by as the data spells it (then every other dimension, with `all_dimensions`), and those of
+    its keys computed per row."""
     by = resolve_by(by, loaded.dimensions)
     if all_dimensions:
         by = [*by, *(d for d in loaded.dimensions if d not in by)]
-    row_keys = check_by(by, loaded.dimensions)
-    loaded = spool(loaded, opts, columns=set(row_keys))
+    return by, check_by(by, loaded.dimensions)
+
+
+def row_exprs(by: list[str], row_keys: list[str], opts: Options, book: pricebook.PriceBook
+              ) -> tuple[list[str], list[str], list[pl.Expr]]:
+    """(the report keys the pass groups by, time buckets derived after it, per-row expressions)."""
     buckets = [k for k in row_keys if k in TIME_BUCKETS]
     # UTC day-or-longer buckets follow from the time unit the pass groups by anyway: no per-row work.
     post = buckets if buckets and tagging.buckets_from_unit(buckets, opts.tz, book) else []
@@ -759,13 +826,29 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
     if "discount_type" in by:
         extra.append(tagging.cache_use())
         row_keys = [*row_keys, "_cache_use"]
-    lf = with_status(loaded.frame, opts)
-    keys = [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS]
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
-                           repeats_only=not opts.dedupe)
+    return [k for k in dict.fromkeys(row_keys) if k not in tagging.RATE_KEYS], post, extra
+
+
+def group_keys(loaded: Loaded, keys: list[str]) -> list[str]:
+    """What the pass over every row groups by: row fate, the rate keys some source carries, `keys`."""
+    rate_keys = [tagging.TIME_UNIT if k == tagging.TIME_BAND else k for k in tagging.RATE_KEYS]
+    nb = ["_nb"] if "_nb" in loaded.bookkeeping else []
+    return ["_ok", "_out", *nb, *[k for k in rate_keys if k not in loaded.constant], *keys]
+
+
+def accounted(agg: pl.DataFrame, loaded: Loaded) -> Accounting:
+    """The run's accounting from its aggregate (refusing totals that would overflow)."""
     check_totals(agg)
     acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
     _account(agg, acc)
+    return acc
+
+
+def conclude(agg: pl.DataFrame, paths, by: list[str], loaded: Loaded, opts: Options, book: pricebook.PriceBook,
+             groups: bool = False) -> Report | Groups:
+    """From the aggregate to the report (or the priced groups): accounting, exact pricing, the
+    quarantine file, notes."""
+    acc = accounted(agg, loaded)
     ok = agg.filter(pl.col(STATUS) == OK)
     priced = _price_groups(ok, rate_frame(ok, book), book, acc)
     if "discount_type" in by:
@@ -783,6 +866,18 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
         return Groups(by, priced, acc, book, opts.tz, loaded.dialects, notes, list(loaded.dimensions))
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     return Report(by, rows, totals, acc, book, opts.tz, loaded.dialects, notes, priced)
+
+
+def moved(agg: pl.DataFrame, lost: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded,
+          post_buckets=()) -> pl.DataFrame:
+    """The aggregate with the losing copies' sums (`lost`: grouped like it, and by `_repeat`) moved
+    from their status to repeats or duplicates. (Exact: the aggregate is a sum.) A loser from a format
+    that repeats records is a repeat."""
+    lost = _finish_groups(lost, book, loaded, post_buckets)
+    status_ = pl.when(pl.col("_repeat")).then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(DUPLICATE, pl.UInt8))
+    minus = lost.with_columns([(-pl.col(m)).alias(m) for m in _MEASURES])
+    plus = lost.with_columns(status_.alias(STATUS))
+    return pl.concat([agg, minus.select(agg.columns), plus.select(agg.columns)])
 
 
 def _tier_unknown_notes(priced: pl.DataFrame) -> list[str]:
@@ -849,15 +944,13 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 
 @dataclass
 class PricedRows:
-    """Per-request rows with tags and exact cost columns: one lazy plan per input file.
-
-    Priced file by file because joining rates onto rows buffers what passes through the join: per
-    file, memory stays bounded by the largest file, not by the whole input."""
+    """Per-request rows with tags and exact cost columns: one lazy plan per input file (each file's
+    rows are filtered by its own duplicate losers and carry its own source columns)."""
 
     parts: list[pl.LazyFrame]
 
     def lazy(self) -> pl.LazyFrame:
-        """All rows as one plan (convenient for small inputs; `sink` bounds memory for large ones)."""
+        """All rows as one plan, in file order (it streams: see price_rows)."""
         return pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
 
     def sink(self, path: str, fmt: str = "parquet") -> None:
@@ -877,15 +970,31 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
                ) -> pl.LazyFrame:
     """Price valid canonical rows one by one: `rates` is the rate frame of their distinct rate keys,
     `band` maps each time unit to its price band (both small). Adds PRICED_COLUMNS; money is null
-    on unpriced rows, which say why in `unpriced_reason`."""
-    lf = (
-        lf.with_columns(*tagging.row_tags(book))
-        .with_columns(pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
-                      .alias(tagging.TIME_BAND))
-        .join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
-    )
-    return with_costs(lf).with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
-                                       pl.lit(book.version).alias("price_book"))
+    on unpriced rows, which say why in `unpriced_reason`.
+
+    Each row finds its rate row by position (pricing.rate_row: integer codes, no join) and is priced
+    in integer units (pricing.integer_costs); a rate frame those cannot handle is joined and priced
+    with Decimal expressions, to the same values."""
+    # (a gather, not replace_strict: that holds the whole column in the streaming engine; see pricing.lookup)
+    tband = lookup(band, pl.col(tagging.TIME_UNIT))
+    if tband is None:
+        tband = pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
+    lf = lf.with_columns(*tagging.row_tags(book)).with_columns(tband.alias(tagging.TIME_BAND))
+    row = rate_row(rates)
+    costs = None if row is None else integer_costs(rates, pl.col(RATE_ROW))
+    if row is None:
+        lf = lf.join(rates.lazy(), on=list(tagging.RATE_KEYS), how="left", nulls_equal=True, maintain_order="left")
+    else:
+        lf = lf.with_columns(row).with_columns(
+            [take(rates[c], pl.col(RATE_ROW)).alias(c) for c in rates.columns if c not in tagging.RATE_KEYS])
+    if costs is None:
+        lf = with_costs(lf)
+    else:
+        unpriced = pl.col("unpriced_reason").is_not_null()
+        lf = lf.with_columns(costs).with_columns(
+            [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS]).drop(RATE_ROW)
+    return lf.with_columns(pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
+                           pl.lit(book.version).alias("price_book"))
 
 
 def with_costs(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFrame:
@@ -916,9 +1025,15 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
-    check_totals(agg)
-    acc = Accounting(files=len(loaded.dialects), files_skipped=dict(sorted(loaded.skipped.items())))
-    _account(agg, acc)
+    acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
+    return PricedRows([priced(p, losers) for p in loaded.parts]), acc
+
+
+def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, opts: Options,
+               book: pricebook.PriceBook, keep_rates: bool = False):
+    """From a run's aggregate: its accounting, and the function that prices one normalized part's
+    rows (dropping duplicate losers, a frame of dedupe.LOSER keys)."""
+    acc = accounted(agg, loaded)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)
     _price_groups(ok, rates, book, acc)  # for the accounting: which groups are unpriced, and why
@@ -928,7 +1043,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
         *PRICED_COLUMNS, *(RATE_COLUMNS if keep_rates else ()), "source"]
 
-    def priced(part: pl.LazyFrame) -> pl.LazyFrame:
+    def priced(part: pl.LazyFrame, losers: pl.DataFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
             lf = lf.filter(~dedupe.lost(lf, losers))
@@ -939,4 +1054,4 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
                               if d not in lf.collect_schema()])
         return lf.select(cols)
 
-    return PricedRows([priced(p) for p in loaded.parts]), acc
+    return acc, priced

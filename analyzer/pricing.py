@@ -9,7 +9,7 @@ carries those rates, as Polars Decimal expressions: count x per-unit rate, exact
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import Context, Decimal
 
 import polars as pl
 
@@ -248,3 +248,136 @@ def banded(*books: PriceBook) -> list[PriceBook]:
     edges = sorted({t for b in books for t in b.boundaries()})
     thresholds = sorted({t for b in books for t in b.thresholds()})
     return [_Banded(b, edges, thresholds) for b in books]  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-request pricing without a join: each row finds its rate key's row of the small rate frame by
+# integer arithmetic, and takes its rates and tags from it by position. A join onto every row
+# buffers what passes through it in the streaming engine (and hashes ten columns per row); this is a
+# few integer operations per row and streams.
+
+RATE_ROW = "_rate_row"  # a row's position in the rate frame (null: its key is not in the frame)
+_SCALE = 10 ** MONEY.scale  # money in units of 10^-12 USD: MONEY's raw integer
+# Integer costs need |count x rate| summed over every component to fit MONEY (38 digits) and Int128:
+# counts are Int64 (< 9.3e18), so per-unit rates under 10^14 units ($100 a token) always fit. A book
+# with a larger rate is priced with Decimal expressions instead.
+_MAX_RATE_UNITS = 10 ** 14
+
+
+# Lookup tables are gathered from, never searched: `replace_strict` (and any expression taking a
+# Series of values) runs in the streaming engine as a whole-column function, which holds the whole
+# input; a gather from a literal is element-wise and streams. Tables stay small: at most this many
+# entries, else the rows are joined.
+_MAX_TABLE = 1 << 22
+
+
+def lookup(table: dict[int, int], value: pl.Expr, dtype: pl.DataType = pl.Int32) -> pl.Expr | None:
+    """table[value] per row, null for a value the table lacks (as replace_strict with default None),
+    as a gather over the range of the keys. None when the range is too wide for a table."""
+    if None in table:  # (a null key, as replace_strict matches it: the value for null rows)
+        table = dict(table)
+        when_null = table.pop(None)
+        rest = lookup(table, value, dtype)
+        return None if rest is None else pl.when(value.is_null()).then(pl.lit(when_null, dtype)).otherwise(rest)
+    if not table:  # (null for every row, with the rows' length)
+        return pl.when(pl.lit(False)).then(value.cast(dtype))
+    lo, hi = min(table), max(table)
+    if hi - lo >= _MAX_TABLE:
+        return None
+    dense = pl.Series([None] * (hi - lo + 1), dtype=dtype).scatter(
+        pl.Series(list(table), dtype=pl.Int64) - lo, pl.Series(list(table.values()), dtype=dtype))
+    v = value.cast(pl.Int64)
+    # (when/then evaluates both branches on every row: the index is clipped into the table first)
+    return pl.when(v.is_between(lo, hi)).then(pl.lit(dense).gather((v - lo).clip(0, hi - lo)))
+
+
+def _key_code(col: str, values: pl.Series) -> tuple[pl.Expr, int] | None:
+    """An injective code of a rate key column over the values the rate frame holds: 0 for null,
+    1..n for its values, null for a value the frame does not hold; and n + 1."""
+    present = values.drop_nulls().unique(maintain_order=True)
+    if values.dtype == pl.String:
+        # (a non-strict Enum cast maps a value outside the categories to null: no rate row has it)
+        code = pl.col(col).cast(pl.Enum(present.to_list()), strict=False).to_physical().cast(pl.Int64) + 1
+    elif values.dtype.is_integer():
+        code = lookup(dict(zip(present.cast(pl.Int64).to_list(), range(1, present.len() + 1))), pl.col(col), pl.Int64)
+        if code is None:
+            return None
+    else:
+        return None
+    return pl.when(pl.col(col).is_null()).then(pl.lit(0, pl.Int64)).otherwise(code), present.len() + 1
+
+
+def rate_row(rates: pl.DataFrame, keys=RATE_KEYS) -> pl.Expr | None:
+    """RATE_ROW of each row: its rate keys, compared as a join with nulls equal would, to the rate
+    frame's. Key by key, the code of the keys so far and the next key's are combined into one dense
+    code of the combinations the frame holds (a gather from a table of codes x codes entries), so
+    that the last code names the rate row. None when a table would be too large or a key has a type
+    without a code (then join)."""
+    if not rates.height or rates.select(keys).is_duplicated().any():
+        return None
+    prefix, own, size = pl.lit(0, pl.Int64), pl.Series([0] * rates.height, dtype=pl.Int64), 1
+    for col in keys:
+        coded = _key_code(col, rates[col])
+        if coded is None or size * coded[1] > _MAX_TABLE:
+            return None
+        code, n = coded
+        both = own * n + rates.select(code.alias("c"))["c"]
+        if both.null_count():  # a rate row whose own value has no code: cannot happen; never guess
+            return None
+        combos = both.unique().sort()
+        table = pl.Series([None] * (size * n), dtype=pl.Int64).scatter(combos, pl.int_range(combos.len(), eager=True))
+        prefix = pl.lit(table).gather(prefix * n + code)
+        own, size = both.rank("dense").cast(pl.Int64) - 1, combos.len()
+    # (rows are unique on their keys: the last codes number them, in some order)
+    position = pl.Series([0] * size, dtype=pl.UInt32).scatter(own, pl.int_range(rates.height, eager=True,
+                                                                                 dtype=pl.UInt32))
+    return pl.lit(position).gather(prefix).alias(RATE_ROW)
+
+
+def take(values: pl.Series, row: pl.Expr) -> pl.Expr:
+    """values[row] per row (null where row is null): a gather, which streams (see _MAX_TABLE)."""
+    return pl.lit(values).gather(row)
+
+
+def rate_units(rates: pl.DataFrame, col: str) -> pl.Series | None:
+    """A MONEY rate column as Int128 units of 10^-12 USD (exact: MONEY has scale 12); None when a
+    rate is too large for integer costs (see _MAX_RATE_UNITS)."""
+    out = []
+    for v in rates[col].to_list():  # (one value per distinct rate key: a few hundred at most)
+        if v is None:
+            out.append(None)
+            continue
+        n = v.scaleb(MONEY.scale, context=_EXACT)
+        if n != n.to_integral_value() or abs(n) >= _MAX_RATE_UNITS:
+            return None
+        out.append(int(n))
+    return pl.Series(col, out, dtype=pl.Int128)
+
+
+_EXACT = Context(prec=80)
+
+
+def _money(units: pl.Expr) -> pl.Expr:
+    """Int128 units of 10^-12 USD as MONEY, exactly (the product's scale is 0 + 12)."""
+    return (units.cast(pl.Decimal(38, 0)) * pl.lit(Decimal(1).scaleb(-MONEY.scale), MONEY)).cast(MONEY)
+
+
+def integer_costs(rates: pl.DataFrame, row: pl.Expr) -> list[pl.Expr] | None:
+    """cost_<component>, cost, list_cost and savings of rows whose position in `rates` is `row`, in
+    integer arithmetic: count x rate in Int128 units of 10^-12 USD, summed, and made MONEY once per
+    column. The values are those of cost_columns and totals_columns (counts times MONEY rates are
+    exact there too); None when a rate is too large for them (then those)."""
+    units, lists = {}, {}
+    for c in COMPONENTS:
+        u, lu = rate_units(rates, RATE + c.column), rate_units(rates, LIST_RATE + c.column)
+        if u is None or lu is None:
+            return None
+        count = pl.col(c.column).cast(pl.Int128)
+        # As cost_columns: a component the request does not use costs 0, even without a rate.
+        units[c.rate] = pl.when(pl.col(c.column) == 0).then(pl.lit(0, pl.Int128)).otherwise(
+            count * take(u, row))
+        lists[c.rate] = (count * take(lu, row)).fill_null(0)
+    cost = pl.sum_horizontal([u.fill_null(0) for u in units.values()])
+    listed = pl.sum_horizontal(list(lists.values()))
+    return [*(_money(u).alias("cost_" + k) for k, u in units.items()), _money(cost).alias("cost"),
+            _money(listed).alias("list_cost"), _money(listed - cost).alias("savings")]

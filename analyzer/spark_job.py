@@ -2,14 +2,14 @@
 `spark-submit $(python -c 'import analyzer.spark_job as j; print(j.__file__)') report s3://logs/ -o r.json`,
 or `python -m analyzer.spark_job report ...` where pyspark finds its cluster itself (SPARK_REMOTE).
 
-The arguments are an `llm-cost` command line, run with `--engine spark` on the session spark-submit
-made (its --master and --conf apply)."""
+The arguments are an `llm-cost` command line (report, price, whatif or audit), run with
+`--engine spark` on the session spark-submit made (its --master and --conf apply)."""
 
 from __future__ import annotations
 
 import sys
 
-ENGINE_COMMANDS = ("report", "audit")  # the commands with --engine
+ENGINE_COMMANDS = ("report", "price", "whatif", "audit")  # the commands with --engine
 
 
 def main(argv: list[str] | None = None) -> None:

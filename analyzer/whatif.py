@@ -30,6 +30,7 @@ from .models import Resolver
 from .pricing import banded, rate_frame
 from .schema import COUNT_COLUMNS, DISPLAY_PLACES, MONEY, ROUNDING, TIME_BUCKETS
 from .tagging import RATE_KEYS, bucket_label
+from .words import counted
 
 MONEY_FIELDS = ("baseline_cost", "scenario_cost", "difference", "unpriced_baseline_cost")
 FORMATS = ("table", "json", "markdown", "csv", "html")
@@ -89,8 +90,9 @@ def _resolve(name: str, book: pricebook.PriceBook, option: str) -> str:
 
 
 def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",), opts: pipeline.Options | None = None,
-        store_dir: str | None = None) -> WhatIf:
-    """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference."""
+        store_dir: str | None = None, analyze_groups=None) -> WhatIf:
+    """Price the logs as they were and under `scenario`; rows by `by`, with both costs and the difference.
+    `analyze_groups`: the engine's (default pipeline.analyze_groups; engine_spark's gives the same groups)."""
     opts = opts or pipeline.Options()
     by = list(by)
     for option, keys in (("--by", by), ("--where", [k for k, _ in scenario.where])):
@@ -115,7 +117,7 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
         groups = store.groups(store_dir, [*by, *dict.fromkeys(where_keys)], opts, base)
     else:
         try:
-            groups = pipeline.analyze_groups(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
+            groups = (analyze_groups or pipeline.analyze_groups)(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
         except OptionError as e:  # a --where key the logs lack: say which option named it
             if str(e).startswith("--by ") and any(repr(k) in str(e).split(":")[0] for k in where_keys):
                 raise OptionError("--where" + str(e).removeprefix("--by")) from None
@@ -190,7 +192,8 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
     if crossing:
         notes.append(TOKENIZER_NOTE.format(", ".join(crossing)))
     if scen_acc["unpriced"]:
-        notes.append(f"{scen_acc['unpriced']:,} row(s) the scenario cannot price are left out of both costs "
+        notes.append(f"{counted(scen_acc['unpriced'], 'row')} the scenario cannot price "
+                     f"{'is' if scen_acc['unpriced'] == 1 else 'are'} left out of both costs "
                      "(see scenario accounting)")
     if unmatched:
         notes.append(unmatched)
@@ -329,9 +332,9 @@ def _footer(w: WhatIf) -> list[str]:
              f"scenario: {', '.join(_scenario_text(w.scenario)) or 'no change'}; rows compared {s['compared']:,}"
              + (f", not priced under the scenario {s['unpriced']:,}" if s["unpriced"] else "")]
     for raw, n in s["unpriced_models"].items():
-        lines.append(f"not priced under the scenario: {raw} ({n:,} rows): {s['unpriced_reasons'].get(raw, '')}")
+        lines.append(f"not priced under the scenario: {raw} ({counted(n, 'row')}): {s['unpriced_reasons'].get(raw, '')}")
     for raw, n in w.accounting.unpriced_models.items():
-        lines.append(f"unpriced: {raw} ({n:,} rows): {w.accounting.unpriced_reasons.get(raw, '')}")
+        lines.append(f"unpriced: {raw} ({counted(n, 'row')}): {w.accounting.unpriced_reasons.get(raw, '')}")
     lines.append(f"price book {w.book.version}" + (f"; scenario book {w.scenario_book.version} (+ {', '.join(w.scenario.prices)})"
                                                    if w.scenario.prices else "")
                  + f"; money rounded {ROUNDING} to cents for display; times in {w.tz}")

@@ -10,7 +10,14 @@
    the product (`llm-cost report --by day,model`, with and without dedupe), a row-wise Float64
    baseline, an aggregate-first Float64 baseline and a bare scan-and-sum floor, per format; plus
    `llm-cost --help` and a 1,000-row report, which show the fixed cost of a run.
-3. Prints a table and writes bench/results-<rows>.json.
+3. Writes the CSV and JSONL logs again with their timestamps in each form real exporters write
+   (`+00:00`, `+0000`, no zone, epoch milliseconds; `--forms`), and in the variants they ship
+   (columns in another order, gzip parts; `--variants`), and times on each the same report by
+   llm-cost (with and without dedupe) and by DuckDB: one hand-written Float64 SQL query that reads,
+   keeps one row per request id (the one with most tokens), joins a price table and groups by day
+   and model (and the same query without the dedupe).
+4. Prints a table, the ratios llm-cost / DuckDB per format and form, and writes
+   bench/results-<rows>.json.
 
 The baselines are what a competent Polars user would write for a rough estimate: typed scans,
 Float64 money, one rate per model, no validation, no dedupe, no price periods or long-context
@@ -57,6 +64,19 @@ TINY_ROWS = 1_000
 START = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
 END = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)  # exclusive: the last day is 2026-11-24
 TS_TEXT = "%Y-%m-%dT%H:%M:%S%.3fZ"  # how CSV/JSONL carry timestamps (millisecond precision, UTC)
+# Timestamp forms real exporters write (issue 17 §1): the same instants, as text. Epoch
+# milliseconds are a JSON number (an integer column in CSV).
+FORMS = {
+    "Z": pl.col("timestamp").dt.strftime(TS_TEXT),
+    "+00:00": pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3f+00:00"),
+    "+0000": pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3f+0000"),
+    "no zone": pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3f"),
+    "epoch ms": pl.col("timestamp").dt.epoch("ms"),
+}
+# How exporters ship them besides: another column order (a tool that writes its own), and gzip
+# parts. Each is one extra data set: (format, form, variant).
+VARIANTS = (("csv", "+0000", "shuffled"), ("csv", "Z", "gzip"), ("jsonl", "+00:00", "gzip"),
+            ("jsonl", "epoch ms", "shuffled"))
 TOKEN_COLUMNS = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
                  "output_tokens")
 DUPLICATE_SHARE = 0.01
@@ -243,6 +263,60 @@ def generate(root: Path, rows: int, seed: int, formats: list[str], chunk_rows: i
     return missing
 
 
+FORM_SLUG = {"Z": "z", "+00:00": "colon", "+0000": "hhmm", "no zone": "naive", "epoch ms": "epochms"}
+
+
+def form_specs(formats: list[str], forms: list[str], variants: bool) -> list[tuple[str, str, str]]:
+    """(format, form, variant) of every text data set beyond the plain `Z` one."""
+    specs = [(f, form, "") for f in formats if f != "parquet" for form in forms if form != "Z"]
+    return specs + [v for v in VARIANTS if variants and v[0] in formats and v[1] in forms]
+
+
+def spec_dir(root: Path, spec: tuple[str, str, str]) -> Path:
+    fmt, form, variant = spec
+    if form == "Z" and not variant:
+        return root / fmt
+    return root / f"{fmt}-{FORM_SLUG[form]}{'-' + variant if variant else ''}"
+
+
+def _shuffled(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
+    import random
+    return frame.select(random.Random(seed).sample(frame.columns, len(frame.columns)))
+
+
+def generate_forms(root: Path, rows: int, seed: int, specs: list[tuple[str, str, str]], chunk_rows: int) -> list[Path]:
+    """The text data sets of `specs` that are missing (see generate): the same rows as the plain
+    ones, timestamps in another form, columns reordered or parts gzipped. Returns those written."""
+    import gzip
+    import io
+    missing = [sp for sp in specs if not (spec_dir(root, sp) / ".complete").exists()]
+    for sp in missing:
+        shutil.rmtree(spec_dir(root, sp), ignore_errors=True)
+        spec_dir(root, sp).mkdir(parents=True)
+    if not missing:
+        return []
+    t0 = time.perf_counter()
+    parts = math.ceil(rows / chunk_rows)
+    for k in range(parts):
+        chunk = synthetic_chunk(k * chunk_rows, min(rows, (k + 1) * chunk_rows), rows, seed)
+        for sp in missing:
+            fmt, form, variant = sp
+            text = chunk.with_columns(FORMS[form].alias("timestamp"))
+            if variant == "shuffled":
+                text = _shuffled(text, seed)
+            path = spec_dir(root, sp) / f"part-{k:05d}.{EXT[fmt]}"
+            if variant == "gzip":
+                buf = io.BytesIO()
+                text.write_csv(buf) if fmt == "csv" else text.write_ndjson(buf)
+                Path(f"{path}.gz").write_bytes(gzip.compress(buf.getvalue(), compresslevel=6, mtime=0))
+            else:
+                text.write_csv(path) if fmt == "csv" else text.write_ndjson(path)
+        log(f"generated part {k + 1}/{parts} of {len(missing)} timestamp-form data sets in {time.perf_counter() - t0:.0f}s")
+    for sp in missing:
+        (spec_dir(root, sp) / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": parts}))
+    return [spec_dir(root, sp) for sp in missing]
+
+
 def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -295,11 +369,51 @@ def job_floor(fmt: str, directory: str) -> pl.DataFrame:
             .collect(engine="streaming"))
 
 
-JOBS = {"float": job_float, "aggregate-first": job_aggregate_first, "floor": job_floor}
+DUCKDB_TYPES = {"request_id": "VARCHAR", "timestamp": "VARCHAR", "model": "VARCHAR", "workspace": "VARCHAR",
+                "api_key": "VARCHAR", "service_tier": "VARCHAR", **{c: "BIGINT" for c in TOKEN_COLUMNS}}
 
 
-def run_job(kind: str, fmt: str, directory: str) -> None:
-    out = JOBS[kind](fmt, directory)
+def duckdb_query(fmt: str, directory: str, form: str, dedupe: bool) -> str:
+    """What a competent DuckDB user would write for the report: typed read of every part (gzip
+    read as such), the form's timestamp cast, one row per request id (the one with the most tokens,
+    as a streamed response logged early and again complete), a Float64 price join, day x model."""
+    files = [str(p) for p in sorted(Path(directory).glob(f"part-*.{EXT[fmt]}*"))]
+    types = dict(DUCKDB_TYPES, timestamp="BIGINT" if form == "epoch ms" else "VARCHAR")
+    typed = "{" + ", ".join(f"'{c}': '{t}'" for c, t in types.items()) + "}"
+    if fmt == "csv":  # (named types: the columns may come in any order)
+        read = f"read_csv({files!r}, header = true, types = {typed})"
+    else:
+        read = f"read_json({files!r}, format = 'newline_delimited', columns = {typed})"
+    ts = "make_timestamp(timestamp * 1000)" if form == "epoch ms" else "timestamp::TIMESTAMPTZ"
+    tokens = " + ".join(TOKEN_COLUMNS)
+    rows = f"SELECT * REPLACE ({ts} AS timestamp) FROM {read}"
+    if dedupe:
+        rows += f" QUALIFY row_number() OVER (PARTITION BY request_id ORDER BY {tokens} DESC) = 1"
+    prices = ", ".join(f"('{r[0]}', {', '.join(repr(float(x)) for x in r[1:])})" for r in float_price_table().rows())
+    usd = " + ".join(f"{c} * usd_mtok_{c}" for c in TOKEN_COLUMNS)
+    return f"""
+        WITH prices(model, {', '.join(f'usd_mtok_{c}' for c in TOKEN_COLUMNS)}) AS (VALUES {prices}),
+        requests AS ({rows})
+        SELECT timestamp::DATE AS day, r.model, count(*) AS requests,
+               sum(({usd}) * CASE WHEN service_tier = 'batch' THEN {BATCH_DISCOUNT} ELSE 1.0 END / 1e6) AS cost
+        FROM requests r LEFT JOIN prices p ON r.model = p.model
+        GROUP BY ALL"""
+
+
+def job_duckdb(fmt: str, directory: str, form: str = "Z", dedupe: bool = True) -> pl.DataFrame:
+    import duckdb
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")  # days in UTC, as llm-cost's; a form without a zone is UTC
+    rows = con.execute(duckdb_query(fmt, directory, form, dedupe)).fetchall()
+    return pl.DataFrame(rows, schema=["day", "model", "requests", "cost"], orient="row")
+
+
+JOBS = {"float": job_float, "aggregate-first": job_aggregate_first, "floor": job_floor,
+        "duckdb": job_duckdb, "duckdb-no-dedupe": lambda fmt, d, form: job_duckdb(fmt, d, form, dedupe=False)}
+
+
+def run_job(kind: str, fmt: str, directory: str, form: str = "Z") -> None:
+    out = JOBS[kind](fmt, directory, form) if kind.startswith("duckdb") else JOBS[kind](fmt, directory)
     summary = {"groups": out.height, "requests": int(out["requests"].sum())}
     if "cost" in out.columns:
         summary["cost"] = float(out["cost"].sum())
@@ -496,7 +610,7 @@ def table(measurements: list[Measurement]) -> str:
         # Only like for like: the same rows in the same format.
         return _ratio(m.wall, base.wall) if base is not None and base.rows == m.rows else "-"
 
-    head = (f"{'format':<8} {'what':<34} {'wall s':>8} {'CPU s':>8} {'rows/s':>11} {'peak RSS MiB':>13} "
+    head = (f"{'format':<24} {'what':<34} {'wall s':>8} {'CPU s':>8} {'rows/s':>11} {'peak RSS MiB':>13} "
             f"{'/floor':>7} {'/float':>7}")
     lines = [head, "-" * len(head)]
     for m in measurements:
@@ -504,10 +618,10 @@ def table(measurements: list[Measurement]) -> str:
         rate = f"{m.rows / m.wall:,.0f}" if m.wall and m.rows else "-"
         rss = f"{m.rss:,.0f}" if m.rss is not None else "-"
         cpu = f"{statistics.median(m.cpu_s):.2f}" if m.cpu_s else "-"
-        lines.append(f"{m.fmt:<8} {m.what:<34} {wall:>8} {cpu:>8} {rate:>11} {rss:>13} "
+        lines.append(f"{m.fmt:<24} {m.what:<34} {wall:>8} {cpu:>8} {rate:>11} {rss:>13} "
                      f"{ratio(m, floors.get(m.fmt)):>7} {ratio(m, floats.get(m.fmt)):>7}")
         if m.failure:
-            lines.append(f"{'':<8}   ! {m.failure}")
+            lines.append(f"{'':<24}   ! {m.failure}")
     return "\n".join(lines)
 
 
@@ -525,9 +639,26 @@ def cost_checks(measurements: list[Measurement]) -> list[str]:
             notes.append(f"{fmt}: float baselines ${row_wise:,.2f} vs ${agg:,.2f} (rel. diff {abs(row_wise - agg) / row_wise:.1e})")
         if exact and row_wise:
             notes.append(f"{fmt}: exact --no-dedupe ${exact:,.2f}, {100 * (exact - row_wise) / row_wise:+.2f}% vs float baseline")
+        kept = by.get((fmt, "DuckDB SQL (dedupe)"), {}).get("requests")
+        if kept is not None and dedup.get("rows_read") is not None:
+            notes.append(f"{fmt}: DuckDB keeps {kept:,} rows of {dedup['rows_read']:,}; llm-cost counts "
+                         f"{dedup['rows_read'] - dedup['duplicates']:,} (rows read - duplicates)")
+        duck = by.get((fmt, "DuckDB SQL --no-dedupe"), {}).get("cost")
+        if duck and row_wise:
+            notes.append(f"{fmt}: DuckDB Float64 ${duck:,.2f} (rel. diff {abs(duck - row_wise) / row_wise:.1e} vs Polars float)")
         if dedup.get("cost"):
             notes.append(f"{fmt}: exact with dedupe ${dedup['cost']:,.2f}: rows_read {dedup['rows_read']:,}, "
                          f"duplicates {dedup['duplicates']:,}, unpriced {dedup['unpriced']:,}, quarantined {dedup['quarantined']:,}")
+    # Every timestamp form, column order and compression gives the same exact report.
+    exact = {(m.fmt, m.what): m.result.get("cost_exact") for m in measurements
+             if not m.failure and m.what.startswith("llm-cost report") and m.rows != TINY_ROWS}
+    for what in ("llm-cost report", "llm-cost report --no-dedupe"):
+        totals = {label: cost for (label, w), cost in exact.items() if w == what and cost is not None}
+        if len(totals) > 1:
+            same = len(set(totals.values())) == 1
+            notes.append(f"{what}: {len(totals)} data sets, " + (
+                f"every one ${next(iter(totals.values()))} exactly" if same
+                else "DIFFERENT totals: " + ", ".join(f"{k} ${v}" for k, v in totals.items())))
     return notes
 
 
@@ -545,6 +676,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--chunk-rows", type=int, default=1_000_000, help="rows per generated part file")
     p.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    p.add_argument("--forms", default=",".join(FORMS),
+                   help=f"timestamp forms of the CSV and JSONL logs (default: all: {', '.join(FORMS)})")
+    p.add_argument("--no-variants", dest="variants", action="store_false",
+                   help="skip the data sets with reordered columns and gzip parts")
+    p.add_argument("--no-duckdb", dest="duckdb", action="store_false", help="skip DuckDB")
     p.add_argument("--timeout", type=float, default=3600, help="seconds before a command is stopped")
     p.add_argument("--max-rss-mib", type=float, default=None,
                    help="stop a command whose RSS exceeds this (default: 75%% of RAM; needs psutil)")
@@ -552,11 +688,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     p.add_argument("--format", help=argparse.SUPPRESS)
     p.add_argument("--dir", help=argparse.SUPPRESS)
+    p.add_argument("--form", default="Z", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.forms = [f.strip() for f in args.forms.split(",") if f.strip()]
+    if bad := [f for f in args.forms if f not in FORMS]:
+        p.error(f"--forms: unknown {', '.join(bad)} (use {', '.join(FORMS)})")
     args.formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     if bad := [f for f in args.formats if f not in FORMATS]:
         p.error(f"--formats: unknown {', '.join(bad)} (use {', '.join(FORMATS)})")
     return args
+
+
+def _label(fmt: str, form: str, variant: str) -> str:
+    """A data set's name in the table: its format, then its timestamp form and variant if not plain."""
+    return fmt if (form, variant) == ("Z", "") else f"{fmt} {form}{', ' + variant if variant else ''}"
+
+
+def _against_duckdb(fmt: str, form: str, variant: str, src: Path, workdir: Path, rows: int) -> list[Measurement]:
+    me = [sys.executable, str(Path(__file__).resolve())]
+    return [Measurement(_label(fmt, form, variant), what, [*me, "--job", job, "--format", fmt, "--dir", str(src),
+                                                           "--form", form], rows=rows, json_stdout=True)
+            for job, what in (("duckdb", "DuckDB SQL (dedupe)"), ("duckdb-no-dedupe", "DuckDB SQL --no-dedupe"))]
 
 
 def plan(args: argparse.Namespace, data: Path, tiny: Path, workdir: Path) -> list[Measurement]:
@@ -567,6 +719,7 @@ def plan(args: argparse.Namespace, data: Path, tiny: Path, workdir: Path) -> lis
         todo += [
             report_measurement(fmt, "llm-cost report", src, workdir, [], args.rows),
             report_measurement(fmt, "llm-cost report --no-dedupe", src, workdir, ["--no-dedupe"], args.rows),
+            *(_against_duckdb(fmt, "Z", "", src, workdir, args.rows) if args.duckdb and fmt != "parquet" else []),
             *[Measurement(fmt, what, [*me, "--job", job, "--format", fmt, "--dir", str(src)], rows=args.rows,
                           json_stdout=True)
               for job, what in (("float", "float baseline (row-wise)"),
@@ -574,13 +727,40 @@ def plan(args: argparse.Namespace, data: Path, tiny: Path, workdir: Path) -> lis
                                 ("floor", "floor: scan+sum"))],
             report_measurement(fmt, f"llm-cost report, {TINY_ROWS:,} rows", tiny / fmt, workdir, [], TINY_ROWS),
         ]
+    for spec in form_specs(args.formats, args.forms, args.variants):
+        src, label = spec_dir(data, spec), _label(*spec)
+        todo += [report_measurement(label, "llm-cost report", src, workdir, [], args.rows),
+                 report_measurement(label, "llm-cost report --no-dedupe", src, workdir, ["--no-dedupe"], args.rows),
+                 *(_against_duckdb(*spec, src, workdir, args.rows) if args.duckdb else [])]
     return todo
+
+
+def duckdb_ratios(measurements: list[Measurement]) -> str:
+    """llm-cost / DuckDB on the same files, with dedupe and without, in wall and in CPU time."""
+    by = {(m.fmt, m.what): m for m in measurements if not m.failure}
+    head = (f"{'data set':<28} {'dedupe: llm-cost / DuckDB s':>28} {'ratio':>6} {'CPU ratio':>9}   "
+            f"{'--no-dedupe: llm-cost / DuckDB s':>32} {'ratio':>6} {'CPU ratio':>9}")
+    lines = [head, "-" * len(head)]
+    for label in dict.fromkeys(m.fmt for m in measurements):
+        cells = []
+        for ours, theirs in (("llm-cost report", "DuckDB SQL (dedupe)"),
+                             ("llm-cost report --no-dedupe", "DuckDB SQL --no-dedupe")):
+            a, b = by.get((label, ours)), by.get((label, theirs))
+            if a is None or b is None or not a.wall or not b.wall:
+                cells.append(None)
+                continue
+            cpu = statistics.median(a.cpu_s) / statistics.median(b.cpu_s)
+            cells.append((f"{a.wall:.2f} / {b.wall:.2f}", f"{a.wall / b.wall:.2f}x", f"{cpu:.2f}x"))
+        if any(cells):
+            d, n = (c or ("-", "-", "-") for c in cells)
+            lines.append(f"{label:<28} {d[0]:>28} {d[1]:>6} {d[2]:>9}   {n[0]:>32} {n[1]:>6} {n[2]:>9}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.job:
-        run_job(args.job, args.format, args.dir)
+        run_job(args.job, args.format, args.dir, args.form)
         return 0
 
     data = dataset_dir(args.data_dir, args.rows, args.seed)
@@ -588,8 +768,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     generated = generate(data, args.rows, args.seed, args.formats, args.chunk_rows)
     generate(tiny, TINY_ROWS, args.seed, args.formats, args.chunk_rows)
+    written = generate_forms(data, args.rows, args.seed, form_specs(args.formats, args.forms, args.variants),
+                             args.chunk_rows)
     gen_s = time.perf_counter() - t0
     sizes = {f: dir_bytes(data / f) for f in args.formats}
+    sizes.update({_label(*sp): dir_bytes(spec_dir(data, sp))
+                  for sp in form_specs(args.formats, args.forms, args.variants)})
     log(f"data: {data} ({', '.join(f'{f} {b / 2**30:.2f} GiB' for f, b in sizes.items())}); "
         f"{'generated ' + ', '.join(generated) + f' in {gen_s:.0f}s' if generated else 'cached'}")
 
@@ -610,9 +794,9 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{m.fmt}: {m.what}: {m.wall_s[-1]:.2f}s, {m.rss or 0:,.0f} MiB" + (f" ({m.failure})" if m.failure else ""))
                 measurements.append(m)
     finally:
-        if generated and not args.keep_data:
-            for f in generated:
-                shutil.rmtree(data / f, ignore_errors=True)
+        if not args.keep_data:
+            for d in [*(data / f for f in generated), *written]:
+                shutil.rmtree(d, ignore_errors=True)
 
     versions = sorted({v or "unknown" for m in measurements for v in m.code})
     print(f"\nllm-cost benchmark: {args.rows:,} requests; code {', '.join(versions)}; {os.cpu_count()} CPUs, "
@@ -626,6 +810,10 @@ def main(argv: list[str] | None = None) -> int:
         worst, share = max(busy, key=lambda b: b[1])
         print(f"\nnote: other processes kept {share:.1f} of {os.cpu_count()} CPUs busy during {worst.fmt} "
               f"'{worst.what}' (see other_cpu_s in the JSON): their wall times are inflated; CPU times much less")
+    ratios = duckdb_ratios(measurements)
+    if len(ratios.splitlines()) > 2:
+        print("\nllm-cost (exact Decimal report) / DuckDB (Float64 SQL), the same files; wall time, and CPU time "
+              "(steadier on a shared machine):\n" + ratios)
     notes = cost_checks(measurements)
     if notes:
         print("\n" + "\n".join(notes))

@@ -2,6 +2,7 @@
 
     python bench/bench_store.py                 # or: make bench-store
     python bench/bench_store.py --sizes 1000000,2000000 --nights 30 --night-rows 20000
+    python bench/bench_store.py --sizes '' --small-nights 0    # only the 100-night history
 
 Each command runs in its own process (wall time, CPU time and peak RSS, as bench.py measures):
 
@@ -13,7 +14,11 @@ Each command runs in its own process (wall time, CPU time and peak RSS, as bench
    night, as cron does. The last night's ingest against the first's (flat in the store's size),
    `report --store` of one month and of all history after 30 nights and after all of them.
 3. `store compact` after the history, and the all-history report before and after it.
-4. Size: the store of the first big night against its input CSV gzip-compressed (level 6).
+4. Many small parts: the same SMALL_ROWS requests ingested as SMALL_NIGHTS small nights and as 30
+   nights (each store built in this process, not measured), then the reports of one month and of
+   all history from each, and from the small-night store after `store compact`: what the number
+   of parts costs a report, with the rows held equal.
+5. Size: the store of the first big night against its input CSV gzip-compressed (level 6).
 
 CPU time is the number to compare on a shared machine (other work inflates wall time only).
 Writes bench/results-store-scale.json and prints the table.
@@ -41,7 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1000000,2000000,4000000", help="rows of each big night, comma-separated")
     p.add_argument("--nights", type=int, default=100)
-    p.add_argument("--night-rows", type=int, default=20_000)
+    p.add_argument("--night-rows", type=int, default=200_000)
+    p.add_argument("--small-nights", type=int, default=365, help="nights of the many-small-parts store (0: skip)")
+    p.add_argument("--small-rows", type=int, default=730_000, help="requests of the many-small-parts store, all nights")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--max-rss-mib", type=float, default=8192)
@@ -94,6 +101,8 @@ def main(argv=None) -> int:
     nights: list[Path] = []
     if args.nights:
         walls, cpus, rss, nights = history(args, work, measure, st)
+    if args.small_nights:
+        small_parts(args, work, measure, st)
     lines = [f"{'run':<72} {'wall s':>8} {'CPU s':>7} {'rows/s (CPU)':>13} {'peak RSS MiB':>13}"]
     for _, m in ms:
         rate = f"{m.rows / m.cpu_s[-1]:,.0f}" if m.rows and m.cpu_s[-1] else ""
@@ -105,11 +114,21 @@ def main(argv=None) -> int:
                      f"{(i.wall or 0) / (p.wall or 1):.2f}x wall (target <= 1.5x); peak RSS {i.rss or 0:.0f} MiB")
     if nights:
         ten = max(1, len(nights) // 10)
+        half = len(cpus) // 2
+        slope = _slope(cpus[half:])
         lines.append(f"{len(nights)} nights of {args.night_rows:,}: ingest CPU first {ten} nights "
                      f"{sum(cpus[:ten]) / ten:.2f} s, last {ten} nights {sum(cpus[-ten:]) / ten:.2f} s "
                      f"({sum(cpus[-ten:]) / sum(cpus[:ten]):.2f}x; target 1 +- 0.2); wall {sum(walls[:ten]) / ten:.2f} / "
-                     f"{sum(walls[-ten:]) / ten:.2f} s; peak RSS max {max(rss):.0f} MiB")
+                     f"{sum(walls[-ten:]) / ten:.2f} s; peak RSS first {max(rss[:ten]):.0f} MiB, max {max(rss):.0f} MiB; "
+                     f"CPU trend over the last {len(cpus) - half} nights {slope * 100:+.3f} s per 100 nights")
         lines.append(HISTORY_LINE[0])
+    if args.small_nights:
+        for what in ("month", "all"):
+            few, many, packed = (by[f"{what}-{k}"] for k in ("30-parts", f"{args.small_nights}-parts", "compacted-parts"))
+            lines.append(f"{args.small_rows:,} requests, report of {'one month' if what == 'month' else 'all history'}: "
+                         f"{args.small_nights} nights {many.cpu_s[-1]:.2f} CPU s, compacted {packed.cpu_s[-1]:.2f}, "
+                         f"as 30 nights {few.cpu_s[-1]:.2f} (compacted / 30 nights = "
+                         f"{packed.cpu_s[-1] / few.cpu_s[-1]:.2f}x; target <= 1)")
     if size_line:
         lines.append(size_line)
     other = sum(sum(m.other_cpu_s) for _, m in ms)
@@ -131,10 +150,51 @@ def main(argv=None) -> int:
 HISTORY_LINE = [""]
 
 
+def _slope(ys: list[float]) -> float:
+    """Least-squares slope of ys against their index: what a night's cost gains per night."""
+    n = len(ys)
+    if n < 2:
+        return 0.0
+    mx, my = (n - 1) / 2, sum(ys) / n
+    return sum((i - mx) * (y - my) for i, y in enumerate(ys)) / sum((i - mx) ** 2 for i in range(n))
+
+
+def small_parts(args, work: Path, measure, st) -> None:
+    """4.: the same requests as many small nights and as 30 nights; reports from each; compact."""
+    import math
+
+    month = "2026-10"
+    stores = {}
+    for count in (30, args.small_nights):
+        per = math.ceil(args.small_rows / count)
+        data = B.dataset_dir(B.BENCH_DIR / "data", args.small_rows, args.seed) / f"nights-{per}"
+        B.generate(data, args.small_rows, args.seed, ["csv"], per)
+        root = work / f"parts-{count}"
+        B.log(f"building a store of {count} nights of {per:,} requests (in this process, not measured) ...")
+        for night in sorted((data / "csv").glob("*.csv")):
+            st.ingest([str(night)], str(root))
+        stores[count] = root
+    for key, root in ((f"{args.small_nights}-parts", stores[args.small_nights]), ("30-parts", stores[30]),
+                      ("compacted-parts", None)):
+        if root is None:
+            root = stores[args.small_nights]
+            files = st.status(str(root))["data_files"]
+            measure("compact-parts", f"store compact of the {args.small_nights}-night store ({files} data files)",
+                    ["store", "compact", str(root)])
+        label = key.replace("-parts", " nights" if key[0].isdigit() else "")
+        measure(f"month-{key}", f"report --store --by {BY}, one month, {args.small_rows:,} requests as {label}",
+                ["report", "--store", str(root), "--by", BY, "--since", f"{month}-01", "--until", "2026-10-31",
+                 "-o", str(work / "m.json")])
+        measure(f"all-{key}", f"report --store --by {BY}, all history, {args.small_rows:,} requests as {label}",
+                ["report", "--store", str(root), "--by", BY, "-o", str(work / "a.json")])
+
+
 def history(args, work: Path, measure, st):
     """2. and 3.: nights ingested one run each, reports after 30 and after all, compact."""
     total = args.nights * args.night_rows
-    month = "2026-10"
+    # The first month of the data: full after 27 of 100 nights, so the one-month report after 30
+    # nights and after all of them reads the same rows (does a month's report grow with history?).
+    month, last_day = "2026-08", "2026-08-31"  # (--until: that whole day)
     data = B.dataset_dir(B.BENCH_DIR / "data", total, args.seed) / f"nights-{args.night_rows}"
     B.generate(data, total, args.seed, ["csv"], args.night_rows)
     nights = sorted((data / "csv").glob("*.csv"))
@@ -149,14 +209,14 @@ def history(args, work: Path, measure, st):
         rss.append(m.rss or 0)
         if k + 1 in (30, len(nights)):
             measure(f"month-{k + 1}", f"report --store --by {BY}, one month, after {k + 1} nights",
-                    ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", "2026-11-01",
+                    ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", last_day,
                      "-o", str(work / "m.json")])
             measure(f"all-{k + 1}", f"report --store --by {BY}, all history, after {k + 1} nights",
                     ["report", "--store", str(hist), "--by", BY, "-o", str(work / "a.json")])
     status = st.status(str(hist))
     measure("compact", f"store compact ({status['data_files']} data files)", ["store", "compact", str(hist)])
     measure("month-compacted", f"report --store --by {BY}, one month, after compact",
-            ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", "2026-11-01",
+            ["report", "--store", str(hist), "--by", BY, "--since", f"{month}-01", "--until", last_day,
              "-o", str(work / "m.json")])
     measure("all-compacted", f"report --store --by {BY}, all history, after compact",
             ["report", "--store", str(hist), "--by", BY, "-o", str(work / "a.json")])

@@ -32,7 +32,7 @@ FORMS = {
     "+05:30": pl.col("timestamp").dt.convert_time_zone("Asia/Kolkata").dt.strftime("%Y-%m-%dT%H:%M:%S%.3f+05:30"),
     "no zone": pl.col("timestamp").dt.strftime("%Y-%m-%dT%H:%M:%S%.3f"),
     "space +00": pl.col("timestamp").dt.strftime("%Y-%m-%d %H:%M:%S%.3f+00"),
-    "epoch ms": pl.col("timestamp").dt.epoch("ms").cast(pl.String),
+    "epoch ms": pl.col("timestamp").dt.epoch("ms"),  # a number, as exporters write it (JSON and CSV)
 }
 
 

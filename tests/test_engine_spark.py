@@ -123,3 +123,165 @@ def test_cli_engine_spark(spark, tmp_path):
     # --master is a Spark option: with the Polars engine it is a mistake, said in one line.
     res = CliRunner().invoke(main, ["report", str(ROOT / "fixtures/sample"), "--master", "local[2]"])
     assert res.exit_code == 2 and "--master: applies to --engine spark" in res.output
+
+
+# --- price and whatif ----------------------------------------------------------------------------
+
+def _price_both(paths, out_dir: Path, fmt: str, **opts) -> tuple[bytes, bytes, dict, dict]:
+    """Both engines' `price` output bytes (Spark's from one file) and accountings."""
+    from analyzer import engine_spark, price_requests
+    from analyzer.writers import sink_rows
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        rows, acc = price_requests(paths, Options(quarantine=str(out_dir / "q1.jsonl"), **opts))
+        sink_rows(rows, fmt, str(out_dir / f"polars.{fmt}"))
+        spark_acc = engine_spark.price(paths, str(out_dir / f"spark.{fmt}"), fmt,
+                                       Options(quarantine=str(out_dir / "q2.jsonl"), **opts))
+    finally:
+        os.chdir(cwd)
+    polars, spark_ = acc.as_dict(), spark_acc.as_dict()
+    for a in (polars, spark_):
+        a.pop("quarantine_file")
+    return (out_dir / f"polars.{fmt}").read_bytes(), (out_dir / f"spark.{fmt}").read_bytes(), polars, spark_
+
+
+def test_price_every_dialect_equal(spark, tmp_path):
+    # Every format in one run (one Spark job): the same rows, columns, types and exact decimals,
+    # in the same order: the very bytes of the Polars engine's Parquet file.
+    paths = [f"fixtures/dialects/{d}" for d in DIALECTS]
+    polars, spark_, acc, spark_acc = _price_both(paths, tmp_path, "parquet", batch_time=BATCH_TIME)
+    assert spark_acc == acc and acc["repeats"] > 0 and acc["priced"] > 50
+    assert spark_ == polars
+
+
+@pytest.mark.parametrize("fmt,dedupe", [("csv", True), ("jsonl", False)])
+def test_price_duplicates_across_files_equal(spark, tmp_path, fmt, dedupe):
+    # The sample (a duplicate, quarantined rows, an unknown model) and a second copy of an export:
+    # the losing copies are found on the cluster and left out of the rows, as by the Polars engine.
+    copy = tmp_path / "again.csv"
+    copy.write_bytes((ROOT / "fixtures/sample/october.csv").read_bytes())
+    paths = ["fixtures/sample", "fixtures/dialects/claude-code", str(copy)]
+    polars, spark_, acc, spark_acc = _price_both(paths, tmp_path, fmt, dedupe=dedupe)
+    assert spark_acc == acc and acc["quarantined"] == 6 and acc["repeats"] > 0
+    assert (acc["duplicates"] > 1) == dedupe
+    assert spark_.decode() == polars.decode()
+
+
+def test_price_directory_of_parts(spark, tmp_path):
+    # `-o rows.parquet/`: one part per file scan, written by its task, then _SUCCESS; read together
+    # in part order they are the Polars engine's rows. A directory that holds files is refused.
+    import polars as pl
+
+    from analyzer import engine_spark, price_requests
+    from analyzer.errors import OutputError
+
+    paths = [str(ROOT / "fixtures/sample/october.csv"), str(ROOT / "fixtures/sample/november.jsonl")]
+    out = tmp_path / "rows.parquet"
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"))
+    engine_spark.price(paths, f"{out}/", "parquet", opts)
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000.parquet", "part-00001.parquet"]
+    rows, _ = price_requests(paths, opts)
+    expected = rows.lazy().collect()
+    got = pl.concat([pl.read_parquet(out / f"part-0000{i}.parquet") for i in range(2)])
+    assert got.equals(expected) and got.schema == expected.schema and got["cost"].drop_nulls().len() > 10
+    with pytest.raises(OutputError, match="not an empty directory"):
+        engine_spark.price(paths, f"{out}/", "parquet", opts)
+
+
+def test_duplicates_removed_on_the_cluster(spark, tmp_path, monkeypatch):
+    # 300 requests, each logged twice in another file (the copy with fewer output tokens first), plus a
+    # quarantined copy that must not displace a good one: the driver receives only groups (one model,
+    # a few statuses), never the rows of repeated ids, and the counts are hand-checked.
+    from analyzer import engine_spark
+
+    header = "request_id,timestamp,model,input_tokens,output_tokens\n"
+    early = "".join(f"r{i},2026-10-01T10:00:00Z,claude-sonnet-4-5,100,{5 + i % 3}\n" for i in range(300))
+    full = "".join(f"r{i},2026-10-01T10:00:00Z,claude-sonnet-4-5,100,10\n" for i in range(300))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_text(header + early + "r7,2026-10-01T10:00:00Z,claude-sonnet-4-5,100,oops\n")
+    (logs / "b.csv").write_text(header + full)
+    seen = []
+    collect = engine_spark._collect
+    monkeypatch.setattr(engine_spark, "_collect", lambda df, t: seen.append(collect(df, t)) or seen[-1])
+    polars, spark_ = both(spark, [str(logs)], ["model"], tmp_path)
+    assert spark_ == polars
+    a = polars["accounting"]
+    assert (a["rows_read"], a["priced"], a["duplicates"], a["quarantined"]) == (601, 300, 300, 1)
+    # Every kept copy is the complete one: 300 x 10 output tokens; 300 x 100 input tokens.
+    assert (polars["totals"]["output_tokens"], polars["totals"]["input_tokens"]) == (3000, 30000)
+    assert max(df.height for df in seen) <= 4
+
+
+def _whatif_both(spark, paths, scenario, by, tmp_path, **opts) -> tuple[str, str]:
+    from analyzer import engine_spark
+    from analyzer import whatif as whatif_
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        texts = []
+        for engine, groups in (("polars", None), ("spark", engine_spark.analyze_groups)):
+            q = tmp_path / f"{engine}.jsonl"
+            result = whatif_.run(paths, scenario, by, Options(quarantine=str(q), **opts), analyze_groups=groups)
+            texts.append(whatif_.render(result, "json").replace(str(q), "<quarantine>"))
+        return texts[0], texts[1]
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("swap,batch,where,by", [
+    ((("claude-sonnet-4-5", "claude-haiku-4-5"),), False, (), ["model"]),
+    ((), True, (("model", "claude-opus-5-5"),), ["day", "model"]),
+])
+def test_whatif_equal(spark, tmp_path, swap, batch, where, by):
+    from analyzer.whatif import Scenario
+
+    polars, spark_ = _whatif_both(spark, ["fixtures/sample", "fixtures/dialects/claude-code"],
+                                  Scenario(swaps=swap, batch=batch, where=where), by, tmp_path)
+    assert spark_ == polars and json.loads(polars)["accounting"]["rows_read"] > 0
+
+
+def test_cli_price_and_whatif_engine_spark(spark, tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    sample = str(ROOT / "fixtures/sample")
+    out = {}
+    for engine in ("polars", "spark"):
+        res = CliRunner().invoke(main, ["price", sample, "-o", str(tmp_path / f"{engine}.jsonl"), "--quarantine",
+                                        str(tmp_path / "q.jsonl"), "--engine", engine, "-q"])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(main, ["whatif", sample, "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "--format",
+                                        "csv", "--quarantine", str(tmp_path / "q.jsonl"), "--engine", engine, "-q"])
+        assert res.exit_code == 0, res.output
+        out[engine] = ((tmp_path / f"{engine}.jsonl").read_text(), res.output)
+    assert out["spark"] == out["polars"] and "claude-haiku-4-5" in out["polars"][1]
+    # A directory of parts is Spark's; the Polars engine writes one file.
+    (tmp_path / "d.parquet").mkdir()
+    (tmp_path / "d.parquet" / "x").write_text("")
+    for engine, slash, said in (("polars", "", "a directory; per-request rows are written to a file"),
+                                ("spark", "/", "not an empty directory")):
+        res = CliRunner().invoke(main, ["price", sample, "-o", str(tmp_path / "d.parquet") + slash, "--engine", engine])
+        assert res.exit_code == 2 and said in res.output, res.output
+
+
+def test_price_hostile_outputs_and_empty_input(spark, tmp_path):
+    # A log with a header and no rows: the same empty file from both engines. An output whose
+    # directory does not exist is one line before any Spark work; so is a file where a new
+    # directory of parts is asked for.
+    from analyzer import engine_spark
+    from analyzer.errors import OutputError
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("request_id,timestamp,model,input_tokens,output_tokens\n")
+    polars, spark_, acc, spark_acc = _price_both([str(empty)], tmp_path, "csv")
+    assert spark_acc == acc and acc["rows_read"] == 0 and spark_ == polars
+    with pytest.raises(OutputError, match="no such directory"):
+        engine_spark.price([str(empty)], str(tmp_path / "nowhere" / "rows.csv"), "csv")
+    (tmp_path / "file.csv").write_text("x")
+    with pytest.raises(OutputError, match="not an empty directory"):
+        engine_spark.price([str(empty)], str(tmp_path / "file.csv") + "/", "csv")

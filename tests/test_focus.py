@@ -243,3 +243,82 @@ def test_an_empty_focus_export_audits_as_billing_nothing(tmp_path, suffix):
     assert [(x["period"], x["billed"], x["computed"], x["status"]) for x in lines] == [
         ("2026-10-01", None, "3.000000000000", "missing_in_invoice"),
         ("2026-10-03", None, "1.500000000000", "missing_in_invoice")]
+
+
+# ---------------------------------------------------------------------------------------------
+# FOCUS from the store (`report --store DIR --format focus`): it was refused
+
+
+def _focus_cli(*args):
+    return CliRunner().invoke(main, ["report", *map(str, args), "--format", "focus"])
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_focus_from_the_store_is_the_export_of_its_logs(tmp_path, suffix):
+    """The sample ingested, then exported from the store: byte for byte the export of the logs (the
+    same rows, grain, list and contracted prices, Tags), and `audit --store` of it is all ok."""
+    q = tmp_path / "q.jsonl"
+    st = tmp_path / "st"
+    assert CliRunner().invoke(main, ["ingest", "fixtures/sample", "--store", str(st), "-q"]).exit_code == 0
+    from_logs, from_store = tmp_path / f"logs{suffix}", tmp_path / f"store{suffix}"
+    assert _focus_cli("fixtures/sample", "-o", from_logs, "-q", "--quarantine", q).exit_code == 0
+    r = _focus_cli("--store", st, "-o", from_store)
+    assert r.exit_code == 0, r.output
+    assert "wrote " + str(from_store) + ": 47 FOCUS rows, BilledCost $1.88; rows read 25 = priced 19" in r.stderr
+    if suffix == ".csv":
+        assert from_store.read_bytes() == from_logs.read_bytes()
+        assert sum((D(r["BilledCost"]) for r in csv.DictReader(io.StringIO(from_store.read_text()))), D(0)) == \
+            D("1.879380025")
+    else:
+        assert pl.read_parquet(from_store).equals(pl.read_parquet(from_logs))
+        assert pl.read_parquet(from_store)["BilledCost"].sum() == D("1.879380025")
+    r = CliRunner().invoke(main, ["audit", "--store", str(st), "--invoice", str(from_store), "-q"])
+    assert r.exit_code == 0 and "47 of 47 lines within tolerance" in r.stdout
+
+
+def test_focus_from_a_store_keeps_the_costs_it_stored(log, tmp_path):
+    """Ingested with negotiated prices (15% off from 2026-10-01): the store's export has the stored,
+    contracted costs and the shipped book's list prices, as the export of the logs with that overlay
+    has; its rows add up to `report --store`."""
+    overlay = "fixtures/prices/negotiated.toml"
+    st = tmp_path / "st"
+    assert CliRunner().invoke(main, ["ingest", log, "--store", str(st), "--prices", overlay, "-q"]).exit_code == 0
+    store_rows = focus.export_store(str(st)).rows
+    log_rows = export([log], tmp_path, prices=(overlay,)).rows
+    assert store_rows.equals(log_rows)
+    # r1's input: 100,000 x $3/M = $0.30 list, 15% off = $0.255 contracted.
+    r1 = store_rows.filter(pl.col("SkuPriceId") == "claude-sonnet-4-5-20250929:input:standard").row(0, named=True)
+    assert (r1["ListCost"], r1["BilledCost"], r1["ListUnitPrice"], r1["ContractedUnitPrice"]) == (
+        D("0.3"), D("0.255"), D("3"), D("2.55"))
+    total = sum(store_rows["BilledCost"].to_list(), D(0))
+    assert total == TOTAL * D("0.85")
+    rep = json.loads(CliRunner().invoke(main, ["report", "--store", str(st), "--format", "json", "-q"]).stdout)
+    assert D(rep["totals"]["cost"]) == total
+
+
+def test_focus_from_a_store_follows_the_date_window_and_is_empty_with_a_reason(log, tmp_path):
+    st = tmp_path / "st"
+    CliRunner().invoke(main, ["ingest", log, "--store", str(st), "-q"])
+    rows = focus.export_store(str(st), pipeline.Options(since="2026-10-02")).rows
+    # only r3 (haiku output 20,000 x $5/M = $0.10, 2 web searches x $10/1000 = $0.02)
+    assert sum(rows["BilledCost"].to_list(), D(0)) == D("0.12") and set(rows["x_TokenClass"]) == {"output", "web_search"}
+    out = tmp_path / "f.csv"
+    r = _focus_cli("--store", st, "--since", "2027-01-01", "-o", out)
+    assert r.exit_code == 0 and len(out.read_text().splitlines()) == 1
+    assert "no request was priced, so the FOCUS export has its columns and no charge rows" in r.stderr
+    # Still refused: what the store cannot mean.
+    assert "--tz" in _focus_cli("--store", st, "--tz", "Europe/Paris").output
+    r = _focus_cli("--store", st, "-o", st / "x.csv")
+    assert r.exit_code == 2 and "inside the store" in r.output
+
+
+def test_audit_notes_say_one_row_in_the_singular(tmp_path):
+    """audit said "1 log rows are unpriced" and "1 duplicate log rows ... were counted once"."""
+    q = str(tmp_path / "q.jsonl")
+    out = tmp_path / "f.csv"
+    CliRunner().invoke(main, ["report", "fixtures/sample", "--format", "focus", "-o", str(out), "-q", "--quarantine", q])
+    notes = json.loads(CliRunner().invoke(main, ["audit", "fixtures/sample", "--invoice", str(out), "--format", "json",
+                                                 "-q", "--quarantine", q]).stdout)["notes"]
+    assert "1 log row is unpriced, so its cost is missing from `computed`: claude-sonnett-5-5 (1)" in notes
+    assert "1 duplicate log row (repeated request ids) was counted once" in notes
+    assert any(n.startswith("4 log rows were quarantined") for n in notes)

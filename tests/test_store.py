@@ -288,7 +288,9 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
     expected = json_report(clean, ("day", "model"))
     st = tmp_path / "store"
     rng = random.Random(4)
-    cmd = [sys.executable, "-m", "analyzer", "ingest", "--store", str(st), "--wait", "5", "-q"]
+    # A checkpoint every 2 versions (10 in use): kills land while checkpoints are written too.
+    launch = "import analyzer.store as s; s.CHECKPOINT_EVERY = 2; from analyzer.cli import main; main(prog_name='llm-cost')"
+    cmd = [sys.executable, "-c", launch, "ingest", "--store", str(st), "--wait", "5", "-q"]
     start = time.monotonic()
     proc = subprocess.run([*cmd, str(nights[0])], capture_output=True)
     full = time.monotonic() - start  # how long one night takes, to spread the kills over it

@@ -5,6 +5,7 @@ shipped book: claude-sonnet-4-5 input 3 / output 15, claude-haiku-4-5 input 1 / 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal as D
 
 import pytest
@@ -287,3 +288,31 @@ def test_where_matching_nothing_warns_once_and_exits_0(log, tmp_path, where, war
     assert (r.stdout + r.stderr).count(warning) == 1 and f"note: {warning}" in r.stdout
     r = CliRunner().invoke(main, [*args, "-q", "--format", "json"])
     assert r.stderr == "" and any(n.startswith(warning) for n in json.loads(r.stdout)["notes"])
+
+
+def test_counts_are_said_with_their_grammar(tmp_path):
+    """whatif said "unpriced: gpt-nope (1 rows)" and "1 row(s) the scenario cannot price are left out"."""
+    log = tmp_path / "log.csv"
+    log.write_text(LOG + "r6,2026-01-11T08:30:00Z,gpt-nope,a,standard,5,5\n"
+                   "r7,2025-10-01T11:00:00Z,claude-sonnet-4-5,a,standard,100000,0\n")
+    r = CliRunner().invoke(main, ["whatif", str(log), "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "--format",
+                                  "markdown", "-q", "--quarantine", str(tmp_path / "q.jsonl")])
+    out = r.stdout
+    assert "- unpriced: gpt-nope (1 row): unknown model" in out
+    # r3 and r7 (2025-10-01) are before Haiku 4.5's first price: two rows, plural
+    assert "- not priced under the scenario: claude-haiku-4-5-20251001 (2 rows):" in out
+    assert "- note: 2 rows the scenario cannot price are left out of both costs" in out
+    log.write_text(LOG)
+    out = CliRunner().invoke(main, ["whatif", str(log), "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "--format",
+                                    "markdown", "-q", "--quarantine", str(tmp_path / "q.jsonl")]).stdout
+    assert "(1 row):" in out and "- note: 1 row the scenario cannot price is left out of both costs" in out
+    assert not re.search(r"\b1 (rows|files|lines|groups|days|requests)\b|\(s\)", out)
+
+
+@pytest.mark.parametrize("n, noun, said", [(0, "row", "0 rows"), (1, "row", "1 row"), (2, "row", "2 rows"),
+                                           (1234, "file", "1,234 files"), (1, "log row", "1 log row"),
+                                           (3, "entry", "3 entries")])
+def test_counted(n, noun, said):
+    from analyzer.words import counted
+
+    assert counted(n, noun, "entries" if noun == "entry" else None) == said

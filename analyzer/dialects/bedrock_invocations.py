@@ -25,6 +25,7 @@ import polars as pl
 
 from .. import schema
 from ..sources import LINE, SourceFile
+from ..words import counted
 from . import mapped
 
 
@@ -156,7 +157,7 @@ def _note_partial_query(src: SourceFile, ctx) -> None:
                      f"its results may be partial, and so is this total")
         if isinstance(matched, int | float) and matched > len(rows):
             ctx.note(f"{src.display}: the Logs Insights query matched {int(matched):,} log events but the "
-                     f"results hold {len(rows):,} rows (the query's limit: 1,000 by default, at most 10,000): "
+                     f"results hold {counted(len(rows), 'row')} (the query's limit: 1,000 by default, at most 10,000): "
                      f"this total covers those rows only")
 
 

@@ -7,6 +7,8 @@ Only `timestamp`, `model`, `input_tokens` and `output_tokens` are required; othe
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 
 from .. import schema
@@ -178,7 +180,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
                      _file=pl.col("_path").replace_strict(dict(zip(src.paths, (src.index, *src.member_indexes))),
                                                            return_dtype=pl.Int64) if many and exact_lines
                      else pl.lit(src.index, pl.Int64))
-    out = _parse.frame(lf, parsed, labels, constants)
+    out = _parse.frame(lf, parsed, labels, constants, [_in_python_years()])
     if "cache_write_tokens" in present:
         out = _unsplit_cache_writes(out)
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
@@ -186,6 +188,24 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
                                pl.coalesce("_line_reason", "_reason").alias("_reason"))
     names = [*schema.CANONICAL, *out_names.values(), "_ok", "_reason", "_raw", "_file", *extra]
     return out.select([pl.col(c).cast(schema.CANONICAL[c]) if c in schema.CANONICAL else pl.col(c) for c in names])
+
+
+# The instants a report can hold: reports, budgets, --since/--until and the store turn times into
+# Python dates, which end at year 9999, in the report's zone (--tz, up to 14 hours away). A row
+# outside 0001-01-02..9999-12-30 UTC is quarantined with the reason: `9999-12-31T23:00:00-14:00`
+# (10000-01-01 in UTC) made `check` fail with "year 10000 is out of range" (a traceback), and a
+# FOCUS export write `+10000-01-01`; `0000-01-01` is before year 1.
+_FIRST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_PAST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+
+
+def _in_python_years() -> tuple[pl.Expr, pl.Expr]:
+    t = pl.col("timestamp")
+    outside = t.is_not_null() & ((t < _FIRST) | (t >= _PAST))
+    said = pl.col(_raw("timestamp")).cast(pl.String).str.strip_chars().str.slice(0, 40)
+    return ~outside, pl.when(outside).then(
+        pl.format("timestamp is outside 0001-01-02..9999-12-30 UTC, the dates a report can hold in any zone ({})",
+                  said))
 
 
 LABELS = ("request_id", "platform", "endpoint_scope", "service_tier", "speed", "inference_geo", "context_window")

@@ -33,6 +33,7 @@ from ..errors import AnalyzerError
 from ..models import Resolver
 from ..pricebook import PriceBook
 from ..schema import MONEY
+from ..words import counted
 
 FORMATS = ("admin-cost-report", "analytics-cost", "console-cost-csv", "focus", "plain-csv")
 # Keys an invoice line may be grouped by, besides its period (in output order).
@@ -296,7 +297,8 @@ def _focus(path: str):
     if other.height:
         total = other.select(_decimal("BilledCost").sum())[0, 0]
         kinds = ", ".join(sorted(set(other["ChargeCategory"].to_list())))
-        notes.append(f"{other.height} FOCUS line(s) that are not usage ({kinds}, ${total:,.2f} in total) are not compared")
+        notes.append(f"{counted(other.height, 'FOCUS line')} that {'is' if other.height == 1 else 'are'} not usage "
+                     f"({kinds}, ${total:,.2f} in total) {'is' if other.height == 1 else 'are'} not compared")
     df = df.filter(usage)
     frame = df.select(
         "line", pl.col("ChargePeriodStart").alias("starting_at"), pl.col("ChargePeriodEnd").alias("ending_at"),

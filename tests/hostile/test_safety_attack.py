@@ -396,3 +396,90 @@ def test_a_signal_as_a_temporary_file_is_created_leaves_nothing(tmp_path, monkey
     assert len(left) == 1 and str(left[0]) in sources._TEMPORARY
     sources._remove_temporary()
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# §4 A run killed with SIGKILL (the OOM killer, `kill -9`, a power cut) while writing -o leaves the
+# previous file whole and nothing beside it: the output is built in a file with no name (O_TMPFILE)
+# and given its name only when whole. A named temporary file (`.llm-cost-*.tmp`, or the parts
+# directory of a multi-file `price`) was left behind, half written, at every such kill.
+
+
+def _writing_in(pid: int, directory: Path, target: Path) -> bool:
+    """Whether the process holds a file open in `directory` other than `target`: the output being
+    built (unnamed: "dir/#123 (deleted)"; named: "dir/.llm-cost-....tmp" or a parts directory's)."""
+    import os
+
+    fds = Path(f"/proc/{pid}/fd")
+    try:
+        links = [os.readlink(fds / n) for n in os.listdir(fds)]
+    except OSError:
+        return False
+    return any(link.startswith(f"{directory}/") and link != str(target) for link in links)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="O_TMPFILE is Linux's")
+@pytest.mark.parametrize("ext, files", [("parquet", 1), ("csv", 3)])
+def test_sigkill_while_price_writes_leaves_the_old_file_and_nothing_else(tmp_path, ext, files):
+    import os
+    import signal
+    import time
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rows = "".join(f"2026-10-01T10:00:{i % 60:02d}Z,claude-sonnet-4-5,{i},{i},r{i},w{i % 7}\n" for i in range(20000))
+    for n in range(files):
+        (logs / f"{n}.csv").write_text(HEADER + rows.replace(",r", f",f{n}r"))
+    out = tmp_path / "out"
+    out.mkdir()
+    target = out / f"rows.{ext}"
+    target.write_text("PRECIOUS\n")
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "price", str(logs), "-o", str(target), "-q",
+                             "--quarantine", str(tmp_path / "q.jsonl")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    # The condition, not a guessed delay: the run holds the file it is building in the output's directory.
+    while not _writing_in(proc.pid, out, target) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, f"the run ended before it wrote: {proc.stderr.read()!r}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert target.read_text() == "PRECIOUS\n"
+    assert sorted(os.listdir(out)) == [target.name]
+
+
+def test_outputs_are_still_atomic_where_unnamed_files_are_not_supported(tmp_path, monkeypatch):
+    """A file system without O_TMPFILE (or no /proc) falls back to a named temporary file beside
+    the output, removed when the write fails."""
+    from analyzer import writers
+
+    monkeypatch.setattr(writers, "_unnamed_file", lambda directory, mode: None)
+    target = tmp_path / "r.csv"
+    target.write_text("old\n")
+    writers.atomic_write(str(target), lambda tmp: Path(tmp).write_text("new\n"))
+    assert target.read_text() == "new\n"
+
+    def half(tmp):
+        Path(tmp).write_text("half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        writers.atomic_write(str(target), half)
+    assert target.read_text() == "new\n" and [p.name for p in tmp_path.iterdir()] == ["r.csv"]
+    r = CliRunner().invoke(main, ["price", "fixtures/sample", "-o", str(tmp_path / "p.parquet"), "-q",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["p.parquet", "q.jsonl", "r.csv"]
+
+
+@pytest.mark.parametrize("mode, umask, expect", [(None, 0o022, 0o644), (None, 0o077, 0o600), (0o600, 0o022, 0o600)])
+def test_an_unnamed_output_gets_the_permissions_a_named_one_would(tmp_path, mode, umask, expect):
+    import os
+
+    from analyzer import writers
+
+    old = os.umask(umask)
+    try:
+        writers.atomic_write(str(tmp_path / "x"), lambda tmp: Path(tmp).write_text("x"), mode=mode)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x").stat().st_mode & 0o777 == expect

@@ -203,18 +203,18 @@ def _parse_one(text: str, fmt: str):
 @settings(max_examples=300, deadline=None)
 @given(t=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2200, 1, 1)),
        offset=st.integers(-14 * 4, 14 * 4).map(lambda q: q * 15), sep=st.sampled_from("Tt "),
-       digits=st.integers(0, 9), zone=st.sampled_from(["Z", "z", "+HH:MM", "+HHMM", "+HH", "none"]),
+       digits=st.integers(0, 9), zone=st.sampled_from(["Z", "z", "+HH:MM", "+HHMM", "+HH", "-00:00", "none"]),
        fast=st.booleans())
 def test_any_iso_form_reads_the_instant(t, offset, sep, digits, zone, fast):
     instant = t.replace(tzinfo=UTC)
-    if zone in ("Z", "z", "none") or (zone == "+HH" and offset % 60):
+    if zone in ("Z", "z", "none", "-00:00") or (zone == "+HH" and offset % 60):
         offset = 0
     local = _local(instant, offset)
     frac = f"{local.microsecond:06d}{'000'}"[:digits]
     sign = "-" if offset < 0 else "+"
     hh, mm = divmod(abs(offset), 60)
     suffix = {"Z": "Z", "z": "z", "none": "", "+HH:MM": f"{sign}{hh:02d}:{mm:02d}", "+HHMM": f"{sign}{hh:02d}{mm:02d}",
-              "+HH": f"{sign}{hh:02d}"}[zone]
+              "+HH": f"{sign}{hh:02d}", "-00:00": "-00:00"}[zone]
     text = local.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{frac}" if digits else "") + suffix
     expected = instant.replace(microsecond=int(frac.ljust(6, "0")[:6]) if digits else 0)
     fmt = _parse.fast_format([text]) if fast else _parse.PRIMARY
@@ -231,6 +231,37 @@ def test_any_epoch_reads_the_instant(us, unit, fast):
     expected = dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(microseconds=truncated)
     fmt = _parse.fast_format([text]) if fast else _parse.PRIMARY
     assert _parse_one(text, fmt) == expected, (text, fmt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=st.datetimes(min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2200, 1, 1)),
+       offset=st.sampled_from([0, 330, -480, 300, 840, -720]), sep=st.sampled_from("T "),
+       digits=st.integers(0, 9), zone=st.sampled_from(["Z", "+HH:MM", "+HHMM", "+HH", "-00:00", "none"]))
+def test_a_file_in_one_form_stays_on_the_fast_path(t, offset, sep, digits, zone):
+    """Every row of a file written in one form is read by the one strict parse its first records
+    chose (`first`, as cheap as the `Z` form), none by the every-form fallback; and to its instant."""
+    instant = t.replace(tzinfo=UTC)
+    if zone in ("Z", "none", "-00:00") or (zone == "+HH" and offset % 60):
+        offset = 0
+    local = _local(instant, offset)
+    sign, (hh, mm) = "-" if offset < 0 else "+", divmod(abs(offset), 60)
+    suffix = {"Z": "Z", "none": "", "-00:00": "-00:00", "+HH:MM": f"{sign}{hh:02d}:{mm:02d}",
+              "+HHMM": f"{sign}{hh:02d}{mm:02d}", "+HH": f"{sign}{hh:02d}"}[zone]
+    frac = f"{local.microsecond:06d}000"[:digits]
+    texts = [(local + dt.timedelta(seconds=k)).strftime(f"%Y-%m-%d{sep}%H:%M:%S") + (f".{frac}" if digits else "")
+             + suffix for k in range(3)]
+    fast = _parse.timestamp("raw", "ts", pl.String(), _parse.fast_format(texts[:1])).first
+    got = pl.DataFrame({"raw": texts}).select(fast.alias("ts"))["ts"].to_list()
+    base = instant.replace(microsecond=int(frac.ljust(6, "0")[:6]) if digits else 0)
+    assert got == [base + dt.timedelta(seconds=k) for k in range(3)], texts
+
+
+@given(ms=st.integers(10**11, 10**14 - 1))
+def test_epoch_milliseconds_stay_on_the_fast_path(ms):
+    """A number (JSON) or its text (CSV): both read by the fast parse, to the millisecond."""
+    fast = _parse.timestamp("raw", "ts", pl.String(), _parse.fast_format([str(ms)])).first
+    got = pl.DataFrame({"raw": [str(ms)]}).select(fast.alias("ts"))["ts"][0]
+    assert got == dt.datetime(1970, 1, 1, tzinfo=UTC) + dt.timedelta(milliseconds=ms)
 
 
 def test_fast_format_is_the_one_most_first_records_use():
@@ -252,3 +283,60 @@ def test_a_broken_first_record(golden, tmp_path):
     doc = _report(path, tmp_path)
     assert doc["rows"] == golden["rows"] and doc["totals"] == golden["totals"]
     assert (doc["accounting"]["rows_read"], doc["accounting"]["quarantined"]) == (5, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Instants a report cannot hold: year 10000 once converted to UTC (or to the report's --tz), year 0
+
+
+EDGE_REASON = "timestamp is outside 0001-01-02..9999-12-30 UTC, the dates a report can hold in any zone"
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:00:00-14:00", "9999-12-31T00:00:00Z", "0000-01-01T00:00:00Z",
+                                  "0001-01-01T00:00:00+14:00", "0001-01-01T23:59:59Z", "9999-12-31 10:00:00"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_time_past_year_9999_or_before_year_1_is_quarantined(tmp_path, text, suffix):
+    """`check` failed with a traceback ("year 10000 is out of range") on 9999-12-31T23:00:00-14:00,
+    and a FOCUS export wrote `+10000-01-01`: such rows are quarantined with the reason."""
+    log = tmp_path / f"log{suffix}"
+    good = "2026-11-01T10:00:00Z"
+    if suffix == ".csv":
+        log.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                       f"r1,{text},claude-haiku-4-5,1000,0\nr2,{good},claude-haiku-4-5,1000,0\n")
+    else:
+        log.write_text("".join(json.dumps({"request_id": r, "timestamp": t, "model": "claude-haiku-4-5",
+                                           "input_tokens": 1000, "output_tokens": 0}) + "\n"
+                               for r, t in (("r1", text), ("r2", good))))
+    q = tmp_path / "q.jsonl"
+    for args in (["check", str(log)], ["check", str(log), "--tz", "Pacific/Kiritimati"],
+                 ["report", str(log), "--by", "day", "--tz", "Etc/GMT+12"], ["report", str(log), "--format", "focus"]):
+        r = CliRunner().invoke(main, [*args, "--quarantine", str(q)])
+        assert r.exit_code == 0 and "Traceback" not in r.output and "+10000" not in r.output, (args, r.output)
+        [line] = [json.loads(x) for x in q.read_text().splitlines()]
+        assert line["reason"] == f"{EDGE_REASON} ({text})" and line["line"] == (2 if suffix == ".csv" else 1)
+
+
+def test_the_last_and_first_instants_a_report_holds_are_read(tmp_path):
+    log = tmp_path / "log.csv"
+    log.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                   "r1,9999-12-30T23:59:59.999999Z,claude-haiku-4-5,1000000,0\n"
+                   "r2,0001-01-02T00:00:00Z,claude-haiku-4-5,1000000,0\n")
+    r = CliRunner().invoke(main, ["report", str(log), "--by", "day", "--tz", "Pacific/Kiritimati", "--format", "json",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    doc = json.loads(r.stdout)
+    # r2 is before Haiku 4.5 had a price: unpriced, not quarantined; r1 is priced ($1 per MTok) on the
+    # last day, in Kiritimati (UTC+14).
+    assert doc["accounting"]["quarantined"] == 0 and doc["accounting"]["unpriced"] == 1
+    assert [(x["day"], x["cost"]) for x in doc["rows"]] == [("9999-12-31", "1.000000000000")]
+
+
+def test_a_parquet_time_past_year_9999_is_quarantined(tmp_path):
+    log = tmp_path / "log.parquet"
+    pl.DataFrame({"request_id": ["r1", "r2"],
+                  "timestamp": [dt.datetime(9999, 12, 31, 12, tzinfo=UTC), dt.datetime(2026, 11, 1, tzinfo=UTC)],
+                  "model": ["claude-haiku-4-5"] * 2, "input_tokens": [1000, 1000], "output_tokens": [0, 0]}
+                 ).write_parquet(log)
+    q = tmp_path / "q.jsonl"
+    r = CliRunner().invoke(main, ["check", str(log), "--tz", "Pacific/Kiritimati", "--quarantine", str(q)])
+    assert r.exit_code == 0, r.output
+    assert json.loads(q.read_text())["reason"].startswith(EDGE_REASON)
