@@ -50,3 +50,36 @@ def test_spooled_json_in_many_passes_gives_the_same_report(tmp_path, monkeypatch
     # 7 ids, each kept once: the copy with the most output tokens (i = 13..19)
     assert one["accounting"]["duplicates"] == 13
     assert one["totals"]["output_tokens"] == sum(range(13, 20))
+
+
+def test_large_inputs_read_the_duplicated_rows_apart_and_report_the_same(tmp_path, monkeypatch):
+    """Above ONE_READ_MAX_ROWS the sums and the rows of duplicated ids are two reads (one shared
+    read buffered what one plan had not consumed: 10M JSONL requests peaked at 2.5 GiB); both ways
+    give the same report, duplicates and accounting, in CSV and JSONL, across two files."""
+    from analyzer import pipeline
+
+    rows = [{"request_id": f"r{i % 9}", "timestamp": f"2026-11-0{1 + i % 3}T10:00:00Z",
+             "model": ["claude-haiku-4-5", "claude-sonnet-4-5"][i % 2], "input_tokens": 1000 + i,
+             "output_tokens": i, "workspace": f"w{i % 2}"} for i in range(30)]
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:15]))
+    pl.DataFrame(rows[10:]).write_csv(tmp_path / "b.csv")
+
+    def report() -> dict:
+        r = CliRunner().invoke(main, ["report", str(tmp_path / "a.jsonl"), str(tmp_path / "b.csv"), "--by",
+                                      "day,workspace", "--format", "json", "--quarantine", str(tmp_path / "q.jsonl")],
+                               catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.stdout)
+
+    reads = []
+    one_read = pipeline._one_read
+    monkeypatch.setattr(pipeline, "_one_read", lambda loaded: reads.append(one_read(loaded)) or reads[-1])
+    shared = report()
+    monkeypatch.setattr(pipeline, "ONE_READ_MAX_ROWS", 0)
+    apart = report()
+    assert reads == [True, False]
+    assert shared == apart
+    # 35 rows read (rows 10-14 are in both files), 9 ids: each kept once, the copy with the most
+    # tokens (rows 21..29)
+    assert apart["accounting"]["duplicates"] == 35 - 9
+    assert apart["totals"]["output_tokens"] == sum(range(21, 30))
