@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -162,6 +163,11 @@ class Loaded:
     @property
     def frame(self) -> pl.LazyFrame:
         return pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
+
+    @functools.cached_property
+    def expected_rows(self) -> int:
+        """A cheap estimate of the records of every file (see SourceFile.expected_rows), once a run."""
+        return sum(f.expected_rows() for f in self.files)
 
     @property
     def has_ids(self) -> bool:
@@ -548,7 +554,7 @@ ONE_READ_MAX_ROWS = 2_000_000
 
 
 def _one_read(loaded: Loaded) -> bool:
-    return sum(f.expected_rows() for f in loaded.files) <= ONE_READ_MAX_ROWS
+    return loaded.expected_rows <= ONE_READ_MAX_ROWS
 
 
 def _wide(cands: pl.Series, loaded: Loaded) -> bool:
@@ -556,7 +562,7 @@ def _wide(cands: pl.Series, loaded: Loaded) -> bool:
     as read (a filtered string still points into the buffer of the whole chunk it was read with).
     Many (a transcript writes most responses several times): only slim rows, and a third pass
     sums the losing rows."""
-    return cands.len() * 10 < sum(f.expected_rows() for f in loaded.files)
+    return cands.len() * 10 < loaded.expected_rows
 
 
 def _slim(loaded: Loaded) -> list[str]:
