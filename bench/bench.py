@@ -235,13 +235,19 @@ def dataset_dir(data_dir: Path, rows: int, seed: int) -> Path:
     return data_dir / f"n{rows}-seed{seed}-g{GENERATOR_VERSION}"
 
 
+def _emptied(missing: list, directory) -> list:
+    """`missing` data sets, each with its `directory(item)` made new and empty (an interrupted run's
+    half-written parts removed); returns `missing`."""
+    for item in missing:
+        shutil.rmtree(directory(item), ignore_errors=True)
+        directory(item).mkdir(parents=True)
+    return missing
+
+
 def generate(root: Path, rows: int, seed: int, formats: list[str], chunk_rows: int) -> list[str]:
     """Write whichever formats are missing; returns those it wrote. A format's directory counts only
     once its `.complete` marker exists, so an interrupted run is redone rather than reused."""
-    missing = [f for f in formats if not (root / f / ".complete").exists()]
-    for f in missing:
-        shutil.rmtree(root / f, ignore_errors=True)
-        (root / f).mkdir(parents=True)
+    missing = _emptied([f for f in formats if not (root / f / ".complete").exists()], lambda f: root / f)
     if not missing:
         return []
     t0 = time.perf_counter()
@@ -289,10 +295,8 @@ def generate_forms(root: Path, rows: int, seed: int, specs: list[tuple[str, str,
     ones, timestamps in another form, columns reordered or parts gzipped. Returns those written."""
     import gzip
     import io
-    missing = [sp for sp in specs if not (spec_dir(root, sp) / ".complete").exists()]
-    for sp in missing:
-        shutil.rmtree(spec_dir(root, sp), ignore_errors=True)
-        spec_dir(root, sp).mkdir(parents=True)
+    missing = _emptied([sp for sp in specs if not (spec_dir(root, sp) / ".complete").exists()],
+                       lambda sp: spec_dir(root, sp))
     if not missing:
         return []
     t0 = time.perf_counter()
