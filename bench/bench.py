@@ -235,6 +235,13 @@ def dataset_dir(data_dir: Path, rows: int, seed: int) -> Path:
     return data_dir / f"n{rows}-seed{seed}-g{GENERATOR_VERSION}"
 
 
+def _chunks(rows: int, seed: int, chunk_rows: int):
+    """(index, number of parts, rows) of each generated part, in order: one part in memory at a time."""
+    parts = math.ceil(rows / chunk_rows)
+    for k in range(parts):
+        yield k, parts, synthetic_chunk(k * chunk_rows, min(rows, (k + 1) * chunk_rows), rows, seed)
+
+
 def _emptied(missing: list, directory) -> list:
     """`missing` data sets, each with its `directory(item)` made new and empty (an interrupted run's
     half-written parts removed); returns `missing`."""
@@ -251,9 +258,7 @@ def generate(root: Path, rows: int, seed: int, formats: list[str], chunk_rows: i
     if not missing:
         return []
     t0 = time.perf_counter()
-    parts = math.ceil(rows / chunk_rows)
-    for k in range(parts):
-        chunk = synthetic_chunk(k * chunk_rows, min(rows, (k + 1) * chunk_rows), rows, seed)
+    for k, parts, chunk in _chunks(rows, seed, chunk_rows):
         text = chunk.with_columns(pl.col("timestamp").dt.strftime(TS_TEXT))
         for f in missing:
             path = root / f / f"part-{k:05d}.{EXT[f]}"
@@ -265,7 +270,7 @@ def generate(root: Path, rows: int, seed: int, formats: list[str], chunk_rows: i
                 text.write_ndjson(path)
         log(f"generated part {k + 1}/{parts} ({', '.join(missing)}) in {time.perf_counter() - t0:.0f}s")
     for f in missing:
-        (root / f / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": parts}))
+        (root / f / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": math.ceil(rows / chunk_rows)}))
     return missing
 
 
@@ -300,9 +305,7 @@ def generate_forms(root: Path, rows: int, seed: int, specs: list[tuple[str, str,
     if not missing:
         return []
     t0 = time.perf_counter()
-    parts = math.ceil(rows / chunk_rows)
-    for k in range(parts):
-        chunk = synthetic_chunk(k * chunk_rows, min(rows, (k + 1) * chunk_rows), rows, seed)
+    for k, parts, chunk in _chunks(rows, seed, chunk_rows):
         for sp in missing:
             fmt, form, variant = sp
             text = chunk.with_columns(FORMS[form].alias("timestamp"))
@@ -317,7 +320,7 @@ def generate_forms(root: Path, rows: int, seed: int, specs: list[tuple[str, str,
                 text.write_csv(path) if fmt == "csv" else text.write_ndjson(path)
         log(f"generated part {k + 1}/{parts} of {len(missing)} timestamp-form data sets in {time.perf_counter() - t0:.0f}s")
     for sp in missing:
-        (spec_dir(root, sp) / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": parts}))
+        (spec_dir(root, sp) / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": math.ceil(rows / chunk_rows)}))
     return [spec_dir(root, sp) for sp in missing]
 
 
