@@ -433,3 +433,97 @@ def test_priced_parquet_bytes_do_not_depend_on_the_input_batches(tmp_path):
         sink_rows(PricedRows([pl.scan_parquet(src)]), "parquet", str(dst))
         out.append(dst.read_bytes())
     assert out[0] == out[1] == out[2] and pl.read_parquet(tmp_path / f"out-{n}.parquet").equals(rows)
+
+
+def _hostile_logs(root: Path) -> Path:
+    logs = root / "lo gs %41%"
+    logs.mkdir()
+    header = "request_id,timestamp,model,input_tokens,output_tokens\n"
+    (logs / "empty.csv").write_text("")
+    (logs / "header only.csv").write_text(header)
+    (logs / "bad%20.csv").write_text(header + "q1,not a time,claude-sonnet-4-5,1,1\n"
+                                     "q2,2026-10-01T10:00:00Z,claude-sonnet-4-5,-1,1\n"
+                                     "q3,2026-10-01T10:00:00Z,claude-sonnet-4-5,1.5,1\n")
+    edges = ["1969-12-31T23:59:59.999999Z", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
+             "10000-01-01T00:00:00Z", "2026-10-01T00:00:00+14:00", "2026-09-30T23:59:59-12:00",
+             "2028-02-29T23:59:59.999999Z", "2026-03-29T02:30:00", "0", "1790000000000"]
+    (logs / "edges.csv").write_text(header + "".join(f"e{i},{t},claude-sonnet-4-5,{i + 1},7\n"
+                                                     for i, t in enumerate(edges)))
+    (logs / "edges.jsonl").write_text("".join(json.dumps({"request_id": f"j{i}", "timestamp": t, "model": "claude-opus-4-1",
+                                                          "input_tokens": 3, "output_tokens": i})
+                                              + "\n" for i, t in enumerate([0, 1790000000, 1790000000123, -1])))
+    (logs / "again.csv").write_text(header + "e4,2026-10-01T00:00:00+14:00,claude-sonnet-4-5,5,9\n")
+    return logs
+
+
+def test_price_hostile_inputs_equal(spark, tmp_path):
+    # In a directory named with spaces and `%` (written to one too): an empty file, a header without
+    # rows (scans with no rows: tasks and partitions with nothing), a file whose every row is
+    # quarantined, timestamps at the edges (before 1970, the last microsecond of 9999, a year
+    # beyond, far offsets, naive, epoch s and ms), and a copy across files. The same bytes, the
+    # same accounting as the Polars engine, as one file and as a directory of parts.
+    import polars as pl
+
+    from analyzer import engine_spark
+
+    logs = _hostile_logs(tmp_path)
+    out = tmp_path / "out %25 dir"
+    out.mkdir()
+    polars, spark_, acc, spark_acc = _price_both([str(logs)], out, "parquet")
+    assert spark_ == polars and spark_acc == acc
+    # (epoch 0 and -1 are no times of a usage log; 1969 and 1970 are before any price; the copy with
+    # more tokens, in again.csv, wins)
+    assert [acc[k] for k in ("rows_read", "priced", "unpriced", "duplicates", "quarantined")] == [18, 7, 2, 1, 8]
+    engine_spark.price([str(logs)], f"{out}/parts %1.parquet/", "parquet", Options(quarantine=str(out / "q.jsonl")))
+    parts = sorted((out / "parts %1.parquet").iterdir())
+    assert parts[0].name == "_SUCCESS" and len(parts) > 2
+    got = pl.concat([pl.read_parquet(p) for p in parts[1:]])
+    assert got.equals(pl.read_parquet(out / "polars.parquet")) and got.height == acc["priced"] + acc["unpriced"]
+    assert not list(out.glob(".llm-cost-parts-*"))
+
+
+def test_spark_failing_mid_job(spark, tmp_path, monkeypatch):
+    # An input file gone after the aggregate, before the tasks price its rows: the job fails. One
+    # line, exit 2; no output, no half directory of parts, no work directory left behind.
+    from click.testing import CliRunner
+
+    from analyzer import engine_spark
+    from analyzer.cli import main
+
+    logs = _logs_with_copies(tmp_path)
+    plans = engine_spark._price_plans
+
+    def then_lose_a_file(*a):
+        out = plans(*a)
+        (logs / "b.csv").rename(tmp_path / "b.csv")
+        return out
+
+    monkeypatch.setattr(engine_spark, "_price_plans", then_lose_a_file)
+    out = tmp_path / "out"
+    out.mkdir()
+    for target in (out / "rows.parquet", f"{out}/parts.csv/"):
+        res = CliRunner().invoke(main, ["price", str(logs), "-o", str(target), "--engine", "spark", "-q",
+                                        "--quarantine", str(tmp_path / "q.jsonl")])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0].startswith("llm-cost: error: the Spark job failed:") and "b.csv" in lines[0], lines[0]
+        assert list(out.iterdir()) == []
+        (tmp_path / "b.csv").rename(logs / "b.csv")
+
+
+def test_price_directory_existing_or_not(spark, tmp_path):
+    # `-o DIR/`: an existing empty directory is filled (the parts appear together, renamed into
+    # place); a symbolic link to one is refused (renaming would replace the link, not fill it).
+    from analyzer import engine_spark
+    from analyzer.errors import OutputError
+
+    sample = [str(ROOT / "fixtures/sample/october.csv")]
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"))
+    (tmp_path / "empty").mkdir()
+    engine_spark.price(sample, f"{tmp_path}/empty/", "jsonl", opts)
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["_SUCCESS", "part-00000.jsonl"]
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(OutputError, match="not an empty directory"):
+        engine_spark.price(sample, f"{tmp_path}/link/", "jsonl", opts)
+    assert list((tmp_path / "target").iterdir()) == []
