@@ -159,6 +159,12 @@ def _refuse(root: str, kind: str) -> StoreError:
                           f"`llm-cost store upgrade {root}`")
     if kind == "missing":
         return StoreError(f"{root}: not an llm-cost store (it does not exist; create one with `llm-cost ingest`)")
+    if kind == "empty" and not os.path.isdir(os.path.join(root, FILES, LOG)):
+        # Neither table exists: not a store whose files gave no rows, but a first ingest stopped
+        # (killed, a full disk) before its first commit.
+        return StoreError(f"{root}: the store's first ingest did not finish (it stopped before its first commit), "
+                          "so the store has no version yet; run the ingest again (data files it left are never "
+                          f"read; `llm-cost store compact {root}` removes them afterwards)")
     if kind == "empty":
         return StoreError(f"{root}: an llm-cost store with no rows yet (its files gave none: empty, or every row "
                           f"quarantined; see {os.path.join(root, QUARANTINE)})")
@@ -1429,6 +1435,7 @@ def status(root: str) -> dict:
         "data_files": adds.height,
         "bytes": int(adds["size_bytes"].sum() or 0) if adds.height else 0,
         "damaged_parts": problems,
+        "missing_commits": _missing_commits(root, table.version()),
         # Data files without a summary (a store older than summaries, a run killed between the two
         # writes): reports read their rows, which is slower, never wrong. `store compact` writes them.
         "unsummarized": sum(not all(os.path.isfile(_summary_path(root, p, g)) for g in GRAINS)
@@ -1437,6 +1444,18 @@ def status(root: str) -> dict:
         "consistent": not problems and (balanced or not adds.height and acc.rows_read == acc.duplicates
                                         + acc.repeats + acc.not_billable + acc.quarantined),
     }
+
+
+def _missing_commits(root: str, version: int) -> list[int]:
+    """Versions from the last checkpoint up to `version` whose commit file is not in the log. The
+    checkpoint holds the table's state, so the table still opens (and reports) whole; but the
+    commit's own record (what made it, the file it ingested) is gone from `store history`, and a
+    log losing files is worth knowing of."""
+    log = os.path.join(root, LOG)
+    names = set(os.listdir(log))
+    checkpoints = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.checkpoint(\.\d+\.\d+)?\.parquet", n)]
+    start = max((v for v in checkpoints if v <= version), default=0)
+    return [v for v in range(start, version + 1) if f"{v:020d}.json" not in names]
 
 
 def _uncommitted(root: str, named: set[str]) -> list[str]:

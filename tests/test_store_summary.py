@@ -230,3 +230,62 @@ def test_counts_that_could_overflow_a_summary_leave_the_file_to_its_rows(tmp_pat
     rep = store.report(str(st), ["model"])
     assert rep.totals["input_tokens"] == 2 * big
     assert rep.totals["cost"] == Decimal(2 * big) * 3 / 10**6 + Decimal(2) * 15 / 10**6
+
+
+def test_a_first_ingest_killed_before_its_commit_says_so_and_how_to_recover(tmp_path):
+    st = tmp_path / "store"
+    (st / "_llm_cost").mkdir(parents=True)
+    part = "part-00000-0b2c4c1e-5d5e-4c57-9c38-2f1f1a7f7d11-c000.zstd.parquet"
+    (st / "_llm_month=2026-10").mkdir()
+    (st / "_llm_month=2026-10" / part).write_bytes(b"half a part")
+    summary = st / store.SUMMARY / "day" / "_llm_month=2026-10" / part  # written before the commit
+    summary.parent.mkdir(parents=True)
+    summary.write_bytes(b"a summary of it")
+    for call in (lambda: store.report(str(st), ["model"]), lambda: store.status(str(st))):
+        with pytest.raises(store.StoreError, match="first ingest did not finish .* run the ingest again"):
+            call()
+    night = tmp_path / "n.csv"
+    night.write_text("request_id,timestamp,model,input_tokens,output_tokens\na,2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100\n")
+    store.ingest([str(night)], str(st))
+    assert store.report(str(st), ["model"]).totals["cost"] == Decimal("0.0045")
+    store.compact(str(st))
+    assert not summary.exists() and not (st / "_llm_month=2026-10" / part).exists()
+    # (a summary a killed run left half-written, under atomic_write's temporary name, goes too)
+    half = st / store.SUMMARY / "hour" / "_llm_month=2026-10" / ".llm-cost-0123456789abcdef.tmp"
+    half.write_bytes(b"half")
+    store.compact(str(st))
+    assert not half.exists() and store.status(str(st))["unsummarized"] == 0
+
+
+def test_status_notices_a_lost_commit_file_a_checkpoint_stands_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "CHECKPOINT_EVERY", 2)
+    st = _build(tmp_path, 19, 3, 10, False)  # versions 0, 1, 2; a checkpoint at 2
+    assert store.status(str(st))["missing_commits"] == []
+    (st / "_delta_log" / f"{2:020d}.json").unlink()
+    s = store.status(str(st))
+    assert s["missing_commits"] == [2] and s["version"] == 2 and s["consistent"]
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    r = CliRunner().invoke(main, ["store", "status", str(st)])
+    assert "commit file of version 2 is missing" in r.output and r.exit_code == 0
+
+
+def test_a_symlinked_summary_directory_is_refused_and_a_symlinked_summary_not_read(tmp_path):
+    st = _build(tmp_path, 23, 1, 20, False)
+    expected = _json(st, ["month"])
+    one = _summaries(st)[0]
+    elsewhere = tmp_path / "elsewhere.parquet"
+    one.rename(elsewhere)
+    _spoil_summary(elsewhere, 7)
+    one.symlink_to(elsewhere)  # a summary that is not the store's own file: never read
+    assert _json(st, ["month"]) == expected
+    one.unlink()
+    outside = tmp_path / "outside"
+    (st / store.SUMMARY).rename(outside)
+    (st / store.SUMMARY).symlink_to(outside)  # the next summary written would land outside the store
+    with pytest.raises(store.StoreError, match="damaged store: .*summary is not a directory of this store"):
+        store.report(str(st), ["month"])
+    with pytest.raises(store.StoreError, match="not a directory of this store"):
+        store.ingest([str(tmp_path / "logs-23" / "n0.csv")], str(st))
