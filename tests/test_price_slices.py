@@ -215,3 +215,21 @@ def test_ingest_in_slices_stores_what_one_pass_stores(tmp_path, monkeypatch):
         a, b = sliced.accounting.as_dict(), one.accounting.as_dict()
         assert {**a, "quarantine_file": None} == {**b, "quarantine_file": None} and a["balanced"]
     assert (one.accounting.rows_read, one.accounting.priced) == (146, 134)
+
+
+def test_files_with_other_columns_and_types_unify_as_one_pass(tmp_path, monkeypatch, quarantine):
+    """A dimension one file lacks, or holds as a number where another holds text: each slice takes
+    the columns and types one concatenated plan gives (null where a file lacks it; a common type)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a = canonical_frame([_req(f"a{i}", "2026-10-01T10:00:00Z") for i in range(9)])
+    write_frame(a.with_columns(pl.Series("team", list(range(9)))), logs / "a.parquet")
+    (logs / "b.csv").write_text("request_id,timestamp,model,input_tokens,output_tokens,team,region\n"
+                                f"b1,2026-10-02T10:00:00Z,{SONNET},10,1,blue,eu\n")
+    write_frame(canonical_frame([_req("c1", "2026-10-03T10:00:00Z")]), logs / "c.parquet")
+    whole, _ = _one_pass(monkeypatch, [str(logs)], Options(quarantine=quarantine), "parquet", tmp_path / "one.parquet")
+    monkeypatch.setattr(writers, "SLICE_ROWS", 2)
+    rows, _ = price_requests([str(logs)], Options(quarantine=quarantine))
+    got = _write(rows, "parquet", tmp_path / "sliced.parquet")
+    assert got.equals(whole) and got.schema["team"] == pl.String and got.height == 11
+    assert got.filter(pl.col("request_id") == "c1")["region"].to_list() == [None]
