@@ -1204,37 +1204,72 @@ def _summarize_missing(root: str, table, only: set[str] | None = None) -> int:
     return done
 
 
+EDGE_SHARE = 8  # a report reads the rows of the cells a grain splits when they are at most 1/8 of its cells
+
+
 def _grain(months: set[str], since: dt.datetime | None, until: dt.datetime | None, tz: str,
-           by: list[str]) -> str | None:
-    """The coarsest summary grain that answers a report exactly, or None (read the rows). A grain
-    answers when every cell of it (an UTC hour or day of the months read) lies wholly inside or
-    wholly outside the window and wholly in one bucket of each --by time unit in `tz`: then a
-    cell's start decides for all its rows. Checked on the cells themselves, so any zone works
-    (+05:30 needs rows for hours it splits: no grain answers it, the rows do)."""
+           by: list[str]) -> tuple[str, list[dt.datetime]] | None:
+    """The summary grain that answers a report, with the cells it cannot answer; None: read the rows.
+
+    A cell (an UTC hour or day of the months read) answers when it lies wholly inside or wholly
+    outside the window and wholly in one bucket of each --by time unit in `tz`: then its start
+    decides for all its rows. A cell that does not (the hour a window starting at 10:30 splits, the
+    18:00 UTC hour an Asia/Kolkata day starts in) is read from the rows. Checked on the cells
+    themselves, so any zone, offset and DST rule works. The coarsest grain that splits no cell is
+    used, else the finest if few of its cells are split, else the rows."""
     if "block" in by or not months:  # (a block needs the time of each request)
         return None
     units = [k for k in by if k in pipeline.TIME_BUCKETS]
+    found = None
     for grain, every in GRAINS.items():
-        if any(t is not None and pl.select(pl.lit(t).dt.truncate(every)).item() != t for t in (since, until)):
-            continue
         try:
-            start = pl.concat([pl.select(pl.datetime_range(
+            cells = pl.concat([pl.select(pl.datetime_range(
                 dt.datetime(int(m[:4]), int(m[5:]), 1, tzinfo=dt.UTC),
                 pl.lit(dt.datetime(int(m[:4]), int(m[5:]), 1, tzinfo=dt.UTC)).dt.offset_by("1mo"),
                 every, closed="left", time_unit="us", time_zone="UTC").alias("timestamp")) for m in sorted(months)])
             end = pl.col("timestamp").dt.offset_by(every) - dt.timedelta(microseconds=1)
-            split = pl.any_horizontal(pl.lit(False), *[
-                tagging.time_bucket(u, tz) != tagging.time_bucket(u, tz, end) for u in units])
-            if not start.select(split.any()).item():
-                return grain
+            split = pl.any_horizontal(_split_by_window(since, until, end),
+                                      *[tagging.time_bucket(u, tz) != tagging.time_bucket(u, tz, end) for u in units])
+            edges = cells.filter(split)["timestamp"].to_list()
         except (pl.exceptions.PolarsError, OverflowError, ValueError):
             return None
-    return None
+        if not edges:
+            return grain, []
+        found = (grain, edges, cells.height)
+    grain, edges, total = found
+    return (grain, edges) if len(edges) * EDGE_SHARE <= total else None
 
 
-def _report_cells(root: str, table, records: dict, months: set[str], grain: str | None) -> pl.LazyFrame:
+def _merged(spans: list[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _parts_of_summaries(root: str, summaries: list[str], grain: str) -> list[str]:
+    top = os.path.join(root, SUMMARY, grain)
+    return [os.path.join(root, os.path.relpath(p, top)) for p in summaries]
+
+
+def _split_by_window(since: dt.datetime | None, until: dt.datetime | None, end: pl.Expr) -> pl.Expr:
+    """Cells [timestamp, end] that the window [since, until) cuts: one side in, the other out."""
+    out = pl.lit(False)
+    for bound in (since, until):
+        if bound is not None:
+            out = out | ((pl.col("timestamp") < bound) & (end >= bound))
+    return out
+
+
+def _report_cells(root: str, table, records: dict, months: set[str],
+                  grain: tuple[str, list[dt.datetime]] | None) -> pl.LazyFrame:
     """The rows a report sums, in a summary's shape: the summary of each data file of these months
-    at `grain` (None: none), and the rows of the files without one."""
+    at the grain `_grain` chose, less its split cells, whose rows are read instead; and the rows of
+    the files without a summary (all of them when `grain` is None)."""
+    grain, edges = grain if grain is not None else (None, [])
     dims = _dimensions(records)
     schema = {**SCHEMA, **{d: pl.String() for d in dims}}
     keys = _cell_keys(schema)
@@ -1263,12 +1298,26 @@ def _report_cells(root: str, table, records: dict, months: set[str], grain: str 
             plain.append(f)
     frames = []
     cell_schema = _cells(pl.LazyFrame(schema=schema), keys).collect_schema()
+
+    def rows(paths: list[str]) -> pl.LazyFrame:
+        return pl.scan_parquet(paths, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False,
+                               hive_partitioning=False)
+
     if summaries:
-        frames.append(pl.scan_parquet(summaries, schema=cell_schema, missing_columns="insert", extra_columns="ignore",
-                                      glob=False, hive_partitioning=False))
+        summed = pl.scan_parquet(summaries, schema=cell_schema, missing_columns="insert", extra_columns="ignore",
+                                 glob=False, hive_partitioning=False)
+        if edges:  # the split cells: from the rows of these files (a time filter: row groups are skipped)
+            step = dt.timedelta(days=1) if grain == "day" else dt.timedelta(hours=1)
+            spans = _merged([(t, t + step) for t in edges])
+            cut = pl.Series(edges, dtype=cell_schema["timestamp"])
+            summed = summed.filter(~pl.col("timestamp").is_in(cut.implode()))
+            # A few spans as ranges (Parquet statistics skip the row groups outside them); many as
+            # a lookup of each row's cell (one comparison a row, not one a span).
+            near = _in_spans(spans) if len(spans) <= 32 else pl.col("timestamp").dt.truncate(GRAINS[grain]).is_in(cut.implode())
+            frames.append(_cells(rows(_parts_of_summaries(root, summaries, grain)).filter(near), keys))
+        frames.append(summed)
     if plain:
-        frames.append(_cells(pl.scan_parquet(plain, schema=schema, missing_columns="insert", extra_columns="ignore",
-                                             glob=False, hive_partitioning=False), keys))
+        frames.append(_cells(rows(plain), keys))
     return pl.concat(frames, how="vertical") if frames else pl.LazyFrame(schema=cell_schema)
 
 

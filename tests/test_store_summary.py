@@ -123,18 +123,23 @@ def test_a_report_from_summaries_equals_the_report_from_rows(stores, which, by, 
 
 def test_summaries_are_used_where_they_answer_and_not_where_they_cannot(stores):
     st = stores["plain"]
+    at = dt.datetime.fromisoformat
     cases = {
-        (("month", "model"), "UTC", None, None): "day",
-        (("day", "workspace"), "UTC", "2026-10-28", "2026-11-01"): "day",
-        (("hour",), "UTC", None, None): "hour",
-        (("day",), "Europe/Berlin", None, None): "hour",  # midnight in Berlin is 22:00 or 23:00 UTC
-        (("day",), "Asia/Kolkata", None, None): None,  # 18:30 UTC splits an hour: the rows answer
-        (("model",), "UTC", "2026-10-28T10:30:00Z", None): None,
-        (("model",), "UTC", "2026-10-28T10:00:00Z", None): "hour",
+        (("month", "model"), "UTC", None, None): ("day", []),
+        (("day", "workspace"), "UTC", "2026-10-28", "2026-11-01"): ("day", []),
+        (("hour",), "UTC", None, None): ("hour", []),
+        (("day",), "Europe/Berlin", None, None): ("hour", []),  # midnight in Berlin is 22:00 or 23:00 UTC
+        # 18:30 UTC, Kolkata's midnight, splits an hour: that hour of each day is read from the rows
+        (("day",), "Asia/Kolkata", None, None): ("hour", 61),
+        (("hour",), "Asia/Kolkata", None, None): None,  # every hour split: the rows answer
+        (("model",), "UTC", "2026-10-28T10:30:00Z", None): ("hour", [at("2026-10-28T10:00:00+00:00")]),
+        (("model",), "UTC", "2026-10-28T10:00:00Z", None): ("hour", []),
         (("block",), "UTC", None, None): None,  # a 5-hour window needs each request's time
     }
     for (by, tz, since, until), grain in cases.items():
         summed, rows, used = _both(st, list(by), tz=tz, since=since, until=until)
+        if used is not None and isinstance(grain[1], int):
+            used = (used[0], len(used[1]))  # (one a day of October and November)
         assert (used, summed) == (grain, rows), (by, tz, since, until)
 
 
