@@ -960,21 +960,54 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     return path
 
 
-@dataclass
 class PricedRows:
     """Per-request rows with tags and exact cost columns: one lazy plan per input file (each file's
-    rows are filtered by its own duplicate losers and carry its own source columns)."""
+    rows are filtered by its own duplicate losers and carry its own source columns).
 
-    parts: list[pl.LazyFrame]
+    A part is `finish(source)`: `source` the file's normalized rows, `finish` the per-row plan that
+    prices them (element-wise: filters and columns, no row depends on another). So a writer can
+    evaluate a part over slices of its source, `finish(source.slice(offset, n))`, and append each to
+    one file: Polars' streaming sinks hold more the more rows they write (see writers.sink_rows)."""
+
+    def __init__(self, parts: list[pl.LazyFrame], finish=None, record_wise: list[bool] | None = None):
+        self.sources = list(parts)
+        self.finishes = [finish] * len(self.sources) if not isinstance(finish, list) else finish
+        # Whether a part's source treats each record on its own (a format in RECORD_WISE): then a
+        # reader of this tool's own may be read piece by piece (see sources.resumed).
+        self.record_wise = record_wise or [False] * len(self.sources)
+
+    def plan(self, i: int, rows: tuple[int, int] | None = None) -> pl.LazyFrame:
+        """Part `i`'s rows, or (with `rows`, (offset, length)) those of that slice of its source."""
+        source = self.sources[i] if rows is None else self.sources[i].slice(*rows)
+        finish = self.finishes[i]
+        return source if finish is None else finish(source)
+
+    @property
+    def parts(self) -> list[pl.LazyFrame]:
+        return [self.plan(i) for i in range(len(self.sources))]
 
     def lazy(self) -> pl.LazyFrame:
-        """All rows as one plan, in file order (it streams: see price_rows)."""
-        return pl.concat(self.parts, how="diagonal_relaxed") if len(self.parts) > 1 else self.parts[0]
+        """All rows as one plan, in file order."""
+        parts = self.parts
+        return pl.concat(parts, how="diagonal_relaxed") if len(parts) > 1 else parts[0]
+
+    def with_columns(self, *exprs) -> PricedRows:
+        """The same rows with more columns (added per slice when written in slices)."""
+        def more(finish):
+            return lambda lf: (lf if finish is None else finish(lf)).with_columns(*exprs)
+        return PricedRows(self.sources, [more(f) for f in self.finishes], self.record_wise)
 
     def sink(self, path: str, fmt: str = "parquet") -> None:
         from .writers import sink_rows
 
         sink_rows(self, fmt, path)
+
+    def sink_parquet(self, path: str, **options) -> None:
+        """Written to `path` as it stands (no temporary name: for a file of the caller's own), slice
+        by slice (see writers.write_rows); `options`: `compression`, `row_group_size`."""
+        from .writers import write_rows
+
+        write_rows(self, "parquet", path, **options)
 
 
 # What per-request pricing adds to a canonical row (and `llm-cost reprice` replaces).
@@ -1044,7 +1077,17 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
     acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
-    return PricedRows([priced(p, losers) for p in loaded.parts]), acc
+    record_wise = [loaded.dialects.get(f.display) in RECORD_WISE and not f.members for f in loaded.files]
+    return PricedRows(loaded.parts, functools.partial(_finish_priced, priced, losers), record_wise), acc
+
+
+# Formats whose normalized rows are each made from their own record alone (no sort, group or window
+# over records: tests/test_price_slices.py compares their output read in pieces of a few records).
+RECORD_WISE = {"canonical"}
+
+
+def _finish_priced(priced, losers: pl.DataFrame, part: pl.LazyFrame) -> pl.LazyFrame:
+    return priced(part, losers)
 
 
 def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, opts: Options,

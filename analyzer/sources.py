@@ -528,13 +528,57 @@ def _unmark(frame: pl.DataFrame, mark: str, columns: list[str]) -> pl.DataFrame:
         [pl.col(c).str.replace_all(mark, "\ufffd", literal=True) for c in columns])
 
 
+# While a writer reads a plan piece by piece (see resumed), the Python sources it reads: a module
+# global, not a context variable, because Polars calls a source from its own threads.
+_RESUMED: dict | None = None
+
+
+@contextlib.contextmanager
+def resumed(rows: int):
+    """Collect a plan over one Python source (the readers below) again and again, each collect
+    reading the source's next `rows` or so records, from where the previous one stopped: a writer
+    writes a plan over a file these read in bounded memory without reading the file's start again
+    (`lf.slice(offset, n)` over such a source reads everything before the offset each time). Only
+    for plans that treat each record on its own (no sort, group, window over records). Yields the
+    state: `read`, the sources the last collect read; `done`, those that reached their end."""
+    global _RESUMED
+    state = {"rows": rows, "open": {}, "read": set(), "done": set()}
+    _RESUMED = state
+    try:
+        yield state
+    finally:
+        _RESUMED = None
+        for piece in state["open"].values():
+            piece.close()
+
+
 def _serve(schema: dict, frames, name: str, detail: str) -> pl.LazyFrame:
     """A lazy frame read by `frames(columns)` (a generator of DataFrames holding at least `columns`,
-    or every column for None), honouring projection, predicate and row limit as Polars asks."""
+    or every column for None), honouring projection, predicate and row limit as Polars asks (and
+    read piece by piece inside `resumed`)."""
+    token = object()
 
     def batches(with_columns, predicate, n_rows, _batch_size):
         asked = None if with_columns is None else set(with_columns) | (
             set(predicate.meta.root_names()) if predicate is not None else set())
+        state = _RESUMED
+        if state is not None and n_rows is None:
+            state["read"].add(token)
+            if token in state["done"]:
+                return
+            source = state["open"].get(token)
+            if source is None:
+                source = state["open"][token] = iter(frames(asked))
+            seen = 0
+            for frame in source:
+                seen += frame.height
+                if predicate is not None:
+                    frame = frame.filter(predicate)
+                yield frame.select(list(schema) if with_columns is None else with_columns)
+                if seen >= state["rows"]:
+                    return  # (the next collect continues from here)
+            state["done"].add(token)
+            return
         for frame in frames(asked):
             if predicate is not None:
                 frame = frame.filter(predicate)

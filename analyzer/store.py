@@ -764,9 +764,9 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes below
     # read that, not the log. Dimensions are text: a column of nulls has no type Delta can store.
     # lz4, not zstd: the spool is read back several times and deleted (0.3 CPU s less a 1M night).
-    lf.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH), pl.lit(digest).alias(SHA),
-                    *[pl.col(d).cast(pl.String) for d in dims]).sink_parquet(spool, row_group_size=SPOOL_GROUP,
-                                                                             compression="lz4")
+    priced.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH), pl.lit(digest).alias(SHA),
+                        *[pl.col(d).cast(pl.String) for d in dims]).sink_parquet(spool, row_group_size=SPOOL_GROUP,
+                                                                                 compression="lz4")
     rows = pl.scan_parquet(spool, glob=False)  # (a store may live in a directory named with `[`)
     # A month partition is YYYY-MM: a year past 9999 would name a directory delta-rs percent-encodes
     # ("%2B12000-01"), which no later command accepts as ours. Refused before anything is committed.

@@ -6,10 +6,12 @@ strings). Human formats (table, markdown) round half-even to cents, and say so.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -587,13 +589,9 @@ PRICED_ROW_GROUP = 122_880
 
 
 def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
-    """Stream per-request rows (a PricedRows: one plan per input file) into one file, atomically.
-
-    The files' plans are concatenated and sunk by the streaming engine in one pass: rows find their
-    rates without a join (see pipeline.price_rows), so no part buffers, and nothing is written twice
-    (sinking each file to a temporary part and copying the parts' row groups into the output cost
-    a third of the CPU time for a directory of parts). Credentials in dimension columns are masked
-    unless `reveal`; CSV text cells that a spreadsheet would run as formulas are neutralised."""
+    """Write per-request rows (a PricedRows: one plan per input file) into one file, atomically
+    (see write_rows). Credentials in dimension columns are masked unless `reveal`; CSV text cells
+    that a spreadsheet would run as formulas are neutralised; money is exact text in CSV and JSON."""
     from .schema import CANONICAL
 
     def safe(lf: pl.LazyFrame) -> pl.LazyFrame:
@@ -611,16 +609,216 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
         return lf.with_columns([pl.col(c).cast(pl.String) for c, t in lf.collect_schema().items()
                                 if isinstance(t, pl.Decimal)])
 
-    def write(tmp: str) -> None:
-        whole = rows.lazy()
-        if fmt == "parquet":
-            safe(whole).sink_parquet(tmp, compression="zstd", row_group_size=PRICED_ROW_GROUP)
-        elif fmt == "csv":
-            text(whole).sink_csv(tmp)
-        else:
-            text(whole).sink_ndjson(tmp)
+    shaped = safe if fmt == "parquet" else text
+    atomic_write(output, lambda tmp: write_rows(rows, fmt, tmp, shape=shaped))
 
-    atomic_write(output, write)
+
+# Bytes of priced rows one slice may hold once collected (see write_rows): the slice's row count is
+# this over the width of the rows the first slice gave.
+SLICE_BYTES = 128 << 20
+FIRST_SLICE_ROWS = 20_000
+MIN_SLICE_ROWS, MAX_SLICE_ROWS = 1_000, 1_000_000
+# Tests set a fixed number of source rows per slice (the same output at any size).
+SLICE_ROWS: int | None = None
+
+
+def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
+               row_group_size: int = PRICED_ROW_GROUP) -> None:
+    """Per-request rows into `path` (as it is named: atomic_write gives a temporary one), every
+    file's plan evaluated over slices of its source and each slice appended to one writer (PyArrow's
+    ParquetWriter; Polars' CSV and JSON Lines writers on one open file, the header once).
+
+    Polars' streaming sinks (and collect_batches) hold more memory the more rows they write (a
+    plain scan-and-sink of 4M rows peaked at 2.3x its 1M peak); collecting bounded slices of the
+    source keeps the peak flat. A slice's length comes from the width of the rows (SLICE_BYTES
+    over the bytes per row of the first slice), not a row count that wide logs would overflow. A
+    file whose source cannot be sliced where it is read (its plan filters before the slice, or a
+    reader of this tool's own: see _sliceable) is sunk whole by the streaming engine, as before.
+    `shape`: what the output makes of every slice (masking, text money)."""
+    shape = shape or (lambda lf: lf)
+    totals = [_sliceable(source) for source in rows.sources]
+    resumable = [t is None and wise and _one_reader(source) for t, source, wise in
+                 zip(totals, rows.sources, rows.record_wise)]
+    if all(t is None for t in totals) and not any(resumable):  # (one streaming pass, as Polars sinks it)
+        _sink_whole(shape(rows.lazy()), fmt, path, compression, row_group_size)
+        return
+    target = rows.lazy().collect_schema()  # (files' columns unified as one concatenated plan would)
+    empty = pl.LazyFrame(schema=target)
+
+    def unified(lf: pl.LazyFrame) -> pl.LazyFrame:
+        return shape(pl.concat([empty, lf], how="diagonal_relaxed"))
+
+    out = _Appender(fmt, path, compression, row_group_size)
+    try:
+        for i, total in enumerate(totals):
+            if resumable[i]:
+                _write_resumed(unified(rows.plan(i)), out)
+                continue
+            if total is None:
+                out.sink(unified(rows.plan(i)))
+                continue
+            offset, length = 0, SLICE_ROWS or FIRST_SLICE_ROWS
+            while offset < total:
+                frame = unified(rows.plan(i, (offset, length))).collect(engine="streaming")
+                out.append(frame)
+                offset += length
+                if SLICE_ROWS is None and frame.height:
+                    length = _next_length(frame)
+                del frame
+        out.close(empty=shape(empty))
+    finally:
+        out.abort()
+
+
+def _write_resumed(plan: pl.LazyFrame, out: _Appender) -> None:
+    """A plan over one of this tool's own readers (compressed or robustly read text), collected
+    again and again, each time over the reader's next records (sources.resumed), each appended."""
+    from .sources import resumed
+
+    length = SLICE_ROWS or FIRST_SLICE_ROWS
+    with resumed(length) as state:
+        while True:
+            state["read"].clear()
+            frame = plan.collect(engine="streaming")
+            out.append(frame)
+            if not state["read"] or state["read"] <= state["done"]:
+                return
+            if SLICE_ROWS is None and frame.height:
+                state["rows"] = _next_length(frame)
+
+
+def _next_length(frame: pl.DataFrame) -> int:
+    """Rows of the next slice: SLICE_BYTES of rows as wide as `frame`'s."""
+    width = max(frame.estimated_size() // frame.height, 1)
+    return min(max(SLICE_BYTES // width, MIN_SLICE_ROWS), MAX_SLICE_ROWS)
+
+
+def _one_reader(source: pl.LazyFrame) -> bool:
+    """Whether `source` reads one of this tool's own readers (sources._serve), and nothing else."""
+    try:
+        plan = source.explain()
+    except pl.exceptions.PolarsError:
+        return False
+    return plan.count("PYTHON[") == 1 and plan.count(" SCAN ") == 1
+
+
+def _sink_whole(lf: pl.LazyFrame, fmt: str, path: str, compression: str, row_group_size: int) -> None:
+    if fmt == "parquet":
+        lf.sink_parquet(path, compression=compression, row_group_size=row_group_size)
+    elif fmt == "csv":
+        lf.sink_csv(path)
+    else:
+        lf.sink_ndjson(path)
+
+
+def _sliceable(source: pl.LazyFrame) -> int | None:
+    """The rows of `source` when a slice of it is read where the scan reads (Polars pushes it into
+    a Parquet, CSV or NDJSON scan: a slice costs its own rows), else None: a slice of a plan that
+    filters before it, or of a reader that cannot seek (a Python source: compressed or robustly
+    read text), would read every row before it again."""
+    try:
+        plan = source.slice(7, 3).explain()
+    except pl.exceptions.PolarsError:
+        return None
+    lines = [line.strip() for line in plan.splitlines()]
+    if "PYTHON" in plan or "SLICED" in plan:
+        return None
+    # The slice is in the scan (`SLICE: Positive {...}` under it), or the node above the scan and its
+    # row numbers: the streaming engine reads only the row groups or lines of the slice then.
+    above = [i for i, line in enumerate(lines) if line.startswith("SLICE[")]
+    if not above and not any(line.startswith("SLICE: Positive") for line in lines):
+        return None
+    for i in above:
+        below = [line for line in lines[i + 1:i + 3] if not line.startswith("ROW INDEX")]
+        if not below or not re.match(r"(Parquet|Csv|NDJson|IPC) SCAN ", below[0]):
+            return None
+    return int(source.select(pl.len()).collect().item())
+
+
+class _Appender:
+    """One output file written slice by slice: Parquet row groups through PyArrow's writer, or CSV
+    (header once) and JSON Lines written by Polars into the same open file."""
+
+    def __init__(self, fmt: str, path: str, compression: str, row_group_size: int):
+        self.fmt, self.path, self.compression, self.group = fmt, path, compression, row_group_size
+        self.parquet = None
+        self.file = None
+        self.header = True
+        self.carry: pl.DataFrame | None = None  # Parquet rows short of a row group
+
+    def append(self, frame: pl.DataFrame) -> None:
+        if self.fmt == "parquet":
+            # Row groups of exactly `group` rows wherever the slices end (the same rows give the same
+            # bytes, however they were read): rows short of a group wait for the next slice.
+            if self.carry is not None:
+                frame = pl.concat([self.carry, frame], how="vertical", rechunk=False)
+                self.carry = None
+            whole = frame.height - frame.height % self.group
+            if whole < frame.height:
+                self.carry = frame.slice(whole)
+                frame = frame.slice(0, whole)
+            if frame.height or self.parquet is None:
+                self._parquet(frame)
+            return
+        if self.file is None:
+            self.file = open(self.path, "wb")  # noqa: SIM115 (closed by close/abort)
+        if self.fmt == "csv":
+            frame.write_csv(self.file, include_header=self.header)
+            self.header = False
+        else:
+            frame.write_ndjson(self.file)
+
+    def _parquet(self, frame: pl.DataFrame) -> None:
+        import pyarrow.parquet as pq
+
+        table = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # (string views: no copy)
+        if self.parquet is None:
+            # Dictionaries for text (labels repeat), none for money and counts (nearly every value
+            # differs: building one cost 0.4 CPU s a million rows for nothing); statistics for time
+            # and counts, which readers filter on (text and money statistics cost 0.5 s more).
+            strings = [c for c, t in frame.schema.items() if t == pl.String]
+            stats = [c for c, t in frame.schema.items() if t.is_temporal() or t.is_integer()]
+            self.parquet = pq.ParquetWriter(self.path, table.schema, compression=self.compression,
+                                            use_dictionary=strings or False, write_statistics=stats or False)
+        if table.num_rows:
+            self.parquet.write_table(table, row_group_size=self.group)
+
+    def sink(self, lf: pl.LazyFrame) -> None:
+        """A whole plan (one that cannot be sliced), sunk by the streaming engine into a temporary
+        Parquet file and appended from it a row group at a time."""
+        import pyarrow.parquet as pq
+
+        from .sources import temporary_file
+
+        fd, tmp = temporary_file("llm-cost-part-", ".parquet")  # (removed at exit, whatever happens here)
+        os.close(fd)
+        try:
+            lf.sink_parquet(tmp, compression="lz4", statistics=False, row_group_size=self.group)
+            with pq.ParquetFile(tmp) as f:
+                for g in range(f.num_row_groups):
+                    self.append(pl.from_arrow(f.read_row_group(g)))
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def close(self, empty: pl.LazyFrame) -> None:
+        if self.parquet is None and self.file is None:  # no rows at all: the columns alone
+            self.append(empty.collect())
+        if self.carry is not None:
+            self._parquet(self.carry)
+            self.carry = None
+        if self.parquet is not None:
+            self.parquet.close()
+            self.parquet = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def abort(self) -> None:
+        for handle in (self.parquet, self.file):
+            if handle is not None:
+                handle.close()
+        self.parquet = self.file = None
 
 
 # ----------------------------------------------------------------------------------------------

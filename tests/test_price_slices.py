@@ -1,0 +1,235 @@
+"""`llm-cost price` writes each file's rows slice by slice (writers.write_rows): the output must be
+the one a single streaming pass writes, whatever the slice length, and every row accounted for once."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from decimal import Decimal
+
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analyzer import Options, price_requests, sources, store, writers
+
+from .conftest import SAMPLE, canonical_frame, write_frame
+
+SONNET = "claude-sonnet-4-5"  # $3 input, $15 output per MTok
+
+
+def _req(rid, ts, inp=1000, out=100, **kw):
+    return {"request_id": rid, "timestamp": ts, "model": SONNET, "input_tokens": inp, "output_tokens": out, **kw}
+
+
+def _logs(root, robust: bool = False):
+    """A directory of logs: Parquet, CSV in every timestamp form with quoted cells, gzip JSONL, JSONL
+    with a broken line and a blank one, the sample logs; requests logged in two files (the copy with
+    more output wins), quarantined records. `robust`: a CSV count that is not an integer, which
+    makes the run read every file as text (Python readers that cannot be sliced)."""
+    root.mkdir()
+    shutil.copy(SAMPLE / "october.csv", root / "october.csv")
+    shutil.copy(SAMPLE / "november.jsonl", root / "november.jsonl")
+    rows = [_req(f"p{i:02d}", f"2026-10-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", inp=100 * i, out=7 * i + 1,
+                 workspace=["a", "b,c", 'say "hi"'][i % 3]) for i in range(40)]
+    rows.append(_req("q1", "2026-10-05T10:00:00Z", inp=-5))  # negative: quarantined
+    rows.append(_req("x1", "2026-10-05T11:00:00Z", out=10))  # partial: the copy in the CSV wins
+    write_frame(canonical_frame(rows), root / "a.parquet")
+    forms = ["2026-10-03T10:00:00Z", "2026-10-03T10:00:00+00:00", "2026-10-03T12:00:00+0200", "2026-10-03T10:00:00",
+             "1791000000000", "2026-10-03T10:00:00.123456789Z", "2026-10-03 10:00:00+00:00"]
+    lines = ["request_id,timestamp,model,workspace,input_tokens,output_tokens"]
+    for i in range(30):
+        ws = ['"x,y"', '"line\nbreak"', '"=1+2"', "plain", '"q""uote"'][i % 5]
+        lines.append(f"c{i:02d},{forms[i % len(forms)]},{SONNET},{ws},{10 * i},{i + 1}")
+    lines.append(f"x1,2026-10-05T11:00:00Z,{SONNET},plain,1000,500")  # the winning copy of x1
+    lines.append(f"p03,2026-10-04T03:00:00Z,{SONNET},a,300,22")  # an exact copy of a.parquet's: the first stays
+    lines.append(f"bad,not a time,{SONNET},plain,1,1")  # quarantined
+    if robust:
+        lines.append(f"int,2026-10-06T00:00:00Z,{SONNET},plain,12x,1")
+    (root / "b.csv").write_text("\n".join(lines) + "\n")
+    recs = [json.dumps(_req(f"g{i:02d}", f"2026-11-{1 + i % 20:02d}T08:00:00Z", inp=i + 1, out=2 * i + 1))
+            for i in range(25)]
+    recs.append(json.dumps(_req("c05", "2026-10-03T10:00:00Z", inp=50, out=6)))  # exact copy of a CSV request
+    with gzip.open(root / "c.jsonl.gz", "wt") as f:
+        f.write("\n".join(recs) + "\n")
+    d = [json.dumps(_req(f"j{i:02d}", f"2026-11-{1 + i % 20:02d}T09:00:00+01:00", inp=3 * i, out=i + 1))
+         for i in range(20)]
+    d[4] = '{"request_id": "j04", "timestamp": '  # broken line: quarantined
+    d.insert(7, "")
+    (root / "d.jsonl").write_text("\n".join(d) + "\n")
+    return root
+
+
+def _write(rows, fmt: str, out) -> bytes | pl.DataFrame:
+    writers.sink_rows(rows, fmt, str(out))
+    return pl.read_parquet(out) if fmt == "parquet" else out.read_bytes()
+
+
+def _one_pass(monkeypatch, paths, opts, fmt, out):
+    with monkeypatch.context() as m:
+        m.setattr(writers, "_sliceable", lambda source: None)
+        m.setattr(writers, "_one_reader", lambda source: False)
+        rows, acc = price_requests(paths, opts)
+        return _write(rows, fmt, out), acc
+
+
+def _counting(monkeypatch) -> list[int]:
+    heights = []
+    append = writers._Appender.append
+
+    def counted(self, frame):
+        heights.append(frame.height)
+        append(self, frame)
+
+    monkeypatch.setattr(writers._Appender, "append", counted)
+    return heights
+
+
+@pytest.mark.parametrize("robust", [False, True])
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_slices_of_7_rows_write_what_one_pass_writes(tmp_path, monkeypatch, fmt, robust):
+    logs = _logs(tmp_path / "logs", robust)
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"))
+    whole, acc1 = _one_pass(monkeypatch, [str(logs)], opts, fmt, tmp_path / f"one.{fmt}")
+    monkeypatch.setattr(writers, "SLICE_ROWS", 7)
+    monkeypatch.setattr(sources, "PIECE_BYTES", 150)  # (this tool's CSV reader: a few records a piece)
+    heights = _counting(monkeypatch)
+    rows, acc = price_requests([str(logs)], opts)
+    sliced = _write(rows, fmt, tmp_path / f"sliced.{fmt}")
+    # Sliced indeed: the Parquet file and the spooled JSON by slices, the CSV by pieces of its reader.
+    assert len(heights) > len(rows.sources) + 12
+    if fmt == "parquet":
+        assert sliced.schema == whole.schema
+        assert sliced.equals(whole)
+        out = sliced
+    else:
+        assert sliced == whole  # byte for byte
+        out = pl.read_csv(sliced, infer_schema=False) if fmt == "csv" else pl.read_ndjson(sliced, infer_schema_length=None)
+    assert acc.as_dict() == acc1.as_dict() and acc.balanced
+    assert out.height == acc.priced + acc.unpriced  # every priced or unpriced request once, no other row
+    assert out["request_id"].n_unique() == out.height
+    # (the sample logs hold 1 duplicate and 4 quarantined records)
+    assert (acc.duplicates, acc.quarantined) == (1 + 3, 4 + 3 + robust)
+    # x1: the CSV's copy (500 output tokens) won: $0.003 + $0.0075
+    x1 = out.filter(pl.col("request_id") == "x1")
+    assert (x1["source_file"].str.ends_with("b.csv").item(), Decimal(str(x1["cost"].item()))) == (True, Decimal("0.0105"))
+    # rows of every file keep their own line numbers (slices start anywhere in a file)
+    p39 = out.filter(pl.col("request_id") == "p39")
+    assert int(p39["source_row"].item()) == 40
+    j19 = out.filter(pl.col("request_id") == "j19")
+    assert int(j19["source_row"].item()) == 21  # (line 21: a blank line is line 8)
+
+
+@settings(max_examples=8, deadline=None)
+@given(n=st.integers(1, 60))
+def test_any_slice_length_gives_the_same_parquet(tmp_path_factory, n):
+    tmp = tmp_path_factory.mktemp("slices")
+    rows = [_req(f"r{i}", f"2026-10-{1 + i % 28:02d}T10:00:00Z", inp=i, out=i % 5) for i in range(53)]
+    rows += [_req("r7", "2026-10-08T10:00:00Z", inp=7, out=9)]  # the later copy has more output: it wins
+    src = write_frame(canonical_frame(rows), tmp / "log.parquet")
+    opts = Options(quarantine=str(tmp / "q.jsonl"))
+    rows_, _ = price_requests([str(src)], opts)
+    whole = rows_.lazy().collect()
+    old = writers.SLICE_ROWS
+    writers.SLICE_ROWS = n
+    try:
+        rows_, acc = price_requests([str(src)], opts)
+        got = _write(rows_, "parquet", tmp / "out.parquet")
+    finally:
+        writers.SLICE_ROWS = old
+    assert got.equals(whole) and got.height == 53 and acc.duplicates == 1
+
+
+def test_slice_length_follows_the_width_of_the_rows(tmp_path, monkeypatch, quarantine):
+    """Wide rows (a dimension of 20 KB a request) make short slices: the slice after the first holds
+    about SLICE_BYTES of rows, never a fixed count that wide logs would overflow."""
+    monkeypatch.setattr(writers, "SLICE_BYTES", 4 << 20)
+    monkeypatch.setattr(writers, "FIRST_SLICE_ROWS", 100)
+    heights = _counting(monkeypatch)
+    rows = [_req(f"w{i}", "2026-10-01T10:00:00Z", note="n" * 20_000 + str(i)) for i in range(2_000)]
+    src = write_frame(canonical_frame(rows).with_columns(pl.Series("note", [r["note"] for r in rows])),
+                      tmp_path / "wide.parquet")
+    priced, acc = price_requests([str(src)], Options(quarantine=quarantine))
+    out = _write(priced, "parquet", tmp_path / "out.parquet")
+    assert out.height == 2_000 and out["note"].str.len_bytes().min() == 20_001
+    assert heights[0] == 100
+    assert writers.MIN_SLICE_ROWS == 1_000 and set(heights[1:-1]) == {1_000}  # 4 MiB / ~20 KB: the floor
+    monkeypatch.setattr(writers, "MIN_SLICE_ROWS", 10)
+    heights.clear()
+    _write(priced, "parquet", tmp_path / "out2.parquet")
+    assert 150 <= heights[1] <= 210  # ~4 MiB of 20 KB rows
+
+
+def test_a_failure_mid_write_leaves_the_previous_output_and_no_temporary_file(tmp_path, monkeypatch, quarantine):
+    src = write_frame(canonical_frame([_req(f"r{i}", "2026-10-01T10:00:00Z") for i in range(30)]), tmp_path / "l.parquet")
+    out = tmp_path / "out" / "rows.csv"
+    out.parent.mkdir()
+    out.write_text("previous\n")
+    monkeypatch.setattr(writers, "SLICE_ROWS", 4)
+    append, calls = writers._Appender.append, []
+
+    def failing(self, frame):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        append(self, frame)
+
+    monkeypatch.setattr(writers._Appender, "append", failing)
+    rows, _ = price_requests([str(src)], Options(quarantine=quarantine))
+    with pytest.raises(Exception, match="No space left"):
+        writers.sink_rows(rows, "csv", str(out))
+    assert out.read_text() == "previous\n" and os.listdir(out.parent) == ["rows.csv"]
+
+
+def test_no_rows_write_the_columns_alone(tmp_path, quarantine):
+    src = write_frame(canonical_frame([_req("r1", "2026-10-01T10:00:00Z", inp=-1)]), tmp_path / "l.parquet")
+    rows, acc = price_requests([str(src)], Options(quarantine=quarantine))
+    assert acc.quarantined == 1
+    for fmt in ("parquet", "csv", "jsonl"):
+        got = _write(rows, fmt, tmp_path / f"out.{fmt}")
+        if fmt == "parquet":
+            assert got.height == 0 and got.schema == rows.lazy().collect_schema()
+        elif fmt == "csv":
+            assert got.decode().splitlines()[0].startswith("request_id,timestamp,")
+        else:
+            assert got == b""
+
+
+def test_ingest_in_slices_stores_what_one_pass_stores(tmp_path, monkeypatch):
+    """The store's nightly pricing writes its spool file in slices too (store._read_file)."""
+    logs = _logs(tmp_path / "logs")
+    with monkeypatch.context() as m:
+        m.setattr(writers, "_sliceable", lambda source: None)
+        m.setattr(writers, "_one_reader", lambda source: False)
+        store.ingest([str(logs)], str(tmp_path / "one"))
+    monkeypatch.setattr(writers, "SLICE_ROWS", 3)
+    heights = _counting(monkeypatch)
+    store.ingest([str(logs)], str(tmp_path / "sliced"))
+    assert len(heights) > 20
+    for by in (["month", "model"], ["day", "workspace"]):
+        one, sliced = store.report(str(tmp_path / "one"), by), store.report(str(tmp_path / "sliced"), by)
+        assert sliced.rows.equals(one.rows) and sliced.totals == one.totals
+        a, b = sliced.accounting.as_dict(), one.accounting.as_dict()
+        assert {**a, "quarantine_file": None} == {**b, "quarantine_file": None} and a["balanced"]
+    assert (one.accounting.rows_read, one.accounting.priced) == (146, 134)
+
+
+def test_files_with_other_columns_and_types_unify_as_one_pass(tmp_path, monkeypatch, quarantine):
+    """A dimension one file lacks, or holds as a number where another holds text: each slice takes
+    the columns and types one concatenated plan gives (null where a file lacks it; a common type)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    a = canonical_frame([_req(f"a{i}", "2026-10-01T10:00:00Z") for i in range(9)])
+    write_frame(a.with_columns(pl.Series("team", list(range(9)))), logs / "a.parquet")
+    (logs / "b.csv").write_text("request_id,timestamp,model,input_tokens,output_tokens,team,region\n"
+                                f"b1,2026-10-02T10:00:00Z,{SONNET},10,1,blue,eu\n")
+    write_frame(canonical_frame([_req("c1", "2026-10-03T10:00:00Z")]), logs / "c.parquet")
+    whole, _ = _one_pass(monkeypatch, [str(logs)], Options(quarantine=quarantine), "parquet", tmp_path / "one.parquet")
+    monkeypatch.setattr(writers, "SLICE_ROWS", 2)
+    rows, _ = price_requests([str(logs)], Options(quarantine=quarantine))
+    got = _write(rows, "parquet", tmp_path / "sliced.parquet")
+    assert got.equals(whole) and got.schema["team"] == pl.String and got.height == 11
+    assert got.filter(pl.col("request_id") == "c1")["region"].to_list() == [None]
