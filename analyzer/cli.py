@@ -875,6 +875,12 @@ def store_status(store_dir, as_json):
     if s["uncommitted"]:
         click.echo(f"{counted(len(s['uncommitted']), 'data file')} of an interrupted run, never committed (readers ignore "
                    "them; `llm-cost store compact` removes them)")
+    if s.get("missing_commits"):
+        _echo(f"note: _delta_log: the commit file of version {', '.join(map(str, s['missing_commits']))} is missing; "
+              "a checkpoint holds the table's state (reports are whole), but `store history` has lost that commit")
+    if s.get("unsummarized"):
+        click.echo(f"note: {counted(s['unsummarized'], 'data file')} without a summary (reports read their rows: "
+                   "slower, not wrong; `llm-cost store compact` writes them)")
     click.echo("consistent" if s["consistent"] else "damaged" if s["damaged_parts"] else "NOT CONSISTENT")
     if not s["consistent"]:
         sys.exit(ExitCode.CHECK_FAILED)

@@ -6,11 +6,11 @@ The work splits at the engine seam:
   travels to an executor serialized, and `mapInArrow` runs it there with the very dialect and tagging
   expressions of the Polars engine, handing Spark Arrow batches of slim rows (group keys, counts,
   request-id hashes);
-- Spark sums the counts by rate keys and report keys (as DECIMAL(38,0): exact, never wrapping), and
-  finds the request ids seen more than once across the cluster;
-- the driver receives the small aggregate and the rows of repeated ids, and from there on runs the
-  Polars engine's own code: the same keep rule for duplicates (dedupe.losers), the same accounting,
-  exact Decimal pricing, quarantine file and report. So both engines give identical reports.
+- Spark removes duplicate request ids across the cluster (one window, dedupe.losers' keep rule) and
+  sums the counts by rate keys and report keys (as DECIMAL(38,0): exact, never wrapping);
+- the driver receives only the small aggregate, and from there on runs the Polars engine's own code:
+  the same accounting, exact Decimal pricing, quarantine file and report. So both engines give
+  identical reports. (`price` keeps the losing copies' keys on the executors too: see _write_losers.)
 
 pyspark is an optional extra (`pip install 'llm-cost[spark]'`); `--master URL` or SPARK_REMOTE (Spark
 Connect) picks a cluster, else local[*]. `python -m analyzer.spark_job` is the spark-submit entry point.
@@ -18,7 +18,10 @@ Connect) picks a cluster, else local[*]. `python -m analyzer.spark_job` is the s
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import re
 import sys
 import warnings
 
@@ -297,10 +300,12 @@ def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
 
 
 def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
-               post_buckets, losers: bool = False):
+               post_buckets, losers_dir: str | None = None):
     """pipeline._aggregate with the pass over every row, and duplicate removal, on Spark: the driver
-    receives the groups (and with `losers`, the row keys of the losing copies, for `price`).
-    Returns (groups, losers or None, time unit -> price band)."""
+    receives the groups. With `losers_dir` (for `price`), the executors also write the row keys of
+    the losing copies there, one Parquet file per input file (see _write_losers): the driver gets
+    only how many each file has. Returns (groups, {file index: (first rows, later rows) lost} or
+    None, time unit -> price band)."""
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
@@ -316,13 +321,11 @@ def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[s
     if ranked is None:
         sums = _sums(rows, group, loaded, target)
     else:
-        if losers:  # two results from one reading of the logs
+        if losers_dir is not None:  # two results from one reading of the logs
             ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
         sums = _sums(ranked, [*group, "_repeat"], loaded, {**target, "_repeat": pl.Boolean})
-        if losers:
-            slim = [dedupe.KEY, dedupe.H1, dedupe.H2, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
-            lost = _collect(ranked.filter(F.col("_repeat").isNotNull()).select(*slim),
-                            {dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64, "_rec": pl.Int64})
+        if losers_dir is not None:
+            lost = _write_losers(ranked.filter(F.col("_repeat").isNotNull()), loaded, losers_dir, len(plans))
             ranked.unpersist()
     units = tagging.with_time_band(sums.select(tagging.TIME_UNIT).unique(), book)  # (for per-request pricing)
     agg = pipeline._finish_groups(sums, book, loaded, post_buckets)
@@ -332,6 +335,50 @@ def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[s
             .then(pl.lit(REPEAT, pl.UInt8)).otherwise(pl.lit(pipeline.DUPLICATE, pl.UInt8)).alias(STATUS)
         ).drop("_repeat")
     return pipeline._regroup(agg), lost, units
+
+
+def _loser_file(directory: str, file_index: int) -> str:
+    return os.path.join(directory, f"file-{file_index}.parquet")
+
+
+def _write_losers(lost, loaded: pipeline.Loaded, directory: str, partitions: int) -> dict[int, tuple[int, int]]:
+    """The losing copies' keys (dedupe.LOSER, and `_rec`), written by the executors as one Parquet
+    file per input file, `directory/file-N.parquet`, which the per-request plans of that file's scan
+    read (see _without_losers). Nothing per row reaches the driver: a billion requests with 1%
+    duplicates are 10M losers, 240 MB, which it used to collect. Returns {file index: (losing first
+    rows of a record, losing later rows)}: one small row per file that has losers."""
+    from pyspark.sql import functions as F
+
+    rec = ["_rec"] if "_rec" in loaded.bookkeeping else []
+    key = (F.col("_file").cast("long") * F.lit(1 << 40) + F.col("source_row").cast("long")).alias(dedupe.KEY)
+    slim = lost.select(F.col("_file").cast("long").alias("_file"), key, dedupe.H1, dedupe.H2,
+                       *[F.col(c).cast("long") for c in rec])
+    out_schema = pa.schema([pa.field("file", pa.int64()), pa.field("first", pa.int64()), pa.field("later", pa.int64())])
+
+    def run(batches):
+        import os
+        import secrets
+
+        import polars as pl
+        import pyarrow as pa
+
+        held: dict[int, list] = {}
+        for batch in batches:  # (hash-partitioned by file: each file's losers are all in this task)
+            for (f,), rows in pl.from_arrow(batch).partition_by("_file", as_dict=True, include_key=False).items():
+                held.setdefault(f, []).append(rows)
+        for f, parts in held.items():
+            df = pl.concat(parts).with_columns(pl.col(h).reinterpret(signed=False) for h in ("_h1", "_h2"))
+            path = os.path.join(directory, f"file-{f}.parquet")
+            tmp = f"{path}.{secrets.token_hex(6)}.tmp"  # (a retried or speculative task writes its own, then renames)
+            df.write_parquet(tmp, statistics=False)
+            os.replace(tmp, path)
+            later = int((df["_rec"] == 0).sum()) if "_rec" in df.columns else 0
+            yield pa.RecordBatch.from_pydict({"file": [f], "first": [df.height - later], "later": [later]},
+                                             schema=out_schema)
+
+    counts = slim.repartition(max(1, partitions), "_file").mapInArrow(run, "file long, first long, later long")
+    table = counts.toArrow()
+    return {int(f): (int(a), int(b)) for f, a, b in zip(*(table.column(c).to_pylist() for c in ("file", "first", "later")))}
 
 
 def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, groups: bool = False,
@@ -348,75 +395,268 @@ def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, gro
 # --- per-request rows (`price`) ------------------------------------------------------------------
 
 def price(paths, output: str, fmt: str, opts: Options | None = None, book: pricebook.PriceBook | None = None,
-          reveal: bool = False, master: str | None = None) -> pipeline.Accounting:
+          reveal: bool = False, master: str | None = None, warn=None) -> pipeline.Accounting:
     """`llm-cost price` on Spark: every request priced by the Polars engine's own per-row plan
     (pipeline.row_pricer), run by one Spark task per file scan, which writes its rows.
 
-    `output` a file: the tasks write Parquet parts beside it, joined into the one file by the writer
-    the Polars engine uses (for a local, or shared, file system). `output` ending in `/`: a directory
-    of parts, `part-NNNNN.<fmt>`, each written by its task, then `_SUCCESS` (the Spark convention)."""
+    The run works in a directory of its own beside the output, `.llm-cost-parts-*` (see RunDir): the
+    executors write the losing copies' keys there, and the parts. `output` a file: the parts are
+    Parquet, joined into the one file by the writer the Polars engine uses. `output` ending in `/`:
+    a directory of parts, `part-NNNNN.<fmt>`, each written by its task, then `_SUCCESS` (the Spark
+    convention), renamed into place whole at the end. `warn`: where to say what the run tidied (a
+    directory left by an interrupted run); default stderr."""
+    from . import writers
+    from .errors import OutputError
+
     opts = opts or Options()
     pipeline.check_tz(opts.tz)
     book = book or pricebook.load_price_book(opts.prices)
-    spark = session(master)
     directory = output.endswith("/")
+    target = os.path.abspath(output.rstrip("/") or "/")
+    parent = os.path.dirname(target)
     if directory:
-        _empty_directory(output)
-    elif not os.path.isdir(os.path.dirname(os.path.abspath(output))):  # (checked before the cluster's work)
-        from .errors import OutputError
-
-        raise OutputError(f"cannot write {output}: no such directory {os.path.dirname(os.path.abspath(output))}")
-    with one_reading():
-        plans, acc = _with_retry(lambda robust: _price_plans(spark, paths, opts, book, robust))
-        from . import writers
-
-        if directory:
-            _write_parts(spark, plans, output, fmt, reveal)
-            writers.atomic_write(os.path.join(output, "_SUCCESS"), lambda tmp: None)
-            return acc
-        import shutil
-        import tempfile
-
-        parts_dir = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(output)), prefix=".llm-cost-parts-")
-        try:
-            parts = _write_parts(spark, plans, parts_dir, None, reveal)
-            writers.sink_rows(pipeline.PricedRows([pl.scan_parquet(p, glob=False) for p in parts]), fmt, output,
-                              reveal=reveal)
-        finally:
-            shutil.rmtree(parts_dir, ignore_errors=True)
+        _new_or_empty(output, target)
+    if not os.path.isdir(parent):  # (checked before the cluster's work)
+        raise OutputError(f"cannot write {output}: no such directory {parent}")
+    spark = session(master)
+    for line in clear_stale(parent):
+        (warn or _say)(line)
+    run = RunDir.create(parent, target)
+    try:
+        with one_reading():
+            plans, acc = _with_retry(lambda robust: _price_plans(spark, paths, opts, book, robust, run.losers))
+            try:
+                if directory:
+                    os.mkdir(run.out)
+                    _write_parts(spark, plans, run.out, fmt, reveal)
+                    writers.atomic_write(os.path.join(run.out, "_SUCCESS"), lambda tmp: None)
+                else:
+                    parts = _write_parts(spark, plans, run.path, None, reveal)
+                    writers.sink_rows(pipeline.PricedRows([pl.scan_parquet(p, glob=False) for p in parts]), fmt,
+                                      output, reveal=reveal)
+            except Exception as e:
+                raise _one_line(e) from None
+            if directory:
+                run.publish(output, target)
+    finally:
+        left = run.remove()
+        if left:
+            (warn or _say)(left)
     return acc
 
 
-def _empty_directory(output: str) -> None:
-    """`-o DIR/`: a new or empty directory (parts of two runs are never mixed), created here."""
+def _say(line: str) -> None:
+    sys.stderr.write(f"llm-cost: warning: {line}\n")
+
+
+def _new_or_empty(output: str, target: str) -> None:
+    """`-o DIR/`: a new or empty directory (parts of two runs are never mixed)."""
     from .errors import OutputError
 
-    path = output.rstrip("/")  # (`file/` does not exist to os.path.exists: a file is not a directory)
-    if os.path.lexists(path) and (not os.path.isdir(path) or os.listdir(path)):
+    # (`file/` does not exist to os.path.exists: a file is not a directory)
+    if os.path.lexists(target) and (not os.path.isdir(target) or os.path.islink(target) or os.listdir(target)):
         raise OutputError(f"-o {output}: exists and is not an empty directory (per-request parts are written into "
                           "a new one)")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise OutputError(f"cannot write {output}: no such directory {parent}")
+
+
+# --- the run's own directory, and one left by an interrupted run ------------------------------
+
+RUN_PREFIX = ".llm-cost-parts-"
+MARKER = "llm-cost-run.json"  # who made the directory: the tool, and its driver's pid, start and host
+
+
+def _started(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, Linux), to tell it from a later process
+    given the same pid; None where /proc is not there."""
     try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot write {output}: {e.strerror}") from None
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-def _price_plans(spark, paths, opts: Options, book, robust: bool) -> tuple[list[bytes], pipeline.Accounting]:
+def _gone(pid: int, started: int | None) -> bool:
+    """Whether the process that wrote a marker has ended (a pid now used by another process counts as
+    ended when its start time differs). In doubt, it has not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False  # (a process of another user: alive)
+    now = _started(pid)
+    return started is not None and now is not None and now != started
+
+
+@dataclasses.dataclass
+class RunDir:
+    """A `price` run's work directory beside its output, `.llm-cost-parts-XXXXXXXX`, with MARKER in it.
+    It holds only what the run writes: `part-NNNNN.parquet` (parts to join into -o FILE),
+    `losers/file-N.parquet` (keys of losing copies), `out/` (the parts of -o DIR/, renamed into
+    place at the end). A run killed (kill -9, a lost driver) leaves it; the next `price` beside the
+    same output recognises it by the marker and its driver's pid gone, and removes those files."""
+
+    path: str
+
+    @property
+    def losers(self) -> str:
+        return os.path.join(self.path, "losers")
+
+    @property
+    def out(self) -> str:
+        return os.path.join(self.path, "out")
+
+    @classmethod
+    def create(cls, parent: str, target: str) -> RunDir:
+        import json
+        import socket
+        import tempfile
+
+        from . import writers
+
+        path = tempfile.mkdtemp(dir=parent, prefix=RUN_PREFIX)
+        # (mkdtemp's 0700 would keep out executors that run as another user of a shared file system)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(path, 0o777 & ~mask)
+        run = cls(path)
+        writers.atomic_write(os.path.join(path, MARKER), lambda tmp: open(tmp, "w").write(json.dumps({
+            "tool": "llm-cost", "pid": os.getpid(), "started": _started(os.getpid()), "host": socket.gethostname(),
+            "output": target})))
+        os.mkdir(run.losers)
+        return run
+
+    def publish(self, output: str, target: str) -> None:
+        """The directory of parts, renamed into place whole: onto a new name, or an empty directory."""
+        from .errors import OutputError
+
+        try:
+            os.rename(self.out, target)
+        except OSError as e:
+            raise OutputError(f"-o {output}: cannot put the parts in place ({e.strerror}); is the directory still "
+                              "empty?") from None
+
+    def remove(self) -> str | None:
+        """Delete what a run writes here, and the directory if that leaves it empty. Anything else
+        (a file the tool does not write) stays: then a sentence saying so, else None."""
+        names = _RUN_FILES
+        for sub, pattern in (("losers", _LOSER_FILES), ("out", _OUT_FILES), ("", names)):
+            d = os.path.join(self.path, sub) if sub else self.path
+            try:
+                entries = os.listdir(d)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return f"could not tidy {self.path}"
+            for name in entries:
+                p = os.path.join(d, name)
+                if pattern.fullmatch(name) and os.path.isfile(p) and not os.path.islink(p):
+                    with contextlib.suppress(OSError):
+                        os.unlink(p)
+            if sub:
+                with contextlib.suppress(OSError):
+                    os.rmdir(d)
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            return f"left {self.path}: it holds files llm-cost does not write there"
+        return None
+
+
+_RUN_FILES = re.compile(r"llm-cost-run\.json|part-\d{5,}\.parquet|\.llm-cost-[0-9a-f]+\.tmp")
+_LOSER_FILES = re.compile(r"file-\d+\.parquet(\.[0-9a-f]+\.tmp)?")
+_OUT_FILES = re.compile(r"part-\d{5,}\.(parquet|csv|jsonl)|_SUCCESS|\.llm-cost-[0-9a-f]+\.tmp")
+
+
+def clear_stale(parent: str) -> list[str]:
+    """Work directories in `parent` left by `price` runs whose driver is gone (killed, or its
+    machine lost): each recognised by its marker (written by this tool, this user, this host, and
+    that process has ended) is removed, file by file (RunDir.remove). One of another host is not
+    touched (its run may be going on): said. Returns what to tell the user."""
+    import json
+    import socket
+    import stat
+
+    said = []
+    try:
+        names = sorted(n for n in os.listdir(parent) if n.startswith(RUN_PREFIX))
+    except OSError:
+        return said
+    host = socket.gethostname()
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            mark = os.path.join(path, MARKER)
+            mst = os.lstat(mark)
+            if not stat.S_ISREG(mst.st_mode) or mst.st_size > 65536:
+                continue
+            with open(mark) as f:
+                info = json.load(f)
+            if not isinstance(info, dict) or info.get("tool") != "llm-cost":
+                continue
+            pid, started, where = info.get("pid"), info.get("started"), info.get("host")
+            if not isinstance(pid, int) or not isinstance(started, (int, type(None))):
+                continue
+        except (OSError, ValueError):
+            continue
+        who = f"pid {pid} on {where}"
+        if where != host:
+            said.append(f"{path}: the work directory of a price run on another machine ({who}); "
+                        "remove it once that run is over")
+        elif _gone(pid, started):
+            left = RunDir(path).remove()
+            said.append(left or f"removed {path}, left by an interrupted price run ({who}, no longer running)")
+    return said
+
+
+def _price_plans(spark, paths, opts: Options, book, robust: bool, losers_dir: str
+                 ) -> tuple[list[bytes], pipeline.Accounting]:
     """Each scan's per-request plan (serialized), after the aggregate and duplicates found on Spark."""
     loaded = pipeline.read_logs(paths, opts, robust, exact_lines=True)  # source_row is in the output
-    agg, losers, units = _aggregate(spark, loaded, opts, book, [], [], [], losers=True)
+    for name in os.listdir(losers_dir):  # (a fast pass that failed may have written some)
+        if _LOSER_FILES.fullmatch(name):
+            os.unlink(os.path.join(losers_dir, name))
+    agg, lost, units = _aggregate(spark, loaded, opts, book, [], [], [], losers_dir=losers_dir)
     acc, priced = pipeline.row_pricer(agg, units, paths, loaded, opts, book)
-    if losers is None:
-        losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    none = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
     plans = []
     for src, part in zip(loaded.files, loaded.parts):
-        # (each scan's plan carries only the losers of its own files: a loser's key names its file)
-        mine = losers.filter((pl.col(dedupe.KEY) // (1 << 40)).is_in([src.index, *src.member_indexes]))
-        plans.append(priced(part, mine).serialize())
+        # (each scan's plan reads only the losers of its own files)
+        mine = [f for f in (src.index, *src.member_indexes) if lost and f in lost]
+        plans.append(priced(_without_losers(part, mine, lost or {}, losers_dir), none).serialize())
     return plans, acc
+
+
+def _without_losers(part: pl.LazyFrame, files: list[int], lost: dict[int, tuple[int, int]], directory: str
+                    ) -> pl.LazyFrame:
+    """`part` without the losing copies written for `files` (see _write_losers): the rows
+    dedupe.lost names, by left joins on the loser files that keep the rows' order and stream. A
+    record's first row (`_rec` not 0) is named by its record's key; a later row by key and id."""
+    if not files:
+        return part
+    lf = pl.scan_parquet([_loser_file(directory, f) for f in files], glob=False)
+    rec = "_rec" in part.collect_schema().names()
+    key = dedupe.row_key()
+    first = pl.when(pl.col("_rec") != 0).then(key) if rec else key
+    out = part.with_columns(first.alias("_lost_key")).join(
+        (lf.filter(pl.col("_rec") != 0) if rec else lf).select(pl.col(dedupe.KEY).alias("_lost_key"),
+                                                               pl.lit(True).alias("_lost")).unique(),
+        on="_lost_key", how="left", maintain_order="left")
+    gone = pl.col("_lost").is_not_null()
+    if rec and any(later for _, later in (lost[f] for f in files)):
+        _, h1, h2 = dedupe._ids(part)
+        out = out.with_columns(pl.when(pl.col("_rec") == 0).then(key).alias("_lost_key"), h1.alias("_lost_h1"),
+                               h2.alias("_lost_h2")).join(
+            lf.filter(pl.col("_rec") == 0).select(pl.col(dedupe.KEY).alias("_lost_key"),
+                                                   pl.col(dedupe.H1).alias("_lost_h1"),
+                                                   pl.col(dedupe.H2).alias("_lost_h2"),
+                                                   pl.lit(True).alias("_lost_later")).unique(),
+            on=["_lost_key", "_lost_h1", "_lost_h2"], how="left", maintain_order="left")
+        gone = gone | pl.col("_lost_later").is_not_null()
+    return out.filter(~gone).select(part.collect_schema().names())
 
 
 def _write_parts(spark, plans: list[bytes], directory: str, fmt: str | None, reveal: bool) -> list[str]:

@@ -45,6 +45,7 @@ import polars as pl
 
 from . import aggregate, dedupe, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
+from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
 from .sources import expand_paths, file_key, open_source
 from .words import counted
@@ -158,6 +159,12 @@ def _refuse(root: str, kind: str) -> StoreError:
                           f"`llm-cost store upgrade {root}`")
     if kind == "missing":
         return StoreError(f"{root}: not an llm-cost store (it does not exist; create one with `llm-cost ingest`)")
+    if kind == "empty" and not os.path.isdir(os.path.join(root, FILES, LOG)):
+        # Neither table exists: not a store whose files gave no rows, but a first ingest stopped
+        # (killed, a full disk) before its first commit.
+        return StoreError(f"{root}: the store's first ingest did not finish (it stopped before its first commit), "
+                          "so the store has no version yet; run the ingest again (data files it left are never "
+                          f"read; `llm-cost store compact {root}` removes them afterwards)")
     if kind == "empty":
         return StoreError(f"{root}: an llm-cost store with no rows yet (its files gave none: empty, or every row "
                           f"quarantined; see {os.path.join(root, QUARANTINE)})")
@@ -168,7 +175,8 @@ def _refuse(root: str, kind: str) -> StoreError:
 def _check_meta(root: str) -> None:
     """Our directories are real directories inside the store: a symlink there would make a write
     (a commit to either table's log, the files table, a quarantine file) land outside it."""
-    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE):
+    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE, SUMMARY,
+                *(os.path.join(SUMMARY, g) for g in GRAINS)):
         path = os.path.join(root, sub)
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             raise StoreError(f"damaged store: {path} is not a directory of this store (a symlink or a file)")
@@ -855,9 +863,10 @@ def _write_rows(root: str, table, frame: _Rows | None, replace: set[str], entry:
     dl = _delta()
     props = _commit("ingest", book, **{K_FILE: json.dumps(entry), K_ROWS: stored})
     predicate = f"{SHA} IN ({', '.join(repr(s) for s in sorted(replace))})"  # hex digests: no quoting issue
+    appended = False
     try:
         if frame is not None and new and _append(root, table, frame, props):
-            pass
+            appended = True
         elif frame is not None:
             if table is None:
                 dl.write_deltalake(root, frame.arrow(), partition_by=[MONTH], mode="error", schema_mode="merge",
@@ -875,7 +884,11 @@ def _write_rows(root: str, table, frame: _Rows | None, replace: set[str], entry:
         if _is_conflict(e) or table is None and _kind(root) == "delta":
             raise _Conflict from None
         raise StoreError(f"{root}: cannot commit {entry['path']}: {(str(e).strip().splitlines() or [''])[0]}") from None
-    return _checkpoint(_table(root))
+    before = set() if table is None else {os.path.relpath(u, root) for u in _parts(table, None)}
+    table = _checkpoint(_table(root))
+    if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
+        _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
+    return table
 
 
 def _checkpoint(table):
@@ -916,8 +929,12 @@ def _append(root: str, table, frame: _Rows, props) -> bool:
         rows = frame.lazy()
         schema = dl.Schema.from_arrow(pl.DataFrame(schema=columns).to_arrow().schema)
     written: list[str] = []
+    summaries: list[str] = []
     try:
         stats = _sink_months(root, rows, written)
+        for rel in written:  # before the commit: a report of the version that adds them reads them
+            with contextlib.suppress(pl.exceptions.PolarsError, OSError, AnalyzerError):
+                summaries += _write_summaries(root, rel)  # (or, without one, the file's rows)
         adds = []
         for rel in written:
             st = os.stat(os.path.join(root, rel))
@@ -929,9 +946,9 @@ def _append(root: str, table, frame: _Rows, props) -> bool:
         else:
             table.create_write_transaction(adds, "append", schema, partition_by=[MONTH], commit_properties=props)
     except BaseException:
-        for rel in written:  # ours, never committed: no reader can need them
+        for path in [*summaries, *(os.path.join(root, rel) for rel in written)]:  # ours, never committed
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(root, rel))
+                os.unlink(path)
         raise
     return True
 
@@ -1045,6 +1062,216 @@ def scan(root: str, months: set[str] | None = None, table=None, records: dict | 
                            hive_partitioning=False)
 
 
+# ----------------------------------------------------------------------------------------------
+# Summaries: what a report reads instead of the rows
+#
+# Beside every data file `_llm_month=M/part-X.parquet` the store keeps its summary at each grain,
+# `_llm_cost/summary/<grain>/_llm_month=M/part-X.parquet`: the file's exact sums grouped by the UTC
+# hour (or day) and every text column a report can group by. A summary is a function of its data
+# file alone, and data files are never rewritten (each has a fresh uuid name), so a summary that
+# exists is right for its file, whenever it was written: before the commit (ingest), after it
+# (compact, reprice), or by a later `store compact` (stores written before summaries). A report at
+# a version reads the summary of each of that version's data files and scans the rows of a file
+# without one; a summary whose file no version needs any more is never read, and `compact` removes
+# it. So no crash can make a report differ from its rows: it can only make it read more rows.
+
+SUMMARY = os.path.join(META, "summary")
+# Coarsest first: a report uses the coarsest grain that answers it (a day holds ~25x fewer cells).
+GRAINS = {"day": "1d", "hour": "1h"}
+SUMMED = ("requests", *COUNT_COLUMNS)
+REPORTED_ROWS = "_reported_rows"
+CACHE_USE = "_cache_use"
+NOT_KEYS = ("request_id", SHA, MONTH)  # text columns a report never groups by: one value a row
+
+
+def _summary_path(root: str, part: str, grain: str) -> str:
+    """The summary of data file `part` (absolute, or relative to `root`) at `grain`."""
+    return os.path.join(root, SUMMARY, grain, os.path.relpath(os.path.join(root, part), root))
+
+
+def _cell_keys(schema: dict) -> list[str]:
+    return [c for c, t in schema.items() if t == pl.String and c not in NOT_KEYS]
+
+
+def _cells(rows: pl.LazyFrame, keys: list[str]) -> pl.LazyFrame:
+    """Stored rows in a summary's shape (one cell each): the keys, the request's cache use (part of
+    discount_type), its counts and costs, whether it is a record and whether it reported a cost."""
+    return rows.select(
+        "timestamp", *keys, tagging.cache_use(), *SUMMED,
+        _is_record(None).cast(pl.Int64).alias(pipeline.ROWS), *pipeline.MONEY_COLUMNS, "reported_cost",
+        pl.col("reported_cost").is_not_null().cast(pl.Int64).alias(REPORTED_ROWS))
+
+
+def _cell_sums(cells: pl.LazyFrame, keys: list[str], every: str, wide: bool,
+               measures: tuple[str, ...] | None = None) -> pl.LazyFrame:
+    counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if measures is None or c in measures]
+    money = [c for c in (*pipeline.MONEY_COLUMNS, "reported_cost") if measures is None or c in measures]
+    return cells.with_columns(pl.col("timestamp").dt.truncate(every)).group_by(
+        "timestamp", *keys, CACHE_USE).agg(
+        *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum() for c in counts], *[pl.col(c).sum() for c in money])
+
+
+STAT_EXACT = 64  # bytes: a text statistic shorter than this is the value itself (writers truncate longer ones)
+
+
+def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[dict[str, str | None], set[str]]:
+    """From the data file's footer statistics: the key columns holding one value (or only nulls) in
+    the whole file, and the measures that are 0 or null in every row. Grouping by the first and
+    summing the second is wasted work (a night's file has one source file, book, dialect...); a
+    statistic that does not prove it (missing, or text long enough to be truncated) proves nothing.
+    (Only these columns' statistics are read: a timestamp's would import pandas.)"""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(path).metadata
+    index = {md.schema.column(i).name: i for i in range(md.num_columns)}
+    const: dict[str, str | None] = {}
+    zero: set[str] = set()
+    for name in [*keys, *measures]:
+        if name not in index or md.num_row_groups == 0:
+            continue
+        values = set()
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            st = rg.column(index[name]).statistics
+            if st is None or st.null_count is None:
+                values = None
+                break
+            if st.null_count == rg.num_rows:
+                values.add(None)
+            elif st.null_count == 0 and st.has_min_max and st.min == st.max and (
+                    name in measures or isinstance(st.min, str) and len(st.min.encode()) < STAT_EXACT):
+                values.add(st.min)
+            else:
+                values = None
+                break
+        if values is None:
+            continue
+        if name in measures and values <= {None, 0}:
+            zero.add(name)
+        elif name in keys and len(values) == 1:
+            const[name] = values.pop()
+    return const, zero
+
+
+def _write_summaries(root: str, part: str) -> list[str]:
+    """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
+    None is written for a file whose counts could sum past 64 bits (it is read as rows)."""
+    from . import writers
+
+    path = os.path.join(root, part)
+    rows = pl.scan_parquet(path, glob=False, hive_partitioning=False)
+    schema = rows.collect_schema()
+    keys = _cell_keys(schema)
+    summed = [*SUMMED, *pipeline.MONEY_COLUMNS, "reported_cost"]
+    const, zero = _constant_columns(path, keys, summed)
+    vary = [k for k in keys if k not in const]
+    measures = tuple(c for c in (*summed, pipeline.ROWS, REPORTED_ROWS) if c not in zero)
+    rows = rows.with_columns([pl.lit(None, t).alias(c) for c, t in SCHEMA.items() if c not in schema])
+    hour = _cell_sums(_cells(rows, vary), vary, GRAINS["hour"], True, measures).collect(engine="streaming")
+    counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if c in measures]
+    if hour.height and counts and hour.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
+        return []
+    cell = _cells(pl.LazyFrame(schema=SCHEMA), []).collect_schema()
+    whole = [*(pl.lit(v, pl.String).alias(k) for k, v in const.items()),
+             *(pl.lit(0, cell[c]).alias(c) for c in zero)]
+    hour = hour.with_columns(pl.col(counts).cast(pl.Int64))
+    written = []
+    for grain, every in GRAINS.items():
+        frame = hour if grain == "hour" else _cell_sums(hour.lazy(), vary, every, True, measures).collect()
+        if frame.height and counts and frame.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
+            continue  # (a day's sums of hours that each fit)
+        frame = frame.with_columns(pl.col(counts).cast(pl.Int64), *whole)
+        target = _summary_path(root, part, grain)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        writers.atomic_write(target, lambda tmp, f=frame: f.write_parquet(tmp, compression="zstd"))
+        written.append(target)
+    return written
+
+
+def _summarize_missing(root: str, table, only: set[str] | None = None) -> int:
+    """Write the summaries the table's data files (or those of `only`, relative paths) lack: after a
+    commit whose files delta-rs wrote (compact, reprice, a schema change), and for the files of a
+    store written before summaries. Returns how many files were summarized."""
+    done = 0
+    for uri in _parts(table, None):
+        rel = os.path.relpath(uri, root)
+        if (only is None or rel in only) and os.path.isfile(uri) and not all(
+                os.path.isfile(_summary_path(root, rel, g)) for g in GRAINS):
+            try:
+                done += bool(_write_summaries(root, rel))
+            except (pl.exceptions.PolarsError, OSError, AnalyzerError):
+                pass  # (a file it cannot summarize is read as rows: a report stays right, only slower)
+    return done
+
+
+def _grain(months: set[str], since: dt.datetime | None, until: dt.datetime | None, tz: str,
+           by: list[str]) -> str | None:
+    """The coarsest summary grain that answers a report exactly, or None (read the rows). A grain
+    answers when every cell of it (an UTC hour or day of the months read) lies wholly inside or
+    wholly outside the window and wholly in one bucket of each --by time unit in `tz`: then a
+    cell's start decides for all its rows. Checked on the cells themselves, so any zone works
+    (+05:30 needs rows for hours it splits: no grain answers it, the rows do)."""
+    if "block" in by or not months:  # (a block needs the time of each request)
+        return None
+    units = [k for k in by if k in pipeline.TIME_BUCKETS]
+    for grain, every in GRAINS.items():
+        if any(t is not None and pl.select(pl.lit(t).dt.truncate(every)).item() != t for t in (since, until)):
+            continue
+        try:
+            start = pl.concat([pl.select(pl.datetime_range(
+                dt.datetime(int(m[:4]), int(m[5:]), 1, tzinfo=dt.UTC),
+                pl.lit(dt.datetime(int(m[:4]), int(m[5:]), 1, tzinfo=dt.UTC)).dt.offset_by("1mo"),
+                every, closed="left", time_unit="us", time_zone="UTC").alias("timestamp")) for m in sorted(months)])
+            end = pl.col("timestamp").dt.offset_by(every) - dt.timedelta(microseconds=1)
+            split = pl.any_horizontal(pl.lit(False), *[
+                tagging.time_bucket(u, tz) != tagging.time_bucket(u, tz, end) for u in units])
+            if not start.select(split.any()).item():
+                return grain
+        except (pl.exceptions.PolarsError, OverflowError, ValueError):
+            return None
+    return None
+
+
+def _report_cells(root: str, table, records: dict, months: set[str], grain: str | None) -> pl.LazyFrame:
+    """The rows a report sums, in a summary's shape: the summary of each data file of these months
+    at `grain` (None: none), and the rows of the files without one."""
+    dims = _dimensions(records)
+    schema = {**SCHEMA, **{d: pl.String() for d in dims}}
+    keys = _cell_keys(schema)
+    files = _parts(table, months)
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise StoreError(f"damaged store: {root}: data file {os.path.relpath(missing[0], root)} is missing "
+                         f"(see `llm-cost store status {root}`)")
+    if grain and files:  # a summary stands for its file: the file must still be the one the log added
+        try:
+            adds = pl.DataFrame(table.get_add_actions(flatten=True)).select("path", "size_bytes")
+        except Exception as e:  # noqa: BLE001
+            raise _damaged(root, e) from None
+        logged = dict(zip(adds["path"].to_list(), adds["size_bytes"].to_list()))
+        for f in files:
+            rel = os.path.relpath(f, root)
+            if rel in logged and os.path.getsize(f) != logged[rel]:
+                raise StoreError(f"damaged store: {root}: data file {rel} is {os.path.getsize(f):,} bytes, the log "
+                                 f"says {logged[rel]:,} (see `llm-cost store status {root}`)")
+    summaries, plain = [], []
+    for f in files:
+        s = _summary_path(root, f, grain) if grain else None
+        if s and os.path.isfile(s) and not os.path.islink(s):
+            summaries.append(s)
+        else:
+            plain.append(f)
+    frames = []
+    cell_schema = _cells(pl.LazyFrame(schema=schema), keys).collect_schema()
+    if summaries:
+        frames.append(pl.scan_parquet(summaries, schema=cell_schema, missing_columns="insert", extra_columns="ignore",
+                                      glob=False, hive_partitioning=False))
+    if plain:
+        frames.append(_cells(pl.scan_parquet(plain, schema=schema, missing_columns="insert", extra_columns="ignore",
+                                             glob=False, hive_partitioning=False), keys))
+    return pl.concat(frames, how="vertical") if frames else pl.LazyFrame(schema=cell_schema)
+
+
 def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeline.Options | None = None,
            version: int | None = None, as_of: str | None = None) -> pipeline.Report:
     """A report from the store (at its last version, or at `version` / `as_of`), in the shape
@@ -1070,20 +1297,19 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     months = _months(_months_of(table), since, until)
     extra = [tagging.time_bucket(k, opts.tz) for k in keys if k in pipeline.TIME_BUCKETS]
     if "discount_type" in by:
-        extra.append(tagging.cache_use())
-        keys.append("_cache_use")
+        keys.append(CACHE_USE)
     unpriced = pl.col("unpriced_reason").is_not_null()
     # Sums of exact Decimal costs: the stored rows carry their costs, so no rate is looked up here.
-    # Counts are summed exactly, or the report refuses (see pipeline.exact_sums).
+    # Counts are summed exactly, or the report refuses (see pipeline.exact_sums). What is summed
+    # are the summaries of the data files where the question allows (see _grain), else the rows.
     group = [*keys, "_out", "unpriced_reason", "_unpriced_raw", "price_book"]
     try:
-        agg = pipeline.exact_sums(scan(root, months, table, records).with_columns(
+        cells = _report_cells(root, table, records, months, _grain(months, since, until, opts.tz, by))
+        agg = pipeline.exact_sums(cells.with_columns(
             *extra, _outside(since, until).alias("_out"),
             pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
         ), group, ["requests", *COUNT_COLUMNS], [
-            _is_record(None).sum().alias(pipeline.ROWS),
-            *[pl.col(c).sum() for c in ("reported_cost", *pipeline.MONEY_COLUMNS)],
-            pl.col("reported_cost").is_not_null().sum().alias("_reported_rows"),
+            *[pl.col(c).sum() for c in (pipeline.ROWS, "reported_cost", *pipeline.MONEY_COLUMNS, REPORTED_ROWS)],
         ])
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
@@ -1209,10 +1435,27 @@ def status(root: str) -> dict:
         "data_files": adds.height,
         "bytes": int(adds["size_bytes"].sum() or 0) if adds.height else 0,
         "damaged_parts": problems,
+        "missing_commits": _missing_commits(root, table.version()),
+        # Data files without a summary (a store older than summaries, a run killed between the two
+        # writes): reports read their rows, which is slower, never wrong. `store compact` writes them.
+        "unsummarized": sum(not all(os.path.isfile(_summary_path(root, p, g)) for g in GRAINS)
+                            for p in (adds["path"].to_list() if adds.height else [])),
         "uncommitted": _uncommitted(root, _ever_named(table) | (set(adds["path"].to_list()) if adds.height else set())),
         "consistent": not problems and (balanced or not adds.height and acc.rows_read == acc.duplicates
                                         + acc.repeats + acc.not_billable + acc.quarantined),
     }
+
+
+def _missing_commits(root: str, version: int) -> list[int]:
+    """Versions from the last checkpoint up to `version` whose commit file is not in the log. The
+    checkpoint holds the table's state, so the table still opens (and reports) whole; but the
+    commit's own record (what made it, the file it ingested) is gone from `store history`, and a
+    log losing files is worth knowing of."""
+    log = os.path.join(root, LOG)
+    names = set(os.listdir(log))
+    checkpoints = [int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.checkpoint(\.\d+\.\d+)?\.parquet", n)]
+    start = max((v for v in checkpoints if v <= version), default=0)
+    return [v for v in range(start, version + 1) if f"{v:020d}.json" not in names]
 
 
 def _uncommitted(root: str, named: set[str]) -> list[str]:
@@ -1306,6 +1549,8 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, rel))
         _sync_files(root, table, _files(root, table))
+        _summarize_missing(root, table)  # the merged files' (and those of a store older than summaries)
+        _orphan_summaries(root)
         with contextlib.suppress(Exception):  # the files table's past versions: kept as long (time travel)
             files = _delta().DeltaTable(os.path.join(root, FILES))
             for rel in files.vacuum(retention_hours=retention_days * 24, dry_run=True, enforce_retention_duration=False,
@@ -1314,6 +1559,29 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, FILES, rel))
         return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans)
+
+
+def _orphan_summaries(root: str) -> list[str]:
+    """Remove the summaries whose data file is gone (vacuumed, or never committed and removed), and
+    summaries a killed run left half-written; returns them. Only files named as ours, in month
+    directories of the summary directory, are ever deleted."""
+    removed = []
+    for grain in GRAINS:
+        top = os.path.join(root, SUMMARY, grain)
+        if not os.path.isdir(top) or os.path.islink(top):
+            continue
+        for month in sorted(os.listdir(top)):
+            d = os.path.join(top, month)
+            if not re.fullmatch(re.escape(MONTH) + r"=\d{4}-\d{2}", month) or os.path.islink(d) or not os.path.isdir(d):
+                continue
+            for e in sorted(os.scandir(d), key=lambda e: e.name):
+                rel = os.path.relpath(e.path, root)
+                gone = PART_NAME.fullmatch(e.name) and not os.path.lexists(os.path.join(root, month, e.name))
+                if (gone or INTERRUPTED_WRITE.fullmatch(e.name)) and e.is_file(follow_symlinks=False):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(e.path)
+                    removed.append(rel)
+    return removed
 
 
 def _is_our_part(root: str, rel: str) -> bool:
@@ -1498,7 +1766,9 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                                      predicate=predicate, schema_mode="merge", commit_properties=props, writer_properties=_writer())
         except Exception as e:  # noqa: BLE001
             raise StoreError(f"{root}: cannot commit the re-priced rows: {(str(e).strip().splitlines() or [''])[0]}") from None
+        before = {os.path.relpath(u, root) for u in targets}
         table = _checkpoint(_table(root))
+        _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, months)} - before)
         _sync_files(root, table, records)
     return RepriceResult(changes, book, sorted(months), len(targets), table.version())
 
@@ -1600,6 +1870,7 @@ def upgrade(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] =
                 shutil.copy2(os.path.join(root, q), os.path.join(stage, QUARANTINE, os.path.basename(q)))
                 r["quarantine"] = os.path.join(QUARANTINE, os.path.basename(q))
         _write_files(stage, records, 0)
+        _summarize_missing(stage, dl.DeltaTable(stage))
         by = ["month", "model"]
         old = writers.render(legacy.report(root, by), "json").replace(root, "STORE")
         new = writers.render(_report_staged(stage, by), "json").replace(stage, "STORE")

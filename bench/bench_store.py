@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--night-rows", type=int, default=200_000)
     p.add_argument("--small-nights", type=int, default=365, help="nights of the many-small-parts store (0: skip)")
     p.add_argument("--small-rows", type=int, default=730_000, help="requests of the many-small-parts store, all nights")
+    p.add_argument("--dense-nights", type=int, default=10, help="nights of a day of DENSE_ROWS requests each (0: skip)")
+    p.add_argument("--dense-rows", type=int, default=1_000_000, help="requests a night (a day) of the dense store")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--max-rss-mib", type=float, default=8192)
@@ -74,6 +76,7 @@ def main(argv=None) -> int:
         return m
 
     measure.drop = ms.pop
+    measure.all = lambda: list(ms)
 
     from analyzer import store as st
 
@@ -103,6 +106,7 @@ def main(argv=None) -> int:
         walls, cpus, rss, nights = history(args, work, measure, st)
     if args.small_nights:
         small_parts(args, work, measure, st)
+    dense_lines = dense(args, work, measure, st) if args.dense_nights else []
     lines = [f"{'run':<72} {'wall s':>8} {'CPU s':>7} {'rows/s (CPU)':>13} {'peak RSS MiB':>13}"]
     for _, m in ms:
         rate = f"{m.rows / m.cpu_s[-1]:,.0f}" if m.rows and m.cpu_s[-1] else ""
@@ -129,6 +133,7 @@ def main(argv=None) -> int:
                          f"{args.small_nights} nights {many.cpu_s[-1]:.2f} CPU s, compacted {packed.cpu_s[-1]:.2f}, "
                          f"as 30 nights {few.cpu_s[-1]:.2f} (compacted / 30 nights = "
                          f"{packed.cpu_s[-1] / few.cpu_s[-1]:.2f}x; target <= 1)")
+    lines += dense_lines
     if size_line:
         lines.append(size_line)
     other = sum(sum(m.other_cpu_s) for _, m in ms)
@@ -148,6 +153,77 @@ def main(argv=None) -> int:
 
 
 HISTORY_LINE = [""]
+DAYS = 116  # bench.py's data span (2026-08-01 to 2026-11-24): a dataset of DAYS x N rows has N a day
+
+
+def dense(args, work: Path, measure, st) -> list[str]:
+    """6.: nights of a whole day of DENSE_ROWS requests (the rate of 30x DENSE_ROWS a month), one
+    ingest each; reports of one month (the nights' month) after half and all of the nights, from
+    the summaries and, with the summary directory moved aside, from the rows; the summaries' size
+    and the CPU they add to a night."""
+    import time
+
+    import polars as pl
+
+    rows = args.dense_rows
+    data = B.BENCH_DIR / "data" / f"dense-{rows}-seed{args.seed}-g{B.GENERATOR_VERSION}"
+    data.mkdir(parents=True, exist_ok=True)
+    root = work / "dense"
+    cpus: list[float] = []
+    month = ["--since", "2026-08-01", "--until", "2026-08-31"]  # (--until: that whole day)
+    marks = sorted({max(1, args.dense_nights // 2), args.dense_nights})
+    for k in range(args.dense_nights):
+        night = data / f"night-{k:03d}.csv"
+        if not night.exists():  # a chunk of a DAYS x rows data set: one day; written whole, then renamed
+            B.synthetic_chunk(k * rows, (k + 1) * rows, DAYS * rows, args.seed).with_columns(
+                pl.col("timestamp").dt.strftime(B.TS_TEXT)).write_csv(data / "tmp.csv")
+            (data / "tmp.csv").rename(night)
+        if k == 0:
+            measure("dense-price", f"price, a day of {rows:,} rows -> Parquet",
+                    ["price", str(night), "-o", str(work / "priced.parquet"), "-q"], rows)
+            (work / "priced.parquet").unlink(missing_ok=True)
+        m = measure(f"dense-night-{k + 1}", f"ingest, dense night {k + 1}", ["ingest", str(night), "--store", str(root),
+                                                                             "-q"], rows)
+        if k:
+            measure.drop()
+        cpus.append(m.cpu_s[-1])
+        if k + 1 in marks:
+            for key, what, extra in (("month", "one month", month), ("all", "all history", [])):
+                measure(f"dense-{key}-{k + 1}", f"report --store --by {BY}, {what}, {k + 1} days of {rows:,}",
+                        ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "d.json")])
+    summary = root / st.SUMMARY
+    aside = work / "summary-aside"
+    summary.rename(aside)  # the same reports from the rows (as a store without summaries reads)
+    for key, what, extra in (("month", "one month", month), ("all", "all history", [])):
+        measure(f"dense-{key}-rows", f"report --store --by {BY}, {what}, {args.dense_nights} days, ROWS (no summary)",
+                ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "d.json")])
+    aside.rename(summary)
+    status = st.status(str(root))
+    parts = [os.path.relpath(p, root) for p in root.glob("_llm_month=*/*.parquet")]
+    t0 = time.process_time()
+    for rel in parts:  # the summaries' CPU, alone (written again: the same bytes)
+        st._write_summaries(str(root), rel)
+    per_night = (time.process_time() - t0) / args.dense_nights
+    size = {g: sum(p.stat().st_size for p in (summary / g).rglob("*.parquet")) for g in st.GRAINS}
+    cells = {g: pl.scan_parquet(str(summary / g / "*" / "*.parquet")).select(pl.len()).collect().item()
+             for g in st.GRAINS}
+    by = {k: m for k, m in measure.all()}
+    price, first = by["dense-price"], by["dense-night-1"]
+    lines = [f"dense store: {args.dense_nights} days of {rows:,} requests ({status['rows_stored']:,} rows, "
+             f"{status['bytes'] / 2**20:,.1f} MiB); summaries: "
+             + ", ".join(f"{g} {cells[g]:,} cells {size[g] / 2**20:,.1f} MiB" for g in st.GRAINS)
+             + f" ({sum(size.values()) / status['bytes']:.0%} of the rows)",
+             f"dense night: ingest / price = {first.cpu_s[-1] / price.cpu_s[-1]:.2f}x CPU (target <= 1.5x); "
+             f"summaries {per_night:.2f} CPU s a night of it; ingest CPU first {cpus[0]:.2f} s, last {cpus[-1]:.2f} s"]
+    if len(marks) == 2:
+        a, b = marks
+        for key in ("month", "all"):
+            ta, tb = by[f"dense-{key}-{a}"].cpu_s[-1], by[f"dense-{key}-{b}"].cpu_s[-1]
+            slope = max(0.0, (tb - ta) / (b - a))  # (a negative slope is the machine's noise)
+            lines.append(f"{key} report from summaries: {ta:.2f} CPU s after {a} days, {tb:.2f} after {b} "
+                         f"({slope:+.3f} s a day): 30 days ~{tb + slope * (30 - b):.2f} CPU s; "
+                         f"from rows after {b}: {by[f'dense-{key}-rows'].cpu_s[-1]:.2f}")
+    return lines
 
 
 def _slope(ys: list[float]) -> float:

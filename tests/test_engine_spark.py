@@ -285,3 +285,245 @@ def test_price_hostile_outputs_and_empty_input(spark, tmp_path):
     (tmp_path / "file.csv").write_text("x")
     with pytest.raises(OutputError, match="not an empty directory"):
         engine_spark.price([str(empty)], str(tmp_path / "file.csv") + "/", "csv")
+
+
+# --- price at scale: nothing per request on the driver; a killed run's directory; hostile runs ----
+
+def _logs_with_copies(root: Path) -> Path:
+    """300 requests in three files of two formats, 250 of them logged again in another file: r0-r199
+    first as an early partial record (fewer output tokens: loses to the complete one), r100-r149 a
+    third time, complete (a tie: the first file wins), and one quarantined copy of r7."""
+    logs = root / "logs"
+    logs.mkdir()
+    header = "request_id,timestamp,model,input_tokens,output_tokens\n"
+    row = "r{},2026-10-01T10:00:00Z,claude-sonnet-4-5,100,{}\n"
+    (logs / "a.csv").write_text(header + "".join(row.format(i, 5 + i % 3) for i in range(200))
+                                + "r7,2026-10-01T10:00:00Z,claude-sonnet-4-5,100,-3\n")
+    (logs / "b.csv").write_text(header + "".join(row.format(i, 10) for i in range(300)))
+    (logs / "c.jsonl").write_text("".join(
+        json.dumps({"request_id": f"r{i}", "timestamp": "2026-10-01T10:00:00Z", "model": "claude-sonnet-4-5",
+                    "input_tokens": 100, "output_tokens": 10}) + "\n" for i in range(100, 150)))
+    return logs
+
+
+def test_price_losers_stay_on_the_executors(spark, tmp_path, monkeypatch):
+    # Copies across files (so across Spark tasks, and shuffle partitions): the driver receives the
+    # groups and one count per file that has losers, never a row key; the rows are the Polars
+    # engine's, byte for byte, and the kept copies are the complete ones, priced by hand.
+    from decimal import Decimal
+
+    import polars as pl
+
+    from analyzer import engine_spark
+
+    logs = _logs_with_copies(tmp_path)
+    collected, per_file = [], []
+    collect, write_losers = engine_spark._collect, engine_spark._write_losers
+    monkeypatch.setattr(engine_spark, "_collect", lambda df, t: collected.append(collect(df, t)) or collected[-1])
+    monkeypatch.setattr(engine_spark, "_write_losers", lambda *a: per_file.append(write_losers(*a)) or per_file[-1])
+    polars, spark_, acc, spark_acc = _price_both([str(logs)], tmp_path, "parquet")
+    assert spark_ == polars and spark_acc == acc
+    assert (acc["rows_read"], acc["priced"], acc["duplicates"], acc["quarantined"]) == (551, 300, 250, 1)
+    assert max(df.height for df in collected) <= 4 and not any("_dupkey" in df.columns for df in collected)
+    assert [sorted(counts.values()) for counts in per_file] == [[(50, 0), (200, 0)]]  # a.csv and c.jsonl lose
+    rows = pl.read_parquet(tmp_path / "spark.parquet")
+    assert rows["output_tokens"].to_list() == [10] * 300 and rows["source_file"].str.ends_with("b.csv").all()
+    # 300 x (100 input x $3 + 10 output x $15) per million tokens
+    assert sum(rows["cost"].to_list(), Decimal(0)) == 300 * (100 * Decimal(3) + 10 * Decimal(15)) / 10**6
+    assert not list(tmp_path.glob(".llm-cost-parts-*"))
+
+
+def test_killed_driver_leaves_a_directory_the_next_run_removes(spark, tmp_path):
+    # A real `kill -9` of a `price -o FILE` driver once its executors have written into the run's
+    # directory: the directory stays (nobody was left to remove it). The next run beside the same
+    # output recognises it by its marker and its driver gone, says so and removes it; a directory
+    # of the same kind of name that llm-cost did not make is not touched, nor one of another host.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from analyzer import engine_spark
+
+    logs = _logs_with_copies(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / ".llm-cost-parts-users-own"  # (no marker: not llm-cost's)
+    mine.mkdir()
+    (mine / "part-00000.parquet").write_text("the user's")
+    elsewhere = out / ".llm-cost-parts-elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / engine_spark.MARKER).write_text(json.dumps({"tool": "llm-cost", "pid": 1, "started": None,
+                                                              "host": "another-host", "output": "x"}))
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "price", str(logs), "-o", str(out / "rows.csv"),
+                             "--engine", "spark", "--master", "local[1]", "-q", "--quarantine", str(tmp_path / "q")],
+                            cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(out.glob(".llm-cost-parts-*/losers/file-*.parquet")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the run wrote no losers in 300 s"
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone
+        proc.wait()
+        time.sleep(1)
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # (then the rest of what it started: the JVM, its workers)
+        proc.wait()
+        proc.stderr.close()
+    stale = [p for p in out.glob(".llm-cost-parts-*") if p not in (mine, elsewhere)]
+    assert len(stale) == 1 and (stale[0] / engine_spark.MARKER).exists() and not (out / "rows.csv").exists()
+    said = []
+    acc = engine_spark.price([str(logs)], str(out / "rows.csv"), "csv", Options(quarantine=str(tmp_path / "q")),
+                             warn=said.append)
+    assert acc.priced == 300 and (out / "rows.csv").read_text().count("\n") == 301
+    assert not stale[0].exists() and (mine / "part-00000.parquet").read_text() == "the user's" and elsewhere.exists()
+    assert len(said) == 2 and any(f"removed {stale[0]}, left by an interrupted price run (pid {proc.pid}" in s
+                                  for s in said)
+    assert any(str(elsewhere) in s and "another machine" in s for s in said)
+    assert sorted(p.name for p in out.iterdir()) == [".llm-cost-parts-elsewhere", ".llm-cost-parts-users-own",
+                                                     "rows.csv"]
+
+
+def test_stale_directory_recognised_only_by_its_marker(tmp_path):
+    # Only a directory whose marker says llm-cost, this host, and a process that has ended (or a
+    # pid since given to another process) is removed, and in it only the files a run writes.
+    import socket
+
+    from analyzer import engine_spark
+
+    def made(name: str, pid: int, started, extra: str | None = None) -> Path:
+        d = tmp_path / name
+        (d / "losers").mkdir(parents=True)
+        (d / engine_spark.MARKER).write_text(json.dumps({"tool": "llm-cost", "pid": pid, "started": started,
+                                                          "host": socket.gethostname(), "output": "x"}))
+        (d / "losers" / "file-3.parquet").write_text("")
+        (d / "part-00001.parquet").write_text("")
+        if extra:
+            (d / extra).write_text("not llm-cost's")
+        return d
+
+    alive = made(".llm-cost-parts-alive", os.getpid(), engine_spark._started(os.getpid()))
+    reused = made(".llm-cost-parts-reused", os.getpid(), -1)  # (this pid, but not the process that wrote it)
+    dead = made(".llm-cost-parts-dead", 2**22 + 12345, None)  # (beyond pid_max: no such process)
+    foreign = made(".llm-cost-parts-foreign", 2**22 + 12345, None, extra="notes.txt")
+    said = engine_spark.clear_stale(str(tmp_path))
+    assert alive.exists() and not reused.exists() and not dead.exists()
+    assert sorted(p.name for p in foreign.rglob("*")) == ["notes.txt"]
+    assert any("it holds files llm-cost does not write" in s for s in said) and len(said) == 3
+
+
+def test_priced_parquet_bytes_do_not_depend_on_the_input_batches(tmp_path):
+    # The same rows, read in batches of another size (other files; Spark's parts), make the same
+    # Parquet file: row groups are a fixed number of rows, not wherever an input batch ended.
+    # (Found at 1M rows: Spark's -o rows.parquet held equal rows in other row groups.)
+    import polars as pl
+
+    from analyzer.pipeline import PricedRows
+    from analyzer.writers import PRICED_ROW_GROUP, sink_rows
+
+    n = PRICED_ROW_GROUP + 7_001
+    rows = pl.DataFrame({"source_row": range(n), "model": ["claude-sonnet-4-5"] * n,
+                         "cost": pl.Series([i % 1000 for i in range(n)]).cast(pl.Decimal(38, 12))})
+    out = []
+    for group in (1_000, 50_000, n):
+        src, dst = tmp_path / f"in-{group}.parquet", tmp_path / f"out-{group}.parquet"
+        rows.write_parquet(src, row_group_size=group)
+        sink_rows(PricedRows([pl.scan_parquet(src)]), "parquet", str(dst))
+        out.append(dst.read_bytes())
+    assert out[0] == out[1] == out[2] and pl.read_parquet(tmp_path / f"out-{n}.parquet").equals(rows)
+
+
+def _hostile_logs(root: Path) -> Path:
+    logs = root / "lo gs %41%"
+    logs.mkdir()
+    header = "request_id,timestamp,model,input_tokens,output_tokens\n"
+    (logs / "empty.csv").write_text("")
+    (logs / "header only.csv").write_text(header)
+    (logs / "bad%20.csv").write_text(header + "q1,not a time,claude-sonnet-4-5,1,1\n"
+                                     "q2,2026-10-01T10:00:00Z,claude-sonnet-4-5,-1,1\n"
+                                     "q3,2026-10-01T10:00:00Z,claude-sonnet-4-5,1.5,1\n")
+    edges = ["1969-12-31T23:59:59.999999Z", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z",
+             "10000-01-01T00:00:00Z", "2026-10-01T00:00:00+14:00", "2026-09-30T23:59:59-12:00",
+             "2028-02-29T23:59:59.999999Z", "2026-03-29T02:30:00", "0", "1790000000000"]
+    (logs / "edges.csv").write_text(header + "".join(f"e{i},{t},claude-sonnet-4-5,{i + 1},7\n"
+                                                     for i, t in enumerate(edges)))
+    (logs / "edges.jsonl").write_text("".join(json.dumps({"request_id": f"j{i}", "timestamp": t, "model": "claude-opus-4-1",
+                                                          "input_tokens": 3, "output_tokens": i})
+                                              + "\n" for i, t in enumerate([0, 1790000000, 1790000000123, -1])))
+    (logs / "again.csv").write_text(header + "e4,2026-10-01T00:00:00+14:00,claude-sonnet-4-5,5,9\n")
+    return logs
+
+
+def test_price_hostile_inputs_equal(spark, tmp_path):
+    # In a directory named with spaces and `%` (written to one too): an empty file, a header without
+    # rows (scans with no rows: tasks and partitions with nothing), a file whose every row is
+    # quarantined, timestamps at the edges (before 1970, the last microsecond of 9999, a year
+    # beyond, far offsets, naive, epoch s and ms), and a copy across files. The same bytes, the
+    # same accounting as the Polars engine, as one file and as a directory of parts.
+    import polars as pl
+
+    from analyzer import engine_spark
+
+    logs = _hostile_logs(tmp_path)
+    out = tmp_path / "out %25 dir"
+    out.mkdir()
+    polars, spark_, acc, spark_acc = _price_both([str(logs)], out, "parquet")
+    assert spark_ == polars and spark_acc == acc
+    # (epoch 0 and -1 are no times of a usage log; 1969 and 1970 are before any price; the copy with
+    # more tokens, in again.csv, wins)
+    assert [acc[k] for k in ("rows_read", "priced", "unpriced", "duplicates", "quarantined")] == [18, 7, 2, 1, 8]
+    engine_spark.price([str(logs)], f"{out}/parts %1.parquet/", "parquet", Options(quarantine=str(out / "q.jsonl")))
+    parts = sorted((out / "parts %1.parquet").iterdir())
+    assert parts[0].name == "_SUCCESS" and len(parts) > 2
+    got = pl.concat([pl.read_parquet(p) for p in parts[1:]])
+    assert got.equals(pl.read_parquet(out / "polars.parquet")) and got.height == acc["priced"] + acc["unpriced"]
+    assert not list(out.glob(".llm-cost-parts-*"))
+
+
+def test_spark_failing_mid_job(spark, tmp_path, monkeypatch):
+    # An input file gone after the aggregate, before the tasks price its rows: the job fails. One
+    # line, exit 2; no output, no half directory of parts, no work directory left behind.
+    from click.testing import CliRunner
+
+    from analyzer import engine_spark
+    from analyzer.cli import main
+
+    logs = _logs_with_copies(tmp_path)
+    plans = engine_spark._price_plans
+
+    def then_lose_a_file(*a):
+        out = plans(*a)
+        (logs / "b.csv").rename(tmp_path / "b.csv")
+        return out
+
+    monkeypatch.setattr(engine_spark, "_price_plans", then_lose_a_file)
+    out = tmp_path / "out"
+    out.mkdir()
+    for target in (out / "rows.parquet", f"{out}/parts.csv/"):
+        res = CliRunner().invoke(main, ["price", str(logs), "-o", str(target), "--engine", "spark", "-q",
+                                        "--quarantine", str(tmp_path / "q.jsonl")])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1, res.output
+        assert lines[0].startswith("llm-cost: error: the Spark job failed:") and "b.csv" in lines[0], lines[0]
+        assert list(out.iterdir()) == []
+        (tmp_path / "b.csv").rename(logs / "b.csv")
+
+
+def test_price_directory_existing_or_not(spark, tmp_path):
+    # `-o DIR/`: an existing empty directory is filled (the parts appear together, renamed into
+    # place); a symbolic link to one is refused (renaming would replace the link, not fill it).
+    from analyzer import engine_spark
+    from analyzer.errors import OutputError
+
+    sample = [str(ROOT / "fixtures/sample/october.csv")]
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"))
+    (tmp_path / "empty").mkdir()
+    engine_spark.price(sample, f"{tmp_path}/empty/", "jsonl", opts)
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == ["_SUCCESS", "part-00000.jsonl"]
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    with pytest.raises(OutputError, match="not an empty directory"):
+        engine_spark.price(sample, f"{tmp_path}/link/", "jsonl", opts)
+    assert list((tmp_path / "target").iterdir()) == []

@@ -329,6 +329,11 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
             "last", "months", "price_books", "consistent")
     assert s["consistent"] and not s["uncommitted"] and {k: s[k] for k in same} == {k: c[k] for k in same}
     assert not [p for p in st.rglob("*") if p.name.startswith(".llm-cost-")]
+    # Kills landed while summaries were written too: after compact each data file has its summaries
+    # and no summary outlives its data file.
+    parts = {p.relative_to(st) for p in st.glob("_llm_month=*/*.parquet")}
+    summaries = {p.relative_to(st / store.SUMMARY) for p in (st / store.SUMMARY).rglob("*.parquet")}
+    assert s["unsummarized"] == 0 and summaries == {Path(g) / p for g in store.GRAINS for p in parts}
 
 
 def test_log_reading_options_are_refused_with_a_store(tmp_path):

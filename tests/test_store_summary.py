@@ -1,0 +1,291 @@
+"""Reports from a store's summaries equal reports from its rows (issue 18).
+
+Every data file has a summary per grain (exact sums by UTC hour or day and every text column); a
+report reads them where its question allows (store._grain) and the rows elsewhere. These tests
+compare the two paths on random stores and questions, and check that a summary is read only for
+the data files of the version reported, and that a missing summary only costs time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import hypothesis.strategies as hs
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from analyzer import pipeline, store, writers
+
+MODELS = ["claude-sonnet-4-5", "claude-haiku-4-5", "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-nope"]
+ZONES = ["UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York", "Europe/Berlin", "Australia/Eucla",
+         "Pacific/Chatham"]
+BY_KEYS = ["hour", "day", "week", "month", "quarter", "year", "block", "model", "model_raw", "discount_type",
+           "service_tier", "workspace", "team", "component", "context_tier", "price_book", "source_file"]
+
+
+def _night(path: Path, rng: random.Random, n: int, start: dt.datetime, days: int, ids: list[str]) -> Path:
+    """A canonical CSV of n random requests over `days` days from `start`, at random seconds
+    (so hours and days split in every zone), some repeating ids of earlier nights."""
+    rows = []
+    for i in range(n):
+        t = start + dt.timedelta(seconds=rng.randrange(days * 86400))
+        rid = rng.choice(ids) if ids and rng.random() < 0.1 else f"{path.stem}-{i}"
+        cached = rng.random() < 0.3
+        rows.append({
+            "request_id": rid, "timestamp": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "model": rng.choice(MODELS),
+            "input_tokens": rng.randrange(0, 300_000), "output_tokens": rng.randrange(0, 5000),
+            "cache_read_tokens": rng.randrange(1, 9000) if cached else 0,
+            "cache_write_5m_tokens": rng.randrange(1, 900) if rng.random() < 0.2 else 0,
+            "service_tier": rng.choice(["standard", "batch"]),
+            "workspace": rng.choice(["w1", "w2", None]), "team": rng.choice(["a", "b", None]),
+            "reported_cost": rng.choice([None, "0.5", "0.000001"]),
+        })
+    ids.extend(r["request_id"] for r in rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(rows, schema={"request_id": pl.String, "timestamp": pl.String, "model": pl.String,
+                               "input_tokens": pl.Int64, "output_tokens": pl.Int64, "cache_read_tokens": pl.Int64,
+                               "cache_write_5m_tokens": pl.Int64, "service_tier": pl.String, "workspace": pl.String,
+                               "team": pl.String, "reported_cost": pl.String}).write_csv(path)
+    return path
+
+
+def _build(tmp: Path, seed: int, nights: int, per: int, compact: bool) -> Path:
+    rng = random.Random(seed)
+    st = tmp / f"store-{seed}"
+    ids: list[str] = []
+    start = dt.datetime(2026, 10, 27, tzinfo=dt.UTC)  # across October's end, New York's and Berlin's DST change
+    for k in range(nights):
+        night = _night(tmp / f"logs-{seed}" / f"n{k}.csv", rng, per, start + dt.timedelta(days=2 * k), 3, ids)
+        store.ingest([str(night)], str(st))
+    if compact:
+        store.compact(str(st), retention_days=30)
+    return st
+
+
+def _rows_only(monkeypatch):
+    """The report as it was before summaries: every row scanned."""
+    monkeypatch.setattr(store, "_grain", lambda *a, **k: None)
+
+
+def _json(st: Path, by: list[str], version: int | None = None, **opts) -> dict:
+    rep = store.report(str(st), by, pipeline.Options(**opts), version=version)
+    return json.loads(writers.render(rep, "json"))
+
+
+def _both(st: Path, by, version=None, **opts) -> tuple[dict | str, dict | str, str | None]:
+    """(from summaries, from rows, the grain the first used)."""
+    used: list[str | None] = []
+    real = store._grain
+
+    def spy(*a, **k):
+        used.append(real(*a, **k))
+        return used[-1]
+
+    def one(grain_fn):
+        store._grain = grain_fn
+        try:
+            return _json(st, by, version, **opts)
+        except Exception as e:  # noqa: BLE001 - both paths must refuse alike
+            return f"{type(e).__name__}: {e}"
+        finally:
+            store._grain = real
+
+    summed = one(spy)
+    rows = one(lambda *a, **k: None)
+    return summed, rows, used[0] if used else None
+
+
+WINDOW = hs.one_of(
+    hs.none(),
+    hs.sampled_from(["2026-10-28", "2026-11-01", "2026-11-02T05:00:00Z", "2026-10-30T18:30:00Z",
+                     "2026-11-01T00:07:00Z", "2026-10-29T23:59:59Z"]),
+)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("summary")
+    return {"plain": _build(tmp, 1, 3, 300, False), "compacted": _build(tmp, 2, 3, 300, True)}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=hs.sampled_from(["plain", "compacted"]), by=hs.lists(hs.sampled_from(BY_KEYS), max_size=3, unique=True),
+       tz=hs.sampled_from(ZONES), since=WINDOW, until=WINDOW, version=hs.sampled_from([None, 0, 1, 2]))
+def test_a_report_from_summaries_equals_the_report_from_rows(stores, which, by, tz, since, until, version):
+    summed, rows, _ = _both(stores[which], by, version, tz=tz, since=since, until=until)
+    assert summed == rows
+
+
+def test_summaries_are_used_where_they_answer_and_not_where_they_cannot(stores):
+    st = stores["plain"]
+    cases = {
+        (("month", "model"), "UTC", None, None): "day",
+        (("day", "workspace"), "UTC", "2026-10-28", "2026-11-01"): "day",
+        (("hour",), "UTC", None, None): "hour",
+        (("day",), "Europe/Berlin", None, None): "hour",  # midnight in Berlin is 22:00 or 23:00 UTC
+        (("day",), "Asia/Kolkata", None, None): None,  # 18:30 UTC splits an hour: the rows answer
+        (("model",), "UTC", "2026-10-28T10:30:00Z", None): None,
+        (("model",), "UTC", "2026-10-28T10:00:00Z", None): "hour",
+        (("block",), "UTC", None, None): None,  # a 5-hour window needs each request's time
+    }
+    for (by, tz, since, until), grain in cases.items():
+        summed, rows, used = _both(st, list(by), tz=tz, since=since, until=until)
+        assert (used, summed) == (grain, rows), (by, tz, since, until)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=hs.integers(0, 10**6), nights=hs.integers(1, 3), compact=hs.booleans(),
+       by=hs.lists(hs.sampled_from(BY_KEYS), max_size=3, unique=True), tz=hs.sampled_from(ZONES), since=WINDOW)
+def test_random_stores_report_alike_from_summaries_and_rows(tmp_path, seed, nights, compact, by, tz, since):
+    st = _build(tmp_path, seed, nights, 60, compact)
+    try:
+        summed, rows, _ = _both(st, by, tz=tz, since=since)
+        assert summed == rows
+    finally:
+        shutil.rmtree(st)
+
+
+def _summaries(st: Path) -> list[Path]:
+    return sorted((st / store.SUMMARY).rglob("*.parquet"))
+
+
+def _spoil_summary(path: Path, extra_requests: int) -> None:
+    df = pl.read_parquet(path)
+    first_priced = (pl.int_range(pl.len()) == pl.col("unpriced_reason").is_null().arg_max())  # one group
+    df.with_columns(pl.when(first_priced).then(pl.col("requests") + extra_requests).otherwise(pl.col("requests"))
+                    ).write_parquet(path)
+
+
+def test_every_data_file_has_a_summary_per_grain_read_only_for_its_own_version(tmp_path):
+    st = _build(tmp_path, 7, 2, 50, False)
+    parts = sorted(p.relative_to(st) for p in st.glob("_llm_month=*/*.parquet"))
+    assert [p.relative_to(st / store.SUMMARY) for p in _summaries(st)] == sorted(
+        Path(g) / p for g in store.GRAINS for p in parts)
+    base = _json(st, ["month"])["totals"]["requests"]
+    # A summary is read for its data file: changing it changes the report (so the path is live) ...
+    day = _summaries(st)[0]
+    original = day.read_bytes()
+    _spoil_summary(day, 1000)
+    assert _json(st, ["month"])["totals"]["requests"] == base + 1000
+    day.write_bytes(original)
+    # ... and a summary whose file no version names (a run killed before its commit) is never read.
+    orphan = st / store.SUMMARY / "day" / "_llm_month=2026-10" / "part-00000-00000000-0000-0000-0000-000000000000-c000.zstd.parquet"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(original)
+    _spoil_summary(orphan, 5)
+    assert _json(st, ["month"])["totals"]["requests"] == base
+    store.compact(str(st), retention_days=30)  # nothing to merge away... but the orphan goes
+    assert not orphan.exists()
+
+
+def test_a_store_without_summaries_reports_the_same_and_compact_writes_them(tmp_path, monkeypatch):
+    st = _build(tmp_path, 11, 2, 80, False)
+    expected = _json(st, ["day", "model"], tz="America/New_York")
+    shutil.rmtree(st / store.SUMMARY)  # a store written before summaries (or killed between writes)
+    assert _json(st, ["day", "model"], tz="America/New_York") == expected
+    assert store.status(str(st))["unsummarized"] == store.status(str(st))["data_files"] > 0
+    assert store.status(str(st))["consistent"]
+    store.compact(str(st))
+    assert store.status(str(st))["unsummarized"] == 0 and _summaries(st)
+    assert _json(st, ["day", "model"], tz="America/New_York") == expected
+
+
+def test_compact_and_reprice_write_the_summaries_of_their_files_and_remove_the_vacuumed(tmp_path):
+    st = _build(tmp_path, 13, 3, 80, False)
+    before = _json(st, ["month", "model"])
+    store.compact(str(st), retention_days=0)
+    parts = {p.name for p in st.glob("_llm_month=*/*.parquet")}
+    names = {p.name for p in _summaries(st)}
+    assert names == parts and len(_summaries(st)) == len(parts) * len(store.GRAINS)
+    assert _json(st, ["month", "model"]) == before
+    store.reprice(str(st), pipeline.Options(since="2026-10-28", until="2026-10-29"))
+    assert store.status(str(st))["unsummarized"] == 0
+    assert _json(st, ["month", "model"])["totals"]["cost"] == before["totals"]["cost"]  # same book, same costs
+
+
+def test_a_summary_of_a_truncated_data_file_is_not_trusted(tmp_path):
+    st = _build(tmp_path, 17, 1, 20, False)
+    part = next(st.glob("_llm_month=*/*.parquet"))
+    part.write_bytes(part.read_bytes()[:-10])
+    with pytest.raises(store.StoreError, match="damaged store: .* bytes, the log says"):
+        store.report(str(st), ["month"])
+
+
+def test_counts_that_could_overflow_a_summary_leave_the_file_to_its_rows(tmp_path, monkeypatch):
+    big = 999_999_999_999
+    # (2^63 would need ~9.2M rows of a trillion tokens in one cell; the bound is lowered to see it)
+    monkeypatch.setattr(store, "INT64_MAX", big)
+    path = tmp_path / "big.csv"
+    pl.DataFrame({"request_id": ["a", "b"], "timestamp": ["2026-10-10T10:00:00Z"] * 2,
+                  "model": ["claude-sonnet-4-5"] * 2, "input_tokens": [big, big], "output_tokens": [1, 1]}
+                 ).write_csv(path)
+    st = tmp_path / "st"
+    store.ingest([str(path)], str(st))
+    assert not _summaries(st) and store.status(str(st))["unsummarized"] == 1
+    rep = store.report(str(st), ["model"])
+    assert rep.totals["input_tokens"] == 2 * big
+    assert rep.totals["cost"] == Decimal(2 * big) * 3 / 10**6 + Decimal(2) * 15 / 10**6
+
+
+def test_a_first_ingest_killed_before_its_commit_says_so_and_how_to_recover(tmp_path):
+    st = tmp_path / "store"
+    (st / "_llm_cost").mkdir(parents=True)
+    part = "part-00000-0b2c4c1e-5d5e-4c57-9c38-2f1f1a7f7d11-c000.zstd.parquet"
+    (st / "_llm_month=2026-10").mkdir()
+    (st / "_llm_month=2026-10" / part).write_bytes(b"half a part")
+    summary = st / store.SUMMARY / "day" / "_llm_month=2026-10" / part  # written before the commit
+    summary.parent.mkdir(parents=True)
+    summary.write_bytes(b"a summary of it")
+    for call in (lambda: store.report(str(st), ["model"]), lambda: store.status(str(st))):
+        with pytest.raises(store.StoreError, match="first ingest did not finish .* run the ingest again"):
+            call()
+    night = tmp_path / "n.csv"
+    night.write_text("request_id,timestamp,model,input_tokens,output_tokens\na,2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100\n")
+    store.ingest([str(night)], str(st))
+    assert store.report(str(st), ["model"]).totals["cost"] == Decimal("0.0045")
+    store.compact(str(st))
+    assert not summary.exists() and not (st / "_llm_month=2026-10" / part).exists()
+    # (a summary a killed run left half-written, under atomic_write's temporary name, goes too)
+    half = st / store.SUMMARY / "hour" / "_llm_month=2026-10" / ".llm-cost-0123456789abcdef.tmp"
+    half.write_bytes(b"half")
+    store.compact(str(st))
+    assert not half.exists() and store.status(str(st))["unsummarized"] == 0
+
+
+def test_status_notices_a_lost_commit_file_a_checkpoint_stands_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "CHECKPOINT_EVERY", 2)
+    st = _build(tmp_path, 19, 3, 10, False)  # versions 0, 1, 2; a checkpoint at 2
+    assert store.status(str(st))["missing_commits"] == []
+    (st / "_delta_log" / f"{2:020d}.json").unlink()
+    s = store.status(str(st))
+    assert s["missing_commits"] == [2] and s["version"] == 2 and s["consistent"]
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+
+    r = CliRunner().invoke(main, ["store", "status", str(st)])
+    assert "commit file of version 2 is missing" in r.output and r.exit_code == 0
+
+
+def test_a_symlinked_summary_directory_is_refused_and_a_symlinked_summary_not_read(tmp_path):
+    st = _build(tmp_path, 23, 1, 20, False)
+    expected = _json(st, ["month"])
+    one = _summaries(st)[0]
+    elsewhere = tmp_path / "elsewhere.parquet"
+    one.rename(elsewhere)
+    _spoil_summary(elsewhere, 7)
+    one.symlink_to(elsewhere)  # a summary that is not the store's own file: never read
+    assert _json(st, ["month"]) == expected
+    one.unlink()
+    outside = tmp_path / "outside"
+    (st / store.SUMMARY).rename(outside)
+    (st / store.SUMMARY).symlink_to(outside)  # the next summary written would land outside the store
+    with pytest.raises(store.StoreError, match="damaged store: .*summary is not a directory of this store"):
+        store.report(str(st), ["month"])
+    with pytest.raises(store.StoreError, match="not a directory of this store"):
+        store.ingest([str(tmp_path / "logs-23" / "n0.csv")], str(st))
