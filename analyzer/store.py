@@ -1111,6 +1111,8 @@ def _cell_sums(cells: pl.LazyFrame, keys: list[str], every: str, wide: bool,
         *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum() for c in counts], *[pl.col(c).sum() for c in money])
 
 
+PROBE_ROWS = 64 * 1024  # a file of more rows is summarized only when this many of its first rows ...
+SPARSE = 2  # ... fall into at most 1/SPARSE as many hour cells
 STAT_EXACT = 64  # bytes: a text statistic shorter than this is the value itself (writers truncate longer ones)
 
 
@@ -1155,7 +1157,8 @@ def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[
 
 def _write_summaries(root: str, part: str) -> list[str]:
     """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
-    None is written for a file whose counts could sum past 64 bits (it is read as rows)."""
+    None is written for a file whose counts could sum past 64 bits, or whose rows a summary would
+    hardly shrink (it is read as rows)."""
     from . import writers
 
     path = os.path.join(root, part)
@@ -1167,6 +1170,14 @@ def _write_summaries(root: str, part: str) -> list[str]:
     vary = [k for k in keys if k not in const]
     measures = tuple(c for c in (*summed, pipeline.ROWS, REPORTED_ROWS) if c not in zero)
     rows = rows.with_columns([pl.lit(None, t).alias(c) for c, t in SCHEMA.items() if c not in schema])
+    probe = _cell_sums(_cells(rows.head(PROBE_ROWS), vary), vary, GRAINS["hour"], False, measures)
+    n = probe.select(pl.len()).collect().item()
+    if n * SPARSE > PROBE_ROWS:
+        # Its first PROBE_ROWS rows already hold more than 1/SPARSE as many hour cells: requests
+        # too spread in time or too varied for a summary to be much smaller than the rows (a
+        # backfill of months at a few hundred an hour), and summarizing them cost 2x a night's
+        # pricing. Its rows are read instead, as fast.
+        return []
     hour = _cell_sums(_cells(rows, vary), vary, GRAINS["hour"], True, measures).collect(engine="streaming")
     counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if c in measures]
     if hour.height and counts and hour.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
