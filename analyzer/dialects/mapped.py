@@ -294,7 +294,7 @@ class MappedDialect(Dialect):
 
         return [s for s in self.mapping.signature if not any(present(alt) for alt in s.split("|"))]
 
-    def carries(self, src: SourceFile) -> set[str]:
+    def carries(self, src: SourceFile, robust: bool = True) -> set[str]:
         m = self.mapping
         carried = set(m.fields) | set(m.constants) | set(self.adds)
         if src.container == "csv":  # a CSV column that is not there is not carried
