@@ -880,7 +880,7 @@ def store_status(store_dir, as_json):
               "a checkpoint holds the table's state (reports are whole), but `store history` has lost that commit")
     if s.get("unsummarized"):
         click.echo(f"note: {counted(s['unsummarized'], 'data file')} without a summary (reports read their rows: "
-                   "slower, not wrong; `llm-cost store compact` writes them)")
+                   "slower, not wrong; `llm-cost store compact` writes those a summary would shrink)")
     click.echo("consistent" if s["consistent"] else "damaged" if s["damaged_parts"] else "NOT CONSISTENT")
     if not s["consistent"]:
         sys.exit(ExitCode.CHECK_FAILED)

@@ -520,9 +520,13 @@ class RunDir:
         os.umask(mask)
         os.chmod(path, 0o777 & ~mask)
         run = cls(path)
-        writers.atomic_write(os.path.join(path, MARKER), lambda tmp: open(tmp, "w").write(json.dumps({
-            "tool": "llm-cost", "pid": os.getpid(), "started": _started(os.getpid()), "host": socket.gethostname(),
-            "output": target})))
+
+        def mark(tmp: str) -> None:
+            with open(tmp, "w") as f:
+                json.dump({"tool": "llm-cost", "pid": os.getpid(), "started": _started(os.getpid()),
+                           "host": socket.gethostname(), "output": target}, f)
+
+        writers.atomic_write(os.path.join(path, MARKER), mark)
         os.mkdir(run.losers)
         return run
 

@@ -1111,6 +1111,8 @@ def _cell_sums(cells: pl.LazyFrame, keys: list[str], every: str, wide: bool,
         *[(pl.col(c).cast(pl.Int128) if wide else pl.col(c)).sum() for c in counts], *[pl.col(c).sum() for c in money])
 
 
+PROBE_ROWS = 64 * 1024  # a file of more rows is summarized only when this many of its first rows ...
+SPARSE = 2  # ... fall into at most 1/SPARSE as many hour cells
 STAT_EXACT = 64  # bytes: a text statistic shorter than this is the value itself (writers truncate longer ones)
 
 
@@ -1155,7 +1157,8 @@ def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[
 
 def _write_summaries(root: str, part: str) -> list[str]:
     """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
-    None is written for a file whose counts could sum past 64 bits (it is read as rows)."""
+    None is written for a file whose counts could sum past 64 bits, or whose rows a summary would
+    hardly shrink (it is read as rows)."""
     from . import writers
 
     path = os.path.join(root, part)
@@ -1167,6 +1170,14 @@ def _write_summaries(root: str, part: str) -> list[str]:
     vary = [k for k in keys if k not in const]
     measures = tuple(c for c in (*summed, pipeline.ROWS, REPORTED_ROWS) if c not in zero)
     rows = rows.with_columns([pl.lit(None, t).alias(c) for c, t in SCHEMA.items() if c not in schema])
+    probe = _cell_sums(_cells(rows.head(PROBE_ROWS), vary), vary, GRAINS["hour"], False, measures)
+    n = probe.select(pl.len()).collect().item()
+    if n * SPARSE > PROBE_ROWS:
+        # Its first PROBE_ROWS rows already hold more than 1/SPARSE as many hour cells: requests
+        # too spread in time or too varied for a summary to be much smaller than the rows (a
+        # backfill of months at a few hundred an hour), and summarizing them cost 2x a night's
+        # pricing. Its rows are read instead, as fast.
+        return []
     hour = _cell_sums(_cells(rows, vary), vary, GRAINS["hour"], True, measures).collect(engine="streaming")
     counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if c in measures]
     if hour.height and counts and hour.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
@@ -1204,37 +1215,72 @@ def _summarize_missing(root: str, table, only: set[str] | None = None) -> int:
     return done
 
 
+EDGE_SHARE = 8  # a report reads the rows of the cells a grain splits when they are at most 1/8 of its cells
+
+
 def _grain(months: set[str], since: dt.datetime | None, until: dt.datetime | None, tz: str,
-           by: list[str]) -> str | None:
-    """The coarsest summary grain that answers a report exactly, or None (read the rows). A grain
-    answers when every cell of it (an UTC hour or day of the months read) lies wholly inside or
-    wholly outside the window and wholly in one bucket of each --by time unit in `tz`: then a
-    cell's start decides for all its rows. Checked on the cells themselves, so any zone works
-    (+05:30 needs rows for hours it splits: no grain answers it, the rows do)."""
+           by: list[str]) -> tuple[str, list[dt.datetime]] | None:
+    """The summary grain that answers a report, with the cells it cannot answer; None: read the rows.
+
+    A cell (an UTC hour or day of the months read) answers when it lies wholly inside or wholly
+    outside the window and wholly in one bucket of each --by time unit in `tz`: then its start
+    decides for all its rows. A cell that does not (the hour a window starting at 10:30 splits, the
+    18:00 UTC hour an Asia/Kolkata day starts in) is read from the rows. Checked on the cells
+    themselves, so any zone, offset and DST rule works. The coarsest grain that splits no cell is
+    used, else the finest if few of its cells are split, else the rows."""
     if "block" in by or not months:  # (a block needs the time of each request)
         return None
     units = [k for k in by if k in pipeline.TIME_BUCKETS]
+    found = None
     for grain, every in GRAINS.items():
-        if any(t is not None and pl.select(pl.lit(t).dt.truncate(every)).item() != t for t in (since, until)):
-            continue
         try:
-            start = pl.concat([pl.select(pl.datetime_range(
+            cells = pl.concat([pl.select(pl.datetime_range(
                 dt.datetime(int(m[:4]), int(m[5:]), 1, tzinfo=dt.UTC),
                 pl.lit(dt.datetime(int(m[:4]), int(m[5:]), 1, tzinfo=dt.UTC)).dt.offset_by("1mo"),
                 every, closed="left", time_unit="us", time_zone="UTC").alias("timestamp")) for m in sorted(months)])
             end = pl.col("timestamp").dt.offset_by(every) - dt.timedelta(microseconds=1)
-            split = pl.any_horizontal(pl.lit(False), *[
-                tagging.time_bucket(u, tz) != tagging.time_bucket(u, tz, end) for u in units])
-            if not start.select(split.any()).item():
-                return grain
+            split = pl.any_horizontal(_split_by_window(since, until, end),
+                                      *[tagging.time_bucket(u, tz) != tagging.time_bucket(u, tz, end) for u in units])
+            edges = cells.filter(split)["timestamp"].to_list()
         except (pl.exceptions.PolarsError, OverflowError, ValueError):
             return None
-    return None
+        if not edges:
+            return grain, []
+        found = (grain, edges, cells.height)
+    grain, edges, total = found
+    return (grain, edges) if len(edges) * EDGE_SHARE <= total else None
 
 
-def _report_cells(root: str, table, records: dict, months: set[str], grain: str | None) -> pl.LazyFrame:
+def _merged(spans: list[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(hi, out[-1][1]))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def _parts_of_summaries(root: str, summaries: list[str], grain: str) -> list[str]:
+    top = os.path.join(root, SUMMARY, grain)
+    return [os.path.join(root, os.path.relpath(p, top)) for p in summaries]
+
+
+def _split_by_window(since: dt.datetime | None, until: dt.datetime | None, end: pl.Expr) -> pl.Expr:
+    """Cells [timestamp, end] that the window [since, until) cuts: one side in, the other out."""
+    out = pl.lit(False)
+    for bound in (since, until):
+        if bound is not None:
+            out = out | ((pl.col("timestamp") < bound) & (end >= bound))
+    return out
+
+
+def _report_cells(root: str, table, records: dict, months: set[str],
+                  grain: tuple[str, list[dt.datetime]] | None) -> pl.LazyFrame:
     """The rows a report sums, in a summary's shape: the summary of each data file of these months
-    at `grain` (None: none), and the rows of the files without one."""
+    at the grain `_grain` chose, less its split cells, whose rows are read instead; and the rows of
+    the files without a summary (all of them when `grain` is None)."""
+    grain, edges = grain if grain is not None else (None, [])
     dims = _dimensions(records)
     schema = {**SCHEMA, **{d: pl.String() for d in dims}}
     keys = _cell_keys(schema)
@@ -1263,12 +1309,26 @@ def _report_cells(root: str, table, records: dict, months: set[str], grain: str 
             plain.append(f)
     frames = []
     cell_schema = _cells(pl.LazyFrame(schema=schema), keys).collect_schema()
+
+    def rows(paths: list[str]) -> pl.LazyFrame:
+        return pl.scan_parquet(paths, schema=schema, missing_columns="insert", extra_columns="ignore", glob=False,
+                               hive_partitioning=False)
+
     if summaries:
-        frames.append(pl.scan_parquet(summaries, schema=cell_schema, missing_columns="insert", extra_columns="ignore",
-                                      glob=False, hive_partitioning=False))
+        summed = pl.scan_parquet(summaries, schema=cell_schema, missing_columns="insert", extra_columns="ignore",
+                                 glob=False, hive_partitioning=False)
+        if edges:  # the split cells: from the rows of these files (a time filter: row groups are skipped)
+            step = dt.timedelta(days=1) if grain == "day" else dt.timedelta(hours=1)
+            spans = _merged([(t, t + step) for t in edges])
+            cut = pl.Series(edges, dtype=cell_schema["timestamp"])
+            summed = summed.filter(~pl.col("timestamp").is_in(cut.implode()))
+            # A few spans as ranges (Parquet statistics skip the row groups outside them); many as
+            # a lookup of each row's cell (one comparison a row, not one a span).
+            near = _in_spans(spans) if len(spans) <= 32 else pl.col("timestamp").dt.truncate(GRAINS[grain]).is_in(cut.implode())
+            frames.append(_cells(rows(_parts_of_summaries(root, summaries, grain)).filter(near), keys))
+        frames.append(summed)
     if plain:
-        frames.append(_cells(pl.scan_parquet(plain, schema=schema, missing_columns="insert", extra_columns="ignore",
-                                             glob=False, hive_partitioning=False), keys))
+        frames.append(_cells(rows(plain), keys))
     return pl.concat(frames, how="vertical") if frames else pl.LazyFrame(schema=cell_schema)
 
 

@@ -149,7 +149,8 @@ def job_polars(tree: str, prefilter: bool = False) -> dict:
         .with_columns(pl.sum_horizontal(*COUNTS).alias("tokens"))
     )
     # One API response is written as several lines (partial output_tokens first): keep the one with
-    # the most tokens. A sidechain replay of a parent's message (same message.id, new requestId) is not billed.
+    # the most tokens. A sidechain replay of a parent's message (a copy under a new requestId) is not billed
+    # again, as ccusage counts it (llm-cost keys requests by (message.id, requestId), and bills it).
     requests = (
         lines.group_by("id", "req").agg(pl.all().sort_by("tokens").last())
         .filter(~pl.col("sidechain") | ((~pl.col("sidechain")).sum().over("id") == 0))

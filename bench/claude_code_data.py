@@ -19,7 +19,12 @@ What a session holds, after real transcripts (and ccusage's loader, https://gith
   whose requests may go over 200K input tokens (priced at the long-context rates where they apply);
 - `<synthetic>` error lines (`isApiErrorMessage`, zero usage), `summary` lines, fast-mode sessions;
 - subagent files (`isSidechain: true`, `agentId`) with their own responses, some starting with a
-  replay of the parent's message (same `message.id`, new `requestId`: not billed again);
+  replay of the parent's latest response: Claude Code's `/btw` side questions write the parent's
+  conversation again into the sidechain file (ccusage issue #913), each response a copy of its
+  parent line (same `message.id`, content and usage) under a new `requestId`. ccusage 20.x counts
+  such a copy once, keeping the parent's (its PR #1155, matching on `message.id` for sidechain
+  lines); llm-cost keys requests by (`message.id`, `requestId`) and bills the copy again (the
+  bench's comparison shows it as the residual);
 - sessions that resume in a new file: the new file first repeats the earlier session's lines, so
   the same (message.id, requestId) appears in two files.
 
@@ -44,7 +49,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 # Bump when the generated data changes, so that a cached tree made by an older generator is not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: a sidechain replay copies its parent's message (usage too)
 RECORDS_PER_FILE = 59  # assistant lines per file, on average: 1M records -> ~17,000 files
 SUBAGENT_FILE_SHARE = 0.25  # of all files
 RESUME_SHARE = 0.03  # sessions that continue an earlier one in a new file, repeating it first
@@ -211,7 +216,7 @@ class Session:
         if self.long_window:
             self.context += rng.randint(0, 250_000)  # a large context loaded up front
         self.cached = 0
-        self.last_message: tuple[str, str] | None = None  # (message.id, usage JSON) of the latest response
+        self.last_message: str | None = None  # the `message` object of the latest response's last line
 
     def tick(self, lo_ms: int, hi_ms: int) -> str:
         self.t += self.rng.randint(lo_ms, hi_ms)
@@ -316,12 +321,12 @@ class Session:
             last = k == len(kinds) - 1
             ts = self.tick(300, 20_000) if k == 0 else self.tick(100, 3_000)
             out = output if last else partial
-            self.lines.append(self._linked(
-                f'"message":{{"id":"{message_id}","type":"message","role":"assistant","model":"{self.model}",'
-                f'"content":[{block}],"stop_reason":{f"{chr(34)}{stop}{chr(34)}" if last else "null"},'
-                f'"stop_sequence":null,{usage_head}{out}{usage_tail}}},"requestId":"{request_id}","type":"assistant"', ts))
+            message = (f'{{"id":"{message_id}","type":"message","role":"assistant","model":"{self.model}",'
+                       f'"content":[{block}],"stop_reason":{f"{chr(34)}{stop}{chr(34)}" if last else "null"},'
+                       f'"stop_sequence":null,{usage_head}{out}{usage_tail}}}')
+            self.lines.append(self._linked(f'"message":{message},"requestId":"{request_id}","type":"assistant"', ts))
             self.assistant_lines += 1
-        self.last_message = (message_id, self.model)
+        self.last_message = message
         self.cached += write
         self.context += output + uncached
         return tools
@@ -338,17 +343,12 @@ class Session:
             f'"content":[{{"type":"text","text":"{text}"}}]}}', ts)[:-1] + ',"isApiErrorMessage":true}')
         self.assistant_lines += 1
 
-    def replay(self, message_id: str, model: str) -> None:
-        """A sidechain replay of the parent's message: same message.id, a new requestId."""
+    def replay(self, message: str) -> None:
+        """A sidechain replay of the parent's latest response (see the module's docstring): its
+        `message` object copied whole (id, content, usage), under a new requestId."""
         ts = self.tick(100, 2_000)
-        read = self.rng.randint(10_000, 60_000)
         self.lines.append(self._linked(
-            f'"message":{{"id":"{message_id}","type":"message","role":"assistant","model":"{model}",'
-            f'"content":[{{"type":"text","text":"{self.text.prose_text(self.rng, 200)}"}}],"stop_reason":"end_turn",'
-            f'"stop_sequence":null,"usage":{{"input_tokens":6,"cache_creation_input_tokens":0,'
-            f'"cache_read_input_tokens":{read},"cache_creation":{{"ephemeral_5m_input_tokens":0,'
-            f'"ephemeral_1h_input_tokens":0}},"output_tokens":{self.rng.randint(20, 400)},"service_tier":"standard"}}}},'
-            f'"requestId":"req_011C{b62(self.rng, 20)}","type":"assistant"', ts))
+            f'"message":{message},"requestId":"req_011C{b62(self.rng, 20)}","type":"assistant"', ts))
         self.assistant_lines += 1
 
     def compact(self) -> None:
@@ -454,7 +454,7 @@ def write_project(args: tuple[Path, int, int, list[tuple[int, list[int]]]]) -> d
             model = HAIKU[0][1] if srng.random() < 0.4 else parent.model
             sub = Session(text, srng, cwd, sid, version, branch, model, parent.t, agent_id=agent_id)
             if parent.last_message and srng.random() < SIDECHAIN_REPLAY_SHARE:
-                sub.replay(*parent.last_message)
+                sub.replay(parent.last_message)
                 stats["replays"] += 1
             sub.run(records)
             parent.t = max(parent.t, sub.t)

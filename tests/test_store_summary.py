@@ -123,18 +123,23 @@ def test_a_report_from_summaries_equals_the_report_from_rows(stores, which, by, 
 
 def test_summaries_are_used_where_they_answer_and_not_where_they_cannot(stores):
     st = stores["plain"]
+    at = dt.datetime.fromisoformat
     cases = {
-        (("month", "model"), "UTC", None, None): "day",
-        (("day", "workspace"), "UTC", "2026-10-28", "2026-11-01"): "day",
-        (("hour",), "UTC", None, None): "hour",
-        (("day",), "Europe/Berlin", None, None): "hour",  # midnight in Berlin is 22:00 or 23:00 UTC
-        (("day",), "Asia/Kolkata", None, None): None,  # 18:30 UTC splits an hour: the rows answer
-        (("model",), "UTC", "2026-10-28T10:30:00Z", None): None,
-        (("model",), "UTC", "2026-10-28T10:00:00Z", None): "hour",
+        (("month", "model"), "UTC", None, None): ("day", []),
+        (("day", "workspace"), "UTC", "2026-10-28", "2026-11-01"): ("day", []),
+        (("hour",), "UTC", None, None): ("hour", []),
+        (("day",), "Europe/Berlin", None, None): ("hour", []),  # midnight in Berlin is 22:00 or 23:00 UTC
+        # 18:30 UTC, Kolkata's midnight, splits an hour: that hour of each day is read from the rows
+        (("day",), "Asia/Kolkata", None, None): ("hour", 61),
+        (("hour",), "Asia/Kolkata", None, None): None,  # every hour split: the rows answer
+        (("model",), "UTC", "2026-10-28T10:30:00Z", None): ("hour", [at("2026-10-28T10:00:00+00:00")]),
+        (("model",), "UTC", "2026-10-28T10:00:00Z", None): ("hour", []),
         (("block",), "UTC", None, None): None,  # a 5-hour window needs each request's time
     }
     for (by, tz, since, until), grain in cases.items():
         summed, rows, used = _both(st, list(by), tz=tz, since=since, until=until)
+        if used is not None and isinstance(grain[1], int):
+            used = (used[0], len(used[1]))  # (one a day of October and November)
         assert (used, summed) == (grain, rows), (by, tz, since, until)
 
 
@@ -289,3 +294,19 @@ def test_a_symlinked_summary_directory_is_refused_and_a_symlinked_summary_not_re
         store.report(str(st), ["month"])
     with pytest.raises(store.StoreError, match="not a directory of this store"):
         store.ingest([str(tmp_path / "logs-23" / "n0.csv")], str(st))
+
+
+def test_a_file_a_summary_would_hardly_shrink_is_left_to_its_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(store, "PROBE_ROWS", 16)  # (64K in use: a backfill of months at a few hundred an hour)
+    head = "request_id,timestamp,model,input_tokens,output_tokens\n"
+    spread = tmp_path / "spread.csv"  # one request an hour: as many hour cells as rows
+    spread.write_text(head + "".join(f"s{i},2026-10-{1 + i // 24:02d}T{i % 24:02d}:00:00Z,claude-sonnet-4-5,1000,100\n"
+                                     for i in range(40)))
+    dense = tmp_path / "dense.csv"  # forty requests in one hour: one cell
+    dense.write_text(head + "".join(f"d{i},2026-11-01T10:{i:02d}:00Z,claude-sonnet-4-5,1000,100\n" for i in range(40)))
+    st = tmp_path / "st"
+    store.ingest([str(spread), str(dense)], str(st))
+    assert {p.parent.name for p in _summaries(st)} == {"_llm_month=2026-11"}
+    assert store.status(str(st))["unsummarized"] == 1
+    rep = store.report(str(st), ["month"])
+    assert rep.totals["requests"] == 80 and rep.totals["cost"] == 80 * Decimal("0.0045")

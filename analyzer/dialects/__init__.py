@@ -59,6 +59,9 @@ class Dialect:
     # quick_keys); the detection signature when empty. Stricter where the signature has alternatives
     # other formats' text also holds (a Bedrock log has "requestId" and "usage" too).
     quick: tuple[str, ...] = ()
+    # Its fast (not robust) pass reads from JSON only the fields of the first records, and fails on
+    # any other's value (see canonical.to_canonical): those are constants there (see carries).
+    sampled: bool = False
 
     def repeats_in(self, src: SourceFile) -> bool:
         return self.repeats(src) if callable(self.repeats) else self.repeats
@@ -72,11 +75,12 @@ class Dialect:
         cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
         return [k for k in self.required if not any(a in cols for a in k.split("|"))]
 
-    def carries(self, src: SourceFile) -> set[str]:
+    def carries(self, src: SourceFile, robust: bool = True) -> set[str]:
         """Canonical columns this file may have (the rest are constants: defaults or null). JSON
-        records may carry any field the dialect knows, even one absent from the first records."""
+        records may carry any field the dialect knows, even one absent from the first records
+        (unless the pass reads only those, `sampled`, and fails on any other)."""
         cols = {c.lower().lstrip("\ufeff").strip() for c in src.columns}
-        if src.container in ("json", "jsonl"):
+        if src.container in ("json", "jsonl") and (robust or not self.sampled):
             cols |= {k for key in (*self.required, *self.optional) for k in key.split("|")}
         aliases = {"model": "model_raw", "cache_write_tokens": "cache_write_5m_tokens"}
         return cols | {canonical for name, canonical in aliases.items() if name in cols}

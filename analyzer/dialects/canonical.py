@@ -98,13 +98,20 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src,
                                bad_record=(~pl.col(BAD), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))), **sniff)
     if not robust:
-        dtypes = {c: pl.Int64() if f in integers else pl.String() for f, c in fields.items()}
+        # A field the first records lack is read as Null: the reader fails the pass on any value of it,
+        # and the run is read again robustly (every field as text), so a key that first appears on
+        # line 1,000 still counts. Until then it costs no column of values (absent fields were a
+        # quarter of the decode: 11 null columns per row), and it is a constant (Dialect.carries).
+        seen = {c.lower() for c in original.values()}
+        dtypes = {c: (pl.Int64() if f in integers else pl.String()) if f in seen else pl.Null()
+                  for f, c in fields.items()}
         # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
         # is not an object, quarantined as missing every field).
         others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
         lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
-        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
+        return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
+                               unseen=[f for f in fields if f not in seen], **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
 
     def get(c: str) -> pl.Expr:
@@ -127,7 +134,8 @@ def _raw(c: str) -> str:
 
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
                     src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
-                    extra: list[str] = (), exact_lines: bool = True, time_sample=(), ctx=None) -> pl.LazyFrame:
+                    extra: list[str] = (), exact_lines: bool = True, time_sample=(), ctx=None,
+                    unseen: list[str] = ()) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
@@ -135,7 +143,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     (the record, for the quarantine file) and `_file`. `extra` are bookkeeping columns of `lf` kept
     as they are (`_nb`: why a record does not bill; `_rec`: 1 on a record's first row; `_rank`).
     `time_sample`: the file's first timestamps as written, which choose the format most rows are
-    read with (see _parse.fast_format); with `ctx`, naive ones are noted as read in UTC."""
+    read with (see _parse.fast_format); with `ctx`, naive ones are noted as read in UTC. `unseen`:
+    fields read as Null (see to_canonical), each kept in the plan by a check, so that the reader
+    sees every value of it (a field no expression used would not be read, and a value not seen)."""
     present = set(fields)
     out_names = schema.dimension_names(dims)  # a dimension never shadows a built-in key
     lf = lf.select(
@@ -149,7 +159,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     naive = isinstance(dtypes["timestamp"], pl.Datetime) and dtypes["timestamp"].time_zone is None
     if ctx is not None and (naive or _parse.is_naive(time_sample)):
         ctx.note(f"{src.display}: timestamps without a time zone are read as UTC")
-    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"], _parse.fast_format(time_sample))]
+    fmt = _parse.fast_format(time_sample)
+    parsed = [_parse.timestamp(_raw("timestamp"), "timestamp", dtypes["timestamp"], fmt,
+                               _parse.fast_layout(time_sample, fmt))]
     for c in (*schema.COUNT_COLUMNS, "cache_write_tokens"):
         if c in present:
             parsed.append(_parse.count(_raw(c), c, dtypes[c], required=c in ("input_tokens", "output_tokens")))
@@ -180,7 +192,10 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
                      _file=pl.col("_path").replace_strict(dict(zip(src.paths, (src.index, *src.member_indexes))),
                                                            return_dtype=pl.Int64) if many and exact_lines
                      else pl.lit(src.index, pl.Int64))
-    out = _parse.frame(lf, parsed, labels, constants, [_in_python_years()])
+    checks = [_in_python_years()]
+    if unseen:
+        checks.append((pl.all_horizontal([pl.col(_raw(f)).is_null() for f in unseen]), pl.lit(None, pl.String)))
+    out = _parse.frame(lf, parsed, labels, constants, checks)
     if "cache_write_tokens" in present:
         out = _unsplit_cache_writes(out)
     if bad_record is not None:  # an unreadable record has one reason; its fields are not worth listing
@@ -233,4 +248,5 @@ DIALECT = Dialect(
     required=REQUIRED,
     optional=OPTIONAL,
     normalize=to_canonical,
+    sampled=True,
 )

@@ -294,7 +294,7 @@ class MappedDialect(Dialect):
 
         return [s for s in self.mapping.signature if not any(present(alt) for alt in s.split("|"))]
 
-    def carries(self, src: SourceFile) -> set[str]:
+    def carries(self, src: SourceFile, robust: bool = True) -> set[str]:
         m = self.mapping
         carried = set(m.fields) | set(m.constants) | set(self.adds)
         if src.container == "csv":  # a CSV column that is not there is not carried
@@ -668,24 +668,28 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
 
     - `"member":[` occurs once, right after a `{` or `,` (so its `"` opens a key: after a `\\` it
       would be text inside another key);
-    - `],"next":` is the line's first `]` followed by a member (`],"`, or with spaces `] , "`) and
-      its only one from there on;
+    - `],"next":` is the line's only `]` followed by a member (`],"`, or with spaces `] , "`);
     - no `]` is followed by an object's end (`]}`, `] }`).
 
     Why that is exact: the array's own `]` is followed by the next member or by its object's end,
-    and there is no such end, so its `]` is an occurrence of the first kind. It cannot be before the
-    `],"next":`, which is the first occurrence, nor after it, where there is none: it is that one.
+    and there is no such end, so its `]` is an occurrence of the first kind: the only one, `],"next":`.
     (Text can hold these too, `"x],"` or `"a]}"`: such a line is left whole, never cut wrongly.) So
     the cut removes that one member and nothing the mapping reads (parse_mapping refuses a `cut` of
     a member it reads). The member once: a line holding two records' text (two writes torn into one
-    line) would otherwise be cut into one valid record made of both. Offsets are bytes: binary."""
+    line) would otherwise be cut into one valid record made of both. Offsets are bytes: binary.
+
+    Each test counts or searches the whole line, never a copy of part of it (searching slices of the
+    line copied them: the cut then cost about what the smaller decode saved). The literal
+    `],"next":` is a match of the `]`-then-member pattern, and no other match can run over its `]`,
+    so when the pattern matches once, that is where."""
     start, end = f'"{member}":[', f'],"{next_}":'
-    a = line.str.find(f'[{{,]"{member}":\\[') + 1
+    a = line.str.find(start, literal=True)
     b = line.str.find(end, literal=True)
     raw = line.cast(pl.Binary)
-    fits = ((a < b) & (line.str.find(_CLOSE_THEN_MEMBER) == b)
-            & ~raw.bin.slice(a + 1).bin.contains(start.encode())
-            & ~raw.bin.slice(b + 1).cast(pl.String).str.contains(_CLOSE_THEN_MEMBER)
+    opener = raw.bin.slice(a - 1, 1)  # (one byte: held in its view, not copied)
+    fits = ((a >= 1) & (a < b) & ((opener == pl.lit(b"{")) | (opener == pl.lit(b",")))
+            & (line.str.count_matches(start, literal=True) == 1)
+            & (line.str.count_matches(_CLOSE_THEN_MEMBER) == 1)
             & ~line.str.contains(_CLOSE_THEN_END))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
 
