@@ -322,7 +322,9 @@ def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[s
         sums = _sums(rows, group, loaded, target)
     else:
         if losers_dir is not None:  # two results from one reading of the logs
-            ranked = ranked.persist(StorageLevel.MEMORY_AND_DISK)
+            # (on disk: building a cache of every row in the heap ran local[2]'s default 1 GiB out of
+            # memory at 10M rows; it is read once more, by one small job)
+            ranked = ranked.persist(StorageLevel.DISK_ONLY)
         sums = _sums(ranked, [*group, "_repeat"], loaded, {**target, "_repeat": pl.Boolean})
         if losers_dir is not None:
             lost = _write_losers(ranked.filter(F.col("_repeat").isNotNull()), loaded, losers_dir, len(plans))
