@@ -180,10 +180,13 @@ def _check_meta(root: str) -> None:
         path = os.path.join(root, sub)
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             raise StoreError(f"damaged store: {path} is not a directory of this store (a symlink or a file)")
-    if os.path.isdir(root):  # a month directory that leads elsewhere would receive new data files
-        for name in os.listdir(root):
-            if name.startswith(MONTH + "=") and os.path.islink(os.path.join(root, name)):
-                raise StoreError(f"damaged store: {os.path.join(root, name)} is a symlink, not a directory of this store")
+    # A month directory that leads elsewhere would receive new data files, or new summaries (and a
+    # report would read the summaries found there as the store's own).
+    for top in (root, *(os.path.join(root, SUMMARY, g) for g in GRAINS)):
+        if os.path.isdir(top):
+            for name in os.listdir(top):
+                if name.startswith(MONTH + "=") and os.path.islink(os.path.join(top, name)):
+                    raise StoreError(f"damaged store: {os.path.join(top, name)} is a symlink, not a directory of this store")
 
 
 def _table(root: str, version: int | dt.datetime | None = None):
@@ -1089,6 +1092,34 @@ def _summary_path(root: str, part: str, grain: str) -> str:
     return os.path.join(root, SUMMARY, grain, os.path.relpath(os.path.join(root, part), root))
 
 
+# A summary's Parquet metadata names the data file it stands for and that file's size. A summary is
+# read only when they are its file's: one cut short or emptied (a disk error, a power loss after a
+# rename the disk had not written), another file's copied over it, or any other Parquet file put
+# there would otherwise be summed as the file's rows, silently, or stop every report of its months.
+SUMMARY_OF = "llm_cost.summary_of"
+
+
+def _identity(root: str, part: str, size: int) -> str:
+    return json.dumps({"part": os.path.relpath(os.path.join(root, part), root), "size": size}, sort_keys=True)
+
+
+def _summary_of(root: str, part: str, grain: str, size: int) -> str | None:
+    """The summary of data file `part` (of `size` bytes) at `grain`, if it is that file's: a regular
+    file, not a symlink, whose metadata names the file and its size. None: read the file's rows."""
+    path = _summary_path(root, part, grain)
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        said = pl.read_parquet_metadata(path).get(SUMMARY_OF)
+    except Exception:  # noqa: BLE001 - unreadable in any way (OSError, Polars' errors): not a summary
+        return None
+    return path if said == _identity(root, part, size) else None
+
+
+def _summarized(root: str, part: str, size: int) -> bool:
+    return all(_summary_of(root, part, g, size) for g in GRAINS)
+
+
 def _cell_keys(schema: dict) -> list[str]:
     return [c for c, t in schema.items() if t == pl.String and c not in NOT_KEYS]
 
@@ -1162,6 +1193,12 @@ def _write_summaries(root: str, part: str) -> list[str]:
     from . import writers
 
     path = os.path.join(root, part)
+    targets = [_summary_path(root, part, g) for g in GRAINS]
+    if any(os.path.lexists(t) and not stat.S_ISREG(os.lstat(t).st_mode) and not os.path.islink(t) for t in targets):
+        # Not a file (a FIFO would be written in place, and wait for a reader for ever; a
+        # directory is not ours to remove): left alone, the file's rows are read.
+        return []
+    meta = {SUMMARY_OF: _identity(root, part, os.path.getsize(path))}
     rows = pl.scan_parquet(path, glob=False, hive_partitioning=False)
     schema = rows.collect_schema()
     keys = _cell_keys(schema)
@@ -1194,7 +1231,7 @@ def _write_summaries(root: str, part: str) -> list[str]:
         frame = frame.with_columns(pl.col(counts).cast(pl.Int64), *whole)
         target = _summary_path(root, part, grain)
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        writers.atomic_write(target, lambda tmp, f=frame: f.write_parquet(tmp, compression="zstd"))
+        writers.atomic_write(target, lambda tmp, f=frame: f.write_parquet(tmp, compression="zstd", metadata=meta))
         written.append(target)
     return written
 
@@ -1206,8 +1243,7 @@ def _summarize_missing(root: str, table, only: set[str] | None = None) -> int:
     done = 0
     for uri in _parts(table, None):
         rel = os.path.relpath(uri, root)
-        if (only is None or rel in only) and os.path.isfile(uri) and not all(
-                os.path.isfile(_summary_path(root, rel, g)) for g in GRAINS):
+        if (only is None or rel in only) and os.path.isfile(uri) and not _summarized(root, rel, os.path.getsize(uri)):
             try:
                 done += bool(_write_summaries(root, rel))
             except (pl.exceptions.PolarsError, OSError, AnalyzerError):
@@ -1289,6 +1325,7 @@ def _report_cells(root: str, table, records: dict, months: set[str],
     if missing:
         raise StoreError(f"damaged store: {root}: data file {os.path.relpath(missing[0], root)} is missing "
                          f"(see `llm-cost store status {root}`)")
+    logged: dict[str, int] = {}
     if grain and files:  # a summary stands for its file: the file must still be the one the log added
         try:
             adds = pl.DataFrame(table.get_add_actions(flatten=True)).select("path", "size_bytes")
@@ -1302,8 +1339,9 @@ def _report_cells(root: str, table, records: dict, months: set[str],
                                  f"says {logged[rel]:,} (see `llm-cost store status {root}`)")
     summaries, plain = [], []
     for f in files:
-        s = _summary_path(root, f, grain) if grain else None
-        if s and os.path.isfile(s) and not os.path.islink(s):
+        rel = os.path.relpath(f, root)
+        s = _summary_of(root, rel, grain, logged.get(rel, os.path.getsize(f))) if grain else None
+        if s:
             summaries.append(s)
         else:
             plain.append(f)
@@ -1396,7 +1434,9 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     acc.filtered_out = stored - acc.priced - acc.unpriced
     if "discount_type" in by:
         priced = priced.with_columns(aggregate.with_cache_use())
-    priced = aggregate.with_blocks(priced, opts.tz)  # (--by block: the windows' starts, for the detail too)
+    # --by block: the windows' starts (for the detail too). Every stored request in the window opens
+    # windows, priced or not, as in a report of the logs (pipeline.conclude).
+    priced = aggregate.with_blocks(priced, opts.tz, inside["block"] if "block" in inside.columns else None)
     rows, totals = aggregate.summarize(priced, by, opts.tz)
     versions = sorted(set(inside["price_book"].drop_nulls().to_list()))
     overlays = {o for e in records.values() for o in e.get("overlays", [])}
@@ -1498,8 +1538,8 @@ def status(root: str) -> dict:
         "missing_commits": _missing_commits(root, table.version()),
         # Data files without a summary (a store older than summaries, a run killed between the two
         # writes): reports read their rows, which is slower, never wrong. `store compact` writes them.
-        "unsummarized": sum(not all(os.path.isfile(_summary_path(root, p, g)) for g in GRAINS)
-                            for p in (adds["path"].to_list() if adds.height else [])),
+        "unsummarized": sum(not _summarized(root, p, n) for p, n in (
+            zip(adds["path"].to_list(), adds["size_bytes"].to_list()) if adds.height else [])),
         "uncommitted": _uncommitted(root, _ever_named(table) | (set(adds["path"].to_list()) if adds.height else set())),
         "consistent": not problems and (balanced or not adds.height and acc.rows_read == acc.duplicates
                                         + acc.repeats + acc.not_billable + acc.quarantined),

@@ -162,8 +162,9 @@ def _summaries(st: Path) -> list[Path]:
 def _spoil_summary(path: Path, extra_requests: int) -> None:
     df = pl.read_parquet(path)
     first_priced = (pl.int_range(pl.len()) == pl.col("unpriced_reason").is_null().arg_max())  # one group
+    # (its metadata kept: it names the data file the summary stands for, without which it is not read)
     df.with_columns(pl.when(first_priced).then(pl.col("requests") + extra_requests).otherwise(pl.col("requests"))
-                    ).write_parquet(path)
+                    ).write_parquet(path, metadata=pl.read_parquet_metadata(path))
 
 
 def test_every_data_file_has_a_summary_per_grain_read_only_for_its_own_version(tmp_path):
