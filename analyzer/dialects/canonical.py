@@ -108,7 +108,8 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
         # is not an object, quarantined as missing every field).
         others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
-        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others})
+        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others},
+                             exact_lines=ctx is None or ctx.exact_lines)
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], **sniff)
