@@ -1186,6 +1186,25 @@ def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[
     return const, zero
 
 
+WINDOW_ROWS = 512 * 1024  # rows of a data file summarized at once (whole UTC days; a bigger day alone)
+
+
+def _day_windows(rows: pl.LazyFrame) -> list[pl.Expr]:
+    """Filters that split a file's rows into windows of whole UTC days of about WINDOW_ROWS rows
+    each (the rows of a null timestamp go with the first). Summarizing a merged file of 2.5M rows
+    in one aggregation held 1.6 GiB for its cells; a window's cells are a few of them. A file's
+    rows are nights appended in time order, so a window's filter reads few of its row groups."""
+    day = pl.col("timestamp").dt.truncate(GRAINS["day"])
+    sizes = rows.group_by(day.alias("d")).agg(pl.len().alias("n")).filter(pl.col("d").is_not_null()).sort("d")
+    spans = sizes.with_columns(((pl.col("n").cum_sum() - pl.col("n")) // WINDOW_ROWS).alias("w")).group_by(
+        "w").agg(pl.col("d").min().alias("lo"), pl.col("d").max().alias("hi")).sort("w").collect(engine="streaming")
+    if not spans.height:
+        return [pl.lit(True)]
+    ts = pl.col("timestamp")
+    return [(ts.is_null() if k == 0 else pl.lit(False)) | (day >= lo) & (day <= hi)
+            for k, (lo, hi) in enumerate(zip(spans["lo"].to_list(), spans["hi"].to_list(), strict=True))]
+
+
 def _write_summaries(root: str, part: str) -> list[str]:
     """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
     None is written for a file whose counts could sum past 64 bits, or whose rows a summary would
@@ -1215,17 +1234,25 @@ def _write_summaries(root: str, part: str) -> list[str]:
         # backfill of months at a few hundred an hour), and summarizing them cost 2x a night's
         # pricing. Its rows are read instead, as fast.
         return []
-    hour = _cell_sums(_cells(rows, vary), vary, GRAINS["hour"], True, measures).collect(engine="streaming")
     counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if c in measures]
-    if hour.height and counts and hour.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
-        return []
+    hours, days = [], []
+    for window in _day_windows(rows):
+        # One window of whole UTC days at a time: its hour and day cells are final (no cell
+        # crosses a day), and the aggregation holds a window's cells, not a merged file's.
+        hour = _cell_sums(_cells(rows.filter(window), vary), vary, GRAINS["hour"], True,
+                          measures).collect(engine="streaming")
+        if hour.height and counts and hour.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
+            return []
+        days.append(_cell_sums(hour.lazy(), vary, GRAINS["day"], True, measures).collect())
+        hours.append(hour.with_columns(pl.col(counts).cast(pl.Int64)))
     cell = _cells(pl.LazyFrame(schema=SCHEMA), []).collect_schema()
     whole = [*(pl.lit(v, pl.String).alias(k) for k, v in const.items()),
              *(pl.lit(0, cell[c]).alias(c) for c in zero)]
-    hour = hour.with_columns(pl.col(counts).cast(pl.Int64))
+    grains = {"day": pl.concat(days), "hour": pl.concat(hours)}
+    del days, hours
     written = []
-    for grain, every in GRAINS.items():
-        frame = hour if grain == "hour" else _cell_sums(hour.lazy(), vary, every, True, measures).collect()
+    for grain in GRAINS:
+        frame = grains.pop(grain)
         if frame.height and counts and frame.select(pl.max_horizontal(pl.col(counts).max()) > INT64_MAX).item():
             continue  # (a day's sums of hours that each fit)
         frame = frame.with_columns(pl.col(counts).cast(pl.Int64), *whole)

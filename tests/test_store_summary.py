@@ -311,3 +311,51 @@ def test_a_file_a_summary_would_hardly_shrink_is_left_to_its_rows(tmp_path, monk
     assert store.status(str(st))["unsummarized"] == 1
     rep = store.report(str(st), ["month"])
     assert rep.totals["requests"] == 80 and rep.totals["cost"] == 80 * Decimal("0.0045")
+
+
+def _summary_frames(root: Path, rel: str) -> dict[str, pl.DataFrame]:
+    out = {}
+    for grain in store.GRAINS:
+        f = pl.read_parquet(store._summary_path(str(root), rel, grain))
+        out[grain] = f.select(sorted(f.columns)).sort(pl.all())
+    return out
+
+
+_SLICE_ROW = hs.fixed_dictionaries({
+    # (hours over 3 days, and some nulls: windows split at UTC days, null timestamps go with the first)
+    "timestamp": hs.one_of(hs.none(), hs.integers(0, 3 * 86400 - 1).map(
+        lambda s: dt.datetime(2026, 10, 30, tzinfo=dt.UTC) + dt.timedelta(seconds=s))),
+    "model": hs.sampled_from(["a", "b", None]), "workspace": hs.sampled_from(["w1", "w2"]),
+    "requests": hs.sampled_from([1, 0, None]), "input_tokens": hs.integers(0, 2**40),
+    "cache_read_tokens": hs.sampled_from([0, 5]), "output_tokens": hs.integers(0, 10),
+    "cost": hs.decimals(0, 10**6, places=12, allow_nan=False), "reported_cost": hs.sampled_from([None, Decimal("0.5")]),
+})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=hs.lists(_SLICE_ROW, min_size=0, max_size=40), window=hs.integers(1, 7))
+def test_summary_in_windows_equals_one_pass(tmp_path, monkeypatch, rows, window):
+    """A file summarized a few rows' worth of whole UTC days at a time (the aggregation of a merged
+    file's 2.5M rows in one pass held 1.6 GiB) gives exactly the cells of one pass over all rows."""
+    schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), "model": pl.String,
+              "workspace": pl.String, "requests": pl.Int64, "input_tokens": pl.Int64, "cache_read_tokens": pl.Int64,
+              "output_tokens": pl.Int64, "cost": pl.Decimal(38, 12), "reported_cost": pl.Decimal(38, 12)}
+    frame = pl.DataFrame([{"request_id": str(i), **r} for i, r in enumerate(rows)], schema=schema, orient="row")
+    rel = "_llm_month=2026-10/part-00000-00000000-0000-0000-0000-000000000000-c000.zstd.parquet"
+    monkeypatch.setattr(store, "SPARSE", 0)  # (summarize however many cells: this compares, not chooses)
+    got = {}
+    for name, size in (("one-pass", 10**9), ("windows", window)):
+        root = tmp_path / name
+        root.joinpath(rel).parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(root / rel, row_group_size=3)
+        monkeypatch.setattr(store, "WINDOW_ROWS", size)
+        assert len(store._write_summaries(str(root), rel)) == len(store.GRAINS)
+        got[name] = _summary_frames(root, rel)
+    for grain in store.GRAINS:
+        assert got["windows"][grain].equals(got["one-pass"][grain]), grain
+    # and the one pass is the plain sum of the rows: the file's cost in every grain
+    total = sum((r["cost"] for r in rows), Decimal(0))
+    assert all(got["one-pass"][g]["cost"].sum() == total for g in store.GRAINS)
+    days = {r["timestamp"].date() for r in rows if r["timestamp"] is not None}
+    monkeypatch.setattr(store, "WINDOW_ROWS", 1)
+    assert len(store._day_windows(pl.scan_parquet(tmp_path / "windows" / rel))) == max(1, len(days))
