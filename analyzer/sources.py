@@ -1411,7 +1411,7 @@ def temporary_file(prefix: str, suffix: str = "") -> tuple[int, str]:
     dropped from the list without being touched, and another is drawn."""
     import secrets
 
-    directory = tempfile.gettempdir()
+    directory = process_dir()
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}{suffix}")
@@ -1427,6 +1427,89 @@ def _remove_temporary() -> None:
     for path in _TEMPORARY:
         with contextlib.suppress(OSError):
             os.unlink(path)
+    if _PROCESS_DIR is not None:
+        shutil.rmtree(_PROCESS_DIR, ignore_errors=True)
+
+
+# Every temporary file of a process (spooled stdin, transcoded text, rows spooled for `price`, copies
+# of objects read from a bucket) lies in one directory of its own, `llm-cost-run-*` in the temporary
+# directory, with a marker naming the process. A process killed with -9 cannot remove it; the next
+# llm-cost process removes it, once the marker shows the process that made it has ended.
+RUN_DIR_PREFIX, RUN_DIR_MARKER = "llm-cost-run-", ".llm-cost-run"
+_PROCESS_DIR: str | None = None
+
+
+def process_dir() -> str:
+    """This process's private temporary directory (0700), made on first use, after removing those
+    of llm-cost processes that have ended without removing theirs (see sweep_run_dirs)."""
+    global _PROCESS_DIR
+    if _PROCESS_DIR is not None and os.path.isdir(_PROCESS_DIR):
+        return _PROCESS_DIR
+    import socket
+
+    parent = tempfile.gettempdir()
+    sweep_run_dirs(parent)
+    path = tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=parent)
+    _PROCESS_DIR = path
+    tmp = os.path.join(path, RUN_DIR_MARKER + ".tmp")
+    with open(tmp, "w") as f:  # (renamed into place: a half-written marker is never read as one)
+        json.dump({"tool": "llm-cost", "pid": os.getpid(), "started": process_started(os.getpid()),
+                   "host": socket.gethostname()}, f)
+    os.rename(tmp, os.path.join(path, RUN_DIR_MARKER))
+    return path
+
+
+def sweep_run_dirs(parent: str) -> list[str]:
+    """Remove the temporary directories (RUN_DIR_PREFIX) of llm-cost processes of this host that have
+    ended; return them. A directory is removed only when it is a real directory of this user holding
+    a whole marker of this host, whose process has ended: a live process's, another host's (a shared
+    /tmp), another user's, one without a marker (being made), or a link, is left alone."""
+    import socket
+
+    removed = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(RUN_DIR_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            with open(os.path.join(path, RUN_DIR_MARKER), "rb") as f:
+                marker = json.loads(f.read(4096))
+            pid, started, host = int(marker["pid"]), marker.get("started"), marker["host"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if marker.get("tool") != "llm-cost" or host != socket.gethostname() or not process_gone(pid, started):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def process_started(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, Linux), to tell it from a later process
+    given the same pid; None where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_gone(pid: int, started: int | None) -> bool:
+    """Whether the process that wrote a marker has ended (a pid now used by another process counts as
+    ended when its start time differs). In doubt, it has not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False  # (a process of another user: alive)
+    now = process_started(pid)
+    return started is not None and now is not None and now != started
 
 
 def _spool_stdin() -> str:
