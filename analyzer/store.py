@@ -1376,23 +1376,43 @@ def _summarize_missing(root: str, table, only: set[str] | None = None,
 
 
 def _merged_from(root: str, before: dict[str, int], after: dict[str, int]) -> dict[str, list[str]]:
-    """Which files a compaction merged into each new file: in a month where it wrote exactly one
-    file, the month's files it removed, when each has its summary and their rows add up to the new
-    file's (`before`, `after`: each version's data files, relative, with their logged row counts).
-    A month split into several new files is left to the rows (Delta's log says which files went,
-    not which went where)."""
+    """Which files a compaction merged into each new file (`before`, `after`: each version's data
+    files, relative, with their logged row counts), for the new files whose sources all have their
+    summaries. Delta's log says which files went and came in a month, not which went where (delta-rs
+    packs a month of over ~100 MB into several files): each row keeps the hash of the log file it
+    came from, and one log file's rows of a month are in one data file, so a source goes to the one
+    new file holding its hashes. Trusted only when each source's hashes are in exactly one new file
+    and the sources' row counts add up to each new file's; otherwise the file's rows are read."""
     out = {}
     month = lambda rel: rel.split(os.sep, 1)[0]  # noqa: E731
+
+    def hashes(rel: str) -> set[str]:  # (one dictionary-encoded column: cheap to read)
+        return set(pl.scan_parquet(os.path.join(root, rel), glob=False, hive_partitioning=False)
+                   .select(pl.col(SHA).unique()).collect()[SHA].to_list())
+
     new = [f for f in after if f not in before]
     gone = [f for f in before if f not in after]
-    for m in {month(f) for f in new}:
+    for m in sorted({month(f) for f in new}):
         made = [f for f in new if month(f) == m]
         merged = [f for f in gone if month(f) == m]
-        if len(made) != 1 or not merged or sum(before[f] for f in merged) != after[made[0]]:
+        if not merged or not all(os.path.isfile(os.path.join(root, f)) for f in merged):
             continue
-        if all(os.path.isfile(os.path.join(root, f)) and _summarized(root, f, os.path.getsize(os.path.join(root, f)))
-               for f in merged):
-            out[made[0]] = sorted(merged)
+        if len(made) == 1:
+            owners = {made[0]: merged}
+        else:
+            held = {f: hashes(f) for f in made}
+            owners = {f: [] for f in made}
+            for src in merged:
+                mine = hashes(src)
+                into = [f for f in made if held[f] & mine]
+                if len(into) != 1:
+                    owners = {}
+                    break
+                owners[into[0]].append(src)
+        for f, srcs in owners.items():
+            if srcs and sum(before[x] for x in srcs) == after[f] and all(
+                    _summarized(root, x, os.path.getsize(os.path.join(root, x))) for x in srcs):
+                out[f] = sorted(srcs)
     return out
 
 
@@ -1771,6 +1791,9 @@ class CompactResult:
     uncommitted_removed: list[str]
 
 
+COMPACT_TARGET: int | None = None  # bytes of a merged file (None: delta-rs' default, ~100 MB); tests set it small
+
+
 def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAULT_WAIT,
             warn: Callable[[str], None] = lambda m: None) -> CompactResult:
     """Merge each month's small data files into few large ones (Delta optimize: one commit, so a
@@ -1789,7 +1812,8 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
         files_before = len(_parts(table, None))
         counts_before = _row_counts(root, table)
         try:
-            table.optimize.compact(commit_properties=_commit("compact"), writer_properties=_writer(ROW_GROUP))
+            table.optimize.compact(commit_properties=_commit("compact"), writer_properties=_writer(ROW_GROUP),
+                                   **({"target_size": COMPACT_TARGET} if COMPACT_TARGET else {}))
             table = _checkpoint(_table(root))
             # Summed from the merged files' summaries while those files are still there (the vacuum
             # below may delete them): recomputing a merged month's summary from its rows doubled
