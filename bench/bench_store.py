@@ -47,6 +47,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--sizes", default="1000000,2000000,4000000", help="rows of each big night, comma-separated")
     p.add_argument("--nights", type=int, default=100)
     p.add_argument("--night-rows", type=int, default=200_000)
+    p.add_argument("--history-rows", type=int, default=0,
+                   help="rows of the data set the nights are cut from (default NIGHTS x NIGHT_ROWS): the first "
+                        "NIGHTS nights of a longer set keep a night's span of days (30 of 100 nights)")
     p.add_argument("--small-nights", type=int, default=365, help="nights of the many-small-parts store (0: skip)")
     p.add_argument("--small-rows", type=int, default=730_000, help="requests of the many-small-parts store, all nights")
     p.add_argument("--dense-nights", type=int, default=10, help="nights of a day of DENSE_ROWS requests each (0: skip)")
@@ -267,13 +270,13 @@ def small_parts(args, work: Path, measure, st) -> None:
 
 def history(args, work: Path, measure, st):
     """2. and 3.: nights ingested one run each, reports after 30 and after all, compact."""
-    total = args.nights * args.night_rows
+    total = max(args.history_rows, args.nights * args.night_rows)
     # The first month of the data: full after 27 of 100 nights, so the one-month report after 30
     # nights and after all of them reads the same rows (does a month's report grow with history?).
     month, last_day = "2026-08", "2026-08-31"  # (--until: that whole day)
     data = B.dataset_dir(B.BENCH_DIR / "data", total, args.seed) / f"nights-{args.night_rows}"
     B.generate(data, total, args.seed, ["csv"], args.night_rows)
-    nights = sorted((data / "csv").glob("*.csv"))
+    nights = sorted((data / "csv").glob("*.csv"))[:args.nights]
     hist = work / "history"
     walls, cpus, rss = [], [], []
     for k, night in enumerate(nights):

@@ -359,3 +359,95 @@ def test_summary_in_windows_equals_one_pass(tmp_path, monkeypatch, rows, window)
     days = {r["timestamp"].date() for r in rows if r["timestamp"] is not None}
     monkeypatch.setattr(store, "WINDOW_ROWS", 1)
     assert len(store._day_windows(pl.scan_parquet(tmp_path / "windows" / rel))) == max(1, len(days))
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=hs.integers(0, 10**6), nights=hs.integers(2, 5), per=hs.integers(1, 60), drop_team=hs.booleans(),
+       window=hs.sampled_from([1, 7, 10**9]), target=hs.sampled_from([None, 40_000]))
+def test_compact_sums_the_merged_files_summaries_to_the_summary_of_its_rows(tmp_path_factory, monkeypatch, seed,
+                                                                             nights, per, drop_team, window, target):
+    """`store compact` sums a merged file's summary from the summaries of the files it merges: the
+    cells (UTC hour or day, text columns, cache use) are the same and sums add, so it equals the
+    summary computed from the merged file's rows, also when one night lacks a dimension (nulls),
+    nights overlap in days (cells of two sources merge) and in ids (duplicates)."""
+    tmp = tmp_path_factory.mktemp("compactsum")
+    monkeypatch.setattr(store, "SPARSE", 0)  # (summarize however many cells: this compares, not chooses)
+    monkeypatch.setattr(store, "WINDOW_ROWS", window)
+    monkeypatch.setattr(store, "COMPACT_TARGET", target)  # (small: a month packed into several new files)
+    rng = random.Random(seed)
+    st, ids = tmp / "st", []
+    start = dt.datetime(2026, 10, 30, tzinfo=dt.UTC)  # nights of 3 days, a day apart: they share days
+    for k in range(nights):
+        night = _night(tmp / "logs" / f"n{k}.csv", rng, per, start + dt.timedelta(days=k), 3, ids)
+        if drop_team and k == 0:
+            pl.read_csv(night, infer_schema=False).drop("team").write_csv(night)
+        store.ingest([str(night)], str(st))
+    used: list[tuple[str, list[str]]] = []
+    real = store._write_summaries
+
+    def spy(root, part, sources=None):
+        if sources is not None:
+            used.append((part, sources))
+        return real(root, part, sources)
+
+    monkeypatch.setattr(store, "_write_summaries", spy)
+    months = [f.split("/")[0] for f in store._row_counts(str(st), store._table(str(st)))]
+    store.compact(str(st), retention_days=0)
+    if len(set(months)) < len(months) and target is None:  # a month of two files or more: merged
+        assert used, "compact summed no merged file from its sources' summaries"
+    for part, sources in used:
+        assert sources
+        summed = _summary_frames(st, part)
+        for grain in store.GRAINS:
+            Path(store._summary_path(str(st), part, grain)).unlink()
+        assert len(real(str(st), part)) == len(store.GRAINS)  # from the merged file's rows
+        from_rows = _summary_frames(st, part)
+        for grain in store.GRAINS:
+            assert summed[grain].equals(from_rows[grain]), grain
+    monkeypatch.undo()
+    summed, rows, grain = _both(st, ["month", "team"])
+    assert summed == rows and grain[0] == "day"
+
+
+def test_a_night_bringing_a_new_column_gets_its_summaries(tmp_path):
+    """A night with a column the table lacks is written by delta-rs (schema merge) and summarized
+    after its commit. The files to summarize were listed after the write, through the DeltaTable
+    the write had already moved to the new version, so they were taken as old: none got a summary."""
+    head = "request_id,timestamp,model,input_tokens,output_tokens"
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text(f"{head}\na1,2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100\n")
+    b.write_text(f"{head},team\nb1,2026-10-11T10:00:00Z,claude-sonnet-4-5,1000,100,x\n")
+    st = tmp_path / "st"
+    store.ingest([str(a)], str(st))
+    store.ingest([str(b)], str(st))
+    assert len(store._table(str(st)).file_uris()) == 2
+    assert store.status(str(st))["unsummarized"] == 0
+
+
+def test_compact_maps_a_month_packed_into_several_files_to_their_sources(tmp_path, monkeypatch):
+    """delta-rs packs a month into several new files when it is over its target size; the log says
+    which files went, not where. Each source goes to the one new file holding its rows' log-file
+    hashes, and every new file's summary summed from its sources equals the one from its rows."""
+    monkeypatch.setattr(store, "SPARSE", 0)
+    rng, st, ids = random.Random(3), tmp_path / "st", []
+    for k in range(8):  # eight one-day nights of October, ~30 KB each; packed ~2 a file below
+        store.ingest([str(_night(tmp_path / "logs" / f"n{k}.csv", rng, 300,
+                                 dt.datetime(2026, 10, 3 + k, tzinfo=dt.UTC), 1, ids))], str(st))
+    monkeypatch.setattr(store, "COMPACT_TARGET", 70_000)
+    seen = []
+    real = store._merged_from
+    monkeypatch.setattr(store, "_merged_from", lambda *a: seen.append((a[1], a[2], real(*a))) or seen[-1][2])
+    store.compact(str(st), retention_days=0)
+    before, after, mapping = seen[0]
+    made = [f for f in after if f not in before]
+    assert len(made) >= 2 and set(mapping) == set(made)
+    assert sorted(x for v in mapping.values() for x in v) == sorted(before)  # each source in one file
+    for part in made:
+        summed = _summary_frames(st, part)
+        for grain in store.GRAINS:
+            Path(store._summary_path(str(st), part, grain)).unlink()
+        store._write_summaries(str(st), part)
+        from_rows = _summary_frames(st, part)
+        assert all(summed[g].equals(from_rows[g]) for g in store.GRAINS)
+    summed, rows, grain = _both(st, ["day", "model", "team"])
+    assert summed == rows and grain[0] == "day"
