@@ -29,12 +29,13 @@ from .pricing import (
     RATE_ROW,
     TIER_UNKNOWN,
     cost_columns,
-    integer_costs,
+    integer_cost_steps,
     lookup,
     rate_frame,
     rate_row,
     take,
     totals_columns,
+    unit_columns,
 )
 from .schema import CANONICAL, COMPONENTS, COUNT_COLUMNS, DERIVED_KEYS, KNOWN_DIMENSIONS, MONEY, RAW_KEYS, TIME_BUCKETS
 from .sources import (
@@ -1045,7 +1046,7 @@ def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.Price
     columns made literals) cost ~0.25 CPU s each time, ~1.5 s of a million-row run.
 
     Each row finds its rate row by position (pricing.rate_row: integer codes, no join) and is priced
-    in integer units (pricing.integer_costs); a rate frame those cannot handle is joined and priced
+    in integer units (pricing.integer_cost_steps); a rate frame those cannot handle is joined and priced
     with Decimal expressions, to the same values."""
     # (a gather, not replace_strict: that holds the whole column in the streaming engine; see pricing.lookup)
     tband = lookup(band, pl.col(tagging.TIME_UNIT))
@@ -1053,11 +1054,10 @@ def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.Price
         tband = pl.col(tagging.TIME_UNIT).replace_strict(band, default=None, return_dtype=pl.Int32)
     tags = tagging.row_tags(book)
     row = rate_row(rates)
-    costs = None if row is None else integer_costs(rates, pl.col(RATE_ROW))
+    unpriced = pl.col("unpriced_reason").is_not_null()
+    steps = None if row is None else integer_cost_steps(rates, pl.col(RATE_ROW), unpriced)
     taken = [] if row is None else [take(rates[c], pl.col(RATE_ROW)).alias(c) for c in rates.columns
                                     if c not in tagging.RATE_KEYS]
-    unpriced = pl.col("unpriced_reason").is_not_null()
-    nulled = [pl.when(unpriced).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS]
     last = (pl.coalesce("endpoint_scope", "endpoint_scope_resolved").alias("endpoint_scope"),
             pl.lit(book.version).alias("price_book"))
 
@@ -1068,10 +1068,12 @@ def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.Price
                          maintain_order="left")
         else:
             lf = lf.with_columns(row).with_columns(taken)
-        if costs is None:
+        if steps is None:
             lf = with_costs(lf)
         else:
-            lf = lf.with_columns(costs).with_columns(nulled).drop(RATE_ROW)
+            for step in steps:
+                lf = lf.with_columns(step)
+            lf = lf.drop(RATE_ROW, *unit_columns())
         return lf.with_columns(*last)
 
     return apply

@@ -261,8 +261,8 @@ def test_the_pricing_expressions_are_built_once_not_per_slice(tmp_path, monkeypa
     from analyzer import pipeline
 
     built = []
-    costs = pipeline.integer_costs
-    monkeypatch.setattr(pipeline, "integer_costs", lambda *a: built.append(1) or costs(*a))
+    costs = pipeline.integer_cost_steps
+    monkeypatch.setattr(pipeline, "integer_cost_steps", lambda *a: built.append(1) or costs(*a))
     logs = _logs(tmp_path / "logs")
     monkeypatch.setattr(writers, "SLICE_ROWS", 7)
     heights = _counting(monkeypatch)
