@@ -269,3 +269,28 @@ def test_the_pricing_expressions_are_built_once_not_per_slice(tmp_path, monkeypa
     rows, _ = price_requests([str(logs)], Options(quarantine=str(tmp_path / "q.jsonl")))
     _write(rows, "csv", tmp_path / "out.csv")
     assert len(heights) > 12 and len(built) == 1
+
+
+_money = st.one_of(st.none(), st.decimals(min_value=Decimal(-(10**26)) + Decimal("1E-12"), max_value=Decimal(10**26) - 1,
+                                          places=12, allow_nan=False, allow_infinity=False))
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(_money, min_size=1, max_size=20))
+def test_money_is_written_as_its_exact_text(tmp_path_factory, values):
+    """price writes money columns as Decimal into CSV and JSON Lines (no cast to text first): the
+    writers (and sinks, for a plan written whole) must give the bytes the cast to String gives."""
+    from analyzer.schema import MONEY
+
+    tmp = tmp_path_factory.mktemp("money")
+    frame = pl.DataFrame({"cost": pl.Series(values, dtype=MONEY)})
+    text = frame.with_columns(pl.col("cost").cast(pl.String))
+    assert frame.write_csv() == text.write_csv()
+    assert frame.write_ndjson() == text.write_ndjson()
+    for sink, ext in ((pl.LazyFrame.sink_csv, "csv"), (pl.LazyFrame.sink_ndjson, "jsonl")):
+        sink(frame.lazy(), tmp / f"a.{ext}")
+        sink(text.lazy(), tmp / f"b.{ext}")
+        assert (tmp / f"a.{ext}").read_bytes() == (tmp / f"b.{ext}").read_bytes()
+    # and the text is the exact value (a 12-place decimal, never an exponent)
+    assert text["cost"].to_list() == [None if v is None else format(v.copy_abs() if v.is_zero() else v, "f")
+                                      for v in values]
