@@ -165,3 +165,83 @@ def test_rows_out_of_the_layout_are_read_by_the_format_not_the_fallback():
     fmt = _parse.fast_format(texts[:1])
     got = _first(texts, fmt, _parse.fast_layout(texts[:1], fmt))
     assert got == [1793491200123000, 1793491200500000, 1793491200000000]
+
+
+# -- keys in another case, or under a foreign name, first seen late ---------------------------------
+# The first records name the keys a JSON Lines file is read by. A key first seen later in another
+# case (`Cache_Read_Tokens`) would not be read at all, on either path: its tokens lost with exit 0.
+
+def _late_key_log(tmp_path, line: str, first: dict | None = None, name: str = "late.jsonl") -> str:
+    lines = [json.dumps(first or BASE)] * 60 + [line]
+    p = tmp_path / name
+    p.write_text("\n".join(lines) + "\n")
+    return str(p)
+
+
+@pytest.mark.parametrize("key", ['"Cache_Read_Tokens"', '"CACHE_READ_TOKENS"', '"cache_reaD_tokens"',
+                                 '"Cache_Read_Tokens" ', '"\\u0043ache_read_tokens"'])
+def test_a_count_first_seen_late_in_another_case_is_read(tmp_path, key):
+    # 61 x 1,000 input tokens at $3/MTok, plus 2,000,000 cache reads at $0.30/MTok
+    line = json.dumps(BASE)[:-1] + f', {key}: 2000000}}'
+    rep = analyze([_late_key_log(tmp_path, line)], ["model"], Options())
+    assert (rep.accounting.rows_read, rep.accounting.priced) == (61, 61)
+    assert rep.totals["cache_read_tokens"] == 2_000_000
+    assert sum(rep.rows["cost"]) == Decimal("0.183") + Decimal("0.60")
+
+
+def test_a_late_spelling_in_a_gzip_file_is_read(tmp_path):
+    import gzip
+    line = json.dumps({**BASE, "Service_Tier": "batch"})
+    plain = _late_key_log(tmp_path, line)
+    packed = tmp_path / "late.jsonl.gz"
+    packed.write_bytes(gzip.compress(open(plain, "rb").read()))
+    rep = analyze([str(packed)], ["service_tier"], Options())
+    assert dict(zip(rep.rows["service_tier"], rep.rows["cost"])) == {"standard": Decimal("0.18"),
+                                                                      "batch": Decimal("0.0015")}
+
+
+@pytest.mark.parametrize("line,message", [
+    # the first records read `cache_read_tokens`; line 61 spells it otherwise: which one counts?
+    (json.dumps({**BASE, "Cache_Read_Tokens": 5}),
+     "line 61: keys 'Cache_Read_Tokens' and 'cache_read_tokens' both name 'cache_read_tokens'"),
+    # another log's name for a count: its tokens would not be counted
+    (json.dumps({**BASE, "cache_creation_input_tokens": 5}),
+     "line 61: key 'cache_creation_input_tokens' is not a canonical column"),
+    (json.dumps({**BASE, "Prompt_Tokens": 5}), "line 61: key 'Prompt_Tokens' is not a canonical column")])
+def test_a_late_key_that_cannot_be_read_is_refused_naming_its_line(tmp_path, line, message):
+    from analyzer.errors import DialectError
+    path = _late_key_log(tmp_path, line, first={**BASE, "cache_read_tokens": 0})
+    with pytest.raises(DialectError, match=message):
+        analyze([path], ["model"], Options())
+
+
+def test_two_late_spellings_of_one_field_are_refused(tmp_path):
+    from analyzer.errors import DialectError
+    path = tmp_path / "two.jsonl"
+    path.write_text("\n".join([json.dumps(BASE)] * 60 + [json.dumps({**BASE, "Cache_Read_Tokens": 5}),
+                                                         json.dumps({**BASE, "cache_read_tokens": 5})]) + "\n")
+    with pytest.raises(DialectError, match="line 62: keys 'cache_read_tokens' and 'Cache_Read_Tokens'"):
+        analyze([str(path)], ["model"], Options())
+
+
+@pytest.mark.parametrize("extra", [
+    {"workspace": "Cache_Read_Tokens"},  # a value, not a key
+    {"note": json.dumps({"Cache_Read_Tokens": 5})},  # a key inside a string value
+    {"\u00e9quipe": "x"},  # json.dumps escapes it (\u00e9): not an ASCII letter
+    {"te\\u0061m": "x"}])  # an escaped letter, in a key that is no canonical name
+def test_text_that_is_no_canonical_key_is_left_alone(tmp_path, extra):
+    line = json.dumps({**BASE, **extra})
+    rep = analyze([_late_key_log(tmp_path, line)], ["model"], Options())
+    assert (rep.accounting.rows_read, rep.accounting.priced) == (61, 61)
+
+
+@settings(max_examples=40, deadline=None)
+@given(key=st.sampled_from(["cache_read_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "web_search_requests"]),
+       flips=st.lists(st.booleans(), min_size=25, max_size=25), n=st.integers(1, 5_000))
+def test_any_spelling_of_a_late_count_reads_as_the_canonical_one(tmp_path_factory, key, flips, n):
+    tmp = tmp_path_factory.mktemp("spell")
+    spelled = "".join(c.swapcase() if f else c for c, f in zip(key, flips))
+    first = {k: v for k, v in BASE.items() if k != key}
+    canonical = analyze([_late_key_log(tmp, json.dumps({**first, key: n}), first, "a.jsonl")], ["model"], Options())
+    other = analyze([_late_key_log(tmp, json.dumps({**first, spelled: n}), first, "b.jsonl")], ["model"], Options())
+    assert other.totals == canonical.totals and list(other.rows["cost"]) == list(canonical.rows["cost"])

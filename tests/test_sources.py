@@ -507,3 +507,43 @@ def test_a_quoted_field_of_many_lines_is_searched_once(monkeypatch):
     pieces = list(sources._csv_pieces(iter(blocks)))
     assert pieces == [b"h1,h2\n", b"r1,\"" + b"".join(lines) + b"\"\nr2,w\n"]
     assert sum(searched) == sum(map(len, blocks))  # every byte once, not 1,000 times
+
+
+# -- a CSV header's quoted names (RFC 4180: a quote inside a quoted name is doubled) -----------------
+
+HEADER = b'timestamp,model,input_tokens,output_tokens,"te""am","a,b"\n'
+BODY = b'2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100,"x""y",1\n'
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_doubled_quote_in_a_csv_header_names_the_column_once_quoted(tmp_path, gz):
+    """Polars names `"te""am"` `te""am`; the column is `te"am` (native and piecewise readers alike)."""
+    p = tmp_path / ("q.csv.gz" if gz else "q.csv")
+    p.write_bytes(gzip.compress(HEADER + BODY) if gz else HEADER + BODY)
+    rep = analyze([str(p)], ["te\"am", "a,b"], Options())
+    assert list(rep.rows["te\"am"]) == ['x"y'] and list(rep.rows["a,b"]) == ["1"]
+    assert rep.rows["cost"][0] == Decimal("0.0045")
+
+
+def test_priced_rows_with_a_quoted_name_read_back_to_the_same_report(tmp_path):
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+    src = tmp_path / "q.csv"
+    src.write_bytes(HEADER + BODY)
+    out = tmp_path / "priced.csv"
+    assert CliRunner().invoke(main, ["price", str(src), "-o", str(out), "-q"]).exit_code == 0
+    assert b'"te""am"' in out.read_bytes().splitlines()[0]
+    again = analyze([str(out)], ["te\"am"], Options())
+    assert list(again.rows["te\"am"]) == ['x"y'] and again.rows["cost"][0] == Decimal("0.0045")
+
+
+def test_a_quoted_name_that_unescapes_to_another_column_keeps_both(tmp_path):
+    p = tmp_path / "twin.csv"
+    p.write_bytes(b'timestamp,model,input_tokens,output_tokens,"x""""y","x""y"\n'
+                  b'2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100,1,2\n')
+    assert open_source(str(p)).columns[4:] == ['x""y', 'x"y']  # both unescaped: still two names
+    p.write_bytes(b'timestamp,model,input_tokens,output_tokens,"x""y",x""y\n'
+                  b'2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100,1,2\n')
+    src = open_source(str(p))
+    assert len(set(src.columns)) == len(src.columns) == 6

@@ -8,13 +8,15 @@ Only `timestamp`, `model`, `input_tokens` and `output_tokens` are required; othe
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 
 import polars as pl
 
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, display_expr, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, display_expr, first_key_match, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -75,6 +77,8 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     if lacking:
         raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
                            f"column (columns: {', '.join(list(original.values())[:12])}); see `llm-cost formats`")
+    if src.container == "jsonl":
+        fields = _late_keys(src, fields, {c.lower() for c in original.values()})
     from_price = "price_book" in original.values()
     dims = [c for c in original.values() if _is_dimension(c, from_price)]
     renamed = schema.dimension_names(dims)
@@ -125,6 +129,61 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
                            bad_record=_bad_json_line(), **sniff)
+
+
+# A key with an ASCII letter written as a `\u00XX` escape: its name is only known decoded.
+_ESCAPED_KEY = r'(?:[^"\\]|\\.)*\\u00(?:4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa])(?:[^"\\]|\\.)*'
+
+
+def _other_spellings(name: str) -> list[str]:
+    """Regular expressions for every spelling of `name` that differs from it in the case of at least
+    one letter (as many as it has letters: the first letter that differs)."""
+    return [f"(?i:{re.escape(name[:i])}){re.escape(ch.swapcase())}(?i:{re.escape(name[i + 1:])})"
+            for i, ch in enumerate(name) if ch.swapcase() != ch]
+
+
+def _key_pattern(fields: dict[str, str]) -> str:
+    """Keys (a quoted name before a `:`) that the reading by `fields` would not read, but should: a
+    canonical name in another case, a foreign count name in any case, or a name with an escaped letter
+    (`accept` decides)."""
+    alts = [a for f in FIELDS for a in _other_spellings(fields[f])]
+    alts += [f"(?i:{re.escape(name)})" for name in FOREIGN_COUNTS]
+    return '"(?:' + "|".join(alts) + "|" + _ESCAPED_KEY + ')"[ \t\r]*:'
+
+
+def _key_name(text: str) -> str | None:
+    try:
+        return json.loads(text[:text.rindex('"') + 1])
+    except ValueError:
+        return None
+
+
+def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[str, str]:
+    """The spellings to read a JSON Lines file's canonical keys by. The first records name them
+    (`fields`), but a key that first appears later in another case (`Cache_Read_Tokens`), or under a
+    foreign name (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0. So the
+    whole file's text is searched for such keys (one regex pass: ~0.5 CPU s per 1M records). A field
+    the first records lack and the file spells otherwise is read by that spelling; two spellings of one
+    field in one file are refused, as in the first records (which one counts is ambiguous)."""
+    fields, respelled = dict(fields), set()
+
+    def unread(text: str) -> bool:
+        key = _key_name(text)
+        return key is not None and (key.lower() in FOREIGN_COUNTS
+                                    or (key.lower() in fields and key != fields[key.lower()]))
+    while (hit := first_key_match(src, _key_pattern(fields), accept=unread)) is not None:
+        line, text = hit
+        key = _key_name(text)
+        name = key.lower()
+        if name in FOREIGN_COUNTS:
+            raise DialectError(f"{src.display} line {line:,}: key {key!r} is not a canonical column (its tokens would "
+                               f"not be counted): rename it {FOREIGN_COUNTS[name]!r}, or read the file with --map")
+        if name in seen or name in respelled:
+            raise DialectError(f"{src.display} line {line:,}: keys {key!r} and {fields[name]!r} both name {name!r} "
+                               "(names match without case): which one counts is ambiguous")
+        fields[name] = key
+        respelled.add(name)
+    return fields
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
