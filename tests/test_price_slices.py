@@ -294,3 +294,14 @@ def test_money_is_written_as_its_exact_text(tmp_path_factory, values):
     # and the text is the exact value (a 12-place decimal, never an exponent)
     assert text["cost"].to_list() == [None if v is None else format(v.copy_abs() if v.is_zero() else v, "f")
                                       for v in values]
+
+
+@pytest.mark.parametrize(("dtype", "values"), [
+    (pl.Decimal(10, 2), [Decimal("12.50"), Decimal("-0.01"), None, Decimal("0")]),
+    (pl.Decimal(38, 0), [Decimal(123), Decimal(-5), Decimal(10**37)]),
+    (pl.Decimal(20, 18), [Decimal("1E-18"), Decimal("-1.5")])])
+def test_a_log_decimal_dimension_is_written_as_its_text(dtype, values):
+    """A log's own Decimal column (a dimension of any scale) is written uncast too: the same text."""
+    frame = pl.DataFrame({"d": pl.Series(values, dtype=dtype)})
+    text = frame.with_columns(pl.col("d").cast(pl.String))
+    assert frame.write_csv() == text.write_csv() and frame.write_ndjson() == text.write_ndjson()
