@@ -656,9 +656,26 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
     return pl.when(usual).then(pl.lit(value)).otherwise(check)
 
 
-# An array's end, then the next member of its object, or the object's end (JSON allows spaces).
-_CLOSE_THEN_MEMBER = r'\][ \t\r\n]*,[ \t\r\n]*"'
-_CLOSE_THEN_END = r"\][ \t\r\n]*\}"
+# An array's end, then the next member of its object (`],"`), or the object's end (`]}`) (JSON
+# allows spaces): either kind, counted in one search (see _cut).
+_CLOSE_THEN_MEMBER_OR_END = r'\][ \t\r\n]*(?:,[ \t\r\n]*"|\})'
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a pattern of Polars' (Rust's) regex matching just it: its meta characters escaped,
+    as regex_syntax::escape does (not Python's re.escape: `\\<` is a word boundary in Rust's syntax)."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in text)
+
+
+# What the cut removes must be one JSON array, as a parser reads it (see _valid_array).
+_WS = r"[ \t\r\n]*"
+_STRING = r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
+_SCALAR = r"(?:[\x01\x02]|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
+_INNERMOST = (rf"\[{_WS}(?:{_SCALAR}{_WS}(?:,{_WS}{_SCALAR}{_WS})*)?\]"
+              rf"|\{{{_WS}(?:\x01{_WS}:{_WS}{_SCALAR}{_WS}(?:,{_WS}\x01{_WS}:{_WS}{_SCALAR}{_WS})*)?\}}")
+# Arrays nested deeper than this are left whole (decoded by the parser): content blocks of a
+# transcript nest 3 to 5 deep (array, block, tool input, its arrays and objects).
+_CUT_DEPTH = 8
 
 
 def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
@@ -669,7 +686,9 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     - `"member":[` occurs once, right after a `{` or `,` (so its `"` opens a key: after a `\\` it
       would be text inside another key);
     - `],"next":` is the line's only `]` followed by a member (`],"`, or with spaces `] , "`);
-    - no `]` is followed by an object's end (`]}`, `] }`).
+    - no `]` is followed by an object's end (`]}`, `] }`);
+    - the text cut is one JSON array, as a parser reads it (`_valid_array`: a line torn inside the
+      array and glued to another record's tail is never cut into a record).
 
     Why that is exact: the array's own `]` is followed by the next member or by its object's end,
     and there is no such end, so its `]` is an occurrence of the first kind: the only one, `],"next":`.
@@ -681,17 +700,42 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     Each test counts or searches the whole line, never a copy of part of it (searching slices of the
     line copied them: the cut then cost about what the smaller decode saved). The literal
     `],"next":` is a match of the `]`-then-member pattern, and no other match can run over its `]`,
-    so when the pattern matches once, that is where."""
+    so when the pattern matches once, that is where.
+
+    The last two tests are one count: a match of either kind is one `]` and what follows it up to
+    a `,"` or a `}` (no `]` inside), so matches never overlap and a `]` starts at most one of them;
+    the count of either is the count of the first kind plus the count of the second. When
+    `],"next":` occurs (one of the first kind), a count of 1 says: that one, and none of the second.
+    (One regex pass instead of two, and the member counted by a regex, which searches with a
+    prefilter, instead of Rust's literal searcher: the cut took 0.29 -> 0.21 CPU s on 92K lines.)"""
     start, end = f'"{member}":[', f'],"{next_}":'
     a = line.str.find(start, literal=True)
     b = line.str.find(end, literal=True)
     raw = line.cast(pl.Binary)
     opener = raw.bin.slice(a - 1, 1)  # (one byte: held in its view, not copied)
     fits = ((a >= 1) & (a < b) & ((opener == pl.lit(b"{")) | (opener == pl.lit(b",")))
-            & (line.str.count_matches(start, literal=True) == 1)
-            & (line.str.count_matches(_CLOSE_THEN_MEMBER) == 1)
-            & ~line.str.contains(_CLOSE_THEN_END))
+            & (line.str.count_matches(_regex_literal(start)) == 1)
+            & (line.str.count_matches(_CLOSE_THEN_MEMBER_OR_END) == 1))
+    fits = fits & _valid_array(raw.bin.slice(a + len(start) - 1, b - a - len(start) + 2).cast(pl.String))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
+
+
+def _valid_array(text: pl.Expr) -> pl.Expr:
+    """Whether `text` (the bytes from the member's `[` to its `]`) is one JSON array, as a parser
+    reads it: every string well formed (escapes, no raw control character), and the rest arrays and
+    objects of values, nested at most _CUT_DEPTH deep. Each string becomes \\x01, then each innermost
+    array or object \\x02, level by level: the array must come down to one \\x02. (The markers are
+    control characters, which JSON never holds raw: a text holding them is left whole.)
+
+    Without this, a line torn inside its content and glued to another record's tail (two writes
+    interleaved; a crash and a later append) was cut into a valid record made of both: one's id and
+    model, the other's usage. Cut only where the removed text is an array, the rest of the line is
+    valid JSON exactly when the whole line is, and reads the same (the member sits where a member
+    may, after `{` or `,` and before `"next":`): the cut never makes a record a parser would refuse."""
+    skeleton = text.str.replace_all(_STRING, "\x01")
+    for _ in range(_CUT_DEPTH):
+        skeleton = skeleton.str.replace_all(_INNERMOST, "\x02")
+    return (skeleton == "\x02") & ~text.str.contains("[\x01\x02]")
 
 
 def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:
