@@ -605,11 +605,10 @@ def sink_rows(rows, fmt: str, output: str, reveal: bool = False) -> None:
             lf, [c for c in lf.collect_schema() if c in _AS_LOGGED or (c not in CANONICAL and c not in _PRICE_TAGS)]))
 
     def text(lf: pl.LazyFrame) -> pl.LazyFrame:
-        lf = safe(lf)
-        if fmt == "csv":
-            lf = safe_text.csv_frame(lf)
-        return lf.with_columns([pl.col(c).cast(pl.String) for c, t in lf.collect_schema().items()
-                                if isinstance(t, pl.Decimal)])
+        # Money stays Decimal: Polars' CSV and JSON Lines writers write a Decimal as the exact text
+        # its cast to String gives (JSON: a string), byte for byte (tests/test_price_slices.py
+        # checks any value), without the cast's column of text (0.4 CPU s a million rows).
+        return safe_text.csv_frame(safe(lf)) if fmt == "csv" else safe(lf)
 
     shaped = safe if fmt == "parquet" else text
     atomic_write(output, lambda tmp: write_rows(rows, fmt, tmp, shape=shaped))
@@ -776,9 +775,11 @@ class _Appender:
         table = frame.to_arrow(compat_level=pl.CompatLevel.newest())  # (string views: no copy)
         if self.parquet is None:
             # Dictionaries for text (labels repeat), none for money and counts (nearly every value
-            # differs: building one cost 0.4 CPU s a million rows for nothing); statistics for time
-            # and counts, which readers filter on (text and money statistics cost 0.5 s more).
-            strings = [c for c, t in frame.schema.items() if t == pl.String]
+            # differs: building one cost 0.4 CPU s a million rows for nothing) nor for request ids
+            # (each its own: the writer hashed a page's worth before giving up, 0.1 s a million);
+            # statistics for time and counts, which readers filter on (text and money statistics
+            # cost 0.5 s more).
+            strings = [c for c, t in frame.schema.items() if t == pl.String and c != "request_id"]
             stats = [c for c, t in frame.schema.items() if t.is_temporal() or t.is_integer()]
             self.parquet = pq.ParquetWriter(self.path, table.schema, compression=self.compression,
                                             use_dictionary=strings or False, write_statistics=stats or False)

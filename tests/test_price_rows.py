@@ -19,11 +19,13 @@ from analyzer.pricing import (
     RATE,
     RATE_ROW,
     cost_columns,
+    integer_cost_steps,
     integer_costs,
     lookup,
     rate_row,
     rate_units,
     totals_columns,
+    unit_columns,
 )
 from analyzer.schema import COMPONENTS, MONEY
 from analyzer.tagging import RATE_KEYS
@@ -59,6 +61,15 @@ def _decimal(frame: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
 
 def _integer(frame: pl.DataFrame, rates: pl.DataFrame) -> pl.DataFrame:
     return _with_row(frame, rates).with_columns(integer_costs(rates, pl.col(RATE_ROW))).select(MONEY_COLUMNS)
+
+
+def _stepped(frame: pl.DataFrame, rates: pl.DataFrame, unpriced: pl.Expr) -> pl.DataFrame:
+    """integer_cost_steps as price_rows applies them (money null where `unpriced`)."""
+    out = _with_row(frame, rates)
+    for step in integer_cost_steps(rates, pl.col(RATE_ROW), unpriced):
+        out = out.with_columns(step)
+    assert set(unit_columns()) <= set(out.columns)
+    return out.select(MONEY_COLUMNS)
 
 
 KEY = {"model_raw": "m", "service_tier": "standard", "speed": "standard", "_tband": 3, "_pband": 0, "_uses": 1}
@@ -113,6 +124,11 @@ def test_integer_costs_equal_decimal_costs(rates, counts):
     rows = pl.DataFrame([{**KEY, "_uses": k, **{c.column: n for c, n in zip(COMPONENTS, ns)}} for k, ns in counts],
                         schema={**KEY_TYPES, **{c.column: pl.Int64 for c in COMPONENTS}})
     assert _integer(rows, frame_rates).equals(_decimal(rows, frame_rates))
+    # In steps, as `price` prices rows: the same, and null where a row is unpriced (here: key 1).
+    unpriced = pl.col("_uses") == 1
+    nulled = _decimal(rows, frame_rates).with_columns(
+        pl.when(rows["_uses"] == 1).then(None).otherwise(pl.col(c)).alias(c) for c in MONEY_COLUMNS)
+    assert _stepped(rows, frame_rates, unpriced).equals(nulled)
 
 
 def test_integer_costs_by_hand():

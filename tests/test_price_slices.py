@@ -233,3 +233,76 @@ def test_files_with_other_columns_and_types_unify_as_one_pass(tmp_path, monkeypa
     got = _write(rows, "parquet", tmp_path / "sliced.parquet")
     assert got.equals(whole) and got.schema["team"] == pl.String and got.height == 11
     assert got.filter(pl.col("request_id") == "c1")["region"].to_list() == [None]
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_a_slice_of_a_parquet_log_is_read_by_its_scan(tmp_path, renamed):
+    """A slice of a canonical Parquet file's rows reaches the scan: with a node between the scan and
+    its row numbers (a rename did that), each slice decoded ~10 row groups past its own, 0.07 CPU s
+    a slice however short. The rows and their line numbers stay those of one pass."""
+    rows = [_req(f"r{i}", f"2026-10-{1 + i % 28:02d}T10:00:00Z", inp=i, out=1) for i in range(30)]
+    frame = canonical_frame(rows)
+    if renamed:  # (a column whose name the reader cleans: a rename of its own)
+        frame = frame.rename({"input_tokens": " Input_Tokens"})
+    write_frame(frame, tmp_path / "a.parquet")
+    priced, _ = price_requests([str(tmp_path / "a.parquet")], Options())
+    for plan in (priced.sources[0].slice(7, 3), priced.plan(0, (7, 3))):
+        text = plan.explain()
+        assert "SLICE: Positive { offset: 7, len: 3 }" in text and "SLICE[" not in text
+    assert writers._sliceable(priced.sources[0]) == 30
+    got = priced.plan(0, (7, 3)).collect()
+    assert got["request_id"].to_list() == ["r7", "r8", "r9"]
+    assert got["source_row"].to_list() == [8, 9, 10] and got["input_tokens"].to_list() == [7, 8, 9]
+
+
+def test_the_pricing_expressions_are_built_once_not_per_slice(tmp_path, monkeypatch):
+    """Building the per-row pricing (the rate frame's rates made integers in Python, its columns made
+    literals) cost ~0.25 CPU s; it was built again for every slice of every file."""
+    from analyzer import pipeline
+
+    built = []
+    costs = pipeline.integer_cost_steps
+    monkeypatch.setattr(pipeline, "integer_cost_steps", lambda *a: built.append(1) or costs(*a))
+    logs = _logs(tmp_path / "logs")
+    monkeypatch.setattr(writers, "SLICE_ROWS", 7)
+    heights = _counting(monkeypatch)
+    rows, _ = price_requests([str(logs)], Options(quarantine=str(tmp_path / "q.jsonl")))
+    _write(rows, "csv", tmp_path / "out.csv")
+    assert len(heights) > 12 and len(built) == 1
+
+
+_LARGEST = Decimal("1E+15")  # (a quadrillion dollars: near 38 digits, Decimal arithmetic rounds at 28)
+_money = st.one_of(st.none(), st.decimals(min_value=-_LARGEST, max_value=_LARGEST, places=12, allow_nan=False,
+                                          allow_infinity=False))
+
+
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(_money, min_size=1, max_size=20))
+def test_money_is_written_as_its_exact_text(tmp_path_factory, values):
+    """price writes money columns as Decimal into CSV and JSON Lines (no cast to text first): the
+    writers (and sinks, for a plan written whole) must give the bytes the cast to String gives."""
+    from analyzer.schema import MONEY
+
+    tmp = tmp_path_factory.mktemp("money")
+    frame = pl.DataFrame({"cost": pl.Series(values, dtype=MONEY)})
+    text = frame.with_columns(pl.col("cost").cast(pl.String))
+    assert frame.write_csv() == text.write_csv()
+    assert frame.write_ndjson() == text.write_ndjson()
+    for sink, ext in ((pl.LazyFrame.sink_csv, "csv"), (pl.LazyFrame.sink_ndjson, "jsonl")):
+        sink(frame.lazy(), tmp / f"a.{ext}")
+        sink(text.lazy(), tmp / f"b.{ext}")
+        assert (tmp / f"a.{ext}").read_bytes() == (tmp / f"b.{ext}").read_bytes()
+    # and the text is the exact value (a 12-place decimal, never an exponent)
+    assert text["cost"].to_list() == [None if v is None else format(v.copy_abs() if v.is_zero() else v, "f")
+                                      for v in values]
+
+
+@pytest.mark.parametrize(("dtype", "values"), [
+    (pl.Decimal(10, 2), [Decimal("12.50"), Decimal("-0.01"), None, Decimal("0")]),
+    (pl.Decimal(38, 0), [Decimal(123), Decimal(-5), Decimal(10**37)]),
+    (pl.Decimal(20, 18), [Decimal("1E-18"), Decimal("-1.5")])])
+def test_a_log_decimal_dimension_is_written_as_its_text(dtype, values):
+    """A log's own Decimal column (a dimension of any scale) is written uncast too: the same text."""
+    frame = pl.DataFrame({"d": pl.Series(values, dtype=dtype)})
+    text = frame.with_columns(pl.col("d").cast(pl.String))
+    assert frame.write_csv() == text.write_csv() and frame.write_ndjson() == text.write_ndjson()
