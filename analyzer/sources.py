@@ -527,22 +527,45 @@ def _text_windows(src: SourceFile, run: dict | None) -> Iterator[tuple[int, obje
         size = run_size(src.path, mapped.size(), run)
         start = 0
         while start < size:
-            mapped.seek(start)
-            window = mapped.read_buffer(min(KEY_WINDOW, size - start))
-            view = memoryview(window)
+            # Pieces and windows end at newlines, so that no key (and no line: `accept` decodes it)
+            # is split: a line longer than a piece is one piece, one longer than a window widens it.
+            length = KEY_WINDOW
+            while True:
+                mapped.seek(start)
+                window = mapped.read_buffer(min(length, size - start))
+                view = memoryview(window)
+                if start + len(view) >= size or _last_newline(view, 0, len(view)) >= 0:
+                    break
+                del view
+                length *= 2
             cuts = [0]
-            while len(view) - cuts[-1] > PIECE_BYTES:  # pieces end at newlines: no key is split
+            while len(view) - cuts[-1] > PIECE_BYTES:
                 at = _last_newline(view, cuts[-1], cuts[-1] + PIECE_BYTES)
-                cuts.append(cuts[-1] + PIECE_BYTES if at < 0 else at + 1)
+                if at < 0:  # a line longer than a piece: the piece ends where it does
+                    at = _next_newline(view, cuts[-1] + PIECE_BYTES)
+                if at < 0:
+                    break
+                cuts.append(at + 1)
             end = len(view)
-            if start + end < size:
+            if start + end < size:  # (the window holds a newline: it was widened until it did)
                 at = _last_newline(view, cuts[-1], end)
-                end = end if at < 0 else at + 1
-            cuts.append(end)
+                end = at + 1 if at >= 0 else cuts[-1]
+            if end > cuts[-1]:
+                cuts.append(end)
             del view
             offsets = pa.array(cuts, pa.int64()).buffers()[1]
             yield start, pa.Array.from_buffers(pa.large_binary(), len(cuts) - 1, [None, offsets, window])
             start += end
+
+
+def _next_newline(view: memoryview, lo: int) -> int:
+    """The first newline in view[lo:], or -1."""
+    while lo < len(view):
+        at = bytes(view[lo:lo + (64 << 10)]).find(b"\n")
+        if at >= 0:
+            return lo + at
+        lo += 64 << 10
+    return -1
 
 
 def _last_newline(view: memoryview, lo: int, hi: int) -> int:
@@ -556,12 +579,14 @@ def _last_newline(view: memoryview, lo: int, hi: int) -> int:
     return -1
 
 
-def first_key_match(src: SourceFile, pattern: str, accept=lambda text: True) -> tuple[int, str] | None:
+def first_key_match(src: SourceFile, pattern: str, accept=lambda line: line) -> tuple[int, object] | None:
     """The first line of a JSON Lines file holding a match of `pattern` (an RE2 regular expression
-    over the bytes, also valid for Python's `re`) that `accept`s, with the text matched; None when
-    no line does. One pass over the file's text by PyArrow's RE2 (~0.5 CPU s for 1M records of
-    285 MB), a window at a time; only a piece that matches is searched by Python (for where, and for
-    `accept`), and the line is counted only then."""
+    over the bytes, also valid for Python's `re`) for which `accept(line)` (the line's bytes) is not
+    None, with what it returned; None when no line is. One pass over the file's text by PyArrow's RE2
+    (~0.5 CPU s for 1M records of 285 MB), a window at a time; only a piece that matches is searched
+    by Python (for where, and for `accept`, once per matching line), and the line is counted only
+    then. (The pattern only finds candidates: `accept` decides on the whole line, so a match inside a
+    nested object or a string does not count.)"""
     import re
 
     import pyarrow.compute as pc
@@ -579,10 +604,9 @@ def first_key_match(src: SourceFile, pattern: str, accept=lambda text: True) -> 
         for piece, hit in zip(pieces, matched):
             data = piece.as_buffer()
             if hit.as_py():
-                m = next((m for m in compiled.finditer(memoryview(data))
-                          if accept(m.group().decode("utf-8", "replace"))), None)
-                if m is not None:
-                    found = (at + m.start(), m.group().decode("utf-8", "replace"))
+                found = _accepted_line(memoryview(data), compiled, accept)
+                if found is not None:
+                    found = (at + found[0], found[1])
                     break
             at += data.size
         if found is not None:
@@ -602,6 +626,40 @@ def first_key_match(src: SourceFile, pattern: str, accept=lambda text: True) -> 
     if run is not None:
         run["keys", src.path, pattern] = found
     return found
+
+
+def _accepted_line(data: memoryview, compiled, accept) -> tuple[int, object] | None:
+    """The first line of a piece with a match that `accept`s: (its offset, what accept said)."""
+    done = -1  # lines are judged once, however many matches they hold
+    for m in compiled.finditer(data):
+        if m.start() < done:
+            continue
+        start = _line_start(data, m.start())
+        end = _line_end(data, m.end())
+        said = accept(bytes(data[start:end]))
+        if said is not None:
+            return start, said
+        done = end
+    return None
+
+
+def _line_start(data: memoryview, at: int) -> int:
+    while at > 0:
+        a = max(0, at - (1 << 16))
+        nl = bytes(data[a:at]).rfind(b"\n")
+        if nl >= 0:
+            return a + nl + 1
+        at = a
+    return 0
+
+
+def _line_end(data: memoryview, at: int) -> int:
+    while at < len(data):
+        nl = bytes(data[at:at + (1 << 16)]).find(b"\n")
+        if nl >= 0:
+            return at + nl
+        at += 1 << 16
+    return len(data)
 
 
 def _marked(piece: bytes) -> tuple[bytes, str]:
