@@ -121,3 +121,17 @@ def test_the_windows_hold_the_file_in_whole_lines_and_find_the_key_on_its_line(
     assert b"".join(pieces) == (text if newline or native else text + b"\n")  # (read: the last line ended)
     assert all(x.endswith(b"\n") for x in pieces[:-1]) and all(pieces)
     assert hit == (key_at + 1, lines[key_at])
+
+
+@pytest.mark.parametrize("key,candidate", [
+    (r'"\u00e9quipe"', False),  # a JSON array's non-ASCII keys are written escaped: not decoded line by line
+    (r'"\u6f22"', False), (r'"x\"y"', False), ('"team"', False), ('"input_tokens"', False),
+    (r'"cache\u005fread_tokens"', True), (r'"\tmodel"', True), (r'"model\u00a0"', True), (r'"\ufeffmodel"', True),
+])
+def test_only_keys_that_may_name_a_field_are_candidates(key, candidate):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from analyzer.dialects.canonical import FIELDS, _key_pattern
+    line = pa.array([f'{{{key}: 1}}'.encode()], pa.binary())
+    assert pc.match_substring_regex(line, _key_pattern({f: f for f in FIELDS}))[0].as_py() is candidate
