@@ -588,15 +588,26 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.DataFrame) ->
     if not files:
         return keys.clear()
     stored = pl.scan_parquet(files, schema={"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"),
-                                            SHA: pl.String}, extra_columns="ignore", glob=False,
+                                            SHA: pl.String, "source": pl.String}, extra_columns="ignore", glob=False,
                              missing_columns="insert", hive_partitioning=False)
     stored = stored.filter(_in_spans(spans) & pl.col("request_id").is_not_null()
-                           & ~pl.col(SHA).is_in(sorted(skip))).select(dedupe.hashes())
+                           & ~pl.col(SHA).is_in(sorted(skip))).with_columns(_stored_key()).select(dedupe.hashes())
     try:
         return stored.filter(pl.col(dedupe.H1).is_in(keys[dedupe.H1].implode())).join(
             keys.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").unique().collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
+
+
+def _stored_key() -> pl.Expr:
+    """A stored request id as this version keys it. Claude Code rows stored before the key became
+    the message id hold `message.id:requestId` (dialects/claude_code.py): read as the message id, a
+    night's copies of them are still found, with no rewrite of the stored rows (a store holds both
+    kinds of ids, and stays readable by the version that wrote it)."""
+    from .dialects.claude_code import DIALECT, old_key_to_new
+
+    rid = pl.col("request_id")
+    return pl.when(pl.col("source") == DIALECT.name).then(old_key_to_new(rid)).otherwise(rid).alias("request_id")
 
 
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:

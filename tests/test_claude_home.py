@@ -63,12 +63,12 @@ def test_report_and_price_without_paths_read_claude_code(tmp_path):
     assert r.exit_code == 0, r.output
     assert f"reading Claude Code transcripts in {home / '.claude' / 'projects'}" in r.stderr
     doc = json.loads(r.stdout)
-    assert [(row["project"], row["requests"]) for row in doc["rows"]] == [("/home/dev/acme-billing", 4)]
+    assert [(row["project"], row["requests"]) for row in doc["rows"]] == [("/home/dev/acme-billing", 3)]
     out = tmp_path / "rows.csv"
     r = run("price", "-o", out, "--quarantine", tmp_path / "q.jsonl", env=env)
     assert r.exit_code == 0, r.output
     assert "reading Claude Code transcripts" in r.stderr
-    assert pl.read_csv(out).height == 4
+    assert pl.read_csv(out).height == 3
     r = run("report", "--quiet", "--quarantine", tmp_path / "q.jsonl", env=env)
     assert r.stderr == ""
 

@@ -137,11 +137,13 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
 # line, ~45 CPU s per 1M records.)
 _ESCAPED_KEY = (r'(?:[^"\\]|\\.)*\\(?:[tnrf]|u(?:00[0-7][0-9A-Fa-f]|0085|00[Aa]0|1680|20[0-2][0-9A-Fa-f]'
                 r'|205[Ff]|3000|[Ff][Ee][Ff][Ff]|212[Aa]))(?:[^"\\]|\\.)*')
-# A key holding the Kelvin sign (U+212A, as UTF-8): Python lower-cases it to `k` (`input_to\u212aens`
-# names input_tokens, as in the first records), RE2 and Python's bytes patterns do not.
-_KELVIN_KEY = r'[^"\\]*\xe2\x84\xaa[^"\\]*'
-# Bytes that str.strip() removes around a key (every Unicode space, as UTF-8), and a BOM.
-_SPACE = r'(?:[\x00-\x20]|\xef\xbb\xbf|\xc2[\x85\xa0]|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xa8\xa9\xaf]|\xe2\x81\x9f|\xe3\x80\x80)'
+# A key holding the Kelvin sign (U+212A): Python lower-cases it to `k` (`input_to\u212aens` names
+# input_tokens, as in the first records); RE2 over bytes does not. (Patterns here hold non-ASCII
+# characters as themselves, never in a [class]: RE2 reads the text as bytes, Polars as characters.)
+_KELVIN_KEY = '[^"\\\\]*\u212a[^"\\\\]*'
+# What str.strip() removes around a key (every Unicode space), and a BOM.
+_SPACE = "(?:" + "|".join([r"[\x00-\x20]", *"\ufeff\u0085\u00a0\u1680\u2028\u2029\u202f\u205f\u3000",
+                           *map(chr, range(0x2000, 0x200b))]) + ")"
 
 
 def _other_spellings(name: str) -> list[str]:

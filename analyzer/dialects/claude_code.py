@@ -12,8 +12,16 @@ module adds what a path cannot: the project, from where the file lies, and error
 - `[1m]` model suffixes (the 1M-context beta marker) are stripped by the model resolver.
 - usage lines: `type` assistant, or (older versions, which wrote no type) any line with a usage
   object; other lines (user, summary, snapshots, progress) are not usage.
-- the request key joins message.id and requestId (as ccusage does): the lines of one streamed
-  response share both and merge; two requests that share a message id stay two.
+- the request key is message.id (`:requestId` for a line without one): a message id names one
+  billed API response. The lines of one streamed response share it and merge; so do the copies
+  Claude Code writes of a response elsewhere: a `/btw` side question copies the parent's assistant
+  lines, same message id and usage, under a new requestId, into
+  `subagents/agent-aside_question-*.jsonl` (ccusage #913). ccusage counts such a copy once since
+  its PR #1155 (a sidechain line whose message id also has a non-sidechain line is dropped);
+  keying on the message id alone does that and also merges a copy outside a sidechain. Copies
+  that differ keep dedupe's rule: the non-sidechain copy wins (rank), then the most tokens.
+  Stores written before hold `message.id:requestId` ids; `old_key_to_new` lets a night's
+  repeat check compare them with the new keys (store._repeated).
 """
 
 from pathlib import Path, PurePath
@@ -67,11 +75,28 @@ READS = {("type",): pl.String(), ("message", "id"): pl.String(), ("requestId",):
 
 
 def request_key(message_id: pl.Expr, request_id: pl.Expr) -> pl.Expr:
-    """`message.id:requestId`; `message.id` alone, or `:requestId`, when a line has only one. A `:` or
-    `\\` inside the message id is escaped, so that no two different pairs make one key."""
-    mid = message_id.cast(pl.String).str.replace_all("\\", "\\\\", literal=True).str.replace_all(":", "\\:", literal=True)
-    rid = pl.lit(":") + request_id.cast(pl.String)
-    return pl.when(mid.is_null()).then(rid).otherwise(mid + rid.fill_null(""))
+    """`message.id`; `:requestId` when a line has no message id. A `:` or `\\` inside the message id
+    is escaped, so that a message id never reads as a `:requestId` key (nor as an old key's message
+    part, see `old_key_to_new`)."""
+    mid = _escaped_id(message_id)
+    # (an empty message id names nothing: counted as none, not as one key shared by every such line)
+    return pl.when(mid.is_null() | (mid == "")).then(pl.lit(":") + request_id.cast(pl.String)).otherwise(mid)
+
+
+def _escaped_id(message_id: pl.Expr) -> pl.Expr:
+    return message_id.cast(pl.String).str.replace_all("\\", "\\\\", literal=True).str.replace_all(":", "\\:", literal=True)
+
+
+# Stores written before the key was the message id hold `message.id:requestId` (the message id
+# escaped as above, so its end is the first `:` no `\` escapes).
+_OLD_KEY = r"(?s)^((?:[^\\:]|\\.)+):.*$"
+
+
+def old_key_to_new(key: pl.Expr) -> pl.Expr:
+    """A request key as this version writes it, from one an earlier version wrote (`msg:req` ->
+    `msg`). Keys of this version come back unchanged (no unescaped `:` after a message id), so
+    the two kinds of stored ids can be compared with a night's keys alike (store._repeated)."""
+    return key.str.replace(_OLD_KEY, "${1}")
 
 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:

@@ -660,6 +660,16 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
 _CLOSE_THEN_MEMBER = r'\][ \t\r\n]*,[ \t\r\n]*"'
 _CLOSE_THEN_END = r"\][ \t\r\n]*\}"
 
+# What the cut removes must be one JSON array, as a parser reads it (see _valid_array).
+_WS = r"[ \t\r\n]*"
+_STRING = r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'
+_SCALAR = r"(?:[\x01\x02]|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null)"
+_INNERMOST = (rf"\[{_WS}(?:{_SCALAR}{_WS}(?:,{_WS}{_SCALAR}{_WS})*)?\]"
+              rf"|\{{{_WS}(?:\x01{_WS}:{_WS}{_SCALAR}{_WS}(?:,{_WS}\x01{_WS}:{_WS}{_SCALAR}{_WS})*)?\}}")
+# Arrays nested deeper than this are left whole (decoded by the parser): content blocks of a
+# transcript nest 3 to 5 deep (array, block, tool input, its arrays and objects).
+_CUT_DEPTH = 8
+
 
 def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     """The line without its `member` (an array: a response's content blocks, most of its bytes and
@@ -669,7 +679,9 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     - `"member":[` occurs once, right after a `{` or `,` (so its `"` opens a key: after a `\\` it
       would be text inside another key);
     - `],"next":` is the line's only `]` followed by a member (`],"`, or with spaces `] , "`);
-    - no `]` is followed by an object's end (`]}`, `] }`).
+    - no `]` is followed by an object's end (`]}`, `] }`);
+    - the text cut is one JSON array, as a parser reads it (`_valid_array`: a line torn inside the
+      array and glued to another record's tail is never cut into a record).
 
     Why that is exact: the array's own `]` is followed by the next member or by its object's end,
     and there is no such end, so its `]` is an occurrence of the first kind: the only one, `],"next":`.
@@ -691,7 +703,26 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
             & (line.str.count_matches(start, literal=True) == 1)
             & (line.str.count_matches(_CLOSE_THEN_MEMBER) == 1)
             & ~line.str.contains(_CLOSE_THEN_END))
+    fits = fits & _valid_array(raw.bin.slice(a + len(start) - 1, b - a - len(start) + 2).cast(pl.String))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
+
+
+def _valid_array(text: pl.Expr) -> pl.Expr:
+    """Whether `text` (the bytes from the member's `[` to its `]`) is one JSON array, as a parser
+    reads it: every string well formed (escapes, no raw control character), and the rest arrays and
+    objects of values, nested at most _CUT_DEPTH deep. Each string becomes \\x01, then each innermost
+    array or object \\x02, level by level: the array must come down to one \\x02. (The markers are
+    control characters, which JSON never holds raw: a text holding them is left whole.)
+
+    Without this, a line torn inside its content and glued to another record's tail (two writes
+    interleaved; a crash and a later append) was cut into a valid record made of both: one's id and
+    model, the other's usage. Cut only where the removed text is an array, the rest of the line is
+    valid JSON exactly when the whole line is, and reads the same (the member sits where a member
+    may, after `{` or `,` and before `"next":`): the cut never makes a record a parser would refuse."""
+    skeleton = text.str.replace_all(_STRING, "\x01")
+    for _ in range(_CUT_DEPTH):
+        skeleton = skeleton.str.replace_all(_INNERMOST, "\x02")
+    return (skeleton == "\x02") & ~text.str.contains("[\x01\x02]")
 
 
 def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:

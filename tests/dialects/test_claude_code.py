@@ -23,10 +23,10 @@ SESSION = TREE / "-home-dev-acme-billing" / "2ff46cd5-f4e7-4724-bb20-579dae7956e
 OPUS = (6 * 5 + 8837 * 10 + 16410 * Decimal("0.5") + 136 * 25) / 10**6  # Opus 4.6: 1h write $10, read $0.50
 HAIKU = (1 * 1 + 166 * 2 + 10444 * Decimal("0.1") + 25 * 5) / 10**6  # subagent (sidechain), own message
 SONNET4 = (4 * 3 + 2230 * Decimal("3.75") + 13910 * Decimal("0.3") + 87 * 15) / 10**6  # legacy line, no split: 5m
-# The sidechain line that repeats the parent's message id under a new requestId is another request
-# (requests are keyed on message id and request id, as ccusage keys them): 25,247 read, 136 out.
-OPUS_SIDECHAIN = (6 * 5 + 25247 * Decimal("0.5") + 136 * 25) / 10**6
-TOTAL = OPUS + OPUS_SIDECHAIN + HAIKU + SONNET4
+# The sidechain line that repeats the parent's message id under a new requestId is a copy of the
+# parent's response (a message id names one billed response), though its usage differs (25,247
+# read, no write): the parent wins (a sidechain copy never beats its parent) and it is a repeat.
+TOTAL = OPUS + HAIKU + SONNET4
 
 
 def test_detected_and_project_from_path():
@@ -38,25 +38,26 @@ def test_detected_and_project_from_path():
 def test_reference_transcript_by_hand():
     rep = analyze([str(TREE)], ["model", "project"])
     costs = {r["model"]: r["cost"] for r in rep.rows.to_dicts()}
-    assert costs == {"claude-opus-4-6": OPUS + OPUS_SIDECHAIN, "claude-haiku-4-5-20251001": HAIKU,
+    assert costs == {"claude-opus-4-6": OPUS, "claude-haiku-4-5-20251001": HAIKU,
                      "claude-sonnet-4-20250514": SONNET4}
     assert set(rep.rows["project"].to_list()) == {"/home/dev/acme-billing"}  # (from the lines' cwd)
-    # the two streamed lines of one message are a repeat; the sidechain line with the same message id
-    # and its own requestId is a request; the <synthetic> limit message is not billable; user and
+    # the two streamed lines of one message are a repeat, and so is the sidechain line with the same
+    # message id and another requestId; the <synthetic> limit message is not billable; user and
     # snapshot lines are not usage and not records.
     acc = rep.accounting
     assert (acc.rows_read, acc.priced, acc.repeats, acc.not_billable, acc.duplicates, acc.quarantined) == (
-        6, 4, 1, 1, 0, 0)
+        6, 3, 2, 1, 0, 0)
     # the legacy line's costUSD is kept beside the computed cost, and agrees with it
     assert rep.rows.filter(rep.rows["model"] == "claude-sonnet-4-20250514")["reported_cost"].item() == SONNET4
 
 
-def test_line_with_most_tokens_wins_and_a_shared_message_id_with_another_request_id_is_another_request():
+def test_line_with_most_tokens_wins_and_a_sidechain_copy_of_the_message_never_beats_its_parent():
     rep = analyze([str(TREE)], ["model"])
     opus = rep.rows.filter(rep.rows["model"] == "claude-opus-4-6").to_dicts()[0]
-    # final output 136 (not the partial 8) of the parent, plus the sidechain request's own 136 and reads
+    # final output 136 (not the partial 8) of the parent; the sidechain copy (more reads: 25,247, but
+    # a sidechain line) is not counted
     assert (opus["requests"], opus["output_tokens"], opus["cache_write_1h_tokens"], opus["cache_read_tokens"]) == (
-        2, 272, 8837, 16410 + 25247)
+        1, 136, 8837, 16410)
 
 
 def test_resumed_session_repeats_across_files_and_no_dedupe_still_merges(tmp_path):
@@ -67,7 +68,7 @@ def test_resumed_session_repeats_across_files_and_no_dedupe_still_merges(tmp_pat
     for opts in (Options(), Options(dedupe=False)):
         rep = analyze([str(tmp_path)], ["model"], opts)
         assert rep.totals["cost"] == TOTAL
-        assert rep.accounting.repeats == 1 + 5 and rep.accounting.balanced  # all 5 usage lines of b repeat
+        assert rep.accounting.repeats == 2 + 5 and rep.accounting.balanced  # all 5 usage lines of b repeat
 
 
 def test_broken_assistant_line_is_quarantined_with_its_line(tmp_path, quarantine):
@@ -106,11 +107,10 @@ def test_per_request_rows_match_the_report(tmp_path):
 
     rows, acc = price_requests([str(TREE)])
     df = rows.lazy().collect()
-    assert df["request_id"].to_list() == [  # message id : request id
-        "msg_015oRrxAaM8CuSF2MFET9J3i:req_011CaFyKq9mZ7pXb3RwTnL4e", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE:req_011CXjydTj8wRHB1btWYDBCY",
-        "msg_015oRrxAaM8CuSF2MFET9J3i:req_011CaFzB8pQx3Ws5Ty7Uv9Rz", "msg_01LegacyCostUsdLine00001:req_011CPzLegacy00000000001"]
-    assert df["source_row"].to_list() == [4, 6, 7, 9]  # the winning line of each request, in its file
-    assert df["cost"].sum() == TOTAL and acc.repeats == 1 and acc.balanced
+    assert df["request_id"].to_list() == [  # the message id
+        "msg_015oRrxAaM8CuSF2MFET9J3i", "msg_01Kx8wPq2ZrT5vN7yB3mC4dE", "msg_01LegacyCostUsdLine00001"]
+    assert df["source_row"].to_list() == [4, 6, 9]  # the winning line of each request, in its file
+    assert df["cost"].sum() == TOTAL and acc.repeats == 2 and acc.balanced
 
 
 def test_summary_only_file_in_a_tree_is_a_transcript_and_envelopes_are_not(tmp_path):
@@ -140,13 +140,13 @@ def test_no_dedupe_merges_only_a_transcripts_own_repeats(tmp_path):
     shutil.copy(SESSION, proj / "a.jsonl")
     csv = tmp_path / "other.csv"
     csv.write_text("timestamp,model,input_tokens,output_tokens,request_id\n"
-                   "2026-11-24T10:00:00Z,claude-opus-4-6,1000,0,msg_015oRrxAaM8CuSF2MFET9J3i:req_011CaFyKq9mZ7pXb3RwTnL4e\n")
+                   "2026-11-24T10:00:00Z,claude-opus-4-6,1000,0,msg_015oRrxAaM8CuSF2MFET9J3i\n")
     rep = analyze([str(tmp_path)], ["model"], Options(dedupe=False))
     acc = rep.accounting
-    assert (acc.priced, acc.repeats, acc.duplicates) == (5, 1, 0)
+    assert (acc.priced, acc.repeats, acc.duplicates) == (4, 2, 0)
     assert rep.totals["cost"] == TOTAL + Decimal(1000 * 5) / 10**6
     rep = analyze([str(tmp_path)], ["model"])  # with dedupe, the CSV copy (fewer tokens) is the duplicate
-    assert (rep.accounting.priced, rep.accounting.duplicates) == (4, 1)
+    assert (rep.accounting.priced, rep.accounting.duplicates) == (3, 1)
 
 
 def test_a_tree_is_detected_cheaply_but_other_formats_in_it_still_are(tmp_path):
@@ -174,14 +174,14 @@ def test_lines_not_decoded_are_only_those_that_cannot_be_usage(tmp_path, quarant
     spaced = [json.dumps(json.loads(x)) if x.strip() else x for x in SESSION.read_text().splitlines()]
     (proj / "spaced.jsonl").write_text("\n".join(spaced) + "\n")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
-    assert rep.totals["cost"] == TOTAL and rep.accounting.repeats == 1
+    assert rep.totals["cost"] == TOTAL and rep.accounting.repeats == 2
     raw = SESSION.read_bytes().replace(b"Let me look at the exporter first.", b"Let me look at the \xff exporter.")
     assert raw != SESSION.read_bytes()
     (proj / "spaced.jsonl").write_bytes(raw)
     shutil.copy(SESSION, proj / "other.jsonl")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
     assert rep.totals["cost"] == TOTAL
-    assert (rep.accounting.repeats, rep.accounting.quarantined) == (1 + 4, 1) and rep.accounting.balanced
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (2 + 4, 1) and rep.accounting.balanced
     [q] = [json.loads(x) for x in open(quarantine)]
     line = raw.split(b"\n").index(next(x for x in raw.split(b"\n") if b"\xff" in x)) + 1
     assert (q["file"], q["line"], q["reason"]) == (str(proj / "spaced.jsonl"), line, NOT_UTF8)
@@ -351,7 +351,7 @@ def test_a_transcript_whose_content_mentions_the_markers_costs_the_same(tmp_path
     (proj / "s.jsonl").write_text("\n".join(out) + "\n")
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=quarantine))
     assert rep.totals["cost"] == TOTAL
-    assert (rep.accounting.repeats, rep.accounting.quarantined) == (1, 0) and rep.accounting.balanced
+    assert (rep.accounting.repeats, rep.accounting.quarantined) == (2, 0) and rep.accounting.balanced
 
 
 def _tree_of_sessions(root, n: int = 6) -> str:
@@ -402,7 +402,7 @@ def test_a_tree_read_as_concurrent_shards_reads_the_same_requests(tmp_path, monk
     # (what the runs agree on is right: 5 sessions of their own, one replayed, one broken line)
     assert one[0].totals["cost"] == 5 * (TOTAL)
     acc = one[0].accounting
-    assert (acc.priced, acc.repeats, acc.quarantined, acc.not_billable) == (20, 5 * 1 + 5, 1, 6)
+    assert (acc.priced, acc.repeats, acc.quarantined, acc.not_billable) == (15, 5 * 2 + 5, 1, 6)
     assert set(one[1].filter(pl.col("request_id").str.starts_with("msg_01"))["source_file"].str.extract(r"(s\d)\.jsonl")) == {"s0"}
 
 
@@ -471,9 +471,10 @@ def test_lines_without_a_type_are_transcripts_with_project_session_and_cost(tmp_
     assert (acc.rows_read, acc.priced, acc.repeats, acc.quarantined) == (3, 2, 1, 0) and acc.balanced
 
 
-def test_two_requests_sharing_a_message_id_are_two_requests(tmp_path):
-    """Copies merge on message id and request id together (as ccusage does): the same message id
-    under two request ids was billed twice; the same pair twice is one request."""
+def test_a_message_id_under_two_request_ids_is_one_request(tmp_path):
+    """A message id names one billed response: the same message id under another requestId (a
+    `/btw` copy, outside a sidechain too) is a copy, not a second request (keyed on both, as ccusage
+    keyed them before its #1155, it was billed twice)."""
     proj = tmp_path / "projects" / "p"
     proj.mkdir(parents=True)
     lines = [_line(type="assistant", sessionId="s", requestId="req_a"),
@@ -481,8 +482,8 @@ def test_two_requests_sharing_a_message_id_are_two_requests(tmp_path):
              _line(type="assistant", sessionId="s", requestId="req_b")]
     (proj / "s.jsonl").write_text("\n".join(lines) + "\n")
     rep = analyze([str(tmp_path)], [])
-    assert rep.totals["cost"] == 2 * SONNET4_LINE and rep.totals["requests"] == 2
-    assert (rep.accounting.priced, rep.accounting.repeats) == (2, 1)
+    assert rep.totals["cost"] == SONNET4_LINE and rep.totals["requests"] == 1
+    assert (rep.accounting.priced, rep.accounting.repeats) == (1, 2)
 
 
 _ids = st.one_of(st.none(), st.text(alphabet=":\\ab", max_size=4))
@@ -490,17 +491,24 @@ _ids = st.one_of(st.none(), st.text(alphabet=":\\ab", max_size=4))
 
 @given(a=st.tuples(_ids, _ids), b=st.tuples(_ids, _ids))
 @settings(max_examples=300, deadline=None)
-def test_the_request_key_is_one_to_one(a, b):
-    """No two different (message id, request id) pairs share a key, whatever `:` and `\\` they hold
-    (an empty message id counts as none: the key is the request id's)."""
-    from analyzer.dialects.claude_code import request_key
+def test_the_request_key_names_the_message_or_else_the_request(a, b):
+    """Two lines share a key exactly when they share a message id, or have none and share a request
+    id, whatever `:` and `\\` they hold (an empty message id counts as none). An earlier version's
+    key (`message.id:requestId`) maps to this one's, and this one's to itself."""
+    from analyzer.dialects.claude_code import old_key_to_new, request_key
 
-    norm = [(m or None, r) for m, r in (a, b)]
-    if norm[0] == norm[1] or (None, None) in norm:
-        return
-    keys = pl.DataFrame({"m": [a[0], b[0]], "r": [a[1], b[1]]}, schema={"m": pl.String, "r": pl.String}).select(
-        request_key(pl.col("m"), pl.col("r")).alias("k"))["k"].to_list()
-    assert keys[0] != keys[1] or keys[0] is None
+    norm = [(m, None) if m else (None, r) for m, r in (a, b)]
+    frame = pl.DataFrame({"m": [a[0], b[0]], "r": [a[1], b[1]]}, schema={"m": pl.String, "r": pl.String})
+    esc = pl.col("m").str.replace_all("\\", "\\\\", literal=True).str.replace_all(":", "\\:", literal=True)
+    old = pl.when(pl.col("m").is_null()).then(pl.lit(":") + pl.col("r")).otherwise(esc + (pl.lit(":") + pl.col("r")).fill_null(""))
+    got = frame.select(request_key(pl.col("m"), pl.col("r")).alias("k"), old_key_to_new(old).alias("o"))
+    assert got["k"].to_list() == [x if x != "" else None for x in got["o"].to_list()]  # (old: "" for ("", None))
+    assert got.select(old_key_to_new(pl.col("k")))["k"].to_list() == got["k"].to_list()
+    keys = got["k"].to_list()
+    if (None, None) in norm:
+        assert None in keys
+    else:
+        assert (keys[0] == keys[1]) == (norm[0] == norm[1])
 
 
 def test_a_log_holding_request_id_and_usage_does_not_join_a_transcript_tree(tmp_path):

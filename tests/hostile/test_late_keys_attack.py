@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,14 @@ from analyzer.sources import SourceFile, first_key_match, one_reading
 BASE = {"timestamp": "2026-10-08T00:00:00Z", "model": "claude-sonnet-4-5", "input_tokens": 1000, "output_tokens": 0}
 # 61 x 1,000 input tokens at $3/MTok; 2,000,000 cache reads at $0.30/MTok
 PLAIN, READS = Decimal("0.183"), Decimal("0.60")
+
+
+@pytest.fixture(params=["whole", "windows"])
+def searched(request, monkeypatch):
+    """Small files are searched whole by Polars' regex, large ones by RE2 a window at a time: both."""
+    if request.param == "windows":
+        monkeypatch.setattr(sources, "SMALL_TEXT", 0)
+        monkeypatch.setattr(sources, "KEY_WINDOW", 1 << 10)
 
 
 def _log(tmp_path, last: str, first: dict | None = None, name: str = "late.jsonl") -> str:
@@ -43,15 +52,18 @@ def _cost(path: str) -> tuple[int, Decimal]:
     '"cache_read_to\u212aens"',      # the same, as UTF-8
     r'"\u0043ACHE_READ_TOKENS"',
 ])
+@pytest.mark.usefixtures("searched")
 def test_a_late_count_spelled_with_an_escape_or_kelvin_sign_is_read(tmp_path, key):
     assert _cost(_log(tmp_path, _with(key))) == (2_000_000, PLAIN + READS)
 
 
+@pytest.mark.usefixtures("searched")
 def test_a_late_foreign_count_with_an_escaped_underscore_is_refused_naming_its_line(tmp_path):
     with pytest.raises(DialectError, match=r"late.jsonl line 61: key 'prompt_tokens' is not a canonical column"):
         analyze([_log(tmp_path, _with(r'"prompt\u005ftokens"'))], ["model"], Options())
 
 
+@pytest.mark.usefixtures("searched")
 def test_an_escaped_digit_respelling_a_seen_field_is_refused(tmp_path):
     path = _log(tmp_path, _with(r'"Cache_Write_\u0035M_Tokens"'), first={**BASE, "cache_write_5m_tokens": 0})
     with pytest.raises(DialectError, match="line 61: keys 'Cache_Write_5M_Tokens' and 'cache_write_5m_tokens'"):
@@ -65,6 +77,7 @@ def test_an_escaped_digit_respelling_a_seen_field_is_refused(tmp_path):
     {**BASE, "note": '"Cache_Read_Tokens": 5, \\"prompt_tokens\\":'},  # text in a value
 ])
 @pytest.mark.parametrize("where", ["first", "late"])
+@pytest.mark.usefixtures("searched")
 def test_canonical_names_inside_nested_objects_keys_or_values_are_not_refused(tmp_path, record, where):
     lines = [json.dumps(BASE)] * 60
     lines.insert(0 if where == "first" else 60, json.dumps(record))
@@ -77,6 +90,7 @@ def test_canonical_names_inside_nested_objects_keys_or_values_are_not_refused(tm
 
 @pytest.mark.parametrize("where", ["first", "late"])
 @pytest.mark.parametrize("key", [" cache_read_tokens", "cache_read_tokens\t", "\u00a0Cache_Read_Tokens"])
+@pytest.mark.usefixtures("searched")
 def test_a_count_key_with_spaces_around_it_is_refused(tmp_path, where, key):
     # It was read by its stripped name, which the records do not hold: 2,000,000 tokens lost, exit 0.
     rec = {**BASE, key: 2000000}
@@ -100,9 +114,9 @@ def test_a_late_key_split_by_the_8_mib_piece_cut_of_a_huge_line_is_read(tmp_path
 
 @settings(max_examples=60, deadline=None)
 @given(lengths=st.lists(st.integers(1, 90), min_size=1, max_size=40), key_at=st.integers(0, 39),
-       window=st.integers(1, 64), piece=st.integers(1, 32), newline=st.booleans(), native=st.booleans())
+       window=st.integers(1, 64), newline=st.booleans(), small=st.booleans())
 def test_the_windows_hold_the_file_in_whole_lines_and_find_the_key_on_its_line(
-        tmp_path_factory, lengths, key_at, window, piece, newline, native):
+        tmp_path_factory, lengths, key_at, window, newline, small):
     lines = [b"x" * n for n in lengths]
     key_at %= len(lines)
     lines[key_at] = b'{"Kk": 1, "pad": "' + lines[key_at] + b'"}'
@@ -110,28 +124,29 @@ def test_the_windows_hold_the_file_in_whole_lines_and_find_the_key_on_its_line(
     p = tmp_path_factory.mktemp("win") / "w.jsonl"
     p.write_bytes(text)
     src = SourceFile(path=str(p), container="jsonl")
-    old = sources.KEY_WINDOW, sources.PIECE_BYTES
-    sources.KEY_WINDOW, sources.PIECE_BYTES = window, piece
+    old = sources.KEY_WINDOW, sources.SMALL_TEXT
+    sources.KEY_WINDOW, sources.SMALL_TEXT = window, (1 << 20 if small else 0)
     try:
-        with one_reading(native=native):  # (native: the file mapped, a window at a time)
-            pieces = [bytes(b.as_py()) for _, arr in sources._text_windows(src, sources._RUN.get()) for b in arr]
+        with one_reading(native=True):
+            windows = [w for _, w, _ in sources._searched(src, sources._RUN.get(), None)]
             hit = first_key_match(src, '"Kk":', accept=lambda line: line)
     finally:
-        sources.KEY_WINDOW, sources.PIECE_BYTES = old
-    assert b"".join(pieces) == (text if newline or native else text + b"\n")  # (read: the last line ended)
-    assert all(x.endswith(b"\n") for x in pieces[:-1]) and all(pieces)
+        sources.KEY_WINDOW, sources.SMALL_TEXT = old
+    assert b"".join(windows) in (text, text + b"\n")
+    assert all(w.endswith(b"\n") for w in windows[:-1]) and all(windows)
     assert hit == (key_at + 1, lines[key_at])
 
 
 @pytest.mark.parametrize("key,candidate", [
     (r'"\u00e9quipe"', False),  # a JSON array's non-ASCII keys are written escaped: not decoded line by line
     (r'"\u6f22"', False), (r'"x\"y"', False), ('"team"', False), ('"input_tokens"', False),
-    (r'"cache\u005fread_tokens"', True), (r'"\tmodel"', True), (r'"model\u00a0"', True), (r'"\ufeffmodel"', True),
+    (r'"cache\u005fread_tokens"', True), ('"cache_read_to\u212aens"', True), (r'"\tmodel"', True), (r'"model\u00a0"', True), (r'"\ufeffmodel"', True),
 ])
 def test_only_keys_that_may_name_a_field_are_candidates(key, candidate):
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from analyzer.dialects.canonical import FIELDS, _key_pattern
-    line = pa.array([f'{{{key}: 1}}'.encode()], pa.binary())
-    assert pc.match_substring_regex(line, _key_pattern({f: f for f in FIELDS}))[0].as_py() is candidate
+    pattern, text = _key_pattern({f: f for f in FIELDS}), f'{{{key}: 1}}'
+    assert pc.match_substring_regex(pa.array([text.encode()], pa.binary()), pattern)[0].as_py() is candidate
+    assert pl.Series([text]).str.contains(pattern)[0] is candidate  # (small files: Polars' regex)
