@@ -59,6 +59,9 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
         # `input_tokens` and `Input_Tokens` both name one field: reading one of them (the last seen)
         # would silently drop or replace the other's counts.
+        spaced = [k for k, c in original.items() if c != k and c.lower() in FIELDS]
+        if spaced:  # (read by the stripped name, which the records do not hold: its values lost)
+            raise DialectError(_spaced(src.display, spaced[0]))
         spelled = [c for c in original.values() if c.lower() in FIELDS and c != fields[c.lower()]]
         if spelled:
             raise DialectError(f"{src.display}: keys {spelled[0]!r} and {fields[spelled[0].lower()]!r} both name "
@@ -131,8 +134,20 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
                            bad_record=_bad_json_line(), **sniff)
 
 
-# A key with an ASCII letter written as a `\u00XX` escape: its name is only known decoded.
-_ESCAPED_KEY = r'(?:[^"\\]|\\.)*\\u00(?:4[1-9A-Fa-f]|5[0-9Aa]|6[1-9A-Fa-f]|7[0-9Aa])(?:[^"\\]|\\.)*'
+# Candidate keys the pattern below sends to Python, which decodes the line and decides. A key with
+# an escape that may decode to a name's letter, digit or `_` (`Cache\u005fRead_Tokens`), to a space
+# (`\t`, `\u00a0`) or to the Kelvin sign: it is only known decoded. (Not any escape: a file whose
+# every record has a key like `\u00e9quipe`, as a JSON array is rewritten, would be decoded line by
+# line, ~45 CPU s per 1M records.)
+_ESCAPED_KEY = (r'(?:[^"\\]|\\.)*\\(?:[tnrf]|u(?:00[0-7][0-9A-Fa-f]|0085|00[Aa]0|1680|20[0-2][0-9A-Fa-f]'
+                r'|205[Ff]|3000|[Ff][Ee][Ff][Ff]|212[Aa]))(?:[^"\\]|\\.)*')
+# A key holding the Kelvin sign (U+212A): Python lower-cases it to `k` (`input_to\u212aens` names
+# input_tokens, as in the first records); RE2 over bytes does not. (Patterns here hold non-ASCII
+# characters as themselves, never in a [class]: RE2 reads the text as bytes, Polars as characters.)
+_KELVIN_KEY = '[^"\\\\]*\u212a[^"\\\\]*'
+# What str.strip() removes around a key (every Unicode space), and a BOM.
+_SPACE = "(?:" + "|".join([r"[\x00-\x20]", *"\ufeff\u0085\u00a0\u1680\u2028\u2029\u202f\u205f\u3000",
+                           *map(chr, range(0x2000, 0x200b))]) + ")"
 
 
 def _other_spellings(name: str) -> list[str]:
@@ -143,47 +158,62 @@ def _other_spellings(name: str) -> list[str]:
 
 
 def _key_pattern(fields: dict[str, str]) -> str:
-    """Keys (a quoted name before a `:`) that the reading by `fields` would not read, but should: a
-    canonical name in another case, a foreign count name in any case, or a name with an escaped letter
-    (`accept` decides)."""
+    """Keys (a quoted name before a `:`) that the reading by `fields` might not read, but should: a
+    canonical name in another case, a foreign count name in any case, a name with an escape, a
+    Kelvin sign or spaces around it (`_late_keys` decides, on the decoded line)."""
     alts = [a for f in FIELDS for a in _other_spellings(fields[f])]
     alts += [f"(?i:{re.escape(name)})" for name in FOREIGN_COUNTS]
-    return '"(?:' + "|".join(alts) + "|" + _ESCAPED_KEY + ')"[ \t\r]*:'
+    names = "(?i:" + "|".join(re.escape(n) for n in (*FIELDS, *FOREIGN_COUNTS)) + ")"
+    alts += [_ESCAPED_KEY, _KELVIN_KEY, f"{_SPACE}+{names}{_SPACE}*", f"{names}{_SPACE}+"]
+    return '"(?:' + "|".join(alts) + ')"[ \t\r]*:'
 
 
-def _key_name(text: str) -> str | None:
-    try:
-        return json.loads(text[:text.rindex('"') + 1])
-    except ValueError:
-        return None
+def _clean(key: str) -> str:
+    return key.lstrip(_BOM).strip()
 
 
 def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[str, str]:
     """The spellings to read a JSON Lines file's canonical keys by. The first records name them
     (`fields`), but a key that first appears later in another case (`Cache_Read_Tokens`), or under a
     foreign name (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0. So the
-    whole file's text is searched for such keys (one regex pass: ~0.5 CPU s per 1M records). A field
-    the first records lack and the file spells otherwise is read by that spelling; two spellings of one
-    field in one file are refused, as in the first records (which one counts is ambiguous)."""
+    whole file's text is searched for such keys (one regex pass: ~0.5 CPU s per 1M records); a line
+    with one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
+    1}}` or a key inside a string is not read either way. A field the first records lack and the file
+    spells otherwise is read by that spelling; two spellings of one field in one file are refused, as
+    in the first records (which one counts is ambiguous); so is a name with spaces around it."""
     fields, respelled = dict(fields), set()
 
-    def unread(text: str) -> bool:
-        key = _key_name(text)
-        return key is not None and (key.lower() in FOREIGN_COUNTS
-                                    or (key.lower() in fields and key != fields[key.lower()]))
-    while (hit := first_key_match(src, _key_pattern(fields), accept=unread)) is not None:
-        line, text = hit
-        key = _key_name(text)
-        name = key.lower()
+    def unread(line: bytes) -> str | None:
+        try:
+            record = json.loads(line)
+        except ValueError:  # (quarantined whole, as unreadable)
+            return None
+        if not isinstance(record, dict):
+            return None
+        return next((k for k in record if k not in read and _unread(_clean(k).lower(), k, fields)), None)
+    while (read := set(fields.values())) and (hit := first_key_match(src, _key_pattern(fields), accept=unread)):
+        line, key = hit
+        name = _clean(key).lower()
         if name in FOREIGN_COUNTS:
             raise DialectError(f"{src.display} line {line:,}: key {key!r} is not a canonical column (its tokens would "
                                f"not be counted): rename it {FOREIGN_COUNTS[name]!r}, or read the file with --map")
+        if _clean(key) != key:
+            raise DialectError(_spaced(src.display + f" line {line:,}", key))
         if name in seen or name in respelled:
             raise DialectError(f"{src.display} line {line:,}: keys {key!r} and {fields[name]!r} both name {name!r} "
                                "(names match without case): which one counts is ambiguous")
         fields[name] = key
         respelled.add(name)
     return fields
+
+
+def _unread(name: str, key: str, fields: dict[str, str]) -> bool:
+    return name in FOREIGN_COUNTS or (name in fields and key != fields[name])
+
+
+def _spaced(where: str, key: str) -> str:
+    return (f"{where}: key {key!r} has spaces around a canonical name (it would not be read): "
+            f"rename it {_clean(key).lower()!r}")
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
