@@ -114,12 +114,15 @@ class SourceFile:
         `source_row` is the line number a user sees in an editor. `_bad`: the line holds bytes that
         are not UTF-8 (shown as U+FFFD; the dialects quarantine it). A file set (`members`) also has
         each line's file and line in it (`_path`, `_line_no`). (`exact_lines` and `lossy` are kept
-        for callers: both paths read the same now.)"""
+        for callers: both paths read the same now.) A byte order mark before a line (a file's
+        first, in practice) is not part of its record: `\ufeff{...}` was quarantined as unreadable."""
         if self.members:
-            return file_set_lines(self.paths)
-        if not lossy and self.compression is None and _native(self.path):
-            return _native_lines(self.path)
-        return bounded_lines(self.path, self.compression)
+            lines = file_set_lines(self.paths)
+        elif not lossy and self.compression is None and _native(self.path):
+            lines = _native_lines(self.path)
+        else:
+            lines = bounded_lines(self.path, self.compression)
+        return lines.with_columns(pl.col(LINE).str.strip_prefix(_BOM))
 
     def scan_ndjson(self, schema: dict, exact_lines: bool = True) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). `_row` is the
@@ -1334,6 +1337,7 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
     return find_files(paths, exclude).files
 
 
+_BOM = "\ufeff"
 _STDIN_SPOOL: str | None = None
 _TEMPORARY: list[str] = []
 # What one run has seen of its input (see one_reading); None outside a run.

@@ -547,3 +547,14 @@ def test_a_quoted_name_that_unescapes_to_another_column_keeps_both(tmp_path):
                   b'2026-10-10T10:00:00Z,claude-sonnet-4-5,1000,100,1,2\n')
     src = open_source(str(p))
     assert len(set(src.columns)) == len(src.columns) == 6
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_its_record(tmp_path, gz):
+    """`\\ufeff{...}` on line 1 was quarantined as unreadable: its cost left out of the total."""
+    text = "\ufeff" + "".join(json.dumps(r) + "\n" for r in ROWS)
+    p = tmp_path / ("bom.jsonl.gz" if gz else "bom.jsonl")
+    p.write_bytes(gzip.compress(text.encode()) if gz else text.encode())
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert (rep.accounting.priced, rep.accounting.quarantined) == (2, 0)
+    assert sum(rep.rows["cost"]) == TOTAL
