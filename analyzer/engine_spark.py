@@ -38,7 +38,7 @@ from .pipeline import (
     Report,
 )
 from .schema import COUNT_COLUMNS
-from .sources import one_reading
+from .sources import one_reading, process_gone, process_started
 
 # Partitions of Spark's own shuffle: the aggregate is small (thousands of groups), so few suffice
 # unless the user says otherwise (--conf spark.sql.shuffle.partitions=N through spark-submit).
@@ -467,29 +467,6 @@ RUN_PREFIX = ".llm-cost-parts-"
 MARKER = "llm-cost-run.json"  # who made the directory: the tool, and its driver's pid, start and host
 
 
-def _started(pid: int) -> int | None:
-    """When process `pid` started (clock ticks since boot, Linux), to tell it from a later process
-    given the same pid; None where /proc is not there."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _gone(pid: int, started: int | None) -> bool:
-    """Whether the process that wrote a marker has ended (a pid now used by another process counts as
-    ended when its start time differs). In doubt, it has not."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, OverflowError, ValueError):
-        return False  # (a process of another user: alive)
-    now = _started(pid)
-    return started is not None and now is not None and now != started
-
-
 @dataclasses.dataclass
 class RunDir:
     """A `price` run's work directory beside its output, `.llm-cost-parts-XXXXXXXX`, with MARKER in it.
@@ -525,7 +502,7 @@ class RunDir:
 
         def mark(tmp: str) -> None:
             with open(tmp, "w") as f:
-                json.dump({"tool": "llm-cost", "pid": os.getpid(), "started": _started(os.getpid()),
+                json.dump({"tool": "llm-cost", "pid": os.getpid(), "started": process_started(os.getpid()),
                            "host": socket.gethostname(), "output": target}, f)
 
         writers.atomic_write(os.path.join(path, MARKER), mark)
@@ -612,7 +589,7 @@ def clear_stale(parent: str) -> list[str]:
         if where != host:
             said.append(f"{path}: the work directory of a price run on another machine ({who}); "
                         "remove it once that run is over")
-        elif _gone(pid, started):
+        elif process_gone(pid, started):
             left = RunDir(path).remove()
             said.append(left or f"removed {path}, left by an interrupted price run ({who}, no longer running)")
     return said

@@ -60,7 +60,10 @@ _SPOOL: _Spool | None = None
 def _spool() -> _Spool:
     global _SPOOL
     if _SPOOL is None:
-        _SPOOL = _Spool(tempfile.mkdtemp(prefix="llm-cost-remote-"), {})  # (mkdtemp: 0700)
+        from .sources import process_dir
+
+        # (in the process's temporary directory: removed by a later run if this one is killed)
+        _SPOOL = _Spool(tempfile.mkdtemp(prefix="remote-", dir=process_dir()), {})  # (mkdtemp: 0700)
         atexit.register(shutil.rmtree, _SPOOL.root, True)
     return _SPOOL
 

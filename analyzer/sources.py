@@ -507,101 +507,68 @@ def _pieces(blocks: Iterator[bytes], cut) -> Iterator[bytes]:
         yield carry if carry.endswith(b"\n") else carry + b"\n"
 
 
-# Bytes of a plain file searched per call by first_key_match (mapped, not read: the pages are the
-# page cache's, let go after each window).
-KEY_WINDOW = 64 << 20
-
-
-def _text_windows(src: SourceFile, run: dict | None) -> Iterator[tuple[int, object]]:
-    """A JSON Lines file's text as (offset, array of pieces that end at newlines), a window at a
-    time: a plain file mapped by Arrow (no copy), a compressed one decompressed piece by piece."""
-    import pyarrow as pa
-
-    if src.compression is not None or not _native(src.path):
-        offset = 0
-        for piece in _pieces(_blocks(src.path, src.compression, run), _line_cut):
-            yield offset, pa.array([piece], pa.binary())
-            offset += len(piece)
-        return
-    with pa.memory_map(src.path, "r") as mapped:
-        size = run_size(src.path, mapped.size(), run)
-        start = 0
-        while start < size:
-            mapped.seek(start)
-            window = mapped.read_buffer(min(KEY_WINDOW, size - start))
-            view = memoryview(window)
-            cuts = [0]
-            while len(view) - cuts[-1] > PIECE_BYTES:  # pieces end at newlines: no key is split
-                at = _last_newline(view, cuts[-1], cuts[-1] + PIECE_BYTES)
-                cuts.append(cuts[-1] + PIECE_BYTES if at < 0 else at + 1)
-            end = len(view)
-            if start + end < size:
-                at = _last_newline(view, cuts[-1], end)
-                end = end if at < 0 else at + 1
-            cuts.append(end)
-            del view
-            offsets = pa.array(cuts, pa.int64()).buffers()[1]
-            yield start, pa.Array.from_buffers(pa.large_binary(), len(cuts) - 1, [None, offsets, window])
-            start += end
-
-
-def _last_newline(view: memoryview, lo: int, hi: int) -> int:
-    """The last newline in view[lo:hi], or -1 (searched from the end, 64 KiB at a time)."""
-    while hi > lo:
-        a = max(lo, hi - (64 << 10))
-        at = bytes(view[a:hi]).rfind(b"\n")
-        if at >= 0:
-            return a + at
-        hi = a
-    return -1
+# Bytes of text searched per call by first_key_match (a window: its memory is bounded by it).
+KEY_WINDOW = 8 << 20
+# A file up to this size is searched whole by Polars' regex (its compiled pattern is cached: ~0.3 ms
+# a call, where PyArrow's RE2 compiles each call: ~1.7 ms, and importing PyArrow costs ~0.2 CPU s);
+# a larger one by RE2, which reads a large text twice as fast.
+SMALL_TEXT = 1 << 20
 
 
 def first_key_match(src: SourceFile, pattern: str, accept=lambda text: True) -> tuple[int, str] | None:
-    """The first line of a JSON Lines file holding a match of `pattern` (an RE2 regular expression
-    over the bytes, also valid for Python's `re`) that `accept`s, with the text matched; None when
-    no line does. One pass over the file's text by PyArrow's RE2 (~0.5 CPU s for 1M records of
-    285 MB), a window at a time; only a piece that matches is searched by Python (for where, and for
+    """The first line of a JSON Lines file holding a match of `pattern` (a regular expression over the
+    text, valid for RE2, Rust's regex and Python's `re`) that `accept`s, with the text matched; None
+    when no line does. One pass over the file's text, a window at a time (bounded memory): ~0.5 CPU s
+    for 1M records of 285 MB. Only a window that matches is searched by Python (for where, and for
     `accept`), and the line is counted only then."""
     import re
-
-    import pyarrow.compute as pc
 
     run = _RUN.get()
     cached = run.get(("keys", src.path, pattern), False) if run is not None else False
     if cached is not False:
         return cached
     found, compiled = None, re.compile(pattern.encode())
-    for offset, pieces in _text_windows(src, run):
-        matched = pc.match_substring_regex(pieces, pattern)
-        if not pc.any(matched).as_py():
-            continue
-        at = offset
-        for piece, hit in zip(pieces, matched):
-            data = piece.as_buffer()
-            if hit.as_py():
-                m = next((m for m in compiled.finditer(memoryview(data))
-                          if accept(m.group().decode("utf-8", "replace"))), None)
-                if m is not None:
-                    found = (at + m.start(), m.group().decode("utf-8", "replace"))
-                    break
-            at += data.size
-        if found is not None:
-            break
+    for offset, window, hit in _searched(src, run, pattern):
+        if hit:
+            m = next((m for m in compiled.finditer(window) if accept(m.group().decode("utf-8", "replace"))), None)
+            if m is not None:
+                found = (offset + m.start(), m.group().decode("utf-8", "replace"))
+                break
     if found is not None:  # the line: the newlines before the match
         at, lines = found[0], 1
-        for _, pieces in _text_windows(src, run):
-            for piece in pieces:
-                data = memoryview(piece.as_buffer())
-                lines += bytes(data[:max(0, min(len(data), at))]).count(b"\n")
-                at -= len(data)
-                if at < 0:
-                    break
+        for _, window, _ in _searched(src, run, None):
+            lines += window.count(b"\n", 0, max(0, min(len(window), at)))
+            at -= len(window)
             if at < 0:
                 break
         found = (lines, found[1])
     if run is not None:
         run["keys", src.path, pattern] = found
     return found
+
+
+def _searched(src: SourceFile, run: dict | None, pattern: str | None) -> Iterator[tuple[int, bytes, bool]]:
+    """(offset, window, whether it holds a match of `pattern`) for each window of a file's text; the
+    windows end at newlines (`pattern` None: no search). A window is read, not mapped: a map's pages
+    stay in the process's memory until the whole map is let go."""
+    small = os.path.getsize(src.path) <= (SMALL_TEXT if src.compression is None else SMALL_TEXT // 8)
+    if small:
+        data = b"".join(_blocks(src.path, src.compression, run))
+        yield 0, data, pattern is not None and bool(
+            pl.Series([data.decode("utf-8", "replace")], dtype=pl.String).str.contains(pattern).any())
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offset = 0
+    for window in _pieces(_blocks(src.path, src.compression, run, KEY_WINDOW), _line_cut):
+        hit = False
+        if pattern is not None:  # (the window as one Arrow value, not copied)
+            offsets = pa.array([0, len(window)], pa.int64()).buffers()[1]
+            text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(window)])
+            hit = pc.any(pc.match_substring_regex(text, pattern)).as_py()
+        yield offset, window, hit
+        offset += len(window)
 
 
 def _marked(piece: bytes) -> tuple[bytes, str]:
@@ -1444,7 +1411,7 @@ def temporary_file(prefix: str, suffix: str = "") -> tuple[int, str]:
     dropped from the list without being touched, and another is drawn."""
     import secrets
 
-    directory = tempfile.gettempdir()
+    directory = process_dir()
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     while True:
         path = os.path.join(directory, f"{prefix}{secrets.token_hex(8)}{suffix}")
@@ -1460,6 +1427,89 @@ def _remove_temporary() -> None:
     for path in _TEMPORARY:
         with contextlib.suppress(OSError):
             os.unlink(path)
+    if _PROCESS_DIR is not None:
+        shutil.rmtree(_PROCESS_DIR, ignore_errors=True)
+
+
+# Every temporary file of a process (spooled stdin, transcoded text, rows spooled for `price`, copies
+# of objects read from a bucket) lies in one directory of its own, `llm-cost-run-*` in the temporary
+# directory, with a marker naming the process. A process killed with -9 cannot remove it; the next
+# llm-cost process removes it, once the marker shows the process that made it has ended.
+RUN_DIR_PREFIX, RUN_DIR_MARKER = "llm-cost-run-", ".llm-cost-run"
+_PROCESS_DIR: str | None = None
+
+
+def process_dir() -> str:
+    """This process's private temporary directory (0700), made on first use, after removing those
+    of llm-cost processes that have ended without removing theirs (see sweep_run_dirs)."""
+    global _PROCESS_DIR
+    if _PROCESS_DIR is not None and os.path.isdir(_PROCESS_DIR):
+        return _PROCESS_DIR
+    import socket
+
+    parent = tempfile.gettempdir()
+    sweep_run_dirs(parent)
+    path = tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=parent)
+    _PROCESS_DIR = path
+    tmp = os.path.join(path, RUN_DIR_MARKER + ".tmp")
+    with open(tmp, "w") as f:  # (renamed into place: a half-written marker is never read as one)
+        json.dump({"tool": "llm-cost", "pid": os.getpid(), "started": process_started(os.getpid()),
+                   "host": socket.gethostname()}, f)
+    os.rename(tmp, os.path.join(path, RUN_DIR_MARKER))
+    return path
+
+
+def sweep_run_dirs(parent: str) -> list[str]:
+    """Remove the temporary directories (RUN_DIR_PREFIX) of llm-cost processes of this host that have
+    ended; return them. A directory is removed only when it is a real directory of this user holding
+    a whole marker of this host, whose process has ended: a live process's, another host's (a shared
+    /tmp), another user's, one without a marker (being made), or a link, is left alone."""
+    import socket
+
+    removed = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(RUN_DIR_PREFIX)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            st = os.lstat(path)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+                continue
+            with open(os.path.join(path, RUN_DIR_MARKER), "rb") as f:
+                marker = json.loads(f.read(4096))
+            pid, started, host = int(marker["pid"]), marker.get("started"), marker["host"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if marker.get("tool") != "llm-cost" or host != socket.gethostname() or not process_gone(pid, started):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def process_started(pid: int) -> int | None:
+    """When process `pid` started (clock ticks since boot, Linux), to tell it from a later process
+    given the same pid; None where /proc is not there."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_gone(pid: int, started: int | None) -> bool:
+    """Whether the process that wrote a marker has ended (a pid now used by another process counts as
+    ended when its start time differs). In doubt, it has not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError, ValueError):
+        return False  # (a process of another user: alive)
+    now = process_started(pid)
+    return started is not None and now is not None and now != started
 
 
 def _spool_stdin() -> str:

@@ -252,7 +252,9 @@ def _write_through(path: str, write: Callable[[str], None]) -> None:
     terminal takes the bytes; /dev/stdout redirected with `>>` keeps what it held)."""
     import shutil
 
-    with tempfile.TemporaryDirectory(prefix="llm-cost-") as d:
+    from .sources import process_dir
+
+    with tempfile.TemporaryDirectory(prefix="out-", dir=process_dir()) as d:
         tmp = os.path.join(d, "out")
         write(tmp)
         with open(tmp, "rb") as src, open(path, "ab") as out:

@@ -14,7 +14,11 @@ import pytest
 
 pytest.importorskip("pyspark")
 
-from analyzer import Options, analyze  # noqa: E402
+from analyzer import (  # noqa: E402
+    Options,
+    analyze,
+    sources,  # noqa: E402
+)
 from analyzer.writers import render  # noqa: E402
 
 from .make_golden import CASES  # noqa: E402
@@ -404,7 +408,7 @@ def test_stale_directory_recognised_only_by_its_marker(tmp_path):
             (d / extra).write_text("not llm-cost's")
         return d
 
-    alive = made(".llm-cost-parts-alive", os.getpid(), engine_spark._started(os.getpid()))
+    alive = made(".llm-cost-parts-alive", os.getpid(), sources.process_started(os.getpid()))
     reused = made(".llm-cost-parts-reused", os.getpid(), -1)  # (this pid, but not the process that wrote it)
     dead = made(".llm-cost-parts-dead", 2**22 + 12345, None)  # (beyond pid_max: no such process)
     foreign = made(".llm-cost-parts-foreign", 2**22 + 12345, None, extra="notes.txt")

@@ -245,3 +245,22 @@ def test_any_spelling_of_a_late_count_reads_as_the_canonical_one(tmp_path_factor
     canonical = analyze([_late_key_log(tmp, json.dumps({**first, key: n}), first, "a.jsonl")], ["model"], Options())
     other = analyze([_late_key_log(tmp, json.dumps({**first, spelled: n}), first, "b.jsonl")], ["model"], Options())
     assert other.totals == canonical.totals and list(other.rows["cost"]) == list(canonical.rows["cost"])
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_late_key_beyond_the_first_window_is_found_on_its_line(tmp_path, monkeypatch, gz):
+    """Large files are searched a window at a time (small ones whole): a key in the third window of
+    a file that spans several is found, on the line it is on."""
+    import gzip
+
+    from analyzer import sources
+    monkeypatch.setattr(sources, "SMALL_TEXT", 0)
+    monkeypatch.setattr(sources, "KEY_WINDOW", 1 << 12)
+    lines = [json.dumps({**BASE, "cache_read_tokens": 0})] * 200
+    lines[150] = json.dumps({**BASE, "CACHE_read_tokens": 5})
+    data = ("\n".join(lines) + "\n").encode()
+    p = tmp_path / ("w.jsonl.gz" if gz else "w.jsonl")
+    p.write_bytes(gzip.compress(data) if gz else data)
+    from analyzer.errors import DialectError
+    with pytest.raises(DialectError, match="line 151: keys 'CACHE_read_tokens'"):
+        analyze([str(p)], ["model"], Options())

@@ -656,9 +656,16 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
     return pl.when(usual).then(pl.lit(value)).otherwise(check)
 
 
-# An array's end, then the next member of its object, or the object's end (JSON allows spaces).
-_CLOSE_THEN_MEMBER = r'\][ \t\r\n]*,[ \t\r\n]*"'
-_CLOSE_THEN_END = r"\][ \t\r\n]*\}"
+# An array's end, then the next member of its object (`],"`), or the object's end (`]}`) (JSON
+# allows spaces): either kind, counted in one search (see _cut).
+_CLOSE_THEN_MEMBER_OR_END = r'\][ \t\r\n]*(?:,[ \t\r\n]*"|\})'
+
+
+def _regex_literal(text: str) -> str:
+    """`text` as a pattern of Polars' (Rust's) regex matching just it: its meta characters escaped,
+    as regex_syntax::escape does (not Python's re.escape: `\\<` is a word boundary in Rust's syntax)."""
+    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in text)
+
 
 # What the cut removes must be one JSON array, as a parser reads it (see _valid_array).
 _WS = r"[ \t\r\n]*"
@@ -693,16 +700,22 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     Each test counts or searches the whole line, never a copy of part of it (searching slices of the
     line copied them: the cut then cost about what the smaller decode saved). The literal
     `],"next":` is a match of the `]`-then-member pattern, and no other match can run over its `]`,
-    so when the pattern matches once, that is where."""
+    so when the pattern matches once, that is where.
+
+    The last two tests are one count: a match of either kind is one `]` and what follows it up to
+    a `,"` or a `}` (no `]` inside), so matches never overlap and a `]` starts at most one of them;
+    the count of either is the count of the first kind plus the count of the second. When
+    `],"next":` occurs (one of the first kind), a count of 1 says: that one, and none of the second.
+    (One regex pass instead of two, and the member counted by a regex, which searches with a
+    prefilter, instead of Rust's literal searcher: the cut took 0.29 -> 0.21 CPU s on 92K lines.)"""
     start, end = f'"{member}":[', f'],"{next_}":'
     a = line.str.find(start, literal=True)
     b = line.str.find(end, literal=True)
     raw = line.cast(pl.Binary)
     opener = raw.bin.slice(a - 1, 1)  # (one byte: held in its view, not copied)
     fits = ((a >= 1) & (a < b) & ((opener == pl.lit(b"{")) | (opener == pl.lit(b",")))
-            & (line.str.count_matches(start, literal=True) == 1)
-            & (line.str.count_matches(_CLOSE_THEN_MEMBER) == 1)
-            & ~line.str.contains(_CLOSE_THEN_END))
+            & (line.str.count_matches(_regex_literal(start)) == 1)
+            & (line.str.count_matches(_CLOSE_THEN_MEMBER_OR_END) == 1))
     fits = fits & _valid_array(raw.bin.slice(a + len(start) - 1, b - a - len(start) + 2).cast(pl.String))
     return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
 

@@ -316,6 +316,48 @@ def test_lines_whose_text_does_not_show_where_the_content_ends_are_left_whole(li
     assert pl.select(mapped._cut(pl.lit(line), "content", "stop_reason")).item() == line
 
 
+def _cut_as_three_searches(line: pl.Expr, member: str, next_: str) -> pl.Expr:
+    """The cut's rule with the member counted literally and each kind of `]` counted by a search of
+    its own (mapped._cut counts both kinds in one search), then the same check of the array."""
+    start, end = f'"{member}":[', f'],"{next_}":'
+    a, b = line.str.find(start, literal=True), line.str.find(end, literal=True)
+    raw = line.cast(pl.Binary)
+    opener = raw.bin.slice(a - 1, 1)
+    fits = ((a >= 1) & (a < b) & ((opener == pl.lit(b"{")) | (opener == pl.lit(b",")))
+            & (line.str.count_matches(start, literal=True) == 1)
+            & (line.str.count_matches(r'\][ \t\r\n]*,[ \t\r\n]*"') == 1)
+            & ~line.str.contains(r"\][ \t\r\n]*\}"))
+    fits = fits & mapped._valid_array(raw.bin.slice(a + len(start) - 1, b - a - len(start) + 2).cast(pl.String))
+    return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
+
+
+_NEAR_MARKERS = st.lists(st.sampled_from(['"content":[', '],"stop_reason":', "]", "}", "{", ",", '"', " ", "\t", "\n",
+                                          "[", "a", "é", "\\", ':', '"content"', "stop_reason"]),
+                         max_size=14).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@example(text='{"content":[],"content":[],"stop_reason":1}')
+@example(text='{"content":[1] }],"stop_reason":1}')
+@example(text='{"content":[1] , "x":[2],"stop_reason":1}')
+@given(text=_NEAR_MARKERS)
+def test_one_count_of_both_kinds_of_close_cuts_as_two_searches_did(text):
+    """Any text made of the markers, brackets, quotes and spaces: cut exactly as the rule with one
+    search per test (also as a column of many such lines, as a batch is cut)."""
+    got = pl.select(mapped._cut(pl.lit(text), "content", "stop_reason")).item()
+    assert got == pl.select(_cut_as_three_searches(pl.lit(text), "content", "stop_reason")).item()
+    lines = pl.DataFrame({"l": [text, "{" + text, text + "}", "{" + text + "}"]})
+    assert lines.select(mapped._cut(pl.col("l"), "content", "stop_reason")).equals(
+        lines.select(_cut_as_three_searches(pl.col("l"), "content", "stop_reason")))
+
+
+@pytest.mark.parametrize("text", ["a<b>", "x-y", "p.q", "r|s", "t(u)", "v\\w", "[z]", "#&~", "^$", "*+?{}"])
+def test_a_member_name_is_counted_as_text_in_the_regex(text):
+    """The member is counted by a regex: every character of its name stands for itself."""
+    line = pl.lit(f"{text}{text}x{text}")
+    assert pl.select(line.str.count_matches(mapped._regex_literal(text))).item() == 3
+
+
 def test_two_records_torn_into_one_line_are_quarantined_not_cut_into_one(tmp_path, quarantine):
     """Two writes interleaved: the first half of one record, then another whole record. Cutting from
     the first record's content to the second's end would make one valid record of both (the first's

@@ -355,9 +355,9 @@ def test_sigterm_removes_the_runs_temporary_files(tmp_path):
     proc.stdin.write(HEADER.encode())
     proc.stdin.flush()
     deadline = time.monotonic() + 300  # (start-up alone is seconds on a loaded machine)
-    while not list(temp.glob("llm-cost-stdin-*")) and proc.poll() is None and time.monotonic() < deadline:
+    while not list(temp.glob("llm-cost-run-*/llm-cost-stdin-*")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # polling the condition (the spool exists), not waiting a guessed time
-    assert list(temp.glob("llm-cost-stdin-*")), f"the run never spooled stdin: {proc.poll()}, {proc.stderr.read()!r}"
+    assert list(temp.glob("llm-cost-run-*/llm-cost-stdin-*")), f"the run never spooled stdin: {proc.poll()}, {proc.stderr.read()!r}"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=300)
     proc.stdin.close()
@@ -376,6 +376,7 @@ def test_a_signal_as_a_temporary_file_is_created_leaves_nothing(tmp_path, monkey
     from analyzer import sources
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(sources, "_PROCESS_DIR", None)
     monkeypatch.setattr(sources, "_STDIN_SPOOL", None)
     monkeypatch.setattr(sources, "_TEMPORARY", [])
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(HEADER.encode())))
@@ -392,7 +393,7 @@ def test_a_signal_as_a_temporary_file_is_created_leaves_nothing(tmp_path, monkey
     with pytest.raises(type(interrupt)):
         sources._spool_stdin()
     monkeypatch.setattr(os, "open", real_open)
-    left = list(tmp_path.iterdir())
+    left = list(tmp_path.glob("llm-cost-run-*/llm-cost-*"))
     assert len(left) == 1 and str(left[0]) in sources._TEMPORARY
     sources._remove_temporary()
     assert list(tmp_path.iterdir()) == []
@@ -483,3 +484,81 @@ def test_an_unnamed_output_gets_the_permissions_a_named_one_would(tmp_path, mode
     finally:
         os.umask(old)
     assert (tmp_path / "x").stat().st_mode & 0o777 == expect
+
+
+# -- a process killed with -9 cannot remove its temporary files: the next one does --------------------
+
+def _blocked_on_stdin(temp):
+    """A `report -` run holding its stdin spool (in its own llm-cost-run-* directory), blocked reading."""
+    import os
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "report", "-", "-q"], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "TMPDIR": str(temp)})
+    proc.stdin.write(HEADER.encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 300
+    while not list(temp.glob("llm-cost-run-*/llm-cost-stdin-*")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling the condition (the spool exists)
+    assert list(temp.glob("llm-cost-run-*/llm-cost-stdin-*")), proc.stderr.read()
+    return proc
+
+
+def test_the_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    import os
+    import signal
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    killed = _blocked_on_stdin(temp)
+    left = list(temp.glob("llm-cost-run-*"))
+    live = _blocked_on_stdin(temp)  # (a run still going: its directory must stay)
+    live_dir = [d for d in temp.glob("llm-cost-run-*") if d not in left]
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    assert all(d.exists() for d in left)  # kill -9: nothing could be removed
+    foreign = temp / "llm-cost-run-notours"  # no marker: not known to be ours, never touched
+    foreign.mkdir()
+    (foreign / "keep").write_text("x")
+    run = subprocess.run([sys.executable, "-m", "analyzer", "report", "-", "-q"], input=HEADER.encode(),
+                         capture_output=True, env={**os.environ, "TMPDIR": str(temp)}, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert not any(d.exists() for d in left)
+    assert all(d.exists() for d in live_dir) and (foreign / "keep").exists()
+    live.send_signal(signal.SIGTERM)
+    live.wait(timeout=300)
+    assert sorted(p.name for p in temp.iterdir()) == ["llm-cost-run-notours"]
+
+
+@pytest.mark.parametrize("case", ["other host", "live", "pid reused", "link", "half marker", "other tool"])
+def test_only_an_ended_llm_cost_process_of_this_host_loses_its_directory(tmp_path, case):
+    import json
+    import os
+    import socket
+
+    from analyzer import sources
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    marker = {"tool": "llm-cost", "pid": int(ended.stdout), "started": None, "host": socket.gethostname()}
+    if case == "other host":
+        marker["host"] = "another-host"
+    elif case == "live":
+        marker.update(pid=os.getpid(), started=sources.process_started(os.getpid()))
+    elif case == "pid reused":  # this pid now names a process that started at another time
+        marker.update(pid=os.getpid(), started=-1)
+    elif case == "other tool":
+        marker["tool"] = "other"
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "data").write_text("x")
+    d = tmp_path / "llm-cost-run-x"
+    if case == "link":
+        (target / sources.RUN_DIR_MARKER).write_text(json.dumps(marker))
+        d.symlink_to(target)
+    else:
+        d.mkdir()
+        text = json.dumps(marker)
+        (d / sources.RUN_DIR_MARKER).write_text(text[:10] if case == "half marker" else text)
+    removed = sources.sweep_run_dirs(str(tmp_path))
+    assert (target / "data").exists()
+    assert (removed == [str(d)]) == (case == "pid reused") and d.exists() == (case != "pid reused")
