@@ -150,7 +150,7 @@ def job_polars(tree: str, prefilter: bool = False) -> dict:
     )
     # One API response is written as several lines (partial output_tokens first): keep the one with
     # the most tokens. A sidechain replay of a parent's message (a copy under a new requestId) is not billed
-    # again, as ccusage counts it (llm-cost keys requests by (message.id, requestId), and bills it).
+    # again, as ccusage counts it (and llm-cost, which keys a request by its Anthropic message id).
     requests = (
         lines.group_by("id", "req").agg(pl.all().sort_by("tokens").last())
         .filter(~pl.col("sidechain") | ((~pl.col("sidechain")).sum().over("id") == 0))

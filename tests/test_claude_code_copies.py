@@ -132,5 +132,15 @@ def test_a_store_written_with_the_old_key_still_finds_a_nights_copies(tmp_path, 
 
 def test_the_store_key_of_other_sources_is_left_as_it_is(tmp_path):
     """Only Claude Code rows are read with the old key's rule: another source's id may hold `:`."""
-    frame = pl.DataFrame({"request_id": ["a:b", "a:b", "msg:req", ":r"], "source": ["openai", None, "claude-code", "claude-code"]})
-    assert frame.select(store._stored_key())["request_id"].to_list() == ["a:b", "a:b", "msg", ":r"]
+    frame = pl.DataFrame({"request_id": ["msg_a:b", "msg_a:b", "msg_1:req", ":r", "gw:req", "msg_1"],
+                          "source": ["openai", None, "claude-code", "claude-code", "claude-code", "claude-code"]})
+    assert frame.select(store._stored_key())["request_id"].to_list() == ["msg_a:b", "msg_a:b", "msg_1", ":r", "gw:req", "msg_1"]
+
+
+def test_a_relays_own_message_ids_stay_keyed_with_the_request_id(tmp_path):
+    """A relay that answers every response with one message id of its own (ccusage #1635: "ocgo")
+    and passes request ids: its responses are not copies of one another. Only an Anthropic
+    message id (`msg_...`) is a response's identity alone."""
+    root = tree(tmp_path, [line("ocgo", "req_1"), line("ocgo", "req_2"), line("ocgo", "req_2")], [])
+    rep = analyze([root], [])
+    assert rep.totals["cost"] == 2 * PARENT and (rep.accounting.priced, rep.accounting.repeats) == (2, 1)

@@ -58,7 +58,7 @@ def test_ccusage_fixtures_are_claude_code_with_project_session_and_cost():
 # -- goccc's fixture: a current transcript and its subagent -------------------------------------------
 # goccc writes one request's streaming snapshots with three message ids (msg_streaming_001a/b/c) under
 # one requestId, and merges them on requestId alone (its own total: Opus $1.2335, Haiku $0.057625).
-# llm-cost keys a request on message id and request id together, as ccusage does (issue 12 §9): three
+# llm-cost keys a request on its message id (an Anthropic `msg_` id names one billed response): three
 # message ids are three requests. Opus 4.6: $5 in / $6.25 5m write / $10 1h write / $0.50 read / $25
 # out; Haiku 4.5 as above plus $2 1h write.
 GOCCC_OPUS = [  # (input, 5m write, 1h write, read, output) of each (message id, request id)

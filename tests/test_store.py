@@ -360,8 +360,8 @@ def test_every_format_ingests_into_one_store_and_the_accounting_balances(tmp_pat
     for path in inputs:  # one night each: every later ingest reads the ids of parts with other columns
         store.ingest([path], st, opts)
     s = store.status(st)
-    # repeats: the two streamed lines of one Claude Code message (its sidechain line has its own requestId)
-    assert s["consistent"] and s["repeats"] == 1 and s["not_billable"] == 6  # 4 + a LiteLLM cache hit and failure
+    # repeats: the two streamed lines of one Claude Code message, and its sidechain copy (same message id)
+    assert s["consistent"] and s["repeats"] == 2 and s["not_billable"] == 6  # 4 + a LiteLLM cache hit and failure
     stored = store.report(st, ["model"])
     logs = pipeline.analyze(inputs, ["model"], opts)
     assert stored.accounting.balanced and stored.totals["cost"] == logs.totals["cost"]

@@ -12,8 +12,10 @@ module adds what a path cannot: the project, from where the file lies, and error
 - `[1m]` model suffixes (the 1M-context beta marker) are stripped by the model resolver.
 - usage lines: `type` assistant, or (older versions, which wrote no type) any line with a usage
   object; other lines (user, summary, snapshots, progress) are not usage.
-- the request key is message.id (`:requestId` for a line without one): a message id names one
-  billed API response. The lines of one streamed response share it and merge; so do the copies
+- the request key is an Anthropic message.id (`msg_...`; `:requestId` for a line without one):
+  such an id names one billed API response. (A message id of another shape, a gateway's or
+  relay's own, may be one value for every response, ccusage #1635: joined with the requestId,
+  `id:requestId`, as before.) The lines of one streamed response share it and merge; so do the copies
   Claude Code writes of a response elsewhere: a `/btw` side question copies the parent's assistant
   lines, same message id and usage, under a new requestId, into
   `subagents/agent-aside_question-*.jsonl` (ccusage #913). ccusage counts such a copy once since
@@ -75,27 +77,36 @@ READS = {("type",): pl.String(), ("message", "id"): pl.String(), ("requestId",):
 
 
 def request_key(message_id: pl.Expr, request_id: pl.Expr) -> pl.Expr:
-    """`message.id`; `:requestId` when a line has no message id. A `:` or `\\` inside the message id
-    is escaped, so that a message id never reads as a `:requestId` key (nor as an old key's message
-    part, see `old_key_to_new`)."""
+    """An Anthropic message id (`msg_...`: the API's, Bedrock's `msg_bdrk_`, Vertex's `msg_vrtx_`)
+    alone: it names one billed response. Any other message id (a gateway's or relay's own, which
+    may be one value for every response) joined with the requestId, `id:requestId`, as before;
+    `:requestId` for a line without a message id. A `:` or `\\` inside the message id is escaped, so
+    that no two different lines' keys meet unless the rule above says so."""
     mid = _escaped_id(message_id)
+    rid = pl.lit(":") + request_id.cast(pl.String)
     # (an empty message id names nothing: counted as none, not as one key shared by every such line)
-    return pl.when(mid.is_null() | (mid == "")).then(pl.lit(":") + request_id.cast(pl.String)).otherwise(mid)
+    return (pl.when(mid.is_null() | (mid == "")).then(rid)
+            .when(mid.str.starts_with(ANTHROPIC_ID)).then(mid)
+            .otherwise(mid + rid.fill_null("")))
+
+
+ANTHROPIC_ID = "msg_"
 
 
 def _escaped_id(message_id: pl.Expr) -> pl.Expr:
     return message_id.cast(pl.String).str.replace_all("\\", "\\\\", literal=True).str.replace_all(":", "\\:", literal=True)
 
 
-# Stores written before the key was the message id hold `message.id:requestId` (the message id
-# escaped as above, so its end is the first `:` no `\` escapes).
-_OLD_KEY = r"(?s)^((?:[^\\:]|\\.)+):.*$"
+# Stores written before keyed every line `message.id:requestId` (the message id escaped as above,
+# so its end is the first `:` no `\` escapes).
+_OLD_KEY = r"(?s)^(" + ANTHROPIC_ID + r"(?:[^\\:]|\\.)*):.*$"
 
 
 def old_key_to_new(key: pl.Expr) -> pl.Expr:
-    """A request key as this version writes it, from one an earlier version wrote (`msg:req` ->
-    `msg`). Keys of this version come back unchanged (no unescaped `:` after a message id), so
-    the two kinds of stored ids can be compared with a night's keys alike (store._repeated)."""
+    """A request key as this version writes it, from one an earlier version wrote (`msg_x:req` ->
+    `msg_x`; other keys were written as now). Keys of this version come back unchanged (no
+    unescaped `:` after an Anthropic message id), so the two kinds of stored ids can be compared
+    with a night's keys alike (store._repeated)."""
     return key.str.replace(_OLD_KEY, "${1}")
 
 

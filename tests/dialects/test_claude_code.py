@@ -529,17 +529,26 @@ def test_a_message_id_under_two_request_ids_is_one_request(tmp_path):
 
 
 _ids = st.one_of(st.none(), st.text(alphabet=":\\ab", max_size=4))
+_mids = st.one_of(_ids, st.text(alphabet=":\\ab", max_size=4).map(lambda t: "msg_" + t))
 
 
-@given(a=st.tuples(_ids, _ids), b=st.tuples(_ids, _ids))
+@given(a=st.tuples(_mids, _ids), b=st.tuples(_mids, _ids))
 @settings(max_examples=300, deadline=None)
+@example(a=("msg_a", "r1"), b=("msg_a", "r2"))  # an Anthropic message id under two request ids: one
+@example(a=("a", "r1"), b=("a", "r2"))  # another message id (a relay's): two
+@example(a=("msg_a:r1", None), b=("msg_a", "r1"))
 def test_the_request_key_names_the_message_or_else_the_request(a, b):
-    """Two lines share a key exactly when they share a message id, or have none and share a request
-    id, whatever `:` and `\\` they hold (an empty message id counts as none). An earlier version's
-    key (`message.id:requestId`) maps to this one's, and this one's to itself."""
+    """Two lines share a key exactly when they share an Anthropic message id (`msg_...`), or share
+    another message id and the request id, or have none and share the request id, whatever `:` and
+    `\\` they hold (an empty message id counts as none). An earlier version's key
+    (`message.id:requestId`) maps to this one's, and this one's to itself."""
     from analyzer.dialects.claude_code import old_key_to_new, request_key
 
-    norm = [(m, None) if m else (None, r) for m, r in (a, b)]
+    def names(m, r):
+        if not m:
+            return ("request", r)
+        return ("message", m) if m.startswith("msg_") else ("pair", m, r)
+    norm = [names(*a), names(*b)]
     frame = pl.DataFrame({"m": [a[0], b[0]], "r": [a[1], b[1]]}, schema={"m": pl.String, "r": pl.String})
     esc = pl.col("m").str.replace_all("\\", "\\\\", literal=True).str.replace_all(":", "\\:", literal=True)
     old = pl.when(pl.col("m").is_null()).then(pl.lit(":") + pl.col("r")).otherwise(esc + (pl.lit(":") + pl.col("r")).fill_null(""))
@@ -547,7 +556,7 @@ def test_the_request_key_names_the_message_or_else_the_request(a, b):
     assert got["k"].to_list() == [x if x != "" else None for x in got["o"].to_list()]  # (old: "" for ("", None))
     assert got.select(old_key_to_new(pl.col("k")))["k"].to_list() == got["k"].to_list()
     keys = got["k"].to_list()
-    if (None, None) in norm:
+    if ("request", None) in norm:
         assert None in keys
     else:
         assert (keys[0] == keys[1]) == (norm[0] == norm[1])
