@@ -162,3 +162,27 @@ def test_store_reports_are_the_same_from_summaries_from_rows_and_after_a_compact
     assert [_reports(st, v) for v in range(len(at))] == at  # time travel past the compaction
     shutil.move(st / store.SUMMARY, tmp_path / "summaries")
     assert _reports(st) == want
+
+
+# ----------------------------------------------------------------------------------------------
+# Decimal counts in a Parquet log
+
+
+def test_a_parquet_decimal_count_a_hair_above_a_whole_number_is_quarantined_not_truncated(tmp_path):
+    # 1.00000000000000000001 is 1.0 as a float: judged by the float alone it passed as whole and
+    # its cast to an integer counted 1 token, where the same text in a CSV is quarantined.
+    import datetime as dt
+
+    import polars as pl
+
+    counts = pl.Series([Decimal("1.00000000000000000001"), Decimal("2.5"), Decimal("3")], dtype=pl.Decimal(38, 20))
+    pl.DataFrame({"request_id": ["a", "b", "c"], "timestamp": [dt.datetime(2026, 3, 10, tzinfo=dt.UTC)] * 3,
+                  "model": ["claude-sonnet-4-5"] * 3, "input_tokens": counts, "output_tokens": [1, 1, 1]},
+                 ).write_parquet(tmp_path / "d.parquet")
+    _run("report", tmp_path / "d.parquet", "-o", tmp_path / "r.json", "-q", "--quarantine", tmp_path / "q.jsonl")
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["totals"]["input_tokens"] == 3
+    assert Decimal(rep["totals"]["cost"]) == (3 * 3 + 15) * M  # only c: 3 in, 1 out
+    reasons = [json.loads(x)["reason"] for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert reasons == ["input_tokens is not a whole number (1.00000000000000000001)",
+                       "input_tokens is not a whole number (2.50000000000000000000)"]
