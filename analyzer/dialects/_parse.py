@@ -101,6 +101,10 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     if dtype.is_float() or isinstance(dtype, pl.Decimal):
         as_float = src.cast(pl.Float64)  # only to test integrality; the count itself is an integer
         whole = (as_float == as_float.floor()) & as_float.is_finite() & val.is_not_null()
+        if isinstance(dtype, pl.Decimal):
+            # Judged in the decimal itself: 1.00000000000000000001 is 1.0 as a float, and the cast
+            # to an integer truncates it, so the float test alone counted it as 1 token.
+            whole = whole & (src == val.cast(dtype))
         reason = (
             pl.when(src.is_null()).then(_missing(name, required))
             .when(as_float < 0).then(pl.format(f"negative {name} ({{}})", src))
