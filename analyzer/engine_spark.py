@@ -38,7 +38,7 @@ from .pipeline import (
     Report,
 )
 from .schema import COUNT_COLUMNS
-from .sources import one_reading, process_gone, process_started
+from .sources import one_reading, process_gone, process_started, read_marker
 
 # Partitions of Spark's own shuffle: the aggregate is small (thousands of groups), so few suffice
 # unless the user says otherwise (--conf spark.sql.shuffle.partitions=N through spark-submit).
@@ -556,9 +556,7 @@ def clear_stale(parent: str) -> list[str]:
     machine lost): each recognised by its marker (written by this tool, this user, this host, and
     that process has ended) is removed, file by file (RunDir.remove). One of another host is not
     touched (its run may be going on): said. Returns what to tell the user."""
-    import json
     import socket
-    import stat
 
     said = []
     try:
@@ -568,23 +566,10 @@ def clear_stale(parent: str) -> list[str]:
     host = socket.gethostname()
     for name in names:
         path = os.path.join(parent, name)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-                continue
-            mark = os.path.join(path, MARKER)
-            mst = os.lstat(mark)
-            if not stat.S_ISREG(mst.st_mode) or mst.st_size > 65536:
-                continue
-            with open(mark) as f:
-                info = json.load(f)
-            if not isinstance(info, dict) or info.get("tool") != "llm-cost":
-                continue
-            pid, started, where = info.get("pid"), info.get("started"), info.get("host")
-            if not isinstance(pid, int) or not isinstance(started, (int, type(None))):
-                continue
-        except (OSError, ValueError):
+        info = read_marker(path, MARKER)
+        if info is None:
             continue
+        pid, started, where = info["pid"], info["started"], info["host"]
         who = f"pid {pid} on {where}"
         if where != host:
             said.append(f"{path}: the work directory of a price run on another machine ({who}); "

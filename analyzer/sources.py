@@ -1531,20 +1531,33 @@ def sweep_run_dirs(parent: str) -> list[str]:
         return removed
     for name in names:
         path = os.path.join(parent, name)
-        try:
-            st = os.lstat(path)
-            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-                continue
-            with open(os.path.join(path, RUN_DIR_MARKER), "rb") as f:
-                marker = json.loads(f.read(4096))
-            pid, started, host = int(marker["pid"]), marker.get("started"), marker["host"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if marker.get("tool") != "llm-cost" or host != socket.gethostname() or not process_gone(pid, started):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+        info = read_marker(path, RUN_DIR_MARKER)
+        if info is not None and info["host"] == socket.gethostname() and process_gone(info["pid"], info["started"]):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
+
+
+def read_marker(directory: str, name: str) -> dict | None:
+    """The marker `name` an llm-cost process wrote in `directory` (its pid, start time and host), or
+    None unless `directory` is a real directory of this user and the marker a small regular file of
+    whole JSON written by this tool: a directory that is not known to be a run's is never touched."""
+    try:
+        st = os.lstat(directory)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return None
+        mark = os.path.join(directory, name)
+        mst = os.lstat(mark)
+        if not stat.S_ISREG(mst.st_mode) or mst.st_size > 65536:
+            return None
+        with open(mark, "rb") as f:
+            info = json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("tool") != "llm-cost" or not isinstance(info.get("pid"), int) \
+            or not isinstance(info.get("started"), (int, type(None))) or not isinstance(info.get("host"), str):
+        return None
+    return info
 
 
 def process_started(pid: int) -> int | None:
