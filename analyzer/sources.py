@@ -513,8 +513,8 @@ def _pieces(blocks: Iterator[bytes], cut) -> Iterator[bytes]:
 # Bytes of text searched per call by first_key_match (a window: its memory is bounded by it).
 KEY_WINDOW = 8 << 20
 # A file up to this size is searched whole by Polars' regex (its compiled pattern is cached: ~0.3 ms
-# a call, where PyArrow's RE2 compiles each call: ~1.7 ms, and importing PyArrow costs ~0.2 CPU s);
-# a larger one by RE2, which reads a large text twice as fast.
+# a call, where PyArrow's RE2 compiles each call: ~1.7 ms, and importing PyArrow's compute module
+# costs 0.4-0.7 CPU s); a larger one by RE2, which reads a large text twice as fast.
 SMALL_TEXT = 1 << 20
 
 
@@ -522,10 +522,10 @@ def first_key_match(src: SourceFile, pattern: str, accept=lambda line: line) -> 
     """The first line of a JSON Lines file holding a match of `pattern` (a regular expression over the
     text, valid for RE2 and Rust's regex) for which `accept(line)` (the line's bytes) is not None, with
     what it returned; None when no line is. One pass over the file's text, a window at a time (bounded
-    memory): ~0.5 CPU s for 1M records of 285 MB. Only a window that matches is split into lines, and
-    only a line that matches is given to `accept` (the pattern finds candidates: `accept` decides on
-    the whole line, so that a match inside a nested object or a string does not count). The line is
-    counted only then."""
+    memory): ~0.75 CPU s for 1M records of 285 MB, plus PyArrow's import (docs/performance.md). Only
+    a window that matches is split into lines, and only a line that matches is given to `accept`
+    (the pattern finds candidates: `accept` decides on the whole line, so that a match inside a
+    nested object or a string does not count). The line is counted only then."""
     run = _RUN.get()
     cached = run.get(("keys", src.path, pattern), False) if run is not None else False
     if cached is not False:

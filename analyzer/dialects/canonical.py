@@ -176,7 +176,7 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[
     """The spellings to read a JSON Lines file's canonical keys by. The first records name them
     (`fields`), but a key that first appears later in another case (`Cache_Read_Tokens`), or under a
     foreign name (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0. So the
-    whole file's text is searched for such keys (one regex pass: ~0.5 CPU s per 1M records); a line
+    whole file's text is searched for such keys (one regex pass: ~1-1.5 CPU s per 1M records, see docs/performance.md); a line
     with one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
     1}}` or a key inside a string is not read either way. A field the first records lack and the file
     spells otherwise is read by that spelling; two spellings of one field in one file are refused, as
