@@ -135,7 +135,9 @@ class SourceFile:
         return bounded_ndjson(self.path, self.compression, schema, exact_lines)
 
     def scan_parquet(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path, glob=False)
+        # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
+        # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
+        return _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -287,6 +289,11 @@ PIECE_BYTES = 8 << 20
 # Why a row with bytes that are not UTF-8 is quarantined (the dialects write it).
 NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
 BAD = "_bad"
+# Columns the readers add to a table's own (its record's number, its bytes' verdict). A log's own
+# column of either name is left out of the reading (a name starting with `_` is never read as a
+# dimension, see canonical._is_dimension): a Parquet or CSV log with its own `_row` failed with
+# "cannot add row_index with name '_row'".
+RESERVED = ("_row", BAD)
 _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 
@@ -1441,13 +1448,21 @@ def _native_lines(path: str) -> pl.LazyFrame:
     ).with_row_index("_row", offset=1).with_columns(pl.lit(False).alias(BAD))
 
 
+def _without_reserved(lf: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
+    own = [c for c in names if c in RESERVED]
+    return lf.drop(own) if own else lf
+
+
 def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     lf = pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8", truncate_ragged_lines=True,
         schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
-    ).with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
+    )
     header = _csv_header(path, None, _RUN.get())
+    if any(name.encode() in header for name in RESERVED):  # (the schema only then: see scan_parquet)
+        lf = _without_reserved(lf, lf.collect_schema().names())
+    lf = lf.with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
     renamed = _unescaped_names(header, lf.collect_schema().names()[1:-1], sep) if b'""' in header else {}
     return lf.rename(renamed) if renamed else lf
 
