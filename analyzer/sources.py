@@ -821,6 +821,9 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     # (The header as text: bytes that are not UTF-8 in a column name become U+FFFD; its rows are read
     # below it, each piece after the same header.)
     text_header = header.decode("utf-8", "replace").encode()
+    if not header:  # no end found: empty, or a quote opens in it and never closes
+        with contextlib.closing(_blocks(path, compression, run, 1 << 16)) as blocks:
+            _check_header(next(blocks, b"").split(b"\n")[0] + b"\n", sep, path)
     names = pl.read_csv(text_header, infer_schema=False, separator=sep, n_rows=0).columns
     renamed = _unescaped_names(text_header, names, sep)
     integers = tuple({v: k for k, v in renamed.items()}.get(c, c) for c in integers)
@@ -859,6 +862,22 @@ def _csv_header(path: str, compression: str | None, run: dict | None) -> bytes:
     with contextlib.closing(_pieces(_blocks(path, compression, run, 1 << 16), _first_record)) as pieces:
         first = next(pieces, b"")
     return first[:_first_record(first) + 1]
+
+
+def _check_header(header: bytes, sep: str, path: str) -> None:
+    """A quote inside a name not enclosed in quotes (`te"am`) opens a quoted field for Polars that
+    runs to the end of the file: the file read as a header and no rows ("empty CSV"). Said as it is.
+    (Only then: a name like `x""y`, whose quotes close, is read by Polars as written.)"""
+    if b'"' not in header:
+        return
+    s = re.escape(sep.encode())
+    field = rb'(?:"(?:[^"]|"")*"|[^"' + s + rb'\r\n]*)'
+    if re.fullmatch(field + rb"(?:" + s + field + rb")*\r?\n?", header) is None:
+        bad = next((n for n in header.split(b"\n")[0].split(sep.encode()) if b'"' in n.strip(b'"')), b'"')
+        raise SourceError(f"{shown(path)}: line 1 (the header): a quote inside a column name "
+                          f"({bad.decode('utf-8', 'replace').strip()!r}); quote the name and double the quote "
+                          f"inside it (RFC 4180: {bad.decode('utf-8', 'replace').strip().strip(chr(34))!r} -> "
+                          f"\"{bad.decode('utf-8', 'replace').strip().strip(chr(34)).replace(chr(34), chr(34) * 2)}\")")
 
 
 def _unescaped_names(header: bytes, names: list[str], sep: str) -> dict[str, str]:

@@ -586,3 +586,20 @@ def test_a_log_with_its_own_row_and_bad_columns_is_read(tmp_path, name):
     rows = pl.read_csv(out)
     assert rows["source_row"].to_list() == ([1, 2] if name.endswith(".parquet") else [2, 3])
     assert "_row" not in rows.columns and "_bad" not in rows.columns
+
+
+@pytest.mark.parametrize("header", [b'te"am', b'"te"am"x'])
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_bare_quote_in_a_csv_header_is_named_not_an_empty_file(tmp_path, header, gz):
+    """Polars reads a quote that opens inside a name as a quoted field running to the end of the file:
+    the file was "cannot read (empty CSV)". The error now names line 1 and the column, exit 2."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+    text = b"timestamp,model,input_tokens,output_tokens," + header + b"\n" + BODY
+    p = tmp_path / ("h.csv.gz" if gz else "h.csv")
+    p.write_bytes(gzip.compress(text) if gz else text)
+    res = CliRunner().invoke(main, ["report", str(p)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "line 1 (the header): a quote inside a column name" in res.output
+    assert repr(header.decode()) in res.output and len(res.output.strip().splitlines()) == 1
