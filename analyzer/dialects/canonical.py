@@ -142,8 +142,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
 _ESCAPED_KEY = (r'(?:[^"\\]|\\.)*\\(?:[tnrf]|u(?:00[0-7][0-9A-Fa-f]|0085|00[Aa]0|1680|20[0-2][0-9A-Fa-f]'
                 r'|205[Ff]|3000|[Ff][Ee][Ff][Ff]|212[Aa]))(?:[^"\\]|\\.)*')
 # A key holding the Kelvin sign (U+212A): Python lower-cases it to `k` (`input_to\u212aens` names
-# input_tokens, as in the first records); RE2 over bytes does not. (Patterns here hold non-ASCII
-# characters as themselves, never in a [class]: RE2 reads the text as bytes, Polars as characters.)
+# input_tokens, as in the first records); the regex's (?i) of the names below is not relied on for it.
 _KELVIN_KEY = '[^"\\\\]*\u212a[^"\\\\]*'
 # What str.strip() removes around a key (every Unicode space), and a BOM.
 _SPACE = "(?:" + "|".join([r"[\x00-\x20]", *"\ufeff\u0085\u00a0\u1680\u2028\u2029\u202f\u205f\u3000",
@@ -176,7 +175,8 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[
     """The spellings to read a JSON Lines file's canonical keys by. The first records name them
     (`fields`), but a key that first appears later in another case (`Cache_Read_Tokens`), or under a
     foreign name (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0. So the
-    whole file's text is searched for such keys (one regex pass: ~1-1.5 CPU s per 1M records, see docs/performance.md); a line
+    whole file's text is searched for such keys (one regex pass over its lines by Polars: ~1 CPU s per
+    1M records, see docs/performance.md); a line
     with one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
     1}}` or a key inside a string is not read either way. A field the first records lack and the file
     spells otherwise is read by that spelling; two spellings of one field in one file are refused, as
