@@ -80,10 +80,12 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     if lacking:
         raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
                            f"column (columns: {', '.join(list(original.values())[:12])}); see `llm-cost formats`")
+    late = []
     if src.container == "jsonl":
-        fields = _late_keys(src, fields, {c.lower() for c in original.values()})
+        wanted = _wanted_dimensions(ctx, set(original.values()))
+        fields, late = _late_keys(src, fields, {c.lower() for c in original.values()}, wanted)
     from_price = "price_book" in original.values()
-    dims = [c for c in original.values() if _is_dimension(c, from_price)]
+    dims = [c for c in original.values() if _is_dimension(c, from_price)] + late
     renamed = schema.dimension_names(dims)
     if ctx is not None and renamed != {d: d for d in dims}:
         ctx.note(schema.renamed_note(src.display, renamed))
@@ -121,7 +123,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
         lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others},
                              exact_lines=ctx is None or ctx.exact_lines)
-        raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
+        raw = pl.struct([pl.col(c) for c in (*original.values(), *late)]).struct.json_encode()
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
@@ -156,11 +158,13 @@ def _other_spellings(name: str) -> list[str]:
             for i, ch in enumerate(name) if ch.swapcase() != ch]
 
 
-def _key_pattern(fields: dict[str, str]) -> str:
+def _key_pattern(fields: dict[str, str], dimensions=()) -> str:
     """Keys (a quoted name before a `:`) that the reading by `fields` might not read, but should: a
     canonical name in another case, a foreign count name in any case, a name with an escape, a
-    Kelvin sign or spaces around it (`_late_keys` decides, on the decoded line)."""
+    Kelvin sign or spaces around it, and the `dimensions` not yet read, as JSON writes them
+    (`_late_keys` decides, on the decoded line)."""
     alts = [a for f in FIELDS for a in _other_spellings(fields[f])]
+    alts += sorted({re.escape(json.dumps(d, ensure_ascii=a)[1:-1]) for d in dimensions for a in (True, False)})
     alts += [f"(?i:{re.escape(name)})" for name in FOREIGN_COUNTS]
     names = "(?i:" + "|".join(re.escape(n) for n in (*FIELDS, *FOREIGN_COUNTS)) + ")"
     alts += [_ESCAPED_KEY, _KELVIN_KEY, f"{_SPACE}+{names}{_SPACE}*", f"{names}{_SPACE}+"]
@@ -171,17 +175,31 @@ def _clean(key: str) -> str:
     return key.lstrip(_BOM).strip()
 
 
-def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[str, str]:
-    """The spellings to read a JSON Lines file's canonical keys by. The first records name them
-    (`fields`), but a key that first appears later in another case (`Cache_Read_Tokens`), or under a
-    foreign name (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0. So the
-    whole file's text is searched for such keys (one regex pass over its lines by Polars: ~1 CPU s per
-    1M records, see docs/performance.md); a line
-    with one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
+def _wanted_dimensions(ctx, seen: set[str]) -> set[str]:
+    """The keys a run's `--by` names as dimensions that the first records do not hold (a log's
+    `provider` is `--by log_provider`): what the search for late keys also looks for. (A run that
+    keeps every dimension, `price`, does not search for unnamed ones: see docs/formats.md.)"""
+    if ctx is None or not ctx.dimensions:
+        return set()
+    builtin = {*schema.BUILTIN_KEYS, *FIELDS}
+    wanted = {d for d in ctx.dimensions if d not in builtin and not d.startswith("_")}
+    wanted |= {d[4:] for d in wanted if d.startswith("log_") and schema.dimension_name(d[4:]) == d}
+    return {d for d in wanted if d not in seen and d.lower() not in FIELDS and _is_dimension(d, False)}
+
+
+def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: set[str] = frozenset()
+               ) -> tuple[dict[str, str], list[str]]:
+    """The spellings to read a JSON Lines file's canonical keys by, and the dimensions `wanted` (named
+    by `--by`) that first appear after the first records. The first records name the keys (`fields`),
+    but a key that first appears later in another case (`Cache_Read_Tokens`), or under a foreign name
+    (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0; a late `team` tag
+    would be missing from `--by team`. So the whole file's text is searched for such keys (one regex
+    pass over its lines by Polars: ~1 CPU s per 1M records, see docs/performance.md); a line with
+    one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
     1}}` or a key inside a string is not read either way. A field the first records lack and the file
     spells otherwise is read by that spelling; two spellings of one field in one file are refused, as
     in the first records (which one counts is ambiguous); so is a name with spaces around it."""
-    fields, respelled = dict(fields), set()
+    fields, respelled, late = dict(fields), set(), []
 
     def unread(line: bytes) -> str | None:
         try:
@@ -190,10 +208,15 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[
             return None
         if not isinstance(record, dict):
             return None
-        return next((k for k in record if k not in read and _unread(_clean(k).lower(), k, fields)), None)
-    while (read := set(fields.values())) and (hit := first_key_match(src, _key_pattern(fields), accept=unread)):
+        return next((k for k in record if k not in read and (
+            _unread(_clean(k).lower(), k, fields) or k in wanted)), None)
+    while (read := {*fields.values(), *late}) and (
+            hit := first_key_match(src, _key_pattern(fields, wanted - set(late)), accept=unread)):
         line, key = hit
         name = _clean(key).lower()
+        if key in wanted and name not in FIELDS and name not in FOREIGN_COUNTS:
+            late.append(key)  # (a dimension, read by its name as written)
+            continue
         if name in FOREIGN_COUNTS:
             raise DialectError(f"{src.display} line {line:,}: key {key!r} is not a canonical column (its tokens would "
                                f"not be counted): rename it {FOREIGN_COUNTS[name]!r}, or read the file with --map")
@@ -204,7 +227,7 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[
                                "(names match without case): which one counts is ambiguous")
         fields[name] = key
         respelled.add(name)
-    return fields
+    return fields, late
 
 
 def _unread(name: str, key: str, fields: dict[str, str]) -> bool:
