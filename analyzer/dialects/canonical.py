@@ -127,10 +127,12 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
+    counts = {fields[f] for f in integers}
 
     def get(c: str) -> pl.Expr:
         path = f"$.{c}" if c.isidentifier() else f"$['{c}']"
-        return pl.col(LINE).str.json_path_match(path)
+        value = pl.col(LINE).str.json_path_match(path)
+        return _number_text(value, c) if c in counts else value
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
                            bad_record=_bad_json_line(), **sniff)
@@ -237,6 +239,30 @@ def _unread(name: str, key: str, fields: dict[str, str]) -> bool:
 def _spaced(where: str, key: str) -> str:
     return (f"{where}: key {key!r} has spaces around a canonical name (it would not be read): "
             f"rename it {_clean(key).lower()!r}")
+
+
+# A JSON line's tokens, as far as finding a top-level key's number needs: a string (escapes and
+# all, so that nothing inside one is taken for a token) with the number after it when it is a key
+# followed by one, and brackets (their nesting says which keys are the record's own).
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_TOKENS = rf'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:[ \t\r\n]*{_NUMBER})?|[{{}}\[\]]'
+
+
+def _number_text(value: pl.Expr, key: str) -> pl.Expr:
+    """A count's text as the line writes it. Polars' JSON path renders a number through a float
+    (`1.00000000000000000001` and `1e0` come back as `1.0`, `99999999999999999999` as `1e+20`), and
+    the exactness check then counted 1 token where a CSV holding the same text is quarantined. On
+    the rows where the rendering has a fraction, an exponent or 19 digits or more (no other row pays),
+    the line's own text of the number after the record's top-level `key` is read instead, and judged
+    as CSV text is (`_parse.count`): the same verdict for the same number in either format."""
+    rendered = value.str.contains(r"[.eE]|[0-9]{19}")
+    tokens = pl.when(rendered).then(pl.col(LINE)).str.extract_all(_TOKENS)
+    el = pl.element()
+    depth = ((el == "{") | (el == "[")).cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
+    # (a key's token is at depth 1: inside the record's braces, in no nested object or array)
+    pair = rf"^{re.escape(json.dumps(key))}[ \t\r\n]*:"
+    own = tokens.list.eval(el.filter((depth == 1) & el.str.contains(pair))).list.first()
+    return pl.coalesce(own.str.extract(rf"({_NUMBER})$"), value)
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
