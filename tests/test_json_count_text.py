@@ -59,9 +59,16 @@ def test_a_whole_count_in_float_notation_is_read_as_the_csv_path_reads_it(tmp_pa
     HEAD + '"note": "\\"input_tokens\\": 1.5", "input_tokens": 2.0, "output_tokens": 0}',
     HEAD + '"list": [{"input_tokens": 1.5}, "]"], "input_tokens": 2.0, "output_tokens": 0}',
     HEAD + '"input_tokens" :\t2.0 , "output_tokens": 0}',
+    HEAD + '"\\u0069nput_tokens": 2.0, "output_tokens": 0}',  # the same key, an escaped letter
 ])
 def test_only_the_records_own_count_text_is_judged(tmp_path, line):
     assert _verdict(_jsonl(tmp_path, line), tmp_path / "q.jsonl") == (2, 0, 1002, [])
+
+
+def test_a_count_key_written_with_an_escape_is_judged_by_its_text(tmp_path):
+    line = HEAD + '"input\\u005ftokens": 1.00000000000000000001, "output_tokens": 0}'
+    priced, quarantined, _, reasons = _verdict(_jsonl(tmp_path, line), tmp_path / "q.jsonl")
+    assert (priced, quarantined, reasons) == (1, 1, ["input_tokens is not a whole number (1.00000000000000000001)"])
 
 
 def test_a_respelled_late_count_is_judged_by_its_text(tmp_path):

@@ -262,8 +262,10 @@ def _number_text(value: pl.Expr, key: str) -> pl.Expr:
     el = pl.element()
     depth = ((el == "{") | (el == "[")).cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
     # (a key's token is at depth 1: inside the record's braces, in no nested object or array)
-    pair = rf"^{re.escape(json.dumps(key))}[ \t\r\n]*:"
-    own = tokens.list.eval(el.filter((depth == 1) & el.str.contains(pair))).list.first()
+    # A pair's key decoded (`input\u005ftokens` is input_tokens; a flagged line parsed, so its
+    # strings are valid JSON); null for any other token.
+    named = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
+    own = tokens.list.eval(el.filter((depth == 1) & (named == key))).list.first()
     return pl.coalesce(own.str.extract(rf"({_NUMBER})$"), value)
 
 
