@@ -129,15 +129,13 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
-    counts = {fields[f] for f in integers}
 
     def get(c: str) -> pl.Expr:
         path = f"$.{c}" if c.isidentifier() else f"$['{c}']"
-        value = pl.col(LINE).str.json_path_match(path)
-        return _number_text(value, c) if c in counts else value
+        return pl.col(LINE).str.json_path_match(path)
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
-                           bad_record=_bad_json_line(), **sniff)
+                           bad_record=_bad_json_line(), number_texts=integers, **sniff)
 
 
 # Candidate keys the pattern below sends to Python, which decodes the line and decides. A key with
@@ -250,23 +248,41 @@ _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
 _TOKENS = rf'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:[ \t\r\n]*{_NUMBER})?|[{{}}\[\]]'
 
 
-def _number_text(value: pl.Expr, key: str) -> pl.Expr:
-    """A count's text as the line writes it. Polars' JSON path renders a number through a float
+def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
+    """Counts' texts as the line (`_raw`) writes them, in place of `_raw(f)`, for each count `f` of
+    `fields` (-> its key). Polars' JSON path renders a number through a float
     (`1.00000000000000000001` and `1e0` come back as `1.0`, `99999999999999999999` as `1e+20`), and
     the exactness check then counted 1 token where a CSV holding the same text is quarantined. On
     the rows where the rendering has a fraction, an exponent or 19 digits or more (no other row pays),
-    the line's own text of the number after the record's top-level `key` is read instead, and judged
-    as CSV text is (`_parse.count`): the same verdict for the same number in either format."""
-    rendered = value.str.contains(r"[.eE]|[0-9]{19}")
-    tokens = pl.when(rendered).then(pl.col(LINE)).str.extract_all(_TOKENS)
+    the line's own text of the number after the record's top-level key is read instead, and judged
+    as CSV text is (`_parse.count`): the same verdict for the same number in either format.
+
+    In valid JSON, `"key":` is always a key of some object (a quote inside a string is escaped), so a
+    line with one `{` (no nested object: nearly every log line) takes the number after the first
+    `"key":`. Other lines (a nested object, a brace in a string, the key written with escapes) are
+    split into tokens, and only the record's own pairs count (~20 CPU s per 1M such rows, measured
+    with a nested object on every line; the one-brace lines cost next to nothing). In stages, each a
+    column: an expression repeating a sub-expression evaluates it again (the JSON path 5 times cost
+    25 CPU s more per 1M rows whose counts are all floats)."""
+    line = {f: f"_nl_{f}" for f in fields}
+    simple = {f: f"_ns_{f}" for f in fields}
+    lf = lf.with_columns(pl.when(pl.col(_raw(f)).str.contains(r"[.eE]|[0-9]{19}")).then(pl.col("_raw")).alias(line[f])
+                         for f in fields)
+    lf = lf.with_columns(
+        pl.when(pl.col(line[f]).str.count_matches("{", literal=True) == 1).then(pl.col(line[f])).str.extract(
+            rf"{re.escape(json.dumps(k))}[ \t\r\n]*:[ \t\r\n]*({_NUMBER})").alias(simple[f]) for f, k in fields.items())
     el = pl.element()
     depth = ((el == "{") | (el == "[")).cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
-    # (a key's token is at depth 1: inside the record's braces, in no nested object or array)
     # A pair's key decoded (`input\u005ftokens` is input_tokens; a flagged line parsed, so its
-    # strings are valid JSON); null for any other token.
+    # strings are valid JSON); null for any other token. A key's token is at depth 1: inside the
+    # record's braces, in no nested object or array.
     named = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
-    own = tokens.list.eval(el.filter((depth == 1) & (named == key))).list.first()
-    return pl.coalesce(own.str.extract(rf"({_NUMBER})$"), value)
+
+    def own(f: str, key: str) -> pl.Expr:
+        tokens = pl.when(pl.col(simple[f]).is_null()).then(pl.col(line[f])).str.extract_all(_TOKENS)
+        return tokens.list.eval(el.filter((depth == 1) & (named == key))).list.first().str.extract(rf"({_NUMBER})$")
+    lf = lf.with_columns(pl.coalesce(simple[f], own(f, k), _raw(f)).alias(_raw(f)) for f, k in fields.items())
+    return lf.drop(*line.values(), *simple.values())
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
@@ -282,7 +298,7 @@ def _raw(c: str) -> str:
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
                     src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
                     extra: list[str] = (), exact_lines: bool = True, time_sample=(), ctx=None,
-                    unseen: list[str] = ()) -> pl.LazyFrame:
+                    unseen: list[str] = (), number_texts=()) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
@@ -292,7 +308,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     `time_sample`: the file's first timestamps as written, which choose the format most rows are
     read with (see _parse.fast_format); with `ctx`, naive ones are noted as read in UTC. `unseen`:
     fields read as Null (see to_canonical), each kept in the plan by a check, so that the reader
-    sees every value of it (a field no expression used would not be read, and a value not seen)."""
+    sees every value of it (a field no expression used would not be read, and a value not seen).
+    `number_texts`: count fields read by a JSON path from the line in `raw`, whose text is the line's
+    own (see _number_texts)."""
     present = set(fields)
     out_names = schema.dimension_names(dims)  # a dimension never shadows a built-in key
     lf = lf.select(
@@ -302,6 +320,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
         *extra,
     )
+    texts = {f: fields[f] for f in number_texts if f in present}
+    if texts:
+        lf = _number_texts(lf, texts)
     time_sample = list(time_sample)
     naive = isinstance(dtypes["timestamp"], pl.Datetime) and dtypes["timestamp"].time_zone is None
     if ctx is not None and (naive or _parse.is_naive(time_sample)):
