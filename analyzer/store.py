@@ -1644,9 +1644,11 @@ def _write_rollup(root: str, month: str, files: dict[str, int]) -> bool:
     target = _rollup_path(root, month)
     if os.path.lexists(target) and not stat.S_ISREG(os.lstat(target).st_mode):
         return False  # not a file of ours (a FIFO would be written in place): left alone, never read
+    have = _rollup_of(root, month)
+    if have is not None and have[1] == files:
+        return False  # (the common case, checked first: a night touches one or two of a history's months)
     summarized = {rel: size for rel, size in files.items()
                   if os.path.isfile(os.path.join(root, rel)) and _summary_of(root, rel, "day", size)}
-    have = _rollup_of(root, month)
     if have is not None and have[1] == summarized:
         return False
     if not summarized:

@@ -61,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    "can be built over several runs); default: a new one in the work directory")
     p.add_argument("--long-from", type=int, default=1, help="first night (1-based) this run ingests: the store "
                    "holds the nights before")
+    p.add_argument("--long-control", type=int, default=0, help="for the last N nights of the run, also ingest "
+                   "the night into a new store (a first night, measured at the same load)")
     p.add_argument("--long-marks", default="30,100", help="after these nights: reports with and without rollups")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--timeout", type=float, default=3600)
@@ -199,9 +201,19 @@ def long_history(args, work: Path, measure, st) -> list[str]:
         m = measure(f"long-night-{k + 1}", f"ingest, long history night {k + 1}",
                     ["ingest", str(night), "--store", str(root), "-q"], rows)
         measure.drop()
-        night.unlink()
         nightly[k + 1] = {"cpu_s": m.cpu_s[-1], "wall_s": m.wall_s[-1], "peak_rss_mib": m.rss,
                           "other_cpu_s": m.other_cpu_s[-1] if m.other_cpu_s else None, "failure": m.failure}
+        if k >= args.long_nights - args.long_control:
+            # The machine's load moves CPU seconds by more than the history does (12 -> 19 CPU s for
+            # the same night over an hour here): the same night into an empty store, right after,
+            # is the first night to compare with at the same load.
+            fresh = work / "fresh"
+            c = measure(f"long-fresh-{k + 1}", f"ingest, night {k + 1} into a new store", ["ingest", str(night),
+                                                                                          "--store", str(fresh), "-q"], rows)
+            measure.drop()
+            shutil.rmtree(fresh)
+            nightly[k + 1].update(fresh_cpu_s=c.cpu_s[-1], fresh_wall_s=c.wall_s[-1], fresh_peak_rss_mib=c.rss)
+        night.unlink()
         B.log(f"  night {k + 1}: {m.cpu_s[-1]:.2f} CPU s, {m.rss or 0:.0f} MiB")
         if k + 1 not in marks:
             continue
@@ -236,6 +248,11 @@ def long_history(args, work: Path, measure, st) -> list[str]:
             lines.append(f"  report {key}: {a.cpu_s[-1]:.2f} CPU s {a.rss or 0:.0f} MiB with rollups, "
                          f"{b.cpu_s[-1]:.2f} CPU s {b.rss or 0:.0f} MiB from day cells")
     done = sorted(nightly)
+    pairs = [(nightly[i]["cpu_s"], nightly[i]["fresh_cpu_s"]) for i in done if "fresh_cpu_s" in nightly[i]]
+    if pairs:
+        lines.append(f"nights {done[-len(pairs)]}-{done[-1]} against the same night into a new store: "
+                     f"{sum(a for a, _ in pairs) / len(pairs):.2f} / {sum(b for _, b in pairs) / len(pairs):.2f} CPU s "
+                     f"= {sum(a for a, _ in pairs) / sum(b for _, b in pairs):.2f}x (target 1 +- 0.2)")
     if done:
         ten = [nightly[i]["cpu_s"] for i in done[:10]], [nightly[i]["cpu_s"] for i in done[-10:]]
         lines.append(f"long history nights {done[0]}-{done[-1]}: ingest CPU first 10 {sum(ten[0]) / len(ten[0]):.2f} s, "
