@@ -180,17 +180,16 @@ def long_history(args, work: Path, measure, st) -> list[str]:
     of one month (August, full after 31 nights) and of all history, from the rollups and with the
     rollups moved aside (the files' day summaries); the rollups' and day summaries' cells, and the
     CPU of writing every month's rollup again from its files' day summaries (in this process)."""
-    import time
-
     import polars as pl
 
     rows = args.long_rows
-    root = Path(args.long_dir) if args.long_dir else work / "long"
+    root = Path(args.long_dir).resolve() if args.long_dir else work / "long"  # (commands run in `work`)
     marks = {int(x) for x in args.long_marks.split(",") if x}
     day = B.synthetic_chunk(0, rows, DAYS * rows, args.seed)
-    month = ["--since", "2026-08-01", "--until", "2026-08-31"]  # (--until: that whole day: August whole)
     nightly = LONG.setdefault("nightly", {})
-    lines = []
+    lines: list[str] = []
+    if args.long_from - 1 in marks:  # (a store built by an earlier run, up to a mark)
+        _long_mark(args, work, measure, st, root, args.long_from - 1, lines)
     for k in range(args.long_from - 1, args.long_nights):
         # (a file of its own each night: the store knows a file by its path, and a path whose
         # content changed replaces its earlier rows)
@@ -215,38 +214,52 @@ def long_history(args, work: Path, measure, st) -> list[str]:
             nightly[k + 1].update(fresh_cpu_s=c.cpu_s[-1], fresh_wall_s=c.wall_s[-1], fresh_peak_rss_mib=c.rss)
         night.unlink()
         B.log(f"  night {k + 1}: {m.cpu_s[-1]:.2f} CPU s, {m.rss or 0:.0f} MiB")
-        if k + 1 not in marks:
-            continue
-        n = k + 1
-        for key, what, extra in (("month", "one month (August)", month), ("all", "all history", [])):
-            measure(f"long-{key}-{n}", f"report --store --by {BY}, {what}, after {n} nights of {rows:,}",
-                    ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "l.json")])
-        rollups, aside = root / st.ROLLUP, work / "rollups-aside"
-        rollups.rename(aside)  # the same reports from the files' day summaries
-        for key, what, extra in (("month", "one month (August)", month), ("all", "all history", [])):
-            measure(f"long-{key}-{n}-days", f"report --store --by {BY}, {what}, after {n} nights, DAY CELLS "
-                    "(no rollup)", ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "l.json")])
-        t0 = time.process_time()
-        written = st._write_rollups(str(root), st._table(str(root)))  # every month from its day summaries
-        rebuild = time.process_time() - t0
-        shutil.rmtree(aside)
-        cells = {g: pl.scan_parquet(str(root / st.SUMMARY / g / "*" / "*.parquet")).select(pl.len()).collect().item()
-                 for g in (*st.GRAINS, "month")}
-        status = st.status(str(root))
-        summary_bytes = {g: sum(p.stat().st_size for p in (root / st.SUMMARY / g).rglob("*.parquet"))
-                         for g in (*st.GRAINS, "month")}
-        LONG[f"after-{n}"] = {"cells": cells, "summary_bytes": summary_bytes, "rows_stored": status["rows_stored"],
-                              "data_files": status["data_files"], "bytes": status["bytes"],
-                              "rollups_rebuilt": written, "rollup_rebuild_cpu_s": rebuild}
-        by = dict(measure.all())
-        lines.append(f"long history after {n} nights of {rows:,} ({status['rows_stored']:,} rows, "
-                     f"{status['data_files']} data files, {status['bytes'] / 2**30:,.2f} GiB): cells day {cells['day']:,}, "
-                     f"hour {cells['hour']:,}, month rollups {cells['month']:,}; rebuilding {written} rollups "
-                     f"{rebuild:.2f} CPU s")
-        for key in ("month", "all"):
-            a, b = by[f"long-{key}-{n}"], by[f"long-{key}-{n}-days"]
-            lines.append(f"  report {key}: {a.cpu_s[-1]:.2f} CPU s {a.rss or 0:.0f} MiB with rollups, "
-                         f"{b.cpu_s[-1]:.2f} CPU s {b.rss or 0:.0f} MiB from day cells")
+        if k + 1 in marks:
+            _long_mark(args, work, measure, st, root, k + 1, lines)
+    return _long_tail(lines)
+
+
+def _long_mark(args, work: Path, measure, st, root: Path, n: int, lines: list[str]) -> None:
+    """Reports after `n` nights, with rollups and from day cells; cells; a rebuild of the rollups."""
+    import time
+
+    import polars as pl
+
+    rows = args.long_rows
+    month = ["--since", "2026-08-01", "--until", "2026-08-31"]  # (--until: that whole day: August whole)
+    for key, what, extra in (("month", "one month (August)", month), ("all", "all history", [])):
+        measure(f"long-{key}-{n}", f"report --store --by {BY}, {what}, after {n} nights of {rows:,}",
+                ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "l.json")])
+    rollups, aside = root / st.ROLLUP, work / "rollups-aside"
+    rollups.rename(aside)  # the same reports from the files' day summaries
+    for key, what, extra in (("month", "one month (August)", month), ("all", "all history", [])):
+        measure(f"long-{key}-{n}-days", f"report --store --by {BY}, {what}, after {n} nights, DAY CELLS "
+                "(no rollup)", ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "l.json")])
+    t0 = time.process_time()
+    written = st._write_rollups(str(root), st._table(str(root)))  # every month from its day summaries
+    rebuild = time.process_time() - t0
+    shutil.rmtree(aside)
+    cells = {g: pl.scan_parquet(str(root / st.SUMMARY / g / "*" / "*.parquet")).select(pl.len()).collect().item()
+             for g in (*st.GRAINS, "month")}
+    status = st.status(str(root))
+    summary_bytes = {g: sum(p.stat().st_size for p in (root / st.SUMMARY / g).rglob("*.parquet"))
+                     for g in (*st.GRAINS, "month")}
+    LONG[f"after-{n}"] = {"cells": cells, "summary_bytes": summary_bytes, "rows_stored": status["rows_stored"],
+                          "data_files": status["data_files"], "bytes": status["bytes"],
+                          "rollups_rebuilt": written, "rollup_rebuild_cpu_s": rebuild}
+    by = dict(measure.all())
+    lines.append(f"long history after {n} nights of {rows:,} ({status['rows_stored']:,} rows, "
+                 f"{status['data_files']} data files, {status['bytes'] / 2**30:,.2f} GiB): cells day {cells['day']:,}, "
+                 f"hour {cells['hour']:,}, month rollups {cells['month']:,}; rebuilding {written} rollups "
+                 f"{rebuild:.2f} CPU s")
+    for key in ("month", "all"):
+        a, b = by[f"long-{key}-{n}"], by[f"long-{key}-{n}-days"]
+        lines.append(f"  report {key}: {a.cpu_s[-1]:.2f} CPU s {a.rss or 0:.0f} MiB with rollups, "
+                     f"{b.cpu_s[-1]:.2f} CPU s {b.rss or 0:.0f} MiB from day cells")
+
+
+def _long_tail(lines: list[str]) -> list[str]:
+    nightly = LONG.get("nightly", {})
     done = sorted(nightly)
     pairs = [(nightly[i]["cpu_s"], nightly[i]["fresh_cpu_s"]) for i in done if "fresh_cpu_s" in nightly[i]]
     if pairs:
@@ -259,6 +272,8 @@ def long_history(args, work: Path, measure, st) -> list[str]:
                      f"last 10 {sum(ten[1]) / len(ten[1]):.2f} s; peak RSS max "
                      f"{max(v['peak_rss_mib'] or 0 for v in nightly.values()):.0f} MiB")
     return lines
+
+
 DAYS = 116  # bench.py's data span (2026-08-01 to 2026-11-24): a dataset of DAYS x N rows has N a day
 
 
