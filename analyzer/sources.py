@@ -135,7 +135,9 @@ class SourceFile:
         return bounded_ndjson(self.path, self.compression, schema, exact_lines)
 
     def scan_parquet(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path, glob=False)
+        # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
+        # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
+        return _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -287,6 +289,11 @@ PIECE_BYTES = 8 << 20
 # Why a row with bytes that are not UTF-8 is quarantined (the dialects write it).
 NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
 BAD = "_bad"
+# Columns the readers add to a table's own (its record's number, its bytes' verdict). A log's own
+# column of either name is left out of the reading (a name starting with `_` is never read as a
+# dimension, see canonical._is_dimension): a Parquet or CSV log with its own `_row` failed with
+# "cannot add row_index with name '_row'".
+RESERVED = ("_row", BAD)
 _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 
@@ -814,6 +821,9 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     # (The header as text: bytes that are not UTF-8 in a column name become U+FFFD; its rows are read
     # below it, each piece after the same header.)
     text_header = header.decode("utf-8", "replace").encode()
+    if not header:  # no end found: empty, or a quote opens in it and never closes
+        with contextlib.closing(_blocks(path, compression, run, 1 << 16)) as blocks:
+            _check_header(next(blocks, b"").split(b"\n")[0] + b"\n", sep, path)
     names = pl.read_csv(text_header, infer_schema=False, separator=sep, n_rows=0).columns
     renamed = _unescaped_names(text_header, names, sep)
     integers = tuple({v: k for k, v in renamed.items()}.get(c, c) for c in integers)
@@ -852,6 +862,22 @@ def _csv_header(path: str, compression: str | None, run: dict | None) -> bytes:
     with contextlib.closing(_pieces(_blocks(path, compression, run, 1 << 16), _first_record)) as pieces:
         first = next(pieces, b"")
     return first[:_first_record(first) + 1]
+
+
+def _check_header(header: bytes, sep: str, path: str) -> None:
+    """A quote inside a name not enclosed in quotes (`te"am`) opens a quoted field for Polars that
+    runs to the end of the file: the file read as a header and no rows ("empty CSV"). Said as it is.
+    (Only then: a name like `x""y`, whose quotes close, is read by Polars as written.)"""
+    if b'"' not in header:
+        return
+    s = re.escape(sep.encode())
+    field = rb'(?:"(?:[^"]|"")*"|[^"' + s + rb'\r\n]*)'
+    if re.fullmatch(field + rb"(?:" + s + field + rb")*\r?\n?", header) is None:
+        bad = next((n for n in header.split(b"\n")[0].split(sep.encode()) if b'"' in n.strip(b'"')), b'"')
+        raise SourceError(f"{shown(path)}: line 1 (the header): a quote inside a column name "
+                          f"({bad.decode('utf-8', 'replace').strip()!r}); quote the name and double the quote "
+                          f"inside it (RFC 4180: {bad.decode('utf-8', 'replace').strip().strip(chr(34))!r} -> "
+                          f"\"{bad.decode('utf-8', 'replace').strip().strip(chr(34)).replace(chr(34), chr(34) * 2)}\")")
 
 
 def _unescaped_names(header: bytes, names: list[str], sep: str) -> dict[str, str]:
@@ -1441,13 +1467,21 @@ def _native_lines(path: str) -> pl.LazyFrame:
     ).with_row_index("_row", offset=1).with_columns(pl.lit(False).alias(BAD))
 
 
+def _without_reserved(lf: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
+    own = [c for c in names if c in RESERVED]
+    return lf.drop(own) if own else lf
+
+
 def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     lf = pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8", truncate_ragged_lines=True,
         schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
-    ).with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
+    )
     header = _csv_header(path, None, _RUN.get())
+    if any(name.encode() in header for name in RESERVED):  # (the schema only then: see scan_parquet)
+        lf = _without_reserved(lf, lf.collect_schema().names())
+    lf = lf.with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
     renamed = _unescaped_names(header, lf.collect_schema().names()[1:-1], sep) if b'""' in header else {}
     return lf.rename(renamed) if renamed else lf
 

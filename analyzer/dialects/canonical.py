@@ -16,7 +16,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, display_expr, first_key_match, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, RESERVED, SourceFile, display_expr, first_key_match, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -53,7 +53,9 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     those seen in the first records: a key that first appears on line 1,000 still counts."""
     if src.container == "json":
         src = json_to_lines(src)
-    original = {c: c.lstrip(_BOM).strip() for c in src.columns}  # as in the file -> cleaned
+    # as in the file -> cleaned (a table's own `_row` or `_bad` is not read: sources.RESERVED)
+    original = {c: c.lstrip(_BOM).strip() for c in src.columns
+                if c not in RESERVED or src.container not in ("parquet", "csv")}
     if src.container in ("json", "jsonl"):
         fields = {f: f for f in FIELDS}
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
