@@ -1765,18 +1765,19 @@ def _first_records(src: SourceFile, head: bytes):
             f.close()
 
 
-def load_json_records(src: SourceFile) -> list[dict]:
+def load_json_records(src: SourceFile, pairs_hook=None) -> list[dict]:
     """A whole-file JSON document as a list of records: an array of objects, or one object
-    (API exports wrap records as {"data": [...]}; dialects that know such shapes unwrap them)."""
+    (API exports wrap records as {"data": [...]}; dialects that know such shapes unwrap them).
+    `pairs_hook`: json's object_pairs_hook."""
     opener = gzip.open if src.compression == "gzip" else open
     try:
         if src.compression == "zstd":
             raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
                               new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
-            doc = json.loads("\n".join(x or "" for x in raw))
+            doc = json.loads("\n".join(x or "" for x in raw), object_pairs_hook=pairs_hook)
         else:
             with opener(src.path, "rt", encoding="utf-8-sig") as f:
-                doc = json.load(f)
+                doc = json.load(f, object_pairs_hook=pairs_hook)
     except RecursionError:
         raise SourceError(f"{src.path}: JSON nested too deep to be a log or report") from None
     if isinstance(doc, list):
@@ -1813,16 +1814,34 @@ def sse_to_lines(path: str) -> str:
     return tmp
 
 
+def key_twice(key: str) -> str:
+    # JSON readers differ on such a record (Python and jq take the last value, Polars' readers the
+    # first), and a CSV header naming a column twice is refused: neither value is counted silently.
+    return f"a record names key {key!r} twice: which value counts is ambiguous (JSON readers differ); remove one"
+
+
 def json_to_lines(src: SourceFile) -> SourceFile:
     """A JSON array rewritten as JSON Lines in a temporary file, one record per line, so that it
     goes through the same lazy, line-numbered path as JSONL (record i is line i)."""
     run = _RUN.get()
     tmp = run.get(("json", src.path)) if run is not None else None
     if tmp is None:  # (once per run: every pass reads the same records, even if the file changes)
+        twice = {}  # id of an object naming a key twice -> the key (json keeps its last value)
+
+        def pairs(items: list) -> dict:
+            obj = dict(items)
+            if len(obj) != len(items):
+                keys = [k for k, _ in items]
+                twice[id(obj)] = next(k for i, k in enumerate(keys) if k in keys[:i])
+            return obj
         try:
-            records = load_json_records(src)
+            records = load_json_records(src, pairs)
         except ValueError as e:
             raise SourceError(f"{shown(src.display)}: invalid JSON ({_one_line(e)})") from None
+        if twice:  # (a record's own key; one repeated inside a value is not read as a field)
+            i, key = next(((i, twice[id(r)]) for i, r in enumerate(records, 1) if id(r) in twice), (0, None))
+            if key is not None:
+                raise SourceError(f"{shown(src.display)} record {i:,}: {key_twice(key)}")
         fd, tmp = temporary_file("llm-cost-json-", ".jsonl")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             for rec in records:

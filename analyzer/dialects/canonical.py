@@ -16,7 +16,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, RESERVED, SourceFile, display_expr, first_key_match, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, RESERVED, SourceFile, display_expr, first_key_match, json_to_lines, key_twice
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -203,18 +203,25 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: 
     in the first records (which one counts is ambiguous); so is a name with spaces around it."""
     fields, respelled, late = dict(fields), set(), []
 
-    def unread(line: bytes) -> str | None:
+    def unread(line: bytes) -> str | tuple[str] | None:
+        objects = []  # (each object's pairs, innermost first: the record's own come last)
         try:
-            record = json.loads(line)
+            record = json.loads(line, object_pairs_hook=lambda pairs: objects.append(pairs) or dict(pairs))
         except ValueError:  # (quarantined whole, as unreadable)
             return None
         if not isinstance(record, dict):
             return None
+        keys = [k for k, _ in objects[-1]]
+        if len(keys) != len(record):  # (a key twice: a tuple, told apart from a key to read)
+            return (next(k for i, k in enumerate(keys) if k in keys[:i]),)
         return next((k for k in record if k not in read and (
             _unread(_clean(k).lower(), k, fields) or k in wanted)), None)
     while (read := {*fields.values(), *late}) and (
-            hit := first_key_match(src, _key_pattern(fields, wanted - set(late)), accept=unread)):
+            hit := first_key_match(src, _key_pattern(fields, wanted - set(late)) + "|" + _repeated_pattern(read),
+                                   accept=unread)):
         line, key = hit
+        if isinstance(key, tuple):
+            raise DialectError(f"{src.display} line {line:,}: {key_twice(key[0])}")
         name = _clean(key).lower()
         if key in wanted and name not in FIELDS and name not in FOREIGN_COUNTS:
             late.append(key)  # (a dimension, read by its name as written)
@@ -230,6 +237,13 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: 
         fields[name] = key
         respelled.add(name)
     return fields, late
+
+
+def _repeated_pattern(names) -> str:
+    """Lines that may name one of `names` twice (a key in an escaped spelling is sent to _late_keys'
+    `unread` by _key_pattern already)."""
+    return "|".join(f'"{re.escape(json.dumps(n)[1:-1])}"[ \t\r]*:.*"{re.escape(json.dumps(n)[1:-1])}"[ \t\r]*:'
+                    for n in sorted(names))
 
 
 def _unread(name: str, key: str, fields: dict[str, str]) -> bool:

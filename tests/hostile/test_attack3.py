@@ -1,0 +1,61 @@
+"""Attacks on tonight's JSON, store-rollup, Int64-pricing and reserved-column changes (attack3):
+each test is a way through that worked before its fix."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+
+HEAD = '{"timestamp": "2026-10-08T00:00:00Z", "model": "claude-sonnet-4-5", '
+CLEAN = HEAD + '"input_tokens": 1000, "output_tokens": 0}'
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+# A record naming one key twice: JSON readers disagree on which value it has (Python and jq take the
+# last, Polars' readers took the first), and the CSV path refuses a header naming a column twice.
+# `{"input_tokens": 1, "input_tokens": 7}` was counted as 1 token with exit 0 in JSON Lines, and as
+# 7 from the same records in a JSON array. Now both refuse the file, naming the line (record) and key.
+@pytest.mark.parametrize("line", [
+    HEAD + '"input_tokens": 1, "input_tokens": 7, "output_tokens": 0}',
+    HEAD + '"input_tokens": 1, "input_tokens": 2.5, "output_tokens": 0}',
+    HEAD + '"input_tokens": 1, "output_tokens": 0, "input_tokens" :7}',
+    HEAD + '"input_tokens": 1, "output_tokens": 0, "model": "claude-opus-4-1"}',  # the model: the rate
+    HEAD + '"input_tokens": 1, "input\\u005ftokens": 7, "output_tokens": 0}',  # the same key, escaped
+])
+@pytest.mark.parametrize("first", [True, False])
+def test_a_json_lines_record_naming_a_key_twice_is_refused(tmp_path, line, first):
+    p = tmp_path / "c.jsonl"
+    p.write_text("\n".join([line] if first else [CLEAN, CLEAN, line]) + "\n")
+    r = run("report", p)
+    assert r.exit_code == 2, r.output
+    key = "model" if '"model": "claude-opus' in line else "input_tokens"
+    assert f"line {1 if first else 3}" in r.output and f"{key!r} twice" in r.output, r.output
+
+
+def test_a_json_array_record_naming_a_key_twice_is_refused(tmp_path):
+    p = tmp_path / "c.json"
+    p.write_text("[" + CLEAN + ",\n" + HEAD + '"input_tokens": 1, "input_tokens": 7, "output_tokens": 0}]')
+    r = run("report", p)
+    assert r.exit_code == 2, r.output
+    assert "record 2" in r.output and "'input_tokens' twice" in r.output, r.output
+
+
+@pytest.mark.parametrize("line", [
+    # a nested object or a string repeating a key is not the record's own key twice
+    HEAD + '"meta": {"input_tokens": 1, "input_tokens": 2}, "input_tokens": 5, "output_tokens": 0}',
+    HEAD + '"note": "\\"input_tokens\\": 1", "input_tokens": 5, "output_tokens": 0}',
+    HEAD + '"input_tokens": 5, "output_tokens": 0, "meta": [{"input_tokens": 1}]}',
+])
+def test_a_key_repeated_only_inside_a_value_is_read_as_before(tmp_path, line):
+    p = tmp_path / "c.jsonl"
+    p.write_text(CLEAN + "\n" + line + "\n")
+    r = run("report", p, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["totals"]["input_tokens"] == 1005
