@@ -53,9 +53,10 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     those seen in the first records: a key that first appears on line 1,000 still counts."""
     if src.container == "json":
         src = json_to_lines(src)
-    # as in the file -> cleaned (a table's own `_row` or `_bad` is not read: sources.RESERVED)
+    # as in the file -> cleaned (a table's own `_row` or `_bad` is not read: sources.RESERVED; nor one
+    # with spaces or a BOM around it, which cleaned would collide with the reader's own column)
     original = {c: c.lstrip(_BOM).strip() for c in src.columns
-                if c not in RESERVED or src.container not in ("parquet", "csv")}
+                if c.lstrip(_BOM).strip() not in RESERVED or src.container not in ("parquet", "csv")}
     if src.container in ("json", "jsonl"):
         fields = {f: f for f in FIELDS}
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})

@@ -59,3 +59,21 @@ def test_a_key_repeated_only_inside_a_value_is_read_as_before(tmp_path, line):
     r = run("report", p, "--format", "json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["totals"]["input_tokens"] == 1005
+
+
+# A table's own `_row` or `_bad` is not read (sources.RESERVED); one written with a space or a BOM
+# around it was cleaned to that name and collided with the reader's own column: "cannot read input:
+# column '_row' is duplicate" (exit 2, no file named) for a valid log.
+@pytest.mark.parametrize("name", [" _row", "_row ", "_bad ", "\t_bad", "\ufeff_row"])
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_reserved_column_name_with_spaces_around_it_is_not_read(tmp_path, name, kind):
+    import polars as pl
+
+    frame = pl.DataFrame({"timestamp": ["2026-10-08T00:00:00Z"], name: ["7"], "model": ["claude-sonnet-4-5"],
+                          "input_tokens": [1000], "output_tokens": [0]})
+    p = tmp_path / f"log.{kind}"
+    frame.write_csv(p) if kind == "csv" else frame.write_parquet(p)
+    r = run("report", p, "--format", "json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["totals"]["input_tokens"] == 1000 and out["accounting"]["priced"] == 1, out
