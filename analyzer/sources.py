@@ -825,6 +825,9 @@ def _csv_header(path: str, compression: str | None, run: dict | None) -> bytes:
     return first[:_first_record(first) + 1]
 
 
+_BOM_BYTES = "\ufeff".encode()
+
+
 def _check_header(header: bytes, sep: str, path: str) -> None:
     """A quote inside a name not enclosed in quotes (`te"am`) opens a quoted field for Polars that
     runs to the end of the file: the file read as a header and no rows ("empty CSV"). Said as it is.
@@ -834,7 +837,10 @@ def _check_header(header: bytes, sep: str, path: str) -> None:
     s = re.escape(sep.encode())
     field = rb'(?:"(?:[^"]|"")*"|[^"' + s + rb'\r\n]*)'
     if re.fullmatch(field + rb"(?:" + s + field + rb")*\r?\n?", header) is None:
-        bad = next((n for n in header.split(b"\n")[0].split(sep.encode()) if b'"' in n.strip(b'"')), b'"')
+        # (the name with a quote inside it, else one a quote opens or closes alone: `"team`, `team"`;
+        # a BOM before the first name is no part of it)
+        names = header.split(b"\n")[0].removeprefix(_BOM_BYTES).split(sep.encode())
+        bad = next((n for n in names if b'"' in n.strip(b'"')), None) or next((n for n in names if b'"' in n), b'"')
         raise SourceError(f"{shown(path)}: line 1 (the header): a quote inside a column name "
                           f"({bad.decode('utf-8', 'replace').strip()!r}); quote the name and double the quote "
                           f"inside it (RFC 4180: {bad.decode('utf-8', 'replace').strip().strip(chr(34))!r} -> "

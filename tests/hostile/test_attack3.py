@@ -77,3 +77,19 @@ def test_a_reserved_column_name_with_spaces_around_it_is_not_read(tmp_path, name
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["totals"]["input_tokens"] == 1000 and out["accounting"]["priced"] == 1, out
+
+
+# A header whose quote never closes is refused naming the column: behind a BOM the first name (a
+# valid quoted `"timestamp"`) was named instead of the broken one, and a name a quote only opens or
+# closes (`"team`, `team"`) was shown as '"' with the advice '' -> "".
+@pytest.mark.parametrize("header, named", [
+    (b'\xef\xbb\xbf"timestamp",model,input_tokens,output_tokens,"te"am"', "'\"te\"am\"'"),
+    (b"timestamp,model,input_tokens,output_tokens,team\"", "'team\"'"),
+    (b'timestamp,model,input_tokens,output_tokens,"team', "'\"team'"),
+])
+def test_an_unclosed_header_quote_names_its_column(tmp_path, header, named):
+    p = tmp_path / "log.csv"
+    p.write_bytes(header + b"\n2026-10-08T00:00:00Z,claude-sonnet-4-5,1000,0,x\n")
+    r = run("report", p)
+    assert r.exit_code == 2, r.output
+    assert f"a quote inside a column name ({named})" in r.output, r.output
