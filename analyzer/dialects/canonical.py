@@ -86,7 +86,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     late = []
     if src.container == "jsonl":
         wanted = _wanted_dimensions(ctx, set(original.values()))
-        fields, late = _late_keys(src, fields, {c.lower() for c in original.values()}, wanted)
+        fields, late = _late_keys(src, fields, {c.lower() for c in original.values()}, wanted, set(original))
     from_price = "price_book" in original.values()
     dims = [c for c in original.values() if _is_dimension(c, from_price)] + late
     renamed = schema.dimension_names(dims)
@@ -190,8 +190,8 @@ def _wanted_dimensions(ctx, seen: set[str]) -> set[str]:
     return {d for d in wanted if d not in seen and d.lower() not in FIELDS and _is_dimension(d, False)}
 
 
-def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: set[str] = frozenset()
-               ) -> tuple[dict[str, str], list[str]]:
+def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: set[str] = frozenset(),
+               names: set[str] = frozenset()) -> tuple[dict[str, str], list[str]]:
     """The spellings to read a JSON Lines file's canonical keys by, and the dimensions `wanted` (named
     by `--by`) that first appear after the first records. The first records name the keys (`fields`),
     but a key that first appears later in another case (`Cache_Read_Tokens`), or under a foreign name
@@ -201,7 +201,9 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: 
     one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
     1}}` or a key inside a string is not read either way. A field the first records lack and the file
     spells otherwise is read by that spelling; two spellings of one field in one file are refused, as
-    in the first records (which one counts is ambiguous); so is a name with spaces around it."""
+    in the first records (which one counts is ambiguous); so is a name with spaces around it, and a
+    record naming one of the keys read (`names`: the first records' keys; `fields`, the late ones)
+    twice."""
     fields, respelled, late = dict(fields), set(), []
 
     def unread(line: bytes) -> str | tuple[str] | None:
@@ -218,7 +220,7 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: 
         return next((k for k in record if k not in read and (
             _unread(_clean(k).lower(), k, fields) or k in wanted)), None)
     while (read := {*fields.values(), *late}) and (
-            hit := first_key_match(src, _key_pattern(fields, wanted - set(late)) + "|" + _repeated_pattern(read),
+            hit := first_key_match(src, _key_pattern(fields, wanted - set(late)) + "|" + _repeated_pattern(read | names),
                                    accept=unread)):
         line, key = hit
         if isinstance(key, tuple):

@@ -93,3 +93,15 @@ def test_an_unclosed_header_quote_names_its_column(tmp_path, header, named):
     r = run("report", p)
     assert r.exit_code == 2, r.output
     assert f"a quote inside a column name ({named})" in r.output, r.output
+
+
+@pytest.mark.parametrize("lines", [
+    [CLEAN, HEAD + '"input_tokens": 1000, "output_tokens": 0, "team": "a", "team": "b"}'],  # in the first records
+    [CLEAN] * 3 + [HEAD + '"input_tokens": 1000, "output_tokens": 0, "team": "a", "team": "b"}'],
+])
+def test_a_json_lines_dimension_named_twice_is_refused(tmp_path, lines):
+    # (the tag `a` was reported, `b` dropped, with exit 0)
+    p = tmp_path / "c.jsonl"
+    p.write_text("\n".join(lines) + "\n")
+    r = run("report", p, "--by", "team")
+    assert r.exit_code == 2 and "'team' twice" in r.output, r.output
