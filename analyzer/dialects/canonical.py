@@ -274,10 +274,11 @@ def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
     the line's own text of the number after the record's top-level key is read instead, and judged
     as CSV text is (`_parse.count`): the same verdict for the same number in either format.
 
-    In valid JSON, `"key":` is always a key of some object (a quote inside a string is escaped), so a
-    line with one `{` (no nested object: nearly every log line) takes the number after the first
-    `"key":`. Other lines (a nested object, a brace in a string, the key written with escapes) are
-    split into tokens, and only the record's own pairs count (~20 CPU s per 1M such rows, measured
+    In valid JSON, `"key":` after a `{` or `,` is always a key of some object (a quote inside a
+    string is escaped: `"x\\"key": 7` is the key `x"key`), so a line with one `{` (no nested object:
+    nearly every log line) takes the number after the first such `"key":`. Other lines (a nested
+    object, a brace in a string, the key written with escapes) are split into tokens, and only the
+    record's own pairs count (~20 CPU s per 1M such rows, measured
     with a nested object on every line; the one-brace lines cost next to nothing). In stages, each a
     column: an expression repeating a sub-expression evaluates it again (the JSON path 5 times cost
     25 CPU s more per 1M rows whose counts are all floats)."""
@@ -287,7 +288,7 @@ def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
                          for f in fields)
     lf = lf.with_columns(
         pl.when(pl.col(line[f]).str.count_matches("{", literal=True) == 1).then(pl.col(line[f])).str.extract(
-            rf"{re.escape(json.dumps(k))}[ \t\r\n]*:[ \t\r\n]*({_NUMBER})").alias(simple[f]) for f, k in fields.items())
+            rf"[{{,][ \t\r\n]*{re.escape(json.dumps(k))}[ \t\r\n]*:[ \t\r\n]*({_NUMBER})").alias(simple[f]) for f, k in fields.items())
     el = pl.element()
     depth = ((el == "{") | (el == "[")).cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
     # A pair's key decoded (`input\u005ftokens` is input_tokens; a flagged line parsed, so its

@@ -105,3 +105,18 @@ def test_a_json_lines_dimension_named_twice_is_refused(tmp_path, lines):
     p.write_text("\n".join(lines) + "\n")
     r = run("report", p, "--by", "team")
     assert r.exit_code == 2 and "'team' twice" in r.output, r.output
+
+
+# A key holding an escaped quote before a count's name (`"x\"input_tokens": 7`, the key x"input_tokens)
+# was taken for the count's own key on a one-brace line: 7.5 was counted as 7 with exit 0, and a
+# whole 7.0 was quarantined as 7.5.
+@pytest.mark.parametrize("decoy, real, tokens, quarantined", [("7", "7.5", 1000, 1), ("7.5", "7.0", 1007, 0),
+                                                              ("1", "1.00000000000000000001", 1000, 1)])
+def test_a_key_ending_in_a_counts_name_after_an_escaped_quote_is_not_the_count(tmp_path, decoy, real, tokens,
+                                                                               quarantined):
+    from analyzer.pipeline import Options, analyze
+
+    p = tmp_path / "c.jsonl"
+    p.write_text(CLEAN + "\n" + HEAD + f'"x\\"input_tokens": {decoy}, "input_tokens": {real}, "output_tokens": 0}}\n')
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert (rep.totals["input_tokens"], rep.accounting.quarantined) == (tokens, quarantined)
