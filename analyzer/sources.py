@@ -1771,19 +1771,19 @@ def _first_records(src: SourceFile, head: bytes):
             f.close()
 
 
-def load_json_records(src: SourceFile, pairs_hook=None) -> list[dict]:
+def load_json_records(src: SourceFile, pairs_hook=None, parse_float=None) -> list[dict]:
     """A whole-file JSON document as a list of records: an array of objects, or one object
     (API exports wrap records as {"data": [...]}; dialects that know such shapes unwrap them).
-    `pairs_hook`: json's object_pairs_hook."""
+    `pairs_hook`, `parse_float`: json's object_pairs_hook and parse_float."""
     opener = gzip.open if src.compression == "gzip" else open
     try:
         if src.compression == "zstd":
             raw = pl.read_csv(src.path, has_header=False, separator="\x1f", quote_char=None,
                               new_columns=["l"], schema_overrides={"l": pl.String}, glob=False)["l"].to_list()
-            doc = json.loads("\n".join(x or "" for x in raw), object_pairs_hook=pairs_hook)
+            doc = json.loads("\n".join(x or "" for x in raw), object_pairs_hook=pairs_hook, parse_float=parse_float)
         else:
             with opener(src.path, "rt", encoding="utf-8-sig") as f:
-                doc = json.load(f, object_pairs_hook=pairs_hook)
+                doc = json.load(f, object_pairs_hook=pairs_hook, parse_float=parse_float)
     except RecursionError:
         raise SourceError(f"{src.path}: JSON nested too deep to be a log or report") from None
     if isinstance(doc, list):
@@ -1826,6 +1826,15 @@ def key_twice(key: str) -> str:
     return f"a record names key {key!r} twice: which value counts is ambiguous (JSON readers differ); remove one"
 
 
+def _float_or_text(text: str) -> float | str:
+    """A JSON number with a fraction or exponent as json_to_lines writes it again: the float when
+    its rendering is the text, else the text itself (as a JSON string). Through a float,
+    `1.00000000000000000001` and `100e-2` were written back as 1.0 and counted as 1 token, where
+    the same text in JSON Lines or CSV is quarantined; as text it gets their verdict."""
+    value = float(text)
+    return value if repr(value) == text else text
+
+
 def json_to_lines(src: SourceFile) -> SourceFile:
     """A JSON array rewritten as JSON Lines in a temporary file, one record per line, so that it
     goes through the same lazy, line-numbered path as JSONL (record i is line i)."""
@@ -1841,7 +1850,7 @@ def json_to_lines(src: SourceFile) -> SourceFile:
                 twice[id(obj)] = next(k for i, k in enumerate(keys) if k in keys[:i])
             return obj
         try:
-            records = load_json_records(src, pairs)
+            records = load_json_records(src, pairs, _float_or_text)
         except ValueError as e:
             raise SourceError(f"{shown(src.display)}: invalid JSON ({_one_line(e)})") from None
         if twice:  # (a record's own key; one repeated inside a value is not read as a field)

@@ -120,3 +120,25 @@ def test_a_key_ending_in_a_counts_name_after_an_escaped_quote_is_not_the_count(t
     p.write_text(CLEAN + "\n" + HEAD + f'"x\\"input_tokens": {decoy}, "input_tokens": {real}, "output_tokens": 0}}\n')
     rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert (rep.totals["input_tokens"], rep.accounting.quarantined) == (tokens, quarantined)
+
+
+def _verdict(path, q) -> tuple:
+    from analyzer.pipeline import Options, analyze
+
+    rep = analyze([str(path)], ["model"], Options(quarantine=str(q)))
+    reasons = [json.loads(x)["reason"] for x in q.read_text().splitlines()] if q.exists() else []
+    return rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"], reasons
+
+
+# A JSON array is rewritten as JSON Lines through Python's json, whose floats rounded a count's text:
+# `1.00000000000000000001`, `4.0000000000000001` and `100e-2` were counted (1, 4, 1 tokens) with exit 0
+# where the same text in a CSV (the reference) or in JSON Lines is quarantined.
+@pytest.mark.parametrize("text", ["1.00000000000000000001", "4.0000000000000001", "100e-2", "1e400", "7.5", "1E2",
+                                  "2.50e1", "1.0", "-0.0", "7", "99999999999999999999"])
+def test_a_json_array_count_gets_the_csv_verdict_of_its_text(tmp_path, text):
+    arr = tmp_path / "a.json"
+    arr.write_text("[" + CLEAN + ",\n" + HEAD + f'"input_tokens": {text}, "output_tokens": 0}}]')
+    csv = tmp_path / "c.csv"
+    csv.write_text("timestamp,model,input_tokens,output_tokens\n2026-10-08T00:00:00Z,claude-sonnet-4-5,1000,0\n"
+                   f"2026-10-08T00:00:00Z,claude-sonnet-4-5,{text},0\n")
+    assert _verdict(arr, tmp_path / "qa.jsonl") == _verdict(csv, tmp_path / "qc.jsonl")
