@@ -28,6 +28,8 @@ def run(*args):
     HEAD + '"input_tokens": 1, "output_tokens": 0, "input_tokens" :7}',
     HEAD + '"input_tokens": 1, "output_tokens": 0, "model": "claude-opus-4-1"}',  # the model: the rate
     HEAD + '"input_tokens": 1, "input\\u005ftokens": 7, "output_tokens": 0}',  # the same key, escaped
+    HEAD + '"input_tokens": 1, "usage": {"input_tokens": 1}, "input_tokens": 7, "output_tokens": 0}',
+    HEAD + '"usage": {"input_tokens": 1}, "input_tokens": 1, "tags": [{"a": 1}, 2], "input_tokens": 7, "output_tokens": 0}',
 ])
 @pytest.mark.parametrize("first", [True, False])
 def test_a_json_lines_record_naming_a_key_twice_is_refused(tmp_path, line, first):
@@ -142,3 +144,21 @@ def test_a_json_array_count_gets_the_csv_verdict_of_its_text(tmp_path, text):
     csv.write_text("timestamp,model,input_tokens,output_tokens\n2026-10-08T00:00:00Z,claude-sonnet-4-5,1000,0\n"
                    f"2026-10-08T00:00:00Z,claude-sonnet-4-5,{text},0\n")
     assert _verdict(arr, tmp_path / "qa.jsonl") == _verdict(csv, tmp_path / "qc.jsonl")
+
+
+def test_counts_echoed_in_a_nested_object_are_not_decoded_line_by_line(tmp_path, monkeypatch):
+    # A log keeping the response's `usage` beside its counts repeats each count's key on every line,
+    # in a nested object: the repeated-key search must not send every such line to Python (5x CPU).
+    import analyzer.dialects.canonical as canonical
+
+    decoded = []
+    real = canonical.first_key_match
+
+    def counted(src, pattern, accept):
+        return real(src, pattern, accept=lambda line: decoded.append(line) or accept(line))
+    monkeypatch.setattr(canonical, "first_key_match", counted)
+    p = tmp_path / "c.jsonl"
+    p.write_text((HEAD + '"input_tokens": 5, "output_tokens": 1, "usage": {"input_tokens": 5, "output_tokens": 1}}\n') * 50)
+    r = run("report", p, "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.output)["totals"]["input_tokens"] == 250, r.output
+    assert decoded == []
