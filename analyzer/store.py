@@ -999,8 +999,8 @@ MONTH_SLICE = 64 * 1024  # rows of the spool read at once to write the month fil
 def _in_slices(rows: pl.LazyFrame, frame: _Rows, select: list[pl.Expr] | None) -> Iterator[pl.DataFrame]:
     """`rows` (`frame`'s rows, with `select` when given) collected over slices of the spool, each read
     by Polars' Parquet reader where the slice lies. Rows less repeats (an anti-join: a slice would
-    read the whole spool again) come a row group at a time through PyArrow, which costs more:
-    reading and making Polars frames of its batches took 1.3x the CPU of the whole month write."""
+    read the whole spool again) come a row group at a time through PyArrow (`_Rows.batches`), which
+    costs more: PyArrow's text arrays are converted to Polars' string views."""
     from .writers import _sliceable
 
     total = _sliceable(rows)
@@ -1013,14 +1013,15 @@ def _in_slices(rows: pl.LazyFrame, frame: _Rows, select: list[pl.Expr] | None) -
 
 
 def _sink_months(root: str, rows: pl.LazyFrame, written: list[str], batches: Iterator[pl.DataFrame]) -> dict[str, dict]:
-    """Write `rows` (given again as `batches`: a row group of the spool at a time, with the same
-    columns) into one Parquet file per month (its path, relative to `root`, appended to `written`
+    """Write `rows` (given again as `batches`: slices of the spool, with the same columns; see
+    _in_slices) into one Parquet file per month (its path, relative to `root`, appended to `written`
     before it is opened), returning each file's Delta statistics (see `_stats`). One read of the
     spool, each batch split by month and appended to its month's writer (a night touches one or
     two): `price`'s writer (writers.parquet_appender: PyArrow, dictionaries for labels only,
-    statistics for time and counts), at zstd level 3. Polars' streaming sink, one per month, cost
-    ~1.2x the CPU for the same rows (1M bench requests in four months, interleaved runs: 2.6-2.8 vs
-    2.0-2.5 CPU s; files of 33.9 vs 35.2 MB); its partitioned sink holds each partition whole."""
+    statistics for time and counts), at zstd level 3. One Polars streaming sink a month cost more
+    and held more the more it wrote: a night of 10M bench requests in four months, 28.8 vs 15.6 CPU
+    s and 951 vs 783 MiB peak for the ingest (files 4% larger here: 35.2 vs 33.9 MB a million rows);
+    Polars' partitioned sink holds each partition whole."""
     import uuid
 
     from .writers import parquet_appender
