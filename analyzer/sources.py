@@ -135,7 +135,9 @@ class SourceFile:
         return bounded_ndjson(self.path, self.compression, schema, exact_lines)
 
     def scan_parquet(self) -> pl.LazyFrame:
-        return pl.scan_parquet(self.path, glob=False)
+        # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
+        # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
+        return _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -287,6 +289,11 @@ PIECE_BYTES = 8 << 20
 # Why a row with bytes that are not UTF-8 is quarantined (the dialects write it).
 NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
 BAD = "_bad"
+# Columns the readers add to a table's own (its record's number, its bytes' verdict). A log's own
+# column of either name is left out of the reading (a name starting with `_` is never read as a
+# dimension, see canonical._is_dimension): a Parquet or CSV log with its own `_row` failed with
+# "cannot add row_index with name '_row'".
+RESERVED = ("_row", BAD)
 _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 
@@ -510,122 +517,91 @@ def _pieces(blocks: Iterator[bytes], cut) -> Iterator[bytes]:
         yield carry if carry.endswith(b"\n") else carry + b"\n"
 
 
-# Bytes of text searched per call by first_key_match (a window: its memory is bounded by it).
+# Bytes of text searched at a time by first_key_match (a window of whole lines: its memory is bounded
+# by it, or by the longest line).
 KEY_WINDOW = 8 << 20
-# A file up to this size is searched whole by Polars' regex (its compiled pattern is cached: ~0.3 ms
-# a call, where PyArrow's RE2 compiles each call: ~1.7 ms, and importing PyArrow's compute module
-# costs 0.4-0.7 CPU s); a larger one by RE2, which reads a large text twice as fast.
-SMALL_TEXT = 1 << 20
 
 
 def first_key_match(src: SourceFile, pattern: str, accept=lambda line: line) -> tuple[int, object] | None:
     """The first line of a JSON Lines file holding a match of `pattern` (a regular expression over the
-    text, valid for RE2 and Rust's regex) for which `accept(line)` (the line's bytes) is not None, with
-    what it returned; None when no line is. One pass over the file's text, a window at a time (bounded
-    memory): ~0.75 CPU s for 1M records of 285 MB, plus PyArrow's import (docs/performance.md). Only
-    a window that matches is split into lines, and only a line that matches is given to `accept`
-    (the pattern finds candidates: `accept` decides on the whole line, so that a match inside a
-    nested object or a string does not count). The line is counted only then."""
+    text, for Polars' regex) for which `accept(line)` (the line's bytes) is not None, with its line
+    number and what accept returned; None when no line is. One pass of Polars' regex over the file's
+    lines (by its own line reader for a plain file; a window of whole lines at a time for gzip, zstd
+    and text that is not UTF-8), in bounded memory: the line numbers come with it, and only a line
+    that matches reaches Python (`accept` decides on the whole line, so that a match inside a nested
+    object or a string does not count). ~1 CPU s per 1M records of 285 MB, nearly all of it the
+    regex, and no PyArrow (docs/performance.md). A line with bytes that are not UTF-8 is not given
+    to `accept` (its record is quarantined whole)."""
     run = _RUN.get()
     cached = run.get(("keys", src.path, pattern), False) if run is not None else False
     if cached is not False:
         return cached
-    found = None
-    for offset, window, hit in _searched(src, run, pattern):
-        if hit:
-            found = _accepted_line(window, pattern, accept)
-            if found is not None:
-                found = (offset + found[0], found[1])
-                break
-    if found is not None:  # the line: the newlines before the match
-        at, lines = found[0], 1
-        for _, window, _ in _searched(src, run, None):
-            lines += window.count(b"\n", 0, max(0, min(len(window), at)))
-            at -= len(window)
-            if at < 0:
-                break
-        found = (lines, found[1])
+    found, after = None, 0
+    if src.compression is None and _native(src.path):
+        found, after = _native_key_match(src.path, pattern, accept)
+    if found is None and after is not None:
+        found = _windowed_key_match(src, run, pattern, accept, after)
     if run is not None:
         run["keys", src.path, pattern] = found
     return found
 
 
-def _accepted_line(window: bytes, pattern: str, accept) -> tuple[int, object] | None:
-    """The first line of a window that `pattern` matches and `accept` accepts: (its offset in the
-    window, what accept said). The window's lines are matched by RE2 at once; Python sees only the
-    lines that match (normally none: this runs only for a window a key was found in). Matching each
-    line in Python's `re` cost 9 CPU s per 200k records that all hold a candidate key."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+# Candidate lines first_key_match takes from Polars' own line reader in one go (bounded memory: a
+# file whose every line holds a candidate that `accept` refuses, a nested `"Input_Tokens"`, goes on
+# a window at a time).
+KEY_CANDIDATES = 1000
 
-    offsets = pa.array([0, len(window)], pa.int64()).buffers()[1]
-    text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(window)])
-    lines = pc.split_pattern(text, "\n").flatten()
-    for i in pc.indices_nonzero(pc.match_substring_regex(lines, pattern)).to_pylist():
-        said = accept(lines[i].as_py())
-        if said is not None:  # (its offset: the lines before it, each with its newline)
-            return (pc.sum(pc.binary_length(lines.slice(0, i))).as_py() or 0) + i, said
+
+def _native_key_match(path: str, pattern: str, accept) -> tuple[tuple[int, object] | None, int | None]:
+    """first_key_match on a plain file by Polars' line reader, which maps the file and splits and
+    matches its lines on every core (0.3 CPU s per 285 MB less than reading windows): (the match or
+    None, None when that is the answer, else the last line looked at)."""
+    scan = pl.scan_lines(glob.escape(path), name=LINE, row_index_name="_n", row_index_offset=1)
+    try:
+        hits = scan.filter(pl.col(LINE).str.contains(pattern)).head(KEY_CANDIDATES).collect()
+    except pl.exceptions.ComputeError:  # bytes that are not UTF-8: read by windows, where they are marked
+        return None, 0
+    for n, line in zip(hits["_n"].to_list(), hits[LINE].to_list()):
+        said = accept(line.encode())
+        if said is not None:
+            return (n, said), None
+    return None, (None if hits.height < KEY_CANDIDATES else hits["_n"].max() or 0)
+
+
+def _windowed_key_match(src: SourceFile, run: dict | None, pattern: str, accept, after: int = 0
+                        ) -> tuple[int, object] | None:
+    """first_key_match a window of lines at a time (any file: compressed, not UTF-8), past line `after`."""
+    line = 1
+    for window in _key_windows(src, run):
+        lines = _piece_lines(window)
+        # (the lines that match: normally none)
+        at = pl.arg_where(pl.col(LINE).str.contains(pattern) & ~pl.col(BAD) & (pl.int_range(line, line + pl.len()) > after))
+        for i in lines.select(at).to_series().to_list():
+            said = accept(lines[LINE][i].encode())
+            if said is not None:
+                return line + i, said
+        line += lines.height
     return None
 
 
-def _searched(src: SourceFile, run: dict | None, pattern: str | None) -> Iterator[tuple[int, bytes | None, bool]]:
-    """(offset, window, whether it holds a match of `pattern`) for each window of a file's text; the
-    windows end at newlines. With `pattern` None there is no search and every window is given (to
-    count lines); with a pattern, a window's bytes only where it matched (None elsewhere)."""
-    small = os.path.getsize(src.path) <= (SMALL_TEXT if src.compression is None else SMALL_TEXT // 8)
-    if small:
-        data = b"".join(_blocks(src.path, src.compression, run))
-        yield 0, data, pattern is not None and bool(
-            pl.Series([data.decode("utf-8", "replace")], dtype=pl.String).str.contains(pattern).any())
-        return
-    if src.compression is None:
-        yield from _mapped_windows(src.path, run, pattern)
-        return
-    offset = 0
-    for window in _pieces(_blocks(src.path, src.compression, run, KEY_WINDOW), _line_cut):
-        yield offset, window, pattern is None or _re2_matches(window, pattern)
-        offset += len(window)
+def _key_windows(src: SourceFile, run: dict | None) -> Iterator[bytes]:
+    """A file's text (decompressed), up to the size the run saw, in windows of about KEY_WINDOW bytes
+    that end at newlines (a line longer than a window is one window; the last gets a newline)."""
+    return _pieces(_blocks(src.path, src.compression, run, KEY_WINDOW), _line_cut)
 
 
-def _mapped_windows(path: str, run: dict | None, pattern: str | None) -> Iterator[tuple[int, bytes | None, bool]]:
-    """_searched for a plain file: each window is mapped, searched in place and let go, so that
-    neither a copy of the text (reading it cost 0.6 CPU s per 285 MB) nor the map's pages (RSS grew
-    by the file's size) stay; only a window that matched is copied out."""
-    import mmap
-
-    with open(path, "rb") as f:
-        size = run_size(path, os.fstat(f.fileno()).st_size, run)
-        start = 0
-        while start < size:
-            with mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ) as mm:
-                end = min(size, start + KEY_WINDOW)
-                if end < size:  # (windows end at newlines: a line longer than a window is one window)
-                    cut = mm.rfind(b"\n", start, end)
-                    cut = mm.find(b"\n", end, size) if cut < 0 else cut
-                    end = size if cut < 0 else cut + 1
-                hit = pattern is not None and _re2_matches(mm, pattern, start, end)
-                window = mm[start:end] if hit or pattern is None else None
-            yield start, window, hit
-            start = end
-
-
-def _re2_matches(data, pattern: str, start: int = 0, end: int | None = None) -> bool:
-    """Whether data[start:end] (bytes or a map) holds a match of `pattern`, by PyArrow's RE2, in
-    place (no copy of the text)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    whole = memoryview(data)
-    view = whole[start:end]
+def _piece_lines(piece: bytes) -> pl.DataFrame:
+    """The lines of a piece of text (blank ones too), as `_line` and `_bad` (bytes that are not UTF-8:
+    shown as U+FFFD)."""
+    # (Polars decompresses bytes that start like gzip or zstd: such a piece is read after a newline,
+    # whose empty line is then dropped.)
+    magic = piece[:2] == b"\x1f\x8b" or piece[:4] == b"\x28\xb5\x2f\xfd"
     try:
-        offsets = pa.array([0, len(view)], pa.int64()).buffers()[1]
-        text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(view)])
-        hit = pc.any(pc.match_substring_regex(text, pattern)).as_py()
-        del text, offsets  # (every reference to the view goes before it is released)
-        return hit
-    finally:
-        view.release()
-        whole.release()
+        frame = pl.read_lines(b"\n" + piece if magic else piece, name=LINE).with_columns(pl.lit(False).alias(BAD))
+    except pl.exceptions.ComputeError:  # bytes that are not UTF-8
+        fixed, mark = _marked(b"\n" + piece if magic else piece)
+        frame = _unmark(pl.read_lines(fixed, name=LINE), mark, [LINE])
+    return frame.slice(1) if magic else frame
 
 
 def _marked(piece: bytes) -> tuple[bytes, str]:
@@ -725,15 +701,7 @@ def bounded_lines(path: str, compression: str | None) -> pl.LazyFrame:
     def frames(_columns):
         row = 1
         for piece in _pieces(_blocks(path, compression, run), _line_cut):
-            # (Polars decompresses bytes that start like gzip or zstd: such a piece is read after a
-            # newline, whose empty line is then dropped.)
-            magic = piece[:2] == b"\x1f\x8b" or piece[:4] == b"\x28\xb5\x2f\xfd"
-            try:
-                frame = pl.read_lines(b"\n" + piece if magic else piece, name=LINE).with_columns(pl.lit(False).alias(BAD))
-            except pl.exceptions.ComputeError:  # bytes that are not UTF-8
-                fixed, mark = _marked(b"\n" + piece if magic else piece)
-                frame = _unmark(pl.read_lines(fixed, name=LINE), mark, [LINE])
-            frame = frame.slice(1) if magic else frame
+            frame = _piece_lines(piece)
             yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
 
@@ -814,6 +782,9 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     # (The header as text: bytes that are not UTF-8 in a column name become U+FFFD; its rows are read
     # below it, each piece after the same header.)
     text_header = header.decode("utf-8", "replace").encode()
+    if not header:  # no end found: empty, or a quote opens in it and never closes
+        with contextlib.closing(_blocks(path, compression, run, 1 << 16)) as blocks:
+            _check_header(next(blocks, b"").split(b"\n")[0] + b"\n", sep, path)
     names = pl.read_csv(text_header, infer_schema=False, separator=sep, n_rows=0).columns
     renamed = _unescaped_names(text_header, names, sep)
     integers = tuple({v: k for k, v in renamed.items()}.get(c, c) for c in integers)
@@ -852,6 +823,22 @@ def _csv_header(path: str, compression: str | None, run: dict | None) -> bytes:
     with contextlib.closing(_pieces(_blocks(path, compression, run, 1 << 16), _first_record)) as pieces:
         first = next(pieces, b"")
     return first[:_first_record(first) + 1]
+
+
+def _check_header(header: bytes, sep: str, path: str) -> None:
+    """A quote inside a name not enclosed in quotes (`te"am`) opens a quoted field for Polars that
+    runs to the end of the file: the file read as a header and no rows ("empty CSV"). Said as it is.
+    (Only then: a name like `x""y`, whose quotes close, is read by Polars as written.)"""
+    if b'"' not in header:
+        return
+    s = re.escape(sep.encode())
+    field = rb'(?:"(?:[^"]|"")*"|[^"' + s + rb'\r\n]*)'
+    if re.fullmatch(field + rb"(?:" + s + field + rb")*\r?\n?", header) is None:
+        bad = next((n for n in header.split(b"\n")[0].split(sep.encode()) if b'"' in n.strip(b'"')), b'"')
+        raise SourceError(f"{shown(path)}: line 1 (the header): a quote inside a column name "
+                          f"({bad.decode('utf-8', 'replace').strip()!r}); quote the name and double the quote "
+                          f"inside it (RFC 4180: {bad.decode('utf-8', 'replace').strip().strip(chr(34))!r} -> "
+                          f"\"{bad.decode('utf-8', 'replace').strip().strip(chr(34)).replace(chr(34), chr(34) * 2)}\")")
 
 
 def _unescaped_names(header: bytes, names: list[str], sep: str) -> dict[str, str]:
@@ -1441,13 +1428,21 @@ def _native_lines(path: str) -> pl.LazyFrame:
     ).with_row_index("_row", offset=1).with_columns(pl.lit(False).alias(BAD))
 
 
+def _without_reserved(lf: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
+    own = [c for c in names if c in RESERVED]
+    return lf.drop(own) if own else lf
+
+
 def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     lf = pl.scan_csv(
         path, infer_schema=False, separator=sep, encoding="utf8", truncate_ragged_lines=True,
         schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
-    ).with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
+    )
     header = _csv_header(path, None, _RUN.get())
+    if any(name.encode() in header for name in RESERVED):  # (the schema only then: see scan_parquet)
+        lf = _without_reserved(lf, lf.collect_schema().names())
+    lf = lf.with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
     renamed = _unescaped_names(header, lf.collect_schema().names()[1:-1], sep) if b'""' in header else {}
     return lf.rename(renamed) if renamed else lf
 

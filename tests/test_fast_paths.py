@@ -249,12 +249,11 @@ def test_any_spelling_of_a_late_count_reads_as_the_canonical_one(tmp_path_factor
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_a_late_key_beyond_the_first_window_is_found_on_its_line(tmp_path, monkeypatch, gz):
-    """Large files are searched a window at a time (small ones whole): a key in the third window of
-    a file that spans several is found, on the line it is on."""
+    """Files are searched a window of lines at a time: a key in the third window of a file that spans
+    several is found, on the line it is on."""
     import gzip
 
     from analyzer import sources
-    monkeypatch.setattr(sources, "SMALL_TEXT", 0)
     monkeypatch.setattr(sources, "KEY_WINDOW", 1 << 12)
     lines = [json.dumps({**BASE, "cache_read_tokens": 0})] * 200
     lines[150] = json.dumps({**BASE, "CACHE_read_tokens": 5})

@@ -558,3 +558,48 @@ def test_a_byte_order_mark_before_the_first_json_line_is_not_part_of_its_record(
     rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert (rep.accounting.priced, rep.accounting.quarantined) == (2, 0)
     assert sum(rep.rows["cost"]) == TOTAL
+
+
+@pytest.mark.parametrize("name", ["own.parquet", "own.csv", "own.csv.gz"])
+def test_a_log_with_its_own_row_and_bad_columns_is_read(tmp_path, name):
+    """A table's own `_row` / `_bad` column clashed with the row numbers the readers add ("cannot add
+    row_index with name '_row'", exit 2). They are left out; every row prices, `price` numbers rows
+    by their place in the file, not by the file's column."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+    frame = pl.DataFrame({"timestamp": ["2026-10-10T10:00:00Z"] * 2, "model": ["claude-sonnet-4-5"] * 2,
+                          "input_tokens": [1_000_000, 2_000], "output_tokens": [100, 10],
+                          "_row": [70, 80], "_bad": ["yes", "true"]})
+    p = tmp_path / name
+    if name.endswith(".parquet"):
+        frame.write_parquet(p)
+    else:
+        text = frame.write_csv().encode()
+        p.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    rep = analyze([str(p)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    # 1,002,000 input tokens at $3/M, 110 output at $15/M
+    assert rep.totals["cost"] == Decimal("3.006") + Decimal("0.00165")
+    assert (rep.accounting.priced, rep.accounting.quarantined) == (2, 0)
+    out = tmp_path / "priced.csv"
+    assert CliRunner().invoke(main, ["price", str(p), "-o", str(out), "-q"]).exit_code == 0
+    rows = pl.read_csv(out)
+    assert rows["source_row"].to_list() == ([1, 2] if name.endswith(".parquet") else [2, 3])
+    assert "_row" not in rows.columns and "_bad" not in rows.columns
+
+
+@pytest.mark.parametrize("header", [b'te"am', b'"te"am"x'])
+@pytest.mark.parametrize("gz", [False, True])
+def test_a_bare_quote_in_a_csv_header_is_named_not_an_empty_file(tmp_path, header, gz):
+    """Polars reads a quote that opens inside a name as a quoted field running to the end of the file:
+    the file was "cannot read (empty CSV)". The error now names line 1 and the column, exit 2."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import main
+    text = b"timestamp,model,input_tokens,output_tokens," + header + b"\n" + BODY
+    p = tmp_path / ("h.csv.gz" if gz else "h.csv")
+    p.write_bytes(gzip.compress(text) if gz else text)
+    res = CliRunner().invoke(main, ["report", str(p)])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "line 1 (the header): a quote inside a column name" in res.output
+    assert repr(header.decode()) in res.output and len(res.output.strip().splitlines()) == 1

@@ -16,7 +16,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, display_expr, first_key_match, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, RESERVED, SourceFile, display_expr, first_key_match, json_to_lines
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -53,7 +53,9 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     those seen in the first records: a key that first appears on line 1,000 still counts."""
     if src.container == "json":
         src = json_to_lines(src)
-    original = {c: c.lstrip(_BOM).strip() for c in src.columns}  # as in the file -> cleaned
+    # as in the file -> cleaned (a table's own `_row` or `_bad` is not read: sources.RESERVED)
+    original = {c: c.lstrip(_BOM).strip() for c in src.columns
+                if c not in RESERVED or src.container not in ("parquet", "csv")}
     if src.container in ("json", "jsonl"):
         fields = {f: f for f in FIELDS}
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
@@ -80,10 +82,12 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     if lacking:
         raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
                            f"column (columns: {', '.join(list(original.values())[:12])}); see `llm-cost formats`")
+    late = []
     if src.container == "jsonl":
-        fields = _late_keys(src, fields, {c.lower() for c in original.values()})
+        wanted = _wanted_dimensions(ctx, set(original.values()))
+        fields, late = _late_keys(src, fields, {c.lower() for c in original.values()}, wanted)
     from_price = "price_book" in original.values()
-    dims = [c for c in original.values() if _is_dimension(c, from_price)]
+    dims = [c for c in original.values() if _is_dimension(c, from_price)] + late
     renamed = schema.dimension_names(dims)
     if ctx is not None and renamed != {d: d for d in dims}:
         ctx.note(schema.renamed_note(src.display, renamed))
@@ -121,7 +125,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
         lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others},
                              exact_lines=ctx is None or ctx.exact_lines)
-        raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
+        raw = pl.struct([pl.col(c) for c in (*original.values(), *late)]).struct.json_encode()
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
@@ -131,7 +135,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         return pl.col(LINE).str.json_path_match(path)
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
-                           bad_record=_bad_json_line(), **sniff)
+                           bad_record=_bad_json_line(), number_texts=integers, **sniff)
 
 
 # Candidate keys the pattern below sends to Python, which decodes the line and decides. A key with
@@ -142,8 +146,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
 _ESCAPED_KEY = (r'(?:[^"\\]|\\.)*\\(?:[tnrf]|u(?:00[0-7][0-9A-Fa-f]|0085|00[Aa]0|1680|20[0-2][0-9A-Fa-f]'
                 r'|205[Ff]|3000|[Ff][Ee][Ff][Ff]|212[Aa]))(?:[^"\\]|\\.)*')
 # A key holding the Kelvin sign (U+212A): Python lower-cases it to `k` (`input_to\u212aens` names
-# input_tokens, as in the first records); RE2 over bytes does not. (Patterns here hold non-ASCII
-# characters as themselves, never in a [class]: RE2 reads the text as bytes, Polars as characters.)
+# input_tokens, as in the first records); the regex's (?i) of the names below is not relied on for it.
 _KELVIN_KEY = '[^"\\\\]*\u212a[^"\\\\]*'
 # What str.strip() removes around a key (every Unicode space), and a BOM.
 _SPACE = "(?:" + "|".join([r"[\x00-\x20]", *"\ufeff\u0085\u00a0\u1680\u2028\u2029\u202f\u205f\u3000",
@@ -157,11 +160,13 @@ def _other_spellings(name: str) -> list[str]:
             for i, ch in enumerate(name) if ch.swapcase() != ch]
 
 
-def _key_pattern(fields: dict[str, str]) -> str:
+def _key_pattern(fields: dict[str, str], dimensions=()) -> str:
     """Keys (a quoted name before a `:`) that the reading by `fields` might not read, but should: a
     canonical name in another case, a foreign count name in any case, a name with an escape, a
-    Kelvin sign or spaces around it (`_late_keys` decides, on the decoded line)."""
+    Kelvin sign or spaces around it, and the `dimensions` not yet read, as JSON writes them
+    (`_late_keys` decides, on the decoded line)."""
     alts = [a for f in FIELDS for a in _other_spellings(fields[f])]
+    alts += sorted({re.escape(json.dumps(d, ensure_ascii=a)[1:-1]) for d in dimensions for a in (True, False)})
     alts += [f"(?i:{re.escape(name)})" for name in FOREIGN_COUNTS]
     names = "(?i:" + "|".join(re.escape(n) for n in (*FIELDS, *FOREIGN_COUNTS)) + ")"
     alts += [_ESCAPED_KEY, _KELVIN_KEY, f"{_SPACE}+{names}{_SPACE}*", f"{names}{_SPACE}+"]
@@ -172,16 +177,31 @@ def _clean(key: str) -> str:
     return key.lstrip(_BOM).strip()
 
 
-def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[str, str]:
-    """The spellings to read a JSON Lines file's canonical keys by. The first records name them
-    (`fields`), but a key that first appears later in another case (`Cache_Read_Tokens`), or under a
-    foreign name (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0. So the
-    whole file's text is searched for such keys (one regex pass: ~1-1.5 CPU s per 1M records, see docs/performance.md); a line
-    with one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
+def _wanted_dimensions(ctx, seen: set[str]) -> set[str]:
+    """The keys a run's `--by` names as dimensions that the first records do not hold (a log's
+    `provider` is `--by log_provider`): what the search for late keys also looks for. (A run that
+    keeps every dimension, `price`, does not search for unnamed ones: see docs/formats.md.)"""
+    if ctx is None or not ctx.dimensions:
+        return set()
+    builtin = {*schema.BUILTIN_KEYS, *FIELDS}
+    wanted = {d for d in ctx.dimensions if d not in builtin and not d.startswith("_")}
+    wanted |= {d[4:] for d in wanted if d.startswith("log_") and schema.dimension_name(d[4:]) == d}
+    return {d for d in wanted if d not in seen and d.lower() not in FIELDS and _is_dimension(d, False)}
+
+
+def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: set[str] = frozenset()
+               ) -> tuple[dict[str, str], list[str]]:
+    """The spellings to read a JSON Lines file's canonical keys by, and the dimensions `wanted` (named
+    by `--by`) that first appear after the first records. The first records name the keys (`fields`),
+    but a key that first appears later in another case (`Cache_Read_Tokens`), or under a foreign name
+    (`cache_read_input_tokens`), would not be read: its tokens lost, with exit 0; a late `team` tag
+    would be missing from `--by team`. So the whole file's text is searched for such keys (one regex
+    pass over its lines by Polars: ~1 CPU s per 1M records, see docs/performance.md); a line with
+    one is decoded, and only its own (top-level) keys count: a nested `{"usage": {"Input_Tokens":
     1}}` or a key inside a string is not read either way. A field the first records lack and the file
     spells otherwise is read by that spelling; two spellings of one field in one file are refused, as
     in the first records (which one counts is ambiguous); so is a name with spaces around it."""
-    fields, respelled = dict(fields), set()
+    fields, respelled, late = dict(fields), set(), []
 
     def unread(line: bytes) -> str | None:
         try:
@@ -190,10 +210,15 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[
             return None
         if not isinstance(record, dict):
             return None
-        return next((k for k in record if k not in read and _unread(_clean(k).lower(), k, fields)), None)
-    while (read := set(fields.values())) and (hit := first_key_match(src, _key_pattern(fields), accept=unread)):
+        return next((k for k in record if k not in read and (
+            _unread(_clean(k).lower(), k, fields) or k in wanted)), None)
+    while (read := {*fields.values(), *late}) and (
+            hit := first_key_match(src, _key_pattern(fields, wanted - set(late)), accept=unread)):
         line, key = hit
         name = _clean(key).lower()
+        if key in wanted and name not in FIELDS and name not in FOREIGN_COUNTS:
+            late.append(key)  # (a dimension, read by its name as written)
+            continue
         if name in FOREIGN_COUNTS:
             raise DialectError(f"{src.display} line {line:,}: key {key!r} is not a canonical column (its tokens would "
                                f"not be counted): rename it {FOREIGN_COUNTS[name]!r}, or read the file with --map")
@@ -204,7 +229,7 @@ def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str]) -> dict[
                                "(names match without case): which one counts is ambiguous")
         fields[name] = key
         respelled.add(name)
-    return fields
+    return fields, late
 
 
 def _unread(name: str, key: str, fields: dict[str, str]) -> bool:
@@ -214,6 +239,50 @@ def _unread(name: str, key: str, fields: dict[str, str]) -> bool:
 def _spaced(where: str, key: str) -> str:
     return (f"{where}: key {key!r} has spaces around a canonical name (it would not be read): "
             f"rename it {_clean(key).lower()!r}")
+
+
+# A JSON line's tokens, as far as finding a top-level key's number needs: a string (escapes and
+# all, so that nothing inside one is taken for a token) with the number after it when it is a key
+# followed by one, and brackets (their nesting says which keys are the record's own).
+_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
+_TOKENS = rf'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:[ \t\r\n]*{_NUMBER})?|[{{}}\[\]]'
+
+
+def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
+    """Counts' texts as the line (`_raw`) writes them, in place of `_raw(f)`, for each count `f` of
+    `fields` (-> its key). Polars' JSON path renders a number through a float
+    (`1.00000000000000000001` and `1e0` come back as `1.0`, `99999999999999999999` as `1e+20`), and
+    the exactness check then counted 1 token where a CSV holding the same text is quarantined. On
+    the rows where the rendering has a fraction, an exponent or 19 digits or more (no other row pays),
+    the line's own text of the number after the record's top-level key is read instead, and judged
+    as CSV text is (`_parse.count`): the same verdict for the same number in either format.
+
+    In valid JSON, `"key":` is always a key of some object (a quote inside a string is escaped), so a
+    line with one `{` (no nested object: nearly every log line) takes the number after the first
+    `"key":`. Other lines (a nested object, a brace in a string, the key written with escapes) are
+    split into tokens, and only the record's own pairs count (~20 CPU s per 1M such rows, measured
+    with a nested object on every line; the one-brace lines cost next to nothing). In stages, each a
+    column: an expression repeating a sub-expression evaluates it again (the JSON path 5 times cost
+    25 CPU s more per 1M rows whose counts are all floats)."""
+    line = {f: f"_nl_{f}" for f in fields}
+    simple = {f: f"_ns_{f}" for f in fields}
+    lf = lf.with_columns(pl.when(pl.col(_raw(f)).str.contains(r"[.eE]|[0-9]{19}")).then(pl.col("_raw")).alias(line[f])
+                         for f in fields)
+    lf = lf.with_columns(
+        pl.when(pl.col(line[f]).str.count_matches("{", literal=True) == 1).then(pl.col(line[f])).str.extract(
+            rf"{re.escape(json.dumps(k))}[ \t\r\n]*:[ \t\r\n]*({_NUMBER})").alias(simple[f]) for f, k in fields.items())
+    el = pl.element()
+    depth = ((el == "{") | (el == "[")).cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
+    # A pair's key decoded (`input\u005ftokens` is input_tokens; a flagged line parsed, so its
+    # strings are valid JSON); null for any other token. A key's token is at depth 1: inside the
+    # record's braces, in no nested object or array.
+    named = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
+
+    def own(f: str, key: str) -> pl.Expr:
+        tokens = pl.when(pl.col(simple[f]).is_null()).then(pl.col(line[f])).str.extract_all(_TOKENS)
+        return tokens.list.eval(el.filter((depth == 1) & (named == key))).list.first().str.extract(rf"({_NUMBER})$")
+    lf = lf.with_columns(pl.coalesce(simple[f], own(f, k), _raw(f)).alias(_raw(f)) for f, k in fields.items())
+    return lf.drop(*line.values(), *simple.values())
 
 
 def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
@@ -229,7 +298,7 @@ def _raw(c: str) -> str:
 def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], dtypes: dict, get, raw: pl.Expr,
                     src: SourceFile, bad_record: tuple[pl.Expr, pl.Expr] | None = None, source: str = "canonical",
                     extra: list[str] = (), exact_lines: bool = True, time_sample=(), ctx=None,
-                    unseen: list[str] = ()) -> pl.LazyFrame:
+                    unseen: list[str] = (), number_texts=()) -> pl.LazyFrame:
     """Build the normalized frame from records with canonical field names.
 
     `fields` maps each canonical field the records may carry to its name there; `get(name)` reads
@@ -239,7 +308,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
     `time_sample`: the file's first timestamps as written, which choose the format most rows are
     read with (see _parse.fast_format); with `ctx`, naive ones are noted as read in UTC. `unseen`:
     fields read as Null (see to_canonical), each kept in the plan by a check, so that the reader
-    sees every value of it (a field no expression used would not be read, and a value not seen)."""
+    sees every value of it (a field no expression used would not be read, and a value not seen).
+    `number_texts`: count fields read by a JSON path from the line in `raw`, whose text is the line's
+    own (see _number_texts)."""
     present = set(fields)
     out_names = schema.dimension_names(dims)  # a dimension never shadows a built-in key
     lf = lf.select(
@@ -249,6 +320,9 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
         *([bad_record[0].alias("_line_ok"), bad_record[1].alias("_line_reason")] if bad_record else []),
         *extra,
     )
+    texts = {f: fields[f] for f in number_texts if f in present}
+    if texts:
+        lf = _number_texts(lf, texts)
     time_sample = list(time_sample)
     naive = isinstance(dtypes["timestamp"], pl.Datetime) and dtypes["timestamp"].time_zone is None
     if ctx is not None and (naive or _parse.is_naive(time_sample)):

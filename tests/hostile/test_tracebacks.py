@@ -198,7 +198,8 @@ def test_number_reasons(hostile):
         8: "input_tokens is not a number (٣)", 9: "input_tokens is not a number (0x10)"}
     doc = report("numbers.jsonl")
     assert (doc["accounting"]["priced"], doc["totals"]["input_tokens"]) == (3, 1000)
-    assert quarantined() == {1: "input_tokens is too large (1.1805916207174113e+21)",
+    # (2**70 as the line writes it, as in the CSV: it was shown as a float's rendering)
+    assert quarantined() == {1: "input_tokens is too large (1180591620717411303424)",
                              5: "input_tokens is not a number (true)", 6: "input_tokens is not a number ([1])",
                              7: "input_tokens is not a number ({})"}
     doc = report("floats.parquet")
