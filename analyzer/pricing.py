@@ -400,28 +400,53 @@ def integer_costs(rates: pl.DataFrame, row: pl.Expr) -> list[pl.Expr] | None:
 
 # Columns of integer_cost_steps' first two steps (dropped after the last).
 UNITS, LIST_UNITS = "_u_", "_l_"
+FITS = "_fits"  # a row whose costs integer_cost_steps computes in Int64 (see there)
+# Each count x rate of the Int64 path stays under this: the seven components' sum stays under 2^62,
+# and list cost minus cost under 2^63, so nothing the path computes can wrap around.
+_FAST_UNITS = 2 ** 59
 
 
 def integer_cost_steps(rates: pl.DataFrame, row: pl.Expr, unpriced: pl.Expr) -> list[list[pl.Expr]] | None:
     """integer_costs' columns as three steps of with_columns (then drop `unit_columns`): each
     component's units once, their sums once, then MONEY from them, null where `unpriced` holds (as
     with_costs makes it). In one step, every sum computed its components' gathers and products again
-    (savings all fourteen) and the nulls were a pass of their own: ~0.3 CPU s a million rows."""
+    (savings all fourteen) and the nulls were a pass of their own: ~0.3 CPU s a million rows.
+
+    The units are Int64 for a row whose every count is at most _FAST_UNITS over the largest rate of
+    its component (FITS: any real request; the per-row cap of 10^12 tokens times $75 per million
+    is not), Int128 otherwise. Int128 products, gathers and sums cost ~0.2 CPU s a million rows
+    more; the Int128 path is written inside each money column's `otherwise`, which Polars evaluates
+    only for a batch of rows where some row needs it."""
     found = _component_units(rates, row)
     if found is None:
         return None
     units, lists = found
+    fast, fast_lists, limits = {}, {}, []
+    for c in COMPONENTS:
+        u, lu = rate_units(rates, RATE + c.column), rate_units(rates, LIST_RATE + c.column)
+        largest = max(int(u.abs().max() or 0), int(lu.abs().max() or 0), 1)  # (units < 10^14: Int64)
+        limit = _FAST_UNITS // largest
+        count = pl.col(c.column)
+        limits.append(count.is_between(-limit, limit))
+        fast[c.rate] = pl.when(count == 0).then(pl.lit(0, pl.Int64)).otherwise(count * take(u.cast(pl.Int64), row))
+        fast_lists[c.rate] = (count * take(lu.cast(pl.Int64), row)).fill_null(0)
+    cost = pl.sum_horizontal([u.fill_null(0) for u in units.values()])
+    listed = pl.sum_horizontal(list(lists.values()))
+    exact = {**{"cost_" + k: u for k, u in units.items()}, "cost": cost, "list_cost": listed, "savings": listed - cost}
 
-    def money(units: pl.Expr, name: str) -> pl.Expr:
-        return pl.when(unpriced).then(None).otherwise(_money(units)).alias(name)
+    def money(fast: pl.Expr, name: str) -> pl.Expr:
+        # (a null FITS, from a null count, takes the Int128 path: the same nulls either way)
+        return (pl.when(unpriced).then(None).when(pl.col(FITS)).then(_money(fast))
+                .otherwise(_money(exact[name])).alias(name))
 
-    cost, listed = pl.col(UNITS), pl.col(LIST_UNITS)
-    return [[*(u.alias(UNITS + k) for k, u in units.items()), *(u.alias(LIST_UNITS + k) for k, u in lists.items())],
-            [pl.sum_horizontal([pl.col(UNITS + k).fill_null(0) for k in units]).alias(UNITS),
-             pl.sum_horizontal([pl.col(LIST_UNITS + k) for k in lists]).alias(LIST_UNITS)],
-            [*(money(pl.col(UNITS + k), "cost_" + k) for k in units), money(cost, "cost"),
-             money(listed, "list_cost"), money(listed - cost, "savings")]]
+    cost64, list64 = pl.col(UNITS), pl.col(LIST_UNITS)
+    return [[*(u.alias(UNITS + k) for k, u in fast.items()), *(u.alias(LIST_UNITS + k) for k, u in fast_lists.items()),
+             pl.all_horizontal(limits).alias(FITS)],
+            [pl.sum_horizontal([pl.col(UNITS + k).fill_null(0) for k in fast]).alias(UNITS),
+             pl.sum_horizontal([pl.col(LIST_UNITS + k) for k in fast_lists]).alias(LIST_UNITS)],
+            [*(money(pl.col(UNITS + k), "cost_" + k) for k in fast), money(cost64, "cost"),
+             money(list64, "list_cost"), money(list64 - cost64, "savings")]]
 
 
 def unit_columns() -> list[str]:
-    return [UNITS, LIST_UNITS, *(UNITS + c.rate for c in COMPONENTS), *(LIST_UNITS + c.rate for c in COMPONENTS)]
+    return [UNITS, LIST_UNITS, FITS, *(UNITS + c.rate for c in COMPONENTS), *(LIST_UNITS + c.rate for c in COMPONENTS)]

@@ -54,6 +54,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--small-rows", type=int, default=730_000, help="requests of the many-small-parts store, all nights")
     p.add_argument("--dense-nights", type=int, default=10, help="nights of a day of DENSE_ROWS requests each (0: skip)")
     p.add_argument("--dense-rows", type=int, default=1_000_000, help="requests a night (a day) of the dense store")
+    p.add_argument("--long-nights", type=int, default=0,
+                   help="7. nights of a long history: one generated day of LONG_ROWS requests, shifted a day a night")
+    p.add_argument("--long-rows", type=int, default=1_000_000, help="requests a night of the long history")
+    p.add_argument("--long-dir", default="", help="the long history's store (kept after the run, so a history "
+                   "can be built over several runs); default: a new one in the work directory")
+    p.add_argument("--long-from", type=int, default=1, help="first night (1-based) this run ingests: the store "
+                   "holds the nights before")
+    p.add_argument("--long-control", type=int, default=0, help="for the last N nights of the run, also ingest "
+                   "the night into a new store (a first night, measured at the same load)")
+    p.add_argument("--long-marks", default="30,100", help="after these nights: reports with and without rollups")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--max-rss-mib", type=float, default=8192)
@@ -110,6 +120,7 @@ def main(argv=None) -> int:
     if args.small_nights:
         small_parts(args, work, measure, st)
     dense_lines = dense(args, work, measure, st) if args.dense_nights else []
+    long_lines = long_history(args, work, measure, st) if args.long_nights else []
     lines = [f"{'run':<72} {'wall s':>8} {'CPU s':>7} {'rows/s (CPU)':>13} {'peak RSS MiB':>13}"]
     for _, m in ms:
         rate = f"{m.rows / m.cpu_s[-1]:,.0f}" if m.rows and m.cpu_s[-1] else ""
@@ -136,7 +147,7 @@ def main(argv=None) -> int:
                          f"{args.small_nights} nights {many.cpu_s[-1]:.2f} CPU s, compacted {packed.cpu_s[-1]:.2f}, "
                          f"as 30 nights {few.cpu_s[-1]:.2f} (compacted / 30 nights = "
                          f"{packed.cpu_s[-1] / few.cpu_s[-1]:.2f}x; target <= 1)")
-    lines += dense_lines
+    lines += dense_lines + long_lines
     if size_line:
         lines.append(size_line)
     other = sum(sum(m.other_cpu_s) for _, m in ms)
@@ -150,12 +161,119 @@ def main(argv=None) -> int:
         "runs": [{"what": m.what, "wall_s": m.wall_s, "cpu_s": m.cpu_s, "other_cpu_s": m.other_cpu_s,
                   "peak_rss_mib": m.peak_rss_mib, "rows": m.rows, "failure": m.failure} for _, m in ms],
         "nightly": {"wall_s": walls, "cpu_s": cpus, "peak_rss_mib": rss},
+        "long": LONG,
     }, indent=1) + "\n")
     shutil.rmtree(work)
     return 0
 
 
 HISTORY_LINE = [""]
+LONG: dict = {}
+
+
+def long_history(args, work: Path, measure, st) -> list[str]:
+    """7.: a history of LONG_NIGHTS nights of LONG_ROWS requests, one ingest run each. Generating
+    100 distinct nights of 1M requests costs more than ingesting them, so one day of bench.py's data
+    (its first day, at LONG_ROWS requests a day) is generated once and each night is that day shifted
+    by k days, its request ids suffixed with the night (so no night repeats another's requests; the
+    day's own duplicates stay, deduped within the night). After each night of LONG_MARKS: reports
+    of one month (August, full after 31 nights) and of all history, from the rollups and with the
+    rollups moved aside (the files' day summaries); the rollups' and day summaries' cells, and the
+    CPU of writing every month's rollup again from its files' day summaries (in this process)."""
+    import polars as pl
+
+    rows = args.long_rows
+    root = Path(args.long_dir).resolve() if args.long_dir else work / "long"  # (commands run in `work`)
+    marks = {int(x) for x in args.long_marks.split(",") if x}
+    day = B.synthetic_chunk(0, rows, DAYS * rows, args.seed)
+    nightly = LONG.setdefault("nightly", {})
+    lines: list[str] = []
+    if args.long_from - 1 in marks:  # (a store built by an earlier run, up to a mark)
+        _long_mark(args, work, measure, st, root, args.long_from - 1, lines)
+    for k in range(args.long_from - 1, args.long_nights):
+        # (a file of its own each night: the store knows a file by its path, and a path whose
+        # content changed replaces its earlier rows)
+        night = work / f"night-{k + 1:03d}.csv"
+        day.with_columns(
+            (pl.col("timestamp") + pl.duration(days=k)).dt.strftime(B.TS_TEXT),
+            pl.col("request_id") + f"-n{k + 1}").write_csv(night)
+        m = measure(f"long-night-{k + 1}", f"ingest, long history night {k + 1}",
+                    ["ingest", str(night), "--store", str(root), "-q"], rows)
+        measure.drop()
+        nightly[k + 1] = {"cpu_s": m.cpu_s[-1], "wall_s": m.wall_s[-1], "peak_rss_mib": m.rss,
+                          "other_cpu_s": m.other_cpu_s[-1] if m.other_cpu_s else None, "failure": m.failure}
+        if k >= args.long_nights - args.long_control:
+            # The machine's load moves CPU seconds by more than the history does (12 -> 19 CPU s for
+            # the same night over an hour here): the same night into an empty store, right after,
+            # is the first night to compare with at the same load.
+            fresh = work / "fresh"
+            c = measure(f"long-fresh-{k + 1}", f"ingest, night {k + 1} into a new store", ["ingest", str(night),
+                                                                                          "--store", str(fresh), "-q"], rows)
+            measure.drop()
+            shutil.rmtree(fresh)
+            nightly[k + 1].update(fresh_cpu_s=c.cpu_s[-1], fresh_wall_s=c.wall_s[-1], fresh_peak_rss_mib=c.rss)
+        night.unlink()
+        B.log(f"  night {k + 1}: {m.cpu_s[-1]:.2f} CPU s, {m.rss or 0:.0f} MiB")
+        if k + 1 in marks:
+            _long_mark(args, work, measure, st, root, k + 1, lines)
+    return _long_tail(lines)
+
+
+def _long_mark(args, work: Path, measure, st, root: Path, n: int, lines: list[str]) -> None:
+    """Reports after `n` nights, with rollups and from day cells; cells; a rebuild of the rollups."""
+    import time
+
+    import polars as pl
+
+    rows = args.long_rows
+    month = ["--since", "2026-08-01", "--until", "2026-08-31"]  # (--until: that whole day: August whole)
+    for key, what, extra in (("month", "one month (August)", month), ("all", "all history", [])):
+        measure(f"long-{key}-{n}", f"report --store --by {BY}, {what}, after {n} nights of {rows:,}",
+                ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "l.json")])
+    rollups, aside = root / st.ROLLUP, work / "rollups-aside"
+    rollups.rename(aside)  # the same reports from the files' day summaries
+    for key, what, extra in (("month", "one month (August)", month), ("all", "all history", [])):
+        measure(f"long-{key}-{n}-days", f"report --store --by {BY}, {what}, after {n} nights, DAY CELLS "
+                "(no rollup)", ["report", "--store", str(root), "--by", BY, *extra, "-o", str(work / "l.json")])
+    t0 = time.process_time()
+    written = st._write_rollups(str(root), st._table(str(root)))  # every month from its day summaries
+    rebuild = time.process_time() - t0
+    shutil.rmtree(aside)
+    cells = {g: pl.scan_parquet(str(root / st.SUMMARY / g / "*" / "*.parquet")).select(pl.len()).collect().item()
+             for g in (*st.GRAINS, "month")}
+    status = st.status(str(root))
+    summary_bytes = {g: sum(p.stat().st_size for p in (root / st.SUMMARY / g).rglob("*.parquet"))
+                     for g in (*st.GRAINS, "month")}
+    LONG[f"after-{n}"] = {"cells": cells, "summary_bytes": summary_bytes, "rows_stored": status["rows_stored"],
+                          "data_files": status["data_files"], "bytes": status["bytes"],
+                          "rollups_rebuilt": written, "rollup_rebuild_cpu_s": rebuild}
+    by = dict(measure.all())
+    lines.append(f"long history after {n} nights of {rows:,} ({status['rows_stored']:,} rows, "
+                 f"{status['data_files']} data files, {status['bytes'] / 2**30:,.2f} GiB): cells day {cells['day']:,}, "
+                 f"hour {cells['hour']:,}, month rollups {cells['month']:,}; rebuilding {written} rollups "
+                 f"{rebuild:.2f} CPU s")
+    for key in ("month", "all"):
+        a, b = by[f"long-{key}-{n}"], by[f"long-{key}-{n}-days"]
+        lines.append(f"  report {key}: {a.cpu_s[-1]:.2f} CPU s {a.rss or 0:.0f} MiB with rollups, "
+                     f"{b.cpu_s[-1]:.2f} CPU s {b.rss or 0:.0f} MiB from day cells")
+
+
+def _long_tail(lines: list[str]) -> list[str]:
+    nightly = LONG.get("nightly", {})
+    done = sorted(nightly)
+    pairs = [(nightly[i]["cpu_s"], nightly[i]["fresh_cpu_s"]) for i in done if "fresh_cpu_s" in nightly[i]]
+    if pairs:
+        lines.append(f"nights {done[-len(pairs)]}-{done[-1]} against the same night into a new store: "
+                     f"{sum(a for a, _ in pairs) / len(pairs):.2f} / {sum(b for _, b in pairs) / len(pairs):.2f} CPU s "
+                     f"= {sum(a for a, _ in pairs) / sum(b for _, b in pairs):.2f}x (target 1 +- 0.2)")
+    if done:
+        ten = [nightly[i]["cpu_s"] for i in done[:10]], [nightly[i]["cpu_s"] for i in done[-10:]]
+        lines.append(f"long history nights {done[0]}-{done[-1]}: ingest CPU first 10 {sum(ten[0]) / len(ten[0]):.2f} s, "
+                     f"last 10 {sum(ten[1]) / len(ten[1]):.2f} s; peak RSS max "
+                     f"{max(v['peak_rss_mib'] or 0 for v in nightly.values()):.0f} MiB")
+    return lines
+
+
 DAYS = 116  # bench.py's data span (2026-08-01 to 2026-11-24): a dataset of DAYS x N rows has N a day
 
 

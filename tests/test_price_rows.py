@@ -148,6 +148,35 @@ def test_integer_costs_by_hand():
     assert _integer(rows, rates).schema == pl.Schema({c: MONEY for c in MONEY_COLUMNS})
 
 
+def test_rows_beyond_64_bits_take_the_128_bit_path():
+    """A row's costs are Int64 arithmetic when its counts prove they cannot wrap around (FITS), else
+    Int128, row by row. 10^12 output tokens (the per-row cap) at $75 per million is 7.5e19 units of
+    10^-12 USD, past 2^63: in Int64 it would wrap to a wrong (negative) cost."""
+    rates = _rates([KEY], [[Decimal("0.000015"), None, None, None, Decimal("0.000075"), None, None,
+                            None, None, Decimal("0.000075"), None, None, None, Decimal("0.000015")]])
+    limit = 2 ** 59 // 75_000_000  # the largest count of the Int64 path at the largest rate ($75/MTok)
+    rows = pl.DataFrame([{**KEY, "input_tokens": 1_000, "output_tokens": 10**12},
+                         {**KEY, "input_tokens": 1_000, "output_tokens": 2_000},
+                         {**KEY, "input_tokens": limit, "output_tokens": limit},
+                         {**KEY, "input_tokens": 0, "output_tokens": limit + 1}],
+                        schema={**KEY_TYPES, **{c.column: pl.Int64 for c in COMPONENTS}}).with_columns(
+        [pl.lit(0, pl.Int64).alias(c.column) for c in COMPONENTS if c.column not in ("input_tokens", "output_tokens")])
+    out = _with_row(rows, rates)
+    steps = integer_cost_steps(rates, pl.col(RATE_ROW), pl.lit(False))
+    for step in steps:
+        out = out.with_columns(step)
+    assert out["_fits"].to_list() == [False, True, True, False]
+    assert out["cost_output"][0] == Decimal(75_000_000)
+    assert out["cost"][0] == Decimal(75_000_000) + Decimal("0.015")
+    assert out["list_cost"][0] == out["cost"][0] and out["savings"][0] == 0  # (list rates: the same)
+    assert out["cost"][1] == Decimal("0.165")
+    assert out["cost_output"][3] == Decimal(limit + 1) * Decimal("0.000075")
+    assert out.select(MONEY_COLUMNS).equals(_decimal(rows, rates))
+    # Each half alone (one batch of rows that all fit, one where none does): the same values.
+    for part in (rows[1:3], rows[0:1], rows[3:4]):
+        assert _stepped(part, rates, pl.lit(False)).equals(_decimal(part, rates))
+
+
 def test_a_book_with_a_huge_rate_is_priced_with_decimals():
     rates = _rates([KEY], [[Decimal("200000000000000")] + [Decimal(1)] * 13])  # $2e14 a token
     assert integer_costs(rates, pl.col(RATE_ROW)) is None

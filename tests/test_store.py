@@ -279,6 +279,27 @@ def _nights(root: Path) -> list[Path]:
     return nights
 
 
+def _rows_report(root, by) -> str:
+    """The report from the stored rows alone (no summary, no rollup read)."""
+    real = store._grain, store._whole_months
+    store._grain, store._whole_months = (lambda *a, **k: None), (lambda *a, **k: set())
+    try:
+        return json_report(root, by)
+    finally:
+        store._grain, store._whole_months = real
+
+
+def _rolled_up(root) -> bool:
+    """Each month's rollup names exactly that month's data files that have a summary (a compaction
+    killed before it summarized its files leaves them to their rows until the next compact)."""
+    files = store._file_sizes(str(root), store._table(str(root)))
+    for month, sizes in files.items():
+        have = store._rollup_of(str(root), month)
+        if (have[1] if have else {}) != {r: n for r, n in sizes.items() if store._summary_of(str(root), r, "day", n)}:
+            return False
+    return True
+
+
 @pytest.mark.slow
 def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_run(tmp_path):
     nights = _nights(tmp_path / "logs")
@@ -286,6 +307,8 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
     for night in nights:
         store.ingest([str(night)], str(clean))
     expected = json_report(clean, ("day", "model"))
+    monthly = json_report(clean, ("month", "model"))  # (from the month's rollup)
+    assert _rolled_up(clean) and monthly == _rows_report(clean, ("month", "model"))
     st = tmp_path / "store"
     rng = random.Random(4)
     # A checkpoint every 2 versions (10 in use): kills land while checkpoints are written too.
@@ -317,11 +340,14 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
             status = store.status(str(st))
             assert not status["damaged_parts"]
             torn += bool(status["uncommitted"])  # killed between writing a data file and committing it
+            # ... and its rollups (written after each commit, maybe not at all) report as its rows.
+            assert json_report(st, ("month", "model")) == _rows_report(st, ("month", "model"))
     print(f"{killed} of {CRASH_RUNS} ingests killed, {torn} with files written but not committed; "
           f"one night takes {full:.2f} s")
     assert killed >= CRASH_RUNS // 3, f"only {killed} runs were killed: the delays are too long"
     subprocess.run([*cmd, str(nights[-1])], check=True)
     assert json_report(st, ("day", "model")) == expected
+    assert json_report(st, ("month", "model")) == monthly and _rolled_up(st)
     store.compact(str(st))  # removes what killed runs wrote but never committed
     s = store.status(str(st))
     c = store.status(str(clean))
@@ -333,7 +359,9 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
     # and no summary outlives its data file.
     parts = {p.relative_to(st) for p in st.glob("_llm_month=*/*.parquet")}
     summaries = {p.relative_to(st / store.SUMMARY) for p in (st / store.SUMMARY).rglob("*.parquet")}
-    assert s["unsummarized"] == 0 and summaries == {Path(g) / p for g in store.GRAINS for p in parts}
+    months = {p.parts[0] for p in parts}
+    assert s["unsummarized"] == 0 and summaries == {Path(g) / p for g in store.GRAINS for p in parts} | {
+        Path(store.ROLLUP).relative_to(store.SUMMARY) / m / store.ROLLUP_NAME for m in months}
 
 
 def test_log_reading_options_are_refused_with_a_store(tmp_path):
@@ -678,6 +706,7 @@ def test_kill_minus_9_during_compact_leaves_a_store_that_reports_the_same(tmp_pa
         store.ingest([str(log(tmp_path / f"n{n}" / "a.csv", [req(f"r{n}-{i}", f"2026-1{n % 2}-1{n}")
                                                              for i in range(300)]))], str(st))
     expected = json_report(st, ("day", "model"))
+    monthly = json_report(st, ("month", "model"))  # (from the months' rollups)
     cmd = [sys.executable, "-m", "analyzer", "store", "compact", str(st), "--retention-days", "0"]
     trial = tmp_path / "trial"
     shutil.copytree(st, trial)
@@ -694,11 +723,17 @@ def test_kill_minus_9_during_compact_leaves_a_store_that_reports_the_same(tmp_pa
             killed += 1
         p.wait()
         assert json_report(st, ("day", "model")) == expected
+        # A kill between the compaction's commit and its rollups leaves rollups naming files gone:
+        # not read, the merged files' summaries are.
+        assert json_report(st, ("month", "model")) == monthly == _rows_report(st, ("month", "model"))
         assert not store.status(str(st))["damaged_parts"]
         store.ingest([str(log(tmp_path / f"m{_}" / "a.csv", [req(f"r0-{_}", "2026-10-10")]))], str(st))  # a repeat
         expected = json_report(st, ("day", "model"))
+        monthly = json_report(st, ("month", "model"))
+        assert _rolled_up(st) and monthly == _rows_report(st, ("month", "model"))
     print(f"{killed} of 8 compactions killed; one takes {full:.2f} s")
     assert subprocess.run(cmd).returncode == 0 and json_report(st, ("day", "model")) == expected
+    assert json_report(st, ("month", "model")) == monthly and _rolled_up(st)
     assert store.status(str(st))["consistent"]
 
 

@@ -70,6 +70,7 @@ def _build(tmp: Path, seed: int, nights: int, per: int, compact: bool) -> Path:
 def _rows_only(monkeypatch):
     """The report as it was before summaries: every row scanned."""
     monkeypatch.setattr(store, "_grain", lambda *a, **k: None)
+    monkeypatch.setattr(store, "_whole_months", lambda *a, **k: set())
 
 
 def _json(st: Path, by: list[str], version: int | None = None, **opts) -> dict:
@@ -86,17 +87,18 @@ def _both(st: Path, by, version=None, **opts) -> tuple[dict | str, dict | str, s
         used.append(real(*a, **k))
         return used[-1]
 
-    def one(grain_fn):
-        store._grain = grain_fn
+    def one(grain_fn, whole_fn=store._whole_months):
+        store._grain, store._whole_months = grain_fn, whole_fn
         try:
             return _json(st, by, version, **opts)
         except Exception as e:  # noqa: BLE001 - both paths must refuse alike
             return f"{type(e).__name__}: {e}"
         finally:
-            store._grain = real
+            store._grain, store._whole_months = real, real_whole
 
+    real_whole = store._whole_months
     summed = one(spy)
-    rows = one(lambda *a, **k: None)
+    rows = one(lambda *a, **k: None, lambda *a, **k: set())
     return summed, rows, used[0] if used else None
 
 
@@ -156,7 +158,8 @@ def test_random_stores_report_alike_from_summaries_and_rows(tmp_path, seed, nigh
 
 
 def _summaries(st: Path) -> list[Path]:
-    return sorted((st / store.SUMMARY).rglob("*.parquet"))
+    """The data files' own summaries (not the months' rollups)."""
+    return sorted(p for g in store.GRAINS for p in (st / store.SUMMARY / g).rglob("*.parquet"))
 
 
 def _spoil_summary(path: Path, extra_requests: int) -> None:
@@ -172,19 +175,19 @@ def test_every_data_file_has_a_summary_per_grain_read_only_for_its_own_version(t
     parts = sorted(p.relative_to(st) for p in st.glob("_llm_month=*/*.parquet"))
     assert [p.relative_to(st / store.SUMMARY) for p in _summaries(st)] == sorted(
         Path(g) / p for g in store.GRAINS for p in parts)
-    base = _json(st, ["month"])["totals"]["requests"]
+    base = _json(st, ["day"])["totals"]["requests"]
     # A summary is read for its data file: changing it changes the report (so the path is live) ...
     day = _summaries(st)[0]
     original = day.read_bytes()
     _spoil_summary(day, 1000)
-    assert _json(st, ["month"])["totals"]["requests"] == base + 1000
+    assert _json(st, ["day"])["totals"]["requests"] == base + 1000
     day.write_bytes(original)
     # ... and a summary whose file no version names (a run killed before its commit) is never read.
     orphan = st / store.SUMMARY / "day" / "_llm_month=2026-10" / "part-00000-00000000-0000-0000-0000-000000000000-c000.zstd.parquet"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(original)
     _spoil_summary(orphan, 5)
-    assert _json(st, ["month"])["totals"]["requests"] == base
+    assert _json(st, ["day"])["totals"]["requests"] == base
     store.compact(str(st), retention_days=30)  # nothing to merge away... but the orphan goes
     assert not orphan.exists()
 
