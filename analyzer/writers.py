@@ -736,12 +736,20 @@ def _sliceable(source: pl.LazyFrame) -> int | None:
     return int(source.select(pl.len()).collect().item())
 
 
+def parquet_appender(path: str, compression: str, row_group_size: int, level: int | None = None) -> _Appender:
+    """A Parquet file written frame by frame with the writer `price` uses (see _Appender): `append`
+    each frame (same columns), then `close(empty=<a LazyFrame of the columns>)`; `abort` in a
+    `finally` (it does nothing after close). Row groups hold exactly `row_group_size` rows."""
+    return _Appender("parquet", path, compression, row_group_size, level)
+
+
 class _Appender:
     """One output file written slice by slice: Parquet row groups through PyArrow's writer, or CSV
     (header once) and JSON Lines written by Polars into the same open file."""
 
-    def __init__(self, fmt: str, path: str, compression: str, row_group_size: int):
+    def __init__(self, fmt: str, path: str, compression: str, row_group_size: int, level: int | None = None):
         self.fmt, self.path, self.compression, self.group = fmt, path, compression, row_group_size
+        self.level = level  # (None: the codec's default; zstd's is 1 in PyArrow)
         self.parquet = None
         self.file = None
         self.header = True
@@ -782,6 +790,7 @@ class _Appender:
             strings = [c for c, t in frame.schema.items() if t == pl.String and c != "request_id"]
             stats = [c for c, t in frame.schema.items() if t.is_temporal() or t.is_integer()]
             self.parquet = pq.ParquetWriter(self.path, table.schema, compression=self.compression,
+                                            compression_level=self.level,
                                             use_dictionary=strings or False, write_statistics=stats or False)
         if table.num_rows:
             self.parquet.write_table(table, row_group_size=self.group)

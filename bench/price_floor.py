@@ -4,7 +4,10 @@
 
 start-up (imports), the aggregate pass (`price_requests`), the priced rows collected slice by slice
 (what write_rows does before appending), then the same rows written from memory by PyArrow with
-the writer's settings, and by Polars' CSV writer: the floor no change to the slicing can go below."""
+the writer's settings, and by Polars' CSV writer: the floor no change to the slicing can go below.
+Then the writer's codec choices, each with the file's size: zstd at levels 1 (PyArrow's default,
+what `price` writes) and 3 (the store's month files), lz4, snappy and none, and Polars'
+write_parquet (zstd, both cores) for comparison."""
 
 from __future__ import annotations
 
@@ -48,6 +51,17 @@ def main(path: str) -> None:
         print(f"PyArrow writes them (memory)  {t5 - t4:.2f}")
         df.write_csv(os.path.join(d, "o.csv"))
         print(f"Polars write_csv (memory)     {cpu() - t5:.2f}")
+        out = os.path.join(d, "c.parquet")
+        for codec, level in (("zstd", 1), ("zstd", 3), ("lz4", None), ("snappy", None), ("none", None)):
+            t6 = cpu()
+            with pq.ParquetWriter(out, table.schema, compression=codec, compression_level=level,
+                                  use_dictionary=strings, write_statistics=stats) as w:
+                w.write_table(table, row_group_size=writers.PRICED_ROW_GROUP)
+            name = codec + ("" if level is None else f" level {level}")
+            print(f"  PyArrow, {name:<19s} {cpu() - t6:.2f}  {os.path.getsize(out) / 2**20:6.1f} MiB")
+        t6 = cpu()
+        df.write_parquet(out, compression="zstd", row_group_size=writers.PRICED_ROW_GROUP)
+        print(f"  Polars write_parquet, zstd  {cpu() - t6:.2f}  {os.path.getsize(out) / 2**20:6.1f} MiB")
 
 
 if __name__ == "__main__":

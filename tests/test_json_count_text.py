@@ -58,6 +58,8 @@ def test_a_whole_count_in_float_notation_is_read_as_the_csv_path_reads_it(tmp_pa
     HEAD + '"meta": {"input_tokens": 1.5}, "input_tokens": 2.0, "output_tokens": 0}',
     HEAD + '"note": "\\"input_tokens\\": 1.5", "input_tokens": 2.0, "output_tokens": 0}',
     HEAD + '"list": [{"input_tokens": 1.5}, "]"], "input_tokens": 2.0, "output_tokens": 0}',
+    HEAD + '"note": "{\\"input_tokens\\": 1.5}", "input_tokens": 2.0, "output_tokens": 0}',  # braces in a string
+    '{"input_tokens": 2.0, "meta": {"input_tokens": 1.00000000000000000001}, ' + HEAD[1:] + '"output_tokens": 0}',
     HEAD + '"input_tokens" :\t2.0 , "output_tokens": 0}',
     HEAD + '"\\u0069nput_tokens": 2.0, "output_tokens": 0}',  # the same key, an escaped letter
 ])
