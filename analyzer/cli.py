@@ -27,10 +27,16 @@ from .words import counted
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
-BY_HELP = ("comma-separated keys: hour, day, week, month, quarter, year, block, model, model_raw, family, provider, "
+BY_HELP = ("comma-separated keys (or --by repeated): hour, day, week, month, quarter, year, block, model, model_raw, family, provider, "
            "platform, service_tier, discount_type, context_tier, speed, inference_geo, endpoint_scope, price_period, "
            "component, source, source_file, or any dimension column (workspace, api_key, project, ...); block: "
            "Claude's 5-hour usage windows")
+
+
+def _joined(_ctx, _param, values: tuple[str, ...]) -> str | None:
+    """`--by month --by team` is `--by month,team`: a repeated option kept only its last value (Click's
+    rule for a single option), grouping by team alone with exit 0."""
+    return ",".join(values) if values else None
 
 
 def _fail(message: str, code: int = ExitCode.USAGE) -> None:
@@ -320,7 +326,7 @@ def main():
 @input_options(paths_required=False)
 @click.option("--store", "store_dir", type=StoreDir(),
               help="report from this store (see `llm-cost ingest`) instead of log files")
-@click.option("--by", default="model", show_default=True, help=BY_HELP)
+@click.option("--by", default=["model"], show_default="model", multiple=True, callback=_joined, help=BY_HELP)
 @click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "html", "focus"]),
               help="output format [default: from -o's extension, else table]; html: one self-contained page with "
                    "charts; focus: FinOps FOCUS 1.2 rows (CSV, or Parquet with -o x.parquet; its own grain: day x "
@@ -487,7 +493,7 @@ def price(paths, output, fmt, billing_account, **kw):
                                                      "plain-csv"]), help="force the invoice format [default: detect]")
 @click.option("--tolerance", default="0.01", show_default=True,
               help="allowed difference per line: dollars (0.50) or a share of the billed amount (0.5%)")
-@click.option("--by", help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
+@click.option("--by", multiple=True, callback=_joined, help="compare on a coarser grain: day or month, and model, token_type, service_tier, "
                            "context_tier, workspace [default: the invoice's own grain]")
 @click.option("--format", "fmt", type=Choice(["table", "csv", "json", "markdown", "html"]),
               help="output format [default: from -o's extension, else table]")
@@ -527,7 +533,7 @@ def audit(paths, store_dir, invoice, invoice_format, tolerance, by, fmt, output,
               help="check a store (see `llm-cost ingest`) instead of log files")
 @click.option("--budgets", type=click.Path(dir_okay=False),
               help="budgets TOML: [[budget]] name, period (day|week|month), limit, where (see docs/check.md)")
-@click.option("--by", default="", help="groups whose daily costs are checked for anomalies: comma-separated "
+@click.option("--by", multiple=True, callback=_joined, help="groups whose daily costs are checked for anomalies: comma-separated "
               "keys such as workspace, model, api_key [default: all requests as one group]")
 @click.option("--as-of", help="the last day checked (in --tz), like 2026-11-20; later rows are not read "
               "[default: the last day in the data]")
@@ -580,7 +586,8 @@ def check(paths, store_dir, budgets, by, as_of, anomaly_factor, anomaly_window, 
                "repeatable, later wins")
 @click.option("--store", "store_dir", type=StoreDir(),
               help="the requests of this store (see `llm-cost ingest`) instead of log files")
-@click.option("--by", default="model", show_default=True, help=BY_HELP.replace("component, ", ""))
+@click.option("--by", default=["model"], show_default="model", multiple=True, callback=_joined,
+              help=BY_HELP.replace("component, ", ""))
 @click.option("--swap", multiple=True, metavar="FROM=TO",
               help="price FROM's requests at TO's rates (same token counts, same dates); any id, alias or "
                    "platform id; repeatable")

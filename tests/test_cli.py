@@ -226,3 +226,19 @@ def test_the_command_sets_polars_allocator_arenas_unless_the_user_did(given, exp
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[0] == expected
     assert f"opt.narenas: {expected.split(':')[1]}" in out.stderr
+
+
+@pytest.mark.parametrize("command", [["report"], ["whatif", "--batch"]])
+def test_a_repeated_by_groups_by_every_key_given(tmp_path, command):
+    """`--by month --by team` kept only its last value (Click's rule for a single option): the report
+    grouped by team alone, exit 0. It now means `--by month,team`."""
+    p = tmp_path / "t.csv"
+    p.write_text("timestamp,model,input_tokens,output_tokens,team\n"
+                 "2026-11-01T00:00:00Z,claude-sonnet-4-5,1000,100,a\n"
+                 "2026-12-01T00:00:00Z,claude-sonnet-4-5,1000000,100,a\n")
+    run = lambda *by: CliRunner().invoke(main, [*command, str(p), *by, "--format", "csv", "-q"])  # noqa: E731
+    repeated, joined = run("--by", "month", "--by", "team"), run("--by", "month,team")
+    assert repeated.exit_code == joined.exit_code == 0
+    assert repeated.output == joined.output
+    assert [r.split(",")[:2] for r in repeated.output.splitlines()[:3]] == [["month", "team"], ["2026-11", "a"],
+                                                                            ["2026-12", "a"]]
