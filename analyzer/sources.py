@@ -122,7 +122,7 @@ class SourceFile:
             lines = _native_lines(self.path)
         else:
             lines = bounded_lines(self.path, self.compression)
-        return lines.with_columns(pl.col(LINE).str.strip_prefix(_BOM))
+        return lines.with_columns(pl.col(LINE).str.strip_prefix(BOM))
 
     def scan_ndjson(self, schema: dict, exact_lines: bool = True) -> pl.LazyFrame:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). `_row` is the
@@ -289,6 +289,7 @@ PIECE_BYTES = 8 << 20
 # Why a row with bytes that are not UTF-8 is quarantined (the dialects write it).
 NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
 BAD = "_bad"
+BOM = "\ufeff"  # a byte order mark: no part of the line or name it stands before
 # Columns the readers add to a table's own (its record's number, its bytes' verdict). A log's own
 # column of either name is left out of the reading (a name starting with `_` is never read as a
 # dimension, see canonical._is_dimension): a Parquet or CSV log with its own `_row` failed with
@@ -825,9 +826,6 @@ def _csv_header(path: str, compression: str | None, run: dict | None) -> bytes:
     return first[:_first_record(first) + 1]
 
 
-_BOM_BYTES = "\ufeff".encode()
-
-
 def _check_header(header: bytes, sep: str, path: str) -> None:
     """A quote inside a name not enclosed in quotes (`te"am`) opens a quoted field for Polars that
     runs to the end of the file: the file read as a header and no rows ("empty CSV"). Said as it is.
@@ -839,12 +837,13 @@ def _check_header(header: bytes, sep: str, path: str) -> None:
     if re.fullmatch(field + rb"(?:" + s + field + rb")*\r?\n?", header) is None:
         # (the name with a quote inside it, else one a quote opens or closes alone: `"team`, `team"`;
         # a BOM before the first name is no part of it)
-        names = header.split(b"\n")[0].removeprefix(_BOM_BYTES).split(sep.encode())
+        names = header.split(b"\n")[0].removeprefix(BOM.encode()).split(sep.encode())
         bad = next((n for n in names if b'"' in n.strip(b'"')), None) or next((n for n in names if b'"' in n), b'"')
-        raise SourceError(f"{shown(path)}: line 1 (the header): a quote inside a column name "
-                          f"({bad.decode('utf-8', 'replace').strip()!r}); quote the name and double the quote "
-                          f"inside it (RFC 4180: {bad.decode('utf-8', 'replace').strip().strip(chr(34))!r} -> "
-                          f"\"{bad.decode('utf-8', 'replace').strip().strip(chr(34)).replace(chr(34), chr(34) * 2)}\")")
+        name = bad.decode("utf-8", "replace").strip()
+        inner = name.strip('"')
+        quoted = '"' + inner.replace('"', '""') + '"'
+        raise SourceError(f"{shown(path)}: line 1 (the header): a quote inside a column name ({name!r}); quote "
+                          f"the name and double the quote inside it (RFC 4180: {inner!r} -> {quoted})")
 
 
 def _unescaped_names(header: bytes, names: list[str], sep: str) -> dict[str, str]:
@@ -1366,7 +1365,6 @@ def expand_paths(paths: list[str] | tuple[str, ...], exclude: tuple[str, ...] = 
     return find_files(paths, exclude).files
 
 
-_BOM = "\ufeff"
 _STDIN_SPOOL: str | None = None
 _TEMPORARY: list[str] = []
 # What one run has seen of its input (see one_reading); None outside a run.
@@ -1755,7 +1753,7 @@ def _first_records(src: SourceFile, head: bytes):
     try:
         for raw in lines:
             used += len(raw)
-            line = raw.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+            line = raw.decode("utf-8", errors="replace").lstrip(BOM).strip()
             if line:
                 try:
                     rec = json.loads(line)

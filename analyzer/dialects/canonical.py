@@ -16,7 +16,18 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, RESERVED, SourceFile, display_expr, first_key_match, json_to_lines, key_twice
+from ..sources import (
+    BAD,
+    BOM,
+    LINE,
+    NOT_UTF8,
+    RESERVED,
+    SourceFile,
+    display_expr,
+    first_key_match,
+    json_to_lines,
+    key_twice,
+)
 from . import Dialect, _parse
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
@@ -29,7 +40,6 @@ OPTIONAL = tuple(c for c in FIELDS if c not in ("timestamp", "model", "model_raw
 DERIVED = {"family", "provider", "context_tier", "discount_type", "price_period", "price_book", "source",
            "source_file", "source_row", "unpriced_reason", "list_cost", "savings", "cost",
            *("cost_" + c.rate for c in schema.COMPONENTS)}
-_BOM = "\ufeff"
 # Token counts under the names other logs give them (Anthropic's API usage, OpenAI's): in a canonical
 # log they are not canonical columns, so they would be read as dimensions and their tokens dropped
 # from the total without a word. A file carrying one is refused, naming the canonical column.
@@ -55,8 +65,8 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         src = json_to_lines(src)
     # as in the file -> cleaned (a table's own `_row` or `_bad` is not read: sources.RESERVED; nor one
     # with spaces or a BOM around it, which cleaned would collide with the reader's own column)
-    original = {c: c.lstrip(_BOM).strip() for c in src.columns
-                if c.lstrip(_BOM).strip() not in RESERVED or src.container not in ("parquet", "csv")}
+    original = {c: _clean(c) for c in src.columns
+                if _clean(c) not in RESERVED or src.container not in ("parquet", "csv")}
     if src.container in ("json", "jsonl"):
         fields = {f: f for f in FIELDS}
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
@@ -175,7 +185,7 @@ def _key_pattern(fields: dict[str, str], dimensions=()) -> str:
 
 
 def _clean(key: str) -> str:
-    return key.lstrip(_BOM).strip()
+    return key.lstrip(BOM).strip()
 
 
 def _wanted_dimensions(ctx, seen: set[str]) -> set[str]:
