@@ -404,6 +404,8 @@ FITS = "_fits"  # a row whose costs integer_cost_steps computes in Int64 (see th
 # Each count x rate of the Int64 path stays under this: the seven components' sum stays under 2^62,
 # and list cost minus cost under 2^63, so nothing the path computes can wrap around.
 _FAST_UNITS = 2 ** 59
+if len(COMPONENTS) * _FAST_UNITS >= 2 ** 62:  # (a component added: the bound above no longer holds)
+    raise ImportError(f"pricing._FAST_UNITS is too large for {len(COMPONENTS)} components: lower it")
 
 
 def integer_cost_steps(rates: pl.DataFrame, row: pl.Expr, unpriced: pl.Expr) -> list[list[pl.Expr]] | None:
