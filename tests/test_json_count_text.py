@@ -107,3 +107,59 @@ def test_any_number_text_of_a_count_gets_the_same_verdict_in_json_lines_as_in_cs
     # read the line at all (quarantined whole, as unparsable).
     beyond = abs(float(text)) == float("inf")
     assert from_json[3] == (["not a JSON object (unparsable line)"] if beyond else from_csv[3])
+
+
+# The mapped JSON formats read a count at a nested path, through the same decoder: each takes the
+# text written at its path (mapped._with_count_texts) and judges it as the CSV above does.
+MAPPED = {
+    "anthropic-messages": ("m.jsonl", '{"id": "msg_ID", "type": "message", "role": "assistant", "model": '
+                           '"claude-sonnet-4-5-20250929", "content": [{"type": "text", "text": "\\"input_tokens\\": 1.5"}], '
+                           '"usage": {"input_tokens": TEXT, "output_tokens": 0}}'),
+    "claude-code": ("projects/p/s.jsonl", '{"type": "assistant", "timestamp": "2026-10-08T00:00:00Z", "sessionId": "s", '
+                    '"requestId": "req_ID", "message": {"id": "msg_ID", "model": "claude-sonnet-4-5-20250929", '
+                    '"usage": {"input_tokens": TEXT, "output_tokens": 0, "cache_creation": {"input_tokens": 1.5}}}}'),
+    "bedrock-invocations": ("b.jsonl", '{"schemaType": "ModelInvocationLog", "timestamp": "2026-10-08T00:00:00Z", '
+                            '"requestId": "ID", "modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0", '
+                            '"input": {"inputTokenCount": TEXT}, "output": {"outputTokenCount": 0}}'),
+}
+
+
+def _mapped(tmp, dialect: str, text: str) -> str:
+    name, line = MAPPED[dialect]
+    p = tmp / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(line.replace("ID", "a").replace("TEXT", "1000") + "\n"
+                 + line.replace("ID", "b").replace("TEXT", text) + "\n")
+    return str(tmp / name.split("/")[0]) if "/" in name else str(p)
+
+
+def _mapped_verdict(path: str, q) -> tuple[int, int, int, list[str]]:
+    rep = analyze([path], ["model"], Options(quarantine=str(q), batch_time="2026-10-08T00:00:00Z"))
+    reasons = [json.loads(x)["reason"] for x in q.read_text().splitlines()] if q.exists() else []
+    return rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"], reasons
+
+
+@pytest.mark.parametrize("dialect", sorted(MAPPED))
+@pytest.mark.parametrize("text,verdict", [
+    ("1.00000000000000000001", (1, 1, 1000, ["input_tokens is not a whole number (1.00000000000000000001)"])),
+    ("100e-2", (1, 1, 1000, ["input_tokens is not a whole number (100e-2)"])),
+    ("99999999999999999999", (1, 1, 1000, ["input_tokens is too large (99999999999999999999)"])),
+    ("2.50e1", (2, 0, 1025, [])),
+    ("7", (2, 0, 1007, [])),
+])
+def test_a_mapped_format_judges_the_count_written_at_its_path(tmp_path, dialect, text, verdict):
+    assert _mapped_verdict(_mapped(tmp_path, dialect, text), tmp_path / "q.jsonl") == verdict
+
+
+@settings(max_examples=30, deadline=None)
+@given(text=NUMBERS, dialect=st.sampled_from(sorted(MAPPED)))
+def test_any_number_text_of_a_mapped_count_gets_the_csv_verdict(tmp_path_factory, text, dialect):
+    tmp = tmp_path_factory.mktemp("num")
+    csv = tmp / "c.csv"
+    csv.write_text("timestamp,model,input_tokens,output_tokens\n2026-10-08T00:00:00Z,claude-sonnet-4-5,1000,0\n"
+                   f"2026-10-08T00:00:00Z,claude-sonnet-4-5,{text},0\n")
+    from_json = _mapped_verdict(_mapped(tmp, dialect, text), tmp / "qj.jsonl")
+    from_csv = _verdict(str(csv), tmp / "qc.jsonl")
+    assert from_json[:3] == from_csv[:3]
+    beyond = abs(float(text)) == float("inf")  # (unparsable as a whole line, as above)
+    assert from_json[3] == (["not a JSON object (unparsable line)"] if beyond else from_csv[3])

@@ -270,11 +270,30 @@ def _spaced(where: str, key: str) -> str:
             f"rename it {_clean(key).lower()!r}")
 
 
-# A JSON line's tokens, as far as finding a top-level key's number needs: a string (escapes and
-# all, so that nothing inside one is taken for a token) with the number after it when it is a key
-# followed by one, and brackets (their nesting says which keys are the record's own).
+# A JSON line's tokens, as far as finding a key's number needs: a string (escapes and all, so that
+# nothing inside one is taken for a token), with its `:` when it is a key and the number after that
+# when there is one, and brackets (their nesting says whose key it is).
 _NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"
-_TOKENS = rf'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:[ \t\r\n]*{_NUMBER})?|[{{}}\[\]]'
+TOKENS = rf'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:(?:[ \t\r\n]*{_NUMBER})?)?|[{{}}\[\]]'
+
+
+def number_at(tokens: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
+    """The text of the number at `path` (the record's key, then a key of the object it holds, and
+    so on) in a line split into TOKENS; null where no number is written there (none, a string, or
+    under an array). A token's depth counts the brackets open around it (the record's own keys are
+    at depth 1); the object that holds a key at depth d opened at the last bracket that brought the
+    depth to d, and the key before that bracket names it (none for an array's member). Keys are
+    compared decoded (`input\u005ftokens` is input_tokens; a line split here parsed, so its strings
+    are valid JSON)."""
+    el = pl.element()
+    opens = (el == "{") | (el == "[")
+    depth = opens.cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
+    named = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
+    at = (depth == len(path)) & (named == path[-1])
+    for level, key in enumerate(path[:-1], start=2):
+        opened = pl.when(opens & (depth == level)).then(pl.int_range(pl.len())).forward_fill()
+        at = at & (named.gather(opened - 1) == key)
+    return tokens.list.eval(el.filter(at)).list.first().str.extract(rf"({_NUMBER})$")
 
 
 def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
@@ -301,16 +320,9 @@ def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
     lf = lf.with_columns(
         pl.when(pl.col(line[f]).str.count_matches("{", literal=True) == 1).then(pl.col(line[f])).str.extract(
             rf"[{{,][ \t\r\n]*{re.escape(json.dumps(k))}[ \t\r\n]*:[ \t\r\n]*({_NUMBER})").alias(simple[f]) for f, k in fields.items())
-    el = pl.element()
-    depth = ((el == "{") | (el == "[")).cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
-    # A pair's key decoded (`input\u005ftokens` is input_tokens; a flagged line parsed, so its
-    # strings are valid JSON); null for any other token. A key's token is at depth 1: inside the
-    # record's braces, in no nested object or array.
-    named = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
 
     def own(f: str, key: str) -> pl.Expr:
-        tokens = pl.when(pl.col(simple[f]).is_null()).then(pl.col(line[f])).str.extract_all(_TOKENS)
-        return tokens.list.eval(el.filter((depth == 1) & (named == key))).list.first().str.extract(rf"({_NUMBER})$")
+        return number_at(pl.when(pl.col(simple[f]).is_null()).then(pl.col(line[f])).str.extract_all(TOKENS), (key,))
     lf = lf.with_columns(pl.coalesce(simple[f], own(f, k), _raw(f)).alias(_raw(f)) for f, k in fields.items())
     return lf.drop(*line.values(), *simple.values())
 

@@ -30,7 +30,7 @@ from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
-from .canonical import canonical_frame
+from .canonical import TOKENS, canonical_frame, number_at
 
 # Canonical columns a mapping may fill (besides dimensions).
 FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
@@ -437,6 +437,8 @@ def to_canonical(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, 
     lf = _keep_records(lf, m, get)
     timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
                                             for a in m.fields["timestamp"])
+    if src.container in ("json", "jsonl"):
+        lf, get = _with_count_texts(lf, get, fields, typed)
     lf, rec = _read_mapped(lf, m, get, raw, fields, dims, unused, src, ctx, timed)
     dims = {**dims, **{k: () for k in unused}}
     out = _canonical(lf, m, fields, dims, rec, src, ctx, timed, plain=prepare is None)
@@ -582,6 +584,32 @@ def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
     """The first of a field's alternative paths that holds a value (`@column`: a hook's column)."""
     exprs = [pl.col(a[0][1:]) if a[0][:1] == "@" else get(a) for a in alts]
     return exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
+
+
+def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict) -> tuple[pl.LazyFrame, Getter]:
+    """Counts read as the line writes them. The decoder reads a JSON number through a float:
+    `1.00000000000000000001` and `100e-2` come back as `1` (a path read with json_path_match:
+    `1.0`), which the count check would take for 1 token, where a CSV holding the same text is
+    quarantined. So a line where a count's key is followed by a number with a fraction, an exponent
+    or 19 digits or more (real counts are plain integers: no real line pays beyond one search for
+    the keys, which Rust's regex finds by their literal names) is split into tokens, and each count path
+    takes the text of the number written at that path (canonical.number_at), which the count check
+    then judges as CSV text: the same verdict in every format. A path whose number is not found that
+    way (under an array; a hook's column; a key written with escapes) keeps the decoder's value."""
+    paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
+             if a[0][:1] != "@" and typed.get(a) == pl.String}
+    if not paths:
+        return lf, get
+    keys = "|".join(sorted({_regex_literal(json.dumps(a[-1])[1:-1]) for a in paths}))
+    floated = pl.col(LINE).str.contains(rf'"(?:{keys})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})')
+    lf = lf.with_columns(pl.when(floated).then(pl.col(LINE)).str.extract_all(TOKENS).alias("_n_tokens"))
+
+    def as_written(parts: tuple[str, ...]) -> pl.Expr:
+        value = get(parts)
+        if parts not in paths:
+            return value
+        return pl.when(value.is_not_null()).then(pl.coalesce(number_at(pl.col("_n_tokens"), parts), value))
+    return lf, as_written
 
 
 def _keep_records(lf: pl.LazyFrame, m: Mapping, get: Getter) -> pl.LazyFrame:
