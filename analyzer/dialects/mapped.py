@@ -429,6 +429,8 @@ def to_canonical(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, 
     typed = _typed_paths(m, {**fields, **{f"_dim_{d_}": alts for d_, alts in dims.items()}}, reads, robust)
     if src.container in ("json", "jsonl"):
         lf, get = _scan_lines(m, src, robust, ctx, typed)
+        # (before `prepare`: a hook reading a count, a stream's input carried to its deltas, reads its text)
+        lf, get = _with_count_texts(lf, get, fields, typed)
         raw = pl.col(LINE)
     else:
         lf, get, raw = _scan_table(src, robust, typed)
@@ -437,8 +439,6 @@ def to_canonical(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, 
     lf = _keep_records(lf, m, get)
     timed = "timestamp" in m.fields and any(_lookup(r, a) is not None for r in src.sample
                                             for a in m.fields["timestamp"])
-    if src.container in ("json", "jsonl"):
-        lf, get = _with_count_texts(lf, get, fields, typed)
     lf, rec = _read_mapped(lf, m, get, raw, fields, dims, unused, src, ctx, timed)
     dims = {**dims, **{k: () for k in unused}}
     out = _canonical(lf, m, fields, dims, rec, src, ctx, timed, plain=prepare is None)
@@ -595,13 +595,17 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict) 
     the keys, which Rust's regex finds by their literal names) is split into tokens, and each count path
     takes the text of the number written at that path (canonical.number_at), which the count check
     then judges as CSV text: the same verdict in every format. A path whose number is not found that
-    way (under an array; a hook's column; a key written with escapes) keeps the decoder's value."""
+    way (under an array; a hook's column) keeps the decoder's value."""
     paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
              if a[0][:1] != "@" and typed.get(a) == pl.String}
     if not paths:
         return lf, get
-    keys = "|".join(sorted({_regex_literal(json.dumps(a[-1])[1:-1]) for a in paths}))
-    floated = pl.col(LINE).str.contains(rf'"(?:{keys})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})')
+    # A key as a line writes it: its own characters (`tökens`, not json.dumps' `t\u00f6kens`), or
+    # any key holding a `\u` escape (`input\u005ftokens` is input_tokens to the decoder).
+    keys = "|".join(sorted({_regex_literal(json.dumps(a[-1], ensure_ascii=False)[1:-1]) for a in paths}))
+    escaped = r'\\u(?:[^"\\]|\\.)*'
+    floated = pl.col(LINE).str.contains(
+        rf'(?:"(?:{keys})|{escaped})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})')
     lf = lf.with_columns(pl.when(floated).then(pl.col(LINE)).str.extract_all(TOKENS).alias("_n_tokens"))
 
     def as_written(parts: tuple[str, ...]) -> pl.Expr:
