@@ -52,11 +52,11 @@ _OWN_DIMENSIONS = ("identity", "account", "region")
 
 def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     model = get(("modelId",))
-    # Counts are integers on the fast path (text on the robust one, where every path is text).
-    count = pl.Int64 if mapped.DECODED in lf.collect_schema().names() else pl.String
-
+    # Counts stay text, judged by the count check as every mapped count is: cast to Int64 here, a
+    # `1000.0` or `1e3` (whole: 1000 in a CSV) or a `1.5` became null, silently, and a 1h write
+    # split was priced at the 5m rate.
     def read(text: str, path: str) -> pl.Expr:
-        return pl.col(text).str.json_path_match(path).cast(count, strict=False)
+        return pl.col(text).str.json_path_match(path)
 
     return (
         lf.with_columns(
