@@ -680,6 +680,11 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
         out.abort()
 
 
+# Whether write_rows collects the next slice while it appends one (bench/price_steps.py times the
+# two steps apart with False).
+OVERLAP = True
+
+
 class _Ahead:
     """Collects the next slice in a second thread while the writer appends the one before: Polars'
     collect and PyArrow's (or Polars') encoding both run outside the GIL, so on two cores the two
@@ -692,8 +697,15 @@ class _Ahead:
 
     def start(self, collect: Callable[[], pl.DataFrame]) -> None:
         import contextvars
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import Future, ThreadPoolExecutor
 
+        if not OVERLAP:  # (collected here and now, before the append: the steps one after the other)
+            self.pending = Future()
+            try:
+                self.pending.set_result(collect())
+            except BaseException as e:
+                self.pending.set_exception(e)
+            return
         if self.pool is None:
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="llm-cost-slice")
         # (in this thread's context: the readers look up the run they belong to in a context variable)

@@ -3,13 +3,16 @@
 
     python bench/price_steps.py F.parquet [OUT.parquet]
 
-start-up (imports), the aggregate pass (`price_requests`), then write_rows: the priced slices
-collected, and appended to the writer. CPU seconds (user+sys) of this process."""
+start-up (imports), the aggregate pass (`price_requests`), then write_rows twice: with the steps
+one after the other (writers.OVERLAP off: the priced slices collected, and appended to the writer,
+each timed), then as `price` runs it (the next slice collected while one is appended). CPU seconds
+(user+sys) of this process, and wall seconds."""
 
 from __future__ import annotations
 
 import resource
 import sys
+import time
 
 
 def cpu() -> float:
@@ -22,9 +25,9 @@ def main(path: str, out: str) -> None:
     import polars as pl
 
     from analyzer import pipeline, writers
-    t1 = cpu()
+    t1, w1 = cpu(), time.monotonic()
     rows, _ = pipeline.price_requests([path], pipeline.Options())
-    t2 = cpu()
+    t2, w2 = cpu(), time.monotonic()
     spent = {"collect": 0.0, "append": 0.0}
 
     def timed(f, step):
@@ -36,16 +39,25 @@ def main(path: str, out: str) -> None:
                 spent[step] += cpu() - t
         return run
 
-    pl.LazyFrame.collect = timed(pl.LazyFrame.collect, "collect")
-    writers._Appender.append = timed(writers._Appender.append, "append")
-    writers._Appender.close = timed(writers._Appender.close, "append")
+    collect, append, close = pl.LazyFrame.collect, writers._Appender.append, writers._Appender.close
+    pl.LazyFrame.collect = timed(collect, "collect")
+    writers._Appender.append = timed(append, "append")
+    writers._Appender.close = timed(close, "append")
+    writers.OVERLAP = False
     writers.sink_rows(rows, writers.format_for(None, out, "parquet"), out)
-    t3 = cpu()
-    print(f"start-up (imports)   {t1 - t0:6.2f}")
-    print(f"aggregate pass       {t2 - t1:6.2f}")
-    print(f"collect slices       {spent['collect']:6.2f}")
-    print(f"append to writer     {spent['append']:6.2f}")
-    print(f"total                {t3 - t0:6.2f}")
+    t3, w3 = cpu(), time.monotonic()
+    pl.LazyFrame.collect, writers._Appender.append, writers._Appender.close = collect, append, close
+    writers.OVERLAP = True
+    writers.sink_rows(rows, writers.format_for(None, out, "parquet"), out)
+    t4, w4 = cpu(), time.monotonic()
+    print("                          CPU s   wall s")
+    print(f"start-up (imports)       {t1 - t0:6.2f}")
+    print(f"aggregate pass           {t2 - t1:6.2f}   {w2 - w1:6.2f}")
+    print(f"written, one step a time {t3 - t2:6.2f}   {w3 - w2:6.2f}")
+    print(f"  collect slices         {spent['collect']:6.2f}")
+    print(f"  append to writer       {spent['append']:6.2f}")
+    print(f"written, overlapped      {t4 - t3:6.2f}   {w4 - w3:6.2f}")
+    print(f"load average             {open('/proc/loadavg').read().split()[0]}")
 
 
 if __name__ == "__main__":
