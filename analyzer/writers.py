@@ -716,10 +716,11 @@ class _Ahead:
         return pending.result()
 
     def wait(self) -> None:
-        """The collect under way, if any, ended (its rows dropped: after an error nothing reads them)."""
+        """The collect under way, if any, ended (its rows dropped: after an error nothing reads them;
+        its own error is not the run's). A second Ctrl-C while waiting is not swallowed."""
         pending, self.pending = self.pending, None
         if pending is not None:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):
                 pending.result()
 
     def close(self) -> None:
