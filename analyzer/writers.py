@@ -649,43 +649,113 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
     def unified(lf: pl.LazyFrame) -> pl.LazyFrame:
         return shape(pl.concat([empty, lf], how="diagonal_relaxed"))
 
+    def collecting(lf: pl.LazyFrame) -> Callable[[], pl.DataFrame]:
+        return lambda: lf.collect(engine="streaming")
+
     out = _Appender(fmt, path, compression, row_group_size)
+    ahead = _Ahead()
     try:
         for i, total in enumerate(totals):
             if resumable[i]:
-                _write_resumed(unified(rows.plan(i)), out)
+                _write_resumed(unified(rows.plan(i)), out, ahead)
                 continue
             if total is None:
                 out.sink(unified(rows.plan(i)))
                 continue
             offset, length = 0, SLICE_ROWS or FIRST_SLICE_ROWS
+            if total:
+                ahead.start(collecting(unified(rows.plan(i, (offset, length)))))
             while offset < total:
-                frame = unified(rows.plan(i, (offset, length))).collect(engine="streaming")
-                out.append(frame)
+                frame = ahead.result()
                 offset += length
                 if SLICE_ROWS is None and frame.height:
                     length = _next_length(frame)
+                if offset < total:
+                    ahead.start(collecting(unified(rows.plan(i, (offset, length)))))
+                out.append(frame)
                 del frame
         out.close(empty=shape(empty))
     finally:
+        ahead.close()
         out.abort()
 
 
-def _write_resumed(plan: pl.LazyFrame, out: _Appender) -> None:
+# Whether write_rows collects the next slice while it appends one (bench/price_steps.py times the
+# two steps apart with False).
+OVERLAP = True
+
+
+class _Ahead:
+    """Collects the next slice in a second thread while the writer appends the one before: Polars'
+    collect and PyArrow's (or Polars') encoding both run outside the GIL, so on two cores the two
+    halves of `price` overlap. One slice ahead at most (two in memory: the one appended and the one
+    collected), so memory stays flat in N. The collects stay in order, one at a time."""
+
+    def __init__(self):
+        self.pool = None
+        self.pending = None
+
+    def start(self, collect: Callable[[], pl.DataFrame]) -> None:
+        import contextvars
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if not OVERLAP:  # (collected here and now, before the append: the steps one after the other)
+            self.pending = Future()
+            try:
+                self.pending.set_result(collect())
+            except BaseException as e:
+                self.pending.set_exception(e)
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="llm-cost-slice")
+        # (in this thread's context: the readers look up the run they belong to in a context variable)
+        self.pending = self.pool.submit(contextvars.copy_context().run, collect)
+
+    def result(self) -> pl.DataFrame:
+        pending, self.pending = self.pending, None
+        return pending.result()
+
+    def wait(self) -> None:
+        """The collect under way, if any, ended (its rows dropped: after an error nothing reads them;
+        its own error is not the run's). A second Ctrl-C while waiting is not swallowed."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                pending.result()
+
+    def close(self) -> None:
+        self.wait()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+def _write_resumed(plan: pl.LazyFrame, out: _Appender, ahead: _Ahead) -> None:
     """A plan over one of this tool's own readers (compressed or robustly read text), collected
-    again and again, each time over the reader's next records (sources.resumed), each appended."""
+    again and again, each time over the reader's next records (sources.resumed), each appended
+    while the next is collected (each collect starts when the one before has ended)."""
     from .sources import resumed
 
-    length = SLICE_ROWS or FIRST_SLICE_ROWS
-    with resumed(length) as state:
-        while True:
-            state["read"].clear()
-            frame = plan.collect(engine="streaming")
-            out.append(frame)
-            if not state["read"] or state["read"] <= state["done"]:
-                return
-            if SLICE_ROWS is None and frame.height:
-                state["rows"] = _next_length(frame)
+    def collect() -> pl.DataFrame:
+        state["read"].clear()
+        return plan.collect(engine="streaming")
+
+    with resumed(SLICE_ROWS or FIRST_SLICE_ROWS) as state:
+        try:
+            ahead.start(collect)
+            while True:
+                frame = ahead.result()
+                more = state["read"] and not state["read"] <= state["done"]
+                if more:
+                    if SLICE_ROWS is None and frame.height:
+                        state["rows"] = _next_length(frame)
+                    ahead.start(collect)
+                out.append(frame)
+                del frame
+                if not more:
+                    return
+        finally:
+            ahead.wait()  # (before `resumed` closes the readers a collect may be reading)
 
 
 def _next_length(frame: pl.DataFrame) -> int:
