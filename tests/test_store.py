@@ -527,11 +527,13 @@ def test_a_commit_built_on_a_stale_version_is_a_conflict_not_a_rebase(tmp_path):
     store.ingest([str(log(tmp_path / "n0" / "z.csv", [req("z")]))], str(st))
     stale = store._table(str(st))
     store.ingest([str(log(tmp_path / "n1" / "a.csv", [req("a")]))], str(st))  # version 1, unseen by `stale`
-    spool = str(tmp_path / "spool.parquet")
-    canonical_frame([req("a")]).with_columns(pl.lit("2026-10").alias(store.MONTH)).write_parquet(spool)
-    rows = store._Rows(spool, pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64}))
+    frame = pl.concat([pl.read_parquet(p, hive_partitioning=False) for p in sorted(st.glob("_llm_month=*/*.parquet"))])
+    rows = store._MonthFiles(str(st), "x", frame.schema, None, pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64}))
+    rows.append(frame)
+    rows.close(frame.clear().lazy())
+    assert [r.split("/")[0] for r in rows.written] == [f"{store.MONTH}=2026-10"]
     with pytest.raises(store._Conflict):
-        store._write_rows(str(st), stale, rows, {"0" * 64}, {"path": "x"}, "book", 1, new=True)
+        store._write_rows(str(st), stale, rows, {"0" * 64}, {"path": "x"}, "book", 1)
     assert store._table(str(st)).version() == 1 and not store.status(str(st))["uncommitted"]
 
 
