@@ -1033,7 +1033,13 @@ class _MonthFiles:
         self.text = _cell_keys(schema)
         self.same: dict[str, dict[str, str | None]] = {}
 
-    def append(self, batch: pl.DataFrame) -> None:
+    def append(self, rows: pl.DataFrame) -> None:
+        # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
+        # of a whole one (hashes, joins, a month's rows) held 250 MiB more at 1M rows.
+        for offset in range(0, max(rows.height, 1), ROW_GROUP):
+            self._append(rows.slice(offset, ROW_GROUP))
+
+    def _append(self, batch: pl.DataFrame) -> None:
         ts = pl.col("timestamp")
         bounds = batch.select(_month(ts.min()).alias("lo"), _month(ts.max()).alias("hi"),
                               (ts.dt.year().max() > 9999).alias("late")).row(0, named=True)
