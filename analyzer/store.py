@@ -146,7 +146,12 @@ def _kind(root: str) -> str:
     if not os.path.isdir(root):
         return "foreign"
     names = set(os.listdir(root))
-    if LOG in names:
+    if LOG in names and META in names and not _committed(root) and not os.path.isdir(os.path.join(root, FILES, LOG)):
+        # A first commit killed half-way: delta-rs makes the log directory before it writes the
+        # commit in it. No version exists: the store is as before that ingest. (With the files
+        # table, written after a commit, a log without commits is damage, reported as such.)
+        names.discard(LOG)
+    elif LOG in names:
         return "delta" if META in names else "foreign"
     if OLD_MANIFEST in names:
         return "old"
@@ -155,6 +160,16 @@ def _kind(root: str) -> str:
     if names <= {META} or META in names and all(_only_parts(root, n) for n in names - {META}):
         return "empty"
     return "foreign"
+
+
+COMMIT_FILE = re.compile(r"\d{20}\.(json|checkpoint.*\.parquet)|_last_checkpoint")
+
+
+def _committed(root: str) -> bool:
+    """The rows table's log directory holds a commit or a checkpoint (not only a temporary file, or
+    nothing: a first commit killed before its rename)."""
+    log = os.path.join(root, LOG)
+    return not os.path.isdir(log) or os.path.islink(log) or any(COMMIT_FILE.fullmatch(n) for n in os.listdir(log))
 
 
 def _only_parts(root: str, name: str) -> bool:
