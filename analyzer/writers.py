@@ -624,7 +624,7 @@ SLICE_ROWS: int | None = None
 
 
 def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
-               row_group_size: int = PRICED_ROW_GROUP) -> None:
+               row_group_size: int = PRICED_ROW_GROUP, out=None) -> None:
     """Per-request rows into `path` (as it is named: atomic_write gives a temporary one), every
     file's plan evaluated over slices of its source and each slice appended to one writer (PyArrow's
     ParquetWriter; Polars' CSV and JSON Lines writers on one open file, the header once).
@@ -635,12 +635,14 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
     over the bytes per row of the first slice), not a row count that wide logs would overflow. A
     file whose source cannot be sliced where it is read (its plan filters before the slice, or a
     reader of this tool's own: see _sliceable) is sunk whole by the streaming engine, as before.
-    `shape`: what the output makes of every slice (masking, text money)."""
+    `shape`: what the output makes of every slice (masking, text money). `out`: where the slices go
+    instead of `path` (an object with _Appender's append, sink, close and abort: the store's month
+    files)."""
     shape = shape or (lambda lf: lf)
     totals = [_sliceable(source) for source in rows.sources]
     resumable = [t is None and wise and _one_reader(source) for t, source, wise in
                  zip(totals, rows.sources, rows.record_wise)]
-    if all(t is None for t in totals) and not any(resumable):  # (one streaming pass, as Polars sinks it)
+    if out is None and all(t is None for t in totals) and not any(resumable):  # (one streaming pass, as Polars sinks it)
         _sink_whole(shape(rows.lazy()), fmt, path, compression, row_group_size)
         return
     target = rows.lazy().collect_schema()  # (files' columns unified as one concatenated plan would)
@@ -652,7 +654,7 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
     def collecting(lf: pl.LazyFrame) -> Callable[[], pl.DataFrame]:
         return lambda: lf.collect(engine="streaming")
 
-    out = _Appender(fmt, path, compression, row_group_size)
+    out = out or _Appender(fmt, path, compression, row_group_size)
     ahead = _Ahead()
     try:
         for i, total in enumerate(totals):
@@ -806,6 +808,25 @@ def _sliceable(source: pl.LazyFrame) -> int | None:
     return int(source.select(pl.len()).collect().item())
 
 
+def sink_in_groups(lf: pl.LazyFrame, append: Callable[[pl.DataFrame], None], group: int) -> None:
+    """A whole plan (one that cannot be sliced), sunk by the streaming engine into a temporary
+    Parquet file and given to `append` from it a row group (of `group` rows) at a time."""
+    import pyarrow.parquet as pq
+
+    from .sources import temporary_file
+
+    fd, tmp = temporary_file("llm-cost-part-", ".parquet")  # (removed at exit, whatever happens here)
+    os.close(fd)
+    try:
+        lf.sink_parquet(tmp, compression="lz4", statistics=False, row_group_size=group)
+        with pq.ParquetFile(tmp) as f:
+            for g in range(f.num_row_groups):
+                append(pl.from_arrow(f.read_row_group(g)))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
 def parquet_appender(path: str, compression: str, row_group_size: int, level: int | None = None) -> _Appender:
     """A Parquet file written frame by frame with the writer `price` uses (see _Appender): `append`
     each frame (same columns), then `close(empty=<a LazyFrame of the columns>)`; `abort` in a
@@ -866,22 +887,7 @@ class _Appender:
             self.parquet.write_table(table, row_group_size=self.group)
 
     def sink(self, lf: pl.LazyFrame) -> None:
-        """A whole plan (one that cannot be sliced), sunk by the streaming engine into a temporary
-        Parquet file and appended from it a row group at a time."""
-        import pyarrow.parquet as pq
-
-        from .sources import temporary_file
-
-        fd, tmp = temporary_file("llm-cost-part-", ".parquet")  # (removed at exit, whatever happens here)
-        os.close(fd)
-        try:
-            lf.sink_parquet(tmp, compression="lz4", statistics=False, row_group_size=self.group)
-            with pq.ParquetFile(tmp) as f:
-                for g in range(f.num_row_groups):
-                    self.append(pl.from_arrow(f.read_row_group(g)))
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        sink_in_groups(lf, self.append, self.group)
 
     def close(self, empty: pl.LazyFrame) -> None:
         if self.parquet is None and self.file is None:  # no rows at all: the columns alone

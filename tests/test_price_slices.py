@@ -287,7 +287,7 @@ def test_no_rows_write_the_columns_alone(tmp_path, quarantine):
 
 
 def test_ingest_in_slices_stores_what_one_pass_stores(tmp_path, monkeypatch):
-    """The store's nightly pricing writes its spool file in slices too (store._read_file)."""
+    """The store's nightly pricing writes its month files in slices too (store._MonthFiles)."""
     logs = _logs(tmp_path / "logs")
     with monkeypatch.context() as m:
         m.setattr(writers, "_sliceable", lambda source: None)
