@@ -43,7 +43,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from . import aggregate, dedupe, pipeline, pricebook, tagging
+from . import aggregate, dedupe, pipeline, pricebook, tagging, writers
 from .errors import AnalyzerError, OptionError
 from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
@@ -146,7 +146,12 @@ def _kind(root: str) -> str:
     if not os.path.isdir(root):
         return "foreign"
     names = set(os.listdir(root))
-    if LOG in names:
+    if LOG in names and META in names and not _committed(root) and not os.path.isdir(os.path.join(root, FILES, LOG)):
+        # A first commit killed half-way: delta-rs makes the log directory before it writes the
+        # commit in it. No version exists: the store is as before that ingest. (With the files
+        # table, written after a commit, a log without commits is damage, reported as such.)
+        names.discard(LOG)
+    elif LOG in names:
         return "delta" if META in names else "foreign"
     if OLD_MANIFEST in names:
         return "old"
@@ -155,6 +160,16 @@ def _kind(root: str) -> str:
     if names <= {META} or META in names and all(_only_parts(root, n) for n in names - {META}):
         return "empty"
     return "foreign"
+
+
+COMMIT_FILE = re.compile(r"\d{20}\.(json|checkpoint.*\.parquet)|_last_checkpoint")
+
+
+def _committed(root: str) -> bool:
+    """The rows table's log directory holds a commit or a checkpoint (not only a temporary file, or
+    nothing: a first commit killed before its rename)."""
+    log = os.path.join(root, LOG)
+    return not os.path.isdir(log) or os.path.islink(log) or any(COMMIT_FILE.fullmatch(n) for n in os.listdir(log))
 
 
 def _only_parts(root: str, name: str) -> bool:
@@ -710,9 +725,12 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 continue
             replace = {digest} | ({before["sha256"]} if before else set())
             spool = os.path.join(root, META, f"{SPOOL_PREFIX}{os.getpid()}-{digest[:16]}.parquet")
+            frame = None
             try:
-                result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool)
-                table = _write_rows(root, table, frame, replace, entry, book.version, result.stored, before is None)
+                result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
+                                                  before is None)
+                table = _write_rows(root, table, frame, replace, entry, book.version, result.stored)
+                frame = None  # (committed: its files are the table's now)
             except _Conflict:
                 # Another writer committed since this file's repeats were checked: read the table
                 # again (its records too: it may have ingested this very file) and do the file again.
@@ -731,6 +749,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             finally:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(spool)
+                if isinstance(frame, _MonthFiles):  # written, never committed
+                    frame.remove()
             entry["rows_version"] = table.version() if table is not None else -1
             records[key] = entry
             _write_files(root, records, entry["rows_version"])
@@ -774,7 +794,10 @@ def _recorded(root: str) -> int:
 
 
 def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Options, book: pricebook.PriceBook,
-               table, skip: set[str], spool: str) -> tuple[FileResult, dict, _Rows | None]:
+               table, skip: set[str], spool: str, new: bool = False) -> tuple[FileResult, dict, _Rows | _MonthFiles | None]:
+    """Price the file and write its rows less the repeats of stored requests: when the commit only
+    adds files (`new`) into the table's columns, straight into its month files (see _MonthFiles);
+    else into `spool`, for Delta's writer. Returns the result, the file's record, and the rows."""
     st = os.stat(path)
     now = dt.datetime.now(dt.UTC)
     entry = {"path": key, "size": st.st_size, "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
@@ -790,46 +813,92 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     priced, acc = pipeline.price_requests([path], run, book)
     lf = priced.lazy()
     dims = [c for c in lf.collect_schema() if c not in SCHEMA and c not in INTERNAL]
-    _check_names(path, [*SCHEMA, *INTERNAL, *(table.schema().to_arrow().names if table is not None else [])], dims)
-    # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes below
-    # read that, not the log. Dimensions are text: a column of nulls has no type Delta can store.
-    # lz4, not zstd: the spool is read back several times and deleted (0.3 CPU s less a 1M night).
-    priced.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH), pl.lit(digest).alias(SHA),
-                        *[pl.col(d).cast(pl.String) for d in dims]).sink_parquet(spool, row_group_size=SPOOL_GROUP,
-                                                                                 compression="lz4")
-    _trace("priced+spooled")
-    rows = pl.scan_parquet(spool, glob=False)  # (a store may live in a directory named with `[`)
-    # A month partition is YYYY-MM: a year past 9999 would name a directory delta-rs percent-encodes
-    # ("%2B12000-01"), which no later command accepts as ours. Refused before anything is committed.
-    late = rows.filter(pl.col("timestamp").dt.year() > 9999).select(pl.col("timestamp").cast(pl.String)).head(1).collect()
-    if late.height:
-        raise StoreError(f"{path}: column timestamp: {late.item()} is past the year 9999, which a store's month "
-                         "partitions cannot hold; correct or remove the row")
-    _trace("late check")
-    keyed = rows.select(*dedupe.hashes(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
-    days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
-    _trace("days")
-    repeated = _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2))
-    _trace("repeat check")
-    unpriced = pl.col("unpriced_reason").is_not_null()
-    rows = rows.with_columns(dedupe.hashes())
-    dup = rows.join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
-        (_is_record(None) & ~unpriced).sum().alias("priced"), (_is_record(None) & unpriced).sum().alias("unpriced"),
-    ).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
+    names = table.schema().to_arrow().names if table is not None else []
+    _check_names(path, [*SCHEMA, *INTERNAL, *names], dims)
+    # Dimensions are text: a column of nulls has no type Delta can store.
+    priced = priced.with_columns(pl.lit(digest).alias(SHA), *[pl.col(d).cast(pl.String) for d in dims])
+    columns = pl.Schema({**{c: t for c, t in priced.lazy().collect_schema().items() if c != SHA},
+                         MONTH: pl.String(), SHA: pl.String()})  # (the table's columns: the month before the hash)
+    if new and (table is None or not set(columns) - set(names)):
+        # The repeat check first (from the plan: a new store, or a night far from the stored days,
+        # reads nothing), then the priced slices straight into the month files: no spool written
+        # and read back (a 10M night: 15 CPU s less). Same columns in the table's order (a column
+        # this night lacks as nulls: all such are dimensions).
+        repeated = _repeats(table, priced.lazy(), skip)
+        _trace("repeat check")
+        select = [pl.col(n) if n in columns else pl.lit(None, pl.String).alias(n) for n in names if n != MONTH] or None
+        kept: _Rows | _MonthFiles = _MonthFiles(root, path, columns, select, repeated)
+        try:
+            writers.write_rows(priced, "parquet", "", out=kept)
+        except BaseException:
+            kept.remove()
+            raise
+        _trace("priced+month files")
+        dup, left, stored = kept.dup, kept.unpriced_models(), kept.stored
+    else:
+        # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes
+        # below read that, not the log. lz4, not zstd: the spool is read back several times and
+        # deleted (0.3 CPU s less a 1M night).
+        priced.with_columns(_month()).sink_parquet(spool, row_group_size=SPOOL_GROUP, compression="lz4")
+        _trace("priced+spooled")
+        rows = pl.scan_parquet(spool, glob=False)  # (a store may live in a directory named with `[`)
+        late = rows.filter(_late()).select(pl.col("timestamp").cast(pl.String)).head(1).collect()
+        if late.height:
+            raise _late_error(path, late.item())
+        repeated = _repeats(table, rows, skip)
+        _trace("repeat check")
+        dup = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
+            *_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
+        kept = _Rows(spool, repeated)
+        left = kept.lazy().filter(_unpriced()).group_by("model_raw").len().collect(engine="streaming")
+        stored = int(kept.lazy().select(pl.len()).collect().item())
+        _trace("unpriced+count")
     acc.duplicates += dup["priced"] + dup["unpriced"]  # the accounting counts records, not later iterations
     acc.priced -= dup["priced"]
     acc.unpriced -= dup["unpriced"]
-    _trace("dup count")
-    kept = _Rows(spool, repeated)
-    left = kept.lazy().filter(unpriced).group_by("model_raw").len().collect(engine="streaming").sort("len", descending=True)
+    left = left.sort("len", descending=True)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
     acc.unpriced_reasons = {k: v for k, v in acc.unpriced_reasons.items() if k in acc.unpriced_models}
-    stored = int(kept.lazy().select(pl.len()).collect().item())
-    _trace("unpriced+count")
     entry.update(dialect=_dialect(path, opts), rows=acc.rows_read,
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
+    if not stored and isinstance(kept, _MonthFiles):
+        kept.remove()
     return FileResult(path, "ingested", acc, stored), entry, kept if stored else None
+
+
+def _month(ts: pl.Expr | None = None) -> pl.Expr:
+    """The month partition of a time (of the rows' `timestamp`): its UTC YYYY-MM."""
+    return (pl.col("timestamp") if ts is None else ts).dt.strftime("%Y-%m").alias(MONTH)
+
+
+def _late() -> pl.Expr:
+    """A month partition is YYYY-MM: a year past 9999 would name a directory delta-rs percent-encodes
+    ("%2B12000-01"), which no later command accepts as ours. Refused before anything is committed."""
+    return pl.col("timestamp").dt.year() > 9999
+
+
+def _late_error(path: str, stamp: str) -> StoreError:
+    return StoreError(f"{path}: column timestamp: {stamp} is past the year 9999, which a store's month "
+                      "partitions cannot hold; correct or remove the row")
+
+
+def _unpriced() -> pl.Expr:
+    return pl.col("unpriced_reason").is_not_null()
+
+
+def _dup_counts() -> list[pl.Expr]:
+    """Of rows that repeat stored requests: the records (not later iterations) priced and unpriced."""
+    return [(_is_record(None) & ~_unpriced()).sum().alias("priced"), (_is_record(None) & _unpriced()).sum().alias("unpriced")]
+
+
+def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> pl.DataFrame:
+    """Dedupe's two hashes of the ids of `rows` that the store holds already (see _repeated)."""
+    if table is None:  # (nothing stored: the night's days are not needed)
+        return pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    keyed = rows.select(*dedupe.hashes(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
+    days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
+    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2))
 
 
 def _check_names(path: str, stored: list[str], dims: list[str]) -> None:
@@ -889,11 +958,12 @@ class _Rows:
             schema, (b for df in self.batches() for b in df.to_arrow().cast(schema).to_batches()))
 
 
-def _write_rows(root: str, table, frame: _Rows | None, replace: set[str], entry: dict, book: str,
-                stored: int, new: bool = False):
+def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: set[str], entry: dict, book: str,
+                stored: int):
     """One commit: the rows of the files `replace` (an earlier content, or a crashed try of this
-    one) are replaced by `frame`, with the file's record in the commit's metadata. `new`: the store
-    holds no row of `replace`, so the commit only adds files (the nightly case; see `_append`).
+    one) are replaced by `frame`, with the file's record in the commit's metadata. A _MonthFiles
+    frame (the nightly case: the store holds no row of `replace`) is committed as the files it
+    wrote (see `_append`); a spool's rows are written by Delta's writer.
     Raises `_Conflict` when another writer committed since `table` was read."""
     dl = _delta()
     props = _commit("ingest", book, **{K_FILE: json.dumps(entry), K_ROWS: stored})
@@ -903,7 +973,8 @@ def _write_rows(root: str, table, frame: _Rows | None, replace: set[str], entry:
     # files listed after it include the new ones (which then went without summaries).
     before = set() if table is None else {os.path.relpath(u, root) for u in _parts(table, None)}
     try:
-        if frame is not None and new and _append(root, table, frame, props):
+        if isinstance(frame, _MonthFiles):
+            _append(root, table, frame, props)
             appended = True
         elif frame is not None:
             if table is None:
@@ -940,45 +1011,159 @@ def _checkpoint(table):
 
 
 ROW_GROUP = 64 * 1024  # rows per Parquet row group: what the writer holds per month while it writes
+# zstd level of the month files: a 2.67M-row bench month at level 3 was 90.97 MB, 3.77 CPU s to
+# write; level 2, 90.90 MB, 3.13 s; level 1, 91.11 MB, 3.16 s.
+ZSTD_LEVEL = 2
 
 
-def _append(root: str, table, frame: _Rows, props) -> bool:
-    """Add `frame`'s rows as new data files in one commit, writing the Parquet ourselves (one file
-    per month, streamed) and committing them as Delta add actions. delta-rs' own writer buffers
-    each partition's rows in memory (1.5 GiB of RSS for a night of 1M requests); this streams.
-    False (nothing written) when the rows bring a column the
-    table lacks: Delta's writer then merges the schema. The files are written where the table
-    keeps its data, under delta-rs' names: a run killed before the commit leaves files no version
-    names, which readers never see and `store compact` removes."""
+class _MonthFiles:
+    """A night's priced rows written straight into one Parquet file per month as `writers.write_rows`
+    gives their slices (it calls append, sink, close, abort), less the repeats of stored requests
+    (`repeated`: their two hashes), in the table's columns (`select`, when given). The files are
+    written where the table keeps its data, under delta-rs' names (`written`: paths relative to
+    `root`), and committed by `_append`; a run killed before the commit leaves files no version
+    names, which readers never see and `store compact` removes. Each slice is split by month and
+    appended to its month's writer (a night touches one or two): `price`'s writer
+    (writers.parquet_appender: PyArrow, dictionaries for labels only, statistics for time and
+    counts), at zstd level ZSTD_LEVEL. Pricing into a spool and writing the month files from it read and
+    encoded the rows twice (a 10M night: 15.0 CPU s for the second pass). One Polars streaming
+    sink a month cost more and held more the more it wrote; its partitioned sink holds each
+    partition whole."""
+
+    def __init__(self, root: str, path: str, schema: pl.Schema, select: list[pl.Expr] | None,
+                 repeated: pl.DataFrame):
+        self.root, self.path, self.schema, self.select, self.repeated = root, path, schema, select, repeated
+        self.written: list[str] = []
+        self.outs: dict[str, object] = {}  # by month, with its file's path (relative) in `rels`
+        self.rels: dict[str, str] = {}
+        self.spans: list[pl.DataFrame] = []  # each slice's rows, time span and null times, by month
+        self.left: list[pl.DataFrame] = []  # each slice's unpriced rows by model_raw
+        self.dup = {"priced": 0, "unpriced": 0}
+        self.stored = 0
+        self.stats: dict[str, dict] = {}
+        self.empty: pl.LazyFrame | None = None
+        # By month, the text columns holding one value so far (None: only nulls), for its summary
+        # (see _write_summaries): a night's file has one source file, book, dialect..., and grouping
+        # its cells by them too cost 1.9 of 6.1 CPU s for a 2.6M-row month.
+        self.text = _cell_keys(schema)
+        self.same: dict[str, dict[str, str | None]] = {}
+
+    def append(self, rows: pl.DataFrame) -> None:
+        # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
+        # of a whole one (hashes, joins, a month's rows) held 250 MiB more at 1M rows.
+        for offset in range(0, max(rows.height, 1), ROW_GROUP):
+            self._append(rows.slice(offset, ROW_GROUP))
+
+    def _append(self, batch: pl.DataFrame) -> None:
+        ts = pl.col("timestamp")
+        bounds = batch.select(_month(ts.min()).alias("lo"), _month(ts.max()).alias("hi"),
+                              (ts.dt.year().max() > 9999).alias("late")).row(0, named=True)
+        if bounds["late"]:
+            raise _late_error(self.path, batch.filter(_late())["timestamp"].cast(pl.String)[0])
+        if self.repeated.height:  # (most nights: hashing every id would find nothing)
+            on = [dedupe.H1, dedupe.H2]
+            batch = batch.with_columns(dedupe.hashes())
+            gone = batch.join(self.repeated, on=on, how="semi").select(_dup_counts()).row(0, named=True)
+            self.dup = {k: v + gone[k] for k, v in self.dup.items()}
+            batch = batch.join(self.repeated, on=on, how="anti", maintain_order="left").drop(on)
+        if self.select is not None:
+            batch = batch.select(self.select)
+        if self.empty is None:
+            self.empty = batch.clear().lazy()
+        if not batch.height:
+            return
+        if batch["timestamp"].null_count():  # (pricing quarantines a row without a time: none is here)
+            raise StoreError(f"{self.path}: rows to store have no timestamp, so no month partition; nothing was written")
+        self.stored += batch.height
+        self.left.append(batch.filter(_unpriced()).group_by("model_raw").len())
+        span = [pl.len().alias("rows"), ts.min().alias("min"), ts.max().alias("max"), ts.null_count().alias("nulls")]
+        if bounds["lo"] == bounds["hi"]:  # (nearly every slice of a log in time order: no month a row, no copy)
+            self.spans.append(batch.select(pl.lit(bounds["lo"]).alias(MONTH), *span))
+            self._write(bounds["lo"], batch)
+            return
+        months = batch.select(_month())[MONTH]
+        self.spans.append(batch.with_columns(months).group_by(MONTH).agg(*span))
+        for month in months.unique().sort().to_list():  # (partition_by of every slice: 1.2 CPU s a million rows)
+            self._write(month, batch.filter(months == month))
+
+    def _write(self, month: str, rows: pl.DataFrame) -> None:
+        self._out(month).append(rows)
+        if not self.text:
+            return
+        c = pl.col(self.text)
+        one = rows.select((c == c.first()).all().name.suffix("\0eq"), c.null_count().name.suffix("\0nulls"),
+                          c.first()).row(0, named=True)
+        same = self.same.setdefault(month, {k: one[k] for k in self.text})
+        for k in list(same):
+            nulls = one[k + "\0nulls"]
+            alike = nulls == rows.height or not nulls and one[k + "\0eq"]
+            if not alike or one[k] != same[k]:
+                del same[k]
+
+    def constant(self, rel: str) -> dict[str, str | None]:
+        """The text columns of month file `rel` that hold one value (or only nulls), with it."""
+        return next((self.same.get(m, {}) for m, r in self.rels.items() if r == rel), {})
+
+    def _out(self, month: str):
+        import uuid
+
+        if month not in self.outs:
+            rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+            os.makedirs(os.path.join(self.root, f"{MONTH}={month}"), exist_ok=True)
+            self.written.append(rel)  # (before it is opened: removed, whatever happens next)
+            self.rels[month] = rel
+            self.outs[month] = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
+        return self.outs[month]
+
+    def sink(self, lf: pl.LazyFrame) -> None:
+        writers.sink_in_groups(lf, self.append, ROW_GROUP)
+
+    def close(self, empty: pl.LazyFrame) -> None:
+        spans = pl.concat(self.spans) if self.spans else None
+        for month, out in self.outs.items():
+            out.close(empty=self.empty)
+            self.stats[self.rels[month]] = _stats(spans.filter(pl.col(MONTH) == month))
+        self.written = [self.rels[m] for m in sorted(self.rels)]  # (month order: the commit's add actions)
+
+    def abort(self) -> None:
+        for out in self.outs.values():
+            out.abort()
+
+    def remove(self) -> None:
+        self.abort()
+        for rel in self.written:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.root, rel))
+
+    def unpriced_models(self) -> pl.DataFrame:
+        frames = [f for f in self.left if f.height]
+        if not frames:
+            return pl.DataFrame(schema={"model_raw": pl.String, "len": pl.UInt32})
+        return pl.concat(frames).group_by("model_raw").agg(pl.col("len").sum())
+
+
+def _append(root: str, table, frame: _MonthFiles, props) -> None:
+    """Commit `frame`'s month files as Delta add actions, each file with its summaries (written
+    before the commit: a report of the version that adds them reads them). delta-rs' own writer
+    buffers each partition's rows in memory (1.5 GiB of RSS for a night of 1M requests); these were
+    streamed. On any failure the files are removed (never committed)."""
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
     dl = _delta()
-    columns = frame.schema
-    if table is not None:
-        names = [f.name for f in table.schema().to_arrow()]
-        if set(columns) - set(names):
-            return False
-        # Same columns in the table's order (a column this night lacks as nulls: all such are dimensions).
-        select = [pl.col(n) if n in columns else pl.lit(None, pl.String).alias(n) for n in names]
-        rows = frame.lazy().select(select)
-        schema = table.schema()
-    else:
-        rows = frame.lazy()
-        schema = dl.Schema.from_arrow(pl.DataFrame(schema=columns).to_arrow().schema)
-    written: list[str] = []
+    schema = table.schema() if table is not None else dl.Schema.from_arrow(
+        pl.DataFrame(schema=frame.schema).to_arrow().schema)
+    written = frame.written
     summaries: list[str] = []
     try:
-        stats = _sink_months(root, rows, written, _in_slices(rows, frame, select if table is not None else None))
-        _trace("sink months")
-        for rel in written:  # before the commit: a report of the version that adds them reads them
+        for rel in written:
             with contextlib.suppress(pl.exceptions.PolarsError, OSError, AnalyzerError):
-                summaries += _write_summaries(root, rel)  # (or, without one, the file's rows)
+                summaries += _write_summaries(root, rel, constant=frame.constant(rel))  # (or, without one, its rows)
                 _trace("summary")
         adds = []
         for rel in written:
             st = os.stat(os.path.join(root, rel))
             adds.append(AddAction(rel, st.st_size, {MONTH: rel.split("/", 1)[0].split("=", 1)[1]},
-                                  int(st.st_mtime * 1000), True, json.dumps(stats[rel])))
+                                  int(st.st_mtime * 1000), True, json.dumps(frame.stats[rel])))
         if table is None:
             create_table_with_add_actions(root, schema, adds, mode="error", partition_by=[MONTH],
                                           commit_properties=props)
@@ -986,74 +1171,11 @@ def _append(root: str, table, frame: _Rows, props) -> bool:
             table.create_write_transaction(adds, "append", schema, partition_by=[MONTH], commit_properties=props)
         _trace("commit")
     except BaseException:
-        for path in [*summaries, *(os.path.join(root, rel) for rel in written)]:  # ours, never committed
+        for path in summaries:  # ours, never committed
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        frame.remove()
         raise
-    return True
-
-
-MONTH_SLICE = 64 * 1024  # rows of the spool read at once to write the month files (~20 MiB of bench rows)
-
-
-def _in_slices(rows: pl.LazyFrame, frame: _Rows, select: list[pl.Expr] | None) -> Iterator[pl.DataFrame]:
-    """`rows` (`frame`'s rows, with `select` when given) collected over slices of the spool, each read
-    by Polars' Parquet reader where the slice lies. Rows less repeats (an anti-join: a slice would
-    read the whole spool again) come a row group at a time through PyArrow (`_Rows.batches`), which
-    costs more: PyArrow's text arrays are converted to Polars' string views."""
-    from .writers import _sliceable
-
-    total = _sliceable(rows)
-    if total is None:
-        for batch in frame.batches():
-            yield batch if select is None else batch.select(select)
-        return
-    for offset in range(0, total, MONTH_SLICE):
-        yield rows.slice(offset, MONTH_SLICE).collect(engine="streaming")
-
-
-def _sink_months(root: str, rows: pl.LazyFrame, written: list[str], batches: Iterator[pl.DataFrame]) -> dict[str, dict]:
-    """Write `rows` (given again as `batches`: slices of the spool, with the same columns; see
-    _in_slices) into one Parquet file per month (its path, relative to `root`, appended to `written`
-    before it is opened), returning each file's Delta statistics (see `_stats`). One read of the
-    spool, each batch split by month and appended to its month's writer (a night touches one or
-    two): `price`'s writer (writers.parquet_appender: PyArrow, dictionaries for labels only,
-    statistics for time and counts), at zstd level 3. One Polars streaming sink a month cost more
-    and held more the more it wrote: a night of 10M bench requests in four months, 28.8 vs 15.6 CPU
-    s and 951 vs 783 MiB peak for the ingest (files 4% larger here: 35.2 vs 33.9 MB a million rows);
-    Polars' partitioned sink holds each partition whole."""
-    import uuid
-
-    from .writers import parquet_appender
-
-    spans = rows.group_by(MONTH).agg(pl.len().alias("rows"), pl.col("timestamp").min().alias("min"),
-                                     pl.col("timestamp").max().alias("max"),
-                                     pl.col("timestamp").null_count().alias("nulls")).collect(engine="streaming")
-    if spans[MONTH].null_count():  # (a row without a time: pricing quarantines those, so none is here)
-        raise StoreError(f"{root}: {spans.filter(pl.col(MONTH).is_null())['rows'].sum()} rows to store have no "
-                         "timestamp, so no month partition; nothing was written")
-    stats, outs = {}, {}
-    try:
-        for month in sorted(spans[MONTH].to_list()):  # one a month, not a row
-            rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
-            os.makedirs(os.path.join(root, f"{MONTH}={month}"), exist_ok=True)
-            written.append(rel)
-            outs[month] = parquet_appender(os.path.join(root, rel), "zstd", ROW_GROUP, level=3)
-            stats[rel] = _stats(spans.filter(pl.col(MONTH) == month))
-        empty = rows.drop(MONTH).clear()
-        for batch in batches:
-            months = batch[MONTH].unique()
-            if months.len() == 1:  # (nearly every slice of a log in time order: no copy of its rows)
-                outs[months[0]].append(batch.drop(MONTH))
-                continue
-            for month in months.sort().to_list():  # (partition_by of every slice: 1.2 CPU s a million rows)
-                outs[month].append(batch.filter(pl.col(MONTH) == month).drop(MONTH))
-        for out in outs.values():
-            out.close(empty=empty)
-    finally:
-        for out in outs.values():
-            out.abort()
-    return stats
 
 
 def _stats(groups: pl.DataFrame) -> dict:
@@ -1286,7 +1408,8 @@ def _day_windows(rows: pl.LazyFrame) -> list[pl.Expr]:
     return out
 
 
-def _write_summaries(root: str, part: str, sources: list[str] | None = None) -> list[str]:
+def _write_summaries(root: str, part: str, sources: list[str] | None = None,
+                     constant: dict[str, str | None] | None = None) -> list[str]:
     """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
     None is written for a file whose counts could sum past 64 bits, or whose rows a summary would
     hardly shrink (it is read as rows).
@@ -1294,7 +1417,10 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None) -> 
     `sources`: the data files `part` merges (compact), each with its summary: the cells are then
     summed from their hour summaries instead of from `part`'s rows. Sums are additive and a cell is
     the same (UTC hour, text columns, cache use) in either, so the summary is the same (tested);
-    summing a month's ~100K cells a night costs little next to grouping its millions of rows."""
+    summing a month's ~100K cells a night costs little next to grouping its millions of rows.
+
+    `constant`: text columns known to hold one value (or only nulls) in the whole file, with it
+    (the ingest that wrote the file saw its rows; its footer has no text statistics to say so)."""
     from . import writers
 
     path = os.path.join(root, part)
@@ -1309,6 +1435,7 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None) -> 
     keys = _cell_keys(schema)
     summed = [*SUMMED, *pipeline.MONEY_COLUMNS, "reported_cost"]
     const, zero = _constant_columns(path, keys, summed)
+    const.update({k: v for k, v in (constant or {}).items() if k in keys})
     vary = [k for k in keys if k not in const]
     measures = tuple(c for c in (*summed, pipeline.ROWS, REPORTED_ROWS) if c not in zero)
     rows = rows.with_columns([pl.lit(None, t).alias(c) for c, t in SCHEMA.items() if c not in schema])

@@ -624,7 +624,7 @@ SLICE_ROWS: int | None = None
 
 
 def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
-               row_group_size: int = PRICED_ROW_GROUP) -> None:
+               row_group_size: int = PRICED_ROW_GROUP, out=None) -> None:
     """Per-request rows into `path` (as it is named: atomic_write gives a temporary one), every
     file's plan evaluated over slices of its source and each slice appended to one writer (PyArrow's
     ParquetWriter; Polars' CSV and JSON Lines writers on one open file, the header once).
@@ -635,12 +635,14 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
     over the bytes per row of the first slice), not a row count that wide logs would overflow. A
     file whose source cannot be sliced where it is read (its plan filters before the slice, or a
     reader of this tool's own: see _sliceable) is sunk whole by the streaming engine, as before.
-    `shape`: what the output makes of every slice (masking, text money)."""
+    `shape`: what the output makes of every slice (masking, text money). `out`: where the slices go
+    instead of `path` (an object with _Appender's append, sink, close and abort: the store's month
+    files)."""
     shape = shape or (lambda lf: lf)
     totals = [_sliceable(source) for source in rows.sources]
     resumable = [t is None and wise and _one_reader(source) for t, source, wise in
                  zip(totals, rows.sources, rows.record_wise)]
-    if all(t is None for t in totals) and not any(resumable):  # (one streaming pass, as Polars sinks it)
+    if out is None and all(t is None for t in totals) and not any(resumable):  # (one streaming pass, as Polars sinks it)
         _sink_whole(shape(rows.lazy()), fmt, path, compression, row_group_size)
         return
     target = rows.lazy().collect_schema()  # (files' columns unified as one concatenated plan would)
@@ -649,43 +651,113 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
     def unified(lf: pl.LazyFrame) -> pl.LazyFrame:
         return shape(pl.concat([empty, lf], how="diagonal_relaxed"))
 
-    out = _Appender(fmt, path, compression, row_group_size)
+    def collecting(lf: pl.LazyFrame) -> Callable[[], pl.DataFrame]:
+        return lambda: lf.collect(engine="streaming")
+
+    out = out or _Appender(fmt, path, compression, row_group_size)
+    ahead = _Ahead()
     try:
         for i, total in enumerate(totals):
             if resumable[i]:
-                _write_resumed(unified(rows.plan(i)), out)
+                _write_resumed(unified(rows.plan(i)), out, ahead)
                 continue
             if total is None:
                 out.sink(unified(rows.plan(i)))
                 continue
             offset, length = 0, SLICE_ROWS or FIRST_SLICE_ROWS
+            if total:
+                ahead.start(collecting(unified(rows.plan(i, (offset, length)))))
             while offset < total:
-                frame = unified(rows.plan(i, (offset, length))).collect(engine="streaming")
-                out.append(frame)
+                frame = ahead.result()
                 offset += length
                 if SLICE_ROWS is None and frame.height:
                     length = _next_length(frame)
+                if offset < total:
+                    ahead.start(collecting(unified(rows.plan(i, (offset, length)))))
+                out.append(frame)
                 del frame
         out.close(empty=shape(empty))
     finally:
+        ahead.close()
         out.abort()
 
 
-def _write_resumed(plan: pl.LazyFrame, out: _Appender) -> None:
+# Whether write_rows collects the next slice while it appends one (bench/price_steps.py times the
+# two steps apart with False).
+OVERLAP = True
+
+
+class _Ahead:
+    """Collects the next slice in a second thread while the writer appends the one before: Polars'
+    collect and PyArrow's (or Polars') encoding both run outside the GIL, so on two cores the two
+    halves of `price` overlap. One slice ahead at most (two in memory: the one appended and the one
+    collected), so memory stays flat in N. The collects stay in order, one at a time."""
+
+    def __init__(self):
+        self.pool = None
+        self.pending = None
+
+    def start(self, collect: Callable[[], pl.DataFrame]) -> None:
+        import contextvars
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if not OVERLAP:  # (collected here and now, before the append: the steps one after the other)
+            self.pending = Future()
+            try:
+                self.pending.set_result(collect())
+            except BaseException as e:
+                self.pending.set_exception(e)
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="llm-cost-slice")
+        # (in this thread's context: the readers look up the run they belong to in a context variable)
+        self.pending = self.pool.submit(contextvars.copy_context().run, collect)
+
+    def result(self) -> pl.DataFrame:
+        pending, self.pending = self.pending, None
+        return pending.result()
+
+    def wait(self) -> None:
+        """The collect under way, if any, ended (its rows dropped: after an error nothing reads them;
+        its own error is not the run's). A second Ctrl-C while waiting is not swallowed."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                pending.result()
+
+    def close(self) -> None:
+        self.wait()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+
+
+def _write_resumed(plan: pl.LazyFrame, out: _Appender, ahead: _Ahead) -> None:
     """A plan over one of this tool's own readers (compressed or robustly read text), collected
-    again and again, each time over the reader's next records (sources.resumed), each appended."""
+    again and again, each time over the reader's next records (sources.resumed), each appended
+    while the next is collected (each collect starts when the one before has ended)."""
     from .sources import resumed
 
-    length = SLICE_ROWS or FIRST_SLICE_ROWS
-    with resumed(length) as state:
-        while True:
-            state["read"].clear()
-            frame = plan.collect(engine="streaming")
-            out.append(frame)
-            if not state["read"] or state["read"] <= state["done"]:
-                return
-            if SLICE_ROWS is None and frame.height:
-                state["rows"] = _next_length(frame)
+    def collect() -> pl.DataFrame:
+        state["read"].clear()
+        return plan.collect(engine="streaming")
+
+    with resumed(SLICE_ROWS or FIRST_SLICE_ROWS) as state:
+        try:
+            ahead.start(collect)
+            while True:
+                frame = ahead.result()
+                more = state["read"] and not state["read"] <= state["done"]
+                if more:
+                    if SLICE_ROWS is None and frame.height:
+                        state["rows"] = _next_length(frame)
+                    ahead.start(collect)
+                out.append(frame)
+                del frame
+                if not more:
+                    return
+        finally:
+            ahead.wait()  # (before `resumed` closes the readers a collect may be reading)
 
 
 def _next_length(frame: pl.DataFrame) -> int:
@@ -734,6 +806,25 @@ def _sliceable(source: pl.LazyFrame) -> int | None:
         if not below or not re.match(r"(Parquet|Csv|NDJson|IPC) SCAN ", below[0]):
             return None
     return int(source.select(pl.len()).collect().item())
+
+
+def sink_in_groups(lf: pl.LazyFrame, append: Callable[[pl.DataFrame], None], group: int) -> None:
+    """A whole plan (one that cannot be sliced), sunk by the streaming engine into a temporary
+    Parquet file and given to `append` from it a row group (of `group` rows) at a time."""
+    import pyarrow.parquet as pq
+
+    from .sources import temporary_file
+
+    fd, tmp = temporary_file("llm-cost-part-", ".parquet")  # (removed at exit, whatever happens here)
+    os.close(fd)
+    try:
+        lf.sink_parquet(tmp, compression="lz4", statistics=False, row_group_size=group)
+        with pq.ParquetFile(tmp) as f:
+            for g in range(f.num_row_groups):
+                append(pl.from_arrow(f.read_row_group(g)))
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def parquet_appender(path: str, compression: str, row_group_size: int, level: int | None = None) -> _Appender:
@@ -796,22 +887,7 @@ class _Appender:
             self.parquet.write_table(table, row_group_size=self.group)
 
     def sink(self, lf: pl.LazyFrame) -> None:
-        """A whole plan (one that cannot be sliced), sunk by the streaming engine into a temporary
-        Parquet file and appended from it a row group at a time."""
-        import pyarrow.parquet as pq
-
-        from .sources import temporary_file
-
-        fd, tmp = temporary_file("llm-cost-part-", ".parquet")  # (removed at exit, whatever happens here)
-        os.close(fd)
-        try:
-            lf.sink_parquet(tmp, compression="lz4", statistics=False, row_group_size=self.group)
-            with pq.ParquetFile(tmp) as f:
-                for g in range(f.num_row_groups):
-                    self.append(pl.from_arrow(f.read_row_group(g)))
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        sink_in_groups(lf, self.append, self.group)
 
     def close(self, empty: pl.LazyFrame) -> None:
         if self.parquet is None and self.file is None:  # no rows at all: the columns alone

@@ -184,6 +184,94 @@ def test_a_failure_mid_write_leaves_the_previous_output_and_no_temporary_file(tm
     assert out.read_text() == "previous\n" and os.listdir(out.parent) == ["rows.csv"]
 
 
+def _slice_log(tmp_path, kind: str) -> str:
+    """30 requests as a Parquet log (sliced where it is read) or plain CSV (this tool's reader,
+    resumed piece by piece: sources.resumed)."""
+    rows = [_req(f"r{i:02d}", f"2026-10-{1 + i % 28:02d}T10:00:00Z", inp=i + 1) for i in range(30)]
+    if kind == "parquet":
+        return str(write_frame(canonical_frame(rows), tmp_path / "l.parquet"))
+    lines = ["request_id,timestamp,model,input_tokens,output_tokens"]
+    lines += [f"{r['request_id']},{r['timestamp']},{SONNET},{r['input_tokens']},{r['output_tokens']}" for r in rows]
+    (tmp_path / "l.csv").write_text("\n".join(lines) + "\n")
+    return str(tmp_path / "l.csv")
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_the_next_slice_is_collected_while_one_is_appended(tmp_path, monkeypatch, quarantine, kind):
+    """While the writer appends slice k, slice k+1 is being collected in the other thread (the two
+    halves overlap on two cores), and no slice beyond it (two slices in memory at most)."""
+    import threading
+
+    monkeypatch.setattr(writers, "SLICE_ROWS", 4)
+    monkeypatch.setattr(sources, "PIECE_BYTES", 150)
+    began: list[threading.Event] = []  # slice k's collect has begun
+    appending = [threading.Event() for _ in range(40)]  # slice k's append has begun
+    start, append = writers._Ahead.start, writers._Appender.append
+
+    def started(self, collect):
+        k = len(began)
+        began.append(threading.Event())
+
+        def run():
+            began[k].set()
+            # (slice k waits for slice k - 1's append: collected before it, this would never end)
+            assert k == 0 or appending[k - 1].wait(60), "a slice was collected before the one before was appended"
+            return collect()
+        start(self, run)
+
+    appended: list[int] = []
+
+    def waiting(self, frame):
+        k = len(appended)
+        appending[k].set()
+        assert len(began) <= k + 2  # slice k here, k + 1 at most being collected
+        if len(began) == k + 2:  # (no slice k + 1 after the last one)
+            assert began[k + 1].wait(60), "the next slice's collect did not start during this append"
+        appended.append(frame.height)
+        append(self, frame)
+
+    monkeypatch.setattr(writers._Ahead, "start", started)
+    monkeypatch.setattr(writers._Appender, "append", waiting)
+    rows, acc = price_requests([_slice_log(tmp_path, kind)], Options(quarantine=quarantine))
+    assert (writers._sliceable(rows.sources[0]) is None) == (kind == "csv") == writers._one_reader(rows.sources[0])
+    out = _write(rows, "csv", tmp_path / "out.csv")
+    assert len(appended) >= 5 and sum(appended) == 30 == acc.priced
+    assert pl.read_csv(out)["input_tokens"].sum() == sum(range(1, 31))
+    assert not [t for t in threading.enumerate() if t.name.startswith("llm-cost-slice")]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_a_failure_collecting_a_slice_is_the_run_s_error(tmp_path, monkeypatch, quarantine, kind):
+    """A slice's collect fails in the other thread: the writer raises that error, the output named is
+    left as it was, and no temporary file or thread is left behind."""
+    import threading
+
+    monkeypatch.setattr(writers, "SLICE_ROWS", 4)
+    monkeypatch.setattr(sources, "PIECE_BYTES", 150)
+    start, calls = writers._Ahead.start, []
+
+    def started(self, collect):
+        calls.append(1)
+        n = len(calls)
+
+        def run():
+            if n == 3:
+                raise OSError(5, "Input/output error")
+            return collect()
+        start(self, run)
+
+    monkeypatch.setattr(writers._Ahead, "start", started)
+    out = tmp_path / "out" / "rows.parquet"
+    out.parent.mkdir()
+    out.write_text("previous\n")
+    rows, _ = price_requests([_slice_log(tmp_path, kind)], Options(quarantine=quarantine))
+    with pytest.raises(Exception, match="Input/output error"):
+        writers.sink_rows(rows, "parquet", str(out))
+    assert out.read_text() == "previous\n" and os.listdir(out.parent) == ["rows.parquet"]
+    assert len(calls) == 3  # (no slice collected after the failure)
+    assert not [t for t in threading.enumerate() if t.name.startswith("llm-cost-slice")]
+
+
 def test_no_rows_write_the_columns_alone(tmp_path, quarantine):
     src = write_frame(canonical_frame([_req("r1", "2026-10-01T10:00:00Z", inp=-1)]), tmp_path / "l.parquet")
     rows, acc = price_requests([str(src)], Options(quarantine=quarantine))
@@ -199,7 +287,7 @@ def test_no_rows_write_the_columns_alone(tmp_path, quarantine):
 
 
 def test_ingest_in_slices_stores_what_one_pass_stores(tmp_path, monkeypatch):
-    """The store's nightly pricing writes its spool file in slices too (store._read_file)."""
+    """The store's nightly pricing writes its month files in slices too (store._MonthFiles)."""
     logs = _logs(tmp_path / "logs")
     with monkeypatch.context() as m:
         m.setattr(writers, "_sliceable", lambda source: None)

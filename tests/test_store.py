@@ -300,6 +300,27 @@ def _rolled_up(root) -> bool:
     return True
 
 
+def test_a_first_commit_killed_inside_delta_rs_leaves_no_version_and_ingests_again(tmp_path):
+    """delta-rs makes `_delta_log/` before it writes the first commit into it: a kill between the two
+    (the crash test hit it) leaves the directory empty, or holding a temporary file. That is no
+    version: the store is as before its first ingest, which runs again."""
+    night = log(tmp_path / "n0" / "a.csv", [req("a"), req("b")])
+    st = tmp_path / "store"
+    store.ingest([str(night)], str(st))
+    expected = json_report(st, ("day", "model"))
+    shutil.rmtree(st / "_delta_log")
+    shutil.rmtree(st / "_llm_cost" / "files")  # (written after the first commit)
+    (st / "_delta_log").mkdir()
+    (st / "_delta_log" / "_commit_0f1e2d3c.json.tmp").write_text("{}")
+    r = run("store", "status", st)
+    assert r.exit_code == 2 and "first ingest did not finish" in r.stderr, r.stderr
+    assert [f.status for f in store.ingest([str(night)], str(st)).files] == ["ingested"]
+    assert json_report(st, ("day", "model")) == expected
+    (st / "_delta_log" / "00000000000000000000.json").unlink()  # a log that lost its commits is damage
+    r = run("store", "status", st)
+    assert r.exit_code != 0 and "damaged store" in r.stderr, r.stderr
+
+
 @pytest.mark.slow
 def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_run(tmp_path):
     nights = _nights(tmp_path / "logs")
@@ -336,7 +357,7 @@ def test_kill_minus_9_at_random_moments_leaves_a_store_that_reports_as_a_clean_r
         else:
             full = time.monotonic() - started
         p.wait()
-        if (st / "_delta_log").exists():  # whatever moment it died at, the store is whole
+        if store._kind(str(st)) == "delta":  # whatever moment it died at, the store is whole (or has no version)
             status = store.status(str(st))
             assert not status["damaged_parts"]
             torn += bool(status["uncommitted"])  # killed between writing a data file and committing it
@@ -527,11 +548,13 @@ def test_a_commit_built_on_a_stale_version_is_a_conflict_not_a_rebase(tmp_path):
     store.ingest([str(log(tmp_path / "n0" / "z.csv", [req("z")]))], str(st))
     stale = store._table(str(st))
     store.ingest([str(log(tmp_path / "n1" / "a.csv", [req("a")]))], str(st))  # version 1, unseen by `stale`
-    spool = str(tmp_path / "spool.parquet")
-    canonical_frame([req("a")]).with_columns(pl.lit("2026-10").alias(store.MONTH)).write_parquet(spool)
-    rows = store._Rows(spool, pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64}))
+    frame = pl.concat([pl.read_parquet(p, hive_partitioning=False) for p in sorted(st.glob("_llm_month=*/*.parquet"))])
+    rows = store._MonthFiles(str(st), "x", frame.schema, None, pl.DataFrame(schema={"_h1": pl.UInt64, "_h2": pl.UInt64}))
+    rows.append(frame)
+    rows.close(frame.clear().lazy())
+    assert [r.split("/")[0] for r in rows.written] == [f"{store.MONTH}=2026-10"]
     with pytest.raises(store._Conflict):
-        store._write_rows(str(st), stale, rows, {"0" * 64}, {"path": "x"}, "book", 1, new=True)
+        store._write_rows(str(st), stale, rows, {"0" * 64}, {"path": "x"}, "book", 1)
     assert store._table(str(st)).version() == 1 and not store.status(str(st))["uncommitted"]
 
 
