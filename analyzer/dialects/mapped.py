@@ -604,15 +604,22 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict) 
     # any key holding a `\u` escape (`input\u005ftokens` is input_tokens to the decoder).
     keys = "|".join(sorted({_regex_literal(json.dumps(a[-1], ensure_ascii=False)[1:-1]) for a in paths}))
     escaped = r'\\u(?:[^"\\]|\\.)*'
-    floated = pl.col(LINE).str.contains(
-        rf'(?:"(?:{keys})|{escaped})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})')
-    lf = lf.with_columns(pl.when(floated).then(pl.col(LINE)).str.extract_all(TOKENS).alias("_n_tokens"))
+
+    def floated(keys: str, line: pl.Expr) -> pl.Expr:
+        return line.str.contains(rf'(?:"(?:{keys})|{escaped})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})')
+    lf = lf.with_columns(pl.when(floated(keys, pl.col(LINE))).then(pl.col(LINE)).alias("_n_line"))
+    lf = lf.with_columns(pl.col("_n_line").str.extract_all(TOKENS).alias("_n_tokens"))
 
     def as_written(parts: tuple[str, ...]) -> pl.Expr:
         value = get(parts)
         if parts not in paths:
             return value
-        return pl.when(value.is_not_null()).then(pl.coalesce(number_at(pl.col("_n_tokens"), parts), value))
+        # Only the paths whose own key (or an escaped one) the line follows with such a number walk
+        # its tokens: a long line (a transcript's 27 MB tool output) walked once per count path
+        # cost minutes. (`_n_line` is null on every other line: its search costs nothing there.)
+        mine = floated(_regex_literal(json.dumps(parts[-1], ensure_ascii=False)[1:-1]), pl.col("_n_line"))
+        tokens = pl.when(mine).then(pl.col("_n_tokens"))
+        return pl.when(value.is_not_null()).then(pl.coalesce(number_at(tokens, parts), value))
     return lf, as_written
 
 
