@@ -592,17 +592,20 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict) 
     `1.0`), which the count check would take for 1 token, where a CSV holding the same text is
     quarantined. So a line where a count's key is followed by a number with a fraction, an exponent
     or 19 digits or more (real counts are plain integers: no real line pays beyond one search for
-    the keys, which Rust's regex finds by their literal names) is split into tokens, and each count path
-    takes the text of the number written at that path (canonical.number_at), which the count check
-    then judges as CSV text: the same verdict in every format. A path whose number is not found that
-    way (under an array; a hook's column) keeps the decoder's value."""
+    the keys, which Rust's regex finds by their literal names) is split into tokens, and each count
+    path whose own key is so followed takes the text of the number written at that path
+    (canonical.number_at), which the count check then judges as CSV text: the same verdict in every
+    format. A path whose number is not found that way (under an array; a hook's column) keeps the
+    decoder's value."""
     paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
              if a[0][:1] != "@" and typed.get(a) == pl.String}
     if not paths:
         return lf, get
     # A key as a line writes it: its own characters (`tökens`, not json.dumps' `t\u00f6kens`), or
     # any key holding a `\u` escape (`input\u005ftokens` is input_tokens to the decoder).
-    keys = "|".join(sorted({_regex_literal(json.dumps(a[-1], ensure_ascii=False)[1:-1]) for a in paths}))
+    def written(key: str) -> str:
+        return _regex_literal(json.dumps(key, ensure_ascii=False)[1:-1])
+    keys = "|".join(sorted({written(a[-1]) for a in paths}))
     escaped = r'\\u(?:[^"\\]|\\.)*'
 
     def floated(keys: str, line: pl.Expr) -> pl.Expr:
@@ -617,7 +620,7 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict) 
         # Only the paths whose own key (or an escaped one) the line follows with such a number walk
         # its tokens: a long line (a transcript's 27 MB tool output) walked once per count path
         # cost minutes. (`_n_line` is null on every other line: its search costs nothing there.)
-        mine = floated(_regex_literal(json.dumps(parts[-1], ensure_ascii=False)[1:-1]), pl.col("_n_line"))
+        mine = floated(written(parts[-1]), pl.col("_n_line"))
         tokens = pl.when(mine).then(pl.col("_n_tokens"))
         return pl.when(value.is_not_null()).then(pl.coalesce(number_at(tokens, parts), value))
     return lf, as_written
