@@ -67,6 +67,12 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     # with spaces or a BOM around it, which cleaned would collide with the reader's own column)
     original = {c: _clean(c) for c in src.columns
                 if _clean(c) not in RESERVED or src.container not in ("parquet", "csv")}
+    unnamed = [c for c in original.values() if not nameable(c)]
+    if unnamed:
+        if ctx is not None:
+            ctx.note(f"{src.display}: column {unnamed[0]!r} is not read: Polars cannot name it (`*` and `^...$` "
+                     "are its patterns; a JSON path cannot spell a backslash)")
+        original = {k: c for k, c in original.items() if c not in unnamed}
     if src.container in ("json", "jsonl"):
         fields = {f: f for f in FIELDS}
         fields.update({c.lower(): c for c in original.values() if c.lower() in FIELDS})
@@ -182,6 +188,13 @@ def _key_pattern(fields: dict[str, str], dimensions=()) -> str:
     names = "(?i:" + "|".join(re.escape(n) for n in (*FIELDS, *FOREIGN_COUNTS)) + ")"
     alts += [_ESCAPED_KEY, _KELVIN_KEY, f"{_SPACE}+{names}{_SPACE}*", f"{names}{_SPACE}+"]
     return '"(?:' + "|".join(alts) + ')"[ \t\r]*:'
+
+
+def nameable(key: str) -> bool:
+    """A column or key that Polars and a JSON path can name: `*` is Polars' wildcard and `^...$` its
+    regex (a run failed with Polars' own message), and jsonpath cannot compile a key holding a
+    backslash. Such a column is not read (its rows are)."""
+    return key != "*" and not (key.startswith("^") and key.endswith("$")) and "\\" not in key
 
 
 def _clean(key: str) -> str:

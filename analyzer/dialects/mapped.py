@@ -30,7 +30,7 @@ from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
-from .canonical import TOKENS, canonical_frame, number_at
+from .canonical import TOKENS, canonical_frame, nameable, number_at
 
 # Canonical columns a mapping may fill (besides dimensions).
 FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
@@ -415,6 +415,7 @@ def _extra_dimensions(m: Mapping, src: SourceFile) -> dict[str, tuple[tuple[str,
 Getter = Callable[[tuple[str, ...]], pl.Expr]
 
 
+
 def to_canonical(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, prepare: Hook | None,
                  finish: Hook | None, reads: dict) -> pl.LazyFrame:
     """A file of a mapped format as canonical rows: scan it, read the mapped paths, then the shared
@@ -456,6 +457,11 @@ def _dimensions(m: Mapping, src: SourceFile, ctx: Context, prepare: Hook | None
     dims = dict(m.dimensions)
     if m.extra_dimensions is not None:
         extra = {k: v for k, v in _extra_dimensions(m, src).items() if k not in dims}  # the mapping's win
+        unnamed = [k for k, (path,) in extra.items() if not all(map(nameable, path))]
+        if unnamed:
+            ctx.note(f"{src.display}: key {unnamed[0]!r} is not read as a dimension: Polars cannot name it "
+                     "(`*` and `^...$` are its patterns; a JSON path cannot spell a backslash)")
+            extra = {k: v for k, v in extra.items() if k not in unnamed}
         # A record's own key named like a built-in --by key (an envelope's `provider`) is renamed, not
         # allowed to shadow it.
         renamed = schema.dimension_names([*dims, *extra])
