@@ -185,7 +185,7 @@ def test_a_record_key_polars_or_jsonpath_cannot_name_does_not_fail_the_run(tmp_p
 
 # The same keys in a canonical JSON Lines log (read by name: pl.col("*") is every column): the run
 # failed with Polars' "duplicate output name '_f_*'", naming no file. The column is not read, with a
-# note; the request is priced. (A CSV or Parquet column so named still stops the run, naming its file.)
+# note; the request is priced. (A CSV column so named still stops the run, naming its file.)
 @pytest.mark.parametrize("key", ["*", "^a$", "b\\\\c"])
 def test_a_canonical_key_polars_cannot_name_is_left_with_a_note(tmp_path, key):
     from click.testing import CliRunner
