@@ -31,8 +31,11 @@ demo: $(STAMP)  ## cost reports of the bundled sample logs (fixtures/sample, the
 	$(BIN)/llm-cost report $(DEMO_FORMATS) --by source --batch-time 2026-11-20T10:00:00Z \
 		--quarantine "$$d/formats-quarantine.jsonl"
 
+# Two worker processes (pytest-xdist), a file's tests in one of them (module fixtures such as the
+# local Spark session and S3 server start once): most tests wait on a subprocess or a single-threaded
+# step, so two halve the wall time on two cores. More cores, up to four workers.
 test: $(STAMP)  ## run the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --numprocesses logical --maxprocesses 4 --dist loadfile
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check analyzer tests bench

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# A table written to a pipe is as wide as COLUMNS says (writers.plain_width), and the golden tables are
+# whole. pytest-xdist's workers (`make test` runs two) set COLUMNS=80, and so may a developer's shell:
+# the suite runs as a pipe without it, whoever starts it. Tests that need a width set their own.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
 SAMPLE = ROOT / "fixtures" / "sample"
 COLUMNS = ["request_id", "timestamp", "model", "workspace", "service_tier", "speed", "inference_geo", "input_tokens",
            "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens", "output_tokens",
