@@ -1482,10 +1482,17 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
                 if overflows(hour):
                     raise _Overflow
                 days.append(_cell_sums(hour.lazy(), vary, GRAINS["day"], True, measures).collect())
-                table = hour.with_columns(pl.col(counts).cast(pl.Int64), *whole).to_arrow()
-                del hour
+                hour = hour.with_columns(pl.col(counts).cast(pl.Int64), *whole)
+                table = hour.to_arrow(compat_level=pl.CompatLevel.newest())  # (string views: no copy)
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd")
+                    # Dictionaries for the text columns only (a cell's sums nearly all differ), and
+                    # statistics for the time only, which reports filter cells on: PyArrow's
+                    # defaults (both for every column) cost 2.0 of the 3.1 CPU s writing a 2.6M-row
+                    # month's 1.1M hour cells, for a file 5% bigger.
+                    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd",
+                                              use_dictionary=[c for c, t in hour.schema.items() if t == pl.String],
+                                              write_statistics=["timestamp"])
+                del hour
                 writer.write_table(table.cast(writer.schema), row_group_size=SUMMARY_GROUP)
         finally:
             if writer is not None:
