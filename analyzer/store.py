@@ -1047,6 +1047,12 @@ class _MonthFiles:
         # its cells by them too cost 1.9 of 6.1 CPU s for a 2.6M-row month.
         self.text = _cell_keys(schema)
         self.same: dict[str, dict[str, str | None]] = {}
+        # By month, the money columns seen to hold a value other than 0 or null (and REPORTED_ROWS
+        # once a reported_cost is not null), for the same reason: the files' footers have no money
+        # statistics, so each summary summed the bench's all-zero web search and fetch costs and
+        # all-null reported costs in every cell (4 of its 19 sums).
+        self.money = [c for c in (*pipeline.MONEY_COLUMNS, "reported_cost") if c in schema]
+        self.valued: dict[str, set[str]] = {}
 
     def append(self, rows: pl.DataFrame) -> None:
         # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
@@ -1088,6 +1094,12 @@ class _MonthFiles:
 
     def _write(self, month: str, rows: pl.DataFrame) -> None:
         self._out(month).append(rows)
+        valued = self.valued.setdefault(month, set())
+        check = [pl.col(c).ne(0).any().alias(c) for c in self.money if c not in valued]  # (nulls: not a value)
+        if "reported_cost" in self.money and REPORTED_ROWS not in valued:
+            check.append(pl.col("reported_cost").is_not_null().any().alias(REPORTED_ROWS))
+        if check:  # (once a column has a value in a month, it is not looked at again)
+            valued.update(k for k, v in rows.select(check).row(0, named=True).items() if v)
         if not self.text:
             return
         c = pl.col(self.text)
@@ -1103,6 +1115,14 @@ class _MonthFiles:
     def constant(self, rel: str) -> dict[str, str | None]:
         """The text columns of month file `rel` that hold one value (or only nulls), with it."""
         return next((self.same.get(m, {}) for m, r in self.rels.items() if r == rel), {})
+
+    def zero(self, rel: str) -> set[str]:
+        """The money columns of month file `rel` that are 0 or null in every row (REPORTED_ROWS:
+        reported_cost null in every row): their sums are 0 in every cell."""
+        month = next((m for m, r in self.rels.items() if r == rel), None)
+        if month is None or month not in self.valued:
+            return set()
+        return {*self.money, *([REPORTED_ROWS] if "reported_cost" in self.money else [])} - self.valued[month]
 
     def _out(self, month: str):
         import uuid
@@ -1157,7 +1177,7 @@ def _append(root: str, table, frame: _MonthFiles, props) -> None:
     try:
         for rel in written:
             with contextlib.suppress(pl.exceptions.PolarsError, OSError, AnalyzerError):
-                summaries += _write_summaries(root, rel, constant=frame.constant(rel))  # (or, without one, its rows)
+                summaries += _write_summaries(root, rel, constant=frame.constant(rel), zero=frame.zero(rel))  # (or, without one, its rows)
                 _trace("summary")
         adds = []
         for rel in written:
@@ -1380,6 +1400,34 @@ def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[
     return const, zero
 
 
+def _sums_fit(path: str, counts: list[str]) -> bool:
+    """Whether the data file's footer statistics prove that no sum of any of `counts` over any of
+    its rows can pass INT64_MAX: each row group's largest magnitude times its rows, summed over the
+    groups, bounds every cell's sum. A summary then sums in Int64 (in Int128 it cost 0.3 CPU s more
+    for a 2.6M-row month); a column without statistics proves nothing (Int128, then checked)."""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(path).metadata
+    index = {md.schema.column(i).name: i for i in range(md.num_columns)}
+    for name in counts:
+        if name in (pipeline.ROWS, REPORTED_ROWS):
+            continue  # (0 or 1 a row)
+        if name not in index:
+            return False
+        bound = 0
+        for g in range(md.num_row_groups):
+            rg = md.row_group(g)
+            st = rg.column(index[name]).statistics
+            if st is None or not st.has_min_max or not isinstance(st.min, int) or not isinstance(st.max, int):
+                if st is not None and st.null_count == rg.num_rows:
+                    continue  # (only nulls: nothing to sum)
+                return False
+            bound += max(abs(st.min), abs(st.max)) * rg.num_rows
+        if bound > INT64_MAX:
+            return False
+    return True
+
+
 WINDOW_ROWS = 256 * 1024  # rows of a data file summarized at once (whole UTC days; a bigger day alone)
 
 
@@ -1409,7 +1457,7 @@ def _day_windows(rows: pl.LazyFrame) -> list[pl.Expr]:
 
 
 def _write_summaries(root: str, part: str, sources: list[str] | None = None,
-                     constant: dict[str, str | None] | None = None) -> list[str]:
+                     constant: dict[str, str | None] | None = None, zero: set[str] | None = None) -> list[str]:
     """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
     None is written for a file whose counts could sum past 64 bits, or whose rows a summary would
     hardly shrink (it is read as rows).
@@ -1420,7 +1468,8 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
     summing a month's ~100K cells a night costs little next to grouping its millions of rows.
 
     `constant`: text columns known to hold one value (or only nulls) in the whole file, with it
-    (the ingest that wrote the file saw its rows; its footer has no text statistics to say so)."""
+    (the ingest that wrote the file saw its rows; its footer has no text statistics to say so).
+    `zero`: measures known to be 0 or null in every row (its footer has no money statistics)."""
     from . import writers
 
     path = os.path.join(root, part)
@@ -1434,8 +1483,9 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
     schema = rows.collect_schema()
     keys = _cell_keys(schema)
     summed = [*SUMMED, *pipeline.MONEY_COLUMNS, "reported_cost"]
-    const, zero = _constant_columns(path, keys, summed)
+    const, zeros = _constant_columns(path, keys, summed)
     const.update({k: v for k, v in (constant or {}).items() if k in keys})
+    zero = zeros | {c for c in zero or () if c in (*summed, REPORTED_ROWS)}
     vary = [k for k in keys if k not in const]
     measures = tuple(c for c in (*summed, pipeline.ROWS, REPORTED_ROWS) if c not in zero)
     rows = rows.with_columns([pl.lit(None, t).alias(c) for c, t in SCHEMA.items() if c not in schema])
@@ -1460,6 +1510,7 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
         # pricing. Its rows are read instead, as fast.
         return []
     counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if c in measures]
+    wide = not _sums_fit(path, counts)
     cell = _cells(pl.LazyFrame(schema=SCHEMA), []).collect_schema()
     whole = [*(pl.lit(v, pl.String).alias(k) for k, v in const.items()),
              *(pl.lit(0, cell[c]).alias(c) for c in zero)]
@@ -1478,14 +1529,21 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
         writer = None
         try:
             for window in windows if windows is not None else _day_windows(rows):
-                hour = _cell_sums(cells_of(window), vary, GRAINS["hour"], True, measures).collect(engine="streaming")
+                hour = _cell_sums(cells_of(window), vary, GRAINS["hour"], wide, measures).collect(engine="streaming")
                 if overflows(hour):
                     raise _Overflow
-                days.append(_cell_sums(hour.lazy(), vary, GRAINS["day"], True, measures).collect())
-                table = hour.with_columns(pl.col(counts).cast(pl.Int64), *whole).to_arrow()
-                del hour
+                days.append(_cell_sums(hour.lazy(), vary, GRAINS["day"], wide, measures).collect())
+                hour = hour.with_columns(pl.col(counts).cast(pl.Int64), *whole)
+                table = hour.to_arrow(compat_level=pl.CompatLevel.newest())  # (string views: no copy)
                 if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd")
+                    # Dictionaries for the text columns only (a cell's sums nearly all differ), and
+                    # statistics for the time only, which reports filter cells on: PyArrow's
+                    # defaults (both for every column) cost 2.0 of the 3.1 CPU s writing a 2.6M-row
+                    # month's 1.1M hour cells, for a file 5% bigger.
+                    writer = pq.ParquetWriter(tmp, table.schema.with_metadata(meta), compression="zstd",
+                                              use_dictionary=[c for c, t in hour.schema.items() if t == pl.String],
+                                              write_statistics=["timestamp"])
+                del hour
                 writer.write_table(table.cast(writer.schema), row_group_size=SUMMARY_GROUP)
         finally:
             if writer is not None:
