@@ -603,3 +603,19 @@ def test_a_bare_quote_in_a_csv_header_is_named_not_an_empty_file(tmp_path, heade
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert "line 1 (the header): a quote inside a column name" in res.output
     assert repr(header.decode()) in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_a_byte_order_mark_starting_one_file_of_a_tree_is_not_part_of_its_record(tmp_path):
+    """Files of a tree are read in one batch: the BOM is stripped from that file's first line alone,
+    the lines before and after it read as they are (each of the three lines bills)."""
+    def line(mid: str, out: int) -> str:
+        return json.dumps({"type": "assistant", "sessionId": "s", "timestamp": "2026-10-10T10:00:00Z",
+                           "requestId": f"req_{mid}", "message": {"id": f"msg_{mid}", "model": "claude-sonnet-4-5",
+                                                                  "usage": {"input_tokens": 1000, "output_tokens": out}}})
+    proj = tmp_path / "projects" / "-home-dev-acme"
+    proj.mkdir(parents=True)
+    (proj / "a.jsonl").write_text(line("a", 100) + "\n")
+    (proj / "b.jsonl").write_text("\ufeff" + line("b", 200) + "\n" + line("c", 300) + "\n", encoding="utf-8")
+    rep = analyze([str(tmp_path)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
+    assert (rep.accounting.rows_read, rep.accounting.priced, rep.accounting.quarantined) == (3, 3, 0)
+    assert rep.totals["cost"] == (3 * 1000 * 3 + 600 * 15) / Decimal(10**6)  # Sonnet 4.5: $3 in, $15 out
