@@ -99,7 +99,7 @@ ODD = [
 ]
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.integers(0, 5000), st.lists(st.sampled_from(ODD), max_size=2), st.booleans(),
                           st.sampled_from([None, "a", "b"])), min_size=1, max_size=6),
        st.integers(3, 4))
