@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
+from .dialects.canonical import KEYS_READ, KeyCheck
 from .errors import DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
 from .pricing import (
@@ -45,10 +46,12 @@ from .sources import (
     concurrent_scans,
     find_files,
     heads,
+    key_colons,
     looks_like,
     one_reading,
     open_source,
     read_natively,
+    search_keys_first,
     shards,
     shown,
     temporary_file,
@@ -59,8 +62,12 @@ STATUS = "_status"
 # Small integers, not strings: the status is a group-by key of the one pass over every row.
 OK, DUPLICATE, QUARANTINED, FILTERED, NOT_BILLABLE, REPEAT = 0, 1, 2, 3, 4, 5
 # Bookkeeping columns a dialect may add, with the value rows of other dialects take.
-BOOKKEEPING = {"_nb": pl.lit(None, pl.String), "_rec": pl.lit(1, pl.Int64), "_rank": pl.lit(0, pl.Int8)}
+BOOKKEEPING = {"_nb": pl.lit(None, pl.String), "_rec": pl.lit(1, pl.Int64), "_rank": pl.lit(0, pl.Int8),
+               KEYS_READ: pl.lit(0, pl.Int64)}
 ROWS = "_rows"
+# Set (or LLM_COST_SEARCH_KEYS_FIRST in the environment): every JSON Lines file is searched for late
+# keys before it is read, as before canonical.KeyCheck (what tests compare the check's answers with).
+SEARCH_KEYS_FIRST = bool(os.environ.get("LLM_COST_SEARCH_KEYS_FIRST"))
 DEFAULT_QUARANTINE = "llm-cost-quarantine.jsonl"
 
 
@@ -161,6 +168,7 @@ class Loaded:
     bookkeeping: set[str] = field(default_factory=set)  # BOOKKEEPING columns some dialect adds
     spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
     decoded: bool = False  # every part is read from spooled rows (cheap to read again: see spool)
+    key_checks: list[KeyCheck] = field(default_factory=list)  # JSON Lines read before their search (_aggregate)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -182,14 +190,17 @@ class Loaded:
 
 
 def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
-              dimensions: set[str] | None = None) -> Loaded:
+              dimensions: set[str] | None = None, check_keys: bool = False) -> Loaded:
     """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
     in one scan know their line in their own file (costs a pass that counts lines); by default only
-    when reading robustly, where the quarantine file is written from."""
+    when reading robustly, where the quarantine file is written from. `check_keys`: the run's
+    aggregate pass checks what plain JSON Lines files were read with (see _aggregate), so their
+    search for late keys waits for it (Loaded.key_checks)."""
     forced = _forced_dialect(opts)
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
-                           exact_lines=robust if exact_lines is None else exact_lines, dimensions=dimensions)
+                           exact_lines=robust if exact_lines is None else exact_lines, dimensions=dimensions,
+                           key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None)
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
@@ -215,7 +226,7 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
         frames = [_no_rows()]
     frames, books = _with_bookkeeping(frames)
     return Loaded(frames, files, det.names, ordered, seen, robust, det.empty, det.skipped, ctx.notes, repeat_files,
-                  books, spooled=list(ctx.temporary))
+                  books, spooled=list(ctx.temporary), key_checks=ctx.key_checks or [])
 
 
 @dataclass
@@ -520,9 +531,10 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     # consumed yet, and peak memory grew with the input (10M JSONL requests: 0.75 -> 2.5 GiB).
     competing = None
     if dups and _one_read(loaded):
-        agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)])
+        agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
     else:
-        agg = sums(lf, group)
+        agg = sums(lf, group, keys_read=True)
+    agg = _keys_checked(agg, loaded)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
     losers = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})  # (see dedupe.lost)
@@ -536,6 +548,33 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     return _regroup(agg), losers, units
 
 
+class LateKeys(Exception):
+    """A JSON Lines file was read before its search for late keys, and the search found some: the run
+    starts again, searching first (see _with_retry)."""
+
+
+def _keys_checked(agg: pl.DataFrame, loaded: Loaded) -> pl.DataFrame:
+    """The aggregate without its count of JSON values read (KEYS_READ), once that count is checked
+    against the keys the files' text holds (canonical.KeyCheck says why equal counts prove that the
+    search for late keys would find nothing). Short of it, the files are searched as they were
+    before being read (a file with a null value or a nested object, ~0.25 CPU s per 1M records more
+    than before), and a search that finds keys to read starts the run again (LateKeys). Before any
+    output is written: every command's aggregate pass comes before its writing."""
+    if KEYS_READ not in agg.columns:
+        return agg
+    read = agg[KEYS_READ].sum()
+    agg = agg.drop(KEYS_READ)
+    texts = [key_colons(c.path) for c in loaded.key_checks]
+    if None not in texts and sum(texts) == read:
+        return agg
+    if all(c.holds() for c in loaded.key_checks):
+        return agg
+    for tmp in loaded.spooled:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    raise LateKeys()
+
+
 class _GroupSums:
     """Rows summed per group, exactly (see exact_sums), with the measures no source carries as
     constants: summing a literal per row would cost real time."""
@@ -544,12 +583,14 @@ class _GroupSums:
         self.summed = [c for c in ("requests", *COUNT_COLUMNS) if c in loaded.carried]
         self.reported = "reported_cost" in loaded.carried
         self.records = pl.col("_rec").sum() if "_rec" in loaded.bookkeeping else pl.len()
+        self.keys_read = KEYS_READ in loaded.bookkeeping
 
-    def __call__(self, frame: pl.LazyFrame, by: list[str], also: list[pl.LazyFrame] = ()
+    def __call__(self, frame: pl.LazyFrame, by: list[str], also: list[pl.LazyFrame] = (), keys_read: bool = False
                  ) -> pl.DataFrame | list[pl.DataFrame]:
-        """The sums; with `also`, [the sums, *those plans collected in the same pass]."""
+        """The sums; with `also`, [the sums, *those plans collected in the same pass]; with `keys_read`,
+        KEYS_READ summed too (the pass over every record: see _keys_checked)."""
         out = exact_sums(frame, by, self.summed, [
-            self.records.alias(ROWS),
+            self.records.alias(ROWS), *([pl.col(KEYS_READ).sum()] if keys_read and self.keys_read else []),
             *([pl.col("reported_cost").sum(), pl.col("reported_cost").is_not_null().sum().alias("_reported_rows")]
               if self.reported else [])], valid=pl.col("_ok"), also=also)
         out, extra = (out[0], out[1:]) if also else (out, None)
@@ -783,6 +824,9 @@ def _with_retry(run):
     its line number instead of failing the file. Clean files, the nightly norm, pay for one pass."""
     try:
         return run(False)
+    except LateKeys:  # (JSON Lines read before their search, which found keys to read: searched first now)
+        search_keys_first()
+        return _with_retry(run)
     except FAST_PATH_FAILURES:
         read_natively(False)  # (the robust pass reads every file with the bounded readers)
         return run(True)
@@ -826,8 +870,13 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
-    loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
-    by, row_keys = report_keys(by, loaded, all_dimensions)
+    loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
+    try:
+        by, row_keys = report_keys(by, loaded, all_dimensions)
+    except UnknownKeys:  # (perhaps a --by tag that first appears after the first records: searched now)
+        if not all(c.holds() for c in loaded.key_checks):
+            raise LateKeys() from None
+        raise
     loaded = spool(loaded, opts, columns=set(row_keys))
     keys, post, extra = row_exprs(by, row_keys, opts, book)
     lf = with_status(loaded.frame, opts)
@@ -1104,7 +1153,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
-    loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
+    loaded = spool(read_logs(paths, opts, robust, exact_lines=True, check_keys=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
     acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)

@@ -8,8 +8,11 @@ Only `timestamp`, `model`, `input_tokens` and `output_tokens` are required; othe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -23,6 +26,7 @@ from ..sources import (
     NOT_UTF8,
     RESERVED,
     SourceFile,
+    defer_key_search,
     display_expr,
     first_key_match,
     json_to_lines,
@@ -99,10 +103,16 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
     if lacking:
         raise DialectError(f"{src.display}: not a canonical log: no {', '.join(k.replace('|', ' or ') for k in lacking)} "
                            f"column (columns: {', '.join(list(original.values())[:12])}); see `llm-cost formats`")
-    late = []
+    late, check = [], None
     if src.container == "jsonl":
         wanted = _wanted_dimensions(ctx, set(original.values()))
-        fields, late = _late_keys(src, fields, {c.lower() for c in original.values()}, wanted, set(original))
+        search = functools.partial(_late_keys, src, fields, {c.lower() for c in original.values()}, wanted,
+                                   set(original))
+        if not robust and ctx is not None and ctx.key_checks is not None and src.compression is None \
+                and _countable(src.sample) and defer_key_search(src.path):
+            check = KeyCheck(src.path, dict(fields), search)  # (searched only if the keys read fall short)
+        else:
+            fields, late = search()
     from_price = "price_book" in original.values()
     dims = [c for c in original.values() if _is_dimension(c, from_price)] + late
     renamed = schema.dimension_names(dims)
@@ -140,11 +150,17 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
         # is not an object, quarantined as missing every field).
         others = {c: pl.String() for c in original.values() if c not in dtypes and c not in dims}
-        lf = src.scan_ndjson({**dtypes, **{d: pl.String() for d in dims}, **others},
-                             exact_lines=ctx is None or ctx.exact_lines)
+        keys = {**dtypes, **{d: pl.String() for d in dims}, **others}
+        lf = src.scan_ndjson(keys, exact_lines=ctx is None or ctx.exact_lines)
+        extra = []
+        if check is not None:  # (every key of the reader's: each is then decoded, as `_raw` needs anyway)
+            lf = lf.with_columns(pl.sum_horizontal([pl.col(k).is_not_null() for k in keys]).cast(pl.Int64)
+                                 .alias(KEYS_READ))
+            extra = [KEYS_READ]
+            ctx.key_checks.append(check)
         raw = pl.struct([pl.col(c) for c in (*original.values(), *late)]).struct.json_encode()
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
-                               unseen=[f for f in fields if f not in seen], **sniff)
+                               unseen=[f for f in fields if f not in seen], extra=extra, **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
 
     def get(c: str) -> pl.Expr:
@@ -153,6 +169,45 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
                            bad_record=_bad_json_line(), number_texts=integers, **sniff)
+
+
+# Per record of a JSON Lines file read without the search for late keys: how many of the reader's
+# keys it holds a value of (see KeyCheck).
+KEYS_READ = "_keys_read"
+
+
+@dataclass
+class KeyCheck:
+    """The search for late keys (_late_keys: ~1 CPU s per 1M records) of a plain JSON Lines file,
+    put off until the run's pass over its records has counted the values the NDJSON reader took
+    (KEYS_READ, summed), and then needed only when that sum falls short of the keys the file's text
+    holds (sources.key_colons: each `"` directly followed by `:`, a fifth of the search's CPU).
+
+    Why equal sums prove the search would find nothing. Take one line (a record) of a file in which
+    no `"` is followed by whitespace (else key_colons says None, and the search runs). Let R be the
+    values the reader took from it (keys of its schema with a non-null value: it reads a record's
+    own keys only, each under its exact name, one value for a key written twice), K the keys the
+    record holds at any depth, C the line's `":` pairs. R <= K: a value read is a key of the record,
+    and a key written twice gives one value. K <= C: every key ends with `"` and, whitespace being
+    excluded, its `:` right after. So each line has R <= C, and the file's sums are equal only if
+    R = C on every line: no +1 on one line can balance a -1 on another. R = C means every `":` is
+    a key (none inside a string), every key is the record's own (none nested), read under exactly
+    its name, once, with a non-null value. What the search reports is a record's own key that is
+    not read as written (a canonical name in another case, a foreign count name, a `--by` tag the
+    first records lack: none of these is in the reader's schema, _late_keys and `wanted` exclude
+    them) or a key written twice: either makes R < C on its line. So the search finds nothing, and
+    the run read what it would have read after it. When the sums differ (a late key, a null value,
+    a nested object, a `":` in a string, a key twice), the search runs as before the read and, if
+    it finds keys to read, the run starts again reading them (pipeline._with_retry)."""
+
+    path: str
+    fields: dict[str, str]  # the spellings the run read the canonical keys by
+    search: Callable[[], tuple[dict[str, str], list[str]]]  # _late_keys, for this file
+
+    def holds(self) -> bool:
+        """Whether the search finds the reading right (raises what _late_keys raises)."""
+        fields, late = self.search()
+        return fields == self.fields and not late
 
 
 # Candidate keys the pattern below sends to Python, which decodes the line and decides. A key with
@@ -211,6 +266,13 @@ def _wanted_dimensions(ctx, seen: set[str]) -> set[str]:
     wanted = {d for d in ctx.dimensions if d not in builtin and not d.startswith("_")}
     wanted |= {d[4:] for d in wanted if d.startswith("log_") and schema.dimension_name(d[4:]) == d}
     return {d for d in wanted if d not in seen and d.lower() not in FIELDS and _is_dimension(d, False)}
+
+
+def _countable(sample: list[dict]) -> bool:
+    """Whether the first records let KeyCheck's count vouch for the file: a null value (`llm-cost
+    price` writes some on every line) or a nested object or array is a key the reader does not take,
+    and the search would run after the pass anyway: it runs first, as it did (no count to pay)."""
+    return not any(v is None or isinstance(v, (dict, list)) for rec in sample for v in rec.values())
 
 
 def _late_keys(src: SourceFile, fields: dict[str, str], seen: set[str], wanted: set[str] = frozenset(),
