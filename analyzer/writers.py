@@ -851,7 +851,7 @@ class _Pieces:
 
     def __init__(self, fd: int):
         self.fd = fd
-        self.error: OSError | None = None
+        self.error: BaseException | None = None
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
@@ -860,7 +860,7 @@ class _Pieces:
                 piece = view[start:start + WRITE_PIECE]
                 while piece:  # (a write may take fewer bytes than given: the rest follows)
                     piece = piece[os.write(self.fd, piece):]
-        except OSError as e:
+        except BaseException as e:  # (Ctrl-C in a write too: Polars would make it an OSError(''))
             self.error = e
             raise
         return len(view)
@@ -905,8 +905,8 @@ class _Appender:
             else:
                 frame.write_ndjson(pieces)
         except OSError:
-            # (Polars re-raises a failed write as a new OSError carrying only the text: the write's
-            # own error, with its errno, is what names the failure, e.g. a full disk)
+            # (Polars re-raises whatever a write raised as a new OSError carrying only its text: the
+            # write's own error, with its errno, names the failure, e.g. a full disk; a Ctrl-C stays one)
             if pieces.error is not None:
                 raise pieces.error from None
             raise

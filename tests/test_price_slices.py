@@ -186,13 +186,14 @@ def test_a_failure_mid_write_leaves_the_previous_output_and_no_temporary_file(tm
     assert out.read_text() == "previous\n" and os.listdir(out.parent) == ["rows.csv"]
 
 
-def _recording_writes(monkeypatch, fail_after: int | None = None) -> dict[int, list[int]]:
-    """Bytes of every os.write, by file descriptor; `fail_after`: the disk is full after that many."""
+def _recording_writes(monkeypatch, fail_after: int | None = None,
+                      failure: BaseException | None = None) -> dict[int, list[int]]:
+    """Bytes of every os.write, by file descriptor; `fail_after`: `failure` (a full disk) after that many."""
     real, sizes = os.write, {}
 
     def write(fd, data):
         if fail_after is not None and sum(sum(v) for v in sizes.values()) + len(data) > fail_after:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise failure or OSError(errno.ENOSPC, "No space left on device")
         n = real(fd, data)
         sizes.setdefault(fd, []).append(n)
         return n
@@ -238,6 +239,22 @@ def test_a_full_disk_is_one_line_naming_the_output(tmp_path, monkeypatch, quaran
     monkeypatch.undo()
     assert str(e.value) == f"cannot write {out}: No space left on device"
     assert out.read_text() == "previous\n" and os.listdir(out.parent) == [f"rows.{fmt}"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_ctrl_c_while_writing_text_rows_is_an_interrupt(tmp_path, monkeypatch, quarantine, fmt):
+    """Polars turns whatever a Python write raises into an OSError: Ctrl-C must stay KeyboardInterrupt
+    (exit 130, "interrupted"), not become "cannot write F: OSError"."""
+    src = write_frame(canonical_frame([_req(f"r{i}", "2026-10-01T10:00:00Z") for i in range(300)]), tmp_path / "l.parquet")
+    out = tmp_path / "out" / f"rows.{fmt}"
+    out.parent.mkdir()
+    monkeypatch.setattr(writers, "SLICE_ROWS", 50)
+    priced, _ = price_requests([str(src)], Options(quarantine=quarantine))
+    _recording_writes(monkeypatch, fail_after=20_000, failure=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        writers.sink_rows(priced, fmt, str(out))
+    monkeypatch.undo()
+    assert os.listdir(out.parent) == []
 
 
 def _slice_log(tmp_path, kind: str) -> str:
