@@ -834,6 +834,41 @@ def parquet_appender(path: str, compression: str, row_group_size: int, level: in
     return _Appender("parquet", path, compression, row_group_size, level)
 
 
+# Bytes of CSV or JSON Lines handed to the kernel in one write (see _Pieces).
+WRITE_PIECE = 64 << 10
+
+
+class _Pieces:
+    """Writes what Polars' CSV and JSON Lines writers give it (8-25 MB a call) into file descriptor
+    `fd` in pieces of WRITE_PIECE bytes, the same bytes. Nearly all the system time of a CSV or
+    JSON Lines output is the kernel copying it into the page cache, and that copy costs 3-5x more
+    in Polars' large writes: the kernel sizes a buffered write's page-cache folios by its length
+    (ext4 large folios, Linux 6.16+), so megabyte writes take 2 MiB blocks of free memory, which on
+    a VM with free page reporting (virtio-balloon) are the blocks handed back to the host, whose
+    pages it must fault in again. 1M priced rows (1 GB of JSON Lines) from memory: 1.6-2.0 s of
+    system time in Polars' writes, 0.5-0.6 in 64 KiB pieces (docs/performance.md, issue 18 fifth
+    round). A loop over pieces, not rows: ~16K writes a GB."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.error: BaseException | None = None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        try:
+            for start in range(0, len(view), WRITE_PIECE):
+                piece = view[start:start + WRITE_PIECE]
+                while piece:  # (a write may take fewer bytes than given: the rest follows)
+                    piece = piece[os.write(self.fd, piece):]
+        except BaseException as e:  # (Ctrl-C in a write too: Polars would make it an OSError(''))
+            self.error = e
+            raise
+        return len(view)
+
+    def flush(self) -> None:
+        pass
+
+
 class _Appender:
     """One output file written slice by slice: Parquet row groups through PyArrow's writer, or CSV
     (header once) and JSON Lines written by Polars into the same open file."""
@@ -862,11 +897,19 @@ class _Appender:
             return
         if self.file is None:
             self.file = open(self.path, "wb")  # noqa: SIM115 (closed by close/abort)
-        if self.fmt == "csv":
-            frame.write_csv(self.file, include_header=self.header)
-            self.header = False
-        else:
-            frame.write_ndjson(self.file)
+        pieces = _Pieces(self.file.fileno())
+        try:
+            if self.fmt == "csv":
+                frame.write_csv(pieces, include_header=self.header)
+                self.header = False
+            else:
+                frame.write_ndjson(pieces)
+        except OSError:
+            # (Polars re-raises whatever a write raised as a new OSError carrying only its text: the
+            # write's own error, with its errno, names the failure, e.g. a full disk; a Ctrl-C stays one)
+            if pieces.error is not None:
+                raise pieces.error from None
+            raise
 
     def _parquet(self, frame: pl.DataFrame) -> None:
         import pyarrow.parquet as pq
