@@ -841,13 +841,14 @@ WRITE_PIECE = 64 << 10
 class _Pieces:
     """Writes what Polars' CSV and JSON Lines writers give it (8-25 MB a call) into file descriptor
     `fd` in pieces of WRITE_PIECE bytes, the same bytes. Nearly all the system time of a CSV or
-    JSON Lines output is the kernel copying it into the page cache, and that copy costs 3-5x more
-    in Polars' large writes: the kernel sizes a buffered write's page-cache folios by its length
-    (ext4 large folios, Linux 6.16+), so megabyte writes take 2 MiB blocks of free memory, which on
-    a VM with free page reporting (virtio-balloon) are the blocks handed back to the host, whose
-    pages it must fault in again. 1M priced rows (1 GB of JSON Lines) from memory: 1.6-2.0 s of
-    system time in Polars' writes, 0.5-0.6 in 64 KiB pieces (docs/performance.md, issue 18 fifth
-    round). A loop over pieces, not rows: ~16K writes a GB."""
+    JSON Lines output is the kernel copying it into the page cache (perf: `copy_folio_from_iter_atomic`),
+    and on this VM that copy cost 3-5x more in Polars' large writes: 1M priced rows (1 GB of JSON
+    Lines) from memory, 1.6-2.0 s of system time in Polars' writes, 0.5-0.6 in 64 KiB pieces
+    (docs/performance.md, issue 18 sixth round). Our reading, not proven: the kernel sizes a
+    buffered write's page-cache folios by its length (ext4 large folios), so megabyte writes take
+    2 MiB blocks of free memory, the ones a VM with free page reporting has handed back to its host
+    and must fault in again. Elsewhere the pieces cost a few more system calls a GB. A loop over
+    pieces, not rows: ~16K writes a GB."""
 
     def __init__(self, fd: int):
         self.fd = fd
