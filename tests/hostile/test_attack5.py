@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analyzer import pipeline, store, writers
+import pytest
+from click.testing import CliRunner
+
+from analyzer import pipeline, sources, store, writers
+from analyzer.cli import main
 
 
 def _json(rep) -> dict:
@@ -42,3 +46,59 @@ def test_the_reported_spend_of_unpriced_rows_is_in_a_store_report_as_in_a_log_re
         assert got["accounting"]["unpriced_reported_cost"] == want["accounting"]["unpriced_reported_cost"]
         assert got["rows"] == want["rows"] and got["totals"] == want["totals"]
         assert "reported" in writers.render(stored, "table").split("unpriced:")[1].splitlines()[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# JSON Lines read before their search for late keys (canonical.KeyCheck): every answer, errors
+# included, is the one of the search run first (LLM_COST_SEARCH_KEYS_FIRST=1)
+
+HEAD = '{"timestamp": "2026-10-08T00:00:00Z", "model": "claude-sonnet-4-5", "workspace": "w", '
+
+
+def _record(extra: str = "") -> str:
+    return f'{HEAD}"input_tokens": 1000, "output_tokens": 0{extra}}}'
+
+
+def _both(monkeypatch, *args) -> tuple[tuple[int, str], tuple[int, str]]:
+    """(exit code, output) of the command as it runs, and with the search run first."""
+    monkeypatch.setattr(sources, "SAMPLE_RECORDS", 3)  # (the reader's keys: those of the first 3 records)
+    out = []
+    for first in (False, True):
+        monkeypatch.setattr(pipeline, "SEARCH_KEYS_FIRST", first)
+        r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        out.append((r.exit_code, r.output))
+    return out[0], out[1]
+
+
+@pytest.fixture
+def ambiguous(tmp_path: Path) -> Path:
+    """A file whose 5th record spells input_tokens twice, in two cases: the search refuses it."""
+    log = tmp_path / "a.jsonl"
+    log.write_text("\n".join([_record()] * 4 + [_record(', "Input_Tokens": 3')]) + "\n")
+    return log
+
+
+@pytest.mark.parametrize("option", [["--by", "model,model"], ["--by", "nosuch"], ["--since", "someday"],
+                                    ["--since", "2026-10-09", "--until", "2026-10-01"]])
+def test_a_files_refusal_comes_before_an_options_as_when_searched_first(tmp_path, monkeypatch, ambiguous, option):
+    # The search for late keys ran while the file was read, before the options the pass needs were
+    # checked: its refusal (line 5, two spellings) was the run's error. Read first, the option's error
+    # came out instead (exit 2 both ways, another message).
+    now, before = _both(monkeypatch, "report", ambiguous, *option, "--quarantine", tmp_path / "q.jsonl")
+    assert now == before
+    assert now[0] == 2 and "line 5" in now[1] and "ambiguous" in now[1]
+
+
+def test_a_files_refusal_comes_before_a_later_files_as_when_searched_first(tmp_path, monkeypatch, ambiguous):
+    later = tmp_path / "b.jsonl"  # (refused when read: two spellings in its first records)
+    later.write_text("\n".join([_record(), _record().replace('"input_tokens"', '"Input_Tokens"')] * 2) + "\n")
+    now, before = _both(monkeypatch, "report", ambiguous, later, "--quarantine", tmp_path / "q.jsonl")
+    assert now == before
+    assert now[0] == 2 and f"{ambiguous} line 5" in now[1]
+
+
+def test_an_options_error_stands_when_the_search_finds_a_late_key_to_read(tmp_path, monkeypatch):
+    log = tmp_path / "a.jsonl"
+    log.write_text("\n".join([_record()] * 4 + [_record(', "Cache_Read_Tokens": 3')]) + "\n")
+    now, before = _both(monkeypatch, "report", log, "--by", "model,model", "--quarantine", tmp_path / "q.jsonl")
+    assert now == before and now[0] == 2 and "--by lists a key twice" in now[1]
