@@ -469,8 +469,16 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
             [c for c in names if c not in ("_raw",)] + (["_reason"] if "_reason" not in names else [])))
     # Parts are decoded a few at a time, concurrently (a large file set is several parts: see shards).
     step = concurrent_scans()
-    for i in range(0, len(sinks), step):
-        pl.collect_all(sinks[i:i + step], engine="streaming")
+    try:
+        for i in range(0, len(sinks), step):
+            pl.collect_all(sinks[i:i + step], engine="streaming")
+    except BaseException:
+        # (a fast pass failing on a record is retried robustly, in this process: its decoded rows,
+        # written so far, would wait for the process's end, beside the retry's)
+        for tmp in [t for t in _TEMPORARY if t not in before]:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
     return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
                                decoded=all(_spooled(src) for src in loaded.files))
 

@@ -102,3 +102,22 @@ def test_an_options_error_stands_when_the_search_finds_a_late_key_to_read(tmp_pa
     log.write_text("\n".join([_record()] * 4 + [_record(', "Cache_Read_Tokens": 3')]) + "\n")
     now, before = _both(monkeypatch, "report", log, "--by", "model,model", "--quarantine", tmp_path / "q.jsonl")
     assert now == before and now[0] == 2 and "--by lists a key twice" in now[1]
+
+
+def test_a_fast_pass_that_fails_leaves_no_decoded_rows_behind(tmp_path, monkeypatch):
+    # A canonical key the first records lack is read as Null: its value fails the fast pass while
+    # spool decodes the file, and the run is read again robustly in the same process. The rows the
+    # failed pass had written stayed in the process's directory until it exited (every analyze of
+    # such a file in a long-lived process left one more; the CLI held both passes' rows at once).
+    import os
+
+    monkeypatch.setattr(sources, "SAMPLE_RECORDS", 3)
+    log = tmp_path / "late.jsonl"
+    log.write_text("\n".join([_record().replace("{", '{"request_id": "a", ', 1)] * 4
+                             + [_record(', "cache_read_tokens": 1000000')]) + "\n")
+    for first in (False, True):
+        monkeypatch.setattr(pipeline, "SEARCH_KEYS_FIRST", first)
+        before = set(os.listdir(sources.process_dir()))
+        rep = pipeline.analyze([str(log)], ["model"], pipeline.Options())
+        assert rep.totals["cache_read_tokens"] == 1_000_000
+        assert set(os.listdir(sources.process_dir())) == before
