@@ -22,7 +22,7 @@ import polars as pl
 
 from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
 from .dialects.canonical import KEYS_READ, KeyCheck
-from .errors import DialectError, OptionError, SourceError, UnknownKeys
+from .errors import AnalyzerError, DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
 from .pricing import (
     LIST_RATE,
@@ -209,7 +209,8 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
     frames, files, dims, seen, repeat_files = [], [], {}, set(), []
     # A large file set is read as several scans, decoded concurrently by spool (see shards).
     for src, d in [(shard, d) for head, d in det.sources for shard in shards(head)]:
-        lf = d.normalize(src, robust=robust, ctx=ctx)
+        with _searched_on_error(ctx.key_checks):
+            lf = d.normalize(src, robust=robust, ctx=ctx)
         frames.append(lf)
         if d.repeats_in(src):
             repeat_files.extend((src.index, *src.member_indexes))
@@ -468,8 +469,16 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
             [c for c in names if c not in ("_raw",)] + (["_reason"] if "_reason" not in names else [])))
     # Parts are decoded a few at a time, concurrently (a large file set is several parts: see shards).
     step = concurrent_scans()
-    for i in range(0, len(sinks), step):
-        pl.collect_all(sinks[i:i + step], engine="streaming")
+    try:
+        for i in range(0, len(sinks), step):
+            pl.collect_all(sinks[i:i + step], engine="streaming")
+    except BaseException:
+        # (a fast pass failing on a record is retried robustly, in this process: its decoded rows,
+        # written so far, would wait for the process's end, beside the retry's)
+        for tmp in [t for t in _TEMPORARY if t not in before]:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
     return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
                                decoded=all(_spooled(src) for src in loaded.files))
 
@@ -530,10 +539,11 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     # themselves. Not for large inputs: the two plans over one scan buffer what one of them has not
     # consumed yet, and peak memory grew with the input (10M JSONL requests: 0.75 -> 2.5 GiB).
     competing = None
-    if dups and _one_read(loaded):
-        agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
-    else:
-        agg = sums(lf, group, keys_read=True)
+    with _searched_on_error(loaded.key_checks):
+        if dups and _one_read(loaded):
+            agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
+        else:
+            agg = sums(lf, group, keys_read=True)
     agg = _keys_checked(agg, loaded)
     units = tagging.with_time_band(agg.select(tagging.TIME_UNIT).unique(), book)  # for per-request joins
     agg = _finish_groups(agg, book, loaded, post_buckets)
@@ -551,6 +561,21 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
 class LateKeys(Exception):
     """A JSON Lines file was read before its search for late keys, and the search found some: the run
     starts again, searching first (see _with_retry)."""
+
+
+@contextlib.contextmanager
+def _searched_on_error(checks: list[KeyCheck] | None):
+    """An error (AnalyzerError) met while JSON Lines files wait for their search for late keys: the
+    search ran before anything else once (SEARCH_KEYS_FIRST), and an error it meets (a key twice,
+    two spellings of one key) was the run's error, before an option's or another file's. The
+    searches run now, in file order, and raise theirs; one that finds keys to read starts the run
+    again searching first (LateKeys), where the order is the old one; else the error stands."""
+    try:
+        yield
+    except AnalyzerError:
+        if checks and not all(c.holds() for c in checks):
+            raise LateKeys() from None
+        raise
 
 
 def _keys_checked(agg: pl.DataFrame, loaded: Loaded) -> pl.DataFrame:
@@ -871,17 +896,14 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
-    try:
+    # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
+    with _searched_on_error(loaded.key_checks):
         by, row_keys = report_keys(by, loaded, all_dimensions)
-    except UnknownKeys:  # (perhaps a --by tag that first appears after the first records: searched now)
-        if not all(c.holds() for c in loaded.key_checks):
-            raise LateKeys() from None
-        raise
-    loaded = spool(loaded, opts, columns=set(row_keys))
-    keys, post, extra = row_exprs(by, row_keys, opts, book)
-    lf = with_status(loaded.frame, opts)
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, _candidates(loaded, opts), post,
-                           repeats_only=not opts.dedupe)
+        loaded = spool(loaded, opts, columns=set(row_keys))
+        keys, post, extra = row_exprs(by, row_keys, opts, book)
+        lf = with_status(loaded.frame, opts)
+        cands = _candidates(loaded, opts)
+    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
     return conclude(agg, paths, by, loaded, opts, book, groups)
 
 

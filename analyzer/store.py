@@ -1972,10 +1972,15 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     acc = _stored_accounting(root, records)
     acc.priced = int(priced[pipeline.ROWS].sum() or 0)
     missing = inside.filter(pl.col("unpriced_reason").is_not_null()).group_by("_unpriced_raw").agg(
-        pl.col(pipeline.ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; ")
+        pl.col(pipeline.ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "),
+        # (what a source reported for them, shown on the model's unpriced line as from the logs:
+        # pipeline._price_groups; None when no row reported one)
+        pl.when(pl.col(REPORTED_ROWS).sum() > 0).then(pl.col("reported_cost").sum()).alias("reported_cost"),
     ).sort([pipeline.ROWS, "_unpriced_raw"], descending=[True, False])
     acc.unpriced = int(missing[pipeline.ROWS].sum() or 0)
     acc.unpriced_models = dict(zip(missing["_unpriced_raw"].to_list(), missing[pipeline.ROWS].to_list()))
+    acc.unpriced_reported = {raw: said for raw, said in zip(missing["_unpriced_raw"].to_list(),
+                                                            missing["reported_cost"].to_list()) if said is not None}
     said = {raw: why for e in records.values() for raw, why in e["accounting"].get("unpriced_reasons", {}).items()}
     acc.unpriced_reasons = {raw: said.get(raw, why)  # as said at ingest, with its "did you mean"
                             for raw, why in zip(missing["_unpriced_raw"].to_list(), missing["unpriced_reason"].to_list())}
