@@ -92,6 +92,7 @@ _tears = dict(a=st.integers(0, 2), b=st.integers(0, 2), i=st.floats(0, 1), j=st.
 
 @settings(max_examples=1500, deadline=None)
 @example(a=0, b=1, i=A.index("exporter") / len(A), j=B.index('}],"stop_reason"') / len(B), whole=False)
+@example(a=1, b=0, i=0.32421875, j=0.162109375, whole=False)  # `content` twice: a string, then an array
 @given(**_tears)
 def test_a_cut_of_any_torn_pair_reads_as_the_parser_reads_the_whole_line(a, b, i, j, whole):
     """Any start of one line glued to any tail of another (or to all of it): the cut leaves it whole,
@@ -105,14 +106,15 @@ def test_a_cut_of_any_torn_pair_reads_as_the_parser_reads_the_whole_line(a, b, i
     if _parsed(cut) is not None:
         full = _parsed(line)
         assert full is not None  # (else: the cut made a record of a line a parser refuses)
-        assert _parsed(cut) == _without_content(full)
+        assert _without_content(cut) == _without_content(line)
 
 
-def _without_content(value):
-    """`value` without its (one) `content` array: where the torn line put it, in the message or not."""
-    if isinstance(value, dict):
-        return {k: _without_content(v) for k, v in value.items() if not (k == "content" and isinstance(v, list))}
-    return [_without_content(v) for v in value] if isinstance(value, list) else value
+def _without_content(text: str):
+    """The JSON text as a parser reads it, but for its `content` members, wherever the torn line put
+    them. Every one is dropped as it is read: a torn line can name `content` twice (its own member cut
+    short, then the other line's: `"content":"msg_02",...,"content":[...]`), and a reader keeping the
+    last one would compare the cut's first with nothing (a random example found this)."""
+    return json.loads(text, object_pairs_hook=lambda pairs: {k: v for k, v in pairs if k != "content"})
 
 
 def _parsed(text: str):
