@@ -111,6 +111,35 @@ def test_gzip_csv_jsonl_parquet_objects(s3, tmp_path):
     assert Decimal(got["totals"]["cost"]) == Decimal("19.5")
 
 
+def test_a_plain_json_lines_object_with_a_late_key_is_read_whole(s3, tmp_path, monkeypatch):
+    """A plain JSON Lines object is read before its search for late keys (canonical.KeyCheck): its
+    keys are counted after the read, in the copy the run took of the object. A `Cache_Read_Tokens`
+    first written on the 300th line is priced from the bucket as from the local file, and a file
+    without one is read once, by the count alone."""
+    lines = [{"request_id": f"r{i}", "timestamp": "2026-11-02T10:00:00Z", "model": "claude-sonnet-4-5",
+              "input_tokens": 1000, "output_tokens": 100} for i in range(300)]
+    late = {**lines[-1], "request_id": "late", "Cache_Read_Tokens": 1_000_000}
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "late.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in [*lines, late]))
+    (local / "clean.jsonl").write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
+    upload_tree(s3, local, "plain")
+    from analyzer import pipeline
+
+    counted = []
+    monkeypatch.setattr(pipeline, "key_colons", lambda path, _count=pipeline.key_colons: counted.append(path) or _count(path))
+    monkeypatch.setattr(pipeline, "SEARCH_KEYS_FIRST", False)
+    for name in ("late.jsonl", "clean.jsonl"):
+        want = report_json(local / name, "--quarantine", tmp_path / "q1.jsonl")
+        got = report_json(f"s3://logs/plain/{name}", "--quarantine", tmp_path / "q2.jsonl")
+        assert without_sources(got) == without_sources(want)
+    assert len(counted) == 4  # (each file, local and remote, was read before its search)
+    # Sonnet 4.5: 301 x (1,000 in at $3 + 100 out at $15 a million) = $1.354500; 1M cache reads at $0.30: $0.30
+    assert Decimal(got["totals"]["cost"]) == Decimal("1.3545") - Decimal("0.0045")
+    late_report = report_json("s3://logs/plain/late.jsonl", "--quarantine", tmp_path / "q3.jsonl")
+    assert Decimal(late_report["totals"]["cost"]) == Decimal("1.3545") + Decimal("0.30")
+
+
 def test_claude_code_tree_in_a_bucket(s3, tmp_path):
     upload_tree(s3, CLAUDE_CODE, "laptop")
     want = report_json(CLAUDE_CODE, "--quarantine", tmp_path / "q1.jsonl")
