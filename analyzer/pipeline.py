@@ -475,9 +475,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     except BaseException:
         # (a fast pass failing on a record is retried robustly, in this process: its decoded rows,
         # written so far, would wait for the process's end, beside the retry's)
-        for tmp in [t for t in _TEMPORARY if t not in before]:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        _remove([t for t in _TEMPORARY if t not in before])
         raise
     return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
                                decoded=all(_spooled(src) for src in loaded.files))
@@ -594,10 +592,15 @@ def _keys_checked(agg: pl.DataFrame, loaded: Loaded) -> pl.DataFrame:
         return agg
     if all(c.holds() for c in loaded.key_checks):
         return agg
-    for tmp in loaded.spooled:
+    _remove(loaded.spooled)
+    raise LateKeys()
+
+
+def _remove(spooled: list[str]) -> None:
+    """Remove a run's temporary files of decoded rows now, rather than when the process ends."""
+    for tmp in spooled:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-    raise LateKeys()
 
 
 class _GroupSums:
@@ -958,9 +961,7 @@ def conclude(agg: pl.DataFrame, paths, by: list[str], loaded: Loaded, opts: Opti
         priced = priced.with_columns(aggregate.with_cache_use())
     if acc.quarantined:
         acc.quarantine_file = write_quarantine(paths, loaded, opts)
-    for tmp in loaded.spooled:  # the report holds no lazy frame: the decoded rows can go now
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    _remove(loaded.spooled)  # (the report holds no lazy frame: the decoded rows can go now)
     notes = _notes(priced, acc) + loaded.notes + (
         [f"empty files skipped: {', '.join(loaded.empty)}"] if loaded.empty else [])
     if "block" in ok.columns:  # (every request that can be priced decides the windows, priced or not)
@@ -1175,7 +1176,9 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
-    loaded = spool(read_logs(paths, opts, robust, exact_lines=True, check_keys=True), opts)  # source_row is in the output
+    # (No key check: `price` reads with the bounded readers (one_reading() without native scans), so
+    # its JSON Lines files are searched for late keys before they are read, as they were.)
+    loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
     agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
                                     repeats_only=not opts.dedupe)
     acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)

@@ -1112,15 +1112,18 @@ class _MonthFiles:
             if not alike or one[k] != same[k]:
                 del same[k]
 
+    def _month_of(self, rel: str) -> str | None:
+        return next((m for m, r in self.rels.items() if r == rel), None)  # (a night writes a month or two)
+
     def constant(self, rel: str) -> dict[str, str | None]:
         """The text columns of month file `rel` that hold one value (or only nulls), with it."""
-        return next((self.same.get(m, {}) for m, r in self.rels.items() if r == rel), {})
+        return self.same.get(self._month_of(rel), {})
 
     def zero(self, rel: str) -> set[str]:
         """The money columns of month file `rel` that are 0 or null in every row (REPORTED_ROWS:
         reported_cost null in every row): their sums are 0 in every cell."""
-        month = next((m for m, r in self.rels.items() if r == rel), None)
-        if month is None or month not in self.valued:
+        month = self._month_of(rel)
+        if month not in self.valued:
             return set()
         return {*self.money, *([REPORTED_ROWS] if "reported_cost" in self.money else [])} - self.valued[month]
 
