@@ -18,6 +18,7 @@ import contextvars
 import dataclasses
 import errno
 import fnmatch
+import functools
 import glob  # (escape: Polars' NDJSON scanner expands patterns in a path)
 import gzip
 import io
@@ -1873,6 +1874,24 @@ def _float_or_text(text: str) -> float | str:
     return value if repr(value) == text else text
 
 
+class _Pairs(dict):
+    """A JSON object naming a key twice, as json reads it (its last value), with its pairs as written."""
+
+    def __init__(self, items: list):
+        super().__init__(items)
+        self.pairs = items
+
+
+def _dumps(value) -> str:
+    """json.dumps (compact), writing a _Pairs object's pairs as they were written."""
+    if isinstance(value, dict):
+        items = value.pairs if isinstance(value, _Pairs) else value.items()
+        return "{" + ",".join(json.dumps(k) + ":" + _dumps(v) for k, v in items) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_dumps(v) for v in value) + "]"
+    return json.dumps(value)
+
+
 def json_to_lines(src: SourceFile) -> SourceFile:
     """A JSON array rewritten as JSON Lines in a temporary file, one record per line, so that it
     goes through the same lazy, line-numbered path as JSONL (record i is line i)."""
@@ -1885,6 +1904,7 @@ def json_to_lines(src: SourceFile) -> SourceFile:
             obj = dict(items)
             if len(obj) != len(items):
                 keys = [k for k, _ in items]
+                obj = _Pairs(items)
                 twice[id(obj)] = next(k for i, k in enumerate(keys) if k in keys[:i])
             return obj
         try:
@@ -1895,10 +1915,14 @@ def json_to_lines(src: SourceFile) -> SourceFile:
             i, key = next(((i, twice[id(r)]) for i, r in enumerate(records, 1) if id(r) in twice), (0, None))
             if key is not None:
                 raise SourceError(f"{shown(src.display)} record {i:,}: {key_twice(key)}")
+        # A nested object naming a key twice is written with both pairs (_dumps), as a JSON Lines
+        # file holding the record writes it: a mapped format quarantines such a record when the key
+        # is a count's (mapped._with_keys_twice), which a dict (json's last value) would hide.
+        dumps = _dumps if twice else functools.partial(json.dumps, separators=(",", ":"))
         fd, tmp = temporary_file("llm-cost-json-", ".jsonl")
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             for rec in records:
-                out.write(json.dumps(rec, separators=(",", ":")))
+                out.write(dumps(rec))
                 out.write("\n")
         if run is not None:
             run["json", src.path] = tmp

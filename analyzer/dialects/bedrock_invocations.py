@@ -54,9 +54,14 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     model = get(("modelId",))
     # Counts stay text, judged by the count check as every mapped count is: cast to Int64 here, a
     # `1000.0` or `1e3` (whole: 1000 in a CSV) or a `1.5` became null, silently, and a 1h write
-    # split was priced at the 5m rate.
+    # split was priced at the 5m rate. A JSON path renders a number through a float
+    # (`1.00000000000000000001` as 1.0): a piece holding a number with a fraction, an exponent or
+    # 19 digits or more is read with its numbers quoted, as their own text (the pieces are small,
+    # and real counts plain integers: no other piece pays).
     def read(text: str, path: str) -> pl.Expr:
-        return pl.col(text).str.json_path_match(path)
+        return pl.coalesce(pl.col(f"{text}_q").str.json_path_match(path), pl.col(text).str.json_path_match(path))
+
+    pieces = ("_x_metrics", "_x_ttl", "_x_split")
 
     return (
         lf.with_columns(
@@ -65,6 +70,8 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
             _flat("cache_creation").alias("_x_split"),  # Messages body: {ephemeral_5m_.., ephemeral_1h_..}
             _flat("requestMetadata").alias("_x_meta"),  # string -> string (AWS allows no braces in them)
         )
+        .with_columns(pl.when(pl.col(p).str.contains(r"[0-9][.eE]|[0-9]{19}")).then(mapped.quoted_numbers(pl.col(p)))
+                      .alias(f"{p}_q") for p in pieces)
         .with_columns(
             *(read("_x_metrics", f"$.{key}").alias(name) for name, key in _METRICS.items()),
             pl.coalesce(read("_x_ttl", "$[?(@.ttl=='1h')].inputTokens"),
