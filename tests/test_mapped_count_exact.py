@@ -197,3 +197,15 @@ def test_a_bedrock_count_key_named_twice_quarantines_its_record(tmp_path, name):
 def test_a_key_in_different_objects_is_not_named_twice(tmp_path, name, usage, tokens):
     rep, reasons = _run(tmp_path, name, _two(MESSAGE, usage))
     assert (rep.accounting.quarantined, rep.totals["input_tokens"], reasons) == (0, tokens, [])
+
+
+# A broken line anywhere sends the file to the robust reading (every path read as text with a JSON path,
+# which renders numbers through a float too): the same verdicts there.
+def test_the_robust_reading_gives_the_same_verdicts(tmp_path):
+    steps = '"input_tokens": 3, "output_tokens": 0, "iterations": [{"type": "compaction", "input_tokens": TEXT}]'
+    lines = _two(MESSAGE, '"input_tokens": 5, "input_tokens": 7, "output_tokens": 0') + [
+        MESSAGE.replace("ID", "c").replace("USAGE", steps.replace("TEXT", FLOATED)),
+        '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}']
+    rep, reasons = _run(tmp_path, "m.jsonl", lines)
+    assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"]) == (1, 3, 1000)
+    assert reasons == [TWICE, f"input_tokens is not a whole number ({FLOATED})", "not a JSON object (unparsable line)"]
