@@ -65,9 +65,10 @@ OK, DUPLICATE, QUARANTINED, FILTERED, NOT_BILLABLE, REPEAT = 0, 1, 2, 3, 4, 5
 BOOKKEEPING = {"_nb": pl.lit(None, pl.String), "_rec": pl.lit(1, pl.Int64), "_rank": pl.lit(0, pl.Int8),
                KEYS_READ: pl.lit(0, pl.Int64)}
 ROWS = "_rows"
-# Set (or LLM_COST_SEARCH_KEYS_FIRST in the environment): every JSON Lines file is searched for late
+# Set (or LLM_COST_SEARCH_KEYS_FIRST=1 in the environment): every JSON Lines file is searched for late
 # keys before it is read, as before canonical.KeyCheck (what tests compare the check's answers with).
-SEARCH_KEYS_FIRST = bool(os.environ.get("LLM_COST_SEARCH_KEYS_FIRST"))
+# `0`, `false`, `no`, `off` or empty leave it off, as a reader of `=0` expects.
+SEARCH_KEYS_FIRST = os.environ.get("LLM_COST_SEARCH_KEYS_FIRST", "").strip().lower() not in ("", "0", "false", "no", "off")
 DEFAULT_QUARANTINE = "llm-cost-quarantine.jsonl"
 
 
@@ -227,7 +228,7 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
         frames = [_no_rows()]
     frames, books = _with_bookkeeping(frames)
     return Loaded(frames, files, det.names, ordered, seen, robust, det.empty, det.skipped, ctx.notes, repeat_files,
-                  books, spooled=list(ctx.temporary), key_checks=ctx.key_checks or [])
+                  books, key_checks=ctx.key_checks or [])
 
 
 @dataclass
@@ -537,7 +538,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     # themselves. Not for large inputs: the two plans over one scan buffer what one of them has not
     # consumed yet, and peak memory grew with the input (10M JSONL requests: 0.75 -> 2.5 GiB).
     competing = None
-    with _searched_on_error(loaded.key_checks):
+    with _searched_on_error(loaded.key_checks, loaded.spooled):
         if dups and _one_read(loaded):
             agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
         else:
@@ -562,16 +563,18 @@ class LateKeys(Exception):
 
 
 @contextlib.contextmanager
-def _searched_on_error(checks: list[KeyCheck] | None):
+def _searched_on_error(checks: list[KeyCheck] | None, spooled: list[str] = ()):
     """An error (AnalyzerError) met while JSON Lines files wait for their search for late keys: the
     search ran before anything else once (SEARCH_KEYS_FIRST), and an error it meets (a key twice,
     two spellings of one key) was the run's error, before an option's or another file's. The
     searches run now, in file order, and raise theirs; one that finds keys to read starts the run
-    again searching first (LateKeys), where the order is the old one; else the error stands."""
+    again searching first (LateKeys), where the order is the old one, and the rows this attempt spooled
+    are removed first (`spooled`); else the error stands."""
     try:
         yield
     except AnalyzerError:
         if checks and not all(c.holds() for c in checks):
+            _remove(spooled)
             raise LateKeys() from None
         raise
 
@@ -900,9 +903,10 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
     # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
-    with _searched_on_error(loaded.key_checks):
+    with _searched_on_error(loaded.key_checks, spooled := []):
         by, row_keys = report_keys(by, loaded, all_dimensions)
         loaded = spool(loaded, opts, columns=set(row_keys))
+        spooled.extend(loaded.spooled)
         keys, post, extra = row_exprs(by, row_keys, opts, book)
         lf = with_status(loaded.frame, opts)
         cands = _candidates(loaded, opts)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -163,3 +164,43 @@ def test_any_number_text_of_a_mapped_count_gets_the_csv_verdict(tmp_path_factory
     assert from_json[:3] == from_csv[:3]
     beyond = abs(float(text)) == float("inf")  # (unparsable as a whole line, as above)
     assert from_json[3] == (["not a JSON object (unparsable line)"] if beyond else from_csv[3])
+
+
+# A mapped line is searched for a floated count in two steps (mapped._with_count_texts): every line
+# for the keys' last characters, then only the lines found for the whole keys. The first step must
+# find every line the second would: the two together flag exactly the lines the one search of the
+# whole keys flags.
+KEYS = st.text(st.sampled_from('ab_Tö"\\/ 9'), min_size=1, max_size=12)
+VALUES = st.sampled_from(["1", "12", "1.5", "-2.0", "1e3", "7E-1", "1" * 19, "1" * 18, '"1.5"', "[1.5]", "true"])
+SPACES = st.sampled_from(["", " ", "\t\n "])
+
+
+def _one_search(keys: list[str]) -> pl.Expr:
+    """The search as it was: every line, for the whole keys (or a key holding a `\\u` escape)."""
+    from analyzer.dialects.mapped import _regex_literal
+    written = "|".join(sorted({_regex_literal(json.dumps(k, ensure_ascii=False)[1:-1]) for k in keys}))
+    return pl.col("_line").str.contains(rf'(?:"(?:{written})|\\u(?:[^"\\]|\\.)*)"[ \t\r\n]*:[ \t\r\n]*'
+                                        r'-?(?:[0-9]+[.eE]|[0-9]{19})')
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(KEYS, min_size=1, max_size=4, unique=True), data=st.data())
+def test_the_first_search_for_floated_counts_misses_no_line_the_whole_keys_find(keys, data):
+    from analyzer.dialects.mapped import _with_count_texts
+    members = data.draw(st.lists(st.tuples(st.sampled_from([*keys, "other_tokens", "x"]), st.booleans(), SPACES,
+                                           VALUES), max_size=4))
+    lines = []
+    for key, escape, space, value in members:
+        text = json.dumps(key, ensure_ascii=False)
+        if escape and key[-1:].isascii():  # the key's last character as a `\u` escape
+            text = text[:-2] + f"\\u{ord(key[-1]):04x}" + '"'
+        lines.append("{" + ",".join([f'{text}{space}:{space}{value}', '"pad": "\\"' + key + '\\": 1.5"']) + "}")
+    lines.append('{"' + '", "'.join(keys) + '": 1.5}')  # (a key's text as a value, not a key)
+    fields = {"input_tokens": tuple((k,) for k in keys)}
+    typed = {(k,): pl.String() for k in keys}
+    lf = pl.LazyFrame({"_line": lines})
+    ok = lf.with_columns(pl.lit(True).alias("_line_ok"))
+    flagged, _ = _with_count_texts(ok, lambda parts: pl.lit(None, pl.String), fields, typed, {}, True)
+    got = flagged.select(pl.col("_n_line").is_not_null()).collect().to_series().to_list()
+    want = lf.select(_one_search(keys)).collect().to_series().to_list()
+    assert got == want

@@ -195,7 +195,7 @@ def test_a_json_array_late_key(tmp_path):
 
 def test_the_count_and_its_window_edges(tmp_path, monkeypatch):
     from analyzer import sources
-    monkeypatch.setattr(sources, "KEY_WINDOW", 7)  # (pairs split between windows)
+    monkeypatch.setattr(sources, "KEY_COUNT_BLOCK", 7)  # (pairs split between blocks)
     p = tmp_path / "t.jsonl"
     p.write_bytes(b'{"a":1,"bb":{"c":2}}\n{"d":"x\\":"}\n')
     with sources.one_reading():

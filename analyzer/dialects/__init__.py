@@ -32,7 +32,6 @@ class Context:
     # not decoded from JSON (a session id or directory per line is real work, and memory).
     dimensions: set[str] | None = None
     notes: list[str] = field(default_factory=list)  # printed under the report
-    temporary: list[str] = field(default_factory=list)  # files a dialect wrote for this run (removed after it)
     # Searches for late JSON keys put off until the run's pass (canonical.KeyCheck), or None: search first
     # (a run that does not check what its pass read: engine_spark's, the quarantine pass).
     key_checks: list | None = None

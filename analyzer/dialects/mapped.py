@@ -592,6 +592,11 @@ def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
     return exprs[0] if len(exprs) == 1 else pl.coalesce(exprs)
 
 
+# How many of a count key's last characters the first search for floated counts looks for (see
+# _with_count_texts): `ut_tokens` and `_requests` for Claude Code's eight keys.
+_KEY_END = 9
+
+
 def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, reads: dict,
                       robust: bool) -> tuple[pl.LazyFrame, Getter]:
     """Counts read as the line writes them, and a count's key named twice in one object refused.
@@ -600,7 +605,7 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     and `100e-2` come back as `1`, which the count check would take for 1 token, where a CSV holding
     the same text is quarantined. So a line where a count's key is followed by a number with a
     fraction, an exponent or 19 digits or more (real counts are plain integers: no real line pays
-    beyond one search for the keys, which Rust's regex finds by their literal names) is read again
+    beyond one search for the keys' last characters, below) is read again
     with every number quoted (`quoted_numbers`: `1.00000000000000000001` becomes the string
     "1.00000000000000000001"), and each count path, and each list of counts a hook reads (a Messages
     response's `usage.iterations`), takes its value from that reading: the number's own text, at any
@@ -627,9 +632,18 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
         return _regex_literal(json.dumps(key, ensure_ascii=False)[1:-1])
     keys = "|".join(sorted({written(k) for k in names}))
     escaped = r'\\u(?:[^"\\]|\\.)*'
-    floated = (pl.col(LINE).str.contains(
-        rf'(?:"(?:{keys})|{escaped})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})') & pl.col("_line_ok"))
-    lf = lf.with_columns(pl.when(floated).then(quoted_numbers(pl.col(LINE))).alias("_n_line"))
+
+    def floated(keys: str, line: pl.Expr, quoted: bool = True) -> pl.Expr:
+        key = f'"(?:{keys})' if quoted else f'(?:{keys})'
+        return line.str.contains(rf'(?:{key}|{escaped})"[ \t\r\n]*:[ \t\r\n]*-?(?:[0-9]+[.eE]|[0-9]{{19}})')
+    # Every line is searched first for the keys' last characters only (`ut_tokens"`, `_requests"`: a
+    # match of a whole key is a match of its end, so no line the search below flags is missed), and
+    # only the lines that pass are searched for the whole keys: a handful of short literals is
+    # scanned for ~40% faster than the eight key names (121,704 transcript lines: 0.06 against
+    # 0.10 CPU s; no real line passes, and the second search then costs nothing: a null line).
+    ends = "|".join(sorted({_regex_literal(json.dumps(k, ensure_ascii=False)[1:-1][-_KEY_END:]) for k in names}))
+    maybe = pl.when(floated(ends, pl.col(LINE), quoted=False) & pl.col("_line_ok")).then(pl.col(LINE))
+    lf = lf.with_columns(pl.when(floated(keys, maybe)).then(quoted_numbers(maybe)).alias("_n_line"))
     if not robust:  # (null on every line but those: the decode costs nothing there)
         lf = lf.with_columns(pl.col("_n_line").str.json_decode(_dtype_tree(exact)).alias("_n_rec"))
     read = None if robust else pl.sum_horizontal([get(p).is_not_null() for p in paths] or [pl.lit(0)])

@@ -6,6 +6,7 @@ each failed before its fix."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from analyzer import pipeline, sources, store, writers
 from analyzer.cli import main
+from analyzer.errors import AnalyzerError
 
 
 def _json(rep) -> dict:
@@ -121,3 +123,30 @@ def test_a_fast_pass_that_fails_leaves_no_decoded_rows_behind(tmp_path, monkeypa
         rep = pipeline.analyze([str(log)], ["model"], pipeline.Options())
         assert rep.totals["cache_read_tokens"] == 1_000_000
         assert set(os.listdir(sources.process_dir())) == before
+
+
+@pytest.mark.parametrize("option", [{"since": "someday"}, {"since": "2026-10-09", "until": "2026-10-01"}])
+def test_an_error_that_restarts_the_run_leaves_no_decoded_rows_behind(tmp_path, monkeypatch, option):
+    # An option's error met after the rows were spooled, in a file whose search finds a late key: the
+    # run starts again searching first (pipeline.LateKeys), and the first attempt's spooled rows stayed
+    # in the process's directory until it exited.
+    monkeypatch.setattr(sources, "SAMPLE_RECORDS", 3)
+    monkeypatch.setattr(pipeline, "SEARCH_KEYS_FIRST", False)
+    log = tmp_path / "late.jsonl"
+    log.write_text("\n".join([_record().replace("{", f'{{"request_id": "{i}", ', 1) for i in range(4)]
+                             + [_record(', "Cache_Read_Tokens": 3')]) + "\n")
+    before = set(os.listdir(sources.process_dir()))
+    with pytest.raises(AnalyzerError, match="--since|--until"):
+        pipeline.analyze([str(log)], ["model"], pipeline.Options(**option))
+    assert set(os.listdir(sources.process_dir())) == before
+
+
+@pytest.mark.parametrize("value,on", [("1", True), ("yes", True), ("0", False), ("false", False), ("Off", False),
+                                      ("", False)])
+def test_search_keys_first_reads_0_and_false_as_off(value, on):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "from analyzer import pipeline; print(pipeline.SEARCH_KEYS_FIRST)"],
+                         env={**os.environ, "LLM_COST_SEARCH_KEYS_FIRST": value}, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == str(on)
