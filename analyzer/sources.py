@@ -1922,8 +1922,9 @@ def json_to_lines(src: SourceFile) -> SourceFile:
             if key is not None:
                 raise SourceError(f"{shown(src.display)} record {i:,}: {key_twice(key)}")
         # A nested object naming a key twice is written with both pairs (_dumps), as a JSON Lines
-        # file holding the record writes it: a mapped format quarantines such a record when the key
-        # is a count's (mapped._with_keys_twice), which a dict (json's last value) would hide.
+        # file holding the record writes it: a mapped format then reads the line the .jsonl gives
+        # it, and counts the same value (the decoder's, the first), where a dict would keep json's
+        # last (mapped._with_count_texts). Only a file holding such an object pays for _dumps.
         dumps = _dumps if twice else functools.partial(json.dumps, separators=(",", ":"))
         fd, tmp = temporary_file("llm-cost-json-", ".jsonl")
         with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -6,7 +6,7 @@ than the one its text writes, with exit 0 (tests/hostile/test_attack4.py pinned 
 - Bedrock's 1h cache-write split (and a stream's invocation metrics) through json_path_match's float;
 - a count's key named twice in one object: JSON Lines counted the first value, a `.json` array the last.
 Each text gets the verdict the same text gets in a CSV (tests/test_json_count_text.py), in .jsonl,
-.json and gzip alike; a key named twice quarantines its record, naming the key."""
+.json and gzip alike; a key named twice in one object counts its first value in each."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import json
 import pytest
 
 from analyzer.pipeline import Options, analyze
-from analyzer.sources import key_twice
 
 FLOATED = "1.00000000000000000001"
 HUGE = "99999999999999999999"  # 20 digits: rendered 1e+20 through a float
@@ -129,60 +128,70 @@ def test_a_bedrock_streams_metrics_count_is_judged_by_its_text(tmp_path, name, t
 
 # --- a count's key named twice in one object ----------------------------------------------------------
 
-TWICE = key_twice("input_tokens")
+# A key named twice inside a record's objects counts its first value (Polars' decoder's) in every
+# container: the record reads as the same record with the later pair removed. (.json was read by
+# Python's json, which keeps the last: 1007 input tokens where .jsonl counted 1005.)
+def _first_only(lines: list[str], drop: str) -> list[str]:
+    return [x.replace(drop, "", 1) for x in lines]
+
+
+def _seen(rep, reasons) -> tuple:
+    a = rep.accounting
+    return (a.priced, a.quarantined, rep.totals["input_tokens"], rep.totals["cache_write_1h_tokens"], reasons)
 
 
 @pytest.mark.parametrize("name", FORMATS)
-@pytest.mark.parametrize("usage", [
-    '"input_tokens": 5, "input_tokens": 7, "output_tokens": 0',
-    '"input_tokens": 7, "output_tokens": 0, "input_tokens": 7',  # the same value: still two readings
-    '"input_tokens": 5, "input\\u005ftokens": 7, "output_tokens": 0',  # one key, as the decoder reads it
-    '"\\u0069nput_tokens": 5, "output_tokens": 0, "input_tokens": 7',
+@pytest.mark.parametrize("usage,drop", [
+    ('"input_tokens": 5, "input_tokens": 7, "output_tokens": 0', '"input_tokens": 7, '),
+    ('"input_tokens": 7, "output_tokens": 0, "input_tokens": 9', ', "input_tokens": 9'),
+    ('"input_tokens": 5, "input\\u005ftokens": 7, "output_tokens": 0', '"input\\u005ftokens": 7, '),
+    ('"\\u0069nput_tokens": 5, "output_tokens": 0, "input_tokens": 7', ', "input_tokens": 7'),
 ])
 @pytest.mark.parametrize("template", [MESSAGE, ENVELOPE], ids=["message", "envelope"])
-def test_a_count_key_named_twice_quarantines_its_record_in_every_container(tmp_path, name, usage, template):
-    rep, reasons = _run(tmp_path, name, _two(template, usage))
-    assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"], reasons) == (
-        1, 1, 1000, [TWICE])
+def test_a_count_key_named_twice_counts_its_first_value_in_every_container(tmp_path, name, usage, drop, template):
+    got = _seen(*_run(tmp_path / "twice", name, _two(template, usage)))
+    assert got == _seen(*_run(tmp_path / "once", name, _first_only(_two(template, usage), drop)))
+    assert got == (2, 0, 1005 if "5" in usage.split(",")[0] else 1007, 0, [])
 
 
-# (A record with steps is a row per step: the quarantine file lists each, as for any bad step.)
 @pytest.mark.parametrize("name", ["m.jsonl", "m.json"])
-@pytest.mark.parametrize("line,key,rows", [
-    # the usage object named twice in its response: the decoder reads the first, json the last
+@pytest.mark.parametrize("line,drop,tokens", [
+    # the usage object named twice in its response
     (ENVELOPE.replace("ID", "b").replace('"usage": {USAGE}', '"usage": {"input_tokens": 5, "output_tokens": 0}, '
-                                          '"usage": {"input_tokens": 7, "output_tokens": 0}'), "usage", 1),
+                                          '"usage": {"input_tokens": 7, "output_tokens": 0}'),
+     ', "usage": {"input_tokens": 7, "output_tokens": 0}', (1005, 0)),
     # inside a step (an array member)
     (MESSAGE.replace("ID", "b").replace("USAGE", STEPS.replace("IN", "4, \"input_tokens\": 9").replace("H1", "0")),
-     "input_tokens", 2),
+     ', "input_tokens": 9', (1006, 0)),
     # a step's cache split
     (MESSAGE.replace("ID", "b").replace("USAGE", STEPS.replace("IN", "4").replace(
-        "H1", '1, "ephemeral_1h_input_tokens": 2')), "ephemeral_1h_input_tokens", 2),
+        "H1", '1, "ephemeral_1h_input_tokens": 2')), ', "ephemeral_1h_input_tokens": 2', (1006, 1)),
 ])
-def test_a_count_key_named_twice_at_depth_quarantines_its_record(tmp_path, name, line, key, rows):
-    rep, reasons = _run(tmp_path, name, [MESSAGE.replace("ID", "a").replace("USAGE", FIRST), line])
-    assert (rep.accounting.quarantined, rep.totals["input_tokens"], reasons) == (1, 1000, [key_twice(key)] * rows)
+def test_a_count_key_named_twice_at_depth_counts_its_first_value(tmp_path, name, line, drop, tokens):
+    lines = [MESSAGE.replace("ID", "a").replace("USAGE", FIRST), line]
+    got = _seen(*_run(tmp_path / "twice", name, lines))
+    assert got == _seen(*_run(tmp_path / "once", name, _first_only(lines, drop)))
+    assert (got[1], got[2], got[3]) == (0, *tokens)
 
 
-@pytest.mark.parametrize("name,template,usage,first,key", [
-    ("projects/p/s.jsonl", CLAUDE_CODE, '"input_tokens": 5, "output_tokens": 0, "input_tokens": 7', FIRST,
-     "input_tokens"),
+@pytest.mark.parametrize("name,template,usage,first", [
+    ("projects/p/s.jsonl", CLAUDE_CODE, '"input_tokens": 5, "output_tokens": 0, "input_tokens": 7', FIRST),
     ("o.jsonl", OPENAI, '"prompt_tokens": 5, "completion_tokens": 0, "prompt_tokens": 7',
-     '"prompt_tokens": 1000, "completion_tokens": 0', "prompt_tokens"),
+     '"prompt_tokens": 1000, "completion_tokens": 0'),
     ("o.json", OPENAI, '"prompt_tokens": 5, "prompt_tokens": 7, "completion_tokens": 0',
-     '"prompt_tokens": 1000, "completion_tokens": 0', "prompt_tokens"),
+     '"prompt_tokens": 1000, "completion_tokens": 0'),
 ])
-def test_a_count_key_named_twice_in_other_formats(tmp_path, name, template, usage, first, key):
+def test_a_count_key_named_twice_in_other_formats_counts_its_first_value(tmp_path, name, template, usage, first):
     rep, reasons = _run(tmp_path, name, _two(template, usage, first))
-    assert (rep.accounting.quarantined, rep.totals["input_tokens"], reasons) == (1, 1000, [key_twice(key)])
+    assert (rep.accounting.quarantined, rep.totals["input_tokens"], reasons) == (0, 1005, [])
 
 
 @pytest.mark.parametrize("name", ["b.jsonl", "b.json"])
-def test_a_bedrock_count_key_named_twice_quarantines_its_record(tmp_path, name):
+def test_a_bedrock_count_key_named_twice_counts_its_first_value(tmp_path, name):
     line = BEDROCK.replace("INPUT", '{"inputTokenCount": 5, "inputTokenCount": 7}').replace(
         "OUTPUT", '{"outputTokenCount": 0}')
     rep, reasons = _run(tmp_path, name, [line])
-    assert (rep.accounting.priced, rep.accounting.quarantined, reasons) == (0, 1, [key_twice("inputTokenCount")])
+    assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"], reasons) == (1, 0, 5, [])
 
 
 # The same key in different objects is not named twice: steps and the response each have their counts,
@@ -200,12 +209,24 @@ def test_a_key_in_different_objects_is_not_named_twice(tmp_path, name, usage, to
 
 
 # A broken line anywhere sends the file to the robust reading (every path read as text with a JSON path,
-# which renders numbers through a float too): the same verdicts there.
+# which renders numbers through a float too, and takes a key's last value): the same verdicts there.
 def test_the_robust_reading_gives_the_same_verdicts(tmp_path):
     steps = '"input_tokens": 3, "output_tokens": 0, "iterations": [{"type": "compaction", "input_tokens": TEXT}]'
     lines = _two(MESSAGE, '"input_tokens": 5, "input_tokens": 7, "output_tokens": 0') + [
         MESSAGE.replace("ID", "c").replace("USAGE", steps.replace("TEXT", FLOATED)),
+        MESSAGE.replace("ID", "d").replace("USAGE", '"input_tokens": 11, "output_tokens": 0, "input\\u005ftokens": 13'),
         '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}']
     rep, reasons = _run(tmp_path, "m.jsonl", lines)
-    assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"]) == (1, 3, 1000)
-    assert reasons == [TWICE, f"input_tokens is not a whole number ({FLOATED})", "not a JSON object (unparsable line)"]
+    assert (rep.accounting.priced, rep.accounting.quarantined, rep.totals["input_tokens"]) == (3, 2, 1000 + 5 + 11)
+    assert reasons == [f"input_tokens is not a whole number ({FLOATED})", "not a JSON object (unparsable line)"]
+
+
+# Not fixed: on the robust reading a step's list (usage.iterations) is read with a JSON path, which keeps
+# a key's last value; the fast reading (and .json) count the first. Only a file with a broken line and a
+# step naming a count key twice meets it.
+@pytest.mark.xfail(strict=True, reason="the robust reading of a step's list keeps a repeated key's last value")
+def test_the_robust_reading_of_a_step_key_named_twice_counts_its_first_value(tmp_path):
+    usage = STEPS.replace("IN", '4, "input_tokens": 9').replace("H1", "0")
+    broken = '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}'
+    rep, _ = _run(tmp_path, "m.jsonl", _two(MESSAGE, usage) + [broken])
+    assert rep.totals["input_tokens"] == 1000 + 4 + 2

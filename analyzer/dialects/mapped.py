@@ -28,9 +28,9 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines, key_twice
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
-from .canonical import TOKENS, canonical_frame, nameable
+from .canonical import TOKENS, canonical_frame, nameable, number_at
 
 # Canonical columns a mapping may fill (besides dimensions).
 FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
@@ -599,7 +599,7 @@ _KEY_END = 9
 
 def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, reads: dict,
                       robust: bool) -> tuple[pl.LazyFrame, Getter]:
-    """Counts read as the line writes them, and a count's key named twice in one object refused.
+    """Counts read as the line writes them, and a count's key named twice in one object read once.
 
     The decoder (and json_path_match) reads a JSON number through a float: `1.00000000000000000001`
     and `100e-2` come back as `1`, which the count check would take for 1 token, where a CSV holding
@@ -612,18 +612,18 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     depth and under arrays, which the count check then judges as CSV text: the same verdict in every
     format. (Other paths, a dimension holding a number, keep the decoder's value on every line.)
 
-    A key named twice in one object (`"usage": {"input_tokens": 5, "input_tokens": 7}`) is read by
-    Polars' decoder as its first value, by Python's json (a `.json` array, sources.json_to_lines) as
-    its last: such a record is quarantined naming the key (`_KEY_TWICE`), whichever way the file
-    was written (json_to_lines keeps the pairs of a nested object that names a key twice). Only the
-    keys of count paths are checked, in any object of the line; a line is split into tokens for it
-    only when one of those keys is written twice in it, or a key holds an escape."""
+    A key named twice in one object (`"usage": {"input_tokens": 5, "input_tokens": 7}`) counts its
+    first value, as Polars' decoder reads it, in `.jsonl`, a `.json` array (json_to_lines writes a
+    nested object's pairs as written: the same line) and gzip alike. No line pays for that: a check
+    for such keys on every line cost Bedrock streams 2.8 -> 5 CPU s (docs/performance.md). The
+    robust path's JSON path takes the last value: there (only), a line writing a count key more
+    than once takes the first number at each count path from its tokens (canonical.number_at)."""
     paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
              if a[0][:1] != "@" and typed.get(a) == pl.String}
     # Lists of counts a hook reads (decoded as text: see anthropic_messages.AS_TEXT).
     lists = {p: t for p, t in reads.items() if isinstance(t, pl.List | pl.Struct) and _all_text(t)}
     if not paths and not lists:
-        return lf.with_columns(pl.lit(None, pl.String).alias(_KEY_TWICE)), get
+        return lf, get
     exact = {**{p: pl.String() for p in paths}, **lists}
     names = {p[-1] for p in paths} | {n for t in lists.values() for n in _leaf_names(t)}
     # A key as a line writes it: its own characters (`tökens`, not json.dumps' `t\u00f6kens`), or
@@ -646,8 +646,11 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     lf = lf.with_columns(pl.when(floated(keys, maybe)).then(quoted_numbers(maybe)).alias("_n_line"))
     if not robust:  # (null on every line but those: the decode costs nothing there)
         lf = lf.with_columns(pl.col("_n_line").str.json_decode(_dtype_tree(exact)).alias("_n_rec"))
-    read = None if robust else pl.sum_horizontal([get(p).is_not_null() for p in paths] or [pl.lit(0)])
-    lf = _with_keys_twice(lf, {p[-1] for p in paths}, {part for p in (*paths, *lists) for part in p}, read, escaped)
+    elif paths:  # (a file with a broken line: one count of the keys on each line is no matter there)
+        leaves = "|".join(sorted({written(p[-1]) for p in paths}))
+        twice = pl.col(LINE).str.count_matches(rf'(?:"(?:{leaves})|{escaped})"[ \t\r\n]*:') > 1
+        lf = lf.with_columns(pl.when(twice & pl.col("_line_ok")).then(pl.col(LINE)).str.extract_all(TOKENS)
+                             .alias("_n_tokens"))
 
     def as_written(parts: tuple[str, ...]) -> pl.Expr:
         value = get(parts)
@@ -655,6 +658,8 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
             return value
         if robust:
             text = pl.col("_n_line").str.json_path_match(_json_path(parts))
+            if parts in paths:  # (a list a hook reads is read as its JSON path gives it)
+                text = pl.coalesce(number_at(pl.col("_n_tokens"), parts), text)
         else:
             text = pl.col("_n_rec")
             for p in parts:
@@ -693,65 +698,6 @@ def _leaf_names(dtype: pl.DataType) -> set[str]:
     return set()
 
 
-# A key named twice in one object of a record: the key (else null).
-_KEY_TWICE = "_key_twice"
-
-
-def _with_keys_twice(lf: pl.LazyFrame, leaves: set[str], names: set[str], read: pl.Expr | None,
-                     escaped: str) -> pl.LazyFrame:
-    """`_KEY_TWICE`: which of `names` (a count path's keys) a line's record names twice in one object.
-
-    The check is paid only by a line that may hold such a key. On the fast path, a line whose count
-    keys (`leaves`, found by their literal names: one regex count) are no more than the counts the
-    decoder read from it (`read`: each key at a count path, once) writes each of them once, at its
-    path, and holds no other: nearly every line. (Polars' decoder reads one value of a key named
-    twice, so the text then holds more than it read.) On the robust path (a broken line elsewhere)
-    the keys themselves are compared. A line with an escaped key is always checked.
-
-    Such a line (a response's steps repeat their counts' keys, each in its own object; so does a
-    Bedrock stream's metrics) is split into tokens, and each key of `names` is numbered by its
-    object: tokens sorted by depth (stably) keep each depth's tokens in line order, so the objects
-    opened so far, counted in that order, number the object a key sits in (a key at depth d follows
-    its object's opening bracket, and a later object at depth d opens with a later bracket). A key
-    named twice in one object has the same number twice. Keys are compared decoded
-    (`input\u005ftokens` is input_tokens). A path's own key named twice (`"usage"` twice in a
-    response) is found when a count key inside the two also is (the usual case: both hold the
-    counts)."""
-    ordered = sorted(names)
-    pattern = '"(?:' + "|".join(_regex_literal(n) for n in sorted(leaves)) + ')"[ \t\r\n]*:'
-    if read is not None:
-        more = pl.col(LINE).str.count_matches(pattern) > read
-    else:
-        said = pl.col(LINE).str.extract_all(pattern).list.eval(pl.element().str.replace_all(r"[ \t\r\n]", ""))
-        more = said.list.n_unique() < said.list.len()
-    escapes = pl.col(LINE).str.contains(rf'{escaped}"[ \t\r\n]*:')
-    suspect = pl.col("_line_ok") & (more | escapes)
-    el = pl.element()
-    opens = (el == "{") | (el == "[")
-    depth = opens.cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
-    width = len(ordered) + 1
-
-    def numbered(named: pl.Expr) -> pl.Expr:
-        # (object number * width + which name: equal for the same name in the same object)
-        which = named.replace_strict({n: i for i, n in enumerate(ordered, start=1)}, default=None,
-                                     return_dtype=pl.Int64)
-        objects = opens.sort_by(depth, maintain_order=True).cast(pl.Int64).cum_sum()
-        return (objects * width + which.sort_by(depth, maintain_order=True)).drop_nulls()
-    # A key's name as written, or decoded on a line with an escaped key (decoding every token cost
-    # twice the rest of the check).
-    plain = el.str.extract(r'^"([^"\\]*)"[ \t\r\n]*:')
-    decoded = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
-    lf = lf.with_columns(pl.when(suspect).then(pl.col(LINE)).str.extract_all(TOKENS).alias("_kt_tokens"))
-    lf = lf.with_columns(pl.coalesce(pl.when(escapes).then(pl.col("_kt_tokens")).list.eval(numbered(decoded)),
-                                     pl.when(~escapes).then(pl.col("_kt_tokens")).list.eval(numbered(plain)))
-                         .alias("_kt_keys")).drop("_kt_tokens")
-    k = el.sort()
-    twice = pl.when(pl.col("_kt_keys").list.n_unique() < pl.col("_kt_keys").list.len()).then(pl.col("_kt_keys"))
-    first = twice.list.eval((k.filter(k == k.shift(1)) % width).first()).list.first()
-    return lf.with_columns(first.replace_strict(dict(enumerate(ordered, start=1)), default=None,
-                                                return_dtype=pl.String).alias(_KEY_TWICE)).drop("_kt_keys")
-
-
 def _keep_records(lf: pl.LazyFrame, m: Mapping, get: Getter) -> pl.LazyFrame:
     """Only the records the mapping's `keep` admits."""
     kept = pl.lit(True)
@@ -784,10 +730,9 @@ def _read_mapped(lf: pl.LazyFrame, m: Mapping, get: Getter, raw: pl.Expr, fields
     # `_rec` and `_x_*` columns (a hook's own bookkeeping) pass through to `finish`.
     rec = [pl.col(c) for c in lf.collect_schema().names() if c == "_rec" or c.startswith("_x_")]
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
-    twice = pl.col(_KEY_TWICE) if _KEY_TWICE in lf.collect_schema().names() else pl.lit(None, pl.String).alias(_KEY_TWICE)
     lf = lf.select(pl.col("_row"), *lines,
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"),
-                   pl.col(BAD), twice, *rec)
+                   pl.col(BAD), *rec)
     if ctx.batch_time and not (m.file_time and not timed):
         lf = _batch_time(lf, ctx)
     return lf, rec
@@ -800,11 +745,8 @@ def _canonical(lf: pl.LazyFrame, m: Mapping, fields: dict, dims: dict, rec: list
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
     dtypes = {f: schema_[f"_f_{f}"] for f in present}
-    # (a key named twice in one object: sources.key_twice's words, as for a record's own key in a .json)
-    twice, (before, after) = pl.col(_KEY_TWICE), key_twice("\x00").split(repr("\x00"))
-    bad = (pl.col("_line_ok") & twice.is_null(), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))
-           .when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE))
-           .when(twice.is_not_null()).then(pl.concat_str(pl.lit(before + "'"), twice, pl.lit("'" + after))))
+    bad = (pl.col("_line_ok"), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))
+           .when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
         # a flag (isSidechain): true ranks after false; a number is its own rank

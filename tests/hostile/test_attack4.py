@@ -156,9 +156,10 @@ def test_a_bad_count_in_a_later_step_is_not_lost(tmp_path):
     assert (priced, quarantined, reasons) == (1, 1, ["input_tokens is not a whole number (1.5)"])
 
 
-# A key named twice inside a mapped path's object: JSON Lines (Polars' decoder, and number_at) take the
-# first value, a JSON array (Python's json) the last, silently, where a record's own key named twice is
-# refused (sources.key_twice). The same records give 1005 input tokens from .jsonl and 1007 from .json.
+# A key named twice inside a mapped path's object: JSON Lines (Polars' decoder, and number_at) took the
+# first value, a JSON array (Python's json) the last, silently: 1005 input tokens from .jsonl and 1007
+# from .json. Both now take the first (the array is rewritten with its pairs as written); see
+# tests/test_mapped_count_exact.py for the value itself in every container.
 def test_a_mapped_count_key_named_twice_gets_one_verdict_in_json_lines_and_json(tmp_path):
     lines = _two(MESSAGES, '"input_tokens": 5, "input_tokens": 7, "output_tokens": 0')
     from_lines = _verdict(tmp_path / "l", "m.jsonl", lines)
