@@ -37,6 +37,7 @@ import random
 import re
 import socket
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ INTERRUPTED_WRITE = re.compile(r"\.llm-cost-[0-9a-f]{16}\.tmp")  # writers.atomi
 LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
 TRACE = os.environ.get("LLM_COST_STORE_TRACE")  # set: print each ingest step's CPU s and peak RSS to stderr
+STARTED = time.monotonic()  # (the trace's wall clock: from this module's import)
 SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
 DEFAULT_WAIT = 30.0
 # A Delta checkpoint (the table's state in one Parquet file) every this many versions, of both
@@ -93,8 +95,8 @@ def _trace(step: str) -> None:
         import sys
 
         ru = resource.getrusage(resource.RUSAGE_SELF)
-        print(f"trace {step:<24} cpu {ru.ru_utime + ru.ru_stime:8.2f} s  peak {ru.ru_maxrss / 1024:7.0f} MiB",
-              file=sys.stderr)
+        print(f"trace {step:<24} cpu {ru.ru_utime + ru.ru_stime:8.2f} s  peak {ru.ru_maxrss / 1024:7.0f} MiB  "
+              f"wall {time.monotonic() - STARTED:6.2f} s  ({threading.current_thread().name})", file=sys.stderr)
 
 
 def _delta():
@@ -1014,6 +1016,9 @@ ROW_GROUP = 64 * 1024  # rows per Parquet row group: what the writer holds per m
 # zstd level of the month files: a 2.67M-row bench month at level 3 was 90.97 MB, 3.77 CPU s to
 # write; level 2, 90.90 MB, 3.13 s; level 1, 91.11 MB, 3.16 s.
 ZSTD_LEVEL = 2
+# Whether a night's month files closed before its last slice are summarized in a worker thread
+# while the later months are priced (False: every summary after the last slice, one after the other).
+SUMMARY_AHEAD = True
 
 
 class _MonthFiles:
@@ -1036,23 +1041,33 @@ class _MonthFiles:
         self.written: list[str] = []
         self.outs: dict[str, object] = {}  # by month, with its file's path (relative) in `rels`
         self.rels: dict[str, str] = {}
-        self.spans: list[pl.DataFrame] = []  # each slice's rows, time span and null times, by month
+        self.spans: dict[str, list[pl.DataFrame]] = {}  # by file: each slice's rows, time span and null times
         self.left: list[pl.DataFrame] = []  # each slice's unpriced rows by model_raw
         self.dup = {"priced": 0, "unpriced": 0}
         self.stored = 0
         self.stats: dict[str, dict] = {}
         self.empty: pl.LazyFrame | None = None
-        # By month, the text columns holding one value so far (None: only nulls), for its summary
+        # By file, the text columns holding one value so far (None: only nulls), for its summary
         # (see _write_summaries): a night's file has one source file, book, dialect..., and grouping
         # its cells by them too cost 1.9 of 6.1 CPU s for a 2.6M-row month.
         self.text = _cell_keys(schema)
         self.same: dict[str, dict[str, str | None]] = {}
-        # By month, the money columns seen to hold a value other than 0 or null (and REPORTED_ROWS
+        # By file, the money columns seen to hold a value other than 0 or null (and REPORTED_ROWS
         # once a reported_cost is not null), for the same reason: the files' footers have no money
         # statistics, so each summary summed the bench's all-zero web search and fetch costs and
         # all-null reported costs in every cell (4 of its 19 sums).
         self.money = [c for c in (*pipeline.MONEY_COLUMNS, "reported_cost") if c in schema]
         self.valued: dict[str, set[str]] = {}
+        # A month whose file is closed before the night ends (see _append) is summarized by one
+        # worker thread while the later months are priced; the rest after the last slice.
+        self.month_of: dict[str, str] = {}  # every file written (rel) -> its month
+        self.ended: set[str] = set()  # months whose file was closed early
+        self.early = SUMMARY_AHEAD
+        self.jobs: list = []  # one future a file summarized, in order
+        self.asked: set[str] = set()  # files whose summary was asked for
+        self.summaries: list[str] = []
+        self.pool = None
+        self.stop = threading.Event()
 
     def append(self, rows: pl.DataFrame) -> None:
         # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
@@ -1066,6 +1081,13 @@ class _MonthFiles:
                               (ts.dt.year().max() > 9999).alias("late")).row(0, named=True)
         if bounds["late"]:
             raise _late_error(self.path, batch.filter(_late())["timestamp"].cast(pl.String)[0])
+        if self.early and bounds["lo"] is not None:
+            # Every row of this group is past a month still open: a log in time order has left that
+            # month behind, so its file is closed and summarized now, beside the pricing of the
+            # next months, instead of after the last one. (Should one of its rows come later, it
+            # goes to a second file of the month, and no month is closed early again this night.)
+            for month in sorted(m for m in self.outs if m < bounds["lo"]):
+                self._end(month, summarize=True)
         if self.repeated.height:  # (most nights: hashing every id would find nothing)
             on = [dedupe.H1, dedupe.H2]
             batch = batch.with_columns(dedupe.hashes())
@@ -1082,19 +1104,21 @@ class _MonthFiles:
             raise StoreError(f"{self.path}: rows to store have no timestamp, so no month partition; nothing was written")
         self.stored += batch.height
         self.left.append(batch.filter(_unpriced()).group_by("model_raw").len())
-        span = [pl.len().alias("rows"), ts.min().alias("min"), ts.max().alias("max"), ts.null_count().alias("nulls")]
         if bounds["lo"] == bounds["hi"]:  # (nearly every slice of a log in time order: no month a row, no copy)
-            self.spans.append(batch.select(pl.lit(bounds["lo"]).alias(MONTH), *span))
             self._write(bounds["lo"], batch)
             return
         months = batch.select(_month())[MONTH]
-        self.spans.append(batch.with_columns(months).group_by(MONTH).agg(*span))
         for month in months.unique().sort().to_list():  # (partition_by of every slice: 1.2 CPU s a million rows)
             self._write(month, batch.filter(months == month))
 
     def _write(self, month: str, rows: pl.DataFrame) -> None:
-        self._out(month).append(rows)
-        valued = self.valued.setdefault(month, set())
+        out = self._out(month)
+        rel = self.rels[month]
+        out.append(rows)
+        ts = pl.col("timestamp")
+        self.spans.setdefault(rel, []).append(rows.select(
+            pl.len().alias("rows"), ts.min().alias("min"), ts.max().alias("max"), ts.null_count().alias("nulls")))
+        valued = self.valued.setdefault(rel, set())
         check = [pl.col(c).ne(0).any().alias(c) for c in self.money if c not in valued]  # (nulls: not a value)
         if "reported_cost" in self.money and REPORTED_ROWS not in valued:
             check.append(pl.col("reported_cost").is_not_null().any().alias(REPORTED_ROWS))
@@ -1105,58 +1129,121 @@ class _MonthFiles:
         c = pl.col(self.text)
         one = rows.select((c == c.first()).all().name.suffix("\0eq"), c.null_count().name.suffix("\0nulls"),
                           c.first()).row(0, named=True)
-        same = self.same.setdefault(month, {k: one[k] for k in self.text})
+        same = self.same.setdefault(rel, {k: one[k] for k in self.text})
         for k in list(same):
             nulls = one[k + "\0nulls"]
             alike = nulls == rows.height or not nulls and one[k + "\0eq"]
             if not alike or one[k] != same[k]:
                 del same[k]
 
-    def _month_of(self, rel: str) -> str | None:
-        return next((m for m, r in self.rels.items() if r == rel), None)  # (a night writes a month or two)
-
     def constant(self, rel: str) -> dict[str, str | None]:
         """The text columns of month file `rel` that hold one value (or only nulls), with it."""
-        return self.same.get(self._month_of(rel), {})
+        return self.same.get(rel, {})
 
     def zero(self, rel: str) -> set[str]:
         """The money columns of month file `rel` that are 0 or null in every row (REPORTED_ROWS:
         reported_cost null in every row): their sums are 0 in every cell."""
-        month = self._month_of(rel)
-        if month not in self.valued:
+        if rel not in self.valued:
             return set()
-        return {*self.money, *([REPORTED_ROWS] if "reported_cost" in self.money else [])} - self.valued[month]
+        return {*self.money, *([REPORTED_ROWS] if "reported_cost" in self.money else [])} - self.valued[rel]
 
     def _out(self, month: str):
         import uuid
 
         if month not in self.outs:
+            if month in self.ended:  # (rows of a month closed early: a second file, and no more early closes)
+                self.early = False
             rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
             os.makedirs(os.path.join(self.root, f"{MONTH}={month}"), exist_ok=True)
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
+            self.month_of[rel] = month
             self.rels[month] = rel
             self.outs[month] = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
         return self.outs[month]
+
+    def _end(self, month: str, summarize: bool = False) -> None:
+        """Close the open file of `month`, with its Delta statistics; `summarize`: hand it to the
+        summary worker now (a month closed early)."""
+        out, rel = self.outs.pop(month), self.rels.pop(month)
+        out.close(empty=self.empty)
+        self.stats[rel] = _stats(pl.concat(self.spans.pop(rel)))
+        if summarize:
+            self.ended.add(month)
+            self._summarize(rel)
+
+    def _summarize(self, rel: str) -> None:
+        """Summarize file `rel` in the worker thread, after the files asked for before it. One
+        worker, so one summary at a time: what a summary holds (a window of WINDOW_ROWS rows and its
+        cells) is added to pricing's memory at most once."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        self.asked.add(rel)
+        if not SUMMARY_AHEAD:  # (here and now, one after the other: the order before the worker)
+            job: Future = Future()
+            try:
+                job.set_result(self._summary(rel))
+            except BaseException as e:
+                job.set_exception(e)
+            self.jobs.append(job)
+            return
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="llm-cost-summary")
+        self.jobs.append(self.pool.submit(self._summary, rel))
+
+    def _summary(self, rel: str) -> None:
+        if self.stop.is_set():
+            return
+        with contextlib.suppress(pl.exceptions.PolarsError, OSError, AnalyzerError, _Stopped):
+            self.summaries += _write_summaries(self.root, rel, constant=self.constant(rel), zero=self.zero(rel),
+                                               stop=self.stop, window=AHEAD_WINDOW_ROWS)  # (or, without one, its rows are read)
+        _trace("summary")
+
+    def summarize(self) -> list[str]:
+        """After `close`: summarize the files not summarized yet, wait for every summary, and return
+        the summaries written. An unexpected error of a summary is raised here."""
+        for rel in self.written:
+            if rel not in self.asked:
+                self._summarize(rel)
+        self._join()
+        return self.summaries
+
+    def _join(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        errors = []
+        for job in jobs:
+            try:
+                job.result()
+            except BaseException as e:  # noqa: BLE001 - raised below, after every job has ended
+                errors.append(e)
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        if errors:
+            raise errors[0]
 
     def sink(self, lf: pl.LazyFrame) -> None:
         writers.sink_in_groups(lf, self.append, ROW_GROUP)
 
     def close(self, empty: pl.LazyFrame) -> None:
-        spans = pl.concat(self.spans) if self.spans else None
-        for month, out in self.outs.items():
-            out.close(empty=self.empty)
-            self.stats[self.rels[month]] = _stats(spans.filter(pl.col(MONTH) == month))
-        self.written = [self.rels[m] for m in sorted(self.rels)]  # (month order: the commit's add actions)
+        for month in list(self.outs):
+            self._end(month)
+        self.written.sort(key=self.month_of.__getitem__)  # (month order: the commit's add actions; stable)
 
     def abort(self) -> None:
         for out in self.outs.values():
             out.abort()
 
     def remove(self) -> None:
+        """Remove every file written (data files and their summaries), after the summary worker has
+        stopped: it checks `stop` between windows, and whatever it was writing is removed too."""
+        self.stop.set()
+        with contextlib.suppress(Exception):  # (their own errors are not the run's)
+            self._join()
         self.abort()
         for rel in self.written:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.root, rel))
+            for path in (os.path.join(self.root, rel), *(_summary_path(self.root, rel, g) for g in GRAINS)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     def unpriced_models(self) -> pl.DataFrame:
         frames = [f for f in self.left if f.height]
@@ -1176,12 +1263,8 @@ def _append(root: str, table, frame: _MonthFiles, props) -> None:
     schema = table.schema() if table is not None else dl.Schema.from_arrow(
         pl.DataFrame(schema=frame.schema).to_arrow().schema)
     written = frame.written
-    summaries: list[str] = []
     try:
-        for rel in written:
-            with contextlib.suppress(pl.exceptions.PolarsError, OSError, AnalyzerError):
-                summaries += _write_summaries(root, rel, constant=frame.constant(rel), zero=frame.zero(rel))  # (or, without one, its rows)
-                _trace("summary")
+        frame.summarize()  # (the months closed early are summarized already, or being summarized)
         adds = []
         for rel in written:
             st = os.stat(os.path.join(root, rel))
@@ -1194,10 +1277,7 @@ def _append(root: str, table, frame: _MonthFiles, props) -> None:
             table.create_write_transaction(adds, "append", schema, partition_by=[MONTH], commit_properties=props)
         _trace("commit")
     except BaseException:
-        for path in summaries:  # ours, never committed
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        frame.remove()
+        frame.remove()  # (its files and their summaries: ours, never committed)
         raise
 
 
@@ -1432,16 +1512,20 @@ def _sums_fit(path: str, counts: list[str]) -> bool:
 
 
 WINDOW_ROWS = 256 * 1024  # rows of a data file summarized at once (whole UTC days; a bigger day alone)
+# ... for a night's month files, which may be summarized while the night's later months are priced:
+# one 2.67M-row month of the 10M bench night summarized alone peaked at 645 MiB in windows of 256K
+# rows, 565 in 128K, 503 in 64K, for the same CPU (5.5, 5.2, 5.1 s; load 15).
+AHEAD_WINDOW_ROWS = 64 * 1024
 
 
-def _day_windows(rows: pl.LazyFrame) -> list[pl.Expr]:
+def _day_windows(rows: pl.LazyFrame, size: int | None = None) -> list[pl.Expr]:
     """Filters that split a file's rows into windows of whole UTC days of about WINDOW_ROWS rows
     each (the rows of a null timestamp go with the first). Summarizing a merged file of 2.5M rows
     in one aggregation held 1.6 GiB for its cells; a window's cells are a few of them. A file's
     rows are nights appended in time order, so a window's filter reads few of its row groups."""
     day = pl.col("timestamp").dt.truncate(GRAINS["day"])
     sizes = rows.group_by(day.alias("d")).agg(pl.len().alias("n")).filter(pl.col("d").is_not_null()).sort("d")
-    spans = sizes.with_columns(((pl.col("n").cum_sum() - pl.col("n")) // WINDOW_ROWS).alias("w")).group_by(
+    spans = sizes.with_columns(((pl.col("n").cum_sum() - pl.col("n")) // (size or WINDOW_ROWS)).alias("w")).group_by(
         "w").agg(pl.col("d").min().alias("lo"), pl.col("d").max().alias("hi")).sort("w").collect(engine="streaming")
     if not spans.height:
         return [pl.lit(True)]
@@ -1460,7 +1544,8 @@ def _day_windows(rows: pl.LazyFrame) -> list[pl.Expr]:
 
 
 def _write_summaries(root: str, part: str, sources: list[str] | None = None,
-                     constant: dict[str, str | None] | None = None, zero: set[str] | None = None) -> list[str]:
+                     constant: dict[str, str | None] | None = None, zero: set[str] | None = None,
+                     stop: threading.Event | None = None, window: int | None = None) -> list[str]:
     """Summarize data file `part` (relative to `root`) at every grain; returns the summaries written.
     None is written for a file whose counts could sum past 64 bits, or whose rows a summary would
     hardly shrink (it is read as rows).
@@ -1472,7 +1557,9 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
 
     `constant`: text columns known to hold one value (or only nulls) in the whole file, with it
     (the ingest that wrote the file saw its rows; its footer has no text statistics to say so).
-    `zero`: measures known to be 0 or null in every row (its footer has no money statistics)."""
+    `zero`: measures known to be 0 or null in every row (its footer has no money statistics).
+    `stop`: once set, `_Stopped` is raised before the next window (an ingest that failed).
+    `window`: rows a window (WINDOW_ROWS when None)."""
     from . import writers
 
     path = os.path.join(root, part)
@@ -1531,8 +1618,10 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
 
         writer = None
         try:
-            for window in windows if windows is not None else _day_windows(rows):
-                hour = _cell_sums(cells_of(window), vary, GRAINS["hour"], wide, measures).collect(engine="streaming")
+            for days_of in windows if windows is not None else _day_windows(rows, window):
+                if stop is not None and stop.is_set():
+                    raise _Stopped
+                hour = _cell_sums(cells_of(days_of), vary, GRAINS["hour"], wide, measures).collect(engine="streaming")
                 if overflows(hour):
                     raise _Overflow
                 days.append(_cell_sums(hour.lazy(), vary, GRAINS["day"], wide, measures).collect())
@@ -1575,6 +1664,10 @@ SUMMARY_GROUP = 256 * 1024  # rows per row group of a summary written window by 
 
 
 class _Overflow(Exception):  # noqa: N818 - control flow: a file whose sums pass 64 bits gets no summary
+    pass
+
+
+class _Stopped(Exception):  # noqa: N818 - control flow: an ingest that failed stops its summaries
     pass
 
 
