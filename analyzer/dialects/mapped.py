@@ -673,12 +673,19 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
 # Every number in a JSON text, with what comes before it: strings are matched whole, so that a digit
 # inside one is never taken for a number (a line read here parsed: its strings are valid JSON).
 _BEFORE_A_NUMBER = r'((?:"(?:[^"\\]|\\.)*"|[^"0-9\-])*)(-?[0-9][0-9.eE+\-]*)'
+# A number after the text's end (a space between, so that it is a number of its own), quoted with
+# the others and then taken off: each match then starts where the one before ended, outside any
+# string. Without it, the text after the last number outside strings held no match, and the search
+# went on from each later position, one of them inside a string, whose closing quote it took for an
+# opening one: OTLP's `"intValue":"4821"` became `""4821""`, and the line no longer parsed (every
+# Claude Code OpenTelemetry line: the run was read again robustly, and the count read through a float).
+_SENTINEL = " 0"
 
 
 def quoted_numbers(text: pl.Expr) -> pl.Expr:
     """A JSON text with each number written as a string of its text (`1e0` -> `"1e0"`): decoded, or
     read with a JSON path, a number's value is then its own text, never a float's rendering of it."""
-    return text.str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"')
+    return (text + _SENTINEL).str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"').str.strip_suffix('"0"')
 
 
 def _all_text(dtype: pl.DataType) -> bool:
