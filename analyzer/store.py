@@ -62,7 +62,7 @@ QUARANTINE = os.path.join(META, "quarantine")
 INTERRUPTED_WRITE = re.compile(r"\.llm-cost-[0-9a-f]{16}\.tmp")  # writers.atomic_write's temporary name
 LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
-TRACE = os.environ.get("LLM_COST_STORE_TRACE")  # set: print each ingest step's CPU s and peak RSS to stderr
+TRACE = pipeline.env_flag("LLM_COST_STORE_TRACE")  # =1: print each ingest step's CPU s and peak RSS to stderr
 STARTED = time.monotonic()  # (the trace's wall clock: from this module's import)
 SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
 DEFAULT_WAIT = 30.0
@@ -88,7 +88,7 @@ class StoreError(AnalyzerError):
 
 
 def _trace(step: str) -> None:
-    """With LLM_COST_STORE_TRACE set, one stderr line per ingest step: CPU seconds so far and the peak
+    """With LLM_COST_STORE_TRACE=1, one stderr line per ingest step: CPU seconds so far and the peak
     RSS so far (the step that raises the peak is the one to bound). For measuring, not for users."""
     if TRACE:
         import resource

@@ -85,3 +85,20 @@ def test_a_rust_panic_that_is_no_interrupt_is_not_called_one(tmp_path, monkeypat
     night = log(tmp_path / "n" / "a.parquet", [req("a")])
     with pytest.raises(pl.exceptions.PanicException, match="index out of bounds"):  # (as before: not hidden)
         CliRunner().invoke(main, ["ingest", str(night), "--store", str(tmp_path / "st")])
+
+
+# ----------------------------------------------------------------------------------------------
+# The lead's fix of LLM_COST_SEARCH_KEYS_FIRST (`=0` is off) left the store's own switch as it was.
+
+
+@pytest.mark.parametrize("value,on", [("1", True), ("yes", True), ("0", False), ("false", False), ("", False)])
+def test_store_trace_reads_0_and_false_as_off(value, on):
+    # LLM_COST_STORE_TRACE=0 turned the ingest's trace on (any non-empty value did): a line per step
+    # on stderr of a cron job that had meant to switch it off.
+    import os
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "from analyzer import store; print(bool(store.TRACE))"],
+                         env={**os.environ, "LLM_COST_STORE_TRACE": value}, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == str(on)
