@@ -138,6 +138,14 @@ class Group(click.Group):
         except click.Abort:
             click.echo("llm-cost: interrupted", err=True)
             sys.exit(130)
+        except BaseException as e:
+            # Ctrl-C landing while Polars runs Python code for a plan (a data type's constructor)
+            # comes out as a Rust panic holding the KeyboardInterrupt (pyo3's PanicException, a
+            # BaseException): it was a traceback and exit 1. The run's cleanup ran as for Ctrl-C.
+            if type(e).__name__ == "PanicException" and "KeyboardInterrupt" in str(e):
+                click.echo("llm-cost: interrupted", err=True)
+                sys.exit(130)
+            raise
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -65,10 +65,17 @@ OK, DUPLICATE, QUARANTINED, FILTERED, NOT_BILLABLE, REPEAT = 0, 1, 2, 3, 4, 5
 BOOKKEEPING = {"_nb": pl.lit(None, pl.String), "_rec": pl.lit(1, pl.Int64), "_rank": pl.lit(0, pl.Int8),
                KEYS_READ: pl.lit(0, pl.Int64)}
 ROWS = "_rows"
+
+
+def env_flag(name: str) -> bool:
+    """Whether environment variable `name` switches something on: `0`, `false`, `no`, `off` or empty
+    leave it off, as a reader of `=0` expects."""
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
 # Set (or LLM_COST_SEARCH_KEYS_FIRST=1 in the environment): every JSON Lines file is searched for late
 # keys before it is read, as before canonical.KeyCheck (what tests compare the check's answers with).
-# `0`, `false`, `no`, `off` or empty leave it off, as a reader of `=0` expects.
-SEARCH_KEYS_FIRST = os.environ.get("LLM_COST_SEARCH_KEYS_FIRST", "").strip().lower() not in ("", "0", "false", "no", "off")
+SEARCH_KEYS_FIRST = env_flag("LLM_COST_SEARCH_KEYS_FIRST")
 DEFAULT_QUARANTINE = "llm-cost-quarantine.jsonl"
 
 

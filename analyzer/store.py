@@ -62,7 +62,7 @@ QUARANTINE = os.path.join(META, "quarantine")
 INTERRUPTED_WRITE = re.compile(r"\.llm-cost-[0-9a-f]{16}\.tmp")  # writers.atomic_write's temporary name
 LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
-TRACE = os.environ.get("LLM_COST_STORE_TRACE")  # set: print each ingest step's CPU s and peak RSS to stderr
+TRACE = pipeline.env_flag("LLM_COST_STORE_TRACE")  # =1: print each ingest step's CPU s and peak RSS to stderr
 STARTED = time.monotonic()  # (the trace's wall clock: from this module's import)
 SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
 DEFAULT_WAIT = 30.0
@@ -88,7 +88,7 @@ class StoreError(AnalyzerError):
 
 
 def _trace(step: str) -> None:
-    """With LLM_COST_STORE_TRACE set, one stderr line per ingest step: CPU seconds so far and the peak
+    """With LLM_COST_STORE_TRACE=1, one stderr line per ingest step: CPU seconds so far and the peak
     RSS so far (the step that raises the peak is the one to bound). For measuring, not for users."""
     if TRACE:
         import resource
@@ -1240,6 +1240,8 @@ class _MonthFiles:
         with contextlib.suppress(Exception):  # (their own errors are not the run's)
             self._join()
         self.abort()
+        if _names_any(self.root, self.written):
+            return  # (an interrupt after the commit, before the run noted it: the table's files now)
         for rel in self.written:
             for path in (os.path.join(self.root, rel), *(_summary_path(self.root, rel, g) for g in GRAINS)):
                 with contextlib.suppress(FileNotFoundError):
@@ -1250,6 +1252,27 @@ class _MonthFiles:
         if not frames:
             return pl.DataFrame(schema={"model_raw": pl.String, "len": pl.UInt32})
         return pl.concat(frames).group_by("model_raw").agg(pl.col("len").sum())
+
+
+def _names_any(root: str, rels: list[str]) -> bool:
+    """Whether the table names any of the data files `rels` (relative to `root`). A Ctrl-C or
+    SIGTERM delivered as delta-rs returns from the commit (or while the table is read again after
+    it) reaches the cleanup of a run that failed before its commit: removing the files then left a
+    version naming missing files, and every later report of their months failed. When the table
+    cannot be read to tell, the files are kept: an uncommitted file is litter (status lists it,
+    compact removes it), a committed one removed is a night lost."""
+    if not rels:
+        return False
+    try:
+        if _kind(root) != "delta":
+            return False
+    except Exception:  # noqa: BLE001 - (no table of ours: nothing of it to keep)
+        return False
+    try:
+        named = {os.path.basename(u) for u in _parts(_table(root), None)}
+    except Exception:  # noqa: BLE001 - see above
+        return True
+    return not named.isdisjoint(os.path.basename(r) for r in rels)  # (a uuid in every name)
 
 
 def _append(root: str, table, frame: _MonthFiles, props) -> None:
