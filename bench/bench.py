@@ -75,9 +75,12 @@ FORMS = {
     "epoch ms": pl.col("timestamp").dt.epoch("ms"),
 }
 # How exporters ship them besides: another column order (a tool that writes its own), and gzip
-# parts. Each is one extra data set: (format, form, variant).
+# parts. Each is one extra data set: (format, form, variant). "malformed" is the plain data set with
+# one bad line appended to its last part (a torn JSON line; a CSV count `1.5`): the fast reader
+# fails on it and the run is read again robustly (pipeline._with_retry), quarantining that line.
 VARIANTS = (("csv", "+0000", "shuffled"), ("csv", "Z", "gzip"), ("jsonl", "+00:00", "gzip"),
-            ("jsonl", "epoch ms", "shuffled"))
+            ("jsonl", "epoch ms", "shuffled"), ("csv", "Z", "malformed"), ("jsonl", "Z", "malformed"))
+MALFORMED_ID = "req_malformed"
 TOKEN_COLUMNS = ("input_tokens", "cache_write_5m_tokens", "cache_write_1h_tokens", "cache_read_tokens",
                  "output_tokens")
 DUPLICATE_SHARE = 0.01
@@ -319,10 +322,23 @@ def generate_forms(root: Path, rows: int, seed: int, specs: list[tuple[str, str,
                 Path(f"{path}.gz").write_bytes(gzip.compress(buf.getvalue(), compresslevel=6, mtime=0))
             else:
                 text.write_csv(path) if fmt == "csv" else text.write_ndjson(path)
+            if variant == "malformed" and k == parts - 1:
+                with path.open("a") as f:
+                    f.write(_malformed_line(fmt, text))
         log(f"generated part {k + 1}/{parts} of {len(missing)} timestamp-form data sets in {time.perf_counter() - t0:.0f}s")
     for sp in missing:
         (spec_dir(root, sp) / ".complete").write_text(json.dumps({"rows": rows, "seed": seed, "parts": math.ceil(rows / chunk_rows)}))
     return [spec_dir(root, sp) for sp in missing]
+
+
+def _malformed_line(fmt: str, text: pl.DataFrame) -> str:
+    """One bad record for the "malformed" variant: a JSON line cut short (`tru` for `true`), or a
+    CSV row (the part's first, under another id) whose input count is `1.5`."""
+    if fmt == "jsonl":
+        return f'{{"request_id":"{MALFORMED_ID}","timestamp":"2026-09-01T00:00:00.000Z","input_tokens": tru}}\n'
+    row = text.head(1).cast(pl.String).with_columns(pl.lit(MALFORMED_ID).alias("request_id"),
+                                                    pl.lit("1.5").alias("input_tokens"))
+    return row.write_csv(include_header=False)
 
 
 def dir_bytes(path: Path) -> int:
@@ -709,6 +725,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _label(fmt: str, form: str, variant: str) -> str:
     """A data set's name in the table: its format, then its timestamp form and variant if not plain."""
+    if variant == "malformed":
+        return f"{fmt} +1 malformed line"
     return fmt if (form, variant) == ("Z", "") else f"{fmt} {form}{', ' + variant if variant else ''}"
 
 
@@ -741,6 +759,20 @@ def plan(args: argparse.Namespace, data: Path, tiny: Path, workdir: Path) -> lis
                  report_measurement(label, "llm-cost report --no-dedupe", src, workdir, ["--no-dedupe"], args.rows),
                  *(_against_duckdb(*spec, src, workdir, args.rows) if args.duckdb else [])]
     return todo
+
+
+def malformed_ratios(measurements: list[Measurement]) -> str:
+    """CPU seconds of each report on a data set with one malformed line beside the same report on the
+    clean one: the cost of the robust pass (pipeline._with_retry) that one bad line triggers."""
+    by = {(m.fmt, m.what): m for m in measurements if not m.failure and m.cpu_s}
+    lines = []
+    for fmt in FORMATS:
+        for what in ("llm-cost report", "llm-cost report --no-dedupe"):
+            bad, clean = by.get((_label(fmt, "Z", "malformed"), what)), by.get((fmt, what))
+            if bad and clean:
+                b, c = statistics.median(bad.cpu_s), statistics.median(clean.cpu_s)
+                lines.append(f"{fmt:<6} {what:<28} clean {c:7.2f}   +1 malformed line {b:7.2f}   {b / c:5.1f}x")
+    return "\n".join(lines)
 
 
 def duckdb_ratios(measurements: list[Measurement]) -> str:
@@ -822,6 +854,9 @@ def main(argv: list[str] | None = None) -> int:
         worst, share = max(busy, key=lambda b: b[1])
         print(f"\nnote: other processes kept {share:.1f} of {os.cpu_count()} CPUs busy during {worst.fmt} "
               f"'{worst.what}' (see other_cpu_s in the JSON): their wall times are inflated; CPU times much less")
+    cliff = malformed_ratios(measurements)
+    if cliff:
+        print("\nOne malformed line (the whole run read robustly) beside the clean file, CPU s:\n" + cliff)
     ratios = duckdb_ratios(measurements)
     if len(ratios.splitlines()) > 2:
         print("\nllm-cost (exact Decimal report) / DuckDB (Float64 SQL), the same files; wall time, and CPU time "

@@ -162,13 +162,53 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], extra=extra, **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
+    # Flat lines (FLAT_LINE) are read by a regex each: what a JSON path (one parse of the line per
+    # field, ~25 a line) returns for them is their text. Others are parsed as before, per field.
+    flat = all(_PLAIN_KEY.fullmatch(c) for c in (*fields.values(), *dims))
+    if flat:  # (in stages: each value's text is used thrice)
+        lf = lf.with_columns(pl.col(LINE).str.contains(FLAT_LINE).fill_null(False).alias(FLAT)).with_columns(
+            pl.when(pl.col(FLAT)).then(pl.col(LINE)).str.extract_all(flat_pair(c)).list.last()
+            .str.replace(r"^[^:]*:[ \t\r\n]*", "").alias(_flat(c)) for c in {*fields.values(), *dims})
 
     def get(c: str) -> pl.Expr:
         path = f"$.{c}" if c.isidentifier() else f"$['{c}']"
-        return pl.col(LINE).str.json_path_match(path)
+        if not flat:
+            return pl.col(LINE).str.json_path_match(path)
+        parsed = pl.when(~pl.col(FLAT)).then(pl.col(LINE)).str.json_path_match(path)  # (null: no parse)
+        v = pl.col(_flat(c))  # a string's text, quoted (it holds no `"`), or a literal's
+        return pl.when(pl.col(FLAT)).then(pl.when(v.str.starts_with('"')).then(v.str.strip_chars('"'))
+                                          .when(v != "null").then(v)).otherwise(parsed)
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
-                           bad_record=_bad_json_line(), number_texts=integers, **sniff)
+                           bad_record=_bad_json_line(flat), number_texts=integers, **sniff)
+
+
+# A JSON Lines record whose every value is a string without escapes or control characters, an
+# integer of at most 18 digits (not `-0`), true, false or null, under keys without escapes, with
+# JSON's own whitespace only: valid JSON, flat (each key is the record's own), and read alike by
+# serde_json (Polars' JSON path) and by the regex of flat_pair. serde_json renders such an
+# integer as written (a longer one, a fraction or an exponent goes through a float: `1e+20`), and
+# such a string decodes to its own text. Any other line is parsed as before.
+_WS = r"[ \t\r\n]*"
+_STRING = r'"[^"\\\x00-\x1f]*"'
+_SCALAR = rf"(?:{_STRING}|0|-?[1-9][0-9]{{0,17}}|true|false|null)"
+_PAIR = rf"{_WS}{_STRING}{_WS}:{_WS}{_SCALAR}{_WS}"
+FLAT_LINE = rf"^{_WS}\{{(?:{_PAIR}(?:,{_PAIR})*|{_WS})\}}{_WS}$"
+FLAT = "_flat"
+# Keys read by flat_pair: their JSON path is `$.key`, and their text in a flat line is `"key"`.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def flat_pair(key: str) -> str:
+    """A regex matching `key` and its value in a FLAT_LINE line (a string with its quotes). In a flat
+    line `{` or `,` then `"key":` is a key (a string holds no `"`). The last match is the value, as
+    serde_json keeps the last when a record names a key twice (a file that does is refused anyway:
+    _late_keys). (A capture after a greedy `.*` to find the last costs as much as the JSON parse.)"""
+    return rf'[{{,]{_WS}"{key}"{_WS}:{_WS}(?:"[^"]*"|-?[0-9]+|true|false|null)'
+
+
+def _flat(c: str) -> str:
+    return f"_fl_{c}"
 
 
 # Per record of a JSON Lines file read without the search for late keys: how many of the reader's
@@ -402,9 +442,13 @@ def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
     return lf.drop(*line.values(), *simple.values())
 
 
-def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
+def _bad_json_line(flat: bool = False) -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
-    ok = line.str.starts_with("{") & line.str.json_path_match("$").is_not_null() & ~pl.col(BAD)
+    if flat:  # (a FLAT_LINE line is valid JSON: not parsed)
+        valid = pl.col(FLAT) | pl.when(~pl.col(FLAT)).then(line).str.json_path_match("$").is_not_null()
+    else:
+        valid = line.str.json_path_match("$").is_not_null()
+    ok = line.str.starts_with("{") & valid & ~pl.col(BAD)
     return ok, pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8)).when(~ok).then(pl.lit(UNREADABLE))
 
 
