@@ -673,12 +673,20 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
 # Every number in a JSON text, with what comes before it: strings are matched whole, so that a digit
 # inside one is never taken for a number (a line read here parsed: its strings are valid JSON).
 _BEFORE_A_NUMBER = r'((?:"(?:[^"\\]|\\.)*"|[^"0-9\-])*)(-?[0-9][0-9.eE+\-]*)'
+# Each match must start where the last one ended, outside a string. After a text's last number none
+# can, and a search that finds no match at a position tries the next one: inside a string after it,
+# where a digit (`"note": "v2"`) was quoted as a number (`"v"2""`), the line no longer parsed, and a
+# count read from it fell back to its float rendering (100e-2 counted 1 token, exit 0). So the text
+# is searched with a number of its own after it (after a space: never part of the text's last
+# number), the last match, which is then cut off again.
+_END = " 0"
 
 
 def quoted_numbers(text: pl.Expr) -> pl.Expr:
     """A JSON text with each number written as a string of its text (`1e0` -> `"1e0"`): decoded, or
     read with a JSON path, a number's value is then its own text, never a float's rendering of it."""
-    return text.str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"')
+    return (pl.concat_str([text, pl.lit(_END)]).str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"')
+            .str.strip_suffix(' "0"'))
 
 
 def _all_text(dtype: pl.DataType) -> bool:
