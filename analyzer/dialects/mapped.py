@@ -30,7 +30,7 @@ from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
-from .canonical import TOKENS, canonical_frame, nameable, number_at
+from .canonical import TOKENS, canonical_frame, first_value_at, nameable
 
 # Canonical columns a mapping may fill (besides dimensions).
 FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
@@ -617,7 +617,7 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     nested object's pairs as written: the same line) and gzip alike. No line pays for that: a check
     for such keys on every line cost Bedrock streams 2.8 -> 5 CPU s (docs/performance.md). The
     robust path's JSON path takes the last value: there (only), a line writing a count key more
-    than once takes the first number at each count path from its tokens (canonical.number_at)."""
+    than once takes the first value at each count path from its tokens (canonical.first_value_at)."""
     paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
              if a[0][:1] != "@" and typed.get(a) == pl.String}
     # Lists of counts a hook reads (decoded as text: see anthropic_messages.AS_TEXT).
@@ -657,16 +657,20 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
         if parts not in exact:
             return value
         if robust:
-            text = pl.col("_n_line").str.json_path_match(_json_path(parts))
+            text = pl.coalesce(pl.col("_n_line").str.json_path_match(_json_path(parts)), value)
             if parts in paths:  # (a list a hook reads is read as its JSON path gives it)
-                text = pl.coalesce(number_at(pl.col("_n_tokens"), parts), text)
+                # (a key named twice: its first value, as the decoder reads it, even one that is
+                # no number (`null`: missing), never the JSON path's last)
+                text = pl.when(pl.col("_n_tokens").is_null()).then(text).otherwise(
+                    first_value_at(pl.col("_n_tokens"), text, parts))
         else:
             text = pl.col("_n_rec")
             for p in parts:
                 text = text.struct.field(p)
+            text = pl.coalesce(text, value)
         # (where the decoder found the path: a hook that swaps the record, CloudWatch's events,
         # reads its own)
-        return pl.when(value.is_not_null()).then(pl.coalesce(text, value))
+        return pl.when(value.is_not_null()).then(text)
     return lf, as_written
 
 
