@@ -27,6 +27,7 @@ from .. import schema
 from ..sources import LINE, SourceFile
 from ..words import counted
 from . import mapped
+from .canonical import TOKENS, number_at
 
 
 # The output body is an object, or an array of chunks for a stream: it cannot be decoded to one type,
@@ -58,8 +59,15 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     # (`1.00000000000000000001` as 1.0): a piece holding a number with a fraction, an exponent or
     # 19 digits or more is read with its numbers quoted, as their own text (the pieces are small,
     # and real counts plain integers: no other piece pays).
-    def read(text: str, path: str) -> pl.Expr:
-        return pl.coalesce(pl.col(f"{text}_q").str.json_path_match(path), pl.col(text).str.json_path_match(path))
+    def read(text: str, path: str, key: str | None = None) -> pl.Expr:
+        found = pl.coalesce(pl.col(f"{text}_q").str.json_path_match(path), pl.col(text).str.json_path_match(path))
+        if key is None:
+            return found
+        # A key named twice in one object counts its first value, as a mapped path's does (the
+        # decoder's); a JSON path keeps the last. Only a piece that writes the key (or a key with a
+        # `\u` escape) more than once is split into tokens for its first number at the key.
+        twice = pl.col(text).str.count_matches(rf'(?:"{mapped._regex_literal(key)}|\\u(?:[^"\\]|\\.)*)"\s*:') > 1
+        return pl.coalesce(number_at(pl.when(twice).then(pl.col(text)).str.extract_all(TOKENS), (key,)), found)
 
     pieces = ("_x_metrics", "_x_ttl", "_x_split")
 
@@ -73,9 +81,10 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
         .with_columns(pl.when(pl.col(p).str.contains(r"[0-9][.eE]|[0-9]{19}")).then(mapped.quoted_numbers(pl.col(p)))
                       .alias(f"{p}_q") for p in pieces)
         .with_columns(
-            *(read("_x_metrics", f"$.{key}").alias(name) for name, key in _METRICS.items()),
+            *(read("_x_metrics", f"$.{key}", key).alias(name) for name, key in _METRICS.items()),
             pl.coalesce(read("_x_ttl", "$[?(@.ttl=='1h')].inputTokens"),
-                        read("_x_split", "$.ephemeral_1h_input_tokens")).alias("cache_write_1h"),
+                        read("_x_split", "$.ephemeral_1h_input_tokens", "ephemeral_1h_input_tokens"))
+            .alias("cache_write_1h"),
             pl.when(model.str.contains(_GLOBAL)).then(pl.lit("global"))
             .when(model.str.contains(_REGIONAL)).then(pl.lit("regional"))
             .alias("endpoint_scope_from_id"),

@@ -400,6 +400,11 @@ def number_at(tokens: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
     depth to d, and the key before that bracket names it (none for an array's member). Keys are
     compared decoded (`input\u005ftokens` is input_tokens; a line split here parsed, so its strings
     are valid JSON)."""
+    return tokens.list.eval(pl.element().filter(_at(path))).list.first().str.extract(rf"({_NUMBER})$")
+
+
+def _at(path: tuple[str, ...]) -> pl.Expr:
+    """Inside `list.eval` over a line's TOKENS: whether each token is a key at `path` (see number_at)."""
     el = pl.element()
     opens = (el == "{") | (el == "[")
     depth = opens.cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
@@ -408,7 +413,20 @@ def number_at(tokens: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
     for level, key in enumerate(path[:-1], start=2):
         opened = pl.when(opens & (depth == level)).then(pl.int_range(pl.len())).forward_fill()
         at = at & (named.gather(opened - 1) == key)
-    return tokens.list.eval(el.filter(at)).list.first().str.extract(rf"({_NUMBER})$")
+    return at
+
+
+def first_value_at(tokens: pl.Expr, otherwise: pl.Expr, path: tuple[str, ...]) -> pl.Expr:
+    """The first value written at `path` in a line split into TOKENS, as the decoder reads a key
+    named twice: a number's text, a string's value, null for `null`/`true`/`false` (not tokens: a
+    value the count check never takes for a count). `otherwise` where no key is at `path` or its
+    first value is an object or array."""
+    where = tokens.list.eval(_at(path).arg_true().first()).list.first()
+    key, after = tokens.list.get(where, null_on_oob=True), tokens.list.get(where + 1, null_on_oob=True)
+    number = key.str.extract(rf"({_NUMBER})$")
+    string = pl.when(after.str.contains(r'^"(?:[^"\\]|\\.)*"$')).then(after).str.json_decode(pl.String)
+    return (pl.when(key.is_null() | (number.is_null() & after.is_in(["{", "["]))).then(otherwise)
+            .otherwise(pl.coalesce(number, string)))
 
 
 def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:

@@ -30,7 +30,7 @@ from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
-from .canonical import TOKENS, canonical_frame, nameable, number_at
+from .canonical import TOKENS, canonical_frame, first_value_at, nameable
 
 # Canonical columns a mapping may fill (besides dimensions).
 FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
@@ -617,7 +617,7 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     nested object's pairs as written: the same line) and gzip alike. No line pays for that: a check
     for such keys on every line cost Bedrock streams 2.8 -> 5 CPU s (docs/performance.md). The
     robust path's JSON path takes the last value: there (only), a line writing a count key more
-    than once takes the first number at each count path from its tokens (canonical.number_at)."""
+    than once takes the first value at each count path from its tokens (canonical.first_value_at)."""
     paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
              if a[0][:1] != "@" and typed.get(a) == pl.String}
     # Lists of counts a hook reads (decoded as text: see anthropic_messages.AS_TEXT).
@@ -657,35 +657,41 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
         if parts not in exact:
             return value
         if robust:
-            text = pl.col("_n_line").str.json_path_match(_json_path(parts))
+            text = pl.coalesce(pl.col("_n_line").str.json_path_match(_json_path(parts)), value)
             if parts in paths:  # (a list a hook reads is read as its JSON path gives it)
-                text = pl.coalesce(number_at(pl.col("_n_tokens"), parts), text)
+                # (a key named twice: its first value, as the decoder reads it, even one that is
+                # no number (`null`: missing), never the JSON path's last)
+                text = pl.when(pl.col("_n_tokens").is_null()).then(text).otherwise(
+                    first_value_at(pl.col("_n_tokens"), text, parts))
         else:
             text = pl.col("_n_rec")
             for p in parts:
                 text = text.struct.field(p)
+            text = pl.coalesce(text, value)
         # (where the decoder found the path: a hook that swaps the record, CloudWatch's events,
         # reads its own)
-        return pl.when(value.is_not_null()).then(pl.coalesce(text, value))
+        return pl.when(value.is_not_null()).then(text)
     return lf, as_written
 
 
 # Every number in a JSON text, with what comes before it: strings are matched whole, so that a digit
 # inside one is never taken for a number (a line read here parsed: its strings are valid JSON).
 _BEFORE_A_NUMBER = r'((?:"(?:[^"\\]|\\.)*"|[^"0-9\-])*)(-?[0-9][0-9.eE+\-]*)'
-# A number after the text's end (a space between, so that it is a number of its own), quoted with
-# the others and then taken off: each match then starts where the one before ended, outside any
-# string. Without it, the text after the last number outside strings held no match, and the search
-# went on from each later position, one of them inside a string, whose closing quote it took for an
-# opening one: OTLP's `"intValue":"4821"` became `""4821""`, and the line no longer parsed (every
-# Claude Code OpenTelemetry line: the run was read again robustly, and the count read through a float).
-_SENTINEL = " 0"
+# Each match must start where the last one ended, outside a string. After a text's last number none
+# can, and a search that finds no match at a position tries the next one: inside a string after it,
+# where a digit (`"note": "v2"`, OTLP's `"intValue": "4821"`) was quoted as a number (`"v"2""`), the
+# line no longer parsed, and a count read from it fell back to its float rendering (100e-2 counted 1
+# token, exit 0; every Claude Code OpenTelemetry line sent the whole run to the robust reading). So
+# the text is searched with a number of its own after it (after a space: never part of the text's
+# last number), the last match, which is then cut off again.
+_END = " 0"
 
 
 def quoted_numbers(text: pl.Expr) -> pl.Expr:
     """A JSON text with each number written as a string of its text (`1e0` -> `"1e0"`): decoded, or
     read with a JSON path, a number's value is then its own text, never a float's rendering of it."""
-    return (text + _SENTINEL).str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"').str.strip_suffix('"0"')
+    return (pl.concat_str([text, pl.lit(_END)]).str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"')
+            .str.strip_suffix(' "0"'))
 
 
 def _all_text(dtype: pl.DataType) -> bool:
