@@ -1175,16 +1175,11 @@ class _MonthFiles:
         """Summarize file `rel` in the worker thread, after the files asked for before it. One
         worker, so one summary at a time: what a summary holds (a window of WINDOW_ROWS rows and its
         cells) is added to pricing's memory at most once."""
-        from concurrent.futures import Future, ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor
 
         self.asked.add(rel)
         if not SUMMARY_AHEAD:  # (here and now, one after the other: the order before the worker)
-            job: Future = Future()
-            try:
-                job.set_result(self._summary(rel))
-            except BaseException as e:
-                job.set_exception(e)
-            self.jobs.append(job)
+            self._summary(rel)
             return
         if self.pool is None:
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="llm-cost-summary")

@@ -66,7 +66,7 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
         # A key named twice in one object counts its first value, as a mapped path's does (the
         # decoder's); a JSON path keeps the last. Only a piece that writes the key (or a key with a
         # `\u` escape) more than once is split into tokens for its first number at the key.
-        twice = pl.col(text).str.count_matches(rf'(?:"{mapped._regex_literal(key)}|\\u(?:[^"\\]|\\.)*)"\s*:') > 1
+        twice = mapped.named_twice(pl.col(text), {key})
         return pl.coalesce(number_at(pl.when(twice).then(pl.col(text)).str.extract_all(TOKENS), (key,)), found)
 
     pieces = ("_x_metrics", "_x_ttl", "_x_split")

@@ -597,6 +597,24 @@ def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
 _KEY_END = 9
 
 
+# A key as a line writes it: its own characters (`tökens`, not json.dumps' `t\u00f6kens`), as a
+# pattern; or any key holding a `\u` escape (`input\u005ftokens` is input_tokens to the decoder).
+_ESCAPED_KEY = r'\\u(?:[^"\\]|\\.)*'
+
+
+def _written(key: str, last: int | None = None) -> str:
+    """A pattern of `key` as a JSON text writes it (`last`: only its last characters)."""
+    text = json.dumps(key, ensure_ascii=False)[1:-1]
+    return _regex_literal(text[-last:] if last else text)
+
+
+def named_twice(text: pl.Expr, keys: set[str]) -> pl.Expr:
+    """Whether a JSON text names one of `keys` (or a key with a `\\u` escape) more than once, at any
+    depth: where a JSON path, which keeps a key's last value, would not read what the decoder reads."""
+    names = "|".join(sorted(_written(k) for k in keys))
+    return text.str.count_matches(rf'(?:"(?:{names})|{_ESCAPED_KEY})"[ \t\r\n]*:') > 1
+
+
 def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, reads: dict,
                       robust: bool) -> tuple[pl.LazyFrame, Getter]:
     """Counts read as the line writes them, and a count's key named twice in one object read once.
@@ -626,12 +644,8 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
         return lf, get
     exact = {**{p: pl.String() for p in paths}, **lists}
     names = {p[-1] for p in paths} | {n for t in lists.values() for n in _leaf_names(t)}
-    # A key as a line writes it: its own characters (`tökens`, not json.dumps' `t\u00f6kens`), or
-    # any key holding a `\u` escape (`input\u005ftokens` is input_tokens to the decoder).
-    def written(key: str) -> str:
-        return _regex_literal(json.dumps(key, ensure_ascii=False)[1:-1])
-    keys = "|".join(sorted({written(k) for k in names}))
-    escaped = r'\\u(?:[^"\\]|\\.)*'
+    keys = "|".join(sorted({_written(k) for k in names}))
+    escaped = _ESCAPED_KEY
 
     def floated(keys: str, line: pl.Expr, quoted: bool = True) -> pl.Expr:
         key = f'"(?:{keys})' if quoted else f'(?:{keys})'
@@ -641,14 +655,13 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     # only the lines that pass are searched for the whole keys: a handful of short literals is
     # scanned for ~40% faster than the eight key names (121,704 transcript lines: 0.06 against
     # 0.10 CPU s; no real line passes, and the second search then costs nothing: a null line).
-    ends = "|".join(sorted({_regex_literal(json.dumps(k, ensure_ascii=False)[1:-1][-_KEY_END:]) for k in names}))
+    ends = "|".join(sorted({_written(k, _KEY_END) for k in names}))
     maybe = pl.when(floated(ends, pl.col(LINE), quoted=False) & pl.col("_line_ok")).then(pl.col(LINE))
     lf = lf.with_columns(pl.when(floated(keys, maybe)).then(quoted_numbers(maybe)).alias("_n_line"))
     if not robust:  # (null on every line but those: the decode costs nothing there)
         lf = lf.with_columns(pl.col("_n_line").str.json_decode(_dtype_tree(exact)).alias("_n_rec"))
     elif paths:  # (a file with a broken line: one count of the keys on each line is no matter there)
-        leaves = "|".join(sorted({written(p[-1]) for p in paths}))
-        twice = pl.col(LINE).str.count_matches(rf'(?:"(?:{leaves})|{escaped})"[ \t\r\n]*:') > 1
+        twice = named_twice(pl.col(LINE), {p[-1] for p in paths})
         lf = lf.with_columns(pl.when(twice & pl.col("_line_ok")).then(pl.col(LINE)).str.extract_all(TOKENS)
                              .alias("_n_tokens"))
 
