@@ -545,7 +545,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     # themselves. Not for large inputs: the two plans over one scan buffer what one of them has not
     # consumed yet, and peak memory grew with the input (10M JSONL requests: 0.75 -> 2.5 GiB).
     competing = None
-    with _searched_on_error(loaded.key_checks, loaded.spooled):
+    with _searched_on_error(loaded.key_checks):
         if dups and _one_read(loaded):
             agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
         else:
@@ -570,19 +570,30 @@ class LateKeys(Exception):
 
 
 @contextlib.contextmanager
-def _searched_on_error(checks: list[KeyCheck] | None, spooled: list[str] = ()):
+def _searched_on_error(checks: list[KeyCheck] | None):
     """An error (AnalyzerError) met while JSON Lines files wait for their search for late keys: the
     search ran before anything else once (SEARCH_KEYS_FIRST), and an error it meets (a key twice,
     two spellings of one key) was the run's error, before an option's or another file's. The
     searches run now, in file order, and raise theirs; one that finds keys to read starts the run
-    again searching first (LateKeys), where the order is the old one, and the rows this attempt spooled
-    are removed first (`spooled`); else the error stands."""
+    again searching first (LateKeys), where the order is the old one; else the error stands."""
     try:
         yield
     except AnalyzerError:
         if checks and not all(c.holds() for c in checks):
-            _remove(spooled)
             raise LateKeys() from None
+        raise
+
+
+@contextlib.contextmanager
+def _removed_on_error(spooled: list[str]):
+    """An attempt that ends in any error (an option's met after the rows were decoded, a total past
+    the money column's range, LateKeys or a fast pass failing before a retry) removes the rows it
+    spooled now: a long-lived process (a notebook, a service, the tests) kept each failed attempt's
+    rows until it exited. (They were removed only when the search found late keys.)"""
+    try:
+        yield
+    except BaseException:
+        _remove(spooled)
         raise
 
 
@@ -602,8 +613,7 @@ def _keys_checked(agg: pl.DataFrame, loaded: Loaded) -> pl.DataFrame:
         return agg
     if all(c.holds() for c in loaded.key_checks):
         return agg
-    _remove(loaded.spooled)
-    raise LateKeys()
+    raise LateKeys()  # (the attempt's spooled rows are removed on the way out: _removed_on_error)
 
 
 def _remove(spooled: list[str]) -> None:
@@ -909,16 +919,17 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
-    # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
-    with _searched_on_error(loaded.key_checks, spooled := []):
-        by, row_keys = report_keys(by, loaded, all_dimensions)
-        loaded = spool(loaded, opts, columns=set(row_keys))
-        spooled.extend(loaded.spooled)
-        keys, post, extra = row_exprs(by, row_keys, opts, book)
-        lf = with_status(loaded.frame, opts)
-        cands = _candidates(loaded, opts)
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
-    return conclude(agg, paths, by, loaded, opts, book, groups)
+    with _removed_on_error(spooled := []):
+        # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
+        with _searched_on_error(loaded.key_checks):
+            by, row_keys = report_keys(by, loaded, all_dimensions)
+            loaded = spool(loaded, opts, columns=set(row_keys))
+            spooled.extend(loaded.spooled)
+            keys, post, extra = row_exprs(by, row_keys, opts, book)
+            lf = with_status(loaded.frame, opts)
+            cands = _candidates(loaded, opts)
+        agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
+        return conclude(agg, paths, by, loaded, opts, book, groups)
 
 
 # --- steps both engines run (engine_spark runs the pass over every row on Spark, these on the driver) ---
@@ -1189,10 +1200,13 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
     # (No key check: `price` reads with the bounded readers (one_reading() without native scans), so
     # its JSON Lines files are searched for late keys before they are read, as they were.)
-    loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
-    agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
-                                    repeats_only=not opts.dedupe)
-    acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
+    loaded = read_logs(paths, opts, robust, exact_lines=True)
+    with _removed_on_error(spooled := []):
+        loaded = spool(loaded, opts)  # source_row is in the output
+        spooled.extend(loaded.spooled)
+        agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [],
+                                        _candidates(loaded, opts), repeats_only=not opts.dedupe)
+        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
     record_wise = [loaded.dialects.get(f.display) in RECORD_WISE and not f.members for f in loaded.files]
     return PricedRows(loaded.parts, functools.partial(_finish_priced, priced, losers), record_wise), acc
 
