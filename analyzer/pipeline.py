@@ -360,6 +360,22 @@ def _beyond(value: str, end: bool, option: str | None) -> dt.datetime | None:
     return dt.datetime.min.replace(tzinfo=dt.UTC) if early else dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
+def time_window(opts: Options) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """--since/--until as UTC instants (None: unbounded), refusing an empty window."""
+    since = parse_time(opts.since, opts.tz, end=False)
+    until = parse_time(opts.until, opts.tz, end=True)
+    if since is not None and until is not None and until <= since:
+        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
+    return since, until
+
+
+def check_options(opts: Options) -> None:
+    """The options a run can check before it reads a byte: --tz, then --since/--until (a mistyped
+    date was refused only after the logs were decoded, minutes into a large run)."""
+    check_tz(opts.tz)
+    time_window(opts)
+
+
 def check_tz(tz: str) -> str:
     """A zone both Python and Polars know. ZoneInfo reads files: `--tz Europe` (a directory) or a
     very long name raised an OSError quoting tzdata's path; `right/UTC` from the system's zoneinfo
@@ -390,10 +406,7 @@ def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
     whether it lies outside --since/--until; `status()` turns the two booleans (cheap group keys)
     into one code, after the pass.
     (Duplicates are found after the pass too: see dedupe.py.)"""
-    since = parse_time(opts.since, opts.tz, end=False)
-    until = parse_time(opts.until, opts.tz, end=True)
-    if since is not None and until is not None and until <= since:
-        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
+    since, until = time_window(opts)
     outside = pl.lit(False)
     if since is not None:
         outside = outside | (pl.col("timestamp") < since)
@@ -846,7 +859,7 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
             book: pricebook.PriceBook | None = None) -> Report:
     """Read, normalize, dedupe, price and aggregate usage logs into a report (the main job)."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
@@ -902,7 +915,7 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
     """Like `analyze`, stopping before the groups are summed (see Groups). `all_dimensions`: every
     dimension column of the logs is a key too (after `by`)."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
@@ -1189,7 +1202,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     # (The rows are written after this returns, from the lazy plans: their readers captured the run,
     # and read the sizes recorded in it.)
