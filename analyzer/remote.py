@@ -93,6 +93,11 @@ def _split(url: str) -> tuple[str, str, str]:
     if parts.query or parts.fragment:
         if scheme not in ("http", "https"):
             raise SourceError(f"{shown_url(url)}: an object URL takes no ?query or #fragment")
+        if parts.query:
+            # The store is the host and the key the path: the query would never be sent. A signed URL
+            # would go unsigned, and `export.csv?day=1` and `?day=2` would be one object read twice.
+            raise SourceError(f"{shown_url(url)}: a web URL with a ?query (a signed URL, a query for an export) "
+                              "cannot be read: the query would not be sent; download the file and name it")
     base = f"{scheme}://{parts.netloc}"  # (az://container: the account from AZURE_STORAGE_ACCOUNT_NAME)
     key = urllib.parse.unquote(parts.path.lstrip("/"))
     return scheme, base, key

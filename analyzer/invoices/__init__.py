@@ -277,8 +277,28 @@ def _focus(path: str):
         df = df.with_columns(pl.all().cast(_S)).with_columns(
             pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
     else:
+        from ..safe_text import csv_cell_read_expr
+
+        # llm-cost's own FOCUS CSV neutralised formula-like text (a workspace `=1+1` is `'=1+1`): read
+        # back, it must be the logs' value again, or the audit of an export against its logs differs.
         df = _csv(path)
+        df = df.with_columns(csv_cell_read_expr(pl.col(c)) for c in df.columns if c != "line")
     _need(df, path, ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory"))
+    # Every line, usage or not, is checked before the split: a line with no category would be in
+    # neither part (lost from the audit), and a credit's amount or currency is named in a note.
+    category = pl.col("ChargeCategory").str.strip_chars()
+    bad = _first_bad(df, category.is_null() | (category == ""))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: ChargeCategory is empty; FOCUS gives every line one "
+                           "(Usage, Purchase, Tax, Credit, Adjustment)")
+    bad = _first_bad(df, _decimal("BilledCost").is_null())
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['BilledCost']!r} is not a decimal number")
+    currency = _opt(df, "BillingCurrency").str.strip_chars()
+    bad = _first_bad(df.with_columns(currency.alias("_currency")),
+                     (pl.col("_currency") != "") & (pl.col("_currency").str.to_uppercase() != "USD"))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: currency {bad['_currency']!r}; only USD invoices can be audited")
     details = pl.Struct({k: _S for k in ("x_ModelId", "ModelId", "x_TokenDirection", "TokenDirection",
                                          "x_TokenCacheAction", "TokenCacheAction", "x_CacheTtl", "x_ServiceTier")})
     parsed = _opt(df, "SkuPriceDetails").replace("", None).str.json_decode(details)
