@@ -317,6 +317,9 @@ def _match(lines: pl.DataFrame, comp: pl.DataFrame, keys: list[str]) -> tuple[pl
     rows no line claims. One join per pattern of grouped keys (a handful), not per row."""
     pattern = pl.concat_str([pl.col(k).is_not_null().cast(pl.Int8).cast(pl.String) for k in keys] or [pl.lit("")])
     patterns = lines.select(pattern.alias("p")).unique()["p"].to_list()
+    # Most specific first; between lines as specific as each other, the one grouped by the earlier key
+    # (model, then token type, ...). `unique()` has no order: ties in it made runs disagree.
+    patterns.sort(reverse=True)
     patterns.sort(key=lambda p: -p.count("1"))
     claimed = [comp.clear().with_columns(pl.lit(None, pl.UInt32).alias("_line"))]
     for p in patterns:

@@ -140,3 +140,27 @@ def test_two_urls_that_differ_in_their_query_are_not_read_as_one_object(by_query
     else:
         assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
         assert "query" in r.output and "day=1" not in r.output
+
+
+# ----------------------------------------------------------------------------------------------
+# Two invoice lines as specific as each other that a computed row fits both (one grouped by model
+# alone, one by token type alone) were tried in the order of a hash set: the same files gave "every
+# line ok", exit 0, on one run and "missing_in_logs" + "under", exit 1, on the next. The tie is now
+# broken the same way every time: the line grouped by the earlier key (model, then token type, ...).
+
+def test_a_row_that_fits_two_equally_specific_lines_is_matched_the_same_way_every_run(tmp_path):
+    logs = tmp_path / "logs.csv"
+    logs.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                    "r1,2026-10-01T09:00:00Z,claude-sonnet-4-5,1000000,0\n"  # $3.00
+                    "r2,2026-10-01T09:00:00Z,claude-haiku-4-5,500000,0\n")  # $0.50
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text("period,model,token_type,amount_usd\n"
+                       "2026-10-01,claude-sonnet-4-5,,3.00\n"
+                       "2026-10-01,,input,0.50\n")
+    import json
+
+    seen = set()
+    for _ in range(12):
+        r = run("audit", logs, "--invoice", invoice, "--format", "json", "--quarantine", tmp_path / "q.jsonl")
+        seen.add((r.exit_code, tuple((x["billed"], x["computed"], x["status"]) for x in json.loads(r.stdout)["lines"])))
+    assert seen == {(0, (("3.000000000000", "3.000000000000", "ok"), ("0.500000000000", "0.500000000000", "ok")))}
