@@ -194,6 +194,28 @@ def _incomplete(pages: list[dict]) -> list[str]:
     return []
 
 
+def _check_shape(value, shape, where: str, path: str) -> None:
+    """Refuse a JSON value that is not the shape a reader builds its frame with (`shape`: a dict of
+    members, a one-item list of an element's shape, or "text"). Polars' from_dicts does not: a list
+    where an amount belongs dropped that page's lines (read as an invoice of no lines) or raised a
+    TypeError, depending on where it came. Invoices hold thousands of lines, not millions: the walk
+    is over JSON already decoded by Python."""
+    if value is None:
+        return  # (absent: the readers treat it as null)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise InvoiceError(f"{path}, {where}: expected an object, found {json.dumps(value)[:60]}")
+        for key, inner in shape.items():
+            _check_shape(value.get(key), inner, f"{where}.{key}" if where else key, path)
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            raise InvoiceError(f"{path}, {where}: expected a list, found {json.dumps(value)[:60]}")
+        for i, item in enumerate(value):
+            _check_shape(item, shape[0], f"{where}[{i}]", path)
+    elif not isinstance(value, str):  # (numbers are their text already: _load_json)
+        raise InvoiceError(f"{path}, {where}: expected a text or a number, found {json.dumps(value)[:60]}")
+
+
 def _cents_to_dollars(col: str) -> pl.Expr:
     return (_decimal(col) * pl.lit(_CENTS, MONEY)).cast(MONEY)
 
@@ -209,6 +231,9 @@ def _admin_cost_report(path: str):
     pages = _pages(_load_json(path), path)
     result = pl.Struct({k: _S for k in ("amount", "currency", "workspace_id", "cost_type", "context_window", "model",
                                         "service_tier", "token_type", "description")})
+    _check_shape([b for p in pages for b in p["data"]],
+                 [{"starting_at": "text", "ending_at": "text", "results": [{f.name: "text" for f in result.fields}]}],
+                 "data", path)
     buckets = pl.from_dicts([b for p in pages for b in p["data"]],
                             schema={"starting_at": _S, "ending_at": _S, "results": pl.List(result)})
     frame = (buckets.with_row_index("_bucket").explode("results").drop_nulls("results").unnest("results")
@@ -225,6 +250,9 @@ def _analytics_cost(path: str):
     pages = _pages(_load_json(path), path)
     group = pl.Struct({k: _S for k in ("model", "token_type", "cost_type", "service_tier", "context_window",
                                        "workspace_id")})
+    _check_shape([r for p in pages for r in p["data"]],
+                 [{"starting_at": "text", "ending_at": "text", "group": {f.name: "text" for f in group.fields},
+                   "cost": {"amount": "text", "currency": "text"}}], "data", path)
     rows = pl.from_dicts([r for p in pages for r in p["data"]],
                          schema={"starting_at": _S, "ending_at": _S, "group": group,
                                  "cost": pl.Struct({"amount": _S, "currency": _S})})

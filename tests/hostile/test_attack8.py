@@ -164,3 +164,42 @@ def test_a_row_that_fits_two_equally_specific_lines_is_matched_the_same_way_ever
         r = run("audit", logs, "--invoice", invoice, "--format", "json", "--quarantine", tmp_path / "q.jsonl")
         seen.add((r.exit_code, tuple((x["billed"], x["computed"], x["status"]) for x in json.loads(r.stdout)["lines"])))
     assert seen == {(0, (("3.000000000000", "3.000000000000", "ok"), ("0.500000000000", "0.500000000000", "ok")))}
+
+
+# ----------------------------------------------------------------------------------------------
+# A cost report whose JSON was not the shape its reader builds a frame with went through Polars'
+# from_dicts, which dropped what it could not type: `"amount": [1]` on a page's only line, `"results":
+# {...}` or `"results": ["x"]` made that page bill nothing (read as "an invoice of no charge lines",
+# every logged day compared with $0), and the same list on a page's second line was a TypeError
+# traceback. Each is now refused, naming the line and member.
+
+_RESULT = ('"currency": "USD", "cost_type": "tokens", "model": "claude-haiku-4-5-20251001", "service_tier": "batch", '
+           '"token_type": "uncached_input_tokens", "context_window": "0-200k"')
+_DAY = '"starting_at": "2026-10-01T00:00:00Z", "ending_at": "2026-10-02T00:00:00Z"'
+
+
+@pytest.mark.parametrize(("results", "where"), [
+    (f'[{{{_RESULT}, "amount": [1]}}]', "data[0].results[0].amount: expected a text or a number"),
+    (f'[{{{_RESULT}, "amount": "50"}}, {{{_RESULT}, "amount": [1]}}]', "data[0].results[1].amount: expected a text"),
+    (f'[{{{_RESULT}, "amount": "50", "model": {{"id": "x"}}}}]', "data[0].results[0].model: expected a text"),
+    ('{"amount": "50"}', "data[0].results: expected a list"),
+    ('["50"]', "data[0].results[0]: expected an object"),
+])
+def test_a_cost_report_line_of_the_wrong_shape_is_refused_not_dropped(tmp_path, results, where):
+    invoice = tmp_path / "cost_report.json"
+    invoice.write_text(f'{{"data": [{{{_DAY}, "results": {results}}}]}}')
+    r = run("audit", _logs(tmp_path), "--invoice", invoice, "--invoice-format", "admin-cost-report")
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"llm-cost: error: {invoice}, {where}") and r.output.count("\n") == 1, r.output
+
+
+@pytest.mark.parametrize(("row", "where"), [
+    (f'{_DAY}, "group": {{"model": ["x"]}}, "cost": {{"amount": "300", "currency": "USD"}}', "data[0].group.model"),
+    (f'{_DAY}, "group": {{"model": "claude-sonnet-4-5"}}, "cost": "300"', "data[0].cost: expected an object"),
+])
+def test_an_analytics_cost_row_of_the_wrong_shape_is_refused(tmp_path, row, where):
+    invoice = tmp_path / "cost.json"
+    invoice.write_text(f'{{"data": [{{{row}}}]}}')
+    r = run("audit", _logs(tmp_path), "--invoice", invoice, "--invoice-format", "analytics-cost")
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"llm-cost: error: {invoice}, {where}"), r.output
