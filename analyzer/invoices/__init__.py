@@ -267,8 +267,15 @@ def _analytics_cost(path: str):
 def _csv(path: str) -> pl.DataFrame:
     try:
         df = pl.read_csv(path, infer_schema=False, encoding="utf8", glob=False)
+        header = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False, encoding="utf8", glob=False)
     except pl.exceptions.PolarsError as e:
         raise InvoiceError(f"{path}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
+    # A column named twice (`amount_usd,amount_usd`): Polars renamed the second one and the first was
+    # billed, silently; named twice up to white space, the rename below failed with Polars' message.
+    names = [str(c).strip() for c in header.row(0) if c is not None] if header.height else []
+    twice = next((c for c in names if names.count(c) > 1), None)
+    if twice is not None:
+        raise InvoiceError(f"{path}, line 1: column {twice!r} is named twice; which one is billed is ambiguous")
     # Row numbers as an editor shows them: the header is line 1.
     return df.rename(lambda c: c.strip()).with_columns(pl.format("line {}", pl.int_range(2, pl.len() + 2)).alias("line"))
 

@@ -203,3 +203,20 @@ def test_an_analytics_cost_row_of_the_wrong_shape_is_refused(tmp_path, row, wher
     r = run("audit", _logs(tmp_path), "--invoice", invoice, "--invoice-format", "analytics-cost")
     assert r.exit_code == 2, r.output
     assert r.output.startswith(f"llm-cost: error: {invoice}, {where}"), r.output
+
+
+# ----------------------------------------------------------------------------------------------
+# A CSV invoice naming a column twice: Polars renamed the second `amount_usd` and the first was billed
+# ($0.75 of a line that also says $100, exit 0); named twice up to white space (`amount_usd, amount_usd`)
+# the run failed with Polars' own message, naming no file. Both are refused naming the header line.
+
+@pytest.mark.parametrize("header", ["period,model,amount_usd,amount_usd", "period,model,amount_usd, amount_usd",
+                                    "period,model,model,amount_usd,x"])
+def test_a_csv_invoice_naming_a_column_twice_is_refused(tmp_path, header):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"{header}\n2026-10-01,claude-sonnet-4-5,3.00,100\n")
+    r = run("audit", _logs(tmp_path), "--invoice", invoice)
+    assert r.exit_code == 2, r.output
+    twice = "model" if "model,model" in header else "amount_usd"
+    assert r.output == f"llm-cost: error: {invoice}, line 1: column {twice!r} is named twice; which one is billed is " \
+                       "ambiguous\n"
