@@ -349,7 +349,14 @@ def _copy(listing: Listing, key: str, size: int, tag: str | None, path: str) -> 
     url = f"{listing.base}/{key}"
     if tag is not None and _COPIED.get(path) == (tag, size) and os.path.isfile(path):
         return
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    # Keys are paths in the spool: `x.csv` and `x.csv/y.csv` are both legal keys, but one cannot be
+    # a file and a folder at once (Python's own message named the spool's temporary path, not a URL).
+    clash = SourceError(f"{shown_url(url)}: another object's key continues this one as a folder (or this one "
+                        "continues another's): they cannot both be read in one run; name them in separate runs")
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise clash from None
     tmp = f"{path}.part-{os.getpid()}"
     got = 0
     try:
@@ -375,7 +382,11 @@ def _copy(listing: Listing, key: str, size: int, tag: str | None, path: str) -> 
     if size >= 0 and got != size:
         _discard(tmp)
         raise SourceError(f"{shown_url(url)}: the object changed while it was read ({got:,} of {size:,} bytes)")
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        _discard(tmp)
+        raise clash from None
     etag = reply.meta.get("e_tag")
     if etag is not None:
         _COPIED[path] = (etag, got)

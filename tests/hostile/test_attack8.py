@@ -220,3 +220,41 @@ def test_a_csv_invoice_naming_a_column_twice_is_refused(tmp_path, header):
     twice = "model" if "model,model" in header else "amount_usd"
     assert r.output == f"llm-cost: error: {invoice}, line 1: column {twice!r} is named twice; which one is billed is " \
                        "ambiguous\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# S3 keys `a/x.csv` and `a/x.csv/y.csv` are both legal, but are copied to paths below the spool where
+# one would be a file and a folder at once: the run failed with Python's message naming the spool's
+# temporary file ("/tmp/llm-cost-run-.../0/a/x.csv.part-123: Is a directory"), not the object.
+
+@pytest.fixture
+def bucket(monkeypatch):
+    moto_server = pytest.importorskip("moto.server")
+    boto3 = pytest.importorskip("boto3")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    import os
+
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            monkeypatch.delenv(k)
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+                 "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(k, v)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                          aws_secret_access_key="testing")
+    client.create_bucket(Bucket="logs")
+    yield client
+    server.stop()
+
+
+def test_an_object_whose_key_is_another_objects_folder_is_named_by_its_url(bucket, tmp_path):
+    body = (HEADER + "r1,2026-10-01T09:00:00Z,claude-sonnet-4-5,w,1000000,0\n").encode()
+    bucket.put_object(Bucket="logs", Key="a/x.csv", Body=body)
+    bucket.put_object(Bucket="logs", Key="a/x.csv/y.csv", Body=body.replace(b"r1,", b"r2,"))
+    r = run("report", "s3://logs/a/", "--quarantine", tmp_path / "q.jsonl")
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith("llm-cost: error: s3://logs/a/x.csv") and "continues" in r.output
+    assert "llm-cost-run-" not in r.output and ".part-" not in r.output
