@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from analyzer.cli import main
 
+from ..conftest import ROOT
+
 HEADER = "request_id,timestamp,model,workspace,input_tokens,output_tokens\n"
 
 
@@ -258,3 +260,23 @@ def test_an_object_whose_key_is_another_objects_folder_is_named_by_its_url(bucke
     assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
     assert r.output.startswith("llm-cost: error: s3://logs/a/x.csv") and "continues" in r.output
     assert "llm-cost-run-" not in r.output and ".part-" not in r.output
+
+
+# ----------------------------------------------------------------------------------------------
+# A budget whose `where` value no request has (`workspace = "ETL"` for `etl`) was "$0.00 of $1.00",
+# exit 0, with no word: exactly what a budget within its limit looks like, on every night, while the
+# workspace spent $35. (whatif warns of the same mistake in --where.) A note now names the value.
+
+def test_a_budget_whose_where_matches_nothing_is_named(tmp_path):
+    usage = ROOT / "fixtures" / "check" / "usage.csv"
+    budgets = tmp_path / "budgets.toml"
+    budgets.write_text('[[budget]]\nname = "etl"\nperiod = "month"\nlimit = "1.00"\n'
+                       'where = { workspace = ["ETL", "web"], model = "claude-sonnet-4-5" }\n')
+    r = run("check", usage, "--budgets", budgets, "--format", "json")
+    import json
+
+    got = json.loads(r.stdout)
+    assert got["notes"] == ["budget 'etl': where workspace = 'ETL' matches no priced request in the data read "
+                            "(did you mean etl?)"]
+    # (`web` matched, and so did the alias of the model: no note for them; the budget is web's spend)
+    assert [a["name"] for a in got["alerts"] if a["kind"] == "budget"] == ["etl"]
