@@ -48,6 +48,7 @@ LINE_SCHEMA = {
     "quantity": MONEY,  # tokens (or tool requests) billed, when the invoice says
 }
 _CENTS = Decimal("0.01")
+_MAX_AMOUNT = Decimal(10) ** 15
 
 
 class InvoiceError(AnalyzerError):
@@ -364,7 +365,8 @@ def _focus(path: str):
         _opt(df, "x_ContextWindow").alias("context_window"), _opt(df, "SubAccountName").alias("workspace"),
         _opt(df, "BillingCurrency").alias("currency"), _decimal("BilledCost").alias("billed"),
         pl.col("BilledCost").alias("_amount"), _decimal("ConsumedQuantity").alias("quantity") if
-        "ConsumedQuantity" in df.columns else pl.lit(None, MONEY).alias("quantity"))
+        "ConsumedQuantity" in df.columns else pl.lit(None, MONEY).alias("quantity"),
+        _opt(df, "ConsumedQuantity").alias("_quantity"))
     return frame, notes, False
 
 
@@ -377,7 +379,8 @@ def _plain_csv(path: str):
         pl.lit(None, _S).alias("cost_type"), _opt(df, "service_tier").alias("service_tier"),
         _opt(df, "context_window").alias("context_window"), _opt(df, "workspace").alias("workspace"),
         pl.lit("USD").alias("currency"), _decimal("amount_usd").alias("billed"), pl.col("amount_usd").alias("_amount"),
-        _decimal("quantity").alias("quantity") if "quantity" in df.columns else pl.lit(None, MONEY).alias("quantity"))
+        _decimal("quantity").alias("quantity") if "quantity" in df.columns else pl.lit(None, MONEY).alias("quantity"),
+        _opt(df, "quantity").alias("_quantity"))
     return frame, [], False
 
 
@@ -423,6 +426,16 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     bad = _first_bad(frame, pl.col("billed").is_null())
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r} is not a decimal number")
+    # Beyond a quadrillion dollars no invoice line goes; the audit's unit rates (amount x 1,000,000 /
+    # tokens) must stay inside Decimal(38, 12), where a 26-digit amount failed with Polars' overflow.
+    bad = _first_bad(frame, pl.col("billed").abs() >= pl.lit(_MAX_AMOUNT, MONEY))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r} is too large for an invoice line "
+                           f"(under {_MAX_AMOUNT:,} dollars)")
+    if "_quantity" in frame.columns:  # (a quantity that is not a number was dropped: no quantity compared)
+        bad = _first_bad(frame, (pl.col("_quantity").str.strip_chars() != "") & pl.col("quantity").is_null())
+        if bad:
+            raise InvoiceError(f"{path}, {bad['line']}: quantity {bad['_quantity']!r} is not a decimal number")
     bad = _first_bad(frame, pl.col("currency").is_not_null() & (pl.col("currency").str.to_uppercase() != "USD"))
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: currency {bad['currency']!r}; only USD invoices can be audited")

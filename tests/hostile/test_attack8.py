@@ -280,3 +280,44 @@ def test_a_budget_whose_where_matches_nothing_is_named(tmp_path):
                             "(did you mean etl?)"]
     # (`web` matched, and so did the alias of the model: no note for them; the budget is web's spend)
     assert [a["name"] for a in got["alerts"] if a["kind"] == "budget"] == ["etl"]
+
+
+# ----------------------------------------------------------------------------------------------
+# An invoice amount of 26 digits on a token-type line failed with Polars' "overflow in decimal
+# multiplication" naming no file (the implied unit rate multiplies it by 1,000,000); and a quantity that
+# is not a number (`abc`, `1e40`) was dropped without a word, so no quantity was compared. Both are
+# bad input now, refused naming the line; amounts up to a quadrillion dollars are audited.
+
+def _plain(tmp_path, amount, quantity="1000000"):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,token_type,amount_usd,quantity\n2026-10-01,claude-sonnet-4-5,input,{amount},"
+                       f"{quantity}\n")
+    return invoice
+
+
+@pytest.mark.parametrize("amount", ["12345678901234567890123456", "1000000000000000", "-1000000000000000"])
+def test_an_amount_beyond_any_invoice_is_refused_naming_the_line(tmp_path, amount):
+    invoice = _plain(tmp_path, amount)
+    r = run("audit", _logs(tmp_path), "--invoice", invoice)
+    assert r.exit_code == 2, r.output
+    assert r.output == (f"llm-cost: error: {invoice}, line 2: amount {amount!r} is too large for an invoice line "
+                        "(under 1,000,000,000,000,000 dollars)\n")
+
+
+def test_the_largest_amount_is_audited_exactly(tmp_path):
+    r = run("audit", _logs(tmp_path), "--invoice", _plain(tmp_path, "999999999999999.99"), "--tolerance",
+            "999999999999%", "--format", "json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    line = json.loads(r.stdout)["lines"][0]
+    assert (line["billed"], line["computed"], line["difference"]) == (
+        "999999999999999.990000000000", "3.000000000000", "999999999999996.990000000000")
+
+
+@pytest.mark.parametrize("quantity", ["abc", "1e40", "1,000,000"])
+def test_a_quantity_that_is_not_a_number_is_refused(tmp_path, quantity):
+    invoice = _plain(tmp_path, "3.00", f'"{quantity}"')
+    r = run("audit", _logs(tmp_path), "--invoice", invoice)
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {invoice}, line 2: quantity {quantity!r} is not a decimal number\n"
