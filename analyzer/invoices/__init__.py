@@ -338,7 +338,10 @@ def _focus(path: str):
     details = pl.Struct({k: _S for k in ("x_ModelId", "ModelId", "x_TokenDirection", "TokenDirection",
                                          "x_TokenCacheAction", "TokenCacheAction", "x_CacheTtl", "x_ServiceTier")})
     parsed = _opt(df, "SkuPriceDetails").replace("", None).str.json_decode(details)
-    df = df.with_columns(parsed.alias("_d"))
+    try:
+        df = df.with_columns(parsed.alias("_d"))
+    except pl.exceptions.PolarsError:
+        raise InvoiceError(_bad_details(df, details, path)) from None
 
     def field_(*names: str) -> pl.Expr:
         return pl.coalesce([pl.col("_d").struct.field(n) for n in names])
@@ -368,6 +371,23 @@ def _focus(path: str):
         "ConsumedQuantity" in df.columns else pl.lit(None, MONEY).alias("quantity"),
         _opt(df, "ConsumedQuantity").alias("_quantity"))
     return frame, notes, False
+
+
+def _bad_details(df: pl.DataFrame, details: pl.Struct, path: str) -> str:
+    """Which line's SkuPriceDetails Polars could not decode (its message names no line): only on that
+    error path are the cells looked at one by one, with Python's decoder."""
+    names = [f.name for f in details.fields]
+    for line, text in df.select("line", pl.col("SkuPriceDetails").replace("", None)).drop_nulls().iter_rows():
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return f"{path}, {line}: SkuPriceDetails is not valid JSON"
+        if not isinstance(value, dict):
+            return f"{path}, {line}: SkuPriceDetails is not a JSON object"
+        wrong = next((k for k in names if isinstance(value.get(k), (dict, list))), None)
+        if wrong:
+            return f"{path}, {line}: SkuPriceDetails.{wrong} is not a text"
+    return f"{path}: SkuPriceDetails cannot be read as JSON objects"
 
 
 def _plain_csv(path: str):

@@ -321,3 +321,20 @@ def test_a_quantity_that_is_not_a_number_is_refused(tmp_path, quantity):
     r = run("audit", _logs(tmp_path), "--invoice", invoice)
     assert r.exit_code == 2, r.output
     assert r.output == f"llm-cost: error: {invoice}, line 2: quantity {quantity!r} is not a decimal number\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# A FOCUS line whose SkuPriceDetails is not a JSON object of texts failed with Polars' decoder message
+# ("cannot read input: error deserializing JSON: ..."), naming neither the file nor the line.
+
+@pytest.mark.parametrize(("details", "said"), [
+    ("{not json", "SkuPriceDetails is not valid JSON"),
+    ("[1, 2]", "SkuPriceDetails is not a JSON object"),
+    ('{"x_ModelId": {"id": "claude-sonnet-4-5"}}', "SkuPriceDetails.x_ModelId is not a text"),
+])
+def test_a_focus_line_whose_sku_price_details_is_not_an_object_is_named(tmp_path, details, said):
+    logs = _logs(tmp_path)
+    edited, line = _with_extra_line(tmp_path, _focus(tmp_path, logs), SkuPriceDetails=details)
+    r = run("audit", logs, "--invoice", edited)
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {edited}, line {line}: {said}\n"
