@@ -175,6 +175,9 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, FileNotFoundError):
         return "not found"
     first = text.splitlines()[0] if text else type(e).__name__
+    # obstore's message may quote the URL it requested, with the user:password@ given in it (a
+    # redirect loop: "Error performing GET https://user:pw@host/..."): the password is taken out.
+    first = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", r"\1", first)
     return mask_secrets(first[:200])
 
 

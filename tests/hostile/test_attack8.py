@@ -338,3 +338,32 @@ def test_a_focus_line_whose_sku_price_details_is_not_an_object_is_named(tmp_path
     r = run("audit", logs, "--invoice", edited)
     assert r.exit_code == 2, r.output
     assert r.output == f"llm-cost: error: {edited}, line {line}: {said}\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# The user:password@ of a web URL is never printed, but an error obstore words itself quoted the URL it
+# requested in full: a redirect loop printed "Error performing GET http://alice:<password>@127.0.0.1/...".
+
+class _Loop(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_GET
+
+
+def test_a_password_in_a_url_is_not_in_an_error_obstore_words(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Loop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        r = run("report", f"http://alice:hunter2-{'p' * 12}@127.0.0.1:{server.server_address[1]}/loop.csv",
+                "--quarantine", tmp_path / "q.jsonl")
+    finally:
+        server.shutdown()
+    assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
+    assert "redirect" in r.output and "hunter2" not in r.output and "alice" not in r.output
