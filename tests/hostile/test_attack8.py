@@ -367,3 +367,22 @@ def test_a_password_in_a_url_is_not_in_an_error_obstore_words(tmp_path):
         server.shutdown()
     assert r.exit_code == 2 and r.output.count("\n") == 1, r.output
     assert "redirect" in r.output and "hunter2" not in r.output and "alice" not in r.output
+
+
+# ----------------------------------------------------------------------------------------------
+# FOCUS 1.2, SkuPriceId: "SkuPriceId MUST define a single unit price used for calculating the charge."
+# The export's SkuPriceId is model:token_class:discount_type, which a price change does not enter: the
+# sample logs' Sonnet 5.5 cache reads are $0.20/MTok on 2026-10-06 and $0.10 from 2026-10-07, both as
+# `claude-sonnet-5-5:cache_read:standard` (and an overlay's `discount_from` inside the logs' dates
+# splits one id's contracted price the same way). Costs are right; the id does not name one price.
+
+@pytest.mark.xfail(strict=True, reason="SkuPriceId (focus.py) leaves out the price period and the overlay's discount "
+                                       "dates, so one id carries two unit prices across a price change")
+def test_each_focus_sku_price_id_names_one_unit_price(tmp_path):
+    out = tmp_path / "focus.csv"
+    r = run("report", ROOT / "fixtures" / "sample", "--format", "focus", "-o", out, "-q", "--quarantine",
+            tmp_path / "q.jsonl")
+    assert r.exit_code == 0, r.output
+    prices = pl.read_csv(out, infer_schema=False).group_by("SkuPriceId").agg(
+        pl.col("ListUnitPrice").n_unique().alias("list"), pl.col("ContractedUnitPrice").n_unique().alias("contracted"))
+    assert prices.filter((pl.col("list") > 1) | (pl.col("contracted") > 1))["SkuPriceId"].to_list() == []
