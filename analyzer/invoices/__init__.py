@@ -477,6 +477,10 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     bad = _first_bad(frame, pl.col("period_end").dt.year() > 9999)
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: period {bad['starting_at']!r} ends after the year 9999")
+    # ...nor one starting before the year 1 (Polars reads `0000-01`; Python's date has no year 0).
+    bad = _first_bad(frame, pl.col("period_start").dt.year() < 1)
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: period {bad['starting_at']!r} starts before the year 1")
     # Token type: the label, else the cost type (web search lines carry no token type).
     tokens, cost_types = _mapping(data.get("token_type", {})), _mapping(data.get("cost_type", {}))
     focus = {**_mapping(data.get("focus_token", {})), **_mapping(data.get("focus_sku_meter", {}))}

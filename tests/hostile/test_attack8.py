@@ -386,3 +386,17 @@ def test_each_focus_sku_price_id_names_one_unit_price(tmp_path):
     prices = pl.read_csv(out, infer_schema=False).group_by("SkuPriceId").agg(
         pl.col("ListUnitPrice").n_unique().alias("list"), pl.col("ContractedUnitPrice").n_unique().alias("contracted"))
     assert prices.filter((pl.col("list") > 1) | (pl.col("contracted") > 1))["SkuPriceId"].to_list() == []
+
+
+# ----------------------------------------------------------------------------------------------
+# A period in the year 0 (`0000-01`, which Polars reads) was a Python traceback ("ValueError: year 0 is
+# out of range") when the dates reached Python; periods after 9999 were already refused.
+
+@pytest.mark.parametrize("period", ["0000-01", "0000-12-31", "-0001-01-01"])
+def test_an_invoice_period_before_the_year_1_is_refused(tmp_path, period):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,amount_usd\n{period},claude-sonnet-4-5,3.00\n")
+    r = CliRunner().invoke(main, ["audit", str(_logs(tmp_path)), "--invoice", str(invoice)])
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {invoice}, line 2: period {period!r} starts before the year 1\n"
