@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
+import fnmatch
 import ipaddress
 import os
 import re
@@ -206,13 +207,20 @@ def _pattern(glob: str) -> re.Pattern:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            j = glob.find("]", i + 2)
+            # A class is read by fnmatch itself (as the local walk reads it), so that a pattern picks
+            # the same names in a bucket as on disk; `(?!/)`: it never matches the `/` between parts.
+            # (Read here before, `[!a-c]` had its range escaped into three letters, `[^A]` was
+            # negated, and `[!]a]` or `[b-a]` was a re.error traceback.)
+            j = i + 1
+            j += j < len(glob) and glob[j] == "!"
+            j += j < len(glob) and glob[j] == "]"
+            j = glob.find("]", j)
             if j < 0:
                 out.append(re.escape(c))
                 i += 1
             else:
-                body = glob[i + 1:j]
-                out.append("[^" + re.escape(body[1:]) + "]" if body.startswith("!") else "[" + body.replace("\\", "\\\\") + "]")
+                one = fnmatch.translate(glob[i:j + 1])  # '(?s:CLASS)\\Z'
+                out.append("(?!/)" + one.removeprefix("(?s:").removesuffix(")\\Z"))
                 i = j + 1
         else:
             out.append(re.escape(c))

@@ -11,6 +11,8 @@ import urllib.parse
 import polars as pl
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.cli import main
 
@@ -400,3 +402,38 @@ def test_an_invoice_period_before_the_year_1_is_refused(tmp_path, period):
     assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
     assert r.exit_code == 2, r.output
     assert r.output == f"llm-cost: error: {invoice}, line 2: period {period!r} starts before the year 1\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# A bucket pattern's `[...]` class was translated by hand, unlike the local walk's (fnmatch): `[^A].csv`
+# was a negation in a bucket and the two names `^`, `A` on disk, so the same pattern read A.csv and
+# ^.csv on disk and ^.csv and a.csv in the bucket ($9.00 against $12.00, both exit 0); `[!a-c]` had its
+# range escaped into three letters; `[!]a]` and `[b-a]` were re.error tracebacks.
+
+@settings(max_examples=300, deadline=None)
+@given(st.text("ab^!-][\\*?.", max_size=8), st.text("ab^!-][\\.", max_size=5))
+def test_a_bucket_pattern_matches_a_name_as_the_local_walk_does(pattern, name):
+    import fnmatch
+
+    from analyzer.remote import _pattern
+
+    assert bool(_pattern(pattern).match(name)) == fnmatch.fnmatchcase(name, pattern)
+
+
+def test_a_bucket_pattern_reads_the_files_a_local_one_reads(bucket, tmp_path):
+    local = tmp_path / "d"
+    local.mkdir()
+    for i, name in enumerate(["A.csv", "a.csv", "^.csv", "b.csv"]):
+        body = HEADER + f"r{i},2026-10-01T09:00:00Z,claude-sonnet-4-5,w,{(i + 1) * 1000000},0\n"
+        (local / name).write_text(body)
+        bucket.put_object(Bucket="logs", Key=f"d/{name}", Body=body.encode())
+    import json
+
+    for pattern in ["[^A].csv", "[!a-b].csv", "[!]a].csv", "[b-a].csv"]:
+        files = []
+        for where in (f"{local}/{pattern}", f"s3://logs/d/{pattern}"):
+            r = run("report", where, "--by", "source_file", "--format", "json", "--quarantine", tmp_path / "q.jsonl")
+            assert r.exit_code in (0, 2) and (r.exit_code == 0 or "matches this pattern" in r.output), r.output
+            files.append(sorted(row["source_file"].rsplit("/", 1)[1] for row in json.loads(r.stdout)["rows"])
+                         if r.exit_code == 0 else "nothing matches")
+        assert files[0] == files[1], pattern
