@@ -16,6 +16,7 @@ Formats (detected from the file's keys/columns; `read(..., fmt=...)` forces one)
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import os
@@ -87,8 +88,16 @@ def detect(path: str) -> str:
         if "BilledCost" in cols:
             return "focus"
         raise InvoiceError(f"{path}: a Parquet invoice must be a FOCUS file (no BilledCost column)")
-    with open(path, encoding="utf-8-sig") as f:
-        head = f.read(65536)
+    with open(path, "rb") as f:
+        raw = f.read(65536)
+    if raw.startswith(b"PAR1"):  # (a Parquet file read from a pipe or under another name)
+        raise InvoiceError(f"{path}: a Parquet file; give it a name ending in .parquet")
+    try:
+        # (incremental: a character the 64 KiB cut ends inside is not an encoding error)
+        head = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=len(raw) < 65536)
+    except UnicodeDecodeError:
+        raise InvoiceError(f"{path}: not UTF-8 text: an invoice is a CSV or JSON file in UTF-8, or a "
+                           "FOCUS Parquet file named .parquet") from None
     if head.lstrip().startswith(("{", "[")):
         doc = _load_json(path)
         first = next((b for page in _pages(doc, path) for b in page.get("data") or []), None)
@@ -176,6 +185,8 @@ def _load_json(path: str):
             return json.load(f, parse_float=str, parse_int=str)
     except json.JSONDecodeError as e:
         raise InvoiceError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except UnicodeDecodeError:
+        raise InvoiceError(f"{path}: not UTF-8 text: a JSON invoice is UTF-8") from None
     except RecursionError:  # Python's decoder recurses per level: no invoice nests a thousand deep
         raise InvoiceError(f"{path}: JSON nested too deeply to be an invoice") from None
 

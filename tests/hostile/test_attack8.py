@@ -437,3 +437,33 @@ def test_a_bucket_pattern_reads_the_files_a_local_one_reads(bucket, tmp_path):
             files.append(sorted(row["source_file"].rsplit("/", 1)[1] for row in json.loads(r.stdout)["rows"])
                          if r.exit_code == 0 else "nothing matches")
         assert files[0] == files[1], pattern
+
+
+# ----------------------------------------------------------------------------------------------
+# An invoice that is not UTF-8 text (UTF-16 from a spreadsheet, random bytes, a Parquet file piped in
+# or named .csv) was a UnicodeDecodeError traceback from format detection.
+
+@pytest.mark.parametrize(("content", "said"), [
+    ("period,model,amount_usd\n2026-10-01,claude-sonnet-4-5,3.00\n".encode("utf-16"), "not UTF-8 text"),
+    (bytes(range(128, 256)) * 30, "not UTF-8 text"),
+    (b"PAR1" + bytes(range(256)), "a Parquet file; give it a name ending in .parquet"),
+])
+def test_an_invoice_that_is_not_utf8_text_is_one_line(tmp_path, content, said):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_bytes(content)
+    r = CliRunner().invoke(main, ["audit", str(_logs(tmp_path)), "--invoice", str(invoice)])
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == 2 and r.output.startswith(f"llm-cost: error: {invoice}: {said}"), r.output
+
+
+def test_a_parquet_invoice_on_standard_input_is_named(tmp_path):
+    logs = _logs(tmp_path)
+    focus = _focus(tmp_path, logs, "focus.parquet")
+    import subprocess
+    import sys
+
+    # (a real pipe: CliRunner's stdin is no file the OS can reopen)
+    r = subprocess.run([sys.executable, "-m", "analyzer", "audit", str(logs), "--invoice", "-", "--quarantine",
+                        str(tmp_path / "q.jsonl")], input=focus.read_bytes(), capture_output=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr.decode() == \
+        "llm-cost: error: -: a Parquet file; give it a name ending in .parquet\n", r.stderr.decode()
