@@ -223,6 +223,8 @@ def _check_shape(value, shape, where: str, path: str) -> None:
         if not isinstance(value, list):
             raise InvoiceError(f"{path}, {where}: expected a list, found {json.dumps(value)[:60]}")
         for i, item in enumerate(value):
+            if item is None and isinstance(shape[0], dict):  # (a null line or page: Polars' own error, or lost)
+                raise InvoiceError(f"{path}, {where}[{i}]: expected an object, found null")
             _check_shape(item, shape[0], f"{where}[{i}]", path)
     elif not isinstance(value, str):  # (numbers are their text already: _load_json)
         raise InvoiceError(f"{path}, {where}: expected a text or a number, found {json.dumps(value)[:60]}")

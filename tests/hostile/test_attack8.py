@@ -188,6 +188,7 @@ _DAY = '"starting_at": "2026-10-01T00:00:00Z", "ending_at": "2026-10-02T00:00:00
     (f'[{{{_RESULT}, "amount": "50", "model": {{"id": "x"}}}}]', "data[0].results[0].model: expected a text"),
     ('{"amount": "50"}', "data[0].results: expected a list"),
     ('["50"]', "data[0].results[0]: expected an object"),
+    ('[null]', "data[0].results[0]: expected an object, found null"),
 ])
 def test_a_cost_report_line_of_the_wrong_shape_is_refused_not_dropped(tmp_path, results, where):
     invoice = tmp_path / "cost_report.json"
@@ -200,10 +201,11 @@ def test_a_cost_report_line_of_the_wrong_shape_is_refused_not_dropped(tmp_path, 
 @pytest.mark.parametrize(("row", "where"), [
     (f'{_DAY}, "group": {{"model": ["x"]}}, "cost": {{"amount": "300", "currency": "USD"}}', "data[0].group.model"),
     (f'{_DAY}, "group": {{"model": "claude-sonnet-4-5"}}, "cost": "300"', "data[0].cost: expected an object"),
+    (None, "data[0]: expected an object, found null"),  # (was Polars' "data does not match the number of columns")
 ])
 def test_an_analytics_cost_row_of_the_wrong_shape_is_refused(tmp_path, row, where):
     invoice = tmp_path / "cost.json"
-    invoice.write_text(f'{{"data": [{{{row}}}]}}')
+    invoice.write_text(f'{{"data": [{{{row}}}]}}' if row else '{"data": [null]}')
     r = run("audit", _logs(tmp_path), "--invoice", invoice, "--invoice-format", "analytics-cost")
     assert r.exit_code == 2, r.output
     assert r.output.startswith(f"llm-cost: error: {invoice}, {where}"), r.output
