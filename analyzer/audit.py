@@ -166,8 +166,10 @@ def _rate_text(expr: pl.Expr) -> pl.Expr:
 
 def _count_text(expr: pl.Expr) -> pl.Expr:
     """A whole count with thousands separators (8,000,000): grouped from the right on the reversed digits."""
-    digits = expr.round(0).cast(pl.String).str.replace(r"\.0*$", "").str.reverse()
-    return digits.str.replace_all(r"(\d\d\d)", "$1,").str.strip_suffix(",").str.reverse()
+    # (grouped without its sign: the sign of -500 was grouped too, "-,500")
+    digits = expr.abs().round(0).cast(pl.String).str.replace(r"\.0*$", "").str.reverse()
+    grouped = digits.str.replace_all(r"(\d\d\d)", "$1,").str.strip_suffix(",").str.reverse()
+    return pl.when(expr < 0).then(pl.lit("-") + grouped).otherwise(grouped)
 
 
 def _money(expr: pl.Expr) -> pl.Expr:

@@ -469,3 +469,17 @@ def test_a_parquet_invoice_on_standard_input_is_named(tmp_path):
                         str(tmp_path / "q.jsonl")], input=focus.read_bytes(), capture_output=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and r.stderr.decode() == \
         "llm-cost: error: -: a Parquet file; give it a name ending in .parquet\n", r.stderr.decode()
+
+
+# ----------------------------------------------------------------------------------------------
+# A negative billed quantity (a credited line) was written with its sign inside the digit groups:
+# "billed -,500 tokens", "-,500,000".
+
+@pytest.mark.parametrize(("quantity", "shown"), [("-500", "-500"), ("-500000", "-500,000"), ("-1234", "-1,234"),
+                                                 ("999", "999"), ("1000", "1,000")])
+def test_a_billed_quantity_is_written_with_its_sign_before_the_digits(tmp_path, quantity, shown):
+    invoice = _plain(tmp_path, "3.50", quantity)  # (logs: 1,000,000 input tokens for $3.00)
+    r = run("audit", _logs(tmp_path), "--invoice", invoice, "--format", "json")
+    import json
+
+    assert json.loads(r.stdout)["lines"][0]["cause"] == f"billed {shown} tokens, logs have 1,000,000"
