@@ -1349,6 +1349,8 @@ class _MonthFiles:
         ts = pl.col("timestamp")
         for part in sorted(contest.displaced[STORED_AT].unique().to_list()):
             old = os.path.relpath(part, self.root)
+            if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
+                raise StoreError(f"damaged store: {self.root}: {old} is not a data file of the store")
             month = old.split("/", 1)[0].split("=", 1)[1]
             gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(ids).unique().with_columns(
                 pl.lit(True).alias("_gone"))
