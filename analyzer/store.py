@@ -673,24 +673,37 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     files = _repeat_files(table, spans) if table is not None and spans else []
     if not files:
         return _no_contest(spans)
-    stored = pl.scan_parquet(files, schema={"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"),
-                                            SHA: pl.String, "source": pl.String,
-                                            **{c: pl.Int64 for c in COUNT_COLUMNS}},
-                             extra_columns="ignore", glob=False, missing_columns="insert", hive_partitioning=False,
-                             include_file_paths=STORED_AT)
-    stored = stored.filter(_in_spans(spans) & pl.col("request_id").is_not_null()
-                           & ~pl.col(SHA).is_in(sorted(skip))).with_columns(_stored_key()).select(
-        *dedupe.hashes(), _tokens().alias("_stored_tok"), STORED_AT)
+    schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
+              **{c: pl.Int64 for c in COUNT_COLUMNS}}
+
+    def scan(file: str, n: int) -> pl.LazyFrame:
+        return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
+                               hive_partitioning=False).with_columns(pl.lit(n, pl.UInt32).alias(STORED_AT))
+
+    stored = pl.concat([scan(f, n) for n, f in enumerate(files)]).filter(
+        _in_spans(spans) & pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))
+    ).with_columns(_stored_key())
     ids = [dedupe.H1, dedupe.H2]
     try:
-        met = keys.join(stored, on=ids, how="inner").collect(engine="streaming")
+        # The night's ids the store holds, with the night's tokens: the stored side is only hashes
+        # (the join's build side, what this holds), as before copies were compared.
+        met = keys.join(stored.select(dedupe.hashes()), on=ids, how="semi").group_by(ids).agg(
+            pl.col(dedupe.TOKENS).max()).collect(engine="streaming")
+        if not met.height:
+            return _no_contest(spans)
+        # Then the stored copies of those ids alone (most nights: none, and this is not read), with
+        # their tokens and the data file each is in.
+        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), STORED_AT).join(
+            met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
     # The night's copy wins only with more tokens than every stored copy of its id: on a tie the
     # copy read first stays, as in a report of the files in the order they were ingested.
-    wins = met.group_by(ids).agg((pl.col(dedupe.TOKENS).max() > pl.col("_stored_tok").max()).alias("_wins"))
+    best = theirs.group_by(ids).agg(pl.col("_stored_tok").max())
+    wins = met.join(best, on=ids).with_columns((pl.col(dedupe.TOKENS) > pl.col("_stored_tok")).alias("_wins"))
     repeated = wins.filter(~pl.col("_wins")).select(ids)
-    displaced = met.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(STORED_AT, *ids).unique()
+    displaced = theirs.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(
+        pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
     return _Contest(repeated, displaced, spans)
 
 
@@ -1345,6 +1358,8 @@ class _MonthFiles:
         whose record then counts them as duplicates."""
         import uuid
 
+        import pyarrow.parquet as pq
+
         ids = [dedupe.H1, dedupe.H2]
         ts = pl.col("timestamp")
         for part in sorted(contest.displaced[STORED_AT].unique().to_list()):
@@ -1352,45 +1367,50 @@ class _MonthFiles:
             if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
                 raise StoreError(f"damaged store: {self.root}: {old} is not a data file of the store")
             month = old.split("/", 1)[0].split("=", 1)[1]
-            gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(ids).unique().with_columns(
-                pl.lit(True).alias("_gone"))
-            rows = pl.scan_parquet(part, glob=False, hive_partitioning=False)
-            marked = rows.with_columns(_stored_hashes()).join(gone.lazy(), on=ids, how="left", maintain_order="left")
-            lost = (pl.col("_gone").fill_null(False) & _in_spans(contest.spans)).alias("_lost")
-            marked = marked.with_columns(lost).drop(*ids, "_gone")
-            counts = marked.filter("_lost").group_by(SHA).agg(*_dup_counts()).collect(engine="streaming")
-            for sha, priced, unpriced in counts.iter_rows():
-                had = self.displaced.setdefault(sha, {"priced": 0, "unpriced": 0})
-                had["priced"] += priced
-                had["unpriced"] += unpriced
-            self.removes.append((old, os.path.getsize(part), month))
-            if not counts.height:
-                self.removes.pop()  # (nothing of it in the spans after all: the file stays)
-                continue
+            gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(pl.struct(ids)).to_series().implode()
+            schema = pl.scan_parquet(part, glob=False, hive_partitioning=False).collect_schema()
+            h1, h2 = _stored_hashes()
+            lost = (pl.struct(h1, h2).is_in(gone) & _in_spans(contest.spans)).fill_null(False)
             rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
             self.month_of[rel] = month
             out = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
             spans: list[pl.DataFrame] = []
-
-            def append(batch: pl.DataFrame, out=out, spans=spans) -> None:
-                if batch.height:
-                    out.append(batch)
-                    spans.append(batch.select(pl.len().alias("rows"), ts.min().alias("min"), ts.max().alias("max"),
-                                              ts.null_count().alias("nulls")))
+            counts: list[pl.DataFrame] = []
             try:
-                writers.sink_in_groups(marked.filter(~pl.col("_lost")).drop("_lost"), append, ROW_GROUP)
-                if not spans:  # (every row of it lost: the file is removed, nothing added)
-                    out.abort()
-                    with contextlib.suppress(FileNotFoundError):  # (never opened: nothing was appended)
-                        os.unlink(os.path.join(self.root, rel))
-                    self.written.remove(rel)
-                    continue
-                out.close(empty=rows.clear())
+                # A row group at a time, read by PyArrow: Polars' plans over the file (a join to
+                # the lost ids, or is_in on a struct) held the whole file (850 MiB for 1M rows).
+                with pq.ParquetFile(part) as f:
+                    for g in range(f.num_row_groups):
+                        batch = pl.from_arrow(f.read_row_group(g)).cast(schema)
+                        mask = batch.select(lost).to_series()
+                        counts.append(batch.filter(mask).group_by(SHA).agg(*_dup_counts()))
+                        batch = batch.filter(~mask)
+                        if batch.height:
+                            out.append(batch)
+                            spans.append(batch.select(pl.len().alias("rows"), ts.min().alias("min"),
+                                                      ts.max().alias("max"), ts.null_count().alias("nulls")))
+                if spans:
+                    out.close(empty=pl.LazyFrame(schema=schema))
             except BaseException:
                 out.abort()
                 raise
-            self.stats[rel] = _stats(pl.concat(spans))
+            found = pl.concat(counts).group_by(SHA).agg(pl.col("priced", "unpriced").sum()) if counts else None
+            if found is None or not found.height or not spans:
+                # nothing of it lost after all (the file stays), or all of it (removed, none added)
+                out.abort()
+                with contextlib.suppress(FileNotFoundError):  # (never opened when nothing was appended)
+                    os.unlink(os.path.join(self.root, rel))
+                self.written.remove(rel)
+                if found is None or not found.height:
+                    continue
+            else:
+                self.stats[rel] = _stats(pl.concat(spans))
+            self.removes.append((old, os.path.getsize(part), month))
+            for sha, priced, unpriced in found.iter_rows():
+                had = self.displaced.setdefault(sha, {"priced": 0, "unpriced": 0})
+                had["priced"] += priced
+                had["unpriced"] += unpriced
 
     def unpriced_models(self) -> pl.DataFrame:
         frames = [f for f in self.left if f.height]
