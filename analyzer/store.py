@@ -1223,21 +1223,28 @@ class _MonthFiles:
         out = self._out(month)
         rel = self.rels[month]
         out.append(rows)
+        self._note(rel, rows)
+
+    def _note(self, rel: str, rows: pl.DataFrame) -> None:
+        """What file `rel`'s statistics and summary need to know of `rows`, just written to it."""
         ts = pl.col("timestamp")
         self.spans.setdefault(rel, []).append(rows.select(
             pl.len().alias("rows"), ts.min().alias("min"), ts.max().alias("max"), ts.null_count().alias("nulls")))
         valued = self.valued.setdefault(rel, set())
-        check = [pl.col(c).ne(0).any().alias(c) for c in self.money if c not in valued]  # (nulls: not a value)
+        check = [pl.col(c).ne(0).any().alias(c) for c in self.money if c not in valued and c in rows.columns]  # (nulls: not a value)
         if "reported_cost" in self.money and REPORTED_ROWS not in valued:
             check.append(pl.col("reported_cost").is_not_null().any().alias(REPORTED_ROWS))
         if check:  # (once a column has a value in a month, it is not looked at again)
             valued.update(k for k, v in rows.select(check).row(0, named=True).items() if v)
-        if not self.text:
+        # (a stored file rewritten by `displace` may lack a column this night's rows have: written
+        # before the table gained it; its summary groups by what it has)
+        text = [k for k in self.text if k in rows.columns]
+        if not text:
             return
-        c = pl.col(self.text)
+        c = pl.col(text)
         one = rows.select((c == c.first()).all().name.suffix("\0eq"), c.null_count().name.suffix("\0nulls"),
                           c.first()).row(0, named=True)
-        same = self.same.setdefault(rel, {k: one[k] for k in self.text})
+        same = self.same.setdefault(rel, {k: one[k] for k in text})
         for k in list(same):
             nulls = one[k + "\0nulls"]
             alike = nulls == rows.height or not nulls and one[k + "\0eq"]
@@ -1363,7 +1370,6 @@ class _MonthFiles:
         import pyarrow.parquet as pq
 
         ids = [dedupe.H1, dedupe.H2]
-        ts = pl.col("timestamp")
         for part in sorted(contest.displaced[STORED_AT].unique().to_list()):
             old = os.path.relpath(part, self.root)
             if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
@@ -1377,7 +1383,6 @@ class _MonthFiles:
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
             self.month_of[rel] = month
             out = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
-            spans: list[pl.DataFrame] = []
             counts: list[pl.DataFrame] = []
             try:
                 # A row group at a time, read by PyArrow: Polars' plans over the file (a join to
@@ -1390,14 +1395,14 @@ class _MonthFiles:
                         batch = batch.filter(~mask)
                         if batch.height:
                             out.append(batch)
-                            spans.append(batch.select(pl.len().alias("rows"), ts.min().alias("min"),
-                                                      ts.max().alias("max"), ts.null_count().alias("nulls")))
-                if spans:
+                            self._note(rel, batch)  # (its summary then groups by the columns that vary)
+                if rel in self.spans:
                     out.close(empty=pl.LazyFrame(schema=schema))
             except BaseException:
                 out.abort()
                 raise
             found = pl.concat(counts).group_by(SHA).agg(pl.col("priced", "unpriced").sum()) if counts else None
+            spans = self.spans.pop(rel, None)
             if found is None or not found.height or not spans:
                 # nothing of it lost after all (the file stays), or all of it (removed, none added)
                 out.abort()
