@@ -239,3 +239,43 @@ def test_property_nights_with_other_copies_report_as_the_logs_together(tmp_path_
         assert rep.totals["cost"] == sum(Decimal(1000 * rate[m][0] + out * rate[m][1]) / 10**6 for out, m in best.values())
 
     check()
+
+
+def test_a_run_killed_before_the_files_table_still_counts_the_displaced_copy(tmp_path, fuller, monkeypatch):
+    """The stored copies a night displaced are counted by their file's record. A run killed after the
+    rows commit, before the files table is written, leaves that in the commit's metadata: any reader
+    replays it, and the accounting adds up."""
+    st = tmp_path / "store"
+    n1, n2 = fuller
+    store.ingest([str(n1)], str(st))
+    with monkeypatch.context() as m:
+        m.setattr(store, "_write_files", lambda *a, **k: None)  # (killed right after the commit)
+        m.setattr(store, "_write_rollups", lambda *a, **k: 0)
+        assert store.ingest([str(n2)], str(st)).files[0].displaced == 1
+    assert store._recorded(str(st)) == 0  # the files table is still the first night's
+    rep = same_as_logs(st, [n1, n2])
+    assert rep.totals["cost"] == FULL and (rep.accounting.rows_read, rep.accounting.duplicates) == (5, 2)
+    again = store.ingest([str(n1), str(n2)], str(st))  # the next run writes the replayed records down
+    assert [f.status for f in again.files] == ["unchanged", "unchanged"] and again.recovered == [str(n2)]
+    assert store._recorded(str(st)) == 1
+    assert same_as_logs(st, [n1, n2]).totals == rep.totals
+
+
+def test_a_stored_file_without_a_later_column_is_rewritten_as_it_was(tmp_path):
+    """Night 1 has no `team` column, night 2 brings it (the table gains it), night 3 has a fuller
+    copy of a night 1 request: night 1's file, which lacks `team`, is written again without it."""
+    def night(path: Path, rows: list[dict]) -> Path:
+        path.parent.mkdir(parents=True)
+        pl.DataFrame(rows).write_csv(path)
+        return path
+
+    n1 = night(tmp_path / "n1" / "a.csv", [req("r1"), req("r2", inp=2000)])
+    n2 = night(tmp_path / "n2" / "b.csv", [req("r3", team="x")])
+    n3 = night(tmp_path / "n3" / "c.csv", [req("r1", out=500, team="y")])
+    st = tmp_path / "store"
+    results = ingest_in_order(st, [n1, n2, n3])
+    assert results[2].displaced == 1
+    rep = same_as_logs(st, [n1, n2, n3], ("team", "model"))
+    # r1: 1000 x 3 + 500 x 15 = 10,500 (team y); r2: 2000 x 3 + 100 x 15 = 7,500; r3: 4,500 (team x)
+    assert dict(zip(rep.rows["team"].to_list(), rep.rows["cost"].to_list(), strict=True)) == {
+        None: Decimal("0.0075"), "x": Decimal("0.0045"), "y": Decimal("0.0105")}
