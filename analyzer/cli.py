@@ -847,7 +847,7 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
                        err=True)
         for f in result.files:
             _echo(f"{shown(f.path)}: {f.status}" + (f", {counted(f.stored, 'row')} stored" if f.accounting else "")
-                  + (f" ({f.displaced:,} replacing stored copies with fewer tokens, now duplicates)"
+                  + (f" ({f.displaced:,} replacing stored copies with fewer tokens)"
                      if f.displaced else ""), err=True)
         done = [f for f in result.files if f.accounting is not None]
         _echo(f"ingested {len(done)} of {counted(len(result.files), 'file')} into {store_dir}: {acc.summary()}", err=True)

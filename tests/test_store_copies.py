@@ -83,6 +83,10 @@ def test_a_fuller_copy_counts_whichever_night_is_ingested_first(tmp_path, fuller
     rows = pl.read_delta(str(st)).sort("request_id")
     assert rows["request_id"].to_list() == ["r1", "r2", "r3"] and rows["output_tokens"].to_list() == [500, 200, 1]
     assert rows["cost"].sum() == FULL
+    # compacted, and the file that held r1's early copy vacuumed: the same report
+    store.compact(str(st), retention_days=0)
+    assert len(list(st.glob("_llm_month=*/*.parquet"))) == 1
+    assert same_as_logs(st, nights).totals == rep.totals
 
 
 def test_price_rows_of_the_files_are_the_stored_rows(tmp_path, fuller):
