@@ -20,9 +20,9 @@ a rename of one log file, so a run killed at any point leaves the last committed
 A request id already stored, stamped within a day of the file's own days, is one request: the copy
 with the most tokens stays (on a tie, the stored one), as in a report of all the files read in the
 order they were ingested; a stored copy that loses is removed from its data file in the night's
-commit (see _MonthFiles.displace) and counted as a duplicate by its file's record. The check reads only the data files (and in them the row groups) whose time
-range overlaps those days, by Delta's file statistics, so a night's cost does not grow with the
-history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
+commit (see _MonthFiles.displace) and counted as a duplicate by its file's record. The check reads
+only the data files (and in them the row groups) whose time range overlaps those days, by Delta's
+file statistics, so a night's cost does not grow with the history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
 replays at most that many commit files, however long the history.
 """
 
