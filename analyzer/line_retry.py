@@ -109,7 +109,7 @@ def read_by_parts(d: Dialect, src: SourceFile, ctx: Context) -> pl.LazyFrame | N
         return None
     ctx.notes.extend(said.notes)
     run = _RUN.get()
-    wanted = None if ctx.lines is None else ctx.lines.get(src.index, pl.Series([], dtype=pl.get_index_type()))
+    wanted = None if ctx.lines is None else ctx.lines.get(src.display, pl.Series([], dtype=pl.get_index_type()))
 
     def frames(asked: set[str] | None):
         names = [c for c in schema if asked is None or c in asked]

@@ -205,8 +205,8 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
     in one scan know their line in their own file (costs a pass that counts lines); by default only
     when reading robustly, where the quarantine file is written from. `check_keys`: the run's
     aggregate pass checks what plain JSON Lines files were read with (see _aggregate), so their
-    search for late keys waits for it (Loaded.key_checks). `lines`: file index -> the only lines of
-    it that matter (the quarantine pass), where a file's robust reading can skip others (line_retry)."""
+    search for late keys waits for it (Loaded.key_checks). `lines`: file (as shown) -> the only lines
+    of it that matter (the quarantine pass), where a file's robust reading can skip others (line_retry)."""
     forced = _forced_dialect(opts)
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
@@ -1057,19 +1057,22 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     if loaded.robust and not loaded.spooled and loaded.unspooled is not None:
         loaded = dataclasses.replace(loaded, parts=loaded.unspooled)
     robust = loaded.robust and not loaded.spooled
+    lines = None
     if has_json and not loaded.robust and "-" not in paths:
         # Reading every file again field by field costs ~50x a fast pass (430 s for a tree of
         # 17,000 transcripts with one cut line): a fast pass finds the files that hold quarantined
         # rows, and only those are read again line by line.
+        # (and the lines: a file read by parts reads those alone, see line_retry)
         with contextlib.suppress(*FAST_PATH_FAILURES):
-            files = bad(read_logs(paths, opts)).select("file").unique().collect(engine="streaming")["file"].to_list()
-            paths = sorted(files) or paths
+            found = bad(read_logs(paths, opts, exact_lines=True)).select("file", "line").collect(engine="streaming")
+            paths = sorted(found["file"].unique().to_list()) or paths
+            lines = {file: group["line"] for (file,), group in found.group_by("file")}
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
-    lines = None
     if loaded.robust and loaded.spooled:  # (the spooled rows say which lines to read: only those are)
         found = quarantined(loaded).select("_file", "source_row").collect(engine="streaming")
-        lines = {i: group["source_row"] for (i,), group in found.group_by("_file")}
+        shown = {f.index: f.display for f in loaded.files if not f.members}
+        lines = {shown[i]: group["source_row"] for (i,), group in found.group_by("_file") if i in shown}
     exact = loaded if robust else read_logs(paths, opts, robust=has_json or loaded.robust, lines=lines)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).

@@ -94,7 +94,7 @@ def test_a_piece_where_every_line_fails_is_read_robustly_and_alike(tmp_path, mon
 
 def test_the_quarantine_pass_reads_only_the_lines_asked_for(tmp_path):
     path = _write(tmp_path / "q.jsonl", [HEAD, good(1), ODD[0], good(2), "", ODD[3]])
-    rows = _frame(path, True, lines={0: pl.Series([3, 6])})
+    rows = _frame(path, True, lines={path: pl.Series([3, 6])})
     assert rows["source_row"].to_list() == [3, 6]
     assert rows["_ok"].to_list() == [False, False]
     assert rows["_raw"].to_list() == [ODD[0], ODD[3]]

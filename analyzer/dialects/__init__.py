@@ -35,7 +35,7 @@ class Context:
     # Searches for late JSON keys put off until the run's pass (canonical.KeyCheck), or None: search first
     # (a run that does not check what its pass read: engine_spark's, the quarantine pass).
     key_checks: list | None = None
-    # File index -> the only lines the run needs of it (a Series; the quarantine pass), or None: all.
+    # File (as shown) -> the only lines the run needs of it (a Series; the quarantine pass), or None: all.
     # A robust reading by parts (analyzer/line_retry.py) reads no others; another reads them all.
     lines: dict | None = None
 
