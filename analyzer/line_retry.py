@@ -67,13 +67,15 @@ class _Piece:
         self.schema = dict(schema)
         return _current({**schema, "_row": pl.get_index_type(), LINE: pl.String}, lambda: self.decoded)
 
-    def decode(self) -> None:
+    def decode(self, text: bytes | None = None) -> None:
         """`lines` decoded by Polars' NDJSON reader (as the fast scan_ndjson): raises as it does
-        on a malformed line, or on lines that are not one record each."""
+        on a malformed line, or on lines that are not one record each. `text`: the lines' own bytes,
+        when known (a whole piece)."""
         if self.schema is None:
             return
         records = self.lines.filter(~pl.col(LINE).str.contains(_BLANK))
-        text = self.lines.select(pl.col(LINE).str.join("\n")).item().encode()
+        if text is None:
+            text = self.lines.select(pl.col(LINE).str.join("\n")).item().encode()
         frame = pl.read_ndjson(text, schema=self.schema) if records.height else pl.DataFrame(schema=self.schema)
         if frame.height != records.height:  # (`{..}{..}`: never yet, but a shifted line number is worse)
             raise pl.exceptions.ShapeError("records and lines differ")
@@ -123,22 +125,24 @@ def read_by_parts(d: Dialect, src: SourceFile, ctx: Context) -> pl.LazyFrame | N
                 pl.when(pl.col(LINE).str.starts_with(BOM)).then(pl.col(LINE).str.strip_prefix(BOM))
                 .otherwise(pl.col(LINE)).alias(LINE))
             row += lines.height
+            # (the piece's bytes are its lines' text unless a line lost a BOM or bytes not UTF-8)
+            chunk = None if wanted is not None or BOM.encode() in chunk or lines[BAD].any() else chunk
             if wanted is not None:
                 lines = lines.filter(pl.col("_row").is_in(wanted.cast(pl.get_index_type()).implode()))
             # (a blank line is no record on either path: it never splits a range)
             lines = lines.with_columns((~pl.col(BAD) & (piece.accept | pl.col(LINE).str.contains(_BLANK)))
                                        .fill_null(False).alias(_FAST))
             left = [budget]
-            yield from _ranges(lines, 0, lines.height, piece, fast_q, robust_q, left)
+            yield from _ranges(lines, 0, lines.height, piece, fast_q, robust_q, left, chunk)
             budget = _BUDGET if left[0] > 0 else _AFTER_SPENT
 
     return _serve(schema, frames, "llm-cost lines by parts", src.path)
 
 
 def _ranges(lines: pl.DataFrame, lo: int, hi: int, piece: _Piece, fast: pl.LazyFrame, robust: pl.LazyFrame,
-            left: list[int]):
+            left: list[int], text: bytes | None = None):
     """Rows of lines lo..hi: by the fast plan, else of each half, else (one line, or the attempts
-    spent) by the robust plan. In the lines' order."""
+    spent) by the robust plan. In the lines' order. (`text`: the bytes of lines lo..hi, if known.)"""
     if hi <= lo:
         return
     part = lines.slice(lo, hi - lo)
@@ -146,7 +150,7 @@ def _ranges(lines: pl.DataFrame, lo: int, hi: int, piece: _Piece, fast: pl.LazyF
         left[0] -= 1
         try:
             piece.lines = part.drop(_FAST)
-            piece.decode()
+            piece.decode(text)
             out = fast.collect()
         except _FAILURES:
             pass

@@ -448,9 +448,11 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     `columns`: the only columns the run will use (a report: its keys, counts and rate keys). Then
     request ids are kept as their two 64-bit hashes (all dedupe needs), not as strings, and every
     other string a log carries per row (session ids, paths, directories) is neither written nor read."""
-    # (A robust retry's rows are spooled for a report too, its passes alike; `price` reads them as
-    # they are. The quarantine pass then reads the logs again: see write_quarantine.)
-    if (loaded.robust and columns is None) or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files)):
+    # A robust retry's rows are spooled for a report whatever its passes: the quarantine pass then
+    # reads again only the lines they show quarantined (see write_quarantine), not every row with its
+    # record and reasons. (`price` reads them as they are.)
+    if not (loaded.robust and columns is not None) and (
+            loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files))):
         return loaded
     if columns is not None:
         columns = {*columns, "_ok", "_file", "source_row", "timestamp", "requests", "reported_cost", *COUNT_COLUMNS,
