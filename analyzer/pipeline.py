@@ -366,6 +366,22 @@ def _beyond(value: str, end: bool, option: str | None) -> dt.datetime | None:
     return dt.datetime.min.replace(tzinfo=dt.UTC) if early else dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
+def time_window(opts: Options) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """--since/--until as UTC instants (None: unbounded), refusing an empty window."""
+    since = parse_time(opts.since, opts.tz, end=False)
+    until = parse_time(opts.until, opts.tz, end=True)
+    if since is not None and until is not None and until <= since:
+        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
+    return since, until
+
+
+def check_options(opts: Options) -> None:
+    """The options a run can check before it reads a byte: --tz, then --since/--until (a mistyped
+    date was refused only after the logs were decoded, minutes into a large run)."""
+    check_tz(opts.tz)
+    time_window(opts)
+
+
 def check_tz(tz: str) -> str:
     """A zone both Python and Polars know. ZoneInfo reads files: `--tz Europe` (a directory) or a
     very long name raised an OSError quoting tzdata's path; `right/UTC` from the system's zoneinfo
@@ -396,10 +412,7 @@ def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
     whether it lies outside --since/--until; `status()` turns the two booleans (cheap group keys)
     into one code, after the pass.
     (Duplicates are found after the pass too: see dedupe.py.)"""
-    since = parse_time(opts.since, opts.tz, end=False)
-    until = parse_time(opts.until, opts.tz, end=True)
-    if since is not None and until is not None and until <= since:
-        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
+    since, until = time_window(opts)
     outside = pl.lit(False)
     if since is not None:
         outside = outside | (pl.col("timestamp") < since)
@@ -555,7 +568,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     # themselves. Not for large inputs: the two plans over one scan buffer what one of them has not
     # consumed yet, and peak memory grew with the input (10M JSONL requests: 0.75 -> 2.5 GiB).
     competing = None
-    with _searched_on_error(loaded.key_checks, loaded.spooled):
+    with _searched_on_error(loaded.key_checks):
         if dups and _one_read(loaded):
             agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
         else:
@@ -580,19 +593,30 @@ class LateKeys(Exception):
 
 
 @contextlib.contextmanager
-def _searched_on_error(checks: list[KeyCheck] | None, spooled: list[str] = ()):
+def _searched_on_error(checks: list[KeyCheck] | None):
     """An error (AnalyzerError) met while JSON Lines files wait for their search for late keys: the
     search ran before anything else once (SEARCH_KEYS_FIRST), and an error it meets (a key twice,
     two spellings of one key) was the run's error, before an option's or another file's. The
     searches run now, in file order, and raise theirs; one that finds keys to read starts the run
-    again searching first (LateKeys), where the order is the old one, and the rows this attempt spooled
-    are removed first (`spooled`); else the error stands."""
+    again searching first (LateKeys), where the order is the old one; else the error stands."""
     try:
         yield
     except AnalyzerError:
-        _remove(spooled)  # (this attempt's rows: no use after its error, whatever follows)
         if checks and not all(c.holds() for c in checks):
             raise LateKeys() from None
+        raise
+
+
+@contextlib.contextmanager
+def _removed_on_error(spooled: list[str]):
+    """An attempt that ends in any error (an option's met after the rows were decoded, a total past
+    the money column's range, LateKeys or a fast pass failing before a retry) removes the rows it
+    spooled now: a long-lived process (a notebook, a service, the tests) kept each failed attempt's
+    rows until it exited. (They were removed only when the search found late keys.)"""
+    try:
+        yield
+    except BaseException:
+        _remove(spooled)
         raise
 
 
@@ -612,8 +636,7 @@ def _keys_checked(agg: pl.DataFrame, loaded: Loaded) -> pl.DataFrame:
         return agg
     if all(c.holds() for c in loaded.key_checks):
         return agg
-    _remove(loaded.spooled)
-    raise LateKeys()
+    raise LateKeys()  # (the attempt's spooled rows are removed on the way out: _removed_on_error)
 
 
 def _remove(spooled: list[str]) -> None:
@@ -846,7 +869,7 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
             book: pricebook.PriceBook | None = None) -> Report:
     """Read, normalize, dedupe, price and aggregate usage logs into a report (the main job)."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
@@ -902,7 +925,7 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
     """Like `analyze`, stopping before the groups are summed (see Groups). `all_dimensions`: every
     dimension column of the logs is a key too (after `by`)."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
@@ -919,16 +942,17 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
-    # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
-    with _searched_on_error(loaded.key_checks, spooled := []):
-        by, row_keys = report_keys(by, loaded, all_dimensions)
-        loaded = spool(loaded, opts, columns=set(row_keys))
-        spooled.extend(loaded.spooled)
-        keys, post, extra = row_exprs(by, row_keys, opts, book)
-        lf = with_status(loaded.frame, opts)
-        cands = _candidates(loaded, opts)
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
-    return conclude(agg, paths, by, loaded, opts, book, groups)
+    with _removed_on_error(spooled := []):
+        # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
+        with _searched_on_error(loaded.key_checks):
+            by, row_keys = report_keys(by, loaded, all_dimensions)
+            loaded = spool(loaded, opts, columns=set(row_keys))
+            spooled.extend(loaded.spooled)
+            keys, post, extra = row_exprs(by, row_keys, opts, book)
+            lf = with_status(loaded.frame, opts)
+            cands = _candidates(loaded, opts)
+        agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
+        return conclude(agg, paths, by, loaded, opts, book, groups)
 
 
 # --- steps both engines run (engine_spark runs the pass over every row on Spark, these on the driver) ---
@@ -1204,7 +1228,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     # (The rows are written after this returns, from the lazy plans: their readers captured the run,
     # and read the sizes recorded in it.)
@@ -1215,10 +1239,13 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
     # (No key check: `price` reads with the bounded readers (one_reading() without native scans), so
     # its JSON Lines files are searched for late keys before they are read, as they were.)
-    loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
-    agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
-                                    repeats_only=not opts.dedupe)
-    acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
+    loaded = read_logs(paths, opts, robust, exact_lines=True)
+    with _removed_on_error(spooled := []):
+        loaded = spool(loaded, opts)  # source_row is in the output
+        spooled.extend(loaded.spooled)
+        agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [],
+                                        _candidates(loaded, opts), repeats_only=not opts.dedupe)
+        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
     record_wise = [loaded.dialects.get(f.display) in RECORD_WISE and not f.members for f in loaded.files]
     return PricedRows(loaded.parts, functools.partial(_finish_priced, priced, losers), record_wise), acc
 

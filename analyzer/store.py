@@ -1327,12 +1327,6 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _window(opts: pipeline.Options) -> tuple[dt.datetime | None, dt.datetime | None]:
-    since = pipeline.parse_time(opts.since, opts.tz, end=False)
-    until = pipeline.parse_time(opts.until, opts.tz, end=True)
-    if since is not None and until is not None and until <= since:
-        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
-    return since, until
 
 
 def _months(all_months: set[str], since: dt.datetime | None, until: dt.datetime | None) -> set[str]:
@@ -2055,7 +2049,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     by = pipeline.resolve_by(list(by), _dimensions(records))  # `--by team` for a `Team` column, as from logs
     pipeline.check_by(by, _dimensions(records))
     keys = [k for k in by if k != "component"]
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months(_months_of(table), since, until)
     extra = [tagging.time_bucket(k, opts.tz) for k in keys if k in pipeline.TIME_BUCKETS]
     if "discount_type" in by:
@@ -2510,7 +2504,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
     book = pricebook.load_price_book(opts.prices)
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     inside = ~_outside(since, until)
     root = os.path.abspath(root)
     with locked(root, "reprice", wait, warn):
@@ -2688,7 +2682,7 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
     table = _table(root)
     records = _files(root, table)
     pipeline.check_by(by, _dimensions(records))
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months(_months_of(table), since, until)
     buckets = [tagging.time_bucket(k, opts.tz) for k in by if k in pipeline.TIME_BUCKETS]
     plain = [k for k in by if k not in pipeline.TIME_BUCKETS]
@@ -2721,7 +2715,7 @@ def focus_groups(root: str, opts: pipeline.Options, book: pricebook.PriceBook) -
     records = _files(root, table)
     # (in the order the files named them, as from the logs: the Tags JSON lists them in that order)
     dims = list(dict.fromkeys(d for e in records.values() for d in e.get("dimensions", [])))
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months(_months_of(table), since, until)
     whole = pl.Decimal(38, 0)
     units = [pl.when(pl.col(c.column) > 0).then(pl.col("cost_" + c.rate) / pl.col(c.column).cast(whole))
