@@ -143,3 +143,33 @@ def test_mapped_json_lines_read_by_parts_are_the_robust_reading(tmp_path, monkey
     parts, whole = _frame(path, True), _frame(path, False)
     assert parts.height == 64 - 1 and parts.equals(whole, null_equal=True)
     assert robust_lines[0].robust_lines == 1  # (the line that looks whole)
+
+
+def _fixtures() -> list:
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "fixtures" / "dialects"
+    return sorted(str(p.relative_to(root)) for p in root.glob("*/*.jsonl"))
+
+
+@pytest.mark.parametrize("name", _fixtures())
+def test_every_jsonl_fixture_with_a_broken_line_reads_by_parts_as_robustly_whole(tmp_path, monkeypatch, name,
+                                                                                 robust_lines):
+    # Each format's own fixture, twice (a piece boundary inside it), with a line that looks whole but
+    # is not JSON: where the format is read by parts, the rows are the whole robust reading's.
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "fixtures" / "dialects" / name).read_bytes()
+    text = text if text.endswith(b"\n") else text + b"\n"
+    path = tmp_path / Path(name).name
+    path.write_bytes(text + b'{"id": "x", "usage": {"input_tokens": tru}}\n' + text)
+    monkeypatch.setattr(line_retry, "PIECE", max(len(text) // 3, 64))
+    try:
+        parts = _frame(str(path), True)
+    except Exception as e:  # (a fixture whose format refuses such a file refuses it either way)
+        with pytest.raises(type(e)):
+            _frame(str(path), False)
+        return
+    read = [p.robust_lines for p in robust_lines]
+    whole = _frame(str(path), False)
+    assert parts.equals(whole, null_equal=True)
+    # Read by parts (Messages responses, batch results, OpenAI): the broken line alone robustly.
+    assert read in ([], [1])
