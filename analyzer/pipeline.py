@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
+from . import aggregate, dedupe, dialects, labels, line_retry, pricebook, safe_text, tagging, writers
 from .dialects.canonical import KEYS_READ, KeyCheck
 from .errors import AnalyzerError, DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
@@ -177,6 +177,8 @@ class Loaded:
     spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
     decoded: bool = False  # every part is read from spooled rows (cheap to read again: see spool)
     key_checks: list[KeyCheck] = field(default_factory=list)  # JSON Lines read before their search (_aggregate)
+    # A robust run's parts before spool narrowed them to a report's columns (see write_quarantine).
+    unspooled: list[pl.LazyFrame] | None = None
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -198,17 +200,19 @@ class Loaded:
 
 
 def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
-              dimensions: set[str] | None = None, check_keys: bool = False) -> Loaded:
+              dimensions: set[str] | None = None, check_keys: bool = False, lines: dict | None = None) -> Loaded:
     """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
     in one scan know their line in their own file (costs a pass that counts lines); by default only
     when reading robustly, where the quarantine file is written from. `check_keys`: the run's
     aggregate pass checks what plain JSON Lines files were read with (see _aggregate), so their
-    search for late keys waits for it (Loaded.key_checks)."""
+    search for late keys waits for it (Loaded.key_checks). `lines`: file (as shown) -> the only lines
+    of it that matter (the quarantine pass), where a file's robust reading can skip others (line_retry)."""
     forced = _forced_dialect(opts)
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
                            exact_lines=robust if exact_lines is None else exact_lines, dimensions=dimensions,
-                           key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None)
+                           key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None,
+                           lines=lines)
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
@@ -218,7 +222,9 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
     # A large file set is read as several scans, decoded concurrently by spool (see shards).
     for src, d in [(shard, d) for head, d in det.sources for shard in shards(head)]:
         with _searched_on_error(ctx.key_checks):
-            lf = d.normalize(src, robust=robust, ctx=ctx)
+            # (a retry reads robustly only the lines that need it, where the format allows)
+            lf = line_retry.read_by_parts(d, src, ctx) if robust and line_retry.line_local(d, src) else None
+            lf = d.normalize(src, robust=robust, ctx=ctx) if lf is None else lf
         frames.append(lf)
         if d.repeats_in(src):
             repeat_files.extend((src.index, *src.member_indexes))
@@ -455,7 +461,11 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     `columns`: the only columns the run will use (a report: its keys, counts and rate keys). Then
     request ids are kept as their two 64-bit hashes (all dedupe needs), not as strings, and every
     other string a log carries per row (session ids, paths, directories) is neither written nor read."""
-    if loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files)):
+    # A robust retry's rows are spooled for a report whatever its passes: the quarantine pass then
+    # reads again only the lines they show quarantined (see write_quarantine), not every row with its
+    # record and reasons. (`price` reads them as they are.)
+    if not (loaded.robust and columns is not None) and (
+            loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files))):
         return loaded
     if columns is not None:
         columns = {*columns, "_ok", "_file", "source_row", "timestamp", "requests", "reported_cost", *COUNT_COLUMNS,
@@ -498,7 +508,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         # written so far, would wait for the process's end, beside the retry's)
         _remove([t for t in _TEMPORARY if t not in before])
         raise
-    return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
+    return dataclasses.replace(loaded, parts=parts, unspooled=loaded.parts if loaded.robust else None, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
                                decoded=all(_spooled(src) for src in loaded.files))
 
 
@@ -1056,24 +1066,40 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 
     path = opts.quarantine or DEFAULT_QUARANTINE
 
+    def quarantined(exact: Loaded) -> pl.LazyFrame:
+        billable = pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True)
+        return labels.apply_to_rows(exact.frame, exact.dimensions).filter(~pl.col("_ok") & billable)
+
     def bad(exact: Loaded) -> pl.LazyFrame:
-        quarantined = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
-        return labels.apply_to_rows(exact.frame, exact.dimensions).filter(quarantined).select(
+        return quarantined(exact).select(
             pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
             pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
         )
 
     has_json = any(f.container in ("jsonl", "json") for f in loaded.files)
+    # A robust run's own rows hold each record and its reasons, unless some were spooled: then the
+    # lines they show quarantined are read again (robustly, but for a JSON Lines file read by parts
+    # only those lines: see line_retry).
+    if loaded.robust and not loaded.spooled and loaded.unspooled is not None:
+        loaded = dataclasses.replace(loaded, parts=loaded.unspooled)
+    robust = loaded.robust and not loaded.spooled
+    lines = None
     if has_json and not loaded.robust and "-" not in paths:
         # Reading every file again field by field costs ~50x a fast pass (430 s for a tree of
         # 17,000 transcripts with one cut line): a fast pass finds the files that hold quarantined
         # rows, and only those are read again line by line.
+        # (and the lines: a file read by parts reads those alone, see line_retry)
         with contextlib.suppress(*FAST_PATH_FAILURES):
-            files = bad(read_logs(paths, opts)).select("file").unique().collect(engine="streaming")["file"].to_list()
-            paths = sorted(files) or paths
+            found = bad(read_logs(paths, opts, exact_lines=True)).select("file", "line").collect(engine="streaming")
+            paths = sorted(found["file"].unique().to_list()) or paths
+            lines = {file: group["line"] for (file,), group in found.group_by("file")}
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
-    exact = loaded if loaded.robust else read_logs(paths, opts, robust=has_json)
+    if loaded.robust and loaded.spooled:  # (the spooled rows say which lines to read: only those are)
+        found = quarantined(loaded).select("_file", "source_row").collect(engine="streaming")
+        shown = {f.index: f.display for f in loaded.files if not f.members}
+        lines = {shown[i]: group["source_row"] for (i,), group in found.group_by("_file") if i in shown}
+    exact = loaded if robust else read_logs(paths, opts, robust=has_json or loaded.robust, lines=lines)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).
     rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["file", "reason", "raw"])

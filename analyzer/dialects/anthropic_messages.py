@@ -103,4 +103,4 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 
 
 DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
-                      repeats=_is_stream, reads={("type",): pl.String(), **{(*r, "usage", "iterations"): AS_TEXT for r in ROOTS}})
+                      repeats=_is_stream, line_local=lambda src: not _is_stream(src), reads={("type",): pl.String(), **{(*r, "usage", "iterations"): AS_TEXT for r in ROOTS}})
