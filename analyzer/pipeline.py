@@ -1034,6 +1034,8 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 
     def bad(exact: Loaded) -> pl.LazyFrame:
         quarantined = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
+        if "_rec" in exact.bookkeeping:  # a record of several rows is quarantined whole, and written once
+            quarantined = quarantined & (pl.col("_rec") != 0)
         return labels.apply_to_rows(exact.frame, exact.dimensions).filter(quarantined).select(
             pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
             pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),

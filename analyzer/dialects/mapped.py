@@ -446,9 +446,24 @@ def to_canonical(d: MappedDialect, src: SourceFile, robust: bool, ctx: Context, 
     out = _apply_values(out, m.values)
     if m.input_includes_cache:
         out = _exclude_cache(out)
+    if "_rec" in out.collect_schema().names():  # (before `finish`: its hook sees each record's verdict)
+        out = one_verdict_per_record(out)
     if finish is not None:
         out = finish(out, src, ctx)
     return out.drop([c for c in out.collect_schema().names() if c.startswith("_x_")])
+
+
+def one_verdict_per_record(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """A record read as several rows (a response's steps, a run's models: `_rec`) is quarantined
+    whole when any of its rows is bad, with its first bad row's reason. The accounting counts records
+    (their first rows): a bad later step alone was counted nowhere, written to no quarantine file, and
+    its record priced without the step's tokens; a bad first step left the later ones priced.
+
+    A record's rows share its file and line (a window over them: a hook explodes a record where it
+    read it, so they are never apart). Only the first row (`_rec` 1) goes to the quarantine file."""
+    record, ok = ["_file", "source_row"], pl.col("_ok")
+    return lf.with_columns(ok.all().over(record).alias("_ok"),
+                           pl.col("_reason").filter(~ok).drop_nulls().first().over(record).alias("_reason"))
 
 
 def _dimensions(m: Mapping, src: SourceFile, ctx: Context, prepare: Hook | None
