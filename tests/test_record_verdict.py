@@ -122,6 +122,37 @@ def test_a_store_ingests_none_of_a_quarantined_records_rows(tmp_path):
     assert (stored.accounting.rows_read, stored.accounting.quarantined) == (3, 1) and stored.accounting.balanced
 
 
+# --- a stream's events: each event is a record; a quarantined one gives its message no counts ---------
+
+def _start(inp: int, out: int) -> str:
+    return json.dumps({"type": "message_start", "message": {"id": "msg_s", "type": "message", "role": "assistant",
+                                                            "model": SONNET, "content": [],
+                                                            "usage": {"input_tokens": inp, "output_tokens": out}}})
+
+
+def _final(usage: str) -> str:
+    return '{"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {' + usage + "}}"
+
+
+# The final delta is quarantined (line 2); the message_start is a valid record of the response and is
+# priced from its own counts: 100 x 3 + 1 x 15 = $0.000315. Before, the start took up the quarantined
+# delta's counts (the merge took every event's largest count): the first step's 1,000 tokens with a bad
+# second step, and 5e12 output tokens ($75 million) from a delta quarantined as implausibly large.
+@pytest.mark.parametrize("delta,reason", [
+    (_final('"input_tokens": 100, "output_tokens": 50, "iterations": [{"type": "compaction", "input_tokens": 1000, '
+            '"output_tokens": 200}, {"type": "message", "input_tokens": 500.5, "output_tokens": 50}]'),
+     "input_tokens is not a whole number (500.5)"),
+    (_final('"output_tokens": 5000000000000'), "output_tokens is implausibly large (5000000000000)"),
+])
+def test_a_quarantined_stream_event_lends_its_message_no_counts(tmp_path, delta, reason):
+    report, rows, acc, written = _run(tmp_path, [_start(100, 1), delta])
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.repeats, a.quarantined) == (2, 1, 0, 1)
+    assert (report.totals["input_tokens"], report.totals["output_tokens"], report.totals["cost"]) == (100, 1, D("0.000315"))
+    assert [(line, why) for line, why, _ in written] == [(2, reason)]
+    _agree(report, rows, acc)
+
+
 # --- Claude Code's print-mode result: one row per model of modelUsage ---------------------------------
 
 STREAM = Path(__file__).resolve().parent.parent / "fixtures" / "dialects" / "claude-code-stream" / "stream.jsonl"
