@@ -108,6 +108,28 @@ def test_the_fast_and_the_robust_reading_give_one_verdict(tmp_path):
     assert fast[3] == robust[3][:-1] and robust[3][-1][:2] == (7, UNREADABLE)
 
 
+# Several files: a record's rows are judged with their own record's, never with the rows beside them
+# from the file before (each file ends with a clean record of two steps here).
+@pytest.mark.parametrize("broken", [False, True], ids=["fast", "robust"])
+def test_records_in_several_files_keep_their_own_verdicts(tmp_path, broken):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    later, reason = BAD_STEPS["later"]
+    (logs / "a.jsonl").write_text(f"{PLAIN}\n{CLEAN}\n")
+    (logs / "b.jsonl").write_text("".join(x + "\n" for x in [_stepped("msg_b", later), CLEAN.replace("msg_c", "msg_d")]
+                                          + [BROKEN] * broken))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time=BT)
+    report = analyze([str(logs)], ["model"], opts)
+    written = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.quarantined) == (4 + broken, 3, 1 + broken)
+    assert report.totals["input_tokens"] == 1000 + 2 * 1500 and report.totals["requests"] == 3
+    assert [(Path(w["file"]).name, w["line"], w["reason"]) for w in written] == [("b.jsonl", 1, reason)] + [
+        ("b.jsonl", 3, UNREADABLE)] * broken
+    priced, acc = price_requests([str(logs)], opts)
+    _agree(report, priced.lazy().collect(), acc)
+
+
 def test_a_store_ingests_none_of_a_quarantined_records_rows(tmp_path):
     path = tmp_path / "in" / "m.jsonl"
     path.parent.mkdir()
