@@ -1067,8 +1067,10 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     path = opts.quarantine or DEFAULT_QUARANTINE
 
     def quarantined(exact: Loaded) -> pl.LazyFrame:
-        billable = pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True)
-        return labels.apply_to_rows(exact.frame, exact.dimensions).filter(~pl.col("_ok") & billable)
+        rows = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
+        if "_rec" in exact.bookkeeping:  # a record of several rows is quarantined whole, and written once
+            rows = rows & (pl.col("_rec") != 0)
+        return labels.apply_to_rows(exact.frame, exact.dimensions).filter(rows)
 
     def bad(exact: Loaded) -> pl.LazyFrame:
         return quarantined(exact).select(
