@@ -82,7 +82,10 @@ PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
 FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime": pl.String, "dialect": pl.String,
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
-                "rows_version": pl.Int64}
+                "rows_version": pl.Int64, "repeats_records": pl.Boolean}
+# Columns the files table gained later: a files table written before lacks them (its records then
+# say nothing of it, as their commits' records do not either).
+LATER_FILE_COLUMNS = {"repeats_records"}
 
 
 class StoreError(AnalyzerError):
@@ -388,7 +391,10 @@ def _count_displaced(records: dict[str, dict], entry: dict) -> None:
         for key, r in list(records.items()):
             if r.get("sha256") == sha:
                 a = dict(r["accounting"])
-                kind = "repeats" if r.get("repeats_records", _repeats_records(r.get("dialect"))) else "duplicates"
+                # (a record's own word when it has one: a format may decide per file, as Anthropic
+                # Messages does for a stream, which its name alone cannot tell)
+                repeats = r.get("repeats_records")
+                kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) else "duplicates"
                 a[kind] = a.get(kind, 0) + n["priced"] + n["unpriced"]
                 a["priced"] = a.get("priced", 0) - n["priced"]
                 a["unpriced"] = a.get("unpriced", 0) - n["unpriced"]
@@ -437,7 +443,7 @@ def _files(root: str, table) -> dict[str, dict]:
         except Exception as e:  # noqa: BLE001
             raise _damaged(path, e) from None
         if frame is not None and frame.height:
-            missing = set(FILE_COLUMNS) - set(frame.columns)
+            missing = set(FILE_COLUMNS) - set(frame.columns) - LATER_FILE_COLUMNS
             if missing:
                 raise StoreError(f"damaged store: {path}: no column {', '.join(sorted(missing))}")
             for r in frame.to_dicts():  # one row per ingested file, not per request
