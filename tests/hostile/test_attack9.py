@@ -266,3 +266,46 @@ def test_kill_minus_9_at_each_step_of_a_displacing_ingest(tmp_path, displacing_n
     assert not store.status(str(st))["uncommitted"]
     same_as_logs(st, files)
 
+
+
+def test_a_store_reached_through_a_symlinked_directory_displaces_copies(tmp_path):
+    """/data -> /mnt/disk/data: delta-rs resolves the symlink, so the table names its data files
+    under the real directory. Was: the first night with a fuller copy of a stored request failed,
+    "damaged store: ../../real/st/_llm_month=.../part-...parquet is not a data file of the store"
+    (the path of the file to rewrite was taken relative to the directory as given). Now relative to
+    the table's own root."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    st = tmp_path / "link" / "store"
+    n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
+    n2 = log(tmp_path / "n2" / "b.csv", [req("r1", "2026-11-10", out=500)])
+    assert [r.displaced for r in ingest_in_order(st, [n1, n2])] == [0, 1]
+    rep = same_as_logs(st, [n1, n2])
+    assert rep.totals["cost"] == Decimal("0.0105") + Decimal("0.0045")  # r1 with 500 output, r2
+    assert not [p for p in tmp_path.rglob("*.parquet") if not p.resolve().is_relative_to(real)]
+
+
+def test_a_month_report_through_a_symlinked_store_counts_each_request_once(tmp_path):
+    """Through a symlinked store directory every path the table names is under the resolved one
+    ('../../real/store/...' relative to the directory as given). Was (before storeid1 too): a
+    month's rollup never covered its data files, so `report --store --by month` summed the rollup
+    and the files' own summaries: every request twice (`--by day`, from day cells, was right).
+    Now each command resolves the store's directory once, first."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    st = tmp_path / "link" / "store"
+    n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
+    n2 = log(tmp_path / "n2" / "b.csv", [req("r3", "2026-11-11", team="x")])  # a new column: Delta's writer
+    n3 = log(tmp_path / "n3" / "c.csv", [req("r9", "2026-11-10")])
+    ingest_in_order(st, [n1, n2, n3])
+    assert store.report(str(st), ["day"]).totals["requests"] == 4
+    assert store.report(str(st), ["month"]).totals["requests"] == 4
+    same_as_logs(st, [n1, n2, n3])
+    store.reprice(str(st), pipeline.Options(prices=(str(ROOT / "fixtures" / "prices" / "negotiated.toml"),)))
+    store.compact(str(st))
+    rep = store.report(str(st), ["month"])
+    assert rep.totals["requests"] == 4 and rep.accounting.balanced and store.status(str(st))["consistent"]
+    through, direct = (store.report(str(root), ["month", "model"]) for root in (st, real / "store"))
+    assert_frame_equal(through.rows, direct.rows)
