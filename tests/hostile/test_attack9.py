@@ -309,3 +309,25 @@ def test_a_month_report_through_a_symlinked_store_counts_each_request_once(tmp_p
     assert rep.totals["requests"] == 4 and rep.accounting.balanced and store.status(str(st))["consistent"]
     through, direct = (store.report(str(root), ["month", "model"]) for root in (st, real / "store"))
     assert_frame_equal(through.rows, direct.rows)
+
+
+def test_two_ingests_at_once_displacing_the_same_copies(tmp_path):
+    """Two nights, each with fuller copies of the same stored requests (one with more tokens than
+    the other for some, less for others), ingested by two processes at once: the lock puts one
+    after the other, and the store reports as the files in the order they were committed."""
+    n1 = log(tmp_path / "n1" / "a.csv", [req(f"r{i}", "2026-11-10", out=100) for i in range(30)])
+    n2 = log(tmp_path / "n2" / "b.csv", [req(f"r{i}", "2026-11-10", out=500 if i % 2 else 50) for i in range(30)])
+    n3 = log(tmp_path / "n3" / "c.csv", [req(f"r{i}", "2026-11-10", out=300) for i in range(0, 30, 3)]
+             + [req("c", "2026-11-11")])
+    st = tmp_path / "store"
+    store.ingest([str(n1)], str(st))
+    cmd = "import sys; from analyzer.cli import main; main(sys.argv[1:], prog_name='llm-cost')"
+    procs = [subprocess.Popen([sys.executable, "-c", cmd, "ingest", str(f), "--store", str(st), "-q"],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=subprocess.PIPE, text=True)
+             for f in (n2, n3)]
+    assert [p.communicate()[1] for p in procs] == ["", ""] and all(p.returncode == 0 for p in procs)
+    records = store._files(str(st), store._table(str(st))).values()
+    order = [Path(r["path"]) for r in sorted(records, key=lambda r: r["rows_version"])]
+    assert order[0] == n1 and set(order[1:]) == {n2, n3}
+    rep = same_as_logs(st, order)
+    assert rep.totals["requests"] == 31 and rep.accounting.duplicates == 40
