@@ -82,7 +82,10 @@ PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
 FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime": pl.String, "dialect": pl.String,
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
-                "rows_version": pl.Int64}
+                "rows_version": pl.Int64, "repeats_records": pl.Boolean}
+# Columns the files table gained later: a files table written before lacks them (its records then
+# say nothing of it, as their commits' records do not either).
+LATER_FILE_COLUMNS = {"repeats_records"}
 
 
 class StoreError(AnalyzerError):
@@ -122,6 +125,14 @@ def _local(uri: str) -> str:
     from urllib.parse import unquote
 
     return unquote(uri.removeprefix("file://"))
+
+
+def _resolved(root: str) -> str:
+    """The store's directory with symlinks resolved, as delta-rs names the table's data files (it
+    resolves them): every path of the store is then taken relative to the same directory. With the
+    directory as given (/data -> /mnt/disk/data), a file's name relative to it was '../../mnt/...':
+    a month's rollup never covered its files, and `--by month` counted them twice."""
+    return os.path.realpath(os.path.abspath(root))
 
 
 def _damaged(root: str, e: BaseException) -> StoreError:
@@ -388,7 +399,10 @@ def _count_displaced(records: dict[str, dict], entry: dict) -> None:
         for key, r in list(records.items()):
             if r.get("sha256") == sha:
                 a = dict(r["accounting"])
-                kind = "repeats" if r.get("repeats_records", _repeats_records(r.get("dialect"))) else "duplicates"
+                # (a record's own word when it has one: a format may decide per file, as Anthropic
+                # Messages does for a stream, which its name alone cannot tell)
+                repeats = r.get("repeats_records")
+                kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) else "duplicates"
                 a[kind] = a.get(kind, 0) + n["priced"] + n["unpriced"]
                 a["priced"] = a.get("priced", 0) - n["priced"]
                 a["unpriced"] = a.get("unpriced", 0) - n["unpriced"]
@@ -437,7 +451,7 @@ def _files(root: str, table) -> dict[str, dict]:
         except Exception as e:  # noqa: BLE001
             raise _damaged(path, e) from None
         if frame is not None and frame.height:
-            missing = set(FILE_COLUMNS) - set(frame.columns)
+            missing = set(FILE_COLUMNS) - set(frame.columns) - LATER_FILE_COLUMNS
             if missing:
                 raise StoreError(f"damaged store: {path}: no column {', '.join(sorted(missing))}")
             for r in frame.to_dicts():  # one row per ingested file, not per request
@@ -644,11 +658,14 @@ class _Contest:
     files keeps (see dedupe.losers: the most tokens; on a tie the copy read first, i.e. stored).
     `repeated`: dedupe's two hashes of the ids whose stored copy stays (the night's copies are
     duplicates); `displaced`: the stored copies that lose to the night's (`STORED_AT`: their data
-    file; H1, H2), removed from their files in the night's commit; `spans`: the time spans looked in."""
+    file; H1, H2), removed from their files in the night's commit; `spans`: the time spans looked in;
+    `table_root`: the directory those data files' paths are in, as the table names it (delta-rs
+    resolves symlinks: a store reached through a symlinked directory is elsewhere to it)."""
 
     repeated: pl.DataFrame
     displaced: pl.DataFrame
     spans: list[tuple[dt.datetime, dt.datetime]]
+    table_root: str = ""
 
 
 def _tokens() -> pl.Expr:
@@ -706,7 +723,7 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     repeated = wins.filter(~pl.col("_wins")).select(ids)
     displaced = theirs.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(
         pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
-    return _Contest(repeated, displaced, spans)
+    return _Contest(repeated, displaced, spans, _local(table.table_uri).rstrip("/"))
 
 
 def _stored_key() -> pl.Expr:
@@ -759,7 +776,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
         raise OptionError("ingest reads files (their content hash makes re-runs safe), not stdin")
     pipeline.check_tz(opts.tz)
     book = pricebook.load_price_book(opts.prices)
-    root = os.path.abspath(root)
+    root = _resolved(root)
     inside = os.path.realpath(root) + os.sep
     files = [f for f in expand_paths(paths) if not os.path.realpath(f).startswith(inside)]  # never the store itself
     with locked(root, "ingest", wait, warn, create=True):
@@ -1371,7 +1388,7 @@ class _MonthFiles:
 
         ids = [dedupe.H1, dedupe.H2]
         for part in sorted(contest.displaced[STORED_AT].unique().to_list()):
-            old = os.path.relpath(part, self.root)
+            old = os.path.relpath(part, contest.table_root or self.root)  # (the log's name for it)
             if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
                 raise StoreError(f"damaged store: {self.root}: {old} is not a data file of the store")
             month = old.split("/", 1)[0].split("=", 1)[1]
@@ -1539,6 +1556,7 @@ def _dimensions(records: dict[str, dict]) -> list[str]:
 def scan(root: str, months: set[str] | None = None, table=None, records: dict | None = None) -> pl.LazyFrame:
     """The stored priced rows of these months (all when None), lazily, as `llm-cost price` writes
     them. Only the data files the Delta log names for those months are opened."""
+    root = _resolved(root)
     table = table if table is not None else _table(root)
     records = records if records is not None else _files(root, table)
     schema = {**SCHEMA, **{d: pl.String() for d in _dimensions(records)}}
@@ -2219,7 +2237,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         raise OptionError("--prices with --store: stored rows keep the costs they were priced with; "
                           "recompute them with `llm-cost reprice --store DIR --prices FILE`")
     pipeline.check_tz(opts.tz)
-    root = os.path.abspath(root)
+    root = _resolved(root)
     table = _table(root, _version(version, as_of))
     if (version is not None or as_of is not None) and any(not os.path.isfile(u)
                                                            for u in _parts(table, None)):
@@ -2328,7 +2346,7 @@ def _check_part(path: str, size: int, rows: int | None) -> str | None:
 def status(root: str) -> dict:
     """What the store holds, from the Delta log, and whether every data file it names is there and
     readable. Read-only."""
-    root = os.path.abspath(root)
+    root = _resolved(root)
     table = _table(root)
     records = _files(root, table)
     try:
@@ -2427,6 +2445,7 @@ def _uncommitted(root: str, named: set[str]) -> list[str]:
 
 def history(root: str) -> list[dict]:
     """Every version of the rows table, newest first: when, what command, book, rows added/removed."""
+    root = _resolved(root)
     table = _table(root)
     out = []
     for c in _history(table):
@@ -2470,7 +2489,7 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
     killed before their commit. Only files named like the ones delta-rs writes, inside a month
     directory of this table, are ever deleted."""
     _check_wait(wait)
-    root = os.path.abspath(root)
+    root = _resolved(root)
     if retention_days < 0:
         raise OptionError("--retention-days: a number of days, 0 or more")
     with locked(root, "compact", wait, warn):
@@ -2578,7 +2597,7 @@ def repair(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] = 
     whose rows were in the lost commit are forgotten, so that the next ingest reads them again;
     their data files, named by no version, are left for `store compact`. Nothing is deleted."""
     _check_wait(wait)
-    root = os.path.abspath(root)
+    root = _resolved(root)
     if _kind(root) != "delta":
         raise _refuse(root, _kind(root))
     moved = []
@@ -2685,7 +2704,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
     book = pricebook.load_price_book(opts.prices)
     since, until = pipeline.time_window(opts)
     inside = ~_outside(since, until)
-    root = os.path.abspath(root)
+    root = _resolved(root)
     with locked(root, "reprice", wait, warn):
         table = _table(root)
         records = _files(root, table)
@@ -2760,7 +2779,7 @@ def upgrade(root: str, wait: float = DEFAULT_WAIT, warn: Callable[[str], None] =
     from . import store_legacy as legacy
     from . import writers
 
-    root = os.path.abspath(root)
+    root = _resolved(root)
     if _kind(root) != "old":
         raise StoreError(f"{root}: not a store of the old layout (no manifest.json"
                          + (", or already upgraded)" if _kind(root) == "delta" else ")"))
@@ -2857,6 +2876,7 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
     """The store's priced requests as rate-key groups (pipeline.Groups), for a what-if: counts summed
     by the keys that decide a rate (with `book`'s price bands) and `by`, with their stored cost as the
     baseline. Rows unpriced at ingest stay in the accounting, not in the groups."""
+    root = _resolved(root)
     rep = report(root, [], opts)  # the accounting and notes, as a report from the store gives them
     table = _table(root)
     records = _files(root, table)
@@ -2886,6 +2906,7 @@ def focus_groups(root: str, opts: pipeline.Options, book: pricebook.PriceBook) -
     the request's count times a 12-place rate, so cost / count gives that rate back exactly, and
     requests priced at different rates (another book version, an overlay) are never one group. The
     costs are the stored ones, so the export adds up to `report --store`."""
+    root = _resolved(root)
     from .pricing import RATE
     from .schema import COMPONENTS
 
