@@ -221,10 +221,9 @@ def test_the_robust_reading_gives_the_same_verdicts(tmp_path):
     assert reasons == [f"input_tokens is not a whole number ({FLOATED})", "not a JSON object (unparsable line)"]
 
 
-# Not fixed: on the robust reading a step's list (usage.iterations) is read with a JSON path, which keeps
-# a key's last value; the fast reading (and .json) count the first. Only a file with a broken line and a
-# step naming a count key twice meets it.
-@pytest.mark.xfail(strict=True, reason="the robust reading of a step's list keeps a repeated key's last value")
+# On the robust reading a step's list (usage.iterations) was read with a JSON path, which keeps a key's
+# last value, where the fast reading (and .json) count the first. Now a line naming one of the list's
+# keys twice gives the hook the list's own text, which its decoder reads as the fast path's does.
 def test_the_robust_reading_of_a_step_key_named_twice_counts_its_first_value(tmp_path):
     usage = STEPS.replace("IN", '4, "input_tokens": 9').replace("H1", "0")
     broken = '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}'
