@@ -166,8 +166,10 @@ def _rate_text(expr: pl.Expr) -> pl.Expr:
 
 def _count_text(expr: pl.Expr) -> pl.Expr:
     """A whole count with thousands separators (8,000,000): grouped from the right on the reversed digits."""
-    digits = expr.round(0).cast(pl.String).str.replace(r"\.0*$", "").str.reverse()
-    return digits.str.replace_all(r"(\d\d\d)", "$1,").str.strip_suffix(",").str.reverse()
+    # (grouped without its sign: the sign of -500 was grouped too, "-,500")
+    digits = expr.abs().round(0).cast(pl.String).str.replace(r"\.0*$", "").str.reverse()
+    grouped = digits.str.replace_all(r"(\d\d\d)", "$1,").str.strip_suffix(",").str.reverse()
+    return pl.when(expr < 0).then(pl.lit("-") + grouped).otherwise(grouped)
 
 
 def _money(expr: pl.Expr) -> pl.Expr:
@@ -317,6 +319,9 @@ def _match(lines: pl.DataFrame, comp: pl.DataFrame, keys: list[str]) -> tuple[pl
     rows no line claims. One join per pattern of grouped keys (a handful), not per row."""
     pattern = pl.concat_str([pl.col(k).is_not_null().cast(pl.Int8).cast(pl.String) for k in keys] or [pl.lit("")])
     patterns = lines.select(pattern.alias("p")).unique()["p"].to_list()
+    # Most specific first; between lines as specific as each other, the one grouped by the earlier key
+    # (model, then token type, ...). `unique()` has no order: ties in it made runs disagree.
+    patterns.sort(reverse=True)
     patterns.sort(key=lambda p: -p.count("1"))
     claimed = [comp.clear().with_columns(pl.lit(None, pl.UInt32).alias("_line"))]
     for p in patterns:

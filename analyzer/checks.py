@@ -282,8 +282,25 @@ def run(paths=(), budgets: list[Budget] | str | None = None, by: list[str] | tup
         result.budgets.append(state)
         if alert:
             result.alerts.append(alert)
+    result.notes.extend(_unmatched(budgets, daily, names, resolve))
     result.alerts.extend(_anomalies(daily, by, day, settings))
     return result
+
+
+def _unmatched(budgets: list[Budget], daily: pl.DataFrame, names: dict[str, str], resolve) -> list[str]:
+    """A note for each `where` value no priced request of the data has: a typo (`ETL` for `etl`) makes
+    a budget that is $0 spent and never fires, which looks exactly like one within its limit."""
+    notes = []
+    for b in budgets:
+        for k, values in b.where.items():
+            if k not in names:
+                continue
+            seen = set(daily[names[k]].cast(pl.String).drop_nulls().unique().to_list())
+            for v in values:
+                if (resolve(v) if k == "model" else v) not in seen:
+                    notes.append(f"budget {b.name!r}: where {k} = {v!r} matches no priced request in the data "
+                                 f"read{_near(v, seen)}")
+    return notes
 
 
 def _check_settings(s: Settings) -> None:

@@ -79,7 +79,7 @@ def analyze(paths, by=("model",), opts: Options | None = None, book: pricebook.P
             master: str | None = None) -> Report:
     """`pipeline.analyze` on Spark: the same Report."""
     opts = opts or Options()
-    pipeline.check_tz(opts.tz)
+    pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     spark = session(master)
     with one_reading(native=True):
@@ -90,7 +90,7 @@ def analyze_groups(paths, by=(), opts: Options | None = None, book: pricebook.Pr
                    all_dimensions: bool = False, master: str | None = None) -> pipeline.Groups:
     """`pipeline.analyze_groups` on Spark (what `audit` and what-if start from)."""
     opts = opts or Options()
-    pipeline.check_tz(opts.tz)
+    pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     spark = session(master)
     with one_reading(native=True):
@@ -411,7 +411,7 @@ def price(paths, output: str, fmt: str, opts: Options | None = None, book: price
     from .errors import OutputError
 
     opts = opts or Options()
-    pipeline.check_tz(opts.tz)
+    pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     directory = output.endswith("/")
     target = os.path.abspath(output.rstrip("/") or "/")

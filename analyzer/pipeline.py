@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dedupe, dialects, labels, pricebook, safe_text, tagging, writers
+from . import aggregate, dedupe, dialects, labels, line_retry, pricebook, safe_text, tagging, writers
 from .dialects.canonical import KEYS_READ, KeyCheck
 from .errors import AnalyzerError, DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
@@ -177,6 +177,8 @@ class Loaded:
     spooled: list[str] = field(default_factory=list)  # temporary files of decoded rows (see spool)
     decoded: bool = False  # every part is read from spooled rows (cheap to read again: see spool)
     key_checks: list[KeyCheck] = field(default_factory=list)  # JSON Lines read before their search (_aggregate)
+    # A robust run's parts before spool narrowed them to a report's columns (see write_quarantine).
+    unspooled: list[pl.LazyFrame] | None = None
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -198,17 +200,19 @@ class Loaded:
 
 
 def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
-              dimensions: set[str] | None = None, check_keys: bool = False) -> Loaded:
+              dimensions: set[str] | None = None, check_keys: bool = False, lines: dict | None = None) -> Loaded:
     """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
     in one scan know their line in their own file (costs a pass that counts lines); by default only
     when reading robustly, where the quarantine file is written from. `check_keys`: the run's
     aggregate pass checks what plain JSON Lines files were read with (see _aggregate), so their
-    search for late keys waits for it (Loaded.key_checks)."""
+    search for late keys waits for it (Loaded.key_checks). `lines`: file (as shown) -> the only lines
+    of it that matter (the quarantine pass), where a file's robust reading can skip others (line_retry)."""
     forced = _forced_dialect(opts)
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
                            exact_lines=robust if exact_lines is None else exact_lines, dimensions=dimensions,
-                           key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None)
+                           key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None,
+                           lines=lines)
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
@@ -218,7 +222,9 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
     # A large file set is read as several scans, decoded concurrently by spool (see shards).
     for src, d in [(shard, d) for head, d in det.sources for shard in shards(head)]:
         with _searched_on_error(ctx.key_checks):
-            lf = d.normalize(src, robust=robust, ctx=ctx)
+            # (a retry reads robustly only the lines that need it, where the format allows)
+            lf = line_retry.read_by_parts(d, src, ctx) if robust and line_retry.line_local(d, src) else None
+            lf = d.normalize(src, robust=robust, ctx=ctx) if lf is None else lf
         frames.append(lf)
         if d.repeats_in(src):
             repeat_files.extend((src.index, *src.member_indexes))
@@ -360,6 +366,22 @@ def _beyond(value: str, end: bool, option: str | None) -> dt.datetime | None:
     return dt.datetime.min.replace(tzinfo=dt.UTC) if early else dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
+def time_window(opts: Options) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """--since/--until as UTC instants (None: unbounded), refusing an empty window."""
+    since = parse_time(opts.since, opts.tz, end=False)
+    until = parse_time(opts.until, opts.tz, end=True)
+    if since is not None and until is not None and until <= since:
+        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
+    return since, until
+
+
+def check_options(opts: Options) -> None:
+    """The options a run can check before it reads a byte: --tz, then --since/--until (a mistyped
+    date was refused only after the logs were decoded, minutes into a large run)."""
+    check_tz(opts.tz)
+    time_window(opts)
+
+
 def check_tz(tz: str) -> str:
     """A zone both Python and Polars know. ZoneInfo reads files: `--tz Europe` (a directory) or a
     very long name raised an OSError quoting tzdata's path; `right/UTC` from the system's zoneinfo
@@ -390,10 +412,7 @@ def with_status(frame: pl.LazyFrame, opts: Options) -> pl.LazyFrame:
     whether it lies outside --since/--until; `status()` turns the two booleans (cheap group keys)
     into one code, after the pass.
     (Duplicates are found after the pass too: see dedupe.py.)"""
-    since = parse_time(opts.since, opts.tz, end=False)
-    until = parse_time(opts.until, opts.tz, end=True)
-    if since is not None and until is not None and until <= since:
-        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
+    since, until = time_window(opts)
     outside = pl.lit(False)
     if since is not None:
         outside = outside | (pl.col("timestamp") < since)
@@ -442,7 +461,11 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     `columns`: the only columns the run will use (a report: its keys, counts and rate keys). Then
     request ids are kept as their two 64-bit hashes (all dedupe needs), not as strings, and every
     other string a log carries per row (session ids, paths, directories) is neither written nor read."""
-    if loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files)):
+    # A robust retry's rows are spooled for a report whatever its passes: the quarantine pass then
+    # reads again only the lines they show quarantined (see write_quarantine), not every row with its
+    # record and reasons. (`price` reads them as they are.)
+    if not (loaded.robust and columns is not None) and (
+            loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files))):
         return loaded
     if columns is not None:
         columns = {*columns, "_ok", "_file", "source_row", "timestamp", "requests", "reported_cost", *COUNT_COLUMNS,
@@ -485,7 +508,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         # written so far, would wait for the process's end, beside the retry's)
         _remove([t for t in _TEMPORARY if t not in before])
         raise
-    return dataclasses.replace(loaded, parts=parts, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
+    return dataclasses.replace(loaded, parts=parts, unspooled=loaded.parts if loaded.robust else None, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
                                decoded=all(_spooled(src) for src in loaded.files))
 
 
@@ -545,7 +568,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
     # themselves. Not for large inputs: the two plans over one scan buffer what one of them has not
     # consumed yet, and peak memory grew with the input (10M JSONL requests: 0.75 -> 2.5 GiB).
     competing = None
-    with _searched_on_error(loaded.key_checks, loaded.spooled):
+    with _searched_on_error(loaded.key_checks):
         if dups and _one_read(loaded):
             agg, competing = sums(lf, group, also=[_competing(lf, scope, group, cands, loaded, sums)], keys_read=True)
         else:
@@ -570,19 +593,30 @@ class LateKeys(Exception):
 
 
 @contextlib.contextmanager
-def _searched_on_error(checks: list[KeyCheck] | None, spooled: list[str] = ()):
+def _searched_on_error(checks: list[KeyCheck] | None):
     """An error (AnalyzerError) met while JSON Lines files wait for their search for late keys: the
     search ran before anything else once (SEARCH_KEYS_FIRST), and an error it meets (a key twice,
     two spellings of one key) was the run's error, before an option's or another file's. The
     searches run now, in file order, and raise theirs; one that finds keys to read starts the run
-    again searching first (LateKeys), where the order is the old one, and the rows this attempt spooled
-    are removed first (`spooled`); else the error stands."""
+    again searching first (LateKeys), where the order is the old one; else the error stands."""
     try:
         yield
     except AnalyzerError:
         if checks and not all(c.holds() for c in checks):
-            _remove(spooled)
             raise LateKeys() from None
+        raise
+
+
+@contextlib.contextmanager
+def _removed_on_error(spooled: list[str]):
+    """An attempt that ends in any error (an option's met after the rows were decoded, a total past
+    the money column's range, LateKeys or a fast pass failing before a retry) removes the rows it
+    spooled now: a long-lived process (a notebook, a service, the tests) kept each failed attempt's
+    rows until it exited. (They were removed only when the search found late keys.)"""
+    try:
+        yield
+    except BaseException:
+        _remove(spooled)
         raise
 
 
@@ -602,8 +636,7 @@ def _keys_checked(agg: pl.DataFrame, loaded: Loaded) -> pl.DataFrame:
         return agg
     if all(c.holds() for c in loaded.key_checks):
         return agg
-    _remove(loaded.spooled)
-    raise LateKeys()
+    raise LateKeys()  # (the attempt's spooled rows are removed on the way out: _removed_on_error)
 
 
 def _remove(spooled: list[str]) -> None:
@@ -836,7 +869,7 @@ def analyze(paths, by: list[str] | tuple[str, ...] = ("model",), opts: Options |
             book: pricebook.PriceBook | None = None) -> Report:
     """Read, normalize, dedupe, price and aggregate usage logs into a report (the main job)."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         report = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust))
@@ -892,7 +925,7 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
     """Like `analyze`, stopping before the groups are summed (see Groups). `all_dimensions`: every
     dimension column of the logs is a key too (after `by`)."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
         groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
@@ -909,16 +942,17 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
              all_dimensions: bool = False) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
-    # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
-    with _searched_on_error(loaded.key_checks, spooled := []):
-        by, row_keys = report_keys(by, loaded, all_dimensions)
-        loaded = spool(loaded, opts, columns=set(row_keys))
-        spooled.extend(loaded.spooled)
-        keys, post, extra = row_exprs(by, row_keys, opts, book)
-        lf = with_status(loaded.frame, opts)
-        cands = _candidates(loaded, opts)
-    agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
-    return conclude(agg, paths, by, loaded, opts, book, groups)
+    with _removed_on_error(spooled := []):
+        # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
+        with _searched_on_error(loaded.key_checks):
+            by, row_keys = report_keys(by, loaded, all_dimensions)
+            loaded = spool(loaded, opts, columns=set(row_keys))
+            spooled.extend(loaded.spooled)
+            keys, post, extra = row_exprs(by, row_keys, opts, book)
+            lf = with_status(loaded.frame, opts)
+            cands = _candidates(loaded, opts)
+        agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
+        return conclude(agg, paths, by, loaded, opts, book, groups)
 
 
 # --- steps both engines run (engine_spark runs the pass over every row on Spark, these on the driver) ---
@@ -1032,24 +1066,42 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 
     path = opts.quarantine or DEFAULT_QUARANTINE
 
+    def quarantined(exact: Loaded) -> pl.LazyFrame:
+        rows = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
+        if "_rec" in exact.bookkeeping:  # a record of several rows is quarantined whole, and written once
+            rows = rows & (pl.col("_rec") != 0)
+        return labels.apply_to_rows(exact.frame, exact.dimensions).filter(rows)
+
     def bad(exact: Loaded) -> pl.LazyFrame:
-        quarantined = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
-        return labels.apply_to_rows(exact.frame, exact.dimensions).filter(quarantined).select(
+        return quarantined(exact).select(
             pl.col("source_file").alias("file"), pl.col("source_row").alias("line"),
             pl.col("_reason").alias("reason"), pl.col("_raw").alias("raw"),
         )
 
     has_json = any(f.container in ("jsonl", "json") for f in loaded.files)
+    # A robust run's own rows hold each record and its reasons, unless some were spooled: then the
+    # lines they show quarantined are read again (robustly, but for a JSON Lines file read by parts
+    # only those lines: see line_retry).
+    if loaded.robust and not loaded.spooled and loaded.unspooled is not None:
+        loaded = dataclasses.replace(loaded, parts=loaded.unspooled)
+    robust = loaded.robust and not loaded.spooled
+    lines = None
     if has_json and not loaded.robust and "-" not in paths:
         # Reading every file again field by field costs ~50x a fast pass (430 s for a tree of
         # 17,000 transcripts with one cut line): a fast pass finds the files that hold quarantined
         # rows, and only those are read again line by line.
+        # (and the lines: a file read by parts reads those alone, see line_retry)
         with contextlib.suppress(*FAST_PATH_FAILURES):
-            files = bad(read_logs(paths, opts)).select("file").unique().collect(engine="streaming")["file"].to_list()
-            paths = sorted(files) or paths
+            found = bad(read_logs(paths, opts, exact_lines=True)).select("file", "line").collect(engine="streaming")
+            paths = sorted(found["file"].unique().to_list()) or paths
+            lines = {file: group["line"] for (file,), group in found.group_by("file")}
     # The run's own rows may be spooled without the record's text: the logs are read again (lazily),
     # JSON line by line, so that `line` is the line a user sees in an editor.
-    exact = loaded if loaded.robust else read_logs(paths, opts, robust=has_json)
+    if loaded.robust and loaded.spooled:  # (the spooled rows say which lines to read: only those are)
+        found = quarantined(loaded).select("_file", "source_row").collect(engine="streaming")
+        shown = {f.index: f.display for f in loaded.files if not f.members}
+        lines = {shown[i]: group["source_row"] for (i,), group in found.group_by("_file") if i in shown}
+    exact = loaded if robust else read_logs(paths, opts, robust=has_json or loaded.robust, lines=lines)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).
     rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["file", "reason", "raw"])
@@ -1178,7 +1230,7 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
     opts = opts or Options()
-    check_tz(opts.tz)
+    check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     # (The rows are written after this returns, from the lazy plans: their readers captured the run,
     # and read the sizes recorded in it.)
@@ -1189,10 +1241,13 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
     # (No key check: `price` reads with the bounded readers (one_reading() without native scans), so
     # its JSON Lines files are searched for late keys before they are read, as they were.)
-    loaded = spool(read_logs(paths, opts, robust, exact_lines=True), opts)  # source_row is in the output
-    agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [], _candidates(loaded, opts),
-                                    repeats_only=not opts.dedupe)
-    acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
+    loaded = read_logs(paths, opts, robust, exact_lines=True)
+    with _removed_on_error(spooled := []):
+        loaded = spool(loaded, opts)  # source_row is in the output
+        spooled.extend(loaded.spooled)
+        agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [],
+                                        _candidates(loaded, opts), repeats_only=not opts.dedupe)
+        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
     record_wise = [loaded.dialects.get(f.display) in RECORD_WISE and not f.members for f in loaded.files]
     return PricedRows(loaded.parts, functools.partial(_finish_priced, priced, losers), record_wise), acc
 

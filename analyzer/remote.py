@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
+import fnmatch
 import ipaddress
 import os
 import re
@@ -93,6 +94,11 @@ def _split(url: str) -> tuple[str, str, str]:
     if parts.query or parts.fragment:
         if scheme not in ("http", "https"):
             raise SourceError(f"{shown_url(url)}: an object URL takes no ?query or #fragment")
+        if parts.query:
+            # The store is the host and the key the path: the query would never be sent. A signed URL
+            # would go unsigned, and `export.csv?day=1` and `?day=2` would be one object read twice.
+            raise SourceError(f"{shown_url(url)}: a web URL with a ?query (a signed URL, a query for an export) "
+                              "cannot be read: the query would not be sent; download the file and name it")
     base = f"{scheme}://{parts.netloc}"  # (az://container: the account from AZURE_STORAGE_ACCOUNT_NAME)
     key = urllib.parse.unquote(parts.path.lstrip("/"))
     return scheme, base, key
@@ -170,6 +176,9 @@ def _reason(e: BaseException) -> str:
     if isinstance(e, FileNotFoundError):
         return "not found"
     first = text.splitlines()[0] if text else type(e).__name__
+    # obstore's message may quote the URL it requested, with the user:password@ given in it (a
+    # redirect loop: "Error performing GET https://user:pw@host/..."): the password is taken out.
+    first = re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", r"\1", first)
     return mask_secrets(first[:200])
 
 
@@ -198,13 +207,20 @@ def _pattern(glob: str) -> re.Pattern:
             out.append("[^/]")
             i += 1
         elif c == "[":
-            j = glob.find("]", i + 2)
+            # A class is read by fnmatch itself (as the local walk reads it), so that a pattern picks
+            # the same names in a bucket as on disk; `(?!/)`: it never matches the `/` between parts.
+            # (Read here before, `[!a-c]` had its range escaped into three letters, `[^A]` was
+            # negated, and `[!]a]` or `[b-a]` was a re.error traceback.)
+            j = i + 1
+            j += j < len(glob) and glob[j] == "!"
+            j += j < len(glob) and glob[j] == "]"
+            j = glob.find("]", j)
             if j < 0:
                 out.append(re.escape(c))
                 i += 1
             else:
-                body = glob[i + 1:j]
-                out.append("[^" + re.escape(body[1:]) + "]" if body.startswith("!") else "[" + body.replace("\\", "\\\\") + "]")
+                one = fnmatch.translate(glob[i:j + 1])  # '(?s:CLASS)\\Z'
+                out.append("(?!/)" + one.removeprefix("(?s:").removesuffix(")\\Z"))
                 i = j + 1
         else:
             out.append(re.escape(c))
@@ -344,7 +360,14 @@ def _copy(listing: Listing, key: str, size: int, tag: str | None, path: str) -> 
     url = f"{listing.base}/{key}"
     if tag is not None and _COPIED.get(path) == (tag, size) and os.path.isfile(path):
         return
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    # Keys are paths in the spool: `x.csv` and `x.csv/y.csv` are both legal keys, but one cannot be
+    # a file and a folder at once (Python's own message named the spool's temporary path, not a URL).
+    clash = SourceError(f"{shown_url(url)}: another object's key continues this one as a folder (or this one "
+                        "continues another's): they cannot both be read in one run; name them in separate runs")
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise clash from None
     tmp = f"{path}.part-{os.getpid()}"
     got = 0
     try:
@@ -370,7 +393,11 @@ def _copy(listing: Listing, key: str, size: int, tag: str | None, path: str) -> 
     if size >= 0 and got != size:
         _discard(tmp)
         raise SourceError(f"{shown_url(url)}: the object changed while it was read ({got:,} of {size:,} bytes)")
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        _discard(tmp)
+        raise clash from None
     etag = reply.meta.get("e_tag")
     if etag is not None:
         _COPIED[path] = (etag, got)

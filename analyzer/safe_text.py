@@ -187,6 +187,14 @@ def csv_cell_expr(expr: pl.Expr) -> pl.Expr:
     return pl.when(risky).then(pl.lit("'") + expr).otherwise(expr)
 
 
+def csv_cell_read_expr(expr: pl.Expr) -> pl.Expr:
+    """The text a cell of llm-cost's own CSV stood for: the `'` csv_cell_expr put before a formula-like
+    text taken off again (reading the FOCUS export back as an invoice must see the logs' values)."""
+    rest = expr.str.strip_prefix("'")
+    put_on = expr.str.starts_with("'") & rest.str.contains(_FORMULA) & ~rest.str.contains(_PLAIN_NUMBER)
+    return pl.when(put_on).then(rest).otherwise(expr)
+
+
 def csv_cell(text: str) -> str:
     return "'" + text if re.match(_FORMULA, text) and not re.fullmatch(_NUMBER, text) else text
 

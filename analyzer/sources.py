@@ -78,6 +78,9 @@ class SourceFile:
     member_indexes: tuple[int, ...] = ()  # their positions among the run's files
     sizes: tuple[int, ...] = ()  # bytes of each of `paths`, once asked (see file_sizes)
     empty: bool = False  # no bytes but spaces and newlines: nothing to read (not peeked at)
+    # Set while a file is read part by part (see analyzer/line_retry.py): the lines its scans read
+    # now, in place of the file's.
+    piece: object | None = None
 
     def __post_init__(self) -> None:
         self.display = self.display or remote.display(self.path)
@@ -117,6 +120,8 @@ class SourceFile:
         each line's file and line in it (`_path`, `_line_no`). (`exact_lines` and `lossy` are kept
         for callers: both paths read the same now.) A byte order mark before a line (a file's
         first, in practice) is not part of its record: `\ufeff{...}` was quarantined as unreadable."""
+        if self.piece is not None:
+            return self.piece.scan_lines()
         if self.members:
             lines = file_set_lines(self.paths)
         elif not lossy and self.compression is None and _native(self.path):
@@ -132,6 +137,8 @@ class SourceFile:
         """JSON Lines through Polars' native reader (fast; fails on a malformed line). `_row` is the
         record's line, as on the robust path (the reader skips blank lines: see _on_lines); without
         `exact_lines` (a report: no row's line is shown), the record's number, in the same order."""
+        if self.piece is not None:
+            return self.piece.scan_ndjson(schema)
         if self.compression is None and _native(self.path):
             # (it has no glob=False: a name holding `*`, `?` or `[` is escaped)
             lf = pl.scan_ndjson(glob.escape(self.path), schema=schema, row_index_name="_row", row_index_offset=1)

@@ -17,10 +17,12 @@ belongs to. A run killed between the two commits leaves a record only in the row
 next run (or a reader) replays it from there. Nothing is ever repaired by deleting: Delta's commit is
 a rename of one log file, so a run killed at any point leaves the last committed version.
 
-A request id already stored, stamped within a day of the file's own days, is a duplicate: the
-stored copy stays. The check reads only the data files (and in them the row groups) whose time
-range overlaps those days, by Delta's file statistics, so a night's cost does not grow with the
-history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
+A request id already stored, stamped within a day of the file's own days, is one request: the copy
+with the most tokens stays (on a tie, the stored one), as in a report of all the files read in the
+order they were ingested; a stored copy that loses is removed from its data file in the night's
+commit (see _MonthFiles.displace) and counted as a duplicate by its file's record. The check reads
+only the data files (and in them the row groups) whose time range overlaps those days, by Delta's
+file statistics, so a night's cost does not grow with the history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
 replays at most that many commit files, however long the history.
 """
 
@@ -374,7 +376,32 @@ def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str,
                 continue
             entry["rows_version"] = commit["version"]
             records[entry["path"]] = entry
+            _count_displaced(records, entry)
     return records
+
+
+def _count_displaced(records: dict[str, dict], entry: dict) -> None:
+    """The stored copies a file's fuller copies displaced (see _MonthFiles.displace), counted as
+    duplicates by the records of the files they came from: each file's rows read still add up to
+    its rows stored plus the rest, and so does the store's accounting, as in a report of the files."""
+    for sha, n in (entry.get("displaced") or {}).items():
+        for key, r in list(records.items()):
+            if r.get("sha256") == sha:
+                a = dict(r["accounting"])
+                kind = "repeats" if r.get("repeats_records", _repeats_records(r.get("dialect"))) else "duplicates"
+                a[kind] = a.get(kind, 0) + n["priced"] + n["unpriced"]
+                a["priced"] = a.get("priced", 0) - n["priced"]
+                a["unpriced"] = a.get("unpriced", 0) - n["unpriced"]
+                records[key] = {**r, "accounting": a}
+
+
+def _repeats_records(dialect: str | None) -> bool:
+    """Whether a format repeats records, for a record written before the files table said so (a
+    format that decides it per file: no)."""
+    from . import dialects
+
+    found = dialects.DIALECTS.get(dialect or "")
+    return found is not None and found.repeats is True
 
 
 def _files(root: str, table) -> dict[str, dict]:
@@ -464,6 +491,7 @@ class FileResult:
     status: str  # ingested, replaced, unchanged, same content as <path>, empty
     accounting: pipeline.Accounting | None = None
     stored: int = 0
+    displaced: int = 0  # stored copies of other files that this file's fuller copies replaced
 
 
 @dataclass
@@ -606,28 +634,79 @@ def _repeat_files(table, spans: list[tuple[dt.datetime, dt.datetime]]) -> list[s
     return [u for u in uris if os.path.relpath(u, root) not in skip]
 
 
-def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) -> pl.DataFrame:
-    """Which of a file's request ids (`keys`: dedupe's two hashes, lazily) the store already holds,
-    stamped within REPEAT_DAYS of the file's days (see `_repeat_windows`), except in the rows of the
-    files `skip` (a replaced file's own rows are not duplicates of it). Only the data files whose
-    logged time range overlaps those days are opened (Delta's file statistics), and in them only the
-    row groups that do: a night's cost does not grow with the history. The stored ids of those days
-    are the join's build side and the night's ids stream past them: memory follows the stored days
-    (about three), not the night (collecting a 10M night's unique ids first held 440 MiB), and
-    nothing is read of the night when nothing stored is near it (a new store, a first month)."""
+STORED_AT = "_llm_part"  # (a stored row's data file, in the repeat check: where a losing copy is removed)
+
+
+@dataclass
+class _Contest:
+    """What the repeat check decided for a night's request ids that the store holds already
+    (stamped within REPEAT_DAYS of the night's days): each is kept once, the copy a report of both
+    files keeps (see dedupe.losers: the most tokens; on a tie the copy read first, i.e. stored).
+    `repeated`: dedupe's two hashes of the ids whose stored copy stays (the night's copies are
+    duplicates); `displaced`: the stored copies that lose to the night's (`STORED_AT`: their data
+    file; H1, H2), removed from their files in the night's commit; `spans`: the time spans looked in."""
+
+    repeated: pl.DataFrame
+    displaced: pl.DataFrame
+    spans: list[tuple[dt.datetime, dt.datetime]]
+
+
+def _tokens() -> pl.Expr:
+    """A copy's size, as dedupe compares copies (pipeline._competing): its counts summed."""
+    return pl.sum_horizontal(COUNT_COLUMNS).alias(dedupe.TOKENS)
+
+
+def _no_contest(spans: list[tuple[dt.datetime, dt.datetime]] = ()) -> _Contest:
+    ids = {dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64}
+    return _Contest(pl.DataFrame(schema=ids), pl.DataFrame(schema={STORED_AT: pl.String, **ids}), list(spans))
+
+
+def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) -> _Contest:
+    """Which of a file's request ids (`keys`: dedupe's two hashes and the copy's tokens, lazily) the
+    store already holds, stamped within REPEAT_DAYS of the file's days (see `_repeat_windows`), except
+    in the rows of the files `skip` (a replaced file's own rows are not duplicates of it), and which
+    copy stays (see _Contest). Only the data files whose logged time range overlaps those days are
+    opened (Delta's file statistics), and in them only the row groups that do: a night's cost does
+    not grow with the history. The stored ids of those days are the join's build side and the
+    night's ids stream past them: memory follows the stored days (about three), not the night
+    (collecting a 10M night's unique ids first held 440 MiB), and nothing is read of the night when
+    nothing stored is near it (a new store, a first month)."""
     spans = _repeat_windows(days)
     files = _repeat_files(table, spans) if table is not None and spans else []
     if not files:
-        return pl.DataFrame(schema=keys.collect_schema())
-    stored = pl.scan_parquet(files, schema={"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"),
-                                            SHA: pl.String, "source": pl.String}, extra_columns="ignore", glob=False,
-                             missing_columns="insert", hive_partitioning=False)
-    stored = stored.filter(_in_spans(spans) & pl.col("request_id").is_not_null()
-                           & ~pl.col(SHA).is_in(sorted(skip))).with_columns(_stored_key()).select(dedupe.hashes())
+        return _no_contest(spans)
+    schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
+              **{c: pl.Int64 for c in COUNT_COLUMNS}}
+
+    def scan(file: str, n: int) -> pl.LazyFrame:
+        return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
+                               hive_partitioning=False).with_columns(pl.lit(n, pl.UInt32).alias(STORED_AT))
+
+    stored = pl.concat([scan(f, n) for n, f in enumerate(files)]).filter(
+        _in_spans(spans) & pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))
+    ).with_columns(_stored_key())
+    ids = [dedupe.H1, dedupe.H2]
     try:
-        return keys.join(stored, on=[dedupe.H1, dedupe.H2], how="semi").unique().collect(engine="streaming")
+        # The night's ids the store holds, with the night's tokens: the stored side is only hashes
+        # (the join's build side, what this holds), as before copies were compared.
+        met = keys.join(stored.select(dedupe.hashes()), on=ids, how="semi").group_by(ids).agg(
+            pl.col(dedupe.TOKENS).max()).collect(engine="streaming")
+        if not met.height:
+            return _no_contest(spans)
+        # Then the stored copies of those ids alone (most nights: none, and this is not read), with
+        # their tokens and the data file each is in.
+        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), STORED_AT).join(
+            met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
+    # The night's copy wins only with more tokens than every stored copy of its id: on a tie the
+    # copy read first stays, as in a report of the files in the order they were ingested.
+    best = theirs.group_by(ids).agg(pl.col("_stored_tok").max())
+    wins = met.join(best, on=ids).with_columns((pl.col(dedupe.TOKENS) > pl.col("_stored_tok")).alias("_wins"))
+    repeated = wins.filter(~pl.col("_wins")).select(ids)
+    displaced = theirs.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(
+        pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
+    return _Contest(repeated, displaced, spans)
 
 
 def _stored_key() -> pl.Expr:
@@ -641,6 +720,13 @@ def _stored_key() -> pl.Expr:
     return pl.when(pl.col("source") == DIALECT.name).then(old_key_to_new(rid)).otherwise(rid).alias("request_id")
 
 
+def _stored_hashes() -> list[pl.Expr]:
+    """dedupe's two hashes of a stored row's request id as this version keys it (see _stored_key)."""
+    key = _stored_key()
+    return [pl.when(key.is_not_null()).then(key.hash(seed)).alias(h)
+            for seed, h in ((dedupe.SEED1, dedupe.H1), (dedupe.SEED2, dedupe.H2))]
+
+
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
     """Rows that are records (a request, or a pre-aggregated row of unknown size), not the later
     iterations of a request (requests = 0; see dialects/anthropic_messages.py)."""
@@ -648,11 +734,15 @@ def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
     return rows.select(expr).to_series() if isinstance(rows, pl.DataFrame) else expr
 
 
-def _dialect(path: str, opts: pipeline.Options) -> str:
+def _dialect(path: str, opts: pipeline.Options) -> tuple[str, bool]:
+    """The file's format, and whether it repeats records (its copies of a request are repeats, not
+    duplicates, as in a report: pipeline.moved)."""
     from . import dialects
     from .sources import open_source
 
-    return opts.dialect or dialects.detect(open_source(path)).name
+    src = open_source(path)
+    found = pipeline._forced_dialect(opts) or dialects.detect(src)
+    return opts.dialect or found.name, found.repeats_in(src)
 
 
 def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float = DEFAULT_WAIT,
@@ -755,6 +845,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     frame.remove()
             entry["rows_version"] = table.version() if table is not None else -1
             records[key] = entry
+            _count_displaced(records, entry)
             _write_files(root, records, entry["rows_version"])
             if before is not None:
                 result.status = "replaced"
@@ -826,17 +917,22 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         # reads nothing), then the priced slices straight into the month files: no spool written
         # and read back (a 10M night: 15 CPU s less). Same columns in the table's order (a column
         # this night lacks as nulls: all such are dimensions).
-        repeated = _repeats(table, priced.lazy(), skip)
+        contest = _repeats(table, priced.lazy(), skip)
         _trace("repeat check")
         select = [pl.col(n) if n in columns else pl.lit(None, pl.String).alias(n) for n in names if n != MONTH] or None
-        kept: _Rows | _MonthFiles = _MonthFiles(root, path, columns, select, repeated)
+        kept: _Rows | _MonthFiles = _MonthFiles(root, path, columns, select, contest.repeated)
         try:
             writers.write_rows(priced, "parquet", "", out=kept)
+            _trace("priced+month files")
+            if contest.displaced.height:  # (rare: a night bringing a fuller copy of a stored request)
+                kept.displace(contest)
+                _trace("displaced")
         except BaseException:
             kept.remove()
             raise
-        _trace("priced+month files")
         dup, left, stored = kept.dup, kept.unpriced_models(), kept.stored
+        if kept.displaced:
+            entry["displaced"] = kept.displaced
     else:
         # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes
         # below read that, not the log. lz4, not zstd: the spool is read back several times and
@@ -847,26 +943,34 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         late = rows.filter(_late()).select(pl.col("timestamp").cast(pl.String)).head(1).collect()
         if late.height:
             raise _late_error(path, late.item())
-        repeated = _repeats(table, rows, skip)
+        contest = _repeats(table, rows, skip)
         _trace("repeat check")
+        # Here the stored copy stays even when the night's is fuller: this commit is Delta's writer
+        # replacing the file's earlier rows, which cannot also rewrite other files' (docs/store.md).
+        repeated = pl.concat([contest.repeated, contest.displaced.select(dedupe.H1, dedupe.H2)]).unique()
         dup = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
             *_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
         kept = _Rows(spool, repeated)
         left = kept.lazy().filter(_unpriced()).group_by("model_raw").len().collect(engine="streaming")
         stored = int(kept.lazy().select(pl.len()).collect().item())
         _trace("unpriced+count")
-    acc.duplicates += dup["priced"] + dup["unpriced"]  # the accounting counts records, not later iterations
+    dialect, repeats = _dialect(path, opts)
+    if repeats:  # (a format that writes a request several times: its copies of stored ones are repeats)
+        acc.repeats += dup["priced"] + dup["unpriced"]
+    else:
+        acc.duplicates += dup["priced"] + dup["unpriced"]  # the accounting counts records, not later iterations
     acc.priced -= dup["priced"]
     acc.unpriced -= dup["unpriced"]
     left = left.sort("len", descending=True)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
     acc.unpriced_reasons = {k: v for k, v in acc.unpriced_reasons.items() if k in acc.unpriced_models}
-    entry.update(dialect=_dialect(path, opts), rows=acc.rows_read,
+    entry.update(dialect=dialect, repeats_records=repeats, rows=acc.rows_read,
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
     if not stored and isinstance(kept, _MonthFiles):
         kept.remove()
-    return FileResult(path, "ingested", acc, stored), entry, kept if stored else None
+    displaced = sum(n["priced"] + n["unpriced"] for n in entry.get("displaced", {}).values())
+    return FileResult(path, "ingested", acc, stored, displaced), entry, kept if stored else None
 
 
 def _month(ts: pl.Expr | None = None) -> pl.Expr:
@@ -894,13 +998,13 @@ def _dup_counts() -> list[pl.Expr]:
     return [(_is_record(None) & ~_unpriced()).sum().alias("priced"), (_is_record(None) & _unpriced()).sum().alias("unpriced")]
 
 
-def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> pl.DataFrame:
-    """Dedupe's two hashes of the ids of `rows` that the store holds already (see _repeated)."""
+def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> _Contest:
+    """The ids of `rows` that the store holds already, and which copy stays (see _repeated)."""
     if table is None:  # (nothing stored: the night's days are not needed)
-        return pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
-    keyed = rows.select(*dedupe.hashes(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
+        return _no_contest()
+    keyed = rows.select(*dedupe.hashes(), _tokens(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
     days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
-    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2))
+    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS))
 
 
 def _check_names(path: str, stored: list[str], dims: list[str]) -> None:
@@ -1068,6 +1172,10 @@ class _MonthFiles:
         self.summaries: list[str] = []
         self.pool = None
         self.stop = threading.Event()
+        # Stored data files that held copies losing to this night's (see displace): each removed in
+        # the night's commit, its other rows in a new file of `written`.
+        self.removes: list[tuple[str, int, str]] = []  # (path relative to root, size, month)
+        self.displaced: dict[str, dict[str, int]] = {}  # source sha -> its copies removed, priced/unpriced
 
     def append(self, rows: pl.DataFrame) -> None:
         # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
@@ -1115,21 +1223,28 @@ class _MonthFiles:
         out = self._out(month)
         rel = self.rels[month]
         out.append(rows)
+        self._note(rel, rows)
+
+    def _note(self, rel: str, rows: pl.DataFrame) -> None:
+        """What file `rel`'s statistics and summary need to know of `rows`, just written to it."""
         ts = pl.col("timestamp")
         self.spans.setdefault(rel, []).append(rows.select(
             pl.len().alias("rows"), ts.min().alias("min"), ts.max().alias("max"), ts.null_count().alias("nulls")))
         valued = self.valued.setdefault(rel, set())
-        check = [pl.col(c).ne(0).any().alias(c) for c in self.money if c not in valued]  # (nulls: not a value)
+        check = [pl.col(c).ne(0).any().alias(c) for c in self.money if c not in valued and c in rows.columns]  # (nulls: not a value)
         if "reported_cost" in self.money and REPORTED_ROWS not in valued:
             check.append(pl.col("reported_cost").is_not_null().any().alias(REPORTED_ROWS))
         if check:  # (once a column has a value in a month, it is not looked at again)
             valued.update(k for k, v in rows.select(check).row(0, named=True).items() if v)
-        if not self.text:
+        # (a stored file rewritten by `displace` may lack a column this night's rows have: written
+        # before the table gained it; its summary groups by what it has)
+        text = [k for k in self.text if k in rows.columns]
+        if not text:
             return
-        c = pl.col(self.text)
+        c = pl.col(text)
         one = rows.select((c == c.first()).all().name.suffix("\0eq"), c.null_count().name.suffix("\0nulls"),
                           c.first()).row(0, named=True)
-        same = self.same.setdefault(rel, {k: one[k] for k in self.text})
+        same = self.same.setdefault(rel, {k: one[k] for k in text})
         for k in list(same):
             nulls = one[k + "\0nulls"]
             alike = nulls == rows.height or not nulls and one[k + "\0eq"]
@@ -1242,6 +1357,68 @@ class _MonthFiles:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
 
+    def displace(self, contest: _Contest) -> None:
+        """After `close`: rewrite each stored data file holding a copy that lost to this night's
+        (`contest.displaced`) without it, into a new file of its month (summarized with the night's),
+        and remove the old file in the night's commit (time travel keeps it until `store compact`
+        vacuums it). Only the copies within the spans the night was checked against go: the same id
+        stamped further away is another request to the store (see _repeat_windows). Streamed a row
+        group at a time; the removed copies are counted by the file they came from (`displaced`),
+        whose record then counts them as duplicates."""
+        import uuid
+
+        import pyarrow.parquet as pq
+
+        ids = [dedupe.H1, dedupe.H2]
+        for part in sorted(contest.displaced[STORED_AT].unique().to_list()):
+            old = os.path.relpath(part, self.root)
+            if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
+                raise StoreError(f"damaged store: {self.root}: {old} is not a data file of the store")
+            month = old.split("/", 1)[0].split("=", 1)[1]
+            gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(pl.struct(ids)).to_series().implode()
+            schema = pl.scan_parquet(part, glob=False, hive_partitioning=False).collect_schema()
+            h1, h2 = _stored_hashes()
+            lost = (pl.struct(h1, h2).is_in(gone) & _in_spans(contest.spans)).fill_null(False)
+            rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
+            self.written.append(rel)  # (before it is opened: removed, whatever happens next)
+            self.month_of[rel] = month
+            out = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
+            counts: list[pl.DataFrame] = []
+            try:
+                # A row group at a time, read by PyArrow: Polars' plans over the file (a join to
+                # the lost ids, or is_in on a struct) held the whole file (850 MiB for 1M rows).
+                with pq.ParquetFile(part) as f:
+                    for g in range(f.num_row_groups):
+                        batch = pl.from_arrow(f.read_row_group(g)).cast(schema)
+                        mask = batch.select(lost).to_series()
+                        counts.append(batch.filter(mask).group_by(SHA).agg(*_dup_counts()))
+                        batch = batch.filter(~mask)
+                        if batch.height:
+                            out.append(batch)
+                            self._note(rel, batch)  # (its summary then groups by the columns that vary)
+                if rel in self.spans:
+                    out.close(empty=pl.LazyFrame(schema=schema))
+            except BaseException:
+                out.abort()
+                raise
+            found = pl.concat(counts).group_by(SHA).agg(pl.col("priced", "unpriced").sum()) if counts else None
+            spans = self.spans.pop(rel, None)
+            if found is None or not found.height or not spans:
+                # nothing of it lost after all (the file stays), or all of it (removed, none added)
+                out.abort()
+                with contextlib.suppress(FileNotFoundError):  # (never opened when nothing was appended)
+                    os.unlink(os.path.join(self.root, rel))
+                self.written.remove(rel)
+                if found is None or not found.height:
+                    continue
+            else:
+                self.stats[rel] = _stats(pl.concat(spans))
+            self.removes.append((old, os.path.getsize(part), month))
+            for sha, priced, unpriced in found.iter_rows():
+                had = self.displaced.setdefault(sha, {"priced": 0, "unpriced": 0})
+                had["priced"] += priced
+                had["unpriced"] += unpriced
+
     def unpriced_models(self) -> pl.DataFrame:
         frames = [f for f in self.left if f.height]
         if not frames:
@@ -1275,7 +1452,7 @@ def _append(root: str, table, frame: _MonthFiles, props) -> None:
     before the commit: a report of the version that adds them reads them). delta-rs' own writer
     buffers each partition's rows in memory (1.5 GiB of RSS for a night of 1M requests); these were
     streamed. On any failure the files are removed (never committed)."""
-    from deltalake.transaction import AddAction, create_table_with_add_actions
+    from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
     dl = _delta()
     schema = table.schema() if table is not None else dl.Schema.from_arrow(
@@ -1283,11 +1460,13 @@ def _append(root: str, table, frame: _MonthFiles, props) -> None:
     written = frame.written
     try:
         frame.summarize()  # (the months closed early are summarized already, or being summarized)
-        adds = []
+        adds: list = []
         for rel in written:
             st = os.stat(os.path.join(root, rel))
             adds.append(AddAction(rel, st.st_size, {MONTH: rel.split("/", 1)[0].split("=", 1)[1]},
                                   int(st.st_mtime * 1000), True, json.dumps(frame.stats[rel])))
+        now = int(time.time() * 1000)
+        adds += [RemoveAction(rel, True, now, size, {MONTH: month}) for rel, size, month in frame.removes]
         if table is None:
             create_table_with_add_actions(root, schema, adds, mode="error", partition_by=[MONTH],
                                           commit_properties=props)
@@ -1327,12 +1506,6 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def _window(opts: pipeline.Options) -> tuple[dt.datetime | None, dt.datetime | None]:
-    since = pipeline.parse_time(opts.since, opts.tz, end=False)
-    until = pipeline.parse_time(opts.until, opts.tz, end=True)
-    if since is not None and until is not None and until <= since:
-        raise OptionError(f"--until {opts.until} is not after --since {opts.since}: the window is empty")
-    return since, until
 
 
 def _months(all_months: set[str], since: dt.datetime | None, until: dt.datetime | None) -> set[str]:
@@ -2055,7 +2228,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     by = pipeline.resolve_by(list(by), _dimensions(records))  # `--by team` for a `Team` column, as from logs
     pipeline.check_by(by, _dimensions(records))
     keys = [k for k in by if k != "component"]
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months(_months_of(table), since, until)
     extra = [tagging.time_bucket(k, opts.tz) for k in keys if k in pipeline.TIME_BUCKETS]
     if "discount_type" in by:
@@ -2510,7 +2683,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
     book = pricebook.load_price_book(opts.prices)
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     inside = ~_outside(since, until)
     root = os.path.abspath(root)
     with locked(root, "reprice", wait, warn):
@@ -2688,7 +2861,7 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
     table = _table(root)
     records = _files(root, table)
     pipeline.check_by(by, _dimensions(records))
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months(_months_of(table), since, until)
     buckets = [tagging.time_bucket(k, opts.tz) for k in by if k in pipeline.TIME_BUCKETS]
     plain = [k for k in by if k not in pipeline.TIME_BUCKETS]
@@ -2721,7 +2894,7 @@ def focus_groups(root: str, opts: pipeline.Options, book: pricebook.PriceBook) -
     records = _files(root, table)
     # (in the order the files named them, as from the logs: the Tags JSON lists them in that order)
     dims = list(dict.fromkeys(d for e in records.values() for d in e.get("dimensions", [])))
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months(_months_of(table), since, until)
     whole = pl.Decimal(38, 0)
     units = [pl.when(pl.col(c.column) > 0).then(pl.col("cost_" + c.rate) / pl.col(c.column).cast(whole))

@@ -16,7 +16,7 @@ import polars as pl
 from . import aggregate, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
-from .store import _months, _outside, _window  # the date window reads the same in both layouts
+from .store import _months, _outside  # the date window reads the same in both layouts
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -157,7 +157,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
     by = list(by)
     pipeline.check_by(by, manifest.dimensions)
     keys = [k for k in by if k != "component"]
-    since, until = _window(opts)
+    since, until = pipeline.time_window(opts)
     months = _months({p["month"] for p in manifest.parts()}, since, until)
     extra = [tagging.time_bucket(k, opts.tz) for k in keys if k in pipeline.TIME_BUCKETS]
     if "discount_type" in by:

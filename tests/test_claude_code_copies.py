@@ -102,7 +102,8 @@ def _old_key(message_id: pl.Expr, request_id: pl.Expr) -> pl.Expr:
 def test_a_store_written_with_the_old_key_still_finds_a_nights_copies(tmp_path, monkeypatch):
     """Stored Claude Code ids of earlier versions are `message.id:requestId`. A night ingested now
     (keys: the message id) that repeats stored rows, or copies them under a new request id (`/btw`),
-    finds them: its copies are duplicates, the stored rows stay, and the store's totals do not move.
+    finds them: its copies are repeats (a transcript writes a request several times: so a report of
+    the nights together counts them), the stored rows stay, and the store's totals do not move.
     Nothing is rewritten: the stored ids are read as the message id when compared."""
     st = str(tmp_path / "store")
     night1 = tmp_path / "n1" / "projects" / "p"
@@ -123,8 +124,8 @@ def test_a_store_written_with_the_old_key_still_finds_a_nights_copies(tmp_path, 
         line("msg_01P", "req_011B", sidechain=True) + "\n")
     second = store.ingest([str(night2 / "b.jsonl"), str(night2 / SESSION / "subagents" / "agent-aside_question-x.jsonl")], st)
     b, aside = second.files
-    assert (b.accounting.duplicates, b.stored) == (2, 1)  # the two stored requests again; one new
-    assert (aside.accounting.duplicates, aside.stored) == (1, 0)  # the /btw copy of a stored request
+    assert (b.accounting.repeats, b.accounting.duplicates, b.stored) == (2, 0, 1)  # the two stored requests again; one new
+    assert (aside.accounting.repeats, aside.stored) == (1, 0)  # the /btw copy of a stored request
     after = store.report(st, ["model"])
     assert after.totals["cost"] == 3 * PARENT and after.accounting.balanced
     assert pl.read_delta(st)["request_id"].sort().to_list() == ["msg_01N", "msg_01P:req_011A", "msg_0\\:odd:req_9"]

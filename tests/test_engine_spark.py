@@ -82,6 +82,22 @@ def test_hostile_inputs_and_dates_equal(spark, path, window, tmp_path):
     assert spark_ == polars
 
 
+def test_a_record_of_several_rows_gets_one_verdict_on_both_engines(spark, tmp_path):
+    # A bad step quarantines its whole response (tests/test_record_verdict.py): the Spark engine runs the
+    # same window in each scan's plan (a record's rows come from one line, never split across scans).
+    from .test_record_verdict import BAD_STEPS, BROKEN, CLEAN, PLAIN, _stepped
+
+    for name, extra in (("fast", []), ("robust", [BROKEN])):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(x + "\n" for x in [PLAIN, *[_stepped(f"msg_{k}", s) for k, (s, _) in BAD_STEPS.items()],
+                                                   CLEAN, *extra]))
+        polars, spark_ = both(spark, [str(path)], ["model"], tmp_path, batch_time=BATCH_TIME)
+        assert polars["accounting"]["quarantined"] == len(BAD_STEPS) + len(extra)
+        assert polars["totals"]["input_tokens"] == 2500
+        assert len(polars["quarantined_records"].splitlines()) == len(BAD_STEPS) + len(extra)
+        assert spark_ == polars
+
+
 def test_duplicates_across_files_and_no_dedupe(spark, tmp_path):
     # The same export twice (a retried download) in two scans, which Spark runs as separate tasks: the
     # duplicates are found across them. With --no-dedupe, Claude Code's own repeats are still merged.

@@ -139,7 +139,13 @@ response = st.fixed_dictionaries({
     "stream": st.booleans(),
     "deltas": st.integers(1, 3),  # a stream's message_delta events (cumulative; the last is final)
     "copies": st.integers(1, 2),  # the whole response logged again (an overlapping export)
+    "bad": st.sampled_from([None, None, None, 0, 1, 2]),  # a step whose input count is not whole (1.5)
 })
+
+
+def _is_bad(r: dict) -> bool:
+    """A response (not a stream) with a bad step: quarantined whole, every copy (mapped.one_verdict_per_record)."""
+    return r["bad"] is not None and r["bad"] < len(r["steps"]) and not r["stream"]
 
 
 def _usage(s: dict) -> dict:
@@ -150,6 +156,8 @@ def _lines(i: int, r: dict) -> list[dict]:
     mid = f"msg_{i}"
     its = [{"type": "compaction" if j < len(r["steps"]) - 1 else "message", **_usage(s),
             **({"model": s["model"]} if s["model"] else {})} for j, s in enumerate(r["steps"])]
+    if _is_bad(r):
+        its[r["bad"]]["input_tokens"] += 0.5
     final = {**_usage(r["top"]), **({"iterations": its} if its else {})}
     if not r["stream"]:
         return [{"id": mid, "type": "message", "role": "assistant", "model": r["model"], "content": [],
@@ -189,10 +197,15 @@ def test_multi_step_responses_bill_every_step_once_in_report_and_price(responses
         report = analyze([str(path)], ["model"], opts)
         priced, acc = price_requests([str(path)], opts)
         per_row = priced.lazy().collect()
+        q = Path(tmp) / "q.jsonl"
+        written = [json.loads(x)["reason"] for x in q.read_text().splitlines()] if q.exists() else []
     assert acc.as_dict() == report.accounting.as_dict() and acc.balanced
-    assert acc.priced == len(responses) + filler == report.totals["requests"] == per_row["requests"].sum()
-    want = {k: sum(_billed(r)[k] for r in responses) for k in ("input_tokens", "output_tokens",
-                                                                 "cache_read_input_tokens")}
+    assert len(written) == acc.quarantined and all("is not a whole number" in w for w in written)
+    good = [r for r in responses if not _is_bad(r)]
+    assert acc.quarantined == sum(r["copies"] for r in responses if _is_bad(r))
+    assert acc.priced == len(good) + filler == report.totals["requests"] == per_row["requests"].sum()
+    want = {k: sum(_billed(r)[k] for r in good) for k in ("input_tokens", "output_tokens",
+                                                            "cache_read_input_tokens")}
     assert report.totals["input_tokens"] == per_row["input_tokens"].sum() == want["input_tokens"] + 10 * filler
     assert report.totals["output_tokens"] == per_row["output_tokens"].sum() == want["output_tokens"] + filler
     assert report.totals["cache_read_tokens"] == per_row["cache_read_tokens"].sum() == want["cache_read_input_tokens"]

@@ -35,6 +35,9 @@ class Context:
     # Searches for late JSON keys put off until the run's pass (canonical.KeyCheck), or None: search first
     # (a run that does not check what its pass read: engine_spark's, the quarantine pass).
     key_checks: list | None = None
+    # File (as shown) -> the only lines the run needs of it (a Series; the quarantine pass), or None: all.
+    # A robust reading by parts (analyzer/line_retry.py) reads no others; another reads them all.
+    lines: dict | None = None
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -64,6 +67,9 @@ class Dialect:
     # Its fast (not robust) pass reads from JSON only the fields of the first records, and fails on
     # any other's value (see canonical.to_canonical): those are constants there (see carries).
     sampled: bool = False
+    # Each row depends on its own line alone (no value carried from line to line): a file's robust
+    # retry may then read its good lines on the fast path (see analyzer/line_retry.py).
+    line_local: bool | Callable[[SourceFile], bool] = False
 
     def repeats_in(self, src: SourceFile) -> bool:
         return self.repeats(src) if callable(self.repeats) else self.repeats

@@ -93,14 +93,18 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
         # A message whose final usage lists its iterations bills those: its message_start's counts are
         # top-level ones (which leave the compaction out), not a step. Then only events with iterations
         # give its counts, and they outrank (`_rank`) the events without when the copies are merged.
-        has = pl.col("_x_it").is_not_null()
-        stepped = has.any().over("request_id")
+        # Only valid events give counts: a quarantined event's (a delta's 5e12 output tokens, or the steps
+        # of an event with one bad step) were taken up by its valid message_start, and priced.
+        has, ok = pl.col("_x_it").is_not_null(), pl.col("_ok")
+        stepped = (has & ok).any().over("request_id")
         lf = lf.with_columns(
-            *[pl.when(has | ~stepped).then(pl.col(c)).max().over("request_id").alias(c) for c in COUNT_COLUMNS],
+            # (a message with no valid event keeps its events' own counts: they are never priced)
+            *[pl.coalesce(pl.when(ok & (has | ~stepped)).then(pl.col(c)).max().over("request_id"), pl.col(c)).alias(c)
+              for c in COUNT_COLUMNS],
             pl.when(stepped & ~has).then(pl.lit(1, pl.Int8)).otherwise(pl.lit(0, pl.Int8)).alias("_rank"),
         )
     return lf
 
 
 DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
-                      repeats=_is_stream, reads={("type",): pl.String(), **{(*r, "usage", "iterations"): AS_TEXT for r in ROOTS}})
+                      repeats=_is_stream, line_local=lambda src: not _is_stream(src), reads={("type",): pl.String(), **{(*r, "usage", "iterations"): AS_TEXT for r in ROOTS}})

@@ -112,6 +112,8 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         if not robust and ctx is not None and ctx.key_checks is not None and src.compression is None \
                 and _countable(src.sample) and defer_key_search(src.path):
             check = KeyCheck(src.path, dict(fields), search)  # (searched only if the keys read fall short)
+        elif src.piece is not None:  # (read part by part: both readings' plans search once)
+            fields, late = src.piece.searched(search)
         else:
             fields, late = search()
     from_price = "price_book" in original.values()
@@ -146,6 +148,8 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         # line 1,000 still counts. Until then it costs no column of values (absent fields were a
         # quarter of the decode: 11 null columns per row), and it is a constant (Dialect.carries).
         seen = {c.lower() for c in original.values()}
+        if src.piece is not None:  # (after the search: every key is read, as on the robust path)
+            seen = set(fields)
         dtypes = {c: (pl.Int64() if f in integers else pl.String()) if f in seen else pl.Null()
                   for f, c in fields.items()}
         # Other keys are read too (as text), for the record's `_raw` (`_value`: an array member that
@@ -160,6 +164,13 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
             extra = [KEYS_READ]
             ctx.key_checks.append(check)
         raw = pl.struct([pl.col(c) for c in (*original.values(), *late)]).struct.json_encode()
+        if src.piece is not None:  # the record as the robust path gives it (the quarantine file's)
+            raw = pl.col(LINE)
+            # Read here only where the robust path reads the line alike: a flat line (FLAT_LINE), as
+            # the robust path's regex does. (Other lines' values may render otherwise through the
+            # decoder: `1.0` as `1`, a nested object with spaces.)
+            plain = all(_PLAIN_KEY.fullmatch(c) for c in (*fields.values(), *dims))
+            src.piece.accept = pl.col(LINE).str.contains(FLAT_LINE) if plain else pl.lit(False)
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src,
                                unseen=[f for f in fields if f not in seen], extra=extra, **sniff)
     lf = src.scan_lines().filter(pl.col(LINE).str.strip_chars() != "")
@@ -619,4 +630,5 @@ DIALECT = Dialect(
     optional=OPTIONAL,
     normalize=to_canonical,
     sampled=True,
+    line_local=True,
 )

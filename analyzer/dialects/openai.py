@@ -47,4 +47,5 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
         pl.when(pl.col("_x_errored")).then(pl.lit("batch request errored")).otherwise(pl.col("_nb")).alias("_nb"))
 
 
-DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS)
+DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS,
+                                      line_local=True)  # (its hooks filter and label each row alone)

@@ -16,6 +16,7 @@ Formats (detected from the file's keys/columns; `read(..., fmt=...)` forces one)
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import json
 import os
@@ -48,6 +49,7 @@ LINE_SCHEMA = {
     "quantity": MONEY,  # tokens (or tool requests) billed, when the invoice says
 }
 _CENTS = Decimal("0.01")
+_MAX_AMOUNT = Decimal(10) ** 15
 
 
 class InvoiceError(AnalyzerError):
@@ -86,8 +88,16 @@ def detect(path: str) -> str:
         if "BilledCost" in cols:
             return "focus"
         raise InvoiceError(f"{path}: a Parquet invoice must be a FOCUS file (no BilledCost column)")
-    with open(path, encoding="utf-8-sig") as f:
-        head = f.read(65536)
+    with open(path, "rb") as f:
+        raw = f.read(65536)
+    if raw.startswith(b"PAR1"):  # (a Parquet file read from a pipe or under another name)
+        raise InvoiceError(f"{path}: a Parquet file; give it a name ending in .parquet")
+    try:
+        # (incremental: a character the 64 KiB cut ends inside is not an encoding error)
+        head = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=len(raw) < 65536)
+    except UnicodeDecodeError:
+        raise InvoiceError(f"{path}: not UTF-8 text: an invoice is a CSV or JSON file in UTF-8, or a "
+                           "FOCUS Parquet file named .parquet") from None
     if head.lstrip().startswith(("{", "[")):
         doc = _load_json(path)
         first = next((b for page in _pages(doc, path) for b in page.get("data") or []), None)
@@ -175,6 +185,8 @@ def _load_json(path: str):
             return json.load(f, parse_float=str, parse_int=str)
     except json.JSONDecodeError as e:
         raise InvoiceError(f"{path}:{e.lineno}: not valid JSON: {e.msg}") from None
+    except UnicodeDecodeError:
+        raise InvoiceError(f"{path}: not UTF-8 text: a JSON invoice is UTF-8") from None
     except RecursionError:  # Python's decoder recurses per level: no invoice nests a thousand deep
         raise InvoiceError(f"{path}: JSON nested too deeply to be an invoice") from None
 
@@ -194,6 +206,30 @@ def _incomplete(pages: list[dict]) -> list[str]:
     return []
 
 
+def _check_shape(value, shape, where: str, path: str) -> None:
+    """Refuse a JSON value that is not the shape a reader builds its frame with (`shape`: a dict of
+    members, a one-item list of an element's shape, or "text"). Polars' from_dicts does not: a list
+    where an amount belongs dropped that page's lines (read as an invoice of no lines) or raised a
+    TypeError, depending on where it came. Invoices hold thousands of lines, not millions: the walk
+    is over JSON already decoded by Python."""
+    if value is None:
+        return  # (absent: the readers treat it as null)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            raise InvoiceError(f"{path}, {where}: expected an object, found {json.dumps(value)[:60]}")
+        for key, inner in shape.items():
+            _check_shape(value.get(key), inner, f"{where}.{key}" if where else key, path)
+    elif isinstance(shape, list):
+        if not isinstance(value, list):
+            raise InvoiceError(f"{path}, {where}: expected a list, found {json.dumps(value)[:60]}")
+        for i, item in enumerate(value):
+            if item is None and isinstance(shape[0], dict):  # (a null line or page: Polars' own error, or lost)
+                raise InvoiceError(f"{path}, {where}[{i}]: expected an object, found null")
+            _check_shape(item, shape[0], f"{where}[{i}]", path)
+    elif not isinstance(value, str):  # (numbers are their text already: _load_json)
+        raise InvoiceError(f"{path}, {where}: expected a text or a number, found {json.dumps(value)[:60]}")
+
+
 def _cents_to_dollars(col: str) -> pl.Expr:
     return (_decimal(col) * pl.lit(_CENTS, MONEY)).cast(MONEY)
 
@@ -209,6 +245,9 @@ def _admin_cost_report(path: str):
     pages = _pages(_load_json(path), path)
     result = pl.Struct({k: _S for k in ("amount", "currency", "workspace_id", "cost_type", "context_window", "model",
                                         "service_tier", "token_type", "description")})
+    _check_shape([b for p in pages for b in p["data"]],
+                 [{"starting_at": "text", "ending_at": "text", "results": [{f.name: "text" for f in result.fields}]}],
+                 "data", path)
     buckets = pl.from_dicts([b for p in pages for b in p["data"]],
                             schema={"starting_at": _S, "ending_at": _S, "results": pl.List(result)})
     frame = (buckets.with_row_index("_bucket").explode("results").drop_nulls("results").unnest("results")
@@ -225,6 +264,9 @@ def _analytics_cost(path: str):
     pages = _pages(_load_json(path), path)
     group = pl.Struct({k: _S for k in ("model", "token_type", "cost_type", "service_tier", "context_window",
                                        "workspace_id")})
+    _check_shape([r for p in pages for r in p["data"]],
+                 [{"starting_at": "text", "ending_at": "text", "group": {f.name: "text" for f in group.fields},
+                   "cost": {"amount": "text", "currency": "text"}}], "data", path)
     rows = pl.from_dicts([r for p in pages for r in p["data"]],
                          schema={"starting_at": _S, "ending_at": _S, "group": group,
                                  "cost": pl.Struct({"amount": _S, "currency": _S})})
@@ -239,8 +281,15 @@ def _analytics_cost(path: str):
 def _csv(path: str) -> pl.DataFrame:
     try:
         df = pl.read_csv(path, infer_schema=False, encoding="utf8", glob=False)
+        header = pl.read_csv(path, has_header=False, n_rows=1, infer_schema=False, encoding="utf8", glob=False)
     except pl.exceptions.PolarsError as e:
         raise InvoiceError(f"{path}: cannot read CSV: {str(e).strip().splitlines()[0]}") from None
+    # A column named twice (`amount_usd,amount_usd`): Polars renamed the second one and the first was
+    # billed, silently; named twice up to white space, the rename below failed with Polars' message.
+    names = [str(c).strip() for c in header.row(0) if c is not None] if header.height else []
+    twice = next((c for c in names if names.count(c) > 1), None)
+    if twice is not None:
+        raise InvoiceError(f"{path}, line 1: column {twice!r} is named twice; which one is billed is ambiguous")
     # Row numbers as an editor shows them: the header is line 1.
     return df.rename(lambda c: c.strip()).with_columns(pl.format("line {}", pl.int_range(2, pl.len() + 2)).alias("line"))
 
@@ -277,12 +326,35 @@ def _focus(path: str):
         df = df.with_columns(pl.all().cast(_S)).with_columns(
             pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
     else:
+        from ..safe_text import csv_cell_read_expr
+
+        # llm-cost's own FOCUS CSV neutralised formula-like text (a workspace `=1+1` is `'=1+1`): read
+        # back, it must be the logs' value again, or the audit of an export against its logs differs.
         df = _csv(path)
+        df = df.with_columns(csv_cell_read_expr(pl.col(c)) for c in df.columns if c != "line")
     _need(df, path, ("BilledCost", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory"))
+    # Every line, usage or not, is checked before the split: a line with no category would be in
+    # neither part (lost from the audit), and a credit's amount or currency is named in a note.
+    category = pl.col("ChargeCategory").str.strip_chars()
+    bad = _first_bad(df, category.is_null() | (category == ""))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: ChargeCategory is empty; FOCUS gives every line one "
+                           "(Usage, Purchase, Tax, Credit, Adjustment)")
+    bad = _first_bad(df, _decimal("BilledCost").is_null())
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['BilledCost']!r} is not a decimal number")
+    currency = _opt(df, "BillingCurrency").str.strip_chars()
+    bad = _first_bad(df.with_columns(currency.alias("_currency")),
+                     (pl.col("_currency") != "") & (pl.col("_currency").str.to_uppercase() != "USD"))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: currency {bad['_currency']!r}; only USD invoices can be audited")
     details = pl.Struct({k: _S for k in ("x_ModelId", "ModelId", "x_TokenDirection", "TokenDirection",
                                          "x_TokenCacheAction", "TokenCacheAction", "x_CacheTtl", "x_ServiceTier")})
     parsed = _opt(df, "SkuPriceDetails").replace("", None).str.json_decode(details)
-    df = df.with_columns(parsed.alias("_d"))
+    try:
+        df = df.with_columns(parsed.alias("_d"))
+    except pl.exceptions.PolarsError:
+        raise InvoiceError(_bad_details(df, details, path)) from None
 
     def field_(*names: str) -> pl.Expr:
         return pl.coalesce([pl.col("_d").struct.field(n) for n in names])
@@ -309,8 +381,26 @@ def _focus(path: str):
         _opt(df, "x_ContextWindow").alias("context_window"), _opt(df, "SubAccountName").alias("workspace"),
         _opt(df, "BillingCurrency").alias("currency"), _decimal("BilledCost").alias("billed"),
         pl.col("BilledCost").alias("_amount"), _decimal("ConsumedQuantity").alias("quantity") if
-        "ConsumedQuantity" in df.columns else pl.lit(None, MONEY).alias("quantity"))
+        "ConsumedQuantity" in df.columns else pl.lit(None, MONEY).alias("quantity"),
+        _opt(df, "ConsumedQuantity").alias("_quantity"))
     return frame, notes, False
+
+
+def _bad_details(df: pl.DataFrame, details: pl.Struct, path: str) -> str:
+    """Which line's SkuPriceDetails Polars could not decode (its message names no line): only on that
+    error path are the cells looked at one by one, with Python's decoder."""
+    names = [f.name for f in details.fields]
+    for line, text in df.select("line", pl.col("SkuPriceDetails").replace("", None)).drop_nulls().iter_rows():
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return f"{path}, {line}: SkuPriceDetails is not valid JSON"
+        if not isinstance(value, dict):
+            return f"{path}, {line}: SkuPriceDetails is not a JSON object"
+        wrong = next((k for k in names if isinstance(value.get(k), (dict, list))), None)
+        if wrong:
+            return f"{path}, {line}: SkuPriceDetails.{wrong} is not a text"
+    return f"{path}: SkuPriceDetails cannot be read as JSON objects"
 
 
 def _plain_csv(path: str):
@@ -322,7 +412,8 @@ def _plain_csv(path: str):
         pl.lit(None, _S).alias("cost_type"), _opt(df, "service_tier").alias("service_tier"),
         _opt(df, "context_window").alias("context_window"), _opt(df, "workspace").alias("workspace"),
         pl.lit("USD").alias("currency"), _decimal("amount_usd").alias("billed"), pl.col("amount_usd").alias("_amount"),
-        _decimal("quantity").alias("quantity") if "quantity" in df.columns else pl.lit(None, MONEY).alias("quantity"))
+        _decimal("quantity").alias("quantity") if "quantity" in df.columns else pl.lit(None, MONEY).alias("quantity"),
+        _opt(df, "quantity").alias("_quantity"))
     return frame, [], False
 
 
@@ -368,6 +459,16 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     bad = _first_bad(frame, pl.col("billed").is_null())
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r} is not a decimal number")
+    # Beyond a quadrillion dollars no invoice line goes; the audit's unit rates (amount x 1,000,000 /
+    # tokens) must stay inside Decimal(38, 12), where a 26-digit amount failed with Polars' overflow.
+    bad = _first_bad(frame, pl.col("billed").abs() >= pl.lit(_MAX_AMOUNT, MONEY))
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r} is too large for an invoice line "
+                           f"(under {_MAX_AMOUNT:,} dollars)")
+    if "_quantity" in frame.columns:  # (a quantity that is not a number was dropped: no quantity compared)
+        bad = _first_bad(frame, (pl.col("_quantity").str.strip_chars() != "") & pl.col("quantity").is_null())
+        if bad:
+            raise InvoiceError(f"{path}, {bad['line']}: quantity {bad['_quantity']!r} is not a decimal number")
     bad = _first_bad(frame, pl.col("currency").is_not_null() & (pl.col("currency").str.to_uppercase() != "USD"))
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: currency {bad['currency']!r}; only USD invoices can be audited")
@@ -389,6 +490,10 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     bad = _first_bad(frame, pl.col("period_end").dt.year() > 9999)
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: period {bad['starting_at']!r} ends after the year 9999")
+    # ...nor one starting before the year 1 (Polars reads `0000-01`; Python's date has no year 0).
+    bad = _first_bad(frame, pl.col("period_start").dt.year() < 1)
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: period {bad['starting_at']!r} starts before the year 1")
     # Token type: the label, else the cost type (web search lines carry no token type).
     tokens, cost_types = _mapping(data.get("token_type", {})), _mapping(data.get("cost_type", {}))
     focus = {**_mapping(data.get("focus_token", {})), **_mapping(data.get("focus_sku_meter", {}))}

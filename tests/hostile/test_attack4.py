@@ -99,7 +99,8 @@ def test_a_steps_count_gets_one_verdict_whichever_path_reads_the_file(tmp_path, 
     if broken:
         lines.append('{"id": "msg_c", "type": "message", "usage": {"input_tokens": tru}}')
     reasons = ["input_tokens is not a whole number (1.5)"] + (["not a JSON object (unparsable line)"] if broken else [])
-    assert _verdict(tmp_path, "m.jsonl", lines) == (1, 1 + broken, 1002, reasons)
+    # (record b is quarantined whole: its good second step, 2 tokens, is not priced either)
+    assert _verdict(tmp_path, "m.jsonl", lines) == (1, 1 + broken, 1000, reasons)
 
 
 BEDROCK = ('{"schemaType": "ModelInvocationLog", "timestamp": "2026-10-08T00:00:00Z", "requestId": "r1", '
@@ -144,16 +145,15 @@ def test_a_bedrock_1h_write_a_float_would_round_is_quarantined(tmp_path):
     assert reasons == [f"cache_write_1h_tokens is not a whole number ({FLOATED})"]
 
 
-# A bad count in a record's second step: the step's row is quarantined but is not the record's first row
-# (`_rec` 0), so it is counted nowhere (the accounting counts records) and written to no quarantine
-# file, and the record counts as priced without the step's tokens: 1004 where the steps hold 1006,
-# exit 0. (Found while fixing the three above; a step's first row is quarantined as it should be.)
-@pytest.mark.xfail(strict=True, reason="a quarantined later step of a record is counted nowhere; the record "
-                                       "is priced without its tokens")
+# A bad count in a record's second step: the step's row was quarantined but is not the record's first
+# row (`_rec` 0), so it was counted nowhere (the accounting counts records) and written to no quarantine
+# file, and the record counted as priced without the step's tokens: 1004 where the steps hold 1006,
+# exit 0. Now one bad row quarantines its whole record (mapped.one_verdict_per_record): record b is
+# quarantined once, none of its steps priced (1000 input tokens: record a's alone).
 def test_a_bad_count_in_a_later_step_is_not_lost(tmp_path):
     steps = ITERATED.replace("TEXT", "4").replace('"input_tokens": 2', '"input_tokens": 1.5')
     priced, quarantined, tokens, reasons = _verdict(tmp_path, "m.jsonl", _two(MESSAGES, steps))
-    assert (priced, quarantined, reasons) == (1, 1, ["input_tokens is not a whole number (1.5)"])
+    assert (priced, quarantined, tokens, reasons) == (1, 1, 1000, ["input_tokens is not a whole number (1.5)"])
 
 
 # A key named twice inside a mapped path's object: JSON Lines (Polars' decoder, and number_at) took the

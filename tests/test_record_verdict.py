@@ -1,0 +1,229 @@
+"""One bad row quarantines every row of its record (dialects/mapped.one_verdict_per_record).
+
+A format may read one record as several rows: a Messages response's steps (`usage.iterations`), a
+Claude Code run's result (one row per model of `modelUsage`). The accounting counts records (their first
+rows, `_rec`), so a bad later row alone was counted nowhere, written to no quarantine file, and its
+record priced without it (exit 0); a bad first row quarantined the record but left its later rows
+priced. Now the record is quarantined once, with its first bad row's reason, written once (with its
+line), and none of its rows is priced: in `report`, `price`, the store and on both reading paths.
+
+By hand (per 1M tokens): Sonnet 4.5 $3 in, $15 out; Haiku 4.5 $1 in, $5 out (base context tier).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from analyzer import Options, analyze, price_requests, store
+
+SONNET, HAIKU = "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"
+BT = "2026-10-08T00:00:00Z"
+BROKEN = '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}'  # forces the robust reading
+UNREADABLE = "not a JSON object (unparsable line)"
+
+
+def _message(mid: str, usage: dict) -> str:
+    return json.dumps({"id": mid, "type": "message", "role": "assistant", "model": SONNET,
+                       "content": [{"type": "text", "text": "hi"}], "usage": usage})
+
+
+def _stepped(mid: str, steps: list[str]) -> str:
+    """A response whose steps' usage is written as given (a count may be a bad number: `1.5`)."""
+    its = ", ".join('{"type": "message", ' + s + "}" for s in steps)
+    return _message(mid, {"input_tokens": 0, "output_tokens": 0, "iterations": ["STEPS"]}).replace('["STEPS"]',
+                                                                                                   f"[{its}]")
+
+
+PLAIN = _message("msg_a", {"input_tokens": 1000, "output_tokens": 0})  # $0.003
+# Two clean steps, the second on another model: 500 x 3 + 50 x 15 = $0.00225; 1,000 x 1 + 200 x 5 = $0.002
+CLEAN = _stepped("msg_c", ['"input_tokens": 500, "output_tokens": 50',
+                           f'"model": "{HAIKU}", "input_tokens": 1000, "output_tokens": 200'])
+
+BAD_STEPS = {  # record b's steps, and the reason it is quarantined with (its first bad row's)
+    "later": (['"input_tokens": 4, "output_tokens": 0', '"input_tokens": 1.5, "output_tokens": 0'],
+              "input_tokens is not a whole number (1.5)"),
+    "first": (['"input_tokens": 1.5, "output_tokens": 0', '"input_tokens": 2, "output_tokens": 0'],
+              "input_tokens is not a whole number (1.5)"),
+    # two bad steps after a good one: one quarantine line, the second step's reason (not the third's)
+    "two": (['"input_tokens": 4, "output_tokens": 0', '"input_tokens": 5, "output_tokens": 2.5',
+             '"input_tokens": -4, "output_tokens": 0'], "output_tokens is not a whole number (2.5)"),
+    "large": (['"input_tokens": 4, "output_tokens": 0', '"input_tokens": 5000000000000, "output_tokens": 0'],
+              "input_tokens is implausibly large (5000000000000)"),
+}
+
+
+def _run(tmp_path: Path, lines: list[str]):
+    """(report, its per-request rows, their accounting, the quarantine file's (line, reason, raw))."""
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(x + "\n" for x in lines))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time=BT)
+    report = analyze([str(path)], ["model"], opts)
+    q = tmp_path / "q.jsonl"
+    written = [json.loads(x) for x in q.read_text().splitlines()] if q.exists() else []
+    q.unlink(missing_ok=True)
+    priced, acc = price_requests([str(path)], opts)
+    rows = priced.lazy().collect()
+    again = [json.loads(x) for x in q.read_text().splitlines()] if q.exists() else []
+    assert [(r["line"], r["reason"]) for r in again] == [(r["line"], r["reason"]) for r in written]
+    return report, rows, acc, [(r["line"], r["reason"], r["raw"]) for r in written]
+
+
+def _agree(report, rows, acc) -> None:
+    """`report` totals are the sum of `price` rows, and both balance the same accounting."""
+    assert acc.as_dict() == report.accounting.as_dict() and acc.balanced
+    for c in ("requests", "input_tokens", "output_tokens"):
+        assert report.totals[c] == rows[c].sum(), c
+    assert report.totals["cost"] == sum(rows["cost"].to_list(), D(0))
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["fast", "robust"])
+@pytest.mark.parametrize("case", BAD_STEPS)
+def test_a_bad_step_quarantines_its_whole_record_once(tmp_path, case, broken):
+    steps, reason = BAD_STEPS[case]
+    report, rows, acc, written = _run(tmp_path, [PLAIN, _stepped("msg_b", steps), CLEAN] + [BROKEN] * broken)
+    a = report.accounting
+    # records: a and c priced, b quarantined (and the broken line); no step of b priced
+    assert (a.rows_read, a.priced, a.quarantined) == (3 + broken, 2, 1 + broken)
+    assert (report.totals["requests"], report.totals["input_tokens"], report.totals["output_tokens"]) == (2, 2500, 250)
+    assert report.totals["cost"] == D("0.003") + D("0.00225") + D("0.002")
+    assert [(line, why) for line, why, _ in written] == [(2, reason)] + [(4, UNREADABLE)] * broken
+    assert '"id": "msg_b"' in written[0][2]  # the record as written
+    assert rows["request_id"].to_list() == ["msg_a", "msg_c", "msg_c#1"]
+    assert rows["cost"].to_list() == [D("0.003"), D("0.00225"), D("0.002")]
+    _agree(report, rows, acc)
+
+
+def test_the_fast_and_the_robust_reading_give_one_verdict(tmp_path):
+    bad = [_stepped(f"msg_{k}", steps) for k, (steps, _) in BAD_STEPS.items()]
+    (tmp_path / "f").mkdir()
+    (tmp_path / "r").mkdir()
+    fast = _run(tmp_path / "f", [PLAIN, *bad, CLEAN])
+    robust = _run(tmp_path / "r", [PLAIN, *bad, CLEAN, BROKEN])
+    assert fast[0].totals == robust[0].totals and fast[0].totals["input_tokens"] == 2500
+    assert [(line, why) for line, why, _ in fast[3]] == [(2 + i, why) for i, (_, why) in enumerate(BAD_STEPS.values())]
+    assert fast[3] == robust[3][:-1] and robust[3][-1][:2] == (7, UNREADABLE)
+
+
+# Several files: a record's rows are judged with their own record's, never with the rows beside them
+# from the file before (each file ends with a clean record of two steps here).
+@pytest.mark.parametrize("broken", [False, True], ids=["fast", "robust"])
+def test_records_in_several_files_keep_their_own_verdicts(tmp_path, broken):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    later, reason = BAD_STEPS["later"]
+    (logs / "a.jsonl").write_text(f"{PLAIN}\n{CLEAN}\n")
+    (logs / "b.jsonl").write_text("".join(x + "\n" for x in [_stepped("msg_b", later), CLEAN.replace("msg_c", "msg_d")]
+                                          + [BROKEN] * broken))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time=BT)
+    report = analyze([str(logs)], ["model"], opts)
+    written = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.quarantined) == (4 + broken, 3, 1 + broken)
+    assert report.totals["input_tokens"] == 1000 + 2 * 1500 and report.totals["requests"] == 3
+    assert [(Path(w["file"]).name, w["line"], w["reason"]) for w in written] == [("b.jsonl", 1, reason)] + [
+        ("b.jsonl", 3, UNREADABLE)] * broken
+    priced, acc = price_requests([str(logs)], opts)
+    _agree(report, priced.lazy().collect(), acc)
+
+
+def test_a_store_ingests_none_of_a_quarantined_records_rows(tmp_path):
+    path = tmp_path / "in" / "m.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(x + "\n" for x in [PLAIN, _stepped("msg_b", BAD_STEPS["later"][0]), CLEAN]))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time=BT)
+    st = str(tmp_path / "st")
+    store.ingest([str(path)], st, opts)
+    stored, logs = store.report(st, ["model"]), analyze([str(path)], ["model"], opts)
+    assert stored.totals == logs.totals and stored.totals["input_tokens"] == 2500
+    for k in ("rows_read", "priced", "quarantined"):
+        assert getattr(stored.accounting, k) == getattr(logs.accounting, k), k
+    assert (stored.accounting.rows_read, stored.accounting.quarantined) == (3, 1) and stored.accounting.balanced
+
+
+# --- a stream's events: each event is a record; a quarantined one gives its message no counts ---------
+
+def _start(inp: int, out: int) -> str:
+    return json.dumps({"type": "message_start", "message": {"id": "msg_s", "type": "message", "role": "assistant",
+                                                            "model": SONNET, "content": [],
+                                                            "usage": {"input_tokens": inp, "output_tokens": out}}})
+
+
+def _final(usage: str) -> str:
+    return '{"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {' + usage + "}}"
+
+
+# The final delta is quarantined (line 2); the message_start is a valid record of the response and is
+# priced from its own counts: 100 x 3 + 1 x 15 = $0.000315. Before, the start took up the quarantined
+# delta's counts (the merge took every event's largest count): the first step's 1,000 tokens with a bad
+# second step, and 5e12 output tokens ($75 million) from a delta quarantined as implausibly large.
+@pytest.mark.parametrize("delta,reason", [
+    (_final('"input_tokens": 100, "output_tokens": 50, "iterations": [{"type": "compaction", "input_tokens": 1000, '
+            '"output_tokens": 200}, {"type": "message", "input_tokens": 500.5, "output_tokens": 50}]'),
+     "input_tokens is not a whole number (500.5)"),
+    (_final('"output_tokens": 5000000000000'), "output_tokens is implausibly large (5000000000000)"),
+])
+def test_a_quarantined_stream_event_lends_its_message_no_counts(tmp_path, delta, reason):
+    report, rows, acc, written = _run(tmp_path, [_start(100, 1), delta])
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.repeats, a.quarantined) == (2, 1, 0, 1)
+    assert (report.totals["input_tokens"], report.totals["output_tokens"], report.totals["cost"]) == (100, 1, D("0.000315"))
+    assert [(line, why) for line, why, _ in written] == [(2, reason)]
+    _agree(report, rows, acc)
+
+
+# --- Claude Code's print-mode result: one row per model of modelUsage ---------------------------------
+
+STREAM = Path(__file__).resolve().parent.parent / "fixtures" / "dialects" / "claude-code-stream" / "stream.jsonl"
+
+
+# The result (line 5) is quarantined whole: neither model's row is priced. Its run's two assistant
+# messages are repeats of its first row (the id `<run>#<first model>`): with the result quarantined,
+# the larger (msg_01A: 2 x 5 + 7,924 x 6.25 + 13,368 x 0.50 + 9 x 25 = $0.056444 on Opus 4.5) stands
+# for the run, a lower bound, and the other is its repeat, as when the first model's row was bad.
+# Before, a bad Haiku row was counted nowhere and the run priced at Opus's $0.10270775 alone.
+@pytest.mark.parametrize("bad,reason", [
+    ({'"inputTokens":1710': '"inputTokens":1710.5'}, "input_tokens is not a whole number (1710.5)"),
+    ({'"outputTokens":269': '"outputTokens":-269'}, "negative output_tokens (-269)"),
+    ({'"inputTokens":1710': '"inputTokens":1710.5', '"outputTokens":269': '"outputTokens":-269'},
+     "negative output_tokens (-269)"),  # both models' rows bad: one line, the first row's reason
+], ids=["second model", "first model", "both"])
+def test_a_bad_model_row_quarantines_the_whole_run_result(tmp_path, bad, reason):
+    lines = STREAM.read_text().splitlines()
+    for old, new in bad.items():
+        assert old in lines[-1]
+        lines[-1] = lines[-1].replace(old, new)
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time="2026-11-20T10:00:00Z")
+    report = analyze([str(path)], ["model"], opts)
+    written = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    priced, acc = price_requests([str(path)], opts)
+    rows = priced.lazy().collect()
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.repeats, a.quarantined) == (3, 1, 1, 1)
+    assert report.totals["cost"] == D("0.056444") and report.totals["reported_cost"] is None
+    assert [(w["line"], w["reason"]) for w in written] == [(5, reason)]
+    # (msg_01A, under its run's id: 2 input tokens)
+    run = "2d1c0b9a-8e7f-4a6b-9c5d-4e3f2a1b0c9d#claude-opus-4-5-20251101"
+    assert rows.select("request_id", "model_raw", "input_tokens", "cost").rows() == [
+        (run, "claude-opus-4-5-20251101", 2, D("0.056444"))]
+    _agree(report, rows, acc)
+
+
+# --- found, not fixed (strict xfail) ------------------------------------------------------------------
+
+# A step on a model the price book does not know (an advisor) is unpriced after aggregation, on its own
+# row, which is not its record's first (`_rec` 0): the accounting says 1 priced, 0 unpriced
+# (`unpriced_models` names the model with 0 rows), exit 0, and the totals hold the known step alone.
+# Whether such a record is unpriced whole or counted per step is for pricing to decide (the verdict is
+# made on aggregated groups, after this module's rule).
+@pytest.mark.xfail(strict=True, reason="a record's step on an unknown model is unpriced but counted nowhere")
+def test_a_step_on_an_unknown_model_is_counted_unpriced(tmp_path):
+    line = _stepped("msg_u", ['"input_tokens": 1000, "output_tokens": 0',
+                              '"model": "claude-nonexistent-9", "input_tokens": 500, "output_tokens": 0'])
+    report, rows, acc, _ = _run(tmp_path, [line])
+    assert (report.accounting.unpriced, report.accounting.unpriced_models) == (1, {"claude-nonexistent-9": 1})
