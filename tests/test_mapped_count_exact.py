@@ -224,8 +224,9 @@ def test_the_robust_reading_gives_the_same_verdicts(tmp_path):
 # Was: a file with one broken line was read robustly whole, where a step's list (usage.iterations) is
 # read with a JSON path, which keeps a key's last value; the fast reading (and .json) count the first.
 # Fixed by reading a retry by parts (analyzer/line_retry.py): the good lines, this step's too, are read
-# by the fast plan, as in a file without the broken line. (A step naming a key twice on a line that is
-# itself broken is quarantined: no count of it is read.)
+# by the fast plan, as in a file without the broken line; and a line read robustly gives a hook the list
+# with each key named again renamed, so its decoder reads the first (_json_text.first_keys_only). (A step
+# naming a key twice on a line that is itself broken is quarantined: no count of it is read.)
 def test_the_robust_reading_of_a_step_key_named_twice_counts_its_first_value(tmp_path):
     usage = STEPS.replace("IN", '4, "input_tokens": 9').replace("H1", "0")
     broken = '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}'

@@ -27,6 +27,7 @@ from .. import schema
 from ..sources import LINE, SourceFile
 from ..words import counted
 from . import mapped
+from ._json_text import named_twice
 from .canonical import TOKENS, number_at
 
 
@@ -66,7 +67,7 @@ def _prepare(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
         # A key named twice in one object counts its first value, as a mapped path's does (the
         # decoder's); a JSON path keeps the last. Only a piece that writes the key (or a key with a
         # `\u` escape) more than once is split into tokens for its first number at the key.
-        twice = mapped.named_twice(pl.col(text), {key})
+        twice = named_twice(pl.col(text), {key})
         return pl.coalesce(number_at(pl.when(twice).then(pl.col(text)).str.extract_all(TOKENS), (key,)), found)
 
     pieces = ("_x_metrics", "_x_ttl", "_x_split")
@@ -192,8 +193,8 @@ def _unwrap_events(lf: pl.LazyFrame, src: SourceFile, ctx, get) -> pl.LazyFrame:
     if decoded is not None:
         lf = lf.with_columns(pl.col(LINE).str.json_decode(decoded).alias(mapped.DECODED))
     else:  # ...or read as text from it (the robust path), where a message that is not JSON is unreadable
-        lf = lf.with_columns((pl.col("_line_ok") & pl.col(LINE).str.json_path_match("$").is_not_null())
-                             .alias("_line_ok"))
+        lf = mapped.with_first_keys(lf.with_columns(
+            (pl.col("_line_ok") & pl.col(LINE).str.json_path_match("$").is_not_null()).alias("_line_ok")), pl.col(LINE))
     return _prepare(lf.drop("_x_events"), src, ctx, get)
 
 

@@ -33,6 +33,7 @@ from ..sources import (
     key_twice,
 )
 from . import Dialect, _parse
+from ._json_text import first_keys_only, quoted_numbers
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
 # Every column this dialect reads by name (besides dimensions). `cache_write_tokens` is a cache write
@@ -181,17 +182,34 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
             pl.when(pl.col(FLAT)).then(pl.col(LINE)).str.extract_all(flat_pair(c)).list.last()
             .str.replace(r"^[^:]*:[ \t\r\n]*", "").alias(_flat(c)) for c in {*fields.values(), *dims})
 
+    # A line that is JSON but for a number past a float's range (`1e400`, which serde_json refuses)
+    # is read with its numbers written as strings: its count is then judged by its text, as CSV's
+    # is, where it was quarantined whole as unparsable. Only lines that do not parse and hold a
+    # long number or exponent pay; one not JSON for another reason stays so once quoted.
+    parsed_text = pl.when(~pl.col(FLAT)).then(pl.col(LINE)) if flat else pl.col(LINE)
+    parses = parsed_text.str.strip_chars().str.json_path_match("$").is_not_null()
+    lf = lf.with_columns(((pl.col(FLAT) | parses) if flat else parses).alias(PARSES))
+    unparsed = pl.when(~pl.col(PARSES) & ~pl.col(BAD)).then(pl.col(LINE))
+    lf = lf.with_columns(pl.when(unparsed.str.contains(_PAST_FLOAT)).then(quoted_numbers(unparsed)).alias(QUOTED))
+    lf = lf.with_columns(pl.when(pl.col(QUOTED).str.json_path_match("$").is_not_null()).then(pl.col(QUOTED))
+                         .alias(QUOTED))
+    # A key named twice: its first value, as the fast path's decoder reads it, where a JSON path reads
+    # the last (a file naming a read key twice is refused, _late_keys, but its search looks past
+    # objects of one level only): the paths read the line with a key named again renamed.
+    json = pl.coalesce(QUOTED, parsed_text)
+    lf = lf.with_columns(pl.coalesce(first_keys_only(json), json).alias(FIRSTS))
+
     def get(c: str) -> pl.Expr:
         path = f"$.{c}" if c.isidentifier() else f"$['{c}']"
+        parsed = pl.col(FIRSTS).str.json_path_match(path)  # (null on a flat line: not parsed)
         if not flat:
-            return pl.col(LINE).str.json_path_match(path)
-        parsed = pl.when(~pl.col(FLAT)).then(pl.col(LINE)).str.json_path_match(path)  # (null: no parse)
+            return parsed
         v = pl.col(_flat(c))  # a string's text, quoted (it holds no `"`), or a literal's
         return pl.when(pl.col(FLAT)).then(pl.when(v.str.starts_with('"')).then(v.str.strip_chars('"'))
                                           .when(v != "null").then(v)).otherwise(parsed)
 
     return canonical_frame(lf, fields, dims, {f: pl.String() for f in fields}, get, pl.col(LINE), src,
-                           bad_record=_bad_json_line(flat), number_texts=integers, **sniff)
+                           bad_record=_bad_json_line(), number_texts=integers, **sniff)
 
 
 # A JSON Lines record whose every value is a string without escapes or control characters, an
@@ -471,12 +489,17 @@ def _number_texts(lf: pl.LazyFrame, fields: dict[str, str]) -> pl.LazyFrame:
     return lf.drop(*line.values(), *simple.values())
 
 
-def _bad_json_line(flat: bool = False) -> tuple[pl.Expr, pl.Expr]:
+# Per JSON line of the robust reading: whether it parses (a FLAT_LINE line is valid JSON: not
+# parsed), and, for one that does not, its text with numbers quoted, where that parses.
+PARSES, QUOTED, FIRSTS = "_parses", "_quoted", "_firsts"
+# What a number past a float's range holds (a finer test is the parse): an exponent of 3 digits or
+# more, or 300 digits or more.
+_PAST_FLOAT = r"[0-9](?:[eE][-+]?[0-9]{3}|[0-9]{299})"
+
+
+def _bad_json_line() -> tuple[pl.Expr, pl.Expr]:
     line = pl.col(LINE).str.strip_chars()
-    if flat:  # (a FLAT_LINE line is valid JSON: not parsed)
-        valid = pl.col(FLAT) | pl.when(~pl.col(FLAT)).then(line).str.json_path_match("$").is_not_null()
-    else:
-        valid = line.str.json_path_match("$").is_not_null()
+    valid = pl.col(PARSES) | pl.col(QUOTED).is_not_null()
     ok = line.str.starts_with("{") & valid & ~pl.col(BAD)
     return ok, pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8)).when(~ok).then(pl.lit(UNREADABLE))
 

@@ -30,7 +30,11 @@ from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
 from . import Context, Dialect
-from .canonical import TOKENS, canonical_frame, first_value_at, nameable
+from ._json_text import ESCAPED_KEY as _ESCAPED_KEY
+from ._json_text import first_keys_only, quoted_numbers
+from ._json_text import regex_literal as _regex_literal
+from ._json_text import written as _written
+from .canonical import canonical_frame, nameable
 
 # Canonical columns a mapping may fill (besides dimensions).
 FIELDS = ("timestamp", "model_raw", *schema.COUNT_COLUMNS, "cache_write_tokens", "requests", "reported_cost",
@@ -544,12 +548,25 @@ def _robust_lines(lf: pl.LazyFrame, m: Mapping, text: pl.Expr) -> tuple[pl.LazyF
         lf = lf.with_columns(text.alias("_x_cut"))
         text = pl.col("_x_cut")
 
-    def get(parts: tuple[str, ...], text: pl.Expr = text) -> pl.Expr:
-        return text.str.json_path_match(_json_path(parts))
+    def get(parts: tuple[str, ...]) -> pl.Expr:
+        return pl.col(FIRSTS).str.json_path_match(_json_path(parts))
     line = text.str.strip_chars()
     lf = lf.with_columns((line.str.starts_with("{") & line.str.json_path_match("$").is_not_null()
                           & ~pl.col(BAD)).alias("_line_ok"))
-    return lf, get
+    return with_first_keys(lf, text), get
+
+
+# The text the robust reading's JSON paths read: the line with each key an object names again renamed
+# (first_keys_only), so that a JSON path, which keeps a key's last value, reads the first, as the fast
+# path's decoder does (the model, a dimension, a count: any value at any depth, and a list a hook
+# decodes). Only a line naming a key twice pays (one search for its keys); others are read as they are.
+FIRSTS = "_x_firsts"
+
+
+def with_first_keys(lf: pl.LazyFrame, text: pl.Expr) -> pl.LazyFrame:
+    """`lf` with FIRSTS, the JSON text `text` as the robust reading's paths read it (again after a
+    hook swaps the record: CloudWatch's events)."""
+    return lf.with_columns(pl.coalesce(first_keys_only(text), text).alias(FIRSTS))
 
 
 def _decoded_lines(lf: pl.LazyFrame, m: Mapping, text: pl.Expr, typed: dict) -> tuple[pl.LazyFrame, Getter]:
@@ -624,24 +641,6 @@ def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
 _KEY_END = 9
 
 
-# A key as a line writes it: its own characters (`tökens`, not json.dumps' `t\u00f6kens`), as a
-# pattern; or any key holding a `\u` escape (`input\u005ftokens` is input_tokens to the decoder).
-_ESCAPED_KEY = r'\\u(?:[^"\\]|\\.)*'
-
-
-def _written(key: str, last: int | None = None) -> str:
-    """A pattern of `key` as a JSON text writes it (`last`: only its last characters)."""
-    text = json.dumps(key, ensure_ascii=False)[1:-1]
-    return _regex_literal(text[-last:] if last else text)
-
-
-def named_twice(text: pl.Expr, keys: set[str]) -> pl.Expr:
-    """Whether a JSON text names one of `keys` (or a key with a `\\u` escape) more than once, at any
-    depth: where a JSON path, which keeps a key's last value, would not read what the decoder reads."""
-    names = "|".join(sorted(_written(k) for k in keys))
-    return text.str.count_matches(rf'(?:"(?:{names})|{_ESCAPED_KEY})"[ \t\r\n]*:') > 1
-
-
 def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, reads: dict,
                       robust: bool) -> tuple[pl.LazyFrame, Getter]:
     """Counts read as the line writes them, and a count's key named twice in one object read once.
@@ -661,8 +660,8 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     first value, as Polars' decoder reads it, in `.jsonl`, a `.json` array (json_to_lines writes a
     nested object's pairs as written: the same line) and gzip alike. No line pays for that: a check
     for such keys on every line cost Bedrock streams 2.8 -> 5 CPU s (docs/performance.md). The
-    robust path's JSON path takes the last value: there (only), a line writing a count key more
-    than once takes the first value at each count path from its tokens (canonical.first_value_at)."""
+    robust path's JSON path takes the last value: there, lines are read with a key named again
+    renamed (FIRSTS), and so are their numbers quoted."""
     paths = {a for f, alts in fields.items() if f in COUNTS for a in alts
              if a[0][:1] != "@" and typed.get(a) == pl.String}
     # Lists of counts a hook reads (decoded as text: see anthropic_messages.AS_TEXT).
@@ -683,14 +682,11 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
     # scanned for ~40% faster than the eight key names (121,704 transcript lines: 0.06 against
     # 0.10 CPU s; no real line passes, and the second search then costs nothing: a null line).
     ends = "|".join(sorted({_written(k, _KEY_END) for k in names}))
-    maybe = pl.when(floated(ends, pl.col(LINE), quoted=False) & pl.col("_line_ok")).then(pl.col(LINE))
+    line = pl.col(FIRSTS) if robust else pl.col(LINE)
+    maybe = pl.when(floated(ends, line, quoted=False) & pl.col("_line_ok")).then(line)
     lf = lf.with_columns(pl.when(floated(keys, maybe)).then(quoted_numbers(maybe)).alias("_n_line"))
     if not robust:  # (null on every line but those: the decode costs nothing there)
         lf = lf.with_columns(pl.col("_n_line").str.json_decode(_dtype_tree(exact)).alias("_n_rec"))
-    elif paths:  # (a file with a broken line: one count of the keys on each line is no matter there)
-        twice = named_twice(pl.col(LINE), {p[-1] for p in paths})
-        lf = lf.with_columns(pl.when(twice & pl.col("_line_ok")).then(pl.col(LINE)).str.extract_all(TOKENS)
-                             .alias("_n_tokens"))
 
     def as_written(parts: tuple[str, ...]) -> pl.Expr:
         value = get(parts)
@@ -698,11 +694,6 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
             return value
         if robust:
             text = pl.coalesce(pl.col("_n_line").str.json_path_match(_json_path(parts)), value)
-            if parts in paths:  # (a list a hook reads is read as its JSON path gives it)
-                # (a key named twice: its first value, as the decoder reads it, even one that is
-                # no number (`null`: missing), never the JSON path's last)
-                text = pl.when(pl.col("_n_tokens").is_null()).then(text).otherwise(
-                    first_value_at(pl.col("_n_tokens"), text, parts))
         else:
             text = pl.col("_n_rec")
             for p in parts:
@@ -712,26 +703,6 @@ def _with_count_texts(lf: pl.LazyFrame, get: Getter, fields: dict, typed: dict, 
         # reads its own)
         return pl.when(value.is_not_null()).then(text)
     return lf, as_written
-
-
-# Every number in a JSON text, with what comes before it: strings are matched whole, so that a digit
-# inside one is never taken for a number (a line read here parsed: its strings are valid JSON).
-_BEFORE_A_NUMBER = r'((?:"(?:[^"\\]|\\.)*"|[^"0-9\-])*)(-?[0-9][0-9.eE+\-]*)'
-# Each match must start where the last one ended, outside a string. After a text's last number none
-# can, and a search that finds no match at a position tries the next one: inside a string after it,
-# where a digit (`"note": "v2"`, OTLP's `"intValue": "4821"`) was quoted as a number (`"v"2""`), the
-# line no longer parsed, and a count read from it fell back to its float rendering (100e-2 counted 1
-# token, exit 0; every Claude Code OpenTelemetry line sent the whole run to the robust reading). So
-# the text is searched with a number of its own after it (after a space: never part of the text's
-# last number), the last match, which is then cut off again.
-_END = " 0"
-
-
-def quoted_numbers(text: pl.Expr) -> pl.Expr:
-    """A JSON text with each number written as a string of its text (`1e0` -> `"1e0"`): decoded, or
-    read with a JSON path, a number's value is then its own text, never a float's rendering of it."""
-    return (pl.concat_str([text, pl.lit(_END)]).str.replace_all(_BEFORE_A_NUMBER, '${1}"${2}"')
-            .str.strip_suffix(' "0"'))
 
 
 def _all_text(dtype: pl.DataType) -> bool:
@@ -826,12 +797,6 @@ def _unless(usual: pl.Expr, value: bool, check: pl.Expr) -> pl.Expr:
 # An array's end, then the next member of its object (`],"`), or the object's end (`]}`) (JSON
 # allows spaces): either kind, counted in one search (see _cut).
 _CLOSE_THEN_MEMBER_OR_END = r'\][ \t\r\n]*(?:,[ \t\r\n]*"|\})'
-
-
-def _regex_literal(text: str) -> str:
-    """`text` as a pattern of Polars' (Rust's) regex matching just it: its meta characters escaped,
-    as regex_syntax::escape does (not Python's re.escape: `\\<` is a word boundary in Rust's syntax)."""
-    return "".join("\\" + c if c in "\\.+*?()|[]{}^$#&-~" else c for c in text)
 
 
 # What the cut removes must be one JSON array, as a parser reads it (see _valid_array).

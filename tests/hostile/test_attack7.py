@@ -175,9 +175,10 @@ MESSAGES_TWICE = ('{"id": "msg_b", "type": "message", "role": "assistant", "mode
                   '"content": [], "model": "claude-haiku-4-5-20251001", "usage": {"input_tokens": 5, "output_tokens": 0}}')
 
 
-# Was: the robust reading's JSON path keeps a repeated non-count key's last value (the model, a
-# dimension, a request id); the decoder keeps the first. Fixed for a line that is whole: a file with a
-# broken line is read by parts (analyzer/line_retry.py), its good lines by the fast plan, as when clean.
+# Was: the robust reading's JSON path kept a repeated non-count key's last value (the model, a
+# dimension, a request id); the decoder keeps the first. Fixed twice: a file with a broken line is read
+# by parts (analyzer/line_retry.py), its good lines by the fast plan, as when clean; and a line read
+# robustly reads each key's first value (_json_text.first_keys_only; tests/test_robust_reads_alike.py).
 def test_a_key_named_twice_reads_the_same_in_a_file_with_a_broken_line(tmp_path):
     clean, _ = _run(tmp_path / "a", "m.jsonl", [MESSAGES_TWICE])
     broken, reasons = _run(tmp_path / "b", "m.jsonl", [MESSAGES_TWICE, '{"x": }'])
