@@ -20,6 +20,7 @@ robustly whole, as before.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import polars as pl
 from polars.io.plugins import register_io_source
@@ -52,6 +53,10 @@ class _Piece:
         # reads a line alike, value for value (canonical: a flat line; see canonical.FLAT_LINE).
         self.accept: pl.Expr = pl.lit(True)
         self.robust_lines = 0  # lines read by the robust plan (for tests: how few)
+        # Held while a plan reads `lines`: two readings of the file at once (collect_all over two plans
+        # on one run's rows; Polars calls each from its own thread) set them in turn, and one read the
+        # other's lines (rows lost or read twice) or none (a traceback). Never held across a yield.
+        self.lock = threading.Lock()
         self._searched = None
 
     def searched(self, search):
@@ -148,13 +153,14 @@ def _ranges(lines: pl.DataFrame, lo: int, hi: int, piece: _Piece, fast: pl.LazyF
     part = lines.slice(lo, hi - lo)
     if left[0] > 0 and part[_FAST].all():
         left[0] -= 1
-        try:
-            piece.lines = part.drop(_FAST)
-            piece.decode(text)
-            out = fast.collect()
-        except _FAILURES:
-            pass
-        else:
+        with piece.lock:
+            try:
+                piece.lines = part.drop(_FAST)
+                piece.decode(text)
+                out = fast.collect()
+            except _FAILURES:
+                out = None
+        if out is not None:
             yield out
             return
     if hi - lo > 1 and left[0] > 0 and part[_FAST].any():
@@ -162,6 +168,8 @@ def _ranges(lines: pl.DataFrame, lo: int, hi: int, piece: _Piece, fast: pl.LazyF
         yield from _ranges(lines, lo, mid, piece, fast, robust, left)
         yield from _ranges(lines, mid, hi, piece, fast, robust, left)
         return
-    piece.lines, piece.decoded = part.drop(_FAST), None
-    piece.robust_lines += part.height
-    yield robust.collect()
+    with piece.lock:
+        piece.lines, piece.decoded = part.drop(_FAST), None
+        piece.robust_lines += part.height
+        out = robust.collect()
+    yield out
