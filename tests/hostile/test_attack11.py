@@ -1,0 +1,102 @@
+"""Attacks on "one verdict per record" (records1: a record read as several rows is quarantined whole)
+and "a key named twice reads its first value" (robust4: the robust reading renames a key an object
+names again, _json_text.first_keys_only). The goal: a file read robustly because one other line
+broke gives the report the same file gives clean, and report == the sum of `price` rows with the
+accounting balanced. Each defect test is an input where it did not; the rest guard what held."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analyzer import Options, analyze, price_requests
+from analyzer.dialects._json_text import first_keys_only
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+OTEL = ROOT / "fixtures" / "dialects" / "claude-code-otel" / "events.jsonl"
+BT = "2026-10-08T00:00:00Z"
+BROKEN = '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}'  # forces the robust reading
+SONNET, HAIKU = "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"
+
+
+def _run(tmp_path: Path, files: dict[str, list[str]]):
+    """(report, its per-request rows, the quarantine file's (file, line, reason)); report == rows."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, lines in files.items():
+        (tmp_path / name).write_text("".join(x + "\n" for x in lines))
+        paths.append(str(tmp_path / name))
+    q = tmp_path / "q.jsonl"
+    opts = Options(quarantine=str(q), batch_time=BT)
+    report = analyze(paths, ["model"], opts)
+    written = [(Path(w["file"]).name, w["line"], w["reason"]) for w in map(json.loads, q.read_text().splitlines())
+               ] if q.exists() else []
+    priced, acc = price_requests(paths, opts)
+    rows = priced.lazy().collect()
+    assert acc.as_dict() == report.accounting.as_dict() and acc.balanced
+    for c in ("requests", "input_tokens", "output_tokens"):
+        assert report.totals[c] == rows[c].sum(), c
+    assert report.totals["cost"] == sum(rows["cost"].to_list(), D(0))
+    return report, rows, written
+
+
+def _clean_and_broken(tmp_path: Path, files: dict[str, list[str]]):
+    """The same files read clean, and with one broken line added to the last (the robust reading)."""
+    clean = _run(tmp_path / "clean", files)
+    last = list(files)[-1]
+    broken = _run(tmp_path / "broken", {**files, last: [*files[last], BROKEN]})
+    return clean, broken
+
+
+# --- a key named twice deeper than 8 levels -------------------------------------------------------
+
+# OTLP nests a log record's attribute values 10 deep (resourceLogs [ { scopeLogs [ { logRecords [ {
+# attributes [ { value { intValue): first_keys_only renamed repeated keys only down to depth 8, so on
+# the robust reading (Claude Code OTel has a hook: a broken line anywhere reads the whole file so) an
+# attribute value named twice read its LAST value where the decoder reads the first: 136 output tokens
+# became 999,999 ($0.10 -> $25.10, exit 0) because another line broke. Fixed: keys are renamed down
+# to 16 levels (no measurable CPU on 20K OTLP lines: every one of them names `key` twice anyway).
+@pytest.mark.parametrize("old,new", [
+    ('{"intValue":"136"}', '{"intValue":"136","intValue":"999999"}'),
+    ('{"stringValue":"claude-opus-4-6"}', '{"stringValue":"claude-opus-4-6","stringValue":"claude-haiku-4-5"}'),
+], ids=["count", "model"])
+def test_an_otlp_attribute_named_twice_reads_its_first_value_robustly(tmp_path, old, new):
+    lines = OTEL.read_text().splitlines()
+    assert lines[0].count(old) == 1
+    lines[0] = lines[0].replace(old, new)
+    (report, rows, written), (b_report, b_rows, b_written) = _clean_and_broken(tmp_path, {"e.jsonl": lines})
+    # the fixture's clean totals: the first record keeps its 136 output tokens and its Opus model
+    assert report.totals["output_tokens"] == 1216 and report.totals["cost"] == D("0.10351625")
+    assert b_report.totals == report.totals
+    assert b_rows.select("request_id", "model", "output_tokens", "cost").equals(
+        rows.select("request_id", "model", "output_tokens", "cost"))
+    assert b_written == [*written, ("e.jsonl", len(lines) + 1, "not a JSON object (unparsable line)")]
+
+
+def _first_value(text: str, path: str) -> str | None:
+    frame = pl.DataFrame({"t": [text]})
+    return frame.select(pl.coalesce(first_keys_only(pl.col("t")), pl.col("t")).str.json_path_match(path)).item()
+
+
+# `"a\/b"` is the key `a/b` (JSON's only escape besides \u that writes a character two ways): the
+# decoder reads the first value; first_keys_only looked for repeated keys only among keys written
+# alike or with a \u escape, so a line naming `a/b` twice that way (and no other key twice) read the
+# last. (No shipped format reads such a key robustly line by line: a custom mapping's extra dimension.)
+@pytest.mark.parametrize("text,path,first", [
+    ('{"a/b": "1", "a\\/b": "2"}', "$['a/b']", "1"),
+    ('{"a\\/b": "1", "a/b": "2"}', "$['a/b']", "1"),
+    ('{"model": "a", "mod\\u0065l": "b"}', "$.model", "a"),
+    ('{"text": "\\"model\\": \\"x\\"", "model": "y"}', "$.model", "y"),  # a key inside a string is text
+    ('{"l": [{"m": "a", "m": "b"}, {"m": "c", "m": "d"}]}', "$.l[1].m", "c"),
+    ('{"u": {"x": 1}, "u": 3}', "$.u.x", "1"),
+], ids=["slash-second", "slash-first", "u-escape", "in-string", "in-array", "object-then-scalar"])
+def test_a_key_written_two_ways_reads_its_first_value(text, path, first):
+    assert _first_value(text, path) == first
+    key = {"$['a/b']": "a/b", "$.model": "model"}.get(path)
+    if key:  # what the fast path's decoder reads
+        assert pl.read_ndjson(io.StringIO(text))[key].item() == first
