@@ -100,3 +100,30 @@ def test_a_key_written_two_ways_reads_its_first_value(text, path, first):
     key = {"$['a/b']": "a/b", "$.model": "model"}.get(path)
     if key:  # what the fast path's decoder reads
         assert pl.read_ndjson(io.StringIO(text))[key].item() == first
+
+
+# --- Claude Code's print-mode result: one row per model of modelUsage -------------------------------
+
+STREAM = ROOT / "fixtures" / "dialects" / "claude-code-stream" / "stream.jsonl"
+HAIKU_MEMBER = ('"claude-haiku-4-5-20251001":{"inputTokens":1710,"outputTokens":36,"cacheReadInputTokens":0,'
+                '"cacheCreationInputTokens":0,"webSearchRequests":0,"costUSD":0.00189,"contextWindow":200000}')
+
+
+# The result's models are read from its line's text (a JSON path per member), on both readings: a
+# model's count named twice read its last value (1,710 Haiku input tokens became 999,999), and a model
+# named twice gave two rows with one id (`<run>#<model>`), each taken for a copy of the other: Haiku
+# was priced nowhere (input 8, $0.10270775, exit 0). As the decoder reads a key named twice, the first
+# value counts: the run is the fixture's, 8 + 1,710 input tokens, its reported $0.10459775.
+@pytest.mark.parametrize("twice", [
+    HAIKU_MEMBER.replace('"inputTokens":1710', '"inputTokens":1710,"inputTokens":999999'),
+    HAIKU_MEMBER + "," + HAIKU_MEMBER.replace("1710", "5000"),
+], ids=["count", "model"])
+def test_a_result_naming_a_key_twice_counts_its_first_value(tmp_path, twice):
+    lines = STREAM.read_text().splitlines()
+    assert lines[-1].count(HAIKU_MEMBER) == 1
+    lines[-1] = lines[-1].replace(HAIKU_MEMBER, twice)
+    (report, rows, written), (b_report, _, b_written) = _clean_and_broken(tmp_path, {"run.jsonl": lines})
+    assert (report.totals["input_tokens"], report.totals["output_tokens"]) == (8 + 1710, 269 + 36)
+    assert report.totals["cost"] == D("0.10459775")
+    assert sorted(rows["model"].to_list()) == ["claude-haiku-4-5-20251001", "claude-opus-4-5-20251101"]
+    assert b_report.totals == report.totals and b_written[:-1] == written == []
