@@ -127,3 +127,50 @@ def test_a_result_naming_a_key_twice_counts_its_first_value(tmp_path, twice):
     assert report.totals["cost"] == D("0.10459775")
     assert sorted(rows["model"].to_list()) == ["claude-haiku-4-5-20251001", "claude-opus-4-5-20251101"]
     assert b_report.totals == report.totals and b_written[:-1] == written == []
+
+
+# --- `--engine spark` with one broken line ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    from analyzer import engine_spark
+
+    session = engine_spark.session("local[2]")
+    yield session
+    session.stop()
+
+
+# The retry read a JSON Lines file by parts (line_retry): its plans read the lines a stand-in holds
+# at the moment. Spark pickles the plans to its executors, where the copy of the stand-in is never
+# filled: any JSON Lines file with one broken line (canonical, Messages) failed the job ("the Spark job
+# failed: AttributeError: 'NoneType' object has no attribute 'filter'"). Spark reads such a file
+# robustly whole again; its report is Polars': the record with a bad step quarantined whole (line 2),
+# the broken line quarantined, msg_a's $0.003 and msg_c's two steps ($0.00225 + $0.002) priced.
+def test_spark_reads_a_file_with_a_broken_line_as_polars_does(spark, tmp_path):
+    from analyzer import engine_spark
+    from analyzer.writers import render
+
+    steps = ['{"type": "message", "input_tokens": 500, "output_tokens": 50}',
+             f'{{"type": "message", "model": "{HAIKU}", "input_tokens": 1000, "output_tokens": 200}}']
+    bad = ['{"type": "message", "input_tokens": 4, "output_tokens": 0}',
+           '{"type": "message", "input_tokens": 1.5, "output_tokens": 0}']
+
+    def message(mid: str, usage: str) -> str:
+        return (f'{{"id": "{mid}", "type": "message", "role": "assistant", "model": "{SONNET}", '
+                f'"content": [], "usage": {usage}}}')
+
+    its = '{"input_tokens": 0, "output_tokens": 0, "iterations": [%s]}'
+    path = tmp_path / "m.jsonl"
+    path.write_text("\n".join([message("msg_a", '{"input_tokens": 1000, "output_tokens": 0}'),
+                               message("msg_b", its % ", ".join(bad)), message("msg_c", its % ", ".join(steps)),
+                               BROKEN]) + "\n")
+    out = {}
+    for name, run in (("polars", analyze), ("spark", engine_spark.analyze)):
+        q = tmp_path / f"{name}.jsonl"
+        report = run([str(path)], ["model"], Options(quarantine=str(q), batch_time=BT))
+        out[name] = (json.loads(render(report, "json").replace(str(q), "<q>")),
+                     [(w["line"], w["reason"]) for w in map(json.loads, q.read_text().splitlines())])
+        assert report.totals["cost"] == D("0.003") + D("0.00225") + D("0.002")
+    assert out["spark"] == out["polars"]
+    assert out["polars"][1] == [(2, "input_tokens is not a whole number (1.5)"), (4, "not a JSON object (unparsable line)")]
