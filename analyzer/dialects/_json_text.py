@@ -68,12 +68,6 @@ def quoted_numbers(text: pl.Expr) -> pl.Expr:
 # nothing inside one is taken for a bracket or a key), with its `:` when it is a key; a bracket (their
 # nesting says whose key a key is); and the text between them (commas, spaces, numbers, literals).
 PIECES = r'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:)?|[{}\[\]]|[^"{}\[\]]+'
-# Keys deeper than this are left as they are. A path read goes 5 objects deep at most, but a list
-# read whole is decoded from its JSON path's text, which keeps the last value at every depth: OTLP's
-# attribute values lie 10 deep (resourceLogs [ { scopeLogs [ { logRecords [ { attributes [ { value {
-# intValue), where 8 read a count named twice as its last value. (Each depth is one more scan of a
-# line's pieces, only on lines naming a key twice: not measurable on 20K OTLP lines.)
-_DEPTH = 16
 # What a key named again in its object is renamed: a key no path reads (Polars cannot name it).
 _UNREAD = '"":'
 
@@ -96,8 +90,13 @@ def first_keys_only(text: pl.Expr) -> pl.Expr:
     key = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:$')
     escaped = pl.when(key.str.contains("\\", literal=True)).then(key).str.json_decode(pl.String)
     named = pl.coalesce(escaped, key.str.strip_prefix('"').str.strip_suffix('"'))
-    in_object = pl.coalesce([pl.when(depth == d).then(pl.when(opens & (depth == d)).then(pos).forward_fill())
-                             for d in range(1, _DEPTH + 1)])
+    # A key's object: the last bracket that brought the depth to the key's. Pieces ordered by depth, then
+    # position, each depth's run begins with such a bracket (the first piece at a depth opens it): there a
+    # forward fill of the brackets' positions names each piece's object, at any depth, in one sort.
+    by_depth = depth.cast(pl.Int64) * (1 << 32) + pos
+    in_object = (pl.when(opens).then(pos).sort_by(by_depth).forward_fill()
+                 .sort_by(pos.sort_by(by_depth)))
+    in_object = pl.when(depth > 0).then(in_object)
     again = named.is_not_null() & in_object.is_not_null() & ~pl.format("{}:{}", in_object, named).is_first_distinct()
     renamed = pl.when(again).then(pl.lit(_UNREAD)).otherwise(el)
     return pl.when(twice).then(text).str.extract_all(PIECES).list.eval(renamed).list.join("")
