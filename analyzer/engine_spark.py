@@ -387,7 +387,10 @@ def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, gro
              all_dimensions: bool = False):
     """pipeline._analyze with the pass over every row on Spark: the steps before and after it are
     the Polars engine's own functions."""
-    loaded = pipeline.read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by))
+    # (by_parts=False: a plan pickled to an executor reads a copy of line_retry's piece, never filled:
+    # every JSON Lines file with one broken line failed the job with an AttributeError)
+    loaded = pipeline.read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by),
+                                by_parts=False)
     by, row_keys = pipeline.report_keys(by, loaded, all_dimensions)
     keys, post, extra = pipeline.row_exprs(by, row_keys, opts, book)
     agg, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post)
@@ -583,7 +586,8 @@ def clear_stale(parent: str) -> list[str]:
 def _price_plans(spark, paths, opts: Options, book, robust: bool, losers_dir: str
                  ) -> tuple[list[bytes], pipeline.Accounting]:
     """Each scan's per-request plan (serialized), after the aggregate and duplicates found on Spark."""
-    loaded = pipeline.read_logs(paths, opts, robust, exact_lines=True)  # source_row is in the output
+    # (source_row is in the output; by_parts=False: see _analyze)
+    loaded = pipeline.read_logs(paths, opts, robust, exact_lines=True, by_parts=False)
     for name in os.listdir(losers_dir):  # (a fast pass that failed may have written some)
         if _LOSER_FILES.fullmatch(name):
             os.unlink(os.path.join(losers_dir, name))

@@ -200,13 +200,16 @@ class Loaded:
 
 
 def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | None = None,
-              dimensions: set[str] | None = None, check_keys: bool = False, lines: dict | None = None) -> Loaded:
+              dimensions: set[str] | None = None, check_keys: bool = False, lines: dict | None = None,
+              by_parts: bool = True) -> Loaded:
     """Every input file, detected and normalized (lazily). `exact_lines`: rows of files read together
     in one scan know their line in their own file (costs a pass that counts lines); by default only
     when reading robustly, where the quarantine file is written from. `check_keys`: the run's
     aggregate pass checks what plain JSON Lines files were read with (see _aggregate), so their
     search for late keys waits for it (Loaded.key_checks). `lines`: file (as shown) -> the only lines
-    of it that matter (the quarantine pass), where a file's robust reading can skip others (line_retry)."""
+    of it that matter (the quarantine pass), where a file's robust reading can skip others (line_retry).
+    `by_parts`: a robust reading may read a file by parts (line_retry; not where plans are shipped
+    to other processes, engine_spark's: a copy of the piece its plans read is never filled)."""
     forced = _forced_dialect(opts)
     batch_time = parse_time(opts.batch_time, "UTC", end=False, option="--batch-time") if opts.batch_time else None
     ctx = dialects.Context(batch_time=batch_time.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if batch_time else None,
@@ -223,7 +226,8 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
     for src, d in [(shard, d) for head, d in det.sources for shard in shards(head)]:
         with _searched_on_error(ctx.key_checks):
             # (a retry reads robustly only the lines that need it, where the format allows)
-            lf = line_retry.read_by_parts(d, src, ctx) if robust and line_retry.line_local(d, src) else None
+            lf = line_retry.read_by_parts(d, src, ctx) if robust and by_parts and line_retry.line_local(d, src) \
+                else None
             lf = d.normalize(src, robust=robust, ctx=ctx) if lf is None else lf
         frames.append(lf)
         if d.repeats_in(src):

@@ -68,8 +68,6 @@ def quoted_numbers(text: pl.Expr) -> pl.Expr:
 # nothing inside one is taken for a bracket or a key), with its `:` when it is a key; a bracket (their
 # nesting says whose key a key is); and the text between them (commas, spaces, numbers, literals).
 PIECES = r'"(?:[^"\\]|\\.)*"(?:[ \t\r\n]*:)?|[{}\[\]]|[^"{}\[\]]+'
-# Keys deeper than this are left as they are (a path read goes 5 deep at most: a step's list of counts).
-_DEPTH = 8
 # What a key named again in its object is renamed: a key no path reads (Polars cannot name it).
 _UNREAD = '"":'
 
@@ -83,16 +81,22 @@ def first_keys_only(text: pl.Expr) -> pl.Expr:
     A piece's depth counts the brackets open after it (an object's keys are at its `{`'s depth); a
     key's object is the one opened by the bracket that last brought the depth to the key's."""
     keys = text.str.extract_all(r'"(?:[^"\\]|\\.)*"[ \t\r\n]*:').list.eval(pl.element().str.strip_chars_end(" \t\r\n:"))
-    # (a key written twice at any depth: decoded, `mod\\u0065l` is model, so any key with an escape)
-    twice = (keys.list.n_unique() < keys.list.len()) | text.str.contains(r'\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\.)*"[ \t\r\n]*:')
+    # (a key written twice at any depth: decoded, `mod\\u0065l` is model and `a\\/b` is a/b, so any key
+    # with one of those escapes, the only ones that write a character two ways)
+    twice = (keys.list.n_unique() < keys.list.len()) | text.str.contains(r'\\(?:u[0-9A-Fa-f]{4}|/)(?:[^"\\]|\\.)*"[ \t\r\n]*:')
     el, pos = pl.element(), pl.int_range(pl.len())
     opens, closes = (el == "{") | (el == "["), (el == "}") | (el == "]")
     depth = opens.cast(pl.Int32).cum_sum() - closes.cast(pl.Int32).cum_sum()
     key = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:$')
     escaped = pl.when(key.str.contains("\\", literal=True)).then(key).str.json_decode(pl.String)
     named = pl.coalesce(escaped, key.str.strip_prefix('"').str.strip_suffix('"'))
-    in_object = pl.coalesce([pl.when(depth == d).then(pl.when(opens & (depth == d)).then(pos).forward_fill())
-                             for d in range(1, _DEPTH + 1)])
+    # A key's object: the last bracket that brought the depth to the key's. Pieces ordered by depth, then
+    # position, each depth's run begins with such a bracket (the first piece at a depth opens it): there a
+    # forward fill of the brackets' positions names each piece's object, at any depth, in one sort.
+    by_depth = depth.cast(pl.Int64) * (1 << 32) + pos
+    in_object = (pl.when(opens).then(pos).sort_by(by_depth).forward_fill()
+                 .sort_by(pos.sort_by(by_depth)))
+    in_object = pl.when(depth > 0).then(in_object)
     again = named.is_not_null() & in_object.is_not_null() & ~pl.format("{}:{}", in_object, named).is_first_distinct()
     renamed = pl.when(again).then(pl.lit(_UNREAD)).otherwise(el)
     return pl.when(twice).then(text).str.extract_all(PIECES).list.eval(renamed).list.join("")

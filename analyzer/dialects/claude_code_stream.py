@@ -29,6 +29,7 @@ import polars as pl
 
 from ..sources import LINE
 from . import mapped
+from ._json_text import first_keys_only
 
 NAME = "claude-code-stream"
 BASE_WINDOW = "0-200k"
@@ -83,8 +84,11 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         pl.when(kind == "assistant").then(text("message", "model"))
         .when((kind == "system") & (text("subtype") == "init")).then(text("model"))
         .forward_fill().alias("_x_seen_model"),
+        # A model named twice is its first member, as the decoder reads a key named twice: both rows
+        # shared one id (`<run>#<model>`), and each was taken for the other's copy: the model was lost.
         pl.when(result).then(pl.col(LINE).str.extract(_MODEL_USAGE, 1))
-        .str.extract_all(_MEMBER).alias("_x_members"),
+        .str.extract_all(_MEMBER).list.eval(pl.element().filter(pl.element().str.extract(_KEY, 1).is_first_distinct()))
+        .alias("_x_members"),
     )
     # The record an assistant message repeats: its run's (the next result in the file; null after the
     # last) first row. Not the row of the message's own model: modelUsage names a model as Claude Code
@@ -97,6 +101,9 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
           .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
     member = pl.col("_x_member")
     body = member.str.extract(r"(\{[^{}]*\})$", 1)
+    # A model's count named twice counts its first value, as the decoder reads every other path (a
+    # JSON path keeps the last: 1,710 input tokens became 999,999): the key named again is renamed.
+    body = pl.coalesce(first_keys_only(body), body)
 
     def per_model(key: str) -> pl.Expr:
         return body.str.json_path_match(f"$.{key}")
