@@ -66,6 +66,15 @@ LOGS = {  # format -> (the file's place under the logs' root, its records)
     "claude-code": ("projects/p/s.jsonl",
                     next((FIXTURES / "claude-code" / "projects").glob("*/*.jsonl"))),
     "claude-code-stream": ("s.jsonl", FIXTURES / "claude-code-stream" / "stream.jsonl"),
+    # Pages whose hook reads each usage row from the page (the robust reading's paths then read the
+    # row's own text, not the page's: a page read robustly was quarantined whole, every field missing)
+    # (OpenAI's usage pages are left out: with every key named twice the page is not recognised, as
+    # the sample that detects a format is read by Python's json, which keeps a key's last value)
+    "anthropic-usage-report": ("r.jsonl", FIXTURES / "anthropic-usage-report" / "admin_usage_report.json"),
+    "litellm-spendlogs": ("l.jsonl", FIXTURES / "litellm-spendlogs" / "spend_logs_ui.jsonl"),
+    "anthropic-batch": ("a.jsonl", FIXTURES / "anthropic-batch" / "results.jsonl"),
+    "vertex-logging": ("v.jsonl", FIXTURES / "vertex-logging" / "requests.jsonl"),
+    "otel-genai": ("g.jsonl", FIXTURES / "otel-genai" / "spans.jsonl"),
 }
 
 
@@ -73,6 +82,8 @@ def _records(source) -> list:
     """The records of a fixture (not its broken lines: a clean file is read on the fast path)."""
     if isinstance(source, list):
         return source
+    if source.suffix == ".json":  # (one page: a line of its own)
+        return [json.loads(source.read_text())]
     records = []
     for line in source.read_text().splitlines():
         try:

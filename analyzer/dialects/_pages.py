@@ -80,7 +80,9 @@ def flatten(lf: pl.LazyFrame, get, m: mapped.Mapping, extra: dict | None = None)
     replaced = [row_text.otherwise(pl.col(LINE)).alias(LINE), pl.int_range(1, pl.len() + 1).alias("_row")]
     if not robust:
         replaced.append(pl.col("_x_row").alias(mapped.DECODED))
-    return lf.with_columns(replaced).drop("_x_bucket", "_x_row")
+        return lf.with_columns(replaced).drop("_x_bucket", "_x_row")
+    # (the robust reading's paths read each row's own text now, not the page's: see mapped.FIRSTS)
+    return mapped.with_first_keys(lf.with_columns(replaced).drop("_x_bucket", "_x_row"), pl.col(LINE))
 
 
 def aggregated(lf: pl.LazyFrame, base_window: str, requests_known: pl.Expr | None = None) -> pl.LazyFrame:

@@ -66,7 +66,9 @@ def _unwrap_pages(lf: pl.LazyFrame) -> pl.LazyFrame:
     if not robust:
         replaced.append(pl.when(pl.col("_x_whole")).then(pl.col(mapped.DECODED)).otherwise(pl.col("_x_row"))
                         .alias(mapped.DECODED))
-    return lf.with_columns(replaced).drop("_x_row", "_x_whole")
+        return lf.with_columns(replaced).drop("_x_row", "_x_whole")
+    # (the robust reading's paths read each row's own text now, not the page's: see mapped.FIRSTS)
+    return mapped.with_first_keys(lf.with_columns(replaced).drop("_x_row", "_x_whole"), pl.col(LINE))
 
 
 def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
