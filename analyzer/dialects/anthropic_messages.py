@@ -51,7 +51,15 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         lf = lf.with_columns(pl.lit(None, pl.String).alias("_x_stream_id"),
                              pl.lit(None, pl.String).alias("_x_stream_model"),
                              pl.lit(None, pl.Int64).alias("_x_stream_input"))
-    its = pl.coalesce([get((*r, "usage", "iterations")) for r in ROOTS])
+    return with_steps(lf, get, ROOTS)
+
+
+def with_steps(lf: pl.LazyFrame, get, roots: tuple[tuple[str, ...], ...]) -> pl.LazyFrame:
+    """One row per step of a Message's `usage.iterations` (the Message at any of `roots`), its counts
+    and model in `_x_it_*` columns (which a mapping's count fields name first), the record's first
+    row marked `_rec` 1. A Message without iterations keeps its single row. (Also a Message Batches
+    result's message: anthropic_batch.)"""
+    its = pl.coalesce([get((*r, "usage", "iterations")) for r in roots])
     lf = lf.with_columns(its.alias("_x_it"))
     if lf.collect_schema()["_x_it"] == pl.String:  # robust path: the list arrives as JSON text
         lf = lf.with_columns(pl.col("_x_it").str.json_decode(AS_TEXT))
@@ -80,15 +88,24 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
     )
 
 
-def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
+def steps_finished(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """A Message's steps after the first (with_steps) as parts of its request: no request of their
+    own, and an id of their own so that dedupe never takes one for a copy of the first."""
     extra = pl.col("_x_idx") > 0
-    lf = lf.with_columns(
-        # An iteration after the first is part of the same request: not a request, and an id of its own
-        # so that dedupe never takes it for a copy of the first.
+    return lf.with_columns(
         pl.when(extra).then(0).otherwise(pl.col("requests")).alias("requests"),
         pl.when(extra).then(pl.format("{}#{}", pl.col("request_id"), pl.col("_x_idx")))
         .otherwise(pl.col("request_id")).alias("request_id"),
     )
+
+
+def steps_read_as_text(roots: tuple[tuple[str, ...], ...]) -> dict:
+    """The fast path's reading of each root's `usage.iterations`: counts as text (see AS_TEXT)."""
+    return {(*r, "usage", "iterations"): AS_TEXT for r in roots}
+
+
+def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
+    lf = steps_finished(lf)
     if _is_stream(src):
         # A message whose final usage lists its iterations bills those: its message_start's counts are
         # top-level ones (which leave the compaction out), not a step. Then only events with iterations
@@ -107,4 +124,4 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 
 
 DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
-                      repeats=_is_stream, line_local=lambda src: not _is_stream(src), reads={("type",): pl.String(), **{(*r, "usage", "iterations"): AS_TEXT for r in ROOTS}})
+                      repeats=_is_stream, line_local=lambda src: not _is_stream(src), reads={("type",): pl.String(), **steps_read_as_text(ROOTS)})

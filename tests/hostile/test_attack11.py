@@ -182,9 +182,9 @@ def test_spark_reads_a_file_with_a_broken_line_as_polars_does(spark, tmp_path):
 # billed is the sum of the iterations, and its top-level counts leave the compaction out (as the
 # anthropic-messages dialect reads it). anthropic-batch is a pure mapping of the top-level counts: the
 # compaction's 1,000 input and 200 output tokens are priced nowhere (500 x 1.5 + 50 x 7.5 = $0.001125
-# at the batch tier, exit 0) where the steps bill 1,500 x 1.5 + 250 x 7.5 = $0.004125. Not small: the
-# batch mapping needs the Messages steps hook (and one verdict per record) for result.message.
-@pytest.mark.xfail(strict=True, reason="anthropic-batch prices a result's top-level counts, not its usage.iterations")
+# at the batch tier, exit 0) where the steps bill 1,500 x 1.5 + 250 x 7.5 = $0.004125. Fixed: the batch
+# mapping runs the Messages steps hook on result.message (anthropic_messages.with_steps), and so one
+# verdict per record too.
 def test_a_batch_result_bills_its_iterations(tmp_path):
     usage = {"input_tokens": 500, "output_tokens": 50, "service_tier": "batch",
              "iterations": [{"type": "compaction", "input_tokens": 1000, "output_tokens": 200},
@@ -196,3 +196,45 @@ def test_a_batch_result_bills_its_iterations(tmp_path):
     assert written == [] and report.accounting.priced == 1
     assert (report.totals["input_tokens"], report.totals["output_tokens"]) == (1500, 250)
     assert report.totals["cost"] == D("0.004125")
+
+
+def _batch_line(i: int, iterations: list[dict], result: str = "succeeded") -> str:
+    usage = {"input_tokens": 500, "output_tokens": 50, "service_tier": "batch", "iterations": iterations}
+    return json.dumps({"custom_id": f"t{i}", "result": {"type": result, "message": {
+        "id": f"msg_b{i}", "type": "message", "role": "assistant", "model": SONNET, "content": [],
+        "stop_reason": "end_turn", "usage": usage}}})
+
+
+COMPACTION = {"type": "compaction", "input_tokens": 1000, "output_tokens": 200}
+MESSAGE_STEP = {"type": "message", "input_tokens": 500, "output_tokens": 50}
+
+
+def test_a_batch_result_with_a_bad_step_is_quarantined_whole_and_reads_alike_robustly(tmp_path):
+    # One verdict per record holds for a batch result's steps too: the bad compaction step quarantines
+    # the result (written once, its line), the clean result beside it bills its two steps at the batch
+    # tier (1,500 x $1.50 + 250 x $7.50 per million = $0.004125), on the fast and the robust reading.
+    bad = dict(COMPACTION, input_tokens="1.5")
+    lines = [_batch_line(1, [COMPACTION, MESSAGE_STEP]), _batch_line(2, [bad, MESSAGE_STEP])]
+    (clean, _, clean_q), (broken, _, broken_q) = _clean_and_broken(tmp_path, {"batch.jsonl": lines})
+    for report in (clean, broken):
+        assert (report.accounting.priced, report.totals["input_tokens"], report.totals["cost"]) == (1, 1500, D("0.004125"))
+    assert clean_q == [("batch.jsonl", 2, "input_tokens is not a whole number (1.5)")]
+    assert broken_q == [*clean_q, ("batch.jsonl", 3, "not a JSON object (unparsable line)")]
+
+
+def test_spark_bills_a_batch_results_steps_as_polars_does(spark, tmp_path):
+    from analyzer import engine_spark
+    from analyzer.writers import render
+
+    path = tmp_path / "batch.jsonl"
+    path.write_text("".join(x + "\n" for x in [
+        _batch_line(1, [COMPACTION, MESSAGE_STEP]), _batch_line(2, [dict(COMPACTION, output_tokens=-1), MESSAGE_STEP]),
+        _batch_line(3, [], result="errored")]))
+    out = {}
+    for name, run in (("polars", analyze), ("spark", engine_spark.analyze)):
+        q = tmp_path / f"{name}.jsonl"
+        report = run([str(path)], ["model"], Options(quarantine=str(q)))
+        assert (report.accounting.priced, report.accounting.quarantined, report.accounting.not_billable) == (1, 1, 1)
+        assert report.totals["cost"] == D("0.004125")
+        out[name] = json.loads(render(report, "json").replace(str(q), "<q>"))
+    assert out["spark"] == out["polars"]
