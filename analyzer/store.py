@@ -1431,7 +1431,8 @@ class _MonthFiles:
             else:
                 self.stats[rel] = _stats(pl.concat(spans))
             self.removes.append((old, os.path.getsize(part), month))
-            for sha, priced, unpriced in found.iter_rows():
+            # (one row per source file whose copies this file held: bookkeeping of files, not of rows)
+            for sha, priced, unpriced in zip(found[SHA], found["priced"], found["unpriced"]):
                 had = self.displaced.setdefault(sha, {"priced": 0, "unpriced": 0})
                 had["priced"] += priced
                 had["unpriced"] += unpriced

@@ -390,7 +390,8 @@ def _bad_details(df: pl.DataFrame, details: pl.Struct, path: str) -> str:
     """Which line's SkuPriceDetails Polars could not decode (its message names no line): only on that
     error path are the cells looked at one by one, with Python's decoder."""
     names = [f.name for f in details.fields]
-    for line, text in df.select("line", pl.col("SkuPriceDetails").replace("", None)).drop_nulls().iter_rows():
+    cells = df.select("line", pl.col("SkuPriceDetails").replace("", None)).drop_nulls()
+    for line, text in zip(cells["line"], cells["SkuPriceDetails"]):  # (an invoice's lines, on its error path)
         try:
             value = json.loads(text)
         except ValueError:
