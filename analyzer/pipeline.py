@@ -468,8 +468,9 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
     # A robust retry's rows are spooled for a report whatever its passes: the quarantine pass then
     # reads again only the lines they show quarantined (see write_quarantine), not every row with its
     # record and reasons. (`price` reads them as they are.)
-    if not (loaded.robust and columns is not None) and (
-            loaded.robust or not (loaded.has_ids and (opts.dedupe or loaded.repeat_files))):
+    robust_report = loaded.robust and columns is not None
+    passes_again = loaded.has_ids and (opts.dedupe or loaded.repeat_files)  # (the dedupe passes)
+    if not robust_report and (loaded.robust or not passes_again):
         return loaded
     if columns is not None:
         columns = {*columns, "_ok", "_file", "source_row", "timestamp", "requests", "reported_cost", *COUNT_COLUMNS,
@@ -512,7 +513,8 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         # written so far, would wait for the process's end, beside the retry's)
         _remove([t for t in _TEMPORARY if t not in before])
         raise
-    return dataclasses.replace(loaded, parts=parts, unspooled=loaded.parts if loaded.robust else None, spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
+    return dataclasses.replace(loaded, parts=parts, unspooled=loaded.parts if loaded.robust else None,
+                               spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
                                decoded=all(_spooled(src) for src in loaded.files))
 
 
