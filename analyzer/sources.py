@@ -81,6 +81,9 @@ class SourceFile:
     # Set while a file is read part by part (see analyzer/line_retry.py): the lines its scans read
     # now, in place of the file's.
     piece: object | None = None
+    # Parquet columns of bytes (BINARY without the UTF-8 annotation, as older Spark and Hive write
+    # strings), checked to hold UTF-8 text and read as text (see check_parquet).
+    binary: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.display = self.display or remote.display(self.path)
@@ -148,7 +151,8 @@ class SourceFile:
     def scan_parquet(self) -> pl.LazyFrame:
         # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
         # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
-        return _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
+        lf = _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
+        return lf.with_columns(pl.col(c).cast(pl.String) for c in self.binary) if self.binary else lf
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -1766,10 +1770,37 @@ def _one_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
+def check_parquet(path: str) -> tuple[str, ...]:
+    """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
+    group's pages of one column), before Polars scans it; returns its columns of bytes, each checked to hold UTF-8.
+
+    Polars' streaming reader panics on some damaged pages (a Rust assertion: a traceback and a
+    backtrace on stderr, not an error), and on a column of bytes written as a record's text; PyArrow
+    raises an error naming what is wrong, which the caller turns into one line naming the file. It
+    costs ~0.15 CPU s per million rows, ~15% of a `report` of a Parquet file (docs/performance.md)."""
+    import pyarrow as pa  # (imported here: most runs read no Parquet)
+    import pyarrow.parquet as pq
+
+    try:
+        with pq.ParquetFile(path, pre_buffer=False) as f:
+            binary = [c.name for c in f.schema_arrow if pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type)]
+            for name in f.schema_arrow.names:  # (a column at a time: a row group's pages of one column in memory)
+                for batch in f.iter_batches(batch_size=1 << 16, columns=[name], use_threads=False):
+                    if name in binary:
+                        try:
+                            batch.column(0).cast(pa.string())
+                        except pa.ArrowInvalid:
+                            raise ValueError(f"column {name!r} holds bytes that are not UTF-8 text") from None
+    except (OSError, pa.ArrowException) as e:
+        raise ValueError(f"damaged Parquet: {_one_line(e)}") from None
+    return tuple(binary)
+
+
 def _peek(src: SourceFile, head: bytes) -> None:
     if src.container != "parquet" and head.count(b"\n"):
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
+        src.binary = check_parquet(src.path)
         src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
         src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":

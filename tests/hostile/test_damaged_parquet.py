@@ -1,0 +1,74 @@
+"""Parquet that Polars' reader panics on: a damaged page, or a column of bytes.
+
+A panic is not an error Python code can rely on catching (pyo3's PanicException is a BaseException,
+and Rust prints a backtrace on stderr first), so every Parquet input is decoded once by PyArrow before
+Polars reads it (sources.check_parquet). The damaged files are fixtures/hostile/damaged-parquet/ (see
+its README for where each came from)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from analyzer.cli import main
+
+DAMAGED = Path(__file__).parents[2] / "fixtures" / "hostile" / "damaged-parquet"
+CASES = {
+    "hourly-index-count.parquet": "Invalid number of indices: 0",
+    "hourly-levels.parquet": "Number of decoded rep / def levels do not match num_values in page header",
+    "spend-bit-width.parquet": "Invalid or corrupted bit_width 182. Maximum allowed is 32.",
+    "usage-column-metadata.parquet": "Invalid column metadata (corrupt file?)",
+    "usage-encoding.parquet": "Unknown encoding type.",
+}
+
+
+@pytest.mark.parametrize("command", ["report", "price"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_damaged_page_is_one_line_naming_the_file(tmp_path, name, command):
+    path = DAMAGED / name
+    extra = ["-o", str(tmp_path / "rows.csv")] if command == "price" else []
+    r = CliRunner().invoke(main, [command, str(path), "--quarantine", str(tmp_path / "q.jsonl"), *extra])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {path}: cannot read (damaged Parquet: {CASES[name]})\n"
+    assert not (tmp_path / "rows.csv").exists() and not (tmp_path / "q.jsonl").exists()
+
+
+def test_a_damaged_file_found_in_a_tree_is_refused_too(tmp_path):
+    """Found by a walk beside good logs: refused, not skipped (a log the walk found could hold spend)."""
+    (tmp_path / "logs").mkdir()
+    good = pl.read_csv(Path(__file__).parents[2] / "fixtures" / "sample" / "october.csv", infer_schema=False)
+    good.write_parquet(tmp_path / "logs" / "good.parquet")
+    (tmp_path / "logs" / "bad.parquet").write_bytes((DAMAGED / "usage-encoding.parquet").read_bytes())
+    r = CliRunner().invoke(main, ["report", str(tmp_path / "logs")])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"llm-cost: error: {tmp_path / 'logs' / 'bad.parquet'}: cannot read (damaged Parquet:")
+
+
+def _canonical(request_id, model) -> pl.DataFrame:
+    return pl.DataFrame({"request_id": request_id, "timestamp": ["2026-11-01T00:00:00Z"] * 2,
+                         "model": model, "input_tokens": [1000, 2000], "output_tokens": [100, 0]})
+
+
+def test_a_column_of_bytes_holding_text_is_read_as_text(tmp_path):
+    """BINARY without the UTF-8 annotation is how older Spark and Hive write strings. Polars panicked
+    writing such a column into a record's text ("Writing BinaryView to JSON")."""
+    path = tmp_path / "bytes.parquet"
+    _canonical([b"r1", b"r2"], [b"claude-sonnet-4-5"] * 2).write_parquet(path)
+    r = CliRunner().invoke(main, ["report", str(path), "--by", "model", "--format", "json", "-o", str(tmp_path / "r.json")])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "r.json").read_text())
+    # Sonnet 4.5, $3 in / $15 out per MTok: 3,000 x 3 + 100 x 15 = 10,500 / 1e6
+    assert [(row["model"], Decimal(row["cost"])) for row in rep["rows"]] == [("claude-sonnet-4-5-20250929", Decimal("0.0105"))]
+
+
+def test_a_column_of_bytes_that_are_not_text_is_refused_naming_it(tmp_path):
+    path = tmp_path / "bytes.parquet"
+    _canonical([b"\xff\xfe", b"r2"], ["claude-sonnet-4-5"] * 2).write_parquet(path)
+    r = CliRunner().invoke(main, ["report", str(path)])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {path}: cannot read (column 'request_id' holds bytes that are not UTF-8 text)\n"
