@@ -34,6 +34,7 @@ from ..errors import AnalyzerError
 from ..models import Resolver
 from ..pricebook import PriceBook
 from ..schema import MONEY
+from ..sources import check_parquet
 from ..words import counted
 
 FORMATS = ("admin-cost-report", "analytics-cost", "console-cost-csv", "focus", "plain-csv")
@@ -84,6 +85,10 @@ def detect(path: str) -> str:
     """The invoice format, from the file's top-level keys or header."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".parquet":
+        try:
+            check_parquet(path)  # (Polars panics on some damaged pages: see sources.check_parquet)
+        except ValueError as e:
+            raise InvoiceError(f"{path}: cannot read ({e})") from None
         cols = set(pl.scan_parquet(path, glob=False).collect_schema())  # (read_parquet_schema expands `[` in a name)
         if "BilledCost" in cols:
             return "focus"

@@ -22,8 +22,8 @@ CASES = {
     "hourly-index-count.parquet": "Invalid number of indices: 0",
     "hourly-levels.parquet": "Number of decoded rep / def levels do not match num_values in page header",
     "spend-bit-width.parquet": "Invalid or corrupted bit_width 182. Maximum allowed is 32.",
-    "usage-column-metadata.parquet": "Invalid column metadata (corrupt file?)",
-    "usage-encoding.parquet": "Unknown encoding type.",
+    "sample-column-metadata.parquet": "Invalid column metadata (corrupt file?)",
+    "sample-encoding.parquet": "Unknown encoding type.",
 }
 
 
@@ -43,7 +43,7 @@ def test_a_damaged_file_found_in_a_tree_is_refused_too(tmp_path):
     (tmp_path / "logs").mkdir()
     good = pl.read_csv(Path(__file__).parents[2] / "fixtures" / "sample" / "october.csv", infer_schema=False)
     good.write_parquet(tmp_path / "logs" / "good.parquet")
-    (tmp_path / "logs" / "bad.parquet").write_bytes((DAMAGED / "usage-encoding.parquet").read_bytes())
+    (tmp_path / "logs" / "bad.parquet").write_bytes((DAMAGED / "sample-encoding.parquet").read_bytes())
     r = CliRunner().invoke(main, ["report", str(tmp_path / "logs")])
     assert r.exit_code == 2, r.output
     assert r.output.startswith(f"llm-cost: error: {tmp_path / 'logs' / 'bad.parquet'}: cannot read (damaged Parquet:")
@@ -72,3 +72,13 @@ def test_a_column_of_bytes_that_are_not_text_is_refused_naming_it(tmp_path):
     r = CliRunner().invoke(main, ["report", str(path)])
     assert r.exit_code == 2, r.output
     assert r.output == f"llm-cost: error: {path}: cannot read (column 'request_id' holds bytes that are not UTF-8 text)\n"
+
+
+def test_a_damaged_parquet_invoice_is_one_line(tmp_path):
+    """`audit --invoice` reads a FOCUS invoice as Parquet too."""
+    logs = Path(__file__).parents[2] / "fixtures" / "sample" / "october.csv"
+    invoice = tmp_path / "focus.parquet"
+    invoice.write_bytes((DAMAGED / "sample-encoding.parquet").read_bytes())
+    r = CliRunner().invoke(main, ["audit", str(logs), "--invoice", str(invoice)])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {invoice}: cannot read (damaged Parquet: Unknown encoding type.)\n"
