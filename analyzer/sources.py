@@ -1778,6 +1778,9 @@ def check_parquet(path: str) -> tuple[str, ...]:
     backtrace on stderr, not an error), and on a column of bytes written as a record's text; PyArrow
     raises an error naming what is wrong, which the caller turns into one line naming the file. It
     costs ~0.15 CPU s per million rows, ~15% of a `report` of a Parquet file (docs/performance.md)."""
+    run = _RUN.get()
+    if run is not None and ("parquet checked", path) in run:  # (a robust retry opens the file again)
+        return run["parquet checked", path]
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
@@ -1793,6 +1796,8 @@ def check_parquet(path: str) -> tuple[str, ...]:
                             raise ValueError(f"column {name!r} holds bytes that are not UTF-8 text") from None
     except (OSError, pa.ArrowException) as e:
         raise ValueError(f"damaged Parquet: {_one_line(e)}") from None
+    if run is not None:
+        run["parquet checked", path] = tuple(binary)
     return tuple(binary)
 
 
