@@ -21,6 +21,7 @@ os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 
 from decimal import Decimal
 
 import click
+from click.core import ParameterSource
 
 from .errors import AnalyzerError, ExitCode
 from .words import counted
@@ -338,7 +339,7 @@ def main():
 @click.option("--format", "fmt", type=Choice(["table", "csv", "json", "jsonl", "parquet", "markdown", "html", "focus"]),
               help="output format [default: from -o's extension, else table]; html: one self-contained page with "
                    "charts; focus: FinOps FOCUS 1.2 rows (CSV, or Parquet with -o x.parquet; its own grain: day x "
-                   "SKU x dimensions, --by is not used)")
+                   "SKU price x dimensions: --by, --sort, --top, --columns, --precision are refused)")
 @click.option("--billing-account", help="with --format focus: the BillingAccountId [default: the platform, e.g. anthropic]")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="write the report to this file (atomically)")
 @click.option("--version", "version", type=click.IntRange(min=0), help="with --store: the store as of this table version "
@@ -370,12 +371,23 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
 
         raise OptionError("--engine spark: reads log files into report's formats; not --store or --format focus")
     if fmt == "focus":
-        if version is not None or as_of:
-            from .errors import OptionError
+        from .errors import OptionError
 
+        if version is not None or as_of:
             raise OptionError("--version/--as-of with --format focus: the export reads the store as it is now")
+        # A FOCUS export is every charge at its own grain: an option that shapes a report's rows would
+        # be ignored, and the file would not be what was asked for. Refused, like --tz.
+        shaping = {"--by": click.get_current_context().get_parameter_source("by") != ParameterSource.DEFAULT,
+                   "--sort": sort_key is not None, "--top": top is not None, "--columns": columns is not None,
+                   "--precision": precision is not None}
+        used = [flag for flag, given in shaping.items() if given]
+        if used:
+            raise OptionError(f"{', '.join(used)}: not with --format focus, which writes every charge at FOCUS's "
+                              "own grain (UTC day x SKU price x the logs' dimensions); leave "
+                              f"{'it' if len(used) == 1 else 'them'} out, or use another --format")
         _focus(paths, store_dir, output, billing_account, kw)
         return
+    _focus_only(billing_account)
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     shown = view.View.parse(columns, precision)
@@ -411,6 +423,14 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
     # same lines are not said again as warnings on stderr.
     said = fmt in ("table", "markdown") and output in (None, "-")
     _finish(rep.accounting, kw["strict"], kw["quiet"] or said, kw["reveal_keys"])
+
+
+def _focus_only(billing_account: str | None) -> None:
+    """--billing-account names the account of FOCUS rows: with any other output it would be ignored."""
+    if billing_account is not None:
+        from .errors import OptionError
+
+        raise OptionError("--billing-account: applies to --format focus (other outputs have no billing account)")
 
 
 def _focus(paths, store_dir, output, billing_account, kw) -> None:
@@ -464,6 +484,7 @@ def price(paths, output, fmt, billing_account, **kw):
             raise OptionError("--engine spark: prices requests into .parquet, .csv or .jsonl; not --format focus")
         _focus(paths, None, output, billing_account, kw)
         return
+    _focus_only(billing_account)
 
     # The extension is the format (price has no --format): `-o -` made a file named `-`, and
     # `-o /dev/stdout` was told to pass a --format this command does not have. With Spark, `-o rows.parquet/`

@@ -159,6 +159,7 @@ def frame(groups: pipeline.Groups, list_book, billing_account: str | None = None
         pl.lit(values["ServiceSubcategory"]).alias("ServiceSubcategory"),
         pl.format("{}:{}", "model", "_component").alias("SkuId"), meter.alias("SkuMeter"),
         details.alias("SkuPriceDetails"),
+        # (no price period or overlay in the id: FOCUS 1.2 keeps a SkuPriceId the same over time and contracts)
         pl.format("{}:{}:{}", "model", "_component", "discount_type").alias("SkuPriceId"),
         workspace.alias("SubAccountId"), workspace.alias("SubAccountName"), tags.alias("Tags"),
         pl.col("_component").alias("x_TokenClass"), pl.col("discount_type").alias("x_DiscountType"),

@@ -186,6 +186,37 @@ def test_bad_requests_are_one_line(log, tmp_path):
     assert r.exit_code == 0 and r.stdout.startswith("BilledCost,")
 
 
+_GRAIN = ("not with --format focus, which writes every charge at FOCUS's own grain (UTC day x SKU price x the "
+          "logs' dimensions); leave {} out, or use another --format")
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--top", "3"], "--top"), (["--by", "day"], "--by"), (["--by", "model"], "--by"),  # (model: the default, said)
+    (["--sort", "-cost"], "--sort"), (["--columns", "cost"], "--columns"), (["--precision", "4"], "--precision"),
+    (["--by", "day,model", "--top", "2"], "--by, --top"),
+])
+def test_options_that_shape_a_report_are_refused_with_focus_not_ignored(log, tmp_path, args, named):
+    """They were ignored: `--top 3` wrote every row, `--by day` the FOCUS grain, with exit 0. A FOCUS export
+    is every charge at the spec's grain, so each is one line naming the options, exit 2, and no file."""
+    out = tmp_path / "f.csv"
+    r = CliRunner().invoke(main, ["report", log, "--format", "focus", "-o", str(out), "--quarantine",
+                                  str(tmp_path / "q.jsonl"), *args])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {named}: " + _GRAIN.format("them" if "," in named else "it") + "\n"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["report"], ["report", "--format", "csv"], ["price", "-o", "rows.csv"]])
+def test_billing_account_without_focus_is_refused(log, tmp_path, monkeypatch, command):
+    """--billing-account names FOCUS rows' account; with any other output it was ignored, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, [*command, log, "--billing-account", "acme", "--quarantine", "q.jsonl"])
+    assert r.exit_code == 2, r.output
+    assert r.output == ("llm-cost: error: --billing-account: applies to --format focus (other outputs have no "
+                        "billing account)\n")
+    assert not (tmp_path / "rows.csv").exists()
+
+
 def test_platform_names_the_provider_and_residency_the_region(tmp_path):
     p = tmp_path / "log.csv"
     p.write_text("timestamp,model,platform,inference_geo,input_tokens,output_tokens\n"

@@ -177,3 +177,77 @@ def test_byte_order_mark_and_quoted_header(tmp_path, book):
     path.write_bytes(b'\xef\xbb\xbf"period","model","amount_usd"\n2026-10,claude-haiku-4-5,1.5\n')
     inv = invoices.read(str(path), book)
     assert inv.format == "plain-csv" and inv.lines["billed"].to_list() == [Decimal("1.5")]
+
+
+# ----------------------------------------------------------------------------------------------
+# Amounts finer than money's 12 decimal places: cast to Decimal(38, 12) they were rounded without a word
+# (`3.0000000000004` billed as $3.00, `1.5e-12` as $0.000000000002) and the audit compared a number the
+# invoice does not say. Refused, naming the line; trailing zeros and exponents that stay within 12 places
+# are exact and read.
+
+def _plain_logs(tmp_path):
+    logs = tmp_path / "logs.csv"  # 1M input tokens of Sonnet 4.5: $3.00
+    logs.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                    "r1,2026-10-01T09:00:00Z,claude-sonnet-4-5,1000000,0\n")
+    return logs
+
+
+def _audit(tmp_path, invoice, *args):
+    return CliRunner().invoke(main, ["audit", str(_plain_logs(tmp_path)), "--invoice", str(invoice), "--quarantine",
+                                     str(tmp_path / "q.jsonl"), *args])
+
+
+@pytest.mark.parametrize("amount", ["3.0000000000004", "3.00000000000049999", "1.5e-12", "-0.0000000000001",
+                                    "3000000000000e-12000"])
+def test_an_amount_finer_than_twelve_places_is_refused_not_rounded(tmp_path, amount):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,amount_usd\n2026-10-01,claude-sonnet-4-5,{amount}\n")
+    r = _audit(tmp_path, invoice)
+    assert r.exit_code == 2, r.output
+    assert r.output == (f"llm-cost: error: {invoice}, line 2: amount {amount!r} has more than 12 decimal places; "
+                        "llm-cost keeps money exact to 12 places of a dollar and does not round an invoice\n")
+
+
+@pytest.mark.parametrize("amount", ["3.000000000000000000", "3.000000000001", "3000000000000e-12", "0.0e-20"])
+def test_an_amount_within_twelve_places_is_read_exactly(tmp_path, amount):
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,amount_usd\n2026-10-01,claude-sonnet-4-5,{amount}\n")
+    r = _audit(tmp_path, invoice, "--format", "json", "--tolerance", "1000")
+    assert r.exit_code == 0, r.output
+    assert Decimal(json.loads(r.stdout)["lines"][0]["billed"]) == Decimal(amount)
+
+
+def test_cents_are_refused_beyond_ten_places_and_exact_within(tmp_path):
+    """Admin API amounts are cents: 10 places of a cent are 12 of a dollar."""
+    def page(amount):
+        path = tmp_path / "cost_report.json"
+        path.write_text(json.dumps({"data": [{"starting_at": "2026-10-01T00:00:00Z", "ending_at": "2026-10-02T00:00:00Z",
+                                              "results": [{"amount": amount, "currency": "USD"}]}]}))
+        return path
+
+    r = _audit(tmp_path, page("300.0000000001"), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["lines"][0]["billed"] == "3.000000000001"
+    invoice = page("300.00000000001")
+    r = _audit(tmp_path, invoice)
+    assert r.exit_code == 2, r.output
+    assert r.output == (f"llm-cost: error: {invoice}, data[0].results[0]: amount '300.00000000001' (cents) has more "
+                        "than 10 decimal places; llm-cost keeps money exact to 12 places of a dollar and does not "
+                        "round an invoice\n")
+
+
+def test_a_focus_credit_or_a_quantity_finer_than_twelve_places_is_refused(tmp_path):
+    lines = Path(reference("focus_sample.csv")).read_text().splitlines(keepends=True)
+    credit = tmp_path / "credit.csv"
+    credit.write_text("".join(lines[:-1]) + lines[-1].replace("-5.0,", "-5.0000000000001,", 1))
+    r = _audit(tmp_path, credit)
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"llm-cost: error: {credit}, line {len(lines)}: amount '-5.0000000000001' has more "
+                               "than 12 decimal places")
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text("period,model,token_type,amount_usd,quantity\n"
+                       "2026-10-01,claude-sonnet-4-5,input,3.00,1000000.0000000000001\n")
+    r = _audit(tmp_path, invoice)
+    assert r.exit_code == 2, r.output
+    assert r.output == (f"llm-cost: error: {invoice}, line 2: quantity '1000000.0000000000001' has more than 12 "
+                        "decimal places; llm-cost does not round an invoice\n")

@@ -243,6 +243,29 @@ def _decimal(col: str) -> pl.Expr:
     return pl.col(col).str.strip_chars().cast(MONEY, strict=False)
 
 
+_PLACES = MONEY.scale  # money is exact to 12 decimal places (a picodollar)
+_CENTS_PLACES = _PLACES - 2  # an amount in cents (Admin API reports): 10 places of a cent are 12 of a dollar
+
+
+def _places(col: str) -> pl.Expr:
+    """How many decimal places the number written in `col` needs (trailing zeros do not count; an
+    exponent moves the point: `1.5e-12` needs 13). Null when the text is not a plain number. Casting
+    to MONEY rounds what is finer than MONEY's scale without a word, so this is read from the text."""
+    parts = pl.col(col).str.strip_chars().str.extract_groups(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,6}))?$")
+    whole, frac = parts.struct.field("1").fill_null(""), parts.struct.field("2").fill_null("")
+    digits = whole + frac
+    significant = digits.str.strip_chars_end("0")
+    zeros = (digits.str.len_chars() - significant.str.len_chars()).cast(pl.Int64)
+    exponent = parts.struct.field("3").cast(pl.Int64).fill_null(0)
+    places = frac.str.len_chars().cast(pl.Int64) - exponent - zeros
+    return pl.when(significant.str.strip_chars_start("0") == "").then(0).otherwise(places)  # (zero: `0.0e-20`)
+
+
+def _too_fine(col: str, places: int | pl.Expr = _PLACES) -> pl.Expr:
+    """The number in `col` has digits beyond `places` decimal places: it cannot be held exactly."""
+    return pl.col(col).is_not_null() & (_places(col) > places)
+
+
 _S = pl.String
 
 
@@ -261,6 +284,7 @@ def _admin_cost_report(path: str):
     frame = frame.select("line", "starting_at", "ending_at", pl.col("model").alias("model_label"), "token_type",
                          "cost_type", "service_tier", "context_window", pl.col("workspace_id").alias("workspace"),
                          "currency", _cents_to_dollars("amount").alias("billed"), pl.col("amount").alias("_amount"),
+                         pl.lit(_CENTS_PLACES).alias("_amount_places"),
                          pl.lit(None, MONEY).alias("quantity"))
     return frame, _incomplete(pages), True  # the endpoint leaves Priority Tier costs out
 
@@ -279,7 +303,7 @@ def _analytics_cost(path: str):
         pl.format("data[{}]", "_i").alias("line"), "starting_at", "ending_at", pl.col("model").alias("model_label"),
         "token_type", "cost_type", "service_tier", "context_window", pl.col("workspace_id").alias("workspace"),
         "currency", _cents_to_dollars("amount").alias("billed"), pl.col("amount").alias("_amount"),
-        pl.lit(None, MONEY).alias("quantity"))
+        pl.lit(_CENTS_PLACES).alias("_amount_places"), pl.lit(None, MONEY).alias("quantity"))
     return frame, _incomplete(pages), False
 
 
@@ -348,6 +372,10 @@ def _focus(path: str):
     bad = _first_bad(df, _decimal("BilledCost").is_null())
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: amount {bad['BilledCost']!r} is not a decimal number")
+    bad = _first_bad(df, _too_fine("BilledCost"))  # (a credit's too: its amount is summed in a note)
+    if bad:
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['BilledCost']!r} has more than {_PLACES} decimal "
+                           "places; llm-cost keeps money exact to 12 places of a dollar and does not round an invoice")
     currency = _opt(df, "BillingCurrency").str.strip_chars()
     bad = _first_bad(df.with_columns(currency.alias("_currency")),
                      (pl.col("_currency") != "") & (pl.col("_currency").str.to_uppercase() != "USD"))
@@ -471,10 +499,23 @@ def _finish(frame: pl.DataFrame, path: str, book: PriceBook) -> pl.DataFrame:
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r} is too large for an invoice line "
                            f"(under {_MAX_AMOUNT:,} dollars)")
+    # Finer than a picodollar, an amount would be rounded to MONEY's 12 places without a word (and an
+    # audit then compares a number the invoice does not say): refused, naming the line, not rounded.
+    limit = pl.col("_amount_places") if "_amount_places" in frame.columns else pl.lit(_PLACES)
+    bad = _first_bad(frame, _too_fine("_amount", limit))
+    if bad:
+        cents = bad.get("_amount_places") == _CENTS_PLACES
+        raise InvoiceError(f"{path}, {bad['line']}: amount {bad['_amount']!r}{' (cents)' if cents else ''} has more "
+                           f"than {_CENTS_PLACES if cents else _PLACES} decimal places; llm-cost keeps money exact "
+                           "to 12 places of a dollar and does not round an invoice")
     if "_quantity" in frame.columns:  # (a quantity that is not a number was dropped: no quantity compared)
         bad = _first_bad(frame, (pl.col("_quantity").str.strip_chars() != "") & pl.col("quantity").is_null())
         if bad:
             raise InvoiceError(f"{path}, {bad['line']}: quantity {bad['_quantity']!r} is not a decimal number")
+        bad = _first_bad(frame, _too_fine("_quantity"))
+        if bad:
+            raise InvoiceError(f"{path}, {bad['line']}: quantity {bad['_quantity']!r} has more than {_PLACES} "
+                               "decimal places; llm-cost does not round an invoice")
     bad = _first_bad(frame, pl.col("currency").is_not_null() & (pl.col("currency").str.to_uppercase() != "USD"))
     if bad:
         raise InvoiceError(f"{path}, {bad['line']}: currency {bad['currency']!r}; only USD invoices can be audited")

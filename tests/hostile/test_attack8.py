@@ -374,22 +374,45 @@ def test_a_password_in_a_url_is_not_in_an_error_obstore_words(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# FOCUS 1.2, SkuPriceId: "SkuPriceId MUST define a single unit price used for calculating the charge."
-# The export's SkuPriceId is model:token_class:discount_type, which a price change does not enter: the
-# sample logs' Sonnet 5.5 cache reads are $0.20/MTok on 2026-10-06 and $0.10 from 2026-10-07, both as
-# `claude-sonnet-5-5:cache_read:standard` (and an overlay's `discount_from` inside the logs' dates
-# splits one id's contracted price the same way). Costs are right; the id does not name one price.
+# A SkuPriceId (model:token_class:discount_type) carries two unit prices across a price change: the
+# sample logs' Sonnet 5.5 cache reads are $0.20/MTok on 2026-10-06 and $0.10 from 2026-10-07, one id. This
+# was a strict xfail quoting "SkuPriceId MUST define a single unit price", which is FOCUS 1.0/1.1 wording.
+# FOCUS 1.2, the version exported (tag v1.2, specification/columns/skupriceid.md, FOCUS_Spec #676),
+# dropped it: a SKU Price excludes "temporal validity (e.g., effective dates)" and "negotiable discounts",
+# and SkuPriceId "MUST remain consistent over time" and "across billing accounts or contracts". So the id
+# stays as it is; what 1.2 asks is checked: one id across the price change and under an overlay, one
+# parent SkuId, and one list and one contracted price per id in a charge period (the price is looked up
+# by the id and the date; x_PricePeriod names the book's period).
 
-@pytest.mark.xfail(strict=True, reason="SkuPriceId (focus.py) leaves out the price period and the overlay's discount "
-                                       "dates, so one id carries two unit prices across a price change")
-def test_each_focus_sku_price_id_names_one_unit_price(tmp_path):
-    out = tmp_path / "focus.csv"
+def _sku_prices(tmp_path, *prices):
+    out = tmp_path / f"focus{len(prices)}.csv"
     r = run("report", ROOT / "fixtures" / "sample", "--format", "focus", "-o", out, "-q", "--quarantine",
-            tmp_path / "q.jsonl")
+            tmp_path / "q.jsonl", *[a for p in prices for a in ("--prices", p)])
     assert r.exit_code == 0, r.output
-    prices = pl.read_csv(out, infer_schema=False).group_by("SkuPriceId").agg(
-        pl.col("ListUnitPrice").n_unique().alias("list"), pl.col("ContractedUnitPrice").n_unique().alias("contracted"))
-    assert prices.filter((pl.col("list") > 1) | (pl.col("contracted") > 1))["SkuPriceId"].to_list() == []
+    return pl.read_csv(out, infer_schema=False)
+
+
+def test_a_focus_sku_price_id_stays_across_a_price_change_and_names_one_price_per_day(tmp_path):
+    rows = _sku_prices(tmp_path)
+    reads = rows.filter(pl.col("SkuPriceId") == "claude-sonnet-5-5:cache_read:standard").sort("ChargePeriodStart")
+    assert reads.select("ChargePeriodStart", "ListUnitPrice", "ContractedUnitPrice", "x_PricePeriod").rows() == [
+        ("2026-10-06T00:00:00Z", "0.200000000000", "0.200000000000", "2026-09-28"),
+        ("2026-10-07T00:00:00Z", "0.100000000000", "0.100000000000", "2026-10-07")]
+    per_day = rows.group_by("SkuPriceId", "ChargePeriodStart").agg(
+        pl.col("ListUnitPrice").n_unique().alias("list"), pl.col("ContractedUnitPrice").n_unique().alias("contracted"),
+        pl.col("SkuId").n_unique().alias("sku"))
+    assert per_day.filter((pl.col("list") > 1) | (pl.col("contracted") > 1) | (pl.col("sku") > 1)).height == 0
+    assert rows.select(pl.col("SkuPriceId").str.starts_with(pl.col("SkuId") + ":").all()).item()  # (its parent)
+
+
+def test_a_focus_sku_price_id_is_the_same_under_a_negotiated_price(tmp_path):
+    """fixtures/prices/negotiated.toml: 15% off from 2026-10-01 and Sonnet 4.5 at 2.4/12 from 2026-11-01."""
+    listed, negotiated = _sku_prices(tmp_path), _sku_prices(tmp_path, ROOT / "fixtures" / "prices" / "negotiated.toml")
+    key = ["ChargePeriodStart", "SkuPriceId", "BillingAccountId", "Tags", "x_ServiceTier", "x_ContextWindow"]
+    assert listed.select(key).sort(key).rows() == negotiated.select(key).sort(key).rows()
+    both = listed.join(negotiated, on=key, suffix="_n")
+    assert (both["ListUnitPrice"] == both["ListUnitPrice_n"]).all()
+    assert (both["ContractedUnitPrice"] != both["ContractedUnitPrice_n"]).any()  # (the contract changed the price)
 
 
 # ----------------------------------------------------------------------------------------------
