@@ -14,7 +14,8 @@ Which lines each plan reads does not change a verdict: a line the fast plan read
 would be read with (and its record text, `_raw`, is the line, as on the robust path); a line it cannot
 read is the robust path's, as before. Only formats whose rows each depend on their own line alone can
 be read so (Dialect.line_local): a stream whose events carry values forward (Messages streams) is read
-robustly whole, as before.
+robustly whole, as before. A CSV file of such a format is not read by the fast plan: its retry reads
+by parts only the records its quarantine pass needs (needed_records).
 """
 
 from __future__ import annotations

@@ -861,6 +861,8 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
         # Polars tells the columns of a headerless piece from its first record. Only the columns the
         # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same).
         wanted = None if columns is None else [c for c in names if c in columns] or names[:1]
+        if keep is not None and keep.is_empty():
+            return  # (the quarantine pass, for a file none of whose records it needs)
         row, head = 2, True
         for piece in _csv_pieces(_blocks(path, compression, run, piece_bytes or PIECE_BYTES)):
             body = piece[len(header):] if head else piece

@@ -168,3 +168,33 @@ def test_the_quarantine_pass_asks_for_the_quarantined_records_alone(tmp_path, mo
     # The robust pass reads every record (once, spooled); the quarantine pass the five it found.
     assert asked[-1] == [52, 53, 54, 55, 56]
     assert None in asked[:-1]
+
+
+def test_a_mapped_csv_in_a_retried_run(tmp_path):
+    # A --map format read from CSV (each record its own row: line-local) in a run retried for a torn
+    # JSON line of the same format: its quarantined records are asked for and found alone too. (Line 7
+    # is the fixture's own: fewer input tokens than its cache reads.)
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "fixtures" / "dialects" / "custom-mapping"
+    (tmp_path / "in").mkdir()
+    rows = (root / "homegrown.csv").read_text().splitlines()
+    bad = rows[1].replace(",12000,", ",-12,")
+    (tmp_path / "in" / "gateway.csv").write_text("\n".join([rows[0], *rows[1:3], bad, bad.replace(",search,", ',"x\ny",'),
+                                                          *rows[3:], bad]) + "\n")
+    (tmp_path / "in" / "gateway.jsonl").write_text('{"when":"2026-11-24T08:00:00Z","llm":"claude-haiku-4-5",'
+                                                   '"prompt_total":5,"completion":1}\n{"when":"2026-11-24T0')
+    args = ["report", str(tmp_path / "in"), "--map", str(root / "mapping.toml"), "--by", "day,model,team"]
+    outs = []
+    for whole in (False, True):
+        q = tmp_path / f"q{whole}.jsonl"
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(sources, "PIECE_BYTES", 120)
+            if whole:
+                m.setattr(line_retry, "line_local", lambda d, src: False)
+                m.setattr(pipeline, "_spooled", lambda src, robust=False: src.container in ("json", "jsonl"))
+            result = CliRunner().invoke(main, [*args, "--format", "csv", "--quarantine", str(q)],
+                                        catch_exceptions=False)
+        outs.append((result.output.replace(str(q), "Q"), q.read_text()))
+    assert outs[0] == outs[1]
+    assert [(json.loads(x)["file"].rsplit("/")[-1], json.loads(x)["line"]) for x in outs[0][1].splitlines()] == [
+        ("gateway.csv", 4), ("gateway.csv", 5), ("gateway.csv", 7), ("gateway.csv", 8), ("gateway.jsonl", 2)]
