@@ -868,13 +868,14 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             body = piece[len(header):] if head else piece
             head = False
             if keep is not None:
-                # (counted by one column, the same reader, lossy: a byte that is not UTF-8 neither
-                # ends nor opens a record; so are the records of the reading below)
+                # (counted by one column, with the reading's own options: its records are the
+                # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record)
                 n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[:1], **counting).height
-                at = keep.search_sorted(row)
-                if at >= keep.len() or keep[at] >= row + n:
+                lo, hi = keep.search_sorted(row), keep.search_sorted(row + n)
+                if lo == hi:
                     row += n
                     continue
+                here = keep.slice(lo, hi - lo)
             try:
                 frame = pl.read_csv(text_header + body, encoding="utf8", columns=wanted, **opts).with_columns(
                     pl.lit(False).alias(BAD))
@@ -885,7 +886,7 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                 frame = _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
             frame = frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
-            yield frame if keep is None else frame.filter(pl.col("_row").is_in(keep.implode()))
+            yield frame if keep is None else frame.filter(pl.col("_row").is_in(here.implode()))
 
     lf = _serve(schema, frames, "llm-cost csv", path)
     return lf.rename(renamed) if renamed else lf
