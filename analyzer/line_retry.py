@@ -184,7 +184,7 @@ def needed_records(d: Dialect, src: SourceFile, ctx: Context) -> pl.LazyFrame | 
 
     CSV is not read by the fast plan by parts: its robust plan is the same reader with the counts
     as text, each parsed from it (1M rows: 0.75 CPU s against the fast plan's 0.65 over the same
-    reader). What made a retry cost 3-4x the clean file was reading it whole four times (the
+    reader). What made a retry cost ~3x the clean file was reading it whole four times (the
     dedupe hashes, the two plans of the aggregate, each over its own reading of a Python source,
     and the quarantine pass, every record's `_raw` and `_reason` spelled out). The retry's rows are
     now decoded once (pipeline.spool), and the quarantine pass hands only the records the spooled
