@@ -449,11 +449,15 @@ def _candidates(loaded: Loaded, opts: Options) -> pl.Series | None:
                              ids_per_pass=dedupe.SPOOLED_IDS_PER_PASS if loaded.decoded else dedupe.IDS_PER_PASS)
 
 
-def _spooled(src: SourceFile) -> bool:
+def _spooled(src: SourceFile, robust: bool = False) -> bool:
     """Whether spool decodes this file once for the passes: JSON (decoding is most of a pass), and
     any compressed file (each pass would decompress it again, in this process: a gzip CSV with
-    dedupe took 2.2x the CPU of one pass)."""
-    return src.container in ("json", "jsonl") or (src.compression is not None and src.container != "parquet")
+    dedupe took 2.2x the CPU of one pass), and a CSV file read robustly (by the bounded reader, a
+    Python source: each of the aggregate's two plans reads it anew, where they share Polars' own
+    scan; and the quarantine pass then reads only the records its spooled rows show quarantined,
+    see line_retry.needed_records)."""
+    return src.container in ("json", "jsonl") or (src.compression is not None and src.container != "parquet") or (
+        robust and src.container == "csv")
 
 
 def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loaded:
@@ -488,7 +492,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         if columns is not None:
             lf = lf.with_columns(dedupe.hashes()).select([c for c in lf.collect_schema().names() if c in columns]
                                                         + [dedupe.H1, dedupe.H2])
-        if not _spooled(src):
+        if not _spooled(src, loaded.robust):
             parts.append(lf)
             continue
         fd, tmp = temporary_file("llm-cost-rows-", ".parquet")
@@ -515,7 +519,7 @@ def spool(loaded: Loaded, opts: Options, columns: set[str] | None = None) -> Loa
         raise
     return dataclasses.replace(loaded, parts=parts, unspooled=loaded.parts if loaded.robust else None,
                                spooled=[*loaded.spooled, *(t for t in _TEMPORARY if t not in before)],
-                               decoded=all(_spooled(src) for src in loaded.files))
+                               decoded=all(_spooled(src, loaded.robust) for src in loaded.files))
 
 
 def resolve_by(by: list[str], dimensions: list[str]) -> list[str]:

@@ -84,6 +84,9 @@ class SourceFile:
     # Parquet columns of bytes (BINARY without the UTF-8 annotation, as older Spark and Hive write
     # strings), checked to hold UTF-8 text and read as text (see check_parquet).
     binary: tuple[str, ...] = ()
+    # A CSV file's only records to read (their `_row`s, a Series; see line_retry.needed_records): the
+    # others are counted, never handed on. None: all.
+    rows: pl.Series | None = None
 
     def __post_init__(self) -> None:
         self.display = self.display or remote.display(self.path)
@@ -111,10 +114,11 @@ class SourceFile:
     def scan_csv(self, integers: tuple[str, ...] = ()) -> pl.LazyFrame:
         """CSV as a lazy frame of strings, with the line number of each record. `integers` are read
         as Int64 by the CSV reader itself (much faster than casting text), which fails on a value that
-        is not an integer: callers then read the file again as strings (the robust path)."""
-        if self.compression is None and _native(self.path):
+        is not an integer: callers then read the file again as strings (the robust path). With
+        `rows`, only those records."""
+        if self.rows is None and self.compression is None and _native(self.path):
             return _native_csv(self.path, integers)
-        return bounded_csv(self.path, self.compression, integers)
+        return bounded_csv(self.path, self.compression, integers, rows=self.rows)
 
     def scan_lines(self, exact_lines: bool = True, lossy: bool = True) -> pl.LazyFrame:
         """JSON Lines as one string column per line; blank lines keep their place so that
@@ -830,11 +834,12 @@ def bounded_ndjson(path: str, compression: str | None, schema: dict, exact_lines
     return _serve({**schema, "_row": pl.get_index_type()}, frames, "llm-cost ndjson", path)
 
 
-def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = (), piece_bytes: int | None = None
-                ) -> pl.LazyFrame:
+def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = (), piece_bytes: int | None = None,
+                rows: pl.Series | None = None) -> pl.LazyFrame:
     """A CSV file, every field a string but `integers` (Int64: the reader fails on a value that is not
     one, and the run is read again as strings), `_row` the record's number from 2 (line 1 is the
-    header) and `_bad`. Each piece is read with the header line before it."""
+    header) and `_bad`. Each piece is read with the header line before it. `rows`: the only records
+    yielded (by `_row`; the quarantine pass's): a piece holding none of them is only counted."""
     run = _RUN.get()
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     header = _csv_header(path, compression, run)
@@ -852,16 +857,29 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     opts = dict(schema=dict(zip(names, [overrides.get(c, pl.String) for c in names])), separator=sep,
                 truncate_ragged_lines=True, has_header=True)
     strings = [c for c in names if c not in overrides]
+    keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
+    counting = {**opts, "schema": dict.fromkeys(names, pl.String)}
 
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
         # Polars tells the columns of a headerless piece from its first record. Only the columns the
         # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same).
         wanted = None if columns is None else [c for c in names if c in columns] or names[:1]
+        if keep is not None and keep.is_empty():
+            return  # (the quarantine pass, for a file none of whose records it needs)
         row, head = 2, True
         for piece in _csv_pieces(_blocks(path, compression, run, piece_bytes or PIECE_BYTES)):
             body = piece[len(header):] if head else piece
             head = False
+            if keep is not None:
+                # (counted by one column, with the reading's own options: its records are the
+                # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record)
+                n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[:1], **counting).height
+                lo, hi = keep.search_sorted(row), keep.search_sorted(row + n)
+                if lo == hi:
+                    row += n
+                    continue
+                here = keep.slice(lo, hi - lo)
             try:
                 frame = pl.read_csv(text_header + body, encoding="utf8", columns=wanted, **opts).with_columns(
                     pl.lit(False).alias(BAD))
@@ -870,8 +888,9 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                     raise  # a count that is not an integer: the robust pass reads it as text
                 fixed, mark = _marked(body)
                 frame = _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
-            yield frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
+            frame = frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
+            yield frame if keep is None else frame.filter(pl.col("_row").is_in(here.implode()))
 
     lf = _serve(schema, frames, "llm-cost csv", path)
     return lf.rename(renamed) if renamed else lf
