@@ -577,7 +577,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
 
 BLAME = "_blame"
 # The reason of a row that could be priced on its own, in a request another step of which cannot.
-STEP_UNPRICED = "not priced: another step of its request cannot be priced ({})"
+STEP_UNPRICED = "not priced: another part of its request cannot be priced ({})"
 
 
 def unpriceable_keys(agg: pl.DataFrame, units: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded

@@ -565,4 +565,4 @@ def test_a_record_with_a_step_that_cannot_be_priced_is_unpriced_whole_on_both_en
         assert spark_ == polars
     polars, spark_, acc, spark_acc = _price_both([str(path)], tmp_path, "csv", batch_time=BATCH_TIME)
     assert spark_acc == acc and acc["unpriced"] == 3
-    assert spark_.decode() == polars.decode() and polars.decode().count("another step of its request") == 3
+    assert spark_.decode() == polars.decode() and polars.decode().count("another part of its request") == 3

@@ -233,7 +233,7 @@ def test_a_step_on_an_unknown_model_is_counted_unpriced(tmp_path):
     assert report.totals["requests"] == 0 and report.totals["cost"] == 0
     assert rows["cost"].to_list() == [None, None]
     assert rows["unpriced_reason"].to_list() == [
-        f"not priced: another step of its request cannot be priced ({UNKNOWN})", f"unknown model: {UNKNOWN}"]
+        f"not priced: another part of its request cannot be priced ({UNKNOWN})", f"unknown model: {UNKNOWN}"]
 
 
 def _priced_sums(report, rows) -> None:
@@ -284,3 +284,41 @@ def test_a_record_with_a_step_that_cannot_be_priced_is_unpriced_whole(tmp_path, 
     assert u["unpriced_reason"].null_count() == 0
     _priced_sums(report, rows)
     assert acc.as_dict() == a.as_dict() and a.balanced
+
+
+# A Claude Code run's result read as one row per model of its modelUsage: a model the book does not know
+# makes the result unpriced whole (until December 7 Opus's row was priced, $0.10270775, and the unknown
+# model's row counted nowhere). The run's assistant messages stay repeats of its result; the source's
+# own total (both models' costUSD) is shown on the unknown model's line.
+def test_a_run_result_with_an_unknown_model_is_unpriced_whole(tmp_path):
+    lines = STREAM.read_text().splitlines()
+    assert HAIKU in lines[-1]
+    lines[-1] = lines[-1].replace(HAIKU, UNKNOWN)
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time="2026-11-20T10:00:00Z")
+    report = analyze([str(path)], ["model"], opts)
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.unpriced, a.repeats) == (3, 0, 1, 2)
+    assert a.unpriced_models == {UNKNOWN: 1} and a.unpriced_reported == {UNKNOWN: D("0.10459775")}
+    assert report.totals["cost"] == 0 and report.totals["requests"] == 0
+    rows, acc = price_requests([str(path)], opts)
+    rows = rows.lazy().collect()
+    assert rows.select("model_raw", "cost", "unpriced_reason").rows() == [
+        ("claude-opus-4-5-20251101", None, f"not priced: another part of its request cannot be priced ({UNKNOWN})"),
+        (UNKNOWN, None, f"unknown model: {UNKNOWN}")]
+    assert acc.as_dict() == a.as_dict()
+
+
+def test_a_store_counts_a_record_unpriced_whole_as_the_logs_do(tmp_path):
+    path = tmp_path / "in" / "m.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(x + "\n" for x in [PLAIN, _stepped("msg_u", STEPS["later"][0]), CLEAN]))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time=BT)
+    st = str(tmp_path / "st")
+    ingested = store.ingest([str(path)], st, opts)
+    stored, logs = store.report(st, ["model"]), analyze([str(path)], ["model"], opts)
+    assert stored.totals == logs.totals and stored.totals["input_tokens"] == 2500
+    for a in (stored.accounting, logs.accounting, ingested.files[0].accounting):
+        assert (a.priced, a.unpriced, a.unpriced_models) == (2, 1, {UNKNOWN: 1}), a
+        assert a.unpriced_reasons == {UNKNOWN: f"unknown model: {UNKNOWN}"}
