@@ -576,7 +576,7 @@ def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loa
 # --- a record's rows are priced together, or not at all ---------------------------------------------
 
 BLAME = "_blame"
-# The reason of a row that could be priced on its own, in a request another step of which cannot.
+# The reason of a row that could be priced on its own, in a request another part (step) of which cannot.
 STEP_UNPRICED = "not priced: another part of its request cannot be priced ({})"
 
 
