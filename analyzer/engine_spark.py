@@ -135,11 +135,16 @@ def _reader_failure(e: BaseException) -> bool:
 
 # --- the rows Spark aggregates -------------------------------------------------------------------
 
-def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], columns: list[str]
-           ) -> tuple[list[bytes], dict[str, pl.DataType]]:
-    """Each scan's plan, ending in the slim rows Spark needs, all with one schema, serialized."""
+def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], columns: list[str],
+           bad: pl.DataFrame | None = None) -> tuple[list[bytes], dict[str, pl.DataType]]:
+    """Each scan's plan, ending in the slim rows Spark needs, all with one schema, serialized. With
+    `bad` (pipeline.unpriceable_keys), the rows carry pipeline.BLAME, found in the scan's own plan: a
+    record's rows come from one line, never split across scans."""
     def slim(part: pl.LazyFrame) -> pl.LazyFrame:
-        lf = pipeline.with_status(part, opts).with_columns(*tagging.row_tags(book), *extra)
+        lf = pipeline.with_status(part, opts)
+        if bad is not None:
+            lf = _blamed(lf, bad, book, loaded)
+        lf = lf.with_columns(*tagging.row_tags(book), *extra)
         if "request_id" in lf.collect_schema().names() and dedupe.H1 not in lf.collect_schema().names():
             lf = lf.with_columns(dedupe.hashes())
         return lf
@@ -299,8 +304,28 @@ def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
     return rows.withColumn("_repeat", F.when(lost, repeat))
 
 
+def _blamed(lf: pl.LazyFrame, bad: pl.DataFrame, book, loaded: pipeline.Loaded) -> pl.LazyFrame:
+    """A scan's rows with pipeline.BLAME, its records found in its own plan (see pipeline.blamed_records)."""
+    return pipeline.with_blame(lf, pipeline.blamed_records(lf, bad, book, loaded))
+
+
 def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
                post_buckets, losers_dir: str | None = None):
+    """_aggregate_once, and again with pipeline.BLAME when a record of several rows holds a row that
+    cannot be priced (pipeline.unpriceable_keys: its rows are found in each scan's plan). Returns
+    _aggregate_once's three frames and the unpriceable keys (or None)."""
+    agg, lost, units = _aggregate_once(spark, loaded, opts, book, keys, extra, post_buckets, losers_dir)
+    bad = pipeline.unpriceable_keys(agg, units, book, loaded)
+    if bad is None:
+        return agg, lost, units, None
+    # (the losing copies are the same: the first pass wrote their keys)
+    agg, _, units = _aggregate_once(spark, loaded, opts, book, [*keys, pipeline.BLAME], extra, post_buckets,
+                                    None, bad)
+    return agg, lost, units, bad
+
+
+def _aggregate_once(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
+                    post_buckets, losers_dir: str | None = None, bad: pl.DataFrame | None = None):
     """pipeline._aggregate with the pass over every row, and duplicate removal, on Spark: the driver
     receives the groups. With `losers_dir` (for `price`), the executors also write the row keys of
     the losing copies there, one Parquet file per input file (see _write_losers): the driver gets
@@ -314,7 +339,7 @@ def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[s
     measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
     dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2] \
         if loaded.has_ids else []
-    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])))
+    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])), bad)
     rows = _rows(spark, plans, target)
     ranked = _ranked(rows, loaded, opts, target)
     lost = None
@@ -393,7 +418,7 @@ def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, gro
                                 by_parts=False)
     by, row_keys = pipeline.report_keys(by, loaded, all_dimensions)
     keys, post, extra = pipeline.row_exprs(by, row_keys, opts, book)
-    agg, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post)
+    agg, _, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post)
     return pipeline.conclude(agg, paths, by, loaded, opts, book, groups)
 
 
@@ -591,8 +616,9 @@ def _price_plans(spark, paths, opts: Options, book, robust: bool, losers_dir: st
     for name in os.listdir(losers_dir):  # (a fast pass that failed may have written some)
         if _LOSER_FILES.fullmatch(name):
             os.unlink(os.path.join(losers_dir, name))
-    agg, lost, units = _aggregate(spark, loaded, opts, book, [], [], [], losers_dir=losers_dir)
-    acc, priced = pipeline.row_pricer(agg, units, paths, loaded, opts, book)
+    agg, lost, units, bad = _aggregate(spark, loaded, opts, book, [], [], [], losers_dir=losers_dir)
+    blame = None if bad is None else (lambda lf: _blamed(lf, bad, book, loaded))
+    acc, priced = pipeline.row_pricer(agg, units, paths, loaded, opts, book, blame=blame)
     none = pl.DataFrame(schema={dedupe.KEY: pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
     plans = []
     for src, part in zip(loaded.files, loaded.parts):

@@ -562,7 +562,89 @@ _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"
 
 def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
                extra: list[pl.Expr], cands: pl.Series | None, post_buckets: list[str] = (),
-               repeats_only: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+               repeats_only: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+    """_aggregate_once, and again with BLAME when a record of several rows holds a row that cannot
+    be priced (see unpriceable_keys). Returns its three frames and the blamed records (or None)."""
+    agg, losers, units = _aggregate_once(lf, keys, book, loaded, extra, cands, post_buckets, repeats_only)
+    bad = unpriceable_keys(agg, units, book, loaded)
+    if bad is None:
+        return agg, losers, units, None
+    blamed = blamed_records(lf, bad, book, loaded).collect(engine="streaming")
+    if not blamed.height:
+        return agg, losers, units, None
+    agg, losers, units = _aggregate_once(with_blame(lf, blamed), [*keys, BLAME], book, loaded, extra, cands,
+                                         post_buckets, repeats_only)
+    return agg, losers, units, blamed
+
+
+# --- a record's rows are priced together, or not at all ---------------------------------------------
+
+BLAME = "_blame"
+# The reason of a row that could be priced on its own, in a request another part (step) of which cannot.
+STEP_UNPRICED = "not priced: another part of its request cannot be priced ({})"
+
+
+def unpriceable_keys(agg: pl.DataFrame, units: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded
+                     ) -> pl.DataFrame | None:
+    """The rate keys that cannot be priced, as rows carry them (their time unit, not the price band;
+    without the keys no source carries), when the run reads records of several rows (`_rec`: a
+    response's steps, a run's models); None when there is nothing to look for.
+
+    Whether a row can be priced is decided on aggregated groups, and a record counts once, on its
+    first row: a later step on a model the book does not know was unpriced with no record counted
+    (0 unpriced, exit 0) and its request's other steps priced, money silently missing; a first row
+    that could not be priced left its later steps in the totals of a request counted unpriced. Such
+    a record is unpriced whole (BLAME), so that the report is the sum of `price` rows and every
+    record is in one bucket. Found after the pass, from its groups: a run without unpriced groups
+    (the norm) pays nothing; one with them, a pass over the rows that names the records, and the
+    aggregate again when there are any."""
+    if "_rec" not in loaded.bookkeeping or BLAME in agg.columns:
+        return None
+    ok = agg.filter(pl.col(STATUS) == OK)
+    rates = rate_frame(ok, book).filter(pl.col("unpriced_reason").is_not_null())
+    if not rates.height:
+        return None
+    cols = [k for k in tagging.RATE_KEY_COLUMNS if k not in loaded.constant]
+    return rates.join(units, on=tagging.TIME_BAND).select(*cols, tagging.TIME_UNIT, tagging.PROMPT_BAND,
+                                                          tagging.USES).unique()
+
+
+def blamed_records(lf: pl.LazyFrame, bad: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded) -> pl.LazyFrame:
+    """The records of several rows with a row whose rate key is in `bad` (see unpriceable_keys):
+    each record's key (dedupe.row_key: every row of a record shares it) and BLAME, the model of its
+    first such row, which the record is counted unpriced under. Valid rows only (a quarantined,
+    filtered or not billable record is all of that, whatever its steps)."""
+    valid = pl.col("_ok") & ~pl.col("_out") & (pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping else pl.lit(True))
+    # (labels as the aggregate's groups have them: trimmed, lower-cased; their checks folded into _ok)
+    rows = labels.apply_to_rows(lf.with_row_index("_i"), []).filter(valid).with_columns(*tagging.row_tags(book))
+    unpriceable = rows.join(bad.lazy(), on=bad.columns, how="semi", nulls_equal=True).select(
+        dedupe.row_key().alias(dedupe.KEY), "model_raw", "_i")
+    # (a record of several rows has a later row, `_rec` 0; the unpriceable rows are the smaller side)
+    several = lf.filter(pl.col("_rec") == 0).select(dedupe.row_key().alias(dedupe.KEY)).join(
+        unpriceable.select(dedupe.KEY), on=dedupe.KEY, how="semi").unique()
+    return unpriceable.join(several, on=dedupe.KEY, how="semi").group_by(dedupe.KEY).agg(
+        pl.col("model_raw").sort_by("_i").first().alias(BLAME))
+
+
+def with_blame(lf: pl.LazyFrame, blamed: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """`lf` with BLAME: null, or on every row of a record `blamed` names, the model it is unpriced
+    under. (A join on the record's key that keeps the rows' order: element-wise, so a slice of a
+    file's rows gets the same values as the whole.)"""
+    return lf.with_columns(dedupe.row_key().alias("_blame_key")).join(
+        blamed.lazy().rename({dedupe.KEY: "_blame_key"}), on="_blame_key", how="left",
+        maintain_order="left").drop("_blame_key")
+
+
+def blamed_reason() -> pl.Expr:
+    """A row of a record unpriced whole (BLAME): its own reason, or STEP_UNPRICED."""
+    own = pl.col("unpriced_reason")
+    return (pl.when(pl.col(BLAME).is_null()).then(own)
+            .otherwise(pl.coalesce(own, pl.format(STEP_UNPRICED, pl.col(BLAME)))).alias("unpriced_reason"))
+
+
+def _aggregate_once(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
+                    extra: list[pl.Expr], cands: pl.Series | None, post_buckets: list[str] = (),
+                    repeats_only: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """The one streaming pass over every row: counts summed per status, rate keys and report keys.
 
     Rate keys that no source carries are constants: left out of the grouping and added back to its
@@ -839,18 +921,29 @@ def _account(agg: pl.DataFrame, acc: Accounting) -> None:
 def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBook, acc: Accounting) -> pl.DataFrame:
     """Join rates onto the aggregated rows and split priced from unpriced."""
     joined = ok.join(rates, on=list(tagging.RATE_KEYS), how="left", nulls_equal=True)
+    # A record unpriced whole (see unpriceable_keys) is named by the model of its step that cannot be
+    # priced, with that step's reason; its other steps are in no total.
+    blamed = BLAME in joined.columns
+    named = pl.coalesce(BLAME, "model_raw") if blamed else pl.col("model_raw")
+    own = pl.col("unpriced_reason")
+    if blamed:  # (the reasons of the named model's own rows: a record's other unpriced steps are its own)
+        joined = joined.with_columns(pl.when(named == pl.col("model_raw")).then(own).alias("_own_reason"),
+                                     blamed_reason())
+        own = pl.col("_own_reason")
     unpriced = joined.filter(pl.col("unpriced_reason").is_not_null())
-    priced = joined.filter(pl.col("unpriced_reason").is_null())
+    priced = joined.filter(pl.col("unpriced_reason").is_null()).drop(BLAME, "_own_reason", strict=False)
     acc.unpriced = int(unpriced[ROWS].sum() or 0)
     acc.priced = int(priced[ROWS].sum() or 0)
     if unpriced.height:
         resolver = Resolver(book)
-        by_model = unpriced.group_by("model_raw").agg(
-            pl.col(ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; "),
+        by_model = unpriced.group_by(named.alias("model_raw")).agg(
+            pl.col(ROWS).sum(), own.drop_nulls().unique().sort().str.join("; ").alias("_own"),
+            pl.col("unpriced_reason").unique().sort().str.join("; "),
             pl.when(pl.col("_reported_rows").sum() > 0).then(pl.col("reported_cost").sum()).alias("reported_cost"))
         by_model = by_model.sort(ROWS, descending=True)
-        for raw, n, reason, said in zip(*(by_model[c].to_list()
-                                          for c in ("model_raw", ROWS, "unpriced_reason", "reported_cost"))):
+        for raw, n, mine, reason, said in zip(*(by_model[c].to_list() for c in (
+                "model_raw", ROWS, "_own", "unpriced_reason", "reported_cost"))):
+            reason = mine or reason
             acc.unpriced_models[raw] = int(n)
             if said is not None:
                 acc.unpriced_reported[raw] = said
@@ -961,7 +1054,7 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
             keys, post, extra = row_exprs(by, row_keys, opts, book)
             lf = with_status(loaded.frame, opts)
             cands = _candidates(loaded, opts)
-        agg, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
+        agg, _, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
         return conclude(agg, paths, by, loaded, opts, book, groups)
 
 
@@ -1184,7 +1277,7 @@ def price_rows(lf: pl.LazyFrame, rates: pl.DataFrame, band: dict[int, int], book
     return row_pricing(rates, band, book)(lf)
 
 
-def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.PriceBook
+def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.PriceBook, blamed: bool = False
                 ) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
     """price_rows over `rates` and `band`, its expressions built once: `price` applies it to every
     slice of every file, and building them (the rate frame's rates made integers in Python, its
@@ -1192,7 +1285,8 @@ def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.Price
 
     Each row finds its rate row by position (pricing.rate_row: integer codes, no join) and is priced
     in integer units (pricing.integer_cost_steps); a rate frame those cannot handle is joined and priced
-    with Decimal expressions, to the same values."""
+    with Decimal expressions, to the same values. `blamed`: the rows carry BLAME (see with_blame), and
+    a row of a record unpriced whole is unpriced (no money) whatever its own rate."""
     # (a gather, not replace_strict: that holds the whole column in the streaming engine; see pricing.lookup)
     tband = lookup(band, pl.col(tagging.TIME_UNIT))
     if tband is None:
@@ -1213,6 +1307,8 @@ def row_pricing(rates: pl.DataFrame, band: dict[int, int], book: pricebook.Price
                          maintain_order="left")
         else:
             lf = lf.with_columns(row).with_columns(taken)
+        if blamed:
+            lf = lf.with_columns(blamed_reason())
         if steps is None:
             lf = with_costs(lf)
         else:
@@ -1255,9 +1351,10 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
     with _removed_on_error(spooled := []):
         loaded = spool(loaded, opts)  # source_row is in the output
         spooled.extend(loaded.spooled)
-        agg, losers, units = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [],
-                                        _candidates(loaded, opts), repeats_only=not opts.dedupe)
-        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates)
+        agg, losers, units, blamed = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [],
+                                                _candidates(loaded, opts), repeats_only=not opts.dedupe)
+        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates,
+                                 blame=None if blamed is None else functools.partial(with_blame, blamed=blamed))
     record_wise = [loaded.dialects.get(f.display) in RECORD_WISE and not f.members for f in loaded.files]
     return PricedRows(loaded.parts, functools.partial(_finish_priced, priced, losers), record_wise), acc
 
@@ -1272,9 +1369,11 @@ def _finish_priced(priced, losers: pl.DataFrame, part: pl.LazyFrame) -> pl.LazyF
 
 
 def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, opts: Options,
-               book: pricebook.PriceBook, keep_rates: bool = False):
+               book: pricebook.PriceBook, keep_rates: bool = False,
+               blame: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None):
     """From a run's aggregate: its accounting, and the function that prices one normalized part's
-    rows (dropping duplicate losers, a frame of dedupe.LOSER keys)."""
+    rows (dropping duplicate losers, a frame of dedupe.LOSER keys). `blame`: when the aggregate has
+    records unpriced whole (BLAME), what gives a part's rows their BLAME column (with_blame)."""
     acc = accounted(agg, loaded)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)
@@ -1284,10 +1383,12 @@ def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, op
     band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
         *PRICED_COLUMNS, *(RATE_COLUMNS if keep_rates else ()), "source"]
-    pricing = row_pricing(rates, band, book)  # (once: every slice of every file is priced with it)
+    pricing = row_pricing(rates, band, book, blame is not None)  # (once: every slice of every file is priced with it)
 
     def priced(part: pl.LazyFrame, losers: pl.DataFrame) -> pl.LazyFrame:
         lf = with_status(part, opts)
+        if blame is not None:
+            lf = blame(lf)
         if losers.height:  # an element-wise filter, not an anti-join: it streams and keeps the row order
             lf = lf.filter(~dedupe.lost(lf, losers))
         billable = pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping else pl.lit(True)

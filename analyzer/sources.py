@@ -1839,7 +1839,7 @@ def _peek(src: SourceFile, head: bytes) -> None:
             keys.update(dict.fromkeys(rec))
         src.columns = list(keys)
     elif src.container == "json":
-        src.sample = load_json_records(src)[:SAMPLE_RECORDS]
+        src.sample = load_json_records(src, first_values)[:SAMPLE_RECORDS]
         keys = {}
         for rec in src.sample:
             keys.update(dict.fromkeys(rec))
@@ -1850,6 +1850,26 @@ def _peek(src: SourceFile, head: bytes) -> None:
 # through long lines if it must, up to MAX_PEEK): enough to detect a format and see its keys, and
 # cheap for a tree of thousands of transcripts whose lines are kilobytes long.
 PEEK_BYTES, MIN_RECORDS, MAX_PEEK = 16 << 10, 5, 8 << 20
+
+
+def first_values(pairs: list[tuple[str, object]]) -> dict:
+    """json's object_pairs_hook that keeps a key's FIRST value when an object names it twice, as the
+    readers of the logs do (Polars' decoder; a JSON path on the robust reading after
+    dialects/_json_text.first_keys_only). json keeps the last: a sample decoded that way could detect
+    `{"type": "message", "type": "result", ...}` as one format (and take its values: a stream or not,
+    its timestamps' layout) while the reader reads another."""
+    out = dict(pairs)
+    if len(out) != len(pairs):  # (a key named twice: rare, so the plain dict serves every other object)
+        out = {}
+        for k, v in pairs:
+            out.setdefault(k, v)
+    return out
+
+
+def loads_first(text: str | bytes):
+    """`json.loads` keeping each key's first value (see first_values): for log data, where a
+    decoded value is used for what the reader will read."""
+    return json.loads(text, object_pairs_hook=first_values)
 
 
 def _first_records(src: SourceFile, head: bytes):
@@ -1865,7 +1885,7 @@ def _first_records(src: SourceFile, head: bytes):
             line = raw.decode("utf-8", errors="replace").lstrip(BOM).strip()
             if line:
                 try:
-                    rec = json.loads(line)
+                    rec = loads_first(line)
                 except (ValueError, RecursionError):  # (nested deeper than Python's decoder goes)
                     rec = None  # a broken line: the records around it still tell the format
                 if isinstance(rec, dict):

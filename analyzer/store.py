@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from . import aggregate, dedupe, pipeline, pricebook, tagging, writers
+from .dialects._json_text import regex_literal
 from .errors import AnalyzerError, OptionError
 from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
@@ -968,7 +969,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         dup = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
             *_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
         kept = _Rows(spool, repeated)
-        left = kept.lazy().filter(_unpriced()).group_by("model_raw").len().collect(engine="streaming")
+        left = _unpriced_records(kept.lazy()).collect(engine="streaming")
         stored = int(kept.lazy().select(pl.len()).collect().item())
         _trace("unpriced+count")
     dialect, repeats = _dialect(path, opts)
@@ -1008,6 +1009,24 @@ def _late_error(path: str, stamp: str) -> StoreError:
 
 def _unpriced() -> pl.Expr:
     return pl.col("unpriced_reason").is_not_null()
+
+
+# A stored row of a request unpriced whole because another part of it cannot be priced says that
+# part's model in its reason (pipeline.STEP_UNPRICED): the request is counted under it, as in a report
+# from the logs.
+_BLAMED = "^" + regex_literal(pipeline.STEP_UNPRICED.split("{}")[0]) + r"(.*)" + regex_literal(
+    pipeline.STEP_UNPRICED.split("{}")[1]) + "$"
+
+
+def _unpriced_name() -> pl.Expr:
+    """The model an unpriced stored row's request is counted under."""
+    return pl.coalesce(pl.col("unpriced_reason").str.extract(_BLAMED), pl.col("model_raw"))
+
+
+def _unpriced_records(rows: pl.LazyFrame | pl.DataFrame):
+    """Unpriced records (not later iterations) per model they are counted under (`model_raw`, `len`)."""
+    return rows.filter(_unpriced()).group_by(_unpriced_name().alias("model_raw")).agg(
+        _is_record(None).sum().cast(pl.UInt32).alias("len")).filter(pl.col("len") > 0)
 
 
 def _dup_counts() -> list[pl.Expr]:
@@ -1228,7 +1247,7 @@ class _MonthFiles:
         if batch["timestamp"].null_count():  # (pricing quarantines a row without a time: none is here)
             raise StoreError(f"{self.path}: rows to store have no timestamp, so no month partition; nothing was written")
         self.stored += batch.height
-        self.left.append(batch.filter(_unpriced()).group_by("model_raw").len())
+        self.left.append(_unpriced_records(batch))
         if bounds["lo"] == bounds["hi"]:  # (nearly every slice of a log in time order: no month a row, no copy)
             self._write(bounds["lo"], batch)
             return
@@ -2262,7 +2281,7 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
                               _whole_months(months, since, until, opts.tz, by))
         agg = pipeline.exact_sums(cells.with_columns(
             *extra, _outside(since, until).alias("_out"),
-            pl.when(unpriced).then(pl.col("model_raw")).alias("_unpriced_raw"),
+            pl.when(unpriced).then(_unpriced_name()).alias("_unpriced_raw"),
         ), group, ["requests", *COUNT_COLUMNS], [
             *[pl.col(c).sum() for c in (pipeline.ROWS, "reported_cost", *pipeline.MONEY_COLUMNS, REPORTED_ROWS)],
         ])

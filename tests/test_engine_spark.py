@@ -547,3 +547,22 @@ def test_price_directory_existing_or_not(spark, tmp_path):
     with pytest.raises(OutputError, match="not an empty directory"):
         engine_spark.price(sample, f"{tmp_path}/link/", "jsonl", opts)
     assert list((tmp_path / "target").iterdir()) == []
+
+
+def test_a_record_with_a_step_that_cannot_be_priced_is_unpriced_whole_on_both_engines(spark, tmp_path):
+    # A step the book cannot price makes its whole response unpriced (tests/test_record_verdict.py): the
+    # Spark engine names the records in each scan's plan and aggregates again, as the Polars engine does.
+    from .test_record_verdict import BROKEN, CLEAN, PLAIN, STEPS, UNKNOWN, _stepped
+
+    records = [_stepped(f"msg_{k}", s) for k, (s, _) in STEPS.items() if k != "dated"]
+    for name, extra in (("fast", []), ("robust", [BROKEN])):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(x + "\n" for x in [PLAIN, *records, CLEAN, *extra]))
+        polars, spark_ = both(spark, [str(path)], ["model"], tmp_path, batch_time=BATCH_TIME)
+        a = polars["accounting"]
+        assert (a["priced"], a["unpriced"], a["unpriced_models"]) == (2, 3, {UNKNOWN: 3})
+        assert polars["totals"]["input_tokens"] == 2500
+        assert spark_ == polars
+    polars, spark_, acc, spark_acc = _price_both([str(path)], tmp_path, "csv", batch_time=BATCH_TIME)
+    assert spark_acc == acc and acc["unpriced"] == 3
+    assert spark_.decode() == polars.decode() and polars.decode().count("another part of its request") == 3

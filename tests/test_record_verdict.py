@@ -16,11 +16,13 @@ import json
 from decimal import Decimal as D
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from analyzer import Options, analyze, price_requests, store
 
 SONNET, HAIKU = "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"
+OPUS = "claude-opus-4-5-20251101"
 BT = "2026-10-08T00:00:00Z"
 BROKEN = '{"id": "msg_x", "type": "message", "usage": {"input_tokens": tru}}'  # forces the robust reading
 UNREADABLE = "not a JSON object (unparsable line)"
@@ -214,16 +216,109 @@ def test_a_bad_model_row_quarantines_the_whole_run_result(tmp_path, bad, reason)
     _agree(report, rows, acc)
 
 
-# --- found, not fixed (strict xfail) ------------------------------------------------------------------
+# --- a step the book cannot price: its record is unpriced whole ----------------------------------------
 
-# A step on a model the price book does not know (an advisor) is unpriced after aggregation, on its own
-# row, which is not its record's first (`_rec` 0): the accounting says 1 priced, 0 unpriced
-# (`unpriced_models` names the model with 0 rows), exit 0, and the totals hold the known step alone.
-# Whether such a record is unpriced whole or counted per step is for pricing to decide (the verdict is
-# made on aggregated groups, after this module's rule).
-@pytest.mark.xfail(strict=True, reason="a record's step on an unknown model is unpriced but counted nowhere")
+UNKNOWN = "claude-nonexistent-9"
+
+
+# A step on a model the price book does not know (an advisor), not its record's first row: until
+# December 7 its group was unpriced with no record counted (1 priced, 0 unpriced, `unpriced_models`
+# naming the model with 0, exit 0) and the totals held the known step alone. Now the record is
+# unpriced whole, named by that step's model, and none of its steps is in a total or priced in `price`.
 def test_a_step_on_an_unknown_model_is_counted_unpriced(tmp_path):
     line = _stepped("msg_u", ['"input_tokens": 1000, "output_tokens": 0',
-                              '"model": "claude-nonexistent-9", "input_tokens": 500, "output_tokens": 0'])
+                              f'"model": "{UNKNOWN}", "input_tokens": 500, "output_tokens": 0'])
     report, rows, acc, _ = _run(tmp_path, [line])
-    assert (report.accounting.unpriced, report.accounting.unpriced_models) == (1, {"claude-nonexistent-9": 1})
+    assert (report.accounting.unpriced, report.accounting.unpriced_models) == (1, {UNKNOWN: 1})
+    assert report.totals["requests"] == 0 and report.totals["cost"] == 0
+    assert rows["cost"].to_list() == [None, None]
+    assert rows["unpriced_reason"].to_list() == [
+        f"not priced: another part of its request cannot be priced ({UNKNOWN})", f"unknown model: {UNKNOWN}"]
+
+
+def _priced_sums(report, rows) -> None:
+    """`report` totals are the sum of the priced `price` rows (money null on the rest)."""
+    ok = rows.filter(pl.col("unpriced_reason").is_null())
+    assert rows.filter(pl.col("unpriced_reason").is_not_null())["cost"].null_count() == \
+        rows.filter(pl.col("unpriced_reason").is_not_null()).height
+    for c in ("requests", "input_tokens", "output_tokens"):
+        assert report.totals[c] == ok[c].sum(), c
+    assert report.totals["cost"] == sum(ok["cost"].to_list(), D(0))
+
+
+STEPS = {  # record u's steps -> the model it is unpriced under
+    # the second step unknown (an advisor): the known first step is not priced either
+    "later": (['"input_tokens": 1000, "output_tokens": 0',
+               f'"model": "{UNKNOWN}", "input_tokens": 500, "output_tokens": 0'], UNKNOWN),
+    # the first row unknown: it was counted unpriced, but its known second step ($0.002) was in the totals
+    "first": ([f'"model": "{UNKNOWN}", "input_tokens": 500, "output_tokens": 0',
+               f'"model": "{HAIKU}", "input_tokens": 1000, "output_tokens": 200'], UNKNOWN),
+    # two unknown steps after a known one: named by the first of them, once
+    "two": (['"input_tokens": 4, "output_tokens": 0', f'"model": "{UNKNOWN}", "input_tokens": 5, "output_tokens": 0',
+             '"model": "claude-nonexistent-10", "input_tokens": 6, "output_tokens": 0'], UNKNOWN),
+    # a known model on a date before its first price: unpriced for another reason, named the same way
+    "dated": (['"input_tokens": 7, "output_tokens": 0', f'"model": "{OPUS}", "input_tokens": 8, "output_tokens": 0'],
+              OPUS),
+}
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["fast", "robust"])
+@pytest.mark.parametrize("case", STEPS)
+def test_a_record_with_a_step_that_cannot_be_priced_is_unpriced_whole(tmp_path, case, broken):
+    steps, named = STEPS[case]
+    record = _stepped("msg_u", steps)
+    if case == "dated":  # a day before Opus 4.5's first price (Sonnet 4.5 has one)
+        record = record.replace('"type": "message", "role"', '"timestamp": "2025-11-01T00:00:00Z", "type": "message", "role"')
+    # an unknown model on a record of one row too: counted under its own model, as always
+    single = _message("msg_s", {"input_tokens": 3, "output_tokens": 0}).replace(SONNET, "claude-nonexistent-10")
+    report, rows, acc, written = _run(tmp_path, [PLAIN, record, CLEAN, single] + [BROKEN] * broken)
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.unpriced, a.quarantined) == (4 + broken, 2, 2, broken)
+    assert a.unpriced_models == {named: 1, "claude-nonexistent-10": 1}
+    assert a.unpriced_reasons[named].startswith("no price for" if case == "dated" else f"unknown model: {UNKNOWN}")
+    # the priced records alone: msg_a and msg_c's two steps
+    assert (report.totals["requests"], report.totals["input_tokens"], report.totals["output_tokens"]) == (2, 2500, 250)
+    assert report.totals["cost"] == D("0.003") + D("0.00225") + D("0.002")
+    u = rows.filter(pl.col("request_id").str.starts_with("msg_u"))
+    assert u.height == len(steps) and u["cost"].null_count() == len(steps)
+    assert u["unpriced_reason"].null_count() == 0
+    _priced_sums(report, rows)
+    assert acc.as_dict() == a.as_dict() and a.balanced
+
+
+# A Claude Code run's result read as one row per model of its modelUsage: a model the book does not know
+# makes the result unpriced whole (until December 7 Opus's row was priced, $0.10270775, and the unknown
+# model's row counted nowhere). The run's assistant messages stay repeats of its result; the source's
+# own total (both models' costUSD) is shown on the unknown model's line.
+def test_a_run_result_with_an_unknown_model_is_unpriced_whole(tmp_path):
+    lines = STREAM.read_text().splitlines()
+    assert HAIKU in lines[-1]
+    lines[-1] = lines[-1].replace(HAIKU, UNKNOWN)
+    path = tmp_path / "run.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time="2026-11-20T10:00:00Z")
+    report = analyze([str(path)], ["model"], opts)
+    a = report.accounting
+    assert (a.rows_read, a.priced, a.unpriced, a.repeats) == (3, 0, 1, 2)
+    assert a.unpriced_models == {UNKNOWN: 1} and a.unpriced_reported == {UNKNOWN: D("0.10459775")}
+    assert report.totals["cost"] == 0 and report.totals["requests"] == 0
+    rows, acc = price_requests([str(path)], opts)
+    rows = rows.lazy().collect()
+    assert rows.select("model_raw", "cost", "unpriced_reason").rows() == [
+        ("claude-opus-4-5-20251101", None, f"not priced: another part of its request cannot be priced ({UNKNOWN})"),
+        (UNKNOWN, None, f"unknown model: {UNKNOWN}")]
+    assert acc.as_dict() == a.as_dict()
+
+
+def test_a_store_counts_a_record_unpriced_whole_as_the_logs_do(tmp_path):
+    path = tmp_path / "in" / "m.jsonl"
+    path.parent.mkdir()
+    path.write_text("".join(x + "\n" for x in [PLAIN, _stepped("msg_u", STEPS["later"][0]), CLEAN]))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time=BT)
+    st = str(tmp_path / "st")
+    ingested = store.ingest([str(path)], st, opts)
+    stored, logs = store.report(st, ["model"]), analyze([str(path)], ["model"], opts)
+    assert stored.totals == logs.totals and stored.totals["input_tokens"] == 2500
+    for a in (stored.accounting, logs.accounting, ingested.files[0].accounting):
+        assert (a.priced, a.unpriced, a.unpriced_models) == (2, 1, {UNKNOWN: 1}), a
+        assert a.unpriced_reasons == {UNKNOWN: f"unknown model: {UNKNOWN}"}

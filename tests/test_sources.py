@@ -619,3 +619,35 @@ def test_a_byte_order_mark_starting_one_file_of_a_tree_is_not_part_of_its_record
     rep = analyze([str(tmp_path)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl")))
     assert (rep.accounting.rows_read, rep.accounting.priced, rep.accounting.quarantined) == (3, 3, 0)
     assert rep.totals["cost"] == (3 * 1000 * 3 + 600 * 15) / Decimal(10**6)  # Sonnet 4.5: $3 in, $15 out
+
+
+# --- a key named twice: the first records are sampled as the readers read them ----------------------
+
+# Polars' decoder (and a JSON path after _json_text.first_keys_only) keeps a key's first value; the
+# sample used json.loads, which keeps the last. This line reads as a Messages response (`type` message)
+# but was detected, from `type` result, as Claude Code's print-mode output, whose reader found no result
+# in it: both requests vanished, 0 rows read, exit 0.
+TWICE = ('{"type": "message", "type": "result", "session_id": "s1", "id": "msg_1", "role": "assistant", '
+         '"model": "claude-sonnet-4-5-20250929", "content": [], "modelUsage": {}, '
+         '"usage": {"input_tokens": 1000, "output_tokens": 0}}')
+
+
+def test_a_key_named_twice_is_sampled_with_its_first_value_as_read(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text(f"{TWICE}\n{TWICE.replace('msg_1', 'msg_2')}\n")
+    src = open_source(str(path), index=0)
+    assert src.sample[0]["type"] == "message"
+    report = analyze([str(path)], ["model"], Options(quarantine=str(tmp_path / "q.jsonl"),
+                                                     batch_time="2026-10-08T00:00:00Z"))
+    assert report.dialects == {str(path): "anthropic-messages"}
+    a = report.accounting
+    assert (a.rows_read, a.priced, report.totals["input_tokens"]) == (2, 2, 2000)
+    assert report.totals["cost"] == Decimal("0.006")  # 2 x 1,000 x $3 per million
+
+
+def test_a_json_documents_sample_keeps_a_nested_keys_first_value(tmp_path):
+    # (a record's own key twice is refused when the document is read: see sources.json_to_lines)
+    path = tmp_path / "d.json"
+    path.write_text('[{"usage": {"input_tokens": 7, "input_tokens": 9}, "k": {"a": {"b": 1, "b": 2}}}]')
+    src = open_source(str(path), index=0)
+    assert src.sample == [{"usage": {"input_tokens": 7}, "k": {"a": {"b": 1}}}]

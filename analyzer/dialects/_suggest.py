@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 
 from .. import schema
-from ..sources import SourceFile
+from ..sources import SourceFile, loads_first
 
 _NAMES = Path(__file__).with_name("suggest.toml")
 REQUIRED = ("timestamp", "model_raw", "input_tokens", "output_tokens")
@@ -44,7 +44,7 @@ def _leaves(record, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], objec
         path = (*prefix, str(k))
         if isinstance(v, str) and v[:1] == "{":
             try:
-                v = json.loads(v)
+                v = loads_first(v)  # (a key named twice: its first value, as a mapping reads it)
             except ValueError:
                 pass
         if isinstance(v, dict):

@@ -18,13 +18,12 @@ what a path cannot say.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import polars as pl
 
 from .. import schema
-from ..sources import LINE, SourceFile
+from ..sources import LINE, SourceFile, loads_first
 from ..words import counted
 from . import mapped
 from ._json_text import named_twice
@@ -105,7 +104,7 @@ def _sample_records(src: SourceFile) -> list[dict]:
             msg = e.get("message") if isinstance(e, dict) and "schemaType" not in e else e
             if isinstance(msg, str) and msg.lstrip().startswith("{"):
                 try:
-                    msg = json.loads(msg)
+                    msg = loads_first(msg)  # (a key named twice: its first value, as read)
                 except (ValueError, RecursionError):
                     continue
             if isinstance(msg, dict) and msg.get("schemaType") == "ModelInvocationLog":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import os
 import tomllib
 from collections.abc import Callable
@@ -28,7 +27,7 @@ import polars as pl
 from .. import schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines
+from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first
 from . import Context, Dialect
 from ._json_text import ESCAPED_KEY as _ESCAPED_KEY
 from ._json_text import first_keys_only, quoted_numbers
@@ -75,7 +74,7 @@ def _lookup(record, parts: tuple[str, ...]):
     for p in parts:
         if isinstance(record, str) and record[:1] in "{[":  # a column holding JSON text
             try:
-                record = json.loads(record)
+                record = loads_first(record)  # (a key named twice: its first value, as read)
             except (ValueError, RecursionError):
                 return None
         if not isinstance(record, dict) or p not in record:
