@@ -28,7 +28,7 @@ import warnings
 import polars as pl
 import pyarrow as pa
 
-from . import dedupe, pipeline, pricebook, tagging
+from . import dedupe, labels, pipeline, pricebook, tagging
 from .errors import OptionError, SourceError
 from .pipeline import (
     REPEAT,
@@ -142,6 +142,8 @@ def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], c
         lf = pipeline.with_status(part, opts).with_columns(*tagging.row_tags(book), *extra)
         if "request_id" in lf.collect_schema().names() and dedupe.H1 not in lf.collect_schema().names():
             lf = lf.with_columns(dedupe.hashes())
+        if FIT in columns:  # (whether the row's labels will pass their checks: see _ranked)
+            lf = lf.with_columns(labels.fit(lf.collect_schema().names(), loaded.constant).alias(FIT))
         return lf
 
     parts = [slim(p) for p in loaded.parts]
@@ -269,6 +271,9 @@ def _sums(rows, group: list[str], loaded: pipeline.Loaded, target) -> pl.DataFra
     )
 
 
+FIT = "_fit"  # a row's labels pass their checks (labels.fit): computed by the scans' plans, for _ranked
+
+
 def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
     """The rows with `_repeat`: null, or for a copy that loses to another copy of its request, whether
     it is a repeat (its format writes records several times) or a duplicate. Found on the cluster by
@@ -281,7 +286,9 @@ def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
 
     if not loaded.has_ids or not (opts.dedupe or loaded.repeat_files) or dedupe.H1 not in target:
         return None
-    valid = F.col("_ok") & (F.col("_nb").isNull() if "_nb" in loaded.bookkeeping else F.lit(True))
+    # (a copy whose labels will quarantine it, once its group's are checked on the driver, does not
+    # compete either: pipeline._competing; the executors' Polars plans computed FIT)
+    valid = F.col("_ok") & (F.col("_nb").isNull() if "_nb" in loaded.bookkeeping else F.lit(True)) & F.col(FIT)
     scope = F.lit(True) if opts.dedupe else F.col("_file").isin(list(loaded.repeat_files))
     competes = (valid & scope & F.col(dedupe.H1).isNotNull()).alias("_competes")
     # (dedupe.row_key; a wide integer: the sum of a row's counts as Polars' sum_horizontal gives it)
@@ -312,8 +319,8 @@ def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[s
     group = pipeline.group_keys(loaded, keys)
     # (every count column a scan has, carried or not: the keep rule sums them all per copy)
     measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
-    dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2] \
-        if loaded.has_ids else []
+    dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2,
+            FIT] if loaded.has_ids else []
     plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])))
     rows = _rows(spark, plans, target)
     ranked = _ranked(rows, loaded, opts, target)

@@ -707,8 +707,11 @@ def _competing(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: p
     """The valid rows of candidate ids, slim (see _slim) or, when few (_wide), with their report keys
     and measures too."""
     nb = "_nb" in loaded.bookkeeping
-    # A broken or not-billable copy never displaces a good one: only valid rows compete.
-    valid = pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
+    # A broken or not-billable copy never displaces a good one: only valid rows compete. Nor does a
+    # copy whose labels will quarantine it after the pass (an empty model, an unknown tier): it is
+    # quarantined, not a duplicate, and its valid twin is priced.
+    valid = (pl.col("_ok") & (pl.col("_nb").is_null() if nb else pl.lit(True))
+             & labels.fit(lf.collect_schema().names(), loaded.constant))
     wide = _wide(cands, loaded)
     held = [*group, "_file", *[c for c in ("_rec", *sums.summed, "reported_cost") if c in lf.collect_schema()]]
     return dedupe.rows_of(scope, cands).filter(valid).with_columns(
