@@ -70,8 +70,8 @@ def fit(columns: list[str], constant: dict[str, str | None]) -> pl.Expr:
     """Whether a row's labels, as logged, will pass `checks` (`ok` on its group, once its labels are
     cleaned after the pass; `constant`: the label columns no source carries, as they are added back
     there). A row that fails will be quarantined, so it must not compete in dedupe: a copy with an
-    empty model would otherwise displace its valid twin (see pipeline._competing). Only the checked
-    columns are cleaned, and only on the rows of duplicated ids."""
+    empty model would otherwise displace its valid twin (see pipeline._competing, which computes it
+    on the rows of duplicated ids alone). Only the checked columns are cleaned."""
     value = {c: _clean_label(c) for c in CHECKED if c in columns}
     value.update({c: _clean_label(c, pl.lit(v, pl.String)) for c, v in constant.items()
                   if c in CHECKED and c not in value})
