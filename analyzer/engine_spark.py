@@ -142,8 +142,6 @@ def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], c
         lf = pipeline.with_status(part, opts).with_columns(*tagging.row_tags(book), *extra)
         if "request_id" in lf.collect_schema().names() and dedupe.H1 not in lf.collect_schema().names():
             lf = lf.with_columns(dedupe.hashes())
-        if FIT in columns:  # (whether the row's labels will pass their checks: see _ranked)
-            lf = lf.with_columns(labels.fit(lf.collect_schema().names(), loaded.constant).alias(FIT))
         return lf
 
     parts = [slim(p) for p in loaded.parts]
@@ -158,8 +156,14 @@ def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], c
             target[c] = pl.concat([pl.DataFrame(schema={c: t}) for t in types], how="diagonal_relaxed").schema[c]
     plans = []
     for p, s in zip(parts, schemas):
-        plans.append(p.select([(pl.col(c).cast(t) if c in s else pl.lit(None, t).alias(c))
-                               for c, t in target.items()]).serialize())
+        rows = p.select([(pl.col(c).cast(t) if c in s else pl.lit(None, t).alias(c)) for c, t in target.items()])
+        if FIT in columns:
+            # Whether a row's labels will pass their checks (see _ranked), on the rows as the run's
+            # groups hold them: a label column another scan carries is null in this one's rows.
+            rows = rows.with_columns(labels.fit(list(target), loaded.constant).alias(FIT))
+        plans.append(rows.serialize())
+    if FIT in columns:
+        target[FIT] = pl.Boolean
     return plans, target
 
 
