@@ -28,7 +28,7 @@ import warnings
 import polars as pl
 import pyarrow as pa
 
-from . import dedupe, pipeline, pricebook, tagging
+from . import dedupe, labels, pipeline, pricebook, tagging
 from .errors import OptionError, SourceError
 from .pipeline import (
     REPEAT,
@@ -161,8 +161,14 @@ def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], c
             target[c] = pl.concat([pl.DataFrame(schema={c: t}) for t in types], how="diagonal_relaxed").schema[c]
     plans = []
     for p, s in zip(parts, schemas):
-        plans.append(p.select([(pl.col(c).cast(t) if c in s else pl.lit(None, t).alias(c))
-                               for c, t in target.items()]).serialize())
+        rows = p.select([(pl.col(c).cast(t) if c in s else pl.lit(None, t).alias(c)) for c, t in target.items()])
+        if FIT in columns:
+            # Whether a row's labels will pass their checks (see _ranked), on the rows as the run's
+            # groups hold them: a label column another scan carries is null in this one's rows.
+            rows = rows.with_columns(labels.fit(list(target), loaded.constant).alias(FIT))
+        plans.append(rows.serialize())
+    if FIT in columns:
+        target[FIT] = pl.Boolean
     return plans, target
 
 
@@ -274,6 +280,9 @@ def _sums(rows, group: list[str], loaded: pipeline.Loaded, target) -> pl.DataFra
     )
 
 
+FIT = "_fit"  # a row's labels pass their checks (labels.fit): computed by the scans' plans, for _ranked
+
+
 def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
     """The rows with `_repeat`: null, or for a copy that loses to another copy of its request, whether
     it is a repeat (its format writes records several times) or a duplicate. Found on the cluster by
@@ -286,7 +295,9 @@ def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
 
     if not loaded.has_ids or not (opts.dedupe or loaded.repeat_files) or dedupe.H1 not in target:
         return None
-    valid = F.col("_ok") & (F.col("_nb").isNull() if "_nb" in loaded.bookkeeping else F.lit(True))
+    # (a copy whose labels will quarantine it, once its group's are checked on the driver, does not
+    # compete either: pipeline._competing; the executors' Polars plans computed FIT)
+    valid = F.col("_ok") & (F.col("_nb").isNull() if "_nb" in loaded.bookkeeping else F.lit(True)) & F.col(FIT)
     scope = F.lit(True) if opts.dedupe else F.col("_file").isin(list(loaded.repeat_files))
     competes = (valid & scope & F.col(dedupe.H1).isNotNull()).alias("_competes")
     # (dedupe.row_key; a wide integer: the sum of a row's counts as Polars' sum_horizontal gives it)
@@ -337,8 +348,8 @@ def _aggregate_once(spark, loaded: pipeline.Loaded, opts: Options, book, keys: l
     group = pipeline.group_keys(loaded, keys)
     # (every count column a scan has, carried or not: the keep rule sums them all per copy)
     measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
-    dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2] \
-        if loaded.has_ids else []
+    dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2,
+            FIT] if loaded.has_ids else []
     plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])), bad)
     rows = _rows(spark, plans, target)
     ranked = _ranked(rows, loaded, opts, target)

@@ -22,8 +22,8 @@ DEFAULTS = {"service_tier": "standard", "speed": "standard"}
 SPEEDS = ("standard", "fast")
 
 
-def _clean_label(col: str) -> pl.Expr:
-    s = pl.col(col).str.strip_chars()
+def _clean_label(col: str, value: pl.Expr | None = None) -> pl.Expr:
+    s = (pl.col(col) if value is None else value).str.strip_chars()
     s = pl.when(s == "").then(None).otherwise(s)
     if col in LOWERCASE:
         s = s.str.to_lowercase()
@@ -44,21 +44,38 @@ def clean_labels(columns: list[str], dimensions: list[str] = ()) -> list[pl.Expr
     return [_clean_label(c) for c in dict.fromkeys([*label_columns(columns), *[d for d in dimensions if d in columns]])]
 
 
-def checks(columns: list[str]) -> list[tuple[pl.Expr, pl.Expr]]:
-    """(ok, reason) for label values a request cannot be priced with: these rows are quarantined."""
+# The label columns `checks` looks at.
+CHECKED = ("model_raw", "service_tier", "speed")
+
+
+def checks(columns: list[str], value=pl.col) -> list[tuple[pl.Expr, pl.Expr]]:
+    """(ok, reason) for label values a request cannot be priced with: these rows are quarantined.
+    `value(column)`: the cleaned label (the column itself, once clean_labels ran)."""
     out = []
     if "model_raw" in columns:
-        missing = pl.col("model_raw").is_null()
+        missing = value("model_raw").is_null()
         out.append((~missing, pl.when(missing).then(pl.lit("missing model"))))
     for col, allowed in (("service_tier", SERVICE_TIERS), ("speed", SPEEDS)):
         if col in columns:
-            bad = ~pl.col(col).is_in(allowed)
-            out.append((~bad, pl.when(bad).then(pl.format(f"unknown {col} ({{}})", pl.col(col)))))
+            bad = ~value(col).is_in(allowed)
+            out.append((~bad, pl.when(bad).then(pl.format(f"unknown {col} ({{}})", value(col)))))
     return out
 
 
 def ok(columns: list[str]) -> pl.Expr:
     return pl.all_horizontal([c for c, _ in checks(columns)] or [pl.lit(True)])
+
+
+def fit(columns: list[str], constant: dict[str, str | None]) -> pl.Expr:
+    """Whether a row's labels, as logged, will pass `checks` (`ok` on its group, once its labels are
+    cleaned after the pass; `constant`: the label columns no source carries, as they are added back
+    there). A row that fails will be quarantined, so it must not compete in dedupe: a copy with an
+    empty model would otherwise displace its valid twin (see pipeline._competing, which computes it
+    on the rows of duplicated ids alone). Only the checked columns are cleaned."""
+    value = {c: _clean_label(c) for c in CHECKED if c in columns}
+    value.update({c: _clean_label(c, pl.lit(v, pl.String)) for c, v in constant.items()
+                  if c in CHECKED and c not in value})
+    return pl.all_horizontal([c for c, _ in checks(list(value), value.__getitem__)] or [pl.lit(True)])
 
 
 def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:

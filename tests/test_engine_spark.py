@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -235,6 +236,32 @@ def test_duplicates_removed_on_the_cluster(spark, tmp_path, monkeypatch):
     assert max(df.height for df in seen) <= 4
 
 
+def test_a_copy_its_labels_quarantine_does_not_compete_on_the_cluster(spark, tmp_path):
+    # Label checks run on the driver, after the window: each scan's plan says whether a row's labels
+    # will pass them (labels.fit), and a row that will not does not compete (pipeline._competing).
+    from .test_dedupe_labels import BAD, copy, cost
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    first, second = [], []
+    for i, (labels, _) in enumerate(BAD.values()):
+        first += [copy(64 + 10 * i, rid=f"b{i}", **labels), copy(64, rid=f"v{i}")]  # bad first, more tokens
+        second += [copy(64, rid=f"b{i}"), copy(64, rid=f"v{i}", **labels)]  # bad second, as many tokens
+    first.append(copy(640, rid="t", service_tier=" STANDARD "))  # valid once cleaned: it wins
+    second.append(copy(64, rid="t"))
+    (logs / "a.jsonl").write_text("".join(x + "\n" for x in first))
+    (logs / "b.jsonl").write_text("".join(x + "\n" for x in second))
+    polars, spark_ = both(spark, [str(logs)], ["model"], tmp_path)
+    assert spark_ == polars
+    a = polars["accounting"]
+    assert (a["rows_read"], a["priced"], a["duplicates"], a["quarantined"]) == (22, 11, 1, 10)
+    assert len(polars["quarantined_records"].splitlines()) == 10
+    assert Decimal(polars["totals"]["cost"]) == 10 * cost(64) + cost(640)
+    rows, spark_rows, acc, spark_acc = _price_both([str(logs)], tmp_path, "csv")
+    assert spark_acc == acc and spark_rows.decode() == rows.decode()
+    assert (acc["priced"], acc["duplicates"], acc["quarantined"]) == (11, 1, 10)
+
+
 def _whatif_both(spark, paths, scenario, by, tmp_path, **opts) -> tuple[str, str]:
     from analyzer import engine_spark
     from analyzer import whatif as whatif_
@@ -330,8 +357,6 @@ def test_price_losers_stay_on_the_executors(spark, tmp_path, monkeypatch):
     # Copies across files (so across Spark tasks, and shuffle partitions): the driver receives the
     # groups and one count per file that has losers, never a row key; the rows are the Polars
     # engine's, byte for byte, and the kept copies are the complete ones, priced by hand.
-    from decimal import Decimal
-
     import polars as pl
 
     from analyzer import engine_spark
