@@ -2,7 +2,7 @@
 
 A panic is not an error Python code can rely on catching (pyo3's PanicException is a BaseException,
 and Rust prints a backtrace on stderr first), so every Parquet input is decoded once by PyArrow before
-Polars reads it (sources.check_parquet). The damaged files are fixtures/hostile/damaged-parquet/ (see
+Polars reads it (sources.check_parquet). The damaged files are fixtures/damaged-parquet/ (see
 its README for where each came from)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from analyzer.cli import main
 
-DAMAGED = Path(__file__).parents[2] / "fixtures" / "hostile" / "damaged-parquet"
+DAMAGED = Path(__file__).parents[2] / "fixtures" / "damaged-parquet"
 CASES = {
     "hourly-index-count.parquet": "Invalid number of indices: 0",
     "hourly-levels.parquet": "Number of decoded rep / def levels do not match num_values in page header",
