@@ -56,7 +56,13 @@ from .words import counted
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
 MONTH = "_llm_month"  # partition column: the request's UTC month, YYYY-MM
 SHA = "_llm_source_sha256"  # the sha256 of the file a row came from (joins with the files table)
-INTERNAL = (MONTH, SHA)
+# A row's dedupe rank (dedupe.losers: the lowest wins before tokens are compared; a Claude Code
+# sidechain replay of a message never beats the main chain's copy), kept so that a later night's
+# copies are compared with the stored ones as a report of both files compares them. Data files
+# written before it lack the column: read as 0, the rank of every copy of a format without ranks.
+RANK = "_llm_rank"
+NEUTRAL_RANK = 0
+INTERNAL = (MONTH, SHA, RANK)
 LOG = "_delta_log"
 META = "_llm_cost"
 FILES = os.path.join(META, "files")
@@ -693,7 +699,7 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     if not files:
         return _no_contest(spans)
     schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
-              **{c: pl.Int64 for c in COUNT_COLUMNS}}
+              RANK: pl.Int8, **{c: pl.Int64 for c in COUNT_COLUMNS}}
 
     def scan(file: str, n: int) -> pl.LazyFrame:
         return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
@@ -707,19 +713,21 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
         # The night's ids the store holds, with the night's tokens: the stored side is only hashes
         # (the join's build side, what this holds), as before copies were compared.
         met = keys.join(stored.select(dedupe.hashes()), on=ids, how="semi").group_by(ids).agg(
-            pl.col(dedupe.TOKENS).max()).collect(engine="streaming")
+            *_best(dedupe.TOKENS, RANK)).collect(engine="streaming")
         if not met.height:
             return _no_contest(spans)
         # Then the stored copies of those ids alone (most nights: none, and this is not read), with
         # their tokens and the data file each is in.
-        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), STORED_AT).join(
-            met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
+        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), _rank().alias("_stored_rank"),
+                               STORED_AT).join(met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
-    # The night's copy wins only with more tokens than every stored copy of its id: on a tie the
-    # copy read first stays, as in a report of the files in the order they were ingested.
-    best = theirs.group_by(ids).agg(pl.col("_stored_tok").max())
-    wins = met.join(best, on=ids).with_columns((pl.col(dedupe.TOKENS) > pl.col("_stored_tok")).alias("_wins"))
+    # The night's copy wins only when it ranks before every stored copy of its id (dedupe.losers: a
+    # lower rank, or the same rank and more tokens): on a tie the copy read first stays, as in a
+    # report of the files in the order they were ingested.
+    best = theirs.group_by(ids).agg(*_best("_stored_tok", "_stored_rank"))
+    wins = met.join(best, on=ids).with_columns(((pl.col(RANK) < pl.col("_stored_rank")) | (
+        (pl.col(RANK) == pl.col("_stored_rank")) & (pl.col(dedupe.TOKENS) > pl.col("_stored_tok")))).alias("_wins"))
     repeated = wins.filter(~pl.col("_wins")).select(ids)
     displaced = theirs.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(
         pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
@@ -920,7 +928,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
     os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)  # (the store's own; writers create no directory)
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
-    priced, acc = pipeline.price_requests([path], run, book)
+    priced, acc = pipeline.price_requests([path], run, book, rank_as=RANK)
     lf = priced.lazy()
     dims = [c for c in lf.collect_schema() if c not in SCHEMA and c not in INTERNAL]
     names = table.schema().to_arrow().names if table is not None else []
@@ -1019,9 +1027,23 @@ def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> _Contest:
     """The ids of `rows` that the store holds already, and which copy stays (see _repeated)."""
     if table is None:  # (nothing stored: the night's days are not needed)
         return _no_contest()
-    keyed = rows.select(*dedupe.hashes(), _tokens(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
+    keyed = rows.select(*dedupe.hashes(), _tokens(), _rank(rows), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
     days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
-    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS))
+    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS, RANK))
+
+
+def _rank(rows: pl.LazyFrame | None = None) -> pl.Expr:
+    """A copy's dedupe rank (see RANK): rows without the column, or with a null there (a data file
+    written before the column), rank as NEUTRAL_RANK."""
+    if rows is not None and RANK not in rows.collect_schema().names():
+        return pl.lit(NEUTRAL_RANK, pl.Int8).alias(RANK)
+    return pl.col(RANK).fill_null(NEUTRAL_RANK).cast(pl.Int8).alias(RANK)
+
+
+def _best(tokens: str, rank: str) -> list[pl.Expr]:
+    """Per id (in a group-by), its best copy's rank and tokens, as dedupe.losers orders copies: the
+    lowest rank, then the most tokens."""
+    return [pl.col(rank).min(), pl.col(tokens).filter(pl.col(rank) == pl.col(rank).min()).max()]
 
 
 def _check_names(path: str, stored: list[str], dims: list[str]) -> None:
@@ -1554,13 +1576,15 @@ def _dimensions(records: dict[str, dict]) -> list[str]:
     return sorted({d for e in records.values() for d in e.get("dimensions", [])})
 
 
-def scan(root: str, months: set[str] | None = None, table=None, records: dict | None = None) -> pl.LazyFrame:
+def scan(root: str, months: set[str] | None = None, table=None, records: dict | None = None,
+         ranked: bool = False) -> pl.LazyFrame:
     """The stored priced rows of these months (all when None), lazily, as `llm-cost price` writes
-    them. Only the data files the Delta log names for those months are opened."""
+    them. Only the data files the Delta log names for those months are opened. `ranked`: with each
+    row's RANK too (null in a data file written before it), for a rewrite of the rows that keeps it."""
     root = _resolved(root)
     table = table if table is not None else _table(root)
     records = records if records is not None else _files(root, table)
-    schema = {**SCHEMA, **{d: pl.String() for d in _dimensions(records)}}
+    schema = {**SCHEMA, **{d: pl.String() for d in _dimensions(records)}, **({RANK: pl.Int8()} if ranked else {})}
     files = _parts(table, months)
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
@@ -2715,7 +2739,8 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         if not targets:
             return RepriceResult(_changes([], []), book, sorted(months), 0)
         try:
-            old = scan(root, months, table, records).with_row_index("_i").collect(engine="streaming")
+            # (with each row's rank: a re-priced copy still ranks as it did against a later night's)
+            old = scan(root, months, table, records, ranked=True).with_row_index("_i").collect(engine="streaming")
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _damaged(root, e) from None
         window = old.filter(inside)
