@@ -67,6 +67,11 @@ LOG = "_delta_log"
 META = "_llm_cost"
 FILES = os.path.join(META, "files")
 QUARANTINE = os.path.join(META, "quarantine")
+# The stored copies a night displaced (see _MonthFiles.displace), each rewritten data file's in a
+# file of its own, named by the record of the night that displaced them: when that night's file is
+# replaced and its winning copies go, the best of these come back in the replacing commit.
+DISPLACED = os.path.join(META, "displaced")
+DISPLACED_NAME = re.compile(re.escape(DISPLACED + os.sep) + r"[0-9a-f-]{36}\.parquet")
 INTERRUPTED_WRITE = re.compile(r"\.llm-cost-[0-9a-f]{16}\.tmp")  # writers.atomic_write's temporary name
 LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
@@ -88,10 +93,11 @@ PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
 FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime": pl.String, "dialect": pl.String,
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
-                "rows_version": pl.Int64, "repeats_records": pl.Boolean}
+                "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String}
 # Columns the files table gained later: a files table written before lacks them (its records then
-# say nothing of it, as their commits' records do not either).
-LATER_FILE_COLUMNS = {"repeats_records"}
+# say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
+# DISPLACED files holding the stored copies the file's copies displaced.
+LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows"}
 
 
 class StoreError(AnalyzerError):
@@ -224,7 +230,7 @@ def _refuse(root: str, kind: str) -> StoreError:
 def _check_meta(root: str) -> None:
     """Our directories are real directories inside the store: a symlink there would make a write
     (a commit to either table's log, the files table, a quarantine file) land outside it."""
-    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE, SUMMARY,
+    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE, DISPLACED, SUMMARY,
                 *(os.path.join(SUMMARY, g) for g in GRAINS), ROLLUP):
         path = os.path.join(root, sub)
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
@@ -401,18 +407,21 @@ def _count_displaced(records: dict[str, dict], entry: dict) -> None:
     """The stored copies a file's fuller copies displaced (see _MonthFiles.displace), counted as
     duplicates by the records of the files they came from: each file's rows read still add up to
     its rows stored plus the rest, and so does the store's accounting, as in a report of the files."""
-    for sha, n in (entry.get("displaced") or {}).items():
-        for key, r in list(records.items()):
-            if r.get("sha256") == sha:
-                a = dict(r["accounting"])
-                # (a record's own word when it has one: a format may decide per file, as Anthropic
-                # Messages does for a stream, which its name alone cannot tell)
-                repeats = r.get("repeats_records")
-                kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) else "duplicates"
-                a[kind] = a.get(kind, 0) + n["priced"] + n["unpriced"]
-                a["priced"] = a.get("priced", 0) - n["priced"]
-                a["unpriced"] = a.get("unpriced", 0) - n["unpriced"]
-                records[key] = {**r, "accounting": a}
+    # (`restored`: displaced copies that came back, when the file that displaced them was replaced:
+    # stored again, no longer duplicates)
+    for field, sign in (("displaced", 1), ("restored", -1)):
+        for sha, n in (entry.get(field) or {}).items():
+            for key, r in list(records.items()):
+                if r.get("sha256") == sha:
+                    a = dict(r["accounting"])
+                    # (a record's own word when it has one: a format may decide per file, as Anthropic
+                    # Messages does for a stream, which its name alone cannot tell)
+                    repeats = r.get("repeats_records")
+                    kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) else "duplicates"
+                    a[kind] = a.get(kind, 0) + sign * (n["priced"] + n["unpriced"])
+                    a["priced"] = a.get("priced", 0) - sign * n["priced"]
+                    a["unpriced"] = a.get("unpriced", 0) - sign * n["unpriced"]
+                    records[key] = {**r, "accounting": a}
 
 
 def _repeats_records(dialect: str | None) -> bool:
@@ -512,6 +521,7 @@ class FileResult:
     accounting: pipeline.Accounting | None = None
     stored: int = 0
     displaced: int = 0  # stored copies of other files that this file's fuller copies replaced
+    restored: int = 0  # copies this file's earlier content had displaced, stored again as it is replaced
 
 
 @dataclass
@@ -845,7 +855,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             frame = None
             try:
                 result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
-                                                  before is None)
+                                                  before is None, before, records)
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
@@ -868,6 +878,9 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     os.unlink(spool)
                 if isinstance(frame, _MonthFiles):  # written, never committed
                     frame.remove()
+                if isinstance(frame, _Rows) and frame.shadow:  # (the same: its displaced copies carried over)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(root, frame.shadow))
             entry["rows_version"] = table.version() if table is not None else -1
             records[key] = entry
             _count_displaced(records, entry)
@@ -912,10 +925,13 @@ def _recorded(root: str) -> int:
 
 
 def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Options, book: pricebook.PriceBook,
-               table, skip: set[str], spool: str, new: bool = False) -> tuple[FileResult, dict, _Rows | _MonthFiles | None]:
+               table, skip: set[str], spool: str, new: bool = False, before: dict | None = None,
+               records: dict[str, dict] | None = None) -> tuple[FileResult, dict, _Rows | _MonthFiles | None]:
     """Price the file and write its rows less the repeats of stored requests: when the commit only
     adds files (`new`) into the table's columns, straight into its month files (see _MonthFiles);
-    else into `spool`, for Delta's writer. Returns the result, the file's record, and the rows."""
+    else into `spool`, for Delta's writer. `before`: the record of the file's earlier content, whose
+    rows this commit replaces (the copies they had displaced may come back: see _restore), and
+    `records` every file's. Returns the result, the file's record, and the rows."""
     st = os.stat(path)
     now = dt.datetime.now(dt.UTC)
     entry = {"path": key, "size": st.st_size, "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
@@ -958,6 +974,8 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         dup, left, stored = kept.dup, kept.unpriced_models(), kept.stored
         if kept.displaced:
             entry["displaced"] = kept.displaced
+        if kept.shadows:
+            entry["displaced_rows"] = json.dumps(kept.shadows)
     else:
         # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes
         # below read that, not the log. lz4, not zstd: the spool is read back several times and
@@ -973,9 +991,19 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         # Here the stored copy stays even when the night's is fuller: this commit is Delta's writer
         # replacing the file's earlier rows, which cannot also rewrite other files' (docs/store.md).
         repeated = pl.concat([contest.repeated, contest.displaced.select(dedupe.H1, dedupe.H2)]).unique()
+        # The copies the file's earlier content had displaced, when its winning copies go with it:
+        # the best of each request's comes back, unless this content's own copy beats it.
+        back = _restore(root, table, records or {}, before, skip, rows) if before is not None else None
+        if back is not None:
+            repeated = pl.concat([repeated, back.beaten]).unique()
         dup = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
             *_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
-        kept = _Rows(spool, repeated)
+        kept = _Rows(spool, repeated, back.rows if back is not None and back.rows.height else None)
+        if back is not None and back.carried.height:
+            kept.shadow = _write_displaced(root, back.carried)
+            entry["displaced_rows"] = json.dumps([kept.shadow])
+        if back is not None and back.counts:
+            entry["restored"] = back.counts
         left = kept.lazy().filter(_unpriced()).group_by("model_raw").len().collect(engine="streaming")
         stored = int(kept.lazy().select(pl.len()).collect().item())
         _trace("unpriced+count")
@@ -995,7 +1023,9 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     if not stored and isinstance(kept, _MonthFiles):
         kept.remove()
     displaced = sum(n["priced"] + n["unpriced"] for n in entry.get("displaced", {}).values())
-    return FileResult(path, "ingested", acc, stored, displaced), entry, kept if stored else None
+    restored = sum(n["priced"] + n["unpriced"] for n in entry.get("restored", {}).values())
+    out = kept if stored or getattr(kept, "extra", None) is not None else None
+    return FileResult(path, "ingested", acc, stored, displaced, restored), entry, out
 
 
 def _month(ts: pl.Expr | None = None) -> pl.Expr:
@@ -1067,10 +1097,15 @@ SPOOL_GROUP = 64 * 1024  # rows per row group of the spool file: what reading it
 
 @dataclass
 class _Rows:
-    """A file's rows to store: its priced rows (the spool file) less the repeats of stored requests."""
+    """A file's rows to store: its priced rows (the spool file) less the repeats of stored requests,
+    and `extra`: other files' copies stored again in the same commit (see _restore; their columns
+    may differ, and they keep their own source file). `shadow`: the DISPLACED file this commit's
+    record names, written before it (removed when the commit does not happen)."""
 
     spool: str
     repeated: pl.DataFrame  # dedupe's two hashes of the ids already stored
+    extra: pl.DataFrame | None = None
+    shadow: str | None = None
 
     def _keep(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         if not self.repeated.height:  # (most nights: hashing every id would find nothing)
@@ -1083,7 +1118,10 @@ class _Rows:
 
     @property
     def schema(self) -> pl.Schema:
-        return self.lazy().collect_schema()
+        own = self.lazy().collect_schema()
+        if self.extra is None:
+            return own
+        return pl.Schema({**own, **{c: t for c, t in self.extra.schema.items() if c not in own}})
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """The rows batch by batch, a row group of the spool at a time. (Polars' collect_batches runs
@@ -1093,14 +1131,141 @@ class _Rows:
         with pq.ParquetFile(self.spool) as f:
             for batch in f.iter_batches(batch_size=SPOOL_GROUP):
                 yield self._keep(pl.from_arrow(batch).lazy()).collect()
+        if self.extra is not None:
+            yield self.extra
 
     def arrow(self):
         """The rows as an Arrow stream, batch by batch (for Delta's writer: never collected)."""
         import pyarrow as pa
 
-        schema = pl.DataFrame(schema=self.schema).to_arrow().schema
+        columns = self.schema
+        schema = pl.DataFrame(schema=columns).to_arrow().schema
+
+        def aligned(df: pl.DataFrame) -> pl.DataFrame:  # (a column one side lacks: nulls)
+            return df.with_columns([pl.lit(None, t).alias(c) for c, t in columns.items() if c not in df.columns]
+                                   ).select(list(columns)).cast(dict(columns))
+
         return pa.RecordBatchReader.from_batches(
-            schema, (b for df in self.batches() for b in df.to_arrow().cast(schema).to_batches()))
+            schema, (b for df in self.batches() for b in aligned(df).to_arrow().cast(schema).to_batches()))
+
+
+@dataclass
+class _Restored:
+    """What replacing a file brings back of the copies its earlier content had displaced (see
+    _restore): `rows`, stored again (each with its own source file); `beaten`: the two hashes of the
+    new content's copies that lose to them (duplicates); `carried`: the displaced copies still
+    valid and not brought back, which the new record names in turn; `counts`: per source sha, the
+    records (priced, unpriced) stored again, no longer duplicates of it."""
+
+    rows: pl.DataFrame
+    beaten: pl.DataFrame
+    carried: pl.DataFrame
+    counts: dict[str, dict[str, int]]
+
+
+def _shadow_files(root: str, record: dict) -> list[str]:
+    """The DISPLACED files a record names (relative to `root`)."""
+    text = record.get("displaced_rows")
+    if not text:
+        return []
+    try:
+        names = json.loads(text)
+    except ValueError as e:
+        raise _damaged(root, e) from None
+    bad = [n for n in names if not isinstance(n, str) or not DISPLACED_NAME.fullmatch(n)] if isinstance(names, list) else [names]
+    if bad:  # (a record names only files of our own directory: anything else is not ours to read)
+        raise StoreError(f"damaged store: {root}: the record of {record.get('path')!r} names {bad[0]!r}, "
+                         f"not a file of {DISPLACED}")
+    return names
+
+
+def _write_displaced(root: str, rows: pl.DataFrame) -> str:
+    """`rows` (displaced copies) as a new DISPLACED file; returns its name relative to `root`."""
+    import uuid
+
+    os.makedirs(os.path.join(root, DISPLACED), exist_ok=True)
+    rel = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+    rows.write_parquet(os.path.join(root, rel), compression="zstd")
+    return rel
+
+
+def _restore(root: str, table, records: dict[str, dict], before: dict, replace: set[str],
+             rows: pl.LazyFrame) -> _Restored | None:
+    """A file replaced: its earlier content's rows (sha in `replace`) go. The copies of other files
+    that those rows had displaced (the DISPLACED files every record names: a copy may have been
+    carried from one record to the next, see `carried`), whose file is still stored as it was and
+    whose request the earlier content holds in the store, come back, the best of each request's as
+    dedupe.losers orders them (rank, tokens, then the file ingested first), unless the new content
+    (`rows`) has a copy of its own that beats them. None when nothing was ever displaced.
+
+    Bounded by the displaced copies (few: a night's copies that beat stored ones) and the stored
+    rows of their days, read as in the repeat check; never the history."""
+    named = [(f, r is before) for r in records.values() for f in _shadow_files(root, r)]
+    if not named:
+        return None
+    alive = sorted({r["sha256"] for r in records.values()} - replace)
+    order = {r["sha256"]: r.get("rows_version", -1) for r in records.values()}
+    frames = []
+    for n, (rel, own) in enumerate(named):
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path) or os.path.islink(path):
+            # (an interrupt just after a commit can lose one: then less can come back, as before
+            # this file existed; the copies are still counted by their files' records)
+            continue
+        frames.append(pl.scan_parquet(path, glob=False, hive_partitioning=False).with_row_index("_i").with_columns(
+            pl.lit(n, pl.UInt32).alias("_f"), pl.lit(own).alias("_own")))
+    if not frames:
+        return None
+    try:
+        pool = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive))
+        keys = pool.select("_f", "_i", "_own", SHA, "timestamp", *_stored_hashes(), _tokens(), _rank(pool)).collect()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    ids = [dedupe.H1, dedupe.H2]
+    empty = pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    if not keys.height:
+        return _Restored(pl.DataFrame(), empty, pl.DataFrame(), {})
+    # Which of these requests the earlier content holds in the store (it won them): read as the
+    # repeat check reads, in the data files of the copies' days only.
+    spans = _repeat_windows(keys["timestamp"].dt.date().drop_nulls().unique().to_list())
+    files = _repeat_files(table, spans) if table is not None and spans else []
+    held = empty
+    if files:
+        schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String}
+        try:
+            held = pl.concat([pl.scan_parquet(f, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
+                                              hive_partitioning=False) for f in files]).filter(
+                pl.col(SHA).is_in(sorted(replace)) & _in_spans(spans)).select(_stored_hashes()).join(
+                keys.lazy().select(ids), on=ids, how="semi").unique().collect(engine="streaming")
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise _damaged(_local(table.table_uri), e) from None
+    free = keys.join(held, on=ids, how="semi")
+    # The new content's copies of those requests compete with them, as the file ingested last.
+    mine = rows.select(*dedupe.hashes(), _tokens(), _rank(rows)).join(held.lazy(), on=ids, how="semi").collect(
+        engine="streaming")
+    last = max(order.values(), default=0) + 1
+    contest = pl.concat([
+        free.select(*ids, RANK, dedupe.TOKENS, pl.col(SHA).replace_strict(order, default=last).alias("_order"),
+                    "_f", "_i"),
+        mine.select(*ids, RANK, dedupe.TOKENS, pl.lit(last + 1).alias("_order"),
+                    pl.lit(None, pl.UInt32).alias("_f"), pl.lit(None, pl.UInt32).alias("_i"))], how="vertical_relaxed")
+    winners = contest.sort([*ids, RANK, dedupe.TOKENS, "_order"], descending=[False, False, False, True, False]
+                           ).unique(ids, keep="first", maintain_order=True)
+    back = winners.filter(pl.col("_f").is_not_null()).select("_f", "_i")
+    beaten = mine.select(ids).join(back.join(winners, on=["_f", "_i"]).select(ids), on=ids, how="semi").unique()
+    try:
+        restored = pool.join(back.lazy(), on=["_f", "_i"], how="semi").collect()
+        # the earlier content's own displaced copies, still valid, not brought back: named again
+        carried = pool.filter(pl.col("_own")).join(back.lazy(), on=["_f", "_i"], how="anti").collect()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    counts = {}
+    if restored.height:  # (one row per source file: bookkeeping of files, not of rows)
+        per = restored.group_by(SHA).agg(*_dup_counts())
+        for sha, priced, unpriced in zip(per[SHA], per["priced"], per["unpriced"]):
+            counts[sha] = {"priced": priced, "unpriced": unpriced}
+    restored = restored.drop("_f", "_i", "_own").with_columns(_month())
+    return _Restored(restored, beaten, carried.drop("_f", "_i", "_own"), counts)
 
 
 def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: set[str], entry: dict, book: str,
@@ -1113,6 +1278,13 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     dl = _delta()
     props = _commit("ingest", book, **{K_FILE: json.dumps(entry), K_ROWS: stored})
     predicate = f"{SHA} IN ({', '.join(repr(s) for s in sorted(replace))})"  # hex digests: no quoting issue
+    if isinstance(frame, _Rows) and frame.extra is not None:
+        # Delta's writer checks that every row it writes matches the predicate of the rows it
+        # replaces: copies stored again (see _restore) are named by their file and request id,
+        # which no stored row has (they were removed, and the store keeps one copy of a request).
+        predicate = f"{predicate} OR " + " OR ".join(
+            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
+            for sha, ids in _restored_ids(frame.extra))
     appended = False
     # Before the write: delta-rs moves a DeltaTable it writes through to the new version, so the
     # files listed after it include the new ones (which then went without summaries).
@@ -1142,6 +1314,17 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
     return table
+
+
+def _sql_text(text: str) -> str:
+    """A string literal of Delta's (DataFusion's) SQL: quotes doubled, nothing else escaped."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str]]]:
+    """The request ids of `rows` per source file (few files: bookkeeping of files, not of rows)."""
+    per = rows.group_by(SHA).agg(pl.col("request_id").unique()).sort(SHA)
+    return list(zip(per[SHA].to_list(), per["request_id"].to_list()))
 
 
 def _checkpoint(table):
@@ -1215,6 +1398,7 @@ class _MonthFiles:
         # the night's commit, its other rows in a new file of `written`.
         self.removes: list[tuple[str, int, str]] = []  # (path relative to root, size, month)
         self.displaced: dict[str, dict[str, int]] = {}  # source sha -> its copies removed, priced/unpriced
+        self.shadows: list[str] = []  # DISPLACED files holding those copies (relative to root)
 
     def append(self, rows: pl.DataFrame) -> None:
         # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
@@ -1395,6 +1579,9 @@ class _MonthFiles:
             for path in (os.path.join(self.root, rel), *(_summary_path(self.root, rel, g) for g in GRAINS)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
+        for rel in self.shadows:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.root, rel))
 
     def displace(self, contest: _Contest) -> None:
         """After `close`: rewrite each stored data file holding a copy that lost to this night's
@@ -1422,6 +1609,12 @@ class _MonthFiles:
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
             self.month_of[rel] = month
             out = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
+            # The copies removed, kept whole in a DISPLACED file the night's record names: should
+            # this night's file be replaced and its copies go, they come back (see _restore).
+            os.makedirs(os.path.join(self.root, DISPLACED), exist_ok=True)
+            shadow = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+            self.shadows.append(shadow)  # (before it is opened: removed, whatever happens next)
+            kept = writers.parquet_appender(os.path.join(self.root, shadow), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
             counts: list[pl.DataFrame] = []
             try:
                 # A row group at a time, read by PyArrow: Polars' plans over the file (a join to
@@ -1430,18 +1623,27 @@ class _MonthFiles:
                     for g in range(f.num_row_groups):
                         batch = pl.from_arrow(f.read_row_group(g)).cast(schema)
                         mask = batch.select(lost).to_series()
-                        counts.append(batch.filter(mask).group_by(SHA).agg(*_dup_counts()))
+                        gone_rows = batch.filter(mask)
+                        if gone_rows.height:
+                            counts.append(gone_rows.group_by(SHA).agg(*_dup_counts()))
+                            kept.append(gone_rows)
                         batch = batch.filter(~mask)
                         if batch.height:
                             out.append(batch)
                             self._note(rel, batch)  # (its summary then groups by the columns that vary)
                 if rel in self.spans:
                     out.close(empty=pl.LazyFrame(schema=schema))
+                kept.close(empty=pl.LazyFrame(schema=schema))
             except BaseException:
                 out.abort()
+                kept.abort()
                 raise
             found = pl.concat(counts).group_by(SHA).agg(pl.col("priced", "unpriced").sum()) if counts else None
             spans = self.spans.pop(rel, None)
+            if found is None or not found.height:  # (nothing of it lost after all: no copies kept)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.root, shadow))
+                self.shadows.remove(shadow)
             if found is None or not found.height or not spans:
                 # nothing of it lost after all (the file stays), or all of it (removed, none added)
                 out.abort()

@@ -92,14 +92,12 @@ def test_a_files_table_without_the_repeats_column_still_reads(tmp_path):
 # Strict xfails
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A night's copy that displaced another file's stored copy, then taken away when its own file is "
-    "replaced (same path, new content without the request), leaves the request in no file: the "
-    "displaced copy was removed from its data file and nothing restores it; its file is unchanged, so "
-    "ingesting it again is a no-op. docs/store.md's known limit says the copy comes back when the other "
-    "file is ingested again, which an unchanged file never is. A fix would restore the displaced copies "
-    "(their data files are kept for time travel) in the replacing commit."))
-def test_replacing_the_winning_file_loses_the_request_it_displaced(tmp_path):
+def test_replacing_the_winning_file_brings_back_the_copy_it_displaced(tmp_path):
+    """A night's copy displaced another file's stored copy; then the night's file is replaced (same
+    path, new content without the request). Was: the request was in no file (the displaced copy
+    removed from its data file, and its own file unchanged, so never ingested again). Now the
+    displacing night's record names the copies it displaced (kept whole in `_llm_cost/displaced/`),
+    and the replacing commit stores them again."""
     n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
     n2 = log(tmp_path / "n2" / "b.csv", [req("r1", "2026-11-10", out=500)])
     st = tmp_path / "store"
@@ -109,7 +107,11 @@ def test_replacing_the_winning_file_loses_the_request_it_displaced(tmp_path):
     # a.csv's r1 (1000 x 3 + 100 x 15 = 4,500 / 1e6), r2 the same, r3 the same: 3 requests
     rep = store.report(str(st), ["month"])
     assert (rep.totals["requests"], rep.totals["cost"]) == (3, Decimal("0.0135"))
-    same_as_logs(st, [n1, n2])
+    rep = same_as_logs(st, [n1, n2])
+    assert (rep.accounting.rows_read, rep.accounting.duplicates) == (3, 0)
+    assert _files_accounting(st)["n1"]["priced"] == 2 and _files_accounting(st)["n1"]["duplicates"] == 0
+    # the version before still says what it said: r1 with 500 output (3,000 + 7,500), r2 4,500
+    assert store.report(str(st), ["month"], version=1).totals["cost"] == Decimal("0.015")
 
 
 def _sidechain_nights(tmp_path):
