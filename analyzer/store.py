@@ -2746,7 +2746,9 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
         for rel in orphans:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, rel))
-        _sync_files(root, table, _files(root, table))
+        records = _files(root, table)
+        _sync_files(root, table, records)
+        _unnamed_displaced(root, records)
         _summarize_missing(root, table)  # the merged files' (and those of a store older than summaries)
         _write_rollups(root, table)  # (of the merged files: the old rollups name files gone)
         _orphan_summaries(root)
@@ -2758,6 +2760,24 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, FILES, rel))
         return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans)
+
+
+def _unnamed_displaced(root: str, records: dict[str, dict]) -> list[str]:
+    """Remove the DISPLACED files no record names (their night's file was replaced since, and its
+    copies brought back or carried into the new record's file; or a run killed before its commit
+    wrote them); returns them. Only files named as ours, in that directory, are ever deleted."""
+    top = os.path.join(root, DISPLACED)
+    if not os.path.isdir(top) or os.path.islink(top):
+        return []
+    named = {f for r in records.values() for f in _shadow_files(root, r)}
+    removed = []
+    for e in sorted(os.scandir(top), key=lambda e: e.name):
+        rel = os.path.join(DISPLACED, e.name)
+        if DISPLACED_NAME.fullmatch(rel) and rel not in named and e.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e.path)
+            removed.append(rel)
+    return removed
 
 
 def _orphan_summaries(root: str) -> list[str]:
