@@ -18,9 +18,11 @@ next run (or a reader) replays it from there. Nothing is ever repaired by deleti
 a rename of one log file, so a run killed at any point leaves the last committed version.
 
 A request id already stored, stamped within a day of the file's own days, is one request: the copy
-with the most tokens stays (on a tie, the stored one), as in a report of all the files read in the
-order they were ingested; a stored copy that loses is removed from its data file in the night's
-commit (see _MonthFiles.displace) and counted as a duplicate by its file's record. The check reads
+with the best rank (RANK), then the most tokens stays (on a tie, the stored one), as in a report of
+all the files read in the order they were ingested; a stored copy that loses is removed from its
+data file in the night's commit (see _MonthFiles.displace), kept whole in a DISPLACED file the
+night's record names (brought back should that night's file be replaced: see _restore) and counted
+as a duplicate by its file's record. The check reads
 only the data files (and in them the row groups) whose time range overlaps those days, by Delta's
 file statistics, so a night's cost does not grow with the history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
 replays at most that many commit files, however long the history.
@@ -671,7 +673,8 @@ STORED_AT = "_llm_part"  # (a stored row's data file, in the repeat check: where
 class _Contest:
     """What the repeat check decided for a night's request ids that the store holds already
     (stamped within REPEAT_DAYS of the night's days): each is kept once, the copy a report of both
-    files keeps (see dedupe.losers: the most tokens; on a tie the copy read first, i.e. stored).
+    files keeps (see dedupe.losers: the lowest rank, then the most tokens; on a tie the copy read
+    first, i.e. stored).
     `repeated`: dedupe's two hashes of the ids whose stored copy stays (the night's copies are
     duplicates); `displaced`: the stored copies that lose to the night's (`STORED_AT`: their data
     file; H1, H2), removed from their files in the night's commit; `spans`: the time spans looked in;
@@ -856,7 +859,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             try:
                 result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
                                                   before is None, before, records)
-                table = _write_rows(root, table, frame, replace, entry, book.version, result.stored)
+                table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
                 # Another writer committed since this file's repeats were checked: read the table
