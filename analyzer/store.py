@@ -398,6 +398,7 @@ def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str,
                 raise _damaged(root, e) from None
             if entry.get("forget"):  # a file changed to another's bytes (see ingest)
                 records.pop(entry["path"], None)
+                _count_displaced(records, entry)  # (the copies its rows had displaced, stored again)
                 continue
             entry["rows_version"] = commit["version"]
             records[entry["path"]] = entry
@@ -839,14 +840,20 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             if twin is not None and before is not None:
                 # Changed to another file's bytes: its old rows go, and it is forgotten, as a copy is
                 # never recorded (were it recorded with the twin's hash, a later change of the twin
-                # would take the rows away from both).
+                # would take the rows away from both). The copies its rows had displaced come back
+                # (see _restore; the copies not brought back go with its record).
+                nothing = pl.LazyFrame(schema={"request_id": pl.String, **{c: pl.Int64 for c in COUNT_COLUMNS}})
+                back = _restore(root, table, records, before, {before["sha256"]}, nothing)
+                entry = {"path": key, "forget": True, **({"restored": back.counts} if back and back.counts else {})}
+                frame = _Rows(None, _no_contest().repeated, back.rows) if back and back.rows.height else None
                 try:
-                    table = _write_rows(root, table, None, {before["sha256"]}, {"path": key, "forget": True},
-                                        book.version, 0)
+                    table = _write_rows(root, table, frame, {before["sha256"]}, entry, book.version,
+                                        frame.extra.height if frame else 0)
                 except _Conflict:
                     raise StoreError(f"{root}: cannot commit {path}: another writer committed first; "
                                      "run the ingest again") from None
                 del records[key]
+                _count_displaced(records, entry)
                 _write_files(root, records, table.version() if table is not None else -1)
                 results.append(FileResult(path, f"replaced (same content as {twin})", pipeline.Accounting(files=1)))
                 continue
@@ -1105,7 +1112,7 @@ class _Rows:
     may differ, and they keep their own source file). `shadow`: the DISPLACED file this commit's
     record names, written before it (removed when the commit does not happen)."""
 
-    spool: str
+    spool: str | None  # (None: no rows of its own, only `extra`)
     repeated: pl.DataFrame  # dedupe's two hashes of the ids already stored
     extra: pl.DataFrame | None = None
     shadow: str | None = None
@@ -1117,6 +1124,8 @@ class _Rows:
                                                       maintain_order="left").drop(dedupe.H1, dedupe.H2)
 
     def lazy(self) -> pl.LazyFrame:
+        if self.spool is None:
+            return pl.LazyFrame(schema=self.extra.schema)
         return self._keep(pl.scan_parquet(self.spool, glob=False))
 
     @property
@@ -1131,9 +1140,10 @@ class _Rows:
         the whole plan ahead of its reader and buffers what it has not yet given: 1 GiB for 1M rows.)"""
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(self.spool) as f:
-            for batch in f.iter_batches(batch_size=SPOOL_GROUP):
-                yield self._keep(pl.from_arrow(batch).lazy()).collect()
+        if self.spool is not None:
+            with pq.ParquetFile(self.spool) as f:
+                for batch in f.iter_batches(batch_size=SPOOL_GROUP):
+                    yield self._keep(pl.from_arrow(batch).lazy()).collect()
         if self.extra is not None:
             yield self.extra
 

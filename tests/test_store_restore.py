@@ -293,3 +293,18 @@ def test_kill_minus_9_at_each_step_of_a_replacing_ingest(tmp_path, replacing_nig
     assert rep.totals["requests"] == 31  # r0..r29 and new; r3 the new content's, the others night 1's
     store.compact(str(st), retention_days=0)
     same_as_logs(st, files)
+
+
+def test_a_file_changed_to_another_file_s_bytes_brings_back_what_it_displaced(tmp_path):
+    """A file changed to another's bytes loses its rows and is forgotten (a copy is never recorded):
+    the copies its rows had displaced come back in that commit too."""
+    n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
+    n2 = log(tmp_path / "n2" / "b.csv", [req("r1", "2026-11-10", out=500)])
+    n3 = log(tmp_path / "n3" / "c.csv", [req("r9", "2026-11-10")])
+    st = tmp_path / "store"
+    ingest_in_order(st, [n1, n2, n3])
+    n2.write_bytes(n3.read_bytes())
+    assert store.ingest([str(n2)], str(st)).files[0].status == f"replaced (same content as {n3})"
+    assert _output_tokens(st, "r1") == [100]
+    rep = same_as_logs(st, [n1, n3])
+    assert (rep.totals["requests"], rep.accounting.duplicates) == (3, 0)
