@@ -95,11 +95,13 @@ PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
 FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime": pl.String, "dialect": pl.String,
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
-                "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String}
+                "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String,
+                "span": pl.String}
 # Columns the files table gained later: a files table written before lacks them (its records then
 # say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
-# DISPLACED files holding the stored copies the file's copies displaced.
-LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows"}
+# DISPLACED files holding the copies the file's copies beat, or that lost to stored ones; `span`:
+# a JSON [first, last] of its rows' times (what _restore looks for copies near).
+LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span"}
 
 
 class StoreError(AnalyzerError):
@@ -888,9 +890,9 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     os.unlink(spool)
                 if isinstance(frame, _MonthFiles):  # written, never committed
                     frame.remove()
-                if isinstance(frame, _Rows) and frame.shadow:  # (the same: its displaced copies carried over)
+                for rel in frame.shadows if isinstance(frame, _Rows) else ():  # (the same: copies kept)
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(root, frame.shadow))
+                        os.unlink(os.path.join(root, rel))
             entry["rows_version"] = table.version() if table is not None else -1
             records[key] = entry
             _count_displaced(records, entry)
@@ -986,6 +988,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
             entry["displaced"] = kept.displaced
         if kept.shadows:
             entry["displaced_rows"] = json.dumps(kept.shadows)
+        span = kept.span
     else:
         # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes
         # below read that, not the log. lz4, not zstd: the spool is read back several times and
@@ -1006,12 +1009,17 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         back = _restore(root, table, records or {}, before, skip, rows) if before is not None else None
         if back is not None:
             repeated = pl.concat([repeated, back.beaten]).unique()
-        dup = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
-            *_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
+        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi")
+        dup = lost.select(*_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {
+            "priced": 0, "unpriced": 0}
         kept = _Rows(spool, repeated, back.rows if back is not None and back.rows.height else None)
         if back is not None and back.carried.height:
-            kept.shadow = _write_displaced(root, back.carried)
-            entry["displaced_rows"] = json.dumps([kept.shadow])
+            kept.shadows.append(_write_displaced(root, back.carried))
+        if repeated.height and dup["priced"] + dup["unpriced"]:  # the copies that lost, kept whole (see _MonthFiles._keep_lost)
+            kept.shadows.append(_write_displaced(root, lost.drop(dedupe.H1, dedupe.H2, MONTH)))
+        if kept.shadows:
+            entry["displaced_rows"] = json.dumps(kept.shadows)
+        span = tuple(rows.select(pl.col("timestamp").min().alias("a"), pl.col("timestamp").max().alias("b")).collect().row(0))
         if back is not None and back.counts:
             entry["restored"] = back.counts
         left = kept.lazy().filter(_unpriced()).group_by("model_raw").len().collect(engine="streaming")
@@ -1027,11 +1035,13 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     left = left.sort("len", descending=True)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
     acc.unpriced_reasons = {k: v for k, v in acc.unpriced_reasons.items() if k in acc.unpriced_models}
+    if span is not None and span[0] is not None:
+        entry["span"] = json.dumps([span[0].isoformat(), span[1].isoformat()])
     entry.update(dialect=dialect, repeats_records=repeats, rows=acc.rows_read,
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
     if not stored and isinstance(kept, _MonthFiles):
-        kept.remove()
+        kept.remove(shadows=False)  # (a night of copies that all lost: its record still names them)
     displaced = sum(n["priced"] + n["unpriced"] for n in entry.get("displaced", {}).values())
     restored = sum(n["priced"] + n["unpriced"] for n in entry.get("restored", {}).values())
     out = kept if stored or getattr(kept, "extra", None) is not None else None
@@ -1115,7 +1125,7 @@ class _Rows:
     spool: str | None  # (None: no rows of its own, only `extra`)
     repeated: pl.DataFrame  # dedupe's two hashes of the ids already stored
     extra: pl.DataFrame | None = None
-    shadow: str | None = None
+    shadows: list[str] = dataclasses.field(default_factory=list)
 
     def _keep(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         if not self.repeated.height:  # (most nights: hashing every id would find nothing)
@@ -1193,12 +1203,16 @@ def _shadow_files(root: str, record: dict) -> list[str]:
 
 
 def _write_displaced(root: str, rows: pl.DataFrame) -> str:
-    """`rows` (displaced copies) as a new DISPLACED file; returns its name relative to `root`."""
+    """`rows` (displaced copies; a DataFrame, or a LazyFrame streamed to the file) as a new DISPLACED
+    file; returns its name relative to `root`."""
     import uuid
 
     os.makedirs(os.path.join(root, DISPLACED), exist_ok=True)
     rel = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
-    rows.write_parquet(os.path.join(root, rel), compression="zstd")
+    if isinstance(rows, pl.LazyFrame):
+        rows.sink_parquet(os.path.join(root, rel), compression="zstd", row_group_size=ROW_GROUP)
+    else:
+        rows.write_parquet(os.path.join(root, rel), compression="zstd")
     return rel
 
 
@@ -1229,8 +1243,19 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
             pl.lit(n, pl.UInt32).alias("_f"), pl.lit(own).alias("_own")))
     if not frames:
         return None
+    near = pl.lit(True)
+    if before.get("span"):
+        # Copies that lost to (or were displaced by) the earlier content's copies are stamped within
+        # REPEAT_DAYS of its days: only those are read (footer statistics skip the rest).
+        try:
+            first, last = (dt.datetime.fromisoformat(t) for t in json.loads(before["span"]))
+        except (ValueError, TypeError) as e:
+            raise _damaged(root, e) from None
+        pad = dt.timedelta(days=REPEAT_DAYS + 1)
+        with contextlib.suppress(OverflowError):  # (the first or last days of the calendar: all read)
+            near = pl.col("timestamp").is_between(first - pad, last + pad)
     try:
-        pool = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive))
+        pool = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive) & near)
         keys = pool.select("_f", "_i", "_own", SHA, "timestamp", *_stored_hashes(), _tokens(), _rank(pool)).collect()
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
@@ -1412,6 +1437,9 @@ class _MonthFiles:
         self.removes: list[tuple[str, int, str]] = []  # (path relative to root, size, month)
         self.displaced: dict[str, dict[str, int]] = {}  # source sha -> its copies removed, priced/unpriced
         self.shadows: list[str] = []  # DISPLACED files holding those copies (relative to root)
+        self.lost = None  # the DISPLACED file of this night's own copies that lost (see _keep_lost)
+        self.lost_empty: pl.LazyFrame | None = None
+        self.span: tuple[dt.datetime, dt.datetime] | None = None  # the night's first and last time
 
     def append(self, rows: pl.DataFrame) -> None:
         # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
@@ -1422,9 +1450,11 @@ class _MonthFiles:
     def _append(self, batch: pl.DataFrame) -> None:
         ts = pl.col("timestamp")
         bounds = batch.select(_month(ts.min()).alias("lo"), _month(ts.max()).alias("hi"),
-                              (ts.dt.year().max() > 9999).alias("late")).row(0, named=True)
+                              (ts.dt.year().max() > 9999).alias("late"), ts.min().alias("first"),
+                              ts.max().alias("last")).row(0, named=True)
         if bounds["late"]:
             raise _late_error(self.path, batch.filter(_late())["timestamp"].cast(pl.String)[0])
+        self.span = _widen(self.span, bounds["first"], bounds["last"])
         if self.early and bounds["lo"] is not None:
             # Every row of this group is past a month still open: a log in time order has left that
             # month behind, so its file is closed and summarized now, beside the pricing of the
@@ -1435,9 +1465,12 @@ class _MonthFiles:
         if self.repeated.height:  # (most nights: hashing every id would find nothing)
             on = [dedupe.H1, dedupe.H2]
             batch = batch.with_columns(dedupe.hashes())
-            gone = batch.join(self.repeated, on=on, how="semi").select(_dup_counts()).row(0, named=True)
+            lost = batch.join(self.repeated, on=on, how="semi", maintain_order="left")
+            gone = lost.select(_dup_counts()).row(0, named=True)
             self.dup = {k: v + gone[k] for k, v in self.dup.items()}
             batch = batch.join(self.repeated, on=on, how="anti", maintain_order="left").drop(on)
+            if lost.height:  # kept whole: should the stored copy's file be replaced, they may come back
+                self._keep_lost(lost.drop(on) if self.select is None else lost.select(self.select))
         if self.select is not None:
             batch = batch.select(self.select)
         if self.empty is None:
@@ -1454,6 +1487,19 @@ class _MonthFiles:
         months = batch.select(_month())[MONTH]
         for month in months.unique().sort().to_list():  # (partition_by of every slice: 1.2 CPU s a million rows)
             self._write(month, batch.filter(months == month))
+
+    def _keep_lost(self, rows: pl.DataFrame) -> None:
+        """The night's copies that lost to stored ones (duplicates), into a DISPLACED file the
+        night's record names (see _restore): a copy that lost to a file later replaced comes back."""
+        import uuid
+
+        if self.lost is None:
+            os.makedirs(os.path.join(self.root, DISPLACED), exist_ok=True)
+            rel = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+            self.shadows.append(rel)  # (before it is opened: removed, whatever happens next)
+            self.lost = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
+            self.lost_empty = rows.clear().lazy()
+        self.lost.append(rows)
 
     def _write(self, month: str, rows: pl.DataFrame) -> None:
         out = self._out(month)
@@ -1574,14 +1620,19 @@ class _MonthFiles:
         for month in list(self.outs):
             self._end(month)
         self.written.sort(key=self.month_of.__getitem__)  # (month order: the commit's add actions; stable)
+        if self.lost is not None:
+            self.lost.close(empty=self.lost_empty)
 
     def abort(self) -> None:
         for out in self.outs.values():
             out.abort()
+        if self.lost is not None:
+            self.lost.abort()
 
-    def remove(self) -> None:
-        """Remove every file written (data files and their summaries), after the summary worker has
-        stopped: it checks `stop` between windows, and whatever it was writing is removed too."""
+    def remove(self, shadows: bool = True) -> None:
+        """Remove every file written (data files and their summaries; with `shadows`, the DISPLACED
+        files too), after the summary worker has stopped: it checks `stop` between windows, and
+        whatever it was writing is removed too."""
         self.stop.set()
         with contextlib.suppress(Exception):  # (their own errors are not the run's)
             self._join()
@@ -1592,7 +1643,7 @@ class _MonthFiles:
             for path in (os.path.join(self.root, rel), *(_summary_path(self.root, rel, g) for g in GRAINS)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
-        for rel in self.shadows:
+        for rel in self.shadows if shadows else ():
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(self.root, rel))
 
@@ -1679,6 +1730,13 @@ class _MonthFiles:
         if not frames:
             return pl.DataFrame(schema={"model_raw": pl.String, "len": pl.UInt32})
         return pl.concat(frames).group_by("model_raw").agg(pl.col("len").sum())
+
+
+def _widen(span: tuple | None, first: dt.datetime | None, last: dt.datetime | None) -> tuple | None:
+    """`span` (first, last) widened to hold [first, last] (None: no time yet)."""
+    if first is None or last is None:
+        return span
+    return (first, last) if span is None else (min(span[0], first), max(span[1], last))
 
 
 def _names_any(root: str, rels: list[str]) -> bool:

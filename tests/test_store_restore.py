@@ -308,3 +308,65 @@ def test_a_file_changed_to_another_file_s_bytes_brings_back_what_it_displaced(tm
     assert _output_tokens(st, "r1") == [100]
     rep = same_as_logs(st, [n1, n3])
     assert (rep.totals["requests"], rep.accounting.duplicates) == (3, 0)
+
+
+def test_a_copy_that_lost_at_its_own_ingest_comes_back_too(tmp_path):
+    """Night 2's copy lost to night 1's stored one (fewer tokens): a duplicate, never stored. When
+    night 1's file is replaced without the request, night 2's copy is the request's only copy: it
+    comes back. (The night's losing copies are kept whole too, in a file its record names.)"""
+    n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10", out=500)])
+    n2 = log(tmp_path / "n2" / "b.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
+    st = tmp_path / "store"
+    r = ingest_in_order(st, [n1, n2])[1]
+    assert (r.displaced, r.accounting.duplicates) == (0, 1)
+    replace(n1, [req("r3", "2026-11-10")])
+    assert ingest_in_order(st, [n1])[0].restored == 1
+    assert _output_tokens(st, "r1") == [100]
+    rep = same_as_logs(st, [n2, n1])
+    assert (rep.totals["requests"], rep.accounting.duplicates) == (3, 0)
+
+
+def _nights_in_any_order_then_replacements():
+    from hypothesis import strategies as hs
+
+    # Nights of copies (id 0..5, output tokens), ingested in the order drawn; then one or two
+    # replacements: which night, and its new copies (id 0..7, output tokens).
+    copy = hs.tuples(hs.integers(0, 5), hs.sampled_from([100, 200, 300]))
+    nights = hs.lists(hs.lists(copy, min_size=1, max_size=5, unique_by=lambda c: c[0]), min_size=2, max_size=4)
+    new = hs.lists(hs.tuples(hs.integers(0, 7), hs.sampled_from([50, 100, 200, 300, 400])), max_size=5,
+                   unique_by=lambda c: c[0])
+    return nights.flatmap(lambda ns: hs.tuples(hs.just(ns), hs.lists(hs.tuples(hs.integers(0, len(ns) - 1), new),
+                                                                        min_size=1, max_size=2)))
+
+
+def test_property_any_order_and_replacements_report_as_the_files_held(tmp_path_factory):
+    """Nights whose copies of a request differ in tokens, ingested in any order (a copy displaces
+    the stored one or loses to it), then one night's file replaced, or two: after every ingest the
+    store reports what a report of the files it holds says (in the order of their last ingest), and
+    the accounting adds up. (A replacing night's copy of a request another file holds is given no
+    more tokens than that file's: a fuller one is the known limit of a replacing commit.)"""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_nights_in_any_order_then_replacements())
+    def check(case):
+        nights, steps = case
+        root = tmp_path_factory.mktemp("orders")
+        files = [log(root / f"n{n}" / f"{n}.csv", [req(f"r{i}", "2026-11-10", out=out, workspace=f"w{n}")
+                                                  for i, out in night]) for n, night in enumerate(nights)]
+        st = root / "st"
+        ingest_in_order(st, files)
+        order = list(files)
+        same_as_logs(st, order, ("workspace", "model"))
+        for step, (k, new) in enumerate(steps):
+            sha = _records(st)[f"n{k}"]["sha256"]
+            held = pl.read_delta(str(st)).filter(pl.col(store.SHA) != sha)
+            holder = dict(zip(held["request_id"].to_list(), held["output_tokens"].to_list()))
+            rows = [req(f"r{i}", "2026-11-10", out=min(out, holder.get(f"r{i}", out)), workspace=f"x{step}")
+                    for i, out in new]
+            replace(files[k], rows + [req(f"fresh{step}", "2026-11-10")])
+            assert ingest_in_order(st, [files[k]])[0].status == "replaced"
+            order = [f for f in order if f != files[k]] + [files[k]]
+            same_as_logs(st, order, ("workspace", "model"))
+
+    check()
