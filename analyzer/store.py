@@ -1219,14 +1219,16 @@ def _write_displaced(root: str, rows: pl.DataFrame) -> str:
 def _restore(root: str, table, records: dict[str, dict], before: dict, replace: set[str],
              rows: pl.LazyFrame) -> _Restored | None:
     """A file replaced: its earlier content's rows (sha in `replace`) go. The copies of other files
-    that those rows had displaced (the DISPLACED files every record names: a copy may have been
-    carried from one record to the next, see `carried`), whose file is still stored as it was and
-    whose request the earlier content holds in the store, come back, the best of each request's as
+    that lost to them (the DISPLACED files every record names: stored copies they displaced, and
+    copies that lost to them when their own night was ingested; a copy may also have been carried
+    from one record to the next, see `carried`), whose file is still stored as it was and whose
+    request the earlier content holds in the store, come back, the best of each request's as
     dedupe.losers orders them (rank, tokens, then the file ingested first), unless the new content
-    (`rows`) has a copy of its own that beats them. None when nothing was ever displaced.
+    (`rows`) has a copy of its own that beats them. None when no record names any.
 
-    Bounded by the displaced copies (few: a night's copies that beat stored ones) and the stored
-    rows of their days, read as in the repeat check; never the history."""
+    Bounded by the kept copies near the earlier content's time span (few: copies that lost to
+    another file's) and the stored rows of their days, read as in the repeat check; never the
+    history's rows."""
     named = [(f, r is before) for r in records.values() for f in _shadow_files(root, r)]
     if not named:
         return None
@@ -1255,14 +1257,19 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
         with contextlib.suppress(OverflowError):  # (the first or last days of the calendar: all read)
             near = pl.col("timestamp").is_between(first - pad, last + pad)
     try:
-        pool = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive) & near)
+        kept = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive))
+        pool = kept.filter(near)
         keys = pool.select("_f", "_i", "_own", SHA, "timestamp", *_stored_hashes(), _tokens(), _rank(pool)).collect()
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
     ids = [dedupe.H1, dedupe.H2]
     empty = pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
-    if not keys.height:
-        return _Restored(pl.DataFrame(), empty, pl.DataFrame(), {})
+    if not keys.height:  # (nothing near: the earlier content's kept copies are all carried)
+        try:
+            carried = kept.filter(pl.col("_own")).collect()
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise _damaged(root, e) from None
+        return _Restored(pl.DataFrame(), empty, carried.drop("_f", "_i", "_own"), {})
     # Which of these requests the earlier content holds in the store (it won them): read as the
     # repeat check reads, in the data files of the copies' days only.
     spans = _repeat_windows(keys["timestamp"].dt.date().drop_nulls().unique().to_list())
@@ -1293,8 +1300,9 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
     beaten = mine.select(ids).join(back.join(winners, on=["_f", "_i"]).select(ids), on=ids, how="semi").unique()
     try:
         restored = pool.join(back.lazy(), on=["_f", "_i"], how="semi").collect()
-        # the earlier content's own displaced copies, still valid, not brought back: named again
-        carried = pool.filter(pl.col("_own")).join(back.lazy(), on=["_f", "_i"], how="anti").collect()
+        # the earlier content's own kept copies, still valid, not brought back: named again (all of
+        # them, near its time or not: one carried from an earlier content may wait for another file)
+        carried = kept.filter(pl.col("_own")).join(back.lazy(), on=["_f", "_i"], how="anti").collect()
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
     counts = {}

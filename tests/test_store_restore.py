@@ -370,3 +370,22 @@ def test_property_any_order_and_replacements_report_as_the_files_held(tmp_path_f
             same_as_logs(st, order, ("workspace", "model"))
 
     check()
+
+
+def test_a_carried_copy_waits_for_its_holder_whatever_the_replacing_content_s_days(tmp_path):
+    """Night A's copy of r1 lost to x.csv's, which lost to z.csv's. x.csv is then replaced twice, by
+    content of other days: night A's copy waits, carried from record to record, and comes back when
+    z.csv is replaced (x.csv's own copy of r1 is gone with its first content)."""
+    a = log(tmp_path / "a" / "a.csv", [req("r1", "2026-11-10")])
+    x = log(tmp_path / "x" / "x.csv", [req("r1", "2026-11-10", out=500)])
+    z = log(tmp_path / "z" / "z.csv", [req("r1", "2026-11-10", out=900)])
+    st = tmp_path / "store"
+    ingest_in_order(st, [a, x, z])
+    for day, rid in (("2026-11-20", "r9"), ("2026-11-25", "r8")):
+        replace(x, [req(rid, day)])
+        assert ingest_in_order(st, [x])[0].restored == 0
+        same_as_logs(st, [a, z, x])
+    replace(z, [req("r7", "2026-11-10")])
+    assert ingest_in_order(st, [z])[0].restored == 1
+    assert _output_tokens(st, "r1") == [100]
+    same_as_logs(st, [a, x, z])
