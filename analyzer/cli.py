@@ -868,8 +868,9 @@ def ingest(paths, store_dir, prices, wait, quiet, dialect, batch_time, strict):
                        err=True)
         for f in result.files:
             _echo(f"{shown(f.path)}: {f.status}" + (f", {counted(f.stored, 'row')} stored" if f.accounting else "")
-                  + (f" ({f.displaced:,} replacing stored copies with fewer tokens)"
-                     if f.displaced else ""), err=True)
+                  + (f" ({f.displaced:,} replacing lesser stored copies)" if f.displaced else "")
+                  + (f" ({f.restored:,} displaced by its earlier content stored again)" if f.restored else ""),
+                  err=True)
         done = [f for f in result.files if f.accounting is not None]
         _echo(f"ingested {len(done)} of {counted(len(result.files), 'file')} into {store_dir}: {acc.summary()}", err=True)
     _finish(acc, strict, quiet)

@@ -1334,9 +1334,11 @@ def with_costs(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame | pl.DataFram
 
 
 def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook | None = None,
-                   keep_rates: bool = False) -> tuple[PricedRows, Accounting]:
+                   keep_rates: bool = False, rank_as: str | None = None) -> tuple[PricedRows, Accounting]:
     """Per-request rows with tags and exact cost columns (and with `keep_rates`, the per-unit rates
-    they were computed from: RATE_COLUMNS), and the run's accounting.
+    they were computed from: RATE_COLUMNS), and the run's accounting. `rank_as`: also each row's
+    dedupe rank (`_rank`: 0 for a format without one) under that name, for the store, which compares
+    its stored copies with a later night's as dedupe compares copies within a run.
 
     A streaming aggregate learns the run's distinct rate keys, duplicates and accounting; the rows
     are then priced by joining the small rate frame onto each file's rows, when they are written."""
@@ -1346,10 +1348,11 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     # (The rows are written after this returns, from the lazy plans: their readers captured the run,
     # and read the sizes recorded in it.)
     with one_reading():
-        return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates))
+        return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates, rank_as))
 
 
-def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False):
+def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False,
+                    rank_as: str | None = None):
     # (No key check: `price` reads with the bounded readers (one_reading() without native scans), so
     # its JSON Lines files are searched for late keys before they are read, as they were.)
     loaded = read_logs(paths, opts, robust, exact_lines=True)
@@ -1358,7 +1361,7 @@ def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: boo
         spooled.extend(loaded.spooled)
         agg, losers, units, blamed = _aggregate(with_status(loaded.frame, opts), [], book, loaded, [],
                                                 _candidates(loaded, opts), repeats_only=not opts.dedupe)
-        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates,
+        acc, priced = row_pricer(agg, units, paths, loaded, opts, book, keep_rates, rank_as,
                                  blame=None if blamed is None else functools.partial(with_blame, blamed=blamed))
     record_wise = [loaded.dialects.get(f.display) in RECORD_WISE and not f.members for f in loaded.files]
     return PricedRows(loaded.parts, functools.partial(_finish_priced, priced, losers), record_wise), acc
@@ -1374,11 +1377,12 @@ def _finish_priced(priced, losers: pl.DataFrame, part: pl.LazyFrame) -> pl.LazyF
 
 
 def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, opts: Options,
-               book: pricebook.PriceBook, keep_rates: bool = False,
+               book: pricebook.PriceBook, keep_rates: bool = False, rank_as: str | None = None,
                blame: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None):
     """From a run's aggregate: its accounting, and the function that prices one normalized part's
-    rows (dropping duplicate losers, a frame of dedupe.LOSER keys). `blame`: when the aggregate has
-    records unpriced whole (BLAME), what gives a part's rows their BLAME column (with_blame)."""
+    rows (dropping duplicate losers, a frame of dedupe.LOSER keys); `rank_as`: see price_requests.
+    `blame`: when the aggregate has records unpriced whole (BLAME), what gives a part's rows their
+    BLAME column (with_blame)."""
     acc = accounted(agg, loaded)
     ok = agg.filter(pl.col(STATUS) == OK)
     rates = rate_frame(ok, book)
@@ -1388,6 +1392,9 @@ def row_pricer(agg: pl.DataFrame, units: pl.DataFrame, paths, loaded: Loaded, op
     band = dict(zip(units[tagging.TIME_UNIT].to_list(), units[tagging.TIME_BAND].to_list()))
     cols = [c for c in CANONICAL if c not in ("source",)] + loaded.dimensions + [
         *PRICED_COLUMNS, *(RATE_COLUMNS if keep_rates else ()), "source"]
+    rank = (pl.col("_rank") if "_rank" in loaded.bookkeeping else BOOKKEEPING["_rank"]).cast(pl.Int8)
+    if rank_as:
+        cols.append(rank.alias(rank_as))
     pricing = row_pricing(rates, band, book, blame is not None)  # (once: every slice of every file is priced with it)
 
     def priced(part: pl.LazyFrame, losers: pl.DataFrame) -> pl.LazyFrame:

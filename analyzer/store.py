@@ -18,9 +18,11 @@ next run (or a reader) replays it from there. Nothing is ever repaired by deleti
 a rename of one log file, so a run killed at any point leaves the last committed version.
 
 A request id already stored, stamped within a day of the file's own days, is one request: the copy
-with the most tokens stays (on a tie, the stored one), as in a report of all the files read in the
-order they were ingested; a stored copy that loses is removed from its data file in the night's
-commit (see _MonthFiles.displace) and counted as a duplicate by its file's record. The check reads
+with the best rank (RANK), then the most tokens stays (on a tie, the stored one), as in a report of
+all the files read in the order they were ingested; a stored copy that loses is removed from its
+data file in the night's commit (see _MonthFiles.displace), kept whole in a DISPLACED file the
+night's record names (brought back should that night's file be replaced: see _restore) and counted
+as a duplicate by its file's record. The check reads
 only the data files (and in them the row groups) whose time range overlaps those days, by Delta's
 file statistics, so a night's cost does not grow with the history. Every CHECKPOINT_EVERY versions a Delta checkpoint is written, so that opening the table
 replays at most that many commit files, however long the history.
@@ -57,11 +59,22 @@ from .words import counted
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
 MONTH = "_llm_month"  # partition column: the request's UTC month, YYYY-MM
 SHA = "_llm_source_sha256"  # the sha256 of the file a row came from (joins with the files table)
-INTERNAL = (MONTH, SHA)
+# A row's dedupe rank (dedupe.losers: the lowest wins before tokens are compared; a Claude Code
+# sidechain replay of a message never beats the main chain's copy), kept so that a later night's
+# copies are compared with the stored ones as a report of both files compares them. Data files
+# written before it lack the column: read as 0, the rank of every copy of a format without ranks.
+RANK = "_llm_rank"
+NEUTRAL_RANK = 0
+INTERNAL = (MONTH, SHA, RANK)
 LOG = "_delta_log"
 META = "_llm_cost"
 FILES = os.path.join(META, "files")
 QUARANTINE = os.path.join(META, "quarantine")
+# The stored copies a night displaced (see _MonthFiles.displace), each rewritten data file's in a
+# file of its own, named by the record of the night that displaced them: when that night's file is
+# replaced and its winning copies go, the best of these come back in the replacing commit.
+DISPLACED = os.path.join(META, "displaced")
+DISPLACED_NAME = re.compile(re.escape(DISPLACED + os.sep) + r"[0-9a-f-]{36}\.parquet")
 INTERRUPTED_WRITE = re.compile(r"\.llm-cost-[0-9a-f]{16}\.tmp")  # writers.atomic_write's temporary name
 LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
@@ -83,10 +96,13 @@ PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
 FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime": pl.String, "dialect": pl.String,
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
-                "rows_version": pl.Int64, "repeats_records": pl.Boolean}
+                "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String,
+                "span": pl.String}
 # Columns the files table gained later: a files table written before lacks them (its records then
-# say nothing of it, as their commits' records do not either).
-LATER_FILE_COLUMNS = {"repeats_records"}
+# say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
+# DISPLACED files holding the copies the file's copies beat, or that lost to stored ones; `span`:
+# a JSON [first, last] of its rows' times (what _restore looks for copies near).
+LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span"}
 
 
 class StoreError(AnalyzerError):
@@ -219,7 +235,7 @@ def _refuse(root: str, kind: str) -> StoreError:
 def _check_meta(root: str) -> None:
     """Our directories are real directories inside the store: a symlink there would make a write
     (a commit to either table's log, the files table, a quarantine file) land outside it."""
-    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE, SUMMARY,
+    for sub in (LOG, META, FILES, os.path.join(FILES, LOG), QUARANTINE, DISPLACED, SUMMARY,
                 *(os.path.join(SUMMARY, g) for g in GRAINS), ROLLUP):
         path = os.path.join(root, sub)
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
@@ -385,6 +401,7 @@ def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str,
                 raise _damaged(root, e) from None
             if entry.get("forget"):  # a file changed to another's bytes (see ingest)
                 records.pop(entry["path"], None)
+                _count_displaced(records, entry)  # (the copies its rows had displaced, stored again)
                 continue
             entry["rows_version"] = commit["version"]
             records[entry["path"]] = entry
@@ -396,18 +413,21 @@ def _count_displaced(records: dict[str, dict], entry: dict) -> None:
     """The stored copies a file's fuller copies displaced (see _MonthFiles.displace), counted as
     duplicates by the records of the files they came from: each file's rows read still add up to
     its rows stored plus the rest, and so does the store's accounting, as in a report of the files."""
-    for sha, n in (entry.get("displaced") or {}).items():
-        for key, r in list(records.items()):
-            if r.get("sha256") == sha:
-                a = dict(r["accounting"])
-                # (a record's own word when it has one: a format may decide per file, as Anthropic
-                # Messages does for a stream, which its name alone cannot tell)
-                repeats = r.get("repeats_records")
-                kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) else "duplicates"
-                a[kind] = a.get(kind, 0) + n["priced"] + n["unpriced"]
-                a["priced"] = a.get("priced", 0) - n["priced"]
-                a["unpriced"] = a.get("unpriced", 0) - n["unpriced"]
-                records[key] = {**r, "accounting": a}
+    # (`restored`: displaced copies that came back, when the file that displaced them was replaced:
+    # stored again, no longer duplicates)
+    for field, sign in (("displaced", 1), ("restored", -1)):
+        for sha, n in (entry.get(field) or {}).items():
+            for key, r in list(records.items()):
+                if r.get("sha256") == sha:
+                    a = dict(r["accounting"])
+                    # (a record's own word when it has one: a format may decide per file, as Anthropic
+                    # Messages does for a stream, which its name alone cannot tell)
+                    repeats = r.get("repeats_records")
+                    kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) else "duplicates"
+                    a[kind] = a.get(kind, 0) + sign * (n["priced"] + n["unpriced"])
+                    a["priced"] = a.get("priced", 0) - sign * n["priced"]
+                    a["unpriced"] = a.get("unpriced", 0) - sign * n["unpriced"]
+                    records[key] = {**r, "accounting": a}
 
 
 def _repeats_records(dialect: str | None) -> bool:
@@ -507,6 +527,7 @@ class FileResult:
     accounting: pipeline.Accounting | None = None
     stored: int = 0
     displaced: int = 0  # stored copies of other files that this file's fuller copies replaced
+    restored: int = 0  # copies this file's earlier content had displaced, stored again as it is replaced
 
 
 @dataclass
@@ -656,7 +677,8 @@ STORED_AT = "_llm_part"  # (a stored row's data file, in the repeat check: where
 class _Contest:
     """What the repeat check decided for a night's request ids that the store holds already
     (stamped within REPEAT_DAYS of the night's days): each is kept once, the copy a report of both
-    files keeps (see dedupe.losers: the most tokens; on a tie the copy read first, i.e. stored).
+    files keeps (see dedupe.losers: the lowest rank, then the most tokens; on a tie the copy read
+    first, i.e. stored).
     `repeated`: dedupe's two hashes of the ids whose stored copy stays (the night's copies are
     duplicates); `displaced`: the stored copies that lose to the night's (`STORED_AT`: their data
     file; H1, H2), removed from their files in the night's commit; `spans`: the time spans looked in;
@@ -694,7 +716,7 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     if not files:
         return _no_contest(spans)
     schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
-              **{c: pl.Int64 for c in COUNT_COLUMNS}}
+              RANK: pl.Int8, **{c: pl.Int64 for c in COUNT_COLUMNS}}
 
     def scan(file: str, n: int) -> pl.LazyFrame:
         return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
@@ -708,19 +730,21 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
         # The night's ids the store holds, with the night's tokens: the stored side is only hashes
         # (the join's build side, what this holds), as before copies were compared.
         met = keys.join(stored.select(dedupe.hashes()), on=ids, how="semi").group_by(ids).agg(
-            pl.col(dedupe.TOKENS).max()).collect(engine="streaming")
+            *_best(dedupe.TOKENS, RANK)).collect(engine="streaming")
         if not met.height:
             return _no_contest(spans)
         # Then the stored copies of those ids alone (most nights: none, and this is not read), with
         # their tokens and the data file each is in.
-        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), STORED_AT).join(
-            met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
+        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), _rank().alias("_stored_rank"),
+                               STORED_AT).join(met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
-    # The night's copy wins only with more tokens than every stored copy of its id: on a tie the
-    # copy read first stays, as in a report of the files in the order they were ingested.
-    best = theirs.group_by(ids).agg(pl.col("_stored_tok").max())
-    wins = met.join(best, on=ids).with_columns((pl.col(dedupe.TOKENS) > pl.col("_stored_tok")).alias("_wins"))
+    # The night's copy wins only when it ranks before every stored copy of its id (dedupe.losers: a
+    # lower rank, or the same rank and more tokens): on a tie the copy read first stays, as in a
+    # report of the files in the order they were ingested.
+    best = theirs.group_by(ids).agg(*_best("_stored_tok", "_stored_rank"))
+    wins = met.join(best, on=ids).with_columns(((pl.col(RANK) < pl.col("_stored_rank")) | (
+        (pl.col(RANK) == pl.col("_stored_rank")) & (pl.col(dedupe.TOKENS) > pl.col("_stored_tok")))).alias("_wins"))
     repeated = wins.filter(~pl.col("_wins")).select(ids)
     displaced = theirs.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(
         pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
@@ -819,14 +843,20 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             if twin is not None and before is not None:
                 # Changed to another file's bytes: its old rows go, and it is forgotten, as a copy is
                 # never recorded (were it recorded with the twin's hash, a later change of the twin
-                # would take the rows away from both).
+                # would take the rows away from both). The copies its rows had displaced come back
+                # (see _restore; the copies not brought back go with its record).
+                nothing = pl.LazyFrame(schema={"request_id": pl.String, **{c: pl.Int64 for c in COUNT_COLUMNS}})
+                back = _restore(root, table, records, before, {before["sha256"]}, nothing)
+                entry = {"path": key, "forget": True, **({"restored": back.counts} if back and back.counts else {})}
+                frame = _Rows(None, _no_contest().repeated, back.rows) if back and back.rows.height else None
                 try:
-                    table = _write_rows(root, table, None, {before["sha256"]}, {"path": key, "forget": True},
-                                        book.version, 0)
+                    table = _write_rows(root, table, frame, {before["sha256"]}, entry, book.version,
+                                        frame.extra.height if frame else 0)
                 except _Conflict:
                     raise StoreError(f"{root}: cannot commit {path}: another writer committed first; "
                                      "run the ingest again") from None
                 del records[key]
+                _count_displaced(records, entry)
                 _write_files(root, records, table.version() if table is not None else -1)
                 results.append(FileResult(path, f"replaced (same content as {twin})", pipeline.Accounting(files=1)))
                 continue
@@ -838,8 +868,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             frame = None
             try:
                 result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
-                                                  before is None)
-                table = _write_rows(root, table, frame, replace, entry, book.version, result.stored)
+                                                  before is None, before, records)
+                table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
                 # Another writer committed since this file's repeats were checked: read the table
@@ -861,6 +891,9 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     os.unlink(spool)
                 if isinstance(frame, _MonthFiles):  # written, never committed
                     frame.remove()
+                for rel in frame.shadows if isinstance(frame, _Rows) else ():  # (the same: copies kept)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(root, rel))
             entry["rows_version"] = table.version() if table is not None else -1
             records[key] = entry
             _count_displaced(records, entry)
@@ -905,10 +938,13 @@ def _recorded(root: str) -> int:
 
 
 def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Options, book: pricebook.PriceBook,
-               table, skip: set[str], spool: str, new: bool = False) -> tuple[FileResult, dict, _Rows | _MonthFiles | None]:
+               table, skip: set[str], spool: str, new: bool = False, before: dict | None = None,
+               records: dict[str, dict] | None = None) -> tuple[FileResult, dict, _Rows | _MonthFiles | None]:
     """Price the file and write its rows less the repeats of stored requests: when the commit only
     adds files (`new`) into the table's columns, straight into its month files (see _MonthFiles);
-    else into `spool`, for Delta's writer. Returns the result, the file's record, and the rows."""
+    else into `spool`, for Delta's writer. `before`: the record of the file's earlier content, whose
+    rows this commit replaces (the copies they had displaced may come back: see _restore), and
+    `records` every file's. Returns the result, the file's record, and the rows."""
     st = os.stat(path)
     now = dt.datetime.now(dt.UTC)
     entry = {"path": key, "size": st.st_size, "mtime": dt.datetime.fromtimestamp(st.st_mtime, dt.UTC).isoformat(),
@@ -921,7 +957,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
     os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)  # (the store's own; writers create no directory)
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
-    priced, acc = pipeline.price_requests([path], run, book)
+    priced, acc = pipeline.price_requests([path], run, book, rank_as=RANK)
     lf = priced.lazy()
     dims = [c for c in lf.collect_schema() if c not in SCHEMA and c not in INTERNAL]
     names = table.schema().to_arrow().names if table is not None else []
@@ -951,6 +987,9 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         dup, left, stored = kept.dup, kept.unpriced_models(), kept.stored
         if kept.displaced:
             entry["displaced"] = kept.displaced
+        if kept.shadows:
+            entry["displaced_rows"] = json.dumps(kept.shadows)
+        span = kept.span
     else:
         # Priced once, streamed to a spool file (memory stays flat in the file's size); the passes
         # below read that, not the log. lz4, not zstd: the spool is read back several times and
@@ -966,9 +1005,24 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         # Here the stored copy stays even when the night's is fuller: this commit is Delta's writer
         # replacing the file's earlier rows, which cannot also rewrite other files' (docs/store.md).
         repeated = pl.concat([contest.repeated, contest.displaced.select(dedupe.H1, dedupe.H2)]).unique()
-        dup = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi").select(
-            *_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {"priced": 0, "unpriced": 0}
-        kept = _Rows(spool, repeated)
+        # The copies the file's earlier content had displaced, when its winning copies go with it:
+        # the best of each request's comes back, unless this content's own copy beats it.
+        back = _restore(root, table, records or {}, before, skip, rows) if before is not None else None
+        if back is not None:
+            repeated = pl.concat([repeated, back.beaten]).unique()
+        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi")
+        dup = lost.select(*_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {
+            "priced": 0, "unpriced": 0}
+        kept = _Rows(spool, repeated, back.rows if back is not None and back.rows.height else None)
+        if back is not None and back.carried.height:
+            kept.shadows.append(_write_displaced(root, back.carried))
+        if repeated.height and dup["priced"] + dup["unpriced"]:  # the copies that lost, kept whole (see _MonthFiles._keep_lost)
+            kept.shadows.append(_write_displaced(root, lost.drop(dedupe.H1, dedupe.H2, MONTH)))
+        if kept.shadows:
+            entry["displaced_rows"] = json.dumps(kept.shadows)
+        span = tuple(rows.select(pl.col("timestamp").min().alias("a"), pl.col("timestamp").max().alias("b")).collect().row(0))
+        if back is not None and back.counts:
+            entry["restored"] = back.counts
         left = _unpriced_records(kept.lazy()).collect(engine="streaming")
         stored = int(kept.lazy().select(pl.len()).collect().item())
         _trace("unpriced+count")
@@ -982,13 +1036,17 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     left = left.sort("len", descending=True)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
     acc.unpriced_reasons = {k: v for k, v in acc.unpriced_reasons.items() if k in acc.unpriced_models}
+    if span is not None and span[0] is not None:
+        entry["span"] = json.dumps([span[0].isoformat(), span[1].isoformat()])
     entry.update(dialect=dialect, repeats_records=repeats, rows=acc.rows_read,
                  quarantine=quarantine if acc.quarantined else None, accounting=acc.as_dict(), dimensions=dims)
     entry["accounting"]["quarantine_file"] = entry["quarantine"]
     if not stored and isinstance(kept, _MonthFiles):
-        kept.remove()
+        kept.remove(shadows=False)  # (a night of copies that all lost: its record still names them)
     displaced = sum(n["priced"] + n["unpriced"] for n in entry.get("displaced", {}).values())
-    return FileResult(path, "ingested", acc, stored, displaced), entry, kept if stored else None
+    restored = sum(n["priced"] + n["unpriced"] for n in entry.get("restored", {}).values())
+    out = kept if stored or getattr(kept, "extra", None) is not None else None
+    return FileResult(path, "ingested", acc, stored, displaced, restored), entry, out
 
 
 def _month(ts: pl.Expr | None = None) -> pl.Expr:
@@ -1038,9 +1096,23 @@ def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> _Contest:
     """The ids of `rows` that the store holds already, and which copy stays (see _repeated)."""
     if table is None:  # (nothing stored: the night's days are not needed)
         return _no_contest()
-    keyed = rows.select(*dedupe.hashes(), _tokens(), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
+    keyed = rows.select(*dedupe.hashes(), _tokens(), _rank(rows), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
     days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
-    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS))
+    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS, RANK))
+
+
+def _rank(rows: pl.LazyFrame | None = None) -> pl.Expr:
+    """A copy's dedupe rank (see RANK): rows without the column, or with a null there (a data file
+    written before the column), rank as NEUTRAL_RANK."""
+    if rows is not None and RANK not in rows.collect_schema().names():
+        return pl.lit(NEUTRAL_RANK, pl.Int8).alias(RANK)
+    return pl.col(RANK).fill_null(NEUTRAL_RANK).cast(pl.Int8).alias(RANK)
+
+
+def _best(tokens: str, rank: str) -> list[pl.Expr]:
+    """Per id (in a group-by), its best copy's rank and tokens, as dedupe.losers orders copies: the
+    lowest rank, then the most tokens."""
+    return [pl.col(rank).min(), pl.col(tokens).filter(pl.col(rank) == pl.col(rank).min()).max()]
 
 
 def _check_names(path: str, stored: list[str], dims: list[str]) -> None:
@@ -1064,10 +1136,15 @@ SPOOL_GROUP = 64 * 1024  # rows per row group of the spool file: what reading it
 
 @dataclass
 class _Rows:
-    """A file's rows to store: its priced rows (the spool file) less the repeats of stored requests."""
+    """A file's rows to store: its priced rows (the spool file) less the repeats of stored requests,
+    and `extra`: other files' copies stored again in the same commit (see _restore; their columns
+    may differ, and they keep their own source file). `shadow`: the DISPLACED file this commit's
+    record names, written before it (removed when the commit does not happen)."""
 
-    spool: str
+    spool: str | None  # (None: no rows of its own, only `extra`)
     repeated: pl.DataFrame  # dedupe's two hashes of the ids already stored
+    extra: pl.DataFrame | None = None
+    shadows: list[str] = dataclasses.field(default_factory=list)
 
     def _keep(self, lf: pl.LazyFrame) -> pl.LazyFrame:
         if not self.repeated.height:  # (most nights: hashing every id would find nothing)
@@ -1076,28 +1153,184 @@ class _Rows:
                                                       maintain_order="left").drop(dedupe.H1, dedupe.H2)
 
     def lazy(self) -> pl.LazyFrame:
+        if self.spool is None:
+            return pl.LazyFrame(schema=self.extra.schema)
         return self._keep(pl.scan_parquet(self.spool, glob=False))
 
     @property
     def schema(self) -> pl.Schema:
-        return self.lazy().collect_schema()
+        own = self.lazy().collect_schema()
+        if self.extra is None:
+            return own
+        return pl.Schema({**own, **{c: t for c, t in self.extra.schema.items() if c not in own}})
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """The rows batch by batch, a row group of the spool at a time. (Polars' collect_batches runs
         the whole plan ahead of its reader and buffers what it has not yet given: 1 GiB for 1M rows.)"""
         import pyarrow.parquet as pq
 
-        with pq.ParquetFile(self.spool) as f:
-            for batch in f.iter_batches(batch_size=SPOOL_GROUP):
-                yield self._keep(pl.from_arrow(batch).lazy()).collect()
+        if self.spool is not None:
+            with pq.ParquetFile(self.spool) as f:
+                for batch in f.iter_batches(batch_size=SPOOL_GROUP):
+                    yield self._keep(pl.from_arrow(batch).lazy()).collect()
+        if self.extra is not None:
+            yield self.extra
 
     def arrow(self):
         """The rows as an Arrow stream, batch by batch (for Delta's writer: never collected)."""
         import pyarrow as pa
 
-        schema = pl.DataFrame(schema=self.schema).to_arrow().schema
+        columns = self.schema
+        schema = pl.DataFrame(schema=columns).to_arrow().schema
+
+        def aligned(df: pl.DataFrame) -> pl.DataFrame:  # (a column one side lacks: nulls)
+            return df.with_columns([pl.lit(None, t).alias(c) for c, t in columns.items() if c not in df.columns]
+                                   ).select(list(columns)).cast(dict(columns))
+
         return pa.RecordBatchReader.from_batches(
-            schema, (b for df in self.batches() for b in df.to_arrow().cast(schema).to_batches()))
+            schema, (b for df in self.batches() for b in aligned(df).to_arrow().cast(schema).to_batches()))
+
+
+@dataclass
+class _Restored:
+    """What replacing a file brings back of the copies its earlier content had displaced (see
+    _restore): `rows`, stored again (each with its own source file); `beaten`: the two hashes of the
+    new content's copies that lose to them (duplicates); `carried`: the displaced copies still
+    valid and not brought back, which the new record names in turn; `counts`: per source sha, the
+    records (priced, unpriced) stored again, no longer duplicates of it."""
+
+    rows: pl.DataFrame
+    beaten: pl.DataFrame
+    carried: pl.DataFrame
+    counts: dict[str, dict[str, int]]
+
+
+def _shadow_files(root: str, record: dict) -> list[str]:
+    """The DISPLACED files a record names (relative to `root`)."""
+    text = record.get("displaced_rows")
+    if not text:
+        return []
+    try:
+        names = json.loads(text)
+    except ValueError as e:
+        raise _damaged(root, e) from None
+    bad = [n for n in names if not isinstance(n, str) or not DISPLACED_NAME.fullmatch(n)] if isinstance(names, list) else [names]
+    if bad:  # (a record names only files of our own directory: anything else is not ours to read)
+        raise StoreError(f"damaged store: {root}: the record of {record.get('path')!r} names {bad[0]!r}, "
+                         f"not a file of {DISPLACED}")
+    return names
+
+
+def _write_displaced(root: str, rows: pl.DataFrame) -> str:
+    """`rows` (displaced copies; a DataFrame, or a LazyFrame streamed to the file) as a new DISPLACED
+    file; returns its name relative to `root`."""
+    import uuid
+
+    os.makedirs(os.path.join(root, DISPLACED), exist_ok=True)
+    rel = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+    if isinstance(rows, pl.LazyFrame):
+        rows.sink_parquet(os.path.join(root, rel), compression="zstd", row_group_size=ROW_GROUP)
+    else:
+        rows.write_parquet(os.path.join(root, rel), compression="zstd")
+    return rel
+
+
+def _restore(root: str, table, records: dict[str, dict], before: dict, replace: set[str],
+             rows: pl.LazyFrame) -> _Restored | None:
+    """A file replaced: its earlier content's rows (sha in `replace`) go. The copies of other files
+    that lost to them (the DISPLACED files every record names: stored copies they displaced, and
+    copies that lost to them when their own night was ingested; a copy may also have been carried
+    from one record to the next, see `carried`), whose file is still stored as it was and whose
+    request the earlier content holds in the store, come back, the best of each request's as
+    dedupe.losers orders them (rank, tokens, then the file ingested first), unless the new content
+    (`rows`) has a copy of its own that beats them. None when no record names any.
+
+    Bounded by the kept copies near the earlier content's time span (few: copies that lost to
+    another file's) and the stored rows of their days, read as in the repeat check; never the
+    history's rows."""
+    named = [(f, r is before) for r in records.values() for f in _shadow_files(root, r)]
+    if not named:
+        return None
+    alive = sorted({r["sha256"] for r in records.values()} - replace)
+    order = {r["sha256"]: r.get("rows_version", -1) for r in records.values()}
+    frames = []
+    for n, (rel, own) in enumerate(named):
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path) or os.path.islink(path):
+            # (an interrupt just after a commit can lose one: then less can come back, as before
+            # this file existed; the copies are still counted by their files' records)
+            continue
+        frames.append(pl.scan_parquet(path, glob=False, hive_partitioning=False).with_row_index("_i").with_columns(
+            pl.lit(n, pl.UInt32).alias("_f"), pl.lit(own).alias("_own")))
+    if not frames:
+        return None
+    near = pl.lit(True)
+    if before.get("span"):
+        # Copies that lost to (or were displaced by) the earlier content's copies are stamped within
+        # REPEAT_DAYS of its days: only those are read (footer statistics skip the rest).
+        try:
+            first, last = (dt.datetime.fromisoformat(t) for t in json.loads(before["span"]))
+        except (ValueError, TypeError) as e:
+            raise _damaged(root, e) from None
+        pad = dt.timedelta(days=REPEAT_DAYS + 1)
+        with contextlib.suppress(OverflowError):  # (the first or last days of the calendar: all read)
+            near = pl.col("timestamp").is_between(first - pad, last + pad)
+    try:
+        kept = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive))
+        pool = kept.filter(near)
+        keys = pool.select("_f", "_i", "_own", SHA, "timestamp", *_stored_hashes(), _tokens(), _rank(pool)).collect()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    ids = [dedupe.H1, dedupe.H2]
+    empty = pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    if not keys.height:  # (nothing near: the earlier content's kept copies are all carried)
+        try:
+            carried = kept.filter(pl.col("_own")).collect()
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise _damaged(root, e) from None
+        return _Restored(pl.DataFrame(), empty, carried.drop("_f", "_i", "_own"), {})
+    # Which of these requests the earlier content holds in the store (it won them): read as the
+    # repeat check reads, in the data files of the copies' days only.
+    spans = _repeat_windows(keys["timestamp"].dt.date().drop_nulls().unique().to_list())
+    files = _repeat_files(table, spans) if table is not None and spans else []
+    held = empty
+    if files:
+        schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String}
+        try:
+            held = pl.concat([pl.scan_parquet(f, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
+                                              hive_partitioning=False) for f in files]).filter(
+                pl.col(SHA).is_in(sorted(replace)) & _in_spans(spans)).select(_stored_hashes()).join(
+                keys.lazy().select(ids), on=ids, how="semi").unique().collect(engine="streaming")
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise _damaged(_local(table.table_uri), e) from None
+    free = keys.join(held, on=ids, how="semi")
+    # The new content's copies of those requests compete with them, as the file ingested last.
+    mine = rows.select(*dedupe.hashes(), _tokens(), _rank(rows)).join(held.lazy(), on=ids, how="semi").collect(
+        engine="streaming")
+    last = max(order.values(), default=0) + 1
+    contest = pl.concat([
+        free.select(*ids, RANK, dedupe.TOKENS, pl.col(SHA).replace_strict(order, default=last).alias("_order"),
+                    "_f", "_i"),
+        mine.select(*ids, RANK, dedupe.TOKENS, pl.lit(last + 1).alias("_order"),
+                    pl.lit(None, pl.UInt32).alias("_f"), pl.lit(None, pl.UInt32).alias("_i"))], how="vertical_relaxed")
+    winners = contest.sort([*ids, RANK, dedupe.TOKENS, "_order"], descending=[False, False, False, True, False]
+                           ).unique(ids, keep="first", maintain_order=True)
+    back = winners.filter(pl.col("_f").is_not_null()).select("_f", "_i")
+    beaten = mine.select(ids).join(back.join(winners, on=["_f", "_i"]).select(ids), on=ids, how="semi").unique()
+    try:
+        restored = pool.join(back.lazy(), on=["_f", "_i"], how="semi").collect()
+        # the earlier content's own kept copies, still valid, not brought back: named again (all of
+        # them, near its time or not: one carried from an earlier content may wait for another file)
+        carried = kept.filter(pl.col("_own")).join(back.lazy(), on=["_f", "_i"], how="anti").collect()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    counts = {}
+    if restored.height:  # (one row per source file: bookkeeping of files, not of rows)
+        per = restored.group_by(SHA).agg(*_dup_counts())
+        for sha, priced, unpriced in zip(per[SHA], per["priced"], per["unpriced"]):
+            counts[sha] = {"priced": priced, "unpriced": unpriced}
+    restored = restored.drop("_f", "_i", "_own").with_columns(_month())
+    return _Restored(restored, beaten, carried.drop("_f", "_i", "_own"), counts)
 
 
 def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: set[str], entry: dict, book: str,
@@ -1110,6 +1343,13 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     dl = _delta()
     props = _commit("ingest", book, **{K_FILE: json.dumps(entry), K_ROWS: stored})
     predicate = f"{SHA} IN ({', '.join(repr(s) for s in sorted(replace))})"  # hex digests: no quoting issue
+    if isinstance(frame, _Rows) and frame.extra is not None:
+        # Delta's writer checks that every row it writes matches the predicate of the rows it
+        # replaces: copies stored again (see _restore) are named by their file and request id,
+        # which no stored row has (they were removed, and the store keeps one copy of a request).
+        predicate = f"{predicate} OR " + " OR ".join(
+            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
+            for sha, ids in _restored_ids(frame.extra))
     appended = False
     # Before the write: delta-rs moves a DeltaTable it writes through to the new version, so the
     # files listed after it include the new ones (which then went without summaries).
@@ -1139,6 +1379,17 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
     return table
+
+
+def _sql_text(text: str) -> str:
+    """A string literal of Delta's (DataFusion's) SQL: quotes doubled, nothing else escaped."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str]]]:
+    """The request ids of `rows` per source file (few files: bookkeeping of files, not of rows)."""
+    per = rows.group_by(SHA).agg(pl.col("request_id").unique()).sort(SHA)
+    return list(zip(per[SHA].to_list(), per["request_id"].to_list()))
 
 
 def _checkpoint(table):
@@ -1212,6 +1463,10 @@ class _MonthFiles:
         # the night's commit, its other rows in a new file of `written`.
         self.removes: list[tuple[str, int, str]] = []  # (path relative to root, size, month)
         self.displaced: dict[str, dict[str, int]] = {}  # source sha -> its copies removed, priced/unpriced
+        self.shadows: list[str] = []  # DISPLACED files holding those copies (relative to root)
+        self.lost = None  # the DISPLACED file of this night's own copies that lost (see _keep_lost)
+        self.lost_empty: pl.LazyFrame | None = None
+        self.span: tuple[dt.datetime, dt.datetime] | None = None  # the night's first and last time
 
     def append(self, rows: pl.DataFrame) -> None:
         # A row group at a time: a priced slice is up to writers.SLICE_BYTES, and the copies made
@@ -1222,9 +1477,11 @@ class _MonthFiles:
     def _append(self, batch: pl.DataFrame) -> None:
         ts = pl.col("timestamp")
         bounds = batch.select(_month(ts.min()).alias("lo"), _month(ts.max()).alias("hi"),
-                              (ts.dt.year().max() > 9999).alias("late")).row(0, named=True)
+                              (ts.dt.year().max() > 9999).alias("late"), ts.min().alias("first"),
+                              ts.max().alias("last")).row(0, named=True)
         if bounds["late"]:
             raise _late_error(self.path, batch.filter(_late())["timestamp"].cast(pl.String)[0])
+        self.span = _widen(self.span, bounds["first"], bounds["last"])
         if self.early and bounds["lo"] is not None:
             # Every row of this group is past a month still open: a log in time order has left that
             # month behind, so its file is closed and summarized now, beside the pricing of the
@@ -1235,9 +1492,12 @@ class _MonthFiles:
         if self.repeated.height:  # (most nights: hashing every id would find nothing)
             on = [dedupe.H1, dedupe.H2]
             batch = batch.with_columns(dedupe.hashes())
-            gone = batch.join(self.repeated, on=on, how="semi").select(_dup_counts()).row(0, named=True)
+            lost = batch.join(self.repeated, on=on, how="semi", maintain_order="left")
+            gone = lost.select(_dup_counts()).row(0, named=True)
             self.dup = {k: v + gone[k] for k, v in self.dup.items()}
             batch = batch.join(self.repeated, on=on, how="anti", maintain_order="left").drop(on)
+            if lost.height:  # kept whole: should the stored copy's file be replaced, they may come back
+                self._keep_lost(lost.drop(on) if self.select is None else lost.select(self.select))
         if self.select is not None:
             batch = batch.select(self.select)
         if self.empty is None:
@@ -1254,6 +1514,19 @@ class _MonthFiles:
         months = batch.select(_month())[MONTH]
         for month in months.unique().sort().to_list():  # (partition_by of every slice: 1.2 CPU s a million rows)
             self._write(month, batch.filter(months == month))
+
+    def _keep_lost(self, rows: pl.DataFrame) -> None:
+        """The night's copies that lost to stored ones (duplicates), into a DISPLACED file the
+        night's record names (see _restore): a copy that lost to a file later replaced comes back."""
+        import uuid
+
+        if self.lost is None:
+            os.makedirs(os.path.join(self.root, DISPLACED), exist_ok=True)
+            rel = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+            self.shadows.append(rel)  # (before it is opened: removed, whatever happens next)
+            self.lost = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
+            self.lost_empty = rows.clear().lazy()
+        self.lost.append(rows)
 
     def _write(self, month: str, rows: pl.DataFrame) -> None:
         out = self._out(month)
@@ -1374,14 +1647,19 @@ class _MonthFiles:
         for month in list(self.outs):
             self._end(month)
         self.written.sort(key=self.month_of.__getitem__)  # (month order: the commit's add actions; stable)
+        if self.lost is not None:
+            self.lost.close(empty=self.lost_empty)
 
     def abort(self) -> None:
         for out in self.outs.values():
             out.abort()
+        if self.lost is not None:
+            self.lost.abort()
 
-    def remove(self) -> None:
-        """Remove every file written (data files and their summaries), after the summary worker has
-        stopped: it checks `stop` between windows, and whatever it was writing is removed too."""
+    def remove(self, shadows: bool = True) -> None:
+        """Remove every file written (data files and their summaries; with `shadows`, the DISPLACED
+        files too), after the summary worker has stopped: it checks `stop` between windows, and
+        whatever it was writing is removed too."""
         self.stop.set()
         with contextlib.suppress(Exception):  # (their own errors are not the run's)
             self._join()
@@ -1392,6 +1670,9 @@ class _MonthFiles:
             for path in (os.path.join(self.root, rel), *(_summary_path(self.root, rel, g) for g in GRAINS)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
+        for rel in self.shadows if shadows else ():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.root, rel))
 
     def displace(self, contest: _Contest) -> None:
         """After `close`: rewrite each stored data file holding a copy that lost to this night's
@@ -1419,6 +1700,12 @@ class _MonthFiles:
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
             self.month_of[rel] = month
             out = writers.parquet_appender(os.path.join(self.root, rel), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
+            # The copies removed, kept whole in a DISPLACED file the night's record names: should
+            # this night's file be replaced and its copies go, they come back (see _restore).
+            os.makedirs(os.path.join(self.root, DISPLACED), exist_ok=True)
+            shadow = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+            self.shadows.append(shadow)  # (before it is opened: removed, whatever happens next)
+            kept = writers.parquet_appender(os.path.join(self.root, shadow), "zstd", ROW_GROUP, level=ZSTD_LEVEL)
             counts: list[pl.DataFrame] = []
             try:
                 # A row group at a time, read by PyArrow: Polars' plans over the file (a join to
@@ -1427,18 +1714,27 @@ class _MonthFiles:
                     for g in range(f.num_row_groups):
                         batch = pl.from_arrow(f.read_row_group(g)).cast(schema)
                         mask = batch.select(lost).to_series()
-                        counts.append(batch.filter(mask).group_by(SHA).agg(*_dup_counts()))
+                        gone_rows = batch.filter(mask)
+                        if gone_rows.height:
+                            counts.append(gone_rows.group_by(SHA).agg(*_dup_counts()))
+                            kept.append(gone_rows)
                         batch = batch.filter(~mask)
                         if batch.height:
                             out.append(batch)
                             self._note(rel, batch)  # (its summary then groups by the columns that vary)
                 if rel in self.spans:
                     out.close(empty=pl.LazyFrame(schema=schema))
+                kept.close(empty=pl.LazyFrame(schema=schema))
             except BaseException:
                 out.abort()
+                kept.abort()
                 raise
             found = pl.concat(counts).group_by(SHA).agg(pl.col("priced", "unpriced").sum()) if counts else None
             spans = self.spans.pop(rel, None)
+            if found is None or not found.height:  # (nothing of it lost after all: no copies kept)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.root, shadow))
+                self.shadows.remove(shadow)
             if found is None or not found.height or not spans:
                 # nothing of it lost after all (the file stays), or all of it (removed, none added)
                 out.abort()
@@ -1461,6 +1757,13 @@ class _MonthFiles:
         if not frames:
             return pl.DataFrame(schema={"model_raw": pl.String, "len": pl.UInt32})
         return pl.concat(frames).group_by("model_raw").agg(pl.col("len").sum())
+
+
+def _widen(span: tuple | None, first: dt.datetime | None, last: dt.datetime | None) -> tuple | None:
+    """`span` (first, last) widened to hold [first, last] (None: no time yet)."""
+    if first is None or last is None:
+        return span
+    return (first, last) if span is None else (min(span[0], first), max(span[1], last))
 
 
 def _names_any(root: str, rels: list[str]) -> bool:
@@ -1573,13 +1876,15 @@ def _dimensions(records: dict[str, dict]) -> list[str]:
     return sorted({d for e in records.values() for d in e.get("dimensions", [])})
 
 
-def scan(root: str, months: set[str] | None = None, table=None, records: dict | None = None) -> pl.LazyFrame:
+def scan(root: str, months: set[str] | None = None, table=None, records: dict | None = None,
+         ranked: bool = False) -> pl.LazyFrame:
     """The stored priced rows of these months (all when None), lazily, as `llm-cost price` writes
-    them. Only the data files the Delta log names for those months are opened."""
+    them. Only the data files the Delta log names for those months are opened. `ranked`: with each
+    row's RANK too (null in a data file written before it), for a rewrite of the rows that keeps it."""
     root = _resolved(root)
     table = table if table is not None else _table(root)
     records = records if records is not None else _files(root, table)
-    schema = {**SCHEMA, **{d: pl.String() for d in _dimensions(records)}}
+    schema = {**SCHEMA, **{d: pl.String() for d in _dimensions(records)}, **({RANK: pl.Int8()} if ranked else {})}
     files = _parts(table, months)
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
@@ -2539,7 +2844,9 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
         for rel in orphans:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, rel))
-        _sync_files(root, table, _files(root, table))
+        records = _files(root, table)
+        _sync_files(root, table, records)
+        _unnamed_displaced(root, records)
         _summarize_missing(root, table)  # the merged files' (and those of a store older than summaries)
         _write_rollups(root, table)  # (of the merged files: the old rollups name files gone)
         _orphan_summaries(root)
@@ -2551,6 +2858,24 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, FILES, rel))
         return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans)
+
+
+def _unnamed_displaced(root: str, records: dict[str, dict]) -> list[str]:
+    """Remove the DISPLACED files no record names (their night's file was replaced since, and its
+    copies brought back or carried into the new record's file; or a run killed before its commit
+    wrote them); returns them. Only files named as ours, in that directory, are ever deleted."""
+    top = os.path.join(root, DISPLACED)
+    if not os.path.isdir(top) or os.path.islink(top):
+        return []
+    named = {f for r in records.values() for f in _shadow_files(root, r)}
+    removed = []
+    for e in sorted(os.scandir(top), key=lambda e: e.name):
+        rel = os.path.join(DISPLACED, e.name)
+        if DISPLACED_NAME.fullmatch(rel) and rel not in named and e.is_file(follow_symlinks=False):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(e.path)
+            removed.append(rel)
+    return removed
 
 
 def _orphan_summaries(root: str) -> list[str]:
@@ -2734,7 +3059,8 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         if not targets:
             return RepriceResult(_changes([], []), book, sorted(months), 0)
         try:
-            old = scan(root, months, table, records).with_row_index("_i").collect(engine="streaming")
+            # (with each row's rank: a re-priced copy still ranks as it did against a later night's)
+            old = scan(root, months, table, records, ranked=True).with_row_index("_i").collect(engine="streaming")
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _damaged(root, e) from None
         window = old.filter(inside)

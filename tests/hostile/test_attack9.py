@@ -92,14 +92,12 @@ def test_a_files_table_without_the_repeats_column_still_reads(tmp_path):
 # Strict xfails
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "A night's copy that displaced another file's stored copy, then taken away when its own file is "
-    "replaced (same path, new content without the request), leaves the request in no file: the "
-    "displaced copy was removed from its data file and nothing restores it; its file is unchanged, so "
-    "ingesting it again is a no-op. docs/store.md's known limit says the copy comes back when the other "
-    "file is ingested again, which an unchanged file never is. A fix would restore the displaced copies "
-    "(their data files are kept for time travel) in the replacing commit."))
-def test_replacing_the_winning_file_loses_the_request_it_displaced(tmp_path):
+def test_replacing_the_winning_file_brings_back_the_copy_it_displaced(tmp_path):
+    """A night's copy displaced another file's stored copy; then the night's file is replaced (same
+    path, new content without the request). Was: the request was in no file (the displaced copy
+    removed from its data file, and its own file unchanged, so never ingested again). Now the
+    displacing night's record names the copies it displaced (kept whole in `_llm_cost/displaced/`),
+    and the replacing commit stores them again."""
     n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
     n2 = log(tmp_path / "n2" / "b.csv", [req("r1", "2026-11-10", out=500)])
     st = tmp_path / "store"
@@ -109,16 +107,16 @@ def test_replacing_the_winning_file_loses_the_request_it_displaced(tmp_path):
     # a.csv's r1 (1000 x 3 + 100 x 15 = 4,500 / 1e6), r2 the same, r3 the same: 3 requests
     rep = store.report(str(st), ["month"])
     assert (rep.totals["requests"], rep.totals["cost"]) == (3, Decimal("0.0135"))
-    same_as_logs(st, [n1, n2])
+    rep = same_as_logs(st, [n1, n2])
+    assert (rep.accounting.rows_read, rep.accounting.duplicates) == (3, 0)
+    assert _files_accounting(st)["n1"]["priced"] == 2 and _files_accounting(st)["n1"]["duplicates"] == 0
+    # the version before still says what it said: r1 with 500 output (3,000 + 7,500), r2 4,500
+    assert store.report(str(st), ["month"], version=1).totals["cost"] == Decimal("0.015")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The store compares copies across nights by tokens alone: it keeps no rank (dedupe's `_rank`). A "
-    "Claude Code subagent's sidechain replay of a message never beats the main chain's copy in a report, "
-    "whatever its tokens; a later night's sidechain copy with more tokens displaces the stored main-chain "
-    "copy (before storeid1 the stored copy stayed, as the report keeps it in this order). Fixing it needs "
-    "the rank stored with each row."))
-def test_a_later_sidechain_copy_does_not_displace_the_main_chain(tmp_path):
+def _sidechain_nights(tmp_path):
+    """Night 1: a Claude Code transcript; night 2: a subagent's sidechain replay of one of its
+    messages, with more output tokens (900; the main chain's copy says 136)."""
     src = next((FIXTURES / "claude-code").rglob("*.jsonl"))
     lines = src.read_text().splitlines()
     side = []
@@ -126,17 +124,68 @@ def test_a_later_sidechain_copy_does_not_displace_the_main_chain(tmp_path):
         o = json.loads(line)
         if o.get("message", {}).get("id") == "msg_015oRrxAaM8CuSF2MFET9J3i":
             o["isSidechain"] = True
-            o["message"]["usage"]["output_tokens"] = 900  # (the main chain's copy says 136)
+            o["message"]["usage"]["output_tokens"] = 900
             side.append(json.dumps(o))
     n1, n2 = tmp_path / "n1" / "s.jsonl", tmp_path / "n2" / "agent-x.jsonl"
     for path, text in ((n1, lines), (n2, side)):
         path.parent.mkdir()
         path.write_text("\n".join(text) + "\n")
+    return n1, n2
+
+
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_a_sidechain_copy_never_beats_the_main_chain_on_any_night(tmp_path, order):
+    """A sidechain replay never beats the main chain's copy in a report, whatever its tokens: the
+    store keeps each row's rank (`_llm_rank`) and compares copies across nights by rank, then tokens.
+    Was: by tokens alone, so a later night's sidechain copy with more tokens displaced the stored
+    main-chain copy. Main chain first, the sidechain copy is a repeat; sidechain first, the main
+    chain's copy (fewer tokens) displaces it."""
+    n1, n2 = _sidechain_nights(tmp_path)
+    nights = [(n1, n2)[i] for i in order]
     st = tmp_path / "store"
-    ingest_in_order(st, [n1, n2])
+    results = ingest_in_order(st, nights)
+    assert results[1].displaced == (1 if order == (1, 0) else 0)
     rows = store.report(str(st), ["model"]).rows
     assert rows.filter(pl.col("model") == "claude-opus-4-6")["output_tokens"].to_list() == [136]
-    same_as_logs(st, [n1, n2])
+    same_as_logs(st, nights)
+    stored = pl.read_delta(str(st))
+    assert stored.filter(pl.col("request_id") == "msg_015oRrxAaM8CuSF2MFET9J3i")[store.RANK].to_list() == [0]
+    # re-priced rows keep their rank: the sidechain copy, again on a later night, still loses
+    store.reprice(str(st), pipeline.Options(prices=(str(ROOT / "fixtures" / "prices" / "negotiated.toml"),)))
+    assert pl.read_delta(str(st))[store.RANK].null_count() == 0
+    again = tmp_path / "n3" / "agent-y.jsonl"
+    again.parent.mkdir()
+    again.write_text(n2.read_text().replace('"output_tokens": 900', '"output_tokens": 950'))
+    assert '"output_tokens": 950' in again.read_text()
+    assert ingest_in_order(st, [again])[0].displaced == 0
+
+
+def test_a_store_written_without_the_rank_column_reads_it_as_neutral(tmp_path):
+    """A store whose data files were written before `_llm_rank` (here: the column dropped from every
+    row, as the code before wrote them) reads a missing rank as 0, the neutral rank: copies of it
+    compete by tokens, as before; the first night after brings the column (Delta's writer adds it),
+    and the nights after rank their copies."""
+    import deltalake
+
+    n1 = log(tmp_path / "n1" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
+    n2 = log(tmp_path / "n2" / "b.csv", [req("r1", "2026-11-10", out=500), req("r3", "2026-11-10")])
+    st = tmp_path / "store"
+    store.ingest([str(n1)], str(st))
+    old = pl.read_delta(str(st)).drop(store.RANK)
+    deltalake.write_deltalake(str(st), old.to_arrow(), mode="overwrite", schema_mode="overwrite",
+                              partition_by=[store.MONTH], commit_properties=store._commit("ingest"))
+    store._write_files(str(st), store._files(str(st), store._table(str(st))), store._table(str(st)).version())
+    assert store.RANK not in pl.read_delta(str(st)).columns
+    same_as_logs(st, [n1])
+    # (a new column: the night goes through Delta's writer, which leaves a stored copy in place)
+    assert ingest_in_order(st, [n2])[0].displaced == 0
+    assert store.RANK in pl.read_delta(str(st)).columns
+    n3 = log(tmp_path / "n3" / "c.csv", [req("r2", "2026-11-10", out=700)])
+    assert ingest_in_order(st, [n3])[0].displaced == 1  # r2's stored copy, written without a rank
+    rep = store.report(str(st), ["month"])
+    # r1 as stored (1000 x 3 + 100 x 15 = 4,500), r2 with 700 output (3,000 + 10,500), r3 4,500
+    assert (rep.totals["requests"], rep.totals["cost"]) == (3, Decimal("0.0045") + Decimal("0.0135") + Decimal("0.0045"))
+    assert rep.accounting.balanced and store.status(str(st))["consistent"]
 
 
 # ----------------------------------------------------------------------------------------------
