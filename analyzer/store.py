@@ -2778,10 +2778,11 @@ def _blamed(priced: pl.DataFrame) -> pl.Series:
     book cannot price is unpriced whole, as in a report from the logs (pipeline.blamed_records):
     priced row by row, a re-priced store held the known steps' money in its totals with the request
     counted priced and the unknown step counted nowhere. A record is its file (by content: a rotated
-    log's path names other lines on another night) and line."""
+    log's path names other lines on another night) and line, holding one record row and later ones
+    (rows of a file that share a line and are records each, if a format wrote such, are left alone)."""
     record = [SHA, "source_row"]
     bad = pl.col("unpriced_reason").is_not_null()
-    several = (pl.col("requests") == 0).fill_null(False).any().over(record)
+    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
     first_bad = pl.col("model_raw").filter(bad).first().over(record)
     return priced.select(pl.when(several & bad.any().over(record)).then(first_bad).alias(pipeline.BLAME)
                          ).to_series()

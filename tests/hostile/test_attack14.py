@@ -249,3 +249,21 @@ def test_a_blank_model_on_one_step_quarantines_its_record(tmp_path, steps):
     assert (rep.totals["input_tokens"], rep.totals["cost"]) == (1000, D("0.003"))
     written = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
     assert [(w["line"], w["reason"]) for w in written] == [(2, "missing model")]
+
+
+# A Claude Code run's result, one row per model of modelUsage (its first row's request count unknown,
+# null; the next 0): Haiku replaced by an unknown model, ingested and re-priced, stays unpriced whole.
+def test_reprice_keeps_a_run_result_with_an_unknown_model_unpriced_whole(tmp_path):
+    stream = Path(__file__).resolve().parents[2] / "fixtures" / "dialects" / "claude-code-stream" / "stream.jsonl"
+    lines = stream.read_text().splitlines()
+    assert HAIKU in lines[-1]
+    logs = _write(tmp_path / "in" / "run.jsonl", [*lines[:-1], lines[-1].replace(HAIKU, UNKNOWN)])
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time="2026-11-20T10:00:00Z")
+    st = str(tmp_path / "st")
+    store.ingest([logs], st, opts)
+    store.reprice(st, Options())
+    rows = pl.read_delta(st).filter(pl.col("unpriced_reason").is_not_null() | pl.col("cost").is_not_null())
+    assert rows.select("model_raw", "cost", "unpriced_reason").sort("model_raw").rows() == [
+        ("claude-nonexistent-9", None, f"unknown model: {UNKNOWN}"),
+        ("claude-opus-4-5-20251101", None, STEP.format(UNKNOWN))]
+    assert _summary(store.report(st, ["model"]))[:3] == (0, 1, {UNKNOWN: 1})
