@@ -1071,8 +1071,9 @@ def _unpriced() -> pl.Expr:
 
 # A stored row of a request unpriced whole because another part of it cannot be priced says that
 # part's model in its reason (pipeline.STEP_UNPRICED): the request is counted under it, as in a report
-# from the logs.
-_BLAMED = "^" + regex_literal(pipeline.STEP_UNPRICED.split("{}")[0]) + r"(.*)" + regex_literal(
+# from the logs. (`(?s)`: a model's name may hold a line break; without it the request was counted
+# under its first row's model.)
+_BLAMED = "(?s)^" + regex_literal(pipeline.STEP_UNPRICED.split("{}")[0]) + r"(.*)" + regex_literal(
     pipeline.STEP_UNPRICED.split("{}")[1]) + "$"
 
 
@@ -3070,6 +3071,10 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))
         cols = old.columns
         repriced = pipeline.price_rows(window.lazy().drop(PRICING), rates, band, book).collect()
+        blame = _blamed(repriced)
+        if blame.is_not_null().any():  # (a request with a part the book cannot price: priced again whole)
+            repriced = pipeline.row_pricing(rates, band, book, blamed=True)(
+                window.lazy().drop(PRICING).with_columns(blame.alias(pipeline.BLAME))).collect()
         new = pl.concat([old.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
         new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
         changes = _changes([_costs(window)], [_costs(new.filter(inside))])
@@ -3090,6 +3095,23 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         _write_rollups(root, table)
         _sync_files(root, table, records)
     return RepriceResult(changes, book, sorted(months), len(targets), table.version())
+
+
+def _blamed(priced: pl.DataFrame) -> pl.Series:
+    """Per stored row priced again (in stored order): the model its request is unpriced under when
+    another part of it cannot be priced (pipeline.BLAME), else null. A request of several rows (a
+    response's steps, a run's models: one source line, its later rows `requests` 0) with a row the
+    book cannot price is unpriced whole, as in a report from the logs (pipeline.blamed_records):
+    priced row by row, a re-priced store held the known steps' money in its totals with the request
+    counted priced and the unknown step counted nowhere. A record is its file (by content: a rotated
+    log's path names other lines on another night) and line, holding one record row and later ones
+    (rows of a file that share a line and are records each, if a format wrote such, are left alone)."""
+    record = [SHA, "source_row"]
+    bad = pl.col("unpriced_reason").is_not_null()
+    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    first_bad = pl.col("model_raw").filter(bad).first().over(record)
+    return priced.select(pl.when(several & bad.any().over(record)).then(first_bad).alias(pipeline.BLAME)
+                         ).to_series()
 
 
 def _changes(before: list[pl.DataFrame], after: list[pl.DataFrame]) -> pl.DataFrame:
