@@ -873,8 +873,12 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             head = False
             if keep is not None:
                 # (counted by one column, with the reading's own options: its records are the
-                # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record)
-                n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[:1], **counting).height
+                # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record; by
+                # the last column: Polars parses a record through the columns asked and skips the
+                # rest by its own count of quotes, and a record with two stray quotes, `r"7,...,5"
+                # tall`, failed the count by the first column, "CSV malformed", where the whole read
+                # of its pieces passed)
+                n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[-1:], **counting).height
                 lo, hi = keep.search_sorted(row), keep.search_sorted(row + n)
                 if lo == hi:
                     row += n
