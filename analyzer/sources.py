@@ -863,8 +863,12 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
         # Polars tells the columns of a headerless piece from its first record. Only the columns the
-        # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same).
-        wanted = None if columns is None else [c for c in names if c in columns] or names[:1]
+        # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same), and the last:
+        # Polars parses a record through the columns asked and skips the rest by its own count of
+        # quotes, and a record with two stray quotes (`r"7,...,5" tall`, which a read of every
+        # column takes as written) failed a read of its first columns alone, "CSV malformed": the
+        # run failed or not by --by. Through the last column, a record is the whole read's.
+        wanted = None if columns is None else [c for c in names if c in columns or c == names[-1]]
         if keep is not None and keep.is_empty():
             return  # (the quarantine pass, for a file none of whose records it needs)
         row, head = 2, True
@@ -874,10 +878,8 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             if keep is not None:
                 # (counted by one column, with the reading's own options: its records are the
                 # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record; by
-                # the last column: Polars parses a record through the columns asked and skips the
-                # rest by its own count of quotes, and a record with two stray quotes, `r"7,...,5"
-                # tall`, failed the count by the first column, "CSV malformed", where the whole read
-                # of its pieces passed)
+                # the last column, as every read here: by the first, a record with two stray quotes
+                # failed the count where the whole read passed, see `wanted`)
                 n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[-1:], **counting).height
                 lo, hi = keep.search_sorted(row), keep.search_sorted(row + n)
                 if lo == hi:

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal as D
 
 import pytest
 from click.testing import CliRunner
 
-from analyzer import line_retry, pipeline, sources
+from analyzer import Options, analyze, line_retry, pipeline, sources
 from analyzer.cli import main
 
 HEADER = "request_id,timestamp,model,input_tokens,output_tokens,team"
@@ -101,6 +102,37 @@ def test_a_retried_csv_with_two_stray_quotes_in_a_record_is_counted_as_the_whole
     assert code == 0, out
     assert _lines(quarantine) == [12, 24]  # (TOO_FINE, NEGATIVE: their record's number + 1)
     assert "\n2026-10-08,claude-haiku-4-5-20251001,\"5\"\" tall\",1,5," in out
+
+
+@pytest.mark.parametrize("args", [["report", "--by", "day,model"], ["report", "--by", "day,model,team"],
+                                  ["report", "--by", "day,model", "--no-dedupe"],
+                                  ["price", "-o", "{tmp}/rows.csv"]])
+def test_a_record_with_two_stray_quotes_is_read_whatever_the_columns_asked(tmp_path, args):
+    # A read of the first columns alone failed ("CSV malformed", no file named): the run passed or
+    # failed by --by (team is the last column), and `price` failed. 300 records r0..r299 (input
+    # 10+i, output 3) and `r"7` (5, 3), all Haiku 4.5 ($1 / $5 per million): NEGATIVE quarantined.
+    path = _write(tmp_path / "log.csv", [*RECORDS[:20], STRAY, NEGATIVE, *RECORDS[20:]])
+    code, out, quarantine = _cli(tmp_path, [args[0], path, *(a.format(tmp=tmp_path) for a in args[1:])])
+    assert code == 0, out
+    assert _lines(quarantine) == [23]
+    inputs = sum(10 + i for i in range(300)) + 5
+    report = analyze([path], ["day", "model"], Options(quarantine=str(tmp_path / "q2.jsonl")))
+    assert (report.totals["requests"], report.totals["input_tokens"], report.totals["output_tokens"]) == (
+        301, inputs, 301 * 3)
+    assert report.totals["cost"] == D(inputs) / 10**6 + D(301 * 3 * 5) / 10**6
+    acc = report.accounting
+    assert (acc.rows_read, acc.quarantined, acc.balanced) == (302, 1, True)
+
+
+def test_the_reader_parses_a_record_through_its_last_column_whatever_is_asked(tmp_path):
+    path = _write(tmp_path / "log.csv", [*RECORDS[:20], STRAY, *RECORDS[20:]])
+    with sources.one_reading():
+        every = sources.bounded_csv(path, None).collect()
+        first = sources.bounded_csv(path, None).select("request_id", "_row").collect()
+        asked = sources.bounded_csv(path, None, rows=every["_row"].slice(20, 1)).collect()
+    assert first.equals(every.select("request_id", "_row"))
+    assert every.row(20, named=True)["request_id"] == 'r"7' and every.row(20, named=True)["team"] == '5" tall'
+    assert asked.equals(every.slice(20, 1))
 
 
 # --- what held: the new path against the whole robust reading --------------------------------------
