@@ -858,7 +858,16 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                 truncate_ragged_lines=True, has_header=True)
     strings = [c for c in names if c not in overrides]
     keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
-    counting = {**opts, "schema": dict.fromkeys(names, pl.String)}
+
+    def read(body: bytes, columns: list[str] | None) -> pl.DataFrame:
+        try:
+            return pl.read_csv(text_header + body, encoding="utf8", columns=columns, **opts).with_columns(
+                pl.lit(False).alias(BAD))
+        except pl.exceptions.ComputeError:
+            if not _has_bad_bytes(body):
+                raise  # a count that is not an integer: the robust pass reads it as text
+            fixed, mark = _marked(body)
+            return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
 
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
@@ -876,24 +885,17 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             body = piece[len(header):] if head else piece
             head = False
             if keep is not None:
-                # (counted by one column, with the reading's own options: its records are the
-                # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record; by
-                # the last column, as every read here: by the first, a record with two stray quotes
-                # failed the count where the whole read passed, see `wanted`)
-                n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[-1:], **counting).height
+                # (counted by one column, read as the reading reads it: its records are the
+                # reading's. Not lossy: where Polars' parse of a malformed record depends on the
+                # text, U+FFFD for a byte that is not UTF-8 made a count other than the marked
+                # text's, or an error the reading did not have)
+                n = read(body, names[-1:]).height
                 lo, hi = keep.search_sorted(row), keep.search_sorted(row + n)
                 if lo == hi:
                     row += n
                     continue
                 here = keep.slice(lo, hi - lo)
-            try:
-                frame = pl.read_csv(text_header + body, encoding="utf8", columns=wanted, **opts).with_columns(
-                    pl.lit(False).alias(BAD))
-            except pl.exceptions.ComputeError:
-                if not _has_bad_bytes(body):
-                    raise  # a count that is not an integer: the robust pass reads it as text
-                fixed, mark = _marked(body)
-                frame = _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            frame = read(body, wanted)
             frame = frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
             yield frame if keep is None else frame.filter(pl.col("_row").is_in(here.implode()))
