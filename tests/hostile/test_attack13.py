@@ -27,14 +27,16 @@ Tried and held (new == whole, byte for byte; guarded by the comparisons below): 
 spanning lines and 17-64 byte pieces; `""` escapes; CRLF, LF and a CR inside quotes mixed; a BOM;
 a header only; duplicated and empty header names; ragged rows (fewer, more fields); blank and
 space-only lines; a last record without a newline; NUL bytes; bytes that are not UTF-8 at a piece
-edge; gzip, zstd, TSV; a --map CSV (tests/test_csv_retry.py); duplicates of quarantined ids and a
-record quarantined and a duplicate; --since/--until; --no-dedupe; `price` rows; `ingest` and a
-report of its store; several CSVs of which one is bad; a CSV beside JSON Lines and Parquet (the
-clean pass's native numbering against the bounded reader's); stdin; rows appended during the run;
-a file rewritten in place (same records' verdicts changed: both readings lose one alike); the Spark
-engine on three fuzzed files and the stray-quote ones (same report and quarantine as Polars but the
-`raw` above; not kept: slow). Stray quotes
-that Polars refuses fail both readings alike, with the file named.
+edge; gzip, zstd, TSV; a --map CSV (tests/test_csv_retry.py); the console's and LiteLLM's CSVs;
+duplicates of quarantined ids and a record quarantined and a duplicate; --since/--until;
+--no-dedupe; `price` rows; `ingest` and a report of its store; several CSVs of which one is bad;
+a CSV beside JSON Lines and Parquet (the clean pass's native numbering against the bounded
+reader's); stdin; rows appended during the run; a file rewritten in place (records' verdicts
+changed: both readings lose one alike); the Spark engine on three fuzzed files and the
+stray-quote ones (the same report and quarantine as Polars but the `raw` above; not kept: slow).
+Stray quotes that Polars refuses fail both readings alike, with the file named. Fuzzed (not
+kept): ~300 CLI runs of random hostile CSVs against the whole reading, ~2,000 files through
+bounded_csv(rows=...) against the whole reading and Polars' own scan.
 """
 
 from __future__ import annotations
@@ -211,12 +213,20 @@ def _hostile(tmp_path, name: str) -> list[str]:
                                           '"input_tokens":-1,"output_tokens":2}\n')
         return [_write(tmp_path / "clean.csv", r[:20]), *_hostile(tmp_path, "quotes"), str(tmp_path / "j.jsonl"),
                 str(parquet), _write(tmp_path / "clean2.csv", [NEGATIVE, *r[20:]])]
+    if name == "console and LiteLLM CSVs":  # (formats of their own: the console's is read whole, not by parts)
+        from pathlib import Path
+        root = Path(__file__).resolve().parent.parent.parent / "fixtures" / "dialects"
+        console = (root / "anthropic-console-csv" / "console_usage_export.csv").read_text().splitlines()
+        console[2:2] = [console[1].replace(",1250000,", ",12.5,"), console[2].replace(",46981,", ",-3,")]
+        (tmp_path / "console.csv").write_text("\n".join(console) + "\n")
+        (tmp_path / "lite.csv").write_text((root / "litellm-spendlogs" / "litellm_spendlogs.csv").read_text())
+        return [str(tmp_path / "console.csv"), str(tmp_path / "lite.csv"), *_hostile(tmp_path, "crlf")]
     records, end = cases[name]
     return [_write(tmp_path / f"{name}.csv", records, end=end)]
 
 
 KINDS = ["quotes", "crlf", "ragged", "latin", "dupes", "header only", "header names", "bom, no last newline", "gzip",
-         "zstd", "tsv", "one bad among several, beside JSON Lines and Parquet"]
+         "zstd", "tsv", "one bad among several, beside JSON Lines and Parquet", "console and LiteLLM CSVs"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
