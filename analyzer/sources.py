@@ -858,13 +858,26 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                 truncate_ragged_lines=True, has_header=True)
     strings = [c for c in names if c not in overrides]
     keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
-    counting = {**opts, "schema": dict.fromkeys(names, pl.String)}
+
+    def read(body: bytes, columns: list[str] | None) -> pl.DataFrame:
+        try:
+            return pl.read_csv(text_header + body, encoding="utf8", columns=columns, **opts).with_columns(
+                pl.lit(False).alias(BAD))
+        except pl.exceptions.ComputeError:
+            if not _has_bad_bytes(body):
+                raise  # a count that is not an integer: the robust pass reads it as text
+            fixed, mark = _marked(body)
+            return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
 
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
         # Polars tells the columns of a headerless piece from its first record. Only the columns the
-        # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same).
-        wanted = None if columns is None else [c for c in names if c in columns] or names[:1]
+        # plan uses are parsed (Polars checks the whole piece is UTF-8 all the same), and the last:
+        # Polars parses a record through the columns asked and skips the rest by its own count of
+        # quotes, and a record with two stray quotes (`r"7,...,5" tall`, which a read of every
+        # column takes as written) failed a read of its first columns alone, "CSV malformed": the
+        # run failed or not by --by. Through the last column, a record is the whole read's.
+        wanted = None if columns is None else [c for c in names if c in columns or c == names[-1]]
         if keep is not None and keep.is_empty():
             return  # (the quarantine pass, for a file none of whose records it needs)
         row, head = 2, True
@@ -872,22 +885,17 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             body = piece[len(header):] if head else piece
             head = False
             if keep is not None:
-                # (counted by one column, with the reading's own options: its records are the
-                # reading's; lossy, as a byte that is not UTF-8 neither ends nor opens a record)
-                n = pl.read_csv(text_header + body, encoding="utf8-lossy", columns=names[:1], **counting).height
+                # (counted by one column, read as the reading reads it: its records are the
+                # reading's. Not lossy: where Polars' parse of a malformed record depends on the
+                # text, U+FFFD for a byte that is not UTF-8 made a count other than the marked
+                # text's, or an error the reading did not have)
+                n = read(body, names[-1:]).height
                 lo, hi = keep.search_sorted(row), keep.search_sorted(row + n)
                 if lo == hi:
                     row += n
                     continue
                 here = keep.slice(lo, hi - lo)
-            try:
-                frame = pl.read_csv(text_header + body, encoding="utf8", columns=wanted, **opts).with_columns(
-                    pl.lit(False).alias(BAD))
-            except pl.exceptions.ComputeError:
-                if not _has_bad_bytes(body):
-                    raise  # a count that is not an integer: the robust pass reads it as text
-                fixed, mark = _marked(body)
-                frame = _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            frame = read(body, wanted)
             frame = frame.with_columns(pl.int_range(row, row + frame.height, dtype=pl.get_index_type()).alias("_row"))
             row += frame.height
             yield frame if keep is None else frame.filter(pl.col("_row").is_in(here.implode()))
