@@ -33,8 +33,8 @@ What broke:
   request. xfail.
 - `whatif`: a scenario that cannot price a later step (a swap to a model not yet priced then) leaves
   that step out of both costs with the request "compared" and 0 unpriced. xfail.
-- A label check (a blank model) on one step is not one verdict per record: a blank first step
-  quarantines the record but its later steps are priced; a blank later step vanishes. xfail.
+- A label check (a blank model) on one step was not one verdict per record: a blank first step
+  quarantined the record but its later steps were priced; a blank later step vanished. Fixed.
 """
 
 from __future__ import annotations
@@ -282,12 +282,14 @@ def test_a_scenario_that_cannot_price_a_step_leaves_its_request_out(tmp_path):
 
 # --- a label check on one step -----------------------------------------------------------------------
 
-# labels.apply_to_rows folds its checks (a blank model: "missing model") into `_ok` row by row, after
-# the dialect's one_verdict_per_record: a blank first step quarantines the record (counted once) and
-# its later Sonnet step (100 tokens, $0.0003) is priced in the totals of no request; a blank later step
-# is quarantined as a row of no record, its 5 tokens in no bucket and the record priced without them.
-@pytest.mark.xfail(strict=True, reason="a label check on one step of a record is not the record's verdict")
-@pytest.mark.parametrize("steps", [[_k(5, "  "), _k(100)], [_k(100), _k(5, "  ")], [_k(100), _k(5, "")]],
+# labels.apply_to_rows folded its checks (a blank model: "missing model") into `_ok` row by row, after
+# the dialect's one_verdict_per_record: a blank first step quarantined the record (counted once) and
+# its later Sonnet step (100 tokens, $0.0003) was priced in the totals of no request; a blank later step
+# was quarantined as a row of no record, its 5 tokens in no bucket. Fixed (lead): one_verdict_per_record
+# judges each row's labels too (labels.row_checks). A step without a `model` key is the response's
+# model's (priced: test_a_step_without_a_model_key_is_the_responses_model).
+@pytest.mark.parametrize("steps", [[_k(5, "  "), _k(100)], [_k(100), _k(5, "  ")],
+                                   [_k(100), {"model": "", "input_tokens": 5, "output_tokens": 0}]],
                          ids=["first", "later", "empty"])
 def test_a_blank_model_on_one_step_quarantines_its_record(tmp_path, steps):
     logs = _write(tmp_path / "in" / "b.jsonl", [PLAIN, _msg("msg_b", steps)])
@@ -316,3 +318,24 @@ def test_reprice_keeps_a_run_result_with_an_unknown_model_unpriced_whole(tmp_pat
         ("claude-nonexistent-9", None, f"unknown model: {UNKNOWN}"),
         ("claude-opus-4-5-20251101", None, STEP.format(UNKNOWN))]
     assert _summary(store.report(st, ["model"]))[:3] == (0, 1, {UNKNOWN: 1})
+
+
+@pytest.mark.parametrize("torn", [False, True], ids=["fast", "robust"])
+def test_a_blank_step_quarantines_its_record_on_either_reading(tmp_path, torn):
+    """The same verdict when the file is read robustly (a torn line beside it)."""
+    lines = [PLAIN, _msg("msg_b", [_k(100), _k(5, "  ")])] + (['{"id": "torn", "type": "mess'] if torn else [])
+    rep = analyze([_write(tmp_path / "in" / "b.jsonl", lines)], ["model"], _opts(tmp_path))
+    a = rep.accounting
+    assert (a.priced, a.quarantined) == (1, 1 + torn)
+    assert (rep.totals["input_tokens"], rep.totals["cost"]) == (1000, D("0.003"))
+    written = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    assert [(w["line"], w["reason"]) for w in written][0] == (2, "missing model")
+
+
+def test_a_step_without_a_model_key_is_the_responses_model(tmp_path):
+    """usage.iterations entries of the response's own model need not name it: priced as the response's."""
+    rep = analyze([_write(tmp_path / "in" / "b.jsonl", [_msg("msg_b", [_k(100), _k(5)])])], ["model"], _opts(tmp_path))
+    a = rep.accounting
+    assert (a.priced, a.quarantined) == (1, 0)
+    # Sonnet 4.5 at $3/MTok input: 105 x 3 / 1e6
+    assert (rep.totals["input_tokens"], rep.totals["cost"]) == (105, D("0.000315"))
