@@ -249,3 +249,32 @@ def test_a_parquet_log_of_a_json_dialect_is_read_or_refused_naming_the_file(tmp_
                    infer_schema_length=None).write_parquet(path)
     r = _report(tmp_path, str(path), "-q")
     assert r.exit_code == 0 or r.output.startswith(f"llm-cost: error: {path}"), r.output
+
+
+# --- invoice amounts: exponents of any length -----------------------------------------------------
+
+@pytest.mark.parametrize("amount", ["30000000000004e-0000013", "3e-1000000", "1e-00000000000000000000000013"])
+def test_an_exponent_of_more_than_six_digits_is_not_a_way_round_the_places_check(tmp_path, amount):
+    """The places check read an exponent of at most 6 digits; Polars reads any: `30000000000004e-0000013`
+    (3.0000000000004) was billed as $3.00 and matched the logs' $3.00, `3e-1000000` as $0."""
+    logs = tmp_path / "logs.csv"  # 1M input tokens of Sonnet 4.5: $3.00
+    logs.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                    "r1,2026-10-01T09:00:00Z,claude-sonnet-4-5,1000000,0\n")
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text(f"period,model,amount_usd\n2026-10-01,claude-sonnet-4-5,{amount}\n")
+    r = CliRunner().invoke(main, ["audit", str(logs), "--invoice", str(invoice), "--quarantine", str(tmp_path / "q")])
+    assert r.exit_code == 2, r.output
+    assert r.output == (f"llm-cost: error: {invoice}, line 2: amount {amount!r} has more than 12 decimal places; "
+                        "llm-cost keeps money exact to 12 places of a dollar and does not round an invoice\n")
+
+
+def test_an_exponent_with_leading_zeros_within_twelve_places_is_read_exactly(tmp_path):
+    logs = tmp_path / "logs.csv"
+    logs.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                    "r1,2026-10-01T09:00:00Z,claude-sonnet-4-5,1000000,0\n")
+    invoice = tmp_path / "invoice.csv"
+    invoice.write_text("period,model,amount_usd\n2026-10-01,claude-sonnet-4-5,3000000000001e-0000012\n")
+    r = CliRunner().invoke(main, ["audit", str(logs), "--invoice", str(invoice), "--quarantine", str(tmp_path / "q"),
+                                  "--format", "json", "--tolerance", "1000"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["lines"][0]["billed"] == "3.000000000001"
