@@ -278,3 +278,45 @@ def test_an_exponent_with_leading_zeros_within_twelve_places_is_read_exactly(tmp
                                   "--format", "json", "--tolerance", "1000"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["lines"][0]["billed"] == "3.000000000001"
+
+
+# --- a map or duration column ------------------------------------------------------------------------
+
+_ODD = {"map": (pa.array([[("k", "v")], None], pa.map_(pa.string(), pa.string())), ['{"k":"v"}', "null"]),
+        "duration": (pa.array([1500, None], pa.duration("ms")), ["PT1.5S", ""])}
+
+
+@pytest.mark.parametrize("kind", sorted(_ODD))
+def test_a_map_or_duration_column_beside_the_log_is_a_dimension_in_every_output(tmp_path, kind):
+    """`report` read it (the column was not used), but `price` and `--format focus`, which write every
+    dimension, failed the run: "cannot read input: cannot cast `map[str, str]` to `str`" (Polars casts
+    no map or duration to text), naming no file. A map is its JSON text, as a struct is; a duration ISO."""
+    path = tmp_path / "log.parquet"
+    pq.write_table(_two_requests(extra=_ODD[kind][0]), path)
+    r = CliRunner().invoke(main, ["price", str(path), "-o", str(tmp_path / "rows.csv"), "-q",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    rows = pl.read_csv(tmp_path / "rows.csv", infer_schema=False)
+    # Sonnet 4.5, $3 in / $15 out per MTok: r1 1,000 x 3 + 100 x 15 = $0.0045, r2 2,000 x 3 = $0.006
+    assert rows.select("extra", "cost").rows() == [(_ODD[kind][1][0], "0.004500000000"),
+                                                   (_ODD[kind][1][1] or None, "0.006000000000")]
+    r = CliRunner().invoke(main, ["report", str(path), "--format", "focus", "-o", str(tmp_path / "focus.csv"), "-q",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    focus = pl.read_csv(tmp_path / "focus.csv", infer_schema=False)
+    assert sum(Decimal(x) for x in focus["BilledCost"]) == Decimal("0.0105")
+
+
+@pytest.mark.parametrize("field", ["timestamp", "reported_cost"])
+@pytest.mark.parametrize("kind", sorted(_ODD))
+def test_a_map_or_duration_where_a_time_or_cost_is_read_quarantines_the_rows(tmp_path, kind, field):
+    """As a struct does ("has unsupported type"): it failed the run (the cast to text of the time a
+    quarantine reason quotes, or of a cost)."""
+    path = tmp_path / "log.parquet"
+    pq.write_table(_two_requests(**{field: _ODD[kind][0]}), path)
+    rep = _json_report(tmp_path, path)
+    acc = rep["accounting"]
+    assert (acc["priced"], acc["quarantined"], acc["balanced"], rep["totals"]["cost"]) == (0, 2, True, "0.000000000000")
+    written = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
+    shown = {"map": "Map(String, String)", "duration": "Duration(time_unit='ms')"}[kind]
+    assert [(w["line"], w["reason"]) for w in written] == [(n, f"{field} has unsupported type {shown}") for n in (1, 2)]
