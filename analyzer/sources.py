@@ -1801,6 +1801,10 @@ def check_parquet(path: str) -> tuple[str, ...]:
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
+    with open(path, "rb") as f:  # (a file named .parquet, or an invoice, that is compressed whole)
+        head = f.read(4)
+    _not_compressed_parquet("parquet", "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd"
+                            else None)
     try:
         with pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True) as f:
             meta = f.metadata

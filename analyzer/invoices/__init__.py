@@ -30,6 +30,7 @@ from importlib import resources
 import polars as pl
 import polars.selectors as cs
 
+from ..dialects._parse import label
 from ..errors import AnalyzerError
 from ..models import Resolver
 from ..pricebook import PriceBook
@@ -356,7 +357,9 @@ def _focus(path: str):
         # Timestamps as the ISO instants a FOCUS CSV holds (a UTC Datetime column's text is not ISO).
         df = df.with_columns([(pl.col(c).dt.convert_time_zone("UTC") if t.time_zone else pl.col(c))
                               .dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c, t in df.schema.items() if isinstance(t, pl.Datetime)])
-        df = df.with_columns(pl.all().cast(_S)).with_columns(
+        # (a nested column as its JSON text, a duration ISO: Polars casts neither to text, and FOCUS
+        # exports in Parquet hold Tags as a map; it failed the audit, naming no file)
+        df = df.with_columns(label(c, t) for c, t in df.schema.items()).with_columns(
             pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
     else:
         from ..safe_text import csv_cell_read_expr

@@ -320,3 +320,48 @@ def test_a_map_or_duration_where_a_time_or_cost_is_read_quarantines_the_rows(tmp
     written = [json.loads(line) for line in (tmp_path / "q.jsonl").read_text().splitlines()]
     shown = {"map": "Map(String, String)", "duration": "Duration(time_unit='ms')"}[kind]
     assert [(w["line"], w["reason"]) for w in written] == [(n, f"{field} has unsupported type {shown}") for n in (1, 2)]
+
+
+# --- a FOCUS invoice in Parquet -------------------------------------------------------------------------
+
+def _focus_invoice(tmp_path: Path) -> pa.Table:
+    """llm-cost's own FOCUS export of the sample logs ($1.12858002500 billed), as a table to change."""
+    out = tmp_path / "focus.parquet"
+    r = CliRunner().invoke(main, ["report", str(OCTOBER), "--format", "focus", "-o", str(out), "-q",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    assert r.exit_code == 0, r.output
+    return pq.read_table(out)
+
+
+def _audit_totals(tmp_path: Path, invoice: Path):
+    r = CliRunner().invoke(main, ["audit", str(OCTOBER), "--invoice", str(invoice), "--format", "json", "-q",
+                                  "--quarantine", str(tmp_path / "q.jsonl")])
+    return r.exit_code, (json.loads(r.stdout)["totals"] if r.exit_code == 0 else r.output)
+
+
+def test_a_focus_parquet_invoice_with_tags_as_a_map_is_audited(tmp_path):
+    """FOCUS exports in Parquet (AWS Data Exports') hold Tags as a map<string, string>: the invoice
+    reader cast every column to text, and the audit failed with "cannot read input: cannot cast
+    `map[str, str]` to `str`", naming no file."""
+    table = _focus_invoice(tmp_path)
+    tags = pa.array([[("team", "research")]] * table.num_rows, pa.map_(pa.string(), pa.string()))
+    invoice = tmp_path / "invoice.parquet"
+    pq.write_table(table.set_column(table.column_names.index("Tags"), "Tags", tags), invoice)
+    assert _audit_totals(tmp_path, invoice) == (0, {"billed": "1.128580025000", "computed": "1.128580025000",
+                                                    "difference": "0.000000000000"})
+
+
+def test_a_gzipped_parquet_invoice_or_log_named_parquet_is_refused_in_words(tmp_path):
+    import gzip
+
+    table = _focus_invoice(tmp_path)
+    invoice = tmp_path / "invoice.parquet"
+    pq.write_table(table, tmp_path / "plain.parquet")
+    invoice.write_bytes(gzip.compress((tmp_path / "plain.parquet").read_bytes()))
+    said = "cannot read (Parquet compressed with gzip: Parquet compresses its own pages; decompress the file to read it)"
+    assert _audit_totals(tmp_path, invoice) == (2, f"llm-cost: error: {invoice}: {said}\n")
+    log = tmp_path / "log.parquet"
+    pq.write_table(_two_requests(), tmp_path / "plain-log.parquet")
+    log.write_bytes(gzip.compress((tmp_path / "plain-log.parquet").read_bytes()))
+    r = _report(tmp_path, str(log))
+    assert (r.exit_code, r.output) == (2, f"llm-cost: error: {log}: {said}\n")
