@@ -1828,6 +1828,9 @@ def check_parquet(path: str) -> tuple[str, ...]:
                     if found != expected:
                         raise ValueError(f"damaged Parquet: column {field.name!r} holds {found:,} rows of row group "
                                          f"{group + 1}, whose footer counts {expected:,}")
+    except pa.ArrowNotImplementedError as e:  # (Polars' Int128, say: whole, but PyArrow cannot check it)
+        raise ValueError(f"Parquet that PyArrow cannot decode, damaged or of a type it does not read: "
+                         f"{_one_line(e)}") from None
     except (OSError, pa.ArrowException) as e:
         raise ValueError(f"damaged Parquet: {_one_line(e)}") from None
     if run is not None:

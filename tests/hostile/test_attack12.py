@@ -159,6 +159,17 @@ def test_a_fixed_size_request_id_of_bytes_is_the_request_id(tmp_path):
     assert _cost(rep) == (SONNET, Decimal("0.0105"), 2, True) and rep["accounting"]["duplicates"] == 2
 
 
+def test_a_whole_file_pyarrow_cannot_decode_is_not_called_damaged(tmp_path):
+    """Polars writes an Int128 column as 16-byte integers, which PyArrow does not decode: the file is
+    refused (the check cannot vouch for it), but it was called "damaged Parquet", which it is not."""
+    path = tmp_path / "int128.parquet"
+    pl.from_arrow(_two_requests()).with_columns(pl.col("input_tokens").cast(pl.Int128)).write_parquet(path)
+    r = _report(tmp_path, str(path))
+    assert (r.exit_code, r.output) == (2, f"llm-cost: error: {path}: cannot read (Parquet that PyArrow cannot decode, "
+                                          "damaged or of a type it does not read: Integers with more than 64 bits "
+                                          "not implemented)\n")
+
+
 # --- page checksums ------------------------------------------------------------------------------------
 
 def test_a_page_whose_checksum_fails_is_refused_not_priced(tmp_path):
