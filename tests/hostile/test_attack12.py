@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -376,3 +377,29 @@ def test_a_gzipped_parquet_invoice_or_log_named_parquet_is_refused_in_words(tmp_
     log.write_bytes(gzip.compress((tmp_path / "plain-log.parquet").read_bytes()))
     r = _report(tmp_path, str(log))
     assert (r.exit_code, r.output) == (2, f"llm-cost: error: {log}: {said}\n")
+
+
+# --- --columns and --precision where they do nothing -------------------------------------------------
+
+@pytest.mark.parametrize(("args", "shown"), [
+    (["--format", "csv", "--columns", "cost"], "--columns: shape the table and Markdown only, not csv output "
+                                                "(written whole); leave it out"),
+    (["-o", "{tmp}/r.json", "--precision", "4"], "--precision: shape the table and Markdown only, not json output "
+                                                  "(written whole); leave it out"),
+    (["--format", "html", "-o", "{tmp}/r.html", "--columns", "cost", "--precision", "0"],
+     "--columns, --precision: shape the table and Markdown only, not html output (written whole); leave them out"),
+])
+def test_columns_and_precision_are_refused_where_they_would_be_ignored(tmp_path, args, shown):
+    """focus2 refused them with --format focus because they were accepted and ignored; with CSV,
+    JSON, JSONL, Parquet and HTML they still were (the file identical to one without them, exit 0)."""
+    r = _report(tmp_path, str(OCTOBER), *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert (r.exit_code, r.output) == (2, f"llm-cost: error: {shown}\n")
+    assert not list(tmp_path.glob("r.*"))
+
+
+def test_columns_and_precision_still_shape_markdown(tmp_path):
+    r = _report(tmp_path, str(OCTOBER), "--format", "markdown", "--columns", "cost", "--precision", "4", "-q")
+    assert r.exit_code == 0, r.output
+    table = [line for line in r.stdout.splitlines() if line.startswith("|")]
+    assert table[:2] == ["| model | cost $ |", "|---|---:|"] and len(table) > 3
+    assert re.fullmatch(r"\| claude-[^|]+ \| \d+\.\d{4} \|", table[2]), table
