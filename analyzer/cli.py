@@ -448,6 +448,10 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
     if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
         raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
+    if billing_account is not None and not billing_account.strip():
+        # (`""` fell back to the platform without a word, `"  "` was written as a blank account id)
+        raise OptionError(f"--billing-account {billing_account!r}: empty; FOCUS's BillingAccountId names the account "
+                          "(leave the option out for the platform's name)")
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
     with _progress(kw["quiet"], "reading the store..." if store_dir else "reading and pricing logs..."):

@@ -403,3 +403,17 @@ def test_columns_and_precision_still_shape_markdown(tmp_path):
     table = [line for line in r.stdout.splitlines() if line.startswith("|")]
     assert table[:2] == ["| model | cost $ |", "|---|---:|"] and len(table) > 3
     assert re.fullmatch(r"\| claude-[^|]+ \| \d+\.\d{4} \|", table[2]), table
+
+
+@pytest.mark.parametrize("command", ["report", "price"])
+@pytest.mark.parametrize("account", ["", "  "])
+def test_an_empty_billing_account_is_refused_not_blank_or_replaced(tmp_path, command, account):
+    """`--billing-account ""` was the platform's name without a word; `"  "` a blank BillingAccountId,
+    which FOCUS requires to name the account."""
+    out = tmp_path / "focus.csv"
+    r = CliRunner().invoke(main, [command, str(OCTOBER), "--format", "focus", "-o", str(out), "--billing-account",
+                                  account, "--quarantine", str(tmp_path / "q.jsonl")])
+    assert (r.exit_code, r.output) == (2, f"llm-cost: error: --billing-account {account!r}: empty; FOCUS's "
+                                          "BillingAccountId names the account (leave the option out for the "
+                                          "platform's name)\n")
+    assert not out.exists()
