@@ -391,6 +391,14 @@ def report(paths, store_dir, by, fmt, output, version, as_of, billing_account, s
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else []
     fmt = writers.format_for(fmt, output, "table")
     shown = view.View.parse(columns, precision)
+    # Like --format focus's refusal: --columns and --precision shape the table and Markdown only; any
+    # other output was written whole and exact, without a word that they were ignored.
+    ignored = [flag for flag, given in (("--columns", columns), ("--precision", precision)) if given is not None]
+    if ignored and fmt not in ("table", "markdown"):
+        from .errors import OptionError
+
+        raise OptionError(f"{', '.join(ignored)}: shape the table and Markdown only, not {fmt} output (written "
+                          f"whole); leave {'it' if len(ignored) == 1 else 'them'} out")
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
     # An HTML report draws over time: it also groups by day when --by has no time bucket.
@@ -440,6 +448,10 @@ def _focus(paths, store_dir, output, billing_account, kw) -> None:
 
     if output not in (None, "-") and not output.lower().endswith((".csv", ".parquet")):
         raise OptionError(f"-o {output}: a FOCUS export is written to a .csv or .parquet file")
+    if billing_account is not None and not billing_account.strip():
+        # (`""` fell back to the platform without a word, `"  "` was written as a blank account id)
+        raise OptionError(f"--billing-account {billing_account!r}: empty; FOCUS's BillingAccountId names the account "
+                          "(leave the option out for the platform's name)")
     _outside_store(output, store_dir)
     opts = _options(kw, output, _store_files(store_dir))
     with _progress(kw["quiet"], "reading the store..." if store_dir else "reading and pricing logs..."):

@@ -82,8 +82,9 @@ class SourceFile:
     # now, in place of the file's.
     piece: object | None = None
     # Parquet columns of bytes (BINARY without the UTF-8 annotation, as older Spark and Hive write
-    # strings), checked to hold UTF-8 text and read as text (see check_parquet).
-    binary: tuple[str, ...] = ()
+    # strings; at any depth, a struct's field too), checked to hold UTF-8 text and read as text (see
+    # check_parquet): each column's name and the type it is cast to.
+    binary: tuple[tuple[str, pl.DataType], ...] = ()
     # A CSV file's only records to read (their `_row`s, a Series; see line_retry.needed_records): the
     # others are counted, never handed on. None: all.
     rows: pl.Series | None = None
@@ -156,7 +157,7 @@ class SourceFile:
         # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
         # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
         lf = _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
-        return lf.with_columns(pl.col(c).cast(pl.String) for c in self.binary) if self.binary else lf
+        return lf.with_columns(pl.col(c).cast(text) for c, text in self.binary) if self.binary else lf
 
 
 # Bytes of consecutive files read into one batch of lines (see file_set_lines).
@@ -1727,6 +1728,7 @@ def open_source(path: str, index: int = 0) -> SourceFile:
     real = _spool_stdin() if path == "-" else path
     try:
         container, comp = _container_from_name(real) if path != "-" else (None, None)
+        _not_compressed_parquet(container, comp)
         head = _read_head(real, comp)
         if container is None:
             if head[:2] == b"\x1f\x8b":
@@ -1736,6 +1738,7 @@ def open_source(path: str, index: int = 0) -> SourceFile:
                 comp = "zstd"
                 head = _read_head(real, comp)
             container = _sniff(head)
+            _not_compressed_parquet(container, comp)
         elif container == "json" and _is_json_lines(real, comp, head):
             container = "jsonl"  # S3 log deliveries name JSON Lines `.json.gz` (Bedrock invocation logs)
         if container == "sse":
@@ -1760,6 +1763,15 @@ def open_source(path: str, index: int = 0) -> SourceFile:
     except (OSError, EOFError, ValueError, zlib.error, pl.exceptions.PolarsError) as e:  # ValueError: bad JSON, bad UTF-8
         raise SourceError(f"{shown(display)}: cannot read ({_one_line(e)})") from None
     return src
+
+
+def _not_compressed_parquet(container: str | None, compression: str | None) -> None:
+    """Parquet inside gzip or zstd is refused in words: PyArrow and Polars read a Parquet file by
+    seeking to its footer, which a compressed stream does not allow (it was `damaged Parquet: magic
+    bytes not found`, or a CSV reader's error, of a file that is not damaged)."""
+    if container == "parquet" and compression:
+        raise ValueError(f"Parquet compressed with {compression}: Parquet compresses its own pages; decompress the "
+                         "file to read it")
 
 
 # Byte order marks of text that is not UTF-8 (UTF-32's first: UTF-16 LE's is a prefix of it).
@@ -1799,28 +1811,53 @@ def _one_line(e: BaseException) -> str:
 
 def check_parquet(path: str) -> tuple[str, ...]:
     """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
-    group's pages of one column), before Polars scans it; returns its columns of bytes, each checked to hold UTF-8.
+    group's pages of one column), before Polars scans it; returns its columns holding bytes (at any
+    depth: a struct's field, a list's items), each checked to hold UTF-8.
 
     Polars' streaming reader panics on some damaged pages (a Rust assertion: a traceback and a
-    backtrace on stderr, not an error), and on a column of bytes written as a record's text; PyArrow
-    raises an error naming what is wrong, which the caller turns into one line naming the file. It
-    costs ~0.15 CPU s per million rows, ~15% of a `report` of a Parquet file (docs/performance.md)."""
+    backtrace on stderr, not an error), on a footer whose counts disagree with the pages (a column
+    chunk's value count, a row group's or the file's row count: PyArrow decodes the pages and says
+    nothing), and on a column of bytes written as a record's text; PyArrow raises an error naming
+    what is wrong, or the rows each column decodes to are counted against the footer's, and the
+    caller turns that into one line naming the file. Page checksums, when the writer stored them
+    (parquet-mr does by default), are verified too. It costs ~0.15 CPU s per million rows, ~15% of
+    a `report` of a Parquet file (docs/performance.md)."""
     run = _RUN.get()
     if run is not None and ("parquet checked", path) in run:  # (a robust retry opens the file again)
         return run["parquet checked", path]
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
+    with open(path, "rb") as f:  # (a file named .parquet, or an invoice, that is compressed whole)
+        head = f.read(4)
+    _not_compressed_parquet("parquet", "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd"
+                            else None)
     try:
-        with pq.ParquetFile(path, pre_buffer=False) as f:
-            binary = [c.name for c in f.schema_arrow if pa.types.is_binary(c.type) or pa.types.is_large_binary(c.type)]
-            for name in f.schema_arrow.names:  # (a column at a time: a row group's pages of one column in memory)
-                for batch in f.iter_batches(batch_size=1 << 16, columns=[name], use_threads=False):
-                    if name in binary:
-                        try:
-                            batch.column(0).cast(pa.string())
-                        except pa.ArrowInvalid:
-                            raise ValueError(f"column {name!r} holds bytes that are not UTF-8 text") from None
+        with pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True) as f:
+            meta = f.metadata
+            rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            if sum(rows) != meta.num_rows:
+                raise ValueError(f"damaged Parquet: its footer counts {meta.num_rows:,} rows, its row groups "
+                                 f"{sum(rows):,}")
+            binary = [c.name for c in f.schema_arrow if _as_text(c.type) != c.type]
+            for field in f.schema_arrow:  # (a column at a time: a row group's pages of one column in memory)
+                text = _as_text(field.type)
+                for group, expected in enumerate(rows):
+                    found = 0
+                    for batch in f.iter_batches(batch_size=1 << 16, row_groups=[group], columns=[field.name],
+                                                use_threads=False):
+                        found += batch.num_rows
+                        if text != field.type:
+                            try:
+                                batch.column(0).cast(text)
+                            except pa.ArrowInvalid:
+                                raise ValueError(f"column {field.name!r} holds bytes that are not UTF-8 text") from None
+                    if found != expected:
+                        raise ValueError(f"damaged Parquet: column {field.name!r} holds {found:,} rows of row group "
+                                         f"{group + 1}, whose footer counts {expected:,}")
+    except pa.ArrowNotImplementedError as e:  # (Polars' Int128, say: whole, but PyArrow cannot check it)
+        raise ValueError(f"Parquet that PyArrow cannot decode, damaged or of a type it does not read: "
+                         f"{_one_line(e)}") from None
     except (OSError, pa.ArrowException) as e:
         raise ValueError(f"damaged Parquet: {_one_line(e)}") from None
     if run is not None:
@@ -1828,12 +1865,49 @@ def check_parquet(path: str) -> tuple[str, ...]:
     return tuple(binary)
 
 
+def _as_text(t):
+    """A PyArrow type with its bytes (BINARY, at any depth) as text: what a column of bytes is read as."""
+    import pyarrow as pa
+
+    if pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_binary_view(t):
+        return pa.string()
+    if pa.types.is_large_binary(t):
+        return pa.large_string()
+    if pa.types.is_map(t):
+        return pa.map_(_as_text(t.key_type), _as_text(t.item_type))
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        item = pa.field(t.value_field.name, _as_text(t.value_type), t.value_field.nullable)
+        if pa.types.is_fixed_size_list(t):
+            return pa.list_(item, t.list_size)
+        return pa.large_list(item) if pa.types.is_large_list(t) else pa.list_(item)
+    if pa.types.is_struct(t):
+        return pa.struct([pa.field(f.name, _as_text(f.type), f.nullable) for f in t])
+    return t
+
+
+def _polars_text(dtype: pl.DataType) -> pl.DataType:
+    """A Polars type with Binary (at any depth) as String: the cast scan_parquet makes of a column of bytes."""
+    if dtype == pl.Binary:
+        return pl.String
+    if isinstance(dtype, pl.List):
+        return pl.List(_polars_text(dtype.inner))
+    if isinstance(dtype, pl.Array):
+        return pl.Array(_polars_text(dtype.inner), dtype.shape)
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: _polars_text(f.dtype) for f in dtype.fields})
+    if isinstance(dtype, pl.Map):
+        return pl.Map(_polars_text(dtype.key), _polars_text(dtype.value))
+    return dtype
+
+
 def _peek(src: SourceFile, head: bytes) -> None:
     if src.container != "parquet" and head.count(b"\n"):
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
-        src.binary = check_parquet(src.path)
-        src.columns = list(pl.scan_parquet(src.path, glob=False).collect_schema().names())
+        binary = check_parquet(src.path)
+        schema = pl.scan_parquet(src.path, glob=False).collect_schema()
+        src.columns = list(schema.names())
+        src.binary = tuple((c, _polars_text(schema[c])) for c in binary)
         src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
         # (the reader every pass uses: the same columns; small pieces, as only the first records are read)

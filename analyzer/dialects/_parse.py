@@ -44,8 +44,13 @@ class Field:
 
 
 def nested(dtype: pl.DataType) -> bool:
-    """A struct, list or array column (Parquet, or a JSON object where a value was expected)."""
-    return isinstance(dtype, (pl.Struct, pl.List, pl.Array))
+    """A struct, list, array or map column (Parquet, or a JSON object where a value was expected)."""
+    return isinstance(dtype, (pl.Struct, pl.List, pl.Array, pl.Map))
+
+
+def unreadable(dtype: pl.DataType) -> bool:
+    """A value no time or money field reads: nested, or a duration (Polars casts none to text)."""
+    return nested(dtype) or isinstance(dtype, pl.Duration)
 
 
 def as_json(expr: pl.Expr) -> pl.Expr:
@@ -298,7 +303,7 @@ def timestamp(raw: str, name: str, dtype: pl.DataType, fmt: str = PRIMARY, layou
     if isinstance(dtype, pl.Date):
         first = src.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
         return Field(name, first, val.is_not_null(), pl.when(val.is_null()).then(missing))
-    if nested(dtype) or dtype == pl.Null:
+    if unreadable(dtype) or dtype == pl.Null:
         reason = missing if dtype == pl.Null else pl.lit(f"{name} has unsupported type {dtype}")
         return Field(name, pl.lit(None, pl.Datetime("us", "UTC")), pl.lit(False), reason)
     text = src.cast(pl.String)
@@ -339,7 +344,7 @@ def money(raw: str, name: str, dtype: pl.DataType) -> Field:
         reason = (pl.when(bad).then(pl.format(f"{name} is not a decimal number ({{}})", text.str.slice(0, 40)))
                   .when(big).then(pl.format(f"{name} is implausibly large ({{}})", text.str.slice(0, 40))))
         return Field(name, text.cast(MONEY, strict=False), (~bad & ~big).fill_null(True), reason, final=final)
-    if nested(dtype):
+    if unreadable(dtype):
         return Field(name, pl.lit(None, MONEY), pl.lit(False), pl.lit(f"{name} has unsupported type {dtype}"))
     reason = pl.when(big).then(pl.format(f"{name} is implausibly large ({{}})", val))
     if dtype.is_float():
@@ -354,6 +359,8 @@ def label(raw: str, dtype: pl.DataType) -> pl.Expr:
     (a Parquet struct or list column) as its JSON text."""
     if nested(dtype):
         return as_json(pl.col(raw))
+    if isinstance(dtype, pl.Duration):  # (Polars casts no duration to text: ISO 8601, `PT1.5S`)
+        return pl.col(raw).dt.to_string("iso")
     return pl.col(raw) if dtype == pl.String else pl.col(raw).cast(pl.String)
 
 

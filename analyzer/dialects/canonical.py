@@ -573,7 +573,7 @@ def canonical_frame(lf: pl.LazyFrame, fields: dict[str, str], dims: list[str], d
                      _file=pl.col("_path").replace_strict(dict(zip(src.paths, (src.index, *src.member_indexes))),
                                                            return_dtype=pl.Int64) if many and exact_lines
                      else pl.lit(src.index, pl.Int64))
-    checks = [_in_python_years()]
+    checks = [_in_python_years(dtypes["timestamp"])]
     if unseen:
         checks.append((pl.all_horizontal([pl.col(_raw(f)).is_null() for f in unseen]), pl.lit(None, pl.String)))
     out = _parse.frame(lf, parsed, labels, constants, checks)
@@ -595,10 +595,11 @@ _FIRST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 _PAST = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
 
 
-def _in_python_years() -> tuple[pl.Expr, pl.Expr]:
+def _in_python_years(dtype: pl.DataType) -> tuple[pl.Expr, pl.Expr]:
     t = pl.col("timestamp")
     outside = t.is_not_null() & ((t < _FIRST) | (t >= _PAST))
-    said = pl.col(_raw("timestamp")).cast(pl.String).str.strip_chars().str.slice(0, 40)
+    # (as a label: a Parquet map or duration column, which no cast makes text, failed the whole run)
+    said = _parse.label(_raw("timestamp"), dtype).str.strip_chars().str.slice(0, 40)
     return ~outside, pl.when(outside).then(
         pl.format("timestamp is outside 0001-01-02..9999-12-30 UTC, the dates a report can hold in any zone ({})",
                   said))

@@ -30,6 +30,7 @@ from importlib import resources
 import polars as pl
 import polars.selectors as cs
 
+from ..dialects._parse import label
 from ..errors import AnalyzerError
 from ..models import Resolver
 from ..pricebook import PriceBook
@@ -251,12 +252,16 @@ def _places(col: str) -> pl.Expr:
     """How many decimal places the number written in `col` needs (trailing zeros do not count; an
     exponent moves the point: `1.5e-12` needs 13). Null when the text is not a plain number. Casting
     to MONEY rounds what is finer than MONEY's scale without a word, so this is read from the text."""
-    parts = pl.col(col).str.strip_chars().str.extract_groups(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d{1,6}))?$")
+    parts = pl.col(col).str.strip_chars().str.extract_groups(r"^[+-]?(\d*)(?:\.(\d*))?(?:[eE]([+-]?)0*(\d+))?$")
     whole, frac = parts.struct.field("1").fill_null(""), parts.struct.field("2").fill_null("")
     digits = whole + frac
     significant = digits.str.strip_chars_end("0")
     zeros = (digits.str.len_chars() - significant.str.len_chars()).cast(pl.Int64)
-    exponent = parts.struct.field("3").cast(pl.Int64).fill_null(0)
+    # An exponent of any length (Polars reads `1e-0000013` and `1e-1000000`, as 1e-13 and 0): beyond 6
+    # digits (leading zeros aside) it is taken as 10^7, a number no money column holds either way.
+    power = parts.struct.field("4")
+    power = pl.when(power.str.len_chars() > 6).then(10_000_000).otherwise(power.cast(pl.Int64))
+    exponent = (pl.when(parts.struct.field("3") == "-").then(-power).otherwise(power)).fill_null(0)
     places = frac.str.len_chars().cast(pl.Int64) - exponent - zeros
     return pl.when(significant.str.strip_chars_start("0") == "").then(0).otherwise(places)  # (zero: `0.0e-20`)
 
@@ -352,7 +357,9 @@ def _focus(path: str):
         # Timestamps as the ISO instants a FOCUS CSV holds (a UTC Datetime column's text is not ISO).
         df = df.with_columns([(pl.col(c).dt.convert_time_zone("UTC") if t.time_zone else pl.col(c))
                               .dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c, t in df.schema.items() if isinstance(t, pl.Datetime)])
-        df = df.with_columns(pl.all().cast(_S)).with_columns(
+        # (a nested column as its JSON text, a duration ISO: Polars casts neither to text, and FOCUS
+        # exports in Parquet hold Tags as a map; it failed the audit, naming no file)
+        df = df.with_columns(label(c, t) for c, t in df.schema.items()).with_columns(
             pl.format("row {}", pl.int_range(1, pl.len() + 1)).alias("line"))
     else:
         from ..safe_text import csv_cell_read_expr
