@@ -66,17 +66,6 @@ def ok(columns: list[str]) -> pl.Expr:
     return pl.all_horizontal([c for c, _ in checks(columns)] or [pl.lit(True)])
 
 
-def row_checks(columns: list[str]) -> tuple[pl.Expr, pl.Expr] | None:
-    """`checks` on a row's labels as logged (cleaned here, as they will be): (ok, its first reason),
-    or None when the frame has no checked label. For a record read as several rows, whose verdict is
-    one (dialects.mapped.one_verdict_per_record): a step with a blank model fails its record."""
-    value = {c: _clean_label(c) for c in CHECKED if c in columns}
-    found = checks(list(value), value.__getitem__)
-    if not found:
-        return None
-    return pl.all_horizontal([c for c, _ in found]), pl.coalesce([r for _, r in found])
-
-
 def fit(columns: list[str], constant: dict[str, str | None]) -> pl.Expr:
     """Whether a row's labels, as logged, will pass `checks` (`ok` on its group, once its labels are
     cleaned after the pass; `constant`: the label columns no source carries, as they are added back
@@ -98,10 +87,7 @@ def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:
     found = checks(cols)
     if not found:
         return lf
-    # (a reason the row has already, given by its record's one verdict (row_checks), is not repeated)
-    said = pl.col("_reason").fill_null("")
-    reason = pl.concat_str([pl.col("_reason"), *[pl.when(~said.str.contains(r, literal=True)).then(r) for _, r in found]],
-                           separator="; ", ignore_nulls=True)
+    reason = pl.concat_str([pl.col("_reason"), *[r for _, r in found]], separator="; ", ignore_nulls=True)
     reason = pl.when(pl.col("_reason") == UNREADABLE).then(pl.col("_reason")).otherwise(reason)
     return lf.with_columns(
         (pl.col("_ok") & pl.all_horizontal([c for c, _ in found])).alias("_ok"),

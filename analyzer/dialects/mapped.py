@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .. import labels, schema
+from .. import schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first
@@ -469,16 +469,7 @@ def one_verdict_per_record(lf: pl.LazyFrame) -> pl.LazyFrame:
     a record holds a bad row when the running count of bad rows grows between its first row and its
     last. (Linear scans: a window over each record's file and line, which finds the same, cost 0.8 CPU
     s on 2.5M rows, these 0.05.) The reason, spelled out only by the quarantine pass, is found by that
-    window. Only the first row (`_rec` 1) goes to the quarantine file, so the record is named once.
-
-    A row's labels are judged here too (labels.row_checks): their checks otherwise run on the
-    aggregated groups, after this, where a step with a blank model was quarantined alone (a first
-    step: its record's later steps priced; a later one: its tokens counted nowhere)."""
-    labelled = labels.row_checks(lf.collect_schema().names())
-    if labelled is not None:
-        fine, why = labelled
-        lf = lf.with_columns(pl.when(pl.col("_ok") & ~fine).then(why).otherwise(pl.col("_reason")).alias("_reason"),
-                             (pl.col("_ok") & fine).alias("_ok"))
+    window. Only the first row (`_rec` 1) goes to the quarantine file, so the record is named once."""
     ok = pl.col("_ok")
     bad = (~ok).fill_null(True).cast(pl.Int64)
     seen = bad.cum_sum()  # bad rows up to and including this one
