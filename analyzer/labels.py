@@ -72,10 +72,26 @@ def fit(columns: list[str], constant: dict[str, str | None]) -> pl.Expr:
     there). A row that fails will be quarantined, so it must not compete in dedupe: a copy with an
     empty model would otherwise displace its valid twin (see pipeline._competing, which computes it
     on the rows of duplicated ids alone). Only the checked columns are cleaned."""
+    return pl.all_horizontal([c for c, _ in _cleaned_checks(columns, constant)] or [pl.lit(True)])
+
+
+def _cleaned_checks(columns: list[str], constant: dict[str, str | None]) -> list[tuple[pl.Expr, pl.Expr]]:
+    """`checks` on a row's labels as logged, each checked column cleaned as clean_labels would."""
     value = {c: _clean_label(c) for c in CHECKED if c in columns}
     value.update({c: _clean_label(c, pl.lit(v, pl.String)) for c, v in constant.items()
                   if c in CHECKED and c not in value})
-    return pl.all_horizontal([c for c, _ in checks(list(value), value.__getitem__)] or [pl.lit(True)])
+    return checks(list(value), value.__getitem__)
+
+
+def row_verdict(columns: list[str]) -> tuple[pl.Expr, pl.Expr] | None:
+    """(ok, reason) of a row's labels as logged (see fit), for a verdict taken before the pass: a
+    record read as several rows is judged whole (dialects/mapped.one_verdict_per_record). None
+    when no checked label is among `columns`."""
+    found = _cleaned_checks(columns, {})
+    if not found:
+        return None
+    return (pl.all_horizontal([c for c, _ in found]),
+            pl.concat_str([r for _, r in found], separator="; ", ignore_nulls=True))
 
 
 def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .. import schema
+from .. import labels, schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
 from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first
@@ -469,16 +469,29 @@ def one_verdict_per_record(lf: pl.LazyFrame) -> pl.LazyFrame:
     a record holds a bad row when the running count of bad rows grows between its first row and its
     last. (Linear scans: a window over each record's file and line, which finds the same, cost 0.8 CPU
     s on 2.5M rows, these 0.05.) The reason, spelled out only by the quarantine pass, is found by that
-    window. Only the first row (`_rec` 1) goes to the quarantine file, so the record is named once."""
-    ok = pl.col("_ok")
+    window. Only the first row (`_rec` 1) goes to the quarantine file, so the record is named once.
+
+    A row whose labels its group's checks will fail (a step with a blank model: labels.row_verdict)
+    is a bad row too: those checks run on aggregated groups, row by row, so a blank later step was
+    quarantined as a row of no record, its tokens in no bucket, and a blank first step left the later
+    ones priced (and in dedupe, its record's copies competed step by step: a copy quarantined whole
+    could still win a later step). A later row gives its labels' reason; the first row's own are
+    added where every row's labels are checked (labels.apply_to_rows)."""
+    first, last = pl.col("_rec") != 0, pl.col("_rec").shift(-1, fill_value=1) != 0
+    ok, reason = pl.col("_ok"), pl.col("_reason")
+    verdict = labels.row_verdict(lf.collect_schema().names())
+    if verdict is not None:
+        fit, why = verdict
+        reason = pl.when(first | fit).then(reason).otherwise(
+            pl.concat_str([reason, why], separator="; ", ignore_nulls=True))
+        ok = ok & fit
     bad = (~ok).fill_null(True).cast(pl.Int64)
     seen = bad.cum_sum()  # bad rows up to and including this one
-    first, last = pl.col("_rec") != 0, pl.col("_rec").shift(-1, fill_value=1) != 0
     before = pl.when(first).then(seen - bad).forward_fill()  # bad rows before the record's first
     through = pl.when(last).then(seen).backward_fill()  # bad rows up to its last
     record = ["_file", "source_row"]
     return lf.with_columns((through == before).alias("_ok"),
-                           pl.col("_reason").filter(~ok).drop_nulls().first().over(record).alias("_reason"))
+                           reason.filter(~ok).drop_nulls().first().over(record).alias("_reason"))
 
 
 def _dimensions(m: Mapping, src: SourceFile, ctx: Context, prepare: Hook | None
