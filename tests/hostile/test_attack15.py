@@ -25,6 +25,14 @@ Broke (fixed here):
   (its record priced without it, exit 0), and a blank first step left the later ones priced (also
   tests/hostile/test_attack14.py's strict xfail, which this fix makes pass). Now a row whose labels
   will fail is a bad row of its record: the record is quarantined whole, once, with the reason.
+
+Broke (strict xfails, not fixed):
+- A model made only of invisible format characters (U+200B, U+FEFF) is not blank: it is read as a
+  model, unpriced "unknown model", and such a copy competes: with as many tokens, written first, it
+  displaces its priced twin (the request counted unpriced, and the twin a duplicate).
+- A tier alias is applied to the text as logged, before labels are cleaned: a Messages response
+  with service_tier `Default` is quarantined "unknown service_tier (default)", a value its format
+  maps to standard.
 """
 
 from __future__ import annotations
@@ -223,6 +231,28 @@ def test_no_dedupe_keeps_each_copy_in_its_own_bucket(tmp_path):
     acc, totals, written, _ = _run(tmp_path, [_write(tmp_path / "l.jsonl", lines)], dedupe=False)
     assert (acc.priced, acc.duplicates, acc.quarantined, totals["input_tokens"]) == (2, 0, 1, 128)
     assert [w["line"] for w in written] == [1]
+
+
+# --- defects left as strict xfails -----------------------------------------------------------------
+
+@pytest.mark.xfail(strict=True, reason="a model of only invisible characters (U+200B, U+FEFF) is not blank: "
+                   "it is an unpriced model whose copy competes and displaces its priced twin")
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u200b \u200b"])
+def test_an_invisible_model_is_a_missing_model(tmp_path, invisible):
+    lines = [json.dumps({"request_id": "r1", "timestamp": TS, "model": m, "input_tokens": 64, "output_tokens": 3})
+             for m in (invisible, HAIKU)]
+    acc, totals, written, _ = _run(tmp_path, [_write(tmp_path / "l.jsonl", lines)])
+    assert (acc.priced, acc.unpriced, acc.duplicates, acc.quarantined) == (1, 0, 0, 1)
+    assert totals["cost"] == D("0.000079") and [w["reason"] for w in written] == ["missing model"]
+
+
+@pytest.mark.xfail(strict=True, reason="a format's tier alias (Messages: default -> standard) is applied to "
+                   "the text as logged, before labels are trimmed and lower-cased: `Default` is quarantined")
+@pytest.mark.parametrize("tier", ["Default", " default"])
+def test_a_tier_alias_holds_whatever_its_case(tmp_path, tier):
+    acc, totals, written, _ = _run(tmp_path, [_write(tmp_path / "m.jsonl", [_response("msg_t", [_step(HAIKU, 100, 10)],
+                                                                                       tier=tier)])])
+    assert (acc.priced, acc.quarantined, totals["cost"]) == (1, 0, D("0.00015")) and not written
 
 
 # --- both engines --------------------------------------------------------------------------------
