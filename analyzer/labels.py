@@ -44,6 +44,9 @@ def clean_labels(columns: list[str], dimensions: list[str] = ()) -> list[pl.Expr
     return [_clean_label(c) for c in dict.fromkeys([*label_columns(columns), *[d for d in dimensions if d in columns]])]
 
 
+# The reason of a row without a model (none, or blank once trimmed).
+MISSING_MODEL = "missing model"
+
 # The label columns `checks` looks at.
 CHECKED = ("model_raw", "service_tier", "speed")
 
@@ -54,7 +57,7 @@ def checks(columns: list[str], value=pl.col) -> list[tuple[pl.Expr, pl.Expr]]:
     out = []
     if "model_raw" in columns:
         missing = value("model_raw").is_null()
-        out.append((~missing, pl.when(missing).then(pl.lit("missing model"))))
+        out.append((~missing, pl.when(missing).then(pl.lit(MISSING_MODEL))))
     for col, allowed in (("service_tier", SERVICE_TIERS), ("speed", SPEEDS)):
         if col in columns:
             bad = ~value(col).is_in(allowed)
@@ -76,6 +79,15 @@ def fit(columns: list[str], constant: dict[str, str | None]) -> pl.Expr:
     value.update({c: _clean_label(c, pl.lit(v, pl.String)) for c, v in constant.items()
                   if c in CHECKED and c not in value})
     return pl.all_horizontal([c for c, _ in checks(list(value), value.__getitem__)] or [pl.lit(True)])
+
+
+def model_missing(columns: list[str]) -> pl.Expr | None:
+    """Whether a row's model, as logged, will fail its check (MISSING_MODEL once cleaned), for a
+    verdict taken before the pass: a record read as several rows is judged whole
+    (dialects/mapped.one_verdict_per_record). The model is the one checked label a record's rows do
+    not share (each step names its own); its tier and speed are the record's, so its rows pass or
+    fail those checks together. None without a model column."""
+    return _clean_label("model_raw").is_null() if "model_raw" in columns else None
 
 
 def apply_to_rows(lf: pl.LazyFrame, dimensions: list[str]) -> pl.LazyFrame:
