@@ -1364,8 +1364,10 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
                 dl.write_deltalake(root, frame.arrow(), partition_by=[MONTH], mode="error", schema_mode="merge",
                                    commit_properties=props, writer_properties=_writer())
             else:
-                dl.write_deltalake(table, frame.arrow(), partition_by=[MONTH], mode="overwrite",
-                                   predicate=predicate, schema_mode="merge", commit_properties=props, writer_properties=_writer())
+                named = 0 if frame.extra is None else frame.extra.height
+                _on_stack(lambda: dl.write_deltalake(
+                    table, frame.arrow(), partition_by=[MONTH], mode="overwrite", predicate=predicate,
+                    schema_mode="merge", commit_properties=props, writer_properties=_writer()), named)
         elif table is not None:
             table.delete(predicate, commit_properties=props)  # commits even when nothing matches
         else:
@@ -1380,6 +1382,42 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
     return table
+
+
+# Stack for a Delta write whose predicate names copies brought back (see _write_rows): delta-rs
+# recurses once per name of an IN list on the calling thread, and overflowed the main thread's
+# 8 MiB (the process died of SIGSEGV, no message) at ~10K names; 100K ran in 256 MiB. So such a
+# write runs on a thread with STACK_PER_NAME a name (a reservation: only the pages used are memory).
+STACK_PER_NAME = 4 * 1024
+STACK_BASE = 16 * 1024 * 1024
+STACK_MAX = 4 * 1024**3
+
+
+def _on_stack(write: Callable[[], object], names: int) -> object:
+    """`write()`, on a thread whose stack fits a predicate of `names` names (the caller's own thread
+    when few); its exception, if any, raised here."""
+    size = STACK_BASE + STACK_PER_NAME * names
+    if names < 1000:
+        return write()
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = write()
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            out["error"] = e
+
+    before = threading.stack_size()
+    try:
+        threading.stack_size(min(size, STACK_MAX))
+        worker = threading.Thread(target=run, name="delta-write")
+        worker.start()
+    finally:
+        threading.stack_size(before)
+    worker.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def _sql_text(text: str) -> str:
