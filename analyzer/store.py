@@ -2725,6 +2725,21 @@ def status(root: str) -> dict:
             why = f"partition {MONTH}={r[part]!r} in the log, not a month (YYYY-MM)"
         if why:
             problems[r["path"]] = why
+    # The kept copies files records name (copies that come back when a file is replaced): one gone
+    # or unreadable would leave its requests in no file at that replace, still counted duplicates.
+    kept = {}
+    for rel in sorted({f for r in records.values() for f in _shadow_files(root, r)}):
+        path = os.path.join(root, rel)
+        if os.path.islink(path) or not os.path.isfile(path):
+            kept[rel] = "missing (a file of kept copies a record names)"
+            continue
+        try:
+            lacks = [c for c in (SHA, "request_id", "timestamp") if c not in pl.read_parquet_schema(path)]
+        except (pl.exceptions.PolarsError, OSError) as e:
+            kept[rel] = f"unreadable kept copies: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"
+            continue
+        if lacks:
+            kept[rel] = f"not kept copies: no column {lacks[0]}"
     per_month = adds.group_by(part).agg(pl.col("num_records").sum())  # one row a month (a null month: damage)
     months = dict(sorted(zip(per_month[part].to_list(), per_month["num_records"].to_list(), strict=True),
                          key=lambda m: str(m[0]))) if adds.height else {}
@@ -2759,14 +2774,14 @@ def status(root: str) -> dict:
         "repricings": sum(c.get(K_COMMAND) == "reprice" for c in history),
         "data_files": adds.height,
         "bytes": int(adds["size_bytes"].sum() or 0) if adds.height else 0,
-        "damaged_parts": problems,
+        "damaged_parts": {**problems, **kept},
         "missing_commits": _missing_commits(root, table.version()),
         # Data files without a summary (a store older than summaries, a run killed between the two
         # writes): reports read their rows, which is slower, never wrong. `store compact` writes them.
         "unsummarized": sum(not _summarized(root, p, n) for p, n in (
             zip(adds["path"].to_list(), adds["size_bytes"].to_list()) if adds.height else [])),
         "uncommitted": _uncommitted(root, _ever_named(table) | (set(adds["path"].to_list()) if adds.height else set())),
-        "consistent": not problems and (balanced or not adds.height and acc.rows_read == acc.duplicates
+        "consistent": not problems and not kept and (balanced or not adds.height and acc.rows_read == acc.duplicates
                                         + acc.repeats + acc.not_billable + acc.quarantined),
     }
 
