@@ -1364,8 +1364,10 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
                 dl.write_deltalake(root, frame.arrow(), partition_by=[MONTH], mode="error", schema_mode="merge",
                                    commit_properties=props, writer_properties=_writer())
             else:
-                dl.write_deltalake(table, frame.arrow(), partition_by=[MONTH], mode="overwrite",
-                                   predicate=predicate, schema_mode="merge", commit_properties=props, writer_properties=_writer())
+                named = 0 if frame.extra is None else frame.extra.height
+                _on_stack(lambda: dl.write_deltalake(
+                    table, frame.arrow(), partition_by=[MONTH], mode="overwrite", predicate=predicate,
+                    schema_mode="merge", commit_properties=props, writer_properties=_writer()), named)
         elif table is not None:
             table.delete(predicate, commit_properties=props)  # commits even when nothing matches
         else:
@@ -1380,6 +1382,42 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
     return table
+
+
+# Stack for a Delta write whose predicate names copies brought back (see _write_rows): delta-rs
+# recurses once per name of an IN list on the calling thread, and overflowed the main thread's
+# 8 MiB (the process died of SIGSEGV, no message) at ~10K names; 100K ran in 256 MiB. So such a
+# write runs on a thread with STACK_PER_NAME a name (a reservation: only the pages used are memory).
+STACK_PER_NAME = 4 * 1024
+STACK_BASE = 16 * 1024 * 1024
+STACK_MAX = 4 * 1024**3
+
+
+def _on_stack(write: Callable[[], object], names: int) -> object:
+    """`write()`, on a thread whose stack fits a predicate of `names` names (the caller's own thread
+    when few); its exception, if any, raised here."""
+    size = STACK_BASE + STACK_PER_NAME * names
+    if names < 1000:
+        return write()
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = write()
+        except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+            out["error"] = e
+
+    before = threading.stack_size()
+    try:
+        threading.stack_size(min(size, STACK_MAX))
+        worker = threading.Thread(target=run, name="delta-write")
+        worker.start()
+    finally:
+        threading.stack_size(before)
+    worker.join()
+    if "error" in out:
+        raise out["error"]
+    return out.get("value")
 
 
 def _sql_text(text: str) -> str:
@@ -2687,6 +2725,21 @@ def status(root: str) -> dict:
             why = f"partition {MONTH}={r[part]!r} in the log, not a month (YYYY-MM)"
         if why:
             problems[r["path"]] = why
+    # The kept copies files records name (copies that come back when a file is replaced): one gone
+    # or unreadable would leave its requests in no file at that replace, still counted duplicates.
+    kept = {}
+    for rel in sorted({f for r in records.values() for f in _shadow_files(root, r)}):
+        path = os.path.join(root, rel)
+        if os.path.islink(path) or not os.path.isfile(path):
+            kept[rel] = "missing (a file of kept copies a record names)"
+            continue
+        try:
+            lacks = [c for c in (SHA, "request_id", "timestamp") if c not in pl.read_parquet_schema(path)]
+        except (pl.exceptions.PolarsError, OSError) as e:
+            kept[rel] = f"unreadable kept copies: {(str(e).strip().splitlines() or [type(e).__name__])[0]}"
+            continue
+        if lacks:
+            kept[rel] = f"not kept copies: no column {lacks[0]}"
     per_month = adds.group_by(part).agg(pl.col("num_records").sum())  # one row a month (a null month: damage)
     months = dict(sorted(zip(per_month[part].to_list(), per_month["num_records"].to_list(), strict=True),
                          key=lambda m: str(m[0]))) if adds.height else {}
@@ -2721,14 +2774,14 @@ def status(root: str) -> dict:
         "repricings": sum(c.get(K_COMMAND) == "reprice" for c in history),
         "data_files": adds.height,
         "bytes": int(adds["size_bytes"].sum() or 0) if adds.height else 0,
-        "damaged_parts": problems,
+        "damaged_parts": {**problems, **kept},
         "missing_commits": _missing_commits(root, table.version()),
         # Data files without a summary (a store older than summaries, a run killed between the two
         # writes): reports read their rows, which is slower, never wrong. `store compact` writes them.
         "unsummarized": sum(not _summarized(root, p, n) for p, n in (
             zip(adds["path"].to_list(), adds["size_bytes"].to_list()) if adds.height else [])),
         "uncommitted": _uncommitted(root, _ever_named(table) | (set(adds["path"].to_list()) if adds.height else set())),
-        "consistent": not problems and (balanced or not adds.height and acc.rows_read == acc.duplicates
+        "consistent": not problems and not kept and (balanced or not adds.height and acc.rows_read == acc.duplicates
                                         + acc.repeats + acc.not_billable + acc.quarantined),
     }
 
