@@ -43,18 +43,24 @@ def _text(records: list[str], crlf: bool = False, bom: bool = False) -> bytes:
     return (b"\xef\xbb\xbf" if bom else b"") + text.encode()
 
 
+def read_as(m: pytest.MonkeyPatch, whole: bool, piece: int | None = None) -> None:
+    """Pieces of `piece` bytes; with `whole`, the robust reading as it was before the CSV retry by
+    parts (no spooled CSV rows; every record of the quarantine pass read): the reference."""
+    if piece is not None:
+        m.setattr(sources, "PIECE_BYTES", piece)
+    if whole:
+        m.setattr(line_retry, "line_local", lambda d, src: False)
+        m.setattr(pipeline, "_spooled", lambda src, robust=False: src.container in ("json", "jsonl") or (
+            src.compression is not None and src.container != "parquet"))
+
+
 def _report(path: str, tmp_path, whole: bool, piece: int | None = None) -> tuple[str, str]:
     """The report (CSV) and quarantine file of `report PATH`: by the new path, or (`whole`) by the
     old whole robust reading (no spooled CSV rows; every record of the quarantine pass read)."""
     q = tmp_path / "q.jsonl"
     q.unlink(missing_ok=True)
     with pytest.MonkeyPatch.context() as m:
-        if piece is not None:
-            m.setattr(sources, "PIECE_BYTES", piece)
-        if whole:
-            m.setattr(line_retry, "line_local", lambda d, src: False)
-            m.setattr(pipeline, "_spooled", lambda src, robust=False: src.container in ("json", "jsonl") or (
-                src.compression is not None and src.container != "parquet"))
+        read_as(m, whole, piece)
         result = CliRunner().invoke(main, ["report", path, "--by", "day,model,team", "--format", "csv",
                                            "--quarantine", str(q)], catch_exceptions=False)
     return result.output, q.read_text() if q.exists() else ""

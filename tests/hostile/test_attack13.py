@@ -48,8 +48,10 @@ from decimal import Decimal as D
 import pytest
 from click.testing import CliRunner
 
-from analyzer import Options, analyze, line_retry, pipeline, sources
+from analyzer import Options, analyze, pipeline, sources
 from analyzer.cli import main
+
+from ..test_csv_retry import read_as
 
 HEADER = "request_id,timestamp,model,input_tokens,output_tokens,team"
 HAIKU = "claude-haiku-4-5"
@@ -70,12 +72,7 @@ def _cli(tmp_path, args: list[str], whole: bool = False, piece: int | None = Non
     q = tmp_path / "q.jsonl"
     q.unlink(missing_ok=True)
     with pytest.MonkeyPatch.context() as m:
-        if piece is not None:
-            m.setattr(sources, "PIECE_BYTES", piece)
-        if whole:
-            m.setattr(line_retry, "line_local", lambda d, src: False)
-            m.setattr(pipeline, "_spooled", lambda src, robust=False: src.container in ("json", "jsonl") or (
-                src.compression is not None and src.container != "parquet"))
+        read_as(m, whole, piece)
         result = CliRunner().invoke(main, [*args, "--quarantine", str(q)], input=stdin)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.output, q.read_text() if q.exists() else ""
