@@ -286,6 +286,20 @@ def test_csv_cell_rule(value, cell):
     assert pl.select(safe_text.csv_cell_expr(pl.lit(value))).item() == cell
 
 
+def test_csv_cells_of_one_column_follow_the_rule_row_by_row():
+    """The number test runs only in the formula branch, which Polars evaluates per batch: a column
+    mixing formulas, numbers, plain text and nulls, in one batch and in batches of one kind each,
+    gives every cell what csv_cell gives it."""
+    values = ["=1+1", "-5", "plain", None, "-1.5e3", " @SUM(A1)", "+2", "\t=1", "a=b", "\uff1dx", ""]
+    want = [None if v is None else safe_text.csv_cell(v) for v in values]
+    assert want[:3] == ["'=1+1", "-5", "plain"]
+    mixed = pl.DataFrame({"c": values}).select(safe_text.csv_cell_expr(pl.col("c")))
+    assert mixed["c"].to_list() == want
+    for v, cell in zip(values, want):  # (each its own batch: no branch taken, or only one)
+        one = pl.DataFrame({"c": [v] * 3}, schema={"c": pl.String}).select(safe_text.csv_cell_expr(pl.col("c")))
+        assert one["c"].to_list() == [cell] * 3
+
+
 def test_negative_money_stays_a_number_in_csv(tmp_path):
     """A negative saving (a premium rate) is money, not a formula: no quote."""
     rep = pipeline.analyze([str(ROOT / "fixtures" / "sample")], ["model"],
