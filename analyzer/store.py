@@ -1253,7 +1253,12 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
     if not named:
         return None
     alive = sorted({r["sha256"] for r in records.values()} - replace)
-    order = {r["sha256"]: r.get("rows_version", -1) for r in records.values()}
+    # The order of the files' last ingests, as a report of them reads them (a tie goes to the copy
+    # read first): their rows versions, each ingest's own since every ingest commits (see
+    # _write_rows). A store written before shares a version between a night that stored nothing
+    # and the one before it: then the time of ingest, then the path (one order, if not the true one).
+    ranked = sorted(records.values(), key=lambda r: (r.get("rows_version", -1), r.get("ingested_at") or "", r["path"]))
+    order = {r["sha256"]: n for n, r in enumerate(ranked)}
     frames = []
     for n, (rel, own) in enumerate(named):
         path = os.path.join(root, rel)
@@ -1369,7 +1374,15 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
                     table, frame.arrow(), partition_by=[MONTH], mode="overwrite", predicate=predicate,
                     schema_mode="merge", commit_properties=props, writer_properties=_writer()), named)
         elif table is not None:
-            table.delete(predicate, commit_properties=props)  # commits even when nothing matches
+            version = table.version()
+            table.delete(predicate, commit_properties=props)
+            if table.version() == version:
+                # Nothing matched, and delta-rs commits no delete then: a commit of no rows carries
+                # the record, so that every file's ingest is a version of its own. The order of the
+                # files' last ingests is their rows versions (a copy brought back on a tie is the
+                # one a report reads first, see _restore), and the record is in the log to replay.
+                table.create_write_transaction([], "append", table.schema(), partition_by=[MONTH],
+                                               commit_properties=props)
         else:
             return None  # an empty first file: no table yet; its record goes to the files table alone
     except _Conflict:

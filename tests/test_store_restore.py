@@ -5,6 +5,7 @@ keeps it (the replaced file read last). Before, the request was in no file."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def test_property_replacing_any_night_reports_as_the_files_it_holds(tmp_path_fac
     a fuller one is the known limit of a replacing commit, which leaves a stored copy in place.)"""
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=int(os.environ.get("RESTORE_N", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_nights_then_a_replacement())
     def check(case):
         nights, k, new = case
@@ -237,7 +238,6 @@ REPLACE_KILL_POINTS = [("store", "_restore", "after", 1), ("store", "_write_disp
 
 
 def _kill_cli(st: Path, owner: str, name: str, when: str, nth: int, *files: Path) -> int:
-    import os
     import signal
     import subprocess
     import sys
@@ -366,12 +366,10 @@ def test_property_any_order_and_replacements_report_as_the_files_held(tmp_path_f
     the stored one or loses to it), then one night's file replaced, or two: after every ingest the
     store reports what a report of the files it holds says (in the order of their last ingest), and
     the accounting adds up. (A replacing night's copy of a request another file holds is given no
-    more tokens than that file's: a fuller one is the known limit of a replacing commit.)
-    Derandomized: the lead's last full run found a case this does not hold for (the strict xfail
-    below); CI runs the same examples every time until it is fixed."""
+    more tokens than that file's: a fuller one is the known limit of a replacing commit.)"""
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=int(os.environ.get("RESTORE_N", "15")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_nights_in_any_order_then_replacements())
     def check(case):
         _nights_then_replacements_hold(tmp_path_factory.mktemp("orders"), case)
@@ -379,11 +377,10 @@ def test_property_any_order_and_replacements_report_as_the_files_held(tmp_path_f
     check()
 
 
-# Found by the property above on a random seed (lead's full run, 13:43): four nights, then night 2's
-# file replaced by r6 and a lesser r2: the store holds one group row more (5) than a report of the
-# files it holds (4). Not diagnosed; the session ended.
-@pytest.mark.xfail(strict=True, reason="a replacing ingest after four nights of copies leaves the store one row "
-                                       "more than a report of the files it holds")
+# Found by the property above on a random seed: night 1's copies all lost (a night that stored
+# nothing, which made no commit then), so its record shared night 0's rows version, and replacing
+# night 2 brought back night 1's copy of r2 where a report keeps night 0's (a tie of tokens: the
+# file read first). Every ingest is a version of its own now.
 def test_four_nights_then_one_replaced_report_as_the_files_held(tmp_path):
     case = ([[(0, 100), (5, 100), (3, 300), (2, 200)], [(3, 100), (2, 200), (0, 100)],
              [(0, 100), (1, 100), (2, 300), (5, 100)], [(2, 200), (0, 300)]],

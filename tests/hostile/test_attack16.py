@@ -104,7 +104,7 @@ def _run(root: Path, ops) -> None:
 def test_property_sequences_of_writes_copies_and_compactions(tmp_path_factory):
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=int(__import__("os").environ.get("A16_N", "40")), deadline=None, derandomize=True,
+    @settings(max_examples=int(__import__("os").environ.get("A16_N", "40")), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(_sequences())
     def check(ops):
