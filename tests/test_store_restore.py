@@ -405,3 +405,20 @@ def test_a_carried_copy_waits_for_its_holder_whatever_the_replacing_content_s_da
     assert ingest_in_order(st, [z])[0].restored == 1
     assert _output_tokens(st, "r1") == [100]
     same_as_logs(st, [a, x, z])
+
+
+def test_a_night_whose_copies_all_lost_is_a_version_of_its_own_and_loses_the_tie(tmp_path):
+    """Night 1's only copy ties night 0's (stored first, so night 1 stores nothing): its ingest is a
+    version of its own all the same (delta-rs commits no delete that matches nothing), so when
+    night 2's fuller copy goes, the copy back is night 0's, the one a report reads first."""
+    n0, n1, n2 = (log(tmp_path / f"n{n}" / f"{n}.csv", [req("r1", "2026-11-10", out=out, workspace=f"w{n}")])
+                  for n, out in ((0, 100), (1, 100), (2, 500)))
+    st = tmp_path / "store"
+    assert [(r.stored, r.displaced) for r in ingest_in_order(st, [n0, n1, n2])] == [(1, 0), (0, 0), (1, 1)]
+    assert [(h["version"], Path(h["file"]).name, h["rows_added"]) for h in store.history(str(st))] == [
+        (2, "2.csv", 1), (1, "1.csv", 0), (0, "0.csv", 1)]
+    assert {n: r["rows_version"] for n, r in _records(st).items()} == {"n0": 0, "n1": 1, "n2": 2}
+    replace(n2, [req("r2", "2026-11-10")])
+    assert ingest_in_order(st, [n2])[0].restored == 1
+    assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["w0"]
+    same_as_logs(st, [n0, n1, n2], ("workspace", "model"))
