@@ -840,6 +840,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 del done[n]
                 continue
             pending.discard(key)
+            if before is not None:
+                _kept_files(root, records, key)  # (before pricing: one missing stops the replace, see there)
             if twin is not None and before is not None:
                 # Changed to another file's bytes: its old rows go, and it is forgotten, as a copy is
                 # never recorded (were it recorded with the twin's hash, a later change of the twin
@@ -891,7 +893,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     os.unlink(spool)
                 if isinstance(frame, _MonthFiles):  # written, never committed
                     frame.remove()
-                for rel in frame.shadows if isinstance(frame, _Rows) else ():  # (the same: copies kept)
+                shadows = frame.shadows if isinstance(frame, _Rows) else []  # (the same: copies kept)
+                for rel in [] if _names_kept(root, shadows) else shadows:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, rel))
             entry["rows_version"] = table.version() if table is not None else -1
@@ -1222,6 +1225,23 @@ def _shadow_files(root: str, record: dict) -> list[str]:
     return names
 
 
+def _kept_files(root: str, records: dict[str, dict], path: str) -> list[tuple[str, dict]]:
+    """Every DISPLACED file the records name, with its record, for a replacing ingest of `path`.
+    One missing (deleted by hand, a directory or a link in its place) stops it: the copies it held
+    are unknown, so which requests would be left in no file (still counted duplicates) cannot be
+    told, and going on would leave `report --store` short of a report of the files, in silence.
+    Nothing has been written yet: the store stays as it was."""
+    named = [(f, r) for r in records.values() for f in _shadow_files(root, r)]
+    for rel, r in named:
+        full = os.path.join(root, rel)
+        if os.path.islink(full) or not os.path.isfile(full):
+            raise StoreError(
+                f"damaged store: {root}: {rel} is missing (copies kept for {r['path']}'s record, which come back when "
+                f"a file is replaced); not replacing {path}. Put the file back (from a backup), or ingest the logs "
+                f"again into a new store; `llm-cost store status {root}` lists the damage")
+    return named
+
+
 def _write_displaced(root: str, rows: pl.DataFrame) -> str:
     """`rows` (displaced copies; a DataFrame, or a LazyFrame streamed to the file) as a new DISPLACED
     file; returns its name relative to `root`."""
@@ -1249,22 +1269,21 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
     Bounded by the kept copies near the earlier content's time span (few: copies that lost to
     another file's) and the stored rows of their days, read as in the repeat check; never the
     history's rows."""
-    named = [(f, r is before) for r in records.values() for f in _shadow_files(root, r)]
+    named = [(f, r is before) for f, r in _kept_files(root, records, before["path"])]
     if not named:
         return None
     alive = sorted({r["sha256"] for r in records.values()} - replace)
-    order = {r["sha256"]: r.get("rows_version", -1) for r in records.values()}
+    # The order of the files' last ingests, as a report of them reads them (a tie goes to the copy
+    # read first): their rows versions, each ingest's own since every ingest commits (see
+    # _write_rows). A store written before shares a version between a night that stored nothing
+    # and the one before it: then the time of ingest, then the path (one order, if not the true one).
+    ranked = sorted(records.values(), key=lambda r: (r.get("rows_version", -1), r.get("ingested_at") or "", r["path"]))
+    order = {r["sha256"]: n for n, r in enumerate(ranked)}
     frames = []
     for n, (rel, own) in enumerate(named):
         path = os.path.join(root, rel)
-        if not os.path.isfile(path) or os.path.islink(path):
-            # (an interrupt just after a commit can lose one: then less can come back, as before
-            # this file existed; the copies are still counted by their files' records)
-            continue
         frames.append(pl.scan_parquet(path, glob=False, hive_partitioning=False).with_row_index("_i").with_columns(
             pl.lit(n, pl.UInt32).alias("_f"), pl.lit(own).alias("_own")))
-    if not frames:
-        return None
     near = pl.lit(True)
     if before.get("span"):
         # Copies that lost to (or were displaced by) the earlier content's copies are stamped within
@@ -1369,7 +1388,15 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
                     table, frame.arrow(), partition_by=[MONTH], mode="overwrite", predicate=predicate,
                     schema_mode="merge", commit_properties=props, writer_properties=_writer()), named)
         elif table is not None:
-            table.delete(predicate, commit_properties=props)  # commits even when nothing matches
+            version = table.version()
+            table.delete(predicate, commit_properties=props)
+            if table.version() == version:
+                # Nothing matched, and delta-rs commits no delete then: a commit of no rows carries
+                # the record, so that every file's ingest is a version of its own. The order of the
+                # files' last ingests is their rows versions (a copy brought back on a tie is the
+                # one a report reads first, see _restore), and the record is in the log to replay.
+                table.create_write_transaction([], "append", table.schema(), partition_by=[MONTH],
+                                               commit_properties=props)
         else:
             return None  # an empty first file: no table yet; its record goes to the files table alone
     except _Conflict:
@@ -1824,6 +1851,24 @@ def _names_any(root: str, rels: list[str]) -> bool:
     except Exception:  # noqa: BLE001 - see above
         return True
     return not named.isdisjoint(os.path.basename(r) for r in rels)  # (a uuid in every name)
+
+
+def _names_kept(root: str, rels: list[str]) -> bool:
+    """Whether the table's last commit (this run's, under the lock) names any of the DISPLACED files
+    `rels` in its record: an interrupt (or a failure) after the commit, before the run noted it,
+    reaches the cleanup of a run that failed before its commit (see `_names_any`). Removing them
+    then lost copies a record names, and every later replace stopped at the missing file. When the
+    table cannot be read to tell, they are kept (`store compact` removes those no record names)."""
+    if not rels:
+        return False
+    try:
+        if _kind(root) != "delta":
+            return False
+        last = _history(_table(root), 1)
+        entry = json.loads(last[0].get(K_FILE) or "{}") if last else {}
+        return not set(rels).isdisjoint(json.loads(entry.get("displaced_rows") or "[]"))
+    except Exception:  # noqa: BLE001 - see above
+        return True
 
 
 def _append(root: str, table, frame: _MonthFiles, props) -> None:

@@ -5,6 +5,7 @@ keeps it (the replaced file read last). Before, the request was in no file."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def test_property_replacing_any_night_reports_as_the_files_it_holds(tmp_path_fac
     a fuller one is the known limit of a replacing commit, which leaves a stored copy in place.)"""
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=int(os.environ.get("RESTORE_N", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_nights_then_a_replacement())
     def check(case):
         nights, k, new = case
@@ -237,7 +238,6 @@ REPLACE_KILL_POINTS = [("store", "_restore", "after", 1), ("store", "_write_disp
 
 
 def _kill_cli(st: Path, owner: str, name: str, when: str, nth: int, *files: Path) -> int:
-    import os
     import signal
     import subprocess
     import sys
@@ -366,12 +366,10 @@ def test_property_any_order_and_replacements_report_as_the_files_held(tmp_path_f
     the stored one or loses to it), then one night's file replaced, or two: after every ingest the
     store reports what a report of the files it holds says (in the order of their last ingest), and
     the accounting adds up. (A replacing night's copy of a request another file holds is given no
-    more tokens than that file's: a fuller one is the known limit of a replacing commit.)
-    Derandomized: the lead's last full run found a case this does not hold for (the strict xfail
-    below); CI runs the same examples every time until it is fixed."""
+    more tokens than that file's: a fuller one is the known limit of a replacing commit.)"""
     from hypothesis import HealthCheck, given, settings
 
-    @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=int(os.environ.get("RESTORE_N", "15")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(_nights_in_any_order_then_replacements())
     def check(case):
         _nights_then_replacements_hold(tmp_path_factory.mktemp("orders"), case)
@@ -379,11 +377,10 @@ def test_property_any_order_and_replacements_report_as_the_files_held(tmp_path_f
     check()
 
 
-# Found by the property above on a random seed (lead's full run, 13:43): four nights, then night 2's
-# file replaced by r6 and a lesser r2: the store holds one group row more (5) than a report of the
-# files it holds (4). Not diagnosed; the session ended.
-@pytest.mark.xfail(strict=True, reason="a replacing ingest after four nights of copies leaves the store one row "
-                                       "more than a report of the files it holds")
+# Found by the property above on a random seed: night 1's copies all lost (a night that stored
+# nothing, which made no commit then), so its record shared night 0's rows version, and replacing
+# night 2 brought back night 1's copy of r2 where a report keeps night 0's (a tie of tokens: the
+# file read first). Every ingest is a version of its own now.
 def test_four_nights_then_one_replaced_report_as_the_files_held(tmp_path):
     case = ([[(0, 100), (5, 100), (3, 300), (2, 200)], [(3, 100), (2, 200), (0, 100)],
              [(0, 100), (1, 100), (2, 300), (5, 100)], [(2, 200), (0, 300)]],
@@ -408,3 +405,20 @@ def test_a_carried_copy_waits_for_its_holder_whatever_the_replacing_content_s_da
     assert ingest_in_order(st, [z])[0].restored == 1
     assert _output_tokens(st, "r1") == [100]
     same_as_logs(st, [a, x, z])
+
+
+def test_a_night_whose_copies_all_lost_is_a_version_of_its_own_and_loses_the_tie(tmp_path):
+    """Night 1's only copy ties night 0's (stored first, so night 1 stores nothing): its ingest is a
+    version of its own all the same (delta-rs commits no delete that matches nothing), so when
+    night 2's fuller copy goes, the copy back is night 0's, the one a report reads first."""
+    n0, n1, n2 = (log(tmp_path / f"n{n}" / f"{n}.csv", [req("r1", "2026-11-10", out=out, workspace=f"w{n}")])
+                  for n, out in ((0, 100), (1, 100), (2, 500)))
+    st = tmp_path / "store"
+    assert [(r.stored, r.displaced) for r in ingest_in_order(st, [n0, n1, n2])] == [(1, 0), (0, 0), (1, 1)]
+    assert [(h["version"], Path(h["file"]).name, h["rows_added"]) for h in store.history(str(st))] == [
+        (2, "2.csv", 1), (1, "1.csv", 0), (0, "0.csv", 1)]
+    assert {n: r["rows_version"] for n, r in _records(st).items()} == {"n0": 0, "n1": 1, "n2": 2}
+    replace(n2, [req("r2", "2026-11-10")])
+    assert ingest_in_order(st, [n2])[0].restored == 1
+    assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["w0"]
+    same_as_logs(st, [n0, n1, n2], ("workspace", "model"))
