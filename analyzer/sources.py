@@ -85,8 +85,8 @@ class SourceFile:
     # strings; at any depth, a struct's field too), checked to hold UTF-8 text and read as text (see
     # check_parquet): each column's name and the type it is cast to.
     binary: tuple[tuple[str, pl.DataType], ...] = ()
-    # The open Parquet file check_parquet read, which Polars reads too (None: too many open; its path).
-    handle: object | None = None
+    # Where Polars reads a Parquet file: the file check_parquet read, open since (see CheckedParquet).
+    checked: str | None = None
     # A CSV file's only records to read (their `_row`s, a Series; see line_retry.needed_records): the
     # others are counted, never handed on. None: all.
     rows: pl.Series | None = None
@@ -158,10 +158,9 @@ class SourceFile:
     def scan_parquet(self) -> pl.LazyFrame:
         # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
         # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
-        # (The file the check read: Polars takes its own descriptor of it, so that a file replaced or
-        # removed since is not read unchecked; Polars' reader panics on some damaged files.)
-        source = self.handle if self.handle is not None else self.path
-        lf = _without_reserved(pl.scan_parquet(source, glob=False), self.columns)
+        # (The file the check read, so that a file replaced since is not read unchecked: Polars'
+        # reader panics on some damaged files.)
+        lf = _without_reserved(pl.scan_parquet(self.checked or self.path, glob=False), self.columns)
         return lf.with_columns(pl.col(c).cast(text) for c, text in self.binary) if self.binary else lf
 
 
@@ -1472,8 +1471,6 @@ def one_reading(native: bool = False):
     try:
         yield
     finally:
-        for file in _RUN.get().get("parquet open", ()):
-            file.close()
         _RUN.reset(token)
 
 
@@ -1818,24 +1815,38 @@ def _one_line(e: BaseException) -> str:
 
 @dataclass(frozen=True)
 class CheckedParquet:
-    """A Parquet file check_parquet decoded: its columns of bytes, and the file it read, open (None
-    when the run holds too many: then its path is read again)."""
+    """A Parquet file check_parquet decoded: its columns of bytes, and where Polars reads it: the
+    file the check read, kept open, by its descriptor's name (`/proc/self/fd/N`, `/dev/fd/N`), or
+    its path when there is no such name or too many are open."""
 
     binary: tuple[str, ...]
-    handle: object | None
+    source: str
 
 
-def _keep_open(run: dict | None) -> bool:
-    """Whether a run keeps one more checked Parquet file open: at most a quarter of the descriptors a
-    process may open (the others are read again by path, as before); outside a run, none."""
+# Parquet files checked and kept open for Polars to read (see check_parquet), until the process
+# ends: a plan built in a run can be collected after it (the rows `price` writes), and a descriptor
+# closed before could name another file by then.
+_CHECKED_OPEN: list = []
+
+
+def _descriptor_name(file) -> str | None:
+    """A name Polars can open a file by that names this open file, whatever is at its path now; None
+    if the system has none, or when a quarter of the descriptors the process may open are held."""
     import resource
 
-    return run is not None and len(run.get("parquet open", ())) < resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4
+    if len(_CHECKED_OPEN) >= resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4:
+        return None
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        name = f"{folder}/{file.fileno()}"
+        if os.path.exists(name) and os.path.samestat(os.stat(name), os.fstat(file.fileno())):
+            _CHECKED_OPEN.append(file)
+            return name
+    return None
 
 
 def check_parquet(path: str) -> CheckedParquet:
     """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
-    group's pages of one column), before Polars scans the same open file (CheckedParquet.handle: a
+    group's pages of one column), before Polars scans the same open file (CheckedParquet.source: a
     file replaced at its path since is not read unchecked); its columns holding bytes (at any depth:
     a struct's field, a list's items), each checked to hold UTF-8.
 
@@ -1855,7 +1866,7 @@ def check_parquet(path: str) -> CheckedParquet:
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
-    file = open(path, "rb")  # noqa: SIM115 - kept open for Polars (see scan_parquet)
+    file = open(path, "rb")  # noqa: SIM115 - kept open for Polars (see CheckedParquet)
     try:
         head = file.read(4)  # (a file named .parquet, or an invoice, that is compressed whole)
         _not_compressed_parquet("parquet", "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd"
@@ -1866,12 +1877,12 @@ def check_parquet(path: str) -> CheckedParquet:
     except BaseException:
         file.close()
         raise
-    if _keep_open(run):  # (closed when the run ends: Polars holds its own descriptor of each scan)
-        run.setdefault("parquet open", []).append(file)
-    else:
+    # (Polars reads by the descriptor's name, not this open file: given a file object, it read the
+    # whole file into memory for each scan, +470 MiB at 10M rows)
+    source = _descriptor_name(file)
+    if source is None:
         file.close()
-        file = None
-    checked = CheckedParquet(binary, file)
+    checked = CheckedParquet(binary, source or path)
     if run is not None:
         run["parquet checked", path] = checked
     return checked
@@ -1971,7 +1982,7 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
         checked = check_parquet(src.path)
-        src.handle = checked.handle
+        src.checked = checked.source
         schema = src.scan_parquet().collect_schema()
         src.columns = list(schema.names())
         src.binary = tuple((c, _polars_text(schema[c])) for c in checked.binary)
