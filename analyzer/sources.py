@@ -85,6 +85,8 @@ class SourceFile:
     # strings; at any depth, a struct's field too), checked to hold UTF-8 text and read as text (see
     # check_parquet): each column's name and the type it is cast to.
     binary: tuple[tuple[str, pl.DataType], ...] = ()
+    # Where Polars reads a Parquet file: the file check_parquet read, open since (see CheckedParquet).
+    checked: str | None = None
     # A CSV file's only records to read (their `_row`s, a Series; see line_retry.needed_records): the
     # others are counted, never handed on. None: all.
     rows: pl.Series | None = None
@@ -156,7 +158,9 @@ class SourceFile:
     def scan_parquet(self) -> pl.LazyFrame:
         # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
         # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
-        lf = _without_reserved(pl.scan_parquet(self.path, glob=False), self.columns)
+        # (The file the check read, so that a file replaced since is not read unchecked: Polars'
+        # reader panics on some damaged files.)
+        lf = _without_reserved(pl.scan_parquet(self.checked or self.path, glob=False), self.columns)
         return lf.with_columns(pl.col(c).cast(text) for c, text in self.binary) if self.binary else lf
 
 
@@ -1809,10 +1813,42 @@ def _one_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def check_parquet(path: str) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class CheckedParquet:
+    """A Parquet file check_parquet decoded: its columns of bytes, and where Polars reads it: the
+    file the check read, kept open, by its descriptor's name (`/proc/self/fd/N`, `/dev/fd/N`), or
+    its path when there is no such name or too many are open."""
+
+    binary: tuple[str, ...]
+    source: str
+
+
+# Parquet files checked and kept open for Polars to read (see check_parquet), until the process
+# ends: a plan built in a run can be collected after it (the rows `price` writes), and a descriptor
+# closed before could name another file by then.
+_CHECKED_OPEN: list = []
+
+
+def _descriptor_name(file) -> str | None:
+    """A name Polars can open a file by that names this open file, whatever is at its path now; None
+    if the system has none, or when a quarter of the descriptors the process may open are held."""
+    import resource
+
+    if len(_CHECKED_OPEN) >= resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4:
+        return None
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        name = f"{folder}/{file.fileno()}"
+        if os.path.exists(name) and os.path.samestat(os.stat(name), os.fstat(file.fileno())):
+            _CHECKED_OPEN.append(file)
+            return name
+    return None
+
+
+def check_parquet(path: str) -> CheckedParquet:
     """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
-    group's pages of one column), before Polars scans it; returns its columns holding bytes (at any
-    depth: a struct's field, a list's items), each checked to hold UTF-8.
+    group's pages of one column), before Polars scans the same open file (CheckedParquet.source: a
+    file replaced at its path since is not read unchecked); its columns holding bytes (at any depth:
+    a struct's field, a list's items), each checked to hold UTF-8.
 
     Polars' streaming reader panics on some damaged pages (a Rust assertion: a traceback and a
     backtrace on stderr, not an error), on a footer whose counts disagree with the pages (a column
@@ -1820,22 +1856,62 @@ def check_parquet(path: str) -> tuple[str, ...]:
     nothing), and on a column of bytes written as a record's text; PyArrow raises an error naming
     what is wrong, or the rows each column decodes to are counted against the footer's, and the
     caller turns that into one line naming the file. Page checksums, when the writer stored them
-    (parquet-mr does by default), are verified too. It costs ~0.15-0.2 CPU s per million rows: 1.5
-    of a 10M-row `report --no-dedupe`'s 3.7 (docs/performance.md, "Parquet checked before Polars
-    reads it")."""
+    (parquet-mr does by default), are verified too. A column of few distinct strings (dictionary
+    pages only) is decoded as its dictionary's indices, each checked to be in it (0.06 CPU s for 10M
+    rows, 0.3 decoded to strings). It costs ~0.1 CPU s per million rows (docs/performance.md,
+    "Parquet checked before Polars reads it")."""
     run = _RUN.get()
     if run is not None and ("parquet checked", path) in run:  # (a robust retry opens the file again)
         return run["parquet checked", path]
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
-    with open(path, "rb") as f:  # (a file named .parquet, or an invoice, that is compressed whole)
-        head = f.read(4)
-    _not_compressed_parquet("parquet", "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd"
-                            else None)
+    file = open(path, "rb")  # noqa: SIM115 - kept open for Polars (see CheckedParquet)
     try:
-        with pq.ParquetFile(path, pre_buffer=False, page_checksum_verification=True) as f:
+        head = file.read(4)  # (a file named .parquet, or an invoice, that is compressed whole)
+        _not_compressed_parquet("parquet", "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd"
+                                else None)
+        file.seek(0)
+        binary = _check_parquet(file, pa, pq)
+        file.seek(0)
+    except BaseException:
+        file.close()
+        raise
+    # (Polars reads by the descriptor's name, not this open file: given a file object, it read the
+    # whole file into memory for each scan, +470 MiB at 10M rows)
+    source = _descriptor_name(file)
+    if source is None:
+        file.close()
+    checked = CheckedParquet(binary, source or path)
+    if run is not None:
+        run["parquet checked", path] = checked
+    return checked
+
+
+def _dictionary_columns(meta, schema) -> list[str]:
+    """Top-level text columns whose every chunk holds a dictionary page and few bytes a row (its
+    indices: a chunk that fell back to plain values holds at least 4 bytes a value)."""
+    import pyarrow as pa
+
+    found = []
+    for i, column in enumerate(schema):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        chunks = [meta.row_group(g).column(i) for g in range(meta.num_row_groups)]
+        if chunks and all(c.path_in_schema == column.name and c.has_dictionary_page
+                          and c.total_uncompressed_size < 4 * max(c.num_values, 1) for c in chunks):
+            found.append(column.name)
+    return found
+
+
+def _check_parquet(file, pa, pq) -> tuple[str, ...]:
+    try:
+        with pq.ParquetFile(file, pre_buffer=False) as f:
             meta = f.metadata
+            dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
+        file.seek(0)
+        with pq.ParquetFile(file, pre_buffer=False, page_checksum_verification=True,
+                            read_dictionary=dictionary or None) as f:
             rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             if sum(rows) != meta.num_rows:
                 raise ValueError(f"damaged Parquet: its footer counts {meta.num_rows:,} rows, its row groups "
@@ -1848,6 +1924,8 @@ def check_parquet(path: str) -> tuple[str, ...]:
                     for batch in f.iter_batches(batch_size=1 << 16, row_groups=[group], columns=[field.name],
                                                 use_threads=False):
                         found += batch.num_rows
+                        if field.name in dictionary:  # (indices out of the dictionary: an error here)
+                            batch.column(0).validate(full=True)
                         if text != field.type:
                             try:
                                 batch.column(0).cast(text)
@@ -1861,8 +1939,6 @@ def check_parquet(path: str) -> tuple[str, ...]:
                          f"{_one_line(e)}") from None
     except (OSError, pa.ArrowException) as e:
         raise ValueError(f"damaged Parquet: {_one_line(e)}") from None
-    if run is not None:
-        run["parquet checked", path] = tuple(binary)
     return tuple(binary)
 
 
@@ -1905,11 +1981,12 @@ def _peek(src: SourceFile, head: bytes) -> None:
     if src.container != "parquet" and head.count(b"\n"):
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
-        binary = check_parquet(src.path)
-        schema = pl.scan_parquet(src.path, glob=False).collect_schema()
+        checked = check_parquet(src.path)
+        src.checked = checked.source
+        schema = src.scan_parquet().collect_schema()
         src.columns = list(schema.names())
-        src.binary = tuple((c, _polars_text(schema[c])) for c in binary)
-        src.sample = pl.scan_parquet(src.path, glob=False).head(SAMPLE_RECORDS).collect().to_dicts()
+        src.binary = tuple((c, _polars_text(schema[c])) for c in checked.binary)
+        src.sample = src.scan_parquet().head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
         # (the reader every pass uses: the same columns; small pieces, as only the first records are read)
         lf = bounded_csv(src.path, src.compression, piece_bytes=PEEK_BYTES)

@@ -32,9 +32,9 @@ than 6 digits (`1e-0000013`) was read by Polars but not by the places check, and
 word; a Parquet map or duration column failed `price` and `--format focus` (and where a time or cost
 is read, every command), as a FOCUS Parquet invoice's map Tags failed `audit`, naming no file; Polars'
 Int128 was "damaged"; --columns/--precision were ignored with every format but table and Markdown, and
-an empty --billing-account replaced or written blank. Open (strict xfails): a file replaced between
-the check and the read, and a Parquet log of a nested (JSON) dialect, which fails with a Polars error
-naming no file."""
+an empty --billing-account replaced or written blank. A file replaced between the check and the read
+was read unchecked (Polars now reads the file the check read, open since). Open (a strict xfail): a
+Parquet log of a nested (JSON) dialect, which fails with a Polars error naming no file."""
 
 from __future__ import annotations
 
@@ -232,27 +232,31 @@ def test_parquet_from_stdin_or_without_a_name_is_read(tmp_path):
 
 # --- a file replaced between the check and the read ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="check_parquet checks the file at its path once a run; Polars reads the "
-                   "path again later: a file replaced in between (an export rewritten by its writer) is read "
-                   "unchecked, and a damaged one panics (PanicException, a Rust backtrace, exit 1)")
 def test_a_parquet_file_replaced_after_its_check_is_not_read_unchecked(tmp_path, monkeypatch):
+    """Was: checked at its path, then read by Polars at the path again: a damaged file put there in
+    between was read unchecked (a panic: PanicException, a Rust backtrace, exit 1). Polars now reads
+    the file the check read, open since: the run reports the file it checked."""
     path = tmp_path / "log.parquet"
     pl.read_csv(OCTOBER, infer_schema=False).write_parquet(path, row_group_size=8)
     checked = sources.check_parquet
+    replaced = []
 
     def then_replaced(p):
         found = checked(p)
         shutil.copy(DAMAGED / "sample-footer-chunk-values.parquet", tmp_path / "new")
         os.replace(tmp_path / "new", p)
+        replaced.append(p)
         return found
 
     monkeypatch.setattr(sources, "check_parquet", then_replaced)
     try:
-        r = _report(tmp_path, str(path))
+        r = _report(tmp_path, str(path), "--format", "json", "-q")
         outcome = (r.exit_code, type(r.exception).__name__)
     except BaseException as e:  # noqa: BLE001 - pyo3's PanicException is a BaseException
         outcome = (1, type(e).__name__)
-    assert outcome == (2, "SystemExit")
+    assert outcome == (0, "NoneType") and set(replaced) == {str(path)}
+    assert json.loads(r.stdout)["totals"]["cost"] == "1.128580025000"  # (the CSV's: see the test above)
+    assert (DAMAGED / "sample-footer-chunk-values.parquet").read_bytes() == path.read_bytes()
 
 
 # --- a Parquet log of a nested (JSON) dialect ------------------------------------------------------
