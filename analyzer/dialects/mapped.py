@@ -208,6 +208,15 @@ def _values(d: _Doc) -> dict[str, dict[str, str]]:
     for col, table_ in d.table("values").items():
         if not isinstance(table_, dict) or not all(isinstance(v, str) for v in table_.values()):
             raise d.fail(f"values.{col}: expected a table of raw value = canonical value")
+        spelled = {}
+        for raw, to in table_.items():
+            key = next(iter(_spelled_keys(col, {raw: to})), None)
+            if key is None:
+                raise d.fail(f"values.{col}: {raw!r} is blank once trimmed; a blank {col} is never matched")
+            if spelled.get(key, (to,))[0] != to:
+                raise d.fail(f"values.{col}: {raw!r} and {spelled[key][1]!r} are the same value once trimmed and "
+                             f"lower-cased, mapped to {to!r} and {spelled[key][0]!r}")
+            spelled[key] = (to, raw)
         values[col] = dict(table_)
     return values
 
@@ -882,8 +891,20 @@ def _valid_array(text: pl.Expr) -> pl.Expr:
 
 
 def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:
+    """A format's own words for a label (`[values.<column>]`) as canonical values. The words are
+    matched as labels are compared (labels.spelled: trimmed, lower-cased), not as logged: a tier
+    `Default` is the alias `default`. Other values are left as logged, cleaned after the pass.
+    (Per row, on the mapped columns only: the aggregated rows no longer know their format.)"""
     names = lf.collect_schema().names()
-    return lf.with_columns([pl.col(c).replace(v) for c, v in values.items() if c in names])
+    return lf.with_columns([labels.spelled(c).replace_strict(_spelled_keys(c, v), default=pl.col(c),
+                                                             return_dtype=pl.String).alias(c)
+                            for c, v in values.items() if c in names])
+
+
+def _spelled_keys(col: str, table_: dict[str, str]) -> dict[str, str]:
+    """A `[values.<column>]` table keyed by its words as labels.spelled reads them."""
+    keys = pl.select(labels.spelled(col, pl.lit(pl.Series(list(table_), dtype=pl.String)))).to_series().to_list()
+    return {k: v for k, v in zip(keys, table_.values(), strict=True) if k is not None}
 
 
 def _exclude_cache(lf: pl.LazyFrame) -> pl.LazyFrame:
