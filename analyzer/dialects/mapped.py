@@ -622,6 +622,8 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
     table = lf.collect_schema()
     names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD)}
     raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
+    if src.container == "parquet":
+        _nested_where_text(src, table, names, typed)
     # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read
     # from it; the robust path reads each path as text instead. A struct column is read as is.
     nested: dict[str, dict] = {}
@@ -648,6 +650,25 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
     if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
         lf = lf.with_columns(pl.lit(False).alias(BAD))
     return lf.with_columns((~pl.col(BAD)).alias("_line_ok")), get, raw
+
+
+def _nested_where_text(src: SourceFile, table: pl.Schema, names: dict[str, str], typed: dict) -> None:
+    """Refuse, naming the file, a Parquet file with a nested value (a struct or list) where the
+    format reads another type: a Parquet file of a JSON format's records (Messages responses written by
+    Polars: `usage.iterations` a list of structs, which the format reads as JSON text) otherwise
+    failed only once the run's plan ran, in a message naming no file ("cannot cast List type ...").
+    (By the file's schema: Polars casts a list that is null on every row it sees, so a run on the
+    first rows would not tell.)"""
+    for alt, dtype in typed.items():
+        col = names.get(alt[0].lower())
+        found = table.get(col) if col is not None else None
+        for p in alt[1:]:
+            fields = {f.name: f.dtype for f in found.fields} if isinstance(found, pl.Struct) else {}
+            found = fields.get(p)
+        if found is not None and found.is_nested() and found != dtype:
+            raise DialectError(f"{src.display}: a Parquet file whose {'.'.join(alt)} is a nested value (a "
+                               f"{type(found).__name__.lower()}) of another shape than this format reads; a "
+                               "JSON format's records are read as JSON: give them as JSON Lines")
 
 
 def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
