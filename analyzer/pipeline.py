@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
-from . import aggregate, dedupe, dialects, labels, line_retry, pricebook, safe_text, tagging, writers
+from . import aggregate, dedupe, dialects, fingerprint, labels, line_retry, pricebook, safe_text, tagging, writers
 from .dialects.canonical import KEYS_READ, KeyCheck
 from .errors import AnalyzerError, DialectError, OptionError, SourceError, UnknownKeys
 from .models import Resolver
@@ -179,6 +179,8 @@ class Loaded:
     key_checks: list[KeyCheck] = field(default_factory=list)  # JSON Lines read before their search (_aggregate)
     # A robust run's parts before spool narrowed them to a report's columns (see write_quarantine).
     unspooled: list[pl.LazyFrame] | None = None
+    # Each file as first read (path -> fingerprint.take): checked before it is read again.
+    fingerprints: dict[str, fingerprint.Fingerprint] = field(default_factory=dict)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -217,6 +219,8 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
                            key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None,
                            lines=lines)
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
+    # (before detection reads their first records: the run's first reading of the files)
+    prints = {p: fp for p in found.files if (fp := fingerprint.take(p)) is not None}
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
                           {"the log": found.files})
@@ -245,7 +249,7 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
         frames = [_no_rows()]
     frames, books = _with_bookkeeping(frames)
     return Loaded(frames, files, det.names, ordered, seen, robust, det.empty, det.skipped, ctx.notes, repeat_files,
-                  books, key_checks=ctx.key_checks or [])
+                  books, key_checks=ctx.key_checks or [], fingerprints=prints)
 
 
 @dataclass
@@ -1173,6 +1177,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
     from .writers import atomic_write
 
     path = opts.quarantine or DEFAULT_QUARANTINE
+    _unchanged(loaded)  # (its records are read again by their numbers: those the run counted)
 
     def quarantined(exact: Loaded) -> pl.LazyFrame:
         rows = ~pl.col("_ok") & (pl.col("_nb").is_null() if "_nb" in exact.bookkeeping else pl.lit(True))
@@ -1209,12 +1214,30 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
         found = quarantined(loaded).select("_file", "source_row").collect(engine="streaming")
         shown = {f.index: f.display for f in loaded.files if not f.members}
         lines = {shown[i]: group["source_row"] for (i,), group in found.group_by("_file") if i in shown}
-    exact = loaded if robust else read_logs(paths, opts, robust=has_json or loaded.robust, lines=lines)
+    # A CSV record's `raw` is its fields as text, as written (`"-4"`, `"04"`): the robust reading's,
+    # whatever else the run read. (The fast one types the counts: `-4`, `4`; 1M rows read robustly
+    # cost 0.75 CPU s against 0.65, see line_retry.needed_records.)
+    has_csv = any(f.container == "csv" for f in loaded.files)
+    exact = loaded if robust else read_logs(paths, opts, robust=has_json or has_csv or loaded.robust, lines=lines)
     # The file holds raw records: readable by the user alone (0600), and credentials in them masked
     # like in every other output unless --reveal-keys (file, line and reason find the record).
     rows = bad(exact) if opts.reveal_keys else safe_text.mask_frame(bad(exact), ["file", "reason", "raw"])
-    atomic_write(path, lambda tmp: rows.sink_ndjson(tmp), mode=0o600)
+
+    def write(tmp: str) -> None:
+        rows.sink_ndjson(tmp)
+        _unchanged(loaded)  # (a change while it was read: the file is not put in place)
+    atomic_write(path, write, mode=0o600)
     return path
+
+
+def _unchanged(loaded: Loaded) -> None:
+    """Refuse to go on with a file changed since the run first read it, other than by records
+    appended (see analyzer/fingerprint.py): a log rotated by copytruncate during the run."""
+    for p, then in loaded.fingerprints.items():
+        why = fingerprint.change(p, then)
+        if why is not None:
+            raise SourceError(f"{shown(p)}: changed during the run ({why}); its records were counted as it "
+                              "was before, and cannot be read again: run again")
 
 
 class PricedRows:

@@ -208,6 +208,15 @@ def _values(d: _Doc) -> dict[str, dict[str, str]]:
     for col, table_ in d.table("values").items():
         if not isinstance(table_, dict) or not all(isinstance(v, str) for v in table_.values()):
             raise d.fail(f"values.{col}: expected a table of raw value = canonical value")
+        spelled = {}
+        for raw, to in table_.items():
+            key = next(iter(_spelled_keys(col, {raw: to})), None)
+            if key is None:
+                raise d.fail(f"values.{col}: {raw!r} is blank once trimmed; a blank {col} is never matched")
+            if spelled.get(key, (to,))[0] != to:
+                raise d.fail(f"values.{col}: {raw!r} and {spelled[key][1]!r} are the same value once trimmed and "
+                             f"lower-cased, mapped to {to!r} and {spelled[key][0]!r}")
+            spelled[key] = (to, raw)
         values[col] = dict(table_)
     return values
 
@@ -613,6 +622,8 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
     table = lf.collect_schema()
     names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD)}
     raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
+    if src.container == "parquet":
+        _nested_where_text(src, table, names, typed)
     # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read
     # from it; the robust path reads each path as text instead. A struct column is read as is.
     nested: dict[str, dict] = {}
@@ -639,6 +650,25 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
     if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
         lf = lf.with_columns(pl.lit(False).alias(BAD))
     return lf.with_columns((~pl.col(BAD)).alias("_line_ok")), get, raw
+
+
+def _nested_where_text(src: SourceFile, table: pl.Schema, names: dict[str, str], typed: dict) -> None:
+    """Refuse, naming the file, a Parquet file with a nested value (a struct or list) where the
+    format reads another type: a Parquet file of a JSON format's records (Messages responses written by
+    Polars: `usage.iterations` a list of structs, which the format reads as JSON text) otherwise
+    failed only once the run's plan ran, in a message naming no file ("cannot cast List type ...").
+    (By the file's schema: Polars casts a list that is null on every row it sees, so a run on the
+    first rows would not tell.)"""
+    for alt, dtype in typed.items():
+        col = names.get(alt[0].lower())
+        found = table.get(col) if col is not None else None
+        for p in alt[1:]:
+            fields = {f.name: f.dtype for f in found.fields} if isinstance(found, pl.Struct) else {}
+            found = fields.get(p)
+        if found is not None and found.is_nested() and found != dtype:
+            raise DialectError(f"{src.display}: a Parquet file whose {'.'.join(alt)} is a nested value (a "
+                               f"{type(found).__name__.lower()}) of another shape than this format reads; a "
+                               "JSON format's records are read as JSON: give them as JSON Lines")
 
 
 def _value(get: Getter, alts: tuple[tuple[str, ...], ...]) -> pl.Expr:
@@ -882,8 +912,20 @@ def _valid_array(text: pl.Expr) -> pl.Expr:
 
 
 def _apply_values(lf: pl.LazyFrame, values: dict[str, dict[str, str]]) -> pl.LazyFrame:
+    """A format's own words for a label (`[values.<column>]`) as canonical values. The words are
+    matched as labels are compared (labels.spelled: trimmed, lower-cased), not as logged: a tier
+    `Default` is the alias `default`. Other values are left as logged, cleaned after the pass.
+    (Per row, on the mapped columns only: the aggregated rows no longer know their format.)"""
     names = lf.collect_schema().names()
-    return lf.with_columns([pl.col(c).replace(v) for c, v in values.items() if c in names])
+    return lf.with_columns([labels.spelled(c).replace_strict(_spelled_keys(c, v), default=pl.col(c),
+                                                             return_dtype=pl.String).alias(c)
+                            for c, v in values.items() if c in names])
+
+
+def _spelled_keys(col: str, table_: dict[str, str]) -> dict[str, str]:
+    """A `[values.<column>]` table keyed by its words as labels.spelled reads them."""
+    keys = pl.select(labels.spelled(col, pl.lit(pl.Series(list(table_), dtype=pl.String)))).to_series().to_list()
+    return {k: v for k, v in zip(keys, table_.values(), strict=True) if k is not None}
 
 
 def _exclude_cache(lf: pl.LazyFrame) -> pl.LazyFrame:

@@ -83,6 +83,9 @@ GOOD = MAPPING.read_text()
     (GOOD.replace("[fields]", "[fields"), "bad.toml"),                                 # not TOML
     (GOOD.replace("[fields]", 'cut = { member = "content" }\n[fields]'), "cut"),     # a cut missing its keys
     (GOOD.replace("[fields]", 'cut = { member = "team", next = "x" }\n[fields]'), "cut"),  # a cut of a read member
+    # (aliases match labels trimmed and lower-cased: two spellings of one word mapped apart, a blank word)
+    (GOOD.replace('batch-api = "batch"', 'batch-api = "batch"\n"Batch-API " = "priority"'), "Batch-API"),
+    (GOOD.replace('batch-api = "batch"', 'batch-api = "batch"\n"\\u200b" = "priority"'), "values.service_tier"),
 ])
 def test_invalid_mapping_is_one_line_naming_file_and_key(tmp_path, text, key):
     r = run("report", "--map", _mapping(tmp_path, text), LOG, "--quarantine", tmp_path / "q.jsonl")

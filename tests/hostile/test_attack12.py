@@ -33,8 +33,9 @@ word; a Parquet map or duration column failed `price` and `--format focus` (and 
 is read, every command), as a FOCUS Parquet invoice's map Tags failed `audit`, naming no file; Polars'
 Int128 was "damaged"; --columns/--precision were ignored with every format but table and Markdown, and
 an empty --billing-account replaced or written blank. A file replaced between the check and the read
-was read unchecked (Polars now reads the file the check read, open since). Open (a strict xfail): a
-Parquet log of a nested (JSON) dialect, which fails with a Polars error naming no file."""
+was read unchecked (Polars now reads the file the check read, open since). A Parquet log of a nested
+(JSON) dialect, which failed with a Polars error naming no file, is now refused naming it
+(mapped._nested_where_text)."""
 
 from __future__ import annotations
 
@@ -261,15 +262,16 @@ def test_a_parquet_file_replaced_after_its_check_is_not_read_unchecked(tmp_path,
 
 # --- a Parquet log of a nested (JSON) dialect ------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a Parquet file of Anthropic Messages responses (columns id, type, "
-                   "model, usage{...}) is detected as anthropic-messages, whose reader expects JSON; it fails "
-                   "with a Polars error naming no file: 'cannot read input: cannot cast List type ...'")
 def test_a_parquet_log_of_a_json_dialect_is_read_or_refused_naming_the_file(tmp_path):
     path = tmp_path / "responses.parquet"
     pl.read_ndjson(ROOT / "fixtures" / "dialects" / "anthropic-messages" / "responses.jsonl",
                    infer_schema_length=None).write_parquet(path)
     r = _report(tmp_path, str(path), "-q")
-    assert r.exit_code == 0 or r.output.startswith(f"llm-cost: error: {path}"), r.output
+    # (refused: the format reads `usage.iterations` as JSON text; Polars wrote it a list of structs)
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    assert r.output == (f"llm-cost: error: {path}: a Parquet file whose usage.iterations is a nested value (a list) "
+                        "of another shape than this format reads; a JSON format's records are read as JSON: give "
+                        "them as JSON Lines\n")
 
 
 # --- invoice amounts: exponents of any length -----------------------------------------------------

@@ -15,13 +15,14 @@ Found (each a test below):
 - the count read a piece lossily (U+FFFD for a byte that is not UTF-8) where the reading reads its
   marked text: where Polars' parse of a malformed record depends on the text, the count raised
   where the reading passed. Fixed: the count reads a piece as the reading does.
-- (strict xfail) a file truncated and written again during a run (logrotate's copytruncate): the
-  quarantine pass reads the asked record numbers of the new text, and the quarantine file lists a
-  record the accounting never counted, without a word (the whole reading did no better).
-- (strict xfail) a CSV record's `raw` is typed (`-4`) when the fast reading writes the quarantine
-  file, text (`"-4"`) when a robust one does (a JSON file beside it, any file failing the fast
-  pass): so the Spark engine, whose fast pass reads the stray-quote file above, wrote `-4` where
-  Polars (retried: its own scan fails on it) wrote `"-4"`.
+- a file truncated and written again during a run (logrotate's copytruncate): the quarantine pass
+  read the asked record numbers of the new text, and the quarantine file listed a record the
+  accounting never counted, without a word (the whole reading did no better). Fixed: a file's
+  fingerprint (analyzer/fingerprint.py) taken when first read is checked before it is read again.
+- a CSV record's `raw` was typed (`-4`) when the fast reading wrote the quarantine file, text
+  (`"-4"`) when a robust one did (a JSON file beside it, any file failing the fast pass): so the
+  Spark engine, whose fast pass reads the stray-quote file above, wrote `-4` where Polars wrote
+  `"-4"`. Fixed: a CSV's quarantined records are always written from the robust reading (text).
 
 Tried and held (new == whole, byte for byte; guarded by the comparisons below): quoted fields
 spanning lines and 17-64 byte pieces; `""` escapes; CRLF, LF and a CR inside quotes mixed; a BOM;
@@ -278,25 +279,45 @@ def test_records_appended_during_the_run_are_left_for_the_next(tmp_path, monkeyp
     assert _lines(quarantine) == [12, 23]
 
 
-@pytest.mark.xfail(strict=True, reason="a log truncated and written again during a run (logrotate copytruncate) "
-                                       "has the quarantine pass read the new text at the counted records' numbers: "
-                                       "the file lists a record never counted, and nothing is said")
-def test_a_log_truncated_and_written_again_during_the_run(tmp_path, monkeypatch):
+@pytest.mark.parametrize("whole", [False, True])
+@pytest.mark.parametrize("night", ["shorter", "longer"])
+def test_a_log_truncated_and_written_again_during_the_run(tmp_path, monkeypatch, whole, night):
+    """The quarantine pass read the new text at the counted records' numbers, and listed a record
+    never counted, without a word. Now the run stops, naming the file (exit 2, no quarantine file)."""
     path = tmp_path / "rotated.csv"
     _write(path, [*RECORDS[:10], TOO_FINE, *RECORDS[10:30]])
-    # (rotated: the new night's records start again, shorter, a bad one where the counted one was)
-    _during_quarantine(monkeypatch, lambda: _write(path, [*RECORDS[:10], NEGATIVE.replace("rn", "new"), *RECORDS[10:15]]))
-    code, out, quarantine = _cli(tmp_path, ["report", str(path), "--by", "day,model", "--format", "csv"], piece=64)
-    counted = [json.loads(x)["raw"] for x in quarantine.splitlines()]
-    assert "1 row quarantined" in out
-    assert ("changed during the run" in out) or (len(counted) == 1 and '"rb1"' in counted[0])
+    # (rotated: the new night's records start again, a bad one where the counted one was)
+    new = [*RECORDS[:10], NEGATIVE.replace("rn", "new"), *RECORDS[10:15 if night == "shorter" else 60]]
+    _during_quarantine(monkeypatch, lambda: _write(path, new))
+    code, out, quarantine = _cli(tmp_path, ["report", str(path), "--by", "day,model", "--format", "csv"],
+                                 whole=whole, piece=64)
+    why = "truncated: " if night == "shorter" else "written again"
+    assert code == 2 and not quarantine
+    assert out.startswith(f"llm-cost: error: {path}: changed during the run ({why}") and out.count("\n") == 1, out
 
 
-@pytest.mark.xfail(strict=True, reason="a CSV record's `raw` in the quarantine file is typed (`\"input_tokens\":-4`) "
-                                       "when the fast reading wrote it, text (`\"-4\"`) when a robust reading did: "
-                                       "the same record reads differently by what else was in the run")
+def test_a_json_lines_log_replaced_during_the_run_is_named(tmp_path, monkeypatch):
+    """The same for JSON Lines, and a log moved away and a new one put in its place (another inode)."""
+    def line(rid: str, n: int) -> str:
+        return json.dumps({"request_id": rid, "timestamp": "2026-10-08T00:00:00Z", "model": HAIKU,
+                           "input_tokens": n, "output_tokens": 3})
+    path = tmp_path / "live.jsonl"
+    path.write_text("".join(line(f"r{i}", -1 if i == 5 else 10) + "\n" for i in range(20)))
+
+    def rotate():
+        path.rename(tmp_path / "live.jsonl.1")
+        path.write_text("".join(line(f"n{i}", -1 if i == 3 else 10) + "\n" for i in range(20)))
+    _during_quarantine(monkeypatch, rotate)
+    code, out, quarantine = _cli(tmp_path, ["report", str(path), "--by", "day,model", "--format", "csv"])
+    assert (code, quarantine) == (2, "")
+    assert out == (f"llm-cost: error: {path}: changed during the run (replaced by another file); its records "
+                   "were counted as it was before, and cannot be read again: run again\n")
+
+
 def test_a_csv_records_raw_is_the_same_whatever_else_the_run_read(tmp_path):
-    path = _write(tmp_path / "log.csv", [*RECORDS[:10], NEGATIVE, *RECORDS[10:20]])
+    """A CSV record's `raw` is its fields as written (text), read fast or robustly, alone or not."""
+    # (`-04`, `+3`: counts the fast reader types as -4 and 3)
+    path = _write(tmp_path / "log.csv", [*RECORDS[:10], NEGATIVE.replace(",-4,3,", ",-04,+3,"), *RECORDS[10:20]])
     (tmp_path / "side.jsonl").write_text(f'{{"timestamp":"2026-10-08T00:00:00Z","model":"{HAIKU}",'
                                          '"input_tokens":-1,"output_tokens":2}\n')
     raws = []
@@ -304,3 +325,5 @@ def test_a_csv_records_raw_is_the_same_whatever_else_the_run_read(tmp_path):
         _, _, quarantine = _cli(tmp_path, ["report", *paths, "--by", "day,model", "--format", "csv"])
         raws.append(json.loads(quarantine.splitlines()[0])["raw"])
     assert raws[0] == raws[1]
+    assert json.loads(raws[0]) == {"request_id": "rn", "timestamp": "2026-10-08T00:00:00Z", "model": HAIKU,
+                                   "input_tokens": "-04", "output_tokens": "+3", "team": "a"}

@@ -26,13 +26,12 @@ Broke (fixed here):
   tests/hostile/test_attack14.py's strict xfail, which this fix makes pass). Now a row whose labels
   will fail is a bad row of its record: the record is quarantined whole, once, with the reason.
 
-Broke (strict xfails, not fixed):
-- A model made only of invisible format characters (U+200B, U+FEFF) is not blank: it is read as a
-  model, unpriced "unknown model", and such a copy competes: with as many tokens, written first, it
-  displaces its priced twin (the request counted unpriced, and the twin a duplicate).
-- A tier alias is applied to the text as logged, before labels are cleaned: a Messages response
-  with service_tier `Default` is quarantined "unknown service_tier (default)", a value its format
-  maps to standard.
+Broke (strict xfails, fixed since):
+- A model made only of invisible format characters (U+200B, U+FEFF) was not blank: its copy
+  competed and displaced its priced twin. Labels are now trimmed of Unicode White_Space, Cc and Cf
+  (labels.trim), so it is a missing model.
+- A tier alias was applied to the text as logged: a Messages response's `Default` tier was
+  quarantined. Aliases now match the label as compared (labels.spelled).
 """
 
 from __future__ import annotations
@@ -174,10 +173,13 @@ VALUES = [
     ("service_tier", "Default", "unknown service_tier (default)"),
     ("service_tier", " default ", "unknown service_tier (default)"),
     ("service_tier", "STANDARD\u00a0", None), ("service_tier", "Priority", None),
-    ("service_tier", "standard\u200b", "unknown service_tier (standard\u200b)"),
+    ("service_tier", "standard\u200b", None), ("service_tier", "\u2060standard\ufeff", None),
+    ("service_tier", "stan\u200bdard", "unknown service_tier (stan\u200bdard)"),
     ("service_tier", "null", "unknown service_tier (null)"),
     ("speed", "FAST", None), ("speed", "\u00a0fast", None),
-    ("speed", "standard\u200b", "unknown speed (standard\u200b)"),
+    ("speed", "standard\u200b", None), ("model", "\u200b", "missing model"),
+    ("model", "\ufeff\u200d\u00ad\u202e", "missing model"), ("model", "\x00\x7f", "missing model"),
+    ("model", HAIKU + "\u200b", None),
 ]
 
 
@@ -233,11 +235,9 @@ def test_no_dedupe_keeps_each_copy_in_its_own_bucket(tmp_path):
     assert [w["line"] for w in written] == [1]
 
 
-# --- defects left as strict xfails -----------------------------------------------------------------
+# --- invisible labels; a format's aliases as labels are compared ------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a model of only invisible characters (U+200B, U+FEFF) is not blank: "
-                   "it is an unpriced model whose copy competes and displaces its priced twin")
-@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u200b \u200b"])
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u200b \u200b", "\u2060\u00ad\u200e\x1f"])
 def test_an_invisible_model_is_a_missing_model(tmp_path, invisible):
     lines = [json.dumps({"request_id": "r1", "timestamp": TS, "model": m, "input_tokens": 64, "output_tokens": 3})
              for m in (invisible, HAIKU)]
@@ -246,9 +246,7 @@ def test_an_invisible_model_is_a_missing_model(tmp_path, invisible):
     assert totals["cost"] == D("0.000079") and [w["reason"] for w in written] == ["missing model"]
 
 
-@pytest.mark.xfail(strict=True, reason="a format's tier alias (Messages: default -> standard) is applied to "
-                   "the text as logged, before labels are trimmed and lower-cased: `Default` is quarantined")
-@pytest.mark.parametrize("tier", ["Default", " default"])
+@pytest.mark.parametrize("tier", ["Default", " default", "\u200bDEFAULT\u00a0"])
 def test_a_tier_alias_holds_whatever_its_case(tmp_path, tier):
     acc, totals, written, _ = _run(tmp_path, [_write(tmp_path / "m.jsonl", [_response("msg_t", [_step(HAIKU, 100, 10)],
                                                                                        tier=tier)])])
@@ -263,7 +261,9 @@ def test_spark_agrees_on_a_copy_quarantined_whole(tmp_path):
     from analyzer.writers import render
 
     # the stepped copies, and every one-row label value with its twin
-    paths = [_write(tmp_path / "a.jsonl", [A]), _write(tmp_path / "b.jsonl", [B]), _copies("jsonl", tmp_path / "c")[0]]
+    copies, bad = _copies("jsonl", tmp_path / "c")
+    paths = [_write(tmp_path / "a.jsonl", [A]), _write(tmp_path / "b.jsonl", [B]), copies,
+             _write(tmp_path / "m.jsonl", [_response("msg_t", [_step(HAIKU, 100, 10)], tier=" Default")])]
     session = engine_spark.session("local[2]")
     try:
         out = []
@@ -274,4 +274,5 @@ def test_spark_agrees_on_a_copy_quarantined_whole(tmp_path):
     finally:
         session.stop()
     assert out[0] == out[1]
-    assert out[0][0]["accounting"]["quarantined"] == 1 + 10 + 1
+    assert out[0][0]["accounting"]["quarantined"] == 1 + len(bad) + 1 == 1 + 12 + 1
+    assert "msg_t" not in out[1][1]  # (its ` Default` tier is its format's alias of standard in Spark too)

@@ -1,0 +1,61 @@
+"""Whether a log file is still the one a run first read (a log rotated by copytruncate is not).
+
+A run reads its files more than once: the pass that counts, then the quarantine pass, which reads
+the records the count quarantined again by their numbers. A file truncated and written again in
+between (logrotate's copytruncate) holds other records at those numbers: the quarantine file would
+list records the accounting never counted, without a word. So a file's fingerprint is taken when
+the run first reads it, and checked before (and after) it is read again: a file replaced (another
+inode), shorter, or whose first bytes or bytes before its first size's end differ, has changed.
+Records appended since are not a change: they are left for the next run (the counted records are
+still where they were).
+
+Edges, not a hash of the file: reading every byte again would cost a pass of its own. A file
+written again whose first and last 4 KiB (up to its first size) are the same bytes is not seen;
+a rotated log's new records differ from the old ones in their first bytes (times, ids).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+EDGE = 4096  # bytes compared at each end
+
+Fingerprint = tuple[int, int, int, bytes]  # device, inode, size, hash of the edges
+
+
+def _edges(f, size: int) -> bytes:
+    f.seek(0)
+    head = f.read(min(size, EDGE))
+    f.seek(max(size - EDGE, 0))
+    tail = f.read(min(size, EDGE))
+    return hashlib.blake2b(head + b"\0" + tail, digest_size=16).digest()
+
+
+def take(path: str) -> Fingerprint | None:
+    """The file's fingerprint now; None for what is not a local regular file (stdin, a pipe)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            return st.st_dev, st.st_ino, st.st_size, _edges(f, st.st_size)
+    except OSError:
+        return None
+
+
+def change(path: str, then: Fingerprint) -> str | None:
+    """How the file differs from `then` (None: the same file, perhaps with records appended)."""
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if (st.st_dev, st.st_ino) != then[:2]:
+                return "replaced by another file"
+            if st.st_size < then[2]:
+                return f"truncated: {st.st_size:,} bytes, {then[2]:,} when first read"
+            if _edges(f, then[2]) != then[3]:
+                return "written again"
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    return None
