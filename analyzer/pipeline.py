@@ -785,7 +785,8 @@ def _wide(cands: pl.Series, loaded: Loaded) -> bool:
 
 def _slim(loaded: Loaded) -> list[str]:
     rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-    return [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
+    rec = ["_rec", dedupe.P1, dedupe.P2] if "_rec" in loaded.bookkeeping else []  # (records compete whole)
+    return [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *rec]
 
 
 def _competing(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
