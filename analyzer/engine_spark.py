@@ -87,14 +87,16 @@ def analyze(paths, by=("model",), opts: Options | None = None, book: pricebook.P
 
 
 def analyze_groups(paths, by=(), opts: Options | None = None, book: pricebook.PriceBook | None = None,
-                   all_dimensions: bool = False, master: str | None = None) -> pipeline.Groups:
+                   all_dimensions: bool = False, master: str | None = None,
+                   scenario: pl.DataFrame | None = None) -> pipeline.Groups:
     """`pipeline.analyze_groups` on Spark (what `audit` and what-if start from)."""
     opts = opts or Options()
     pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     spark = session(master)
     with one_reading(native=True):
-        return _with_retry(lambda robust: _analyze(spark, paths, list(by), opts, book, robust, True, all_dimensions))
+        return _with_retry(lambda robust: _analyze(spark, paths, list(by), opts, book, robust, True, all_dimensions,
+                                                   scenario))
 
 
 def _with_retry(run):
@@ -136,12 +138,16 @@ def _reader_failure(e: BaseException) -> bool:
 # --- the rows Spark aggregates -------------------------------------------------------------------
 
 def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], columns: list[str],
-           bad: pl.DataFrame | None = None) -> tuple[list[bytes], dict[str, pl.DataType]]:
+           bad: pl.DataFrame | None = None, scenario: pl.DataFrame | None = None
+           ) -> tuple[list[bytes], dict[str, pl.DataType]]:
     """Each scan's plan, ending in the slim rows Spark needs, all with one schema, serialized. With
     `bad` (pipeline.unpriceable_keys), the rows carry pipeline.BLAME, found in the scan's own plan: a
     record's rows come from one line, never split across scans."""
     def slim(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = pipeline.with_status(part, opts)
+        if scenario is not None:  # (pipeline.with_scenario_blame, in the scan's own plan)
+            lf = pipeline.with_blame(lf, pipeline.scenario_records(lf, scenario, book, loaded).rename(
+                {pipeline.BLAME: pipeline.SCENARIO_BLAME}))
         if bad is not None:
             lf = _blamed(lf, bad, book, loaded)
         lf = lf.with_columns(*tagging.row_tags(book), *extra)
@@ -348,22 +354,24 @@ def _blamed(lf: pl.LazyFrame, bad: pl.DataFrame, book, loaded: pipeline.Loaded) 
 
 
 def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
-               post_buckets, losers_dir: str | None = None):
+               post_buckets, losers_dir: str | None = None, scenario: pl.DataFrame | None = None):
     """_aggregate_once, and again with pipeline.BLAME when a record of several rows holds a row that
     cannot be priced (pipeline.unpriceable_keys: its rows are found in each scan's plan). Returns
     _aggregate_once's three frames and the unpriceable keys (or None)."""
-    agg, lost, units = _aggregate_once(spark, loaded, opts, book, keys, extra, post_buckets, losers_dir)
+    agg, lost, units = _aggregate_once(spark, loaded, opts, book, keys, extra, post_buckets, losers_dir,
+                                       scenario=scenario)
     bad = pipeline.unpriceable_keys(agg, units, book, loaded)
     if bad is None:
         return agg, lost, units, None
     # (the losing copies are the same: the first pass wrote their keys)
     agg, _, units = _aggregate_once(spark, loaded, opts, book, [*keys, pipeline.BLAME], extra, post_buckets,
-                                    None, bad)
+                                    None, bad, scenario)
     return agg, lost, units, bad
 
 
 def _aggregate_once(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
-                    post_buckets, losers_dir: str | None = None, bad: pl.DataFrame | None = None):
+                    post_buckets, losers_dir: str | None = None, bad: pl.DataFrame | None = None,
+                    scenario: pl.DataFrame | None = None):
     """pipeline._aggregate with the pass over every row, and duplicate removal, on Spark: the driver
     receives the groups. With `losers_dir` (for `price`), the executors also write the row keys of
     the losing copies there, one Parquet file per input file (see _write_losers): the driver gets
@@ -377,7 +385,8 @@ def _aggregate_once(spark, loaded: pipeline.Loaded, opts: Options, book, keys: l
     measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
     dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2,
             FIT, *([dedupe.P1, dedupe.P2, RECORD_TOKENS] if "_rec" in loaded.bookkeeping else [])] if loaded.has_ids else []
-    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])), bad)
+    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])), bad,
+                           scenario)
     rows = _rows(spark, plans, target)
     ranked = _ranked(rows, loaded, opts, target)
     lost = None
@@ -447,7 +456,7 @@ def _write_losers(lost, loaded: pipeline.Loaded, directory: str, partitions: int
 
 
 def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, groups: bool = False,
-             all_dimensions: bool = False):
+             all_dimensions: bool = False, scenario: pl.DataFrame | None = None):
     """pipeline._analyze with the pass over every row on Spark: the steps before and after it are
     the Polars engine's own functions."""
     # (by_parts=False: a plan pickled to an executor reads a copy of line_retry's piece, never filled:
@@ -456,7 +465,13 @@ def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, gro
                                 by_parts=False)
     by, row_keys = pipeline.report_keys(by, loaded, all_dimensions)
     keys, post, extra = pipeline.row_exprs(by, row_keys, opts, book)
-    agg, _, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post)
+    if scenario is not None and scenario.height and "_rec" in loaded.bookkeeping:
+        # (a what-if's records the scenario cannot price whole: found in each scan's plan, as BLAME is;
+        # a null key column where there are none)
+        keys = [*keys, pipeline.SCENARIO_BLAME]
+    else:
+        scenario = None
+    agg, _, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post, scenario=scenario)
     return pipeline.conclude(agg, paths, by, loaded, opts, book, groups)
 
 

@@ -3196,6 +3196,20 @@ def _blamed(priced: pl.DataFrame) -> pl.Series:
                          ).to_series()
 
 
+def _scenario_blamed(rows: pl.LazyFrame, scenario: pl.DataFrame, book: pricebook.PriceBook) -> pl.LazyFrame:
+    """Stored rows with pipeline.SCENARIO_BLAME: on every row of a request of several rows (see
+    _blamed) with a row whose rate keys a what-if's scenario cannot price, the model the scenario
+    names for its first such row (pipeline.with_scenario_blame, for the store's rows)."""
+    record = [SHA, "source_row"]
+    on = [c for c in scenario.columns if c != pipeline.SCENARIO_NAME]
+    rows = rows.pipe(tagging.with_time_band, book).join(scenario.lazy().unique(on), on=on, how="left",
+                                                         nulls_equal=True, maintain_order="left")
+    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    named = pl.col(pipeline.SCENARIO_NAME).drop_nulls().first().over(record)
+    return rows.with_columns(pl.when(several).then(named).alias(pipeline.SCENARIO_BLAME)).drop(
+        pipeline.SCENARIO_NAME, tagging.TIME_BAND)
+
+
 def _changes(before: list[pl.DataFrame], after: list[pl.DataFrame]) -> pl.DataFrame:
     """Old and new cost per month and model (null model: unpriced), and the exact difference."""
     schema = {"month": pl.String, "model": pl.String, "requests": pl.Int64, "cost": MONEY}
@@ -3322,10 +3336,12 @@ def _comparable(doc: str) -> dict:
     return d
 
 
-def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.PriceBook) -> pipeline.Groups:
+def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.PriceBook,
+           scenario: pl.DataFrame | None = None) -> pipeline.Groups:
     """The store's priced requests as rate-key groups (pipeline.Groups), for a what-if: counts summed
     by the keys that decide a rate (with `book`'s price bands) and `by`, with their stored cost as the
-    baseline. Rows unpriced at ingest stay in the accounting, not in the groups."""
+    baseline. Rows unpriced at ingest stay in the accounting, not in the groups. `scenario`: a
+    what-if's unpriceable keys (pipeline.with_scenario_blame): the groups carry SCENARIO_BLAME."""
     root = _resolved(root)
     rep = report(root, [], opts)  # the accounting and notes, as a report from the store gives them
     table = _table(root)
@@ -3340,6 +3356,9 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
                             if k not in tagging.RATE_KEY_COLUMNS])]
     rows = scan(root, months, table, records).filter(
         ~_outside(since, until) & pl.col("unpriced_reason").is_null()).with_columns(*tagging.row_tags(book), *buckets)
+    if scenario is not None and scenario.height:
+        rows = _scenario_blamed(rows, scenario, book)
+        keys.append(pipeline.SCENARIO_BLAME)
     try:
         agg = pipeline.exact_sums(rows, keys, ["requests", *COUNT_COLUMNS],
                                   [_is_record(None).sum().alias(pipeline.ROWS), pl.col("cost").sum()])

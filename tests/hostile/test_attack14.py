@@ -31,8 +31,9 @@ What broke:
   copy's step was no copy of anything and stayed, unpriced and counted nowhere (0 unpriced, exit 0
   under --strict); the same across two nights of a store. Fixed: copies of a record compete whole,
   with all their steps' tokens (dedupe.losers, engine_spark._ranked, store._repeated).
-- `whatif`: a scenario that cannot price a later step (a swap to a model not yet priced then) leaves
-  that step out of both costs with the request "compared" and 0 unpriced. xfail.
+- `whatif`: a scenario that cannot price a later step (a swap to a model not yet priced then) left
+  that step out of both costs with the request "compared" and 0 unpriced. Fixed
+  (pipeline.with_scenario_blame: the scenario's side has the report's rule).
 - A label check (a blank model) on one step was not one verdict per record: a blank first step
   quarantined the record but its later steps were priced; a blank later step vanished. Fixed.
 """
@@ -324,18 +325,50 @@ def test_the_store_keeps_the_fuller_copy_of_a_response_whole(tmp_path, order):
 # msg_c's Haiku step swapped to Opus 4.5 on 2025-11-01, before Opus 4.5's first price: the scenario
 # cannot price that step. whatif prices groups, not records: the step (no record of its own) was left
 # out of both costs while msg_c was "compared" on its Sonnet step alone, with 0 unpriced, no note, and
-# scenario_accounting naming Opus with 0 rows.
-@pytest.mark.xfail(strict=True, reason="whatif compares a request whose step the scenario cannot price")
-def test_a_scenario_that_cannot_price_a_step_leaves_its_request_out(tmp_path):
-    from analyzer import whatif
+# scenario_accounting naming Opus with 0 rows. Fixed: grouped again with such records found
+# (pipeline.with_scenario_blame), msg_c is unpriced whole under the scenario, out of both costs; its
+# baseline cost ($0.003 + $0.001) is `unpriced_baseline_cost`. Logs, the store, and Spark agree.
+W_DAY = "2025-11-01T00:00:00Z"
 
-    day = "2025-11-01T00:00:00Z"
-    logs = _write(tmp_path / "in" / "w.jsonl", [x.replace(TS, day) for x in (PLAIN, CLEAN)])
-    w = whatif.run([logs], whatif.Scenario(swaps=((HAIKU, OPUS),)), ["model"], _opts(tmp_path))
+
+def _whatif_checked(w) -> None:
     assert (w.accounting.priced, w.accounting.unpriced) == (2, 0)  # the baseline prices both
     s = w.scenario_accounting
     assert (s["compared"], s["unpriced"], s["unpriced_models"]) == (1, 1, {OPUS: 1})
+    assert s["unpriced_reasons"][OPUS].startswith(f"no price for {OPUS} before ")
     assert w.totals["baseline_cost"] == w.totals["scenario_cost"] == D("0.003")  # msg_p alone
+    assert (w.totals["requests"], w.totals["unpriced_requests"], w.totals["unpriced_baseline_cost"]) == (
+        2, 1, D("0.004"))
+
+
+def test_a_scenario_that_cannot_price_a_step_leaves_its_request_out(tmp_path):
+    from analyzer import whatif
+
+    logs = _write(tmp_path / "in" / "w.jsonl", [x.replace(TS, W_DAY) for x in (PLAIN, CLEAN)])
+    _whatif_checked(whatif.run([logs], whatif.Scenario(swaps=((HAIKU, OPUS),)), ["model"], _opts(tmp_path)))
+    st = str(tmp_path / "st")
+    store.ingest([logs], st, _opts(tmp_path))
+    _whatif_checked(whatif.run([], whatif.Scenario(swaps=((HAIKU, OPUS),)), ["model"], Options(), store_dir=st))
+    # --where on another day: the scenario applies to no request, and nothing is left out
+    w = whatif.run([logs], whatif.Scenario(swaps=((HAIKU, OPUS),), where=(("day", "2025-11-02"),)), ["model"],
+                   _opts(tmp_path))
+    assert (w.scenario_accounting["unpriced"], w.totals["scenario_cost"]) == (0, D("0.007"))
+
+
+def test_spark_agrees_on_a_scenario_that_cannot_price_a_step(tmp_path):
+    pytest.importorskip("pyspark")
+    from analyzer import engine_spark, whatif
+
+    logs = _write(tmp_path / "in" / "w.jsonl", [x.replace(TS, W_DAY) for x in (PLAIN, CLEAN, BLAMED)])
+    scenario = whatif.Scenario(swaps=((HAIKU, OPUS),))
+    session = engine_spark.session("local[2]")
+    try:
+        out = [whatif.as_dict(whatif.run([logs], scenario, ["model"], _opts(tmp_path), analyze_groups=run))
+               for run in (None, engine_spark.analyze_groups)]
+    finally:
+        session.stop()
+    assert out[0] == out[1]
+    assert out[0]["scenario_accounting"]["unpriced_models"] == {OPUS: 1}
 
 
 # --- a label check on one step -----------------------------------------------------------------------
