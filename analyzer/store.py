@@ -722,21 +722,22 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
         return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
                                hive_partitioning=False).with_columns(pl.lit(n, pl.UInt32).alias(STORED_AT))
 
-    # (a record's rows are consecutive in its data file, record row first: in spans together, as
-    # they share a time; the record found before the filters)
-    stored = pl.concat([scan(f, n).with_columns(_stored_key()).with_columns(dedupe.hashes())
-                        .with_columns(_parents()) for n, f in enumerate(files)]).filter(
-        _in_spans(spans) & pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip)))
+    # (a record's rows are consecutive in its data file, record row first, and the filters keep or
+    # drop them together: they share a time, a file, and every row has an id. Filtered first: the
+    # filter reads only the row groups of those days, and the forward fill, after it, the rows kept)
+    stored = pl.concat([scan(f, n).filter(
+        _in_spans(spans) & pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))
+    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()) for n, f in enumerate(files)])
     ids = [dedupe.H1, dedupe.H2]
     parents = [dedupe.P1, dedupe.P2]
-    # Copies compete as records (see _parents): a copy's tokens are its record's, under its record's id.
-    records = keys.group_by(parents).agg(pl.col(dedupe.TOKENS).sum(), pl.col(RANK).min()).rename(
-        {dedupe.P1: dedupe.H1, dedupe.P2: dedupe.H2})
     try:
         # The night's ids the store holds, with the night's tokens: the stored side is only hashes
-        # (the join's build side, what this holds), as before copies were compared.
-        met = records.join(stored.select(pl.col(dedupe.P1).alias(dedupe.H1), pl.col(dedupe.P2).alias(dedupe.H2)),
-                           on=ids, how="semi").group_by(ids).agg(*_best(dedupe.TOKENS, RANK)).collect(engine="streaming")
+        # (the join's build side, what this holds), as before copies were compared. Copies compete as
+        # records (see _parents): a copy's tokens are its record's (the night holds one copy of each
+        # request: its rows priced), under its record's id.
+        met = keys.join(stored.select(parents), on=parents, how="semi").group_by(parents).agg(
+            pl.col(dedupe.TOKENS).sum(), pl.col(RANK).min()).rename(
+            {dedupe.P1: dedupe.H1, dedupe.P2: dedupe.H2}).collect(engine="streaming")
         if not met.height:
             return _no_contest(spans)
         # Then the stored copies of those ids alone (most nights: none, and this is not read), with
