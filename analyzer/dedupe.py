@@ -19,6 +19,8 @@ from __future__ import annotations
 import polars as pl
 
 H1, H2, KEY, TOKENS = "_h1", "_h2", "_dupkey", "_tok"
+# A row's record's id (its first row's hashes), in formats that read a record as several rows (`_rec`).
+P1, P2 = "_p1", "_p2"
 SEED1, SEED2 = 0x5EED_0001, 0x5EED_0002
 
 
@@ -94,11 +96,33 @@ def candidates(lf: pl.LazyFrame, expected_rows: int = 0, ids_per_pass: int = IDS
     return pl.concat(found) if found else pl.Series(H1, [], dtype=pl.UInt64)
 
 
-def rows_of(lf: pl.LazyFrame, cands: pl.Series) -> pl.LazyFrame:
-    """The rows of duplicated ids (for a log of transcripts, most rows), with their row key and both
-    hashes. The filter reads only the id, so Polars applies it before parsing the rest of a Parquet row."""
+def parents(lf: pl.LazyFrame) -> tuple[pl.Expr, pl.Expr, pl.Expr]:
+    """(has an id, first hash, second hash) of each row's record: its first row's (`_rec` not 0). A
+    hook explodes a record where it read it, so its rows are consecutive, first row first (see
+    mapped.one_verdict_per_record): a forward fill, a linear scan. Element-wise for formats of one
+    row per record. (A slice of a file's rows starting inside a record would be wrong: never done.)"""
     has_id, h1, h2 = _ids(lf)
-    return lf.filter(has_id & h1.is_in(cands.implode())).with_columns(row_key().alias(KEY), h1.alias(H1), h2.alias(H2))
+    if "_rec" not in lf.collect_schema().names():
+        return has_id, h1, h2
+    first = pl.col("_rec") != 0
+    has = pl.when(first).then(has_id).forward_fill()
+    # (a record without an id: its later rows take no hash from the record before it)
+    return has, *(pl.when(has).then(pl.when(first).then(h).forward_fill()) for h in (h1, h2))
+
+
+def rows_of(lf: pl.LazyFrame, cands: pl.Series) -> pl.LazyFrame:
+    """The rows of the records of duplicated ids (for a log of transcripts, most rows), with their row
+    key, both hashes, and their record's (P1, P2: see `parents`): copies of a response compete as
+    records. For formats of one row per record the filter reads only the id, so Polars applies it
+    before parsing the rest of a Parquet row."""
+    _, h1, h2 = _ids(lf)
+    has, p1, p2 = parents(lf)
+    if "_rec" not in lf.collect_schema().names():
+        return lf.filter(has & h1.is_in(cands.implode())).with_columns(row_key().alias(KEY), h1.alias(H1), h2.alias(H2))
+    # (the record's id is found before the filter: an order-dependent column the filter cannot pass)
+    return lf.with_columns(has.alias("_has_p"), p1.alias(P1), p2.alias(P2)).filter(
+        pl.col("_has_p") & pl.col(P1).is_in(cands.implode())).with_columns(
+        row_key().alias(KEY), h1.alias(H1), h2.alias(H2)).drop("_has_p")
 
 
 def losers(rows: pl.DataFrame) -> pl.DataFrame:
@@ -107,12 +131,25 @@ def losers(rows: pl.DataFrame) -> pl.DataFrame:
     tokens (a streamed response logged early and again complete), then the first file and line wins.
     `rows` are slim (key, hashes, rank, tokens): a few dozen bytes each, however wide the logs.
 
+    A record of several rows (`_rec`: a response's steps, a run's models) competes whole, under its
+    first row's id (P1, P2), with the tokens of all its rows, and loses whole: a copy logged before
+    its advisor step (a stream's earlier message_delta) is the lesser copy, and the fuller one is
+    billed, every step once. (Row by row, the copies' first rows tied, the first read won, and the
+    fuller copy's later step, a copy of nothing, stayed beside it: counted in no record.) A losing
+    record's rows are all named (its later rows by key and their own id: see `lost`).
+
     One sort puts each id's copies together, best first; every copy after the first is a loser. (A
     group-by for the winners and an anti-join back took 11.6 s and 1.5 GiB for 10M rows.)"""
     rank = ["_rank"] if "_rank" in rows.columns else []
     rec = ["_rec"] if "_rec" in rows.columns else []  # which row of its record (see `lost`)
-    ordered = rows.select(KEY, H1, H2, *rec).sort(
-        by=[rows[H1], rows[H2], *[rows[r] for r in rank], rows[TOKENS], rows[KEY]],
-        descending=[False, False, *[False] * len(rank), True, False])
-    again = (pl.col(H1) == pl.col(H1).shift(1)) & (pl.col(H2) == pl.col(H2).shift(1))
-    return ordered.filter(again.fill_null(False)).select(*LOSER, *rec)
+    if P1 not in rows.columns:
+        ordered = rows.select(KEY, H1, H2, *rec).sort(
+            by=[rows[H1], rows[H2], *[rows[r] for r in rank], rows[TOKENS], rows[KEY]],
+            descending=[False, False, *[False] * len(rank), True, False])
+        again = (pl.col(H1) == pl.col(H1).shift(1)) & (pl.col(H2) == pl.col(H2).shift(1))
+        return ordered.filter(again.fill_null(False)).select(*LOSER, *rec)
+    ordered = rows.with_columns(pl.col(TOKENS).sum().over(KEY)).sort(
+        [P1, P2, *rank, TOKENS, KEY], descending=[False, False, *[False] * len(rank), True, False])
+    new = ((pl.col(P1) != pl.col(P1).shift(1)) | (pl.col(P2) != pl.col(P2).shift(1))).fill_null(True)
+    winner = pl.when(new).then(pl.col(KEY)).forward_fill()  # each id's best record
+    return ordered.filter(pl.col(KEY) != winner).select(*LOSER, *rec)

@@ -87,14 +87,16 @@ def analyze(paths, by=("model",), opts: Options | None = None, book: pricebook.P
 
 
 def analyze_groups(paths, by=(), opts: Options | None = None, book: pricebook.PriceBook | None = None,
-                   all_dimensions: bool = False, master: str | None = None) -> pipeline.Groups:
+                   all_dimensions: bool = False, master: str | None = None,
+                   scenario: pl.DataFrame | None = None) -> pipeline.Groups:
     """`pipeline.analyze_groups` on Spark (what `audit` and what-if start from)."""
     opts = opts or Options()
     pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     spark = session(master)
     with one_reading(native=True):
-        return _with_retry(lambda robust: _analyze(spark, paths, list(by), opts, book, robust, True, all_dimensions))
+        return _with_retry(lambda robust: _analyze(spark, paths, list(by), opts, book, robust, True, all_dimensions,
+                                                   scenario))
 
 
 def _with_retry(run):
@@ -136,17 +138,23 @@ def _reader_failure(e: BaseException) -> bool:
 # --- the rows Spark aggregates -------------------------------------------------------------------
 
 def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], columns: list[str],
-           bad: pl.DataFrame | None = None) -> tuple[list[bytes], dict[str, pl.DataType]]:
+           bad: pl.DataFrame | None = None, scenario: pl.DataFrame | None = None
+           ) -> tuple[list[bytes], dict[str, pl.DataType]]:
     """Each scan's plan, ending in the slim rows Spark needs, all with one schema, serialized. With
     `bad` (pipeline.unpriceable_keys), the rows carry pipeline.BLAME, found in the scan's own plan: a
     record's rows come from one line, never split across scans."""
     def slim(part: pl.LazyFrame) -> pl.LazyFrame:
         lf = pipeline.with_status(part, opts)
+        if scenario is not None:  # (pipeline.with_scenario_blame, in the scan's own plan)
+            lf = pipeline.with_blame(lf, pipeline.scenario_records(lf, scenario, book, loaded).rename(
+                {pipeline.BLAME: pipeline.SCENARIO_BLAME}))
         if bad is not None:
             lf = _blamed(lf, bad, book, loaded)
         lf = lf.with_columns(*tagging.row_tags(book), *extra)
         if "request_id" in lf.collect_schema().names() and dedupe.H1 not in lf.collect_schema().names():
             lf = lf.with_columns(dedupe.hashes())
+        if RECORD_TOKENS in columns:
+            lf = _records(lf)
         return lf
 
     parts = [slim(p) for p in loaded.parts]
@@ -154,7 +162,7 @@ def _plans(loaded: pipeline.Loaded, opts: Options, book, extra: list[pl.Expr], c
     target: dict[str, pl.DataType] = {}
     for c in columns:
         types = [s[c] for s in schemas if c in s]
-        if c in (dedupe.H1, dedupe.H2):
+        if c in (dedupe.H1, dedupe.H2, dedupe.P1, dedupe.P2):
             target[c] = pl.UInt64
         elif types:
             # (one supertype for the column across scans, as a diagonal concat would give)
@@ -281,6 +289,24 @@ def _sums(rows, group: list[str], loaded: pipeline.Loaded, target) -> pl.DataFra
 
 
 FIT = "_fit"  # a row's labels pass their checks (labels.fit): computed by the scans' plans, for _ranked
+RECORD_TOKENS = "_rtok"  # the tokens of a row's record (all its rows): for _ranked
+
+
+def _records(lf: pl.LazyFrame) -> pl.LazyFrame:
+    """A scan's rows with their record's id (dedupe.P1, P2: dedupe.parents) and tokens (RECORD_TOKENS),
+    so that copies compete as records, as dedupe.losers has them. In the scan's own plan: a record's
+    rows are consecutive and come from one line, never split across scans (linear scans, as
+    mapped.one_verdict_per_record's)."""
+    _, p1, p2 = dedupe.parents(lf)
+    names = lf.collect_schema().names()
+    tokens = pl.sum_horizontal([c for c in COUNT_COLUMNS if c in names] or [pl.lit(0, pl.Int64)]).cast(pl.Int64)
+    if "_rec" not in names:  # (a scan of a format of one row per record)
+        return lf.with_columns(p1.alias(dedupe.P1), p2.alias(dedupe.P2), tokens.alias(RECORD_TOKENS))
+    first, last = pl.col("_rec") != 0, pl.col("_rec").shift(-1, fill_value=1) != 0
+    seen = tokens.cum_sum()
+    before = pl.when(first).then(seen - tokens).forward_fill()
+    through = pl.when(last).then(seen).backward_fill()
+    return lf.with_columns(p1.alias(dedupe.P1), p2.alias(dedupe.P2), (through - before).alias(RECORD_TOKENS))
 
 
 def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
@@ -299,7 +325,11 @@ def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
     # compete either: pipeline._competing; the executors' Polars plans computed FIT)
     valid = F.col("_ok") & (F.col("_nb").isNull() if "_nb" in loaded.bookkeeping else F.lit(True)) & F.col(FIT)
     scope = F.lit(True) if opts.dedupe else F.col("_file").isin(list(loaded.repeat_files))
-    competes = (valid & scope & F.col(dedupe.H1).isNotNull()).alias("_competes")
+    # Copies of a record of several rows (`_rec`) compete whole, under its first row's id, with all its
+    # rows' tokens, and lose whole (see dedupe.losers).
+    records = RECORD_TOKENS in target
+    h1, h2 = (dedupe.P1, dedupe.P2) if records else (dedupe.H1, dedupe.H2)
+    competes = (valid & scope & F.col(h1).isNotNull()).alias("_competes")
     # (dedupe.row_key; a wide integer: the sum of a row's counts as Polars' sum_horizontal gives it)
     key = (F.col("_file").cast("long") * F.lit(1 << 40) + F.col("source_row").cast("long")).alias(dedupe.KEY)
     counts = [F.coalesce(F.col(c).cast("long"), F.lit(0)) for c in COUNT_COLUMNS if c in target]
@@ -308,9 +338,12 @@ def _ranked(rows, loaded: pipeline.Loaded, opts: Options, target: dict):
     spread = F.when(F.col("_competes"), F.lit(0)).otherwise(F.monotonically_increasing_id()).alias("_spread")
     rows = rows.select("*", competes, key, tokens).select("*", spread)
     rank = [F.col("_rank").asc_nulls_first()] if "_rank" in loaded.bookkeeping else []
-    window = Window.partitionBy("_competes", "_spread", dedupe.H1, dedupe.H2).orderBy(
-        *rank, F.col(dedupe.TOKENS).desc_nulls_first(), F.col(dedupe.KEY).asc_nulls_first())
-    lost = F.col("_competes") & (F.row_number().over(window) > 1)
+    window = Window.partitionBy("_competes", "_spread", h1, h2).orderBy(
+        *rank, F.col(RECORD_TOKENS if records else dedupe.TOKENS).desc_nulls_first(), F.col(dedupe.KEY).asc_nulls_first())
+    if records:  # (every row of a record but the best's)
+        lost = F.col("_competes") & (F.first(dedupe.KEY).over(window) != F.col(dedupe.KEY))
+    else:
+        lost = F.col("_competes") & (F.row_number().over(window) > 1)
     repeat = F.col("_file").isin(list(loaded.repeat_files)) if loaded.repeat_files else F.lit(False)
     return rows.withColumn("_repeat", F.when(lost, repeat))
 
@@ -321,22 +354,24 @@ def _blamed(lf: pl.LazyFrame, bad: pl.DataFrame, book, loaded: pipeline.Loaded) 
 
 
 def _aggregate(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
-               post_buckets, losers_dir: str | None = None):
+               post_buckets, losers_dir: str | None = None, scenario: pl.DataFrame | None = None):
     """_aggregate_once, and again with pipeline.BLAME when a record of several rows holds a row that
     cannot be priced (pipeline.unpriceable_keys: its rows are found in each scan's plan). Returns
     _aggregate_once's three frames and the unpriceable keys (or None)."""
-    agg, lost, units = _aggregate_once(spark, loaded, opts, book, keys, extra, post_buckets, losers_dir)
+    agg, lost, units = _aggregate_once(spark, loaded, opts, book, keys, extra, post_buckets, losers_dir,
+                                       scenario=scenario)
     bad = pipeline.unpriceable_keys(agg, units, book, loaded)
     if bad is None:
         return agg, lost, units, None
     # (the losing copies are the same: the first pass wrote their keys)
     agg, _, units = _aggregate_once(spark, loaded, opts, book, [*keys, pipeline.BLAME], extra, post_buckets,
-                                    None, bad)
+                                    None, bad, scenario)
     return agg, lost, units, bad
 
 
 def _aggregate_once(spark, loaded: pipeline.Loaded, opts: Options, book, keys: list[str], extra: list[pl.Expr],
-                    post_buckets, losers_dir: str | None = None, bad: pl.DataFrame | None = None):
+                    post_buckets, losers_dir: str | None = None, bad: pl.DataFrame | None = None,
+                    scenario: pl.DataFrame | None = None):
     """pipeline._aggregate with the pass over every row, and duplicate removal, on Spark: the driver
     receives the groups. With `losers_dir` (for `price`), the executors also write the row keys of
     the losing copies there, one Parquet file per input file (see _write_losers): the driver gets
@@ -349,8 +384,9 @@ def _aggregate_once(spark, loaded: pipeline.Loaded, opts: Options, book, keys: l
     # (every count column a scan has, carried or not: the keep rule sums them all per copy)
     measures = ["_rec", "requests", *COUNT_COLUMNS, "reported_cost"]
     dupe = ["_file", "source_row", *(["_rank"] if "_rank" in loaded.bookkeeping else []), dedupe.H1, dedupe.H2,
-            FIT] if loaded.has_ids else []
-    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])), bad)
+            FIT, *([dedupe.P1, dedupe.P2, RECORD_TOKENS] if "_rec" in loaded.bookkeeping else [])] if loaded.has_ids else []
+    plans, target = _plans(loaded, opts, book, extra, list(dict.fromkeys([*group, *measures, *dupe])), bad,
+                           scenario)
     rows = _rows(spark, plans, target)
     ranked = _ranked(rows, loaded, opts, target)
     lost = None
@@ -420,7 +456,7 @@ def _write_losers(lost, loaded: pipeline.Loaded, directory: str, partitions: int
 
 
 def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, groups: bool = False,
-             all_dimensions: bool = False):
+             all_dimensions: bool = False, scenario: pl.DataFrame | None = None):
     """pipeline._analyze with the pass over every row on Spark: the steps before and after it are
     the Polars engine's own functions."""
     # (by_parts=False: a plan pickled to an executor reads a copy of line_retry's piece, never filled:
@@ -429,7 +465,13 @@ def _analyze(spark, paths, by: list[str], opts: Options, book, robust: bool, gro
                                 by_parts=False)
     by, row_keys = pipeline.report_keys(by, loaded, all_dimensions)
     keys, post, extra = pipeline.row_exprs(by, row_keys, opts, book)
-    agg, _, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post)
+    if scenario is not None and scenario.height and "_rec" in loaded.bookkeeping:
+        # (a what-if's records the scenario cannot price whole: found in each scan's plan, as BLAME is;
+        # a null key column where there are none)
+        keys = [*keys, pipeline.SCENARIO_BLAME]
+    else:
+        scenario = None
+    agg, _, _, _ = _aggregate(spark, loaded, opts, book, keys, extra, post, scenario=scenario)
     return pipeline.conclude(agg, paths, by, loaded, opts, book, groups)
 
 

@@ -566,9 +566,13 @@ _MEASURES = [ROWS, "requests", *COUNT_COLUMNS, "reported_cost", "_reported_rows"
 
 def _aggregate(lf: pl.LazyFrame, keys: list[str], book: pricebook.PriceBook, loaded: Loaded,
                extra: list[pl.Expr], cands: pl.Series | None, post_buckets: list[str] = (),
-               repeats_only: bool = False) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
+               repeats_only: bool = False, scenario: pl.DataFrame | None = None
+               ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame | None]:
     """_aggregate_once, and again with BLAME when a record of several rows holds a row that cannot
-    be priced (see unpriceable_keys). Returns its three frames and the blamed records (or None)."""
+    be priced (see unpriceable_keys). Returns its three frames and the blamed records (or None).
+    `scenario`: a what-if's unpriceable keys (see with_scenario_blame)."""
+    if scenario is not None:
+        lf, keys = with_scenario_blame(lf, keys, scenario, book, loaded)
     agg, losers, units = _aggregate_once(lf, keys, book, loaded, extra, cands, post_buckets, repeats_only)
     bad = unpriceable_keys(agg, units, book, loaded)
     if bad is None:
@@ -613,21 +617,57 @@ def unpriceable_keys(agg: pl.DataFrame, units: pl.DataFrame, book: pricebook.Pri
                                                           tagging.USES).unique()
 
 
-def blamed_records(lf: pl.LazyFrame, bad: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded) -> pl.LazyFrame:
+def blamed_records(lf: pl.LazyFrame, bad: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded,
+                   name: pl.DataFrame | None = None, tagged: bool = False) -> pl.LazyFrame:
     """The records of several rows with a row whose rate key is in `bad` (see unpriceable_keys):
     each record's key (dedupe.row_key: every row of a record shares it) and BLAME, the model of its
     first such row, which the record is counted unpriced under. Valid rows only (a quarantined,
     filtered or not billable record is all of that, whatever its steps)."""
     valid = pl.col("_ok") & ~pl.col("_out") & (pl.col("_nb").is_null() if "_nb" in loaded.bookkeeping else pl.lit(True))
     # (labels as the aggregate's groups have them: trimmed, lower-cased; their checks folded into _ok)
-    rows = labels.apply_to_rows(lf.with_row_index("_i"), []).filter(valid).with_columns(*tagging.row_tags(book))
-    unpriceable = rows.join(bad.lazy(), on=bad.columns, how="semi", nulls_equal=True).select(
-        dedupe.row_key().alias(dedupe.KEY), "model_raw", "_i")
+    rows = labels.apply_to_rows(lf.with_row_index("_i"), []).filter(valid)
+    if not tagged:  # (`tagged`: the rows carry their rate tags already)
+        rows = rows.with_columns(*tagging.row_tags(book))
+    if name is None:
+        unpriceable = rows.join(bad.lazy(), on=bad.columns, how="semi", nulls_equal=True).select(
+            dedupe.row_key().alias(dedupe.KEY), "model_raw", "_i")
+    else:  # (`name`: `bad` with the model a what-if's scenario names for such a row, SCENARIO_NAME)
+        unpriceable = rows.join(name.lazy().unique(bad.columns), on=bad.columns, how="inner", nulls_equal=True
+                                ).select(dedupe.row_key().alias(dedupe.KEY), pl.col(SCENARIO_NAME).alias("model_raw"), "_i")
     # (a record of several rows has a later row, `_rec` 0; the unpriceable rows are the smaller side)
     several = lf.filter(pl.col("_rec") == 0).select(dedupe.row_key().alias(dedupe.KEY)).join(
         unpriceable.select(dedupe.KEY), on=dedupe.KEY, how="semi").unique()
     return unpriceable.join(several, on=dedupe.KEY, how="semi").group_by(dedupe.KEY).agg(
         pl.col("model_raw").sort_by("_i").first().alias(BLAME))
+
+
+# A what-if's BLAME: on every row of a record of several rows with a row whose baseline rate keys the
+# scenario cannot price, the scenario's model of that row (see with_scenario_blame).
+SCENARIO_BLAME = "_scenario_blame"
+SCENARIO_NAME = "_scenario_model"  # (in a what-if's unpriceable keys: the model the scenario names)
+
+
+def with_scenario_blame(lf: pl.LazyFrame, keys: list[str], scenario: pl.DataFrame, book: pricebook.PriceBook,
+                        loaded: Loaded) -> tuple[pl.LazyFrame, list[str]]:
+    """`lf` with SCENARIO_BLAME, and `keys` with it when any record has it. `scenario`: the baseline
+    rate keys (RATE_KEY_COLUMNS, TIME_BAND of `book`, PROMPT_BAND, USES) of the groups a what-if's
+    scenario cannot price, and SCENARIO_NAME. A what-if prices groups: a later step the scenario
+    cannot price was left out of both costs, and its request compared on its other steps, with 0
+    unpriced; the scenario's side now has the report's rule, the request unpriced whole (whatif.run)."""
+    if "_rec" not in loaded.bookkeeping or not scenario.height:
+        return lf, keys
+    rows = scenario_records(lf, scenario, book, loaded).collect(engine="streaming")
+    if not rows.height:
+        return lf, keys
+    return with_blame(lf, rows.rename({BLAME: SCENARIO_BLAME})), [*keys, SCENARIO_BLAME]
+
+
+def scenario_records(lf: pl.LazyFrame, scenario: pl.DataFrame, book: pricebook.PriceBook, loaded: Loaded
+                     ) -> pl.LazyFrame:
+    """blamed_records for a what-if's unpriceable keys (see with_scenario_blame): BLAME is the model
+    the scenario names for the record's first such row."""
+    tagged = lf.with_columns(*tagging.row_tags(book)).pipe(tagging.with_time_band, book)
+    return blamed_records(tagged, scenario.drop(SCENARIO_NAME), book, loaded, name=scenario, tagged=True)
 
 
 def with_blame(lf: pl.LazyFrame, blamed: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -789,7 +829,8 @@ def _wide(cands: pl.Series, loaded: Loaded) -> bool:
 
 def _slim(loaded: Loaded) -> list[str]:
     rank = ["_rank"] if "_rank" in loaded.bookkeeping else []
-    return [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *(["_rec"] if "_rec" in loaded.bookkeeping else [])]
+    rec = ["_rec", dedupe.P1, dedupe.P2] if "_rec" in loaded.bookkeeping else []  # (records compete whole)
+    return [dedupe.KEY, dedupe.H1, dedupe.H2, *rank, dedupe.TOKENS, *rec]
 
 
 def _competing(lf: pl.LazyFrame, scope: pl.LazyFrame, group: list[str], cands: pl.Series, loaded: Loaded,
@@ -1033,18 +1074,21 @@ class Groups:
 
 
 def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | None = None,
-                   book: pricebook.PriceBook | None = None, all_dimensions: bool = False) -> Groups:
+                   book: pricebook.PriceBook | None = None, all_dimensions: bool = False,
+                   scenario: pl.DataFrame | None = None) -> Groups:
     """Like `analyze`, stopping before the groups are summed (see Groups). `all_dimensions`: every
-    dimension column of the logs is a key too (after `by`)."""
+    dimension column of the logs is a key too (after `by`). `scenario`: a what-if's unpriceable keys
+    (see with_scenario_blame): the groups carry SCENARIO_BLAME when a record has it."""
     opts = opts or Options()
     check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     with one_reading(native=True):
-        groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
+        groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions, scenario))
         if changed_during_run():
             read_natively(False)
             first = groups.accounting.quarantine_file
-            groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions))
+            groups = _with_retry(lambda robust: _analyze(paths, list(by), opts, book, robust, True, all_dimensions,
+                                                         scenario))
             if first and not groups.accounting.quarantine_file:
                 with contextlib.suppress(OSError):
                     os.unlink(first)
@@ -1052,7 +1096,7 @@ def analyze_groups(paths, by: list[str] | tuple[str, ...] = (), opts: Options | 
 
 
 def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, robust: bool, groups: bool = False,
-             all_dimensions: bool = False) -> Report | Groups:
+             all_dimensions: bool = False, scenario: pl.DataFrame | None = None) -> Report | Groups:
     loaded = read_logs(paths, opts, robust, dimensions=None if all_dimensions else set(by), check_keys=True)
     with _removed_on_error(spooled := []):
         # (UnknownKeys: perhaps a --by tag that first appears after the first records: searched now)
@@ -1063,7 +1107,8 @@ def _analyze(paths, by: list[str], opts: Options, book: pricebook.PriceBook, rob
             keys, post, extra = row_exprs(by, row_keys, opts, book)
             lf = with_status(loaded.frame, opts)
             cands = _candidates(loaded, opts)
-        agg, _, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe)
+        agg, _, _, _ = _aggregate(lf, keys, book, loaded, extra, cands, post, repeats_only=not opts.dedupe,
+                                  scenario=scenario)
         return conclude(agg, paths, by, loaded, opts, book, groups)
 
 

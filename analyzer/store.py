@@ -716,27 +716,38 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     if not files:
         return _no_contest(spans)
     schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
-              RANK: pl.Int8, **{c: pl.Int64 for c in COUNT_COLUMNS}}
+              RANK: pl.Int8, "requests": pl.Int64, **{c: pl.Int64 for c in COUNT_COLUMNS}}
 
     def scan(file: str, n: int) -> pl.LazyFrame:
         return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
                                hive_partitioning=False).with_columns(pl.lit(n, pl.UInt32).alias(STORED_AT))
 
-    stored = pl.concat([scan(f, n) for n, f in enumerate(files)]).filter(
+    # (a record's rows are consecutive in its data file, record row first, and the filters keep or
+    # drop them together: they share a time, a file, and every row has an id. Filtered first: the
+    # filter reads only the row groups of those days, and the forward fill, after it, the rows kept)
+    stored = pl.concat([scan(f, n).filter(
         _in_spans(spans) & pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))
-    ).with_columns(_stored_key())
+    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()) for n, f in enumerate(files)])
     ids = [dedupe.H1, dedupe.H2]
+    parents = [dedupe.P1, dedupe.P2]
     try:
         # The night's ids the store holds, with the night's tokens: the stored side is only hashes
-        # (the join's build side, what this holds), as before copies were compared.
-        met = keys.join(stored.select(dedupe.hashes()), on=ids, how="semi").group_by(ids).agg(
-            *_best(dedupe.TOKENS, RANK)).collect(engine="streaming")
+        # (the join's build side, what this holds), as before copies were compared. Copies compete as
+        # records (see _parents): a copy's tokens are its record's (the night holds one copy of each
+        # request: its rows priced), under its record's id.
+        met = keys.join(stored.select(parents), on=parents, how="semi").group_by(parents).agg(
+            pl.col(dedupe.TOKENS).sum(), pl.col(RANK).min()).rename(
+            {dedupe.P1: dedupe.H1, dedupe.P2: dedupe.H2}).collect(engine="streaming")
         if not met.height:
             return _no_contest(spans)
         # Then the stored copies of those ids alone (most nights: none, and this is not read), with
         # their tokens and the data file each is in.
-        theirs = stored.select(*dedupe.hashes(), _tokens().alias("_stored_tok"), _rank().alias("_stored_rank"),
-                               STORED_AT).join(met.lazy().select(ids), on=ids, how="semi").collect(engine="streaming")
+        rows = stored.select(*ids, *parents, _tokens().alias("_stored_tok"), _rank().alias("_stored_rank"), STORED_AT,
+                             SHA).join(met.lazy().select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2)),
+                                       on=parents, how="semi").collect(engine="streaming")
+        # (a stored copy's record: its file, and its first row's id under the file)
+        theirs = rows.group_by(*parents, SHA, STORED_AT).agg(pl.col("_stored_tok").sum(), pl.col("_stored_rank").min()
+                                                             ).rename({dedupe.P1: dedupe.H1, dedupe.P2: dedupe.H2})
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
     # The night's copy wins only when it ranks before every stored copy of its id (dedupe.losers: a
@@ -745,8 +756,11 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     best = theirs.group_by(ids).agg(*_best("_stored_tok", "_stored_rank"))
     wins = met.join(best, on=ids).with_columns(((pl.col(RANK) < pl.col("_stored_rank")) | (
         (pl.col(RANK) == pl.col("_stored_rank")) & (pl.col(dedupe.TOKENS) > pl.col("_stored_tok")))).alias("_wins"))
-    repeated = wins.filter(~pl.col("_wins")).select(ids)
-    displaced = theirs.join(wins.filter(pl.col("_wins")).select(ids), on=ids, how="semi").select(
+    # (then back to each row's own id: a losing record loses every row)
+    lose = wins.filter(~pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
+    repeated = keys.join(lose.lazy(), on=parents, how="semi").select(ids).unique().collect(engine="streaming")
+    won = wins.filter(pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
+    displaced = rows.join(won, on=parents, how="semi").select(
         pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
     return _Contest(repeated, displaced, spans, _local(table.table_uri).rstrip("/"))
 
@@ -1100,9 +1114,25 @@ def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> _Contest:
     """The ids of `rows` that the store holds already, and which copy stays (see _repeated)."""
     if table is None:  # (nothing stored: the night's days are not needed)
         return _no_contest()
-    keyed = rows.select(*dedupe.hashes(), _tokens(), _rank(rows), "timestamp").filter(pl.col(dedupe.H1).is_not_null())
+    keyed = rows.with_columns(dedupe.hashes()).select(
+        dedupe.H1, dedupe.H2, _tokens(), _rank(rows), "timestamp", *_parents(rows)).filter(
+        pl.col(dedupe.P1).is_not_null())
     days = keyed.select(pl.col("timestamp").dt.date().unique().drop_nulls()).collect(engine="streaming")
-    return _repeated(table, days["timestamp"].to_list(), skip, keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS, RANK))
+    return _repeated(table, days["timestamp"].to_list(), skip,
+                     keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS, RANK, dedupe.P1, dedupe.P2))
+
+
+def _parents(rows: pl.LazyFrame | None = None) -> list[pl.Expr]:
+    """dedupe.P1, P2: the hashes of a stored or priced row's record's id, its record row's (see
+    _is_record: a response's later steps, a run's other models follow their record row, in the
+    order they were priced and stored). Copies of a request compete as records, as in a report
+    (dedupe.losers): a night's copy holding a step the stored copy lacks is the fuller one. A
+    linear scan (a forward fill). Rows without `requests` (a data file written before it) are
+    records each."""
+    if rows is not None and "requests" not in rows.collect_schema().names():
+        return [pl.col(h).alias(p) for h, p in ((dedupe.H1, dedupe.P1), (dedupe.H2, dedupe.P2))]
+    record = _is_record(None)
+    return [pl.when(record).then(pl.col(h)).forward_fill().alias(p) for h, p in ((dedupe.H1, dedupe.P1), (dedupe.H2, dedupe.P2))]
 
 
 def _rank(rows: pl.LazyFrame | None = None) -> pl.Expr:
@@ -3212,6 +3242,20 @@ def _blamed(priced: pl.DataFrame) -> pl.Series:
                          ).to_series()
 
 
+def _scenario_blamed(rows: pl.LazyFrame, scenario: pl.DataFrame, book: pricebook.PriceBook) -> pl.LazyFrame:
+    """Stored rows with pipeline.SCENARIO_BLAME: on every row of a request of several rows (see
+    _blamed) with a row whose rate keys a what-if's scenario cannot price, the model the scenario
+    names for its first such row (pipeline.with_scenario_blame, for the store's rows)."""
+    record = [SHA, "source_row"]
+    on = [c for c in scenario.columns if c != pipeline.SCENARIO_NAME]
+    rows = rows.pipe(tagging.with_time_band, book).join(scenario.lazy().unique(on), on=on, how="left",
+                                                         nulls_equal=True, maintain_order="left")
+    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    named = pl.col(pipeline.SCENARIO_NAME).drop_nulls().first().over(record)
+    return rows.with_columns(pl.when(several).then(named).alias(pipeline.SCENARIO_BLAME)).drop(
+        pipeline.SCENARIO_NAME, tagging.TIME_BAND)
+
+
 def _changes(before: list[pl.DataFrame], after: list[pl.DataFrame]) -> pl.DataFrame:
     """Old and new cost per month and model (null model: unpriced), and the exact difference."""
     schema = {"month": pl.String, "model": pl.String, "requests": pl.Int64, "cost": MONEY}
@@ -3338,10 +3382,12 @@ def _comparable(doc: str) -> dict:
     return d
 
 
-def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.PriceBook) -> pipeline.Groups:
+def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.PriceBook,
+           scenario: pl.DataFrame | None = None) -> pipeline.Groups:
     """The store's priced requests as rate-key groups (pipeline.Groups), for a what-if: counts summed
     by the keys that decide a rate (with `book`'s price bands) and `by`, with their stored cost as the
-    baseline. Rows unpriced at ingest stay in the accounting, not in the groups."""
+    baseline. Rows unpriced at ingest stay in the accounting, not in the groups. `scenario`: a
+    what-if's unpriceable keys (pipeline.with_scenario_blame): the groups carry SCENARIO_BLAME."""
     root = _resolved(root)
     rep = report(root, [], opts)  # the accounting and notes, as a report from the store gives them
     table = _table(root)
@@ -3356,6 +3402,9 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
                             if k not in tagging.RATE_KEY_COLUMNS])]
     rows = scan(root, months, table, records).filter(
         ~_outside(since, until) & pl.col("unpriced_reason").is_null()).with_columns(*tagging.row_tags(book), *buckets)
+    if scenario is not None and scenario.height:
+        rows = _scenario_blamed(rows, scenario, book)
+        keys.append(pipeline.SCENARIO_BLAME)
     try:
         agg = pipeline.exact_sums(rows, keys, ["requests", *COUNT_COLUMNS],
                                   [_is_record(None).sum().alias(pipeline.ROWS), pl.col("cost").sum()])

@@ -13,7 +13,8 @@ of either, and both prices are exact.
 
 Only requests the baseline priced are compared (the others are in the run's accounting as
 unpriced). A request the scenario cannot price (the target model had no price yet on its date) is
-counted and named, and left out of both sides of the comparison rather than compared with $0.
+counted and named, and left out of both sides of the comparison rather than compared with $0; a
+response of several steps the scenario cannot price in part, whole (see run).
 """
 
 from __future__ import annotations
@@ -111,17 +112,82 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
             raise OptionError(f"--swap names {a} twice, as {swaps[a]} and as {b}: give one target per model")
     base, scen = banded(base_book, scen_book)
     where_keys = [k for k, _ in scenario.where if k not in by]
-    if store_dir:
-        from . import store
+    asked = [*by, *dict.fromkeys(where_keys)]
 
-        groups = store.groups(store_dir, [*by, *dict.fromkeys(where_keys)], opts, base)
-    else:
+    def grouped(unpriceable: pl.DataFrame | None = None) -> pipeline.Groups:
+        if store_dir:
+            from . import store
+
+            return store.groups(store_dir, asked, opts, base, scenario=unpriceable)
         try:
-            groups = (analyze_groups or pipeline.analyze_groups)(paths, [*by, *dict.fromkeys(where_keys)], opts, base)
+            return (analyze_groups or pipeline.analyze_groups)(paths, asked, opts, base, scenario=unpriceable)
         except OptionError as e:  # a --where key the logs lack: say which option named it
             if str(e).startswith("--by ") and any(repr(k) in str(e).split(":")[0] for k in where_keys):
                 raise OptionError("--where" + str(e).removeprefix("--by")) from None
             raise
+
+    groups = grouped()
+    by_given = list(by)
+    frame, keys, hidden, by, unmatched = _compared(groups, by, scenario, swaps, base_book, scen_book, scen)
+    # A response of several steps the scenario cannot price in part (a swapped advisor step, its target
+    # not priced yet on that date) is unpriced whole under the scenario, as a report counts it: groups
+    # hold no responses, so the run is grouped again with the records of such steps found (pipeline.
+    # with_scenario_blame). Only when the scenario leaves a group unpriced: most what-ifs read once.
+    bad = frame.filter(pl.col("unpriced_reason").is_not_null() & pl.col("_match"))
+    if bad.height:
+        unpriceable = bad.select(
+            *[pl.col(BASE.get(c, c)).alias(c) for c in RATE_KEYS], pl.col("model_raw").alias(pipeline.SCENARIO_NAME)
+        ).unique()
+        groups = grouped(unpriceable)
+        frame, keys, hidden, by, unmatched = _compared(groups, by_given, scenario, swaps, base_book, scen_book, scen)
+    unpriced = pl.col("unpriced_reason").is_not_null()
+    scen_acc = _scenario_accounting(frame, scen_book)
+    zero = pl.lit(0, MONEY)
+    measures = [
+        pl.col("requests").sum(),
+        pl.col("requests").filter(pl.col("_match")).sum().alias("scenario_requests"),
+        pl.col("baseline_cost").filter(~unpriced).sum().cast(MONEY).alias("baseline_cost"),
+        pl.col("cost").filter(~unpriced).sum().cast(MONEY).alias("scenario_cost"),
+        pl.col("requests").filter(unpriced).sum().alias("unpriced_requests"),
+        pl.col("baseline_cost").filter(unpriced).sum().cast(MONEY).alias("unpriced_baseline_cost"),
+    ]
+    shown = [hidden[k] for k in by]
+    rows = (frame.group_by(shown).agg(measures).sort(shown, nulls_last=True) if shown else frame.select(measures))
+    rows = rows.rename({hidden[k]: k for k in by}).with_columns(
+        (pl.col("scenario_cost") - pl.col("baseline_cost")).cast(MONEY).alias("difference"))
+    rows = rows.with_columns([bucket_label(k) for k in by if k in TIME_BUCKETS])
+    rows = rows.with_columns(*[pl.col(c).fill_null(zero) for c in MONEY_FIELDS if c != "difference"])
+    rows = rows.select(*by, *ROW_FIELDS)
+    totals = frame.select(measures).with_columns(
+        (pl.col("scenario_cost") - pl.col("baseline_cost")).cast(MONEY).alias("difference")).to_dicts()[0]
+    totals = {k: (v if v is not None else (Decimal(0) if k in MONEY_FIELDS else 0)) for k, v in totals.items()}
+    totals = {k: totals[k] for k in ROW_FIELDS}
+    notes = list(groups.notes)
+    families = {(base_book.models[a].family, scen_book.models[b].family, b) for a, b in swaps.items()}
+    crossing = sorted({b for fa, fb, b in families if fa != fb})
+    if crossing:
+        notes.append(TOKENIZER_NOTE.format(", ".join(crossing)))
+    if scen_acc["unpriced"]:
+        notes.append(f"{counted(scen_acc['unpriced'], 'row')} the scenario cannot price "
+                     f"{'is' if scen_acc['unpriced'] == 1 else 'are'} left out of both costs "
+                     "(see scenario accounting)")
+    if unmatched:
+        notes.append(unmatched)
+    if scenario.batch:
+        notes.append("--batch: requests in fast mode, and of models without a batch price, stay on their tier")
+    return WhatIf(by, rows, totals, groups.accounting, scen_acc, scenario, base_book, scen_book, opts.tz, notes,
+                  [unmatched] if unmatched else [])
+
+
+# The baseline's own rate keys, beside the scenario's in _compared's frame.
+BASE = {"model_raw": "_base_model_raw", "service_tier": "_base_service_tier"}
+
+
+def _compared(groups: pipeline.Groups, by: list[str], scenario: Scenario, swaps: dict[str, str],
+              base_book: pricebook.PriceBook, scen_book: pricebook.PriceBook, scen: pricebook.PriceBook):
+    """The priced groups under the scenario: (frame, keys, hidden key names, `by` as spelled, the
+    unmatched --where note)."""
+    where_keys = [k for k, _ in scenario.where if k not in by]
     spelled = dict(zip([*by, *dict.fromkeys(where_keys)], groups.group_by))  # as the data spells them (resolve_by)
     by = [spelled[k] for k in by]
     keys = groups.group_by
@@ -161,46 +227,22 @@ def run(paths, scenario: Scenario, by: list[str] | tuple[str, ...] = ("model",),
         *[c for c in RATE_KEYS if c not in ("model_raw", "service_tier")],
         model_raw.alias("model_raw"), tier.alias("service_tier"),
         "requests", pipeline.ROWS, *COUNT_COLUMNS, pl.col("cost").alias("baseline_cost"), "_match",
+        *[pl.col(c).alias(b) for c, b in BASE.items()],
+        *([pipeline.SCENARIO_BLAME] if pipeline.SCENARIO_BLAME in priced.columns else []),
     )
     rates = rate_frame(frame, scen)
     frame = pipeline.with_costs(frame.join(rates, on=list(RATE_KEYS), how="left", nulls_equal=True))
-    unpriced = pl.col("unpriced_reason").is_not_null()
-    scen_acc = _scenario_accounting(frame, scen_book)
-    zero = pl.lit(0, MONEY)
-    measures = [
-        pl.col("requests").sum(),
-        pl.col("requests").filter(pl.col("_match")).sum().alias("scenario_requests"),
-        pl.col("baseline_cost").filter(~unpriced).sum().cast(MONEY).alias("baseline_cost"),
-        pl.col("cost").filter(~unpriced).sum().cast(MONEY).alias("scenario_cost"),
-        pl.col("requests").filter(unpriced).sum().alias("unpriced_requests"),
-        pl.col("baseline_cost").filter(unpriced).sum().cast(MONEY).alias("unpriced_baseline_cost"),
-    ]
-    shown = [hidden[k] for k in by]
-    rows = (frame.group_by(shown).agg(measures).sort(shown, nulls_last=True) if shown else frame.select(measures))
-    rows = rows.rename({hidden[k]: k for k in by}).with_columns(
-        (pl.col("scenario_cost") - pl.col("baseline_cost")).cast(MONEY).alias("difference"))
-    rows = rows.with_columns([bucket_label(k) for k in by if k in TIME_BUCKETS])
-    rows = rows.with_columns(*[pl.col(c).fill_null(zero) for c in MONEY_FIELDS if c != "difference"])
-    rows = rows.select(*by, *ROW_FIELDS)
-    totals = frame.select(measures).with_columns(
-        (pl.col("scenario_cost") - pl.col("baseline_cost")).cast(MONEY).alias("difference")).to_dicts()[0]
-    totals = {k: (v if v is not None else (Decimal(0) if k in MONEY_FIELDS else 0)) for k, v in totals.items()}
-    totals = {k: totals[k] for k in ROW_FIELDS}
-    notes = list(groups.notes)
-    families = {(base_book.models[a].family, scen_book.models[b].family, b) for a, b in swaps.items()}
-    crossing = sorted({b for fa, fb, b in families if fa != fb})
-    if crossing:
-        notes.append(TOKENIZER_NOTE.format(", ".join(crossing)))
-    if scen_acc["unpriced"]:
-        notes.append(f"{counted(scen_acc['unpriced'], 'row')} the scenario cannot price "
-                     f"{'is' if scen_acc['unpriced'] == 1 else 'are'} left out of both costs "
-                     "(see scenario accounting)")
-    if unmatched:
-        notes.append(unmatched)
-    if scenario.batch:
-        notes.append("--batch: requests in fast mode, and of models without a batch price, stay on their tier")
-    return WhatIf(by, rows, totals, groups.accounting, scen_acc, scenario, base_book, scen_book, opts.tz, notes,
-                  [unmatched] if unmatched else [])
+    own = pl.col("unpriced_reason")
+    if pipeline.SCENARIO_BLAME in frame.columns:
+        # A group of a response the scenario cannot price in part (see run): unpriced whole, named by
+        # that step's model under the scenario; its other steps say why, as in `price`.
+        whole = pl.col(pipeline.SCENARIO_BLAME).is_not_null() & pl.col("_match")
+        named = pl.when(whole).then(pl.col(pipeline.SCENARIO_BLAME)).otherwise(pl.col("model_raw"))
+        frame = frame.with_columns(
+            named.alias("_named"), pl.when(named == pl.col("model_raw")).then(own).alias("_own_reason"),
+            pl.when(whole).then(pl.coalesce(own, pl.format(pipeline.STEP_UNPRICED, pl.col(pipeline.SCENARIO_BLAME))))
+            .otherwise(own).alias("unpriced_reason"))
+    return frame, keys, hidden, by, unmatched
 
 
 # How each time bucket is labelled (tagging.bucket_label), as people read the form.
@@ -259,6 +301,10 @@ def _scenario_accounting(frame: pl.DataFrame, book: pricebook.PriceBook) -> dict
     """The baseline's priced rows, split: compared (the scenario priced them too) + unpriced (named)."""
     unpriced = frame.filter(pl.col("unpriced_reason").is_not_null())
     compared = int(frame.filter(pl.col("unpriced_reason").is_null())[pipeline.ROWS].sum() or 0)
+    if "_named" in frame.columns:  # (a response unpriced whole: its model's own reasons, else its steps')
+        unpriced = unpriced.with_columns(pl.col("_named").alias("model_raw"), pl.coalesce(
+            pl.col("_own_reason").drop_nulls().unique().sort().str.join("; ").over("_named").replace("", None),
+            pl.col("unpriced_reason")).alias("unpriced_reason"))
     by_model = unpriced.group_by("model_raw").agg(
         pl.col(pipeline.ROWS).sum(), pl.col("unpriced_reason").unique().sort().str.join("; ")).sort(
         [pipeline.ROWS, "model_raw"], descending=[True, False])

@@ -27,12 +27,13 @@ What broke:
 - A model name holding a line break: the store's reason pattern did not match it, and the request was
   counted under its first row's model. Fixed (`(?s)`).
 - Two copies of one response, the first without the unknown step (or a stream whose earlier
-  message_delta lists the steps before the advisor's): the first copy's first row wins, the later
-  copy's step is no copy of anything and stays, unpriced and counted nowhere (0 unpriced, exit 0
-  under --strict); the same across two nights of a store. Blame is by record (file, line), not by
-  request. xfail.
-- `whatif`: a scenario that cannot price a later step (a swap to a model not yet priced then) leaves
-  that step out of both costs with the request "compared" and 0 unpriced. xfail.
+  message_delta lists the steps before the advisor's): the first copy's first row won, the later
+  copy's step was no copy of anything and stayed, unpriced and counted nowhere (0 unpriced, exit 0
+  under --strict); the same across two nights of a store. Fixed: copies of a record compete whole,
+  with all their steps' tokens (dedupe.losers, engine_spark._ranked, store._repeated).
+- `whatif`: a scenario that cannot price a later step (a swap to a model not yet priced then) left
+  that step out of both costs with the request "compared" and 0 unpriced. Fixed
+  (pipeline.with_scenario_blame: the scenario's side has the report's rule).
 - A label check (a blank model) on one step was not one verdict per record: a blank first step
   quarantined the record but its later steps were priced; a blank later step vanished. Fixed.
 """
@@ -200,12 +201,7 @@ FULL = _msg("msg_u", [_k(1000), _k(500, UNKNOWN)])
 # anything (dedupe.lost names a later row by record and id), so it stays: unpriced, in a record that is
 # a losing copy, counted nowhere; unpriced_models {UNKNOWN: 0}, exit 0 under --strict. blamed_records
 # blames FULL's record key, never the winning copy's.
-@pytest.mark.parametrize("order", [
-    "full-first",
-    pytest.param("short-first", marks=pytest.mark.xfail(strict=True, reason=(
-        "a losing copy's later step on an unknown model stays, unpriced and counted nowhere; the winning "
-        "copy of its request is priced"))),
-])
+@pytest.mark.parametrize("order", ["full-first", "short-first"])
 def test_copies_of_a_response_with_an_unknown_step_count_it_once(tmp_path, order):
     logs, opts = _copies(tmp_path, *((FULL, SHORT) if order == "full-first" else (SHORT, FULL)))
     rep = analyze([logs], ["model"], opts)
@@ -232,12 +228,7 @@ def _stream(*deltas: list[dict]) -> list[str]:
     return [json.dumps(e) for e in (start, *events, {"type": "message_stop"})]
 
 
-@pytest.mark.parametrize("deltas", [
-    "final",
-    pytest.param("cumulative", marks=pytest.mark.xfail(strict=True, reason=(
-        "a stream's earlier delta without the advisor step wins; the later delta's advisor step is counted "
-        "nowhere"))),
-])
+@pytest.mark.parametrize("deltas", ["final", "cumulative"])
 def test_a_streamed_response_with_an_unknown_step_is_unpriced_whole(tmp_path, deltas):
     first, advisor = {"input_tokens": 1000, "output_tokens": 5}, {"model": UNKNOWN, "input_tokens": 500,
                                                                     "output_tokens": 0}
@@ -250,9 +241,57 @@ def test_a_streamed_response_with_an_unknown_step_is_unpriced_whole(tmp_path, de
     assert result.exit_code == 1
 
 
+# Copies compete as records, with all their steps' tokens (dedupe.losers): the copy with the advisor
+# step is the fuller one, billed whole, whichever was read first; the other is one duplicate. Priced:
+# msg_p $0.003 + msg_u's Sonnet step 1,000 x $3/M + its Haiku step 1,000 x $1/M = $0.007.
+@pytest.mark.parametrize("order", ["full-first", "short-first"])
+def test_the_fuller_copy_of_a_response_is_billed_whole(tmp_path, order):
+    full = _msg("msg_u", [_k(1000), _k(1000, HAIKU)])
+    logs, opts = _copies(tmp_path, *((full, SHORT) if order == "full-first" else (SHORT, full)))
+    rep = analyze([logs], ["model"], opts)
+    a = rep.accounting
+    assert (a.priced, a.unpriced, a.duplicates, a.balanced) == (2, 0, 1, True)
+    assert (rep.totals["input_tokens"], rep.totals["cost"]) == (3000, D("0.007"))
+    rows = price_requests([logs], opts)[0].lazy().collect()
+    assert rows.select("request_id", "cost").rows() == [
+        ("msg_p", D("0.003")), ("msg_u", D("0.003")), ("msg_u#1", D("0.001"))]
+    # a third copy, of the first step alone, logged later: still one bill, two duplicates
+    logs = _write(tmp_path / "in" / "d.jsonl", [PLAIN, SHORT, full, SHORT])
+    a = analyze([logs], ["model"], opts).accounting
+    assert (a.priced, a.duplicates, a.balanced) == (2, 2, True)
+
+
+def test_spark_agrees_on_copies_that_differ_in_their_steps(tmp_path):
+    pytest.importorskip("pyspark")
+    from analyzer import engine_spark
+    from analyzer.writers import render, sink_rows
+
+    paths = [_write(tmp_path / "in" / "d.jsonl", [PLAIN, SHORT, FULL, CLEAN, _msg("msg_c", [_k(1000)])]),
+             _write(tmp_path / "in" / "s.jsonl", _stream([{"input_tokens": 1000, "output_tokens": 5}],
+                                                          [{"input_tokens": 1000, "output_tokens": 5},
+                                                           {"model": UNKNOWN, "input_tokens": 500, "output_tokens": 0}]))]
+    session = engine_spark.session("local[2]")
+    try:
+        reports, priced = [], []
+        for n, run in enumerate((analyze, engine_spark.analyze)):
+            opts = Options(quarantine=str(tmp_path / f"q{n}.jsonl"), batch_time=BT)
+            reports.append(json.loads(render(run(paths, ["model"], opts), "json").replace(str(tmp_path / f"q{n}.jsonl"), "")))
+        rows, _ = price_requests(paths, _opts(tmp_path))
+        sink_rows(rows, "csv", str(tmp_path / "polars.csv"))
+        engine_spark.price(paths, str(tmp_path / "spark.csv"), "csv", _opts(tmp_path))
+        priced = [(tmp_path / f"{e}.csv").read_text() for e in ("polars", "spark")]
+    finally:
+        session.stop()
+    assert reports[0] == reports[1] and priced[0] == priced[1]
+    a = reports[0]["accounting"]
+    # msg_u and msg_s unpriced whole (the fuller copies), msg_c's fuller copy priced: $0.003 + $0.004;
+    # the shorter copies of msg_u and msg_c are duplicates (the stream's earlier events: repeats)
+    assert (a["priced"], a["unpriced"], a["duplicates"], a["unpriced_models"]) == (2, 2, 2, {UNKNOWN: 2})
+    assert D(str(reports[0]["totals"]["cost"])) == D("0.007")
+
+
 # The same two copies on two nights of a store: the stored SHORT copy keeps its place (a tie), and
 # FULL's later step is stored beside it, counted nowhere.
-@pytest.mark.xfail(strict=True, reason="a later night's step of a stored request is stored and counted nowhere")
 def test_a_later_nights_copy_with_an_unknown_step_is_counted_once_in_the_store(tmp_path):
     st = str(tmp_path / "st")
     for n, lines in enumerate([[PLAIN, SHORT], [FULL]]):
@@ -261,23 +300,75 @@ def test_a_later_nights_copy_with_an_unknown_step_is_counted_once_in_the_store(t
     assert (a.priced, a.unpriced, a.unpriced_models) == (1, 1, {UNKNOWN: 1})
 
 
+# A night's fuller copy (with a priced Haiku step) replaces the stored one whole, and a night's lesser
+# copy is a duplicate of the fuller stored one: either order, the report of both files' rows: msg_p
+# $0.003 + msg_u's 1,000 Sonnet tokens $0.003 + its 1,000 Haiku tokens $0.001, one duplicate.
+@pytest.mark.parametrize("order", ["short-stored", "full-stored"])
+def test_the_store_keeps_the_fuller_copy_of_a_response_whole(tmp_path, order):
+    full = _msg("msg_u", [_k(1000), _k(1000, HAIKU)])
+    nights = [[PLAIN, SHORT], [full]] if order == "short-stored" else [[PLAIN, full], [SHORT]]
+    st, files = str(tmp_path / "st"), []
+    for n, lines in enumerate(nights):
+        files.append(_write(tmp_path / f"n{n}" / "a.jsonl", lines))
+        store.ingest([files[-1]], st, _opts(tmp_path))
+    rep = store.report(st, ["model"])
+    a = rep.accounting
+    assert (a.priced, a.unpriced, a.duplicates) == (2, 0, 1)
+    assert (rep.totals["input_tokens"], rep.totals["cost"]) == (3000, D("0.007"))
+    assert _summary(rep) == _summary(analyze(files, ["model"], _opts(tmp_path)))
+    rows = pl.read_delta(st).filter(pl.col("request_id").str.starts_with("msg_u")).sort("request_id")
+    assert rows.select("request_id", "cost").rows() == [("msg_u", D("0.003")), ("msg_u#1", D("0.001"))]
+
+
 # --- whatif: a scenario that cannot price one step of a request ---------------------------------------
 
 # msg_c's Haiku step swapped to Opus 4.5 on 2025-11-01, before Opus 4.5's first price: the scenario
 # cannot price that step. whatif prices groups, not records: the step (no record of its own) was left
 # out of both costs while msg_c was "compared" on its Sonnet step alone, with 0 unpriced, no note, and
-# scenario_accounting naming Opus with 0 rows.
-@pytest.mark.xfail(strict=True, reason="whatif compares a request whose step the scenario cannot price")
-def test_a_scenario_that_cannot_price_a_step_leaves_its_request_out(tmp_path):
-    from analyzer import whatif
+# scenario_accounting naming Opus with 0 rows. Fixed: grouped again with such records found
+# (pipeline.with_scenario_blame), msg_c is unpriced whole under the scenario, out of both costs; its
+# baseline cost ($0.003 + $0.001) is `unpriced_baseline_cost`. Logs, the store, and Spark agree.
+W_DAY = "2025-11-01T00:00:00Z"
 
-    day = "2025-11-01T00:00:00Z"
-    logs = _write(tmp_path / "in" / "w.jsonl", [x.replace(TS, day) for x in (PLAIN, CLEAN)])
-    w = whatif.run([logs], whatif.Scenario(swaps=((HAIKU, OPUS),)), ["model"], _opts(tmp_path))
+
+def _whatif_checked(w) -> None:
     assert (w.accounting.priced, w.accounting.unpriced) == (2, 0)  # the baseline prices both
     s = w.scenario_accounting
     assert (s["compared"], s["unpriced"], s["unpriced_models"]) == (1, 1, {OPUS: 1})
+    assert s["unpriced_reasons"][OPUS].startswith(f"no price for {OPUS} before ")
     assert w.totals["baseline_cost"] == w.totals["scenario_cost"] == D("0.003")  # msg_p alone
+    assert (w.totals["requests"], w.totals["unpriced_requests"], w.totals["unpriced_baseline_cost"]) == (
+        2, 1, D("0.004"))
+
+
+def test_a_scenario_that_cannot_price_a_step_leaves_its_request_out(tmp_path):
+    from analyzer import whatif
+
+    logs = _write(tmp_path / "in" / "w.jsonl", [x.replace(TS, W_DAY) for x in (PLAIN, CLEAN)])
+    _whatif_checked(whatif.run([logs], whatif.Scenario(swaps=((HAIKU, OPUS),)), ["model"], _opts(tmp_path)))
+    st = str(tmp_path / "st")
+    store.ingest([logs], st, _opts(tmp_path))
+    _whatif_checked(whatif.run([], whatif.Scenario(swaps=((HAIKU, OPUS),)), ["model"], Options(), store_dir=st))
+    # --where on another day: the scenario applies to no request, and nothing is left out
+    w = whatif.run([logs], whatif.Scenario(swaps=((HAIKU, OPUS),), where=(("day", "2025-11-02"),)), ["model"],
+                   _opts(tmp_path))
+    assert (w.scenario_accounting["unpriced"], w.totals["scenario_cost"]) == (0, D("0.007"))
+
+
+def test_spark_agrees_on_a_scenario_that_cannot_price_a_step(tmp_path):
+    pytest.importorskip("pyspark")
+    from analyzer import engine_spark, whatif
+
+    logs = _write(tmp_path / "in" / "w.jsonl", [x.replace(TS, W_DAY) for x in (PLAIN, CLEAN, BLAMED)])
+    scenario = whatif.Scenario(swaps=((HAIKU, OPUS),))
+    session = engine_spark.session("local[2]")
+    try:
+        out = [whatif.as_dict(whatif.run([logs], scenario, ["model"], _opts(tmp_path), analyze_groups=run))
+               for run in (None, engine_spark.analyze_groups)]
+    finally:
+        session.stop()
+    assert out[0] == out[1]
+    assert out[0]["scenario_accounting"]["unpriced_models"] == {OPUS: 1}
 
 
 # --- a label check on one step -----------------------------------------------------------------------
