@@ -643,9 +643,18 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
             return pl.col(col)
         if col in nested and robust:
             return pl.col(col).str.json_path_match(_json_path(parts[1:]))
-        e = pl.col(f"_json_{col}" if col in nested else col)
+        if col in nested:
+            e = pl.col(f"_json_{col}")
+            for p in parts[1:]:
+                e = e.struct.field(p)
+            return e
+        # A struct column (Parquet) holds the fields its writer saw: a path it lacks is absent, as a
+        # key a JSON record lacks (Messages responses without `usage.iterations`), not an error.
+        e, dtype = pl.col(col), table[col]
         for p in parts[1:]:
-            e = e.struct.field(p)
+            if isinstance(dtype, pl.Struct) and p not in (fields := {f.name: f.dtype for f in dtype.fields}):
+                return pl.lit(None, pl.String)
+            e, dtype = e.struct.field(p), fields.get(p) if isinstance(dtype, pl.Struct) else None
         return e
     if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
         lf = lf.with_columns(pl.lit(False).alias(BAD))
