@@ -5,16 +5,23 @@ Tried, and held (a test below where one was worth keeping):
 - every label column (model, tier, speed, workspace, a custom dimension) with U+200B, U+200E/U+200F,
   U+2028, U+0085 and U+FEFF at either end, in the middle of a CSV: one group, trimmed, in --by;
   a mark inside a label (`stan\\u200bdard`) or a combining mark at its end is kept (not invisible).
+- the Spark engine on a CSV of all those marks, with a copy of one request per mark: the same
+  single group and the same counts as Polars (its FIT and its groups' cleaning are labels.py's).
+- a custom mapping's `[values.<column>]` on a Parquet file whose label columns are integers
+  (tier 1/2, team 7/8), keys `"8 "` and `"2" = "Priority"`: matched and cleaned (base: `8 ` missed).
+- a lone surrogate escape in a JSON label (`\\ud800`): the line is quarantined whole, as before
+  (Polars does not decode it); a label ending U+200B + U+0301 keeps both (a combining mark is
+  not invisible): unpriced, named with the escape.
 - two copies of a request whose model differs only by invisible characters: one request. (Request
   ids are not labels: `r4` and `r4\\u200b`, like `r5` and `r5 `, are two requests, as before.)
 - a file created in the logs' directory during the run, with a bad record, is not in the quarantine
   file (CSV and JSON Lines); a file deleted during the run is named (exit 2); a symlinked log is its
   target's fingerprint, an append through it is no change, its target replaced is named; a named
   FIFO is refused before any fingerprint is taken (so no blocking open); object storage and stdin
-  have none (fingerprint.take: not a local regular file).
+  have none (fingerprint.take: not a local regular file; read, not run against moto).
 - the store's ingest prices through price_requests: its quarantine pass checks the fingerprints.
-- a Parquet file of Messages responses whose usage.iterations is null on every row but typed a list
-  of structs is refused, named (the format reads it as JSON text).
+- a CSV record's raw in the quarantine file is its text as written (`"-04"`, `"+3"`) read plain,
+  gzip, zstd and from stdin; a Parquet file's raw keeps its own types (`-4`), as it was written.
 - the fingerprints of a Claude Code tree of 2,000 transcripts (118 MB): no CPU difference measured
   against 40b9af1 (see the branch report).
 
@@ -23,6 +30,9 @@ Found (each a test below):
   field, the common case) failed "cannot read input: iterations", naming no file: a path into a
   struct column was read with struct.field, which fails on a field the struct lacks. Fixed: a
   field the struct lacks is absent (null), as a key a JSON record lacks.
+- (strict xfail) a Parquet file of Messages responses whose usage.iterations is typed a list of
+  structs but null on every row is refused (the check is on the schema alone); 40b9af1 read it,
+  and rightly (no iterations: the top-level counts).
 - (strict xfail) a store row written before labels.trim, `claude-haiku-4-5\\u200b`, stays unpriced
   under `reprice`: stored labels are never cleaned again, so the same model logged the same way is
   priced from new nights and unpriced from old ones.
@@ -122,14 +132,19 @@ def test_a_parquet_of_responses_without_iterations_reads_as_its_json_lines(tmp_p
     assert outs[0][0].count("\n") > 2  # (several models priced: not an empty report agreeing)
 
 
-def test_a_parquet_whose_iterations_are_all_null_lists_is_refused_named(tmp_path):
+@pytest.mark.xfail(strict=True, reason="mapped._nested_where_text refuses by the schema alone: a Parquet file of "
+                   "Messages responses whose usage.iterations is typed a list of structs but null on every row (a "
+                   "typed writer's schema, no response with iterations) is refused, where 40b9af1 read it, rightly")
+def test_a_parquet_whose_iterations_are_all_null_lists_reads_as_its_json_lines(tmp_path):
     df = _responses()
-    typed = df.schema["usage"].to_schema()["iterations"]
-    df.with_columns(pl.col("usage").struct.with_fields(pl.lit(None, typed).alias("iterations"))).write_parquet(
-        tmp_path / "r.parquet")
-    code, out, _ = _cli(tmp_path, ["report", str(tmp_path / "r.parquet"), "-q", "--batch-time", "2026-10-08"])
-    assert code == 2 and out.startswith(f"llm-cost: error: {tmp_path / 'r.parquet'}: a Parquet file whose "
-                                        "usage.iterations is a nested value (a list)"), out
+    usage = df.schema["usage"].to_schema()
+    bare = df.with_columns(pl.struct([pl.col("usage").struct.field(f) for f in usage if f != "iterations"]).alias("usage"))
+    bare.write_ndjson(tmp_path / "r.jsonl")
+    df.with_columns(pl.col("usage").struct.with_fields(pl.lit(None, usage["iterations"]).alias("iterations"))
+                    ).write_parquet(tmp_path / "r.parquet")
+    outs = [_cli(tmp_path, ["report", str(tmp_path / name), "--by", "model", "--format", "csv", "-q",
+                            "--batch-time", "2026-10-08T00:00:00Z"])[:2] for name in ("r.jsonl", "r.parquet")]
+    assert outs[0][0] == 0 and outs[1] == outs[0], outs
 
 
 # --- fingerprints -----------------------------------------------------------------------------------
