@@ -666,15 +666,21 @@ def _nested_where_text(src: SourceFile, table: pl.Schema, names: dict[str, str],
     format reads another type: a Parquet file of a JSON format's records (Messages responses written by
     Polars: `usage.iterations` a list of structs, which the format reads as JSON text) otherwise
     failed only once the run's plan ran, in a message naming no file ("cannot cast List type ...").
-    (By the file's schema: Polars casts a list that is null on every row it sees, so a run on the
-    first rows would not tell.)"""
+    (By the file's schema, then that value's column alone: Polars casts a list that is null on every
+    row it sees, so a run on the first rows would not tell; a typed writer's file whose value is null
+    on every row, as a response's iterations mostly are, is read, as its JSON Lines would be.)"""
     for alt, dtype in typed.items():
         col = names.get(alt[0].lower())
         found = table.get(col) if col is not None else None
         for p in alt[1:]:
             fields = {f.name: f.dtype for f in found.fields} if isinstance(found, pl.Struct) else {}
             found = fields.get(p)
-        if found is not None and found.is_nested() and found != dtype:
+        if found is None or not found.is_nested() or found == dtype:
+            continue
+        value = pl.col(col)
+        for p in alt[1:]:
+            value = value.struct.field(p)
+        if src.scan_parquet().select(value.is_not_null().any()).collect().item():
             raise DialectError(f"{src.display}: a Parquet file whose {'.'.join(alt)} is a nested value (a "
                                f"{type(found).__name__.lower()}) of another shape than this format reads; a "
                                "JSON format's records are read as JSON: give them as JSON Lines")

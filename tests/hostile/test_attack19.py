@@ -30,9 +30,9 @@ Found (each a test below):
   field, the common case) failed "cannot read input: iterations", naming no file: a path into a
   struct column was read with struct.field, which fails on a field the struct lacks. Fixed: a
   field the struct lacks is absent (null), as a key a JSON record lacks.
-- (strict xfail) a Parquet file of Messages responses whose usage.iterations is typed a list of
-  structs but null on every row is refused (the check is on the schema alone); 40b9af1 read it,
-  and rightly (no iterations: the top-level counts).
+- a Parquet file of Messages responses whose usage.iterations is typed a list of structs but null
+  on every row was refused (the check was on the schema alone); 40b9af1 read it, and rightly (no
+  iterations: the top-level counts). The check now reads that column when the schema differs.
 - (strict xfail) a store row written before labels.trim, `claude-haiku-4-5\\u200b`, stays unpriced
   under `reprice`: stored labels are never cleaned again, so the same model logged the same way is
   priced from new nights and unpriced from old ones.
@@ -132,9 +132,6 @@ def test_a_parquet_of_responses_without_iterations_reads_as_its_json_lines(tmp_p
     assert outs[0][0].count("\n") > 2  # (several models priced: not an empty report agreeing)
 
 
-@pytest.mark.xfail(strict=True, reason="mapped._nested_where_text refuses by the schema alone: a Parquet file of "
-                   "Messages responses whose usage.iterations is typed a list of structs but null on every row (a "
-                   "typed writer's schema, no response with iterations) is refused, where 40b9af1 read it, rightly")
 def test_a_parquet_whose_iterations_are_all_null_lists_reads_as_its_json_lines(tmp_path):
     df = _responses()
     usage = df.schema["usage"].to_schema()
