@@ -15,6 +15,11 @@ Tried, and held:
   already carry `requests`): displaced whole, `report --store` == `report` of the files.
 - Replacing a file whose fuller copy had displaced a stored copy of one step, by content without
   the request, or with the lesser copy again: the stored copy comes back, totals as the files'.
+- whatif with a scenario that cannot price a copy's step (a swap to Opus 4.5 before its price), the
+  copies in one file or over two nights either way: the fuller copy unpriced whole, from the logs
+  and from the store alike.
+- `store compact` of nights of three-step records, then a night of fuller copies: the rows of a
+  record stay consecutive (the forward fill of the repeat check), displaced whole (tried by hand).
 - `report` of 1M Messages JSONL, 10% duplicate ids, 20% two-step responses (see the report of
   attack20): user CPU 8.9-9.2 s at 32d69cf, 9.2-9.3 s now; RSS 485-498 vs 516-539 MB.
 
@@ -44,7 +49,7 @@ import pytest
 
 from analyzer import Options, analyze, price_requests, store
 
-from .test_attack14 import HAIKU, PLAIN, UNKNOWN, _k, _msg, _opts, _write
+from .test_attack14 import BT, HAIKU, PLAIN, UNKNOWN, _k, _msg, _opts, _write
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,7 +131,7 @@ def test_spark_agrees_on_ties_and_a_row_id_in_two_records(tmp_path):
         out = []
         for n, run in enumerate((analyze, engine_spark.analyze)):
             q = str(tmp_path / f"q{n}.jsonl")
-            out.append(json.loads(render(run(paths, ["model"], _opts(tmp_path, quarantine=q)), "json").replace(q, "")))
+            out.append(json.loads(render(run(paths, ["model"], Options(quarantine=q, batch_time=BT)), "json").replace(q, "")))
     finally:
         session.stop()
     assert out[0] == out[1]
@@ -211,3 +216,31 @@ def test_a_replacing_copy_with_an_unknown_step_is_unpriced_whole(tmp_path):
     assert _acc(logs) == (1, 1, 1, {UNKNOWN: 1}, 1000, D("0.003"))
     assert _acc(stored) == _acc(logs)
     assert pl.read_delta(str(tmp_path / "st")).filter(pl.col("request_id") == "msg_u")["cost"].to_list() == [None]
+
+
+# --- whatif: a scenario leaving a step unpriced, with copies, from logs and from the store --------------
+
+# msg_c's fuller copy (a Haiku step swapped to Opus 4.5 before its first price) wins whole over its
+# copy without the step, in one file or across two nights either way: unpriced whole under the
+# scenario, its baseline $0.003 + $0.001 in unpriced_baseline_cost; msg_p $0.003 compared.
+@pytest.mark.parametrize("split", [None, (1, 2), (2, 1)])
+def test_whatif_of_copies_with_an_unpriceable_step_from_logs_and_from_the_store(tmp_path, split):
+    from analyzer import whatif
+
+    from .test_attack14 import OPUS, TS, W_DAY
+
+    lines = [x.replace(TS, W_DAY) for x in (PLAIN, _msg("msg_c", [_k(1000)]), _msg("msg_c", [_k(1000), _k(1000, HAIKU)]))]
+    nights = [lines] if split is None else [[lines[0], lines[split[0]]], [lines[split[1]]]]
+    files = [_write(tmp_path / f"n{i}" / "w.jsonl", n) for i, n in enumerate(nights)]
+    st = str(tmp_path / "st")
+    for f in files:
+        store.ingest([f], st, _opts(tmp_path))
+    scenario = whatif.Scenario(swaps=((HAIKU, OPUS),))
+    out = [whatif.run(files, scenario, ["model"], _opts(tmp_path)),
+           whatif.run([], scenario, ["model"], Options(), store_dir=st)]
+    for w in out:
+        s = w.scenario_accounting
+        assert (w.accounting.priced, w.accounting.duplicates) == (2, 1)
+        assert (s["compared"], s["unpriced"], s["unpriced_models"]) == (1, 1, {OPUS: 1})
+        assert (w.totals["baseline_cost"], w.totals["scenario_cost"], w.totals["unpriced_baseline_cost"]) == (
+            D("0.003"), D("0.003"), D("0.004"))
