@@ -183,7 +183,8 @@ STREAM = Path(__file__).resolve().parent.parent / "fixtures" / "dialects" / "cla
 
 
 # The result (line 5) is quarantined whole: neither model's row is priced. Its run's two assistant
-# messages are repeats of its first row (the id `<run>#<first model>`): with the result quarantined,
+# messages are repeats of its first row (the id `<run>#<first model>`, in the models' order: Haiku
+# 4.5, listed second, is the first row, so both rows bad give Haiku's reason): with the result quarantined,
 # the larger (msg_01A: 2 x 5 + 7,924 x 6.25 + 13,368 x 0.50 + 9 x 25 = $0.056444 on Opus 4.5) stands
 # for the run, a lower bound, and the other is its repeat, as when the first model's row was bad.
 # Before, a bad Haiku row was counted nowhere and the run priced at Opus's $0.10270775 alone.
@@ -191,7 +192,7 @@ STREAM = Path(__file__).resolve().parent.parent / "fixtures" / "dialects" / "cla
     ({'"inputTokens":1710': '"inputTokens":1710.5'}, "input_tokens is not a whole number (1710.5)"),
     ({'"outputTokens":269': '"outputTokens":-269'}, "negative output_tokens (-269)"),
     ({'"inputTokens":1710': '"inputTokens":1710.5', '"outputTokens":269': '"outputTokens":-269'},
-     "negative output_tokens (-269)"),  # both models' rows bad: one line, the first row's reason
+     "input_tokens is not a whole number (1710.5)"),  # both models' rows bad: one line, the first row's reason
 ], ids=["second model", "first model", "both"])
 def test_a_bad_model_row_quarantines_the_whole_run_result(tmp_path, bad, reason):
     lines = STREAM.read_text().splitlines()
@@ -210,7 +211,7 @@ def test_a_bad_model_row_quarantines_the_whole_run_result(tmp_path, bad, reason)
     assert report.totals["cost"] == D("0.056444") and report.totals["reported_cost"] is None
     assert [(w["line"], w["reason"]) for w in written] == [(5, reason)]
     # (msg_01A, under its run's id: 2 input tokens)
-    run = "2d1c0b9a-8e7f-4a6b-9c5d-4e3f2a1b0c9d#claude-opus-4-5-20251101"
+    run = "2d1c0b9a-8e7f-4a6b-9c5d-4e3f2a1b0c9d#claude-haiku-4-5-20251001"
     assert rows.select("request_id", "model_raw", "input_tokens", "cost").rows() == [
         (run, "claude-opus-4-5-20251101", 2, D("0.056444"))]
     _agree(report, rows, acc)
@@ -305,8 +306,8 @@ def test_a_run_result_with_an_unknown_model_is_unpriced_whole(tmp_path):
     rows, acc = price_requests([str(path)], opts)
     rows = rows.lazy().collect()
     assert rows.select("model_raw", "cost", "unpriced_reason").rows() == [
-        ("claude-opus-4-5-20251101", None, f"not priced: another part of its request cannot be priced ({UNKNOWN})"),
-        (UNKNOWN, None, f"unknown model: {UNKNOWN}")]
+        (UNKNOWN, None, f"unknown model: {UNKNOWN}"),
+        ("claude-opus-4-5-20251101", None, f"not priced: another part of its request cannot be priced ({UNKNOWN})")]
     assert acc.as_dict() == a.as_dict()
 
 

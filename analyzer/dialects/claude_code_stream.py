@@ -88,6 +88,10 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         # shared one id (`<run>#<model>`), and each was taken for the other's copy: the model was lost.
         pl.when(result).then(pl.col(LINE).str.extract(_MODEL_USAGE, 1))
         .str.extract_all(_MEMBER).list.eval(pl.element().filter(pl.element().str.extract(_KEY, 1).is_first_distinct()))
+        # In the models' order, not the line's: the run's record is its first row's id (`<run>#<model>`),
+        # and the same run saved by another writer (stream-json and json) may list them in another
+        # order: listed as logged, the two copies were two records, and the run was billed twice.
+        .list.sort()
         .alias("_x_members"),
     )
     # The record an assistant message repeats: its run's (the next result in the file; null after the
