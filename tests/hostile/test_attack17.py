@@ -1,0 +1,195 @@
+"""Attacks on store4 (every ingest a version, a night whose copies all lost included; `_restore`
+ordering kept copies by rows version, then time of ingest and path; a replace stopped by a missing
+kept copies file; `_names_kept`).
+
+Invariant: after any sequence of ingests, `report --store` equals `report` of the files the store
+holds, in the order of their last ingest, accounting included (`same_as_logs`).
+
+Tried, and what held:
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analyzer import store
+
+from ..test_store import json_report, log, req
+from ..test_store_copies import same_as_logs
+
+BY = ("workspace", "model")
+STAMPS = ["2026-10-31T23:00:00Z", "2026-11-01T01:00:00Z", "2026-11-01T20:00:00Z"]  # within a day: one request
+FILES = 4
+
+
+def at(rid, stamp, **kw):
+    return {**req(rid, **kw), "timestamp": stamp}
+
+
+def _held(st: Path) -> dict[str, dict]:
+    if not (st / "_delta_log").exists():
+        return {}
+    return {r["path"]: r for r in store._files(str(st), store._table(str(st))).values()}
+
+
+def _order(st: Path, held: dict[str, dict]) -> list[Path]:
+    """The files the store holds by their last ingest, from the log (each ingest names its file),
+    not from the records the code under test orders by."""
+    last: dict[str, int] = {}
+    for h in store.history(str(st)) if (st / "_delta_log").exists() else []:
+        if h["file"] is not None:
+            last.setdefault(h["file"], h["version"])
+    return [Path(p) for p in sorted(held, key=lambda p: last.get(p, -1))]
+
+
+def _sequences():
+    from hypothesis import strategies as hs
+
+    copy = hs.tuples(hs.integers(0, 3), hs.sampled_from([100, 200]), hs.integers(0, len(STAMPS) - 1))
+    content = hs.one_of(hs.none(), hs.lists(copy, min_size=0, max_size=4))  # None: the file as it is
+    run = hs.lists(hs.tuples(hs.integers(0, FILES - 1), content), min_size=1, max_size=FILES,
+                   unique_by=lambda c: c[0])
+    op = hs.one_of(hs.tuples(hs.just("run"), run),
+                   hs.tuples(hs.just("copy"), hs.tuples(hs.integers(0, FILES - 1), hs.integers(0, FILES - 1))),
+                   hs.tuples(hs.just("compact"), hs.none()), hs.tuples(hs.just("reprice"), hs.none()))
+    return hs.lists(op, min_size=1, max_size=int(os.environ.get("A17_STEPS", "7")))
+
+
+def _run(root: Path, ops) -> None:
+    st = root / "st"
+    paths = [root / f"f{k}" / f"{k}.csv" for k in range(FILES)]
+    for step, (kind, arg) in enumerate(ops):
+        if kind in ("compact", "reprice"):
+            if (st / "_delta_log").exists():
+                store.compact(str(st), retention_days=0) if kind == "compact" else store.reprice(str(st))
+        else:
+            batch = [arg] if kind == "copy" else arg
+            if kind == "copy":
+                k, j = arg
+                if not paths[j].exists() or j == k:
+                    continue
+                paths[k].parent.mkdir(parents=True, exist_ok=True)
+                paths[k].write_bytes(paths[j].read_bytes())
+                batch = [paths[k]]
+            else:
+                held = _held(st)
+                others = {}
+                for k, content in arg:
+                    if content is None:
+                        continue
+                    for i, out, _ in content:
+                        others.setdefault(i, set()).add(k)
+                for f in paths:
+                    if f.exists():
+                        ids = {line.split(",", 1)[0] for line in f.read_text().splitlines()}
+                        for i in range(4):
+                            if f"r{i}" in ids:
+                                others.setdefault(i, set()).add(paths.index(f))
+                batch = []
+                for k, content in arg:
+                    path = paths[k]
+                    if content is None and not path.exists():
+                        continue
+                    if content is not None:
+                        # The known limit: a replacing content's copy of a request another file
+                        # holds never beats it: the least tokens of all, then (a tie stays).
+                        rows = [(i, 100 if str(path) in held and others.get(i, set()) - {k} else out, s)
+                                for i, out, s in content]
+                        log(path, [at(f"r{i}", STAMPS[s], out=out, workspace=f"w{step}.{k}") for i, out, s in rows]
+                            + [at(f"own{step}.{k}", STAMPS[1])])
+                    batch.append(path)
+            if not batch:
+                continue
+            before = (store._table(str(st)).version() if (st / "_delta_log").exists() else None)
+            result = store.ingest([str(p) for p in batch], str(st))
+            if all(r.status == "unchanged" for r in result.files):  # idempotent: no version, no history
+                assert (store._table(str(st)).version() if before is not None else None) == before
+        held = _held(st)
+        if held:
+            same_as_logs(st, _order(st, held), BY)
+
+
+def test_property_runs_of_several_files_copies_compactions_and_reprices(tmp_path_factory):
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=int(os.environ.get("A17_N", "25")), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(_sequences())
+    def check(ops):
+        _run(tmp_path_factory.mktemp("seq"), ops)
+
+    check()
+
+
+EMPTY_NIGHT_KILL_POINTS = [("delta", "delete", "after", 1), ("delta", "create_write_transaction", "before", 1),
+                           ("delta", "create_write_transaction", "after", 1), ("store", "_write_files", "before", 1),
+                           ("store", "_write_rollups", "before", 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", EMPTY_NIGHT_KILL_POINTS, ids=lambda p: f"{p[1]}-{p[2]}")
+def test_kill_minus_9_during_the_commit_of_a_night_whose_copies_all_lost(tmp_path, point):
+    """(held) Night 1's only copy ties night 0's stored one: its ingest commits no rows (a delete
+    that matches nothing, then a commit of no actions carrying the record). Killed at each step, the
+    store is at the version before or after; run again it ends as a clean run, night 1 a version of
+    its own, and when night 2's fuller copy is replaced away, night 0's copy (read first) is back."""
+    from ..test_store_restore import _kill_cli
+
+    n0, n1, n2 = (log(tmp_path / f"n{n}" / f"{n}.csv", [req("r1", "2026-11-10", out=out, workspace=f"w{n}")])
+                  for n, out in ((0, 100), (1, 100), (2, 500)))
+    st = tmp_path / "st"
+    _kill_cli(st, "none", "", "", 0, n0)
+    clean = tmp_path / "clean"
+    shutil.copytree(st, clean)
+    _kill_cli(clean, "none", "", "", 0, n1)
+    states = [(v, json_report(s, BY)) for v, s in ((0, st), (1, clean))]
+    assert _kill_cli(st, *point, n1) == -signal.SIGKILL
+    assert (store._table(str(st)).version(), json_report(st, BY)) in states
+    assert not store.status(str(st))["damaged_parts"]
+    _kill_cli(st, "none", "", "", 0, n0, n1, n2)
+    assert [(h["version"], Path(h["file"]).name) for h in store.history(str(st))] == [(2, "2.csv"), (1, "1.csv"), (0, "0.csv")]
+    assert {Path(r["path"]).name: r["rows_version"] for r in _held(st).values()} == {"0.csv": 0, "1.csv": 1, "2.csv": 2}
+    same_as_logs(st, [n0, n1, n2], BY)
+    log(n2, [req("r2", "2026-11-10")])
+    _kill_cli(st, "none", "", "", 0, n2)
+    assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["w0"]
+    same_as_logs(st, [n0, n1, n2], BY)
+    store.compact(str(st), retention_days=0)
+    same_as_logs(st, [n0, n1, n2], BY)
+
+
+NEGOTIATED = "fixtures/prices/negotiated.toml"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "store reprice prices the stored rows again but not the kept copies in _llm_cost/displaced/; a "
+    "replacing ingest after it brings a kept copy back with the costs of the book of its own ingest, "
+    "so a repriced month silently mixes two books (r1 here: list price among negotiated rows)"))
+def test_a_copy_brought_back_after_a_reprice_is_priced_with_the_reprice_s_book(tmp_path):
+    """a.csv and b.csv ingested with the list prices (b's fuller copy of r1 displaces a's, kept),
+    the store repriced with the negotiated book, then b.csv replaced without r1, ingested with the
+    negotiated book: r1 (a's copy) comes back priced with the list prices where every other row of
+    November is negotiated. A report of the two files with the negotiated book costs 0.00918."""
+    from decimal import Decimal
+
+    from analyzer import pipeline
+
+    neg = pipeline.Options(prices=(NEGOTIATED,))
+    a = log(tmp_path / "a" / "a.csv", [req("r1", "2026-11-10", out=100), req("r2", "2026-11-10")])
+    b = log(tmp_path / "b" / "b.csv", [req("r1", "2026-11-10", out=500)])
+    st = tmp_path / "st"
+    for f in (a, b):
+        store.ingest([str(f)], str(st))
+    store.reprice(str(st), neg)
+    log(b, [req("r3", "2026-11-10")])
+    assert store.ingest([str(b)], str(st), neg).files[0].restored == 1
+    logs = pipeline.analyze([str(a), str(b)], ["model"], neg)
+    # 3 requests x (1000 x 2.4 + 100 x 12) / 1e6 x 0.85 (the book's 15% discount) = 0.00918
+    assert logs.totals["cost"] == Decimal("0.00918")
+    assert store.report(str(st), ["model"]).totals["cost"] == logs.totals["cost"]  # is 0.01062: r1 at list price
