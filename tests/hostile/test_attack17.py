@@ -193,3 +193,31 @@ def test_a_copy_brought_back_after_a_reprice_is_priced_with_the_reprice_s_book(t
     # 3 requests x (1000 x 2.4 + 100 x 12) / 1e6 x 0.85 (the book's 15% discount) = 0.00918
     assert logs.totals["cost"] == Decimal("0.00918")
     assert store.report(str(st), ["model"]).totals["cost"] == logs.totals["cost"]  # is 0.01062: r1 at list price
+
+
+def test_a_store_written_before_every_ingest_committed_orders_by_time_of_ingest_then_path(tmp_path, monkeypatch):
+    """(held) A store written by 32d69cf: a night whose copies all lost made no commit, and its record
+    shares the rows version of the ingest before it. z.csv stores r1; a.csv's tie loses (no commit,
+    a second later); b.csv's fuller copy displaces z's. Replacing b.csv with the new code brings
+    back z's copy (ingested first by time), not a's (first by path). (Also run for real against a
+    store written by 32d69cf's CLI: the same.)"""
+    import time
+
+    import deltalake
+
+    z, a, b = (log(tmp_path / n / f"{n}.csv", [req("r1", "2026-11-10", out=out, workspace=f"w{n}")])
+               for n, out in (("z", 100), ("a", 100), ("b", 500)))
+    st = tmp_path / "st"
+    real = deltalake.DeltaTable.create_write_transaction
+    with monkeypatch.context() as m:  # 32d69cf: a delete that matches nothing commits nothing
+        m.setattr(deltalake.DeltaTable, "create_write_transaction",
+                  lambda self, actions, *args, **kw: None if not actions else real(self, actions, *args, **kw))
+        store.ingest([str(z)], str(st))
+        time.sleep(1.1)  # (the time of ingest is kept to the second)
+        store.ingest([str(a)], str(st))
+    assert {Path(r["path"]).name: r["rows_version"] for r in _held(st).values()} == {"z.csv": 0, "a.csv": 0}
+    store.ingest([str(b)], str(st))
+    log(b, [req("r2", "2026-11-10")])
+    assert store.ingest([str(b)], str(st)).files[0].restored == 1
+    assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["wz"]
+    same_as_logs(st, [z, a, b], BY)
