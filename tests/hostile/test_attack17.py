@@ -51,7 +51,7 @@ def _order(st: Path, held: dict[str, dict]) -> list[Path]:
 def _sequences():
     from hypothesis import strategies as hs
 
-    copy = hs.tuples(hs.integers(0, 3), hs.sampled_from([100, 200]), hs.integers(0, len(STAMPS) - 1))
+    copy = hs.tuples(hs.integers(0, 2), hs.sampled_from([100, 100, 200]), hs.integers(0, len(STAMPS) - 1))  # (ties likely)
     content = hs.one_of(hs.none(), hs.lists(copy, min_size=0, max_size=4))  # None: the file as it is
     run = hs.lists(hs.tuples(hs.integers(0, FILES - 1), content), min_size=1, max_size=FILES,
                    unique_by=lambda c: c[0])
@@ -249,3 +249,30 @@ def test_a_kept_copies_file_emptied_by_hand_is_damage(tmp_path):
         return
     rep = store.report(str(st), ["model"])
     assert (rep.totals["requests"], rep.accounting.duplicates) == (3, 0)  # is (2, 1): r1 in no file
+
+
+def test_two_ingests_at_once_of_nights_whose_copies_all_lost_are_two_versions(tmp_path):
+    """(held) Two nights that tie the stored copy of r1 (they store nothing), ingested at once by
+    two processes: the lock serializes them, each is a version of its own (no lost commit, no
+    conflict), and the copy back when the fuller night is replaced away is the stored one."""
+    import subprocess
+    import sys
+
+    from .test_attack9 import ROOT
+
+    n0, n1, n2, n3 = (log(tmp_path / f"n{n}" / f"{n}.csv", [req("r1", "2026-11-10", out=out, workspace=f"w{n}")])
+                      for n, out in ((0, 100), (1, 100), (2, 100), (3, 500)))
+    st = tmp_path / "st"
+    store.ingest([str(n0)], str(st))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-m", "analyzer", "ingest", str(f), "--store", str(st), "-q"],
+                              env=env, stderr=subprocess.PIPE, text=True) for f in (n1, n2)]
+    assert [p.wait() for p in procs] == [0, 0], [p.stderr.read() for p in procs]
+    assert sorted(h["version"] for h in store.history(str(st))) == [0, 1, 2]
+    order = [n0, *sorted((n1, n2), key=lambda f: _held(st)[str(f)]["rows_version"])]
+    assert [_held(st)[str(f)]["rows_version"] for f in order] == [0, 1, 2]
+    store.ingest([str(n3)], str(st))
+    log(n3, [req("r2", "2026-11-10")])
+    assert store.ingest([str(n3)], str(st)).files[0].restored == 1
+    assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["w0"]
+    same_as_logs(st, [*order, n3], BY)
