@@ -10,7 +10,8 @@ What held:
   adds no history, now that a night whose copies all lost commits (asserted in the property).
 - A property of runs of several files in one ingest (any order, 1-4 files, new or as they are),
   files changed to another's bytes, compact and reprice, up to 9 steps over 4 files and 3 ids with
-  ties of tokens likely (A17_N=150, A17_STEPS=9): after every step the store reports as the files it
+  ties of tokens likely (A17_N=150, A17_STEPS=9; it did not find the all-lost night's shared
+  version with store4's empty commit reverted, 150 examples: the targeted tests below do): after every step the store reports as the files it
   holds, in the order of their last ingest read from `store history`. attack16's property at
   A16_N=200, and test_store_restore's two at RESTORE_N=120: held.
 - kill -9 at each step of the commit of a night whose copies all lost (the delete that matches
@@ -25,7 +26,12 @@ What held:
   rows twice, no rank column, another month: the replace holds. Timestamps as text, no source
   column: one `damaged store:` line, exit 2, the store as it was.
 
-What broke (strict xfails below):
+What broke:
+- A file exported again empty (no bytes, or blank lines): its rows went, but the empty branch of
+  `_read_file` returned before the restore, so the copies they had displaced stayed in no file,
+  still counted duplicates, `store status` consistent. Fixed: they come back as for any replace
+  (the runs property now writes empty exports too).
+Left, as strict xfails:
 - A copy brought back after `store reprice` keeps the costs of its own ingest's book.
 - A kept copies file emptied by hand (or its timestamps or ids nulled) is not seen: the replace
   leaves the request in no file while its record counts it a duplicate.
@@ -88,7 +94,8 @@ def _sequences():
     from hypothesis import strategies as hs
 
     copy = hs.tuples(hs.integers(0, 2), hs.sampled_from([100, 100, 200]), hs.integers(0, len(STAMPS) - 1))  # (ties likely)
-    content = hs.one_of(hs.none(), hs.lists(copy, min_size=0, max_size=4))  # None: the file as it is
+    # None: the file as it is; "empty": exported again with no traffic
+    content = hs.one_of(hs.none(), hs.just("empty"), hs.lists(copy, min_size=0, max_size=4))
     run = hs.lists(hs.tuples(hs.integers(0, FILES - 1), content), min_size=1, max_size=FILES,
                    unique_by=lambda c: c[0])
     op = hs.one_of(hs.tuples(hs.just("run"), run),
@@ -117,7 +124,7 @@ def _run(root: Path, ops) -> None:
                 held = _held(st)
                 others = {}
                 for k, content in arg:
-                    if content is None:
+                    if content is None or content == "empty":
                         continue
                     for i, *_ in content:
                         others.setdefault(i, set()).add(k)
@@ -132,7 +139,10 @@ def _run(root: Path, ops) -> None:
                     path = paths[k]
                     if content is None and not path.exists():
                         continue
-                    if content is not None:
+                    if content == "empty":
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        path.write_bytes(b"")
+                    elif content is not None:
                         # The known limit: a replacing content's copy of a request another file
                         # holds never beats it: the least tokens of all, then (a tie stays).
                         rows = [(i, 100 if str(path) in held and others.get(i, set()) - {k} else out, s)
@@ -321,3 +331,27 @@ def test_two_ingests_at_once_of_nights_whose_copies_all_lost_are_two_versions(tm
     assert store.ingest([str(n3)], str(st)).files[0].restored == 1
     assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["w0"]
     same_as_logs(st, [*order, n3], BY)
+
+
+@pytest.mark.parametrize("empty", [b"", b"\n\n"], ids=["no-bytes", "blank-lines"])
+def test_a_file_exported_again_empty_brings_back_the_copies_it_displaced(tmp_path, empty):
+    """b.csv's fuller copy of r1 displaced a.csv's; b.csv is exported again empty (a night without
+    traffic after all, or blank lines). Its rows went, but the empty branch returned before the
+    restore: r1 was in no file while a.csv's record counted it a duplicate (1 request, 1 duplicate,
+    `store status` consistent; a report of the files has 2 and none)."""
+    a = log(tmp_path / "a" / "a.csv", [req("r1", "2026-11-10"), req("r2", "2026-11-10")])
+    b = log(tmp_path / "b" / "b.csv", [req("r1", "2026-11-10", out=500)])
+    st = tmp_path / "st"
+    for f in (a, b):
+        store.ingest([str(f)], str(st))
+    b.write_bytes(empty)
+    r = store.ingest([str(b)], str(st)).files[0]
+    assert (r.status, r.stored, r.restored) == ("replaced", 0, 1)
+    assert store._table(str(st)).version() == 2
+    assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["output_tokens"].to_list() == [100]
+    rep = same_as_logs(st, [a, b])
+    assert (rep.totals["requests"], rep.accounting.duplicates) == (2, 0)
+    assert store.ingest([str(b)], str(st)).files[0].status == "unchanged"
+    log(b, [req("r3", "2026-11-10")])  # (and exported again with traffic: a replace as any)
+    assert store.ingest([str(b)], str(st)).files[0].status == "replaced"
+    same_as_logs(st, [a, b])
