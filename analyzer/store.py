@@ -970,7 +970,21 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
     if st.st_size == 0 or open_source(path).empty:  # a night without traffic (or blank lines): remembered, so that it is not read again
         acc = pipeline.Accounting(files=1)
         entry["accounting"] = acc.as_dict()
-        return FileResult(path, "empty", acc), entry, None
+        if before is None:
+            return FileResult(path, "empty", acc), entry, None
+        # A file exported again empty: its earlier rows go, and the copies they had displaced come
+        # back as for any replacing content (here with no copy of its own to compete); before, they
+        # stayed in no file while their records still counted them duplicates.
+        nothing = pl.LazyFrame(schema={"request_id": pl.String, **{c: pl.Int64 for c in COUNT_COLUMNS}})
+        back = _restore(root, table, records or {}, before, skip, nothing)
+        kept = _Rows(None, _no_contest().repeated, back.rows if back is not None and back.rows.height else None)
+        if back is not None and back.carried.height:  # (still named by this record, for a later change)
+            kept.shadows.append(_write_displaced(root, back.carried))
+            entry["displaced_rows"] = json.dumps(kept.shadows)
+        if back is not None and back.counts:
+            entry["restored"] = back.counts
+        restored = sum(n["priced"] + n["unpriced"] for n in entry.get("restored", {}).values())
+        return FileResult(path, "empty", acc, 0, 0, restored), entry, kept if kept.extra is not None else None
     quarantine = os.path.join(QUARANTINE, f"{now.date().isoformat()}-{digest[:16]}.jsonl")
     os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)  # (the store's own; writers create no directory)
     run = dataclasses.replace(opts, quarantine=os.path.join(root, quarantine), since=None, until=None)
