@@ -399,6 +399,31 @@ def test_mask_rules(value, masked):
     assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == masked
 
 
+def test_candidate_words_find_every_value_the_candidate_regex_finds():
+    """mask_secrets_expr scans for CANDIDATE_WORDS (ASCII case ignored) before its regex: a value
+    the regex would find and the words would not would keep its key. Every character Polars' `(?i)`
+    takes for a letter of the case-insensitive words, in every word, written in every case, is found;
+    and so is each case-sensitive word (its `sk-`, `AKIA`...)."""
+    every = pl.Series([chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000])
+    regex_words = re.fullmatch(r".*\(\?i:(.*)\)", safe_text._CANDIDATE)[1].split("|")
+    plain_words = safe_text._CANDIDATE.split("|(?i:")[0].split("|")
+    assert regex_words == ["bearer", "secret", "authorization"] and plain_words == ["sk-", "AKIA", "ASIA", "AIza"]
+    variants = []
+    for word in regex_words:
+        for i, letter in enumerate(word):
+            same = every.filter(every.str.contains(f"^(?i:{re.escape(letter)})$")).to_list()
+            assert {letter, letter.upper()} <= set(same)
+            variants += [word[:i] + c + word[i + 1:] for c in same]
+        variants += [word.upper(), word.title()]
+    values = pl.Series([*variants, *plain_words, *(f"x{w}y" for w in [*variants, *plain_words])])
+    assert "\u017fecret" in values.to_list()  # (the long s: the one non-ASCII fold among these letters)
+    assert values.str.contains(safe_text._CANDIDATE).all()
+    assert values.str.contains_any(list(safe_text.CANDIDATE_WORDS), ascii_case_insensitive=True).all()
+    # (and the masks agree with Python's where a word found only by the first scan stands)
+    for value in ["Sk-" + "a" * 30 + "WXYZ", "asia-northeast1", "AKIA" + "Z" * 12 + "1234", "\u017fecret_access_key=" + "A" * 40]:
+        assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == safe_text.mask_secrets(value)
+
+
 _PIECES = st.sampled_from(["sk-", "sk-ant-api03-", "sk-proj-", "sk-None-", "AKIA", "ASIA", "AIza", "Bearer ", "bEaReR\t",
                            "aws_secret_access_key=", "SecretAccessKey\": \"", "Authorization: Basic ", "AUTHORIZATION=",
                            "_", "-", " ", ":", "/", "+", "=", "\"", "\u00e9"])
