@@ -1462,12 +1462,15 @@ _RUN: contextvars.ContextVar[dict | None] = contextvars.ContextVar("llm_cost_run
 
 
 @contextlib.contextmanager
-def one_reading(native: bool = False):
+def one_reading(native: bool = False, shipped: bool = False):
     """Every pass of one run (the fast pass, a robust retry, the quarantine pass) reads the same
     input: the same files, each up to the size it had when the run first opened it, and stdin
     copied once. A log appended to during a run (a live session) otherwise gave a count from one
-    pass and a quarantine file from another: `quarantined: 1` and an empty file, 3 runs in 9."""
-    token = _RUN.set({"native": native})
+    pass and a quarantine file from another: `quarantined: 1` and an empty file, 3 runs in 9.
+    `shipped`: the run's plans are serialized and collected in other processes (the Spark
+    engine's executors), where this process's descriptor names (/proc/self/fd/N) name nothing, or
+    another file: Parquet files are read there by path (see check_parquet)."""
+    token = _RUN.set({"native": native, "shipped": shipped})
     try:
         yield
     finally:
@@ -1879,7 +1882,8 @@ def check_parquet(path: str) -> CheckedParquet:
         raise
     # (Polars reads by the descriptor's name, not this open file: given a file object, it read the
     # whole file into memory for each scan, +470 MiB at 10M rows)
-    source = _descriptor_name(file)
+    # (not for plans run in another process: a descriptor's name there is that process's)
+    source = None if run is not None and run.get("shipped") else _descriptor_name(file)
     if source is None:
         file.close()
     checked = CheckedParquet(binary, source or path)

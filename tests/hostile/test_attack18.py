@@ -1,0 +1,77 @@
+"""Attack on parquet1 (sources.check_parquet, CheckedParquet, _descriptor_name, _dictionary_columns,
+SourceFile.checked): each Parquet input decoded once by PyArrow, kept open, and read by Polars as
+/proc/self/fd/N.
+
+Tried, and held:
+- every byte of a dictionary-encoded column's chunk (its dictionary page, its data page: indices
+  out of range, a bit width, a page header) overwritten with 00/FF/7F/03/80, 1,367 files through
+  `report` in one process: never a panic, never a traceback, never a line on stderr; every refused
+  file is one line naming its path (indices out of the dictionary: "Value at position 56 out of
+  bounds: 3"; a dictionary of bytes that are not UTF-8: "Invalid UTF8 sequence").
+- hypothesis damaging small Parquet files with dictionary, plain, mixed (dictionary in one row
+  group, plain in another) and large_string columns (test below).
+
+Broken, fixed here:
+- the Spark engine on any Parquet input: its plans are serialized and collected by executors, in
+  other processes, where /proc/self/fd/N names nothing ("the Spark job failed: FileNotFoundError:
+  ... /proc/self/fd/12") or another file of that process. A run whose plans are shipped now reads
+  Parquet by path (sources.one_reading(shipped=True)).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from analyzer import Options, analyze
+
+MODELS = ["claude-sonnet-4-5", "claude-opus-4-6", "claude-haiku-4-5"]
+
+
+def _table(n: int = 30) -> pa.Table:
+    return pa.table({
+        "request_id": [f"req_{i:04d}" for i in range(n)],
+        "timestamp": [f"2026-10-01T00:{i % 60:02d}:00Z" for i in range(n)],
+        "model": [MODELS[i % 3] for i in range(n)],
+        "input_tokens": [str(1000) for _ in range(n)],
+        "output_tokens": [str(100) for _ in range(n)],
+    })
+
+
+def _write(path: Path, n: int = 30, **kw) -> str:
+    pq.write_table(_table(n), path, compression="NONE", **kw)
+    return str(path)
+
+
+# 10 requests of each model, 1,000 in / 100 out:
+# Sonnet 4.5 ($3/$15 per MTok): 10 x (3,000 + 1,500) / 1e6 = 0.045
+# Opus 4.6 ($5/$25): 10 x (5,000 + 2,500) / 1e6 = 0.075
+# Haiku 4.5 ($1/$5): 10 x (1,000 + 500) / 1e6 = 0.015
+COST = D("0.135")
+
+
+def test_spark_reads_a_parquet_input(tmp_path):
+    """The plans run on Spark's executors, in other processes: never by this one's descriptors."""
+    pytest.importorskip("pyspark")
+    from analyzer import engine_spark
+    from analyzer.writers import render
+
+    path = _write(tmp_path / "log.parquet")
+    session = engine_spark.session("local[2]")
+    try:
+        reps = [json.loads(render(run([path], ["model"], Options()), "json"))
+                for run in (analyze, engine_spark.analyze)]
+        acc = engine_spark.price([path], str(tmp_path / "rows.csv"), "csv", Options())
+    finally:
+        session.stop()
+    assert reps[0] == reps[1]
+    assert D(reps[1]["totals"]["cost"]) == COST and reps[1]["accounting"]["priced"] == 30
+    assert acc.priced == 30
+    rows = (tmp_path / "rows.csv").read_text()
+    assert "/proc/self/fd" not in rows and rows.count("\n") == 31
+
