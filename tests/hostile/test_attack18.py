@@ -12,6 +12,10 @@ Tried, and held:
   group, plain in another) and large_string columns (test below).
 
 Broken, fixed here:
+- `audit --invoice x.parquet --invoice-format focus`: the format named, detect (the only place a
+  Parquet invoice was checked) was skipped, and Polars read a damaged invoice unchecked: a panic
+  and a Rust backtrace, exit 1 ("Thrift out of range"; "offset + length <= self.length"). The FOCUS
+  reader now checks it and reads the checked file (invoices._checked_parquet).
 - the Spark engine on any Parquet input: its plans are serialized and collected by executors, in
   other processes, where /proc/self/fd/N names nothing ("the Spark job failed: FileNotFoundError:
   ... /proc/self/fd/12") or another file of that process. A run whose plans are shipped now reads
@@ -27,8 +31,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 from analyzer import Options, analyze
+from analyzer.cli import main
 
 MODELS = ["claude-sonnet-4-5", "claude-opus-4-6", "claude-haiku-4-5"]
 
@@ -75,3 +81,21 @@ def test_spark_reads_a_parquet_input(tmp_path):
     rows = (tmp_path / "rows.csv").read_text()
     assert "/proc/self/fd" not in rows and rows.count("\n") == 31
 
+
+DAMAGED = Path(__file__).parents[2] / "fixtures" / "damaged-parquet"
+SAMPLE = Path(__file__).parents[2] / "fixtures" / "sample" / "october.csv"
+
+
+@pytest.mark.parametrize("name, said", [
+    ("sample-footer-file-rows.parquet", "its footer counts 31 rows, its row groups 16"),
+    ("sample-encoding.parquet", "Unknown encoding type."),
+    ("hourly-levels.parquet", "Number of decoded rep / def levels do not match num_values in page header"),
+])
+def test_a_damaged_focus_invoice_named_by_its_format_is_one_line(tmp_path, name, said):
+    """--invoice-format focus skipped detect, the only place a Parquet invoice was checked: Polars
+    read it unchecked and panicked (a Rust backtrace, exit 1)."""
+    invoice = tmp_path / "focus.parquet"
+    invoice.write_bytes((DAMAGED / name).read_bytes())
+    r = CliRunner().invoke(main, ["audit", str(SAMPLE), "--invoice", str(invoice), "--invoice-format", "focus"])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {invoice}: cannot read (damaged Parquet: {said})\n"
