@@ -98,7 +98,8 @@ class SourceFile:
         """A cheap estimate of the number of records (exact for Parquet, from its metadata); used to
         size work that must fit in memory."""
         if self.container == "parquet":
-            return pl.scan_parquet(self.path, glob=False).select(pl.len()).collect().item()
+            # (the file the check read, as scan_parquet: the file at the path may be another by now)
+            return pl.scan_parquet(self.checked or self.path, glob=False).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
         size = sum(self.file_sizes()) * (8 if self.compression else 1)

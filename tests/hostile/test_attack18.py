@@ -12,6 +12,9 @@ Tried, and held:
   group, plain in another) and large_string columns (test below).
 
 Broken, fixed here:
+- a Parquet input replaced by rename after its check: SourceFile.expected_rows opened the path
+  again, and the run stopped with "cannot read input: parquet: File out of specification",
+  naming no file. It reads the checked file, as every other read.
 - `audit --invoice x.parquet --invoice-format focus`: the format named, detect (the only place a
   Parquet invoice was checked) was skipped, and Polars read a damaged invoice unchecked: a panic
   and a Rust backtrace, exit 1 ("Thrift out of range"; "offset + length <= self.length"). The FOCUS
@@ -99,3 +102,43 @@ def test_a_damaged_focus_invoice_named_by_its_format_is_one_line(tmp_path, name,
     r = CliRunner().invoke(main, ["audit", str(SAMPLE), "--invoice", str(invoice), "--invoice-format", "focus"])
     assert r.exit_code == 2, r.output
     assert r.output == f"llm-cost: error: {invoice}: cannot read (damaged Parquet: {said})\n"
+
+
+def _replaced_after_check(monkeypatch, path: Path, new: bytes) -> None:
+    """The file at `path` replaced by rename (a new inode) right after the run checked it: as a
+    collector rotating its export while llm-cost reads it."""
+    from analyzer import sources
+
+    checked = sources.check_parquet
+
+    def check_then_replace(p):
+        found = checked(p)
+        if p == str(path):
+            (path.parent / "new.tmp").write_bytes(new)
+            (path.parent / "new.tmp").replace(path)
+        return found
+    monkeypatch.setattr(sources, "check_parquet", check_then_replace)
+
+
+@pytest.mark.parametrize("new", ["text", "damaged", "other rows"])
+@pytest.mark.parametrize("command", [["report", "--format", "json"], ["price"]])
+def test_a_parquet_input_replaced_after_its_check_is_read_as_checked(tmp_path, monkeypatch, new, command):
+    """SourceFile.expected_rows (sizing the dedupe passes) opened the path again: a file replaced
+    since stopped the run, "cannot read input: parquet: File out of specification", naming no file;
+    or counted the new file's rows. Every read is of the checked file now."""
+    path = tmp_path / "log.parquet"
+    _write(path)
+    other = tmp_path / "other.parquet"
+    _write(other, n=90)
+    data = {"text": b"hello\n", "damaged": (DAMAGED / "sample-encoding.parquet").read_bytes(),
+            "other rows": other.read_bytes()}[new]
+    _replaced_after_check(monkeypatch, path, data)
+    out = tmp_path / ("out.json" if command[0] == "report" else "out.csv")
+    r = CliRunner().invoke(main, [*command, str(path), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    if command[0] == "report":
+        rep = json.loads(out.read_text())
+        assert (D(rep["totals"]["cost"]), rep["accounting"]["rows_read"]) == (COST, 30)
+    else:
+        lines = out.read_text().splitlines()
+        assert len(lines) == 31 and all(f",{path}," in line for line in lines[1:])
