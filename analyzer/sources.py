@@ -1909,6 +1909,22 @@ def _dictionary_columns(meta, schema) -> list[str]:
     return found
 
 
+def _text_statistics(meta) -> None:
+    """Each chunk's min and max of a text column are UTF-8: the pages decode whole without a word of
+    them, and Polars (filtering by them) refused the run naming no file ("Invalid UTF8 in
+    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not."""
+    for g in range(meta.num_row_groups):
+        for j in range(meta.num_columns):
+            chunk = meta.row_group(g).column(j)
+            stats = chunk.statistics
+            if stats is not None and stats.has_min_max and chunk.physical_type == "BYTE_ARRAY":
+                try:
+                    stats.min, stats.max  # noqa: B018 - decoded for the error
+                except UnicodeDecodeError:
+                    raise ValueError(f"damaged Parquet: the statistics of column {chunk.path_in_schema!r} in row "
+                                     f"group {g + 1} are not UTF-8 text") from None
+
+
 def _holds_text(t, pa) -> bool:
     """Whether an Arrow type holds strings, at any depth (a struct's field, a list's items)."""
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
@@ -1921,6 +1937,7 @@ def _check_parquet(file, pa, pq) -> tuple[str, ...]:
         with pq.ParquetFile(file, pre_buffer=False) as f:
             meta = f.metadata
             dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
+            _text_statistics(meta)
         file.seek(0)
         with pq.ParquetFile(file, pre_buffer=False, page_checksum_verification=True,
                             read_dictionary=dictionary or None) as f:
