@@ -82,7 +82,7 @@ def analyze(paths, by=("model",), opts: Options | None = None, book: pricebook.P
     pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     spark = session(master)
-    with one_reading(native=True):
+    with one_reading(native=True, shipped=True):
         return _with_retry(lambda robust: _analyze(spark, paths, list(by), opts, book, robust))
 
 
@@ -94,7 +94,7 @@ def analyze_groups(paths, by=(), opts: Options | None = None, book: pricebook.Pr
     pipeline.check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     spark = session(master)
-    with one_reading(native=True):
+    with one_reading(native=True, shipped=True):
         return _with_retry(lambda robust: _analyze(spark, paths, list(by), opts, book, robust, True, all_dimensions,
                                                    scenario))
 
@@ -506,7 +506,7 @@ def price(paths, output: str, fmt: str, opts: Options | None = None, book: price
         (warn or _say)(line)
     run = RunDir.create(parent, target)
     try:
-        with one_reading():
+        with one_reading(shipped=True):
             plans, acc = _with_retry(lambda robust: _price_plans(spark, paths, opts, book, robust, run.losers))
             try:
                 if directory:

@@ -98,7 +98,8 @@ class SourceFile:
         """A cheap estimate of the number of records (exact for Parquet, from its metadata); used to
         size work that must fit in memory."""
         if self.container == "parquet":
-            return pl.scan_parquet(self.path, glob=False).select(pl.len()).collect().item()
+            # (the file the check read, as scan_parquet: the file at the path may be another by now)
+            return pl.scan_parquet(self.checked or self.path, glob=False).select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
         size = sum(self.file_sizes()) * (8 if self.compression else 1)
@@ -1462,12 +1463,15 @@ _RUN: contextvars.ContextVar[dict | None] = contextvars.ContextVar("llm_cost_run
 
 
 @contextlib.contextmanager
-def one_reading(native: bool = False):
+def one_reading(native: bool = False, shipped: bool = False):
     """Every pass of one run (the fast pass, a robust retry, the quarantine pass) reads the same
     input: the same files, each up to the size it had when the run first opened it, and stdin
     copied once. A log appended to during a run (a live session) otherwise gave a count from one
-    pass and a quarantine file from another: `quarantined: 1` and an empty file, 3 runs in 9."""
-    token = _RUN.set({"native": native})
+    pass and a quarantine file from another: `quarantined: 1` and an empty file, 3 runs in 9.
+    `shipped`: the run's plans are serialized and collected in other processes (the Spark
+    engine's executors), where this process's descriptor names (/proc/self/fd/N) name nothing, or
+    another file: Parquet files are read there by path (see check_parquet)."""
+    token = _RUN.set({"native": native, "shipped": shipped})
     try:
         yield
     finally:
@@ -1879,7 +1883,8 @@ def check_parquet(path: str) -> CheckedParquet:
         raise
     # (Polars reads by the descriptor's name, not this open file: given a file object, it read the
     # whole file into memory for each scan, +470 MiB at 10M rows)
-    source = _descriptor_name(file)
+    # (not for plans run in another process: a descriptor's name there is that process's)
+    source = None if run is not None and run.get("shipped") else _descriptor_name(file)
     if source is None:
         file.close()
     checked = CheckedParquet(binary, source or path)
@@ -1904,11 +1909,35 @@ def _dictionary_columns(meta, schema) -> list[str]:
     return found
 
 
+def _text_statistics(meta) -> None:
+    """Each chunk's min and max of a text column are UTF-8: the pages decode whole without a word of
+    them, and Polars (filtering by them) refused the run naming no file ("Invalid UTF8 in
+    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not."""
+    for g in range(meta.num_row_groups):
+        for j in range(meta.num_columns):
+            chunk = meta.row_group(g).column(j)
+            stats = chunk.statistics
+            if stats is not None and stats.has_min_max and chunk.physical_type == "BYTE_ARRAY":
+                try:
+                    stats.min, stats.max  # noqa: B018 - decoded for the error
+                except UnicodeDecodeError:
+                    raise ValueError(f"damaged Parquet: the statistics of column {chunk.path_in_schema!r} in row "
+                                     f"group {g + 1} are not UTF-8 text") from None
+
+
+def _holds_text(t, pa) -> bool:
+    """Whether an Arrow type holds strings, at any depth (a struct's field, a list's items)."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return True
+    return any(_holds_text(t.field(i).type, pa) for i in range(t.num_fields))
+
+
 def _check_parquet(file, pa, pq) -> tuple[str, ...]:
     try:
         with pq.ParquetFile(file, pre_buffer=False) as f:
             meta = f.metadata
             dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
+            _text_statistics(meta)
         file.seek(0)
         with pq.ParquetFile(file, pre_buffer=False, page_checksum_verification=True,
                             read_dictionary=dictionary or None) as f:
@@ -1919,12 +1948,15 @@ def _check_parquet(file, pa, pq) -> tuple[str, ...]:
             binary = [c.name for c in f.schema_arrow if _as_text(c.type) != c.type]
             for field in f.schema_arrow:  # (a column at a time: a row group's pages of one column in memory)
                 text = _as_text(field.type)
+                holds_text = _holds_text(field.type, pa)
                 for group, expected in enumerate(rows):
                     found = 0
                     for batch in f.iter_batches(batch_size=1 << 16, row_groups=[group], columns=[field.name],
                                                 use_threads=False):
                         found += batch.num_rows
-                        if field.name in dictionary:  # (indices out of the dictionary: an error here)
+                        # (indices out of the dictionary; text that is not UTF-8, which PyArrow
+                        # decodes without a word and Polars refuses naming no file: errors here)
+                        if field.name in dictionary or holds_text:
                             batch.column(0).validate(full=True)
                         if text != field.type:
                             try:

@@ -86,11 +86,8 @@ def detect(path: str) -> str:
     """The invoice format, from the file's top-level keys or header."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".parquet":
-        try:
-            check_parquet(path)  # (Polars panics on some damaged pages: see sources.check_parquet)
-        except ValueError as e:
-            raise InvoiceError(f"{path}: cannot read ({e})") from None
-        cols = set(pl.scan_parquet(path, glob=False).collect_schema())  # (read_parquet_schema expands `[` in a name)
+        # (read_parquet_schema expands `[` in a name)
+        cols = set(pl.scan_parquet(_checked_parquet(path), glob=False).collect_schema())
         if "BilledCost" in cols:
             return "focus"
         raise InvoiceError(f"{path}: a Parquet invoice must be a FOCUS file (no BilledCost column)")
@@ -351,9 +348,19 @@ def _console_cost_csv(path: str):
     return frame, [], False
 
 
+def _checked_parquet(path: str) -> str:
+    """Where Polars reads a Parquet invoice: the file sources.check_parquet decoded (Polars panics on
+    some damaged pages), also when --invoice-format focus skips detect; kept open, so that a file
+    replaced at its path since is not read unchecked."""
+    try:
+        return check_parquet(path).source
+    except ValueError as e:
+        raise InvoiceError(f"{path}: cannot read ({e})") from None
+
+
 def _focus(path: str):
     if path.lower().endswith(".parquet"):  # every column as text, like the CSV: one code path below
-        df = pl.read_parquet(path, glob=False)
+        df = pl.read_parquet(_checked_parquet(path), glob=False)
         # Timestamps as the ISO instants a FOCUS CSV holds (a UTC Datetime column's text is not ISO).
         df = df.with_columns([(pl.col(c).dt.convert_time_zone("UTC") if t.time_zone else pl.col(c))
                               .dt.strftime("%Y-%m-%dT%H:%M:%SZ") for c, t in df.schema.items() if isinstance(t, pl.Datetime)])
