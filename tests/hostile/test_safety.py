@@ -211,7 +211,8 @@ HOSTILE = {
     "markup": "[/bold]",
     "bare_close": "[/]x",
     "link": "[link=https://evil.example]click[/link]",
-    "clear": "\x1b[2J\x1b[31mred",
+    # (inside the text: a label's control characters at its ends are trimmed, labels.trim)
+    "clear": "x\x1b[2J\x1b[31mred",
     "rtl": "abc\u202edcba",
     "formula": '=HYPERLINK("http://evil.example","x")',
 }
@@ -232,7 +233,7 @@ def test_report_table_shows_markup_and_escapes_as_text(tmp_path, hostile_log):
     r = run("report", hostile_log, "--by", "workspace,model_raw", "--quarantine", tmp_path / "q.jsonl", "-q")
     assert r.exit_code == 0, r.output
     _visible(r.stdout)
-    for shown in ("[/bold]", "[link=https://evil.example]click[/link]", "\\x1b[2J\\x1b[31mred", "abc\\u202edcba",
+    for shown in ("[/bold]", "[link=https://evil.example]click[/link]", "x\\x1b[2J\\x1b[31mred", "abc\\u202edcba",
                   "[/]x"):
         assert shown in r.stdout, shown
     r = run("report", hostile_log, "--by", "model", "--quarantine", tmp_path / "q.jsonl")  # not -q: the summary
@@ -606,7 +607,7 @@ def test_prices_list_and_show_print_an_overlays_markup_id_as_text(tmp_path):
 
 
 def test_warnings_on_stderr_show_data_escaped_and_keys_masked(tmp_path):
-    model = f"\x1b]0;owned\x07{KEY_A}"
+    model = f"m\x1b]0;owned\x07{KEY_A}"  # (inside: a label's control characters at its ends are trimmed)
     p = log(tmp_path / "w.csv", [(model, "w", "k")])
     # (JSON on stdout: the warnings go to stderr; under a table they are the table's last lines)
     r = run("report", p, "--quarantine", tmp_path / "q.jsonl", "--format", "json")
