@@ -27,7 +27,7 @@ AUDIT = REPO / "fixtures" / "audit"
 SCRIPT = "<script>window.__pwned=1</script>"
 ONERROR = '<img src=x onerror="window.__pwned=2">'
 LONG = "w" * 400  # no space to break at
-RTL = "\u202eexe.txt"  # a right-to-left override: shown as its escape, never reordering the text
+RTL = "a\u202eexe.txt"  # (inside: ends are trimmed) a right-to-left override: shown as its escape, never reordering the text
 QUOTE = "\" onmouseover=\"window.__pwned=3"
 HOSTILE = [SCRIPT, ONERROR, LONG, RTL, QUOTE, "</svg><svg onload=alert(1)>", "ok"]
 
@@ -104,7 +104,7 @@ def test_hostile_labels_are_text_in_table_and_chart(tmp_path):
     page = _html(tmp_path, ["report", str(_hostile_log(tmp_path)), "--by", "workspace"]).read_text()
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page
     assert "&lt;img src=x onerror=&quot;window.__pwned=2&quot;&gt;" in page
-    assert "\u202e" not in page and "\\u202eexe.txt" in page  # the override shown as its escape
+    assert "\u202e" not in page and "a\\u202eexe.txt" in page  # the override shown as its escape
     assert LONG in page  # whole in the table
     svg = "".join(re.findall(r"<svg.*?</svg>", page, re.S))
     assert {t for t, _ in _tags(svg)} <= {"svg", "g", "path", "text", "rect", "line", "title", "defs", "clippath"}
@@ -232,9 +232,9 @@ def test_browser_hostile_labels_are_text(browser, tmp_path):
     assert browser.js("window.__pwned === undefined")
     assert browser.js("document.querySelectorAll('script, img, iframe, [onerror], [onload], [onmouseover]').length") == 0
     cells = browser.js("[...document.querySelectorAll('tbody td:nth-child(2)')].map(td => td.textContent)")
-    assert SCRIPT in cells and ONERROR in cells and LONG in cells and QUOTE in cells and "\\u202eexe.txt" in cells
+    assert SCRIPT in cells and ONERROR in cells and LONG in cells and QUOTE in cells and "a\\u202eexe.txt" in cells
     legend = browser.js("[...document.querySelectorAll('svg text')].map(t => t.textContent)")
-    assert SCRIPT in legend and "\\u202eexe.txt" in legend
+    assert SCRIPT in legend and "a\\u202eexe.txt" in legend
     assert all(m > 0 for m in browser.js(MARKS))
     # A 400-character label wraps in its cell: the page does not scroll sideways.
     assert browser.js("document.documentElement.scrollWidth <= window.innerWidth")

@@ -167,7 +167,8 @@ def _run(root: Path, ops) -> None:
         if held:  # (none read while the store has no rows table: empty first files only)
             last = [f for f in last if str(f) in held]
             assert sorted(map(str, last)) == sorted(held)
-            same_as_logs(st, last, BY)
+            if any(f.stat().st_size for f in last):  # (a report of empty files alone knows no workspace key)
+                same_as_logs(st, last, BY)
 
 
 def test_property_runs_of_several_files_copies_compactions_and_reprices(tmp_path_factory):

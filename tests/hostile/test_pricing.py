@@ -235,8 +235,10 @@ def test_store_report_refuses_sums_past_64_bits(tmp_path, no_cap):
 
 
 def test_copies_whose_steps_win_in_different_copies(tmp_path):
-    # Two copies of one response with iterations, each larger in a different step: each step keeps its
-    # own largest copy (first step 3000 from line 2, second step 800 from line 1), in report and price.
+    # Two copies of one response with iterations, each larger in a different step: the copies compete
+    # whole, by all their tokens (docs/accounting.md): line 2's 3000 + 700 beats line 1's 2000 + 800, and
+    # is billed, both steps (until December 7 each step kept its own largest copy: 3000 + 800, a
+    # response neither copy logged).
     def message(first: int, second: int) -> str:
         return json.dumps({"id": "msg_c", "type": "message", "model": "claude-sonnet-4-5-20250929", "content": [],
                            "usage": {"input_tokens": second, "output_tokens": 0, "iterations": [
@@ -245,9 +247,9 @@ def test_copies_whose_steps_win_in_different_copies(tmp_path):
     path = _csv(tmp_path, message(2000, 800) + "\n" + message(3000, 700) + "\n", "copies.jsonl")
     rep, rows, acc = _both(path, tmp_path)
     assert sorted(zip(rows["request_id"], rows["input_tokens"], rows["source_row"])) == [
-        ("msg_c", 3000, 2), ("msg_c#1", 800, 1)]
-    assert rep.totals["input_tokens"] == 3800
-    assert rep.totals["cost"] == sum(rows["cost"].to_list(), Decimal(0)) == 3800 * 3 / MTOK
+        ("msg_c", 3000, 2), ("msg_c#1", 700, 2)]
+    assert rep.totals["input_tokens"] == 3700
+    assert rep.totals["cost"] == sum(rows["cost"].to_list(), Decimal(0)) == 3700 * 3 / MTOK
     assert (acc.rows_read, acc.priced, acc.duplicates) == (2, 1, 1) and acc.as_dict() == rep.accounting.as_dict()
 
 
