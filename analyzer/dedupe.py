@@ -148,7 +148,9 @@ def losers(rows: pl.DataFrame) -> pl.DataFrame:
             descending=[False, False, *[False] * len(rank), True, False])
         again = (pl.col(H1) == pl.col(H1).shift(1)) & (pl.col(H2) == pl.col(H2).shift(1))
         return ordered.filter(again.fill_null(False)).select(*LOSER, *rec)
-    ordered = rows.with_columns(pl.col(TOKENS).sum().over(KEY)).sort(
+    # (A record's tokens: its row key *and* id. A JSON document's records, CloudWatch's events array,
+    # share one line, so one row key: summed by key alone, each weighed the whole document.)
+    ordered = rows.with_columns(pl.col(TOKENS).sum().over(KEY, P1, P2)).sort(
         [P1, P2, *rank, TOKENS, KEY], descending=[False, False, *[False] * len(rank), True, False])
     new = ((pl.col(P1) != pl.col(P1).shift(1)) | (pl.col(P2) != pl.col(P2).shift(1))).fill_null(True)
     winner = pl.when(new).then(pl.col(KEY)).forward_fill()  # each id's best record

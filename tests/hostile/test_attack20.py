@@ -243,3 +243,24 @@ def test_whatif_of_copies_with_an_unpriceable_step_from_logs_and_from_the_store(
         assert (s["compared"], s["unpriced"], s["unpriced_models"]) == (1, 1, {OPUS: 1})
         assert (w.totals["baseline_cost"], w.totals["scenario_cost"], w.totals["unpriced_baseline_cost"]) == (
             D("0.003"), D("0.003"), D("0.004"))
+
+
+# --- the lead's merge: records of one JSON document ----------------------------------------------------
+
+# Found by the Spark comparison of every dialect after the merge: a JSON document's records (CloudWatch's
+# filter-log-events.json: an `events` array) share one line, so one row key. With any format of
+# several-row records in the run, copies compete by record tokens, then summed by row key alone: each
+# event of the document weighed the whole document's tokens, and its copies beat events.jsonl's, read
+# first, on a tie. Summed per record (row key and record id), the first file's copies win.
+@pytest.mark.parametrize("with_steps", [False, True])
+def test_a_json_documents_records_weigh_their_own_tokens(tmp_path, with_steps):
+    cloudwatch = ROOT / "fixtures" / "dialects" / "bedrock-cloudwatch"
+    paths = [str(cloudwatch / "events.jsonl"), str(cloudwatch / "filter-log-events.json")]
+    if with_steps:  # (a format whose records have several rows: records compete whole)
+        paths.append(str(ROOT / "fixtures" / "dialects" / "anthropic-messages" / "responses.jsonl"))
+    opts = Options(quarantine=str(tmp_path / "q.jsonl"), batch_time="2026-11-20T10:00:00Z")
+    rows, acc = price_requests(paths, opts)
+    rows = rows.lazy().collect()
+    held = rows.filter(pl.col("source_file").str.contains("cloudwatch")).group_by("source_file").len()
+    assert held.rows() == [(paths[0], 7)]  # (every copy in filter-log-events.json is events.jsonl's)
+    assert acc.balanced
