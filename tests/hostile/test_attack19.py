@@ -49,7 +49,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from analyzer import Options, analyze, labels, pipeline, store
+from analyzer import Options, analyze, labels, store
 from analyzer.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,13 +146,7 @@ def test_a_parquet_whose_iterations_are_all_null_lists_reads_as_its_json_lines(t
 
 # --- fingerprints -----------------------------------------------------------------------------------
 
-def _during_quarantine(monkeypatch, change):
-    real = pipeline.write_quarantine
-
-    def changed(*args, **kwargs):
-        change()
-        return real(*args, **kwargs)
-    monkeypatch.setattr(pipeline, "write_quarantine", changed)
+from .test_attack13 import _during_quarantine  # noqa: E402 - the same patch as attack13's
 
 
 def _jsonl(path: Path, prefix: str, bad: int, n: int = 5) -> None:
