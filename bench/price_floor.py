@@ -6,8 +6,8 @@ start-up (imports), the aggregate pass (`price_requests`), the priced rows colle
 (what write_rows does before appending), then the same rows written from memory by PyArrow with
 the writer's settings, and by Polars' CSV writer: the floor no change to the slicing can go below.
 Then the writer's codec choices, each with the file's size: zstd at levels 1 (PyArrow's default,
-what `price` writes) and 3 (the store's month files), lz4, snappy and none, and Polars'
-write_parquet (zstd, both cores) for comparison."""
+what `price` writes) and 3 (the store's month files), zstd's fast levels -1, -3 and -5, lz4, snappy
+and none, and Polars' write_parquet (zstd, both cores) for comparison."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def main(path: str) -> None:
         df.write_csv(os.path.join(d, "o.csv"))
         print(f"Polars write_csv (memory)     {cpu() - t5:.2f}")
         out = os.path.join(d, "c.parquet")
-        for codec, level in (("zstd", 1), ("zstd", 3), ("lz4", None), ("snappy", None), ("none", None)):
+        for codec, level in (("zstd", 1), ("zstd", 3), ("zstd", -1), ("zstd", -3), ("zstd", -5), ("lz4", None),
+                             ("snappy", None), ("none", None)):
             t6 = cpu()
             with pq.ParquetWriter(out, table.schema, compression=codec, compression_level=level,
                                   use_dictionary=strings, write_statistics=stats) as w:
