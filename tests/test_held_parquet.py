@@ -210,3 +210,22 @@ def test_past_the_descriptor_cap_files_are_read_by_path_and_compared(tmp_path, m
         assert r.exit_code == 2, r.output
         why = "replaced by another file" if change == "renamed over" else "written again"
         assert r.output.startswith(f"llm-cost: error: {log}: changed while being read ({why}"), r.output
+
+
+def test_a_parquet_file_written_again_during_its_check_is_one_line(tmp_path, monkeypatch):
+    """The check read some pages of the old bytes and some of the new: it vouches for neither."""
+    log = tmp_path / "log.parquet"
+    _write(log)
+    other = tmp_path / "other.parquet"
+    _write(other, n=31)
+    check = sources._check_parquet
+
+    def check_then_overwrite(file, pa, pq):
+        found = check(file, pa, pq)
+        with open(log, "r+b") as f:
+            f.write(other.read_bytes())
+        return found
+    monkeypatch.setattr(sources, "_check_parquet", check_then_overwrite)
+    r = CliRunner().invoke(main, ["report", str(log)])
+    assert r.exit_code == 2, r.output
+    assert r.output == f"llm-cost: error: {log}: cannot read (it changed while it was checked: run again)\n"
