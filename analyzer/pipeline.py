@@ -23,6 +23,8 @@ import polars as pl
 from . import aggregate, dedupe, dialects, fingerprint, labels, line_retry, pricebook, safe_text, tagging, writers
 from .dialects.canonical import KEYS_READ, KeyCheck
 from .errors import AnalyzerError, DialectError, OptionError, SourceError, UnknownKeys
+from .held import HeldParquet, holding_parquet
+from .held import current as current_holding
 from .models import Resolver
 from .pricing import (
     LIST_RATE,
@@ -1294,12 +1296,39 @@ class PricedRows:
     evaluate a part over slices of its source, `finish(source.slice(offset, n))`, and append each to
     one file: Polars' streaming sinks hold more the more rows they write (see writers.sink_rows)."""
 
-    def __init__(self, parts: list[pl.LazyFrame], finish=None, record_wise: list[bool] | None = None):
+    def __init__(self, parts: list[pl.LazyFrame], finish=None, record_wise: list[bool] | None = None,
+                 held: HeldParquet | None = None, owns: bool = False):
         self.sources = list(parts)
         self.finishes = [finish] * len(self.sources) if not isinstance(finish, list) else finish
         # Whether a part's source treats each record on its own (a format in RECORD_WISE): then a
         # reader of this tool's own may be read piece by piece (see sources.resumed).
         self.record_wise = record_wise or [False] * len(self.sources)
+        # The checked Parquet files the plans read (by their descriptors' names: see held.py),
+        # compared with what was checked once the rows are read (see reading); `owns`: held for these
+        # rows alone (no scope enclosed price_requests), closed by close(), the end of a `with`, or
+        # when no PricedRows refers to them any more.
+        self.held, self.owns = held, owns
+
+    def __enter__(self) -> PricedRows:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the Parquet files the plans read (when these rows hold them): collect no plan after."""
+        if self.owns and self.held is not None:
+            self.held.close()
+
+    @contextlib.contextmanager
+    def reading(self):
+        """Around reading the rows: a checked Parquet file changed since its check stops it in one
+        line naming the file, also when Polars failed on the changed file (a panic: see held.Held)."""
+        if self.held is None:
+            yield
+            return
+        with holding_parquet(self.held):
+            yield
 
     def plan(self, i: int, rows: tuple[int, int] | None = None) -> pl.LazyFrame:
         """Part `i`'s rows, or (with `rows`, (offset, length)) those of that slice of its source."""
@@ -1320,7 +1349,7 @@ class PricedRows:
         """The same rows with more columns (added per slice when written in slices)."""
         def more(finish):
             return lambda lf: (lf if finish is None else finish(lf)).with_columns(*exprs)
-        return PricedRows(self.sources, [more(f) for f in self.finishes], self.record_wise)
+        return PricedRows(self.sources, [more(f) for f in self.finishes], self.record_wise, self.held, self.owns)
 
     def sink(self, path: str, fmt: str = "parquet") -> None:
         from .writers import sink_rows
@@ -1414,9 +1443,13 @@ def price_requests(paths, opts: Options | None = None, book: pricebook.PriceBook
     check_options(opts)
     book = book or pricebook.load_price_book(opts.prices)
     # (The rows are written after this returns, from the lazy plans: their readers captured the run,
-    # and read the sizes recorded in it.)
-    with one_reading():
-        return _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates, rank_as))
+    # and read the sizes recorded in it; its Parquet files stay open for them: in the caller's scope
+    # (the CLI command's, a store file's), else held by the rows, see PricedRows.)
+    outer = current_holding()
+    with one_reading(held=outer, keep=True) as held:
+        rows, acc = _with_retry(lambda robust: _price_requests(paths, opts, book, robust, keep_rates, rank_as))
+    rows.held, rows.owns = held, outer is None
+    return rows, acc
 
 
 def _price_requests(paths, opts: Options, book: pricebook.PriceBook, robust: bool, keep_rates: bool = False,

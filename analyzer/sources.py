@@ -40,6 +40,7 @@ from polars.io.plugins import register_io_source
 
 from . import remote
 from .errors import SourceError
+from .held import Held, HeldParquet, holder, holding_parquet, stamp
 
 CONTAINERS = ("csv", "jsonl", "json", "parquet", "sse")
 CONTAINER_NOTE = ("files: CSV/TSV, JSON Lines, JSON (an array or one object), Parquet, and raw server-sent events "
@@ -85,8 +86,10 @@ class SourceFile:
     # strings; at any depth, a struct's field too), checked to hold UTF-8 text and read as text (see
     # check_parquet): each column's name and the type it is cast to.
     binary: tuple[tuple[str, pl.DataType], ...] = ()
-    # Where Polars reads a Parquet file: the file check_parquet read, open since (see CheckedParquet).
+    # Where Polars reads a Parquet file: the file check_parquet read, open since (see CheckedParquet),
+    # and what it was when checked (compared before each scan: see Held).
     checked: str | None = None
+    held: object | None = None
     # A CSV file's only records to read (their `_row`s, a Series; see line_retry.needed_records): the
     # others are counted, never handed on. None: all.
     rows: pl.Series | None = None
@@ -99,7 +102,7 @@ class SourceFile:
         size work that must fit in memory."""
         if self.container == "parquet":
             # (the file the check read, as scan_parquet: the file at the path may be another by now)
-            return pl.scan_parquet(self.checked or self.path, glob=False).select(pl.len()).collect().item()
+            return self.scan_parquet().select(pl.len()).collect().item()
         # Text: file size over the average record length of the first 64 KiB (decompressed), times
         # 8 for compressed files (a typical ratio for logs; an overestimate only costs an extra pass).
         size = sum(self.file_sizes()) * (8 if self.compression else 1)
@@ -160,7 +163,9 @@ class SourceFile:
         # (By the columns sniffed, not the frame's schema: a frame asked for its schema no longer lets
         # a slice of `price` reach its scan; nor does the drop, made only when the file has one.)
         # (The file the check read, so that a file replaced since is not read unchecked: Polars'
-        # reader panics on some damaged files.)
+        # reader panics on some damaged files; one written again since is not read: see Held.)
+        if self.held is not None:
+            self.held.verify()
         lf = _without_reserved(pl.scan_parquet(self.checked or self.path, glob=False), self.columns)
         return lf.with_columns(pl.col(c).cast(text) for c, text in self.binary) if self.binary else lf
 
@@ -1463,17 +1468,19 @@ _RUN: contextvars.ContextVar[dict | None] = contextvars.ContextVar("llm_cost_run
 
 
 @contextlib.contextmanager
-def one_reading(native: bool = False, shipped: bool = False):
+def one_reading(native: bool = False, shipped: bool = False, held: HeldParquet | None = None, keep: bool = False):
     """Every pass of one run (the fast pass, a robust retry, the quarantine pass) reads the same
     input: the same files, each up to the size it had when the run first opened it, and stdin
     copied once. A log appended to during a run (a live session) otherwise gave a count from one
     pass and a quarantine file from another: `quarantined: 1` and an empty file, 3 runs in 9.
     `shipped`: the run's plans are serialized and collected in other processes (the Spark
     engine's executors), where this process's descriptor names (/proc/self/fd/N) name nothing, or
-    another file: Parquet files are read there by path (see check_parquet)."""
+    another file: Parquet files are read there by path (see check_parquet). The Parquet files it
+    checks are held open until it ends (see held.holding_parquet: `held`, `keep`), which it yields."""
     token = _RUN.set({"native": native, "shipped": shipped})
     try:
-        yield
+        with holding_parquet(held, keep) as holding:
+            yield holding
     finally:
         _RUN.reset(token)
 
@@ -1821,38 +1828,21 @@ def _one_line(e: BaseException) -> str:
 class CheckedParquet:
     """A Parquet file check_parquet decoded: its columns of bytes, and where Polars reads it: the
     file the check read, kept open, by its descriptor's name (`/proc/self/fd/N`, `/dev/fd/N`), or
-    its path when there is no such name or too many are open."""
+    its path when there is no such name or too many are open. `held`: what the file was when checked
+    (see Held), to compare before and after Polars reads it."""
 
     binary: tuple[str, ...]
     source: str
-
-
-# Parquet files checked and kept open for Polars to read (see check_parquet), until the process
-# ends: a plan built in a run can be collected after it (the rows `price` writes), and a descriptor
-# closed before could name another file by then.
-_CHECKED_OPEN: list = []
-
-
-def _descriptor_name(file) -> str | None:
-    """A name Polars can open a file by that names this open file, whatever is at its path now; None
-    if the system has none, or when a quarter of the descriptors the process may open are held."""
-    import resource
-
-    if len(_CHECKED_OPEN) >= resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 4:
-        return None
-    for folder in ("/proc/self/fd", "/dev/fd"):
-        name = f"{folder}/{file.fileno()}"
-        if os.path.exists(name) and os.path.samestat(os.stat(name), os.fstat(file.fileno())):
-            _CHECKED_OPEN.append(file)
-            return name
-    return None
+    held: Held | None = None
 
 
 def check_parquet(path: str) -> CheckedParquet:
     """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
     group's pages of one column), before Polars scans the same open file (CheckedParquet.source: a
-    file replaced at its path since is not read unchecked); its columns holding bytes (at any depth:
-    a struct's field, a list's items), each checked to hold UTF-8.
+    file replaced at its path since is not read unchecked; one written again in place, or read by
+    path, is compared with its stamp: see Held); its columns holding bytes (at any depth: a struct's
+    field, a list's items), each checked to hold UTF-8. The file is held open by the scope it is
+    checked in (see holding_parquet).
 
     Polars' streaming reader panics on some damaged pages (a Rust assertion: a traceback and a
     backtrace on stderr, not an error), on a footer whose counts disagree with the pages (a column
@@ -1867,27 +1857,32 @@ def check_parquet(path: str) -> CheckedParquet:
     run = _RUN.get()
     if run is not None and ("parquet checked", path) in run:  # (a robust retry opens the file again)
         return run["parquet checked", path]
+    scope, shipped = holder(), bool(run is not None and run.get("shipped"))
+    if (found := scope.again(path)) is not None and (found.held.by_path or not shipped):
+        return found
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
     file = open(path, "rb")  # noqa: SIM115 - kept open for Polars (see CheckedParquet)
     try:
+        before = stamp(file.fileno())
         head = file.read(4)  # (a file named .parquet, or an invoice, that is compressed whole)
         _not_compressed_parquet("parquet", "gzip" if head[:2] == b"\x1f\x8b" else "zstd" if head == b"\x28\xb5\x2f\xfd"
                                 else None)
         file.seek(0)
         binary = _check_parquet(file, pa, pq)
         file.seek(0)
+        # (held now: Polars reads the file as it is after the check, which must be the file checked)
+        # (Polars reads by the descriptor's name, not this open file: given a file object, it read the
+        # whole file into memory for each scan, +470 MiB at 10M rows)
+        # (not for plans run in another process: a descriptor's name there is that process's)
+        held = scope.hold(path, file, shipped)
     except BaseException:
         file.close()
         raise
-    # (Polars reads by the descriptor's name, not this open file: given a file object, it read the
-    # whole file into memory for each scan, +470 MiB at 10M rows)
-    # (not for plans run in another process: a descriptor's name there is that process's)
-    source = None if run is not None and run.get("shipped") else _descriptor_name(file)
-    if source is None:
-        file.close()
-    checked = CheckedParquet(binary, source or path)
+    if held.stamp != before:
+        raise ValueError("it changed while it was checked: run again")
+    checked = scope.found[path] = CheckedParquet(binary, held.source, held)
     if run is not None:
         run["parquet checked", path] = checked
     return checked
@@ -2014,7 +2009,7 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.record_bytes = len(head) // head.count(b"\n")
     if src.container == "parquet":
         checked = check_parquet(src.path)
-        src.checked = checked.source
+        src.checked, src.held = checked.source, checked.held
         schema = src.scan_parquet().collect_schema()
         src.columns = list(schema.names())
         src.binary = tuple((c, _polars_text(schema[c])) for c in checked.binary)

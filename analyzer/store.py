@@ -51,6 +51,7 @@ import polars as pl
 from . import aggregate, dedupe, pipeline, pricebook, tagging, writers
 from .dialects._json_text import regex_literal
 from .errors import AnalyzerError, OptionError
+from .held import holding_parquet
 from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
 from .sources import expand_paths, file_key, open_source
@@ -883,8 +884,9 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             spool = os.path.join(root, META, f"{SPOOL_PREFIX}{os.getpid()}-{digest[:16]}.parquet")
             frame = None
             try:
-                result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
-                                                  before is None, before, records)
+                with holding_parquet():  # (a Parquet log's checked file, open while it is read: closed after)
+                    result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
+                                                      before is None, before, records)
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:

@@ -637,7 +637,13 @@ def write_rows(rows, fmt: str, path: str, shape=None, compression: str = "zstd",
     reader of this tool's own: see _sliceable) is sunk whole by the streaming engine, as before.
     `shape`: what the output makes of every slice (masking, text money). `out`: where the slices go
     instead of `path` (an object with _Appender's append, sink, close and abort: the store's month
-    files)."""
+    files). A checked Parquet input changed while the rows were read stops it in one line, before
+    atomic_write puts the file in place (see PricedRows.reading)."""
+    with rows.reading():
+        _write_rows(rows, fmt, path, shape, compression, row_group_size, out)
+
+
+def _write_rows(rows, fmt: str, path: str, shape, compression: str, row_group_size: int, out) -> None:
     shape = shape or (lambda lf: lf)
     totals = [_sliceable(source) for source in rows.sources]
     resumable = [t is None and wise and _one_reader(source) for t, source, wise in

@@ -32,6 +32,7 @@ import polars.selectors as cs
 
 from ..dialects._parse import label
 from ..errors import AnalyzerError
+from ..held import holding_parquet
 from ..models import Resolver
 from ..pricebook import PriceBook
 from ..schema import MONEY
@@ -130,9 +131,10 @@ def read(path: str, book: PriceBook, fmt: str | None = None) -> Invoice:
         raise InvoiceError(f"--invoice-format {fmt!r}: use one of {', '.join(FORMATS)}")
     readable = _readable(path)
     try:
-        fmt = fmt or detect(readable)
-        frame, notes, excludes_priority = _READERS[fmt](readable)
-        lines = _finish(frame, readable, book)
+        with holding_parquet():  # (a Parquet invoice is read whole here: its file is closed once read)
+            fmt = fmt or detect(readable)
+            frame, notes, excludes_priority = _READERS[fmt](readable)
+            lines = _finish(frame, readable, book)
         if not lines.height:
             # A header with no charge lines (a FOCUS export of logs nothing in which was priced, a
             # month without usage) bills nothing: it is compared as $0 against all of the logs.
@@ -353,9 +355,11 @@ def _checked_parquet(path: str) -> str:
     some damaged pages), also when --invoice-format focus skips detect; kept open, so that a file
     replaced at its path since is not read unchecked."""
     try:
-        return check_parquet(path).source
+        found = check_parquet(path)
     except ValueError as e:
         raise InvoiceError(f"{path}: cannot read ({e})") from None
+    found.held.verify()  # (read right after: written again since its check, it is not read; see held.py)
+    return found.source
 
 
 def _focus(path: str):

@@ -253,15 +253,13 @@ def test_damaged_dictionary_parquet_is_read_or_one_line(tmp_path_factory, capfd,
             assert not written.exists() or "/proc/self/fd" not in written.read_text(errors="replace")
 
 
-# -- defects left as strict xfails -----------------------------------------------------------------
+# -- a file overwritten in place after its check (a strict xfail until parquet2) ----------------------
 
-@pytest.mark.xfail(strict=True,
-                   reason="a Parquet input overwritten in place (the same inode) after its check: the kept "
-                   "descriptor reads the new bytes, never checked, and Polars panics (PanicException and a "
-                   "Rust backtrace, 'index out of bounds: the len is 2 but the index is 2'); only a file "
-                   "replaced by rename is covered")
 @pytest.mark.parametrize("name", ["sample-footer-file-rows.parquet", "hourly-levels.parquet"])
 def test_a_parquet_input_overwritten_in_place_after_its_check_is_one_line(tmp_path, monkeypatch, name):
+    """Was: the kept descriptor read the new bytes, never checked, and Polars panicked (PanicException
+    and a Rust backtrace, 'index out of bounds: the len is 2 but the index is 2'). The file is compared
+    with its stamp before Polars reads it (analyzer/held.py; tests/test_held_parquet.py: every command)."""
     from analyzer import sources
 
     path = tmp_path / "log.parquet"
