@@ -92,18 +92,23 @@ RETENTION_DAYS = 7  # `store compact` keeps time travel to any version of the la
 # Commit metadata keys (Delta keeps them in the commit's commitInfo).
 K_COMMAND, K_BOOK, K_FILE, K_ROWS, K_VERSION = ("llm_cost.command", "llm_cost.price_book", "llm_cost.file",
                                                  "llm_cost.rows", "llm_cost.rows_version")
+# A reprice commit's word on the DISPLACED files it wrote anew (the kept copies priced again): per
+# file path, the record fields that name them now ({path: {"displaced_rows": ..., "displaced_stats": ...}}).
+K_KEPT = "llm_cost.kept"
 # What delta-rs names the data files it writes: the only files `compact` ever deletes.
 PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
 FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime": pl.String, "dialect": pl.String,
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
                 "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String,
-                "span": pl.String}
+                "span": pl.String, "displaced_stats": pl.String}
 # Columns the files table gained later: a files table written before lacks them (its records then
 # say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
 # DISPLACED files holding the copies the file's copies beat, or that lost to stored ones; `span`:
-# a JSON [first, last] of its rows' times (what _restore looks for copies near).
-LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span"}
+# a JSON [first, last] of its rows' times (what _restore looks for copies near); `displaced_stats`:
+# a JSON {file: [rows, bytes]} of those files as written (a file emptied or rewritten by hand is
+# damage, as a data file that differs from the Delta log's numbers is; see _kept_damage).
+LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_stats"}
 
 
 class StoreError(AnalyzerError):
@@ -395,6 +400,12 @@ def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str,
         return records
     records = dict(records)
     for commit in sorted(_history(table, version - after), key=lambda c: c["version"]):
+        if after < commit["version"] <= version and K_KEPT in commit:  # (a reprice: see _reprice_kept)
+            try:
+                renamed = json.loads(commit[K_KEPT])
+            except ValueError as e:
+                raise _damaged(root, e) from None
+            records.update({p: {**records[p], **fields} for p, fields in renamed.items() if p in records})
         if after < commit["version"] <= version and K_FILE in commit:
             try:
                 entry = json.loads(commit[K_FILE])
@@ -887,6 +898,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 with holding_parquet():  # (a Parquet log's checked file, open while it is read: closed after)
                     result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
                                                       before is None, before, records)
+                if entry.get("displaced_rows"):  # (its kept files are written and closed by now)
+                    entry["displaced_stats"] = _kept_stats(root, json.loads(entry["displaced_rows"]))
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
@@ -1273,19 +1286,62 @@ def _shadow_files(root: str, record: dict) -> list[str]:
 
 def _kept_files(root: str, records: dict[str, dict], path: str) -> list[tuple[str, dict]]:
     """Every DISPLACED file the records name, with its record, for a replacing ingest of `path`.
-    One missing (deleted by hand, a directory or a link in its place) stops it: the copies it held
-    are unknown, so which requests would be left in no file (still counted duplicates) cannot be
-    told, and going on would leave `report --store` short of a report of the files, in silence.
-    Nothing has been written yet: the store stays as it was."""
+    One missing (deleted by hand, a directory or a link in its place), or not the rows and bytes its
+    record noted (emptied, rewritten: see _kept_damage), stops it: the copies it held are unknown,
+    so which requests would be left in no file (still counted duplicates) cannot be told, and going
+    on would leave `report --store` short of a report of the files, in silence. Nothing has been
+    written yet: the store stays as it was."""
     named = [(f, r) for r in records.values() for f in _shadow_files(root, r)]
     for rel, r in named:
-        full = os.path.join(root, rel)
-        if os.path.islink(full) or not os.path.isfile(full):
+        why = _kept_damage(root, rel, r)
+        if why:
             raise StoreError(
-                f"damaged store: {root}: {rel} is missing (copies kept for {r['path']}'s record, which come back when "
+                f"damaged store: {root}: {rel} is {why} (copies kept for {r['path']}'s record, which come back when "
                 f"a file is replaced); not replacing {path}. Put the file back (from a backup), or ingest the logs "
                 f"again into a new store; `llm-cost store status {root}` lists the damage")
     return named
+
+
+def _kept_stats(root: str, rels: list[str]) -> str:
+    """`displaced_stats` of a record naming the DISPLACED files `rels`, just written and closed:
+    each file's rows (from its footer) and bytes, as the Delta log notes a data file's."""
+    import pyarrow.parquet as pq
+
+    stats = {}
+    for rel in rels:
+        full = os.path.join(root, rel)
+        stats[rel] = [pq.ParquetFile(full).metadata.num_rows, os.path.getsize(full)]
+    return json.dumps(stats)
+
+
+def _noted(root: str, record: dict) -> dict[str, list[int]]:
+    """The [rows, bytes] a record noted of each DISPLACED file it names (none: a record written
+    before records noted them)."""
+    text = record.get("displaced_stats")
+    try:
+        stats = json.loads(text) if text else {}
+        if not isinstance(stats, dict) or not all(
+                isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in stats.values()):
+            raise ValueError(f"displaced_stats of {record.get('path')!r} is not {{file: [rows, bytes]}}")
+    except ValueError as e:
+        raise _damaged(root, e) from None
+    return stats
+
+
+def _kept_damage(root: str, rel: str, record: dict) -> str | None:
+    """Why the DISPLACED file `rel` that `record` names is not the file written: missing, or other
+    rows or bytes than the record noted (a file emptied by hand, its ids nulled: any rewrite changes
+    one or the other), or an unreadable footer. None when it is as written; a record written before
+    records noted them (December 7) can only tell that the file is there."""
+    full = os.path.join(root, rel)
+    if os.path.islink(full) or not os.path.isfile(full):
+        return "missing"
+    noted = _noted(root, record).get(rel)
+    if noted is None:
+        return None
+    # (rows first: "0 rows, its record says 1" says more than the bytes do)
+    return _check_part(full, os.path.getsize(full), noted[0], by="its record") or _check_part(
+        full, noted[1], None, by="its record")
 
 
 def _write_displaced(root: str, rows: pl.DataFrame) -> str:
@@ -1912,7 +1968,10 @@ def _names_kept(root: str, rels: list[str]) -> bool:
             return False
         last = _history(_table(root), 1)
         entry = json.loads(last[0].get(K_FILE) or "{}") if last else {}
-        return not set(rels).isdisjoint(json.loads(entry.get("displaced_rows") or "[]"))
+        named = json.loads(entry.get("displaced_rows") or "[]")
+        for fields in (json.loads(last[0].get(K_KEPT) or "{}") if last else {}).values():  # (a reprice's)
+            named += json.loads(fields.get("displaced_rows") or "[]")
+        return not set(rels).isdisjoint(named)
     except Exception:  # noqa: BLE001 - see above
         return True
 
@@ -2781,8 +2840,8 @@ def _stored_accounting(root: str, records: dict[str, dict]) -> pipeline.Accounti
     return acc
 
 
-def _check_part(path: str, size: int, rows: int | None) -> str | None:
-    """Why a data file the log names is not what the log says, or None."""
+def _check_part(path: str, size: int, rows: int | None, by: str = "the log") -> str | None:
+    """Why a data file the log (or another record: `by`) names is not what it says, or None."""
     import pyarrow.parquet as pq
 
     if not os.path.isfile(path):
@@ -2790,12 +2849,12 @@ def _check_part(path: str, size: int, rows: int | None) -> str | None:
     if os.path.islink(path):
         return "a symlink"
     if os.path.getsize(path) != size:
-        return f"{os.path.getsize(path):,} bytes, the log says {size:,}"
+        return f"{os.path.getsize(path):,} bytes, {by} says {size:,}"
     try:
         n = pq.ParquetFile(path).metadata.num_rows
     except Exception as e:  # noqa: BLE001 - pyarrow: any unreadable footer
         return f"unreadable ({(str(e).splitlines() or [''])[0]})"
-    return None if rows is None or n == rows else f"{counted(n, 'row')}, the log says {rows:,}"
+    return None if rows is None or n == rows else f"{counted(n, 'row')}, {by} says {rows:,}"
 
 
 def status(root: str) -> dict:
@@ -2818,11 +2877,14 @@ def status(root: str) -> dict:
             problems[r["path"]] = why
     # The kept copies files records name (copies that come back when a file is replaced): one gone
     # or unreadable would leave its requests in no file at that replace, still counted duplicates.
+    # A file whose record noted its rows and bytes is checked against them too (one emptied by hand
+    # left its requests in no file at a replace, in silence); see _kept_damage.
     kept = {}
-    for rel in sorted({f for r in records.values() for f in _shadow_files(root, r)}):
+    for rel, r in sorted({f: e for e in records.values() for f in _shadow_files(root, e)}.items()):
         path = os.path.join(root, rel)
-        if os.path.islink(path) or not os.path.isfile(path):
-            kept[rel] = "missing (a file of kept copies a record names)"
+        why = _kept_damage(root, rel, r)
+        if why:
+            kept[rel] = f"{why} (a file of kept copies a record names)"
             continue
         try:
             lacks = [c for c in (SHA, "request_id", "timestamp") if c not in pl.read_parquet_schema(path)]
@@ -3158,6 +3220,7 @@ class RepriceResult:
     months: list[str]
     parts: int
     version: int | None = None
+    kept: int = 0  # kept copies priced again (see _reprice_kept)
 
     @property
     def old_total(self):
@@ -3185,9 +3248,8 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
             warn: Callable[[str], None] = lambda m: None) -> RepriceResult:
     """Price the stored rows of [--since, --until) again with the current book and overlays: one new
     table version that replaces the affected month partitions (the old version stays readable with
-    `report --version`)."""
-    from .pricing import rate_frame
-
+    `report --version`). Their labels are cleaned again first, by this version's rules (see
+    _recleaned), and the kept copies of the window (see _reprice_kept) are priced again with them."""
     _check_wait(wait)
     opts = opts or pipeline.Options()
     pipeline.check_tz(opts.tz)
@@ -3209,36 +3271,139 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _damaged(root, e) from None
         window = old.filter(inside)
-        keys = window.lazy().select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
-        keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
-        rates = rate_frame(keys, book)
-        band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))
         cols = old.columns
-        repriced = pipeline.price_rows(window.lazy().drop(PRICING), rates, band, book).collect()
-        blame = _blamed(repriced)
-        if blame.is_not_null().any():  # (a request with a part the book cannot price: priced again whole)
-            repriced = pipeline.row_pricing(rates, band, book, blamed=True)(
-                window.lazy().drop(PRICING).with_columns(blame.alias(pipeline.BLAME))).collect()
+        dims = _dimensions(records)
+        repriced = _priced_again(_recleaned(window, dims), book)
         new = pl.concat([old.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
         new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
         changes = _changes([_costs(window)], [_costs(new.filter(inside))])
         predicate = f"{MONTH} IN ({', '.join(repr(m) for m in sorted(months))})"  # YYYY-MM: no quoting issue
-        props = _commit("reprice", book.version, **{"llm_cost.overlays": json.dumps(list(book.overlays)),
-                                                    "llm_cost.since": since and since.isoformat(),
-                                                    "llm_cost.until": until and until.isoformat(),
-                                                    "llm_cost.old_cost": changes["old_cost"].sum(),
-                                                    "llm_cost.new_cost": changes["new_cost"].sum()})
+        written: list[str] = []
+        committed = False
         try:
-            _delta().write_deltalake(table, new.to_arrow(), partition_by=[MONTH], mode="overwrite",
-                                     predicate=predicate, schema_mode="merge", commit_properties=props, writer_properties=_writer())
-        except Exception as e:  # noqa: BLE001
-            raise StoreError(f"{root}: cannot commit the re-priced rows: {(str(e).strip().splitlines() or [''])[0]}") from None
+            renamed, copies = _reprice_kept(root, records, inside, book, dims, written, warn)
+            props = _commit("reprice", book.version, **{"llm_cost.overlays": json.dumps(list(book.overlays)),
+                                                        "llm_cost.since": since and since.isoformat(),
+                                                        "llm_cost.until": until and until.isoformat(),
+                                                        "llm_cost.old_cost": changes["old_cost"].sum(),
+                                                        "llm_cost.new_cost": changes["new_cost"].sum(),
+                                                        **({K_KEPT: json.dumps(renamed)} if renamed else {})})
+            try:
+                _delta().write_deltalake(table, new.to_arrow(), partition_by=[MONTH], mode="overwrite",
+                                         predicate=predicate, schema_mode="merge", commit_properties=props,
+                                         writer_properties=_writer())
+            except Exception as e:  # noqa: BLE001
+                raise StoreError(f"{root}: cannot commit the re-priced rows: "
+                                 f"{(str(e).strip().splitlines() or [''])[0]}") from None
+            committed = True
+        finally:
+            # Kept files written for a commit that did not land are no record's: removed (a kill -9
+            # leaves them to `store compact`, which removes the DISPLACED files no record names).
+            if not committed and not _names_kept(root, written):
+                for rel in written:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(root, rel))
+        records.update({p: {**records[p], **fields} for p, fields in renamed.items()})
         before = {os.path.relpath(u, root) for u in targets}
         table = _checkpoint(_table(root))
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, months)} - before)
         _write_rollups(root, table)
         _sync_files(root, table, records)
-    return RepriceResult(changes, book, sorted(months), len(targets), table.version())
+    return RepriceResult(changes, book, sorted(months), len(targets), table.version(), copies)
+
+
+def _priced_again(rows: pl.DataFrame, book: pricebook.PriceBook) -> pl.DataFrame:
+    """Stored rows (or kept copies) priced again with `book`: their pricing columns replaced."""
+    from .pricing import rate_frame
+
+    keys = rows.lazy().select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
+    keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
+    rates = rate_frame(keys, book)
+    band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))
+    bare = rows.lazy().drop(PRICING, strict=False)
+    repriced = pipeline.price_rows(bare, rates, band, book).collect()
+    blame = _blamed(repriced)
+    if blame.is_not_null().any():  # (a request with a part the book cannot price: priced again whole)
+        repriced = pipeline.row_pricing(rates, band, book, blamed=True)(
+            bare.with_columns(blame.alias(pipeline.BLAME))).collect()
+    return repriced
+
+
+def _recleaned(rows: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
+    """Stored rows with their labels cleaned again by this version's rules (labels.clean_labels, as
+    an ingest cleans a night's): a row an older version stored with a label it did not trim
+    (`claude-haiku-4-5` then U+200B, before labels.trim) is priced, and reported, as the same label
+    from a later night. Labels take few values: each column's distinct values are cleaned first,
+    and a column none of whose values changes (every column of a store written since) is left as
+    it is. A model that cleans to nothing stays as stored (unpriced, as it was): an ingest would
+    have quarantined its row, which a stored row can no longer be."""
+    from . import labels
+
+    out = []
+    for e in labels.clean_labels(rows.columns, [d for d in dims if d in rows.columns]):
+        col = e.meta.output_name()
+        if col == "model_raw":
+            e = pl.coalesce(e, pl.col(col)).alias(col)
+        if rows.select(pl.col(col).unique()).select((~e.eq_missing(pl.col(col))).any()).item():
+            out.append(e)
+    return rows.with_columns(out) if out else rows
+
+
+def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pricebook.PriceBook,
+                  dims: list[str], written: list[str], warn: Callable[[str], None]) -> tuple[dict, int]:
+    """The kept copies (DISPLACED files, see _restore) of [--since, --until) priced again, as the
+    stored rows are: a copy comes back when the file that beat it is replaced, and it must come back
+    as it would be had it stayed stored, not with the book of its own ingest among re-priced rows.
+    A kept file is never rewritten (its record names it, and a crash must leave it as it was): each
+    one with a copy in the window is written anew (its names appended to `written` as they are
+    opened) and the reprice commit names the new files (K_KEPT: the fields of each record that
+    change; the files table follows, or is replayed from it). The old files, named by no record
+    then, go at `store compact`. A damaged kept file (see _kept_damage) is left as it is, with a
+    warning: priced again and noted anew, its damage would no longer show. Returns the fields per
+    record path, and how many copies were priced again."""
+    import uuid
+
+    names = {rel: r for r in records.values() for rel in _shadow_files(root, r)}
+    if not names:
+        return {}, 0
+    new: dict[str, str] = {}
+    copies = 0
+    for rel, r in sorted(names.items()):
+        why = _kept_damage(root, rel, r)
+        if why:
+            warn(f"{rel} is {why}: its kept copies (for {r['path']}'s record) are not priced again; "
+                 f"`llm-cost store status {root}` lists the damage")
+            continue
+        path = os.path.join(root, rel)
+        try:
+            kept = pl.read_parquet(path, glob=False, hive_partitioning=False).with_row_index("_i")
+            cols = kept.columns
+            missing = [pl.lit(None, SCHEMA[c]).alias(c) for c in (*pipeline.CANONICAL, SHA) if c not in cols]
+            kept = kept.with_columns(missing) if missing else kept
+            mask = kept.with_columns(inside.fill_null(False).alias("_in"))["_in"]  # (a literal: one per row)
+        except (pl.exceptions.PolarsError, OSError) as e:
+            raise _damaged(root, e) from None
+        n = int(mask.sum())
+        if not n:
+            continue
+        repriced = _priced_again(_recleaned(kept.filter(mask), dims), book)
+        keep = [*cols, *[c for c in repriced.columns if c in PRICING and c not in cols]]
+        out = pl.concat([kept.filter(~mask).select(c for c in keep if c in kept.columns), repriced.select(keep)],
+                        how="diagonal_relaxed").sort("_i").drop("_i")
+        rel_new = os.path.join(DISPLACED, f"{uuid.uuid4()}.parquet")
+        written.append(rel_new)  # (before it is opened: removed, whatever happens next)
+        out.write_parquet(os.path.join(root, rel_new), compression="zstd")
+        new[rel] = rel_new
+        copies += n
+    renamed = {}
+    for r in records.values():
+        rels = _shadow_files(root, r)
+        if set(rels) & set(new):
+            noted = {k: v for k, v in _noted(root, r).items() if k not in new}
+            fresh = [new.get(rel, rel) for rel in rels]
+            noted.update(json.loads(_kept_stats(root, [new[rel] for rel in rels if rel in new])))
+            renamed[r["path"]] = {"displaced_rows": json.dumps(fresh), "displaced_stats": json.dumps(noted)}
+    return renamed, copies
 
 
 def _blamed(priced: pl.DataFrame) -> pl.Series:

@@ -1063,6 +1063,8 @@ def reprice_text(result) -> str:
     book = result.book
     console.print(f"re-priced {result.parts} part(s) in {', '.join(result.months)} with price book {book.version}"
                   + (f" + overlays {', '.join(book.overlays)}" if book.overlays else "")
+                  + (f", and {result.kept:,} kept cop{'y' if result.kept == 1 else 'ies'} of requests another file"
+                     " holds (they come back if it is replaced)" if result.kept else "")
                   + f"; exact difference {money_text(result.difference)} USD; money rounded {ROUNDING} to cents "
                     "for display", highlight=False, soft_wrap=True, markup=False)
     return console.file.getvalue()

@@ -31,10 +31,12 @@ What broke:
   `_read_file` returned before the restore, so the copies they had displaced stayed in no file,
   still counted duplicates, `store status` consistent. Fixed: they come back as for any replace
   (the runs property now writes empty exports too).
-Left, as strict xfails:
-- A copy brought back after `store reprice` keeps the costs of its own ingest's book.
+Left, as strict xfails (closed since: tests/test_store_kept.py):
+- A copy brought back after `store reprice` keeps the costs of its own ingest's book. Now reprice
+  prices the kept copies of its window again, written anew and named by its commit.
 - A kept copies file emptied by hand (or its timestamps or ids nulled) is not seen: the replace
-  leaves the request in no file while its record counts it a duplicate.
+  leaves the request in no file while its record counts it a duplicate. Now each record notes its
+  kept files' rows and bytes: status names such a file, and the replace stops in one line.
 """
 
 from __future__ import annotations
@@ -223,10 +225,6 @@ def test_kill_minus_9_during_the_commit_of_a_night_whose_copies_all_lost(tmp_pat
 NEGOTIATED = "fixtures/prices/negotiated.toml"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store reprice prices the stored rows again but not the kept copies in _llm_cost/displaced/; a "
-    "replacing ingest after it brings a kept copy back with the costs of the book of its own ingest, "
-    "so a repriced month silently mixes two books (r1 here: list price among negotiated rows)"))
 def test_a_copy_brought_back_after_a_reprice_is_priced_with_the_reprice_s_book(tmp_path):
     """a.csv and b.csv ingested with the list prices (b's fuller copy of r1 displaces a's, kept),
     the store repriced with the negotiated book, then b.csv replaced without r1, ingested with the
@@ -279,10 +277,6 @@ def test_a_store_written_before_every_ingest_committed_orders_by_time_of_ingest_
     same_as_logs(st, [z, a, b], BY)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a kept copies file is checked for existence and columns, not for the rows its record kept: "
-    "rewritten with none (or its timestamps or request ids nulled), `store status` says consistent "
-    "and a replacing ingest leaves r1 in no file while a.csv's record still counts it a duplicate"))
 def test_a_kept_copies_file_emptied_by_hand_is_damage(tmp_path):
     """a.csv's copy of r1 lost to b.csv's and is kept in _llm_cost/displaced/. That file rewritten as
     a valid Parquet file of the same columns and no rows: status should name it (as it checks a data

@@ -33,9 +33,10 @@ Found (each a test below):
 - a Parquet file of Messages responses whose usage.iterations is typed a list of structs but null
   on every row was refused (the check was on the schema alone); 40b9af1 read it, and rightly (no
   iterations: the top-level counts). The check now reads that column when the schema differs.
-- (strict xfail) a store row written before labels.trim, `claude-haiku-4-5\\u200b`, stays unpriced
-  under `reprice`: stored labels are never cleaned again, so the same model logged the same way is
-  priced from new nights and unpriced from old ones.
+- (strict xfail, closed since) a store row written before labels.trim, `claude-haiku-4-5\\u200b`,
+  stays unpriced under `reprice`: stored labels are never cleaned again, so the same model logged
+  the same way is priced from new nights and unpriced from old ones. Now reprice cleans the labels
+  of its window again.
 """
 
 from __future__ import annotations
@@ -196,9 +197,6 @@ def test_a_symlinked_log_appended_is_no_change_and_its_target_replaced_is(tmp_pa
 
 # --- the store: rows written before labels.trim ----------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="reprice prices stored labels as stored: a row an older version stored "
-                   "with model `claude-haiku-4-5\\u200b` (trimmed of whitespace alone) stays unpriced, while the "
-                   "same model logged the same way is priced from new nights; stored labels are never cleaned again")
 def test_a_stored_model_with_an_invisible_end_is_priced_by_reprice(tmp_path, monkeypatch):
     st = str(tmp_path / "store")
     old = _csv(tmp_path / "n1" / "x.csv", [("a", HAIKU + "\u200b", 1000, "ws", "t", "standard")])
