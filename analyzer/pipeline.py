@@ -183,6 +183,8 @@ class Loaded:
     unspooled: list[pl.LazyFrame] | None = None
     # Each file as first read (path -> fingerprint.take): checked before it is read again.
     fingerprints: dict[str, fingerprint.Fingerprint] = field(default_factory=dict)
+    # Those of the files a file set's reader fingerprints as it reads them (sources.read_prints).
+    read_prints: dict[str, fingerprint.Fingerprint] = field(default_factory=dict)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -255,7 +257,7 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
         frames = [_no_rows()]
     frames, books = _with_bookkeeping(frames)
     return Loaded(frames, files, det.names, ordered, seen, robust, det.empty, det.skipped, ctx.notes, repeat_files,
-                  books, key_checks=ctx.key_checks or [], fingerprints=prints)
+                  books, key_checks=ctx.key_checks or [], fingerprints=prints, read_prints=read_prints())
 
 
 @dataclass
@@ -1284,7 +1286,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 def _unchanged(loaded: Loaded) -> None:
     """Refuse to go on with a file changed since the run first read it, other than by records
     appended (see analyzer/fingerprint.py): a log rotated by copytruncate during the run."""
-    for p, then in {**read_prints(), **loaded.fingerprints}.items():
+    for p, then in {**loaded.read_prints, **loaded.fingerprints}.items():
         why = fingerprint.change(p, then)
         if why is not None:
             raise SourceError(f"{shown(p)}: changed during the run ({why}); its records were counted as it "

@@ -1505,10 +1505,11 @@ def prints_on_read() -> bool:
 
 
 def read_prints() -> dict:
-    """Fingerprints (analyzer/fingerprint.py) of the files a file set's reader has read in this run,
-    taken from the bytes it read (see _file_batches): path -> fingerprint."""
-    run = _RUN.get() or {}
-    return dict(run.get("prints", {}))
+    """Fingerprints (analyzer/fingerprint.py) of the files a file set's reader reads in this run, taken
+    from the bytes it read (see _file_batches): path -> fingerprint. The run's own dict, filled as the
+    readers read (the plans may run after the run's context has ended: `price` writes its rows then)."""
+    run = _RUN.get()
+    return run.setdefault("prints", {}) if run is not None and not run.get("shipped") else {}
 
 
 def changed_during_run() -> list[str]:

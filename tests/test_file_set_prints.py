@@ -42,7 +42,7 @@ def _tree(tmp_path):
     return tmp_path / "claude" / "projects", files
 
 
-def _run(tmp_path, monkeypatch, change=None):
+def _run(tmp_path, monkeypatch, change=None, command="report"):
     """(exit code, output, files fingerprinted apart from their reading before the quarantine pass, which
     reads the one file it needs alone) of a report of the tree."""
     root, files = _tree(tmp_path)
@@ -60,8 +60,8 @@ def _run(tmp_path, monkeypatch, change=None):
         return real_write(*args, **kwargs)
     monkeypatch.setattr(fingerprint, "take", take)
     monkeypatch.setattr(pipeline, "write_quarantine", write)
-    result = CliRunner().invoke(main, ["report", str(root), "--by", "day", "--format", "csv",
-                                       "--quarantine", str(tmp_path / "q.jsonl")])
+    args = ["--by", "day", "--format", "csv"] if command == "report" else ["-o", str(tmp_path / "rows.parquet")]
+    result = CliRunner().invoke(main, [command, str(root), *args, "--quarantine", str(tmp_path / "q.jsonl")])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.output, before, files
 
@@ -91,10 +91,11 @@ def _appended(files):
         f.write(_line(99) + "\n")
 
 
+@pytest.mark.parametrize("command", ["report", "price"])
 @pytest.mark.parametrize(("change", "index", "why"), [(_rewritten, 1, "written again"),
                                                       (_replaced, 2, "replaced by another file")])
-def test_a_file_of_the_set_changed_during_the_run_is_named(tmp_path, monkeypatch, change, index, why):
-    code, out, _, files = _run(tmp_path, monkeypatch, change)
+def test_a_file_of_the_set_changed_during_the_run_is_named(tmp_path, monkeypatch, change, index, why, command):
+    code, out, _, files = _run(tmp_path, monkeypatch, change, command)
     assert code == 2 and not (tmp_path / "q.jsonl").exists()
     assert out == (f"llm-cost: error: {files[index]}: changed during the run ({why}); its records were counted as "
                    "it was before, and cannot be read again: run again\n")
