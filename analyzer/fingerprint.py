@@ -30,7 +30,22 @@ def _edges(f, size: int) -> bytes:
     head = f.read(min(size, EDGE))
     f.seek(max(size - EDGE, 0))
     tail = f.read(min(size, EDGE))
-    return hashlib.blake2b(head + b"\0" + tail, digest_size=16).digest()
+    return edges_hash(head, tail)
+
+
+def edges_hash(head, tail) -> bytes:
+    """The hash of a file's first and last EDGE bytes (bytes or memoryviews)."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (head, b"\0", tail):
+        h.update(part)
+    return h.digest()
+
+
+def of_bytes_read(st: os.stat_result, data) -> Fingerprint:
+    """The fingerprint of a file from the bytes a reader has just read of it (`data`: all of them, up to
+    the run's size) and its `fstat`: what `take` would give, without opening and reading it again."""
+    n = len(data)
+    return st.st_dev, st.st_ino, n, edges_hash(data[:min(n, EDGE)], data[max(n - EDGE, 0):n])
 
 
 def take(path: str) -> Fingerprint | None:

@@ -52,7 +52,9 @@ from .sources import (
     looks_like,
     one_reading,
     open_source,
+    prints_on_read,
     read_natively,
+    read_prints,
     search_keys_first,
     shards,
     shown,
@@ -183,6 +185,8 @@ class Loaded:
     unspooled: list[pl.LazyFrame] | None = None
     # Each file as first read (path -> fingerprint.take): checked before it is read again.
     fingerprints: dict[str, fingerprint.Fingerprint] = field(default_factory=dict)
+    # Those of the files a file set's reader fingerprints as it reads them (sources.read_prints).
+    read_prints: dict[str, fingerprint.Fingerprint] = field(default_factory=dict)
 
     @property
     def frame(self) -> pl.LazyFrame:
@@ -221,12 +225,16 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
                            key_checks=[] if check_keys and not robust and not SEARCH_KEYS_FIRST else None,
                            lines=lines)
     found = find_files(paths, exclude=(opts.quarantine or DEFAULT_QUARANTINE, *opts.outputs))
-    # (before detection reads their first records: the run's first reading of the files)
-    prints = {p: fp for p in found.files if (fp := fingerprint.take(p)) is not None}
     # An output a directory walk would meet is skipped above; one named as an input is refused.
     writers.check_outputs([("--quarantine", opts.quarantine or DEFAULT_QUARANTINE), *(("-o", o) for o in opts.outputs)],
                           {"the log": found.files})
     det = _detect_formats(found, forced, opts)
+    # Each file's fingerprint, before its records are read (detection read only their first bytes). A
+    # file set's files are fingerprinted by their reader from the bytes it reads (sources.read_prints):
+    # here, a tree of transcripts was opened and read once more for it.
+    by_reader = {p for head, _ in det.sources if head.members and head.compression is None for p in head.paths} \
+        if prints_on_read() else set()
+    prints = {p: fp for p in found.files if p not in by_reader and (fp := fingerprint.take(p)) is not None}
     frames, files, dims, seen, repeat_files = [], [], {}, set(), []
     # A large file set is read as several scans, decoded concurrently by spool (see shards).
     for src, d in [(shard, d) for head, d in det.sources for shard in shards(head)]:
@@ -251,7 +259,7 @@ def read_logs(paths, opts: Options, robust: bool = False, exact_lines: bool | No
         frames = [_no_rows()]
     frames, books = _with_bookkeeping(frames)
     return Loaded(frames, files, det.names, ordered, seen, robust, det.empty, det.skipped, ctx.notes, repeat_files,
-                  books, key_checks=ctx.key_checks or [], fingerprints=prints)
+                  books, key_checks=ctx.key_checks or [], fingerprints=prints, read_prints=read_prints())
 
 
 @dataclass
@@ -1280,7 +1288,7 @@ def write_quarantine(paths, loaded: Loaded, opts: Options) -> str:
 def _unchanged(loaded: Loaded) -> None:
     """Refuse to go on with a file changed since the run first read it, other than by records
     appended (see analyzer/fingerprint.py): a log rotated by copytruncate during the run."""
-    for p, then in loaded.fingerprints.items():
+    for p, then in {**loaded.read_prints, **loaded.fingerprints}.items():
         why = fingerprint.change(p, then)
         if why is not None:
             raise SourceError(f"{shown(p)}: changed during the run ({why}); its records were counted as it "

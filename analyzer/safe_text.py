@@ -85,12 +85,25 @@ def mask_secrets_expr(expr: pl.Expr) -> pl.Expr:
 
 
 _PY_CANDIDATE = re.compile(_CANDIDATE)
+_PY_WORDS = ("sk-", "akia", "asia", "aiza", "bearer", "secret", "authorization")
+
+
+def _maybe_secret(text: str) -> bool:
+    """Whether `text` matches _CANDIDATE. An ASCII text matches only if its lower case holds one of
+    _PY_WORDS (each word of _CANDIDATE in lower case): tested first, as `in` costs a fifth of the
+    regex (a 17,000-transcript tree's names: 0.086 -> 0.019 CPU s). Other text goes to the regex:
+    Python's `(?i)` also takes `ı`, `İ`, `ſ` and the Kelvin sign for ASCII letters."""
+    if text.isascii():
+        low = text.lower()
+        if not any(w in low for w in _PY_WORDS):
+            return False
+    return _PY_CANDIDATE.search(text) is not None
 
 
 def mask_secrets(text: str) -> str:
     # The same first test as mask_secrets_expr: a report names every file it read, and eight
     # substitutions per name cost a 17,000-transcript tree 0.5 s (a 170,000-file tree 5 s).
-    if not _PY_CANDIDATE.search(text):
+    if not _maybe_secret(text):
         return text
     for rx, replacement in _PY_SECRETS:
         text = rx.sub(replacement, text)

@@ -15,7 +15,8 @@ makes, because what a run cost is not where a path can reach:
   cost), so several runs saved in one file, or a resumed session's runs, each keep their own total.
   Messages after the last result (a run cut short) have no total: each response is priced from its
   own message (merged on its id), a lower bound on output.
-- `total_cost_usd` is the reported cost of the whole run: on its first row, beside the computed one.
+- `total_cost_usd` is the reported cost of the whole run: on the row of its model with most tokens
+  (ties: the first by name), beside the computed one; the record stays its first row's by name.
 - A result row sums many requests: its request count is unknown (null), and it is priced at the base
   context tier (the per-request long-context rule must never see summed prompts): both noted.
 """
@@ -101,7 +102,9 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
     first_model = pl.coalesce(pl.col("_x_members").list.first().str.extract(_KEY, 1), pl.col("_x_seen_model"))
     lf = lf.with_columns(pl.when(result).then(pl.format("{}#{}", run, first_model)).backward_fill().alias("_x_run"))
     n = pl.col("_x_members").list.len().fill_null(0)
-    lf = (lf.with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
+    # (`_x_line`: the rows one result line becomes, to choose among them)
+    lf = (lf.with_row_index("_x_line")
+          .with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
           .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
     member = pl.col("_x_member")
     body = member.str.extract(r"(\{[^{}]*\})$", 1)
@@ -122,6 +125,14 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 
     model = pl.when(result).then(pl.coalesce(member.str.extract(_KEY, 1),
                                               pl.col("_x_seen_model"))).otherwise(text("message", "model"))
+    # The run's reported cost goes on the model that did most of its work (most tokens; a tie: the first
+    # by name, as the rows are sorted), where a reader looks for it, not on whichever name sorts first.
+    # Chosen from the counts alone, so the same run listed in another order puts it on the same row.
+    # (A count that is no integer reads as 0 here: its result is quarantined whole anyway.)
+    tokens = pl.sum_horizontal(count(name, key).cast(pl.Int128, strict=False).fill_null(0) for name, key in (
+        ("input", "input_tokens"), ("output", "output_tokens"), ("cache_read", "cache_read_input_tokens"),
+        ("cache_write", "cache_creation_input_tokens")))
+    lf = lf.with_columns(pl.col("_x_idx").get(tokens.arg_max()).over("_x_line").alias("_x_cost_idx"))
     return lf.with_columns(
         (pl.col("_x_idx") == 0).cast(pl.Int64).alias("_rec"),
         model.alias("_x_model"),
@@ -138,11 +149,11 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         count("web_search", "server_tool_use", "web_search_requests").alias("_x_web_search"),
         count("web_fetch", "server_tool_use", "web_fetch_requests").alias("_x_web_fetch"),
         pl.when(result).then(text("usage", "service_tier")).otherwise(text(*_MESSAGE, "service_tier")).alias("_x_tier"),
-        pl.when(result & (pl.col("_x_idx") == 0)).then(text("total_cost_usd")).alias("_x_cost"),
+        pl.when(result & (pl.col("_x_idx") == pl.col("_x_cost_idx"))).then(text("total_cost_usd")).alias("_x_cost"),
         # An assistant message is one request; a result row sums many (unknown: null, never 1 per row).
         pl.when(~result).then(pl.lit("1")).alias("_x_requests"),
         result.alias("_x_result"),
-    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run")
+    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run", "_x_line", "_x_cost_idx")
 
 
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:

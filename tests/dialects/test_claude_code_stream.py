@@ -60,7 +60,39 @@ def test_result_rows_are_per_model_with_unknown_request_count():
     # the run's request count is unknown; its second model's row is part of the same record (0)
     assert result["requests"].to_list() == [None, 0] and result["_rec"].to_list() == [1, 0]
     assert result["context_window"].to_list() == ["0-200k", "0-200k"]
-    assert result["reported_cost"].to_list() == [D("0.10459775"), None]
+    # the run's reported cost on the model with most tokens: Opus 36,832 against Haiku 1,746
+    assert result["reported_cost"].to_list() == [None, D("0.10459775")]
+
+
+def _result_rows(tmp_path, model_usage: dict, name="run.jsonl"):
+    res = json.loads(LINES[-1])
+    res["modelUsage"] = model_usage
+    rows = normalized(_write(tmp_path, [json.dumps(res)], name), batch_time=BT)
+    return dict(zip(rows["model_raw"].to_list(), rows["reported_cost"].to_list(), strict=True)), rows
+
+
+def _usage(i=0, o=0, r=0, w=0):
+    return {"inputTokens": i, "outputTokens": o, "cacheReadInputTokens": r, "cacheCreationInputTokens": w}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_reported_cost_on_the_model_with_most_tokens_whatever_the_order(tmp_path, reverse):
+    """Every kind of token counts (here the cache read tips it), not the name nor the writer's order;
+    the record (its first row by name) is the same either way."""
+    members = [("claude-haiku-4-5-20251001", _usage(i=500, o=500)),  # 1,000
+               ("claude-opus-4-5-20251101", _usage(i=10, o=10, r=900, w=81)),  # 1,001
+               ("claude-sonnet-4-5-20250929", _usage(w=999))]  # 999
+    costs, rows = _result_rows(tmp_path, dict(members[::-1] if reverse else members))
+    assert costs == {"claude-haiku-4-5-20251001": None, "claude-opus-4-5-20251101": D("0.10459775"),
+                     "claude-sonnet-4-5-20250929": None}
+    assert rows["_rec"].to_list() == [1, 0, 0]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_reported_cost_on_a_tie_goes_to_the_first_model_by_name(tmp_path, reverse):
+    members = [("claude-sonnet-4-5-20250929", _usage(i=600, o=400)), ("claude-haiku-4-5-20251001", _usage(r=1000))]
+    costs, _ = _result_rows(tmp_path, dict(members[::-1] if reverse else members))
+    assert costs == {"claude-haiku-4-5-20251001": D("0.10459775"), "claude-sonnet-4-5-20250929": None}
 
 
 def test_run_cut_before_its_result_prices_each_response_once(tmp_path):

@@ -425,6 +425,29 @@ def test_candidate_words_find_every_value_the_candidate_regex_finds():
         assert pl.select(safe_text.mask_secrets_expr(pl.lit(value))).item() == safe_text.mask_secrets(value)
 
 
+def test_mask_secrets_first_test_finds_every_value_pythons_regex_finds():
+    """mask_secrets tests ASCII text for _PY_WORDS in lower case before its regex: every letter
+    Python's `(?i)` takes for one of the case-insensitive words (ASCII or not), and each
+    case-sensitive word, in and out of context, is still found; text without any is not."""
+    regex_words = re.fullmatch(r".*\(\?i:(.*)\)", safe_text._CANDIDATE)[1].split("|")
+    plain_words = safe_text._CANDIDATE.split("|(?i:")[0].split("|")
+    assert {w.lower() for w in [*regex_words, *plain_words]} == set(safe_text._PY_WORDS)
+    # (only a cased character can match a letter other than itself under `(?i)`)
+    letters = [c for c in map(chr, range(0x110000)) if not 0xD800 <= ord(c) < 0xE000 and (c.lower() != c or c.upper() != c)]
+    variants = []
+    for word in regex_words:
+        for i, letter in enumerate(word):
+            same = [c for c in letters if re.fullmatch(f"(?i:{re.escape(letter)})", c)]
+            assert {letter, letter.upper()} <= set(same)
+            variants += [word[:i] + c + word[i + 1:] for c in same]
+        variants += [word.upper(), word.title()]
+    assert "\u0131" in "".join(variants)  # (Python's dotless i: not ASCII, left to the regex)
+    for value in [*variants, *plain_words, *(f"x/{w}.y" for w in [*variants, *plain_words])]:
+        assert safe_text._PY_CANDIDATE.search(value) and safe_text._maybe_secret(value), value
+    for value in ["/home/dev/.claude/projects/-home-dev-acme/2ff46cd5.jsonl", "Sk-", "aKiA", "task-x", "s k-", ""]:
+        assert safe_text._maybe_secret(value) == (safe_text._PY_CANDIDATE.search(value) is not None), value
+
+
 _PIECES = st.sampled_from(["sk-", "sk-ant-api03-", "sk-proj-", "sk-None-", "AKIA", "ASIA", "AIza", "Bearer ", "bEaReR\t",
                            "aws_secret_access_key=", "SecretAccessKey\": \"", "Authorization: Basic ", "AUTHORIZATION=",
                            "_", "-", " ", ":", "/", "+", "=", "\"", "\u00e9"])
