@@ -43,7 +43,7 @@ import socket
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -286,6 +286,13 @@ def _table(root: str, version: int | dt.datetime | None = None):
         # "never committed" (compact would delete them) and the report would drop their rows.
         recorded = _recorded(root)
         if recorded > table.version():
+            # Or another writer committed, and recorded its commit, between the two reads (a report
+            # while the nightly ingest runs): the log read again then reaches that version.
+            try:
+                table.update_incremental()
+            except Exception as e:  # noqa: BLE001 - as above
+                raise _damaged(root, e) from None
+        if recorded > table.version():
             raise StoreError(f"damaged store: {root}: the files table records version {recorded} of the table, "
                              f"but {LOG} ends at version {table.version()} (commit files are missing; "
                              f"`llm-cost store repair {root}` goes back to version {table.version()})")
@@ -392,6 +399,26 @@ def _history(table, limit: int | None = None) -> list[dict]:
         raise _damaged(_local(table.table_uri), e) from None
 
 
+def _commits(table, versions: Iterable[int]) -> Iterator[dict]:
+    """The commit info of each of `versions` of `table`, read from its commit file, with its version
+    (a version whose file is gone is skipped). Not `table.history()`: delta-rs (1.6) lists the
+    commits from the log's newest one but numbers them from the version the object loaded, so a
+    table read just before another writer committed gets that writer's commit under its own last
+    version (a loser re-reading the records lost the winner's file so, and with it that file's
+    accounting; cf. delta-io/delta-rs#4488)."""
+    log = os.path.join(_local(table.table_uri), LOG)
+    for version in versions:
+        try:
+            with open(os.path.join(log, f"{version:020d}.json"), encoding="utf-8") as f:
+                # (delta-rs writes the commit info first; the adds of a big commit are not read)
+                info = next((a["commitInfo"] for a in map(json.loads, filter(str.strip, f)) if "commitInfo" in a), {})
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, TypeError) as e:
+            raise _damaged(_local(table.table_uri), e) from None
+        yield {**info, "version": version}
+
+
 def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str, dict]:
     """`records` (the files table as of rows version `after`) brought up to `table`'s version from
     the file records in the rows table's commits: what a run killed after its rows commit left."""
@@ -399,14 +426,14 @@ def _replay(root: str, table, records: dict[str, dict], after: int) -> dict[str,
     if version <= after:
         return records
     records = dict(records)
-    for commit in sorted(_history(table, version - after), key=lambda c: c["version"]):
-        if after < commit["version"] <= version and K_KEPT in commit:  # (a reprice: see _reprice_kept)
+    for commit in _commits(table, range(after + 1, version + 1)):
+        if K_KEPT in commit:  # (a reprice: see _reprice_kept)
             try:
                 renamed = json.loads(commit[K_KEPT])
             except ValueError as e:
                 raise _damaged(root, e) from None
             records.update({p: {**records[p], **fields} for p, fields in renamed.items() if p in records})
-        if after < commit["version"] <= version and K_FILE in commit:
+        if K_FILE in commit:
             try:
                 entry = json.loads(commit[K_FILE])
             except ValueError as e:
@@ -464,9 +491,9 @@ def _files(root: str, table) -> dict[str, dict]:
             files = dl.DeltaTable(path)
             # The files table's last version that belongs to this rows version or an earlier one:
             # its last version, unless time travelling (only then is its whole history read).
-            latest = _history(files, 1)
+            latest = list(_commits(files, [files.version()]))
             travel = not (latest and int(latest[0].get(K_VERSION, -1)) <= version)
-            commits = _history(files) if travel else latest
+            commits = _commits(files, range(files.version(), -1, -1)) if travel else latest
             for commit in commits:
                 if int(commit.get(K_VERSION, -1)) <= version:
                     files.load_as_version(commit["version"])
@@ -1476,6 +1503,9 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     # Before the write: delta-rs moves a DeltaTable it writes through to the new version, so the
     # files listed after it include the new ones (which then went without summaries).
     before = set() if table is None else {os.path.relpath(u, root) for u in _parts(table, None)}
+    # The version this commit makes: the one after the version read, as no commit of ours is retried
+    # onto a later one (see _commit). (delta-rs moves the object on for some writes, not all.)
+    committed = 0 if table is None else table.version() + 1
     try:
         if isinstance(frame, _MonthFiles):
             _append(root, table, frame, props)
@@ -1507,7 +1537,12 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
         if _is_conflict(e) or table is None and _kind(root) == "delta":
             raise _Conflict from None
         raise StoreError(f"{root}: cannot commit {entry['path']}: {(str(e).strip().splitlines() or [''])[0]}") from None
-    table = _checkpoint(_table(root))
+    # The table as this commit left it, not as the log is now: another writer may have committed
+    # since, and this run's records (which the caller tags with this version and writes to the
+    # files table) hold nothing of that commit. Tagged with the later version, they would stand for
+    # it, and the later commit's file would be forgotten with its accounting.
+    table = _table(root)
+    table = _checkpoint(table if table.version() == committed else _table(root, committed))
     if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
     return table

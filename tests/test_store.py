@@ -528,8 +528,12 @@ def test_two_writers_without_the_lock_conflict_and_the_loser_rechecks_its_repeat
     script = tmp_path / "racer.py"
     script.write_text(RACER)
     (tmp_path / "g").mkdir()
+    from .conftest import ROOT
+
+    # (PYTHONPATH: the script's own directory comes first on its path, not this checkout)
     procs = [subprocess.Popen([sys.executable, str(script), str(p), str(st), str(tmp_path / "g" / "gate")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for p in (a, b)]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)}) for p in (a, b)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     stored = sorted(int(out.split()[-1]) for out, _ in outs)
@@ -537,6 +541,7 @@ def test_two_writers_without_the_lock_conflict_and_the_loser_rechecks_its_repeat
     assert sum("another writer committed" in err for _, err in outs) == 1, outs
     rep = store.report(str(st), ["model"])
     assert rep.totals["requests"] == 61 and rep.accounting.duplicates == 20 and rep.accounting.balanced
+    assert rep.accounting.rows_read == 81 and rep.accounting.files == 3  # both nights' records (test_store_race.py)
     assert rep.totals["cost"] == 61 * Decimal("0.0045")
     assert store.status(str(st))["consistent"] and store.history(str(st))[0]["version"] == 2
     assert not list((st / "_llm_cost").glob(".spool-*"))  # and the loser's first data files are gone
