@@ -1541,8 +1541,9 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     # since, and this run's records (which the caller tags with this version and writes to the
     # files table) hold nothing of that commit. Tagged with the later version, they would stand for
     # it, and the later commit's file would be forgotten with its accounting.
+    # (`committed` is absent only where delta-rs made no commit: a test standing in for 32d69cf.)
     table = _table(root)
-    table = _checkpoint(table if table.version() == committed else _table(root, committed))
+    table = _checkpoint(table if table.version() <= committed else _table(root, committed))
     if frame is not None and not appended:  # delta-rs wrote these files: summarized after its commit
         _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, None)} - before)
     return table
