@@ -1041,7 +1041,10 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         back = _restore(root, table, records or {}, before, skip, rows) if before is not None else None
         if back is not None:
             repeated = pl.concat([repeated, back.beaten]).unique()
-        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi")
+        # (in the spool's order, kept whole: a response's steps after its record row, see _restore;
+        # a streamed join gives row groups in any order unless told)
+        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi",
+                                                       maintain_order="left")
         dup = lost.select(*_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {
             "priced": 0, "unpriced": 0}
         kept = _Rows(spool, repeated, back.rows if back is not None and back.rows.height else None)

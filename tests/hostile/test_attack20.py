@@ -217,6 +217,35 @@ def test_a_replacing_copy_with_an_unknown_step_is_unpriced_whole(tmp_path):
     assert pl.read_delta(str(tmp_path / "st")).filter(pl.col("request_id") == "msg_u")["cost"].to_list() == [None]
 
 
+def _consecutive(st: str, sha: str) -> bool:
+    """Whether the stored rows of file `sha` keep each response's steps right after its record row."""
+    rows = pl.read_delta(st).filter(pl.col(store.SHA) == sha).select("request_id", "requests")
+    record = rows["request_id"].str.replace(r"#\d+$", "")
+    return bool(((rows["requests"] != 0) | (record == record.shift(1))).all())
+
+
+@pytest.mark.slow
+def test_a_replacing_night_keeps_its_losing_copies_in_order(tmp_path):
+    """A replacing ingest (through the spool) whose 66K rows of copies all lose: they are kept in the
+    spool's order, each response's steps after its record row, across the spool's row groups (64K
+    rows: response 21,845's record row ends the first, its steps begin the second). A streamed join
+    wrote them in any order, and that response came back without its steps."""
+    n = 22_000
+    st, opts = str(tmp_path / "st"), _opts(tmp_path)
+    a = _write(tmp_path / "a" / "a.jsonl", [_msg(f"msg_{i}", [_k(1000), _k(500, HAIKU), _k(1, HAIKU)]) for i in range(n)])
+    b = _write(tmp_path / "b" / "b.jsonl", [OTHER])
+    store.ingest([a], st, opts)
+    store.ingest([b], st, opts)
+    _write(tmp_path / "b" / "b.jsonl", [_msg(f"msg_{i}", [_k(1000), _k(100, HAIKU), _k(1, HAIKU)]) for i in range(n)])
+    assert store.ingest([b], st, opts).files[0].accounting.duplicates == n
+    (kept,) = (tmp_path / "st" / "_llm_cost" / "displaced").iterdir()
+    assert pl.read_parquet(kept)["source_row"].is_sorted()
+    _write(tmp_path / "a" / "a.jsonl", [PLAIN])
+    assert store.ingest([a], st, opts).files[0].restored == n
+    assert _acc(store.report(st, ["model"])) == _acc(analyze([b, a], ["model"], opts))
+    assert _consecutive(st, store.sha256(b))
+
+
 # --- whatif: a scenario leaving a step unpriced, with copies, from logs and from the store --------------
 
 # msg_c's fuller copy (a Haiku step swapped to Opus 4.5 before its first price) wins whole over its
