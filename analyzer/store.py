@@ -1083,7 +1083,10 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         back = _restore(root, table, records or {}, before, skip, rows) if before is not None else None
         if back is not None:
             repeated = pl.concat([repeated, back.beaten]).unique()
-        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi")
+        # (in the spool's order, kept whole: a response's steps after its record row, see _restore;
+        # a streamed join gives row groups in any order unless told)
+        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi",
+                                                       maintain_order="left")
         dup = lost.select(*_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {
             "priced": 0, "unpriced": 0}
         kept = _Rows(spool, repeated, back.rows if back is not None and back.rows.height else None)
@@ -1385,6 +1388,29 @@ def _write_displaced(root: str, rows: pl.DataFrame) -> str:
     return rel
 
 
+def _copy_key(rows: pl.LazyFrame, place: pl.Expr) -> pl.Expr:
+    """dedupe.KEY of a stored or priced row's copy (dedupe.row_key): `place`, its file's place in
+    the order a report reads the files, then its line (`source_row`, shared by a record's rows).
+    Rows without a line (`nothing`: a replacing content without rows) are line 0."""
+    line = pl.col("source_row") if "source_row" in rows.collect_schema().names() else pl.lit(0, pl.Int64)
+    return (place * (1 << 40) + line.fill_null(0)).alias(dedupe.KEY)
+
+
+def _kept_parents(rows: pl.LazyFrame) -> list[pl.Expr]:
+    """_parents of kept copies (`_f`: their kept file; hashes by _stored_hashes): a row's record is
+    the record row of its kept file, source file and line when the line holds one record, whatever
+    the rows' order: a kept file of a night's losing copies written until December 7 (a streamed
+    join, which wrote row groups out of order) may hold a response's later steps before its record
+    row. A line of several records (a JSON document's events) is taken in order (see _parents)."""
+    base = _parents(rows)
+    if "requests" not in rows.collect_schema().names():
+        return base
+    line, record = ["_f", SHA, "source_row"], _is_record(None)
+    one = record.sum().over(line) == 1
+    return [pl.when(one).then(pl.col(h).filter(record).first().over(line)).otherwise(p).alias(p.meta.output_name())
+            for h, p in zip((dedupe.H1, dedupe.H2), base, strict=True)]
+
+
 def _restore(root: str, table, records: dict[str, dict], before: dict, replace: set[str],
              rows: pl.LazyFrame) -> _Restored | None:
     """A file replaced: its earlier content's rows (sha in `replace`) go. The copies of other files
@@ -1424,13 +1450,22 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
         pad = dt.timedelta(days=REPEAT_DAYS + 1)
         with contextlib.suppress(OverflowError):  # (the first or last days of the calendar: all read)
             near = pl.col("timestamp").is_between(first - pad, last + pad)
+    ids, parents = [dedupe.H1, dedupe.H2], [dedupe.P1, dedupe.P2]
+    newest = max(order.values(), default=0) + 1  # (the new content's place)
     try:
         kept = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(alive))
         pool = kept.filter(near)
-        keys = pool.select("_f", "_i", "_own", SHA, "timestamp", *_stored_hashes(), _tokens(), _rank(pool)).collect()
+        # Each kept row with its record's id (see _kept_parents) and its record's key as dedupe
+        # names copies (row_key: here the file's place in the order of last ingests, then its
+        # line), so that copies compete whole.
+        keys = pool.filter(pl.col("request_id").is_not_null()).with_columns(_stored_hashes()).select(
+            "_f", "_i", "_own", SHA, "timestamp", *ids, *_kept_parents(pool), _tokens(), _rank(pool),
+            _copy_key(pool, pl.col(SHA).replace_strict(order, default=newest, return_dtype=pl.Int64))).collect()
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
-    ids = [dedupe.H1, dedupe.H2]
+    # (one copy kept twice, by two records: a copy that lost, brought back, then displaced again
+    # is named by both nights' records. Counted once, or its tokens would count twice.)
+    keys = keys.filter(pl.col("_f") == pl.col("_f").min().over(dedupe.KEY, *parents))
     empty = pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
     if not keys.height:  # (nothing near: the earlier content's kept copies are all carried)
         try:
@@ -1438,39 +1473,46 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _damaged(root, e) from None
         return _Restored(pl.DataFrame(), empty, carried.drop("_f", "_i", "_own"), {})
-    # Which of these requests the earlier content holds in the store (it won them): read as the
-    # repeat check reads, in the data files of the copies' days only.
+    # Which of these requests the earlier content holds in the store (it won them), by record id (a
+    # kept copy may have a step the earlier content's lacks): read as the repeat check reads, in the
+    # data files of the copies' days only.
     spans = _repeat_windows(keys["timestamp"].dt.date().drop_nulls().unique().to_list())
     files = _repeat_files(table, spans) if table is not None and spans else []
-    held = empty
+    held = pl.DataFrame(schema={dedupe.P1: pl.UInt64, dedupe.P2: pl.UInt64})  # (its records' ids: their record rows')
     if files:
-        schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String}
+        schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
+                  "requests": pl.Int64}
         try:
             held = pl.concat([pl.scan_parquet(f, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
                                               hive_partitioning=False) for f in files]).filter(
-                pl.col(SHA).is_in(sorted(replace)) & _in_spans(spans)).select(_stored_hashes()).join(
-                keys.lazy().select(ids), on=ids, how="semi").unique().collect(engine="streaming")
+                pl.col(SHA).is_in(sorted(replace)) & _in_spans(spans) & _is_record(None)
+            ).select(_stored_hashes()).rename({dedupe.H1: dedupe.P1, dedupe.H2: dedupe.P2}).join(
+                keys.lazy().select(parents), on=parents, how="semi").unique().collect(engine="streaming")
         except (pl.exceptions.PolarsError, OSError) as e:
             raise _damaged(_local(table.table_uri), e) from None
-    free = keys.join(held, on=ids, how="semi")
+    free = keys.join(held, on=parents, how="semi")
     # The new content's copies of those requests compete with them, as the file ingested last.
-    mine = rows.select(*dedupe.hashes(), _tokens(), _rank(rows)).join(held.lazy(), on=ids, how="semi").collect(
-        engine="streaming")
-    last = max(order.values(), default=0) + 1
-    contest = pl.concat([
-        free.select(*ids, RANK, dedupe.TOKENS, pl.col(SHA).replace_strict(order, default=last).alias("_order"),
-                    "_f", "_i"),
-        mine.select(*ids, RANK, dedupe.TOKENS, pl.lit(last + 1).alias("_order"),
-                    pl.lit(None, pl.UInt32).alias("_f"), pl.lit(None, pl.UInt32).alias("_i"))], how="vertical_relaxed")
-    winners = contest.sort([*ids, RANK, dedupe.TOKENS, "_order"], descending=[False, False, False, True, False]
-                           ).unique(ids, keep="first", maintain_order=True)
-    back = winners.filter(pl.col("_f").is_not_null()).select("_f", "_i")
-    beaten = mine.select(ids).join(back.join(winners, on=["_f", "_i"]).select(ids), on=ids, how="semi").unique()
+    mine = rows.filter(pl.col("request_id").is_not_null()).with_columns(dedupe.hashes()).select(
+        *ids, *_parents(rows), _tokens(), _rank(rows), _copy_key(rows, pl.lit(newest, pl.Int64))).join(
+        held.lazy(), on=parents, how="semi").collect(engine="streaming")
+    # Ranked as a report ranks copies (dedupe.losers: rank, the record's tokens, then the copy read
+    # first), each copy whole: a copy whose record loses loses every row.
+    ranked = [dedupe.KEY, *ids, *parents, dedupe.TOKENS, pl.col(RANK).alias("_rank")]
+    contest = pl.concat([free.select(*ranked, "_f", "_i"), mine.select(
+        *ranked, pl.lit(None, pl.UInt32).alias("_f"), pl.lit(None, pl.UInt32).alias("_i"))], how="vertical_relaxed")
+    lost = dedupe.losers(contest.drop("_f", "_i"))
+    back = contest.filter(pl.col("_f").is_not_null()).join(lost, on=list(dedupe.LOSER), how="anti").select("_f", "_i")
+    beaten = mine.join(lost, on=list(dedupe.LOSER), how="semi").select(ids).unique()
     try:
-        restored = pool.join(back.lazy(), on=["_f", "_i"], how="semi").collect()
+        # Stored again with a record's rows consecutive, its record row first (what _parents reads
+        # in a data file), even from a kept file whose rows are out of order (see _kept_parents).
+        restored = pool.join(back.lazy(), on=["_f", "_i"], how="semi", maintain_order="left").collect()
+        if {"requests", "source_row"} <= set(restored.columns):
+            line, record = ["_f", SHA, "source_row"], _is_record(None)
+            restored = restored.sort([*line, ~record & (record.sum().over(line) == 1), "_i"])
         # the earlier content's own kept copies, still valid, not brought back: named again (all of
         # them, near its time or not: one carried from an earlier content may wait for another file)
-        carried = kept.filter(pl.col("_own")).join(back.lazy(), on=["_f", "_i"], how="anti").collect()
+        carried = kept.filter(pl.col("_own")).join(back.lazy(), on=["_f", "_i"], how="anti", maintain_order="left").collect()
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
     counts = {}

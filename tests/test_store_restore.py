@@ -422,3 +422,111 @@ def test_a_night_whose_copies_all_lost_is_a_version_of_its_own_and_loses_the_tie
     assert ingest_in_order(st, [n2])[0].restored == 1
     assert pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")["workspace"].to_list() == ["w0"]
     same_as_logs(st, [n0, n1, n2], ("workspace", "model"))
+
+
+def _responses_in_any_order_then_replacements():
+    from hypothesis import strategies as hs
+
+    from .hostile.test_attack14 import HAIKU, UNKNOWN
+
+    # A copy of a Messages response: its id, its first row's input tokens and its later steps (model,
+    # tokens; an unknown model leaves the response unpriced whole). Copies of one response differ in
+    # their steps as well as in their tokens, so a copy fuller as a record may have a smaller first row.
+    step = hs.tuples(hs.sampled_from([HAIKU, HAIKU, UNKNOWN]), hs.sampled_from([100, 200]))
+
+    def copies(ids: int, least: int):
+        copy = hs.tuples(hs.integers(0, ids), hs.sampled_from([100, 200, 300]), hs.lists(step, max_size=2))
+        return hs.lists(copy, min_size=least, max_size=4, unique_by=lambda c: c[0])
+
+    nights = hs.lists(copies(3, 1), min_size=2, max_size=4)
+    # a replacement: None, exported again empty; else its copies (ids 0..5: some new)
+    new = hs.one_of(hs.none(), copies(5, 0))
+    return nights.flatmap(lambda ns: hs.tuples(hs.just(ns), hs.lists(hs.tuples(hs.integers(0, len(ns) - 1), new),
+                                                                        min_size=1, max_size=2)))
+
+
+def _response(i: int, first: int, steps: list, workspace: str) -> str:
+    import json
+
+    from .hostile.test_attack14 import _k, _msg
+
+    return json.dumps({**json.loads(_msg(f"msg_{i}", [_k(first), *[_k(t, m) for m, t in steps]])), "workspace": workspace})
+
+
+def _responses_then_replacements_hold(root: Path, case) -> None:
+    """As _nights_then_replacements_hold, with responses of several rows (Messages JSONL)."""
+    from analyzer.schema import COUNT_COLUMNS
+
+    from .hostile.test_attack14 import _write
+
+    nights, steps = case
+    files = [Path(_write(root / f"n{n}" / f"{n}.jsonl", [_response(i, first, s, f"w{n}") for i, first, s in night]))
+             for n, night in enumerate(nights)]
+    # (a file never replaced: the logs keep a workspace when every night is exported again empty)
+    files.insert(0, Path(_write(root / "base" / "base.jsonl", [_response(8, 5, [], "base")])))
+    st = root / "st"
+    ingest_in_order(st, files)
+    order = list(files)
+    same_as_logs(st, order, ("workspace", "model"))
+    for step, (k, new) in enumerate(steps):
+        path = files[k + 1]  # (files[0]: the base)
+        sha = _records(st)[f"n{k}"]["sha256"]
+        # A copy of a response another file holds is given no more tokens than that file's copy (the
+        # known limit of a replacing commit): its first row alone, and no more than the held copy.
+        held = pl.read_delta(str(st)).filter(pl.col(store.SHA) != sha).group_by(
+            pl.col("request_id").str.replace(r"#\d+$", "")).agg(pl.sum_horizontal(COUNT_COLUMNS).sum())
+        holder = dict(zip(*held.to_dict(as_series=False).values()))
+        lines = []
+        for i, first, s in new or []:
+            top = holder.get(f"msg_{i}")
+            if top is not None and first + sum(t for _, t in s) > top:
+                first, s = min(first, top), []
+            lines.append(_response(i, first, s, f"x{step}"))
+        # (exported again empty: blank lines, as many as the step's number, so that no two files are
+        # alike, which would make it a copy of the other)
+        _write(path, [""] * step if new is None else [*lines, _response(9, 7, [], f"x{step}")])
+        assert ingest_in_order(st, [path])[0].status == "replaced"
+        order = [f for f in order if f != path] + [path]
+        same_as_logs(st, order, ("workspace", "model"))
+
+
+def test_property_responses_of_several_rows_report_as_the_files_held(tmp_path_factory):
+    """The property above with responses of several rows (a Messages response's steps, some of an
+    unknown model): a copy brought back comes back whole, and competes with the replacing content's
+    copy whole (dedupe.losers), so that after every ingest the store still reports what a report of
+    the files it holds says. (Row by row, a kept copy's step the earlier content lacked stayed out,
+    and a replacing copy fuller as a record but with a smaller first row was stored mixed with the
+    kept one.)"""
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=int(os.environ.get("RESTORE_N", "15")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_responses_in_any_order_then_replacements())
+    def check(case):
+        _responses_then_replacements_hold(tmp_path_factory.mktemp("responses"), case)
+
+    check()
+
+
+def test_a_copy_kept_by_two_records_comes_back_once(tmp_path):
+    """c.csv's copy of r1 lost to a.csv's (kept by c.csv's record), came back when a.csv was
+    replaced, then was displaced by e.csv's (kept by e.csv's record too): two kept files hold it.
+    When e.csv is replaced it comes back once, its tokens counted once against other copies."""
+    a = log(tmp_path / "a" / "a.csv", [req("r1", "2026-11-10", out=300)])
+    c = log(tmp_path / "c" / "c.csv", [req("r1", "2026-11-10", out=100)])
+    e = log(tmp_path / "e" / "e.csv", [req("r1", "2026-11-10", out=200)])
+    st = tmp_path / "store"
+    ingest_in_order(st, [a, c])
+    replace(a, [req("r2", "2026-11-10")])
+    assert ingest_in_order(st, [a])[0].restored == 1
+    assert [r.displaced for r in ingest_in_order(st, [e])] == [1]
+    assert len({f for r in _records(st).values() for f in store._shadow_files(str(st), r)}) == 2
+    # e.csv's new copy of r1 (1,150 tokens) beats c.csv's (1,100), which, counted twice (2,200),
+    # would have won.
+    replace(e, [req("r1", "2026-11-10", out=150), req("r9", "2026-11-10")])
+    assert ingest_in_order(st, [e])[0].restored == 0
+    assert _output_tokens(st, "r1") == [150]
+    same_as_logs(st, [c, a, e])
+    replace(e, [req("r9", "2026-11-10")])
+    assert ingest_in_order(st, [e])[0].restored == 1
+    assert _output_tokens(st, "r1") == [100]
+    same_as_logs(st, [c, a, e])

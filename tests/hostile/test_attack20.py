@@ -29,15 +29,18 @@ What broke:
   `<run>#<first model>`, so the copies no longer competed, and the run was billed twice (before
   blame3, row by row, each model's row was a repeat of the other copy's). Fixed: a result's
   members are taken in the models' order (claude_code_stream), so both copies are one record.
-Strict xfails:
+Fixed since (store5; strict xfails before):
 - store `_restore` (a replaced file brings back the copies its earlier content had displaced)
-  still works row by row, on the rows the earlier content held:
-  * a displaced record of three rows comes back without its third row (the earlier content had
+  worked row by row, on the rows the earlier content held:
+  * a displaced record of three rows came back without its third row (the earlier content had
     only two): tokens lost, `report --store` short of `report`;
-  * the new content's copy, fuller as a record but with a smaller first row, loses its first row to
-    the restored copy and keeps its later step: a record mixed of two copies (2,400 vs 2,300 tokens);
-  * the new content's copy holding an unknown step: the restored priced first row stays beside the
+  * the new content's copy, fuller as a record but with a smaller first row, lost its first row to
+    the restored copy and kept its later step: a record mixed of two copies (2,400 vs 2,300 tokens);
+  * the new content's copy holding an unknown step: the restored priced first row stayed beside the
     new copy's unpriced step, counted nowhere (unpriced_models {UNKNOWN: 0}).
+  Now its copies are records, ranked by dedupe.losers. Found on the way: a replacing night's losing
+  copies were kept out of order past 64K rows (a streamed join), a response's steps apart from its
+  record row; kept in order now, and kept files written before are read by file and line.
 """
 
 from __future__ import annotations
@@ -184,9 +187,6 @@ def test_a_replaced_file_brings_back_the_copy_it_displaced(tmp_path, again, expe
     assert _acc(stored) == _acc(logs) == expected
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store._restore brings back a displaced record row by row, only the ids the earlier content held: a "
-    "stored copy's third step (the earlier content had two) is lost"))
 def test_a_displaced_record_of_three_rows_comes_back_whole(tmp_path):
     # msg_u stored as 1,000 Sonnet + 100 + 100 Haiku, displaced by FULL, which is replaced by OTHER:
     # msg_p $0.003 + msg_u $0.003 + $0.0002 + msg_o $0.000021
@@ -195,9 +195,6 @@ def test_a_displaced_record_of_three_rows_comes_back_whole(tmp_path):
     assert _acc(stored) == _acc(logs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store._restore compares row by row: the new content's fuller record (a smaller first row) loses its "
-    "first row to the restored copy and keeps its later step, a record mixed of two copies"))
 def test_a_replacing_copy_fuller_as_a_record_is_stored_whole(tmp_path):
     # the new content's msg_u: 900 Sonnet + 400 Haiku (1,300 tokens) beats the stored SHORT (1,000):
     # msg_p $0.003 + $0.0027 + $0.0004
@@ -206,15 +203,64 @@ def test_a_replacing_copy_fuller_as_a_record_is_stored_whole(tmp_path):
     assert _acc(stored) == _acc(logs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store._restore compares row by row: the restored copy's priced first row stays beside the new "
-    "content's unknown step, which is counted nowhere"))
 def test_a_replacing_copy_with_an_unknown_step_is_unpriced_whole(tmp_path):
     # the new content's msg_u, 1,000 Sonnet + 5 of an unknown model, is the fuller copy: unpriced whole
     stored, logs = _replaced(tmp_path, [PLAIN, SHORT], [FULL], [_msg("msg_u", [_k(1000), _k(5, UNKNOWN)])])
     assert _acc(logs) == (1, 1, 1, {UNKNOWN: 1}, 1000, D("0.003"))
     assert _acc(stored) == _acc(logs)
     assert pl.read_delta(str(tmp_path / "st")).filter(pl.col("request_id") == "msg_u")["cost"].to_list() == [None]
+
+
+
+def _consecutive(st: str, sha: str) -> bool:
+    """Whether the stored rows of file `sha` keep each response's steps right after its record row."""
+    rows = pl.read_delta(st).filter(pl.col(store.SHA) == sha).select("request_id", "requests")
+    record = rows["request_id"].str.replace(r"#\d+$", "")
+    return bool(((rows["requests"] != 0) | (record == record.shift(1))).all())
+
+
+def test_a_kept_file_out_of_order_still_brings_back_whole_records(tmp_path):
+    """A kept file written before its rows were kept in order (a streamed join wrote row groups in
+    any order: a response's steps before its record row), here reversed by hand: each step is still
+    its record's, by file and line, and the records come back whole, stored in order again."""
+    a_lines = [PLAIN, _msg("msg_u", [_k(1000), _k(100, HAIKU), _k(100, HAIKU)]), _msg("msg_v", [_k(500), _k(50, HAIKU)])]
+    st, opts = str(tmp_path / "st"), _opts(tmp_path)
+    a = _write(tmp_path / "n0" / "a.jsonl", a_lines)
+    store.ingest([a], st, opts)
+    b = _write(tmp_path / "n1" / "b.jsonl", [FULL, _msg("msg_v", [_k(500), _k(500, HAIKU)])])
+    assert store.ingest([b], st, opts).files[0].displaced == 2
+    (kept,) = (tmp_path / "st" / "_llm_cost" / "displaced").iterdir()
+    rows = pl.read_parquet(kept)
+    assert rows.height == 5
+    rows.reverse().write_parquet(kept)
+    _write(tmp_path / "n1" / "b.jsonl", [OTHER])
+    assert store.ingest([b], st, opts).files[0].restored == 2
+    # msg_p $0.003, msg_u $0.003 + $0.0002, msg_v $0.0015 + $0.00005, msg_o $0.000021
+    assert _acc(store.report(st, ["model"])) == _acc(analyze([a, b], ["model"], opts)) == (
+        4, 0, 0, {}, 2757, D("0.007771"))
+    assert _consecutive(st, store.sha256(a))
+
+
+@pytest.mark.slow
+def test_a_replacing_night_keeps_its_losing_copies_in_order(tmp_path):
+    """A replacing ingest (through the spool) whose 66K rows of copies all lose: they are kept in the
+    spool's order, each response's steps after its record row, across the spool's row groups (64K
+    rows: response 21,845's record row ends the first, its steps begin the second). A streamed join
+    wrote them in any order, and that response came back without its steps."""
+    n = 22_000
+    st, opts = str(tmp_path / "st"), _opts(tmp_path)
+    a = _write(tmp_path / "a" / "a.jsonl", [_msg(f"msg_{i}", [_k(1000), _k(500, HAIKU), _k(1, HAIKU)]) for i in range(n)])
+    b = _write(tmp_path / "b" / "b.jsonl", [OTHER])
+    store.ingest([a], st, opts)
+    store.ingest([b], st, opts)
+    _write(tmp_path / "b" / "b.jsonl", [_msg(f"msg_{i}", [_k(1000), _k(100, HAIKU), _k(1, HAIKU)]) for i in range(n)])
+    assert store.ingest([b], st, opts).files[0].accounting.duplicates == n
+    (kept,) = (tmp_path / "st" / "_llm_cost" / "displaced").iterdir()
+    assert pl.read_parquet(kept)["source_row"].is_sorted()
+    _write(tmp_path / "a" / "a.jsonl", [PLAIN])
+    assert store.ingest([a], st, opts).files[0].restored == n
+    assert _acc(store.report(st, ["model"])) == _acc(analyze([b, a], ["model"], opts))
+    assert _consecutive(st, store.sha256(b))
 
 
 # --- whatif: a scenario leaving a step unpriced, with copies, from logs and from the store --------------
