@@ -35,6 +35,12 @@ What held:
 - Two kept files of the same size swapped between their records: the replace still brings back the
   right copies (a replace reads every record's kept files; the swap is harmless).
 - A store whose records noted no stats (before December 7), repriced: the new kept file is noted.
+- The fix's commit of no rows, interrupted after it or before the files table: replayed.
+- Labels: a stored kept copy's model and workspace with U+200B (an older version's), repriced, then
+  brought back: cleaned and priced, as the files report; workspaces cleaning to nothing: the same
+  report (tried by hand, not kept as tests: tests/test_store_kept.py covers the stored rows).
+- The old kept file deleted after a reprice: nothing named it; the new one deleted: status names
+  it, reprice warns and leaves it, compact and report run, the replace stops in one line, exit 2.
 """
 
 from __future__ import annotations
@@ -308,3 +314,42 @@ def test_a_store_whose_records_noted_no_stats_repriced_notes_the_new_kept_file(t
     assert json.loads(record["displaced_stats"]) == {new: [1, (st / new).stat().st_size]}
     pl.read_parquet(st / new).head(0).write_parquet(st / new)  # emptied: now seen
     assert not store.status(str(st))["consistent"]
+
+
+@pytest.mark.parametrize("step", ["commit", "files-table"])
+def test_ctrl_c_in_a_reprice_of_kept_copies_alone(tmp_path, monkeypatch, step):
+    """The fix's commit of no rows: interrupted just after it, or before the files table is written,
+    the next reader replays its `llm_cost.kept`; the replace brings the copy back repriced."""
+    import deltalake
+
+    a, b, st = _october_copy(tmp_path)
+    version = store._table(str(st)).version()
+    if step == "commit":
+        real = deltalake.DeltaTable.create_write_transaction
+
+        def interrupted(self, *args, **kw):
+            real(self, *args, **kw)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(deltalake.DeltaTable, "create_write_transaction", interrupted)
+    else:
+        real, calls = store._sync_files, []
+
+        def interrupted(*args):  # (its first call syncs before the reprice; the second is after the commit)
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(*args)
+
+        monkeypatch.setattr(store, "_sync_files", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        store.reprice(str(st), neg(until="2026-10-31T23:59:00Z"))
+    monkeypatch.undo()
+    assert store._table(str(st)).version() == version + 1 and store._recorded(str(st)) == version
+    assert store.status(str(st))["consistent"] and len(kept(st)) == 2
+    store.reprice(str(st), neg(since="2026-11-01"))
+    log(b, [at("r2", "2026-11-01T05:00:00Z")])
+    assert store.ingest([str(b)], str(st), NEG).files[0].restored == 1
+    same_as_logs(st, [a, b], NEG)
+    store.compact(str(st), retention_days=0)
+    assert kept(st) == {f for fs in named(st).values() for f in fs} and store.status(str(st))["consistent"]
