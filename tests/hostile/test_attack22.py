@@ -36,6 +36,10 @@ What held:
   right copies (a replace reads every record's kept files; the swap is harmless).
 - A store whose records noted no stats (before December 7), repriced: the new kept file is noted.
 - The fix's commit of no rows, interrupted after it or before the files table: replayed.
+- Random runs (130 seeds by hand, three kept as a slow test): three files sharing ids ingested with
+  the list book, repriced whole with an overlay in 1-3 random windows in any order, then six steps
+  of rows dropped (or the file emptied), a request added, compact, a partial reprice: after each,
+  the store reports as the files it holds with the overlay.
 - Labels: a stored kept copy's model and workspace with U+200B (an older version's), repriced, then
   brought back: cleaned and priced, as the files report; workspaces cleaning to nothing: the same
   report (tried by hand, not kept as tests: tests/test_store_kept.py covers the stored rows).
@@ -353,3 +357,60 @@ def test_ctrl_c_in_a_reprice_of_kept_copies_alone(tmp_path, monkeypatch, step):
     same_as_logs(st, [a, b], NEG)
     store.compact(str(st), retention_days=0)
     assert kept(st) == {f for fs in named(st).values() for f in fs} and store.status(str(st))["consistent"]
+
+
+STAMPS = ["2026-10-31T22:00:00Z", "2026-10-31T23:30:00Z", "2026-11-01T00:30:00Z", "2026-11-01T05:00:00Z",
+          "2026-11-01T20:00:00Z"]  # (within a day of each other: one request to the store, see Known limits)
+CUTS = ["2026-10-31T23:00:00Z", "2026-11-01T00:00:00Z", "2026-11-01T03:00:00Z", "2026-11-01T10:00:00Z"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [3, 16, 19])
+def test_random_runs_repriced_whole_in_pieces_then_changed(tmp_path, seed):
+    """Three files sharing ids (every copy's tokens distinct: no ties), ingested with the list book,
+    repriced whole with the overlay in random windows (any order), then six random steps with the
+    overlay: a file losing rows (or emptied), a file gaining a new request, compact, a reprice of a
+    window. After each: the store reports as the files it holds, in the order of their last ingest,
+    priced with the overlay. (Run by hand for seeds 0-129: held.)"""
+    import random
+
+    rnd = random.Random(seed)
+    st = tmp_path / "st"
+    files = [tmp_path / f"f{i}" / f"f{i}.csv" for i in range(3)]
+    tokens = iter(rnd.sample(range(10, 5000), 200))
+    content: dict[int, list[dict]] = {}
+    held: list[Path] = []
+
+    def write(i, rows):
+        content[i] = rows
+        if rows:
+            log(files[i], rows)
+        else:  # (an export emptied: its rows go, the copies they beat come back)
+            files[i].write_text("")
+
+    def ingest(i, opts):
+        store.ingest([str(files[i])], str(st), opts)
+        if files[i] in held:
+            held.remove(files[i])
+        held.append(files[i])
+
+    for i in range(3):
+        write(i, [at(r, rnd.choice(STAMPS), out=next(tokens), workspace=f"w{i}")
+                  for r in rnd.sample(["r0", "r1", "r2", "r3"], rnd.randint(1, 3))] + [at(f"u{i}", STAMPS[0])])
+    for i in rnd.sample(range(3), 3):
+        ingest(i, pipeline.Options())
+    bounds = [None, *sorted(rnd.sample(CUTS, rnd.randint(0, 2))), None]
+    for k in rnd.sample(range(len(bounds) - 1), len(bounds) - 1):
+        store.reprice(str(st), neg(**{key: v for key, v in (("since", bounds[k]), ("until", bounds[k + 1])) if v}))
+    for step in range(6):
+        op = rnd.choice(["drop", "drop", "new", "compact", "reprice"])
+        if op == "compact":
+            store.compact(str(st), retention_days=0)
+        elif op == "reprice":
+            store.reprice(str(st), neg(**{rnd.choice(["since", "until"]): rnd.choice(CUTS)}))
+        else:
+            i = rnd.randrange(3)
+            write(i, [r for r in content[i] if rnd.random() < 0.5] if op == "drop" else
+                  [*content[i], at(f"n{step}", rnd.choice(STAMPS), out=next(tokens), workspace=f"w{i}")])
+            ingest(i, NEG)
+        same_as_logs(st, held, NEG)
