@@ -3341,25 +3341,29 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         _sync_files(root, table, records)
         months = _months(_months_of(table), since, until)
         targets = _parts(table, months)
-        if not targets:
-            return RepriceResult(_changes([], []), book, sorted(months), 0)
-        try:
-            # (with each row's rank: a re-priced copy still ranks as it did against a later night's)
-            old = scan(root, months, table, records, ranked=True).with_row_index("_i").collect(engine="streaming")
-        except (pl.exceptions.PolarsError, OSError) as e:
-            raise _damaged(root, e) from None
-        window = old.filter(inside)
-        cols = old.columns
         dims = _dimensions(records)
-        repriced = _priced_again(_recleaned(window, dims), book)
-        new = pl.concat([old.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
-        new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
-        changes = _changes([_costs(window)], [_costs(new.filter(inside))])
+        changes, new = _changes([], []), None
+        if targets:
+            try:
+                # (with each row's rank: a re-priced copy still ranks as it did against a later night's)
+                old = scan(root, months, table, records, ranked=True).with_row_index("_i").collect(engine="streaming")
+            except (pl.exceptions.PolarsError, OSError) as e:
+                raise _damaged(root, e) from None
+            window = old.filter(inside)
+            cols = old.columns
+            repriced = _priced_again(_recleaned(window, dims), book)
+            new = pl.concat([old.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
+            new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
+            changes = _changes([_costs(window)], [_costs(new.filter(inside))])
         predicate = f"{MONTH} IN ({', '.join(repr(m) for m in sorted(months))})"  # YYYY-MM: no quoting issue
         written: list[str] = []
         committed = False
         try:
+            # (also when no stored month lies in the window: a kept copy may, e.g. the October copy of
+            # a request a fuller November copy won, and it must come back as if it had stayed stored)
             renamed, copies = _reprice_kept(root, records, inside, book, dims, written, warn)
+            if new is None and not renamed:
+                return RepriceResult(changes, book, sorted(months), 0)
             props = _commit("reprice", book.version, **{"llm_cost.overlays": json.dumps(list(book.overlays)),
                                                         "llm_cost.since": since and since.isoformat(),
                                                         "llm_cost.until": until and until.isoformat(),
@@ -3367,9 +3371,13 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                                                         "llm_cost.new_cost": changes["new_cost"].sum(),
                                                         **({K_KEPT: json.dumps(renamed)} if renamed else {})})
             try:
-                _delta().write_deltalake(table, new.to_arrow(), partition_by=[MONTH], mode="overwrite",
-                                         predicate=predicate, schema_mode="merge", commit_properties=props,
-                                         writer_properties=_writer())
+                if new is None:  # (kept copies alone: a commit of no rows names their new files)
+                    table.create_write_transaction([], "append", table.schema(), partition_by=[MONTH],
+                                                   commit_properties=props)
+                else:
+                    _delta().write_deltalake(table, new.to_arrow(), partition_by=[MONTH], mode="overwrite",
+                                             predicate=predicate, schema_mode="merge", commit_properties=props,
+                                             writer_properties=_writer())
             except Exception as e:  # noqa: BLE001
                 raise StoreError(f"{root}: cannot commit the re-priced rows: "
                                  f"{(str(e).strip().splitlines() or [''])[0]}") from None

@@ -1044,8 +1044,13 @@ def reprice_text(result) -> str:
     from rich.console import Console
     from rich.table import Table
 
-    if not result.parts:
+    if not result.parts and not result.kept:
         return "nothing to re-price: the store holds no rows in that window\n"
+    if not result.parts:  # (kept copies alone: no stored row of the window to show old vs new)
+        return (f"re-priced {result.kept:,} kept cop{'y' if result.kept == 1 else 'ies'} of requests another file holds "
+                f"(they come back if it is replaced) with price book {result.book.version}"
+                + (f" + overlays {', '.join(result.book.overlays)}" if result.book.overlays else "")
+                + "; the store holds no rows in that window\n")
     t = Table(show_footer=True, header_style="bold", footer_style="bold")
     for name, foot in (("month", "total"), ("model", ""), ("requests", f"{result.changes['requests'].sum():,}"),
                        ("old $", money_text(result.old_total, DISPLAY_PLACES)),
