@@ -40,8 +40,16 @@ class Held:
         """How the file Polars reads differs from the one checked (None: the same)."""
         try:
             if self.by_path:
-                with open(self.path, "rb") as f:
-                    now = stamp(f.fileno())
+                # (not blocking: a FIFO put at the path since opens at once, and is another file; a
+                # blocking open waited for a writer for ever, and Ctrl-C or SIGTERM opened it again)
+                fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+                try:
+                    st = os.fstat(fd)
+                    if (st.st_dev, st.st_ino) != self.stamp[:2]:
+                        return "replaced by another file"
+                    now = stamp(fd)
+                finally:
+                    os.close(fd)
             else:
                 now = stamp(self.file.fileno())
         except OSError as e:
@@ -84,6 +92,7 @@ class HeldParquet:
         self.found: dict[str, object] = {}
         # (a list the finalizer closes, not this object: it is called once nothing refers to it)
         self._open: list = []
+        self.closed = False
         self._finalizer = weakref.finalize(self, _close, self._open)
 
     def hold(self, path: str, file, shipped: bool) -> Held:
@@ -127,7 +136,13 @@ class HeldParquet:
             held.verify()
 
     def close(self) -> None:
+        self.closed = True
         self._finalizer()
+
+    def unreadable(self) -> bool:
+        """Closed, and some plan reads a file by its descriptor's name: a name that now names
+        nothing, or the file opened since with that number (see PricedRows.plan)."""
+        return self.closed and any(not held.by_path for held in self.files)
 
 
 _HELD_OPEN = [0]  # descriptors held by every scope of the process (see HeldParquet.hold)
