@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -155,6 +156,10 @@ def _resolved(root: str) -> str:
 
 def _damaged(root: str, e: BaseException) -> StoreError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if getattr(e, "errno", None) == errno.EMFILE or "(os error 24)" in first:
+        # (the process's descriptor limit, not the store: Polars opens the night's data files at once;
+        # "damaged store" sent the user to repair a sound store)
+        return StoreError(f"{root}: {first}; raise the limit on open files (`ulimit -n`) and run again")
     hint = f" (if its last commit was cut short: `llm-cost store repair {root}`)" if "json" in first.lower() else ""
     return StoreError(f"damaged store: {root}: {first}{hint}")
 
