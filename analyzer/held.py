@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import hashlib
 import os
+import stat
 import weakref
 
 from .errors import SourceError
@@ -45,7 +46,8 @@ class Held:
                 fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
                 try:
                     st = os.fstat(fd)
-                    if (st.st_dev, st.st_ino) != self.stamp[:2]:
+                    # (the type too: a FIFO made where the file was unlinked may take its inode's number)
+                    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != self.stamp[:2]:
                         return "replaced by another file"
                     now = stamp(fd)
                 finally:
