@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import hashlib
 import os
+import stat
 import weakref
 
 from .errors import SourceError
@@ -40,8 +41,17 @@ class Held:
         """How the file Polars reads differs from the one checked (None: the same)."""
         try:
             if self.by_path:
-                with open(self.path, "rb") as f:
-                    now = stamp(f.fileno())
+                # (not blocking: a FIFO put at the path since opens at once, and is another file; a
+                # blocking open waited for a writer for ever, and Ctrl-C or SIGTERM opened it again)
+                fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+                try:
+                    st = os.fstat(fd)
+                    # (the type too: a FIFO made where the file was unlinked may take its inode's number)
+                    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != self.stamp[:2]:
+                        return "replaced by another file"
+                    now = stamp(fd)
+                finally:
+                    os.close(fd)
             else:
                 now = stamp(self.file.fileno())
         except OSError as e:
@@ -84,6 +94,7 @@ class HeldParquet:
         self.found: dict[str, object] = {}
         # (a list the finalizer closes, not this object: it is called once nothing refers to it)
         self._open: list = []
+        self.closed = False
         self._finalizer = weakref.finalize(self, _close, self._open)
 
     def hold(self, path: str, file, shipped: bool) -> Held:
@@ -127,7 +138,13 @@ class HeldParquet:
             held.verify()
 
     def close(self) -> None:
+        self.closed = True
         self._finalizer()
+
+    def unreadable(self) -> bool:
+        """Closed, and some plan reads a file by its descriptor's name: a name that now names
+        nothing, or the file opened since with that number (see PricedRows.plan)."""
+        return self.closed and any(not held.by_path for held in self.files)
 
 
 _HELD_OPEN = [0]  # descriptors held by every scope of the process (see HeldParquet.hold)

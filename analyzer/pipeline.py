@@ -1340,6 +1340,11 @@ class PricedRows:
 
     def plan(self, i: int, rows: tuple[int, int] | None = None) -> pl.LazyFrame:
         """Part `i`'s rows, or (with `rows`, (offset, length)) those of that slice of its source."""
+        if self.held is not None and self.held.unreadable():
+            # (its plans read Parquet inputs by descriptor names that were closed: collected, they read
+            # nothing, or another file opened since under the same number, priced as these rows)
+            raise SourceError("these rows were closed (rows.close(), the end of `with rows:`, or the scope "
+                              "that priced them ended): their Parquet inputs are no longer open; price again")
         source = self.sources[i] if rows is None else self.sources[i].slice(*rows)
         finish = self.finishes[i]
         return source if finish is None else finish(source)

@@ -1904,6 +1904,13 @@ def check_parquet(path: str) -> CheckedParquet:
         # whole file into memory for each scan, +470 MiB at 10M rows)
         # (not for plans run in another process: a descriptor's name there is that process's)
         held = scope.hold(path, file, shipped)
+    except ValueError:
+        # (a file written while PyArrow read it fails as damaged, "File too short": say it changed)
+        changed = stamp(file.fileno()) != before
+        file.close()
+        if changed:
+            raise ValueError("it changed while it was checked: run again") from None
+        raise
     except BaseException:
         file.close()
         raise

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -50,11 +51,11 @@ import polars as pl
 
 from . import aggregate, dedupe, pipeline, pricebook, tagging, writers
 from .dialects._json_text import regex_literal
-from .errors import AnalyzerError, OptionError
+from .errors import AnalyzerError, OptionError, SourceError
 from .held import holding_parquet
 from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
-from .sources import expand_paths, file_key, open_source
+from .sources import expand_paths, file_key, open_source, shown
 from .words import counted
 
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
@@ -160,6 +161,10 @@ def _resolved(root: str) -> str:
 
 def _damaged(root: str, e: BaseException) -> StoreError:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    if getattr(e, "errno", None) == errno.EMFILE or "(os error 24)" in first:
+        # (the process's descriptor limit, not the store: Polars opens the night's data files at once;
+        # "damaged store" sent the user to repair a sound store)
+        return StoreError(f"{root}: {first}; raise the limit on open files (`ulimit -n`) and run again")
     hint = f" (if its last commit was cut short: `llm-cost store repair {root}`)" if "json" in first.lower() else ""
     return StoreError(f"damaged store: {root}: {first}{hint}")
 
@@ -596,6 +601,26 @@ def _add(total: pipeline.Accounting, a: dict) -> None:
         total.not_billable_reasons[why] = total.not_billable_reasons.get(why, 0) + n
 
 
+def _same_as_digested(path: str, held, seen: os.stat_result) -> None:
+    """The file read at `path` is the one `seen` (stat'ed before its digest was taken by path); else
+    the rows read are not the digest's. A Parquet file checked in `held`: the same inode, size and
+    mtime. Text, read by path: the same inode after the read (not the size: a live log appended to
+    while it is read is read up to its size when first opened, see fingerprint)."""
+    why = "replaced or written again since its digest was taken"
+    checked = [h for h in held.files if os.path.abspath(h.path) == os.path.abspath(path)]  # (not the store's own)
+    for h in checked:
+        if h.stamp[:4] != (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns):
+            raise SourceError(h.said(why))
+    if not checked:
+        try:
+            now = os.stat(path)
+        except OSError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+            raise SourceError(f"{shown(path)}: changed while being read (replaced since its digest was taken); "
+                              "run again")
+
+
 def sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -878,6 +903,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             if progress:
                 progress(path, len(done), len(files))
             key = file_key(path)
+            seen = os.stat(path)  # (before the digest: what a Parquet file's check must find, see below)
             digest = sha256(path)
             before = records.get(key)
             results = []
@@ -922,9 +948,13 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             spool = os.path.join(root, META, f"{SPOOL_PREFIX}{os.getpid()}-{digest[:16]}.parquet")
             frame = None
             try:
-                with holding_parquet():  # (a Parquet log's checked file, open while it is read: closed after)
+                with holding_parquet() as held:  # (a Parquet log's checked file, open while it is read: closed after)
                     result, entry, frame = _read_file(path, key, digest, root, opts, book, table, replace, spool,
                                                       before is None, before, records)
+                    # (the rows are the checked file's, recorded under the digest read before by path: a
+                    # file replaced or written in between stored other rows under that digest, and, put
+                    # back, was "unchanged" with them for good)
+                    _same_as_digested(path, held, seen)
                 if entry.get("displaced_rows"):  # (its kept files are written and closed by now)
                     entry["displaced_stats"] = _kept_stats(root, json.loads(entry["displaced_rows"]))
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
