@@ -8,6 +8,13 @@ What broke:
   the run's later passes read up to the size of the fstat, so records the count never saw were
   written to the quarantine file (`1 row quarantined`, three lines in the file). 1804dbe refused
   the run. Fixed: a short read lowers the run's size of the file to the bytes read.
+- Reported $ placed by a window over the rows (`over` each result line) of the counts taken again:
+  not streamed, a 200 MB stream file of 100,000 runs went 9.6-11.1 -> 16.5-16.8 CPU s, 438-501 ->
+  712-773 MB. Fixed: chosen among the line's members before the explode (9.8-11.1 s, 462-488 MB).
+- A count written `100000.0` (counted 100,000 by the rows) read as 0 when the $ was placed. Fixed;
+  `1e5` still reads 0 there (strict xfail below).
+- A transcript written again between detection and its reading is no longer refused (1804dbe did):
+  strict xfail below; count and quarantine file agree, only detection saw the old bytes.
 
 What held (tried by hand against 1804dbe, in a tree of three transcripts; a change made after
 detection, at the reader's read, and before the quarantine pass): truncated, shrunk, rewritten the
