@@ -255,6 +255,12 @@ def _file_batches(paths: list[str], batch_bytes: int, run: dict | None = None
                 with buf.getbuffer() as view:
                     for k, (fd, size) in enumerate(zip(fds, sizes)):
                         got = _read_into(fd, view[end:end + size], paths[first + k])
+                        if got < size and run is not None:
+                            # Shrunk between its fstat and its reading (copytruncate): the run's later
+                            # passes read no more than this one counted, or the bytes written after
+                            # the truncation, never counted, reached the quarantine file unchecked
+                            # (the fingerprint below covers only the `got` bytes read).
+                            run["size", paths[first + k]] = got
                         if prints is not None and paths[first + k] not in prints:
                             prints[paths[first + k]] = fingerprint.of_bytes_read(stats[k], view[end:end + got])
                         end += got

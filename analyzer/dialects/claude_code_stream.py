@@ -102,8 +102,21 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
     first_model = pl.coalesce(pl.col("_x_members").list.first().str.extract(_KEY, 1), pl.col("_x_seen_model"))
     lf = lf.with_columns(pl.when(result).then(pl.format("{}#{}", run, first_model)).backward_fill().alias("_x_run"))
     n = pl.col("_x_members").list.len().fill_null(0)
-    # (`_x_line`: the rows one result line becomes, to choose among them)
-    lf = (lf.with_row_index("_x_line")
+    # The run's reported cost goes on the model that did most of its work (most tokens; a tie: the first
+    # by name, as the members are sorted), where a reader looks for it, not on whichever name sorts first.
+    # Chosen from the counts alone, so the same run listed in another order puts it on the same row.
+    # (A count that is no integer reads as 0 here: its result is quarantined whole anyway.) Chosen among
+    # the line's members before they become rows, each count its first `"key": <integer>` in the flat
+    # member (the value the rows count: see first_keys_only below; `5.0` and `"5"` are 5 there too, an
+    # exponent `5e3` reads as 0 here alone). A window over the rows (`over`)
+    # held the whole file in memory, and the counts taken again as the rows take them (renamed and
+    # decoded) cost ~5 CPU s more (100,000 runs in 200 MB, `report`: 9.6-11.1 CPU s and 438-501 MB
+    # with the cost on the first row, 16.5-16.8 s and 712-773 MB so, 9.8-11.1 s and 462-488 MB now).
+    tokens = pl.sum_horizontal(pl.element().str.extract(rf'"{_COUNTS[name]}"\s*:\s*"?(-?[0-9]+)(?:\.0*)?"?\s*[,}}]', 1)
+                               .cast(pl.Int128, strict=False).fill_null(0)
+                               for name in ("input", "output", "cache_read", "cache_write"))
+    lf = (lf.with_columns(pl.col("_x_members").list.eval(tokens).list.arg_max().fill_null(0).cast(pl.Int64)
+                          .alias("_x_cost_idx"))
           .with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
           .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
     member = pl.col("_x_member")
@@ -125,14 +138,6 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
 
     model = pl.when(result).then(pl.coalesce(member.str.extract(_KEY, 1),
                                               pl.col("_x_seen_model"))).otherwise(text("message", "model"))
-    # The run's reported cost goes on the model that did most of its work (most tokens; a tie: the first
-    # by name, as the rows are sorted), where a reader looks for it, not on whichever name sorts first.
-    # Chosen from the counts alone, so the same run listed in another order puts it on the same row.
-    # (A count that is no integer reads as 0 here: its result is quarantined whole anyway.)
-    tokens = pl.sum_horizontal(count(name, key).cast(pl.Int128, strict=False).fill_null(0) for name, key in (
-        ("input", "input_tokens"), ("output", "output_tokens"), ("cache_read", "cache_read_input_tokens"),
-        ("cache_write", "cache_creation_input_tokens")))
-    lf = lf.with_columns(pl.col("_x_idx").get(tokens.arg_max()).over("_x_line").alias("_x_cost_idx"))
     return lf.with_columns(
         (pl.col("_x_idx") == 0).cast(pl.Int64).alias("_rec"),
         model.alias("_x_model"),
@@ -153,7 +158,7 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         # An assistant message is one request; a result row sums many (unknown: null, never 1 per row).
         pl.when(~result).then(pl.lit("1")).alias("_x_requests"),
         result.alias("_x_result"),
-    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run", "_x_line", "_x_cost_idx")
+    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run", "_x_cost_idx")
 
 
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
