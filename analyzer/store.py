@@ -873,6 +873,23 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
         # rows (which the copy's are) would go, and the copy, skipped before, would be lost.
         pending = {file_key(f) for f in files}
         order, deferred, done, tries = list(range(len(files))), set(), {}, {}
+
+        def again(n: int, key: str, path: str):
+            """Another writer committed since file `n`'s repeats were checked: read the table again
+            (its records too: it may have ingested this very file); the file is done again at the end.
+            Returns the table and records. (A file changed to another's bytes too: until December 7
+            its lost race stopped the run, "run the ingest again".)"""
+            tries[n] = tries.get(n, 0) + 1
+            if tries[n] > CONFLICT_RETRIES:
+                raise StoreError(f"{root}: cannot commit {path}: other writers committed first "
+                                 f"{CONFLICT_RETRIES + 1} times; run the ingest again") from None
+            warn(f"{path}: another writer committed to {root} first; checking repeats again")
+            time.sleep(random.uniform(0, 0.2 * tries[n]))  # (two losers do not collide again in step)
+            del done[n]
+            pending.add(key)
+            order.append(n)
+            table = _table(root) if _kind(root) == "delta" else None
+            return table, _files(root, table)
         for n in order:  # grows while iterated: a deferred file comes again at the end
             path = files[n]
             if progress:
@@ -907,9 +924,9 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 try:
                     table = _write_rows(root, table, frame, {before["sha256"]}, entry, book.version,
                                         frame.extra.height if frame else 0)
-                except _Conflict:
-                    raise StoreError(f"{root}: cannot commit {path}: another writer committed first; "
-                                     "run the ingest again") from None
+                except _Conflict:  # (as for any file below: read again, done again)
+                    table, records = again(n, key, path)
+                    continue
                 del records[key]
                 _count_displaced(records, entry)
                 _write_files(root, records, table.version() if table is not None else -1)
@@ -930,19 +947,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
-                # Another writer committed since this file's repeats were checked: read the table
-                # again (its records too: it may have ingested this very file) and do the file again.
-                tries[n] = tries.get(n, 0) + 1
-                if tries[n] > CONFLICT_RETRIES:
-                    raise StoreError(f"{root}: cannot commit {path}: other writers committed first "
-                                     f"{CONFLICT_RETRIES + 1} times; run the ingest again") from None
-                warn(f"{path}: another writer committed to {root} first; checking repeats again")
-                time.sleep(random.uniform(0, 0.2 * tries[n]))  # (two losers do not collide again in step)
-                table = _table(root) if _kind(root) == "delta" else None
-                records = _files(root, table)
-                del done[n]
-                pending.add(key)
-                order.append(n)
+                table, records = again(n, key, path)
                 continue
             finally:
                 with contextlib.suppress(FileNotFoundError):
