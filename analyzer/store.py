@@ -81,7 +81,7 @@ LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
 TRACE = pipeline.env_flag("LLM_COST_STORE_TRACE")  # =1: print each ingest step's CPU s and peak RSS to stderr
 STARTED = time.monotonic()  # (the trace's wall clock: from this module's import)
-SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
+SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<host>-<pid>-<sha>.parquet: an ingest's priced rows, removed after
 DEFAULT_WAIT = 30.0
 # A Delta checkpoint (the table's state in one Parquet file) every this many versions, of both
 # tables: opening a table then replays the checkpoint and at most this many commit files, not the
@@ -936,7 +936,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 results.append(FileResult(path, f"same content as {twin}"))
                 continue
             replace = {digest} | ({before["sha256"]} if before else set())
-            spool = os.path.join(root, META, f"{SPOOL_PREFIX}{os.getpid()}-{digest[:16]}.parquet")
+            spool = os.path.join(root, META, f"{SPOOL_PREFIX}{_host()}-{os.getpid()}-{digest[:16]}.parquet")
             frame = None
             try:
                 with holding_parquet():  # (a Parquet log's checked file, open while it is read: closed after)
@@ -972,19 +972,27 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     return IngestResult([r for n in sorted(done) for r in done[n]], recovered)
 
 
+def _host() -> str:
+    """This machine, in a spool file's name (`.spool-<host>-<pid>-<sha>`): 8 hex digits of its name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _dead_spool(name: str) -> bool:
-    """A spool file (`.spool-<pid>-<sha>.parquet`) whose ingest is no longer running on this machine:
-    a live one (another process writing to the store at once) keeps its file."""
-    m = re.fullmatch(re.escape(SPOOL_PREFIX) + r"(\d+)-[0-9a-f]{16}\.parquet", name)
-    if m is None:
+    """A spool file (`.spool-<host>-<pid>-<sha>.parquet`; `.spool-<pid>-<sha>` until December 7)
+    whose ingest is no longer running on this machine: a live one (another process writing to the
+    store at once) keeps its file, and so does another machine's."""
+    m = re.fullmatch(re.escape(SPOOL_PREFIX) + r"(?:([0-9a-f]{8})-)?(\d+)-[0-9a-f]{16}\.parquet", name)
+    if m is None or m.group(1) not in (None, _host()):
+        # (another machine's, by its host: its pid says nothing here. A writer there without this
+        # lock, pricing a replace, lost its spool to this run's start and stopped with a traceback.)
         return False
     try:
-        os.kill(int(m.group(1)), 0)
+        os.kill(int(m.group(2)), 0)
     except ProcessLookupError:
         return True
     except (PermissionError, OverflowError):
         return False  # alive (another user's), or no pid at all
-    return int(m.group(1)) == os.getpid()  # (our own pid: left by an earlier run in this process)
+    return int(m.group(2)) == os.getpid()  # (our own pid: left by an earlier run in this process)
 
 
 def _recorded(root: str) -> int:

@@ -186,3 +186,73 @@ def test_a_file_changed_to_another_s_bytes_retries_when_another_writer_commits_f
     assert _output_tokens(st, "r1") == [100]  # (night 1's copy back)
     rep = same_as_logs(st, [n1, n3, n4])
     assert (rep.totals["requests"], rep.accounting.duplicates, rep.accounting.files) == (4, 0, 3)
+
+
+OTHER_MACHINE = r"""
+import contextlib, os, socket, sys, time
+from analyzer import store
+store.locked = lambda *a, **k: contextlib.nullcontext()  # (the lock is one machine's)
+os.getpid = lambda: 4_000_000  # another machine: its pid and host mean nothing here
+socket.gethostname = lambda: "another-machine"
+gate, repeats = sys.argv[3], store._repeats
+
+def wait_for_the_other(*args, **kw):  # its spool written, the night's repeats still to check
+    open(gate + ".in", "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return repeats(*args, **kw)
+
+store._repeats = wait_for_the_other
+r = store.ingest([sys.argv[1]], sys.argv[2])
+print(r.files[0].status, r.files[0].stored)
+"""
+
+
+def test_a_writer_on_another_machine_keeps_its_spool_when_this_one_starts(tmp_path, monkeypatch):
+    """Two machines, no common lock: machine 1 replaces a file (its rows priced into a spool under
+    the store, named by its pid); machine 2 starts an ingest, which removes the spool files of dead
+    ingests. A pid of another machine is not alive here: machine 2 removed machine 1's live spool,
+    and machine 1 stopped with a traceback (FileNotFoundError). Spools are now named by host too."""
+    import contextlib
+    import subprocess
+    import sys
+    import time
+
+    from ..conftest import ROOT
+    from ..test_store import log, req
+
+    a = log(tmp_path / "a" / "a.csv", [req("r1", "2026-11-10")])
+    st = tmp_path / "st"
+    store.ingest([str(a)], str(st))
+    log(a, [req("r1", "2026-11-10"), req("r2", "2026-11-10")])  # (a replace: priced through a spool)
+    b = log(tmp_path / "b" / "b.csv", [req("r9", "2026-11-20")])
+    script, gate = tmp_path / "other.py", tmp_path / "gate"
+    script.write_text(OTHER_MACHINE)
+    other = subprocess.Popen([sys.executable, str(script), str(a), str(st), str(gate)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 120
+        while not Path(str(gate) + ".in").exists():
+            assert other.poll() is None and time.monotonic() < deadline, other.communicate()
+            time.sleep(0.05)
+        (spool,) = (st / "_llm_cost").glob(".spool-*")
+        monkeypatch.setattr(store, "locked", lambda *a, **k: contextlib.nullcontext())
+        assert store.ingest([str(b)], str(st)).files[0].stored == 1
+        assert spool.exists()
+    finally:
+        gate.touch()
+        out, err = other.communicate(timeout=300)
+    assert other.returncode == 0 and out.split() == ["replaced", "2"], err
+    # a dead ingest's spool of this machine, and one named as before December 7, still go
+    dead = [st / "_llm_cost" / f".spool-{store._host()}-4000000-{'0' * 16}.parquet",
+            st / "_llm_cost" / f".spool-4000000-{'1' * 16}.parquet"]
+    for p in dead:
+        p.write_bytes(b"x")
+    c = log(tmp_path / "c" / "c.csv", [req("r8", "2026-11-21")])
+    store.ingest([str(c)], str(st))
+    assert not any(p.exists() for p in dead) and not list((st / "_llm_cost").glob(".spool-*"))
+    monkeypatch.undo()
+    rep = same_as_logs(st, [a, b, c])
+    assert (rep.totals["requests"], rep.accounting.files) == (4, 3)
