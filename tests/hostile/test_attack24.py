@@ -256,3 +256,65 @@ def test_a_writer_on_another_machine_keeps_its_spool_when_this_one_starts(tmp_pa
     monkeypatch.undo()
     rep = same_as_logs(st, [a, b, c])
     assert (rep.totals["requests"], rep.accounting.files) == (4, 3)
+
+
+RACER = r"""
+import contextlib, sys
+from analyzer import store
+store.locked = lambda *a, **k: contextlib.nullcontext()  # (writers on several machines: no common lock)
+r = store.ingest(sys.argv[2:], sys.argv[1])
+print(*[f.status for f in r.files])
+"""
+
+READER = r"""
+import os, sys
+from analyzer import store
+st, stop, reads = sys.argv[1], sys.argv[2], 0
+while not os.path.exists(stop) or not reads:
+    store.report(st, ["model"])  # (a StoreError, "damaged store", fails the test)
+    assert store.status(st)["consistent"]
+    reads += 1
+print(reads)
+"""
+
+
+@pytest.mark.slow
+def test_three_writers_without_the_lock_a_reader_and_a_kill(tmp_path):
+    """Three processes ingest multi-row responses sharing ids at once, without the lock, while a
+    reader reports in a loop; one writer is killed (-9) a second in; the nights are ingested again.
+    The reader is never told the store is damaged nor sees it inconsistent, and the store reports
+    what the logs say (tokens differ between copies: no tie, so the order of commits is moot)."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ..conftest import ROOT
+
+    rnd = random.Random(24)
+    tokens = iter(rnd.sample(range(100, 100_000), 1000))
+    base = Path(_write(tmp_path / "base" / "base.jsonl", [_response(999, 5, [], "w")]))
+    st = tmp_path / "st"
+    store.ingest([str(base)], str(st))
+    nights = [Path(_write(tmp_path / f"n{n}" / f"{n}.jsonl",
+                          [_response(i, next(tokens), [(HAIKU, next(tokens))] * rnd.randint(0, 2), "w")
+                           for i in rnd.sample(range(40), 20)])) for n in range(3)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "racer.py").write_text(RACER)
+    (tmp_path / "reader.py").write_text(READER)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, str(tmp_path / "reader.py"), str(st), str(stop)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    writers = [subprocess.Popen([sys.executable, str(tmp_path / "racer.py"), str(st), str(n)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for n in nights]
+    time.sleep(1)
+    writers[1].send_signal(signal.SIGKILL)
+    outs = [w.communicate(timeout=600) for w in writers]
+    stop.touch()
+    out, err = reader.communicate(timeout=600)
+    assert reader.returncode == 0 and int(out) > 0, err
+    assert [w.returncode for w in writers] in ([0, -signal.SIGKILL, 0], [0, 0, 0]), outs
+    store.ingest([str(base), *map(str, nights)], str(st))
+    rep = same_as_logs(st, [base, *nights])
+    assert rep.accounting.files == 4  # (data files a killed writer left uncommitted: compact removes them)
