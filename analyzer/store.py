@@ -3384,6 +3384,9 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                                          predicate=predicate, schema_mode="merge", commit_properties=props,
                                          writer_properties=_writer())
             except Exception as e:  # noqa: BLE001
+                if _is_conflict(e):  # (a writer without this lock: delta-rs says only "Failed to commit transaction: 0")
+                    raise StoreError(f"{root}: cannot commit the re-priced rows: another writer committed first; "
+                                     "nothing was re-priced: run the reprice again") from None
                 raise StoreError(f"{root}: cannot commit the re-priced rows: "
                                  f"{(str(e).strip().splitlines() or [''])[0]}") from None
             committed = True

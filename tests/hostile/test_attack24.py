@@ -318,3 +318,33 @@ def test_three_writers_without_the_lock_a_reader_and_a_kill(tmp_path):
     store.ingest([str(base), *map(str, nights)], str(st))
     rep = same_as_logs(st, [base, *nights])
     assert rep.accounting.files == 4  # (data files a killed writer left uncommitted: compact removes them)
+
+
+def test_a_reprice_losing_the_race_to_a_writer_without_the_lock_says_so(tmp_path, monkeypatch):
+    """A night ingested (on another machine, without the lock) while `store reprice` prices its
+    window: the reprice's commit does not land (it was built on the version before the night), the
+    store holds the night as ingested, and the reprice says why in one line (delta-rs said only
+    'Failed to commit transaction: 0')."""
+    import contextlib
+
+    from ..test_store import log, req
+
+    z = log(tmp_path / "n0" / "z.csv", [req("z", "2026-11-10"), req("r1", "2026-11-10")])
+    a = log(tmp_path / "a" / "a.csv", [req("r1", "2026-11-10", out=900), req("r2", "2026-11-10")])
+    st = tmp_path / "st"
+    store.ingest([str(z)], str(st))
+    monkeypatch.setattr(store, "locked", lambda *a, **k: contextlib.nullcontext())
+    kept, other = store._reprice_kept, []
+
+    def first_the_night(*args, **kw):
+        if not other:
+            other.append(store.ingest([str(a)], str(st)))
+        return kept(*args, **kw)
+
+    monkeypatch.setattr(store, "_reprice_kept", first_the_night)
+    with pytest.raises(store.StoreError, match="^[^\n]*another writer committed first; nothing was re-priced"):
+        store.reprice(str(st), store.pipeline.Options(prices=("fixtures/prices/negotiated.toml",)))
+    assert other[0].files[0].displaced == 1
+    monkeypatch.undo()
+    assert [h["command"] for h in store.history(str(st))] == ["ingest", "ingest"]
+    same_as_logs(st, [z, a])
