@@ -82,7 +82,7 @@ LOCK = os.path.join(META, "lock")
 OLD_MANIFEST = "manifest.json"
 TRACE = pipeline.env_flag("LLM_COST_STORE_TRACE")  # =1: print each ingest step's CPU s and peak RSS to stderr
 STARTED = time.monotonic()  # (the trace's wall clock: from this module's import)
-SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<pid>-<sha>.parquet: an ingest's priced rows, removed after
+SPOOL_PREFIX = ".spool-"  # _llm_cost/.spool-<host>-<pid>-<sha>.parquet: an ingest's priced rows, removed after
 DEFAULT_WAIT = 30.0
 # A Delta checkpoint (the table's state in one Parquet file) every this many versions, of both
 # tables: opening a table then replays the checkpoint and at most this many commit files, not the
@@ -898,6 +898,23 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
         # rows (which the copy's are) would go, and the copy, skipped before, would be lost.
         pending = {file_key(f) for f in files}
         order, deferred, done, tries = list(range(len(files))), set(), {}, {}
+
+        def again(n: int, key: str, path: str):
+            """Another writer committed since file `n`'s repeats were checked: read the table again
+            (its records too: it may have ingested this very file); the file is done again at the end.
+            Returns the table and records. (A file changed to another's bytes too: until December 7
+            its lost race stopped the run, "run the ingest again".)"""
+            tries[n] = tries.get(n, 0) + 1
+            if tries[n] > CONFLICT_RETRIES:
+                raise StoreError(f"{root}: cannot commit {path}: other writers committed first "
+                                 f"{CONFLICT_RETRIES + 1} times; run the ingest again") from None
+            warn(f"{path}: another writer committed to {root} first; checking repeats again")
+            time.sleep(random.uniform(0, 0.2 * tries[n]))  # (two losers do not collide again in step)
+            del done[n]
+            pending.add(key)
+            order.append(n)
+            table = _table(root) if _kind(root) == "delta" else None
+            return table, _files(root, table)
         for n in order:  # grows while iterated: a deferred file comes again at the end
             path = files[n]
             if progress:
@@ -933,9 +950,9 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 try:
                     table = _write_rows(root, table, frame, {before["sha256"]}, entry, book.version,
                                         frame.extra.height if frame else 0)
-                except _Conflict:
-                    raise StoreError(f"{root}: cannot commit {path}: another writer committed first; "
-                                     "run the ingest again") from None
+                except _Conflict:  # (as for any file below: read again, done again)
+                    table, records = again(n, key, path)
+                    continue
                 del records[key]
                 _count_displaced(records, entry)
                 _write_files(root, records, table.version() if table is not None else -1)
@@ -945,7 +962,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 results.append(FileResult(path, f"same content as {twin}"))
                 continue
             replace = {digest} | ({before["sha256"]} if before else set())
-            spool = os.path.join(root, META, f"{SPOOL_PREFIX}{os.getpid()}-{digest[:16]}.parquet")
+            spool = os.path.join(root, META, f"{SPOOL_PREFIX}{_host()}-{os.getpid()}-{digest[:16]}.parquet")
             frame = None
             try:
                 with holding_parquet() as held:  # (a Parquet log's checked file, open while it is read: closed after)
@@ -960,19 +977,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
-                # Another writer committed since this file's repeats were checked: read the table
-                # again (its records too: it may have ingested this very file) and do the file again.
-                tries[n] = tries.get(n, 0) + 1
-                if tries[n] > CONFLICT_RETRIES:
-                    raise StoreError(f"{root}: cannot commit {path}: other writers committed first "
-                                     f"{CONFLICT_RETRIES + 1} times; run the ingest again") from None
-                warn(f"{path}: another writer committed to {root} first; checking repeats again")
-                time.sleep(random.uniform(0, 0.2 * tries[n]))  # (two losers do not collide again in step)
-                table = _table(root) if _kind(root) == "delta" else None
-                records = _files(root, table)
-                del done[n]
-                pending.add(key)
-                order.append(n)
+                table, records = again(n, key, path)
                 continue
             finally:
                 with contextlib.suppress(FileNotFoundError):
@@ -997,19 +1002,27 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     return IngestResult([r for n in sorted(done) for r in done[n]], recovered)
 
 
+def _host() -> str:
+    """This machine, in a spool file's name (`.spool-<host>-<pid>-<sha>`): 8 hex digits of its name."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _dead_spool(name: str) -> bool:
-    """A spool file (`.spool-<pid>-<sha>.parquet`) whose ingest is no longer running on this machine:
-    a live one (another process writing to the store at once) keeps its file."""
-    m = re.fullmatch(re.escape(SPOOL_PREFIX) + r"(\d+)-[0-9a-f]{16}\.parquet", name)
-    if m is None:
+    """A spool file (`.spool-<host>-<pid>-<sha>.parquet`; `.spool-<pid>-<sha>` until December 7)
+    whose ingest is no longer running on this machine: a live one (another process writing to the
+    store at once) keeps its file, and so does another machine's."""
+    m = re.fullmatch(re.escape(SPOOL_PREFIX) + r"(?:([0-9a-f]{8})-)?(\d+)-[0-9a-f]{16}\.parquet", name)
+    if m is None or m.group(1) not in (None, _host()):
+        # (another machine's, by its host: its pid says nothing here. A writer there without this
+        # lock, pricing a replace, lost its spool to this run's start and stopped with a traceback.)
         return False
     try:
-        os.kill(int(m.group(1)), 0)
+        os.kill(int(m.group(2)), 0)
     except ProcessLookupError:
         return True
     except (PermissionError, OverflowError):
         return False  # alive (another user's), or no pid at all
-    return int(m.group(1)) == os.getpid()  # (our own pid: left by an earlier run in this process)
+    return int(m.group(2)) == os.getpid()  # (our own pid: left by an earlier run in this process)
 
 
 def _recorded(root: str) -> int:
@@ -3409,6 +3422,9 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                                              predicate=predicate, schema_mode="merge", commit_properties=props,
                                              writer_properties=_writer())
             except Exception as e:  # noqa: BLE001
+                if _is_conflict(e):  # (a writer without this lock: delta-rs says only "Failed to commit transaction: 0")
+                    raise StoreError(f"{root}: cannot commit the re-priced rows: another writer committed first; "
+                                     "nothing was re-priced: run the reprice again") from None
                 raise StoreError(f"{root}: cannot commit the re-priced rows: "
                                  f"{(str(e).strip().splitlines() or [''])[0]}") from None
             committed = True
