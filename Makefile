@@ -10,18 +10,27 @@ DEMO_FORMATS := fixtures/dialects/claude-code fixtures/dialects/anthropic-messag
 	fixtures/dialects/anthropic-batch fixtures/dialects/bedrock-invocations fixtures/dialects/vertex-logging \
 	fixtures/dialects/otel-genai fixtures/dialects/litellm-spendlogs/litellm_spendlogs.csv
 
-.PHONY: help install demo test lint docs golden screenshot bench bench-store bench-cc bench-large clean
+.PHONY: help install lock demo test lint docs golden screenshot bench bench-store bench-cc bench-large clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# constraints.txt pins what is installed, so a new release of a dependency (Polars 2.2 changed what
+# `str.find` counts) changes nothing until `make lock` takes it and the tests run on it.
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,spark]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install llm-cost with its test tools
+
+lock:  ## constraints.txt: the newest releases pyproject.toml allows (then run make test)
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade -e '.[dev,spark]'
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	touch $(STAMP)
 
 # The quarantine files go to a fresh temporary directory, removed afterwards: the demo leaves no
 # file in the work tree, and none at a fixed /tmp path another user could have planted.

@@ -104,8 +104,7 @@ def test_a_parquet_file_written_again_while_polars_reads_it_is_one_line(tmp_path
     Polars reads the new bytes and panics (PanicException). The comparison after the failure names
     the file. (The damaged file is the log itself with bytes overwritten: same size, same columns.)"""
     log = tmp_path / "log.parquet"
-    pl.read_csv(ROOT / "fixtures" / "dialects" / "anthropic-console-csv" / "console_usage_export_hourly.csv",
-                infer_schema=False).write_parquet(log)
+    log.write_bytes((DAMAGED / "hourly.parquet").read_bytes())  # (the undamaged file: bytes, not a writer's output)
     assert log.stat().st_size == (DAMAGED / "hourly-levels.parquet").stat().st_size
     scan = sources.SourceFile.scan_parquet
     plans = []

@@ -883,7 +883,8 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     (Text can hold these too, `"x],"` or `"a]}"`: such a line is left whole, never cut wrongly.) So
     the cut removes that one member and nothing the mapping reads (parse_mapping refuses a `cut` of
     a member it reads). The member once: a line holding two records' text (two writes torn into one
-    line) would otherwise be cut into one valid record made of both. Offsets are bytes: binary.
+    line) would otherwise be cut into one valid record made of both. Offsets are characters
+    (`str.find` counts characters since Polars 2.2, as `str.slice` does).
 
     Each test counts or searches the whole line, never a copy of part of it (searching slices of the
     line copied them: the cut then cost about what the smaller decode saved). The literal
@@ -899,13 +900,12 @@ def _cut(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     start, end = f'"{member}":[', f'],"{next_}":'
     a = line.str.find(start, literal=True)
     b = line.str.find(end, literal=True)
-    raw = line.cast(pl.Binary)
-    opener = raw.bin.slice(a - 1, 1)  # (one byte: held in its view, not copied)
-    fits = ((a >= 1) & (a < b) & ((opener == pl.lit(b"{")) | (opener == pl.lit(b",")))
+    opener = line.str.slice(a - 1, 1)
+    fits = ((a >= 1) & (a < b) & ((opener == "{") | (opener == ","))
             & (line.str.count_matches(_regex_literal(start)) == 1)
             & (line.str.count_matches(_CLOSE_THEN_MEMBER_OR_END) == 1))
-    fits = fits & _valid_array(raw.bin.slice(a + len(start) - 1, b - a - len(start) + 2).cast(pl.String))
-    return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
+    fits = fits & _valid_array(line.str.slice(a + len(start) - 1, b - a - len(start) + 2))
+    return pl.when(fits).then(line.str.slice(0, a) + line.str.slice(b + 2)).otherwise(line)
 
 
 def _valid_array(text: pl.Expr) -> pl.Expr:

@@ -321,14 +321,13 @@ def _cut_as_three_searches(line: pl.Expr, member: str, next_: str) -> pl.Expr:
     its own (mapped._cut counts both kinds in one search), then the same check of the array."""
     start, end = f'"{member}":[', f'],"{next_}":'
     a, b = line.str.find(start, literal=True), line.str.find(end, literal=True)
-    raw = line.cast(pl.Binary)
-    opener = raw.bin.slice(a - 1, 1)
-    fits = ((a >= 1) & (a < b) & ((opener == pl.lit(b"{")) | (opener == pl.lit(b",")))
+    opener = line.str.slice(a - 1, 1)
+    fits = ((a >= 1) & (a < b) & ((opener == "{") | (opener == ","))
             & (line.str.count_matches(start, literal=True) == 1)
             & (line.str.count_matches(r'\][ \t\r\n]*,[ \t\r\n]*"') == 1)
             & ~line.str.contains(r"\][ \t\r\n]*\}"))
-    fits = fits & mapped._valid_array(raw.bin.slice(a + len(start) - 1, b - a - len(start) + 2).cast(pl.String))
-    return pl.when(fits).then(raw.bin.slice(0, a).cast(pl.String) + raw.bin.slice(b + 2).cast(pl.String)).otherwise(line)
+    fits = fits & mapped._valid_array(line.str.slice(a + len(start) - 1, b - a - len(start) + 2))
+    return pl.when(fits).then(line.str.slice(0, a) + line.str.slice(b + 2)).otherwise(line)
 
 
 _NEAR_MARKERS = st.lists(st.sampled_from(['"content":[', '],"stop_reason":', "]", "}", "{", ",", '"', " ", "\t", "\n",

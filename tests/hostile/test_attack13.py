@@ -46,6 +46,7 @@ import gzip
 import json
 from decimal import Decimal as D
 
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -151,11 +152,21 @@ def test_a_piece_with_bytes_that_are_not_utf8_is_counted_as_it_is_read(tmp_path)
     path = tmp_path / "x.tsv"
     path.write_bytes(b'c0\tc1\n"""\t"\t1"x"\t""\n"\r\n\n""\r"""\tq\xe9"\r\n""\tx y\t1.5\t-3\n\n\xc3\xa9\t\r\n'
                      b'\xc3\xa9\tte"am\ny\n')
-    with sources.one_reading():
-        every = sources.bounded_csv(str(path), None, piece_bytes=16).collect()
-        asked = sources.bounded_csv(str(path), None, piece_bytes=16, rows=every["_row"]).collect()
-    assert every["_bad"].any()
-    assert asked.equals(every)
+    # (Polars 2.2 refuses this record, "CSV malformed", where 2.1 read it: then the count must be
+    # refused alike, never read lossily into rows the reading does not have.)
+    def read(rows=None):
+        try:
+            with sources.one_reading():
+                return sources.bounded_csv(str(path), None, piece_bytes=16, rows=rows).collect()
+        except pl.exceptions.ComputeError as e:
+            return str(e)
+    every = read()
+    asked = read(pl.Series([2, 3, 4, 5, 6, 7])) if isinstance(every, str) else read(every["_row"])
+    if isinstance(every, str):
+        assert asked == every
+    else:
+        assert every["_bad"].any()
+        assert asked.equals(every)
 
 
 # --- what held: the new path against the whole robust reading --------------------------------------

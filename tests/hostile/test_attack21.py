@@ -179,8 +179,7 @@ def test_a_page_damaged_unseen_by_the_stamp_is_one_line_on_every_command(tmp_pat
     """The same size, the same last 4 KiB (one byte 982 of 5,697 differs), the mtime set back: the
     stamp is the same, Polars reads the damaged page and panics. One line, exit 2, nothing written."""
     log = tmp_path / "log.parquet"
-    pl.read_csv(ROOT / "fixtures" / "dialects" / "anthropic-console-csv" / "console_usage_export_hourly.csv",
-                infer_schema=False).write_parquet(log)
+    log.write_bytes((DAMAGED / "hourly.parquet").read_bytes())  # (the undamaged file: bytes, not a writer's output)
     damaged = (DAMAGED / "hourly-levels.parquet").read_bytes()
     assert len(damaged) == log.stat().st_size and damaged[-4096:] == log.read_bytes()[-4096:]
     _rewritten_after_check(monkeypatch, log, lambda f: f.write(damaged))
