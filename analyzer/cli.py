@@ -34,6 +34,19 @@ BY_HELP = ("comma-separated keys (or --by repeated): hour, day, week, month, qua
            "Claude's 5-hour usage windows")
 
 
+def _keep_freed_memory() -> None:
+    """For `price`, before Polars loads and unless the user set the allocator: jemalloc keeps the
+    memory a slice freed for the next slice instead of handing it back. Polars' own setting hands
+    back freed pages after 0.5 s, and blocks of 8 MiB or more (every column of a priced slice) at
+    once, so each slice faulted its ~200 MiB in afresh: 3M rows to Parquet, 350K page faults and
+    ~1 s of system time, 100K and ~0.4 s kept (docs/performance.md, issue 18 eleventh round). It
+    costs peak memory (the high-water mark stays mapped: +80 MiB at 3M), which is why `report` and
+    the other commands, whose memory is near the 1 GiB target on some inputs, keep the default."""
+    arenas = f"narenas:{max(1, (os.cpu_count() or 1) // 2)}"  # (what this module set, when the user set nothing)
+    if os.environ.get("_RJEM_MALLOC_CONF") == arenas and "polars" not in sys.modules:
+        os.environ["_RJEM_MALLOC_CONF"] = arenas + ",dirty_decay_ms:-1,muzzy_decay_ms:-1"
+
+
 def _joined(_ctx, _param, values: tuple[str, ...]) -> str | None:
     """`--by month --by team` is `--by month,team`: a repeated option kept only its last value (Click's
     rule for a single option), grouping by team alone with exit 0."""
@@ -501,6 +514,7 @@ def price(paths, output, fmt, billing_account, **kw):
     """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
     import os
 
+    _keep_freed_memory()
     from . import pipeline, writers
     from .errors import OptionError
 

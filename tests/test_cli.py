@@ -228,6 +228,56 @@ def test_the_command_sets_polars_allocator_arenas_unless_the_user_did(given, exp
     assert f"opt.narenas: {expected.split(':')[1]}" in out.stderr
 
 
+def _allocator_of(command: list[str], tmp_path, given: str | None = None) -> tuple[str, str]:
+    """The allocator setting `llm-cost COMMAND` ran with: the environment as the command left it
+    before Polars loaded (or as it was when Polars had loaded first), and jemalloc's own report of
+    the options it read (stats_print, added after the command's choice, printed at exit)."""
+    env = {k: v for k, v in os.environ.items() if k != "_RJEM_MALLOC_CONF"}
+    if given:
+        env["_RJEM_MALLOC_CONF"] = given
+    log = tmp_path / "t.csv"
+    log.write_text("timestamp,model,input_tokens,output_tokens\n2026-11-01T00:00:00Z,claude-sonnet-4-5,1000,100\n")
+    code = ("import os, sys, analyzer.cli as c\n"
+            "keep = c._keep_freed_memory\n"
+            "def spy():\n"
+            "    keep()\n"
+            "    print('loaded' if 'polars' in sys.modules else 'not loaded', os.environ['_RJEM_MALLOC_CONF'])\n"
+            "c._keep_freed_memory = spy\n"
+            "os.environ['_RJEM_MALLOC_CONF'] += ',stats_print:true'\n"  # (report: its setting as it stands)
+            "_ = c.main(sys.argv[1:], prog_name='llm-cost')\n")
+    if command == ["price"]:  # (stats_print after the command's own choice, not before it)
+        code = code.replace("os.environ['_RJEM_MALLOC_CONF'] += ',stats_print:true'\n", "").replace(
+            "os.environ['_RJEM_MALLOC_CONF'])\n", "os.environ['_RJEM_MALLOC_CONF'])\n"
+            "    os.environ['_RJEM_MALLOC_CONF'] += ',stats_print:true'\n")
+        command = [*command, str(log), "-o", str(tmp_path / "o.parquet"), "-q"]
+    else:
+        command = [*command, str(log), "-q", "-o", str(tmp_path / "r.csv")]
+    out = subprocess.run([sys.executable, "-c", code, *command], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout, out.stderr
+
+
+def test_price_keeps_freed_memory_before_polars_loads(tmp_path):
+    """`price` sets Polars' allocator to keep the memory a slice freed (see cli._keep_freed_memory),
+    before Polars loads: jemalloc then reports no decay (-1) for dirty and muzzy pages."""
+    said, stats = _allocator_of(["price"], tmp_path)
+    arenas = f"narenas:{max(1, (os.cpu_count() or 1) // 2)}"
+    assert said.splitlines()[0] == f"not loaded {arenas},dirty_decay_ms:-1,muzzy_decay_ms:-1"
+    assert "opt.dirty_decay_ms: -1" in stats and "opt.muzzy_decay_ms: -1" in stats
+    assert (tmp_path / "o.parquet").exists()
+
+
+def test_price_leaves_a_users_allocator_setting_and_report_polars_default(tmp_path):
+    """A user's own _RJEM_MALLOC_CONF is theirs (price adds nothing); `report` keeps Polars' decay
+    (freed memory handed back: its peak memory is what the 1 GiB target measures)."""
+    said, stats = _allocator_of(["price"], tmp_path, given="narenas:2")
+    assert said.splitlines()[0] == "not loaded narenas:2"
+    assert "opt.dirty_decay_ms: 500" in stats and "opt.narenas: 2" in stats
+    said, stats = _allocator_of(["report"], tmp_path)
+    assert said == ""
+    assert "opt.dirty_decay_ms: 500" in stats and "opt.muzzy_decay_ms: 1000" in stats
+
+
 @pytest.mark.parametrize("command", [["report"], ["whatif", "--batch"]])
 def test_a_repeated_by_groups_by_every_key_given(tmp_path, command):
     """`--by month --by team` kept only its last value (Click's rule for a single option): the report
