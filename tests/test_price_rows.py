@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer import Options, price_requests
-from analyzer.pipeline import MONEY_COLUMNS
+from analyzer.pipeline import MONEY_COLUMNS, RATE_COLUMNS
 from analyzer.pricing import (
     LIST_RATE,
     RATE,
@@ -106,6 +106,14 @@ def test_rate_units_are_exact_and_bounded():
     assert rate_units(rates, RATE + "cache_read_tokens").to_list() == [0]
     assert rate_units(rates, RATE + "output_tokens") is None  # $10^14 a unit: beyond integer costs
     assert rate_units(rates, RATE + "web_search_requests").to_list() == [-2_500_000_000_000]
+    # MONEY's own integer (to_physical) and the Decimal loop that any other scale takes agree, value
+    # for value; a rate finer than 10^-12 is not a whole number of units (None: the Decimal path).
+    finer = rates.with_columns(pl.col(RATE_COLUMNS).cast(pl.Decimal(38, 13)))
+    for c in RATE_COLUMNS:
+        ours, loop = rate_units(rates, c), rate_units(finer, c)
+        assert (ours is None and loop is None) or (ours.dtype == loop.dtype == pl.Int128 and ours.to_list() == loop.to_list())
+    tiny = finer.with_columns(pl.lit(Decimal("0.0000000000001"), pl.Decimal(38, 13)).alias(RATE + "input_tokens"))
+    assert rate_units(tiny, RATE + "input_tokens") is None
 
 
 rate = st.one_of(st.none(), st.decimals(min_value=0, max_value=Decimal("99.999999999999"), places=12,
