@@ -37,11 +37,12 @@ BY_HELP = ("comma-separated keys (or --by repeated): hour, day, week, month, qua
 def _keep_freed_memory() -> None:
     """For `price`, before Polars loads and unless the user set the allocator: jemalloc keeps the
     memory a slice freed for the next slice instead of handing it back. Polars' own setting hands
-    back freed pages after 0.5 s, and blocks of 8 MiB or more (every column of a priced slice) at
-    once, so each slice faulted its ~200 MiB in afresh: 3M rows to Parquet, 350K page faults and
-    ~1 s of system time, 100K and ~0.4 s kept (docs/performance.md, issue 18 eleventh round). It
-    costs peak memory (the high-water mark stays mapped: +80 MiB at 3M), which is why `report` and
-    the other commands, whose memory is near the 1 GiB target on some inputs, keep the default."""
+    back freed pages after 0.5 s (and, as we read jemalloc, blocks of 8 MiB or more at once), so
+    each slice faulted its memory in afresh: 3M rows to Parquet, 350K page faults and ~0.9 s of
+    system time in the writing, 91-99K and ~0.4 s kept (docs/performance.md, issue 18 eleventh round). It
+    costs peak memory (the high-water mark stays mapped: +70 MiB at 3M, +120 at 10M, 801 MiB), which
+    is why `report` and the other commands, whose memory is near the 1 GiB target on some inputs,
+    keep the default. (A user's setting is any value other than the arenas default set above.)"""
     arenas = f"narenas:{max(1, (os.cpu_count() or 1) // 2)}"  # (what this module set, when the user set nothing)
     if os.environ.get("_RJEM_MALLOC_CONF") == arenas and "polars" not in sys.modules:
         os.environ["_RJEM_MALLOC_CONF"] = arenas + ",dirty_decay_ms:-1,muzzy_decay_ms:-1"
