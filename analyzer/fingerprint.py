@@ -16,13 +16,13 @@ a rotated log's new records differ from the old ones in their first bytes (times
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
+import zlib
 
 EDGE = 4096  # bytes compared at each end
 
-Fingerprint = tuple[int, int, int, bytes]  # device, inode, size, hash of the edges
+Fingerprint = tuple[int, int, int, bytes]  # device, inode, size, CRC-32 of the edges
 
 
 def _edges(f, size: int) -> bytes:
@@ -34,11 +34,11 @@ def _edges(f, size: int) -> bytes:
 
 
 def edges_hash(head, tail) -> bytes:
-    """The hash of a file's first and last EDGE bytes (bytes or memoryviews)."""
-    h = hashlib.blake2b(digest_size=16)
-    for part in (head, b"\0", tail):
-        h.update(part)
-    return h.digest()
+    """The hash of a file's first and last EDGE bytes (bytes or memoryviews): a CRC-32. A fingerprint
+    tells a file written again by accident (a rotation), and lives only in the run that took it; a
+    writer who means to hide a change keeps the edges as they were, which no hash of them sees. So a
+    CRC, not BLAKE2: every file of a tree is hashed (16,949 at 1M transcripts: 0.17 -> 0.06 CPU s)."""
+    return zlib.crc32(tail, zlib.crc32(b"\0", zlib.crc32(head))).to_bytes(4, "big")
 
 
 def of_bytes_read(st: os.stat_result, data) -> Fingerprint:

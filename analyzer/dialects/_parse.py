@@ -67,6 +67,20 @@ def _missing(name: str, required: bool) -> pl.Expr:
 MAX_COUNT = 10**12
 
 
+def _whole(text: pl.Expr) -> pl.Expr:
+    """A stripped text as the whole number it writes (`7.0`, `-0`, `1e3`), else null."""
+    exact = pl.when(text.str.contains(_WHOLE_CANDIDATE)).then(text.str.strip_prefix("+").cast(_EXACT, strict=False))
+    return pl.when(exact == exact.cast(pl.Int64, strict=False).cast(_EXACT)).then(exact.cast(pl.Int64, strict=False))
+
+
+def count_value(text: pl.Expr) -> pl.Expr:
+    """The value `count` reads from a count's text (an Int64; null where it reads none), in one
+    expression: for a dialect that must weigh counts before they become rows (the Claude Code
+    stream's reported $), so that it weighs the values the rows count."""
+    val = text.cast(pl.Int64, strict=False)
+    return pl.coalesce(val, _whole(pl.when(val.is_null()).then(text).str.strip_chars()))
+
+
 def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
     """A token/request count: a non-negative integer. Null is 0 unless the field is required."""
     src, val = pl.col(raw), pl.col(name)
@@ -79,8 +93,7 @@ def count(raw: str, name: str, dtype: pl.DataType, *, required: bool) -> Field:
         # "7.0", "-0" and "1e3" are whole numbers too; "7.5" is not (it stays null and is quarantined).
         # (Masked before any string work: a `then` branch is computed for every row.)
         rest = pl.when(val.is_null()).then(src).str.strip_chars()
-        retry = pl.when(rest.str.contains(_WHOLE_CANDIDATE)).then(rest.str.strip_prefix("+").cast(_EXACT, strict=False))
-        whole = pl.when(retry == retry.cast(pl.Int64, strict=False).cast(_EXACT)).then(retry.cast(pl.Int64, strict=False))
+        whole = _whole(rest)
         # The JSON reader renders a number beyond 64 bits as a float's text (1.1805916207174113e+21).
         huge = text.str.contains(_NUMBER) & (text.cast(pl.Float64, strict=False).abs() > MAX_COUNT)
         reason = (

@@ -31,6 +31,7 @@ import polars as pl
 from ..sources import LINE
 from . import mapped
 from ._json_text import first_keys_only
+from ._parse import count_value
 
 NAME = "claude-code-stream"
 BASE_WINDOW = "0-200k"
@@ -105,34 +106,38 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
     # The run's reported cost goes on the model that did most of its work (most tokens; a tie: the first
     # by name, as the members are sorted), where a reader looks for it, not on whichever name sorts first.
     # Chosen from the counts alone, so the same run listed in another order puts it on the same row.
-    # (A count that is no integer reads as 0 here: its result is quarantined whole anyway.) Chosen among
-    # the line's members before they become rows, each count its first `"key": <integer>` in the flat
-    # member (the value the rows count: see first_keys_only below; `5.0` and `"5"` are 5 there too, an
-    # exponent `5e3` reads as 0 here alone). A window over the rows (`over`)
-    # held the whole file in memory, and the counts taken again as the rows take them (renamed and
-    # decoded) cost ~5 CPU s more (100,000 runs in 200 MB, `report`: 9.6-11.1 CPU s and 438-501 MB
-    # with the cost on the first row, 16.5-16.8 s and 712-773 MB so, 9.8-11.1 s and 462-488 MB now).
-    tokens = pl.sum_horizontal(pl.element().str.extract(rf'"{_COUNTS[name]}"\s*:\s*"?(-?[0-9]+)(?:\.0*)?"?\s*[,}}]', 1)
-                               .cast(pl.Int128, strict=False).fill_null(0)
-                               for name in ("input", "output", "cache_read", "cache_write"))
-    lf = (lf.with_columns(pl.col("_x_members").list.eval(tokens).list.arg_max().fill_null(0).cast(pl.Int64)
-                          .alias("_x_cost_idx"))
-          .with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
-          .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
-    member = pl.col("_x_member")
-    body = member.str.extract(r"(\{[^{}]*\})$", 1)
+    # (A count that is no integer reads as 0 here: its result is quarantined whole anyway.)
+    # Each member's counts are read once, before the members become rows: their texts (a count named
+    # twice: its first value, see first_keys_only) are what the rows count, and their values here are
+    # what the rows' parser reads from them (_parse.count_value). A pattern of its own for the values
+    # here read `1e5`, which the rows count 100,000, as 0: the $ went to another model. A window over
+    # the rows (`over`) held the whole file in memory, and the counts taken again as the rows take them
+    # cost ~5 CPU s more (100,000 runs in 200 MB, `report`: 9.6-11.1 CPU s and 438-501 MB with the
+    # cost on the first row, 16.5-16.8 s and 712-773 MB so, 9.8-11.1 s and 462-488 MB when chosen
+    # among the members).
+    body = pl.element().str.extract(r"(\{[^{}]*\})$", 1)
     # A model's count named twice counts its first value, as the decoder reads every other path (a
     # JSON path keeps the last: 1,710 input tokens became 999,999): the key named again is renamed.
     body = pl.coalesce(first_keys_only(body), body)
+    lf = lf.with_columns(pl.col("_x_members").list.eval(body).alias("_x_bodies"))
+    lf = lf.with_columns(pl.col("_x_bodies").list.eval(pl.element().str.json_path_match(f"$.{key}"))
+                         .alias(f"_x_m_{name}") for name, key in _COUNTS.items())
+    tokens = [pl.col(f"_x_m_{name}").list.eval(count_value(pl.element()).cast(pl.Int128).fill_null(0))
+              for name in ("input", "output", "cache_read", "cache_write")]
+    lf = (lf.with_columns((tokens[0] + tokens[1] + tokens[2] + tokens[3]).list.arg_max().fill_null(0)
+                          .cast(pl.Int64).alias("_x_cost_idx")).drop("_x_bodies")
+          .with_columns(pl.int_ranges(0, pl.max_horizontal(n, 1)).alias("_x_idx")).explode("_x_idx")
+          .with_columns(pl.col("_x_members").list.get(pl.col("_x_idx"), null_on_oob=True).alias("_x_member")))
+    member = pl.col("_x_member")
 
-    def per_model(key: str) -> pl.Expr:
-        return body.str.json_path_match(f"$.{key}")
+    def per_model(name: str) -> pl.Expr:
+        return pl.col(f"_x_m_{name}").list.get(pl.col("_x_idx"), null_on_oob=True)
 
     def count(name: str, *usage_key: str) -> pl.Expr:
         """A result's count from its modelUsage member, else its usage; an assistant's from its message."""
         # (A model's member, when the result has them: the usage beside them is the whole run's.)
         whole = pl.when(member.is_null()).then(text("usage", *usage_key))
-        from_result = pl.when(member.is_not_null()).then(per_model(_COUNTS[name])).otherwise(whole) \
+        from_result = pl.when(member.is_not_null()).then(per_model(name)).otherwise(whole) \
             if name in _COUNTS else whole
         return pl.when(result).then(from_result).otherwise(text(*_MESSAGE, *usage_key))
 
@@ -158,7 +163,8 @@ def _prepare(lf: pl.LazyFrame, src, ctx, get) -> pl.LazyFrame:
         # An assistant message is one request; a result row sums many (unknown: null, never 1 per row).
         pl.when(~result).then(pl.lit("1")).alias("_x_requests"),
         result.alias("_x_result"),
-    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run", "_x_cost_idx")
+    ).drop("_x_members", "_x_member", "_x_idx", "_x_seen_model", "_x_run", "_x_cost_idx",
+           *[f"_x_m_{name}" for name in _COUNTS])
 
 
 def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:

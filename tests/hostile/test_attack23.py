@@ -12,17 +12,18 @@ What broke:
   not streamed, a 200 MB stream file of 100,000 runs went 9.6-11.1 -> 16.5-16.8 CPU s, 438-501 ->
   712-773 MB. Fixed: chosen among the line's members before the explode (9.8-11.1 s, 462-488 MB).
 - A count written `100000.0` (counted 100,000 by the rows) read as 0 when the $ was placed. Fixed;
-  `1e5` still reads 0 there (strict xfail below).
+  `1e5` still read 0 there: fixed since (cc3), the counts read once for the rows and the placing.
 - A transcript written again between detection and its reading is no longer refused (1804dbe did):
-  strict xfail below; count and quarantine file agree, only detection saw the old bytes.
+  kept so (cc3): count and quarantine file agree, both read the new bytes; only detection saw the
+  old ones (see the test below).
 
 What held (tried by hand against 1804dbe, in a tree of three transcripts; a change made after
 detection, at the reader's read, and before the quarantine pass): truncated, shrunk, rewritten the
 same size, appended mid-line, appended, replaced by rename (other or same bytes), deleted, a 10 MiB
 file (read alone in its batch). Before the quarantine pass every one is refused as before (an
 append is no change). At the read itself, the reader counts what it reads and the quarantine pass
-reads the same bytes (the old code refused these runs: its fingerprint predated detection; the
-window between detection and the read is kept as a strict xfail, see below).
+reads the same bytes (the old code refused these runs: its fingerprint predated detection; so does
+the window between detection and the read, see below).
 Reported $: copies of a run across files in other member order or with other counts compete as
 whole records (one reported $ either file order); zero tokens, null, a string cost, a quarantined
 member. Masking: 300,000 random names of ASCII, `ſ`, `İ`, `ı`, Kelvin sign and fullwidth letters
@@ -152,11 +153,15 @@ def test_a_tree_with_bom_empty_and_linked_files_unchanged_is_read_once_each(tmp_
     assert day["requests"] == "11"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "12ea253 fingerprints a transcript when its reader reads it, after detection (1804dbe: before "
-    "detection): a transcript written again between detection and its reading is no longer refused. "
-    "Count and quarantine file agree (both read the new bytes); only detection saw the old ones"))
-def test_a_transcript_written_again_between_detection_and_its_reading_is_refused_as_before(tmp_path, monkeypatch):
+def test_a_transcript_written_again_between_detection_and_its_reading_is_counted_and_quarantined_as_read(
+        tmp_path, monkeypatch):
+    """s1 written again after detection told its format, before its records are read: its bad record
+    is now its first (its third good), and it has a fifth. The run counts the bytes it reads and the
+    quarantine pass reads those same bytes (the reader's fingerprint, checked before it): the quarantine
+    file holds the record the count quarantined, as now written, and the report counts the new good
+    ones. 1804dbe refused this run (its fingerprint was taken before detection): there is nothing to
+    refuse, the count and the quarantine file agree; only detection saw the old first bytes, and a
+    transcript's are a transcript's either way (its format told again from them would be the same)."""
     root, files = _tree(tmp_path)
     real_detect = pipeline._detect_formats
 
@@ -164,11 +169,17 @@ def test_a_transcript_written_again_between_detection_and_its_reading_is_refused
         det = real_detect(*args, **kwargs)
         if not (tmp_path / "done").exists():
             (tmp_path / "done").touch()
-            _rewrite_same_size(files[1])
+            files[1].write_text("".join(_line(500 + i, -3 if i == 0 else 7, tag="new") + "\n" for i in range(5)))
         return det
     monkeypatch.setattr(pipeline, "_detect_formats", detect)
     result, q = _report(tmp_path, root)
-    assert result.exit_code == 2 and "s1.jsonl: changed during the run (written again)" in result.output
+    assert (tmp_path / "done").exists() and result.exit_code == 0, result.output
+    quarantined = list(map(json.loads, q.read_text().splitlines()))
+    assert [(os.path.basename(r["file"]), r["line"]) for r in quarantined] == [("s1.jsonl", 1)]
+    assert json.loads(quarantined[0]["raw"])["message"]["id"] == "new_0500"  # the record as now written
+    assert "1 row quarantined" in result.output
+    day = next(csv.DictReader(io.StringIO(result.output[result.output.index("day,"):])))
+    assert day["requests"] == "12"  # s0's 4, s1's 4 good of 5 (as now written), s2's 4
 
 
 # -- reported $ -------------------------------------------------------------------------------------
@@ -221,9 +232,10 @@ def test_reported_cost_sum_and_place_whatever_the_member_and_file_order(tmp_path
     ('{"inputTokens" : 100000 , "outputTokens":0}', HAIKU),  # spaces around the colon and comma
     ('{"inputTokens": 100000.0, "outputTokens": 0}', HAIKU),  # counted as 100,000 by the rows
     ('{"inputTokens": "100000", "outputTokens": 0}', HAIKU),
-    pytest.param('{"inputTokens": 1e5, "outputTokens": 0}', HAIKU, marks=pytest.mark.xfail(strict=True, reason=(
-        "a count written with an exponent (1e5) is counted 100,000 by the rows, but read as 0 when the "
-        "run's reported $ is placed (12ea253's cast of the text too): the $ goes to Opus's 1,000 tokens"))),
+    ('{"inputTokens": 1e5, "outputTokens": 0}', HAIKU),  # an exponent: 100,000 to the rows, and here
+    ('{"inputTokens": "1E+5", "outputTokens": 0}', HAIKU),
+    ('{"inputTokens": " 100000 ", "outputTokens": 0}', HAIKU),  # (the rows strip a quoted count)
+    ('{"inputTokens": 1e2, "outputTokens": 0}', OPUS),  # 100 < Opus's 1,000
     ('{"inputTokens": 100000.5, "outputTokens": 0}', None),  # no integer: the run quarantined whole
 ])
 def test_reported_cost_is_placed_by_the_counts_the_rows_count(tmp_path, haiku, where):
