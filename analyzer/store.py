@@ -1617,11 +1617,14 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     predicate = f"{SHA} IN ({', '.join(repr(s) for s in sorted(replace))})"  # hex digests: no quoting issue
     if isinstance(frame, _Rows) and frame.extra is not None:
         # Delta's writer checks that every row it writes matches the predicate of the rows it
-        # replaces: copies stored again (see _restore) are named by their file and request id,
-        # which no stored row has (they were removed, and the store keeps one copy of a request).
+        # replaces: copies stored again (see _restore) are named by their file, line and request
+        # id, which no stored row has (they were removed, and the store keeps one copy of a
+        # request). Not by file and id alone: another record of their file, stored, may hold a row
+        # of the same id (a Claude Code run's `uuid#model`), and it was replaced away with them.
         predicate = f"{predicate} OR " + " OR ".join(
-            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
-            for sha, ids in _restored_ids(frame.extra))
+            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))})"
+            + (f" AND source_row IN ({', '.join(str(n) for n in sorted(lines))}))" if lines is not None else ")")
+            for sha, ids, lines in _restored_ids(frame.extra))
     appended = False
     # Before the write: delta-rs moves a DeltaTable it writes through to the new version, so the
     # files listed after it include the new ones (which then went without summaries).
@@ -1638,7 +1641,7 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
                 dl.write_deltalake(root, frame.arrow(), partition_by=[MONTH], mode="error", schema_mode="merge",
                                    commit_properties=props, writer_properties=_writer())
             else:
-                named = 0 if frame.extra is None else frame.extra.height
+                named = 0 if frame.extra is None else 2 * frame.extra.height  # (ids and lines)
                 _on_stack(lambda: dl.write_deltalake(
                     table, frame.arrow(), partition_by=[MONTH], mode="overwrite", predicate=predicate,
                     schema_mode="merge", commit_properties=props, writer_properties=_writer()), named)
@@ -1713,10 +1716,17 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str]]]:
-    """The request ids of `rows` per source file (few files: bookkeeping of files, not of rows)."""
-    per = rows.group_by(SHA).agg(pl.col("request_id").unique()).sort(SHA)
-    return list(zip(per[SHA].to_list(), per["request_id"].to_list()))
+def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str], list[int] | None]]:
+    """The request ids and lines (`source_row`; None when a row has none) of `rows` per source file
+    (few files: bookkeeping of files, not of rows). A stored row matching one of each is one of
+    these rows' records: a record's rows share its line, and a line holds one record (or, in a JSON
+    document of several, records of other ids)."""
+    if "source_row" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Int64).alias("source_row"))
+    per = rows.group_by(SHA).agg(pl.col("request_id").unique(), pl.col("source_row").unique(),
+                                 pl.col("source_row").null_count().alias("_none")).sort(SHA)
+    return [(sha, ids, None if none else lines) for sha, ids, lines, none in
+            zip(per[SHA].to_list(), per["request_id"].to_list(), per["source_row"].to_list(), per["_none"].to_list())]
 
 
 def _checkpoint(table):
