@@ -743,9 +743,12 @@ class _Contest:
     (stamped within REPEAT_DAYS of the night's days): each is kept once, the copy a report of both
     files keeps (see dedupe.losers: the lowest rank, then the most tokens; on a tie the copy read
     first, i.e. stored).
-    `repeated`: dedupe's two hashes of the ids whose stored copy stays (the night's copies are
-    duplicates); `displaced`: the stored copies that lose to the night's (`STORED_AT`: their data
-    file; H1, H2), removed from their files in the night's commit; `spans`: the time spans looked in;
+    `repeated`: the record ids (dedupe.P1, P2: its record row's two hashes, see _parents) of the
+    night's copies that lose to a stored one (duplicates), removed as records: a night holds one
+    copy of a request (dedupe kept one), so its record id names it, while a row's own id may also be
+    a row of a winning record (a Claude Code run's `uuid#model`); `displaced`: the stored copies
+    that lose to the night's (`STORED_AT`: their data file; P1, P2: their record's id), removed
+    from their files in the night's commit; `spans`: the time spans looked in;
     `table_root`: the directory those data files' paths are in, as the table names it (delta-rs
     resolves symlinks: a store reached through a symlinked directory is elsewhere to it)."""
 
@@ -761,7 +764,7 @@ def _tokens() -> pl.Expr:
 
 
 def _no_contest(spans: list[tuple[dt.datetime, dt.datetime]] = ()) -> _Contest:
-    ids = {dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64}
+    ids = {dedupe.P1: pl.UInt64, dedupe.P2: pl.UInt64}
     return _Contest(pl.DataFrame(schema=ids), pl.DataFrame(schema={STORED_AT: pl.String, **ids}), list(spans))
 
 
@@ -787,11 +790,12 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
                                hive_partitioning=False).with_columns(pl.lit(n, pl.UInt32).alias(STORED_AT))
 
     # (a record's rows are consecutive in its data file, record row first, and the filters keep or
-    # drop them together: they share a time, a file, and every row has an id. Filtered first: the
-    # filter reads only the row groups of those days, and the forward fill, after it, the rows kept)
-    stored = pl.concat([scan(f, n).filter(
-        _in_spans(spans) & pl.col("request_id").is_not_null() & ~pl.col(SHA).is_in(sorted(skip))
-    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()) for n, f in enumerate(files)])
+    # drop them together: they share a time and a file. Filtered first: the filter reads only the
+    # row groups of those days, and the forward fill, after it, the rows kept; rows of no record id
+    # after it, an id-less record's, are no copy of anything)
+    stored = pl.concat([scan(f, n).filter(_in_spans(spans) & ~pl.col(SHA).is_in(sorted(skip))).with_columns(
+        _stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()).filter(pl.col(dedupe.P1).is_not_null())
+        for n, f in enumerate(files)])
     ids = [dedupe.H1, dedupe.H2]
     parents = [dedupe.P1, dedupe.P2]
     try:
@@ -820,12 +824,12 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     best = theirs.group_by(ids).agg(*_best("_stored_tok", "_stored_rank"))
     wins = met.join(best, on=ids).with_columns(((pl.col(RANK) < pl.col("_stored_rank")) | (
         (pl.col(RANK) == pl.col("_stored_rank")) & (pl.col(dedupe.TOKENS) > pl.col("_stored_tok")))).alias("_wins"))
-    # (then back to each row's own id: a losing record loses every row)
-    lose = wins.filter(~pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
-    repeated = keys.join(lose.lazy(), on=parents, how="semi").select(ids).unique().collect(engine="streaming")
+    # A losing record loses every row, and only its rows: named by its record id, not by each row's
+    # own id, which another record's row may share (see _Contest).
+    repeated = wins.filter(~pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
     won = wins.filter(pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
     displaced = rows.join(won, on=parents, how="semi").select(
-        pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *ids).unique()
+        pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *parents).unique()
     return _Contest(repeated, displaced, spans, _local(table.table_uri).rstrip("/"))
 
 
@@ -1120,23 +1124,23 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         _trace("repeat check")
         # Here the stored copy stays even when the night's is fuller: this commit is Delta's writer
         # replacing the file's earlier rows, which cannot also rewrite other files' (docs/store.md).
-        repeated = pl.concat([contest.repeated, contest.displaced.select(dedupe.H1, dedupe.H2)]).unique()
+        repeated = pl.concat([contest.repeated, contest.displaced.select(dedupe.P1, dedupe.P2)]).unique()
         # The copies the file's earlier content had displaced, when its winning copies go with it:
         # the best of each request's comes back, unless this content's own copy beats it.
         back = _restore(root, table, records or {}, before, skip, rows) if before is not None else None
         if back is not None:
             repeated = pl.concat([repeated, back.beaten]).unique()
         # (in the spool's order, kept whole: a response's steps after its record row, see _restore;
-        # a streamed join gives row groups in any order unless told)
-        lost = rows.with_columns(dedupe.hashes()).join(repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="semi",
-                                                       maintain_order="left")
+        # a streamed join gives row groups in any order unless told. By record id: see _Contest)
+        lost = rows.with_columns(dedupe.hashes()).with_columns(_parents(rows)).join(
+            repeated.lazy(), on=[dedupe.P1, dedupe.P2], how="semi", maintain_order="left")
         dup = lost.select(*_dup_counts()).collect(engine="streaming").row(0, named=True) if repeated.height else {
             "priced": 0, "unpriced": 0}
         kept = _Rows(spool, repeated, back.rows if back is not None and back.rows.height else None)
         if back is not None and back.carried.height:
             kept.shadows.append(_write_displaced(root, back.carried))
         if repeated.height and dup["priced"] + dup["unpriced"]:  # the copies that lost, kept whole (see _MonthFiles._keep_lost)
-            kept.shadows.append(_write_displaced(root, lost.drop(dedupe.H1, dedupe.H2, MONTH)))
+            kept.shadows.append(_write_displaced(root, lost.drop(dedupe.H1, dedupe.H2, dedupe.P1, dedupe.P2, MONTH)))
         if kept.shadows:
             entry["displaced_rows"] = json.dumps(kept.shadows)
         span = tuple(rows.select(pl.col("timestamp").min().alias("a"), pl.col("timestamp").max().alias("b")).collect().row(0))
@@ -1224,17 +1228,46 @@ def _repeats(table, rows: pl.LazyFrame, skip: set[str]) -> _Contest:
                      keyed.select(dedupe.H1, dedupe.H2, dedupe.TOKENS, RANK, dedupe.P1, dedupe.P2))
 
 
-def _parents(rows: pl.LazyFrame | None = None) -> list[pl.Expr]:
+def _parents(rows: pl.LazyFrame | pl.DataFrame | None = None,
+             carry: tuple[int | None, int | None] | None = None) -> list[pl.Expr]:
     """dedupe.P1, P2: the hashes of a stored or priced row's record's id, its record row's (see
     _is_record: a response's later steps, a run's other models follow their record row, in the
     order they were priced and stored). Copies of a request compete as records, as in a report
-    (dedupe.losers): a night's copy holding a step the stored copy lacks is the fuller one. A
-    linear scan (a forward fill). Rows without `requests` (a data file written before it) are
-    records each."""
+    (dedupe.losers): a night's copy holding a step the stored copy lacks is the fuller one. And a
+    losing copy is removed as a record (its id), never by its rows' ids: a Claude Code run's rows
+    are keyed `uuid#model`, so another record (a copy listing other models) may hold a row of the
+    same id (see _RecordIds). A linear scan (a forward fill); a record without an id gives its rows
+    none (not the record's before it). Rows without `requests` (a data file written before it) are
+    records each. `carry`: the ids of the record the rows before these ended in (rows given a batch
+    at a time: a record's rows may span two), for the rows before the first record row."""
     if rows is not None and "requests" not in rows.collect_schema().names():
         return [pl.col(h).alias(p) for h, p in ((dedupe.H1, dedupe.P1), (dedupe.H2, dedupe.P2))]
     record = _is_record(None)
-    return [pl.when(record).then(pl.col(h)).forward_fill().alias(p) for h, p in ((dedupe.H1, dedupe.P1), (dedupe.H2, dedupe.P2))]
+    has = pl.when(record).then(pl.col(dedupe.H1).is_not_null()).forward_fill()
+    out = [pl.when(has).then(pl.when(record).then(pl.col(h)).forward_fill()) for h in (dedupe.H1, dedupe.H2)]
+    if carry is not None:
+        before = record.cum_sum() == 0
+        out = [pl.when(before).then(pl.lit(c, pl.UInt64)).otherwise(e) for e, c in zip(out, carry, strict=True)]
+    return [e.cast(pl.UInt64).alias(p) for e, p in zip(out, (dedupe.P1, dedupe.P2), strict=True)]
+
+
+class _RecordIds:
+    """dedupe.P1, P2 (see _parents) of rows given a batch at a time, in their order: a record's rows
+    may span two batches (a row group, a slice), so the record a batch ends in is carried to the
+    next. Rows are named by their record, not by their own id: a night's copy that loses to a
+    stored one (or a stored copy that loses to the night's) goes as a record, and another record's
+    row of the same id (a Claude Code run's `uuid#model` in a copy listing other models) stays."""
+
+    def __init__(self, hashes: Callable[[], list[pl.Expr]] = dedupe.hashes):
+        self.hashes = hashes
+        self.last: tuple[int | None, int | None] = (None, None)
+
+    def add(self, batch: pl.DataFrame) -> pl.DataFrame:
+        """`batch` with H1, H2 (by `hashes`) and P1, P2."""
+        out = batch.with_columns(self.hashes()).with_columns(_parents(batch, self.last))
+        if out.height:
+            self.last = out.select(dedupe.P1, dedupe.P2).row(-1)
+        return out
 
 
 def _rank(rows: pl.LazyFrame | None = None) -> pl.Expr:
@@ -1278,20 +1311,22 @@ class _Rows:
     record names, written before it (removed when the commit does not happen)."""
 
     spool: str | None  # (None: no rows of its own, only `extra`)
-    repeated: pl.DataFrame  # dedupe's two hashes of the ids already stored
+    repeated: pl.DataFrame  # the record ids (dedupe.P1, P2) of the copies that lose (see _Contest)
     extra: pl.DataFrame | None = None
     shadows: list[str] = dataclasses.field(default_factory=list)
 
     def _keep(self, lf: pl.LazyFrame) -> pl.LazyFrame:
-        if not self.repeated.height:  # (most nights: hashing every id would find nothing)
-            return lf
-        return lf.with_columns(dedupe.hashes()).join(self.repeated.lazy(), on=[dedupe.H1, dedupe.H2], how="anti",
-                                                      maintain_order="left").drop(dedupe.H1, dedupe.H2)
+        """`lf` (with P1, P2) less the losing records' rows."""
+        gone = [dedupe.H1, dedupe.H2, dedupe.P1, dedupe.P2]
+        return lf.join(self.repeated.lazy(), on=[dedupe.P1, dedupe.P2], how="anti", maintain_order="left").drop(gone)
 
     def lazy(self) -> pl.LazyFrame:
         if self.spool is None:
             return pl.LazyFrame(schema=self.extra.schema)
-        return self._keep(pl.scan_parquet(self.spool, glob=False))
+        rows = pl.scan_parquet(self.spool, glob=False)
+        if not self.repeated.height:  # (most nights: hashing every id would find nothing)
+            return rows
+        return self._keep(rows.with_columns(dedupe.hashes()).with_columns(_parents(rows)))
 
     @property
     def schema(self) -> pl.Schema:
@@ -1306,9 +1341,11 @@ class _Rows:
         import pyarrow.parquet as pq
 
         if self.spool is not None:
+            ids = _RecordIds()  # (a record's rows may span two row groups: its id is carried)
             with pq.ParquetFile(self.spool) as f:
                 for batch in f.iter_batches(batch_size=SPOOL_GROUP):
-                    yield self._keep(pl.from_arrow(batch).lazy()).collect()
+                    rows = pl.from_arrow(batch)
+                    yield self._keep(ids.add(rows).lazy()).collect() if self.repeated.height else rows
         if self.extra is not None:
             yield self.extra
 
@@ -1330,7 +1367,7 @@ class _Rows:
 @dataclass
 class _Restored:
     """What replacing a file brings back of the copies its earlier content had displaced (see
-    _restore): `rows`, stored again (each with its own source file); `beaten`: the two hashes of the
+    _restore): `rows`, stored again (each with its own source file); `beaten`: the record ids (P1, P2) of the
     new content's copies that lose to them (duplicates); `carried`: the displaced copies still
     valid and not brought back, which the new record names in turn; `counts`: per source sha, the
     records (priced, unpriced) stored again, no longer duplicates of it."""
@@ -1509,7 +1546,7 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
     # (one copy kept twice, by two records: a copy that lost, brought back, then displaced again
     # is named by both nights' records. Counted once, or its tokens would count twice.)
     keys = keys.filter(pl.col("_f") == pl.col("_f").min().over(dedupe.KEY, *parents))
-    empty = pl.DataFrame(schema={dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64})
+    empty = pl.DataFrame(schema={dedupe.P1: pl.UInt64, dedupe.P2: pl.UInt64})
     if not keys.height:  # (nothing near: the earlier content's kept copies are all carried)
         try:
             carried = kept.filter(pl.col("_own")).collect()
@@ -1535,9 +1572,10 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
             raise _damaged(_local(table.table_uri), e) from None
     free = keys.join(held, on=parents, how="semi")
     # The new content's copies of those requests compete with them, as the file ingested last.
-    mine = rows.filter(pl.col("request_id").is_not_null()).with_columns(dedupe.hashes()).select(
-        *ids, *_parents(rows), _tokens(), _rank(rows), _copy_key(rows, pl.lit(newest, pl.Int64))).join(
-        held.lazy(), on=parents, how="semi").collect(engine="streaming")
+    # (each row's record id found before rows without an id go: see _parents)
+    mine = rows.with_columns(dedupe.hashes()).select(
+        *ids, *_parents(rows), _tokens(), _rank(rows), _copy_key(rows, pl.lit(newest, pl.Int64))).filter(
+        pl.col(dedupe.H1).is_not_null()).join(held.lazy(), on=parents, how="semi").collect(engine="streaming")
     # Ranked as a report ranks copies (dedupe.losers: rank, the record's tokens, then the copy read
     # first), each copy whole: a copy whose record loses loses every row.
     ranked = [dedupe.KEY, *ids, *parents, dedupe.TOKENS, pl.col(RANK).alias("_rank")]
@@ -1545,7 +1583,7 @@ def _restore(root: str, table, records: dict[str, dict], before: dict, replace: 
         *ranked, pl.lit(None, pl.UInt32).alias("_f"), pl.lit(None, pl.UInt32).alias("_i"))], how="vertical_relaxed")
     lost = dedupe.losers(contest.drop("_f", "_i"))
     back = contest.filter(pl.col("_f").is_not_null()).join(lost, on=list(dedupe.LOSER), how="anti").select("_f", "_i")
-    beaten = mine.join(lost, on=list(dedupe.LOSER), how="semi").select(ids).unique()
+    beaten = mine.join(lost, on=list(dedupe.LOSER), how="semi").select(parents).unique()  # (records: see _Contest)
     try:
         # Stored again with a record's rows consecutive, its record row first (what _parents reads
         # in a data file), even from a kept file whose rows are out of order (see _kept_parents).
@@ -1579,11 +1617,14 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
     predicate = f"{SHA} IN ({', '.join(repr(s) for s in sorted(replace))})"  # hex digests: no quoting issue
     if isinstance(frame, _Rows) and frame.extra is not None:
         # Delta's writer checks that every row it writes matches the predicate of the rows it
-        # replaces: copies stored again (see _restore) are named by their file and request id,
-        # which no stored row has (they were removed, and the store keeps one copy of a request).
+        # replaces: copies stored again (see _restore) are named by their file, line and request
+        # id, which no stored row has (they were removed, and the store keeps one copy of a
+        # request). Not by file and id alone: another record of their file, stored, may hold a row
+        # of the same id (a Claude Code run's `uuid#model`), and it was replaced away with them.
         predicate = f"{predicate} OR " + " OR ".join(
-            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
-            for sha, ids in _restored_ids(frame.extra))
+            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))})"
+            + (f" AND source_row IN ({', '.join(str(n) for n in sorted(lines))}))" if lines is not None else ")")
+            for sha, ids, lines in _restored_ids(frame.extra))
     appended = False
     # Before the write: delta-rs moves a DeltaTable it writes through to the new version, so the
     # files listed after it include the new ones (which then went without summaries).
@@ -1600,7 +1641,7 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
                 dl.write_deltalake(root, frame.arrow(), partition_by=[MONTH], mode="error", schema_mode="merge",
                                    commit_properties=props, writer_properties=_writer())
             else:
-                named = 0 if frame.extra is None else frame.extra.height
+                named = 0 if frame.extra is None else 2 * frame.extra.height  # (ids and lines)
                 _on_stack(lambda: dl.write_deltalake(
                     table, frame.arrow(), partition_by=[MONTH], mode="overwrite", predicate=predicate,
                     schema_mode="merge", commit_properties=props, writer_properties=_writer()), named)
@@ -1675,10 +1716,17 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str]]]:
-    """The request ids of `rows` per source file (few files: bookkeeping of files, not of rows)."""
-    per = rows.group_by(SHA).agg(pl.col("request_id").unique()).sort(SHA)
-    return list(zip(per[SHA].to_list(), per["request_id"].to_list()))
+def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str], list[int] | None]]:
+    """The request ids and lines (`source_row`; None when a row has none) of `rows` per source file
+    (few files: bookkeeping of files, not of rows). A stored row matching one of each is one of
+    these rows' records: a record's rows share its line, and a line holds one record (or, in a JSON
+    document of several, records of other ids)."""
+    if "source_row" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Int64).alias("source_row"))
+    per = rows.group_by(SHA).agg(pl.col("request_id").unique(), pl.col("source_row").unique(),
+                                 pl.col("source_row").null_count().alias("_none")).sort(SHA)
+    return [(sha, ids, None if none else lines) for sha, ids, lines, none in
+            zip(per[SHA].to_list(), per["request_id"].to_list(), per["source_row"].to_list(), per["_none"].to_list())]
 
 
 def _checkpoint(table):
@@ -1704,7 +1752,7 @@ SUMMARY_AHEAD = True
 class _MonthFiles:
     """A night's priced rows written straight into one Parquet file per month as `writers.write_rows`
     gives their slices (it calls append, sink, close, abort), less the repeats of stored requests
-    (`repeated`: their two hashes), in the table's columns (`select`, when given). The files are
+    (`repeated`: their record ids, see _Contest), in the table's columns (`select`, when given). The files are
     written where the table keeps its data, under delta-rs' names (`written`: paths relative to
     `root`), and committed by `_append`; a run killed before the commit leaves files no version
     names, which readers never see and `store compact` removes. Each slice is split by month and
@@ -1718,6 +1766,7 @@ class _MonthFiles:
     def __init__(self, root: str, path: str, schema: pl.Schema, select: list[pl.Expr] | None,
                  repeated: pl.DataFrame):
         self.root, self.path, self.schema, self.select, self.repeated = root, path, schema, select, repeated
+        self.ids = _RecordIds()  # (the rows' record ids, carried from one slice to the next)
         self.written: list[str] = []
         self.outs: dict[str, object] = {}  # by month, with its file's path (relative) in `rels`
         self.rels: dict[str, str] = {}
@@ -1779,14 +1828,14 @@ class _MonthFiles:
             for month in sorted(m for m in self.outs if m < bounds["lo"]):
                 self._end(month, summarize=True)
         if self.repeated.height:  # (most nights: hashing every id would find nothing)
-            on = [dedupe.H1, dedupe.H2]
-            batch = batch.with_columns(dedupe.hashes())
+            on, added = [dedupe.P1, dedupe.P2], [dedupe.H1, dedupe.H2, dedupe.P1, dedupe.P2]
+            batch = self.ids.add(batch)  # (by record id, not the row's own: see _Contest)
             lost = batch.join(self.repeated, on=on, how="semi", maintain_order="left")
             gone = lost.select(_dup_counts()).row(0, named=True)
             self.dup = {k: v + gone[k] for k, v in self.dup.items()}
-            batch = batch.join(self.repeated, on=on, how="anti", maintain_order="left").drop(on)
+            batch = batch.join(self.repeated, on=on, how="anti", maintain_order="left").drop(added)
             if lost.height:  # kept whole: should the stored copy's file be replaced, they may come back
-                self._keep_lost(lost.drop(on) if self.select is None else lost.select(self.select))
+                self._keep_lost(lost.drop(added) if self.select is None else lost.select(self.select))
         if self.select is not None:
             batch = batch.select(self.select)
         if self.empty is None:
@@ -1975,16 +2024,18 @@ class _MonthFiles:
 
         import pyarrow.parquet as pq
 
-        ids = [dedupe.H1, dedupe.H2]
+        parents = [dedupe.P1, dedupe.P2]
         for part in sorted(contest.displaced[STORED_AT].unique().to_list()):
             old = os.path.relpath(part, contest.table_root or self.root)  # (the log's name for it)
             if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
                 raise StoreError(f"damaged store: {self.root}: {old} is not a data file of the store")
             month = old.split("/", 1)[0].split("=", 1)[1]
-            gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(pl.struct(ids)).to_series().implode()
+            gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(pl.struct(parents)).to_series().implode()
             schema = pl.scan_parquet(part, glob=False, hive_partitioning=False).collect_schema()
-            h1, h2 = _stored_hashes()
-            lost = (pl.struct(h1, h2).is_in(gone) & _in_spans(contest.spans)).fill_null(False)
+            # (by record id, carried across row groups: a stored record loses whole, and a row of
+            # another record with the same id stays; see _Contest)
+            ids = _RecordIds(_stored_hashes)
+            lost = (pl.struct(parents).is_in(gone) & _in_spans(contest.spans)).fill_null(False)
             rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
             self.month_of[rel] = month
@@ -2002,7 +2053,7 @@ class _MonthFiles:
                 with pq.ParquetFile(part) as f:
                     for g in range(f.num_row_groups):
                         batch = pl.from_arrow(f.read_row_group(g)).cast(schema)
-                        mask = batch.select(lost).to_series()
+                        mask = ids.add(batch).select(lost).to_series()
                         gone_rows = batch.filter(mask)
                         if gone_rows.height:
                             counts.append(gone_rows.group_by(SHA).agg(*_dup_counts()))

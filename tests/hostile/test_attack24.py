@@ -95,7 +95,7 @@ def test_property_multi_row_responses_replaced_in_any_order(tmp_path_factory):
 # with their own model: the same id as the record row of a copy of the run that lists fewer models,
 # or the later row of a copy listing them otherwise. A night's copy that loses to a stored one takes
 # out of the night every row with one of its rows' ids (_Rows._keep, _MonthFiles: an anti-join on
-# the row's id alone), a winning record's rows with it.
+# the row's id alone), a winning record's rows with it: now by record id (store._Contest).
 CC_HAIKU, CC_OPUS, CC_UNKNOWN = HAIKU, "claude-opus-4-5-20251101", UNKNOWN
 
 
@@ -126,15 +126,13 @@ def test_claude_code_runs_of_several_models_across_nights_report_as_the_files(tm
         same_as_logs(st, files)
 
 
-@pytest.mark.xfail(strict=True, reason="a night's copy that loses to a stored one removes from the night every "
-                   "row with one of its ids (an anti-join on the row's id, not its record and id): a winning "
-                   "Claude Code run's row of the same uuid and model goes with it; store status still consistent")
 @pytest.mark.parametrize("case", ["new", "replacing"])
 def test_a_losing_copy_takes_no_row_of_a_winning_record_with_it(tmp_path, case):
     """Night 0 stores run u0 (Haiku 200 + Opus 200: record u0#haiku, row u0#opus). Night 1 has two
     copies of u0: one listing Opus alone (300: record u0#opus, a record no other file holds) and one
     as night 0's (a tie: it loses, a repeat). A report keeps the Opus-only copy whole: Opus 500
-    tokens. The store dropped it with the losing copy's u0#opus row: Opus 200, a record short."""
+    tokens. The store dropped it with the losing copy's u0#opus row (an anti-join on the row's id, not
+    its record's): Opus 200, a record short, status consistent. Now a losing copy goes by record id."""
     n0 = Path(_write(tmp_path / "n0" / "0.jsonl", [_run("u0", [(CC_HAIKU, 200), (CC_OPUS, 200)])]))
     n1 = tmp_path / "n1" / "1.jsonl"
     night = [_run("u0", [(CC_OPUS, 300)]), _run("u0", [(CC_HAIKU, 200), (CC_OPUS, 200)])]
