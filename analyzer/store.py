@@ -107,8 +107,9 @@ FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime
 # say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
 # DISPLACED files holding the copies the file's copies beat, or that lost to stored ones; `span`:
 # a JSON [first, last] of its rows' times (what _restore looks for copies near); `displaced_stats`:
-# a JSON {file: [rows, bytes]} of those files as written (a file emptied or rewritten by hand is
-# damage, as a data file that differs from the Delta log's numbers is; see _kept_damage).
+# a JSON {file: [rows, bytes, sha256]} of those files as written (a file emptied or rewritten by
+# hand is damage, as a data file that differs from the Delta log's numbers is; see _kept_damage).
+# Records written before the digest hold [rows, bytes].
 LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_stats"}
 
 
@@ -1377,25 +1378,30 @@ def _kept_files(root: str, records: dict[str, dict], path: str) -> list[tuple[st
 
 def _kept_stats(root: str, rels: list[str]) -> str:
     """`displaced_stats` of a record naming the DISPLACED files `rels`, just written and closed:
-    each file's rows (from its footer) and bytes, as the Delta log notes a data file's."""
+    each file's rows (from its footer), bytes and the sha256 of its bytes. Rows and bytes are what
+    the Delta log notes of a data file; they miss an edit in place at the same size (one byte of an
+    id, in a small column zstd stores raw), which the digest sees. (Read back once, streamed: a
+    kept file is a night's losing copies, small beside the night.)"""
     import pyarrow.parquet as pq
 
     stats = {}
     for rel in rels:
         full = os.path.join(root, rel)
-        stats[rel] = [pq.ParquetFile(full).metadata.num_rows, os.path.getsize(full)]
+        stats[rel] = [pq.ParquetFile(full).metadata.num_rows, os.path.getsize(full), sha256(full)]
     return json.dumps(stats)
 
 
-def _noted(root: str, record: dict) -> dict[str, list[int]]:
-    """The [rows, bytes] a record noted of each DISPLACED file it names (none: a record written
-    before records noted them)."""
+def _noted(root: str, record: dict) -> dict[str, list]:
+    """The [rows, bytes, sha256] a record noted of each DISPLACED file it names ([rows, bytes]: a
+    record written before records noted the digest, December 7; none: before they noted anything)."""
     text = record.get("displaced_stats")
     try:
         stats = json.loads(text) if text else {}
         if not isinstance(stats, dict) or not all(
-                isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in stats.values()):
-            raise ValueError(f"displaced_stats of {record.get('path')!r} is not {{file: [rows, bytes]}}")
+                isinstance(v, list) and len(v) in (2, 3) and all(type(n) is int for n in v[:2])
+                and (len(v) == 2 or isinstance(v[2], str) and re.fullmatch(r"[0-9a-f]{64}", v[2]))
+                for v in stats.values()):
+            raise ValueError(f"displaced_stats of {record.get('path')!r} is not {{file: [rows, bytes, sha256]}}")
     except ValueError as e:
         raise _damaged(root, e) from None
     return stats
@@ -1403,18 +1409,25 @@ def _noted(root: str, record: dict) -> dict[str, list[int]]:
 
 def _kept_damage(root: str, rel: str, record: dict) -> str | None:
     """Why the DISPLACED file `rel` that `record` names is not the file written: missing, or other
-    rows or bytes than the record noted (a file emptied by hand, its ids nulled: any rewrite changes
-    one or the other), or an unreadable footer. None when it is as written; a record written before
-    records noted them (December 7) can only tell that the file is there."""
+    rows, bytes or content than the record noted (a file emptied by hand, its ids nulled, one byte
+    of an id changed at the same size), or an unreadable footer. None when it is as written; a
+    record written before records noted a digest can only tell rows and bytes, and one written
+    before they noted those (December 7) only that the file is there."""
     full = os.path.join(root, rel)
     if os.path.islink(full) or not os.path.isfile(full):
         return "missing"
     noted = _noted(root, record).get(rel)
     if noted is None:
         return None
-    # (rows first: "0 rows, its record says 1" says more than the bytes do)
-    return _check_part(full, os.path.getsize(full), noted[0], by="its record") or _check_part(
+    # (rows first: "0 rows, its record says 1" says more than the bytes do; the digest last, the
+    # only check that reads the whole file)
+    why = _check_part(full, os.path.getsize(full), noted[0], by="its record") or _check_part(
         full, noted[1], None, by="its record")
+    if why or len(noted) < 3:
+        return why
+    digest = sha256(full)
+    return None if digest == noted[2] else (f"changed in place (sha256 {digest[:12]}..., its record says "
+                                            f"{noted[2][:12]}...)")
 
 
 def _write_displaced(root: str, rows: pl.DataFrame) -> str:
@@ -3129,6 +3142,7 @@ class CompactResult:
     files_after: int
     vacuumed: list[str]
     uncommitted_removed: list[str]
+    kept_removed: list[str] = dataclasses.field(default_factory=list)  # DISPLACED files no version of the retention names
 
 
 COMPACT_TARGET: int | None = None  # bytes of a merged file (None: delta-rs' default, ~100 MB); tests set it small
@@ -3174,7 +3188,8 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                 os.unlink(os.path.join(root, rel))
         records = _files(root, table)
         _sync_files(root, table, records)
-        _unnamed_displaced(root, records)
+        named = _named_since(root, table, records, retention_days, warn)
+        kept_removed = _unnamed_displaced(root, named) if named is not None else []
         _summarize_missing(root, table)  # the merged files' (and those of a store older than summaries)
         _write_rollups(root, table)  # (of the merged files: the old rollups name files gone)
         _orphan_summaries(root)
@@ -3185,17 +3200,52 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                 if PART_NAME.fullmatch(os.path.basename(rel)) and os.sep not in rel:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, FILES, rel))
-        return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans)
+        return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans,
+                             kept_removed)
 
 
-def _unnamed_displaced(root: str, records: dict[str, dict]) -> list[str]:
-    """Remove the DISPLACED files no record names (their night's file was replaced since, and its
-    copies brought back or carried into the new record's file; or a run killed before its commit
-    wrote them); returns them. Only files named as ours, in that directory, are ever deleted."""
+def _named_since(root: str, table, records: dict[str, dict], retention_days: int,
+                 warn: Callable[[str], None]) -> set[str] | None:
+    """The DISPLACED files a record of any version of the last `retention_days` days names, as
+    Delta's vacuum keeps the data files those versions need: the records of the version that stood
+    at the cutoff (the last one committed before it, or the oldest the log holds), and the files
+    each later commit names (an ingest's record, a reprice's K_KEPT), and the last version's
+    `records`. `store repair` back past a reprice or a replace, or `report --version`, then finds
+    the kept files of the version it goes back to. The log's commit files are read newest first,
+    down to the cutoff (their first line: the commit info). None, with a warning, when the records
+    of the version at the cutoff cannot be read: no kept file is removed then."""
+    named = {f for r in records.values() for f in _shadow_files(root, r)}
+    cutoff = (time.time() - retention_days * 86400) * 1000
+    start = None
+    for commit in _commits(table, range(table.version(), -1, -1)):
+        start = commit["version"]
+        if commit.get("timestamp", 0) < cutoff:  # (the version standing at the cutoff: its records below)
+            break
+        if K_KEPT in commit:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                named.update(f for fields in json.loads(commit[K_KEPT]).values()
+                             for f in _shadow_files(root, fields))
+        if K_FILE in commit:
+            with contextlib.suppress(ValueError, TypeError):
+                named.update(_shadow_files(root, json.loads(commit[K_FILE])))
+    if start is not None and start < table.version():
+        try:
+            named.update(f for r in _files(root, _table(root, start)).values() for f in _shadow_files(root, r))
+        except StoreError as e:  # (which kept files it needs is unknown: none is removed)
+            warn(f"kept copies not removed: the records of version {start} cannot be read ({e})")
+            return None
+    return named
+
+
+def _unnamed_displaced(root: str, named: set[str]) -> list[str]:
+    """Remove the DISPLACED files not in `named` (what a record of a kept version names, see
+    _named_since: their night's file was replaced since, and its copies brought back or carried
+    into the new record's file, or a reprice wrote them anew, before the retention; or a run killed
+    before its commit wrote them); returns them. Only files named as ours, in that directory, are
+    ever deleted."""
     top = os.path.join(root, DISPLACED)
     if not os.path.isdir(top) or os.path.islink(top):
         return []
-    named = {f for r in records.values() for f in _shadow_files(root, r)}
     removed = []
     for e in sorted(os.scandir(top), key=lambda e: e.name):
         rel = os.path.join(DISPLACED, e.name)

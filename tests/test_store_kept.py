@@ -180,7 +180,7 @@ def test_a_kept_file_rewritten_by_hand_is_named_and_stops_the_replace(tmp_path, 
     (rel,) = _kept(st)
     kept = st / rel
     record = store._files(str(st), store._table(str(st)))[str(b)]
-    assert json.loads(record["displaced_stats"]) == {rel: [1, kept.stat().st_size]}
+    assert json.loads(record["displaced_stats"]) == {rel: [1, kept.stat().st_size, store.sha256(str(kept))]}
     good = kept.read_bytes()
     frame = pl.read_parquet(kept)
     frame = {"emptied": frame.head(0), "ids-nulled": frame.with_columns(pl.lit(None, pl.String).alias("request_id")),
