@@ -3392,6 +3392,9 @@ class RepriceResult:
     parts: int
     version: int | None = None
     kept: int = 0  # kept copies priced again (see _reprice_kept)
+    quarantined: int = 0  # stored records whose model cleans to nothing, taken out (see _blank_records)
+    restored: int = 0  # kept copies of their requests stored in their place (see _kept_back)
+    kept_quarantined: int = 0  # kept copies of the window whose model cleans to nothing, taken out
 
     @property
     def old_total(self):
@@ -3436,6 +3439,8 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         targets = _parts(table, months)
         dims = _dimensions(records)
         changes, new = _changes([], []), None
+        gone = back_rows = pl.DataFrame()  # (stored records quarantined, kept copies stored in their place)
+        blank_kept: list[pl.DataFrame] = []  # (kept copies quarantined: see _reprice_kept)
         if targets:
             try:
                 # (with each row's rank: a re-priced copy still ranks as it did against a later night's)
@@ -3444,8 +3449,21 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                 raise _damaged(root, e) from None
             window = old.filter(inside)
             cols = old.columns
-            repriced = _priced_again(_recleaned(window, dims), book)
-            new = pl.concat([old.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
+            # A record whose model cleans to nothing (invisible characters stored by a version
+            # before labels.trim) is quarantined, as an ingest now does: out of the store, counted
+            # quarantined by its file's record, and the best valid kept copy of its request that
+            # lost to it stored in its place, as a report of the files prices it.
+            blank = _blank_records(window)
+            gone = window.filter(blank)
+            repriced = _priced_again(_recleaned(window.filter(~blank), dims), book)
+            parts = [old.filter(~inside), repriced.select(cols)]
+            if gone.height:
+                back = _kept_back(root, records, gone, inside, book, dims)
+                if back.height:
+                    parts.append(back.with_columns(
+                        (pl.int_range(pl.len(), dtype=pl.UInt32) + old.height).alias("_i")))
+                back_rows = back
+            new = pl.concat(parts, how="diagonal_relaxed").select(cols).sort("_i").drop("_i")
             new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
             changes = _changes([_costs(window)], [_costs(new.filter(inside))])
         predicate = f"{MONTH} IN ({', '.join(repr(m) for m in sorted(months))})"  # YYYY-MM: no quoting issue
@@ -3454,7 +3472,14 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         try:
             # (also when no stored month lies in the window: a kept copy may, e.g. the October copy of
             # a request a fuller November copy won, and it must come back as if it had stayed stored)
-            renamed, copies = _reprice_kept(root, records, inside, book, dims, written, warn)
+            renamed, copies = _reprice_kept(root, records, inside, book, dims, written, warn, blank_kept)
+            dropped = pl.concat(blank_kept, how="diagonal_relaxed") if blank_kept else pl.DataFrame()
+            for p, fields in _blank_fields(records, gone, back_rows, dropped).items():
+                renamed[p] = {**renamed.get(p, {}), **fields}  # (replayed with the kept files' names: see _replay)
+            if back_rows.height:  # (copies stored again: named by their file and id, as _write_rows does)
+                predicate = f"{predicate} OR " + " OR ".join(
+                    f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
+                    for sha, ids in _restored_ids(back_rows))
             if new is None and not renamed:
                 return RepriceResult(changes, book, sorted(months), 0)
             props = _commit("reprice", book.version, **{"llm_cost.overlays": json.dumps(list(book.overlays)),
@@ -3488,10 +3513,13 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         records.update({p: {**records[p], **fields} for p, fields in renamed.items()})
         before = {os.path.relpath(u, root) for u in targets}
         table = _checkpoint(_table(root))
-        _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, months)} - before)
+        _write_blank_quarantine(root, table.version(), [f for f in (gone, dropped) if f.height])
+        touched = months | (set(back_rows[MONTH].to_list()) if back_rows.height else set())
+        _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, touched)} - before)
         _write_rollups(root, table)
         _sync_files(root, table, records)
-    return RepriceResult(changes, book, sorted(months), len(targets), table.version(), copies)
+    return RepriceResult(changes, book, sorted(months), len(targets), table.version(), copies,
+                         *(int(_is_record(f).sum()) if f.height else 0 for f in (gone, back_rows, dropped)))
 
 
 def _priced_again(rows: pl.DataFrame, book: pricebook.PriceBook) -> pl.DataFrame:
@@ -3531,8 +3559,134 @@ def _recleaned(rows: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
     return rows.with_columns(out) if out else rows
 
 
+def _blank_model(rows: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
+    """Rows whose model this version's labels.clean_labels makes null (only invisible characters:
+    U+200B, stored by a version before labels.trim), which an ingest now quarantines."""
+    from . import labels
+
+    if "model_raw" not in rows.collect_schema().names():
+        return pl.lit(False)
+    (model,) = [e for e in labels.clean_labels(["model_raw"]) if e.meta.output_name() == "model_raw"]
+    return model.is_null() & pl.col("model_raw").is_not_null()
+
+
+def _blank_records(rows: pl.DataFrame) -> pl.Series:
+    """Per stored row (in stored order): whether its record (file, and record id: see _parents)
+    has a row whose model cleans to nothing. An ingest quarantines such a record whole."""
+    blank = _blank_model(rows)
+    if not rows.height:
+        return pl.Series([], dtype=pl.Boolean)
+    keyed = rows.select(SHA, "request_id", "source", *(["requests"] if "requests" in rows.columns else []),
+                        *(["model_raw"] if "model_raw" in rows.columns else [])).with_columns(_stored_hashes())
+    keyed = keyed.with_columns(_parents(keyed.lazy()))
+    whole = pl.when(pl.col(dedupe.P1).is_not_null()).then(blank.any().over(SHA, dedupe.P1, dedupe.P2)).otherwise(blank)
+    return keyed.select(whole.fill_null(False)).to_series()
+
+
+def _kept_back(root: str, records: dict[str, dict], gone: pl.DataFrame, inside: pl.Expr,
+               book: pricebook.PriceBook, dims: list[str]) -> pl.DataFrame:
+    """The best valid kept copy (DISPLACED files, see _restore) of each request whose stored record
+    `gone` is quarantined (see _blank_records), as dedupe.losers orders copies (rank, the record's
+    tokens, then the file ingested first): the copy a report of the files prices, the blank one
+    quarantined there. A copy whose own model cleans to nothing is none, and a damaged kept file
+    (see _kept_damage; _reprice_kept warns of it) is not read. Those of the window are cleaned and
+    priced again with `book`, as the stored rows are. The copies stay in their kept files: a
+    replace never brings back a copy of a file it does not replace whose request another file's
+    stored rows no longer hold (see _restore)."""
+    parents = [dedupe.P1, dedupe.P2]
+    wanted = gone.filter(_is_record(gone) & pl.col("request_id").is_not_null()).select(_stored_hashes()).rename(
+        {dedupe.H1: dedupe.P1, dedupe.H2: dedupe.P2}).unique()
+    names = {rel: r for r in records.values() for rel in _shadow_files(root, r)}
+    frames = [pl.scan_parquet(os.path.join(root, rel), glob=False, hive_partitioning=False).with_row_index("_i")
+              .with_columns(pl.lit(n, pl.UInt32).alias("_f"))
+              for n, rel in enumerate(sorted(names)) if not _kept_damage(root, rel, names[rel])]
+    if not frames or not wanted.height:
+        return pl.DataFrame()
+    # (the order of the files' last ingests, as a report reads them: see _restore)
+    ranked = sorted(records.values(), key=lambda r: (r.get("rows_version", -1), r.get("ingested_at") or "", r["path"]))
+    order = {r["sha256"]: n for n, r in enumerate(ranked)}
+    try:
+        pool = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(sorted(order)))
+        keys = pool.filter(pl.col("request_id").is_not_null()).with_columns(_stored_hashes()).select(
+            "_f", "_i", dedupe.H1, dedupe.H2, *_kept_parents(pool), _tokens(), _rank(pool), _blank_model(pool).alias("_blank"),
+            _copy_key(pool, pl.col(SHA).replace_strict(order, default=len(order), return_dtype=pl.Int64))).join(
+            wanted.lazy(), on=parents, how="semi").collect()
+        # (one copy kept twice, by two records: once; a copy with a blank model: none, it would be
+        # quarantined too)
+        keys = keys.filter(pl.col("_f") == pl.col("_f").min().over(dedupe.KEY, *parents))
+        keys = keys.filter(~pl.col("_blank").any().over("_f", dedupe.KEY, *parents))
+        if not keys.height:
+            return pl.DataFrame()
+        lost = dedupe.losers(keys.select(dedupe.KEY, dedupe.H1, dedupe.H2, *parents, dedupe.TOKENS,
+                                         pl.col(RANK).alias("_rank")))
+        back = keys.join(lost, on=list(dedupe.LOSER), how="anti").select("_f", "_i")
+        rows = pool.join(back.lazy(), on=["_f", "_i"], how="semi", maintain_order="left").collect()
+        if {"requests", "source_row"} <= set(rows.columns):  # (a record's rows consecutive, its record row first)
+            line, record = ["_f", SHA, "source_row"], _is_record(None)
+            rows = rows.sort([*line, ~record & (record.sum().over(line) == 1), "_i"])
+        rows = rows.drop("_f", "_i")
+        mask = rows.select(inside.fill_null(False)).to_series()
+        if mask.any():
+            fresh = _priced_again(_recleaned(rows.filter(mask), dims), book)
+            rows = pl.concat([rows.filter(~mask), fresh.select(rows.columns)], how="diagonal_relaxed")
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    return rows.with_columns(_month())
+
+
+def _write_blank_quarantine(root: str, version: int, frames: list[pl.DataFrame]) -> None:
+    """The records a reprice quarantined (see _blank_records), listed as an ingest lists its own
+    (file, line, reason) in `_llm_cost/quarantine/reprice-<version>.jsonl`, with the request id:
+    their text was not stored (`raw` null); the version before keeps their rows. Written after the
+    commit, which is what counts them: a run killed in between leaves them counted, not listed."""
+    from . import labels, writers
+
+    rows = pl.concat([f.filter(_is_record(f)).select(
+        pl.col("source_file").alias("file"), pl.col("source_row").alias("line"), "request_id")
+        for f in frames], how="diagonal_relaxed") if frames else pl.DataFrame()
+    if not rows.height:
+        return
+    rows = rows.with_columns(pl.lit(labels.MISSING_MODEL).alias("reason"), pl.lit(None, pl.String).alias("raw"))
+    os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)
+    writers.atomic_write(os.path.join(root, QUARANTINE, f"reprice-{version}.jsonl"),
+                         rows.select("file", "line", "reason", "raw", "request_id").write_ndjson, mode=0o600)
+
+
+def _blank_fields(records: dict[str, dict], gone: pl.DataFrame, back: pl.DataFrame,
+                 dropped: pl.DataFrame) -> dict[str, dict]:
+    """The records' new accounting when the stored records `gone` and the kept copies `dropped` are
+    quarantined and the kept copies `back` stored in their place: {path: {"accounting": ...}} of
+    those that change (the fields a reprice commit's K_KEPT carries). A stored record quarantined
+    is no longer priced or unpriced; a kept one no longer a duplicate (or repeat); one brought back
+    no longer a duplicate, as _count_displaced counts a replace's."""
+    changed = {p: dict(r) for p, r in records.items()}
+    for rows, kept_copy in ((gone, False), (dropped, True)):
+        if not rows.height:
+            continue
+        per = rows.group_by(SHA).agg(*_dup_counts())
+        for sha, priced, unpriced in zip(per[SHA], per["priced"], per["unpriced"], strict=True):
+            for p, r in changed.items():
+                if r.get("sha256") == sha:
+                    a = dict(r["accounting"])
+                    a["quarantined"] = a.get("quarantined", 0) + priced + unpriced
+                    if kept_copy:  # (counted where a copy that lost is: see _count_displaced)
+                        repeats = r.get("repeats_records")
+                        kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) \
+                            else "duplicates"
+                        a[kind] = a.get(kind, 0) - priced - unpriced
+                    else:
+                        a["priced"], a["unpriced"] = a.get("priced", 0) - priced, a.get("unpriced", 0) - unpriced
+                    changed[p] = {**r, "accounting": a}
+    if back.height:
+        per = back.group_by(SHA).agg(*_dup_counts())
+        _count_displaced(changed, {"restored": {sha: {"priced": priced, "unpriced": unpriced} for sha, priced, unpriced
+                                                in zip(per[SHA], per["priced"], per["unpriced"], strict=True)}})
+    return {p: {"accounting": r["accounting"]} for p, r in changed.items() if r["accounting"] != records[p]["accounting"]}
+
+
 def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pricebook.PriceBook,
-                  dims: list[str], written: list[str], warn: Callable[[str], None]) -> tuple[dict, int]:
+                  dims: list[str], written: list[str], warn: Callable[[str], None],
+                  blank: list[pl.DataFrame] | None = None) -> tuple[dict, int]:
     """The kept copies (DISPLACED files, see _restore) of [--since, --until) priced again, as the
     stored rows are: a copy comes back when the file that beat it is replaced, and it must come back
     as it would be had it stayed stored, not with the book of its own ingest among re-priced rows.
@@ -3542,7 +3696,9 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
     change; the files table follows, or is replayed from it). The old files, named by no record
     then, go at `store compact`. A damaged kept file (see _kept_damage) is left as it is, with a
     warning: priced again and noted anew, its damage would no longer show. Returns the fields per
-    record path, and how many copies were priced again."""
+    record path, and how many copies were priced again. A copy of the window whose model cleans
+    to nothing (see _blank_records) is left out of its new file, and appended to `blank`: a report
+    of the files quarantines it, so it is no duplicate to come back at a replace."""
     import uuid
 
     names = {rel: r for r in records.values() for rel in _shadow_files(root, r)}
@@ -3568,7 +3724,12 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
         n = int(mask.sum())
         if not n:
             continue
-        repriced = _priced_again(_recleaned(kept.filter(mask), dims), book)
+        inner = kept.filter(mask)
+        out_of_book = _blank_records(inner)
+        if blank is not None and out_of_book.any():
+            blank.append(inner.filter(out_of_book).drop("_i"))
+            inner = inner.filter(~out_of_book)
+        repriced = _priced_again(_recleaned(inner, dims), book)
         keep = [*cols, *[c for c in repriced.columns if c in PRICING and c not in cols]]
         out = pl.concat([kept.filter(~mask).select(c for c in keep if c in kept.columns), repriced.select(keep)],
                         how="diagonal_relaxed").sort("_i").drop("_i")
@@ -3576,7 +3737,7 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
         written.append(rel_new)  # (before it is opened: removed, whatever happens next)
         out.write_parquet(os.path.join(root, rel_new), compression="zstd")
         new[rel] = rel_new
-        copies += n
+        copies += inner.height  # (a copy quarantined is not priced again)
     renamed = {}
     for r in records.values():
         rels = _shadow_files(root, r)

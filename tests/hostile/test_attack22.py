@@ -206,25 +206,88 @@ def test_a_record_that_noted_rows_and_bytes_alone_is_checked_by_them(tmp_path, m
     same_as_logs(st, [a, b])
 
 
-@pytest.mark.xfail(strict=True, reason="a stored model of invisible characters only (a version before "
-                   "labels.trim) stays stored, unpriced, after reprice, and the valid copy of its request that "
-                   "lost to it stays a duplicate in displaced/: a report of the files quarantines the blank row "
-                   "and prices the valid copy")
-def test_a_stored_model_that_cleans_to_nothing_gives_its_request_back_to_the_valid_copy(tmp_path, monkeypatch):
+def _blank_stored(tmp_path: Path, monkeypatch, *others: tuple[str, int, str]) -> tuple[list[Path], Path]:
+    """x.csv's copy of r1, its model U+200B alone, stored by a version that trimmed whitespace alone
+    (before labels.trim), then each of `others` (file, output tokens, model): copies of r1 that lose
+    to it (fewer tokens), kept in displaced/, and a request of their own."""
     from analyzer import labels
 
-    z = "\u200b"
-    n1 = log(tmp_path / "n1" / "x.csv", [at("r1", "2026-11-10T10:00:00Z", model=z, out=500)])
-    n2 = log(tmp_path / "n2" / "y.csv", [at("r1", "2026-11-10T11:00:00Z", out=100)])
+    x = log(tmp_path / "n0" / "x.csv", [at("r1", "2026-11-10T10:00:00Z", model="\u200b", out=500)])
     st = tmp_path / "st"
     with monkeypatch.context() as m:
         m.setattr(labels, "trim", lambda value: value.str.strip_chars())  # (whitespace alone, as before)
-        store.ingest([str(n1)], str(st))
-    store.ingest([str(n2)], str(st))
-    assert len(kept(st)) == 1  # (y.csv's copy lost to the fuller, blank-model one)
-    store.reprice(str(st))
-    rep = same_as_logs(st, [n1, n2])
-    assert rep.totals["cost"] == D("0.0045")
+        store.ingest([str(x)], str(st))
+    files = [x]
+    for n, (name, out, model) in enumerate(others, 1):
+        files.append(log(tmp_path / f"n{n}" / name, [at("r1", "2026-11-10T11:00:00Z", out=out, model=model),
+                                                     at(f"u{n}", "2026-11-10T12:00:00Z")]))
+        with monkeypatch.context() as m:  # (a blank model of its own: stored as the old version did)
+            if model != "claude-sonnet-4-5":
+                m.setattr(labels, "trim", lambda value: value.str.strip_chars())
+            store.ingest([str(files[-1])], str(st))
+    assert len(kept(st)) == len(others)  # (each copy lost to the fuller, blank-model one)
+    return files, st
+
+
+def test_a_stored_model_that_cleans_to_nothing_gives_its_request_back_to_the_valid_copy(tmp_path, monkeypatch):
+    (x, y), st = _blank_stored(tmp_path, monkeypatch, ("y.csv", 100, "claude-sonnet-4-5"))
+    result = store.reprice(str(st))
+    assert (result.quarantined, result.restored) == (1, 1)
+    rep = same_as_logs(st, [x, y])
+    assert rep.totals["cost"] == D("0.0045") * 2  # (y.csv's r1 and u1: 1000 x 3 + 100 x 15 per million each)
+    assert (rep.accounting.quarantined, rep.accounting.duplicates) == (1, 0)
+    # then each file replaced: y.csv without r1 (nothing comes back: x.csv's copy is quarantined),
+    # x.csv with a valid copy (stored: no other holds r1 now)
+    log(y, [at("u1", "2026-11-10T12:00:00Z")])
+    assert store.ingest([str(y)], str(st)).files[0].restored == 0
+    same_as_logs(st, [x, y])
+    log(x, [at("r1", "2026-11-10T10:00:00Z", out=500)])
+    store.ingest([str(x)], str(st))
+    same_as_logs(st, [y, x])
+
+
+def test_the_best_valid_kept_copy_comes_back_and_the_cli_says_so(tmp_path, monkeypatch):
+    """Three kept copies of r1: z.csv's (300 tokens out) beats y.csv's (100); w.csv's, the fullest
+    left (400), is blank too (not a valid copy: a report quarantines it as well)."""
+    files, st = _blank_stored(tmp_path, monkeypatch, ("y.csv", 100, "claude-sonnet-4-5"),
+                              ("z.csv", 300, "claude-sonnet-4-5"), ("w.csv", 400, " \u200b"))
+    out = run("reprice", "--store", st).output
+    assert "; quarantined 1 stored request and 1 kept copy whose model cleans to nothing, 1 kept copy stored in their " \
+           "place;" in out, out
+    rep = same_as_logs(st, files)
+    assert (rep.accounting.quarantined, rep.accounting.duplicates, rep.accounting.priced) == (2, 1, 4)
+    stored = pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")
+    assert stored["output_tokens"].to_list() == [300]
+    # listed as an ingest lists its quarantined records (their text is not stored: raw null)
+    listed = pl.read_ndjson(st / "_llm_cost" / "quarantine" / f"reprice-{store._table(str(st)).version()}.jsonl")
+    assert sorted(listed.select("file", "line", "reason", "raw", "request_id").rows()) == [
+        (str(f), 2, "missing model", None, "r1") for f in (files[0], files[3])]  # (line 2: after the header)
+    # a second reprice: nothing more to quarantine (w.csv's blank copy is kept, not stored)
+    assert (store.reprice(str(st)).quarantined, store.status(str(st))["consistent"]) == (0, True)
+    same_as_logs(st, files)
+
+
+def test_ctrl_c_after_the_commit_that_quarantines_a_blank_model_is_replayed(tmp_path, monkeypatch):
+    """Killed before the files table is written: the records' accounting is in the commit (beside
+    the kept files' names, `llm_cost.kept`), replayed by the next reader."""
+    (x, y), st = _blank_stored(tmp_path, monkeypatch, ("y.csv", 100, "claude-sonnet-4-5"))
+    real, calls = store._sync_files, []
+
+    def interrupted(*args):  # (its first call syncs before the reprice; the second is after the commit)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_sync_files", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            store.reprice(str(st))
+    version = store._table(str(st)).version()
+    assert store._recorded(str(st)) == version - 1
+    same_as_logs(st, [x, y])
+    store.compact(str(st), retention_days=0)
+    same_as_logs(st, [x, y])
 
 
 def test_repair_back_past_a_reprice_after_a_compact_within_the_retention(tmp_path):
