@@ -94,7 +94,8 @@ RETENTION_DAYS = 7  # `store compact` keeps time travel to any version of the la
 K_COMMAND, K_BOOK, K_FILE, K_ROWS, K_VERSION = ("llm_cost.command", "llm_cost.price_book", "llm_cost.file",
                                                  "llm_cost.rows", "llm_cost.rows_version")
 # A reprice commit's word on the DISPLACED files it wrote anew (the kept copies priced again): per
-# file path, the record fields that name them now ({path: {"displaced_rows": ..., "displaced_stats": ...}}).
+# file path, the record fields that name them now ({path: {"displaced_rows": ..., "displaced_stats": ...,
+# "displaced_sha256": ...}}), and the records' accounting a reprice changes (see _blank_fields).
 K_KEPT = "llm_cost.kept"
 # What delta-rs names the data files it writes: the only files `compact` ever deletes.
 PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
@@ -102,15 +103,16 @@ FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
                 "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String,
-                "span": pl.String, "displaced_stats": pl.String}
+                "span": pl.String, "displaced_stats": pl.String, "displaced_sha256": pl.String}
 # Columns the files table gained later: a files table written before lacks them (its records then
 # say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
 # DISPLACED files holding the copies the file's copies beat, or that lost to stored ones; `span`:
 # a JSON [first, last] of its rows' times (what _restore looks for copies near); `displaced_stats`:
-# a JSON {file: [rows, bytes, sha256]} of those files as written (a file emptied or rewritten by
-# hand is damage, as a data file that differs from the Delta log's numbers is; see _kept_damage).
-# Records written before the digest hold [rows, bytes].
-LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_stats"}
+# a JSON {file: [rows, bytes]} of those files as written (a file emptied or rewritten by hand is
+# damage, as a data file that differs from the Delta log's numbers is; see _kept_damage);
+# `displaced_sha256`: a JSON {file: sha256} of them (an edit in place at the same size: see
+# _kept_digests).
+LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_stats", "displaced_sha256"}
 
 
 class StoreError(AnalyzerError):
@@ -975,6 +977,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     _same_as_digested(path, held, seen)
                 if entry.get("displaced_rows"):  # (its kept files are written and closed by now)
                     entry["displaced_stats"] = _kept_stats(root, json.loads(entry["displaced_rows"]))
+                    entry["displaced_sha256"] = _kept_digests(root, json.loads(entry["displaced_rows"]))
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
@@ -1378,41 +1381,60 @@ def _kept_files(root: str, records: dict[str, dict], path: str) -> list[tuple[st
 
 def _kept_stats(root: str, rels: list[str]) -> str:
     """`displaced_stats` of a record naming the DISPLACED files `rels`, just written and closed:
-    each file's rows (from its footer), bytes and the sha256 of its bytes. Rows and bytes are what
-    the Delta log notes of a data file; they miss an edit in place at the same size (one byte of an
-    id, in a small column zstd stores raw), which the digest sees. (Read back once, streamed: a
-    kept file is a night's losing copies, small beside the night.)"""
+    each file's rows (from its footer) and bytes, as the Delta log notes a data file's."""
     import pyarrow.parquet as pq
 
     stats = {}
     for rel in rels:
         full = os.path.join(root, rel)
-        stats[rel] = [pq.ParquetFile(full).metadata.num_rows, os.path.getsize(full), sha256(full)]
+        stats[rel] = [pq.ParquetFile(full).metadata.num_rows, os.path.getsize(full)]
     return json.dumps(stats)
 
 
-def _noted(root: str, record: dict) -> dict[str, list]:
-    """The [rows, bytes, sha256] a record noted of each DISPLACED file it names ([rows, bytes]: a
-    record written before records noted the digest, December 7; none: before they noted anything)."""
+def _kept_digests(root: str, rels: list[str]) -> str:
+    """`displaced_sha256` of a record naming the DISPLACED files `rels`, just written and closed:
+    the sha256 of each file's bytes. Rows and bytes miss an edit in place at the same size (one
+    byte of an id, in a small column zstd stores raw); the digest sees it. (Read back once,
+    streamed: a kept file is a night's losing copies, small beside the night. A column of its own,
+    not a third number in `displaced_stats`: a version before it reads that as [rows, bytes] and
+    would call every newer record damaged.)"""
+    return json.dumps({rel: sha256(os.path.join(root, rel)) for rel in rels})
+
+
+def _noted(root: str, record: dict) -> dict[str, list[int]]:
+    """The [rows, bytes] a record noted of each DISPLACED file it names (none: a record written
+    before records noted them)."""
     text = record.get("displaced_stats")
     try:
         stats = json.loads(text) if text else {}
         if not isinstance(stats, dict) or not all(
-                isinstance(v, list) and len(v) in (2, 3) and all(type(n) is int for n in v[:2])
-                and (len(v) == 2 or isinstance(v[2], str) and re.fullmatch(r"[0-9a-f]{64}", v[2]))
-                for v in stats.values()):
-            raise ValueError(f"displaced_stats of {record.get('path')!r} is not {{file: [rows, bytes, sha256]}}")
+                isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v) for v in stats.values()):
+            raise ValueError(f"displaced_stats of {record.get('path')!r} is not {{file: [rows, bytes]}}")
     except ValueError as e:
         raise _damaged(root, e) from None
     return stats
+
+
+def _digests(root: str, record: dict) -> dict[str, str]:
+    """The sha256 a record noted of each DISPLACED file it names (none: a record written before
+    records noted them, or rewritten by such a version, whose files table has no such column)."""
+    text = record.get("displaced_sha256")
+    try:
+        digests = json.loads(text) if text else {}
+        if not isinstance(digests, dict) or not all(
+                isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in digests.values()):
+            raise ValueError(f"displaced_sha256 of {record.get('path')!r} is not {{file: sha256}}")
+    except ValueError as e:
+        raise _damaged(root, e) from None
+    return digests
 
 
 def _kept_damage(root: str, rel: str, record: dict) -> str | None:
     """Why the DISPLACED file `rel` that `record` names is not the file written: missing, or other
     rows, bytes or content than the record noted (a file emptied by hand, its ids nulled, one byte
     of an id changed at the same size), or an unreadable footer. None when it is as written; a
-    record written before records noted a digest can only tell rows and bytes, and one written
-    before they noted those (December 7) only that the file is there."""
+    record written before records noted a digest (December 7) can only tell rows and bytes, and one
+    written before they noted those only that the file is there."""
     full = os.path.join(root, rel)
     if os.path.islink(full) or not os.path.isfile(full):
         return "missing"
@@ -1423,11 +1445,11 @@ def _kept_damage(root: str, rel: str, record: dict) -> str | None:
     # only check that reads the whole file)
     why = _check_part(full, os.path.getsize(full), noted[0], by="its record") or _check_part(
         full, noted[1], None, by="its record")
-    if why or len(noted) < 3:
+    said = _digests(root, record).get(rel)
+    if why or said is None:
         return why
     digest = sha256(full)
-    return None if digest == noted[2] else (f"changed in place (sha256 {digest[:12]}..., its record says "
-                                            f"{noted[2][:12]}...)")
+    return None if digest == said else f"changed in place (sha256 {digest[:12]}..., its record says {said[:12]}...)"
 
 
 def _write_displaced(root: str, rows: pl.DataFrame) -> str:
@@ -3463,7 +3485,9 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                     parts.append(back.with_columns(
                         (pl.int_range(pl.len(), dtype=pl.UInt32) + old.height).alias("_i")))
                 back_rows = back
-            new = pl.concat(parts, how="diagonal_relaxed").select(cols).sort("_i").drop("_i")
+            # (kept copies may lack a column the store gained since: filled with nulls)
+            new = (pl.concat(parts, how="diagonal_relaxed").select(cols) if len(parts) > 2 else pl.concat(parts)
+                   ).sort("_i").drop("_i")
             new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
             changes = _changes([_costs(window)], [_costs(new.filter(inside))])
         predicate = f"{MONTH} IN ({', '.join(repr(m) for m in sorted(months))})"  # YYYY-MM: no quoting issue
@@ -3574,8 +3598,9 @@ def _blank_records(rows: pl.DataFrame) -> pl.Series:
     """Per stored row (in stored order): whether its record (file, and record id: see _parents)
     has a row whose model cleans to nothing. An ingest quarantines such a record whole."""
     blank = _blank_model(rows)
-    if not rows.height:
-        return pl.Series([], dtype=pl.Boolean)
+    models = rows.select(pl.col("model_raw").unique()) if "model_raw" in rows.columns else pl.DataFrame()
+    if not models.height or not models.select(blank.any()).item():  # (a model takes few values: the usual case)
+        return pl.select(pl.repeat(False, rows.height, dtype=pl.Boolean)).to_series()
     keyed = rows.select(SHA, "request_id", "source", *(["requests"] if "requests" in rows.columns else []),
                         *(["model_raw"] if "model_raw" in rows.columns else [])).with_columns(_stored_hashes())
     keyed = keyed.with_columns(_parents(keyed.lazy()))
@@ -3745,7 +3770,10 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
             noted = {k: v for k, v in _noted(root, r).items() if k not in new}
             fresh = [new.get(rel, rel) for rel in rels]
             noted.update(json.loads(_kept_stats(root, [new[rel] for rel in rels if rel in new])))
-            renamed[r["path"]] = {"displaced_rows": json.dumps(fresh), "displaced_stats": json.dumps(noted)}
+            said = {k: v for k, v in _digests(root, r).items() if k not in new}
+            said.update(json.loads(_kept_digests(root, [new[rel] for rel in rels if rel in new])))
+            renamed[r["path"]] = {"displaced_rows": json.dumps(fresh), "displaced_stats": json.dumps(noted),
+                                  "displaced_sha256": json.dumps(said)}
     return renamed, copies
 
 

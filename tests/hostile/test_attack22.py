@@ -12,28 +12,29 @@ What broke:
   the copy kept its old book, and came back with it at the replace, so a store repriced whole with
   an overlay (two windows) reported another total than the files with that overlay. Fixed: the
   kept copies are priced again and named by a commit of no rows; the CLI says so.
-Left, as strict xfails:
+Left as strict xfails, then fixed:
 - A kept file changed in place with its rows and bytes unchanged (one byte of an id: the zstd block
-  of a small column is stored raw) passes `_kept_damage`; the replace then brings nothing back and
-  the request is in no file while its record counts it a duplicate, status consistent. docs/store.md
-  says "any rewrite changes its rows or its bytes": not so. A content hash noted beside rows and
-  bytes would see it (a format change of `displaced_stats`: left to the lead).
-- A model stored by a version that did not trim U+200B, of invisible characters only, stays stored
-  and unpriced after reprice (documented); what is not said: the valid copy of the same request that
-  lost to it stays a duplicate in displaced/, where a report of the files quarantines the blank row
-  and prices the valid copy (store short by that copy, unpriced 1 vs quarantined 1).
-- `store compact` removes the kept files no record of the last version names at once, whatever
-  `--retention-days`: after a reprice (or a replace) and a compact, `store repair` back to the
-  version before (its commit lost) says repaired and leaves records naming a removed kept file:
-  status DAMAGED, every replace stops.
+  of a small column is stored raw) passed `_kept_damage`; the replace then brought nothing back and
+  the request was in no file while its record counted it a duplicate, status consistent. Fixed: a
+  record notes each kept file's sha256 (`displaced_sha256`, a column of its own: a version before
+  reads `displaced_stats` as [rows, bytes] only), checked by status, a replace and a reprice.
+- A model stored by a version that did not trim U+200B, of invisible characters only, stayed stored
+  and unpriced after reprice, and the valid copy of the same request that lost to it stayed a
+  duplicate in displaced/, where a report of the files quarantines the blank row and prices the
+  valid copy. Fixed: reprice quarantines the record and stores the best valid kept copy.
+- `store compact` removed the kept files no record of the last version names at once, whatever
+  `--retention-days`: after a reprice and a compact, `store repair` back to the version before
+  (its commit lost) left records naming a removed kept file. Fixed: compact keeps those a version
+  of the retention names, and says what it removed.
 What held:
 - Windows cutting a kept file's rows (--since, --until, both), reprice twice and four times, then
   compact, then a replace, then a replace back, then a partial reprice and a replace again.
 - Ctrl-C (KeyboardInterrupt) after each step of a reprice: its kept file written, the commit, the
   checkpoint, the summaries, the rollups: before or after, never half; compact then leaves only
   named kept files.
-- Two kept files of the same size swapped between their records: the replace still brings back the
-  right copies (a replace reads every record's kept files; the swap is harmless).
+- Two kept files of the same size swapped between their records: without digests, the replace
+  still brings back the right copies (a replace reads every record's kept files; the swap is
+  harmless); with them, the swap is named as damage.
 - A store whose records noted no stats (before December 7), repriced: the new kept file is noted.
 - The fix's commit of no rows, interrupted after it or before the files table: replayed.
 - Random runs (130 seeds by hand, three kept as a slow test): three files sharing ids ingested with
@@ -145,7 +146,7 @@ def test_the_cli_names_the_kept_copies_a_window_without_stored_rows_prices(tmp_p
     assert store._table(str(st)).version() == version
 
 
-# --- left: strict xfails ----------------------------------------------------------------------------
+# --- fixed since: were strict xfails -------------------------------------------------------------
 
 def _displacing(tmp_path: Path) -> tuple[Path, Path, Path]:
     a = log(tmp_path / "a" / "a.csv", [at("r1", "2026-11-10T10:00:00Z", out=100, workspace="wa")])
@@ -186,15 +187,15 @@ def test_a_kept_file_changed_in_place_at_the_same_size_is_damage(tmp_path):
 
 
 def test_a_record_that_noted_rows_and_bytes_alone_is_checked_by_them(tmp_path, monkeypatch):
-    """A store written before records noted a digest ([rows, bytes]): still read and checked by rows
-    and bytes; an edit in place at the same size is not seen there (docs/store.md, Known limits)."""
-    real = store._kept_stats
+    """A store written before records noted a digest (no `displaced_sha256`): still read and checked
+    by rows and bytes; an edit in place at the same size is not seen there (docs/store.md, Known
+    limits)."""
     with monkeypatch.context() as m:
-        m.setattr(store, "_kept_stats", lambda root, rels: json.dumps(
-            {k: v[:2] for k, v in json.loads(real(root, rels)).items()}))
+        m.setattr(store, "_kept_digests", lambda root, rels: None)
         a, b, st = _displacing(tmp_path)
     (rel,) = kept(st)
-    assert len(json.loads(store._files(str(st), store._table(str(st)))[str(b)]["displaced_stats"])[rel]) == 2
+    record = store._files(str(st), store._table(str(st)))[str(b)]
+    assert len(json.loads(record["displaced_stats"])[rel]) == 2 and record["displaced_sha256"] is None
     data = (st / rel).read_bytes()
     (st / rel).write_bytes(data.replace(b"r1", b"r7"))
     assert store.status(str(st))["consistent"]  # (as documented: rows and bytes alone)
@@ -418,7 +419,18 @@ def test_two_kept_files_of_one_size_swapped_between_their_records(tmp_path):
     tmp = kb.read_bytes()
     kb.write_bytes(kc.read_bytes())
     kc.write_bytes(tmp)
-    assert store.status(str(st))["consistent"]  # (rows and bytes as noted: nothing to see)
+    # (rows and bytes as noted: the digests see it, and the replace stops)
+    damaged = store.status(str(st))["damaged_parts"]
+    assert sorted(damaged) == sorted(str(k.relative_to(st)) for k in (kb, kc))
+    assert all(why.startswith("changed in place (sha256 ") for why in damaged.values())
+    with pytest.raises(store.StoreError, match="damaged store"):
+        store.ingest([str(log(b, [at("x", "2026-11-10T11:00:00Z")]))], str(st))
+    # without digests (a record written before them): the swap is harmless, a replace reads every
+    # record's kept files
+    records = store._files(str(st), store._table(str(st)))
+    store._write_files(str(st), {p: {**r, "displaced_sha256": None} for p, r in records.items()},
+                       store._table(str(st)).version())
+    assert store.status(str(st))["consistent"]
     for f, keep in ((b, "x"), (c, "y")):
         log(f, [at(keep, "2026-11-10T11:00:00Z" if keep == "x" else "2026-11-12T11:00:00Z")])
         assert store.ingest([str(f)], str(st)).files[0].restored == 1
@@ -433,7 +445,8 @@ def test_a_store_whose_records_noted_no_stats_repriced_notes_the_new_kept_file(t
     store.reprice(str(st), NEG)
     (new,) = named(st)["b.csv"]
     record = store._files(str(st), store._table(str(st)))[str(b)]
-    assert json.loads(record["displaced_stats"]) == {new: [1, (st / new).stat().st_size, store.sha256(str(st / new))]}
+    assert json.loads(record["displaced_stats"]) == {new: [1, (st / new).stat().st_size]}
+    assert json.loads(record["displaced_sha256"]) == {new: store.sha256(str(st / new))}
     pl.read_parquet(st / new).head(0).write_parquet(st / new)  # emptied: now seen
     assert not store.status(str(st))["consistent"]
 
