@@ -3615,9 +3615,10 @@ def _kept_back(root: str, records: dict[str, dict], gone: pl.DataFrame, inside: 
     tokens, then the file ingested first): the copy a report of the files prices, the blank one
     quarantined there. A copy whose own model cleans to nothing is none, and a damaged kept file
     (see _kept_damage; _reprice_kept warns of it) is not read. Those of the window are cleaned and
-    priced again with `book`, as the stored rows are. The copies stay in their kept files: a
-    replace never brings back a copy of a file it does not replace whose request another file's
-    stored rows no longer hold (see _restore)."""
+    priced again with `book`, as the stored rows are. The copies stay in their kept files, and
+    never come back twice: a replace brings back the kept copies of the requests the replaced
+    file's stored rows hold, from other files than it (see _restore), and the file whose stored
+    rows hold these requests now is the copies' own."""
     parents = [dedupe.P1, dedupe.P2]
     wanted = gone.filter(_is_record(gone) & pl.col("request_id").is_not_null()).select(_stored_hashes()).rename(
         {dedupe.H1: dedupe.P1, dedupe.H2: dedupe.P2}).unique()
@@ -3650,10 +3651,13 @@ def _kept_back(root: str, records: dict[str, dict], gone: pl.DataFrame, inside: 
             line, record = ["_f", SHA, "source_row"], _is_record(None)
             rows = rows.sort([*line, ~record & (record.sum().over(line) == 1), "_i"])
         rows = rows.drop("_f", "_i")
+        # (a kept file written before a column was: as _reprice_kept reads it)
+        missing = [pl.lit(None, SCHEMA[c]).alias(c) for c in (*pipeline.CANONICAL, SHA) if c not in rows.columns]
+        rows = rows.with_columns(missing) if missing else rows
         mask = rows.select(inside.fill_null(False)).to_series()
         if mask.any():
             fresh = _priced_again(_recleaned(rows.filter(mask), dims), book)
-            rows = pl.concat([rows.filter(~mask), fresh.select(rows.columns)], how="diagonal_relaxed")
+            rows = pl.concat([rows.filter(~mask), fresh], how="diagonal_relaxed")
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
     return rows.with_columns(_month())
