@@ -1000,7 +1000,8 @@ def store_compact(store_dir, retention_days, wait):
     r = store.compact(store_dir, retention_days, wait, _warn)
     click.echo(f"{store_dir}: {counted(r.files_before, 'data file')} -> {r.files_after:,} (version {r.version_before} -> "
                f"{r.version_after}); removed {counted(len(r.vacuumed), 'file')} older than "
-               f"{counted(retention_days, 'day')} that no kept version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else ""))
+               f"{counted(retention_days, 'day')} that no kept version needs" + (f" and {len(r.uncommitted_removed):,} never committed" if r.uncommitted_removed else "")
+               + (f" and {counted(len(r.kept_removed), 'file')} of kept copies no kept version names" if r.kept_removed else ""))
 
 
 @store_group.command("repair")

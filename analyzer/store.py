@@ -94,7 +94,8 @@ RETENTION_DAYS = 7  # `store compact` keeps time travel to any version of the la
 K_COMMAND, K_BOOK, K_FILE, K_ROWS, K_VERSION = ("llm_cost.command", "llm_cost.price_book", "llm_cost.file",
                                                  "llm_cost.rows", "llm_cost.rows_version")
 # A reprice commit's word on the DISPLACED files it wrote anew (the kept copies priced again): per
-# file path, the record fields that name them now ({path: {"displaced_rows": ..., "displaced_stats": ...}}).
+# file path, the record fields that name them now ({path: {"displaced_rows": ..., "displaced_stats": ...,
+# "displaced_sha256": ...}}), and the records' accounting a reprice changes (see _blank_fields).
 K_KEPT = "llm_cost.kept"
 # What delta-rs names the data files it writes: the only files `compact` ever deletes.
 PART_NAME = re.compile(r"part-\d{5}-[0-9a-f-]{36}-c000(\.[a-z0-9]+)?\.parquet")
@@ -102,14 +103,16 @@ FILE_COLUMNS = {"path": pl.String, "sha256": pl.String, "size": pl.Int64, "mtime
                 "rows": pl.Int64, "price_book": pl.String, "overlays": pl.String, "ingested_at": pl.String,
                 "quarantine": pl.String, "accounting": pl.String, "dimensions": pl.String,
                 "rows_version": pl.Int64, "repeats_records": pl.Boolean, "displaced_rows": pl.String,
-                "span": pl.String, "displaced_stats": pl.String}
+                "span": pl.String, "displaced_stats": pl.String, "displaced_sha256": pl.String}
 # Columns the files table gained later: a files table written before lacks them (its records then
 # say nothing of it, as their commits' records do not either). `displaced_rows`: a JSON list of the
 # DISPLACED files holding the copies the file's copies beat, or that lost to stored ones; `span`:
 # a JSON [first, last] of its rows' times (what _restore looks for copies near); `displaced_stats`:
 # a JSON {file: [rows, bytes]} of those files as written (a file emptied or rewritten by hand is
-# damage, as a data file that differs from the Delta log's numbers is; see _kept_damage).
-LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_stats"}
+# damage, as a data file that differs from the Delta log's numbers is; see _kept_damage);
+# `displaced_sha256`: a JSON {file: sha256} of them (an edit in place at the same size: see
+# _kept_digests).
+LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_stats", "displaced_sha256"}
 
 
 class StoreError(AnalyzerError):
@@ -978,6 +981,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     _same_as_digested(path, held, seen)
                 if entry.get("displaced_rows"):  # (its kept files are written and closed by now)
                     entry["displaced_stats"] = _kept_stats(root, json.loads(entry["displaced_rows"]))
+                    entry["displaced_sha256"] = _kept_digests(root, json.loads(entry["displaced_rows"]))
                 table = _write_rows(root, table, frame, replace, entry, book.version, result.stored + result.restored)
                 frame = None  # (committed: its files are the table's now)
             except _Conflict:
@@ -1424,6 +1428,16 @@ def _kept_stats(root: str, rels: list[str]) -> str:
     return json.dumps(stats)
 
 
+def _kept_digests(root: str, rels: list[str]) -> str:
+    """`displaced_sha256` of a record naming the DISPLACED files `rels`, just written and closed:
+    the sha256 of each file's bytes. Rows and bytes miss an edit in place at the same size (one
+    byte of an id, in a small column zstd stores raw); the digest sees it. (Read back once,
+    streamed: a kept file is a night's losing copies, small beside the night. A column of its own,
+    not a third number in `displaced_stats`: a version before it reads that as [rows, bytes] and
+    would call every newer record damaged.)"""
+    return json.dumps({rel: sha256(os.path.join(root, rel)) for rel in rels})
+
+
 def _noted(root: str, record: dict) -> dict[str, list[int]]:
     """The [rows, bytes] a record noted of each DISPLACED file it names (none: a record written
     before records noted them)."""
@@ -1438,20 +1452,41 @@ def _noted(root: str, record: dict) -> dict[str, list[int]]:
     return stats
 
 
+def _digests(root: str, record: dict) -> dict[str, str]:
+    """The sha256 a record noted of each DISPLACED file it names (none: a record written before
+    records noted them, or rewritten by such a version, whose files table has no such column)."""
+    text = record.get("displaced_sha256")
+    try:
+        digests = json.loads(text) if text else {}
+        if not isinstance(digests, dict) or not all(
+                isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in digests.values()):
+            raise ValueError(f"displaced_sha256 of {record.get('path')!r} is not {{file: sha256}}")
+    except ValueError as e:
+        raise _damaged(root, e) from None
+    return digests
+
+
 def _kept_damage(root: str, rel: str, record: dict) -> str | None:
     """Why the DISPLACED file `rel` that `record` names is not the file written: missing, or other
-    rows or bytes than the record noted (a file emptied by hand, its ids nulled: any rewrite changes
-    one or the other), or an unreadable footer. None when it is as written; a record written before
-    records noted them (December 7) can only tell that the file is there."""
+    rows, bytes or content than the record noted (a file emptied by hand, its ids nulled, one byte
+    of an id changed at the same size), or an unreadable footer. None when it is as written; a
+    record written before records noted a digest (December 7) can only tell rows and bytes, and one
+    written before they noted those only that the file is there."""
     full = os.path.join(root, rel)
     if os.path.islink(full) or not os.path.isfile(full):
         return "missing"
     noted = _noted(root, record).get(rel)
     if noted is None:
         return None
-    # (rows first: "0 rows, its record says 1" says more than the bytes do)
-    return _check_part(full, os.path.getsize(full), noted[0], by="its record") or _check_part(
+    # (rows first: "0 rows, its record says 1" says more than the bytes do; the digest last, the
+    # only check that reads the whole file)
+    why = _check_part(full, os.path.getsize(full), noted[0], by="its record") or _check_part(
         full, noted[1], None, by="its record")
+    said = _digests(root, record).get(rel)
+    if why or said is None:
+        return why
+    digest = sha256(full)
+    return None if digest == said else f"changed in place (sha256 {digest[:12]}..., its record says {said[:12]}...)"
 
 
 def _write_displaced(root: str, rows: pl.DataFrame) -> str:
@@ -3180,6 +3215,7 @@ class CompactResult:
     files_after: int
     vacuumed: list[str]
     uncommitted_removed: list[str]
+    kept_removed: list[str] = dataclasses.field(default_factory=list)  # DISPLACED files no version of the retention names
 
 
 COMPACT_TARGET: int | None = None  # bytes of a merged file (None: delta-rs' default, ~100 MB); tests set it small
@@ -3225,7 +3261,8 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                 os.unlink(os.path.join(root, rel))
         records = _files(root, table)
         _sync_files(root, table, records)
-        _unnamed_displaced(root, records)
+        named = _named_since(root, table, records, retention_days, warn)
+        kept_removed = _unnamed_displaced(root, named) if named is not None else []
         _summarize_missing(root, table)  # the merged files' (and those of a store older than summaries)
         _write_rollups(root, table)  # (of the merged files: the old rollups name files gone)
         _orphan_summaries(root)
@@ -3236,17 +3273,52 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
                 if PART_NAME.fullmatch(os.path.basename(rel)) and os.sep not in rel:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(os.path.join(root, FILES, rel))
-        return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans)
+        return CompactResult(before, table.version(), files_before, len(_parts(table, None)), sorted(ours), orphans,
+                             kept_removed)
 
 
-def _unnamed_displaced(root: str, records: dict[str, dict]) -> list[str]:
-    """Remove the DISPLACED files no record names (their night's file was replaced since, and its
-    copies brought back or carried into the new record's file; or a run killed before its commit
-    wrote them); returns them. Only files named as ours, in that directory, are ever deleted."""
+def _named_since(root: str, table, records: dict[str, dict], retention_days: int,
+                 warn: Callable[[str], None]) -> set[str] | None:
+    """The DISPLACED files a record of any version of the last `retention_days` days names, as
+    Delta's vacuum keeps the data files those versions need: the records of the version that stood
+    at the cutoff (the last one committed before it, or the oldest the log holds), and the files
+    each later commit names (an ingest's record, a reprice's K_KEPT), and the last version's
+    `records`. `store repair` back past a reprice or a replace, or `report --version`, then finds
+    the kept files of the version it goes back to. The log's commit files are read newest first,
+    down to the cutoff (their first line: the commit info). None, with a warning, when the records
+    of the version at the cutoff cannot be read: no kept file is removed then."""
+    named = {f for r in records.values() for f in _shadow_files(root, r)}
+    cutoff = (time.time() - retention_days * 86400) * 1000
+    start = None
+    for commit in _commits(table, range(table.version(), -1, -1)):
+        start = commit["version"]
+        if commit.get("timestamp", 0) < cutoff:  # (the version standing at the cutoff: its records below)
+            break
+        if K_KEPT in commit:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                named.update(f for fields in json.loads(commit[K_KEPT]).values()
+                             for f in _shadow_files(root, fields))
+        if K_FILE in commit:
+            with contextlib.suppress(ValueError, TypeError):
+                named.update(_shadow_files(root, json.loads(commit[K_FILE])))
+    if start is not None and start < table.version():
+        try:
+            named.update(f for r in _files(root, _table(root, start)).values() for f in _shadow_files(root, r))
+        except StoreError as e:  # (which kept files it needs is unknown: none is removed)
+            warn(f"kept copies not removed: the records of version {start} cannot be read ({e})")
+            return None
+    return named
+
+
+def _unnamed_displaced(root: str, named: set[str]) -> list[str]:
+    """Remove the DISPLACED files not in `named` (what a record of a kept version names, see
+    _named_since: their night's file was replaced since, and its copies brought back or carried
+    into the new record's file, or a reprice wrote them anew, before the retention; or a run killed
+    before its commit wrote them); returns them. Only files named as ours, in that directory, are
+    ever deleted."""
     top = os.path.join(root, DISPLACED)
     if not os.path.isdir(top) or os.path.islink(top):
         return []
-    named = {f for r in records.values() for f in _shadow_files(root, r)}
     removed = []
     for e in sorted(os.scandir(top), key=lambda e: e.name):
         rel = os.path.join(DISPLACED, e.name)
@@ -3393,6 +3465,9 @@ class RepriceResult:
     parts: int
     version: int | None = None
     kept: int = 0  # kept copies priced again (see _reprice_kept)
+    quarantined: int = 0  # stored records whose model cleans to nothing, taken out (see _blank_records)
+    restored: int = 0  # kept copies of their requests stored in their place (see _kept_back)
+    kept_quarantined: int = 0  # kept copies of the window whose model cleans to nothing, taken out
 
     @property
     def old_total(self):
@@ -3437,6 +3512,8 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         targets = _parts(table, months)
         dims = _dimensions(records)
         changes, new = _changes([], []), None
+        gone = back_rows = pl.DataFrame()  # (stored records quarantined, kept copies stored in their place)
+        blank_kept: list[pl.DataFrame] = []  # (kept copies quarantined: see _reprice_kept)
         if targets:
             try:
                 # (with each row's rank: a re-priced copy still ranks as it did against a later night's)
@@ -3445,8 +3522,23 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
                 raise _damaged(root, e) from None
             window = old.filter(inside)
             cols = old.columns
-            repriced = _priced_again(_recleaned(window, dims), book)
-            new = pl.concat([old.filter(~inside), repriced.select(cols)]).sort("_i").drop("_i")
+            # A record whose model cleans to nothing (invisible characters stored by a version
+            # before labels.trim) is quarantined, as an ingest now does: out of the store, counted
+            # quarantined by its file's record, and the best valid kept copy of its request that
+            # lost to it stored in its place, as a report of the files prices it.
+            blank = _blank_records(window)
+            gone = window.filter(blank)
+            repriced = _priced_again(_recleaned(window.filter(~blank), dims), book)
+            parts = [old.filter(~inside), repriced.select(cols)]
+            if gone.height:
+                back = _kept_back(root, records, gone, inside, book, dims)
+                if back.height:
+                    parts.append(back.with_columns(
+                        (pl.int_range(pl.len(), dtype=pl.UInt32) + old.height).alias("_i")))
+                back_rows = back
+            # (kept copies may lack a column the store gained since: filled with nulls)
+            new = (pl.concat(parts, how="diagonal_relaxed").select(cols) if len(parts) > 2 else pl.concat(parts)
+                   ).sort("_i").drop("_i")
             new = new.with_columns(pl.col("timestamp").dt.strftime("%Y-%m").alias(MONTH))
             changes = _changes([_costs(window)], [_costs(new.filter(inside))])
         predicate = f"{MONTH} IN ({', '.join(repr(m) for m in sorted(months))})"  # YYYY-MM: no quoting issue
@@ -3455,7 +3547,14 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         try:
             # (also when no stored month lies in the window: a kept copy may, e.g. the October copy of
             # a request a fuller November copy won, and it must come back as if it had stayed stored)
-            renamed, copies = _reprice_kept(root, records, inside, book, dims, written, warn)
+            renamed, copies = _reprice_kept(root, records, inside, book, dims, written, warn, blank_kept)
+            dropped = pl.concat(blank_kept, how="diagonal_relaxed") if blank_kept else pl.DataFrame()
+            for p, fields in _blank_fields(records, gone, back_rows, dropped).items():
+                renamed[p] = {**renamed.get(p, {}), **fields}  # (replayed with the kept files' names: see _replay)
+            if back_rows.height:  # (copies stored again: named by their file and id, as _write_rows does)
+                predicate = f"{predicate} OR " + " OR ".join(
+                    f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
+                    for sha, ids in _restored_ids(back_rows))
             if new is None and not renamed:
                 return RepriceResult(changes, book, sorted(months), 0)
             props = _commit("reprice", book.version, **{"llm_cost.overlays": json.dumps(list(book.overlays)),
@@ -3489,10 +3588,13 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
         records.update({p: {**records[p], **fields} for p, fields in renamed.items()})
         before = {os.path.relpath(u, root) for u in targets}
         table = _checkpoint(_table(root))
-        _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, months)} - before)
+        _write_blank_quarantine(root, table.version(), [f for f in (gone, dropped) if f.height])
+        touched = months | (set(back_rows[MONTH].to_list()) if back_rows.height else set())
+        _summarize_missing(root, table, {os.path.relpath(u, root) for u in _parts(table, touched)} - before)
         _write_rollups(root, table)
         _sync_files(root, table, records)
-    return RepriceResult(changes, book, sorted(months), len(targets), table.version(), copies)
+    return RepriceResult(changes, book, sorted(months), len(targets), table.version(), copies,
+                         *(int(_is_record(f).sum()) if f.height else 0 for f in (gone, back_rows, dropped)))
 
 
 def _priced_again(rows: pl.DataFrame, book: pricebook.PriceBook) -> pl.DataFrame:
@@ -3532,8 +3634,139 @@ def _recleaned(rows: pl.DataFrame, dims: list[str]) -> pl.DataFrame:
     return rows.with_columns(out) if out else rows
 
 
+def _blank_model(rows: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
+    """Rows whose model this version's labels.clean_labels makes null (only invisible characters:
+    U+200B, stored by a version before labels.trim), which an ingest now quarantines."""
+    from . import labels
+
+    if "model_raw" not in rows.collect_schema().names():
+        return pl.lit(False)
+    (model,) = [e for e in labels.clean_labels(["model_raw"]) if e.meta.output_name() == "model_raw"]
+    return model.is_null() & pl.col("model_raw").is_not_null()
+
+
+def _blank_records(rows: pl.DataFrame) -> pl.Series:
+    """Per stored row (in stored order): whether its record (file, and record id: see _parents)
+    has a row whose model cleans to nothing. An ingest quarantines such a record whole."""
+    blank = _blank_model(rows)
+    models = rows.select(pl.col("model_raw").unique()) if "model_raw" in rows.columns else pl.DataFrame()
+    if not models.height or not models.select(blank.any()).item():  # (a model takes few values: the usual case)
+        return pl.select(pl.repeat(False, rows.height, dtype=pl.Boolean)).to_series()
+    keyed = rows.select(SHA, "request_id", "source", *(["requests"] if "requests" in rows.columns else []),
+                        *(["model_raw"] if "model_raw" in rows.columns else [])).with_columns(_stored_hashes())
+    keyed = keyed.with_columns(_parents(keyed.lazy()))
+    whole = pl.when(pl.col(dedupe.P1).is_not_null()).then(blank.any().over(SHA, dedupe.P1, dedupe.P2)).otherwise(blank)
+    return keyed.select(whole.fill_null(False)).to_series()
+
+
+def _kept_back(root: str, records: dict[str, dict], gone: pl.DataFrame, inside: pl.Expr,
+               book: pricebook.PriceBook, dims: list[str]) -> pl.DataFrame:
+    """The best valid kept copy (DISPLACED files, see _restore) of each request whose stored record
+    `gone` is quarantined (see _blank_records), as dedupe.losers orders copies (rank, the record's
+    tokens, then the file ingested first): the copy a report of the files prices, the blank one
+    quarantined there. A copy whose own model cleans to nothing is none, and a damaged kept file
+    (see _kept_damage; _reprice_kept warns of it) is not read. Those of the window are cleaned and
+    priced again with `book`, as the stored rows are. The copies stay in their kept files, and
+    never come back twice: a replace brings back the kept copies of the requests the replaced
+    file's stored rows hold, from other files than it (see _restore), and the file whose stored
+    rows hold these requests now is the copies' own."""
+    parents = [dedupe.P1, dedupe.P2]
+    wanted = gone.filter(_is_record(gone) & pl.col("request_id").is_not_null()).select(_stored_hashes()).rename(
+        {dedupe.H1: dedupe.P1, dedupe.H2: dedupe.P2}).unique()
+    names = {rel: r for r in records.values() for rel in _shadow_files(root, r)}
+    frames = [pl.scan_parquet(os.path.join(root, rel), glob=False, hive_partitioning=False).with_row_index("_i")
+              .with_columns(pl.lit(n, pl.UInt32).alias("_f"))
+              for n, rel in enumerate(sorted(names)) if not _kept_damage(root, rel, names[rel])]
+    if not frames or not wanted.height:
+        return pl.DataFrame()
+    # (the order of the files' last ingests, as a report reads them: see _restore)
+    ranked = sorted(records.values(), key=lambda r: (r.get("rows_version", -1), r.get("ingested_at") or "", r["path"]))
+    order = {r["sha256"]: n for n, r in enumerate(ranked)}
+    try:
+        pool = pl.concat(frames, how="diagonal_relaxed").filter(pl.col(SHA).is_in(sorted(order)))
+        keys = pool.filter(pl.col("request_id").is_not_null()).with_columns(_stored_hashes()).select(
+            "_f", "_i", dedupe.H1, dedupe.H2, *_kept_parents(pool), _tokens(), _rank(pool), _blank_model(pool).alias("_blank"),
+            _copy_key(pool, pl.col(SHA).replace_strict(order, default=len(order), return_dtype=pl.Int64))).join(
+            wanted.lazy(), on=parents, how="semi").collect()
+        # (one copy kept twice, by two records: once; a copy with a blank model: none, it would be
+        # quarantined too)
+        keys = keys.filter(pl.col("_f") == pl.col("_f").min().over(dedupe.KEY, *parents))
+        keys = keys.filter(~pl.col("_blank").any().over("_f", dedupe.KEY, *parents))
+        if not keys.height:
+            return pl.DataFrame()
+        lost = dedupe.losers(keys.select(dedupe.KEY, dedupe.H1, dedupe.H2, *parents, dedupe.TOKENS,
+                                         pl.col(RANK).alias("_rank")))
+        back = keys.join(lost, on=list(dedupe.LOSER), how="anti").select("_f", "_i")
+        rows = pool.join(back.lazy(), on=["_f", "_i"], how="semi", maintain_order="left").collect()
+        if {"requests", "source_row"} <= set(rows.columns):  # (a record's rows consecutive, its record row first)
+            line, record = ["_f", SHA, "source_row"], _is_record(None)
+            rows = rows.sort([*line, ~record & (record.sum().over(line) == 1), "_i"])
+        rows = rows.drop("_f", "_i")
+        # (a kept file written before a column was: as _reprice_kept reads it)
+        missing = [pl.lit(None, SCHEMA[c]).alias(c) for c in (*pipeline.CANONICAL, SHA) if c not in rows.columns]
+        rows = rows.with_columns(missing) if missing else rows
+        mask = rows.select(inside.fill_null(False)).to_series()
+        if mask.any():
+            fresh = _priced_again(_recleaned(rows.filter(mask), dims), book)
+            rows = pl.concat([rows.filter(~mask), fresh], how="diagonal_relaxed")
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise _damaged(root, e) from None
+    return rows.with_columns(_month())
+
+
+def _write_blank_quarantine(root: str, version: int, frames: list[pl.DataFrame]) -> None:
+    """The records a reprice quarantined (see _blank_records), listed as an ingest lists its own
+    (file, line, reason) in `_llm_cost/quarantine/reprice-<version>.jsonl`, with the request id:
+    their text was not stored (`raw` null); the version before keeps their rows. Written after the
+    commit, which is what counts them: a run killed in between leaves them counted, not listed."""
+    from . import labels, writers
+
+    rows = pl.concat([f.filter(_is_record(f)).select(
+        pl.col("source_file").alias("file"), pl.col("source_row").alias("line"), "request_id")
+        for f in frames], how="diagonal_relaxed") if frames else pl.DataFrame()
+    if not rows.height:
+        return
+    rows = rows.with_columns(pl.lit(labels.MISSING_MODEL).alias("reason"), pl.lit(None, pl.String).alias("raw"))
+    os.makedirs(os.path.join(root, QUARANTINE), exist_ok=True)
+    writers.atomic_write(os.path.join(root, QUARANTINE, f"reprice-{version}.jsonl"),
+                         rows.select("file", "line", "reason", "raw", "request_id").write_ndjson, mode=0o600)
+
+
+def _blank_fields(records: dict[str, dict], gone: pl.DataFrame, back: pl.DataFrame,
+                 dropped: pl.DataFrame) -> dict[str, dict]:
+    """The records' new accounting when the stored records `gone` and the kept copies `dropped` are
+    quarantined and the kept copies `back` stored in their place: {path: {"accounting": ...}} of
+    those that change (the fields a reprice commit's K_KEPT carries). A stored record quarantined
+    is no longer priced or unpriced; a kept one no longer a duplicate (or repeat); one brought back
+    no longer a duplicate, as _count_displaced counts a replace's."""
+    changed = {p: dict(r) for p, r in records.items()}
+    for rows, kept_copy in ((gone, False), (dropped, True)):
+        if not rows.height:
+            continue
+        per = rows.group_by(SHA).agg(*_dup_counts())
+        for sha, priced, unpriced in zip(per[SHA], per["priced"], per["unpriced"], strict=True):
+            for p, r in changed.items():
+                if r.get("sha256") == sha:
+                    a = dict(r["accounting"])
+                    a["quarantined"] = a.get("quarantined", 0) + priced + unpriced
+                    if kept_copy:  # (counted where a copy that lost is: see _count_displaced)
+                        repeats = r.get("repeats_records")
+                        kind = "repeats" if (_repeats_records(r.get("dialect")) if repeats is None else repeats) \
+                            else "duplicates"
+                        a[kind] = a.get(kind, 0) - priced - unpriced
+                    else:
+                        a["priced"], a["unpriced"] = a.get("priced", 0) - priced, a.get("unpriced", 0) - unpriced
+                    changed[p] = {**r, "accounting": a}
+    if back.height:
+        per = back.group_by(SHA).agg(*_dup_counts())
+        _count_displaced(changed, {"restored": {sha: {"priced": priced, "unpriced": unpriced} for sha, priced, unpriced
+                                                in zip(per[SHA], per["priced"], per["unpriced"], strict=True)}})
+    return {p: {"accounting": r["accounting"]} for p, r in changed.items() if r["accounting"] != records[p]["accounting"]}
+
+
 def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pricebook.PriceBook,
-                  dims: list[str], written: list[str], warn: Callable[[str], None]) -> tuple[dict, int]:
+                  dims: list[str], written: list[str], warn: Callable[[str], None],
+                  blank: list[pl.DataFrame] | None = None) -> tuple[dict, int]:
     """The kept copies (DISPLACED files, see _restore) of [--since, --until) priced again, as the
     stored rows are: a copy comes back when the file that beat it is replaced, and it must come back
     as it would be had it stayed stored, not with the book of its own ingest among re-priced rows.
@@ -3543,7 +3776,9 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
     change; the files table follows, or is replayed from it). The old files, named by no record
     then, go at `store compact`. A damaged kept file (see _kept_damage) is left as it is, with a
     warning: priced again and noted anew, its damage would no longer show. Returns the fields per
-    record path, and how many copies were priced again."""
+    record path, and how many copies were priced again. A copy of the window whose model cleans
+    to nothing (see _blank_records) is left out of its new file, and appended to `blank`: a report
+    of the files quarantines it, so it is no duplicate to come back at a replace."""
     import uuid
 
     names = {rel: r for r in records.values() for rel in _shadow_files(root, r)}
@@ -3569,7 +3804,12 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
         n = int(mask.sum())
         if not n:
             continue
-        repriced = _priced_again(_recleaned(kept.filter(mask), dims), book)
+        inner = kept.filter(mask)
+        out_of_book = _blank_records(inner)
+        if blank is not None and out_of_book.any():
+            blank.append(inner.filter(out_of_book).drop("_i"))
+            inner = inner.filter(~out_of_book)
+        repriced = _priced_again(_recleaned(inner, dims), book)
         keep = [*cols, *[c for c in repriced.columns if c in PRICING and c not in cols]]
         out = pl.concat([kept.filter(~mask).select(c for c in keep if c in kept.columns), repriced.select(keep)],
                         how="diagonal_relaxed").sort("_i").drop("_i")
@@ -3577,7 +3817,7 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
         written.append(rel_new)  # (before it is opened: removed, whatever happens next)
         out.write_parquet(os.path.join(root, rel_new), compression="zstd")
         new[rel] = rel_new
-        copies += n
+        copies += inner.height  # (a copy quarantined is not priced again)
     renamed = {}
     for r in records.values():
         rels = _shadow_files(root, r)
@@ -3585,7 +3825,10 @@ def _reprice_kept(root: str, records: dict[str, dict], inside: pl.Expr, book: pr
             noted = {k: v for k, v in _noted(root, r).items() if k not in new}
             fresh = [new.get(rel, rel) for rel in rels]
             noted.update(json.loads(_kept_stats(root, [new[rel] for rel in rels if rel in new])))
-            renamed[r["path"]] = {"displaced_rows": json.dumps(fresh), "displaced_stats": json.dumps(noted)}
+            said = {k: v for k, v in _digests(root, r).items() if k not in new}
+            said.update(json.loads(_kept_digests(root, [new[rel] for rel in rels if rel in new])))
+            renamed[r["path"]] = {"displaced_rows": json.dumps(fresh), "displaced_stats": json.dumps(noted),
+                                  "displaced_sha256": json.dumps(said)}
     return renamed, copies
 
 

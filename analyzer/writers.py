@@ -1039,6 +1039,18 @@ def _factor_text(name: str, factors) -> str:
                                   + (f" until {f.end.date()}" if f.end else "") for f in factors)
 
 
+def _blank_text(result) -> str:
+    """What a reprice quarantined: records whose model cleans to nothing (see store._blank_records)."""
+    said = [f"{result.quarantined:,} stored request{'' if result.quarantined == 1 else 's'}"] if result.quarantined else []
+    if result.kept_quarantined:
+        said.append(f"{result.kept_quarantined:,} kept cop{'y' if result.kept_quarantined == 1 else 'ies'}")
+    if not said:
+        return ""
+    return (f"; quarantined {' and '.join(said)} whose model cleans to nothing" + (
+        f", {result.restored:,} kept cop{'y' if result.restored == 1 else 'ies'} stored in their place"
+        if result.quarantined else ""))
+
+
 def reprice_text(result) -> str:
     """What `llm-cost reprice` changed: old and new cost per month and model, and the difference."""
     from rich.console import Console
@@ -1070,6 +1082,7 @@ def reprice_text(result) -> str:
                   + (f" + overlays {', '.join(book.overlays)}" if book.overlays else "")
                   + (f", and {result.kept:,} kept cop{'y' if result.kept == 1 else 'ies'} of requests another file"
                      " holds (they come back if it is replaced)" if result.kept else "")
+                  + _blank_text(result)
                   + f"; exact difference {money_text(result.difference)} USD; money rounded {ROUNDING} to cents "
                     "for display", highlight=False, soft_wrap=True, markup=False)
     return console.file.getvalue()

@@ -181,6 +181,7 @@ def test_a_kept_file_rewritten_by_hand_is_named_and_stops_the_replace(tmp_path, 
     kept = st / rel
     record = store._files(str(st), store._table(str(st)))[str(b)]
     assert json.loads(record["displaced_stats"]) == {rel: [1, kept.stat().st_size]}
+    assert json.loads(record["displaced_sha256"]) == {rel: store.sha256(str(kept))}
     good = kept.read_bytes()
     frame = pl.read_parquet(kept)
     frame = {"emptied": frame.head(0), "ids-nulled": frame.with_columns(pl.lit(None, pl.String).alias("request_id")),
@@ -233,8 +234,8 @@ def test_a_kept_file_of_a_record_that_noted_no_stats_is_checked_for_presence_alo
 def test_reprice_cleans_stored_labels_again_by_this_version_s_rules(tmp_path, monkeypatch):
     """A night stored by a version that trimmed whitespace alone: its model, tier and workspace keep
     an invisible end. reprice cleans them as an ingest now does: the model is priced, the tier
-    lower-cased, the workspace one with the later night's; a model that cleans to nothing stays
-    as stored (an ingest would quarantine its row; a stored row stays, unpriced as before)."""
+    lower-cased, the workspace one with the later night's; a model that cleans to nothing is
+    quarantined, as an ingest now does (until December 7 it stayed stored, unpriced)."""
     from analyzer import labels
 
     z = "\u200b"
@@ -250,8 +251,9 @@ def test_reprice_cleans_stored_labels_again_by_this_version_s_rules(tmp_path, mo
     assert (before.accounting.priced, before.accounting.unpriced) == (1, 2)
     store.reprice(st)
     rep = store.report(st, ["workspace", "model"])
-    assert (rep.accounting.priced, rep.accounting.unpriced) == (2, 1)
+    assert (rep.accounting.priced, rep.accounting.unpriced, rep.accounting.quarantined) == (2, 0, 1)
     assert rep.rows.select("workspace", "model", "requests").rows() == [("ws", "claude-haiku-4-5-20251001", 2)]
+    assert store.status(st)["consistent"]
     stored = pl.read_delta(st).sort("request_id")
-    assert stored["model_raw"].to_list() == ["claude-haiku-4-5", z, "claude-haiku-4-5"]
-    assert stored["workspace"].to_list() == ["ws", "ws", "ws"]
+    assert stored["model_raw"].to_list() == ["claude-haiku-4-5", "claude-haiku-4-5"]
+    assert stored["workspace"].to_list() == ["ws", "ws"]

@@ -12,28 +12,29 @@ What broke:
   the copy kept its old book, and came back with it at the replace, so a store repriced whole with
   an overlay (two windows) reported another total than the files with that overlay. Fixed: the
   kept copies are priced again and named by a commit of no rows; the CLI says so.
-Left, as strict xfails:
+Left as strict xfails, then fixed:
 - A kept file changed in place with its rows and bytes unchanged (one byte of an id: the zstd block
-  of a small column is stored raw) passes `_kept_damage`; the replace then brings nothing back and
-  the request is in no file while its record counts it a duplicate, status consistent. docs/store.md
-  says "any rewrite changes its rows or its bytes": not so. A content hash noted beside rows and
-  bytes would see it (a format change of `displaced_stats`: left to the lead).
-- A model stored by a version that did not trim U+200B, of invisible characters only, stays stored
-  and unpriced after reprice (documented); what is not said: the valid copy of the same request that
-  lost to it stays a duplicate in displaced/, where a report of the files quarantines the blank row
-  and prices the valid copy (store short by that copy, unpriced 1 vs quarantined 1).
-- `store compact` removes the kept files no record of the last version names at once, whatever
-  `--retention-days`: after a reprice (or a replace) and a compact, `store repair` back to the
-  version before (its commit lost) says repaired and leaves records naming a removed kept file:
-  status DAMAGED, every replace stops.
+  of a small column is stored raw) passed `_kept_damage`; the replace then brought nothing back and
+  the request was in no file while its record counted it a duplicate, status consistent. Fixed: a
+  record notes each kept file's sha256 (`displaced_sha256`, a column of its own: a version before
+  reads `displaced_stats` as [rows, bytes] only), checked by status, a replace and a reprice.
+- A model stored by a version that did not trim U+200B, of invisible characters only, stayed stored
+  and unpriced after reprice, and the valid copy of the same request that lost to it stayed a
+  duplicate in displaced/, where a report of the files quarantines the blank row and prices the
+  valid copy. Fixed: reprice quarantines the record and stores the best valid kept copy.
+- `store compact` removed the kept files no record of the last version names at once, whatever
+  `--retention-days`: after a reprice and a compact, `store repair` back to the version before
+  (its commit lost) left records naming a removed kept file. Fixed: compact keeps those a version
+  of the retention names, and says what it removed.
 What held:
 - Windows cutting a kept file's rows (--since, --until, both), reprice twice and four times, then
   compact, then a replace, then a replace back, then a partial reprice and a replace again.
 - Ctrl-C (KeyboardInterrupt) after each step of a reprice: its kept file written, the commit, the
   checkpoint, the summaries, the rollups: before or after, never half; compact then leaves only
   named kept files.
-- Two kept files of the same size swapped between their records: the replace still brings back the
-  right copies (a replace reads every record's kept files; the swap is harmless).
+- Two kept files of the same size swapped between their records: without digests, the replace
+  still brings back the right copies (a replace reads every record's kept files; the swap is
+  harmless); with them, the swap is named as damage.
 - A store whose records noted no stats (before December 7), repriced: the new kept file is noted.
 - The fix's commit of no rows, interrupted after it or before the files table: replayed.
 - Random runs (130 seeds by hand, three kept as a slow test): three files sharing ids ingested with
@@ -50,6 +51,7 @@ What held:
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from decimal import Decimal as D
 from pathlib import Path
@@ -144,7 +146,7 @@ def test_the_cli_names_the_kept_copies_a_window_without_stored_rows_prices(tmp_p
     assert store._table(str(st)).version() == version
 
 
-# --- left: strict xfails ----------------------------------------------------------------------------
+# --- fixed since: were strict xfails -------------------------------------------------------------
 
 def _displacing(tmp_path: Path) -> tuple[Path, Path, Path]:
     a = log(tmp_path / "a" / "a.csv", [at("r1", "2026-11-10T10:00:00Z", out=100, workspace="wa")])
@@ -156,65 +158,182 @@ def _displacing(tmp_path: Path) -> tuple[Path, Path, Path]:
     return a, b, st
 
 
-@pytest.mark.xfail(strict=True, reason="a kept file changed in place with its rows and bytes unchanged (r1's id "
-                   "made r7, one byte) passes _kept_damage (rows and bytes only): status consistent, and the replace "
-                   "brings nothing back, r1 in no file while a.csv's record counts it a duplicate")
 def test_a_kept_file_changed_in_place_at_the_same_size_is_damage(tmp_path):
+    """Rows and bytes unchanged (r1's id made r7, one byte): the sha256 its record noted sees it, in
+    `store status`, at a replace (one line, exit 2, nothing written) and at a reprice (left alone)."""
     a, b, st = _displacing(tmp_path)
     (rel,) = kept(st)
     data = (st / rel).read_bytes()
     assert data.count(b"r1") == 1  # (a one-row column: zstd keeps it as a raw block)
     (st / rel).write_bytes(data.replace(b"r1", b"r7"))
     assert pl.read_parquet(st / rel)["request_id"].to_list() == ["r7"]
-    assert store.status(str(st))["consistent"] is False
+    s = store.status(str(st))
+    assert s["consistent"] is False
+    assert s["damaged_parts"] == {rel: f"changed in place (sha256 {store.sha256(str(st / rel))[:12]}..., its record "
+                                       f"says {hashlib.sha256(data).hexdigest()[:12]}...) (a file of kept copies a "
+                                       "record names)"}
     log(b, [at("r2", "2026-11-10T11:00:00Z")])
-    with pytest.raises(store.StoreError, match="damaged store"):
-        store.ingest([str(b)], str(st))
+    version = store._table(str(st)).version()
+    p = run("ingest", b, "--store", st)
+    assert p.exit_code == 2 and p.output.count("\n") == 1, p.output
+    assert f"damaged store: {st}: {rel} is changed in place (sha256 " in p.output
+    assert store._table(str(st)).version() == version
+    warned = []
+    assert store.reprice(str(st), NEG, warn=warned.append).kept == 0 and warned[0].startswith(f"{rel} is changed")
+    (st / rel).write_bytes(data)  # put back (from a backup)
+    assert store.status(str(st))["consistent"]
+    assert store.ingest([str(b)], str(st)).files[0].restored == 1
+    same_as_logs(st, [a, b])
 
 
-@pytest.mark.xfail(strict=True, reason="a stored model of invisible characters only (a version before "
-                   "labels.trim) stays stored, unpriced, after reprice, and the valid copy of its request that "
-                   "lost to it stays a duplicate in displaced/: a report of the files quarantines the blank row "
-                   "and prices the valid copy")
-def test_a_stored_model_that_cleans_to_nothing_gives_its_request_back_to_the_valid_copy(tmp_path, monkeypatch):
+def test_a_record_that_noted_rows_and_bytes_alone_is_checked_by_them(tmp_path, monkeypatch):
+    """A store written before records noted a digest (no `displaced_sha256`): still read and checked
+    by rows and bytes; an edit in place at the same size is not seen there (docs/store.md, Known
+    limits)."""
+    with monkeypatch.context() as m:
+        m.setattr(store, "_kept_digests", lambda root, rels: None)
+        a, b, st = _displacing(tmp_path)
+    (rel,) = kept(st)
+    record = store._files(str(st), store._table(str(st)))[str(b)]
+    assert len(json.loads(record["displaced_stats"])[rel]) == 2 and record["displaced_sha256"] is None
+    data = (st / rel).read_bytes()
+    (st / rel).write_bytes(data.replace(b"r1", b"r7"))
+    assert store.status(str(st))["consistent"]  # (as documented: rows and bytes alone)
+    (st / rel).write_bytes(b"x" + data)  # (a byte more: the footer still reads)
+    assert store.status(str(st))["damaged_parts"][rel].startswith(f"{len(data) + 1:,} bytes, its record says")
+    (st / rel).write_bytes(data)
+    log(b, [at("r2", "2026-11-10T11:00:00Z")])
+    assert store.ingest([str(b)], str(st)).files[0].restored == 1
+    same_as_logs(st, [a, b])
+
+
+def _blank_stored(tmp_path: Path, monkeypatch, *others: tuple[str, int, str]) -> tuple[list[Path], Path]:
+    """x.csv's copy of r1, its model U+200B alone, stored by a version that trimmed whitespace alone
+    (before labels.trim), then each of `others` (file, output tokens, model): copies of r1 that lose
+    to it (fewer tokens), kept in displaced/, and a request of their own."""
     from analyzer import labels
 
-    z = "\u200b"
-    n1 = log(tmp_path / "n1" / "x.csv", [at("r1", "2026-11-10T10:00:00Z", model=z, out=500)])
-    n2 = log(tmp_path / "n2" / "y.csv", [at("r1", "2026-11-10T11:00:00Z", out=100)])
+    x = log(tmp_path / "n0" / "x.csv", [at("r1", "2026-11-10T10:00:00Z", model="\u200b", out=500)])
     st = tmp_path / "st"
     with monkeypatch.context() as m:
         m.setattr(labels, "trim", lambda value: value.str.strip_chars())  # (whitespace alone, as before)
-        store.ingest([str(n1)], str(st))
-    store.ingest([str(n2)], str(st))
-    assert len(kept(st)) == 1  # (y.csv's copy lost to the fuller, blank-model one)
-    store.reprice(str(st))
-    rep = same_as_logs(st, [n1, n2])
-    assert rep.totals["cost"] == D("0.0045")
+        store.ingest([str(x)], str(st))
+    files = [x]
+    for n, (name, out, model) in enumerate(others, 1):
+        files.append(log(tmp_path / f"n{n}" / name, [at("r1", "2026-11-10T11:00:00Z", out=out, model=model),
+                                                     at(f"u{n}", "2026-11-10T12:00:00Z")]))
+        with monkeypatch.context() as m:  # (a blank model of its own: stored as the old version did)
+            if model != "claude-sonnet-4-5":
+                m.setattr(labels, "trim", lambda value: value.str.strip_chars())
+            store.ingest([str(files[-1])], str(st))
+    assert len(kept(st)) == len(others)  # (each copy lost to the fuller, blank-model one)
+    return files, st
 
 
-@pytest.mark.xfail(strict=True, reason="store compact removes the kept files no record of the last version "
-                   "names at once, whatever --retention-days: repair back to the version before a reprice (its "
-                   "commit lost) says repaired and leaves b.csv's record naming a removed kept file (DAMAGED)")
+def test_a_stored_model_that_cleans_to_nothing_gives_its_request_back_to_the_valid_copy(tmp_path, monkeypatch):
+    (x, y), st = _blank_stored(tmp_path, monkeypatch, ("y.csv", 100, "claude-sonnet-4-5"))
+    result = store.reprice(str(st))
+    assert (result.quarantined, result.restored) == (1, 1)
+    rep = same_as_logs(st, [x, y])
+    assert rep.totals["cost"] == D("0.0045") * 2  # (y.csv's r1 and u1: 1000 x 3 + 100 x 15 per million each)
+    assert (rep.accounting.quarantined, rep.accounting.duplicates) == (1, 0)
+    # then each file replaced: y.csv without r1 (nothing comes back: x.csv's copy is quarantined),
+    # x.csv with a valid copy (stored: no other holds r1 now)
+    log(y, [at("u1", "2026-11-10T12:00:00Z")])
+    assert store.ingest([str(y)], str(st)).files[0].restored == 0
+    same_as_logs(st, [x, y])
+    log(x, [at("r1", "2026-11-10T10:00:00Z", out=500)])
+    store.ingest([str(x)], str(st))
+    same_as_logs(st, [y, x])
+
+
+def test_the_best_valid_kept_copy_comes_back_and_the_cli_says_so(tmp_path, monkeypatch):
+    """Three kept copies of r1: z.csv's (300 tokens out) beats y.csv's (100); w.csv's, the fullest
+    left (400), is blank too (not a valid copy: a report quarantines it as well)."""
+    files, st = _blank_stored(tmp_path, monkeypatch, ("y.csv", 100, "claude-sonnet-4-5"),
+                              ("z.csv", 300, "claude-sonnet-4-5"), ("w.csv", 400, " \u200b"))
+    out = run("reprice", "--store", st).output
+    assert "; quarantined 1 stored request and 1 kept copy whose model cleans to nothing, 1 kept copy stored in their " \
+           "place;" in out, out
+    rep = same_as_logs(st, files)
+    assert (rep.accounting.quarantined, rep.accounting.duplicates, rep.accounting.priced) == (2, 1, 4)
+    stored = pl.read_delta(str(st)).filter(pl.col("request_id") == "r1")
+    assert stored["output_tokens"].to_list() == [300]
+    # listed as an ingest lists its quarantined records (their text is not stored: raw null)
+    listed = pl.read_ndjson(st / "_llm_cost" / "quarantine" / f"reprice-{store._table(str(st)).version()}.jsonl")
+    assert sorted(listed.select("file", "line", "reason", "raw", "request_id").rows()) == [
+        (str(f), 2, "missing model", None, "r1") for f in (files[0], files[3])]  # (line 2: after the header)
+    # a second reprice: nothing more to quarantine (w.csv's blank copy is kept, not stored)
+    assert (store.reprice(str(st)).quarantined, store.status(str(st))["consistent"]) == (0, True)
+    same_as_logs(st, files)
+
+
+def test_ctrl_c_after_the_commit_that_quarantines_a_blank_model_is_replayed(tmp_path, monkeypatch):
+    """Killed before the files table is written: the records' accounting is in the commit (beside
+    the kept files' names, `llm_cost.kept`), replayed by the next reader."""
+    (x, y), st = _blank_stored(tmp_path, monkeypatch, ("y.csv", 100, "claude-sonnet-4-5"))
+    real, calls = store._sync_files, []
+
+    def interrupted(*args):  # (its first call syncs before the reprice; the second is after the commit)
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "_sync_files", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            store.reprice(str(st))
+    version = store._table(str(st)).version()
+    assert store._recorded(str(st)) == version - 1
+    same_as_logs(st, [x, y])
+    store.compact(str(st), retention_days=0)
+    same_as_logs(st, [x, y])
+
+
 def test_repair_back_past_a_reprice_after_a_compact_within_the_retention(tmp_path):
+    """`store compact` keeps the kept files a version of the retention names (as Delta's vacuum
+    keeps data files): `store repair` back past a reprice (its commit lost) finds b.csv's old one."""
     a, b, st = _displacing(tmp_path)
+    (old,) = kept(st)
     store.reprice(str(st), NEG)
     version = store._table(str(st)).version()
-    store.compact(str(st))  # (7 days of time travel kept)
+    (new,) = kept(st) - {old}
+    assert store.compact(str(st)).kept_removed == [] and kept(st) == {old, new}  # (7 days of time travel kept)
     (st / "_delta_log" / f"{version:020d}.json").unlink()  # the reprice's commit lost
     with contextlib.suppress(FileNotFoundError):
         (st / "_delta_log" / "_last_checkpoint").unlink()
     for p in (st / "_delta_log").glob(f"{version:020d}.checkpoint*"):
         p.unlink()
-    try:
-        store.repair(str(st))
-    except store.StoreError as e:  # (refusing, and saying why, would do too)
-        assert str(e).startswith("damaged store:") and "kept" in str(e)
-        return
-    assert store.status(str(st))["consistent"]
+    assert store.repair(str(st))["repaired"]
+    assert store.status(str(st))["consistent"] and named(st)["b.csv"] == [old]
+    # the reprice's kept file: no version names it now (its commit lost), removed at once, and said
+    out = run("store", "compact", st).output
+    assert out.rstrip().endswith("and 1 file of kept copies no kept version names"), out
+    assert kept(st) == {old}
     log(b, [at("r2", "2026-11-10T11:00:00Z")])
     assert store.ingest([str(b)], str(st)).files[0].restored == 1
     same_as_logs(st, [a, b])
+
+
+def test_compact_removes_a_kept_file_once_no_version_of_the_retention_names_it(tmp_path, monkeypatch):
+    a, b, st = _displacing(tmp_path)
+    (old,) = kept(st)
+    store.reprice(str(st), NEG)
+    (new,) = kept(st) - {old}
+    assert store.compact(str(st), retention_days=1).kept_removed == []
+    # eight days on (the reprice is older than the retention): the old file goes, the new one stays
+    later = store.time.time() + 8 * 86400
+    monkeypatch.setattr(store.time, "time", lambda: later)
+    assert store.compact(str(st)).kept_removed == [old] and kept(st) == {new}
+    monkeypatch.undo()
+    assert store.compact(str(st), retention_days=0).kept_removed == []
+    log(b, [at("r2", "2026-11-10T11:00:00Z")])
+    assert store.ingest([str(b)], str(st), NEG).files[0].restored == 1
+    same_as_logs(st, [a, b], NEG)
+    # b.csv's new record names no kept file: its last one goes once the replace is past the retention
+    assert store.compact(str(st)).kept_removed == [] and kept(st) == {new}
+    assert store.compact(str(st), retention_days=0).kept_removed == [new] and kept(st) == set()
 
 
 # --- what held ----------------------------------------------------------------------------------------
@@ -300,7 +419,18 @@ def test_two_kept_files_of_one_size_swapped_between_their_records(tmp_path):
     tmp = kb.read_bytes()
     kb.write_bytes(kc.read_bytes())
     kc.write_bytes(tmp)
-    assert store.status(str(st))["consistent"]  # (rows and bytes as noted: nothing to see)
+    # (rows and bytes as noted: the digests see it, and the replace stops)
+    damaged = store.status(str(st))["damaged_parts"]
+    assert sorted(damaged) == sorted(str(k.relative_to(st)) for k in (kb, kc))
+    assert all(why.startswith("changed in place (sha256 ") for why in damaged.values())
+    with pytest.raises(store.StoreError, match="damaged store"):
+        store.ingest([str(log(b, [at("x", "2026-11-10T11:00:00Z")]))], str(st))
+    # without digests (a record written before them): the swap is harmless, a replace reads every
+    # record's kept files
+    records = store._files(str(st), store._table(str(st)))
+    store._write_files(str(st), {p: {**r, "displaced_sha256": None} for p, r in records.items()},
+                       store._table(str(st)).version())
+    assert store.status(str(st))["consistent"]
     for f, keep in ((b, "x"), (c, "y")):
         log(f, [at(keep, "2026-11-10T11:00:00Z" if keep == "x" else "2026-11-12T11:00:00Z")])
         assert store.ingest([str(f)], str(st)).files[0].restored == 1
@@ -316,6 +446,7 @@ def test_a_store_whose_records_noted_no_stats_repriced_notes_the_new_kept_file(t
     (new,) = named(st)["b.csv"]
     record = store._files(str(st), store._table(str(st)))[str(b)]
     assert json.loads(record["displaced_stats"]) == {new: [1, (st / new).stat().st_size]}
+    assert json.loads(record["displaced_sha256"]) == {new: store.sha256(str(st / new))}
     pl.read_parquet(st / new).head(0).write_parquet(st / new)  # emptied: now seen
     assert not store.status(str(st))["consistent"]
 
