@@ -1656,10 +1656,7 @@ def _write_rows(root: str, table, frame: _Rows | _MonthFiles | None, replace: se
         # id, which no stored row has (they were removed, and the store keeps one copy of a
         # request). Not by file and id alone: another record of their file, stored, may hold a row
         # of the same id (a Claude Code run's `uuid#model`), and it was replaced away with them.
-        predicate = f"{predicate} OR " + " OR ".join(
-            f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))})"
-            + (f" AND source_row IN ({', '.join(str(n) for n in sorted(lines))}))" if lines is not None else ")")
-            for sha, ids, lines in _restored_ids(frame.extra))
+        predicate = f"{predicate} OR {_restored_predicate(frame.extra)}"
     appended = False
     # Before the write: delta-rs moves a DeltaTable it writes through to the new version, so the
     # files listed after it include the new ones (which then went without summaries).
@@ -1762,6 +1759,15 @@ def _restored_ids(rows: pl.DataFrame) -> list[tuple[str, list[str], list[int] | 
                                  pl.col("source_row").null_count().alias("_none")).sort(SHA)
     return [(sha, ids, None if none else lines) for sha, ids, lines, none in
             zip(per[SHA].to_list(), per["request_id"].to_list(), per["source_row"].to_list(), per["_none"].to_list())]
+
+
+def _restored_predicate(rows: pl.DataFrame) -> str:
+    """The Delta predicate naming `rows` (copies stored again) by file, request id and line (see
+    _restored_ids): the rows a write of them may replace, and no other stored record's."""
+    return " OR ".join(
+        f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))})"
+        + (f" AND source_row IN ({', '.join(str(n) for n in sorted(lines))}))" if lines is not None else ")")
+        for sha, ids, lines in _restored_ids(rows))
 
 
 def _checkpoint(table):
@@ -3552,9 +3558,7 @@ def reprice(root: str, opts: pipeline.Options | None = None, wait: float = DEFAU
             for p, fields in _blank_fields(records, gone, back_rows, dropped).items():
                 renamed[p] = {**renamed.get(p, {}), **fields}  # (replayed with the kept files' names: see _replay)
             if back_rows.height:  # (copies stored again: named by their file and id, as _write_rows does)
-                predicate = f"{predicate} OR " + " OR ".join(
-                    f"({SHA} = '{sha}' AND request_id IN ({', '.join(_sql_text(i) for i in sorted(ids))}))"
-                    for sha, ids in _restored_ids(back_rows))
+                predicate = f"{predicate} OR {_restored_predicate(back_rows)}"
             if new is None and not renamed:
                 return RepriceResult(changes, book, sorted(months), 0)
             props = _commit("reprice", book.version, **{"llm_cost.overlays": json.dumps(list(book.overlays)),
