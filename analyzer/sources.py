@@ -166,7 +166,8 @@ class SourceFile:
         # reader panics on some damaged files; one written again since is not read: see Held.)
         if self.held is not None:
             self.held.verify()
-        lf = _without_reserved(pl.scan_parquet(self.checked or self.path, glob=False), self.columns)
+        lf = self.held.scan() if self.held is not None else pl.scan_parquet(self.checked or self.path, glob=False)
+        lf = _without_reserved(lf, self.columns)
         return lf.with_columns(pl.col(c).cast(text) for c, text in self.binary) if self.binary else lf
 
 

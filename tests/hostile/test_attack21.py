@@ -104,14 +104,26 @@ def test_rows_read_after_they_were_closed_are_refused_not_read_from_another_file
     assert not (tmp_path / "out.parquet").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="price_requests(...)[0].lazy(): the rows are dropped when .lazy() "
-                   "returns, their Parquet descriptors closed by the finalizer; the plan reads /proc/self/fd/N, "
-                   "now another file (its rows priced as these) or nothing")
 def test_a_plan_of_rows_dropped_at_once_reads_its_own_file(tmp_path):
+    """Was: the rows dropped when .lazy() returned closed their descriptors (the finalizer), and the
+    plan read /proc/self/fd/N: b's rows priced as a's. The plan keeps the descriptor open now, and
+    it closes when the plan (and every plan made from it) is gone."""
+    import gc
+
     a, b = _write(tmp_path / "a.parquet"), _write(tmp_path / "b.parquet")
     lf = price_requests([a])[0].lazy()
+    gc.collect()
     with open(b, "rb"):
         assert _files(lf.collect()) == {"a"}
+        derived = lf.select("request_id", "cost")
+        del lf
+        gc.collect()
+        with open(b, "rb"):
+            assert _files(derived.collect()) == {"a"}
+            assert derived.select(pl.col("cost").sum()).collect().item() == COST
+    del derived
+    gc.collect()
+    assert not any(os.path.realpath(f"/proc/self/fd/{fd}") == a for fd in os.listdir("/proc/self/fd"))
 
 
 _FIFO_RUN = """
@@ -176,8 +188,18 @@ def _rewritten_after_check(monkeypatch, target: Path, write) -> None:
 @pytest.mark.parametrize("command", ["report", "price parquet", "price csv", "price jsonl", "whatif", "audit",
                                      "ingest"])
 def test_a_page_damaged_unseen_by_the_stamp_is_one_line_on_every_command(tmp_path, monkeypatch, capfd, command):
-    """The same size, the same last 4 KiB (one byte 982 of 5,697 differs), the mtime set back: the
-    stamp is the same, Polars reads the damaged page and panics. One line, exit 2, nothing written."""
+    """The same size, the same last 4 KiB (one byte 982 of 5,697 differs), the mtime set back, and
+    the change time not moved (a file system whose clock ticks by the second, the write in the
+    check's second): the stamp is the same, Polars reads the damaged page and panics. One line,
+    exit 2, nothing written."""
+    from analyzer import held
+
+    real = held.stamp
+
+    def coarse(fd):  # (the change time as it was: see the docstring)
+        return (*real(fd)[:5], 0)
+    monkeypatch.setattr(held, "stamp", coarse)
+    monkeypatch.setattr(sources, "stamp", coarse)
     log = tmp_path / "log.parquet"
     log.write_bytes((DAMAGED / "hourly.parquet").read_bytes())  # (the undamaged file: bytes, not a writer's output)
     damaged = (DAMAGED / "hourly-levels.parquet").read_bytes()
@@ -196,10 +218,9 @@ def test_a_page_damaged_unseen_by_the_stamp_is_one_line_on_every_command(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "store") == ["log.parquet"]
 
 
-@pytest.mark.xfail(strict=True, reason="stamp = size, mtime, last 4 KiB: a value rewritten in place in a page "
-                   "before the footer, same size, mtime set back (touch -d, os.utime), is read unchecked and priced "
-                   "without a word (ctime would show it, but it also changes when the file is renamed)")
 def test_a_value_rewritten_in_place_with_the_mtime_set_back_is_refused(tmp_path, monkeypatch):
+    """Was: the stamp (size, mtime, last 4 KiB) was the same, and the run priced one request of
+    1,000,000 tokens without a word. The change time, which no one sets back, is in the stamp now."""
     log = tmp_path / "log.parquet"
     _write(log, n=3000, use_dictionary=False, write_statistics=False)
     start = pq.ParquetFile(log).metadata.row_group(0).column(3).data_page_offset  # (input_tokens: plain int64)
@@ -212,7 +233,26 @@ def test_a_value_rewritten_in_place_with_the_mtime_set_back_is_refused(tmp_path,
     _rewritten_after_check(monkeypatch, log, more_tokens)
     r = CliRunner().invoke(main, ["report", str(log), "--format", "json", "-q"])
     assert r.exit_code == 2, r.output  # (was 0: 3,000 requests of 1,000 tokens but one of 1,000,000)
-    assert "changed while being read" in r.output
+    assert r.output == (f"llm-cost: error: {log}: changed while being read (its change time moved: written again, "
+                        "renamed, linked or its mode changed); run again\n")
+
+
+def test_a_parquet_input_renamed_while_it_is_read_is_refused_not_read_unseen(tmp_path, monkeypatch):
+    """The price of the change time in the stamp: a file renamed after its check (its descriptor
+    still reads the checked bytes) stops the run too, "run again". Chosen: the change time cannot
+    tell a rename from a write with the mtime set back, and the run must never price bytes unseen."""
+    log = tmp_path / "log.parquet"
+    _write(log)
+    checked = sources.check_parquet
+
+    def then_renamed(p):
+        found = checked(p)
+        os.rename(p, tmp_path / "old.parquet")
+        return found
+    monkeypatch.setattr(sources, "check_parquet", then_renamed)
+    r = CliRunner().invoke(main, ["report", str(log), "-q"])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"llm-cost: error: {log}: changed while being read (its change time moved"), r.output
 
 
 def test_a_store_never_records_rows_under_the_digest_of_other_bytes(tmp_path, monkeypatch):
