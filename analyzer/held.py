@@ -35,10 +35,11 @@ class Held:
     footer and the modification time set back (`touch -d`, os.utime): the run priced the new bytes
     without a word. No one sets the change time back (only the system's clock does), and every write
     moves it, so an unchanged one is exact without reading the file again. It also moves when the
-    file is renamed, linked or its mode changed, while the descriptor still reads the checked bytes:
-    such a run stops too ("run again"). That is the safe side: a run refused needlessly costs a rerun,
-    one that read other bytes unseen costs wrong money; and a hash of the bytes would read the whole
-    file once more (Polars reads it itself: we never see its bytes)."""
+    file is renamed or its mode changed, while the descriptor still reads the checked bytes: such a
+    run stops too ("run again"). That is the safe side: a run refused needlessly costs a rerun, one
+    that read other bytes unseen costs wrong money; and a hash of the bytes would read the whole
+    file once more (Polars reads it itself: we never see its bytes). Not when a link is removed or
+    made with it (another file renamed over this one, the usual replace): see difference."""
 
     def __init__(self, path: str, file, by_path: bool, keeper: _Keeper | None = None):
         self.path, self.file, self.by_path = path, file, by_path
@@ -72,15 +73,7 @@ class Held:
             return f"unreadable ({e.strerror})"
         except ValueError:  # (closed: its scope ended; nothing reads it any more)
             return None
-        if now[:2] != self.stamp[:2]:
-            return "replaced by another file"
-        if now[2] != self.stamp[2]:
-            return f"written again: {now[2]:,} bytes, {self.stamp[2]:,} when checked"
-        if now[3:] == self.stamp[3:]:
-            return None
-        if now[3:5] == self.stamp[3:5]:  # (the change time alone moved: see the class)
-            return "its change time moved: written again, renamed, linked or its mode changed"
-        return "written again"
+        return difference(self.stamp, now)
 
     def scan(self):
         """A plan reading the file; by its descriptor's name, one that refers to the descriptor's
@@ -111,11 +104,33 @@ class Held:
 
 
 def stamp(fd: int) -> tuple:
-    """device, inode, size, modification time, hash of the last EDGE bytes, change time (see Held)."""
+    """device, inode, size, modification time, hash of the last EDGE bytes, change time, links (see
+    Held and difference)."""
     st = os.fstat(fd)
     tail = os.pread(fd, EDGE, max(st.st_size - EDGE, 0))
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.blake2b(tail, digest_size=16).digest(),
-            st.st_ctime_ns)
+            st.st_ctime_ns, st.st_nlink)
+
+
+def difference(then: tuple, now: tuple) -> str | None:
+    """How a file stamped `now` differs from the one stamped `then` (None: the same bytes, as far as
+    its stamps tell: see Held).
+
+    The change time moves on every write; on a rename too, and when a link is made or removed. A
+    file renamed over (a collector writing its export anew, then `mv`) has one link less, and the
+    descriptor still reads the checked bytes: a change time moved with the links is that, not a
+    write (a write as well, in the same moment, through a descriptor opened before, is not seen).
+    Moved alone, it is a write with the modification time set back, or a rename or `chmod` of the
+    file itself: refused, as the stamp cannot tell them apart."""
+    if now[:2] != then[:2]:
+        return "replaced by another file"
+    if now[2] != then[2]:
+        return f"written again: {now[2]:,} bytes, {then[2]:,} when checked"
+    if now[3:5] != then[3:5]:
+        return "written again"
+    if now[5] != then[5] and now[6] == then[6]:
+        return "its change time moved: written with its time set back, renamed, or its mode changed"
+    return None
 
 
 class _Keeper:
