@@ -1,7 +1,9 @@
 """Parquet files held open for Polars after their check (sources.check_parquet), and what each was
 when checked: a scope holds them (holding_parquet: a pipeline call, a CLI command, a file of a
 store's ingest) and closes them when it ends; until then Polars reads each by its descriptor's name.
-(No Polars here: the CLI enters a scope for every command, `llm-cost --help` too.)"""
+A plan that reads one keeps its descriptor open as long as the plan lasts (see Held.scan): closed
+while a plan could still read it, the number named whatever was opened next.
+(No Polars imported at the top: the CLI enters a scope for every command, `llm-cost --help` too.)"""
 
 from __future__ import annotations
 
@@ -89,7 +91,7 @@ class Held:
             return pl.scan_parquet(self.source, glob=False)
         if self.keeper is None:  # (its scope ended: the number may name another file by now)
             raise SourceError(self.said("its scope ended, and it was closed"))
-        return pl.scan_parquet(self.source, glob=False, credential_provider=self.keeper)
+        return pl.scan_parquet(self.source, glob=False, credential_provider=self.keeper.provider())
 
     def verify(self) -> None:
         why = self.change()
@@ -144,6 +146,17 @@ class _Keeper:
 
     def __call__(self, *args):
         return {}, None
+
+    def provider(self):
+        """This as scan_parquet's credential provider: wrapped as Polars wraps one (its builder), which
+        it takes without warning that the parameter is unstable (POLARS_WARN_UNSTABLE=1 printed it
+        on every run; `-W error` made it an error). The builder is Polars' own, not public: were it
+        gone, the provider itself, which warns only when asked to."""
+        try:
+            from polars.io.cloud.credential_provider._builder import CredentialProviderBuilder
+        except ImportError:
+            return self
+        return CredentialProviderBuilder.from_initialized_provider(self)
 
 
 class HeldParquet:
