@@ -1,7 +1,9 @@
 """Parquet files held open for Polars after their check (sources.check_parquet), and what each was
 when checked: a scope holds them (holding_parquet: a pipeline call, a CLI command, a file of a
 store's ingest) and closes them when it ends; until then Polars reads each by its descriptor's name.
-(No Polars here: the CLI enters a scope for every command, `llm-cost --help` too.)"""
+A plan that reads one keeps its descriptor open as long as the plan lasts (see Held.scan): closed
+while a plan could still read it, the number named whatever was opened next.
+(No Polars imported at the top: the CLI enters a scope for every command, `llm-cost --help` too.)"""
 
 from __future__ import annotations
 
@@ -27,18 +29,33 @@ class Held:
     before each plan that reads the file is made (SourceFile.scan_parquet) and after the reads (the
     scope's end, the written rows' end: write_rows): a file changed stops the run in one line naming
     it, and a panic or an error of Polars while it changed is that line, not a traceback. The stamp is
-    the size, the modification time and a hash of the last 4 KiB (the footer, which names every page's
-    place and statistics: a file written again with other rows has another) of the open file; read by
-    path, its device and inode too. Not the change time: renaming a file, or another over it, changes
-    it, and the descriptor still reads the checked bytes."""
+    the size, the modification time, the change time and a hash of the last 4 KiB (the footer, which
+    names every page's place and statistics: a file written again with other rows has another) of the
+    open file; read by path, its device and inode too.
 
-    def __init__(self, path: str, file, by_path: bool):
+    The change time, because the others miss a page rewritten in place with the same size, the same
+    footer and the modification time set back (`touch -d`, os.utime): the run priced the new bytes
+    without a word. No one sets the change time back (only the system's clock does), and every write
+    moves it, so an unchanged one is exact without reading the file again. It also moves when the
+    file is renamed or its mode changed, while the descriptor still reads the checked bytes: such a
+    run stops too ("run again"). That is the safe side: a run refused needlessly costs a rerun, one
+    that read other bytes unseen costs wrong money; and a hash of the bytes would read the whole
+    file once more (Polars reads it itself: we never see its bytes). Not when a link is removed or
+    made with it (another file renamed over this one, the usual replace): see difference."""
+
+    def __init__(self, path: str, file, by_path: bool, keeper: _Keeper | None = None):
         self.path, self.file, self.by_path = path, file, by_path
         self.source = path  # what Polars reads (see HeldParquet.hold)
         self.stamp = stamp(file.fileno())
+        # What keeps the descriptor open (None: read by path, or its scope ended): a plan reading it
+        # refers to it (see scan), so that the descriptor outlives every plan that reads it.
+        self.keeper = keeper
+        self.closed = False
 
     def change(self) -> str | None:
         """How the file Polars reads differs from the one checked (None: the same)."""
+        if self.closed:  # (its scope ended, and compared it then)
+            return None
         try:
             if self.by_path:
                 # (not blocking: a FIFO put at the path since opens at once, and is another file; a
@@ -58,11 +75,23 @@ class Held:
             return f"unreadable ({e.strerror})"
         except ValueError:  # (closed: its scope ended; nothing reads it any more)
             return None
-        if now[:2] != self.stamp[:2]:
-            return "replaced by another file"
-        if now[2] != self.stamp[2]:
-            return f"written again: {now[2]:,} bytes, {self.stamp[2]:,} when checked"
-        return "written again" if now != self.stamp else None
+        return difference(self.stamp, now)
+
+    def scan(self):
+        """A plan reading the file; by its descriptor's name, one that refers to the descriptor's
+        keeper: the descriptor stays open while the plan, or any plan made from it, exists.
+
+        Was: `price_requests(paths)[0].lazy()`: the rows dropped as `.lazy()` returned closed their
+        descriptors, and the plan read whatever was opened since under the same number (another
+        file's rows priced as these) or nothing. A LazyFrame refers to no Python object but its
+        scan's credential provider (never called for a local file), so the keeper is that."""
+        import polars as pl
+
+        if self.by_path:
+            return pl.scan_parquet(self.source, glob=False)
+        if self.keeper is None:  # (its scope ended: the number may name another file by now)
+            raise SourceError(self.said("its scope ended, and it was closed"))
+        return pl.scan_parquet(self.source, glob=False, credential_provider=self.keeper.provider())
 
     def verify(self) -> None:
         why = self.change()
@@ -77,37 +106,88 @@ class Held:
 
 
 def stamp(fd: int) -> tuple:
+    """device, inode, size, modification time, hash of the last EDGE bytes, change time, links (see
+    Held and difference)."""
     st = os.fstat(fd)
     tail = os.pread(fd, EDGE, max(st.st_size - EDGE, 0))
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.blake2b(tail, digest_size=16).digest()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, hashlib.blake2b(tail, digest_size=16).digest(),
+            st.st_ctime_ns, st.st_nlink)
+
+
+def difference(then: tuple, now: tuple) -> str | None:
+    """How a file stamped `now` differs from the one stamped `then` (None: the same bytes, as far as
+    its stamps tell: see Held).
+
+    The change time moves on every write; on a rename too, and when a link is made or removed. A
+    file renamed over (a collector writing its export anew, then `mv`) has one link less, and the
+    descriptor still reads the checked bytes: a change time moved with the links is that, not a
+    write (a write as well, in the same moment, through a descriptor opened before, is not seen).
+    Moved alone, it is a write with the modification time set back, or a rename or `chmod` of the
+    file itself: refused, as the stamp cannot tell them apart."""
+    if now[:2] != then[:2]:
+        return "replaced by another file"
+    if now[2] != then[2]:
+        return f"written again: {now[2]:,} bytes, {then[2]:,} when checked"
+    if now[3:5] != then[3:5]:
+        return "written again"
+    if now[5] != then[5] and now[6] == then[6]:
+        return "its change time moved: written with its time set back, renamed, or its mode changed"
+    return None
+
+
+class _Keeper:
+    """The descriptors of one scope's checked files, closed when nothing refers to this any more: not
+    the scope (until it ends) nor any plan reading them (see Held.scan). Called by Polars only
+    as a credential provider, which it never asks of a local file: no credentials, should it ever."""
+
+    def __init__(self) -> None:
+        self.files: list = []
+        self._finalizer = weakref.finalize(self, _close, self.files)
+
+    def __call__(self, *args):
+        return {}, None
+
+    def provider(self):
+        """This as scan_parquet's credential provider: wrapped as Polars wraps one (its builder), which
+        it takes without warning that the parameter is unstable (POLARS_WARN_UNSTABLE=1 printed it
+        on every run; `-W error` made it an error). The builder is Polars' own, not public: were it
+        gone, the provider itself, which warns only when asked to."""
+        try:
+            from polars.io.cloud.credential_provider._builder import CredentialProviderBuilder
+        except ImportError:
+            return self
+        return CredentialProviderBuilder.from_initialized_provider(self)
 
 
 class HeldParquet:
     """The Parquet files one scope checked (see holding_parquet), each held open for Polars to read
     by its descriptor's name; closed when the scope ends, or, kept for the rows `price_requests`
-    returns (read when they are written), when nothing refers to this any more."""
+    returns (read when they are written), when nothing refers to this any more; in either case not
+    before the last plan that reads them is gone (see Held.scan)."""
 
     def __init__(self) -> None:
         self.files: list[Held] = []
         # What check_parquet found of each path, while the file at the path is the one it checked,
         # unchanged: a file checked once a scope (a store's ingest opens a file three times).
         self.found: dict[str, object] = {}
-        # (a list the finalizer closes, not this object: it is called once nothing refers to it)
-        self._open: list = []
+        # (the descriptors, in an object of their own that plans refer to: see _Keeper)
+        self._keeper: _Keeper | None = _Keeper()
         self.closed = False
-        self._finalizer = weakref.finalize(self, _close, self._open)
+        self.read_by_name = False  # (some plan read a file by its descriptor's name: see unreadable)
 
     def hold(self, path: str, file, shipped: bool) -> Held:
         """`file` (open, checked) held for Polars: read by its descriptor's name, or (shipped to other
         processes, or past a quarter of the descriptors the process may open: Polars opens files too,
         and so do the writers) by path, closed now."""
-        name = None if shipped or _HELD_OPEN[0] >= _descriptor_cap() else _descriptor_name(file)
-        held = Held(path, file, by_path=name is None)
+        keeper = self._keeper
+        name = None if shipped or keeper is None or _HELD_OPEN[0] >= _descriptor_cap() else _descriptor_name(file)
+        held = Held(path, file, by_path=name is None, keeper=None if name is None else keeper)
         if name is None:
             file.close()
         else:
-            self._open.append(file)
+            keeper.files.append(file)
             _HELD_OPEN[0] += 1
+            self.read_by_name = True
         held.source = name or path
         self.files.append(held)
         return held
@@ -138,13 +218,18 @@ class HeldParquet:
             held.verify()
 
     def close(self) -> None:
+        """Its files are no longer held by it: closed now, unless a plan reading one still exists (then
+        when the last such plan is gone: see Held.scan). No plan is made of them after."""
         self.closed = True
-        self._finalizer()
+        for held in self.files:
+            held.closed, held.keeper = True, None
+        self.found.clear()
+        self._keeper = None  # (the last reference, but the plans': the descriptors close with it)
 
     def unreadable(self) -> bool:
-        """Closed, and some plan reads a file by its descriptor's name: a name that now names
-        nothing, or the file opened since with that number (see PricedRows.plan)."""
-        return self.closed and any(not held.by_path for held in self.files)
+        """Closed, and some plan reads a file by its descriptor's name: a name that may name nothing
+        by now, or the file opened since with that number (see PricedRows.plan)."""
+        return self.closed and self.read_by_name
 
 
 _HELD_OPEN = [0]  # descriptors held by every scope of the process (see HeldParquet.hold)

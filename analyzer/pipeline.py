@@ -1306,11 +1306,11 @@ class PricedRows:
 
     def __init__(self, parts: list[pl.LazyFrame], finish=None, record_wise: list[bool] | None = None,
                  held: HeldParquet | None = None, owns: bool = False):
-        self.sources = list(parts)
-        self.finishes = [finish] * len(self.sources) if not isinstance(finish, list) else finish
+        self._sources = list(parts)
+        self.finishes = [finish] * len(self._sources) if not isinstance(finish, list) else finish
         # Whether a part's source treats each record on its own (a format in RECORD_WISE): then a
         # reader of this tool's own may be read piece by piece (see sources.resumed).
-        self.record_wise = record_wise or [False] * len(self.sources)
+        self.record_wise = record_wise or [False] * len(self._sources)
         # The checked Parquet files the plans read (by their descriptors' names: see held.py),
         # compared with what was checked once the rows are read (see reading); `owns`: held for these
         # rows alone (no scope enclosed price_requests), closed by close(), the end of a `with`, or
@@ -1324,9 +1324,13 @@ class PricedRows:
         self.close()
 
     def close(self) -> None:
-        """Close the Parquet files the plans read (when these rows hold them): collect no plan after."""
+        """Close the Parquet files the plans read (when these rows hold them): collect no plan after.
+        (The plans refer to the files' descriptors, which stay open while a plan does: see
+        held.Held.scan. So these rows drop theirs, and the descriptors close now, unless the caller
+        still has a plan made of them.)"""
         if self.owns and self.held is not None:
             self.held.close()
+            self._sources, self.finishes = [], []
 
     @contextlib.contextmanager
     def reading(self):
@@ -1338,13 +1342,18 @@ class PricedRows:
         with holding_parquet(self.held):
             yield
 
-    def plan(self, i: int, rows: tuple[int, int] | None = None) -> pl.LazyFrame:
-        """Part `i`'s rows, or (with `rows`, (offset, length)) those of that slice of its source."""
+    @property
+    def sources(self) -> list[pl.LazyFrame]:
+        """Each part's normalized rows (see the class)."""
         if self.held is not None and self.held.unreadable():
             # (its plans read Parquet inputs by descriptor names that were closed: collected, they read
             # nothing, or another file opened since under the same number, priced as these rows)
             raise SourceError("these rows were closed (rows.close(), the end of `with rows:`, or the scope "
                               "that priced them ended): their Parquet inputs are no longer open; price again")
+        return self._sources
+
+    def plan(self, i: int, rows: tuple[int, int] | None = None) -> pl.LazyFrame:
+        """Part `i`'s rows, or (with `rows`, (offset, length)) those of that slice of its source."""
         source = self.sources[i] if rows is None else self.sources[i].slice(*rows)
         finish = self.finishes[i]
         return source if finish is None else finish(source)

@@ -40,7 +40,7 @@ from polars.io.plugins import register_io_source
 
 from . import fingerprint, remote
 from .errors import SourceError
-from .held import Held, HeldParquet, holder, holding_parquet, stamp
+from .held import Held, HeldParquet, difference, holder, holding_parquet, stamp
 
 CONTAINERS = ("csv", "jsonl", "json", "parquet", "sse")
 CONTAINER_NOTE = ("files: CSV/TSV, JSON Lines, JSON (an array or one object), Parquet, and raw server-sent events "
@@ -166,7 +166,8 @@ class SourceFile:
         # reader panics on some damaged files; one written again since is not read: see Held.)
         if self.held is not None:
             self.held.verify()
-        lf = _without_reserved(pl.scan_parquet(self.checked or self.path, glob=False), self.columns)
+        lf = self.held.scan() if self.held is not None else pl.scan_parquet(self.checked or self.path, glob=False)
+        lf = _without_reserved(lf, self.columns)
         return lf.with_columns(pl.col(c).cast(text) for c, text in self.binary) if self.binary else lf
 
 
@@ -1912,7 +1913,7 @@ def check_parquet(path: str) -> CheckedParquet:
         held = scope.hold(path, file, shipped)
     except ValueError:
         # (a file written while PyArrow read it fails as damaged, "File too short": say it changed)
-        changed = stamp(file.fileno()) != before
+        changed = difference(before, stamp(file.fileno())) is not None
         file.close()
         if changed:
             raise ValueError("it changed while it was checked: run again") from None
@@ -1920,7 +1921,7 @@ def check_parquet(path: str) -> CheckedParquet:
     except BaseException:
         file.close()
         raise
-    if held.stamp != before:
+    if difference(before, held.stamp) is not None:
         raise ValueError("it changed while it was checked: run again")
     checked = scope.found[path] = CheckedParquet(binary, held.source, held)
     if run is not None:

@@ -52,7 +52,7 @@ import polars as pl
 from . import aggregate, dedupe, pipeline, pricebook, tagging, writers
 from .dialects._json_text import regex_literal
 from .errors import AnalyzerError, OptionError, SourceError
-from .held import holding_parquet
+from .held import difference, holding_parquet
 from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
 from .sources import expand_paths, file_key, open_source, shown
@@ -604,31 +604,47 @@ def _add(total: pipeline.Accounting, a: dict) -> None:
         total.not_billable_reasons[why] = total.not_billable_reasons.get(why, 0) + n
 
 
-def _same_as_digested(path: str, held, seen: os.stat_result) -> None:
-    """The file read at `path` is the one `seen` (stat'ed before its digest was taken by path); else
-    the rows read are not the digest's. A Parquet file checked in `held`: the same inode, size and
-    mtime. Text, read by path: the same inode after the read (not the size: a live log appended to
-    while it is read is read up to its size when first opened, see fingerprint)."""
+def _same_as_digested(path: str, held, seen: os.stat_result, digest: str) -> None:
+    """The file read at `path` is the one `seen` (stat'ed before its digest, `digest`, was taken by
+    path), holding the bytes digested; else the rows read are not the digest's. A Parquet file
+    checked in `held`: its check's stamp (held.Held: the same inode, size, modification and change
+    time), compared again after the read by its scope. Text, read by path: the same inode after
+    the read; and, when its size or times moved since `seen`, its first `seen` bytes digested again
+    and compared (a file rewritten in place, its mtime set back, was stored as the new bytes under
+    the old digest: only the inode was compared). Not its size alone: a live log appended to while
+    it is read keeps its first bytes (and is read up to its size when first opened, see
+    fingerprint). An unmoved change time says no byte was written (see held.Held): most files are
+    not read again."""
     why = "replaced or written again since its digest was taken"
     checked = [h for h in held.files if os.path.abspath(h.path) == os.path.abspath(path)]  # (not the store's own)
     for h in checked:
-        if h.stamp[:4] != (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns):
+        then = (seen.st_dev, seen.st_ino, seen.st_size, seen.st_mtime_ns, h.stamp[4], seen.st_ctime_ns, seen.st_nlink)
+        if difference(then, h.stamp) is not None:  # (the footer's hash: not taken by path)
             raise SourceError(h.said(why))
-    if not checked:
-        try:
-            now = os.stat(path)
-        except OSError:
-            now = None
-        if now is None or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
-            raise SourceError(f"{shown(path)}: changed while being read (replaced since its digest was taken); "
-                              "run again")
+    if checked:
+        return
+    try:
+        now = os.stat(path)
+    except OSError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (seen.st_dev, seen.st_ino):
+        raise SourceError(f"{shown(path)}: changed while being read (replaced since its digest was taken); run again")
+    if stat.S_ISREG(seen.st_mode) and (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
+            seen.st_size, seen.st_mtime_ns, seen.st_ctime_ns) and (
+            now.st_size < seen.st_size or sha256(path, seen.st_size) != digest):
+        raise SourceError(f"{shown(path)}: changed while being read (written again since its digest was taken); "
+                          "run again")
 
 
-def sha256(path: str) -> str:
+def sha256(path: str, size: int | None = None) -> str:
+    """The file's digest; with `size`, of its first `size` bytes."""
     digest = hashlib.sha256()
+    left = size
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
+        while (n := 1 << 20 if left is None else min(left, 1 << 20)) and (chunk := f.read(n)):
             digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
     return digest.hexdigest()
 
 
@@ -788,17 +804,20 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
               RANK: pl.Int8, "requests": pl.Int64, **{c: pl.Int64 for c in COUNT_COLUMNS}}
 
-    def scan(file: str, n: int) -> pl.LazyFrame:
-        return pl.scan_parquet(file, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
-                               hive_partitioning=False).with_columns(pl.lit(n, pl.UInt32).alias(STORED_AT))
-
     # (a record's rows are consecutive in its data file, record row first, and the filters keep or
     # drop them together: they share a time and a file. Filtered first: the filter reads only the
     # row groups of those days, and the forward fill, after it, the rows kept; rows of no record id
     # after it, an id-less record's, are no copy of anything)
-    stored = pl.concat([scan(f, n).filter(_in_spans(spans) & ~pl.col(SHA).is_in(sorted(skip))).with_columns(
-        _stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()).filter(pl.col(dedupe.P1).is_not_null())
-        for n, f in enumerate(files)])
+    # (One scan of every data file, each row with its file (STORED_AT), not a concat of a scan per
+    # file: Polars opened every file of the concat at once, one per file of the night's days (one
+    # per file ingested), and an ingest of 40 one-day files failed under `ulimit -n 40`. Its
+    # multi-file scan opens a few at a time. The forward fill runs across files, but a file's first
+    # row is a record row, and the fill takes it.)
+    stored = pl.scan_parquet(files, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
+                             hive_partitioning=False, include_file_paths=STORED_AT).filter(
+        _in_spans(spans) & ~pl.col(SHA).is_in(sorted(skip))
+    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()).filter(
+        pl.col(dedupe.P1).is_not_null())
     ids = [dedupe.H1, dedupe.H2]
     parents = [dedupe.P1, dedupe.P2]
     try:
@@ -831,8 +850,7 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     # own id, which another record's row may share (see _Contest).
     repeated = wins.filter(~pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
     won = wins.filter(pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
-    displaced = rows.join(won, on=parents, how="semi").select(
-        pl.col(STORED_AT).replace_strict(list(range(len(files))), files, return_dtype=pl.String), *parents).unique()
+    displaced = rows.join(won, on=parents, how="semi").select(STORED_AT, *parents).unique()
     return _Contest(repeated, displaced, spans, _local(table.table_uri).rstrip("/"))
 
 
@@ -928,7 +946,8 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                 progress(path, len(done), len(files))
             key = file_key(path)
             seen = os.stat(path)  # (before the digest: what a Parquet file's check must find, see below)
-            digest = sha256(path)
+            # (of the bytes `seen`: what the read is compared with, see _same_as_digested)
+            digest = sha256(path, seen.st_size if stat.S_ISREG(seen.st_mode) else None)
             before = records.get(key)
             results = []
             done[n] = results
@@ -978,7 +997,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
                     # (the rows are the checked file's, recorded under the digest read before by path: a
                     # file replaced or written in between stored other rows under that digest, and, put
                     # back, was "unchanged" with them for good)
-                    _same_as_digested(path, held, seen)
+                    _same_as_digested(path, held, seen, digest)
                 if entry.get("displaced_rows"):  # (its kept files are written and closed by now)
                     entry["displaced_stats"] = _kept_stats(root, json.loads(entry["displaced_rows"]))
                     entry["displaced_sha256"] = _kept_digests(root, json.loads(entry["displaced_rows"]))
