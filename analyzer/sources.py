@@ -896,7 +896,12 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             if not _has_bad_bytes(body):
                 raise  # a count that is not an integer: the robust pass reads it as text
             fixed, mark = _marked(body)
-            return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            try:
+                return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            except pl.exceptions.ComputeError as e:
+                # (Polars quotes the record it refused: the mark, random text the file does not hold,
+                # shown as what the file has there, a byte that is not UTF-8: U+FFFD)
+                raise pl.exceptions.ComputeError(str(e).replace(mark, "\ufffd")) from None
 
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
