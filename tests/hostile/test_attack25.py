@@ -17,8 +17,12 @@ Invariant (B): a refused file's one line quotes the file, never text the reader 
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import json
 import re
+import sys
+import tomllib
 
 import polars as pl
 from click.testing import CliRunner
@@ -195,3 +199,50 @@ def test_a_refused_csv_quotes_its_own_bytes_not_the_readers_mark(tmp_path):
     assert str(log) in said and "\ufffdresearch" in said
     assert not re.search("\ufffd[0-9a-f]{16}", said)
     assert not (tmp_path / "q.jsonl").exists()
+
+
+def _guarded(node, parents) -> bool:
+    """Whether an import sits in a `try:` that catches ImportError (an optional module)."""
+    for p in parents.get(node, []):
+        if isinstance(p, ast.Try) and any(
+                h.type is None or "ImportError" in ast.unparse(h.type) or "ModuleNotFoundError" in ast.unparse(h.type)
+                for h in p.handlers):
+            return True
+    return False
+
+
+def test_every_module_the_analyzer_imports_is_installed_with_it():
+    """A fresh `pip install llm-cost` (no extras, as the differential run's Polars 2.1 environment
+    was) has numpy only if something asks for it: pyarrow no longer does, and no other dependency
+    did. `report` of any plain JSON Lines log imported it (sources.key_colons) and ended in a
+    traceback, ModuleNotFoundError, where the dev environment (numpy by pandas, duckdb) passed.
+    Every third-party module analyzer/ imports is a dependency, one of an extra's, or imported
+    under `try: ... except ImportError` somewhere (an optional one, checked before use)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    names = {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-") for r in declared}
+    dists = importlib.metadata.packages_distributions()
+    imported, optional = {}, set()
+    for path in sorted((ROOT / "analyzer").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        parents = {}
+        for outer in ast.walk(tree):
+            for inner in ast.walk(outer):
+                if inner is not outer:
+                    parents.setdefault(inner, []).append(outer)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            for mod in (m.split(".")[0] for m in mods):
+                if mod in sys.stdlib_module_names or mod == "analyzer":
+                    continue
+                imported.setdefault(mod, path.relative_to(ROOT).as_posix())
+                if _guarded(node, parents):
+                    optional.add(mod)
+    missing = {mod: where for mod, where in imported.items() if mod not in optional
+               and not {d.lower().replace("_", "-") for d in dists.get(mod, [mod])} & names}
+    assert imported and not missing, missing
