@@ -201,14 +201,21 @@ def test_a_refused_csv_quotes_its_own_bytes_not_the_readers_mark(tmp_path):
     assert not (tmp_path / "q.jsonl").exists()
 
 
-def _guarded(node, parents) -> bool:
-    """Whether an import sits in a `try:` that catches ImportError (an optional module)."""
-    for p in parents.get(node, []):
-        if isinstance(p, ast.Try) and any(
-                h.type is None or "ImportError" in ast.unparse(h.type) or "ModuleNotFoundError" in ast.unparse(h.type)
-                for h in p.handlers):
-            return True
-    return False
+def _imports(node, guarded: bool = False):
+    """(top-level module, whether in a `try:` body that catches ImportError) of every import."""
+    if isinstance(node, ast.Import | ast.ImportFrom):
+        if isinstance(node, ast.Import):
+            yield from ((a.name.split(".")[0], guarded) for a in node.names)
+        elif node.level == 0 and node.module:
+            yield node.module.split(".")[0], guarded
+        return
+    catches = isinstance(node, ast.Try) and any(
+        h.type is None or re.search(r"\b(ImportError|ModuleNotFoundError)\b", ast.unparse(h.type)) for h in node.handlers)
+    for field, value in ast.iter_fields(node):
+        inner = guarded or (catches and field == "body")
+        for child in value if isinstance(value, list) else [value]:
+            if isinstance(child, ast.AST):
+                yield from _imports(child, inner)
 
 
 def test_every_module_the_analyzer_imports_is_installed_with_it():
@@ -224,25 +231,12 @@ def test_every_module_the_analyzer_imports_is_installed_with_it():
     dists = importlib.metadata.packages_distributions()
     imported, optional = {}, set()
     for path in sorted((ROOT / "analyzer").rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        parents = {}
-        for outer in ast.walk(tree):
-            for inner in ast.walk(outer):
-                if inner is not outer:
-                    parents.setdefault(inner, []).append(outer)
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                mods = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                mods = [node.module]
-            else:
+        for mod, guarded in _imports(ast.parse(path.read_text())):
+            if mod in sys.stdlib_module_names or mod == "analyzer":
                 continue
-            for mod in (m.split(".")[0] for m in mods):
-                if mod in sys.stdlib_module_names or mod == "analyzer":
-                    continue
-                imported.setdefault(mod, path.relative_to(ROOT).as_posix())
-                if _guarded(node, parents):
-                    optional.add(mod)
+            imported.setdefault(mod, path.relative_to(ROOT).as_posix())
+            if guarded:
+                optional.add(mod)
     missing = {mod: where for mod, where in imported.items() if mod not in optional
                and not {d.lower().replace("_", "-") for d in dists.get(mod, [mod])} & names}
     assert imported and not missing, missing
