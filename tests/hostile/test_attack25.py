@@ -240,3 +240,22 @@ def test_every_module_the_analyzer_imports_is_installed_with_it():
     missing = {mod: where for mod, where in imported.items() if mod not in optional
                and not {d.lower().replace("_", "-") for d in dists.get(mod, [mod])} & names}
     assert imported and not missing, missing
+
+
+def test_unpriced_models_of_equal_counts_are_listed_in_one_order(tmp_path):
+    """Found by the differential run (a mutated october.csv): two unpriced models of one row each
+    were listed in either order, from run to run (group_by's order), in the JSON report and in the
+    warnings on stderr: a diff of two reports of the same logs showed changes. Ties by name."""
+    models = ["claude-zeta-9", "claude-alpha-9", "claude-mu-9", "claude-beta-9", "claude-omega-9", "claude-eta-9"]
+    log = tmp_path / "log.csv"
+    log.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
+                   + "".join(f"r{i},2026-10-08T00:00:0{i}Z,{m},1,1\n" for i, m in enumerate(models)))
+    seen = []
+    for _ in range(3):
+        result = CliRunner().invoke(main, ["report", "--format", "json", str(log),
+                                           "--quarantine", str(tmp_path / "q.jsonl")])
+        assert result.exit_code == 0, result.output
+        said = json.loads(result.stdout)["accounting"]["unpriced_models"]
+        seen.append(list(said))
+        assert said == dict.fromkeys(models, 1) and list(said) == sorted(models)  # (dicts compare unordered)
+    assert seen[0] == seen[1] == seen[2]
