@@ -25,6 +25,7 @@ import sys
 import tomllib
 
 import polars as pl
+import pytest
 from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -259,3 +260,28 @@ def test_unpriced_models_of_equal_counts_are_listed_in_one_order(tmp_path):
         seen.append(list(said))
         assert said == dict.fromkeys(models, 1) and list(said) == sorted(models)  # (dicts compare unordered)
     assert seen[0] == seen[1] == seen[2]
+
+
+@pytest.mark.parametrize("tz", ["+05:30", "-0800", "UTC+1"])
+def test_a_parquet_log_of_fixed_offset_times_is_refused_naming_the_column(tmp_path, tz):
+    """Found by the differential run (fixtures/sample/october.csv written as Parquet by PyArrow with
+    its times in zone `+05:30`, as pandas writes a fixed-offset zone): Polars 2.1 and 2.2 both panic
+    reading its schema, 168 lines of Rust backtrace and `Polars failed (called Result::unwrap() ...)`.
+    One line names the file, the column and the zone, exit 2; a named zone is read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = {"request_id": ["r1"], "model": ["claude-haiku-4-5"], "input_tokens": [10], "output_tokens": [3]}
+    instant = pa.array([1_791_936_000_000], pa.timestamp("ms", "UTC"))  # 2026-10-14T00:00:00Z
+    for zone in (tz, "Asia/Kolkata"):
+        log = tmp_path / f"log-{len(zone)}.parquet"
+        pq.write_table(pa.table({**rows, "timestamp": instant.cast(pa.timestamp("ms", zone))}), log)
+        result = CliRunner().invoke(main, ["report", "--format", "json", str(log),
+                                           "--quarantine", str(tmp_path / "q.jsonl")])
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        if zone != tz:
+            assert result.exit_code == 0 and json.loads(result.stdout)["accounting"]["priced"] == 1
+            continue
+        assert result.exit_code == 2
+        (said,) = result.output.strip().splitlines()
+        assert str(log) in said and "'timestamp'" in said and repr(tz) in said and "Polars failed" not in said
