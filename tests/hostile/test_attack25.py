@@ -30,7 +30,7 @@ from click.testing import CliRunner
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from analyzer import price_requests, sources
+from analyzer import line_retry, price_requests
 from analyzer.cli import main
 from analyzer.dialects import mapped
 
@@ -143,7 +143,7 @@ def _priced(root, monkeypatch, cut: bool) -> tuple[list, dict]:
     with monkeypatch.context() as m:
         if not cut:
             m.setattr(mapped, "_cut", lambda line, member, next_: line)
-        m.setattr(sources, "PIECE_BYTES", 1 << 12)  # (pieces smaller than a line: lines cross them)
+        m.setattr(line_retry, "PIECE", 1 << 12)  # (pieces smaller than a line, where read by pieces)
         rows, acc = price_requests([str(root)])
     df = rows.lazy().collect().sort("request_id")
     assert acc.balanced
@@ -151,8 +151,8 @@ def _priced(root, monkeypatch, cut: bool) -> tuple[list, dict]:
 
 
 def test_a_tree_with_non_ascii_everywhere_prices_the_same_cut_or_whole(tmp_path, monkeypatch):
-    """The fixture session rewritten with non-ASCII in cwd, text and tool input, one line of 3 MB of
-    emoji and U+2028 (larger than a piece), one with a byte that is not UTF-8 before its content:
+    """The fixture session rewritten with non-ASCII in cwd, text and tool input, one line of 9 MB of
+    4-byte characters and U+2028 (larger than a reader's 8 MiB piece), one with a byte that is not UTF-8 before its content:
     the rows priced and the accounting are those of the same tree read with no cut at all."""
     proj = tmp_path / "projects" / "-home-dév-😀"
     proj.mkdir(parents=True)
@@ -164,7 +164,7 @@ def test_a_tree_with_non_ascii_everywhere_prices_the_same_cut_or_whole(tmp_path,
         message = record.get("message")
         if isinstance(message, dict) and isinstance(message.get("content"), list):
             message["content"] = message["content"] + [
-                {"type": "text", "text": "中\u2028\ufffd𝄞" * (300_000 if n == 3 else 5)},
+                {"type": "text", "text": "中\u2028\ufffd𝄞" * (700_000 if n == 3 else 5)},
                 {"type": "tool_use", "id": "toolu_9", "name": "Edit", "input": {"é": "😀", "\u2029": "ﬁ"}}]
         out.append(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
     broken = [i for i, t in enumerate(out) if b'"content":[' in t and b'"usage"' in t][-1]
