@@ -1000,7 +1000,8 @@ def _price_groups(ok: pl.DataFrame, rates: pl.DataFrame, book: pricebook.PriceBo
             pl.col(ROWS).sum(), own.drop_nulls().unique().sort().str.join("; ").alias("_own"),
             pl.col("unpriced_reason").unique().sort().str.join("; "),
             pl.when(pl.col("_reported_rows").sum() > 0).then(pl.col("reported_cost").sum()).alias("reported_cost"))
-        by_model = by_model.sort(ROWS, descending=True)
+        # (ties by name: group_by's order differs from run to run, and so did the report's lines)
+        by_model = by_model.sort([ROWS, "model_raw"], descending=[True, False])
         for raw, n, mine, reason, said in zip(*(by_model[c].to_list() for c in (
                 "model_raw", ROWS, "_own", "unpriced_reason", "reported_cost"))):
             reason = mine or reason

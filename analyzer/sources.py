@@ -897,7 +897,12 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
             if not _has_bad_bytes(body):
                 raise  # a count that is not an integer: the robust pass reads it as text
             fixed, mark = _marked(body)
-            return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            try:
+                return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+            except pl.exceptions.ComputeError as e:
+                # (Polars quotes the record it refused: the mark, random text the file does not hold,
+                # shown as what the file has there, a byte that is not UTF-8: U+FFFD)
+                raise pl.exceptions.ComputeError(str(e).replace(mark, "\ufffd")) from None
 
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
@@ -1968,10 +1973,32 @@ def _holds_text(t, pa) -> bool:
     return any(_holds_text(t.field(i).type, pa) for i in range(t.num_fields))
 
 
+def _readable_zones(schema, pa) -> None:
+    """Polars panics reading the schema of a Parquet file whose timestamps carry a time zone that is
+    not an IANA name (Arrow allows a fixed offset, `+05:30`, which pandas writes for a fixed-offset
+    zone): a Rust backtrace, exit 2 with no word of which file. Such a column is refused here, named."""
+    import zoneinfo
+
+    def zones(t):
+        if pa.types.is_timestamp(t) and t.tz is not None:
+            yield t.tz
+        for i in range(getattr(t, "num_fields", 0)):  # (a struct's fields, a list's or map's items)
+            yield from zones(t.field(i).type)
+
+    for column in schema:
+        for tz in zones(column.type):
+            try:
+                zoneinfo.ZoneInfo(tz)
+            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                raise ValueError(f"column {column.name!r} holds times in zone {tz!r}, which Polars cannot read "
+                                 "(a fixed offset, not an IANA zone name): write them in UTC or a named zone") from None
+
+
 def _check_parquet(file, pa, pq) -> tuple[str, ...]:
     try:
         with pq.ParquetFile(file, pre_buffer=False) as f:
             meta = f.metadata
+            _readable_zones(f.schema_arrow, pa)
             dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
             _text_statistics(meta)
         file.seek(0)

@@ -1179,7 +1179,7 @@ def _read_file(path: str, key: str, digest: str, root: str, opts: pipeline.Optio
         acc.duplicates += dup["priced"] + dup["unpriced"]  # the accounting counts records, not later iterations
     acc.priced -= dup["priced"]
     acc.unpriced -= dup["unpriced"]
-    left = left.sort("len", descending=True)
+    left = left.sort(["len", "model_raw"], descending=[True, False])  # (ties by name, as in pipeline)
     acc.unpriced_models = dict(zip(left["model_raw"].to_list(), left["len"].to_list()))
     acc.unpriced_reasons = {k: v for k, v in acc.unpriced_reasons.items() if k in acc.unpriced_models}
     if span is not None and span[0] is not None:
