@@ -1953,10 +1953,20 @@ def _dictionary_columns(meta, schema) -> list[str]:
 def _text_statistics(meta) -> None:
     """Each chunk's min and max of a text column are UTF-8: the pages decode whole without a word of
     them, and Polars (filtering by them) refused the run naming no file ("Invalid UTF8 in
-    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not."""
+    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not. First, each
+    chunk's physical type is the schema's: PyArrow, reading the statistics of a chunk whose footer
+    says another (a damaged byte), throws where nothing catches it and the process aborts
+    ("terminate called ...": no line naming the file, found by tests/test_fuzz.py)."""
     for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        if group.num_columns != meta.num_columns:
+            raise ValueError(f"damaged Parquet: row group {g + 1} has {group.num_columns} columns, the schema "
+                             f"{meta.num_columns}")
         for j in range(meta.num_columns):
-            chunk = meta.row_group(g).column(j)
+            chunk = group.column(j)
+            if chunk.physical_type != meta.schema.column(j).physical_type:
+                raise ValueError(f"damaged Parquet: column {meta.schema.column(j).path!r} in row group {g + 1} is "
+                                 f"of type {chunk.physical_type}, its schema says {meta.schema.column(j).physical_type}")
             stats = chunk.statistics
             if stats is not None and stats.has_min_max and chunk.physical_type == "BYTE_ARRAY":
                 try:
