@@ -37,13 +37,6 @@ def _out_of_order(st: Path) -> str | None:
     return found["rid"][0] if found.height else None
 
 
-SPLIT = ("store compact (delta-rs optimize) writes a month's row batches interleaved and rotated, and "
-         "splits them across files: a record's later steps come before its record row, the forward fill "
-         "(_parents in _repeated, _RecordIds in displace) names them no record or another's, so a stored copy "
-         "is undercounted, loses to an equal copy, and its steps stay in the store")
-
-
-@pytest.mark.xfail(strict=True, reason=SPLIT)
 @pytest.mark.parametrize("case", ["tie", "fuller"])
 def test_a_record_reordered_by_compact_is_a_copy_whole(tmp_path, monkeypatch, case):
     """Four nights of 3,000 responses of 6 rows (18,000 rows a file, past delta-rs' 8,192-row
@@ -52,7 +45,9 @@ def test_a_record_reordered_by_compact_is_a_copy_whole(tmp_path, monkeypatch, ca
     such a response: `tie`, the same copy (the stored one, read first, stays: it was displaced, as
     its steps read before its record row were not counted in its tokens); `fuller`, its record row
     with 1,000 more tokens (it displaces the stored copy, whose steps read before its record row
-    stayed). Either way the store counts those steps twice: more Haiku tokens than the files, exit 0."""
+    stayed). Either way the store counted those steps twice: more Haiku tokens than the files, exit 0.
+    Now a stored row's record is its line's record row (store._line_parents), and displace names a
+    row by its file, line and id."""
     st = tmp_path / "st"
     nights = []
     for n in range(4):
@@ -67,5 +62,5 @@ def test_a_record_reordered_by_compact_is_a_copy_whole(tmp_path, monkeypatch, ca
     i = int(rid.split("_")[1])
     night = Path(_write(tmp_path / "x" / "x.jsonl", [_response(rid, i + (1000 if case == "fuller" else 0))]))
     r = store.ingest([str(night)], str(st)).files[0]
-    assert (r.displaced, r.accounting.repeats) == ((0, 1) if case == "tie" else (1, 0))
+    assert (r.displaced, r.accounting.duplicates) == ((0, 1) if case == "tie" else (1, 0))
     same_as_logs(st, [*nights, night], ("model",))
