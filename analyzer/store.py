@@ -817,7 +817,19 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     stored = pl.scan_parquet(files, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
                              hive_partitioning=False, include_file_paths=STORED_AT).filter(
         _in_spans(spans) & ~pl.col(SHA).is_in(sorted(skip))
-    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_line_parents(None, [SHA, "source_row"])).filter(
+    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents())
+    # A later row (a step) takes its line's record row's id, not the one the fill gave it, when the
+    # line holds one record: `store compact` writes a month's rows out of order (see
+    # _line_parents). Joined for the lines holding a step alone (most stores: none, and this reads
+    # nothing more), not a window over every stored row (2.5x the CPU of the check).
+    line, step = [SHA, "source_row"], ~_is_record(None) & pl.col("source_row").is_not_null()
+    heads = stored.filter(_is_record(None) & pl.col("source_row").is_not_null()).join(
+        stored.filter(step).select(line).unique(), on=line, how="semi").group_by(line).agg(
+        pl.len().alias("_n"), pl.col(dedupe.H1).first().alias("_q1"), pl.col(dedupe.H2).first().alias("_q2")).filter(
+        pl.col("_n") == 1)
+    stored = pl.concat([stored.filter(~step), stored.filter(step).join(heads, on=line, how="left").with_columns(
+        pl.when(pl.col("_n").is_not_null()).then(pl.col(q)).otherwise(pl.col(p)).alias(p)
+        for q, p in (("_q1", dedupe.P1), ("_q2", dedupe.P2))).drop("_n", "_q1", "_q2")], how="vertical").filter(
         pl.col(dedupe.P1).is_not_null())
     ids = [dedupe.H1, dedupe.H2]
     parents = [dedupe.P1, dedupe.P2]
@@ -1543,15 +1555,15 @@ def _kept_parents(rows: pl.LazyFrame) -> list[pl.Expr]:
     return _line_parents(rows, ["_f", SHA, "source_row"])
 
 
-def _line_parents(rows: pl.LazyFrame | None, line: list[str]) -> list[pl.Expr]:
+def _line_parents(rows: pl.LazyFrame, line: list[str]) -> list[pl.Expr]:
     """_parents, a row's record being the record row of its `line` (source file and line) when the
     line holds one record, whatever the rows' order or data file: `store compact` (delta-rs
     optimize) writes a month's row batches interleaved and rotated, and across files, so a
     response's later steps may be read before its record row, or in another file. A line of several
     records (a JSON document's events), or rows without a line, are taken in order (see _parents).
-    `rows` None: the columns are there (a scan given a schema)."""
+    (The repeat check joins its lines' record rows instead: see _repeated.)"""
     base = _parents(rows)
-    if rows is not None and not {"requests", "source_row"} <= set(rows.collect_schema().names()):
+    if not {"requests", "source_row"} <= set(rows.collect_schema().names()):
         return base
     record = _is_record(None)
     one = (record.sum().over(line) == 1) & pl.col("source_row").is_not_null()
