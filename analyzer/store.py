@@ -784,7 +784,8 @@ def _tokens() -> pl.Expr:
 
 def _no_contest(spans: list[tuple[dt.datetime, dt.datetime]] = ()) -> _Contest:
     ids = {dedupe.P1: pl.UInt64, dedupe.P2: pl.UInt64}
-    return _Contest(pl.DataFrame(schema=ids), pl.DataFrame(schema={STORED_AT: pl.String, **ids}), list(spans))
+    rows = {SHA: pl.String, "source_row": pl.Int64, dedupe.H1: pl.UInt64, dedupe.H2: pl.UInt64}
+    return _Contest(pl.DataFrame(schema=ids), pl.DataFrame(schema={STORED_AT: pl.String, **ids, **rows}), list(spans))
 
 
 def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) -> _Contest:
@@ -802,7 +803,7 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     if not files:
         return _no_contest(spans)
     schema = {"request_id": pl.String, "timestamp": pl.Datetime("us", "UTC"), SHA: pl.String, "source": pl.String,
-              RANK: pl.Int8, "requests": pl.Int64, **{c: pl.Int64 for c in COUNT_COLUMNS}}
+              RANK: pl.Int8, "requests": pl.Int64, "source_row": pl.Int64, **{c: pl.Int64 for c in COUNT_COLUMNS}}
 
     # (a record's rows are consecutive in its data file, record row first, and the filters keep or
     # drop them together: they share a time and a file. Filtered first: the filter reads only the
@@ -816,7 +817,19 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     stored = pl.scan_parquet(files, schema=schema, extra_columns="ignore", glob=False, missing_columns="insert",
                              hive_partitioning=False, include_file_paths=STORED_AT).filter(
         _in_spans(spans) & ~pl.col(SHA).is_in(sorted(skip))
-    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents()).filter(
+    ).with_columns(_stored_key()).with_columns(dedupe.hashes()).with_columns(_parents())
+    # A later row (a step) takes its line's record row's id, not the one the fill gave it, when the
+    # line holds one record: `store compact` writes a month's rows out of order (see
+    # _line_parents). Joined for the lines holding a step alone (most stores: none, and this reads
+    # nothing more), not a window over every stored row (2.5x the CPU of the check).
+    line, step = [SHA, "source_row"], ~_is_record(None) & pl.col("source_row").is_not_null()
+    heads = stored.filter(_is_record(None) & pl.col("source_row").is_not_null()).join(
+        stored.filter(step).select(line).unique(), on=line, how="semi").group_by(line).agg(
+        pl.len().alias("_n"), pl.col(dedupe.H1).first().alias("_q1"), pl.col(dedupe.H2).first().alias("_q2")).filter(
+        pl.col("_n") == 1)
+    stored = pl.concat([stored.filter(~step), stored.filter(step).join(heads, on=line, how="left").with_columns(
+        pl.when(pl.col("_n").is_not_null()).then(pl.col(q)).otherwise(pl.col(p)).alias(p)
+        for q, p in (("_q1", dedupe.P1), ("_q2", dedupe.P2))).drop("_n", "_q1", "_q2")], how="vertical").filter(
         pl.col(dedupe.P1).is_not_null())
     ids = [dedupe.H1, dedupe.H2]
     parents = [dedupe.P1, dedupe.P2]
@@ -833,10 +846,11 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
         # Then the stored copies of those ids alone (most nights: none, and this is not read), with
         # their tokens and the data file each is in.
         rows = stored.select(*ids, *parents, _tokens().alias("_stored_tok"), _rank().alias("_stored_rank"), STORED_AT,
-                             SHA).join(met.lazy().select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2)),
+                             SHA, "source_row").join(met.lazy().select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2)),
                                        on=parents, how="semi").collect(engine="streaming")
-        # (a stored copy's record: its file, and its first row's id under the file)
-        theirs = rows.group_by(*parents, SHA, STORED_AT).agg(pl.col("_stored_tok").sum(), pl.col("_stored_rank").min()
+        # (a stored copy's record: its file, and its record row's id under the file; its rows may be
+        # in two data files after `store compact`, see _line_parents)
+        theirs = rows.group_by(*parents, SHA).agg(pl.col("_stored_tok").sum(), pl.col("_stored_rank").min()
                                                              ).rename({dedupe.P1: dedupe.H1, dedupe.P2: dedupe.H2})
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(_local(table.table_uri), e) from None
@@ -850,7 +864,9 @@ def _repeated(table, days: list[dt.date], skip: set[str], keys: pl.LazyFrame) ->
     # own id, which another record's row may share (see _Contest).
     repeated = wins.filter(~pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
     won = wins.filter(pl.col("_wins")).select(pl.col(dedupe.H1).alias(dedupe.P1), pl.col(dedupe.H2).alias(dedupe.P2))
-    displaced = rows.join(won, on=parents, how="semi").select(STORED_AT, *parents).unique()
+    # (each row named too, by file, line and id: displace's order of the rows names their record
+    # only where a line holds several, see _line_parents)
+    displaced = rows.join(won, on=parents, how="semi").select(STORED_AT, *parents, SHA, "source_row", *ids).unique()
     return _Contest(repeated, displaced, spans, _local(table.table_uri).rstrip("/"))
 
 
@@ -1536,11 +1552,21 @@ def _kept_parents(rows: pl.LazyFrame) -> list[pl.Expr]:
     the rows' order: a kept file of a night's losing copies written until December 7 (a streamed
     join, which wrote row groups out of order) may hold a response's later steps before its record
     row. A line of several records (a JSON document's events) is taken in order (see _parents)."""
+    return _line_parents(rows, ["_f", SHA, "source_row"])
+
+
+def _line_parents(rows: pl.LazyFrame, line: list[str]) -> list[pl.Expr]:
+    """_parents, a row's record being the record row of its `line` (source file and line) when the
+    line holds one record, whatever the rows' order or data file: `store compact` (delta-rs
+    optimize) writes a month's row batches interleaved and rotated, and across files, so a
+    response's later steps may be read before its record row, or in another file. A line of several
+    records (a JSON document's events), or rows without a line, are taken in order (see _parents).
+    (The repeat check joins its lines' record rows instead: see _repeated.)"""
     base = _parents(rows)
-    if "requests" not in rows.collect_schema().names():
+    if not {"requests", "source_row"} <= set(rows.collect_schema().names()):
         return base
-    line, record = ["_f", SHA, "source_row"], _is_record(None)
-    one = record.sum().over(line) == 1
+    record = _is_record(None)
+    one = (record.sum().over(line) == 1) & pl.col("source_row").is_not_null()
     return [pl.when(one).then(pl.col(h).filter(record).first().over(line)).otherwise(p).alias(p.meta.output_name())
             for h, p in zip((dedupe.H1, dedupe.H2), base, strict=True)]
 
@@ -2090,12 +2116,20 @@ class _MonthFiles:
             if not _is_our_part(self.root, old):  # (a path the table's log gave: checked before it is rewritten)
                 raise StoreError(f"damaged store: {self.root}: {old} is not a data file of the store")
             month = old.split("/", 1)[0].split("=", 1)[1]
-            gone = contest.displaced.filter(pl.col(STORED_AT) == part).select(pl.struct(parents)).to_series().implode()
+            mine = contest.displaced.filter(pl.col(STORED_AT) == part)
+            gone = mine.select(pl.struct(parents)).to_series().implode()
             schema = pl.scan_parquet(part, glob=False, hive_partitioning=False).collect_schema()
             # (by record id, carried across row groups: a stored record loses whole, and a row of
-            # another record with the same id stays; see _Contest)
+            # another record with the same id stays; see _Contest. A row with a line: by its file,
+            # line and id, as _repeated named it, not by the rows before it here, which after
+            # `store compact` may be another record's: see _line_parents)
             ids = _RecordIds(_stored_hashes)
-            lost = (pl.struct(parents).is_in(gone) & _in_spans(contest.spans)).fill_null(False)
+            lost = pl.struct(parents).is_in(gone)
+            if "source_row" in schema:
+                named = [SHA, "source_row", dedupe.H1, dedupe.H2]
+                rows = mine.filter(pl.col("source_row").is_not_null()).select(pl.struct(named)).to_series().implode()
+                lost = pl.when(pl.col("source_row").is_not_null()).then(pl.struct(named).is_in(rows)).otherwise(lost)
+            lost = (lost & _in_spans(contest.spans)).fill_null(False)
             rel = f"{MONTH}={month}/part-00000-{uuid.uuid4()}-c000.zstd.parquet"
             self.written.append(rel)  # (before it is opened: removed, whatever happens next)
             self.month_of[rel] = month
