@@ -106,3 +106,69 @@ def test_price_with_spark_leaves_its_executors_polars_default(tmp_path):
     said = _allocator_after(["price", str(log), "-o", str(tmp_path / "o.parquet"), "--engine", "spark",
                              "--format", "focus"])
     assert "dirty_decay_ms:-1" not in said
+
+
+# -- held1: a link made to a checked Parquet file while it is read -------------------------------
+
+def _log(path, n=3000, tokens=1000):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({
+        "request_id": [f"req_{i:06d}" for i in range(n)],
+        "timestamp": [f"2026-10-01T00:{i % 60:02d}:00Z" for i in range(n)],
+        "model": ["claude-haiku-4-5"] * n,
+        "input_tokens": pa.array([tokens] * n, pa.int64()),
+        "output_tokens": pa.array([100] * n, pa.int64()),
+    }), path, compression="NONE", use_dictionary=False, write_statistics=False)
+
+
+def _after_check(monkeypatch, target, then):
+    from analyzer import sources
+
+    checked = sources.check_parquet
+
+    def hooked(p):
+        found = checked(p)
+        if p == str(target):
+            then(p)
+        return found
+    monkeypatch.setattr(sources, "check_parquet", hooked)
+
+
+def test_a_hard_link_made_while_it_is_read_reads_the_checked_rows(tmp_path, monkeypatch):
+    """`ln log.parquet backup/` (a snapshot by hard links) while the run reads it: the bytes are the
+    checked ones; the run is refused "run again" (a link made moves the change time, as a write does),
+    never priced otherwise."""
+    log = tmp_path / "log.parquet"
+    _log(log)
+    _after_check(monkeypatch, log, lambda p: os.link(p, tmp_path / "backup.parquet"))
+    r = CliRunner().invoke(main, ["report", str(log), "--format", "json", "-q"])
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith(f"llm-cost: error: {log}: changed while being read (") and r.output.endswith("run again\n")
+
+
+def test_a_value_rewritten_in_place_and_a_link_made_is_refused(tmp_path, monkeypatch):
+    """Was: a page rewritten in place (same size, same footer), its mtime set back, and a hard link
+    made (a snapshot): the change time moved with the link count, read as a rename over the file,
+    and the run priced one request of 1,000,000 tokens among 3,000 of 1,000 with exit 0."""
+    import struct
+
+    import pyarrow.parquet as pq
+
+    log = tmp_path / "log.parquet"
+    _log(log)
+    start = pq.ParquetFile(log).metadata.row_group(0).column(3).data_page_offset  # (input_tokens: plain int64)
+
+    def rewritten_and_linked(p):
+        st = os.stat(p)
+        with open(p, "r+b") as f:
+            data = f.read()
+            f.seek(data.index(struct.pack("<q", 1000), start + 64))
+            f.write(struct.pack("<q", 1_000_000))
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.link(p, tmp_path / "backup.parquet")
+    _after_check(monkeypatch, log, rewritten_and_linked)
+    r = CliRunner().invoke(main, ["report", str(log), "--format", "json", "-q"])
+    assert r.exit_code == 2, r.output  # (was 0: input tokens 3,999,000 + 1,000,000)
+    assert r.output.startswith(f"llm-cost: error: {log}: changed while being read (") and r.output.endswith("run again\n")
