@@ -10,15 +10,6 @@ import contextlib
 import functools
 import os
 import sys
-
-# Polars' allocator (jemalloc), set before Polars loads, unless the user set it: one arena for every
-# two cores, where jemalloc's default is four per core. Polars runs one thread per core, and a
-# streaming pass frees and allocates batch after batch: spread over 8 arenas (2 cores), freed pages
-# went back to the system and were mapped afresh, a fifth of the CPU time in the kernel. 1M-line
-# Claude Code tree: 6.1 -> 3.7 s system time, 21.8 -> 18.9 CPU s (a loaded machine), peak memory
-# unchanged (437 -> 429 MiB).
-_ALLOCATOR_OURS = "_RJEM_MALLOC_CONF" not in os.environ  # (the user set none: see _keep_freed_memory)
-os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 1) // 2)}")
 from decimal import Decimal
 
 import click
@@ -26,6 +17,15 @@ from click.core import ParameterSource
 
 from .errors import AnalyzerError, ExitCode
 from .words import counted
+
+# Polars' allocator (jemalloc), set before Polars loads (no import above loads it), unless the user
+# set it: one arena for every two cores, where jemalloc's default is four per core. Polars runs one thread per core, and a
+# streaming pass frees and allocates batch after batch: spread over 8 arenas (2 cores), freed pages
+# went back to the system and were mapped afresh, a fifth of the CPU time in the kernel. 1M-line
+# Claude Code tree: 6.1 -> 3.7 s system time, 21.8 -> 18.9 CPU s (a loaded machine), peak memory
+# unchanged (437 -> 429 MiB).
+_ALLOCATOR_OURS = "_RJEM_MALLOC_CONF" not in os.environ  # (the user set none: see _keep_freed_memory)
+os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 1) // 2)}")
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).

@@ -172,3 +172,22 @@ def test_a_value_rewritten_in_place_and_a_link_made_is_refused(tmp_path, monkeyp
     r = CliRunner().invoke(main, ["report", str(log), "--format", "json", "-q"])
     assert r.exit_code == 2, r.output  # (was 0: input tokens 3,999,000 + 1,000,000)
     assert r.output.startswith(f"llm-cost: error: {log}: changed while being read (") and r.output.endswith("run again\n")
+
+
+def test_int96_times_in_a_fixed_offset_are_refused_a_named_zone_read(tmp_path):
+    """INT96 (Spark's and Impala's times) keeps no zone of its own: the zone is in the Arrow schema
+    stored in the file, which Polars reads (and panicked on `+05:30`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for zone, refused in (("+05:30", True), ("Asia/Kolkata", False)):
+        log = tmp_path / f"log{len(zone)}.parquet"
+        times = pa.array([1_791_936_000_000], pa.timestamp("ms", "UTC")).cast(pa.timestamp("ns", zone))
+        pq.write_table(pa.table({**ROWS, "timestamp": times}), log, use_deprecated_int96_timestamps=True)
+        result = _price(tmp_path, log)
+        if not refused:
+            assert result.exit_code == 0 and "priced 1" in result.output
+            continue
+        assert result.exit_code == 2 and result.output.count("\n") == 1
+        assert str(log) in result.output and repr(zone) in result.output
+
