@@ -10,14 +10,6 @@ import contextlib
 import functools
 import os
 import sys
-
-# Polars' allocator (jemalloc), set before Polars loads, unless the user set it: one arena for every
-# two cores, where jemalloc's default is four per core. Polars runs one thread per core, and a
-# streaming pass frees and allocates batch after batch: spread over 8 arenas (2 cores), freed pages
-# went back to the system and were mapped afresh, a fifth of the CPU time in the kernel. 1M-line
-# Claude Code tree: 6.1 -> 3.7 s system time, 21.8 -> 18.9 CPU s (a loaded machine), peak memory
-# unchanged (437 -> 429 MiB).
-os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 1) // 2)}")
 from decimal import Decimal
 
 import click
@@ -25,6 +17,15 @@ from click.core import ParameterSource
 
 from .errors import AnalyzerError, ExitCode
 from .words import counted
+
+# Polars' allocator (jemalloc), set before Polars loads (no import above loads it), unless the user
+# set it: one arena for every two cores, where jemalloc's default is four per core. Polars runs one thread per core, and a
+# streaming pass frees and allocates batch after batch: spread over 8 arenas (2 cores), freed pages
+# went back to the system and were mapped afresh, a fifth of the CPU time in the kernel. 1M-line
+# Claude Code tree: 6.1 -> 3.7 s system time, 21.8 -> 18.9 CPU s (a loaded machine), peak memory
+# unchanged (437 -> 429 MiB).
+_ALLOCATOR_OURS = "_RJEM_MALLOC_CONF" not in os.environ  # (the user set none: see _keep_freed_memory)
+os.environ.setdefault("_RJEM_MALLOC_CONF", f"narenas:{max(1, (os.cpu_count() or 1) // 2)}")
 
 # Every built-in key (schema.BUILTIN_KEYS; spelled out here so that --help need not import Polars;
 # tests/test_cli.py checks the list).
@@ -42,9 +43,12 @@ def _keep_freed_memory() -> None:
     system time in the writing, 91-99K and ~0.4 s kept (docs/performance.md, issue 18 eleventh round). It
     costs peak memory (the high-water mark stays mapped: +70 MiB at 3M, +120 at 10M, 801 MiB), which
     is why `report` and the other commands, whose memory is near the 1 GiB target on some inputs,
-    keep the default. (A user's setting is any value other than the arenas default set above.)"""
+    keep the default. A user's setting is any they made, even one equal to the arenas default set
+    above (`narenas:1` on 2 cores was taken for ours, and decay added to it). Not with Spark: its
+    executors' Python processes inherit the variable, and each of them (one per core) kept its
+    freed memory too, a cost never measured."""
     arenas = f"narenas:{max(1, (os.cpu_count() or 1) // 2)}"  # (what this module set, when the user set nothing)
-    if os.environ.get("_RJEM_MALLOC_CONF") == arenas and "polars" not in sys.modules:
+    if _ALLOCATOR_OURS and os.environ.get("_RJEM_MALLOC_CONF") == arenas and "polars" not in sys.modules:
         os.environ["_RJEM_MALLOC_CONF"] = arenas + ",dirty_decay_ms:-1,muzzy_decay_ms:-1"
 
 
@@ -515,7 +519,8 @@ def price(paths, output, fmt, billing_account, **kw):
     """Per-request rows with tags and exact cost columns (no paths: this machine's Claude Code transcripts)."""
     import os
 
-    _keep_freed_memory()
+    if kw["engine"] != "spark":
+        _keep_freed_memory()
     from . import pipeline, writers
     from .errors import OptionError
 

@@ -123,7 +123,10 @@ def difference(then: tuple, now: tuple) -> str | None:
     descriptor still reads the checked bytes: a change time moved with the links is that, not a
     write (a write as well, in the same moment, through a descriptor opened before, is not seen).
     Moved alone, it is a write with the modification time set back, or a rename or `chmod` of the
-    file itself: refused, as the stamp cannot tell them apart."""
+    file itself: refused, as the stamp cannot tell them apart. Moved with more links, a link was made
+    to it (`ln`, a snapshot by hard links), and perhaps a write too: refused as well. Was: read as
+    a rename over it, and a page rewritten with the time set back and then linked was priced
+    unseen (1,000,000 tokens for 1,000, exit 0). Only a link less (the usual replace) is let be."""
     if now[:2] != then[:2]:
         return "replaced by another file"
     if now[2] != then[2]:
@@ -132,6 +135,8 @@ def difference(then: tuple, now: tuple) -> str | None:
         return "written again"
     if now[5] != then[5] and now[6] == then[6]:
         return "its change time moved: written with its time set back, renamed, or its mode changed"
+    if now[5] != then[5] and now[6] > then[6]:
+        return f"a link was made to it ({now[6]:,} links, {then[6]:,} when checked), or it was written"
     return None
 
 

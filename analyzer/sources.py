@@ -1983,32 +1983,49 @@ def _holds_text(t, pa) -> bool:
     return any(_holds_text(t.field(i).type, pa) for i in range(t.num_fields))
 
 
-def _readable_zones(schema, pa) -> None:
-    """Polars panics reading the schema of a Parquet file whose timestamps carry a time zone that is
-    not an IANA name (Arrow allows a fixed offset, `+05:30`, which pandas writes for a fixed-offset
-    zone): a Rust backtrace, exit 2 with no word of which file. Such a column is refused here, named."""
+def _readable_zones(schema, meta, pa) -> None:
+    """Polars panics reading the schema of a Parquet file whose timestamps carry a time zone it does
+    not know (Arrow allows a fixed offset, `+05:30`, which pandas writes for a fixed-offset zone; and
+    names of the system's zone files that are no IANA zone: `localtime`, `posixrules`, `Factory`,
+    `right/UTC`): a Rust backtrace, exit 2 with no word of which file. Such a column is refused here,
+    named. A zone must be one Python's zoneinfo and Polars both take: zoneinfo alone took the system's
+    file names, which Polars' own database (chrono-tz) lacks; Polars alone took `-0800`, which its
+    Parquet reader panics on. The schema Arrow stored in the file is looked at too: PyArrow reads a
+    dictionary of times in `+05:30` as times in UTC, and Polars reads the stored schema, and panics."""
+    import base64
     import zoneinfo
+
+    import polars as pl
 
     def zones(t):
         if pa.types.is_timestamp(t) and t.tz is not None:
             yield t.tz
+        if pa.types.is_dictionary(t):  # (its values' type: the times themselves)
+            yield from zones(t.value_type)
         for i in range(getattr(t, "num_fields", 0)):  # (a struct's fields, a list's or map's items)
             yield from zones(t.field(i).type)
 
-    for column in schema:
+    stored = (meta.metadata or {}).get(b"ARROW:schema")
+    try:
+        schemas = [schema, pa.ipc.read_schema(pa.py_buffer(base64.b64decode(stored)))] if stored else [schema]
+    except (ValueError, pa.ArrowException):  # (not one Arrow wrote: what Polars makes of it is not ours to say)
+        schemas = [schema]
+    for column in (c for s in schemas for c in s):
         for tz in zones(column.type):
             try:
                 zoneinfo.ZoneInfo(tz)
-            except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+                pl.Series([0]).cast(pl.Datetime("ms", tz))
+            except (ValueError, OSError, zoneinfo.ZoneInfoNotFoundError, pl.exceptions.PolarsError):
+                # (OSError: a directory of zones, `Asia`, or a name too long for a file)
                 raise ValueError(f"column {column.name!r} holds times in zone {tz!r}, which Polars cannot read "
-                                 "(a fixed offset, not an IANA zone name): write them in UTC or a named zone") from None
+                                 "(a fixed offset or no IANA zone name): write them in UTC or a named zone") from None
 
 
 def _check_parquet(file, pa, pq) -> tuple[str, ...]:
     try:
         with pq.ParquetFile(file, pre_buffer=False) as f:
             meta = f.metadata
-            _readable_zones(f.schema_arrow, pa)
+            _readable_zones(f.schema_arrow, meta, pa)
             dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
             _text_statistics(meta)
         file.seek(0)
