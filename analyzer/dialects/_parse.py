@@ -53,9 +53,34 @@ def unreadable(dtype: pl.DataType) -> bool:
     return nested(dtype) or isinstance(dtype, pl.Duration)
 
 
-def as_json(expr: pl.Expr) -> pl.Expr:
+def map_as_entries(dtype: pl.DataType) -> pl.DataType:
+    """`dtype` with every Map keyed by other than text, at any depth, as the list of its entries
+    (`{key, value}` structs): Polars' JSON encoder refuses such a map ("JSON Map keys must be
+    String"), and Spark writes `map<int, ...>` columns a log may carry beside its counts."""
+    if isinstance(dtype, pl.Map):
+        key, value = map_as_entries(dtype.key), map_as_entries(dtype.value)
+        if key in (pl.String, pl.Categorical, pl.Enum) or isinstance(key, (pl.Categorical, pl.Enum)):
+            return pl.Map(key, value)
+        return pl.List(pl.Struct({"key": key, "value": value}))
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct({f.name: map_as_entries(f.dtype) for f in dtype.fields})
+    if isinstance(dtype, pl.List):
+        return pl.List(map_as_entries(dtype.inner))
+    if isinstance(dtype, pl.Array):
+        return pl.Array(map_as_entries(dtype.inner), dtype.shape)
+    return dtype
+
+
+def json_encodable(col: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A Parquet column as the record's raw text can hold it (see map_as_entries)."""
+    safe = map_as_entries(dtype)
+    return col if safe == dtype else col.cast(safe)
+
+
+def as_json(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
     """A nested value as its JSON text (`{"a":1}`, `["x","y"]`), so that it can be a label."""
-    return pl.struct(expr.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+    return pl.struct(json_encodable(expr, dtype).alias("v")).struct.json_encode().str.strip_prefix(
+        '{"v":').str.strip_suffix("}")
 
 
 def _missing(name: str, required: bool) -> pl.Expr:
@@ -371,7 +396,7 @@ def label(raw: str, dtype: pl.DataType) -> pl.Expr:
     """A label as logged, as a string (trimmed and checked later, see labels.py); a nested value
     (a Parquet struct or list column) as its JSON text."""
     if nested(dtype):
-        return as_json(pl.col(raw))
+        return as_json(pl.col(raw), dtype)
     if isinstance(dtype, pl.Duration):  # (Polars casts no duration to text: ISO 8601, `PT1.5S`)
         return pl.col(raw).dt.to_string("iso")
     return pl.col(raw) if dtype == pl.String else pl.col(raw).cast(pl.String)

@@ -131,7 +131,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         lf = src.scan_parquet().with_row_index("_row", offset=1).select(
             "_row", *[pl.col(k).alias(v) for k, v in original.items()])
         dtypes = dict(lf.collect_schema())
-        raw = pl.struct(pl.all().exclude("_row")).struct.json_encode()
+        raw = pl.struct([_parse.json_encodable(pl.col(c), t) for c, t in dtypes.items() if c != "_row"]).struct.json_encode()
         return canonical_frame(lf, fields, dims, {f: dtypes[c] for f, c in fields.items()}, pl.col, raw, src, **sniff)
     if src.container == "csv":
         # Fast path: counts parsed by the CSV reader. A file with a non-integer count fails it, and

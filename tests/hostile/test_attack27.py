@@ -14,6 +14,7 @@ of which then kept its freed memory, a cost never measured.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -193,9 +194,6 @@ def test_int96_times_in_a_fixed_offset_are_refused_a_named_zone_read(tmp_path):
 
 
 
-@pytest.mark.xfail(strict=True, reason="price: a Parquet log with a map column keyed by integers fails in "
-                                       "Polars' JSON encoding of the record (`JSON Map keys must be String`), "
-                                       "naming no file, where report prices it")
 def test_a_parquet_map_column_keyed_by_integers_is_priced_as_report_prices_it(tmp_path):
     """A Parquet log (Spark writes map<int, ...> columns) with an extra column the pricing never
     reads: `report` prices its row; `price` stopped with `cannot read input: JSON Map keys must be
@@ -213,3 +211,27 @@ def test_a_parquet_map_column_keyed_by_integers_is_priced_as_report_prices_it(tm
     result = _price(tmp_path, log)
     assert result.exit_code == 0, result.output
     assert "priced 1" in result.output
+
+
+def test_maps_keyed_by_integers_at_any_depth_keep_the_record_text_of_a_quarantined_row(tmp_path):
+    """A map keyed by integers inside a struct and a list, on a row quarantined (negative tokens): its
+    record text in the quarantine file holds the entries as `{key, value}` structs; a map keyed by
+    text stays a JSON object."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    log = tmp_path / "log.parquet"
+    times = pa.array([1_791_936_000_000] * 2, pa.timestamp("ms", "UTC"))
+    by_int = pa.map_(pa.int32(), pa.string())
+    pq.write_table(pa.table({
+        "request_id": ["r1", "r2"], "model": ["claude-haiku-4-5"] * 2, "input_tokens": [10, -5],
+        "output_tokens": [3, 3], "timestamp": times,
+        "s": pa.array([{"m": [(7, "x")]}] * 2, pa.struct([("m", by_int)])),
+        "l": pa.array([[[(8, "y")]]] * 2, pa.list_(by_int)),
+        "t": pa.array([[("k", "v")]] * 2, pa.map_(pa.string(), pa.string()))}), log)
+    result = _price(tmp_path, log)
+    assert result.exit_code == 0, result.output
+    (quarantined,) = [json.loads(x) for x in (tmp_path / "q.jsonl").read_text().splitlines()]
+    raw = json.loads(quarantined["raw"])
+    assert raw["s"] == {"m": [{"key": 7, "value": "x"}]} and raw["l"] == [[{"key": 8, "value": "y"}]]
+    assert raw["t"] == {"k": "v"} and raw["request_id"] == "r2"
