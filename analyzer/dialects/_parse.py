@@ -59,7 +59,7 @@ def map_as_entries(dtype: pl.DataType) -> pl.DataType:
     String"), and Spark writes `map<int, ...>` columns a log may carry beside its counts."""
     if isinstance(dtype, pl.Map):
         key, value = map_as_entries(dtype.key), map_as_entries(dtype.value)
-        if key in (pl.String, pl.Categorical, pl.Enum) or isinstance(key, (pl.Categorical, pl.Enum)):
+        if isinstance(key, (pl.String, pl.Categorical, pl.Enum)):  # (the keys JSON can hold)
             return pl.Map(key, value)
         return pl.List(pl.Struct({"key": key, "value": value}))
     if isinstance(dtype, pl.Struct):
