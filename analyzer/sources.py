@@ -1950,23 +1950,35 @@ def _dictionary_columns(meta, schema) -> list[str]:
     return found
 
 
-def _text_statistics(meta) -> None:
-    """Each chunk's min and max of a text column are UTF-8: the pages decode whole without a word of
-    them, and Polars (filtering by them) refused the run naming no file ("Invalid UTF8 in
-    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not. First, each
-    chunk's physical type is the schema's: PyArrow, reading the statistics of a chunk whose footer
-    says another (a damaged byte), throws where nothing catches it and the process aborts
-    ("terminate called ...": no line naming the file, found by tests/test_fuzz.py)."""
+def check_chunk_types(meta) -> None:
+    """Raise ValueError ("damaged Parquet: ...") unless each row group has the schema's columns and
+    each column chunk the schema's physical type. Called before any chunk's `.statistics`: PyArrow,
+    reading the statistics of a chunk whose footer says another type (one damaged byte), throws
+    where nothing catches it and the process aborts ("terminate called ...": no line naming the
+    file; found by tests/test_fuzz.py, fixtures/damaged-parquet/usage-physical-type.parquet). Its
+    callers: the check of a Parquet input here, and the store reading its data files' statistics."""
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         if group.num_columns != meta.num_columns:
             raise ValueError(f"damaged Parquet: row group {g + 1} has {group.num_columns} columns, the schema "
                              f"{meta.num_columns}")
         for j in range(meta.num_columns):
-            chunk = group.column(j)
-            if chunk.physical_type != meta.schema.column(j).physical_type:
+            if group.column(j).physical_type != meta.schema.column(j).physical_type:
                 raise ValueError(f"damaged Parquet: column {meta.schema.column(j).path!r} in row group {g + 1} is "
-                                 f"of type {chunk.physical_type}, its schema says {meta.schema.column(j).physical_type}")
+                                 f"of type {group.column(j).physical_type}, its schema says "
+                                 f"{meta.schema.column(j).physical_type}")
+
+
+def _text_statistics(meta) -> None:
+    """Each chunk's min and max of a text column are UTF-8: the pages decode whole without a word of
+    them, and Polars (filtering by them) refused the run naming no file ("Invalid UTF8 in
+    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not. The chunks'
+    types are checked first (see check_chunk_types)."""
+    check_chunk_types(meta)
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for j in range(meta.num_columns):
+            chunk = group.column(j)
             stats = chunk.statistics
             if stats is not None and stats.has_min_max and chunk.physical_type == "BYTE_ARRAY":
                 try:

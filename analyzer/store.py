@@ -55,7 +55,7 @@ from .errors import AnalyzerError, OptionError, SourceError
 from .held import difference, holding_parquet
 from .pipeline import INT64_MAX
 from .schema import COUNT_COLUMNS, MONEY
-from .sources import expand_paths, file_key, open_source, shown
+from .sources import check_chunk_types, expand_paths, file_key, open_source, shown
 from .words import counted
 
 PREFIX = "_llm_"  # every column this module adds; never a log's column (see the module doc)
@@ -117,6 +117,11 @@ LATER_FILE_COLUMNS = {"repeats_records", "displaced_rows", "span", "displaced_st
 
 class StoreError(AnalyzerError):
     """The store cannot be used: locked by another run, damaged, or not a store."""
+
+
+class _DamagedPart(StoreError):
+    """A data file whose footer is damaged (see _data_footer): raised through the steps that read a
+    file they cannot summarize as rows instead, since Polars reads such a file without a word."""
 
 
 def _trace(step: str) -> None:
@@ -2433,15 +2438,27 @@ SPARSE = 2  # ... fall into at most 1/SPARSE as many hour cells
 STAT_EXACT = 64  # bytes: a text statistic shorter than this is the value itself (writers truncate longer ones)
 
 
-def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[dict[str, str | None], set[str]]:
-    """From the data file's footer statistics: the key columns holding one value (or only nulls) in
+def _data_footer(root: str, part: str):
+    """The footer of data file `part` (relative to `root`), its chunks' types checked against its
+    schema before any statistics are read: PyArrow, asked for the statistics of a chunk whose
+    footer type differs (one damaged byte), aborts the process (see sources.check_chunk_types)."""
+    import pyarrow.parquet as pq
+
+    md = pq.ParquetFile(os.path.join(root, part)).metadata
+    try:
+        check_chunk_types(md)
+    except ValueError as e:
+        raise _DamagedPart(f"damaged store: {root}: data file {part}: {e} "
+                           f"(see `llm-cost store status {root}`)") from None
+    return md
+
+
+def _constant_columns(md, keys: list[str], measures: list[str]) -> tuple[dict[str, str | None], set[str]]:
+    """From the data file's footer statistics (`md`, from _data_footer): the key columns holding one value (or only nulls) in
     the whole file, and the measures that are 0 or null in every row. Grouping by the first and
     summing the second is wasted work (a night's file has one source file, book, dialect...); a
     statistic that does not prove it (missing, or text long enough to be truncated) proves nothing.
     (Only these columns' statistics are read: a timestamp's would import pandas.)"""
-    import pyarrow.parquet as pq
-
-    md = pq.ParquetFile(path).metadata
     index = {md.schema.column(i).name: i for i in range(md.num_columns)}
     const: dict[str, str | None] = {}
     zero: set[str] = set()
@@ -2472,14 +2489,11 @@ def _constant_columns(path: str, keys: list[str], measures: list[str]) -> tuple[
     return const, zero
 
 
-def _sums_fit(path: str, counts: list[str]) -> bool:
-    """Whether the data file's footer statistics prove that no sum of any of `counts` over any of
+def _sums_fit(md, counts: list[str]) -> bool:
+    """Whether the data file's footer statistics (`md`, from _data_footer) prove that no sum of any of `counts` over any of
     its rows can pass INT64_MAX: each row group's largest magnitude times its rows, summed over the
     groups, bounds every cell's sum. A summary then sums in Int64 (in Int128 it cost 0.3 CPU s more
     for a 2.6M-row month); a column without statistics proves nothing (Int128, then checked)."""
-    import pyarrow.parquet as pq
-
-    md = pq.ParquetFile(path).metadata
     index = {md.schema.column(i).name: i for i in range(md.num_columns)}
     for name in counts:
         if name in (pipeline.ROWS, REPORTED_ROWS):
@@ -2562,7 +2576,8 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
     schema = rows.collect_schema()
     keys = _cell_keys(schema)
     summed = [*SUMMED, *pipeline.MONEY_COLUMNS, "reported_cost"]
-    const, zeros = _constant_columns(path, keys, summed)
+    footer = _data_footer(root, part)
+    const, zeros = _constant_columns(footer, keys, summed)
     const.update({k: v for k, v in (constant or {}).items() if k in keys})
     zero = zeros | {c for c in zero or () if c in (*summed, REPORTED_ROWS)}
     vary = [k for k in keys if k not in const]
@@ -2589,7 +2604,7 @@ def _write_summaries(root: str, part: str, sources: list[str] | None = None,
         # pricing. Its rows are read instead, as fast.
         return []
     counts = [c for c in (*SUMMED, pipeline.ROWS, REPORTED_ROWS) if c in measures]
-    wide = not _sums_fit(path, counts)
+    wide = not _sums_fit(footer, counts)
     cell = _cells(pl.LazyFrame(schema=SCHEMA), []).collect_schema()
     whole = [*(pl.lit(v, pl.String).alias(k) for k, v in const.items()),
              *(pl.lit(0, cell[c]).alias(c) for c in zero)]
@@ -2674,11 +2689,17 @@ def _summarize_missing(root: str, table, only: set[str] | None = None,
             try:
                 done += bool(_write_summaries(root, rel, merged))
                 continue
+            except _DamagedPart:
+                raise  # (not a file to read as rows: Polars reads it without a word of the damage)
             except (pl.exceptions.PolarsError, OSError, AnalyzerError, ValueError):
                 if merged is None:
                     continue  # (a file it cannot summarize is read as rows: a report stays right, only slower)
-            with contextlib.suppress(pl.exceptions.PolarsError, OSError, AnalyzerError, ValueError):
+            try:
                 done += bool(_write_summaries(root, rel))  # (the sources' summaries failed: from its rows)
+            except _DamagedPart:
+                raise
+            except (pl.exceptions.PolarsError, OSError, AnalyzerError, ValueError):
+                pass
     return done
 
 
@@ -3117,9 +3138,14 @@ def _check_part(path: str, size: int, rows: int | None, by: str = "the log") -> 
     if os.path.getsize(path) != size:
         return f"{os.path.getsize(path):,} bytes, {by} says {size:,}"
     try:
-        n = pq.ParquetFile(path).metadata.num_rows
+        md = pq.ParquetFile(path).metadata
+        n = md.num_rows
     except Exception as e:  # noqa: BLE001 - pyarrow: any unreadable footer
         return f"unreadable ({(str(e).splitlines() or [''])[0]})"
+    try:  # (a chunk of another type than its schema's: Polars reads it without a word, a summary aborted)
+        check_chunk_types(md)
+    except ValueError as e:
+        return str(e)
     return None if rows is None or n == rows else f"{counted(n, 'row')}, {by} says {rows:,}"
 
 
@@ -3307,6 +3333,8 @@ def compact(root: str, retention_days: int = RETENTION_DAYS, wait: float = DEFAU
             _summarize_missing(root, table, None, _merged_from(root, counts_before, _row_counts(root, table)))
             candidates = table.vacuum(retention_hours=retention_days * 24, dry_run=True,
                                       enforce_retention_duration=False, full=False)
+        except _DamagedPart:
+            raise  # (its own line names the file)
         except Exception as e:  # noqa: BLE001
             raise StoreError(f"{root}: cannot compact: {(str(e).strip().splitlines() or [''])[0]}") from None
         ours = [c for c in candidates if _is_our_part(root, c)]

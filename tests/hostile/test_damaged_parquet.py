@@ -86,3 +86,63 @@ def test_a_damaged_parquet_invoice_is_one_line(tmp_path):
     r = CliRunner().invoke(main, ["audit", str(logs), "--invoice", str(invoice)])
     assert r.exit_code == 2, r.output
     assert r.output == f"llm-cost: error: {invoice}: cannot read (damaged Parquet: Unknown encoding type.)\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# A store's data file with the damage of usage-physical-type.parquet
+
+
+def _chunk_type_offset(data: bytes, column: str) -> int:
+    """The byte of the footer holding the type of `column`'s chunk in row group 1: Thrift's compact
+    encoding of ColumnMetaData opens with field 1, the type (0x15, then the type as a zigzag varint),
+    then field 2, the encodings (0x19, a list header and one byte each), then field 3, the path in
+    the schema (0x19 0x18, the name's length and the name)."""
+    import re
+
+    footer = len(data) - 8 - int.from_bytes(data[-8:-4], "little")
+    name = column.encode()
+    for m in re.finditer(rb"\x15[\x00-\x0f]\x19([\x15-\xf5])", data[footer:]):
+        k = footer + m.end() + (m.group(1)[0] >> 4)
+        if data[k:k + 3] == b"\x19\x18" + bytes([len(name)]) and data[k + 3:k + 3 + len(name)] == name:
+            return footer + m.start() + 1
+    raise AssertionError(f"no chunk of {column} found")
+
+
+def test_a_store_data_file_whose_chunk_type_is_damaged_is_one_line_naming_it(tmp_path):
+    """PyArrow aborted the process reading a store data file's footer statistics when a chunk's type
+    was not its schema's (one footer byte, as in usage-physical-type.parquet): `store compact`,
+    summarizing a file without a summary, died with "terminate called ...", no line. Run in a child
+    process: an abort would kill pytest."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import pyarrow.parquet as pq
+
+    from analyzer import store
+
+    root = Path(__file__).parents[2]
+    st = tmp_path / "store"
+    store.ingest([str(root / "fixtures" / "sample")], str(st))
+    (part,) = (st / "_llm_month=2026-11").glob("*.parquet")  # (a month of one file: compact leaves it as it is)
+    shutil.rmtree(st / "_llm_cost" / "summary")  # (a store older than summaries: compact writes them)
+    data = bytearray(part.read_bytes())
+    data[_chunk_type_offset(bytes(data), "input_tokens")] = 0x4D  # (the fixture's byte: type UNKNOWN)
+    part.write_bytes(bytes(data))
+    md = pq.ParquetFile(part).metadata
+    j = [md.schema.column(i).name for i in range(md.num_columns)].index("input_tokens")
+    assert (md.row_group(0).column(j).physical_type, md.schema.column(j).physical_type) == ("UNKNOWN", "INT64")
+    rel = f"_llm_month=2026-11/{part.name}"
+    why = "damaged Parquet: column 'input_tokens' in row group 1 is of type UNKNOWN, its schema says INT64"
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "analyzer", *args, str(st)], capture_output=True, text=True,
+                              cwd=root, env={**os.environ, "PYTHONPATH": str(root)})
+
+    r = run("store", "compact")
+    assert "terminate" not in r.stderr
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == f"llm-cost: error: damaged store: {st}: data file {rel}: {why} (see `llm-cost store status {st}`)\n"
+    r = run("store", "status")
+    assert r.returncode == 1 and f"DAMAGED: {rel}: {why}\n" in r.stdout and r.stdout.endswith("damaged\n")
