@@ -3732,14 +3732,18 @@ def _blank_model(rows: pl.DataFrame | pl.LazyFrame) -> pl.Expr:
 
 def _blank_records(rows: pl.DataFrame) -> pl.Series:
     """Per stored row (in stored order): whether its record (file, and record id: see _parents)
-    has a row whose model cleans to nothing. An ingest quarantines such a record whole."""
+    has a row whose model cleans to nothing. An ingest quarantines such a record whole. A row's
+    record is its line's record row, whatever the rows' order (see _line_parents): after `store
+    compact` a response's later steps may be read before its record row, and a forward fill gave
+    them the record read before them (a valid request quarantined with a blank one's steps, a blank
+    one's steps left stored and priced)."""
     blank = _blank_model(rows)
     models = rows.select(pl.col("model_raw").unique()) if "model_raw" in rows.columns else pl.DataFrame()
     if not models.height or not models.select(blank.any()).item():  # (a model takes few values: the usual case)
         return pl.select(pl.repeat(False, rows.height, dtype=pl.Boolean)).to_series()
-    keyed = rows.select(SHA, "request_id", "source", *(["requests"] if "requests" in rows.columns else []),
-                        *(["model_raw"] if "model_raw" in rows.columns else [])).with_columns(_stored_hashes())
-    keyed = keyed.with_columns(_parents(keyed.lazy()))
+    keyed = rows.select(SHA, "request_id", "source", *[c for c in ("requests", "source_row", "model_raw")
+                                                       if c in rows.columns]).with_columns(_stored_hashes())
+    keyed = keyed.with_columns(_line_parents(keyed.lazy(), [SHA, "source_row"]))
     whole = pl.when(pl.col(dedupe.P1).is_not_null()).then(blank.any().over(SHA, dedupe.P1, dedupe.P2)).otherwise(blank)
     return keyed.select(whole.fill_null(False)).to_series()
 
