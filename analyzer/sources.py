@@ -32,7 +32,7 @@ import stat
 import sys
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -889,7 +889,7 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     strings = [c for c in names if c not in overrides]
     keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
 
-    def read(body: bytes, columns: list[str] | None) -> pl.DataFrame:
+    def read_piece(body: bytes, columns: list[str] | None) -> pl.DataFrame:
         try:
             return pl.read_csv(text_header + body, encoding="utf8", columns=columns, **opts).with_columns(
                 pl.lit(False).alias(BAD))
@@ -904,6 +904,29 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                 # shown as what the file has there, a byte that is not UTF-8: U+FFFD)
                 raise pl.exceptions.ComputeError(str(e).replace(mark, "\ufffd")) from None
 
+    def bodies() -> Iterator[bytes]:
+        """Each piece, without the header."""
+        head = True
+        for piece in _csv_pieces(_blocks(path, compression, run, piece_bytes or PIECE_BYTES)):
+            yield piece[len(header):] if head else piece
+            head = False
+
+    def malformed(k: int, body: bytes, columns: list[str] | None) -> SourceError:
+        """The refusal of piece `k`, which Polars cannot parse, naming the line of the file's first
+        record that is not RFC 4180 (see _not_rfc4180): the pieces before it are read again (a
+        stray quote before a piece's end moves the cuts after it, which the quotes' count places:
+        Polars may read that piece without a word, and refuse the next one, which starts inside a
+        field), their lines counted (here, not as pieces are read: a clean reading pays nothing).
+        None before it: the record Polars refuses in it (see _malformed)."""
+        line = 1 + header.count(b"\n")  # (the line, as an editor counts them, the next piece starts at)
+        with contextlib.closing(bodies()) as again:
+            for _, before in zip(range(k), again):
+                bad = _not_rfc4180(before, sep)
+                if bad < len(before):
+                    return _malformed_at(path, before, line, bad)
+                line += before.count(b"\n")
+        return _malformed(path, body, line, sep, columns, read_piece)
+
     def frames(columns: set[str] | None):
         # Each piece is read after the header: a piece's first record may be short (a cut line), and
         # Polars tells the columns of a headerless piece from its first record. Only the columns the
@@ -915,10 +938,16 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
         wanted = None if columns is None else [c for c in names if c in columns or c == names[-1]]
         if keep is not None and keep.is_empty():
             return  # (the quarantine pass, for a file none of whose records it needs)
-        row, head = 2, True
-        for piece in _csv_pieces(_blocks(path, compression, run, piece_bytes or PIECE_BYTES)):
-            body = piece[len(header):] if head else piece
-            head = False
+        row = 2
+        for k, body in enumerate(bodies()):
+
+            def read(body: bytes, columns: list[str] | None, k: int = k) -> pl.DataFrame:
+                try:
+                    return read_piece(body, columns)
+                except pl.exceptions.ComputeError:
+                    if overrides:
+                        raise  # (a count that is not an integer, or a malformed record: read again as text)
+                    raise malformed(k, body, columns) from None
             if keep is not None:
                 # (counted by one column, read as the reading reads it: its records are the
                 # reading's. Not lossy: where Polars' parse of a malformed record depends on the
@@ -937,6 +966,59 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
 
     lf = _serve(schema, frames, "llm-cost csv", path)
     return lf.rename(renamed) if renamed else lf
+
+
+def _not_rfc4180(body: bytes, sep: str) -> int:
+    """Where the first record of `body` (whole records) that is not RFC 4180 starts (a quote inside
+    a field not enclosed in quotes, text after a closing quote, a quote that never closes), or its
+    length: one regular expression of atomic records (no backtracking), matched in C (~180 MB/s)."""
+    s = re.escape(sep.encode())
+    field = rb'(?:"(?:[^"]|"")*+"|[^"' + s + rb'\n]*+)'
+    return re.match(rb"(?>" + field + rb"(?:" + s + field + rb")*+\r?\n)*+", body).end()
+
+
+def _malformed(path: str, body: bytes, line: int, sep: str, columns: list[str] | None,
+               read: Callable[[bytes, list[str] | None], pl.DataFrame]) -> SourceError:
+    """The refusal of a CSV piece Polars cannot parse (`body`, starting at the file's line `line`,
+    read by `read` with `columns`), naming the line its first bad record starts at. Polars names no
+    line: its message quotes the text from the bad record on, or counts rows "in chunk starting at
+    row_offset 0" of the piece (its parallel parse cut the piece where a stray quote's count said,
+    and the rows disagreed: the record it fails on may be far after the stray quote).
+
+    The first bad record is the first that is not RFC 4180 (see _not_rfc4180). A piece Polars
+    refuses whose records all are (none seen; kept in case) is searched by halves at its record
+    ends (newlines after an even count of quotes, by numpy) for the shortest start Polars refuses,
+    whose last record is named. No Python loop over records either way."""
+    start = _not_rfc4180(body, sep)
+    if start == len(body):
+        import numpy as np
+
+        data = np.frombuffer(body, np.uint8)
+        ends = np.flatnonzero(data == 10)
+        ends = ends[np.cumsum(data == 34)[ends] % 2 == 0] + 1  # (a newline outside quotes ends a record)
+        bounds = np.unique(np.concatenate(([0], ends, [len(body)])))
+        lo, hi = 0, len(bounds) - 1  # (the first lo records read; the first hi are refused)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                read(body[:bounds[mid]], columns)
+                lo = mid
+            except pl.exceptions.ComputeError:
+                hi = mid
+        start = int(bounds[lo])
+    return _malformed_at(path, body, line, start)
+
+
+def _malformed_at(path: str, body: bytes, line: int, start: int) -> SourceError:
+    """The refusal naming the record at `start` of `body` (which starts at the file's line `line`):
+    its line counted by newlines, so a quoted field holding newlines counts its lines, as an editor
+    shows them (a CRLF is one line), and its first line shown (bytes that are not UTF-8 as U+FFFD)."""
+    end = body.find(b"\n", start)
+    text = body[start:end if end >= 0 else len(body)].rstrip(b"\r").decode("utf-8", "replace")
+    text = text if len(text) <= 100 else text[:99] + "\u2026"
+    first = line + body.count(b"\n", 0, start)
+    return SourceError(f"{shown(path)}: line {first}: cannot read (a malformed CSV record: a quote that does not "
+                       f"close, or one inside a field not enclosed in quotes: `{text}`)")
 
 
 def _csv_header(path: str, compression: str | None, run: dict | None) -> bytes:
