@@ -2054,9 +2054,8 @@ def check_chunk_types(meta) -> None:
 def _text_statistics(meta) -> None:
     """Each chunk's min and max of a text column are UTF-8: the pages decode whole without a word of
     them, and Polars (filtering by them) refused the run naming no file ("Invalid UTF8 in
-    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not. The chunks'
-    types are checked first (see check_chunk_types)."""
-    check_chunk_types(meta)
+    Statistics"). PyArrow decodes them to str: UnicodeDecodeError when they are not. The caller
+    checks the chunks' types first (see check_chunk_types)."""
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
         for j in range(meta.num_columns):
@@ -2119,6 +2118,7 @@ def _check_parquet(file, pa, pq) -> tuple[str, ...]:
     try:
         with pq.ParquetFile(file, pre_buffer=False) as f:
             meta = f.metadata
+            check_chunk_types(meta)  # (before anything reads a chunk's metadata: see there)
             _readable_zones(f.schema_arrow, meta, pa)
             dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
             _text_statistics(meta)
