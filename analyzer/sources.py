@@ -339,11 +339,21 @@ PIECE_BYTES = 8 << 20
 NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
 BAD = "_bad"
 BOM = "\ufeff"  # a byte order mark: no part of the line or name it stands before
-# Columns the readers add to a table's own (its record's number, its bytes' verdict). A log's own
-# column of either name is left out of the reading (a name starting with `_` is never read as a
-# dimension, see canonical._is_dimension): a Parquet or CSV log with its own `_row` failed with
-# "cannot add row_index with name '_row'".
-RESERVED = ("_row", BAD)
+# A CSV record of more fields than the header, one of its fields past the header's last not empty:
+# why it is quarantined (the dialects write this column's text as its reason), else null. Polars
+# read such a record by its first fields and dropped the rest: an unquoted `1,200` in a count was
+# priced as 1 input and 200 output tokens, its real output count lost. Extra empty fields (an
+# exporter's trailing comma) are read as before.
+BEYOND = "_beyond"
+# Columns the readers add to a table's own (its record's number, its bytes' verdict, its fields past
+# the header's). A log's own column of such a name is left out of the reading (a name starting with
+# `_` is never read as a dimension, see canonical._is_dimension): a Parquet or CSV log with its own
+# `_row` failed with "cannot add row_index with name '_row'".
+RESERVED = ("_row", BAD, BEYOND)
+# Fields past the header's the CSV readers first read a record with (see beyond_columns).
+BEYOND_FIELDS = 2
+# Polars' refusal of a record of more fields than its schema (truncate_ragged_lines=False).
+_RAGGED = "found more fields than defined"
 _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 
@@ -883,22 +893,44 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     renamed = _unescaped_names(text_header, names, sep)
     integers = tuple({v: k for k, v in renamed.items()}.get(c, c) for c in integers)
     overrides = {c: pl.Int64 for c in integers if c in names}
-    schema = {**{c: overrides.get(c, pl.String) for c in names}, BAD: pl.Boolean, "_row": pl.get_index_type()}
-    opts = dict(schema=dict(zip(names, [overrides.get(c, pl.String) for c in names])), separator=sep,
-                truncate_ragged_lines=True, has_header=True)
+    schema = {**{c: overrides.get(c, pl.String) for c in names}, BEYOND: pl.String, BAD: pl.Boolean,
+              "_row": pl.get_index_type()}
     strings = [c for c in names if c not in overrides]
     keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
+    extra = beyond_columns(names, BEYOND_FIELDS)
 
     def read_piece(body: bytes, columns: list[str] | None) -> pl.DataFrame:
+        """The piece's records, with BEYOND when `columns` holds the extra columns (None: all). Read
+        by a schema of BEYOND_FIELDS columns past the header's (see beyond_columns); a record of more
+        fields fails that reading, which is made again 8 times wider (a piece of such records only:
+        an exporter's many trailing commas), until every field of every record is read."""
+        width = BEYOND_FIELDS
+        while True:
+            wide = extra if width == BEYOND_FIELDS else beyond_columns(names, width)
+            asked = columns if columns is None or extra[0] not in columns else \
+                [c for c in columns if c not in extra] + wide
+            try:
+                frame = read_wide(body, asked, wide)
+            except pl.exceptions.ComputeError as e:
+                if _RAGGED not in str(e):
+                    raise
+                width *= 8
+                continue
+            here = [c for c in wide if c in frame.columns]
+            return frame.with_columns(beyond_reason(here, len(names), sep)).drop(here) if here else frame
+
+    def read_wide(body: bytes, columns: list[str] | None, wide: list[str]) -> pl.DataFrame:
+        opts = dict(schema={**{c: overrides.get(c, pl.String) for c in names}, **dict.fromkeys(wide, pl.String)},
+                    separator=sep, has_header=True, missing_columns="insert", truncate_ragged_lines=False)
         try:
             return pl.read_csv(text_header + body, encoding="utf8", columns=columns, **opts).with_columns(
                 pl.lit(False).alias(BAD))
-        except pl.exceptions.ComputeError:
-            if not _has_bad_bytes(body):
+        except pl.exceptions.ComputeError as e:
+            if _RAGGED in str(e) or not _has_bad_bytes(body):
                 raise  # a count that is not an integer: the robust pass reads it as text
             fixed, mark = _marked(body)
             try:
-                return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, strings)
+                return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, [*strings, *wide])
             except pl.exceptions.ComputeError as e:
                 # (Polars quotes the record it refused: the mark, random text the file does not hold,
                 # shown as what the file has there, a byte that is not UTF-8: U+FFFD)
@@ -935,7 +967,8 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
         # quotes, and a record with two stray quotes (`r"7,...,5" tall`, which a read of every
         # column takes as written) failed a read of its first columns alone, "CSV malformed": the
         # run failed or not by --by. Through the last column, a record is the whole read's.
-        wanted = None if columns is None else [c for c in names if c in columns or c == names[-1]]
+        wanted = None if columns is None else [c for c in names if c in columns or c == names[-1]] + (
+            extra if BEYOND in columns else [])
         if keep is not None and keep.is_empty():
             return  # (the quarantine pass, for a file none of whose records it needs)
         row = 2
@@ -1654,6 +1687,30 @@ def _native_lines(path: str) -> pl.LazyFrame:
     ).with_row_index("_row", offset=1).with_columns(pl.lit(False).alias(BAD))
 
 
+def beyond_columns(names: list[str], width: int) -> list[str]:
+    """Names for `width` columns past a CSV header's `names` (none of them), in which Polars reads a
+    record's fields past the header's (see beyond_reason). Polars reads a CSV file by a schema longer
+    than its header (`missing_columns="insert"`) by position, a record's extra fields into the extra
+    columns; with truncate_ragged_lines=False, a record of still more fields fails the read, which is
+    read again wider (bounded_csv), or robustly (the fast scan: the run's retry)."""
+    prefix = "_beyond_"
+    while any(n.startswith(prefix) for n in names):
+        prefix = "_" + prefix
+    return [f"{prefix}{i}" for i in range(1, width + 1)]
+
+
+def beyond_reason(extra: list[str], n: int, sep: str) -> pl.Expr:
+    """BEYOND from the columns `extra` past a header of `n` names: a record's first field past the
+    header's that is not empty (Polars reads an empty field as null; one of spaces is empty too),
+    named, else null. (No Python over rows: a format per column, null where its field is.)"""
+    what = "a tab" if sep == "\t" else "a comma"
+    return pl.coalesce(
+        [pl.when(pl.col(c).str.strip_chars() != "").then(pl.format(
+            f"more fields than the header's {n} (field {n + i}: {{}}; a field holding {what} must be quoted)",
+            pl.col(c))) for i, c in enumerate(extra, 1)]
+        or [pl.lit(None, pl.String)]).alias(BEYOND)
+
+
 def _without_reserved(lf: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
     own = [c for c in names if c in RESERVED]
     return lf.drop(own) if own else lf
@@ -1661,15 +1718,21 @@ def _without_reserved(lf: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
 
 def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
+    opts = dict(separator=sep, encoding="utf8", glob=False)
+    names = pl.scan_csv(path, infer_schema=False, **opts).collect_schema().names()
+    # (read by a schema BEYOND_FIELDS columns longer than the header: see beyond_columns; a record of
+    # more fields still fails the scan, and the run is read again robustly)
+    extra = beyond_columns(names, BEYOND_FIELDS)
     lf = pl.scan_csv(
-        path, infer_schema=False, separator=sep, encoding="utf8", truncate_ragged_lines=True,
-        schema_overrides={c: pl.Int64 for c in integers} or None, glob=False,
-    )
+        path, schema={**{c: pl.Int64 if c in integers else pl.String for c in names}, **dict.fromkeys(extra, pl.String)},
+        missing_columns="insert", truncate_ragged_lines=False, **opts)
+    own = [c for c in names if c in RESERVED]  # (before ours are added)
+    lf = lf.drop(own) if own else lf
+    lf = lf.with_columns(beyond_reason(extra, len(names), sep)).drop(extra)
     header = _csv_header(path, None, _RUN.get())
-    if any(name.encode() in header for name in RESERVED):  # (the schema only then: see scan_parquet)
-        lf = _without_reserved(lf, lf.collect_schema().names())
+    names = [c for c in names if c not in own]
     lf = lf.with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
-    renamed = _unescaped_names(header, lf.collect_schema().names()[1:-1], sep) if b'""' in header else {}
+    renamed = _unescaped_names(header, names, sep) if b'""' in header else {}
     return lf.rename(renamed) if renamed else lf
 
 
@@ -2206,8 +2269,8 @@ def _peek(src: SourceFile, head: bytes) -> None:
     elif src.container == "csv":
         # (the reader every pass uses: the same columns; small pieces, as only the first records are read)
         lf = bounded_csv(src.path, src.compression, piece_bytes=PEEK_BYTES)
-        src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD)]
-        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD).to_dicts()
+        src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD, BEYOND)]
+        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD, BEYOND).to_dicts()
     elif src.container == "jsonl":
         keys: dict[str, None] = {}
         for rec in _first_records(src, head):

@@ -89,10 +89,9 @@ def test_a_record_of_more_fields_without_quotes_is_no_refusal(tmp_path):
     assert "rows read 3 = priced 3" in r.output
 
 
-@pytest.mark.xfail(strict=True, reason="a record of more non-empty fields than the header is read by its first "
-                                       "fields: an unquoted `1,200` is priced as 1 input and 200 output tokens, its "
-                                       "last field dropped, instead of quarantined")
 def test_a_record_of_more_non_empty_fields_than_the_header_is_quarantined(tmp_path):
+    """A record of more non-empty fields than the header was read by its first fields: an unquoted
+    `1,200` was priced as 1 input and 200 output tokens, its last field dropped. It is quarantined."""
     path = tmp_path / "log.csv"
     path.write_text("request_id,timestamp,model,input_tokens,output_tokens\n"
                     "r1,2026-10-01T09:15:00Z,claude-sonnet-4-5,1,200,350\n"

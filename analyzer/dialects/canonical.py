@@ -21,6 +21,7 @@ from ..errors import DialectError
 from ..labels import DEFAULTS, UNREADABLE
 from ..sources import (
     BAD,
+    BEYOND,
     BOM,
     LINE,
     NOT_UTF8,
@@ -140,8 +141,12 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
         raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
         dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
+        # (a record of more fields than the header, one past its last not empty, is quarantined:
+        # sources.BEYOND)
         return canonical_frame(lf, fields, dims, dtypes, pl.col, raw, src,
-                               bad_record=(~pl.col(BAD), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))), **sniff)
+                               bad_record=(~pl.col(BAD) & pl.col(BEYOND).is_null(),
+                                           pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8)).otherwise(pl.col(BEYOND))),
+                               **sniff)
     if not robust:
         # A field the first records lack is read as Null: the reader fails the pass on any value of it,
         # and the run is read again robustly (every field as text), so a key that first appears on

@@ -27,7 +27,7 @@ import polars as pl
 from .. import labels, schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
-from ..sources import BAD, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first
+from ..sources import BAD, BEYOND, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first
 from . import Context, Dialect
 from ._json_text import ESCAPED_KEY as _ESCAPED_KEY
 from ._json_text import first_keys_only, quoted_numbers
@@ -620,7 +620,7 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
     text. Returns the rows, how to read a path, and the record as text (for the quarantine file)."""
     lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
     table = lf.collect_schema()
-    names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD)}
+    names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD, BEYOND)}
     raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
     if src.container == "parquet":
         _nested_where_text(src, table, names, typed)
@@ -658,7 +658,10 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
         return e
     if BAD not in table:  # (Parquet: its strings are UTF-8 by construction)
         lf = lf.with_columns(pl.lit(False).alias(BAD))
-    return lf.with_columns((~pl.col(BAD)).alias("_line_ok")), get, raw
+    if BEYOND not in table:  # (Parquet: a record's fields are its schema's)
+        lf = lf.with_columns(pl.lit(None, pl.String).alias(BEYOND))
+    # (a CSV record of more fields than the header, one past its last not empty: sources.BEYOND)
+    return lf.with_columns((~pl.col(BAD) & pl.col(BEYOND).is_null()).alias("_line_ok")), get, raw
 
 
 def _nested_where_text(src: SourceFile, table: pl.Schema, names: dict[str, str], typed: dict) -> None:
@@ -812,7 +815,7 @@ def _read_mapped(lf: pl.LazyFrame, m: Mapping, get: Getter, raw: pl.Expr, fields
     lines = [pl.col("_path"), pl.col("_line_no" if ctx.exact_lines else "_row").alias("_line_no")] if src.members else []
     lf = lf.select(pl.col("_row"), *lines,
                    *[e.alias(n) for n, e in cols.items()], raw.alias("_raw"), nb.alias("_nb"), pl.col("_line_ok"),
-                   pl.col(BAD), *rec)
+                   pl.col(BAD), *([pl.col(BEYOND)] if BEYOND in lf.collect_schema() else []), *rec)
     if ctx.batch_time and not (m.file_time and not timed):
         lf = _batch_time(lf, ctx)
     return lf, rec
@@ -825,8 +828,10 @@ def _canonical(lf: pl.LazyFrame, m: Mapping, fields: dict, dims: dict, rec: list
     canon = {f: f"_f_{f}" for f in present if f != "rank"}
     schema_ = lf.collect_schema()  # text, CSV strings, Parquet's native types, or a hook's
     dtypes = {f: schema_[f"_f_{f}"] for f in present}
-    bad = (pl.col("_line_ok"), pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))
-           .when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
+    bad = pl.when(pl.col(BAD)).then(pl.lit(NOT_UTF8))
+    if BEYOND in schema_:  # (a table's reading: sources.BEYOND)
+        bad = bad.when(pl.col(BEYOND).is_not_null()).then(pl.col(BEYOND))
+    bad = (pl.col("_line_ok"), bad.when(~pl.col("_line_ok")).then(pl.lit(UNREADABLE)))
     extra = ["_nb", *(c.meta.output_name() for c in rec)] + (["_rank"] if "rank" in present else [])
     if "rank" in present:
         # a flag (isSidechain): true ranks after false; a number is its own rank
