@@ -339,21 +339,25 @@ PIECE_BYTES = 8 << 20
 NOT_UTF8 = "bytes that are not UTF-8 (Latin-1 or binary?; shown as U+FFFD)"
 BAD = "_bad"
 BOM = "\ufeff"  # a byte order mark: no part of the line or name it stands before
-# A CSV record of more fields than the header, one of its fields past the header's last not empty:
-# why it is quarantined (the dialects write this column's text as its reason), else null. Polars
-# read such a record by its first fields and dropped the rest: an unquoted `1,200` in a count was
-# priced as 1 input and 200 output tokens, its real output count lost. Extra empty fields (an
-# exporter's trailing comma) are read as before.
+# A CSV record of more fields than the header, one of its first BEYOND_FIELDS fields past the
+# header's last not empty: why it is quarantined (the dialects write this column's text as its
+# reason), else null. Polars read such a record by its first fields and dropped the rest: an
+# unquoted `1,200` in a count was priced as 1 input and 200 output tokens, its real output count
+# lost. Extra empty fields (an exporter's trailing comma) are read as before.
 BEYOND = "_beyond"
 # Columns the readers add to a table's own (its record's number, its bytes' verdict, its fields past
 # the header's). A log's own column of such a name is left out of the reading (a name starting with
 # `_` is never read as a dimension, see canonical._is_dimension): a Parquet or CSV log with its own
 # `_row` failed with "cannot add row_index with name '_row'".
 RESERVED = ("_row", BAD, BEYOND)
-# Fields past the header's the CSV readers first read a record with (see beyond_columns).
-BEYOND_FIELDS = 2
-# Polars' refusal of a record of more fields than its schema (truncate_ragged_lines=False).
-_RAGGED = "found more fields than defined"
+# Fields past the header's the CSV readers read (see beyond_columns). Fields after them are not read:
+# a record whose first BEYOND_FIELDS extra fields are empty and a later one is not (`a,b,c,,,,,x`
+# under `a,b,c`) is still read by its first fields (tests/test_csv_ragged.py, strict xfail). Each
+# one read costs a column of nulls per batch: 1M records, ~0.6% of a report's CPU each (measured
+# by scan: see the commit); reading past them exactly (Polars' truncate_ragged_lines=False) fails
+# only a read that parses every column, which a wide log's unused columns (LiteLLM's messages)
+# made ~3x the scan's CPU.
+BEYOND_FIELDS = 4
 _SURROGATES = re.compile("[\udc80-\udcff]+")
 
 
@@ -899,38 +903,27 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
     extra = beyond_columns(names, BEYOND_FIELDS)
 
-    def read_piece(body: bytes, columns: list[str] | None) -> pl.DataFrame:
-        """The piece's records, with BEYOND when `columns` holds the extra columns (None: all). Read
-        by a schema of BEYOND_FIELDS columns past the header's (see beyond_columns); a record of more
-        fields fails that reading, which is made again 8 times wider (a piece of such records only:
-        an exporter's many trailing commas), until every field of every record is read."""
-        width = BEYOND_FIELDS
-        while True:
-            wide = extra if width == BEYOND_FIELDS else beyond_columns(names, width)
-            asked = columns if columns is None or extra[0] not in columns else \
-                [c for c in columns if c not in extra] + wide
-            try:
-                frame = read_wide(body, asked, wide)
-            except pl.exceptions.ComputeError as e:
-                if _RAGGED not in str(e):
-                    raise
-                width *= 8
-                continue
-            here = [c for c in wide if c in frame.columns]
-            return frame.with_columns(beyond_reason(here, len(names), sep)).drop(here) if here else frame
+    # (the schema BEYOND_FIELDS columns past the header's: see beyond_columns)
+    opts = dict(schema={**{c: overrides.get(c, pl.String) for c in names}, **dict.fromkeys(extra, pl.String)},
+                separator=sep, has_header=True, missing_columns="insert", truncate_ragged_lines=True)
 
-    def read_wide(body: bytes, columns: list[str] | None, wide: list[str]) -> pl.DataFrame:
-        opts = dict(schema={**{c: overrides.get(c, pl.String) for c in names}, **dict.fromkeys(wide, pl.String)},
-                    separator=sep, has_header=True, missing_columns="insert", truncate_ragged_lines=False)
+    def read_piece(body: bytes, columns: list[str] | None) -> pl.DataFrame:
+        """The piece's records (`columns` of them; None: all), with BEYOND where the extra columns
+        are read."""
+        frame = read_text(body, columns)
+        here = [c for c in extra if c in frame.columns]
+        return frame.with_columns(beyond_reason(here, len(names), sep)).drop(here) if here else frame
+
+    def read_text(body: bytes, columns: list[str] | None) -> pl.DataFrame:
         try:
             return pl.read_csv(text_header + body, encoding="utf8", columns=columns, **opts).with_columns(
                 pl.lit(False).alias(BAD))
-        except pl.exceptions.ComputeError as e:
-            if _RAGGED in str(e) or not _has_bad_bytes(body):
+        except pl.exceptions.ComputeError:
+            if not _has_bad_bytes(body):
                 raise  # a count that is not an integer: the robust pass reads it as text
             fixed, mark = _marked(body)
             try:
-                return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, [*strings, *wide])
+                return _unmark(pl.read_csv(text_header + fixed, encoding="utf8", **opts), mark, [*strings, *extra])
             except pl.exceptions.ComputeError as e:
                 # (Polars quotes the record it refused: the mark, random text the file does not hold,
                 # shown as what the file has there, a byte that is not UTF-8: U+FFFD)
@@ -1689,10 +1682,9 @@ def _native_lines(path: str) -> pl.LazyFrame:
 
 def beyond_columns(names: list[str], width: int) -> list[str]:
     """Names for `width` columns past a CSV header's `names` (none of them), in which Polars reads a
-    record's fields past the header's (see beyond_reason). Polars reads a CSV file by a schema longer
-    than its header (`missing_columns="insert"`) by position, a record's extra fields into the extra
-    columns; with truncate_ragged_lines=False, a record of still more fields fails the read, which is
-    read again wider (bounded_csv), or robustly (the fast scan: the run's retry)."""
+    record's first fields past the header's (see beyond_reason). Polars reads a CSV file by a schema
+    longer than its header (`missing_columns="insert"`) by position, a record's extra fields into
+    the extra columns, and those after them not at all (truncate_ragged_lines)."""
     prefix = "_beyond_"
     while any(n.startswith(prefix) for n in names):
         prefix = "_" + prefix
@@ -1720,12 +1712,11 @@ def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
     sep = "\t" if _strip_compression(path)[0].endswith(".tsv") else ","
     opts = dict(separator=sep, encoding="utf8", glob=False)
     names = pl.scan_csv(path, infer_schema=False, **opts).collect_schema().names()
-    # (read by a schema BEYOND_FIELDS columns longer than the header: see beyond_columns; a record of
-    # more fields still fails the scan, and the run is read again robustly)
+    # (read by a schema BEYOND_FIELDS columns longer than the header: see beyond_columns)
     extra = beyond_columns(names, BEYOND_FIELDS)
     lf = pl.scan_csv(
         path, schema={**{c: pl.Int64 if c in integers else pl.String for c in names}, **dict.fromkeys(extra, pl.String)},
-        missing_columns="insert", truncate_ragged_lines=False, **opts)
+        missing_columns="insert", truncate_ragged_lines=True, **opts)
     own = [c for c in names if c in RESERVED]  # (before ours are added)
     lf = lf.drop(own) if own else lf
     lf = lf.with_columns(beyond_reason(extra, len(names), sep)).drop(extra)

@@ -591,3 +591,18 @@ def test_a_record_with_a_step_that_cannot_be_priced_is_unpriced_whole_on_both_en
     polars, spark_, acc, spark_acc = _price_both([str(path)], tmp_path, "csv", batch_time=BATCH_TIME)
     assert spark_acc == acc and acc["unpriced"] == 3
     assert spark_.decode() == polars.decode() and polars.decode().count("another part of its request") == 3
+
+
+@pytest.mark.parametrize("robust", [False, True])
+def test_a_record_of_more_fields_than_the_header_is_quarantined_on_both_engines(spark, tmp_path, robust):
+    # (the executors read the CSV file with the same reader: tests/test_csv_ragged.py)
+    t = "2026-10-01T09:15:00Z,claude-sonnet-4-5"
+    records = [f"r1,{t},1000,100", f"r2,{t},1,200,350", f"r3,{t},1000,100,", f"r4,{t},1000,100,,x",
+               *([f"r5,{t},1.5,100"] if robust else [])]
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join(["request_id,timestamp,model,input_tokens,output_tokens", *records, ""]))
+    polars, spark_ = both(spark, [str(path)], ["model"], tmp_path)
+    assert polars["accounting"]["quarantined"] == 2 + robust
+    assert polars["totals"]["input_tokens"] == 2000
+    assert "more fields than the header's 5 (field 6: 350;" in polars["quarantined_records"]
+    assert spark_ == polars
