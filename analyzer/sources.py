@@ -353,10 +353,10 @@ RESERVED = ("_row", BAD, BEYOND)
 # Fields past the header's the CSV readers read (see beyond_columns). Fields after them are not read:
 # a record whose first BEYOND_FIELDS extra fields are empty and a later one is not (`a,b,c,,,,,x`
 # under `a,b,c`) is still read by its first fields (tests/test_csv_ragged.py, strict xfail). Each
-# one read costs a column of nulls per batch: 1M records, ~0.6% of a report's CPU each (measured
-# by scan: see the commit); reading past them exactly (Polars' truncate_ragged_lines=False) fails
-# only a read that parses every column, which a wide log's unused columns (LiteLLM's messages)
-# made ~3x the scan's CPU.
+# one read is a column of nulls per batch: 4 cost a report of the bench's 1M-record CSV no CPU
+# past its noise (1.07 s user, before and after, 5 runs each). Reading past them exactly is no
+# option: Polars' truncate_ragged_lines=False fails a record of more fields only in a read that
+# parses every column, which made a wide log's scan (a 2 KB unused column) ~3x its CPU.
 BEYOND_FIELDS = 4
 _SURROGATES = re.compile("[\udc80-\udcff]+")
 
