@@ -1696,10 +1696,13 @@ def beyond_reason(extra: list[str], n: int, sep: str) -> pl.Expr:
     header's that is not empty (Polars reads an empty field as null; one of spaces is empty too),
     named, else null. (No Python over rows: a format per column, null where its field is.)"""
     what = "a tab" if sep == "\t" else "a comma"
+
+    def shown(c: str) -> pl.Expr:  # (cut at 100 characters, as a malformed record is shown)
+        return pl.when(pl.col(c).str.len_chars() > 100).then(pl.col(c).str.slice(0, 99) + "\u2026").otherwise(pl.col(c))
     return pl.coalesce(
         [pl.when(pl.col(c).str.strip_chars() != "").then(pl.format(
             f"more fields than the header's {n} (field {n + i}: {{}}; a field holding {what} must be quoted)",
-            pl.col(c))) for i, c in enumerate(extra, 1)]
+            shown(c))) for i, c in enumerate(extra, 1)]
         or [pl.lit(None, pl.String)]).alias(BEYOND)
 
 

@@ -171,3 +171,13 @@ def test_a_non_empty_field_after_more_empty_extra_fields_is_quarantined(tmp_path
     r = CliRunner().invoke(main, ["report", str(path), "--quarantine", str(tmp_path / "q.jsonl")])
     assert r.exit_code == 0, r.output
     assert "rows read 2 = priced 1 + unpriced 0 + duplicates 0 + quarantined 1" in r.output
+
+
+def test_a_long_extra_field_is_shown_cut(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text(f'{HEADER}\nr1,{T},1000,100,{"y" * 300}\nr2,{T},1000,100,"two\nlines"\nr3,{T},1000,100\n')
+    q = tmp_path / "q.jsonl"
+    r = CliRunner().invoke(main, ["report", str(path), "--quarantine", str(q)])
+    assert r.exit_code == 0, r.output
+    assert _quarantine(q) == {2: REASON.format(6, "y" * 99 + "\u2026", "a comma"),
+                              3: REASON.format(6, "two\nlines", "a comma")}
