@@ -1876,12 +1876,12 @@ class CheckedParquet:
 
 
 def check_parquet(path: str) -> CheckedParquet:
-    """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
-    group's pages of one column), before Polars scans the same open file (CheckedParquet.source: a
-    file replaced at its path since is not read unchecked; one written again in place, or read by
-    path, is compared with its stamp: see Held); its columns holding bytes (at any depth: a struct's
-    field, a list's items), each checked to hold UTF-8. The file is held open by the scope it is
-    checked in (see holding_parquet).
+    """Every page of a Parquet file decoded once by PyArrow, in batches, on a few threads (memory
+    bounded by a row group's pages of one column a thread: see _decode_chunks), before Polars scans
+    the same open file (CheckedParquet.source: a file replaced at its path since is not read
+    unchecked; one written again in place, or read by path, is compared with its stamp: see Held);
+    its columns holding bytes (at any depth: a struct's field, a list's items), each checked to hold
+    UTF-8. The file is held open by the scope it is checked in (see holding_parquet).
 
     Polars' streaming reader panics on some damaged pages (a Rust assertion: a traceback and a
     backtrace on stderr, not an error), on a footer whose counts disagree with the pages (a column
