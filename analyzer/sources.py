@@ -2075,8 +2075,9 @@ def _native_parquet(file, pa):
     """A PyArrow file reading the same open file as `file` (a duplicate of its descriptor: never
     the path, which may name another file by now), or None (not a regular file, or no descriptor).
 
-    Read through the Python file object, every page PyArrow reads is a call back into Python (the
-    GIL taken, a seek and a read on the one shared position): one thread at a time. A native file
+    Read through the Python file object, every read PyArrow makes (a column chunk's pages) is a call
+    back into Python (the GIL taken, a seek and a read on the one shared position): one thread at a
+    time. A native file
     reads at an offset (pread) without the GIL, from any number of threads at once; the duplicate
     shares the held descriptor's position, which reads at an offset leave alone. Not a memory map:
     a file truncated while mapped kills the process (SIGBUS) where a read says it is too short."""
@@ -2084,13 +2085,16 @@ def _native_parquet(file, pa):
         fd = file.fileno()
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-    except (AttributeError, OSError, ValueError):
+        dup = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # (no descriptor to spare, say: read as before)
         return None
-    dup = os.dup(fd)
     try:
         return pa.OSFile(dup)  # (it owns the duplicate from here: closed with it)
     except (OSError, pa.ArrowException):
-        os.close(dup)  # (Arrow takes the descriptor only once it has read the file's size)
+        # (closed here unless Arrow closed it already: not a number since reused by another file)
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.fstat(dup), os.fstat(fd)):
+                os.close(dup)
         return None
 
 
