@@ -2015,12 +2015,12 @@ class CheckedParquet:
 
 
 def check_parquet(path: str) -> CheckedParquet:
-    """Every page of a Parquet file decoded once by PyArrow, in batches (memory bounded by a row
-    group's pages of one column), before Polars scans the same open file (CheckedParquet.source: a
-    file replaced at its path since is not read unchecked; one written again in place, or read by
-    path, is compared with its stamp: see Held); its columns holding bytes (at any depth: a struct's
-    field, a list's items), each checked to hold UTF-8. The file is held open by the scope it is
-    checked in (see holding_parquet).
+    """Every page of a Parquet file decoded once by PyArrow, in batches, on a few threads (memory
+    bounded by a row group's pages of one column a thread: see _decode_chunks), before Polars scans
+    the same open file (CheckedParquet.source: a file replaced at its path since is not read
+    unchecked; one written again in place, or read by path, is compared with its stamp: see Held);
+    its columns holding bytes (at any depth: a struct's field, a list's items), each checked to hold
+    UTF-8. The file is held open by the scope it is checked in (see holding_parquet).
 
     Polars' streaming reader panics on some damaged pages (a Rust assertion: a traceback and a
     backtrace on stderr, not an error), on a footer whose counts disagree with the pages (a column
@@ -2172,47 +2172,155 @@ def _readable_zones(schema, meta, pa) -> None:
 
 
 def _check_parquet(file, pa, pq) -> tuple[str, ...]:
+    # (PyArrow reads a native file of the same open file when there is one: see _native_parquet)
+    native = _native_parquet(file, pa)
+    source = file if native is None else native
     try:
-        with pq.ParquetFile(file, pre_buffer=False) as f:
+        with pq.ParquetFile(source, pre_buffer=False) as f:
             meta = f.metadata
             check_chunk_types(meta)  # (before anything reads a chunk's metadata: see there)
             _readable_zones(f.schema_arrow, meta, pa)
             dictionary = _dictionary_columns(meta, f.schema_arrow) if meta.num_columns == len(f.schema_arrow) else []
             _text_statistics(meta)
-        file.seek(0)
-        with pq.ParquetFile(file, pre_buffer=False, page_checksum_verification=True,
-                            read_dictionary=dictionary or None) as f:
+        if native is None:
+            file.seek(0)
+
+        def reader():
+            # (the footer read once: each reader is given it)
+            return pq.ParquetFile(source, metadata=meta, pre_buffer=False, page_checksum_verification=True,
+                                  read_dictionary=dictionary or None)
+
+        with reader() as f:
             rows = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
             if sum(rows) != meta.num_rows:
                 raise ValueError(f"damaged Parquet: its footer counts {meta.num_rows:,} rows, its row groups "
                                  f"{sum(rows):,}")
-            binary = [c.name for c in f.schema_arrow if _as_text(c.type) != c.type]
-            for field in f.schema_arrow:  # (a column at a time: a row group's pages of one column in memory)
-                text = _as_text(field.type)
-                holds_text = _holds_text(field.type, pa)
-                for group, expected in enumerate(rows):
-                    found = 0
-                    for batch in f.iter_batches(batch_size=1 << 16, row_groups=[group], columns=[field.name],
-                                                use_threads=False):
-                        found += batch.num_rows
-                        # (indices out of the dictionary; text that is not UTF-8, which PyArrow
-                        # decodes without a word and Polars refuses naming no file: errors here)
-                        if field.name in dictionary or holds_text:
-                            batch.column(0).validate(full=True)
-                        if text != field.type:
-                            try:
-                                batch.column(0).cast(text)
-                            except pa.ArrowInvalid:
-                                raise ValueError(f"column {field.name!r} holds bytes that are not UTF-8 text") from None
-                    if found != expected:
-                        raise ValueError(f"damaged Parquet: column {field.name!r} holds {found:,} rows of row group "
-                                         f"{group + 1}, whose footer counts {expected:,}")
+            fields = list(f.schema_arrow)
+            binary = [c.name for c in fields if _as_text(c.type) != c.type]
+        # (a column's row group at a time: its pages in memory, one per thread; column by column)
+        chunks = [(field, group, expected) for field in fields for group, expected in enumerate(rows)]
+        threads = 1 if native is None else min(_check_threads(), len(chunks))
+        _decode_chunks(reader, chunks, dictionary, threads, pa)
     except pa.ArrowNotImplementedError as e:  # (Polars' Int128, say: whole, but PyArrow cannot check it)
         raise ValueError(f"Parquet that PyArrow cannot decode, damaged or of a type it does not read: "
                          f"{_one_line(e)}") from None
     except (OSError, pa.ArrowException) as e:
         raise ValueError(f"damaged Parquet: {_one_line(e)}") from None
+    finally:
+        if native is not None:
+            native.close()
     return tuple(binary)
+
+
+def _check_threads() -> int:
+    """How many threads decode a file's column chunks at once: the cores this process may use, at
+    most 4 (each holds a column chunk's pages; the check of 10M rows is a second or so of CPU)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
+def _native_parquet(file, pa):
+    """A PyArrow file reading the same open file as `file` (a duplicate of its descriptor: never
+    the path, which may name another file by now), or None (not a regular file, or no descriptor).
+
+    Read through the Python file object, every read PyArrow makes (a column chunk's pages) is a call
+    back into Python (the GIL taken, a seek and a read on the one shared position): one thread at a
+    time. A native file
+    reads at an offset (pread) without the GIL, from any number of threads at once; the duplicate
+    shares the held descriptor's position, which reads at an offset leave alone. Not a memory map:
+    a file truncated while mapped kills the process (SIGBUS) where a read says it is too short."""
+    try:
+        fd = file.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        dup = os.dup(fd)
+    except (AttributeError, OSError, ValueError):  # (no descriptor to spare, say: read as before)
+        return None
+    try:
+        return pa.OSFile(dup)  # (it owns the duplicate from here: closed with it)
+    except (OSError, pa.ArrowException):
+        # (closed here unless Arrow closed it already: not a number since reused by another file)
+        with contextlib.suppress(OSError):
+            if os.path.samestat(os.fstat(dup), os.fstat(fd)):
+                os.close(dup)
+        return None
+
+
+def _decode_chunks(reader, chunks, dictionary, threads: int, pa) -> None:
+    """Each (column, row group) of `chunks` decoded by `_decode_chunk`, on `threads` threads (PyArrow
+    decodes without the GIL). The error raised is the one of the first chunk, in `chunks`' order,
+    that fails: the line a run gives does not depend on which thread was quicker. Every chunk before
+    it is decoded; none after it is started once it is found."""
+    if threads <= 1:
+        with reader() as f:
+            for chunk in chunks:
+                _decode_chunk(f, *chunk, dictionary, pa)
+        return
+    import threading
+
+    lock = threading.Lock()
+    todo = iter(enumerate(chunks))
+    failed: dict[int, BaseException] = {}
+    stop = [False]  # (the calling thread interrupted: the others stop after their chunk)
+
+    def work() -> None:
+        try:
+            f = reader()
+        except BaseException as e:  # (-1: before any chunk of its own, as the first reader's error)
+            with lock:
+                failed[-1] = e
+            return
+        with f:
+            while True:
+                with lock:
+                    i, chunk = next(todo, (None, None))
+                    if i is None or stop[0] or (failed and i > min(failed)):
+                        return
+                try:
+                    _decode_chunk(f, *chunk, dictionary, pa)
+                except BaseException as e:
+                    with lock:
+                        failed[i] = e
+                    return
+
+    others = [threading.Thread(target=work, name=f"llm-cost parquet check {n}", daemon=True)
+              for n in range(threads - 1)]
+    try:
+        for t in others:
+            t.start()
+        work()
+    finally:
+        with lock:
+            stop[0] = True
+        for t in others:
+            t.join()
+    if failed:
+        raise failed[min(failed)]
+
+
+def _decode_chunk(f, field, group: int, expected: int, dictionary, pa) -> None:
+    """Column `field` of row group `group` decoded, in batches, validated and counted against the
+    footer's `expected` rows."""
+    text = _as_text(field.type)
+    holds_text = _holds_text(field.type, pa)
+    found = 0
+    for batch in f.iter_batches(batch_size=1 << 16, row_groups=[group], columns=[field.name], use_threads=False):
+        found += batch.num_rows
+        # (indices out of the dictionary; text that is not UTF-8, which PyArrow
+        # decodes without a word and Polars refuses naming no file: errors here)
+        if field.name in dictionary or holds_text:
+            batch.column(0).validate(full=True)
+        if text != field.type:
+            try:
+                batch.column(0).cast(text)
+            except pa.ArrowInvalid:
+                raise ValueError(f"column {field.name!r} holds bytes that are not UTF-8 text") from None
+    if found != expected:
+        raise ValueError(f"damaged Parquet: column {field.name!r} holds {found:,} rows of row group "
+                         f"{group + 1}, whose footer counts {expected:,}")
 
 
 def _as_text(t):
