@@ -888,10 +888,19 @@ def _stored_hashes() -> list[pl.Expr]:
             for seed, h in ((dedupe.SEED1, dedupe.H1), (dedupe.SEED2, dedupe.H2))]
 
 
+# The formats that read a record as several rows (a report's `_rec`: a Messages response's steps,
+# a Claude Code run's other models), whose later rows, and only those, say `requests` 0.
+SEVERAL_ROWS = ("anthropic-messages", "anthropic-batch", "claude-code-stream")
+
+
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
     """Rows that are records (a request, or a pre-aggregated row of unknown size), not the later
-    iterations of a request (requests = 0; see dialects/anthropic_messages.py)."""
-    expr = pl.col("requests").is_null() | (pl.col("requests") != 0)
+    iterations of a request (requests = 0 in a format of SEVERAL_ROWS; see
+    dialects/anthropic_messages.py). A row of any other format is a record whatever its `requests`
+    says, as a report counts it: a canonical or usage row standing for 0 requests was taken for a
+    step of the row before it (attack28: `store status` NOT CONSISTENT, its fuller copy on a later
+    night stored beside it)."""
+    expr = pl.col("requests").is_null() | (pl.col("requests") != 0) | ~pl.col("source").is_in(SEVERAL_ROWS).fill_null(True)
     return rows.select(expr).to_series() if isinstance(rows, pl.DataFrame) else expr
 
 
@@ -3900,7 +3909,7 @@ def _blamed(priced: pl.DataFrame) -> pl.Series:
     (rows of a file that share a line and are records each, if a format wrote such, are left alone)."""
     record = [SHA, "source_row"]
     bad = pl.col("unpriced_reason").is_not_null()
-    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    several = (~_is_record(None)).any().over(record) & (_is_record(None).sum().over(record) == 1)
     first_bad = pl.col("model_raw").filter(bad).first().over(record)
     return priced.select(pl.when(several & bad.any().over(record)).then(first_bad).alias(pipeline.BLAME)
                          ).to_series()
@@ -3914,7 +3923,7 @@ def _scenario_blamed(rows: pl.LazyFrame, scenario: pl.DataFrame, book: pricebook
     on = [c for c in scenario.columns if c != pipeline.SCENARIO_NAME]
     rows = rows.pipe(tagging.with_time_band, book).join(scenario.lazy().unique(on), on=on, how="left",
                                                          nulls_equal=True, maintain_order="left")
-    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    several = (~_is_record(None)).any().over(record) & (_is_record(None).sum().over(record) == 1)
     named = pl.col(pipeline.SCENARIO_NAME).drop_nulls().first().over(record)
     return rows.with_columns(pl.when(several).then(named).alias(pipeline.SCENARIO_BLAME)).drop(
         pipeline.SCENARIO_NAME, tagging.TIME_BAND)

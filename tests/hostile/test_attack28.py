@@ -6,11 +6,16 @@ when the store says what they say.
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
 
-import pytest
+from click.testing import CliRunner
 
 from analyzer import pipeline, store
+from analyzer.cli import main
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "dialects"
 
 
 def _csv(path: Path, rows: list[tuple[str, int, int]]) -> Path:
@@ -26,18 +31,18 @@ def _both(tmp_path: Path, st: Path, files: list[Path]):
     return logs, store.report(str(st), ["model"])
 
 
-# --- A canonical row standing for 0 requests -------------------------------------------------------
-# The store tells a record's first row from a later one (a Messages response's step, a Claude Code
-# run's other models) by `requests == 0` (store._is_record), where a report of the logs uses the
-# dialect's `_rec`. A canonical CSV (or Parquet) may say `requests` 0 on a row of its own: the
-# report counts it as a request row of its own id; the store takes it for a step of the row before.
+# --- A row standing for 0 requests -----------------------------------------------------------------
+# The store told a record's first row from a later one (a Messages response's step, a Claude Code
+# run's other models) by `requests == 0` alone (store._is_record), where a report of the logs uses
+# the format's `_rec`. A canonical CSV (or Parquet: "requests a row stands for") or a usage page
+# (OpenAI's `num_model_requests`) may say 0 on a row of its own: the report counts it as a row of
+# its own id; the store took it for a step of the row before. Fixed: only the formats that read a
+# record as several rows (store.SEVERAL_ROWS) have later rows.
 
 
-@pytest.mark.xfail(strict=True, reason="store: a canonical row with requests 0 is taken for a step of the row "
-                                       "before it (store._is_record): status says NOT CONSISTENT, priced 1 vs 2")
 def test_a_canonical_row_of_zero_requests_is_a_record_of_its_own_in_the_store(tmp_path):
-    """One night, rows a (requests 1) and b (requests 0). Its store reports what the file says,
-    but counts priced 1 (the log: 2), and `store status` says NOT CONSISTENT (exit 1)."""
+    """One night, rows a (requests 1) and b (requests 0). Its store reported what the file says,
+    but counted priced 1 (the log: 2) and `store status` said NOT CONSISTENT (exit 1)."""
     n1 = _csv(tmp_path / "n1" / "1.csv", [("a", 1000, 1), ("b", 500, 0)])
     st = tmp_path / "st"
     store.ingest([str(n1)], str(st))
@@ -47,13 +52,11 @@ def test_a_canonical_row_of_zero_requests_is_a_record_of_its_own_in_the_store(tm
     assert store.status(str(st))["consistent"]
 
 
-@pytest.mark.xfail(strict=True, reason="store: a canonical row with requests 0 is a step of the row before it, so "
-                                       "a fuller copy on a later night does not displace it: 6500 tokens vs 6000")
 def test_a_fuller_copy_of_a_zero_request_row_displaces_it(tmp_path):
     """Night 1: a (1000 tokens, requests 1), b (500, requests 0). Night 2: b again with 5000 tokens.
     The report of both files keeps b's fuller copy: 6000 input tokens, $0.018, 1 duplicate. The
-    store held night 1's b under a's record, so night 2's b met no stored copy: both stored, 6500
-    tokens, $0.0195, 0 duplicates."""
+    store held night 1's b under a's record, so night 2's b met no stored copy: both were stored,
+    6500 tokens, $0.0195, 0 duplicates."""
     n1 = _csv(tmp_path / "n1" / "1.csv", [("a", 1000, 1), ("b", 500, 0)])
     n2 = _csv(tmp_path / "n2" / "2.csv", [("b", 5000, 1)])
     st = tmp_path / "st"
@@ -62,5 +65,23 @@ def test_a_fuller_copy_of_a_zero_request_row_displaces_it(tmp_path):
     logs, stored = _both(tmp_path, st, [n1, n2])
     assert logs.rows["input_tokens"].to_list() == [6000]
     assert stored.rows["input_tokens"].to_list() == [6000]
-    assert stored.totals == logs.totals
+    assert stored.totals == logs.totals == {**logs.totals, "cost": Decimal("0.018")}
     assert stored.accounting.duplicates == logs.accounting.duplicates == 1
+    assert store.status(str(st))["consistent"]
+
+
+def test_a_usage_page_result_of_zero_requests_is_no_step_in_report_store(tmp_path):
+    """An OpenAI usage page whose second result says `num_model_requests` 0. `report --store` said
+    `rows read 2 = priced 1 + ... + outside the dates 1` with no window given (the log: priced 2),
+    and `store status` NOT CONSISTENT, exit 1."""
+    page = json.loads((FIXTURES / "openai-usage" / "openai_org_usage_completions.json").read_text())
+    page["data"][0]["results"][1]["num_model_requests"] = 0
+    log = tmp_path / "usage.json"
+    log.write_text(json.dumps(page))
+    st = tmp_path / "st"
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(log), "--store", str(st), "-q"]).exit_code == 0
+    said = runner.invoke(main, ["report", "--store", str(st)]).output
+    assert "rows read 2 = priced 2 + unpriced 0 + duplicates 0 + quarantined 0\n" in said
+    status = runner.invoke(main, ["store", "status", str(st)])
+    assert (status.exit_code, status.output.strip().splitlines()[-1]) == (0, "consistent")
