@@ -3056,6 +3056,11 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         ])
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
+    # A group of nothing (no record, no request, no token, nothing reported: a response's steps that
+    # used no token, whose model a report never resolves) is no row, as from logs (pipeline._regroup;
+    # attack28: `report --store --by model` printed a blank model line of zeros).
+    agg = agg.filter(pl.any_horizontal([pl.col(m).fill_null(0) != 0 for m in (
+        pipeline.ROWS, "requests", *COUNT_COLUMNS, REPORTED_ROWS)]))
     pipeline.check_totals(agg.filter(~pl.col("_out") & pl.col("unpriced_reason").is_null())
                           .with_columns(pl.lit(pipeline.OK, pl.UInt8).alias(pipeline.STATUS)))
     # A group of unpriced rows sums to 0 (sum of nulls): unpriced costs stay null, as from logs.
@@ -4083,6 +4088,8 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
                                   [_is_record(None).sum().alias(pipeline.ROWS), pl.col("cost").sum()])
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
+    # (a group of nothing, a step that used no token: no row, as from logs; see report)
+    agg = agg.filter(pl.any_horizontal([pl.col(m).fill_null(0) != 0 for m in (pipeline.ROWS, "requests", *COUNT_COLUMNS)]))
     agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT).with_columns(pl.col("cost").cast(MONEY))
     return pipeline.Groups(by, agg, rep.accounting, rep.book, opts.tz, rep.dialects, rep.notes, _dimensions(records))
 

@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from analyzer import pipeline, store
@@ -85,3 +86,48 @@ def test_a_usage_page_result_of_zero_requests_is_no_step_in_report_store(tmp_pat
     assert "rows read 2 = priced 2 + unpriced 0 + duplicates 0 + quarantined 0\n" in said
     status = runner.invoke(main, ["store", "status", str(st)])
     assert (status.exit_code, status.output.strip().splitlines()[-1]) == (0, "consistent")
+
+
+# --- A step that used no token ----------------------------------------------------------------------
+
+
+def _response(rid: str, first: int, steps: list[tuple[str, int]]) -> str:
+    usage = {"input_tokens": 0, "output_tokens": 0, "iterations": [
+        {"type": "message", "input_tokens": first, "output_tokens": 0},
+        *[{"type": "message", "model": m, "input_tokens": t, "output_tokens": 0} for m, t in steps]]}
+    return json.dumps({"timestamp": "2026-11-01T08:00:00Z", "id": rid, "type": "message", "role": "assistant",
+                       "model": "claude-sonnet-4-5-20250929", "content": [], "usage": usage})
+
+
+@pytest.mark.parametrize("model", ["claude-haiku-4-5-20251001", "claude-nonexistent-9"])
+def test_a_step_of_no_tokens_is_no_blank_row_of_report_store(tmp_path, model):
+    """A Messages response whose advisor step used no token: its step row is stored with no model
+    (pricing resolves none for it) and nothing to sum. A report of the log drops that group of
+    zeros (pipeline._regroup); `report --store --by model` printed it, a blank model line of 0
+    requests and $0.00 (the store's rows 2 against the log's 1, totals equal)."""
+    log = tmp_path / "n1" / "1.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text(_response("msg_1", 1000, [(model, 0)]) + "\n")
+    st = tmp_path / "st"
+    store.ingest([str(log)], str(st))
+    logs, stored = _both(tmp_path, st, [log])
+    assert logs.rows["model"].to_list() == ["claude-sonnet-4-5-20250929"]
+    assert stored.rows["model"].to_list() == logs.rows["model"].to_list()
+    assert stored.totals == logs.totals
+
+
+def test_a_step_of_no_tokens_is_no_blank_row_of_whatif_store(tmp_path):
+    """The same for `whatif --store` (store.groups): its CSV had a line `,0,0,0.000000000000,...`
+    that the what-if of the log has not."""
+    log = tmp_path / "n1" / "1.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text(_response("msg_1", 1000, [("claude-haiku-4-5-20251001", 0)]) + "\n")
+    st = tmp_path / "st"
+    store.ingest([str(log)], str(st))
+    args = ["whatif", "--swap", "claude-sonnet-4-5=claude-haiku-4-5", "--by", "model", "-q", "--format", "csv"]
+    runner = CliRunner()
+    stored = runner.invoke(main, [*args, "--store", str(st)])
+    logs = runner.invoke(main, [*args, str(log), "--quarantine", str(tmp_path / "q.jsonl")])
+    assert (stored.exit_code, logs.exit_code) == (0, 0)
+    assert len(logs.output.splitlines()) == 2
+    assert stored.output == logs.output
