@@ -3672,7 +3672,13 @@ def _priced_again(rows: pl.DataFrame, book: pricebook.PriceBook) -> pl.DataFrame
     """Stored rows (or kept copies) priced again with `book`: their pricing columns replaced."""
     from .pricing import rate_frame
 
-    keys = rows.lazy().select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
+    # The rate keys of rows with something to price, as an ingest's aggregate has them: a group of
+    # nothing is dropped there (pipeline._regroup), so a response's step that used no token, on a
+    # model the book does not know, finds no rate and is no unpriceable part of its request. Keyed
+    # here, it made the request unpriced whole at any reprice (attack28: $0.003 -> $0, with the same
+    # book), and `store status` said consistent.
+    something = pl.any_horizontal([pl.col(c) != 0 for c in COUNT_COLUMNS]).fill_null(False) | _is_record(None)
+    keys = rows.lazy().filter(something).select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
     keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
     rates = rate_frame(keys, book)
     band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))

@@ -131,3 +131,23 @@ def test_a_step_of_no_tokens_is_no_blank_row_of_whatif_store(tmp_path):
     assert (stored.exit_code, logs.exit_code) == (0, 0)
     assert len(logs.output.splitlines()) == 2
     assert stored.output == logs.output
+
+
+def test_reprice_with_the_same_book_keeps_a_request_whose_step_used_no_token_priced(tmp_path):
+    """The response priced at ingest ($0.003: 1000 Sonnet input tokens; its advisor step, on a model
+    the book does not know, used no token: nothing to price, as a report of the log says). `reprice`
+    with the same book made it unpriced whole ("another part of its request cannot be priced"):
+    `report --store` $0 and priced 0 + unpriced 1, against the log's $0.003 and priced 1, with
+    `store status` consistent. The reprice priced the step's rate key, which an ingest never sees
+    (its aggregate drops a group of nothing)."""
+    log = tmp_path / "n1" / "1.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text(_response("msg_1", 1000, [("claude-nonexistent-9", 0)]) + "\n")
+    st = tmp_path / "st"
+    store.ingest([str(log)], str(st))
+    result = store.reprice(str(st))
+    assert result.changes["new_cost"].sum() == result.changes["old_cost"].sum() == Decimal("0.003")
+    logs, stored = _both(tmp_path, st, [log])
+    assert stored.totals == logs.totals
+    assert (stored.accounting.priced, stored.accounting.unpriced) == (logs.accounting.priced, 0) == (1, 0)
+    assert store.status(str(st))["consistent"]
