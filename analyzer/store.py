@@ -3559,8 +3559,14 @@ class RepriceResult:
 PRICING = (*pipeline.PRICE_TAGS, *pipeline.MONEY_COLUMNS, "price_book", "unpriced_reason")
 
 
+def _something() -> pl.Expr:
+    """Rows with something to price: a record, or a later row with a token (see _priced_again)."""
+    return pl.any_horizontal([pl.col(c) != 0 for c in COUNT_COLUMNS]).fill_null(False) | _is_record(None)
+
+
 def _costs(df: pl.DataFrame) -> pl.DataFrame:
-    return df.group_by(pl.col("timestamp").dt.strftime("%Y-%m").alias("month"), "model").agg(
+    # (a step that used no token has no model: not an "(unpriced)" line of 0 requests in the table)
+    return df.filter(_something()).group_by(pl.col("timestamp").dt.strftime("%Y-%m").alias("month"), "model").agg(
         pl.col("requests").sum(), pl.col("cost").sum().cast(MONEY))
 
 
@@ -3677,8 +3683,7 @@ def _priced_again(rows: pl.DataFrame, book: pricebook.PriceBook) -> pl.DataFrame
     # model the book does not know, finds no rate and is no unpriceable part of its request. Keyed
     # here, it made the request unpriced whole at any reprice (attack28: $0.003 -> $0, with the same
     # book), and `store status` said consistent.
-    something = pl.any_horizontal([pl.col(c) != 0 for c in COUNT_COLUMNS]).fill_null(False) | _is_record(None)
-    keys = rows.lazy().filter(something).select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
+    keys = rows.lazy().filter(_something()).select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
     keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
     rates = rate_frame(keys, book)
     band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))

@@ -147,6 +147,8 @@ def test_reprice_with_the_same_book_keeps_a_request_whose_step_used_no_token_pri
     store.ingest([str(log)], str(st))
     result = store.reprice(str(st))
     assert result.changes["new_cost"].sum() == result.changes["old_cost"].sum() == Decimal("0.003")
+    # (and its table has no "(unpriced)" line of 0 requests for the step: it has no model)
+    assert result.changes["model"].to_list() == ["claude-sonnet-4-5-20250929"]
     logs, stored = _both(tmp_path, st, [log])
     assert stored.totals == logs.totals
     assert (stored.accounting.priced, stored.accounting.unpriced) == (logs.accounting.priced, 0) == (1, 0)
