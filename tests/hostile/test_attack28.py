@@ -2,6 +2,14 @@
 restoring kept copies, compact's retention) through what a user runs. The oracle: `report` of the
 same files without a store (rows, exact totals, accounting), and `store status` consistent only
 when the store says what they say.
+
+What held (no test beyond this file's last; the runs are in the report of attack28): random nights
+of Messages responses with steps, CSV rows and Claude Code runs sharing ids (`msg_0#1`,
+`u0#<model>`, empty, unicode, 300 characters), ingested, exported again, compacted (retention 0
+and 7), repriced (same book, a window, an overlay with every later night priced by it) and copied
+under another name, each step compared with the report of the files; kill -9 of replacing
+ingests, compactions and reprices at random moments (before or after, status consistent, the rerun
+complete); two ingests and a compaction at once.
 """
 
 from __future__ import annotations
@@ -152,4 +160,34 @@ def test_reprice_with_the_same_book_keeps_a_request_whose_step_used_no_token_pri
     logs, stored = _both(tmp_path, st, [log])
     assert stored.totals == logs.totals
     assert (stored.accounting.priced, stored.accounting.unpriced) == (logs.accounting.priced, 0) == (1, 0)
+    assert store.status(str(st))["consistent"]
+
+
+
+def test_hostile_ids_of_copies_brought_back_are_named_exactly(tmp_path):
+    """Held: night b's fuller copies displace night a's; b exported again without them brings a's
+    back, named to Delta's writer by file, line and id (store._restored_predicate): ids with a
+    quote, a backslash, a newline, a double quote, SQL wildcards, unicode, 5,000 characters."""
+    import csv
+    import io
+
+    ids = ["a'b", "c\\d", "e\nf", 'g"h', "i\\'j", "k%_", "\u00fcx", "'", "x" * 5000, "tab\there"]
+
+    def night(path: Path, tokens: int, own: str, rows=ids) -> Path:
+        out = io.StringIO()
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(["request_id", "timestamp", "model", "input_tokens", "output_tokens", "workspace"])
+        w.writerows([(i, "2026-11-10T10:00:00Z", "claude-sonnet-4-5", tokens, 0, own) for i in [*rows, own]])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(out.getvalue())
+        return path
+
+    a, b = night(tmp_path / "a" / "a.csv", 100, "wa"), night(tmp_path / "b" / "b.csv", 900, "wb")
+    st = tmp_path / "st"
+    store.ingest([str(a)], str(st))
+    assert store.ingest([str(b)], str(st)).files[0].displaced == len(ids)
+    night(b, 5, "wb", rows=[])
+    assert store.ingest([str(b)], str(st)).files[0].restored == len(ids)
+    logs, stored = _both(tmp_path, st, [a, b])
+    assert stored.totals == logs.totals and stored.rows["input_tokens"].sum() == 100 * len(ids) + 105
     assert store.status(str(st))["consistent"]
