@@ -893,10 +893,19 @@ def _stored_hashes() -> list[pl.Expr]:
             for seed, h in ((dedupe.SEED1, dedupe.H1), (dedupe.SEED2, dedupe.H2))]
 
 
+# The formats that read a record as several rows (a report's `_rec`: a Messages response's steps,
+# a Claude Code run's other models), whose later rows, and only those, say `requests` 0.
+SEVERAL_ROWS = ("anthropic-messages", "anthropic-batch", "claude-code-stream")
+
+
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
     """Rows that are records (a request, or a pre-aggregated row of unknown size), not the later
-    iterations of a request (requests = 0; see dialects/anthropic_messages.py)."""
-    expr = pl.col("requests").is_null() | (pl.col("requests") != 0)
+    iterations of a request (requests = 0 in a format of SEVERAL_ROWS; see
+    dialects/anthropic_messages.py). A row of any other format is a record whatever its `requests`
+    says, as a report counts it: a canonical or usage row standing for 0 requests was taken for a
+    step of the row before it (attack28: `store status` NOT CONSISTENT, its fuller copy on a later
+    night stored beside it)."""
+    expr = pl.col("requests").is_null() | (pl.col("requests") != 0) | ~pl.col("source").is_in(SEVERAL_ROWS).fill_null(True)
     return rows.select(expr).to_series() if isinstance(rows, pl.DataFrame) else expr
 
 
@@ -3068,6 +3077,11 @@ def report(root: str, by: list[str] | tuple[str, ...] = ("model",), opts: pipeli
         ])
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
+    # A group of nothing (no record, no request, no token, nothing reported: a response's steps that
+    # used no token, whose model a report never resolves) is no row, as from logs (pipeline._regroup;
+    # attack28: `report --store --by model` printed a blank model line of zeros).
+    agg = agg.filter(pl.any_horizontal([pl.col(m).fill_null(0) != 0 for m in (
+        pipeline.ROWS, "requests", *COUNT_COLUMNS, REPORTED_ROWS)]))
     pipeline.check_totals(agg.filter(~pl.col("_out") & pl.col("unpriced_reason").is_null())
                           .with_columns(pl.lit(pipeline.OK, pl.UInt8).alias(pipeline.STATUS)))
     # A group of unpriced rows sums to 0 (sum of nulls): unpriced costs stay null, as from logs.
@@ -3573,8 +3587,14 @@ class RepriceResult:
 PRICING = (*pipeline.PRICE_TAGS, *pipeline.MONEY_COLUMNS, "price_book", "unpriced_reason")
 
 
+def _something() -> pl.Expr:
+    """Rows with something to price: a record, or a later row with a token (see _priced_again)."""
+    return pl.any_horizontal([pl.col(c) != 0 for c in COUNT_COLUMNS]).fill_null(False) | _is_record(None)
+
+
 def _costs(df: pl.DataFrame) -> pl.DataFrame:
-    return df.group_by(pl.col("timestamp").dt.strftime("%Y-%m").alias("month"), "model").agg(
+    # (a step that used no token has no model: not an "(unpriced)" line of 0 requests in the table)
+    return df.filter(_something()).group_by(pl.col("timestamp").dt.strftime("%Y-%m").alias("month"), "model").agg(
         pl.col("requests").sum(), pl.col("cost").sum().cast(MONEY))
 
 
@@ -3686,7 +3706,12 @@ def _priced_again(rows: pl.DataFrame, book: pricebook.PriceBook) -> pl.DataFrame
     """Stored rows (or kept copies) priced again with `book`: their pricing columns replaced."""
     from .pricing import rate_frame
 
-    keys = rows.lazy().select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
+    # The rate keys of rows with something to price, as an ingest's aggregate has them: a group of
+    # nothing is dropped there (pipeline._regroup), so a response's step that used no token, on a
+    # model the book does not know, finds no rate and is no unpriceable part of its request. Keyed
+    # here, it made the request unpriced whole at any reprice (attack28: $0.003 -> $0, with the same
+    # book), and `store status` said consistent.
+    keys = rows.lazy().filter(_something()).select(*tagging.RATE_KEY_COLUMNS, *tagging.row_tags(book)).unique()
     keys = tagging.with_time_band(keys.collect(engine="streaming"), book)
     rates = rate_frame(keys, book)
     band = dict(zip(keys[tagging.TIME_UNIT].to_list(), keys[tagging.TIME_BAND].to_list()))
@@ -3932,7 +3957,7 @@ def _blamed(priced: pl.DataFrame) -> pl.Series:
     (rows of a file that share a line and are records each, if a format wrote such, are left alone)."""
     record = [SHA, "source_row"]
     bad = pl.col("unpriced_reason").is_not_null()
-    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    several = (~_is_record(None)).any().over(record) & (_is_record(None).sum().over(record) == 1)
     first_bad = pl.col("model_raw").filter(bad).first().over(record)
     return priced.select(pl.when(several & bad.any().over(record)).then(first_bad).alias(pipeline.BLAME)
                          ).to_series()
@@ -3946,7 +3971,7 @@ def _scenario_blamed(rows: pl.LazyFrame, scenario: pl.DataFrame, book: pricebook
     on = [c for c in scenario.columns if c != pipeline.SCENARIO_NAME]
     rows = rows.pipe(tagging.with_time_band, book).join(scenario.lazy().unique(on), on=on, how="left",
                                                          nulls_equal=True, maintain_order="left")
-    several = (pl.col("requests") == 0).fill_null(False).any().over(record) & (_is_record(None).sum().over(record) == 1)
+    several = (~_is_record(None)).any().over(record) & (_is_record(None).sum().over(record) == 1)
     named = pl.col(pipeline.SCENARIO_NAME).drop_nulls().first().over(record)
     return rows.with_columns(pl.when(several).then(named).alias(pipeline.SCENARIO_BLAME)).drop(
         pipeline.SCENARIO_NAME, tagging.TIME_BAND)
@@ -4106,6 +4131,8 @@ def groups(root: str, by: list[str], opts: pipeline.Options, book: pricebook.Pri
                                   [_is_record(None).sum().alias(pipeline.ROWS), pl.col("cost").sum()])
     except (pl.exceptions.PolarsError, OSError) as e:
         raise _damaged(root, e) from None
+    # (a group of nothing, a step that used no token: no row, as from logs; see report)
+    agg = agg.filter(pl.any_horizontal([pl.col(m).fill_null(0) != 0 for m in (pipeline.ROWS, "requests", *COUNT_COLUMNS)]))
     agg = tagging.with_time_band(agg, book).drop(tagging.TIME_UNIT).with_columns(pl.col("cost").cast(MONEY))
     return pipeline.Groups(by, agg, rep.accounting, rep.book, opts.tz, rep.dialects, rep.notes, _dimensions(records))
 

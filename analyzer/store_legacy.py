@@ -16,7 +16,7 @@ import polars as pl
 from . import aggregate, pipeline, pricebook, tagging
 from .errors import AnalyzerError, OptionError
 from .schema import COUNT_COLUMNS, MONEY
-from .store import _months, _outside  # the date window reads the same in both layouts
+from .store import SEVERAL_ROWS, _months, _outside  # the date window reads the same in both layouts
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -97,8 +97,9 @@ class Manifest:
 
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
     """Rows that are records (a request, or a pre-aggregated row of unknown size), not the later
-    iterations of a request (requests = 0; see dialects/anthropic_messages.py)."""
-    expr = pl.col("requests").is_null() | (pl.col("requests") != 0)
+    iterations of a request (requests = 0 in a format of store.SEVERAL_ROWS: as the Delta layout
+    counts them, so that an upgrade's report equals this one's)."""
+    expr = pl.col("requests").is_null() | (pl.col("requests") != 0) | ~pl.col("source").is_in(SEVERAL_ROWS).fill_null(True)
     return rows.select(expr).to_series() if isinstance(rows, pl.DataFrame) else expr
 
 
