@@ -206,3 +206,20 @@ def test_the_threaded_parquet_check_leaves_no_descriptor_open(tmp_path):
         assert r.exit_code in (0, 2), r.output
     assert r.exit_code == 0 and "rows read 60 = priced 60" in r.output, r.output
     assert sorted(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.xfail(strict=True, reason="attack29: a ragged record's quarantine `raw` holds only the header's "
+                   "fields: the field past them that the reason names (the record's real output count) is "
+                   "in no column of the quarantine file")
+@pytest.mark.parametrize("robust", [False, True])
+def test_a_ragged_records_raw_holds_its_fields_past_the_header(tmp_path, robust):
+    records = [f"r1,{T},1000,100", f"r2,{T},1,200,350"]
+    if robust:
+        records.append(f"r3,{T},1.5,100")
+    path = tmp_path / "log.csv"
+    path.write_text("\n".join([HEADER, *records, ""]))
+    q = tmp_path / "q.jsonl"
+    _report(path, q)
+    (rec,) = [json.loads(line) for line in q.read_text().splitlines() if json.loads(line)["line"] == 3]
+    assert rec["reason"].startswith("more fields than the header's 5 (field 6: 350;")
+    assert "350" in rec["raw"], rec["raw"]  # (the csv module: the record holds r2, ..., 1, 200, 350)
