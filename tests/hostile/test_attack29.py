@@ -223,3 +223,61 @@ def test_a_ragged_records_raw_holds_its_fields_past_the_header(tmp_path, robust)
     (rec,) = [json.loads(line) for line in q.read_text().splitlines() if json.loads(line)["line"] == 3]
     assert rec["reason"].startswith("more fields than the header's 5 (field 6: 350;")
     assert "350" in rec["raw"], rec["raw"]  # (the csv module: the record holds r2, ..., 1, 200, 350)
+
+
+def _parquet_of_chunks(path: Path) -> None:
+    import polars as pl
+
+    n = 100_000
+    pl.DataFrame({"request_id": [f"r{i}" for i in range(n)], "timestamp": ["2026-10-01T09:15:00Z"] * n,
+                  "model": ["claude-sonnet-4-5"] * n, "input_tokens": list(range(n)), "output_tokens": [100] * n}
+                 ).write_parquet(path, row_group_size=10_000, compression="uncompressed")
+
+
+def test_a_parquet_file_truncated_mid_check_is_one_line(tmp_path, monkeypatch):
+    """The file cut to a third of its size while its chunks are decoded (at the third chunk, from the
+    check itself: no timing): one line, exit 2, no traceback, no SIGBUS (no memory map)."""
+    path = tmp_path / "log.parquet"
+    _parquet_of_chunks(path)
+    decode = sources._decode_chunk
+    calls = []
+
+    def cut(f, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            with open(path, "r+b") as h:
+                h.truncate(path.stat().st_size // 3)
+        return decode(f, *args)
+    monkeypatch.setattr(sources, "_decode_chunk", cut)
+    r = CliRunner().invoke(main, ["report", str(path), "--quarantine", str(tmp_path / "q.jsonl")])
+    assert len(calls) >= 3
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.output
+    (said,) = r.output.splitlines()
+    assert said.startswith(f"llm-cost: error: {path}: cannot read (")
+
+
+def test_sigint_mid_parquet_check_is_interrupted_not_a_traceback(tmp_path):
+    """SIGINT delivered while chunks are decoded on threads (sent at the third chunk, from whichever
+    thread decodes it): `interrupted`, exit 130, no traceback, no hang."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "log.parquet"
+    _parquet_of_chunks(path)
+    script = (
+        "import os, signal, sys\n"
+        "from analyzer import sources\n"
+        "decode, calls = sources._decode_chunk, []\n"
+        "def spy(*a):\n"
+        "    calls.append(1)\n"
+        "    if len(calls) == 3:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return decode(*a)\n"
+        "sources._decode_chunk = spy\n"
+        "from analyzer.cli import main\n"
+        f"sys.argv = ['llm-cost', 'report', {str(path)!r}, '--quarantine', {str(tmp_path / 'q.jsonl')!r}]\n"
+        "main()\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert r.stderr.strip() == "llm-cost: interrupted", r.stderr
+    assert "Traceback" not in r.stderr
