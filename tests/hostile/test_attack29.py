@@ -281,3 +281,57 @@ def test_sigint_mid_parquet_check_is_interrupted_not_a_traceback(tmp_path):
     assert r.returncode == 130, (r.returncode, r.stderr)
     assert r.stderr.strip() == "llm-cost: interrupted", r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_csv_written_by_the_csv_module_reads_as_it_reads(tmp_path, seed):
+    """Seeded random files written by Python's csv writer (fields holding commas, quotes, newlines,
+    CRLF, spaces, é; some records of more fields, empty, spaces or text; some with a count `1.5`,
+    which sends the file to the robust reader): every record read, and the records quarantined for
+    more fields are the csv module's, each naming its first non-empty field past the header's."""
+    import random
+
+    rng = random.Random(seed)
+    header = ["request_id", "timestamp", "model", "input_tokens", "output_tokens", "team"]
+    alphabet = ["a", "b", ",", '"', "\n", " ", "\r\n", "é", "x"]
+
+    def text(k: int) -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randint(0, k)))
+    seen = {"ragged": 0, "robust": 0}
+    for it in range(40):
+        recs = []
+        for i in range(rng.randint(1, 8)):
+            rec = [f"r{it}-{i}", "2026-10-01T09:15:00Z", "claude-sonnet-4-5", str(rng.randint(1, 999)),
+                   str(rng.randint(1, 99)), text(5)]
+            if rng.random() < 0.4:
+                rec += [rng.choice(["", " ", text(4)]) for _ in range(rng.randint(1, 3))]
+            recs.append(rec)
+        robust = None
+        j = rng.randrange(len(recs))
+        if rng.random() < 0.6 and len(recs[j]) == 6:
+            recs[j][3], robust = "1.5", j + 2
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator=rng.choice(["\n", "\r\n"]))
+        writer.writerow(header)
+        writer.writerows(recs)
+        body = out.getvalue()
+        reader = csv.reader(io.StringIO(body, newline=""))
+        next(reader)
+        # (record number -> first non-empty field past the header's; the quarantine's CSV `line`)
+        expected = {}
+        for k, rec in enumerate(reader, 2):
+            fields = [n for n, f in enumerate(rec[6:], 7) if f.strip()]
+            if fields:
+                expected[k] = fields[0]
+        path, q = tmp_path / f"log{it}.csv", tmp_path / f"q{it}.jsonl"
+        path.write_bytes(body.encode())
+        r = CliRunner().invoke(main, ["report", str(path), "--format", "json", "--quarantine", str(q)])
+        assert r.exit_code == 0, (r.output, body)
+        got = _quarantine(q) if q.exists() else {}
+        ragged = {k: int(v.split("(field ")[1].split(":")[0]) for k, v in got.items() if v.startswith("more fields")}
+        assert json.loads(r.stdout)["accounting"]["rows_read"] == len(recs), body
+        assert ragged == expected, body
+        assert set(got) == set(expected) | ({robust} if robust else set()), body
+        seen["ragged"] += len(expected)
+        seen["robust"] += robust is not None
+    assert seen["ragged"] > 5 and seen["robust"] > 5, seen  # (both readings were attacked)
