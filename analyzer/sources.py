@@ -2358,6 +2358,18 @@ def _polars_text(dtype: pl.DataType) -> pl.DataType:
     return dtype
 
 
+def _lone_carriage_returns(head: bytes, path: str) -> None:
+    """A CSV whose lines end in a lone carriage return (classic Mac OS) is, to Polars, one line: its
+    records were read as column names, and the file refused as an unknown format or blamed on a
+    "quote inside a column name" (attack29). Refused as what it is when the header's first line end
+    is a lone `\r` outside quotes (a header holds no line break of its own unquoted)."""
+    at = re.search(rb"\r(?![\r\n])", head)  # (`\r\r\n`, a doubled CR some tools write, is a line end)
+    if (at is not None and at.end() < len(head) and head.count(b'"', 0, at.start()) % 2 == 0
+            and b"\n" not in head[:at.start()]):  # (a `\r` last in the head may be followed by its `\n`)
+        raise SourceError(f"{shown(path)}: its lines end in a lone carriage return (\\r, as classic Mac OS wrote "
+                          "them), which no CSV reader here splits: convert them to \\n or \\r\\n")
+
+
 def _peek(src: SourceFile, head: bytes) -> None:
     if src.container != "parquet" and head.count(b"\n"):
         src.record_bytes = len(head) // head.count(b"\n")
@@ -2369,6 +2381,7 @@ def _peek(src: SourceFile, head: bytes) -> None:
         src.binary = tuple((c, _polars_text(schema[c])) for c in checked.binary)
         src.sample = src.scan_parquet().head(SAMPLE_RECORDS).collect().to_dicts()
     elif src.container == "csv":
+        _lone_carriage_returns(head, src.path)
         # (the reader every pass uses: the same columns; small pieces, as only the first records are read)
         lf = bounded_csv(src.path, src.compression, piece_bytes=PEEK_BYTES)
         src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD, BEYOND)]

@@ -165,9 +165,6 @@ def test_damaged_parquet_says_one_line_whatever_the_threads(path):
         assert code == 2 and len(out.splitlines()) == 1, out
 
 
-@pytest.mark.xfail(strict=True, reason="attack29: a CSV file whose lines end in a lone CR (classic Mac) is "
-                   "read as one header line: refused as an unknown format, or a malformed record blamed on "
-                   "a column name, where the csv module reads its records")
 @pytest.mark.parametrize("case", ["ragged", "malformed"])
 def test_lone_cr_line_ends_are_read_or_named(tmp_path, case):
     records = [f"r{i},{T},1000,100" for i in range(3)]
