@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from . import fingerprint, remote
+from . import descriptors, fingerprint, remote
 from .errors import SourceError
 from .held import Held, HeldParquet, difference, holder, holding_parquet, stamp
 
@@ -1998,6 +1998,20 @@ def _transcoded(path: str, display: str, codec: str) -> str:
     return tmp
 
 
+def _held_open(path: str):
+    """`path` opened to be read by Polars by its descriptor's name (see CheckedParquet): a number no
+    file opened later takes, should something in the process close it by mistake (see descriptors)."""
+    fd = descriptors.out_of_reach(os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
+    try:
+        return open(fd, "rb")  # noqa: SIM115 - kept open for Polars (see CheckedParquet)
+    except OSError as e:  # (a directory: IsADirectoryError, named as open(path) named it)
+        os.close(fd)
+        raise type(e)(e.errno, e.strerror, path) from None
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _one_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
@@ -2041,7 +2055,7 @@ def check_parquet(path: str) -> CheckedParquet:
     import pyarrow as pa  # (imported here: most runs read no Parquet)
     import pyarrow.parquet as pq
 
-    file = open(path, "rb")  # noqa: SIM115 - kept open for Polars (see CheckedParquet)
+    file = _held_open(path)
     try:
         before = stamp(file.fileno())
         head = file.read(4)  # (a file named .parquet, or an invoice, that is compressed whole)

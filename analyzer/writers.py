@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import polars as pl
 
-from . import remote, safe_text
+from . import descriptors, remote, safe_text
 from . import view as view_mod
 from .errors import OptionError, OutputError
 from .schema import DISPLAY_PLACES, MONEY, ROUNDING
@@ -158,6 +158,9 @@ def _unnamed_file(directory: str, mode: int) -> int | None:
         fd = os.open(directory, flag | os.O_RDWR, mode)
     except OSError:  # (EOPNOTSUPP, EISDIR: a file system or kernel without unnamed files)
         return None
+    # (written by its number's name: moved where no file opened later takes that number, should
+    # something in the process close it by mistake; see descriptors)
+    fd = descriptors.out_of_reach(fd)
     if not os.path.exists(_fd_path(fd)):  # (no /proc mounted: it cannot be written by name)
         os.close(fd)
         return None
@@ -224,12 +227,17 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             raise OutputError(f"cannot write {path}: no such directory {directory}")
         fd = _unnamed_file(directory, 0o666 if mode is None else mode)
         tmp = _create_temp(directory, mode) if fd is None else _fd_path(fd)
+        made = None if fd is None else os.fstat(fd)
         wanted = stat.S_IMODE(os.stat(tmp).st_mode)
         if mode is None and os.path.isfile(path) and not os.path.islink(path):
             # A file the user chmod-ed (a private 0600 report) keeps its permissions when replaced.
             wanted = stat.S_IMODE(os.stat(path).st_mode)
         try:
             write(tmp)
+            if made is not None and not os.path.samestat(made, os.fstat(fd)):
+                raise OutputError(f"cannot write {path}: its temporary file's descriptor was closed by another "
+                                  "part of the process and given to another file while it was written; "
+                                  "nothing was put in place")
             if stat.S_IMODE(os.stat(tmp).st_mode) != wanted:  # a writer that re-created the file
                 os.chmod(tmp, wanted)
             if fd is None:
