@@ -482,6 +482,24 @@ def _count_displaced(records: dict[str, dict], entry: dict) -> None:
                     records[key] = {**r, "accounting": a}
 
 
+def _dated_once(path: str, record: dict, seen: os.stat_result, warn: Callable[[str], None]) -> None:
+    """Say so when an unchanged file of a format whose records may carry no time (dated by
+    --batch-time, else by the file's modification time) has had its modification time moved: its
+    stored rows keep the date of its first ingest. The store keys a file by its bytes, and a file
+    touched, copied or downloaded again holds the same requests: moving their spend into another
+    month would change a month already reported. A report of the file itself dates such records by
+    its modification time now: the two then differ, and this line says why (docs/store.md)."""
+    from . import dialects
+
+    mapping = getattr(dialects.DIALECTS.get(record.get("dialect") or ""), "mapping", None)
+    then = record.get("mtime")
+    now = dt.datetime.fromtimestamp(seen.st_mtime, dt.UTC).isoformat()
+    if mapping is None or not mapping.file_time or then is None or then == now:
+        return
+    warn(f"{shown(path)}: unchanged (the same bytes), its modification time moved from {then} to {now}: "
+         "its records that carry no time keep the date of its first ingest")
+
+
 def _repeats_records(dialect: str | None) -> bool:
     """Whether a format repeats records, for a record written before the files table said so (a
     format that decides it per file: no)."""
@@ -984,6 +1002,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             if before is not None and before["sha256"] == digest:
                 results.append(FileResult(path, "unchanged"))
                 pending.discard(key)
+                _dated_once(path, before, seen, warn)
                 continue
             twin = next((p for p, r in records.items() if r["sha256"] == digest), None)
             if twin is not None and twin != key and twin in pending and n not in deferred:

@@ -196,25 +196,43 @@ def test_hostile_ids_of_copies_brought_back_are_named_exactly(tmp_path):
 # --- A format dated by its file's modification time -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="store: a file dated by its modification time (no --batch-time) keeps the "
-                                       "time of its first ingest; touched, it is 'unchanged' while a report of the "
-                                       "file dates it anew (2026-11 vs 2026-12): a policy for the lead (document it, "
-                                       "or make the file's time part of what 'unchanged' compares)")
-def test_a_touched_batch_results_file_reports_in_the_month_a_report_of_it_says(tmp_path):
+def test_a_touched_batch_results_file_keeps_the_month_of_its_first_ingest_and_says_so(tmp_path):
     """Message Batches results carry no time: dated by `--batch-time`, else the file's modification
-    time. Ingested at 2026-11-30T23:00Z, then touched to 2026-12-01T01:00Z and ingested again
-    ("unchanged": same bytes): `report --store --by month` says 2026-11, `report` of the file
-    2026-12 (same 2 requests, $0.0038469)."""
+    time. Ingested at 2026-11-30T23:00Z, then touched to 2026-12-01T01:00Z and ingested again: the
+    same bytes, "unchanged", and its 2 requests ($0.0038469) stay in 2026-11 (a touched or copied
+    file does not move spend into another month), where a report of the file itself now says
+    2026-12. Was (attack28): the same, without a word; the ingest now says why the two differ."""
     import os
 
     log = tmp_path / "results.jsonl"
     log.write_bytes((FIXTURES / "anthropic-batch" / "results.jsonl").read_bytes())
     os.utime(log, (1796079600, 1796079600))  # 2026-11-30T23:00:00Z
     st = tmp_path / "st"
-    store.ingest([str(log)], str(st))
+    said: list[str] = []
+    store.ingest([str(log)], str(st), warn=said.append)
+    assert said == []
     os.utime(log, (1796086800, 1796086800))  # 2026-12-01T01:00:00Z
-    assert store.ingest([str(log)], str(st)).files[0].status == "unchanged"
+    assert store.ingest([str(log)], str(st), warn=said.append).files[0].status == "unchanged"
+    assert said == [f"{log}: unchanged (the same bytes), its modification time moved from 2026-11-30T23:00:00+00:00 "
+                    "to 2026-12-01T01:00:00+00:00: its records that carry no time keep the date of its first ingest"]
     logs = pipeline.analyze([str(log)], ["month"], pipeline.Options(quarantine=str(tmp_path / "q.jsonl")))
     stored = store.report(str(st), ["month"])
     assert logs.rows["month"].to_list() == ["2026-12"]
-    assert stored.rows["month"].to_list() == logs.rows["month"].to_list()
+    assert stored.rows["month"].to_list() == ["2026-11"]
+    assert stored.totals["cost"] == logs.totals["cost"] == Decimal("0.0038469")
+    said.clear()
+    assert store.ingest([str(log)], str(st), warn=said.append).files[0].status == "unchanged"
+    assert len(said) == 1  # (said on every ingest that finds it moved: the store keeps the first time)
+
+
+def test_a_touched_file_whose_records_carry_their_time_is_unchanged_without_a_word(tmp_path):
+    import os
+
+    log = tmp_path / "october.csv"
+    log.write_bytes((FIXTURES.parents[0] / "sample" / "october.csv").read_bytes())
+    st = tmp_path / "st"
+    said: list[str] = []
+    store.ingest([str(log)], str(st), warn=said.append, opts=pipeline.Options(quarantine=str(tmp_path / "q.jsonl")))
+    os.utime(log, (1796086800, 1796086800))
+    assert store.ingest([str(log)], str(st), warn=said.append).files[0].status == "unchanged"
+    assert not [m for m in said if "modification time" in m], said
