@@ -49,7 +49,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from . import aggregate, dedupe, pipeline, pricebook, tagging, writers
+from . import aggregate, dedupe, dialects, pipeline, pricebook, tagging, writers
 from .dialects._json_text import regex_literal
 from .errors import AnalyzerError, OptionError, SourceError
 from .held import difference, holding_parquet
@@ -489,8 +489,6 @@ def _dated_once(path: str, record: dict, seen: os.stat_result, warn: Callable[[s
     touched, copied or downloaded again holds the same requests: moving their spend into another
     month would change a month already reported. A report of the file itself dates such records by
     its modification time now: the two then differ, and this line says why (docs/store.md)."""
-    from . import dialects
-
     mapping = getattr(dialects.DIALECTS.get(record.get("dialect") or ""), "mapping", None)
     then = record.get("mtime")
     now = dt.datetime.fromtimestamp(seen.st_mtime, dt.UTC).isoformat()
@@ -503,8 +501,6 @@ def _dated_once(path: str, record: dict, seen: os.stat_result, warn: Callable[[s
 def _repeats_records(dialect: str | None) -> bool:
     """Whether a format repeats records, for a record written before the files table said so (a
     format that decides it per file: no)."""
-    from . import dialects
-
     found = dialects.DIALECTS.get(dialect or "")
     return found is not None and found.repeats is True
 
@@ -912,8 +908,9 @@ def _stored_hashes() -> list[pl.Expr]:
 
 
 # The formats that read a record as several rows (a report's `_rec`: a Messages response's steps,
-# a Claude Code run's other models), whose later rows, and only those, say `requests` 0.
-SEVERAL_ROWS = ("anthropic-messages", "anthropic-batch", "claude-code-stream")
+# a Claude Code run's other models), whose later rows, and only those, say `requests` 0: each says
+# so itself (Dialect.several_rows), next to the code that reads it.
+SEVERAL_ROWS = tuple(sorted(name for name, d in dialects.DIALECTS.items() if d.several_rows))
 
 
 def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
@@ -930,7 +927,6 @@ def _is_record(rows: pl.DataFrame | None) -> pl.Series | pl.Expr:
 def _dialect(path: str, opts: pipeline.Options) -> tuple[str, bool]:
     """The file's format, and whether it repeats records (its copies of a request are repeats, not
     duplicates, as in a report: pipeline.moved)."""
-    from . import dialects
     from .sources import open_source
 
     src = open_source(path)

@@ -1,7 +1,7 @@
 """Every format's fixture, ingested alone into a new store, reads back as a report of the same files
 says: the store's rule for a record's later rows (store.SEVERAL_ROWS: `requests` 0 marks a later
 row only in the formats that read a record as several rows) must agree with every dialect's, so a
-format added with several rows a record and left out of SEVERAL_ROWS fails here."""
+format added with several rows a record and not marked `several_rows` (Dialect) fails here."""
 
 from __future__ import annotations
 

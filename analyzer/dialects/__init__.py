@@ -57,6 +57,9 @@ class Dialect:
     # One request may be written on several records (Claude Code writes a line per content block):
     # such repeats are always merged on request_id, and counted apart from duplicates.
     repeats: bool | Callable[[SourceFile], bool] = False  # or decided per file
+    # A record may be read as several rows (a response's steps, a run's models: `_rec` 1 on its first
+    # row), whose later rows, and only those, say `requests` 0: the store tells records by it.
+    several_rows: bool = False
     # Files of this format can be read together in one scan (their normalize depends on no file's
     # first records): set for formats that come as trees of many small files.
     batch_files: bool = False

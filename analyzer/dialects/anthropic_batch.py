@@ -13,4 +13,4 @@ ROOTS = (("result", "message"),)
 DIALECT = mapped.dialect_from_mapping(
     Path(__file__).with_suffix(".toml"), prepare=lambda lf, src, ctx, get: with_steps(lf, get, ROOTS),
     finish=lambda lf, src, ctx: steps_finished(lf), line_local=lambda src: True,
-    reads=steps_read_as_text(ROOTS))
+    reads=steps_read_as_text(ROOTS), several_rows=True)

@@ -124,4 +124,4 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 
 
 DIALECT = mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish,
-                      repeats=_is_stream, line_local=lambda src: not _is_stream(src), reads={("type",): pl.String(), **steps_read_as_text(ROOTS)})
+                      several_rows=True, repeats=_is_stream, line_local=lambda src: not _is_stream(src), reads={("type",): pl.String(), **steps_read_as_text(ROOTS)})

@@ -184,5 +184,5 @@ def _finish(lf: pl.LazyFrame, src, ctx) -> pl.LazyFrame:
 DIALECT = dataclasses.replace(
     # `adds`: the finish hook states a result row's context window (the base tier), which no path reads
     mapped.dialect_from_mapping(Path(__file__).with_suffix(".toml"), prepare=_prepare, finish=_finish, reads=READS,
-                adds=("context_window",)),
+                adds=("context_window",), several_rows=True),
     matches=_is_stream)

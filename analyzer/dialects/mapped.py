@@ -321,7 +321,7 @@ class MappedDialect(Dialect):
 
 def dialect_from_mapping(path: str | Path, prepare: Hook | None = None, finish: Hook | None = None,
                          adds: tuple[str, ...] = (), repeats=None, reads: dict | None = None,
-                         line_local=None) -> MappedDialect:
+                         line_local=None, several_rows: bool = False) -> MappedDialect:
     """A dialect from a mapping file (shipped, or a user's `--map`); `prepare` and `finish` are the
     code a format needs beyond paths (see MAPPING.md), `reads` extra paths `prepare` reads with
     their types (a list of objects, say; read as JSON text on the robust path)."""
@@ -347,6 +347,7 @@ def dialect_from_mapping(path: str | Path, prepare: Hook | None = None, finish: 
         batch_files=m.batch_files, quick=m.quick_signature,
         # (a mapping's paths read each line alone; a hook's code may not: it says so)
         line_local=(prepare is None and finish is None) if line_local is None else line_local,
+        several_rows=several_rows,
     )
     return dialect
 
