@@ -345,11 +345,16 @@ BOM = "\ufeff"  # a byte order mark: no part of the line or name it stands befor
 # unquoted `1,200` in a count was priced as 1 input and 200 output tokens, its real output count
 # lost. Extra empty fields (an exporter's trailing comma) are read as before.
 BEYOND = "_beyond"
+# Such a record's fields past the header's, as read (the first BEYOND_FIELDS of them, joined by the
+# separator), else null: the quarantine file's `raw` holds them (see with_beyond), as it holds the
+# record's other fields. Without it, the field the reason named (the record's real output count,
+# say) was in no column of the quarantine file (attack29).
+BEYOND_RAW = "_beyond_raw"
 # Columns the readers add to a table's own (its record's number, its bytes' verdict, its fields past
 # the header's). A log's own column of such a name is left out of the reading (a name starting with
 # `_` is never read as a dimension, see canonical._is_dimension): a Parquet or CSV log with its own
 # `_row` failed with "cannot add row_index with name '_row'".
-RESERVED = ("_row", BAD, BEYOND)
+RESERVED = ("_row", BAD, BEYOND, BEYOND_RAW)
 # Fields past the header's the CSV readers read (see beyond_columns). Fields after them are not read:
 # a record whose first BEYOND_FIELDS extra fields are empty and a later one is not (`a,b,c,,,,,x`
 # under `a,b,c`) is still read by its first fields (tests/test_csv_ragged.py, strict xfail). Each
@@ -897,8 +902,8 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
     renamed = _unescaped_names(text_header, names, sep)
     integers = tuple({v: k for k, v in renamed.items()}.get(c, c) for c in integers)
     overrides = {c: pl.Int64 for c in integers if c in names}
-    schema = {**{c: overrides.get(c, pl.String) for c in names}, BEYOND: pl.String, BAD: pl.Boolean,
-              "_row": pl.get_index_type()}
+    schema = {**{c: overrides.get(c, pl.String) for c in names}, BEYOND: pl.String, BEYOND_RAW: pl.String,
+              BAD: pl.Boolean, "_row": pl.get_index_type()}
     strings = [c for c in names if c not in overrides]
     keep = None if rows is None else rows.cast(pl.get_index_type()).drop_nulls().unique().sort()
     extra = beyond_columns(names, BEYOND_FIELDS)
@@ -908,11 +913,14 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
                 separator=sep, has_header=True, missing_columns="insert", truncate_ragged_lines=True)
 
     def read_piece(body: bytes, columns: list[str] | None) -> pl.DataFrame:
-        """The piece's records (`columns` of them; None: all), with BEYOND where the extra columns
-        are read."""
+        """The piece's records (`columns` of them; None: all), with BEYOND (and BEYOND_RAW, if asked
+        for) where the extra columns are read."""
         frame = read_text(body, columns)
         here = [c for c in extra if c in frame.columns]
-        return frame.with_columns(beyond_reason(here, len(names), sep)).drop(here) if here else frame
+        if not here:
+            return frame
+        raw = [beyond_text(here, sep)] if columns is None or BEYOND_RAW in columns else []
+        return frame.with_columns(beyond_reason(here, len(names), sep), *raw).drop(here)
 
     def read_text(body: bytes, columns: list[str] | None) -> pl.DataFrame:
         try:
@@ -961,7 +969,7 @@ def bounded_csv(path: str, compression: str | None, integers: tuple[str, ...] = 
         # column takes as written) failed a read of its first columns alone, "CSV malformed": the
         # run failed or not by --by. Through the last column, a record is the whole read's.
         wanted = None if columns is None else [c for c in names if c in columns or c == names[-1]] + (
-            extra if BEYOND in columns else [])
+            extra if BEYOND in columns or BEYOND_RAW in columns else [])
         if keep is not None and keep.is_empty():
             return  # (the quarantine pass, for a file none of whose records it needs)
         row = 2
@@ -1706,6 +1714,27 @@ def beyond_reason(extra: list[str], n: int, sep: str) -> pl.Expr:
         or [pl.lit(None, pl.String)]).alias(BEYOND)
 
 
+def beyond_text(extra: list[str], sep: str) -> pl.Expr:
+    """BEYOND_RAW from the columns `extra` (see beyond_reason): the fields as a CSV record's tail
+    (joined by `sep`, one holding `sep`, a quote or a line end quoted; empty ones too, but those
+    after the last that is not), where one is not empty; else null."""
+
+    def field(c: str) -> pl.Expr:
+        quoted = pl.lit('"') + pl.col(c).str.replace_all('"', '""', literal=True) + pl.lit('"')
+        return pl.when(pl.col(c).str.contains(f'[{re.escape(sep)}"\r\n]')).then(quoted).otherwise(pl.col(c)).fill_null("")
+    some = pl.any_horizontal([pl.col(c).str.strip_chars() != "" for c in extra]) if extra else pl.lit(False)
+    joined = pl.concat_str([field(c) for c in extra] or [pl.lit("")], separator=sep)
+    return pl.when(some).then(joined.str.strip_chars_end(sep)).alias(BEYOND_RAW)
+
+
+def with_beyond(raw: pl.Expr) -> pl.Expr:
+    """`raw` (a record as a JSON object of its header's fields) with its fields past the header's
+    (BEYOND_RAW), where it has some: `"fields past the header":"350"`."""
+    past = pl.struct(pl.col(BEYOND_RAW).alias("fields past the header")).struct.json_encode()
+    return pl.when(pl.col(BEYOND_RAW).is_null()).then(raw).otherwise(
+        raw.str.strip_suffix("}") + pl.lit(",") + past.str.strip_prefix("{"))
+
+
 def _without_reserved(lf: pl.LazyFrame, names: list[str]) -> pl.LazyFrame:
     own = [c for c in names if c in RESERVED]
     return lf.drop(own) if own else lf
@@ -1722,7 +1751,7 @@ def _native_csv(path: str, integers: tuple[str, ...]) -> pl.LazyFrame:
         missing_columns="insert", truncate_ragged_lines=True, **opts)
     own = [c for c in names if c in RESERVED]  # (before ours are added)
     lf = lf.drop(own) if own else lf
-    lf = lf.with_columns(beyond_reason(extra, len(names), sep)).drop(extra)
+    lf = lf.with_columns(beyond_reason(extra, len(names), sep), beyond_text(extra, sep)).drop(extra)
     header = _csv_header(path, None, _RUN.get())
     names = [c for c in names if c not in own]
     lf = lf.with_row_index("_row", offset=2).with_columns(pl.lit(False).alias(BAD))  # line 1 is the header
@@ -2398,8 +2427,8 @@ def _peek(src: SourceFile, head: bytes) -> None:
         _lone_carriage_returns(head, src.path)
         # (the reader every pass uses: the same columns; small pieces, as only the first records are read)
         lf = bounded_csv(src.path, src.compression, piece_bytes=PEEK_BYTES)
-        src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD, BEYOND)]
-        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD, BEYOND).to_dicts()
+        src.columns = [c for c in lf.collect_schema().names() if c not in ("_row", BAD, BEYOND, BEYOND_RAW)]
+        src.sample = lf.head(SAMPLE_RECORDS).collect().drop("_row", BAD, BEYOND, BEYOND_RAW).to_dicts()
     elif src.container == "jsonl":
         keys: dict[str, None] = {}
         for rec in _first_records(src, head):

@@ -32,6 +32,7 @@ from ..sources import (
     first_key_match,
     json_to_lines,
     key_twice,
+    with_beyond,
 )
 from . import Dialect, _parse
 from ._json_text import first_keys_only, quoted_numbers
@@ -139,7 +140,7 @@ def to_canonical(src: SourceFile, robust: bool = False, ctx=None) -> pl.LazyFram
         # the run is retried robustly, where such a value quarantines its row (see pipeline).
         typed = () if robust else tuple(k for k, v in original.items() if v.lower() in integers)
         lf = src.scan_csv(typed).rename({k: v for k, v in original.items() if k != v})
-        raw = pl.struct([pl.col(c) for c in original.values()]).struct.json_encode()
+        raw = with_beyond(pl.struct([pl.col(c) for c in original.values()]).struct.json_encode())
         dtypes = {f: pl.Int64() if typed and f in integers else pl.String() for f in fields}
         # (a record of more fields than the header, one past its last not empty, is quarantined:
         # sources.BEYOND)

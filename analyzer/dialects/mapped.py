@@ -27,7 +27,7 @@ import polars as pl
 from .. import labels, schema
 from ..errors import DialectError
 from ..labels import UNREADABLE
-from ..sources import BAD, BEYOND, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first
+from ..sources import BAD, BEYOND, BEYOND_RAW, LINE, NOT_UTF8, SourceFile, json_to_lines, loads_first, with_beyond
 from . import Context, Dialect
 from ._json_text import ESCAPED_KEY as _ESCAPED_KEY
 from ._json_text import first_keys_only, quoted_numbers
@@ -621,8 +621,10 @@ def _scan_table(src: SourceFile, robust: bool, typed: dict) -> tuple[pl.LazyFram
     text. Returns the rows, how to read a path, and the record as text (for the quarantine file)."""
     lf = src.scan_parquet().with_row_index("_row", offset=1) if src.container == "parquet" else src.scan_csv()
     table = lf.collect_schema()
-    names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD, BEYOND)}
+    names = {c.lower().lstrip("\ufeff").strip(): c for c in table.names() if c not in ("_row", BAD, BEYOND, BEYOND_RAW)}
     raw = pl.struct([pl.col(c) for c in names.values()]).struct.json_encode()
+    if BEYOND_RAW in table:  # (CSV: a record's fields past the header's, with the others)
+        raw = with_beyond(raw)
     if src.container == "parquet":
         _nested_where_text(src, table, names, typed)
     # A column holding JSON text (LiteLLM's metadata) is decoded once, into just the paths read

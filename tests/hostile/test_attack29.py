@@ -205,9 +205,6 @@ def test_the_threaded_parquet_check_leaves_no_descriptor_open(tmp_path):
     assert sorted(os.listdir("/proc/self/fd")) == before
 
 
-@pytest.mark.xfail(strict=True, reason="attack29: a ragged record's quarantine `raw` holds only the header's "
-                   "fields: the field past them that the reason names (the record's real output count) is "
-                   "in no column of the quarantine file")
 @pytest.mark.parametrize("robust", [False, True])
 def test_a_ragged_records_raw_holds_its_fields_past_the_header(tmp_path, robust):
     records = [f"r1,{T},1000,100", f"r2,{T},1,200,350"]
