@@ -482,14 +482,17 @@ def _count_displaced(records: dict[str, dict], entry: dict) -> None:
                     records[key] = {**r, "accounting": a}
 
 
-def _dated_once(path: str, record: dict, seen: os.stat_result, warn: Callable[[str], None]) -> None:
+def _dated_once(path: str, record: dict, seen: os.stat_result, forced, warn: Callable[[str], None]) -> None:
     """Say so when an unchanged file of a format whose records may carry no time (dated by
     --batch-time, else by the file's modification time) has had its modification time moved: its
     stored rows keep the date of its first ingest. The store keys a file by its bytes, and a file
     touched, copied or downloaded again holds the same requests: moving their spend into another
     month would change a month already reported. A report of the file itself dates such records by
-    its modification time now: the two then differ, and this line says why (docs/store.md)."""
-    mapping = getattr(dialects.DIALECTS.get(record.get("dialect") or ""), "mapping", None)
+    its modification time now: the two then differ, and this line says why (docs/store.md).
+    `forced`: the run's --map or --dialect format (a user's mapping is in no registry), or None."""
+    name = record.get("dialect") or ""
+    known = forced if forced is not None and forced.name == name else dialects.DIALECTS.get(name)
+    mapping = getattr(known, "mapping", None)
     then = record.get("mtime")
     now = dt.datetime.fromtimestamp(seen.st_mtime, dt.UTC).isoformat()
     if mapping is None or not mapping.file_time or then is None or then == now:
@@ -947,6 +950,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
     if "-" in paths:
         raise OptionError("ingest reads files (their content hash makes re-runs safe), not stdin")
     pipeline.check_tz(opts.tz)
+    forced = pipeline._forced_dialect(opts)  # (--map, --dialect: what an unchanged file was read as)
     book = pricebook.load_price_book(opts.prices)
     root = _resolved(root)
     inside = os.path.realpath(root) + os.sep
@@ -998,7 +1002,7 @@ def ingest(paths, root: str, opts: pipeline.Options | None = None, wait: float =
             if before is not None and before["sha256"] == digest:
                 results.append(FileResult(path, "unchanged"))
                 pending.discard(key)
-                _dated_once(path, before, seen, warn)
+                _dated_once(path, before, seen, forced, warn)
                 continue
             twin = next((p for p, r in records.items() if r["sha256"] == digest), None)
             if twin is not None and twin != key and twin in pending and n not in deferred:

@@ -236,3 +236,26 @@ def test_a_touched_file_whose_records_carry_their_time_is_unchanged_without_a_wo
     os.utime(log, (1796086800, 1796086800))
     assert store.ingest([str(log)], str(st), warn=said.append).files[0].status == "unchanged"
     assert not [m for m in said if "modification time" in m], said
+
+
+def test_a_touched_file_of_a_users_own_format_without_times_says_so_too(tmp_path):
+    """A `--map` format whose records carry no time (`file_time`) is in no registry: the ingest
+    that reads it with the same --map knows it all the same."""
+    import os
+
+    mapping = tmp_path / "mine.toml"
+    mapping.write_text('name = "my-batch"\nsignature = ["uid", "tok_in"]\nfile_time = true\n\n[fields]\n'
+                       'model_raw = "m"\nrequest_id = "uid"\ninput_tokens = "tok_in"\noutput_tokens = "tok_out"\n')
+    log = tmp_path / "night.jsonl"
+    log.write_text('{"uid": "a1", "m": "claude-sonnet-4-5", "tok_in": 1000, "tok_out": 100}\n')
+    os.utime(log, (1796079600, 1796079600))  # 2026-11-30T23:00:00Z
+    st = tmp_path / "st"
+    opts = pipeline.Options(mapping=str(mapping), quarantine=str(tmp_path / "q.jsonl"))
+    said: list[str] = []
+    assert store.ingest([str(log)], str(st), opts=opts, warn=said.append).files[0].status.startswith("ingested")
+    os.utime(log, (1796086800, 1796086800))  # 2026-12-01T01:00:00Z
+    assert store.ingest([str(log)], str(st), opts=opts, warn=said.append).files[0].status == "unchanged"
+    assert [m for m in said if "modification time moved" in m] == [
+        f"{log}: unchanged (the same bytes), its modification time moved from 2026-11-30T23:00:00+00:00 to "
+        "2026-12-01T01:00:00+00:00: its records that carry no time keep the date of its first ingest"]
+    assert store.report(str(st), ["month"]).rows["month"].to_list() == ["2026-11"]
