@@ -7,6 +7,7 @@ are imported inside commands so that `llm-cost --help` starts instantly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -185,12 +186,12 @@ def handle_errors(f):
         except AnalyzerError as e:
             _fail(str(e), e.exit_code)
         except OSError as e:
-            _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+            _fail(_descriptors_named(e, f"{e.filename or ''}: {e.strerror or e}".lstrip(": ")))
         except Exception as e:  # noqa: BLE001 - Polars reports malformed files as its own errors
             import polars as pl
 
             if isinstance(e, pl.exceptions.PolarsError):
-                _fail(f"cannot read input: {_first_line(e)}")
+                _fail(_descriptors_named(e, f"cannot read input: {_first_line(e)}"))
             raise
         except BaseException as e:
             # A Polars panic (pyo3's PanicException, a BaseException) on a file no check foresaw: a
@@ -201,6 +202,18 @@ def handle_errors(f):
             raise
 
     return wrapper
+
+
+def _descriptors_named(e: BaseException, line: str) -> str:
+    """`line` naming the held Parquet file Polars read by its descriptor's name (held.named), and,
+    for the limit on open files, what to do: `ulimit -n 16` with a dozen Parquet inputs said only
+    `Too many open files (os error 24): /proc/self/fd/13`."""
+    from .held import named
+
+    line = named(line)
+    if getattr(e, "errno", None) == errno.EMFILE or "(os error 24)" in line:
+        line += "; raise the limit on open files (`ulimit -n`) and run again"
+    return line
 
 
 def _first_line(e: BaseException) -> str:
