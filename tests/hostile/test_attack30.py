@@ -98,10 +98,8 @@ def test_the_file_given_the_output_number_keeps_its_bytes(tmp_path):
     assert victim.read_text() == "ORIGINAL\n"
 
 
-@pytest.mark.xfail(strict=True, reason="attack30: a held Parquet input's number given to another file is closed "
-                   "when its scope ends: the other file's descriptor closed under its owner (the stray close "
-                   "passed on); Held could compare the number's file with its stamp before closing")
 def test_a_held_number_given_to_another_file_is_left_open_for_that_file(tmp_path):
+    """Was: the scope's end closed it, under the other file's owner (the stray close passed on)."""
     log = tmp_path / "a.parquet"
     ROWS.write_parquet(log)
     victim = tmp_path / "frame.py"
