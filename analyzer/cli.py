@@ -184,7 +184,7 @@ def handle_errors(f):
             with holding_parquet(compare=False):
                 return f(*args, **kwargs)
         except AnalyzerError as e:
-            _fail(str(e), e.exit_code)
+            _fail(_descriptors_named(e, str(e)), e.exit_code)
         except OSError as e:
             _fail(_descriptors_named(e, f"{e.filename or ''}: {e.strerror or e}".lstrip(": ")))
         except Exception as e:  # noqa: BLE001 - Polars reports malformed files as its own errors
@@ -198,7 +198,7 @@ def handle_errors(f):
             # Parquet file damaged in a way PyArrow decodes (see sources.check_parquet), a store's own
             # file damaged; one line, not a traceback. (Ctrl-C's panic: Group._main, as interrupted.)
             if type(e).__name__ == "PanicException" and "KeyboardInterrupt" not in str(e):
-                _fail(f"cannot read input: Polars failed ({_first_line(e)})")
+                _fail(_descriptors_named(e, f"cannot read input: Polars failed ({_first_line(e)})"))
             raise
 
     return wrapper
@@ -211,7 +211,8 @@ def _descriptors_named(e: BaseException, line: str) -> str:
     from .held import named
 
     line = named(line)
-    if getattr(e, "errno", None) == errno.EMFILE or "(os error 24)" in line:
+    emfile = getattr(e, "errno", None) == errno.EMFILE or "(os error 24)" in line or "code: 24," in line
+    if emfile and "ulimit -n" not in line:  # (a panic's `Os { code: 24, ... }`, from a runtime Polars starts)
         line += "; raise the limit on open files (`ulimit -n`) and run again"
     return line
 

@@ -229,3 +229,23 @@ def test_parquet_on_standard_input_prices_as_the_file(tmp_path):
         out[how] = pl.read_csv(tmp_path / f"{how}.csv", infer_schema=False).drop("source_file")
     assert out["stdin"].equals(out["file"])
 
+
+
+@pytest.mark.parametrize("limit", [
+    pytest.param(16, marks=pytest.mark.xfail(strict=True, reason=(
+        "attack30: under ulimit -n 16 delta-rs panics creating its IO runtime (Os { code: 24 }): the Rust "
+        "panic's message and backtrace reach stderr before the one line"))),
+    20])
+def test_an_ingest_past_the_limit_names_files_and_the_limit(tmp_path, limit):
+    """Was, ingesting 4 Parquet logs: under `ulimit -n 20`, `cannot write .../quarantine/...jsonl: Too
+    many open files (os error 24): /proc/self/fd/18`; under 16, `cannot read input: Polars failed
+    (Failed to create a tokio runtime for IO.: Os { code: 24, ...})`: neither said what to do."""
+    paths = _logs(tmp_path, 4)
+    env = {**os.environ, "POLARS_MAX_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "analyzer", "ingest", *paths, "--store", str(tmp_path / "store"), "-q"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT, env=env,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)))
+    assert "/proc/self/fd" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+    if r.returncode:
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+        assert "raise the limit on open files (`ulimit -n`)" in r.stderr, r.stderr
