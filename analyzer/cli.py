@@ -7,6 +7,7 @@ are imported inside commands so that `llm-cost --help` starts instantly.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -183,24 +184,37 @@ def handle_errors(f):
             with holding_parquet(compare=False):
                 return f(*args, **kwargs)
         except AnalyzerError as e:
-            _fail(str(e), e.exit_code)
+            _fail(_descriptors_named(e, str(e)), e.exit_code)
         except OSError as e:
-            _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
+            _fail(_descriptors_named(e, f"{e.filename or ''}: {e.strerror or e}".lstrip(": ")))
         except Exception as e:  # noqa: BLE001 - Polars reports malformed files as its own errors
             import polars as pl
 
             if isinstance(e, pl.exceptions.PolarsError):
-                _fail(f"cannot read input: {_first_line(e)}")
+                _fail(_descriptors_named(e, f"cannot read input: {_first_line(e)}"))
             raise
         except BaseException as e:
             # A Polars panic (pyo3's PanicException, a BaseException) on a file no check foresaw: a
             # Parquet file damaged in a way PyArrow decodes (see sources.check_parquet), a store's own
             # file damaged; one line, not a traceback. (Ctrl-C's panic: Group._main, as interrupted.)
             if type(e).__name__ == "PanicException" and "KeyboardInterrupt" not in str(e):
-                _fail(f"cannot read input: Polars failed ({_first_line(e)})")
+                _fail(_descriptors_named(e, f"cannot read input: Polars failed ({_first_line(e)})"))
             raise
 
     return wrapper
+
+
+def _descriptors_named(e: BaseException, line: str) -> str:
+    """`line` naming the held Parquet file Polars read by its descriptor's name (held.named), and,
+    for the limit on open files, what to do: `ulimit -n 16` with a dozen Parquet inputs said only
+    `Too many open files (os error 24): /proc/self/fd/13`."""
+    from .held import named
+
+    line = named(line)
+    emfile = getattr(e, "errno", None) == errno.EMFILE or "(os error 24)" in line or "code: 24," in line
+    if emfile and "ulimit -n" not in line:  # (a panic's `Os { code: 24, ... }`, from a runtime Polars starts)
+        line += "; raise the limit on open files (`ulimit -n`) and run again"
+    return line
 
 
 def _first_line(e: BaseException) -> str:

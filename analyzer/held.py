@@ -194,6 +194,8 @@ class HeldParquet:
             _HELD_OPEN[0] += 1
             self.read_by_name = True
         held.source = name or path
+        if name is not None:
+            _NAMED[name] = path
         self.files.append(held)
         return held
 
@@ -238,6 +240,23 @@ class HeldParquet:
 
 
 _HELD_OPEN = [0]  # descriptors held by every scope of the process (see HeldParquet.hold)
+
+# The file each descriptor name Polars was given last named (see named): kept past the scope's end,
+# as the error naming it is shown after the scope closed its files.
+_NAMED: dict[str, str] = {}
+
+
+def named(text: str) -> str:
+    """`text` (a Polars error: `Too many open files (os error 24): /proc/self/fd/13`) with the
+    descriptor names of held files replaced by the files' own: the name means nothing to the user."""
+    import re
+
+    from .sources import shown
+
+    def path(m: re.Match) -> str:
+        return shown(_NAMED[m.group(0)]) if m.group(0) in _NAMED else m.group(0)
+
+    return re.sub(r"(?:/proc/self/fd|/dev/fd)/\d+\b", path, text)
 
 
 def _close(files: list) -> None:

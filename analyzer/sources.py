@@ -2027,12 +2027,33 @@ def _transcoded(path: str, display: str, codec: str) -> str:
     return tmp
 
 
+class _HeldFile(io.BufferedReader):
+    """A held Parquet file (see _held_open), read as open(fd, "rb") reads, whose number is closed only
+    while it still names this file. Was: a number closed by mistake elsewhere and given to another
+    file (a traceback's source file, an import) was closed when the scope ended, under that file's
+    owner, and the next file opened took it again: the stray close passed on."""
+
+    def __init__(self, fd: int):
+        super().__init__(io.FileIO(fd, "rb", closefd=False))
+        self.fd, self.made = fd, os.fstat(fd)
+
+    def close(self) -> None:
+        if self.raw.closed:
+            return
+        try:
+            super().close()
+        finally:
+            with contextlib.suppress(OSError):  # (closed, and no file took the number: nothing to close)
+                if os.path.samestat(self.made, os.fstat(self.fd)):
+                    os.close(self.fd)
+
+
 def _held_open(path: str):
     """`path` opened to be read by Polars by its descriptor's name (see CheckedParquet): a number no
     file opened later takes, should something in the process close it by mistake (see descriptors)."""
     fd = descriptors.out_of_reach(os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)))
     try:
-        return open(fd, "rb")  # noqa: SIM115 - kept open for Polars (see CheckedParquet)
+        return _HeldFile(fd)
     except OSError as e:  # (a directory: IsADirectoryError, named as open(path) named it)
         os.close(fd)
         raise type(e)(e.errno, e.strerror, path) from None
