@@ -46,3 +46,21 @@ def out_of_reach(fd: int) -> int:
         return fd
     os.close(fd)
     return high
+
+
+def names(fd: int, made: os.stat_result) -> bool:
+    """Whether `fd` is still open on the file `made` (its fstat when opened) describes: not closed
+    by mistake elsewhere, nor its number given to another file since."""
+    try:
+        return os.path.samestat(made, os.fstat(fd))
+    except OSError:  # (closed, and no file took the number)
+        return False
+
+
+def close_own(fd: int, made: os.stat_result) -> None:
+    """Close `fd` if it still names the file `made` describes. A number given to another file is that
+    file's now: closing it would close the file of whatever part of the process opened it, and the
+    next file opened would take the number again (a stray close passed on to a traceback's source
+    file, or an import)."""
+    if names(fd, made):
+        os.close(fd)

@@ -2043,9 +2043,7 @@ class _HeldFile(io.BufferedReader):
         try:
             super().close()
         finally:
-            with contextlib.suppress(OSError):  # (closed, and no file took the number: nothing to close)
-                if os.path.samestat(self.made, os.fstat(self.fd)):
-                    os.close(self.fd)
+            descriptors.close_own(self.fd, self.made)
 
 
 def _held_open(path: str):

@@ -234,7 +234,7 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
             wanted = stat.S_IMODE(os.stat(path).st_mode)
         try:
             write(tmp)
-            if made is not None and not _names(fd, made):
+            if made is not None and not descriptors.names(fd, made):
                 raise OutputError(f"cannot write {path}: its temporary file's descriptor was closed by another "
                                   "part of the process and given to another file while it was written; "
                                   "nothing was put in place")
@@ -249,21 +249,10 @@ def atomic_write(path: str, write: Callable[[str], None], mode: int | None = Non
                 os.unlink(tmp)
             raise
         finally:
-            # (a number given to another file is that file's now: closing it would close the file of
-            # whatever part of the process opened it, and the next file opened would take the number
-            # again, the stray close passed on to a traceback's source file or an import)
-            if fd is not None and _names(fd, made):
-                os.close(fd)
+            if fd is not None:
+                descriptors.close_own(fd, made)
     except (OSError, pl.exceptions.PolarsError) as e:
         raise _write_error(path, tmp, e) from e
-
-
-def _names(fd: int, made: os.stat_result) -> bool:
-    """Whether `fd` is still open on the file `made` describes."""
-    try:
-        return os.path.samestat(made, os.fstat(fd))
-    except OSError:  # (closed, and no file took the number)
-        return False
 
 
 def _write_through(path: str, write: Callable[[str], None]) -> None:
