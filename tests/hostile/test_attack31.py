@@ -162,3 +162,20 @@ def test_another_batch_time_for_an_unchanged_file_is_said(tmp_path):
     _ingest(store, p, "--batch-time", "2026-01-05T00:00:00Z")
     out = _ingest(store, p, "--batch-time", "2026-03-05T00:00:00Z")
     assert "--batch-time" in out or "batch time" in out, out
+
+
+def test_ingests_quarantine_file_holds_the_fields_past_the_header_as_report_does(tmp_path):
+    """The store's quarantine file: the same `raw` as report's, the key among the extra fields masked."""
+    path = tmp_path / "log.csv"
+    _write(path, [HEADER + ["team"], ["r1", *T, "1", "2", "t"], ["r2", *T, "1", "2", "t", 'a,"b"', KEY],
+                  ["r3", *T, "1.5", "2", "t"]])
+    q = tmp_path / "q.jsonl"
+    r = CliRunner().invoke(main, ["report", str(path), "--format", "json", "--quarantine", str(q)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["ingest", str(path), "--store", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    (stored,) = (tmp_path / "s" / "_llm_cost" / "quarantine").iterdir()
+    want = {n: rec["raw"] for n, rec in _quarantined(q).items()}
+    assert {n: rec["raw"] for n, rec in _quarantined(stored).items()} == want
+    assert KEY not in stored.read_text()
+    assert _past(want[3], ",") == ['a,"b"', KEY[:13] + "\u2026" + KEY[-4:]]
