@@ -17,6 +17,11 @@ import json
 
 import polars as pl
 
+# A JSON string as the standard allows it (escapes `\"` `\\` `\/` `\b` `\f` `\n` `\r` `\t` `\uXXXX`, no
+# raw control character): only such text is given to json_decode, which fails the whole run on one
+# that is not (a torn line's `"a\l"`), where the line alone is quarantined.
+JSON_STRING = r'^"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"$'
+
 
 def regex_literal(text: str) -> str:
     """`text` as a pattern of Polars' (Rust's) regex matching just it: its meta characters escaped,
@@ -88,7 +93,8 @@ def first_keys_only(text: pl.Expr) -> pl.Expr:
     opens, closes = (el == "{") | (el == "["), (el == "}") | (el == "]")
     depth = opens.cast(pl.Int32).cum_sum() - closes.cast(pl.Int32).cum_sum()
     key = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:$')
-    escaped = pl.when(key.str.contains("\\", literal=True)).then(key).str.json_decode(pl.String)
+    # (decoded only where the key is valid JSON text: a torn line's `"a\\l":` failed the whole run)
+    escaped = pl.when(key.str.contains("\\", literal=True) & key.str.contains(JSON_STRING)).then(key).str.json_decode(pl.String)
     named = pl.coalesce(escaped, key.str.strip_prefix('"').str.strip_suffix('"'))
     # A key's object: the last bracket that brought the depth to the key's. Pieces ordered by depth, then
     # position, each depth's run begins with such a bracket (the first piece at a depth opens it): there a

@@ -35,7 +35,7 @@ from ..sources import (
     with_beyond,
 )
 from . import Dialect, _parse
-from ._json_text import first_keys_only, quoted_numbers
+from ._json_text import JSON_STRING, first_keys_only, quoted_numbers
 
 REQUIRED = ("timestamp", "model|model_raw", "input_tokens", "output_tokens")
 # Every column this dialect reads by name (besides dimensions). `cache_write_tokens` is a cache write
@@ -443,7 +443,8 @@ def _at(path: tuple[str, ...]) -> pl.Expr:
     el = pl.element()
     opens = (el == "{") | (el == "[")
     depth = opens.cast(pl.Int32).cum_sum() - ((el == "}") | (el == "]")).cast(pl.Int32).cum_sum()
-    named = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:').str.json_decode(pl.String)
+    quoted = el.str.extract(r'^("(?:[^"\\]|\\.)*")[ \t\r\n]*:')
+    named = pl.when(quoted.str.contains(JSON_STRING)).then(quoted).str.json_decode(pl.String)
     at = (depth == len(path)) & (named == path[-1])
     for level, key in enumerate(path[:-1], start=2):
         opened = pl.when(opens & (depth == level)).then(pl.int_range(pl.len())).forward_fill()
@@ -459,7 +460,7 @@ def first_value_at(tokens: pl.Expr, otherwise: pl.Expr, path: tuple[str, ...]) -
     where = tokens.list.eval(_at(path).arg_true().first()).list.first()
     key, after = tokens.list.get(where, null_on_oob=True), tokens.list.get(where + 1, null_on_oob=True)
     number = key.str.extract(rf"({_NUMBER})$")
-    string = pl.when(after.str.contains(r'^"(?:[^"\\]|\\.)*"$')).then(after).str.json_decode(pl.String)
+    string = pl.when(after.str.contains(JSON_STRING)).then(after).str.json_decode(pl.String)
     return (pl.when(key.is_null() | (number.is_null() & after.is_in(["{", "["]))).then(otherwise)
             .otherwise(pl.coalesce(number, string)))
 
