@@ -52,19 +52,26 @@ def _given_away(n: int, victim: Path) -> None:
     os.close(opened)
 
 
-def test_an_output_number_given_to_another_file_is_left_open_for_that_file(tmp_path):
-    """Was: atomic_write saw its number named another file and put nothing in place, then closed the
-    number all the same: the other file's descriptor (frame.py's, opened by linecache) was closed
-    under its owner, and the next file opened took the number again (the stray close passed on)."""
-    victim = tmp_path / "frame.py"
-    victim.write_text("ORIGINAL\n")
-    taken = []
+def _writing_after_giving_away(victim: Path, taken: list[int]):
+    """An atomic_write callback that first gives its output's number to `victim` (noted in `taken`),
+    then writes the rows by the output's name."""
 
     def write(tmp: str) -> None:
         n = int(tmp.rsplit("/", 1)[1])
         _given_away(n, victim)
         taken.append(n)
         ROWS.write_csv(tmp)
+    return write
+
+
+def test_an_output_number_given_to_another_file_is_left_open_for_that_file(tmp_path):
+    """Was: atomic_write saw its number named another file and put nothing in place, then closed the
+    number all the same: the other file's descriptor (frame.py's, opened by linecache) was closed
+    under its owner, and the next file opened took the number again (the stray close passed on)."""
+    victim = tmp_path / "frame.py"
+    victim.write_text("ORIGINAL\n")
+    taken: list[int] = []
+    write = _writing_after_giving_away(victim, taken)
 
     with pytest.raises(OutputError, match="descriptor was closed by another part of the process"):
         writers.atomic_write(str(tmp_path / "rows.csv"), write)
@@ -81,13 +88,8 @@ def test_an_output_number_given_to_another_file_is_left_open_for_that_file(tmp_p
 def test_the_file_given_the_output_number_keeps_its_bytes(tmp_path):
     victim = tmp_path / "frame.py"
     victim.write_text("ORIGINAL\n")
-    taken = []
-
-    def write(tmp: str) -> None:
-        n = int(tmp.rsplit("/", 1)[1])
-        _given_away(n, victim)
-        taken.append(n)
-        ROWS.write_csv(tmp)
+    taken: list[int] = []
+    write = _writing_after_giving_away(victim, taken)
 
     try:
         with contextlib.suppress(OutputError):
